@@ -1,0 +1,284 @@
+//! The one CPU matrix-product entry point. Every product in the library goes through [`gemm`].
+//!
+//! Two kernels sit behind it, picked at run time from measurements (benches/workloads.rs prints
+//! both): `matrixmultiply` (its AVX-512 kernel runs ~200 GFLOP/s a core on Zen 4/5, 1.6x the
+//! `gemm` crate there) and the `gemm` crate (faster on AVX2-only CPUs, and 5x faster for the
+//! one-row products of single-sample inference). Threads split the output into disjoint row or
+//! column blocks, each computed by a single-threaded kernel: no reduction across threads, so a
+//! result does not depend on the thread count, and no threaded GEMM ever runs inside a rayon task.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Which kernel computes the blocked (many-row) products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// Pick by CPU: matrixmultiply where AVX-512 is present, else the gemm crate.
+    Auto,
+    MatrixMultiply,
+    Gemm,
+}
+
+static KERNEL: AtomicU8 = AtomicU8::new(0);
+
+/// Overrides the kernel choice for the whole process (benchmarks compare both).
+pub fn set_kernel(k: Kernel) {
+    KERNEL.store(
+        match k {
+            Kernel::Auto => 0,
+            Kernel::MatrixMultiply => 1,
+            Kernel::Gemm => 2,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// The kernel in use for blocked products after resolving `Auto`.
+pub fn kernel() -> Kernel {
+    match KERNEL.load(Ordering::Relaxed) {
+        1 => Kernel::MatrixMultiply,
+        2 => Kernel::Gemm,
+        _ => {
+            if has_avx512() {
+                Kernel::MatrixMultiply
+            } else {
+                Kernel::Gemm
+            }
+        }
+    }
+}
+
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Row-major operand: `data[r * ld + c]` is element (r, c) of the stored matrix; `trans`
+/// means the product uses its transpose.
+#[derive(Clone, Copy)]
+pub struct Operand<'a> {
+    pub data: &'a [f32],
+    pub ld: usize,
+    pub trans: bool,
+}
+
+impl<'a> Operand<'a> {
+    pub fn n(data: &'a [f32], ld: usize) -> Self {
+        Operand { data, ld, trans: false }
+    }
+    pub fn t(data: &'a [f32], ld: usize) -> Self {
+        Operand { data, ld, trans: true }
+    }
+    /// (row stride, column stride) of op(X).
+    fn strides(&self) -> (isize, isize) {
+        if self.trans { (1, self.ld as isize) } else { (self.ld as isize, 1) }
+    }
+    /// Panics unless op(X) of shape rows x cols lies inside `data`.
+    fn check(&self, rows: usize, cols: usize, what: &str) {
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        let (sr, sc) = if self.trans { (cols, rows) } else { (rows, cols) };
+        assert!(self.ld >= sc, "gemm: {what} leading dimension {} < {sc}", self.ld);
+        let need = (sr - 1) * self.ld + sc;
+        assert!(self.data.len() >= need, "gemm: {what} has {} values, needs {need}", self.data.len());
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(T);
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// C (m x n, leading dimension ldc) = alpha * op(A) op(B) + beta * C, where op(A) is m x k.
+/// `threads` > 1 splits the work over the current rayon pool (call it inside the library's pool).
+/// beta = 0 never reads C, so C may hold garbage (even NaN).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: Operand,
+    b: Operand,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(ldc >= n, "gemm: ldc {ldc} < n {n}");
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm: C has {} values, needs {}", c.len(), (m - 1) * ldc + n);
+    if k == 0 {
+        for r in 0..m {
+            for v in &mut c[r * ldc..r * ldc + n] {
+                *v = if beta == 0.0 { 0.0 } else { *v * beta };
+            }
+        }
+        return;
+    }
+    a.check(m, k, "A");
+    b.check(k, n, "B");
+    let flops = 2.0 * m as f64 * n as f64 * k as f64;
+    let parts = if threads <= 1 || flops < 4.0e5 { 1 } else { threads };
+    let (ars, acs) = a.strides();
+    let (brs, bcs) = b.strides();
+    let ap = SendPtr(a.data.as_ptr());
+    let bp = SendPtr(b.data.as_ptr());
+    let cp = SendPtr(c.as_mut_ptr());
+    // SAFETY: the asserts above keep every index inside the three slices; blocks of C are disjoint.
+    let block = move |i0: usize, i1: usize, j0: usize, j1: usize| unsafe {
+        let (ap, bp, cp) = (ap, bp, cp);
+        kernel_block(
+            i1 - i0,
+            j1 - j0,
+            k,
+            alpha,
+            ap.0.offset(i0 as isize * ars),
+            ars,
+            acs,
+            bp.0.offset(j0 as isize * bcs),
+            brs,
+            bcs,
+            beta,
+            cp.0.add(i0 * ldc + j0),
+            ldc as isize,
+        )
+    };
+    if parts == 1 {
+        block(0, m, 0, n);
+        return;
+    }
+    // Split rows when there are enough of them, else columns.
+    let by_rows = m >= 16 * parts || m >= n;
+    let len = if by_rows { m } else { n };
+    let align = 16;
+    let chunk = len.div_ceil(parts).div_ceil(align) * align;
+    rayon::scope(|s| {
+        let mut start = 0;
+        while start < len {
+            let end = (start + chunk).min(len);
+            if end == len {
+                if by_rows { block(start, end, 0, n) } else { block(0, m, start, end) }
+            } else {
+                s.spawn(move |_| if by_rows { block(start, end, 0, n) } else { block(0, m, start, end) });
+            }
+            start = end;
+        }
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel_block(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    ars: isize,
+    acs: isize,
+    b: *const f32,
+    brs: isize,
+    bcs: isize,
+    beta: f32,
+    c: *mut f32,
+    ldc: isize,
+) {
+    // One-row (or one-column) products: the gemm crate's GEMV path is ~5x faster.
+    let use_gemm = m <= 4 || n <= 4 || kernel() == Kernel::Gemm;
+    unsafe {
+        if use_gemm {
+            // gemm: dst = alpha_dst * dst + beta_prod * lhs * rhs; read_dst = false ignores dst.
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c,
+                1,
+                ldc,
+                beta != 0.0,
+                a,
+                acs,
+                ars,
+                b,
+                bcs,
+                brs,
+                beta,
+                alpha,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        } else {
+            matrixmultiply::sgemm(m, k, n, alpha, a, ars, acs, b, brs, bcs, beta, c, ldc, 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: Operand, b: Operand) -> Vec<f32> {
+        let at = |i: usize, p: usize| if a.trans { a.data[p * a.ld + i] } else { a.data[i * a.ld + p] };
+        let bt = |p: usize, j: usize| if b.trans { b.data[j * b.ld + p] } else { b.data[p * b.ld + j] };
+        let mut c = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0f64;
+                for p in 0..k {
+                    s += at(i, p) as f64 * bt(p, j) as f64;
+                }
+                c[i * n + j] = s as f32;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn matches_naive_for_every_transpose_kernel_and_split() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let mut seed = 1u32;
+        let mut rnd = move || {
+            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for &(m, n, k) in &[(1, 7, 5), (37, 1, 9), (70, 45, 33), (9, 130, 64), (200, 150, 3)] {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    let a: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
+                    let b: Vec<f32> = (0..k * n).map(|_| rnd()).collect();
+                    let ao = if ta { Operand::t(&a, m) } else { Operand::n(&a, k) };
+                    let bo = if tb { Operand::t(&b, k) } else { Operand::n(&b, n) };
+                    let want = naive(m, n, k, ao, bo);
+                    for kern in [Kernel::MatrixMultiply, Kernel::Gemm] {
+                        set_kernel(kern);
+                        for threads in [1, 3] {
+                            let c0: Vec<f32> = (0..m * n).map(|_| rnd()).collect();
+                            let mut c = c0.clone();
+                            pool.install(|| gemm(m, n, k, 2.0, ao, bo, 0.5, &mut c, n, threads));
+                            for i in 0..m * n {
+                                let w = 2.0 * want[i] + 0.5 * c0[i];
+                                assert!((c[i] - w).abs() < 1e-4, "{m}x{n}x{k} ta={ta} tb={tb} {kern:?} t={threads}");
+                            }
+                            let mut c = vec![f32::NAN; m * n];
+                            pool.install(|| gemm(m, n, k, 1.0, ao, bo, 0.0, &mut c, n, threads));
+                            for i in 0..m * n {
+                                assert!((c[i] - want[i]).abs() < 1e-4, "beta=0 must ignore C");
+                            }
+                        }
+                    }
+                    set_kernel(Kernel::Auto);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Weight initialisation schemes.
+
+use crate::activation::Activation;
+use crate::error::{Result, invalid};
+use crate::rng::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// He for the ReLU family, Glorot otherwise.
+    Auto,
+    /// Glorot/Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)).
+    Glorot,
+    /// He/Kaiming normal: N(0, 2 / fan_in).
+    He,
+    /// U(-0.01, 0.01), as in early autoencoder papers.
+    SmallUniform,
+    /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases: PyTorch's nn.Linear default.
+    FanInUniform,
+}
+
+impl Init {
+    pub const ALL: [Init; 5] = [Init::Auto, Init::Glorot, Init::He, Init::SmallUniform, Init::FanInUniform];
+
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+    pub fn from_code(c: i32) -> Result<Init> {
+        usize::try_from(c)
+            .ok()
+            .and_then(|i| Init::ALL.get(i).copied())
+            .ok_or_else(|| invalid!("init code {c} is out of range 0..5"))
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Init::Auto => "auto",
+            Init::Glorot => "glorot_uniform",
+            Init::He => "he_normal",
+            Init::SmallUniform => "small_uniform",
+            Init::FanInUniform => "fan_in_uniform",
+        }
+    }
+
+    fn resolve(self, act: Activation) -> Init {
+        match self {
+            Init::Auto => match act {
+                Activation::Relu | Activation::LeakyRelu | Activation::Elu | Activation::Gelu => Init::He,
+                _ => Init::Glorot,
+            },
+            other => other,
+        }
+    }
+
+    /// Fills a fan_in x fan_out weight block and its bias.
+    pub fn fill(self, act: Activation, fan_in: usize, fan_out: usize, w: &mut [f32], b: Option<&mut [f32]>, rng: &mut Rng) {
+        let uniform = |a: f32, v: &mut [f32], rng: &mut Rng| v.iter_mut().for_each(|x| *x = a * (2.0 * rng.uniform() - 1.0));
+        match self.resolve(act) {
+            Init::Glorot => uniform((6.0 / (fan_in + fan_out) as f32).sqrt(), w, rng),
+            Init::He => {
+                let s = (2.0 / fan_in as f32).sqrt();
+                w.iter_mut().for_each(|x| *x = s * rng.normal());
+            }
+            Init::SmallUniform => uniform(0.01, w, rng),
+            Init::FanInUniform => {
+                let a = 1.0 / (fan_in as f32).sqrt();
+                uniform(a, w, rng);
+                if let Some(b) = b {
+                    uniform(a, b, rng);
+                    return;
+                }
+            }
+            Init::Auto => unreachable!(),
+        }
+        if let Some(b) = b {
+            b.fill(0.0);
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Fully connected layer y = f(x W + b), W stored n_in x n_out row-major; or, tied, y = f(x V^T + b)
+//! where V is another layer's weight matrix (n_out x n_in) shared with it.
+
+use crate::activation::Activation;
+use crate::gemm::{Operand, gemm};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense {
+    pub n_in: usize,
+    pub n_out: usize,
+    pub activation: Activation,
+    /// Offset of the weight matrix in the parameter buffer (another layer's when tied).
+    pub w: usize,
+    /// Offset of the bias (always the layer's own).
+    pub b: usize,
+    /// The weights are read transposed: they belong to a mirrored encoder layer.
+    pub tied: bool,
+    /// backward overwrites (false) or adds to (true) the weight gradient: tied weights get
+    /// contributions from two layers, the decoder's (run first) overwrites, the encoder's adds.
+    pub accumulate_dw: bool,
+}
+
+impl Dense {
+    /// Number of parameters this layer owns (a tied layer owns only its bias).
+    pub fn own_params(&self) -> usize {
+        if self.tied { self.n_out } else { self.n_in * self.n_out + self.n_out }
+    }
+
+    fn weights<'a>(&self, params: &'a [f32]) -> Operand<'a> {
+        let w = &params[self.w..self.w + self.n_in * self.n_out];
+        if self.tied { Operand::t(w, self.n_in) } else { Operand::n(w, self.n_out) }
+    }
+
+    /// z = x W (pre-activation, bias added in place when the derivative needs it), y = f(z + b).
+    /// x: rows x n_in; z, y: rows x n_out.
+    pub fn forward(&self, params: &[f32], x: &[f32], rows: usize, z: &mut [f32], y: &mut [f32], threads: usize) {
+        let (n_in, n_out) = (self.n_in, self.n_out);
+        gemm(rows, n_out, n_in, 1.0, Operand::n(x, n_in), self.weights(params), 0.0, z, n_out, threads);
+        let bias = &params[self.b..self.b + n_out];
+        crate::parallel::rows2(z, y, n_out, threads, |z, y| self.activation.forward_rows(z, bias, y));
+    }
+
+    /// Given dy = dL/dy (overwritten by dL/dz), writes or adds dW and db into `grads` and, when
+    /// `dx` is given, writes dL/dx = dz W^T.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        x: &[f32],
+        z: &[f32],
+        y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        rows: usize,
+        threads: usize,
+    ) {
+        let act = self.activation;
+        crate::parallel::rows3(dy, z, y, self.n_out, threads, |d, z, y| act.backward_in_place(z, y, d));
+        self.backward_from_dz(params, grads, x, dy, dx, rows, threads);
+    }
+
+    /// backward() once dL/dz is known (the loss computes it directly for the output layer).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_from_dz(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        x: &[f32],
+        dz: &[f32],
+        dx: Option<&mut [f32]>,
+        rows: usize,
+        threads: usize,
+    ) {
+        let (n_in, n_out) = (self.n_in, self.n_out);
+        let beta = if self.accumulate_dw { 1.0 } else { 0.0 };
+        {
+            let dw = &mut grads[self.w..self.w + n_in * n_out];
+            if self.tied {
+                // the shared matrix V is n_out x n_in here: dV += dz^T x
+                gemm(n_out, n_in, rows, 1.0, Operand::t(dz, n_out), Operand::n(x, n_in), beta, dw, n_in, threads);
+            } else {
+                gemm(n_in, n_out, rows, 1.0, Operand::t(x, n_in), Operand::n(dz, n_out), beta, dw, n_out, threads);
+            }
+        }
+        column_sums(dz, n_out, &mut grads[self.b..self.b + n_out]);
+        if let Some(dx) = dx {
+            let w = &params[self.w..self.w + n_in * n_out];
+            let wt = if self.tied { Operand::n(w, n_in) } else { Operand::t(w, n_out) };
+            gemm(rows, n_in, n_out, 1.0, Operand::n(dz, n_out), wt, 0.0, dx, n_in, threads);
+        }
+    }
+}
+
+/// out[j] = sum_i m[i, j] over the rows of a row-major matrix with `cols` columns.
+pub fn column_sums(m: &[f32], cols: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for row in m.chunks_exact(cols) {
+        for (o, v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+}

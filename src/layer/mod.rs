@@ -1,0 +1,5 @@
+//! Layers: plain descriptions (shapes, activation, offsets into the flat parameter buffer) with
+//! forward and backward functions side by side.
+
+pub mod dense;
+pub use dense::Dense;

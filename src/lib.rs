@@ -1,0 +1,32 @@
+//! latent: autoencoders as a library. Build, train, evaluate, save and serve them from Rust, or
+//! from C, C++ and any FFI through the C ABI in [`ffi`] (header `include/latent.h`).
+//!
+//! The Rust API: a [`NetworkSpec`] describes an autoencoder, [`Network`] holds its parameters
+//! and runs it, [`Trainer`] fits it to a [`Dataset`], [`model_file`] saves and loads it.
+
+pub mod activation;
+pub mod data;
+pub mod error;
+pub mod ffi;
+pub mod gemm;
+pub mod init;
+pub mod layer;
+pub mod loss;
+pub mod model_file;
+pub mod network;
+pub mod optim;
+mod parallel;
+pub mod pool;
+pub mod rng;
+pub mod tensor;
+pub mod train;
+
+pub use activation::Activation;
+
+pub use error::{Error, Result};
+pub use init::Init;
+pub use loss::Loss;
+pub use network::{LayerSpec, Network, NetworkSpec};
+pub use optim::{OptimizerConfig, OptimizerKind};
+pub use tensor::Matrix;
+pub use train::{EpochRecord, Progress, TrainConfig, Trainer};

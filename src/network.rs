@@ -1,0 +1,459 @@
+//! Network: an encoder (hidden layers + code layer) and a decoder (hidden layers + output layer)
+//! of dense layers over one flat parameter buffer.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use crate::activation::Activation;
+use crate::error::{Error, Result, invalid, shape, try_zeros};
+use crate::init::Init;
+use crate::layer::Dense;
+use crate::loss::Loss;
+use crate::rng::{Rng, stream};
+use crate::tensor::Matrix;
+
+/// Largest width of any layer, and most layers: generous, but they bound what a caller (or a
+/// model file) can make the library allocate.
+pub const MAX_UNITS: usize = 1 << 24;
+pub const MAX_LAYERS: usize = 256;
+pub const MAX_PARAMS: usize = 1 << 31;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerSpec {
+    pub units: usize,
+    pub activation: Activation,
+}
+
+impl LayerSpec {
+    pub fn new(units: usize, activation: Activation) -> LayerSpec {
+        LayerSpec { units, activation }
+    }
+}
+
+/// What an autoencoder is made of. `decoder = None` mirrors the encoder's hidden layers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkSpec {
+    pub input_dim: usize,
+    pub encoder: Vec<LayerSpec>,
+    pub code: LayerSpec,
+    pub decoder: Option<Vec<LayerSpec>>,
+    pub output_activation: Activation,
+    pub loss: Loss,
+    pub tied_weights: bool,
+    pub init: Init,
+    pub seed: u64,
+}
+
+impl NetworkSpec {
+    /// An undercomplete autoencoder input -> hidden... -> code -> mirrored hidden... -> input,
+    /// sigmoid output with binary cross-entropy.
+    pub fn new(input_dim: usize, hidden: &[usize], hidden_activation: Activation, code: usize) -> NetworkSpec {
+        NetworkSpec {
+            input_dim,
+            encoder: hidden.iter().map(|&u| LayerSpec::new(u, hidden_activation)).collect(),
+            code: LayerSpec::new(code, hidden_activation),
+            decoder: None,
+            output_activation: Activation::Sigmoid,
+            loss: Loss::BinaryCrossEntropy,
+            tied_weights: false,
+            init: Init::Auto,
+            seed: 0,
+        }
+    }
+
+    /// The decoder's hidden layers, mirrored from the encoder when not given.
+    pub fn decoder_layers(&self) -> Vec<LayerSpec> {
+        match &self.decoder {
+            Some(d) => d.clone(),
+            None => self.encoder.iter().rev().copied().collect(),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let dec = self.decoder_layers();
+        if self.encoder.len() + dec.len() + 2 > MAX_LAYERS {
+            return Err(invalid!("{} layers is more than {MAX_LAYERS}", self.encoder.len() + dec.len() + 2));
+        }
+        let widths = std::iter::once(("input", self.input_dim))
+            .chain(self.encoder.iter().map(|l| ("encoder layer", l.units)))
+            .chain(std::iter::once(("code layer", self.code.units)))
+            .chain(dec.iter().map(|l| ("decoder layer", l.units)));
+        for (what, u) in widths {
+            if u == 0 || u > MAX_UNITS {
+                return Err(invalid!("{what} width {u} must be in 1..={MAX_UNITS}"));
+            }
+        }
+        self.loss.check_output(self.output_activation)?;
+        if self.tied_weights {
+            let enc: Vec<usize> = self.encoder.iter().map(|l| l.units).collect();
+            let mut rev: Vec<usize> = dec.iter().map(|l| l.units).collect();
+            rev.reverse();
+            if enc != rev {
+                return Err(invalid!(
+                    "tied weights need the decoder to mirror the encoder: encoder {enc:?}, decoder (reversed) {rev:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Buffers of one training or inference pass, sized for a number of rows.
+#[derive(Default)]
+pub struct Workspace {
+    rows: usize,
+    z: Vec<Vec<f32>>,
+    y: Vec<Vec<f32>>,
+    d0: Vec<f32>,
+    d1: Vec<f32>,
+}
+
+impl Workspace {
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Output of layer i for the last forward pass.
+    pub fn output(&self, i: usize) -> &[f32] {
+        &self.y[i]
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Network {
+    spec: NetworkSpec,
+    layers: Vec<Dense>,
+    /// Layers 0..n_encoder are the encoder (its last is the code layer).
+    n_encoder: usize,
+    params: Vec<f32>,
+    threads: usize,
+}
+
+impl Network {
+    /// Builds and initialises a network from its spec (seeded, so the same spec gives the same
+    /// parameters).
+    pub fn new(spec: NetworkSpec) -> Result<Network> {
+        let mut net = Network::structure(spec)?;
+        let mut rng = Rng::new(net.spec.seed, stream::INIT);
+        for i in 0..net.layers.len() {
+            let l = net.layers[i].clone();
+            let (w, b) = net.params.split_at_mut(l.b);
+            let bias = &mut b[..l.n_out];
+            if l.tied {
+                bias.fill(0.0);
+            } else {
+                net.spec.init.fill(l.activation, l.n_in, l.n_out, &mut w[l.w..l.w + l.n_in * l.n_out], Some(bias), &mut rng);
+            }
+        }
+        Ok(net)
+    }
+
+    /// A network with the given parameters (as from [`Network::params`]).
+    pub fn from_params(spec: NetworkSpec, params: &[f32]) -> Result<Network> {
+        let mut net = Network::structure(spec)?;
+        net.set_params(params)?;
+        Ok(net)
+    }
+
+    fn structure(spec: NetworkSpec) -> Result<Network> {
+        spec.validate()?;
+        let dec = spec.decoder_layers();
+        let mut dims = vec![(spec.input_dim, Activation::Identity)];
+        dims.extend(spec.encoder.iter().map(|l| (l.units, l.activation)));
+        dims.push((spec.code.units, spec.code.activation));
+        dims.extend(dec.iter().map(|l| (l.units, l.activation)));
+        dims.push((spec.input_dim, spec.output_activation));
+        let n_encoder = spec.encoder.len() + 1;
+        let mut layers: Vec<Dense> = Vec::with_capacity(dims.len() - 1);
+        let mut offset = 0usize;
+        let overflow = || invalid!("the network has more than {MAX_PARAMS} parameters");
+        for i in 1..dims.len() {
+            let (n_in, n_out, act) = (dims[i - 1].0, dims[i].0, dims[i].1);
+            let idx = i - 1;
+            let tied_to = (spec.tied_weights && idx >= n_encoder).then(|| 2 * n_encoder - 1 - idx);
+            let w = match tied_to {
+                Some(t) => layers[t].w,
+                None => {
+                    let w = offset;
+                    offset = n_in.checked_mul(n_out).and_then(|m| m.checked_add(offset)).ok_or_else(overflow)?;
+                    w
+                }
+            };
+            let b = offset;
+            offset = offset.checked_add(n_out).filter(|&o| o <= MAX_PARAMS).ok_or_else(overflow)?;
+            layers.push(Dense { n_in, n_out, activation: act, w, b, tied: tied_to.is_some(), accumulate_dw: false });
+        }
+        // A tied pair's gradient is written by the decoder layer (backward reaches it first) and
+        // added to by the encoder layer.
+        if spec.tied_weights {
+            for l in layers.iter_mut().take(n_encoder) {
+                l.accumulate_dw = true;
+            }
+        }
+        Ok(Network { spec, layers, n_encoder, params: try_zeros(offset)?, threads: 0 })
+    }
+
+    pub fn spec(&self) -> &NetworkSpec {
+        &self.spec
+    }
+    pub fn layers(&self) -> &[Dense] {
+        &self.layers
+    }
+    pub fn input_dim(&self) -> usize {
+        self.spec.input_dim
+    }
+    pub fn code_dim(&self) -> usize {
+        self.spec.code.units
+    }
+    pub fn n_encoder_layers(&self) -> usize {
+        self.n_encoder
+    }
+    pub fn param_count(&self) -> usize {
+        self.params.len()
+    }
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+    pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
+        if p.len() != self.params.len() {
+            return Err(shape!("{} parameters given, the network has {}", p.len(), self.params.len()));
+        }
+        if let Some(i) = p.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!("parameter {i} is {}", p[i])));
+        }
+        self.params.copy_from_slice(p);
+        Ok(())
+    }
+    pub(crate) fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+    /// Threads used by inference calls (0 = all cores).
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+    pub fn set_threads(&mut self, t: usize) {
+        self.threads = t;
+    }
+
+    /// Ranges of the parameter buffer that hold weights (not biases): weight decay applies there.
+    pub fn weight_ranges(&self) -> Vec<Range<usize>> {
+        self.layers.iter().filter(|l| !l.tied).map(|l| l.w..l.w + l.n_in * l.n_out).collect()
+    }
+
+    pub fn workspace(&self, rows: usize) -> Result<Workspace> {
+        let mut ws = Workspace { rows, ..Default::default() };
+        let mut widest = self.spec.input_dim;
+        for l in &self.layers {
+            ws.z.push(try_zeros(crate::tensor::checked_len(rows, l.n_out)?)?);
+            ws.y.push(try_zeros(rows * l.n_out)?);
+            widest = widest.max(l.n_out);
+        }
+        ws.d0 = try_zeros(rows * widest)?;
+        ws.d1 = try_zeros(rows * widest)?;
+        Ok(ws)
+    }
+
+    /// Runs layers `range` on `x` (rows x layers[range.start].n_in) into the workspace.
+    pub fn forward_layers(&self, range: Range<usize>, x: &[f32], rows: usize, ws: &mut Workspace, threads: usize) {
+        debug_assert!(ws.rows >= rows);
+        for i in range.clone() {
+            let l = &self.layers[i];
+            let (before, after) = ws.y.split_at_mut(i);
+            let input: &[f32] = if i == range.start { x } else { &before[i - 1][..rows * l.n_in] };
+            l.forward(&self.params, input, rows, &mut ws.z[i][..rows * l.n_out], &mut after[0][..rows * l.n_out], threads);
+        }
+    }
+
+    /// Forward and backward over a batch whose target is its input. Writes the gradient of the
+    /// mean loss into `grads` (every entry is overwritten) and returns the summed element loss.
+    pub fn forward_backward(&self, x: &[f32], rows: usize, ws: &mut Workspace, grads: &mut [f32], threads: usize) -> f64 {
+        let n = self.layers.len();
+        self.forward_layers(0..n, x, rows, ws, threads);
+        let out = &self.layers[n - 1];
+        let cols = out.n_out;
+        let count = rows * cols;
+        let loss = self.spec.loss;
+        let act = out.activation;
+        let z = &ws.z[n - 1][..count];
+        let y = &ws.y[n - 1][..count];
+        let dz = &mut ws.d0[..count];
+        let total = crate::parallel::loss_rows(dz, z, y, &x[..count], cols, threads, |dz, z, y, t| {
+            loss.forward_backward(act, z, y, t, dz, count)
+        });
+        // Walk back: d0 holds dL/dz of layer i on entry (the output's), else dL/dy.
+        let mut cur = std::mem::take(&mut ws.d0);
+        let mut next = std::mem::take(&mut ws.d1);
+        for i in (0..n).rev() {
+            let l = &self.layers[i];
+            let input: &[f32] = if i == 0 { x } else { &ws.y[i - 1][..rows * l.n_in] };
+            let dy = &mut cur[..rows * l.n_out];
+            let dx = if i == 0 { None } else { Some(&mut next[..rows * l.n_in]) };
+            if i == n - 1 {
+                l.backward_from_dz(&self.params, grads, input, dy, dx, rows, threads);
+            } else {
+                l.backward(&self.params, grads, input, &ws.z[i][..rows * l.n_out], &ws.y[i][..rows * l.n_out], dy, dx, rows, threads);
+            }
+            std::mem::swap(&mut cur, &mut next);
+        }
+        ws.d0 = cur;
+        ws.d1 = next;
+        total
+    }
+
+    fn check_input(&self, x: &Matrix, width: usize, what: &str) -> Result<()> {
+        if x.cols() != width {
+            return Err(shape!("{what} has {} columns, the network expects {width}", x.cols()));
+        }
+        x.check_finite(what)
+    }
+
+    /// Runs layers `range` over x in blocks of rows, calling `sink(first_row, block_rows, ws)`.
+    fn run_blocks(&self, range: Range<usize>, x: &Matrix, sink: impl FnMut(usize, usize, &Workspace) + Send) -> Result<()> {
+        // Small inputs run on the calling thread: no pool hand-off on the latency path.
+        let threads = if x.rows() * x.cols() < 32 * 1024 { 1 } else { crate::pool::resolve_threads(self.threads) };
+        if threads > 1 {
+            crate::pool::pool(threads)?.install(|| self.run_blocks_in(range, x, threads, sink))
+        } else {
+            self.run_blocks_in(range, x, 1, sink)
+        }
+    }
+
+    /// run_blocks() on the current pool with `threads` workers.
+    fn run_blocks_in(
+        &self,
+        range: Range<usize>,
+        x: &Matrix,
+        threads: usize,
+        mut sink: impl FnMut(usize, usize, &Workspace),
+    ) -> Result<()> {
+        const BLOCK: usize = 1024;
+        let rows = x.rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let block = rows.min(BLOCK);
+        let mut ws = self.workspace_for(range.clone(), block)?;
+        let cols = x.cols();
+        let mut first = 0;
+        while first < rows {
+            let r = block.min(rows - first);
+            self.forward_layers(range.clone(), &x.as_slice()[first * cols..(first + r) * cols], r, &mut ws, threads);
+            sink(first, r, &ws);
+            first += r;
+        }
+        Ok(())
+    }
+
+    fn workspace_for(&self, range: Range<usize>, rows: usize) -> Result<Workspace> {
+        let mut ws = Workspace { rows, ..Default::default() };
+        for (i, l) in self.layers.iter().enumerate() {
+            let n = if range.contains(&i) { rows * l.n_out } else { 0 };
+            ws.z.push(try_zeros(n)?);
+            ws.y.push(try_zeros(n)?);
+        }
+        Ok(ws)
+    }
+
+    fn map_rows(&self, range: Range<usize>, x: &Matrix, in_width: usize, what: &str) -> Result<Matrix> {
+        self.check_input(x, in_width, what)?;
+        let last = range.end - 1;
+        let width = self.layers[last].n_out;
+        let mut out = Matrix::zeros(x.rows(), width)?;
+        self.run_blocks(range, x, |first, r, ws| {
+            out.as_mut_slice()[first * width..(first + r) * width].copy_from_slice(&ws.y[last][..r * width]);
+        })?;
+        Ok(out)
+    }
+
+    /// Codes of the rows of x (rows x code_dim).
+    pub fn encode(&self, x: &Matrix) -> Result<Matrix> {
+        self.map_rows(0..self.n_encoder, x, self.input_dim(), "input")
+    }
+
+    /// Reconstructions from codes (rows x input_dim).
+    pub fn decode(&self, codes: &Matrix) -> Result<Matrix> {
+        self.map_rows(self.n_encoder..self.layers.len(), codes, self.code_dim(), "codes")
+    }
+
+    /// Reconstructions of the rows of x.
+    pub fn reconstruct(&self, x: &Matrix) -> Result<Matrix> {
+        self.map_rows(0..self.layers.len(), x, self.input_dim(), "input")
+    }
+
+    /// Per-row mean reconstruction loss: the anomaly score.
+    pub fn reconstruction_errors(&self, x: &Matrix) -> Result<Vec<f64>> {
+        self.check_input(x, self.input_dim(), "input")?;
+        let n = self.layers.len();
+        let cols = x.cols();
+        let loss = self.spec.loss;
+        let mut out = vec![0f64; x.rows()];
+        self.run_blocks(0..n, x, |first, r, ws| {
+            let t = &x.as_slice()[first * cols..(first + r) * cols];
+            loss.row_means(&ws.z[n - 1][..r * cols], &ws.y[n - 1][..r * cols], t, cols, &mut out[first..first + r]);
+        })?;
+        Ok(out)
+    }
+
+    /// Mean loss per element over the rows of x (the training objective without penalties).
+    pub fn loss(&self, x: &Matrix) -> Result<f64> {
+        let e = self.reconstruction_errors(x)?;
+        Ok(if e.is_empty() { 0.0 } else { e.iter().sum::<f64>() / e.len() as f64 })
+    }
+
+    /// loss() on the current pool with `threads` workers (used inside training).
+    pub(crate) fn loss_threads(&self, x: &Matrix, threads: usize) -> Result<f64> {
+        self.check_input(x, self.input_dim(), "input")?;
+        let n = self.layers.len();
+        let cols = x.cols();
+        let loss = self.spec.loss;
+        let mut sum = 0f64;
+        let mut scores = Vec::new();
+        self.run_blocks_in(0..n, x, threads, |first, r, ws| {
+            scores.resize(r, 0.0);
+            let t = &x.as_slice()[first * cols..(first + r) * cols];
+            loss.row_means(&ws.z[n - 1][..r * cols], &ws.y[n - 1][..r * cols], t, cols, &mut scores);
+            sum += scores.iter().sum::<f64>();
+        })?;
+        Ok(if x.rows() == 0 { 0.0 } else { sum / x.rows() as f64 })
+    }
+
+    /// A human-readable summary.
+    pub fn describe(&self) -> String {
+        let s = &self.spec;
+        let mut out = String::new();
+        let mut widths = vec![s.input_dim.to_string()];
+        for (i, l) in self.layers.iter().enumerate() {
+            widths.push(if i + 1 == self.n_encoder { format!("[{}]", l.n_out) } else { l.n_out.to_string() });
+        }
+        let _ = writeln!(out, "latent autoencoder {}", widths.join(" -> "));
+        for (i, l) in self.layers.iter().enumerate() {
+            let role = if i + 1 < self.n_encoder {
+                "encoder"
+            } else if i + 1 == self.n_encoder {
+                "code"
+            } else if i + 1 < self.layers.len() {
+                "decoder"
+            } else {
+                "output"
+            };
+            let tied = if l.tied { format!(" (weights tied to layer {})", 2 * self.n_encoder - 1 - i) } else { String::new() };
+            let _ = writeln!(
+                out,
+                "  {i:>2} {role:<8} dense {:>6} -> {:<6} {:<10} {:>10} params{tied}",
+                l.n_in,
+                l.n_out,
+                l.activation.name(),
+                l.own_params()
+            );
+        }
+        let from_logits = if s.loss == Loss::BinaryCrossEntropy { " (from logits)" } else { "" };
+        let _ = writeln!(
+            out,
+            "  loss {}{from_logits}, init {}, seed {}, {} parameters",
+            s.loss.name(),
+            s.init.name(),
+            s.seed,
+            self.params.len()
+        );
+        out
+    }
+}

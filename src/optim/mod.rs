@@ -1,0 +1,176 @@
+//! First-order optimizers over the flat parameter buffer, each one fused pass per step.
+
+pub mod adam;
+pub mod sgd;
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::error::{Result, invalid};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+    AdamW,
+}
+
+impl OptimizerKind {
+    pub fn from_code(c: i32) -> Result<OptimizerKind> {
+        match c {
+            0 => Ok(OptimizerKind::Sgd),
+            1 => Ok(OptimizerKind::Adam),
+            2 => Ok(OptimizerKind::AdamW),
+            _ => Err(invalid!("optimizer code {c} is out of range 0..3")),
+        }
+    }
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::AdamW => "adamw",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptimizerConfig {
+    pub kind: OptimizerKind,
+    /// SGD momentum (0 = plain SGD).
+    pub momentum: f32,
+    pub nesterov: bool,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub epsilon: f32,
+    /// L2 penalty 0.5 * wd * ||W||^2 on weights (not biases); decoupled for AdamW.
+    pub weight_decay: f32,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            momentum: 0.9,
+            nesterov: false,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl OptimizerConfig {
+    pub fn validate(&self) -> Result<()> {
+        let ok = |v: f32, lo: f32, hi: f32| v.is_finite() && v >= lo && v <= hi;
+        if !ok(self.momentum, 0.0, 1.0) {
+            return Err(invalid!("momentum {} must be in [0, 1]", self.momentum));
+        }
+        if !ok(self.beta1, 0.0, 0.999_999) || !ok(self.beta2, 0.0, 0.999_999_9) {
+            return Err(invalid!("Adam betas ({}, {}) must be in [0, 1)", self.beta1, self.beta2));
+        }
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return Err(invalid!("epsilon {} must be positive", self.epsilon));
+        }
+        if !ok(self.weight_decay, 0.0, f32::MAX) {
+            return Err(invalid!("weight decay {} must be finite and >= 0", self.weight_decay));
+        }
+        Ok(())
+    }
+}
+
+/// Optimizer state for one network.
+#[derive(Clone, Debug)]
+pub struct Optimizer {
+    pub config: OptimizerConfig,
+    step: u64,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    /// (range, weight decay) segments covering the whole buffer in order.
+    segments: Vec<(Range<usize>, f32)>,
+}
+
+impl Optimizer {
+    /// `weights`: the ranges that are weights (decayed); the rest are biases.
+    pub fn new(config: OptimizerConfig, n: usize, weights: &[Range<usize>]) -> Result<Optimizer> {
+        config.validate()?;
+        let mut w: Vec<Range<usize>> = weights.to_vec();
+        w.sort_by_key(|r| r.start);
+        let mut segments = Vec::new();
+        let mut at = 0;
+        for r in w {
+            if r.start > at {
+                segments.push((at..r.start, 0.0));
+            }
+            segments.push((r.clone(), config.weight_decay));
+            at = r.end;
+        }
+        if at < n {
+            segments.push((at..n, 0.0));
+        }
+        // Both state buffers always exist (SGD uses only m, its velocity; plain SGD is mu = 0),
+        // which keeps the update a single zip over equal chunks.
+        let m = crate::error::try_zeros(n)?;
+        let v = crate::error::try_zeros(n)?;
+        Ok(Optimizer { config, step: 0, m, v, segments })
+    }
+
+    pub fn len(&self) -> usize {
+        self.segments.last().map_or(0, |s| s.0.end)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// One update of `params` from `grads` with learning rate `lr`.
+    pub fn step(&mut self, params: &mut [f32], grads: &[f32], lr: f32, threads: usize) {
+        self.step += 1;
+        let c = self.config;
+        let t = self.step as i32;
+        let bc1 = 1.0 - (c.beta1 as f64).powi(t);
+        let bc2 = 1.0 - (c.beta2 as f64).powi(t);
+        for (range, wd) in self.segments.clone() {
+            let p = &mut params[range.clone()];
+            let g = &grads[range.clone()];
+            let m = &mut self.m[range.clone()];
+            let v = &mut self.v[range.clone()];
+            let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| match c.kind {
+                OptimizerKind::Sgd => sgd::update(p, g, m, lr, c.momentum, c.nesterov, wd),
+                OptimizerKind::Adam => adam::update(p, g, m, v, lr, c.beta1, c.beta2, c.epsilon, bc1, bc2, wd, false),
+                OptimizerKind::AdamW => adam::update(p, g, m, v, lr, c.beta1, c.beta2, c.epsilon, bc1, bc2, wd, true),
+            };
+            let chunk = crate::parallel::CHUNK;
+            if threads <= 1 || p.len() < 2 * chunk {
+                update(p, g, m, v);
+            } else {
+                p.par_chunks_mut(chunk)
+                    .zip(g.par_chunks(chunk))
+                    .zip(m.par_chunks_mut(chunk))
+                    .zip(v.par_chunks_mut(chunk))
+                    .for_each(|(((p, g), m), v)| update(p, g, m, v));
+            }
+        }
+    }
+}
+
+/// Scales `grads` so its L2 norm is at most `max_norm`; returns the norm before clipping.
+/// Partial sums over fixed chunks keep the result independent of the thread count.
+pub fn clip_grad_norm(grads: &mut [f32], max_norm: f32) -> f64 {
+    let partial: Vec<f64> = grads
+        .par_chunks(crate::parallel::CHUNK)
+        .map(|c| c.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>())
+        .collect();
+    let norm = partial.iter().sum::<f64>().sqrt();
+    if max_norm > 0.0 && norm > max_norm as f64 {
+        let s = (max_norm as f64 / norm) as f32;
+        grads.par_chunks_mut(crate::parallel::CHUNK).for_each(|c| c.iter_mut().for_each(|g| *g *= s));
+    }
+    norm
+}

@@ -1,0 +1,67 @@
+//! Row-parallel elementwise passes: split matrices into row blocks over the current pool when the
+//! work is large enough to pay for it. Each element is computed the same way whatever the split,
+//! so results do not depend on the thread count.
+
+use rayon::prelude::*;
+
+/// Minimum elements per task before splitting pays off.
+const GRAIN: usize = 16 * 1024;
+
+fn rows_per_task(len: usize, cols: usize, threads: usize) -> Option<usize> {
+    if threads <= 1 || len < 2 * GRAIN || cols == 0 {
+        return None;
+    }
+    let rows = len / cols;
+    Some(rows.div_ceil(threads).max(1))
+}
+
+pub fn rows2<F>(a: &mut [f32], b: &mut [f32], cols: usize, threads: usize, f: F)
+where
+    F: Fn(&mut [f32], &mut [f32]) + Sync,
+{
+    match rows_per_task(a.len(), cols, threads) {
+        None => f(a, b),
+        Some(r) => a
+            .par_chunks_mut(r * cols)
+            .zip(b.par_chunks_mut(r * cols))
+            .for_each(|(a, b)| f(a, b)),
+    }
+}
+
+pub fn rows3<F>(a: &mut [f32], b: &[f32], c: &[f32], cols: usize, threads: usize, f: F)
+where
+    F: Fn(&mut [f32], &[f32], &[f32]) + Sync,
+{
+    match rows_per_task(a.len(), cols, threads) {
+        None => f(a, b, c),
+        Some(r) => a
+            .par_chunks_mut(r * cols)
+            .zip(b.par_chunks(r * cols))
+            .zip(c.par_chunks(r * cols))
+            .for_each(|((a, b), c)| f(a, b, c)),
+    }
+}
+
+/// Applies `f` to aligned fixed-size chunks of several same-length buffers (optimizer updates).
+pub const CHUNK: usize = 32 * 1024;
+
+/// Row blocks of (out, a, b, c) mapped to partial f64 sums, added in block order.
+pub fn loss_rows<F>(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32], cols: usize, threads: usize, f: F) -> f64
+where
+    F: Fn(&mut [f32], &[f32], &[f32], &[f32]) -> f64 + Sync,
+{
+    match rows_per_task(out.len(), cols, threads) {
+        None => f(out, a, b, c),
+        Some(r) => {
+            let n = r * cols;
+            let parts: Vec<f64> = out
+                .par_chunks_mut(n)
+                .zip(a.par_chunks(n))
+                .zip(b.par_chunks(n))
+                .zip(c.par_chunks(n))
+                .map(|(((o, a), b), c)| f(o, a, b, c))
+                .collect();
+            parts.iter().sum()
+        }
+    }
+}

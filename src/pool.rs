@@ -1,0 +1,35 @@
+//! The library's own thread pools, one per thread count, created on first use. The host's
+//! global rayon pool is never touched.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::error::{Error, Result};
+
+static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+
+/// 0 means every core the process may use.
+pub fn resolve_threads(threads: usize) -> usize {
+    if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads }
+}
+
+/// The pool with `threads` workers (0 = all cores).
+pub fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    let n = resolve_threads(threads);
+    if n > 4096 {
+        return Err(Error::InvalidArgument(format!("{n} threads is more than 4096")));
+    }
+    let map = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = map.get(&n) {
+        return Ok(p.clone());
+    }
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("latent-{i}"))
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start {n} threads: {e}")))?;
+    let p = Arc::new(p);
+    map.insert(n, p.clone());
+    Ok(p)
+}

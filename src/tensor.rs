@@ -1,0 +1,85 @@
+//! `Matrix`: row-major f32 storage plus its shape. Rows are samples.
+
+use crate::error::{Error, Result, shape, try_zeros};
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+impl Matrix {
+    /// A zero matrix; fails (instead of aborting) when the allocation is impossible.
+    pub fn zeros(rows: usize, cols: usize) -> Result<Matrix> {
+        let n = checked_len(rows, cols)?;
+        Ok(Matrix { rows, cols, data: try_zeros(n)? })
+    }
+
+    pub fn from_vec(rows: usize, cols: usize, data: Vec<f32>) -> Result<Matrix> {
+        let n = checked_len(rows, cols)?;
+        if data.len() != n {
+            return Err(shape!("{} values for a {rows} x {cols} matrix", data.len()));
+        }
+        Ok(Matrix { rows, cols, data })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+    pub fn into_vec(self) -> Vec<f32> {
+        self.data
+    }
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+    pub fn row_mut(&mut self, i: usize) -> &mut [f32] {
+        &mut self.data[i * self.cols..(i + 1) * self.cols]
+    }
+    /// Rows `first..first + count` as a new matrix.
+    pub fn slice_rows(&self, first: usize, count: usize) -> Matrix {
+        let c = self.cols;
+        Matrix { rows: count, cols: c, data: self.data[first * c..(first + count) * c].to_vec() }
+    }
+    /// The rows named by `index`, in that order.
+    pub fn gather_rows(&self, index: &[usize]) -> Matrix {
+        let c = self.cols;
+        let mut data = Vec::with_capacity(index.len() * c);
+        for &i in index {
+            data.extend_from_slice(self.row(i));
+        }
+        Matrix { rows: index.len(), cols: c, data }
+    }
+
+    /// The first non-finite entry as (row, col), if any.
+    pub fn first_non_finite(&self) -> Option<(usize, usize)> {
+        let i = self.data.iter().position(|v| !v.is_finite())?;
+        Some((i / self.cols.max(1), i % self.cols.max(1)))
+    }
+
+    pub fn check_finite(&self, what: &str) -> Result<()> {
+        match self.first_non_finite() {
+            None => Ok(()),
+            Some((r, c)) => Err(Error::NonFinite(format!(
+                "{what}: row {r}, column {c} is {}",
+                self.data[r * self.cols + c]
+            ))),
+        }
+    }
+}
+
+/// rows * cols, failing on overflow.
+pub fn checked_len(rows: usize, cols: usize) -> Result<usize> {
+    rows.checked_mul(cols)
+        .filter(|&n| n <= isize::MAX as usize / 8)
+        .ok_or_else(|| Error::InvalidArgument(format!("{rows} x {cols} overflows")))
+}

@@ -1,0 +1,4 @@
+//! Training procedures.
+
+pub mod trainer;
+pub use trainer::{EpochRecord, Event, Progress, TrainConfig, Trainer};

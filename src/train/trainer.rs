@@ -1,0 +1,333 @@
+//! Minibatch training: per-epoch shuffling, validation, early stopping, progress callbacks.
+
+use std::time::Instant;
+
+use crate::error::{Error, Result, invalid, shape, try_zeros};
+use crate::network::Network;
+use crate::optim::{Optimizer, OptimizerConfig, clip_grad_norm};
+use crate::rng::{Rng, stream};
+use crate::tensor::Matrix;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f32,
+    pub optimizer: OptimizerConfig,
+    /// Clip the gradient's global L2 norm to this (0 = off).
+    pub grad_clip_norm: f32,
+    pub seed: u64,
+    /// Worker threads (0 = all cores).
+    pub threads: usize,
+    /// Fraction of the training rows held out for validation when no validation set is given.
+    pub validation_fraction: f64,
+    /// Stop after this many epochs without a better validation loss, keeping the best
+    /// parameters (0 = off).
+    pub early_stopping_patience: usize,
+    pub shuffle: bool,
+    /// Drop the last partial minibatch of each epoch.
+    pub drop_last: bool,
+    /// Call the progress callback every this many minibatches (0 = only at epoch ends).
+    pub progress_every: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 128,
+            learning_rate: 1e-3,
+            optimizer: OptimizerConfig::default(),
+            grad_clip_norm: 0.0,
+            seed: 0,
+            threads: 0,
+            validation_fraction: 0.0,
+            early_stopping_patience: 0,
+            shuffle: true,
+            drop_last: false,
+            progress_every: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 || self.epochs > 1_000_000 {
+            return Err(invalid!("epochs {} must be in 1..=1000000", self.epochs));
+        }
+        if self.batch_size == 0 || self.batch_size > 1 << 20 {
+            return Err(invalid!("batch size {} must be in 1..=1048576", self.batch_size));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(invalid!("learning rate {} must be positive and finite", self.learning_rate));
+        }
+        if !(self.grad_clip_norm.is_finite() && self.grad_clip_norm >= 0.0) {
+            return Err(invalid!("gradient clip norm {} must be >= 0", self.grad_clip_norm));
+        }
+        if !(0.0..1.0).contains(&self.validation_fraction) {
+            return Err(invalid!("validation fraction {} must be in [0, 1)", self.validation_fraction));
+        }
+        if self.threads > 4096 {
+            return Err(invalid!("{} threads is more than 4096", self.threads));
+        }
+        self.optimizer.validate()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Batch,
+    EpochEnd,
+}
+
+/// What the progress callback sees.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    pub event: Event,
+    /// 0-based epoch.
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Minibatches done in this epoch, and their number.
+    pub batch: usize,
+    pub batches: usize,
+    /// Mean training loss over this epoch's minibatches so far.
+    pub loss: f64,
+    /// Validation loss at epoch end (NaN otherwise or without validation).
+    pub valid_loss: f64,
+    pub samples_per_second: f64,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochRecord {
+    pub train_loss: f64,
+    /// NaN without validation data.
+    pub valid_loss: f64,
+    pub seconds: f64,
+    pub samples_per_second: f64,
+}
+
+pub struct Trainer {
+    config: TrainConfig,
+    history: Vec<EpochRecord>,
+    optimizer: Option<Optimizer>,
+}
+
+type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
+
+impl Trainer {
+    pub fn new(config: TrainConfig) -> Result<Trainer> {
+        config.validate()?;
+        Ok(Trainer { config, history: Vec::new(), optimizer: None })
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Per-epoch records of every fit() so far.
+    pub fn history(&self) -> &[EpochRecord] {
+        &self.history
+    }
+
+    /// Forgets the history and the optimizer state.
+    pub fn reset(&mut self) {
+        self.history.clear();
+        self.optimizer = None;
+    }
+
+    /// Trains `net` to reconstruct the rows of `data`. Validation uses `valid`, or else a
+    /// seeded `validation_fraction` of `data`. The callback returns false to cancel: the network
+    /// then keeps the parameters of the last completed step and `Error::Cancelled` comes back.
+    /// On divergence (a non-finite loss) the parameters go back to the start of that epoch.
+    pub fn fit(&mut self, net: &mut Network, data: &Matrix, valid: Option<&Matrix>, mut progress: Callback) -> Result<()> {
+        let c = self.config;
+        if data.cols() != net.input_dim() {
+            return Err(shape!("training data has {} columns, the network expects {}", data.cols(), net.input_dim()));
+        }
+        if let Some(v) = valid {
+            if v.cols() != net.input_dim() {
+                return Err(shape!("validation data has {} columns, the network expects {}", v.cols(), net.input_dim()));
+            }
+            v.check_finite("validation data")?;
+        }
+        data.check_finite("training data")?;
+        let split;
+        let (train, valid): (&Matrix, Option<&Matrix>) = if valid.is_none() && c.validation_fraction > 0.0 {
+            split = split_rows(data, c.validation_fraction, c.seed)?;
+            (&split.0, Some(&split.1))
+        } else {
+            (data, valid)
+        };
+        let rows = train.rows();
+        let batch = c.batch_size.min(rows.max(1));
+        let batches = if c.drop_last { rows / batch } else { rows.div_ceil(batch) };
+        if batches == 0 {
+            return Err(invalid!("{rows} training rows make no minibatch of {}", c.batch_size));
+        }
+        let weights = net.weight_ranges();
+        let keep = matches!(&self.optimizer, Some(o) if o.len() == net.param_count() && o.config == c.optimizer);
+        if !keep {
+            self.optimizer = Some(Optimizer::new(c.optimizer, net.param_count(), &weights)?);
+        }
+        let threads = crate::pool::resolve_threads(c.threads);
+        let mut opt = self.optimizer.take().expect("optimizer");
+        let result = self.epochs(net, train, valid, &mut opt, batch, batches, threads, &mut progress);
+        self.optimizer = Some(opt);
+        if matches!(result, Err(Error::Diverged(_))) {
+            self.optimizer = None;
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn epochs(
+        &mut self,
+        net: &mut Network,
+        train: &Matrix,
+        valid: Option<&Matrix>,
+        opt: &mut Optimizer,
+        batch: usize,
+        batches: usize,
+        threads: usize,
+        progress: &mut Callback,
+    ) -> Result<()> {
+        let c = self.config;
+        let pool = crate::pool::pool(threads)?;
+        let rows = train.rows();
+        let cols = train.cols();
+        let mut ws = net.workspace(batch)?;
+        let mut grads = try_zeros(net.param_count())?;
+        let mut xb = try_zeros(batch * cols)?;
+        let mut order: Vec<usize> = (0..rows).collect();
+        let mut rng = Rng::new(c.seed, stream::SHUFFLE);
+        let mut best: Option<(f64, Vec<f32>)> = None;
+        let mut since_best = 0;
+        for epoch in 0..c.epochs {
+            let start = Instant::now();
+            let epoch_start = net.params().to_vec();
+            if c.shuffle {
+                rng.shuffle(&mut order);
+            }
+            let mut loss_sum = 0f64;
+            let mut seen = 0usize;
+            for b in 0..batches {
+                let first = b * batch;
+                let r = batch.min(rows - first);
+                let x: &[f32] = if c.shuffle {
+                    for (k, &i) in order[first..first + r].iter().enumerate() {
+                        xb[k * cols..(k + 1) * cols].copy_from_slice(train.row(i));
+                    }
+                    &xb[..r * cols]
+                } else {
+                    &train.as_slice()[first * cols..(first + r) * cols]
+                };
+                // The loop stays on the caller's thread (callbacks run there); the work goes to the pool.
+                let loss = pool.install(|| {
+                    let loss = net.forward_backward(x, r, &mut ws, &mut grads, threads) / (r * cols) as f64;
+                    if loss.is_finite() {
+                        if c.grad_clip_norm > 0.0 {
+                            clip_grad_norm(&mut grads, c.grad_clip_norm);
+                        }
+                        opt.step(net.params_mut(), &grads, c.learning_rate, threads);
+                    }
+                    loss
+                });
+                if !loss.is_finite() {
+                    net.params_mut().copy_from_slice(&epoch_start);
+                    return Err(Error::Diverged(format!(
+                        "loss became {loss} at epoch {epoch}, minibatch {b}; parameters restored to the start of the epoch (lower the learning rate or clip gradients)"
+                    )));
+                }
+                loss_sum += loss * r as f64;
+                seen += r;
+                if c.progress_every > 0 && (b + 1) % c.progress_every == 0 {
+                    if let Some(cb) = progress.as_mut() {
+                        let secs = start.elapsed().as_secs_f64();
+                        let p = Progress {
+                            event: super::Event::Batch,
+                            epoch,
+                            epochs: c.epochs,
+                            batch: b + 1,
+                            batches,
+                            loss: loss_sum / seen as f64,
+                            valid_loss: f64::NAN,
+                            samples_per_second: seen as f64 / secs.max(1e-9),
+                            seconds: secs,
+                        };
+                        if !cb(&p) {
+                            return Err(Error::Cancelled);
+                        }
+                    }
+                }
+            }
+            let train_secs = start.elapsed().as_secs_f64();
+            let valid_loss = match valid {
+                Some(v) if v.rows() > 0 => pool.install(|| net.loss_threads(v, threads))?,
+                _ => f64::NAN,
+            };
+            let rec = EpochRecord {
+                train_loss: loss_sum / seen as f64,
+                valid_loss,
+                seconds: start.elapsed().as_secs_f64(),
+                samples_per_second: seen as f64 / train_secs.max(1e-9),
+            };
+            self.history.push(rec);
+            let mut stop = false;
+            if c.early_stopping_patience > 0 && valid_loss.is_finite() {
+                if best.as_ref().is_none_or(|(b, _)| valid_loss < *b) {
+                    best = Some((valid_loss, net.params().to_vec()));
+                    since_best = 0;
+                } else {
+                    since_best += 1;
+                    stop = since_best >= c.early_stopping_patience;
+                }
+            }
+            if let Some(cb) = progress.as_mut() {
+                let p = Progress {
+                    event: super::Event::EpochEnd,
+                    epoch,
+                    epochs: c.epochs,
+                    batch: batches,
+                    batches,
+                    loss: rec.train_loss,
+                    valid_loss,
+                    samples_per_second: rec.samples_per_second,
+                    seconds: rec.seconds,
+                };
+                if !cb(&p) {
+                    return Err(Error::Cancelled);
+                }
+            }
+            if stop {
+                break;
+            }
+        }
+        if let Some((_, p)) = best {
+            net.params_mut().copy_from_slice(&p);
+        }
+        Ok(())
+    }
+}
+
+/// Deterministic split: a seeded permutation puts round(fraction * rows) rows in the second part.
+/// Both parts keep the original row order.
+pub fn split_rows(data: &Matrix, fraction: f64, seed: u64) -> Result<(Matrix, Matrix)> {
+    let (train, valid) = split_index(data.rows(), fraction, seed)?;
+    Ok((data.gather_rows(&train), data.gather_rows(&valid)))
+}
+
+/// Row indices of the two parts of a seeded split.
+pub fn split_index(rows: usize, fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    if !(0.0..=1.0).contains(&fraction) {
+        return Err(invalid!("split fraction {fraction} must be in [0, 1]"));
+    }
+    let mut order: Vec<usize> = (0..rows).collect();
+    Rng::new(seed, stream::SPLIT).shuffle(&mut order);
+    let n_second = ((rows as f64) * fraction).round() as usize;
+    let mut second = order[..n_second].to_vec();
+    let mut first = order[n_second..].to_vec();
+    first.sort_unstable();
+    second.sort_unstable();
+    Ok((first, second))
+}
