@@ -1,1 +1,180 @@
+//! The C ABI: a thin skin over the Rust API. Every exported function runs inside [`guard`],
+//! which turns errors and panics into a `latent_status` and keeps the message for
+//! `latent_last_error_message()`. Nothing else in the crate depends on this module.
+//!
+//! Conventions (README "API conventions"): names `latent_<object>_<verb>`; constants
+//! `LATENT_<GROUP>_<NAME>`; fallible calls return `latent_status`; results go through trailing
+//! out-parameters (handles set to NULL on failure); `_free(NULL)` is a no-op.
 
+#![allow(clippy::missing_safety_doc, non_camel_case_types)]
+
+pub mod consts;
+pub mod types;
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, c_char};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::error::{Error, Result};
+
+pub use consts::*;
+pub use types::*;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// Runs `f`, mapping `Err` and panics to a status; clears the last error on success.
+pub(crate) fn guard<F: FnOnce() -> Result<()>>(f: F) -> latent_status {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => {
+            set_last_error("");
+            LATENT_STATUS_OK
+        }
+        Ok(Err(e)) => {
+            set_last_error(&e.to_string());
+            e.status()
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(&format!("internal error (caught panic): {what}"));
+            LATENT_STATUS_INTERNAL
+        }
+    }
+}
+
+/// A shared reference from a handle or input pointer, or NullArgument naming it.
+pub(crate) unsafe fn arg<'a, T>(p: *const T, name: &str) -> Result<&'a T> {
+    unsafe { p.as_ref() }.ok_or_else(|| Error::NullArgument(format!("{name} is NULL")))
+}
+
+/// An exclusive reference from a handle pointer, or NullArgument naming it.
+pub(crate) unsafe fn arg_mut<'a, T>(p: *mut T, name: &str) -> Result<&'a mut T> {
+    unsafe { p.as_mut() }.ok_or_else(|| Error::NullArgument(format!("{name} is NULL")))
+}
+
+/// Checks an out-pointer is non-NULL.
+pub(crate) fn out<T>(p: *mut T, name: &str) -> Result<()> {
+    if p.is_null() { Err(Error::NullArgument(format!("{name} is NULL"))) } else { Ok(()) }
+}
+
+/// Writes through an out-pointer already checked by [`out`].
+pub(crate) unsafe fn put<T>(p: *mut T, v: T) {
+    unsafe { p.write(v) }
+}
+
+/// A slice from pointer + length (NULL is accepted only for length 0).
+pub(crate) unsafe fn slice<'a, T>(p: *const T, n: usize, name: &str) -> Result<&'a [T]> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Error::NullArgument(format!("{name} is NULL")));
+    }
+    if n.checked_mul(std::mem::size_of::<T>()).is_none_or(|b| b > isize::MAX as usize) {
+        return Err(Error::InvalidArgument(format!("{name}: {n} elements overflow")));
+    }
+    Ok(unsafe { std::slice::from_raw_parts(p, n) })
+}
+
+/// A mutable output slice from pointer + capacity, checked against what is needed.
+pub(crate) unsafe fn out_slice<'a, T>(p: *mut T, capacity: usize, need: usize, name: &str) -> Result<&'a mut [T]> {
+    if need == 0 {
+        return Ok(&mut []);
+    }
+    if p.is_null() {
+        return Err(Error::NullArgument(format!("{name} is NULL")));
+    }
+    if capacity < need {
+        return Err(Error::BufferTooSmall(format!("{name} holds {capacity} elements, {need} are needed")));
+    }
+    Ok(unsafe { std::slice::from_raw_parts_mut(p, need) })
+}
+
+/// A path argument as UTF-8.
+pub(crate) unsafe fn path<'a>(p: *const c_char, name: &str) -> Result<&'a str> {
+    if p.is_null() {
+        return Err(Error::NullArgument(format!("{name} is NULL")));
+    }
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| Error::InvalidArgument(format!("{name} is not valid UTF-8")))
+}
+
+/// Moves a value into a new handle written to `out`.
+pub(crate) unsafe fn new_handle<T>(out: *mut *mut T, v: T) {
+    unsafe { out.write(Box::into_raw(Box::new(v))) }
+}
+
+/// The calling thread's message for its last failed call ("" after a success). Valid until the
+/// thread's next call into the library.
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_last_error_message() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// A static name for a status code ("LATENT_STATUS_OK", ...; "unknown status" otherwise).
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_status_string(status: latent_status) -> *const c_char {
+    let s: &'static CStr = match status {
+        LATENT_STATUS_OK => c"LATENT_STATUS_OK",
+        LATENT_STATUS_NULL_ARGUMENT => c"LATENT_STATUS_NULL_ARGUMENT",
+        LATENT_STATUS_INVALID_ARGUMENT => c"LATENT_STATUS_INVALID_ARGUMENT",
+        LATENT_STATUS_SHAPE_MISMATCH => c"LATENT_STATUS_SHAPE_MISMATCH",
+        LATENT_STATUS_NON_FINITE => c"LATENT_STATUS_NON_FINITE",
+        LATENT_STATUS_IO => c"LATENT_STATUS_IO",
+        LATENT_STATUS_BAD_FORMAT => c"LATENT_STATUS_BAD_FORMAT",
+        LATENT_STATUS_UNSUPPORTED => c"LATENT_STATUS_UNSUPPORTED",
+        LATENT_STATUS_OUT_OF_MEMORY => c"LATENT_STATUS_OUT_OF_MEMORY",
+        LATENT_STATUS_CANCELLED => c"LATENT_STATUS_CANCELLED",
+        LATENT_STATUS_INTERNAL => c"LATENT_STATUS_INTERNAL",
+        LATENT_STATUS_BUFFER_TOO_SMALL => c"LATENT_STATUS_BUFFER_TOO_SMALL",
+        LATENT_STATUS_DIVERGED => c"LATENT_STATUS_DIVERGED",
+        _ => c"unknown status",
+    };
+    s.as_ptr()
+}
+
+/// The library version as "MAJOR.MINOR.PATCH".
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_version() -> *const c_char {
+    static V: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(v) => v,
+        Err(_) => c"?",
+    };
+    V.as_ptr()
+}
+
+/// The version as one number: MAJOR * 10000 + MINOR * 100 + PATCH (compare with LATENT_VERSION_NUMBER).
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_version_number() -> u32 {
+    LATENT_VERSION_NUMBER
+}
+
+/// The ABI version this library was built with (compare with LATENT_ABI_VERSION from the header).
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_abi_version() -> u32 {
+    LATENT_ABI_VERSION
+}
+
+/// Test hook, not in the header: provokes a panic inside the guard (kind 0) or returns an error
+/// (kind 1), so tests can check that no panic crosses the C boundary.
+#[doc(hidden)]
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_internal_test_panic(kind: i32) -> latent_status {
+    guard(|| {
+        if kind == 0 {
+            panic!("test panic requested");
+        }
+        Err(Error::Internal("test error requested".into()))
+    })
+}

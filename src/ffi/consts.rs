@@ -1,0 +1,104 @@
+//! Constants of the C API. Enumerations arrive from C as plain `int32_t` and are validated.
+
+use crate::error::status;
+
+/// Status code of every fallible call.
+pub type latent_status = i32;
+
+pub const LATENT_VERSION_MAJOR: u32 = 0;
+pub const LATENT_VERSION_MINOR: u32 = 1;
+pub const LATENT_VERSION_PATCH: u32 = 0;
+pub const LATENT_VERSION_NUMBER: u32 = LATENT_VERSION_MAJOR * 10000 + LATENT_VERSION_MINOR * 100 + LATENT_VERSION_PATCH;
+/// Bumped by any change to a struct's layout or a function's signature.
+pub const LATENT_ABI_VERSION: u32 = 1;
+
+pub const LATENT_STATUS_OK: latent_status = status::OK;
+/// A required pointer or handle was NULL.
+pub const LATENT_STATUS_NULL_ARGUMENT: latent_status = status::NULL_ARGUMENT;
+/// An argument is out of range (an unknown enum value, a zero size, a bad option).
+pub const LATENT_STATUS_INVALID_ARGUMENT: latent_status = status::INVALID_ARGUMENT;
+/// Dimensions do not agree (columns vs the network's input width, buffer sizes).
+pub const LATENT_STATUS_SHAPE_MISMATCH: latent_status = status::SHAPE_MISMATCH;
+/// Input data holds NaN or Inf (the message names the row and column).
+pub const LATENT_STATUS_NON_FINITE: latent_status = status::NON_FINITE;
+/// A file could not be opened, read or written.
+pub const LATENT_STATUS_IO: latent_status = status::IO;
+/// A file is not in the expected format, is truncated, or fails its checksum.
+pub const LATENT_STATUS_BAD_FORMAT: latent_status = status::BAD_FORMAT;
+/// The operation is not available in this build or on this machine (e.g. no GPU).
+pub const LATENT_STATUS_UNSUPPORTED: latent_status = status::UNSUPPORTED;
+pub const LATENT_STATUS_OUT_OF_MEMORY: latent_status = status::OUT_OF_MEMORY;
+/// The progress callback asked to stop.
+pub const LATENT_STATUS_CANCELLED: latent_status = status::CANCELLED;
+/// A bug in the library (a caught panic); the message says where.
+pub const LATENT_STATUS_INTERNAL: latent_status = status::INTERNAL;
+/// An output buffer's capacity is smaller than the result.
+pub const LATENT_STATUS_BUFFER_TOO_SMALL: latent_status = status::BUFFER_TOO_SMALL;
+/// Training produced a non-finite loss; the parameters were restored to the start of the epoch.
+pub const LATENT_STATUS_DIVERGED: latent_status = status::DIVERGED;
+
+/// Activation function (`latent_activation`).
+pub type latent_activation = i32;
+pub const LATENT_ACTIVATION_IDENTITY: latent_activation = 0;
+pub const LATENT_ACTIVATION_SIGMOID: latent_activation = 1;
+pub const LATENT_ACTIVATION_TANH: latent_activation = 2;
+pub const LATENT_ACTIVATION_RELU: latent_activation = 3;
+pub const LATENT_ACTIVATION_LEAKY_RELU: latent_activation = 4;
+pub const LATENT_ACTIVATION_ELU: latent_activation = 5;
+pub const LATENT_ACTIVATION_SOFTPLUS: latent_activation = 6;
+pub const LATENT_ACTIVATION_GELU: latent_activation = 7;
+
+/// Reconstruction loss (`latent_loss`).
+pub type latent_loss = i32;
+/// Mean squared error over all elements.
+pub const LATENT_LOSS_MSE: latent_loss = 0;
+/// Binary cross-entropy, computed from the logits; needs a sigmoid output.
+pub const LATENT_LOSS_BINARY_CROSS_ENTROPY: latent_loss = 1;
+
+/// Weight initialisation (`latent_init`).
+pub type latent_init = i32;
+/// He for ReLU-family layers, Glorot for the others.
+pub const LATENT_INIT_AUTO: latent_init = 0;
+pub const LATENT_INIT_GLOROT_UNIFORM: latent_init = 1;
+pub const LATENT_INIT_HE_NORMAL: latent_init = 2;
+/// U(-0.01, 0.01).
+pub const LATENT_INIT_SMALL_UNIFORM: latent_init = 3;
+/// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases (PyTorch's nn.Linear default).
+pub const LATENT_INIT_FAN_IN_UNIFORM: latent_init = 4;
+
+/// Optimizer (`latent_optimizer`).
+pub type latent_optimizer = i32;
+/// SGD with optional (Nesterov) momentum.
+pub const LATENT_OPTIMIZER_SGD: latent_optimizer = 0;
+pub const LATENT_OPTIMIZER_ADAM: latent_optimizer = 1;
+/// Adam with decoupled weight decay.
+pub const LATENT_OPTIMIZER_ADAMW: latent_optimizer = 2;
+
+/// Element type of a caller's buffer (`latent_dtype`).
+pub type latent_dtype = i32;
+pub const LATENT_DTYPE_F32: latent_dtype = 0;
+pub const LATENT_DTYPE_F64: latent_dtype = 1;
+
+/// Memory order of a caller's matrix (`latent_layout`).
+pub type latent_layout = i32;
+/// C order: rows are contiguous.
+pub const LATENT_LAYOUT_ROW_MAJOR: latent_layout = 0;
+/// Fortran order (R, Julia, NumPy order='F'): columns are contiguous.
+pub const LATENT_LAYOUT_COL_MAJOR: latent_layout = 1;
+
+/// Feature scaling (`latent_scaling`).
+pub type latent_scaling = i32;
+pub const LATENT_SCALING_NONE: latent_scaling = 0;
+/// x / 255 (IDX images).
+pub const LATENT_SCALING_DIVIDE_255: latent_scaling = 1;
+/// (x - min) / (max - min) per column; constant columns map to 0.
+pub const LATENT_SCALING_MIN_MAX: latent_scaling = 2;
+/// (x - mean) / std per column; constant columns map to 0.
+pub const LATENT_SCALING_Z_SCORE: latent_scaling = 3;
+
+/// Why the progress callback is called (`latent_event`).
+pub type latent_event = i32;
+/// After every `progress_every` minibatches.
+pub const LATENT_EVENT_BATCH: latent_event = 0;
+/// After each epoch, with the validation loss.
+pub const LATENT_EVENT_EPOCH_END: latent_event = 1;
