@@ -399,6 +399,19 @@ impl Network {
         Ok(if e.is_empty() { 0.0 } else { e.iter().sum::<f64>() / e.len() as f64 })
     }
 
+    /// Mean squared reconstruction error per element, whatever the training loss.
+    pub fn mean_squared_error(&self, x: &Matrix) -> Result<f64> {
+        self.check_input(x, self.input_dim(), "input")?;
+        let n = self.layers.len();
+        let cols = x.cols();
+        let mut sum = 0f64;
+        self.run_blocks(0..n, x, |first, r, ws| {
+            let t = &x.as_slice()[first * cols..(first + r) * cols];
+            sum += ws.y[n - 1][..r * cols].iter().zip(t).map(|(y, t)| ((y - t) as f64).powi(2)).sum::<f64>();
+        })?;
+        Ok(if x.rows() == 0 { 0.0 } else { sum / (x.rows() * cols) as f64 })
+    }
+
     /// loss() on the current pool with `threads` workers (used inside training).
     pub(crate) fn loss_threads(&self, x: &Matrix, threads: usize) -> Result<f64> {
         self.check_input(x, self.input_dim(), "input")?;

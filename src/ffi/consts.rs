@@ -1,7 +1,5 @@
 //! Constants of the C API. Enumerations arrive from C as plain `int32_t` and are validated.
 
-use crate::error::status;
-
 /// Status code of every fallible call.
 pub type latent_status = i32;
 
@@ -12,30 +10,30 @@ pub const LATENT_VERSION_NUMBER: u32 = LATENT_VERSION_MAJOR * 10000 + LATENT_VER
 /// Bumped by any change to a struct's layout or a function's signature.
 pub const LATENT_ABI_VERSION: u32 = 1;
 
-pub const LATENT_STATUS_OK: latent_status = status::OK;
+pub const LATENT_STATUS_OK: latent_status = 0;
 /// A required pointer or handle was NULL.
-pub const LATENT_STATUS_NULL_ARGUMENT: latent_status = status::NULL_ARGUMENT;
+pub const LATENT_STATUS_NULL_ARGUMENT: latent_status = 1;
 /// An argument is out of range (an unknown enum value, a zero size, a bad option).
-pub const LATENT_STATUS_INVALID_ARGUMENT: latent_status = status::INVALID_ARGUMENT;
+pub const LATENT_STATUS_INVALID_ARGUMENT: latent_status = 2;
 /// Dimensions do not agree (columns vs the network's input width, buffer sizes).
-pub const LATENT_STATUS_SHAPE_MISMATCH: latent_status = status::SHAPE_MISMATCH;
+pub const LATENT_STATUS_SHAPE_MISMATCH: latent_status = 3;
 /// Input data holds NaN or Inf (the message names the row and column).
-pub const LATENT_STATUS_NON_FINITE: latent_status = status::NON_FINITE;
+pub const LATENT_STATUS_NON_FINITE: latent_status = 4;
 /// A file could not be opened, read or written.
-pub const LATENT_STATUS_IO: latent_status = status::IO;
+pub const LATENT_STATUS_IO: latent_status = 5;
 /// A file is not in the expected format, is truncated, or fails its checksum.
-pub const LATENT_STATUS_BAD_FORMAT: latent_status = status::BAD_FORMAT;
+pub const LATENT_STATUS_BAD_FORMAT: latent_status = 6;
 /// The operation is not available in this build or on this machine (e.g. no GPU).
-pub const LATENT_STATUS_UNSUPPORTED: latent_status = status::UNSUPPORTED;
-pub const LATENT_STATUS_OUT_OF_MEMORY: latent_status = status::OUT_OF_MEMORY;
+pub const LATENT_STATUS_UNSUPPORTED: latent_status = 7;
+pub const LATENT_STATUS_OUT_OF_MEMORY: latent_status = 8;
 /// The progress callback asked to stop.
-pub const LATENT_STATUS_CANCELLED: latent_status = status::CANCELLED;
+pub const LATENT_STATUS_CANCELLED: latent_status = 9;
 /// A bug in the library (a caught panic); the message says where.
-pub const LATENT_STATUS_INTERNAL: latent_status = status::INTERNAL;
+pub const LATENT_STATUS_INTERNAL: latent_status = 10;
 /// An output buffer's capacity is smaller than the result.
-pub const LATENT_STATUS_BUFFER_TOO_SMALL: latent_status = status::BUFFER_TOO_SMALL;
+pub const LATENT_STATUS_BUFFER_TOO_SMALL: latent_status = 11;
 /// Training produced a non-finite loss; the parameters were restored to the start of the epoch.
-pub const LATENT_STATUS_DIVERGED: latent_status = status::DIVERGED;
+pub const LATENT_STATUS_DIVERGED: latent_status = 12;
 
 /// Activation function (`latent_activation`).
 pub type latent_activation = i32;
@@ -102,3 +100,30 @@ pub type latent_event = i32;
 pub const LATENT_EVENT_BATCH: latent_event = 0;
 /// After each epoch, with the validation loss.
 pub const LATENT_EVENT_EPOCH_END: latent_event = 1;
+
+#[cfg(test)]
+mod tests {
+    use crate::error::status;
+
+    #[test]
+    fn status_constants_match_the_rust_error_codes() {
+        let pairs = [
+            (super::LATENT_STATUS_OK, status::OK),
+            (super::LATENT_STATUS_NULL_ARGUMENT, status::NULL_ARGUMENT),
+            (super::LATENT_STATUS_INVALID_ARGUMENT, status::INVALID_ARGUMENT),
+            (super::LATENT_STATUS_SHAPE_MISMATCH, status::SHAPE_MISMATCH),
+            (super::LATENT_STATUS_NON_FINITE, status::NON_FINITE),
+            (super::LATENT_STATUS_IO, status::IO),
+            (super::LATENT_STATUS_BAD_FORMAT, status::BAD_FORMAT),
+            (super::LATENT_STATUS_UNSUPPORTED, status::UNSUPPORTED),
+            (super::LATENT_STATUS_OUT_OF_MEMORY, status::OUT_OF_MEMORY),
+            (super::LATENT_STATUS_CANCELLED, status::CANCELLED),
+            (super::LATENT_STATUS_INTERNAL, status::INTERNAL),
+            (super::LATENT_STATUS_BUFFER_TOO_SMALL, status::BUFFER_TOO_SMALL),
+            (super::LATENT_STATUS_DIVERGED, status::DIVERGED),
+        ];
+        for (c, r) in pairs {
+            assert_eq!(c, r);
+        }
+    }
+}

@@ -9,6 +9,8 @@
 #![allow(clippy::missing_safety_doc, non_camel_case_types)]
 
 pub mod consts;
+pub mod network;
+// pub mod trainer; (needs ffi::dataset)
 pub mod types;
 
 use std::cell::RefCell;

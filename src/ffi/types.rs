@@ -1,1 +1,131 @@
-//! types
+//! Plain structs of the C API, passed by value or by pointer. Fixed-width fields, no `bool`;
+//! any layout change bumps LATENT_ABI_VERSION (tests/header.rs checks sizeof/offsetof from C).
+
+use std::ffi::c_void;
+
+use super::consts::*;
+
+/// Architecture of a new autoencoder. Get the defaults from latent_network_params_default(),
+/// then set at least `input_dim` and `code_units`.
+///
+/// Layers: input -> encoder hidden layers -> code layer -> decoder hidden layers -> output
+/// (input_dim wide). The arrays are read during latent_network_new() only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct latent_network_params {
+    /// Width of the input (and of the reconstruction). Required.
+    pub input_dim: u32,
+    /// Number of encoder hidden layers (0 for a shallow autoencoder).
+    pub n_encoder: u32,
+    /// Widths of the encoder hidden layers, n_encoder of them.
+    pub encoder_units: *const u32,
+    /// Their activations (n_encoder values), or NULL for `hidden_activation` everywhere.
+    pub encoder_activations: *const latent_activation,
+    /// Activation of hidden layers whose activation array is NULL. Default RELU.
+    pub hidden_activation: latent_activation,
+    /// Width of the code (bottleneck) layer. Required.
+    pub code_units: u32,
+    /// Activation of the code layer. Default IDENTITY (a linear code).
+    pub code_activation: latent_activation,
+    /// 1 (default): the decoder hidden layers mirror the encoder's (reversed widths and
+    /// activations) and the decoder fields below are ignored; 0: use them.
+    pub mirror_decoder: i32,
+    /// Number of decoder hidden layers when not mirrored.
+    pub n_decoder: u32,
+    pub decoder_units: *const u32,
+    /// NULL for `hidden_activation` everywhere.
+    pub decoder_activations: *const latent_activation,
+    /// Activation of the reconstruction. Default SIGMOID.
+    pub output_activation: latent_activation,
+    /// Default MSE. BINARY_CROSS_ENTROPY needs a SIGMOID output and is computed from the logits.
+    pub loss: latent_loss,
+    /// 1: each decoder layer uses the transpose of its mirrored encoder layer's weights (the
+    /// decoder must mirror the encoder); decoder layers keep their own biases. Default 0.
+    pub tied_weights: i32,
+    /// Weight initialisation. Default AUTO.
+    pub init: latent_init,
+    /// Seed of the initialisation. Default 0.
+    pub seed: u64,
+}
+
+/// Training configuration. Get the defaults from latent_train_params_default() and edit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct latent_train_params {
+    /// Passes over the data. Default 10.
+    pub epochs: u32,
+    /// Rows per minibatch. Default 128.
+    pub batch_size: u32,
+    /// Default ADAM.
+    pub optimizer: latent_optimizer,
+    /// SGD: 1 for Nesterov momentum. Default 0.
+    pub nesterov: i32,
+    /// Default 1e-3.
+    pub learning_rate: f64,
+    /// SGD momentum. Default 0.9 (0 gives plain SGD).
+    pub momentum: f64,
+    /// Adam/AdamW moment decay rates and epsilon. Defaults 0.9, 0.999, 1e-8.
+    pub beta1: f64,
+    pub beta2: f64,
+    pub epsilon: f64,
+    /// L2 penalty on weights (not biases): adds 0.5 * weight_decay * ||W||^2 to the loss for
+    /// SGD and Adam; decoupled (W *= 1 - lr * weight_decay) for AdamW. Default 0.
+    pub weight_decay: f64,
+    /// Clip the gradient's global L2 norm to this; 0 = off (default).
+    pub grad_clip_norm: f64,
+    /// Fraction of the training rows held out (seeded) for validation when no validation
+    /// dataset is given. Default 0.
+    pub validation_fraction: f64,
+    /// Seed of shuffling and the validation split. Default 0.
+    pub seed: u64,
+    /// Worker threads; 0 = all cores (default).
+    pub threads: u32,
+    /// Stop after this many epochs without a better validation loss and keep the best
+    /// parameters; 0 = off (default).
+    pub early_stopping_patience: u32,
+    /// 1 (default): reshuffle the rows every epoch.
+    pub shuffle: i32,
+    /// 1: drop the last partial minibatch of an epoch. Default 0.
+    pub drop_last: i32,
+    /// Call the progress callback every this many minibatches too; 0 (default) = only at the
+    /// end of each epoch.
+    pub progress_every: u32,
+}
+
+/// What the progress callback receives.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct latent_progress {
+    /// LATENT_EVENT_BATCH or LATENT_EVENT_EPOCH_END.
+    pub event: latent_event,
+    /// 0-based epoch, and the number of epochs configured.
+    pub epoch: u32,
+    pub epochs: u32,
+    /// Minibatches done in this epoch, and how many it has.
+    pub batch: u64,
+    pub batches: u64,
+    /// Mean training loss of this epoch so far.
+    pub loss: f64,
+    /// Validation loss (at LATENT_EVENT_EPOCH_END with validation data; NaN otherwise).
+    pub valid_loss: f64,
+    /// Training throughput of this epoch so far.
+    pub samples_per_second: f64,
+    /// Seconds since the epoch started.
+    pub seconds: f64,
+}
+
+/// Progress callback: return 0 to go on, non-zero to cancel training (the network keeps the
+/// parameters of the last completed step and the call returns LATENT_STATUS_CANCELLED).
+/// It runs on the thread that called latent_trainer_fit().
+pub type latent_progress_fn = Option<unsafe extern "C" fn(user: *mut c_void, progress: *const latent_progress) -> i32>;
+
+/// One epoch of the training history.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct latent_epoch_record {
+    pub train_loss: f64,
+    /// NaN without validation data.
+    pub valid_loss: f64,
+    pub seconds: f64,
+    pub samples_per_second: f64,
+}

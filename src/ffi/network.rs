@@ -1,0 +1,327 @@
+//! C API of the network handle.
+
+use std::ffi::c_char;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::*;
+use crate::activation::Activation;
+use crate::error::{Error, Result, invalid};
+use crate::init::Init;
+use crate::loss::Loss;
+use crate::network::{LayerSpec, Network, NetworkSpec};
+use crate::tensor::{Matrix, checked_len};
+
+/// An autoencoder. Inference calls (encode, decode, reconstruct, scores, save) may run on one
+/// network from many threads at once; calls that change it (training, set_params, threads)
+/// wait for them and run alone.
+pub struct latent_network {
+    inner: RwLock<Network>,
+}
+
+impl latent_network {
+    pub(crate) fn new(n: Network) -> latent_network {
+        latent_network { inner: RwLock::new(n) }
+    }
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Network> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Network> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The default architecture: no hidden layers, ReLU hidden activation, linear code, sigmoid
+/// output, MSE, mirrored decoder, untied, AUTO init, seed 0. input_dim and code_units are 0
+/// and must be set.
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_network_params_default() -> latent_network_params {
+    latent_network_params {
+        input_dim: 0,
+        n_encoder: 0,
+        encoder_units: std::ptr::null(),
+        encoder_activations: std::ptr::null(),
+        hidden_activation: LATENT_ACTIVATION_RELU,
+        code_units: 0,
+        code_activation: LATENT_ACTIVATION_IDENTITY,
+        mirror_decoder: 1,
+        n_decoder: 0,
+        decoder_units: std::ptr::null(),
+        decoder_activations: std::ptr::null(),
+        output_activation: LATENT_ACTIVATION_SIGMOID,
+        loss: LATENT_LOSS_MSE,
+        tied_weights: 0,
+        init: LATENT_INIT_AUTO,
+        seed: 0,
+    }
+}
+
+fn flag(v: i32, name: &str) -> Result<bool> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(invalid!("{name} must be 0 or 1, not {v}")),
+    }
+}
+
+unsafe fn layers(n: u32, units: *const u32, acts: *const i32, default: Activation, what: &str) -> Result<Vec<LayerSpec>> {
+    let n = n as usize;
+    let units = unsafe { slice(units, n, &format!("{what}_units"))? };
+    let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, &format!("{what}_activations"))? }) };
+    (0..n)
+        .map(|i| {
+            let act = match acts {
+                Some(a) => Activation::from_code(a[i]).map_err(|e| invalid!("{what} layer {i}: {e}"))?,
+                None => default,
+            };
+            Ok(LayerSpec::new(units[i] as usize, act))
+        })
+        .collect()
+}
+
+pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<NetworkSpec> {
+    if p.input_dim == 0 {
+        return Err(invalid!("input_dim is 0: set it to the number of columns of your data"));
+    }
+    if p.code_units == 0 {
+        return Err(invalid!("code_units is 0: set the width of the code layer"));
+    }
+    let hidden = Activation::from_code(p.hidden_activation).map_err(|e| invalid!("hidden_activation: {e}"))?;
+    let encoder = unsafe { layers(p.n_encoder, p.encoder_units, p.encoder_activations, hidden, "encoder")? };
+    let decoder = if flag(p.mirror_decoder, "mirror_decoder")? {
+        None
+    } else {
+        Some(unsafe { layers(p.n_decoder, p.decoder_units, p.decoder_activations, hidden, "decoder")? })
+    };
+    Ok(NetworkSpec {
+        input_dim: p.input_dim as usize,
+        encoder,
+        code: LayerSpec::new(
+            p.code_units as usize,
+            Activation::from_code(p.code_activation).map_err(|e| invalid!("code_activation: {e}"))?,
+        ),
+        decoder,
+        output_activation: Activation::from_code(p.output_activation).map_err(|e| invalid!("output_activation: {e}"))?,
+        loss: Loss::from_code(p.loss)?,
+        tied_weights: flag(p.tied_weights, "tied_weights")?,
+        init: Init::from_code(p.init)?,
+        seed: p.seed,
+    })
+}
+
+/// Builds and initialises an autoencoder. On failure *out is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_new(params: *const latent_network_params, out: *mut *mut latent_network) -> latent_status {
+    guard(|| {
+        super::out(out, "out")?;
+        unsafe { put(out, std::ptr::null_mut()) };
+        let p = unsafe { arg(params, "params")? };
+        let net = Network::new(unsafe { spec_from_params(p)? })?;
+        unsafe { new_handle(out, latent_network::new(net)) };
+        Ok(())
+    })
+}
+
+/// A deep copy (parameters and architecture). On failure *out is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_clone(net: *const latent_network, out: *mut *mut latent_network) -> latent_status {
+    guard(|| {
+        super::out(out, "out")?;
+        unsafe { put(out, std::ptr::null_mut()) };
+        let n = unsafe { arg(net, "net")? }.read().clone();
+        unsafe { new_handle(out, latent_network::new(n)) };
+        Ok(())
+    })
+}
+
+/// Frees a network; NULL is a no-op.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_free(net: *mut latent_network) {
+    if !net.is_null() {
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(net) }));
+    }
+}
+
+/// Width of the input (0 for NULL).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_input_dim(net: *const latent_network) -> usize {
+    unsafe { net.as_ref() }.map_or(0, |n| n.read().input_dim())
+}
+
+/// Width of the code layer (0 for NULL).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_code_dim(net: *const latent_network) -> usize {
+    unsafe { net.as_ref() }.map_or(0, |n| n.read().code_dim())
+}
+
+/// Number of trainable parameters (weights and biases; tied weights counted once).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_param_count(net: *const latent_network, out: *mut usize) -> latent_status {
+    guard(|| {
+        super::out(out, "out")?;
+        let n = unsafe { arg(net, "net")? }.read().param_count();
+        unsafe { put(out, n) };
+        Ok(())
+    })
+}
+
+/// Copies the parameters (latent_network_param_count of them) into `out`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_get_params(net: *const latent_network, out: *mut f32, capacity: usize) -> latent_status {
+    guard(|| {
+        let n = unsafe { arg(net, "net")? }.read();
+        let dst = unsafe { out_slice(out, capacity, n.param_count(), "out")? };
+        dst.copy_from_slice(n.params());
+        Ok(())
+    })
+}
+
+/// Replaces the parameters; `n` must equal latent_network_param_count and all values be finite.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_set_params(net: *mut latent_network, params: *const f32, n: usize) -> latent_status {
+    guard(|| {
+        let h = unsafe { arg(net, "net")? };
+        let p = unsafe { slice(params, n, "params")? };
+        h.write().set_params(p)
+    })
+}
+
+/// Threads used by inference calls on this network (0 = all cores, the default).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_set_threads(net: *mut latent_network, threads: u32) -> latent_status {
+    guard(|| {
+        let h = unsafe { arg(net, "net")? };
+        if threads > 4096 {
+            return Err(invalid!("{threads} threads is more than 4096"));
+        }
+        h.write().set_threads(threads as usize);
+        Ok(())
+    })
+}
+
+/// Writes a NUL-terminated summary of the architecture into `buf` (snprintf-style: *needed, if
+/// not NULL, receives the size including the NUL; a too-small buffer gets a truncated,
+/// NUL-terminated copy and LATENT_STATUS_BUFFER_TOO_SMALL).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_describe(
+    net: *const latent_network,
+    buf: *mut c_char,
+    capacity: usize,
+    needed: *mut usize,
+) -> latent_status {
+    guard(|| {
+        let s = unsafe { arg(net, "net")? }.read().describe();
+        unsafe { write_string(&s, buf, capacity, needed) }
+    })
+}
+
+/// snprintf-style string output shared by the C API.
+pub(crate) unsafe fn write_string(s: &str, buf: *mut c_char, capacity: usize, needed: *mut usize) -> Result<()> {
+    let bytes = s.as_bytes();
+    if !needed.is_null() {
+        unsafe { put(needed, bytes.len() + 1) };
+    }
+    if capacity > 0 {
+        if buf.is_null() {
+            return Err(Error::NullArgument("buf is NULL".into()));
+        }
+        let n = bytes.len().min(capacity - 1);
+        let dst = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, capacity) };
+        dst[..n].copy_from_slice(&bytes[..n]);
+        dst[n] = 0;
+    }
+    if capacity < bytes.len() + 1 {
+        return Err(Error::BufferTooSmall(format!("the string needs {} bytes, the buffer holds {capacity}", bytes.len() + 1)));
+    }
+    Ok(())
+}
+
+/// A copy of a caller's row-major f32 matrix, validated.
+pub(crate) unsafe fn input_matrix(x: *const f32, rows: usize, cols: usize, name: &str) -> Result<Matrix> {
+    if rows == 0 || cols == 0 {
+        return Err(invalid!("{name}: {rows} x {cols} is empty"));
+    }
+    let n = checked_len(rows, cols)?;
+    let s = unsafe { slice(x, n, name)? };
+    Matrix::from_vec(rows, cols, s.to_vec())
+}
+
+/// Runs `f` on a caller's matrix and copies the result matrix into `out`.
+unsafe fn map_call(
+    net: *const latent_network,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    out: *mut f32,
+    capacity: usize,
+    f: impl FnOnce(&Network, &Matrix) -> Result<Matrix>,
+) -> latent_status {
+    guard(|| {
+        let n = unsafe { arg(net, "net")? }.read();
+        let m = unsafe { input_matrix(x, rows, cols, "x")? };
+        let r = f(&n, &m)?;
+        let dst = unsafe { out_slice(out, capacity, r.as_slice().len(), "out")? };
+        dst.copy_from_slice(r.as_slice());
+        Ok(())
+    })
+}
+
+/// Codes of `rows` input rows (row-major, `cols` = input_dim) into `codes` (rows x code_dim,
+/// `capacity` floats available).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_encode(
+    net: *const latent_network,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    codes: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    unsafe { map_call(net, x, rows, cols, codes, capacity, |n, m| n.encode(m)) }
+}
+
+/// Reconstructions from `rows` codes (`cols` = code_dim) into `out` (rows x input_dim).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_decode(
+    net: *const latent_network,
+    codes: *const f32,
+    rows: usize,
+    cols: usize,
+    out: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    unsafe { map_call(net, codes, rows, cols, out, capacity, |n, m| n.decode(m)) }
+}
+
+/// decode(encode(x)) into `out` (rows x input_dim).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_reconstruct(
+    net: *const latent_network,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    out: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    unsafe { map_call(net, x, rows, cols, out, capacity, |n, m| n.reconstruct(m)) }
+}
+
+/// Per-row reconstruction error (the row's mean loss over its columns): an anomaly score,
+/// higher = less like the training data. `scores` receives `rows` values.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_reconstruction_error(
+    net: *const latent_network,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    scores: *mut f64,
+    capacity: usize,
+) -> latent_status {
+    guard(|| {
+        let n = unsafe { arg(net, "net")? }.read();
+        let m = unsafe { input_matrix(x, rows, cols, "x")? };
+        let e = n.reconstruction_errors(&m)?;
+        let dst = unsafe { out_slice(scores, capacity, e.len(), "scores")? };
+        dst.copy_from_slice(&e);
+        Ok(())
+    })
+}

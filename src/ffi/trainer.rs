@@ -1,0 +1,192 @@
+//! C API of the trainer handle.
+
+use std::ffi::c_void;
+
+use super::dataset::latent_dataset;
+use super::network::latent_network;
+use super::*;
+use crate::error::invalid;
+use crate::optim::{OptimizerConfig, OptimizerKind};
+use crate::train::{Event, Progress, TrainConfig, Trainer};
+
+/// Trains networks with one configuration; keeps the per-epoch history and the optimizer state
+/// (a second fit on the same network continues where the first stopped).
+pub struct latent_trainer {
+    inner: Trainer,
+}
+
+/// The defaults: 10 epochs, batch 128, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), no weight
+/// decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping.
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_train_params_default() -> latent_train_params {
+    let c = TrainConfig::default();
+    let o = c.optimizer;
+    latent_train_params {
+        epochs: c.epochs as u32,
+        batch_size: c.batch_size as u32,
+        optimizer: o.kind.code(),
+        nesterov: o.nesterov as i32,
+        learning_rate: c.learning_rate as f64,
+        momentum: o.momentum as f64,
+        beta1: o.beta1 as f64,
+        beta2: o.beta2 as f64,
+        epsilon: o.epsilon as f64,
+        weight_decay: o.weight_decay as f64,
+        grad_clip_norm: c.grad_clip_norm as f64,
+        validation_fraction: c.validation_fraction,
+        seed: c.seed,
+        threads: c.threads as u32,
+        early_stopping_patience: c.early_stopping_patience as u32,
+        shuffle: c.shuffle as i32,
+        drop_last: c.drop_last as i32,
+        progress_every: c.progress_every as u32,
+    }
+}
+
+fn flag(v: i32, name: &str) -> crate::Result<bool> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(invalid!("{name} must be 0 or 1, not {v}")),
+    }
+}
+
+/// f64 from C to f32, rejecting NaN and values outside f32's range.
+fn f32_of(v: f64, name: &str) -> crate::Result<f32> {
+    if !v.is_finite() || v.abs() > f32::MAX as f64 {
+        return Err(invalid!("{name} = {v} is not a finite f32"));
+    }
+    Ok(v as f32)
+}
+
+pub(crate) fn config_from_params(p: &latent_train_params) -> crate::Result<TrainConfig> {
+    let c = TrainConfig {
+        epochs: p.epochs as usize,
+        batch_size: p.batch_size as usize,
+        learning_rate: f32_of(p.learning_rate, "learning_rate")?,
+        optimizer: OptimizerConfig {
+            kind: OptimizerKind::from_code(p.optimizer)?,
+            momentum: f32_of(p.momentum, "momentum")?,
+            nesterov: flag(p.nesterov, "nesterov")?,
+            beta1: f32_of(p.beta1, "beta1")?,
+            beta2: f32_of(p.beta2, "beta2")?,
+            epsilon: f32_of(p.epsilon, "epsilon")?,
+            weight_decay: f32_of(p.weight_decay, "weight_decay")?,
+        },
+        grad_clip_norm: f32_of(p.grad_clip_norm, "grad_clip_norm")?,
+        seed: p.seed,
+        threads: p.threads as usize,
+        validation_fraction: p.validation_fraction,
+        early_stopping_patience: p.early_stopping_patience as usize,
+        shuffle: flag(p.shuffle, "shuffle")?,
+        drop_last: flag(p.drop_last, "drop_last")?,
+        progress_every: p.progress_every as usize,
+    };
+    c.validate()?;
+    Ok(c)
+}
+
+/// Creates a trainer; every field of `params` is validated. On failure *out is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_trainer_new(params: *const latent_train_params, out: *mut *mut latent_trainer) -> latent_status {
+    guard(|| {
+        super::out(out, "out")?;
+        unsafe { put(out, std::ptr::null_mut()) };
+        let p = unsafe { arg(params, "params")? };
+        let t = Trainer::new(config_from_params(p)?)?;
+        unsafe { new_handle(out, latent_trainer { inner: t }) };
+        Ok(())
+    })
+}
+
+/// Frees a trainer; NULL is a no-op.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_trainer_free(trainer: *mut latent_trainer) {
+    if !trainer.is_null() {
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(trainer) }));
+    }
+}
+
+/// Trains `net` to reconstruct the rows of `train`. `valid` (may be NULL) gives the validation
+/// rows; without it, `validation_fraction` of `train` is held out. `progress` (may be NULL) is
+/// called on this thread at each epoch end (and every `progress_every` minibatches); returning
+/// non-zero cancels. Cancelling (LATENT_STATUS_CANCELLED) keeps the last completed step's
+/// parameters; divergence (LATENT_STATUS_DIVERGED) restores those of the epoch's start. The
+/// network stays usable either way.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_trainer_fit(
+    trainer: *mut latent_trainer,
+    net: *mut latent_network,
+    train: *const latent_dataset,
+    valid: *const latent_dataset,
+    progress: latent_progress_fn,
+    user: *mut c_void,
+) -> latent_status {
+    guard(|| {
+        let t = unsafe { arg_mut(trainer, "trainer")? };
+        let n = unsafe { arg(net, "net")? };
+        let train = unsafe { arg(train, "train")? }.get();
+        let valid = unsafe { valid.as_ref() }.map(|v| v.get().x());
+        let mut cb = |p: &Progress| -> bool {
+            let Some(f) = progress else { return true };
+            let c = latent_progress {
+                event: match p.event {
+                    Event::Batch => LATENT_EVENT_BATCH,
+                    Event::EpochEnd => LATENT_EVENT_EPOCH_END,
+                },
+                epoch: p.epoch as u32,
+                epochs: p.epochs as u32,
+                batch: p.batch as u64,
+                batches: p.batches as u64,
+                loss: p.loss,
+                valid_loss: p.valid_loss,
+                samples_per_second: p.samples_per_second,
+                seconds: p.seconds,
+            };
+            unsafe { f(user, &c) == 0 }
+        };
+        let mut guard = n.write();
+        let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
+        t.inner.fit(&mut guard, train.x(), valid, cb)
+    })
+}
+
+/// Copies the per-epoch history (of every fit so far) into `out` (`capacity` records) and the
+/// number of epochs into *n (may be NULL). With out = NULL and capacity = 0 it only counts.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_trainer_history(
+    trainer: *const latent_trainer,
+    out: *mut latent_epoch_record,
+    capacity: usize,
+    n: *mut usize,
+) -> latent_status {
+    guard(|| {
+        let h = unsafe { arg(trainer, "trainer")? }.inner.history();
+        if !n.is_null() {
+            unsafe { put(n, h.len()) };
+        }
+        if out.is_null() && capacity == 0 {
+            return Ok(());
+        }
+        let dst = unsafe { out_slice(out, capacity, h.len(), "out")? };
+        for (d, r) in dst.iter_mut().zip(h) {
+            *d = latent_epoch_record {
+                train_loss: r.train_loss,
+                valid_loss: r.valid_loss,
+                seconds: r.seconds,
+                samples_per_second: r.samples_per_second,
+            };
+        }
+        Ok(())
+    })
+}
+
+/// Forgets the history and the optimizer state (the next fit starts afresh).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_trainer_reset(trainer: *mut latent_trainer) -> latent_status {
+    guard(|| {
+        unsafe { arg_mut(trainer, "trainer")? }.inner.reset();
+        Ok(())
+    })
+}
+
