@@ -1,1 +1,226 @@
-fn main(){}
+//! The reference workloads W1 and W2 of ../shared/bench/README.md, timed as the peers time them,
+//! printed beside the peers rerun in the same sitting.
+//!
+//!   cargo bench --bench workloads                    # latent + JAX (the cheapest peer), 2 threads
+//!   PEERS="jax torch_eager" cargo bench --bench workloads
+//!   PEERS=none EPOCHS=2 cargo bench --bench workloads   # latent only
+//!   LATENT_GEMM=mm|gemm                              # force one GEMM kernel (default: by CPU)
+//!
+//! samples/s = rows per epoch / epoch seconds (median over EPOCHS epochs, after 20 warm-up
+//! steps; contiguous minibatches, last partial batch dropped, no shuffling), GFLOP/s counts
+//! backward as 2x forward (the peers' convention), single-row latency = encoder alone on one row
+//! through the C API, median of 1000 calls after 100 warm-up calls.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use latent::gemm::{Kernel, Operand, gemm};
+use latent::{Activation, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
+
+const ROWS: usize = 60_000;
+const COLS: usize = 784;
+
+struct Workload {
+    id: &'static str,
+    spec: NetworkSpec,
+    train: TrainConfig,
+    train_mflop: f64,
+}
+
+fn workloads(threads: usize) -> Vec<Workload> {
+    let mut w1 = NetworkSpec::new(COLS, &[1000, 500, 250], Activation::Sigmoid, 30);
+    w1.code.activation = Activation::Identity;
+    w1.loss = Loss::BinaryCrossEntropy;
+    w1.init = latent::Init::FanInUniform;
+    let mut w2 = NetworkSpec::new(COLS, &[256], Activation::Relu, 64);
+    w2.output_activation = Activation::Sigmoid;
+    w2.loss = Loss::Mse;
+    w2.init = latent::Init::FanInUniform;
+    let base = TrainConfig { threads, shuffle: false, drop_last: true, epochs: 1, ..Default::default() };
+    vec![
+        Workload {
+            id: "W1",
+            spec: w1,
+            train: TrainConfig {
+                batch_size: 128,
+                learning_rate: 0.01,
+                optimizer: OptimizerConfig { kind: OptimizerKind::Sgd, momentum: 0.9, ..Default::default() },
+                ..base
+            },
+            train_mflop: 16.998,
+        },
+        Workload {
+            id: "W2",
+            spec: w2,
+            train: TrainConfig {
+                batch_size: 256,
+                learning_rate: 1e-3,
+                optimizer: OptimizerConfig { kind: OptimizerKind::Adam, ..Default::default() },
+                ..base
+            },
+            train_mflop: 2.605,
+        },
+    ]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
+/// sgemm 1024^3 through the library's GEMM seam on `threads` threads: best of 5 runs of 10.
+fn gemm_peak(threads: usize) -> f64 {
+    let n = 1024;
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b = a.clone();
+    let mut c = vec![0f32; n * n];
+    let pool = latent::pool::pool(threads).unwrap();
+    let mut best = 0f64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        pool.install(|| {
+            for _ in 0..10 {
+                gemm(n, n, n, 1.0, Operand::n(&a, n), Operand::n(&b, n), 0.0, &mut c, n, threads);
+            }
+        });
+        best = best.max(10.0 * 2.0 * (n * n * n) as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}
+
+/// Single-row encode latency through the C API, in microseconds.
+fn encode_latency_us(net: &Network) -> f64 {
+    use latent::ffi::*;
+    let params = net.params().to_vec();
+    let spec = net.spec().clone();
+    let mut n = Network::from_params(spec, &params).unwrap();
+    n.set_threads(1);
+    let handle = Box::into_raw(Box::new(latent::ffi::network::latent_network_from(n)));
+    let x: Vec<f32> = (0..COLS).map(|i| (i % 255) as f32 / 255.0).collect();
+    let mut code = vec![0f32; 64];
+    let mut times = Vec::with_capacity(1000);
+    for i in 0..1100 {
+        let t = Instant::now();
+        let st = unsafe { latent_network_encode(handle, x.as_ptr(), 1, COLS, code.as_mut_ptr(), code.len()) };
+        let dt = t.elapsed().as_secs_f64();
+        assert_eq!(st, LATENT_STATUS_OK);
+        if i >= 100 {
+            times.push(dt * 1e6);
+        }
+    }
+    unsafe { latent_network_free(handle) };
+    median(times)
+}
+
+struct Row {
+    id: &'static str,
+    samples_per_s: f64,
+    spread: (f64, f64),
+    gflops: f64,
+    latency_us: f64,
+}
+
+fn run_workload(w: &Workload, x: &Matrix, epochs: usize) -> Row {
+    let net0 = Network::new(w.spec.clone()).unwrap();
+    let mut net = net0.clone();
+    // Warm-up: 20 steps.
+    let warm = x.slice_rows(0, 20 * w.train.batch_size);
+    Trainer::new(w.train).unwrap().fit(&mut net, &warm, None, None).unwrap();
+    let mut tr = Trainer::new(TrainConfig { epochs, ..w.train }).unwrap();
+    tr.fit(&mut net, x, None, None).unwrap();
+    let sps: Vec<f64> = tr.history().iter().map(|r| r.samples_per_second).collect();
+    let lo = sps.iter().cloned().fold(f64::MAX, f64::min);
+    let hi = sps.iter().cloned().fold(0.0, f64::max);
+    let med = median(sps);
+    Row { id: w.id, samples_per_s: med, spread: (lo, hi), gflops: med * w.train_mflop / 1e3, latency_us: encode_latency_us(&net) }
+}
+
+/// Runs the peers' script (../shared/bench/peers/run_all.sh) and returns its table and the
+/// (workload, peer, samples/s) rows parsed from it.
+fn run_peers(only: &str) -> Option<(String, Vec<(String, String, f64)>)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("../shared/bench/peers/run_all.sh");
+    if !script.exists() {
+        eprintln!("peers: {} not found; skipping them", script.display());
+        return None;
+    }
+    let out = root.join("target/peers");
+    let _ = std::fs::remove_dir_all(&out);
+    eprintln!("peers: running {only} (PASSES=1) ...");
+    let st = Command::new("bash")
+        .arg(&script)
+        .env("ONLY", only)
+        .env("PASSES", std::env::var("PEER_PASSES").unwrap_or_else(|_| "1".into()))
+        .env("PEERS_OUT", &out)
+        .status()
+        .ok()?;
+    if !st.success() {
+        eprintln!("peers: run_all.sh failed ({st})");
+    }
+    let table = std::fs::read_to_string(out.join("table.md")).ok()?;
+    let mut rows = Vec::new();
+    for line in table.lines() {
+        let cells: Vec<&str> = line.split('|').map(|c| c.trim()).collect();
+        if cells.len() > 3 && (cells[1] == "W1" || cells[1] == "W2") {
+            let v: String = cells[3].chars().filter(|c| c.is_ascii_digit() || *c == '.').collect();
+            if let Ok(v) = v.parse::<f64>() {
+                rows.push((cells[1].to_string(), cells[2].replace('*', ""), v));
+            }
+        }
+    }
+    Some((table, rows))
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // cargo bench -- --list
+    }
+    let threads: usize = std::env::var("THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let epochs: usize = std::env::var("EPOCHS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    match std::env::var("LATENT_GEMM").as_deref() {
+        Ok("mm") => latent::gemm::set_kernel(Kernel::MatrixMultiply),
+        Ok("gemm") => latent::gemm::set_kernel(Kernel::Gemm),
+        _ => {}
+    }
+    let only = std::env::var("ONLY").unwrap_or_else(|_| "W1,W2".into());
+    let mut rng = latent::rng::Rng::new(12345, 0);
+    let data: Vec<f32> = (0..ROWS * COLS).map(|_| rng.uniform()).collect();
+    let x = Matrix::from_vec(ROWS, COLS, data).unwrap();
+    let peak = gemm_peak(threads);
+    println!("latent {} | {threads} threads | GEMM kernel {:?} | sgemm 1024^3 peak {peak:.1} GFLOP/s", env!("CARGO_PKG_VERSION"), latent::gemm::kernel());
+    let mut rows = Vec::new();
+    for w in workloads(threads).iter().filter(|w| only.contains(w.id)) {
+        let r = run_workload(w, &x, epochs);
+        eprintln!("{}: {:.0} samples/s", r.id, r.samples_per_s);
+        rows.push(r);
+    }
+    let peers = match std::env::var("PEERS").as_deref() {
+        Ok("none") => None,
+        Ok(p) => run_peers(p),
+        Err(_) => run_peers("jax"),
+    };
+    println!();
+    println!("| workload | latent samples/s (min-max) | GFLOP/s | % of GEMM peak | encode µs, batch 1 | vs best peer |");
+    println!("|---|---|---|---|---|---|");
+    for r in &rows {
+        let best = peers.as_ref().and_then(|(_, p)| {
+            p.iter().filter(|(w, _, _)| w == r.id).max_by(|a, b| a.2.partial_cmp(&b.2).unwrap()).cloned()
+        });
+        let vs = best.map_or("-".into(), |(_, name, v)| format!("{:.2}x {name} ({v:.0})", r.samples_per_s / v));
+        println!(
+            "| {} | {:.0} ({:.0}-{:.0}) | {:.1} | {:.0}% | {:.1} | {vs} |",
+            r.id,
+            r.samples_per_s,
+            r.spread.0,
+            r.spread.1,
+            r.gflops,
+            100.0 * r.gflops / peak,
+            r.latency_us
+        );
+    }
+    if let Some((table, _)) = peers {
+        println!("\nPeers, same machine, same sitting (../shared/bench/peers/run_all.sh):\n{table}");
+    }
+}

@@ -20,6 +20,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::error::{Error, Result};
 
 pub use consts::*;
+pub use network::*;
 pub use types::*;
 
 thread_local! {

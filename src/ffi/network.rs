@@ -325,3 +325,8 @@ pub unsafe extern "C" fn latent_network_reconstruction_error(
         Ok(())
     })
 }
+
+/// Wraps a Rust network in a C handle (for Rust programs that hand networks to C code).
+pub fn latent_network_from(n: Network) -> latent_network {
+    latent_network::new(n)
+}

@@ -1,0 +1,202 @@
+/* Bad input through the C ABI: every case must give its documented status (and never crash). */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "latent.h"
+
+static int failures = 0;
+
+#define EXPECT(call, want)                                                                     \
+    do {                                                                                       \
+        latent_status got_ = (call);                                                           \
+        if (got_ != (want)) {                                                                  \
+            printf("FAIL %s:%d: %s gave %s, want %s (%s)\n", __FILE__, __LINE__, #call,        \
+                   latent_status_string(got_), latent_status_string(want),                     \
+                   latent_last_error_message());                                               \
+            failures++;                                                                        \
+        }                                                                                      \
+    } while (0)
+
+#define EXPECT_TRUE(cond)                                                       \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);              \
+            failures++;                                                         \
+        }                                                                       \
+    } while (0)
+
+#define MSG_HAS(s) EXPECT_TRUE(strstr(latent_last_error_message(), (s)) != NULL)
+
+static int32_t cancel_after_two(void *user, const latent_progress *p) {
+    int *calls = (int *)user;
+    (void)p;
+    return ++*calls >= 2;
+}
+
+int main(int argc, char **argv) {
+    const char *tmp = argc > 1 ? argv[1] : ".";
+    char path[4096];
+    latent_network_params p = latent_network_params_default();
+    latent_network *net = (latent_network *)&p; /* a non-NULL poison value: must become NULL */
+    uint32_t units[] = {6};
+
+    /* Construction */
+    EXPECT(latent_network_new(NULL, &net), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_network_new(&p, NULL), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_network_new(&p, &net), LATENT_STATUS_INVALID_ARGUMENT); /* input_dim 0 */
+    EXPECT_TRUE(net == NULL);
+    MSG_HAS("input_dim");
+    p.input_dim = 5;
+    EXPECT(latent_network_new(&p, &net), LATENT_STATUS_INVALID_ARGUMENT); /* code_units 0 */
+    p.code_units = 3;
+    p.hidden_activation = 99;
+    EXPECT(latent_network_new(&p, &net), LATENT_STATUS_INVALID_ARGUMENT);
+    MSG_HAS("99");
+    p.hidden_activation = -1;
+    EXPECT(latent_network_new(&p, &net), LATENT_STATUS_INVALID_ARGUMENT);
+    p.hidden_activation = LATENT_ACTIVATION_TANH;
+    p.loss = 7;
+    EXPECT(latent_network_new(&p, &net), LATENT_STATUS_INVALID_ARGUMENT);
+    p.loss = LATENT_LOSS_BINARY_CROSS_ENTROPY;
+    p.output_activation = LATENT_ACTIVATION_IDENTITY;
+    EXPECT(latent_network_new(&p, &net), LATENT_STATUS_INVALID_ARGUMENT);
+    MSG_HAS("sigmoid");
+    p.output_activation = LATENT_ACTIVATION_SIGMOID;
+    p.n_encoder = 1;
+    EXPECT(latent_network_new(&p, &net), LATENT_STATUS_NULL_ARGUMENT); /* encoder_units NULL */
+    p.encoder_units = units;
+    p.mirror_decoder = 2;
+    EXPECT(latent_network_new(&p, &net), LATENT_STATUS_INVALID_ARGUMENT);
+    p.mirror_decoder = 0; /* explicit decoder with no hidden layer, then tied: mismatch */
+    p.tied_weights = 1;
+    EXPECT(latent_network_new(&p, &net), LATENT_STATUS_INVALID_ARGUMENT);
+    MSG_HAS("mirror");
+    p.mirror_decoder = 1;
+    p.init = 12;
+    EXPECT(latent_network_new(&p, &net), LATENT_STATUS_INVALID_ARGUMENT);
+    p.init = LATENT_INIT_AUTO;
+    EXPECT(latent_network_new(&p, &net), LATENT_STATUS_OK);
+    EXPECT_TRUE(net != NULL);
+    EXPECT_TRUE(strcmp(latent_last_error_message(), "") == 0);
+
+    /* Inference */
+    float x[2 * 5] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.5f, 0.4f, 0.3f, 0.2f, 0.1f};
+    float codes[2 * 3];
+    EXPECT(latent_network_encode(NULL, x, 2, 5, codes, 6), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_network_encode(net, NULL, 2, 5, codes, 6), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_network_encode(net, x, 2, 5, NULL, 6), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_network_encode(net, x, 0, 5, codes, 6), LATENT_STATUS_INVALID_ARGUMENT);
+    EXPECT(latent_network_encode(net, x, 2, 0, codes, 6), LATENT_STATUS_INVALID_ARGUMENT);
+    EXPECT(latent_network_encode(net, x, 2, 4, codes, 6), LATENT_STATUS_SHAPE_MISMATCH);
+    EXPECT(latent_network_encode(net, x, 2, 5, codes, 5), LATENT_STATUS_BUFFER_TOO_SMALL);
+    EXPECT(latent_network_encode(net, x, SIZE_MAX / 2, 5, codes, 6), LATENT_STATUS_INVALID_ARGUMENT);
+    x[7] = NAN;
+    EXPECT(latent_network_encode(net, x, 2, 5, codes, 6), LATENT_STATUS_NON_FINITE);
+    MSG_HAS("row 1, column 2");
+    x[7] = INFINITY;
+    EXPECT(latent_network_reconstruct(net, x, 2, 5, x, 10), LATENT_STATUS_NON_FINITE);
+    x[7] = 0.3f;
+    EXPECT(latent_network_encode(net, x, 2, 5, codes, 6), LATENT_STATUS_OK);
+    EXPECT(latent_network_decode(net, codes, 2, 2, x, 10), LATENT_STATUS_SHAPE_MISMATCH);
+    double scores[2];
+    EXPECT(latent_network_reconstruction_error(net, x, 2, 5, scores, 1), LATENT_STATUS_BUFFER_TOO_SMALL);
+    size_t count = 0;
+    EXPECT(latent_network_param_count(net, NULL), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_network_param_count(net, &count), LATENT_STATUS_OK);
+    EXPECT_TRUE(count == 5 * 6 + 6 + 6 * 3 + 3 + 6 + 5); /* tied decoder: biases only */
+    char small[8];
+    size_t needed = 0;
+    EXPECT(latent_network_describe(net, small, sizeof small, &needed), LATENT_STATUS_BUFFER_TOO_SMALL);
+    EXPECT_TRUE(needed > sizeof small && strlen(small) == sizeof small - 1);
+    float bad_params[1] = {0};
+    EXPECT(latent_network_set_params(net, bad_params, 1), LATENT_STATUS_SHAPE_MISMATCH);
+    EXPECT_TRUE(latent_network_input_dim(NULL) == 0 && latent_network_code_dim(net) == 3);
+
+    /* Datasets */
+    latent_dataset *ds = (latent_dataset *)&p;
+    double d64[3] = {1, 2, 3};
+    EXPECT(latent_dataset_from_buffer(d64, 7, LATENT_LAYOUT_ROW_MAJOR, 1, 3, &ds), LATENT_STATUS_INVALID_ARGUMENT);
+    EXPECT_TRUE(ds == NULL);
+    EXPECT(latent_dataset_from_buffer(d64, LATENT_DTYPE_F64, 9, 1, 3, &ds), LATENT_STATUS_INVALID_ARGUMENT);
+    EXPECT(latent_dataset_from_buffer(NULL, LATENT_DTYPE_F64, LATENT_LAYOUT_ROW_MAJOR, 1, 3, &ds), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_dataset_from_buffer(d64, LATENT_DTYPE_F64, LATENT_LAYOUT_ROW_MAJOR, 0, 3, &ds), LATENT_STATUS_INVALID_ARGUMENT);
+    EXPECT(latent_dataset_from_idx("/nonexistent/images.gz", NULL, &ds), LATENT_STATUS_IO);
+    EXPECT(latent_dataset_from_idx(NULL, NULL, &ds), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_dataset_from_buffer(x, LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 2, 5, &ds), LATENT_STATUS_OK);
+    latent_dataset *narrow = NULL;
+    EXPECT(latent_dataset_from_buffer(d64, LATENT_DTYPE_F64, LATENT_LAYOUT_ROW_MAJOR, 1, 3, &narrow), LATENT_STATUS_OK);
+    EXPECT(latent_dataset_scale(ds, 17), LATENT_STATUS_INVALID_ARGUMENT);
+
+    /* Training */
+    latent_train_params tp = latent_train_params_default();
+    latent_trainer *tr = (latent_trainer *)&p;
+    tp.epochs = 0;
+    EXPECT(latent_trainer_new(&tp, &tr), LATENT_STATUS_INVALID_ARGUMENT);
+    EXPECT_TRUE(tr == NULL);
+    tp.epochs = 3;
+    tp.optimizer = 9;
+    EXPECT(latent_trainer_new(&tp, &tr), LATENT_STATUS_INVALID_ARGUMENT);
+    tp.optimizer = LATENT_OPTIMIZER_SGD;
+    tp.learning_rate = NAN;
+    EXPECT(latent_trainer_new(&tp, &tr), LATENT_STATUS_INVALID_ARGUMENT);
+    tp.learning_rate = 0.01;
+    tp.batch_size = 0;
+    EXPECT(latent_trainer_new(&tp, &tr), LATENT_STATUS_INVALID_ARGUMENT);
+    tp.batch_size = 1;
+    tp.validation_fraction = 1.5;
+    EXPECT(latent_trainer_new(&tp, &tr), LATENT_STATUS_INVALID_ARGUMENT);
+    tp.validation_fraction = 0;
+    tp.shuffle = 2;
+    EXPECT(latent_trainer_new(&tp, &tr), LATENT_STATUS_INVALID_ARGUMENT);
+    tp.shuffle = 1;
+    tp.threads = 2;
+    tp.progress_every = 1;
+    EXPECT(latent_trainer_new(&tp, &tr), LATENT_STATUS_OK);
+    EXPECT(latent_trainer_fit(tr, net, narrow, NULL, NULL, NULL), LATENT_STATUS_SHAPE_MISMATCH);
+    EXPECT(latent_trainer_fit(tr, NULL, ds, NULL, NULL, NULL), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_trainer_fit(tr, net, ds, narrow, NULL, NULL), LATENT_STATUS_SHAPE_MISMATCH);
+    int calls = 0;
+    EXPECT(latent_trainer_fit(tr, net, ds, NULL, cancel_after_two, &calls), LATENT_STATUS_CANCELLED);
+    EXPECT_TRUE(calls == 2);
+    EXPECT(latent_network_encode(net, x, 2, 5, codes, 6), LATENT_STATUS_OK); /* still usable */
+    EXPECT_TRUE(isfinite(codes[0]) && isfinite(codes[5]));
+    size_t epochs = 99;
+    EXPECT(latent_trainer_history(tr, NULL, 0, &epochs), LATENT_STATUS_OK);
+    EXPECT_TRUE(epochs == 0); /* the cancelled epoch is not recorded */
+    EXPECT(latent_trainer_fit(tr, net, ds, NULL, NULL, NULL), LATENT_STATUS_OK);
+    latent_epoch_record rec[3];
+    EXPECT(latent_trainer_history(tr, rec, 2, &epochs), LATENT_STATUS_BUFFER_TOO_SMALL);
+    EXPECT(latent_trainer_history(tr, rec, 3, &epochs), LATENT_STATUS_OK);
+    EXPECT_TRUE(epochs == 3 && isfinite(rec[2].train_loss) && isnan(rec[2].valid_loss));
+
+    /* Files */
+    latent_network *loaded = (latent_network *)&p;
+    EXPECT(latent_network_load("/nonexistent/model.latent", &loaded), LATENT_STATUS_IO);
+    EXPECT_TRUE(loaded == NULL);
+    snprintf(path, sizeof path, "%s/garbage.latent", tmp);
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fputs("hello, not a model", f);
+        fclose(f);
+    }
+    EXPECT(latent_network_load(path, &loaded), LATENT_STATUS_BAD_FORMAT);
+    EXPECT(latent_network_save(net, "/nonexistent-dir/model.latent"), LATENT_STATUS_IO);
+    EXPECT(latent_network_save(net, NULL), LATENT_STATUS_NULL_ARGUMENT);
+
+    /* Misc */
+    EXPECT_TRUE(strcmp(latent_status_string(999), "unknown status") == 0);
+    EXPECT_TRUE(strcmp(latent_status_string(LATENT_STATUS_SHAPE_MISMATCH), "LATENT_STATUS_SHAPE_MISMATCH") == 0);
+    EXPECT_TRUE(latent_version_number() == LATENT_VERSION_NUMBER);
+    latent_network_free(NULL);
+    latent_dataset_free(NULL);
+    latent_trainer_free(NULL);
+
+    latent_trainer_free(tr);
+    latent_dataset_free(narrow);
+    latent_dataset_free(ds);
+    latent_network_free(net);
+    printf("%d failures\n", failures);
+    return failures != 0;
+}

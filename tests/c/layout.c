@@ -1,0 +1,48 @@
+/* Prints sizeof and offsetof of every public struct, for tests/header.rs to compare with Rust. */
+#include <stddef.h>
+#include <stdio.h>
+
+#include "latent.h"
+
+#define F(T, f) printf(#T "." #f " %zu\n", offsetof(T, f))
+#define S(T) printf(#T " %zu\n", sizeof(T))
+
+int main(void) {
+    S(latent_network_params);
+    F(latent_network_params, input_dim);
+    F(latent_network_params, encoder_units);
+    F(latent_network_params, encoder_activations);
+    F(latent_network_params, hidden_activation);
+    F(latent_network_params, code_units);
+    F(latent_network_params, mirror_decoder);
+    F(latent_network_params, decoder_units);
+    F(latent_network_params, decoder_activations);
+    F(latent_network_params, output_activation);
+    F(latent_network_params, loss);
+    F(latent_network_params, tied_weights);
+    F(latent_network_params, init);
+    F(latent_network_params, seed);
+    S(latent_train_params);
+    F(latent_train_params, epochs);
+    F(latent_train_params, optimizer);
+    F(latent_train_params, learning_rate);
+    F(latent_train_params, weight_decay);
+    F(latent_train_params, validation_fraction);
+    F(latent_train_params, seed);
+    F(latent_train_params, threads);
+    F(latent_train_params, shuffle);
+    F(latent_train_params, progress_every);
+    S(latent_progress);
+    F(latent_progress, event);
+    F(latent_progress, batch);
+    F(latent_progress, loss);
+    F(latent_progress, seconds);
+    S(latent_epoch_record);
+    F(latent_epoch_record, samples_per_second);
+    S(latent_csv_params);
+    F(latent_csv_params, delimiter);
+    F(latent_csv_params, has_header);
+    F(latent_csv_params, label_column);
+    printf("LATENT_ABI_VERSION %d\n", (int)LATENT_ABI_VERSION);
+    return 0;
+}

@@ -1,0 +1,102 @@
+//! Helpers shared by the integration tests: the data resolver's skip rule, and building and
+//! running C programs against the library.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// CI sets LATENT_REQUIRE_DATA=1: then a missing data set or tool fails the test instead of
+/// skipping it, so CI checks everything while a newcomer's clone still passes.
+pub fn skip(what: &str, how: &str) {
+    if std::env::var("LATENT_REQUIRE_DATA").is_ok_and(|v| v == "1") {
+        panic!("{what} is required (LATENT_REQUIRE_DATA=1) but missing: {how}");
+    }
+    eprintln!("SKIPPED: {what} not found: {how}");
+}
+
+/// The directory of a data set through the library's resolver, or None after reporting a skip.
+pub fn data_dir(name: &str) -> Option<PathBuf> {
+    let d = latent::data::resolve::find(name);
+    if d.is_none() {
+        skip(
+            &format!("data set '{name}'"),
+            "set LATENT_DATA_DIR, put ../shared/data beside the checkout, or `apt-get install dataset-fashion-mnist`",
+        );
+    }
+    d
+}
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
+}
+
+/// target/release (or debug) holding liblatent.so and liblatent.a, built once per test binary:
+/// `cargo test` builds only the rlib.
+pub fn lib_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        // target/<profile>/deps/<test> -> target/<profile>
+        let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(root()).args(["build", "--lib"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let target_dir = profile_dir.parent().unwrap();
+        cmd.env("CARGO_TARGET_DIR", target_dir);
+        let st = cmd.status().expect("run cargo build --lib");
+        assert!(st.success(), "cargo build --lib failed");
+        profile_dir
+    })
+}
+
+pub const CFLAGS: &[&str] = &["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-pedantic", "-Werror"];
+
+/// Compiles C sources into `out` against include/latent.h and the shared library.
+pub fn compile_c(sources: &[PathBuf], out: &Path, extra: &[&str]) {
+    let lib = lib_dir();
+    let mut cmd = Command::new("cc");
+    cmd.args(CFLAGS)
+        .arg(format!("-I{}", root().join("include").display()))
+        .arg(format!("-I{}", root().join("c_examples").display()))
+        .args(sources)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-llatent", "-lm", "-lpthread"]);
+    let o = cmd.output().expect("run cc");
+    assert!(
+        o.status.success(),
+        "compiling {sources:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A fresh directory under target/ for one test's files.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = root().join("target").join("test-scratch").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs a program and returns (exit code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let o = cmd.env("RUST_BACKTRACE", "0").output().expect("run program");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,71 @@
+//! The C ABI's promises: documented statuses for bad input (tests/c/contract.c, compiled as C),
+//! no panic crossing the boundary, and concurrent inference on one network.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn bad_input_gives_the_documented_status() {
+    let dir = scratch("contract");
+    let exe = dir.join("contract");
+    compile_c(&[root().join("tests/c/contract.c")], &exe, &[]);
+    let (code, out, err) = run(Command::new(&exe).arg(&dir));
+    assert_eq!(code, 0, "contract violations:\n{out}\n{err}");
+    assert!(out.contains("0 failures"), "{out}");
+}
+
+#[test]
+fn a_panic_inside_a_call_comes_back_as_a_status() {
+    let dir = scratch("panic");
+    let exe = dir.join("panic");
+    compile_c(&[root().join("tests/c/panic.c")], &exe, &[]);
+    let (code, out, err) = run(&mut Command::new(&exe));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("still alive"), "{out}");
+}
+
+#[test]
+fn four_threads_encoding_at_once_get_the_serial_result() {
+    use latent::ffi::*;
+    let enc = [64u32, 32];
+    let mut p = latent_network_params_default();
+    p.input_dim = 100;
+    p.n_encoder = 2;
+    p.encoder_units = enc.as_ptr();
+    p.code_units = 8;
+    p.seed = 11;
+    let mut net = std::ptr::null_mut();
+    assert_eq!(unsafe { latent_network_new(&p, &mut net) }, LATENT_STATUS_OK);
+    let rows = 3000;
+    let mut rng = latent::rng::Rng::new(5, 0);
+    let x: Vec<f32> = (0..rows * 100).map(|_| rng.uniform()).collect();
+    let mut serial = vec![0f32; rows * 8];
+    assert_eq!(unsafe { latent_network_set_threads(net, 1) }, LATENT_STATUS_OK);
+    assert_eq!(unsafe { latent_network_encode(net, x.as_ptr(), rows, 100, serial.as_mut_ptr(), serial.len()) }, 0);
+    assert_eq!(unsafe { latent_network_set_threads(net, 2) }, LATENT_STATUS_OK);
+    let shared = net as usize;
+    let results: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let x = &x;
+                s.spawn(move || {
+                    let net = shared as *const latent_network;
+                    let mut out = vec![0f32; rows * 8];
+                    for _ in 0..5 {
+                        let st = unsafe { latent_network_encode(net, x.as_ptr(), rows, 100, out.as_mut_ptr(), out.len()) };
+                        assert_eq!(st, LATENT_STATUS_OK);
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in results {
+        assert!(r == serial, "a thread's codes differ from the serial result");
+    }
+    unsafe { latent_network_free(net) };
+}
