@@ -22,6 +22,7 @@ pub mod tensor;
 pub mod train;
 
 pub use activation::Activation;
+pub use data::Dataset;
 
 pub use error::{Error, Result};
 pub use init::Init;
