@@ -1,1 +1,751 @@
+//! Model files: a versioned, checksummed, little-endian serialisation of a [`Network`] (its
+//! [`NetworkSpec`] and every parameter), saved atomically.
+//!
+//! # Format, version 1
+//!
+//! Every integer is little-endian; `A` is the architecture section's length, `P` the parameter
+//! count, `E` and `D` the numbers of hidden encoder and decoder layers.
+//!
+//! | offset       | size | type     | field                                                   |
+//! |--------------|------|----------|---------------------------------------------------------|
+//! | 0            | 8    | bytes    | magic `LATENT\0\0` (`4c 41 54 45 4e 54 00 00`)          |
+//! | 8            | 4    | u32      | format version (1)                                      |
+//! | 12           | 4    | u32      | flags: 0 (bits are reserved for later versions)         |
+//! | 16           | 4    | u32      | `A`, the architecture section's length in bytes         |
+//! | 20           | `A`  |          | architecture section (below)                            |
+//! | 20 + A       | 8    | u64      | `P`, the number of parameters                           |
+//! | 28 + A       | 4`P` | f32 × P  | the parameters, in [`Network::params`] order            |
+//! | 28 + A + 4P  | 4    | u32      | CRC-32 of bytes `0 .. 28 + A + 4P`                      |
+//!
+//! The architecture section (offsets relative to its start, byte 20):
+//!
+//! | offset       | size | type     | field                                                   |
+//! |--------------|------|----------|---------------------------------------------------------|
+//! | 0            | 4    | u32      | `input_dim`                                             |
+//! | 4            | 4    | u32      | `E`, hidden encoder layers                              |
+//! | 8            | 8`E` |          | per encoder layer: u32 units, i32 activation code       |
+//! | 8 + 8E       | 4    | u32      | code layer units                                        |
+//! | 12 + 8E      | 4    | i32      | code layer activation code                              |
+//! | 16 + 8E      | 4    | u32      | decoder mirrored: 1 = `spec.decoder` is `None`, 0 = `Some` |
+//! | 20 + 8E      | 4    | u32      | `D`, hidden decoder layers (the resolved decoder)      |
+//! | 24 + 8E      | 8`D` |          | per decoder layer: u32 units, i32 activation code       |
+//! | 24 + 8E + 8D | 4    | i32      | output activation code                                  |
+//! | 28 + 8E + 8D | 4    | i32      | loss code                                               |
+//! | 32 + 8E + 8D | 4    | u32      | tied weights (0 or 1)                                   |
+//! | 36 + 8E + 8D | 4    | i32      | init code                                               |
+//! | 40 + 8E + 8D | 8    | u64      | seed                                                    |
+//!
+//! so `A = 48 + 8(E + D)` and the file is `32 + A + 4P` bytes. Codes are those of
+//! [`Activation::code`], [`Loss::code`] and [`Init::code`] (the `LATENT_*` constants of the C
+//! API). The decoder is stored even when mirrored, and the mirrored flag keeps `decoder: None`
+//! apart from an explicit decoder that happens to equal the mirror, so that `spec()` round-trips
+//! exactly. The CRC is CRC-32/IEEE (zlib's, reflected polynomial `0xEDB88320`, initial value and
+//! final xor `0xFFFFFFFF`; the CRC of `"123456789"` is `0xCBF43926`). Parameters are stored
+//! bit for bit (`-0.0` stays `-0.0`); every one is finite. A file is canonical: the bytes a
+//! network saves to are the only ones that load as that network.
+//!
+//! # Compatibility
+//!
+//! A build that writes format version N loads every version from 1 to N. Later versions keep
+//! the magic, the version field at byte 8 and the CRC as the last four bytes; they only ever
+//! append: fields at the end of the architecture section (whose length `A` tells a reader where
+//! the fields of an older file end: absent fields take their defaults) and new sections between
+//! the parameter block and the CRC. No field is ever moved, resized or given a new meaning, and
+//! new flag bits only describe appended data. A file whose version is higher than the reader's
+//! is refused with [`Error::BadFormat`] "written by a newer latent" (an older build cannot know
+//! what the newer fields mean, so it does not guess). Version 1 readers require `A`, the flags,
+//! and the file length to be exactly what version 1 writes.
+//!
+//! # Loading untrusted files
+//!
+//! [`from_bytes`] checks, in order: the magic (on as many bytes as there are), the minimum
+//! length, the version, then the CRC over the whole file before trusting any size in it; then
+//! it parses with every read bounds-checked. Counts are checked before anything is allocated by
+//! them: layers against [`MAX_LAYERS`] and the section's length, widths against [`MAX_UNITS`],
+//! and the parameter count against both what the architecture implies and the bytes that are
+//! left, so no allocation is larger than the file. Every problem is an [`Error::BadFormat`]
+//! whose message starts with its class: "not a latent model file (bad magic)", "truncated: ...",
+//! "written by a newer latent: ...", "checksum mismatch: ...", "bad architecture: ...",
+//! "bad parameter block: ...", "trailing bytes: ...", "unsupported flags: ...",
+//! "invalid format version: ...".
+//!
+//! [`save`] never leaves a half-written file at its target: it writes a temporary file in the
+//! same directory, syncs it, renames it over the target and syncs the directory. If anything
+//! fails the temporary file is removed and whatever was at the target is untouched.
 
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::init::Init;
+use crate::loss::Loss;
+use crate::network::{LayerSpec, MAX_LAYERS, MAX_PARAMS, MAX_UNITS, Network, NetworkSpec};
+
+/// The first eight bytes of every model file.
+pub const MAGIC: [u8; 8] = *b"LATENT\0\0";
+/// The format version this build writes, and the highest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Files larger than this are refused by [`load`] before reading them. The largest network
+/// ([`MAX_PARAMS`] parameters) saves to a little over 8 GiB.
+pub const MAX_FILE_BYTES: u64 = 16 << 30;
+
+/// Magic, version, flags, architecture length.
+const HEADER_BYTES: usize = 20;
+/// The architecture section without layers.
+const ARCH_FIXED_BYTES: usize = 48;
+const LAYER_BYTES: usize = 8;
+/// Header, architecture section without layers, parameter count, CRC: a network with no hidden
+/// layers and no parameters (which does not exist) would take this much.
+pub const MIN_FILE_BYTES: usize = HEADER_BYTES + ARCH_FIXED_BYTES + 8 + 4;
+
+/// The serialised form of a network: exactly the bytes [`save`] writes.
+pub fn to_bytes(net: &Network) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_len(net));
+    match encode(net, &mut out) {
+        Ok(()) => {}
+        Err(never) => match never {},
+    }
+    debug_assert_eq!(out.len(), encoded_len(net));
+    out
+}
+
+/// Parses a model file (see the module docs for what is checked). Every problem with the bytes
+/// is [`Error::BadFormat`]; only a failed allocation of a well-formed, file-sized parameter
+/// block is [`Error::OutOfMemory`].
+pub fn from_bytes(bytes: &[u8]) -> Result<Network> {
+    check_envelope(bytes)?;
+    parse(&bytes[..bytes.len() - 4])
+}
+
+/// Saves atomically: the file at `path` is either what it was before or the complete new
+/// model, never a mixture, whatever fails (failures are [`Error::Io`], naming the path).
+pub fn save(net: &Network, path: &Path) -> Result<()> {
+    let fail =
+        |what: &str, e: io::Error| Error::Io(format!("saving {}: {what}: {e}", path.display()));
+    let name = path.file_name().ok_or_else(|| {
+        Error::Io(format!(
+            "saving {}: the path does not name a file",
+            path.display()
+        ))
+    })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut tmp_name = OsString::from(name);
+    tmp_name.push(format!(
+        ".latent.tmp{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let tmp = dir.join(tmp_name);
+
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| fail(&format!("cannot create {}", tmp.display()), e))?;
+    // From here on the temporary file is removed on every way out, panics included.
+    let mut guard = TempFile {
+        path: Some(tmp.clone()),
+    };
+    let mut w = CrcWriter {
+        inner: BufWriter::with_capacity(1 << 16, file),
+        crc: Crc32::new(),
+    };
+    encode(net, &mut w).map_err(|e| fail("writing", e))?;
+    let file = w
+        .inner
+        .into_inner()
+        .map_err(|e| fail("writing", e.into_error()))?;
+    file.sync_all().map_err(|e| fail("syncing", e))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(|e| fail(&format!("renaming {} over it", tmp.display()), e))?;
+    guard.path = None;
+    // Make the rename itself durable. Best effort: some file systems cannot sync a directory.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads and parses a model file. A file that cannot be read is [`Error::Io`] naming the path;
+/// one larger than [`MAX_FILE_BYTES`] is refused before reading; format problems are
+/// [`Error::BadFormat`] with the path in front of the message.
+pub fn load(path: &Path) -> Result<Network> {
+    // Open once and size the handle (not the name), so the size checked is the file read, and
+    // read through take() in case it grows meanwhile: the buffer never exceeds the cap.
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let too_big = |n: u64| {
+        Error::BadFormat(format!(
+            "{}: {n} bytes is larger than any model file (at most {MAX_FILE_BYTES})",
+            path.display()
+        ))
+    };
+    if len > MAX_FILE_BYTES {
+        return Err(too_big(len));
+    }
+    let mut bytes = Vec::new();
+    let want = usize::try_from(len).map_err(|_| too_big(len))?;
+    bytes
+        .try_reserve_exact(want)
+        .map_err(|_| Error::OutOfMemory(format!("{}: reading {len} bytes", path.display())))?;
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    from_bytes(&bytes).map_err(|e| match e {
+        Error::BadFormat(m) => Error::BadFormat(format!("{}: {m}", path.display())),
+        other => other,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/// Where encoded bytes go: a Vec (cannot fail) or a file (through CrcWriter).
+trait Sink {
+    type Error;
+    fn put(&mut self, bytes: &[u8]) -> std::result::Result<(), Self::Error>;
+    /// CRC of everything put so far.
+    fn crc(&self) -> u32;
+}
+
+impl Sink for Vec<u8> {
+    type Error = std::convert::Infallible;
+    fn put(&mut self, bytes: &[u8]) -> std::result::Result<(), Self::Error> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn crc(&self) -> u32 {
+        crc32(self)
+    }
+}
+
+struct CrcWriter<W: Write> {
+    inner: W,
+    crc: Crc32,
+}
+
+impl<W: Write> Sink for CrcWriter<W> {
+    type Error = io::Error;
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.crc.update(bytes);
+        self.inner.write_all(bytes)
+    }
+    fn crc(&self) -> u32 {
+        self.crc.finish()
+    }
+}
+
+/// Removes the file at `path` when dropped, unless `path` was taken.
+struct TempFile {
+    path: Option<PathBuf>,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+fn arch_len(spec: &NetworkSpec) -> usize {
+    ARCH_FIXED_BYTES + LAYER_BYTES * (spec.encoder.len() + spec.decoder_layers().len())
+}
+
+fn encoded_len(net: &Network) -> usize {
+    HEADER_BYTES + arch_len(net.spec()) + 8 + 4 * net.param_count() + 4
+}
+
+/// Widths and layer counts of a built network are at most MAX_UNITS and MAX_LAYERS (checked by
+/// its constructor), so they fit in a u32.
+fn u32_of(n: usize) -> u32 {
+    debug_assert!(n <= u32::MAX as usize);
+    n as u32
+}
+
+fn encode<S: Sink>(net: &Network, out: &mut S) -> std::result::Result<(), S::Error> {
+    let spec = net.spec();
+    let decoder = spec.decoder_layers();
+    let mut head = Vec::with_capacity(HEADER_BYTES + arch_len(spec) + 8);
+    let u32_ = |h: &mut Vec<u8>, v: u32| h.extend_from_slice(&v.to_le_bytes());
+    head.extend_from_slice(&MAGIC);
+    u32_(&mut head, FORMAT_VERSION);
+    u32_(&mut head, 0);
+    u32_(&mut head, u32_of(arch_len(spec)));
+    u32_(&mut head, u32_of(spec.input_dim));
+    let layer = |h: &mut Vec<u8>, l: &LayerSpec| {
+        h.extend_from_slice(&u32_of(l.units).to_le_bytes());
+        h.extend_from_slice(&l.activation.code().to_le_bytes());
+    };
+    u32_(&mut head, u32_of(spec.encoder.len()));
+    spec.encoder.iter().for_each(|l| layer(&mut head, l));
+    layer(&mut head, &spec.code);
+    u32_(&mut head, u32::from(spec.decoder.is_none()));
+    u32_(&mut head, u32_of(decoder.len()));
+    decoder.iter().for_each(|l| layer(&mut head, l));
+    head.extend_from_slice(&spec.output_activation.code().to_le_bytes());
+    head.extend_from_slice(&spec.loss.code().to_le_bytes());
+    u32_(&mut head, u32::from(spec.tied_weights));
+    head.extend_from_slice(&spec.init.code().to_le_bytes());
+    head.extend_from_slice(&spec.seed.to_le_bytes());
+    head.extend_from_slice(&(net.param_count() as u64).to_le_bytes());
+    out.put(&head)?;
+
+    let mut buf = [0u8; 16 * 1024];
+    for chunk in net.params().chunks(buf.len() / 4) {
+        for (b, p) in buf.chunks_exact_mut(4).zip(chunk) {
+            b.copy_from_slice(&p.to_le_bytes());
+        }
+        out.put(&buf[..4 * chunk.len()])?;
+    }
+    let crc = out.crc();
+    out.put(&crc.to_le_bytes())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+fn bad(msg: String) -> Error {
+    Error::BadFormat(msg)
+}
+
+/// Magic, length, version and checksum: what is checked before any size in the file is used.
+fn check_envelope(bytes: &[u8]) -> Result<()> {
+    let n = bytes.len().min(MAGIC.len());
+    if bytes[..n] != MAGIC[..n] {
+        return Err(bad("not a latent model file (bad magic)".into()));
+    }
+    if bytes.len() < MIN_FILE_BYTES {
+        return Err(bad(format!(
+            "truncated: the file has {} bytes, a model file has at least {MIN_FILE_BYTES}",
+            bytes.len()
+        )));
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version == 0 {
+        return Err(bad("invalid format version: 0".into()));
+    }
+    if version > FORMAT_VERSION {
+        return Err(bad(format!(
+            "written by a newer latent: format version {version}, this build reads versions 1 to {FORMAT_VERSION}"
+        )));
+    }
+    let (body, tail) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    let computed = crc32(body);
+    if stored != computed {
+        // The sizes are not trusted, but they can still say what went wrong: a file shorter than
+        // its header describes was most likely cut short.
+        return Err(match described_len(bytes) {
+            Some((d, exact)) if d > bytes.len() as u64 => bad(format!(
+                "truncated: the header describes a file of {}{d} bytes, this one has {} (checksum mismatch)",
+                if exact { "" } else { "at least " },
+                bytes.len()
+            )),
+            _ => bad(format!(
+                "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}: the file is corrupt"
+            )),
+        });
+    }
+    Ok(())
+}
+
+/// The file length the (unverified) header implies, exact when the parameter count is there to
+/// read, else a lower bound from the architecture section's length.
+fn described_len(bytes: &[u8]) -> Option<(u64, bool)> {
+    let a = u64::from(u32::from_le_bytes(bytes.get(16..20)?.try_into().ok()?));
+    let at_least = HEADER_BYTES as u64 + a + 12;
+    let p_at = usize::try_from(HEADER_BYTES as u64 + a).ok()?;
+    let Some(p) = p_at.checked_add(8).and_then(|end| bytes.get(p_at..end)) else {
+        return Some((at_least, false));
+    };
+    let p = u64::from_le_bytes(p.try_into().ok()?);
+    Some((p.checked_mul(4)?.checked_add(at_least)?, true))
+}
+
+/// Bounds-checked little-endian reads over a slice; `pos` is the offset in the file of the next
+/// byte, for messages.
+struct Reader<'a> {
+    rest: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+        let Some((head, rest)) = self.rest.split_first_chunk::<N>() else {
+            return Err(self.short(what, N));
+        };
+        self.rest = rest;
+        self.pos += N;
+        Ok(*head)
+    }
+    fn u32(&mut self, what: &str) -> Result<u32> {
+        self.array(what).map(u32::from_le_bytes)
+    }
+    fn i32(&mut self, what: &str) -> Result<i32> {
+        self.array(what).map(i32::from_le_bytes)
+    }
+    fn u64(&mut self, what: &str) -> Result<u64> {
+        self.array(what).map(u64::from_le_bytes)
+    }
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        if n > self.rest.len() {
+            return Err(self.short(what, n));
+        }
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        self.pos += n;
+        Ok(head)
+    }
+    fn short(&self, what: &str, n: usize) -> Error {
+        bad(format!(
+            "truncated: {what} needs {n} bytes at offset {}, {} are left",
+            self.pos,
+            self.rest.len()
+        ))
+    }
+}
+
+fn arch_err(msg: impl std::fmt::Display) -> Error {
+    bad(format!("bad architecture: {msg}"))
+}
+
+fn units(r: &mut Reader, what: &str) -> Result<usize> {
+    let at = r.pos;
+    let u = r.u32(what)?;
+    if u == 0 || u as usize > MAX_UNITS {
+        return Err(arch_err(format_args!(
+            "{what} {u} at offset {at} is not in 1..={MAX_UNITS}"
+        )));
+    }
+    Ok(u as usize)
+}
+
+fn activation(r: &mut Reader, what: &str) -> Result<Activation> {
+    let at = r.pos;
+    let c = r.i32(what)?;
+    Activation::from_code(c).map_err(|_| {
+        arch_err(format_args!(
+            "{what} code {c} at offset {at} is not one this build knows"
+        ))
+    })
+}
+
+fn flag(r: &mut Reader, what: &str) -> Result<bool> {
+    let at = r.pos;
+    match r.u32(what)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        v => Err(arch_err(format_args!(
+            "{what} at offset {at} is {v}, not 0 or 1"
+        ))),
+    }
+}
+
+/// `count` layers of (units, activation), the count checked against MAX_LAYERS and the bytes
+/// left before the vector is allocated. `what` is "encoder" or "decoder".
+fn layers(r: &mut Reader, count: u32, what: &str) -> Result<Vec<LayerSpec>> {
+    let n = count as usize;
+    if n > MAX_LAYERS || n.saturating_mul(LAYER_BYTES) > r.rest.len() {
+        return Err(arch_err(format_args!(
+            "{count} {what} layers: more than {MAX_LAYERS}, or more than the section's {} remaining bytes hold",
+            r.rest.len()
+        )));
+    }
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let units = units(r, "hidden layer width")?;
+        let activation = activation(r, "hidden layer activation")?;
+        v.push(LayerSpec { units, activation });
+    }
+    Ok(v)
+}
+
+fn parse_arch(section: &[u8]) -> Result<NetworkSpec> {
+    let mut r = Reader {
+        rest: section,
+        pos: HEADER_BYTES,
+    };
+    let input_dim = units(&mut r, "input width")?;
+    let n_enc = r.u32("encoder layer count")?;
+    let encoder = layers(&mut r, n_enc, "encoder")?;
+    let code = LayerSpec {
+        units: units(&mut r, "code width")?,
+        activation: activation(&mut r, "code activation")?,
+    };
+    let mirrored = flag(&mut r, "decoder-mirrored flag")?;
+    let n_dec = r.u32("decoder layer count")?;
+    if encoder.len() + n_dec as usize + 2 > MAX_LAYERS {
+        return Err(arch_err(format_args!(
+            "{} + {n_dec} hidden layers is more than {MAX_LAYERS} layers",
+            encoder.len()
+        )));
+    }
+    let decoder = layers(&mut r, n_dec, "decoder")?;
+    let output_activation = activation(&mut r, "output activation")?;
+    let at = r.pos;
+    let c = r.i32("loss")?;
+    let loss = Loss::from_code(c).map_err(|_| {
+        arch_err(format_args!(
+            "loss code {c} at offset {at} is not one this build knows"
+        ))
+    })?;
+    let tied_weights = flag(&mut r, "tied-weights flag")?;
+    let at = r.pos;
+    let c = r.i32("init")?;
+    let init = Init::from_code(c).map_err(|_| {
+        arch_err(format_args!(
+            "init code {c} at offset {at} is not one this build knows"
+        ))
+    })?;
+    let seed = r.u64("seed")?;
+    if !r.rest.is_empty() {
+        return Err(arch_err(format_args!(
+            "the section is {} bytes, version 1's fields take {}",
+            section.len(),
+            section.len() - r.rest.len()
+        )));
+    }
+    let decoder = if mirrored {
+        if !decoder.iter().eq(encoder.iter().rev()) {
+            return Err(arch_err(
+                "the decoder is marked mirrored but is not the encoder reversed",
+            ));
+        }
+        None
+    } else {
+        Some(decoder)
+    };
+    Ok(NetworkSpec {
+        input_dim,
+        encoder,
+        code,
+        decoder,
+        output_activation,
+        loss,
+        tied_weights,
+        init,
+        seed,
+    })
+}
+
+/// The number of parameters `Network::new(spec)` holds, computed without allocating (the layer
+/// structure of `Network`: dense layers input -> encoder -> code -> decoder -> input, a tied
+/// decoder layer owning only its bias). None above MAX_PARAMS.
+fn implied_params(spec: &NetworkSpec) -> Option<u64> {
+    let decoder = spec.decoder_layers();
+    let widths: Vec<u64> = std::iter::once(spec.input_dim)
+        .chain(spec.encoder.iter().map(|l| l.units))
+        .chain(std::iter::once(spec.code.units))
+        .chain(decoder.iter().map(|l| l.units))
+        .chain(std::iter::once(spec.input_dim))
+        .map(|u| u as u64)
+        .collect();
+    let n_encoder = spec.encoder.len() + 1;
+    let mut total = 0u64;
+    for (idx, pair) in widths.windows(2).enumerate() {
+        let (n_in, n_out) = (pair[0], pair[1]);
+        let own = if spec.tied_weights && idx >= n_encoder {
+            n_out
+        } else {
+            n_in.checked_mul(n_out)?.checked_add(n_out)?
+        };
+        total = total.checked_add(own).filter(|&t| t <= MAX_PARAMS as u64)?;
+    }
+    Some(total)
+}
+
+/// The file without its CRC, which check_envelope() has verified.
+fn parse(body: &[u8]) -> Result<Network> {
+    let mut r = Reader { rest: body, pos: 0 };
+    r.take(12, "magic and version")?;
+    let flags = r.u32("flags")?;
+    if flags != 0 {
+        return Err(bad(format!(
+            "unsupported flags: {flags:#010x} (version 1 defines none)"
+        )));
+    }
+    let a = r.u32("architecture section length")?;
+    let section = r.take(a as usize, "the architecture section")?;
+    let spec = parse_arch(section)?;
+
+    let at = r.pos;
+    let count = r.u64("parameter count")?;
+    let implied = implied_params(&spec).ok_or_else(|| {
+        arch_err(format_args!(
+            "the network has more than {MAX_PARAMS} parameters"
+        ))
+    })?;
+    if count != implied {
+        return Err(bad(format!(
+            "bad parameter block: the count at offset {at} is {count}, the architecture has {implied} parameters"
+        )));
+    }
+    // implied <= MAX_PARAMS, so 4 * count fits.
+    let n = count as usize;
+    let block = r.take(4 * n, "the parameter block")?;
+    if !r.rest.is_empty() {
+        return Err(bad(format!(
+            "trailing bytes: {} bytes after the parameter block",
+            r.rest.len()
+        )));
+    }
+    let mut params: Vec<f32> = Vec::new();
+    params
+        .try_reserve_exact(n)
+        .map_err(|_| Error::OutOfMemory(format!("{n} parameters of a model file")))?;
+    for (i, b) in block.chunks_exact(4).enumerate() {
+        let p = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        if !p.is_finite() {
+            return Err(bad(format!("bad parameter block: parameter {i} is {p}")));
+        }
+        params.push(p);
+    }
+    Network::from_params(spec, &params).map_err(|e| match e {
+        Error::OutOfMemory(m) => Error::OutOfMemory(m),
+        Error::InvalidArgument(m) | Error::ShapeMismatch(m) | Error::NonFinite(m) => arch_err(m),
+        other => arch_err(other),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// CRC-32/IEEE, slicing by 8 (about 2 GB/s: a large model is not held up by its checksum).
+
+const fn crc_tables() -> [[u32; 256]; 8] {
+    let mut t = [[0u32; 256]; 8];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[0][i] = c;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 256 {
+        let mut s = 1;
+        while s < 8 {
+            let prev = t[s - 1][i];
+            t[s][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
+            s += 1;
+        }
+        i += 1;
+    }
+    t
+}
+
+static CRC_TABLES: [[u32; 256]; 8] = crc_tables();
+
+struct Crc32(u32);
+
+impl Crc32 {
+    fn new() -> Crc32 {
+        Crc32(!0)
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        let t = &CRC_TABLES;
+        let mut c = self.0;
+        while let Some((b, rest)) = data.split_first_chunk::<8>() {
+            let lo = c ^ u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let hi = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+            c = t[7][(lo & 0xff) as usize]
+                ^ t[6][((lo >> 8) & 0xff) as usize]
+                ^ t[5][((lo >> 16) & 0xff) as usize]
+                ^ t[4][(lo >> 24) as usize]
+                ^ t[3][(hi & 0xff) as usize]
+                ^ t[2][((hi >> 8) & 0xff) as usize]
+                ^ t[1][((hi >> 16) & 0xff) as usize]
+                ^ t[0][(hi >> 24) as usize];
+            data = rest;
+        }
+        for &b in data {
+            c = t[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+        }
+        self.0 = c;
+    }
+
+    fn finish(&self) -> u32 {
+        !self.0
+    }
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = Crc32::new();
+    c.update(data);
+    c.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_check_values() {
+        assert_eq!(crc32(b""), 0);
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(
+            crc32(b"The quick brown fox jumps over the lazy dog"),
+            0x414F_A339
+        );
+        // Slicing agrees with the bytewise loop at every split and length.
+        let data: Vec<u8> = (0..1000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let bytewise = |d: &[u8]| {
+            let mut c = !0u32;
+            for &b in d {
+                c = CRC_TABLES[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+            }
+            !c
+        };
+        for len in 0..64 {
+            assert_eq!(crc32(&data[..len]), bytewise(&data[..len]));
+        }
+        for split in [0, 1, 7, 8, 9, 500, 999, 1000] {
+            let mut c = Crc32::new();
+            c.update(&data[..split]);
+            c.update(&data[split..]);
+            assert_eq!(c.finish(), bytewise(&data));
+        }
+    }
+
+    #[test]
+    fn implied_params_matches_network() {
+        use crate::Activation::*;
+        let mut specs = vec![
+            NetworkSpec::new(7, &[5, 3], Relu, 2),
+            NetworkSpec::new(4, &[], Tanh, 4),
+            NetworkSpec {
+                tied_weights: true,
+                ..NetworkSpec::new(9, &[6, 4], Sigmoid, 3)
+            },
+        ];
+        specs.push(NetworkSpec {
+            decoder: Some(vec![LayerSpec::new(11, Elu)]),
+            ..NetworkSpec::new(6, &[5, 4], Gelu, 2)
+        });
+        for s in specs {
+            let net = Network::new(s.clone()).unwrap();
+            assert_eq!(implied_params(&s), Some(net.param_count() as u64), "{s:?}");
+        }
+    }
+}
