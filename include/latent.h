@@ -238,7 +238,7 @@ typedef int32_t latent_scaling;
 // Binary cross-entropy, computed from the logits; needs a sigmoid output.
 #define LATENT_LOSS_BINARY_CROSS_ENTROPY 1
 
-// He for ReLU-family layers, Glorot for the others.
+// He for ReLU-family layers, Glorot for the others (times 4 for sigmoid layers).
 #define LATENT_INIT_AUTO 0
 
 #define LATENT_INIT_GLOROT_UNIFORM 1

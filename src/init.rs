@@ -6,7 +6,9 @@ use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Init {
-    /// He for the ReLU family, Glorot otherwise.
+    /// He for the ReLU family; Glorot for the others, with the range times 4 for sigmoid
+    /// layers (Glorot & Bengio 2010: sigmoid's slope at 0 is 1/4 of tanh's). That factor is what
+    /// lets a deep sigmoid autoencoder train from a random start (tests/training.rs).
     Auto,
     /// Glorot/Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)).
     Glorot,
@@ -40,21 +42,24 @@ impl Init {
         }
     }
 
-    fn resolve(self, act: Activation) -> Init {
+    /// The scheme used for a layer with this activation, and the factor on its range.
+    fn resolve(self, act: Activation) -> (Init, f32) {
         match self {
             Init::Auto => match act {
-                Activation::Relu | Activation::LeakyRelu | Activation::Elu | Activation::Gelu => Init::He,
-                _ => Init::Glorot,
+                Activation::Relu | Activation::LeakyRelu | Activation::Elu | Activation::Gelu => (Init::He, 1.0),
+                Activation::Sigmoid => (Init::Glorot, 4.0),
+                _ => (Init::Glorot, 1.0),
             },
-            other => other,
+            other => (other, 1.0),
         }
     }
 
     /// Fills a fan_in x fan_out weight block and its bias.
     pub fn fill(self, act: Activation, fan_in: usize, fan_out: usize, w: &mut [f32], b: Option<&mut [f32]>, rng: &mut Rng) {
         let uniform = |a: f32, v: &mut [f32], rng: &mut Rng| v.iter_mut().for_each(|x| *x = a * (2.0 * rng.uniform() - 1.0));
-        match self.resolve(act) {
-            Init::Glorot => uniform((6.0 / (fan_in + fan_out) as f32).sqrt(), w, rng),
+        let (scheme, gain) = self.resolve(act);
+        match scheme {
+            Init::Glorot => uniform(gain * (6.0 / (fan_in + fan_out) as f32).sqrt(), w, rng),
             Init::He => {
                 let s = (2.0 / fan_in as f32).sqrt();
                 w.iter_mut().for_each(|x| *x = s * rng.normal());

@@ -55,7 +55,7 @@ pub const LATENT_LOSS_BINARY_CROSS_ENTROPY: latent_loss = 1;
 
 /// Weight initialisation (`latent_init`).
 pub type latent_init = i32;
-/// He for ReLU-family layers, Glorot for the others.
+/// He for ReLU-family layers, Glorot for the others (times 4 for sigmoid layers).
 pub const LATENT_INIT_AUTO: latent_init = 0;
 pub const LATENT_INIT_GLOROT_UNIFORM: latent_init = 1;
 pub const LATENT_INIT_HE_NORMAL: latent_init = 2;
