@@ -9,6 +9,7 @@
 #![allow(clippy::missing_safety_doc, non_camel_case_types)]
 
 pub mod consts;
+pub mod dataset;
 pub mod types;
 
 use std::cell::RefCell;
