@@ -1068,6 +1068,7 @@ fn data_find_writes_the_path_or_explains() {
     let absent = c("no-such-dataset-anywhere");
     let s = unsafe { latent_data_find(absent.as_ptr(), buf.as_mut_ptr(), buf.len(), &mut needed) };
     assert_eq!(s, LATENT_STATUS_IO);
+    assert_eq!(needed, 0);
     let m = last_error();
     assert!(
         m.contains("no-such-dataset-anywhere") && m.contains("LATENT_DATA_DIR"),

@@ -371,9 +371,10 @@ fn path_bytes(p: &Path) -> Result<Vec<u8>> {
 /// Finds the dataset file or directory `name` ("mnist", "fashion-mnist",
 /// "digits/digits.csv.gz", ...) under $LATENT_DATA_DIR, then ../shared/data (next to the
 /// library's sources, then from the current directory), then /usr/share/datasets (Debian's
-/// dataset-fashion-mnist package), and writes its path, NUL-terminated, to `buf`. `needed` (may
-/// be NULL) receives the buffer size the path needs, terminator included; a smaller `capacity`
-/// fails with LATENT_STATUS_BUFFER_TOO_SMALL. Not found: LATENT_STATUS_IO, the message listing
+/// dataset-fashion-mnist package), and writes its absolute path, NUL-terminated, to `buf`.
+/// `needed` (may be NULL) receives the buffer size the path needs, terminator included (0 when
+/// not found); a smaller `capacity` fails with LATENT_STATUS_BUFFER_TOO_SMALL (`buf` may be NULL
+/// with `capacity` 0 to ask for the size). Not found: LATENT_STATUS_IO, the message listing
 /// where it looked and how to provide the data.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_data_find(
@@ -383,6 +384,9 @@ pub unsafe extern "C" fn latent_data_find(
     needed: *mut usize,
 ) -> latent_status {
     guard(|| {
+        if !needed.is_null() {
+            unsafe { put(needed, 0) };
+        }
         let name = unsafe { path(name, "name")? };
         let found = resolve::require(name)?;
         let mut bytes = path_bytes(&found)?;
