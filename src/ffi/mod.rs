@@ -9,8 +9,9 @@
 #![allow(clippy::missing_safety_doc, non_camel_case_types)]
 
 pub mod consts;
+pub mod dataset;
 pub mod network;
-// pub mod trainer; (needs ffi::dataset)
+pub mod trainer;
 pub mod types;
 
 use std::cell::RefCell;
@@ -20,7 +21,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::error::{Error, Result};
 
 pub use consts::*;
+pub use dataset::*;
 pub use network::*;
+pub use trainer::*;
 pub use types::*;
 
 thread_local! {

@@ -3,6 +3,7 @@
 use std::ffi::c_char;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::dataset::latent_dataset;
 use super::*;
 use crate::activation::Activation;
 use crate::error::{Error, Result, invalid};
@@ -322,6 +323,123 @@ pub unsafe extern "C" fn latent_network_reconstruction_error(
         let e = n.reconstruction_errors(&m)?;
         let dst = unsafe { out_slice(scores, capacity, e.len(), "scores")? };
         dst.copy_from_slice(&e);
+        Ok(())
+    })
+}
+
+/// Runs `f` over a dataset's rows and copies the result into `out`.
+unsafe fn map_dataset(
+    net: *const latent_network,
+    ds: *const latent_dataset,
+    out: *mut f32,
+    capacity: usize,
+    f: impl FnOnce(&Network, &Matrix) -> Result<Matrix>,
+) -> latent_status {
+    guard(|| {
+        let n = unsafe { arg(net, "net")? }.read();
+        let d = unsafe { arg(ds, "dataset")? }.get();
+        let r = f(&n, d.x())?;
+        let dst = unsafe { out_slice(out, capacity, r.as_slice().len(), "out")? };
+        dst.copy_from_slice(r.as_slice());
+        Ok(())
+    })
+}
+
+/// Codes of every row of a dataset into `codes` (rows x code_dim).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_encode_dataset(
+    net: *const latent_network,
+    dataset: *const latent_dataset,
+    codes: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    unsafe { map_dataset(net, dataset, codes, capacity, |n, m| n.encode(m)) }
+}
+
+/// Reconstructions of every row of a dataset into `out` (rows x input_dim).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_reconstruct_dataset(
+    net: *const latent_network,
+    dataset: *const latent_dataset,
+    out: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    unsafe { map_dataset(net, dataset, out, capacity, |n, m| n.reconstruct(m)) }
+}
+
+/// Per-row reconstruction errors (anomaly scores) of a dataset into `scores` (rows values).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_reconstruction_error_dataset(
+    net: *const latent_network,
+    dataset: *const latent_dataset,
+    scores: *mut f64,
+    capacity: usize,
+) -> latent_status {
+    guard(|| {
+        let n = unsafe { arg(net, "net")? }.read();
+        let d = unsafe { arg(dataset, "dataset")? }.get();
+        let e = n.reconstruction_errors(d.x())?;
+        let dst = unsafe { out_slice(scores, capacity, e.len(), "scores")? };
+        dst.copy_from_slice(&e);
+        Ok(())
+    })
+}
+
+/// The network's loss (mean over all elements, as in training) on a dataset.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_loss(
+    net: *const latent_network,
+    dataset: *const latent_dataset,
+    loss: *mut f64,
+) -> latent_status {
+    guard(|| {
+        super::out(loss, "loss")?;
+        let n = unsafe { arg(net, "net")? }.read();
+        let v = n.loss(unsafe { arg(dataset, "dataset")? }.get().x())?;
+        unsafe { put(loss, v) };
+        Ok(())
+    })
+}
+
+/// Mean squared reconstruction error per element on a dataset, whatever the training loss.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_mse(
+    net: *const latent_network,
+    dataset: *const latent_dataset,
+    mse: *mut f64,
+) -> latent_status {
+    guard(|| {
+        super::out(mse, "mse")?;
+        let n = unsafe { arg(net, "net")? }.read();
+        let v = n.mean_squared_error(unsafe { arg(dataset, "dataset")? }.get().x())?;
+        unsafe { put(mse, v) };
+        Ok(())
+    })
+}
+
+/// Saves the network (architecture and parameters) to `path` in the versioned, checksummed
+/// model format. The file is written to a temporary name, synced and renamed: `path` is either
+/// the complete new model or untouched.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_save(net: *const latent_network, path: *const c_char) -> latent_status {
+    guard(|| {
+        let n = unsafe { arg(net, "net")? }.read();
+        let p = unsafe { super::path(path, "path")? };
+        crate::model_file::save(&n, std::path::Path::new(p))
+    })
+}
+
+/// Loads a network saved by latent_network_save (by this or an earlier version). A truncated,
+/// corrupted or foreign file gives LATENT_STATUS_BAD_FORMAT, a missing one LATENT_STATUS_IO.
+/// On failure *out is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_load(path: *const c_char, out: *mut *mut latent_network) -> latent_status {
+    guard(|| {
+        super::out(out, "out")?;
+        unsafe { put(out, std::ptr::null_mut()) };
+        let p = unsafe { super::path(path, "path")? };
+        let n = crate::model_file::load(std::path::Path::new(p))?;
+        unsafe { new_handle(out, latent_network::new(n)) };
         Ok(())
     })
 }

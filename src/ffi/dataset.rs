@@ -1,0 +1,408 @@
+//! C API of the dataset handle, and the data resolver for C programs.
+
+use std::ffi::{c_char, c_void};
+use std::path::Path;
+
+use super::*;
+use crate::data::{CsvOptions, Dataset, Scaler, Scaling, resolve};
+use crate::error::{Error, Result, invalid};
+use crate::tensor::checked_len;
+
+/// Samples (rows of float), optional int32 labels, and the scaling they went through. Calls
+/// that only read a dataset (sizes, copies, training or encoding with it) may run on one
+/// dataset from many threads at once; calls that change it (set_labels, scale, apply_scaling)
+/// must not overlap any other call on it.
+pub struct latent_dataset {
+    inner: Dataset,
+}
+
+impl latent_dataset {
+    pub(crate) fn new(d: Dataset) -> latent_dataset {
+        latent_dataset { inner: d }
+    }
+    pub(crate) fn get(&self) -> &Dataset {
+        &self.inner
+    }
+}
+
+/// Options of latent_dataset_from_csv(). Get the defaults from latent_csv_params_default()
+/// and edit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct latent_csv_params {
+    /// Field separator: ',' (default), '\t', ';', ... or ' ' for runs of spaces and tabs.
+    pub delimiter: c_char,
+    /// 1: the first non-blank line is a header and is skipped. Default 0.
+    pub has_header: i32,
+    /// 0-based column holding integral class labels, taken out of the features; -1 (default):
+    /// no labels.
+    pub label_column: i32,
+}
+
+/// The defaults: comma-separated, no header, no label column.
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_csv_params_default() -> latent_csv_params {
+    latent_csv_params {
+        delimiter: b',' as c_char,
+        has_header: 0,
+        label_column: -1,
+    }
+}
+
+fn csv_options(p: &latent_csv_params) -> Result<CsvOptions> {
+    let has_header = match p.has_header {
+        0 => false,
+        1 => true,
+        v => return Err(invalid!("has_header must be 0 or 1, not {v}")),
+    };
+    let label_column = match p.label_column {
+        -1 => None,
+        c if c >= 0 => Some(c as usize),
+        c => {
+            return Err(invalid!(
+                "label_column must be -1 (none) or a 0-based column, not {c}"
+            ));
+        }
+    };
+    let o = CsvOptions {
+        delimiter: p.delimiter as u8,
+        has_header,
+        label_column,
+    };
+    o.validate()?;
+    Ok(o)
+}
+
+/// Checks a handle out-parameter and sets it to NULL, so that it is NULL on any failure.
+unsafe fn clear<T>(p: *mut *mut T, name: &str) -> Result<()> {
+    out(p, name)?;
+    unsafe { put(p, std::ptr::null_mut()) };
+    Ok(())
+}
+
+/// Copies a rows x cols matrix of `dtype` (LATENT_DTYPE_F32 or _F64) stored in `layout`
+/// (LATENT_LAYOUT_ROW_MAJOR or _COL_MAJOR, as R, Julia and Fortran hold them) into a new
+/// dataset; `data` is not used after the call. NaN or Inf fails with LATENT_STATUS_NON_FINITE,
+/// the message naming the (0-based) row and column; so do f64 values beyond the float range.
+/// On failure *out is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_from_buffer(
+    data: *const c_void,
+    dtype: latent_dtype,
+    layout: latent_layout,
+    rows: usize,
+    cols: usize,
+    out: *mut *mut latent_dataset,
+) -> latent_status {
+    guard(|| {
+        unsafe { clear(out, "out")? };
+        if rows == 0 || cols == 0 {
+            return Err(invalid!(
+                "rows ({rows}) and cols ({cols}) must both be at least 1"
+            ));
+        }
+        let n = checked_len(rows, cols)?;
+        let col_major = match layout {
+            LATENT_LAYOUT_ROW_MAJOR => false,
+            LATENT_LAYOUT_COL_MAJOR => true,
+            l => {
+                return Err(invalid!(
+                    "layout {l} is neither LATENT_LAYOUT_ROW_MAJOR (0) nor _COL_MAJOR (1)"
+                ));
+            }
+        };
+        let align = match dtype {
+            LATENT_DTYPE_F32 => std::mem::align_of::<f32>(),
+            LATENT_DTYPE_F64 => std::mem::align_of::<f64>(),
+            t => {
+                return Err(invalid!(
+                    "dtype {t} is neither LATENT_DTYPE_F32 (0) nor LATENT_DTYPE_F64 (1)"
+                ));
+            }
+        };
+        if data.is_null() {
+            return Err(Error::NullArgument("data is NULL".into()));
+        }
+        if !(data as usize).is_multiple_of(align) {
+            return Err(invalid!(
+                "data is not aligned for its dtype ({align} bytes)"
+            ));
+        }
+        let d = if dtype == LATENT_DTYPE_F32 {
+            Dataset::from_buffer_f32(
+                unsafe { slice(data as *const f32, n, "data")? },
+                rows,
+                cols,
+                col_major,
+            )?
+        } else {
+            Dataset::from_buffer_f64(
+                unsafe { slice(data as *const f64, n, "data")? },
+                rows,
+                cols,
+                col_major,
+            )?
+        };
+        unsafe { new_handle(out, latent_dataset::new(d)) };
+        Ok(())
+    })
+}
+
+/// Reads images from an IDX file (MNIST layout; gzip-compressed or not, detected by content)
+/// as rows of pixel values 0..255 (unscaled: call latent_dataset_scale with
+/// LATENT_SCALING_DIVIDE_255), and labels from `labels_path` (may be NULL). Truncated,
+/// corrupt (CRC-32) or inconsistent files fail with LATENT_STATUS_BAD_FORMAT; image and label
+/// counts that differ with LATENT_STATUS_SHAPE_MISMATCH. On failure *out is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_from_idx(
+    images_path: *const c_char,
+    labels_path: *const c_char,
+    out: *mut *mut latent_dataset,
+) -> latent_status {
+    guard(|| {
+        unsafe { clear(out, "out")? };
+        let images = unsafe { path(images_path, "images_path")? };
+        let labels = if labels_path.is_null() {
+            None
+        } else {
+            Some(unsafe { path(labels_path, "labels_path")? })
+        };
+        let d = Dataset::from_idx(images, labels.map(Path::new))?;
+        unsafe { new_handle(out, latent_dataset::new(d)) };
+        Ok(())
+    })
+}
+
+/// Reads a numeric CSV/TSV file (gzip-compressed or not, detected by content) with `params`
+/// (NULL for the defaults). A field that is not a finite number, or a row with another number
+/// of fields, fails with LATENT_STATUS_BAD_FORMAT naming the line and column (both from 1).
+/// On failure *out is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_from_csv(
+    path: *const c_char,
+    params: *const latent_csv_params,
+    out: *mut *mut latent_dataset,
+) -> latent_status {
+    guard(|| {
+        unsafe { clear(out, "out")? };
+        let p = unsafe { super::path(path, "path")? };
+        let opts = match unsafe { params.as_ref() } {
+            Some(params) => csv_options(params)?,
+            None => CsvOptions::default(),
+        };
+        let d = Dataset::from_csv(p, &opts)?;
+        unsafe { new_handle(out, latent_dataset::new(d)) };
+        Ok(())
+    })
+}
+
+/// Frees a dataset; NULL is a no-op.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_free(dataset: *mut latent_dataset) {
+    if !dataset.is_null() {
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(dataset) }));
+    }
+}
+
+/// Number of rows (samples); 0 for NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_rows(dataset: *const latent_dataset) -> usize {
+    unsafe { dataset.as_ref() }.map_or(0, |d| d.get().rows())
+}
+
+/// Number of columns (features per sample); 0 for NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_cols(dataset: *const latent_dataset) -> usize {
+    unsafe { dataset.as_ref() }.map_or(0, |d| d.get().cols())
+}
+
+/// 1 if the dataset has labels, 0 if not or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_has_labels(dataset: *const latent_dataset) -> i32 {
+    unsafe { dataset.as_ref() }.is_some_and(|d| d.get().labels().is_some()) as i32
+}
+
+/// The scaling applied to the dataset (LATENT_SCALING_NONE if none, or for NULL).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_scaling(dataset: *const latent_dataset) -> latent_scaling {
+    unsafe { dataset.as_ref() }.map_or(LATENT_SCALING_NONE, |d| d.get().scaler().method().code())
+}
+
+/// Copies the labels (latent_dataset_rows of them) into `out`. A dataset without labels fails
+/// with LATENT_STATUS_INVALID_ARGUMENT.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_labels(
+    dataset: *const latent_dataset,
+    out: *mut i32,
+    capacity: usize,
+) -> latent_status {
+    guard(|| {
+        let d = unsafe { arg(dataset, "dataset")? }.get();
+        let l = d
+            .labels()
+            .ok_or_else(|| invalid!("the dataset has no labels"))?;
+        let dst = unsafe { out_slice(out, capacity, l.len(), "out")? };
+        dst.copy_from_slice(l);
+        Ok(())
+    })
+}
+
+/// Attaches one label per row (`n` must equal latent_dataset_rows), replacing any; the array
+/// is copied.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_set_labels(
+    dataset: *mut latent_dataset,
+    labels: *const i32,
+    n: usize,
+) -> latent_status {
+    guard(|| {
+        let d = unsafe { arg_mut(dataset, "dataset")? };
+        let l = unsafe { slice(labels, n, "labels")? };
+        d.inner.set_labels(l.to_vec())
+    })
+}
+
+/// Copies rows first .. first+count, row-major float (count * latent_dataset_cols values),
+/// into `out`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_copy_rows(
+    dataset: *const latent_dataset,
+    first: usize,
+    count: usize,
+    out: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    guard(|| {
+        let x = unsafe { arg(dataset, "dataset")? }.get().x();
+        let end = first
+            .checked_add(count)
+            .filter(|&e| e <= x.rows())
+            .ok_or_else(|| {
+                invalid!(
+                    "rows {first}..{first}+{count} are outside the dataset's 0..{}",
+                    x.rows()
+                )
+            })?;
+        let c = x.cols();
+        let dst = unsafe { out_slice(out, capacity, count * c, "out")? };
+        dst.copy_from_slice(&x.as_slice()[first * c..end * c]);
+        Ok(())
+    })
+}
+
+/// Fits `method` (LATENT_SCALING_*) on this dataset and applies it; the fitted statistics
+/// stay with the dataset for latent_dataset_apply_scaling(). A dataset is scaled once (a
+/// second scaling fails with LATENT_STATUS_INVALID_ARGUMENT); LATENT_SCALING_NONE changes
+/// nothing. Constant columns become 0 under MIN_MAX and Z_SCORE.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_scale(
+    dataset: *mut latent_dataset,
+    method: latent_scaling,
+) -> latent_status {
+    guard(|| {
+        let d = unsafe { arg_mut(dataset, "dataset")? };
+        d.inner.scale(Scaling::from_code(method)?)
+    })
+}
+
+/// Applies the scaling fitted on `fitted` (typically the training set, after
+/// latent_dataset_scale) to `dst` (test or new data), without refitting. `fitted` must have
+/// been scaled and have as many columns as `dst` (LATENT_STATUS_INVALID_ARGUMENT,
+/// LATENT_STATUS_SHAPE_MISMATCH otherwise).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_apply_scaling(
+    dst: *mut latent_dataset,
+    fitted: *const latent_dataset,
+) -> latent_status {
+    guard(|| {
+        if !dst.is_null() && std::ptr::eq(dst, fitted) {
+            return Err(invalid!("dst and fitted are the same dataset"));
+        }
+        let s: Scaler = unsafe { arg(fitted, "fitted")? }.get().scaler().clone();
+        if s == Scaler::None {
+            return Err(invalid!(
+                "fitted has not been scaled: call latent_dataset_scale on it first"
+            ));
+        }
+        let d = unsafe { arg_mut(dst, "dst")? };
+        d.inner.apply_scaling(&s)
+    })
+}
+
+/// Splits the rows in two new datasets with a seeded shuffle: `second` gets
+/// round(fraction * rows) rows, `first` the rest; both keep the original order, the labels and
+/// the scaling. The same seed gives the same split. On failure both are NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_split(
+    dataset: *const latent_dataset,
+    fraction: f64,
+    seed: u64,
+    first: *mut *mut latent_dataset,
+    second: *mut *mut latent_dataset,
+) -> latent_status {
+    guard(|| {
+        unsafe { clear(first, "first")? };
+        unsafe { clear(second, "second")? };
+        if std::ptr::eq(first, second) {
+            return Err(invalid!("first and second point to the same place"));
+        }
+        let (a, b) = unsafe { arg(dataset, "dataset")? }
+            .get()
+            .split(fraction, seed)?;
+        unsafe { new_handle(first, latent_dataset::new(a)) };
+        unsafe { new_handle(second, latent_dataset::new(b)) };
+        Ok(())
+    })
+}
+
+#[cfg(unix)]
+fn path_bytes(p: &Path) -> Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(p.as_os_str().as_bytes().to_vec())
+}
+
+#[cfg(not(unix))]
+fn path_bytes(p: &Path) -> Result<Vec<u8>> {
+    p.to_str()
+        .map(|s| s.as_bytes().to_vec())
+        .ok_or_else(|| Error::Io(format!("{} is not UTF-8", p.display())))
+}
+
+/// Finds the dataset file or directory `name` ("mnist", "fashion-mnist",
+/// "digits/digits.csv.gz", ...) under $LATENT_DATA_DIR, then ../shared/data (next to the
+/// library's sources, then from the current directory), then /usr/share/datasets (Debian's
+/// dataset-fashion-mnist package), and writes its absolute path, NUL-terminated, to `buf`.
+/// `needed` (may be NULL) receives the buffer size the path needs, terminator included (0 when
+/// not found); a smaller `capacity` fails with LATENT_STATUS_BUFFER_TOO_SMALL (`buf` may be NULL
+/// with `capacity` 0 to ask for the size). Not found: LATENT_STATUS_IO, the message listing
+/// where it looked and how to provide the data.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_data_find(
+    name: *const c_char,
+    buf: *mut c_char,
+    capacity: usize,
+    needed: *mut usize,
+) -> latent_status {
+    guard(|| {
+        if !needed.is_null() {
+            unsafe { put(needed, 0) };
+        }
+        let name = unsafe { path(name, "name")? };
+        let found = resolve::require(name)?;
+        let mut bytes = path_bytes(&found)?;
+        bytes.push(0);
+        if !needed.is_null() {
+            unsafe { put(needed, bytes.len()) };
+        }
+        if capacity < bytes.len() {
+            return Err(Error::BufferTooSmall(format!(
+                "buf holds {capacity} bytes, the path {} needs {}",
+                found.display(),
+                bytes.len()
+            )));
+        }
+        let dst = unsafe { out_slice(buf as *mut u8, capacity, bytes.len(), "buf")? };
+        dst.copy_from_slice(&bytes);
+        Ok(())
+    })
+}
