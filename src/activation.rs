@@ -65,7 +65,7 @@ impl Activation {
     pub fn apply(self, z: f32) -> f32 {
         match self {
             Activation::Identity => z,
-            Activation::Sigmoid => sigmoid(z),
+            Activation::Sigmoid => sigmoid_fast(z),
             Activation::Tanh => z.tanh(),
             Activation::Relu => z.max(0.0),
             Activation::LeakyRelu => {
@@ -142,6 +142,12 @@ impl Activation {
                 Activation::Relu => {
                     for ((z, y), b) in zr.iter_mut().zip(yr.iter_mut()).zip(bias) {
                         *y = (*z + b).max(0.0);
+                    }
+                }
+                Activation::Sigmoid => {
+                    for ((z, y), b) in zr.iter_mut().zip(yr.iter_mut()).zip(bias) {
+                        *z += b;
+                        *y = sigmoid_fast(*z);
                     }
                 }
                 _ => {
@@ -236,5 +242,84 @@ mod tests {
         }
         assert!(Activation::from_code(8).is_err());
         assert!(Activation::from_code(-1).is_err());
+    }
+}
+
+/// e^x to about 2 ulp for x in [-87, 88] (inputs outside are clamped: the result saturates at
+/// ~1e-38 and ~1.6e38 instead of 0 and inf). Branch-free, so loops over it vectorise, unlike
+/// libm's expf: Cody-Waite range reduction x = n ln2 + r, |r| <= ln2/2, and Cephes' degree-6
+/// polynomial for e^r.
+#[inline(always)]
+pub fn exp_fast(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let x = if x < -87.0 { -87.0 } else { x };
+    let x = if x > 88.0 { 88.0 } else { x };
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_2e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let e = p * r * r + r + 1.0;
+    let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000); // n as an integer, from t's mantissa
+    e * f32::from_bits(((ni + 127) << 23) as u32)
+}
+
+/// ln(1 + u) for u in [0, 1], branch-free: 2 atanh(s) with s = u / (2 + u) <= 1/3, odd series
+/// to s^11 (absolute error < 1e-8).
+#[inline(always)]
+pub fn ln_1p_unit(u: f32) -> f32 {
+    let s = u / (2.0 + u);
+    let s2 = s * s;
+    let p = 1.0 / 11.0;
+    let p = p * s2 + 1.0 / 9.0;
+    let p = p * s2 + 1.0 / 7.0;
+    let p = p * s2 + 1.0 / 5.0;
+    let p = p * s2 + 1.0 / 3.0;
+    let p = p * s2 + 1.0;
+    2.0 * s * p
+}
+
+/// softplus(z) = max(z, 0) + ln(1 + e^-|z|), branch-free.
+#[inline(always)]
+pub fn softplus_fast(z: f32) -> f32 {
+    let a = if z < 0.0 { -z } else { z };
+    let m = if z > 0.0 { z } else { 0.0 };
+    m + ln_1p_unit(exp_fast(-a))
+}
+
+/// sigmoid(z) = 1 / (1 + e^-z), branch-free.
+#[inline(always)]
+pub fn sigmoid_fast(z: f32) -> f32 {
+    1.0 / (1.0 + exp_fast(-z))
+}
+
+#[cfg(test)]
+mod fast_math_tests {
+    use super::*;
+
+    #[test]
+    fn fast_functions_match_libm() {
+        let mut worst = (0f64, 0f64, 0f64);
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 4.35e-4; // -87 .. 87
+            let e = exp_fast(x) as f64;
+            let want = (x as f64).exp();
+            worst.0 = worst.0.max(((e - want) / want).abs());
+            let z = i as f32 * 2e-4; // -40 .. 40
+            worst.1 = worst.1.max((softplus_fast(z) as f64 - ((z as f64).exp().ln_1p())).abs());
+            let s = 1.0 / (1.0 + (-(z as f64)).exp());
+            worst.2 = worst.2.max((sigmoid_fast(z) as f64 - s).abs());
+        }
+        assert!(worst.0 < 4e-7, "exp relative error {}", worst.0);
+        assert!(worst.1 < 4e-6, "softplus absolute error {}", worst.1);
+        assert!(worst.2 < 2e-7, "sigmoid absolute error {}", worst.2);
+        assert!(exp_fast(-1000.0) > 0.0 && exp_fast(1000.0).is_finite());
     }
 }

@@ -156,8 +156,9 @@ pub fn gemm(
         block(0, m, 0, n);
         return;
     }
-    // Split rows when there are enough of them, else columns.
-    let by_rows = m >= 16 * parts || m >= n;
+    // Split the larger operand: each thread packs only its share of it (and all of the smaller
+    // one). Splitting rows of a batch-sized product would make every thread pack all of W.
+    let by_rows = m > n;
     let len = if by_rows { m } else { n };
     let align = 16;
     let chunk = len.div_ceil(parts).div_ceil(align) * align;

@@ -4,7 +4,7 @@
 //! cross-entropy is only offered with a sigmoid output, and is then computed from the logits z:
 //! BCE(sigmoid(z), t) = softplus(z) - t z, whose gradient in z is sigmoid(z) - t (no log of 0).
 
-use crate::activation::{Activation, softplus};
+use crate::activation::{Activation, softplus_fast};
 use crate::error::{Result, invalid};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl Loss {
                 let d = (y - t) as f64;
                 d * d
             }
-            Loss::BinaryCrossEntropy => softplus(z) as f64 - (t as f64) * (z as f64),
+            Loss::BinaryCrossEntropy => softplus_fast(z) as f64 - (t as f64) * (z as f64),
         }
     }
 
@@ -63,21 +63,40 @@ impl Loss {
     pub fn forward_backward(self, act: Activation, z: &[f32], y: &[f32], t: &[f32], dz: &mut [f32], count: usize) -> f64 {
         let inv = 1.0 / count as f32;
         let mut sum = 0f64;
-        match self {
-            Loss::Mse => {
-                let s = 2.0 * inv;
-                for i in 0..y.len() {
-                    let d = y[i] - t[i];
-                    sum += (d * d) as f64;
-                    dz[i] = s * d * act.derivative(z[i], y[i]);
+        // f32 partial sums over short runs keep the loops vectorisable; f64 across runs.
+        const RUN: usize = 256;
+        for (((z, y), t), dz) in z.chunks(RUN).zip(y.chunks(RUN)).zip(t.chunks(RUN)).zip(dz.chunks_mut(RUN)) {
+            let mut part = 0f32;
+            match (self, act) {
+                (Loss::Mse, Activation::Sigmoid) => {
+                    for i in 0..y.len() {
+                        let d = y[i] - t[i];
+                        part += d * d;
+                        dz[i] = 2.0 * inv * d * y[i] * (1.0 - y[i]);
+                    }
+                }
+                (Loss::Mse, Activation::Identity) => {
+                    for i in 0..y.len() {
+                        let d = y[i] - t[i];
+                        part += d * d;
+                        dz[i] = 2.0 * inv * d;
+                    }
+                }
+                (Loss::Mse, _) => {
+                    for i in 0..y.len() {
+                        let d = y[i] - t[i];
+                        part += d * d;
+                        dz[i] = 2.0 * inv * d * act.derivative(z[i], y[i]);
+                    }
+                }
+                (Loss::BinaryCrossEntropy, _) => {
+                    for i in 0..y.len() {
+                        part += softplus_fast(z[i]) - t[i] * z[i];
+                        dz[i] = (y[i] - t[i]) * inv;
+                    }
                 }
             }
-            Loss::BinaryCrossEntropy => {
-                for i in 0..y.len() {
-                    sum += self.element(z[i], y[i], t[i]);
-                    dz[i] = (y[i] - t[i]) * inv;
-                }
-            }
+            sum += part as f64;
         }
         sum
     }
