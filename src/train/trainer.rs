@@ -261,6 +261,19 @@ impl Trainer {
                     }
                 }
             }
+            // Each minibatch's loss is taken before its step, so the epoch's last step is unseen:
+            // check it with one more pass over the last minibatch, so that a blow-up there is
+            // caught in this epoch, not kept as the result or as the next epoch's start.
+            let first = (batches - 1) * batch;
+            let r = batch.min(rows - first);
+            let x: &[f32] = if c.shuffle { &xb[..r * cols] } else { &train.as_slice()[first * cols..][..r * cols] };
+            let loss = pool.install(|| net.forward_backward(x, r, &mut ws, &mut grads, threads));
+            if !loss.is_finite() {
+                net.params_mut().copy_from_slice(&epoch_start);
+                return Err(Error::Diverged(format!(
+                    "loss became {loss} after the last minibatch of epoch {epoch}; parameters restored to the start of the epoch (lower the learning rate or clip gradients)"
+                )));
+            }
             let train_secs = start.elapsed().as_secs_f64();
             let valid_loss = match valid {
                 Some(v) if v.rows() > 0 => pool.install(|| net.loss_threads(v, threads))?,
