@@ -4,8 +4,10 @@
 //! both): `matrixmultiply` (its AVX-512 kernel runs ~200 GFLOP/s a core on Zen 4/5, 1.6x the
 //! `gemm` crate there) and the `gemm` crate (faster on AVX2-only CPUs, and 5x faster for the
 //! one-row products of single-sample inference). Threads split the output into disjoint row or
-//! column blocks, each computed by a single-threaded kernel: no reduction across threads, so a
-//! result does not depend on the thread count, and no threaded GEMM ever runs inside a rayon task.
+//! column blocks, each computed by a single-threaded kernel: no reduction across threads, and no
+//! threaded GEMM ever runs inside a rayon task. With `matrixmultiply` a result therefore does not
+//! depend on the thread count; the `gemm` crate picks its inner kernels by block shape, so with it
+//! the last bits can change with the thread count (tests/optim.rs `trainer_is_deterministic`).
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -133,10 +135,15 @@ pub fn gemm(
     let ap = SendPtr(a.data.as_ptr());
     let bp = SendPtr(b.data.as_ptr());
     let cp = SendPtr(c.as_mut_ptr());
+    // One-row (or one-column) products: the gemm crate's GEMV path is ~5x faster. Decided on the
+    // whole product, not per block, so a thin remainder block of a split (e.g. 4 of 36 columns)
+    // uses the same kernel, hence the same rounding, as with one thread.
+    let use_gemm = m <= 4 || n <= 4 || kernel() == Kernel::Gemm;
     // SAFETY: the asserts above keep every index inside the three slices; blocks of C are disjoint.
     let block = move |i0: usize, i1: usize, j0: usize, j1: usize| unsafe {
         let (ap, bp, cp) = (ap, bp, cp);
         kernel_block(
+            use_gemm,
             i1 - i0,
             j1 - j0,
             k,
@@ -178,6 +185,7 @@ pub fn gemm(
 
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel_block(
+    use_gemm: bool,
     m: usize,
     n: usize,
     k: usize,
@@ -192,8 +200,6 @@ unsafe fn kernel_block(
     c: *mut f32,
     ldc: isize,
 ) {
-    // One-row (or one-column) products: the gemm crate's GEMV path is ~5x faster.
-    let use_gemm = m <= 4 || n <= 4 || kernel() == Kernel::Gemm;
     unsafe {
         if use_gemm {
             // gemm: dst = alpha_dst * dst + beta_prod * lhs * rhs; read_dst = false ignores dst.
