@@ -5,7 +5,9 @@
 //! independent f64 evaluation and with encode / decode / reconstruct.
 //!
 //! How the check stays sharp on an f32 engine:
-//! - the loss is the mean element loss in f64 (forward_backward's returned sum / element count);
+//! - the loss is the engine's mean element loss summed in f64 (`Network::loss`; it must agree
+//!   with forward_backward's returned sum / element count to 1e-6, which since that sum adds
+//!   elements in f32 runs is ~10x noisier in a difference quotient);
 //! - central differences over the *actual* f32 step (p + h and p - h are rounded to f32 and the
 //!   quotient divides by their true difference), Richardson-extrapolated from steps h and 2h,
 //!   D = (4 D(h) - D(2h)) / 3, which cancels the h^2 truncation term: with h = 1e-2 what remains
@@ -141,18 +143,27 @@ fn is_kinked(a: Activation) -> bool {
     matches!(a, Activation::Relu | Activation::LeakyRelu)
 }
 
-/// Mean loss (f64) at `params`, and the sign pattern of every ReLU-family unit on every row.
-fn mean_loss(net: &mut Network, params: &[f32], x: &[f32], rows: usize, ws: &mut Workspace) -> (f64, Vec<bool>) {
+/// Mean loss at `params`, and the sign pattern of every ReLU-family unit on every row.
+///
+/// The value is `Network::loss`, the engine's forward pass with the element losses summed in
+/// f64. forward_backward's returned sum (which gives the masks here) adds the element losses in
+/// f32 runs of 256 before f64, which is fine for reporting but ~10x noisier in a difference
+/// quotient; the two must agree to 1e-6 relative (asserted).
+fn mean_loss(net: &mut Network, params: &[f32], x: &Matrix, ws: &mut Workspace) -> (f64, Vec<bool>) {
     net.set_params(params).expect("finite params");
+    let rows = x.rows();
     let mut g = vec![0f32; params.len()];
-    let sum = net.forward_backward(x, rows, ws, &mut g, 1);
+    let sum = net.forward_backward(x.as_slice(), rows, ws, &mut g, 1);
     let mut mask = Vec::new();
     for (i, l) in net.layers().iter().enumerate() {
         if is_kinked(l.activation) {
             mask.extend(ws.output(i)[..rows * l.n_out].iter().map(|&y| y > 0.0));
         }
     }
-    (sum / (rows * net.input_dim()) as f64, mask)
+    let mean = net.loss(x).expect("loss");
+    let reported = sum / (rows * net.input_dim()) as f64;
+    assert!((reported - mean).abs() <= 1e-6 * mean, "forward_backward's loss {reported} vs loss() {mean}");
+    (mean, mask)
 }
 
 /// d/dp_i of (mean loss + penalty) at p0 by extrapolated central differences over the actual f32
@@ -161,21 +172,20 @@ fn central_difference(
     net: &mut Network,
     p0: &[f32],
     i: usize,
-    x: &[f32],
-    rows: usize,
+    x: &Matrix,
     ws: &mut Workspace,
     penalty: &dyn Fn(&[f32]) -> f64,
 ) -> Option<f64> {
-    let base_mask = mean_loss(net, p0, x, rows, ws).1;
+    let base_mask = mean_loss(net, p0, x, ws).1;
     let mut p = p0.to_vec();
     let mut diff = |h: f32| -> Option<f64> {
         p[i] = p0[i] + h;
         let hi = p[i] as f64;
-        let (f_hi, m_hi) = mean_loss(net, &p, x, rows, ws);
+        let (f_hi, m_hi) = mean_loss(net, &p, x, ws);
         let f_hi = f_hi + penalty(&p);
         p[i] = p0[i] - h;
         let lo = p[i] as f64;
-        let (f_lo, m_lo) = mean_loss(net, &p, x, rows, ws);
+        let (f_lo, m_lo) = mean_loss(net, &p, x, ws);
         let f_lo = f_lo + penalty(&p);
         if m_hi != base_mask || m_lo != base_mask {
             return None;
@@ -209,10 +219,11 @@ fn compare(label: &str, net: &Network, x: &[f32], rows: usize, analytic: &[f32],
     let mut work = net.clone();
     let p0 = net.params().to_vec();
     let mut ws = net.workspace(rows).expect("workspace");
+    let xm = Matrix::from_vec(rows, net.input_dim(), x[..rows * net.input_dim()].to_vec()).expect("inputs");
     let n = p0.len();
     // NaN marks a coordinate skipped at a kink.
     let numeric: Vec<f64> =
-        (0..n).map(|i| central_difference(&mut work, &p0, i, x, rows, &mut ws, penalty).unwrap_or(f64::NAN)).collect();
+        (0..n).map(|i| central_difference(&mut work, &p0, i, &xm, &mut ws, penalty).unwrap_or(f64::NAN)).collect();
     let skipped = numeric.iter().filter(|v| v.is_nan()).count();
     let mut bad = Vec::new();
     // Worst fraction of the tolerance used, and worst relative error on entries >= 100 * ABS_TOL
