@@ -8,9 +8,8 @@ pub fn ffi_sources(root: &Path) -> Vec<PathBuf> {
     let dir = root.join("src/ffi");
     let order = ["consts.rs", "types.rs", "mod.rs", "network.rs", "dataset.rs", "trainer.rs"];
     let mut files: Vec<PathBuf> = order.iter().map(|f| dir.join(f)).filter(|p| p.exists()).collect();
-    let mut rest: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
+    let mut rest: Vec<PathBuf> =
+        std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
     rest.retain(|p| p.extension().is_some_and(|e| e == "rs") && !files.contains(p));
     rest.sort();
     files.extend(rest);

@@ -34,11 +34,7 @@ pub mod mutate {
         for &b in data {
             c ^= u32::from(b);
             for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    (c >> 1) ^ 0xEDB8_8320
-                } else {
-                    c >> 1
-                };
+                c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
             }
         }
         !c
@@ -58,16 +54,8 @@ pub mod mutate {
     pub fn base_networks() -> Vec<Network> {
         use Activation::*;
         let mut specs = vec![
-            NetworkSpec {
-                seed: 11,
-                ..NetworkSpec::new(6, &[5, 4], Relu, 3)
-            },
-            NetworkSpec {
-                tied_weights: true,
-                init: Init::He,
-                seed: 12,
-                ..NetworkSpec::new(5, &[4, 3], Tanh, 2)
-            },
+            NetworkSpec { seed: 11, ..NetworkSpec::new(6, &[5, 4], Relu, 3) },
+            NetworkSpec { tied_weights: true, init: Init::He, seed: 12, ..NetworkSpec::new(5, &[4, 3], Tanh, 2) },
             NetworkSpec {
                 decoder: Some(vec![LayerSpec::new(7, Elu), LayerSpec::new(3, Gelu)]),
                 output_activation: Identity,
@@ -76,25 +64,16 @@ pub mod mutate {
                 seed: 13,
                 ..NetworkSpec::new(4, &[3], Softplus, 2)
             },
-            NetworkSpec {
-                init: Init::SmallUniform,
-                ..NetworkSpec::new(3, &[], LeakyRelu, 2)
-            },
+            NetworkSpec { init: Init::SmallUniform, ..NetworkSpec::new(3, &[], LeakyRelu, 2) },
         ];
         specs.push(NetworkSpec {
-            encoder: Activation::ALL
-                .iter()
-                .map(|&a| LayerSpec::new(2, a))
-                .collect(),
+            encoder: Activation::ALL.iter().map(|&a| LayerSpec::new(2, a)).collect(),
             decoder: Some(vec![]),
             init: Init::Glorot,
             seed: u64::MAX,
             ..NetworkSpec::new(2, &[], Sigmoid, 1)
         });
-        specs
-            .into_iter()
-            .map(|s| Network::new(s).expect("base network"))
-            .collect()
+        specs.into_iter().map(|s| Network::new(s).expect("base network")).collect()
     }
 
     pub fn base_files() -> Vec<Vec<u8>> {
@@ -121,11 +100,7 @@ pub mod mutate {
             u32::MAX - 1,
             u32::MAX,
         ];
-        if rng.below(4) == 0 {
-            rng.next_u64() as u32
-        } else {
-            V[rng.below(V.len() as u64) as usize]
-        }
+        if rng.below(4) == 0 { rng.next_u64() as u32 } else { V[rng.below(V.len() as u64) as usize] }
     }
 
     fn interesting_u64(rng: &mut Rng, len: usize) -> u64 {
@@ -143,11 +118,7 @@ pub mod mutate {
             len as u64 / 4 + 1,
             len as u64,
         ];
-        if rng.below(4) == 0 {
-            rng.next_u64()
-        } else {
-            v[rng.below(v.len() as u64) as usize]
-        }
+        if rng.below(4) == 0 { rng.next_u64() } else { v[rng.below(v.len() as u64) as usize] }
     }
 
     /// A 4-aligned offset where `width` bytes fit: mostly in the header and architecture section
@@ -160,11 +131,7 @@ pub mod mutate {
             .get(16..20)
             .map(|a| 28 + u32::from_le_bytes([a[0], a[1], a[2], a[3]]) as usize)
             .unwrap_or(bytes.len());
-        let limit = if rng.below(4) != 0 {
-            arch_end.min(bytes.len())
-        } else {
-            bytes.len()
-        };
+        let limit = if rng.below(4) != 0 { arch_end.min(bytes.len()) } else { bytes.len() };
         let slots = (limit.saturating_sub(width)) / 4 + 1;
         Some(4 * rng.below(slots as u64) as usize).filter(|&o| o + width <= bytes.len())
     }
@@ -230,11 +197,7 @@ pub mod mutate {
         if crc_fixed {
             fix_crc(&mut bytes);
         }
-        Mutant {
-            bytes,
-            kinds: kinds.join("+"),
-            crc_fixed,
-        }
+        Mutant { bytes, kinds: kinds.join("+"), crc_fixed }
     }
 }
 
@@ -252,14 +215,8 @@ fn class(e: &latent::Error) -> String {
 
 #[allow(dead_code)]
 fn main() {
-    let files: u64 = std::env::var("FUZZ_FILES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let seed: u64 = std::env::var("FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x1a7e_2f00);
+    let files: u64 = std::env::var("FUZZ_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let seed: u64 = std::env::var("FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x1a7e_2f00);
     let bases = mutate::base_files();
     let mut rng = Rng::new(seed, 0xF022);
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
@@ -281,12 +238,8 @@ fn main() {
         if dt > max_time {
             max_time = dt;
             slowest.clone_from(&m.bytes);
-            max_kind = format!(
-                "{} ({} bytes, crc {})",
-                m.kinds,
-                m.bytes.len(),
-                if m.crc_fixed { "fixed" } else { "stale" }
-            );
+            max_kind =
+                format!("{} ({} bytes, crc {})", m.kinds, m.bytes.len(), if m.crc_fixed { "fixed" } else { "stale" });
         }
         let key = match r {
             Err(_) => {
@@ -302,10 +255,7 @@ fn main() {
     println!("model_file fuzz: {files} mutated files (seed {seed:#x}), CRC recomputed for {fixed}");
     println!("{:<52} {:>10} {:>8}", "outcome", "files", "share");
     for (k, v) in &outcomes {
-        println!(
-            "{k:<52} {v:>10} {:>7.3}%",
-            100.0 * *v as f64 / files.max(1) as f64
-        );
+        println!("{k:<52} {v:>10} {:>7.3}%", 100.0 * *v as f64 / files.max(1) as f64);
     }
     println!(
         "{} files/s overall ({:.2} s, mutation included); from_bytes alone: {:.0} files/s, {:.0} MB/s, mean {:.2} us",
@@ -315,10 +265,7 @@ fn main() {
         bytes_total as f64 / parse_time.as_secs_f64() / 1e6,
         parse_time.as_secs_f64() * 1e6 / files.max(1) as f64
     );
-    println!(
-        "max time for one file: {:.1} us, {max_kind}",
-        max_time.as_secs_f64() * 1e6
-    );
+    println!("max time for one file: {:.1} us, {max_kind}", max_time.as_secs_f64() * 1e6);
     // One slow call among a million is the scheduler (a 2-core machine shared with builds), not
     // the file: timing the same file again says which.
     let again = (0..1000)
@@ -329,10 +276,7 @@ fn main() {
         })
         .max()
         .unwrap_or_default();
-    println!(
-        "the slowest file parsed 1000 more times: at most {:.1} us",
-        again.as_secs_f64() * 1e6
-    );
+    println!("the slowest file parsed 1000 more times: at most {:.1} us", again.as_secs_f64() * 1e6);
     println!("panics: {panics}");
     if panics > 0 {
         std::process::exit(1);

@@ -134,12 +134,21 @@ fn run_workload(w: &Workload, x: &Matrix, epochs: usize) -> Row {
     let lo = sps.iter().cloned().fold(f64::MAX, f64::min);
     let hi = sps.iter().cloned().fold(0.0, f64::max);
     let med = median(sps);
-    Row { id: w.id, samples_per_s: med, spread: (lo, hi), gflops: med * w.train_mflop / 1e3, latency_us: encode_latency_us(&net) }
+    Row {
+        id: w.id,
+        samples_per_s: med,
+        spread: (lo, hi),
+        gflops: med * w.train_mflop / 1e3,
+        latency_us: encode_latency_us(&net),
+    }
 }
 
 /// Runs the peers' script (../shared/bench/peers/run_all.sh) and returns its table and the
 /// (workload, peer, samples/s) rows parsed from it.
-fn run_peers(only: &str) -> Option<(String, Vec<(String, String, f64)>)> {
+/// (workload, peer, samples/s)
+type PeerRow = (String, String, f64);
+
+fn run_peers(only: &str) -> Option<(String, Vec<PeerRow>)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("../shared/bench/peers/run_all.sh");
     if !script.exists() {
@@ -189,7 +198,11 @@ fn main() {
     let data: Vec<f32> = (0..ROWS * COLS).map(|_| rng.uniform()).collect();
     let x = Matrix::from_vec(ROWS, COLS, data).unwrap();
     let peak = gemm_peak(threads);
-    println!("latent {} | {threads} threads | GEMM kernel {:?} | sgemm 1024^3 peak {peak:.1} GFLOP/s", env!("CARGO_PKG_VERSION"), latent::gemm::kernel());
+    println!(
+        "latent {} | {threads} threads | GEMM kernel {:?} | sgemm 1024^3 peak {peak:.1} GFLOP/s",
+        env!("CARGO_PKG_VERSION"),
+        latent::gemm::kernel()
+    );
     let mut rows = Vec::new();
     for w in workloads(threads).iter().filter(|w| only.contains(w.id)) {
         let r = run_workload(w, &x, epochs);
@@ -202,7 +215,9 @@ fn main() {
         Err(_) => run_peers("jax"),
     };
     println!();
-    println!("| workload | latent samples/s (min-max) | GFLOP/s | % of GEMM peak | encode µs, batch 1 | vs best peer |");
+    println!(
+        "| workload | latent samples/s (min-max) | GFLOP/s | % of GEMM peak | encode µs, batch 1 | vs best peer |"
+    );
     println!("|---|---|---|---|---|---|");
     for r in &rows {
         let best = peers.as_ref().and_then(|(_, p)| {

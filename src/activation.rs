@@ -206,14 +206,16 @@ pub fn softplus(z: f32) -> f32 {
 pub fn erf(x: f32) -> f32 {
     let z = (x as f64).abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-        .exp();
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
     let v = 1.0 - r;
     (if x >= 0.0 { v } else { -v }) as f32
 }
@@ -250,6 +252,7 @@ mod tests {
 /// libm's expf: Cody-Waite range reduction x = n ln2 + r, |r| <= ln2/2, and Cephes' degree-6
 /// polynomial for e^r.
 #[inline(always)]
+#[allow(clippy::excessive_precision)]
 pub fn exp_fast(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;

@@ -34,17 +34,20 @@ pub fn set_kernel(k: Kernel) {
     );
 }
 
-/// The kernel in use for blocked products after resolving `Auto`.
+/// The kernel in use for blocked products after resolving `Auto`: `set_kernel`, else
+/// `$LATENT_GEMM` (`mm` or `gemm`, read once), else by CPU.
 pub fn kernel() -> Kernel {
     match KERNEL.load(Ordering::Relaxed) {
         1 => Kernel::MatrixMultiply,
         2 => Kernel::Gemm,
         _ => {
-            if has_avx512() {
-                Kernel::MatrixMultiply
-            } else {
-                Kernel::Gemm
-            }
+            static DEFAULT: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+            *DEFAULT.get_or_init(|| match std::env::var("LATENT_GEMM").as_deref() {
+                Ok("mm") => Kernel::MatrixMultiply,
+                Ok("gemm") => Kernel::Gemm,
+                _ if has_avx512() => Kernel::MatrixMultiply,
+                _ => Kernel::Gemm,
+            })
         }
     }
 }

@@ -55,8 +55,17 @@ impl Init {
     }
 
     /// Fills a fan_in x fan_out weight block and its bias.
-    pub fn fill(self, act: Activation, fan_in: usize, fan_out: usize, w: &mut [f32], b: Option<&mut [f32]>, rng: &mut Rng) {
-        let uniform = |a: f32, v: &mut [f32], rng: &mut Rng| v.iter_mut().for_each(|x| *x = a * (2.0 * rng.uniform() - 1.0));
+    pub fn fill(
+        self,
+        act: Activation,
+        fan_in: usize,
+        fan_out: usize,
+        w: &mut [f32],
+        b: Option<&mut [f32]>,
+        rng: &mut Rng,
+    ) {
+        let uniform =
+            |a: f32, v: &mut [f32], rng: &mut Rng| v.iter_mut().for_each(|x| *x = a * (2.0 * rng.uniform() - 1.0));
         let (scheme, gain) = self.resolve(act);
         match scheme {
             Init::Glorot => uniform(gain * (6.0 / (fan_in + fan_out) as f32).sqrt(), w, rng),

@@ -60,7 +60,15 @@ impl Loss {
 
     /// Sum of the element losses of a block, and dL/dz written into `dz` for the mean over
     /// `count` elements.
-    pub fn forward_backward(self, act: Activation, z: &[f32], y: &[f32], t: &[f32], dz: &mut [f32], count: usize) -> f64 {
+    pub fn forward_backward(
+        self,
+        act: Activation,
+        z: &[f32],
+        y: &[f32],
+        t: &[f32],
+        dz: &mut [f32],
+        count: usize,
+    ) -> f64 {
         let inv = 1.0 / count as f32;
         let mut sum = 0f64;
         // f32 partial sums over short runs keep the loops vectorisable; f64 across runs.

@@ -124,25 +124,17 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Network> {
 /// Saves atomically: the file at `path` is either what it was before or the complete new
 /// model, never a mixture, whatever fails (failures are [`Error::Io`], naming the path).
 pub fn save(net: &Network, path: &Path) -> Result<()> {
-    let fail =
-        |what: &str, e: io::Error| Error::Io(format!("saving {}: {what}: {e}", path.display()));
-    let name = path.file_name().ok_or_else(|| {
-        Error::Io(format!(
-            "saving {}: the path does not name a file",
-            path.display()
-        ))
-    })?;
+    let fail = |what: &str, e: io::Error| Error::Io(format!("saving {}: {what}: {e}", path.display()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Io(format!("saving {}: the path does not name a file", path.display())))?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut tmp_name = OsString::from(name);
-    tmp_name.push(format!(
-        ".latent.tmp{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    tmp_name.push(format!(".latent.tmp{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
     let tmp = dir.join(tmp_name);
 
     let file = OpenOptions::new()
@@ -151,18 +143,10 @@ pub fn save(net: &Network, path: &Path) -> Result<()> {
         .open(&tmp)
         .map_err(|e| fail(&format!("cannot create {}", tmp.display()), e))?;
     // From here on the temporary file is removed on every way out, panics included.
-    let mut guard = TempFile {
-        path: Some(tmp.clone()),
-    };
-    let mut w = CrcWriter {
-        inner: BufWriter::with_capacity(1 << 16, file),
-        crc: Crc32::new(),
-    };
+    let mut guard = TempFile { path: Some(tmp.clone()) };
+    let mut w = CrcWriter { inner: BufWriter::with_capacity(1 << 16, file), crc: Crc32::new() };
     encode(net, &mut w).map_err(|e| fail("writing", e))?;
-    let file = w
-        .inner
-        .into_inner()
-        .map_err(|e| fail("writing", e.into_error()))?;
+    let file = w.inner.into_inner().map_err(|e| fail("writing", e.into_error()))?;
     file.sync_all().map_err(|e| fail("syncing", e))?;
     drop(file);
     fs::rename(&tmp, path).map_err(|e| fail(&format!("renaming {} over it", tmp.display()), e))?;
@@ -196,9 +180,7 @@ pub fn load(path: &Path) -> Result<Network> {
     bytes
         .try_reserve_exact(want)
         .map_err(|_| Error::OutOfMemory(format!("{}: reading {len} bytes", path.display())))?;
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(too_big(bytes.len() as u64));
     }
@@ -353,9 +335,9 @@ fn check_envelope(bytes: &[u8]) -> Result<()> {
                 if exact { "" } else { "at least " },
                 bytes.len()
             )),
-            _ => bad(format!(
-                "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}: the file is corrupt"
-            )),
+            _ => {
+                bad(format!("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}: the file is corrupt"))
+            }
         });
     }
     Ok(())
@@ -409,11 +391,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
     fn short(&self, what: &str, n: usize) -> Error {
-        bad(format!(
-            "truncated: {what} needs {n} bytes at offset {}, {} are left",
-            self.pos,
-            self.rest.len()
-        ))
+        bad(format!("truncated: {what} needs {n} bytes at offset {}, {} are left", self.pos, self.rest.len()))
     }
 }
 
@@ -425,9 +403,7 @@ fn units(r: &mut Reader, what: &str) -> Result<usize> {
     let at = r.pos;
     let u = r.u32(what)?;
     if u == 0 || u as usize > MAX_UNITS {
-        return Err(arch_err(format_args!(
-            "{what} {u} at offset {at} is not in 1..={MAX_UNITS}"
-        )));
+        return Err(arch_err(format_args!("{what} {u} at offset {at} is not in 1..={MAX_UNITS}")));
     }
     Ok(u as usize)
 }
@@ -435,11 +411,8 @@ fn units(r: &mut Reader, what: &str) -> Result<usize> {
 fn activation(r: &mut Reader, what: &str) -> Result<Activation> {
     let at = r.pos;
     let c = r.i32(what)?;
-    Activation::from_code(c).map_err(|_| {
-        arch_err(format_args!(
-            "{what} code {c} at offset {at} is not one this build knows"
-        ))
-    })
+    Activation::from_code(c)
+        .map_err(|_| arch_err(format_args!("{what} code {c} at offset {at} is not one this build knows")))
 }
 
 fn flag(r: &mut Reader, what: &str) -> Result<bool> {
@@ -447,9 +420,7 @@ fn flag(r: &mut Reader, what: &str) -> Result<bool> {
     match r.u32(what)? {
         0 => Ok(false),
         1 => Ok(true),
-        v => Err(arch_err(format_args!(
-            "{what} at offset {at} is {v}, not 0 or 1"
-        ))),
+        v => Err(arch_err(format_args!("{what} at offset {at} is {v}, not 0 or 1"))),
     }
 }
 
@@ -473,17 +444,11 @@ fn layers(r: &mut Reader, count: u32, what: &str) -> Result<Vec<LayerSpec>> {
 }
 
 fn parse_arch(section: &[u8]) -> Result<NetworkSpec> {
-    let mut r = Reader {
-        rest: section,
-        pos: HEADER_BYTES,
-    };
+    let mut r = Reader { rest: section, pos: HEADER_BYTES };
     let input_dim = units(&mut r, "input width")?;
     let n_enc = r.u32("encoder layer count")?;
     let encoder = layers(&mut r, n_enc, "encoder")?;
-    let code = LayerSpec {
-        units: units(&mut r, "code width")?,
-        activation: activation(&mut r, "code activation")?,
-    };
+    let code = LayerSpec { units: units(&mut r, "code width")?, activation: activation(&mut r, "code activation")? };
     let mirrored = flag(&mut r, "decoder-mirrored flag")?;
     let n_dec = r.u32("decoder layer count")?;
     if encoder.len() + n_dec as usize + 2 > MAX_LAYERS {
@@ -496,19 +461,13 @@ fn parse_arch(section: &[u8]) -> Result<NetworkSpec> {
     let output_activation = activation(&mut r, "output activation")?;
     let at = r.pos;
     let c = r.i32("loss")?;
-    let loss = Loss::from_code(c).map_err(|_| {
-        arch_err(format_args!(
-            "loss code {c} at offset {at} is not one this build knows"
-        ))
-    })?;
+    let loss = Loss::from_code(c)
+        .map_err(|_| arch_err(format_args!("loss code {c} at offset {at} is not one this build knows")))?;
     let tied_weights = flag(&mut r, "tied-weights flag")?;
     let at = r.pos;
     let c = r.i32("init")?;
-    let init = Init::from_code(c).map_err(|_| {
-        arch_err(format_args!(
-            "init code {c} at offset {at} is not one this build knows"
-        ))
-    })?;
+    let init = Init::from_code(c)
+        .map_err(|_| arch_err(format_args!("init code {c} at offset {at} is not one this build knows")))?;
     let seed = r.u64("seed")?;
     if !r.rest.is_empty() {
         return Err(arch_err(format_args!(
@@ -519,25 +478,13 @@ fn parse_arch(section: &[u8]) -> Result<NetworkSpec> {
     }
     let decoder = if mirrored {
         if !decoder.iter().eq(encoder.iter().rev()) {
-            return Err(arch_err(
-                "the decoder is marked mirrored but is not the encoder reversed",
-            ));
+            return Err(arch_err("the decoder is marked mirrored but is not the encoder reversed"));
         }
         None
     } else {
         Some(decoder)
     };
-    Ok(NetworkSpec {
-        input_dim,
-        encoder,
-        code,
-        decoder,
-        output_activation,
-        loss,
-        tied_weights,
-        init,
-        seed,
-    })
+    Ok(NetworkSpec { input_dim, encoder, code, decoder, output_activation, loss, tied_weights, init, seed })
 }
 
 /// The number of parameters `Network::new(spec)` holds, computed without allocating (the layer
@@ -556,11 +503,8 @@ fn implied_params(spec: &NetworkSpec) -> Option<u64> {
     let mut total = 0u64;
     for (idx, pair) in widths.windows(2).enumerate() {
         let (n_in, n_out) = (pair[0], pair[1]);
-        let own = if spec.tied_weights && idx >= n_encoder {
-            n_out
-        } else {
-            n_in.checked_mul(n_out)?.checked_add(n_out)?
-        };
+        let own =
+            if spec.tied_weights && idx >= n_encoder { n_out } else { n_in.checked_mul(n_out)?.checked_add(n_out)? };
         total = total.checked_add(own).filter(|&t| t <= MAX_PARAMS as u64)?;
     }
     Some(total)
@@ -572,9 +516,7 @@ fn parse(body: &[u8]) -> Result<Network> {
     r.take(12, "magic and version")?;
     let flags = r.u32("flags")?;
     if flags != 0 {
-        return Err(bad(format!(
-            "unsupported flags: {flags:#010x} (version 1 defines none)"
-        )));
+        return Err(bad(format!("unsupported flags: {flags:#010x} (version 1 defines none)")));
     }
     let a = r.u32("architecture section length")?;
     let section = r.take(a as usize, "the architecture section")?;
@@ -582,11 +524,8 @@ fn parse(body: &[u8]) -> Result<Network> {
 
     let at = r.pos;
     let count = r.u64("parameter count")?;
-    let implied = implied_params(&spec).ok_or_else(|| {
-        arch_err(format_args!(
-            "the network has more than {MAX_PARAMS} parameters"
-        ))
-    })?;
+    let implied = implied_params(&spec)
+        .ok_or_else(|| arch_err(format_args!("the network has more than {MAX_PARAMS} parameters")))?;
     if count != implied {
         return Err(bad(format!(
             "bad parameter block: the count at offset {at} is {count}, the architecture has {implied} parameters"
@@ -596,15 +535,10 @@ fn parse(body: &[u8]) -> Result<Network> {
     let n = count as usize;
     let block = r.take(4 * n, "the parameter block")?;
     if !r.rest.is_empty() {
-        return Err(bad(format!(
-            "trailing bytes: {} bytes after the parameter block",
-            r.rest.len()
-        )));
+        return Err(bad(format!("trailing bytes: {} bytes after the parameter block", r.rest.len())));
     }
     let mut params: Vec<f32> = Vec::new();
-    params
-        .try_reserve_exact(n)
-        .map_err(|_| Error::OutOfMemory(format!("{n} parameters of a model file")))?;
+    params.try_reserve_exact(n).map_err(|_| Error::OutOfMemory(format!("{n} parameters of a model file")))?;
     for (i, b) in block.chunks_exact(4).enumerate() {
         let p = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         if !p.is_finite() {
@@ -629,11 +563,7 @@ const fn crc_tables() -> [[u32; 256]; 8] {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
             k += 1;
         }
         t[0][i] = c;
@@ -702,14 +632,9 @@ mod tests {
     fn crc32_check_values() {
         assert_eq!(crc32(b""), 0);
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(
-            crc32(b"The quick brown fox jumps over the lazy dog"),
-            0x414F_A339
-        );
+        assert_eq!(crc32(b"The quick brown fox jumps over the lazy dog"), 0x414F_A339);
         // Slicing agrees with the bytewise loop at every split and length.
-        let data: Vec<u8> = (0..1000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
+        let data: Vec<u8> = (0..1000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         let bytewise = |d: &[u8]| {
             let mut c = !0u32;
             for &b in d {
@@ -734,10 +659,7 @@ mod tests {
         let mut specs = vec![
             NetworkSpec::new(7, &[5, 3], Relu, 2),
             NetworkSpec::new(4, &[], Tanh, 4),
-            NetworkSpec {
-                tied_weights: true,
-                ..NetworkSpec::new(9, &[6, 4], Sigmoid, 3)
-            },
+            NetworkSpec { tied_weights: true, ..NetworkSpec::new(9, &[6, 4], Sigmoid, 3) },
         ];
         specs.push(NetworkSpec {
             decoder: Some(vec![LayerSpec::new(11, Elu)]),

@@ -141,7 +141,14 @@ impl Network {
             if l.tied {
                 bias.fill(0.0);
             } else {
-                net.spec.init.fill(l.activation, l.n_in, l.n_out, &mut w[l.w..l.w + l.n_in * l.n_out], Some(bias), &mut rng);
+                net.spec.init.fill(
+                    l.activation,
+                    l.n_in,
+                    l.n_out,
+                    &mut w[l.w..l.w + l.n_in * l.n_out],
+                    Some(bias),
+                    &mut rng,
+                );
             }
         }
         Ok(net)
@@ -259,13 +266,27 @@ impl Network {
             let l = &self.layers[i];
             let (before, after) = ws.y.split_at_mut(i);
             let input: &[f32] = if i == range.start { x } else { &before[i - 1][..rows * l.n_in] };
-            l.forward(&self.params, input, rows, &mut ws.z[i][..rows * l.n_out], &mut after[0][..rows * l.n_out], threads);
+            l.forward(
+                &self.params,
+                input,
+                rows,
+                &mut ws.z[i][..rows * l.n_out],
+                &mut after[0][..rows * l.n_out],
+                threads,
+            );
         }
     }
 
     /// Forward and backward over a batch whose target is its input. Writes the gradient of the
     /// mean loss into `grads` (every entry is overwritten) and returns the summed element loss.
-    pub fn forward_backward(&self, x: &[f32], rows: usize, ws: &mut Workspace, grads: &mut [f32], threads: usize) -> f64 {
+    pub fn forward_backward(
+        &self,
+        x: &[f32],
+        rows: usize,
+        ws: &mut Workspace,
+        grads: &mut [f32],
+        threads: usize,
+    ) -> f64 {
         let n = self.layers.len();
         self.forward_layers(0..n, x, rows, ws, threads);
         let out = &self.layers[n - 1];
@@ -290,7 +311,17 @@ impl Network {
             if i == n - 1 {
                 l.backward_from_dz(&self.params, grads, input, dy, dx, rows, threads);
             } else {
-                l.backward(&self.params, grads, input, &ws.z[i][..rows * l.n_out], &ws.y[i][..rows * l.n_out], dy, dx, rows, threads);
+                l.backward(
+                    &self.params,
+                    grads,
+                    input,
+                    &ws.z[i][..rows * l.n_out],
+                    &ws.y[i][..rows * l.n_out],
+                    dy,
+                    dx,
+                    rows,
+                    threads,
+                );
             }
             std::mem::swap(&mut cur, &mut next);
         }
@@ -307,7 +338,12 @@ impl Network {
     }
 
     /// Runs layers `range` over x in blocks of rows, calling `sink(first_row, block_rows, ws)`.
-    fn run_blocks(&self, range: Range<usize>, x: &Matrix, sink: impl FnMut(usize, usize, &Workspace) + Send) -> Result<()> {
+    fn run_blocks(
+        &self,
+        range: Range<usize>,
+        x: &Matrix,
+        sink: impl FnMut(usize, usize, &Workspace) + Send,
+    ) -> Result<()> {
         // Small inputs run on the calling thread: no pool hand-off on the latency path.
         let threads = if x.rows() * x.cols() < 32 * 1024 { 1 } else { crate::pool::resolve_threads(self.threads) };
         if threads > 1 {
@@ -448,7 +484,8 @@ impl Network {
             } else {
                 "output"
             };
-            let tied = if l.tied { format!(" (weights tied to layer {})", 2 * self.n_encoder - 1 - i) } else { String::new() };
+            let tied =
+                if l.tied { format!(" (weights tied to layer {})", 2 * self.n_encoder - 1 - i) } else { String::new() };
             let _ = writeln!(
                 out,
                 "  {i:>2} {role:<8} dense {:>6} -> {:<6} {:<10} {:>10} params{tied}",

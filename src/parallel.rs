@@ -21,10 +21,7 @@ where
 {
     match rows_per_task(a.len(), cols, threads) {
         None => f(a, b),
-        Some(r) => a
-            .par_chunks_mut(r * cols)
-            .zip(b.par_chunks_mut(r * cols))
-            .for_each(|(a, b)| f(a, b)),
+        Some(r) => a.par_chunks_mut(r * cols).zip(b.par_chunks_mut(r * cols)).for_each(|(a, b)| f(a, b)),
     }
 }
 

@@ -8,9 +8,18 @@ use crate::error::{Error, Result};
 
 static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
 
-/// 0 means every core the process may use.
+/// 0 means the default: `$LATENT_NUM_THREADS` when set (as OMP_NUM_THREADS is for OpenMP
+/// codes, so a batch job can pin the library without recompiling), else every core the process
+/// may use.
 pub fn resolve_threads(threads: usize) -> usize {
-    if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads }
+    if threads > 0 {
+        return threads;
+    }
+    let env = std::env::var("LATENT_NUM_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok());
+    match env {
+        Some(n) if n > 0 => n.min(4096),
+        _ => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    }
 }
 
 /// The pool with `threads` workers (0 = all cores).

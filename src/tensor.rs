@@ -69,10 +69,9 @@ impl Matrix {
     pub fn check_finite(&self, what: &str) -> Result<()> {
         match self.first_non_finite() {
             None => Ok(()),
-            Some((r, c)) => Err(Error::NonFinite(format!(
-                "{what}: row {r}, column {c} is {}",
-                self.data[r * self.cols + c]
-            ))),
+            Some((r, c)) => {
+                Err(Error::NonFinite(format!("{what}: row {r}, column {c} is {}", self.data[r * self.cols + c])))
+            }
         }
     }
 }

@@ -105,10 +105,8 @@ impl TempDir {
     }
     /// Names in the directory, sorted.
     fn entries(&self) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut v: Vec<String> =
+            fs::read_dir(&self.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
     }
@@ -131,12 +129,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 fn random_matrix(rows: usize, cols: usize, seed: u64) -> Matrix {
     let mut rng = Rng::new(seed, 99);
-    Matrix::from_vec(
-        rows,
-        cols,
-        (0..rows * cols).map(|_| rng.uniform()).collect(),
-    )
-    .unwrap()
+    Matrix::from_vec(rows, cols, (0..rows * cols).map(|_| rng.uniform()).collect()).unwrap()
 }
 
 /// The loaded network is the saved one: spec, parameters bit for bit, and what it computes.
@@ -144,14 +137,8 @@ fn assert_same_network(a: &Network, b: &Network) {
     assert_eq!(a.spec(), b.spec());
     assert_eq!(bits(a.params()), bits(b.params()));
     let x = random_matrix(33, a.input_dim(), 5);
-    assert_eq!(
-        bits(a.encode(&x).unwrap().as_slice()),
-        bits(b.encode(&x).unwrap().as_slice())
-    );
-    assert_eq!(
-        bits(a.reconstruct(&x).unwrap().as_slice()),
-        bits(b.reconstruct(&x).unwrap().as_slice())
-    );
+    assert_eq!(bits(a.encode(&x).unwrap().as_slice()), bits(b.encode(&x).unwrap().as_slice()));
+    assert_eq!(bits(a.reconstruct(&x).unwrap().as_slice()), bits(b.reconstruct(&x).unwrap().as_slice()));
 }
 
 /// Saves to a file and loads it back, checking the file holds exactly to_bytes().
@@ -160,11 +147,7 @@ fn file_round_trip(net: &Network) -> Network {
     let path = dir.join("model.latent");
     save(net, &path).unwrap();
     assert_eq!(fs::read(&path).unwrap(), to_bytes(net));
-    assert_eq!(
-        dir.entries(),
-        ["model.latent"],
-        "save left something behind"
-    );
+    assert_eq!(dir.entries(), ["model.latent"], "save left something behind");
     let back = load(&path).unwrap();
     assert_eq!(to_bytes(&back), to_bytes(net));
     back
@@ -173,16 +156,7 @@ fn file_round_trip(net: &Network) -> Network {
 /// Gives some parameters values that a lossy or re-encoding codec would change.
 fn with_awkward_params(mut net: Network) -> Network {
     let mut p = net.params().to_vec();
-    let specials = [
-        -0.0f32,
-        1.0e-40,
-        -1.0e-45,
-        f32::MAX,
-        f32::MIN,
-        f32::MIN_POSITIVE,
-        0.1,
-        -1.0 / 3.0,
-    ];
+    let specials = [-0.0f32, 1.0e-40, -1.0e-45, f32::MAX, f32::MIN, f32::MIN_POSITIVE, 0.1, -1.0 / 3.0];
     for (i, s) in specials.iter().enumerate() {
         let k = (i * 7919) % p.len();
         p[k] = *s;
@@ -228,11 +202,7 @@ mod at {
 }
 
 fn known_net() -> Network {
-    Network::new(NetworkSpec {
-        seed: 3,
-        ..NetworkSpec::new(6, &[5, 4], Activation::Relu, 3)
-    })
-    .unwrap()
+    Network::new(NetworkSpec { seed: 3, ..NetworkSpec::new(6, &[5, 4], Activation::Relu, 3) }).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,21 +243,14 @@ fn tied_weights_network_round_trips() {
     assert!(back.spec().tied_weights);
     assert_same_network(&net, &back);
     // Tied decoder layers own only their biases: the file holds that many parameters.
-    assert_eq!(
-        back.param_count(),
-        (30 * 20 + 20) + (20 * 12 + 12) + (12 * 5 + 5) + 12 + 20 + 30
-    );
+    assert_eq!(back.param_count(), (30 * 20 + 20) + (20 * 12 + 12) + (12 * 5 + 5) + 12 + 20 + 30);
 }
 
 #[test]
 fn explicit_decoder_round_trips_and_stays_explicit() {
     use Activation::*;
     let spec = NetworkSpec {
-        decoder: Some(vec![
-            LayerSpec::new(9, Softplus),
-            LayerSpec::new(17, Sigmoid),
-            LayerSpec::new(11, Identity),
-        ]),
+        decoder: Some(vec![LayerSpec::new(9, Softplus), LayerSpec::new(17, Sigmoid), LayerSpec::new(11, Identity)]),
         init: Init::FanInUniform,
         seed: 7,
         ..NetworkSpec::new(13, &[10], Gelu, 4)
@@ -298,20 +261,14 @@ fn explicit_decoder_round_trips_and_stays_explicit() {
     // An explicit decoder equal to the mirror is still Some after loading: spec() round-trips
     // exactly, and the two files differ only in the mirrored flag (and the CRC).
     let mirrored = NetworkSpec::new(8, &[6, 4], Relu, 2);
-    let explicit = NetworkSpec {
-        decoder: Some(mirrored.decoder_layers()),
-        ..mirrored.clone()
-    };
+    let explicit = NetworkSpec { decoder: Some(mirrored.decoder_layers()), ..mirrored.clone() };
     let a = Network::new(mirrored).unwrap();
     let b = Network::new(explicit).unwrap();
     assert_eq!(bits(a.params()), bits(b.params()));
     let (fa, fb) = (to_bytes(&a), to_bytes(&b));
     let differing: Vec<usize> = (0..fa.len()).filter(|&i| fa[i] != fb[i]).collect();
     assert!(
-        !differing.is_empty()
-            && differing
-                .iter()
-                .all(|&i| i == at::MIRRORED || i >= fa.len() - 4),
+        !differing.is_empty() && differing.iter().all(|&i| i == at::MIRRORED || i >= fa.len() - 4),
         "{differing:?}"
     );
     let (ra, rb) = (from_bytes(&fa).unwrap(), from_bytes(&fb).unwrap());
@@ -335,21 +292,13 @@ fn every_activation_loss_and_init_round_trips() {
         let bytes = to_bytes(&net);
         // input 5, E = D = 1: encoder act at 32, code act at 40, decoder act at 56, output at 60.
         for off in [32, 40, 56, 60] {
-            assert_eq!(
-                i32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()),
-                a.code(),
-                "{a:?} at {off}"
-            );
+            assert_eq!(i32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()), a.code(), "{a:?} at {off}");
         }
         assert_same_network(&net, &from_bytes(&bytes).unwrap());
     }
     for &l in &Loss::ALL {
         for &i in &Init::ALL {
-            let out = if l == Loss::BinaryCrossEntropy {
-                Activation::Sigmoid
-            } else {
-                Activation::Softplus
-            };
+            let out = if l == Loss::BinaryCrossEntropy { Activation::Sigmoid } else { Activation::Softplus };
             let spec = NetworkSpec {
                 loss: l,
                 init: i,
@@ -360,14 +309,8 @@ fn every_activation_loss_and_init_round_trips() {
             let net = Network::new(spec).unwrap();
             let bytes = to_bytes(&net);
             // E = D = 1: loss at 20 + 28 + 16 = 64, init at 72.
-            assert_eq!(
-                i32::from_le_bytes(bytes[64..68].try_into().unwrap()),
-                l.code()
-            );
-            assert_eq!(
-                i32::from_le_bytes(bytes[72..76].try_into().unwrap()),
-                i.code()
-            );
+            assert_eq!(i32::from_le_bytes(bytes[64..68].try_into().unwrap()), l.code());
+            assert_eq!(i32::from_le_bytes(bytes[72..76].try_into().unwrap()), i.code());
             assert_same_network(&net, &file_round_trip(&net));
         }
     }
@@ -406,15 +349,7 @@ fn version_1_layout_is_frozen() {
         seed: 0x0102_0304_0506_0708,
         ..NetworkSpec::new(2, &[], Activation::Identity, 1)
     };
-    let params = [
-        0.5f32,
-        -0.0,
-        1.0e-40,
-        3.0,
-        -2.5,
-        f32::MAX,
-        f32::MIN_POSITIVE,
-    ];
+    let params = [0.5f32, -0.0, 1.0e-40, 3.0, -2.5, f32::MAX, f32::MIN_POSITIVE];
     let net = Network::from_params(spec, &params).unwrap();
 
     let mut f = Vec::new();
@@ -462,14 +397,8 @@ fn known_offsets_are_where_the_docs_say() {
     assert_eq!(u32_at(at::LOSS), Loss::BinaryCrossEntropy.code() as u32);
     assert_eq!(u32_at(at::TIED), 0);
     assert_eq!(u32_at(at::INIT), Init::Auto.code() as u32);
-    assert_eq!(
-        u64::from_le_bytes(b[at::SEED..at::SEED + 8].try_into().unwrap()),
-        3
-    );
-    assert_eq!(
-        u64::from_le_bytes(b[at::COUNT..at::COUNT + 8].try_into().unwrap()),
-        net.param_count() as u64
-    );
+    assert_eq!(u64::from_le_bytes(b[at::SEED..at::SEED + 8].try_into().unwrap()), 3);
+    assert_eq!(u64::from_le_bytes(b[at::COUNT..at::COUNT + 8].try_into().unwrap()), net.param_count() as u64);
     assert_eq!(b.len(), at::PARAMS + 4 * net.param_count() + 4);
     assert_eq!(
         f32::from_le_bytes(b[at::PARAMS..at::PARAMS + 4].try_into().unwrap()).to_bits(),
@@ -488,11 +417,7 @@ fn every_truncation_is_bad_format() {
     for b in &bases {
         for len in 0..b.len() {
             let msg = bad_format(&b[..len]);
-            assert!(
-                msg.contains("truncated"),
-                "length {len} of {}: {msg}",
-                b.len()
-            );
+            assert!(msg.contains("truncated"), "length {len} of {}: {msg}", b.len());
         }
     }
     // Through load, the path is named.
@@ -501,10 +426,7 @@ fn every_truncation_is_bad_format() {
     fs::write(&path, &small[..small.len() - 9]).unwrap();
     let e = load(&path).unwrap_err();
     assert_eq!(e.status(), status::BAD_FORMAT);
-    assert!(
-        e.to_string().contains("cut.latent") && e.to_string().contains("truncated"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("cut.latent") && e.to_string().contains("truncated"), "{e}");
     fs::write(&path, b"").unwrap();
     assert_eq!(load(&path).unwrap_err().status(), status::BAD_FORMAT);
 }
@@ -536,14 +458,7 @@ fn wrong_magic_is_bad_format() {
     mutate::fix_crc(&mut near);
     let mut lower = good.clone();
     lower[..6].copy_from_slice(b"latent");
-    for bytes in [
-        png,
-        b"PK\x03".to_vec(),
-        vec![0u8; 200],
-        b"hello, world\n".repeat(20),
-        near,
-        lower,
-    ] {
+    for bytes in [png, b"PK\x03".to_vec(), vec![0u8; 200], b"hello, world\n".repeat(20), near, lower] {
         let msg = bad_format(&bytes);
         assert!(msg.contains("not a latent model file (bad magic)"), "{msg}");
     }
@@ -565,11 +480,7 @@ fn newer_and_invalid_versions_are_bad_format() {
         assert!(bad_format(&b).contains("written by a newer latent"), "{v}");
         mutate::fix_crc(&mut b);
         let msg = bad_format(&b);
-        assert!(
-            msg.contains("written by a newer latent")
-                && msg.contains(&format!("format version {v}")),
-            "{msg}"
-        );
+        assert!(msg.contains("written by a newer latent") && msg.contains(&format!("format version {v}")), "{msg}");
     }
     let mut b = good.clone();
     put_u32(&mut b, 8, 0);
@@ -603,168 +514,33 @@ fn parser_refuses_bad_fields_behind_a_valid_checksum() {
     let good = to_bytes(&known_net());
     let n_params = known_net().param_count();
     let cases: Vec<(&str, usize, Vec<u8>, &str)> = vec![
-        (
-            "flags",
-            at::FLAGS,
-            1u32.to_le_bytes().to_vec(),
-            "unsupported flags",
-        ),
-        (
-            "arch length huge",
-            at::ARCH_LEN,
-            u32::MAX.to_le_bytes().to_vec(),
-            "truncated",
-        ),
-        (
-            "arch length short",
-            at::ARCH_LEN,
-            40u32.to_le_bytes().to_vec(),
-            "bad architecture",
-        ),
-        (
-            "input 0",
-            at::INPUT,
-            0u32.to_le_bytes().to_vec(),
-            "input width 0",
-        ),
-        (
-            "input huge",
-            at::INPUT,
-            (MAX_UNITS as u32 + 1).to_le_bytes().to_vec(),
-            "input width",
-        ),
-        (
-            "n_enc max",
-            at::N_ENC,
-            u32::MAX.to_le_bytes().to_vec(),
-            "encoder layers",
-        ),
-        (
-            "n_enc 257",
-            at::N_ENC,
-            (MAX_LAYERS as u32 + 1).to_le_bytes().to_vec(),
-            "encoder layers",
-        ),
-        (
-            "n_enc 0",
-            at::N_ENC,
-            0u32.to_le_bytes().to_vec(),
-            "bad architecture",
-        ),
-        (
-            "width 0",
-            at::ENC0_UNITS,
-            0u32.to_le_bytes().to_vec(),
-            "hidden layer width 0",
-        ),
-        (
-            "width huge",
-            at::ENC0_UNITS,
-            u32::MAX.to_le_bytes().to_vec(),
-            "hidden layer width",
-        ),
-        (
-            "activation 8",
-            at::ENC0_ACT,
-            8i32.to_le_bytes().to_vec(),
-            "activation code 8",
-        ),
-        (
-            "activation -1",
-            at::ENC0_ACT,
-            (-1i32).to_le_bytes().to_vec(),
-            "activation code -1",
-        ),
-        (
-            "code 0",
-            at::CODE_UNITS,
-            0u32.to_le_bytes().to_vec(),
-            "code width 0",
-        ),
-        (
-            "mirrored 2",
-            at::MIRRORED,
-            2u32.to_le_bytes().to_vec(),
-            "decoder-mirrored flag",
-        ),
-        (
-            "n_dec max",
-            at::N_DEC,
-            u32::MAX.to_le_bytes().to_vec(),
-            "more than 256 layers",
-        ),
-        (
-            "mirror mismatch",
-            at::DEC0_UNITS,
-            7u32.to_le_bytes().to_vec(),
-            "marked mirrored",
-        ),
-        (
-            "output act 99",
-            at::OUTPUT_ACT,
-            99i32.to_le_bytes().to_vec(),
-            "output activation code 99",
-        ),
-        (
-            "bce without sigmoid",
-            at::OUTPUT_ACT,
-            0i32.to_le_bytes().to_vec(),
-            "sigmoid output",
-        ),
-        (
-            "loss 2",
-            at::LOSS,
-            2i32.to_le_bytes().to_vec(),
-            "loss code 2",
-        ),
-        (
-            "tied 2",
-            at::TIED,
-            2u32.to_le_bytes().to_vec(),
-            "tied-weights flag",
-        ),
-        (
-            "tied 1",
-            at::TIED,
-            1u32.to_le_bytes().to_vec(),
-            "bad parameter block",
-        ),
-        (
-            "init 5",
-            at::INIT,
-            5i32.to_le_bytes().to_vec(),
-            "init code 5",
-        ),
-        (
-            "count max",
-            at::COUNT,
-            u64::MAX.to_le_bytes().to_vec(),
-            "bad parameter block",
-        ),
-        (
-            "count 2^40",
-            at::COUNT,
-            (1u64 << 40).to_le_bytes().to_vec(),
-            "bad parameter block",
-        ),
-        (
-            "count + 1",
-            at::COUNT,
-            (n_params as u64 + 1).to_le_bytes().to_vec(),
-            "bad parameter block",
-        ),
-        (
-            "NaN",
-            at::PARAMS,
-            f32::NAN.to_le_bytes().to_vec(),
-            "parameter 0 is NaN",
-        ),
-        (
-            "inf",
-            at::PARAMS + 8,
-            f32::NEG_INFINITY.to_le_bytes().to_vec(),
-            "parameter 2 is -inf",
-        ),
+        ("flags", at::FLAGS, 1u32.to_le_bytes().to_vec(), "unsupported flags"),
+        ("arch length huge", at::ARCH_LEN, u32::MAX.to_le_bytes().to_vec(), "truncated"),
+        ("arch length short", at::ARCH_LEN, 40u32.to_le_bytes().to_vec(), "bad architecture"),
+        ("input 0", at::INPUT, 0u32.to_le_bytes().to_vec(), "input width 0"),
+        ("input huge", at::INPUT, (MAX_UNITS as u32 + 1).to_le_bytes().to_vec(), "input width"),
+        ("n_enc max", at::N_ENC, u32::MAX.to_le_bytes().to_vec(), "encoder layers"),
+        ("n_enc 257", at::N_ENC, (MAX_LAYERS as u32 + 1).to_le_bytes().to_vec(), "encoder layers"),
+        ("n_enc 0", at::N_ENC, 0u32.to_le_bytes().to_vec(), "bad architecture"),
+        ("width 0", at::ENC0_UNITS, 0u32.to_le_bytes().to_vec(), "hidden layer width 0"),
+        ("width huge", at::ENC0_UNITS, u32::MAX.to_le_bytes().to_vec(), "hidden layer width"),
+        ("activation 8", at::ENC0_ACT, 8i32.to_le_bytes().to_vec(), "activation code 8"),
+        ("activation -1", at::ENC0_ACT, (-1i32).to_le_bytes().to_vec(), "activation code -1"),
+        ("code 0", at::CODE_UNITS, 0u32.to_le_bytes().to_vec(), "code width 0"),
+        ("mirrored 2", at::MIRRORED, 2u32.to_le_bytes().to_vec(), "decoder-mirrored flag"),
+        ("n_dec max", at::N_DEC, u32::MAX.to_le_bytes().to_vec(), "more than 256 layers"),
+        ("mirror mismatch", at::DEC0_UNITS, 7u32.to_le_bytes().to_vec(), "marked mirrored"),
+        ("output act 99", at::OUTPUT_ACT, 99i32.to_le_bytes().to_vec(), "output activation code 99"),
+        ("bce without sigmoid", at::OUTPUT_ACT, 0i32.to_le_bytes().to_vec(), "sigmoid output"),
+        ("loss 2", at::LOSS, 2i32.to_le_bytes().to_vec(), "loss code 2"),
+        ("tied 2", at::TIED, 2u32.to_le_bytes().to_vec(), "tied-weights flag"),
+        ("tied 1", at::TIED, 1u32.to_le_bytes().to_vec(), "bad parameter block"),
+        ("init 5", at::INIT, 5i32.to_le_bytes().to_vec(), "init code 5"),
+        ("count max", at::COUNT, u64::MAX.to_le_bytes().to_vec(), "bad parameter block"),
+        ("count 2^40", at::COUNT, (1u64 << 40).to_le_bytes().to_vec(), "bad parameter block"),
+        ("count + 1", at::COUNT, (n_params as u64 + 1).to_le_bytes().to_vec(), "bad parameter block"),
+        ("NaN", at::PARAMS, f32::NAN.to_le_bytes().to_vec(), "parameter 0 is NaN"),
+        ("inf", at::PARAMS + 8, f32::NEG_INFINITY.to_le_bytes().to_vec(), "parameter 2 is -inf"),
     ];
     for (name, off, value, expect) in cases {
         let mut b = good.clone();
@@ -773,14 +549,8 @@ fn parser_refuses_bad_fields_behind_a_valid_checksum() {
         let (r, largest, _) = tracked(|| from_bytes(&b));
         let e = r.err().unwrap_or_else(|| panic!("{name}: loaded"));
         assert_eq!(e.status(), status::BAD_FORMAT, "{name}: {e}");
-        assert!(
-            e.to_string().contains(expect),
-            "{name}: expected {expect:?} in {e}"
-        );
-        assert!(
-            largest <= b.len() + ALLOC_SLACK,
-            "{name}: allocated {largest} bytes"
-        );
+        assert!(e.to_string().contains(expect), "{name}: expected {expect:?} in {e}");
+        assert!(largest <= b.len() + ALLOC_SLACK, "{name}: allocated {largest} bytes");
     }
 
     // A longer architecture section than version 1 writes (what a later version might append)
@@ -880,54 +650,26 @@ fn mutated_files_never_panic_hang_or_overallocate() {
                 .min()
                 .unwrap();
         }
-        let what = || {
-            format!(
-                "file {i} ({}, crc {}, {} bytes)",
-                m.kinds,
-                m.crc_fixed,
-                m.bytes.len()
-            )
-        };
+        let what = || format!("file {i} ({}, crc {}, {} bytes)", m.kinds, m.crc_fixed, m.bytes.len());
         assert!(dt < Duration::from_millis(5), "{}: took {dt:?}", what());
-        assert!(
-            largest <= m.bytes.len() + ALLOC_SLACK,
-            "{}: one allocation of {largest} bytes",
-            what()
-        );
-        assert!(
-            total <= 4 * m.bytes.len() + 4 * ALLOC_SLACK,
-            "{}: allocated {total} bytes in all",
-            what()
-        );
+        assert!(largest <= m.bytes.len() + ALLOC_SLACK, "{}: one allocation of {largest} bytes", what());
+        assert!(total <= 4 * m.bytes.len() + 4 * ALLOC_SLACK, "{}: allocated {total} bytes in all", what());
         max_time = max_time.max(dt);
         max_alloc = max_alloc.max(largest);
         let class = match &r {
             Ok(net) => {
                 // Files are canonical: whatever loads is exactly what that network saves to.
-                assert_eq!(
-                    to_bytes(net),
-                    m.bytes,
-                    "{}: loaded but is not canonical",
-                    what()
-                );
+                assert_eq!(to_bytes(net), m.bytes, "{}: loaded but is not canonical", what());
                 "ok".to_string()
             }
             Err(e) => {
                 assert_eq!(e.status(), status::BAD_FORMAT, "{}: {e}", what());
                 let msg = e.to_string();
-                msg.trim_start_matches("bad file format: ")
-                    .split(':')
-                    .next()
-                    .unwrap()
-                    .to_string()
+                msg.trim_start_matches("bad file format: ").split(':').next().unwrap().to_string()
             }
         };
         if !m.crc_fixed && m.bytes != *base {
-            assert!(
-                r.is_err(),
-                "{}: damaged file with a stale CRC loaded",
-                what()
-            );
+            assert!(r.is_err(), "{}: damaged file with a stale CRC loaded", what());
         }
         *outcomes.entry(class.clone()).or_default() += 1;
         if m.crc_fixed {
@@ -938,28 +680,11 @@ fn mutated_files_never_panic_hang_or_overallocate() {
     eprintln!("with recomputed CRC: {fixed_outcomes:?}");
     eprintln!("slowest: {max_time:?}, largest allocation: {max_alloc} bytes");
     // The generator reaches past the checksum into every part of the parser.
-    for class in [
-        "ok",
-        "bad architecture",
-        "bad parameter block",
-        "truncated",
-        "trailing bytes",
-        "unsupported flags",
-    ] {
-        assert!(
-            fixed_outcomes.get(class).copied().unwrap_or(0) >= 20,
-            "{class}: {fixed_outcomes:?}"
-        );
+    for class in ["ok", "bad architecture", "bad parameter block", "truncated", "trailing bytes", "unsupported flags"] {
+        assert!(fixed_outcomes.get(class).copied().unwrap_or(0) >= 20, "{class}: {fixed_outcomes:?}");
     }
-    for class in [
-        "checksum mismatch",
-        "not a latent model file (bad magic)",
-        "written by a newer latent",
-    ] {
-        assert!(
-            outcomes.get(class).copied().unwrap_or(0) >= 20,
-            "{class}: {outcomes:?}"
-        );
+    for class in ["checksum mismatch", "not a latent model file (bad magic)", "written by a newer latent"] {
+        assert!(outcomes.get(class).copied().unwrap_or(0) >= 20, "{class}: {outcomes:?}");
     }
 }
 
@@ -1003,10 +728,7 @@ fn save_replaces_an_existing_file_and_leaves_nothing_else() {
     assert_eq!(dir.entries(), ["m.latent"]);
     assert_same_network(&b, &load(&path).unwrap());
     // A relative path in the current directory has an empty parent: that is ".".
-    let rel = PathBuf::from(format!(
-        "latent-checkpoint-rel-{}.latent",
-        std::process::id()
-    ));
+    let rel = PathBuf::from(format!("latent-checkpoint-rel-{}.latent", std::process::id()));
     save(&a, &rel).unwrap();
     let back = load(&rel);
     let _ = fs::remove_file(&rel);
@@ -1018,13 +740,7 @@ fn concurrent_saves_to_one_path_each_land_whole() {
     let dir = TempDir::new("race");
     let path = dir.join("m.latent");
     let nets: Vec<Network> = (0..4)
-        .map(|i| {
-            Network::new(NetworkSpec {
-                seed: i,
-                ..NetworkSpec::new(40, &[30], Activation::Relu, 5)
-            })
-            .unwrap()
-        })
+        .map(|i| Network::new(NetworkSpec { seed: i, ..NetworkSpec::new(40, &[30], Activation::Relu, 5) }).unwrap())
         .collect();
     std::thread::scope(|s| {
         for net in &nets {
@@ -1103,9 +819,7 @@ fn save_into_a_read_only_directory_keeps_the_original() {
         assert_eq!(e.status(), status::IO);
         assert!(e.to_string().contains("model.latent"), "{e}");
     } else {
-        eprintln!(
-            "note: mode 0o555 does not stop this user (root); using a parent that is a regular file"
-        );
+        eprintln!("note: mode 0o555 does not stop this user (root); using a parent that is a regular file");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let e = save(&other, &target.join("x.latent")).unwrap_err();
         assert_eq!(e.status(), status::IO);
@@ -1130,10 +844,7 @@ fn save_failing_mid_write_keeps_the_original() {
         // SAFETY: plain libc calls on valid arguments; SIGXFSZ ignored so write() returns EFBIG.
         unsafe {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let mut lim = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
             assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim), 0);
             lim.rlim_cur = 64 * 1024;
             assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
@@ -1150,25 +861,13 @@ fn save_failing_mid_write_keeps_the_original() {
     save(&original, &target).unwrap();
     let before = fs::read(&target).unwrap();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "save_failing_mid_write_keeps_the_original",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "save_failing_mid_write_keeps_the_original", "--nocapture", "--test-threads=1"])
         .env(CHILD, &target)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("child failed as intended"),
-        "the child did not run the save: {stdout}"
-    );
+    assert!(out.status.success(), "child: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("child failed as intended"), "the child did not run the save: {stdout}");
     assert_eq!(fs::read(&target).unwrap(), before);
     assert_eq!(dir.entries(), ["model.latent"]);
     assert_same_network(&original, &load(&target).unwrap());

@@ -69,9 +69,7 @@ fn bad_format<T: std::fmt::Debug>(r: latent::Result<T>) -> String {
 }
 
 fn last_error() -> String {
-    unsafe { CStr::from_ptr(latent_last_error_message()) }
-        .to_string_lossy()
-        .into_owned()
+    unsafe { CStr::from_ptr(latent_last_error_message()) }.to_string_lossy().into_owned()
 }
 
 fn c(s: &str) -> CString {
@@ -104,22 +102,14 @@ fn c_rows(ds: *const latent_dataset) -> Vec<f32> {
     let n = unsafe { latent_dataset_rows(ds) * latent_dataset_cols(ds) };
     let mut v = vec![0f32; n];
     let rows = unsafe { latent_dataset_rows(ds) };
-    assert_eq!(
-        unsafe { latent_dataset_copy_rows(ds, 0, rows, v.as_mut_ptr(), n) },
-        LATENT_STATUS_OK
-    );
+    assert_eq!(unsafe { latent_dataset_copy_rows(ds, 0, rows, v.as_mut_ptr(), n) }, LATENT_STATUS_OK);
     v
 }
 
 fn c_labels(ds: *const latent_dataset) -> Vec<i32> {
     let n = unsafe { latent_dataset_rows(ds) };
     let mut v = vec![0i32; n];
-    assert_eq!(
-        unsafe { latent_dataset_labels(ds, v.as_mut_ptr(), n) },
-        LATENT_STATUS_OK,
-        "{}",
-        last_error()
-    );
+    assert_eq!(unsafe { latent_dataset_labels(ds, v.as_mut_ptr(), n) }, LATENT_STATUS_OK, "{}", last_error());
     v
 }
 
@@ -152,10 +142,7 @@ fn idx_mnist_train_shape_label_counts_and_pixel_sums() {
     assert_eq!((train.rows(), train.cols()), (60000, 784));
     let labels = train.labels().unwrap();
     // Published counts (shared/data/README.md).
-    assert_eq!(
-        label_counts(labels),
-        [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    );
+    assert_eq!(label_counts(labels), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
     assert_eq!(&labels[..10], &[5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
     // Pixel sums computed once with Python's gzip module: sum(data[16:16+784]).
     let x = train.x();
@@ -169,10 +156,7 @@ fn idx_mnist_train_shape_label_counts_and_pixel_sums() {
     let test = Dataset::from_idx(&vi, Some(vl.as_path())).unwrap();
     assert_eq!((test.rows(), test.cols()), (10000, 784));
     assert_eq!(row_sum(test.x(), 0), 18454.0);
-    assert_eq!(
-        label_counts(test.labels().unwrap()),
-        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    );
+    assert_eq!(label_counts(test.labels().unwrap()), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
 }
 
 #[test]
@@ -218,13 +202,7 @@ fn idx_fashion_mnist_test_set() {
         last_error()
     );
     assert_eq!(
-        unsafe {
-            (
-                latent_dataset_rows(ds),
-                latent_dataset_cols(ds),
-                latent_dataset_has_labels(ds),
-            )
-        },
+        unsafe { (latent_dataset_rows(ds), latent_dataset_cols(ds), latent_dataset_has_labels(ds),) },
         (10000, 784, 1)
     );
     let labels = c_labels(ds);
@@ -232,29 +210,13 @@ fn idx_fashion_mnist_test_set() {
     assert_eq!(&labels[..10], &[9, 2, 1, 1, 6, 1, 4, 6, 5, 7]);
     let x = c_rows(ds);
     assert_eq!(x[..784].iter().map(|&v| v as f64).sum::<f64>(), 33456.0);
-    assert_eq!(
-        x[9999 * 784..].iter().map(|&v| v as f64).sum::<f64>(),
-        24390.0
-    );
+    assert_eq!(x[9999 * 784..].iter().map(|&v| v as f64).sum::<f64>(), 24390.0);
     // Divide by 255: the same pixels in [0, 1].
-    assert_eq!(
-        unsafe { latent_dataset_scale(ds, LATENT_SCALING_DIVIDE_255) },
-        LATENT_STATUS_OK
-    );
-    assert_eq!(
-        unsafe { latent_dataset_scaling(ds) },
-        LATENT_SCALING_DIVIDE_255
-    );
+    assert_eq!(unsafe { latent_dataset_scale(ds, LATENT_SCALING_DIVIDE_255) }, LATENT_STATUS_OK);
+    assert_eq!(unsafe { latent_dataset_scaling(ds) }, LATENT_SCALING_DIVIDE_255);
     let s = c_rows(ds);
     assert!(s.iter().all(|&v| (0.0..=1.0).contains(&v)));
-    assert_eq!(
-        s[..784]
-            .iter()
-            .map(|&v| v as f64 * 255.0)
-            .sum::<f64>()
-            .round(),
-        33456.0
-    );
+    assert_eq!(s[..784].iter().map(|&v| v as f64 * 255.0).sum::<f64>().round(), 33456.0);
     unsafe { latent_dataset_free(ds) };
 }
 
@@ -294,21 +256,11 @@ fn idx_corrupt_real_files_are_bad_format() {
     // Counts that disagree: 10,000 test images with 60,000 training labels.
     let (ci, cl) = (cpath(&vi), cpath(&tl));
     let mut ds = sentinel();
-    assert_eq!(
-        unsafe { latent_dataset_from_idx(ci.as_ptr(), cl.as_ptr(), &mut ds) },
-        LATENT_STATUS_SHAPE_MISMATCH
-    );
+    assert_eq!(unsafe { latent_dataset_from_idx(ci.as_ptr(), cl.as_ptr(), &mut ds) }, LATENT_STATUS_SHAPE_MISMATCH);
     assert!(ds.is_null());
-    assert!(
-        last_error().contains("10000 images") && last_error().contains("60000 labels"),
-        "{}",
-        last_error()
-    );
+    assert!(last_error().contains("10000 images") && last_error().contains("60000 labels"), "{}", last_error());
     // Images where labels are expected.
-    assert!(matches!(
-        Dataset::from_idx(&vi, Some(ti.as_path())),
-        Err(Error::BadFormat(_))
-    ));
+    assert!(matches!(Dataset::from_idx(&vi, Some(ti.as_path())), Err(Error::BadFormat(_))));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,14 +293,9 @@ fn idx_synthetic_corruption_and_huge_headers() {
     }
     let mut wrong = img.clone();
     wrong[2] = 0x0B; // i16 elements
-    assert!(
-        bad_format(Dataset::from_idx(tmp.file("wrong-type", &wrong), None))
-            .contains("not supported")
-    );
+    assert!(bad_format(Dataset::from_idx(tmp.file("wrong-type", &wrong), None)).contains("not supported"));
     wrong[0] = 0x1F;
-    assert!(
-        bad_format(Dataset::from_idx(tmp.file("wrong-magic", &wrong), None)).contains("not IDX")
-    );
+    assert!(bad_format(Dataset::from_idx(tmp.file("wrong-magic", &wrong), None)).contains("not IDX"));
     // Missing file: an I/O error naming it.
     match Dataset::from_idx(tmp.0.join("absent"), None) {
         Err(Error::Io(m)) => assert!(m.contains("absent")),
@@ -364,52 +311,26 @@ fn csv_digits_shape_values_and_labels() {
     let Some(path) = find_or_skip("digits/digits.csv.gz") else {
         return;
     };
-    let opts = CsvOptions {
-        label_column: Some(64),
-        ..CsvOptions::default()
-    };
+    let opts = CsvOptions { label_column: Some(64), ..CsvOptions::default() };
     let d = Dataset::from_csv(&path, &opts).unwrap();
     assert_eq!((d.rows(), d.cols()), (1797, 64));
-    assert_eq!(
-        &d.x().row(0)[..8],
-        &[0.0, 0.0, 5.0, 13.0, 9.0, 1.0, 0.0, 0.0]
-    );
+    assert_eq!(&d.x().row(0)[..8], &[0.0, 0.0, 5.0, 13.0, 9.0, 1.0, 0.0, 0.0]);
     assert_eq!(&d.x().row(1796)[60..], &[14.0, 12.0, 1.0, 0.0]);
     assert_eq!(d.labels().unwrap()[1796], 8);
-    assert_eq!(
-        d.x().as_slice().iter().map(|&v| v as f64).sum::<f64>(),
-        561718.0
-    );
-    assert_eq!(
-        label_counts(d.labels().unwrap()),
-        [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
-    );
+    assert_eq!(d.x().as_slice().iter().map(|&v| v as f64).sum::<f64>(), 561718.0);
+    assert_eq!(label_counts(d.labels().unwrap()), [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]);
     assert_eq!(d.labels().unwrap()[0], 0);
 
     // The same through C, without a label column: 65 columns.
     let cp = cpath(&path);
     let mut ds = null_mut();
+    assert_eq!(unsafe { latent_dataset_from_csv(cp.as_ptr(), null(), &mut ds) }, LATENT_STATUS_OK, "{}", last_error());
     assert_eq!(
-        unsafe { latent_dataset_from_csv(cp.as_ptr(), null(), &mut ds) },
-        LATENT_STATUS_OK,
-        "{}",
-        last_error()
-    );
-    assert_eq!(
-        unsafe {
-            (
-                latent_dataset_rows(ds),
-                latent_dataset_cols(ds),
-                latent_dataset_has_labels(ds),
-            )
-        },
+        unsafe { (latent_dataset_rows(ds), latent_dataset_cols(ds), latent_dataset_has_labels(ds),) },
         (1797, 65, 0)
     );
     let mut l = [0i32; 1797];
-    assert_eq!(
-        unsafe { latent_dataset_labels(ds, l.as_mut_ptr(), l.len()) },
-        LATENT_STATUS_INVALID_ARGUMENT
-    );
+    assert_eq!(unsafe { latent_dataset_labels(ds, l.as_mut_ptr(), l.len()) }, LATENT_STATUS_INVALID_ARGUMENT);
     assert!(last_error().contains("no labels"));
     unsafe { latent_dataset_free(ds) };
 }
@@ -424,16 +345,8 @@ fn csv_higgs_tsv_shape_and_labels() {
     p.label_column = 0;
     let cp = cpath(&path);
     let mut ds = null_mut();
-    assert_eq!(
-        unsafe { latent_dataset_from_csv(cp.as_ptr(), &p, &mut ds) },
-        LATENT_STATUS_OK,
-        "{}",
-        last_error()
-    );
-    assert_eq!(
-        unsafe { (latent_dataset_rows(ds), latent_dataset_cols(ds)) },
-        (7000, 28)
-    );
+    assert_eq!(unsafe { latent_dataset_from_csv(cp.as_ptr(), &p, &mut ds) }, LATENT_STATUS_OK, "{}", last_error());
+    assert_eq!(unsafe { (latent_dataset_rows(ds), latent_dataset_cols(ds)) }, (7000, 28));
     let labels = c_labels(ds);
     assert!(labels.iter().all(|&l| l == 0 || l == 1));
     assert_eq!(labels.iter().sum::<i32>(), 3716);
@@ -444,10 +357,7 @@ fn csv_higgs_tsv_shape_and_labels() {
 
     let test = Dataset::from_csv(
         path.with_file_name("binary.test"),
-        &CsvOptions {
-            label_column: Some(0),
-            ..CsvOptions::tsv()
-        },
+        &CsvOptions { label_column: Some(0), ..CsvOptions::tsv() },
     )
     .unwrap();
     assert_eq!((test.rows(), test.cols()), (500, 28));
@@ -457,15 +367,9 @@ fn csv_higgs_tsv_shape_and_labels() {
 fn csv_errors_name_line_and_column() {
     let tmp = TempDir::new("csv");
     let p = tmp.file("bad.csv", b"a,b,c\n1,2,3\n4,oops,6\n");
-    let opts = CsvOptions {
-        has_header: true,
-        ..CsvOptions::default()
-    };
+    let opts = CsvOptions { has_header: true, ..CsvOptions::default() };
     let m = bad_format(Dataset::from_csv(&p, &opts));
-    assert!(
-        m.ends_with("line 3, column 2: cannot parse \"oops\" as a number"),
-        "{m}"
-    );
+    assert!(m.ends_with("line 3, column 2: cannot parse \"oops\" as a number"), "{m}");
     assert!(m.contains("bad.csv"), "{m}");
 
     // The same file through C, with and without the header option.
@@ -473,65 +377,29 @@ fn csv_errors_name_line_and_column() {
     let mut params = latent_csv_params_default();
     params.has_header = 1;
     let mut ds = sentinel();
-    assert_eq!(
-        unsafe { latent_dataset_from_csv(cp.as_ptr(), &params, &mut ds) },
-        LATENT_STATUS_BAD_FORMAT
-    );
+    assert_eq!(unsafe { latent_dataset_from_csv(cp.as_ptr(), &params, &mut ds) }, LATENT_STATUS_BAD_FORMAT);
     assert!(ds.is_null());
-    assert!(
-        last_error().contains("line 3, column 2"),
-        "{}",
-        last_error()
-    );
+    assert!(last_error().contains("line 3, column 2"), "{}", last_error());
     let mut ds = sentinel();
-    assert_eq!(
-        unsafe { latent_dataset_from_csv(cp.as_ptr(), null(), &mut ds) },
-        LATENT_STATUS_BAD_FORMAT
-    );
-    assert!(
-        last_error().contains("line 1, column 1: cannot parse \"a\""),
-        "{}",
-        last_error()
-    );
+    assert_eq!(unsafe { latent_dataset_from_csv(cp.as_ptr(), null(), &mut ds) }, LATENT_STATUS_BAD_FORMAT);
+    assert!(last_error().contains("line 1, column 1: cannot parse \"a\""), "{}", last_error());
     assert!(ds.is_null());
 
     for (name, text, want) in [
-        (
-            "ragged.csv",
-            &b"1,2,3\n4,5\n"[..],
-            "line 2: 2 fields, but line 1 has 3",
-        ),
-        (
-            "nan.csv",
-            b"1,2\n3,2\n\n5,NaN\n",
-            "line 4, column 2: non-finite",
-        ),
-        (
-            "label.csv",
-            b"1,2,0.5\n",
-            "line 1, column 3: label \"0.5\" is not an integer",
-        ),
+        ("ragged.csv", &b"1,2,3\n4,5\n"[..], "line 2: 2 fields, but line 1 has 3"),
+        ("nan.csv", b"1,2\n3,2\n\n5,NaN\n", "line 4, column 2: non-finite"),
+        ("label.csv", b"1,2,0.5\n", "line 1, column 3: label \"0.5\" is not an integer"),
     ] {
         let p = tmp.file(name, text);
-        let opts = CsvOptions {
-            label_column: (name == "label.csv").then_some(2),
-            ..CsvOptions::default()
-        };
+        let opts = CsvOptions { label_column: (name == "label.csv").then_some(2), ..CsvOptions::default() };
         let m = bad_format(Dataset::from_csv(&p, &opts));
         assert!(m.contains(want), "{name}: {m}");
     }
     // Bad options through C.
     for (delim, header, label) in [(b'1', 0, -1), (b',', 2, -1), (b',', 0, -2)] {
-        let p = latent_csv_params {
-            delimiter: delim as c_char,
-            has_header: header,
-            label_column: label,
-        };
+        let p = latent_csv_params { delimiter: delim as c_char, has_header: header, label_column: label };
         let mut ds = sentinel();
-        assert_eq!(
-            unsafe { latent_dataset_from_csv(cp.as_ptr(), &p, &mut ds) },
-            LATENT_STATUS_INVALID_ARGUMENT
-        );
+        assert_eq!(unsafe { latent_dataset_from_csv(cp.as_ptr(), &p, &mut ds) }, LATENT_STATUS_INVALID_ARGUMENT);
         assert!(ds.is_null());
     }
 }
@@ -561,10 +429,7 @@ fn buffer_f64_col_major_equals_f32_row_major() {
     assert_eq!(c_rows(b), rm);
     // A slice of rows.
     let mut two = [0f32; 4];
-    assert_eq!(
-        unsafe { latent_dataset_copy_rows(b, 1, 2, two.as_mut_ptr(), 4) },
-        LATENT_STATUS_OK
-    );
+    assert_eq!(unsafe { latent_dataset_copy_rows(b, 1, 2, two.as_mut_ptr(), 4) }, LATENT_STATUS_OK);
     assert_eq!(two, [3.0, 4.0, 5.0, 6.0]);
     // The Rust API agrees.
     let r = Dataset::from_buffer_f64(&cm, 3, 2, true).unwrap();
@@ -591,11 +456,7 @@ fn buffer_nan_is_non_finite_naming_row_and_column() {
     };
     assert_eq!(s, LATENT_STATUS_NON_FINITE);
     assert!(ds.is_null());
-    assert!(
-        last_error().contains("row 0, column 1 is NaN"),
-        "{}",
-        last_error()
-    );
+    assert!(last_error().contains("row 0, column 1 is NaN"), "{}", last_error());
     let v = [1f32, 2.0, 3.0, f32::INFINITY];
     let mut ds = sentinel();
     let s = unsafe {
@@ -609,11 +470,7 @@ fn buffer_nan_is_non_finite_naming_row_and_column() {
         )
     };
     assert_eq!(s, LATENT_STATUS_NON_FINITE);
-    assert!(
-        last_error().contains("row 1, column 1 is inf"),
-        "{}",
-        last_error()
-    );
+    assert!(last_error().contains("row 1, column 1 is inf"), "{}", last_error());
     // Finite in f64, infinite in f32.
     let v = [1e39f64];
     let s = unsafe {
@@ -627,11 +484,7 @@ fn buffer_nan_is_non_finite_naming_row_and_column() {
         )
     };
     assert_eq!(s, LATENT_STATUS_NON_FINITE);
-    assert!(
-        last_error().contains("outside the f32 range"),
-        "{}",
-        last_error()
-    );
+    assert!(last_error().contains("outside the f32 range"), "{}", last_error());
 }
 
 #[test]
@@ -644,92 +497,35 @@ fn c_api_null_arguments_bad_enums_and_small_buffers() {
         assert!(ds.is_null(), "out handle reset on failure (status {s})");
         s
     };
-    assert_eq!(
-        from(null(), LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 3, 2),
-        LATENT_STATUS_NULL_ARGUMENT
-    );
-    assert_eq!(
-        from(p, 7, LATENT_LAYOUT_ROW_MAJOR, 3, 2),
-        LATENT_STATUS_INVALID_ARGUMENT
-    );
+    assert_eq!(from(null(), LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 3, 2), LATENT_STATUS_NULL_ARGUMENT);
+    assert_eq!(from(p, 7, LATENT_LAYOUT_ROW_MAJOR, 3, 2), LATENT_STATUS_INVALID_ARGUMENT);
     assert!(last_error().contains("dtype 7"), "{}", last_error());
-    assert_eq!(
-        from(p, LATENT_DTYPE_F32, 2, 3, 2),
-        LATENT_STATUS_INVALID_ARGUMENT
-    );
-    assert_eq!(
-        from(p, LATENT_DTYPE_F32, -1, 3, 2),
-        LATENT_STATUS_INVALID_ARGUMENT
-    );
-    assert_eq!(
-        from(p, LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 0, 2),
-        LATENT_STATUS_INVALID_ARGUMENT
-    );
-    assert_eq!(
-        from(p, LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 3, 0),
-        LATENT_STATUS_INVALID_ARGUMENT
-    );
-    assert_eq!(
-        from(p, LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, usize::MAX, 2),
-        LATENT_STATUS_INVALID_ARGUMENT
-    );
-    assert_eq!(
-        from(
-            p,
-            LATENT_DTYPE_F32,
-            LATENT_LAYOUT_ROW_MAJOR,
-            1 << 40,
-            1 << 40
-        ),
-        LATENT_STATUS_INVALID_ARGUMENT
-    );
+    assert_eq!(from(p, LATENT_DTYPE_F32, 2, 3, 2), LATENT_STATUS_INVALID_ARGUMENT);
+    assert_eq!(from(p, LATENT_DTYPE_F32, -1, 3, 2), LATENT_STATUS_INVALID_ARGUMENT);
+    assert_eq!(from(p, LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 0, 2), LATENT_STATUS_INVALID_ARGUMENT);
+    assert_eq!(from(p, LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 3, 0), LATENT_STATUS_INVALID_ARGUMENT);
+    assert_eq!(from(p, LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, usize::MAX, 2), LATENT_STATUS_INVALID_ARGUMENT);
+    assert_eq!(from(p, LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 1 << 40, 1 << 40), LATENT_STATUS_INVALID_ARGUMENT);
     // Misaligned f64 data.
     assert_eq!(
-        from(
-            unsafe { (p as *const u8).add(1) } as *const c_void,
-            LATENT_DTYPE_F64,
-            0,
-            1,
-            1
-        ),
+        from(unsafe { (p as *const u8).add(1) } as *const c_void, LATENT_DTYPE_F64, 0, 1, 1),
         LATENT_STATUS_INVALID_ARGUMENT
     );
     // NULL out-parameter.
-    let s = unsafe {
-        latent_dataset_from_buffer(
-            p,
-            LATENT_DTYPE_F32,
-            LATENT_LAYOUT_ROW_MAJOR,
-            3,
-            2,
-            null_mut(),
-        )
-    };
+    let s = unsafe { latent_dataset_from_buffer(p, LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 3, 2, null_mut()) };
     assert_eq!(s, LATENT_STATUS_NULL_ARGUMENT);
     let name = c("x");
     unsafe {
         let mut ds = sentinel();
-        assert_eq!(
-            latent_dataset_from_idx(null(), null(), &mut ds),
-            LATENT_STATUS_NULL_ARGUMENT
-        );
+        assert_eq!(latent_dataset_from_idx(null(), null(), &mut ds), LATENT_STATUS_NULL_ARGUMENT);
         assert!(ds.is_null());
-        assert_eq!(
-            latent_dataset_from_idx(name.as_ptr(), null(), null_mut()),
-            LATENT_STATUS_NULL_ARGUMENT
-        );
+        assert_eq!(latent_dataset_from_idx(name.as_ptr(), null(), null_mut()), LATENT_STATUS_NULL_ARGUMENT);
         let mut ds = sentinel();
-        assert_eq!(
-            latent_dataset_from_csv(null(), null(), &mut ds),
-            LATENT_STATUS_NULL_ARGUMENT
-        );
+        assert_eq!(latent_dataset_from_csv(null(), null(), &mut ds), LATENT_STATUS_NULL_ARGUMENT);
         assert!(ds.is_null());
         let mut ds = sentinel();
         let absent = c("/nonexistent/images");
-        assert_eq!(
-            latent_dataset_from_idx(absent.as_ptr(), null(), &mut ds),
-            LATENT_STATUS_IO
-        );
+        assert_eq!(latent_dataset_from_idx(absent.as_ptr(), null(), &mut ds), LATENT_STATUS_IO);
         assert!(ds.is_null());
     }
 
@@ -739,118 +535,51 @@ fn c_api_null_arguments_bad_enums_and_small_buffers() {
     unsafe {
         // Queries on NULL.
         assert_eq!(
-            (
-                latent_dataset_rows(null()),
-                latent_dataset_cols(null()),
-                latent_dataset_has_labels(null())
-            ),
+            (latent_dataset_rows(null()), latent_dataset_cols(null()), latent_dataset_has_labels(null())),
             (0, 0, 0)
         );
         latent_dataset_free(null_mut());
         // Output capacity.
-        assert_eq!(
-            latent_dataset_copy_rows(ds, 0, 3, out.as_mut_ptr(), 5),
-            LATENT_STATUS_BUFFER_TOO_SMALL
-        );
-        assert_eq!(
-            latent_dataset_copy_rows(ds, 0, 3, null_mut(), 6),
-            LATENT_STATUS_NULL_ARGUMENT
-        );
-        assert_eq!(
-            latent_dataset_copy_rows(null(), 0, 3, out.as_mut_ptr(), 6),
-            LATENT_STATUS_NULL_ARGUMENT
-        );
-        assert_eq!(
-            latent_dataset_copy_rows(ds, 2, 2, out.as_mut_ptr(), 6),
-            LATENT_STATUS_INVALID_ARGUMENT
-        );
-        assert_eq!(
-            latent_dataset_copy_rows(ds, usize::MAX, 2, out.as_mut_ptr(), 6),
-            LATENT_STATUS_INVALID_ARGUMENT
-        );
-        assert_eq!(
-            latent_dataset_copy_rows(ds, 3, 0, null_mut(), 0),
-            LATENT_STATUS_OK
-        );
+        assert_eq!(latent_dataset_copy_rows(ds, 0, 3, out.as_mut_ptr(), 5), LATENT_STATUS_BUFFER_TOO_SMALL);
+        assert_eq!(latent_dataset_copy_rows(ds, 0, 3, null_mut(), 6), LATENT_STATUS_NULL_ARGUMENT);
+        assert_eq!(latent_dataset_copy_rows(null(), 0, 3, out.as_mut_ptr(), 6), LATENT_STATUS_NULL_ARGUMENT);
+        assert_eq!(latent_dataset_copy_rows(ds, 2, 2, out.as_mut_ptr(), 6), LATENT_STATUS_INVALID_ARGUMENT);
+        assert_eq!(latent_dataset_copy_rows(ds, usize::MAX, 2, out.as_mut_ptr(), 6), LATENT_STATUS_INVALID_ARGUMENT);
+        assert_eq!(latent_dataset_copy_rows(ds, 3, 0, null_mut(), 0), LATENT_STATUS_OK);
         // Labels: absent, wrong count, NULL, then set and read back with a small buffer.
-        assert_eq!(
-            latent_dataset_labels(ds, lab.as_mut_ptr(), 3),
-            LATENT_STATUS_INVALID_ARGUMENT
-        );
-        assert_eq!(
-            latent_dataset_set_labels(ds, [1, 2].as_ptr(), 2),
-            LATENT_STATUS_SHAPE_MISMATCH
-        );
-        assert_eq!(
-            latent_dataset_set_labels(ds, null(), 3),
-            LATENT_STATUS_NULL_ARGUMENT
-        );
-        assert_eq!(
-            latent_dataset_set_labels(null_mut(), [1, 2, 3].as_ptr(), 3),
-            LATENT_STATUS_NULL_ARGUMENT
-        );
+        assert_eq!(latent_dataset_labels(ds, lab.as_mut_ptr(), 3), LATENT_STATUS_INVALID_ARGUMENT);
+        assert_eq!(latent_dataset_set_labels(ds, [1, 2].as_ptr(), 2), LATENT_STATUS_SHAPE_MISMATCH);
+        assert_eq!(latent_dataset_set_labels(ds, null(), 3), LATENT_STATUS_NULL_ARGUMENT);
+        assert_eq!(latent_dataset_set_labels(null_mut(), [1, 2, 3].as_ptr(), 3), LATENT_STATUS_NULL_ARGUMENT);
         assert_eq!(latent_dataset_has_labels(ds), 0);
-        assert_eq!(
-            latent_dataset_set_labels(ds, [7, 8, 9].as_ptr(), 3),
-            LATENT_STATUS_OK
-        );
+        assert_eq!(latent_dataset_set_labels(ds, [7, 8, 9].as_ptr(), 3), LATENT_STATUS_OK);
         assert_eq!(latent_dataset_has_labels(ds), 1);
-        assert_eq!(
-            latent_dataset_labels(ds, lab.as_mut_ptr(), 2),
-            LATENT_STATUS_BUFFER_TOO_SMALL
-        );
+        assert_eq!(latent_dataset_labels(ds, lab.as_mut_ptr(), 2), LATENT_STATUS_BUFFER_TOO_SMALL);
         assert_eq!(lab, [0, 0, 0], "a failed call writes nothing");
-        assert_eq!(
-            latent_dataset_labels(ds, lab.as_mut_ptr(), 3),
-            LATENT_STATUS_OK
-        );
+        assert_eq!(latent_dataset_labels(ds, lab.as_mut_ptr(), 3), LATENT_STATUS_OK);
         assert_eq!(lab, [7, 8, 9]);
         // Scaling codes and handles.
         assert_eq!(latent_dataset_scale(ds, 4), LATENT_STATUS_INVALID_ARGUMENT);
         assert_eq!(latent_dataset_scale(ds, -1), LATENT_STATUS_INVALID_ARGUMENT);
-        assert_eq!(
-            latent_dataset_scale(null_mut(), LATENT_SCALING_MIN_MAX),
-            LATENT_STATUS_NULL_ARGUMENT
-        );
-        assert_eq!(
-            latent_dataset_apply_scaling(ds, null()),
-            LATENT_STATUS_NULL_ARGUMENT
-        );
-        assert_eq!(
-            latent_dataset_apply_scaling(ds, ds),
-            LATENT_STATUS_INVALID_ARGUMENT
-        );
+        assert_eq!(latent_dataset_scale(null_mut(), LATENT_SCALING_MIN_MAX), LATENT_STATUS_NULL_ARGUMENT);
+        assert_eq!(latent_dataset_apply_scaling(ds, null()), LATENT_STATUS_NULL_ARGUMENT);
+        assert_eq!(latent_dataset_apply_scaling(ds, ds), LATENT_STATUS_INVALID_ARGUMENT);
         // Split out-parameters.
         let (mut a, mut b) = (sentinel(), sentinel());
-        assert_eq!(
-            latent_dataset_split(null(), 0.5, 1, &mut a, &mut b),
-            LATENT_STATUS_NULL_ARGUMENT
-        );
+        assert_eq!(latent_dataset_split(null(), 0.5, 1, &mut a, &mut b), LATENT_STATUS_NULL_ARGUMENT);
         assert!(a.is_null() && b.is_null());
         let (mut a, mut b) = (sentinel(), sentinel());
-        assert_eq!(
-            latent_dataset_split(ds, 1.5, 1, &mut a, &mut b),
-            LATENT_STATUS_INVALID_ARGUMENT
-        );
+        assert_eq!(latent_dataset_split(ds, 1.5, 1, &mut a, &mut b), LATENT_STATUS_INVALID_ARGUMENT);
         assert!(a.is_null() && b.is_null());
         let (mut a, mut b) = (sentinel(), sentinel());
-        assert_eq!(
-            latent_dataset_split(ds, f64::NAN, 1, &mut a, &mut b),
-            LATENT_STATUS_INVALID_ARGUMENT
-        );
+        assert_eq!(latent_dataset_split(ds, f64::NAN, 1, &mut a, &mut b), LATENT_STATUS_INVALID_ARGUMENT);
         assert!(a.is_null() && b.is_null());
         let mut a = sentinel();
-        assert_eq!(
-            latent_dataset_split(ds, 0.5, 1, &mut a, null_mut()),
-            LATENT_STATUS_NULL_ARGUMENT
-        );
+        assert_eq!(latent_dataset_split(ds, 0.5, 1, &mut a, null_mut()), LATENT_STATUS_NULL_ARGUMENT);
         assert!(a.is_null());
         let mut a = sentinel();
         let pa: *mut *mut latent_dataset = &mut a;
-        assert_eq!(
-            latent_dataset_split(ds, 0.5, 1, pa, pa),
-            LATENT_STATUS_INVALID_ARGUMENT
-        );
+        assert_eq!(latent_dataset_split(ds, 0.5, 1, pa, pa), LATENT_STATUS_INVALID_ARGUMENT);
         assert!(a.is_null());
         latent_dataset_free(ds);
     }
@@ -864,20 +593,11 @@ fn scaling_min_max_known_matrix_and_constant_column() {
     // Columns: 2..10, constant 5, -1..1.
     let v = [2f32, 5.0, -1.0, 4.0, 5.0, 0.0, 10.0, 5.0, 1.0];
     let ds = c_buffer_f32(&v, 3, 3);
-    assert_eq!(
-        unsafe { latent_dataset_scale(ds, LATENT_SCALING_MIN_MAX) },
-        LATENT_STATUS_OK
-    );
+    assert_eq!(unsafe { latent_dataset_scale(ds, LATENT_SCALING_MIN_MAX) }, LATENT_STATUS_OK);
     assert_eq!(c_rows(ds), [0.0, 0.0, 0.0, 0.25, 0.0, 0.5, 1.0, 0.0, 1.0]);
-    assert_eq!(
-        unsafe { latent_dataset_scaling(ds) },
-        LATENT_SCALING_MIN_MAX
-    );
+    assert_eq!(unsafe { latent_dataset_scaling(ds) }, LATENT_SCALING_MIN_MAX);
     // Scaling twice is refused, and leaves the data as they were.
-    assert_eq!(
-        unsafe { latent_dataset_scale(ds, LATENT_SCALING_Z_SCORE) },
-        LATENT_STATUS_INVALID_ARGUMENT
-    );
+    assert_eq!(unsafe { latent_dataset_scale(ds, LATENT_SCALING_Z_SCORE) }, LATENT_STATUS_INVALID_ARGUMENT);
     assert_eq!(c_rows(ds), [0.0, 0.0, 0.0, 0.25, 0.0, 0.5, 1.0, 0.0, 1.0]);
     unsafe { latent_dataset_free(ds) };
 }
@@ -900,13 +620,8 @@ fn scaling_z_score_gives_zero_mean_unit_std_per_column() {
         assert!(mean.abs() < 1e-5, "column {j}: mean {mean}");
         assert!((std - 1.0).abs() < 1e-5, "column {j}: std {std}");
     }
-    let Scaler::ZScore { mean, std } = d.scaler() else {
-        panic!("{:?}", d.scaler())
-    };
-    assert!(
-        (mean[4] - 4000.0).abs() < 5.0 && std[4] > 1.0,
-        "{mean:?} {std:?}"
-    );
+    let Scaler::ZScore { mean, std } = d.scaler() else { panic!("{:?}", d.scaler()) };
+    assert!((mean[4] - 4000.0).abs() < 5.0 && std[4] > 1.0, "{mean:?} {std:?}");
 }
 
 #[test]
@@ -917,21 +632,12 @@ fn scaling_apply_uses_train_statistics_not_a_refit() {
     let unscaled = c_buffer_f32(&[1.0, 1.0], 1, 2);
     unsafe {
         // Fitted must have been scaled.
-        assert_eq!(
-            latent_dataset_apply_scaling(test, unscaled),
-            LATENT_STATUS_INVALID_ARGUMENT
-        );
+        assert_eq!(latent_dataset_apply_scaling(test, unscaled), LATENT_STATUS_INVALID_ARGUMENT);
         assert!(last_error().contains("not been scaled"), "{}", last_error());
-        assert_eq!(
-            latent_dataset_scale(train, LATENT_SCALING_MIN_MAX),
-            LATENT_STATUS_OK
-        );
+        assert_eq!(latent_dataset_scale(train, LATENT_SCALING_MIN_MAX), LATENT_STATUS_OK);
         // Column counts must agree.
         let three = c_buffer_f32(&[1.0, 2.0, 3.0], 1, 3);
-        assert_eq!(
-            latent_dataset_apply_scaling(three, train),
-            LATENT_STATUS_SHAPE_MISMATCH
-        );
+        assert_eq!(latent_dataset_apply_scaling(three, train), LATENT_STATUS_SHAPE_MISMATCH);
         assert_eq!(latent_dataset_scaling(three), LATENT_SCALING_NONE);
         latent_dataset_free(three);
         assert_eq!(latent_dataset_apply_scaling(test, train), LATENT_STATUS_OK);
@@ -963,26 +669,11 @@ fn split_is_deterministic_disjoint_and_complete() {
     let v: Vec<f32> = (0..rows * 3).map(|i| i as f32).collect();
     let ds = c_buffer_f32(&v, rows, 3);
     let ids: Vec<i32> = (0..rows as i32).collect();
-    assert_eq!(
-        unsafe { latent_dataset_set_labels(ds, ids.as_ptr(), rows) },
-        LATENT_STATUS_OK
-    );
-    assert_eq!(
-        unsafe { latent_dataset_scale(ds, LATENT_SCALING_DIVIDE_255) },
-        LATENT_STATUS_OK
-    );
-    for (fraction, want) in [
-        (0.0, 0),
-        (0.25, 250),
-        (0.3333, 333),
-        (0.7777, 778),
-        (1.0, 1000),
-    ] {
+    assert_eq!(unsafe { latent_dataset_set_labels(ds, ids.as_ptr(), rows) }, LATENT_STATUS_OK);
+    assert_eq!(unsafe { latent_dataset_scale(ds, LATENT_SCALING_DIVIDE_255) }, LATENT_STATUS_OK);
+    for (fraction, want) in [(0.0, 0), (0.25, 250), (0.3333, 333), (0.7777, 778), (1.0, 1000)] {
         let (mut a, mut b) = (null_mut(), null_mut());
-        assert_eq!(
-            unsafe { latent_dataset_split(ds, fraction, 42, &mut a, &mut b) },
-            LATENT_STATUS_OK
-        );
+        assert_eq!(unsafe { latent_dataset_split(ds, fraction, 42, &mut a, &mut b) }, LATENT_STATUS_OK);
         assert_eq!(
             unsafe { (latent_dataset_rows(a), latent_dataset_rows(b)) },
             (rows - want, want),
@@ -999,23 +690,14 @@ fn split_is_deterministic_disjoint_and_complete() {
         for (k, &id) in lb.iter().enumerate() {
             assert_eq!(xb[k * 3], (id * 3) as f32 / 255.0);
         }
-        assert_eq!(
-            unsafe { latent_dataset_scaling(b) },
-            LATENT_SCALING_DIVIDE_255
-        );
+        assert_eq!(unsafe { latent_dataset_scaling(b) }, LATENT_SCALING_DIVIDE_255);
         // The same seed gives the same split; another seed another one.
         let (mut a2, mut b2) = (null_mut(), null_mut());
-        assert_eq!(
-            unsafe { latent_dataset_split(ds, fraction, 42, &mut a2, &mut b2) },
-            LATENT_STATUS_OK
-        );
+        assert_eq!(unsafe { latent_dataset_split(ds, fraction, 42, &mut a2, &mut b2) }, LATENT_STATUS_OK);
         assert_eq!(c_labels(b2), lb);
         if want > 0 && want < rows {
             let (mut a3, mut b3) = (null_mut(), null_mut());
-            assert_eq!(
-                unsafe { latent_dataset_split(ds, fraction, 43, &mut a3, &mut b3) },
-                LATENT_STATUS_OK
-            );
+            assert_eq!(unsafe { latent_dataset_split(ds, fraction, 43, &mut a3, &mut b3) }, LATENT_STATUS_OK);
             assert_ne!(c_labels(b3), lb);
             unsafe {
                 latent_dataset_free(a3);
@@ -1042,23 +724,16 @@ fn data_find_writes_the_path_or_explains() {
     let name = c("mnist");
     let mut needed = 0usize;
     let mut small = [0 as c_char; 4];
-    let s =
-        unsafe { latent_data_find(name.as_ptr(), small.as_mut_ptr(), small.len(), &mut needed) };
+    let s = unsafe { latent_data_find(name.as_ptr(), small.as_mut_ptr(), small.len(), &mut needed) };
     assert_eq!(s, LATENT_STATUS_BUFFER_TOO_SMALL);
     let want = dir.to_str().unwrap();
     assert_eq!(needed, want.len() + 1);
     // A size query with no buffer at all.
     let mut needed2 = 0usize;
-    assert_eq!(
-        unsafe { latent_data_find(name.as_ptr(), null_mut(), 0, &mut needed2) },
-        LATENT_STATUS_BUFFER_TOO_SMALL
-    );
+    assert_eq!(unsafe { latent_data_find(name.as_ptr(), null_mut(), 0, &mut needed2) }, LATENT_STATUS_BUFFER_TOO_SMALL);
     assert_eq!(needed2, needed);
     let mut buf = vec![0 as c_char; needed];
-    assert_eq!(
-        unsafe { latent_data_find(name.as_ptr(), buf.as_mut_ptr(), buf.len(), null_mut()) },
-        LATENT_STATUS_OK
-    );
+    assert_eq!(unsafe { latent_data_find(name.as_ptr(), buf.as_mut_ptr(), buf.len(), null_mut()) }, LATENT_STATUS_OK);
     let got = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap();
     assert_eq!(got, want);
     assert!(Path::new(got).is_absolute());
@@ -1070,14 +745,8 @@ fn data_find_writes_the_path_or_explains() {
     assert_eq!(s, LATENT_STATUS_IO);
     assert_eq!(needed, 0);
     let m = last_error();
-    assert!(
-        m.contains("no-such-dataset-anywhere") && m.contains("LATENT_DATA_DIR"),
-        "{m}"
-    );
-    assert!(
-        m.contains("apt-get install dataset-fashion-mnist") && m.contains("/usr/share/datasets"),
-        "{m}"
-    );
+    assert!(m.contains("no-such-dataset-anywhere") && m.contains("LATENT_DATA_DIR"), "{m}");
+    assert!(m.contains("apt-get install dataset-fashion-mnist") && m.contains("/usr/share/datasets"), "{m}");
     assert_eq!(
         unsafe { latent_data_find(null(), buf.as_mut_ptr(), buf.len(), null_mut()) },
         LATENT_STATUS_NULL_ARGUMENT

@@ -55,7 +55,8 @@ fn four_threads_encoding_at_once_get_the_serial_result() {
                     let net = shared as *const latent_network;
                     let mut out = vec![0f32; rows * 8];
                     for _ in 0..5 {
-                        let st = unsafe { latent_network_encode(net, x.as_ptr(), rows, 100, out.as_mut_ptr(), out.len()) };
+                        let st =
+                            unsafe { latent_network_encode(net, x.as_ptr(), rows, 100, out.as_mut_ptr(), out.len()) };
                         assert_eq!(st, LATENT_STATUS_OK);
                     }
                     out

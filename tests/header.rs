@@ -33,13 +33,21 @@ fn committed_header_matches_the_generated_one() {
 fn header_compiles_as_c99_and_cxx() {
     let dir = scratch("header");
     let c = dir.join("h.c");
-    std::fs::write(&c, "#include \"latent.h\"\nint main(void) { return latent_abi_version() == LATENT_ABI_VERSION ? 0 : 1; }\n").unwrap();
+    std::fs::write(
+        &c,
+        "#include \"latent.h\"\nint main(void) { return latent_abi_version() == LATENT_ABI_VERSION ? 0 : 1; }\n",
+    )
+    .unwrap();
     compile_c(&[c], &dir.join("h"), &[]);
     let (code, _, _) = run(&mut Command::new(dir.join("h")));
     assert_eq!(code, 0, "library and header disagree on LATENT_ABI_VERSION");
     if have("c++") {
         let cc = dir.join("h.cpp");
-        std::fs::write(&cc, "#include \"latent.h\"\nint main() { latent_network *n = nullptr; latent_network_free(n); return 0; }\n").unwrap();
+        std::fs::write(
+            &cc,
+            "#include \"latent.h\"\nint main() { latent_network *n = nullptr; latent_network_free(n); return 0; }\n",
+        )
+        .unwrap();
         let o = Command::new("c++")
             .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
             .arg(format!("-I{}", root().join("include").display()))
@@ -71,7 +79,13 @@ fn struct_layouts_agree_between_c_and_rust() {
     }
     macro_rules! f {
         ($t:ident, $f:ident) => {
-            assert_eq!(c[concat!(stringify!($t), ".", stringify!($f))], offset_of!($t, $f), "offsetof {}.{}", stringify!($t), stringify!($f));
+            assert_eq!(
+                c[concat!(stringify!($t), ".", stringify!($f))],
+                offset_of!($t, $f),
+                "offsetof {}.{}",
+                stringify!($t),
+                stringify!($f)
+            );
         };
     }
     s!(latent_network_params);

@@ -79,7 +79,9 @@ fn deep_sigmoid_w1_beats_pca() {
     let losses: Vec<f64> = tr.history().iter().map(|r| r.train_loss).collect();
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
     let sq = net.mean_squared_error(test.x()).unwrap() * 784.0;
-    eprintln!("W1 after {W1_EPOCHS} epochs: test squared error per image {sq:.3} (PCA30 {PCA30}); train loss {losses:?}");
+    eprintln!(
+        "W1 after {W1_EPOCHS} epochs: test squared error per image {sq:.3} (PCA30 {PCA30}); train loss {losses:?}"
+    );
     assert!(sq < PCA30, "deep autoencoder {sq:.3} does not beat PCA's {PCA30}");
 }
 

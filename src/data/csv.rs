@@ -25,36 +25,23 @@ pub struct CsvOptions {
 impl Default for CsvOptions {
     /// Comma-separated, no header, no labels.
     fn default() -> Self {
-        CsvOptions {
-            delimiter: b',',
-            has_header: false,
-            label_column: None,
-        }
+        CsvOptions { delimiter: b',', has_header: false, label_column: None }
     }
 }
 
 impl CsvOptions {
     /// Tab-separated, no header, no labels.
     pub fn tsv() -> Self {
-        CsvOptions {
-            delimiter: b'\t',
-            ..CsvOptions::default()
-        }
+        CsvOptions { delimiter: b'\t', ..CsvOptions::default() }
     }
 
     pub fn validate(&self) -> Result<()> {
         let d = self.delimiter;
         if !d.is_ascii() || d.is_ascii_alphanumeric() || b"\r\n\".+-".contains(&d) {
-            return Err(invalid!(
-                "delimiter {:?} cannot separate numbers (use ',', '\\t', ';', ' ', ...)",
-                d as char
-            ));
+            return Err(invalid!("delimiter {:?} cannot separate numbers (use ',', '\\t', ';', ' ', ...)", d as char));
         }
         if self.label_column.is_some_and(|c| c > u32::MAX as usize) {
-            return Err(invalid!(
-                "label column {:?} is out of range",
-                self.label_column
-            ));
+            return Err(invalid!("label column {:?} is out of range", self.label_column));
         }
         Ok(())
     }
@@ -66,11 +53,7 @@ fn at(line: usize, col: usize, msg: String) -> Error {
 
 fn shown(field: &[u8]) -> String {
     let s = String::from_utf8_lossy(&field[..field.len().min(40)]).into_owned();
-    if field.len() > 40 {
-        format!("{s}...")
-    } else {
-        s
-    }
+    if field.len() > 40 { format!("{s}...") } else { s }
 }
 
 /// The field with surrounding spaces and one pair of double quotes removed.
@@ -85,33 +68,15 @@ fn clean(field: &[u8]) -> &[u8] {
 fn number(field: &[u8], line: usize, col: usize) -> Result<f64> {
     let f = clean(field);
     if f.is_empty() {
-        return Err(at(
-            line,
-            col,
-            "empty field (missing values are not supported)".into(),
-        ));
+        return Err(at(line, col, "empty field (missing values are not supported)".into()));
     }
     let v: f64 = std::str::from_utf8(f)
         .ok()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            at(
-                line,
-                col,
-                format!("cannot parse \"{}\" as a number", shown(f)),
-            )
-        })?;
+        .ok_or_else(|| at(line, col, format!("cannot parse \"{}\" as a number", shown(f))))?;
     if !v.is_finite() || !(v as f32).is_finite() {
-        let why = if v.is_finite() {
-            " (outside the f32 range)"
-        } else {
-            ""
-        };
-        return Err(at(
-            line,
-            col,
-            format!("non-finite value \"{}\"{why}", shown(f)),
-        ));
+        let why = if v.is_finite() { " (outside the f32 range)" } else { "" };
+        return Err(at(line, col, format!("non-finite value \"{}\"{why}", shown(f))));
     }
     Ok(v)
 }
@@ -138,10 +103,7 @@ pub fn parse(text: &[u8], opts: &CsvOptions) -> Result<(Matrix, Option<Vec<i32>>
         }
         fields.clear();
         if d == b' ' {
-            fields.extend(
-                raw.split(|b| *b == b' ' || *b == b'\t')
-                    .filter(|f| !f.is_empty()),
-            );
+            fields.extend(raw.split(|b| *b == b' ' || *b == b'\t').filter(|f| !f.is_empty()));
         } else {
             fields.extend(raw.split(|&b| b == d));
         }
@@ -150,14 +112,10 @@ pub fn parse(text: &[u8], opts: &CsvOptions) -> Result<(Matrix, Option<Vec<i32>>
             None => {
                 if let Some(lc) = opts.label_column {
                     if lc >= n {
-                        return Err(invalid!(
-                            "label column {lc} (0-based) does not exist: line {line} has {n} fields"
-                        ));
+                        return Err(invalid!("label column {lc} (0-based) does not exist: line {line} has {n} fields"));
                     }
                     if n == 1 {
-                        return Err(Error::BadFormat(format!(
-                            "line {line}: only the label column, no features"
-                        )));
+                        return Err(Error::BadFormat(format!("line {line}: only the label column, no features")));
                     }
                 }
                 width = Some((n, line));
@@ -173,11 +131,7 @@ pub fn parse(text: &[u8], opts: &CsvOptions) -> Result<(Matrix, Option<Vec<i32>>
             let v = number(f, line, j + 1)?;
             if Some(j) == opts.label_column {
                 if v.fract() != 0.0 || v < i32::MIN as f64 || v > i32::MAX as f64 {
-                    return Err(at(
-                        line,
-                        j + 1,
-                        format!("label \"{}\" is not an integer", shown(clean(f))),
-                    ));
+                    return Err(at(line, j + 1, format!("label \"{}\" is not an integer", shown(clean(f)))));
                 }
                 labels.push(v as i32);
             } else {
@@ -214,96 +168,47 @@ mod tests {
     #[test]
     fn parses_header_labels_crlf_quotes_and_blank_lines() {
         let text = b"a,b,label\r\n1, 2.5 ,3\r\n\r\n\"-4e1\",5,0\n";
-        let o = CsvOptions {
-            has_header: true,
-            label_column: Some(2),
-            ..Default::default()
-        };
+        let o = CsvOptions { has_header: true, label_column: Some(2), ..Default::default() };
         let (x, l) = parse(text, &o).unwrap();
         assert_eq!((x.rows(), x.cols()), (2, 2));
         assert_eq!(x.as_slice(), &[1.0, 2.5, -40.0, 5.0]);
         assert_eq!(l, Some(vec![3, 0]));
         // The label column may be first, as in UCI HIGGS.
-        let (x, l) = parse(
-            b"1\t0.5\t0.25\n0\t-1\t2\n",
-            &CsvOptions {
-                label_column: Some(0),
-                ..CsvOptions::tsv()
-            },
-        )
-        .unwrap();
+        let (x, l) =
+            parse(b"1\t0.5\t0.25\n0\t-1\t2\n", &CsvOptions { label_column: Some(0), ..CsvOptions::tsv() }).unwrap();
         assert_eq!(x.as_slice(), &[0.5, 0.25, -1.0, 2.0]);
         assert_eq!(l, Some(vec![1, 0]));
         // Whitespace-separated.
-        let (x, _) = parse(
-            b"  1  2\t3\n4 5 6  \n",
-            &CsvOptions {
-                delimiter: b' ',
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let (x, _) = parse(b"  1  2\t3\n4 5 6  \n", &CsvOptions { delimiter: b' ', ..Default::default() }).unwrap();
         assert_eq!((x.rows(), x.cols()), (2, 3));
     }
 
     #[test]
     fn errors_name_line_and_column() {
         let o = CsvOptions::default();
-        assert_eq!(
-            bad(parse(b"1,2,3\n4,x5,6\n", &o)),
-            "line 2, column 2: cannot parse \"x5\" as a number"
-        );
+        assert_eq!(bad(parse(b"1,2,3\n4,x5,6\n", &o)), "line 2, column 2: cannot parse \"x5\" as a number");
         // Line numbers count blank lines and the header.
-        let h = CsvOptions {
-            has_header: true,
-            ..o
-        };
-        assert!(
-            bad(parse(b"h1,h2\n\n1,2\n3,nan\n", &h)).starts_with("line 4, column 2: non-finite")
-        );
+        let h = CsvOptions { has_header: true, ..o };
+        assert!(bad(parse(b"h1,h2\n\n1,2\n3,nan\n", &h)).starts_with("line 4, column 2: non-finite"));
         assert!(bad(parse(b"1,inf\n", &o)).starts_with("line 1, column 2: non-finite"));
         assert!(bad(parse(b"1,1e39\n", &o)).contains("outside the f32 range"));
         assert!(bad(parse(b"1,,3\n", &o)).starts_with("line 1, column 2: empty field"));
-        assert_eq!(
-            bad(parse(b"1,2,3\n4,5\n", &o)),
-            "line 2: 2 fields, but line 1 has 3 (ragged rows)"
-        );
-        let l = CsvOptions {
-            label_column: Some(0),
-            ..o
-        };
-        assert!(
-            bad(parse(b"1,2\n1.5,3\n", &l))
-                .starts_with("line 2, column 1: label \"1.5\" is not an integer")
-        );
+        assert_eq!(bad(parse(b"1,2,3\n4,5\n", &o)), "line 2: 2 fields, but line 1 has 3 (ragged rows)");
+        let l = CsvOptions { label_column: Some(0), ..o };
+        assert!(bad(parse(b"1,2\n1.5,3\n", &l)).starts_with("line 2, column 1: label \"1.5\" is not an integer"));
         assert!(bad(parse(b"s,2\n", &l)).starts_with("line 1, column 1: cannot parse"));
         assert_eq!(bad(parse(b"\n\n", &o)), "no data rows");
     }
 
     #[test]
     fn options_are_validated() {
-        let o = CsvOptions {
-            label_column: Some(3),
-            ..Default::default()
-        };
-        assert!(matches!(
-            parse(b"1,2,3\n", &o),
-            Err(Error::InvalidArgument(_))
-        ));
+        let o = CsvOptions { label_column: Some(3), ..Default::default() };
+        assert!(matches!(parse(b"1,2,3\n", &o), Err(Error::InvalidArgument(_))));
         for d in [b'1', b'e', b'\n', b'.', b'-', b'"', 200] {
-            let o = CsvOptions {
-                delimiter: d,
-                ..Default::default()
-            };
-            assert!(
-                matches!(parse(b"1\n", &o), Err(Error::InvalidArgument(_))),
-                "delimiter {d}"
-            );
+            let o = CsvOptions { delimiter: d, ..Default::default() };
+            assert!(matches!(parse(b"1\n", &o), Err(Error::InvalidArgument(_))), "delimiter {d}");
         }
-        let o = CsvOptions {
-            label_column: Some(0),
-            ..Default::default()
-        };
+        let o = CsvOptions { label_column: Some(0), ..Default::default() };
         assert!(bad(parse(b"1\n2\n", &o)).contains("no features"));
     }
 

@@ -43,12 +43,7 @@ impl Element for f64 {
 
 /// Copies `data` (rows x cols, row- or column-major) into a row-major f32 matrix; a value that
 /// is not finite in f32 fails with its row and column.
-fn from_buffer<T: Element>(
-    data: &[T],
-    rows: usize,
-    cols: usize,
-    col_major: bool,
-) -> Result<Matrix> {
+fn from_buffer<T: Element>(data: &[T], rows: usize, cols: usize, col_major: bool) -> Result<Matrix> {
     if rows == 0 || cols == 0 {
         return Err(invalid!("a {rows} x {cols} buffer holds no data"));
     }
@@ -76,19 +71,9 @@ fn from_buffer<T: Element>(
     }
     let x = Matrix::from_vec(rows, cols, out)?;
     if let Some((r, c)) = x.first_non_finite() {
-        let v = if col_major {
-            data[c * rows + r]
-        } else {
-            data[r * cols + c]
-        };
-        let why = if v.is_finite() {
-            " (outside the f32 range)"
-        } else {
-            ""
-        };
-        return Err(Error::NonFinite(format!(
-            "data: row {r}, column {c} is {v:?}{why}"
-        )));
+        let v = if col_major { data[c * rows + r] } else { data[r * cols + c] };
+        let why = if v.is_finite() { " (outside the f32 range)" } else { "" };
+        return Err(Error::NonFinite(format!("data: row {r}, column {c} is {v:?}{why}")));
     }
     Ok(x)
 }
@@ -98,43 +83,21 @@ impl Dataset {
     /// row and column).
     pub fn from_matrix(x: Matrix) -> Result<Dataset> {
         x.check_finite("data")?;
-        Ok(Dataset {
-            x,
-            labels: None,
-            scaler: Scaler::None,
-        })
+        Ok(Dataset { x, labels: None, scaler: Scaler::None })
     }
 
     /// Copies a caller's f32 buffer of `rows` x `cols` values, stored row after row
     /// (`col_major` false) or column after column (true).
-    pub fn from_buffer_f32(
-        data: &[f32],
-        rows: usize,
-        cols: usize,
-        col_major: bool,
-    ) -> Result<Dataset> {
+    pub fn from_buffer_f32(data: &[f32], rows: usize, cols: usize, col_major: bool) -> Result<Dataset> {
         let x = from_buffer(data, rows, cols, col_major)?;
-        Ok(Dataset {
-            x,
-            labels: None,
-            scaler: Scaler::None,
-        })
+        Ok(Dataset { x, labels: None, scaler: Scaler::None })
     }
 
     /// As [`Dataset::from_buffer_f32`], converting from f64; values beyond the f32 range are
     /// rejected as non-finite.
-    pub fn from_buffer_f64(
-        data: &[f64],
-        rows: usize,
-        cols: usize,
-        col_major: bool,
-    ) -> Result<Dataset> {
+    pub fn from_buffer_f64(data: &[f64], rows: usize, cols: usize, col_major: bool) -> Result<Dataset> {
         let x = from_buffer(data, rows, cols, col_major)?;
-        Ok(Dataset {
-            x,
-            labels: None,
-            scaler: Scaler::None,
-        })
+        Ok(Dataset { x, labels: None, scaler: Scaler::None })
     }
 
     /// Images from an IDX file (plain or gzip) as rows of pixel values 0..255 (unscaled: use
@@ -143,11 +106,7 @@ impl Dataset {
     pub fn from_idx(images: impl AsRef<Path>, labels: Option<&Path>) -> Result<Dataset> {
         let images = images.as_ref();
         let x = idx::read_images(images)?;
-        let mut d = Dataset {
-            x,
-            labels: None,
-            scaler: Scaler::None,
-        };
+        let mut d = Dataset { x, labels: None, scaler: Scaler::None };
         if let Some(lp) = labels {
             let l = idx::read_labels(lp)?;
             if l.len() != d.rows() {
@@ -167,11 +126,7 @@ impl Dataset {
     /// A numeric CSV/TSV file (plain or gzip); `opts.label_column` becomes the labels.
     pub fn from_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Dataset> {
         let (x, labels) = csv::read(path.as_ref(), opts)?;
-        Ok(Dataset {
-            x,
-            labels,
-            scaler: Scaler::None,
-        })
+        Ok(Dataset { x, labels, scaler: Scaler::None })
     }
 
     /// Attaches one label per row (replacing any).
@@ -243,10 +198,7 @@ impl Dataset {
     fn gather(&self, index: &[usize]) -> Dataset {
         Dataset {
             x: self.x.gather_rows(index),
-            labels: self
-                .labels
-                .as_ref()
-                .map(|l| index.iter().map(|&i| l[i]).collect()),
+            labels: self.labels.as_ref().map(|l| index.iter().map(|&i| l[i]).collect()),
             scaler: self.scaler.clone(),
         }
     }
@@ -264,12 +216,7 @@ impl Dataset {
         let end = first
             .checked_add(count)
             .filter(|&e| e <= self.rows())
-            .ok_or_else(|| {
-                invalid!(
-                    "rows {first}..{first}+{count} are outside 0..{}",
-                    self.rows()
-                )
-            })?;
+            .ok_or_else(|| invalid!("rows {first}..{first}+{count} are outside 0..{}", self.rows()))?;
         Ok(Dataset {
             x: self.x.slice_rows(first, count),
             labels: self.labels.as_ref().map(|l| l[first..end].to_vec()),
@@ -309,51 +256,24 @@ mod tests {
 
     #[test]
     fn non_finite_values_are_named_by_row_and_column() {
-        let m = non_finite(Dataset::from_buffer_f32(
-            &[1.0, 2.0, 3.0, f32::NAN, 5.0, 6.0],
-            3,
-            2,
-            false,
-        ));
+        let m = non_finite(Dataset::from_buffer_f32(&[1.0, 2.0, 3.0, f32::NAN, 5.0, 6.0], 3, 2, false));
         assert_eq!(m, "data: row 1, column 1 is NaN");
         // Column-major: element 4 is row 1, column 1 as well.
-        let m = non_finite(Dataset::from_buffer_f64(
-            &[1.0, 2.0, 3.0, 4.0, f64::INFINITY, 6.0],
-            3,
-            2,
-            true,
-        ));
+        let m = non_finite(Dataset::from_buffer_f64(&[1.0, 2.0, 3.0, 4.0, f64::INFINITY, 6.0], 3, 2, true));
         assert_eq!(m, "data: row 1, column 1 is inf");
         let m = non_finite(Dataset::from_buffer_f64(&[1.0, 1e300], 1, 2, false));
-        assert!(
-            m.contains("row 0, column 1 is 1e300 (outside the f32 range)"),
-            "{m}"
-        );
-        let m = non_finite(Dataset::from_matrix(
-            Matrix::from_vec(1, 2, vec![0.0, f32::NEG_INFINITY]).unwrap(),
-        ));
+        assert!(m.contains("row 0, column 1 is 1e300 (outside the f32 range)"), "{m}");
+        let m = non_finite(Dataset::from_matrix(Matrix::from_vec(1, 2, vec![0.0, f32::NEG_INFINITY]).unwrap()));
         assert!(m.contains("row 0, column 1"), "{m}");
     }
 
     #[test]
     fn buffer_shapes_are_checked() {
-        assert!(matches!(
-            Dataset::from_buffer_f32(&[1.0; 5], 3, 2, false),
-            Err(Error::ShapeMismatch(_))
-        ));
-        assert!(matches!(
-            Dataset::from_buffer_f32(&[], 0, 2, false),
-            Err(Error::InvalidArgument(_))
-        ));
-        assert!(matches!(
-            Dataset::from_buffer_f32(&[1.0], usize::MAX, 2, false),
-            Err(Error::InvalidArgument(_))
-        ));
+        assert!(matches!(Dataset::from_buffer_f32(&[1.0; 5], 3, 2, false), Err(Error::ShapeMismatch(_))));
+        assert!(matches!(Dataset::from_buffer_f32(&[], 0, 2, false), Err(Error::InvalidArgument(_))));
+        assert!(matches!(Dataset::from_buffer_f32(&[1.0], usize::MAX, 2, false), Err(Error::InvalidArgument(_))));
         let mut d = Dataset::from_buffer_f32(&[1.0; 6], 3, 2, false).unwrap();
-        assert!(matches!(
-            d.set_labels(vec![1, 2]),
-            Err(Error::ShapeMismatch(_))
-        ));
+        assert!(matches!(d.set_labels(vec![1, 2]), Err(Error::ShapeMismatch(_))));
         d.set_labels(vec![1, 2, 3]).unwrap();
         assert_eq!(d.labels(), Some(&[1, 2, 3][..]));
     }
@@ -361,8 +281,7 @@ mod tests {
     fn numbered(rows: usize) -> Dataset {
         let v: Vec<f32> = (0..rows * 2).map(|i| i as f32).collect();
         let mut d = Dataset::from_buffer_f32(&v, rows, 2, false).unwrap();
-        d.set_labels((0..rows as i32).map(|i| i * 10).collect())
-            .unwrap();
+        d.set_labels((0..rows as i32).map(|i| i * 10).collect()).unwrap();
         d
     }
 
@@ -373,13 +292,7 @@ mod tests {
         assert_eq!((a.rows(), b.rows()), (71, 30));
         assert_eq!(d.split(0.3, 7).unwrap(), (a.clone(), b.clone()));
         assert_ne!(d.split(0.3, 8).unwrap().1, b);
-        let mut ids: Vec<i32> = a
-            .labels()
-            .unwrap()
-            .iter()
-            .chain(b.labels().unwrap())
-            .copied()
-            .collect();
+        let mut ids: Vec<i32> = a.labels().unwrap().iter().chain(b.labels().unwrap()).copied().collect();
         ids.sort();
         assert_eq!(ids, (0..101).map(|i| i * 10).collect::<Vec<_>>());
         // Rows travel with their labels.
@@ -390,10 +303,7 @@ mod tests {
             }
         }
         assert!(matches!(d.split(1.5, 0), Err(Error::InvalidArgument(_))));
-        assert!(matches!(
-            d.split(f64::NAN, 0),
-            Err(Error::InvalidArgument(_))
-        ));
+        assert!(matches!(d.split(f64::NAN, 0), Err(Error::InvalidArgument(_))));
     }
 
     #[test]
@@ -401,10 +311,7 @@ mod tests {
         let mut d = numbered(10);
         d.scale(Scaling::MinMax).unwrap();
         assert_eq!(d.x().row(9), &[1.0, 1.0]);
-        assert!(matches!(
-            d.scale(Scaling::ZScore),
-            Err(Error::InvalidArgument(_))
-        ));
+        assert!(matches!(d.scale(Scaling::ZScore), Err(Error::InvalidArgument(_))));
         let (a, b) = d.split(0.5, 1).unwrap();
         assert_eq!(a.scaler(), d.scaler());
         assert_eq!(b.scaler(), d.scaler());
@@ -413,10 +320,7 @@ mod tests {
         assert_eq!(r.labels(), Some(&[80, 90][..]));
         assert_eq!(r.scaler(), d.scaler());
         assert!(matches!(d.rows_range(9, 2), Err(Error::InvalidArgument(_))));
-        assert!(matches!(
-            d.rows_range(usize::MAX, 2),
-            Err(Error::InvalidArgument(_))
-        ));
+        assert!(matches!(d.rows_range(usize::MAX, 2), Err(Error::InvalidArgument(_))));
         assert_eq!(d.rows_range(10, 0).unwrap().rows(), 0);
     }
 }

@@ -36,21 +36,14 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
 
 /// The largest output accepted for `compressed_len` input bytes.
 pub fn output_limit(compressed_len: usize) -> usize {
-    compressed_len
-        .saturating_mul(MAX_RATIO)
-        .saturating_add(1 << 16)
-        .min(MAX_DECOMPRESSED)
+    compressed_len.saturating_mul(MAX_RATIO).saturating_add(1 << 16).min(MAX_DECOMPRESSED)
 }
 
 /// Reads a file whole; if it is gzip, returns its decompressed content. Format errors name the
 /// file.
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if is_gzip(&raw) {
-        decompress(&raw, output_limit(raw.len())).map_err(|e| super::in_file(path, e))
-    } else {
-        Ok(raw)
-    }
+    if is_gzip(&raw) { decompress(&raw, output_limit(raw.len())).map_err(|e| super::in_file(path, e)) } else { Ok(raw) }
 }
 
 /// Decompresses a whole gzip file (one or more members) into at most `limit` bytes.
@@ -64,11 +57,7 @@ pub fn decompress(bytes: &[u8], limit: usize) -> Result<Vec<u8>> {
     while pos < bytes.len() {
         let rest = &bytes[pos..];
         if !is_gzip(rest) {
-            return Err(bad(format!(
-                "{} bytes of trailing garbage after gzip member {}",
-                rest.len(),
-                member - 1
-            )));
+            return Err(bad(format!("{} bytes of trailing garbage after gzip member {}", rest.len(), member - 1)));
         }
         let used = member_into(rest, limit, &mut out).map_err(|e| match e {
             Error::BadFormat(m) => bad(format!("gzip member {member}: {m}")),
@@ -100,16 +89,11 @@ fn header_len(m: &[u8]) -> Result<usize> {
         return Err(truncated());
     }
     if m[2] != 8 {
-        return Err(bad(format!(
-            "compression method {} is not deflate (8)",
-            m[2]
-        )));
+        return Err(bad(format!("compression method {} is not deflate (8)", m[2])));
     }
     let flags = m[3];
     if flags & FRESERVED != 0 {
-        return Err(bad(format!(
-            "reserved header flag bits set (FLG = {flags:#04x})"
-        )));
+        return Err(bad(format!("reserved header flag bits set (FLG = {flags:#04x})")));
     }
     let mut p = 10;
     if flags & FEXTRA != 0 {
@@ -132,9 +116,7 @@ fn header_len(m: &[u8]) -> Result<usize> {
         h.update(&m[..p]);
         let computed = (h.value() & 0xFFFF) as u16;
         if stored != computed {
-            return Err(bad(format!(
-                "header CRC-16 mismatch (stored {stored:#06x}, computed {computed:#06x})"
-            )));
+            return Err(bad(format!("header CRC-16 mismatch (stored {stored:#06x}, computed {computed:#06x})")));
         }
         p += 2;
     }
@@ -153,9 +135,7 @@ fn member_into(m: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize> {
         _ => 0,
     };
     let budget = limit.saturating_sub(base);
-    let first = hint
-        .min(m.len().saturating_mul(64))
-        .clamp(4096.min(budget), budget);
+    let first = hint.min(m.len().saturating_mul(64)).clamp(4096.min(budget), budget);
     grow(out, base + first)?;
 
     let mut d = Box::<DecompressorOxide>::default();
@@ -164,8 +144,7 @@ fn member_into(m: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize> {
     let mut consumed = start;
     let mut written = base;
     loop {
-        let (status, n_in, n_out) =
-            inflate::decompress(&mut d, input, &mut out[..], written, flags);
+        let (status, n_in, n_out) = inflate::decompress(&mut d, input, &mut out[..], written, flags);
         input = &input[n_in.min(input.len())..];
         consumed += n_in;
         written += n_out;
@@ -174,9 +153,7 @@ fn member_into(m: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize> {
             TINFLStatus::HasMoreOutput => {
                 if out.len() >= limit {
                     out.truncate(base);
-                    return Err(bad(format!(
-                        "decompressed data exceed the limit of {limit} bytes"
-                    )));
+                    return Err(bad(format!("decompressed data exceed the limit of {limit} bytes")));
                 }
                 let want = out.len().saturating_mul(2).max(out.len() + 4096).min(limit);
                 grow(out, want)?;
@@ -192,9 +169,7 @@ fn member_into(m: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize> {
         }
     }
     out.truncate(written);
-    let trailer = m
-        .get(consumed..consumed + 8)
-        .ok_or_else(|| bad("truncated trailer (CRC-32 and size)".into()))?;
+    let trailer = m.get(consumed..consumed + 8).ok_or_else(|| bad("truncated trailer (CRC-32 and size)".into()))?;
     let stored_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     let stored_size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
     let data = &out[base..];
@@ -207,10 +182,7 @@ fn member_into(m: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize> {
         )));
     }
     if data.len() as u32 != stored_size {
-        return Err(bad(format!(
-            "size mismatch (trailer says {stored_size} mod 2^32, decompressed {})",
-            data.len()
-        )));
+        return Err(bad(format!("size mismatch (trailer says {stored_size} mod 2^32, decompressed {})", data.len())));
     }
     Ok(consumed + 8)
 }
@@ -260,11 +232,7 @@ pub(crate) mod tests {
         for flags in [0, FNAME, FEXTRA | FNAME | FCOMMENT | FHCRC, FTEXT | FHCRC] {
             for level in [0, 1, 6, 9] {
                 let g = gzip(&data, level, flags);
-                assert_eq!(
-                    decompress(&g, output_limit(g.len())).unwrap(),
-                    data,
-                    "flags {flags:#x} level {level}"
-                );
+                assert_eq!(decompress(&g, output_limit(g.len())).unwrap(), data, "flags {flags:#x} level {level}");
             }
         }
         assert_eq!(decompress(&gzip(b"", 6, 0), 1 << 20).unwrap(), b"");
@@ -312,16 +280,7 @@ pub(crate) mod tests {
     fn truncation_anywhere_is_detected() {
         let data = sample(20_000);
         let g = gzip(&data, 6, FNAME);
-        for cut in [
-            3,
-            9,
-            15,
-            30,
-            g.len() / 2,
-            g.len() - 9,
-            g.len() - 5,
-            g.len() - 1,
-        ] {
+        for cut in [3, 9, 15, 30, g.len() / 2, g.len() - 9, g.len() - 5, g.len() - 1] {
             let m = err(decompress(&g[..cut], 1 << 20));
             assert!(m.contains("truncated"), "cut at {cut}: {m}");
         }

@@ -32,40 +32,25 @@ fn bad(msg: String) -> Error {
 /// the magic, and that the values fill the rest of `bytes` exactly.
 pub fn parse_header(bytes: &[u8], want_dims: &[usize]) -> Result<IdxHeader> {
     if bytes.len() < 4 {
-        return Err(bad(format!(
-            "{} bytes is too short for an IDX header",
-            bytes.len()
-        )));
+        return Err(bad(format!("{} bytes is too short for an IDX header", bytes.len())));
     }
     let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     if bytes[0] != 0 || bytes[1] != 0 {
-        return Err(bad(format!(
-            "magic {magic:#010x} is not IDX (it must start with two zero bytes)"
-        )));
+        return Err(bad(format!("magic {magic:#010x} is not IDX (it must start with two zero bytes)")));
     }
     if bytes[2] != TYPE_U8 {
-        return Err(bad(format!(
-            "IDX element type {:#04x} is not supported (only unsigned bytes, 0x08)",
-            bytes[2]
-        )));
+        return Err(bad(format!("IDX element type {:#04x} is not supported (only unsigned bytes, 0x08)", bytes[2])));
     }
     let nd = bytes[3] as usize;
     if !want_dims.contains(&nd) {
-        return Err(bad(format!(
-            "magic {magic:#010x}: {nd} dimensions, expected {want_dims:?}"
-        )));
+        return Err(bad(format!("magic {magic:#010x}: {nd} dimensions, expected {want_dims:?}")));
     }
     let data_offset = 4 + 4 * nd;
-    let head = bytes.get(4..data_offset).ok_or_else(|| {
-        bad(format!(
-            "{} bytes is too short for a {nd}-dimensional IDX header",
-            bytes.len()
-        ))
-    })?;
-    let dims: Vec<usize> = head
-        .chunks_exact(4)
-        .map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize)
-        .collect();
+    let head = bytes
+        .get(4..data_offset)
+        .ok_or_else(|| bad(format!("{} bytes is too short for a {nd}-dimensional IDX header", bytes.len())))?;
+    let dims: Vec<usize> =
+        head.chunks_exact(4).map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize).collect();
     let count = dims
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
@@ -149,13 +134,9 @@ mod tests {
         assert!(bad_msg(parse_images(&images(2, 2, 3, 13))).contains("holds 13"));
         // A billion 28x28 images claimed by a 1 KB file: rejected before any allocation (an
         // attempt to allocate 3 TB would come back as OutOfMemory, not BadFormat).
-        assert!(
-            bad_msg(parse_images(&images(1_000_000_000, 28, 28, 1000))).contains("784000000000")
-        );
+        assert!(bad_msg(parse_images(&images(1_000_000_000, 28, 28, 1000))).contains("784000000000"));
         // Dimensions whose product overflows.
-        assert!(
-            bad_msg(parse_images(&images(u32::MAX, u32::MAX, u32::MAX, 10))).contains("overflow")
-        );
+        assert!(bad_msg(parse_images(&images(u32::MAX, u32::MAX, u32::MAX, 10))).contains("overflow"));
         assert!(bad_msg(parse_images(&images(0, 28, 28, 0))).contains("empty"));
     }
 

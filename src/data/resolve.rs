@@ -25,18 +25,9 @@ pub const SYSTEM_DATA_DIR: &str = "/usr/share/datasets";
 /// The directories searched, in order (they need not exist).
 pub fn search_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os(DATA_DIR_ENV)
-        .map(|v| {
-            std::env::split_paths(&v)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        })
+        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
         .unwrap_or_default();
-    dirs.push(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("shared")
-            .join("data"),
-    );
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join("data"));
     dirs.push(Path::new("..").join("shared").join("data"));
     dirs.push(PathBuf::from(SYSTEM_DATA_DIR));
     dirs
@@ -59,10 +50,7 @@ pub fn find(name: &str) -> Option<PathBuf> {
 
 /// Why `name` was not found: where it was looked for and how to provide it.
 pub fn not_found_message(name: &str) -> String {
-    let dirs: Vec<String> = search_dirs()
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
+    let dirs: Vec<String> = search_dirs().iter().map(|d| d.display().to_string()).collect();
     format!(
         "dataset \"{name}\" not found; looked in: {}. Set {DATA_DIR_ENV} to a directory holding \
          \"{name}\" (see shared/data/README.md), or on Debian/Ubuntu `apt-get install \
@@ -86,10 +74,10 @@ pub fn data_required() -> bool {
 /// `SKIPPED: <name> not found (...)` to stderr and returns None. The message goes straight to
 /// the process's stderr, past the test harness's capture, so a skip is always visible.
 pub fn find_or_skip(name: &str) -> Option<PathBuf> {
-    skip_or_panic(name, find(name), data_required())
+    skip_or_panic(name, find(name), data_required(), &mut std::io::stderr())
 }
 
-fn skip_or_panic(name: &str, found: Option<PathBuf>, required: bool) -> Option<PathBuf> {
+fn skip_or_panic(name: &str, found: Option<PathBuf>, required: bool, log: &mut dyn Write) -> Option<PathBuf> {
     if found.is_some() {
         return found;
     }
@@ -97,7 +85,7 @@ fn skip_or_panic(name: &str, found: Option<PathBuf>, required: bool) -> Option<P
         panic!("{REQUIRE_DATA_ENV}=1 but {}", not_found_message(name));
     }
     let _ = writeln!(
-        std::io::stderr(),
+        log,
         "SKIPPED: {name} not found (set {DATA_DIR_ENV}, see shared/data/README.md; {REQUIRE_DATA_ENV}=1 makes this fail)"
     );
     None
@@ -120,13 +108,7 @@ pub fn mnist_files(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
             .iter()
             .map(|n| dir.join(n))
             .find(|p| p.is_file())
-            .ok_or_else(|| {
-                Error::Io(format!(
-                    "{}: none of {} exists",
-                    dir.display(),
-                    names.join(", ")
-                ))
-            })
+            .ok_or_else(|| Error::Io(format!("{}: none of {} exists", dir.display(), names.join(", "))))
     };
     Ok((
         pick("train", "images", "idx3")?,
@@ -149,10 +131,7 @@ mod tests {
 
     #[test]
     fn finds_in_order_and_reports_where_it_looked() {
-        let (a, b) = (
-            tmp("a").canonicalize().unwrap(),
-            tmp("b").canonicalize().unwrap(),
-        );
+        let (a, b) = (tmp("a").canonicalize().unwrap(), tmp("b").canonicalize().unwrap());
         std::fs::create_dir_all(b.join("set")).unwrap();
         assert_eq!(find_in("set", &[a.clone(), b.clone()]), Some(b.join("set")));
         std::fs::create_dir_all(a.join("set")).unwrap();
@@ -160,10 +139,7 @@ mod tests {
         assert_eq!(find_in("nothing-here", &[a.clone(), b.clone()]), None);
         assert_eq!(find_in("", std::slice::from_ref(&a)), None);
         let m = not_found_message("nothing-here");
-        assert!(
-            m.contains(DATA_DIR_ENV) && m.contains(SYSTEM_DATA_DIR) && m.contains("shared"),
-            "{m}"
-        );
+        assert!(m.contains(DATA_DIR_ENV) && m.contains(SYSTEM_DATA_DIR) && m.contains("shared"), "{m}");
         for d in [a, b] {
             std::fs::remove_dir_all(d).unwrap();
         }
@@ -171,17 +147,13 @@ mod tests {
 
     #[test]
     fn missing_data_skips_or_panics_when_required() {
-        assert_eq!(
-            skip_or_panic("x", Some(PathBuf::from("/p")), true),
-            Some(PathBuf::from("/p"))
-        );
-        assert_eq!(skip_or_panic("x", None, false), None);
-        let r = std::panic::catch_unwind(|| skip_or_panic("x", None, true));
+        assert_eq!(skip_or_panic("x", Some(PathBuf::from("/p")), true, &mut Vec::new()), Some(PathBuf::from("/p")));
+        let mut log = Vec::new();
+        assert_eq!(skip_or_panic("x", None, false, &mut log), None);
+        assert!(String::from_utf8(log).unwrap().starts_with("SKIPPED: x not found"));
+        let r = std::panic::catch_unwind(|| skip_or_panic("x", None, true, &mut Vec::new()));
         let msg = *r.unwrap_err().downcast::<String>().unwrap();
-        assert!(
-            msg.contains("LATENT_REQUIRE_DATA=1") && msg.contains("\"x\" not found"),
-            "{msg}"
-        );
+        assert!(msg.contains("LATENT_REQUIRE_DATA=1") && msg.contains("\"x\" not found"), "{msg}");
     }
 
     #[test]
@@ -189,11 +161,7 @@ mod tests {
         let d = tmp("mnist");
         assert!(matches!(mnist_files(&d), Err(Error::Io(_))));
         // Debian / upstream names, gzip.
-        for f in [
-            "train-images-idx3-ubyte.gz",
-            "train-labels-idx1-ubyte.gz",
-            "t10k-images-idx3-ubyte.gz",
-        ] {
+        for f in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"] {
             std::fs::write(d.join(f), b"").unwrap();
         }
         // Uncompressed, and the dotted spelling of the original MNIST site.
@@ -205,10 +173,7 @@ mod tests {
         assert_eq!(e, d.join("t10k-labels.idx1-ubyte"));
         // gzip is preferred when both exist.
         std::fs::write(d.join("t10k-labels-idx1-ubyte.gz"), b"").unwrap();
-        assert_eq!(
-            mnist_files(&d).unwrap().3,
-            d.join("t10k-labels-idx1-ubyte.gz")
-        );
+        assert_eq!(mnist_files(&d).unwrap().3, d.join("t10k-labels-idx1-ubyte.gz"));
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -24,12 +24,7 @@ pub enum Scaling {
 }
 
 impl Scaling {
-    pub const ALL: [Scaling; 4] = [
-        Scaling::None,
-        Scaling::Divide255,
-        Scaling::MinMax,
-        Scaling::ZScore,
-    ];
+    pub const ALL: [Scaling; 4] = [Scaling::None, Scaling::Divide255, Scaling::MinMax, Scaling::ZScore];
 
     /// The `LATENT_SCALING_*` code.
     pub fn code(self) -> i32 {
@@ -106,10 +101,7 @@ impl Scaler {
             Scaling::Divide255 => Scaler::Divide255,
             Scaling::MinMax => {
                 let s = column_stats(x);
-                Scaler::MinMax {
-                    min: s.min,
-                    max: s.max,
-                }
+                Scaler::MinMax { min: s.min, max: s.max }
             }
             Scaling::ZScore => {
                 let s = column_stats(x);
@@ -126,13 +118,7 @@ impl Scaler {
                     .iter()
                     .enumerate()
                     // A constant column has std 0 exactly, whatever rounding did to the mean.
-                    .map(|(j, &q)| {
-                        if s.min[j] == s.max[j] {
-                            0.0
-                        } else {
-                            (q / n).sqrt()
-                        }
-                    })
+                    .map(|(j, &q)| if s.min[j] == s.max[j] { 0.0 } else { (q / n).sqrt() })
                     .collect();
                 Scaler::ZScore { mean: s.mean, std }
             }
@@ -162,10 +148,7 @@ impl Scaler {
         match self {
             Scaler::None => (vec![0.0; cols], vec![1.0; cols]),
             Scaler::Divide255 => (vec![0.0; cols], vec![255.0; cols]),
-            Scaler::MinMax { min, max } => (
-                min.clone(),
-                min.iter().zip(max).map(|(a, b)| b - a).collect(),
-            ),
+            Scaler::MinMax { min, max } => (min.clone(), min.iter().zip(max).map(|(a, b)| b - a).collect()),
             Scaler::ZScore { mean, std } => (mean.clone(), std.clone()),
         }
     }
@@ -189,13 +172,8 @@ impl Scaler {
             return Ok(());
         }
         let (offset, div) = self.affine(x.cols());
-        let f = |v: f32, j: usize| -> f32 {
-            if div[j] == 0.0 {
-                0.0
-            } else {
-                ((v as f64 - offset[j]) / div[j]) as f32
-            }
-        };
+        let f =
+            |v: f32, j: usize| -> f32 { if div[j] == 0.0 { 0.0 } else { ((v as f64 - offset[j]) / div[j]) as f32 } };
         // Check first, so a failure changes nothing (costs a read-only pass, no extra memory).
         for r in 0..x.rows() {
             for (j, &v) in x.row(r).iter().enumerate() {
@@ -246,22 +224,10 @@ mod tests {
         for s in Scaling::ALL {
             assert_eq!(Scaling::from_code(s.code()).unwrap(), s);
         }
-        assert_eq!(
-            Scaling::from_code(crate::ffi::LATENT_SCALING_Z_SCORE).unwrap(),
-            Scaling::ZScore
-        );
-        assert_eq!(
-            Scaling::from_code(crate::ffi::LATENT_SCALING_DIVIDE_255).unwrap(),
-            Scaling::Divide255
-        );
-        assert!(matches!(
-            Scaling::from_code(4),
-            Err(Error::InvalidArgument(_))
-        ));
-        assert!(matches!(
-            Scaling::from_code(-1),
-            Err(Error::InvalidArgument(_))
-        ));
+        assert_eq!(Scaling::from_code(crate::ffi::LATENT_SCALING_Z_SCORE).unwrap(), Scaling::ZScore);
+        assert_eq!(Scaling::from_code(crate::ffi::LATENT_SCALING_DIVIDE_255).unwrap(), Scaling::Divide255);
+        assert!(matches!(Scaling::from_code(4), Err(Error::InvalidArgument(_))));
+        assert!(matches!(Scaling::from_code(-1), Err(Error::InvalidArgument(_))));
     }
 
     #[test]
@@ -269,22 +235,14 @@ mod tests {
         // Columns: 0..10 range, constant 7, negative range.
         let mut x = m(3, 3, &[0.0, 7.0, -4.0, 5.0, 7.0, -2.0, 10.0, 7.0, 0.0]);
         let s = Scaler::fit(Scaling::MinMax, &x).unwrap();
-        assert_eq!(
-            s,
-            Scaler::MinMax {
-                min: vec![0.0, 7.0, -4.0],
-                max: vec![10.0, 7.0, 0.0]
-            }
-        );
+        assert_eq!(s, Scaler::MinMax { min: vec![0.0, 7.0, -4.0], max: vec![10.0, 7.0, 0.0] });
         s.apply(&mut x).unwrap();
         assert_eq!(x.as_slice(), &[0.0, 0.0, 0.0, 0.5, 0.0, 0.5, 1.0, 0.0, 1.0]);
     }
 
     #[test]
     fn z_score_gives_zero_mean_unit_std() {
-        let v: Vec<f32> = (0..400)
-            .map(|i| ((i * 37 % 101) as f32) * 0.3 + (i % 4) as f32 * 100.0)
-            .collect();
+        let v: Vec<f32> = (0..400).map(|i| ((i * 37 % 101) as f32) * 0.3 + (i % 4) as f32 * 100.0).collect();
         let mut x = m(100, 4, &v);
         let s = Scaler::fit(Scaling::ZScore, &x).unwrap();
         s.apply(&mut x).unwrap();
@@ -293,11 +251,7 @@ mod tests {
             let mean = col.iter().sum::<f64>() / 100.0;
             let var = col.iter().map(|c| (c - mean) * (c - mean)).sum::<f64>() / 100.0;
             assert!(mean.abs() < 1e-6, "column {j} mean {mean}");
-            assert!(
-                (var.sqrt() - 1.0).abs() < 1e-5,
-                "column {j} std {}",
-                var.sqrt()
-            );
+            assert!((var.sqrt() - 1.0).abs() < 1e-5, "column {j} std {}", var.sqrt());
         }
     }
 
@@ -306,9 +260,7 @@ mod tests {
         // 0.1 summed three times and divided by 3 is not 0.1 in f64: the std must still be 0.
         let mut x = m(3, 2, &[0.1, 1.0, 0.1, 2.0, 0.1, 3.0]);
         let s = Scaler::fit(Scaling::ZScore, &x).unwrap();
-        let Scaler::ZScore { std, .. } = &s else {
-            panic!()
-        };
+        let Scaler::ZScore { std, .. } = &s else { panic!() };
         assert_eq!(std[0], 0.0);
         s.apply(&mut x).unwrap();
         assert_eq!([x.row(0)[0], x.row(1)[0], x.row(2)[0]], [0.0; 3]);
@@ -338,13 +290,7 @@ mod tests {
 
     #[test]
     fn fitting_needs_rows_and_finite_data() {
-        assert!(matches!(
-            Scaler::fit(Scaling::ZScore, &m(0, 3, &[])),
-            Err(Error::InvalidArgument(_))
-        ));
-        assert!(matches!(
-            Scaler::fit(Scaling::MinMax, &m(1, 2, &[1.0, f32::NAN])),
-            Err(Error::NonFinite(_))
-        ));
+        assert!(matches!(Scaler::fit(Scaling::ZScore, &m(0, 3, &[])), Err(Error::InvalidArgument(_))));
+        assert!(matches!(Scaler::fit(Scaling::MinMax, &m(1, 2, &[1.0, f32::NAN])), Err(Error::NonFinite(_))));
     }
 }

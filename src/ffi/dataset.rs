@@ -42,11 +42,7 @@ pub struct latent_csv_params {
 /// The defaults: comma-separated, no header, no label column.
 #[unsafe(no_mangle)]
 pub extern "C" fn latent_csv_params_default() -> latent_csv_params {
-    latent_csv_params {
-        delimiter: b',' as c_char,
-        has_header: 0,
-        label_column: -1,
-    }
+    latent_csv_params { delimiter: b',' as c_char, has_header: 0, label_column: -1 }
 }
 
 fn csv_options(p: &latent_csv_params) -> Result<CsvOptions> {
@@ -59,16 +55,10 @@ fn csv_options(p: &latent_csv_params) -> Result<CsvOptions> {
         -1 => None,
         c if c >= 0 => Some(c as usize),
         c => {
-            return Err(invalid!(
-                "label_column must be -1 (none) or a 0-based column, not {c}"
-            ));
+            return Err(invalid!("label_column must be -1 (none) or a 0-based column, not {c}"));
         }
     };
-    let o = CsvOptions {
-        delimiter: p.delimiter as u8,
-        has_header,
-        label_column,
-    };
+    let o = CsvOptions { delimiter: p.delimiter as u8, has_header, label_column };
     o.validate()?;
     Ok(o)
 }
@@ -97,51 +87,33 @@ pub unsafe extern "C" fn latent_dataset_from_buffer(
     guard(|| {
         unsafe { clear(out, "out")? };
         if rows == 0 || cols == 0 {
-            return Err(invalid!(
-                "rows ({rows}) and cols ({cols}) must both be at least 1"
-            ));
+            return Err(invalid!("rows ({rows}) and cols ({cols}) must both be at least 1"));
         }
         let n = checked_len(rows, cols)?;
         let col_major = match layout {
             LATENT_LAYOUT_ROW_MAJOR => false,
             LATENT_LAYOUT_COL_MAJOR => true,
             l => {
-                return Err(invalid!(
-                    "layout {l} is neither LATENT_LAYOUT_ROW_MAJOR (0) nor _COL_MAJOR (1)"
-                ));
+                return Err(invalid!("layout {l} is neither LATENT_LAYOUT_ROW_MAJOR (0) nor _COL_MAJOR (1)"));
             }
         };
         let align = match dtype {
             LATENT_DTYPE_F32 => std::mem::align_of::<f32>(),
             LATENT_DTYPE_F64 => std::mem::align_of::<f64>(),
             t => {
-                return Err(invalid!(
-                    "dtype {t} is neither LATENT_DTYPE_F32 (0) nor LATENT_DTYPE_F64 (1)"
-                ));
+                return Err(invalid!("dtype {t} is neither LATENT_DTYPE_F32 (0) nor LATENT_DTYPE_F64 (1)"));
             }
         };
         if data.is_null() {
             return Err(Error::NullArgument("data is NULL".into()));
         }
         if !(data as usize).is_multiple_of(align) {
-            return Err(invalid!(
-                "data is not aligned for its dtype ({align} bytes)"
-            ));
+            return Err(invalid!("data is not aligned for its dtype ({align} bytes)"));
         }
         let d = if dtype == LATENT_DTYPE_F32 {
-            Dataset::from_buffer_f32(
-                unsafe { slice(data as *const f32, n, "data")? },
-                rows,
-                cols,
-                col_major,
-            )?
+            Dataset::from_buffer_f32(unsafe { slice(data as *const f32, n, "data")? }, rows, cols, col_major)?
         } else {
-            Dataset::from_buffer_f64(
-                unsafe { slice(data as *const f64, n, "data")? },
-                rows,
-                cols,
-                col_major,
-            )?
+            Dataset::from_buffer_f64(unsafe { slice(data as *const f64, n, "data")? }, rows, cols, col_major)?
         };
         unsafe { new_handle(out, latent_dataset::new(d)) };
         Ok(())
@@ -162,11 +134,7 @@ pub unsafe extern "C" fn latent_dataset_from_idx(
     guard(|| {
         unsafe { clear(out, "out")? };
         let images = unsafe { path(images_path, "images_path")? };
-        let labels = if labels_path.is_null() {
-            None
-        } else {
-            Some(unsafe { path(labels_path, "labels_path")? })
-        };
+        let labels = if labels_path.is_null() { None } else { Some(unsafe { path(labels_path, "labels_path")? }) };
         let d = Dataset::from_idx(images, labels.map(Path::new))?;
         unsafe { new_handle(out, latent_dataset::new(d)) };
         Ok(())
@@ -238,9 +206,7 @@ pub unsafe extern "C" fn latent_dataset_labels(
 ) -> latent_status {
     guard(|| {
         let d = unsafe { arg(dataset, "dataset")? }.get();
-        let l = d
-            .labels()
-            .ok_or_else(|| invalid!("the dataset has no labels"))?;
+        let l = d.labels().ok_or_else(|| invalid!("the dataset has no labels"))?;
         let dst = unsafe { out_slice(out, capacity, l.len(), "out")? };
         dst.copy_from_slice(l);
         Ok(())
@@ -277,12 +243,7 @@ pub unsafe extern "C" fn latent_dataset_copy_rows(
         let end = first
             .checked_add(count)
             .filter(|&e| e <= x.rows())
-            .ok_or_else(|| {
-                invalid!(
-                    "rows {first}..{first}+{count} are outside the dataset's 0..{}",
-                    x.rows()
-                )
-            })?;
+            .ok_or_else(|| invalid!("rows {first}..{first}+{count} are outside the dataset's 0..{}", x.rows()))?;
         let c = x.cols();
         let dst = unsafe { out_slice(out, capacity, count * c, "out")? };
         dst.copy_from_slice(&x.as_slice()[first * c..end * c]);
@@ -295,10 +256,7 @@ pub unsafe extern "C" fn latent_dataset_copy_rows(
 /// second scaling fails with LATENT_STATUS_INVALID_ARGUMENT); LATENT_SCALING_NONE changes
 /// nothing. Constant columns become 0 under MIN_MAX and Z_SCORE.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn latent_dataset_scale(
-    dataset: *mut latent_dataset,
-    method: latent_scaling,
-) -> latent_status {
+pub unsafe extern "C" fn latent_dataset_scale(dataset: *mut latent_dataset, method: latent_scaling) -> latent_status {
     guard(|| {
         let d = unsafe { arg_mut(dataset, "dataset")? };
         d.inner.scale(Scaling::from_code(method)?)
@@ -320,9 +278,7 @@ pub unsafe extern "C" fn latent_dataset_apply_scaling(
         }
         let s: Scaler = unsafe { arg(fitted, "fitted")? }.get().scaler().clone();
         if s == Scaler::None {
-            return Err(invalid!(
-                "fitted has not been scaled: call latent_dataset_scale on it first"
-            ));
+            return Err(invalid!("fitted has not been scaled: call latent_dataset_scale on it first"));
         }
         let d = unsafe { arg_mut(dst, "dst")? };
         d.inner.apply_scaling(&s)
@@ -346,9 +302,7 @@ pub unsafe extern "C" fn latent_dataset_split(
         if std::ptr::eq(first, second) {
             return Err(invalid!("first and second point to the same place"));
         }
-        let (a, b) = unsafe { arg(dataset, "dataset")? }
-            .get()
-            .split(fraction, seed)?;
+        let (a, b) = unsafe { arg(dataset, "dataset")? }.get().split(fraction, seed)?;
         unsafe { new_handle(first, latent_dataset::new(a)) };
         unsafe { new_handle(second, latent_dataset::new(b)) };
         Ok(())
@@ -363,9 +317,7 @@ fn path_bytes(p: &Path) -> Result<Vec<u8>> {
 
 #[cfg(not(unix))]
 fn path_bytes(p: &Path) -> Result<Vec<u8>> {
-    p.to_str()
-        .map(|s| s.as_bytes().to_vec())
-        .ok_or_else(|| Error::Io(format!("{} is not UTF-8", p.display())))
+    p.to_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| Error::Io(format!("{} is not UTF-8", p.display())))
 }
 
 /// Finds the dataset file or directory `name` ("mnist", "fashion-mnist",

@@ -111,9 +111,7 @@ pub(crate) unsafe fn path<'a>(p: *const c_char, name: &str) -> Result<&'a str> {
     if p.is_null() {
         return Err(Error::NullArgument(format!("{name} is NULL")));
     }
-    unsafe { CStr::from_ptr(p) }
-        .to_str()
-        .map_err(|_| Error::InvalidArgument(format!("{name} is not valid UTF-8")))
+    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| Error::InvalidArgument(format!("{name} is not valid UTF-8")))
 }
 
 /// Moves a value into a new handle written to `out`.

@@ -64,7 +64,13 @@ fn flag(v: i32, name: &str) -> Result<bool> {
     }
 }
 
-unsafe fn layers(n: u32, units: *const u32, acts: *const i32, default: Activation, what: &str) -> Result<Vec<LayerSpec>> {
+unsafe fn layers(
+    n: u32,
+    units: *const u32,
+    acts: *const i32,
+    default: Activation,
+    what: &str,
+) -> Result<Vec<LayerSpec>> {
     let n = n as usize;
     let units = unsafe { slice(units, n, &format!("{what}_units"))? };
     let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, &format!("{what}_activations"))? }) };
@@ -101,7 +107,8 @@ pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<Netwo
             Activation::from_code(p.code_activation).map_err(|e| invalid!("code_activation: {e}"))?,
         ),
         decoder,
-        output_activation: Activation::from_code(p.output_activation).map_err(|e| invalid!("output_activation: {e}"))?,
+        output_activation: Activation::from_code(p.output_activation)
+            .map_err(|e| invalid!("output_activation: {e}"))?,
         loss: Loss::from_code(p.loss)?,
         tied_weights: flag(p.tied_weights, "tied_weights")?,
         init: Init::from_code(p.init)?,
@@ -111,7 +118,10 @@ pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<Netwo
 
 /// Builds and initialises an autoencoder. On failure *out is NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn latent_network_new(params: *const latent_network_params, out: *mut *mut latent_network) -> latent_status {
+pub unsafe extern "C" fn latent_network_new(
+    params: *const latent_network_params,
+    out: *mut *mut latent_network,
+) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
         unsafe { put(out, std::ptr::null_mut()) };
@@ -124,7 +134,10 @@ pub unsafe extern "C" fn latent_network_new(params: *const latent_network_params
 
 /// A deep copy (parameters and architecture). On failure *out is NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn latent_network_clone(net: *const latent_network, out: *mut *mut latent_network) -> latent_status {
+pub unsafe extern "C" fn latent_network_clone(
+    net: *const latent_network,
+    out: *mut *mut latent_network,
+) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
         unsafe { put(out, std::ptr::null_mut()) };
@@ -167,7 +180,11 @@ pub unsafe extern "C" fn latent_network_param_count(net: *const latent_network, 
 
 /// Copies the parameters (latent_network_param_count of them) into `out`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn latent_network_get_params(net: *const latent_network, out: *mut f32, capacity: usize) -> latent_status {
+pub unsafe extern "C" fn latent_network_get_params(
+    net: *const latent_network,
+    out: *mut f32,
+    capacity: usize,
+) -> latent_status {
     guard(|| {
         let n = unsafe { arg(net, "net")? }.read();
         let dst = unsafe { out_slice(out, capacity, n.param_count(), "out")? };
@@ -178,7 +195,11 @@ pub unsafe extern "C" fn latent_network_get_params(net: *const latent_network, o
 
 /// Replaces the parameters; `n` must equal latent_network_param_count and all values be finite.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn latent_network_set_params(net: *mut latent_network, params: *const f32, n: usize) -> latent_status {
+pub unsafe extern "C" fn latent_network_set_params(
+    net: *mut latent_network,
+    params: *const f32,
+    n: usize,
+) -> latent_status {
     guard(|| {
         let h = unsafe { arg(net, "net")? };
         let p = unsafe { slice(params, n, "params")? };
@@ -231,7 +252,10 @@ pub(crate) unsafe fn write_string(s: &str, buf: *mut c_char, capacity: usize, ne
         dst[n] = 0;
     }
     if capacity < bytes.len() + 1 {
-        return Err(Error::BufferTooSmall(format!("the string needs {} bytes, the buffer holds {capacity}", bytes.len() + 1)));
+        return Err(Error::BufferTooSmall(format!(
+            "the string needs {} bytes, the buffer holds {capacity}",
+            bytes.len() + 1
+        )));
     }
     Ok(())
 }

@@ -88,7 +88,10 @@ pub(crate) fn config_from_params(p: &latent_train_params) -> crate::Result<Train
 
 /// Creates a trainer; every field of `params` is validated. On failure *out is NULL.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn latent_trainer_new(params: *const latent_train_params, out: *mut *mut latent_trainer) -> latent_status {
+pub unsafe extern "C" fn latent_trainer_new(
+    params: *const latent_train_params,
+    out: *mut *mut latent_trainer,
+) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
         unsafe { put(out, std::ptr::null_mut()) };
@@ -189,4 +192,3 @@ pub unsafe extern "C" fn latent_trainer_reset(trainer: *mut latent_trainer) -> l
         Ok(())
     })
 }
-

@@ -140,14 +140,24 @@ impl Trainer {
     /// seeded `validation_fraction` of `data`. The callback returns false to cancel: the network
     /// then keeps the parameters of the last completed step and `Error::Cancelled` comes back.
     /// On divergence (a non-finite loss) the parameters go back to the start of that epoch.
-    pub fn fit(&mut self, net: &mut Network, data: &Matrix, valid: Option<&Matrix>, mut progress: Callback) -> Result<()> {
+    pub fn fit(
+        &mut self,
+        net: &mut Network,
+        data: &Matrix,
+        valid: Option<&Matrix>,
+        mut progress: Callback,
+    ) -> Result<()> {
         let c = self.config;
         if data.cols() != net.input_dim() {
             return Err(shape!("training data has {} columns, the network expects {}", data.cols(), net.input_dim()));
         }
         if let Some(v) = valid {
             if v.cols() != net.input_dim() {
-                return Err(shape!("validation data has {} columns, the network expects {}", v.cols(), net.input_dim()));
+                return Err(shape!(
+                    "validation data has {} columns, the network expects {}",
+                    v.cols(),
+                    net.input_dim()
+                ));
             }
             v.check_finite("validation data")?;
         }
@@ -241,23 +251,24 @@ impl Trainer {
                 }
                 loss_sum += loss * r as f64;
                 seen += r;
-                if c.progress_every > 0 && (b + 1) % c.progress_every == 0 {
-                    if let Some(cb) = progress.as_mut() {
-                        let secs = start.elapsed().as_secs_f64();
-                        let p = Progress {
-                            event: super::Event::Batch,
-                            epoch,
-                            epochs: c.epochs,
-                            batch: b + 1,
-                            batches,
-                            loss: loss_sum / seen as f64,
-                            valid_loss: f64::NAN,
-                            samples_per_second: seen as f64 / secs.max(1e-9),
-                            seconds: secs,
-                        };
-                        if !cb(&p) {
-                            return Err(Error::Cancelled);
-                        }
+                if c.progress_every > 0
+                    && (b + 1) % c.progress_every == 0
+                    && let Some(cb) = progress.as_mut()
+                {
+                    let secs = start.elapsed().as_secs_f64();
+                    let p = Progress {
+                        event: super::Event::Batch,
+                        epoch,
+                        epochs: c.epochs,
+                        batch: b + 1,
+                        batches,
+                        loss: loss_sum / seen as f64,
+                        valid_loss: f64::NAN,
+                        samples_per_second: seen as f64 / secs.max(1e-9),
+                        seconds: secs,
+                    };
+                    if !cb(&p) {
+                        return Err(Error::Cancelled);
                     }
                 }
             }

@@ -19,16 +19,10 @@ pub fn skip(what: &str, how: &str) {
     eprintln!("SKIPPED: {what} not found: {how}");
 }
 
-/// The directory of a data set through the library's resolver, or None after reporting a skip.
+/// The directory of a data set through the library's resolver, or None after reporting a skip
+/// (a panic under LATENT_REQUIRE_DATA=1).
 pub fn data_dir(name: &str) -> Option<PathBuf> {
-    let d = latent::data::resolve::find(name);
-    if d.is_none() {
-        skip(
-            &format!("data set '{name}'"),
-            "set LATENT_DATA_DIR, put ../shared/data beside the checkout, or `apt-get install dataset-fashion-mnist`",
-        );
-    }
-    d
+    latent::data::resolve::find_or_skip(name)
 }
 
 pub fn have(tool: &str) -> bool {
