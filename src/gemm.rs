@@ -11,6 +11,8 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use crate::activation::Activation;
+
 /// Which kernel computes the blocked (many-row) products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
@@ -116,6 +118,44 @@ pub fn gemm(
     ldc: usize,
     threads: usize,
 ) {
+    gemm_then(m, n, k, alpha, a, b, beta, c, ldc, threads, Epilogue::None)
+}
+
+/// Elementwise work fused into a product: each thread applies it to its block of C right after
+/// computing it, while the block is in cache and without another trip through the pool.
+pub enum Epilogue<'a> {
+    None,
+    /// y = act(C + bias) per row (C becomes C + bias where the activation's derivative needs
+    /// the pre-activation); y has C's shape and leading dimension.
+    BiasAct {
+        bias: &'a [f32],
+        act: Activation,
+        y: &'a mut [f32],
+    },
+    /// C *= act'(z, y): C is dL/dy of a layer whose pre-activation and output are z and y
+    /// (C's shape and leading dimension).
+    ActGrad {
+        act: Activation,
+        z: &'a [f32],
+        y: &'a [f32],
+    },
+}
+
+/// [`gemm`] followed by an [`Epilogue`] on each block of C.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_then(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: Operand,
+    b: Operand,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+    epilogue: Epilogue,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -127,6 +167,7 @@ pub fn gemm(
                 *v = if beta == 0.0 { 0.0 } else { *v * beta };
             }
         }
+        apply_epilogue_all(epilogue, c, m, n, ldc);
         return;
     }
     a.check(m, k, "A");
@@ -142,9 +183,22 @@ pub fn gemm(
     // whole product, not per block, so a thin remainder block of a split (e.g. 4 of 36 columns)
     // uses the same kernel, hence the same rounding, as with one thread.
     let use_gemm = m <= 4 || n <= 4 || kernel() == Kernel::Gemm;
-    // SAFETY: the asserts above keep every index inside the three slices; blocks of C are disjoint.
+    let need = (m - 1) * ldc + n;
+    let ep = match epilogue {
+        Epilogue::None => Ep::None,
+        Epilogue::BiasAct { bias, act, y } => {
+            assert!(bias.len() >= n && y.len() >= need, "gemm epilogue: bias or y too short");
+            Ep::BiasAct(SendPtr(bias.as_ptr()), act, SendPtr(y.as_mut_ptr()))
+        }
+        Epilogue::ActGrad { act, z, y } => {
+            assert!(z.len() >= need && y.len() >= need, "gemm epilogue: z or y too short");
+            Ep::ActGrad(act, SendPtr(z.as_ptr()), SendPtr(y.as_ptr()))
+        }
+    };
+    // SAFETY: the asserts above keep every index inside the slices; blocks of C (and of the
+    // epilogue's y) are disjoint.
     let block = move |i0: usize, i1: usize, j0: usize, j1: usize| unsafe {
-        let (ap, bp, cp) = (ap, bp, cp);
+        let (ap, bp, cp, ep) = (ap, bp, cp, ep);
         kernel_block(
             use_gemm,
             i1 - i0,
@@ -160,7 +214,24 @@ pub fn gemm(
             beta,
             cp.0.add(i0 * ldc + j0),
             ldc as isize,
-        )
+        );
+        let w = j1 - j0;
+        for r in i0..i1 {
+            let off = r * ldc + j0;
+            let c = std::slice::from_raw_parts_mut(cp.0.add(off), w);
+            match ep {
+                Ep::None => {}
+                Ep::BiasAct(bias, act, y) => {
+                    let bias = std::slice::from_raw_parts(bias.0.add(j0), w);
+                    act.forward_rows(c, bias, std::slice::from_raw_parts_mut(y.0.add(off), w));
+                }
+                Ep::ActGrad(act, z, y) => {
+                    let (z, y) =
+                        (std::slice::from_raw_parts(z.0.add(off), w), std::slice::from_raw_parts(y.0.add(off), w));
+                    act.backward_in_place(z, y, c);
+                }
+            }
+        }
     };
     if parts == 1 {
         block(0, m, 0, n);
@@ -184,6 +255,32 @@ pub fn gemm(
             start = end;
         }
     });
+}
+
+#[derive(Clone, Copy)]
+enum Ep {
+    None,
+    BiasAct(SendPtr<*const f32>, Activation, SendPtr<*mut f32>),
+    ActGrad(Activation, SendPtr<*const f32>, SendPtr<*const f32>),
+}
+
+/// The epilogue over all of C, single-threaded (for the k = 0 product).
+fn apply_epilogue_all(e: Epilogue, c: &mut [f32], m: usize, n: usize, ldc: usize) {
+    match e {
+        Epilogue::None => {}
+        Epilogue::BiasAct { bias, act, y } => {
+            for r in 0..m {
+                let row = r * ldc..r * ldc + n;
+                act.forward_rows(&mut c[row.clone()], &bias[..n], &mut y[row]);
+            }
+        }
+        Epilogue::ActGrad { act, z, y } => {
+            for r in 0..m {
+                let row = r * ldc..r * ldc + n;
+                act.backward_in_place(&z[row.clone()], &y[row.clone()], &mut c[row]);
+            }
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

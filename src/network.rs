@@ -308,21 +308,15 @@ impl Network {
             let input: &[f32] = if i == 0 { x } else { &ws.y[i - 1][..rows * l.n_in] };
             let dy = &mut cur[..rows * l.n_out];
             let dx = if i == 0 { None } else { Some(&mut next[..rows * l.n_in]) };
-            if i == n - 1 {
-                l.backward_from_dz(&self.params, grads, input, dy, dx, rows, threads);
+            // dL/dz of every layer is ready on entry: the output's from the loss, the others'
+            // from the dx product of the layer above with this layer's activation derivative.
+            let below = if i == 0 {
+                None
             } else {
-                l.backward(
-                    &self.params,
-                    grads,
-                    input,
-                    &ws.z[i][..rows * l.n_out],
-                    &ws.y[i][..rows * l.n_out],
-                    dy,
-                    dx,
-                    rows,
-                    threads,
-                );
-            }
+                let b = &self.layers[i - 1];
+                Some((b.activation, &ws.z[i - 1][..rows * l.n_in], &ws.y[i - 1][..rows * l.n_in]))
+            };
+            l.backward_from_dz(&self.params, grads, input, dy, dx, below, rows, threads);
             std::mem::swap(&mut cur, &mut next);
         }
         ws.d0 = cur;

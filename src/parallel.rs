@@ -15,16 +15,6 @@ fn rows_per_task(len: usize, cols: usize, threads: usize) -> Option<usize> {
     Some(rows.div_ceil(threads).max(1))
 }
 
-pub fn rows2<F>(a: &mut [f32], b: &mut [f32], cols: usize, threads: usize, f: F)
-where
-    F: Fn(&mut [f32], &mut [f32]) + Sync,
-{
-    match rows_per_task(a.len(), cols, threads) {
-        None => f(a, b),
-        Some(r) => a.par_chunks_mut(r * cols).zip(b.par_chunks_mut(r * cols)).for_each(|(a, b)| f(a, b)),
-    }
-}
-
 pub fn rows3<F>(a: &mut [f32], b: &[f32], c: &[f32], cols: usize, threads: usize, f: F)
 where
     F: Fn(&mut [f32], &[f32], &[f32]) + Sync,

@@ -2,7 +2,7 @@
 //! where V is another layer's weight matrix (n_out x n_in) shared with it.
 
 use crate::activation::Activation;
-use crate::gemm::{Operand, gemm};
+use crate::gemm::{Epilogue, Operand, gemm, gemm_then};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dense {
@@ -35,9 +35,9 @@ impl Dense {
     /// x: rows x n_in; z, y: rows x n_out.
     pub fn forward(&self, params: &[f32], x: &[f32], rows: usize, z: &mut [f32], y: &mut [f32], threads: usize) {
         let (n_in, n_out) = (self.n_in, self.n_out);
-        gemm(rows, n_out, n_in, 1.0, Operand::n(x, n_in), self.weights(params), 0.0, z, n_out, threads);
         let bias = &params[self.b..self.b + n_out];
-        crate::parallel::rows2(z, y, n_out, threads, |z, y| self.activation.forward_rows(z, bias, y));
+        let fused = Epilogue::BiasAct { bias, act: self.activation, y };
+        gemm_then(rows, n_out, n_in, 1.0, Operand::n(x, n_in), self.weights(params), 0.0, z, n_out, threads, fused);
     }
 
     /// Given dy = dL/dy (overwritten by dL/dz), writes or adds dW and db into `grads` and, when
@@ -57,10 +57,12 @@ impl Dense {
     ) {
         let act = self.activation;
         crate::parallel::rows3(dy, z, y, self.n_out, threads, |d, z, y| act.backward_in_place(z, y, d));
-        self.backward_from_dz(params, grads, x, dy, dx, rows, threads);
+        self.backward_from_dz(params, grads, x, dy, dx, None, rows, threads);
     }
 
     /// backward() once dL/dz is known (the loss computes it directly for the output layer).
+    /// `below`, the activation and (z, y) of the layer that produced x, turns the dx written
+    /// into that layer's dL/dz, fused into the dx product.
     #[allow(clippy::too_many_arguments)]
     pub fn backward_from_dz(
         &self,
@@ -69,6 +71,7 @@ impl Dense {
         x: &[f32],
         dz: &[f32],
         dx: Option<&mut [f32]>,
+        below: Option<(Activation, &[f32], &[f32])>,
         rows: usize,
         threads: usize,
     ) {
@@ -87,7 +90,11 @@ impl Dense {
         if let Some(dx) = dx {
             let w = &params[self.w..self.w + n_in * n_out];
             let wt = if self.tied { Operand::n(w, n_in) } else { Operand::t(w, n_out) };
-            gemm(rows, n_in, n_out, 1.0, Operand::n(dz, n_out), wt, 0.0, dx, n_in, threads);
+            let ep = match below {
+                Some((act, z, y)) => Epilogue::ActGrad { act, z, y },
+                None => Epilogue::None,
+            };
+            gemm_then(rows, n_in, n_out, 1.0, Operand::n(dz, n_out), wt, 0.0, dx, n_in, threads, ep);
         }
     }
 }
