@@ -73,6 +73,7 @@
 //! same directory, syncs it, renames it over the target and syncs the directory. If anything
 //! fails the temporary file is removed and whatever was at the target is untouched.
 
+use crate::data::crc32::{Crc32, crc32};
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
@@ -224,7 +225,7 @@ impl<W: Write> Sink for CrcWriter<W> {
         self.inner.write_all(bytes)
     }
     fn crc(&self) -> u32 {
-        self.crc.finish()
+        self.crc.value()
     }
 }
 
@@ -553,105 +554,9 @@ fn parse(body: &[u8]) -> Result<Network> {
     })
 }
 
-// ---------------------------------------------------------------------------------------------
-// CRC-32/IEEE, slicing by 8 (about 2 GB/s: a large model is not held up by its checksum).
-
-const fn crc_tables() -> [[u32; 256]; 8] {
-    let mut t = [[0u32; 256]; 8];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        t[0][i] = c;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 256 {
-        let mut s = 1;
-        while s < 8 {
-            let prev = t[s - 1][i];
-            t[s][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
-            s += 1;
-        }
-        i += 1;
-    }
-    t
-}
-
-static CRC_TABLES: [[u32; 256]; 8] = crc_tables();
-
-struct Crc32(u32);
-
-impl Crc32 {
-    fn new() -> Crc32 {
-        Crc32(!0)
-    }
-
-    fn update(&mut self, mut data: &[u8]) {
-        let t = &CRC_TABLES;
-        let mut c = self.0;
-        while let Some((b, rest)) = data.split_first_chunk::<8>() {
-            let lo = c ^ u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            let hi = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-            c = t[7][(lo & 0xff) as usize]
-                ^ t[6][((lo >> 8) & 0xff) as usize]
-                ^ t[5][((lo >> 16) & 0xff) as usize]
-                ^ t[4][(lo >> 24) as usize]
-                ^ t[3][(hi & 0xff) as usize]
-                ^ t[2][((hi >> 8) & 0xff) as usize]
-                ^ t[1][((hi >> 16) & 0xff) as usize]
-                ^ t[0][(hi >> 24) as usize];
-            data = rest;
-        }
-        for &b in data {
-            c = t[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-        }
-        self.0 = c;
-    }
-
-    fn finish(&self) -> u32 {
-        !self.0
-    }
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = Crc32::new();
-    c.update(data);
-    c.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crc32_check_values() {
-        assert_eq!(crc32(b""), 0);
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(crc32(b"The quick brown fox jumps over the lazy dog"), 0x414F_A339);
-        // Slicing agrees with the bytewise loop at every split and length.
-        let data: Vec<u8> = (0..1000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        let bytewise = |d: &[u8]| {
-            let mut c = !0u32;
-            for &b in d {
-                c = CRC_TABLES[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-            }
-            !c
-        };
-        for len in 0..64 {
-            assert_eq!(crc32(&data[..len]), bytewise(&data[..len]));
-        }
-        for split in [0, 1, 7, 8, 9, 500, 999, 1000] {
-            let mut c = Crc32::new();
-            c.update(&data[..split]);
-            c.update(&data[split..]);
-            assert_eq!(c.finish(), bytewise(&data));
-        }
-    }
 
     #[test]
     fn implied_params_matches_network() {

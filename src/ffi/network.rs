@@ -409,6 +409,22 @@ pub unsafe extern "C" fn latent_network_reconstruction_error_dataset(
     })
 }
 
+/// Writes `f(network, dataset rows)` into `*out`.
+unsafe fn dataset_scalar(
+    net: *const latent_network,
+    dataset: *const latent_dataset,
+    out: *mut f64,
+    f: impl FnOnce(&Network, &Matrix) -> Result<f64>,
+) -> latent_status {
+    guard(|| {
+        super::out(out, "out")?;
+        let n = unsafe { arg(net, "net")? }.read();
+        let v = f(&n, unsafe { arg(dataset, "dataset")? }.get().x())?;
+        unsafe { put(out, v) };
+        Ok(())
+    })
+}
+
 /// The network's loss (mean over all elements, as in training) on a dataset.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_loss(
@@ -416,13 +432,7 @@ pub unsafe extern "C" fn latent_network_loss(
     dataset: *const latent_dataset,
     loss: *mut f64,
 ) -> latent_status {
-    guard(|| {
-        super::out(loss, "loss")?;
-        let n = unsafe { arg(net, "net")? }.read();
-        let v = n.loss(unsafe { arg(dataset, "dataset")? }.get().x())?;
-        unsafe { put(loss, v) };
-        Ok(())
-    })
+    unsafe { dataset_scalar(net, dataset, loss, |n, x| n.loss(x)) }
 }
 
 /// Mean squared reconstruction error per element on a dataset, whatever the training loss.
@@ -432,13 +442,7 @@ pub unsafe extern "C" fn latent_network_mse(
     dataset: *const latent_dataset,
     mse: *mut f64,
 ) -> latent_status {
-    guard(|| {
-        super::out(mse, "mse")?;
-        let n = unsafe { arg(net, "net")? }.read();
-        let v = n.mean_squared_error(unsafe { arg(dataset, "dataset")? }.get().x())?;
-        unsafe { put(mse, v) };
-        Ok(())
-    })
+    unsafe { dataset_scalar(net, dataset, mse, |n, x| n.mean_squared_error(x)) }
 }
 
 /// Saves the network (architecture and parameters) to `path` in the versioned, checksummed
