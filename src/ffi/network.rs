@@ -270,22 +270,35 @@ pub(crate) unsafe fn input_matrix(x: *const f32, rows: usize, cols: usize, name:
     Matrix::from_vec(rows, cols, s.to_vec())
 }
 
-/// Runs `f` on a caller's matrix and copies the result matrix into `out`.
-unsafe fn map_call(
+/// Where the rows of an inference call come from.
+#[derive(Clone, Copy)]
+enum Rows {
+    /// A caller's row-major matrix: pointer, rows, cols.
+    Caller(*const f32, usize, usize),
+    Dataset(*const latent_dataset),
+}
+
+/// Runs `f` on the rows and copies its result into the caller's `out` (capacity checked).
+unsafe fn rows_call<T: Copy>(
     net: *const latent_network,
-    x: *const f32,
-    rows: usize,
-    cols: usize,
-    out: *mut f32,
+    rows: Rows,
+    out: *mut T,
     capacity: usize,
-    f: impl FnOnce(&Network, &Matrix) -> Result<Matrix>,
+    f: impl FnOnce(&Network, &Matrix) -> Result<Vec<T>>,
 ) -> latent_status {
     guard(|| {
         let n = unsafe { arg(net, "net")? }.read();
-        let m = unsafe { input_matrix(x, rows, cols, "x")? };
-        let r = f(&n, &m)?;
-        let dst = unsafe { out_slice(out, capacity, r.as_slice().len(), "out")? };
-        dst.copy_from_slice(r.as_slice());
+        let owned;
+        let m: &Matrix = match rows {
+            Rows::Caller(x, r, c) => {
+                owned = unsafe { input_matrix(x, r, c, "x")? };
+                &owned
+            }
+            Rows::Dataset(d) => unsafe { arg(d, "dataset")? }.get().x(),
+        };
+        let v = f(&n, m)?;
+        let dst = unsafe { out_slice(out, capacity, v.len(), "out")? };
+        dst.copy_from_slice(&v);
         Ok(())
     })
 }
@@ -301,7 +314,7 @@ pub unsafe extern "C" fn latent_network_encode(
     codes: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { map_call(net, x, rows, cols, codes, capacity, |n, m| n.encode(m)) }
+    unsafe { rows_call(net, Rows::Caller(x, rows, cols), codes, capacity, |n, m| Ok(n.encode(m)?.into_vec())) }
 }
 
 /// Reconstructions from `rows` codes (`cols` = code_dim) into `out` (rows x input_dim).
@@ -314,7 +327,7 @@ pub unsafe extern "C" fn latent_network_decode(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { map_call(net, codes, rows, cols, out, capacity, |n, m| n.decode(m)) }
+    unsafe { rows_call(net, Rows::Caller(codes, rows, cols), out, capacity, |n, m| Ok(n.decode(m)?.into_vec())) }
 }
 
 /// decode(encode(x)) into `out` (rows x input_dim).
@@ -327,7 +340,7 @@ pub unsafe extern "C" fn latent_network_reconstruct(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { map_call(net, x, rows, cols, out, capacity, |n, m| n.reconstruct(m)) }
+    unsafe { rows_call(net, Rows::Caller(x, rows, cols), out, capacity, |n, m| Ok(n.reconstruct(m)?.into_vec())) }
 }
 
 /// Per-row reconstruction error (the row's mean loss over its columns): an anomaly score,
@@ -341,32 +354,7 @@ pub unsafe extern "C" fn latent_network_reconstruction_error(
     scores: *mut f64,
     capacity: usize,
 ) -> latent_status {
-    guard(|| {
-        let n = unsafe { arg(net, "net")? }.read();
-        let m = unsafe { input_matrix(x, rows, cols, "x")? };
-        let e = n.reconstruction_errors(&m)?;
-        let dst = unsafe { out_slice(scores, capacity, e.len(), "scores")? };
-        dst.copy_from_slice(&e);
-        Ok(())
-    })
-}
-
-/// Runs `f` over a dataset's rows and copies the result into `out`.
-unsafe fn map_dataset(
-    net: *const latent_network,
-    ds: *const latent_dataset,
-    out: *mut f32,
-    capacity: usize,
-    f: impl FnOnce(&Network, &Matrix) -> Result<Matrix>,
-) -> latent_status {
-    guard(|| {
-        let n = unsafe { arg(net, "net")? }.read();
-        let d = unsafe { arg(ds, "dataset")? }.get();
-        let r = f(&n, d.x())?;
-        let dst = unsafe { out_slice(out, capacity, r.as_slice().len(), "out")? };
-        dst.copy_from_slice(r.as_slice());
-        Ok(())
-    })
+    unsafe { rows_call(net, Rows::Caller(x, rows, cols), scores, capacity, |n, m| n.reconstruction_errors(m)) }
 }
 
 /// Codes of every row of a dataset into `codes` (rows x code_dim).
@@ -377,7 +365,7 @@ pub unsafe extern "C" fn latent_network_encode_dataset(
     codes: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { map_dataset(net, dataset, codes, capacity, |n, m| n.encode(m)) }
+    unsafe { rows_call(net, Rows::Dataset(dataset), codes, capacity, |n, m| Ok(n.encode(m)?.into_vec())) }
 }
 
 /// Reconstructions of every row of a dataset into `out` (rows x input_dim).
@@ -388,7 +376,7 @@ pub unsafe extern "C" fn latent_network_reconstruct_dataset(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { map_dataset(net, dataset, out, capacity, |n, m| n.reconstruct(m)) }
+    unsafe { rows_call(net, Rows::Dataset(dataset), out, capacity, |n, m| Ok(n.reconstruct(m)?.into_vec())) }
 }
 
 /// Per-row reconstruction errors (anomaly scores) of a dataset into `scores` (rows values).
@@ -399,14 +387,7 @@ pub unsafe extern "C" fn latent_network_reconstruction_error_dataset(
     scores: *mut f64,
     capacity: usize,
 ) -> latent_status {
-    guard(|| {
-        let n = unsafe { arg(net, "net")? }.read();
-        let d = unsafe { arg(dataset, "dataset")? }.get();
-        let e = n.reconstruction_errors(d.x())?;
-        let dst = unsafe { out_slice(scores, capacity, e.len(), "scores")? };
-        dst.copy_from_slice(&e);
-        Ok(())
-    })
+    unsafe { rows_call(net, Rows::Dataset(dataset), scores, capacity, |n, m| n.reconstruction_errors(m)) }
 }
 
 /// Writes `f(network, dataset rows)` into `*out`.
