@@ -63,13 +63,6 @@ fn csv_options(p: &latent_csv_params) -> Result<CsvOptions> {
     Ok(o)
 }
 
-/// Checks a handle out-parameter and sets it to NULL, so that it is NULL on any failure.
-unsafe fn clear<T>(p: *mut *mut T, name: &str) -> Result<()> {
-    out(p, name)?;
-    unsafe { put(p, std::ptr::null_mut()) };
-    Ok(())
-}
-
 /// Copies a rows x cols matrix of `dtype` (LATENT_DTYPE_F32 or _F64) stored in `layout`
 /// (LATENT_LAYOUT_ROW_MAJOR or _COL_MAJOR, as R, Julia and Fortran hold them) into a new
 /// dataset; `data` is not used after the call. NaN or Inf fails with LATENT_STATUS_NON_FINITE,
@@ -167,9 +160,7 @@ pub unsafe extern "C" fn latent_dataset_from_csv(
 /// Frees a dataset; NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_dataset_free(dataset: *mut latent_dataset) {
-    if !dataset.is_null() {
-        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(dataset) }));
-    }
+    unsafe { free_handle(dataset) }
 }
 
 /// Number of rows (samples); 0 for NULL.

@@ -114,6 +114,29 @@ pub(crate) unsafe fn path<'a>(p: *const c_char, name: &str) -> Result<&'a str> {
     unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| Error::InvalidArgument(format!("{name} is not valid UTF-8")))
 }
 
+/// Checks a handle out-pointer and sets it to NULL, so a failing call leaves NULL there.
+pub(crate) unsafe fn clear<T>(p: *mut *mut T, name: &str) -> Result<()> {
+    out(p, name)?;
+    unsafe { put(p, std::ptr::null_mut()) };
+    Ok(())
+}
+
+/// A 0/1 option from C as a bool.
+pub(crate) fn flag(v: i32, name: &str) -> Result<bool> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(Error::InvalidArgument(format!("{name} must be 0 or 1, not {v}"))),
+    }
+}
+
+/// Drops a handle made by [`new_handle`]; NULL is a no-op, and nothing unwinds into C.
+pub(crate) unsafe fn free_handle<T>(p: *mut T) {
+    if !p.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(p) })));
+    }
+}
+
 /// Moves a value into a new handle written to `out`.
 pub(crate) unsafe fn new_handle<T>(out: *mut *mut T, v: T) {
     unsafe { out.write(Box::into_raw(Box::new(v))) }

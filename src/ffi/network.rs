@@ -56,14 +56,6 @@ pub extern "C" fn latent_network_params_default() -> latent_network_params {
     }
 }
 
-fn flag(v: i32, name: &str) -> Result<bool> {
-    match v {
-        0 => Ok(false),
-        1 => Ok(true),
-        _ => Err(invalid!("{name} must be 0 or 1, not {v}")),
-    }
-}
-
 unsafe fn layers(
     n: u32,
     units: *const u32,
@@ -123,8 +115,7 @@ pub unsafe extern "C" fn latent_network_new(
     out: *mut *mut latent_network,
 ) -> latent_status {
     guard(|| {
-        super::out(out, "out")?;
-        unsafe { put(out, std::ptr::null_mut()) };
+        unsafe { clear(out, "out")? };
         let p = unsafe { arg(params, "params")? };
         let net = Network::new(unsafe { spec_from_params(p)? })?;
         unsafe { new_handle(out, latent_network::new(net)) };
@@ -139,8 +130,7 @@ pub unsafe extern "C" fn latent_network_clone(
     out: *mut *mut latent_network,
 ) -> latent_status {
     guard(|| {
-        super::out(out, "out")?;
-        unsafe { put(out, std::ptr::null_mut()) };
+        unsafe { clear(out, "out")? };
         let n = unsafe { arg(net, "net")? }.read().clone();
         unsafe { new_handle(out, latent_network::new(n)) };
         Ok(())
@@ -150,9 +140,7 @@ pub unsafe extern "C" fn latent_network_clone(
 /// Frees a network; NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_free(net: *mut latent_network) {
-    if !net.is_null() {
-        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(net) }));
-    }
+    unsafe { free_handle(net) }
 }
 
 /// Width of the input (0 for NULL).
@@ -444,8 +432,7 @@ pub unsafe extern "C" fn latent_network_save(net: *const latent_network, path: *
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_load(path: *const c_char, out: *mut *mut latent_network) -> latent_status {
     guard(|| {
-        super::out(out, "out")?;
-        unsafe { put(out, std::ptr::null_mut()) };
+        unsafe { clear(out, "out")? };
         let p = unsafe { super::path(path, "path")? };
         let n = crate::model_file::load(std::path::Path::new(p))?;
         unsafe { new_handle(out, latent_network::new(n)) };

@@ -43,14 +43,6 @@ pub extern "C" fn latent_train_params_default() -> latent_train_params {
     }
 }
 
-fn flag(v: i32, name: &str) -> crate::Result<bool> {
-    match v {
-        0 => Ok(false),
-        1 => Ok(true),
-        _ => Err(invalid!("{name} must be 0 or 1, not {v}")),
-    }
-}
-
 /// f64 from C to f32, rejecting NaN and values outside f32's range.
 fn f32_of(v: f64, name: &str) -> crate::Result<f32> {
     if !v.is_finite() || v.abs() > f32::MAX as f64 {
@@ -93,8 +85,7 @@ pub unsafe extern "C" fn latent_trainer_new(
     out: *mut *mut latent_trainer,
 ) -> latent_status {
     guard(|| {
-        super::out(out, "out")?;
-        unsafe { put(out, std::ptr::null_mut()) };
+        unsafe { clear(out, "out")? };
         let p = unsafe { arg(params, "params")? };
         let t = Trainer::new(config_from_params(p)?)?;
         unsafe { new_handle(out, latent_trainer { inner: t }) };
@@ -105,9 +96,7 @@ pub unsafe extern "C" fn latent_trainer_new(
 /// Frees a trainer; NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_trainer_free(trainer: *mut latent_trainer) {
-    if !trainer.is_null() {
-        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(trainer) }));
-    }
+    unsafe { free_handle(trainer) }
 }
 
 /// Trains `net` to reconstruct the rows of `train`. `valid` (may be NULL) gives the validation
