@@ -24,7 +24,7 @@
 #define LATENT_VERSION_NUMBER (((LATENT_VERSION_MAJOR * 10000) + (LATENT_VERSION_MINOR * 100)) + LATENT_VERSION_PATCH)
 
 // Bumped by any change to a struct's layout or a function's signature.
-#define LATENT_ABI_VERSION 1
+#define LATENT_ABI_VERSION 2
 
 // Samples (rows of float), optional int32 labels, and the scaling they went through. Calls
 // that only read a dataset (sizes, copies, training or encoding with it) may run on one
@@ -74,6 +74,13 @@ typedef int32_t latent_loss;
 // Weight initialisation (`latent_init`).
 typedef int32_t latent_init;
 
+// Sparsity penalty on hidden activations (`latent_sparsity`).
+typedef int32_t latent_sparsity;
+
+// Denoising corruption of the training input (`latent_corruption`); the loss is against the
+// clean input.
+typedef int32_t latent_corruption;
+
 // Architecture of a new autoencoder. Get the defaults from latent_network_params_default(),
 // then set at least `input_dim` and `code_units`.
 //
@@ -113,6 +120,32 @@ typedef struct latent_network_params {
   latent_init init;
   // Seed of the initialisation. Default 0.
   uint64_t seed;
+  // Sparsity penalty on hidden layers. Default NONE.
+  latent_sparsity sparsity;
+  // KL target activation rho, in (0, 1). Default 0.05.
+  double sparsity_target;
+  // The penalty's weight (beta for KL, lambda for L1). Default 0.1.
+  double sparsity_weight;
+  // Hidden layers that carry the sparsity penalty, numbered from 0 in forward order (encoder
+  // hidden layers, the code layer, decoder hidden layers). NULL or n_sparse_layers = 0: the
+  // code layer.
+  const uint32_t *sparse_layers;
+  uint32_t n_sparse_layers;
+  // 1: alternate-layer sparsity, the penalty on hidden layers alternate_start,
+  // alternate_start + 2, ... (overrides sparse_layers). Default 0.
+  int32_t alternate_sparsity;
+  uint32_t alternate_start;
+  // lambda of the contractive penalty lambda * ||J||_F^2 on every encoder layer's own
+  // Jacobian (mean over rows). 0 = off (default).
+  double contractive_weight;
+  // Denoising corruption of the training input. Default NONE.
+  latent_corruption corruption;
+  // Probability (masking, salt-and-pepper) or standard deviation (Gaussian). Default 0.
+  double corruption_level;
+  // Standard deviation of Gaussian noise added to the code layer's pre-activation during
+  // training, fixed per training row (semantic hashing: with a sigmoid code layer it drives
+  // the codes toward 0 and 1). 0 = off (default).
+  double code_noise;
 } latent_network_params;
 
 // Optimizer (`latent_optimizer`).
@@ -163,6 +196,9 @@ typedef struct latent_train_params {
 // Why the progress callback is called (`latent_event`).
 typedef int32_t latent_event;
 
+// What part of a training procedure a progress report comes from (`latent_stage`).
+typedef int32_t latent_stage;
+
 // What the progress callback receives.
 typedef struct latent_progress {
   // LATENT_EVENT_BATCH or LATENT_EVENT_EPOCH_END.
@@ -173,8 +209,15 @@ typedef struct latent_progress {
   // Minibatches done in this epoch, and how many it has.
   uint64_t batch;
   uint64_t batches;
-  // Mean training loss of this epoch so far.
+  // Mean training (reconstruction) loss of this epoch so far.
   double loss;
+  // Mean penalty (sparsity, contractive) of this epoch so far; the objective is loss + penalty.
+  double penalty;
+  // LATENT_STAGE_TRAIN for latent_trainer_fit(); the pretraining procedure names its stages.
+  latent_stage stage;
+  // The encoder layer (0-based) a PRETRAIN stage trains; the encoder layers of the partial
+  // autoencoder an INTERMEDIATE_FINETUNE stage tunes; 0 otherwise.
+  uint32_t stage_layer;
   // Validation loss (at LATENT_EVENT_EPOCH_END with validation data; NaN otherwise).
   double valid_loss;
   // Training throughput of this epoch so far.
@@ -190,7 +233,10 @@ typedef int32_t (*latent_progress_fn)(void *user, const struct latent_progress *
 
 // One epoch of the training history.
 typedef struct latent_epoch_record {
+  // Mean reconstruction loss of the epoch's minibatches.
   double train_loss;
+  // Mean penalty (sparsity, contractive) of the same minibatches.
+  double train_penalty;
   // NaN without validation data.
   double valid_loss;
   double seconds;
@@ -255,6 +301,38 @@ typedef struct latent_epoch_record {
 
 // Binary cross-entropy, computed from the logits; needs a sigmoid output.
 #define LATENT_LOSS_BINARY_CROSS_ENTROPY 1
+
+#define LATENT_SPARSITY_NONE 0
+
+// beta * sum_j KL(rho || rho_hat_j) over the minibatch mean activations; sigmoid layers only.
+#define LATENT_SPARSITY_KL 1
+
+// lambda * mean over rows of sum_j |h_j|.
+#define LATENT_SPARSITY_L1 2
+
+#define LATENT_CORRUPTION_NONE 0
+
+// Zero each component with probability `corruption_level`.
+#define LATENT_CORRUPTION_MASKING 1
+
+// Add N(0, corruption_level^2) to each component.
+#define LATENT_CORRUPTION_GAUSSIAN 2
+
+// With probability `corruption_level`, set a component to its feature's training minimum or
+// maximum (half each).
+#define LATENT_CORRUPTION_SALT_AND_PEPPER 3
+
+// A plain latent_trainer_fit().
+#define LATENT_STAGE_TRAIN 0
+
+// Greedy layer-wise pretraining of one encoder layer as a shallow autoencoder.
+#define LATENT_STAGE_PRETRAIN 1
+
+// Fine-tuning of the partial deep autoencoder after a layer was pretrained.
+#define LATENT_STAGE_INTERMEDIATE_FINETUNE 2
+
+// End-to-end fine-tuning of the whole autoencoder.
+#define LATENT_STAGE_FINETUNE 3
 
 // He for ReLU-family layers, Glorot for the others (times 4 for sigmoid layers).
 #define LATENT_INIT_AUTO 0

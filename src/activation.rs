@@ -128,6 +128,38 @@ impl Activation {
         }
     }
 
+    /// f''(z), from z and y = f(z): what the contractive penalty's gradient needs
+    /// (d/dz f'(z)^2 = 2 f'(z) f''(z)). Zero almost everywhere for the piecewise-linear ones.
+    #[inline]
+    pub fn second_derivative(self, z: f32, y: f32) -> f32 {
+        match self {
+            Activation::Identity | Activation::Relu | Activation::LeakyRelu => 0.0,
+            Activation::Sigmoid => y * (1.0 - y) * (1.0 - 2.0 * y),
+            Activation::Tanh => -2.0 * y * (1.0 - y * y),
+            // z <= 0: f = alpha (e^z - 1), f' = f'' = y + alpha
+            Activation::Elu => {
+                if y > 0.0 {
+                    0.0
+                } else {
+                    y + ELU_ALPHA
+                }
+            }
+            // softplus'' = s (1 - s) with s = sigmoid(z) = 1 - e^-y
+            Activation::Softplus => {
+                let s = -(-y).exp_m1();
+                s * (1.0 - s)
+            }
+            // d/dz [Phi(z) + z phi(z)] = phi(z) (2 - z^2)
+            Activation::Gelu => (-0.5 * z * z).exp() * 0.398_942_3 * (2.0 - z * z),
+        }
+    }
+
+    /// Whether forward_rows() leaves z + bias in z (else z lacks the bias, and the derivative
+    /// reads only y).
+    pub fn z_has_bias(self) -> bool {
+        !matches!(self, Activation::Identity | Activation::Relu)
+    }
+
     /// y = f(z + bias) row by row; z is overwritten by z + bias when the derivative needs it.
     pub fn forward_rows(self, z: &mut [f32], bias: &[f32], y: &mut [f32]) {
         let n = bias.len();
@@ -233,6 +265,22 @@ mod tests {
                 let num = (f(z as f64 + h) - f(z as f64 - h)) / (2.0 * h);
                 let ana = a.derivative(z, a.apply(z)) as f64;
                 assert!((num - ana).abs() < 2e-3, "{a:?} at {z}: {num} vs {ana}");
+            }
+        }
+    }
+
+    #[test]
+    fn second_derivatives_match_central_differences() {
+        for a in Activation::ALL {
+            for &z in &[-3.1f32, -0.7, -0.05, 0.05, 0.4, 2.3] {
+                let h = 1e-3f64;
+                let d = |z: f64| {
+                    let z = z as f32;
+                    a.derivative(z, a.apply(z)) as f64
+                };
+                let num = (d(z as f64 + h) - d(z as f64 - h)) / (2.0 * h);
+                let ana = a.second_derivative(z, a.apply(z)) as f64;
+                assert!((num - ana).abs() < 3e-3, "{a:?} at {z}: {num} vs {ana}");
             }
         }
     }

@@ -5,6 +5,7 @@
 //! and runs it, [`Trainer`] fits it to a [`Dataset`], [`model_file`] saves and loads it.
 
 pub mod activation;
+pub mod corruption;
 pub mod data;
 pub mod error;
 pub mod ffi;
@@ -17,11 +18,13 @@ pub mod network;
 pub mod optim;
 mod parallel;
 pub mod pool;
+pub mod regularizer;
 pub mod rng;
 pub mod tensor;
 pub mod train;
 
 pub use activation::Activation;
+pub use corruption::Corruption;
 pub use data::Dataset;
 
 pub use error::{Error, Result};
@@ -29,5 +32,6 @@ pub use init::Init;
 pub use loss::Loss;
 pub use network::{LayerSpec, Network, NetworkSpec};
 pub use optim::{OptimizerConfig, OptimizerKind};
+pub use regularizer::{Regularization, SparseLayers, Sparsity};
 pub use tensor::Matrix;
 pub use train::{EpochRecord, Progress, TrainConfig, Trainer};

@@ -35,7 +35,30 @@
 //! | 36 + 8E + 8D | 4    | i32      | init code                                               |
 //! | 40 + 8E + 8D | 8    | u64      | seed                                                    |
 //!
-//! so `A = 48 + 8(E + D)` and the file is `32 + A + 4P` bytes. Codes are those of
+//! so `A = 48 + 8(E + D)` in version 1 and the file is `32 + A + 4P` bytes.
+//!
+//! # Version 2: regularisation
+//!
+//! A network with regularisation (sparsity, contractive penalty, corruption or code noise: see
+//! [`Regularization`]) is written as version 2, which appends to the architecture section
+//! (offsets relative to the end of the version-1 fields, `L` the sparse-layer list's length):
+//!
+//! | offset  | size | type     | field                                                        |
+//! |---------|------|----------|--------------------------------------------------------------|
+//! | 0       | 4    | i32      | sparsity code (`LATENT_SPARSITY_*`)                          |
+//! | 4       | 4    | f32      | sparsity target rho (0 unless KL)                            |
+//! | 8       | 4    | f32      | sparsity weight (beta or lambda; 0 without sparsity)         |
+//! | 12      | 4    | u32      | sparse layers: 0 = code layer, 1 = list, 2 = alternate       |
+//! | 16      | 4    | u32      | `L` for a list, the first layer for alternate, else 0        |
+//! | 20      | 4`L` | u32 × L  | the listed hidden layers                                     |
+//! | 20 + 4L | 4    | f32      | contractive weight                                           |
+//! | 24 + 4L | 4    | i32      | corruption code (`LATENT_CORRUPTION_*`)                      |
+//! | 28 + 4L | 4    | f32      | corruption level (0 without corruption)                      |
+//! | 32 + 4L | 4    | f32      | code noise sigma                                             |
+//!
+//! so `A = 84 + 8(E + D) + 4L`. A network without regularisation is still written as version 1
+//! (any older build reads it), and a version-2 file whose block says "no regularisation" is
+//! refused, so that files stay canonical. Codes are those of
 //! [`Activation::code`], [`Loss::code`] and [`Init::code`] (the `LATENT_*` constants of the C
 //! API). The decoder is stored even when mirrored, and the mirrored flag keeps `decoder: None`
 //! apart from an explicit decoder that happens to equal the mirror, so that `spec()` round-trips
@@ -81,15 +104,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::activation::Activation;
+use crate::corruption::Corruption;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::loss::Loss;
 use crate::network::{LayerSpec, MAX_LAYERS, MAX_PARAMS, MAX_UNITS, Network, NetworkSpec};
+use crate::regularizer::{Regularization, SparseLayers, Sparsity};
 
 /// The first eight bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"LATENT\0\0";
 /// The format version this build writes, and the highest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Files larger than this are refused by [`load`] before reading them. The largest network
 /// ([`MAX_PARAMS`] parameters) saves to a little over 8 GiB.
 pub const MAX_FILE_BYTES: u64 = 16 << 30;
@@ -243,7 +268,26 @@ impl Drop for TempFile {
 }
 
 fn arch_len(spec: &NetworkSpec) -> usize {
-    ARCH_FIXED_BYTES + LAYER_BYTES * (spec.encoder.len() + spec.decoder_layers().len())
+    let v1 = ARCH_FIXED_BYTES + LAYER_BYTES * (spec.encoder.len() + spec.decoder_layers().len());
+    match version_of(spec) {
+        1 => v1,
+        _ => v1 + REG_FIXED_BYTES + 4 * listed_layers(&spec.regularization).len(),
+    }
+}
+
+/// The regularisation block without its layer list.
+const REG_FIXED_BYTES: usize = 36;
+
+/// The lowest version that holds the spec.
+fn version_of(spec: &NetworkSpec) -> u32 {
+    if spec.regularization == Regularization::default() { 1 } else { 2 }
+}
+
+fn listed_layers(r: &Regularization) -> &[usize] {
+    match &r.sparse_layers {
+        SparseLayers::Layers(v) => v,
+        _ => &[],
+    }
 }
 
 fn encoded_len(net: &Network) -> usize {
@@ -263,7 +307,7 @@ fn encode<S: Sink>(net: &Network, out: &mut S) -> std::result::Result<(), S::Err
     let mut head = Vec::with_capacity(HEADER_BYTES + arch_len(spec) + 8);
     let u32_ = |h: &mut Vec<u8>, v: u32| h.extend_from_slice(&v.to_le_bytes());
     head.extend_from_slice(&MAGIC);
-    u32_(&mut head, FORMAT_VERSION);
+    u32_(&mut head, version_of(spec));
     u32_(&mut head, 0);
     u32_(&mut head, u32_of(arch_len(spec)));
     u32_(&mut head, u32_of(spec.input_dim));
@@ -282,6 +326,26 @@ fn encode<S: Sink>(net: &Network, out: &mut S) -> std::result::Result<(), S::Err
     u32_(&mut head, u32::from(spec.tied_weights));
     head.extend_from_slice(&spec.init.code().to_le_bytes());
     head.extend_from_slice(&spec.seed.to_le_bytes());
+    if version_of(spec) >= 2 {
+        let r = &spec.regularization;
+        let f32_ = |h: &mut Vec<u8>, v: f32| h.extend_from_slice(&v.to_le_bytes());
+        let (rho, weight) = r.sparsity.parts();
+        head.extend_from_slice(&r.sparsity.code().to_le_bytes());
+        f32_(&mut head, rho);
+        f32_(&mut head, weight);
+        let (mode, n) = match &r.sparse_layers {
+            SparseLayers::Code => (0, 0),
+            SparseLayers::Layers(v) => (1, v.len()),
+            SparseLayers::Alternate { start } => (2, *start),
+        };
+        u32_(&mut head, mode);
+        u32_(&mut head, u32_of(n));
+        listed_layers(r).iter().for_each(|&i| u32_(&mut head, u32_of(i)));
+        f32_(&mut head, r.contractive);
+        head.extend_from_slice(&r.corruption.code().to_le_bytes());
+        f32_(&mut head, r.corruption.level());
+        f32_(&mut head, r.code_noise);
+    }
     head.extend_from_slice(&(net.param_count() as u64).to_le_bytes());
     out.put(&head)?;
 
@@ -444,7 +508,7 @@ fn layers(r: &mut Reader, count: u32, what: &str) -> Result<Vec<LayerSpec>> {
     Ok(v)
 }
 
-fn parse_arch(section: &[u8]) -> Result<NetworkSpec> {
+fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
     let mut r = Reader { rest: section, pos: HEADER_BYTES };
     let input_dim = units(&mut r, "input width")?;
     let n_enc = r.u32("encoder layer count")?;
@@ -470,9 +534,10 @@ fn parse_arch(section: &[u8]) -> Result<NetworkSpec> {
     let init = Init::from_code(c)
         .map_err(|_| arch_err(format_args!("init code {c} at offset {at} is not one this build knows")))?;
     let seed = r.u64("seed")?;
+    let regularization = if version >= 2 { regularization(&mut r)? } else { Regularization::default() };
     if !r.rest.is_empty() {
         return Err(arch_err(format_args!(
-            "the section is {} bytes, version 1's fields take {}",
+            "the section is {} bytes, version {version}'s fields take {}",
             section.len(),
             section.len() - r.rest.len()
         )));
@@ -485,7 +550,70 @@ fn parse_arch(section: &[u8]) -> Result<NetworkSpec> {
     } else {
         Some(decoder)
     };
-    Ok(NetworkSpec { input_dim, encoder, code, decoder, output_activation, loss, tied_weights, init, seed })
+    Ok(NetworkSpec {
+        input_dim,
+        encoder,
+        code,
+        decoder,
+        output_activation,
+        loss,
+        tied_weights,
+        init,
+        seed,
+        regularization,
+    })
+}
+
+fn f32_field(r: &mut Reader, what: &str) -> Result<f32> {
+    let at = r.pos;
+    let v = f32::from_le_bytes(r.array(what)?);
+    if !v.is_finite() {
+        return Err(arch_err(format_args!("{what} at offset {at} is {v}")));
+    }
+    Ok(v)
+}
+
+/// The version-2 regularisation block. Values are range-checked with the network's spec when it
+/// is built; here only what keeps the file canonical.
+fn regularization(r: &mut Reader) -> Result<Regularization> {
+    let at = r.pos;
+    let code = r.i32("sparsity code")?;
+    let rho = f32_field(r, "sparsity target")?;
+    let weight = f32_field(r, "sparsity weight")?;
+    let sparsity = Sparsity::from_code(code, rho, weight).map_err(|e| arch_err(format_args!("at offset {at}: {e}")))?;
+    if sparsity.parts() != (rho, weight) {
+        return Err(arch_err(format_args!("sparsity at offset {at}: unused fields must be 0")));
+    }
+    let at = r.pos;
+    let mode = r.u32("sparse layer mode")?;
+    let n = r.u32("sparse layer count")? as usize;
+    let sparse_layers = match mode {
+        0 if n == 0 => SparseLayers::Code,
+        1 => {
+            if n > MAX_LAYERS || 4 * n > r.rest.len() {
+                return Err(arch_err(format_args!(
+                    "{n} sparse layers at offset {at}: more than {MAX_LAYERS} or than the section holds"
+                )));
+            }
+            SparseLayers::Layers((0..n).map(|_| r.u32("sparse layer").map(|v| v as usize)).collect::<Result<_>>()?)
+        }
+        2 => SparseLayers::Alternate { start: n },
+        _ => return Err(arch_err(format_args!("sparse layer mode {mode} (with {n}) at offset {at} is not 0, 1 or 2"))),
+    };
+    let contractive = f32_field(r, "contractive weight")?;
+    let at = r.pos;
+    let code = r.i32("corruption code")?;
+    let level = f32_field(r, "corruption level")?;
+    let corruption = Corruption::from_code(code, level).map_err(|e| arch_err(format_args!("at offset {at}: {e}")))?;
+    if corruption.level() != level {
+        return Err(arch_err(format_args!("corruption at offset {at}: the level of no corruption must be 0")));
+    }
+    let code_noise = f32_field(r, "code noise")?;
+    let reg = Regularization { sparsity, sparse_layers, contractive, corruption, code_noise };
+    if reg == Regularization::default() {
+        return Err(arch_err("a version-2 file without regularisation (such a network is written as version 1)"));
+    }
+    Ok(reg)
 }
 
 /// The number of parameters `Network::new(spec)` holds, computed without allocating (the layer
@@ -514,14 +642,15 @@ fn implied_params(spec: &NetworkSpec) -> Option<u64> {
 /// The file without its CRC, which check_envelope() has verified.
 fn parse(body: &[u8]) -> Result<Network> {
     let mut r = Reader { rest: body, pos: 0 };
-    r.take(12, "magic and version")?;
+    r.take(8, "magic")?;
+    let version = r.u32("version")?;
     let flags = r.u32("flags")?;
     if flags != 0 {
-        return Err(bad(format!("unsupported flags: {flags:#010x} (version 1 defines none)")));
+        return Err(bad(format!("unsupported flags: {flags:#010x} (versions 1 and 2 define none)")));
     }
     let a = r.u32("architecture section length")?;
     let section = r.take(a as usize, "the architecture section")?;
-    let spec = parse_arch(section)?;
+    let spec = parse_arch(section, version)?;
 
     let at = r.pos;
     let count = r.u64("parameter count")?;

@@ -9,6 +9,7 @@ use crate::error::{Error, Result, invalid, shape, try_zeros};
 use crate::init::Init;
 use crate::layer::Dense;
 use crate::loss::Loss;
+use crate::regularizer::{self, Regularization, Sparsity};
 use crate::rng::{Rng, stream};
 use crate::tensor::Matrix;
 
@@ -42,6 +43,8 @@ pub struct NetworkSpec {
     pub tied_weights: bool,
     pub init: Init,
     pub seed: u64,
+    /// Sparsity, contractive penalty, denoising corruption, code noise (default: none).
+    pub regularization: Regularization,
 }
 
 impl NetworkSpec {
@@ -58,6 +61,7 @@ impl NetworkSpec {
             tied_weights: false,
             init: Init::Auto,
             seed: 0,
+            regularization: Regularization::default(),
         }
     }
 
@@ -67,6 +71,14 @@ impl NetworkSpec {
             Some(d) => d.clone(),
             None => self.encoder.iter().rev().copied().collect(),
         }
+    }
+
+    /// Activations of the hidden layers in forward order (encoder hidden, code, decoder hidden).
+    pub fn hidden_activations(&self) -> Vec<Activation> {
+        let mut v: Vec<Activation> = self.encoder.iter().map(|l| l.activation).collect();
+        v.push(self.code.activation);
+        v.extend(self.decoder_layers().iter().map(|l| l.activation));
+        v
     }
 
     fn validate(&self) -> Result<()> {
@@ -94,8 +106,29 @@ impl NetworkSpec {
                 ));
             }
         }
-        Ok(())
+        self.regularization.validate(&self.hidden_activations(), self.encoder.len() + 1)
     }
+}
+
+/// What makes a training step stochastic: the corruption stream, and the identity of each row
+/// of the minibatch (code noise is fixed per training row).
+pub struct StepNoise<'a> {
+    pub rng: &'a mut Rng,
+    /// Index of each minibatch row in the training data.
+    pub row_ids: &'a [usize],
+    /// Seed of the per-row code noise.
+    pub seed: u64,
+    /// Per-feature (min, max) of the training data, for salt-and-pepper corruption.
+    pub feature_range: Option<(&'a [f32], &'a [f32])>,
+}
+
+/// The loss of one training step.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepLoss {
+    /// Reconstruction loss summed over the minibatch's elements.
+    pub recon_sum: f64,
+    /// Penalties (sparsity, contractive), in the units of the mean reconstruction loss.
+    pub penalty: f64,
 }
 
 /// Buffers of one training or inference pass, sized for a number of rows.
@@ -106,6 +139,8 @@ pub struct Workspace {
     y: Vec<Vec<f32>>,
     d0: Vec<f32>,
     d1: Vec<f32>,
+    /// The corrupted minibatch (denoising).
+    xc: Vec<f32>,
 }
 
 impl Workspace {
@@ -277,8 +312,9 @@ impl Network {
         }
     }
 
-    /// Forward and backward over a batch whose target is its input. Writes the gradient of the
-    /// mean loss into `grads` (every entry is overwritten) and returns the summed element loss.
+    /// Forward and backward over a batch whose target is its input, with the network's
+    /// penalties but no corruption or code noise. Writes the gradient of the mean loss plus
+    /// penalties into `grads` (every entry is overwritten) and returns the summed element loss.
     pub fn forward_backward(
         &self,
         x: &[f32],
@@ -287,41 +323,131 @@ impl Network {
         grads: &mut [f32],
         threads: usize,
     ) -> f64 {
+        self.step(x, rows, ws, grads, threads, None).recon_sum
+    }
+
+    /// One training step's forward and backward: with `noise`, the input is corrupted and the
+    /// code noise injected as the regularisation says; the loss is always against the clean x.
+    /// `grads` gets the gradient of mean loss + penalties (every entry overwritten).
+    pub fn step(
+        &self,
+        x: &[f32],
+        rows: usize,
+        ws: &mut Workspace,
+        grads: &mut [f32],
+        threads: usize,
+        noise: Option<StepNoise>,
+    ) -> StepLoss {
+        let reg = &self.spec.regularization;
         let n = self.layers.len();
-        self.forward_layers(0..n, x, rows, ws, threads);
-        let out = &self.layers[n - 1];
-        let cols = out.n_out;
+        let cols = self.spec.input_dim;
         let count = rows * cols;
+        let mut xc = std::mem::take(&mut ws.xc);
+        let (input, noise): (&[f32], _) = match noise {
+            Some(nz) if !reg.corruption.is_none() => {
+                xc.resize(count, 0.0);
+                reg.corruption.apply(&x[..count], cols, nz.feature_range, nz.rng, &mut xc);
+                (&xc[..count], Some(nz))
+            }
+            nz => (&x[..count], nz),
+        };
+        match noise {
+            Some(nz) if reg.code_noise > 0.0 => {
+                let c = self.n_encoder - 1;
+                self.forward_layers(0..self.n_encoder, input, rows, ws, threads);
+                self.add_code_noise(rows, ws, &nz);
+                let code = std::mem::take(&mut ws.y[c]);
+                self.forward_layers(self.n_encoder..n, &code[..rows * self.layers[c].n_out], rows, ws, threads);
+                ws.y[c] = code;
+            }
+            _ => self.forward_layers(0..n, input, rows, ws, threads),
+        }
+        let out = &self.layers[n - 1];
         let loss = self.spec.loss;
         let act = out.activation;
         let z = &ws.z[n - 1][..count];
         let y = &ws.y[n - 1][..count];
         let dz = &mut ws.d0[..count];
-        let total = crate::parallel::loss_rows(dz, z, y, &x[..count], cols, threads, |dz, z, y, t| {
+        let recon_sum = crate::parallel::loss_rows(dz, z, y, &x[..count], cols, threads, |dz, z, y, t| {
             loss.forward_backward(act, z, y, t, dz, count)
         });
+        let sparse = reg.sparse_mask(self.n_encoder - 1, n - 1);
+        let mut penalty = 0f64;
         // Walk back: d0 holds dL/dz of layer i on entry (the output's), else dL/dy.
         let mut cur = std::mem::take(&mut ws.d0);
         let mut next = std::mem::take(&mut ws.d1);
         for i in (0..n).rev() {
             let l = &self.layers[i];
-            let input: &[f32] = if i == 0 { x } else { &ws.y[i - 1][..rows * l.n_in] };
-            let dy = &mut cur[..rows * l.n_out];
+            let layer_in: &[f32] = if i == 0 { input } else { &ws.y[i - 1][..rows * l.n_in] };
+            let dz = &mut cur[..rows * l.n_out];
+            let wr = l.w..l.w + l.n_in * l.n_out;
+            // The contractive penalty of an encoder layer reaches its dz before the products.
+            let contraction = (reg.contractive > 0.0 && i < self.n_encoder).then(|| {
+                let (z, y) = (&ws.z[i][..rows * l.n_out], &ws.y[i][..rows * l.n_out]);
+                regularizer::contractive(
+                    &self.params[wr.clone()],
+                    l.n_in,
+                    l.n_out,
+                    l.activation,
+                    z,
+                    y,
+                    reg.contractive,
+                    Some(dz),
+                )
+            });
+            let dz = &cur[..rows * l.n_out];
             let dx = if i == 0 { None } else { Some(&mut next[..rows * l.n_in]) };
             // dL/dz of every layer is ready on entry: the output's from the loss, the others'
-            // from the dx product of the layer above with this layer's activation derivative.
-            let below = if i == 0 {
+            // from the dx product of the layer above with this layer's activation derivative
+            // (fused, unless a sparsity penalty must join dL/dy first).
+            let below = if i == 0 || sparse[i - 1] {
                 None
             } else {
                 let b = &self.layers[i - 1];
                 Some((b.activation, &ws.z[i - 1][..rows * l.n_in], &ws.y[i - 1][..rows * l.n_in]))
             };
-            l.backward_from_dz(&self.params, grads, input, dy, dx, below, rows, threads);
+            l.backward_from_dz(&self.params, grads, layer_in, dz, dx, below, rows, threads);
+            if let Some(c) = contraction {
+                penalty += c.value;
+                c.add_dw(&self.params[wr.clone()], &mut grads[wr]);
+            }
+            if i > 0 && sparse[i - 1] {
+                let b = &self.layers[i - 1];
+                let (z, y) = (&ws.z[i - 1][..rows * l.n_in], &ws.y[i - 1][..rows * l.n_in]);
+                let dy = &mut next[..rows * l.n_in];
+                penalty += match reg.sparsity {
+                    Sparsity::Kl { rho, beta } => regularizer::kl_sparsity(y, l.n_in, rho, beta, Some(&mut *dy)),
+                    Sparsity::L1 { lambda } => regularizer::l1_activity(y, l.n_in, lambda, Some(&mut *dy)),
+                    Sparsity::None => 0.0,
+                };
+                b.activation.backward_in_place(z, y, dy);
+            }
             std::mem::swap(&mut cur, &mut next);
         }
         ws.d0 = cur;
         ws.d1 = next;
-        total
+        ws.xc = xc;
+        StepLoss { recon_sum, penalty }
+    }
+
+    /// Adds the fixed per-row Gaussian noise to the code layer's pre-activation and recomputes
+    /// its output.
+    fn add_code_noise(&self, rows: usize, ws: &mut Workspace, nz: &StepNoise) {
+        let c = self.n_encoder - 1;
+        let l = &self.layers[c];
+        let sigma = self.spec.regularization.code_noise;
+        let bias = &self.params[l.b..l.b + l.n_out];
+        let with_bias = l.activation.z_has_bias();
+        let z = ws.z[c][..rows * l.n_out].chunks_exact_mut(l.n_out);
+        let y = ws.y[c][..rows * l.n_out].chunks_exact_mut(l.n_out);
+        for ((zr, yr), &id) in z.zip(y).zip(nz.row_ids) {
+            let mut rng = Rng::new(nz.seed ^ (id as u64).wrapping_mul(0xD1B5_4A32_D192_ED03), stream::CODE_NOISE);
+            for ((z, y), b) in zr.iter_mut().zip(yr.iter_mut()).zip(bias) {
+                let full = if with_bias { *z } else { *z + b } + sigma * rng.normal();
+                *z = full;
+                *y = l.activation.apply(full);
+            }
+        }
     }
 
     fn check_input(&self, x: &Matrix, width: usize, what: &str) -> Result<()> {
@@ -498,6 +624,43 @@ impl Network {
             s.seed,
             self.params.len()
         );
+        let r = &s.regularization;
+        if !r.is_none() {
+            let mut parts = Vec::new();
+            match r.sparsity {
+                Sparsity::None => {}
+                sp => {
+                    let (rho, w) = sp.parts();
+                    let what = match sp {
+                        Sparsity::Kl { .. } => format!("KL sparsity rho {rho} beta {w}"),
+                        _ => format!("L1 activity {w}"),
+                    };
+                    let layers: Vec<usize> = r
+                        .sparse_mask(self.n_encoder - 1, self.layers.len() - 1)
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, on)| **on)
+                        .map(|(i, _)| i)
+                        .collect();
+                    let alt = if matches!(r.sparse_layers, regularizer::SparseLayers::Alternate { .. }) {
+                        "alternate "
+                    } else {
+                        ""
+                    };
+                    parts.push(format!("{what} on {alt}hidden layers {layers:?}"));
+                }
+            }
+            if r.contractive > 0.0 {
+                parts.push(format!("contractive {}", r.contractive));
+            }
+            if !r.corruption.is_none() {
+                parts.push(format!("{} corruption {}", r.corruption.name(), r.corruption.level()));
+            }
+            if r.code_noise > 0.0 {
+                parts.push(format!("code noise sigma {}", r.code_noise));
+            }
+            let _ = writeln!(out, "  regularization: {}", parts.join("; "));
+        }
         out
     }
 }

@@ -9,6 +9,8 @@ pub mod stream {
     pub const INIT: u64 = 1;
     pub const SHUFFLE: u64 = 2;
     pub const SPLIT: u64 = 3;
+    pub const CORRUPTION: u64 = 4;
+    pub const CODE_NOISE: u64 = 5;
 }
 
 pub struct Rng(Xoshiro256PlusPlus);

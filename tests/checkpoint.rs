@@ -375,7 +375,7 @@ fn version_1_layout_is_frozen() {
     assert_eq!(back.spec(), net.spec());
     assert_eq!(bits(back.params()), bits(&params));
     assert_eq!(model_file::MIN_FILE_BYTES, 80);
-    assert_eq!(model_file::FORMAT_VERSION, 1);
+    assert_eq!(model_file::FORMAT_VERSION, 2);
 }
 
 #[test]
@@ -473,7 +473,7 @@ fn wrong_magic_is_bad_format() {
 #[test]
 fn newer_and_invalid_versions_are_bad_format() {
     let good = to_bytes(&known_net());
-    for v in [2u32, 3, 255, 0x0100_0000, u32::MAX] {
+    for v in [3u32, 255, 0x0100_0000, u32::MAX] {
         let mut b = good.clone();
         put_u32(&mut b, 8, v);
         // Refused for the version even with a stale CRC (a newer version may checksum differently).
@@ -486,6 +486,11 @@ fn newer_and_invalid_versions_are_bad_format() {
     put_u32(&mut b, 8, 0);
     mutate::fix_crc(&mut b);
     assert!(bad_format(&b).contains("invalid format version"));
+    // A version-1 file relabelled 2 lacks the regularisation block.
+    let mut b = good.clone();
+    put_u32(&mut b, 8, 2);
+    mutate::fix_crc(&mut b);
+    assert!(bad_format(&b).contains("truncated: sparsity code"), "{}", bad_format(&b));
 }
 
 #[test]
@@ -881,4 +886,90 @@ fn errors_from_files_are_never_invalid_argument() {
     mutate::fix_crc(&mut b);
     let e = from_bytes(&b).unwrap_err();
     assert!(matches!(e, Error::BadFormat(_)), "{e:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Version 2: regularisation
+
+fn regularized(r: latent::Regularization) -> Network {
+    let spec = NetworkSpec { regularization: r, seed: 5, ..NetworkSpec::new(10, &[8, 6], Activation::Sigmoid, 4) };
+    with_awkward_params(Network::new(spec).unwrap())
+}
+
+#[test]
+fn regularized_networks_round_trip_as_version_2() {
+    use latent::{Corruption, Regularization, SparseLayers, Sparsity};
+    let cases = [
+        Regularization {
+            sparsity: Sparsity::Kl { rho: 0.05, beta: 0.25 },
+            sparse_layers: SparseLayers::Layers(vec![0, 2, 4]),
+            contractive: 0.125,
+            corruption: Corruption::Masking { level: 0.3 },
+            code_noise: 4.0,
+        },
+        Regularization {
+            sparsity: Sparsity::L1 { lambda: 1e-3 },
+            sparse_layers: SparseLayers::Alternate { start: 1 },
+            corruption: Corruption::SaltPepper { fraction: 0.1 },
+            ..Regularization::default()
+        },
+        Regularization { corruption: Corruption::Gaussian { sigma: 0.5 }, ..Regularization::default() },
+        Regularization { contractive: 0.5, ..Regularization::default() },
+    ];
+    for r in cases {
+        let net = regularized(r.clone());
+        let b = to_bytes(&net);
+        assert_eq!(u32::from_le_bytes(b[8..12].try_into().unwrap()), 2, "{r:?}");
+        let listed = match &r.sparse_layers {
+            SparseLayers::Layers(v) => v.len(),
+            _ => 0,
+        };
+        // A = 84 + 8 (E + D) + 4 L
+        assert_eq!(u32::from_le_bytes(b[16..20].try_into().unwrap()) as usize, 84 + 8 * 4 + 4 * listed);
+        let back = file_round_trip(&net);
+        assert_eq!(back.spec().regularization, r);
+        assert_same_network(&net, &back);
+        assert!(back.describe().contains("regularization:"), "{}", back.describe());
+    }
+    // Without regularisation the file stays version 1, readable by every older build.
+    let plain = regularized(Regularization::default());
+    assert_eq!(u32::from_le_bytes(to_bytes(&plain)[8..12].try_into().unwrap()), 1);
+}
+
+#[test]
+fn bad_regularization_blocks_are_bad_format() {
+    use latent::{Corruption, Regularization, SparseLayers, Sparsity};
+    let net = regularized(Regularization {
+        sparsity: Sparsity::Kl { rho: 0.05, beta: 0.25 },
+        sparse_layers: SparseLayers::Code,
+        corruption: Corruption::Masking { level: 0.3 },
+        ..Regularization::default()
+    });
+    let good = to_bytes(&net);
+    // The block starts after the version-1 fields: 20 + 48 + 8 * 4.
+    let reg = 20 + 48 + 32;
+    let cases: Vec<(&str, usize, Vec<u8>, &str)> = vec![
+        ("sparsity code", reg, 9i32.to_le_bytes().to_vec(), "sparsity code 9"),
+        ("rho 0", reg + 4, 0f32.to_le_bytes().to_vec(), "rho"),
+        ("rho NaN", reg + 4, f32::NAN.to_le_bytes().to_vec(), "sparsity target"),
+        ("mode", reg + 12, 7u32.to_le_bytes().to_vec(), "sparse layer mode 7"),
+        ("code mode with a count", reg + 16, 3u32.to_le_bytes().to_vec(), "sparse layer mode 0"),
+        ("corruption code", reg + 24, 8i32.to_le_bytes().to_vec(), "corruption code 8"),
+        ("masking 2", reg + 28, 2f32.to_le_bytes().to_vec(), "[0, 1]"),
+        ("negative noise", reg + 32, (-1f32).to_le_bytes().to_vec(), "code noise"),
+    ];
+    for (name, off, value, expect) in cases {
+        let mut b = good.clone();
+        b[off..off + value.len()].copy_from_slice(&value);
+        mutate::fix_crc(&mut b);
+        let e = bad_format(&b);
+        assert!(e.contains(expect), "{name}: expected {expect:?} in {e}");
+    }
+    // A version-2 block saying "no regularisation" is not canonical.
+    let mut b = good.clone();
+    for off in [reg, reg + 4, reg + 8, reg + 24, reg + 28] {
+        b[off..off + 4].copy_from_slice(&[0; 4]);
+    }
+    mutate::fix_crc(&mut b);
+    assert!(bad_format(&b).contains("without regularisation"));
 }

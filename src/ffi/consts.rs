@@ -8,7 +8,7 @@ pub const LATENT_VERSION_MINOR: u32 = 1;
 pub const LATENT_VERSION_PATCH: u32 = 0;
 pub const LATENT_VERSION_NUMBER: u32 = LATENT_VERSION_MAJOR * 10000 + LATENT_VERSION_MINOR * 100 + LATENT_VERSION_PATCH;
 /// Bumped by any change to a struct's layout or a function's signature.
-pub const LATENT_ABI_VERSION: u32 = 1;
+pub const LATENT_ABI_VERSION: u32 = 2;
 
 pub const LATENT_STATUS_OK: latent_status = 0;
 /// A required pointer or handle was NULL.
@@ -52,6 +52,37 @@ pub type latent_loss = i32;
 pub const LATENT_LOSS_MSE: latent_loss = 0;
 /// Binary cross-entropy, computed from the logits; needs a sigmoid output.
 pub const LATENT_LOSS_BINARY_CROSS_ENTROPY: latent_loss = 1;
+
+/// Sparsity penalty on hidden activations (`latent_sparsity`).
+pub type latent_sparsity = i32;
+pub const LATENT_SPARSITY_NONE: latent_sparsity = 0;
+/// beta * sum_j KL(rho || rho_hat_j) over the minibatch mean activations; sigmoid layers only.
+pub const LATENT_SPARSITY_KL: latent_sparsity = 1;
+/// lambda * mean over rows of sum_j |h_j|.
+pub const LATENT_SPARSITY_L1: latent_sparsity = 2;
+
+/// Denoising corruption of the training input (`latent_corruption`); the loss is against the
+/// clean input.
+pub type latent_corruption = i32;
+pub const LATENT_CORRUPTION_NONE: latent_corruption = 0;
+/// Zero each component with probability `corruption_level`.
+pub const LATENT_CORRUPTION_MASKING: latent_corruption = 1;
+/// Add N(0, corruption_level^2) to each component.
+pub const LATENT_CORRUPTION_GAUSSIAN: latent_corruption = 2;
+/// With probability `corruption_level`, set a component to its feature's training minimum or
+/// maximum (half each).
+pub const LATENT_CORRUPTION_SALT_AND_PEPPER: latent_corruption = 3;
+
+/// What part of a training procedure a progress report comes from (`latent_stage`).
+pub type latent_stage = i32;
+/// A plain latent_trainer_fit().
+pub const LATENT_STAGE_TRAIN: latent_stage = 0;
+/// Greedy layer-wise pretraining of one encoder layer as a shallow autoencoder.
+pub const LATENT_STAGE_PRETRAIN: latent_stage = 1;
+/// Fine-tuning of the partial deep autoencoder after a layer was pretrained.
+pub const LATENT_STAGE_INTERMEDIATE_FINETUNE: latent_stage = 2;
+/// End-to-end fine-tuning of the whole autoencoder.
+pub const LATENT_STAGE_FINETUNE: latent_stage = 3;
 
 /// Weight initialisation (`latent_init`).
 pub type latent_init = i32;

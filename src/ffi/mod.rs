@@ -205,3 +205,11 @@ pub extern "C" fn latent_internal_test_panic(kind: i32) -> latent_status {
         Err(Error::Internal("test error requested".into()))
     })
 }
+
+/// f64 from C to f32, rejecting NaN and values outside f32's range.
+pub(crate) fn f32_of(v: f64, name: &str) -> crate::Result<f32> {
+    if !v.is_finite() || v.abs() > f32::MAX as f64 {
+        return Err(crate::error::invalid!("{name} = {v} is not a finite f32"));
+    }
+    Ok(v as f32)
+}

@@ -6,10 +6,12 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::dataset::latent_dataset;
 use super::*;
 use crate::activation::Activation;
+use crate::corruption::Corruption;
 use crate::error::{Error, Result, invalid};
 use crate::init::Init;
 use crate::loss::Loss;
 use crate::network::{LayerSpec, Network, NetworkSpec};
+use crate::regularizer::{Regularization, SparseLayers, Sparsity};
 use crate::tensor::{Matrix, checked_len};
 
 /// An autoencoder. Inference calls (encode, decode, reconstruct, scores, save) may run on one
@@ -53,7 +55,42 @@ pub extern "C" fn latent_network_params_default() -> latent_network_params {
         tied_weights: 0,
         init: LATENT_INIT_AUTO,
         seed: 0,
+        sparsity: LATENT_SPARSITY_NONE,
+        sparsity_target: 0.05,
+        sparsity_weight: 0.1,
+        sparse_layers: std::ptr::null(),
+        n_sparse_layers: 0,
+        alternate_sparsity: 0,
+        alternate_start: 0,
+        contractive_weight: 0.0,
+        corruption: LATENT_CORRUPTION_NONE,
+        corruption_level: 0.0,
+        code_noise: 0.0,
     }
+}
+
+/// The regularisation fields of the params.
+unsafe fn regularization_from_params(p: &latent_network_params) -> Result<Regularization> {
+    let sparsity = Sparsity::from_code(
+        p.sparsity,
+        f32_of(p.sparsity_target, "sparsity_target")?,
+        f32_of(p.sparsity_weight, "sparsity_weight")?,
+    )?;
+    let sparse_layers = if flag(p.alternate_sparsity, "alternate_sparsity")? {
+        SparseLayers::Alternate { start: p.alternate_start as usize }
+    } else if p.sparse_layers.is_null() || p.n_sparse_layers == 0 {
+        SparseLayers::Code
+    } else {
+        let v = unsafe { slice(p.sparse_layers, p.n_sparse_layers as usize, "sparse_layers")? };
+        SparseLayers::Layers(v.iter().map(|&i| i as usize).collect())
+    };
+    Ok(Regularization {
+        sparsity,
+        sparse_layers,
+        contractive: f32_of(p.contractive_weight, "contractive_weight")?,
+        corruption: Corruption::from_code(p.corruption, f32_of(p.corruption_level, "corruption_level")?)?,
+        code_noise: f32_of(p.code_noise, "code_noise")?,
+    })
 }
 
 unsafe fn layers(
@@ -105,6 +142,7 @@ pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<Netwo
         tied_weights: flag(p.tied_weights, "tied_weights")?,
         init: Init::from_code(p.init)?,
         seed: p.seed,
+        regularization: unsafe { regularization_from_params(p)? },
     })
 }
 

@@ -5,9 +5,8 @@ use std::ffi::c_void;
 use super::dataset::latent_dataset;
 use super::network::latent_network;
 use super::*;
-use crate::error::invalid;
 use crate::optim::{OptimizerConfig, OptimizerKind};
-use crate::train::{Event, Progress, TrainConfig, Trainer};
+use crate::train::{Event, Progress, StageKind, TrainConfig, Trainer};
 
 /// Trains networks with one configuration; keeps the per-epoch history and the optimizer state
 /// (a second fit on the same network continues where the first stopped).
@@ -41,14 +40,6 @@ pub extern "C" fn latent_train_params_default() -> latent_train_params {
         drop_last: c.drop_last as i32,
         progress_every: c.progress_every as u32,
     }
-}
-
-/// f64 from C to f32, rejecting NaN and values outside f32's range.
-fn f32_of(v: f64, name: &str) -> crate::Result<f32> {
-    if !v.is_finite() || v.abs() > f32::MAX as f64 {
-        return Err(invalid!("{name} = {v} is not a finite f32"));
-    }
-    Ok(v as f32)
 }
 
 pub(crate) fn config_from_params(p: &latent_train_params) -> crate::Result<TrainConfig> {
@@ -131,6 +122,9 @@ pub unsafe extern "C" fn latent_trainer_fit(
                 batch: p.batch as u64,
                 batches: p.batches as u64,
                 loss: p.loss,
+                penalty: p.penalty,
+                stage: stage_code(p.stage.kind),
+                stage_layer: p.stage.layer as u32,
                 valid_loss: p.valid_loss,
                 samples_per_second: p.samples_per_second,
                 seconds: p.seconds,
@@ -164,6 +158,7 @@ pub unsafe extern "C" fn latent_trainer_history(
         for (d, r) in dst.iter_mut().zip(h) {
             *d = latent_epoch_record {
                 train_loss: r.train_loss,
+                train_penalty: r.train_penalty,
                 valid_loss: r.valid_loss,
                 seconds: r.seconds,
                 samples_per_second: r.samples_per_second,
@@ -180,4 +175,13 @@ pub unsafe extern "C" fn latent_trainer_reset(trainer: *mut latent_trainer) -> l
         unsafe { arg_mut(trainer, "trainer")? }.inner.reset();
         Ok(())
     })
+}
+
+pub(crate) fn stage_code(k: StageKind) -> latent_stage {
+    match k {
+        StageKind::Train => LATENT_STAGE_TRAIN,
+        StageKind::Pretrain => LATENT_STAGE_PRETRAIN,
+        StageKind::IntermediateFinetune => LATENT_STAGE_INTERMEDIATE_FINETUNE,
+        StageKind::Finetune => LATENT_STAGE_FINETUNE,
+    }
 }

@@ -46,6 +46,32 @@ pub struct latent_network_params {
     pub init: latent_init,
     /// Seed of the initialisation. Default 0.
     pub seed: u64,
+    /// Sparsity penalty on hidden layers. Default NONE.
+    pub sparsity: latent_sparsity,
+    /// KL target activation rho, in (0, 1). Default 0.05.
+    pub sparsity_target: f64,
+    /// The penalty's weight (beta for KL, lambda for L1). Default 0.1.
+    pub sparsity_weight: f64,
+    /// Hidden layers that carry the sparsity penalty, numbered from 0 in forward order (encoder
+    /// hidden layers, the code layer, decoder hidden layers). NULL or n_sparse_layers = 0: the
+    /// code layer.
+    pub sparse_layers: *const u32,
+    pub n_sparse_layers: u32,
+    /// 1: alternate-layer sparsity, the penalty on hidden layers alternate_start,
+    /// alternate_start + 2, ... (overrides sparse_layers). Default 0.
+    pub alternate_sparsity: i32,
+    pub alternate_start: u32,
+    /// lambda of the contractive penalty lambda * ||J||_F^2 on every encoder layer's own
+    /// Jacobian (mean over rows). 0 = off (default).
+    pub contractive_weight: f64,
+    /// Denoising corruption of the training input. Default NONE.
+    pub corruption: latent_corruption,
+    /// Probability (masking, salt-and-pepper) or standard deviation (Gaussian). Default 0.
+    pub corruption_level: f64,
+    /// Standard deviation of Gaussian noise added to the code layer's pre-activation during
+    /// training, fixed per training row (semantic hashing: with a sigmoid code layer it drives
+    /// the codes toward 0 and 1). 0 = off (default).
+    pub code_noise: f64,
 }
 
 /// Training configuration. Get the defaults from latent_train_params_default() and edit.
@@ -104,8 +130,15 @@ pub struct latent_progress {
     /// Minibatches done in this epoch, and how many it has.
     pub batch: u64,
     pub batches: u64,
-    /// Mean training loss of this epoch so far.
+    /// Mean training (reconstruction) loss of this epoch so far.
     pub loss: f64,
+    /// Mean penalty (sparsity, contractive) of this epoch so far; the objective is loss + penalty.
+    pub penalty: f64,
+    /// LATENT_STAGE_TRAIN for latent_trainer_fit(); the pretraining procedure names its stages.
+    pub stage: latent_stage,
+    /// The encoder layer (0-based) a PRETRAIN stage trains; the encoder layers of the partial
+    /// autoencoder an INTERMEDIATE_FINETUNE stage tunes; 0 otherwise.
+    pub stage_layer: u32,
     /// Validation loss (at LATENT_EVENT_EPOCH_END with validation data; NaN otherwise).
     pub valid_loss: f64,
     /// Training throughput of this epoch so far.
@@ -123,7 +156,10 @@ pub type latent_progress_fn = Option<unsafe extern "C" fn(user: *mut c_void, pro
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct latent_epoch_record {
+    /// Mean reconstruction loss of the epoch's minibatches.
     pub train_loss: f64,
+    /// Mean penalty (sparsity, contractive) of the same minibatches.
+    pub train_penalty: f64,
     /// NaN without validation data.
     pub valid_loss: f64,
     pub seconds: f64,

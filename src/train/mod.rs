@@ -1,4 +1,4 @@
 //! Training procedures.
 
 pub mod trainer;
-pub use trainer::{EpochRecord, Event, Progress, TrainConfig, Trainer};
+pub use trainer::{EpochRecord, Event, Progress, Stage, StageKind, TrainConfig, Trainer};

@@ -2,8 +2,9 @@
 
 use std::time::Instant;
 
+use crate::corruption::{Corruption, feature_range};
 use crate::error::{Error, Result, invalid, shape, try_zeros};
-use crate::network::Network;
+use crate::network::{Network, StepNoise};
 use crate::optim::{Optimizer, OptimizerConfig, clip_grad_norm};
 use crate::rng::{Rng, stream};
 use crate::tensor::Matrix;
@@ -90,17 +91,47 @@ pub struct Progress {
     /// Minibatches done in this epoch, and their number.
     pub batch: usize,
     pub batches: usize,
-    /// Mean training loss over this epoch's minibatches so far.
+    /// Mean training (reconstruction) loss over this epoch's minibatches so far.
     pub loss: f64,
+    /// Mean penalty (sparsity, contractive) over the same minibatches; the objective is
+    /// loss + penalty.
+    pub penalty: f64,
+    /// Which part of a procedure this fit is (pretraining names its stages).
+    pub stage: Stage,
     /// Validation loss at epoch end (NaN otherwise or without validation).
     pub valid_loss: f64,
     pub samples_per_second: f64,
     pub seconds: f64,
 }
 
+/// The part of a training procedure a fit belongs to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StageKind {
+    /// A plain fit.
+    #[default]
+    Train,
+    /// Greedy layer-wise pretraining of one layer as a shallow autoencoder.
+    Pretrain,
+    /// Fine-tuning of the partial deep autoencoder after a layer was added.
+    IntermediateFinetune,
+    /// End-to-end fine-tuning of the whole autoencoder.
+    Finetune,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stage {
+    pub kind: StageKind,
+    /// The encoder layer (0-based) a pretraining stage trains, or the number of encoder layers
+    /// in the partial autoencoder of an intermediate fine-tuning; 0 otherwise.
+    pub layer: usize,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EpochRecord {
+    /// Mean reconstruction loss of the epoch's minibatches (before each step).
     pub train_loss: f64,
+    /// Mean penalty of the same minibatches.
+    pub train_penalty: f64,
     /// NaN without validation data.
     pub valid_loss: f64,
     pub seconds: f64,
@@ -111,6 +142,7 @@ pub struct Trainer {
     config: TrainConfig,
     history: Vec<EpochRecord>,
     optimizer: Option<Optimizer>,
+    stage: Stage,
 }
 
 type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
@@ -118,7 +150,7 @@ type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
 impl Trainer {
     pub fn new(config: TrainConfig) -> Result<Trainer> {
         config.validate()?;
-        Ok(Trainer { config, history: Vec::new(), optimizer: None })
+        Ok(Trainer { config, history: Vec::new(), optimizer: None, stage: Stage::default() })
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -128,6 +160,11 @@ impl Trainer {
     /// Per-epoch records of every fit() so far.
     pub fn history(&self) -> &[EpochRecord] {
         &self.history
+    }
+
+    /// The stage that progress reports name.
+    pub fn set_stage(&mut self, stage: Stage) {
+        self.stage = stage;
     }
 
     /// Forgets the history and the optimizer state.
@@ -211,6 +248,11 @@ impl Trainer {
         let mut xb = try_zeros(batch * cols)?;
         let mut order: Vec<usize> = (0..rows).collect();
         let mut rng = Rng::new(c.seed, stream::SHUFFLE);
+        let reg = net.spec().regularization.clone();
+        let mut corrupt_rng = Rng::new(c.seed, stream::CORRUPTION);
+        let range =
+            matches!(reg.corruption, Corruption::SaltPepper { .. }).then(|| feature_range(train.as_slice(), cols));
+        let stochastic = !reg.corruption.is_none() || reg.code_noise > 0.0;
         let mut best: Option<(f64, Vec<f32>)> = None;
         let mut since_best = 0;
         for epoch in 0..c.epochs {
@@ -220,6 +262,7 @@ impl Trainer {
                 rng.shuffle(&mut order);
             }
             let mut loss_sum = 0f64;
+            let mut penalty_sum = 0f64;
             let mut seen = 0usize;
             for b in 0..batches {
                 let first = b * batch;
@@ -232,24 +275,34 @@ impl Trainer {
                 } else {
                     &train.as_slice()[first * cols..(first + r) * cols]
                 };
+                let ids = &order[first..first + r];
+                let noise = stochastic.then(|| StepNoise {
+                    rng: &mut corrupt_rng,
+                    row_ids: ids,
+                    seed: c.seed,
+                    feature_range: range.as_ref().map(|(lo, hi)| (&lo[..], &hi[..])),
+                });
                 // The loop stays on the caller's thread (callbacks run there); the work goes to the pool.
-                let loss = pool.install(|| {
-                    let loss = net.forward_backward(x, r, &mut ws, &mut grads, threads) / (r * cols) as f64;
-                    if loss.is_finite() {
+                let (loss, penalty) = pool.install(|| {
+                    let s = net.step(x, r, &mut ws, &mut grads, threads, noise);
+                    let loss = s.recon_sum / (r * cols) as f64;
+                    if (loss + s.penalty).is_finite() {
                         if c.grad_clip_norm > 0.0 {
                             clip_grad_norm(&mut grads, c.grad_clip_norm);
                         }
                         opt.step(net.params_mut(), &grads, c.learning_rate, threads);
                     }
-                    loss
+                    (loss, s.penalty)
                 });
-                if !loss.is_finite() {
+                if !(loss + penalty).is_finite() {
                     net.params_mut().copy_from_slice(&epoch_start);
+                    let loss = loss + penalty;
                     return Err(Error::Diverged(format!(
                         "loss became {loss} at epoch {epoch}, minibatch {b}; parameters restored to the start of the epoch (lower the learning rate or clip gradients)"
                     )));
                 }
                 loss_sum += loss * r as f64;
+                penalty_sum += penalty * r as f64;
                 seen += r;
                 if c.progress_every > 0
                     && (b + 1) % c.progress_every == 0
@@ -263,6 +316,8 @@ impl Trainer {
                         batch: b + 1,
                         batches,
                         loss: loss_sum / seen as f64,
+                        penalty: penalty_sum / seen as f64,
+                        stage: self.stage,
                         valid_loss: f64::NAN,
                         samples_per_second: seen as f64 / secs.max(1e-9),
                         seconds: secs,
@@ -278,7 +333,8 @@ impl Trainer {
             let first = (batches - 1) * batch;
             let r = batch.min(rows - first);
             let x: &[f32] = if c.shuffle { &xb[..r * cols] } else { &train.as_slice()[first * cols..][..r * cols] };
-            let loss = pool.install(|| net.forward_backward(x, r, &mut ws, &mut grads, threads));
+            let s = pool.install(|| net.step(x, r, &mut ws, &mut grads, threads, None));
+            let loss = s.recon_sum + s.penalty;
             if !loss.is_finite() {
                 net.params_mut().copy_from_slice(&epoch_start);
                 return Err(Error::Diverged(format!(
@@ -292,6 +348,7 @@ impl Trainer {
             };
             let rec = EpochRecord {
                 train_loss: loss_sum / seen as f64,
+                train_penalty: penalty_sum / seen as f64,
                 valid_loss,
                 seconds: start.elapsed().as_secs_f64(),
                 samples_per_second: seen as f64 / train_secs.max(1e-9),
@@ -315,6 +372,8 @@ impl Trainer {
                     batch: batches,
                     batches,
                     loss: rec.train_loss,
+                    penalty: rec.train_penalty,
+                    stage: self.stage,
                     valid_loss,
                     samples_per_second: rec.samples_per_second,
                     seconds: rec.seconds,

@@ -1,0 +1,308 @@
+//! Penalties on hidden representations: KL and L1 sparsity, the contractive penalty; and the
+//! regularisation settings a network carries (with corruption and code noise, which make the
+//! training step stochastic).
+//!
+//! Scale: every penalty is added to the reconstruction loss as reported (a mean over elements),
+//! and is itself a mean over the minibatch's rows where it is per-row, as Keras does for activity
+//! regularisers. The gradients below are of exactly these values.
+
+use crate::activation::Activation;
+use crate::corruption::Corruption;
+use crate::error::{Result, invalid};
+
+/// rho_hat is clamped to [EPS, 1 - EPS] so that a saturated unit gives a large, finite penalty.
+const KL_EPS: f64 = 1e-6;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Sparsity {
+    None,
+    /// beta * sum_j KL(rho || rho_hat_j), rho_hat_j the minibatch mean of unit j
+    /// (Ng, CS294A "Sparse autoencoder"). Only for sigmoid layers (activations in (0, 1)).
+    Kl {
+        rho: f32,
+        beta: f32,
+    },
+    /// lambda * mean over rows of sum_j |h_j| (an L1 activity penalty).
+    L1 {
+        lambda: f32,
+    },
+}
+
+impl Sparsity {
+    pub fn code(self) -> i32 {
+        match self {
+            Sparsity::None => 0,
+            Sparsity::Kl { .. } => 1,
+            Sparsity::L1 { .. } => 2,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Sparsity::None => "none",
+            Sparsity::Kl { .. } => "kl",
+            Sparsity::L1 { .. } => "l1",
+        }
+    }
+    /// From a `LATENT_SPARSITY_*` code, the target rho (KL only) and the weight.
+    pub fn from_code(code: i32, rho: f32, weight: f32) -> Result<Sparsity> {
+        let s = match code {
+            0 => Sparsity::None,
+            1 => Sparsity::Kl { rho, beta: weight },
+            2 => Sparsity::L1 { lambda: weight },
+            _ => return Err(invalid!("sparsity code {code} is out of range 0..3")),
+        };
+        s.validate()?;
+        Ok(s)
+    }
+    /// (rho, weight); rho is 0 for L1.
+    pub fn parts(self) -> (f32, f32) {
+        match self {
+            Sparsity::None => (0.0, 0.0),
+            Sparsity::Kl { rho, beta } => (rho, beta),
+            Sparsity::L1 { lambda } => (0.0, lambda),
+        }
+    }
+    fn validate(self) -> Result<()> {
+        let (rho, w) = self.parts();
+        if !(w.is_finite() && w >= 0.0) {
+            return Err(invalid!("sparsity weight {w} must be finite and >= 0"));
+        }
+        if let Sparsity::Kl { .. } = self
+            && !(rho > 0.0 && rho < 1.0)
+        {
+            return Err(invalid!("sparsity target rho {rho} must be in (0, 1)"));
+        }
+        Ok(())
+    }
+}
+
+/// Which hidden layers the sparsity penalty applies to. Hidden layers are numbered from 0 in
+/// forward order: encoder hidden layers, the code layer, decoder hidden layers (not the output).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SparseLayers {
+    /// The code layer only (a shallow sparse autoencoder's hidden layer).
+    Code,
+    /// These hidden layers.
+    Layers(Vec<usize>),
+    /// Every other hidden layer from `start`: start, start + 2, ... (alternate-layer sparsity).
+    Alternate { start: usize },
+}
+
+/// Regularisation of a network: penalties (part of the objective, deterministic) and
+/// corruption / code noise (stochastic, applied only in training steps).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Regularization {
+    pub sparsity: Sparsity,
+    pub sparse_layers: SparseLayers,
+    /// lambda of lambda * mean over rows of ||J||_F^2, summed over every encoder layer's own
+    /// Jacobian (stacked contractive autoencoders); 0 = off.
+    pub contractive: f32,
+    pub corruption: Corruption,
+    /// Standard deviation of Gaussian noise added to the code layer's pre-activation in training
+    /// (semantic hashing: it drives a sigmoid code toward binary values). Each training row's
+    /// noise is fixed (drawn from the training seed and the row's index), as Salakhutdinov &
+    /// Hinton keep it fixed per case. 0 = off.
+    pub code_noise: f32,
+}
+
+impl Default for Regularization {
+    fn default() -> Self {
+        Regularization {
+            sparsity: Sparsity::None,
+            sparse_layers: SparseLayers::Code,
+            contractive: 0.0,
+            corruption: Corruption::None,
+            code_noise: 0.0,
+        }
+    }
+}
+
+impl Regularization {
+    /// Whether the training step differs from the plain reconstruction step.
+    pub fn is_none(&self) -> bool {
+        self.sparsity == Sparsity::None
+            && self.contractive == 0.0
+            && self.corruption.is_none()
+            && self.code_noise == 0.0
+    }
+
+    /// Which of the `activations.len()` hidden layers carry the sparsity penalty.
+    pub fn sparse_mask(&self, code_index: usize, n_hidden: usize) -> Vec<bool> {
+        let mut m = vec![false; n_hidden];
+        if self.sparsity == Sparsity::None {
+            return m;
+        }
+        match &self.sparse_layers {
+            SparseLayers::Code => m[code_index] = true,
+            SparseLayers::Layers(v) => v.iter().for_each(|&i| m[i] = true),
+            SparseLayers::Alternate { start } => (*start..n_hidden).step_by(2).for_each(|i| m[i] = true),
+        }
+        m
+    }
+
+    /// Checks the settings against the hidden layers' activations (in forward order) and the
+    /// encoder's layer count (its last is the code layer).
+    pub fn validate(&self, hidden: &[Activation], n_encoder: usize) -> Result<()> {
+        self.sparsity.validate()?;
+        self.corruption.validate()?;
+        if !(self.contractive.is_finite() && self.contractive >= 0.0) {
+            return Err(invalid!("contractive weight {} must be finite and >= 0", self.contractive));
+        }
+        if !(self.code_noise.is_finite() && self.code_noise >= 0.0) {
+            return Err(invalid!("code noise sigma {} must be finite and >= 0", self.code_noise));
+        }
+        let n = hidden.len();
+        match &self.sparse_layers {
+            SparseLayers::Code => {}
+            SparseLayers::Layers(v) => {
+                if let Some(&i) = v.iter().find(|&&i| i >= n) {
+                    return Err(invalid!(
+                        "sparse layer {i} does not exist: the network has {n} hidden layers (0..{n})"
+                    ));
+                }
+                if v.is_empty() && self.sparsity != Sparsity::None {
+                    return Err(invalid!("sparsity is on but the list of sparse layers is empty"));
+                }
+            }
+            SparseLayers::Alternate { start } => {
+                if *start >= n {
+                    return Err(invalid!("alternate sparsity starts at hidden layer {start}, the network has {n}"));
+                }
+            }
+        }
+        if let Sparsity::Kl { .. } = self.sparsity {
+            for (i, on) in self.sparse_mask(n_encoder - 1, n).into_iter().enumerate() {
+                if on && hidden[i] != Activation::Sigmoid {
+                    return Err(invalid!(
+                        "KL sparsity needs activations in (0, 1): hidden layer {i} is {}, use sigmoid (or L1 sparsity)",
+                        hidden[i].name()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// beta * sum_j KL(rho || rho_hat_j) over a rows x cols activation matrix y; adds its gradient
+/// dP/dy_bj = beta/rows * (-rho/rho_hat_j + (1-rho)/(1-rho_hat_j)) to `dy` when given.
+pub fn kl_sparsity(y: &[f32], cols: usize, rho: f32, beta: f32, dy: Option<&mut [f32]>) -> f64 {
+    let rows = y.len() / cols;
+    if rows == 0 || beta == 0.0 {
+        return 0.0;
+    }
+    let mut mean = vec![0f64; cols];
+    for r in y.chunks_exact(cols) {
+        for (m, &v) in mean.iter_mut().zip(r) {
+            *m += v as f64;
+        }
+    }
+    let (rho, beta) = (rho as f64, beta as f64);
+    let mut value = 0f64;
+    let mut g = vec![0f32; cols];
+    for (m, g) in mean.iter_mut().zip(g.iter_mut()) {
+        let p = (*m / rows as f64).clamp(KL_EPS, 1.0 - KL_EPS);
+        value += rho * (rho / p).ln() + (1.0 - rho) * ((1.0 - rho) / (1.0 - p)).ln();
+        *g = (beta / rows as f64 * (-rho / p + (1.0 - rho) / (1.0 - p))) as f32;
+    }
+    if let Some(dy) = dy {
+        for r in dy.chunks_exact_mut(cols) {
+            for (d, g) in r.iter_mut().zip(&g) {
+                *d += g;
+            }
+        }
+    }
+    beta * value
+}
+
+/// lambda * mean over rows of sum_j |y_bj|; adds lambda/rows * sign(y) to `dy` when given.
+pub fn l1_activity(y: &[f32], cols: usize, lambda: f32, dy: Option<&mut [f32]>) -> f64 {
+    let rows = y.len() / cols;
+    if rows == 0 || lambda == 0.0 {
+        return 0.0;
+    }
+    let sum: f64 = y.iter().map(|v| v.abs() as f64).sum();
+    if let Some(dy) = dy {
+        let g = lambda / rows as f32;
+        for (d, &v) in dy.iter_mut().zip(y) {
+            *d += if v > 0.0 {
+                g
+            } else if v < 0.0 {
+                -g
+            } else {
+                0.0
+            };
+        }
+    }
+    lambda as f64 * sum / rows as f64
+}
+
+/// Contractive penalty of one dense layer h = f(x W + b) (W: n_in x n_out, row-major):
+/// lambda * mean over rows of ||dh/dx||_F^2 = lambda/rows * sum_b sum_j f'(z_bj)^2 S_j with
+/// S_j = sum_i W_ij^2 (Rifai et al. 2011; for sigmoid f' = h(1-h)). Adds its gradient through z
+/// to `dz` when given (lambda/rows * 2 f' f'' S_j, which then reaches W, b and the layers below
+/// like any dz); [`Contraction::add_dw`] adds the direct term in W.
+#[allow(clippy::too_many_arguments)]
+pub fn contractive(
+    w: &[f32],
+    n_in: usize,
+    n_out: usize,
+    act: Activation,
+    z: &[f32],
+    y: &[f32],
+    lambda: f32,
+    dz: Option<&mut [f32]>,
+) -> Contraction {
+    let rows = y.len() / n_out;
+    if rows == 0 || lambda == 0.0 {
+        return Contraction { value: 0.0, dw_scale: Vec::new() };
+    }
+    let mut s = vec![0f64; n_out];
+    for row in w[..n_in * n_out].chunks_exact(n_out) {
+        for (s, &v) in s.iter_mut().zip(row) {
+            *s += (v as f64) * (v as f64);
+        }
+    }
+    let scale = lambda as f64 / rows as f64;
+    let mut fsq = vec![0f64; n_out];
+    for (zr, yr) in z.chunks_exact(n_out).zip(y.chunks_exact(n_out)) {
+        for ((f, &z), &y) in fsq.iter_mut().zip(zr).zip(yr) {
+            let d = act.derivative(z, y) as f64;
+            *f += d * d;
+        }
+    }
+    let value = scale * fsq.iter().zip(&s).map(|(f, s)| f * s).sum::<f64>();
+    if let Some(dz) = dz
+        && !matches!(act, Activation::Identity | Activation::Relu | Activation::LeakyRelu)
+    {
+        let gs: Vec<f32> = s.iter().map(|s| (2.0 * scale * s) as f32).collect();
+        for ((d, zr), yr) in dz.chunks_exact_mut(n_out).zip(z.chunks_exact(n_out)).zip(y.chunks_exact(n_out)) {
+            for (((d, &z), &y), g) in d.iter_mut().zip(zr).zip(yr).zip(&gs) {
+                *d += g * act.derivative(z, y) * act.second_derivative(z, y);
+            }
+        }
+    }
+    Contraction { value, dw_scale: fsq.iter().map(|f| (2.0 * scale * f) as f32).collect() }
+}
+
+/// The contractive penalty of a layer and what its direct gradient in W needs.
+pub struct Contraction {
+    pub value: f64,
+    /// lambda/rows * 2 sum_b f'(z_bj)^2, per output unit j.
+    dw_scale: Vec<f32>,
+}
+
+impl Contraction {
+    /// dW_ij += lambda/rows * 2 W_ij sum_b f'(z_bj)^2.
+    pub fn add_dw(&self, w: &[f32], dw: &mut [f32]) {
+        let n_out = self.dw_scale.len();
+        if n_out == 0 {
+            return;
+        }
+        for (d, wr) in dw.chunks_exact_mut(n_out).zip(w.chunks_exact(n_out)) {
+            for ((d, &w), g) in d.iter_mut().zip(wr).zip(&self.dw_scale) {
+                *d += g * w;
+            }
+        }
+    }
+}
