@@ -585,6 +585,71 @@ impl Network {
         Ok(if x.rows() == 0 { 0.0 } else { sum / x.rows() as f64 })
     }
 
+    /// Per-row Frobenius norm of the encoder's Jacobian d(code)/d(input), exact: one backward
+    /// pass per code unit, batched as (rows x code units) tangents through the encoder.
+    pub fn encoder_jacobian_norms(&self, x: &Matrix) -> Result<Vec<f64>> {
+        use crate::gemm::{Operand, gemm};
+        self.check_input(x, self.input_dim(), "input")?;
+        let code = self.code_dim();
+        let widest = self.layers[..self.n_encoder].iter().map(|l| l.n_in.max(l.n_out)).max().unwrap_or(1);
+        let block = ((1usize << 22) / (code * widest)).clamp(1, 256);
+        let cols = x.cols();
+        let mut out = vec![0f64; x.rows()];
+        let mut ws = self.workspace_for(0..self.n_encoder, block)?;
+        let mut g = try_zeros(block * code * widest)?;
+        let mut dx = try_zeros(block * code * widest)?;
+        let mut first = 0;
+        while first < x.rows() {
+            let r = block.min(x.rows() - first);
+            self.forward_layers(0..self.n_encoder, &x.as_slice()[first * cols..(first + r) * cols], r, &mut ws, 1);
+            let t = r * code;
+            // Tangent (b, j) starts as e_j scaled by the code layer's f'(z_bj).
+            let c = self.n_encoder - 1;
+            let act = self.layers[c].activation;
+            g[..t * code].fill(0.0);
+            for b in 0..r {
+                for j in 0..code {
+                    let k = b * code + j;
+                    g[(b * code + j) * code + j] = act.derivative(ws.z[c][k], ws.y[c][k]);
+                }
+            }
+            for i in (0..self.n_encoder).rev() {
+                let l = &self.layers[i];
+                let w = &self.params[l.w..l.w + l.n_in * l.n_out];
+                gemm(
+                    t,
+                    l.n_in,
+                    l.n_out,
+                    1.0,
+                    Operand::n(&g[..t * l.n_out], l.n_out),
+                    Operand::t(w, l.n_out),
+                    0.0,
+                    &mut dx[..t * l.n_in],
+                    l.n_in,
+                    1,
+                );
+                if i > 0 {
+                    let below = &self.layers[i - 1];
+                    for (k, row) in dx[..t * l.n_in].chunks_exact(l.n_in).enumerate() {
+                        let b = k / code;
+                        let (z, y) =
+                            (&ws.z[i - 1][b * l.n_in..(b + 1) * l.n_in], &ws.y[i - 1][b * l.n_in..(b + 1) * l.n_in]);
+                        for (((o, &d), &z), &y) in g[k * l.n_in..(k + 1) * l.n_in].iter_mut().zip(row).zip(z).zip(y) {
+                            *o = d * below.activation.derivative(z, y);
+                        }
+                    }
+                } else {
+                    for (k, row) in dx[..t * l.n_in].chunks_exact(l.n_in).enumerate() {
+                        out[first + k / code] += row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
+                    }
+                }
+            }
+            first += r;
+        }
+        out.iter_mut().for_each(|v| *v = v.sqrt());
+        Ok(out)
+    }
+
     /// A human-readable summary.
     pub fn describe(&self) -> String {
         let s = &self.spec;

@@ -406,3 +406,44 @@ fn kl_sparsity_needs_sigmoid_layers_and_indices_must_exist() {
     })
     .unwrap();
 }
+
+#[test]
+fn encoder_jacobian_norms_match_finite_differences_and_the_closed_form() {
+    // Deep: central differences of encode() in f32 (step 1e-2, smooth activations).
+    let net = network(NetworkSpec {
+        encoder: vec![latent::LayerSpec::new(7, Activation::Tanh), latent::LayerSpec::new(5, Activation::Softplus)],
+        ..NetworkSpec::new(6, &[], Activation::Sigmoid, 3)
+    });
+    let x = inputs(4 * 6, 21);
+    let xm = latent::Matrix::from_vec(4, 6, x.clone()).unwrap();
+    let norms = net.encoder_jacobian_norms(&xm).unwrap();
+    for r in 0..4 {
+        let mut sq = 0f64;
+        for i in 0..6 {
+            let mut a = x[r * 6..(r + 1) * 6].to_vec();
+            let mut b = a.clone();
+            a[i] += 1e-2;
+            b[i] -= 1e-2;
+            let ca = net.encode(&latent::Matrix::from_vec(1, 6, a).unwrap()).unwrap();
+            let cb = net.encode(&latent::Matrix::from_vec(1, 6, b).unwrap()).unwrap();
+            for j in 0..3 {
+                sq += (((ca.as_slice()[j] - cb.as_slice()[j]) / 2e-2) as f64).powi(2);
+            }
+        }
+        let fd = sq.sqrt();
+        assert!((norms[r] - fd).abs() < 2e-3 * fd, "row {r}: {} vs {fd}", norms[r]);
+    }
+    // Shallow sigmoid: ||J||_F^2 = sum_j (h_j (1 - h_j))^2 sum_i W_ij^2, the contractive penalty
+    // of one row with lambda = 1.
+    let net = network(NetworkSpec {
+        regularization: reg(Sparsity::None, SparseLayers::Code, 1.0),
+        ..NetworkSpec::new(6, &[], Activation::Sigmoid, 4)
+    });
+    let norms = net.encoder_jacobian_norms(&xm).unwrap();
+    let p0: Vec<f64> = net.params().iter().map(|&v| v as f64).collect();
+    for r in 0..4 {
+        let row = &x[r * 6..(r + 1) * 6];
+        let (_, pen) = objective(&net, &p0, row, row, 1);
+        assert!((norms[r] * norms[r] - pen).abs() < 1e-5 * pen, "row {r}: {} vs {pen}", norms[r] * norms[r]);
+    }
+}

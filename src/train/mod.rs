@@ -1,4 +1,6 @@
 //! Training procedures.
 
+pub mod pretrain;
 pub mod trainer;
+pub use pretrain::{PretrainConfig, PretrainReport, pretrain};
 pub use trainer::{EpochRecord, Event, Progress, Stage, StageKind, TrainConfig, Trainer};

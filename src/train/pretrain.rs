@@ -1,0 +1,219 @@
+//! Greedy layer-wise pretraining (Hinton & Salakhutdinov 2006; Bengio et al. 2007): each encoder
+//! layer is trained as a shallow autoencoder on the codes of the layers below, its decoder half
+//! becoming the mirrored decoder layer of the deep autoencoder, which is then fine-tuned end to
+//! end. With intermediate fine-tuning, the partial deep autoencoder built so far is fine-tuned
+//! after each new layer, before the next one is pretrained.
+
+use crate::activation::Activation;
+use crate::error::{Result, invalid};
+use crate::loss::Loss;
+use crate::network::{LayerSpec, Network, NetworkSpec};
+use crate::regularizer::{Regularization, SparseLayers};
+use crate::tensor::Matrix;
+use crate::train::trainer::{Progress, Stage, StageKind, TrainConfig, Trainer};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PretrainConfig {
+    /// Training of each shallow autoencoder (`epochs` is per layer).
+    pub pretrain: TrainConfig,
+    /// Regularisation of each layer's shallow autoencoder (sparsity on its hidden layer,
+    /// contractive penalty, corruption of its input), one per encoder layer including the code
+    /// layer; empty: plain autoencoders.
+    pub layers: Vec<Regularization>,
+    /// Fine-tune the partial deep autoencoder after each layer from the second on.
+    pub intermediate: Option<TrainConfig>,
+    /// End-to-end fine-tuning of the whole autoencoder (None: pretraining only).
+    pub finetune: Option<TrainConfig>,
+}
+
+impl PretrainConfig {
+    pub fn new(pretrain: TrainConfig, finetune: TrainConfig) -> PretrainConfig {
+        PretrainConfig { pretrain, layers: Vec::new(), intermediate: None, finetune: Some(finetune) }
+    }
+}
+
+/// Per-epoch records of each stage, in order.
+#[derive(Clone, Debug, Default)]
+pub struct PretrainReport {
+    pub stages: Vec<(Stage, Vec<crate::train::EpochRecord>)>,
+}
+
+type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
+
+/// Pretrains `net` layer by layer on `data`, then fine-tunes it (validating on `valid`, if
+/// given, during fine-tuning). The decoder must mirror the encoder's widths.
+pub fn pretrain(
+    net: &mut Network,
+    cfg: &PretrainConfig,
+    data: &Matrix,
+    valid: Option<&Matrix>,
+    mut progress: Callback,
+) -> Result<PretrainReport> {
+    let spec = net.spec().clone();
+    let n_enc = net.n_encoder_layers();
+    let n = net.layers().len();
+    let enc: Vec<LayerSpec> = spec.encoder.iter().copied().chain(std::iter::once(spec.code)).collect();
+    let dec = spec.decoder_layers();
+    let mirrored =
+        dec.len() + 1 == n_enc && dec.iter().zip(enc[..n_enc - 1].iter().rev()).all(|(d, e)| d.units == e.units);
+    if !mirrored {
+        return Err(invalid!(
+            "layer-wise pretraining unrolls each layer's decoder into the deep decoder: the decoder widths must mirror the encoder's"
+        ));
+    }
+    if !cfg.layers.is_empty() && cfg.layers.len() != n_enc {
+        return Err(invalid!(
+            "{} per-layer regularisations given, the encoder has {n_enc} layers (hidden layers and the code layer)",
+            cfg.layers.len()
+        ));
+    }
+    cfg.pretrain.validate()?;
+    if let Some(c) = &cfg.intermediate {
+        c.validate()?;
+    }
+    if let Some(c) = &cfg.finetune {
+        c.validate()?;
+    }
+    if data.cols() != net.input_dim() {
+        return Err(crate::error::shape!(
+            "training data has {} columns, the network expects {}",
+            data.cols(),
+            net.input_dim()
+        ));
+    }
+    data.check_finite("training data")?;
+    let mut report = PretrainReport::default();
+    let mut codes: Option<Matrix> = None;
+    for k in 0..n_enc {
+        // The shallow autoencoder of layer k: input = the codes of layer k - 1 (or the data),
+        // its decoder = the deep decoder layer that mirrors layer k.
+        let mirror = 2 * n_enc - 1 - k;
+        let (in_dim, out_act, loss) = if k == 0 {
+            (spec.input_dim, spec.output_activation, spec.loss)
+        } else {
+            let a = net.layers()[mirror].activation;
+            (enc[k - 1].units, a, if a == Activation::Sigmoid { Loss::BinaryCrossEntropy } else { Loss::Mse })
+        };
+        let shallow_spec = NetworkSpec {
+            input_dim: in_dim,
+            encoder: Vec::new(),
+            code: enc[k],
+            decoder: None,
+            output_activation: out_act,
+            loss,
+            tied_weights: spec.tied_weights,
+            init: spec.init,
+            seed: spec.seed.wrapping_add(k as u64 + 1),
+            regularization: cfg.layers.get(k).cloned().unwrap_or_default(),
+        };
+        let mut shallow = Network::new(shallow_spec).map_err(|e| invalid!("pretraining layer {k}: {e}"))?;
+        shallow.set_threads(net.threads());
+        let input = codes.as_ref().unwrap_or(data);
+        let stage = Stage { kind: StageKind::Pretrain, layer: k };
+        let hist = fit(&mut shallow, cfg.pretrain, input, None, stage, &mut progress)?;
+        report.stages.push((stage, hist));
+        copy_layers(&shallow, net, &[(0, k), (1, mirror)]);
+
+        if k > 0
+            && let Some(ic) = cfg.intermediate
+        {
+            let mut partial = partial_network(net, &spec, k)?;
+            let stage = Stage { kind: StageKind::IntermediateFinetune, layer: k + 1 };
+            let hist = fit(&mut partial, ic, data, None, stage, &mut progress)?;
+            report.stages.push((stage, hist));
+            copy_layers(&partial, net, &partial_map(n_enc, k));
+        }
+        if k + 1 < n_enc {
+            // Codes of layer k through the current (possibly fine-tuned) layers 0..=k.
+            let part = partial_network(net, &spec, k)?;
+            codes = Some(part.encode(data)?);
+        }
+    }
+    debug_assert_eq!(n, 2 * n_enc);
+    if let Some(fc) = cfg.finetune {
+        let stage = Stage { kind: StageKind::Finetune, layer: 0 };
+        let hist = fit(net, fc, data, valid, stage, &mut progress)?;
+        report.stages.push((stage, hist));
+    }
+    Ok(report)
+}
+
+fn fit(
+    net: &mut Network,
+    c: TrainConfig,
+    data: &Matrix,
+    valid: Option<&Matrix>,
+    stage: Stage,
+    progress: &mut Callback,
+) -> Result<Vec<crate::train::EpochRecord>> {
+    let mut t = Trainer::new(c)?;
+    t.set_stage(stage);
+    let cb: Callback = match progress {
+        Some(f) => Some(&mut **f),
+        None => None,
+    };
+    t.fit(net, data, valid, cb)?;
+    Ok(t.history().to_vec())
+}
+
+/// The deep autoencoder's layers 0..=k with their mirrored decoder layers, as a network of its
+/// own, holding the deep network's current parameters for those layers.
+fn partial_network(net: &Network, spec: &NetworkSpec, k: usize) -> Result<Network> {
+    let n_enc = net.n_encoder_layers();
+    let enc: Vec<LayerSpec> = spec.encoder.iter().copied().chain(std::iter::once(spec.code)).collect();
+    let dec = spec.decoder_layers();
+    let r = &spec.regularization;
+    // Penalties that have a meaning on the partial stack carry over; a list of layers does not.
+    let regularization = Regularization {
+        sparse_layers: match &r.sparse_layers {
+            SparseLayers::Layers(_) => SparseLayers::Code,
+            s => s.clone(),
+        },
+        sparsity: match &r.sparse_layers {
+            SparseLayers::Layers(_) => crate::regularizer::Sparsity::None,
+            _ => r.sparsity,
+        },
+        code_noise: 0.0,
+        ..r.clone()
+    };
+    let pspec = NetworkSpec {
+        input_dim: spec.input_dim,
+        encoder: enc[..k].to_vec(),
+        code: enc[k],
+        decoder: Some(dec[dec.len() - k..].to_vec()),
+        output_activation: spec.output_activation,
+        loss: spec.loss,
+        tied_weights: spec.tied_weights,
+        init: spec.init,
+        seed: spec.seed,
+        regularization,
+    };
+    let mut p = Network::new(pspec).map_err(|e| invalid!("partial autoencoder of {} layers: {e}", k + 1))?;
+    let map = partial_map(n_enc, k);
+    let pairs: Vec<(usize, usize)> = map.iter().map(|&(a, b)| (b, a)).collect();
+    copy_layers(net, &mut p, &pairs);
+    p.set_threads(net.threads());
+    Ok(p)
+}
+
+/// (partial layer, deep layer) pairs of the partial autoencoder of layers 0..=k.
+fn partial_map(n_enc: usize, k: usize) -> Vec<(usize, usize)> {
+    let mut v: Vec<(usize, usize)> = (0..=k).map(|i| (i, i)).collect();
+    let first_dec = 2 * n_enc - 1 - k;
+    v.extend((0..=k).map(|m| (k + 1 + m, first_dec + m)));
+    v
+}
+
+/// Copies weights (unless a layer is tied) and biases of layer `a` of `src` into layer `b` of
+/// `dst` for each (a, b).
+fn copy_layers(src: &Network, dst: &mut Network, pairs: &[(usize, usize)]) {
+    for &(a, b) in pairs {
+        let (ls, ld) = (src.layers()[a].clone(), dst.layers()[b].clone());
+        debug_assert_eq!((ls.n_in, ls.n_out), (ld.n_in, ld.n_out));
+        let p = dst.params_mut();
+        if !ld.tied && !ls.tied {
+            p[ld.w..ld.w + ld.n_in * ld.n_out].copy_from_slice(&src.params()[ls.w..ls.w + ls.n_in * ls.n_out]);
+        }
+        p[ld.b..ld.b + ld.n_out].copy_from_slice(&src.params()[ls.b..ls.b + ls.n_out]);
+    }
+}
