@@ -112,6 +112,13 @@ fn struct_layouts_agree_between_c_and_rust() {
     f!(latent_train_params, threads);
     f!(latent_train_params, shuffle);
     f!(latent_train_params, progress_every);
+    f!(latent_train_params, lr_schedule);
+    f!(latent_train_params, lr_step_epochs);
+    f!(latent_train_params, warmup_steps);
+    f!(latent_train_params, lr_gamma);
+    f!(latent_train_params, lr_min);
+    f!(latent_train_params, momentum_initial);
+    f!(latent_train_params, momentum_switch_epoch);
     s!(latent_progress);
     f!(latent_progress, event);
     f!(latent_progress, batch);
@@ -119,6 +126,7 @@ fn struct_layouts_agree_between_c_and_rust() {
     f!(latent_progress, seconds);
     s!(latent_epoch_record);
     f!(latent_epoch_record, samples_per_second);
+    f!(latent_epoch_record, learning_rate);
     s!(latent_csv_params);
     f!(latent_csv_params, delimiter);
     f!(latent_csv_params, has_header);

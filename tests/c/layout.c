@@ -32,6 +32,13 @@ int main(void) {
     F(latent_train_params, threads);
     F(latent_train_params, shuffle);
     F(latent_train_params, progress_every);
+    F(latent_train_params, lr_schedule);
+    F(latent_train_params, lr_step_epochs);
+    F(latent_train_params, warmup_steps);
+    F(latent_train_params, lr_gamma);
+    F(latent_train_params, lr_min);
+    F(latent_train_params, momentum_initial);
+    F(latent_train_params, momentum_switch_epoch);
     S(latent_progress);
     F(latent_progress, event);
     F(latent_progress, batch);
@@ -39,6 +46,7 @@ int main(void) {
     F(latent_progress, seconds);
     S(latent_epoch_record);
     F(latent_epoch_record, samples_per_second);
+    F(latent_epoch_record, learning_rate);
     S(latent_csv_params);
     F(latent_csv_params, delimiter);
     F(latent_csv_params, has_header);
