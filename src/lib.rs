@@ -28,6 +28,6 @@ pub use error::{Error, Result};
 pub use init::Init;
 pub use loss::Loss;
 pub use network::{LayerSpec, Network, NetworkSpec};
-pub use optim::{OptimizerConfig, OptimizerKind};
+pub use optim::{LrSchedule, OptimizerConfig, OptimizerKind, Schedule};
 pub use tensor::Matrix;
 pub use train::{EpochRecord, Progress, TrainConfig, Trainer};
