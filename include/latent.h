@@ -151,6 +151,9 @@ typedef struct latent_network_params {
 // Optimizer (`latent_optimizer`).
 typedef int32_t latent_optimizer;
 
+// Learning-rate schedule (`latent_lr_schedule`); see `latent_train_params`.
+typedef int32_t latent_lr_schedule;
+
 // Training configuration. Get the defaults from latent_train_params_default() and edit.
 typedef struct latent_train_params {
   // Passes over the data. Default 10.
@@ -191,6 +194,26 @@ typedef struct latent_train_params {
   // Call the progress callback every this many minibatches too; 0 (default) = only at the
   // end of each epoch.
   uint32_t progress_every;
+  // Learning-rate decay over each fit (one run; e the 0-based epoch, t the 0-based minibatch
+  // step, T = epochs * minibatches per epoch). Default CONSTANT. STEP: learning_rate *
+  // lr_gamma^floor(e / lr_step_epochs); EXPONENTIAL: learning_rate * lr_gamma^e; COSINE:
+  // lr_min + (learning_rate - lr_min) * (1 + cos(pi * t / T)) / 2.
+  latent_lr_schedule lr_schedule;
+  // STEP: epochs between decays, >= 1. Default 10.
+  uint32_t lr_step_epochs;
+  // Linear warm-up: step t < warmup_steps uses (t + 1) / warmup_steps of the scheduled rate.
+  // Default 0 (off).
+  uint32_t warmup_steps;
+  // STEP and EXPONENTIAL: decay factor in (0, 1]. Default 0.1.
+  double lr_gamma;
+  // COSINE: final learning rate, in [0, learning_rate]. Default 0.
+  double lr_min;
+  // SGD momentum of the epochs before momentum_switch_epoch, in [0, 1]. Default 0.5.
+  double momentum_initial;
+  // First epoch (0-based) with `momentum`; 0 (default) = no momentum schedule. SGD only
+  // (LATENT_STATUS_INVALID_ARGUMENT otherwise). 5 with momentum_initial 0.5 and momentum 0.9
+  // is Hinton & Salakhutdinov's recipe.
+  uint32_t momentum_switch_epoch;
 } latent_train_params;
 
 // Why the progress callback is called (`latent_event`).
@@ -241,6 +264,8 @@ typedef struct latent_epoch_record {
   double valid_loss;
   double seconds;
   double samples_per_second;
+  // Learning rate of the epoch's last minibatch step.
+  double learning_rate;
 } latent_epoch_record;
 
 #define LATENT_STATUS_OK 0
@@ -354,6 +379,18 @@ typedef struct latent_epoch_record {
 
 // Adam with decoupled weight decay.
 #define LATENT_OPTIMIZER_ADAMW 2
+
+// `learning_rate` throughout.
+#define LATENT_LR_SCHEDULE_CONSTANT 0
+
+// Multiplied by `lr_gamma` every `lr_step_epochs` epochs.
+#define LATENT_LR_SCHEDULE_STEP 1
+
+// Multiplied by `lr_gamma` every epoch.
+#define LATENT_LR_SCHEDULE_EXPONENTIAL 2
+
+// Cosine from `learning_rate` down to `lr_min` over the run, per minibatch.
+#define LATENT_LR_SCHEDULE_COSINE 3
 
 #define LATENT_DTYPE_F32 0
 
@@ -617,7 +654,8 @@ latent_status latent_network_save(const struct latent_network *net, const char *
 latent_status latent_network_load(const char *path, struct latent_network **out);
 
 // The defaults: 10 epochs, batch 128, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), no weight
-// decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping.
+// decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping, a
+// constant learning rate without warm-up, no momentum schedule.
 struct latent_train_params latent_train_params_default(void);
 
 // Creates a trainer; every field of `params` is validated. On failure *out is NULL.
@@ -865,7 +903,8 @@ latent_status latent_dataset_split(const struct latent_dataset *dataset,
 latent_status latent_data_find(const char *name, char *buf, size_t capacity, size_t *needed);
 
 // The defaults: 10 epochs, batch 128, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), no weight
-// decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping.
+// decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping, a
+// constant learning rate without warm-up, no momentum schedule.
 struct latent_train_params latent_train_params_default(void);
 
 // Creates a trainer; every field of `params` is validated. On failure *out is NULL.

@@ -31,7 +31,7 @@ pub use error::{Error, Result};
 pub use init::Init;
 pub use loss::Loss;
 pub use network::{LayerSpec, Network, NetworkSpec};
-pub use optim::{OptimizerConfig, OptimizerKind};
+pub use optim::{LrSchedule, OptimizerConfig, OptimizerKind, Schedule};
 pub use regularizer::{Regularization, SparseLayers, Sparsity};
 pub use tensor::Matrix;
 pub use train::{EpochRecord, Progress, TrainConfig, Trainer};

@@ -103,6 +103,17 @@ pub const LATENT_OPTIMIZER_ADAM: latent_optimizer = 1;
 /// Adam with decoupled weight decay.
 pub const LATENT_OPTIMIZER_ADAMW: latent_optimizer = 2;
 
+/// Learning-rate schedule (`latent_lr_schedule`); see `latent_train_params`.
+pub type latent_lr_schedule = i32;
+/// `learning_rate` throughout.
+pub const LATENT_LR_SCHEDULE_CONSTANT: latent_lr_schedule = 0;
+/// Multiplied by `lr_gamma` every `lr_step_epochs` epochs.
+pub const LATENT_LR_SCHEDULE_STEP: latent_lr_schedule = 1;
+/// Multiplied by `lr_gamma` every epoch.
+pub const LATENT_LR_SCHEDULE_EXPONENTIAL: latent_lr_schedule = 2;
+/// Cosine from `learning_rate` down to `lr_min` over the run, per minibatch.
+pub const LATENT_LR_SCHEDULE_COSINE: latent_lr_schedule = 3;
+
 /// Element type of a caller's buffer (`latent_dtype`).
 pub type latent_dtype = i32;
 pub const LATENT_DTYPE_F32: latent_dtype = 0;

@@ -5,7 +5,8 @@ use std::ffi::c_void;
 use super::dataset::latent_dataset;
 use super::network::latent_network;
 use super::*;
-use crate::optim::{OptimizerConfig, OptimizerKind};
+use crate::error::invalid;
+use crate::optim::{LrSchedule, OptimizerConfig, OptimizerKind, Schedule};
 use crate::train::{Event, Progress, StageKind, TrainConfig, Trainer};
 
 /// Trains networks with one configuration; keeps the per-epoch history and the optimizer state
@@ -15,11 +16,13 @@ pub struct latent_trainer {
 }
 
 /// The defaults: 10 epochs, batch 128, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), no weight
-/// decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping.
+/// decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping, a
+/// constant learning rate without warm-up, no momentum schedule.
 #[unsafe(no_mangle)]
 pub extern "C" fn latent_train_params_default() -> latent_train_params {
     let c = TrainConfig::default();
     let o = c.optimizer;
+    let s = c.schedule;
     latent_train_params {
         epochs: c.epochs as u32,
         batch_size: c.batch_size as u32,
@@ -39,7 +42,34 @@ pub extern "C" fn latent_train_params_default() -> latent_train_params {
         shuffle: c.shuffle as i32,
         drop_last: c.drop_last as i32,
         progress_every: c.progress_every as u32,
+        lr_schedule: LATENT_LR_SCHEDULE_CONSTANT,
+        // Used only once a caller picks STEP, EXPONENTIAL or COSINE: PyTorch's StepLR gamma.
+        lr_step_epochs: 10,
+        warmup_steps: s.warmup_steps as u32,
+        lr_gamma: 0.1,
+        lr_min: 0.0,
+        momentum_initial: s.momentum_initial as f64,
+        momentum_switch_epoch: s.momentum_switch_epoch as u32,
     }
+}
+
+/// The schedule fields of `p`; lr_gamma and lr_min must be finite even when unused.
+fn schedule_from_params(p: &latent_train_params) -> crate::Result<Schedule> {
+    let gamma = f32_of(p.lr_gamma, "lr_gamma")?;
+    let min_lr = f32_of(p.lr_min, "lr_min")?;
+    let lr = match p.lr_schedule {
+        LATENT_LR_SCHEDULE_CONSTANT => LrSchedule::Constant,
+        LATENT_LR_SCHEDULE_STEP => LrSchedule::Step { every_epochs: p.lr_step_epochs as usize, gamma },
+        LATENT_LR_SCHEDULE_EXPONENTIAL => LrSchedule::Exponential { gamma },
+        LATENT_LR_SCHEDULE_COSINE => LrSchedule::Cosine { min_lr },
+        s => return Err(invalid!("lr_schedule {s} is out of range 0..4")),
+    };
+    Ok(Schedule {
+        lr,
+        warmup_steps: p.warmup_steps as usize,
+        momentum_initial: f32_of(p.momentum_initial, "momentum_initial")?,
+        momentum_switch_epoch: p.momentum_switch_epoch as usize,
+    })
 }
 
 pub(crate) fn config_from_params(p: &latent_train_params) -> crate::Result<TrainConfig> {
@@ -56,6 +86,7 @@ pub(crate) fn config_from_params(p: &latent_train_params) -> crate::Result<Train
             epsilon: f32_of(p.epsilon, "epsilon")?,
             weight_decay: f32_of(p.weight_decay, "weight_decay")?,
         },
+        schedule: schedule_from_params(p)?,
         grad_clip_norm: f32_of(p.grad_clip_norm, "grad_clip_norm")?,
         seed: p.seed,
         threads: p.threads as usize,
@@ -162,6 +193,7 @@ pub unsafe extern "C" fn latent_trainer_history(
                 valid_loss: r.valid_loss,
                 seconds: r.seconds,
                 samples_per_second: r.samples_per_second,
+                learning_rate: r.learning_rate,
             };
         }
         Ok(())

@@ -116,6 +116,26 @@ pub struct latent_train_params {
     /// Call the progress callback every this many minibatches too; 0 (default) = only at the
     /// end of each epoch.
     pub progress_every: u32,
+    /// Learning-rate decay over each fit (one run; e the 0-based epoch, t the 0-based minibatch
+    /// step, T = epochs * minibatches per epoch). Default CONSTANT. STEP: learning_rate *
+    /// lr_gamma^floor(e / lr_step_epochs); EXPONENTIAL: learning_rate * lr_gamma^e; COSINE:
+    /// lr_min + (learning_rate - lr_min) * (1 + cos(pi * t / T)) / 2.
+    pub lr_schedule: latent_lr_schedule,
+    /// STEP: epochs between decays, >= 1. Default 10.
+    pub lr_step_epochs: u32,
+    /// Linear warm-up: step t < warmup_steps uses (t + 1) / warmup_steps of the scheduled rate.
+    /// Default 0 (off).
+    pub warmup_steps: u32,
+    /// STEP and EXPONENTIAL: decay factor in (0, 1]. Default 0.1.
+    pub lr_gamma: f64,
+    /// COSINE: final learning rate, in [0, learning_rate]. Default 0.
+    pub lr_min: f64,
+    /// SGD momentum of the epochs before momentum_switch_epoch, in [0, 1]. Default 0.5.
+    pub momentum_initial: f64,
+    /// First epoch (0-based) with `momentum`; 0 (default) = no momentum schedule. SGD only
+    /// (LATENT_STATUS_INVALID_ARGUMENT otherwise). 5 with momentum_initial 0.5 and momentum 0.9
+    /// is Hinton & Salakhutdinov's recipe.
+    pub momentum_switch_epoch: u32,
 }
 
 /// What the progress callback receives.
@@ -164,4 +184,6 @@ pub struct latent_epoch_record {
     pub valid_loss: f64,
     pub seconds: f64,
     pub samples_per_second: f64,
+    /// Learning rate of the epoch's last minibatch step.
+    pub learning_rate: f64,
 }

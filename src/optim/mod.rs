@@ -1,7 +1,10 @@
 //! First-order optimizers over the flat parameter buffer, each one fused pass per step.
 
 pub mod adam;
+pub mod schedule;
 pub mod sgd;
+
+pub use schedule::{LrSchedule, Schedule};
 
 use std::ops::Range;
 
@@ -88,6 +91,8 @@ impl OptimizerConfig {
 pub struct Optimizer {
     pub config: OptimizerConfig,
     step: u64,
+    /// SGD momentum of the next steps: `config.momentum` unless a schedule set another.
+    momentum: f32,
     m: Vec<f32>,
     v: Vec<f32>,
     /// (range, weight decay) segments covering the whole buffer in order.
@@ -116,7 +121,7 @@ impl Optimizer {
         // which keeps the update a single zip over equal chunks.
         let m = crate::error::try_zeros(n)?;
         let v = crate::error::try_zeros(n)?;
-        Ok(Optimizer { config, step: 0, m, v, segments })
+        Ok(Optimizer { config, step: 0, momentum: config.momentum, m, v, segments })
     }
 
     pub fn len(&self) -> usize {
@@ -129,10 +134,22 @@ impl Optimizer {
         self.step
     }
 
+    /// Sets the SGD momentum of the following steps (a momentum schedule); the velocity is kept.
+    /// `config` is left as configured, so a trainer still recognises this state as its own.
+    /// Adam and AdamW ignore it.
+    pub fn set_momentum(&mut self, momentum: f32) {
+        debug_assert!((0.0..=1.0).contains(&momentum));
+        self.momentum = momentum;
+    }
+    pub fn momentum(&self) -> f32 {
+        self.momentum
+    }
+
     /// One update of `params` from `grads` with learning rate `lr`.
     pub fn step(&mut self, params: &mut [f32], grads: &[f32], lr: f32, threads: usize) {
         self.step += 1;
         let c = self.config;
+        let mu = self.momentum;
         let t = self.step as i32;
         let bc1 = 1.0 - (c.beta1 as f64).powi(t);
         let bc2 = 1.0 - (c.beta2 as f64).powi(t);
@@ -142,7 +159,7 @@ impl Optimizer {
             let m = &mut self.m[range.clone()];
             let v = &mut self.v[range.clone()];
             let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| match c.kind {
-                OptimizerKind::Sgd => sgd::update(p, g, m, lr, c.momentum, c.nesterov, wd),
+                OptimizerKind::Sgd => sgd::update(p, g, m, lr, mu, c.nesterov, wd),
                 OptimizerKind::Adam => adam::update(p, g, m, v, lr, c.beta1, c.beta2, c.epsilon, bc1, bc2, wd, false),
                 OptimizerKind::AdamW => adam::update(p, g, m, v, lr, c.beta1, c.beta2, c.epsilon, bc1, bc2, wd, true),
             };

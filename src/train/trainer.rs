@@ -5,7 +5,7 @@ use std::time::Instant;
 use crate::corruption::{Corruption, feature_range};
 use crate::error::{Error, Result, invalid, shape, try_zeros};
 use crate::network::{Network, StepNoise};
-use crate::optim::{Optimizer, OptimizerConfig, clip_grad_norm};
+use crate::optim::{LrSchedule, Optimizer, OptimizerConfig, OptimizerKind, Schedule, clip_grad_norm};
 use crate::rng::{Rng, stream};
 use crate::tensor::Matrix;
 
@@ -15,6 +15,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     pub learning_rate: f32,
     pub optimizer: OptimizerConfig,
+    /// Learning-rate decay, warm-up and momentum schedule of each fit() (default: none).
+    pub schedule: Schedule,
     /// Clip the gradient's global L2 norm to this (0 = off).
     pub grad_clip_norm: f32,
     pub seed: u64,
@@ -39,6 +41,7 @@ impl Default for TrainConfig {
             batch_size: 128,
             learning_rate: 1e-3,
             optimizer: OptimizerConfig::default(),
+            schedule: Schedule::default(),
             grad_clip_norm: 0.0,
             seed: 0,
             threads: 0,
@@ -71,7 +74,21 @@ impl TrainConfig {
         if self.threads > 4096 {
             return Err(invalid!("{} threads is more than 4096", self.threads));
         }
-        self.optimizer.validate()
+        self.optimizer.validate()?;
+        self.schedule.validate()?;
+        if let LrSchedule::Cosine { min_lr } = self.schedule.lr
+            && min_lr > self.learning_rate
+        {
+            return Err(invalid!("cosine schedule: min_lr {min_lr} exceeds the learning rate {}", self.learning_rate));
+        }
+        if self.schedule.momentum_switch_epoch > 0 && self.optimizer.kind != OptimizerKind::Sgd {
+            return Err(invalid!(
+                "a momentum schedule (momentum_switch_epoch {}) needs the SGD optimizer, not {}",
+                self.schedule.momentum_switch_epoch,
+                self.optimizer.kind.name()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -136,6 +153,9 @@ pub struct EpochRecord {
     pub valid_loss: f64,
     pub seconds: f64,
     pub samples_per_second: f64,
+    /// Learning rate of the epoch's last step (it changes within an epoch under warm-up or the
+    /// cosine schedule).
+    pub learning_rate: f64,
 }
 
 pub struct Trainer {
@@ -177,6 +197,7 @@ impl Trainer {
     /// seeded `validation_fraction` of `data`. The callback returns false to cancel: the network
     /// then keeps the parameters of the last completed step and `Error::Cancelled` comes back.
     /// On divergence (a non-finite loss) the parameters go back to the start of that epoch.
+    /// Each call is one run of the schedule: its epochs and steps count from 0 again.
     pub fn fit(
         &mut self,
         net: &mut Network,
@@ -255,8 +276,10 @@ impl Trainer {
         let stochastic = !reg.corruption.is_none() || reg.code_noise > 0.0;
         let mut best: Option<(f64, Vec<f32>)> = None;
         let mut since_best = 0;
+        let mut lr = c.learning_rate;
         for epoch in 0..c.epochs {
             let start = Instant::now();
+            opt.set_momentum(c.schedule.momentum_at(epoch, c.optimizer.momentum));
             let epoch_start = net.params().to_vec();
             if c.shuffle {
                 rng.shuffle(&mut order);
@@ -267,6 +290,7 @@ impl Trainer {
             for b in 0..batches {
                 let first = b * batch;
                 let r = batch.min(rows - first);
+                lr = c.schedule.lr_at(c.learning_rate, epoch * batches + b, batches, c.epochs);
                 let x: &[f32] = if c.shuffle {
                     for (k, &i) in order[first..first + r].iter().enumerate() {
                         xb[k * cols..(k + 1) * cols].copy_from_slice(train.row(i));
@@ -290,7 +314,7 @@ impl Trainer {
                         if c.grad_clip_norm > 0.0 {
                             clip_grad_norm(&mut grads, c.grad_clip_norm);
                         }
-                        opt.step(net.params_mut(), &grads, c.learning_rate, threads);
+                        opt.step(net.params_mut(), &grads, lr, threads);
                     }
                     (loss, s.penalty)
                 });
@@ -352,6 +376,7 @@ impl Trainer {
                 valid_loss,
                 seconds: start.elapsed().as_secs_f64(),
                 samples_per_second: seen as f64 / train_secs.max(1e-9),
+                learning_rate: lr as f64,
             };
             self.history.push(rec);
             let mut stop = false;

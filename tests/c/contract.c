@@ -151,6 +151,21 @@ int main(int argc, char **argv) {
     tp.shuffle = 2;
     EXPECT(latent_trainer_new(&tp, &tr), LATENT_STATUS_INVALID_ARGUMENT);
     tp.shuffle = 1;
+    tp.lr_schedule = 4;
+    EXPECT(latent_trainer_new(&tp, &tr), LATENT_STATUS_INVALID_ARGUMENT);
+    tp.lr_schedule = LATENT_LR_SCHEDULE_STEP;
+    tp.lr_gamma = 0;
+    EXPECT(latent_trainer_new(&tp, &tr), LATENT_STATUS_INVALID_ARGUMENT);
+    MSG_HAS("gamma");
+    tp.lr_gamma = NAN;
+    EXPECT(latent_trainer_new(&tp, &tr), LATENT_STATUS_INVALID_ARGUMENT);
+    tp.lr_gamma = 0.5;
+    tp.lr_schedule = LATENT_LR_SCHEDULE_COSINE;
+    tp.lr_min = 1.0; /* above learning_rate */
+    EXPECT(latent_trainer_new(&tp, &tr), LATENT_STATUS_INVALID_ARGUMENT);
+    tp.lr_min = 0;
+    tp.warmup_steps = 2;
+    tp.momentum_switch_epoch = 1;
     tp.threads = 2;
     tp.progress_every = 1;
     EXPECT(latent_trainer_new(&tp, &tr), LATENT_STATUS_OK);
@@ -170,6 +185,8 @@ int main(int argc, char **argv) {
     EXPECT(latent_trainer_history(tr, rec, 2, &epochs), LATENT_STATUS_BUFFER_TOO_SMALL);
     EXPECT(latent_trainer_history(tr, rec, 3, &epochs), LATENT_STATUS_OK);
     EXPECT_TRUE(epochs == 3 && isfinite(rec[2].train_loss) && isnan(rec[2].valid_loss));
+    EXPECT_TRUE(rec[2].learning_rate > 0 && rec[2].learning_rate < rec[0].learning_rate &&
+                rec[0].learning_rate < 0.01); /* cosine from 0.01 towards 0 */
 
     /* Files */
     latent_network *loaded = (latent_network *)&p;
