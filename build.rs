@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 /// The files cbindgen reads: only the C skin, so no internal `pub` item leaks into the header.
 pub fn ffi_sources(root: &Path) -> Vec<PathBuf> {
     let dir = root.join("src/ffi");
-    let order = ["consts.rs", "types.rs", "mod.rs", "network.rs", "dataset.rs", "trainer.rs"];
+    let order = ["consts.rs", "types.rs", "mod.rs", "network.rs", "dataset.rs", "trainer.rs", "pretrain.rs"];
     let mut files: Vec<PathBuf> = order.iter().map(|f| dir.join(f)).filter(|p| p.exists()).collect();
     let mut rest: Vec<PathBuf> =
         std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();

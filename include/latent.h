@@ -148,6 +148,23 @@ typedef struct latent_network_params {
   double code_noise;
 } latent_network_params;
 
+// How one encoder layer's shallow autoencoder is regularised during pretraining: a plain,
+// sparse (on its hidden layer), contractive or denoising autoencoder, or a mix.
+typedef struct latent_layer_regularization {
+  // Default NONE; KL needs a sigmoid layer.
+  latent_sparsity sparsity;
+  // Default 0.05.
+  double sparsity_target;
+  // Default 0.1.
+  double sparsity_weight;
+  // Default 0.
+  double contractive_weight;
+  // Default NONE.
+  latent_corruption corruption;
+  // Default 0.
+  double corruption_level;
+} latent_layer_regularization;
+
 // Optimizer (`latent_optimizer`).
 typedef int32_t latent_optimizer;
 
@@ -215,6 +232,26 @@ typedef struct latent_train_params {
   // is Hinton & Salakhutdinov's recipe.
   uint32_t momentum_switch_epoch;
 } latent_train_params;
+
+// Greedy layer-wise pretraining, then end-to-end fine-tuning. Get the defaults from
+// latent_pretrain_params_default() and edit.
+typedef struct latent_pretrain_params {
+  // Training of each layer's shallow autoencoder (`epochs` is per layer). Default: the
+  // trainer defaults.
+  struct latent_train_params pretrain;
+  // 1: after each layer from the second on, fine-tune the partial deep autoencoder built so far
+  // with `intermediate` before pretraining the next layer. Default 0.
+  int32_t intermediate_finetune;
+  struct latent_train_params intermediate;
+  // 1 (default): fine-tune the whole autoencoder with `finetune` at the end; 0: pretraining
+  // only.
+  int32_t finetune_enabled;
+  struct latent_train_params finetune;
+  // Per-layer regularisation of the shallow autoencoders: n_layers entries, one per encoder
+  // layer including the code layer; NULL (n_layers 0) for plain autoencoders everywhere.
+  const struct latent_layer_regularization *layers;
+  uint32_t n_layers;
+} latent_pretrain_params;
 
 // Why the progress callback is called (`latent_event`).
 typedef int32_t latent_event;
@@ -653,6 +690,25 @@ latent_status latent_network_save(const struct latent_network *net, const char *
 // On failure *out is NULL.
 latent_status latent_network_load(const char *path, struct latent_network **out);
 
+// A plain (unregularised) layer.
+struct latent_layer_regularization latent_layer_regularization_default(void);
+
+// Trainer defaults for all three stages, intermediate fine-tuning off, fine-tuning on, plain
+// layers.
+struct latent_pretrain_params latent_pretrain_params_default(void);
+
+// Pretrains `net` layer by layer on `train` (each encoder layer as a shallow autoencoder on the
+// codes of the layers below; its decoder becomes the mirrored decoder layer), optionally
+// fine-tuning each partial stack, then fine-tunes the whole network (validating on `valid` if
+// not NULL). The decoder must mirror the encoder's widths. `progress` (may be NULL) is called
+// on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels.
+latent_status latent_network_pretrain(struct latent_network *net,
+                                      const struct latent_pretrain_params *params,
+                                      const struct latent_dataset *train,
+                                      const struct latent_dataset *valid,
+                                      latent_progress_fn progress,
+                                      void *user);
+
 // The defaults: 10 epochs, batch 128, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), no weight
 // decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping, a
 // constant learning rate without warm-up, no momentum schedule.
@@ -936,6 +992,25 @@ latent_status latent_trainer_history(const struct latent_trainer *trainer,
 
 // Forgets the history and the optimizer state (the next fit starts afresh).
 latent_status latent_trainer_reset(struct latent_trainer *trainer);
+
+// A plain (unregularised) layer.
+struct latent_layer_regularization latent_layer_regularization_default(void);
+
+// Trainer defaults for all three stages, intermediate fine-tuning off, fine-tuning on, plain
+// layers.
+struct latent_pretrain_params latent_pretrain_params_default(void);
+
+// Pretrains `net` layer by layer on `train` (each encoder layer as a shallow autoencoder on the
+// codes of the layers below; its decoder becomes the mirrored decoder layer), optionally
+// fine-tuning each partial stack, then fine-tunes the whole network (validating on `valid` if
+// not NULL). The decoder must mirror the encoder's widths. `progress` (may be NULL) is called
+// on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels.
+latent_status latent_network_pretrain(struct latent_network *net,
+                                      const struct latent_pretrain_params *params,
+                                      const struct latent_dataset *train,
+                                      const struct latent_dataset *valid,
+                                      latent_progress_fn progress,
+                                      void *user);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -11,6 +11,7 @@
 pub mod consts;
 pub mod dataset;
 pub mod network;
+pub mod pretrain;
 pub mod trainer;
 pub mod types;
 

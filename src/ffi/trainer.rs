@@ -143,23 +143,7 @@ pub unsafe extern "C" fn latent_trainer_fit(
         let valid = unsafe { valid.as_ref() }.map(|v| v.get().x());
         let mut cb = |p: &Progress| -> bool {
             let Some(f) = progress else { return true };
-            let c = latent_progress {
-                event: match p.event {
-                    Event::Batch => LATENT_EVENT_BATCH,
-                    Event::EpochEnd => LATENT_EVENT_EPOCH_END,
-                },
-                epoch: p.epoch as u32,
-                epochs: p.epochs as u32,
-                batch: p.batch as u64,
-                batches: p.batches as u64,
-                loss: p.loss,
-                penalty: p.penalty,
-                stage: stage_code(p.stage.kind),
-                stage_layer: p.stage.layer as u32,
-                valid_loss: p.valid_loss,
-                samples_per_second: p.samples_per_second,
-                seconds: p.seconds,
-            };
+            let c = progress_to_c(p);
             unsafe { f(user, &c) == 0 }
         };
         let mut guard = n.write();
@@ -215,5 +199,25 @@ pub(crate) fn stage_code(k: StageKind) -> latent_stage {
         StageKind::Pretrain => LATENT_STAGE_PRETRAIN,
         StageKind::IntermediateFinetune => LATENT_STAGE_INTERMEDIATE_FINETUNE,
         StageKind::Finetune => LATENT_STAGE_FINETUNE,
+    }
+}
+
+pub(crate) fn progress_to_c(p: &Progress) -> latent_progress {
+    latent_progress {
+        event: match p.event {
+            Event::Batch => LATENT_EVENT_BATCH,
+            Event::EpochEnd => LATENT_EVENT_EPOCH_END,
+        },
+        epoch: p.epoch as u32,
+        epochs: p.epochs as u32,
+        batch: p.batch as u64,
+        batches: p.batches as u64,
+        loss: p.loss,
+        penalty: p.penalty,
+        stage: stage_code(p.stage.kind),
+        stage_layer: p.stage.layer as u32,
+        valid_loss: p.valid_loss,
+        samples_per_second: p.samples_per_second,
+        seconds: p.seconds,
     }
 }

@@ -1,0 +1,147 @@
+//! C API of greedy layer-wise pretraining and fine-tuning.
+
+use std::ffi::c_void;
+
+use super::dataset::latent_dataset;
+use super::network::latent_network;
+use super::trainer::{config_from_params, progress_to_c};
+use super::*;
+use crate::corruption::Corruption;
+use crate::regularizer::{Regularization, SparseLayers, Sparsity};
+use crate::train::{PretrainConfig, Progress, pretrain};
+
+/// How one encoder layer's shallow autoencoder is regularised during pretraining: a plain,
+/// sparse (on its hidden layer), contractive or denoising autoencoder, or a mix.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct latent_layer_regularization {
+    /// Default NONE; KL needs a sigmoid layer.
+    pub sparsity: latent_sparsity,
+    /// Default 0.05.
+    pub sparsity_target: f64,
+    /// Default 0.1.
+    pub sparsity_weight: f64,
+    /// Default 0.
+    pub contractive_weight: f64,
+    /// Default NONE.
+    pub corruption: latent_corruption,
+    /// Default 0.
+    pub corruption_level: f64,
+}
+
+/// Greedy layer-wise pretraining, then end-to-end fine-tuning. Get the defaults from
+/// latent_pretrain_params_default() and edit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct latent_pretrain_params {
+    /// Training of each layer's shallow autoencoder (`epochs` is per layer). Default: the
+    /// trainer defaults.
+    pub pretrain: latent_train_params,
+    /// 1: after each layer from the second on, fine-tune the partial deep autoencoder built so far
+    /// with `intermediate` before pretraining the next layer. Default 0.
+    pub intermediate_finetune: i32,
+    pub intermediate: latent_train_params,
+    /// 1 (default): fine-tune the whole autoencoder with `finetune` at the end; 0: pretraining
+    /// only.
+    pub finetune_enabled: i32,
+    pub finetune: latent_train_params,
+    /// Per-layer regularisation of the shallow autoencoders: n_layers entries, one per encoder
+    /// layer including the code layer; NULL (n_layers 0) for plain autoencoders everywhere.
+    pub layers: *const latent_layer_regularization,
+    pub n_layers: u32,
+}
+
+/// A plain (unregularised) layer.
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_layer_regularization_default() -> latent_layer_regularization {
+    latent_layer_regularization {
+        sparsity: LATENT_SPARSITY_NONE,
+        sparsity_target: 0.05,
+        sparsity_weight: 0.1,
+        contractive_weight: 0.0,
+        corruption: LATENT_CORRUPTION_NONE,
+        corruption_level: 0.0,
+    }
+}
+
+/// Trainer defaults for all three stages, intermediate fine-tuning off, fine-tuning on, plain
+/// layers.
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_pretrain_params_default() -> latent_pretrain_params {
+    let t = super::trainer::latent_train_params_default();
+    latent_pretrain_params {
+        pretrain: t,
+        intermediate_finetune: 0,
+        intermediate: t,
+        finetune_enabled: 1,
+        finetune: t,
+        layers: std::ptr::null(),
+        n_layers: 0,
+    }
+}
+
+fn layer_from_c(l: &latent_layer_regularization, i: usize) -> crate::Result<Regularization> {
+    let at = |e: crate::Error| crate::error::invalid!("layers[{i}]: {e}");
+    Ok(Regularization {
+        sparsity: Sparsity::from_code(
+            l.sparsity,
+            f32_of(l.sparsity_target, "sparsity_target").map_err(at)?,
+            f32_of(l.sparsity_weight, "sparsity_weight").map_err(at)?,
+        )
+        .map_err(at)?,
+        sparse_layers: SparseLayers::Code,
+        contractive: f32_of(l.contractive_weight, "contractive_weight").map_err(at)?,
+        corruption: Corruption::from_code(l.corruption, f32_of(l.corruption_level, "corruption_level").map_err(at)?)
+            .map_err(at)?,
+        code_noise: 0.0,
+    })
+}
+
+/// Pretrains `net` layer by layer on `train` (each encoder layer as a shallow autoencoder on the
+/// codes of the layers below; its decoder becomes the mirrored decoder layer), optionally
+/// fine-tuning each partial stack, then fine-tunes the whole network (validating on `valid` if
+/// not NULL). The decoder must mirror the encoder's widths. `progress` (may be NULL) is called
+/// on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_pretrain(
+    net: *mut latent_network,
+    params: *const latent_pretrain_params,
+    train: *const latent_dataset,
+    valid: *const latent_dataset,
+    progress: latent_progress_fn,
+    user: *mut c_void,
+) -> latent_status {
+    guard(|| {
+        let n = unsafe { arg(net, "net")? };
+        let p = unsafe { arg(params, "params")? };
+        let train = unsafe { arg(train, "train")? }.get();
+        let valid = unsafe { valid.as_ref() }.map(|v| v.get().x());
+        let layers = if p.layers.is_null() || p.n_layers == 0 {
+            Vec::new()
+        } else {
+            let v = unsafe { slice(p.layers, p.n_layers as usize, "layers")? };
+            v.iter().enumerate().map(|(i, l)| layer_from_c(l, i)).collect::<crate::Result<_>>()?
+        };
+        let cfg = PretrainConfig {
+            pretrain: config_from_params(&p.pretrain)?,
+            layers,
+            intermediate: if flag(p.intermediate_finetune, "intermediate_finetune")? {
+                Some(config_from_params(&p.intermediate)?)
+            } else {
+                None
+            },
+            finetune: if flag(p.finetune_enabled, "finetune_enabled")? {
+                Some(config_from_params(&p.finetune)?)
+            } else {
+                None
+            },
+        };
+        let mut cb = |pr: &Progress| -> bool {
+            let Some(f) = progress else { return true };
+            unsafe { f(user, &progress_to_c(pr)) == 0 }
+        };
+        let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
+        let mut guard = n.write();
+        pretrain(&mut guard, &cfg, train.x(), valid, cb).map(|_| ())
+    })
+}
