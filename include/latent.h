@@ -65,6 +65,24 @@ typedef int32_t latent_layout;
 // Feature scaling (`latent_scaling`).
 typedef int32_t latent_scaling;
 
+// Metrics of a network over a dataset, each a mean over the dataset (README "Metrics").
+typedef struct latent_metrics {
+  // Rows evaluated.
+  uint64_t rows;
+  // Squared error per element.
+  double mse;
+  // Binary cross-entropy per element: from the logits with a sigmoid output, else from the
+  // output clamped to [1e-4, 1 - 1e-4].
+  double bce;
+  // Reverse cross-entropy per element, -mean[y log x + (1-y) log(1-x)] for input x and
+  // reconstruction y, with x clamped to [1e-4, 1 - 1e-4] and y to [0, 1].
+  double reverse_ce;
+  // Squared error summed over a row, mean over rows ("squared error per image").
+  double squared_error_per_row;
+  // The code layer's output, mean over rows and units.
+  double mean_code_activation;
+} latent_metrics;
+
 // Activation function (`latent_activation`).
 typedef int32_t latent_activation;
 
@@ -423,6 +441,79 @@ latent_status latent_dataset_split(const struct latent_dataset *dataset,
 // where it looked and how to provide the data.
 latent_status latent_data_find(const char *name, char *buf, size_t capacity, size_t *needed);
 
+// 64-bit words per packed binary code of this network: ceil(code_dim / 64) (0 for NULL).
+size_t latent_network_code_words(const struct latent_network *net);
+
+// Binary codes of `rows` input rows (row-major, `cols` = input_dim) into `codes`
+// (rows x latent_network_code_words words, `capacity` words available). Bit j of a row's code
+// is 1 when code unit j is strictly above `threshold` (0.5 for a sigmoid code layer, 0 for
+// tanh or linear), stored in word j / 64 at bit j % 64 (least significant first); unused high
+// bits are 0.
+latent_status latent_network_binary_codes(const struct latent_network *net,
+                                          const float *x,
+                                          size_t rows,
+                                          size_t cols,
+                                          float threshold,
+                                          uint64_t *codes,
+                                          size_t capacity);
+
+// latent_network_binary_codes of every row of a dataset.
+latent_status latent_network_binary_codes_dataset(const struct latent_network *net,
+                                                  const struct latent_dataset *dataset,
+                                                  float threshold,
+                                                  uint64_t *codes,
+                                                  size_t capacity);
+
+// Exact Hamming-distance search: for each of `n_queries` codes, the `k` nearest of the `n`
+// codes of `table` (all packed with `words` words per code, as latent_network_binary_codes
+// writes them). Query q's results go to index[q*k .. q*k+k) and distance[q*k .. q*k+k)
+// (`capacity` slots each, at least n_queries * k), sorted by distance, ties by lower table
+// index, so the result is fully determined. *found (may be NULL) receives min(k, n): when k > n
+// the slots after the first n hold UINT64_MAX and UINT32_MAX. Zero n, words, n_queries or k
+// gives LATENT_STATUS_INVALID_ARGUMENT. Runs on all cores (LATENT_NUM_THREADS) for large
+// searches.
+latent_status latent_hamming_top_k(const uint64_t *table,
+                                   size_t n,
+                                   size_t words,
+                                   const uint64_t *queries,
+                                   size_t n_queries,
+                                   size_t k,
+                                   uint64_t *index,
+                                   uint32_t *distance,
+                                   size_t capacity,
+                                   size_t *found);
+
+// Computes every latent_metrics field in one pass of the network over the dataset.
+latent_status latent_network_metrics(const struct latent_network *net,
+                                     const struct latent_dataset *dataset,
+                                     struct latent_metrics *metrics);
+
+// Mean output of each code unit over the dataset's rows into `means` (code_dim values): which
+// units are on, for sparsity.
+latent_status latent_network_code_activation_means(const struct latent_network *net,
+                                                   const struct latent_dataset *dataset,
+                                                   double *means,
+                                                   size_t capacity);
+
+// The `quantile` (in [0, 1]) of `n` finite scores, by linear interpolation between the sorted
+// scores (NumPy's default): with h = (n-1) quantile, s[floor h] + (h - floor h)(s[floor h + 1] -
+// s[floor h]). Fitted on normal data's reconstruction errors, rows scoring above it are
+// anomalies (about 1 - quantile of normal rows). A quantile outside [0, 1] or NaN, or n = 0,
+// gives LATENT_STATUS_INVALID_ARGUMENT; a NaN or infinite score LATENT_STATUS_NON_FINITE.
+latent_status latent_anomaly_threshold(const double *scores,
+                                       size_t n,
+                                       double quantile,
+                                       double *threshold);
+
+// Flags the `n` scores strictly above `threshold`: flags[i] = 1 or 0 (`capacity` bytes
+// available); *n_flagged (may be NULL) receives how many are 1. Scores must be finite.
+latent_status latent_anomaly_flag(const double *scores,
+                                  size_t n,
+                                  double threshold,
+                                  uint8_t *flags,
+                                  size_t capacity,
+                                  size_t *n_flagged);
+
 // The default architecture: no hidden layers, ReLU hidden activation, linear code, sigmoid
 // output, MSE, mirrored decoder, untied, AUTO init, seed 0. input_dim and code_units are 0
 // and must be set.
@@ -819,6 +910,79 @@ latent_status latent_trainer_history(const struct latent_trainer *trainer,
 
 // Forgets the history and the optimizer state (the next fit starts afresh).
 latent_status latent_trainer_reset(struct latent_trainer *trainer);
+
+// 64-bit words per packed binary code of this network: ceil(code_dim / 64) (0 for NULL).
+size_t latent_network_code_words(const struct latent_network *net);
+
+// Binary codes of `rows` input rows (row-major, `cols` = input_dim) into `codes`
+// (rows x latent_network_code_words words, `capacity` words available). Bit j of a row's code
+// is 1 when code unit j is strictly above `threshold` (0.5 for a sigmoid code layer, 0 for
+// tanh or linear), stored in word j / 64 at bit j % 64 (least significant first); unused high
+// bits are 0.
+latent_status latent_network_binary_codes(const struct latent_network *net,
+                                          const float *x,
+                                          size_t rows,
+                                          size_t cols,
+                                          float threshold,
+                                          uint64_t *codes,
+                                          size_t capacity);
+
+// latent_network_binary_codes of every row of a dataset.
+latent_status latent_network_binary_codes_dataset(const struct latent_network *net,
+                                                  const struct latent_dataset *dataset,
+                                                  float threshold,
+                                                  uint64_t *codes,
+                                                  size_t capacity);
+
+// Exact Hamming-distance search: for each of `n_queries` codes, the `k` nearest of the `n`
+// codes of `table` (all packed with `words` words per code, as latent_network_binary_codes
+// writes them). Query q's results go to index[q*k .. q*k+k) and distance[q*k .. q*k+k)
+// (`capacity` slots each, at least n_queries * k), sorted by distance, ties by lower table
+// index, so the result is fully determined. *found (may be NULL) receives min(k, n): when k > n
+// the slots after the first n hold UINT64_MAX and UINT32_MAX. Zero n, words, n_queries or k
+// gives LATENT_STATUS_INVALID_ARGUMENT. Runs on all cores (LATENT_NUM_THREADS) for large
+// searches.
+latent_status latent_hamming_top_k(const uint64_t *table,
+                                   size_t n,
+                                   size_t words,
+                                   const uint64_t *queries,
+                                   size_t n_queries,
+                                   size_t k,
+                                   uint64_t *index,
+                                   uint32_t *distance,
+                                   size_t capacity,
+                                   size_t *found);
+
+// Computes every latent_metrics field in one pass of the network over the dataset.
+latent_status latent_network_metrics(const struct latent_network *net,
+                                     const struct latent_dataset *dataset,
+                                     struct latent_metrics *metrics);
+
+// Mean output of each code unit over the dataset's rows into `means` (code_dim values): which
+// units are on, for sparsity.
+latent_status latent_network_code_activation_means(const struct latent_network *net,
+                                                   const struct latent_dataset *dataset,
+                                                   double *means,
+                                                   size_t capacity);
+
+// The `quantile` (in [0, 1]) of `n` finite scores, by linear interpolation between the sorted
+// scores (NumPy's default): with h = (n-1) quantile, s[floor h] + (h - floor h)(s[floor h + 1] -
+// s[floor h]). Fitted on normal data's reconstruction errors, rows scoring above it are
+// anomalies (about 1 - quantile of normal rows). A quantile outside [0, 1] or NaN, or n = 0,
+// gives LATENT_STATUS_INVALID_ARGUMENT; a NaN or infinite score LATENT_STATUS_NON_FINITE.
+latent_status latent_anomaly_threshold(const double *scores,
+                                       size_t n,
+                                       double quantile,
+                                       double *threshold);
+
+// Flags the `n` scores strictly above `threshold`: flags[i] = 1 or 0 (`capacity` bytes
+// available); *n_flagged (may be NULL) receives how many are 1. Scores must be finite.
+latent_status latent_anomaly_flag(const double *scores,
+                                  size_t n,
+                                  double threshold,
+                                  uint8_t *flags,
+                                  size_t capacity,
+                                  size_t *n_flagged);
 
 #ifdef __cplusplus
 }  // extern "C"
