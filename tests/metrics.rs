@@ -188,7 +188,7 @@ fn brute_force(table: &[u64], q: &[u64], words: usize, k: usize) -> Vec<(u32, u6
 /// Random codes of `bits` bits; `distinct` > 0 draws them from that many values (many ties).
 fn random_codes(n: usize, bits: usize, distinct: usize, rng: &mut Rng) -> Vec<u64> {
     let words = hashing::words_for(bits);
-    let mask = if bits % 64 == 0 { !0 } else { (1u64 << (bits % 64)) - 1 };
+    let mask = if bits.is_multiple_of(64) { !0 } else { (1u64 << (bits % 64)) - 1 };
     let mut fresh = |count: usize| -> Vec<u64> {
         let mut v: Vec<u64> = (0..count * words).map(|_| rng.next_u64()).collect();
         v.chunks_exact_mut(words).for_each(|c| c[words - 1] &= mask);
