@@ -107,10 +107,9 @@ pub unsafe extern "C" fn latent_anomaly_flag(
             return Err(Error::InvalidArgument("threshold is NaN".into()));
         }
         let dst = unsafe { out_slice(flags, capacity, n, "flags")? };
-        let t = AnomalyThreshold { quantile: f64::NAN, value: threshold };
         let mut count = 0;
         for (f, &v) in dst.iter_mut().zip(s) {
-            *f = t.is_anomaly(v) as u8;
+            *f = (v > threshold) as u8;
             count += *f as usize;
         }
         if !n_flagged.is_null() {
