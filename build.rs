@@ -3,17 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-/// The files cbindgen reads: only the C skin, so no internal `pub` item leaks into the header.
+/// The file cbindgen reads: the C skin's module root, from which it follows the `mod` lines to
+/// every file of src/ffi/ (so no internal `pub` item leaks into the header, and no file is read
+/// twice, which would declare every function twice).
 pub fn ffi_sources(root: &Path) -> Vec<PathBuf> {
-    let dir = root.join("src/ffi");
-    let order = ["consts.rs", "types.rs", "mod.rs", "network.rs", "dataset.rs", "trainer.rs", "pretrain.rs"];
-    let mut files: Vec<PathBuf> = order.iter().map(|f| dir.join(f)).filter(|p| p.exists()).collect();
-    let mut rest: Vec<PathBuf> =
-        std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
-    rest.retain(|p| p.extension().is_some_and(|e| e == "rs") && !files.contains(p));
-    rest.sort();
-    files.extend(rest);
-    files
+    vec![root.join("src/ffi/mod.rs")]
 }
 
 fn main() {

@@ -65,6 +65,24 @@ typedef int32_t latent_layout;
 // Feature scaling (`latent_scaling`).
 typedef int32_t latent_scaling;
 
+// Metrics of a network over a dataset, each a mean over the dataset (README "Metrics").
+typedef struct latent_metrics {
+  // Rows evaluated.
+  uint64_t rows;
+  // Squared error per element.
+  double mse;
+  // Binary cross-entropy per element: from the logits with a sigmoid output, else from the
+  // output clamped to [1e-4, 1 - 1e-4].
+  double bce;
+  // Reverse cross-entropy per element, -mean[y log x + (1-y) log(1-x)] for input x and
+  // reconstruction y, with x clamped to [1e-4, 1 - 1e-4] and y to [0, 1].
+  double reverse_ce;
+  // Squared error summed over a row, mean over rows ("squared error per image").
+  double squared_error_per_row;
+  // The code layer's output, mean over rows and units.
+  double mean_code_activation;
+} latent_metrics;
+
 // Activation function (`latent_activation`).
 typedef int32_t latent_activation;
 
@@ -575,6 +593,79 @@ latent_status latent_dataset_split(const struct latent_dataset *dataset,
 // where it looked and how to provide the data.
 latent_status latent_data_find(const char *name, char *buf, size_t capacity, size_t *needed);
 
+// 64-bit words per packed binary code of this network: ceil(code_dim / 64) (0 for NULL).
+size_t latent_network_code_words(const struct latent_network *net);
+
+// Binary codes of `rows` input rows (row-major, `cols` = input_dim) into `codes`
+// (rows x latent_network_code_words words, `capacity` words available). Bit j of a row's code
+// is 1 when code unit j is strictly above `threshold` (0.5 for a sigmoid code layer, 0 for
+// tanh or linear), stored in word j / 64 at bit j % 64 (least significant first); unused high
+// bits are 0.
+latent_status latent_network_binary_codes(const struct latent_network *net,
+                                          const float *x,
+                                          size_t rows,
+                                          size_t cols,
+                                          float threshold,
+                                          uint64_t *codes,
+                                          size_t capacity);
+
+// latent_network_binary_codes of every row of a dataset.
+latent_status latent_network_binary_codes_dataset(const struct latent_network *net,
+                                                  const struct latent_dataset *dataset,
+                                                  float threshold,
+                                                  uint64_t *codes,
+                                                  size_t capacity);
+
+// Exact Hamming-distance search: for each of `n_queries` codes, the `k` nearest of the `n`
+// codes of `table` (all packed with `words` words per code, as latent_network_binary_codes
+// writes them). Query q's results go to index[q*k .. q*k+k) and distance[q*k .. q*k+k)
+// (`capacity` slots each, at least n_queries * k), sorted by distance, ties by lower table
+// index, so the result is fully determined. *found (may be NULL) receives min(k, n): when k > n
+// the slots after the first n hold UINT64_MAX and UINT32_MAX. Zero n, words, n_queries or k
+// gives LATENT_STATUS_INVALID_ARGUMENT. Runs on all cores (LATENT_NUM_THREADS) for large
+// searches.
+latent_status latent_hamming_top_k(const uint64_t *table,
+                                   size_t n,
+                                   size_t words,
+                                   const uint64_t *queries,
+                                   size_t n_queries,
+                                   size_t k,
+                                   uint64_t *index,
+                                   uint32_t *distance,
+                                   size_t capacity,
+                                   size_t *found);
+
+// Computes every latent_metrics field in one pass of the network over the dataset.
+latent_status latent_network_metrics(const struct latent_network *net,
+                                     const struct latent_dataset *dataset,
+                                     struct latent_metrics *metrics);
+
+// Mean output of each code unit over the dataset's rows into `means` (code_dim values): which
+// units are on, for sparsity.
+latent_status latent_network_code_activation_means(const struct latent_network *net,
+                                                   const struct latent_dataset *dataset,
+                                                   double *means,
+                                                   size_t capacity);
+
+// The `quantile` (in [0, 1]) of `n` finite scores, by linear interpolation between the sorted
+// scores (NumPy's default): with h = (n-1) quantile, s[floor h] + (h - floor h)(s[floor h + 1] -
+// s[floor h]). Fitted on normal data's reconstruction errors, rows scoring above it are
+// anomalies (about 1 - quantile of normal rows). A quantile outside [0, 1] or NaN, or n = 0,
+// gives LATENT_STATUS_INVALID_ARGUMENT; a NaN or infinite score LATENT_STATUS_NON_FINITE.
+latent_status latent_anomaly_threshold(const double *scores,
+                                       size_t n,
+                                       double quantile,
+                                       double *threshold);
+
+// Flags the `n` scores strictly above `threshold`: flags[i] = 1 or 0 (`capacity` bytes
+// available); *n_flagged (may be NULL) receives how many are 1. Scores must be finite.
+latent_status latent_anomaly_flag(const double *scores,
+                                  size_t n,
+                                  double threshold,
+                                  uint8_t *flags,
+                                  size_t capacity,
+                                  size_t *n_flagged);
+
 // The default architecture: no hidden layers, ReLU hidden activation, linear code, sigmoid
 // output, MSE, mirrored decoder, untied, AUTO init, seed 0. input_dim and code_units are 0
 // and must be set.
@@ -743,274 +834,6 @@ latent_status latent_trainer_history(const struct latent_trainer *trainer,
 
 // Forgets the history and the optimizer state (the next fit starts afresh).
 latent_status latent_trainer_reset(struct latent_trainer *trainer);
-
-// The default architecture: no hidden layers, ReLU hidden activation, linear code, sigmoid
-// output, MSE, mirrored decoder, untied, AUTO init, seed 0. input_dim and code_units are 0
-// and must be set.
-struct latent_network_params latent_network_params_default(void);
-
-// Builds and initialises an autoencoder. On failure *out is NULL.
-latent_status latent_network_new(const struct latent_network_params *params,
-                                 struct latent_network **out);
-
-// A deep copy (parameters and architecture). On failure *out is NULL.
-latent_status latent_network_clone(const struct latent_network *net, struct latent_network **out);
-
-// Frees a network; NULL is a no-op.
-void latent_network_free(struct latent_network *net);
-
-// Width of the input (0 for NULL).
-size_t latent_network_input_dim(const struct latent_network *net);
-
-// Width of the code layer (0 for NULL).
-size_t latent_network_code_dim(const struct latent_network *net);
-
-// Number of trainable parameters (weights and biases; tied weights counted once).
-latent_status latent_network_param_count(const struct latent_network *net, size_t *out);
-
-// Copies the parameters (latent_network_param_count of them) into `out`.
-latent_status latent_network_get_params(const struct latent_network *net,
-                                        float *out,
-                                        size_t capacity);
-
-// Replaces the parameters; `n` must equal latent_network_param_count and all values be finite.
-latent_status latent_network_set_params(struct latent_network *net, const float *params, size_t n);
-
-// Threads used by inference calls on this network (0 = all cores, the default).
-latent_status latent_network_set_threads(struct latent_network *net, uint32_t threads);
-
-// Writes a NUL-terminated summary of the architecture into `buf` (snprintf-style: *needed, if
-// not NULL, receives the size including the NUL; a too-small buffer gets a truncated,
-// NUL-terminated copy and LATENT_STATUS_BUFFER_TOO_SMALL).
-latent_status latent_network_describe(const struct latent_network *net,
-                                      char *buf,
-                                      size_t capacity,
-                                      size_t *needed);
-
-// Codes of `rows` input rows (row-major, `cols` = input_dim) into `codes` (rows x code_dim,
-// `capacity` floats available).
-latent_status latent_network_encode(const struct latent_network *net,
-                                    const float *x,
-                                    size_t rows,
-                                    size_t cols,
-                                    float *codes,
-                                    size_t capacity);
-
-// Reconstructions from `rows` codes (`cols` = code_dim) into `out` (rows x input_dim).
-latent_status latent_network_decode(const struct latent_network *net,
-                                    const float *codes,
-                                    size_t rows,
-                                    size_t cols,
-                                    float *out,
-                                    size_t capacity);
-
-// decode(encode(x)) into `out` (rows x input_dim).
-latent_status latent_network_reconstruct(const struct latent_network *net,
-                                         const float *x,
-                                         size_t rows,
-                                         size_t cols,
-                                         float *out,
-                                         size_t capacity);
-
-// Per-row reconstruction error (the row's mean loss over its columns): an anomaly score,
-// higher = less like the training data. `scores` receives `rows` values.
-latent_status latent_network_reconstruction_error(const struct latent_network *net,
-                                                  const float *x,
-                                                  size_t rows,
-                                                  size_t cols,
-                                                  double *scores,
-                                                  size_t capacity);
-
-// Codes of every row of a dataset into `codes` (rows x code_dim).
-latent_status latent_network_encode_dataset(const struct latent_network *net,
-                                            const struct latent_dataset *dataset,
-                                            float *codes,
-                                            size_t capacity);
-
-// Reconstructions of every row of a dataset into `out` (rows x input_dim).
-latent_status latent_network_reconstruct_dataset(const struct latent_network *net,
-                                                 const struct latent_dataset *dataset,
-                                                 float *out,
-                                                 size_t capacity);
-
-// Per-row reconstruction errors (anomaly scores) of a dataset into `scores` (rows values).
-latent_status latent_network_reconstruction_error_dataset(const struct latent_network *net,
-                                                          const struct latent_dataset *dataset,
-                                                          double *scores,
-                                                          size_t capacity);
-
-// The network's loss (mean over all elements, as in training) on a dataset.
-latent_status latent_network_loss(const struct latent_network *net,
-                                  const struct latent_dataset *dataset,
-                                  double *loss);
-
-// Mean squared reconstruction error per element on a dataset, whatever the training loss.
-latent_status latent_network_mse(const struct latent_network *net,
-                                 const struct latent_dataset *dataset,
-                                 double *mse);
-
-// Saves the network (architecture and parameters) to `path` in the versioned, checksummed
-// model format. The file is written to a temporary name, synced and renamed: `path` is either
-// the complete new model or untouched.
-latent_status latent_network_save(const struct latent_network *net, const char *path);
-
-// Loads a network saved by latent_network_save (by this or an earlier version). A truncated,
-// corrupted or foreign file gives LATENT_STATUS_BAD_FORMAT, a missing one LATENT_STATUS_IO.
-// On failure *out is NULL.
-latent_status latent_network_load(const char *path, struct latent_network **out);
-
-// The defaults: comma-separated, no header, no label column.
-struct latent_csv_params latent_csv_params_default(void);
-
-// Copies a rows x cols matrix of `dtype` (LATENT_DTYPE_F32 or _F64) stored in `layout`
-// (LATENT_LAYOUT_ROW_MAJOR or _COL_MAJOR, as R, Julia and Fortran hold them) into a new
-// dataset; `data` is not used after the call. NaN or Inf fails with LATENT_STATUS_NON_FINITE,
-// the message naming the (0-based) row and column; so do f64 values beyond the float range.
-// On failure *out is NULL.
-latent_status latent_dataset_from_buffer(const void *data,
-                                         latent_dtype dtype,
-                                         latent_layout layout,
-                                         size_t rows,
-                                         size_t cols,
-                                         struct latent_dataset **out);
-
-// Reads images from an IDX file (MNIST layout; gzip-compressed or not, detected by content)
-// as rows of pixel values 0..255 (unscaled: call latent_dataset_scale with
-// LATENT_SCALING_DIVIDE_255), and labels from `labels_path` (may be NULL). Truncated,
-// corrupt (CRC-32) or inconsistent files fail with LATENT_STATUS_BAD_FORMAT; image and label
-// counts that differ with LATENT_STATUS_SHAPE_MISMATCH. On failure *out is NULL.
-latent_status latent_dataset_from_idx(const char *images_path,
-                                      const char *labels_path,
-                                      struct latent_dataset **out);
-
-// Reads a numeric CSV/TSV file (gzip-compressed or not, detected by content) with `params`
-// (NULL for the defaults). A field that is not a finite number, or a row with another number
-// of fields, fails with LATENT_STATUS_BAD_FORMAT naming the line and column (both from 1).
-// On failure *out is NULL.
-latent_status latent_dataset_from_csv(const char *path,
-                                      const struct latent_csv_params *params,
-                                      struct latent_dataset **out);
-
-// Frees a dataset; NULL is a no-op.
-void latent_dataset_free(struct latent_dataset *dataset);
-
-// Number of rows (samples); 0 for NULL.
-size_t latent_dataset_rows(const struct latent_dataset *dataset);
-
-// Number of columns (features per sample); 0 for NULL.
-size_t latent_dataset_cols(const struct latent_dataset *dataset);
-
-// 1 if the dataset has labels, 0 if not or NULL.
-int32_t latent_dataset_has_labels(const struct latent_dataset *dataset);
-
-// The scaling applied to the dataset (LATENT_SCALING_NONE if none, or for NULL).
-latent_scaling latent_dataset_scaling(const struct latent_dataset *dataset);
-
-// Copies the labels (latent_dataset_rows of them) into `out`. A dataset without labels fails
-// with LATENT_STATUS_INVALID_ARGUMENT.
-latent_status latent_dataset_labels(const struct latent_dataset *dataset,
-                                    int32_t *out,
-                                    size_t capacity);
-
-// Attaches one label per row (`n` must equal latent_dataset_rows), replacing any; the array
-// is copied.
-latent_status latent_dataset_set_labels(struct latent_dataset *dataset,
-                                        const int32_t *labels,
-                                        size_t n);
-
-// Copies rows first .. first+count, row-major float (count * latent_dataset_cols values),
-// into `out`.
-latent_status latent_dataset_copy_rows(const struct latent_dataset *dataset,
-                                       size_t first,
-                                       size_t count,
-                                       float *out,
-                                       size_t capacity);
-
-// Fits `method` (LATENT_SCALING_*) on this dataset and applies it; the fitted statistics
-// stay with the dataset for latent_dataset_apply_scaling(). A dataset is scaled once (a
-// second scaling fails with LATENT_STATUS_INVALID_ARGUMENT); LATENT_SCALING_NONE changes
-// nothing. Constant columns become 0 under MIN_MAX and Z_SCORE.
-latent_status latent_dataset_scale(struct latent_dataset *dataset, latent_scaling method);
-
-// Applies the scaling fitted on `fitted` (typically the training set, after
-// latent_dataset_scale) to `dst` (test or new data), without refitting. `fitted` must have
-// been scaled and have as many columns as `dst` (LATENT_STATUS_INVALID_ARGUMENT,
-// LATENT_STATUS_SHAPE_MISMATCH otherwise).
-latent_status latent_dataset_apply_scaling(struct latent_dataset *dst,
-                                           const struct latent_dataset *fitted);
-
-// Splits the rows in two new datasets with a seeded shuffle: `second` gets
-// round(fraction * rows) rows, `first` the rest; both keep the original order, the labels and
-// the scaling. The same seed gives the same split. On failure both are NULL.
-latent_status latent_dataset_split(const struct latent_dataset *dataset,
-                                   double fraction,
-                                   uint64_t seed,
-                                   struct latent_dataset **first,
-                                   struct latent_dataset **second);
-
-// Finds the dataset file or directory `name` ("mnist", "fashion-mnist",
-// "digits/digits.csv.gz", ...) under $LATENT_DATA_DIR, then ../shared/data (next to the
-// library's sources, then from the current directory), then /usr/share/datasets (Debian's
-// dataset-fashion-mnist package), and writes its absolute path, NUL-terminated, to `buf`.
-// `needed` (may be NULL) receives the buffer size the path needs, terminator included (0 when
-// not found); a smaller `capacity` fails with LATENT_STATUS_BUFFER_TOO_SMALL (`buf` may be NULL
-// with `capacity` 0 to ask for the size). Not found: LATENT_STATUS_IO, the message listing
-// where it looked and how to provide the data.
-latent_status latent_data_find(const char *name, char *buf, size_t capacity, size_t *needed);
-
-// The defaults: 10 epochs, batch 128, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), no weight
-// decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping, a
-// constant learning rate without warm-up, no momentum schedule.
-struct latent_train_params latent_train_params_default(void);
-
-// Creates a trainer; every field of `params` is validated. On failure *out is NULL.
-latent_status latent_trainer_new(const struct latent_train_params *params,
-                                 struct latent_trainer **out);
-
-// Frees a trainer; NULL is a no-op.
-void latent_trainer_free(struct latent_trainer *trainer);
-
-// Trains `net` to reconstruct the rows of `train`. `valid` (may be NULL) gives the validation
-// rows; without it, `validation_fraction` of `train` is held out. `progress` (may be NULL) is
-// called on this thread at each epoch end (and every `progress_every` minibatches); returning
-// non-zero cancels. Cancelling (LATENT_STATUS_CANCELLED) keeps the last completed step's
-// parameters; divergence (LATENT_STATUS_DIVERGED) restores those of the epoch's start. The
-// network stays usable either way.
-latent_status latent_trainer_fit(struct latent_trainer *trainer,
-                                 struct latent_network *net,
-                                 const struct latent_dataset *train,
-                                 const struct latent_dataset *valid,
-                                 latent_progress_fn progress,
-                                 void *user);
-
-// Copies the per-epoch history (of every fit so far) into `out` (`capacity` records) and the
-// number of epochs into *n (may be NULL). With out = NULL and capacity = 0 it only counts.
-latent_status latent_trainer_history(const struct latent_trainer *trainer,
-                                     struct latent_epoch_record *out,
-                                     size_t capacity,
-                                     size_t *n);
-
-// Forgets the history and the optimizer state (the next fit starts afresh).
-latent_status latent_trainer_reset(struct latent_trainer *trainer);
-
-// A plain (unregularised) layer.
-struct latent_layer_regularization latent_layer_regularization_default(void);
-
-// Trainer defaults for all three stages, intermediate fine-tuning off, fine-tuning on, plain
-// layers.
-struct latent_pretrain_params latent_pretrain_params_default(void);
-
-// Pretrains `net` layer by layer on `train` (each encoder layer as a shallow autoencoder on the
-// codes of the layers below; its decoder becomes the mirrored decoder layer), optionally
-// fine-tuning each partial stack, then fine-tunes the whole network (validating on `valid` if
-// not NULL). The decoder must mirror the encoder's widths. `progress` (may be NULL) is called
-// on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels.
-latent_status latent_network_pretrain(struct latent_network *net,
-                                      const struct latent_pretrain_params *params,
-                                      const struct latent_dataset *train,
-                                      const struct latent_dataset *valid,
-                                      latent_progress_fn progress,
-                                      void *user);
 
 #ifdef __cplusplus
 }  // extern "C"

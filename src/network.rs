@@ -151,6 +151,10 @@ impl Workspace {
     pub fn output(&self, i: usize) -> &[f32] {
         &self.y[i]
     }
+    /// Pre-activation of layer i for the last forward pass (the output's logits, for BCE).
+    pub fn preactivation(&self, i: usize) -> &[f32] {
+        &self.z[i]
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -727,5 +731,12 @@ impl Network {
             let _ = writeln!(out, "  regularization: {}", parts.join("; "));
         }
         out
+    }
+
+    /// Runs the whole network over the rows of x in blocks, calling `sink(first_row, rows, ws)`
+    /// after each: one streaming pass for metrics that need several layers' outputs at once.
+    pub(crate) fn forward_blocks(&self, x: &Matrix, sink: impl FnMut(usize, usize, &Workspace) + Send) -> Result<()> {
+        self.check_input(x, self.input_dim(), "input")?;
+        self.run_blocks(0..self.layers.len(), x, sink)
     }
 }

@@ -65,6 +65,24 @@ fn quickstart_trains_saves_and_reloads_identically() {
     assert!(sq < 45.0, "squared error per image {sq}\n{out}");
 }
 
+#[test]
+fn semantic_hash_finds_the_same_digit() {
+    let Some(data) = data_dir("mnist") else { return };
+    let dir = scratch("semantic_hash");
+    let exe = dir.join("semantic_hash");
+    compile_c(&[root().join("c_examples/semantic_hash.c")], &exe, &[]);
+    // 3 epochs on 10000 rows, 300 queries: about 2 s on 2 cores (measured precision 0.66).
+    let (code, out, err) = run(Command::new(&exe).arg(&data).arg("3").arg("10000").arg("300"));
+    assert_eq!(code, 0, "semantic_hash failed:\n{out}\n{err}");
+    assert!(out.contains("300 queries"), "{out}");
+    let p: f64 = out
+        .lines()
+        .find_map(|l| l.split("by label: ").nth(1))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("precision line");
+    assert!(p > 0.5, "precision@10 {p} is not clearly above chance (0.1)\n{out}");
+}
+
 /// Writes the first `n` images and labels of an IDX pair as gzip files (so valgrind need not
 /// inflate all 60,000 images).
 fn idx_subset(src: &Path, dst: &Path, images: &str, labels: &str, n: usize) {

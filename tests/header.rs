@@ -145,5 +145,12 @@ fn struct_layouts_agree_between_c_and_rust() {
     f!(latent_csv_params, delimiter);
     f!(latent_csv_params, has_header);
     f!(latent_csv_params, label_column);
+    s!(latent_metrics);
+    f!(latent_metrics, rows);
+    f!(latent_metrics, mse);
+    f!(latent_metrics, bce);
+    f!(latent_metrics, reverse_ce);
+    f!(latent_metrics, squared_error_per_row);
+    f!(latent_metrics, mean_code_activation);
     assert_eq!(c["LATENT_ABI_VERSION"], LATENT_ABI_VERSION as usize);
 }

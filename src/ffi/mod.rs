@@ -10,6 +10,8 @@
 
 pub mod consts;
 pub mod dataset;
+pub mod hashing;
+pub mod metrics;
 pub mod network;
 pub mod pretrain;
 pub mod trainer;
@@ -23,6 +25,8 @@ use crate::error::{Error, Result};
 
 pub use consts::*;
 pub use dataset::*;
+pub use hashing::*;
+pub use metrics::*;
 pub use network::*;
 pub use trainer::*;
 pub use types::*;

@@ -298,14 +298,14 @@ pub(crate) unsafe fn input_matrix(x: *const f32, rows: usize, cols: usize, name:
 
 /// Where the rows of an inference call come from.
 #[derive(Clone, Copy)]
-enum Rows {
+pub(crate) enum Rows {
     /// A caller's row-major matrix: pointer, rows, cols.
     Caller(*const f32, usize, usize),
     Dataset(*const latent_dataset),
 }
 
 /// Runs `f` on the rows and copies its result into the caller's `out` (capacity checked).
-unsafe fn rows_call<T: Copy>(
+pub(crate) unsafe fn rows_call<T: Copy>(
     net: *const latent_network,
     rows: Rows,
     out: *mut T,

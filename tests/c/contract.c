@@ -188,6 +188,33 @@ int main(int argc, char **argv) {
     EXPECT_TRUE(rec[2].learning_rate > 0 && rec[2].learning_rate < rec[0].learning_rate &&
                 rec[0].learning_rate < 0.01); /* cosine from 0.01 towards 0 */
 
+    /* Metrics, thresholds, binary codes, Hamming search */
+    latent_metrics m;
+    EXPECT(latent_network_metrics(net, ds, NULL), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_network_metrics(net, narrow, &m), LATENT_STATUS_SHAPE_MISMATCH);
+    EXPECT(latent_network_metrics(net, ds, &m), LATENT_STATUS_OK);
+    EXPECT_TRUE(m.rows == 2 && isfinite(m.reverse_ce) && m.squared_error_per_row > 0);
+    double th = 0, sc[3] = {1, 3, 2};
+    EXPECT(latent_anomaly_threshold(sc, 3, 1.5, &th), LATENT_STATUS_INVALID_ARGUMENT);
+    MSG_HAS("quantile");
+    EXPECT(latent_anomaly_threshold(sc, 3, NAN, &th), LATENT_STATUS_INVALID_ARGUMENT);
+    EXPECT(latent_anomaly_threshold(NULL, 3, 0.5, &th), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_anomaly_threshold(sc, 3, 0.75, &th), LATENT_STATUS_OK);
+    EXPECT_TRUE(th == 2.5);
+    uint64_t bits[2], nearest[4];
+    uint32_t dist[4];
+    size_t found = 9;
+    EXPECT_TRUE(latent_network_code_words(net) == 1);
+    EXPECT(latent_network_binary_codes(net, x, 2, 5, 0.5f, bits, 1), LATENT_STATUS_BUFFER_TOO_SMALL);
+    EXPECT(latent_network_binary_codes(net, x, 2, 5, NAN, bits, 2), LATENT_STATUS_INVALID_ARGUMENT);
+    EXPECT(latent_network_binary_codes_dataset(net, ds, 0.0f, bits, 2), LATENT_STATUS_OK);
+    EXPECT(latent_hamming_top_k(bits, 2, 1, bits, 2, 2, nearest, dist, 3, &found), LATENT_STATUS_BUFFER_TOO_SMALL);
+    EXPECT_TRUE(found == 0);
+    EXPECT(latent_hamming_top_k(bits, 2, 0, bits, 2, 2, nearest, dist, 4, &found), LATENT_STATUS_INVALID_ARGUMENT);
+    EXPECT(latent_hamming_top_k(bits, 2, 1, bits, 2, 2, nearest, NULL, 4, &found), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_hamming_top_k(bits, 2, 1, bits, 2, 2, nearest, dist, 4, &found), LATENT_STATUS_OK);
+    EXPECT_TRUE(found == 2 && dist[0] == 0 && nearest[3] != nearest[2]);
+
     /* Files */
     latent_network *loaded = (latent_network *)&p;
     EXPECT(latent_network_load("/nonexistent/model.latent", &loaded), LATENT_STATUS_IO);

@@ -65,6 +65,13 @@ int main(void) {
     F(latent_csv_params, delimiter);
     F(latent_csv_params, has_header);
     F(latent_csv_params, label_column);
+    S(latent_metrics);
+    F(latent_metrics, rows);
+    F(latent_metrics, mse);
+    F(latent_metrics, bce);
+    F(latent_metrics, reverse_ce);
+    F(latent_metrics, squared_error_per_row);
+    F(latent_metrics, mean_code_activation);
     printf("LATENT_ABI_VERSION %d\n", (int)LATENT_ABI_VERSION);
     return 0;
 }

@@ -1,0 +1,120 @@
+//! C API of evaluation metrics and anomaly thresholds.
+
+use super::dataset::latent_dataset;
+use super::network::latent_network;
+use super::*;
+use crate::error::Error;
+use crate::metrics::{AnomalyThreshold, Metrics};
+
+/// Metrics of a network over a dataset, each a mean over the dataset (README "Metrics").
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct latent_metrics {
+    /// Rows evaluated.
+    pub rows: u64,
+    /// Squared error per element.
+    pub mse: f64,
+    /// Binary cross-entropy per element: from the logits with a sigmoid output, else from the
+    /// output clamped to [1e-4, 1 - 1e-4].
+    pub bce: f64,
+    /// Reverse cross-entropy per element, -mean[y log x + (1-y) log(1-x)] for input x and
+    /// reconstruction y, with x clamped to [1e-4, 1 - 1e-4] and y to [0, 1].
+    pub reverse_ce: f64,
+    /// Squared error summed over a row, mean over rows ("squared error per image").
+    pub squared_error_per_row: f64,
+    /// The code layer's output, mean over rows and units.
+    pub mean_code_activation: f64,
+}
+
+/// Computes every latent_metrics field in one pass of the network over the dataset.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_metrics(
+    net: *const latent_network,
+    dataset: *const latent_dataset,
+    metrics: *mut latent_metrics,
+) -> latent_status {
+    guard(|| {
+        out(metrics, "metrics")?;
+        let n = unsafe { arg(net, "net")? }.read();
+        let m = Metrics::compute(&n, unsafe { arg(dataset, "dataset")? }.get().x())?;
+        let c = latent_metrics {
+            rows: m.rows as u64,
+            mse: m.mse,
+            bce: m.bce,
+            reverse_ce: m.reverse_ce,
+            squared_error_per_row: m.squared_error_per_row,
+            mean_code_activation: m.mean_code_activation,
+        };
+        unsafe { put(metrics, c) };
+        Ok(())
+    })
+}
+
+/// Mean output of each code unit over the dataset's rows into `means` (code_dim values): which
+/// units are on, for sparsity.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_code_activation_means(
+    net: *const latent_network,
+    dataset: *const latent_dataset,
+    means: *mut f64,
+    capacity: usize,
+) -> latent_status {
+    unsafe {
+        rows_call(net, Rows::Dataset(dataset), means, capacity, |n, x| {
+            Ok(Metrics::compute(n, x)?.code_activation_per_unit)
+        })
+    }
+}
+
+/// The `quantile` (in [0, 1]) of `n` finite scores, by linear interpolation between the sorted
+/// scores (NumPy's default): with h = (n-1) quantile, s[floor h] + (h - floor h)(s[floor h + 1] -
+/// s[floor h]). Fitted on normal data's reconstruction errors, rows scoring above it are
+/// anomalies (about 1 - quantile of normal rows). A quantile outside [0, 1] or NaN, or n = 0,
+/// gives LATENT_STATUS_INVALID_ARGUMENT; a NaN or infinite score LATENT_STATUS_NON_FINITE.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_anomaly_threshold(
+    scores: *const f64,
+    n: usize,
+    quantile: f64,
+    threshold: *mut f64,
+) -> latent_status {
+    guard(|| {
+        out(threshold, "threshold")?;
+        let s = unsafe { slice(scores, n, "scores")? };
+        let t = AnomalyThreshold::fit(s, quantile)?;
+        unsafe { put(threshold, t.value) };
+        Ok(())
+    })
+}
+
+/// Flags the `n` scores strictly above `threshold`: flags[i] = 1 or 0 (`capacity` bytes
+/// available); *n_flagged (may be NULL) receives how many are 1. Scores must be finite.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_anomaly_flag(
+    scores: *const f64,
+    n: usize,
+    threshold: f64,
+    flags: *mut u8,
+    capacity: usize,
+    n_flagged: *mut usize,
+) -> latent_status {
+    guard(|| {
+        let s = unsafe { slice(scores, n, "scores")? };
+        if let Some(i) = s.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!("score {i} is {}", s[i])));
+        }
+        if threshold.is_nan() {
+            return Err(Error::InvalidArgument("threshold is NaN".into()));
+        }
+        let dst = unsafe { out_slice(flags, capacity, n, "flags")? };
+        let mut count = 0;
+        for (f, &v) in dst.iter_mut().zip(s) {
+            *f = (v > threshold) as u8;
+            count += *f as usize;
+        }
+        if !n_flagged.is_null() {
+            unsafe { put(n_flagged, count) };
+        }
+        Ok(())
+    })
+}
