@@ -743,6 +743,16 @@ latent_status latent_network_reconstruction_error(const struct latent_network *n
                                                   double *scores,
                                                   size_t capacity);
 
+// Per-row Frobenius norm of the encoder's Jacobian d(code)/d(input), exactly: how strongly
+// the code reacts to small changes of the row (what a contractive penalty shrinks). `norms`
+// receives `rows` values.
+latent_status latent_network_jacobian_norms(const struct latent_network *net,
+                                            const float *x,
+                                            size_t rows,
+                                            size_t cols,
+                                            double *norms,
+                                            size_t capacity);
+
 // Codes of every row of a dataset into `codes` (rows x code_dim).
 latent_status latent_network_encode_dataset(const struct latent_network *net,
                                             const struct latent_dataset *dataset,

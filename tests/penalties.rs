@@ -447,3 +447,26 @@ fn encoder_jacobian_norms_match_finite_differences_and_the_closed_form() {
         assert!((norms[r] * norms[r] - pen).abs() < 1e-5 * pen, "row {r}: {} vs {pen}", norms[r] * norms[r]);
     }
 }
+
+#[test]
+fn jacobian_norms_through_the_c_api() {
+    use latent::ffi::*;
+    let net = network(NetworkSpec::new(6, &[5], Activation::Tanh, 3));
+    let x = inputs(3 * 6, 4);
+    let want = net.encoder_jacobian_norms(&latent::Matrix::from_vec(3, 6, x.clone()).unwrap()).unwrap();
+    let handle = Box::into_raw(Box::new(latent::ffi::network::latent_network_from(net)));
+    let mut got = [0f64; 3];
+    unsafe {
+        assert_eq!(latent_network_jacobian_norms(handle, x.as_ptr(), 3, 6, got.as_mut_ptr(), 3), LATENT_STATUS_OK);
+        assert_eq!(got.to_vec(), want);
+        assert_eq!(
+            latent_network_jacobian_norms(handle, x.as_ptr(), 3, 6, got.as_mut_ptr(), 2),
+            LATENT_STATUS_BUFFER_TOO_SMALL
+        );
+        assert_eq!(
+            latent_network_jacobian_norms(handle, x.as_ptr(), 2, 9, got.as_mut_ptr(), 3),
+            LATENT_STATUS_SHAPE_MISMATCH
+        );
+        latent_network_free(handle);
+    }
+}

@@ -383,6 +383,21 @@ pub unsafe extern "C" fn latent_network_reconstruction_error(
     unsafe { rows_call(net, Rows::Caller(x, rows, cols), scores, capacity, |n, m| n.reconstruction_errors(m)) }
 }
 
+/// Per-row Frobenius norm of the encoder's Jacobian d(code)/d(input), exactly: how strongly
+/// the code reacts to small changes of the row (what a contractive penalty shrinks). `norms`
+/// receives `rows` values.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_jacobian_norms(
+    net: *const latent_network,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    norms: *mut f64,
+    capacity: usize,
+) -> latent_status {
+    unsafe { rows_call(net, Rows::Caller(x, rows, cols), norms, capacity, |n, m| n.encoder_jacobian_norms(m)) }
+}
+
 /// Codes of every row of a dataset into `codes` (rows x code_dim).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_encode_dataset(
