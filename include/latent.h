@@ -183,6 +183,9 @@ typedef struct latent_layer_regularization {
   double corruption_level;
 } latent_layer_regularization;
 
+// What greedy layer-wise pretraining trains each layer as (`latent_pretrain_method`).
+typedef int32_t latent_pretrain_method;
+
 // Optimizer (`latent_optimizer`).
 typedef int32_t latent_optimizer;
 
@@ -254,8 +257,17 @@ typedef struct latent_train_params {
 // Greedy layer-wise pretraining, then end-to-end fine-tuning. Get the defaults from
 // latent_pretrain_params_default() and edit.
 typedef struct latent_pretrain_params {
-  // Training of each layer's shallow autoencoder (`epochs` is per layer). Default: the
-  // trainer defaults.
+  // What each layer is pretrained as: LATENT_PRETRAIN_AUTOENCODER (default) or
+  // LATENT_PRETRAIN_RBM.
+  latent_pretrain_method method;
+  // RBM: Gibbs steps per update (CD-k). Default 1.
+  uint32_t rbm_k;
+  // RBM: 1 for persistent contrastive divergence. Default 0. An RBM with linear (Gaussian)
+  // hidden units learns at 1/100 of the learning rate, as Hinton & Salakhutdinov's top RBM.
+  int32_t rbm_persistent;
+  // Training of each layer (`epochs` is per layer; for RBMs `weight_decay` is the weight cost
+  // and `momentum_initial` / `momentum_switch_epoch` give rbm.m's momentum schedule). Default:
+  // the trainer defaults.
   struct latent_train_params pretrain;
   // 1: after each layer from the second on, fine-tune the partial deep autoencoder built so far
   // with `intermediate` before pretraining the next layer. Default 0.
@@ -296,6 +308,9 @@ typedef struct latent_progress {
   // The encoder layer (0-based) a PRETRAIN stage trains; the encoder layers of the partial
   // autoencoder an INTERMEDIATE_FINETUNE stage tunes; 0 otherwise.
   uint32_t stage_layer;
+  // Mean free energy of the training rows at the epoch ends of RBM pretraining (`loss` is
+  // then the RBM's reconstruction error); NaN otherwise.
+  double free_energy;
   // Validation loss (at LATENT_EVENT_EPOCH_END with validation data; NaN otherwise).
   double valid_loss;
   // Training throughput of this epoch so far.
@@ -413,6 +428,13 @@ typedef struct latent_epoch_record {
 
 // End-to-end fine-tuning of the whole autoencoder.
 #define LATENT_STAGE_FINETUNE 3
+
+// A shallow autoencoder (with the layer's `latent_layer_regularization`).
+#define LATENT_PRETRAIN_AUTOENCODER 0
+
+// A restricted Boltzmann machine (CD-k or persistent CD): Bernoulli units for sigmoid layers,
+// unit-variance Gaussian units for identity layers.
+#define LATENT_PRETRAIN_RBM 1
 
 // He for ReLU-family layers, Glorot for the others (times 4 for sigmoid layers).
 #define LATENT_INIT_AUTO 0
@@ -798,8 +820,9 @@ struct latent_layer_regularization latent_layer_regularization_default(void);
 // layers.
 struct latent_pretrain_params latent_pretrain_params_default(void);
 
-// Pretrains `net` layer by layer on `train` (each encoder layer as a shallow autoencoder on the
-// codes of the layers below; its decoder becomes the mirrored decoder layer), optionally
+// Pretrains `net` layer by layer on `train` (each encoder layer as a shallow autoencoder, or an
+// RBM, on the codes of the layers below; its decoder, or the RBM's transpose, becomes the
+// mirrored decoder layer), optionally
 // fine-tuning each partial stack, then fine-tunes the whole network (validating on `valid` if
 // not NULL). The decoder must mirror the encoder's widths. `progress` (may be NULL) is called
 // on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels.

@@ -84,6 +84,14 @@ pub const LATENT_STAGE_INTERMEDIATE_FINETUNE: latent_stage = 2;
 /// End-to-end fine-tuning of the whole autoencoder.
 pub const LATENT_STAGE_FINETUNE: latent_stage = 3;
 
+/// What greedy layer-wise pretraining trains each layer as (`latent_pretrain_method`).
+pub type latent_pretrain_method = i32;
+/// A shallow autoencoder (with the layer's `latent_layer_regularization`).
+pub const LATENT_PRETRAIN_AUTOENCODER: latent_pretrain_method = 0;
+/// A restricted Boltzmann machine (CD-k or persistent CD): Bernoulli units for sigmoid layers,
+/// unit-variance Gaussian units for identity layers.
+pub const LATENT_PRETRAIN_RBM: latent_pretrain_method = 1;
+
 /// Weight initialisation (`latent_init`).
 pub type latent_init = i32;
 /// He for ReLU-family layers, Glorot for the others (times 4 for sigmoid layers).

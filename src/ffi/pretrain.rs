@@ -8,7 +8,7 @@ use super::trainer::{config_from_params, progress_to_c};
 use super::*;
 use crate::corruption::Corruption;
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
-use crate::train::{PretrainConfig, Progress, pretrain};
+use crate::train::{PretrainConfig, PretrainMethod, Progress, RbmConfig, pretrain};
 
 /// How one encoder layer's shallow autoencoder is regularised during pretraining: a plain,
 /// sparse (on its hidden layer), contractive or denoising autoencoder, or a mix.
@@ -34,8 +34,17 @@ pub struct latent_layer_regularization {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct latent_pretrain_params {
-    /// Training of each layer's shallow autoencoder (`epochs` is per layer). Default: the
-    /// trainer defaults.
+    /// What each layer is pretrained as: LATENT_PRETRAIN_AUTOENCODER (default) or
+    /// LATENT_PRETRAIN_RBM.
+    pub method: latent_pretrain_method,
+    /// RBM: Gibbs steps per update (CD-k). Default 1.
+    pub rbm_k: u32,
+    /// RBM: 1 for persistent contrastive divergence. Default 0. An RBM with linear (Gaussian)
+    /// hidden units learns at 1/100 of the learning rate, as Hinton & Salakhutdinov's top RBM.
+    pub rbm_persistent: i32,
+    /// Training of each layer (`epochs` is per layer; for RBMs `weight_decay` is the weight cost
+    /// and `momentum_initial` / `momentum_switch_epoch` give rbm.m's momentum schedule). Default:
+    /// the trainer defaults.
     pub pretrain: latent_train_params,
     /// 1: after each layer from the second on, fine-tune the partial deep autoencoder built so far
     /// with `intermediate` before pretraining the next layer. Default 0.
@@ -70,6 +79,9 @@ pub extern "C" fn latent_layer_regularization_default() -> latent_layer_regulari
 pub extern "C" fn latent_pretrain_params_default() -> latent_pretrain_params {
     let t = super::trainer::latent_train_params_default();
     latent_pretrain_params {
+        method: LATENT_PRETRAIN_AUTOENCODER,
+        rbm_k: 1,
+        rbm_persistent: 0,
         pretrain: t,
         intermediate_finetune: 0,
         intermediate: t,
@@ -97,8 +109,9 @@ fn layer_from_c(l: &latent_layer_regularization, i: usize) -> crate::Result<Regu
     })
 }
 
-/// Pretrains `net` layer by layer on `train` (each encoder layer as a shallow autoencoder on the
-/// codes of the layers below; its decoder becomes the mirrored decoder layer), optionally
+/// Pretrains `net` layer by layer on `train` (each encoder layer as a shallow autoencoder, or an
+/// RBM, on the codes of the layers below; its decoder, or the RBM's transpose, becomes the
+/// mirrored decoder layer), optionally
 /// fine-tuning each partial stack, then fine-tunes the whole network (validating on `valid` if
 /// not NULL). The decoder must mirror the encoder's widths. `progress` (may be NULL) is called
 /// on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels.
@@ -122,7 +135,17 @@ pub unsafe extern "C" fn latent_network_pretrain(
             let v = unsafe { slice(p.layers, p.n_layers as usize, "layers")? };
             v.iter().enumerate().map(|(i, l)| layer_from_c(l, i)).collect::<crate::Result<_>>()?
         };
+        let method = match p.method {
+            LATENT_PRETRAIN_AUTOENCODER => PretrainMethod::Autoencoder,
+            LATENT_PRETRAIN_RBM => PretrainMethod::Rbm(RbmConfig {
+                k: p.rbm_k as usize,
+                persistent: flag(p.rbm_persistent, "rbm_persistent")?,
+                ..RbmConfig::default()
+            }),
+            m => return Err(crate::error::invalid!("pretraining method {m} is out of range 0..2")),
+        };
         let cfg = PretrainConfig {
+            method,
             pretrain: config_from_params(&p.pretrain)?,
             layers,
             intermediate: if flag(p.intermediate_finetune, "intermediate_finetune")? {

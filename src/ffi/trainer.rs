@@ -216,6 +216,7 @@ pub(crate) fn progress_to_c(p: &Progress) -> latent_progress {
         penalty: p.penalty,
         stage: stage_code(p.stage.kind),
         stage_layer: p.stage.layer as u32,
+        free_energy: p.free_energy,
         valid_loss: p.valid_loss,
         samples_per_second: p.samples_per_second,
         seconds: p.seconds,

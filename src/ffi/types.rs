@@ -159,6 +159,9 @@ pub struct latent_progress {
     /// The encoder layer (0-based) a PRETRAIN stage trains; the encoder layers of the partial
     /// autoencoder an INTERMEDIATE_FINETUNE stage tunes; 0 otherwise.
     pub stage_layer: u32,
+    /// Mean free energy of the training rows at the epoch ends of RBM pretraining (`loss` is
+    /// then the RBM's reconstruction error); NaN otherwise.
+    pub free_energy: f64,
     /// Validation loss (at LATENT_EVENT_EPOCH_END with validation data; NaN otherwise).
     pub valid_loss: f64,
     /// Training throughput of this epoch so far.

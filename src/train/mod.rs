@@ -1,6 +1,8 @@
 //! Training procedures.
 
 pub mod pretrain;
+pub mod rbm;
 pub mod trainer;
-pub use pretrain::{PretrainConfig, PretrainReport, pretrain};
+pub use pretrain::{PretrainConfig, PretrainMethod, PretrainReport, pretrain};
+pub use rbm::{Rbm, RbmConfig, Unit};
 pub use trainer::{EpochRecord, Event, Progress, Stage, StageKind, TrainConfig, Trainer};

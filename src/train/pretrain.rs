@@ -10,10 +10,23 @@ use crate::loss::Loss;
 use crate::network::{LayerSpec, Network, NetworkSpec};
 use crate::regularizer::{Regularization, SparseLayers};
 use crate::tensor::Matrix;
-use crate::train::trainer::{Progress, Stage, StageKind, TrainConfig, Trainer};
+use crate::train::rbm::{Rbm, RbmConfig, Unit};
+use crate::train::trainer::{EpochRecord, Progress, Stage, StageKind, TrainConfig, Trainer};
+
+/// What each layer is pretrained as.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum PretrainMethod {
+    /// A shallow autoencoder (with the layer's regularisation).
+    #[default]
+    Autoencoder,
+    /// An RBM trained by CD-k / persistent CD (Hinton & Salakhutdinov 2006): Bernoulli units for
+    /// sigmoid layers, unit-variance Gaussian units for linear ones (their linear code layer).
+    Rbm(RbmConfig),
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PretrainConfig {
+    pub method: PretrainMethod,
     /// Training of each shallow autoencoder (`epochs` is per layer).
     pub pretrain: TrainConfig,
     /// Regularisation of each layer's shallow autoencoder (sparsity on its hidden layer,
@@ -28,7 +41,13 @@ pub struct PretrainConfig {
 
 impl PretrainConfig {
     pub fn new(pretrain: TrainConfig, finetune: TrainConfig) -> PretrainConfig {
-        PretrainConfig { pretrain, layers: Vec::new(), intermediate: None, finetune: Some(finetune) }
+        PretrainConfig {
+            method: PretrainMethod::Autoencoder,
+            pretrain,
+            layers: Vec::new(),
+            intermediate: None,
+            finetune: Some(finetune),
+        }
     }
 }
 
@@ -94,25 +113,59 @@ pub fn pretrain(
             let a = net.layers()[mirror].activation;
             (enc[k - 1].units, a, if a == Activation::Sigmoid { Loss::BinaryCrossEntropy } else { Loss::Mse })
         };
-        let shallow_spec = NetworkSpec {
-            input_dim: in_dim,
-            encoder: Vec::new(),
-            code: enc[k],
-            decoder: None,
-            output_activation: out_act,
-            loss,
-            tied_weights: spec.tied_weights,
-            init: spec.init,
-            seed: spec.seed.wrapping_add(k as u64 + 1),
-            regularization: cfg.layers.get(k).cloned().unwrap_or_default(),
-        };
-        let mut shallow = Network::new(shallow_spec).map_err(|e| invalid!("pretraining layer {k}: {e}"))?;
-        shallow.set_threads(net.threads());
         let input = codes.as_ref().unwrap_or(data);
         let stage = Stage { kind: StageKind::Pretrain, layer: k };
-        let hist = fit(&mut shallow, cfg.pretrain, input, None, stage, &mut progress)?;
-        report.stages.push((stage, hist));
-        copy_layers(&shallow, net, &[(0, k), (1, mirror)]);
+        match cfg.method {
+            PretrainMethod::Autoencoder => {
+                let shallow_spec = NetworkSpec {
+                    input_dim: in_dim,
+                    encoder: Vec::new(),
+                    code: enc[k],
+                    decoder: None,
+                    output_activation: out_act,
+                    loss,
+                    tied_weights: spec.tied_weights,
+                    init: spec.init,
+                    seed: spec.seed.wrapping_add(k as u64 + 1),
+                    regularization: cfg.layers.get(k).cloned().unwrap_or_default(),
+                };
+                let mut shallow = Network::new(shallow_spec).map_err(|e| invalid!("pretraining layer {k}: {e}"))?;
+                shallow.set_threads(net.threads());
+                let hist = fit(&mut shallow, cfg.pretrain, input, None, stage, &mut progress)?;
+                report.stages.push((stage, hist));
+                copy_layers(&shallow, net, &[(0, k), (1, mirror)]);
+            }
+            PretrainMethod::Rbm(rc) => {
+                let visible = Unit::of(out_act);
+                let hidden = Unit::of(enc[k].activation);
+                let (Some(visible), Some(hidden)) = (visible, hidden) else {
+                    return Err(invalid!(
+                        "RBM pretraining of layer {k} needs sigmoid (Bernoulli) or identity (Gaussian) units on both sides, not {} -> {}",
+                        out_act.name(),
+                        enc[k].activation.name()
+                    ));
+                };
+                let mut rbm = Rbm::new(in_dim, enc[k].units, visible, hidden, spec.seed.wrapping_add(k as u64 + 1))?;
+                let cb: Callback = match &mut progress {
+                    Some(f) => Some(&mut **f),
+                    None => None,
+                };
+                let epochs = rbm.fit(input, &cfg.pretrain, rc, stage, cb)?;
+                let hist = epochs
+                    .iter()
+                    .map(|e| EpochRecord {
+                        train_loss: e.reconstruction_error,
+                        train_penalty: 0.0,
+                        valid_loss: f64::NAN,
+                        seconds: e.seconds,
+                        samples_per_second: input.rows() as f64 / e.seconds.max(1e-9),
+                        learning_rate: cfg.pretrain.learning_rate as f64,
+                    })
+                    .collect();
+                report.stages.push((stage, hist));
+                unroll_rbm(&rbm, net, k, mirror);
+            }
+        }
 
         if k > 0
             && let Some(ic) = cfg.intermediate
@@ -216,4 +269,23 @@ fn copy_layers(src: &Network, dst: &mut Network, pairs: &[(usize, usize)]) {
         }
         p[ld.b..ld.b + ld.n_out].copy_from_slice(&src.params()[ls.b..ls.b + ls.n_out]);
     }
+}
+
+/// An RBM becomes encoder layer k (W, hidden bias) and its mirror (W^T, visible bias; only the
+/// bias when the network's weights are tied, since the mirror then reads W^T already).
+fn unroll_rbm(rbm: &Rbm, net: &mut Network, k: usize, mirror: usize) {
+    let (nv, nh) = (rbm.n_visible, rbm.n_hidden);
+    let (le, ld) = (net.layers()[k].clone(), net.layers()[mirror].clone());
+    let p = net.params_mut();
+    p[le.w..le.w + nv * nh].copy_from_slice(rbm.weights());
+    p[le.b..le.b + nh].copy_from_slice(rbm.hidden_bias());
+    if !ld.tied {
+        let w = rbm.weights();
+        for j in 0..nh {
+            for i in 0..nv {
+                p[ld.w + j * nv + i] = w[i * nh + j];
+            }
+        }
+    }
+    p[ld.b..ld.b + nv].copy_from_slice(rbm.visible_bias());
 }

@@ -115,6 +115,9 @@ pub struct Progress {
     pub penalty: f64,
     /// Which part of a procedure this fit is (pretraining names its stages).
     pub stage: Stage,
+    /// Mean free energy of the training rows, at the epoch ends of RBM pretraining (NaN
+    /// otherwise).
+    pub free_energy: f64,
     /// Validation loss at epoch end (NaN otherwise or without validation).
     pub valid_loss: f64,
     pub samples_per_second: f64,
@@ -127,7 +130,7 @@ pub enum StageKind {
     /// A plain fit.
     #[default]
     Train,
-    /// Greedy layer-wise pretraining of one layer as a shallow autoencoder.
+    /// Greedy layer-wise pretraining of one layer (a shallow autoencoder or an RBM).
     Pretrain,
     /// Fine-tuning of the partial deep autoencoder after a layer was added.
     IntermediateFinetune,
@@ -342,6 +345,7 @@ impl Trainer {
                         loss: loss_sum / seen as f64,
                         penalty: penalty_sum / seen as f64,
                         stage: self.stage,
+                        free_energy: f64::NAN,
                         valid_loss: f64::NAN,
                         samples_per_second: seen as f64 / secs.max(1e-9),
                         seconds: secs,
@@ -399,6 +403,7 @@ impl Trainer {
                     loss: rec.train_loss,
                     penalty: rec.train_penalty,
                     stage: self.stage,
+                    free_energy: f64::NAN,
                     valid_loss,
                     samples_per_second: rec.samples_per_second,
                     seconds: rec.seconds,
