@@ -53,7 +53,7 @@ fn free_energy_matches_enumeration() {
         assert!(rbm.hidden_bias().iter().any(|&b| b != 0.0) && rbm.visible_bias().iter().any(|&b| b != 0.0));
         let fe = rbm.free_energy(&x).unwrap();
         let (w, bh, bv) = (rbm.weights(), rbm.hidden_bias(), rbm.visible_bias());
-        for r in 0..8 {
+        for (r, &got) in fe.iter().enumerate() {
             let v = x.row(r);
             let vis: f64 = (0..nv)
                 .map(|i| match visible {
@@ -72,7 +72,7 @@ fn free_energy_matches_enumeration() {
                 sum += (-e).exp();
             }
             let want = -sum.ln();
-            assert!((fe[r] - want).abs() < 1e-4 * want.abs().max(1.0), "{visible:?} row {r}: {} vs {want}", fe[r]);
+            assert!((got - want).abs() < 1e-4 * want.abs().max(1.0), "{visible:?} row {r}: {got} vs {want}");
         }
     }
 }
