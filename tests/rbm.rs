@@ -168,3 +168,70 @@ fn persistent_cd_and_cd_k_train_too() {
     let bad = rbm.fit(&train, &hinton(1), RbmConfig { k: 0, ..Default::default() }, Stage::default(), None);
     assert_eq!(bad.unwrap_err().status(), latent::error::status::INVALID_ARGUMENT);
 }
+
+/// RBM pretraining through the C API: the stages and the free energy reach the progress callback.
+#[test]
+fn rbm_pretraining_through_the_c_api() {
+    use latent::ffi::*;
+    use std::ffi::c_void;
+    let (rows, cols) = (64usize, 12usize);
+    let x: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 11) as f32) / 10.0).collect();
+    let enc = [8u32];
+    let mut np = latent_network_params_default();
+    np.input_dim = cols as u32;
+    np.n_encoder = 1;
+    np.encoder_units = enc.as_ptr();
+    np.hidden_activation = LATENT_ACTIVATION_SIGMOID;
+    np.code_units = 3;
+    np.code_activation = LATENT_ACTIVATION_IDENTITY;
+    let mut pp = latent_pretrain_params_default();
+    pp.method = LATENT_PRETRAIN_RBM;
+    pp.pretrain.epochs = 2;
+    pp.pretrain.optimizer = LATENT_OPTIMIZER_SGD;
+    pp.pretrain.learning_rate = 0.1;
+    pp.pretrain.batch_size = 16;
+    pp.finetune.epochs = 1;
+    type Seen = Vec<(i32, u32, bool)>;
+    unsafe extern "C" fn record(user: *mut c_void, p: *const latent_progress) -> i32 {
+        let (seen, p) = unsafe { (&mut *(user as *mut Seen), &*p) };
+        if p.event == LATENT_EVENT_EPOCH_END {
+            seen.push((p.stage, p.stage_layer, p.free_energy.is_finite()));
+        }
+        0
+    }
+    let mut seen: Seen = Vec::new();
+    unsafe {
+        let (mut net, mut ds) = (std::ptr::null_mut(), std::ptr::null_mut());
+        assert_eq!(latent_network_new(&np, &mut net), LATENT_STATUS_OK);
+        assert_eq!(
+            latent_dataset_from_buffer(
+                x.as_ptr().cast(),
+                LATENT_DTYPE_F32,
+                LATENT_LAYOUT_ROW_MAJOR,
+                rows,
+                cols,
+                &mut ds
+            ),
+            LATENT_STATUS_OK
+        );
+        let user = &mut seen as *mut Seen as *mut c_void;
+        assert_eq!(latent_network_pretrain(net, &pp, ds, std::ptr::null(), Some(record), user), LATENT_STATUS_OK);
+        pp.method = 5;
+        assert_eq!(latent_network_pretrain(net, &pp, ds, std::ptr::null(), None, user), LATENT_STATUS_INVALID_ARGUMENT);
+        // A tanh layer has no RBM unit type.
+        pp.method = LATENT_PRETRAIN_RBM;
+        let mut np2 = np;
+        np2.hidden_activation = LATENT_ACTIVATION_TANH;
+        let mut net2 = std::ptr::null_mut();
+        assert_eq!(latent_network_new(&np2, &mut net2), LATENT_STATUS_OK);
+        assert_eq!(
+            latent_network_pretrain(net2, &pp, ds, std::ptr::null(), None, user),
+            LATENT_STATUS_INVALID_ARGUMENT
+        );
+        latent_network_free(net2);
+        latent_network_free(net);
+        latent_dataset_free(ds);
+    }
+    let (p, f) = (LATENT_STAGE_PRETRAIN, LATENT_STAGE_FINETUNE);
+    assert_eq!(seen, vec![(p, 0, true), (p, 0, true), (p, 1, true), (p, 1, true), (f, 0, false)]);
+}

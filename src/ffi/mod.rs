@@ -28,6 +28,7 @@ pub use dataset::*;
 pub use hashing::*;
 pub use metrics::*;
 pub use network::*;
+pub use pretrain::*;
 pub use trainer::*;
 pub use types::*;
 
