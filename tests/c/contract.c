@@ -35,6 +35,36 @@ static int32_t cancel_after_two(void *user, const latent_progress *p) {
     return ++*calls >= 2;
 }
 
+/* The stages a pretraining run goes through: one entry per change of (stage, stage_layer). */
+typedef struct {
+    int n, epochs, cancel_at;
+    int32_t stage[16];
+    uint32_t layer[16];
+    double penalty[16]; /* the largest penalty reported in each entry */
+} stage_log;
+
+static int32_t record_stage(void *user, const latent_progress *p) {
+    stage_log *log = (stage_log *)user;
+    if (p->event != LATENT_EVENT_EPOCH_END) return 0;
+    log->epochs++;
+    if (log->n == 0 || log->stage[log->n - 1] != p->stage || log->layer[log->n - 1] != p->stage_layer) {
+        if (log->n == 16) return 1;
+        log->stage[log->n] = p->stage;
+        log->layer[log->n] = p->stage_layer;
+        log->penalty[log->n] = 0;
+        log->n++;
+    }
+    if (p->penalty > log->penalty[log->n - 1]) log->penalty[log->n - 1] = p->penalty;
+    return log->cancel_at > 0 && log->epochs >= log->cancel_at;
+}
+
+static int stages_are(const stage_log *log, int n, const int32_t *stage, const uint32_t *layer) {
+    if (log->n != n) return 0;
+    for (int i = 0; i < n; i++)
+        if (log->stage[i] != stage[i] || log->layer[i] != layer[i]) return 0;
+    return 1;
+}
+
 int main(int argc, char **argv) {
     const char *tmp = argc > 1 ? argv[1] : ".";
     char path[4096];
@@ -214,6 +244,146 @@ int main(int argc, char **argv) {
     EXPECT(latent_hamming_top_k(bits, 2, 1, bits, 2, 2, nearest, NULL, 4, &found), LATENT_STATUS_NULL_ARGUMENT);
     EXPECT(latent_hamming_top_k(bits, 2, 1, bits, 2, 2, nearest, dist, 4, &found), LATENT_STATUS_OK);
     EXPECT_TRUE(found == 2 && dist[0] == 0 && nearest[3] != nearest[2]);
+
+    /* Regularisation settings of a new network */
+    latent_network_params q = latent_network_params_default();
+    uint32_t enc6[] = {6}, sparse_bad[] = {5}, dec5[] = {5};
+    latent_network *reg = (latent_network *)&q;
+    q.input_dim = 8;
+    q.n_encoder = 1;
+    q.encoder_units = enc6;
+    q.code_units = 3;
+    q.seed = 3;
+    q.sparsity = 7;
+    EXPECT(latent_network_new(&q, &reg), LATENT_STATUS_INVALID_ARGUMENT);
+    EXPECT_TRUE(reg == NULL);
+    MSG_HAS("sparsity");
+    q.sparsity = LATENT_SPARSITY_KL;
+    q.code_activation = LATENT_ACTIVATION_RELU; /* KL needs activations in (0, 1) */
+    EXPECT(latent_network_new(&q, &reg), LATENT_STATUS_INVALID_ARGUMENT);
+    MSG_HAS("sigmoid");
+    q.code_activation = LATENT_ACTIVATION_SIGMOID;
+    q.sparsity_target = 1.5;
+    EXPECT(latent_network_new(&q, &reg), LATENT_STATUS_INVALID_ARGUMENT);
+    q.sparsity_target = 0.05;
+    q.sparse_layers = sparse_bad; /* hidden layers are 0..2: encoder, code, decoder */
+    q.n_sparse_layers = 1;
+    EXPECT(latent_network_new(&q, &reg), LATENT_STATUS_INVALID_ARGUMENT);
+    MSG_HAS("sparse layer 5");
+    q.sparse_layers = NULL; /* NULL with a count: the code layer, as documented */
+    q.n_sparse_layers = 3;
+    EXPECT(latent_network_new(&q, &reg), LATENT_STATUS_OK);
+    latent_network_free(reg);
+    q.n_sparse_layers = 0;
+    q.corruption = 9;
+    EXPECT(latent_network_new(&q, &reg), LATENT_STATUS_INVALID_ARGUMENT);
+    q.corruption = LATENT_CORRUPTION_MASKING;
+    q.corruption_level = NAN;
+    EXPECT(latent_network_new(&q, &reg), LATENT_STATUS_INVALID_ARGUMENT);
+    MSG_HAS("corruption_level");
+    q.corruption_level = 0.2;
+    q.code_noise = -1;
+    EXPECT(latent_network_new(&q, &reg), LATENT_STATUS_INVALID_ARGUMENT);
+    MSG_HAS("code noise");
+    q.code_noise = 2;
+    q.contractive_weight = 0.01;
+    EXPECT(latent_network_new(&q, &reg), LATENT_STATUS_OK);
+    /* Save and load keep every setting: the same description. */
+    char desc[2048], desc2[2048];
+    latent_network *reg2 = NULL;
+    EXPECT(latent_network_describe(reg, desc, sizeof desc, NULL), LATENT_STATUS_OK);
+    EXPECT_TRUE(strstr(desc, "KL sparsity") && strstr(desc, "masking corruption") &&
+                strstr(desc, "contractive") && strstr(desc, "code noise sigma 2"));
+    snprintf(path, sizeof path, "%s/regularized.latent", tmp);
+    EXPECT(latent_network_save(reg, path), LATENT_STATUS_OK);
+    EXPECT(latent_network_load(path, &reg2), LATENT_STATUS_OK);
+    EXPECT(latent_network_describe(reg2, desc2, sizeof desc2, NULL), LATENT_STATUS_OK);
+    EXPECT_TRUE(strcmp(desc, desc2) == 0);
+    latent_network_free(reg2);
+    latent_network_free(reg);
+
+    /* Layer-wise pretraining */
+    float rows64[64 * 8];
+    uint32_t lcg = 12345;
+    for (int i = 0; i < 64 * 8; i++) {
+        lcg = lcg * 1664525u + 1013904223u;
+        rows64[i] = (float)(lcg >> 8) / 16777216.0f;
+    }
+    latent_dataset *small_ds = NULL;
+    EXPECT(latent_dataset_from_buffer(rows64, LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 64, 8, &small_ds),
+           LATENT_STATUS_OK);
+    latent_network_params pp = latent_network_params_default();
+    pp.input_dim = 8;
+    pp.n_encoder = 1;
+    pp.encoder_units = enc6;
+    pp.code_units = 3;
+    pp.seed = 4;
+    latent_network *pnet = NULL, *skew = NULL;
+    EXPECT(latent_network_new(&pp, &pnet), LATENT_STATUS_OK);
+    pp.mirror_decoder = 0; /* 8 -> 6 -> [3] -> 5 -> 8 */
+    pp.n_decoder = 1;
+    pp.decoder_units = dec5;
+    EXPECT(latent_network_new(&pp, &skew), LATENT_STATUS_OK);
+    latent_pretrain_params pre = latent_pretrain_params_default();
+    EXPECT_TRUE(pre.finetune_enabled == 1 && pre.intermediate_finetune == 0 && pre.layers == NULL);
+    latent_layer_regularization lr[2] = {latent_layer_regularization_default(),
+                                         latent_layer_regularization_default()};
+    EXPECT_TRUE(lr[0].sparsity == LATENT_SPARSITY_NONE && lr[0].corruption == LATENT_CORRUPTION_NONE);
+    lr[0].corruption = LATENT_CORRUPTION_MASKING;
+    lr[0].corruption_level = 0.2;
+    lr[1].sparsity = LATENT_SPARSITY_L1;
+    lr[1].sparsity_weight = 0.01;
+    pre.pretrain.epochs = pre.intermediate.epochs = pre.finetune.epochs = 2;
+    pre.pretrain.batch_size = pre.intermediate.batch_size = pre.finetune.batch_size = 16;
+    pre.pretrain.threads = pre.intermediate.threads = pre.finetune.threads = 1;
+    pre.layers = lr;
+    pre.n_layers = 1; /* the encoder has 2 layers: the hidden one and the code layer */
+    EXPECT(latent_network_pretrain(pnet, NULL, small_ds, NULL, NULL, NULL), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_network_pretrain(pnet, &pre, NULL, NULL, NULL, NULL), LATENT_STATUS_NULL_ARGUMENT);
+    EXPECT(latent_network_pretrain(pnet, &pre, small_ds, NULL, NULL, NULL), LATENT_STATUS_INVALID_ARGUMENT);
+    pre.n_layers = 3;
+    EXPECT(latent_network_pretrain(pnet, &pre, small_ds, NULL, NULL, NULL), LATENT_STATUS_INVALID_ARGUMENT);
+    pre.n_layers = 2;
+    EXPECT(latent_network_pretrain(skew, &pre, small_ds, NULL, NULL, NULL), LATENT_STATUS_INVALID_ARGUMENT);
+    MSG_HAS("mirror");
+    EXPECT(latent_network_pretrain(pnet, &pre, narrow, NULL, NULL, NULL), LATENT_STATUS_SHAPE_MISMATCH);
+    pre.pretrain.epochs = 0;
+    EXPECT(latent_network_pretrain(pnet, &pre, small_ds, NULL, NULL, NULL), LATENT_STATUS_INVALID_ARGUMENT);
+    pre.pretrain.epochs = 2;
+    lr[1].corruption = 9;
+    EXPECT(latent_network_pretrain(pnet, &pre, small_ds, NULL, NULL, NULL), LATENT_STATUS_INVALID_ARGUMENT);
+    MSG_HAS("layers[1]");
+    lr[1].corruption = LATENT_CORRUPTION_NONE;
+    stage_log log = {0};
+    EXPECT(latent_network_pretrain(pnet, &pre, small_ds, NULL, record_stage, &log), LATENT_STATUS_OK);
+    {
+        const int32_t st[] = {LATENT_STAGE_PRETRAIN, LATENT_STAGE_PRETRAIN, LATENT_STAGE_FINETUNE};
+        const uint32_t ly[] = {0, 1, 0};
+        EXPECT_TRUE(stages_are(&log, 3, st, ly) && log.epochs == 6);
+        /* Masking adds no penalty; L1 on the code layer does. */
+        EXPECT_TRUE(log.penalty[0] == 0 && log.penalty[1] > 0);
+    }
+    stage_log log2 = {0};
+    pre.intermediate_finetune = 1;
+    EXPECT(latent_network_pretrain(pnet, &pre, small_ds, NULL, record_stage, &log2), LATENT_STATUS_OK);
+    {
+        /* After the second layer: the partial autoencoder of 2 encoder layers. */
+        const int32_t st[] = {LATENT_STAGE_PRETRAIN, LATENT_STAGE_PRETRAIN, LATENT_STAGE_INTERMEDIATE_FINETUNE,
+                              LATENT_STAGE_FINETUNE};
+        const uint32_t ly[] = {0, 1, 2, 0};
+        EXPECT_TRUE(stages_are(&log2, 4, st, ly) && log2.epochs == 8);
+    }
+    EXPECT(latent_network_encode(pnet, x, 2, 5, codes, 6), LATENT_STATUS_SHAPE_MISMATCH); /* 8 columns */
+    stage_log cancel = {0};
+    cancel.cancel_at = 3; /* in the second layer's pretraining */
+    EXPECT(latent_network_pretrain(pnet, &pre, small_ds, NULL, record_stage, &cancel), LATENT_STATUS_CANCELLED);
+    EXPECT_TRUE(cancel.epochs == 3 && cancel.n == 2);
+    float code8[2 * 3];
+    EXPECT(latent_network_encode(pnet, rows64, 2, 8, code8, 6), LATENT_STATUS_OK); /* still usable */
+    EXPECT_TRUE(isfinite(code8[0]) && isfinite(code8[5]));
+    latent_network_free(skew);
+    latent_network_free(pnet);
+    latent_dataset_free(small_ds);
 
     /* Files */
     latent_network *loaded = (latent_network *)&p;
