@@ -270,7 +270,8 @@ typedef struct latent_pretrain_params {
   // the trainer defaults.
   struct latent_train_params pretrain;
   // 1: after each layer from the second on, fine-tune the partial deep autoencoder built so far
-  // with `intermediate` before pretraining the next layer. Default 0.
+  // with `intermediate` before pretraining the next layer (not after the last layer: the
+  // final fine-tuning trains the whole network). Default 0.
   int32_t intermediate_finetune;
   struct latent_train_params intermediate;
   // 1 (default): fine-tune the whole autoencoder with `finetune` at the end; 0: pretraining
@@ -305,8 +306,8 @@ typedef struct latent_progress {
   double penalty;
   // LATENT_STAGE_TRAIN for latent_trainer_fit(); the pretraining procedure names its stages.
   latent_stage stage;
-  // The encoder layer (0-based) a PRETRAIN stage trains; the encoder layers of the partial
-  // autoencoder an INTERMEDIATE_FINETUNE stage tunes; 0 otherwise.
+  // PRETRAIN: the 0-based encoder layer being pretrained. INTERMEDIATE_FINETUNE: how many
+  // encoder layers the partial autoencoder has (2 after the second layer). 0 otherwise.
   uint32_t stage_layer;
   // Mean free energy of the training rows at the epoch ends of RBM pretraining (`loss` is
   // then the RBM's reconstruction error); NaN otherwise.

@@ -47,7 +47,8 @@ pub struct latent_pretrain_params {
     /// the trainer defaults.
     pub pretrain: latent_train_params,
     /// 1: after each layer from the second on, fine-tune the partial deep autoencoder built so far
-    /// with `intermediate` before pretraining the next layer. Default 0.
+    /// with `intermediate` before pretraining the next layer (not after the last layer: the
+    /// final fine-tuning trains the whole network). Default 0.
     pub intermediate_finetune: i32,
     pub intermediate: latent_train_params,
     /// 1 (default): fine-tune the whole autoencoder with `finetune` at the end; 0: pretraining

@@ -156,8 +156,8 @@ pub struct latent_progress {
     pub penalty: f64,
     /// LATENT_STAGE_TRAIN for latent_trainer_fit(); the pretraining procedure names its stages.
     pub stage: latent_stage,
-    /// The encoder layer (0-based) a PRETRAIN stage trains; the encoder layers of the partial
-    /// autoencoder an INTERMEDIATE_FINETUNE stage tunes; 0 otherwise.
+    /// PRETRAIN: the 0-based encoder layer being pretrained. INTERMEDIATE_FINETUNE: how many
+    /// encoder layers the partial autoencoder has (2 after the second layer). 0 otherwise.
     pub stage_layer: u32,
     /// Mean free energy of the training rows at the epoch ends of RBM pretraining (`loss` is
     /// then the RBM's reconstruction error); NaN otherwise.

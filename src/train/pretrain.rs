@@ -33,7 +33,8 @@ pub struct PretrainConfig {
     /// contractive penalty, corruption of its input), one per encoder layer including the code
     /// layer; empty: plain autoencoders.
     pub layers: Vec<Regularization>,
-    /// Fine-tune the partial deep autoencoder after each layer from the second on.
+    /// Fine-tune the partial deep autoencoder after each layer from the second to the
+    /// next-to-last (after the last, the final fine-tuning trains the whole network).
     pub intermediate: Option<TrainConfig>,
     /// End-to-end fine-tuning of the whole autoencoder (None: pretraining only).
     pub finetune: Option<TrainConfig>,
@@ -167,7 +168,10 @@ pub fn pretrain(
             }
         }
 
+        // Between layers only: after the last one the partial stack is the whole network, which
+        // the final fine-tuning trains.
         if k > 0
+            && k + 1 < n_enc
             && let Some(ic) = cfg.intermediate
         {
             let mut partial = partial_network(net, &spec, k)?;

@@ -367,11 +367,31 @@ int main(int argc, char **argv) {
     pre.intermediate_finetune = 1;
     EXPECT(latent_network_pretrain(pnet, &pre, small_ds, NULL, record_stage, &log2), LATENT_STATUS_OK);
     {
-        /* After the second layer: the partial autoencoder of 2 encoder layers. */
+        /* Two encoder layers: after the last one only the final fine-tuning runs. */
+        const int32_t st[] = {LATENT_STAGE_PRETRAIN, LATENT_STAGE_PRETRAIN, LATENT_STAGE_FINETUNE};
+        const uint32_t ly[] = {0, 1, 0};
+        EXPECT_TRUE(stages_are(&log2, 3, st, ly) && log2.epochs == 6);
+    }
+    {
+        /* Three encoder layers (8 -> 6 -> 5 -> [3]): the partial autoencoder of 2 encoder layers
+         * is fine-tuned after the second, before the third is pretrained. */
+        const uint32_t enc65[2] = {6, 5};
+        latent_network_params p3 = pp;
+        p3.mirror_decoder = 1;
+        p3.n_encoder = 2;
+        p3.encoder_units = enc65;
+        latent_network *deep = NULL;
+        EXPECT(latent_network_new(&p3, &deep), LATENT_STATUS_OK);
+        latent_pretrain_params pre3 = pre;
+        pre3.layers = NULL;
+        pre3.n_layers = 0;
+        stage_log log3 = {0};
+        EXPECT(latent_network_pretrain(deep, &pre3, small_ds, NULL, record_stage, &log3), LATENT_STATUS_OK);
         const int32_t st[] = {LATENT_STAGE_PRETRAIN, LATENT_STAGE_PRETRAIN, LATENT_STAGE_INTERMEDIATE_FINETUNE,
-                              LATENT_STAGE_FINETUNE};
-        const uint32_t ly[] = {0, 1, 2, 0};
-        EXPECT_TRUE(stages_are(&log2, 4, st, ly) && log2.epochs == 8);
+                              LATENT_STAGE_PRETRAIN, LATENT_STAGE_FINETUNE};
+        const uint32_t ly[] = {0, 1, 2, 2, 0};
+        EXPECT_TRUE(stages_are(&log3, 5, st, ly) && log3.epochs == 10);
+        latent_network_free(deep);
     }
     EXPECT(latent_network_encode(pnet, x, 2, 5, codes, 6), LATENT_STATUS_SHAPE_MISMATCH); /* 8 columns */
     stage_log cancel = {0};
