@@ -74,6 +74,7 @@ fn spec(
         tied_weights,
         init: Init::Auto,
         seed: 7,
+        regularization: Default::default(),
     }
 }
 

@@ -3,8 +3,8 @@
 //! denoising step (loss against the clean input).
 //!
 //! The reference is an independent f64 evaluation of the objective, written here from the
-//! documented formulas (regularizer.rs): mean element loss + beta * sum_j KL(rho || rho_hat_j)
-//! + lambda * mean_rows sum_j |h_j| + lambda_c * mean_rows sum_layers sum_j f'(z_j)^2 sum_i W_ij^2.
+//! documented formulas (regularizer.rs): mean element loss + beta * sum_j KL(rho || rho_hat_j) +
+//! lambda * mean_rows sum_j |h_j| + lambda_c * mean_rows sum_layers sum_j f'(z_j)^2 sum_i W_ij^2.
 //! Central differences of that f64 function (step 1e-4) are accurate to ~1e-9, so the check is
 //! limited only by the engine's f32 arithmetic: tolerance 1e-3 relative plus 2e-6 absolute.
 //!
