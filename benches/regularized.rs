@@ -1,5 +1,6 @@
 //! The regularised family: what each penalty costs per training step, and the deep MNIST
-//! autoencoder of Hinton & Salakhutdinov (2006) trained with layer-wise pretraining.
+//! autoencoder of Hinton & Salakhutdinov (2006) trained with layer-wise pretraining (RBMs and
+//! shallow autoencoders) against random initialisation.
 //!
 //!   cargo bench --bench regularized                      # both tables (the second is long)
 //!   ONLY=overhead cargo bench --bench regularized        # penalty overhead only (~1 min)
@@ -9,7 +10,7 @@
 //!   THREADS            worker threads (default 0 = all cores)
 //!   OVERHEAD_REPS      repetitions of each timing (default 11; the median is printed)
 //!   HS_ROWS            training rows of MNIST (default 60000; the test set is always all 10000)
-//!   HS_PRETRAIN_EPOCHS epochs per layer of shallow-autoencoder pretraining (default 10)
+//!   HS_PRETRAIN_EPOCHS epochs per layer of pretraining, RBM and shallow-autoencoder (default 10)
 //!   HS_FINETUNE_EPOCHS end-to-end fine-tuning epochs (default 50)
 //!   HS_LR              Adam learning rate of fine-tuning and of the random-init run (default 1e-3)
 //!   HS_PRETRAIN_LR     Adam learning rate of pretraining (default 3e-3)
@@ -352,7 +353,12 @@ fn hinton(threads: usize, data: Option<(Matrix, Matrix)>) {
     rbm_net.set_threads(threads);
     let mut rbm_pre = TrainConfig {
         learning_rate: 0.1,
-        optimizer: OptimizerConfig { kind: OptimizerKind::Sgd, momentum: 0.9, weight_decay: 2e-4, ..Default::default() },
+        optimizer: OptimizerConfig {
+            kind: OptimizerKind::Sgd,
+            momentum: 0.9,
+            weight_decay: 2e-4,
+            ..Default::default()
+        },
         ..adam(pre_epochs, 0.1)
     };
     rbm_pre.schedule.momentum_initial = 0.5;
