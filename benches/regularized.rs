@@ -4,6 +4,7 @@
 //!
 //!   cargo bench --bench regularized                      # both tables (the second is long)
 //!   ONLY=overhead cargo bench --bench regularized        # penalty overhead only (~1 min)
+//!   ONLY=rbm cargo bench --bench regularized             # CD-1 updates/s against the dense step
 //!   ONLY=hinton HS_ROWS=20000 HS_PRETRAIN_EPOCHS=3 HS_FINETUNE_EPOCHS=5 cargo bench --bench regularized
 //!
 //! Environment:
@@ -33,7 +34,7 @@ use latent::network::StepNoise;
 use latent::optim::Optimizer;
 use latent::regularizer::{Regularization, SparseLayers, Sparsity};
 use latent::rng::Rng;
-use latent::train::{Event, PretrainConfig, PretrainMethod, Progress, RbmConfig, StageKind, pretrain};
+use latent::train::{Event, PretrainConfig, PretrainMethod, Progress, Rbm, RbmConfig, StageKind, Unit, pretrain};
 use latent::{Activation, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
 
 const BATCH: usize = 128;
@@ -429,12 +430,56 @@ fn hinton(threads: usize, data: Option<(Matrix, Matrix)>) {
     );
 }
 
+/// CD-1 updates of a 784x500 Bernoulli RBM against training steps of the dense autoencoder of the
+/// same size (784-500-784, sigmoid, BCE), both SGD with momentum, batch 100, on the same rows.
+fn rbm_throughput(threads: usize, train: Option<&Matrix>) {
+    let rows = 10_000usize;
+    let x = match train {
+        Some(t) => t.slice_rows(0, rows.min(t.rows())),
+        None => {
+            let mut rng = Rng::new(3, 9);
+            Matrix::from_vec(rows, COLS, (0..rows * COLS).map(|_| rng.uniform()).collect()).expect("noise")
+        }
+    };
+    let reps: usize = env("OVERHEAD_REPS", 11).clamp(1, 50).min(5);
+    let c = TrainConfig {
+        epochs: 1,
+        batch_size: 100,
+        learning_rate: 0.1,
+        optimizer: OptimizerConfig { kind: OptimizerKind::Sgd, momentum: 0.9, ..Default::default() },
+        threads,
+        ..Default::default()
+    };
+    let steps = x.rows().div_ceil(100) as f64;
+    let (mut rbm_t, mut ae_t) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let mut rbm = Rbm::new(COLS, 500, Unit::Bernoulli, Unit::Bernoulli, 1).expect("rbm");
+        let t = Instant::now();
+        rbm.fit(&x, &c, RbmConfig::default(), Default::default(), None).expect("rbm fit");
+        // fit() also evaluates the free energy of every row once per epoch: time it apart.
+        let total = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let _ = rbm.free_energy(&x).expect("free energy");
+        rbm_t.push((total - t.elapsed().as_secs_f64()) / steps);
+        let mut net = Network::new(NetworkSpec::new(COLS, &[], Activation::Sigmoid, 500)).expect("net");
+        let t = Instant::now();
+        Trainer::new(c).expect("trainer").fit(&mut net, &x, None, None).expect("fit");
+        ae_t.push(t.elapsed().as_secs_f64() / steps);
+    }
+    let (r, a) = (median(rbm_t), median(ae_t));
+    println!("\n## RBM CD-1 against the dense step of the same size (784x500, batch 100, SGD momentum)\n");
+    println!("| step | ms/step | updates/s | ratio to the dense step |");
+    println!("|---|---|---|---|");
+    println!("| 784-500-784 autoencoder step (forward, backward, update) | {:.3} | {:.0} | 1.00x |", a * 1e3, 1.0 / a);
+    println!("| RBM CD-1 update (784x500) | {:.3} | {:.0} | {:.2}x |", r * 1e3, 1.0 / r, r / a);
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // cargo bench -- --list
     }
     let threads: usize = env("THREADS", 0);
-    let only = std::env::var("ONLY").unwrap_or_else(|_| "overhead,hinton".into());
+    let only = std::env::var("ONLY").unwrap_or_else(|_| "overhead,rbm,hinton".into());
     let rows: usize = env("HS_ROWS", 60_000);
     let data = mnist(rows.max(16 * BATCH));
     println!(
@@ -445,6 +490,9 @@ fn main() {
     );
     if only.contains("overhead") {
         overhead(threads, data.as_ref().map(|(train, _)| train));
+    }
+    if only.contains("rbm") {
+        rbm_throughput(threads, data.as_ref().map(|(train, _)| train));
     }
     if only.contains("hinton") {
         let data = data.map(|(train, test)| {
