@@ -99,6 +99,9 @@ typedef int32_t latent_sparsity;
 // clean input.
 typedef int32_t latent_corruption;
 
+// Stochastic units of a hidden layer (`latent_stochastic`).
+typedef int32_t latent_stochastic;
+
 // Architecture of a new autoencoder. Get the defaults from latent_network_params_default(),
 // then set at least `input_dim` and `code_units`.
 //
@@ -164,6 +167,17 @@ typedef struct latent_network_params {
   // training, fixed per training row (semantic hashing: with a sigmoid code layer it drives
   // the codes toward 0 and 1). 0 = off (default).
   double code_noise;
+  // Stochastic units of the encoder hidden layers (n_encoder values), or NULL for none:
+  // LATENT_STOCHASTIC_BERNOULLI (binary samples of a sigmoid layer, straight-through gradient)
+  // or LATENT_STOCHASTIC_GAUSSIAN (output + N(0, stochastic_sigma^2)). Sampled in training;
+  // in inference only after latent_network_set_stochastic_inference().
+  const latent_stochastic *encoder_stochastic;
+  // Stochastic units of the code layer. Default NONE.
+  latent_stochastic code_stochastic;
+  // Of the decoder hidden layers when not mirrored (a mirrored decoder mirrors the encoder's).
+  const latent_stochastic *decoder_stochastic;
+  // Standard deviation of GAUSSIAN stochastic layers. Default 0.
+  double stochastic_sigma;
 } latent_network_params;
 
 // How one encoder layer's shallow autoencoder is regularised during pretraining: a plain,
@@ -436,6 +450,14 @@ typedef struct latent_epoch_record {
 // A restricted Boltzmann machine (CD-k or persistent CD): Bernoulli units for sigmoid layers,
 // unit-variance Gaussian units for identity layers.
 #define LATENT_PRETRAIN_RBM 1
+
+#define LATENT_STOCHASTIC_NONE 0
+
+// Bernoulli samples of a sigmoid layer's output; straight-through gradient.
+#define LATENT_STOCHASTIC_BERNOULLI 1
+
+// Output plus N(0, stochastic_sigma^2) noise.
+#define LATENT_STOCHASTIC_GAUSSIAN 2
 
 // He for ReLU-family layers, Glorot for the others (times 4 for sigmoid layers).
 #define LATENT_INIT_AUTO 0
@@ -723,6 +745,14 @@ latent_status latent_network_set_params(struct latent_network *net, const float 
 
 // Threads used by inference calls on this network (0 = all cores, the default).
 latent_status latent_network_set_threads(struct latent_network *net, uint32_t threads);
+
+// Whether inference calls (encode, decode, reconstruct, scores) sample the stochastic layers:
+// `on` = 0 (the default) passes their means on; 1 samples them, the draws depending only on
+// `seed` and each row's position in the call (the same call repeats exactly; change the seed
+// to draw again). Training always samples.
+latent_status latent_network_set_stochastic_inference(struct latent_network *net,
+                                                      int32_t on,
+                                                      uint64_t seed);
 
 // Writes a NUL-terminated summary of the architecture into `buf` (snprintf-style: *needed, if
 // not NULL, receives the size including the NUL; a too-small buffer gets a truncated,

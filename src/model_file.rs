@@ -37,10 +37,10 @@
 //!
 //! so `A = 48 + 8(E + D)` in version 1 and the file is `32 + A + 4P` bytes.
 //!
-//! # Version 2: regularisation
+//! # Version 2: regularisation and stochastic layers
 //!
 //! A network with regularisation (sparsity, contractive penalty, corruption or code noise: see
-//! [`Regularization`]) is written as version 2, which appends to the architecture section
+//! [`Regularization`]) or stochastic layers is written as version 2, which appends to the architecture section
 //! (offsets relative to the end of the version-1 fields, `L` the sparse-layer list's length):
 //!
 //! | offset  | size | type     | field                                                        |
@@ -55,8 +55,10 @@
 //! | 24 + 4L | 4    | i32      | corruption code (`LATENT_CORRUPTION_*`)                      |
 //! | 28 + 4L | 4    | f32      | corruption level (0 without corruption)                      |
 //! | 32 + 4L | 4    | f32      | code noise sigma                                             |
+//! | 36 + 4L | 4    | u32      | `S`: 0, or E + 1 + D when a hidden layer is stochastic        |
+//! | 40 + 4L | 8`S` |          | per hidden layer in forward order: i32 `LATENT_STOCHASTIC_*`, f32 sigma (0 unless Gaussian) |
 //!
-//! so `A = 84 + 8(E + D) + 4L`. A network without regularisation is still written as version 1
+//! so `A = 88 + 8(E + D) + 4L + 8S`. A network without either is still written as version 1
 //! (any older build reads it), and a version-2 file whose block says "no regularisation" is
 //! refused, so that files stay canonical. Codes are those of
 //! [`Activation::code`], [`Loss::code`] and [`Init::code`] (the `LATENT_*` constants of the C
@@ -107,6 +109,7 @@ use crate::activation::Activation;
 use crate::corruption::Corruption;
 use crate::error::{Error, Result};
 use crate::init::Init;
+use crate::layer::Stochastic;
 use crate::loss::Loss;
 use crate::network::{LayerSpec, MAX_LAYERS, MAX_PARAMS, MAX_UNITS, Network, NetworkSpec};
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
@@ -271,8 +274,21 @@ fn arch_len(spec: &NetworkSpec) -> usize {
     let v1 = ARCH_FIXED_BYTES + LAYER_BYTES * (spec.encoder.len() + spec.decoder_layers().len());
     match version_of(spec) {
         1 => v1,
-        _ => v1 + REG_FIXED_BYTES + 4 * listed_layers(&spec.regularization).len(),
+        _ => {
+            v1 + REG_FIXED_BYTES
+                + 4 * listed_layers(&spec.regularization).len()
+                + 4
+                + 8 * stochastic_layers(spec).map_or(0, |v| v.len())
+        }
     }
+}
+
+/// The hidden layers' units in forward order, when any layer samples.
+fn stochastic_layers(spec: &NetworkSpec) -> Option<Vec<Stochastic>> {
+    let dec = spec.decoder_layers();
+    let v: Vec<Stochastic> =
+        spec.encoder.iter().chain(std::iter::once(&spec.code)).chain(dec.iter()).map(|l| l.stochastic).collect();
+    v.iter().any(|s| !s.is_none()).then_some(v)
 }
 
 /// The regularisation block without its layer list.
@@ -280,7 +296,7 @@ const REG_FIXED_BYTES: usize = 36;
 
 /// The lowest version that holds the spec.
 fn version_of(spec: &NetworkSpec) -> u32 {
-    if spec.regularization == Regularization::default() { 1 } else { 2 }
+    if spec.regularization == Regularization::default() && stochastic_layers(spec).is_none() { 1 } else { 2 }
 }
 
 fn listed_layers(r: &Regularization) -> &[usize] {
@@ -345,6 +361,12 @@ fn encode<S: Sink>(net: &Network, out: &mut S) -> std::result::Result<(), S::Err
         head.extend_from_slice(&r.corruption.code().to_le_bytes());
         f32_(&mut head, r.corruption.level());
         f32_(&mut head, r.code_noise);
+        let st = stochastic_layers(spec).unwrap_or_default();
+        u32_(&mut head, u32_of(st.len()));
+        for u in st {
+            head.extend_from_slice(&u.code().to_le_bytes());
+            f32_(&mut head, u.sigma());
+        }
     }
     head.extend_from_slice(&(net.param_count() as u64).to_le_bytes());
     out.put(&head)?;
@@ -503,7 +525,7 @@ fn layers(r: &mut Reader, count: u32, what: &str) -> Result<Vec<LayerSpec>> {
     for _ in 0..n {
         let units = units(r, "hidden layer width")?;
         let activation = activation(r, "hidden layer activation")?;
-        v.push(LayerSpec { units, activation });
+        v.push(LayerSpec::new(units, activation));
     }
     Ok(v)
 }
@@ -513,7 +535,7 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
     let input_dim = units(&mut r, "input width")?;
     let n_enc = r.u32("encoder layer count")?;
     let encoder = layers(&mut r, n_enc, "encoder")?;
-    let code = LayerSpec { units: units(&mut r, "code width")?, activation: activation(&mut r, "code activation")? };
+    let code = LayerSpec::new(units(&mut r, "code width")?, activation(&mut r, "code activation")?);
     let mirrored = flag(&mut r, "decoder-mirrored flag")?;
     let n_dec = r.u32("decoder layer count")?;
     if encoder.len() + n_dec as usize + 2 > MAX_LAYERS {
@@ -534,7 +556,17 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
     let init = Init::from_code(c)
         .map_err(|_| arch_err(format_args!("init code {c} at offset {at} is not one this build knows")))?;
     let seed = r.u64("seed")?;
-    let regularization = if version >= 2 { regularization(&mut r)? } else { Regularization::default() };
+    let (regularization, stochastic) =
+        if version >= 2 { regularization(&mut r, encoder.len() + 1 + decoder.len())? } else { Default::default() };
+    let mut encoder = encoder;
+    let mut code = code;
+    let mut decoder = decoder;
+    if !stochastic.is_empty() {
+        let hidden = encoder.iter_mut().chain(std::iter::once(&mut code)).chain(decoder.iter_mut());
+        for (l, s) in hidden.zip(stochastic) {
+            l.stochastic = s;
+        }
+    }
     if !r.rest.is_empty() {
         return Err(arch_err(format_args!(
             "the section is {} bytes, version {version}'s fields take {}",
@@ -575,7 +607,7 @@ fn f32_field(r: &mut Reader, what: &str) -> Result<f32> {
 
 /// The version-2 regularisation block. Values are range-checked with the network's spec when it
 /// is built; here only what keeps the file canonical.
-fn regularization(r: &mut Reader) -> Result<Regularization> {
+fn regularization(r: &mut Reader, n_hidden: usize) -> Result<(Regularization, Vec<Stochastic>)> {
     let at = r.pos;
     let code = r.i32("sparsity code")?;
     let rho = f32_field(r, "sparsity target")?;
@@ -610,10 +642,33 @@ fn regularization(r: &mut Reader) -> Result<Regularization> {
     }
     let code_noise = f32_field(r, "code noise")?;
     let reg = Regularization { sparsity, sparse_layers, contractive, corruption, code_noise };
-    if reg == Regularization::default() {
-        return Err(arch_err("a version-2 file without regularisation (such a network is written as version 1)"));
+    let at = r.pos;
+    let count = r.u32("stochastic layer count")? as usize;
+    if count != 0 && count != n_hidden {
+        return Err(arch_err(format_args!(
+            "{count} stochastic layer entries at offset {at}: 0 or one per hidden layer ({n_hidden})"
+        )));
     }
-    Ok(reg)
+    let mut stochastic = Vec::with_capacity(count);
+    for _ in 0..count {
+        let at = r.pos;
+        let code = r.i32("stochastic unit code")?;
+        let sigma = f32_field(r, "stochastic sigma")?;
+        let u = Stochastic::from_code(code, sigma).map_err(|e| arch_err(format_args!("at offset {at}: {e}")))?;
+        if u.sigma() != sigma {
+            return Err(arch_err(format_args!("stochastic unit at offset {at}: sigma must be 0 unless Gaussian")));
+        }
+        stochastic.push(u);
+    }
+    if count > 0 && stochastic.iter().all(|s| s.is_none()) {
+        return Err(arch_err("stochastic layer entries that are all deterministic (written as a count of 0)"));
+    }
+    if reg == Regularization::default() && count == 0 {
+        return Err(arch_err(
+            "a version-2 file without regularisation or stochastic layers (such a network is written as version 1)",
+        ));
+    }
+    Ok((reg, stochastic))
 }
 
 /// The number of parameters `Network::new(spec)` holds, computed without allocating (the layer

@@ -7,7 +7,7 @@ use std::ops::Range;
 use crate::activation::Activation;
 use crate::error::{Error, Result, invalid, shape, try_zeros};
 use crate::init::Init;
-use crate::layer::Dense;
+use crate::layer::{Dense, Stochastic};
 use crate::loss::Loss;
 use crate::regularizer::{self, Regularization, Sparsity};
 use crate::rng::{Rng, stream};
@@ -19,15 +19,21 @@ pub const MAX_UNITS: usize = 1 << 24;
 pub const MAX_LAYERS: usize = 256;
 pub const MAX_PARAMS: usize = 1 << 31;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LayerSpec {
     pub units: usize,
     pub activation: Activation,
+    /// Sampled units (binary stochastic or Gaussian noise); default deterministic.
+    pub stochastic: Stochastic,
 }
 
 impl LayerSpec {
     pub fn new(units: usize, activation: Activation) -> LayerSpec {
-        LayerSpec { units, activation }
+        LayerSpec { units, activation, stochastic: Stochastic::None }
+    }
+    /// The same layer with sampled units.
+    pub fn with(self, stochastic: Stochastic) -> LayerSpec {
+        LayerSpec { stochastic, ..self }
     }
 }
 
@@ -96,6 +102,10 @@ impl NetworkSpec {
             }
         }
         self.loss.check_output(self.output_activation)?;
+        let hidden = self.encoder.iter().chain(std::iter::once(&self.code)).chain(dec.iter());
+        for (i, l) in hidden.enumerate() {
+            l.stochastic.validate(l.activation, &format!("hidden layer {i}"))?;
+        }
         if self.tied_weights {
             let enc: Vec<usize> = self.encoder.iter().map(|l| l.units).collect();
             let mut rev: Vec<usize> = dec.iter().map(|l| l.units).collect();
@@ -141,15 +151,24 @@ pub struct Workspace {
     d1: Vec<f32>,
     /// The corrupted minibatch (denoising).
     xc: Vec<f32>,
+    /// Samples of stochastic layers (sized when first drawn), and whether layer i's are this
+    /// pass's (then they, not y, are what the next layer saw).
+    s: Vec<Vec<f32>>,
+    sampled: Vec<bool>,
 }
 
 impl Workspace {
     pub fn rows(&self) -> usize {
         self.rows
     }
-    /// Output of layer i for the last forward pass.
+    /// Output of layer i for the last forward pass (the mean of a stochastic layer).
     pub fn output(&self, i: usize) -> &[f32] {
         &self.y[i]
+    }
+    /// What layer i passed on in the last forward pass: its samples if it drew any, else its
+    /// output.
+    pub fn passed_on(&self, i: usize) -> &[f32] {
+        if self.sampled[i] { &self.s[i] } else { &self.y[i] }
     }
     /// Pre-activation of layer i for the last forward pass (the output's logits, for BCE).
     pub fn preactivation(&self, i: usize) -> &[f32] {
@@ -165,6 +184,8 @@ pub struct Network {
     n_encoder: usize,
     params: Vec<f32>,
     threads: usize,
+    /// Seed of sampling in inference calls; None: stochastic layers pass on their means.
+    stochastic_inference: Option<u64>,
 }
 
 impl Network {
@@ -203,17 +224,18 @@ impl Network {
     fn structure(spec: NetworkSpec) -> Result<Network> {
         spec.validate()?;
         let dec = spec.decoder_layers();
-        let mut dims = vec![(spec.input_dim, Activation::Identity)];
-        dims.extend(spec.encoder.iter().map(|l| (l.units, l.activation)));
-        dims.push((spec.code.units, spec.code.activation));
-        dims.extend(dec.iter().map(|l| (l.units, l.activation)));
-        dims.push((spec.input_dim, spec.output_activation));
+        let mut dims = vec![LayerSpec::new(spec.input_dim, Activation::Identity)];
+        dims.extend(spec.encoder.iter().copied());
+        dims.push(spec.code);
+        dims.extend(dec.iter().copied());
+        dims.push(LayerSpec::new(spec.input_dim, spec.output_activation));
         let n_encoder = spec.encoder.len() + 1;
         let mut layers: Vec<Dense> = Vec::with_capacity(dims.len() - 1);
         let mut offset = 0usize;
         let overflow = || invalid!("the network has more than {MAX_PARAMS} parameters");
         for i in 1..dims.len() {
-            let (n_in, n_out, act) = (dims[i - 1].0, dims[i].0, dims[i].1);
+            let (n_in, n_out, act, stochastic) =
+                (dims[i - 1].units, dims[i].units, dims[i].activation, dims[i].stochastic);
             let idx = i - 1;
             let tied_to = (spec.tied_weights && idx >= n_encoder).then(|| 2 * n_encoder - 1 - idx);
             let w = match tied_to {
@@ -226,7 +248,16 @@ impl Network {
             };
             let b = offset;
             offset = offset.checked_add(n_out).filter(|&o| o <= MAX_PARAMS).ok_or_else(overflow)?;
-            layers.push(Dense { n_in, n_out, activation: act, w, b, tied: tied_to.is_some(), accumulate_dw: false });
+            layers.push(Dense {
+                n_in,
+                n_out,
+                activation: act,
+                w,
+                b,
+                tied: tied_to.is_some(),
+                accumulate_dw: false,
+                stochastic,
+            });
         }
         // A tied pair's gradient is written by the decoder layer (backward reaches it first) and
         // added to by the encoder layer.
@@ -235,7 +266,7 @@ impl Network {
                 l.accumulate_dw = true;
             }
         }
-        Ok(Network { spec, layers, n_encoder, params: try_zeros(offset)?, threads: 0 })
+        Ok(Network { spec, layers, n_encoder, params: try_zeros(offset)?, threads: 0, stochastic_inference: None })
     }
 
     pub fn spec(&self) -> &NetworkSpec {
@@ -279,6 +310,19 @@ impl Network {
     pub fn set_threads(&mut self, t: usize) {
         self.threads = t;
     }
+    /// Some(seed): inference calls sample stochastic layers (the draws depend on the seed and the
+    /// rows' positions in the call, so a call repeats exactly); None (default): they pass on
+    /// their means.
+    pub fn set_stochastic_inference(&mut self, seed: Option<u64>) {
+        self.stochastic_inference = seed;
+    }
+    pub fn stochastic_inference(&self) -> Option<u64> {
+        self.stochastic_inference
+    }
+    /// Whether any layer samples.
+    pub fn has_stochastic_layers(&self) -> bool {
+        self.layers.iter().any(|l| !l.stochastic.is_none())
+    }
 
     /// Ranges of the parameter buffer that hold weights (not biases): weight decay applies there.
     pub fn weight_ranges(&self) -> Vec<Range<usize>> {
@@ -295,24 +339,61 @@ impl Network {
         }
         ws.d0 = try_zeros(rows * widest)?;
         ws.d1 = try_zeros(rows * widest)?;
+        ws.s = vec![Vec::new(); self.layers.len()];
+        ws.sampled = vec![false; self.layers.len()];
         Ok(ws)
     }
 
-    /// Runs layers `range` on `x` (rows x layers[range.start].n_in) into the workspace.
+    /// Runs layers `range` on `x` (rows x layers[range.start].n_in) into the workspace, passing
+    /// means on through stochastic layers.
     pub fn forward_layers(&self, range: Range<usize>, x: &[f32], rows: usize, ws: &mut Workspace, threads: usize) {
+        self.forward_with(range, x, rows, ws, threads, None, None)
+    }
+
+    /// forward_layers() that samples stochastic layers from `sampler` and adds the per-row code
+    /// noise of `code_noise` (row ids, seed) to the code layer.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_with(
+        &self,
+        range: Range<usize>,
+        x: &[f32],
+        rows: usize,
+        ws: &mut Workspace,
+        threads: usize,
+        mut sampler: Option<&mut Rng>,
+        code_noise: Option<(&[usize], u64)>,
+    ) {
         debug_assert!(ws.rows >= rows);
         for i in range.clone() {
             let l = &self.layers[i];
-            let (before, after) = ws.y.split_at_mut(i);
-            let input: &[f32] = if i == range.start { x } else { &before[i - 1][..rows * l.n_in] };
-            l.forward(
-                &self.params,
-                input,
-                rows,
-                &mut ws.z[i][..rows * l.n_out],
-                &mut after[0][..rows * l.n_out],
-                threads,
-            );
+            let n = rows * l.n_out;
+            {
+                let Workspace { z, y, s, sampled, .. } = &mut *ws;
+                let (before, after) = y.split_at_mut(i);
+                let input: &[f32] = if i == range.start {
+                    x
+                } else if sampled[i - 1] {
+                    &s[i - 1][..rows * l.n_in]
+                } else {
+                    &before[i - 1][..rows * l.n_in]
+                };
+                l.forward(&self.params, input, rows, &mut z[i][..n], &mut after[0][..n], threads);
+                sampled[i] = false;
+            }
+            if i + 1 == self.n_encoder
+                && let Some((ids, seed)) = code_noise
+            {
+                self.add_code_noise(rows, ws, ids, seed);
+            }
+            if !l.stochastic.is_none()
+                && let Some(rng) = sampler.as_deref_mut()
+            {
+                if ws.s[i].len() < n {
+                    ws.s[i].resize(n, 0.0);
+                }
+                l.stochastic.sample(&ws.y[i][..n], &mut ws.s[i][..n], rng);
+                ws.sampled[i] = true;
+            }
         }
     }
 
@@ -356,15 +437,11 @@ impl Network {
             nz => (&x[..count], nz),
         };
         match noise {
-            Some(nz) if reg.code_noise > 0.0 => {
-                let c = self.n_encoder - 1;
-                self.forward_layers(0..self.n_encoder, input, rows, ws, threads);
-                self.add_code_noise(rows, ws, &nz);
-                let code = std::mem::take(&mut ws.y[c]);
-                self.forward_layers(self.n_encoder..n, &code[..rows * self.layers[c].n_out], rows, ws, threads);
-                ws.y[c] = code;
+            Some(nz) => {
+                let code_noise = (reg.code_noise > 0.0).then_some((nz.row_ids, nz.seed));
+                self.forward_with(0..n, input, rows, ws, threads, Some(nz.rng), code_noise)
             }
-            _ => self.forward_layers(0..n, input, rows, ws, threads),
+            None => self.forward_with(0..n, input, rows, ws, threads, None, None),
         }
         let out = &self.layers[n - 1];
         let loss = self.spec.loss;
@@ -382,7 +459,9 @@ impl Network {
         let mut next = std::mem::take(&mut ws.d1);
         for i in (0..n).rev() {
             let l = &self.layers[i];
-            let layer_in: &[f32] = if i == 0 { input } else { &ws.y[i - 1][..rows * l.n_in] };
+            // A layer's input is what the layer below passed on (its samples when it drew them;
+            // the below layer's derivative then uses its means: straight-through).
+            let layer_in: &[f32] = if i == 0 { input } else { &ws.passed_on(i - 1)[..rows * l.n_in] };
             let dz = &mut cur[..rows * l.n_out];
             let wr = l.w..l.w + l.n_in * l.n_out;
             // The contractive penalty of an encoder layer reaches its dz before the products.
@@ -436,7 +515,7 @@ impl Network {
 
     /// Adds the fixed per-row Gaussian noise to the code layer's pre-activation and recomputes
     /// its output.
-    fn add_code_noise(&self, rows: usize, ws: &mut Workspace, nz: &StepNoise) {
+    fn add_code_noise(&self, rows: usize, ws: &mut Workspace, row_ids: &[usize], seed: u64) {
         let c = self.n_encoder - 1;
         let l = &self.layers[c];
         let sigma = self.spec.regularization.code_noise;
@@ -444,8 +523,8 @@ impl Network {
         let with_bias = l.activation.z_has_bias();
         let z = ws.z[c][..rows * l.n_out].chunks_exact_mut(l.n_out);
         let y = ws.y[c][..rows * l.n_out].chunks_exact_mut(l.n_out);
-        for ((zr, yr), &id) in z.zip(y).zip(nz.row_ids) {
-            let mut rng = Rng::new(nz.seed ^ (id as u64).wrapping_mul(0xD1B5_4A32_D192_ED03), stream::CODE_NOISE);
+        for ((zr, yr), &id) in z.zip(y).zip(row_ids) {
+            let mut rng = Rng::new(seed ^ (id as u64).wrapping_mul(0xD1B5_4A32_D192_ED03), stream::CODE_NOISE);
             for ((z, y), b) in zr.iter_mut().zip(yr.iter_mut()).zip(bias) {
                 let full = if with_bias { *z } else { *z + b } + sigma * rng.normal();
                 *z = full;
@@ -496,7 +575,16 @@ impl Network {
         let mut first = 0;
         while first < rows {
             let r = block.min(rows - first);
-            self.forward_layers(range.clone(), &x.as_slice()[first * cols..(first + r) * cols], r, &mut ws, threads);
+            let xs = &x.as_slice()[first * cols..(first + r) * cols];
+            match self.stochastic_inference {
+                // Blocks are a fixed 1024 rows whatever the thread count, so the draws are too.
+                Some(seed) if self.has_stochastic_layers() => {
+                    let mut rng =
+                        Rng::new(seed ^ (first as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), stream::STOCHASTIC);
+                    self.forward_with(range.clone(), xs, r, &mut ws, threads, Some(&mut rng), None)
+                }
+                _ => self.forward_layers(range.clone(), xs, r, &mut ws, threads),
+            }
             sink(first, r, &ws);
             first += r;
         }
@@ -510,6 +598,8 @@ impl Network {
             ws.z.push(try_zeros(n)?);
             ws.y.push(try_zeros(n)?);
         }
+        ws.s = vec![Vec::new(); self.layers.len()];
+        ws.sampled = vec![false; self.layers.len()];
         Ok(ws)
     }
 
@@ -519,7 +609,7 @@ impl Network {
         let width = self.layers[last].n_out;
         let mut out = Matrix::zeros(x.rows(), width)?;
         self.run_blocks(range, x, |first, r, ws| {
-            out.as_mut_slice()[first * width..(first + r) * width].copy_from_slice(&ws.y[last][..r * width]);
+            out.as_mut_slice()[first * width..(first + r) * width].copy_from_slice(&ws.passed_on(last)[..r * width]);
         })?;
         Ok(out)
     }
@@ -675,6 +765,11 @@ impl Network {
             };
             let tied =
                 if l.tied { format!(" (weights tied to layer {})", 2 * self.n_encoder - 1 - i) } else { String::new() };
+            let tied = match l.stochastic {
+                Stochastic::None => tied,
+                Stochastic::Bernoulli => format!("{tied}, binary stochastic"),
+                Stochastic::Gaussian { sigma } => format!("{tied}, gaussian noise sigma {sigma}"),
+            };
             let _ = writeln!(
                 out,
                 "  {i:>2} {role:<8} dense {:>6} -> {:<6} {:<10} {:>10} params{tied}",

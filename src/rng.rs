@@ -11,6 +11,7 @@ pub mod stream {
     pub const SPLIT: u64 = 3;
     pub const CORRUPTION: u64 = 4;
     pub const CODE_NOISE: u64 = 5;
+    pub const STOCHASTIC: u64 = 6;
 }
 
 pub struct Rng(Xoshiro256PlusPlus);

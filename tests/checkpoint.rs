@@ -924,8 +924,8 @@ fn regularized_networks_round_trip_as_version_2() {
             SparseLayers::Layers(v) => v.len(),
             _ => 0,
         };
-        // A = 84 + 8 (E + D) + 4 L
-        assert_eq!(u32::from_le_bytes(b[16..20].try_into().unwrap()) as usize, 84 + 8 * 4 + 4 * listed);
+        // A = 88 + 8 (E + D) + 4 L (no stochastic layers)
+        assert_eq!(u32::from_le_bytes(b[16..20].try_into().unwrap()) as usize, 88 + 8 * 4 + 4 * listed);
         let back = file_round_trip(&net);
         assert_eq!(back.spec().regularization, r);
         assert_same_network(&net, &back);

@@ -112,6 +112,10 @@ fn struct_layouts_agree_between_c_and_rust() {
     f!(latent_network_params, corruption);
     f!(latent_network_params, corruption_level);
     f!(latent_network_params, code_noise);
+    f!(latent_network_params, encoder_stochastic);
+    f!(latent_network_params, code_stochastic);
+    f!(latent_network_params, decoder_stochastic);
+    f!(latent_network_params, stochastic_sigma);
     s!(latent_train_params);
     f!(latent_train_params, epochs);
     f!(latent_train_params, optimizer);

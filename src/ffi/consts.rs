@@ -92,6 +92,14 @@ pub const LATENT_PRETRAIN_AUTOENCODER: latent_pretrain_method = 0;
 /// unit-variance Gaussian units for identity layers.
 pub const LATENT_PRETRAIN_RBM: latent_pretrain_method = 1;
 
+/// Stochastic units of a hidden layer (`latent_stochastic`).
+pub type latent_stochastic = i32;
+pub const LATENT_STOCHASTIC_NONE: latent_stochastic = 0;
+/// Bernoulli samples of a sigmoid layer's output; straight-through gradient.
+pub const LATENT_STOCHASTIC_BERNOULLI: latent_stochastic = 1;
+/// Output plus N(0, stochastic_sigma^2) noise.
+pub const LATENT_STOCHASTIC_GAUSSIAN: latent_stochastic = 2;
+
 /// Weight initialisation (`latent_init`).
 pub type latent_init = i32;
 /// He for ReLU-family layers, Glorot for the others (times 4 for sigmoid layers).

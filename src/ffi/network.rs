@@ -9,6 +9,7 @@ use crate::activation::Activation;
 use crate::corruption::Corruption;
 use crate::error::{Error, Result, invalid};
 use crate::init::Init;
+use crate::layer::Stochastic;
 use crate::loss::Loss;
 use crate::network::{LayerSpec, Network, NetworkSpec};
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
@@ -66,6 +67,10 @@ pub extern "C" fn latent_network_params_default() -> latent_network_params {
         corruption: LATENT_CORRUPTION_NONE,
         corruption_level: 0.0,
         code_noise: 0.0,
+        encoder_stochastic: std::ptr::null(),
+        code_stochastic: LATENT_STOCHASTIC_NONE,
+        decoder_stochastic: std::ptr::null(),
+        stochastic_sigma: 0.0,
     }
 }
 
@@ -93,23 +98,32 @@ unsafe fn regularization_from_params(p: &latent_network_params) -> Result<Regula
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 unsafe fn layers(
     n: u32,
     units: *const u32,
     acts: *const i32,
+    stochastic: *const i32,
+    sigma: f32,
     default: Activation,
     what: &str,
 ) -> Result<Vec<LayerSpec>> {
     let n = n as usize;
     let units = unsafe { slice(units, n, &format!("{what}_units"))? };
     let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, &format!("{what}_activations"))? }) };
+    let st =
+        if stochastic.is_null() { None } else { Some(unsafe { slice(stochastic, n, &format!("{what}_stochastic"))? }) };
     (0..n)
         .map(|i| {
             let act = match acts {
                 Some(a) => Activation::from_code(a[i]).map_err(|e| invalid!("{what} layer {i}: {e}"))?,
                 None => default,
             };
-            Ok(LayerSpec::new(units[i] as usize, act))
+            let unit = match st {
+                Some(s) => Stochastic::from_code(s[i], sigma).map_err(|e| invalid!("{what} layer {i}: {e}"))?,
+                None => Stochastic::None,
+            };
+            Ok(LayerSpec::new(units[i] as usize, act).with(unit))
         })
         .collect()
 }
@@ -122,11 +136,16 @@ pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<Netwo
         return Err(invalid!("code_units is 0: set the width of the code layer"));
     }
     let hidden = Activation::from_code(p.hidden_activation).map_err(|e| invalid!("hidden_activation: {e}"))?;
-    let encoder = unsafe { layers(p.n_encoder, p.encoder_units, p.encoder_activations, hidden, "encoder")? };
+    let sigma = f32_of(p.stochastic_sigma, "stochastic_sigma")?;
+    let encoder = unsafe {
+        layers(p.n_encoder, p.encoder_units, p.encoder_activations, p.encoder_stochastic, sigma, hidden, "encoder")?
+    };
     let decoder = if flag(p.mirror_decoder, "mirror_decoder")? {
         None
     } else {
-        Some(unsafe { layers(p.n_decoder, p.decoder_units, p.decoder_activations, hidden, "decoder")? })
+        Some(unsafe {
+            layers(p.n_decoder, p.decoder_units, p.decoder_activations, p.decoder_stochastic, sigma, hidden, "decoder")?
+        })
     };
     Ok(NetworkSpec {
         input_dim: p.input_dim as usize,
@@ -134,7 +153,8 @@ pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<Netwo
         code: LayerSpec::new(
             p.code_units as usize,
             Activation::from_code(p.code_activation).map_err(|e| invalid!("code_activation: {e}"))?,
-        ),
+        )
+        .with(Stochastic::from_code(p.code_stochastic, sigma).map_err(|e| invalid!("code_stochastic: {e}"))?),
         decoder,
         output_activation: Activation::from_code(p.output_activation)
             .map_err(|e| invalid!("output_activation: {e}"))?,
@@ -242,6 +262,24 @@ pub unsafe extern "C" fn latent_network_set_threads(net: *mut latent_network, th
             return Err(invalid!("{threads} threads is more than 4096"));
         }
         h.write().set_threads(threads as usize);
+        Ok(())
+    })
+}
+
+/// Whether inference calls (encode, decode, reconstruct, scores) sample the stochastic layers:
+/// `on` = 0 (the default) passes their means on; 1 samples them, the draws depending only on
+/// `seed` and each row's position in the call (the same call repeats exactly; change the seed
+/// to draw again). Training always samples.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_set_stochastic_inference(
+    net: *mut latent_network,
+    on: i32,
+    seed: u64,
+) -> latent_status {
+    guard(|| {
+        let h = unsafe { arg(net, "net")? };
+        let on = flag(on, "on")?;
+        h.write().set_stochastic_inference(on.then_some(seed));
         Ok(())
     })
 }

@@ -72,6 +72,17 @@ pub struct latent_network_params {
     /// training, fixed per training row (semantic hashing: with a sigmoid code layer it drives
     /// the codes toward 0 and 1). 0 = off (default).
     pub code_noise: f64,
+    /// Stochastic units of the encoder hidden layers (n_encoder values), or NULL for none:
+    /// LATENT_STOCHASTIC_BERNOULLI (binary samples of a sigmoid layer, straight-through gradient)
+    /// or LATENT_STOCHASTIC_GAUSSIAN (output + N(0, stochastic_sigma^2)). Sampled in training;
+    /// in inference only after latent_network_set_stochastic_inference().
+    pub encoder_stochastic: *const latent_stochastic,
+    /// Stochastic units of the code layer. Default NONE.
+    pub code_stochastic: latent_stochastic,
+    /// Of the decoder hidden layers when not mirrored (a mirrored decoder mirrors the encoder's).
+    pub decoder_stochastic: *const latent_stochastic,
+    /// Standard deviation of GAUSSIAN stochastic layers. Default 0.
+    pub stochastic_sigma: f64,
 }
 
 /// Training configuration. Get the defaults from latent_train_params_default() and edit.

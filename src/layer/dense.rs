@@ -18,6 +18,8 @@ pub struct Dense {
     /// backward overwrites (false) or adds to (true) the weight gradient: tied weights get
     /// contributions from two layers, the decoder's (run first) overwrites, the encoder's adds.
     pub accumulate_dw: bool,
+    /// Sampled units (hidden layers only).
+    pub stochastic: super::Stochastic,
 }
 
 impl Dense {

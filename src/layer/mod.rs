@@ -2,4 +2,6 @@
 //! forward and backward functions side by side.
 
 pub mod dense;
+pub mod stochastic;
 pub use dense::Dense;
+pub use stochastic::Stochastic;

@@ -276,7 +276,7 @@ impl Trainer {
         let mut corrupt_rng = Rng::new(c.seed, stream::CORRUPTION);
         let range =
             matches!(reg.corruption, Corruption::SaltPepper { .. }).then(|| feature_range(train.as_slice(), cols));
-        let stochastic = !reg.corruption.is_none() || reg.code_noise > 0.0;
+        let stochastic = !reg.corruption.is_none() || reg.code_noise > 0.0 || net.has_stochastic_layers();
         let mut best: Option<(f64, Vec<f32>)> = None;
         let mut since_best = 0;
         let mut lr = c.learning_rate;

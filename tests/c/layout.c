@@ -32,6 +32,10 @@ int main(void) {
     F(latent_network_params, corruption);
     F(latent_network_params, corruption_level);
     F(latent_network_params, code_noise);
+    F(latent_network_params, encoder_stochastic);
+    F(latent_network_params, code_stochastic);
+    F(latent_network_params, decoder_stochastic);
+    F(latent_network_params, stochastic_sigma);
     S(latent_train_params);
     F(latent_train_params, epochs);
     F(latent_train_params, optimizer);
