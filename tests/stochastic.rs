@@ -227,3 +227,45 @@ fn binary_stochastic_code_learns_on_mnist() {
     assert!(binary > 0.6, "{binary}");
     assert!(sampled_err < 1.3 * mean_err, "{sampled_err} vs {mean_err}");
 }
+
+#[test]
+fn stochastic_layers_through_the_c_api() {
+    use latent::ffi::*;
+    let enc = [8u32];
+    let enc_st = [LATENT_STOCHASTIC_GAUSSIAN];
+    let mut p = latent_network_params_default();
+    p.input_dim = 6;
+    p.n_encoder = 1;
+    p.encoder_units = enc.as_ptr();
+    p.encoder_stochastic = enc_st.as_ptr();
+    p.stochastic_sigma = 0.2;
+    p.code_units = 4;
+    p.code_activation = LATENT_ACTIVATION_SIGMOID;
+    p.code_stochastic = LATENT_STOCHASTIC_BERNOULLI;
+    let x = inputs(5 * 6);
+    let mut codes = [0f32; 20];
+    unsafe {
+        let mut net = std::ptr::null_mut();
+        assert_eq!(latent_network_new(&p, &mut net), LATENT_STATUS_OK);
+        assert_eq!(latent_network_encode(net, x.as_ptr(), 5, 6, codes.as_mut_ptr(), 20), LATENT_STATUS_OK);
+        assert!(codes.iter().any(|&c| c > 0.0 && c < 1.0), "means by default");
+        assert_eq!(latent_network_set_stochastic_inference(net, 1, 42), LATENT_STATUS_OK);
+        assert_eq!(latent_network_encode(net, x.as_ptr(), 5, 6, codes.as_mut_ptr(), 20), LATENT_STATUS_OK);
+        assert!(codes.iter().all(|&c| c == 0.0 || c == 1.0), "binary samples: {codes:?}");
+        assert_eq!(latent_network_set_stochastic_inference(net, 2, 42), LATENT_STATUS_INVALID_ARGUMENT);
+        assert_eq!(latent_network_set_stochastic_inference(std::ptr::null_mut(), 1, 0), LATENT_STATUS_NULL_ARGUMENT);
+        latent_network_free(net);
+        let mut bad = p;
+        bad.code_stochastic = 7;
+        assert_eq!(latent_network_new(&bad, &mut net), LATENT_STATUS_INVALID_ARGUMENT);
+        bad.code_stochastic = LATENT_STOCHASTIC_BERNOULLI;
+        bad.code_activation = LATENT_ACTIVATION_TANH;
+        assert_eq!(latent_network_new(&bad, &mut net), LATENT_STATUS_INVALID_ARGUMENT);
+        let mut bad = p;
+        bad.stochastic_sigma = -0.5;
+        assert_eq!(latent_network_new(&bad, &mut net), LATENT_STATUS_INVALID_ARGUMENT);
+        bad.stochastic_sigma = f64::NAN;
+        assert_eq!(latent_network_new(&bad, &mut net), LATENT_STATUS_INVALID_ARGUMENT);
+        assert!(net.is_null());
+    }
+}
