@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod corruption;
 pub mod data;
+pub mod distribution;
 pub mod error;
 pub mod ffi;
 pub mod gemm;
@@ -24,10 +25,12 @@ pub mod regularizer;
 pub mod rng;
 pub mod tensor;
 pub mod train;
+pub mod vae;
 
 pub use activation::Activation;
 pub use corruption::Corruption;
 pub use data::Dataset;
+pub use distribution::{DistKind, Part, Reconstruction};
 
 pub use error::{Error, Result};
 pub use init::Init;
@@ -37,4 +40,5 @@ pub use network::{LayerSpec, Network, NetworkSpec};
 pub use optim::{LrSchedule, OptimizerConfig, OptimizerKind, Schedule};
 pub use regularizer::{Regularization, SparseLayers, Sparsity};
 pub use tensor::Matrix;
-pub use train::{EpochRecord, Progress, TrainConfig, Trainer};
+pub use train::{EpochRecord, Progress, TrainConfig, Trainable, Trainer};
+pub use vae::{Elbo, Posterior, Vae, VaeSpec};

@@ -12,6 +12,8 @@ pub mod stream {
     pub const CORRUPTION: u64 = 4;
     pub const CODE_NOISE: u64 = 5;
     pub const STOCHASTIC: u64 = 6;
+    pub const VAE_SAMPLE: u64 = 7;
+    pub const VAE_TRAIN: u64 = 8;
 }
 
 pub struct Rng(Xoshiro256PlusPlus);

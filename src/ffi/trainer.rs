@@ -148,7 +148,7 @@ pub unsafe extern "C" fn latent_trainer_fit(
         };
         let mut guard = n.write();
         let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
-        t.inner.fit(&mut guard, train.x(), valid, cb)
+        t.inner.fit(&mut *guard, train.x(), valid, cb)
     })
 }
 

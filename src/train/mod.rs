@@ -5,4 +5,4 @@ pub mod rbm;
 pub mod trainer;
 pub use pretrain::{PretrainConfig, PretrainMethod, PretrainReport, pretrain};
 pub use rbm::{Rbm, RbmConfig, Unit};
-pub use trainer::{EpochRecord, Event, Progress, Stage, StageKind, TrainConfig, Trainer};
+pub use trainer::{EpochRecord, Event, Progress, Stage, StageKind, TrainConfig, Trainable, Trainer};

@@ -4,10 +4,13 @@ use std::time::Instant;
 
 use crate::corruption::{Corruption, feature_range};
 use crate::error::{Error, Result, invalid, shape, try_zeros};
+use std::ops::Range;
+
 use crate::network::{Network, StepNoise};
 use crate::optim::{LrSchedule, Optimizer, OptimizerConfig, OptimizerKind, Schedule, clip_grad_norm};
 use crate::rng::{Rng, stream};
 use crate::tensor::Matrix;
+use crate::vae::{Vae, VaeWorkspace};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainConfig {
@@ -161,6 +164,133 @@ pub struct EpochRecord {
     pub learning_rate: f64,
 }
 
+/// What a [`Trainer`] fits: an autoencoder ([`Network`]) or a variational one ([`Vae`]).
+pub trait Trainable: Send + Sync {
+    type Workspace: Send;
+    fn input_dim(&self) -> usize;
+    fn param_count(&self) -> usize;
+    fn params(&self) -> &[f32];
+    fn params_mut(&mut self) -> &mut [f32];
+    /// Ranges of the parameters that weight decay applies to.
+    fn weight_ranges(&self) -> Vec<Range<usize>>;
+    fn train_workspace(&self, rows: usize) -> Result<Self::Workspace>;
+    /// Whether steps draw random numbers (corruption, noise, sampling).
+    fn is_stochastic(&self) -> bool;
+    /// Whether the noise needs the training data's per-feature range (salt-and-pepper).
+    fn needs_feature_range(&self) -> bool;
+    /// Forward and backward of one minibatch: the objective's gradient into `grads`; returns
+    /// (loss, penalty) as the trainer reports them. Without `noise`, a fixed deterministic pass.
+    fn train_step(
+        &self,
+        x: &[f32],
+        rows: usize,
+        ws: &mut Self::Workspace,
+        grads: &mut [f32],
+        threads: usize,
+        noise: Option<StepNoise>,
+    ) -> (f64, f64);
+    /// Validation score on the current pool with `threads` workers.
+    fn valid_score(&self, v: &Matrix, threads: usize) -> Result<f64>;
+    /// Called after every optimizer step.
+    fn after_step(&mut self) {}
+}
+
+impl Trainable for Network {
+    type Workspace = crate::network::Workspace;
+    fn input_dim(&self) -> usize {
+        Network::input_dim(self)
+    }
+    fn param_count(&self) -> usize {
+        Network::param_count(self)
+    }
+    fn params(&self) -> &[f32] {
+        Network::params(self)
+    }
+    fn params_mut(&mut self) -> &mut [f32] {
+        Network::params_mut(self)
+    }
+    fn weight_ranges(&self) -> Vec<Range<usize>> {
+        Network::weight_ranges(self)
+    }
+    fn train_workspace(&self, rows: usize) -> Result<Self::Workspace> {
+        self.workspace(rows)
+    }
+    fn is_stochastic(&self) -> bool {
+        let reg = &self.spec().regularization;
+        !reg.corruption.is_none() || reg.code_noise > 0.0 || self.has_stochastic_layers()
+    }
+    fn needs_feature_range(&self) -> bool {
+        matches!(self.spec().regularization.corruption, Corruption::SaltPepper { .. })
+    }
+    fn train_step(
+        &self,
+        x: &[f32],
+        rows: usize,
+        ws: &mut Self::Workspace,
+        grads: &mut [f32],
+        threads: usize,
+        noise: Option<StepNoise>,
+    ) -> (f64, f64) {
+        let s = self.step(x, rows, ws, grads, threads, noise);
+        (s.recon_sum / (rows * self.input_dim()) as f64, s.penalty)
+    }
+    fn valid_score(&self, v: &Matrix, threads: usize) -> Result<f64> {
+        self.loss_threads(v, threads)
+    }
+}
+
+/// A VAE reports the reconstruction part of the negative ELBO per example as the loss and the
+/// KL part as the penalty (their sum is DL4J's score); validation is the negative ELBO.
+impl Trainable for Vae {
+    type Workspace = VaeWorkspace;
+    fn input_dim(&self) -> usize {
+        Vae::input_dim(self)
+    }
+    fn param_count(&self) -> usize {
+        Vae::param_count(self)
+    }
+    fn params(&self) -> &[f32] {
+        Vae::params(self)
+    }
+    fn params_mut(&mut self) -> &mut [f32] {
+        Vae::params_mut(self)
+    }
+    fn weight_ranges(&self) -> Vec<Range<usize>> {
+        Vae::weight_ranges(self)
+    }
+    fn train_workspace(&self, rows: usize) -> Result<Self::Workspace> {
+        self.workspace(rows, self.spec().num_samples)
+    }
+    fn is_stochastic(&self) -> bool {
+        true
+    }
+    fn needs_feature_range(&self) -> bool {
+        false
+    }
+    fn train_step(
+        &self,
+        x: &[f32],
+        rows: usize,
+        ws: &mut Self::Workspace,
+        grads: &mut [f32],
+        threads: usize,
+        noise: Option<StepNoise>,
+    ) -> (f64, f64) {
+        let beta = self.kl_weight();
+        let s = match noise {
+            Some(n) => self.step(x, rows, ws, grads, threads, n.rng, beta),
+            None => self.step(x, rows, ws, grads, threads, &mut Rng::new(0, stream::VAE_TRAIN), beta),
+        };
+        (s.recon_sum / rows as f64, s.kl_sum / rows as f64)
+    }
+    fn valid_score(&self, v: &Matrix, threads: usize) -> Result<f64> {
+        Vae::valid_score(self, v, threads)
+    }
+    fn after_step(&mut self) {
+        self.advance();
+    }
+}
+
 pub struct Trainer {
     config: TrainConfig,
     history: Vec<EpochRecord>,
@@ -201,9 +331,9 @@ impl Trainer {
     /// then keeps the parameters of the last completed step and `Error::Cancelled` comes back.
     /// On divergence (a non-finite loss) the parameters go back to the start of that epoch.
     /// Each call is one run of the schedule: its epochs and steps count from 0 again.
-    pub fn fit(
+    pub fn fit<M: Trainable>(
         &mut self,
-        net: &mut Network,
+        net: &mut M,
         data: &Matrix,
         valid: Option<&Matrix>,
         mut progress: Callback,
@@ -252,9 +382,9 @@ impl Trainer {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn epochs(
+    fn epochs<M: Trainable>(
         &mut self,
-        net: &mut Network,
+        net: &mut M,
         train: &Matrix,
         valid: Option<&Matrix>,
         opt: &mut Optimizer,
@@ -267,16 +397,14 @@ impl Trainer {
         let pool = crate::pool::pool(threads)?;
         let rows = train.rows();
         let cols = train.cols();
-        let mut ws = net.workspace(batch)?;
+        let mut ws = net.train_workspace(batch)?;
         let mut grads = try_zeros(net.param_count())?;
         let mut xb = try_zeros(batch * cols)?;
         let mut order: Vec<usize> = (0..rows).collect();
         let mut rng = Rng::new(c.seed, stream::SHUFFLE);
-        let reg = net.spec().regularization.clone();
         let mut corrupt_rng = Rng::new(c.seed, stream::CORRUPTION);
-        let range =
-            matches!(reg.corruption, Corruption::SaltPepper { .. }).then(|| feature_range(train.as_slice(), cols));
-        let stochastic = !reg.corruption.is_none() || reg.code_noise > 0.0 || net.has_stochastic_layers();
+        let range = net.needs_feature_range().then(|| feature_range(train.as_slice(), cols));
+        let stochastic = net.is_stochastic();
         let mut best: Option<(f64, Vec<f32>)> = None;
         let mut since_best = 0;
         let mut lr = c.learning_rate;
@@ -311,15 +439,15 @@ impl Trainer {
                 });
                 // The loop stays on the caller's thread (callbacks run there); the work goes to the pool.
                 let (loss, penalty) = pool.install(|| {
-                    let s = net.step(x, r, &mut ws, &mut grads, threads, noise);
-                    let loss = s.recon_sum / (r * cols) as f64;
-                    if (loss + s.penalty).is_finite() {
+                    let (loss, penalty) = net.train_step(x, r, &mut ws, &mut grads, threads, noise);
+                    if (loss + penalty).is_finite() {
                         if c.grad_clip_norm > 0.0 {
                             clip_grad_norm(&mut grads, c.grad_clip_norm);
                         }
                         opt.step(net.params_mut(), &grads, lr, threads);
+                        net.after_step();
                     }
-                    (loss, s.penalty)
+                    (loss, penalty)
                 });
                 if !(loss + penalty).is_finite() {
                     net.params_mut().copy_from_slice(&epoch_start);
@@ -361,8 +489,8 @@ impl Trainer {
             let first = (batches - 1) * batch;
             let r = batch.min(rows - first);
             let x: &[f32] = if c.shuffle { &xb[..r * cols] } else { &train.as_slice()[first * cols..][..r * cols] };
-            let s = pool.install(|| net.step(x, r, &mut ws, &mut grads, threads, None));
-            let loss = s.recon_sum + s.penalty;
+            let (l, p) = pool.install(|| net.train_step(x, r, &mut ws, &mut grads, threads, None));
+            let loss = l + p;
             if !loss.is_finite() {
                 net.params_mut().copy_from_slice(&epoch_start);
                 return Err(Error::Diverged(format!(
@@ -371,7 +499,7 @@ impl Trainer {
             }
             let train_secs = start.elapsed().as_secs_f64();
             let valid_loss = match valid {
-                Some(v) if v.rows() > 0 => pool.install(|| net.loss_threads(v, threads))?,
+                Some(v) if v.rows() > 0 => pool.install(|| net.valid_score(v, threads))?,
                 _ => f64::NAN,
             };
             let rec = EpochRecord {

@@ -1,0 +1,924 @@
+//! Variational autoencoder (Kingma & Welling 2013), with Deeplearning4j's `VariationalAutoencoder`
+//! options and a few beyond them.
+//!
+//! Encoder x -> dense hidden layers -> one head of width 2J: the pre-outputs of the posterior mean
+//! and log-variance of q(z|x) = N(mu, diag(sigma^2)), both passed through `pzx_activation` (DL4J
+//! applies it to both; its two heads are the two column blocks of ours). With a constant posterior
+//! variance (Fyffe 2019) the head has width J: the mean only. Decoder z -> dense hidden layers ->
+//! a linear layer writing the pre-output of the [`Reconstruction`] distribution p(x|z).
+//!
+//! Training minimises the negative ELBO per example, E_q[-log p(x|z)] + beta KL(q(z|x) || N(0, I)),
+//! the expectation by L reparameterised samples z = mu + sigma * eps (the encoder runs once; the
+//! decoder runs once over the L x rows stacked samples), the KL in closed form:
+//! KL = 1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2).
+//! Gradients through z (Kingma & Welling eq. 10): dz/dmu = 1, dz/dlogvar = eps * sigma / 2.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::activation::Activation;
+use crate::distribution::Reconstruction;
+use crate::error::{Result, invalid, shape, try_zeros};
+use crate::init::Init;
+use crate::layer::{Dense, Stochastic};
+use crate::network::{LayerSpec, MAX_LAYERS, MAX_PARAMS, MAX_UNITS};
+use crate::rng::{Rng, stream};
+use crate::tensor::Matrix;
+
+const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
+/// Rows per block of the per-row reconstruction pass: fixed, so sums do not depend on threads.
+const RECON_BLOCK: usize = 16;
+/// Stacked decoder rows per inference block.
+const INFER_STACK: usize = 8192;
+
+/// The posterior's variance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Posterior {
+    /// Learned per example and latent unit (the encoder's second head): the standard VAE.
+    Learned,
+    /// A constant log-variance shared by every example and unit, not learned: the encoder
+    /// outputs only the mean (Fyffe 2019, "There and back again", the constant-variance optimum
+    /// behind BILBO).
+    Constant { log_variance: f32 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct VaeSpec {
+    pub input_dim: usize,
+    /// Dense hidden layers of the encoder, x -> ... (DL4J's `encoderLayerSizes`).
+    pub encoder: Vec<LayerSpec>,
+    /// J, the latent width (DL4J's `nOut`).
+    pub latent_dim: usize,
+    /// Dense hidden layers of the decoder, z -> ... (DL4J's `decoderLayerSizes`).
+    pub decoder: Vec<LayerSpec>,
+    /// Applied to the mean and log-variance pre-outputs (DL4J's `pzxActivationFn`).
+    pub pzx_activation: Activation,
+    pub reconstruction: Reconstruction,
+    /// L, samples of z per example in training (DL4J's `numSamples`).
+    pub num_samples: usize,
+    /// Weight of the KL term (beta-VAE; 1 is the ELBO).
+    pub beta: f32,
+    /// The KL weight rises linearly from 0 to beta over this many training steps (0 = off).
+    pub kl_warmup_steps: u64,
+    pub posterior: Posterior,
+    pub init: Init,
+    pub seed: u64,
+}
+
+impl VaeSpec {
+    /// A Bernoulli VAE input -> encoder... -> [latent] -> decoder... -> input, every hidden layer
+    /// with `activation`; the other options at their defaults.
+    pub fn new(
+        input_dim: usize,
+        encoder: &[usize],
+        latent_dim: usize,
+        decoder: &[usize],
+        activation: Activation,
+    ) -> VaeSpec {
+        VaeSpec {
+            input_dim,
+            encoder: encoder.iter().map(|&u| LayerSpec::new(u, activation)).collect(),
+            latent_dim,
+            decoder: decoder.iter().map(|&u| LayerSpec::new(u, activation)).collect(),
+            pzx_activation: Activation::Identity,
+            reconstruction: Reconstruction::bernoulli(input_dim),
+            num_samples: 1,
+            beta: 1.0,
+            kl_warmup_steps: 0,
+            posterior: Posterior::Learned,
+            init: Init::Auto,
+            seed: 0,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.encoder.len() + self.decoder.len() + 2 > MAX_LAYERS {
+            return Err(invalid!("{} layers is more than {MAX_LAYERS}", self.encoder.len() + self.decoder.len() + 2));
+        }
+        let widths = std::iter::once(("input", self.input_dim))
+            .chain(self.encoder.iter().map(|l| ("encoder layer", l.units)))
+            .chain(std::iter::once(("latent", self.latent_dim)))
+            .chain(self.decoder.iter().map(|l| ("decoder layer", l.units)));
+        for (what, u) in widths {
+            if u == 0 || u > MAX_UNITS {
+                return Err(invalid!("{what} width {u} must be in 1..={MAX_UNITS}"));
+            }
+        }
+        if let Some(l) = self.encoder.iter().chain(&self.decoder).find(|l| !l.stochastic.is_none()) {
+            return Err(invalid!("a VAE's hidden layers are deterministic ({} units asked to sample)", l.units));
+        }
+        self.reconstruction.validate(self.input_dim)?;
+        if self.num_samples == 0 || self.num_samples > 4096 {
+            return Err(invalid!("samples per example {} must be in 1..=4096", self.num_samples));
+        }
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            return Err(invalid!("KL weight beta {} must be >= 0 and finite", self.beta));
+        }
+        if let Posterior::Constant { log_variance } = self.posterior
+            && !(log_variance.is_finite() && log_variance.abs() <= 30.0)
+        {
+            return Err(invalid!("constant posterior log-variance {log_variance} must be finite, within [-30, 30]"));
+        }
+        Ok(())
+    }
+
+    fn head_width(&self) -> usize {
+        match self.posterior {
+            Posterior::Learned => 2 * self.latent_dim,
+            Posterior::Constant { .. } => self.latent_dim,
+        }
+    }
+}
+
+/// Per-example parts of the negative ELBO, as means over rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Elbo {
+    /// E_q[-log p(x|z)] + KL: the negative ELBO (DL4J's score).
+    pub neg_elbo: f64,
+    /// E_q[-log p(x|z)], averaged over the samples.
+    pub reconstruction: f64,
+    /// KL(q(z|x) || N(0, I)), closed form.
+    pub kl: f64,
+}
+
+/// Sums over the rows of one training step.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct VaeStepLoss {
+    /// Reconstruction NLL summed over rows (each row's the mean over its L samples).
+    pub recon_sum: f64,
+    /// Closed-form KL summed over rows.
+    pub kl_sum: f64,
+}
+
+/// Buffers of one pass, sized for `rows` examples and `samples` draws each.
+#[derive(Default)]
+pub struct VaeWorkspace {
+    rows: usize,
+    samples: usize,
+    z: Vec<Vec<f32>>,
+    y: Vec<Vec<f32>>,
+    eps: Vec<f32>,
+    zs: Vec<f32>,
+    d0: Vec<f32>,
+    d1: Vec<f32>,
+    dhead: Vec<f32>,
+    nll: Vec<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Vae {
+    spec: VaeSpec,
+    /// Encoder hidden layers, the head, decoder hidden layers, the output layer.
+    layers: Vec<Dense>,
+    /// Index of the head (= number of encoder hidden layers).
+    head: usize,
+    /// Offset of the extra parameters (global log-variances) at the end of the buffer.
+    extra: usize,
+    params: Vec<f32>,
+    threads: usize,
+    /// Training steps taken (the KL warm-up's clock); saved with the model.
+    steps: u64,
+}
+
+impl Vae {
+    pub fn new(spec: VaeSpec) -> Result<Vae> {
+        let mut vae = Vae::structure(spec)?;
+        let mut rng = Rng::new(vae.spec.seed, stream::INIT);
+        for l in vae.layers.clone() {
+            let (w, b) = vae.params.split_at_mut(l.b);
+            vae.spec.init.fill(
+                l.activation,
+                l.n_in,
+                l.n_out,
+                &mut w[l.w..l.w + l.n_in * l.n_out],
+                Some(&mut b[..l.n_out]),
+                &mut rng,
+            );
+        }
+        Ok(vae)
+    }
+
+    pub fn from_params(spec: VaeSpec, params: &[f32]) -> Result<Vae> {
+        let mut vae = Vae::structure(spec)?;
+        vae.set_params(params)?;
+        Ok(vae)
+    }
+
+    fn structure(spec: VaeSpec) -> Result<Vae> {
+        spec.validate()?;
+        let linear = |u| LayerSpec::new(u, Activation::Identity);
+        let mut dims = vec![linear(spec.input_dim)];
+        dims.extend(spec.encoder.iter().copied());
+        dims.push(LayerSpec::new(spec.head_width(), spec.pzx_activation));
+        let head = spec.encoder.len();
+        let mut layers = Vec::new();
+        let mut offset = 0usize;
+        let overflow = || invalid!("the VAE has more than {MAX_PARAMS} parameters");
+        let mut add = |n_in: usize, out: LayerSpec, layers: &mut Vec<Dense>| -> Result<()> {
+            let w = offset;
+            let b = n_in.checked_mul(out.units).and_then(|m| m.checked_add(offset)).ok_or_else(overflow)?;
+            offset = b.checked_add(out.units).filter(|&o| o <= MAX_PARAMS).ok_or_else(overflow)?;
+            layers.push(Dense {
+                n_in,
+                n_out: out.units,
+                activation: out.activation,
+                w,
+                b,
+                tied: false,
+                accumulate_dw: false,
+                stochastic: Stochastic::None,
+            });
+            Ok(())
+        };
+        for i in 1..dims.len() {
+            add(dims[i - 1].units, dims[i], &mut layers)?;
+        }
+        let mut prev = spec.latent_dim;
+        for l in &spec.decoder {
+            add(prev, *l, &mut layers)?;
+            prev = l.units;
+        }
+        add(prev, linear(spec.reconstruction.param_width()), &mut layers)?;
+        let extra = offset;
+        let total = extra + spec.reconstruction.extra_params();
+        Ok(Vae { spec, layers, head, extra, params: try_zeros(total)?, threads: 0, steps: 0 })
+    }
+
+    pub fn spec(&self) -> &VaeSpec {
+        &self.spec
+    }
+    pub fn layers(&self) -> &[Dense] {
+        &self.layers
+    }
+    pub fn input_dim(&self) -> usize {
+        self.spec.input_dim
+    }
+    pub fn latent_dim(&self) -> usize {
+        self.spec.latent_dim
+    }
+    pub fn param_count(&self) -> usize {
+        self.params.len()
+    }
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+    pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
+        if p.len() != self.params.len() {
+            return Err(shape!("{} parameters given, the VAE has {}", p.len(), self.params.len()));
+        }
+        if let Some(i) = p.iter().position(|v| !v.is_finite()) {
+            return Err(crate::Error::NonFinite(format!("parameter {i} is {}", p[i])));
+        }
+        self.params.copy_from_slice(p);
+        Ok(())
+    }
+    pub(crate) fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+    pub fn set_threads(&mut self, t: usize) {
+        self.threads = t;
+    }
+    /// Training steps taken so far (the clock of the KL warm-up).
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+    pub fn set_steps(&mut self, s: u64) {
+        self.steps = s;
+    }
+    /// The KL weight of the next training step.
+    pub fn kl_weight(&self) -> f32 {
+        let s = &self.spec;
+        if s.kl_warmup_steps == 0 || self.steps >= s.kl_warmup_steps {
+            s.beta
+        } else {
+            s.beta * (self.steps + 1) as f32 / s.kl_warmup_steps as f32
+        }
+    }
+    pub(crate) fn advance(&mut self) {
+        self.steps += 1;
+    }
+    /// Weight matrices (weight decay applies there; not to biases or global log-variances).
+    pub fn weight_ranges(&self) -> Vec<Range<usize>> {
+        self.layers.iter().map(|l| l.w..l.w + l.n_in * l.n_out).collect()
+    }
+    /// The learned log-variances of the global-variance Gaussian parts.
+    pub fn global_log_variances(&self) -> &[f32] {
+        &self.params[self.extra..]
+    }
+
+    fn decoder_range(&self) -> Range<usize> {
+        self.head + 1..self.layers.len()
+    }
+
+    /// Buffers for `rows` examples with `samples` draws each.
+    pub fn workspace(&self, rows: usize, samples: usize) -> Result<VaeWorkspace> {
+        let stacked = crate::tensor::checked_len(rows, samples)?;
+        let mut ws = VaeWorkspace { rows, samples, ..Default::default() };
+        let mut widest = self.spec.input_dim.max(self.spec.latent_dim);
+        for (i, l) in self.layers.iter().enumerate() {
+            let r = if i > self.head { stacked } else { rows };
+            let n = crate::tensor::checked_len(r, l.n_out)?;
+            ws.z.push(try_zeros(n)?);
+            ws.y.push(try_zeros(n)?);
+            widest = widest.max(l.n_out).max(l.n_in);
+        }
+        let j = self.spec.latent_dim;
+        ws.eps = try_zeros(stacked * j)?;
+        ws.zs = try_zeros(stacked * j)?;
+        ws.d0 = try_zeros(crate::tensor::checked_len(stacked, widest)?)?;
+        ws.d1 = try_zeros(stacked * widest)?;
+        ws.dhead = try_zeros(rows * self.spec.head_width())?;
+        ws.nll = try_zeros(stacked)?;
+        Ok(ws)
+    }
+
+    /// Encoder and head over x (rows x input_dim).
+    fn encode_into(&self, x: &[f32], rows: usize, ws: &mut VaeWorkspace, threads: usize) {
+        for i in 0..=self.head {
+            let l = &self.layers[i];
+            let n = rows * l.n_out;
+            let (before, after) = ws.y.split_at_mut(i);
+            let input = if i == 0 { x } else { &before[i - 1][..rows * l.n_in] };
+            l.forward(&self.params, input, rows, &mut ws.z[i][..n], &mut after[0][..n], threads);
+        }
+    }
+
+    /// (mu, log-variance) of row r's unit j from the head's output.
+    #[inline]
+    fn posterior(&self, head: &[f32], r: usize, j: usize) -> (f32, f32) {
+        let jd = self.spec.latent_dim;
+        match self.spec.posterior {
+            Posterior::Learned => (head[r * 2 * jd + j], head[r * 2 * jd + jd + j]),
+            Posterior::Constant { log_variance } => (head[r * jd + j], log_variance),
+        }
+    }
+
+    /// z = mu + sigma eps for `samples` draws of each of `rows` examples, stacked draw-major
+    /// (draw l of row r at stacked row l * rows + r); eps comes from `draw(r, l, j)`.
+    fn reparameterise(&self, ws: &mut VaeWorkspace, rows: usize, samples: usize, mut draw: impl FnMut(usize) -> f32) {
+        let jd = self.spec.latent_dim;
+        let head = &ws.y[self.head];
+        for l in 0..samples {
+            for r in 0..rows {
+                for j in 0..jd {
+                    let (mu, lv) = self.posterior(head, r, j);
+                    let e = draw(r);
+                    let k = (l * rows + r) * jd + j;
+                    ws.eps[k] = e;
+                    ws.zs[k] = mu + (0.5 * lv).exp() * e;
+                }
+            }
+        }
+    }
+
+    /// Decoder over the first `n` stacked latent rows of `ws.zs`.
+    fn decode_into(&self, n: usize, ws: &mut VaeWorkspace, threads: usize) {
+        for i in self.decoder_range() {
+            let l = &self.layers[i];
+            let m = n * l.n_out;
+            let (before, after) = ws.y.split_at_mut(i);
+            let input = if i == self.head + 1 { &ws.zs[..n * l.n_in] } else { &before[i - 1][..n * l.n_in] };
+            l.forward(&self.params, input, n, &mut ws.z[i][..m], &mut after[0][..m], threads);
+        }
+    }
+
+    /// Reconstruction NLL of each stacked row against its example (row i % rows of x) into
+    /// ws.nll; with `grad`, dNLL/dpre scaled by `scale` into ws.d0 and the extra parameters'
+    /// gradient added to `dextra`.
+    fn recon_nll(
+        &self,
+        x: &[f32],
+        rows: usize,
+        n: usize,
+        ws: &mut VaeWorkspace,
+        grad: Option<(f32, &mut [f64])>,
+        threads: usize,
+    ) {
+        let d = self.spec.input_dim;
+        let out = self.layers.len() - 1;
+        let p = self.layers[out].n_out;
+        let pre = &ws.y[out][..n * p];
+        let extra = &self.params[self.extra..];
+        let rec = &self.spec.reconstruction;
+        let ne = extra.len();
+        let nll = &mut ws.nll[..n];
+        let block = |b: usize, nll: &mut [f64], dpre: Option<&mut [f32]>, scale: f32| -> Vec<f64> {
+            let mut de = vec![0f64; ne];
+            let first = b * RECON_BLOCK;
+            let mut dpre = dpre;
+            for (k, v) in nll.iter_mut().enumerate() {
+                let i = first + k;
+                let xr = &x[(i % rows) * d..(i % rows + 1) * d];
+                let pr = &pre[i * p..(i + 1) * p];
+                let g = dpre.as_deref_mut().map(|dp| (&mut dp[k * p..(k + 1) * p], &mut de[..], scale));
+                *v = rec.nll_row(xr, pr, extra, g);
+            }
+            de
+        };
+        let parallel = threads > 1 && n * p >= 32 * 1024;
+        match grad {
+            Some((scale, dextra)) => {
+                let dpre = &mut ws.d0[..n * p];
+                let parts: Vec<Vec<f64>> = if parallel {
+                    nll.par_chunks_mut(RECON_BLOCK)
+                        .zip(dpre.par_chunks_mut(RECON_BLOCK * p))
+                        .enumerate()
+                        .map(|(b, (nl, dp))| block(b, nl, Some(dp), scale))
+                        .collect()
+                } else {
+                    nll.chunks_mut(RECON_BLOCK)
+                        .zip(dpre.chunks_mut(RECON_BLOCK * p))
+                        .enumerate()
+                        .map(|(b, (nl, dp))| block(b, nl, Some(dp), scale))
+                        .collect()
+                };
+                for de in parts {
+                    for (a, v) in dextra.iter_mut().zip(de) {
+                        *a += v;
+                    }
+                }
+            }
+            None => {
+                if parallel {
+                    nll.par_chunks_mut(RECON_BLOCK).enumerate().for_each(|(b, nl)| {
+                        block(b, nl, None, 0.0);
+                    });
+                } else {
+                    nll.chunks_mut(RECON_BLOCK).enumerate().for_each(|(b, nl)| {
+                        block(b, nl, None, 0.0);
+                    });
+                }
+            }
+        }
+    }
+
+    /// Closed-form KL of each row into `out` (rows).
+    fn kl_rows(&self, ws: &VaeWorkspace, rows: usize, out: &mut [f64]) {
+        let head = &ws.y[self.head];
+        for (r, o) in out.iter_mut().enumerate().take(rows) {
+            let mut kl = 0f64;
+            for j in 0..self.spec.latent_dim {
+                let (mu, lv) = self.posterior(head, r, j);
+                let (mu, lv) = (mu as f64, lv as f64);
+                kl += 0.5 * (mu * mu + lv.exp() - 1.0 - lv);
+            }
+            *o = kl;
+        }
+    }
+
+    /// One training step over x (rows x input_dim) with the network's L samples drawn from
+    /// `rng` and KL weight `beta`. Writes the gradient of the mean over rows of
+    /// [E_q -log p(x|z) + beta KL] into `grads` (every entry overwritten).
+    pub fn step(
+        &self,
+        x: &[f32],
+        rows: usize,
+        ws: &mut VaeWorkspace,
+        grads: &mut [f32],
+        threads: usize,
+        rng: &mut Rng,
+        beta: f32,
+    ) -> VaeStepLoss {
+        let s = &self.spec;
+        let (jd, samples) = (s.latent_dim, s.num_samples);
+        debug_assert!(ws.rows >= rows && ws.samples >= samples);
+        let n = rows * samples;
+        self.encode_into(&x[..rows * s.input_dim], rows, ws, threads);
+        self.reparameterise(ws, rows, samples, |_| rng.normal());
+        self.decode_into(n, ws, threads);
+        let mut dextra = vec![0f64; s.reconstruction.extra_params()];
+        self.recon_nll(x, rows, n, ws, Some((1.0 / n as f32, &mut dextra)), threads);
+        let recon_sum = ws.nll[..n].iter().sum::<f64>() / samples as f64;
+        let mut kl = vec![0f64; rows];
+        self.kl_rows(ws, rows, &mut kl);
+        let kl_sum = kl.iter().sum();
+        for (g, d) in grads[self.extra..].iter_mut().zip(&dextra) {
+            *g = *d as f32;
+        }
+
+        // Decoder backward; cur holds dL/dz of layer i (the output layer's is dL/dpre).
+        let mut cur = std::mem::take(&mut ws.d0);
+        let mut next = std::mem::take(&mut ws.d1);
+        let dec = self.decoder_range();
+        for i in dec.clone().rev() {
+            let l = &self.layers[i];
+            let input: &[f32] = if i == dec.start { &ws.zs[..n * jd] } else { &ws.y[i - 1][..n * l.n_in] };
+            let below = (i > dec.start).then(|| {
+                let b = &self.layers[i - 1];
+                (b.activation, &ws.z[i - 1][..n * l.n_in], &ws.y[i - 1][..n * l.n_in])
+            });
+            l.backward_from_dz(
+                &self.params,
+                grads,
+                input,
+                &cur[..n * l.n_out],
+                Some(&mut next[..n * l.n_in]),
+                below,
+                n,
+                threads,
+            );
+            std::mem::swap(&mut cur, &mut next);
+        }
+        // cur: dL/dz of every stacked sample. Through the reparameterisation to the head.
+        let kl_scale = beta / rows as f32;
+        let hw = s.head_width();
+        let learned = matches!(s.posterior, Posterior::Learned);
+        {
+            let head = &ws.y[self.head];
+            let dhead = &mut ws.dhead[..rows * hw];
+            for r in 0..rows {
+                for j in 0..jd {
+                    let (mu, lv) = self.posterior(head, r, j);
+                    let sigma = (0.5 * lv).exp();
+                    let (mut dmu, mut dlv) = (kl_scale * mu, kl_scale * 0.5 * (sigma * sigma - 1.0));
+                    for l in 0..samples {
+                        let k = (l * rows + r) * jd + j;
+                        dmu += cur[k];
+                        dlv += cur[k] * ws.eps[k] * 0.5 * sigma;
+                    }
+                    dhead[r * hw + j] = dmu;
+                    if learned {
+                        dhead[r * hw + jd + j] = dlv;
+                    }
+                }
+            }
+            self.layers[self.head].activation.backward_in_place(&ws.z[self.head][..rows * hw], head, dhead);
+        }
+        // Head and encoder backward.
+        let dhead = std::mem::take(&mut ws.dhead);
+        cur[..rows * hw].copy_from_slice(&dhead[..rows * hw]);
+        ws.dhead = dhead;
+        for i in (0..=self.head).rev() {
+            let l = &self.layers[i];
+            let input: &[f32] = if i == 0 { &x[..rows * l.n_in] } else { &ws.y[i - 1][..rows * l.n_in] };
+            let below = (i > 0).then(|| {
+                let b = &self.layers[i - 1];
+                (b.activation, &ws.z[i - 1][..rows * l.n_in], &ws.y[i - 1][..rows * l.n_in])
+            });
+            let dx = (i > 0).then(|| &mut next[..rows * l.n_in]);
+            l.backward_from_dz(&self.params, grads, input, &cur[..rows * l.n_out], dx, below, rows, threads);
+            std::mem::swap(&mut cur, &mut next);
+        }
+        ws.d0 = cur;
+        ws.d1 = next;
+        VaeStepLoss { recon_sum, kl_sum }
+    }
+
+    fn check(&self, x: &Matrix, width: usize, what: &str) -> Result<()> {
+        if x.cols() != width {
+            return Err(shape!("{what} has {} columns, the VAE expects {width}", x.cols()));
+        }
+        x.check_finite(what)
+    }
+
+    /// Runs f(threads) on the VAE's inference pool, or with `inside = Some(t)` on the current
+    /// pool with t threads (inside training).
+    fn run<T: Send>(&self, inside: Option<usize>, f: impl FnOnce(usize) -> Result<T> + Send) -> Result<T> {
+        if let Some(t) = inside {
+            return f(t);
+        }
+        let threads = crate::pool::resolve_threads(self.threads);
+        if threads > 1 { crate::pool::pool(threads)?.install(|| f(threads)) } else { f(1) }
+    }
+
+    /// The random stream of row `row` of a sampling call with `seed`: draws depend only on
+    /// these, not on blocks or threads, so a call repeats exactly.
+    fn row_rng(seed: u64, row: usize) -> Rng {
+        Rng::new(seed ^ (row as u64).wrapping_mul(0xD1B5_4A32_D192_ED03), stream::VAE_SAMPLE)
+    }
+
+    /// Runs the encoder, `samples` draws per row (eps from each row's own stream) and the decoder
+    /// over x in blocks, calling `sink(first, rows, ws)`.
+    fn sampled_blocks(
+        &self,
+        x: &Matrix,
+        samples: usize,
+        seed: u64,
+        with_recon: bool,
+        inside: Option<usize>,
+        mut sink: impl FnMut(usize, usize, &VaeWorkspace) + Send,
+    ) -> Result<()> {
+        self.check(x, self.input_dim(), "input")?;
+        if samples == 0 || samples > 1 << 20 {
+            return Err(invalid!("samples {samples} must be in 1..=1048576"));
+        }
+        let block = (INFER_STACK / samples).clamp(1, 1024).min(x.rows().max(1));
+        let mut ws = self.workspace(block, samples)?;
+        let d = self.input_dim();
+        let jd = self.latent_dim();
+        self.run(inside, |threads| {
+            let mut first = 0;
+            while first < x.rows() {
+                let r = block.min(x.rows() - first);
+                let xs = &x.as_slice()[first * d..(first + r) * d];
+                self.encode_into(xs, r, &mut ws, threads);
+                // eps for (row, draw, unit) from the row's stream, draws in order.
+                let mut draws = vec![0f32; r * samples * jd];
+                for i in 0..r {
+                    let mut rng = Vae::row_rng(seed, first + i);
+                    for v in draws[i * samples * jd..(i + 1) * samples * jd].iter_mut() {
+                        *v = rng.normal();
+                    }
+                }
+                let mut at = vec![0usize; r];
+                let mut count = 0usize;
+                self.reparameterise(&mut ws, r, samples, |row| {
+                    let l = at[row] / jd;
+                    let j = at[row] % jd;
+                    at[row] += 1;
+                    count += 1;
+                    draws[(row * samples + l) * jd + j]
+                });
+                debug_assert_eq!(count, r * samples * jd);
+                self.decode_into(r * samples, &mut ws, threads);
+                if with_recon {
+                    self.recon_nll(xs, r, r * samples, &mut ws, None, threads);
+                }
+                sink(first, r, &ws);
+                first += r;
+            }
+            Ok(())
+        })
+    }
+
+    /// Posterior means and log-variances of the rows of x (rows x latent_dim each). The mean is
+    /// what DL4J's `activate` returns.
+    pub fn encode(&self, x: &Matrix) -> Result<(Matrix, Matrix)> {
+        self.check(x, self.input_dim(), "input")?;
+        let jd = self.latent_dim();
+        let mut mean = Matrix::zeros(x.rows(), jd)?;
+        let mut logvar = Matrix::zeros(x.rows(), jd)?;
+        let block = x.rows().clamp(1, 1024);
+        let mut ws = self.workspace(block, 1)?;
+        let d = self.input_dim();
+        self.run(None, |threads| {
+            let mut first = 0;
+            while first < x.rows() {
+                let r = block.min(x.rows() - first);
+                self.encode_into(&x.as_slice()[first * d..(first + r) * d], r, &mut ws, threads);
+                for i in 0..r {
+                    for j in 0..jd {
+                        let (mu, lv) = self.posterior(&ws.y[self.head], i, j);
+                        mean.as_mut_slice()[(first + i) * jd + j] = mu;
+                        logvar.as_mut_slice()[(first + i) * jd + j] = lv;
+                    }
+                }
+                first += r;
+            }
+            Ok(())
+        })?;
+        Ok((mean, logvar))
+    }
+
+    /// `samples` draws z ~ q(z|x) per row, (rows * samples) x latent_dim, row i's draws at rows
+    /// i * samples ...; seeded per row.
+    pub fn sample_posterior(&self, x: &Matrix, samples: usize, seed: u64) -> Result<Matrix> {
+        let jd = self.latent_dim();
+        let mut out = Matrix::zeros(crate::tensor::checked_len(x.rows(), samples)?, jd)?;
+        self.sampled_blocks(x, samples, seed, false, None, |first, r, ws| {
+            for i in 0..r {
+                for l in 0..samples {
+                    let src = &ws.zs[(l * r + i) * jd..(l * r + i + 1) * jd];
+                    let row = (first + i) * samples + l;
+                    out.as_mut_slice()[row * jd..(row + 1) * jd].copy_from_slice(src);
+                }
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Decoder pre-outputs for the rows of z, in blocks, calling `sink(first, rows, pre)`.
+    fn decode_blocks(&self, z: &Matrix, mut sink: impl FnMut(usize, usize, &[f32]) + Send) -> Result<()> {
+        self.check(z, self.latent_dim(), "latent codes")?;
+        let block = z.rows().clamp(1, 1024);
+        let mut ws = self.workspace(block, 1)?;
+        let jd = self.latent_dim();
+        let out = self.layers.len() - 1;
+        let p = self.layers[out].n_out;
+        self.run(None, |threads| {
+            let mut first = 0;
+            while first < z.rows() {
+                let r = block.min(z.rows() - first);
+                ws.zs[..r * jd].copy_from_slice(&z.as_slice()[first * jd..(first + r) * jd]);
+                self.decode_into(r, &mut ws, threads);
+                sink(first, r, &ws.y[out][..r * p]);
+                first += r;
+            }
+            Ok(())
+        })
+    }
+
+    /// The mean of p(x|z) for each row of z (DL4J's `generateAtMeanGivenZ`).
+    pub fn generate_at_mean(&self, z: &Matrix) -> Result<Matrix> {
+        let (d, p) = (self.input_dim(), self.spec.reconstruction.param_width());
+        let mut out = Matrix::zeros(z.rows(), d)?;
+        let rec = &self.spec.reconstruction;
+        self.decode_blocks(z, |first, r, pre| {
+            for i in 0..r {
+                rec.mean_row(&pre[i * p..(i + 1) * p], &mut out.as_mut_slice()[(first + i) * d..(first + i + 1) * d]);
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// A draw from p(x|z) for each row of z (DL4J's `generateRandomGivenZ`), seeded per row.
+    pub fn generate_random(&self, z: &Matrix, seed: u64) -> Result<Matrix> {
+        let (d, p) = (self.input_dim(), self.spec.reconstruction.param_width());
+        let mut out = Matrix::zeros(z.rows(), d)?;
+        let rec = &self.spec.reconstruction;
+        let extra = &self.params[self.extra..];
+        self.decode_blocks(z, |first, r, pre| {
+            for i in 0..r {
+                let mut rng = Vae::row_rng(seed, first + i);
+                let o = &mut out.as_mut_slice()[(first + i) * d..(first + i + 1) * d];
+                rec.sample_row(&pre[i * p..(i + 1) * p], extra, &mut rng, o);
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// `n` draws z ~ N(0, I) of the prior (n x latent_dim), seeded.
+    pub fn sample_prior(&self, n: usize, seed: u64) -> Result<Matrix> {
+        let mut z = Matrix::zeros(n, self.latent_dim())?;
+        let mut rng = Rng::new(seed, stream::VAE_SAMPLE);
+        z.as_mut_slice().iter_mut().for_each(|v| *v = rng.normal());
+        Ok(z)
+    }
+
+    /// The mean of p(x|z) at the posterior mean of each row: the VAE's reconstruction.
+    pub fn reconstruct(&self, x: &Matrix) -> Result<Matrix> {
+        let (mean, _) = self.encode(x)?;
+        self.generate_at_mean(&mean)
+    }
+
+    /// DL4J's `reconstructionLogProbability`: per row, the plain Monte-Carlo mean of
+    /// log p(x|z_l) over `samples` draws z_l ~ q(z|x). It is not log p(x): it ignores the prior
+    /// and is an average of logs (see [`Vae::log_likelihood`] for the importance-sampled one).
+    pub fn reconstruction_log_probability(&self, x: &Matrix, samples: usize, seed: u64) -> Result<Vec<f64>> {
+        self.need_probabilities("reconstruction log-probability")?;
+        let mut out = vec![0f64; x.rows()];
+        self.sampled_blocks(x, samples, seed, true, None, |first, r, ws| {
+            for i in 0..r {
+                let s: f64 = (0..samples).map(|l| ws.nll[l * r + i]).sum();
+                out[first + i] = -s / samples as f64;
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Importance-sampled log p(x) per row with K = `samples` draws from q(z|x):
+    /// log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), the IWAE bound L_K (Burda et al. 2015),
+    /// which rises to log p(x) as K grows; K = 1 is a one-sample ELBO.
+    pub fn log_likelihood(&self, x: &Matrix, samples: usize, seed: u64) -> Result<Vec<f64>> {
+        self.need_probabilities("log-likelihood")?;
+        let jd = self.latent_dim();
+        let mut out = vec![0f64; x.rows()];
+        let mut logw = vec![0f64; samples];
+        self.sampled_blocks(x, samples, seed, true, None, |first, r, ws| {
+            for i in 0..r {
+                for (l, w) in logw.iter_mut().enumerate() {
+                    let k = l * r + i;
+                    // log p(z) - log q(z|x) = sum_j [-z^2/2 + eps^2/2 + lv/2]
+                    let mut lr = 0f64;
+                    for j in 0..jd {
+                        let (z, e) = (ws.zs[k * jd + j] as f64, ws.eps[k * jd + j] as f64);
+                        let (_, lv) = self.posterior(&ws.y[self.head], i, j);
+                        lr += 0.5 * (e * e - z * z + lv as f64);
+                    }
+                    *w = -ws.nll[k] + lr;
+                }
+                let m = logw.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let s: f64 = logw.iter().map(|w| (w - m).exp()).sum();
+                out[first + i] = m + (s / samples as f64).ln();
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// The negative ELBO per example and its parts, means over the rows of x, the expectation by
+    /// `samples` draws per row (DL4J's score, as the trainer reports it).
+    pub fn elbo(&self, x: &Matrix, samples: usize, seed: u64) -> Result<Elbo> {
+        self.elbo_in(x, samples, seed, None)
+    }
+
+    fn elbo_in(&self, x: &Matrix, samples: usize, seed: u64, inside: Option<usize>) -> Result<Elbo> {
+        let mut rec = 0f64;
+        let mut kl = 0f64;
+        let mut klr = Vec::new();
+        self.sampled_blocks(x, samples, seed, true, inside, |_, r, ws| {
+            rec += ws.nll[..r * samples].iter().sum::<f64>() / samples as f64;
+            klr.resize(r, 0.0);
+            self.kl_rows(ws, r, &mut klr);
+            kl += klr.iter().sum::<f64>();
+        })?;
+        let n = x.rows().max(1) as f64;
+        let (rec, kl) = (rec / n, kl / n);
+        Ok(Elbo { neg_elbo: rec + kl, reconstruction: rec, kl })
+    }
+
+    /// Decodes (at the mean) `steps` points on the line between the posterior means of rows a
+    /// and b (inclusive): latent-space interpolation. Returns (z, x).
+    pub fn interpolate(&self, a: &[f32], b: &[f32], steps: usize) -> Result<(Matrix, Matrix)> {
+        if steps < 2 {
+            return Err(invalid!("interpolation needs at least 2 steps, not {steps}"));
+        }
+        let d = self.input_dim();
+        if a.len() != d || b.len() != d {
+            return Err(shape!("interpolation rows have {} and {} values, the VAE expects {d}", a.len(), b.len()));
+        }
+        let mut ab = a.to_vec();
+        ab.extend_from_slice(b);
+        let (mean, _) = self.encode(&Matrix::from_vec(2, d, ab)?)?;
+        let jd = self.latent_dim();
+        let mut z = Matrix::zeros(steps, jd)?;
+        for k in 0..steps {
+            let t = k as f32 / (steps - 1) as f32;
+            for j in 0..jd {
+                z.as_mut_slice()[k * jd + j] = (1.0 - t) * mean.as_slice()[j] + t * mean.as_slice()[jd + j];
+            }
+        }
+        let x = self.generate_at_mean(&z)?;
+        Ok((z, x))
+    }
+
+    fn need_probabilities(&self, what: &str) -> Result<()> {
+        if self.spec.reconstruction.is_probabilistic() {
+            Ok(())
+        } else {
+            Err(invalid!(
+                "the {what} needs a reconstruction distribution; this VAE is trained with a loss function (MSE)"
+            ))
+        }
+    }
+
+    /// Mean negative ELBO per example of x with one draw per row from a fixed stream: the
+    /// validation score of training.
+    pub(crate) fn valid_score(&self, x: &Matrix, threads: usize) -> Result<f64> {
+        Ok(self.elbo_in(x, 1, 0x5EED, Some(threads))?.neg_elbo)
+    }
+
+    pub fn describe(&self) -> String {
+        let s = &self.spec;
+        let mut out = String::new();
+        let enc: Vec<String> = s.encoder.iter().map(|l| l.units.to_string()).collect();
+        let dec: Vec<String> = s.decoder.iter().map(|l| l.units.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "latent variational autoencoder {} -> {}[{}] -> {}{}",
+            s.input_dim,
+            enc.iter().map(|e| format!("{e} -> ")).collect::<String>(),
+            s.latent_dim,
+            dec.iter().map(|e| format!("{e} -> ")).collect::<String>(),
+            s.input_dim
+        );
+        for (i, l) in self.layers.iter().enumerate() {
+            let role = if i < self.head {
+                "encoder"
+            } else if i == self.head {
+                "q(z|x)"
+            } else if i + 1 < self.layers.len() {
+                "decoder"
+            } else {
+                "p(x|z)"
+            };
+            let _ = writeln!(
+                out,
+                "  {i:>2} {role:<8} dense {:>6} -> {:<6} {:<10} {:>10} params",
+                l.n_in,
+                l.n_out,
+                l.activation.name(),
+                l.own_params()
+            );
+        }
+        let post = match s.posterior {
+            Posterior::Learned => format!("learned posterior variance, pzx activation {}", s.pzx_activation.name()),
+            Posterior::Constant { log_variance } => {
+                format!("constant posterior log-variance {log_variance}, pzx activation {}", s.pzx_activation.name())
+            }
+        };
+        let _ = writeln!(out, "  reconstruction {}; {post}", s.reconstruction.describe());
+        let warm =
+            if s.kl_warmup_steps > 0 { format!(", KL warm-up {} steps", s.kl_warmup_steps) } else { String::new() };
+        let _ = writeln!(
+            out,
+            "  samples per example {}, KL weight {}{warm}, init {}, seed {}, {} parameters, {} steps trained",
+            s.num_samples,
+            s.beta,
+            s.init.name(),
+            s.seed,
+            self.params.len(),
+            self.steps
+        );
+        out
+    }
+}
+
+/// log N(v; 0, 1) summed over a slice (for tests and callers that score latent codes).
+pub fn standard_normal_log_density(v: &[f32]) -> f64 {
+    v.iter().map(|&z| -HALF_LN_2PI - 0.5 * (z as f64) * (z as f64)).sum()
+}
