@@ -1,5 +1,6 @@
 //! Model files: a versioned, checksummed, little-endian serialisation of a [`Network`] (its
-//! [`NetworkSpec`] and every parameter), saved atomically.
+//! [`NetworkSpec`] and every parameter) or of a variational autoencoder ([`Vae`]: its
+//! [`VaeSpec`], parameters and training clock), saved atomically.
 //!
 //! # Format, version 1
 //!
@@ -69,6 +70,46 @@
 //! bit for bit (`-0.0` stays `-0.0`); every one is finite. A file is canonical: the bytes a
 //! network saves to are the only ones that load as that network.
 //!
+//! # Version 3: variational autoencoders
+//!
+//! Version 3 defines flag bit 0 (`0x1`, [`FLAG_VAE`]): the architecture section is a variational
+//! autoencoder's instead of a network's. Everything around it is as in version 1 (header, `A`,
+//! parameter count `P`, the parameters in [`Vae::params`] order, CRC), so a VAE file is
+//! `32 + A + 4P` bytes too. `E` and `D` are the numbers of hidden encoder and decoder layers, `K`
+//! the number of parts of the reconstruction distribution ([`Reconstruction`]), and
+//! `B = 24 + 8(E + D) + 12K`:
+//!
+//! | offset       | size | type     | field                                                   |
+//! |--------------|------|----------|---------------------------------------------------------|
+//! | 0            | 4    | u32      | `input_dim`                                             |
+//! | 4            | 4    | u32      | `E`, hidden encoder layers                              |
+//! | 8            | 8`E` |          | per encoder layer: u32 units, i32 activation code       |
+//! | 8 + 8E       | 4    | u32      | `latent_dim`                                            |
+//! | 12 + 8E      | 4    | u32      | `D`, hidden decoder layers                              |
+//! | 16 + 8E      | 8`D` |          | per decoder layer: u32 units, i32 activation code       |
+//! | 16 + 8E + 8D | 4    | i32      | `pzx_activation` code                                   |
+//! | 20 + 8E + 8D | 4    | u32      | `K`, parts of the reconstruction distribution           |
+//! | 24 + 8E + 8D | 12`K`|          | per part: u32 columns, i32 [`DistKind::code`], i32 activation code |
+//! | B            | 4    | u32      | `num_samples` (L, draws of z per example in training)   |
+//! | B + 4        | 4    | f32      | `beta`, the KL weight                                   |
+//! | B + 8        | 8    | u64      | `kl_warmup_steps`                                       |
+//! | B + 16       | 4    | u32      | posterior variance: 0 learned, 1 constant               |
+//! | B + 20       | 4    | f32      | the constant posterior log-variance (0 when learned)    |
+//! | B + 24       | 4    | i32      | init code                                               |
+//! | B + 28       | 8    | u64      | seed                                                    |
+//! | B + 36       | 8    | u64      | training steps taken ([`Vae::steps`], the KL warm-up's clock) |
+//!
+//! so `A = 68 + 8(E + D) + 12K`. The parameters are the dense layers' weights and biases in
+//! forward order (encoder hidden layers, the posterior head of width 2 `latent_dim`, or
+//! `latent_dim` with a constant posterior variance, decoder hidden layers, the output layer of
+//! width [`Reconstruction::param_width`]), then one log-variance per global-variance Gaussian
+//! part. The inference thread count is not saved. Networks are still written as version 1 or
+//! 2: a version-3 file with bit 0 clear would be a network with version 2's fields, which this
+//! build never writes and refuses ("bad architecture"), so that files stay canonical. The two
+//! kinds are loaded by different calls ([`load`]/[`from_bytes`] for networks,
+//! [`load_vae`]/[`vae_from_bytes`] for VAEs); each refuses the other kind's file with
+//! [`Error::BadFormat`] "wrong kind: ..." naming the call that loads it.
+//!
 //! # Compatibility
 //!
 //! A build that writes format version N loads every version from 1 to N. Later versions keep
@@ -76,10 +117,13 @@
 //! append: fields at the end of the architecture section (whose length `A` tells a reader where
 //! the fields of an older file end: absent fields take their defaults) and new sections between
 //! the parameter block and the CRC. No field is ever moved, resized or given a new meaning, and
-//! new flag bits only describe appended data. A file whose version is higher than the reader's
-//! is refused with [`Error::BadFormat`] "written by a newer latent" (an older build cannot know
-//! what the newer fields mean, so it does not guess). Version 1 readers require `A`, the flags,
-//! and the file length to be exactly what version 1 writes.
+//! new flag bits only describe appended data, with one kind of exception: a flag bit may say
+//! that the file holds another kind of model (version 3's bit 0: a VAE), whose architecture
+//! section then has its own layout. Such a kind only appears with a new version, so an older
+//! build refuses it as newer rather than misreading it. A file whose version is higher than the
+//! reader's is refused with [`Error::BadFormat`] "written by a newer latent" (an older build
+//! cannot know what the newer fields mean, so it does not guess). Version 1 readers require
+//! `A`, the flags, and the file length to be exactly what version 1 writes.
 //!
 //! # Loading untrusted files
 //!
@@ -92,9 +136,10 @@
 //! whose message starts with its class: "not a latent model file (bad magic)", "truncated: ...",
 //! "written by a newer latent: ...", "checksum mismatch: ...", "bad architecture: ...",
 //! "bad parameter block: ...", "trailing bytes: ...", "unsupported flags: ...",
-//! "invalid format version: ...".
+//! "invalid format version: ...", "wrong kind: ...". [`vae_from_bytes`] checks a VAE file the
+//! same way (part counts against the section's length as well).
 //!
-//! [`save`] never leaves a half-written file at its target: it writes a temporary file in the
+//! [`save`] (and [`save_vae`]) never leaves a half-written file at its target: it writes a temporary file in the
 //! same directory, syncs it, renames it over the target and syncs the directory. If anything
 //! fails the temporary file is removed and whatever was at the target is untouched.
 
@@ -107,17 +152,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::activation::Activation;
 use crate::corruption::Corruption;
+use crate::distribution::{DistKind, Part, Reconstruction};
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::layer::Stochastic;
 use crate::loss::Loss;
 use crate::network::{LayerSpec, MAX_LAYERS, MAX_PARAMS, MAX_UNITS, Network, NetworkSpec};
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
+use crate::vae::{Posterior, Vae, VaeSpec};
 
 /// The first eight bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"LATENT\0\0";
-/// The format version this build writes, and the highest it reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// The highest format version this build writes and reads (networks are written as version 1
+/// or 2, variational autoencoders as version 3).
+pub const FORMAT_VERSION: u32 = 3;
+/// Flag bit of a version-3 file whose architecture section is a variational autoencoder's.
+pub const FLAG_VAE: u32 = 1;
+/// The version of VAE files.
+const VAE_VERSION: u32 = 3;
 /// Files larger than this are refused by [`load`] before reading them. The largest network
 /// ([`MAX_PARAMS`] parameters) saves to a little over 8 GiB.
 pub const MAX_FILE_BYTES: u64 = 16 << 30;
@@ -153,6 +205,43 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Network> {
 /// Saves atomically: the file at `path` is either what it was before or the complete new
 /// model, never a mixture, whatever fails (failures are [`Error::Io`], naming the path).
 pub fn save(net: &Network, path: &Path) -> Result<()> {
+    save_with(path, |w| encode(net, w))
+}
+
+/// The serialised form of a variational autoencoder: exactly the bytes [`save_vae`] writes.
+pub fn vae_to_bytes(vae: &Vae) -> Vec<u8> {
+    let mut out = Vec::with_capacity(vae_encoded_len(vae));
+    match encode_vae(vae, &mut out) {
+        Ok(()) => {}
+        Err(never) => match never {},
+    }
+    debug_assert_eq!(out.len(), vae_encoded_len(vae));
+    out
+}
+
+/// Parses a VAE model file, checked as [`from_bytes`] checks a network's. A network's file is
+/// [`Error::BadFormat`] "wrong kind".
+pub fn vae_from_bytes(bytes: &[u8]) -> Result<Vae> {
+    check_envelope(bytes)?;
+    parse_vae(&bytes[..bytes.len() - 4])
+}
+
+/// Saves a variational autoencoder atomically, as [`save`] saves a network.
+pub fn save_vae(vae: &Vae, path: &Path) -> Result<()> {
+    save_with(path, |w| encode_vae(vae, w))
+}
+
+/// Reads and parses a VAE model file, as [`load`] reads a network's.
+pub fn load_vae(path: &Path) -> Result<Vae> {
+    let bytes = read_model_file(path)?;
+    vae_from_bytes(&bytes).map_err(|e| with_path(path, e))
+}
+
+type FileSink = CrcWriter<BufWriter<File>>;
+
+/// Writes what `encode` puts to a temporary file beside `path`, syncs it and renames it over
+/// `path`; on any failure the temporary file is removed and `path` is untouched.
+fn save_with(path: &Path, encode: impl FnOnce(&mut FileSink) -> io::Result<()>) -> Result<()> {
     let fail = |what: &str, e: io::Error| Error::Io(format!("saving {}: {what}: {e}", path.display()));
     let name = path
         .file_name()
@@ -174,7 +263,7 @@ pub fn save(net: &Network, path: &Path) -> Result<()> {
     // From here on the temporary file is removed on every way out, panics included.
     let mut guard = TempFile { path: Some(tmp.clone()) };
     let mut w = CrcWriter { inner: BufWriter::with_capacity(1 << 16, file), crc: Crc32::new() };
-    encode(net, &mut w).map_err(|e| fail("writing", e))?;
+    encode(&mut w).map_err(|e| fail("writing", e))?;
     let file = w.inner.into_inner().map_err(|e| fail("writing", e.into_error()))?;
     file.sync_all().map_err(|e| fail("syncing", e))?;
     drop(file);
@@ -191,6 +280,20 @@ pub fn save(net: &Network, path: &Path) -> Result<()> {
 /// one larger than [`MAX_FILE_BYTES`] is refused before reading; format problems are
 /// [`Error::BadFormat`] with the path in front of the message.
 pub fn load(path: &Path) -> Result<Network> {
+    let bytes = read_model_file(path)?;
+    from_bytes(&bytes).map_err(|e| with_path(path, e))
+}
+
+/// A format error's message with the path in front.
+fn with_path(path: &Path, e: Error) -> Error {
+    match e {
+        Error::BadFormat(m) => Error::BadFormat(format!("{}: {m}", path.display())),
+        other => other,
+    }
+}
+
+/// The bytes of a model file, refusing one larger than [`MAX_FILE_BYTES`] before reading it.
+fn read_model_file(path: &Path) -> Result<Vec<u8>> {
     // Open once and size the handle (not the name), so the size checked is the file read, and
     // read through take() in case it grows meanwhile: the buffer never exceeds the cap.
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -213,10 +316,7 @@ pub fn load(path: &Path) -> Result<Network> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(too_big(bytes.len() as u64));
     }
-    from_bytes(&bytes).map_err(|e| match e {
-        Error::BadFormat(m) => Error::BadFormat(format!("{}: {m}", path.display())),
-        other => other,
-    })
+    Ok(bytes)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -370,9 +470,27 @@ fn encode<S: Sink>(net: &Network, out: &mut S) -> std::result::Result<(), S::Err
     }
     head.extend_from_slice(&(net.param_count() as u64).to_le_bytes());
     out.put(&head)?;
+    put_params(net.params(), out)
+}
 
+/// The VAE architecture section without layers and parts.
+const VAE_ARCH_FIXED_BYTES: usize = 68;
+const PART_BYTES: usize = 12;
+
+fn vae_arch_len(spec: &VaeSpec) -> usize {
+    VAE_ARCH_FIXED_BYTES
+        + LAYER_BYTES * (spec.encoder.len() + spec.decoder.len())
+        + PART_BYTES * spec.reconstruction.parts.len()
+}
+
+fn vae_encoded_len(vae: &Vae) -> usize {
+    HEADER_BYTES + vae_arch_len(vae.spec()) + 8 + 4 * vae.param_count() + 4
+}
+
+/// Puts the parameter block and the CRC.
+fn put_params<S: Sink>(params: &[f32], out: &mut S) -> std::result::Result<(), S::Error> {
     let mut buf = [0u8; 16 * 1024];
-    for chunk in net.params().chunks(buf.len() / 4) {
+    for chunk in params.chunks(buf.len() / 4) {
         for (b, p) in buf.chunks_exact_mut(4).zip(chunk) {
             b.copy_from_slice(&p.to_le_bytes());
         }
@@ -380,6 +498,53 @@ fn encode<S: Sink>(net: &Network, out: &mut S) -> std::result::Result<(), S::Err
     }
     let crc = out.crc();
     out.put(&crc.to_le_bytes())
+}
+
+fn encode_vae<S: Sink>(vae: &Vae, out: &mut S) -> std::result::Result<(), S::Error> {
+    let spec = vae.spec();
+    let a = vae_arch_len(spec);
+    let mut head = Vec::with_capacity(HEADER_BYTES + a + 8);
+    let u32_ = |h: &mut Vec<u8>, v: u32| h.extend_from_slice(&v.to_le_bytes());
+    let i32_ = |h: &mut Vec<u8>, v: i32| h.extend_from_slice(&v.to_le_bytes());
+    head.extend_from_slice(&MAGIC);
+    u32_(&mut head, VAE_VERSION);
+    u32_(&mut head, FLAG_VAE);
+    u32_(&mut head, u32_of(a));
+    u32_(&mut head, u32_of(spec.input_dim));
+    let layers = |h: &mut Vec<u8>, v: &[LayerSpec]| {
+        h.extend_from_slice(&u32_of(v.len()).to_le_bytes());
+        for l in v {
+            h.extend_from_slice(&u32_of(l.units).to_le_bytes());
+            h.extend_from_slice(&l.activation.code().to_le_bytes());
+        }
+    };
+    layers(&mut head, &spec.encoder);
+    u32_(&mut head, u32_of(spec.latent_dim));
+    layers(&mut head, &spec.decoder);
+    i32_(&mut head, spec.pzx_activation.code());
+    let parts = &spec.reconstruction.parts;
+    u32_(&mut head, u32_of(parts.len()));
+    for p in parts {
+        u32_(&mut head, u32_of(p.size));
+        i32_(&mut head, p.kind.code());
+        i32_(&mut head, p.activation.code());
+    }
+    u32_(&mut head, u32_of(spec.num_samples));
+    head.extend_from_slice(&spec.beta.to_le_bytes());
+    head.extend_from_slice(&spec.kl_warmup_steps.to_le_bytes());
+    let (kind, log_variance) = match spec.posterior {
+        Posterior::Learned => (0, 0f32),
+        Posterior::Constant { log_variance } => (1, log_variance),
+    };
+    u32_(&mut head, kind);
+    head.extend_from_slice(&log_variance.to_le_bytes());
+    i32_(&mut head, spec.init.code());
+    head.extend_from_slice(&spec.seed.to_le_bytes());
+    head.extend_from_slice(&vae.steps().to_le_bytes());
+    debug_assert_eq!(head.len(), HEADER_BYTES + a);
+    head.extend_from_slice(&(vae.param_count() as u64).to_le_bytes());
+    out.put(&head)?;
+    put_params(vae.params(), out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -694,23 +859,42 @@ fn implied_params(spec: &NetworkSpec) -> Option<u64> {
     Some(total)
 }
 
-/// The file without its CRC, which check_envelope() has verified.
-fn parse(body: &[u8]) -> Result<Network> {
-    let mut r = Reader { rest: body, pos: 0 };
+/// What a file holds, by its version and flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Network,
+    Vae,
+}
+
+/// The kind of model a (checked) version and flags describe.
+fn kind_of(version: u32, flags: u32) -> Result<Kind> {
+    match (version, flags) {
+        (1 | 2, 0) => Ok(Kind::Network),
+        (1 | 2, f) => Err(bad(format!("unsupported flags: {f:#010x} (versions 1 and 2 define none)"))),
+        (_, 0) => Ok(Kind::Network),
+        (_, FLAG_VAE) => Ok(Kind::Vae),
+        (_, f) => {
+            Err(bad(format!("unsupported flags: {f:#010x} (version 3 defines bit 0 only: a variational autoencoder)")))
+        }
+    }
+}
+
+/// Magic, version, flags and the architecture section of a file without its CRC.
+fn header<'a>(r: &mut Reader<'a>) -> Result<(u32, Kind, &'a [u8])> {
     r.take(8, "magic")?;
     let version = r.u32("version")?;
     let flags = r.u32("flags")?;
-    if flags != 0 {
-        return Err(bad(format!("unsupported flags: {flags:#010x} (versions 1 and 2 define none)")));
-    }
+    let kind = kind_of(version, flags)?;
     let a = r.u32("architecture section length")?;
     let section = r.take(a as usize, "the architecture section")?;
-    let spec = parse_arch(section, version)?;
+    Ok((version, kind, section))
+}
 
+/// The parameter count (checked against `implied`, the architecture's), the parameters and
+/// the end of the file.
+fn parameter_block(r: &mut Reader, implied: u64) -> Result<Vec<f32>> {
     let at = r.pos;
     let count = r.u64("parameter count")?;
-    let implied = implied_params(&spec)
-        .ok_or_else(|| arch_err(format_args!("the network has more than {MAX_PARAMS} parameters")))?;
     if count != implied {
         return Err(bad(format!(
             "bad parameter block: the count at offset {at} is {count}, the architecture has {implied} parameters"
@@ -731,11 +915,177 @@ fn parse(body: &[u8]) -> Result<Network> {
         }
         params.push(p);
     }
-    Network::from_params(spec, &params).map_err(|e| match e {
+    Ok(params)
+}
+
+/// A model's constructor error as a format error (the file described an invalid model).
+fn build_err(e: Error) -> Error {
+    match e {
         Error::OutOfMemory(m) => Error::OutOfMemory(m),
         Error::InvalidArgument(m) | Error::ShapeMismatch(m) | Error::NonFinite(m) => arch_err(m),
         other => arch_err(other),
-    })
+    }
+}
+
+/// The file without its CRC, which check_envelope() has verified.
+fn parse(body: &[u8]) -> Result<Network> {
+    let mut r = Reader { rest: body, pos: 0 };
+    let (version, kind, section) = header(&mut r)?;
+    if kind == Kind::Vae {
+        return Err(bad("wrong kind: the file holds a variational autoencoder; load it with model_file::load_vae \
+             (C: latent_vae_load), not as a network"
+            .into()));
+    }
+    if version >= VAE_VERSION {
+        return Err(arch_err(format_args!(
+            "a version-{version} file without flag bit 0 would be a network, which this build writes as \
+             version 1 or 2 only (version 3 adds variational autoencoders)"
+        )));
+    }
+    let spec = parse_arch(section, version)?;
+    let implied = implied_params(&spec)
+        .ok_or_else(|| arch_err(format_args!("the network has more than {MAX_PARAMS} parameters")))?;
+    let params = parameter_block(&mut r, implied)?;
+    Network::from_params(spec, &params).map_err(build_err)
+}
+
+/// A VAE file without its CRC, which check_envelope() has verified.
+fn parse_vae(body: &[u8]) -> Result<Vae> {
+    let mut r = Reader { rest: body, pos: 0 };
+    let (_, kind, section) = header(&mut r)?;
+    if kind == Kind::Network {
+        return Err(bad(
+            "wrong kind: the file holds an autoencoder network, not a variational autoencoder; load it with \
+             model_file::load (C: latent_network_load)"
+                .into(),
+        ));
+    }
+    let (spec, steps) = parse_vae_arch(section)?;
+    spec.validate().map_err(build_err)?;
+    let implied = implied_vae_params(&spec)
+        .ok_or_else(|| arch_err(format_args!("the VAE has more than {MAX_PARAMS} parameters")))?;
+    let params = parameter_block(&mut r, implied)?;
+    let mut vae = Vae::from_params(spec, &params).map_err(build_err)?;
+    vae.set_steps(steps);
+    Ok(vae)
+}
+
+/// The VAE architecture section: the spec and the steps trained.
+fn parse_vae_arch(section: &[u8]) -> Result<(VaeSpec, u64)> {
+    let mut r = Reader { rest: section, pos: HEADER_BYTES };
+    let input_dim = units(&mut r, "input width")?;
+    let n_enc = r.u32("encoder layer count")?;
+    let encoder = layers(&mut r, n_enc, "encoder")?;
+    let latent_dim = units(&mut r, "latent width")?;
+    let n_dec = r.u32("decoder layer count")?;
+    if encoder.len() + n_dec as usize + 2 > MAX_LAYERS {
+        return Err(arch_err(format_args!(
+            "{} + {n_dec} hidden layers is more than {MAX_LAYERS} layers",
+            encoder.len()
+        )));
+    }
+    let decoder = layers(&mut r, n_dec, "decoder")?;
+    let pzx_activation = activation(&mut r, "pzx activation")?;
+    let at = r.pos;
+    let k = r.u32("part count")? as usize;
+    if k == 0 || k > input_dim || k.saturating_mul(PART_BYTES) > r.rest.len() {
+        return Err(arch_err(format_args!(
+            "{k} reconstruction parts at offset {at}: not in 1..={input_dim} (the input width), or more than the \
+             section's {} remaining bytes hold",
+            r.rest.len()
+        )));
+    }
+    let mut parts = Vec::with_capacity(k);
+    for _ in 0..k {
+        let size = units(&mut r, "part width")?;
+        let at = r.pos;
+        let c = r.i32("distribution")?;
+        let kind = DistKind::from_code(c)
+            .map_err(|_| arch_err(format_args!("distribution code {c} at offset {at} is not one this build knows")))?;
+        let activation = activation(&mut r, "part activation")?;
+        parts.push(Part { size, kind, activation });
+    }
+    let at = r.pos;
+    let num_samples = r.u32("samples per example")? as usize;
+    if num_samples == 0 {
+        return Err(arch_err(format_args!("samples per example at offset {at} is 0")));
+    }
+    let beta = f32_field(&mut r, "KL weight")?;
+    let kl_warmup_steps = r.u64("KL warm-up steps")?;
+    let at = r.pos;
+    let kind = r.u32("posterior kind")?;
+    let log_variance = f32_field(&mut r, "posterior log-variance")?;
+    let posterior = match kind {
+        0 if log_variance.to_bits() == 0 => Posterior::Learned,
+        0 => {
+            return Err(arch_err(format_args!(
+                "a learned posterior variance with a constant log-variance of {log_variance} (must be 0) at offset {}",
+                at + 4
+            )));
+        }
+        1 => Posterior::Constant { log_variance },
+        v => return Err(arch_err(format_args!("posterior kind {v} at offset {at} is not 0 or 1"))),
+    };
+    let at = r.pos;
+    let c = r.i32("init")?;
+    let init = Init::from_code(c)
+        .map_err(|_| arch_err(format_args!("init code {c} at offset {at} is not one this build knows")))?;
+    let seed = r.u64("seed")?;
+    let steps = r.u64("steps trained")?;
+    if !r.rest.is_empty() {
+        return Err(arch_err(format_args!(
+            "the section is {} bytes, a VAE's fields take {}",
+            section.len(),
+            section.len() - r.rest.len()
+        )));
+    }
+    let spec = VaeSpec {
+        input_dim,
+        encoder,
+        latent_dim,
+        decoder,
+        pzx_activation,
+        reconstruction: Reconstruction { parts },
+        num_samples,
+        beta,
+        kl_warmup_steps,
+        posterior,
+        init,
+        seed,
+    };
+    Ok((spec, steps))
+}
+
+/// The number of parameters `Vae::new(spec)` holds, computed without allocating (dense layers
+/// input -> encoder -> head, latent -> decoder -> pre-output, then the global log-variances).
+/// None above MAX_PARAMS.
+fn implied_vae_params(spec: &VaeSpec) -> Option<u64> {
+    let head = match spec.posterior {
+        Posterior::Learned => 2 * spec.latent_dim,
+        Posterior::Constant { .. } => spec.latent_dim,
+    };
+    let mut out_width = 0u64;
+    let mut extra = 0u64;
+    for p in &spec.reconstruction.parts {
+        let per_column = if p.kind == DistKind::Gaussian { 2 } else { 1 };
+        out_width = out_width.checked_add((p.size as u64).checked_mul(per_column)?)?;
+        extra += (p.kind == DistKind::GaussianGlobal) as u64;
+    }
+    let encoder: Vec<u64> = std::iter::once(spec.input_dim)
+        .chain(spec.encoder.iter().map(|l| l.units))
+        .chain(std::iter::once(head))
+        .map(|u| u as u64)
+        .collect();
+    let decoder: Vec<u64> = std::iter::once(spec.latent_dim as u64)
+        .chain(spec.decoder.iter().map(|l| l.units as u64))
+        .chain(std::iter::once(out_width))
+        .collect();
+    let mut total = extra;
+    for pair in encoder.windows(2).chain(decoder.windows(2)) {
+        let own = pair[0].checked_mul(pair[1])?.checked_add(pair[1])?;
+        total = total.checked_add(own).filter(|&t| t <= MAX_PARAMS as u64)?;
+    }
+    Some(total)
 }
 
 #[cfg(test)]
@@ -757,6 +1107,28 @@ mod tests {
         for s in specs {
             let net = Network::new(s.clone()).unwrap();
             assert_eq!(implied_params(&s), Some(net.param_count() as u64), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn implied_vae_params_matches_vae() {
+        use crate::Activation::*;
+        let mut specs = vec![VaeSpec::new(7, &[5, 3], 2, &[4], Relu), VaeSpec::new(4, &[], 3, &[], Tanh)];
+        let mut s = VaeSpec::new(9, &[6], 2, &[6, 5], Elu);
+        s.reconstruction = Reconstruction {
+            parts: vec![
+                Part { size: 3, kind: DistKind::Gaussian, activation: Identity },
+                Part { size: 2, kind: DistKind::GaussianGlobal, activation: Identity },
+                Part { size: 1, kind: DistKind::Bernoulli, activation: Sigmoid },
+                Part { size: 2, kind: DistKind::Exponential, activation: Tanh },
+                Part { size: 1, kind: DistKind::GaussianGlobal, activation: Identity },
+            ],
+        };
+        s.posterior = Posterior::Constant { log_variance: -2.0 };
+        specs.push(s);
+        for s in specs {
+            let vae = Vae::new(s.clone()).unwrap();
+            assert_eq!(implied_vae_params(&s), Some(vae.param_count() as u64), "{s:?}");
         }
     }
 }

@@ -375,7 +375,7 @@ fn version_1_layout_is_frozen() {
     assert_eq!(back.spec(), net.spec());
     assert_eq!(bits(back.params()), bits(&params));
     assert_eq!(model_file::MIN_FILE_BYTES, 80);
-    assert_eq!(model_file::FORMAT_VERSION, 2);
+    assert_eq!(model_file::FORMAT_VERSION, 3); // networks are still written as version 1 or 2
 }
 
 #[test]
@@ -473,7 +473,7 @@ fn wrong_magic_is_bad_format() {
 #[test]
 fn newer_and_invalid_versions_are_bad_format() {
     let good = to_bytes(&known_net());
-    for v in [3u32, 255, 0x0100_0000, u32::MAX] {
+    for v in [4u32, 255, 0x0100_0000, u32::MAX] {
         let mut b = good.clone();
         put_u32(&mut b, 8, v);
         // Refused for the version even with a stale CRC (a newer version may checksum differently).
@@ -486,6 +486,14 @@ fn newer_and_invalid_versions_are_bad_format() {
     put_u32(&mut b, 8, 0);
     mutate::fix_crc(&mut b);
     assert!(bad_format(&b).contains("invalid format version"));
+    // Version 3 holds VAEs (flag bit 0); a network relabelled 3 is refused, not read as version 2.
+    let mut b = good.clone();
+    put_u32(&mut b, 8, 3);
+    mutate::fix_crc(&mut b);
+    assert!(bad_format(&b).contains("bad architecture: a version-3 file without flag bit 0"), "{}", bad_format(&b));
+    put_u32(&mut b, at::FLAGS, 1);
+    mutate::fix_crc(&mut b);
+    assert!(bad_format(&b).contains("wrong kind"), "{}", bad_format(&b));
     // A version-1 file relabelled 2 lacks the regularisation block.
     let mut b = good.clone();
     put_u32(&mut b, 8, 2);
