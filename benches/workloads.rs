@@ -1,9 +1,11 @@
-//! The reference workloads W1 and W2 of ../shared/bench/README.md, timed as the peers time them,
-//! printed beside the peers rerun in the same sitting.
+//! The reference workloads W1, W2 and W3 (the VAE) of ../shared/bench/README.md, timed as the
+//! peers time them, printed beside the peers rerun in the same sitting; plus W3 with L = 5
+//! samples per example (its cost against L = 1: the encoder runs once either way).
 //!
 //!   cargo bench --bench workloads                    # latent + JAX (the cheapest peer), 2 threads
 //!   PEERS="jax torch_eager" cargo bench --bench workloads
 //!   PEERS=none EPOCHS=2 cargo bench --bench workloads   # latent only
+//!   ONLY=W3,W3L5 PEERS=none cargo bench --bench workloads   # a subset of the rows
 //!   LATENT_GEMM=mm|gemm                              # force one GEMM kernel (default: by CPU)
 //!
 //! samples/s = rows per epoch / epoch seconds (median over EPOCHS epochs, after 20 warm-up
@@ -16,14 +18,22 @@ use std::process::Command;
 use std::time::Instant;
 
 use latent::gemm::{Kernel, Operand, gemm};
-use latent::{Activation, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
+use latent::{
+    Activation, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind, TrainConfig, Trainable, Trainer,
+    Vae, VaeSpec,
+};
 
 const ROWS: usize = 60_000;
 const COLS: usize = 784;
 
+enum Model {
+    Ae(NetworkSpec),
+    Vae(VaeSpec),
+}
+
 struct Workload {
     id: &'static str,
-    spec: NetworkSpec,
+    spec: Model,
     train: TrainConfig,
     train_mflop: f64,
 }
@@ -38,10 +48,19 @@ fn workloads(threads: usize) -> Vec<Workload> {
     w2.loss = Loss::Mse;
     w2.init = latent::Init::FanInUniform;
     let base = TrainConfig { threads, shuffle: false, drop_last: true, epochs: 1, ..Default::default() };
+    let mut w3 = VaeSpec::new(COLS, &[512], 32, &[512], Activation::Relu);
+    w3.init = latent::Init::FanInUniform;
+    let w3l5 = VaeSpec { num_samples: 5, ..w3.clone() };
+    let adam = TrainConfig {
+        batch_size: 128,
+        learning_rate: 1e-3,
+        optimizer: OptimizerConfig { kind: OptimizerKind::Adam, ..Default::default() },
+        ..base
+    };
     vec![
         Workload {
             id: "W1",
-            spec: w1,
+            spec: Model::Ae(w1),
             train: TrainConfig {
                 batch_size: 128,
                 learning_rate: 0.01,
@@ -52,7 +71,7 @@ fn workloads(threads: usize) -> Vec<Workload> {
         },
         Workload {
             id: "W2",
-            spec: w2,
+            spec: Model::Ae(w2),
             train: TrainConfig {
                 batch_size: 256,
                 learning_rate: 1e-3,
@@ -61,6 +80,9 @@ fn workloads(threads: usize) -> Vec<Workload> {
             },
             train_mflop: 2.605,
         },
+        Workload { id: "W3", spec: Model::Vae(w3), train: adam, train_mflop: 5.112 },
+        // L = 5: the encoder (0.868 MFLOP forward) once, the decoder (0.836) five times.
+        Workload { id: "W3L5", spec: Model::Vae(w3l5), train: adam, train_mflop: 3.0 * (0.868 + 5.0 * 0.836) },
     ]
 }
 
@@ -122,25 +144,50 @@ struct Row {
     latency_us: f64,
 }
 
-fn run_workload(w: &Workload, x: &Matrix, epochs: usize) -> Row {
-    let net0 = Network::new(w.spec.clone()).unwrap();
-    let mut net = net0.clone();
-    // Warm-up: 20 steps.
+/// Single-row latency of the VAE's encoder (posterior mean and log-variance), in microseconds.
+fn vae_encode_latency_us(vae: &Vae) -> f64 {
+    let mut v = vae.clone();
+    v.set_threads(1);
+    let x = Matrix::from_vec(1, COLS, (0..COLS).map(|i| (i % 255) as f32 / 255.0).collect()).unwrap();
+    let mut times = Vec::with_capacity(1000);
+    for i in 0..1100 {
+        let t = Instant::now();
+        let out = v.encode(&x).unwrap();
+        let dt = t.elapsed().as_secs_f64();
+        std::hint::black_box(out);
+        if i >= 100 {
+            times.push(dt * 1e6);
+        }
+    }
+    median(times)
+}
+
+/// Per-epoch samples/s after 20 warm-up steps.
+fn time_epochs<M: Trainable>(m: &mut M, w: &Workload, x: &Matrix, epochs: usize) -> Vec<f64> {
     let warm = x.slice_rows(0, 20 * w.train.batch_size);
-    Trainer::new(w.train).unwrap().fit(&mut net, &warm, None, None).unwrap();
+    Trainer::new(w.train).unwrap().fit(m, &warm, None, None).unwrap();
     let mut tr = Trainer::new(TrainConfig { epochs, ..w.train }).unwrap();
-    tr.fit(&mut net, x, None, None).unwrap();
-    let sps: Vec<f64> = tr.history().iter().map(|r| r.samples_per_second).collect();
+    tr.fit(m, x, None, None).unwrap();
+    tr.history().iter().map(|r| r.samples_per_second).collect()
+}
+
+fn run_workload(w: &Workload, x: &Matrix, epochs: usize) -> Row {
+    let (sps, latency_us) = match &w.spec {
+        Model::Ae(spec) => {
+            let mut net = Network::new(spec.clone()).unwrap();
+            let sps = time_epochs(&mut net, w, x, epochs);
+            (sps, encode_latency_us(&net))
+        }
+        Model::Vae(spec) => {
+            let mut vae = Vae::new(spec.clone()).unwrap();
+            let sps = time_epochs(&mut vae, w, x, epochs);
+            (sps, vae_encode_latency_us(&vae))
+        }
+    };
     let lo = sps.iter().cloned().fold(f64::MAX, f64::min);
     let hi = sps.iter().cloned().fold(0.0, f64::max);
     let med = median(sps);
-    Row {
-        id: w.id,
-        samples_per_s: med,
-        spread: (lo, hi),
-        gflops: med * w.train_mflop / 1e3,
-        latency_us: encode_latency_us(&net),
-    }
+    Row { id: w.id, samples_per_s: med, spread: (lo, hi), gflops: med * w.train_mflop / 1e3, latency_us }
 }
 
 /// Runs the peers' script (../shared/bench/peers/run_all.sh) and returns its table and the
@@ -172,7 +219,7 @@ fn run_peers(only: &str) -> Option<(String, Vec<PeerRow>)> {
     let mut rows = Vec::new();
     for line in table.lines() {
         let cells: Vec<&str> = line.split('|').map(|c| c.trim()).collect();
-        if cells.len() > 3 && (cells[1] == "W1" || cells[1] == "W2") {
+        if cells.len() > 3 && ["W1", "W2", "W3"].contains(&cells[1]) {
             let v: String = cells[3].chars().filter(|c| c.is_ascii_digit() || *c == '.').collect();
             if let Ok(v) = v.parse::<f64>() {
                 rows.push((cells[1].to_string(), cells[2].replace('*', ""), v));
@@ -193,7 +240,8 @@ fn main() {
         Ok("gemm") => latent::gemm::set_kernel(Kernel::Gemm),
         _ => {}
     }
-    let only = std::env::var("ONLY").unwrap_or_else(|_| "W1,W2".into());
+    let only = std::env::var("ONLY").unwrap_or_else(|_| "W1,W2,W3,W3L5".into());
+    let only: Vec<String> = only.split(',').map(|s| s.trim().to_string()).collect();
     let mut rng = latent::rng::Rng::new(12345, 0);
     let data: Vec<f32> = (0..ROWS * COLS).map(|_| rng.uniform()).collect();
     let x = Matrix::from_vec(ROWS, COLS, data).unwrap();
@@ -204,7 +252,7 @@ fn main() {
         latent::gemm::kernel()
     );
     let mut rows = Vec::new();
-    for w in workloads(threads).iter().filter(|w| only.contains(w.id)) {
+    for w in workloads(threads).iter().filter(|w| only.iter().any(|o| o == w.id)) {
         let r = run_workload(w, &x, epochs);
         eprintln!("{}: {:.0} samples/s", r.id, r.samples_per_s);
         rows.push(r);
@@ -233,6 +281,14 @@ fn main() {
             r.gflops,
             100.0 * r.gflops / peak,
             r.latency_us
+        );
+    }
+    let find = |id: &str| rows.iter().find(|r| r.id == id).map(|r| r.samples_per_s);
+    if let (Some(l1), Some(l5)) = (find("W3"), find("W3L5")) {
+        println!(
+            "\nW3 with L = 5 samples per example: {l5:.0} samples/s, {:.2}x the time of L = 1 (5x if the encoder ran five times: {:.2}x by FLOPs)",
+            l1 / l5,
+            3.0 * (0.868 + 5.0 * 0.836) / 5.112
         );
     }
     if let Some((table, _)) = peers {

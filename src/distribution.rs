@@ -8,7 +8,7 @@
 //! pre-output, its mean and a random draw. Likelihoods of continuous parts are densities, so a
 //! "log-probability" may be positive (DL4J issue #4468).
 
-use crate::activation::{Activation, sigmoid, softplus};
+use crate::activation::{Activation, exp_fast, ln_1p_unit, sigmoid};
 use crate::error::{Result, invalid};
 use crate::rng::Rng;
 
@@ -80,6 +80,58 @@ pub struct Part {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reconstruction {
     pub parts: Vec<Part>,
+}
+
+/// sum softplus(a) - x a over a Bernoulli part, with s (sigmoid(a) - x) into d. The hot loop of a
+/// Bernoulli VAE step: 16 f32 lane sums (a single running sum is a serial dependency the compiler
+/// may not reorder, so it would not vectorise), one exp per element shared by softplus and
+/// sigmoid, f64 across lanes.
+fn bernoulli_nll(pre: &[f32], x: &[f32], grad: Option<(&mut [f32], f32)>) -> f64 {
+    const LANES: usize = 16;
+    #[inline(always)]
+    fn terms(a: f32, t: f32) -> (f32, f32) {
+        let e = exp_fast(-a.abs()); // e^-|a| in (0, 1]
+        let r = 1.0 / (1.0 + e);
+        let sig = if a >= 0.0 { r } else { e * r };
+        (a.max(0.0) + ln_1p_unit(e) - t * a, sig - t)
+    }
+    let n = pre.len();
+    let x = &x[..n];
+    let main = n / LANES * LANES;
+    let mut acc = [0f32; LANES];
+    let mut tail = 0f64;
+    match grad {
+        Some((d, s)) => {
+            let d = &mut d[..n];
+            for ((a, t), g) in pre[..main]
+                .chunks_exact(LANES)
+                .zip(x[..main].chunks_exact(LANES))
+                .zip(d[..main].chunks_exact_mut(LANES))
+            {
+                for k in 0..LANES {
+                    let (l, gk) = terms(a[k], t[k]);
+                    acc[k] += l;
+                    g[k] = s * gk;
+                }
+            }
+            for i in main..n {
+                let (l, gk) = terms(pre[i], x[i]);
+                tail += l as f64;
+                d[i] = s * gk;
+            }
+        }
+        None => {
+            for (a, t) in pre[..main].chunks_exact(LANES).zip(x[..main].chunks_exact(LANES)) {
+                for k in 0..LANES {
+                    acc[k] += terms(a[k], t[k]).0;
+                }
+            }
+            for i in main..n {
+                tail += terms(pre[i], x[i]).0 as f64;
+            }
+        }
+    }
+    acc.iter().map(|&v| v as f64).sum::<f64>() + tail
 }
 
 impl Reconstruction {
@@ -161,15 +213,8 @@ impl Reconstruction {
             let act = part.activation;
             match part.kind {
                 DistKind::Bernoulli => {
-                    let pre = &pre[p..p + n];
-                    for (&a, &t) in pre.iter().zip(x) {
-                        total += softplus(a) as f64 - (t as f64) * (a as f64);
-                    }
-                    if let Some((d, _, s)) = grad.as_mut() {
-                        for ((g, &a), &t) in d[p..p + n].iter_mut().zip(pre).zip(x) {
-                            *g = *s * (sigmoid(a) - t);
-                        }
-                    }
+                    let g = grad.as_mut().map(|(d, _, s)| (&mut d[p..p + n], *s));
+                    total += bernoulli_nll(&pre[p..p + n], x, g);
                 }
                 DistKind::Gaussian => {
                     for j in 0..n {

@@ -30,6 +30,8 @@ use crate::tensor::Matrix;
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 /// Rows per block of the per-row reconstruction pass: fixed, so sums do not depend on threads.
 const RECON_BLOCK: usize = 16;
+/// Most draws per row a sampling call takes (each row's draws are decoded in one pass).
+pub const MAX_SAMPLES: usize = 1 << 16;
 /// Stacked decoder rows per inference block.
 const INFER_STACK: usize = 8192;
 
@@ -604,8 +606,8 @@ impl Vae {
         mut sink: impl FnMut(usize, usize, &VaeWorkspace) + Send,
     ) -> Result<()> {
         self.check(x, self.input_dim(), "input")?;
-        if samples == 0 || samples > 1 << 20 {
-            return Err(invalid!("samples {samples} must be in 1..=1048576"));
+        if samples == 0 || samples > MAX_SAMPLES {
+            return Err(invalid!("samples {samples} must be in 1..={MAX_SAMPLES}"));
         }
         let block = (INFER_STACK / samples).clamp(1, 1024).min(x.rows().max(1));
         let mut ws = self.workspace(block, samples)?;
@@ -769,6 +771,14 @@ impl Vae {
             }
         })?;
         Ok(out)
+    }
+
+    /// DL4J's `reconstructionProbability`: exp of [`Vae::reconstruction_log_probability`], the
+    /// geometric mean of p(x|z_l) (DL4J's Javadoc cites An & Cho, who average the
+    /// probabilities; this is DL4J's code, kept for compatibility). Underflows to 0 for wide
+    /// data: prefer the logarithms.
+    pub fn reconstruction_probability(&self, x: &Matrix, samples: usize, seed: u64) -> Result<Vec<f64>> {
+        Ok(self.reconstruction_log_probability(x, samples, seed)?.into_iter().map(f64::exp).collect())
     }
 
     /// Importance-sampled log p(x) per row with K = `samples` draws from q(z|x):
