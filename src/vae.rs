@@ -476,6 +476,7 @@ impl Vae {
     /// One training step over x (rows x input_dim) with the network's L samples drawn from
     /// `rng` and KL weight `beta`. Writes the gradient of the mean over rows of
     /// [E_q -log p(x|z) + beta KL] into `grads` (every entry overwritten).
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &self,
         x: &[f32],
