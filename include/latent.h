@@ -41,6 +41,11 @@ typedef struct latent_network latent_network;
 // (a second fit on the same network continues where the first stopped).
 typedef struct latent_trainer latent_trainer;
 
+// A variational autoencoder. Inference calls (encode, sampling, generation, probabilities,
+// ELBO, save) may run on one VAE from many threads at once; calls that change it (training,
+// set_params, set_threads) wait for them and run alone.
+typedef struct latent_vae latent_vae;
+
 // Status code of every fallible call.
 typedef int32_t latent_status;
 
@@ -353,6 +358,82 @@ typedef struct latent_epoch_record {
   double learning_rate;
 } latent_epoch_record;
 
+// Reconstruction distribution p(x|z) of a variational autoencoder (`latent_distribution`).
+typedef int32_t latent_distribution;
+
+// One part of a composite reconstruction distribution: `size` consecutive data columns with
+// one distribution (DL4J's CompositeReconstructionDistribution).
+typedef struct latent_vae_part {
+  // Data columns covered (at least 1).
+  uint32_t size;
+  // LATENT_DISTRIBUTION_*.
+  latent_distribution distribution;
+  // Applied to the part's decoder outputs (ignored for BERNOULLI, which is always sigmoid).
+  latent_activation activation;
+} latent_vae_part;
+
+// Architecture of a new variational autoencoder. Get the defaults from
+// latent_vae_params_default(), then set at least `input_dim` and `latent_dim`.
+//
+// Encoder: input -> encoder hidden layers -> the posterior q(z|x) = N(mean, diag(exp(logvar)))
+// of width latent_dim. Decoder: z -> decoder hidden layers -> the parameters of the
+// reconstruction distribution p(x|z). The arrays are read during latent_vae_new() only.
+typedef struct latent_vae_params {
+  // Width of the data. Required.
+  uint32_t input_dim;
+  // Number of encoder hidden layers (0: the posterior is computed from x directly).
+  uint32_t n_encoder;
+  // Widths of the encoder hidden layers, n_encoder of them.
+  const uint32_t *encoder_units;
+  // Their activations (n_encoder values), or NULL for `hidden_activation` everywhere.
+  const latent_activation *encoder_activations;
+  // Width of the latent code z. Required.
+  uint32_t latent_dim;
+  // Number of decoder hidden layers (not mirrored: give them explicitly).
+  uint32_t n_decoder;
+  const uint32_t *decoder_units;
+  // NULL for `hidden_activation` everywhere.
+  const latent_activation *decoder_activations;
+  // Activation of hidden layers whose activation array is NULL. Default RELU.
+  latent_activation hidden_activation;
+  // Applied to the posterior mean and log-variance (DL4J's pzxActivationFn). Default IDENTITY.
+  latent_activation pzx_activation;
+  // The reconstruction distribution over all columns when n_parts = 0. Default BERNOULLI.
+  latent_distribution distribution;
+  // Its activation. Default IDENTITY; ignored for BERNOULLI (always sigmoid).
+  latent_activation distribution_activation;
+  // Number of parts of a composite distribution; 0 (default): `distribution` alone.
+  uint32_t n_parts;
+  // The parts in column order; their sizes must sum to input_dim.
+  const struct latent_vae_part *parts;
+  // Samples of z per example in training (DL4J's numSamples), 1..=4096. Default 1.
+  uint32_t num_samples;
+  // Weight of the KL term (1 = the ELBO; beta-VAE otherwise), >= 0. Default 1.
+  float beta;
+  // The KL weight rises linearly from 0 to beta over this many training steps (counted
+  // over every fit, saved with the model). Default 0 (off).
+  uint64_t kl_warmup_steps;
+  // 1: a constant posterior variance exp(posterior_log_variance), not learned; the encoder
+  // outputs only the mean. Default 0 (learned).
+  int32_t constant_posterior_variance;
+  // The constant log-variance, within [-30, 30]. Default 0.
+  float posterior_log_variance;
+  // Weight initialisation. Default AUTO.
+  latent_init init;
+  // Seed of the initialisation. Default 0.
+  uint64_t seed;
+} latent_vae_params;
+
+// The negative ELBO per example and its parts, means over a dataset's rows.
+typedef struct latent_elbo {
+  // reconstruction + kl (DL4J's score; what training minimises with beta = 1).
+  double neg_elbo;
+  // E_q[-log p(x|z)], estimated with the call's samples.
+  double reconstruction;
+  // KL(q(z|x) || N(0, I)), closed form.
+  double kl;
+} latent_elbo;
+
 #define LATENT_STATUS_OK 0
 
 // A required pointer or handle was NULL.
@@ -458,6 +539,26 @@ typedef struct latent_epoch_record {
 
 // Output plus N(0, stochastic_sigma^2) noise.
 #define LATENT_STOCHASTIC_GAUSSIAN 2
+
+// Bernoulli, p = sigmoid(decoder output): binary or [0, 1] data. One decoder output per
+// column; the NLL is computed from the logits.
+#define LATENT_DISTRIBUTION_BERNOULLI 0
+
+// Gaussian with a mean and a log-variance per column, both from the decoder: two outputs per
+// column, in block layout [means | log-variances] within the part, the activation applied to
+// both. A density: log-probabilities can be positive.
+#define LATENT_DISTRIBUTION_GAUSSIAN 1
+
+// Exponential with log-rate act(decoder output): non-negative data. One output per column.
+#define LATENT_DISTRIBUTION_EXPONENTIAL 2
+
+// Not a distribution: the mean squared error of act(decoder output) (DL4J's loss-function
+// wrapper). Trains, but has no (log-)probability or likelihood.
+#define LATENT_DISTRIBUTION_MSE 3
+
+// Gaussian with its mean from the decoder and one learned log-variance shared by the part's
+// columns (a parameter, not a decoder output). One output per column.
+#define LATENT_DISTRIBUTION_GAUSSIAN_GLOBAL 4
 
 // He for ReLU-family layers, Glorot for the others (times 4 for sigmoid layers).
 #define LATENT_INIT_AUTO 0
@@ -889,6 +990,19 @@ latent_status latent_trainer_fit(struct latent_trainer *trainer,
                                  latent_progress_fn progress,
                                  void *user);
 
+// Trains a variational autoencoder `vae` on the rows of `train`, as latent_trainer_fit trains
+// a network (validation, progress, cancelling and divergence alike). Each step draws the VAE's
+// num_samples z per row (from the trainer's seed). Progress and history report `loss` = the
+// reconstruction term E_q[-log p(x|z)] and `penalty` = KL(q(z|x) || N(0, I)), both per example
+// and unweighted, so loss + penalty is the negative ELBO (DL4J's score); the validation loss is
+// the negative ELBO per example of the validation rows, with one draw per row.
+latent_status latent_trainer_fit_vae(struct latent_trainer *trainer,
+                                     struct latent_vae *vae,
+                                     const struct latent_dataset *train,
+                                     const struct latent_dataset *valid,
+                                     latent_progress_fn progress,
+                                     void *user);
+
 // Copies the per-epoch history (of every fit so far) into `out` (`capacity` records) and the
 // number of epochs into *n (may be NULL). With out = NULL and capacity = 0 it only counts.
 latent_status latent_trainer_history(const struct latent_trainer *trainer,
@@ -898,6 +1012,181 @@ latent_status latent_trainer_history(const struct latent_trainer *trainer,
 
 // Forgets the history and the optimizer state (the next fit starts afresh).
 latent_status latent_trainer_reset(struct latent_trainer *trainer);
+
+// The defaults: no hidden layers, ReLU hidden activation, identity pzx activation, a Bernoulli
+// reconstruction, one sample per example, beta 1 without warm-up, a learned posterior
+// variance, AUTO init, seed 0. input_dim and latent_dim are 0 and must be set.
+struct latent_vae_params latent_vae_params_default(void);
+
+// Builds and initialises a variational autoencoder. On failure *out is NULL.
+latent_status latent_vae_new(const struct latent_vae_params *params, struct latent_vae **out);
+
+// A deep copy (architecture, parameters, steps trained). On failure *out is NULL.
+latent_status latent_vae_clone(const struct latent_vae *vae, struct latent_vae **out);
+
+// Frees a VAE; NULL is a no-op.
+void latent_vae_free(struct latent_vae *vae);
+
+// Width of the data (0 for NULL).
+size_t latent_vae_input_dim(const struct latent_vae *vae);
+
+// Width of the latent code (0 for NULL).
+size_t latent_vae_latent_dim(const struct latent_vae *vae);
+
+// Number of trainable parameters (weights, biases, global log-variances).
+latent_status latent_vae_param_count(const struct latent_vae *vae, size_t *out);
+
+// Copies the parameters (latent_vae_param_count of them) into `out`.
+latent_status latent_vae_get_params(const struct latent_vae *vae, float *out, size_t capacity);
+
+// Replaces the parameters; `n` must equal latent_vae_param_count and all values be finite.
+latent_status latent_vae_set_params(struct latent_vae *vae, const float *params, size_t n);
+
+// Threads used by inference calls on this VAE (0 = all cores, the default).
+latent_status latent_vae_set_threads(struct latent_vae *vae, uint32_t threads);
+
+// Writes a NUL-terminated summary of the architecture into `buf` (snprintf-style: *needed, if
+// not NULL, receives the size including the NUL; a too-small buffer gets a truncated,
+// NUL-terminated copy and LATENT_STATUS_BUFFER_TOO_SMALL).
+latent_status latent_vae_describe(const struct latent_vae *vae,
+                                  char *buf,
+                                  size_t capacity,
+                                  size_t *needed);
+
+// Saves the VAE (architecture, parameters, steps trained) to `path` as a version-3 model file,
+// atomically: `path` is either the complete new model or untouched.
+latent_status latent_vae_save(const struct latent_vae *vae, const char *path);
+
+// Loads a VAE saved by latent_vae_save. A truncated, corrupted or foreign file, or a plain
+// autoencoder's file (load that with latent_network_load), gives LATENT_STATUS_BAD_FORMAT; a
+// missing one LATENT_STATUS_IO. On failure *out is NULL.
+latent_status latent_vae_load(const char *path, struct latent_vae **out);
+
+// The posterior q(z|x) of `rows` input rows (row-major, `cols` = input_dim): its means into
+// `mean` and, unless `logvar` is NULL, its log-variances into `logvar` (rows x latent_dim
+// each; `capacity` floats in each buffer). The mean is DL4J's activate() output.
+latent_status latent_vae_encode(const struct latent_vae *vae,
+                                const float *x,
+                                size_t rows,
+                                size_t cols,
+                                float *mean,
+                                float *logvar,
+                                size_t capacity);
+
+// `samples` draws z ~ q(z|x) for each of `rows` input rows into `z` (rows * samples rows of
+// latent_dim; row i's draws are rows i * samples ... i * samples + samples - 1). The draws
+// depend only on `seed` and each row's position in the call.
+latent_status latent_vae_sample_z(const struct latent_vae *vae,
+                                  const float *x,
+                                  size_t rows,
+                                  size_t cols,
+                                  uint32_t samples,
+                                  uint64_t seed,
+                                  float *z,
+                                  size_t capacity);
+
+// The mean of p(x|z) for each of `rows` latent rows (`cols` = latent_dim) into `out` (rows x
+// input_dim): DL4J's generateAtMeanGivenZ. Bernoulli: the probabilities; Gaussian: the means;
+// exponential: 1 / rate.
+latent_status latent_vae_generate_mean(const struct latent_vae *vae,
+                                       const float *z,
+                                       size_t rows,
+                                       size_t cols,
+                                       float *out,
+                                       size_t capacity);
+
+// A draw from p(x|z) for each of `rows` latent rows into `out` (rows x input_dim): DL4J's
+// generateRandomGivenZ. Seeded per row.
+latent_status latent_vae_generate_random(const struct latent_vae *vae,
+                                         const float *z,
+                                         size_t rows,
+                                         size_t cols,
+                                         uint64_t seed,
+                                         float *out,
+                                         size_t capacity);
+
+// `n` draws from the prior N(0, I) into `z` (n x latent_dim), seeded: decode them with
+// latent_vae_generate_mean or _generate_random to sample new data.
+latent_status latent_vae_sample_prior(const struct latent_vae *vae,
+                                      size_t n,
+                                      uint64_t seed,
+                                      float *z,
+                                      size_t capacity);
+
+// The reconstruction of `rows` input rows into `out` (rows x input_dim): the mean of p(x|z)
+// at the posterior mean.
+latent_status latent_vae_reconstruct(const struct latent_vae *vae,
+                                     const float *x,
+                                     size_t rows,
+                                     size_t cols,
+                                     float *out,
+                                     size_t capacity);
+
+// DL4J's reconstructionLogProbability, per row into `out` (`rows` values): the Monte-Carlo mean
+// over `samples` draws z ~ q(z|x) of log p(x|z). Not log p(x) (it ignores the prior; see
+// latent_vae_log_likelihood). A VAE trained with LATENT_DISTRIBUTION_MSE has no probabilities:
+// LATENT_STATUS_INVALID_ARGUMENT.
+latent_status latent_vae_reconstruction_log_probability(const struct latent_vae *vae,
+                                                        const float *x,
+                                                        size_t rows,
+                                                        size_t cols,
+                                                        uint32_t samples,
+                                                        uint64_t seed,
+                                                        double *out,
+                                                        size_t capacity);
+
+// DL4J's reconstructionProbability: exp of latent_vae_reconstruction_log_probability (it
+// underflows to 0 for wide data; prefer the log form).
+latent_status latent_vae_reconstruction_probability(const struct latent_vae *vae,
+                                                    const float *x,
+                                                    size_t rows,
+                                                    size_t cols,
+                                                    uint32_t samples,
+                                                    uint64_t seed,
+                                                    double *out,
+                                                    size_t capacity);
+
+// The importance-sampled log-likelihood log p(x) of each row into `out` (`rows` values), with
+// K = `samples` draws from q(z|x): log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), the IWAE bound,
+// which rises to log p(x) as K grows (K = 1 is a one-sample ELBO). An anomaly score: lower is
+// less like the training data. LATENT_STATUS_INVALID_ARGUMENT for an MSE-loss VAE.
+latent_status latent_vae_log_likelihood(const struct latent_vae *vae,
+                                        const float *x,
+                                        size_t rows,
+                                        size_t cols,
+                                        uint32_t samples,
+                                        uint64_t seed,
+                                        double *out,
+                                        size_t capacity);
+
+// The negative ELBO per example of a dataset and its parts (means over the rows), the
+// reconstruction term estimated with `samples` draws per row.
+latent_status latent_vae_elbo(const struct latent_vae *vae,
+                              const struct latent_dataset *dataset,
+                              uint32_t samples,
+                              uint64_t seed,
+                              struct latent_elbo *out);
+
+// The IWAE bound L_K with K = `samples`: the mean over a dataset's rows of
+// latent_vae_log_likelihood. L_1 is the ELBO; L_K rises towards the mean log p(x) with K.
+latent_status latent_vae_iwae_bound(const struct latent_vae *vae,
+                                    const struct latent_dataset *dataset,
+                                    uint32_t samples,
+                                    uint64_t seed,
+                                    double *bound);
+
+// Latent-space interpolation between two data rows `a` and `b` (`cols` = input_dim each):
+// `steps` (>= 2) points evenly spaced on the line from a's posterior mean to b's, both ends
+// included, into `z` (steps x latent_dim; may be NULL) and their decoded means into `x`
+// (steps x input_dim). Each buffer holds `capacity` floats.
+latent_status latent_vae_interpolate(const struct latent_vae *vae,
+                                     const float *a,
+                                     const float *b,
+                                     size_t cols,
+                                     uint32_t steps,
+                                     float *z,
+                                     float *x,
+                                     size_t capacity);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,4 +1,5 @@
-//! The C ABI's promises: documented statuses for bad input (tests/c/contract.c, compiled as C),
+//! The C ABI's promises: documented statuses for bad input (tests/c/contract.c and, for the
+//! variational autoencoder, tests/c/vae_contract.c, compiled as C),
 //! no panic crossing the boundary, and concurrent inference on one network.
 
 mod common;
@@ -14,6 +15,16 @@ fn bad_input_gives_the_documented_status() {
     compile_c(&[root().join("tests/c/contract.c")], &exe, &[]);
     let (code, out, err) = run(Command::new(&exe).arg(&dir));
     assert_eq!(code, 0, "contract violations:\n{out}\n{err}");
+    assert!(out.contains("0 failures"), "{out}");
+}
+
+#[test]
+fn vae_calls_give_the_documented_status_train_and_reload() {
+    let dir = scratch("vae_contract");
+    let exe = dir.join("vae_contract");
+    compile_c(&[root().join("tests/c/vae_contract.c")], &exe, &[]);
+    let (code, out, err) = run(Command::new(&exe).arg(&dir));
+    assert_eq!(code, 0, "VAE contract violations:\n{out}\n{err}");
     assert!(out.contains("0 failures"), "{out}");
 }
 

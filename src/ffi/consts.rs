@@ -100,6 +100,24 @@ pub const LATENT_STOCHASTIC_BERNOULLI: latent_stochastic = 1;
 /// Output plus N(0, stochastic_sigma^2) noise.
 pub const LATENT_STOCHASTIC_GAUSSIAN: latent_stochastic = 2;
 
+/// Reconstruction distribution p(x|z) of a variational autoencoder (`latent_distribution`).
+pub type latent_distribution = i32;
+/// Bernoulli, p = sigmoid(decoder output): binary or [0, 1] data. One decoder output per
+/// column; the NLL is computed from the logits.
+pub const LATENT_DISTRIBUTION_BERNOULLI: latent_distribution = 0;
+/// Gaussian with a mean and a log-variance per column, both from the decoder: two outputs per
+/// column, in block layout [means | log-variances] within the part, the activation applied to
+/// both. A density: log-probabilities can be positive.
+pub const LATENT_DISTRIBUTION_GAUSSIAN: latent_distribution = 1;
+/// Exponential with log-rate act(decoder output): non-negative data. One output per column.
+pub const LATENT_DISTRIBUTION_EXPONENTIAL: latent_distribution = 2;
+/// Not a distribution: the mean squared error of act(decoder output) (DL4J's loss-function
+/// wrapper). Trains, but has no (log-)probability or likelihood.
+pub const LATENT_DISTRIBUTION_MSE: latent_distribution = 3;
+/// Gaussian with its mean from the decoder and one learned log-variance shared by the part's
+/// columns (a parameter, not a decoder output). One output per column.
+pub const LATENT_DISTRIBUTION_GAUSSIAN_GLOBAL: latent_distribution = 4;
+
 /// Weight initialisation (`latent_init`).
 pub type latent_init = i32;
 /// He for ReLU-family layers, Glorot for the others (times 4 for sigmoid layers).

@@ -16,6 +16,7 @@ pub mod network;
 pub mod pretrain;
 pub mod trainer;
 pub mod types;
+pub mod vae;
 
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char};
@@ -31,6 +32,7 @@ pub use network::*;
 pub use pretrain::*;
 pub use trainer::*;
 pub use types::*;
+pub use vae::*;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());

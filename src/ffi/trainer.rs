@@ -4,6 +4,7 @@ use std::ffi::c_void;
 
 use super::dataset::latent_dataset;
 use super::network::latent_network;
+use super::vae::latent_vae;
 use super::*;
 use crate::error::invalid;
 use crate::optim::{LrSchedule, OptimizerConfig, OptimizerKind, Schedule};
@@ -147,6 +148,37 @@ pub unsafe extern "C" fn latent_trainer_fit(
             unsafe { f(user, &c) == 0 }
         };
         let mut guard = n.write();
+        let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
+        t.inner.fit(&mut *guard, train.x(), valid, cb)
+    })
+}
+
+/// Trains a variational autoencoder `vae` on the rows of `train`, as latent_trainer_fit trains
+/// a network (validation, progress, cancelling and divergence alike). Each step draws the VAE's
+/// num_samples z per row (from the trainer's seed). Progress and history report `loss` = the
+/// reconstruction term E_q[-log p(x|z)] and `penalty` = KL(q(z|x) || N(0, I)), both per example
+/// and unweighted, so loss + penalty is the negative ELBO (DL4J's score); the validation loss is
+/// the negative ELBO per example of the validation rows, with one draw per row.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_trainer_fit_vae(
+    trainer: *mut latent_trainer,
+    vae: *mut latent_vae,
+    train: *const latent_dataset,
+    valid: *const latent_dataset,
+    progress: latent_progress_fn,
+    user: *mut c_void,
+) -> latent_status {
+    guard(|| {
+        let t = unsafe { arg_mut(trainer, "trainer")? };
+        let v = unsafe { arg(vae, "vae")? };
+        let train = unsafe { arg(train, "train")? }.get();
+        let valid = unsafe { valid.as_ref() }.map(|v| v.get().x());
+        let mut cb = |p: &Progress| -> bool {
+            let Some(f) = progress else { return true };
+            let c = progress_to_c(p);
+            unsafe { f(user, &c) == 0 }
+        };
+        let mut guard = v.write();
         let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
         t.inner.fit(&mut *guard, train.x(), valid, cb)
     })

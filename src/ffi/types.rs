@@ -201,3 +201,82 @@ pub struct latent_epoch_record {
     /// Learning rate of the epoch's last minibatch step.
     pub learning_rate: f64,
 }
+
+/// One part of a composite reconstruction distribution: `size` consecutive data columns with
+/// one distribution (DL4J's CompositeReconstructionDistribution).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct latent_vae_part {
+    /// Data columns covered (at least 1).
+    pub size: u32,
+    /// LATENT_DISTRIBUTION_*.
+    pub distribution: latent_distribution,
+    /// Applied to the part's decoder outputs (ignored for BERNOULLI, which is always sigmoid).
+    pub activation: latent_activation,
+}
+
+/// Architecture of a new variational autoencoder. Get the defaults from
+/// latent_vae_params_default(), then set at least `input_dim` and `latent_dim`.
+///
+/// Encoder: input -> encoder hidden layers -> the posterior q(z|x) = N(mean, diag(exp(logvar)))
+/// of width latent_dim. Decoder: z -> decoder hidden layers -> the parameters of the
+/// reconstruction distribution p(x|z). The arrays are read during latent_vae_new() only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct latent_vae_params {
+    /// Width of the data. Required.
+    pub input_dim: u32,
+    /// Number of encoder hidden layers (0: the posterior is computed from x directly).
+    pub n_encoder: u32,
+    /// Widths of the encoder hidden layers, n_encoder of them.
+    pub encoder_units: *const u32,
+    /// Their activations (n_encoder values), or NULL for `hidden_activation` everywhere.
+    pub encoder_activations: *const latent_activation,
+    /// Width of the latent code z. Required.
+    pub latent_dim: u32,
+    /// Number of decoder hidden layers (not mirrored: give them explicitly).
+    pub n_decoder: u32,
+    pub decoder_units: *const u32,
+    /// NULL for `hidden_activation` everywhere.
+    pub decoder_activations: *const latent_activation,
+    /// Activation of hidden layers whose activation array is NULL. Default RELU.
+    pub hidden_activation: latent_activation,
+    /// Applied to the posterior mean and log-variance (DL4J's pzxActivationFn). Default IDENTITY.
+    pub pzx_activation: latent_activation,
+    /// The reconstruction distribution over all columns when n_parts = 0. Default BERNOULLI.
+    pub distribution: latent_distribution,
+    /// Its activation. Default IDENTITY; ignored for BERNOULLI (always sigmoid).
+    pub distribution_activation: latent_activation,
+    /// Number of parts of a composite distribution; 0 (default): `distribution` alone.
+    pub n_parts: u32,
+    /// The parts in column order; their sizes must sum to input_dim.
+    pub parts: *const latent_vae_part,
+    /// Samples of z per example in training (DL4J's numSamples), 1..=4096. Default 1.
+    pub num_samples: u32,
+    /// Weight of the KL term (1 = the ELBO; beta-VAE otherwise), >= 0. Default 1.
+    pub beta: f32,
+    /// The KL weight rises linearly from 0 to beta over this many training steps (counted
+    /// over every fit, saved with the model). Default 0 (off).
+    pub kl_warmup_steps: u64,
+    /// 1: a constant posterior variance exp(posterior_log_variance), not learned; the encoder
+    /// outputs only the mean. Default 0 (learned).
+    pub constant_posterior_variance: i32,
+    /// The constant log-variance, within [-30, 30]. Default 0.
+    pub posterior_log_variance: f32,
+    /// Weight initialisation. Default AUTO.
+    pub init: latent_init,
+    /// Seed of the initialisation. Default 0.
+    pub seed: u64,
+}
+
+/// The negative ELBO per example and its parts, means over a dataset's rows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct latent_elbo {
+    /// reconstruction + kl (DL4J's score; what training minimises with beta = 1).
+    pub neg_elbo: f64,
+    /// E_q[-log p(x|z)], estimated with the call's samples.
+    pub reconstruction: f64,
+    /// KL(q(z|x) || N(0, I)), closed form.
+    pub kl: f64,
+}

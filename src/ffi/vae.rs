@@ -1,0 +1,551 @@
+//! C API of the variational autoencoder handle.
+
+use std::ffi::c_char;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::dataset::latent_dataset;
+use super::network::{input_matrix, write_string};
+use super::*;
+use crate::activation::Activation;
+use crate::distribution::{DistKind, Part, Reconstruction};
+use crate::error::{Result, invalid, shape};
+use crate::init::Init;
+use crate::network::LayerSpec;
+use crate::tensor::{Matrix, checked_len};
+use crate::vae::{Posterior, Vae, VaeSpec};
+
+/// A variational autoencoder. Inference calls (encode, sampling, generation, probabilities,
+/// ELBO, save) may run on one VAE from many threads at once; calls that change it (training,
+/// set_params, set_threads) wait for them and run alone.
+pub struct latent_vae {
+    inner: RwLock<Vae>,
+}
+
+impl latent_vae {
+    pub(crate) fn new(v: Vae) -> latent_vae {
+        latent_vae { inner: RwLock::new(v) }
+    }
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Vae> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Vae> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The defaults: no hidden layers, ReLU hidden activation, identity pzx activation, a Bernoulli
+/// reconstruction, one sample per example, beta 1 without warm-up, a learned posterior
+/// variance, AUTO init, seed 0. input_dim and latent_dim are 0 and must be set.
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_vae_params_default() -> latent_vae_params {
+    latent_vae_params {
+        input_dim: 0,
+        n_encoder: 0,
+        encoder_units: std::ptr::null(),
+        encoder_activations: std::ptr::null(),
+        latent_dim: 0,
+        n_decoder: 0,
+        decoder_units: std::ptr::null(),
+        decoder_activations: std::ptr::null(),
+        hidden_activation: LATENT_ACTIVATION_RELU,
+        pzx_activation: LATENT_ACTIVATION_IDENTITY,
+        distribution: LATENT_DISTRIBUTION_BERNOULLI,
+        distribution_activation: LATENT_ACTIVATION_IDENTITY,
+        n_parts: 0,
+        parts: std::ptr::null(),
+        num_samples: 1,
+        beta: 1.0,
+        kl_warmup_steps: 0,
+        constant_posterior_variance: 0,
+        posterior_log_variance: 0.0,
+        init: LATENT_INIT_AUTO,
+        seed: 0,
+    }
+}
+
+unsafe fn layers(
+    n: u32,
+    units: *const u32,
+    acts: *const i32,
+    default: Activation,
+    what: &str,
+) -> Result<Vec<LayerSpec>> {
+    let n = n as usize;
+    let units = unsafe { slice(units, n, &format!("{what}_units"))? };
+    let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, &format!("{what}_activations"))? }) };
+    (0..n)
+        .map(|i| {
+            let act = match acts {
+                Some(a) => Activation::from_code(a[i]).map_err(|e| invalid!("{what} layer {i}: {e}"))?,
+                None => default,
+            };
+            Ok(LayerSpec::new(units[i] as usize, act))
+        })
+        .collect()
+}
+
+/// A part from C: a Bernoulli part is always sigmoid, whatever its activation field says.
+fn part(size: u32, distribution: i32, activation: i32, what: &str) -> Result<Part> {
+    let kind = DistKind::from_code(distribution).map_err(|e| invalid!("{what}: {e}"))?;
+    let activation = if kind == DistKind::Bernoulli {
+        Activation::Sigmoid
+    } else {
+        Activation::from_code(activation).map_err(|e| invalid!("{what} activation: {e}"))?
+    };
+    Ok(Part { size: size as usize, kind, activation })
+}
+
+pub(crate) unsafe fn vae_spec_from_params(p: &latent_vae_params) -> Result<VaeSpec> {
+    if p.input_dim == 0 {
+        return Err(invalid!("input_dim is 0: set it to the number of columns of your data"));
+    }
+    if p.latent_dim == 0 {
+        return Err(invalid!("latent_dim is 0: set the width of the latent code"));
+    }
+    let hidden = Activation::from_code(p.hidden_activation).map_err(|e| invalid!("hidden_activation: {e}"))?;
+    let encoder = unsafe { layers(p.n_encoder, p.encoder_units, p.encoder_activations, hidden, "encoder")? };
+    let decoder = unsafe { layers(p.n_decoder, p.decoder_units, p.decoder_activations, hidden, "decoder")? };
+    let parts = if p.n_parts == 0 {
+        vec![part(p.input_dim, p.distribution, p.distribution_activation, "distribution")?]
+    } else {
+        let given = unsafe { slice(p.parts, p.n_parts as usize, "parts")? };
+        given
+            .iter()
+            .enumerate()
+            .map(|(i, q)| part(q.size, q.distribution, q.activation, &format!("parts[{i}]")))
+            .collect::<Result<_>>()?
+    };
+    let posterior = if flag(p.constant_posterior_variance, "constant_posterior_variance")? {
+        Posterior::Constant { log_variance: p.posterior_log_variance }
+    } else {
+        Posterior::Learned
+    };
+    let spec = VaeSpec {
+        input_dim: p.input_dim as usize,
+        encoder,
+        latent_dim: p.latent_dim as usize,
+        decoder,
+        pzx_activation: Activation::from_code(p.pzx_activation).map_err(|e| invalid!("pzx_activation: {e}"))?,
+        reconstruction: Reconstruction { parts },
+        num_samples: p.num_samples as usize,
+        beta: p.beta,
+        kl_warmup_steps: p.kl_warmup_steps,
+        posterior,
+        init: Init::from_code(p.init)?,
+        seed: p.seed,
+    };
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// Builds and initialises a variational autoencoder. On failure *out is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_new(params: *const latent_vae_params, out: *mut *mut latent_vae) -> latent_status {
+    guard(|| {
+        unsafe { clear(out, "out")? };
+        let p = unsafe { arg(params, "params")? };
+        let vae = Vae::new(unsafe { vae_spec_from_params(p)? })?;
+        unsafe { new_handle(out, latent_vae::new(vae)) };
+        Ok(())
+    })
+}
+
+/// A deep copy (architecture, parameters, steps trained). On failure *out is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_clone(vae: *const latent_vae, out: *mut *mut latent_vae) -> latent_status {
+    guard(|| {
+        unsafe { clear(out, "out")? };
+        let v = unsafe { arg(vae, "vae")? }.read().clone();
+        unsafe { new_handle(out, latent_vae::new(v)) };
+        Ok(())
+    })
+}
+
+/// Frees a VAE; NULL is a no-op.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_free(vae: *mut latent_vae) {
+    unsafe { free_handle(vae) }
+}
+
+/// Width of the data (0 for NULL).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_input_dim(vae: *const latent_vae) -> usize {
+    unsafe { vae.as_ref() }.map_or(0, |v| v.read().input_dim())
+}
+
+/// Width of the latent code (0 for NULL).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_latent_dim(vae: *const latent_vae) -> usize {
+    unsafe { vae.as_ref() }.map_or(0, |v| v.read().latent_dim())
+}
+
+/// Number of trainable parameters (weights, biases, global log-variances).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_param_count(vae: *const latent_vae, out: *mut usize) -> latent_status {
+    guard(|| {
+        super::out(out, "out")?;
+        let n = unsafe { arg(vae, "vae")? }.read().param_count();
+        unsafe { put(out, n) };
+        Ok(())
+    })
+}
+
+/// Copies the parameters (latent_vae_param_count of them) into `out`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_get_params(
+    vae: *const latent_vae,
+    out: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    guard(|| {
+        let v = unsafe { arg(vae, "vae")? }.read();
+        let dst = unsafe { out_slice(out, capacity, v.param_count(), "out")? };
+        dst.copy_from_slice(v.params());
+        Ok(())
+    })
+}
+
+/// Replaces the parameters; `n` must equal latent_vae_param_count and all values be finite.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_set_params(vae: *mut latent_vae, params: *const f32, n: usize) -> latent_status {
+    guard(|| {
+        let h = unsafe { arg(vae, "vae")? };
+        let p = unsafe { slice(params, n, "params")? };
+        h.write().set_params(p)
+    })
+}
+
+/// Threads used by inference calls on this VAE (0 = all cores, the default).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_set_threads(vae: *mut latent_vae, threads: u32) -> latent_status {
+    guard(|| {
+        let h = unsafe { arg(vae, "vae")? };
+        if threads > 4096 {
+            return Err(invalid!("{threads} threads is more than 4096"));
+        }
+        h.write().set_threads(threads as usize);
+        Ok(())
+    })
+}
+
+/// Writes a NUL-terminated summary of the architecture into `buf` (snprintf-style: *needed, if
+/// not NULL, receives the size including the NUL; a too-small buffer gets a truncated,
+/// NUL-terminated copy and LATENT_STATUS_BUFFER_TOO_SMALL).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_describe(
+    vae: *const latent_vae,
+    buf: *mut c_char,
+    capacity: usize,
+    needed: *mut usize,
+) -> latent_status {
+    guard(|| {
+        let s = unsafe { arg(vae, "vae")? }.read().describe();
+        unsafe { write_string(&s, buf, capacity, needed) }
+    })
+}
+
+/// Saves the VAE (architecture, parameters, steps trained) to `path` as a version-3 model file,
+/// atomically: `path` is either the complete new model or untouched.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_save(vae: *const latent_vae, path: *const c_char) -> latent_status {
+    guard(|| {
+        let v = unsafe { arg(vae, "vae")? }.read();
+        let p = unsafe { super::path(path, "path")? };
+        crate::model_file::save_vae(&v, std::path::Path::new(p))
+    })
+}
+
+/// Loads a VAE saved by latent_vae_save. A truncated, corrupted or foreign file, or a plain
+/// autoencoder's file (load that with latent_network_load), gives LATENT_STATUS_BAD_FORMAT; a
+/// missing one LATENT_STATUS_IO. On failure *out is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_load(path: *const c_char, out: *mut *mut latent_vae) -> latent_status {
+    guard(|| {
+        unsafe { clear(out, "out")? };
+        let p = unsafe { super::path(path, "path")? };
+        let v = crate::model_file::load_vae(std::path::Path::new(p))?;
+        unsafe { new_handle(out, latent_vae::new(v)) };
+        Ok(())
+    })
+}
+
+/// Runs `f` on the caller's rows and copies its result into `out` (capacity checked).
+unsafe fn rows_call<T: Copy>(
+    vae: *const latent_vae,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    out: *mut T,
+    capacity: usize,
+    f: impl FnOnce(&Vae, &Matrix) -> Result<Vec<T>>,
+) -> latent_status {
+    guard(|| {
+        let v = unsafe { arg(vae, "vae")? }.read();
+        let m = unsafe { input_matrix(x, rows, cols, "x")? };
+        let r = f(&v, &m)?;
+        let dst = unsafe { out_slice(out, capacity, r.len(), "out")? };
+        dst.copy_from_slice(&r);
+        Ok(())
+    })
+}
+
+/// The posterior q(z|x) of `rows` input rows (row-major, `cols` = input_dim): its means into
+/// `mean` and, unless `logvar` is NULL, its log-variances into `logvar` (rows x latent_dim
+/// each; `capacity` floats in each buffer). The mean is DL4J's activate() output.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_encode(
+    vae: *const latent_vae,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    mean: *mut f32,
+    logvar: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    guard(|| {
+        let v = unsafe { arg(vae, "vae")? }.read();
+        let m = unsafe { input_matrix(x, rows, cols, "x")? };
+        if cols != v.input_dim() {
+            return Err(shape!("x has {cols} columns, the VAE expects {}", v.input_dim()));
+        }
+        let need = checked_len(rows, v.latent_dim())?;
+        let mean = unsafe { out_slice(mean, capacity, need, "mean")? };
+        let logvar =
+            if logvar.is_null() { None } else { Some(unsafe { out_slice(logvar, capacity, need, "logvar")? }) };
+        let (mu, lv) = v.encode(&m)?;
+        mean.copy_from_slice(mu.as_slice());
+        if let Some(l) = logvar {
+            l.copy_from_slice(lv.as_slice());
+        }
+        Ok(())
+    })
+}
+
+/// `samples` draws z ~ q(z|x) for each of `rows` input rows into `z` (rows * samples rows of
+/// latent_dim; row i's draws are rows i * samples ... i * samples + samples - 1). The draws
+/// depend only on `seed` and each row's position in the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_sample_z(
+    vae: *const latent_vae,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    samples: u32,
+    seed: u64,
+    z: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    unsafe {
+        rows_call(vae, x, rows, cols, z, capacity, |v, m| Ok(v.sample_posterior(m, samples as usize, seed)?.into_vec()))
+    }
+}
+
+/// The mean of p(x|z) for each of `rows` latent rows (`cols` = latent_dim) into `out` (rows x
+/// input_dim): DL4J's generateAtMeanGivenZ. Bernoulli: the probabilities; Gaussian: the means;
+/// exponential: 1 / rate.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_generate_mean(
+    vae: *const latent_vae,
+    z: *const f32,
+    rows: usize,
+    cols: usize,
+    out: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    unsafe { rows_call(vae, z, rows, cols, out, capacity, |v, m| Ok(v.generate_at_mean(m)?.into_vec())) }
+}
+
+/// A draw from p(x|z) for each of `rows` latent rows into `out` (rows x input_dim): DL4J's
+/// generateRandomGivenZ. Seeded per row.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_generate_random(
+    vae: *const latent_vae,
+    z: *const f32,
+    rows: usize,
+    cols: usize,
+    seed: u64,
+    out: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    unsafe { rows_call(vae, z, rows, cols, out, capacity, |v, m| Ok(v.generate_random(m, seed)?.into_vec())) }
+}
+
+/// `n` draws from the prior N(0, I) into `z` (n x latent_dim), seeded: decode them with
+/// latent_vae_generate_mean or _generate_random to sample new data.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_sample_prior(
+    vae: *const latent_vae,
+    n: usize,
+    seed: u64,
+    z: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    guard(|| {
+        let v = unsafe { arg(vae, "vae")? }.read();
+        if n == 0 {
+            return Err(invalid!("n is 0: ask for at least one draw"));
+        }
+        let dst = unsafe { out_slice(z, capacity, checked_len(n, v.latent_dim())?, "z")? };
+        dst.copy_from_slice(v.sample_prior(n, seed)?.as_slice());
+        Ok(())
+    })
+}
+
+/// The reconstruction of `rows` input rows into `out` (rows x input_dim): the mean of p(x|z)
+/// at the posterior mean.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_reconstruct(
+    vae: *const latent_vae,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    out: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    unsafe { rows_call(vae, x, rows, cols, out, capacity, |v, m| Ok(v.reconstruct(m)?.into_vec())) }
+}
+
+/// DL4J's reconstructionLogProbability, per row into `out` (`rows` values): the Monte-Carlo mean
+/// over `samples` draws z ~ q(z|x) of log p(x|z). Not log p(x) (it ignores the prior; see
+/// latent_vae_log_likelihood). A VAE trained with LATENT_DISTRIBUTION_MSE has no probabilities:
+/// LATENT_STATUS_INVALID_ARGUMENT.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_reconstruction_log_probability(
+    vae: *const latent_vae,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    samples: u32,
+    seed: u64,
+    out: *mut f64,
+    capacity: usize,
+) -> latent_status {
+    unsafe {
+        rows_call(vae, x, rows, cols, out, capacity, |v, m| v.reconstruction_log_probability(m, samples as usize, seed))
+    }
+}
+
+/// DL4J's reconstructionProbability: exp of latent_vae_reconstruction_log_probability (it
+/// underflows to 0 for wide data; prefer the log form).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_reconstruction_probability(
+    vae: *const latent_vae,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    samples: u32,
+    seed: u64,
+    out: *mut f64,
+    capacity: usize,
+) -> latent_status {
+    unsafe {
+        rows_call(vae, x, rows, cols, out, capacity, |v, m| {
+            v.reconstruction_probability(m, samples as usize, seed)
+        })
+    }
+}
+
+/// The importance-sampled log-likelihood log p(x) of each row into `out` (`rows` values), with
+/// K = `samples` draws from q(z|x): log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), the IWAE bound,
+/// which rises to log p(x) as K grows (K = 1 is a one-sample ELBO). An anomaly score: lower is
+/// less like the training data. LATENT_STATUS_INVALID_ARGUMENT for an MSE-loss VAE.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_log_likelihood(
+    vae: *const latent_vae,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    samples: u32,
+    seed: u64,
+    out: *mut f64,
+    capacity: usize,
+) -> latent_status {
+    unsafe { rows_call(vae, x, rows, cols, out, capacity, |v, m| v.log_likelihood(m, samples as usize, seed)) }
+}
+
+/// The negative ELBO per example of a dataset and its parts (means over the rows), the
+/// reconstruction term estimated with `samples` draws per row.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_elbo(
+    vae: *const latent_vae,
+    dataset: *const latent_dataset,
+    samples: u32,
+    seed: u64,
+    out: *mut latent_elbo,
+) -> latent_status {
+    guard(|| {
+        super::out(out, "out")?;
+        let v = unsafe { arg(vae, "vae")? }.read();
+        let e = v.elbo(unsafe { arg(dataset, "dataset")? }.get().x(), samples as usize, seed)?;
+        unsafe { put(out, latent_elbo { neg_elbo: e.neg_elbo, reconstruction: e.reconstruction, kl: e.kl }) };
+        Ok(())
+    })
+}
+
+/// The IWAE bound L_K with K = `samples`: the mean over a dataset's rows of
+/// latent_vae_log_likelihood. L_1 is the ELBO; L_K rises towards the mean log p(x) with K.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_iwae_bound(
+    vae: *const latent_vae,
+    dataset: *const latent_dataset,
+    samples: u32,
+    seed: u64,
+    bound: *mut f64,
+) -> latent_status {
+    guard(|| {
+        super::out(bound, "bound")?;
+        let v = unsafe { arg(vae, "vae")? }.read();
+        let ll = v.log_likelihood(unsafe { arg(dataset, "dataset")? }.get().x(), samples as usize, seed)?;
+        unsafe { put(bound, ll.iter().sum::<f64>() / ll.len().max(1) as f64) };
+        Ok(())
+    })
+}
+
+/// Latent-space interpolation between two data rows `a` and `b` (`cols` = input_dim each):
+/// `steps` (>= 2) points evenly spaced on the line from a's posterior mean to b's, both ends
+/// included, into `z` (steps x latent_dim; may be NULL) and their decoded means into `x`
+/// (steps x input_dim). Each buffer holds `capacity` floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_interpolate(
+    vae: *const latent_vae,
+    a: *const f32,
+    b: *const f32,
+    cols: usize,
+    steps: u32,
+    z: *mut f32,
+    x: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    guard(|| {
+        let v = unsafe { arg(vae, "vae")? }.read();
+        if cols == 0 {
+            return Err(invalid!("cols is 0"));
+        }
+        let a = unsafe { slice(a, cols, "a")? };
+        let b = unsafe { slice(b, cols, "b")? };
+        if cols != v.input_dim() {
+            return Err(shape!("a and b have {cols} columns, the VAE expects {}", v.input_dim()));
+        }
+        let steps = steps as usize;
+        if steps < 2 {
+            return Err(invalid!("interpolation needs at least 2 steps, not {steps}"));
+        }
+        let x = unsafe { out_slice(x, capacity, checked_len(steps, v.input_dim())?, "x")? };
+        let z = if z.is_null() {
+            None
+        } else {
+            Some(unsafe { out_slice(z, capacity, checked_len(steps, v.latent_dim())?, "z")? })
+        };
+        let (zs, xs) = v.interpolate(a, b, steps)?;
+        x.copy_from_slice(xs.as_slice());
+        if let Some(z) = z {
+            z.copy_from_slice(zs.as_slice());
+        }
+        Ok(())
+    })
+}
+
+/// Wraps a Rust VAE in a C handle (for Rust programs that hand VAEs to C code).
+pub fn latent_vae_from(v: Vae) -> latent_vae {
+    latent_vae::new(v)
+}
