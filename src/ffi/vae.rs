@@ -439,9 +439,7 @@ pub unsafe extern "C" fn latent_vae_reconstruction_probability(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(vae, x, rows, cols, out, capacity, |v, m| {
-            v.reconstruction_probability(m, samples as usize, seed)
-        })
+        rows_call(vae, x, rows, cols, out, capacity, |v, m| v.reconstruction_probability(m, samples as usize, seed))
     }
 }
 
