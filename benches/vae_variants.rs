@@ -74,7 +74,7 @@ fn main() {
         };
         let (vae, t) = train(base.clone(), train_set.x(), cfg(epochs));
         row("learned posterior variance (standard VAE)", &vae, test_set.x(), t);
-        for lv in [-2.0f32, -4.0, -6.0] {
+        for lv in [-0.5f32, -1.0, -2.0, -4.0] {
             let spec = VaeSpec { posterior: Posterior::Constant { log_variance: lv }, ..base.clone() };
             let (vae, t) = train(spec, train_set.x(), cfg(epochs));
             row(&format!("constant posterior log-variance {lv}"), &vae, test_set.x(), t);

@@ -168,7 +168,9 @@ fn time_epochs<M: Trainable>(m: &mut M, w: &Workload, x: &Matrix, epochs: usize)
     Trainer::new(w.train).unwrap().fit(m, &warm, None, None).unwrap();
     let mut tr = Trainer::new(TrainConfig { epochs, ..w.train }).unwrap();
     tr.fit(m, x, None, None).unwrap();
-    tr.history().iter().map(|r| r.samples_per_second).collect()
+    let sps: Vec<f64> = tr.history().iter().map(|r| r.samples_per_second).collect();
+    eprintln!("{}: per-epoch samples/s {:?}", w.id, sps.iter().map(|v| v.round()).collect::<Vec<_>>());
+    sps
 }
 
 fn run_workload(w: &Workload, x: &Matrix, epochs: usize) -> Row {
