@@ -409,7 +409,7 @@ typedef struct latent_vae_params {
   // Samples of z per example in training (DL4J's numSamples), 1..=4096. Default 1.
   uint32_t num_samples;
   // Weight of the KL term (1 = the ELBO; beta-VAE otherwise), >= 0. Default 1.
-  float beta;
+  double beta;
   // The KL weight rises linearly from 0 to beta over this many training steps (counted
   // over every fit, saved with the model). Default 0 (off).
   uint64_t kl_warmup_steps;
@@ -417,7 +417,7 @@ typedef struct latent_vae_params {
   // outputs only the mean. Default 0 (learned).
   int32_t constant_posterior_variance;
   // The constant log-variance, within [-30, 30]. Default 0.
-  float posterior_log_variance;
+  double posterior_log_variance;
   // Weight initialisation. Default AUTO.
   latent_init init;
   // Seed of the initialisation. Default 0.

@@ -252,9 +252,8 @@ fn log_probabilities_match_hand_computation() {
             .map(|l| {
                 let zr = z.row(r * k + l);
                 let mut lr = 0f64;
-                for jj in 0..j {
-                    let (m, v) = (mu.row(r)[jj] as f64, lv.row(r)[jj] as f64);
-                    let zz = zr[jj] as f64;
+                for ((&zz, &m), &v) in zr.iter().zip(mu.row(r)).zip(lv.row(r)) {
+                    let (zz, m, v) = (zz as f64, m as f64, v as f64);
                     // log N(z; 0, 1) - log N(z; m, e^v)
                     lr += -0.5 * zz * zz + 0.5 * (zz - m) * (zz - m) / v.exp() + 0.5 * v;
                 }
@@ -389,4 +388,28 @@ fn bad_configurations_and_inputs_are_errors() {
     assert!(matches!(mse.reconstruction_log_probability(&x, 2, 1), Err(Error::InvalidArgument(_))));
     assert!(matches!(mse.log_likelihood(&x, 2, 1), Err(Error::InvalidArgument(_))));
     assert!(mse.elbo(&x, 1, 1).is_ok() && mse.reconstruct(&x).is_ok());
+}
+
+/// A diverging epoch restores the parameters and the warm-up clock to the epoch's start.
+#[test]
+fn divergence_restores_parameters_and_clock() {
+    let x = uniform_rows(256, 12, 6);
+    let mut s = VaeSpec::new(12, &[16], 3, &[16], Activation::Relu);
+    s.kl_warmup_steps = 100;
+    s.reconstruction = Reconstruction::single(DistKind::Exponential, Activation::Identity, 12);
+    let mut vae = Vae::new(s).unwrap();
+    let before = vae.params().to_vec();
+    let mut tr = Trainer::new(TrainConfig {
+        epochs: 3,
+        batch_size: 32,
+        learning_rate: 1e4,
+        optimizer: OptimizerConfig { kind: OptimizerKind::Sgd, ..Default::default() },
+        threads: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let r = tr.fit(&mut vae, &x, None, None);
+    assert!(matches!(r, Err(Error::Diverged(_))), "{r:?}");
+    assert_eq!(vae.params(), &before[..]);
+    assert_eq!(vae.steps(), 0);
 }

@@ -254,7 +254,7 @@ pub struct latent_vae_params {
     /// Samples of z per example in training (DL4J's numSamples), 1..=4096. Default 1.
     pub num_samples: u32,
     /// Weight of the KL term (1 = the ELBO; beta-VAE otherwise), >= 0. Default 1.
-    pub beta: f32,
+    pub beta: f64,
     /// The KL weight rises linearly from 0 to beta over this many training steps (counted
     /// over every fit, saved with the model). Default 0 (off).
     pub kl_warmup_steps: u64,
@@ -262,7 +262,7 @@ pub struct latent_vae_params {
     /// outputs only the mean. Default 0 (learned).
     pub constant_posterior_variance: i32,
     /// The constant log-variance, within [-30, 30]. Default 0.
-    pub posterior_log_variance: f32,
+    pub posterior_log_variance: f64,
     /// Weight initialisation. Default AUTO.
     pub init: latent_init,
     /// Seed of the initialisation. Default 0.

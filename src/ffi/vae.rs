@@ -116,7 +116,7 @@ pub(crate) unsafe fn vae_spec_from_params(p: &latent_vae_params) -> Result<VaeSp
             .collect::<Result<_>>()?
     };
     let posterior = if flag(p.constant_posterior_variance, "constant_posterior_variance")? {
-        Posterior::Constant { log_variance: p.posterior_log_variance }
+        Posterior::Constant { log_variance: f32_of(p.posterior_log_variance, "posterior_log_variance")? }
     } else {
         Posterior::Learned
     };
@@ -128,7 +128,7 @@ pub(crate) unsafe fn vae_spec_from_params(p: &latent_vae_params) -> Result<VaeSp
         pzx_activation: Activation::from_code(p.pzx_activation).map_err(|e| invalid!("pzx_activation: {e}"))?,
         reconstruction: Reconstruction { parts },
         num_samples: p.num_samples as usize,
-        beta: p.beta,
+        beta: f32_of(p.beta, "beta")?,
         kl_warmup_steps: p.kl_warmup_steps,
         posterior,
         init: Init::from_code(p.init)?,

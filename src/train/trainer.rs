@@ -193,6 +193,12 @@ pub trait Trainable: Send + Sync {
     fn valid_score(&self, v: &Matrix, threads: usize) -> Result<f64>;
     /// Called after every optimizer step.
     fn after_step(&mut self) {}
+    /// A count the model keeps across steps (a VAE's KL warm-up clock); restored with the
+    /// parameters when an epoch diverges.
+    fn clock(&self) -> u64 {
+        0
+    }
+    fn set_clock(&mut self, _clock: u64) {}
 }
 
 impl Trainable for Network {
@@ -288,6 +294,12 @@ impl Trainable for Vae {
     }
     fn after_step(&mut self) {
         self.advance();
+    }
+    fn clock(&self) -> u64 {
+        self.steps()
+    }
+    fn set_clock(&mut self, clock: u64) {
+        self.set_steps(clock);
     }
 }
 
@@ -412,6 +424,7 @@ impl Trainer {
             let start = Instant::now();
             opt.set_momentum(c.schedule.momentum_at(epoch, c.optimizer.momentum));
             let epoch_start = net.params().to_vec();
+            let clock_start = net.clock();
             if c.shuffle {
                 rng.shuffle(&mut order);
             }
@@ -451,6 +464,7 @@ impl Trainer {
                 });
                 if !(loss + penalty).is_finite() {
                     net.params_mut().copy_from_slice(&epoch_start);
+                    net.set_clock(clock_start);
                     let loss = loss + penalty;
                     return Err(Error::Diverged(format!(
                         "loss became {loss} at epoch {epoch}, minibatch {b}; parameters restored to the start of the epoch (lower the learning rate or clip gradients)"
@@ -493,6 +507,7 @@ impl Trainer {
             let loss = l + p;
             if !loss.is_finite() {
                 net.params_mut().copy_from_slice(&epoch_start);
+                net.set_clock(clock_start);
                 return Err(Error::Diverged(format!(
                     "loss became {loss} after the last minibatch of epoch {epoch}; parameters restored to the start of the epoch (lower the learning rate or clip gradients)"
                 )));
