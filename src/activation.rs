@@ -197,10 +197,10 @@ impl Activation {
         match self {
             Activation::Identity => {}
             Activation::Relu => {
+                // A select, not a conditional store: this form vectorises (the dx epilogue of
+                // every ReLU layer's backward runs it).
                 for (d, y) in dy.iter_mut().zip(y) {
-                    if *y <= 0.0 {
-                        *d = 0.0;
-                    }
+                    *d = if *y > 0.0 { *d } else { 0.0 };
                 }
             }
             Activation::Sigmoid => {

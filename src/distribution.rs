@@ -8,7 +8,7 @@
 //! pre-output, its mean and a random draw. Likelihoods of continuous parts are densities, so a
 //! "log-probability" may be positive (DL4J issue #4468).
 
-use crate::activation::{Activation, exp_fast, ln_1p_unit, sigmoid};
+use crate::activation::{Activation, exp_fast, sigmoid};
 use crate::error::{Result, invalid};
 use crate::rng::Rng;
 
@@ -91,9 +91,20 @@ fn bernoulli_nll(pre: &[f32], x: &[f32], grad: Option<(&mut [f32], f32)>) -> f64
     #[inline(always)]
     fn terms(a: f32, t: f32) -> (f32, f32) {
         let e = exp_fast(-a.abs()); // e^-|a| in (0, 1]
-        let r = 1.0 / (1.0 + e);
+        // One division for both: r = 1/(1+e) and s = e/(2+e), the argument of
+        // ln(1+e) = 2 atanh(s) (ln_1p_unit's series).
+        let q = 1.0 / ((1.0 + e) * (2.0 + e));
+        let r = (2.0 + e) * q;
+        let s = e * (1.0 + e) * q;
+        let s2 = s * s;
+        let p = 1.0 / 11.0;
+        let p = p * s2 + 1.0 / 9.0;
+        let p = p * s2 + 1.0 / 7.0;
+        let p = p * s2 + 1.0 / 5.0;
+        let p = p * s2 + 1.0 / 3.0;
+        let p = p * s2 + 1.0;
         let sig = if a >= 0.0 { r } else { e * r };
-        (a.max(0.0) + ln_1p_unit(e) - t * a, sig - t)
+        (a.max(0.0) + 2.0 * s * p - t * a, sig - t)
     }
     let n = pre.len();
     let x = &x[..n];

@@ -14,6 +14,8 @@ pub mod stream {
     pub const STOCHASTIC: u64 = 6;
     pub const VAE_SAMPLE: u64 = 7;
     pub const VAE_TRAIN: u64 = 8;
+    /// Shards of a data-parallel step use SHARD + their index.
+    pub const SHARD: u64 = 1 << 32;
 }
 
 pub struct Rng(Xoshiro256PlusPlus);

@@ -361,8 +361,11 @@ fn train(spec: &NetworkSpec, data: &Matrix, cfg: TrainConfig) -> Vec<f32> {
 
 /// Same seed and threads: bit-identical, with either GEMM kernel. Another seed: different.
 ///
-/// Threads 1 vs 2: with the matrixmultiply kernel (the default where AVX-512 is present) also
-/// bit-identical: the GEMM splits only output blocks, each computed by one single-threaded call
+/// Threads 1 vs 2 with minibatches of 256 rows and more: 2 threads train data-parallel (one
+/// shard of the minibatch per thread, gradients combined by rows: src/train/trainer.rs), so the
+/// sums are ordered differently and the results agree to rounding only. Below that, with the
+/// matrixmultiply kernel (the default where AVX-512 is present) also bit-identical: the GEMM
+/// splits only output blocks, each computed by one single-threaded call
 /// with the same k order and the same kernel (chosen on the whole product: see src/gemm.rs),
 /// elementwise passes split rows, the optimizer splits fixed chunks, and the gradient norm adds
 /// fixed-chunk partial sums in order. With the gemm crate kernel (the default on AVX2-only CPUs)
@@ -376,8 +379,13 @@ fn trainer_is_deterministic() {
     // 2 * 512 * 64 * 48 flops (> 4e5). The second splits products into a 32-wide block and a
     // 4-wide remainder (36 = 32 + 4 columns, 516 = 512 + 4 rows); the third hits shapes where
     // the gemm crate's result depends on the block shape.
-    let cases: [(usize, &[usize], usize, usize, usize); 3] =
-        [(64, &[48], 16, 2048, 512), (36, &[20, 10], 12, 1100, 516), (52, &[68, 34], 7, 1100, 1000)];
+    // The fourth has minibatches of 128 rows: one shard, products split between the threads.
+    let cases: [(usize, &[usize], usize, usize, usize); 4] = [
+        (64, &[48], 16, 2048, 512),
+        (36, &[20, 10], 12, 1100, 516),
+        (52, &[68, 34], 7, 1100, 1000),
+        (64, &[48], 16, 1024, 128),
+    ];
     for (k, &(input, hidden, code, rows, batch)) in cases.iter().enumerate() {
         let data = uniform_matrix(rows, input, 11 + k as u64, 0.0, 1.0);
         let mut spec = NetworkSpec::new(input, hidden, Activation::Elu, code);
@@ -401,7 +409,7 @@ fn trainer_is_deterministic() {
                 "{label}: threads 1 vs 2 differ in {differing} of {} parameters, by at most {max_diff:e}",
                 one.len()
             );
-            if kernel == Kernel::MatrixMultiply {
+            if kernel == Kernel::MatrixMultiply && batch < 256 {
                 assert_eq!(differing, 0, "{label}: threads 1 and 2 differ in {differing} of {} parameters", one.len());
             } else {
                 assert!(max_diff <= 1e-4, "{label}: threads 1 and 2 differ by {max_diff}");
