@@ -162,6 +162,11 @@ impl Activation {
 
     /// y = f(z + bias) row by row; z is overwritten by z + bias when the derivative needs it.
     pub fn forward_rows(self, z: &mut [f32], bias: &[f32], y: &mut [f32]) {
+        forward_rows_wide(self, z, bias, y)
+    }
+
+    #[inline(always)]
+    fn forward_rows_impl(self, z: &mut [f32], bias: &[f32], y: &mut [f32]) {
         let n = bias.len();
         for (zr, yr) in z.chunks_exact_mut(n).zip(y.chunks_exact_mut(n)) {
             match self {
@@ -194,6 +199,11 @@ impl Activation {
 
     /// dz = dy * f'(z) in place on dy.
     pub fn backward_in_place(self, z: &[f32], y: &[f32], dy: &mut [f32]) {
+        backward_in_place_wide(self, z, y, dy)
+    }
+
+    #[inline(always)]
+    fn backward_in_place_impl(self, z: &[f32], y: &[f32], dy: &mut [f32]) {
         match self {
             Activation::Identity => {}
             Activation::Relu => {
@@ -216,6 +226,9 @@ impl Activation {
         }
     }
 }
+
+crate::simd::multiversion!(fn forward_rows_wide(act: Activation, z: &mut [f32], bias: &[f32], y: &mut [f32]) => Activation::forward_rows_impl);
+crate::simd::multiversion!(fn backward_in_place_wide(act: Activation, z: &[f32], y: &[f32], dy: &mut [f32]) => Activation::backward_in_place_impl);
 
 #[inline]
 pub fn sigmoid(z: f32) -> f32 {
@@ -326,7 +339,12 @@ pub fn exp_fast(x: f32) -> f32 {
 /// to s^11 (absolute error < 1e-8).
 #[inline(always)]
 pub fn ln_1p_unit(u: f32) -> f32 {
-    let s = u / (2.0 + u);
+    two_atanh_small(u / (2.0 + u))
+}
+
+/// 2 atanh(s) = ln((1 + s) / (1 - s)) for 0 <= s <= 1/3: the odd series to s^11.
+#[inline(always)]
+pub fn two_atanh_small(s: f32) -> f32 {
     let s2 = s * s;
     let p = 1.0 / 11.0;
     let p = p * s2 + 1.0 / 9.0;

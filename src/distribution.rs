@@ -8,7 +8,7 @@
 //! pre-output, its mean and a random draw. Likelihoods of continuous parts are densities, so a
 //! "log-probability" may be positive (DL4J issue #4468).
 
-use crate::activation::{Activation, exp_fast, sigmoid};
+use crate::activation::{Activation, exp_fast, sigmoid, two_atanh_small};
 use crate::error::{Result, invalid};
 use crate::rng::Rng;
 
@@ -86,6 +86,7 @@ pub struct Reconstruction {
 /// Bernoulli VAE step: 16 f32 lane sums (a single running sum is a serial dependency the compiler
 /// may not reorder, so it would not vectorise), one exp per element shared by softplus and
 /// sigmoid, f64 across lanes.
+#[inline(always)]
 fn bernoulli_nll(pre: &[f32], x: &[f32], grad: Option<(&mut [f32], f32)>) -> f64 {
     const LANES: usize = 16;
     #[inline(always)]
@@ -96,15 +97,8 @@ fn bernoulli_nll(pre: &[f32], x: &[f32], grad: Option<(&mut [f32], f32)>) -> f64
         let q = 1.0 / ((1.0 + e) * (2.0 + e));
         let r = (2.0 + e) * q;
         let s = e * (1.0 + e) * q;
-        let s2 = s * s;
-        let p = 1.0 / 11.0;
-        let p = p * s2 + 1.0 / 9.0;
-        let p = p * s2 + 1.0 / 7.0;
-        let p = p * s2 + 1.0 / 5.0;
-        let p = p * s2 + 1.0 / 3.0;
-        let p = p * s2 + 1.0;
         let sig = if a >= 0.0 { r } else { e * r };
-        (a.max(0.0) + 2.0 * s * p - t * a, sig - t)
+        (a.max(0.0) + two_atanh_small(s) - t * a, sig - t)
     }
     let n = pre.len();
     let x = &x[..n];
@@ -144,6 +138,8 @@ fn bernoulli_nll(pre: &[f32], x: &[f32], grad: Option<(&mut [f32], f32)>) -> f64
     }
     acc.iter().map(|&v| v as f64).sum::<f64>() + tail
 }
+
+crate::simd::multiversion!(fn bernoulli_nll_wide(pre: &[f32], x: &[f32], grad: Option<(&mut [f32], f32)>) -> f64 => bernoulli_nll);
 
 impl Reconstruction {
     pub fn single(kind: DistKind, activation: Activation, size: usize) -> Reconstruction {
@@ -225,7 +221,7 @@ impl Reconstruction {
             match part.kind {
                 DistKind::Bernoulli => {
                     let g = grad.as_mut().map(|(d, _, s)| (&mut d[p..p + n], *s));
-                    total += bernoulli_nll(&pre[p..p + n], x, g);
+                    total += bernoulli_nll_wide(&pre[p..p + n], x, g);
                 }
                 DistKind::Gaussian => {
                     for j in 0..n {

@@ -23,6 +23,7 @@ mod parallel;
 pub mod pool;
 pub mod regularizer;
 pub mod rng;
+mod simd;
 pub mod tensor;
 pub mod train;
 pub mod vae;

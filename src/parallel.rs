@@ -81,7 +81,7 @@ pub fn with_spinning_workers<R: Send>(threads: usize, f: impl FnOnce() -> R + Se
                     } else {
                         idle += 1;
                         // More workers than cores: let the working threads run.
-                        if idle % 64 == 0 {
+                        if idle.is_multiple_of(64) {
                             std::thread::yield_now();
                         } else {
                             std::hint::spin_loop();

@@ -8,7 +8,7 @@ use super::vae::latent_vae;
 use super::*;
 use crate::error::invalid;
 use crate::optim::{LrSchedule, OptimizerConfig, OptimizerKind, Schedule};
-use crate::train::{Event, Progress, StageKind, TrainConfig, Trainer};
+use crate::train::{Event, Progress, StageKind, TrainConfig, Trainable, Trainer};
 
 /// Trains networks with one configuration; keeps the per-epoch history and the optimizer state
 /// (a second fit on the same network continues where the first stopped).
@@ -138,19 +138,32 @@ pub unsafe extern "C" fn latent_trainer_fit(
     user: *mut c_void,
 ) -> latent_status {
     guard(|| {
-        let t = unsafe { arg_mut(trainer, "trainer")? };
         let n = unsafe { arg(net, "net")? };
-        let train = unsafe { arg(train, "train")? }.get();
-        let valid = unsafe { valid.as_ref() }.map(|v| v.get().x());
-        let mut cb = |p: &Progress| -> bool {
-            let Some(f) = progress else { return true };
-            let c = progress_to_c(p);
-            unsafe { f(user, &c) == 0 }
-        };
-        let mut guard = n.write();
-        let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
-        t.inner.fit(&mut *guard, train.x(), valid, cb)
+        unsafe { fit_with(trainer, train, valid, progress, user, || n.write()) }
     })
+}
+
+/// The body of the fit calls: arguments checked, the C callback wrapped, the model locked for
+/// writing (by `lock`) only once everything else is valid.
+unsafe fn fit_with<M: Trainable, G: std::ops::DerefMut<Target = M>>(
+    trainer: *mut latent_trainer,
+    train: *const latent_dataset,
+    valid: *const latent_dataset,
+    progress: latent_progress_fn,
+    user: *mut c_void,
+    lock: impl FnOnce() -> G,
+) -> Result<()> {
+    let t = unsafe { arg_mut(trainer, "trainer")? };
+    let train = unsafe { arg(train, "train")? }.get();
+    let valid = unsafe { valid.as_ref() }.map(|v| v.get().x());
+    let mut cb = |p: &Progress| -> bool {
+        let Some(f) = progress else { return true };
+        let c = progress_to_c(p);
+        unsafe { f(user, &c) == 0 }
+    };
+    let mut guard = lock();
+    let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
+    t.inner.fit(&mut *guard, train.x(), valid, cb)
 }
 
 /// Trains a variational autoencoder `vae` on the rows of `train`, as latent_trainer_fit trains
@@ -169,18 +182,8 @@ pub unsafe extern "C" fn latent_trainer_fit_vae(
     user: *mut c_void,
 ) -> latent_status {
     guard(|| {
-        let t = unsafe { arg_mut(trainer, "trainer")? };
         let v = unsafe { arg(vae, "vae")? };
-        let train = unsafe { arg(train, "train")? }.get();
-        let valid = unsafe { valid.as_ref() }.map(|v| v.get().x());
-        let mut cb = |p: &Progress| -> bool {
-            let Some(f) = progress else { return true };
-            let c = progress_to_c(p);
-            unsafe { f(user, &c) == 0 }
-        };
-        let mut guard = v.write();
-        let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
-        t.inner.fit(&mut *guard, train.x(), valid, cb)
+        unsafe { fit_with(trainer, train, valid, progress, user, || v.write()) }
     })
 }
 

@@ -2,6 +2,7 @@
 //! m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr (m / bc1) / (sqrt(v / bc2) + eps).
 
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub fn update(
     p: &mut [f32],
     g: &[f32],

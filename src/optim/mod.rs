@@ -86,6 +86,9 @@ impl OptimizerConfig {
     }
 }
 
+crate::simd::multiversion!(fn sgd_wide(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, nesterov: bool, wd: f32) => sgd::update);
+crate::simd::multiversion!(fn adam_wide(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], lr: f32, b1: f32, b2: f32, eps: f32, bc1: f64, bc2: f64, wd: f32, decoupled: bool) => adam::update);
+
 /// Optimizer state for one network.
 #[derive(Clone, Debug)]
 pub struct Optimizer {
@@ -159,9 +162,9 @@ impl Optimizer {
             let m = &mut self.m[range.clone()];
             let v = &mut self.v[range.clone()];
             let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| match c.kind {
-                OptimizerKind::Sgd => sgd::update(p, g, m, lr, mu, c.nesterov, wd),
-                OptimizerKind::Adam => adam::update(p, g, m, v, lr, c.beta1, c.beta2, c.epsilon, bc1, bc2, wd, false),
-                OptimizerKind::AdamW => adam::update(p, g, m, v, lr, c.beta1, c.beta2, c.epsilon, bc1, bc2, wd, true),
+                OptimizerKind::Sgd => sgd_wide(p, g, m, lr, mu, c.nesterov, wd),
+                OptimizerKind::Adam => adam_wide(p, g, m, v, lr, c.beta1, c.beta2, c.epsilon, bc1, bc2, wd, false),
+                OptimizerKind::AdamW => adam_wide(p, g, m, v, lr, c.beta1, c.beta2, c.epsilon, bc1, bc2, wd, true),
             };
             let chunk = crate::parallel::CHUNK;
             if threads <= 1 || p.len() < 2 * chunk {

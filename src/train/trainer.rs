@@ -473,7 +473,7 @@ impl Trainer {
                                 sh.step(&*net, x, r, cols, ids, &mut grads, stochastic, step_seed, c.seed, fr)
                             }
                             None => {
-                                let noise = stochastic.then(|| StepNoise {
+                                let noise = stochastic.then_some(StepNoise {
                                     rng: &mut corrupt_rng,
                                     row_ids: ids,
                                     seed: c.seed,
