@@ -1159,6 +1159,31 @@ latent_status latent_vae_log_likelihood(const struct latent_vae *vae,
                                         double *out,
                                         size_t capacity);
 
+// latent_vae_log_likelihood of every row of a dataset (one value per row into `out`).
+latent_status latent_vae_log_likelihood_dataset(const struct latent_vae *vae,
+                                                const struct latent_dataset *dataset,
+                                                uint32_t samples,
+                                                uint64_t seed,
+                                                double *out,
+                                                size_t capacity);
+
+// latent_vae_reconstruction_log_probability (DL4J's form) of every row of a dataset.
+latent_status latent_vae_reconstruction_log_probability_dataset(const struct latent_vae *vae,
+                                                                const struct latent_dataset *dataset,
+                                                                uint32_t samples,
+                                                                uint64_t seed,
+                                                                double *out,
+                                                                size_t capacity);
+
+// latent_vae_encode of every row of a dataset: posterior means into `mean` and, unless
+// `logvar` is NULL, log-variances into `logvar` (rows x latent_dim each; `capacity` floats in
+// each buffer).
+latent_status latent_vae_encode_dataset(const struct latent_vae *vae,
+                                        const struct latent_dataset *dataset,
+                                        float *mean,
+                                        float *logvar,
+                                        size_t capacity);
+
 // The negative ELBO per example of a dataset and its parts (means over the rows), the
 // reconstruction term estimated with `samples` draws per row.
 latent_status latent_vae_elbo(const struct latent_vae *vae,

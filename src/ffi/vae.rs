@@ -461,6 +461,89 @@ pub unsafe extern "C" fn latent_vae_log_likelihood(
     unsafe { rows_call(vae, x, rows, cols, out, capacity, |v, m| v.log_likelihood(m, samples as usize, seed)) }
 }
 
+/// rows_call over the rows of a dataset.
+unsafe fn dataset_call<T: Copy>(
+    vae: *const latent_vae,
+    dataset: *const latent_dataset,
+    out: *mut T,
+    capacity: usize,
+    f: impl FnOnce(&Vae, &Matrix) -> Result<Vec<T>>,
+) -> latent_status {
+    guard(|| {
+        let v = unsafe { arg(vae, "vae")? }.read();
+        let d = unsafe { arg(dataset, "dataset")? }.get();
+        super::out(out, "out")?;
+        if capacity < d.x().rows() {
+            return Err(crate::Error::BufferTooSmall(format!(
+                "out holds {capacity} values, the dataset has {} rows",
+                d.x().rows()
+            )));
+        }
+        let r = f(&v, d.x())?;
+        let dst = unsafe { out_slice(out, capacity, r.len(), "out")? };
+        dst.copy_from_slice(&r);
+        Ok(())
+    })
+}
+
+/// latent_vae_log_likelihood of every row of a dataset (one value per row into `out`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_log_likelihood_dataset(
+    vae: *const latent_vae,
+    dataset: *const latent_dataset,
+    samples: u32,
+    seed: u64,
+    out: *mut f64,
+    capacity: usize,
+) -> latent_status {
+    unsafe { dataset_call(vae, dataset, out, capacity, |v, m| v.log_likelihood(m, samples as usize, seed)) }
+}
+
+/// latent_vae_reconstruction_log_probability (DL4J's form) of every row of a dataset.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_reconstruction_log_probability_dataset(
+    vae: *const latent_vae,
+    dataset: *const latent_dataset,
+    samples: u32,
+    seed: u64,
+    out: *mut f64,
+    capacity: usize,
+) -> latent_status {
+    unsafe {
+        dataset_call(vae, dataset, out, capacity, |v, m| v.reconstruction_log_probability(m, samples as usize, seed))
+    }
+}
+
+/// latent_vae_encode of every row of a dataset: posterior means into `mean` and, unless
+/// `logvar` is NULL, log-variances into `logvar` (rows x latent_dim each; `capacity` floats in
+/// each buffer).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_encode_dataset(
+    vae: *const latent_vae,
+    dataset: *const latent_dataset,
+    mean: *mut f32,
+    logvar: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    guard(|| {
+        let v = unsafe { arg(vae, "vae")? }.read();
+        let d = unsafe { arg(dataset, "dataset")? }.get();
+        if d.x().cols() != v.input_dim() {
+            return Err(shape!("the dataset has {} columns, the VAE expects {}", d.x().cols(), v.input_dim()));
+        }
+        let need = checked_len(d.x().rows(), v.latent_dim())?;
+        let mean = unsafe { out_slice(mean, capacity, need, "mean")? };
+        let logvar =
+            if logvar.is_null() { None } else { Some(unsafe { out_slice(logvar, capacity, need, "logvar")? }) };
+        let (mu, lv) = v.encode(d.x())?;
+        mean.copy_from_slice(mu.as_slice());
+        if let Some(l) = logvar {
+            l.copy_from_slice(lv.as_slice());
+        }
+        Ok(())
+    })
+}
+
 /// The negative ELBO per example of a dataset and its parts (means over the rows), the
 /// reconstruction term estimated with `samples` draws per row.
 #[unsafe(no_mangle)]

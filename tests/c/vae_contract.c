@@ -270,6 +270,28 @@ int main(int argc, char **argv) {
     EXPECT(latent_vae_iwae_bound(vae, ds, 8, 1, &bound), LATENT_STATUS_OK);
     EXPECT_TRUE(isfinite(bound) && bound < 0);
 
+    /* Dataset variants: the same values as the row calls on the same rows. */
+    {
+        static double per_ds[ROWS], per_rows[ROWS];
+        static float m_ds[ROWS * J], m_rows[ROWS * J];
+        EXPECT(latent_vae_log_likelihood_dataset(vae, NULL, 8, 1, per_ds, ROWS), LATENT_STATUS_NULL_ARGUMENT);
+        EXPECT(latent_vae_log_likelihood_dataset(vae, ds, 8, 1, NULL, ROWS), LATENT_STATUS_NULL_ARGUMENT);
+        EXPECT(latent_vae_log_likelihood_dataset(vae, ds, 8, 1, per_ds, ROWS - 1), LATENT_STATUS_BUFFER_TOO_SMALL);
+        EXPECT(latent_vae_log_likelihood_dataset(vae, narrow, 8, 1, per_ds, ROWS), LATENT_STATUS_SHAPE_MISMATCH);
+        EXPECT(latent_vae_log_likelihood_dataset(vae, ds, 0, 1, per_ds, ROWS), LATENT_STATUS_INVALID_ARGUMENT);
+        EXPECT(latent_vae_log_likelihood_dataset(vae, ds, 8, 1, per_ds, ROWS), LATENT_STATUS_OK);
+        EXPECT(latent_vae_log_likelihood(vae, data, ROWS, D, 8, 1, per_rows, ROWS), LATENT_STATUS_OK);
+        EXPECT_TRUE(memcmp(per_ds, per_rows, sizeof per_ds) == 0);
+        EXPECT(latent_vae_reconstruction_log_probability_dataset(vae, ds, 4, 2, per_ds, ROWS), LATENT_STATUS_OK);
+        EXPECT(latent_vae_reconstruction_log_probability(vae, data, ROWS, D, 4, 2, per_rows, ROWS), LATENT_STATUS_OK);
+        EXPECT_TRUE(memcmp(per_ds, per_rows, sizeof per_ds) == 0);
+        EXPECT(latent_vae_encode_dataset(vae, ds, m_ds, NULL, ROWS * J - 1), LATENT_STATUS_BUFFER_TOO_SMALL);
+        EXPECT(latent_vae_encode_dataset(vae, narrow, m_ds, NULL, ROWS * J), LATENT_STATUS_SHAPE_MISMATCH);
+        EXPECT(latent_vae_encode_dataset(vae, ds, m_ds, NULL, ROWS * J), LATENT_STATUS_OK);
+        EXPECT(latent_vae_encode(vae, data, ROWS, D, m_rows, NULL, ROWS * J), LATENT_STATUS_OK);
+        EXPECT_TRUE(memcmp(m_ds, m_rows, sizeof m_ds) == 0);
+    }
+
     /* Training */
     latent_train_params tp = latent_train_params_default();
     tp.epochs = EPOCHS;
