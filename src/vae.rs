@@ -27,7 +27,6 @@ use crate::network::{LayerSpec, MAX_LAYERS, MAX_PARAMS, MAX_UNITS};
 use crate::rng::{Rng, stream};
 use crate::tensor::Matrix;
 
-const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 /// Rows per block of the per-row reconstruction pass: fixed, so sums do not depend on threads.
 const RECON_BLOCK: usize = 16;
 /// Most draws per row a sampling call takes (each row's draws are decoded in one pass).
@@ -360,19 +359,18 @@ impl Vae {
         }
     }
 
-    /// z = mu + sigma eps for `samples` draws of each of `rows` examples, stacked draw-major
-    /// (draw l of row r at stacked row l * rows + r); eps comes from `draw(r, l, j)`.
-    fn reparameterise(&self, ws: &mut VaeWorkspace, rows: usize, samples: usize, mut draw: impl FnMut(usize) -> f32) {
+    /// z = mu + sigma eps from the noise already in ws.eps, for `samples` draws of each of `rows`
+    /// examples, stacked draw-major (draw l of row r at stacked row l * rows + r).
+    fn reparameterise(&self, ws: &mut VaeWorkspace, rows: usize, samples: usize) {
         let jd = self.spec.latent_dim;
-        let head = &ws.y[self.head];
+        let VaeWorkspace { y, eps, zs, .. } = ws;
+        let head = &y[self.head];
         for l in 0..samples {
             for r in 0..rows {
                 for j in 0..jd {
                     let (mu, lv) = self.posterior(head, r, j);
-                    let e = draw(r);
                     let k = (l * rows + r) * jd + j;
-                    ws.eps[k] = e;
-                    ws.zs[k] = mu + (0.5 * lv).exp() * e;
+                    zs[k] = mu + (0.5 * lv).exp() * eps[k];
                 }
             }
         }
@@ -459,18 +457,18 @@ impl Vae {
         }
     }
 
-    /// Closed-form KL of each row into `out` (rows).
-    fn kl_rows(&self, ws: &VaeWorkspace, rows: usize, out: &mut [f64]) {
+    /// The closed-form KL of the first `rows` rows' posteriors, summed.
+    fn kl_sum(&self, ws: &VaeWorkspace, rows: usize) -> f64 {
         let head = &ws.y[self.head];
-        for (r, o) in out.iter_mut().enumerate().take(rows) {
-            let mut kl = 0f64;
+        let mut kl = 0f64;
+        for r in 0..rows {
             for j in 0..self.spec.latent_dim {
                 let (mu, lv) = self.posterior(head, r, j);
                 let (mu, lv) = (mu as f64, lv as f64);
                 kl += 0.5 * (mu * mu + lv.exp() - 1.0 - lv);
             }
-            *o = kl;
         }
+        kl
     }
 
     /// One training step over x (rows x input_dim) with the network's L samples drawn from
@@ -492,14 +490,13 @@ impl Vae {
         debug_assert!(ws.rows >= rows && ws.samples >= samples);
         let n = rows * samples;
         self.encode_into(&x[..rows * s.input_dim], rows, ws, threads);
-        self.reparameterise(ws, rows, samples, |_| rng.normal());
+        ws.eps[..n * jd].iter_mut().for_each(|e| *e = rng.normal());
+        self.reparameterise(ws, rows, samples);
         self.decode_into(n, ws, threads);
         let mut dextra = vec![0f64; s.reconstruction.extra_params()];
         self.recon_nll(x, rows, n, ws, Some((1.0 / n as f32, &mut dextra)), threads);
         let recon_sum = ws.nll[..n].iter().sum::<f64>() / samples as f64;
-        let mut kl = vec![0f64; rows];
-        self.kl_rows(ws, rows, &mut kl);
-        let kl_sum = kl.iter().sum();
+        let kl_sum = self.kl_sum(ws, rows);
         for (g, d) in grads[self.extra..].iter_mut().zip(&dextra) {
             *g = *d as f32;
         }
@@ -620,24 +617,15 @@ impl Vae {
                 let r = block.min(x.rows() - first);
                 let xs = &x.as_slice()[first * d..(first + r) * d];
                 self.encode_into(xs, r, &mut ws, threads);
-                // eps for (row, draw, unit) from the row's stream, draws in order.
-                let mut draws = vec![0f32; r * samples * jd];
+                // Row i's noise from its own stream, draw by draw.
                 for i in 0..r {
                     let mut rng = Vae::row_rng(seed, first + i);
-                    for v in draws[i * samples * jd..(i + 1) * samples * jd].iter_mut() {
-                        *v = rng.normal();
+                    for l in 0..samples {
+                        let k = (l * r + i) * jd;
+                        ws.eps[k..k + jd].iter_mut().for_each(|e| *e = rng.normal());
                     }
                 }
-                let mut at = vec![0usize; r];
-                let mut count = 0usize;
-                self.reparameterise(&mut ws, r, samples, |row| {
-                    let l = at[row] / jd;
-                    let j = at[row] % jd;
-                    at[row] += 1;
-                    count += 1;
-                    draws[(row * samples + l) * jd + j]
-                });
-                debug_assert_eq!(count, r * samples * jd);
+                self.reparameterise(&mut ws, r, samples);
                 self.decode_into(r * samples, &mut ws, threads);
                 if with_recon {
                     self.recon_nll(xs, r, r * samples, &mut ws, None, threads);
@@ -820,12 +808,9 @@ impl Vae {
     fn elbo_in(&self, x: &Matrix, samples: usize, seed: u64, inside: Option<usize>) -> Result<Elbo> {
         let mut rec = 0f64;
         let mut kl = 0f64;
-        let mut klr = Vec::new();
         self.sampled_blocks(x, samples, seed, true, inside, |_, r, ws| {
             rec += ws.nll[..r * samples].iter().sum::<f64>() / samples as f64;
-            klr.resize(r, 0.0);
-            self.kl_rows(ws, r, &mut klr);
-            kl += klr.iter().sum::<f64>();
+            kl += self.kl_sum(ws, r);
         })?;
         let n = x.rows().max(1) as f64;
         let (rec, kl) = (rec / n, kl / n);
@@ -927,9 +912,4 @@ impl Vae {
         );
         out
     }
-}
-
-/// log N(v; 0, 1) summed over a slice (for tests and callers that score latent codes).
-pub fn standard_normal_log_density(v: &[f32]) -> f64 {
-    v.iter().map(|&z| -HALF_LN_2PI - 0.5 * (z as f64) * (z as f64)).sum()
 }

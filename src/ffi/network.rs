@@ -352,19 +352,19 @@ pub(crate) unsafe fn rows_call<T: Copy>(
 ) -> latent_status {
     guard(|| {
         let n = unsafe { arg(net, "net")? }.read();
-        let owned;
-        let m: &Matrix = match rows {
-            Rows::Caller(x, r, c) => {
-                owned = unsafe { input_matrix(x, r, c, "x")? };
-                &owned
-            }
-            Rows::Dataset(d) => unsafe { arg(d, "dataset")? }.get().x(),
-        };
-        let v = f(&n, m)?;
+        let v = unsafe { with_rows(rows, |m| f(&n, m))? };
         let dst = unsafe { out_slice(out, capacity, v.len(), "out")? };
         dst.copy_from_slice(&v);
         Ok(())
     })
+}
+
+/// `f` on the matrix the rows describe (a caller's rows are copied; a dataset's are borrowed).
+pub(crate) unsafe fn with_rows<R>(rows: Rows, f: impl FnOnce(&Matrix) -> Result<R>) -> Result<R> {
+    match rows {
+        Rows::Caller(x, r, c) => f(&unsafe { input_matrix(x, r, c, "x")? }),
+        Rows::Dataset(d) => f(unsafe { arg(d, "dataset")? }.get().x()),
+    }
 }
 
 /// Codes of `rows` input rows (row-major, `cols` = input_dim) into `codes` (rows x code_dim,

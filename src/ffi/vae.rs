@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::dataset::latent_dataset;
-use super::network::{input_matrix, write_string};
+use super::network::{Rows, with_rows, write_string};
 use super::*;
 use crate::activation::Activation;
 use crate::distribution::{DistKind, Part, Reconstruction};
@@ -269,23 +269,49 @@ pub unsafe extern "C" fn latent_vae_load(path: *const c_char, out: *mut *mut lat
     })
 }
 
-/// Runs `f` on the caller's rows and copies its result into `out` (capacity checked).
+/// Runs `f` on the rows and copies its result into `out` (capacity checked).
 unsafe fn rows_call<T: Copy>(
     vae: *const latent_vae,
-    x: *const f32,
-    rows: usize,
-    cols: usize,
+    rows: Rows,
     out: *mut T,
     capacity: usize,
     f: impl FnOnce(&Vae, &Matrix) -> Result<Vec<T>>,
 ) -> latent_status {
     guard(|| {
         let v = unsafe { arg(vae, "vae")? }.read();
-        let m = unsafe { input_matrix(x, rows, cols, "x")? };
-        let r = f(&v, &m)?;
+        let r = unsafe { with_rows(rows, |m| f(&v, m))? };
         let dst = unsafe { out_slice(out, capacity, r.len(), "out")? };
         dst.copy_from_slice(&r);
         Ok(())
+    })
+}
+
+/// The body of latent_vae_encode and latent_vae_encode_dataset.
+unsafe fn encode_rows(
+    vae: *const latent_vae,
+    rows: Rows,
+    mean: *mut f32,
+    logvar: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    guard(|| {
+        let v = unsafe { arg(vae, "vae")? }.read();
+        unsafe {
+            with_rows(rows, |m| {
+                if m.cols() != v.input_dim() {
+                    return Err(shape!("the rows have {} columns, the VAE expects {}", m.cols(), v.input_dim()));
+                }
+                let need = checked_len(m.rows(), v.latent_dim())?;
+                let mean = out_slice(mean, capacity, need, "mean")?;
+                let logvar = if logvar.is_null() { None } else { Some(out_slice(logvar, capacity, need, "logvar")?) };
+                let (mu, lv) = v.encode(m)?;
+                mean.copy_from_slice(mu.as_slice());
+                if let Some(l) = logvar {
+                    l.copy_from_slice(lv.as_slice());
+                }
+                Ok(())
+            })
+        }
     })
 }
 
@@ -302,23 +328,7 @@ pub unsafe extern "C" fn latent_vae_encode(
     logvar: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    guard(|| {
-        let v = unsafe { arg(vae, "vae")? }.read();
-        let m = unsafe { input_matrix(x, rows, cols, "x")? };
-        if cols != v.input_dim() {
-            return Err(shape!("x has {cols} columns, the VAE expects {}", v.input_dim()));
-        }
-        let need = checked_len(rows, v.latent_dim())?;
-        let mean = unsafe { out_slice(mean, capacity, need, "mean")? };
-        let logvar =
-            if logvar.is_null() { None } else { Some(unsafe { out_slice(logvar, capacity, need, "logvar")? }) };
-        let (mu, lv) = v.encode(&m)?;
-        mean.copy_from_slice(mu.as_slice());
-        if let Some(l) = logvar {
-            l.copy_from_slice(lv.as_slice());
-        }
-        Ok(())
-    })
+    unsafe { encode_rows(vae, Rows::Caller(x, rows, cols), mean, logvar, capacity) }
 }
 
 /// `samples` draws z ~ q(z|x) for each of `rows` input rows into `z` (rows * samples rows of
@@ -336,7 +346,9 @@ pub unsafe extern "C" fn latent_vae_sample_z(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(vae, x, rows, cols, z, capacity, |v, m| Ok(v.sample_posterior(m, samples as usize, seed)?.into_vec()))
+        rows_call(vae, Rows::Caller(x, rows, cols), z, capacity, |v, m| {
+            Ok(v.sample_posterior(m, samples as usize, seed)?.into_vec())
+        })
     }
 }
 
@@ -352,7 +364,7 @@ pub unsafe extern "C" fn latent_vae_generate_mean(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { rows_call(vae, z, rows, cols, out, capacity, |v, m| Ok(v.generate_at_mean(m)?.into_vec())) }
+    unsafe { rows_call(vae, Rows::Caller(z, rows, cols), out, capacity, |v, m| Ok(v.generate_at_mean(m)?.into_vec())) }
 }
 
 /// A draw from p(x|z) for each of `rows` latent rows into `out` (rows x input_dim): DL4J's
@@ -367,7 +379,9 @@ pub unsafe extern "C" fn latent_vae_generate_random(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { rows_call(vae, z, rows, cols, out, capacity, |v, m| Ok(v.generate_random(m, seed)?.into_vec())) }
+    unsafe {
+        rows_call(vae, Rows::Caller(z, rows, cols), out, capacity, |v, m| Ok(v.generate_random(m, seed)?.into_vec()))
+    }
 }
 
 /// `n` draws from the prior N(0, I) into `z` (n x latent_dim), seeded: decode them with
@@ -402,7 +416,7 @@ pub unsafe extern "C" fn latent_vae_reconstruct(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { rows_call(vae, x, rows, cols, out, capacity, |v, m| Ok(v.reconstruct(m)?.into_vec())) }
+    unsafe { rows_call(vae, Rows::Caller(x, rows, cols), out, capacity, |v, m| Ok(v.reconstruct(m)?.into_vec())) }
 }
 
 /// DL4J's reconstructionLogProbability, per row into `out` (`rows` values): the Monte-Carlo mean
@@ -421,7 +435,9 @@ pub unsafe extern "C" fn latent_vae_reconstruction_log_probability(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(vae, x, rows, cols, out, capacity, |v, m| v.reconstruction_log_probability(m, samples as usize, seed))
+        rows_call(vae, Rows::Caller(x, rows, cols), out, capacity, |v, m| {
+            v.reconstruction_log_probability(m, samples as usize, seed)
+        })
     }
 }
 
@@ -439,7 +455,9 @@ pub unsafe extern "C" fn latent_vae_reconstruction_probability(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(vae, x, rows, cols, out, capacity, |v, m| v.reconstruction_probability(m, samples as usize, seed))
+        rows_call(vae, Rows::Caller(x, rows, cols), out, capacity, |v, m| {
+            v.reconstruction_probability(m, samples as usize, seed)
+        })
     }
 }
 
@@ -458,32 +476,9 @@ pub unsafe extern "C" fn latent_vae_log_likelihood(
     out: *mut f64,
     capacity: usize,
 ) -> latent_status {
-    unsafe { rows_call(vae, x, rows, cols, out, capacity, |v, m| v.log_likelihood(m, samples as usize, seed)) }
-}
-
-/// rows_call over the rows of a dataset.
-unsafe fn dataset_call<T: Copy>(
-    vae: *const latent_vae,
-    dataset: *const latent_dataset,
-    out: *mut T,
-    capacity: usize,
-    f: impl FnOnce(&Vae, &Matrix) -> Result<Vec<T>>,
-) -> latent_status {
-    guard(|| {
-        let v = unsafe { arg(vae, "vae")? }.read();
-        let d = unsafe { arg(dataset, "dataset")? }.get();
-        super::out(out, "out")?;
-        if capacity < d.x().rows() {
-            return Err(crate::Error::BufferTooSmall(format!(
-                "out holds {capacity} values, the dataset has {} rows",
-                d.x().rows()
-            )));
-        }
-        let r = f(&v, d.x())?;
-        let dst = unsafe { out_slice(out, capacity, r.len(), "out")? };
-        dst.copy_from_slice(&r);
-        Ok(())
-    })
+    unsafe {
+        rows_call(vae, Rows::Caller(x, rows, cols), out, capacity, |v, m| v.log_likelihood(m, samples as usize, seed))
+    }
 }
 
 /// latent_vae_log_likelihood of every row of a dataset (one value per row into `out`).
@@ -496,7 +491,7 @@ pub unsafe extern "C" fn latent_vae_log_likelihood_dataset(
     out: *mut f64,
     capacity: usize,
 ) -> latent_status {
-    unsafe { dataset_call(vae, dataset, out, capacity, |v, m| v.log_likelihood(m, samples as usize, seed)) }
+    unsafe { rows_call(vae, Rows::Dataset(dataset), out, capacity, |v, m| v.log_likelihood(m, samples as usize, seed)) }
 }
 
 /// latent_vae_reconstruction_log_probability (DL4J's form) of every row of a dataset.
@@ -510,7 +505,9 @@ pub unsafe extern "C" fn latent_vae_reconstruction_log_probability_dataset(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        dataset_call(vae, dataset, out, capacity, |v, m| v.reconstruction_log_probability(m, samples as usize, seed))
+        rows_call(vae, Rows::Dataset(dataset), out, capacity, |v, m| {
+            v.reconstruction_log_probability(m, samples as usize, seed)
+        })
     }
 }
 
@@ -525,23 +522,7 @@ pub unsafe extern "C" fn latent_vae_encode_dataset(
     logvar: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    guard(|| {
-        let v = unsafe { arg(vae, "vae")? }.read();
-        let d = unsafe { arg(dataset, "dataset")? }.get();
-        if d.x().cols() != v.input_dim() {
-            return Err(shape!("the dataset has {} columns, the VAE expects {}", d.x().cols(), v.input_dim()));
-        }
-        let need = checked_len(d.x().rows(), v.latent_dim())?;
-        let mean = unsafe { out_slice(mean, capacity, need, "mean")? };
-        let logvar =
-            if logvar.is_null() { None } else { Some(unsafe { out_slice(logvar, capacity, need, "logvar")? }) };
-        let (mu, lv) = v.encode(d.x())?;
-        mean.copy_from_slice(mu.as_slice());
-        if let Some(l) = logvar {
-            l.copy_from_slice(lv.as_slice());
-        }
-        Ok(())
-    })
+    unsafe { encode_rows(vae, Rows::Dataset(dataset), mean, logvar, capacity) }
 }
 
 /// The negative ELBO per example of a dataset and its parts (means over the rows), the
