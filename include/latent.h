@@ -977,7 +977,8 @@ latent_status latent_trainer_new(const struct latent_train_params *params,
 // Frees a trainer; NULL is a no-op.
 void latent_trainer_free(struct latent_trainer *trainer);
 
-// Trains `net` to reconstruct the rows of `train`. `valid` (may be NULL) gives the validation
+// Trains `net` to reconstruct the rows of `train`, or, a classifier or regression network, to
+// predict their labels or targets (latent_dataset_set_labels, latent_dataset_set_targets). `valid` (may be NULL) gives the validation
 // rows; without it, `validation_fraction` of `train` is held out. `progress` (may be NULL) is
 // called on this thread at each epoch end (and every `progress_every` minibatches); returning
 // non-zero cancels. Cancelling (LATENT_STATUS_CANCELLED) keeps the last completed step's

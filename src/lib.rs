@@ -24,6 +24,7 @@ pub mod pool;
 pub mod regularizer;
 pub mod rng;
 mod simd;
+pub mod task;
 pub mod tensor;
 pub mod train;
 pub mod vae;

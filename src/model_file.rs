@@ -758,6 +758,7 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
         init,
         seed,
         regularization,
+        task: crate::task::Task::Reconstruct,
     })
 }
 

@@ -11,6 +11,7 @@ use crate::layer::{Dense, Stochastic};
 use crate::loss::Loss;
 use crate::regularizer::{self, Regularization, Sparsity};
 use crate::rng::{Rng, stream};
+use crate::task::{self, Evaluation, Task};
 use crate::tensor::Matrix;
 
 /// Largest width of any layer, and most layers: generous, but they bound what a caller (or a
@@ -51,6 +52,8 @@ pub struct NetworkSpec {
     pub seed: u64,
     /// Sparsity, contractive penalty, denoising corruption, code noise (default: none).
     pub regularization: Regularization,
+    /// What the output is trained to match: the input (default), a class, or targets.
+    pub task: Task,
 }
 
 impl NetworkSpec {
@@ -68,13 +71,54 @@ impl NetworkSpec {
             init: Init::Auto,
             seed: 0,
             regularization: Regularization::default(),
+            task: Task::Reconstruct,
         }
     }
 
-    /// The decoder's hidden layers, mirrored from the encoder when not given.
+    /// A classifier input -> hidden... -> `classes` logits, trained with softmax cross-entropy.
+    /// The last hidden layer plays the code layer's part (what `encode` returns); at least one
+    /// is needed (an identity-activated one gives a linear softmax model).
+    pub fn classifier(input_dim: usize, hidden: &[LayerSpec], classes: usize) -> Result<NetworkSpec> {
+        Self::supervised(input_dim, hidden, Task::Classify { classes }, Activation::Identity, Loss::Mse)
+    }
+
+    /// A regression network input -> hidden... -> `outputs` identity outputs, trained with MSE.
+    pub fn regressor(input_dim: usize, hidden: &[LayerSpec], outputs: usize) -> Result<NetworkSpec> {
+        Self::supervised(input_dim, hidden, Task::Regress { outputs }, Activation::Identity, Loss::Mse)
+    }
+
+    fn supervised(
+        input_dim: usize,
+        hidden: &[LayerSpec],
+        task: Task,
+        output_activation: Activation,
+        loss: Loss,
+    ) -> Result<NetworkSpec> {
+        let (code, encoder) = hidden
+            .split_last()
+            .ok_or_else(|| invalid!("a supervised network needs at least one hidden layer (its last is the code)"))?;
+        Ok(NetworkSpec {
+            encoder: encoder.to_vec(),
+            code: *code,
+            decoder: Some(Vec::new()),
+            output_activation,
+            loss,
+            task,
+            ..NetworkSpec::new(input_dim, &[], Activation::Identity, 1)
+        })
+    }
+
+    /// Width of the output layer.
+    pub fn output_dim(&self) -> usize {
+        self.task.output_dim(self.input_dim)
+    }
+
+    /// The decoder's hidden layers, mirrored from the encoder when not given (an autoencoder)
+    /// or none (a supervised network).
     pub fn decoder_layers(&self) -> Vec<LayerSpec> {
         match &self.decoder {
             Some(d) => d.clone(),
+            None if self.task.is_supervised() => Vec::new(),
             None => self.encoder.iter().rev().copied().collect(),
         }
     }
@@ -101,7 +145,23 @@ impl NetworkSpec {
                 return Err(invalid!("{what} width {u} must be in 1..={MAX_UNITS}"));
             }
         }
-        self.loss.check_output(self.output_activation)?;
+        self.task.validate()?;
+        match self.task {
+            Task::Classify { .. } if self.output_activation != Activation::Identity => {
+                return Err(invalid!(
+                    "a classifier's output layer gives logits (identity activation; softmax is part of the loss), not {}",
+                    self.output_activation.name()
+                ));
+            }
+            Task::Classify { .. } => {}
+            _ => self.loss.check_output(self.output_activation)?,
+        }
+        if self.tied_weights && self.task.is_supervised() {
+            return Err(invalid!(
+                "tied weights need an autoencoder (the output mirrors the input); this network is a {} network",
+                self.task.name()
+            ));
+        }
         let hidden = self.encoder.iter().chain(std::iter::once(&self.code)).chain(dec.iter());
         for (i, l) in hidden.enumerate() {
             l.stochastic.validate(l.activation, &format!("hidden layer {i}"))?;
@@ -155,6 +215,9 @@ pub struct Workspace {
     /// pass's (then they, not y, are what the next layer saw).
     s: Vec<Vec<f32>>,
     sampled: Vec<bool>,
+    /// Supervised training: the minibatch's inputs and targets taken apart.
+    xin: Vec<f32>,
+    tgt: Vec<f32>,
 }
 
 impl Workspace {
@@ -228,7 +291,7 @@ impl Network {
         dims.extend(spec.encoder.iter().copied());
         dims.push(spec.code);
         dims.extend(dec.iter().copied());
-        dims.push(LayerSpec::new(spec.input_dim, spec.output_activation));
+        dims.push(LayerSpec::new(spec.output_dim(), spec.output_activation));
         let n_encoder = spec.encoder.len() + 1;
         let mut layers: Vec<Dense> = Vec::with_capacity(dims.len() - 1);
         let mut offset = 0usize;
@@ -427,6 +490,22 @@ impl Network {
         let n = self.layers.len();
         let cols = self.spec.input_dim;
         let count = rows * cols;
+        let task = self.spec.task;
+        let tw = task.target_width();
+        // Supervised rows carry their targets after the inputs: take them apart.
+        let mut xin = std::mem::take(&mut ws.xin);
+        let mut tgt = std::mem::take(&mut ws.tgt);
+        let x: &[f32] = if tw > 0 {
+            xin.resize(count, 0.0);
+            tgt.resize(rows * tw, 0.0);
+            for (r, row) in x.chunks_exact(cols + tw).take(rows).enumerate() {
+                xin[r * cols..(r + 1) * cols].copy_from_slice(&row[..cols]);
+                tgt[r * tw..(r + 1) * tw].copy_from_slice(&row[cols..]);
+            }
+            &xin[..count]
+        } else {
+            &x[..count]
+        };
         let mut xc = std::mem::take(&mut ws.xc);
         let (input, noise): (&[f32], _) = match noise {
             Some(nz) if !reg.corruption.is_none() => {
@@ -446,12 +525,21 @@ impl Network {
         let out = &self.layers[n - 1];
         let loss = self.spec.loss;
         let act = out.activation;
-        let z = &ws.z[n - 1][..count];
-        let y = &ws.y[n - 1][..count];
-        let dz = &mut ws.d0[..count];
-        let recon_sum = crate::parallel::loss_rows(dz, z, y, &x[..count], cols, threads, |dz, z, y, t| {
-            loss.forward_backward(act, z, y, t, dz, count)
-        });
+        let out_w = out.n_out;
+        let out_count = rows * out_w;
+        let z = &ws.z[n - 1][..out_count];
+        let y = &ws.y[n - 1][..out_count];
+        let dz = &mut ws.d0[..out_count];
+        let recon_sum = match task {
+            // The logits are y: an identity layer's z may lack the bias.
+            Task::Classify { classes } => task::softmax_cross_entropy(y, &tgt[..rows], classes, 1.0 / rows as f32, dz),
+            _ => {
+                let t = if tw > 0 { &tgt[..out_count] } else { &x[..count] };
+                crate::parallel::loss_rows(dz, z, y, t, out_w, threads, |dz, z, y, t| {
+                    loss.forward_backward(act, z, y, t, dz, out_count)
+                })
+            }
+        };
         let sparse = reg.sparse_mask(self.n_encoder - 1, n - 1);
         let mut penalty = 0f64;
         // Walk back: d0 holds dL/dz of layer i on entry (the output's), else dL/dy.
@@ -510,6 +598,8 @@ impl Network {
         ws.d0 = cur;
         ws.d1 = next;
         ws.xc = xc;
+        ws.xin = xin;
+        ws.tgt = tgt;
         StepLoss { recon_sum, penalty }
     }
 
@@ -619,7 +709,8 @@ impl Network {
         self.map_rows(0..self.n_encoder, x, self.input_dim(), "input")
     }
 
-    /// Reconstructions from codes (rows x input_dim).
+    /// Outputs from codes (rows x output_dim: reconstructions, or a supervised network's raw
+    /// outputs).
     pub fn decode(&self, codes: &Matrix) -> Result<Matrix> {
         self.map_rows(self.n_encoder..self.layers.len(), codes, self.code_dim(), "codes")
     }
@@ -631,6 +722,7 @@ impl Network {
 
     /// Per-row mean reconstruction loss: the anomaly score.
     pub fn reconstruction_errors(&self, x: &Matrix) -> Result<Vec<f64>> {
+        self.check_autoencoder("reconstruction errors")?;
         self.check_input(x, self.input_dim(), "input")?;
         let n = self.layers.len();
         let cols = x.cols();
@@ -651,6 +743,7 @@ impl Network {
 
     /// Mean squared reconstruction error per element, whatever the training loss.
     pub fn mean_squared_error(&self, x: &Matrix) -> Result<f64> {
+        self.check_autoencoder("the reconstruction error")?;
         self.check_input(x, self.input_dim(), "input")?;
         let n = self.layers.len();
         let cols = x.cols();
@@ -662,8 +755,26 @@ impl Network {
         Ok(if x.rows() == 0 { 0.0 } else { sum / (x.rows() * cols) as f64 })
     }
 
-    /// loss() on the current pool with `threads` workers (used inside training).
+    /// loss() on the current pool with `threads` workers (used inside training). A supervised
+    /// network's rows carry their targets (see [`Task::training_matrix`]).
     pub(crate) fn loss_threads(&self, x: &Matrix, threads: usize) -> Result<f64> {
+        let tw = self.spec.task.target_width();
+        if tw > 0 {
+            let cols = self.input_dim();
+            if x.cols() != cols + tw {
+                return Err(shape!(
+                    "rows have {} columns, the network expects {cols} inputs and {tw} targets",
+                    x.cols()
+                ));
+            }
+            let inputs = Matrix::from_vec(
+                x.rows(),
+                cols,
+                x.as_slice().chunks_exact(cols + tw).flat_map(|r| &r[..cols]).copied().collect(),
+            )?;
+            let targets: Vec<f32> = x.as_slice().chunks_exact(cols + tw).flat_map(|r| &r[cols..]).copied().collect();
+            return Ok(self.score(&inputs, &targets, Some(threads))?.loss);
+        }
         self.check_input(x, self.input_dim(), "input")?;
         let n = self.layers.len();
         let cols = x.cols();
@@ -677,6 +788,104 @@ impl Network {
             sum += scores.iter().sum::<f64>();
         })?;
         Ok(if x.rows() == 0 { 0.0 } else { sum / x.rows() as f64 })
+    }
+
+    fn check_autoencoder(&self, what: &str) -> Result<()> {
+        if self.spec.task.is_supervised() {
+            return Err(invalid!(
+                "{what} compares the output with the input; this is a {} network (use evaluate or predict)",
+                self.spec.task.name()
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn task(&self) -> Task {
+        self.spec.task
+    }
+    /// Width of the output layer (input_dim for an autoencoder).
+    pub fn output_dim(&self) -> usize {
+        self.layers[self.layers.len() - 1].n_out
+    }
+
+    /// What the network outputs for the rows of x: reconstructions, class probabilities
+    /// (softmax of the logits) or regression predictions (rows x output_dim).
+    pub fn predict(&self, x: &Matrix) -> Result<Matrix> {
+        let mut out = self.map_rows(0..self.layers.len(), x, self.input_dim(), "input")?;
+        if let Task::Classify { classes } = self.spec.task {
+            task::softmax_rows(out.as_mut_slice(), classes);
+        }
+        Ok(out)
+    }
+
+    /// The most probable class of each row of x (a classifier).
+    pub fn classify(&self, x: &Matrix) -> Result<Vec<usize>> {
+        let Task::Classify { classes } = self.spec.task else {
+            return Err(invalid!("classify needs a classifier; this is a {} network", self.spec.task.name()));
+        };
+        let logits = self.map_rows(0..self.layers.len(), x, self.input_dim(), "input")?;
+        Ok(task::argmax_rows(logits.as_slice(), classes))
+    }
+
+    /// Loss, accuracy and confusion matrix (classifier) or loss and MSE (regression) on a
+    /// dataset with labels or targets.
+    pub fn evaluate(&self, data: &crate::data::Dataset) -> Result<Evaluation> {
+        if !self.spec.task.is_supervised() {
+            return Err(task::not_supervised("evaluate"));
+        }
+        let m = self.spec.task.training_matrix(data, "the dataset")?;
+        let (cols, tw) = (self.input_dim(), self.spec.task.target_width());
+        self.check_input(data.x(), cols, "input")?;
+        let targets: Vec<f32> = m.as_slice().chunks_exact(cols + tw).flat_map(|r| &r[cols..]).copied().collect();
+        self.score(data.x(), &targets, None)
+    }
+
+    /// Supervised scores of inputs against targets (rows x target_width); on the current pool
+    /// with `threads` workers, or on the network's own.
+    fn score(&self, x: &Matrix, targets: &[f32], threads: Option<usize>) -> Result<Evaluation> {
+        let n = self.layers.len();
+        let out_w = self.output_dim();
+        let task = self.spec.task;
+        let (loss, act) = (self.spec.loss, self.layers[n - 1].activation);
+        let classes = if let Task::Classify { classes } = task { classes } else { 0 };
+        let mut confusion = vec![0u64; classes * classes];
+        let (mut loss_sum, mut sq_sum, mut correct) = (0f64, 0f64, 0usize);
+        let mut dz = Vec::new();
+        let mut sink = |first: usize, r: usize, ws: &Workspace| {
+            let (z, y) = (&ws.z[n - 1][..r * out_w], &ws.y[n - 1][..r * out_w]);
+            dz.resize(r * out_w, 0.0);
+            match task {
+                Task::Classify { classes } => {
+                    let labels = &targets[first..first + r];
+                    loss_sum += task::softmax_cross_entropy(y, labels, classes, 1.0, &mut dz);
+                    for (p, &l) in task::argmax_rows(y, classes).into_iter().zip(labels) {
+                        confusion[l as usize * classes + p] += 1;
+                        correct += (p == l as usize) as usize;
+                    }
+                }
+                _ => {
+                    let t = &targets[first * out_w..(first + r) * out_w];
+                    loss_sum += loss.forward_backward(act, z, y, t, &mut dz, 1);
+                    sq_sum += y.iter().zip(t).map(|(y, t)| ((y - t) as f64).powi(2)).sum::<f64>();
+                }
+            }
+        };
+        match threads {
+            Some(t) => self.run_blocks_in(0..n, x, t, &mut sink)?,
+            None => self.run_blocks(0..n, x, &mut sink)?,
+        }
+        let rows = x.rows().max(1) as f64;
+        Ok(match task {
+            Task::Classify { .. } => {
+                Evaluation { loss: loss_sum / rows, accuracy: correct as f64 / rows, confusion, mse: f64::NAN }
+            }
+            _ => Evaluation {
+                loss: loss_sum / (rows * out_w as f64),
+                accuracy: f64::NAN,
+                confusion,
+                mse: sq_sum / (rows * out_w as f64),
+            },
+        })
     }
 
     /// Per-row Frobenius norm of the encoder's Jacobian d(code)/d(input), exact: one backward

@@ -75,6 +75,7 @@ fn spec(
         init: Init::Auto,
         seed: 7,
         regularization: Default::default(),
+        task: Default::default(),
     }
 }
 

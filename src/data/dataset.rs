@@ -14,6 +14,8 @@ use crate::train::trainer::split_index;
 pub struct Dataset {
     x: Matrix,
     labels: Option<Vec<i32>>,
+    /// Real-valued targets, one row per sample (regression).
+    targets: Option<Matrix>,
     scaler: Scaler,
 }
 
@@ -83,21 +85,21 @@ impl Dataset {
     /// row and column).
     pub fn from_matrix(x: Matrix) -> Result<Dataset> {
         x.check_finite("data")?;
-        Ok(Dataset { x, labels: None, scaler: Scaler::None })
+        Ok(Dataset { x, labels: None, targets: None, scaler: Scaler::None })
     }
 
     /// Copies a caller's f32 buffer of `rows` x `cols` values, stored row after row
     /// (`col_major` false) or column after column (true).
     pub fn from_buffer_f32(data: &[f32], rows: usize, cols: usize, col_major: bool) -> Result<Dataset> {
         let x = from_buffer(data, rows, cols, col_major)?;
-        Ok(Dataset { x, labels: None, scaler: Scaler::None })
+        Ok(Dataset { x, labels: None, targets: None, scaler: Scaler::None })
     }
 
     /// As [`Dataset::from_buffer_f32`], converting from f64; values beyond the f32 range are
     /// rejected as non-finite.
     pub fn from_buffer_f64(data: &[f64], rows: usize, cols: usize, col_major: bool) -> Result<Dataset> {
         let x = from_buffer(data, rows, cols, col_major)?;
-        Ok(Dataset { x, labels: None, scaler: Scaler::None })
+        Ok(Dataset { x, labels: None, targets: None, scaler: Scaler::None })
     }
 
     /// Images from an IDX file (plain or gzip) as rows of pixel values 0..255 (unscaled: use
@@ -106,7 +108,7 @@ impl Dataset {
     pub fn from_idx(images: impl AsRef<Path>, labels: Option<&Path>) -> Result<Dataset> {
         let images = images.as_ref();
         let x = idx::read_images(images)?;
-        let mut d = Dataset { x, labels: None, scaler: Scaler::None };
+        let mut d = Dataset { x, labels: None, targets: None, scaler: Scaler::None };
         if let Some(lp) = labels {
             let l = idx::read_labels(lp)?;
             if l.len() != d.rows() {
@@ -126,7 +128,7 @@ impl Dataset {
     /// A numeric CSV/TSV file (plain or gzip); `opts.label_column` becomes the labels.
     pub fn from_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Dataset> {
         let (x, labels) = csv::read(path.as_ref(), opts)?;
-        Ok(Dataset { x, labels, scaler: Scaler::None })
+        Ok(Dataset { x, labels, targets: None, scaler: Scaler::None })
     }
 
     /// Attaches one label per row (replacing any).
@@ -136,6 +138,21 @@ impl Dataset {
         }
         self.labels = Some(labels);
         Ok(())
+    }
+
+    /// Attaches real-valued targets (rows x outputs, replacing any): what a regression network
+    /// learns to predict. They are not scaled with the inputs.
+    pub fn set_targets(&mut self, targets: Matrix) -> Result<()> {
+        if targets.rows() != self.rows() {
+            return Err(shape!("{} target rows for {} rows", targets.rows(), self.rows()));
+        }
+        targets.check_finite("targets")?;
+        self.targets = Some(targets);
+        Ok(())
+    }
+
+    pub fn targets(&self) -> Option<&Matrix> {
+        self.targets.as_ref()
     }
 
     pub fn rows(&self) -> usize {
@@ -199,6 +216,7 @@ impl Dataset {
         Dataset {
             x: self.x.gather_rows(index),
             labels: self.labels.as_ref().map(|l| index.iter().map(|&i| l[i]).collect()),
+            targets: self.targets.as_ref().map(|t| t.gather_rows(index)),
             scaler: self.scaler.clone(),
         }
     }
@@ -220,6 +238,7 @@ impl Dataset {
         Ok(Dataset {
             x: self.x.slice_rows(first, count),
             labels: self.labels.as_ref().map(|l| l[first..end].to_vec()),
+            targets: self.targets.as_ref().map(|t| t.slice_rows(first, count)),
             scaler: self.scaler.clone(),
         })
     }

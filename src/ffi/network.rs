@@ -163,6 +163,7 @@ pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<Netwo
         init: Init::from_code(p.init)?,
         seed: p.seed,
         regularization: unsafe { regularization_from_params(p)? },
+        task: crate::task::Task::Reconstruct,
     })
 }
 

@@ -122,7 +122,8 @@ pub unsafe extern "C" fn latent_trainer_free(trainer: *mut latent_trainer) {
     unsafe { free_handle(trainer) }
 }
 
-/// Trains `net` to reconstruct the rows of `train`. `valid` (may be NULL) gives the validation
+/// Trains `net` to reconstruct the rows of `train`, or, a classifier or regression network, to
+/// predict their labels or targets (latent_dataset_set_labels, latent_dataset_set_targets). `valid` (may be NULL) gives the validation
 /// rows; without it, `validation_fraction` of `train` is held out. `progress` (may be NULL) is
 /// called on this thread at each epoch end (and every `progress_every` minibatches); returning
 /// non-zero cancels. Cancelling (LATENT_STATUS_CANCELLED) keeps the last completed step's
@@ -155,7 +156,7 @@ unsafe fn fit_with<M: Trainable, G: std::ops::DerefMut<Target = M>>(
 ) -> Result<()> {
     let t = unsafe { arg_mut(trainer, "trainer")? };
     let train = unsafe { arg(train, "train")? }.get();
-    let valid = unsafe { valid.as_ref() }.map(|v| v.get().x());
+    let valid = unsafe { valid.as_ref() }.map(|v| v.get());
     let mut cb = |p: &Progress| -> bool {
         let Some(f) = progress else { return true };
         let c = progress_to_c(p);
@@ -163,7 +164,9 @@ unsafe fn fit_with<M: Trainable, G: std::ops::DerefMut<Target = M>>(
     };
     let mut guard = lock();
     let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
-    t.inner.fit(&mut *guard, train.x(), valid, cb)
+    let rows = guard.training_rows(train, "the training data")?;
+    let valid = valid.map(|v| guard.training_rows(v, "the validation data")).transpose()?;
+    t.inner.fit(&mut *guard, &rows, valid.as_deref(), cb)
 }
 
 /// Trains a variational autoencoder `vae` on the rows of `train`, as latent_trainer_fit trains

@@ -70,6 +70,12 @@ pub fn pretrain(
     mut progress: Callback,
 ) -> Result<PretrainReport> {
     let spec = net.spec().clone();
+    if spec.task.is_supervised() {
+        return Err(invalid!(
+            "layer-wise pretraining unrolls autoencoders; this is a {} network (pretrain an autoencoder, then train the classifier on its codes)",
+            spec.task.name()
+        ));
+    }
     let n_enc = net.n_encoder_layers();
     let n = net.layers().len();
     let enc: Vec<LayerSpec> = spec.encoder.iter().copied().chain(std::iter::once(spec.code)).collect();
@@ -129,6 +135,7 @@ pub fn pretrain(
                     init: spec.init,
                     seed: spec.seed.wrapping_add(k as u64 + 1),
                     regularization: cfg.layers.get(k).cloned().unwrap_or_default(),
+                    task: crate::task::Task::Reconstruct,
                 };
                 let mut shallow = Network::new(shallow_spec).map_err(|e| invalid!("pretraining layer {k}: {e}"))?;
                 shallow.set_threads(net.threads());
@@ -244,6 +251,7 @@ fn partial_network(net: &Network, spec: &NetworkSpec, k: usize) -> Result<Networ
         init: spec.init,
         seed: spec.seed,
         regularization,
+        task: crate::task::Task::Reconstruct,
     };
     let mut p = Network::new(pspec).map_err(|e| invalid!("partial autoencoder of {} layers: {e}", k + 1))?;
     let map = partial_map(n_enc, k);

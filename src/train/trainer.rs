@@ -168,6 +168,14 @@ pub struct EpochRecord {
 pub trait Trainable: Send + Sync {
     type Workspace: Send;
     fn input_dim(&self) -> usize;
+    /// Columns of a training row: the inputs, then a supervised network's targets.
+    fn data_width(&self) -> usize {
+        self.input_dim()
+    }
+    /// The training rows of a dataset (for a supervised network, inputs then targets).
+    fn training_rows<'a>(&self, data: &'a crate::data::Dataset, _what: &str) -> Result<std::borrow::Cow<'a, Matrix>> {
+        Ok(std::borrow::Cow::Borrowed(data.x()))
+    }
     fn param_count(&self) -> usize;
     fn params(&self) -> &[f32];
     fn params_mut(&mut self) -> &mut [f32];
@@ -247,7 +255,21 @@ impl Trainable for Network {
         noise: Option<StepNoise>,
     ) -> (f64, f64) {
         let s = self.step(x, rows, ws, grads, threads, noise);
-        (s.recon_sum / (rows * self.input_dim()) as f64, s.penalty)
+        // Means per element (reconstruction, regression) or per row (classification).
+        let per_row = match self.task() {
+            crate::task::Task::Classify { .. } => 1,
+            _ => self.output_dim(),
+        };
+        (s.recon_sum / (rows * per_row) as f64, s.penalty)
+    }
+    fn data_width(&self) -> usize {
+        self.input_dim() + self.task().target_width()
+    }
+    fn training_rows<'a>(&self, data: &'a crate::data::Dataset, what: &str) -> Result<std::borrow::Cow<'a, Matrix>> {
+        Ok(match self.task() {
+            crate::task::Task::Reconstruct => std::borrow::Cow::Borrowed(data.x()),
+            t => std::borrow::Cow::Owned(t.training_matrix(data, what)?),
+        })
     }
     fn valid_score(&self, v: &Matrix, threads: usize) -> Result<f64> {
         self.loss_threads(v, threads)
@@ -356,6 +378,23 @@ impl Trainer {
         self.optimizer = None;
     }
 
+    /// Trains a network on a dataset: to reconstruct its rows, or (a supervised network) to
+    /// predict its labels or targets. [`Trainer::fit`] with the rows [`Task::training_matrix`]
+    /// builds.
+    ///
+    /// [`Task::training_matrix`]: crate::task::Task::training_matrix
+    pub fn fit_dataset<M: Trainable>(
+        &mut self,
+        net: &mut M,
+        data: &crate::data::Dataset,
+        valid: Option<&crate::data::Dataset>,
+        progress: Callback,
+    ) -> Result<()> {
+        let train = net.training_rows(data, "the training data")?;
+        let valid = valid.map(|v| net.training_rows(v, "the validation data")).transpose()?;
+        self.fit(net, &train, valid.as_deref(), progress)
+    }
+
     /// Trains `net` to reconstruct the rows of `data`. Validation uses `valid`, or else a
     /// seeded `validation_fraction` of `data`. The callback returns false to cancel: the network
     /// then keeps the parameters of the last completed step and `Error::Cancelled` comes back.
@@ -369,16 +408,14 @@ impl Trainer {
         mut progress: Callback,
     ) -> Result<()> {
         let c = self.config;
-        if data.cols() != net.input_dim() {
-            return Err(shape!("training data has {} columns, the network expects {}", data.cols(), net.input_dim()));
+        let width = net.data_width();
+        let targets = if width > net.input_dim() { " (inputs, then targets)" } else { "" };
+        if data.cols() != width {
+            return Err(shape!("training data has {} columns, the network expects {width}{targets}", data.cols()));
         }
         if let Some(v) = valid {
-            if v.cols() != net.input_dim() {
-                return Err(shape!(
-                    "validation data has {} columns, the network expects {}",
-                    v.cols(),
-                    net.input_dim()
-                ));
+            if v.cols() != width {
+                return Err(shape!("validation data has {} columns, the network expects {width}{targets}", v.cols()));
             }
             v.check_finite("validation data")?;
         }
