@@ -24,7 +24,7 @@
 #define LATENT_VERSION_NUMBER (((LATENT_VERSION_MAJOR * 10000) + (LATENT_VERSION_MINOR * 100)) + LATENT_VERSION_PATCH)
 
 // Bumped by any change to a struct's layout or a function's signature.
-#define LATENT_ABI_VERSION 2
+#define LATENT_ABI_VERSION 3
 
 // Samples (rows of float), optional int32 labels, and the scaling they went through. Calls
 // that only read a dataset (sizes, copies, training or encoding with it) may run on one
@@ -107,6 +107,14 @@ typedef int32_t latent_corruption;
 // Stochastic units of a hidden layer (`latent_stochastic`).
 typedef int32_t latent_stochastic;
 
+// What a network learns to output (`latent_task`).
+typedef int32_t latent_task;
+
+// How a layer's inputs reach its units (`latent_connection`): weights, or the trainable
+// functions of Cai et al., "Trainable back-propagated functional transfer matrices" (2017):
+// unit j sums f(x_i; theta_ij) over its inputs i, adds a bias and applies the activation.
+typedef int32_t latent_connection;
+
 // Architecture of a new autoencoder. Get the defaults from latent_network_params_default(),
 // then set at least `input_dim` and `code_units`.
 //
@@ -183,7 +191,38 @@ typedef struct latent_network_params {
   const latent_stochastic *decoder_stochastic;
   // Standard deviation of GAUSSIAN stochastic layers. Default 0.
   double stochastic_sigma;
+  // LATENT_TASK_RECONSTRUCT (default): an autoencoder. CLASSIFY or REGRESS: a supervised
+  // network input -> encoder hidden layers -> code layer -> decoder hidden layers (only with
+  // mirror_decoder = 0; a supervised decoder is never mirrored) -> `outputs` units, trained
+  // on the dataset's labels or targets. A classifier's output_activation must be IDENTITY
+  // (the logits; softmax is part of the loss); a regressor uses output_activation and loss.
+  latent_task task;
+  // Classes (CLASSIFY, at least 2) or targets per row (REGRESS). Ignored for RECONSTRUCT.
+  uint32_t outputs;
+  // Connections of the encoder hidden layers (n_encoder values), or NULL for dense:
+  // LATENT_CONNECTION_F01..F20 make a layer functional, MEMORY a memory layer.
+  const latent_connection *encoder_connections;
+  // Connection of the code layer. Default DENSE.
+  latent_connection code_connection;
+  // Of the decoder hidden layers when not mirrored (a mirrored decoder mirrors the
+  // encoder's), or NULL for dense.
+  const latent_connection *decoder_connections;
+  // Of the output layer. Default DENSE.
+  latent_connection output_connection;
 } latent_network_params;
+
+// How a supervised network does on a dataset (latent_network_evaluate).
+typedef struct latent_evaluation {
+  // The training loss: mean softmax cross-entropy per row (classifier) or mean element loss
+  // (regressor).
+  double loss;
+  // Fraction of rows whose most probable class is their label (classifier; NaN otherwise).
+  double accuracy;
+  // Mean squared error per element (regressor; NaN otherwise).
+  double mse;
+  // Rows scored.
+  uint64_t rows;
+} latent_evaluation;
 
 // How one encoder layer's shallow autoencoder is regularised during pretraining: a plain,
 // sparse (on its hidden layer), contractive or denoising autoencoder, or a mix.
@@ -493,6 +532,84 @@ typedef struct latent_elbo {
 // Binary cross-entropy, computed from the logits; needs a sigmoid output.
 #define LATENT_LOSS_BINARY_CROSS_ENTROPY 1
 
+// An autoencoder: the output reconstructs the input (default).
+#define LATENT_TASK_RECONSTRUCT 0
+
+// A classifier over `outputs` classes: logits out, softmax cross-entropy (mean per row)
+// against the dataset's labels.
+#define LATENT_TASK_CLASSIFY 1
+
+// Regression onto the dataset's `outputs` targets per row with the network's loss (mean per
+// element).
+#define LATENT_TASK_REGRESS 2
+
+// x W + b (default).
+#define LATENT_CONNECTION_DENSE 0
+
+// f = w^2 x
+#define LATENT_CONNECTION_F01 1
+
+// f = w^3 x
+#define LATENT_CONNECTION_F02 2
+
+// f = a x^2 + c x
+#define LATENT_CONNECTION_F03 3
+
+// f = a x^3 + c x^2 + d x
+#define LATENT_CONNECTION_F04 4
+
+// f = a exp(c x), c x clipped to [-30, 30]
+#define LATENT_CONNECTION_F05 5
+
+// f = s max(w, 0) x, s a fixed random sign per connection
+#define LATENT_CONNECTION_F06 6
+
+// F06 with the "adaptive" gradient that passes through w < 0
+#define LATENT_CONNECTION_F07 7
+
+// f = s relu(a x + c), relu clipped at 20
+#define LATENT_CONNECTION_F08 8
+
+// f = a relu(c x + d)
+#define LATENT_CONNECTION_F09 9
+
+// f = s sigmoid(a x + c)
+#define LATENT_CONNECTION_F10 10
+
+// f = a sigmoid(c x + d)
+#define LATENT_CONNECTION_F11 11
+
+// f = a sin(c x + d)
+#define LATENT_CONNECTION_F12 12
+
+// f = a cos(c x + d)
+#define LATENT_CONNECTION_F13 13
+
+// f = a sinh(c x + d)
+#define LATENT_CONNECTION_F14 14
+
+// f = a (cosh(c x + d) - 1)
+#define LATENT_CONNECTION_F15 15
+
+// f = a tanh(c x + d)
+#define LATENT_CONNECTION_F16 16
+
+// f = w^2 x^2
+#define LATENT_CONNECTION_F17 17
+
+// f = s w^2 x^2
+#define LATENT_CONNECTION_F18 18
+
+// f = a^2 (x + c)^2
+#define LATENT_CONNECTION_F19 19
+
+// f = s a^2 (x + c)^2
+#define LATENT_CONNECTION_F20 20
+
+// The memory function m_ij(t) = tanh(a x_i(t) + c m_ij(t-1) + d): rows are consecutive time
+// steps, the state carries over between rows and calls (gradient truncated to one step).
+#define LATENT_CONNECTION_MEMORY 21
+
 #define LATENT_SPARSITY_NONE 0
 
 // beta * sum_j KL(rho || rho_hat_j) over the minibatch mean activations; sigmoid layers only.
@@ -654,6 +771,20 @@ latent_status latent_dataset_from_buffer(const void *data,
                                          size_t rows,
                                          size_t cols,
                                          struct latent_dataset **out);
+
+// Attaches real-valued targets to a dataset (replacing any): `rows` (= the dataset's rows) x
+// `cols` values of `dtype` in `layout`, as latent_dataset_from_buffer reads them. A regression
+// network (LATENT_TASK_REGRESS with `outputs` = cols) trains to predict them. They are not
+// scaled with the inputs.
+latent_status latent_dataset_set_targets(struct latent_dataset *dataset,
+                                         const void *data,
+                                         latent_dtype dtype,
+                                         latent_layout layout,
+                                         size_t rows,
+                                         size_t cols);
+
+// Columns of the dataset's targets (0: none).
+size_t latent_dataset_target_cols(const struct latent_dataset *dataset);
 
 // Reads images from an IDX file (MNIST layout; gzip-compressed or not, detected by content)
 // as rows of pixel values 0..255 (unscaled: call latent_dataset_scale with
@@ -944,6 +1075,53 @@ latent_status latent_network_save(const struct latent_network *net, const char *
 // corrupted or foreign file gives LATENT_STATUS_BAD_FORMAT, a missing one LATENT_STATUS_IO.
 // On failure *out is NULL.
 latent_status latent_network_load(const char *path, struct latent_network **out);
+
+// Width of the network's output: input_dim for an autoencoder, the classes of a classifier,
+// the targets of a regressor (0 for a NULL handle).
+size_t latent_network_output_dim(const struct latent_network *net);
+
+// The network's LATENT_TASK_* (-1 for a NULL handle).
+latent_task latent_network_task(const struct latent_network *net);
+
+// What the network outputs for `rows` input rows, into `out` (rows x output_dim): class
+// probabilities (softmax) for a classifier, predictions for a regressor, reconstructions for
+// an autoencoder.
+latent_status latent_network_predict(const struct latent_network *net,
+                                     const float *x,
+                                     size_t rows,
+                                     size_t cols,
+                                     float *out,
+                                     size_t capacity);
+
+// latent_network_predict over every row of a dataset.
+latent_status latent_network_predict_dataset(const struct latent_network *net,
+                                             const struct latent_dataset *dataset,
+                                             float *out,
+                                             size_t capacity);
+
+// The most probable class of each of `rows` input rows into `labels` (a classifier).
+latent_status latent_network_classify(const struct latent_network *net,
+                                      const float *x,
+                                      size_t rows,
+                                      size_t cols,
+                                      int32_t *labels,
+                                      size_t capacity);
+
+// latent_network_classify over every row of a dataset.
+latent_status latent_network_classify_dataset(const struct latent_network *net,
+                                              const struct latent_dataset *dataset,
+                                              int32_t *labels,
+                                              size_t capacity);
+
+// Scores a supervised network on a dataset with labels (classifier) or targets (regressor):
+// the loss as in training, accuracy (classifier; NaN otherwise), mean squared error
+// (regressor; NaN otherwise). `confusion` (may be NULL with capacity 0) receives the
+// classes x classes counts, row = true label, column = predicted class.
+latent_status latent_network_evaluate(const struct latent_network *net,
+                                      const struct latent_dataset *dataset,
+                                      struct latent_evaluation *out,
+                                      uint64_t *confusion,
+                                      size_t capacity);
 
 // A plain (unregularised) layer.
 struct latent_layer_regularization latent_layer_regularization_default(void);

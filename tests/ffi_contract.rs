@@ -29,6 +29,17 @@ fn vae_calls_give_the_documented_status_train_and_reload() {
 }
 
 #[test]
+fn supervised_calls_give_the_documented_status_train_and_reload() {
+    let dir = scratch("supervised_contract");
+    let exe = dir.join("supervised_contract");
+    compile_c(&[root().join("tests/c/supervised_contract.c")], &exe, &[]);
+    let (code, out, err) = run(Command::new(&exe).arg(&dir));
+    println!("{out}");
+    assert_eq!(code, 0, "supervised contract violations:\n{out}\n{err}");
+    assert!(out.contains("0 failures"), "{out}");
+}
+
+#[test]
 fn a_panic_inside_a_call_comes_back_as_a_status() {
     let dir = scratch("panic");
     let exe = dir.join("panic");

@@ -90,6 +90,12 @@ fn struct_layouts_agree_between_c_and_rust() {
     }
     s!(latent_network_params);
     f!(latent_network_params, input_dim);
+    f!(latent_network_params, task);
+    f!(latent_network_params, outputs);
+    f!(latent_network_params, encoder_connections);
+    f!(latent_network_params, code_connection);
+    f!(latent_network_params, decoder_connections);
+    f!(latent_network_params, output_connection);
     f!(latent_network_params, encoder_units);
     f!(latent_network_params, encoder_activations);
     f!(latent_network_params, hidden_activation);
@@ -182,6 +188,11 @@ fn struct_layouts_agree_between_c_and_rust() {
     f!(latent_vae_part, size);
     f!(latent_vae_part, distribution);
     f!(latent_vae_part, activation);
+    s!(latent_evaluation);
+    f!(latent_evaluation, loss);
+    f!(latent_evaluation, accuracy);
+    f!(latent_evaluation, mse);
+    f!(latent_evaluation, rows);
     s!(latent_elbo);
     f!(latent_elbo, neg_elbo);
     f!(latent_elbo, reconstruction);

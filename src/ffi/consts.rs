@@ -8,7 +8,7 @@ pub const LATENT_VERSION_MINOR: u32 = 1;
 pub const LATENT_VERSION_PATCH: u32 = 0;
 pub const LATENT_VERSION_NUMBER: u32 = LATENT_VERSION_MAJOR * 10000 + LATENT_VERSION_MINOR * 100 + LATENT_VERSION_PATCH;
 /// Bumped by any change to a struct's layout or a function's signature.
-pub const LATENT_ABI_VERSION: u32 = 2;
+pub const LATENT_ABI_VERSION: u32 = 3;
 
 pub const LATENT_STATUS_OK: latent_status = 0;
 /// A required pointer or handle was NULL.
@@ -52,6 +52,67 @@ pub type latent_loss = i32;
 pub const LATENT_LOSS_MSE: latent_loss = 0;
 /// Binary cross-entropy, computed from the logits; needs a sigmoid output.
 pub const LATENT_LOSS_BINARY_CROSS_ENTROPY: latent_loss = 1;
+
+/// What a network learns to output (`latent_task`).
+pub type latent_task = i32;
+/// An autoencoder: the output reconstructs the input (default).
+pub const LATENT_TASK_RECONSTRUCT: latent_task = 0;
+/// A classifier over `outputs` classes: logits out, softmax cross-entropy (mean per row)
+/// against the dataset's labels.
+pub const LATENT_TASK_CLASSIFY: latent_task = 1;
+/// Regression onto the dataset's `outputs` targets per row with the network's loss (mean per
+/// element).
+pub const LATENT_TASK_REGRESS: latent_task = 2;
+
+/// How a layer's inputs reach its units (`latent_connection`): weights, or the trainable
+/// functions of Cai et al., "Trainable back-propagated functional transfer matrices" (2017):
+/// unit j sums f(x_i; theta_ij) over its inputs i, adds a bias and applies the activation.
+pub type latent_connection = i32;
+/// x W + b (default).
+pub const LATENT_CONNECTION_DENSE: latent_connection = 0;
+/// f = w^2 x
+pub const LATENT_CONNECTION_F01: latent_connection = 1;
+/// f = w^3 x
+pub const LATENT_CONNECTION_F02: latent_connection = 2;
+/// f = a x^2 + c x
+pub const LATENT_CONNECTION_F03: latent_connection = 3;
+/// f = a x^3 + c x^2 + d x
+pub const LATENT_CONNECTION_F04: latent_connection = 4;
+/// f = a exp(c x), c x clipped to [-30, 30]
+pub const LATENT_CONNECTION_F05: latent_connection = 5;
+/// f = s max(w, 0) x, s a fixed random sign per connection
+pub const LATENT_CONNECTION_F06: latent_connection = 6;
+/// F06 with the "adaptive" gradient that passes through w < 0
+pub const LATENT_CONNECTION_F07: latent_connection = 7;
+/// f = s relu(a x + c), relu clipped at 20
+pub const LATENT_CONNECTION_F08: latent_connection = 8;
+/// f = a relu(c x + d)
+pub const LATENT_CONNECTION_F09: latent_connection = 9;
+/// f = s sigmoid(a x + c)
+pub const LATENT_CONNECTION_F10: latent_connection = 10;
+/// f = a sigmoid(c x + d)
+pub const LATENT_CONNECTION_F11: latent_connection = 11;
+/// f = a sin(c x + d)
+pub const LATENT_CONNECTION_F12: latent_connection = 12;
+/// f = a cos(c x + d)
+pub const LATENT_CONNECTION_F13: latent_connection = 13;
+/// f = a sinh(c x + d)
+pub const LATENT_CONNECTION_F14: latent_connection = 14;
+/// f = a (cosh(c x + d) - 1)
+pub const LATENT_CONNECTION_F15: latent_connection = 15;
+/// f = a tanh(c x + d)
+pub const LATENT_CONNECTION_F16: latent_connection = 16;
+/// f = w^2 x^2
+pub const LATENT_CONNECTION_F17: latent_connection = 17;
+/// f = s w^2 x^2
+pub const LATENT_CONNECTION_F18: latent_connection = 18;
+/// f = a^2 (x + c)^2
+pub const LATENT_CONNECTION_F19: latent_connection = 19;
+/// f = s a^2 (x + c)^2
+pub const LATENT_CONNECTION_F20: latent_connection = 20;
+/// The memory function m_ij(t) = tanh(a x_i(t) + c m_ij(t-1) + d): rows are consecutive time
+/// steps, the state carries over between rows and calls (gradient truncated to one step).
+pub const LATENT_CONNECTION_MEMORY: latent_connection = 21;
 
 /// Sparsity penalty on hidden activations (`latent_sparsity`).
 pub type latent_sparsity = i32;

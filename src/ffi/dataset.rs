@@ -6,7 +6,7 @@ use std::path::Path;
 use super::*;
 use crate::data::{CsvOptions, Dataset, Scaler, Scaling, resolve};
 use crate::error::{Error, Result, invalid};
-use crate::tensor::checked_len;
+use crate::tensor::{Matrix, checked_len};
 
 /// Samples (rows of float), optional int32 labels, and the scaling they went through. Calls
 /// that only read a dataset (sizes, copies, training or encoding with it) may run on one
@@ -79,6 +79,47 @@ pub unsafe extern "C" fn latent_dataset_from_buffer(
 ) -> latent_status {
     guard(|| {
         unsafe { clear(out, "out")? };
+        let d = Dataset::from_matrix(unsafe { buffer_matrix(data, dtype, layout, rows, cols)? })?;
+        unsafe { new_handle(out, latent_dataset::new(d)) };
+        Ok(())
+    })
+}
+
+/// Attaches real-valued targets to a dataset (replacing any): `rows` (= the dataset's rows) x
+/// `cols` values of `dtype` in `layout`, as latent_dataset_from_buffer reads them. A regression
+/// network (LATENT_TASK_REGRESS with `outputs` = cols) trains to predict them. They are not
+/// scaled with the inputs.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_set_targets(
+    dataset: *mut latent_dataset,
+    data: *const c_void,
+    dtype: latent_dtype,
+    layout: latent_layout,
+    rows: usize,
+    cols: usize,
+) -> latent_status {
+    guard(|| {
+        let d = unsafe { arg_mut(dataset, "dataset")? };
+        let m = unsafe { buffer_matrix(data, dtype, layout, rows, cols)? };
+        d.inner.set_targets(m)
+    })
+}
+
+/// Columns of the dataset's targets (0: none).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_target_cols(dataset: *const latent_dataset) -> usize {
+    unsafe { dataset.as_ref() }.and_then(|d| d.get().targets().map(|t| t.cols())).unwrap_or(0)
+}
+
+/// A caller's matrix of `dtype` in `layout`, copied and checked.
+unsafe fn buffer_matrix(
+    data: *const c_void,
+    dtype: latent_dtype,
+    layout: latent_layout,
+    rows: usize,
+    cols: usize,
+) -> Result<Matrix> {
+    {
         if rows == 0 || cols == 0 {
             return Err(invalid!("rows ({rows}) and cols ({cols}) must both be at least 1"));
         }
@@ -108,9 +149,8 @@ pub unsafe extern "C" fn latent_dataset_from_buffer(
         } else {
             Dataset::from_buffer_f64(unsafe { slice(data as *const f64, n, "data")? }, rows, cols, col_major)?
         };
-        unsafe { new_handle(out, latent_dataset::new(d)) };
-        Ok(())
-    })
+        Ok(d.into_matrix())
+    }
 }
 
 /// Reads images from an IDX file (MNIST layout; gzip-compressed or not, detected by content)

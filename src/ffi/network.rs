@@ -71,6 +71,12 @@ pub extern "C" fn latent_network_params_default() -> latent_network_params {
         code_stochastic: LATENT_STOCHASTIC_NONE,
         decoder_stochastic: std::ptr::null(),
         stochastic_sigma: 0.0,
+        task: LATENT_TASK_RECONSTRUCT,
+        outputs: 0,
+        encoder_connections: std::ptr::null(),
+        code_connection: LATENT_CONNECTION_DENSE,
+        decoder_connections: std::ptr::null(),
+        output_connection: LATENT_CONNECTION_DENSE,
     }
 }
 
@@ -163,7 +169,7 @@ pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<Netwo
         init: Init::from_code(p.init)?,
         seed: p.seed,
         regularization: unsafe { regularization_from_params(p)? },
-        task: crate::task::Task::Reconstruct,
+        task: crate::task::Task::from_code(p.task, p.outputs as usize)?,
     })
 }
 
@@ -535,4 +541,104 @@ pub unsafe extern "C" fn latent_network_load(path: *const c_char, out: *mut *mut
 /// Wraps a Rust network in a C handle (for Rust programs that hand networks to C code).
 pub fn latent_network_from(n: Network) -> latent_network {
     latent_network::new(n)
+}
+
+/// Width of the network's output: input_dim for an autoencoder, the classes of a classifier,
+/// the targets of a regressor (0 for a NULL handle).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_output_dim(net: *const latent_network) -> usize {
+    unsafe { net.as_ref() }.map_or(0, |n| n.read().output_dim())
+}
+
+/// The network's LATENT_TASK_* (-1 for a NULL handle).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_task(net: *const latent_network) -> latent_task {
+    unsafe { net.as_ref() }.map_or(-1, |n| n.read().task().code())
+}
+
+/// What the network outputs for `rows` input rows, into `out` (rows x output_dim): class
+/// probabilities (softmax) for a classifier, predictions for a regressor, reconstructions for
+/// an autoencoder.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_predict(
+    net: *const latent_network,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    out: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    unsafe { rows_call(net, Rows::Caller(x, rows, cols), out, capacity, |n, m| Ok(n.predict(m)?.into_vec())) }
+}
+
+/// latent_network_predict over every row of a dataset.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_predict_dataset(
+    net: *const latent_network,
+    dataset: *const latent_dataset,
+    out: *mut f32,
+    capacity: usize,
+) -> latent_status {
+    unsafe { rows_call(net, Rows::Dataset(dataset), out, capacity, |n, m| Ok(n.predict(m)?.into_vec())) }
+}
+
+/// The most probable class of each of `rows` input rows into `labels` (a classifier).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_classify(
+    net: *const latent_network,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    labels: *mut i32,
+    capacity: usize,
+) -> latent_status {
+    unsafe {
+        rows_call(net, Rows::Caller(x, rows, cols), labels, capacity, |n, m| {
+            Ok(n.classify(m)?.into_iter().map(|c| c as i32).collect())
+        })
+    }
+}
+
+/// latent_network_classify over every row of a dataset.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_classify_dataset(
+    net: *const latent_network,
+    dataset: *const latent_dataset,
+    labels: *mut i32,
+    capacity: usize,
+) -> latent_status {
+    unsafe {
+        rows_call(net, Rows::Dataset(dataset), labels, capacity, |n, m| {
+            Ok(n.classify(m)?.into_iter().map(|c| c as i32).collect())
+        })
+    }
+}
+
+/// Scores a supervised network on a dataset with labels (classifier) or targets (regressor):
+/// the loss as in training, accuracy (classifier; NaN otherwise), mean squared error
+/// (regressor; NaN otherwise). `confusion` (may be NULL with capacity 0) receives the
+/// classes x classes counts, row = true label, column = predicted class.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_evaluate(
+    net: *const latent_network,
+    dataset: *const latent_dataset,
+    out: *mut latent_evaluation,
+    confusion: *mut u64,
+    capacity: usize,
+) -> latent_status {
+    guard(|| {
+        super::out(out, "out")?;
+        let n = unsafe { arg(net, "net")? }.read();
+        let e = n.evaluate(unsafe { arg(dataset, "dataset")? }.get())?;
+        if !(confusion.is_null() && capacity == 0) {
+            let dst = unsafe { out_slice(confusion, capacity, e.confusion.len(), "confusion")? };
+            dst.copy_from_slice(&e.confusion);
+        }
+        unsafe { put(out, latent_evaluation { loss: e.loss, accuracy: e.accuracy, mse: e.mse, rows: n_rows(dataset) }) };
+        Ok(())
+    })
+}
+
+unsafe fn n_rows(d: *const latent_dataset) -> u64 {
+    unsafe { d.as_ref() }.map_or(0, |d| d.get().rows() as u64)
 }

@@ -83,6 +83,24 @@ pub struct latent_network_params {
     pub decoder_stochastic: *const latent_stochastic,
     /// Standard deviation of GAUSSIAN stochastic layers. Default 0.
     pub stochastic_sigma: f64,
+    /// LATENT_TASK_RECONSTRUCT (default): an autoencoder. CLASSIFY or REGRESS: a supervised
+    /// network input -> encoder hidden layers -> code layer -> decoder hidden layers (only with
+    /// mirror_decoder = 0; a supervised decoder is never mirrored) -> `outputs` units, trained
+    /// on the dataset's labels or targets. A classifier's output_activation must be IDENTITY
+    /// (the logits; softmax is part of the loss); a regressor uses output_activation and loss.
+    pub task: latent_task,
+    /// Classes (CLASSIFY, at least 2) or targets per row (REGRESS). Ignored for RECONSTRUCT.
+    pub outputs: u32,
+    /// Connections of the encoder hidden layers (n_encoder values), or NULL for dense:
+    /// LATENT_CONNECTION_F01..F20 make a layer functional, MEMORY a memory layer.
+    pub encoder_connections: *const latent_connection,
+    /// Connection of the code layer. Default DENSE.
+    pub code_connection: latent_connection,
+    /// Of the decoder hidden layers when not mirrored (a mirrored decoder mirrors the
+    /// encoder's), or NULL for dense.
+    pub decoder_connections: *const latent_connection,
+    /// Of the output layer. Default DENSE.
+    pub output_connection: latent_connection,
 }
 
 /// Training configuration. Get the defaults from latent_train_params_default() and edit.
@@ -279,4 +297,19 @@ pub struct latent_elbo {
     pub reconstruction: f64,
     /// KL(q(z|x) || N(0, I)), closed form.
     pub kl: f64,
+}
+
+/// How a supervised network does on a dataset (latent_network_evaluate).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct latent_evaluation {
+    /// The training loss: mean softmax cross-entropy per row (classifier) or mean element loss
+    /// (regressor).
+    pub loss: f64,
+    /// Fraction of rows whose most probable class is their label (classifier; NaN otherwise).
+    pub accuracy: f64,
+    /// Mean squared error per element (regressor; NaN otherwise).
+    pub mse: f64,
+    /// Rows scored.
+    pub rows: u64,
 }

@@ -10,6 +10,12 @@
 int main(void) {
     S(latent_network_params);
     F(latent_network_params, input_dim);
+    F(latent_network_params, task);
+    F(latent_network_params, outputs);
+    F(latent_network_params, encoder_connections);
+    F(latent_network_params, code_connection);
+    F(latent_network_params, decoder_connections);
+    F(latent_network_params, output_connection);
     F(latent_network_params, encoder_units);
     F(latent_network_params, encoder_activations);
     F(latent_network_params, hidden_activation);
@@ -102,6 +108,11 @@ int main(void) {
     F(latent_vae_part, size);
     F(latent_vae_part, distribution);
     F(latent_vae_part, activation);
+    S(latent_evaluation);
+    F(latent_evaluation, loss);
+    F(latent_evaluation, accuracy);
+    F(latent_evaluation, mse);
+    F(latent_evaluation, rows);
     S(latent_elbo);
     F(latent_elbo, neg_elbo);
     F(latent_elbo, reconstruction);
