@@ -2,6 +2,10 @@
 //! forward and backward functions side by side.
 
 pub mod dense;
+pub mod functional;
+pub mod memory;
 pub mod stochastic;
 pub use dense::Dense;
+pub use functional::{Family, Functional};
+pub use memory::Memory;
 pub use stochastic::Stochastic;
