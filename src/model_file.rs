@@ -110,6 +110,26 @@
 //! [`load_vae`]/[`vae_from_bytes`] for VAEs); each refuses the other kind's file with
 //! [`Error::BadFormat`] "wrong kind: ..." naming the call that loads it.
 //!
+//! # Version 4: supervised networks and functional connections
+//!
+//! A network whose task is not reconstruction ([`Task`]) or with a layer that is not dense
+//! ([`Connection`]) is written as version 4 (flags 0): version 2's fields and block (the
+//! regularisation block always present), then, `N` = E + 1 + D + 1 the number of layers:
+//!
+//! | offset  | size  | type     | field                                                        |
+//! |---------|-------|----------|--------------------------------------------------------------|
+//! | 0       | 4     | i32      | task code (`LATENT_TASK_*`)                                  |
+//! | 4       | 4     | u32      | classes or regression outputs (0 for an autoencoder)         |
+//! | 8       | 4     | u32      | `N`                                                          |
+//! | 12      | 4`N`  | i32 × N  | each layer's connection code (`LATENT_CONNECTION_*`) in forward order, the output layer last |
+//!
+//! The output layer is `outputs` wide for a supervised network (`input_dim` otherwise); a
+//! supervised decoder is never marked mirrored. A functional layer's parameters are its theta
+//! block `[k][n_in][n_out]` then its bias, where a dense layer has its weights; a memory
+//! layer's are its a, c, d planes then its bias. The fixed connection signs of functional
+//! families are derived from the seed, so they are not stored. A version-4 block that says
+//! "autoencoder, all dense" is refused (such a network is written as version 1 or 2).
+//!
 //! # Compatibility
 //!
 //! A build that writes format version N loads every version from 1 to N. Later versions keep
@@ -155,17 +175,18 @@ use crate::corruption::Corruption;
 use crate::distribution::{DistKind, Part, Reconstruction};
 use crate::error::{Error, Result};
 use crate::init::Init;
-use crate::layer::Stochastic;
+use crate::layer::{Connection, Stochastic};
 use crate::loss::Loss;
 use crate::network::{LayerSpec, MAX_LAYERS, MAX_PARAMS, MAX_UNITS, Network, NetworkSpec};
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
+use crate::task::Task;
 use crate::vae::{Posterior, Vae, VaeSpec};
 
 /// The first eight bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"LATENT\0\0";
-/// The highest format version this build writes and reads (networks are written as version 1
-/// or 2, variational autoencoders as version 3).
-pub const FORMAT_VERSION: u32 = 3;
+/// The highest format version this build writes and reads (networks are written as version 1,
+/// 2 or 4, variational autoencoders as version 3).
+pub const FORMAT_VERSION: u32 = 4;
 /// Flag bit of a version-3 file whose architecture section is a variational autoencoder's.
 pub const FLAG_VAE: u32 = 1;
 /// The version of VAE files.
@@ -372,14 +393,15 @@ impl Drop for TempFile {
 
 fn arch_len(spec: &NetworkSpec) -> usize {
     let v1 = ARCH_FIXED_BYTES + LAYER_BYTES * (spec.encoder.len() + spec.decoder_layers().len());
+    let v2 = v1
+        + REG_FIXED_BYTES
+        + 4 * listed_layers(&spec.regularization).len()
+        + 4
+        + 8 * stochastic_layers(spec).map_or(0, |v| v.len());
     match version_of(spec) {
         1 => v1,
-        _ => {
-            v1 + REG_FIXED_BYTES
-                + 4 * listed_layers(&spec.regularization).len()
-                + 4
-                + 8 * stochastic_layers(spec).map_or(0, |v| v.len())
-        }
+        2 => v2,
+        _ => v2 + 12 + 4 * connections(spec).len(),
     }
 }
 
@@ -394,10 +416,31 @@ fn stochastic_layers(spec: &NetworkSpec) -> Option<Vec<Stochastic>> {
 /// The regularisation block without its layer list.
 const REG_FIXED_BYTES: usize = 36;
 
+/// Every layer's connection in forward order (hidden layers, then the output layer).
+fn connections(spec: &NetworkSpec) -> Vec<Connection> {
+    let dec = spec.decoder_layers();
+    spec.encoder
+        .iter()
+        .chain(std::iter::once(&spec.code))
+        .chain(dec.iter())
+        .map(|l| l.connection)
+        .chain(std::iter::once(spec.output_connection))
+        .collect()
+}
+
 /// The lowest version that holds the spec.
 fn version_of(spec: &NetworkSpec) -> u32 {
-    if spec.regularization == Regularization::default() && stochastic_layers(spec).is_none() { 1 } else { 2 }
+    if spec.task.is_supervised() || connections(spec).iter().any(|c| !c.is_dense()) {
+        NETWORK_V4
+    } else if spec.regularization == Regularization::default() && stochastic_layers(spec).is_none() {
+        1
+    } else {
+        2
+    }
 }
+
+/// The version that adds tasks and connections to networks.
+const NETWORK_V4: u32 = 4;
 
 fn listed_layers(r: &Regularization) -> &[usize] {
     match &r.sparse_layers {
@@ -467,6 +510,14 @@ fn encode<S: Sink>(net: &Network, out: &mut S) -> std::result::Result<(), S::Err
             head.extend_from_slice(&u.code().to_le_bytes());
             f32_(&mut head, u.sigma());
         }
+    }
+    if version_of(spec) >= NETWORK_V4 {
+        head.extend_from_slice(&spec.task.code().to_le_bytes());
+        let outputs = if spec.task.is_supervised() { spec.output_dim() } else { 0 };
+        u32_(&mut head, u32_of(outputs));
+        let conns = connections(spec);
+        u32_(&mut head, u32_of(conns.len()));
+        conns.iter().for_each(|c| head.extend_from_slice(&c.code().to_le_bytes()));
     }
     head.extend_from_slice(&(net.param_count() as u64).to_le_bytes());
     out.put(&head)?;
@@ -721,8 +772,11 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
     let init = Init::from_code(c)
         .map_err(|_| arch_err(format_args!("init code {c} at offset {at} is not one this build knows")))?;
     let seed = r.u64("seed")?;
-    let (regularization, stochastic) =
-        if version >= 2 { regularization(&mut r, encoder.len() + 1 + decoder.len())? } else { Default::default() };
+    let (regularization, stochastic) = if version >= 2 {
+        regularization(&mut r, encoder.len() + 1 + decoder.len(), version)?
+    } else {
+        Default::default()
+    };
     let mut encoder = encoder;
     let mut code = code;
     let mut decoder = decoder;
@@ -730,6 +784,41 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
         let hidden = encoder.iter_mut().chain(std::iter::once(&mut code)).chain(decoder.iter_mut());
         for (l, s) in hidden.zip(stochastic) {
             l.stochastic = s;
+        }
+    }
+    let (mut task, mut output_connection) = (Task::Reconstruct, Connection::Dense);
+    if version >= NETWORK_V4 {
+        let at = r.pos;
+        let c = r.i32("task")?;
+        let outputs = r.u32("outputs")? as usize;
+        task = Task::from_code(c, outputs).map_err(|e| arch_err(format_args!("at offset {at}: {e}")))?;
+        if (task == Task::Reconstruct) != (outputs == 0) {
+            return Err(arch_err(format_args!("task {} with {outputs} outputs at offset {at}", task.name())));
+        }
+        let at = r.pos;
+        let n = r.u32("connection count")? as usize;
+        let layers = encoder.len() + 1 + decoder.len() + 1;
+        if n != layers {
+            return Err(arch_err(format_args!("{n} connections at offset {at} for {layers} layers")));
+        }
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            let at = r.pos;
+            let c = r.i32("connection")?;
+            conns.push(Connection::from_code(c).map_err(|e| arch_err(format_args!("at offset {at}: {e}")))?);
+        }
+        output_connection = conns[n - 1];
+        let hidden = encoder.iter_mut().chain(std::iter::once(&mut code)).chain(decoder.iter_mut());
+        for (l, c) in hidden.zip(conns) {
+            l.connection = c;
+        }
+        if task == Task::Reconstruct && output_connection.is_dense() && {
+            let h = encoder.iter().chain(std::iter::once(&code)).chain(decoder.iter());
+            h.clone().all(|l| l.connection.is_dense())
+        } {
+            return Err(arch_err(
+                "a version-4 block that says \"autoencoder, dense layers\" (such a network is written as version 1 or 2)",
+            ));
         }
     }
     if !r.rest.is_empty() {
@@ -740,6 +829,9 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
         )));
     }
     let decoder = if mirrored {
+        if task.is_supervised() {
+            return Err(arch_err("a supervised network's decoder is never mirrored"));
+        }
         if !decoder.iter().eq(encoder.iter().rev()) {
             return Err(arch_err("the decoder is marked mirrored but is not the encoder reversed"));
         }
@@ -753,12 +845,13 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
         code,
         decoder,
         output_activation,
+        output_connection,
         loss,
         tied_weights,
         init,
         seed,
         regularization,
-        task: crate::task::Task::Reconstruct,
+        task,
     })
 }
 
@@ -773,7 +866,7 @@ fn f32_field(r: &mut Reader, what: &str) -> Result<f32> {
 
 /// The version-2 regularisation block. Values are range-checked with the network's spec when it
 /// is built; here only what keeps the file canonical.
-fn regularization(r: &mut Reader, n_hidden: usize) -> Result<(Regularization, Vec<Stochastic>)> {
+fn regularization(r: &mut Reader, n_hidden: usize, version: u32) -> Result<(Regularization, Vec<Stochastic>)> {
     let at = r.pos;
     let code = r.i32("sparsity code")?;
     let rho = f32_field(r, "sparsity target")?;
@@ -829,7 +922,7 @@ fn regularization(r: &mut Reader, n_hidden: usize) -> Result<(Regularization, Ve
     if count > 0 && stochastic.iter().all(|s| s.is_none()) {
         return Err(arch_err("stochastic layer entries that are all deterministic (written as a count of 0)"));
     }
-    if reg == Regularization::default() && count == 0 {
+    if reg == Regularization::default() && count == 0 && version < NETWORK_V4 {
         return Err(arch_err(
             "a version-2 file without regularisation or stochastic layers (such a network is written as version 1)",
         ));
@@ -846,15 +939,19 @@ fn implied_params(spec: &NetworkSpec) -> Option<u64> {
         .chain(spec.encoder.iter().map(|l| l.units))
         .chain(std::iter::once(spec.code.units))
         .chain(decoder.iter().map(|l| l.units))
-        .chain(std::iter::once(spec.input_dim))
+        .chain(std::iter::once(spec.output_dim()))
         .map(|u| u as u64)
         .collect();
+    let conns = connections(spec);
     let n_encoder = spec.encoder.len() + 1;
     let mut total = 0u64;
     for (idx, pair) in widths.windows(2).enumerate() {
         let (n_in, n_out) = (pair[0], pair[1]);
-        let own =
-            if spec.tied_weights && idx >= n_encoder { n_out } else { n_in.checked_mul(n_out)?.checked_add(n_out)? };
+        let own = if spec.tied_weights && idx >= n_encoder {
+            n_out
+        } else {
+            conns[idx].params(usize::try_from(n_in).ok()?, usize::try_from(n_out).ok()?)? as u64
+        };
         total = total.checked_add(own).filter(|&t| t <= MAX_PARAMS as u64)?;
     }
     Some(total)
@@ -873,7 +970,10 @@ fn kind_of(version: u32, flags: u32) -> Result<Kind> {
         (1 | 2, 0) => Ok(Kind::Network),
         (1 | 2, f) => Err(bad(format!("unsupported flags: {f:#010x} (versions 1 and 2 define none)"))),
         (_, 0) => Ok(Kind::Network),
-        (_, FLAG_VAE) => Ok(Kind::Vae),
+        (VAE_VERSION, FLAG_VAE) => Ok(Kind::Vae),
+        (NETWORK_V4, f) => Err(bad(format!(
+            "unsupported flags: {f:#010x} (version 4 networks define none; VAEs are written as version 3)"
+        ))),
         (_, f) => {
             Err(bad(format!("unsupported flags: {f:#010x} (version 3 defines bit 0 only: a variational autoencoder)")))
         }
@@ -937,10 +1037,10 @@ fn parse(body: &[u8]) -> Result<Network> {
              (C: latent_vae_load), not as a network"
             .into()));
     }
-    if version >= VAE_VERSION {
+    if version == VAE_VERSION {
         return Err(arch_err(format_args!(
             "a version-{version} file without flag bit 0 would be a network, which this build writes as \
-             version 1 or 2 only (version 3 adds variational autoencoders)"
+             version 1, 2 or 4 only (version 3 adds variational autoencoders)"
         )));
     }
     let spec = parse_arch(section, version)?;

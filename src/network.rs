@@ -7,7 +7,7 @@ use std::ops::Range;
 use crate::activation::Activation;
 use crate::error::{Error, Result, invalid, shape, try_zeros};
 use crate::init::Init;
-use crate::layer::{Dense, Stochastic};
+use crate::layer::{Connection, Dense, Stochastic};
 use crate::loss::Loss;
 use crate::regularizer::{self, Regularization, Sparsity};
 use crate::rng::{Rng, stream};
@@ -26,15 +26,21 @@ pub struct LayerSpec {
     pub activation: Activation,
     /// Sampled units (binary stochastic or Gaussian noise); default deterministic.
     pub stochastic: Stochastic,
+    /// How the layer's inputs reach it: weights (default), trainable functions, memory.
+    pub connection: Connection,
 }
 
 impl LayerSpec {
     pub fn new(units: usize, activation: Activation) -> LayerSpec {
-        LayerSpec { units, activation, stochastic: Stochastic::None }
+        LayerSpec { units, activation, stochastic: Stochastic::None, connection: Connection::Dense }
     }
     /// The same layer with sampled units.
     pub fn with(self, stochastic: Stochastic) -> LayerSpec {
         LayerSpec { stochastic, ..self }
+    }
+    /// The same layer with another kind of connection.
+    pub fn connected(self, connection: Connection) -> LayerSpec {
+        LayerSpec { connection, ..self }
     }
 }
 
@@ -46,6 +52,8 @@ pub struct NetworkSpec {
     pub code: LayerSpec,
     pub decoder: Option<Vec<LayerSpec>>,
     pub output_activation: Activation,
+    /// Connection of the output layer (default dense).
+    pub output_connection: Connection,
     pub loss: Loss,
     pub tied_weights: bool,
     pub init: Init,
@@ -66,6 +74,7 @@ impl NetworkSpec {
             code: LayerSpec::new(code, hidden_activation),
             decoder: None,
             output_activation: Activation::Sigmoid,
+            output_connection: Connection::Dense,
             loss: Loss::BinaryCrossEntropy,
             tied_weights: false,
             init: Init::Auto,
@@ -156,6 +165,23 @@ impl NetworkSpec {
             Task::Classify { .. } => {}
             _ => self.loss.check_output(self.output_activation)?,
         }
+        let layers = self.encoder.iter().chain(std::iter::once(&self.code)).chain(dec.iter());
+        let connections: Vec<Connection> =
+            layers.map(|l| l.connection).chain(std::iter::once(self.output_connection)).collect();
+        let n_enc = self.encoder.len() + 1;
+        if let Some(i) = connections.iter().position(|c| !c.is_dense()) {
+            if self.tied_weights {
+                return Err(invalid!("tied weights need dense layers; layer {i} is {}", connections[i].name()));
+            }
+            if self.regularization.contractive > 0.0
+                && let Some(j) = connections[..n_enc].iter().position(|c| !c.is_dense())
+            {
+                return Err(invalid!(
+                    "the contractive penalty needs dense encoder layers; layer {j} is {}",
+                    connections[j].name()
+                ));
+            }
+        }
         if self.tied_weights && self.task.is_supervised() {
             return Err(invalid!(
                 "tied weights need an autoencoder (the output mirrors the input); this network is a {} network",
@@ -218,6 +244,18 @@ pub struct Workspace {
     /// Supervised training: the minibatch's inputs and targets taken apart.
     xin: Vec<f32>,
     tgt: Vec<f32>,
+    /// Memory layers: each connection's recurrent state, carried from row to row and from one
+    /// pass to the next (empty for other layers), and the previous states of a training
+    /// pass's rows, which the backward reads.
+    mem: Vec<Vec<f32>>,
+    mem_hist: Vec<Vec<f32>>,
+}
+
+impl Workspace {
+    /// Zeroes the state of the memory layers: the next row starts a new sequence.
+    pub fn reset_memory(&mut self) {
+        self.mem.iter_mut().for_each(|m| m.fill(0.0));
+    }
 }
 
 impl Workspace {
@@ -261,7 +299,11 @@ impl Network {
             let l = net.layers[i].clone();
             let (w, b) = net.params.split_at_mut(l.b);
             let bias = &mut b[..l.n_out];
-            if l.tied {
+            if let Some(f) = l.functional() {
+                f.init(&mut net.params, &mut rng);
+            } else if let Some(m) = l.memory() {
+                m.init(&mut net.params, &mut rng);
+            } else if l.tied {
                 bias.fill(0.0);
             } else {
                 net.spec.init.fill(
@@ -291,7 +333,7 @@ impl Network {
         dims.extend(spec.encoder.iter().copied());
         dims.push(spec.code);
         dims.extend(dec.iter().copied());
-        dims.push(LayerSpec::new(spec.output_dim(), spec.output_activation));
+        dims.push(LayerSpec::new(spec.output_dim(), spec.output_activation).connected(spec.output_connection));
         let n_encoder = spec.encoder.len() + 1;
         let mut layers: Vec<Dense> = Vec::with_capacity(dims.len() - 1);
         let mut offset = 0usize;
@@ -301,11 +343,13 @@ impl Network {
                 (dims[i - 1].units, dims[i].units, dims[i].activation, dims[i].stochastic);
             let idx = i - 1;
             let tied_to = (spec.tied_weights && idx >= n_encoder).then(|| 2 * n_encoder - 1 - idx);
+            let connection = dims[i].connection;
             let w = match tied_to {
                 Some(t) => layers[t].w,
                 None => {
                     let w = offset;
-                    offset = n_in.checked_mul(n_out).and_then(|m| m.checked_add(offset)).ok_or_else(overflow)?;
+                    let len = connection.params(n_in, n_out).ok_or_else(overflow)? - n_out;
+                    offset = offset.checked_add(len).ok_or_else(overflow)?;
                     w
                 }
             };
@@ -320,6 +364,8 @@ impl Network {
                 tied: tied_to.is_some(),
                 accumulate_dw: false,
                 stochastic,
+                connection,
+                sign_seed: spec.seed ^ (idx as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             });
         }
         // A tied pair's gradient is written by the decoder layer (backward reaches it first) and
@@ -382,6 +428,11 @@ impl Network {
     pub fn stochastic_inference(&self) -> Option<u64> {
         self.stochastic_inference
     }
+    /// Whether any layer is a memory layer (rows are then a sequence: no shuffling or shards).
+    pub fn has_memory(&self) -> bool {
+        self.layers.iter().any(|l| l.memory().is_some())
+    }
+
     /// Whether any layer samples.
     pub fn has_stochastic_layers(&self) -> bool {
         self.layers.iter().any(|l| !l.stochastic.is_none())
@@ -389,7 +440,7 @@ impl Network {
 
     /// Ranges of the parameter buffer that hold weights (not biases): weight decay applies there.
     pub fn weight_ranges(&self) -> Vec<Range<usize>> {
-        self.layers.iter().filter(|l| !l.tied).map(|l| l.w..l.w + l.n_in * l.n_out).collect()
+        self.layers.iter().filter(|l| !l.tied).map(|l| l.w..l.w + l.w_len()).collect()
     }
 
     pub fn workspace(&self, rows: usize) -> Result<Workspace> {
@@ -404,6 +455,11 @@ impl Network {
         ws.d1 = try_zeros(rows * widest)?;
         ws.s = vec![Vec::new(); self.layers.len()];
         ws.sampled = vec![false; self.layers.len()];
+        for l in &self.layers {
+            let m = l.memory();
+            ws.mem.push(try_zeros(m.as_ref().map_or(0, |m| m.state_len()))?);
+            ws.mem_hist.push(try_zeros(m.as_ref().map_or(0, |m| m.history_len(rows)))?);
+        }
         Ok(ws)
     }
 
@@ -431,7 +487,7 @@ impl Network {
             let l = &self.layers[i];
             let n = rows * l.n_out;
             {
-                let Workspace { z, y, s, sampled, .. } = &mut *ws;
+                let Workspace { z, y, s, sampled, mem, mem_hist, .. } = &mut *ws;
                 let (before, after) = y.split_at_mut(i);
                 let input: &[f32] = if i == range.start {
                     x
@@ -440,7 +496,15 @@ impl Network {
                 } else {
                     &before[i - 1][..rows * l.n_in]
                 };
-                l.forward(&self.params, input, rows, &mut z[i][..n], &mut after[0][..n], threads);
+                match l.memory() {
+                    Some(m) => {
+                        // A training workspace keeps the previous states for the backward.
+                        let hist = (!mem_hist[i].is_empty()).then(|| &mut mem_hist[i][..]);
+                        m.forward(&self.params, input, rows, &mut z[i][..n], &mut mem[i], hist, threads);
+                        l.activate(&self.params, &mut z[i][..n], &mut after[0][..n]);
+                    }
+                    None => l.forward(&self.params, input, rows, &mut z[i][..n], &mut after[0][..n], threads),
+                }
                 sampled[i] = false;
             }
             if i + 1 == self.n_encoder
@@ -577,7 +641,19 @@ impl Network {
                 let b = &self.layers[i - 1];
                 Some((b.activation, &ws.z[i - 1][..rows * l.n_in], &ws.y[i - 1][..rows * l.n_in]))
             };
-            l.backward_from_dz(&self.params, grads, layer_in, dz, dx, below, rows, threads);
+            match l.memory() {
+                Some(m) => {
+                    let mut dx = dx;
+                    m.backward(&self.params, grads, layer_in, dz, &ws.mem_hist[i], dx.as_deref_mut(), rows, threads);
+                    if let (Some(dx), Some((act, z, y))) = (dx, below) {
+                        let k = rows * l.n_in;
+                        crate::parallel::rows3(&mut dx[..k], &z[..k], &y[..k], l.n_in, threads, |d, z, y| {
+                            act.backward_in_place(z, y, d)
+                        });
+                    }
+                }
+                None => l.backward_from_dz(&self.params, grads, layer_in, dz, dx, below, rows, threads),
+            }
             if let Some(c) = contraction {
                 penalty += c.value;
                 c.add_dw(&self.params[wr.clone()], &mut grads[wr]);
@@ -690,6 +766,11 @@ impl Network {
         }
         ws.s = vec![Vec::new(); self.layers.len()];
         ws.sampled = vec![false; self.layers.len()];
+        for (i, l) in self.layers.iter().enumerate() {
+            let n = l.memory().filter(|_| range.contains(&i)).map_or(0, |m| m.state_len());
+            ws.mem.push(try_zeros(n)?);
+            ws.mem_hist.push(Vec::new());
+        }
         Ok(ws)
     }
 
@@ -892,6 +973,9 @@ impl Network {
     /// pass per code unit, batched as (rows x code units) tangents through the encoder.
     pub fn encoder_jacobian_norms(&self, x: &Matrix) -> Result<Vec<f64>> {
         use crate::gemm::{Operand, gemm};
+        if let Some((i, l)) = self.layers[..self.n_encoder].iter().enumerate().find(|(_, l)| !l.connection.is_dense()) {
+            return Err(invalid!("Jacobian norms need dense encoder layers; layer {i} is {}", l.connection.name()));
+        }
         self.check_input(x, self.input_dim(), "input")?;
         let code = self.code_dim();
         let widest = self.layers[..self.n_encoder].iter().map(|l| l.n_in.max(l.n_out)).max().unwrap_or(1);
@@ -981,7 +1065,8 @@ impl Network {
             };
             let _ = writeln!(
                 out,
-                "  {i:>2} {role:<8} dense {:>6} -> {:<6} {:<10} {:>10} params{tied}",
+                "  {i:>2} {role:<8} {} {:>6} -> {:<6} {:<10} {:>10} params{tied}",
+                l.connection.name(),
                 l.n_in,
                 l.n_out,
                 l.activation.name(),

@@ -107,6 +107,13 @@ impl VaeSpec {
                 return Err(invalid!("{what} width {u} must be in 1..={MAX_UNITS}"));
             }
         }
+        if let Some(l) = self.encoder.iter().chain(&self.decoder).find(|l| !l.connection.is_dense()) {
+            return Err(invalid!(
+                "a VAE's hidden layers are dense ({} units asked to be {})",
+                l.units,
+                l.connection.name()
+            ));
+        }
         if let Some(l) = self.encoder.iter().chain(&self.decoder).find(|l| !l.stochastic.is_none()) {
             return Err(invalid!("a VAE's hidden layers are deterministic ({} units asked to sample)", l.units));
         }
@@ -230,6 +237,8 @@ impl Vae {
                 tied: false,
                 accumulate_dw: false,
                 stochastic: Stochastic::None,
+                connection: Default::default(),
+                sign_seed: 0,
             });
             Ok(())
         };

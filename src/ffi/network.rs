@@ -9,7 +9,7 @@ use crate::activation::Activation;
 use crate::corruption::Corruption;
 use crate::error::{Error, Result, invalid};
 use crate::init::Init;
-use crate::layer::Stochastic;
+use crate::layer::{Connection, Stochastic};
 use crate::loss::Loss;
 use crate::network::{LayerSpec, Network, NetworkSpec};
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
@@ -134,6 +134,18 @@ unsafe fn layers(
         .collect()
 }
 
+/// Sets the layers' connections from a caller's array (NULL: all dense).
+unsafe fn connect(layers: &mut [LayerSpec], codes: *const i32, what: &str) -> Result<()> {
+    if codes.is_null() {
+        return Ok(());
+    }
+    let codes = unsafe { slice(codes, layers.len(), &format!("{what}_connections"))? };
+    for (i, (l, &c)) in layers.iter_mut().zip(codes).enumerate() {
+        l.connection = Connection::from_code(c).map_err(|e| invalid!("{what} layer {i}: {e}"))?;
+    }
+    Ok(())
+}
+
 pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<NetworkSpec> {
     if p.input_dim == 0 {
         return Err(invalid!("input_dim is 0: set it to the number of columns of your data"));
@@ -143,15 +155,18 @@ pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<Netwo
     }
     let hidden = Activation::from_code(p.hidden_activation).map_err(|e| invalid!("hidden_activation: {e}"))?;
     let sigma = f32_of(p.stochastic_sigma, "stochastic_sigma")?;
-    let encoder = unsafe {
+    let mut encoder = unsafe {
         layers(p.n_encoder, p.encoder_units, p.encoder_activations, p.encoder_stochastic, sigma, hidden, "encoder")?
     };
+    unsafe { connect(&mut encoder, p.encoder_connections, "encoder")? };
     let decoder = if flag(p.mirror_decoder, "mirror_decoder")? {
         None
     } else {
-        Some(unsafe {
+        let mut d = unsafe {
             layers(p.n_decoder, p.decoder_units, p.decoder_activations, p.decoder_stochastic, sigma, hidden, "decoder")?
-        })
+        };
+        unsafe { connect(&mut d, p.decoder_connections, "decoder")? };
+        Some(d)
     };
     Ok(NetworkSpec {
         input_dim: p.input_dim as usize,
@@ -160,10 +175,13 @@ pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<Netwo
             p.code_units as usize,
             Activation::from_code(p.code_activation).map_err(|e| invalid!("code_activation: {e}"))?,
         )
-        .with(Stochastic::from_code(p.code_stochastic, sigma).map_err(|e| invalid!("code_stochastic: {e}"))?),
+        .with(Stochastic::from_code(p.code_stochastic, sigma).map_err(|e| invalid!("code_stochastic: {e}"))?)
+        .connected(Connection::from_code(p.code_connection).map_err(|e| invalid!("code_connection: {e}"))?),
         decoder,
         output_activation: Activation::from_code(p.output_activation)
             .map_err(|e| invalid!("output_activation: {e}"))?,
+        output_connection: Connection::from_code(p.output_connection)
+            .map_err(|e| invalid!("output_connection: {e}"))?,
         loss: Loss::from_code(p.loss)?,
         tied_weights: flag(p.tied_weights, "tied_weights")?,
         init: Init::from_code(p.init)?,
@@ -634,7 +652,9 @@ pub unsafe extern "C" fn latent_network_evaluate(
             let dst = unsafe { out_slice(confusion, capacity, e.confusion.len(), "confusion")? };
             dst.copy_from_slice(&e.confusion);
         }
-        unsafe { put(out, latent_evaluation { loss: e.loss, accuracy: e.accuracy, mse: e.mse, rows: n_rows(dataset) }) };
+        unsafe {
+            put(out, latent_evaluation { loss: e.loss, accuracy: e.accuracy, mse: e.mse, rows: n_rows(dataset) })
+        };
         Ok(())
     })
 }

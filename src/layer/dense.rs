@@ -1,5 +1,8 @@
 //! Fully connected layer y = f(x W + b), W stored n_in x n_out row-major; or, tied, y = f(x V^T + b)
-//! where V is another layer's weight matrix (n_out x n_in) shared with it.
+//! where V is another layer's weight matrix (n_out x n_in) shared with it. The same description
+//! carries a functional-transfer layer (its theta block where W would be; see
+//! [`super::functional`]); a memory layer's passes need the workspace's state and are run by the
+//! network.
 
 use crate::activation::Activation;
 use crate::gemm::{Epilogue, Operand, gemm, gemm_then};
@@ -20,12 +23,64 @@ pub struct Dense {
     pub accumulate_dw: bool,
     /// Sampled units (hidden layers only).
     pub stochastic: super::Stochastic,
+    /// Weights (dense), trainable functions, or the memory function.
+    pub connection: super::Connection,
+    /// Seed of a functional layer's fixed connection signs.
+    pub sign_seed: u64,
 }
 
 impl Dense {
     /// Number of parameters this layer owns (a tied layer owns only its bias).
     pub fn own_params(&self) -> usize {
-        if self.tied { self.n_out } else { self.n_in * self.n_out + self.n_out }
+        if self.tied { self.n_out } else { self.connection.params(self.n_in, self.n_out).unwrap_or(usize::MAX) }
+    }
+
+    /// Length of the block at `w`: the weight matrix, or a functional or memory layer's
+    /// per-connection parameters.
+    pub fn w_len(&self) -> usize {
+        self.connection.params(self.n_in, self.n_out).map_or(0, |p| p - self.n_out)
+    }
+
+    /// The functional-transfer view of this layer (None unless it is one).
+    pub fn functional(&self) -> Option<super::Functional> {
+        match self.connection {
+            super::Connection::Functional(f) => Some(super::Functional {
+                n_in: self.n_in,
+                n_out: self.n_out,
+                family: f,
+                p: self.w,
+                b: self.b,
+                sign_seed: self.sign_seed,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The memory view of this layer (None unless it is one).
+    pub fn memory(&self) -> Option<super::Memory> {
+        (self.connection == super::Connection::Memory).then_some(super::Memory {
+            n_in: self.n_in,
+            n_out: self.n_out,
+            p: self.w,
+            b: self.b,
+        })
+    }
+
+    /// Given z with its bias (a functional or memory layer's pass), writes y = f(z) and keeps z
+    /// in the form the activation's derivative reads (without the bias unless it needs it), as
+    /// the dense epilogue leaves it.
+    pub fn activate(&self, params: &[f32], z: &mut [f32], y: &mut [f32]) {
+        let act = self.activation;
+        let bias = &params[self.b..self.b + self.n_out];
+        let keep_bias = act.z_has_bias();
+        for (zr, yr) in z.chunks_exact_mut(self.n_out).zip(y.chunks_exact_mut(self.n_out)) {
+            for ((z, y), b) in zr.iter_mut().zip(yr.iter_mut()).zip(bias) {
+                *y = act.apply(*z);
+                if !keep_bias {
+                    *z -= b;
+                }
+            }
+        }
     }
 
     fn weights<'a>(&self, params: &'a [f32]) -> Operand<'a> {
@@ -36,6 +91,11 @@ impl Dense {
     /// z = x W (pre-activation, bias added in place when the derivative needs it), y = f(z + b).
     /// x: rows x n_in; z, y: rows x n_out.
     pub fn forward(&self, params: &[f32], x: &[f32], rows: usize, z: &mut [f32], y: &mut [f32], threads: usize) {
+        if let Some(f) = self.functional() {
+            f.forward(params, x, rows, z, threads);
+            self.activate(params, &mut z[..rows * self.n_out], &mut y[..rows * self.n_out]);
+            return;
+        }
         let (n_in, n_out) = (self.n_in, self.n_out);
         let bias = &params[self.b..self.b + n_out];
         let fused = Epilogue::BiasAct { bias, act: self.activation, y };
@@ -77,6 +137,17 @@ impl Dense {
         rows: usize,
         threads: usize,
     ) {
+        if let Some(f) = self.functional() {
+            let mut dx = dx;
+            f.backward(params, grads, x, dz, dx.as_deref_mut(), rows, threads);
+            if let (Some(dx), Some((act, z, y))) = (dx, below) {
+                let n = rows * self.n_in;
+                crate::parallel::rows3(&mut dx[..n], &z[..n], &y[..n], self.n_in, threads, |d, z, y| {
+                    act.backward_in_place(z, y, d)
+                });
+            }
+            return;
+        }
         let (n_in, n_out) = (self.n_in, self.n_out);
         let beta = if self.accumulate_dw { 1.0 } else { 0.0 };
         {

@@ -9,3 +9,6 @@ pub use dense::Dense;
 pub use functional::{Family, Functional};
 pub use memory::Memory;
 pub use stochastic::Stochastic;
+
+pub mod connection;
+pub use connection::Connection;

@@ -76,6 +76,9 @@ pub fn pretrain(
             spec.task.name()
         ));
     }
+    if let Some((i, l)) = net.layers().iter().enumerate().find(|(_, l)| !l.connection.is_dense()) {
+        return Err(invalid!("layer-wise pretraining needs dense layers; layer {i} is {}", l.connection.name()));
+    }
     let n_enc = net.n_encoder_layers();
     let n = net.layers().len();
     let enc: Vec<LayerSpec> = spec.encoder.iter().copied().chain(std::iter::once(spec.code)).collect();
@@ -130,6 +133,7 @@ pub fn pretrain(
                     code: enc[k],
                     decoder: None,
                     output_activation: out_act,
+                    output_connection: Default::default(),
                     loss,
                     tied_weights: spec.tied_weights,
                     init: spec.init,
@@ -246,6 +250,7 @@ fn partial_network(net: &Network, spec: &NetworkSpec, k: usize) -> Result<Networ
         code: enc[k],
         decoder: Some(dec[dec.len() - k..].to_vec()),
         output_activation: spec.output_activation,
+        output_connection: spec.output_connection,
         loss: spec.loss,
         tied_weights: spec.tied_weights,
         init: spec.init,

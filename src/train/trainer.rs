@@ -210,6 +210,8 @@ pub trait Trainable: Send + Sync {
     }
     /// Called after every optimizer step.
     fn after_step(&mut self) {}
+    /// Called before each epoch's first step (a network's memory layers start their sequence).
+    fn start_epoch(&self, _ws: &mut Self::Workspace) {}
     /// A count the model keeps across steps (a VAE's KL warm-up clock); restored with the
     /// parameters when an epoch diverges.
     fn clock(&self) -> u64 {
@@ -275,7 +277,10 @@ impl Trainable for Network {
         self.loss_threads(v, threads)
     }
     fn shardable(&self) -> bool {
-        !matches!(self.spec().regularization.sparsity, crate::regularizer::Sparsity::Kl { .. })
+        !matches!(self.spec().regularization.sparsity, crate::regularizer::Sparsity::Kl { .. }) && !self.has_memory()
+    }
+    fn start_epoch(&self, ws: &mut Self::Workspace) {
+        ws.reset_memory();
     }
 }
 
@@ -480,6 +485,7 @@ impl Trainer {
             let start = Instant::now();
             opt.set_momentum(c.schedule.momentum_at(epoch, c.optimizer.momentum));
             let epoch_start = net.params().to_vec();
+            net.start_epoch(&mut ws);
             let clock_start = net.clock();
             if c.shuffle {
                 rng.shuffle(&mut order);
