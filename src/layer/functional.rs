@@ -666,6 +666,25 @@ crate::simd::multiversion!(fn forward_wide(family: Family, theta: &[f32], signs:
 /// Lanes of the ∂x reduction over j: fixed, so the sum's order does not depend on the vector width.
 const LANES: usize = 8;
 
+/// Σ v in a fixed order (set by v's length alone), destroying v: the back half is added onto the
+/// front half until LANES values are left, then a tree over those. Each halving is an elementwise
+/// loop that vectorises; a running-lanes loop over chunks of LANES compiled to shuffles instead.
+#[inline(always)]
+pub(crate) fn lane_sum(v: &mut [f32]) -> f32 {
+    let mut n = v.len();
+    while n > LANES {
+        let h = n.div_ceil(2);
+        let (front, back) = v[..n].split_at_mut(h);
+        for (f, b) in front.iter_mut().zip(back.iter()) {
+            *f += b;
+        }
+        n = h;
+    }
+    let mut l = [0f32; LANES];
+    l[..n].copy_from_slice(&v[..n]);
+    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+}
+
 /// Backward over inputs i0..i0 + g[0].len() / n_out: g[k] (rows i of plane k) and dxt (rows i of
 /// the transposed dx, empty when not wanted) are this task's.
 #[inline(always)]
@@ -691,7 +710,6 @@ fn backward_inputs<K: Kernel>(
     // and the δ·∂f/∂x terms of one (row, input) before their lane sum.
     let mut acc = vec![0f32; 3 * n_out];
     let mut ex = vec![0f32; n_out];
-    let main = n_out / LANES * LANES;
     for li in 0..count {
         let i = i0 + li;
         let row = i * n_out..(i + 1) * n_out;
@@ -723,18 +741,7 @@ fn backward_inputs<K: Kernel>(
                 *e = dv * gx;
             }
             if !dxt.is_empty() {
-                let mut lanes = [0f32; LANES];
-                for chunk in ex[..main].chunks_exact(LANES) {
-                    for (l, v) in lanes.iter_mut().zip(chunk) {
-                        *l += v;
-                    }
-                }
-                let mut sum =
-                    ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-                for v in &ex[main..] {
-                    sum += v;
-                }
-                dxt[li * rows + r] = sum;
+                dxt[li * rows + r] = lane_sum(&mut ex);
             }
         }
         o0[li * n_out..(li + 1) * n_out].copy_from_slice(g0);
