@@ -315,6 +315,12 @@ fn threads_one_and_two_give_identical_bits() {
         assert!(same(&a.1, &b.1), "{fam:?}: parameter gradient differs between 1 and 2 threads");
         assert!(same(&a.2, &b.2), "{fam:?}: dx differs between 1 and 2 threads");
         assert!(a.0.iter().chain(&a.1).chain(&a.2).all(|v| v.is_finite()), "{fam:?}: non-finite values");
+        // The forward's 4-row tiles and its lone rows compute the same bits.
+        let mut lone = vec![0f32; rows * n_out];
+        for (xr, zr) in x.chunks_exact(n_in).zip(lone.chunks_exact_mut(n_out)) {
+            layer.forward(&params, xr, 1, zr, 1);
+        }
+        assert!(same(&a.0, &lone), "{fam:?}: a row's forward depends on its neighbours");
     }
 }
 

@@ -630,6 +630,41 @@ fn forward_rows<K: Kernel>(
     let [p0, p1, p2] = planes::<K>(theta, plane);
     // Families without a sign never read it; θ stands in so the loop keeps one shape.
     let s_all = if signs.is_empty() { p0 } else { &signs[..plane] };
+    // Tiles of 4 rows share each load of θ (K·n_in·n_out floats per pass over it, more than L2
+    // holds for K = 3). Every z element is the same sum in the same order as in a lone row.
+    let tiles = x.len() / (4 * n_in);
+    for (x4, z4) in x.chunks_exact(4 * n_in).zip(z.chunks_exact_mut(4 * n_out)) {
+        z4.fill(0.0);
+        let (z0, rest) = z4.split_at_mut(n_out);
+        let (z1, rest) = rest.split_at_mut(n_out);
+        let (z2, z3) = rest.split_at_mut(n_out);
+        for i in 0..n_in {
+            let (x0, x1, x2, x3) = (x4[i], x4[n_in + i], x4[2 * n_in + i], x4[3 * n_in + i]);
+            let row = i * n_out..(i + 1) * n_out;
+            for (((((((z0, z1), z2), z3), a), c), d), s) in z0
+                .iter_mut()
+                .zip(z1.iter_mut())
+                .zip(z2.iter_mut())
+                .zip(z3.iter_mut())
+                .zip(&p0[row.clone()])
+                .zip(&p1[row.clone()])
+                .zip(&p2[row.clone()])
+                .zip(&s_all[row])
+            {
+                let t = [*a, *c, *d];
+                *z0 += K::f(x0, t, *s);
+                *z1 += K::f(x1, t, *s);
+                *z2 += K::f(x2, t, *s);
+                *z3 += K::f(x3, t, *s);
+            }
+        }
+        for zr in z4.chunks_exact_mut(n_out) {
+            for (zj, b) in zr.iter_mut().zip(bias) {
+                *zj += b;
+            }
+        }
+    }
+    let (x, z) = (&x[tiles * 4 * n_in..], &mut z[tiles * 4 * n_out..]);
     for (xr, zr) in x.chunks_exact(n_in).zip(z.chunks_exact_mut(n_out)) {
         zr.fill(0.0);
         for (i, &xi) in xr.iter().enumerate() {
@@ -666,6 +701,25 @@ crate::simd::multiversion!(fn forward_wide(family: Family, theta: &[f32], signs:
 /// Lanes of the ∂x reduction over j: fixed, so the sum's order does not depend on the vector width.
 const LANES: usize = 8;
 
+/// Σ v in a fixed order (set by v's length alone), destroying v: the back half is added onto the
+/// front half until LANES values are left, then a tree over those. Each halving is an elementwise
+/// loop that vectorises; a running-lanes loop over chunks of LANES compiled to shuffles instead.
+#[inline(always)]
+pub(crate) fn lane_sum(v: &mut [f32]) -> f32 {
+    let mut n = v.len();
+    while n > LANES {
+        let h = n.div_ceil(2);
+        let (front, back) = v[..n].split_at_mut(h);
+        for (f, b) in front.iter_mut().zip(back.iter()) {
+            *f += b;
+        }
+        n = h;
+    }
+    let mut l = [0f32; LANES];
+    l[..n].copy_from_slice(&v[..n]);
+    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+}
+
 /// Backward over inputs i0..i0 + g[0].len() / n_out: g[k] (rows i of plane k) and dxt (rows i of
 /// the transposed dx, empty when not wanted) are this task's.
 #[inline(always)]
@@ -691,7 +745,6 @@ fn backward_inputs<K: Kernel>(
     // and the δ·∂f/∂x terms of one (row, input) before their lane sum.
     let mut acc = vec![0f32; 3 * n_out];
     let mut ex = vec![0f32; n_out];
-    let main = n_out / LANES * LANES;
     for li in 0..count {
         let i = i0 + li;
         let row = i * n_out..(i + 1) * n_out;
@@ -723,18 +776,7 @@ fn backward_inputs<K: Kernel>(
                 *e = dv * gx;
             }
             if !dxt.is_empty() {
-                let mut lanes = [0f32; LANES];
-                for chunk in ex[..main].chunks_exact(LANES) {
-                    for (l, v) in lanes.iter_mut().zip(chunk) {
-                        *l += v;
-                    }
-                }
-                let mut sum =
-                    ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-                for v in &ex[main..] {
-                    sum += v;
-                }
-                dxt[li * rows + r] = sum;
+                dxt[li * rows + r] = lane_sum(&mut ex);
             }
         }
         o0[li * n_out..(li + 1) * n_out].copy_from_slice(g0);

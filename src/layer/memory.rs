@@ -18,7 +18,7 @@
 
 use rayon::prelude::*;
 
-use super::functional::{input_blocks, tanh_fast, transpose_into};
+use super::functional::{input_blocks, lane_sum, tanh_fast, transpose_into};
 use crate::rng::Rng;
 
 /// Inputs per task. The forward's per-block partial sums of z are added in block order, so the
@@ -89,10 +89,9 @@ impl Memory {
         let state = &mut state[..plane];
         let blocks = n_in.div_ceil(BLOCK);
         let mut parts = vec![0f32; blocks * rows * n_out];
-        let mut history = history.map(|h| &mut h[..rows * plane]);
         let mut jobs = Vec::with_capacity(blocks);
         {
-            let mut hist_blocks = history.as_deref_mut().map(|h| h.chunks_mut(BLOCK * rows * n_out));
+            let mut hist_blocks = history.map(|h| h[..rows * plane].chunks_mut(BLOCK * rows * n_out));
             for ((t, st), part) in state.chunks_mut(BLOCK * n_out).enumerate().zip(parts.chunks_mut(rows * n_out)) {
                 let h: &mut [f32] = match hist_blocks.as_mut() {
                     Some(it) => it.next().expect("one block per task"),
@@ -204,8 +203,6 @@ fn forward_block(
 
 crate::simd::multiversion!(fn forward_wide(abc: &[f32], x: &[f32], n_in: usize, n_out: usize, rows: usize, i0: usize, state: &mut [f32], hist: &mut [f32], part: &mut [f32]) => forward_block);
 
-const LANES: usize = 8;
-
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn backward_block(
@@ -224,7 +221,6 @@ fn backward_block(
     let [ga, gc, gd] = g;
     let count = ga.len() / n_out;
     let mut e = vec![0f32; n_out];
-    let main = n_out / LANES * LANES;
     for li in 0..count {
         let i = i0 + li;
         let row = i * n_out..(i + 1) * n_out;
@@ -257,18 +253,7 @@ fn backward_block(
                 *e = q * a;
             }
             if !dxt.is_empty() {
-                let mut lanes = [0f32; LANES];
-                for chunk in e[..main].chunks_exact(LANES) {
-                    for (l, v) in lanes.iter_mut().zip(chunk) {
-                        *l += v;
-                    }
-                }
-                let mut sum =
-                    ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-                for v in &e[main..] {
-                    sum += v;
-                }
-                dxt[li * rows + r] = sum;
+                dxt[li * rows + r] = lane_sum(&mut e);
             }
         }
     }
