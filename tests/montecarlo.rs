@@ -68,15 +68,24 @@ fn constrained_rosenbrock_never_sees_a_violating_vector() {
     let calls = AtomicU64::new(0);
     let loss = |x: &[f64]| {
         calls.fetch_add(1, Ordering::Relaxed);
-        if !(x[0] > 0.0) || !(0.5..=2.0).contains(&x[1]) || x[3] != 1.0 {
+        let ok = x[0] > 0.0 && (0.5..=2.0).contains(&x[1]) && x[3] == 1.0;
+        if !ok {
             violations.fetch_add(1, Ordering::Relaxed);
         }
         rosenbrock(x)
     };
     let logistic: QuantileFn = Arc::new(|_, c, s, u| c + s * 3f64.sqrt() / std::f64::consts::PI * (u / (1.0 - u)).ln());
     let specs = vec![
-        ParamSpec { prior: Prior::Normal { mean: 0.0, sd: 1.0 }, constraint: Constraint::positive(), ..ParamSpec::default() },
-        ParamSpec { prior: Prior::Uniform { low: -3.0, high: 3.0 }, constraint: Constraint::Interval { low: 0.5, high: 2.0 }, ..ParamSpec::default() },
+        ParamSpec {
+            prior: Prior::Normal { mean: 0.0, sd: 1.0 },
+            constraint: Constraint::positive(),
+            ..ParamSpec::default()
+        },
+        ParamSpec {
+            prior: Prior::Uniform { low: -3.0, high: 3.0 },
+            constraint: Constraint::Interval { low: 0.5, high: 2.0 },
+            ..ParamSpec::default()
+        },
         ParamSpec { proposal: Proposal::Custom(logistic), ..ParamSpec::default() },
         ParamSpec { constraint: Constraint::Fixed(1.0), proposal: Proposal::Uniform, ..ParamSpec::default() },
     ];
@@ -229,7 +238,8 @@ fn mse_and_sse_give_the_same_intervals_and_a_saddle_is_an_error() {
     // A saddle: not positive definite.
     let mut m = MonteCarlo::new(settings(1), 2).unwrap();
     m.set_start(&[0.0, 0.0]).unwrap();
-    let e = m.intervals(&|t: &[f64]| t[0] * t[0] - t[1] * t[1] + 1.0, &IntervalSettings::new(0.9, Temperature::Given(1.0)));
+    let e =
+        m.intervals(&|t: &[f64]| t[0] * t[0] - t[1] * t[1] + 1.0, &IntervalSettings::new(0.9, Temperature::Given(1.0)));
     assert!(matches!(&e, Err(latent::Error::InvalidArgument(m)) if m.contains("positive definite")), "{e:?}");
 }
 
@@ -245,20 +255,43 @@ fn bad_settings_and_specs_are_invalid_arguments() {
     bad(MonteCarlo::new(Settings { samples: 0, ..Settings::default() }, 2), "samples");
     bad(MonteCarlo::new(Settings { tolerance: f64::NAN, ..Settings::default() }, 2), "tolerance");
     let spec = |prior, constraint| vec![ParamSpec { prior, constraint, ..ParamSpec::default() }];
-    bad(MonteCarlo::with_specs(Settings::default(), spec(Prior::Normal { mean: 0.0, sd: 0.0 }, Constraint::None)), "sd > 0");
-    bad(MonteCarlo::with_specs(Settings::default(), spec(Prior::Uniform { low: 1.0, high: 1.0 }, Constraint::None)), "low < high");
-    bad(MonteCarlo::with_specs(Settings::default(), spec(Prior::Uniform { low: f64::NAN, high: 1.0 }, Constraint::None)), "low < high");
     bad(
-        MonteCarlo::with_specs(Settings::default(), spec(Prior::default(), Constraint::Interval { low: 2.0, high: 1.0 })),
+        MonteCarlo::with_specs(Settings::default(), spec(Prior::Normal { mean: 0.0, sd: 0.0 }, Constraint::None)),
+        "sd > 0",
+    );
+    bad(
+        MonteCarlo::with_specs(Settings::default(), spec(Prior::Uniform { low: 1.0, high: 1.0 }, Constraint::None)),
         "low < high",
     );
-    bad(MonteCarlo::with_specs(Settings::default(), spec(Prior::default(), Constraint::Fixed(f64::INFINITY))), "not finite");
+    bad(
+        MonteCarlo::with_specs(
+            Settings::default(),
+            spec(Prior::Uniform { low: f64::NAN, high: 1.0 }, Constraint::None),
+        ),
+        "low < high",
+    );
+    bad(
+        MonteCarlo::with_specs(
+            Settings::default(),
+            spec(Prior::default(), Constraint::Interval { low: 2.0, high: 1.0 }),
+        ),
+        "low < high",
+    );
+    bad(
+        MonteCarlo::with_specs(Settings::default(), spec(Prior::default(), Constraint::Fixed(f64::INFINITY))),
+        "not finite",
+    );
     let mut mc = MonteCarlo::new(Settings::default(), 2).unwrap();
     let q = |t: &[f64]| t[0] * t[0] + t[1] * t[1];
     let e = mc.intervals(&q, &IntervalSettings::new(0.9, Temperature::Given(1.0))).unwrap_err();
     assert!(e.to_string().contains("no optimum yet"), "{e}");
     mc.run(&q).unwrap();
-    for (level, t) in [(1.5, Temperature::Given(1.0)), (0.0, Temperature::Given(1.0)), (0.9, Temperature::Given(-1.0)), (0.9, Temperature::Observations(2))] {
+    for (level, t) in [
+        (1.5, Temperature::Given(1.0)),
+        (0.0, Temperature::Given(1.0)),
+        (0.9, Temperature::Given(-1.0)),
+        (0.9, Temperature::Observations(2)),
+    ] {
         let e = mc.intervals(&q, &IntervalSettings::new(level, t)).unwrap_err();
         assert!(matches!(e, InvalidArgument(_)), "{e}");
     }

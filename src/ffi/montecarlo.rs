@@ -109,7 +109,9 @@ fn edit_specs(
 ) -> Result<()> {
     let n = mc.inner.n_params();
     if count == 0 || first.checked_add(count).is_none_or(|end| end > n) {
-        return Err(invalid!("parameters {first}..{first}+{count} are not a non-empty range within the {n} parameters"));
+        return Err(invalid!(
+            "parameters {first}..{first}+{count} are not a non-empty range within the {n} parameters"
+        ));
     }
     let mut specs = mc.inner.specs().to_vec();
     for s in &mut specs[first..first + count] {
@@ -276,7 +278,8 @@ pub unsafe extern "C" fn latent_montecarlo_best(
 ) -> latent_status {
     guard(|| {
         let mc = unsafe { arg(mc, "mc")? };
-        let best = mc.inner.best().ok_or_else(|| invalid!("no best point yet: call latent_montecarlo_minimize first"))?;
+        let best =
+            mc.inner.best().ok_or_else(|| invalid!("no best point yet: call latent_montecarlo_minimize first"))?;
         let o = unsafe { out_slice(out, capacity, best.len(), "out")? };
         o.copy_from_slice(best);
         Ok(())

@@ -4,9 +4,10 @@ use crate::error::{Result, invalid};
 
 /// What values a parameter may take. The transform is a projection (KernelML's
 /// `parameter_transform`): the loss never sees a vector that violates a constraint.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum Constraint {
     /// Any real value.
+    #[default]
     None,
     /// Values `<= 0` become `floor` (> 0), as KernelML's HIGGS example clips to 1e-6.
     Positive { floor: f64 },
@@ -14,12 +15,6 @@ pub enum Constraint {
     Interval { low: f64, high: f64 },
     /// Always this value: the parameter is not optimised (and its interval has zero width).
     Fixed(f64),
-}
-
-impl Default for Constraint {
-    fn default() -> Self {
-        Constraint::None
-    }
 }
 
 /// KernelML's clip value for positive parameters.

@@ -141,8 +141,7 @@ impl MonteCarlo {
     /// Per free parameter, a step whose symmetric loss rise is between T/8 and 2T.
     fn probe_scales(&mut self, loss: LossFn, center: &[f64], lstar: f64, free: &[usize], t: f64) -> Result<Vec<f64>> {
         let p = self.n_params();
-        let mut h: Vec<f64> =
-            free.iter().map(|&i| self.spreads[i].max(1e-3 * center[i].abs()).max(1e-6)).collect();
+        let mut h: Vec<f64> = free.iter().map(|&i| self.spreads[i].max(1e-3 * center[i].abs()).max(1e-6)).collect();
         let mut done = vec![false; free.len()];
         for _ in 0..60 {
             let todo: Vec<usize> = (0..free.len()).filter(|&j| !done[j]).collect();
@@ -229,8 +228,8 @@ impl MonteCarlo {
                     }
                 }
             } else {
-                for a in 0..q {
-                    f[c] = 0.5 * u[a] * u[a];
+                for ua in &u {
+                    f[c] = 0.5 * ua * ua;
                     c += 1;
                 }
             }
@@ -254,8 +253,9 @@ impl MonteCarlo {
                 g[r * m + c] = g[c * m + r];
             }
         }
-        let coef = cholesky_solve(&mut g, m, &b)
-            .ok_or_else(|| invalid!("the samples around the optimum do not determine a quadratic fit (singular design)"))?;
+        let coef = cholesky_solve(&mut g, m, &b).ok_or_else(|| {
+            invalid!("the samples around the optimum do not determine a quadratic fit (singular design)")
+        })?;
         // The Hessian in scaled coordinates.
         let mut hu = vec![0.0; q * q];
         let mut c = q + 1;

@@ -337,7 +337,8 @@ impl MonteCarlo {
         }
         // Start: the center (if any) and the initial candidates with their sampling scales.
         let start = self.best.clone();
-        let m = (self.settings.init_samples as u64).min(self.remaining().saturating_sub(start.is_some() as u64)) as usize;
+        let m =
+            (self.settings.init_samples as u64).min(self.remaining().saturating_sub(start.is_some() as u64)) as usize;
         let mut scales = vec![0.0; p];
         let mut cands = Vec::with_capacity((m + 1) * p);
         if let Some(w) = &start {
@@ -395,8 +396,7 @@ impl MonteCarlo {
             }
             let mut cands = Vec::with_capacity(m * p);
             for _ in 0..m {
-                for i in 0..p {
-                    let s = &self.specs[i];
+                for (i, s) in self.specs.iter().enumerate() {
                     let v = if s.constraint.is_fixed() {
                         best[i]
                     } else {

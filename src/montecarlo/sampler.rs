@@ -25,8 +25,10 @@ impl Prior {
     pub fn validate(&self, what: &str) -> Result<()> {
         match *self {
             Prior::Normal { mean, sd } => {
-                if !mean.is_finite() || !(sd.is_finite() && sd > 0.0) {
-                    return Err(invalid!("{what}: the normal prior needs a finite mean and sd > 0, not N({mean}, {sd})"));
+                if !(mean.is_finite() && sd.is_finite() && sd > 0.0) {
+                    return Err(invalid!(
+                        "{what}: the normal prior needs a finite mean and sd > 0, not N({mean}, {sd})"
+                    ));
                 }
             }
             Prior::Uniform { low, high } => {
@@ -104,12 +106,26 @@ pub fn standard_normal(rng: &mut Rng) -> f64 {
 
 /// The standard normal quantile Phi^-1(p) for p in (0, 1) (Acklam's rational approximation,
 /// relative error below 1.2e-9).
+#[allow(clippy::excessive_precision)]
 pub fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] =
-        [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
-    const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-    const C: [f64; 6] =
-        [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] =
+        [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
     const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
     const LOW: f64 = 0.02425;
     if p < LOW {
