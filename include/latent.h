@@ -106,7 +106,8 @@ typedef struct latent_montecarlo_params {
   uint64_t elite;
   // Iterations per run. Default 1000.
   uint64_t max_iterations;
-  // Loss evaluations over the handle's life (runs and intervals); 0 = unlimited. Default 1e6.
+  // Budget of loss evaluations over all runs; 0 = unlimited. Default 1e6. Interval calls
+  // count in latent_montecarlo_evaluations() but are not stopped by it.
   uint64_t max_evaluations;
   // Seed of every draw. Default 0.
   uint64_t seed;

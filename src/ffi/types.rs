@@ -296,7 +296,8 @@ pub struct latent_montecarlo_params {
     pub elite: u64,
     /// Iterations per run. Default 1000.
     pub max_iterations: u64,
-    /// Loss evaluations over the handle's life (runs and intervals); 0 = unlimited. Default 1e6.
+    /// Budget of loss evaluations over all runs; 0 = unlimited. Default 1e6. Interval calls
+    /// count in latent_montecarlo_evaluations() but are not stopped by it.
     pub max_evaluations: u64,
     /// Seed of every draw. Default 0.
     pub seed: u64,

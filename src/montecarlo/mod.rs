@@ -77,7 +77,8 @@ pub struct Settings {
     pub elite: usize,
     /// Iterations per run. Default 1000.
     pub max_iterations: usize,
-    /// Loss evaluations over all runs and interval calls; 0 = unlimited. Default 1,000,000.
+    /// Budget of loss evaluations over all runs; 0 = unlimited. Default 1,000,000. Interval
+    /// calls are counted in [`MonteCarlo::evaluations`] too but are not stopped by it.
     pub max_evaluations: u64,
     /// Converged when every free spread is at most tolerance * max(1, |best_i|). Default 1e-8.
     pub tolerance: f64,
