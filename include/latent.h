@@ -32,6 +32,11 @@
 // must not overlap any other call on it.
 typedef struct latent_dataset latent_dataset;
 
+// A Monte-Carlo optimizer: per-parameter priors, proposals and constraints, the best point so
+// far, adapted spreads and counters. A later latent_montecarlo_minimize() continues from the
+// best (KernelML's runs). Used by one thread at a time.
+typedef struct latent_montecarlo latent_montecarlo;
+
 // An autoencoder. Inference calls (encode, decode, reconstruct, scores, save) may run on one
 // network from many threads at once; calls that change it (training, set_params, threads)
 // wait for them and run alone.
@@ -87,6 +92,68 @@ typedef struct latent_metrics {
   // The code layer's output, mean over rows and units.
   double mean_code_activation;
 } latent_metrics;
+
+// Settings of the gradient-free Monte-Carlo optimizer. Get the defaults from
+// latent_montecarlo_params_default() and edit. Counts are uint64_t.
+typedef struct latent_montecarlo_params {
+  // Candidates drawn at the start of each run (from the priors the first time, around the
+  // current best afterwards). Default 1000 (KernelML's init_random_sample_num).
+  uint64_t init_samples;
+  // Candidates per iteration. Default 100 (KernelML's random_sample_num).
+  uint64_t samples;
+  // Best candidates per iteration whose deviations set the spreads, 1..=samples. Default 20
+  // (KernelML's analyze_n_parameters).
+  uint64_t elite;
+  // Iterations per run. Default 1000.
+  uint64_t max_iterations;
+  // Budget of loss evaluations over all runs; 0 = unlimited. Default 1e6. Interval calls
+  // count in latent_montecarlo_evaluations() but are not stopped by it.
+  uint64_t max_evaluations;
+  // Seed of every draw. Default 0.
+  uint64_t seed;
+  // Candidates per quadratic fit of latent_montecarlo_intervals(); 0 (default) = 4 x the
+  // number of fitted coefficients, at least 60.
+  uint64_t interval_samples;
+  // Converged when every free spread is at most tolerance * max(1, |best_i|). Default 1e-8.
+  double tolerance;
+  // Weight of the old spread when blended with the elite's deviation, in [0, 1). Default 0.5.
+  double memory;
+  // Spread factor after an iteration without improvement, in (0, 1). Default 0.5.
+  double shrink;
+  // Half-width of the sampler around the current best at the start of a later run, relative
+  // to max(|w_i|, prior sd). Default 0.1 (KernelML's U(w +- 10% w)).
+  double restart_fraction;
+  // Converged after this many iterations in a row without improvement. Default 50.
+  uint32_t patience;
+  // Threads that call the loss at once; 0 = all cores (default). Set 1 when the loss
+  // callback is not thread-safe (R, Julia, Python callbacks): then every call is made on the
+  // calling thread. The result is the same for any value.
+  uint32_t threads;
+  // latent_montecarlo_intervals() fits the full Hessian up to this many free parameters and
+  // only its diagonal above. Default 40.
+  uint32_t full_hessian_max;
+} latent_montecarlo_params;
+
+// Initial distribution of a Monte-Carlo optimizer parameter (`latent_prior`).
+typedef int32_t latent_prior;
+
+// Shape of the Monte-Carlo optimizer's draws around the current best, with the parameter's
+// adapted spread s (`latent_proposal`).
+typedef int32_t latent_proposal;
+
+// A custom proposal: the value of parameter `index` for a uniform u in (0, 1), around `center`
+// (the current best) with spread `scale`, i.e. a quantile function. Called on the thread that
+// called latent_montecarlo_minimize(), one call at a time.
+typedef double (*latent_quantile_fn)(void *user, size_t index, double center, double scale, double u);
+
+// Constraint of a Monte-Carlo optimizer parameter, applied to every candidate before every
+// loss evaluation (`latent_constraint`).
+typedef int32_t latent_constraint;
+
+// A loss over a parameter vector of n values. Called from `threads` threads at once (unless
+// threads == 1), so it must be thread-safe; a non-finite return marks the candidate as
+// infeasible (it is skipped, never chosen as best).
+typedef double (*latent_objective_fn)(void *user, const double *params, size_t n);
 
 // Activation function (`latent_activation`).
 typedef int32_t latent_activation;
@@ -737,6 +804,33 @@ typedef struct latent_elbo {
 // After each epoch, with the validation loss.
 #define LATENT_EVENT_EPOCH_END 1
 
+// U(a, b), a < b (the default, with a = -1, b = 1, as KernelML).
+#define LATENT_PRIOR_UNIFORM 0
+
+// N(a, b^2): mean a, standard deviation b > 0.
+#define LATENT_PRIOR_NORMAL 1
+
+// N(best, s^2) (the default).
+#define LATENT_PROPOSAL_NORMAL 0
+
+// U(best - sqrt(3) s, best + sqrt(3) s): the normal's variance.
+#define LATENT_PROPOSAL_UNIFORM 1
+
+// A user quantile function q(user, index, best, s, u) of a seeded u in (0, 1).
+#define LATENT_PROPOSAL_CUSTOM 2
+
+// Any value (the default).
+#define LATENT_CONSTRAINT_NONE 0
+
+// Values <= 0 become the floor a > 0 (0 for KernelML's 1e-6).
+#define LATENT_CONSTRAINT_POSITIVE 1
+
+// Clamped into [a, b], a < b.
+#define LATENT_CONSTRAINT_INTERVAL 2
+
+// Always a: not optimised; its interval has zero width.
+#define LATENT_CONSTRAINT_FIXED 3
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -942,6 +1036,107 @@ latent_status latent_anomaly_flag(const double *scores,
                                   uint8_t *flags,
                                   size_t capacity,
                                   size_t *n_flagged);
+
+// The defaults (KernelML's where it has one): 1000 initial samples, 100 per iteration, elite
+// 20, 1000 iterations per run, 1e6 evaluations, tolerance 1e-8, patience 50, memory 0.5,
+// shrink 0.5, restart fraction 0.1, all cores, seed 0, automatic interval samples, full
+// Hessian up to 40 free parameters.
+struct latent_montecarlo_params latent_montecarlo_params_default(void);
+
+// A new optimizer over `n_params` parameters, each with prior U(-1, 1), a normal proposal and
+// no constraint. On failure *out is NULL.
+latent_status latent_montecarlo_new(const struct latent_montecarlo_params *params,
+                                    size_t n_params,
+                                    struct latent_montecarlo **out);
+
+// Frees an optimizer; NULL is a no-op.
+void latent_montecarlo_free(struct latent_montecarlo *mc);
+
+// Number of parameters (0 for NULL).
+size_t latent_montecarlo_n_params(const struct latent_montecarlo *mc);
+
+// Sets the prior of parameters first..first+count-1: LATENT_PRIOR_UNIFORM U(a, b) or
+// LATENT_PRIOR_NORMAL N(a, b^2).
+latent_status latent_montecarlo_set_prior(struct latent_montecarlo *mc,
+                                          size_t first,
+                                          size_t count,
+                                          latent_prior kind,
+                                          double a,
+                                          double b);
+
+// Sets the proposal of parameters first..first+count-1. LATENT_PROPOSAL_CUSTOM needs
+// `quantile` (kept with `user`, which must stay valid while the optimizer uses it); the others
+// ignore both.
+latent_status latent_montecarlo_set_proposal(struct latent_montecarlo *mc,
+                                             size_t first,
+                                             size_t count,
+                                             latent_proposal kind,
+                                             latent_quantile_fn quantile,
+                                             void *user);
+
+// Sets the constraint of parameters first..first+count-1: LATENT_CONSTRAINT_NONE,
+// LATENT_CONSTRAINT_POSITIVE (floor a > 0, or 0 for 1e-6), LATENT_CONSTRAINT_INTERVAL [a, b],
+// LATENT_CONSTRAINT_FIXED (the value a). Unused values are ignored.
+latent_status latent_montecarlo_set_constraint(struct latent_montecarlo *mc,
+                                               size_t first,
+                                               size_t count,
+                                               latent_constraint kind,
+                                               double a,
+                                               double b);
+
+// Sets the point the next latent_montecarlo_minimize() starts around (n must equal the number
+// of parameters; the values are constrained).
+latent_status latent_montecarlo_set_start(struct latent_montecarlo *mc,
+                                          const double *start,
+                                          size_t n);
+
+// Runs the optimizer on `loss` (the first call from the priors, later calls from the current
+// best, re-evaluated on this loss: e.g. a new minibatch). The loss is called from `threads`
+// threads at once unless threads == 1; non-finite returns are skipped. Stopping by the budget
+// is not an error (see latent_montecarlo_converged()); LATENT_STATUS_NON_FINITE when every
+// starting candidate gave a non-finite loss.
+latent_status latent_montecarlo_minimize(struct latent_montecarlo *mc,
+                                         latent_objective_fn loss,
+                                         void *user);
+
+// Copies the best parameters (latent_montecarlo_n_params of them) into `out`.
+latent_status latent_montecarlo_best(const struct latent_montecarlo *mc,
+                                     double *out,
+                                     size_t capacity);
+
+// The best loss of the last run (NaN for NULL or before a run).
+double latent_montecarlo_best_loss(const struct latent_montecarlo *mc);
+
+// Loss evaluations so far, runs and intervals (0 for NULL).
+uint64_t latent_montecarlo_evaluations(const struct latent_montecarlo *mc);
+
+// Iterations so far over all runs (0 for NULL): the length of the history.
+uint64_t latent_montecarlo_iterations(const struct latent_montecarlo *mc);
+
+// 1 when the last run stopped by its convergence rules (spreads collapsed or `patience`
+// iterations without improvement), 0 when it stopped by a budget (or for NULL).
+int32_t latent_montecarlo_converged(const struct latent_montecarlo *mc);
+
+// Copies the best loss after each iteration (latent_montecarlo_iterations of them) into `out`.
+latent_status latent_montecarlo_history(const struct latent_montecarlo *mc,
+                                        double *out,
+                                        size_t capacity);
+
+// Weak confidence intervals at `level` in (0, 1) for every parameter, around the best point,
+// from a quadratic fit of `loss` to samples near it (README, "Gradient-free Monte-Carlo
+// optimizer"). The loss is read as the negative log-likelihood at temperature T: give either
+// `temperature` > 0 (observations 0), or, for a sum- or mean-of-squares loss, the number of
+// observations n > free parameters (temperature 0), for T = 2 L* / (n - p). Fixed parameters
+// get zero-width intervals. lower and upper hold at least latent_montecarlo_n_params values.
+latent_status latent_montecarlo_intervals(struct latent_montecarlo *mc,
+                                          latent_objective_fn loss,
+                                          void *user,
+                                          double level,
+                                          double temperature,
+                                          size_t observations,
+                                          double *lower,
+                                          double *upper,
+                                          size_t n);
 
 // The default architecture: no hidden layers, ReLU hidden activation, linear code, sigmoid
 // output, MSE, mirrored decoder, untied, AUTO init, seed 0. input_dim and code_units are 0

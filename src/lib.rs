@@ -17,6 +17,7 @@ pub mod layer;
 pub mod loss;
 pub mod metrics;
 pub mod model_file;
+pub mod montecarlo;
 pub mod network;
 pub mod optim;
 mod parallel;

@@ -14,10 +14,13 @@ pub mod stream {
     pub const STOCHASTIC: u64 = 6;
     pub const VAE_SAMPLE: u64 = 7;
     pub const VAE_TRAIN: u64 = 8;
+    /// The Monte-Carlo optimizer's candidates and interval samples.
+    pub const MONTE_CARLO: u64 = 9;
     /// Shards of a data-parallel step use SHARD + their index.
     pub const SHARD: u64 = 1 << 32;
 }
 
+#[derive(Clone, Debug)]
 pub struct Rng(Xoshiro256PlusPlus);
 
 impl Rng {

@@ -19,6 +19,35 @@ fn own_data_flags_the_planted_outliers() {
 }
 
 #[test]
+fn montecarlo_example_fits_the_decay_and_covers_the_truth() {
+    let dir = scratch("montecarlo");
+    let exe = dir.join("montecarlo");
+    compile_c(&[root().join("c_examples/montecarlo.c")], &exe, &[]);
+    let mut outs = Vec::new();
+    for threads in ["1", "2"] {
+        let (code, out, err) = run(Command::new(&exe).arg(threads));
+        assert_eq!(code, 0, "montecarlo failed:\n{out}\n{err}");
+        outs.push(out);
+    }
+    let out = &outs[0];
+    // The same lines for 1 and 2 threads: the optimizer is deterministic.
+    assert_eq!(outs[0], outs[1]);
+    assert!(out.contains("converged 1"), "{out}");
+    for (name, truth) in [("A", 2.0), ("k", 0.7), ("c", 0.5)] {
+        let line = out.lines().find(|l| l.starts_with(&format!("{name} = "))).unwrap_or_else(|| panic!("{out}"));
+        let nums: Vec<f64> = line
+            .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        // best, 95, lower, upper, truth
+        let (best, lo, hi) = (nums[0], nums[2], nums[3]);
+        assert!(lo < best && best < hi, "{line}");
+        assert!(lo <= truth && truth <= hi, "the 95% interval misses the truth: {line}");
+        assert!(hi - lo < 0.5 * truth, "interval too wide: {line}");
+    }
+}
+
+#[test]
 fn own_data_links_statically() {
     let lib = lib_dir();
     let dir = scratch("own_data_static");

@@ -1,5 +1,6 @@
 //! The C ABI's promises: documented statuses for bad input (tests/c/contract.c and, for the
-//! variational autoencoder, tests/c/vae_contract.c, compiled as C),
+//! variational autoencoder, tests/c/vae_contract.c, and for the Monte-Carlo optimizer,
+//! tests/c/montecarlo_contract.c, compiled as C),
 //! no panic crossing the boundary, and concurrent inference on one network.
 
 mod common;
@@ -36,6 +37,16 @@ fn supervised_calls_give_the_documented_status_train_and_reload() {
     let (code, out, err) = run(Command::new(&exe).arg(&dir));
     println!("{out}");
     assert_eq!(code, 0, "supervised contract violations:\n{out}\n{err}");
+    assert!(out.contains("0 failures"), "{out}");
+}
+
+#[test]
+fn montecarlo_calls_give_the_documented_status_and_optimize() {
+    let dir = scratch("montecarlo_contract");
+    let exe = dir.join("montecarlo_contract");
+    compile_c(&[root().join("tests/c/montecarlo_contract.c")], &exe, &[]);
+    let (code, out, err) = run(&mut Command::new(&exe));
+    assert_eq!(code, 0, "Monte-Carlo contract violations:\n{out}\n{err}");
     assert!(out.contains("0 failures"), "{out}");
 }
 

@@ -197,5 +197,20 @@ fn struct_layouts_agree_between_c_and_rust() {
     f!(latent_elbo, neg_elbo);
     f!(latent_elbo, reconstruction);
     f!(latent_elbo, kl);
+    s!(latent_montecarlo_params);
+    f!(latent_montecarlo_params, init_samples);
+    f!(latent_montecarlo_params, samples);
+    f!(latent_montecarlo_params, elite);
+    f!(latent_montecarlo_params, max_iterations);
+    f!(latent_montecarlo_params, max_evaluations);
+    f!(latent_montecarlo_params, seed);
+    f!(latent_montecarlo_params, interval_samples);
+    f!(latent_montecarlo_params, tolerance);
+    f!(latent_montecarlo_params, memory);
+    f!(latent_montecarlo_params, shrink);
+    f!(latent_montecarlo_params, restart_fraction);
+    f!(latent_montecarlo_params, patience);
+    f!(latent_montecarlo_params, threads);
+    f!(latent_montecarlo_params, full_hessian_max);
     assert_eq!(c["LATENT_ABI_VERSION"], LATENT_ABI_VERSION as usize);
 }

@@ -238,6 +238,35 @@ pub const LATENT_EVENT_BATCH: latent_event = 0;
 /// After each epoch, with the validation loss.
 pub const LATENT_EVENT_EPOCH_END: latent_event = 1;
 
+/// Initial distribution of a Monte-Carlo optimizer parameter (`latent_prior`).
+pub type latent_prior = i32;
+/// U(a, b), a < b (the default, with a = -1, b = 1, as KernelML).
+pub const LATENT_PRIOR_UNIFORM: latent_prior = 0;
+/// N(a, b^2): mean a, standard deviation b > 0.
+pub const LATENT_PRIOR_NORMAL: latent_prior = 1;
+
+/// Shape of the Monte-Carlo optimizer's draws around the current best, with the parameter's
+/// adapted spread s (`latent_proposal`).
+pub type latent_proposal = i32;
+/// N(best, s^2) (the default).
+pub const LATENT_PROPOSAL_NORMAL: latent_proposal = 0;
+/// U(best - sqrt(3) s, best + sqrt(3) s): the normal's variance.
+pub const LATENT_PROPOSAL_UNIFORM: latent_proposal = 1;
+/// A user quantile function q(user, index, best, s, u) of a seeded u in (0, 1).
+pub const LATENT_PROPOSAL_CUSTOM: latent_proposal = 2;
+
+/// Constraint of a Monte-Carlo optimizer parameter, applied to every candidate before every
+/// loss evaluation (`latent_constraint`).
+pub type latent_constraint = i32;
+/// Any value (the default).
+pub const LATENT_CONSTRAINT_NONE: latent_constraint = 0;
+/// Values <= 0 become the floor a > 0 (0 for KernelML's 1e-6).
+pub const LATENT_CONSTRAINT_POSITIVE: latent_constraint = 1;
+/// Clamped into [a, b], a < b.
+pub const LATENT_CONSTRAINT_INTERVAL: latent_constraint = 2;
+/// Always a: not optimised; its interval has zero width.
+pub const LATENT_CONSTRAINT_FIXED: latent_constraint = 3;
+
 #[cfg(test)]
 mod tests {
     use crate::error::status;

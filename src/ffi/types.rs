@@ -313,3 +313,57 @@ pub struct latent_evaluation {
     /// Rows scored.
     pub rows: u64,
 }
+
+/// Settings of the gradient-free Monte-Carlo optimizer. Get the defaults from
+/// latent_montecarlo_params_default() and edit. Counts are uint64_t.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct latent_montecarlo_params {
+    /// Candidates drawn at the start of each run (from the priors the first time, around the
+    /// current best afterwards). Default 1000 (KernelML's init_random_sample_num).
+    pub init_samples: u64,
+    /// Candidates per iteration. Default 100 (KernelML's random_sample_num).
+    pub samples: u64,
+    /// Best candidates per iteration whose deviations set the spreads, 1..=samples. Default 20
+    /// (KernelML's analyze_n_parameters).
+    pub elite: u64,
+    /// Iterations per run. Default 1000.
+    pub max_iterations: u64,
+    /// Budget of loss evaluations over all runs; 0 = unlimited. Default 1e6. Interval calls
+    /// count in latent_montecarlo_evaluations() but are not stopped by it.
+    pub max_evaluations: u64,
+    /// Seed of every draw. Default 0.
+    pub seed: u64,
+    /// Candidates per quadratic fit of latent_montecarlo_intervals(); 0 (default) = 4 x the
+    /// number of fitted coefficients, at least 60.
+    pub interval_samples: u64,
+    /// Converged when every free spread is at most tolerance * max(1, |best_i|). Default 1e-8.
+    pub tolerance: f64,
+    /// Weight of the old spread when blended with the elite's deviation, in [0, 1). Default 0.5.
+    pub memory: f64,
+    /// Spread factor after an iteration without improvement, in (0, 1). Default 0.5.
+    pub shrink: f64,
+    /// Half-width of the sampler around the current best at the start of a later run, relative
+    /// to max(|w_i|, prior sd). Default 0.1 (KernelML's U(w +- 10% w)).
+    pub restart_fraction: f64,
+    /// Converged after this many iterations in a row without improvement. Default 50.
+    pub patience: u32,
+    /// Threads that call the loss at once; 0 = all cores (default). Set 1 when the loss
+    /// callback is not thread-safe (R, Julia, Python callbacks): then every call is made on the
+    /// calling thread. The result is the same for any value.
+    pub threads: u32,
+    /// latent_montecarlo_intervals() fits the full Hessian up to this many free parameters and
+    /// only its diagonal above. Default 40.
+    pub full_hessian_max: u32,
+}
+
+/// A loss over a parameter vector of n values. Called from `threads` threads at once (unless
+/// threads == 1), so it must be thread-safe; a non-finite return marks the candidate as
+/// infeasible (it is skipped, never chosen as best).
+pub type latent_objective_fn = Option<unsafe extern "C" fn(user: *mut c_void, params: *const f64, n: usize) -> f64>;
+
+/// A custom proposal: the value of parameter `index` for a uniform u in (0, 1), around `center`
+/// (the current best) with spread `scale`, i.e. a quantile function. Called on the thread that
+/// called latent_montecarlo_minimize(), one call at a time.
+pub type latent_quantile_fn =
+    Option<unsafe extern "C" fn(user: *mut c_void, index: usize, center: f64, scale: f64, u: f64) -> f64>;

@@ -117,6 +117,21 @@ int main(void) {
     F(latent_elbo, neg_elbo);
     F(latent_elbo, reconstruction);
     F(latent_elbo, kl);
+    S(latent_montecarlo_params);
+    F(latent_montecarlo_params, init_samples);
+    F(latent_montecarlo_params, samples);
+    F(latent_montecarlo_params, elite);
+    F(latent_montecarlo_params, max_iterations);
+    F(latent_montecarlo_params, max_evaluations);
+    F(latent_montecarlo_params, seed);
+    F(latent_montecarlo_params, interval_samples);
+    F(latent_montecarlo_params, tolerance);
+    F(latent_montecarlo_params, memory);
+    F(latent_montecarlo_params, shrink);
+    F(latent_montecarlo_params, restart_fraction);
+    F(latent_montecarlo_params, patience);
+    F(latent_montecarlo_params, threads);
+    F(latent_montecarlo_params, full_hessian_max);
     printf("LATENT_ABI_VERSION %d\n", (int)LATENT_ABI_VERSION);
     return 0;
 }

@@ -1,0 +1,351 @@
+//! "Weak" confidence intervals from samples around the optimum (KernelML's README suggested
+//! them; no version of it computed one, so the method here is our own).
+//!
+//! # Method
+//!
+//! The loss is read as a negative log-likelihood at temperature T: likelihood ∝ exp(-L(θ)/T).
+//! T is given by the user, or, for a sum-of-squares or mean-of-squares loss over n
+//! observations, T = 2 L* / (n - p) with L* the loss at the optimum and p the number of free
+//! (not fixed) parameters. For SSE, exp(-SSE / (2 σ̂²)) is the Gaussian likelihood with
+//! σ̂² = SSE / (n - p); for MSE = SSE / n the same formula gives the same intervals, so the
+//! choice is scale-invariant.
+//!
+//! 1. **Scale.** For each free parameter a step h_i is probed along its axis until the
+//!    symmetric rise (L(θ* + h e_i) + L(θ* - h e_i)) / 2 - L* is between T/8 and 2T, so h_i is
+//!    within a factor 2 of the conditional posterior standard deviation.
+//! 2. **Fit.** Candidates θ* + d with d_i ~ N(0, h_i²) are drawn (seeded, then constrained) and
+//!    evaluated in parallel; the quadratic surface L ≈ L* + c + gᵀd + ½ dᵀHd is fitted to them
+//!    by least squares (in the scaled coordinates d_i / h_i): with the full Hessian when there
+//!    are at most `full_hessian_max` free parameters (default 40), with its diagonal otherwise
+//!    (then the intervals are conditional ones, narrower than the marginal intervals when
+//!    parameters are correlated).
+//! 3. **Refine.** The covariance T · H⁻¹ of the first fit sets new sampling spreads
+//!    h_i = sqrt(cov_ii), and the fit is repeated.
+//! 4. **Intervals.** θ*_i ± z · sqrt(cov_ii) with z = Φ⁻¹((1 + level) / 2), clamped into the
+//!    parameter's constraint. Fixed parameters get zero-width intervals.
+//!
+//! These are Laplace (normal) approximations of the likelihood around θ*: "weak" in that they
+//! are only as good as the quadratic approximation and the temperature. For a linear model with
+//! Gaussian noise and T from n, they are the OLS intervals with z in place of Student's t.
+//! A Hessian that is not positive definite (θ* is not a minimum, or the loss is flat in some
+//! direction) or too few finite samples is an error, not a panic.
+
+use super::sampler::{normal_quantile, standard_normal};
+use super::{LossFn, MonteCarlo};
+use crate::error::{Error, Result, invalid};
+
+/// Where the likelihood's temperature comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Temperature {
+    /// T itself (> 0): the likelihood is exp(-L / T). A negative log-likelihood loss has T = 1.
+    Given(f64),
+    /// The number of observations n of a sum- or mean-of-squares loss: T = 2 L* / (n - p).
+    Observations(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IntervalSettings {
+    /// Coverage level in (0, 1), e.g. 0.95.
+    pub level: f64,
+    pub temperature: Temperature,
+    /// Candidates per fit; 0 (default) = 4 × the number of fitted coefficients, at least 60.
+    pub samples: usize,
+    /// Fit the full Hessian up to this many free parameters, its diagonal above. Default 40.
+    pub full_hessian_max: usize,
+}
+
+impl IntervalSettings {
+    pub fn new(level: f64, temperature: Temperature) -> IntervalSettings {
+        IntervalSettings { level, temperature, samples: 0, full_hessian_max: 40 }
+    }
+}
+
+/// Intervals and the quantities behind them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Intervals {
+    /// The point the intervals are centered at (the optimizer's best).
+    pub center: Vec<f64>,
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+    /// Standard errors sqrt(cov_ii) (0 for fixed parameters).
+    pub sd: Vec<f64>,
+    /// Row-major p × p covariance T · H⁻¹ (zero rows for fixed parameters; only the diagonal in
+    /// the diagonal mode).
+    pub covariance: Vec<f64>,
+    /// The loss L* at the center and the temperature used.
+    pub loss: f64,
+    pub temperature: f64,
+    /// Whether the full Hessian was fitted.
+    pub full_hessian: bool,
+}
+
+impl MonteCarlo {
+    /// Weak confidence intervals around the current best, on `loss` (see the module docs).
+    /// Uses the optimizer's seeded stream and counts its evaluations; the best is not changed.
+    pub fn intervals(&mut self, loss: LossFn, s: &IntervalSettings) -> Result<Intervals> {
+        if !(s.level > 0.0 && s.level < 1.0) {
+            return Err(invalid!("level = {} must be in (0, 1)", s.level));
+        }
+        let Some(center) = self.best.clone() else {
+            return Err(invalid!("no optimum yet: run the optimizer (or set a start) first"));
+        };
+        let p = self.n_params();
+        let free: Vec<usize> = (0..p).filter(|&i| !self.specs[i].constraint.is_fixed()).collect();
+        let q = free.len();
+        match s.temperature {
+            Temperature::Given(t) if !(t.is_finite() && t > 0.0) => {
+                return Err(invalid!("temperature = {t} must be finite and > 0"));
+            }
+            Temperature::Observations(n) if n <= q => {
+                return Err(invalid!("{n} observations for {q} free parameters: n must exceed p"));
+            }
+            _ => {}
+        }
+        let lstar = self.evaluate(&center, loss)?[0];
+        if !lstar.is_finite() {
+            return Err(Error::NonFinite(format!("the loss at the optimum is {lstar}")));
+        }
+        let t = match s.temperature {
+            Temperature::Given(t) => t,
+            Temperature::Observations(n) => {
+                let t = 2.0 * lstar / (n - q) as f64;
+                if !(t.is_finite() && t > 0.0) {
+                    return Err(invalid!(
+                        "the loss at the optimum is {lstar}: T = 2 L* / (n - p) needs a positive loss; give a temperature instead"
+                    ));
+                }
+                t
+            }
+        };
+        let full = q <= s.full_hessian_max;
+        let mut sd = vec![0.0; p];
+        let mut covariance = vec![0.0; p * p];
+        if q > 0 {
+            let h = self.probe_scales(loss, &center, lstar, &free, t)?;
+            let cov = self.fit_covariance(loss, &center, lstar, &free, &h, full, s.samples, t)?;
+            let h2: Vec<f64> = (0..q).map(|j| cov[j * q + j].sqrt()).collect();
+            let cov = self.fit_covariance(loss, &center, lstar, &free, &h2, full, s.samples, t)?;
+            for (a, &i) in free.iter().enumerate() {
+                sd[i] = cov[a * q + a].sqrt();
+                for (b, &k) in free.iter().enumerate() {
+                    covariance[i * p + k] = cov[a * q + b];
+                }
+            }
+        }
+        let z = normal_quantile(0.5 * (1.0 + s.level));
+        let lower = (0..p).map(|i| self.specs[i].constraint.apply(center[i] - z * sd[i])).collect();
+        let upper = (0..p).map(|i| self.specs[i].constraint.apply(center[i] + z * sd[i])).collect();
+        Ok(Intervals { center, lower, upper, sd, covariance, loss: lstar, temperature: t, full_hessian: full })
+    }
+
+    /// Per free parameter, a step whose symmetric loss rise is between T/8 and 2T.
+    fn probe_scales(&mut self, loss: LossFn, center: &[f64], lstar: f64, free: &[usize], t: f64) -> Result<Vec<f64>> {
+        let p = self.n_params();
+        let mut h: Vec<f64> = free.iter().map(|&i| self.spreads[i].max(1e-3 * center[i].abs()).max(1e-6)).collect();
+        let mut done = vec![false; free.len()];
+        for _ in 0..60 {
+            let todo: Vec<usize> = (0..free.len()).filter(|&j| !done[j]).collect();
+            if todo.is_empty() {
+                break;
+            }
+            let mut cands = Vec::with_capacity(todo.len() * 2 * p);
+            for &j in &todo {
+                for sign in [1.0, -1.0] {
+                    let mut x = center.to_vec();
+                    x[free[j]] += sign * h[j];
+                    self.constrain(&mut x);
+                    cands.extend_from_slice(&x);
+                }
+            }
+            let losses = self.evaluate(&cands, loss)?;
+            for (k, &j) in todo.iter().enumerate() {
+                let rise = 0.5 * (losses[2 * k] + losses[2 * k + 1]) - lstar;
+                if !rise.is_finite() {
+                    h[j] *= 0.25;
+                } else if rise <= 0.0 {
+                    h[j] *= 4.0;
+                } else if rise < t / 8.0 || rise > 2.0 * t {
+                    h[j] *= (0.5 * t / rise).sqrt().clamp(1e-3, 1e3);
+                } else {
+                    done[j] = true;
+                }
+                if !(h[j].is_finite() && h[j] > 0.0) {
+                    return Err(invalid!("parameter {}: no step gives a finite rise of the loss", free[j]));
+                }
+            }
+        }
+        Ok(h)
+    }
+
+    /// Least-squares quadratic fit to samples θ* + d, d_i ~ N(0, h_i²); returns the q × q
+    /// covariance T · H⁻¹ over the free parameters (diagonal only when `full` is false).
+    #[allow(clippy::too_many_arguments)]
+    fn fit_covariance(
+        &mut self,
+        loss: LossFn,
+        center: &[f64],
+        lstar: f64,
+        free: &[usize],
+        h: &[f64],
+        full: bool,
+        samples: usize,
+        t: f64,
+    ) -> Result<Vec<f64>> {
+        let p = self.n_params();
+        let q = free.len();
+        let m = if full { 1 + q + q * (q + 1) / 2 } else { 1 + 2 * q };
+        let n = if samples > 0 { samples } else { (4 * m).max(60) };
+        let mut cands = Vec::with_capacity(n * p);
+        for _ in 0..n {
+            let mut x = center.to_vec();
+            for (j, &i) in free.iter().enumerate() {
+                x[i] += h[j] * standard_normal(&mut self.rng);
+            }
+            self.constrain(&mut x);
+            cands.extend_from_slice(&x);
+        }
+        let losses = self.evaluate(&cands, loss)?;
+        // Normal equations over the finite samples, features in scaled coordinates u = d / h.
+        let mut g = vec![0.0; m * m];
+        let mut b = vec![0.0; m];
+        let mut f = vec![0.0; m];
+        let mut used = 0usize;
+        for (k, &l) in losses.iter().enumerate() {
+            if !l.is_finite() {
+                continue;
+            }
+            used += 1;
+            let x = &cands[k * p..(k + 1) * p];
+            let u: Vec<f64> = free.iter().zip(h).map(|(&i, &hj)| (x[i] - center[i]) / hj).collect();
+            f[0] = 1.0;
+            f[1..=q].copy_from_slice(&u);
+            let mut c = q + 1;
+            if full {
+                for a in 0..q {
+                    for bb in a..q {
+                        f[c] = if a == bb { 0.5 * u[a] * u[a] } else { u[a] * u[bb] };
+                        c += 1;
+                    }
+                }
+            } else {
+                for ua in &u {
+                    f[c] = 0.5 * ua * ua;
+                    c += 1;
+                }
+            }
+            let y = l - lstar;
+            for r in 0..m {
+                b[r] += f[r] * y;
+                let fr = f[r];
+                for (gv, &fc) in g[r * m..r * m + r + 1].iter_mut().zip(&f[..=r]) {
+                    *gv += fr * fc;
+                }
+            }
+        }
+        if used < m + 2 {
+            return Err(invalid!(
+                "only {used} of {n} samples around the optimum gave a finite loss; {} are needed for the fit",
+                m + 2
+            ));
+        }
+        for r in 0..m {
+            for c in r + 1..m {
+                g[r * m + c] = g[c * m + r];
+            }
+        }
+        let coef = cholesky_solve(&mut g, m, &b).ok_or_else(|| {
+            invalid!("the samples around the optimum do not determine a quadratic fit (singular design)")
+        })?;
+        // The Hessian in scaled coordinates.
+        let mut hu = vec![0.0; q * q];
+        let mut c = q + 1;
+        if full {
+            for a in 0..q {
+                for bb in a..q {
+                    hu[a * q + bb] = coef[c];
+                    hu[bb * q + a] = coef[c];
+                    c += 1;
+                }
+            }
+        } else {
+            for a in 0..q {
+                hu[a * q + a] = coef[c];
+                c += 1;
+            }
+        }
+        let inv = cholesky_inverse(&mut hu, q).ok_or_else(|| {
+            invalid!("the fitted Hessian is not positive definite: the best point is not a minimum of this loss, or the loss is flat in some direction")
+        })?;
+        let mut cov = vec![0.0; q * q];
+        for a in 0..q {
+            for bb in 0..q {
+                cov[a * q + bb] = t * inv[a * q + bb] * h[a] * h[bb];
+            }
+        }
+        if cov.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite("the fitted covariance is not finite".into()));
+        }
+        Ok(cov)
+    }
+}
+
+/// In-place lower Cholesky factor of the symmetric n × n matrix `a`; None if not positive definite.
+fn cholesky(a: &mut [f64], n: usize) -> Option<()> {
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= a[j * n + k] * a[j * n + k];
+        }
+        if !(d > 0.0 && d.is_finite()) {
+            return None;
+        }
+        let d = d.sqrt();
+        a[j * n + j] = d;
+        for i in j + 1..n {
+            let mut v = a[i * n + j];
+            for k in 0..j {
+                v -= a[i * n + k] * a[j * n + k];
+            }
+            a[i * n + j] = v / d;
+        }
+    }
+    Some(())
+}
+
+/// Solves L Lᵀ x = b with the factor in `l`.
+fn cholesky_apply(l: &[f64], n: usize, b: &[f64]) -> Vec<f64> {
+    let mut y = b.to_vec();
+    for i in 0..n {
+        for k in 0..i {
+            y[i] -= l[i * n + k] * y[k];
+        }
+        y[i] /= l[i * n + i];
+    }
+    for i in (0..n).rev() {
+        for k in i + 1..n {
+            y[i] -= l[k * n + i] * y[k];
+        }
+        y[i] /= l[i * n + i];
+    }
+    y
+}
+
+fn cholesky_solve(a: &mut [f64], n: usize, b: &[f64]) -> Option<Vec<f64>> {
+    cholesky(a, n)?;
+    Some(cholesky_apply(a, n, b))
+}
+
+fn cholesky_inverse(a: &mut [f64], n: usize) -> Option<Vec<f64>> {
+    cholesky(a, n)?;
+    let mut inv = vec![0.0; n * n];
+    let mut e = vec![0.0; n];
+    for c in 0..n {
+        e.iter_mut().for_each(|v| *v = 0.0);
+        e[c] = 1.0;
+        let col = cholesky_apply(a, n, &e);
+        for r in 0..n {
+            inv[r * n + c] = col[r];
+        }
+    }
+    Some(inv)
+}
