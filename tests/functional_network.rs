@@ -44,6 +44,29 @@ fn numeric_grad(net: &mut Network, h: f32, loss: impl Fn(&Network) -> f64) -> Ve
     g
 }
 
+/// Kinks: F06 and F07 at w = 0 (F07's gradient passes through it by design), F08 and F09 where
+/// their relu's argument a x + c (c x + d) is 0. Move the parameters away from them (the
+/// offset plane of a relu to |.| >= 0.5, beyond |a x| <= 0.25 plus any step) so that no
+/// difference step crosses one.
+fn off_the_kink(net: &mut Network, f: Family) {
+    let plane = match f {
+        Family::F06 | Family::F07 => 0,
+        Family::F08 => 1,
+        Family::F09 => 2,
+        _ => return,
+    };
+    let shift = if plane == 0 { 0.05 } else { 0.5 };
+    let mut p = net.params().to_vec();
+    for l in net.layers().iter().filter(|l| l.functional().is_some()) {
+        let n = l.n_in * l.n_out;
+        let at = l.w + plane * n;
+        p[at..at + n]
+            .iter_mut()
+            .for_each(|w| *w = if plane == 0 { shift + w.abs() } else { w.signum() * (shift + w.abs()) });
+    }
+    net.set_params(&p).unwrap();
+}
+
 fn analytic(net: &Network, rows: &Matrix) -> Vec<f32> {
     let mut ws: Workspace = net.workspace(rows.rows()).unwrap();
     let mut g = vec![0f32; net.param_count()];
@@ -80,11 +103,17 @@ fn networks_with_every_family_have_exact_gradients() {
             ..NetworkSpec::new(5, &[], Activation::Tanh, 3)
         };
         let mut net = Network::new(ae).unwrap();
+        off_the_kink(&mut net, f);
+        // F05's a multiplies exp(c x) with c in (-4, -2): at |x| ~ 2 a step of a moves f by
+        // ~30 and the tanh curvature swamps the difference quotient; small inputs keep it in
+        // the quadratic regime.
+        let data = if f == Family::F05 { random_dataset(4, 5, 1, 0.25) } else { data.clone() };
         let a = analytic(&net, data.x());
         let n = numeric_grad(&mut net, 1e-2, |n| n.loss(data.x()).unwrap());
         let w1 = worst(&a, &n);
         let spec = NetworkSpec::classifier(5, &[LayerSpec::new(4, Activation::Tanh)], 3).unwrap();
         let mut clf = Network::new(NetworkSpec { output_connection: c, seed: 9, ..spec }).unwrap();
+        off_the_kink(&mut clf, f);
         let rows = clf.task().training_matrix(&labelled, "data").unwrap();
         let a2 = analytic(&clf, &rows);
         let n2 = numeric_grad(&mut clf, 1e-2, |n| n.evaluate(&labelled).unwrap().loss);
@@ -205,12 +234,13 @@ fn pi_digits(n: usize) -> Vec<u8> {
     out
 }
 
-/// The memory experiment: one memory layer 10 -> 32 (tanh) and a softmax over the next digit,
-/// fed the one-hot of digit t and asked for digit t + 1 of pi's first 400, trained online
-/// (batch 1, no shuffling, state carried across steps and reset each epoch). Replayed from a
-/// zero state over the same inputs (teacher forcing), the trained network predicts at least
-/// 90% of the 399 next digits; the best a memoryless predictor can do from the current digit
-/// alone is the 'most frequent successor' table, printed beside it.
+/// The memory experiment: a memory layer 10 -> 32 (tanh), a dense tanh layer of 128 and a
+/// softmax over the next digit, fed the one-hot of digit t and asked for digit t + 1 of pi's
+/// first 401, trained online (batch 1, no shuffling, the state carried across steps and reset
+/// each epoch) for 200 epochs. Replayed from a zero state over the same inputs (teacher forcing)
+/// it predicts at least 95% of the 400 next digits (measured 98.5%); anything that sees only the
+/// current digit is bounded by the 'most frequent successor' table (19.0%), and a memory layer
+/// with a linear softmax readout reached 47% (32 units) to 48% (256 units).
 #[test]
 fn a_memory_layer_memorises_400_digits_of_pi() {
     let digits = pi_digits(401);
@@ -222,13 +252,13 @@ fn a_memory_layer_memorises_400_digits_of_pi() {
     }
     let mut data = Dataset::from_buffer_f32(&x, n, 10, false).unwrap();
     data.set_labels(digits[1..=n].iter().map(|&d| d as i32).collect()).unwrap();
-    let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let hidden = LayerSpec::new(env("MW", 32.0) as usize, Activation::Tanh).connected(Connection::Memory);
-    let mut net = Network::new(NetworkSpec::classifier(10, &[hidden], 10).unwrap()).unwrap();
+    let memory = LayerSpec::new(32, Activation::Tanh).connected(Connection::Memory);
+    let readout = LayerSpec::new(128, Activation::Tanh);
+    let mut net = Network::new(NetworkSpec::classifier(10, &[memory, readout], 10).unwrap()).unwrap();
     let cfg = TrainConfig {
-        epochs: env("ME", 150.0) as usize,
+        epochs: 200,
         batch_size: 1,
-        learning_rate: env("MLR", 3e-3) as f32,
+        learning_rate: 3e-3,
         shuffle: false,
         threads: 1,
         ..Default::default()
@@ -246,5 +276,6 @@ fn a_memory_layer_memorises_400_digits_of_pi() {
         100.0 * e.accuracy,
         100.0 * table as f64 / n as f64
     );
-    assert!(e.accuracy >= 0.90, "{}", e.accuracy);
+    assert!(e.accuracy >= 0.95, "{}", e.accuracy);
+    assert!((table as f64) < 0.25 * n as f64);
 }
