@@ -132,6 +132,10 @@ typedef struct latent_montecarlo_params {
   // latent_montecarlo_intervals() fits the full Hessian up to this many free parameters and
   // only its diagonal above. Default 40.
   uint32_t full_hessian_max;
+  // Fraction of the free parameters each candidate perturbs, in (0, 1] (KernelML's
+  // percent_of_params_updated); the others keep the best's values. Default 1; with
+  // hundreds of parameters (a network) 0.01-0.1 finds improvements far more often.
+  double update_fraction;
 } latent_montecarlo_params;
 
 // Initial distribution of a Monte-Carlo optimizer parameter (`latent_prior`).
@@ -154,6 +158,34 @@ typedef int32_t latent_constraint;
 // threads == 1), so it must be thread-safe; a non-finite return marks the candidate as
 // infeasible (it is skipped, never chosen as best).
 typedef double (*latent_objective_fn)(void *user, const double *params, size_t n);
+
+// A user's link: maps a hidden layer's output block `values` (rows x cols, row-major) in place
+// with its own `n` parameters (a non-linear parametric layer whose forward the user writes).
+// Called from the optimizer's threads at once unless threads == 1.
+typedef void (*latent_link_fn)(void *user,
+                               const double *params,
+                               size_t n,
+                               float *values,
+                               size_t rows,
+                               size_t cols);
+
+// How latent_montecarlo_fit_network() fits a network. Defaults from
+// latent_montecarlo_network_params_default().
+typedef struct latent_montecarlo_network_params {
+  // Rows per run, drawn without replacement, a fresh minibatch each run; 0 (default) = all.
+  uint64_t batch_size;
+  // Runs, each continuing from the best so far. Default 1.
+  uint32_t runs;
+  // The hidden layer (0-based in forward order: encoder hidden layers, the code layer,
+  // decoder hidden layers) whose output the link maps; -1 (default): no link.
+  int32_t link_layer;
+  // The link's parameters: the optimizer's last link_params coordinates. Default 0.
+  uint32_t link_params;
+  latent_link_fn link;
+  void *link_user;
+  // Seed of the minibatch draws. Default 0.
+  uint64_t seed;
+} latent_montecarlo_network_params;
 
 // Activation function (`latent_activation`).
 typedef int32_t latent_activation;
@@ -1037,6 +1069,15 @@ latent_status latent_anomaly_flag(const double *scores,
                                   size_t capacity,
                                   size_t *n_flagged);
 
+// Area under the ROC curve of `scores` for telling the rows whose `labels` equal `positive`
+// from the others (ties count one half). NaN scores are refused; so are n = 0 and labels of
+// only one kind (LATENT_STATUS_INVALID_ARGUMENT).
+latent_status latent_auroc(const double *scores,
+                           const int32_t *labels,
+                           size_t n,
+                           int32_t positive,
+                           double *out);
+
 // The defaults (KernelML's where it has one): 1000 initial samples, 100 per iteration, elite
 // 20, 1000 iterations per run, 1e6 evaluations, tolerance 1e-8, patience 50, memory 0.5,
 // shrink 0.5, restart fraction 0.1, all cores, seed 0, automatic interval samples, full
@@ -1137,6 +1178,24 @@ latent_status latent_montecarlo_intervals(struct latent_montecarlo *mc,
                                           double *lower,
                                           double *upper,
                                           size_t n);
+
+// Defaults: every row, one run, no link, seed 0.
+struct latent_montecarlo_network_params latent_montecarlo_network_params_default(void);
+
+// Fits every parameter of `net` (and of an optional link, a non-linear function with its
+// own parameters applied to one hidden layer's output) with the Monte-Carlo optimizer `mc`,
+// against the network's own loss (as in training) on `data` (with its labels or targets for
+// a supervised network): `runs` runs, each on a fresh minibatch. `mc` must have
+// latent_network_param_count(net) + link_params parameters, in the network's parameter order
+// (latent_network_layer_offsets) then the link's; set their priors, proposals and constraints
+// before. The first run starts around the network's current parameters and the link's prior
+// means, unless `mc` already has a point. The network ends with the best parameters; read
+// the link's with latent_montecarlo_best (its last link_params values). The link is not part
+// of the network afterwards: apply it to latent_network_encode's output yourself.
+latent_status latent_montecarlo_fit_network(struct latent_montecarlo *mc,
+                                            struct latent_network *net,
+                                            const struct latent_dataset *data,
+                                            const struct latent_montecarlo_network_params *params);
 
 // The default architecture: no hidden layers, ReLU hidden activation, linear code, sigmoid
 // output, MSE, mirrored decoder, untied, AUTO init, seed 0. input_dim and code_units are 0
@@ -1317,6 +1376,18 @@ latent_status latent_network_evaluate(const struct latent_network *net,
                                       struct latent_evaluation *out,
                                       uint64_t *confusion,
                                       size_t capacity);
+
+// Where layer `layer` (0-based in forward order; the output layer is the last) keeps its
+// parameters in latent_network_get_params' vector: `*w` the offset of its weight matrix
+// (n_in x n_out, row-major; a functional layer's theta block [k][n_in][n_out], a memory
+// layer's a, c, d planes; a tied layer's is its mirror's, read transposed), `*w_len` its
+// length (0 for a tied layer, which owns only its bias), `*b` the offset of its n_out biases.
+// Any out-pointer may be NULL.
+latent_status latent_network_layer_offsets(const struct latent_network *net,
+                                           size_t layer,
+                                           size_t *w,
+                                           size_t *w_len,
+                                           size_t *b);
 
 // A plain (unregularised) layer.
 struct latent_layer_regularization latent_layer_regularization_default(void);

@@ -135,3 +135,28 @@ impl AnomalyThreshold {
         scores.iter().map(|&s| self.is_anomaly(s)).collect()
     }
 }
+
+/// Area under the ROC curve of `scores` for telling `positive` rows (true) from the others:
+/// the probability that a random positive row scores above a random negative one, ties
+/// counting one half (the Mann-Whitney U statistic over n+ n-). NaN without both kinds.
+pub fn auroc(scores: &[f64], positive: &[bool]) -> f64 {
+    let mut idx: Vec<usize> = (0..scores.len().min(positive.len())).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let (mut rank_sum, mut i) = (0f64, 0usize);
+    while i < idx.len() {
+        // Rows with equal scores share the mean of their ranks (1-based).
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let mean_rank = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += (i..=j).filter(|&k| positive[idx[k]]).count() as f64 * mean_rank;
+        i = j + 1;
+    }
+    let np = idx.iter().filter(|&&k| positive[k]).count() as f64;
+    let nn = idx.len() as f64 - np;
+    if np == 0.0 || nn == 0.0 {
+        return f64::NAN;
+    }
+    (rank_sum - np * (np + 1.0) / 2.0) / (np * nn)
+}

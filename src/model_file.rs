@@ -124,7 +124,8 @@
 //! | 12      | 4`N`  | i32 × N  | each layer's connection code (`LATENT_CONNECTION_*`) in forward order, the output layer last |
 //!
 //! The output layer is `outputs` wide for a supervised network (`input_dim` otherwise); a
-//! supervised decoder is never marked mirrored. A functional layer's parameters are its theta
+//! supervised network whose decoder was not given (`decoder: None`) is marked mirrored with no
+//! decoder layers: it has none. A functional layer's parameters are its theta
 //! block `[k][n_in][n_out]` then its bias, where a dense layer has its weights; a memory
 //! layer's are its a, c, d planes then its bias. The fixed connection signs of functional
 //! families are derived from the seed, so they are not stored. A version-4 block that says
@@ -829,10 +830,11 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
         )));
     }
     let decoder = if mirrored {
-        if task.is_supervised() {
-            return Err(arch_err("a supervised network's decoder is never mirrored"));
+        // A supervised network's unset decoder has no layers (it is never a mirror).
+        if task.is_supervised() && !decoder.is_empty() {
+            return Err(arch_err("a supervised network's decoder marked unset has layers"));
         }
-        if !decoder.iter().eq(encoder.iter().rev()) {
+        if !task.is_supervised() && !decoder.iter().eq(encoder.iter().rev()) {
             return Err(arch_err("the decoder is marked mirrored but is not the encoder reversed"));
         }
         None

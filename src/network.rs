@@ -908,6 +908,15 @@ impl Network {
         Ok(task::argmax_rows(logits.as_slice(), classes))
     }
 
+    /// The rows a trainer fits from a dataset: its inputs, then a supervised network's labels
+    /// or targets.
+    pub fn training_rows_of(&self, data: &crate::data::Dataset) -> Result<Matrix> {
+        if data.cols() != self.input_dim() {
+            return Err(shape!("the dataset has {} columns, the network expects {}", data.cols(), self.input_dim()));
+        }
+        self.spec.task.training_matrix(data, "the dataset")
+    }
+
     /// Loss, accuracy and confusion matrix (classifier) or loss and MSE (regression) on a
     /// dataset with labels or targets.
     pub fn evaluate(&self, data: &crate::data::Dataset) -> Result<Evaluation> {

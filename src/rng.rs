@@ -16,6 +16,7 @@ pub mod stream {
     pub const VAE_TRAIN: u64 = 8;
     /// The Monte-Carlo optimizer's candidates and interval samples.
     pub const MONTE_CARLO: u64 = 9;
+    pub const MONTE_CARLO_BATCH: u64 = 10;
     /// Shards of a data-parallel step use SHARD + their index.
     pub const SHARD: u64 = 1 << 32;
 }

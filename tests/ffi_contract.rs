@@ -51,6 +51,17 @@ fn montecarlo_calls_give_the_documented_status_and_optimize() {
 }
 
 #[test]
+fn montecarlo_fits_a_network_with_a_link_from_c() {
+    let dir = scratch("montecarlo_network");
+    let exe = dir.join("montecarlo_network");
+    compile_c(&[root().join("tests/c/montecarlo_network.c")], &exe, &[]);
+    let (code, out, err) = run(&mut Command::new(&exe));
+    println!("{out}");
+    assert_eq!(code, 0, "Monte-Carlo network contract violations:\n{out}\n{err}");
+    assert!(out.contains("0 failures"), "{out}");
+}
+
+#[test]
 fn a_panic_inside_a_call_comes_back_as_a_status() {
     let dir = scratch("panic");
     let exe = dir.join("panic");

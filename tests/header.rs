@@ -212,5 +212,6 @@ fn struct_layouts_agree_between_c_and_rust() {
     f!(latent_montecarlo_params, patience);
     f!(latent_montecarlo_params, threads);
     f!(latent_montecarlo_params, full_hessian_max);
+    f!(latent_montecarlo_params, update_fraction);
     assert_eq!(c["LATENT_ABI_VERSION"], LATENT_ABI_VERSION as usize);
 }

@@ -118,3 +118,34 @@ pub unsafe extern "C" fn latent_anomaly_flag(
         Ok(())
     })
 }
+
+/// Area under the ROC curve of `scores` for telling the rows whose `labels` equal `positive`
+/// from the others (ties count one half). NaN scores are refused; so are n = 0 and labels of
+/// only one kind (LATENT_STATUS_INVALID_ARGUMENT).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_auroc(
+    scores: *const f64,
+    labels: *const i32,
+    n: usize,
+    positive: i32,
+    out: *mut f64,
+) -> latent_status {
+    guard(|| {
+        super::out(out, "out")?;
+        let s = unsafe { slice(scores, n, "scores")? };
+        let l = unsafe { slice(labels, n, "labels")? };
+        if let Some(i) = s.iter().position(|v| v.is_nan()) {
+            return Err(crate::error::Error::NonFinite(format!("score {i} is NaN")));
+        }
+        let pos: Vec<bool> = l.iter().map(|&v| v == positive).collect();
+        let a = crate::metrics::auroc(s, &pos);
+        if a.is_nan() {
+            return Err(crate::error::invalid!(
+                "AUROC needs rows of both kinds: {n} rows, {} positive",
+                pos.iter().filter(|&&p| p).count()
+            ));
+        }
+        unsafe { put(out, a) };
+        Ok(())
+    })
+}

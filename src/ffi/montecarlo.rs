@@ -4,7 +4,8 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use super::*;
-use crate::error::{invalid, shape};
+use crate::error::{Error, invalid, shape};
+use crate::montecarlo::network::{Link, LinkFn, NetworkObjective, fit_network};
 use crate::montecarlo::{Constraint, IntervalSettings, MonteCarlo, Prior, Proposal, Settings, Temperature};
 
 /// A Monte-Carlo optimizer: per-parameter priors, proposals and constraints, the best point so
@@ -39,6 +40,7 @@ pub extern "C" fn latent_montecarlo_params_default() -> latent_montecarlo_params
         patience: s.patience as u32,
         threads: s.threads as u32,
         full_hessian_max: i.full_hessian_max as u32,
+        update_fraction: s.update_fraction,
     }
 }
 
@@ -58,6 +60,7 @@ fn settings_from_params(p: &latent_montecarlo_params) -> Result<Settings> {
         memory: p.memory,
         shrink: p.shrink,
         restart_fraction: p.restart_fraction,
+        update_fraction: p.update_fraction,
         threads: p.threads as usize,
         seed: p.seed,
     };
@@ -366,6 +369,79 @@ pub unsafe extern "C" fn latent_montecarlo_intervals(
         let r = mc.inner.intervals(&|x: &[f64]| obj.call(x), &s)?;
         lo.copy_from_slice(&r.lower);
         hi.copy_from_slice(&r.upper);
+        Ok(())
+    })
+}
+
+/// Defaults: every row, one run, no link, seed 0.
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_montecarlo_network_params_default() -> latent_montecarlo_network_params {
+    latent_montecarlo_network_params {
+        batch_size: 0,
+        runs: 1,
+        link_layer: -1,
+        link_params: 0,
+        link: None,
+        link_user: std::ptr::null_mut(),
+        seed: 0,
+    }
+}
+
+/// A C link callback and its user pointer, shareable across the optimizer's threads.
+struct CLink {
+    f: unsafe extern "C" fn(*mut c_void, *const f64, usize, *mut f32, usize, usize),
+    user: *mut c_void,
+}
+// SAFETY: the header documents that the link is called from `threads` threads at once; a
+// caller whose link is not thread-safe sets threads = 1.
+unsafe impl Send for CLink {}
+unsafe impl Sync for CLink {}
+
+/// Fits every parameter of `net` (and of an optional link, a non-linear function with its
+/// own parameters applied to one hidden layer's output) with the Monte-Carlo optimizer `mc`,
+/// against the network's own loss (as in training) on `data` (with its labels or targets for
+/// a supervised network): `runs` runs, each on a fresh minibatch. `mc` must have
+/// latent_network_param_count(net) + link_params parameters, in the network's parameter order
+/// (latent_network_layer_offsets) then the link's; set their priors, proposals and constraints
+/// before. The first run starts around the network's current parameters and the link's prior
+/// means, unless `mc` already has a point. The network ends with the best parameters; read
+/// the link's with latent_montecarlo_best (its last link_params values). The link is not part
+/// of the network afterwards: apply it to latent_network_encode's output yourself.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_montecarlo_fit_network(
+    mc: *mut latent_montecarlo,
+    net: *mut latent_network,
+    data: *const latent_dataset,
+    params: *const latent_montecarlo_network_params,
+) -> latent_status {
+    guard(|| {
+        let mc = unsafe { arg_mut(mc, "mc")? };
+        let net = unsafe { arg(net, "net")? };
+        let data = unsafe { arg(data, "data")? }.get();
+        let p = unsafe { arg(params, "params")? };
+        let link = match (p.link_layer, p.link) {
+            (-1, _) => None,
+            (l, _) if l < 0 => return Err(invalid!("link_layer {l} must be -1 (no link) or a hidden layer")),
+            (_, None) => return Err(Error::NullArgument("link is NULL but link_layer is set".into())),
+            (l, Some(f)) => {
+                let c = Arc::new(CLink { f, user: p.link_user });
+                let f: LinkFn = Arc::new(move |t: &[f64], v: &mut [f32], rows: usize, cols: usize| unsafe {
+                    (c.f)(c.user, t.as_ptr(), t.len(), v.as_mut_ptr(), rows, cols)
+                });
+                Some(Link { layer: l as usize, params: p.link_params as usize, f })
+            }
+        };
+        if link.is_none() && p.link_params != 0 {
+            return Err(invalid!("link_params is {} without a link (link_layer -1)", p.link_params));
+        }
+        let obj = NetworkObjective {
+            batch_size: usize::try_from(p.batch_size).unwrap_or(usize::MAX),
+            runs: p.runs as usize,
+            seed: p.seed,
+            link,
+        };
+        let mut n = net.write();
+        fit_network(&mut mc.inner, &mut n, data, &obj)?;
         Ok(())
     })
 }

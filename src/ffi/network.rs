@@ -662,3 +662,33 @@ pub unsafe extern "C" fn latent_network_evaluate(
 unsafe fn n_rows(d: *const latent_dataset) -> u64 {
     unsafe { d.as_ref() }.map_or(0, |d| d.get().rows() as u64)
 }
+
+/// Where layer `layer` (0-based in forward order; the output layer is the last) keeps its
+/// parameters in latent_network_get_params' vector: `*w` the offset of its weight matrix
+/// (n_in x n_out, row-major; a functional layer's theta block [k][n_in][n_out], a memory
+/// layer's a, c, d planes; a tied layer's is its mirror's, read transposed), `*w_len` its
+/// length (0 for a tied layer, which owns only its bias), `*b` the offset of its n_out biases.
+/// Any out-pointer may be NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_layer_offsets(
+    net: *const latent_network,
+    layer: usize,
+    w: *mut usize,
+    w_len: *mut usize,
+    b: *mut usize,
+) -> latent_status {
+    guard(|| {
+        let n = unsafe { arg(net, "net")? }.read();
+        let layers = n.layers();
+        let l = layers
+            .get(layer)
+            .ok_or_else(|| invalid!("layer {layer} is out of range: the network has {} layers", layers.len()))?;
+        let own_w = if l.tied { 0 } else { l.w_len() };
+        for (p, v) in [(w, l.w), (w_len, own_w), (b, l.b)] {
+            if !p.is_null() {
+                unsafe { put(p, v) };
+            }
+        }
+        Ok(())
+    })
+}

@@ -355,6 +355,10 @@ pub struct latent_montecarlo_params {
     /// latent_montecarlo_intervals() fits the full Hessian up to this many free parameters and
     /// only its diagonal above. Default 40.
     pub full_hessian_max: u32,
+    /// Fraction of the free parameters each candidate perturbs, in (0, 1] (KernelML's
+    /// percent_of_params_updated); the others keep the best's values. Default 1; with
+    /// hundreds of parameters (a network) 0.01-0.1 finds improvements far more often.
+    pub update_fraction: f64,
 }
 
 /// A loss over a parameter vector of n values. Called from `threads` threads at once (unless
@@ -367,3 +371,30 @@ pub type latent_objective_fn = Option<unsafe extern "C" fn(user: *mut c_void, pa
 /// called latent_montecarlo_minimize(), one call at a time.
 pub type latent_quantile_fn =
     Option<unsafe extern "C" fn(user: *mut c_void, index: usize, center: f64, scale: f64, u: f64) -> f64>;
+
+/// A user's link: maps a hidden layer's output block `values` (rows x cols, row-major) in place
+/// with its own `n` parameters (a non-linear parametric layer whose forward the user writes).
+/// Called from the optimizer's threads at once unless threads == 1.
+pub type latent_link_fn = Option<
+    unsafe extern "C" fn(user: *mut c_void, params: *const f64, n: usize, values: *mut f32, rows: usize, cols: usize),
+>;
+
+/// How latent_montecarlo_fit_network() fits a network. Defaults from
+/// latent_montecarlo_network_params_default().
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct latent_montecarlo_network_params {
+    /// Rows per run, drawn without replacement, a fresh minibatch each run; 0 (default) = all.
+    pub batch_size: u64,
+    /// Runs, each continuing from the best so far. Default 1.
+    pub runs: u32,
+    /// The hidden layer (0-based in forward order: encoder hidden layers, the code layer,
+    /// decoder hidden layers) whose output the link maps; -1 (default): no link.
+    pub link_layer: i32,
+    /// The link's parameters: the optimizer's last link_params coordinates. Default 0.
+    pub link_params: u32,
+    pub link: latent_link_fn,
+    pub link_user: *mut c_void,
+    /// Seed of the minibatch draws. Default 0.
+    pub seed: u64,
+}

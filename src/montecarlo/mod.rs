@@ -37,6 +37,7 @@
 
 pub mod constraint;
 pub mod interval;
+pub mod network;
 pub mod sampler;
 
 use rayon::prelude::*;
@@ -90,6 +91,10 @@ pub struct Settings {
     pub shrink: f64,
     /// Half-width of the restart sampler relative to max(|w_i|, prior scale_i). Default 0.1.
     pub restart_fraction: f64,
+    /// Fraction of the free parameters each candidate perturbs, in (0, 1] (KernelML's
+    /// `percent_of_params_updated`); the others keep the best's values. Below 1 the search is
+    /// sparser and, with hundreds of parameters, finds improvements far more often. Default 1.
+    pub update_fraction: f64,
     /// Worker threads; 0 = all cores. 1 keeps every loss call on the calling thread.
     pub threads: usize,
     pub seed: u64,
@@ -108,6 +113,7 @@ impl Default for Settings {
             memory: 0.5,
             shrink: 0.5,
             restart_fraction: 0.1,
+            update_fraction: 1.0,
             threads: 0,
             seed: 0,
         }
@@ -136,6 +142,9 @@ impl Settings {
         }
         if !(self.restart_fraction.is_finite() && self.restart_fraction > 0.0) {
             return Err(invalid!("restart_fraction = {} must be finite and > 0", self.restart_fraction));
+        }
+        if !(self.update_fraction > 0.0 && self.update_fraction <= 1.0) {
+            return Err(invalid!("update_fraction = {} must be in (0, 1]", self.update_fraction));
         }
         crate::pool::pool(self.threads)?;
         Ok(())
@@ -396,9 +405,12 @@ impl MonteCarlo {
                 break;
             }
             let mut cands = Vec::with_capacity(m * p);
+            let sparse = self.settings.update_fraction < 1.0;
             for _ in 0..m {
                 for (i, s) in self.specs.iter().enumerate() {
-                    let v = if s.constraint.is_fixed() {
+                    let v = if s.constraint.is_fixed()
+                        || (sparse && self.rng.uniform_f64() >= self.settings.update_fraction)
+                    {
                         best[i]
                     } else {
                         s.proposal.draw(&mut self.rng, i, best[i], self.spreads[i])

@@ -41,6 +41,14 @@ impl Prior {
     }
 
     /// The prior's standard deviation.
+    /// The prior's mean: where a parameter without a value starts.
+    pub fn mean(&self) -> f64 {
+        match *self {
+            Prior::Normal { mean, .. } => mean,
+            Prior::Uniform { low, high } => 0.5 * (low + high),
+        }
+    }
+
     pub fn scale(&self) -> f64 {
         match *self {
             Prior::Normal { sd, .. } => sd,

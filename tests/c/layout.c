@@ -132,6 +132,7 @@ int main(void) {
     F(latent_montecarlo_params, patience);
     F(latent_montecarlo_params, threads);
     F(latent_montecarlo_params, full_hessian_max);
+    F(latent_montecarlo_params, update_fraction);
     printf("LATENT_ABI_VERSION %d\n", (int)LATENT_ABI_VERSION);
     return 0;
 }

@@ -1,0 +1,222 @@
+//! The Monte-Carlo optimizer on a network's own loss: every parameter of a [`Network`] (and of
+//! an optional user link, a non-linear parametric function applied to one hidden layer's
+//! output) is a coordinate of the optimizer, and the objective is the network's loss on a
+//! minibatch of a dataset, a fresh minibatch per run (KernelML's `batch_size` and `runs`).
+//!
+//! This is KernelML's "autoencoder with non-linear parameters": the link is the layer whose
+//! forward the user writes (for example KernelML's `field_eq`, h' = -0.5 a h + b h with a and
+//! b kept positive by constraints), and nothing needs its gradient.
+
+use std::sync::Arc;
+
+use super::{LossFn, MonteCarlo};
+use crate::data::Dataset;
+use crate::error::{Result, invalid, shape};
+use crate::network::Network;
+use crate::rng::{Rng, stream};
+use crate::task::{self, Task};
+use crate::tensor::Matrix;
+
+/// A user's link: `f(theta, values, rows, cols)` maps a hidden layer's output block (rows x
+/// cols, row-major) in place, with its own parameters `theta`. Called from several threads at
+/// once unless the optimizer runs on one.
+pub type LinkFn = Arc<dyn Fn(&[f64], &mut [f32], usize, usize) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Link {
+    /// The hidden layer (0-based, forward order; not the output layer) whose output it maps.
+    pub layer: usize,
+    /// Its parameters: the optimizer's last `params` coordinates.
+    pub params: usize,
+    pub f: LinkFn,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link").field("layer", &self.layer).field("params", &self.params).finish()
+    }
+}
+
+/// How a network is fitted by the Monte-Carlo optimizer.
+#[derive(Clone, Debug)]
+pub struct NetworkObjective {
+    /// Rows per run, drawn without replacement (KernelML's mini-batch sampler); 0 or more than
+    /// the data: every row.
+    pub batch_size: usize,
+    /// Runs, each on a fresh minibatch, each continuing from the best so far.
+    pub runs: usize,
+    /// Seed of the minibatch draws.
+    pub seed: u64,
+    pub link: Option<Link>,
+}
+
+impl Default for NetworkObjective {
+    fn default() -> Self {
+        NetworkObjective { batch_size: 0, runs: 1, seed: 0, link: None }
+    }
+}
+
+/// What a fit reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkFit {
+    /// The best minibatch loss at the end of each run.
+    pub run_losses: Vec<f64>,
+    /// The link's parameters (empty without a link).
+    pub link_params: Vec<f64>,
+}
+
+/// The rows an objective scores: inputs, and a supervised network's targets.
+struct Batch {
+    x: Matrix,
+    targets: Vec<f32>,
+}
+
+fn batch_of(net: &Network, rows: &Matrix, index: &[usize]) -> Result<Batch> {
+    let cols = net.input_dim();
+    let tw = net.task().target_width();
+    let m = rows.gather_rows(index);
+    if tw == 0 {
+        return Ok(Batch { x: m, targets: Vec::new() });
+    }
+    let w = cols + tw;
+    let x: Vec<f32> = m.as_slice().chunks_exact(w).flat_map(|r| &r[..cols]).copied().collect();
+    let targets = m.as_slice().chunks_exact(w).flat_map(|r| &r[cols..]).copied().collect();
+    Ok(Batch { x: Matrix::from_vec(index.len(), cols, x)?, targets })
+}
+
+/// The network's loss (as in training: mean per element, or mean cross-entropy per row) on a
+/// batch with the parameters `theta` (the network's, then the link's). NaN when a parameter
+/// is outside the f32 range or the forward is not finite.
+fn objective(base: &Network, link: Option<&Link>, b: &Batch, theta: &[f64]) -> f64 {
+    let p = base.param_count();
+    let mut net = base.clone();
+    for (d, &v) in net.params_mut().iter_mut().zip(&theta[..p]) {
+        *d = v as f32;
+        if !d.is_finite() {
+            return f64::NAN;
+        }
+    }
+    let rows = b.x.rows();
+    let n = net.layers().len();
+    let Ok(mut ws) = net.workspace(rows) else { return f64::NAN };
+    match link {
+        None => net.forward_layers(0..n, b.x.as_slice(), rows, &mut ws, 1),
+        Some(l) => {
+            net.forward_layers(0..l.layer + 1, b.x.as_slice(), rows, &mut ws, 1);
+            let w = net.layers()[l.layer].n_out;
+            let mut h = ws.passed_on(l.layer)[..rows * w].to_vec();
+            (l.f)(&theta[p..], &mut h, rows, w);
+            if h.iter().any(|v| !v.is_finite()) {
+                return f64::NAN;
+            }
+            net.forward_layers(l.layer + 1..n, &h, rows, &mut ws, 1);
+        }
+    }
+    let out_w = net.output_dim();
+    let (z, y) = (&ws.preactivation(n - 1)[..rows * out_w], &ws.output(n - 1)[..rows * out_w]);
+    let loss = net.spec().loss;
+    let sum = match net.task() {
+        Task::Classify { classes } => {
+            let mut dz = vec![0f32; rows * out_w];
+            task::softmax_cross_entropy(y, &b.targets, classes, 1.0, &mut dz) / rows as f64
+        }
+        t => {
+            let target = if t == Task::Reconstruct { b.x.as_slice() } else { &b.targets[..] };
+            let mut per_row = vec![0f64; rows];
+            loss.row_means(z, y, target, out_w, &mut per_row);
+            per_row.iter().sum::<f64>() / rows as f64
+        }
+    };
+    if sum.is_finite() { sum } else { f64::NAN }
+}
+
+fn check(mc: &MonteCarlo, net: &Network, obj: &NetworkObjective) -> Result<usize> {
+    let extra = obj.link.as_ref().map_or(0, |l| l.params);
+    if let Some(l) = &obj.link
+        && l.layer + 1 >= net.layers().len()
+    {
+        return Err(invalid!(
+            "the link maps a hidden layer's output: layer {} is not one of 0..{}",
+            l.layer,
+            net.layers().len() - 1
+        ));
+    }
+    let want = net.param_count() + extra;
+    if mc.n_params() != want {
+        return Err(shape!(
+            "the optimizer has {} parameters, the network has {} and the link {extra} (make it with {want})",
+            mc.n_params(),
+            net.param_count()
+        ));
+    }
+    if obj.runs == 0 {
+        return Err(invalid!("runs is 0: at least one run is needed"));
+    }
+    Ok(extra)
+}
+
+/// Fits `net` by the Monte-Carlo optimizer: `obj.runs` runs of `mc`, each on a fresh seeded
+/// minibatch of `data` (with its labels or targets for a supervised network). The first run
+/// starts around the network's current parameters (and the link's prior means) unless `mc`
+/// already has a point. The network ends with the best parameters; the link's come back.
+pub fn fit_network(
+    mc: &mut MonteCarlo,
+    net: &mut Network,
+    data: &Dataset,
+    obj: &NetworkObjective,
+) -> Result<NetworkFit> {
+    let extra = check(mc, net, obj)?;
+    let rows = net.training_rows_of(data)?;
+    let n = rows.rows();
+    if n == 0 {
+        return Err(invalid!("the dataset has no rows"));
+    }
+    if mc.best().is_none() {
+        let mut start: Vec<f64> = net.params().iter().map(|&v| v as f64).collect();
+        start.extend(mc.specs()[net.param_count()..].iter().map(|s| s.prior.mean()));
+        mc.set_start(&start)?;
+    }
+    let batch = if obj.batch_size == 0 || obj.batch_size >= n { n } else { obj.batch_size };
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = Rng::new(obj.seed, stream::MONTE_CARLO_BATCH);
+    let mut run_losses = Vec::with_capacity(obj.runs);
+    let base = net.clone();
+    for _ in 0..obj.runs {
+        let index: Vec<usize> = if batch == n {
+            order.clone()
+        } else {
+            // A partial Fisher-Yates shuffle: the first `batch` of a fresh permutation.
+            for i in 0..batch {
+                let j = i + rng.below((n - i) as u64) as usize;
+                order.swap(i, j);
+            }
+            let mut v = order[..batch].to_vec();
+            v.sort_unstable();
+            v
+        };
+        let b = batch_of(&base, &rows, &index)?;
+        let link = obj.link.as_ref();
+        let f = |theta: &[f64]| objective(&base, link, &b, theta);
+        let loss: LossFn = &f;
+        mc.run(loss)?;
+        run_losses.push(mc.best_loss());
+    }
+    let best = mc.best().expect("a run sets the best").to_vec();
+    let p = net.param_count();
+    let params: Vec<f32> = best[..p].iter().map(|&v| v as f32).collect();
+    net.set_params(&params)?;
+    debug_assert_eq!(best.len(), p + extra);
+    Ok(NetworkFit { run_losses, link_params: best[p..].to_vec() })
+}
+
+/// The network objective on every row of `data` at the parameters `theta` (the network's
+/// then the link's): what [`fit_network`] minimises, for scoring a fit or for intervals.
+pub fn network_loss(net: &Network, data: &Dataset, link: Option<&Link>, theta: &[f64]) -> Result<f64> {
+    let want = net.param_count() + link.map_or(0, |l| l.params);
+    if theta.len() != want {
+        return Err(shape!("{} parameters given, the network and link have {want}", theta.len()));
+    }
+    let rows = net.training_rows_of(data)?;
+    let index: Vec<usize> = (0..rows.rows()).collect();
+    Ok(objective(net, link, &batch_of(net, &rows, &index)?, theta))
+}
