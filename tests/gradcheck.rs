@@ -76,6 +76,7 @@ fn spec(
         seed: 7,
         regularization: Default::default(),
         task: Default::default(),
+        output_connection: Default::default(),
     }
 }
 
