@@ -64,6 +64,8 @@ fn main() {
         tied: false,
         accumulate_dw: false,
         stochastic: Stochastic::None,
+        connection: Default::default(),
+        sign_seed: 0,
     };
     let params: Vec<f32> = (0..dense.own_params()).map(|_| 0.1 * (rng.uniform() - 0.5)).collect();
     let mut grads = vec![0f32; params.len()];

@@ -176,6 +176,24 @@ fn bad_labels_and_misuse_are_errors() {
     assert!(msg(e).contains("row 3 has label 3"));
     d.set_labels(vec![0, 1, 2, -1, 0]).unwrap();
     assert!(matches!(t.fit_dataset(&mut net, &d, None, None), Err(Error::InvalidArgument(_))));
+    // Rows given directly (Rust's Trainer::fit): the label column must hold classes.
+    for bad in [2.5f32, 3.0, -1.0, f32::MAX] {
+        let mut m = net
+            .task()
+            .training_matrix(
+                &{
+                    let mut d2 = d.clone();
+                    d2.set_labels(vec![0, 1, 2, 0, 1]).unwrap();
+                    d2
+                },
+                "d",
+            )
+            .unwrap();
+        let w = m.cols();
+        m.as_mut_slice()[2 * w - 1] = bad;
+        let e = t.fit(&mut net, &m, None, None).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)) && msg(e).contains("row 1 has label"), "{bad}");
+    }
     // Autoencoder-only calls refuse a classifier; classify refuses an autoencoder.
     assert!(matches!(net.reconstruction_errors(d.x()), Err(Error::InvalidArgument(_))));
     let ae = Network::new(NetworkSpec::new(4, &[], Activation::Relu, 2)).unwrap();

@@ -172,6 +172,10 @@ pub trait Trainable: Send + Sync {
     fn data_width(&self) -> usize {
         self.input_dim()
     }
+    /// Checks what the columns after the inputs hold (a classifier's labels).
+    fn check_rows(&self, _data: &Matrix, _what: &str) -> Result<()> {
+        Ok(())
+    }
     /// The training rows of a dataset (for a supervised network, inputs then targets).
     fn training_rows<'a>(&self, data: &'a crate::data::Dataset, _what: &str) -> Result<std::borrow::Cow<'a, Matrix>> {
         Ok(std::borrow::Cow::Borrowed(data.x()))
@@ -266,6 +270,18 @@ impl Trainable for Network {
     }
     fn data_width(&self) -> usize {
         self.input_dim() + self.task().target_width()
+    }
+    fn check_rows(&self, data: &Matrix, what: &str) -> Result<()> {
+        if let crate::task::Task::Classify { classes } = self.task() {
+            let w = data.cols();
+            for (r, row) in data.as_slice().chunks_exact(w).enumerate() {
+                let l = row[w - 1];
+                if !(l >= 0.0 && l < classes as f32 && l.fract() == 0.0) {
+                    return Err(invalid!("{what}: row {r} has label {l}, not a class in 0..{classes}"));
+                }
+            }
+        }
+        Ok(())
     }
     fn training_rows<'a>(&self, data: &'a crate::data::Dataset, what: &str) -> Result<std::borrow::Cow<'a, Matrix>> {
         Ok(match self.task() {
@@ -423,8 +439,10 @@ impl Trainer {
                 return Err(shape!("validation data has {} columns, the network expects {width}{targets}", v.cols()));
             }
             v.check_finite("validation data")?;
+            net.check_rows(v, "validation data")?;
         }
         data.check_finite("training data")?;
+        net.check_rows(data, "training data")?;
         let split;
         let (train, valid): (&Matrix, Option<&Matrix>) = if valid.is_none() && c.validation_fraction > 0.0 {
             split = split_rows(data, c.validation_fraction, c.seed)?;
