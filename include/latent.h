@@ -1458,6 +1458,23 @@ latent_status latent_trainer_history(const struct latent_trainer *trainer,
 // Forgets the history and the optimizer state (the next fit starts afresh).
 latent_status latent_trainer_reset(struct latent_trainer *trainer);
 
+// Whether this build trains across MPI ranks (built with the cargo feature `mpi`): 1 or 0.
+int32_t latent_mpi_available(void);
+
+// Makes later fits data-parallel over the MPI communicator whose Fortran handle is `comm`
+// (C: `MPI_Comm_c2f(MPI_COMM_WORLD)`; Fortran: the communicator itself). Every rank then calls
+// latent_trainer_fit with the same training rows, parameters and network: each computes the
+// gradient of its slice of every global minibatch of batch_size rows, the gradients are summed
+// across the ranks, and every rank takes the same step, starting from rank 0's parameters;
+// all ranks end with identical parameters. MPI must be initialised (MPI_Init) by the caller,
+// the library duplicates the communicator and makes every MPI call from the thread that calls
+// latent_trainer_fit (MPI_THREAD_FUNNELED is enough), and the trainer must be freed before
+// MPI_Finalize. A build without MPI returns LATENT_STATUS_UNSUPPORTED.
+latent_status latent_trainer_set_mpi_comm(struct latent_trainer *trainer, int32_t comm);
+
+// Makes later fits single-process again (frees the duplicated communicator).
+latent_status latent_trainer_clear_mpi(struct latent_trainer *trainer);
+
 // The defaults: no hidden layers, ReLU hidden activation, identity pzx activation, a Bernoulli
 // reconstruction, one sample per example, beta 1 without warm-up, a learned posterior
 // variance, AUTO init, seed 0. input_dim and latent_dim are 0 and must be set.

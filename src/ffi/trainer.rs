@@ -260,3 +260,47 @@ pub(crate) fn progress_to_c(p: &Progress) -> latent_progress {
         seconds: p.seconds,
     }
 }
+
+/// Whether this build trains across MPI ranks (built with the cargo feature `mpi`): 1 or 0.
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_mpi_available() -> i32 {
+    cfg!(feature = "mpi") as i32
+}
+
+/// Makes later fits data-parallel over the MPI communicator whose Fortran handle is `comm`
+/// (C: `MPI_Comm_c2f(MPI_COMM_WORLD)`; Fortran: the communicator itself). Every rank then calls
+/// latent_trainer_fit with the same training rows, parameters and network: each computes the
+/// gradient of its slice of every global minibatch of batch_size rows, the gradients are summed
+/// across the ranks, and every rank takes the same step, starting from rank 0's parameters;
+/// all ranks end with identical parameters. MPI must be initialised (MPI_Init) by the caller,
+/// the library duplicates the communicator and makes every MPI call from the thread that calls
+/// latent_trainer_fit (MPI_THREAD_FUNNELED is enough), and the trainer must be freed before
+/// MPI_Finalize. A build without MPI returns LATENT_STATUS_UNSUPPORTED.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_trainer_set_mpi_comm(trainer: *mut latent_trainer, comm: i32) -> latent_status {
+    guard(|| {
+        let t = unsafe { arg_mut(trainer, "trainer")? };
+        #[cfg(feature = "mpi")]
+        {
+            let c = crate::train::collective::MpiCollective::from_fint(comm)?;
+            t.inner.set_collective(Some(std::sync::Arc::new(c)));
+            Ok(())
+        }
+        #[cfg(not(feature = "mpi"))]
+        {
+            let _ = (t, comm);
+            Err(crate::error::Error::Unsupported(
+                "this build has no MPI support: rebuild with `cargo build --release --features mpi` (needs libopenmpi-dev and libclang-dev)".into(),
+            ))
+        }
+    })
+}
+
+/// Makes later fits single-process again (frees the duplicated communicator).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_trainer_clear_mpi(trainer: *mut latent_trainer) -> latent_status {
+    guard(|| {
+        unsafe { arg_mut(trainer, "trainer")? }.inner.set_collective(None);
+        Ok(())
+    })
+}

@@ -6,3 +6,4 @@ pub mod trainer;
 pub use pretrain::{PretrainConfig, PretrainMethod, PretrainReport, pretrain};
 pub use rbm::{Rbm, RbmConfig, Unit};
 pub use trainer::{EpochRecord, Event, Progress, Stage, StageKind, TrainConfig, Trainable, Trainer};
+pub mod collective;

@@ -369,6 +369,8 @@ pub struct Trainer {
     history: Vec<EpochRecord>,
     optimizer: Option<Optimizer>,
     stage: Stage,
+    /// Processes that train together (MPI ranks), if any.
+    collective: Option<std::sync::Arc<dyn super::collective::Collective>>,
 }
 
 type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
@@ -376,7 +378,14 @@ type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
 impl Trainer {
     pub fn new(config: TrainConfig) -> Result<Trainer> {
         config.validate()?;
-        Ok(Trainer { config, history: Vec::new(), optimizer: None, stage: Stage::default() })
+        Ok(Trainer { config, history: Vec::new(), optimizer: None, stage: Stage::default(), collective: None })
+    }
+
+    /// Trains data-parallel with other processes from now on (see [`super::collective`]): every
+    /// process calls fit() with the same rows, configuration and model, and takes its slice of
+    /// each global minibatch; gradients are summed across them before each step. None: alone.
+    pub fn set_collective(&mut self, c: Option<std::sync::Arc<dyn super::collective::Collective>>) {
+        self.collective = c;
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -462,6 +471,14 @@ impl Trainer {
             self.optimizer = Some(Optimizer::new(c.optimizer, net.param_count(), &weights)?);
         }
         let threads = crate::pool::resolve_threads(c.threads);
+        if let Some(col) = &self.collective {
+            if !net.shardable() {
+                return Err(invalid!(
+                    "this model's objective depends on whole-minibatch statistics (KL sparsity) or row order (memory layers): it cannot be split across processes"
+                ));
+            }
+            super::collective::agree(col.as_ref(), train.rows(), train.cols(), net.params_mut())?;
+        }
         let mut opt = self.optimizer.take().expect("optimizer");
         let result = self.epochs(net, train, valid, &mut opt, batch, batches, threads, &mut progress);
         self.optimizer = Some(opt);
@@ -489,7 +506,8 @@ impl Trainer {
         let cols = train.cols();
         let mut ws = net.train_workspace(batch)?;
         let mut grads = try_zeros(net.param_count())?;
-        let mut shards = Shards::new(&*net, batch, threads)?;
+        let collective = self.collective.clone();
+        let mut shards = if collective.is_some() { None } else { Shards::new(&*net, batch, threads)? };
         let mut xb = try_zeros(batch * cols)?;
         let mut order: Vec<usize> = (0..rows).collect();
         let mut rng = Rng::new(c.seed, stream::SHUFFLE);
@@ -526,33 +544,68 @@ impl Trainer {
                 let ids = &order[first..first + r];
                 let fr = range.as_ref().map(|(lo, hi)| (&lo[..], &hi[..]));
                 // The loop stays on the caller's thread (callbacks run there); the work goes to the pool.
-                let (loss, penalty) = pool.install(|| {
-                    crate::parallel::with_spinning_workers(threads, || {
-                        let (loss, penalty) = match shards.as_mut() {
-                            Some(sh) => {
-                                let step_seed = corrupt_rng.next_u64();
-                                sh.step(&*net, x, r, cols, ids, &mut grads, stochastic, step_seed, c.seed, fr)
-                            }
-                            None => {
-                                let noise = stochastic.then_some(StepNoise {
-                                    rng: &mut corrupt_rng,
-                                    row_ids: ids,
-                                    seed: c.seed,
-                                    feature_range: fr,
-                                });
-                                net.train_step(x, r, &mut ws, &mut grads, threads, noise)
-                            }
-                        };
-                        if (loss + penalty).is_finite() {
+                let (loss, penalty) = if let Some(col) = &collective {
+                    // This process's slice of the global minibatch; the collectives run on the
+                    // calling thread (MPI's funneled threading), the products on the pool.
+                    let (a, e) = super::collective::slice_of(r, col.rank(), col.size());
+                    let (l, p) = if a < e {
+                        pool.install(|| {
+                            let noise = stochastic.then_some(StepNoise {
+                                rng: &mut corrupt_rng,
+                                row_ids: &ids[a..e],
+                                seed: c.seed,
+                                feature_range: fr,
+                            });
+                            net.train_step(&x[a * cols..e * cols], e - a, &mut ws, &mut grads, threads, noise)
+                        })
+                    } else {
+                        grads.fill(0.0);
+                        (0.0, 0.0)
+                    };
+                    let w = (e - a) as f64 / r as f64;
+                    grads.iter_mut().for_each(|g| *g *= w as f32);
+                    col.all_reduce_sum_f32(&mut grads);
+                    let mut lp = [l * w, p * w];
+                    col.all_reduce_sum_f64(&mut lp);
+                    if (lp[0] + lp[1]).is_finite() {
+                        pool.install(|| {
                             if c.grad_clip_norm > 0.0 {
                                 clip_grad_norm(&mut grads, c.grad_clip_norm);
                             }
                             opt.step(net.params_mut(), &grads, lr, threads);
-                            net.after_step();
-                        }
-                        (loss, penalty)
+                        });
+                        net.after_step();
+                    }
+                    (lp[0], lp[1])
+                } else {
+                    pool.install(|| {
+                        crate::parallel::with_spinning_workers(threads, || {
+                            let (loss, penalty) = match shards.as_mut() {
+                                Some(sh) => {
+                                    let step_seed = corrupt_rng.next_u64();
+                                    sh.step(&*net, x, r, cols, ids, &mut grads, stochastic, step_seed, c.seed, fr)
+                                }
+                                None => {
+                                    let noise = stochastic.then_some(StepNoise {
+                                        rng: &mut corrupt_rng,
+                                        row_ids: ids,
+                                        seed: c.seed,
+                                        feature_range: fr,
+                                    });
+                                    net.train_step(x, r, &mut ws, &mut grads, threads, noise)
+                                }
+                            };
+                            if (loss + penalty).is_finite() {
+                                if c.grad_clip_norm > 0.0 {
+                                    clip_grad_norm(&mut grads, c.grad_clip_norm);
+                                }
+                                opt.step(net.params_mut(), &grads, lr, threads);
+                                net.after_step();
+                            }
+                            (loss, penalty)
+                        })
                     })
-                });
+                };
                 if !(loss + penalty).is_finite() {
                     net.params_mut().copy_from_slice(&epoch_start);
                     net.set_clock(clock_start);
