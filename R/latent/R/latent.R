@@ -1,0 +1,110 @@
+# R interface to liblatent. Every function calls the C glue in src/latent_r.c through .Call;
+# handles are external pointers freed by finalizers (or latent_free()). Errors from the library
+# are R errors carrying its message.
+
+.lc <- function(name, ...) .Call(name, ..., PACKAGE = "latent")
+
+# A numeric matrix as the C glue takes it: double, column-major (R's own order, no transpose).
+.as_matrix <- function(x) {
+  if (is.data.frame(x)) x <- as.matrix(x)
+  if (is.null(dim(x))) x <- matrix(x, nrow = 1L)
+  if (!is.numeric(x) && !is.logical(x)) stop("latent: `x` must be a numeric matrix")
+  if (storage.mode(x) != "double") storage.mode(x) <- "double"
+  x
+}
+
+# Keeps the input's row names on a result matrix.
+.keep_rownames <- function(out, x, colnames = NULL) {
+  rn <- rownames(x)
+  if (!is.null(rn) || !is.null(colnames)) dimnames(out) <- list(rn, colnames)
+  out
+}
+
+latent_version <- function() .lc("latent_r_version")
+
+latent_network <- function(input_dim, encoder = integer(), code = 2L, activation = "relu",
+                           output_activation = if (task == "classify") "identity" else "sigmoid",
+                           loss = "mse", seed = 0, task = "reconstruct", outputs = 0L,
+                           code_activation = "identity") {
+  h <- .lc("latent_r_network_new", input_dim, as.numeric(encoder), code, activation,
+           code_activation, output_activation, loss, seed, task, outputs)
+  structure(list(handle = h), class = "latent_network")
+}
+
+print.latent_network <- function(x, ...) {
+  cat(.lc("latent_r_network_describe", x$handle), "\n", sep = "")
+  invisible(x)
+}
+
+.info <- function(net) {
+  v <- .lc("latent_r_network_info", net$handle)
+  list(input_dim = v[1], code_dim = v[2], output_dim = v[3],
+       task = c("reconstruct", "classify", "regress")[v[4] + 1])
+}
+
+# A dataset: the rows of `x` (samples x features), optionally with integer class labels
+# (0-based, for task = "classify") or a targets matrix (task = "regress").
+latent_dataset <- function(x, labels = NULL, targets = NULL) {
+  x <- .as_matrix(x)
+  if (!is.null(labels)) {
+    if (is.factor(labels)) labels <- as.integer(labels) - 1L
+    if (any(is.na(labels)) || any(labels != round(labels))) stop("latent: `labels` must be whole numbers")
+    labels <- as.integer(labels)
+  }
+  if (!is.null(targets)) {
+    targets <- .as_matrix(targets)
+  }
+  h <- .lc("latent_r_dataset_new", x, labels, targets)
+  structure(list(handle = h), class = "latent_dataset")
+}
+
+dim.latent_dataset <- function(x) .lc("latent_r_dataset_dim", x$handle)
+
+.as_dataset <- function(data) if (inherits(data, "latent_dataset")) data else latent_dataset(data)
+
+# Trains `net` in place; returns the history (one row per epoch of this fit) as a data.frame.
+latent_fit <- function(net, data, epochs = 10L, batch_size = 128L, learning_rate = 1e-3,
+                       optimizer = "adam", seed = 0, threads = 0L, validation_fraction = 0) {
+  stopifnot(inherits(net, "latent_network"))
+  data <- .as_dataset(data)
+  h <- .lc("latent_r_fit", net$handle, data$handle, epochs, batch_size, learning_rate,
+           optimizer, seed, threads, validation_fraction)
+  as.data.frame(h)
+}
+
+encode <- function(net, x) {
+  x <- .as_matrix(x)
+  .keep_rownames(.lc("latent_r_encode", net$handle, x), x)
+}
+
+reconstruct <- function(net, x) {
+  x <- .as_matrix(x)
+  .keep_rownames(.lc("latent_r_reconstruct", net$handle, x), x, colnames(x))
+}
+
+# Class probabilities (classifier), predictions (regressor) or reconstructions (autoencoder).
+predict.latent_network <- function(object, newdata, ...) {
+  x <- .as_matrix(newdata)
+  out <- .lc("latent_r_predict", object$handle, x)
+  cn <- if (.info(object)$task == "reconstruct") colnames(x) else NULL
+  .keep_rownames(out, x, cn)
+}
+
+# Per-row reconstruction error (anomaly score), named by the input's row names.
+reconstruction_error <- function(net, x) {
+  x <- .as_matrix(x)
+  e <- .lc("latent_r_reconstruction_error", net$handle, x)
+  names(e) <- rownames(x)
+  e
+}
+
+latent_loss <- function(net, data) .lc("latent_r_loss", net$handle, .as_dataset(data)$handle)
+
+save_model <- function(net, path) invisible(.lc("latent_r_save", net$handle, path.expand(path)))
+
+load_model <- function(path) {
+  structure(list(handle = .lc("latent_r_load", path.expand(path))), class = "latent_network")
+}
+
+# Frees a network's or dataset's memory now instead of at garbage collection.
+latent_free <- function(obj) invisible(.lc("latent_r_free", obj$handle))

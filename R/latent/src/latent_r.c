@@ -1,0 +1,389 @@
+/* R glue for liblatent: .Call entry points over the C API (include/latent.h).
+ *
+ * Handles live in external pointers whose finalizers free them; every failed call raises an R
+ * error carrying latent_last_error_message(). Matrices come in as R holds them (column-major
+ * double) and are passed to latent_dataset_from_buffer as LATENT_LAYOUT_COL_MAJOR F64, without a
+ * transpose; results come back row-major float from the library and are written into R's
+ * column-major double matrices here. No C resource is held across an Rf_error (which longjmps):
+ * each one is freed first, and R memory comes from R_alloc or protected vectors. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <R.h>
+#include <R_ext/Rdynload.h>
+#include <Rinternals.h>
+
+#include "latent.h"
+
+/* Raises an R error with the library's message for a failed status (after the caller has
+ * freed what it holds). The message is copied first: Rf_error does not return. */
+static void fail(latent_status st, const char *what) {
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", latent_last_error_message());
+    Rf_error("latent: %s failed (%s): %s", what, latent_status_string(st), msg);
+}
+
+#define CHECK(call, what)                                                                       \
+    do {                                                                                        \
+        latent_status st_ = (call);                                                             \
+        if (st_ != LATENT_STATUS_OK) fail(st_, what);                                           \
+    } while (0)
+
+/* ---- handles --------------------------------------------------------------------------- */
+
+static void network_finalizer(SEXP p) {
+    latent_network *net = (latent_network *)R_ExternalPtrAddr(p);
+    latent_network_free(net);
+    R_ClearExternalPtr(p);
+}
+
+static void dataset_finalizer(SEXP p) {
+    latent_dataset *ds = (latent_dataset *)R_ExternalPtrAddr(p);
+    latent_dataset_free(ds);
+    R_ClearExternalPtr(p);
+}
+
+static SEXP wrap(void *handle, const char *tag, R_CFinalizer_t fin) {
+    SEXP t = PROTECT(Rf_install(tag));
+    SEXP p = PROTECT(R_MakeExternalPtr(handle, t, R_NilValue));
+    R_RegisterCFinalizerEx(p, fin, TRUE);
+    UNPROTECT(2);
+    return p;
+}
+
+static void *unwrap(SEXP p, const char *tag) {
+    if (TYPEOF(p) != EXTPTRSXP || R_ExternalPtrTag(p) != Rf_install(tag))
+        Rf_error("latent: expected a %s handle", tag);
+    void *h = R_ExternalPtrAddr(p);
+    if (h == NULL) Rf_error("latent: the %s handle has been freed (or came from another session)", tag);
+    return h;
+}
+
+static latent_network *net_of(SEXP p) { return (latent_network *)unwrap(p, "latent_network"); }
+static latent_dataset *ds_of(SEXP p) { return (latent_dataset *)unwrap(p, "latent_dataset"); }
+
+/* ---- argument helpers ------------------------------------------------------------------- */
+
+static const char *str_arg(SEXP s, const char *name) {
+    if (TYPEOF(s) != STRSXP || XLENGTH(s) != 1 || STRING_ELT(s, 0) == NA_STRING)
+        Rf_error("latent: `%s` must be one string", name);
+    return CHAR(STRING_ELT(s, 0));
+}
+
+static double num_arg(SEXP s, const char *name) {
+    if (!Rf_isNumeric(s) || XLENGTH(s) != 1) Rf_error("latent: `%s` must be one number", name);
+    double v = Rf_asReal(s);
+    if (ISNAN(v)) Rf_error("latent: `%s` is NA", name);
+    return v;
+}
+
+static uint32_t u32_arg(SEXP s, const char *name) {
+    double v = num_arg(s, name);
+    if (v < 0 || v > 4294967295.0 || v != (double)(uint32_t)v)
+        Rf_error("latent: `%s` must be a whole number in [0, 2^32)", name);
+    return (uint32_t)v;
+}
+
+typedef struct {
+    const char *name;
+    int32_t value;
+} named;
+
+static int32_t lookup(const char *s, const named *table, const char *what) {
+    for (const named *t = table; t->name; t++)
+        if (strcmp(s, t->name) == 0) return t->value;
+    char opts[512] = "";
+    for (const named *t = table; t->name; t++) {
+        strncat(opts, t->name, sizeof opts - strlen(opts) - 1);
+        if (t[1].name) strncat(opts, ", ", sizeof opts - strlen(opts) - 1);
+    }
+    Rf_error("latent: unknown %s \"%s\" (one of %s)", what, s, opts);
+    return -1; /* not reached */
+}
+
+static const named ACTIVATIONS[] = {
+    {"identity", LATENT_ACTIVATION_IDENTITY}, {"linear", LATENT_ACTIVATION_IDENTITY},
+    {"sigmoid", LATENT_ACTIVATION_SIGMOID},   {"tanh", LATENT_ACTIVATION_TANH},
+    {"relu", LATENT_ACTIVATION_RELU},         {"leaky_relu", LATENT_ACTIVATION_LEAKY_RELU},
+    {"elu", LATENT_ACTIVATION_ELU},           {"softplus", LATENT_ACTIVATION_SOFTPLUS},
+    {"gelu", LATENT_ACTIVATION_GELU},         {NULL, 0}};
+static const named LOSSES[] = {{"mse", LATENT_LOSS_MSE},
+                               {"binary_cross_entropy", LATENT_LOSS_BINARY_CROSS_ENTROPY},
+                               {"bce", LATENT_LOSS_BINARY_CROSS_ENTROPY},
+                               {NULL, 0}};
+static const named TASKS[] = {{"reconstruct", LATENT_TASK_RECONSTRUCT},
+                              {"classify", LATENT_TASK_CLASSIFY},
+                              {"regress", LATENT_TASK_REGRESS},
+                              {NULL, 0}};
+static const named OPTIMIZERS[] = {{"sgd", LATENT_OPTIMIZER_SGD},
+                                   {"adam", LATENT_OPTIMIZER_ADAM},
+                                   {"adamw", LATENT_OPTIMIZER_ADAMW},
+                                   {NULL, 0}};
+
+/* A numeric matrix (double; integer and logical are refused in C, converted in R) as a new
+ * dataset: column-major f64, no transpose. The caller owns the result. */
+static latent_dataset *dataset_of_matrix(SEXP x) {
+    if (TYPEOF(x) != REALSXP || !Rf_isMatrix(x)) Rf_error("latent: `x` must be a double matrix");
+    size_t rows = (size_t)Rf_nrows(x), cols = (size_t)Rf_ncols(x);
+    latent_dataset *ds = NULL;
+    CHECK(latent_dataset_from_buffer(REAL(x), LATENT_DTYPE_F64, LATENT_LAYOUT_COL_MAJOR, rows, cols, &ds),
+          "latent_dataset_from_buffer");
+    return ds;
+}
+
+/* ---- entry points ----------------------------------------------------------------------- */
+
+SEXP latent_r_version(void) { return Rf_mkString(latent_version()); }
+
+SEXP latent_r_network_new(SEXP input_dim, SEXP encoder, SEXP code, SEXP activation, SEXP code_activation,
+                          SEXP output_activation, SEXP loss, SEXP seed, SEXP task, SEXP outputs) {
+    latent_network_params p = latent_network_params_default();
+    p.input_dim = u32_arg(input_dim, "input_dim");
+    p.code_units = u32_arg(code, "code");
+    if (!Rf_isNumeric(encoder) && !Rf_isNull(encoder)) Rf_error("latent: `encoder` must be a numeric vector");
+    R_xlen_t n = Rf_isNull(encoder) ? 0 : XLENGTH(encoder);
+    uint32_t *units = (uint32_t *)R_alloc(n > 0 ? (size_t)n : 1, sizeof(uint32_t));
+    for (R_xlen_t i = 0; i < n; i++) {
+        double v = Rf_isReal(encoder) ? REAL(encoder)[i] : (double)INTEGER(encoder)[i];
+        if (!(v >= 1 && v <= 4294967295.0) || v != (double)(uint32_t)v)
+            Rf_error("latent: `encoder` widths must be positive whole numbers");
+        units[i] = (uint32_t)v;
+    }
+    p.n_encoder = (uint32_t)n;
+    p.encoder_units = units;
+    p.hidden_activation = lookup(str_arg(activation, "activation"), ACTIVATIONS, "activation");
+    p.code_activation = lookup(str_arg(code_activation, "code_activation"), ACTIVATIONS, "activation");
+    p.output_activation = lookup(str_arg(output_activation, "output_activation"), ACTIVATIONS, "activation");
+    p.loss = lookup(str_arg(loss, "loss"), LOSSES, "loss");
+    double s = num_arg(seed, "seed");
+    if (s < 0 || s > 9007199254740992.0 || s != (double)(uint64_t)s) Rf_error("latent: `seed` must be a whole number >= 0");
+    p.seed = (uint64_t)s;
+    p.task = lookup(str_arg(task, "task"), TASKS, "task");
+    p.outputs = u32_arg(outputs, "outputs");
+    latent_network *net = NULL;
+    CHECK(latent_network_new(&p, &net), "latent_network_new");
+    return wrap(net, "latent_network", network_finalizer);
+}
+
+SEXP latent_r_network_info(SEXP net) {
+    latent_network *n = net_of(net);
+    SEXP out = PROTECT(Rf_allocVector(REALSXP, 4));
+    REAL(out)[0] = (double)latent_network_input_dim(n);
+    REAL(out)[1] = (double)latent_network_code_dim(n);
+    REAL(out)[2] = (double)latent_network_output_dim(n);
+    REAL(out)[3] = (double)latent_network_task(n);
+    UNPROTECT(1);
+    return out;
+}
+
+SEXP latent_r_network_describe(SEXP net) {
+    latent_network *n = net_of(net);
+    size_t needed = 0;
+    latent_status st = latent_network_describe(n, NULL, 0, &needed);
+    if (st != LATENT_STATUS_OK && st != LATENT_STATUS_BUFFER_TOO_SMALL) fail(st, "latent_network_describe");
+    char *buf = R_alloc(needed ? needed : 1, 1);
+    CHECK(latent_network_describe(n, buf, needed, NULL), "latent_network_describe");
+    return Rf_mkString(buf);
+}
+
+SEXP latent_r_dataset_new(SEXP x, SEXP labels, SEXP targets) {
+    latent_dataset *ds = dataset_of_matrix(x);
+    latent_status st = LATENT_STATUS_OK;
+    const char *what = "";
+    if (!Rf_isNull(labels)) {
+        if (TYPEOF(labels) != INTSXP) {
+            latent_dataset_free(ds);
+            Rf_error("latent: `labels` must be an integer vector");
+        }
+        st = latent_dataset_set_labels(ds, INTEGER(labels), (size_t)XLENGTH(labels));
+        what = "latent_dataset_set_labels";
+    }
+    if (st == LATENT_STATUS_OK && !Rf_isNull(targets)) {
+        if (TYPEOF(targets) != REALSXP || !Rf_isMatrix(targets)) {
+            latent_dataset_free(ds);
+            Rf_error("latent: `targets` must be a double matrix");
+        }
+        st = latent_dataset_set_targets(ds, REAL(targets), LATENT_DTYPE_F64, LATENT_LAYOUT_COL_MAJOR,
+                                        (size_t)Rf_nrows(targets), (size_t)Rf_ncols(targets));
+        what = "latent_dataset_set_targets";
+    }
+    if (st != LATENT_STATUS_OK) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", latent_last_error_message());
+        latent_dataset_free(ds);
+        Rf_error("latent: %s failed (%s): %s", what, latent_status_string(st), msg);
+    }
+    return wrap(ds, "latent_dataset", dataset_finalizer);
+}
+
+SEXP latent_r_dataset_dim(SEXP ds) {
+    latent_dataset *d = ds_of(ds);
+    SEXP out = PROTECT(Rf_allocVector(REALSXP, 2));
+    REAL(out)[0] = (double)latent_dataset_rows(d);
+    REAL(out)[1] = (double)latent_dataset_cols(d);
+    UNPROTECT(1);
+    return out;
+}
+
+/* R_CheckUserInterrupt longjmps when the user pressed Ctrl-C: run it under R_ToplevelExec so
+ * that no jump crosses the library's frames, and cancel training instead. */
+static void check_interrupt(void *unused) {
+    (void)unused;
+    R_CheckUserInterrupt();
+}
+
+static int32_t progress(void *user, const struct latent_progress *pr) {
+    (void)user;
+    (void)pr;
+    return R_ToplevelExec(check_interrupt, NULL) ? 0 : 1;
+}
+
+SEXP latent_r_fit(SEXP net, SEXP data, SEXP epochs, SEXP batch_size, SEXP learning_rate, SEXP optimizer,
+                  SEXP seed, SEXP threads, SEXP validation_fraction) {
+    latent_network *n = net_of(net);
+    latent_dataset *d = ds_of(data);
+    latent_train_params tp = latent_train_params_default();
+    tp.epochs = u32_arg(epochs, "epochs");
+    tp.batch_size = u32_arg(batch_size, "batch_size");
+    tp.learning_rate = num_arg(learning_rate, "learning_rate");
+    tp.optimizer = lookup(str_arg(optimizer, "optimizer"), OPTIMIZERS, "optimizer");
+    double s = num_arg(seed, "seed");
+    if (s < 0 || s > 9007199254740992.0 || s != (double)(uint64_t)s) Rf_error("latent: `seed` must be a whole number >= 0");
+    tp.seed = (uint64_t)s;
+    tp.threads = u32_arg(threads, "threads");
+    tp.validation_fraction = num_arg(validation_fraction, "validation_fraction");
+    latent_trainer *tr = NULL;
+    CHECK(latent_trainer_new(&tp, &tr), "latent_trainer_new");
+    latent_status st = latent_trainer_fit(tr, n, d, NULL, progress, NULL);
+    if (st != LATENT_STATUS_OK) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", latent_last_error_message());
+        latent_trainer_free(tr);
+        if (st == LATENT_STATUS_CANCELLED) Rf_error("latent: training interrupted (the network keeps its last step)");
+        Rf_error("latent: latent_trainer_fit failed (%s): %s", latent_status_string(st), msg);
+    }
+    size_t count = 0;
+    latent_trainer_history(tr, NULL, 0, &count);
+    latent_epoch_record *h = (latent_epoch_record *)R_alloc(count ? count : 1, sizeof *h);
+    st = latent_trainer_history(tr, h, count, &count);
+    latent_trainer_free(tr);
+    if (st != LATENT_STATUS_OK) fail(st, "latent_trainer_history");
+    static const char *names[] = {"epoch", "train_loss", "train_penalty", "valid_loss", "seconds",
+                                  "samples_per_second", "learning_rate"};
+    SEXP out = PROTECT(Rf_allocVector(VECSXP, 7));
+    SEXP nm = PROTECT(Rf_allocVector(STRSXP, 7));
+    for (int k = 0; k < 7; k++) {
+        SEXP col = Rf_allocVector(REALSXP, (R_xlen_t)count);
+        SET_VECTOR_ELT(out, k, col);
+        SET_STRING_ELT(nm, k, Rf_mkChar(names[k]));
+        double *c = REAL(col);
+        for (size_t i = 0; i < count; i++) {
+            const latent_epoch_record *r = &h[i];
+            double v[7] = {(double)(i + 1), r->train_loss, r->train_penalty, r->valid_loss, r->seconds,
+                           r->samples_per_second, r->learning_rate};
+            c[i] = v[k];
+        }
+    }
+    Rf_setAttrib(out, R_NamesSymbol, nm);
+    UNPROTECT(2);
+    return out;
+}
+
+typedef latent_status (*dataset_fn)(const latent_network *, const latent_dataset *, float *, size_t);
+
+/* Runs `fn` over the rows of matrix `x` (rows x width row-major floats out) and returns them as
+ * R's rows x width column-major double matrix. */
+static SEXP apply_rows(SEXP net, SEXP x, dataset_fn fn, size_t width, const char *what) {
+    latent_network *n = net_of(net);
+    latent_dataset *ds = dataset_of_matrix(x);
+    size_t rows = latent_dataset_rows(ds);
+    size_t cap = rows * width;
+    float *buf = (float *)R_alloc(cap ? cap : 1, sizeof(float));
+    latent_status st = fn(n, ds, buf, cap);
+    latent_dataset_free(ds);
+    if (st != LATENT_STATUS_OK) fail(st, what);
+    SEXP out = PROTECT(Rf_allocMatrix(REALSXP, (int)rows, (int)width));
+    double *o = REAL(out);
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < width; j++) o[i + j * rows] = (double)buf[i * width + j];
+    UNPROTECT(1);
+    return out;
+}
+
+SEXP latent_r_encode(SEXP net, SEXP x) {
+    return apply_rows(net, x, latent_network_encode_dataset, latent_network_code_dim(net_of(net)),
+                      "latent_network_encode_dataset");
+}
+
+SEXP latent_r_reconstruct(SEXP net, SEXP x) {
+    return apply_rows(net, x, latent_network_reconstruct_dataset, latent_network_input_dim(net_of(net)),
+                      "latent_network_reconstruct_dataset");
+}
+
+SEXP latent_r_predict(SEXP net, SEXP x) {
+    return apply_rows(net, x, latent_network_predict_dataset, latent_network_output_dim(net_of(net)),
+                      "latent_network_predict_dataset");
+}
+
+SEXP latent_r_reconstruction_error(SEXP net, SEXP x) {
+    latent_network *n = net_of(net);
+    latent_dataset *ds = dataset_of_matrix(x);
+    size_t rows = latent_dataset_rows(ds);
+    SEXP out = PROTECT(Rf_allocVector(REALSXP, (R_xlen_t)rows));
+    latent_status st = latent_network_reconstruction_error_dataset(n, ds, REAL(out), rows);
+    latent_dataset_free(ds);
+    if (st != LATENT_STATUS_OK) fail(st, "latent_network_reconstruction_error_dataset");
+    UNPROTECT(1);
+    return out;
+}
+
+SEXP latent_r_loss(SEXP net, SEXP data) {
+    double loss = 0;
+    CHECK(latent_network_loss(net_of(net), ds_of(data), &loss), "latent_network_loss");
+    return Rf_ScalarReal(loss);
+}
+
+SEXP latent_r_save(SEXP net, SEXP path) {
+    CHECK(latent_network_save(net_of(net), str_arg(path, "path")), "latent_network_save");
+    return R_NilValue;
+}
+
+SEXP latent_r_load(SEXP path) {
+    latent_network *net = NULL;
+    CHECK(latent_network_load(str_arg(path, "path"), &net), "latent_network_load");
+    return wrap(net, "latent_network", network_finalizer);
+}
+
+/* Frees a handle now (the finalizer then has nothing to do). */
+SEXP latent_r_free(SEXP p) {
+    if (TYPEOF(p) != EXTPTRSXP) Rf_error("latent: not a handle");
+    SEXP tag = R_ExternalPtrTag(p);
+    if (tag == Rf_install("latent_network")) network_finalizer(p);
+    else if (tag == Rf_install("latent_dataset")) dataset_finalizer(p);
+    else Rf_error("latent: not a latent handle");
+    return R_NilValue;
+}
+
+static const R_CallMethodDef CALLS[] = {
+    {"latent_r_version", (DL_FUNC)&latent_r_version, 0},
+    {"latent_r_network_new", (DL_FUNC)&latent_r_network_new, 10},
+    {"latent_r_network_info", (DL_FUNC)&latent_r_network_info, 1},
+    {"latent_r_network_describe", (DL_FUNC)&latent_r_network_describe, 1},
+    {"latent_r_dataset_new", (DL_FUNC)&latent_r_dataset_new, 3},
+    {"latent_r_dataset_dim", (DL_FUNC)&latent_r_dataset_dim, 1},
+    {"latent_r_fit", (DL_FUNC)&latent_r_fit, 9},
+    {"latent_r_encode", (DL_FUNC)&latent_r_encode, 2},
+    {"latent_r_reconstruct", (DL_FUNC)&latent_r_reconstruct, 2},
+    {"latent_r_predict", (DL_FUNC)&latent_r_predict, 2},
+    {"latent_r_reconstruction_error", (DL_FUNC)&latent_r_reconstruction_error, 2},
+    {"latent_r_loss", (DL_FUNC)&latent_r_loss, 2},
+    {"latent_r_save", (DL_FUNC)&latent_r_save, 2},
+    {"latent_r_load", (DL_FUNC)&latent_r_load, 1},
+    {"latent_r_free", (DL_FUNC)&latent_r_free, 1},
+    {NULL, NULL, 0}};
+
+void R_init_latent(DllInfo *dll) {
+    R_registerRoutines(dll, NULL, CALLS, NULL, NULL);
+    R_useDynamicSymbols(dll, FALSE);
+}
