@@ -1,0 +1,66 @@
+"""latent: autoencoders from Python, through ctypes over liblatent.
+
+    import numpy as np, latent
+    data = latent.Dataset.from_csv(latent.find_data("digits/digits.csv.gz"), label_column=64)
+    data.scale("min_max")
+    with latent.Network(input_dim=64, encoder=[32], code=8) as net:
+        latent.Trainer(epochs=20).fit(net, data)
+        codes = net.encode(data)
+
+The library is found through $LATENT_LIBRARY, a copy inside this package, the checkout's
+target/release, then the system loader (see README, "Python").
+"""
+
+from ._ffi import (
+    ABI_VERSION,
+    Activation,
+    Connection,
+    Constraint,
+    Corruption,
+    Distribution,
+    Event,
+    Init,
+    Loss,
+    LrSchedule,
+    Optimizer,
+    Prior,
+    Proposal,
+    Scaling,
+    Sparsity,
+    Stage,
+    Status,
+    Stochastic,
+    Task,
+    library_path,
+)
+from .core import (
+    Dataset,
+    Elbo,
+    EpochRecord,
+    Evaluation,
+    Metrics,
+    MonteCarlo,
+    Network,
+    Progress,
+    Trainer,
+    Vae,
+    find_data,
+    version,
+)
+from .errors import (
+    BadFormat,
+    BufferTooSmall,
+    Cancelled,
+    Diverged,
+    InternalError,
+    InvalidArgument,
+    LatentError,
+    LatentIOError,
+    NonFinite,
+    NullArgument,
+    OutOfMemory,
+    ShapeMismatch,
+    Unsupported,
+)
+
+__version__ = "0.1.0"

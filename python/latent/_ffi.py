@@ -1,0 +1,660 @@
+"""ctypes mirror of include/latent.h: library discovery, structs, constants, prototypes.
+
+Everything here follows the header field by field; python/tests/test_header.py checks the
+struct layouts (sizeof/offsetof) and the constants against include/latent.h.
+"""
+
+import ctypes
+import ctypes.util
+import enum
+import os
+import sys
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_char,
+    c_char_p,
+    c_double,
+    c_float,
+    c_int32,
+    c_size_t,
+
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+from pathlib import Path
+
+#: The LATENT_ABI_VERSION these bindings mirror; checked against latent_abi_version() at import.
+ABI_VERSION = 3
+
+# ---------------------------------------------------------------------------------------------
+# Library discovery
+# ---------------------------------------------------------------------------------------------
+
+if sys.platform == "darwin":
+    _LIBNAME = "liblatent.dylib"
+elif os.name == "nt":
+    _LIBNAME = "latent.dll"
+else:
+    _LIBNAME = "liblatent.so"
+
+
+def _candidates():
+    """(description, path-or-name) in search order."""
+    env = os.environ.get("LATENT_LIBRARY")
+    if env:
+        yield "$LATENT_LIBRARY", env
+    here = Path(__file__).resolve().parent
+    yield "the package directory", str(here / _LIBNAME)
+    # python/latent/_ffi.py -> the checkout's root is two levels above the package.
+    yield "the checkout's target/release", str(here.parent.parent / "target" / "release" / _LIBNAME)
+    yield "the system loader", None
+
+
+def _load():
+    tried = []
+    for where, path in _candidates():
+        if path is None:
+            name = ctypes.util.find_library("latent") or _LIBNAME
+            try:
+                return ctypes.CDLL(name), name
+            except OSError as e:
+                tried.append(f"  {where} ({name}): {e}")
+            continue
+        if where == "$LATENT_LIBRARY":
+            # An explicit choice: failing to load it is an error, not a reason to look elsewhere.
+            try:
+                return ctypes.CDLL(path), path
+            except OSError as e:
+                raise ImportError(f"latent: LATENT_LIBRARY={path} could not be loaded: {e}") from e
+        if os.path.exists(path):
+            try:
+                return ctypes.CDLL(path), path
+            except OSError as e:
+                tried.append(f"  {where} ({path}): {e}")
+        else:
+            tried.append(f"  {where}: no {path}")
+    raise ImportError(
+        "latent: cannot find the shared library " + _LIBNAME + ". Looked in:\n" + "\n".join(tried) +
+        "\nBuild it with `cargo build --release` in the latent checkout, or set LATENT_LIBRARY to "
+        "the path of " + _LIBNAME + "."
+    )
+
+
+lib, library_path = _load()
+
+# ---------------------------------------------------------------------------------------------
+# Constants (the #defines of latent.h), as IntEnums
+# ---------------------------------------------------------------------------------------------
+
+
+class _Enum(enum.IntEnum):
+    @classmethod
+    def coerce(cls, value, what=None):
+        """An enum member from a member, an int, or a case-insensitive name ('relu', 'leaky-relu')."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            key = value.strip().upper().replace("-", "_").replace(" ", "_")
+            try:
+                return cls[key]
+            except KeyError:
+                names = ", ".join(m.name.lower() for m in cls)
+                raise ValueError(f"{what or cls.__name__}: unknown value {value!r} (one of {names})") from None
+        if isinstance(value, bool):
+            raise TypeError(f"{what or cls.__name__}: expected a name or an int, got {value!r}")
+        try:
+            return cls(int(value))
+        except ValueError:
+            # Let the library validate out-of-range integers (it names the field).
+            return int(value)
+
+
+class Status(_Enum):
+    OK = 0
+    NULL_ARGUMENT = 1
+    INVALID_ARGUMENT = 2
+    SHAPE_MISMATCH = 3
+    NON_FINITE = 4
+    IO = 5
+    BAD_FORMAT = 6
+    UNSUPPORTED = 7
+    OUT_OF_MEMORY = 8
+    CANCELLED = 9
+    INTERNAL = 10
+    BUFFER_TOO_SMALL = 11
+    DIVERGED = 12
+
+
+class Activation(_Enum):
+    IDENTITY = 0
+    SIGMOID = 1
+    TANH = 2
+    RELU = 3
+    LEAKY_RELU = 4
+    ELU = 5
+    SOFTPLUS = 6
+    GELU = 7
+
+
+class Loss(_Enum):
+    MSE = 0
+    BINARY_CROSS_ENTROPY = 1
+
+
+class Task(_Enum):
+    RECONSTRUCT = 0
+    CLASSIFY = 1
+    REGRESS = 2
+
+
+Connection = _Enum(
+    "Connection",
+    [("DENSE", 0)] + [(f"F{i:02d}", i) for i in range(1, 21)] + [("MEMORY", 21)],
+)
+
+
+class Sparsity(_Enum):
+    NONE = 0
+    KL = 1
+    L1 = 2
+
+
+class Corruption(_Enum):
+    NONE = 0
+    MASKING = 1
+    GAUSSIAN = 2
+    SALT_AND_PEPPER = 3
+
+
+class Stage(_Enum):
+    TRAIN = 0
+    PRETRAIN = 1
+    INTERMEDIATE_FINETUNE = 2
+    FINETUNE = 3
+
+
+class PretrainMethod(_Enum):
+    AUTOENCODER = 0
+    RBM = 1
+
+
+class Stochastic(_Enum):
+    NONE = 0
+    BERNOULLI = 1
+    GAUSSIAN = 2
+
+
+class Distribution(_Enum):
+    BERNOULLI = 0
+    GAUSSIAN = 1
+    EXPONENTIAL = 2
+    MSE = 3
+    GAUSSIAN_GLOBAL = 4
+
+
+class Init(_Enum):
+    AUTO = 0
+    GLOROT_UNIFORM = 1
+    HE_NORMAL = 2
+    SMALL_UNIFORM = 3
+    FAN_IN_UNIFORM = 4
+
+
+class Optimizer(_Enum):
+    SGD = 0
+    ADAM = 1
+    ADAMW = 2
+
+
+class LrSchedule(_Enum):
+    CONSTANT = 0
+    STEP = 1
+    EXPONENTIAL = 2
+    COSINE = 3
+
+
+class Dtype(_Enum):
+    F32 = 0
+    F64 = 1
+
+
+class Layout(_Enum):
+    ROW_MAJOR = 0
+    COL_MAJOR = 1
+
+
+class Scaling(_Enum):
+    NONE = 0
+    DIVIDE_255 = 1
+    MIN_MAX = 2
+    Z_SCORE = 3
+
+
+class Event(_Enum):
+    BATCH = 0
+    EPOCH_END = 1
+
+
+class Prior(_Enum):
+    UNIFORM = 0
+    NORMAL = 1
+
+
+class Proposal(_Enum):
+    NORMAL = 0
+    UNIFORM = 1
+    CUSTOM = 2
+
+
+class Constraint(_Enum):
+    NONE = 0
+    POSITIVE = 1
+    INTERVAL = 2
+    FIXED = 3
+
+
+#: header prefix -> enum, for the header self-check.
+ENUMS = {
+    "LATENT_STATUS_": Status,
+    "LATENT_ACTIVATION_": Activation,
+    "LATENT_LOSS_": Loss,
+    "LATENT_TASK_": Task,
+    "LATENT_CONNECTION_": Connection,
+    "LATENT_SPARSITY_": Sparsity,
+    "LATENT_CORRUPTION_": Corruption,
+    "LATENT_STAGE_": Stage,
+    "LATENT_PRETRAIN_": PretrainMethod,
+    "LATENT_STOCHASTIC_": Stochastic,
+    "LATENT_DISTRIBUTION_": Distribution,
+    "LATENT_INIT_": Init,
+    "LATENT_OPTIMIZER_": Optimizer,
+    "LATENT_LR_SCHEDULE_": LrSchedule,
+    "LATENT_DTYPE_": Dtype,
+    "LATENT_LAYOUT_": Layout,
+    "LATENT_SCALING_": Scaling,
+    "LATENT_EVENT_": Event,
+    "LATENT_PRIOR_": Prior,
+    "LATENT_PROPOSAL_": Proposal,
+    "LATENT_CONSTRAINT_": Constraint,
+}
+
+# ---------------------------------------------------------------------------------------------
+# Structs (field for field as in latent.h; typedef int32_t enums are c_int32)
+# ---------------------------------------------------------------------------------------------
+
+_p_u32 = POINTER(c_uint32)
+_p_i32 = POINTER(c_int32)
+
+progress_fn = CFUNCTYPE(c_int32, c_void_p, c_void_p)  # (user, const latent_progress *)
+objective_fn = CFUNCTYPE(c_double, c_void_p, POINTER(c_double), c_size_t)
+quantile_fn = CFUNCTYPE(c_double, c_void_p, c_size_t, c_double, c_double, c_double)
+link_fn = CFUNCTYPE(None, c_void_p, POINTER(c_double), c_size_t, POINTER(c_float), c_size_t, c_size_t)
+
+
+class latent_csv_params(Structure):
+    _fields_ = [("delimiter", c_char), ("has_header", c_int32), ("label_column", c_int32)]
+
+
+class latent_metrics(Structure):
+    _fields_ = [
+        ("rows", c_uint64),
+        ("mse", c_double),
+        ("bce", c_double),
+        ("reverse_ce", c_double),
+        ("squared_error_per_row", c_double),
+        ("mean_code_activation", c_double),
+    ]
+
+
+class latent_montecarlo_params(Structure):
+    _fields_ = [
+        ("init_samples", c_uint64),
+        ("samples", c_uint64),
+        ("elite", c_uint64),
+        ("max_iterations", c_uint64),
+        ("max_evaluations", c_uint64),
+        ("seed", c_uint64),
+        ("interval_samples", c_uint64),
+        ("tolerance", c_double),
+        ("memory", c_double),
+        ("shrink", c_double),
+        ("restart_fraction", c_double),
+        ("patience", c_uint32),
+        ("threads", c_uint32),
+        ("full_hessian_max", c_uint32),
+        ("update_fraction", c_double),
+    ]
+
+
+class latent_montecarlo_network_params(Structure):
+    _fields_ = [
+        ("batch_size", c_uint64),
+        ("runs", c_uint32),
+        ("link_layer", c_int32),
+        ("link_params", c_uint32),
+        ("link", link_fn),
+        ("link_user", c_void_p),
+        ("seed", c_uint64),
+    ]
+
+
+class latent_network_params(Structure):
+    _fields_ = [
+        ("input_dim", c_uint32),
+        ("n_encoder", c_uint32),
+        ("encoder_units", _p_u32),
+        ("encoder_activations", _p_i32),
+        ("hidden_activation", c_int32),
+        ("code_units", c_uint32),
+        ("code_activation", c_int32),
+        ("mirror_decoder", c_int32),
+        ("n_decoder", c_uint32),
+        ("decoder_units", _p_u32),
+        ("decoder_activations", _p_i32),
+        ("output_activation", c_int32),
+        ("loss", c_int32),
+        ("tied_weights", c_int32),
+        ("init", c_int32),
+        ("seed", c_uint64),
+        ("sparsity", c_int32),
+        ("sparsity_target", c_double),
+        ("sparsity_weight", c_double),
+        ("sparse_layers", _p_u32),
+        ("n_sparse_layers", c_uint32),
+        ("alternate_sparsity", c_int32),
+        ("alternate_start", c_uint32),
+        ("contractive_weight", c_double),
+        ("corruption", c_int32),
+        ("corruption_level", c_double),
+        ("code_noise", c_double),
+        ("encoder_stochastic", _p_i32),
+        ("code_stochastic", c_int32),
+        ("decoder_stochastic", _p_i32),
+        ("stochastic_sigma", c_double),
+        ("task", c_int32),
+        ("outputs", c_uint32),
+        ("encoder_connections", _p_i32),
+        ("code_connection", c_int32),
+        ("decoder_connections", _p_i32),
+        ("output_connection", c_int32),
+    ]
+
+
+class latent_evaluation(Structure):
+    _fields_ = [("loss", c_double), ("accuracy", c_double), ("mse", c_double), ("rows", c_uint64)]
+
+
+class latent_layer_regularization(Structure):
+    _fields_ = [
+        ("sparsity", c_int32),
+        ("sparsity_target", c_double),
+        ("sparsity_weight", c_double),
+        ("contractive_weight", c_double),
+        ("corruption", c_int32),
+        ("corruption_level", c_double),
+    ]
+
+
+class latent_train_params(Structure):
+    _fields_ = [
+        ("epochs", c_uint32),
+        ("batch_size", c_uint32),
+        ("optimizer", c_int32),
+        ("nesterov", c_int32),
+        ("learning_rate", c_double),
+        ("momentum", c_double),
+        ("beta1", c_double),
+        ("beta2", c_double),
+        ("epsilon", c_double),
+        ("weight_decay", c_double),
+        ("grad_clip_norm", c_double),
+        ("validation_fraction", c_double),
+        ("seed", c_uint64),
+        ("threads", c_uint32),
+        ("early_stopping_patience", c_uint32),
+        ("shuffle", c_int32),
+        ("drop_last", c_int32),
+        ("progress_every", c_uint32),
+        ("lr_schedule", c_int32),
+        ("lr_step_epochs", c_uint32),
+        ("warmup_steps", c_uint32),
+        ("lr_gamma", c_double),
+        ("lr_min", c_double),
+        ("momentum_initial", c_double),
+        ("momentum_switch_epoch", c_uint32),
+    ]
+
+
+class latent_pretrain_params(Structure):
+    _fields_ = [
+        ("method", c_int32),
+        ("rbm_k", c_uint32),
+        ("rbm_persistent", c_int32),
+        ("pretrain", latent_train_params),
+        ("intermediate_finetune", c_int32),
+        ("intermediate", latent_train_params),
+        ("finetune_enabled", c_int32),
+        ("finetune", latent_train_params),
+        ("layers", POINTER(latent_layer_regularization)),
+        ("n_layers", c_uint32),
+    ]
+
+
+class latent_progress(Structure):
+    _fields_ = [
+        ("event", c_int32),
+        ("epoch", c_uint32),
+        ("epochs", c_uint32),
+        ("batch", c_uint64),
+        ("batches", c_uint64),
+        ("loss", c_double),
+        ("penalty", c_double),
+        ("stage", c_int32),
+        ("stage_layer", c_uint32),
+        ("free_energy", c_double),
+        ("valid_loss", c_double),
+        ("samples_per_second", c_double),
+        ("seconds", c_double),
+    ]
+
+
+class latent_epoch_record(Structure):
+    _fields_ = [
+        ("train_loss", c_double),
+        ("train_penalty", c_double),
+        ("valid_loss", c_double),
+        ("seconds", c_double),
+        ("samples_per_second", c_double),
+        ("learning_rate", c_double),
+    ]
+
+
+class latent_vae_part(Structure):
+    _fields_ = [("size", c_uint32), ("distribution", c_int32), ("activation", c_int32)]
+
+
+class latent_vae_params(Structure):
+    _fields_ = [
+        ("input_dim", c_uint32),
+        ("n_encoder", c_uint32),
+        ("encoder_units", _p_u32),
+        ("encoder_activations", _p_i32),
+        ("latent_dim", c_uint32),
+        ("n_decoder", c_uint32),
+        ("decoder_units", _p_u32),
+        ("decoder_activations", _p_i32),
+        ("hidden_activation", c_int32),
+        ("pzx_activation", c_int32),
+        ("distribution", c_int32),
+        ("distribution_activation", c_int32),
+        ("n_parts", c_uint32),
+        ("parts", POINTER(latent_vae_part)),
+        ("num_samples", c_uint32),
+        ("beta", c_double),
+        ("kl_warmup_steps", c_uint64),
+        ("constant_posterior_variance", c_int32),
+        ("posterior_log_variance", c_double),
+        ("init", c_int32),
+        ("seed", c_uint64),
+    ]
+
+
+class latent_elbo(Structure):
+    _fields_ = [("neg_elbo", c_double), ("reconstruction", c_double), ("kl", c_double)]
+
+
+#: Every public struct of latent.h, for the header self-check.
+STRUCTS = [
+    latent_csv_params,
+    latent_metrics,
+    latent_montecarlo_params,
+    latent_montecarlo_network_params,
+    latent_network_params,
+    latent_evaluation,
+    latent_layer_regularization,
+    latent_train_params,
+    latent_pretrain_params,
+    latent_progress,
+    latent_epoch_record,
+    latent_vae_part,
+    latent_vae_params,
+    latent_elbo,
+]
+
+# ---------------------------------------------------------------------------------------------
+# Prototypes
+# ---------------------------------------------------------------------------------------------
+
+H = c_void_p  # every opaque handle
+PH = POINTER(c_void_p)
+S = c_int32  # latent_status
+_pf = POINTER(c_float)
+_pd = POINTER(c_double)
+_pu64 = POINTER(c_uint64)
+_pz = POINTER(c_size_t)
+_byref = ctypes.byref
+
+_PROTOTYPES = {
+    "latent_last_error_message": (c_char_p, []),
+    "latent_status_string": (c_char_p, [c_int32]),
+    "latent_version": (c_char_p, []),
+    "latent_version_number": (c_uint32, []),
+    "latent_abi_version": (c_uint32, []),
+    "latent_data_find": (S, [c_char_p, c_char_p, c_size_t, _pz]),
+    # dataset
+    "latent_csv_params_default": (latent_csv_params, []),
+    "latent_dataset_from_buffer": (S, [c_void_p, c_int32, c_int32, c_size_t, c_size_t, PH]),
+    "latent_dataset_set_targets": (S, [H, c_void_p, c_int32, c_int32, c_size_t, c_size_t]),
+    "latent_dataset_target_cols": (c_size_t, [H]),
+    "latent_dataset_from_idx": (S, [c_char_p, c_char_p, PH]),
+    "latent_dataset_from_csv": (S, [c_char_p, POINTER(latent_csv_params), PH]),
+    "latent_dataset_free": (None, [H]),
+    "latent_dataset_rows": (c_size_t, [H]),
+    "latent_dataset_cols": (c_size_t, [H]),
+    "latent_dataset_has_labels": (c_int32, [H]),
+    "latent_dataset_scaling": (c_int32, [H]),
+    "latent_dataset_labels": (S, [H, _p_i32, c_size_t]),
+    "latent_dataset_set_labels": (S, [H, _p_i32, c_size_t]),
+    "latent_dataset_copy_rows": (S, [H, c_size_t, c_size_t, _pf, c_size_t]),
+    "latent_dataset_scale": (S, [H, c_int32]),
+    "latent_dataset_apply_scaling": (S, [H, H]),
+    "latent_dataset_split": (S, [H, c_double, c_uint64, PH, PH]),
+    # network
+    "latent_network_params_default": (latent_network_params, []),
+    "latent_network_new": (S, [POINTER(latent_network_params), PH]),
+    "latent_network_clone": (S, [H, PH]),
+    "latent_network_free": (None, [H]),
+    "latent_network_input_dim": (c_size_t, [H]),
+    "latent_network_code_dim": (c_size_t, [H]),
+    "latent_network_output_dim": (c_size_t, [H]),
+    "latent_network_task": (c_int32, [H]),
+    "latent_network_param_count": (S, [H, _pz]),
+    "latent_network_get_params": (S, [H, _pf, c_size_t]),
+    "latent_network_set_params": (S, [H, _pf, c_size_t]),
+    "latent_network_set_threads": (S, [H, c_uint32]),
+    "latent_network_set_stochastic_inference": (S, [H, c_int32, c_uint64]),
+    "latent_network_describe": (S, [H, c_char_p, c_size_t, _pz]),
+    "latent_network_encode": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
+    "latent_network_decode": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
+    "latent_network_reconstruct": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
+    "latent_network_predict": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
+    "latent_network_classify": (S, [H, _pf, c_size_t, c_size_t, _p_i32, c_size_t]),
+    "latent_network_reconstruction_error": (S, [H, _pf, c_size_t, c_size_t, _pd, c_size_t]),
+    "latent_network_jacobian_norms": (S, [H, _pf, c_size_t, c_size_t, _pd, c_size_t]),
+    "latent_network_encode_dataset": (S, [H, H, _pf, c_size_t]),
+    "latent_network_reconstruct_dataset": (S, [H, H, _pf, c_size_t]),
+    "latent_network_predict_dataset": (S, [H, H, _pf, c_size_t]),
+    "latent_network_classify_dataset": (S, [H, H, _p_i32, c_size_t]),
+    "latent_network_reconstruction_error_dataset": (S, [H, H, _pd, c_size_t]),
+    "latent_network_loss": (S, [H, H, _pd]),
+    "latent_network_mse": (S, [H, H, _pd]),
+    "latent_network_metrics": (S, [H, H, POINTER(latent_metrics)]),
+    "latent_network_evaluate": (S, [H, H, POINTER(latent_evaluation), _pu64, c_size_t]),
+    "latent_network_save": (S, [H, c_char_p]),
+    "latent_network_load": (S, [c_char_p, PH]),
+    "latent_network_code_words": (c_size_t, [H]),
+    "latent_network_binary_codes": (S, [H, _pf, c_size_t, c_size_t, c_float, _pu64, c_size_t]),
+    "latent_network_layer_offsets": (S, [H, c_size_t, _pz, _pz, _pz]),
+    # trainer
+    "latent_train_params_default": (latent_train_params, []),
+    "latent_trainer_new": (S, [POINTER(latent_train_params), PH]),
+    "latent_trainer_free": (None, [H]),
+    "latent_trainer_fit": (S, [H, H, H, H, progress_fn, c_void_p]),
+    "latent_trainer_fit_vae": (S, [H, H, H, H, progress_fn, c_void_p]),
+    "latent_trainer_history": (S, [H, POINTER(latent_epoch_record), c_size_t, _pz]),
+    "latent_trainer_reset": (S, [H]),
+    # vae
+    "latent_vae_params_default": (latent_vae_params, []),
+    "latent_vae_new": (S, [POINTER(latent_vae_params), PH]),
+    "latent_vae_free": (None, [H]),
+    "latent_vae_input_dim": (c_size_t, [H]),
+    "latent_vae_latent_dim": (c_size_t, [H]),
+    "latent_vae_param_count": (S, [H, _pz]),
+    "latent_vae_get_params": (S, [H, _pf, c_size_t]),
+    "latent_vae_set_params": (S, [H, _pf, c_size_t]),
+    "latent_vae_describe": (S, [H, c_char_p, c_size_t, _pz]),
+    "latent_vae_save": (S, [H, c_char_p]),
+    "latent_vae_load": (S, [c_char_p, PH]),
+    "latent_vae_encode": (S, [H, _pf, c_size_t, c_size_t, _pf, _pf, c_size_t]),
+    "latent_vae_generate_mean": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
+    "latent_vae_reconstruct": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
+    "latent_vae_sample_prior": (S, [H, c_size_t, c_uint64, _pf, c_size_t]),
+    "latent_vae_log_likelihood": (S, [H, _pf, c_size_t, c_size_t, c_uint32, c_uint64, _pd, c_size_t]),
+    "latent_vae_elbo": (S, [H, H, c_uint32, c_uint64, POINTER(latent_elbo)]),
+    # montecarlo
+    "latent_montecarlo_params_default": (latent_montecarlo_params, []),
+    "latent_montecarlo_new": (S, [POINTER(latent_montecarlo_params), c_size_t, PH]),
+    "latent_montecarlo_free": (None, [H]),
+    "latent_montecarlo_n_params": (c_size_t, [H]),
+    "latent_montecarlo_set_prior": (S, [H, c_size_t, c_size_t, c_int32, c_double, c_double]),
+    "latent_montecarlo_set_constraint": (S, [H, c_size_t, c_size_t, c_int32, c_double, c_double]),
+    "latent_montecarlo_set_start": (S, [H, _pd, c_size_t]),
+    "latent_montecarlo_minimize": (S, [H, objective_fn, c_void_p]),
+    "latent_montecarlo_best": (S, [H, _pd, c_size_t]),
+    "latent_montecarlo_best_loss": (c_double, [H]),
+    "latent_montecarlo_evaluations": (c_uint64, [H]),
+    "latent_montecarlo_iterations": (c_uint64, [H]),
+    "latent_montecarlo_converged": (c_int32, [H]),
+    "latent_montecarlo_history": (S, [H, _pd, c_size_t]),
+    "latent_montecarlo_intervals": (
+        S,
+        [H, objective_fn, c_void_p, c_double, c_double, c_size_t, _pd, _pd, c_size_t],
+    ),
+}
+
+for _name, (_res, _args) in _PROTOTYPES.items():
+    _f = getattr(lib, _name)
+    _f.restype = _res
+    _f.argtypes = _args
+
+_found = lib.latent_abi_version()
+if _found != ABI_VERSION:
+    raise ImportError(
+        f"latent: the library {library_path} has ABI version {_found}, these bindings expect "
+        f"{ABI_VERSION}: rebuild the library or update the Python package to match"
+    )
+
+del _name, _res, _args, _f, _found

@@ -1,0 +1,904 @@
+"""The handle classes: Network, Dataset, Trainer, Vae, MonteCarlo."""
+
+import ctypes
+import math
+import os
+from collections import namedtuple
+from ctypes import POINTER, byref, c_char_p, c_double, c_float, c_int32, c_size_t, c_uint32, c_uint64, c_void_p
+
+import numpy as np
+
+from . import _ffi
+from ._ffi import (
+    Activation,
+    Connection,
+    Constraint,
+    Corruption,
+    Distribution,
+    Dtype,
+    Event,
+    Init,
+    Layout,
+    Loss,
+    LrSchedule,
+    Optimizer,
+    Prior,
+    Scaling,
+    Sparsity,
+    Stage,
+    Status,
+    Stochastic,
+    Task,
+    lib,
+)
+from .errors import check
+
+Progress = namedtuple("Progress", [f for f, _ in _ffi.latent_progress._fields_])
+Progress.__doc__ = "What a Trainer.fit progress callback receives (latent_progress)."
+EpochRecord = namedtuple("EpochRecord", [f for f, _ in _ffi.latent_epoch_record._fields_])
+Evaluation = namedtuple("Evaluation", ["loss", "accuracy", "mse", "rows", "confusion"])
+Metrics = namedtuple("Metrics", [f for f, _ in _ffi.latent_metrics._fields_])
+Elbo = namedtuple("Elbo", ["neg_elbo", "reconstruction", "kl"])
+
+# ---------------------------------------------------------------------------------------------
+# Array helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _ptr(arr, ctype):
+    return arr.ctypes.data_as(POINTER(ctype))
+
+
+def _rows(x, what="x"):
+    """A 2-D C-contiguous aligned float32 array (x itself when it already is one: no copy), and
+    whether x was a single 1-D row."""
+    a = np.asarray(x)
+    single = a.ndim == 1
+    if single:
+        a = a.reshape(1, -1)
+    if a.ndim != 2:
+        raise ValueError(f"{what}: expected a 2-D array (rows x cols) or one row, got shape {np.shape(x)}")
+    return np.require(a, np.float32, ["C_CONTIGUOUS", "ALIGNED"]), single
+
+
+def _matrix_for_buffer(x, what="data"):
+    """(array, dtype, layout) for the calls that read f32/f64 in either order, copying only when
+    the array is neither C- nor Fortran-contiguous, or of another type."""
+    a = np.asarray(x)
+    if a.ndim == 1:
+        a = a.reshape(-1, 1) if what == "targets" else a.reshape(1, -1)
+    if a.ndim != 2:
+        raise ValueError(f"{what}: expected a 2-D array, got shape {a.shape}")
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float32 if a.dtype.itemsize <= 4 and a.dtype.kind in "iub" else np.float64)
+    if not a.flags.aligned:
+        a = a.copy()
+    if a.flags.c_contiguous:
+        layout = Layout.ROW_MAJOR
+    elif a.flags.f_contiguous:
+        layout = Layout.COL_MAJOR
+    else:
+        a = np.ascontiguousarray(a)
+        layout = Layout.ROW_MAJOR
+    dtype = Dtype.F32 if a.dtype == np.float32 else Dtype.F64
+    return a, dtype, layout
+
+
+def _out(single, arr):
+    return arr[0] if single else arr
+
+
+def _u32_array(values, what):
+    vals = [int(v) for v in values]
+    if any(v < 0 for v in vals):
+        raise ValueError(f"{what}: widths must be positive, got {vals}")
+    return (c_uint32 * len(vals))(*vals)
+
+
+def _enum_array(values, enum, what):
+    return (c_int32 * len(values))(*[int(enum.coerce(v, what)) for v in values])
+
+
+def _describe(fn, h):
+    needed = c_size_t(0)
+    st = fn(h, None, 0, byref(needed))
+    if st not in (Status.OK, Status.BUFFER_TOO_SMALL):
+        check(st)
+    buf = ctypes.create_string_buffer(max(needed.value, 1))
+    check(fn(h, buf, len(buf), None))
+    return buf.value.decode("utf-8", "replace")
+
+
+def _path(p):
+    return os.fsencode(os.fspath(p))
+
+
+def find_data(name):
+    """Absolute path of a data set file or directory ("mnist", "digits/digits.csv.gz") through
+    the library's resolver ($LATENT_DATA_DIR, ../shared/data, /usr/share/datasets); raises
+    latent.LatentIOError (listing where it looked) when not found."""
+    needed = c_size_t(0)
+    st = lib.latent_data_find(name.encode(), None, 0, byref(needed))
+    if st not in (Status.OK, Status.BUFFER_TOO_SMALL):
+        check(st)
+    buf = ctypes.create_string_buffer(needed.value)
+    check(lib.latent_data_find(name.encode(), buf, len(buf), None))
+    return os.fsdecode(buf.value)
+
+
+def version():
+    return lib.latent_version().decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Handles
+# ---------------------------------------------------------------------------------------------
+
+
+class _Handle:
+    """An owned library handle, freed by close(), `with` or the garbage collector."""
+
+    _free_name = None
+
+    def __init__(self, handle):
+        if not handle:
+            raise ValueError("null handle")
+        self._h = c_void_p(handle) if isinstance(handle, int) else handle
+
+    @property
+    def _handle(self):
+        h = getattr(self, "_h", None)
+        if h is None:
+            raise ValueError(f"{type(self).__name__} is closed")
+        return h
+
+    def close(self):
+        """Frees the handle now (idempotent). Handles that need this one keep it alive."""
+        h = getattr(self, "_h", None)
+        if h is not None:
+            self._h = None
+            getattr(lib, self._free_name)(h)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may already be gone
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    @classmethod
+    def _wrap(cls, handle):
+        obj = cls.__new__(cls)
+        _Handle.__init__(obj, handle)
+        return obj
+
+
+def _new_handle(fn, *args):
+    out = c_void_p()
+    check(fn(*args, byref(out)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset
+# ---------------------------------------------------------------------------------------------
+
+
+class Dataset(_Handle):
+    """Rows of float samples with optional int labels or real targets (latent_dataset).
+
+    `Dataset(x, labels=None, targets=None)` copies a NumPy matrix into the library: float32 or
+    float64, C- or Fortran-order are passed as they are (the library reads either); other types
+    or strided views are converted first."""
+
+    _free_name = "latent_dataset_free"
+
+    def __init__(self, x, labels=None, targets=None):
+        a, dtype, layout = _matrix_for_buffer(x)
+        rows, cols = a.shape
+        h = _new_handle(lib.latent_dataset_from_buffer, a.ctypes.data_as(c_void_p), dtype, layout, rows, cols)
+        super().__init__(h)
+        if labels is not None:
+            self.labels = labels
+        if targets is not None:
+            self.set_targets(targets)
+
+    @classmethod
+    def from_csv(cls, path, delimiter=",", has_header=False, label_column=None):
+        """A numeric CSV/TSV file, gzip or not; `label_column` (0-based) holds integral labels."""
+        p = lib.latent_csv_params_default()
+        p.delimiter = delimiter.encode() if isinstance(delimiter, str) else bytes([delimiter])
+        p.has_header = int(bool(has_header))
+        p.label_column = -1 if label_column is None else int(label_column)
+        return cls._wrap(_new_handle(lib.latent_dataset_from_csv, _path(path), byref(p)))
+
+    @classmethod
+    def from_idx(cls, images, labels=None):
+        """MNIST-style IDX images (gzip or not), unscaled 0..255, and optional labels."""
+        lp = None if labels is None else _path(labels)
+        return cls._wrap(_new_handle(lib.latent_dataset_from_idx, _path(images), lp))
+
+    @property
+    def rows(self):
+        return lib.latent_dataset_rows(self._handle)
+
+    @property
+    def cols(self):
+        return lib.latent_dataset_cols(self._handle)
+
+    @property
+    def shape(self):
+        return (self.rows, self.cols)
+
+    def __len__(self):
+        return self.rows
+
+    @property
+    def has_labels(self):
+        return bool(lib.latent_dataset_has_labels(self._handle))
+
+    @property
+    def labels(self):
+        """The int32 labels (a copy), or None."""
+        if not self.has_labels:
+            return None
+        out = np.empty(self.rows, np.int32)
+        check(lib.latent_dataset_labels(self._handle, _ptr(out, c_int32), out.size))
+        return out
+
+    @labels.setter
+    def labels(self, labels):
+        lab = np.asarray(labels)
+        if lab.dtype.kind == "f":
+            if not np.all(lab == np.round(lab)):
+                raise ValueError("labels must be integral")
+        lab = np.require(lab.reshape(-1), np.int32, ["C_CONTIGUOUS", "ALIGNED"])
+        check(lib.latent_dataset_set_labels(self._handle, _ptr(lab, c_int32), lab.size))
+
+    def set_targets(self, targets):
+        """Real-valued targets (rows x k) for a regression network."""
+        a, dtype, layout = _matrix_for_buffer(targets, "targets")
+        check(lib.latent_dataset_set_targets(self._handle, a.ctypes.data_as(c_void_p), dtype, layout, *a.shape))
+
+    @property
+    def target_cols(self):
+        return lib.latent_dataset_target_cols(self._handle)
+
+    @property
+    def scaling(self):
+        return Scaling(lib.latent_dataset_scaling(self._handle))
+
+    def scale(self, method):
+        """Fits and applies a scaling ('min_max', 'z_score', 'divide_255'); returns self."""
+        check(lib.latent_dataset_scale(self._handle, Scaling.coerce(method, "scaling")))
+        return self
+
+    def apply_scaling(self, fitted):
+        """Applies the scaling fitted on `fitted` (e.g. the training set); returns self."""
+        check(lib.latent_dataset_apply_scaling(self._handle, fitted._handle))
+        return self
+
+    def split(self, fraction, seed=0):
+        """(first, second): `second` gets round(fraction * rows) rows, seeded."""
+        a, b = c_void_p(), c_void_p()
+        check(lib.latent_dataset_split(self._handle, float(fraction), int(seed), byref(a), byref(b)))
+        return Dataset._wrap(a), Dataset._wrap(b)
+
+    def to_numpy(self, first=0, count=None):
+        """Rows first..first+count as a float32 (count x cols) array (a copy)."""
+        if count is None:
+            count = self.rows - first
+        out = np.empty((count, self.cols), np.float32)
+        check(lib.latent_dataset_copy_rows(self._handle, first, count, _ptr(out, c_float), out.size))
+        return out
+
+    def __repr__(self):
+        if getattr(self, "_h", None) is None:
+            return "<latent.Dataset (closed)>"
+        return f"<latent.Dataset {self.rows}x{self.cols} labels={self.has_labels} scaling={self.scaling.name.lower()}>"
+
+
+def _dataset(d, what="dataset"):
+    """A Dataset from a Dataset or an array-like (a temporary copy)."""
+    if isinstance(d, Dataset):
+        return d
+    if d is None:
+        return None
+    return Dataset(d)
+
+
+# ---------------------------------------------------------------------------------------------
+# Network
+# ---------------------------------------------------------------------------------------------
+
+
+class Network(_Handle):
+    """An autoencoder, classifier or regressor (latent_network).
+
+    Keyword arguments mirror latent_network_params: ``input_dim`` and ``code`` (code_units) are
+    required; ``encoder`` is the list of encoder hidden widths; ``decoder`` None mirrors the
+    encoder (mirror_decoder = 1), a list gives explicit decoder widths (mirror_decoder = 0).
+    Enumerations take names ('relu', 'binary_cross_entropy', 'f03') or the IntEnums.
+    ``task`` is 'reconstruct' (default), 'classify' (then ``outputs`` classes; the output
+    activation defaults to identity) or 'regress'. Other fields of latent_network_params
+    (seed, init, sparsity, sparsity_target, corruption, corruption_level, tied_weights, ...)
+    are accepted under their C names."""
+
+    _free_name = "latent_network_free"
+
+    _ENUM_FIELDS = {
+        "hidden_activation": Activation,
+        "code_activation": Activation,
+        "output_activation": Activation,
+        "loss": Loss,
+        "init": Init,
+        "sparsity": Sparsity,
+        "corruption": Corruption,
+        "code_stochastic": Stochastic,
+        "task": Task,
+        "code_connection": Connection,
+        "output_connection": Connection,
+    }
+    _ARRAY_FIELDS = {"encoder_units", "encoder_activations", "n_encoder", "decoder_units", "decoder_activations",
+                     "n_decoder", "mirror_decoder", "sparse_layers", "n_sparse_layers", "encoder_stochastic",
+                     "decoder_stochastic", "encoder_connections", "decoder_connections", "code_units"}
+
+    def __init__(
+        self,
+        input_dim,
+        code,
+        encoder=(),
+        decoder=None,
+        *,
+        activation=None,
+        encoder_activations=None,
+        decoder_activations=None,
+        encoder_connections=None,
+        decoder_connections=None,
+        encoder_stochastic=None,
+        decoder_stochastic=None,
+        sparse_layers=None,
+        task="reconstruct",
+        outputs=0,
+        **fields,
+    ):
+        p = lib.latent_network_params_default()
+        keep = []  # arrays that must live until latent_network_new returns
+        p.input_dim = int(input_dim)
+        p.code_units = int(code)
+        task = Task.coerce(task, "task")
+        p.task = task
+        p.outputs = int(outputs)
+        if task == Task.CLASSIFY and "output_activation" not in fields:
+            fields["output_activation"] = Activation.IDENTITY
+        if activation is not None:
+            fields["hidden_activation"] = activation
+        if decoder is None and task != Task.RECONSTRUCT:
+            decoder = []  # a supervised network's decoder is never mirrored
+
+        def arr(field, value, n, enum=None):
+            if value is None:
+                return
+            if len(value) != n:
+                raise ValueError(f"{field}: expected {n} values (one per layer), got {len(value)}")
+            a = _enum_array(value, enum, field) if enum else _u32_array(value, field)
+            keep.append(a)
+            setattr(p, field, ctypes.cast(a, type(getattr(p, field))))
+
+        encoder = list(encoder)
+        p.n_encoder = len(encoder)
+        arr("encoder_units", encoder, len(encoder))
+        arr("encoder_activations", encoder_activations, len(encoder), Activation)
+        arr("encoder_connections", encoder_connections, len(encoder), Connection)
+        arr("encoder_stochastic", encoder_stochastic, len(encoder), Stochastic)
+        if decoder is None:
+            p.mirror_decoder = 1
+            for name, v in (("decoder_activations", decoder_activations), ("decoder_connections",
+                            decoder_connections), ("decoder_stochastic", decoder_stochastic)):
+                if v is not None:
+                    raise ValueError(f"{name} needs an explicit decoder=[...] (a mirrored decoder mirrors the encoder)")
+        else:
+            decoder = list(decoder)
+            p.mirror_decoder = 0
+            p.n_decoder = len(decoder)
+            arr("decoder_units", decoder, len(decoder))
+            arr("decoder_activations", decoder_activations, len(decoder), Activation)
+            arr("decoder_connections", decoder_connections, len(decoder), Connection)
+            arr("decoder_stochastic", decoder_stochastic, len(decoder), Stochastic)
+        if sparse_layers is not None:
+            a = _u32_array(sparse_layers, "sparse_layers")
+            keep.append(a)
+            p.sparse_layers = ctypes.cast(a, POINTER(c_uint32))
+            p.n_sparse_layers = len(sparse_layers)
+
+        names = {f for f, _ in _ffi.latent_network_params._fields_}
+        for k, v in fields.items():
+            if k not in names or k in self._ARRAY_FIELDS or k in ("input_dim", "task", "outputs"):
+                raise TypeError(f"Network() got an unexpected keyword argument {k!r}")
+            if k in self._ENUM_FIELDS:
+                v = self._ENUM_FIELDS[k].coerce(v, k)
+            elif isinstance(v, bool):
+                v = int(v)
+            setattr(p, k, v)
+        super().__init__(_new_handle(lib.latent_network_new, byref(p)))
+
+    @classmethod
+    def load(cls, path):
+        """A network saved by save() (or by latent_network_save from any language)."""
+        return cls._wrap(_new_handle(lib.latent_network_load, _path(path)))
+
+    def save(self, path):
+        """Saves atomically (the file is either the complete new model or untouched)."""
+        check(lib.latent_network_save(self._handle, _path(path)))
+
+    def clone(self):
+        return Network._wrap(_new_handle(lib.latent_network_clone, self._handle))
+
+    @property
+    def input_dim(self):
+        return lib.latent_network_input_dim(self._handle)
+
+    @property
+    def code_dim(self):
+        return lib.latent_network_code_dim(self._handle)
+
+    @property
+    def output_dim(self):
+        return lib.latent_network_output_dim(self._handle)
+
+    @property
+    def task(self):
+        return Task(lib.latent_network_task(self._handle))
+
+    def describe(self):
+        return _describe(lib.latent_network_describe, self._handle)
+
+    def __repr__(self):
+        if getattr(self, "_h", None) is None:
+            return "<latent.Network (closed)>"
+        return f"<latent.Network {self.task.name.lower()} {self.input_dim} -> {self.code_dim} -> {self.output_dim}>"
+
+    def set_threads(self, threads):
+        check(lib.latent_network_set_threads(self._handle, int(threads)))
+
+    def set_stochastic_inference(self, on, seed=0):
+        check(lib.latent_network_set_stochastic_inference(self._handle, int(bool(on)), int(seed)))
+
+    @property
+    def params(self):
+        """All trainable parameters as a float32 vector (a copy); assign to replace them."""
+        n = c_size_t()
+        check(lib.latent_network_param_count(self._handle, byref(n)))
+        out = np.empty(n.value, np.float32)
+        check(lib.latent_network_get_params(self._handle, _ptr(out, c_float), out.size))
+        return out
+
+    @params.setter
+    def params(self, values):
+        v = np.require(np.asarray(values).reshape(-1), np.float32, ["C_CONTIGUOUS", "ALIGNED"])
+        check(lib.latent_network_set_params(self._handle, _ptr(v, c_float), v.size))
+
+    def layer_offsets(self, layer):
+        """(w, w_len, b): where layer `layer` keeps its weights and biases in `params`."""
+        w, wl, b = c_size_t(), c_size_t(), c_size_t()
+        check(lib.latent_network_layer_offsets(self._handle, layer, byref(w), byref(wl), byref(b)))
+        return w.value, wl.value, b.value
+
+    # -- inference --------------------------------------------------------------------------
+
+    def _map(self, fn, fn_dataset, x, width, dtype=np.float32, ctype=c_float):
+        if isinstance(x, Dataset):
+            out = np.empty((x.rows, width), dtype) if width else np.empty(x.rows, dtype)
+            check(fn_dataset(self._handle, x._handle, _ptr(out, ctype), out.size))
+            return out
+        a, single = _rows(x)
+        out = np.empty((a.shape[0], width), dtype) if width else np.empty(a.shape[0], dtype)
+        check(fn(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1], _ptr(out, ctype), out.size))
+        return _out(single, out)
+
+    def encode(self, x):
+        """Codes (rows x code_dim) of rows of x (an array or a Dataset)."""
+        return self._map(lib.latent_network_encode, lib.latent_network_encode_dataset, x, self.code_dim)
+
+    def decode(self, codes):
+        """Reconstructions (rows x input_dim) from codes (rows x code_dim)."""
+        return self._map(lib.latent_network_decode, None, codes, self.input_dim)
+
+    def reconstruct(self, x):
+        return self._map(lib.latent_network_reconstruct, lib.latent_network_reconstruct_dataset, x, self.input_dim)
+
+    def predict(self, x):
+        """Class probabilities (classifier), predictions (regressor) or reconstructions."""
+        return self._map(lib.latent_network_predict, lib.latent_network_predict_dataset, x, self.output_dim)
+
+    def classify(self, x):
+        """The most probable class of each row (int32)."""
+        return self._map(lib.latent_network_classify, lib.latent_network_classify_dataset, x, 0, np.int32, c_int32)
+
+    def reconstruction_error(self, x):
+        """Per-row reconstruction error (float64): an anomaly score."""
+        return self._map(lib.latent_network_reconstruction_error,
+                         lib.latent_network_reconstruction_error_dataset, x, 0, np.float64, c_double)
+
+    def jacobian_norms(self, x):
+        return self._map(lib.latent_network_jacobian_norms, None, x, 0, np.float64, c_double)
+
+    def binary_codes(self, x, threshold=0.5):
+        """Packed binary codes (rows x code_words uint64)."""
+        a, single = _rows(x)
+        out = np.empty((a.shape[0], lib.latent_network_code_words(self._handle)), np.uint64)
+        check(lib.latent_network_binary_codes(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1],
+                                              float(threshold), _ptr(out, c_uint64), out.size))
+        return _out(single, out)
+
+    # -- scores over a dataset --------------------------------------------------------------
+
+    def loss(self, dataset):
+        v = c_double()
+        check(lib.latent_network_loss(self._handle, _dataset(dataset)._handle, byref(v)))
+        return v.value
+
+    def mse(self, dataset):
+        v = c_double()
+        check(lib.latent_network_mse(self._handle, _dataset(dataset)._handle, byref(v)))
+        return v.value
+
+    def metrics(self, dataset):
+        m = _ffi.latent_metrics()
+        check(lib.latent_network_metrics(self._handle, _dataset(dataset)._handle, byref(m)))
+        return Metrics(*(getattr(m, f) for f in Metrics._fields))
+
+    def evaluate(self, dataset):
+        """Evaluation(loss, accuracy, mse, rows, confusion) of a supervised network on a dataset
+        with labels or targets; confusion is classes x classes (row = true label) or None."""
+        ds = _dataset(dataset)
+        e = _ffi.latent_evaluation()
+        conf = None
+        if self.task == Task.CLASSIFY:
+            k = self.output_dim
+            conf = np.zeros((k, k), np.uint64)
+            check(lib.latent_network_evaluate(self._handle, ds._handle, byref(e), _ptr(conf, c_uint64), conf.size))
+        else:
+            check(lib.latent_network_evaluate(self._handle, ds._handle, byref(e), None, 0))
+        return Evaluation(e.loss, e.accuracy, e.mse, e.rows, conf)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trainer
+# ---------------------------------------------------------------------------------------------
+
+
+class Trainer(_Handle):
+    """Trains networks and VAEs with one configuration (latent_trainer). Keyword arguments are
+    the fields of latent_train_params (epochs, batch_size, optimizer='adam'|'sgd'|'adamw',
+    learning_rate, momentum, weight_decay, validation_fraction, seed, threads,
+    early_stopping_patience, shuffle, progress_every, lr_schedule, ...)."""
+
+    _free_name = "latent_trainer_free"
+    _ENUMS = {"optimizer": Optimizer, "lr_schedule": LrSchedule}
+
+    def __init__(self, **params):
+        p = lib.latent_train_params_default()
+        names = {f for f, _ in _ffi.latent_train_params._fields_}
+        for k, v in params.items():
+            if k not in names:
+                raise TypeError(f"Trainer() got an unexpected keyword argument {k!r}")
+            if k in self._ENUMS:
+                v = self._ENUMS[k].coerce(v, k)
+            elif isinstance(v, bool):
+                v = int(v)
+            setattr(p, k, v)
+        self.params = {f: getattr(p, f) for f in names}
+        super().__init__(_new_handle(lib.latent_trainer_new, byref(p)))
+
+    def fit(self, model, train, valid=None, progress=None):
+        """Trains `model` (a Network or a Vae) on `train` (a Dataset or an array), validating on
+        `valid`. `progress(p)` gets a latent.Progress at each epoch end (and every
+        progress_every minibatches); returning True stops training early (fit then returns
+        False), and an exception raised inside it stops training and propagates from fit.
+        Returns True when training ran to its end."""
+        train_ds = _dataset(train)
+        valid_ds = _dataset(valid)
+        if isinstance(model, Vae):
+            fn = lib.latent_trainer_fit_vae
+        elif isinstance(model, Network):
+            fn = lib.latent_trainer_fit
+        else:
+            raise TypeError(f"Trainer.fit: expected a Network or a Vae, got {type(model).__name__}")
+        state = {"error": None, "stopped": False}
+        cb = _ffi.progress_fn()  # NULL
+        if progress is not None:
+
+            def trampoline(_user, p):
+                # Nothing may propagate into C: every exception is kept and re-raised after the call.
+                try:
+                    c = ctypes.cast(p, POINTER(_ffi.latent_progress)).contents
+                    rec = Progress(*(getattr(c, f) for f in Progress._fields))
+                    rec = rec._replace(event=Event.coerce(rec.event), stage=Stage.coerce(rec.stage))
+                    if progress(rec):
+                        state["stopped"] = True
+                        return 1
+                    return 0
+                except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt too
+                    state["error"] = e
+                    return 1
+
+            cb = _ffi.progress_fn(trampoline)
+        status = fn(self._handle, model._handle, train_ds._handle,
+                    None if valid_ds is None else valid_ds._handle, cb, None)
+        if state["error"] is not None:
+            raise state["error"]
+        if status == Status.CANCELLED and state["stopped"]:
+            return False
+        check(status)
+        return True
+
+    def history(self):
+        """The per-epoch history of every fit so far: a list of EpochRecord."""
+        n = c_size_t()
+        check(lib.latent_trainer_history(self._handle, None, 0, byref(n)))
+        recs = (_ffi.latent_epoch_record * n.value)()
+        check(lib.latent_trainer_history(self._handle, recs, n.value, byref(n)))
+        return [EpochRecord(*(getattr(r, f) for f in EpochRecord._fields)) for r in recs[: n.value]]
+
+    def reset(self):
+        """Forgets the history and the optimizer state."""
+        check(lib.latent_trainer_reset(self._handle))
+
+
+# ---------------------------------------------------------------------------------------------
+# Vae
+# ---------------------------------------------------------------------------------------------
+
+
+class Vae(_Handle):
+    """A variational autoencoder (latent_vae). Keyword arguments mirror latent_vae_params:
+    input_dim and latent_dim required; encoder / decoder hidden widths (not mirrored);
+    activation (hidden_activation), pzx_activation, distribution ('bernoulli', 'gaussian',
+    ...), distribution_activation, parts=[(size, distribution, activation), ...],
+    num_samples, beta, kl_warmup_steps, seed, ..."""
+
+    _free_name = "latent_vae_free"
+    _ENUMS = {"hidden_activation": Activation, "pzx_activation": Activation, "distribution": Distribution,
+              "distribution_activation": Activation, "init": Init}
+
+    def __init__(self, input_dim, latent_dim, encoder=(), decoder=(), *, activation=None,
+                 encoder_activations=None, decoder_activations=None, parts=None, **fields):
+        p = lib.latent_vae_params_default()
+        keep = []
+        p.input_dim, p.latent_dim = int(input_dim), int(latent_dim)
+        if activation is not None:
+            fields["hidden_activation"] = activation
+        for side, units, acts in (("encoder", encoder, encoder_activations), ("decoder", decoder, decoder_activations)):
+            units = list(units)
+            setattr(p, f"n_{side}", len(units))
+            if units:
+                a = _u32_array(units, f"{side}_units")
+                keep.append(a)
+                setattr(p, f"{side}_units", ctypes.cast(a, POINTER(c_uint32)))
+            if acts is not None:
+                if len(acts) != len(units):
+                    raise ValueError(f"{side}_activations: expected {len(units)} values")
+                a = _enum_array(acts, Activation, f"{side}_activations")
+                keep.append(a)
+                setattr(p, f"{side}_activations", ctypes.cast(a, POINTER(c_int32)))
+        if parts:
+            arr = (_ffi.latent_vae_part * len(parts))()
+            for i, (size, dist, act) in enumerate(parts):
+                arr[i].size = int(size)
+                arr[i].distribution = Distribution.coerce(dist, "distribution")
+                arr[i].activation = Activation.coerce(act, "activation")
+            keep.append(arr)
+            p.parts = ctypes.cast(arr, POINTER(_ffi.latent_vae_part))
+            p.n_parts = len(parts)
+        names = {f for f, _ in _ffi.latent_vae_params._fields_} - {
+            "input_dim", "latent_dim", "n_encoder", "encoder_units", "encoder_activations", "n_decoder",
+            "decoder_units", "decoder_activations", "n_parts", "parts"}
+        for k, v in fields.items():
+            if k not in names:
+                raise TypeError(f"Vae() got an unexpected keyword argument {k!r}")
+            if k in self._ENUMS:
+                v = self._ENUMS[k].coerce(v, k)
+            elif isinstance(v, bool):
+                v = int(v)
+            setattr(p, k, v)
+        super().__init__(_new_handle(lib.latent_vae_new, byref(p)))
+
+    @classmethod
+    def load(cls, path):
+        return cls._wrap(_new_handle(lib.latent_vae_load, _path(path)))
+
+    def save(self, path):
+        check(lib.latent_vae_save(self._handle, _path(path)))
+
+    @property
+    def input_dim(self):
+        return lib.latent_vae_input_dim(self._handle)
+
+    @property
+    def latent_dim(self):
+        return lib.latent_vae_latent_dim(self._handle)
+
+    def describe(self):
+        return _describe(lib.latent_vae_describe, self._handle)
+
+    @property
+    def params(self):
+        n = c_size_t()
+        check(lib.latent_vae_param_count(self._handle, byref(n)))
+        out = np.empty(n.value, np.float32)
+        check(lib.latent_vae_get_params(self._handle, _ptr(out, c_float), out.size))
+        return out
+
+    @params.setter
+    def params(self, values):
+        v = np.require(np.asarray(values).reshape(-1), np.float32, ["C_CONTIGUOUS", "ALIGNED"])
+        check(lib.latent_vae_set_params(self._handle, _ptr(v, c_float), v.size))
+
+    def fit(self, train, valid=None, progress=None, trainer=None, **trainer_params):
+        """Trains with `trainer` (or a new Trainer(**trainer_params)); returns the trainer."""
+        trainer = trainer if trainer is not None else Trainer(**trainer_params)
+        trainer.fit(self, train, valid, progress)
+        return trainer
+
+    def encode(self, x, logvar=False):
+        """Posterior means (rows x latent_dim), and log-variances too with logvar=True."""
+        a, single = _rows(x)
+        mean = np.empty((a.shape[0], self.latent_dim), np.float32)
+        lv = np.empty_like(mean) if logvar else None
+        check(lib.latent_vae_encode(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1], _ptr(mean, c_float),
+                                    None if lv is None else _ptr(lv, c_float), mean.size))
+        return (_out(single, mean), _out(single, lv)) if logvar else _out(single, mean)
+
+    def sample_prior(self, n, seed=0):
+        """n draws z ~ N(0, I) (n x latent_dim)."""
+        z = np.empty((int(n), self.latent_dim), np.float32)
+        check(lib.latent_vae_sample_prior(self._handle, int(n), int(seed), _ptr(z, c_float), z.size))
+        return z
+
+    def generate(self, z):
+        """The mean of p(x|z) for each latent row."""
+        a, single = _rows(z, "z")
+        out = np.empty((a.shape[0], self.input_dim), np.float32)
+        check(lib.latent_vae_generate_mean(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1],
+                                           _ptr(out, c_float), out.size))
+        return _out(single, out)
+
+    def reconstruct(self, x):
+        a, single = _rows(x)
+        out = np.empty((a.shape[0], self.input_dim), np.float32)
+        check(lib.latent_vae_reconstruct(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1],
+                                         _ptr(out, c_float), out.size))
+        return _out(single, out)
+
+    def log_likelihood(self, x, samples=16, seed=0):
+        """Importance-sampled log p(x) per row (the IWAE bound with `samples` draws)."""
+        a, single = _rows(x)
+        out = np.empty(a.shape[0], np.float64)
+        check(lib.latent_vae_log_likelihood(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1], int(samples),
+                                            int(seed), _ptr(out, c_double), out.size))
+        return _out(single, out)
+
+    def elbo(self, dataset, samples=1, seed=0):
+        """Elbo(neg_elbo, reconstruction, kl), means per example over a dataset."""
+        e = _ffi.latent_elbo()
+        check(lib.latent_vae_elbo(self._handle, _dataset(dataset)._handle, int(samples), int(seed), byref(e)))
+        return Elbo(e.neg_elbo, e.reconstruction, e.kl)
+
+
+# ---------------------------------------------------------------------------------------------
+# MonteCarlo
+# ---------------------------------------------------------------------------------------------
+
+
+class MonteCarlo(_Handle):
+    """The gradient-free Monte-Carlo optimizer (latent_montecarlo) over `n_params` parameters.
+    Keyword arguments are the fields of latent_montecarlo_params; `threads` defaults to 1 here
+    because a Python loss runs under the GIL (more threads only contend for it)."""
+
+    _free_name = "latent_montecarlo_free"
+
+    def __init__(self, n_params, **params):
+        p = lib.latent_montecarlo_params_default()
+        p.threads = 1
+        names = {f for f, _ in _ffi.latent_montecarlo_params._fields_}
+        for k, v in params.items():
+            if k not in names:
+                raise TypeError(f"MonteCarlo() got an unexpected keyword argument {k!r}")
+            setattr(p, k, v)
+        super().__init__(_new_handle(lib.latent_montecarlo_new, byref(p), int(n_params)))
+
+    @property
+    def n_params(self):
+        return lib.latent_montecarlo_n_params(self._handle)
+
+    def _range(self, first, count):
+        return int(first), (self.n_params - int(first)) if count is None else int(count)
+
+    def set_prior(self, kind, a, b, first=0, count=None):
+        """'uniform' U(a, b) or 'normal' N(a, b^2) for parameters first..first+count-1 (all by default)."""
+        f, c = self._range(first, count)
+        check(lib.latent_montecarlo_set_prior(self._handle, f, c, Prior.coerce(kind, "prior"), a, b))
+
+    def set_constraint(self, kind, a=0.0, b=0.0, first=0, count=None):
+        """'none', 'positive' (floor a), 'interval' [a, b] or 'fixed' (the value a)."""
+        f, c = self._range(first, count)
+        check(lib.latent_montecarlo_set_constraint(self._handle, f, c, Constraint.coerce(kind, "constraint"), a, b))
+
+    def set_start(self, start):
+        s = np.require(np.asarray(start, np.float64).reshape(-1), np.float64, ["C_CONTIGUOUS", "ALIGNED"])
+        check(lib.latent_montecarlo_set_start(self._handle, _ptr(s, c_double), s.size))
+
+    @staticmethod
+    def _objective(loss, state):
+        def trampoline(_user, params, n):
+            if state["error"] is not None:
+                return math.nan
+            try:
+                x = np.ctypeslib.as_array(params, shape=(n,)).copy()
+                return float(loss(x))
+            except BaseException as e:  # noqa: BLE001 - never let it cross into C
+                state["error"] = e
+                return math.nan
+
+        return _ffi.objective_fn(trampoline)
+
+    def minimize(self, loss):
+        """Runs the optimizer on loss(params: ndarray) -> float (non-finite marks a candidate
+        infeasible); returns the best parameters. An exception inside `loss` stops the search
+        (every later candidate is infeasible) and propagates."""
+        state = {"error": None}
+        cb = self._objective(loss, state)
+        st = lib.latent_montecarlo_minimize(self._handle, cb, None)
+        if state["error"] is not None:
+            raise state["error"]
+        check(st)
+        return self.best
+
+    @property
+    def best(self):
+        out = np.empty(self.n_params, np.float64)
+        check(lib.latent_montecarlo_best(self._handle, _ptr(out, c_double), out.size))
+        return out
+
+    @property
+    def best_loss(self):
+        return lib.latent_montecarlo_best_loss(self._handle)
+
+    @property
+    def evaluations(self):
+        return lib.latent_montecarlo_evaluations(self._handle)
+
+    @property
+    def iterations(self):
+        return lib.latent_montecarlo_iterations(self._handle)
+
+    @property
+    def converged(self):
+        return bool(lib.latent_montecarlo_converged(self._handle))
+
+    def history(self):
+        out = np.empty(self.iterations, np.float64)
+        check(lib.latent_montecarlo_history(self._handle, _ptr(out, c_double), out.size))
+        return out
+
+    def intervals(self, loss, level=0.95, temperature=0.0, observations=0):
+        """(lower, upper) weak confidence intervals around the best point (README,
+        "Gradient-free Monte-Carlo optimizer"): give temperature > 0, or the number of
+        observations of a sum- or mean-of-squares loss."""
+        state = {"error": None}
+        cb = self._objective(loss, state)
+        n = self.n_params
+        lo, hi = np.empty(n, np.float64), np.empty(n, np.float64)
+        st = lib.latent_montecarlo_intervals(self._handle, cb, None, float(level), float(temperature),
+                                             int(observations), _ptr(lo, c_double), _ptr(hi, c_double), n)
+        if state["error"] is not None:
+            raise state["error"]
+        check(st)
+        return lo, hi
