@@ -112,8 +112,11 @@ fn last_error() -> String {
     unsafe { CStr::from_ptr(latent_last_error_message()) }.to_string_lossy().into_owned()
 }
 
-/// Through the C API: the status, and the dataset's rows (row-major) and labels when OK.
-fn from_npy_c(path: &Path, labels: Option<&Path>) -> (i32, String, Option<(usize, usize, Vec<f32>, Option<Vec<i32>>)>) {
+/// Rows, columns, values (row-major) and labels of a dataset read through the C API.
+type Read = (usize, usize, Vec<f32>, Option<Vec<i32>>);
+
+/// Through the C API: the status, the message, and what was read when OK.
+fn from_npy_c(path: &Path, labels: Option<&Path>) -> (i32, String, Option<Read>) {
     let p = c(path);
     let l = labels.map(c);
     let mut ds: *mut latent_dataset = std::ptr::null_mut();
@@ -419,7 +422,7 @@ fn malformed_files_are_bad_format_with_a_clear_message() {
     // A file that is not there, NULL arguments.
     let (st, msg, _) = from_npy_c(&dir.join("absent.npy"), None);
     assert_eq!(st, LATENT_STATUS_IO, "{msg}");
-    let mut ds: *mut latent_dataset = 1 as *mut _;
+    let mut ds: *mut latent_dataset = std::ptr::dangling_mut();
     assert_eq!(
         unsafe { latent_dataset_from_npy(std::ptr::null(), std::ptr::null(), &mut ds) },
         LATENT_STATUS_NULL_ARGUMENT

@@ -134,8 +134,12 @@ pub fn history_svg(history: &[EpochRecord], log_scale: bool, title: &str) -> Res
     }
     let ya = Axis::new(&all, log_scale);
     let n = history.len();
-    let plot_w = W - LEFT - RIGHT;
-    let x = |e: f64| if n == 1 { LEFT + plot_w / 2.0 } else { LEFT + (e - 1.0) / (n as f64 - 1.0) * plot_w };
+    // Points stay 12 pixels clear of the axes.
+    let inset = 12.0;
+    let plot_w = W - LEFT - RIGHT - 2.0 * inset;
+    let x = |e: f64| {
+        if n == 1 { LEFT + inset + plot_w / 2.0 } else { LEFT + inset + (e - 1.0) / (n as f64 - 1.0) * plot_w }
+    };
     let (x0, x1, y0, y1) = (LEFT, W - RIGHT, TOP, H - BOTTOM);
 
     let mut s = String::new();
