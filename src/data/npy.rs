@@ -460,7 +460,7 @@ mod tests {
     fn reads_a_small_float_array() {
         let data: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let b = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", &data);
-        assert_eq!(b.len(), 64 + 24);
+        assert_eq!(b.len(), 128 + 24);
         let m = parse_matrix(&b).unwrap();
         assert_eq!((m.rows(), m.cols()), (2, 3));
         assert_eq!(m.row(1), &[4.0, 5.0, 6.0]);
