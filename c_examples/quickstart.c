@@ -1,5 +1,7 @@
 /* Trains a deep autoencoder on Fashion-MNIST, reports the test reconstruction error, saves the
- * model, reloads it and checks the reloaded model gives identical codes.
+ * model, reloads it and checks the reloaded model gives identical codes. Writes two pictures
+ * where it runs: quickstart_reconstructions.png (8 test images above their reconstructions)
+ * and quickstart_loss.svg (train and validation loss per epoch).
  *
  *   quickstart [DATA_DIR] [EPOCHS] [MAX_ROWS] [MODEL_PATH]
  *
@@ -100,6 +102,20 @@ int main(int argc, char **argv) {
     CHECK(latent_network_mse(net, test, &mse));
     printf("test reconstruction: binary cross-entropy %.5f, squared error per image %.3f\n", bce,
            mse * (double)latent_dataset_cols(test));
+
+    /* Pictures: 8 test images (28 x 28) on a line, their reconstructions on the line below;
+     * pixel values 0..1 map to black..white. Then the loss per epoch as an SVG plot. */
+    enum { SHOW = 8 };
+    size_t d = latent_dataset_cols(test);
+    float *pic = malloc(2 * SHOW * d * sizeof *pic);
+    if (pic == NULL) return 1;
+    CHECK(latent_dataset_copy_rows(test, 0, SHOW, pic, SHOW * d));
+    CHECK(latent_network_reconstruct(net, pic, SHOW, d, pic + SHOW * d, SHOW * d));
+    CHECK(latent_image_grid_write("quickstart_reconstructions.png", pic, 2 * SHOW, 28, 28, SHOW, 0.0f, 1.0f,
+                                  LATENT_IMAGE_PNG));
+    CHECK(latent_history_svg_write(trainer, "quickstart_loss.svg", 0));
+    printf("wrote quickstart_reconstructions.png and quickstart_loss.svg\n");
+    free(pic);
 
     /* Save, reload, and check the reloaded network encodes the test set identically. */
     CHECK(latent_network_save(net, model_path));

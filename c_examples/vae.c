@@ -1,8 +1,8 @@
 /* Variational autoencoder on MNIST: trains a 784-256-[16]-256-784 VAE with a Bernoulli decoder,
  * prints the test negative ELBO (reconstruction + KL, in nats per image) and the importance-
- * sampled IWAE bound, writes 16 digits sampled from the prior as a PGM image, and scores a few
- * MNIST test digits and Fashion-MNIST images with the log-likelihood log p(x): clothes the VAE
- * never saw get far lower scores, which makes it an anomaly detector.
+ * sampled IWAE bound, writes 16 digits sampled from the prior as a PGM (or PNG) grid, and
+ * scores a few MNIST test digits and Fashion-MNIST images with the log-likelihood log p(x):
+ * clothes the VAE never saw get far lower scores, which makes it an anomaly detector.
  *
  *   vae [DATA_DIR] [EPOCHS] [MAX_ROWS] [PGM_PATH]
  *
@@ -102,21 +102,12 @@ int main(int argc, char **argv) {
     CHECK(latent_vae_iwae_bound(vae, few, 50, 4, &l50));
     printf("IWAE bound on %d test images: L_1 %.2f, L_50 %.2f (log p(x) >= L_50 >= L_1)\n", IWAE_ROWS, l1, l50);
 
-    /* 16 draws z ~ N(0, I), decoded to pixel probabilities, as a 4 x 4 PGM grid. */
+    /* 16 draws z ~ N(0, I), decoded to pixel probabilities, as a 4 x 4 grid (0 black, 1 white;
+     * the format from the extension: .pgm or .png). */
     float z[GRID * GRID * 16], img[GRID * GRID * PIXELS];
-    unsigned char grid[GRID * SIDE][GRID * SIDE];
     CHECK(latent_vae_sample_prior(vae, GRID * GRID, 5, z, sizeof z / sizeof *z));
     CHECK(latent_vae_generate_mean(vae, z, GRID * GRID, 16, img, sizeof img / sizeof *img));
-    for (int t = 0; t < GRID * GRID; t++)
-        for (int i = 0; i < PIXELS; i++)
-            grid[t / GRID * SIDE + i / SIDE][t % GRID * SIDE + i % SIDE] =
-                (unsigned char)(255.0f * img[t * PIXELS + i] + 0.5f);
-    FILE *f = fopen(pgm_path, "wb");
-    if (f == NULL || fprintf(f, "P5\n%d %d\n255\n", GRID * SIDE, GRID * SIDE) < 0 ||
-        fwrite(grid, 1, sizeof grid, f) != sizeof grid || fclose(f) != 0) {
-        fprintf(stderr, "vae: cannot write %s\n", pgm_path);
-        return 1;
-    }
+    CHECK(latent_image_grid_write(pgm_path, img, GRID * GRID, SIDE, SIDE, GRID, 0.0f, 1.0f, LATENT_IMAGE_AUTO));
     printf("wrote %d samples from the prior to %s\n", GRID * GRID, pgm_path);
 
     /* Anomaly scores: log p(x), higher = more like the training data. */

@@ -26,6 +26,9 @@
 // Bumped by any change to a struct's layout or a function's signature.
 #define LATENT_ABI_VERSION 3
 
+// Pixels of mid-gray (128) around and between the tiles of a grid.
+#define LATENT_IMAGE_PADDING 1
+
 // Samples (rows of float), optional int32 labels, and the scaling they went through. Calls
 // that only read a dataset (sizes, copies, training or encoding with it) may run on one
 // dataset from many threads at once; calls that change it (set_labels, scale, apply_scaling)
@@ -322,6 +325,9 @@ typedef struct latent_evaluation {
   // Rows scored.
   uint64_t rows;
 } latent_evaluation;
+
+// File format of a picture (`latent_image_format`).
+typedef int32_t latent_image_format;
 
 // How one encoder layer's shallow autoencoder is regularised during pretraining: a plain,
 // sparse (on its hidden layer), contractive or denoising autoencoder, or a mix.
@@ -863,6 +869,15 @@ typedef struct latent_elbo {
 // Always a: not optimised; its interval has zero width.
 #define LATENT_CONSTRAINT_FIXED 3
 
+// Chosen by the path's extension: .png or .pgm (any case).
+#define LATENT_IMAGE_AUTO 0
+
+// Binary PGM (P5), 8-bit gray.
+#define LATENT_IMAGE_PGM 1
+
+// PNG, 8-bit gray.
+#define LATENT_IMAGE_PNG 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -918,6 +933,17 @@ size_t latent_dataset_target_cols(const struct latent_dataset *dataset);
 // corrupt (CRC-32) or inconsistent files fail with LATENT_STATUS_BAD_FORMAT; image and label
 // counts that differ with LATENT_STATUS_SHAPE_MISMATCH. On failure *out is NULL.
 latent_status latent_dataset_from_idx(const char *images_path,
+                                      const char *labels_path,
+                                      struct latent_dataset **out);
+
+// Reads a NumPy .npy file (what np.save writes; format 1.0, 2.0 or 3.0; gzip-compressed or
+// not) of shape (n,) (n rows of 1 column) or (n, m), dtype float32 or float64 (or an integer
+// type), either byte order, C or Fortran order, and labels (may be NULL) from a .npy file of
+// integers of shape (n,). A malformed file (bad magic, truncated, an unknown dtype, another
+// rank, a size that does not match the data) fails with LATENT_STATUS_BAD_FORMAT, NaN or Inf
+// with LATENT_STATUS_NON_FINITE naming the (0-based) row and column, row and label counts
+// that differ with LATENT_STATUS_SHAPE_MISMATCH. On failure *out is NULL.
+latent_status latent_dataset_from_npy(const char *path,
                                       const char *labels_path,
                                       struct latent_dataset **out);
 
@@ -1388,6 +1414,50 @@ latent_status latent_network_layer_offsets(const struct latent_network *net,
                                            size_t *w,
                                            size_t *w_len,
                                            size_t *b);
+
+// Writes `n_rows` images (`rows`: n_rows x height*width floats, each image row-major) as a
+// grayscale grid of `grid_cols` images per line, with LATENT_IMAGE_PADDING pixels of mid-gray
+// around and between them: a picture of grid_cols*width + (grid_cols+1)*padding by
+// lines*height + (lines+1)*padding pixels (fewer columns when n_rows < grid_cols). Values map
+// linearly from [lo, hi] to black..white, clamped; lo == hi: the data's own min..max.
+// `format` is LATENT_IMAGE_PGM, LATENT_IMAGE_PNG or LATENT_IMAGE_AUTO (by the extension). The
+// file is written atomically (a temporary file renamed over `path`). Zero sizes, lo > hi or an
+// unknown format: LATENT_STATUS_INVALID_ARGUMENT; NaN/Inf in rows: LATENT_STATUS_NON_FINITE;
+// a write that fails: LATENT_STATUS_IO (any old file at `path` is untouched).
+latent_status latent_image_grid_write(const char *path,
+                                      const float *rows,
+                                      size_t n_rows,
+                                      size_t height,
+                                      size_t width,
+                                      size_t grid_cols,
+                                      float lo,
+                                      float hi,
+                                      latent_image_format format);
+
+// As latent_image_grid_write, for `n` images (`originals`) and their reconstructions (same
+// shape): bands of `grid_cols` originals, each with the same images' reconstructions on the
+// line below, bands separated by a darker gap. One value range maps both (lo == hi: the min
+// and max over both).
+latent_status latent_image_pairs_write(const char *path,
+                                       const float *originals,
+                                       const float *reconstructions,
+                                       size_t n,
+                                       size_t height,
+                                       size_t width,
+                                       size_t grid_cols,
+                                       float lo,
+                                       float hi,
+                                       latent_image_format format);
+
+// Writes the trainer's history (every epoch fitted so far) as an SVG line plot: train loss
+// and, where measured, validation loss per epoch (one polyline point per epoch), ticks and
+// labels on both axes, a legend; `log_scale` 1 draws the loss axis in log scale (the losses
+// must then be positive), 0 linear. Written atomically. An empty history, log_scale not 0 or
+// 1, or a non-positive loss on a log scale: LATENT_STATUS_INVALID_ARGUMENT; a failed write:
+// LATENT_STATUS_IO.
+latent_status latent_history_svg_write(const struct latent_trainer *trainer,
+                                       const char *path,
+                                       int32_t log_scale);
 
 // A plain (unregularised) layer.
 struct latent_layer_regularization latent_layer_regularization_default(void);

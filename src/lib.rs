@@ -21,6 +21,7 @@ pub mod montecarlo;
 pub mod network;
 pub mod optim;
 mod parallel;
+pub mod picture;
 pub mod pool;
 pub mod regularizer;
 pub mod rng;

@@ -79,8 +79,19 @@ fn quickstart(dir_name: &str) -> Option<(std::path::PathBuf, std::path::PathBuf,
 fn quickstart_trains_saves_and_reloads_identically() {
     let Some((exe, data, dir)) = quickstart("quickstart") else { return };
     let model = dir.join("q.latent");
-    let (code, out, err) = run(Command::new(&exe).arg(&data).arg("2").arg("6000").arg(&model));
+    let (code, out, err) = run(Command::new(&exe).current_dir(&dir).arg(&data).arg("2").arg("6000").arg(&model));
     assert_eq!(code, 0, "quickstart failed:\n{out}\n{err}");
+    // The pictures, where it ran: 8 images above their reconstructions, 28 x 28 with 1 pixel
+    // of padding; the loss plot with a point per epoch for train and validation loss.
+    let (w, h) = png_size(&dir.join("quickstart_reconstructions.png"));
+    assert_eq!((w, h), (8 * 28 + 9, 2 * 28 + 3));
+    let svg = std::fs::read_to_string(dir.join("quickstart_loss.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
+    for class in ["train-loss", "validation-loss"] {
+        let line = svg.lines().find(|l| l.contains(&format!("<polyline class=\"{class}\""))).expect(class);
+        let points = line.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
+        assert_eq!(points.split_whitespace().count(), 2, "{line}");
+    }
     assert!(out.contains("epoch  2/2"), "{out}");
     assert!(out.contains("reloaded model gives identical codes"), "{out}");
     assert!(model.exists());
@@ -92,6 +103,31 @@ fn quickstart_trains_saves_and_reloads_identically() {
         .and_then(|v| v.trim().parse().ok())
         .expect("squared error line");
     assert!(sq < 45.0, "squared error per image {sq}\n{out}");
+}
+
+/// Width and height of a PNG file, after checking its signature, chunk order and every
+/// chunk's CRC-32.
+fn png_size(path: &Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{}", path.display());
+    let (mut pos, mut kinds, mut size) = (8, Vec::new(), (0, 0));
+    while pos < b.len() {
+        let len = u32::from_be_bytes(b[pos..pos + 4].try_into().unwrap()) as usize;
+        let body = &b[pos + 4..pos + 8 + len];
+        let crc = u32::from_be_bytes(b[pos + 8 + len..pos + 12 + len].try_into().unwrap());
+        assert_eq!(crc, latent::data::crc32::crc32(body), "CRC of chunk {}", kinds.len());
+        if &body[..4] == b"IHDR" {
+            let be = |i: usize| u32::from_be_bytes(body[i..i + 4].try_into().unwrap());
+            size = (be(4), be(8));
+        }
+        kinds.push(String::from_utf8_lossy(&body[..4]).into_owned());
+        pos += 12 + len;
+    }
+    assert_eq!(pos, b.len());
+    assert_eq!(kinds.first().map(String::as_str), Some("IHDR"), "{kinds:?}");
+    assert_eq!(kinds.last().map(String::as_str), Some("IEND"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "IDAT"), "{kinds:?}");
+    size
 }
 
 #[test]
@@ -178,10 +214,11 @@ fn vae_example_trains_samples_and_flags_fashion_images() {
     assert!(l50 > l1 && l1 > -neg_elbo - 10.0, "IWAE L_1 {l1}, L_50 {l50}\n{out}");
     let lower = after("Fashion-MNIST images score ");
     assert!(lower > 100.0, "Fashion-MNIST images only {lower} nats below MNIST digits\n{out}");
-    // The prior samples: a 112 x 112 binary PGM that is mostly dark with bright strokes.
+    // The prior samples: a 4 x 4 grid of 28 x 28 tiles with 1 pixel of mid-gray padding, a
+    // 117 x 117 binary PGM that is mostly dark with bright strokes.
     let img = std::fs::read(&pgm).unwrap();
-    let header = b"P5\n112 112\n255\n";
-    assert!(img.starts_with(header) && img.len() == header.len() + 112 * 112, "{} bytes", img.len());
+    let header = b"P5\n117 117\n255\n";
+    assert!(img.starts_with(header) && img.len() == header.len() + 117 * 117, "{} bytes", img.len());
     let px = &img[header.len()..];
     let mean = px.iter().map(|&v| v as f64).sum::<f64>() / px.len() as f64;
     let bright = px.iter().filter(|&&v| v > 128).count();
@@ -227,6 +264,7 @@ fn quickstart_is_clean_under_valgrind() {
     idx_subset(&data, &small, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 40);
     // One thread: valgrind serialises threads, and idle pool workers would crawl under it.
     let (code, out, err) = run(Command::new("valgrind")
+        .current_dir(&dir)
         .env("LATENT_NUM_THREADS", "1")
         .args(["--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite", "--quiet"])
         .arg(&exe)

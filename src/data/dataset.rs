@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::csv::{self, CsvOptions};
 use super::idx;
+use super::npy;
 use super::scale::{Scaler, Scaling};
 use crate::error::{Error, Result, invalid, shape, try_zeros};
 use crate::tensor::{Matrix, checked_len};
@@ -123,6 +124,30 @@ impl Dataset {
             d.labels = Some(l);
         }
         Ok(d)
+    }
+
+    /// Rows from a NumPy `.npy` file (plain or gzip; shape `(n,)` or `(n, m)`, f4/f8 or
+    /// integers, C or Fortran order), and labels from a second `.npy` file of integers (shape
+    /// `(n,)`) if given. The counts must agree.
+    pub fn from_npy(path: impl AsRef<Path>, labels: Option<&Path>) -> Result<Dataset> {
+        let path = path.as_ref();
+        let x = npy::read_matrix(path)?;
+        let mut d = Dataset { x, labels: None, targets: None, scaler: Scaler::None };
+        if let Some(lp) = labels {
+            d.set_labels_from_npy(lp)?;
+        }
+        Ok(d)
+    }
+
+    /// Attaches labels read from a `.npy` file of integers (shape `(n,)` or `(n, 1)`, n = rows).
+    pub fn set_labels_from_npy(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let lp = path.as_ref();
+        let l = npy::read_labels(lp)?;
+        if l.len() != self.rows() {
+            return Err(shape!("the data has {} rows but {} holds {} labels", self.rows(), lp.display(), l.len()));
+        }
+        self.labels = Some(l);
+        Ok(())
     }
 
     /// A numeric CSV/TSV file (plain or gzip); `opts.label_column` becomes the labels.

@@ -7,6 +7,8 @@
 //! - From files: [`Dataset::from_idx`] (MNIST/Fashion-MNIST IDX, [`idx`]) and
 //!   [`Dataset::from_csv`] (numeric CSV/TSV, [`csv`]), both plain or gzip-compressed
 //!   ([`gzip`], recognised by content, checked by CRC-32 ([`crc32`]) and size).
+//! - NumPy `.npy` files ([`npy`], versions 1.0-3.0, f4/f8 and integer dtypes, C or Fortran
+//!   order, plain or gzip): [`Dataset::from_npy`].
 //! - Scaling ([`scale`]): fit on training data with [`Dataset::scale`], then give the same
 //!   statistics to test data with [`Dataset::apply_scaling`].
 //! - Finding real datasets on this machine: [`resolve`].
@@ -18,6 +20,7 @@ pub mod csv;
 pub mod dataset;
 pub mod gzip;
 pub mod idx;
+pub mod npy;
 pub mod resolve;
 pub mod scale;
 

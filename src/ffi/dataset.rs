@@ -174,6 +174,30 @@ pub unsafe extern "C" fn latent_dataset_from_idx(
     })
 }
 
+/// Reads a NumPy .npy file (what np.save writes; format 1.0, 2.0 or 3.0; gzip-compressed or
+/// not) of shape (n,) (n rows of 1 column) or (n, m), dtype float32 or float64 (or an integer
+/// type), either byte order, C or Fortran order, and labels (may be NULL) from a .npy file of
+/// integers of shape (n,). A malformed file (bad magic, truncated, an unknown dtype, another
+/// rank, a size that does not match the data) fails with LATENT_STATUS_BAD_FORMAT, NaN or Inf
+/// with LATENT_STATUS_NON_FINITE naming the (0-based) row and column, row and label counts
+/// that differ with LATENT_STATUS_SHAPE_MISMATCH. On failure *out is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_dataset_from_npy(
+    path: *const c_char,
+    labels_path: *const c_char,
+    out: *mut *mut latent_dataset,
+) -> latent_status {
+    guard(|| {
+        unsafe { clear(out, "out")? };
+        let p = unsafe { super::path(path, "path")? };
+        let labels =
+            if labels_path.is_null() { None } else { Some(unsafe { super::path(labels_path, "labels_path")? }) };
+        let d = Dataset::from_npy(p, labels.map(Path::new))?;
+        unsafe { new_handle(out, latent_dataset::new(d)) };
+        Ok(())
+    })
+}
+
 /// Reads a numeric CSV/TSV file (gzip-compressed or not, detected by content) with `params`
 /// (NULL for the defaults). A field that is not a finite number, or a row with another number
 /// of fields, fails with LATENT_STATUS_BAD_FORMAT naming the line and column (both from 1).

@@ -16,6 +16,12 @@ pub struct latent_trainer {
     inner: Trainer,
 }
 
+impl latent_trainer {
+    pub(crate) fn get(&self) -> &Trainer {
+        &self.inner
+    }
+}
+
 /// The defaults: 10 epochs, batch 128, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), no weight
 /// decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping, a
 /// constant learning rate without warm-up, no momentum schedule.

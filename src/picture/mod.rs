@@ -1,0 +1,260 @@
+//! Pictures of data and of training: grayscale image grids written as binary PGM ([`pgm`]) or
+//! PNG ([`png`]), and an SVG line plot of a training history ([`svg`]).
+//!
+//! - [`grid`]: rows of image-shaped values (each row `height * width` values, row-major) laid
+//!   out `cols` to a line, values mapped linearly from a range (given, or the data's own
+//!   min..max) to 0..255, tiles separated by `padding` pixels of mid-gray.
+//! - [`pairs`]: originals above their reconstructions, band by band.
+//! - [`write_image`] / [`write_svg`]: written atomically (a temporary file beside the target,
+//!   synced, renamed over it), so a failed write leaves any old file untouched.
+
+pub mod pgm;
+pub mod png;
+pub mod svg;
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result, invalid, try_zeros};
+
+/// The gray of the padding between tiles.
+pub const PADDING_GRAY: u8 = 128;
+
+/// An 8-bit grayscale picture, row-major, one byte per pixel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gray {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// File format of a picture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageFormat {
+    Pgm,
+    Png,
+}
+
+impl ImageFormat {
+    /// From the extension of `path` (.pgm or .png, any case).
+    pub fn from_path(path: &Path) -> Result<ImageFormat> {
+        match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
+            Some("pgm") => Ok(ImageFormat::Pgm),
+            Some("png") => Ok(ImageFormat::Png),
+            _ => Err(invalid!("cannot tell the image format of {} from its extension (.png or .pgm)", path.display())),
+        }
+    }
+
+    /// The file's bytes for `img`.
+    pub fn encode(self, img: &Gray) -> Result<Vec<u8>> {
+        match self {
+            ImageFormat::Pgm => pgm::encode(img),
+            ImageFormat::Png => png::encode(img),
+        }
+    }
+}
+
+/// Layout of a grid: tile size, tiles per line, value range, padding.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GridSpec {
+    pub height: usize,
+    pub width: usize,
+    /// Tiles per line of the grid.
+    pub cols: usize,
+    /// Values mapped to black and white; None: the data's min and max.
+    pub range: Option<(f32, f32)>,
+    /// Pixels of mid-gray around and between tiles.
+    pub padding: usize,
+}
+
+impl GridSpec {
+    fn validate(&self) -> Result<()> {
+        if self.height == 0 || self.width == 0 || self.cols == 0 {
+            return Err(invalid!(
+                "height ({}), width ({}) and grid columns ({}) must all be at least 1",
+                self.height,
+                self.width,
+                self.cols
+            ));
+        }
+        if let Some((lo, hi)) = self.range
+            && (!lo.is_finite() || !hi.is_finite() || lo >= hi)
+        {
+            return Err(invalid!("value range [{lo}, {hi}] must be finite with lo < hi"));
+        }
+        if self.padding > 1024 {
+            return Err(invalid!("padding {} is more than 1024 pixels", self.padding));
+        }
+        Ok(())
+    }
+}
+
+/// The range values map from: `spec.range`, or the data's own min and max (a constant image
+/// maps to black).
+fn value_range(values: &[f32], spec: &GridSpec) -> (f32, f32) {
+    if let Some(r) = spec.range {
+        return r;
+    }
+    let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    (lo, hi)
+}
+
+fn check_rows(values: &[f32], n: usize, spec: &GridSpec, what: &str) -> Result<usize> {
+    let px = spec
+        .height
+        .checked_mul(spec.width)
+        .ok_or_else(|| invalid!("{} x {} images overflow", spec.height, spec.width))?;
+    if n == 0 {
+        return Err(invalid!("{what}: no images to draw"));
+    }
+    let need = n.checked_mul(px).ok_or_else(|| invalid!("{n} images of {px} values overflow"))?;
+    if values.len() != need {
+        return Err(crate::error::shape!("{what}: {} values for {n} images of {px}", values.len()));
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite(format!("{what}: row {}, column {} is {:?}", i / px, i % px, values[i])));
+    }
+    Ok(px)
+}
+
+/// A canvas of `tiles_x` x `tiles_y` tiles with padding, filled with the padding gray.
+fn canvas(spec: &GridSpec, tiles_x: usize, tiles_y: usize, extra_h: usize) -> Result<Gray> {
+    let side = |tiles: usize, size: usize| {
+        tiles.checked_mul(size).and_then(|t| t.checked_add((tiles + 1).checked_mul(spec.padding)?))
+    };
+    let w = side(tiles_x, spec.width);
+    let h = side(tiles_y, spec.height).and_then(|h| h.checked_add(extra_h));
+    let (Some(w), Some(h)) = (w, h) else { return Err(invalid!("the grid's size overflows")) };
+    if w > 1 << 16 || h > 1 << 16 || w * h > 1 << 28 {
+        return Err(invalid!("a {w} x {h} picture is too large (at most 65536 pixels a side, 2^28 in all)"));
+    }
+    let mut pixels = try_zeros::<u8>(w * h)?;
+    pixels.fill(PADDING_GRAY);
+    Ok(Gray { width: w, height: h, pixels })
+}
+
+/// Draws one tile at pixel (x0, y0).
+fn blit(img: &mut Gray, tile: &[f32], spec: &GridSpec, x0: usize, y0: usize, (lo, hi): (f32, f32)) {
+    let scale = if hi > lo { 255.0 / (hi as f64 - lo as f64) } else { 0.0 };
+    for r in 0..spec.height {
+        let dst = &mut img.pixels[(y0 + r) * img.width + x0..][..spec.width];
+        for (d, &v) in dst.iter_mut().zip(&tile[r * spec.width..(r + 1) * spec.width]) {
+            *d = ((v as f64 - lo as f64) * scale).clamp(0.0, 255.0).round() as u8;
+        }
+    }
+}
+
+/// `n` images (`values` holds n rows of height*width values) laid out `spec.cols` to a line.
+pub fn grid(values: &[f32], n: usize, spec: &GridSpec) -> Result<Gray> {
+    spec.validate()?;
+    let px = check_rows(values, n, spec, "rows")?;
+    let cols = spec.cols.min(n);
+    let lines = n.div_ceil(cols);
+    let mut img = canvas(spec, cols, lines, 0)?;
+    let range = value_range(values, spec);
+    let p = spec.padding;
+    for (i, tile) in values.chunks_exact(px).enumerate() {
+        let x0 = p + (i % cols) * (spec.width + p);
+        let y0 = p + (i / cols) * (spec.height + p);
+        blit(&mut img, tile, spec, x0, y0, range);
+    }
+    Ok(img)
+}
+
+/// Originals above their reconstructions: bands of `spec.cols` originals with the same
+/// images' reconstructions on the line below, bands separated by a wider gap (2 * padding + 2
+/// pixels). One value range (given or auto over both) maps both.
+pub fn pairs(originals: &[f32], reconstructions: &[f32], n: usize, spec: &GridSpec) -> Result<Gray> {
+    spec.validate()?;
+    let px = check_rows(originals, n, spec, "originals")?;
+    check_rows(reconstructions, n, spec, "reconstructions")?;
+    let cols = spec.cols.min(n);
+    let bands = n.div_ceil(cols);
+    let gap = spec.padding + 2;
+    let mut img = canvas(spec, cols, 2 * bands, (bands - 1) * gap)?;
+    let range = match spec.range {
+        Some(r) => r,
+        None => {
+            let (a, b) = value_range(originals, spec);
+            let (c, d) = value_range(reconstructions, spec);
+            (a.min(c), b.max(d))
+        }
+    };
+    let p = spec.padding;
+    for i in 0..n {
+        let x0 = p + (i % cols) * (spec.width + p);
+        let band = i / cols;
+        let y0 = p + band * (2 * (spec.height + p) + gap);
+        blit(&mut img, &originals[i * px..(i + 1) * px], spec, x0, y0, range);
+        blit(&mut img, &reconstructions[i * px..(i + 1) * px], spec, x0, y0 + spec.height + p, range);
+    }
+    // The gap between bands in a darker gray, so pairs read as pairs.
+    for b in 1..bands {
+        let y = b * (2 * (spec.height + p) + gap) - gap;
+        for row in y..y + gap {
+            img.pixels[row * img.width..(row + 1) * img.width].fill(PADDING_GRAY / 2);
+        }
+    }
+    Ok(img)
+}
+
+/// Writes `img` to `path` in `format` (None: from the extension), atomically.
+pub fn write_image(path: &Path, img: &Gray, format: Option<ImageFormat>) -> Result<()> {
+    let f = match format {
+        Some(f) => f,
+        None => ImageFormat::from_path(path)?,
+    };
+    write_atomic(path, &f.encode(img)?)
+}
+
+/// Writes an SVG document atomically.
+pub fn write_svg(path: &Path, svg: &str) -> Result<()> {
+    write_atomic(path, svg.as_bytes())
+}
+
+/// Removes a temporary file on drop unless disarmed.
+struct TempFile(Option<std::path::PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`; on
+/// any failure the temporary file is removed and `path` is untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let fail = |what: &str, e: std::io::Error| Error::Io(format!("writing {}: {what}: {e}", path.display()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Io(format!("writing {}: the path does not name a file", path.display())))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut tmp_name = OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".latent.tmp{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let tmp = dir.join(tmp_name);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| fail(&format!("cannot create {}", tmp.display()), e))?;
+    let mut guard = TempFile(Some(tmp.clone()));
+    file.write_all(bytes).map_err(|e| fail("writing", e))?;
+    file.sync_all().map_err(|e| fail("syncing", e))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(|e| fail(&format!("renaming {} over it", tmp.display()), e))?;
+    guard.0 = None;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
