@@ -12,11 +12,12 @@ CARGO_TARGET_DIR=target/mpi cargo build --release --lib --features mpi -q
 mkdir -p target/mpi/bench
 mpicc -std=c99 -O2 -Wall -Wextra -Werror -Iinclude -Ic_examples c_examples/mpi_train.c \
   -Ltarget/mpi/release -llatent -Wl,-rpath,"$PWD/target/mpi/release" -o target/mpi/bench/mpi_train
-run() { mpirun --allow-run-as-root --oversubscribe -np "$1" target/mpi/bench/mpi_train "$rows" "$epochs" - "$2" "$3" | grep "rank 0/"; }
+# OpenMPI binds each rank to a core; the threaded run must not be bound (--bind-to none).
+run() { mpirun --allow-run-as-root --oversubscribe --bind-to "$4" -np "$1" target/mpi/bench/mpi_train "$rows" "$epochs" - "$2" "$3" | grep "rank 0/"; }
 rate() { sed -E 's/.* ([0-9]+) samples\/s.*/\1/'; }
-one=$(run 1 mpi 1 | rate)
-two=$(run 2 mpi 1 | rate)
-threads=$(run 1 alone 2 | rate)
+one=$(run 1 mpi 1 core | rate)
+two=$(run 2 mpi 1 core | rate)
+threads=$(run 1 alone 2 none | rate)
 echo "| setup | samples/s | speedup over 1 rank | efficiency |"
 echo "|---|---|---|---|"
 echo "| 1 rank, 1 thread | $one | 1.00 | 100% |"
