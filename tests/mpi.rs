@@ -72,6 +72,10 @@ fn two_ranks_match_single_process_training() {
     assert_eq!(code, 0, "mpicc failed:\n{out}\n{err}");
     let mpirun = |np: &str, prefix: &str, alone: bool| {
         let mut c = Command::new("mpirun");
+        // cargo puts target/release on LD_LIBRARY_PATH, which outranks the executable's
+        // RUNPATH: the library without MPI would be loaded.
+        let path = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
+        c.env("LD_LIBRARY_PATH", format!("{}:{path}", lib.display()));
         c.args(["--allow-run-as-root", "--oversubscribe", "-np", np]).arg(&exe);
         c.args(["4000", "2", dir.join(prefix).to_str().unwrap()]);
         if alone {
