@@ -33,10 +33,9 @@ int main(int argc, char **argv) {
     latent_dataset *all = NULL, *data = NULL, *rest = NULL;
     CHECK(latent_dataset_from_idx(img, lab, &all));
     CHECK(latent_dataset_scale(all, LATENT_SCALING_DIVIDE_255));
-    /* The first `rows` digits: split off the rest (a split keeps the original order). */
-    double keep = 1.0 - (double)rows / (double)latent_dataset_rows(all);
-    CHECK(latent_dataset_split(all, keep, 0, &rest, &data));
-    if (latent_dataset_rows(data) != rows) { /* the split is seeded, not a prefix: any rows do */ }
+    /* `rows` digits: a seeded split whose second part has that many (in their original order). */
+    CHECK(latent_dataset_split(all, (double)rows / (double)latent_dataset_rows(all), 0, &rest, &data));
+    rows = latent_dataset_rows(data);
 
     uint32_t hidden[] = {256};
     latent_network_params p = latent_network_params_default();
