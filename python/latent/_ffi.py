@@ -633,6 +633,8 @@ _PROTOTYPES = {
     "latent_montecarlo_set_constraint": (S, [H, c_size_t, c_size_t, c_int32, c_double, c_double]),
     "latent_montecarlo_set_start": (S, [H, _pd, c_size_t]),
     "latent_montecarlo_minimize": (S, [H, objective_fn, c_void_p]),
+    "latent_montecarlo_network_params_default": (latent_montecarlo_network_params, []),
+    "latent_montecarlo_fit_network": (S, [H, H, H, POINTER(latent_montecarlo_network_params)]),
     "latent_montecarlo_best": (S, [H, _pd, c_size_t]),
     "latent_montecarlo_best_loss": (c_double, [H]),
     "latent_montecarlo_evaluations": (c_uint64, [H]),

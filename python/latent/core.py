@@ -861,6 +861,44 @@ class MonteCarlo(_Handle):
         check(st)
         return self.best
 
+    def fit_network(self, net, data, batch_size=0, runs=1, seed=0, link=None, link_layer=-1, link_params=0):
+        """Fits every parameter of `net` against its own loss on `data` (labels or targets
+        included for a supervised network), `runs` runs on fresh minibatches of `batch_size`
+        rows (0: all), as latent_montecarlo_fit_network. The optimizer must have
+        net.params.size + link_params parameters. `link(params, values)` is a non-linear
+        parametric layer you write: it rewrites `values` (the hidden layer `link_layer`'s output,
+        a rows x cols float32 array) in place using `params` (its link_params parameters, the
+        optimizer's last). The network ends with the best parameters; returns the link's."""
+        ds = _dataset(data)
+        p = lib.latent_montecarlo_network_params_default()
+        p.batch_size, p.runs, p.seed = int(batch_size), int(runs), int(seed)
+        state = {"error": None}
+        cb = _ffi.link_fn()  # NULL
+        if link is not None:
+
+            def trampoline(_user, params, n, values, rows, cols):
+                if state["error"] is not None:
+                    # A NaN output marks the candidate infeasible: the search winds down.
+                    np.ctypeslib.as_array(values, shape=(rows * cols,))[:] = np.nan
+                    return
+                try:
+                    t = np.ctypeslib.as_array(params, shape=(n,)).copy()
+                    v = np.ctypeslib.as_array(values, shape=(rows, cols))
+                    link(t, v)
+                except BaseException as e:  # noqa: BLE001 - never let it cross into C
+                    state["error"] = e
+                    np.ctypeslib.as_array(values, shape=(rows * cols,))[:] = np.nan
+
+            cb = _ffi.link_fn(trampoline)
+            p.link_layer, p.link_params, p.link = int(link_layer), int(link_params), cb
+        elif link_params or link_layer != -1:
+            raise ValueError("link_layer and link_params need a link function")
+        st = lib.latent_montecarlo_fit_network(self._handle, net._handle, ds._handle, byref(p))
+        if state["error"] is not None:
+            raise state["error"]
+        check(st)
+        return self.best[net.params.size:]
+
     @property
     def best(self):
         out = np.empty(self.n_params, np.float64)

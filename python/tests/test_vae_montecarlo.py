@@ -58,3 +58,37 @@ def test_montecarlo_loss_exception_propagates():
     mc = latent.MonteCarlo(2, max_iterations=10, init_samples=20, samples=10, elite=2)
     with pytest.raises(KeyError, match="inside the loss"):
         mc.minimize(loss)
+
+
+def test_montecarlo_fits_a_network_with_a_python_link():
+    # Points near a 2-D plane in 4-D; an autoencoder 4-[2]-4 whose code is scaled by a
+    # positive link parameter, fitted without gradients (KernelML's non-linear parameters).
+    rng = np.random.default_rng(3)
+    ab = rng.uniform(-1, 1, size=(300, 2))
+    x = np.stack([ab[:, 0], ab[:, 1], 0.5 * ab[:, 0] - ab[:, 1], ab[:, 0] + ab[:, 1]], axis=1)
+    data = latent.Dataset(x.astype(np.float32))
+    net = latent.Network(4, 2, output_activation="identity", loss="mse")
+    before = net.loss(data)
+    p = net.params.size
+    calls = []
+
+    def scale(t, h):
+        calls.append(1)
+        h *= t[0]
+
+    mc = latent.MonteCarlo(p + 1, samples=100, max_iterations=150, seed=4)
+    mc.set_prior("uniform", 0.0, 2.0, first=p, count=1)
+    mc.set_constraint("positive", 1e-6, 0.0, first=p, count=1)
+    link = mc.fit_network(net, data, batch_size=100, runs=3, link=scale, link_layer=0, link_params=1)
+    assert link.shape == (1,) and link[0] > 0 and len(calls) > 1000
+    assert mc.best_loss < 0.1 * before, (mc.best_loss, before)
+    assert np.array_equal(net.params, mc.best[:p].astype(np.float32))
+    with pytest.raises(latent.ShapeMismatch):
+        latent.MonteCarlo(p, seed=1).fit_network(net, data, link=scale, link_layer=0, link_params=1)
+
+    def broken(t, h):
+        raise RuntimeError("inside the link")
+
+    mc2 = latent.MonteCarlo(p + 1, samples=20, max_iterations=5, init_samples=20, elite=5)
+    with pytest.raises(RuntimeError, match="inside the link"):
+        mc2.fit_network(net, data, link=broken, link_layer=0, link_params=1)
