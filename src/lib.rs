@@ -5,6 +5,7 @@
 //! and runs it, [`Trainer`] fits it to a [`Dataset`], [`model_file`] saves and loads it.
 
 pub mod activation;
+pub mod atomic_file;
 pub mod corruption;
 pub mod data;
 pub mod distribution;

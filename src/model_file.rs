@@ -165,11 +165,9 @@
 //! fails the temporary file is removed and whatever was at the target is untouched.
 
 use crate::data::crc32::{Crc32, crc32};
-use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use crate::activation::Activation;
 use crate::corruption::Corruption;
@@ -261,41 +259,13 @@ pub fn load_vae(path: &Path) -> Result<Vae> {
 
 type FileSink = CrcWriter<BufWriter<File>>;
 
-/// Writes what `encode` puts to a temporary file beside `path`, syncs it and renames it over
-/// `path`; on any failure the temporary file is removed and `path` is untouched.
+/// Writes what `encode` puts to `path` atomically (see [`crate::atomic_file`]).
 fn save_with(path: &Path, encode: impl FnOnce(&mut FileSink) -> io::Result<()>) -> Result<()> {
-    let fail = |what: &str, e: io::Error| Error::Io(format!("saving {}: {what}: {e}", path.display()));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Io(format!("saving {}: the path does not name a file", path.display())))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut tmp_name = OsString::from(name);
-    tmp_name.push(format!(".latent.tmp{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let tmp = dir.join(tmp_name);
-
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| fail(&format!("cannot create {}", tmp.display()), e))?;
-    // From here on the temporary file is removed on every way out, panics included.
-    let mut guard = TempFile { path: Some(tmp.clone()) };
-    let mut w = CrcWriter { inner: BufWriter::with_capacity(1 << 16, file), crc: Crc32::new() };
-    encode(&mut w).map_err(|e| fail("writing", e))?;
-    let file = w.inner.into_inner().map_err(|e| fail("writing", e.into_error()))?;
-    file.sync_all().map_err(|e| fail("syncing", e))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(|e| fail(&format!("renaming {} over it", tmp.display()), e))?;
-    guard.path = None;
-    // Make the rename itself durable. Best effort: some file systems cannot sync a directory.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::atomic_file::write_with(path, "saving", |file| {
+        let mut w = CrcWriter { inner: BufWriter::with_capacity(1 << 16, file), crc: Crc32::new() };
+        encode(&mut w)?;
+        w.inner.into_inner().map_err(|e| e.into_error())
+    })
 }
 
 /// Reads and parses a model file. A file that cannot be read is [`Error::Io`] naming the path;
@@ -376,19 +346,6 @@ impl<W: Write> Sink for CrcWriter<W> {
     }
     fn crc(&self) -> u32 {
         self.crc.value()
-    }
-}
-
-/// Removes the file at `path` when dropped, unless `path` was taken.
-struct TempFile {
-    path: Option<PathBuf>,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(p) = self.path.take() {
-            let _ = fs::remove_file(p);
-        }
     }
 }
 

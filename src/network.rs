@@ -562,10 +562,7 @@ impl Network {
         let x: &[f32] = if tw > 0 {
             xin.resize(count, 0.0);
             tgt.resize(rows * tw, 0.0);
-            for (r, row) in x.chunks_exact(cols + tw).take(rows).enumerate() {
-                xin[r * cols..(r + 1) * cols].copy_from_slice(&row[..cols]);
-                tgt[r * tw..(r + 1) * tw].copy_from_slice(&row[cols..]);
-            }
+            task::split_rows(x, cols, tw, &mut xin[..count], &mut tgt[..rows * tw]);
             &xin[..count]
         } else {
             &x[..count]
@@ -645,12 +642,7 @@ impl Network {
                 Some(m) => {
                     let mut dx = dx;
                     m.backward(&self.params, grads, layer_in, dz, &ws.mem_hist[i], dx.as_deref_mut(), rows, threads);
-                    if let (Some(dx), Some((act, z, y))) = (dx, below) {
-                        let k = rows * l.n_in;
-                        crate::parallel::rows3(&mut dx[..k], &z[..k], &y[..k], l.n_in, threads, |d, z, y| {
-                            act.backward_in_place(z, y, d)
-                        });
-                    }
+                    crate::layer::dense::below_grad(dx, below, l.n_in, rows, threads);
                 }
                 None => l.backward_from_dz(&self.params, grads, layer_in, dz, dx, below, rows, threads),
             }
@@ -848,12 +840,7 @@ impl Network {
                     x.cols()
                 ));
             }
-            let inputs = Matrix::from_vec(
-                x.rows(),
-                cols,
-                x.as_slice().chunks_exact(cols + tw).flat_map(|r| &r[..cols]).copied().collect(),
-            )?;
-            let targets: Vec<f32> = x.as_slice().chunks_exact(cols + tw).flat_map(|r| &r[cols..]).copied().collect();
+            let (inputs, targets) = task::split_matrix(x, cols, tw)?;
             return Ok(self.score(&inputs, &targets, Some(threads))?.loss);
         }
         self.check_input(x, self.input_dim(), "input")?;
@@ -923,10 +910,8 @@ impl Network {
         if !self.spec.task.is_supervised() {
             return Err(task::not_supervised("evaluate"));
         }
-        let m = self.spec.task.training_matrix(data, "the dataset")?;
-        let (cols, tw) = (self.input_dim(), self.spec.task.target_width());
-        self.check_input(data.x(), cols, "input")?;
-        let targets: Vec<f32> = m.as_slice().chunks_exact(cols + tw).flat_map(|r| &r[cols..]).copied().collect();
+        self.check_input(data.x(), self.input_dim(), "input")?;
+        let targets = self.spec.task.targets_of(data, "the dataset")?;
         self.score(data.x(), &targets, None)
     }
 

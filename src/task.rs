@@ -88,14 +88,11 @@ impl Task {
         }
     }
 
-    /// The rows a trainer fits: the dataset's inputs, followed for a supervised task by its
-    /// labels (checked to be classes of this task) or regression targets.
-    pub fn training_matrix(self, data: &Dataset, what: &str) -> Result<Matrix> {
-        let x = data.x();
-        let (rows, cols) = (x.rows(), x.cols());
-        let width = cols + self.target_width();
+    /// The dataset's targets for this task, checked, as rows of target_width() values: a
+    /// classifier's labels (each a class of this task) or the regression targets.
+    pub fn targets_of(self, data: &Dataset, what: &str) -> Result<Vec<f32>> {
         match self {
-            Task::Reconstruct => Ok(x.clone()),
+            Task::Reconstruct => Ok(Vec::new()),
             Task::Classify { classes } => {
                 let labels = data.labels().ok_or_else(|| {
                     invalid!("{what} has no labels: a classifier trains on labelled rows (set them with latent_dataset_set_labels)")
@@ -103,12 +100,7 @@ impl Task {
                 if let Some((r, &l)) = labels.iter().enumerate().find(|&(_, &l)| l < 0 || l as usize >= classes) {
                     return Err(invalid!("{what}: row {r} has label {l}, outside the classifier's 0..{classes}"));
                 }
-                let mut m = try_zeros(crate::tensor::checked_len(rows, width)?)?;
-                for ((dst, src), &l) in m.chunks_exact_mut(width).zip(x.as_slice().chunks_exact(cols)).zip(labels) {
-                    dst[..cols].copy_from_slice(src);
-                    dst[cols] = l as f32;
-                }
-                Matrix::from_vec(rows, width, m)
+                Ok(labels.iter().map(|&l| l as f32).collect())
             }
             Task::Regress { outputs } => {
                 let t = data.targets().ok_or_else(|| {
@@ -117,19 +109,48 @@ impl Task {
                 if t.cols() != outputs {
                     return Err(shape!("{what} has {} target columns, the network predicts {outputs}", t.cols()));
                 }
-                let mut m = try_zeros(crate::tensor::checked_len(rows, width)?)?;
-                for ((dst, src), tr) in m
-                    .chunks_exact_mut(width)
-                    .zip(x.as_slice().chunks_exact(cols))
-                    .zip(t.as_slice().chunks_exact(outputs))
-                {
-                    dst[..cols].copy_from_slice(src);
-                    dst[cols..].copy_from_slice(tr);
-                }
-                Matrix::from_vec(rows, width, m)
+                Ok(t.as_slice().to_vec())
             }
         }
     }
+
+    /// The rows a trainer fits: the dataset's inputs, followed for a supervised task by its
+    /// labels (checked to be classes of this task) or regression targets.
+    pub fn training_matrix(self, data: &Dataset, what: &str) -> Result<Matrix> {
+        let x = data.x();
+        if !self.is_supervised() {
+            return Ok(x.clone());
+        }
+        let targets = self.targets_of(data, what)?;
+        let (rows, cols, tw) = (x.rows(), x.cols(), self.target_width());
+        let width = cols + tw;
+        let mut m = try_zeros(crate::tensor::checked_len(rows, width)?)?;
+        for ((dst, src), t) in
+            m.chunks_exact_mut(width).zip(x.as_slice().chunks_exact(cols)).zip(targets.chunks_exact(tw))
+        {
+            dst[..cols].copy_from_slice(src);
+            dst[cols..].copy_from_slice(t);
+        }
+        Matrix::from_vec(rows, width, m)
+    }
+}
+
+/// Takes training rows apart: each row of `m` holds `cols` inputs then `tw` targets; the first
+/// `xin.len() / cols` rows go to `xin` (rows x cols) and `tgt` (rows x tw).
+pub fn split_rows(m: &[f32], cols: usize, tw: usize, xin: &mut [f32], tgt: &mut [f32]) {
+    for ((row, x), t) in m.chunks_exact(cols + tw).zip(xin.chunks_exact_mut(cols)).zip(tgt.chunks_exact_mut(tw)) {
+        x.copy_from_slice(&row[..cols]);
+        t.copy_from_slice(&row[cols..]);
+    }
+}
+
+/// [`split_rows`] of a whole matrix of training rows into new buffers.
+pub fn split_matrix(m: &Matrix, cols: usize, tw: usize) -> Result<(Matrix, Vec<f32>)> {
+    let rows = m.rows();
+    let mut xin = try_zeros(crate::tensor::checked_len(rows, cols)?)?;
+    let mut tgt = try_zeros(crate::tensor::checked_len(rows, tw)?)?;
+    split_rows(m.as_slice(), cols, tw, &mut xin, &mut tgt);
+    Ok((Matrix::from_vec(rows, cols, xin)?, tgt))
 }
 
 /// Softmax cross-entropy of a block of logit rows against class indices (stored as f32 in

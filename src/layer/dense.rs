@@ -140,12 +140,7 @@ impl Dense {
         if let Some(f) = self.functional() {
             let mut dx = dx;
             f.backward(params, grads, x, dz, dx.as_deref_mut(), rows, threads);
-            if let (Some(dx), Some((act, z, y))) = (dx, below) {
-                let n = rows * self.n_in;
-                crate::parallel::rows3(&mut dx[..n], &z[..n], &y[..n], self.n_in, threads, |d, z, y| {
-                    act.backward_in_place(z, y, d)
-                });
-            }
+            below_grad(dx, below, self.n_in, rows, threads);
             return;
         }
         let (n_in, n_out) = (self.n_in, self.n_out);
@@ -169,6 +164,21 @@ impl Dense {
             };
             gemm_then(rows, n_in, n_out, 1.0, Operand::n(dz, n_out), wt, 0.0, dx, n_in, threads, ep);
         }
+    }
+}
+
+/// Turns the dL/dx a layer wrote into the layer below's dL/dz with that layer's activation
+/// derivative: what the dense backward fuses into its dx product, for the layers that do not.
+pub fn below_grad(
+    dx: Option<&mut [f32]>,
+    below: Option<(Activation, &[f32], &[f32])>,
+    n_in: usize,
+    rows: usize,
+    threads: usize,
+) {
+    if let (Some(dx), Some((act, z, y))) = (dx, below) {
+        let n = rows * n_in;
+        crate::parallel::rows3(&mut dx[..n], &z[..n], &y[..n], n_in, threads, |d, z, y| act.backward_in_place(z, y, d));
     }
 }
 

@@ -7,12 +7,12 @@
 //! forward the user writes (for example KernelML's `field_eq`, h' = -0.5 a h + b h with a and
 //! b kept positive by constraints), and nothing needs its gradient.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{LossFn, MonteCarlo};
 use crate::data::Dataset;
 use crate::error::{Result, invalid, shape};
-use crate::network::Network;
+use crate::network::{Network, Workspace};
 use crate::rng::{Rng, stream};
 use crate::task::{self, Task};
 use crate::tensor::Matrix;
@@ -78,56 +78,89 @@ fn batch_of(net: &Network, rows: &Matrix, index: &[usize]) -> Result<Batch> {
     if tw == 0 {
         return Ok(Batch { x: m, targets: Vec::new() });
     }
-    let w = cols + tw;
-    let x: Vec<f32> = m.as_slice().chunks_exact(w).flat_map(|r| &r[..cols]).copied().collect();
-    let targets = m.as_slice().chunks_exact(w).flat_map(|r| &r[cols..]).copied().collect();
-    Ok(Batch { x: Matrix::from_vec(index.len(), cols, x)?, targets })
+    let (x, targets) = task::split_matrix(&m, cols, tw)?;
+    Ok(Batch { x, targets })
 }
 
-/// The network's loss (as in training: mean per element, or mean cross-entropy per row) on a
-/// batch with the parameters `theta` (the network's, then the link's). NaN when a parameter
-/// is outside the f32 range or the forward is not finite.
-fn objective(base: &Network, link: Option<&Link>, b: &Batch, theta: &[f64]) -> f64 {
-    let p = base.param_count();
-    let mut net = base.clone();
-    for (d, &v) in net.params_mut().iter_mut().zip(&theta[..p]) {
-        *d = v as f32;
-        if !d.is_finite() {
-            return f64::NAN;
-        }
+/// What one evaluation needs besides the parameters: a network to hold them and its buffers.
+/// Kept between evaluations (one per thread at a time), so the hot loop allocates nothing.
+struct Scratch {
+    net: Network,
+    ws: Workspace,
+    h: Vec<f32>,
+    dz: Vec<f32>,
+    per_row: Vec<f64>,
+}
+
+/// The network objective on one batch: the network's loss (as in training: mean per element,
+/// or mean cross-entropy per row) at the parameters `theta` (the network's, then the link's).
+struct Objective<'a> {
+    base: &'a Network,
+    link: Option<&'a Link>,
+    b: &'a Batch,
+    spare: Mutex<Vec<Scratch>>,
+}
+
+impl<'a> Objective<'a> {
+    fn new(base: &'a Network, link: Option<&'a Link>, b: &'a Batch) -> Objective<'a> {
+        Objective { base, link, b, spare: Mutex::new(Vec::new()) }
     }
-    let rows = b.x.rows();
-    let n = net.layers().len();
-    let Ok(mut ws) = net.workspace(rows) else { return f64::NAN };
-    match link {
-        None => net.forward_layers(0..n, b.x.as_slice(), rows, &mut ws, 1),
-        Some(l) => {
-            net.forward_layers(0..l.layer + 1, b.x.as_slice(), rows, &mut ws, 1);
-            let w = net.layers()[l.layer].n_out;
-            let mut h = ws.passed_on(l.layer)[..rows * w].to_vec();
-            (l.f)(&theta[p..], &mut h, rows, w);
-            if h.iter().any(|v| !v.is_finite()) {
+
+    /// NaN when a parameter is outside the f32 range or the forward is not finite.
+    fn eval(&self, theta: &[f64]) -> f64 {
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut s = match spare {
+            Some(s) => s,
+            None => match self.base.workspace(self.b.x.rows()) {
+                Ok(ws) => Scratch { net: self.base.clone(), ws, h: Vec::new(), dz: Vec::new(), per_row: Vec::new() },
+                Err(_) => return f64::NAN,
+            },
+        };
+        let v = self.eval_with(&mut s, theta);
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+        v
+    }
+
+    fn eval_with(&self, s: &mut Scratch, theta: &[f64]) -> f64 {
+        let Scratch { net, ws, h, dz, per_row } = s;
+        let p = net.param_count();
+        for (d, &v) in net.params_mut().iter_mut().zip(&theta[..p]) {
+            *d = v as f32;
+            if !d.is_finite() {
                 return f64::NAN;
             }
-            net.forward_layers(l.layer + 1..n, &h, rows, &mut ws, 1);
         }
+        let (b, rows, n) = (self.b, self.b.x.rows(), net.layers().len());
+        match self.link {
+            None => net.forward_layers(0..n, b.x.as_slice(), rows, ws, 1),
+            Some(l) => {
+                net.forward_layers(0..l.layer + 1, b.x.as_slice(), rows, ws, 1);
+                let w = net.layers()[l.layer].n_out;
+                h.clear();
+                h.extend_from_slice(&ws.passed_on(l.layer)[..rows * w]);
+                (l.f)(&theta[p..], h, rows, w);
+                if h.iter().any(|v| !v.is_finite()) {
+                    return f64::NAN;
+                }
+                net.forward_layers(l.layer + 1..n, h, rows, ws, 1);
+            }
+        }
+        let out_w = net.output_dim();
+        let (z, y) = (&ws.preactivation(n - 1)[..rows * out_w], &ws.output(n - 1)[..rows * out_w]);
+        let sum = match net.task() {
+            Task::Classify { classes } => {
+                dz.resize(rows * out_w, 0.0);
+                task::softmax_cross_entropy(y, &b.targets, classes, 1.0, dz) / rows as f64
+            }
+            t => {
+                let target = if t == Task::Reconstruct { b.x.as_slice() } else { &b.targets[..] };
+                per_row.resize(rows, 0.0);
+                net.spec().loss.row_means(z, y, target, out_w, per_row);
+                per_row.iter().sum::<f64>() / rows as f64
+            }
+        };
+        if sum.is_finite() { sum } else { f64::NAN }
     }
-    let out_w = net.output_dim();
-    let (z, y) = (&ws.preactivation(n - 1)[..rows * out_w], &ws.output(n - 1)[..rows * out_w]);
-    let loss = net.spec().loss;
-    let sum = match net.task() {
-        Task::Classify { classes } => {
-            let mut dz = vec![0f32; rows * out_w];
-            task::softmax_cross_entropy(y, &b.targets, classes, 1.0, &mut dz) / rows as f64
-        }
-        t => {
-            let target = if t == Task::Reconstruct { b.x.as_slice() } else { &b.targets[..] };
-            let mut per_row = vec![0f64; rows];
-            loss.row_means(z, y, target, out_w, &mut per_row);
-            per_row.iter().sum::<f64>() / rows as f64
-        }
-    };
-    if sum.is_finite() { sum } else { f64::NAN }
 }
 
 fn check(mc: &MonteCarlo, net: &Network, obj: &NetworkObjective) -> Result<usize> {
@@ -196,7 +229,8 @@ pub fn fit_network(
         };
         let b = batch_of(&base, &rows, &index)?;
         let link = obj.link.as_ref();
-        let f = |theta: &[f64]| objective(&base, link, &b, theta);
+        let objective = Objective::new(&base, link, &b);
+        let f = |theta: &[f64]| objective.eval(theta);
         let loss: LossFn = &f;
         mc.run(loss)?;
         run_losses.push(mc.best_loss());
@@ -218,5 +252,6 @@ pub fn network_loss(net: &Network, data: &Dataset, link: Option<&Link>, theta: &
     }
     let rows = net.training_rows_of(data)?;
     let index: Vec<usize> = (0..rows.rows()).collect();
-    Ok(objective(net, link, &batch_of(net, &rows, &index)?, theta))
+    let b = batch_of(net, &rows, &index)?;
+    Ok(Objective::new(net, link, &b).eval(theta))
 }

@@ -12,11 +12,7 @@ pub mod pgm;
 pub mod png;
 pub mod svg;
 
-use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result, invalid, try_zeros};
 
@@ -215,46 +211,8 @@ pub fn write_svg(path: &Path, svg: &str) -> Result<()> {
     write_atomic(path, svg.as_bytes())
 }
 
-/// Removes a temporary file on drop unless disarmed.
-struct TempFile(Option<std::path::PathBuf>);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_file(p);
-        }
-    }
-}
-
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`; on
 /// any failure the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let fail = |what: &str, e: std::io::Error| Error::Io(format!("writing {}: {what}: {e}", path.display()));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Io(format!("writing {}: the path does not name a file", path.display())))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut tmp_name = OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".latent.tmp{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let tmp = dir.join(tmp_name);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| fail(&format!("cannot create {}", tmp.display()), e))?;
-    let mut guard = TempFile(Some(tmp.clone()));
-    file.write_all(bytes).map_err(|e| fail("writing", e))?;
-    file.sync_all().map_err(|e| fail("syncing", e))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(|e| fail(&format!("renaming {} over it", tmp.display()), e))?;
-    guard.0 = None;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::atomic_file::write_bytes(path, "writing", bytes)
 }

@@ -568,13 +568,7 @@ impl Trainer {
                     let mut lp = [l * w, p * w];
                     col.all_reduce_sum_f64(&mut lp);
                     if (lp[0] + lp[1]).is_finite() {
-                        pool.install(|| {
-                            if c.grad_clip_norm > 0.0 {
-                                clip_grad_norm(&mut grads, c.grad_clip_norm);
-                            }
-                            opt.step(net.params_mut(), &grads, lr, threads);
-                        });
-                        net.after_step();
+                        pool.install(|| update(net, opt, &mut grads, c.grad_clip_norm, lr, threads));
                     }
                     (lp[0], lp[1])
                 } else {
@@ -596,11 +590,7 @@ impl Trainer {
                                 }
                             };
                             if (loss + penalty).is_finite() {
-                                if c.grad_clip_norm > 0.0 {
-                                    clip_grad_norm(&mut grads, c.grad_clip_norm);
-                                }
-                                opt.step(net.params_mut(), &grads, lr, threads);
-                                net.after_step();
+                                update(net, opt, &mut grads, c.grad_clip_norm, lr, threads);
                             }
                             (loss, penalty)
                         })
@@ -708,6 +698,15 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+/// One optimizer step from the minibatch gradient: clipped to `clip` (0 = off), then taken.
+fn update<M: Trainable>(net: &mut M, opt: &mut Optimizer, grads: &mut [f32], clip: f32, lr: f32, threads: usize) {
+    if clip > 0.0 {
+        clip_grad_norm(grads, clip);
+    }
+    opt.step(net.params_mut(), grads, lr, threads);
+    net.after_step();
 }
 
 /// Fewest rows a data-parallel shard must put through its products ([`Trainable::work_rows`]):

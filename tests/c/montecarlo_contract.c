@@ -6,29 +6,7 @@
 #include <string.h>
 
 #include "latent.h"
-
-static int failures = 0;
-
-#define EXPECT(call, want)                                                                     \
-    do {                                                                                       \
-        latent_status got_ = (call);                                                           \
-        if (got_ != (want)) {                                                                  \
-            printf("FAIL %s:%d: %s gave %s, want %s (%s)\n", __FILE__, __LINE__, #call,        \
-                   latent_status_string(got_), latent_status_string(want),                     \
-                   latent_last_error_message());                                               \
-            failures++;                                                                        \
-        }                                                                                      \
-    } while (0)
-
-#define EXPECT_TRUE(cond)                                                       \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);              \
-            failures++;                                                         \
-        }                                                                       \
-    } while (0)
-
-#define MSG_HAS(s) EXPECT_TRUE(strstr(latent_last_error_message(), (s)) != NULL)
+#include "expect.h"
 
 /* (x0 - 1)^2 + 10 (x1 + 2)^2 + (x2 - 3)^2; x2 is fixed at 3 in the test. */
 static double quad(void *user, const double *w, size_t n) {
