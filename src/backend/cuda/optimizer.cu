@@ -1,0 +1,56 @@
+// Optimizer updates: one fused kernel per optimizer over the whole parameter buffer. Weight
+// decay differs between weights and biases, so each element finds its segment in a small table
+// (seg_end ascending, seg_wd the decay of each). `gscale` points at the gradient's scale on the
+// device (the clipping factor, 1 without clipping), so clipping costs no host round trip.
+
+__device__ __forceinline__ float lat_segment_decay(long long i, const int* seg_end, const float* seg_wd, int nseg) {
+    int k = 0;
+    while (k + 1 < nseg && i >= seg_end[k]) k++;
+    return seg_wd[k];
+}
+
+// SGD with momentum, PyTorch's formulation (optim/sgd.rs): v = mu v + g; w -= lr v, or with
+// Nesterov w -= lr (g + mu v). L2 decay adds wd w to g.
+extern "C" __global__ void lat_sgd(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ v, int n,
+                                   const int* __restrict__ seg_end, const float* __restrict__ seg_wd, int nseg,
+                                   const float* __restrict__ gscale, float lr, float mu, int nesterov) {
+    float s = *gscale;
+    LAT_FOR(i, n) {
+        float wd = lat_segment_decay(i, seg_end, seg_wd, nseg);
+        float gi = s * g[i] + wd * p[i];
+        float vi = mu * v[i] + gi;
+        v[i] = vi;
+        p[i] -= nesterov ? lr * (gi + mu * vi) : lr * vi;
+    }
+}
+
+// Adam (Kingma & Ba 2014) and AdamW (decoupled = 1; Loshchilov & Hutter 2019), optim/adam.rs:
+// step = lr / (1 - b1^t), inv_sqrt_bc2 = 1 / sqrt(1 - b2^t).
+extern "C" __global__ void lat_adam(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m,
+                                    float* __restrict__ v, int n, const int* __restrict__ seg_end,
+                                    const float* __restrict__ seg_wd, int nseg, const float* __restrict__ gscale,
+                                    float lr, float b1, float b2, float eps, float step, float inv_sqrt_bc2,
+                                    int decoupled) {
+    float s = *gscale;
+    LAT_FOR(i, n) {
+        float wd = lat_segment_decay(i, seg_end, seg_wd, nseg);
+        float l2 = decoupled ? 0.0f : wd;
+        float shrink = decoupled ? 1.0f - lr * wd : 1.0f;
+        float pi = p[i];
+        float gi = s * g[i] + l2 * pi;
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = shrink * pi - step * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+    }
+}
+
+// The clipping factor from the gradient's summed squares: min(1, max_norm / norm).
+extern "C" __global__ void lat_clip_factor(const double* __restrict__ sumsq, float* __restrict__ factor,
+                                           float max_norm) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        double norm = sqrt(*sumsq);
+        *factor = (max_norm > 0.0f && norm > (double)max_norm) ? (float)((double)max_norm / norm) : 1.0f;
+    }
+}

@@ -1,0 +1,98 @@
+//! Where a network runs. The CPU path is [`crate::network::Network`] itself (GEMM + rayon, its
+//! elementwise work fused into the GEMM epilogues); a device runs the same layers through the
+//! [`Backend`] primitives: one buffer type and a dozen operations (GEMM with transposes, fused
+//! bias + activation, losses, penalties, noise, optimizer updates, sums).
+//!
+//! Two backends implement them: [`host::Host`], plain Rust over `Vec<f32>` that mirrors each CUDA
+//! kernel and serves as the oracle of the tests, and the CUDA backend (`cuda` feature: cudarc,
+//! kernels in `src/backend/cuda/*.cu` compiled by NVRTC once per process, cuBLAS for the
+//! products). [`DeviceNetwork`] and the device training loop are written once over the trait.
+
+pub mod host;
+pub mod network;
+pub mod philox;
+pub mod train;
+
+#[cfg(feature = "cuda")]
+pub mod cuda;
+
+pub use network::DeviceNetwork;
+
+use crate::error::{Error, Result};
+
+/// The CUDA sources, in the order NVRTC compiles them (one module: the header first).
+pub const KERNEL_FILES: [(&str, &str); 4] = [
+    ("common.cuh", include_str!("cuda/common.cuh")),
+    ("elementwise.cu", include_str!("cuda/elementwise.cu")),
+    ("optimizer.cu", include_str!("cuda/optimizer.cu")),
+    ("reduce.cu", include_str!("cuda/reduce.cu")),
+];
+
+/// The whole kernel source NVRTC compiles: every file of [`KERNEL_FILES`] in order.
+pub fn kernel_source() -> String {
+    let mut s = String::new();
+    for (name, text) in KERNEL_FILES {
+        s.push_str(&format!("// ---- {name}\n"));
+        s.push_str(text);
+        s.push('\n');
+    }
+    s
+}
+
+/// Names of every kernel (`extern "C" __global__ void NAME(`) in [`kernel_source`].
+pub fn kernel_names() -> Vec<String> {
+    let src = kernel_source();
+    let mut names = Vec::new();
+    let key = "__global__ void ";
+    let mut at = 0;
+    while let Some(p) = src[at..].find(key) {
+        let start = at + p + key.len();
+        let end = start + src[start..].find('(').unwrap_or(0);
+        names.push(src[start..end].trim().to_string());
+        at = end;
+    }
+    names
+}
+
+/// A place where a network can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// An NVIDIA GPU by its CUDA ordinal.
+    Cuda(usize),
+}
+
+/// What `list_devices` reports of a GPU.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceInfo {
+    pub ordinal: usize,
+    pub name: String,
+    pub total_memory: u64,
+    pub free_memory: u64,
+    /// Compute capability (major, minor).
+    pub compute_capability: (i32, i32),
+}
+
+/// Whether this build carries the CUDA backend at all.
+pub fn cuda_compiled() -> bool {
+    cfg!(feature = "cuda")
+}
+
+/// The GPUs this process can use. Err(Unsupported) when the build has no CUDA backend or the
+/// machine no driver; an empty list when the driver sees no GPU.
+pub fn list_devices() -> Result<Vec<DeviceInfo>> {
+    #[cfg(feature = "cuda")]
+    {
+        cuda::list_devices()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Err(no_cuda_build())
+    }
+}
+
+#[allow(dead_code)]
+pub(crate) fn no_cuda_build() -> Error {
+    Error::Unsupported("this build of latent has no CUDA backend (build with the `cuda` feature)".into())
+}
