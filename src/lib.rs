@@ -6,6 +6,7 @@
 
 pub mod activation;
 pub mod atomic_file;
+pub mod backend;
 pub mod corruption;
 pub mod data;
 pub mod distribution;

@@ -10,13 +10,16 @@
 
 pub mod host;
 pub mod network;
+pub mod ops;
 pub mod philox;
 pub mod train;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
 
+pub use host::Host;
 pub use network::DeviceNetwork;
+pub use ops::Backend;
 
 use crate::error::{Error, Result};
 
@@ -95,4 +98,9 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>> {
 #[allow(dead_code)]
 pub(crate) fn no_cuda_build() -> Error {
     Error::Unsupported("this build of latent has no CUDA backend (build with the `cuda` feature)".into())
+}
+
+/// Whether the device backends run functional-transfer layers.
+pub(crate) fn functional_supported() -> bool {
+    false
 }

@@ -366,14 +366,14 @@ impl Trainable for Vae {
 
 pub struct Trainer {
     config: TrainConfig,
-    history: Vec<EpochRecord>,
+    pub(crate) history: Vec<EpochRecord>,
     optimizer: Option<Optimizer>,
-    stage: Stage,
+    pub(crate) stage: Stage,
     /// Processes that train together (MPI ranks), if any.
-    collective: Option<std::sync::Arc<dyn super::collective::Collective>>,
+    pub(crate) collective: Option<std::sync::Arc<dyn super::collective::Collective>>,
 }
 
-type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
+pub(crate) type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
 
 impl Trainer {
     pub fn new(config: TrainConfig) -> Result<Trainer> {
@@ -438,26 +438,10 @@ impl Trainer {
         mut progress: Callback,
     ) -> Result<()> {
         let c = self.config;
-        let width = net.data_width();
-        let targets = if width > net.input_dim() { " (inputs, then targets)" } else { "" };
-        if data.cols() != width {
-            return Err(shape!("training data has {} columns, the network expects {width}{targets}", data.cols()));
-        }
-        if let Some(v) = valid {
-            if v.cols() != width {
-                return Err(shape!("validation data has {} columns, the network expects {width}{targets}", v.cols()));
-            }
-            v.check_finite("validation data")?;
-            net.check_rows(v, "validation data")?;
-        }
-        data.check_finite("training data")?;
-        net.check_rows(data, "training data")?;
-        let split;
-        let (train, valid): (&Matrix, Option<&Matrix>) = if valid.is_none() && c.validation_fraction > 0.0 {
-            split = split_rows(data, c.validation_fraction, c.seed)?;
-            (&split.0, Some(&split.1))
-        } else {
-            (data, valid)
+        let (train, valid, split) = checked_split(&c, &*net, data, valid)?;
+        let (train, valid) = match &split {
+            Some(sp) => (&sp.0, Some(&sp.1)),
+            None => (train, valid),
         };
         let rows = train.rows();
         let batch = c.batch_size.min(rows.max(1));
@@ -800,6 +784,36 @@ impl<W: Send> Shards<W> {
         }
         (loss, penalty)
     }
+}
+
+/// The checks every fit makes on its rows, and the validation split: (train, valid, the split
+/// when one was made: then train and valid are its parts).
+#[allow(clippy::type_complexity)]
+pub(crate) fn checked_split<'a, M: Trainable + ?Sized>(
+    c: &TrainConfig,
+    net: &M,
+    data: &'a Matrix,
+    valid: Option<&'a Matrix>,
+) -> Result<(&'a Matrix, Option<&'a Matrix>, Option<(Matrix, Matrix)>)> {
+    let width = net.data_width();
+    let targets = if width > net.input_dim() { " (inputs, then targets)" } else { "" };
+    if data.cols() != width {
+        return Err(shape!("training data has {} columns, the network expects {width}{targets}", data.cols()));
+    }
+    if let Some(v) = valid {
+        if v.cols() != width {
+            return Err(shape!("validation data has {} columns, the network expects {width}{targets}", v.cols()));
+        }
+        v.check_finite("validation data")?;
+        net.check_rows(v, "validation data")?;
+    }
+    data.check_finite("training data")?;
+    net.check_rows(data, "training data")?;
+    if valid.is_none() && c.validation_fraction > 0.0 {
+        let sp = split_rows(data, c.validation_fraction, c.seed)?;
+        return Ok((data, None, Some(sp)));
+    }
+    Ok((data, valid, None))
 }
 
 /// Deterministic split: a seeded permutation puts round(fraction * rows) rows in the second part.

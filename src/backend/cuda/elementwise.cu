@@ -75,20 +75,21 @@ extern "C" __global__ void lat_softmax_ce(const float* __restrict__ logits, cons
 }
 
 // KL sparsity (regularizer::kl_sparsity), given the column means rho_hat of y: per column the
-// divergence into el, and beta/rows * (-rho/p + (1-rho)/(1-p)) added to every row of dy.
+// divergence into el, and beta/rows * (-rho/p + (1-rho)/(1-p)) added to every row of dy. In
+// double, as the CPU: the two terms nearly cancel where p is near rho.
 extern "C" __global__ void lat_kl_value(const float* __restrict__ mean, float* __restrict__ el, int cols,
                                         float rho) {
     LAT_FOR(j, cols) {
-        float p = fminf(fmaxf(mean[j], 1e-6f), 1.0f - 1e-6f);
-        el[j] = rho * logf(rho / p) + (1.0f - rho) * logf((1.0f - rho) / (1.0f - p));
+        double p = fmin(fmax((double)mean[j], 1e-6), 1.0 - 1e-6), r = rho;
+        el[j] = (float)(r * log(r / p) + (1.0 - r) * log((1.0 - r) / (1.0 - p)));
     }
 }
 
 extern "C" __global__ void lat_kl_grad(float* __restrict__ dy, const float* __restrict__ mean, int rows, int cols,
                                        float rho, float beta) {
     LAT_FOR(i, (long long)rows * cols) {
-        float p = fminf(fmaxf(mean[i % cols], 1e-6f), 1.0f - 1e-6f);
-        dy[i] += beta / (float)rows * (-rho / p + (1.0f - rho) / (1.0f - p));
+        double p = fmin(fmax((double)mean[i % cols], 1e-6), 1.0 - 1e-6), r = rho;
+        dy[i] += (float)((double)beta / rows * (-r / p + (1.0 - r) / (1.0 - p)));
     }
 }
 

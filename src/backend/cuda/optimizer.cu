@@ -47,10 +47,11 @@ extern "C" __global__ void lat_adam(float* __restrict__ p, const float* __restri
 }
 
 // The clipping factor from the gradient's summed squares: min(1, max_norm / norm).
-extern "C" __global__ void lat_clip_factor(const double* __restrict__ sumsq, float* __restrict__ factor,
-                                           float max_norm) {
+// The sum is zeroed for the next step's.
+extern "C" __global__ void lat_clip_factor(double* __restrict__ sumsq, float* __restrict__ factor, float max_norm) {
     if (blockIdx.x == 0 && threadIdx.x == 0) {
         double norm = sqrt(*sumsq);
+        *sumsq = 0.0;
         *factor = (max_norm > 0.0f && norm > (double)max_norm) ? (float)((double)max_norm / norm) : 1.0f;
     }
 }

@@ -1,0 +1,567 @@
+//! The CUDA backend: cudarc over the driver API, the kernels of this folder compiled by NVRTC
+//! once per process (per compute capability) and loaded once per device, cuBLAS for the
+//! products. Nothing is linked at build time: the libraries are opened at first use, and a
+//! machine without them gets `Error::Unsupported`, never a panic (cudarc panics when a library
+//! is missing, so each is checked first, and every entry point runs under catch_unwind).
+//!
+//! Kernel arguments are passed as raw device addresses (a buffer's address plus the view's
+//! offset, bounds-checked here), so one launch helper serves every kernel. Everything runs on
+//! one stream, in order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::driver::sys::CUdevice_attribute;
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
+
+use super::ops::{Backend, Gemm, In, Op, Out, SLOTS};
+use super::{DeviceInfo, kernel_names, kernel_source};
+use crate::error::{Error, Result};
+
+/// Threads per block of the elementwise kernels.
+const BLOCK: u32 = 256;
+
+fn internal(what: &str, e: impl std::fmt::Debug) -> Error {
+    Error::Internal(format!("CUDA {what}: {e:?}"))
+}
+
+fn driver_err(what: &str, e: cudarc::driver::DriverError) -> Error {
+    if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+        Error::OutOfMemory(format!("CUDA {what}: the device is out of memory"))
+    } else {
+        internal(what, e)
+    }
+}
+
+/// Runs `f`, turning a panic inside cudarc into an error.
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(Error::Internal(format!("CUDA {what} failed inside cudarc: {msg}")))
+        }
+    }
+}
+
+/// Whether the driver library can be opened at all.
+fn driver_present() -> bool {
+    // SAFETY: only tries to dlopen the library.
+    unsafe { cudarc::driver::sys::is_culib_present() }
+}
+
+fn no_driver() -> Error {
+    Error::Unsupported("no CUDA driver (libcuda.so) on this machine".into())
+}
+
+pub fn list_devices() -> Result<Vec<DeviceInfo>> {
+    if !driver_present() {
+        return Err(no_driver());
+    }
+    guarded("device query", || {
+        let n = CudaContext::device_count().map_err(|e| driver_err("device count", e))?;
+        let mut out = Vec::new();
+        for ordinal in 0..n.max(0) as usize {
+            let ctx = CudaContext::new(ordinal).map_err(|e| driver_err("context", e))?;
+            let (free, total) = ctx.mem_get_info().map_err(|e| driver_err("memory info", e))?;
+            out.push(DeviceInfo {
+                ordinal,
+                name: ctx.name().map_err(|e| driver_err("device name", e))?,
+                total_memory: total as u64,
+                free_memory: free as u64,
+                compute_capability: ctx.compute_capability().map_err(|e| driver_err("compute capability", e))?,
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// Compiles the kernel source for `arch` (e.g. "compute_90") with NVRTC and returns the PTX and
+/// NVRTC's log (empty when there was nothing to say). Needs only libnvrtc, no GPU.
+pub fn compile_ptx(arch: &str) -> Result<(String, String)> {
+    // SAFETY: only tries to dlopen the library.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Err(Error::Unsupported("no NVRTC library (libnvrtc.so.13) on this machine".into()));
+    }
+    guarded("NVRTC", || {
+        use cudarc::nvrtc::result as nv;
+        let src = std::ffi::CString::new(kernel_source()).map_err(|e| internal("kernel source", e))?;
+        let name = c"latent_kernels.cu";
+        let prog = nv::create_program(&src, Some(name)).map_err(|e| internal("NVRTC program", e))?;
+        let opts = [format!("--gpu-architecture={arch}"), "--std=c++17".to_string(), "-default-device".to_string()];
+        // SAFETY: prog is a live program; the options outlive the call.
+        let compiled = unsafe { nv::compile_program(prog, &opts) };
+        let log = unsafe { nv::get_program_log(prog) }
+            .map(|l| l.iter().map(|&c| c as u8).take_while(|&c| c != 0).map(char::from).collect::<String>())
+            .unwrap_or_default();
+        let result = match compiled {
+            Ok(()) => unsafe { nv::get_ptx(prog) }
+                .map(|p| p.iter().map(|&c| c as u8).take_while(|&c| c != 0).map(char::from).collect::<String>())
+                .map_err(|e| internal("NVRTC PTX", e)),
+            Err(e) => Err(Error::Internal(format!("NVRTC could not compile the kernels ({e:?}):\n{log}"))),
+        };
+        // SAFETY: prog is not used after this.
+        let _ = unsafe { nv::destroy_program(prog) };
+        Ok((result?, log.trim().to_string()))
+    })
+}
+
+/// PTX per architecture, compiled once per process.
+fn ptx_for(arch: String) -> Result<String> {
+    static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(p) = cache.lock().map_err(|_| internal("PTX cache", "poisoned"))?.get(&arch) {
+        return Ok(p.clone());
+    }
+    let (ptx, _) = compile_ptx(&arch)?;
+    cache.lock().map_err(|_| internal("PTX cache", "poisoned"))?.insert(arch, ptx.clone());
+    Ok(ptx)
+}
+
+/// The loaded kernels of one device, shared by every backend on it.
+struct Kernels {
+    functions: HashMap<String, CudaFunction>,
+}
+
+fn kernels_for(ctx: &Arc<CudaContext>, ordinal: usize) -> Result<Arc<Kernels>> {
+    static LOADED: OnceLock<Mutex<HashMap<usize, Arc<Kernels>>>> = OnceLock::new();
+    let loaded = LOADED.get_or_init(Default::default);
+    if let Some(k) = loaded.lock().map_err(|_| internal("module cache", "poisoned"))?.get(&ordinal) {
+        return Ok(k.clone());
+    }
+    let (major, minor) = ctx.compute_capability().map_err(|e| driver_err("compute capability", e))?;
+    let ptx = ptx_for(format!("compute_{major}{minor}"))?;
+    let module = ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(|e| driver_err("module load", e))?;
+    let mut functions = HashMap::new();
+    for name in kernel_names() {
+        let f = module.load_function(&name).map_err(|e| driver_err("kernel lookup", e))?;
+        functions.insert(name, f);
+    }
+    let k = Arc::new(Kernels { functions });
+    loaded.lock().map_err(|_| internal("module cache", "poisoned"))?.insert(ordinal, k.clone());
+    Ok(k)
+}
+
+/// One GPU: its context, a stream, a cuBLAS handle, the kernels and the accumulators.
+pub struct Cuda {
+    ordinal: usize,
+    stream: Arc<CudaStream>,
+    blas: cudarc::cublas::CudaBlas,
+    kernels: Arc<Kernels>,
+    slots: CudaSlice<f64>,
+    /// Blocks of a full grid: enough to fill every multiprocessor several times.
+    max_blocks: u32,
+    tf32: bool,
+}
+
+/// A kernel argument: a device address or a value.
+enum Arg {
+    Ptr(u64),
+    I32(i32),
+    U64(u64),
+    F32(f32),
+    F64(f64),
+}
+
+impl Cuda {
+    /// Opens GPU `ordinal`: Err(Unsupported) without a driver, a GPU of that ordinal, NVRTC or
+    /// cuBLAS.
+    pub fn new(ordinal: usize) -> Result<Cuda> {
+        if !driver_present() {
+            return Err(no_driver());
+        }
+        // SAFETY: only tries to dlopen the library.
+        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+            return Err(Error::Unsupported("no cuBLAS library (libcublas.so.13) on this machine".into()));
+        }
+        guarded("initialisation", || {
+            let n = CudaContext::device_count().map_err(|e| driver_err("device count", e))?;
+            if ordinal >= n.max(0) as usize {
+                return Err(Error::Unsupported(format!("no CUDA device {ordinal}: this machine has {n}")));
+            }
+            let ctx = CudaContext::new(ordinal).map_err(|e| driver_err("context", e))?;
+            let kernels = kernels_for(&ctx, ordinal)?;
+            let stream = ctx.default_stream();
+            let blas = cudarc::cublas::CudaBlas::new(stream.clone()).map_err(|e| internal("cuBLAS handle", e))?;
+            let slots = stream.alloc_zeros::<f64>(SLOTS).map_err(|e| driver_err("allocation", e))?;
+            let sms = ctx.attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).unwrap_or(80);
+            Ok(Cuda { ordinal, stream, blas, kernels, slots, max_blocks: (sms.max(1) as u32) * 8, tf32: false })
+        })
+    }
+
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    /// TF32 tensor cores for the products (about 10 bits of mantissa in the multiply, so
+    /// results differ from f32 by about 1e-3 relative).
+    pub fn set_tf32(&mut self, on: bool) -> Result<()> {
+        use cudarc::cublas::sys::cublasMath_t;
+        let mode = if on { cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH } else { cublasMath_t::CUBLAS_DEFAULT_MATH };
+        // SAFETY: a live handle.
+        unsafe { cudarc::cublas::sys::cublasSetMathMode(*self.blas.handle(), mode) }
+            .result()
+            .map_err(|e| internal("math mode", e))?;
+        self.tf32 = on;
+        Ok(())
+    }
+
+    pub fn tf32(&self) -> bool {
+        self.tf32
+    }
+
+    fn ptr(&self, b: &CudaSlice<f32>, off: usize, n: usize) -> Result<u64> {
+        if off + n > b.len() {
+            return Err(Error::Internal(format!("device view {off}+{n} past a buffer of {}", b.len())));
+        }
+        let (p, _g) = b.device_ptr(&self.stream);
+        Ok(p + 4 * off as u64)
+    }
+
+    fn ids_ptr(&self, b: &CudaSlice<u32>, off: usize, n: usize) -> Result<u64> {
+        if off + n > b.len() {
+            return Err(Error::Internal(format!("device id view {off}+{n} past a buffer of {}", b.len())));
+        }
+        let (p, _g) = b.device_ptr(&self.stream);
+        Ok(p + 4 * off as u64)
+    }
+
+    fn slot_ptr(&self, slot: usize) -> u64 {
+        let (p, _g) = self.slots.device_ptr(&self.stream);
+        p + 8 * slot as u64
+    }
+
+    fn launch(&self, name: &str, threads: usize, max_blocks: u32, args: &[Arg]) -> Result<()> {
+        if threads == 0 {
+            return Ok(());
+        }
+        let f = self.kernels.functions.get(name).ok_or_else(|| Error::Internal(format!("no kernel {name}")))?;
+        let blocks = (threads.div_ceil(BLOCK as usize) as u64).clamp(1, max_blocks as u64) as u32;
+        let mut b = self.stream.launch_builder(f);
+        for a in args {
+            match a {
+                Arg::Ptr(p) | Arg::U64(p) => b.arg(p),
+                Arg::I32(v) => b.arg(v),
+                Arg::F32(v) => b.arg(v),
+                Arg::F64(v) => b.arg(v),
+            };
+        }
+        let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
+        // SAFETY: every pointer was bounds-checked against its buffer above and the argument
+        // list matches the kernel's signature in the .cu file.
+        unsafe { b.launch(cfg) }.map_err(|e| driver_err(name, e))?;
+        Ok(())
+    }
+
+    fn i(n: usize) -> Arg {
+        Arg::I32(n as i32)
+    }
+}
+
+use Arg::{F32, F64, Ptr, U64};
+
+impl Backend for Cuda {
+    type Buf = CudaSlice<f32>;
+    type Ids = CudaSlice<u32>;
+
+    fn alloc(&self, n: usize) -> Result<CudaSlice<f32>> {
+        self.stream.alloc_zeros::<f32>(n.max(1)).map_err(|e| driver_err("allocation", e))
+    }
+    fn alloc_ids(&self, n: usize) -> Result<CudaSlice<u32>> {
+        self.stream.alloc_zeros::<u32>(n.max(1)).map_err(|e| driver_err("allocation", e))
+    }
+    fn upload(&self, src: &[f32], dst: Out<'_, CudaSlice<f32>>) -> Result<()> {
+        let (buf, off) = dst;
+        if off + src.len() > buf.len() {
+            return Err(Error::Internal("upload past the end of a device buffer".into()));
+        }
+        let mut v = buf.slice_mut(off..off + src.len());
+        self.stream.memcpy_htod(src, &mut v).map_err(|e| driver_err("upload", e))
+    }
+    fn upload_ids(&self, src: &[u32], dst: &mut CudaSlice<u32>) -> Result<()> {
+        if src.len() > dst.len() {
+            return Err(Error::Internal("upload past the end of a device buffer".into()));
+        }
+        let mut v = dst.slice_mut(0..src.len());
+        self.stream.memcpy_htod(src, &mut v).map_err(|e| driver_err("upload", e))
+    }
+    fn download(&self, src: In<'_, CudaSlice<f32>>, dst: &mut [f32]) -> Result<()> {
+        let (buf, off) = src;
+        if off + dst.len() > buf.len() {
+            return Err(Error::Internal("download past the end of a device buffer".into()));
+        }
+        let v = buf.slice(off..off + dst.len());
+        self.stream.memcpy_dtoh(&v, dst).map_err(|e| driver_err("download", e))?;
+        self.synchronize()
+    }
+    fn copy(&self, src: In<'_, CudaSlice<f32>>, dst: Out<'_, CudaSlice<f32>>, n: usize) -> Result<()> {
+        let (s, so) = src;
+        let (d, doff) = dst;
+        if so + n > s.len() || doff + n > d.len() {
+            return Err(Error::Internal("copy past the end of a device buffer".into()));
+        }
+        let sv = s.slice(so..so + n);
+        let mut dv = d.slice_mut(doff..doff + n);
+        self.stream.memcpy_dtod(&sv, &mut dv).map_err(|e| driver_err("copy", e))
+    }
+    fn gemm(&self, g: Gemm, a: &CudaSlice<f32>, b: &CudaSlice<f32>, c: &mut CudaSlice<f32>) -> Result<()> {
+        if g.m == 0 || g.n == 0 {
+            return Ok(());
+        }
+        // Extents of the stored operands (row-major): A is m x k (k x m transposed), etc.
+        let a_rows = if g.ta { g.k } else { g.m };
+        let b_rows = if g.tb { g.n } else { g.k };
+        let a_len = if a_rows == 0 { 0 } else { (a_rows - 1) * g.lda + if g.ta { g.m } else { g.k } };
+        let b_len = if b_rows == 0 { 0 } else { (b_rows - 1) * g.ldb + if g.tb { g.k } else { g.n } };
+        let c_len = (g.m - 1) * g.ldc + g.n;
+        let pa = self.ptr(a, g.a_off, a_len)?;
+        let pb = self.ptr(b, g.b_off, b_len)?;
+        let pc = self.ptr(c, g.c_off, c_len)?;
+        let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
+        // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
+        // SAFETY: the three extents were checked against their buffers above.
+        unsafe {
+            cudarc::cublas::result::sgemm(
+                *self.blas.handle(),
+                op(g.tb),
+                op(g.ta),
+                g.n as i32,
+                g.m as i32,
+                g.k as i32,
+                &g.alpha,
+                pb as *const f32,
+                g.ldb.max(1) as i32,
+                pa as *const f32,
+                g.lda.max(1) as i32,
+                &g.beta,
+                pc as *mut f32,
+                g.ldc.max(1) as i32,
+            )
+        }
+        .map_err(|e| internal("cuBLAS sgemm", e))
+    }
+    fn reset_slots(&self) -> Result<()> {
+        let zeros = [0f64; SLOTS];
+        // SAFETY: the slots are SLOTS doubles; the copy is ordered on the stream.
+        let (p, _g) = self.slots.device_ptr(&self.stream);
+        unsafe { cudarc::driver::result::memcpy_htod_async(p, &zeros[..], self.stream.cu_stream()) }
+            .map_err(|e| driver_err("reset", e))?;
+        self.synchronize()
+    }
+    fn read_slots(&self) -> Result<[f64; SLOTS]> {
+        let mut out = [0f64; SLOTS];
+        self.stream.memcpy_dtoh(&self.slots, &mut out[..]).map_err(|e| driver_err("read", e))?;
+        self.synchronize()?;
+        Ok(out)
+    }
+    fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(|e| driver_err("synchronize", e))
+    }
+
+    fn run(&self, op: Op<'_, Self>) -> Result<()> {
+        let full = self.max_blocks;
+        let i = Cuda::i;
+        match op {
+            Op::BiasAct { z, b, y, rows, cols, act } => {
+                let n = rows * cols;
+                let args = [Ptr(self.ptr(z.0, z.1, n)?), Ptr(self.ptr(b.0, b.1, cols)?), Ptr(self.ptr(y.0, y.1, n)?), i(rows), i(cols), Arg::I32(act)];
+                self.launch("lat_bias_act", n, full, &args)
+            }
+            Op::ActBackward { d, z, y, n, act } => {
+                let args = [Ptr(self.ptr(d.0, d.1, n)?), Ptr(self.ptr(z.0, z.1, n)?), Ptr(self.ptr(y.0, y.1, n)?), i(n), Arg::I32(act)];
+                self.launch("lat_act_backward", n, full, &args)
+            }
+            Op::Loss { z, y, t, dz, el, n, loss, act, inv } => {
+                let args = [
+                    Ptr(self.ptr(z.0, z.1, n)?),
+                    Ptr(self.ptr(y.0, y.1, n)?),
+                    Ptr(self.ptr(t.0, t.1, n)?),
+                    Ptr(self.ptr(dz.0, dz.1, n)?),
+                    Ptr(self.ptr(el.0, el.1, n)?),
+                    i(n),
+                    Arg::I32(loss),
+                    Arg::I32(act),
+                    F32(inv),
+                ];
+                self.launch("lat_loss", n, full, &args)
+            }
+            Op::SoftmaxCe { logits, labels, dz, el, rows, classes, inv } => {
+                let n = rows * classes;
+                let args = [
+                    Ptr(self.ptr(logits.0, logits.1, n)?),
+                    Ptr(self.ptr(labels.0, labels.1, rows)?),
+                    Ptr(self.ptr(dz.0, dz.1, n)?),
+                    Ptr(self.ptr(el.0, el.1, rows)?),
+                    i(rows),
+                    i(classes),
+                    F32(inv),
+                ];
+                self.launch("lat_softmax_ce", rows, full, &args)
+            }
+            Op::KlValue { mean, el, cols, rho } => {
+                let args = [Ptr(self.ptr(mean.0, mean.1, cols)?), Ptr(self.ptr(el.0, el.1, cols)?), i(cols), F32(rho)];
+                self.launch("lat_kl_value", cols, full, &args)
+            }
+            Op::KlGrad { dy, mean, rows, cols, rho, beta } => {
+                let n = rows * cols;
+                let args = [Ptr(self.ptr(dy.0, dy.1, n)?), Ptr(self.ptr(mean.0, mean.1, cols)?), i(rows), i(cols), F32(rho), F32(beta)];
+                self.launch("lat_kl_grad", n, full, &args)
+            }
+            Op::L1 { dy, y, el, n, g } => {
+                let args = [Ptr(self.ptr(dy.0, dy.1, n)?), Ptr(self.ptr(y.0, y.1, n)?), Ptr(self.ptr(el.0, el.1, n)?), i(n), F32(g)];
+                self.launch("lat_l1", n, full, &args)
+            }
+            Op::ActGradSq { z, y, out, n, act } => {
+                let args = [Ptr(self.ptr(z.0, z.1, n)?), Ptr(self.ptr(y.0, y.1, n)?), Ptr(self.ptr(out.0, out.1, n)?), i(n), Arg::I32(act)];
+                self.launch("lat_act_grad_sq", n, full, &args)
+            }
+            Op::ColSqSums { w, s, n_in, n_out } => {
+                let args = [Ptr(self.ptr(w.0, w.1, n_in * n_out)?), Ptr(self.ptr(s.0, s.1, n_out)?), i(n_in), i(n_out)];
+                self.launch("lat_col_sq_sums", n_out, full, &args)
+            }
+            Op::ContractiveDz { dz, z, y, s, rows, cols, act, scale } => {
+                let n = rows * cols;
+                let args = [
+                    Ptr(self.ptr(dz.0, dz.1, n)?),
+                    Ptr(self.ptr(z.0, z.1, n)?),
+                    Ptr(self.ptr(y.0, y.1, n)?),
+                    Ptr(self.ptr(s.0, s.1, cols)?),
+                    i(rows),
+                    i(cols),
+                    Arg::I32(act),
+                    F32(scale),
+                ];
+                self.launch("lat_contractive_dz", n, full, &args)
+            }
+            Op::ContractiveDw { dw, w, fsq, n_in, n_out, scale } => {
+                let n = n_in * n_out;
+                let args = [Ptr(self.ptr(dw.0, dw.1, n)?), Ptr(self.ptr(w.0, w.1, n)?), Ptr(self.ptr(fsq.0, fsq.1, n_out)?), i(n_in), i(n_out), F32(scale)];
+                self.launch("lat_contractive_dw", n, full, &args)
+            }
+            Op::Mul { a, b, out, n } => {
+                let args = [Ptr(self.ptr(a.0, a.1, n)?), Ptr(self.ptr(b.0, b.1, n)?), Ptr(self.ptr(out.0, out.1, n)?), i(n)];
+                self.launch("lat_mul", n, full, &args)
+            }
+            Op::Corrupt { x, out, range, rows, cols, kind, level, seed, ctr } => {
+                let n = rows * cols;
+                let (lo, hi) = match range {
+                    Some((lo, hi)) => (self.ptr(lo.0, lo.1, cols)?, self.ptr(hi.0, hi.1, cols)?),
+                    None => (0, 0),
+                };
+                let args = [
+                    Ptr(self.ptr(x.0, x.1, n)?),
+                    Ptr(self.ptr(out.0, out.1, n)?),
+                    Ptr(lo),
+                    Ptr(hi),
+                    i(rows),
+                    i(cols),
+                    Arg::I32(kind),
+                    F32(level),
+                    U64(seed),
+                    U64(ctr),
+                ];
+                self.launch("lat_corrupt", n, full, &args)
+            }
+            Op::Sample { y, s, n, kind, sigma, seed, ctr } => {
+                let args = [Ptr(self.ptr(y.0, y.1, n)?), Ptr(self.ptr(s.0, s.1, n)?), i(n), Arg::I32(kind), F32(sigma), U64(seed), U64(ctr)];
+                self.launch("lat_sample", n, full, &args)
+            }
+            Op::CodeNoise { z, y, ids, rows, cols, act, sigma, seed } => {
+                let n = rows * cols;
+                let args = [
+                    Ptr(self.ptr(z.0, z.1, n)?),
+                    Ptr(self.ptr(y.0, y.1, n)?),
+                    Ptr(self.ids_ptr(ids.0, ids.1, rows)?),
+                    i(rows),
+                    i(cols),
+                    Arg::I32(act),
+                    F32(sigma),
+                    U64(seed),
+                ];
+                self.launch("lat_code_noise", n, full, &args)
+            }
+            Op::GatherRows { src, ids, dst, rows, cols } => {
+                let n = rows * cols;
+                // The ids index rows of src: its whole length is the bound.
+                let src_len = src.0.len() - src.1.min(src.0.len());
+                let args = [
+                    Ptr(self.ptr(src.0, src.1, src_len)?),
+                    Ptr(self.ids_ptr(ids.0, ids.1, rows)?),
+                    Ptr(self.ptr(dst.0, dst.1, n)?),
+                    i(rows),
+                    i(cols),
+                ];
+                self.launch("lat_gather_rows", n, full, &args)
+            }
+            Op::SplitRows { src, x, t, rows, cols, tw } => {
+                let args = [
+                    Ptr(self.ptr(src.0, src.1, rows * (cols + tw))?),
+                    Ptr(self.ptr(x.0, x.1, rows * cols)?),
+                    Ptr(self.ptr(t.0, t.1, rows * tw)?),
+                    i(rows),
+                    i(cols),
+                    i(tw),
+                ];
+                self.launch("lat_split_rows", rows * (cols + tw), full, &args)
+            }
+            Op::Fill { x, n, v } => {
+                let args = [Ptr(self.ptr(x.0, x.1, n)?), i(n), F32(v)];
+                self.launch("lat_fill", n, full, &args)
+            }
+            Op::Sgd { p, g, v, n, segments, gscale, lr, mu, nesterov } => {
+                let args = [
+                    Ptr(self.ptr(p, 0, n)?),
+                    Ptr(self.ptr(g, 0, n)?),
+                    Ptr(self.ptr(v, 0, n)?),
+                    i(n),
+                    Ptr(self.ids_ptr(&segments.ends, 0, segments.count)?),
+                    Ptr(self.ptr(&segments.decay, 0, segments.count)?),
+                    i(segments.count),
+                    Ptr(self.ptr(gscale, 0, 1)?),
+                    F32(lr),
+                    F32(mu),
+                    Arg::I32(nesterov as i32),
+                ];
+                self.launch("lat_sgd", n, full, &args)
+            }
+            Op::Adam { p, g, m, v, n, segments, gscale, lr, b1, b2, eps, step, inv_sqrt_bc2, decoupled } => {
+                let args = [
+                    Ptr(self.ptr(p, 0, n)?),
+                    Ptr(self.ptr(g, 0, n)?),
+                    Ptr(self.ptr(m, 0, n)?),
+                    Ptr(self.ptr(v, 0, n)?),
+                    i(n),
+                    Ptr(self.ids_ptr(&segments.ends, 0, segments.count)?),
+                    Ptr(self.ptr(&segments.decay, 0, segments.count)?),
+                    i(segments.count),
+                    Ptr(self.ptr(gscale, 0, 1)?),
+                    F32(lr),
+                    F32(b1),
+                    F32(b2),
+                    F32(eps),
+                    F32(step),
+                    F32(inv_sqrt_bc2),
+                    Arg::I32(decoupled as i32),
+                ];
+                self.launch("lat_adam", n, full, &args)
+            }
+            Op::ClipFactor { factor, max_norm } => {
+                let args = [Ptr(self.slot_ptr(super::ops::Slot::GradSq as usize)), Ptr(self.ptr(factor, 0, 1)?), F32(max_norm)];
+                self.launch("lat_clip_factor", 1, 1, &args)
+            }
+            Op::Sum { x, n, slot, scale } => {
+                let args = [Ptr(self.ptr(x.0, x.1, n)?), i(n), F64(scale), Ptr(self.slot_ptr(slot as usize))];
+                self.launch("lat_sum_scaled", n, 256, &args)
+            }
+            Op::SumSq { x, n, slot } => {
+                let args = [Ptr(self.ptr(x.0, x.1, n)?), i(n), Ptr(self.slot_ptr(slot as usize))];
+                self.launch("lat_sum_sq", n, 256, &args)
+            }
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The host backend: every [`Op`] in plain Rust over `Vec<f32>`, element by element as the CUDA
+//! kernel computes it (the same formulas, the same Philox draws). It is the oracle of the tests:
+//! the device network over it must match [`crate::Network`], and the kernels compiled through the
+//! host shim must match it.
+
+use std::cell::RefCell;
+
+use super::ops::{Backend, Gemm, In, Op, Out, SLOTS, Slot};
+use super::philox::{normal, philox, uniform};
+use crate::activation::{Activation, softplus};
+use crate::error::Result;
+use crate::gemm::{Operand, gemm};
+
+/// The host backend (single-threaded products: it is for checking, not for speed).
+#[derive(Default)]
+pub struct Host {
+    slots: RefCell<[f64; SLOTS]>,
+}
+
+fn act(code: i32) -> Activation {
+    Activation::from_code(code).unwrap_or(Activation::Identity)
+}
+
+fn view<'a>(v: In<'a, Vec<f32>>, n: usize) -> &'a [f32] {
+    &v.0[v.1..v.1 + n]
+}
+
+fn view_mut<'a>(v: Out<'a, Vec<f32>>, n: usize) -> &'a mut [f32] {
+    &mut v.0[v.1..v.1 + n]
+}
+
+impl Backend for Host {
+    type Buf = Vec<f32>;
+    type Ids = Vec<u32>;
+
+    fn alloc(&self, n: usize) -> Result<Vec<f32>> {
+        crate::error::try_zeros(n)
+    }
+    fn alloc_ids(&self, n: usize) -> Result<Vec<u32>> {
+        Ok(vec![0; n])
+    }
+    fn upload(&self, src: &[f32], dst: Out<'_, Vec<f32>>) -> Result<()> {
+        view_mut(dst, src.len()).copy_from_slice(src);
+        Ok(())
+    }
+    fn upload_ids(&self, src: &[u32], dst: &mut Vec<u32>) -> Result<()> {
+        dst[..src.len()].copy_from_slice(src);
+        Ok(())
+    }
+    fn download(&self, src: In<'_, Vec<f32>>, dst: &mut [f32]) -> Result<()> {
+        dst.copy_from_slice(view(src, dst.len()));
+        Ok(())
+    }
+    fn copy(&self, src: In<'_, Vec<f32>>, dst: Out<'_, Vec<f32>>, n: usize) -> Result<()> {
+        view_mut(dst, n).copy_from_slice(view(src, n));
+        Ok(())
+    }
+    fn gemm(&self, g: Gemm, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>) -> Result<()> {
+        let a = if g.ta { Operand::t(&a[g.a_off..], g.lda) } else { Operand::n(&a[g.a_off..], g.lda) };
+        let b = if g.tb { Operand::t(&b[g.b_off..], g.ldb) } else { Operand::n(&b[g.b_off..], g.ldb) };
+        gemm(g.m, g.n, g.k, g.alpha, a, b, g.beta, &mut c[g.c_off..], g.ldc, 1);
+        Ok(())
+    }
+    fn reset_slots(&self) -> Result<()> {
+        *self.slots.borrow_mut() = [0.0; SLOTS];
+        Ok(())
+    }
+    fn read_slots(&self) -> Result<[f64; SLOTS]> {
+        Ok(*self.slots.borrow())
+    }
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn run(&self, op: Op<'_, Self>) -> Result<()> {
+        match op {
+            Op::BiasAct { z, b, y, rows, cols, act: a } => {
+                let (z, y, b) = (view_mut(z, rows * cols), view_mut(y, rows * cols), view(b, cols));
+                let a = act(a);
+                for i in 0..rows * cols {
+                    z[i] += b[i % cols];
+                    y[i] = a.apply(z[i]);
+                }
+            }
+            Op::ActBackward { d, z, y, n, act: a } => {
+                let (d, z, y) = (view_mut(d, n), view(z, n), view(y, n));
+                let a = act(a);
+                for i in 0..n {
+                    d[i] *= a.derivative(z[i], y[i]);
+                }
+            }
+            Op::Loss { z, y, t, dz, el, n, loss, act: a, inv } => {
+                let (z, y, t) = (view(z, n), view(y, n), view(t, n));
+                let (dz, el) = (view_mut(dz, n), view_mut(el, n));
+                let a = act(a);
+                for i in 0..n {
+                    if loss == 1 {
+                        el[i] = softplus(z[i]) - t[i] * z[i];
+                        dz[i] = (y[i] - t[i]) * inv;
+                    } else {
+                        let d = y[i] - t[i];
+                        el[i] = d * d;
+                        dz[i] = 2.0 * inv * d * a.derivative(z[i], y[i]);
+                    }
+                }
+            }
+            Op::SoftmaxCe { logits, labels, dz, el, rows, classes, inv } => {
+                let (l, lab) = (view(logits, rows * classes), view(labels, rows));
+                let (dz, el) = (view_mut(dz, rows * classes), view_mut(el, rows));
+                for r in 0..rows {
+                    let row = &l[r * classes..(r + 1) * classes];
+                    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let s: f32 = row.iter().map(|v| (v - m).exp()).sum();
+                    let lse = m + s.ln();
+                    let c = lab[r] as usize;
+                    for k in 0..classes {
+                        let p = (row[k] - lse).exp();
+                        dz[r * classes + k] = (p - if k == c { 1.0 } else { 0.0 }) * inv;
+                    }
+                    el[r] = lse - row[c];
+                }
+            }
+            Op::KlValue { mean, el, cols, rho } => {
+                let (mean, el) = (view(mean, cols), view_mut(el, cols));
+                let r = rho as f64;
+                for j in 0..cols {
+                    let p = (mean[j] as f64).clamp(1e-6, 1.0 - 1e-6);
+                    el[j] = (r * (r / p).ln() + (1.0 - r) * ((1.0 - r) / (1.0 - p)).ln()) as f32;
+                }
+            }
+            Op::KlGrad { dy, mean, rows, cols, rho, beta } => {
+                let (dy, mean) = (view_mut(dy, rows * cols), view(mean, cols));
+                for i in 0..rows * cols {
+                    let p = (mean[i % cols] as f64).clamp(1e-6, 1.0 - 1e-6);
+                    let (rho, beta) = (rho as f64, beta as f64);
+                    dy[i] += (beta / rows as f64 * (-rho / p + (1.0 - rho) / (1.0 - p))) as f32;
+                }
+            }
+            Op::L1 { dy, y, el, n, g } => {
+                let (dy, y, el) = (view_mut(dy, n), view(y, n), view_mut(el, n));
+                for i in 0..n {
+                    el[i] = y[i].abs();
+                    dy[i] += if y[i] > 0.0 {
+                        g
+                    } else if y[i] < 0.0 {
+                        -g
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            Op::ActGradSq { z, y, out, n, act: a } => {
+                let (z, y, out) = (view(z, n), view(y, n), view_mut(out, n));
+                let a = act(a);
+                for i in 0..n {
+                    let d = a.derivative(z[i], y[i]);
+                    out[i] = d * d;
+                }
+            }
+            Op::ColSqSums { w, s, n_in, n_out } => {
+                let (w, s) = (view(w, n_in * n_out), view_mut(s, n_out));
+                for (j, s) in s.iter_mut().enumerate() {
+                    *s = (0..n_in).map(|i| w[i * n_out + j] * w[i * n_out + j]).sum();
+                }
+            }
+            Op::ContractiveDz { dz, z, y, s, rows, cols, act: a, scale } => {
+                let n = rows * cols;
+                let (dz, z, y, s) = (view_mut(dz, n), view(z, n), view(y, n), view(s, cols));
+                let a = act(a);
+                for i in 0..n {
+                    dz[i] += 2.0 * scale * s[i % cols] * a.derivative(z[i], y[i]) * a.second_derivative(z[i], y[i]);
+                }
+            }
+            Op::ContractiveDw { dw, w, fsq, n_in, n_out, scale } => {
+                let n = n_in * n_out;
+                let (dw, w, fsq) = (view_mut(dw, n), view(w, n), view(fsq, n_out));
+                for i in 0..n {
+                    dw[i] += 2.0 * scale * fsq[i % n_out] * w[i];
+                }
+            }
+            Op::Mul { a, b, out, n } => {
+                let (a, b, out) = (view(a, n), view(b, n), view_mut(out, n));
+                for i in 0..n {
+                    out[i] = a[i] * b[i];
+                }
+            }
+            Op::Corrupt { x, out, range, rows, cols, kind, level, seed, ctr } => {
+                let n = rows * cols;
+                let (x, out) = (view(x, n), view_mut(out, n));
+                let range = range.map(|(lo, hi)| (view(lo, cols), view(hi, cols)));
+                for i in 0..n {
+                    let r = philox(seed, ctr, i as u64);
+                    out[i] = match kind {
+                        1 => {
+                            if uniform(r[0]) < level {
+                                0.0
+                            } else {
+                                x[i]
+                            }
+                        }
+                        2 => x[i] + level * normal(r[0], r[1]),
+                        3 => {
+                            let u = uniform(r[0]);
+                            if u < level {
+                                let pepper = u < 0.5 * level;
+                                match range {
+                                    Some((lo, hi)) => {
+                                        if pepper {
+                                            lo[i % cols]
+                                        } else {
+                                            hi[i % cols]
+                                        }
+                                    }
+                                    None => {
+                                        if pepper {
+                                            0.0
+                                        } else {
+                                            1.0
+                                        }
+                                    }
+                                }
+                            } else {
+                                x[i]
+                            }
+                        }
+                        _ => x[i],
+                    };
+                }
+            }
+            Op::Sample { y, s, n, kind, sigma, seed, ctr } => {
+                let (y, s) = (view(y, n), view_mut(s, n));
+                for i in 0..n {
+                    let r = philox(seed, ctr, i as u64);
+                    s[i] = if kind == 1 {
+                        if uniform(r[0]) < y[i] { 1.0 } else { 0.0 }
+                    } else {
+                        y[i] + sigma * normal(r[0], r[1])
+                    };
+                }
+            }
+            Op::CodeNoise { z, y, ids, rows, cols, act: a, sigma, seed } => {
+                let n = rows * cols;
+                let (z, y) = (view_mut(z, n), view_mut(y, n));
+                let a = act(a);
+                for i in 0..n {
+                    let u = philox(seed, ids.0[ids.1 + i / cols] as u64, (i % cols) as u64);
+                    z[i] += sigma * normal(u[0], u[1]);
+                    y[i] = a.apply(z[i]);
+                }
+            }
+            Op::GatherRows { src, ids, dst, rows, cols } => {
+                let dst = view_mut(dst, rows * cols);
+                for (r, &id) in ids.0[ids.1..ids.1 + rows].iter().enumerate() {
+                    let s = src.1 + id as usize * cols;
+                    dst[r * cols..(r + 1) * cols].copy_from_slice(&src.0[s..s + cols]);
+                }
+            }
+            Op::SplitRows { src, x, t, rows, cols, tw } => {
+                let src = view(src, rows * (cols + tw));
+                let (x, t) = (view_mut(x, rows * cols), view_mut(t, rows * tw));
+                crate::task::split_rows(src, cols, tw, x, t);
+            }
+            Op::Fill { x, n, v } => view_mut(x, n).fill(v),
+            Op::Sgd { p, g, v, n, segments, gscale, lr, mu, nesterov } => {
+                let s = gscale[0];
+                for i in 0..n {
+                    let wd = decay_of(segments, i);
+                    let gi = s * g[i] + wd * p[i];
+                    v[i] = mu * v[i] + gi;
+                    p[i] -= if nesterov { lr * (gi + mu * v[i]) } else { lr * v[i] };
+                }
+            }
+            Op::Adam { p, g, m, v, n, segments, gscale, lr, b1, b2, eps, step, inv_sqrt_bc2, decoupled } => {
+                let s = gscale[0];
+                for i in 0..n {
+                    let wd = decay_of(segments, i);
+                    let (l2, shrink) = if decoupled { (0.0, 1.0 - lr * wd) } else { (wd, 1.0) };
+                    let gi = s * g[i] + l2 * p[i];
+                    m[i] = b1 * m[i] + (1.0 - b1) * gi;
+                    v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+                    p[i] = shrink * p[i] - step * m[i] / (v[i].sqrt() * inv_sqrt_bc2 + eps);
+                }
+            }
+            Op::ClipFactor { factor, max_norm } => {
+                let norm = std::mem::take(&mut self.slots.borrow_mut()[Slot::GradSq as usize]).sqrt();
+                factor[0] = if max_norm > 0.0 && norm > max_norm as f64 { (max_norm as f64 / norm) as f32 } else { 1.0 };
+            }
+            Op::Sum { x, n, slot, scale } => {
+                let s: f64 = view(x, n).iter().map(|&v| v as f64).sum();
+                self.slots.borrow_mut()[slot as usize] += scale * s;
+            }
+            Op::SumSq { x, n, slot } => {
+                let s: f64 = view(x, n).iter().map(|&v| (v as f64) * (v as f64)).sum();
+                self.slots.borrow_mut()[slot as usize] += s;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn decay_of(seg: &super::ops::Segments<Host>, i: usize) -> f32 {
+    let mut k = 0;
+    while k + 1 < seg.count && i >= seg.ends[k] as usize {
+        k += 1;
+    }
+    seg.decay[k]
+}

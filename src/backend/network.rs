@@ -1,0 +1,747 @@
+//! A network resident on a device: its parameters, gradients, optimizer state and one pass's
+//! buffers live there, and every layer runs through the [`Backend`] primitives. The forward and
+//! backward follow [`crate::Network::step`] step for step (same layers, losses and penalties),
+//! so the host backend reproduces the CPU network within rounding; only the noise differs (Philox
+//! draws on the device, xoshiro on the CPU).
+
+use super::ops::{Backend, Gemm, Op, Segments, Slot};
+use crate::activation::Activation;
+use crate::error::{Error, Result, invalid, shape};
+use crate::layer::{Connection, Dense, Stochastic};
+use crate::network::Network;
+use crate::regularizer::Sparsity;
+use crate::task::Task;
+use crate::tensor::Matrix;
+
+/// Rows a pass's buffers hold when a network is put on a device (inference runs in blocks of
+/// this many rows; training resizes them to its minibatch).
+const BLOCK: usize = 1024;
+
+/// The noise of one training step on the device: Philox key and counters, and where the
+/// minibatch rows' ids are (code noise is fixed per training row).
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceNoise {
+    pub seed: u64,
+    /// The step's counter: corruption draws `ctr << 8`, layer i's samples `ctr << 8 | i + 1`.
+    pub ctr: u64,
+}
+
+/// The buffers of one pass for up to `rows` rows.
+struct Pass<B: Backend> {
+    rows: usize,
+    /// The minibatch as the data holds it (inputs, then targets for a supervised network).
+    x: B::Buf,
+    /// Supervised: the inputs and targets apart.
+    xin: B::Buf,
+    tgt: B::Buf,
+    /// The corrupted inputs.
+    xc: B::Buf,
+    z: Vec<B::Buf>,
+    y: Vec<B::Buf>,
+    /// Samples of stochastic layers, and whether this pass drew them.
+    s: Vec<B::Buf>,
+    sampled: Vec<bool>,
+    d0: B::Buf,
+    d1: B::Buf,
+    /// Element losses and penalty terms, then the contractive penalty's f'^2.
+    el: B::Buf,
+    /// Per-column scratch: KL means, the contractive penalty's S and sum f'^2, their product.
+    col: [B::Buf; 3],
+    ones: B::Buf,
+    /// The row ids of the minibatch (code noise) when the caller does not pass them.
+    ids: B::Ids,
+}
+
+/// Optimizer state on the device.
+struct DeviceOptimizer<B: Backend> {
+    config: crate::optim::OptimizerConfig,
+    step: u64,
+    m: B::Buf,
+    v: B::Buf,
+    segments: Segments<B>,
+    /// The gradient's scale (the clipping factor; 1 without clipping).
+    gscale: B::Buf,
+}
+
+/// Which buffer feeds the first layer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Input {
+    X,
+    Xin,
+    Xc,
+}
+
+pub struct DeviceNetwork<B: Backend> {
+    backend: B,
+    net: Network,
+    params: B::Buf,
+    grads: B::Buf,
+    pass: Pass<B>,
+    opt: Option<DeviceOptimizer<B>>,
+    /// The device's parameters are newer than `net`'s.
+    host_stale: bool,
+    n_encoder: usize,
+    /// Per-feature (min, max) of the training rows, for salt-and-pepper corruption.
+    feature_range: Option<(B::Buf, B::Buf)>,
+}
+
+/// Why a network cannot run on a device backend (None: it can).
+pub fn unsupported_reason(net: &Network) -> Option<String> {
+    for (i, l) in net.layers().iter().enumerate() {
+        match l.connection {
+            Connection::Dense => {}
+            Connection::Memory => {
+                return Some(format!(
+                    "layer {i} is a memory layer: its state runs row after row, which the GPU backend does not run"
+                ));
+            }
+            Connection::Functional(f) => {
+                if !super::functional_supported() {
+                    return Some(format!("layer {i} is a functional-transfer layer ({})", f.name()));
+                }
+            }
+        }
+    }
+    None
+}
+
+impl<B: Backend> DeviceNetwork<B> {
+    /// Copies `net` onto the backend's device.
+    pub fn new(backend: B, net: Network) -> Result<DeviceNetwork<B>> {
+        if let Some(why) = unsupported_reason(&net) {
+            return Err(Error::Unsupported(why));
+        }
+        let n = net.param_count();
+        if n >= i32::MAX as usize {
+            return Err(invalid!("{n} parameters exceed what one device kernel indexes (2^31)"));
+        }
+        let mut params = backend.alloc(n)?;
+        backend.upload(net.params(), (&mut params, 0))?;
+        let grads = backend.alloc(n)?;
+        let pass = Pass::new(&backend, &net, BLOCK.min(1024))?;
+        let n_encoder = net.n_encoder_layers();
+        Ok(DeviceNetwork { backend, net, params, grads, pass, opt: None, host_stale: false, n_encoder, feature_range: None })
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The network with the device's current parameters (copied back when they changed).
+    pub fn network(&mut self) -> Result<&Network> {
+        self.sync()?;
+        Ok(&self.net)
+    }
+
+    /// The host network, possibly behind the device (see [`DeviceNetwork::network`]).
+    pub fn network_unsynced(&self) -> &Network {
+        &self.net
+    }
+
+    /// Copies the device's parameters to the host network when they changed.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.host_stale {
+            let mut p = vec![0f32; self.net.param_count()];
+            self.backend.download((&self.params, 0), &mut p)?;
+            self.net.set_params(&p)?;
+            self.host_stale = false;
+        }
+        Ok(())
+    }
+
+    /// Replaces the parameters on both sides.
+    pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
+        self.net.set_params(p)?;
+        self.backend.upload(p, (&mut self.params, 0))?;
+        self.host_stale = false;
+        Ok(())
+    }
+
+    /// Takes the network back (synced).
+    pub fn into_network(mut self) -> Result<Network> {
+        self.sync()?;
+        Ok(self.net)
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.net.param_count()
+    }
+
+    /// Width of a training row (inputs, then targets for a supervised network).
+    pub fn data_width(&self) -> usize {
+        self.net.input_dim() + self.net.task().target_width()
+    }
+
+    pub(crate) fn params_buf(&self) -> &B::Buf {
+        &self.params
+    }
+
+    /// Copies a saved parameter buffer back (an epoch's start, the best epoch).
+    pub(crate) fn restore_params(&mut self, src: &B::Buf) -> Result<()> {
+        self.host_stale = true;
+        let n = self.net.param_count();
+        self.backend.copy((src, 0), (&mut self.params, 0), n)
+    }
+
+    /// The gradient of the last step (a copy on the host).
+    pub fn gradients(&self) -> Result<Vec<f32>> {
+        let mut g = vec![0f32; self.net.param_count()];
+        self.backend.download((&self.grads, 0), &mut g)?;
+        Ok(g)
+    }
+
+    /// One forward and backward over the rows of `x` (laid out as training rows) without noise
+    /// or an update: (mean loss, penalty) as [`crate::Trainable::train_step`] reports them,
+    /// the gradient left in [`DeviceNetwork::gradients`].
+    pub fn forward_backward(&mut self, x: &Matrix) -> Result<(f64, f64)> {
+        let w = self.data_width();
+        if x.cols() != w {
+            return Err(shape!("rows have {} columns, the network expects {w}", x.cols()));
+        }
+        x.check_finite("rows")?;
+        let rows = x.rows();
+        if rows == 0 {
+            return Err(invalid!("no rows"));
+        }
+        self.reserve(rows)?;
+        self.load_rows(x.as_slice())?;
+        self.backend.reset_slots()?;
+        self.step(rows, None, None, Slot::Loss)?;
+        let s = self.backend.read_slots()?;
+        Ok((s[Slot::Loss as usize] / rows as f64, s[Slot::Penalty as usize] / rows as f64))
+    }
+
+    /// Sets the per-feature range salt-and-pepper corruption draws its values from.
+    pub(crate) fn set_feature_range(&mut self, lo: &[f32], hi: &[f32]) -> Result<()> {
+        let mut l = self.backend.alloc(lo.len())?;
+        let mut h = self.backend.alloc(hi.len())?;
+        self.backend.upload(lo, (&mut l, 0))?;
+        self.backend.upload(hi, (&mut h, 0))?;
+        self.feature_range = Some((l, h));
+        Ok(())
+    }
+
+    /// Resizes the pass buffers to hold `rows` rows.
+    pub(crate) fn reserve(&mut self, rows: usize) -> Result<()> {
+        if self.pass.rows < rows {
+            self.pass = Pass::new(&self.backend, &self.net, rows)?;
+        }
+        Ok(())
+    }
+
+    /// The minibatch buffer (rows x data_width) the next step reads, and the row-id buffer.
+    pub(crate) fn batch_mut(&mut self) -> (&B, &mut B::Buf, &mut B::Ids) {
+        (&self.backend, &mut self.pass.x, &mut self.pass.ids)
+    }
+
+    /// Uploads host rows into the minibatch buffer.
+    pub(crate) fn load_rows(&mut self, x: &[f32]) -> Result<()> {
+        self.backend.upload(x, (&mut self.pass.x, 0))
+    }
+
+    /// Runs layers `range` on the first-layer input of the pass, sampling stochastic layers and
+    /// adding code noise when `noise` is given (a training step).
+    fn forward(
+        &mut self,
+        range: std::ops::Range<usize>,
+        input: Input,
+        rows: usize,
+        noise: Option<DeviceNoise>,
+        ids: Option<(&B::Ids, usize)>,
+    ) -> Result<()> {
+        let be = &self.backend;
+        let reg = self.net.spec().regularization.clone();
+        let layers = self.net.layers();
+        let p = &mut self.pass;
+        for i in range.clone() {
+            let l = &layers[i];
+            let inp: &B::Buf = if i == range.start {
+                match input {
+                    Input::X => &p.x,
+                    Input::Xin => &p.xin,
+                    Input::Xc => &p.xc,
+                }
+            } else if p.sampled[i - 1] {
+                &p.s[i - 1]
+            } else {
+                &p.y[i - 1]
+            };
+            let g = weight_product(l, rows);
+            be.gemm(g, inp, &self.params, &mut p.z[i])?;
+            be.run(Op::BiasAct {
+                z: (&mut p.z[i], 0),
+                b: (&self.params, l.b),
+                y: (&mut p.y[i], 0),
+                rows,
+                cols: l.n_out,
+                act: l.activation.code(),
+            })?;
+            p.sampled[i] = false;
+            if let Some(nz) = noise {
+                if i + 1 == self.n_encoder && reg.code_noise > 0.0 {
+                    let ids = ids.unwrap_or((&p.ids, 0));
+                    be.run(Op::CodeNoise {
+                        z: (&mut p.z[i], 0),
+                        y: (&mut p.y[i], 0),
+                        ids,
+                        rows,
+                        cols: l.n_out,
+                        act: l.activation.code(),
+                        sigma: reg.code_noise,
+                        seed: nz.seed ^ 0xC0DE,
+                    })?;
+                }
+                if !l.stochastic.is_none() {
+                    be.run(Op::Sample {
+                        y: (&p.y[i], 0),
+                        s: (&mut p.s[i], 0),
+                        n: rows * l.n_out,
+                        kind: l.stochastic.code(),
+                        sigma: l.stochastic.sigma(),
+                        seed: nz.seed,
+                        ctr: nz.ctr << 8 | (i as u64 + 1),
+                    })?;
+                    p.sampled[i] = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One training step's forward and backward over the `rows` rows in the minibatch buffer:
+    /// gradients of mean loss + penalties into the gradient buffer, the step's mean loss times
+    /// rows added to `loss_slot` and its penalty times rows to the penalty slot (what the
+    /// trainer's epoch means are made of).
+    pub(crate) fn step(
+        &mut self,
+        rows: usize,
+        noise: Option<DeviceNoise>,
+        ids: Option<(&B::Ids, usize)>,
+        loss_slot: Slot,
+    ) -> Result<()> {
+        let spec = self.net.spec().clone();
+        let reg = spec.regularization;
+        let task = spec.task;
+        let tw = task.target_width();
+        let cols = spec.input_dim;
+        let n = self.net.layers().len();
+        let be = &self.backend;
+        let mut input = Input::X;
+        if tw > 0 {
+            let p = &mut self.pass;
+            be.run(Op::SplitRows { src: (&p.x, 0), x: (&mut p.xin, 0), t: (&mut p.tgt, 0), rows, cols, tw })?;
+            input = Input::Xin;
+        }
+        if let Some(nz) = noise
+            && !reg.corruption.is_none()
+        {
+            let p = &mut self.pass;
+            let src = if input == Input::Xin { &p.xin } else { &p.x };
+            be.run(Op::Corrupt {
+                x: (src, 0),
+                out: (&mut p.xc, 0),
+                range: self.feature_range.as_ref().map(|(l, h)| ((l, 0), (h, 0))),
+                rows,
+                cols,
+                kind: reg.corruption.code(),
+                level: reg.corruption.level(),
+                seed: nz.seed,
+                ctr: nz.ctr << 8,
+            })?;
+            input = Input::Xc;
+        }
+        self.forward(0..n, input, rows, noise, ids)?;
+        let be = &self.backend;
+        let layers = self.net.layers();
+        let p = &mut self.pass;
+        let out = &layers[n - 1];
+        let out_count = rows * out.n_out;
+        match task {
+            Task::Classify { classes } => {
+                be.run(Op::SoftmaxCe {
+                    logits: (&p.y[n - 1], 0),
+                    labels: (&p.tgt, 0),
+                    dz: (&mut p.d0, 0),
+                    el: (&mut p.el, 0),
+                    rows,
+                    classes,
+                    inv: 1.0 / rows as f32,
+                })?;
+                be.run(Op::Sum { x: (&p.el, 0), n: rows, slot: loss_slot, scale: 1.0 })?;
+            }
+            _ => {
+                // The clean inputs (never the corrupted ones), or the targets.
+                let t = if tw > 0 { &p.tgt } else { &p.x };
+                be.run(Op::Loss {
+                    z: (&p.z[n - 1], 0),
+                    y: (&p.y[n - 1], 0),
+                    t: (t, 0),
+                    dz: (&mut p.d0, 0),
+                    el: (&mut p.el, 0),
+                    n: out_count,
+                    loss: spec.loss.code(),
+                    act: out.activation.code(),
+                    inv: 1.0 / out_count as f32,
+                })?;
+                be.run(Op::Sum { x: (&p.el, 0), n: out_count, slot: loss_slot, scale: 1.0 / out.n_out as f64 })?;
+            }
+        }
+        let sparse = reg.sparse_mask(self.n_encoder - 1, n - 1);
+        let first_input = input;
+        for i in (0..n).rev() {
+            let l = &layers[i];
+            let act = l.activation;
+            let dz_n = rows * l.n_out;
+            // The contractive penalty of an encoder layer reaches its dz before the products.
+            let contract = reg.contractive > 0.0 && i < self.n_encoder;
+            let scale = reg.contractive / rows as f32;
+            if contract {
+                let [s, fsq, prod] = &mut p.col;
+                be.run(Op::ActGradSq { z: (&p.z[i], 0), y: (&p.y[i], 0), out: (&mut p.el, 0), n: dz_n, act: act.code() })?;
+                be.gemm(column_sums(1.0, rows, l.n_out), &p.ones, &p.el, fsq)?;
+                be.run(Op::ColSqSums { w: (&self.params, l.w), s: (s, 0), n_in: l.n_in, n_out: l.n_out })?;
+                be.run(Op::Mul { a: (fsq, 0), b: (s, 0), out: (prod, 0), n: l.n_out })?;
+                be.run(Op::Sum {
+                    x: (prod, 0),
+                    n: l.n_out,
+                    slot: Slot::Penalty,
+                    scale: reg.contractive as f64 / rows as f64 * rows as f64,
+                })?;
+                if !matches!(act, Activation::Identity | Activation::Relu | Activation::LeakyRelu) {
+                    be.run(Op::ContractiveDz {
+                        dz: (&mut p.d0, 0),
+                        z: (&p.z[i], 0),
+                        y: (&p.y[i], 0),
+                        s: (s, 0),
+                        rows,
+                        cols: l.n_out,
+                        act: act.code(),
+                        scale,
+                    })?;
+                }
+            }
+            let layer_in: &B::Buf = if i == 0 {
+                match first_input {
+                    Input::X => &p.x,
+                    Input::Xin => &p.xin,
+                    Input::Xc => &p.xc,
+                }
+            } else if p.sampled[i - 1] {
+                &p.s[i - 1]
+            } else {
+                &p.y[i - 1]
+            };
+            let beta = if l.accumulate_dw { 1.0 } else { 0.0 };
+            let dw = if l.tied {
+                // the shared matrix V is n_out x n_in here: dV += dz^T x
+                gemm_rm(l.n_out, l.n_in, rows, true, false, 1.0, beta, 0, l.n_out, 0, l.n_in, l.w, l.n_in)
+            } else {
+                gemm_rm(l.n_in, l.n_out, rows, true, false, 1.0, beta, 0, l.n_in, 0, l.n_out, l.w, l.n_out)
+            };
+            if l.tied {
+                be.gemm(dw, &p.d0, layer_in, &mut self.grads)?;
+            } else {
+                be.gemm(dw, layer_in, &p.d0, &mut self.grads)?;
+            }
+            let mut db = column_sums(1.0, rows, l.n_out);
+            db.c_off = l.b;
+            be.gemm(db, &p.ones, &p.d0, &mut self.grads)?;
+            if contract {
+                let [_, fsq, _] = &p.col;
+                be.run(Op::ContractiveDw {
+                    dw: (&mut self.grads, l.w),
+                    w: (&self.params, l.w),
+                    fsq: (fsq, 0),
+                    n_in: l.n_in,
+                    n_out: l.n_out,
+                    scale,
+                })?;
+            }
+            if i == 0 {
+                break;
+            }
+            let dx = if l.tied {
+                gemm_rm(rows, l.n_in, l.n_out, false, false, 1.0, 0.0, 0, l.n_out, l.w, l.n_in, 0, l.n_in)
+            } else {
+                gemm_rm(rows, l.n_in, l.n_out, false, true, 1.0, 0.0, 0, l.n_out, l.w, l.n_out, 0, l.n_in)
+            };
+            be.gemm(dx, &p.d0, &self.params, &mut p.d1)?;
+            let b = &layers[i - 1];
+            let below_n = rows * l.n_in;
+            if sparse[i - 1] {
+                match reg.sparsity {
+                    Sparsity::Kl { rho, beta } => {
+                        let [mean, el_cols, _] = &mut p.col;
+                        be.gemm(column_sums(1.0 / rows as f32, rows, l.n_in), &p.ones, &p.y[i - 1], mean)?;
+                        be.run(Op::KlValue { mean: (mean, 0), el: (el_cols, 0), cols: l.n_in, rho })?;
+                        be.run(Op::Sum {
+                            x: (el_cols, 0),
+                            n: l.n_in,
+                            slot: Slot::Penalty,
+                            scale: beta as f64 * rows as f64,
+                        })?;
+                        be.run(Op::KlGrad { dy: (&mut p.d1, 0), mean: (mean, 0), rows, cols: l.n_in, rho, beta })?;
+                    }
+                    Sparsity::L1 { lambda } => {
+                        be.run(Op::L1 {
+                            dy: (&mut p.d1, 0),
+                            y: (&p.y[i - 1], 0),
+                            el: (&mut p.el, 0),
+                            n: below_n,
+                            g: lambda / rows as f32,
+                        })?;
+                        be.run(Op::Sum { x: (&p.el, 0), n: below_n, slot: Slot::Penalty, scale: lambda as f64 })?;
+                    }
+                    Sparsity::None => {}
+                }
+            }
+            be.run(Op::ActBackward {
+                d: (&mut p.d1, 0),
+                z: (&p.z[i - 1], 0),
+                y: (&p.y[i - 1], 0),
+                n: below_n,
+                act: b.activation.code(),
+            })?;
+            std::mem::swap(&mut p.d0, &mut p.d1);
+        }
+        Ok(())
+    }
+
+    /// One optimizer update of the device parameters from the gradient buffer, clipped to
+    /// `clip` (0: off).
+    pub(crate) fn update(&mut self, config: &crate::optim::OptimizerConfig, lr: f32, momentum: f32, clip: f32) -> Result<()> {
+        let n = self.net.param_count();
+        let keep = matches!(&self.opt, Some(o) if o.config == *config);
+        if !keep {
+            self.opt = Some(DeviceOptimizer::new(&self.backend, *config, n, &self.net.weight_ranges())?);
+        }
+        let be = &self.backend;
+        let o = self.opt.as_mut().expect("optimizer");
+        if clip > 0.0 {
+            be.run(Op::SumSq { x: (&self.grads, 0), n, slot: Slot::GradSq })?;
+            be.run(Op::ClipFactor { factor: &mut o.gscale, max_norm: clip })?;
+        }
+        o.step += 1;
+        let c = o.config;
+        match c.kind {
+            crate::optim::OptimizerKind::Sgd => be.run(Op::Sgd {
+                p: &mut self.params,
+                g: &self.grads,
+                v: &mut o.m,
+                n,
+                segments: &o.segments,
+                gscale: &o.gscale,
+                lr,
+                mu: momentum,
+                nesterov: c.nesterov,
+            })?,
+            kind => {
+                let t = o.step as i32;
+                let bc1 = 1.0 - (c.beta1 as f64).powi(t);
+                let bc2 = 1.0 - (c.beta2 as f64).powi(t);
+                be.run(Op::Adam {
+                    p: &mut self.params,
+                    g: &self.grads,
+                    m: &mut o.m,
+                    v: &mut o.v,
+                    n,
+                    segments: &o.segments,
+                    gscale: &o.gscale,
+                    lr,
+                    b1: c.beta1,
+                    b2: c.beta2,
+                    eps: c.epsilon,
+                    step: lr / bc1 as f32,
+                    inv_sqrt_bc2: 1.0 / (bc2 as f32).sqrt(),
+                    decoupled: kind == crate::optim::OptimizerKind::AdamW,
+                })?
+            }
+        }
+        self.host_stale = true;
+        Ok(())
+    }
+
+    /// Forgets the optimizer state (a new run of the schedule).
+    pub(crate) fn reset_optimizer(&mut self) {
+        self.opt = None;
+    }
+
+    /// Runs layers `range` over the rows of `x` in blocks, handing each block's output (the
+    /// last layer's samples or outputs) to `sink(first_row, rows, values)`.
+    fn map_rows(&mut self, range: std::ops::Range<usize>, x: &Matrix, what: &str) -> Result<Matrix> {
+        let layers = self.net.layers();
+        let in_w = layers[range.start].n_in;
+        if x.cols() != in_w {
+            return Err(shape!("{what} has {} columns, the network expects {in_w}", x.cols()));
+        }
+        x.check_finite(what)?;
+        let last = range.end - 1;
+        let width = layers[last].n_out;
+        let mut out = Matrix::zeros(x.rows(), width)?;
+        let block = self.pass.rows;
+        let mut first = 0;
+        while first < x.rows() {
+            let r = block.min(x.rows() - first);
+            self.backend.upload(&x.as_slice()[first * in_w..(first + r) * in_w], (&mut self.pass.x, 0))?;
+            self.forward(range.clone(), Input::X, r, None, None)?;
+            self.backend
+                .download((&self.pass.y[last], 0), &mut out.as_mut_slice()[first * width..(first + r) * width])?;
+            first += r;
+        }
+        Ok(out)
+    }
+
+    /// Codes of the rows of x, computed on the device.
+    pub fn encode(&mut self, x: &Matrix) -> Result<Matrix> {
+        self.map_rows(0..self.n_encoder, x, "input")
+    }
+
+    /// Outputs from codes.
+    pub fn decode(&mut self, codes: &Matrix) -> Result<Matrix> {
+        let n = self.net.layers().len();
+        self.map_rows(self.n_encoder..n, codes, "codes")
+    }
+
+    /// Reconstructions (an autoencoder) or raw outputs (a supervised network) of the rows of x.
+    pub fn predict(&mut self, x: &Matrix) -> Result<Matrix> {
+        let n = self.net.layers().len();
+        self.map_rows(0..n, x, "input")
+    }
+
+    /// Mean training loss (without noise or penalties) over rows laid out as the training data
+    /// is (inputs, then targets for a supervised network): the validation score.
+    pub fn loss(&mut self, data: &Matrix) -> Result<f64> {
+        let w = self.data_width();
+        if data.cols() != w {
+            return Err(shape!("rows have {} columns, the network expects {w}", data.cols()));
+        }
+        data.check_finite("rows")?;
+        let mut first = 0;
+        let block = self.pass.rows;
+        let mut total = 0f64;
+        while first < data.rows() {
+            let r = block.min(data.rows() - first);
+            self.load_rows(&data.as_slice()[first * w..(first + r) * w])?;
+            let before = self.backend.read_slots()?[Slot::Scratch as usize];
+            self.step(r, None, None, Slot::Scratch)?;
+            total += self.backend.read_slots()?[Slot::Scratch as usize] - before;
+            first += r;
+        }
+        Ok(if data.rows() == 0 { 0.0 } else { total / data.rows() as f64 })
+    }
+}
+
+/// z = x W (or x V^T for a tied layer) as a row-major GEMM on the parameter buffer.
+fn weight_product(l: &Dense, rows: usize) -> Gemm {
+    if l.tied {
+        gemm_rm(rows, l.n_out, l.n_in, false, true, 1.0, 0.0, 0, l.n_in, l.w, l.n_in, 0, l.n_out)
+    } else {
+        gemm_rm(rows, l.n_out, l.n_in, false, false, 1.0, 0.0, 0, l.n_in, l.w, l.n_out, 0, l.n_out)
+    }
+}
+
+/// alpha * (column sums of a rows x cols matrix) as ones(1 x rows) . M.
+fn column_sums(alpha: f32, rows: usize, cols: usize) -> Gemm {
+    gemm_rm(1, cols, rows, false, false, alpha, 0.0, 0, rows, 0, cols, 0, cols)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_rm(
+    m: usize,
+    n: usize,
+    k: usize,
+    ta: bool,
+    tb: bool,
+    alpha: f32,
+    beta: f32,
+    a_off: usize,
+    lda: usize,
+    b_off: usize,
+    ldb: usize,
+    c_off: usize,
+    ldc: usize,
+) -> Gemm {
+    Gemm { m, n, k, ta, tb, alpha, beta, a_off, lda, b_off, ldb, c_off, ldc }
+}
+
+impl<B: Backend> Pass<B> {
+    fn new(be: &B, net: &Network, rows: usize) -> Result<Pass<B>> {
+        let rows = rows.max(1);
+        let cols = net.input_dim();
+        let tw = net.task().target_width();
+        let mut widest = cols;
+        let (mut z, mut y, mut s) = (Vec::new(), Vec::new(), Vec::new());
+        for l in net.layers() {
+            let n = crate::tensor::checked_len(rows, l.n_out)?;
+            z.push(be.alloc(n)?);
+            y.push(be.alloc(n)?);
+            s.push(be.alloc(if l.stochastic == Stochastic::None { 1 } else { n })?);
+            widest = widest.max(l.n_out);
+        }
+        let big = crate::tensor::checked_len(rows, widest)?;
+        if big >= i32::MAX as usize {
+            return Err(invalid!("a pass of {rows} rows x {widest} columns exceeds what one device kernel indexes"));
+        }
+        let mut ones = be.alloc(rows)?;
+        be.run(Op::Fill { x: (&mut ones, 0), n: rows, v: 1.0 })?;
+        Ok(Pass {
+            rows,
+            x: be.alloc(rows * (cols + tw))?,
+            xin: be.alloc(if tw > 0 { rows * cols } else { 1 })?,
+            tgt: be.alloc((rows * tw).max(1))?,
+            xc: be.alloc(rows * cols)?,
+            sampled: vec![false; z.len()],
+            z,
+            y,
+            s,
+            d0: be.alloc(big)?,
+            d1: be.alloc(big)?,
+            el: be.alloc(big)?,
+            col: [be.alloc(widest)?, be.alloc(widest)?, be.alloc(widest)?],
+            ones,
+            ids: be.alloc_ids(rows)?,
+        })
+    }
+}
+
+impl<B: Backend> DeviceOptimizer<B> {
+    fn new(
+        be: &B,
+        config: crate::optim::OptimizerConfig,
+        n: usize,
+        weights: &[std::ops::Range<usize>],
+    ) -> Result<DeviceOptimizer<B>> {
+        config.validate()?;
+        let mut w = weights.to_vec();
+        w.sort_by_key(|r| r.start);
+        let (mut ends, mut decay) = (Vec::new(), Vec::new());
+        let mut at = 0;
+        for r in w {
+            if r.start > at {
+                ends.push(r.start as u32);
+                decay.push(0.0);
+            }
+            ends.push(r.end as u32);
+            decay.push(config.weight_decay);
+            at = r.end;
+        }
+        if at < n || ends.is_empty() {
+            ends.push(n as u32);
+            decay.push(0.0);
+        }
+        let mut e = be.alloc_ids(ends.len())?;
+        be.upload_ids(&ends, &mut e)?;
+        let mut d = be.alloc(decay.len())?;
+        be.upload(&decay, (&mut d, 0))?;
+        let mut gscale = be.alloc(1)?;
+        be.run(Op::Fill { x: (&mut gscale, 0), n: 1, v: 1.0 })?;
+        Ok(DeviceOptimizer {
+            config,
+            step: 0,
+            m: be.alloc(n)?,
+            v: be.alloc(n)?,
+            segments: Segments { ends: e, decay: d, count: ends.len() },
+            gscale,
+        })
+    }
+}

@@ -1,0 +1,197 @@
+//! The primitives a device backend provides: buffers, copies, one row-major GEMM, and the
+//! kernel launches of [`Op`] (each one a kernel of `cuda/*.cu`, mirrored on the host).
+
+use crate::error::Result;
+
+/// Number of f64 accumulators a backend keeps on its device (see [`Slot`]).
+pub const SLOTS: usize = 4;
+
+/// The device-side f64 accumulators: sums are added there so a training step never waits for
+/// the host; they are read once per report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Summed element losses of the steps since the last reset.
+    Loss = 0,
+    /// Summed penalties (in the units of the mean loss, times rows).
+    Penalty = 1,
+    /// Squared gradient norm of the current step (clipping).
+    GradSq = 2,
+    /// Scratch (validation sums).
+    Scratch = 3,
+}
+
+/// A row-major GEMM: C[c_off..] = alpha op(A) op(B) + beta C, op(A) m x k, op(B) k x n, with
+/// leading dimensions as stored (row-major strides).
+#[derive(Clone, Copy, Debug)]
+pub struct Gemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub ta: bool,
+    pub tb: bool,
+    pub alpha: f32,
+    pub beta: f32,
+    pub a_off: usize,
+    pub lda: usize,
+    pub b_off: usize,
+    pub ldb: usize,
+    pub c_off: usize,
+    pub ldc: usize,
+}
+
+/// A read-only view: a buffer and an offset into it.
+pub type In<'a, B> = (&'a B, usize);
+/// A written view.
+pub type Out<'a, B> = (&'a mut B, usize);
+
+/// One kernel launch. Sizes are element counts; every buffer argument carries its offset.
+pub enum Op<'a, B: Backend> {
+    /// z += b per row; y = f(z).
+    BiasAct { z: Out<'a, B::Buf>, b: In<'a, B::Buf>, y: Out<'a, B::Buf>, rows: usize, cols: usize, act: i32 },
+    /// d *= f'(z, y).
+    ActBackward { d: Out<'a, B::Buf>, z: In<'a, B::Buf>, y: In<'a, B::Buf>, n: usize, act: i32 },
+    /// Element losses into `el`, dL/dz (mean over 1/inv elements) into dz.
+    Loss {
+        z: In<'a, B::Buf>,
+        y: In<'a, B::Buf>,
+        t: In<'a, B::Buf>,
+        dz: Out<'a, B::Buf>,
+        el: Out<'a, B::Buf>,
+        n: usize,
+        loss: i32,
+        act: i32,
+        inv: f32,
+    },
+    /// Softmax cross-entropy per row of logits against class labels (as floats).
+    SoftmaxCe {
+        logits: In<'a, B::Buf>,
+        labels: In<'a, B::Buf>,
+        dz: Out<'a, B::Buf>,
+        el: Out<'a, B::Buf>,
+        rows: usize,
+        classes: usize,
+        inv: f32,
+    },
+    /// Per-column KL(rho || mean_j) into el.
+    KlValue { mean: In<'a, B::Buf>, el: Out<'a, B::Buf>, cols: usize, rho: f32 },
+    /// dy += beta/rows (-rho/p + (1-rho)/(1-p)) per column.
+    KlGrad { dy: Out<'a, B::Buf>, mean: In<'a, B::Buf>, rows: usize, cols: usize, rho: f32, beta: f32 },
+    /// |y| into el; dy += g sign(y).
+    L1 { dy: Out<'a, B::Buf>, y: In<'a, B::Buf>, el: Out<'a, B::Buf>, n: usize, g: f32 },
+    /// f'(z)^2 into out.
+    ActGradSq { z: In<'a, B::Buf>, y: In<'a, B::Buf>, out: Out<'a, B::Buf>, n: usize, act: i32 },
+    /// s_j = sum_i w_ij^2 of an n_in x n_out matrix.
+    ColSqSums { w: In<'a, B::Buf>, s: Out<'a, B::Buf>, n_in: usize, n_out: usize },
+    /// dz += 2 scale s_j f'(z) f''(z).
+    ContractiveDz {
+        dz: Out<'a, B::Buf>,
+        z: In<'a, B::Buf>,
+        y: In<'a, B::Buf>,
+        s: In<'a, B::Buf>,
+        rows: usize,
+        cols: usize,
+        act: i32,
+        scale: f32,
+    },
+    /// dw_ij += 2 scale fsq_j w_ij.
+    ContractiveDw { dw: Out<'a, B::Buf>, w: In<'a, B::Buf>, fsq: In<'a, B::Buf>, n_in: usize, n_out: usize, scale: f32 },
+    /// out = a * b elementwise.
+    Mul { a: In<'a, B::Buf>, b: In<'a, B::Buf>, out: Out<'a, B::Buf>, n: usize },
+    /// Corrupted copy of x (kind: LATENT_CORRUPTION_* code).
+    Corrupt {
+        x: In<'a, B::Buf>,
+        out: Out<'a, B::Buf>,
+        range: Option<(In<'a, B::Buf>, In<'a, B::Buf>)>,
+        rows: usize,
+        cols: usize,
+        kind: i32,
+        level: f32,
+        seed: u64,
+        ctr: u64,
+    },
+    /// Samples of a stochastic layer (kind: LATENT_STOCHASTIC_* code).
+    Sample { y: In<'a, B::Buf>, s: Out<'a, B::Buf>, n: usize, kind: i32, sigma: f32, seed: u64, ctr: u64 },
+    /// Fixed per-row noise on the code layer's z (with bias); y recomputed.
+    CodeNoise {
+        z: Out<'a, B::Buf>,
+        y: Out<'a, B::Buf>,
+        ids: (&'a B::Ids, usize),
+        rows: usize,
+        cols: usize,
+        act: i32,
+        sigma: f32,
+        seed: u64,
+    },
+    /// dst = rows `ids` of src.
+    GatherRows { src: In<'a, B::Buf>, ids: (&'a B::Ids, usize), dst: Out<'a, B::Buf>, rows: usize, cols: usize },
+    /// Supervised rows (inputs, then targets) taken apart.
+    SplitRows { src: In<'a, B::Buf>, x: Out<'a, B::Buf>, t: Out<'a, B::Buf>, rows: usize, cols: usize, tw: usize },
+    /// x = v.
+    Fill { x: Out<'a, B::Buf>, n: usize, v: f32 },
+    /// Fused SGD (momentum, Nesterov, L2 decay per segment) over the whole buffer.
+    Sgd {
+        p: &'a mut B::Buf,
+        g: &'a B::Buf,
+        v: &'a mut B::Buf,
+        n: usize,
+        segments: &'a Segments<B>,
+        gscale: &'a B::Buf,
+        lr: f32,
+        mu: f32,
+        nesterov: bool,
+    },
+    /// Fused Adam / AdamW over the whole buffer.
+    Adam {
+        p: &'a mut B::Buf,
+        g: &'a B::Buf,
+        m: &'a mut B::Buf,
+        v: &'a mut B::Buf,
+        n: usize,
+        segments: &'a Segments<B>,
+        gscale: &'a B::Buf,
+        lr: f32,
+        b1: f32,
+        b2: f32,
+        eps: f32,
+        step: f32,
+        inv_sqrt_bc2: f32,
+        decoupled: bool,
+    },
+    /// factor[0] = min(1, max_norm / sqrt(acc[GradSq])); the slot is zeroed for the next step.
+    ClipFactor { factor: &'a mut B::Buf, max_norm: f32 },
+    /// acc[slot] += scale * sum of x.
+    Sum { x: In<'a, B::Buf>, n: usize, slot: Slot, scale: f64 },
+    /// acc[slot] += sum of x^2.
+    SumSq { x: In<'a, B::Buf>, n: usize, slot: Slot },
+}
+
+/// The optimizer's weight-decay table on the device: segment ends (ascending) and their decay.
+pub struct Segments<B: Backend> {
+    pub ends: B::Ids,
+    pub decay: B::Buf,
+    pub count: usize,
+}
+
+/// What a device backend provides. Errors are the library's (Unsupported, OutOfMemory,
+/// Internal with the driver's message); nothing here panics on a caller's input.
+pub trait Backend: Sized {
+    /// A buffer of f32 on the device.
+    type Buf;
+    /// A buffer of u32 on the device (row indices, segment ends).
+    type Ids;
+
+    fn alloc(&self, n: usize) -> Result<Self::Buf>;
+    fn alloc_ids(&self, n: usize) -> Result<Self::Ids>;
+    fn upload(&self, src: &[f32], dst: Out<'_, Self::Buf>) -> Result<()>;
+    fn upload_ids(&self, src: &[u32], dst: &mut Self::Ids) -> Result<()>;
+    fn download(&self, src: In<'_, Self::Buf>, dst: &mut [f32]) -> Result<()>;
+    fn copy(&self, src: In<'_, Self::Buf>, dst: Out<'_, Self::Buf>, n: usize) -> Result<()>;
+    fn gemm(&self, g: Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;
+    fn run(&self, op: Op<'_, Self>) -> Result<()>;
+    /// Zeroes the accumulators.
+    fn reset_slots(&self) -> Result<()>;
+    /// Reads the accumulators (waits for the device).
+    fn read_slots(&self) -> Result<[f64; SLOTS]>;
+    /// Waits until the device has finished all queued work.
+    fn synchronize(&self) -> Result<()>;
+}

@@ -1,0 +1,288 @@
+//! The device network, written once over the backend primitives, checked on the host backend
+//! against the CPU network: the same spec and rows give the same losses and gradients (every
+//! activation, both losses, tied weights, every penalty, supervised heads), and device training
+//! follows CPU training without noise. The CUDA backend runs the same code with kernels that
+//! tests/cuda_kernels.rs checks against the host backend.
+
+use latent::backend::{Backend, DeviceNetwork, Host};
+use latent::layer::Stochastic;
+use latent::regularizer::{SparseLayers, Sparsity};
+use latent::rng::Rng;
+use latent::task::Task;
+use latent::{
+    Activation, Corruption, LayerSpec, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind,
+    TrainConfig, Trainable, Trainer,
+};
+
+/// A seed per run (fresh inputs every run), printed so a failure can be replayed with
+/// LATENT_TEST_SEED.
+fn run_seed() -> u64 {
+    let seed = std::env::var("LATENT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    });
+    println!("random inputs: LATENT_TEST_SEED={seed}");
+    seed
+}
+
+fn random(rows: usize, cols: usize, lo: f32, hi: f32, rng: &mut Rng) -> Matrix {
+    let v = (0..rows * cols).map(|_| lo + (hi - lo) * rng.uniform()).collect();
+    Matrix::from_vec(rows, cols, v).unwrap()
+}
+
+/// Supervised rows: inputs, then the class label or the targets.
+fn with_targets(x: &Matrix, task: Task, rng: &mut Rng) -> Matrix {
+    let tw = task.target_width();
+    let mut v = Vec::new();
+    for r in 0..x.rows() {
+        v.extend_from_slice(x.row(r));
+        match task {
+            Task::Classify { classes } => v.push((rng.uniform() * classes as f32).floor().min(classes as f32 - 1.0)),
+            _ => (0..tw).for_each(|_| v.push(rng.normal())),
+        }
+    }
+    Matrix::from_vec(x.rows(), x.cols() + tw, v).unwrap()
+}
+
+/// Relative difference with an absolute floor of `floor` (entries near 0).
+fn close(a: f64, b: f64, tol: f64, floor: f64) -> bool {
+    (a - b).abs() <= tol * a.abs().max(b.abs()).max(floor)
+}
+
+fn check_step(name: &str, spec: NetworkSpec, rows: usize, seed: u64) {
+    let net = Network::new(spec).unwrap();
+    let mut rng = Rng::new(seed, 77);
+    let x = random(rows, net.input_dim(), 0.02, 0.98, &mut rng);
+    let x = match net.task() {
+        Task::Reconstruct => x,
+        t => with_targets(&x, t, &mut rng),
+    };
+    let mut ws = net.train_workspace(rows).unwrap();
+    let mut cpu_g = vec![0f32; net.param_count()];
+    let (cpu_l, cpu_p) = net.train_step(x.as_slice(), rows, &mut ws, &mut cpu_g, 1, None);
+    let mut dev = DeviceNetwork::new(Host::default(), net.clone()).unwrap();
+    let (dev_l, dev_p) = dev.forward_backward(&x).unwrap();
+    let dev_g = dev.gradients().unwrap();
+    assert!(close(cpu_l, dev_l, 1e-5, 1e-6), "{name}: loss cpu {cpu_l} device {dev_l}");
+    assert!(close(cpu_p, dev_p, 1e-4, 1e-6), "{name}: penalty cpu {cpu_p} device {dev_p}");
+    // Relative to each entry, with a floor of 10% of the largest gradient: an entry that is a
+    // small difference of large terms carries their f32 rounding (the CPU computes the KL
+    // sparsity terms in f64, the device in f32).
+    let scale = cpu_g.iter().fold(0f32, |m, g| m.max(g.abs())) as f64;
+    let mut worst = 0f64;
+    for (i, (a, b)) in cpu_g.iter().zip(&dev_g).enumerate() {
+        let err = (*a as f64 - *b as f64).abs() / (a.abs() as f64).max(0.1 * scale).max(1e-12);
+        worst = worst.max(err);
+        assert!(err <= 1e-4, "{name}: gradient {i}: cpu {a} device {b} (relative {err:.2e}, largest {scale:.3e})");
+    }
+    println!("{name:40} loss {dev_l:.6} penalty {dev_p:.6}  worst gradient error {worst:.1e}");
+}
+
+#[test]
+fn every_activation_and_loss_matches_the_cpu_network() {
+    let seed = run_seed();
+    for (k, act) in Activation::ALL.into_iter().enumerate() {
+        let spec = NetworkSpec {
+            output_activation: Activation::Identity,
+            loss: Loss::Mse,
+            seed: seed ^ k as u64,
+            ..NetworkSpec::new(13, &[11, 9], act, 5)
+        };
+        check_step(&format!("mse, hidden {}", act.name()), spec, 17, seed + k as u64);
+        let spec = NetworkSpec { seed: seed ^ 99 ^ k as u64, ..NetworkSpec::new(13, &[10], act, 4) };
+        check_step(&format!("bce, hidden {}", act.name()), spec, 9, seed + 50 + k as u64);
+    }
+    let spec = NetworkSpec {
+        output_activation: Activation::Tanh,
+        loss: Loss::Mse,
+        seed,
+        ..NetworkSpec::new(8, &[7], Activation::Elu, 3)
+    };
+    check_step("mse through a tanh output", spec, 5, seed);
+}
+
+#[test]
+fn tied_weights_and_penalties_match_the_cpu_network() {
+    let seed = run_seed();
+    let base = || NetworkSpec { seed, ..NetworkSpec::new(15, &[12, 10], Activation::Sigmoid, 6) };
+    check_step("tied weights", NetworkSpec { tied_weights: true, ..base() }, 11, seed);
+    let mut kl = base();
+    kl.regularization.sparsity = Sparsity::Kl { rho: 0.05, beta: 0.7 };
+    check_step("KL sparsity on the code", kl.clone(), 11, seed + 1);
+    kl.regularization.sparse_layers = SparseLayers::Alternate { start: 0 };
+    check_step("KL sparsity, alternate layers", kl, 11, seed + 2);
+    let mut l1 = base();
+    l1.regularization.sparsity = Sparsity::L1 { lambda: 0.01 };
+    l1.regularization.sparse_layers = SparseLayers::Layers(vec![0, 1, 2]);
+    check_step("L1 activity", l1, 11, seed + 3);
+    for act in [Activation::Sigmoid, Activation::Tanh, Activation::Softplus, Activation::Relu] {
+        let mut c = NetworkSpec { seed, ..NetworkSpec::new(12, &[9], act, 5) };
+        c.regularization.contractive = 0.3;
+        check_step(&format!("contractive, {}", act.name()), c, 8, seed + 4);
+    }
+    let mut c = NetworkSpec { tied_weights: true, seed, ..NetworkSpec::new(12, &[9], Activation::Sigmoid, 5) };
+    c.regularization.contractive = 0.1;
+    c.regularization.sparsity = Sparsity::Kl { rho: 0.1, beta: 0.2 };
+    check_step("contractive + KL + tied", c, 8, seed + 5);
+}
+
+#[test]
+fn supervised_heads_match_the_cpu_network() {
+    let seed = run_seed();
+    let hidden = [LayerSpec::new(12, Activation::Relu), LayerSpec::new(8, Activation::Tanh)];
+    let spec = NetworkSpec { seed, ..NetworkSpec::classifier(10, &hidden, 4).unwrap() };
+    check_step("classifier (softmax cross-entropy)", spec, 13, seed);
+    let spec = NetworkSpec { seed, ..NetworkSpec::regressor(10, &hidden, 3).unwrap() };
+    check_step("regressor (mse)", spec, 13, seed + 1);
+}
+
+#[test]
+fn device_training_follows_cpu_training() {
+    let seed = run_seed();
+    let mut rng = Rng::new(seed, 5);
+    let x = random(300, 20, 0.0, 1.0, &mut rng);
+    for (name, kind, clip) in [
+        ("sgd + nesterov + decay", OptimizerKind::Sgd, 0.0),
+        ("adam + clipping", OptimizerKind::Adam, 0.05),
+        ("adamw", OptimizerKind::AdamW, 0.0),
+    ] {
+        let spec = NetworkSpec { seed, ..NetworkSpec::new(20, &[16], Activation::Tanh, 6) };
+        let mut cpu = Network::new(spec).unwrap();
+        let optimizer = OptimizerConfig {
+            kind,
+            momentum: 0.9,
+            nesterov: kind == OptimizerKind::Sgd,
+            weight_decay: 1e-3,
+            ..OptimizerConfig::default()
+        };
+        let cfg = TrainConfig {
+            epochs: 3,
+            batch_size: 32,
+            learning_rate: if kind == OptimizerKind::Sgd { 0.05 } else { 2e-3 },
+            optimizer,
+            grad_clip_norm: clip,
+            validation_fraction: 0.1,
+            threads: 1,
+            seed,
+            ..TrainConfig::default()
+        };
+        let mut dev = DeviceNetwork::new(Host::default(), cpu.clone()).unwrap();
+        Trainer::new(cfg).unwrap().fit(&mut cpu, &x, None, None).unwrap();
+        let mut t = Trainer::new(cfg).unwrap();
+        t.fit_device(&mut dev, &x, None, None).unwrap();
+        let d = dev.network().unwrap();
+        let worst = cpu.params().iter().zip(d.params()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let (ch, dh) = (cpu.params().len(), t.history().len());
+        assert_eq!(dh, 3, "{name}: epochs recorded");
+        let rec = t.history()[2];
+        println!("{name:24} {ch} parameters: worst difference {worst:.2e}; last epoch loss {:.6} valid {:.6}", rec.train_loss, rec.valid_loss);
+        assert!(worst < 2e-4, "{name}: device training drifted from the CPU's by {worst}");
+        let cpu_valid = Trainer::new(cfg).unwrap();
+        drop(cpu_valid);
+        assert!(rec.valid_loss.is_finite() && rec.train_loss.is_finite());
+    }
+}
+
+#[test]
+fn device_noise_is_seeded_and_applied() {
+    let seed = run_seed();
+    let mut rng = Rng::new(seed, 6);
+    let x = random(200, 16, 0.0, 1.0, &mut rng);
+    let mut spec = NetworkSpec { seed, ..NetworkSpec::new(16, &[12], Activation::Sigmoid, 8) };
+    spec.regularization.corruption = Corruption::Masking { level: 0.3 };
+    spec.regularization.code_noise = 0.5;
+    spec.code.stochastic = Stochastic::Bernoulli;
+    let cfg = TrainConfig { epochs: 2, batch_size: 20, learning_rate: 0.1, seed, threads: 1, ..TrainConfig::default() };
+    let run = || {
+        let mut dev = DeviceNetwork::new(Host::default(), Network::new(spec.clone()).unwrap()).unwrap();
+        Trainer::new(cfg).unwrap().fit_device(&mut dev, &x, None, None).unwrap();
+        dev.into_network().unwrap().params().to_vec()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a, b, "two seeded device fits differ");
+    // The same fit without noise ends elsewhere: the noise reached the step.
+    let mut plain = spec.clone();
+    plain.regularization = Default::default();
+    plain.code.stochastic = Stochastic::None;
+    let mut dev = DeviceNetwork::new(Host::default(), Network::new(plain).unwrap()).unwrap();
+    Trainer::new(cfg).unwrap().fit_device(&mut dev, &x, None, None).unwrap();
+    let c = dev.into_network().unwrap().params().to_vec();
+    let diff = a.iter().zip(&c).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+    assert!(diff > 1e-3, "noise had no effect ({diff})");
+}
+
+#[test]
+fn masking_corruption_drops_the_asked_fraction() {
+    use latent::backend::ops::Op;
+    let be = Host::default();
+    let n = 100_000;
+    let x = vec![1f32; n];
+    let mut xb = be.alloc(n).unwrap();
+    be.upload(&x, (&mut xb, 0)).unwrap();
+    let mut out = be.alloc(n).unwrap();
+    let run = |out: &mut Vec<f32>, ctr| {
+        be.run(Op::Corrupt {
+            x: (&xb, 0),
+            out: (out, 0),
+            range: None,
+            rows: 1000,
+            cols: 100,
+            kind: 1,
+            level: 0.25,
+            seed: 9,
+            ctr,
+        })
+        .unwrap()
+    };
+    run(&mut out, 1);
+    let dropped = out.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
+    assert!((dropped - 0.25).abs() < 0.01, "masked {dropped}");
+    let first = out.clone();
+    run(&mut out, 2);
+    assert_ne!(first, out, "a new counter gives new draws");
+    run(&mut out, 1);
+    assert_eq!(first, out, "the same counter gives the same draws");
+}
+
+#[test]
+fn inference_on_the_device_matches_the_cpu() {
+    let seed = run_seed();
+    let mut rng = Rng::new(seed, 8);
+    let spec = NetworkSpec { seed, ..NetworkSpec::new(30, &[20, 12], Activation::Relu, 6) };
+    let net = Network::new(spec).unwrap();
+    let x = random(2500, 30, 0.0, 1.0, &mut rng); // more than one 1024-row block
+    let mut dev = DeviceNetwork::new(Host::default(), net.clone()).unwrap();
+    for (what, a, b) in [
+        ("encode", net.encode(&x).unwrap(), dev.encode(&x).unwrap()),
+        ("reconstruct", net.reconstruct(&x).unwrap(), dev.predict(&x).unwrap()),
+    ] {
+        let worst = a.as_slice().iter().zip(b.as_slice()).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-5, "{what}: {worst}");
+    }
+    let codes = net.encode(&x).unwrap();
+    let worst = net
+        .decode(&codes)
+        .unwrap()
+        .as_slice()
+        .iter()
+        .zip(dev.decode(&codes).unwrap().as_slice())
+        .map(|(p, q)| (p - q).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-5, "decode: {worst}");
+    assert!(matches!(dev.encode(&random(3, 29, 0.0, 1.0, &mut rng)), Err(latent::Error::ShapeMismatch(_))));
+    let cpu = net.loss(&x).unwrap();
+    let d = dev.loss(&x).unwrap();
+    assert!(close(cpu, d, 1e-5, 1e-9), "loss cpu {cpu} device {d}");
+}
+
+#[test]
+fn unsupported_layers_are_refused_with_a_status() {
+    let spec = NetworkSpec {
+        encoder: vec![LayerSpec::new(6, Activation::Tanh).connected(latent::layer::Connection::Memory)],
+        ..NetworkSpec::new(8, &[], Activation::Tanh, 3)
+    };
+    let net = Network::new(spec).unwrap();
+    match DeviceNetwork::new(Host::default(), net) {
+        Err(latent::Error::Unsupported(m)) => assert!(m.contains("memory"), "{m}"),
+        other => panic!("a memory layer on a device: {:?}", other.err()),
+    }
+}
