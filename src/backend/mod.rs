@@ -24,11 +24,12 @@ pub use ops::Backend;
 use crate::error::{Error, Result};
 
 /// The CUDA sources, in the order NVRTC compiles them (one module: the header first).
-pub const KERNEL_FILES: [(&str, &str); 4] = [
+pub const KERNEL_FILES: [(&str, &str); 5] = [
     ("common.cuh", include_str!("cuda/common.cuh")),
     ("elementwise.cu", include_str!("cuda/elementwise.cu")),
     ("optimizer.cu", include_str!("cuda/optimizer.cu")),
     ("reduce.cu", include_str!("cuda/reduce.cu")),
+    ("vae.cu", include_str!("cuda/vae.cu")),
 ];
 
 /// The whole kernel source NVRTC compiles: every file of [`KERNEL_FILES`] in order.

@@ -84,13 +84,18 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>> {
 /// Compiles the kernel source for `arch` (e.g. "compute_90") with NVRTC and returns the PTX and
 /// NVRTC's log (empty when there was nothing to say). Needs only libnvrtc, no GPU.
 pub fn compile_ptx(arch: &str) -> Result<(String, String)> {
+    compile_source(&kernel_source(), arch)
+}
+
+/// compile_ptx() of any source (the tests feed it a broken kernel).
+pub fn compile_source(source: &str, arch: &str) -> Result<(String, String)> {
     // SAFETY: only tries to dlopen the library.
     if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
         return Err(Error::Unsupported("no NVRTC library (libnvrtc.so.13) on this machine".into()));
     }
     guarded("NVRTC", || {
         use cudarc::nvrtc::result as nv;
-        let src = std::ffi::CString::new(kernel_source()).map_err(|e| internal("kernel source", e))?;
+        let src = std::ffi::CString::new(source).map_err(|e| internal("kernel source", e))?;
         let name = c"latent_kernels.cu";
         let prog = nv::create_program(&src, Some(name)).map_err(|e| internal("NVRTC program", e))?;
         let opts = [format!("--gpu-architecture={arch}"), "--std=c++17".to_string(), "-default-device".to_string()];
