@@ -1,0 +1,307 @@
+//! The CUDA kernels of the dense layers, losses, penalties, noise and optimizers, compiled for
+//! the host through tests/cuda_shim/shim.h and run on random inputs (fresh every run), against
+//! the host backend, which the device network tests hold to the CPU network. So the kernels'
+//! index arithmetic and numerics are checked on a machine without a GPU; what remains for a GPU
+//! is the launch glue (tests/cuda_device.rs).
+
+mod common;
+
+use latent::backend::ops::{Backend, Op, Segments, Slot};
+use latent::backend::{Host, philox};
+use latent::rng::Rng;
+use std::ffi::{CString, c_void};
+
+struct Lib(*mut c_void);
+
+impl Lib {
+    fn build() -> Lib {
+        let root = common::root();
+        let dir = std::env::temp_dir().join(format!("latent-shim-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let so = dir.join("elementwise_shim.so");
+        let out = std::process::Command::new("c++")
+            .args(["-O2", "-std=c++17", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-o"])
+            .arg(&so)
+            .arg(root.join("tests/cuda_shim/elementwise_driver.cpp"))
+            .output()
+            .expect("c++ (g++ or clang++) is needed to compile the kernels for the host");
+        assert!(out.status.success(), "the kernels do not compile as C++:\n{}", String::from_utf8_lossy(&out.stderr));
+        let path = CString::new(so.to_string_lossy().as_bytes()).unwrap();
+        // SAFETY: loads the library just built.
+        let h = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW) };
+        assert!(!h.is_null(), "dlopen {}", so.display());
+        Lib(h)
+    }
+
+    /// The entry point `name` as a function pointer of type F.
+    fn get<F: Copy>(&self, name: &str) -> F {
+        let n = CString::new(name).unwrap();
+        // SAFETY: the symbol is one of the driver's extern "C" functions; F is its signature.
+        let p = unsafe { libc::dlsym(self.0, n.as_ptr()) };
+        assert!(!p.is_null(), "no symbol {name}");
+        unsafe { std::mem::transmute_copy::<*mut c_void, F>(&p) }
+    }
+}
+
+fn seed() -> u64 {
+    let s = std::env::var("LATENT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    });
+    println!("random inputs: LATENT_TEST_SEED={s}");
+    s
+}
+
+fn rand(n: usize, lo: f32, hi: f32, rng: &mut Rng) -> Vec<f32> {
+    (0..n).map(|_| lo + (hi - lo) * rng.uniform()).collect()
+}
+
+/// Worst |a - b| / max(1, |b|); fails above `tol`.
+fn compare(what: &str, shim: &[f32], host: &[f32], tol: f32) -> f32 {
+    assert_eq!(shim.len(), host.len());
+    let mut worst = 0f32;
+    for (i, (a, b)) in shim.iter().zip(host).enumerate() {
+        let e = (a - b).abs() / b.abs().max(1.0);
+        assert!(e <= tol || (a.is_nan() && b.is_nan()), "{what}[{i}]: kernel {a} host {b}");
+        worst = worst.max(e);
+    }
+    worst
+}
+
+type F2 = *const f32;
+type M = *mut f32;
+
+#[test]
+fn elementwise_kernels_match_the_host_backend() {
+    if !common::have("c++") {
+        panic!("c++ is needed: install g++");
+    }
+    let lib = Lib::build();
+    let mut rng = Rng::new(seed(), 3);
+    let be = Host::default();
+    let (rows, cols) = (37, 29); // n = 1073 > 3 blocks x 64 threads: several grid-stride rounds
+    let n = rows * cols;
+    let mut report = Vec::new();
+    for act in 0..8 {
+        // bias + activation
+        let z0 = rand(n, -4.0, 4.0, &mut rng);
+        let b = rand(cols, -1.0, 1.0, &mut rng);
+        let (mut zk, mut yk) = (z0.clone(), vec![0f32; n]);
+        let f: extern "C" fn(M, F2, M, i32, i32, i32) = lib.get("shim_bias_act");
+        f(zk.as_mut_ptr(), b.as_ptr(), yk.as_mut_ptr(), rows as i32, cols as i32, act);
+        let (mut zh, mut yh) = (z0.clone(), vec![0f32; n]);
+        be.run(Op::BiasAct { z: (&mut zh, 0), b: (&b, 0), y: (&mut yh, 0), rows, cols, act }).unwrap();
+        let mut w = compare("bias_act z", &zk, &zh, 1e-6).max(compare("bias_act y", &yk, &yh, 2e-5));
+        // activation backward
+        let d0 = rand(n, -1.0, 1.0, &mut rng);
+        let (mut dk, mut dh) = (d0.clone(), d0.clone());
+        let f: extern "C" fn(M, F2, F2, i32, i32) = lib.get("shim_act_backward");
+        f(dk.as_mut_ptr(), zh.as_ptr(), yh.as_ptr(), n as i32, act);
+        be.run(Op::ActBackward { d: (&mut dh, 0), z: (&zh, 0), y: (&yh, 0), n, act }).unwrap();
+        w = w.max(compare("act_backward", &dk, &dh, 2e-5));
+        // MSE through this activation; BCE from logits
+        let t = rand(n, 0.0, 1.0, &mut rng);
+        for loss in [0, 1] {
+            let (mut dzk, mut elk, mut dzh, mut elh) = (vec![0f32; n], vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+            let f: extern "C" fn(F2, F2, F2, M, M, i32, i32, i32, f32) = lib.get("shim_loss");
+            let inv = 1.0 / n as f32;
+            f(zh.as_ptr(), yh.as_ptr(), t.as_ptr(), dzk.as_mut_ptr(), elk.as_mut_ptr(), n as i32, loss, act, inv);
+            be.run(Op::Loss {
+                z: (&zh, 0),
+                y: (&yh, 0),
+                t: (&t, 0),
+                dz: (&mut dzh, 0),
+                el: (&mut elh, 0),
+                n,
+                loss,
+                act,
+                inv,
+            })
+            .unwrap();
+            w = w.max(compare("loss el", &elk, &elh, 2e-5)).max(compare("loss dz", &dzk, &dzh, 2e-5));
+        }
+        // contractive pieces
+        let (mut gk, mut gh) = (vec![0f32; n], vec![0f32; n]);
+        let f: extern "C" fn(F2, F2, M, i32, i32) = lib.get("shim_act_grad_sq");
+        f(zh.as_ptr(), yh.as_ptr(), gk.as_mut_ptr(), n as i32, act);
+        be.run(Op::ActGradSq { z: (&zh, 0), y: (&yh, 0), out: (&mut gh, 0), n, act }).unwrap();
+        w = w.max(compare("act_grad_sq", &gk, &gh, 4e-5));
+        let s = rand(cols, 0.1, 3.0, &mut rng);
+        let (mut dk, mut dh) = (d0.clone(), d0.clone());
+        let f: extern "C" fn(M, F2, F2, F2, i32, i32, i32, f32) = lib.get("shim_contractive_dz");
+        f(dk.as_mut_ptr(), zh.as_ptr(), yh.as_ptr(), s.as_ptr(), rows as i32, cols as i32, act, 0.37);
+        be.run(Op::ContractiveDz { dz: (&mut dh, 0), z: (&zh, 0), y: (&yh, 0), s: (&s, 0), rows, cols, act, scale: 0.37 })
+            .unwrap();
+        w = w.max(compare("contractive_dz", &dk, &dh, 5e-5));
+        report.push(format!("activation {act}: worst {w:.1e}"));
+    }
+    // softmax cross-entropy
+    let classes = 7;
+    let logits = rand(rows * classes, -5.0, 5.0, &mut rng);
+    let labels: Vec<f32> = (0..rows).map(|_| (rng.uniform() * classes as f32).floor().min(6.0)).collect();
+    let (mut dzk, mut elk, mut dzh, mut elh) = (vec![0f32; rows * classes], vec![0f32; rows], vec![0f32; rows * classes], vec![0f32; rows]);
+    let f: extern "C" fn(F2, F2, M, M, i32, i32, f32) = lib.get("shim_softmax_ce");
+    f(logits.as_ptr(), labels.as_ptr(), dzk.as_mut_ptr(), elk.as_mut_ptr(), rows as i32, classes as i32, 0.25);
+    be.run(Op::SoftmaxCe { logits: (&logits, 0), labels: (&labels, 0), dz: (&mut dzh, 0), el: (&mut elh, 0), rows, classes, inv: 0.25 })
+        .unwrap();
+    let mut w = compare("softmax el", &elk, &elh, 2e-5).max(compare("softmax dz", &dzk, &dzh, 2e-5));
+    // sparsity
+    let mean = rand(cols, 0.001, 0.999, &mut rng);
+    let (mut ek, mut eh) = (vec![0f32; cols], vec![0f32; cols]);
+    let f: extern "C" fn(F2, M, i32, f32) = lib.get("shim_kl_value");
+    f(mean.as_ptr(), ek.as_mut_ptr(), cols as i32, 0.05);
+    be.run(Op::KlValue { mean: (&mean, 0), el: (&mut eh, 0), cols, rho: 0.05 }).unwrap();
+    w = w.max(compare("kl_value", &ek, &eh, 1e-6));
+    let d0 = rand(n, -1.0, 1.0, &mut rng);
+    let (mut dk, mut dh) = (d0.clone(), d0.clone());
+    let f: extern "C" fn(M, F2, i32, i32, f32, f32) = lib.get("shim_kl_grad");
+    f(dk.as_mut_ptr(), mean.as_ptr(), rows as i32, cols as i32, 0.05, 0.7);
+    be.run(Op::KlGrad { dy: (&mut dh, 0), mean: (&mean, 0), rows, cols, rho: 0.05, beta: 0.7 }).unwrap();
+    w = w.max(compare("kl_grad", &dk, &dh, 1e-6));
+    let y = rand(n, -1.0, 1.0, &mut rng);
+    let (mut dk, mut dh, mut ek, mut eh) = (d0.clone(), d0.clone(), vec![0f32; n], vec![0f32; n]);
+    let f: extern "C" fn(M, F2, M, i32, f32) = lib.get("shim_l1");
+    f(dk.as_mut_ptr(), y.as_ptr(), ek.as_mut_ptr(), n as i32, 0.03);
+    be.run(Op::L1 { dy: (&mut dh, 0), y: (&y, 0), el: (&mut eh, 0), n, g: 0.03 }).unwrap();
+    w = w.max(compare("l1 dy", &dk, &dh, 0.0)).max(compare("l1 el", &ek, &eh, 0.0));
+    // contractive: column norms and the direct weight term
+    let (n_in, n_out) = (23, 31);
+    let wm = rand(n_in * n_out, -1.0, 1.0, &mut rng);
+    let (mut sk, mut sh) = (vec![0f32; n_out], vec![0f32; n_out]);
+    let f: extern "C" fn(F2, M, i32, i32) = lib.get("shim_col_sq_sums");
+    f(wm.as_ptr(), sk.as_mut_ptr(), n_in as i32, n_out as i32);
+    be.run(Op::ColSqSums { w: (&wm, 0), s: (&mut sh, 0), n_in, n_out }).unwrap();
+    w = w.max(compare("col_sq_sums", &sk, &sh, 1e-6));
+    let fsq = rand(n_out, 0.0, 2.0, &mut rng);
+    let dw0 = rand(n_in * n_out, -1.0, 1.0, &mut rng);
+    let (mut dk, mut dh) = (dw0.clone(), dw0.clone());
+    let f: extern "C" fn(M, F2, F2, i32, i32, f32) = lib.get("shim_contractive_dw");
+    f(dk.as_mut_ptr(), wm.as_ptr(), fsq.as_ptr(), n_in as i32, n_out as i32, 0.2);
+    be.run(Op::ContractiveDw { dw: (&mut dh, 0), w: (&wm, 0), fsq: (&fsq, 0), n_in, n_out, scale: 0.2 }).unwrap();
+    w = w.max(compare("contractive_dw", &dk, &dh, 0.0));
+    report.push(format!("softmax, sparsity, contractive: worst {w:.1e}"));
+    for r in &report {
+        println!("{r}");
+    }
+}
+
+#[test]
+fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
+    let lib = Lib::build();
+    let mut rng = Rng::new(seed(), 4);
+    let be = Host::default();
+    // Philox: the kernel's and the host's words are the same bits.
+    let f: extern "C" fn(u64, u64, u64, *mut u32) = lib.get("shim_philox");
+    for _ in 0..500 {
+        let (s, c, i) = (rng.next_u64(), rng.next_u64(), rng.next_u64());
+        let mut k = [0u32; 4];
+        f(s, c, i, k.as_mut_ptr());
+        assert_eq!(k, philox::philox(s, c, i));
+    }
+    let (rows, cols) = (41, 27);
+    let n = rows * cols;
+    let x = rand(n, 0.0, 1.0, &mut rng);
+    let lo = rand(cols, -1.0, 0.0, &mut rng);
+    let hi = rand(cols, 1.0, 2.0, &mut rng);
+    let seed = rng.next_u64();
+    for kind in 1..=3 {
+        for range in [false, true] {
+            let (mut ok, mut oh) = (vec![0f32; n], vec![0f32; n]);
+            let f: extern "C" fn(F2, M, F2, F2, i32, i32, i32, f32, u64, u64) = lib.get("shim_corrupt");
+            let (lp, hp) = if range { (lo.as_ptr(), hi.as_ptr()) } else { (std::ptr::null(), std::ptr::null()) };
+            f(x.as_ptr(), ok.as_mut_ptr(), lp, hp, rows as i32, cols as i32, kind, 0.3, seed, 17);
+            be.run(Op::Corrupt {
+                x: (&x, 0),
+                out: (&mut oh, 0),
+                range: range.then_some(((&lo, 0), (&hi, 0))),
+                rows,
+                cols,
+                kind,
+                level: 0.3,
+                seed,
+                ctr: 17,
+            })
+            .unwrap();
+            compare(&format!("corrupt {kind}"), &ok, &oh, 1e-6);
+            assert_ne!(ok, x, "corruption {kind} changed nothing");
+        }
+    }
+    for kind in [1, 2] {
+        let (mut sk, mut sh) = (vec![0f32; n], vec![0f32; n]);
+        let f: extern "C" fn(F2, M, i32, i32, f32, u64, u64) = lib.get("shim_sample");
+        f(x.as_ptr(), sk.as_mut_ptr(), n as i32, kind, 0.4, seed, 5);
+        be.run(Op::Sample { y: (&x, 0), s: (&mut sh, 0), n, kind, sigma: 0.4, seed, ctr: 5 }).unwrap();
+        compare(&format!("sample {kind}"), &sk, &sh, 1e-6);
+    }
+    let ids: Vec<u32> = (0..rows as u32).map(|r| (r * 7 + 3) % 1000).collect();
+    let z0 = rand(n, -2.0, 2.0, &mut rng);
+    let (mut zk, mut yk, mut zh, mut yh) = (z0.clone(), vec![0f32; n], z0.clone(), vec![0f32; n]);
+    let f: extern "C" fn(M, M, *const u32, i32, i32, i32, f32, u64) = lib.get("shim_code_noise");
+    f(zk.as_mut_ptr(), yk.as_mut_ptr(), ids.as_ptr(), rows as i32, cols as i32, 1, 0.8, seed);
+    be.run(Op::CodeNoise { z: (&mut zh, 0), y: (&mut yh, 0), ids: (&ids, 0), rows, cols, act: 1, sigma: 0.8, seed }).unwrap();
+    compare("code_noise z", &zk, &zh, 1e-6);
+    compare("code_noise y", &yk, &yh, 2e-5);
+    // gather and split
+    let src = rand(1000 * 5, -1.0, 1.0, &mut rng);
+    let (mut gk, mut gh) = (vec![0f32; rows * 5], vec![0f32; rows * 5]);
+    let f: extern "C" fn(F2, *const u32, M, i32, i32) = lib.get("shim_gather_rows");
+    f(src.as_ptr(), ids.as_ptr(), gk.as_mut_ptr(), rows as i32, 5);
+    be.run(Op::GatherRows { src: (&src, 0), ids: (&ids, 0), dst: (&mut gh, 0), rows, cols: 5 }).unwrap();
+    assert_eq!(gk, gh);
+    let (mut xk, mut tk, mut xh, mut th) = (vec![0f32; rows * 3], vec![0f32; rows * 2], vec![0f32; rows * 3], vec![0f32; rows * 2]);
+    let f: extern "C" fn(F2, M, M, i32, i32, i32) = lib.get("shim_split_rows");
+    f(gh.as_ptr(), xk.as_mut_ptr(), tk.as_mut_ptr(), rows as i32, 3, 2);
+    be.run(Op::SplitRows { src: (&gh, 0), x: (&mut xh, 0), t: (&mut th, 0), rows, cols: 3, tw: 2 }).unwrap();
+    assert_eq!((xk, tk), (xh, th));
+}
+
+#[test]
+fn optimizer_kernels_match_the_host_backend() {
+    let lib = Lib::build();
+    let mut rng = Rng::new(seed(), 5);
+    let be = Host::default();
+    let n = 1234;
+    let ends: Vec<u32> = vec![400, 410, 1200, 1234];
+    let decay: Vec<f32> = vec![0.01, 0.0, 0.02, 0.0];
+    let segments = Segments::<Host> { ends: ends.clone(), decay: decay.clone(), count: 4 };
+    let ends_i: Vec<i32> = ends.iter().map(|&e| e as i32).collect();
+    let gscale = vec![0.7f32];
+    let p0 = rand(n, -1.0, 1.0, &mut rng);
+    let g = rand(n, -1.0, 1.0, &mut rng);
+    let m0 = rand(n, -0.1, 0.1, &mut rng);
+    let v0 = rand(n, 0.0, 0.1, &mut rng);
+    for nesterov in [false, true] {
+        let (mut pk, mut vk, mut ph, mut vh) = (p0.clone(), m0.clone(), p0.clone(), m0.clone());
+        let f: extern "C" fn(M, F2, M, i32, *const i32, F2, i32, F2, f32, f32, i32) = lib.get("shim_sgd");
+        f(pk.as_mut_ptr(), g.as_ptr(), vk.as_mut_ptr(), n as i32, ends_i.as_ptr(), decay.as_ptr(), 4, gscale.as_ptr(), 0.05, 0.9, nesterov as i32);
+        be.run(Op::Sgd { p: &mut ph, g: &g, v: &mut vh, n, segments: &segments, gscale: &gscale, lr: 0.05, mu: 0.9, nesterov }).unwrap();
+        compare("sgd p", &pk, &ph, 1e-6);
+        compare("sgd v", &vk, &vh, 1e-6);
+    }
+    for decoupled in [false, true] {
+        let (mut pk, mut mk, mut vk) = (p0.clone(), m0.clone(), v0.clone());
+        let (mut ph, mut mh, mut vh) = (p0.clone(), m0.clone(), v0.clone());
+        let f: extern "C" fn(M, F2, M, M, i32, *const i32, F2, i32, F2, f32, f32, f32, f32, f32, f32, i32) = lib.get("shim_adam");
+        f(pk.as_mut_ptr(), g.as_ptr(), mk.as_mut_ptr(), vk.as_mut_ptr(), n as i32, ends_i.as_ptr(), decay.as_ptr(), 4, gscale.as_ptr(), 1e-3, 0.9, 0.999, 1e-8, 0.01, 30.0, decoupled as i32);
+        be.run(Op::Adam {
+            p: &mut ph,
+            g: &g,
+            m: &mut mh,
+            v: &mut vh,
+            n,
+            segments: &segments,
+            gscale: &gscale,
+            lr: 1e-3,
+            b1: 0.9,
+            b2: 0.999,
+            eps: 1e-8,
+            step: 0.01,
+            inv_sqrt_bc2: 30.0,
+            decoupled,
+        })
+        .unwrap();
+        compare("adam p", &pk, &ph, 1e-6);
+        compare("adam m", &mk, &mh, 1e-6);
+        compare("adam v", &vk, &vh, 1e-6);
+    }
+    let _ = Slot::Loss;
+}
