@@ -286,3 +286,22 @@ fn unsupported_layers_are_refused_with_a_status() {
         other => panic!("a memory layer on a device: {:?}", other.err()),
     }
 }
+
+#[test]
+fn functional_transfer_layers_match_the_cpu_network() {
+    use latent::layer::Connection;
+    use latent::layer::functional::Family;
+    let seed = run_seed();
+    for code in 1..=20 {
+        let f = Family::from_code(code).unwrap();
+        let spec = NetworkSpec {
+            encoder: vec![LayerSpec::new(9, Activation::Tanh).connected(Connection::Functional(f))],
+            output_connection: Connection::Functional(f),
+            output_activation: Activation::Identity,
+            loss: Loss::Mse,
+            seed: seed ^ code as u64,
+            ..NetworkSpec::new(11, &[], Activation::Sigmoid, 5)
+        };
+        check_step(&format!("functional {}", f.name()), spec, 7, seed + code as u64);
+    }
+}

@@ -82,6 +82,22 @@ impl Backend for Host {
                     y[i] = a.apply(z[i]);
                 }
             }
+            Op::ActOnly { z, y, n, act: a } => {
+                let (z, y) = (view(z, n), view_mut(y, n));
+                let a = act(a);
+                for i in 0..n {
+                    y[i] = a.apply(z[i]);
+                }
+            }
+            Op::FunctionalForward { params, p, b, x, z, rows, n_in, n_out, family, sign_seed } => {
+                let f = functional(n_in, n_out, family, p, b, sign_seed)?;
+                f.forward(params, view(x, rows * n_in), rows, view_mut(z, rows * n_out), 1);
+            }
+            Op::FunctionalBackward { params, p, b, grads, x, dz, dx, rows, n_in, n_out, family, sign_seed } => {
+                let f = functional(n_in, n_out, family, p, b, sign_seed)?;
+                let dx = dx.map(|d| view_mut(d, rows * n_in));
+                f.backward(params, grads, view(x, rows * n_in), view(dz, rows * n_out), dx, rows, 1);
+            }
             Op::ActBackward { d, z, y, n, act: a } => {
                 let (d, z, y) = (view_mut(d, n), view(z, n), view(y, n));
                 let a = act(a);
@@ -296,6 +312,18 @@ impl Backend for Host {
         }
         Ok(())
     }
+}
+
+fn functional(
+    n_in: usize,
+    n_out: usize,
+    family: i32,
+    p: usize,
+    b: usize,
+    sign_seed: u64,
+) -> Result<crate::layer::Functional> {
+    let family = crate::layer::functional::Family::from_code(family)?;
+    Ok(crate::layer::Functional { n_in, n_out, family, p, b, sign_seed })
 }
 
 fn decay_of(seg: &super::ops::Segments<Host>, i: usize) -> f32 {

@@ -24,12 +24,13 @@ pub use ops::Backend;
 use crate::error::{Error, Result};
 
 /// The CUDA sources, in the order NVRTC compiles them (one module: the header first).
-pub const KERNEL_FILES: [(&str, &str); 5] = [
+pub const KERNEL_FILES: [(&str, &str); 6] = [
     ("common.cuh", include_str!("cuda/common.cuh")),
     ("elementwise.cu", include_str!("cuda/elementwise.cu")),
     ("optimizer.cu", include_str!("cuda/optimizer.cu")),
     ("reduce.cu", include_str!("cuda/reduce.cu")),
     ("vae.cu", include_str!("cuda/vae.cu")),
+    ("functional.cu", include_str!("cuda/functional.cu")),
 ];
 
 /// The whole kernel source NVRTC compiles: every file of [`KERNEL_FILES`] in order.
@@ -101,7 +102,3 @@ pub(crate) fn no_cuda_build() -> Error {
     Error::Unsupported("this build of latent has no CUDA backend (build with the `cuda` feature)".into())
 }
 
-/// Whether the device backends run functional-transfer layers.
-pub(crate) fn functional_supported() -> bool {
-    false
-}

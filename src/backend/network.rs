@@ -95,11 +95,7 @@ pub fn unsupported_reason(net: &Network) -> Option<String> {
                     "layer {i} is a memory layer: its state runs row after row, which the GPU backend does not run"
                 ));
             }
-            Connection::Functional(f) => {
-                if !super::functional_supported() {
-                    return Some(format!("layer {i} is a functional-transfer layer ({})", f.name()));
-                }
-            }
+            Connection::Functional(_) => {}
         }
     }
     None
@@ -266,16 +262,32 @@ impl<B: Backend> DeviceNetwork<B> {
             } else {
                 &p.y[i - 1]
             };
-            let g = weight_product(l, rows);
-            be.gemm(g, inp, &self.params, &mut p.z[i])?;
-            be.run(Op::BiasAct {
-                z: (&mut p.z[i], 0),
-                b: (&self.params, l.b),
-                y: (&mut p.y[i], 0),
-                rows,
-                cols: l.n_out,
-                act: l.activation.code(),
-            })?;
+            if let Connection::Functional(f) = l.connection {
+                be.run(Op::FunctionalForward {
+                    params: &self.params,
+                    p: l.w,
+                    b: l.b,
+                    x: (inp, 0),
+                    z: (&mut p.z[i], 0),
+                    rows,
+                    n_in: l.n_in,
+                    n_out: l.n_out,
+                    family: f.code(),
+                    sign_seed: l.sign_seed,
+                })?;
+                let n = rows * l.n_out;
+                be.run(Op::ActOnly { z: (&p.z[i], 0), y: (&mut p.y[i], 0), n, act: l.activation.code() })?;
+            } else {
+                be.gemm(weight_product(l, rows), inp, &self.params, &mut p.z[i])?;
+                be.run(Op::BiasAct {
+                    z: (&mut p.z[i], 0),
+                    b: (&self.params, l.b),
+                    y: (&mut p.y[i], 0),
+                    rows,
+                    cols: l.n_out,
+                    act: l.activation.code(),
+                })?;
+            }
             p.sampled[i] = false;
             if let Some(nz) = noise {
                 if i + 1 == self.n_encoder && reg.code_noise > 0.0 {
@@ -431,41 +443,61 @@ impl<B: Backend> DeviceNetwork<B> {
             } else {
                 &p.y[i - 1]
             };
-            let beta = if l.accumulate_dw { 1.0 } else { 0.0 };
-            let dw = if l.tied {
-                // the shared matrix V is n_out x n_in here: dV += dz^T x
-                gemm_rm(l.n_out, l.n_in, rows, true, false, 1.0, beta, 0, l.n_out, 0, l.n_in, l.w, l.n_in)
-            } else {
-                gemm_rm(l.n_in, l.n_out, rows, true, false, 1.0, beta, 0, l.n_in, 0, l.n_out, l.w, l.n_out)
-            };
-            if l.tied {
-                be.gemm(dw, &p.d0, layer_in, &mut self.grads)?;
-            } else {
-                be.gemm(dw, layer_in, &p.d0, &mut self.grads)?;
-            }
-            let mut db = column_sums(1.0, rows, l.n_out);
-            db.c_off = l.b;
-            be.gemm(db, &p.ones, &p.d0, &mut self.grads)?;
-            if contract {
-                let [_, fsq, _] = &p.col;
-                be.run(Op::ContractiveDw {
-                    dw: (&mut self.grads, l.w),
-                    w: (&self.params, l.w),
-                    fsq: (fsq, 0),
+            if let Connection::Functional(f) = l.connection {
+                be.run(Op::FunctionalBackward {
+                    params: &self.params,
+                    p: l.w,
+                    b: l.b,
+                    grads: &mut self.grads,
+                    x: (layer_in, 0),
+                    dz: (&p.d0, 0),
+                    dx: (i > 0).then_some((&mut p.d1, 0)),
+                    rows,
                     n_in: l.n_in,
                     n_out: l.n_out,
-                    scale,
+                    family: f.code(),
+                    sign_seed: l.sign_seed,
                 })?;
-            }
-            if i == 0 {
-                break;
-            }
-            let dx = if l.tied {
-                gemm_rm(rows, l.n_in, l.n_out, false, false, 1.0, 0.0, 0, l.n_out, l.w, l.n_in, 0, l.n_in)
+                if i == 0 {
+                    break;
+                }
             } else {
-                gemm_rm(rows, l.n_in, l.n_out, false, true, 1.0, 0.0, 0, l.n_out, l.w, l.n_out, 0, l.n_in)
-            };
-            be.gemm(dx, &p.d0, &self.params, &mut p.d1)?;
+                let beta = if l.accumulate_dw { 1.0 } else { 0.0 };
+                let dw = if l.tied {
+                    // the shared matrix V is n_out x n_in here: dV += dz^T x
+                    gemm_rm(l.n_out, l.n_in, rows, true, false, 1.0, beta, 0, l.n_out, 0, l.n_in, l.w, l.n_in)
+                } else {
+                    gemm_rm(l.n_in, l.n_out, rows, true, false, 1.0, beta, 0, l.n_in, 0, l.n_out, l.w, l.n_out)
+                };
+                if l.tied {
+                    be.gemm(dw, &p.d0, layer_in, &mut self.grads)?;
+                } else {
+                    be.gemm(dw, layer_in, &p.d0, &mut self.grads)?;
+                }
+                let mut db = column_sums(1.0, rows, l.n_out);
+                db.c_off = l.b;
+                be.gemm(db, &p.ones, &p.d0, &mut self.grads)?;
+                if contract {
+                    let [_, fsq, _] = &p.col;
+                    be.run(Op::ContractiveDw {
+                        dw: (&mut self.grads, l.w),
+                        w: (&self.params, l.w),
+                        fsq: (fsq, 0),
+                        n_in: l.n_in,
+                        n_out: l.n_out,
+                        scale,
+                    })?;
+                }
+                if i == 0 {
+                    break;
+                }
+                let dx = if l.tied {
+                    gemm_rm(rows, l.n_in, l.n_out, false, false, 1.0, 0.0, 0, l.n_out, l.w, l.n_in, 0, l.n_in)
+                } else {
+                    gemm_rm(rows, l.n_in, l.n_out, false, true, 1.0, 0.0, 0, l.n_out, l.w, l.n_out, 0, l.n_in)
+                };
+                be.gemm(dx, &p.d0, &self.params, &mut p.d1)?;
+            }
             let b = &layers[i - 1];
             let below_n = rows * l.n_in;
             if sparse[i - 1] {

@@ -48,6 +48,38 @@ pub type Out<'a, B> = (&'a mut B, usize);
 pub enum Op<'a, B: Backend> {
     /// z += b per row; y = f(z).
     BiasAct { z: Out<'a, B::Buf>, b: In<'a, B::Buf>, y: Out<'a, B::Buf>, rows: usize, cols: usize, act: i32 },
+    /// y = f(z) for a z that holds its bias (functional layers).
+    ActOnly { z: In<'a, B::Buf>, y: Out<'a, B::Buf>, n: usize, act: i32 },
+    /// z = sum_i f(x_i; theta_ij) + b_j of a functional-transfer layer whose theta block is at
+    /// `p` and bias at `b` of `params` (family: the F number).
+    FunctionalForward {
+        params: &'a B::Buf,
+        p: usize,
+        b: usize,
+        x: In<'a, B::Buf>,
+        z: Out<'a, B::Buf>,
+        rows: usize,
+        n_in: usize,
+        n_out: usize,
+        family: i32,
+        sign_seed: u64,
+    },
+    /// The functional layer's d theta and db (written at p and b of `grads`) and, when asked,
+    /// dL/dx.
+    FunctionalBackward {
+        params: &'a B::Buf,
+        p: usize,
+        b: usize,
+        grads: &'a mut B::Buf,
+        x: In<'a, B::Buf>,
+        dz: In<'a, B::Buf>,
+        dx: Option<Out<'a, B::Buf>>,
+        rows: usize,
+        n_in: usize,
+        n_out: usize,
+        family: i32,
+        sign_seed: u64,
+    },
     /// d *= f'(z, y).
     ActBackward { d: Out<'a, B::Buf>, z: In<'a, B::Buf>, y: In<'a, B::Buf>, n: usize, act: i32 },
     /// Element losses into `el`, dL/dz (mean over 1/inv elements) into dz.

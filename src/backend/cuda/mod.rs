@@ -377,6 +377,59 @@ impl Backend for Cuda {
                 let args = [Ptr(self.ptr(z.0, z.1, n)?), Ptr(self.ptr(b.0, b.1, cols)?), Ptr(self.ptr(y.0, y.1, n)?), i(rows), i(cols), Arg::I32(act)];
                 self.launch("lat_bias_act", n, full, &args)
             }
+            Op::ActOnly { z, y, n, act } => {
+                let args = [Ptr(self.ptr(z.0, z.1, n)?), Ptr(self.ptr(y.0, y.1, n)?), i(n), Arg::I32(act)];
+                self.launch("lat_act_only", n, full, &args)
+            }
+            Op::FunctionalForward { params, p, b, x, z, rows, n_in, n_out, family, sign_seed } => {
+                let k = crate::layer::functional::Family::from_code(family)?.params_per_connection();
+                let args = [
+                    Ptr(self.ptr(params, p, k * n_in * n_out)?),
+                    Ptr(self.ptr(params, b, n_out)?),
+                    Ptr(self.ptr(x.0, x.1, rows * n_in)?),
+                    Ptr(self.ptr(z.0, z.1, rows * n_out)?),
+                    i(rows),
+                    i(n_in),
+                    i(n_out),
+                    Arg::I32(family),
+                    U64(sign_seed),
+                ];
+                self.launch("lat_functional_forward", rows * n_out, full, &args)
+            }
+            Op::FunctionalBackward { params, p, b, grads, x, dz, dx, rows, n_in, n_out, family, sign_seed } => {
+                let k = crate::layer::functional::Family::from_code(family)?.params_per_connection();
+                let theta = Ptr(self.ptr(params, p, k * n_in * n_out)?);
+                let xp = Ptr(self.ptr(x.0, x.1, rows * n_in)?);
+                let dzp = Ptr(self.ptr(dz.0, dz.1, rows * n_out)?);
+                let args = [
+                    theta,
+                    xp,
+                    dzp,
+                    Ptr(self.ptr(grads, p, k * n_in * n_out)?),
+                    Ptr(self.ptr(grads, b, n_out)?),
+                    i(rows),
+                    i(n_in),
+                    i(n_out),
+                    Arg::I32(family),
+                    U64(sign_seed),
+                ];
+                self.launch("lat_functional_backward_params", n_in * n_out, full, &args)?;
+                if let Some(dx) = dx {
+                    let args = [
+                        Ptr(self.ptr(params, p, k * n_in * n_out)?),
+                        Ptr(self.ptr(x.0, x.1, rows * n_in)?),
+                        Ptr(self.ptr(dz.0, dz.1, rows * n_out)?),
+                        Ptr(self.ptr(dx.0, dx.1, rows * n_in)?),
+                        i(rows),
+                        i(n_in),
+                        i(n_out),
+                        Arg::I32(family),
+                        U64(sign_seed),
+                    ];
+                    self.launch("lat_functional_backward_input", rows * n_in, full, &args)?;
+                }
+                Ok(())
+            }
             Op::ActBackward { d, z, y, n, act } => {
                 let args = [Ptr(self.ptr(d.0, d.1, n)?), Ptr(self.ptr(z.0, z.1, n)?), Ptr(self.ptr(y.0, y.1, n)?), i(n), Arg::I32(act)];
                 self.launch("lat_act_backward", n, full, &args)
