@@ -78,6 +78,20 @@ typedef int32_t latent_layout;
 // Feature scaling (`latent_scaling`).
 typedef int32_t latent_scaling;
 
+// What latent_device_info reports of a GPU.
+typedef struct latent_device_info {
+  int32_t ordinal;
+  // The device's name, NUL-terminated (truncated to 255 bytes).
+  char name[256];
+  uint64_t total_memory;
+  uint64_t free_memory;
+  int32_t compute_major;
+  int32_t compute_minor;
+} latent_device_info;
+
+// Where a network runs.
+typedef int32_t latent_device;
+
 // Metrics of a network over a dataset, each a mean over the dataset (README "Metrics").
 typedef struct latent_metrics {
   // Rows evaluated.
@@ -869,6 +883,12 @@ typedef struct latent_elbo {
 // Always a: not optimised; its interval has zero width.
 #define LATENT_CONSTRAINT_FIXED 3
 
+// The CPU backend (GEMM + threads): the default.
+#define LATENT_DEVICE_CPU 0
+
+// An NVIDIA GPU through the CUDA backend (the `cuda` build feature, a driver and a GPU).
+#define LATENT_DEVICE_CUDA 1
+
 // Chosen by the path's extension: .png or .pgm (any case).
 #define LATENT_IMAGE_AUTO 0
 
@@ -1021,6 +1041,37 @@ latent_status latent_dataset_split(const struct latent_dataset *dataset,
 // with `capacity` 0 to ask for the size). Not found: LATENT_STATUS_IO, the message listing
 // where it looked and how to provide the data.
 latent_status latent_data_find(const char *name, char *buf, size_t capacity, size_t *needed);
+
+// 1 when this build has the CUDA backend and the machine a driver with at least one GPU;
+// 0 otherwise. Never fails.
+int32_t latent_cuda_available(void);
+
+// Number of CUDA GPUs into *count. LATENT_STATUS_UNSUPPORTED without the CUDA backend or a
+// driver (then *count is 0).
+latent_status latent_device_count(int32_t *count);
+
+// Name, memory and compute capability of GPU `ordinal`.
+latent_status latent_device_info(int32_t ordinal, struct latent_device_info *info);
+
+// Moves `net` to a device: LATENT_DEVICE_CUDA with a GPU `ordinal` copies its parameters
+// there (later fits, encode, decode, reconstruct and predict run there); LATENT_DEVICE_CPU
+// brings it back (ordinal ignored). Without a GPU, the CUDA backend or for a network the GPU
+// backend cannot run (memory layers) the call returns LATENT_STATUS_UNSUPPORTED and the
+// network stays where it was.
+latent_status latent_network_to_device(struct latent_network *net,
+                                       latent_device device,
+                                       int32_t ordinal);
+
+// Where `net` runs: *device is a LATENT_DEVICE_* and *ordinal the GPU (0 on the CPU); either
+// may be NULL.
+latent_status latent_network_device(const struct latent_network *net,
+                                    latent_device *device,
+                                    int32_t *ordinal);
+
+// TF32 tensor cores for a GPU network's products (1) or exact f32 (0, the default). TF32
+// keeps about 10 mantissa bits in the multiplies: faster on H100/H200, results within about
+// 1e-3 relative of f32. LATENT_STATUS_UNSUPPORTED for a network on the CPU.
+latent_status latent_network_set_tf32(struct latent_network *net, int32_t on);
 
 // 64-bit words per packed binary code of this network: ceil(code_dim / 64) (0 for NULL).
 size_t latent_network_code_words(const struct latent_network *net);

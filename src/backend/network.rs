@@ -123,6 +123,11 @@ impl<B: Backend> DeviceNetwork<B> {
         &self.backend
     }
 
+    /// The backend, to change its settings (TF32 on a GPU).
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
     /// The network with the device's current parameters (copied back when they changed).
     pub fn network(&mut self) -> Result<&Network> {
         self.sync()?;

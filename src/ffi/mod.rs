@@ -10,6 +10,7 @@
 
 pub mod consts;
 pub mod dataset;
+pub mod device;
 pub mod hashing;
 pub mod metrics;
 pub mod montecarlo;
@@ -28,6 +29,7 @@ use crate::error::{Error, Result};
 
 pub use consts::*;
 pub use dataset::*;
+pub use device::*;
 pub use hashing::*;
 pub use metrics::*;
 pub use montecarlo::*;

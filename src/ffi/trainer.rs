@@ -146,8 +146,38 @@ pub unsafe extern "C" fn latent_trainer_fit(
 ) -> latent_status {
     guard(|| {
         let n = unsafe { arg(net, "net")? };
+        if n.placement().0 == super::device::LATENT_DEVICE_CUDA {
+            return unsafe { fit_on_device(trainer, n, train, valid, progress, user) };
+        }
         unsafe { fit_with(trainer, train, valid, progress, user, || n.write()) }
     })
+}
+
+/// latent_trainer_fit of a network on a GPU: the same checks and callback, the steps there.
+unsafe fn fit_on_device(
+    trainer: *mut latent_trainer,
+    n: &latent_network,
+    train: *const latent_dataset,
+    valid: *const latent_dataset,
+    progress: latent_progress_fn,
+    user: *mut c_void,
+) -> Result<()> {
+    let t = unsafe { arg_mut(trainer, "trainer")? };
+    let train = unsafe { arg(train, "train")? }.get();
+    let valid = unsafe { valid.as_ref() }.map(|v| v.get());
+    let mut cb = |p: &Progress| -> bool {
+        let Some(f) = progress else { return true };
+        let c = progress_to_c(p);
+        unsafe { f(user, &c) == 0 }
+    };
+    let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
+    let mut host = n.write();
+    let rows = host.training_rows(train, "the training data")?;
+    let valid = valid.map(|v| host.training_rows(v, "the validation data")).transpose()?;
+    let h: &mut crate::network::Network = &mut host;
+    let snapshot = h.clone();
+    n.on_device(&snapshot, |d| super::device::fit_placed(&mut t.inner, d, h, &rows, valid.as_deref(), cb))
+        .unwrap_or_else(|| Err(crate::error::Error::Internal("the network left its device during the fit".into())))
 }
 
 /// The body of the fit calls: arguments checked, the C callback wrapped, the model locked for

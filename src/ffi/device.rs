@@ -1,0 +1,249 @@
+//! C API of devices: which GPUs there are, and moving a network onto one. A network on a GPU
+//! keeps its host copy in step (after every call that trains it), so saving, reading
+//! parameters and every CPU-only call see the trained parameters; encode, decode, reconstruct,
+//! predict and fit run on the GPU.
+
+use std::ffi::c_char;
+
+use super::*;
+use crate::error::{Error, Result, invalid};
+use crate::network::Network;
+use crate::tensor::Matrix;
+
+/// Where a network runs.
+pub type latent_device = i32;
+/// The CPU backend (GEMM + threads): the default.
+pub const LATENT_DEVICE_CPU: latent_device = 0;
+/// An NVIDIA GPU through the CUDA backend (the `cuda` build feature, a driver and a GPU).
+pub const LATENT_DEVICE_CUDA: latent_device = 1;
+
+/// What latent_device_info reports of a GPU.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct latent_device_info {
+    pub ordinal: i32,
+    /// The device's name, NUL-terminated (truncated to 255 bytes).
+    pub name: [c_char; 256],
+    pub total_memory: u64,
+    pub free_memory: u64,
+    pub compute_major: i32,
+    pub compute_minor: i32,
+}
+
+/// A network's device copy (only with the CUDA backend).
+#[cfg(feature = "cuda")]
+pub(crate) type Placed = crate::backend::DeviceNetwork<crate::backend::cuda::Cuda>;
+#[cfg(not(feature = "cuda"))]
+pub(crate) type Placed = std::convert::Infallible;
+
+/// 1 when this build has the CUDA backend and the machine a driver with at least one GPU;
+/// 0 otherwise. Never fails.
+#[unsafe(no_mangle)]
+pub extern "C" fn latent_cuda_available() -> i32 {
+    std::panic::catch_unwind(|| crate::backend::list_devices().is_ok_and(|d| !d.is_empty()) as i32).unwrap_or(0)
+}
+
+/// Number of CUDA GPUs into *count. LATENT_STATUS_UNSUPPORTED without the CUDA backend or a
+/// driver (then *count is 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_device_count(count: *mut i32) -> latent_status {
+    guard(|| {
+        out(count, "count")?;
+        unsafe { put(count, 0) };
+        let d = crate::backend::list_devices()?;
+        unsafe { put(count, d.len() as i32) };
+        Ok(())
+    })
+}
+
+/// Name, memory and compute capability of GPU `ordinal`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_device_info(ordinal: i32, info: *mut latent_device_info) -> latent_status {
+    guard(|| {
+        out(info, "info")?;
+        let d = crate::backend::list_devices()?;
+        let g = usize::try_from(ordinal)
+            .ok()
+            .and_then(|o| d.get(o))
+            .ok_or_else(|| invalid!("no CUDA device {ordinal}: this machine has {}", d.len()))?;
+        let mut name = [0 as c_char; 256];
+        for (n, b) in name.iter_mut().zip(g.name.bytes().take(255)) {
+            *n = b as c_char;
+        }
+        let v = latent_device_info {
+            ordinal,
+            name,
+            total_memory: g.total_memory,
+            free_memory: g.free_memory,
+            compute_major: g.compute_capability.0,
+            compute_minor: g.compute_capability.1,
+        };
+        unsafe { put(info, v) };
+        Ok(())
+    })
+}
+
+/// Moves `net` to a device: LATENT_DEVICE_CUDA with a GPU `ordinal` copies its parameters
+/// there (later fits, encode, decode, reconstruct and predict run there); LATENT_DEVICE_CPU
+/// brings it back (ordinal ignored). Without a GPU, the CUDA backend or for a network the GPU
+/// backend cannot run (memory layers) the call returns LATENT_STATUS_UNSUPPORTED and the
+/// network stays where it was.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_to_device(
+    net: *mut latent_network,
+    device: latent_device,
+    ordinal: i32,
+) -> latent_status {
+    guard(|| {
+        let h = unsafe { arg(net, "net")? };
+        match device {
+            LATENT_DEVICE_CPU => {
+                let mut host = h.write();
+                h.take_device(&mut host)
+            }
+            LATENT_DEVICE_CUDA => {
+                let ordinal = usize::try_from(ordinal).map_err(|_| invalid!("ordinal {ordinal} is negative"))?;
+                let mut host = h.write();
+                let placed = place(&host, ordinal)?;
+                h.take_device(&mut host)?;
+                h.set_device(placed, ordinal);
+                Ok(())
+            }
+            d => Err(invalid!("device {d} is not LATENT_DEVICE_CPU (0) or LATENT_DEVICE_CUDA (1)")),
+        }
+    })
+}
+
+/// Where `net` runs: *device is a LATENT_DEVICE_* and *ordinal the GPU (0 on the CPU); either
+/// may be NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_device(
+    net: *const latent_network,
+    device: *mut latent_device,
+    ordinal: *mut i32,
+) -> latent_status {
+    guard(|| {
+        let h = unsafe { arg(net, "net")? };
+        let (d, o) = h.placement();
+        if !device.is_null() {
+            unsafe { put(device, d) };
+        }
+        if !ordinal.is_null() {
+            unsafe { put(ordinal, o) };
+        }
+        Ok(())
+    })
+}
+
+/// TF32 tensor cores for a GPU network's products (1) or exact f32 (0, the default). TF32
+/// keeps about 10 mantissa bits in the multiplies: faster on H100/H200, results within about
+/// 1e-3 relative of f32. LATENT_STATUS_UNSUPPORTED for a network on the CPU.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_set_tf32(net: *mut latent_network, on: i32) -> latent_status {
+    guard(|| {
+        let h = unsafe { arg(net, "net")? };
+        let on = flag(on, "on")?;
+        let host = h.read();
+        match h.on_device(&host, |d| set_tf32(d, on)) {
+            Some(r) => r,
+            None => Err(Error::Unsupported("the network is on the CPU: move it to a GPU first".into())),
+        }
+    })
+}
+
+#[cfg(feature = "cuda")]
+fn place(host: &Network, ordinal: usize) -> Result<Placed> {
+    let cuda = crate::backend::cuda::Cuda::new(ordinal)?;
+    crate::backend::DeviceNetwork::new(cuda, host.clone())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn place(_host: &Network, _ordinal: usize) -> Result<Placed> {
+    Err(crate::backend::no_cuda_build())
+}
+
+#[cfg(feature = "cuda")]
+fn set_tf32(d: &mut Placed, on: bool) -> Result<()> {
+    d.backend_mut().set_tf32(on)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn set_tf32(d: &mut Placed, _on: bool) -> Result<()> {
+    match *d {}
+}
+
+/// An inference call that runs on the device when the network is there.
+#[derive(Clone, Copy)]
+pub(crate) enum DeviceCall {
+    Encode,
+    Decode,
+    Predict,
+}
+
+/// `call` on the device copy of `h` (None when the network is on the CPU, or when its
+/// stochastic inference asks for sampling, which runs on the CPU).
+pub(crate) fn device_rows(h: &latent_network, host: &Network, call: DeviceCall, m: &Matrix) -> Option<Result<Matrix>> {
+    if host.stochastic_inference().is_some() && host.has_stochastic_layers() {
+        return None;
+    }
+    h.on_device(host, |d| run_rows(d, call, m))
+}
+
+#[cfg(feature = "cuda")]
+fn run_rows(d: &mut Placed, call: DeviceCall, m: &Matrix) -> Result<Matrix> {
+    match call {
+        DeviceCall::Encode => d.encode(m),
+        DeviceCall::Decode => d.decode(m),
+        DeviceCall::Predict => d.predict(m),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn run_rows(d: &mut Placed, _call: DeviceCall, _m: &Matrix) -> Result<Matrix> {
+    match *d {}
+}
+
+/// Refreshes the device copy from the host network after a writer changed it.
+#[cfg(feature = "cuda")]
+pub(crate) fn refresh(d: &mut Placed, host: &Network, ordinal: usize) -> Result<()> {
+    if d.param_count() == host.param_count() && d.network_unsynced().spec() == host.spec() {
+        d.set_params(host.params())
+    } else {
+        *d = place(host, ordinal)?;
+        Ok(())
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+pub(crate) fn refresh(d: &mut Placed, _host: &Network, _ordinal: usize) -> Result<()> {
+    match *d {}
+}
+
+/// Fits the device copy (latent_trainer_fit of a network on a GPU); the host copy gets the
+/// result whatever the outcome (cancelled and diverged fits leave parameters too).
+#[cfg(feature = "cuda")]
+pub(crate) fn fit_placed(
+    t: &mut crate::train::Trainer,
+    d: &mut Placed,
+    host: &mut Network,
+    rows: &Matrix,
+    valid: Option<&Matrix>,
+    cb: crate::train::trainer::Callback,
+) -> Result<()> {
+    let r = t.fit_device(d, rows, valid, cb);
+    d.sync()?;
+    host.set_params(d.network_unsynced().params())?;
+    r
+}
+
+#[cfg(not(feature = "cuda"))]
+pub(crate) fn fit_placed(
+    _t: &mut crate::train::Trainer,
+    d: &mut Placed,
+    _host: &mut Network,
+    _rows: &Matrix,
+    _valid: Option<&Matrix>,
+    _cb: crate::train::trainer::Callback,
+) -> Result<()> {
+    match *d {}
+}
