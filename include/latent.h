@@ -1051,7 +1051,7 @@ int32_t latent_cuda_available(void);
 latent_status latent_device_count(int32_t *count);
 
 // Name, memory and compute capability of GPU `ordinal`.
-latent_status latent_device_info(int32_t ordinal, struct latent_device_info *info);
+latent_status latent_device_get_info(int32_t ordinal, struct latent_device_info *info);
 
 // Moves `net` to a device: LATENT_DEVICE_CUDA with a GPU `ordinal` copies its parameters
 // there (later fits, encode, decode, reconstruct and predict run there); LATENT_DEVICE_CPU

@@ -305,3 +305,40 @@ fn functional_transfer_layers_match_the_cpu_network() {
         check_step(&format!("functional {}", f.name()), spec, 7, seed + code as u64);
     }
 }
+
+#[test]
+fn device_calls_without_a_gpu_return_statuses() {
+    use latent::ffi::*;
+    if latent_cuda_available() == 1 {
+        println!("a GPU is present: tests/cuda_device.rs covers the device calls");
+        return;
+    }
+    unsafe {
+        let mut n = -1;
+        assert_eq!(latent_device_count(&mut n), LATENT_STATUS_UNSUPPORTED);
+        assert_eq!(n, 0);
+        assert_eq!(latent_device_count(std::ptr::null_mut()), LATENT_STATUS_NULL_ARGUMENT);
+        let mut info = std::mem::zeroed::<latent_device_info>();
+        assert_eq!(latent_device_get_info(0, &mut info), LATENT_STATUS_UNSUPPORTED);
+        let mut p = latent_network_params_default();
+        p.input_dim = 12;
+        p.code_units = 4;
+        let mut net = std::ptr::null_mut();
+        assert_eq!(latent_network_new(&p, &mut net), LATENT_STATUS_OK);
+        assert_eq!(latent_network_to_device(net, LATENT_DEVICE_CUDA, 0), LATENT_STATUS_UNSUPPORTED);
+        let msg = std::ffi::CStr::from_ptr(latent_last_error_message()).to_string_lossy().into_owned();
+        assert!(msg.contains("CUDA"), "{msg}");
+        assert_eq!(latent_network_to_device(net, 7, 0), LATENT_STATUS_INVALID_ARGUMENT);
+        assert_eq!(latent_network_to_device(net, LATENT_DEVICE_CUDA, -1), LATENT_STATUS_INVALID_ARGUMENT);
+        let (mut d, mut o) = (-1, -1);
+        assert_eq!(latent_network_device(net, &mut d, &mut o), LATENT_STATUS_OK);
+        assert_eq!((d, o), (LATENT_DEVICE_CPU, 0), "a failed move leaves the network on the CPU");
+        assert_eq!(latent_network_set_tf32(net, 1), LATENT_STATUS_UNSUPPORTED);
+        assert_eq!(latent_network_to_device(net, LATENT_DEVICE_CPU, 0), LATENT_STATUS_OK);
+        // The network still works on the CPU.
+        let x = vec![0.5f32; 12];
+        let mut codes = vec![0f32; 4];
+        assert_eq!(latent_network_encode(net, x.as_ptr(), 1, 12, codes.as_mut_ptr(), 4), LATENT_STATUS_OK);
+        latent_network_free(net);
+    }
+}

@@ -193,6 +193,13 @@ fn struct_layouts_agree_between_c_and_rust() {
     f!(latent_evaluation, accuracy);
     f!(latent_evaluation, mse);
     f!(latent_evaluation, rows);
+    s!(latent_device_info);
+    f!(latent_device_info, ordinal);
+    f!(latent_device_info, name);
+    f!(latent_device_info, total_memory);
+    f!(latent_device_info, free_memory);
+    f!(latent_device_info, compute_major);
+    f!(latent_device_info, compute_minor);
     s!(latent_elbo);
     f!(latent_elbo, neg_elbo);
     f!(latent_elbo, reconstruction);

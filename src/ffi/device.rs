@@ -58,7 +58,7 @@ pub unsafe extern "C" fn latent_device_count(count: *mut i32) -> latent_status {
 
 /// Name, memory and compute capability of GPU `ordinal`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn latent_device_info(ordinal: i32, info: *mut latent_device_info) -> latent_status {
+pub unsafe extern "C" fn latent_device_get_info(ordinal: i32, info: *mut latent_device_info) -> latent_status {
     guard(|| {
         out(info, "info")?;
         let d = crate::backend::list_devices()?;

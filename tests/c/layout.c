@@ -113,6 +113,13 @@ int main(void) {
     F(latent_evaluation, accuracy);
     F(latent_evaluation, mse);
     F(latent_evaluation, rows);
+    S(latent_device_info);
+    F(latent_device_info, ordinal);
+    F(latent_device_info, name);
+    F(latent_device_info, total_memory);
+    F(latent_device_info, free_memory);
+    F(latent_device_info, compute_major);
+    F(latent_device_info, compute_minor);
     S(latent_elbo);
     F(latent_elbo, neg_elbo);
     F(latent_elbo, reconstruction);
