@@ -305,3 +305,16 @@ fn quickstart_is_clean_under_valgrind() {
     assert_eq!(code, 0, "valgrind reported errors or leaks (exit {code}):\n{out}\n{err}");
     assert!(out.contains("identical"), "{out}");
 }
+
+/// c_examples/gpu.c: lists the GPUs, trains on GPU 0 when there is one (else on the CPU with the
+/// same calls), and the saved model gives the same codes on the CPU.
+#[test]
+fn gpu_example_trains_where_it_can_and_saves_for_the_cpu() {
+    let dir = scratch("gpu");
+    let exe = dir.join("gpu");
+    compile_c(&[root().join("c_examples/gpu.c")], &exe, &[]);
+    let (code, out, err) = run(Command::new(&exe).current_dir(&dir));
+    assert_eq!(code, 0, "gpu example failed:\n{out}\n{err}");
+    println!("{out}");
+    assert!(out.contains("training on"), "{out}");
+}
