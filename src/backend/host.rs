@@ -55,6 +55,22 @@ impl Backend for Host {
         view_mut(dst, n).copy_from_slice(view(src, n));
         Ok(())
     }
+    fn upload_async(
+        &self,
+        _slot: usize,
+        n: usize,
+        fill: &mut dyn FnMut(&mut [f32]),
+        dst: Out<'_, Vec<f32>>,
+    ) -> Result<()> {
+        fill(view_mut(dst, n));
+        Ok(())
+    }
+    fn await_upload(&self, _slot: usize) -> Result<()> {
+        Ok(())
+    }
+    fn free_memory(&self) -> Option<u64> {
+        None
+    }
     fn gemm(&self, g: Gemm, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>) -> Result<()> {
         let a = if g.ta { Operand::t(&a[g.a_off..], g.lda) } else { Operand::n(&a[g.a_off..], g.lda) };
         let b = if g.tb { Operand::t(&b[g.b_off..], g.ldb) } else { Operand::n(&b[g.b_off..], g.ldb) };

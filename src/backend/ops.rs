@@ -218,6 +218,17 @@ pub trait Backend: Sized {
     fn upload_ids(&self, src: &[u32], dst: &mut Self::Ids) -> Result<()>;
     fn download(&self, src: In<'_, Self::Buf>, dst: &mut [f32]) -> Result<()>;
     fn copy(&self, src: In<'_, Self::Buf>, dst: Out<'_, Self::Buf>, n: usize) -> Result<()>;
+    /// Streams `n` floats, written by `fill` into a pinned staging buffer (`slot` 0 or 1), to
+    /// `dst` on the copy engine. The copy waits for the work already queued (which may still read
+    /// `dst`) and overlaps the work queued after this call; [`Backend::await_upload`] orders it
+    /// before the work that reads `dst`. A slot's staging buffer is reused once its previous
+    /// copy is done.
+    fn upload_async(&self, slot: usize, n: usize, fill: &mut dyn FnMut(&mut [f32]), dst: Out<'_, Self::Buf>)
+    -> Result<()>;
+    /// Makes the work queued from now on wait for slot's last upload_async.
+    fn await_upload(&self, slot: usize) -> Result<()>;
+    /// Free device memory in bytes (None: as much as the host has).
+    fn free_memory(&self) -> Option<u64>;
     fn gemm(&self, g: Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;
     fn run(&self, op: Op<'_, Self>) -> Result<()>;
     /// Zeroes the accumulators.

@@ -155,13 +155,24 @@ fn kernels_for(ctx: &Arc<CudaContext>, ordinal: usize) -> Result<Arc<Kernels>> {
 /// One GPU: its context, a stream, a cuBLAS handle, the kernels and the accumulators.
 pub struct Cuda {
     ordinal: usize,
+    ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
+    /// The copy engine's stream (streamed minibatches), and per staging slot its pinned host
+    /// buffer and the event of its last copy.
+    copy: Arc<CudaStream>,
+    staging: Mutex<[Staging; 2]>,
     blas: cudarc::cublas::CudaBlas,
     kernels: Arc<Kernels>,
     slots: CudaSlice<f64>,
     /// Blocks of a full grid: enough to fill every multiprocessor several times.
     max_blocks: u32,
     tf32: bool,
+}
+
+#[derive(Default)]
+struct Staging {
+    pinned: Option<cudarc::driver::PinnedHostSlice<f32>>,
+    done: Option<cudarc::driver::CudaEvent>,
 }
 
 /// A kernel argument: a device address or a value.
@@ -195,7 +206,19 @@ impl Cuda {
             let blas = cudarc::cublas::CudaBlas::new(stream.clone()).map_err(|e| internal("cuBLAS handle", e))?;
             let slots = stream.alloc_zeros::<f64>(SLOTS).map_err(|e| driver_err("allocation", e))?;
             let sms = ctx.attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).unwrap_or(80);
-            Ok(Cuda { ordinal, stream, blas, kernels, slots, max_blocks: (sms.max(1) as u32) * 8, tf32: false })
+            let copy = ctx.new_stream().map_err(|e| driver_err("copy stream", e))?;
+            Ok(Cuda {
+                ordinal,
+                ctx,
+                stream,
+                copy,
+                staging: Mutex::new(Default::default()),
+                blas,
+                kernels,
+                slots,
+                max_blocks: (sms.max(1) as u32) * 8,
+                tf32: false,
+            })
         })
     }
 
@@ -313,6 +336,49 @@ impl Backend for Cuda {
         let sv = s.slice(so..so + n);
         let mut dv = d.slice_mut(doff..doff + n);
         self.stream.memcpy_dtod(&sv, &mut dv).map_err(|e| driver_err("copy", e))
+    }
+    fn upload_async(
+        &self,
+        slot: usize,
+        n: usize,
+        fill: &mut dyn FnMut(&mut [f32]),
+        dst: Out<'_, CudaSlice<f32>>,
+    ) -> Result<()> {
+        let mut staging = self.staging.lock().map_err(|_| internal("staging", "poisoned"))?;
+        let st = staging.get_mut(slot).ok_or_else(|| Error::Internal(format!("no staging slot {slot}")))?;
+        // The slot's previous copy must be done before its pinned buffer is written again.
+        if let Some(ev) = &st.done {
+            ev.synchronize().map_err(|e| driver_err("staging wait", e))?;
+        }
+        if st.pinned.as_ref().is_none_or(|p| p.len() < n) {
+            st.pinned = None;
+            // SAFETY: a fresh page-locked host buffer of n floats, written before it is read.
+            let p = unsafe { self.ctx.alloc_pinned::<f32>(n.max(1)) }.map_err(|e| driver_err("pinned allocation", e))?;
+            st.pinned = Some(p);
+        }
+        let pinned = st.pinned.as_mut().ok_or_else(|| internal("staging", "no buffer"))?;
+        let host = pinned.as_mut_slice().map_err(|e| driver_err("pinned buffer", e))?;
+        fill(&mut host[..n]);
+        let target = self.ptr(dst.0, dst.1, n)?;
+        // The copy waits for the work queued so far (it may read dst), then runs beside what follows.
+        let queued = self.stream.record_event(None).map_err(|e| driver_err("event", e))?;
+        self.copy.wait(&queued).map_err(|e| driver_err("stream wait", e))?;
+        // SAFETY: target is a checked device range of n floats; host[..n] is page-locked and is
+        // not written again before `done` (synchronized above on the slot's next use).
+        unsafe { cudarc::driver::result::memcpy_htod_async(target, &host[..n], self.copy.cu_stream()) }
+            .map_err(|e| driver_err("async upload", e))?;
+        st.done = Some(self.copy.record_event(None).map_err(|e| driver_err("event", e))?);
+        Ok(())
+    }
+    fn await_upload(&self, slot: usize) -> Result<()> {
+        let staging = self.staging.lock().map_err(|_| internal("staging", "poisoned"))?;
+        if let Some(ev) = staging.get(slot).and_then(|s| s.done.as_ref()) {
+            self.stream.wait(ev).map_err(|e| driver_err("stream wait", e))?;
+        }
+        Ok(())
+    }
+    fn free_memory(&self) -> Option<u64> {
+        self.ctx.mem_get_info().ok().map(|(free, _)| free as u64)
     }
     fn gemm(&self, g: Gemm, a: &CudaSlice<f32>, b: &CudaSlice<f32>, c: &mut CudaSlice<f32>) -> Result<()> {
         if g.m == 0 || g.n == 0 {
