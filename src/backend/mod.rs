@@ -13,6 +13,7 @@ pub mod network;
 pub mod ops;
 pub mod philox;
 pub mod train;
+pub mod vae;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
@@ -20,6 +21,8 @@ pub mod cuda;
 pub use host::Host;
 pub use network::DeviceNetwork;
 pub use ops::Backend;
+pub use train::DeviceModel;
+pub use vae::DeviceVae;
 
 use crate::error::{Error, Result};
 
