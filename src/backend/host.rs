@@ -72,6 +72,8 @@ impl Backend for Host {
         Ok(())
     }
 
+    // The mirrors index element by element, as the kernels do.
+    #[allow(clippy::needless_range_loop)]
     fn run(&self, op: Op<'_, Self>) -> Result<()> {
         match op {
             Op::BiasAct { z, b, y, rows, cols, act: a } => {

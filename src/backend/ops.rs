@@ -43,6 +43,8 @@ pub struct Gemm {
 pub type In<'a, B> = (&'a B, usize);
 /// A written view.
 pub type Out<'a, B> = (&'a mut B, usize);
+/// Per-feature (min, max) views (salt-and-pepper corruption).
+pub type FeatureRange<'a, B> = (In<'a, <B as Backend>::Buf>, In<'a, <B as Backend>::Buf>);
 
 /// One kernel launch. Sizes are element counts; every buffer argument carries its offset.
 pub enum Op<'a, B: Backend> {
@@ -101,7 +103,7 @@ pub enum Op<'a, B: Backend> {
     Corrupt {
         x: In<'a, B::Buf>,
         out: Out<'a, B::Buf>,
-        range: Option<(In<'a, B::Buf>, In<'a, B::Buf>)>,
+        range: Option<FeatureRange<'a, B>>,
         rows: usize,
         cols: usize,
         kind: i32,
