@@ -289,3 +289,59 @@ fn device_training_lowers_the_negative_elbo_and_is_seeded() {
     println!("CPU negative ELBO: untrained {untrained:.4}, device-trained {trained:.4}");
     assert!(trained < 0.8 * untrained);
 }
+
+/// On a machine with a GPU: the CUDA backend's device VAE against the host backend's (the same
+/// Philox draws, so the same step within rounding: GPU expf/logf and cuBLAS's summation order),
+/// and a short CUDA fit lowers the negative ELBO. Elsewhere it says so and passes.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_device_vae_matches_the_host_backend() {
+    let cuda = match latent::backend::cuda::Cuda::new(0) {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(matches!(e, latent::Error::Unsupported(_)), "{e}");
+            println!("no GPU here, not run: {e}");
+            return;
+        }
+    };
+    let seed = run_seed();
+    let mut rng = Rng::new(seed, 12);
+    let s = VaeSpec { beta: 0.7, ..spec(20, composite_for(20), &[16], &[12], Activation::Tanh, 3, seed) };
+    let vae = Vae::new(s.clone()).unwrap();
+    let x = data(&s, 200, &mut rng);
+    let mut host = DeviceVae::new(Host::default(), vae.clone()).unwrap();
+    let mut gpu = DeviceVae::new(cuda, vae.clone()).unwrap();
+    let (hr, hk) = host.forward_backward(&x).unwrap();
+    let (gr, gk) = gpu.forward_backward(&x).unwrap();
+    let (we, _) = worst(&gpu.last_draws().unwrap(), &host.last_draws().unwrap());
+    let (wg, i) = worst(&gpu.gradients().unwrap(), &host.gradients().unwrap());
+    println!(
+        "cuda vs host: rec {gr} / {hr}, kl {gk} / {hk}, worst draw error {we:.1e}, worst gradient error {wg:.1e} (entry {i})"
+    );
+    assert!(we <= TOL && wg <= 1e-3, "draws {we}, gradient {wg}");
+    assert!((gr - hr).abs() <= TOL * hr.abs() && (gk - hk).abs() <= TOL * hk.abs());
+    let (hm, _) = host.encode(&x).unwrap();
+    let (gm, _) = gpu.encode(&x).unwrap();
+    assert!(worst(gm.as_slice(), hm.as_slice()).0 <= 1e-3);
+    let (hl, gl) = (host.loss(&x).unwrap(), gpu.loss(&x).unwrap());
+    assert!((hl - gl).abs() <= 1e-3 * hl.abs(), "validation host {hl} cuda {gl}");
+    let x = binary_data(2000, 24, seed);
+    let s = VaeSpec { num_samples: 2, seed, ..VaeSpec::new(24, &[32], 4, &[32], Activation::Tanh) };
+    let cfg = TrainConfig {
+        epochs: 5,
+        batch_size: 64,
+        learning_rate: 1e-2,
+        optimizer: OptimizerConfig { kind: OptimizerKind::Adam, ..OptimizerConfig::default() },
+        validation_fraction: 0.2,
+        seed,
+        ..TrainConfig::default()
+    };
+    let cuda = latent::backend::cuda::Cuda::new(0).unwrap();
+    let mut dev = DeviceVae::new(cuda, Vae::new(s).unwrap()).unwrap();
+    let mut t = Trainer::new(cfg).unwrap();
+    t.fit_device(&mut dev, &x, None, None).unwrap();
+    let h = t.history();
+    println!("cuda fit: validation -ELBO {:.4} -> {:.4}", h[0].valid_loss, h[h.len() - 1].valid_loss);
+    assert!(h[h.len() - 1].valid_loss < 0.8 * h[0].valid_loss);
+    assert_eq!(dev.steps(), 5 * 25);
+}
