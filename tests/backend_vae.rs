@@ -345,3 +345,23 @@ fn cuda_device_vae_matches_the_host_backend() {
     assert!(h[h.len() - 1].valid_loss < 0.8 * h[0].valid_loss);
     assert_eq!(dev.steps(), 5 * 25);
 }
+
+#[test]
+fn a_diverging_device_fit_restores_parameters_and_clock() {
+    let seed = run_seed();
+    let x = binary_data(128, 12, seed);
+    let s = VaeSpec {
+        reconstruction: Reconstruction::single(DistKind::Gaussian, Activation::Identity, 12),
+        kl_warmup_steps: 1000,
+        seed,
+        ..VaeSpec::new(12, &[8], 3, &[8], Activation::Identity)
+    };
+    let vae = Vae::new(s).unwrap();
+    let start = vae.params().to_vec();
+    let cfg = TrainConfig { epochs: 3, batch_size: 16, learning_rate: 1e6, threads: 1, seed, ..TrainConfig::default() };
+    let mut dev = DeviceVae::new(Host::default(), vae).unwrap();
+    let r = Trainer::new(cfg).unwrap().fit_device(&mut dev, &x, None, None);
+    assert!(matches!(r, Err(latent::Error::Diverged(_))), "{r:?}");
+    assert_eq!(dev.steps(), 0, "the clock goes back to the epoch's start");
+    assert_eq!(dev.vae().unwrap().params(), &start[..], "the parameters go back to the epoch's start");
+}

@@ -6,7 +6,8 @@
 //! Two backends implement them: [`host::Host`], plain Rust over `Vec<f32>` that mirrors each CUDA
 //! kernel and serves as the oracle of the tests, and the CUDA backend (`cuda` feature: cudarc,
 //! kernels in `src/backend/cuda/*.cu` compiled by NVRTC once per process, cuBLAS for the
-//! products). [`DeviceNetwork`] and the device training loop are written once over the trait.
+//! products). [`DeviceNetwork`], [`DeviceVae`] and the device training loop are written once over
+//! the trait.
 
 pub mod host;
 pub mod network;

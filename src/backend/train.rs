@@ -1,4 +1,4 @@
-//! The training loop of a [`DeviceNetwork`]: the CPU loop's schedule (same shuffling, learning
+//! The training loop of a [`DeviceNetwork`] or a [`DeviceVae`] (a [`DeviceModel`]): the CPU loop's schedule (same shuffling, learning
 //! rate and momentum schedules, validation, early stopping, divergence check, progress
 //! callbacks), with the whole step on the device. The training rows are copied to the device
 //! once and each minibatch is gathered there by the epoch's permutation, so a step moves no
