@@ -321,6 +321,15 @@ impl Vae {
         &self.params[self.extra..]
     }
 
+    /// Index of the q(z|x) head in [`Vae::layers`] (= number of encoder hidden layers).
+    pub fn head_index(&self) -> usize {
+        self.head
+    }
+    /// Offset of the global log-variances in the parameter buffer (the end of the last layer).
+    pub fn extra_offset(&self) -> usize {
+        self.extra
+    }
+
     fn decoder_range(&self) -> Range<usize> {
         self.head + 1..self.layers.len()
     }
@@ -494,12 +503,48 @@ impl Vae {
         rng: &mut Rng,
         beta: f32,
     ) -> VaeStepLoss {
+        let n = rows * self.spec.num_samples * self.spec.latent_dim;
+        debug_assert!(ws.rows >= rows && ws.samples >= self.spec.num_samples);
+        ws.eps[..n].iter_mut().for_each(|e| *e = rng.normal());
+        self.step_from_eps(x, rows, ws, grads, threads, beta)
+    }
+
+    /// [`Vae::step`] with the standard normal draws given: `eps` holds rows * L * latent_dim
+    /// values stacked draw-major (draw l of example r at stacked row l * rows + r), the layout
+    /// `Vae::step` draws them in. `step` is this after filling them from its generator, so the
+    /// two agree exactly on the same draws (a device's Philox draws can be replayed here).
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_with_eps(
+        &self,
+        x: &[f32],
+        rows: usize,
+        ws: &mut VaeWorkspace,
+        grads: &mut [f32],
+        threads: usize,
+        eps: &[f32],
+        beta: f32,
+    ) -> VaeStepLoss {
+        let n = rows * self.spec.num_samples * self.spec.latent_dim;
+        assert!(ws.rows >= rows && ws.samples >= self.spec.num_samples, "workspace too small");
+        assert_eq!(eps.len(), n, "eps holds rows x samples x latent_dim draws");
+        ws.eps[..n].copy_from_slice(eps);
+        self.step_from_eps(x, rows, ws, grads, threads, beta)
+    }
+
+    /// The step after the draws: ws.eps holds them.
+    fn step_from_eps(
+        &self,
+        x: &[f32],
+        rows: usize,
+        ws: &mut VaeWorkspace,
+        grads: &mut [f32],
+        threads: usize,
+        beta: f32,
+    ) -> VaeStepLoss {
         let s = &self.spec;
         let (jd, samples) = (s.latent_dim, s.num_samples);
-        debug_assert!(ws.rows >= rows && ws.samples >= samples);
         let n = rows * samples;
         self.encode_into(&x[..rows * s.input_dim], rows, ws, threads);
-        ws.eps[..n * jd].iter_mut().for_each(|e| *e = rng.normal());
         self.reparameterise(ws, rows, samples);
         self.decode_into(n, ws, threads);
         let mut dextra = vec![0f64; s.reconstruction.extra_params()];

@@ -10,8 +10,8 @@ use latent::regularizer::{SparseLayers, Sparsity};
 use latent::rng::Rng;
 use latent::task::Task;
 use latent::{
-    Activation, Corruption, LayerSpec, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind,
-    TrainConfig, Trainable, Trainer,
+    Activation, Corruption, LayerSpec, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind, TrainConfig,
+    Trainable, Trainer,
 };
 
 /// A seed per run (fresh inputs every run), printed so a failure can be replayed with
@@ -174,7 +174,10 @@ fn device_training_follows_cpu_training() {
         let (ch, dh) = (cpu.params().len(), t.history().len());
         assert_eq!(dh, 3, "{name}: epochs recorded");
         let rec = t.history()[2];
-        println!("{name:24} {ch} parameters: worst difference {worst:.2e}; last epoch loss {:.6} valid {:.6}", rec.train_loss, rec.valid_loss);
+        println!(
+            "{name:24} {ch} parameters: worst difference {worst:.2e}; last epoch loss {:.6} valid {:.6}",
+            rec.train_loss, rec.valid_loss
+        );
         assert!(worst < 2e-4, "{name}: device training drifted from the CPU's by {worst}");
         let cpu_valid = Trainer::new(cfg).unwrap();
         drop(cpu_valid);

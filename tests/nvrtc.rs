@@ -52,7 +52,10 @@ fn every_kernel_compiles_for_compute_90_without_warnings() {
     assert!(ptx.contains(".target sm_90"), "PTX for another target");
     println!("{} kernels, {} bytes of PTX", names.len(), ptx.len());
     // A kernel with an error is reported, not a panic.
-    let bad = latent::backend::cuda::compile_source("extern \"C\" __global__ void k(float* x) { x[0] = undefined; }", "compute_90");
+    let bad = latent::backend::cuda::compile_source(
+        "extern \"C\" __global__ void k(float* x) { x[0] = undefined; }",
+        "compute_90",
+    );
     match bad {
         Err(latent::Error::Internal(m)) => assert!(m.contains("undefined"), "{m}"),
         other => panic!("a bad kernel compiled: {:?}", other.map(|p| p.1)),

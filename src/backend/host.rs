@@ -7,7 +7,7 @@ use std::cell::RefCell;
 
 use super::ops::{Backend, Gemm, In, Op, Out, SLOTS, Slot};
 use super::philox::{normal, philox, uniform};
-use crate::activation::{Activation, softplus};
+use crate::activation::{Activation, sigmoid, softplus};
 use crate::error::Result;
 use crate::gemm::{Operand, gemm};
 
@@ -88,6 +88,8 @@ impl Backend for Host {
         Ok(())
     }
 
+    // The mirrors index element by element, as the kernels do.
+    #[allow(clippy::needless_range_loop)]
     fn run(&self, op: Op<'_, Self>) -> Result<()> {
         match op {
             Op::BiasAct { z, b, y, rows, cols, act: a } => {
@@ -315,7 +317,8 @@ impl Backend for Host {
             }
             Op::ClipFactor { factor, max_norm } => {
                 let norm = std::mem::take(&mut self.slots.borrow_mut()[Slot::GradSq as usize]).sqrt();
-                factor[0] = if max_norm > 0.0 && norm > max_norm as f64 { (max_norm as f64 / norm) as f32 } else { 1.0 };
+                factor[0] =
+                    if max_norm > 0.0 && norm > max_norm as f64 { (max_norm as f64 / norm) as f32 } else { 1.0 };
             }
             Op::Sum { x, n, slot, scale } => {
                 let s: f64 = view(x, n).iter().map(|&v| v as f64).sum();
@@ -324,6 +327,151 @@ impl Backend for Host {
             Op::SumSq { x, n, slot } => {
                 let s: f64 = view(x, n).iter().map(|&v| (v as f64) * (v as f64)).sum();
                 self.slots.borrow_mut()[slot as usize] += s;
+            }
+            Op::SumTo { x, n, out, scale } => {
+                let s: f64 = view(x, n).iter().map(|&v| v as f64).sum();
+                view_mut(out, 1)[0] = (s * scale) as f32;
+            }
+            Op::VaeReparam { head, eps, zs, rows, samples, latent, learned, const_lv, seed, ctr } => {
+                let total = rows * samples * latent;
+                let hw = if learned { 2 * latent } else { latent };
+                let head = view(head, rows * hw);
+                let (eps, zs) = (view_mut(eps, total), view_mut(zs, total));
+                for k in 0..total {
+                    let (r, j) = ((k / latent) % rows, k % latent);
+                    let (mu, lv) = posterior(head, r, j, latent, learned, const_lv);
+                    let u = philox(seed, ctr, k as u64);
+                    let e = normal(u[0], u[1]);
+                    eps[k] = e;
+                    zs[k] = mu + (0.5 * lv).exp() * e;
+                }
+            }
+            Op::VaeKl { head, kl_el, dhead, rows, latent, learned, const_lv, beta } => {
+                let hw = if learned { 2 * latent } else { latent };
+                let head = view(head, rows * hw);
+                let (kl_el, dhead) = (view_mut(kl_el, rows * latent), view_mut(dhead, rows * hw));
+                let kl_scale = beta / rows as f32;
+                for i in 0..rows * latent {
+                    let (r, j) = (i / latent, i % latent);
+                    let (mu, lv) = posterior(head, r, j, latent, learned, const_lv);
+                    let (m, v) = (mu as f64, lv as f64);
+                    kl_el[i] = (0.5 * (m * m + v.exp_m1() - v)) as f32;
+                    let sigma = (0.5 * lv).exp();
+                    dhead[r * hw + j] = kl_scale * mu;
+                    if learned {
+                        dhead[r * hw + latent + j] = kl_scale * 0.5 * (sigma * sigma - 1.0);
+                    }
+                }
+            }
+            Op::VaeReparamBackward {
+                head_z,
+                head_y,
+                dzs,
+                eps,
+                dhead,
+                rows,
+                samples,
+                latent,
+                learned,
+                const_lv,
+                act: a,
+            } => {
+                let hw = if learned { 2 * latent } else { latent };
+                let total = rows * samples * latent;
+                let (head_z, head_y) = (view(head_z, rows * hw), view(head_y, rows * hw));
+                let (dzs, eps, dhead) = (view(dzs, total), view(eps, total), view_mut(dhead, rows * hw));
+                let a = act(a);
+                for i in 0..rows * latent {
+                    let (r, j) = (i / latent, i % latent);
+                    let (mu, lv) = posterior(head_y, r, j, latent, learned, const_lv);
+                    let sigma = (0.5 * lv).exp();
+                    let (im, il) = (r * hw + j, r * hw + latent + j);
+                    let mut dmu = dhead[im];
+                    let mut dlv = if learned { dhead[il] } else { 0.0 };
+                    for l in 0..samples {
+                        let k = (l * rows + r) * latent + j;
+                        let d = dzs[k];
+                        dmu += d;
+                        dlv += d * eps[k] * 0.5 * sigma;
+                    }
+                    dhead[im] = dmu * a.derivative(head_z[im], mu);
+                    if learned {
+                        dhead[il] = dlv * a.derivative(head_z[il], lv);
+                    }
+                }
+            }
+            Op::VaeRecon {
+                x,
+                pre,
+                extra,
+                parts,
+                n_parts,
+                n_extra,
+                glob_cols,
+                rec_el,
+                dpre,
+                glob_el,
+                n,
+                rows,
+                d_cols,
+                p_cols,
+                scale,
+            } => {
+                const F: usize = super::ops::VAE_PART_FIELDS;
+                let x = view(x, rows * d_cols);
+                let pre = view(pre, n * p_cols);
+                let extra = view(extra, n_extra);
+                let table: Vec<i32> = parts.0[parts.1..parts.1 + n_parts * F].iter().map(|&v| v as i32).collect();
+                let (rec_el, dpre) = (view_mut(rec_el, n * d_cols), view_mut(dpre, n * p_cols));
+                let glob_el = view_mut(glob_el, n * glob_cols);
+                for idx in 0..n * d_cols {
+                    let (i, c) = (idx / d_cols, idx % d_cols);
+                    let mut part = &table[..F];
+                    for q in 1..n_parts {
+                        let next = &table[q * F..(q + 1) * F];
+                        if (c as i32) < next[2] {
+                            break;
+                        }
+                        part = next;
+                    }
+                    let (kind, a, size) = (part[0], act(part[1]), part[4] as usize);
+                    let j = c - part[2] as usize;
+                    let pm = i * p_cols + part[3] as usize + j;
+                    let t = x[(i % rows) * d_cols + c];
+                    let av = pre[pm];
+                    let nll;
+                    if kind == 0 {
+                        nll = softplus(av) - t * av;
+                        dpre[pm] = scale * (sigmoid(av) - t);
+                    } else if kind == 1 || kind == 4 {
+                        let m = a.apply(av);
+                        let r = t - m;
+                        let pl = pm + size;
+                        let al = if kind == 1 { pre[pl] } else { 0.0 };
+                        let lv = if kind == 1 { a.apply(al) } else { extra[part[5] as usize] };
+                        let inv = (-lv).exp();
+                        let dlv = 0.5 - 0.5 * r * r * inv;
+                        nll = HALF_LN_2PI + 0.5 * lv + 0.5 * r * r * inv;
+                        dpre[pm] = scale * (-r * inv) * a.derivative(av, m);
+                        if kind == 1 {
+                            dpre[pl] = scale * dlv * a.derivative(al, lv);
+                        } else {
+                            glob_el[part[6] as usize * n + i * size + j] = scale * dlv;
+                        }
+                    } else if kind == 2 {
+                        let gamma = a.apply(av);
+                        let lambda = gamma.exp();
+                        nll = lambda * t - gamma;
+                        dpre[pm] = scale * (lambda * t - 1.0) * a.derivative(av, gamma);
+                    } else {
+                        let y = a.apply(av);
+                        let r = y - t;
+                        let inv_n = 1.0 / size as f32;
+                        nll = r * r * inv_n;
+                        dpre[pm] = scale * (2.0 * r * inv_n) * a.derivative(av, y);
+                    }
+                    rec_el[idx] = nll;
+                }
             }
         }
         Ok(())
@@ -340,6 +488,18 @@ fn functional(
 ) -> Result<crate::layer::Functional> {
     let family = crate::layer::functional::Family::from_code(family)?;
     Ok(crate::layer::Functional { n_in, n_out, family, p, b, sign_seed })
+}
+
+/// ln(2 pi) / 2 as the kernels' float constant (LAT_VAE_HALF_LN_2PI).
+const HALF_LN_2PI: f32 = 0.918_938_533_204_672_8_f64 as f32;
+
+/// (mu, log-variance) of example r's latent unit j (lat_vae_posterior).
+fn posterior(head: &[f32], r: usize, j: usize, latent: usize, learned: bool, const_lv: f32) -> (f32, f32) {
+    if learned {
+        (head[r * 2 * latent + j], head[r * 2 * latent + latent + j])
+    } else {
+        (head[r * latent + j], const_lv)
+    }
 }
 
 fn decay_of(seg: &super::ops::Segments<Host>, i: usize) -> f32 {

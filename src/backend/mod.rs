@@ -6,13 +6,15 @@
 //! Two backends implement them: [`host::Host`], plain Rust over `Vec<f32>` that mirrors each CUDA
 //! kernel and serves as the oracle of the tests, and the CUDA backend (`cuda` feature: cudarc,
 //! kernels in `src/backend/cuda/*.cu` compiled by NVRTC once per process, cuBLAS for the
-//! products). [`DeviceNetwork`] and the device training loop are written once over the trait.
+//! products). [`DeviceNetwork`], [`DeviceVae`] and the device training loop are written once over
+//! the trait.
 
 pub mod host;
 pub mod network;
 pub mod ops;
 pub mod philox;
 pub mod train;
+pub mod vae;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
@@ -20,6 +22,8 @@ pub mod cuda;
 pub use host::Host;
 pub use network::DeviceNetwork;
 pub use ops::Backend;
+pub use train::DeviceModel;
+pub use vae::DeviceVae;
 
 use crate::error::{Error, Result};
 

@@ -53,8 +53,10 @@ struct Pass<B: Backend> {
 }
 
 /// Optimizer state on the device.
-struct DeviceOptimizer<B: Backend> {
+pub(crate) struct DeviceOptimizer<B: Backend> {
     config: crate::optim::OptimizerConfig,
+    /// Parameters it updates.
+    n: usize,
     step: u64,
     m: B::Buf,
     v: B::Buf,
@@ -116,7 +118,17 @@ impl<B: Backend> DeviceNetwork<B> {
         let grads = backend.alloc(n)?;
         let pass = Pass::new(&backend, &net, BLOCK.min(1024))?;
         let n_encoder = net.n_encoder_layers();
-        Ok(DeviceNetwork { backend, net, params, grads, pass, opt: None, host_stale: false, n_encoder, feature_range: None })
+        Ok(DeviceNetwork {
+            backend,
+            net,
+            params,
+            grads,
+            pass,
+            opt: None,
+            host_stale: false,
+            n_encoder,
+            feature_range: None,
+        })
     }
 
     pub fn backend(&self) -> &B {
@@ -414,7 +426,13 @@ impl<B: Backend> DeviceNetwork<B> {
             let scale = reg.contractive / rows as f32;
             if contract {
                 let [s, fsq, prod] = &mut p.col;
-                be.run(Op::ActGradSq { z: (&p.z[i], 0), y: (&p.y[i], 0), out: (&mut p.el, 0), n: dz_n, act: act.code() })?;
+                be.run(Op::ActGradSq {
+                    z: (&p.z[i], 0),
+                    y: (&p.y[i], 0),
+                    out: (&mut p.el, 0),
+                    n: dz_n,
+                    act: act.code(),
+                })?;
                 be.gemm(column_sums(1.0, rows, l.n_out), &p.ones, &p.el, fsq)?;
                 be.run(Op::ColSqSums { w: (&self.params, l.w), s: (s, 0), n_in: l.n_in, n_out: l.n_out })?;
                 be.run(Op::Mul { a: (fsq, 0), b: (s, 0), out: (prod, 0), n: l.n_out })?;
@@ -546,54 +564,27 @@ impl<B: Backend> DeviceNetwork<B> {
 
     /// One optimizer update of the device parameters from the gradient buffer, clipped to
     /// `clip` (0: off).
-    pub(crate) fn update(&mut self, config: &crate::optim::OptimizerConfig, lr: f32, momentum: f32, clip: f32) -> Result<()> {
-        let n = self.net.param_count();
-        let keep = matches!(&self.opt, Some(o) if o.config == *config);
-        if !keep {
-            self.opt = Some(DeviceOptimizer::new(&self.backend, *config, n, &self.net.weight_ranges())?);
-        }
-        let be = &self.backend;
-        let o = self.opt.as_mut().expect("optimizer");
-        if clip > 0.0 {
-            be.run(Op::SumSq { x: (&self.grads, 0), n, slot: Slot::GradSq })?;
-            be.run(Op::ClipFactor { factor: &mut o.gscale, max_norm: clip })?;
-        }
-        o.step += 1;
-        let c = o.config;
-        match c.kind {
-            crate::optim::OptimizerKind::Sgd => be.run(Op::Sgd {
-                p: &mut self.params,
-                g: &self.grads,
-                v: &mut o.m,
-                n,
-                segments: &o.segments,
-                gscale: &o.gscale,
-                lr,
-                mu: momentum,
-                nesterov: c.nesterov,
-            })?,
-            kind => {
-                let t = o.step as i32;
-                let bc1 = 1.0 - (c.beta1 as f64).powi(t);
-                let bc2 = 1.0 - (c.beta2 as f64).powi(t);
-                be.run(Op::Adam {
-                    p: &mut self.params,
-                    g: &self.grads,
-                    m: &mut o.m,
-                    v: &mut o.v,
-                    n,
-                    segments: &o.segments,
-                    gscale: &o.gscale,
-                    lr,
-                    b1: c.beta1,
-                    b2: c.beta2,
-                    eps: c.epsilon,
-                    step: lr / bc1 as f32,
-                    inv_sqrt_bc2: 1.0 / (bc2 as f32).sqrt(),
-                    decoupled: kind == crate::optim::OptimizerKind::AdamW,
-                })?
-            }
-        }
+    pub(crate) fn update(
+        &mut self,
+        config: &crate::optim::OptimizerConfig,
+        lr: f32,
+        momentum: f32,
+        clip: f32,
+    ) -> Result<()> {
+        let net = &self.net;
+        let (n, weights) = (net.param_count(), || net.weight_ranges());
+        optimizer_update(
+            &self.backend,
+            &mut self.opt,
+            &mut self.params,
+            &self.grads,
+            n,
+            weights,
+            config,
+            lr,
+            momentum,
+            clip,
+        )?;
         self.host_stale = true;
         Ok(())
     }
@@ -668,8 +659,71 @@ impl<B: Backend> DeviceNetwork<B> {
     }
 }
 
+/// One optimizer update of the n values of `params` from `grads`, clipped to `clip` (0: off); the
+/// optimizer state is made (or remade when the configuration changed) on first use.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn optimizer_update<B: Backend>(
+    be: &B,
+    opt: &mut Option<DeviceOptimizer<B>>,
+    params: &mut B::Buf,
+    grads: &B::Buf,
+    n: usize,
+    weights: impl FnOnce() -> Vec<std::ops::Range<usize>>,
+    config: &crate::optim::OptimizerConfig,
+    lr: f32,
+    momentum: f32,
+    clip: f32,
+) -> Result<()> {
+    let keep = matches!(opt, Some(o) if o.config == *config && o.n == n);
+    if !keep {
+        *opt = Some(DeviceOptimizer::new(be, *config, n, &weights())?);
+    }
+    let o = opt.as_mut().expect("optimizer");
+    if clip > 0.0 {
+        be.run(Op::SumSq { x: (grads, 0), n, slot: Slot::GradSq })?;
+        be.run(Op::ClipFactor { factor: &mut o.gscale, max_norm: clip })?;
+    }
+    o.step += 1;
+    let c = o.config;
+    match c.kind {
+        crate::optim::OptimizerKind::Sgd => be.run(Op::Sgd {
+            p: params,
+            g: grads,
+            v: &mut o.m,
+            n,
+            segments: &o.segments,
+            gscale: &o.gscale,
+            lr,
+            mu: momentum,
+            nesterov: c.nesterov,
+        })?,
+        kind => {
+            let t = o.step as i32;
+            let bc1 = 1.0 - (c.beta1 as f64).powi(t);
+            let bc2 = 1.0 - (c.beta2 as f64).powi(t);
+            be.run(Op::Adam {
+                p: params,
+                g: grads,
+                m: &mut o.m,
+                v: &mut o.v,
+                n,
+                segments: &o.segments,
+                gscale: &o.gscale,
+                lr,
+                b1: c.beta1,
+                b2: c.beta2,
+                eps: c.epsilon,
+                step: lr / bc1 as f32,
+                inv_sqrt_bc2: 1.0 / (bc2 as f32).sqrt(),
+                decoupled: kind == crate::optim::OptimizerKind::AdamW,
+            })?
+        }
+    }
+    Ok(())
+}
+
 /// z = x W (or x V^T for a tied layer) as a row-major GEMM on the parameter buffer.
-fn weight_product(l: &Dense, rows: usize) -> Gemm {
+pub(crate) fn weight_product(l: &Dense, rows: usize) -> Gemm {
     if l.tied {
         gemm_rm(rows, l.n_out, l.n_in, false, true, 1.0, 0.0, 0, l.n_in, l.w, l.n_in, 0, l.n_out)
     } else {
@@ -678,12 +732,12 @@ fn weight_product(l: &Dense, rows: usize) -> Gemm {
 }
 
 /// alpha * (column sums of a rows x cols matrix) as ones(1 x rows) . M.
-fn column_sums(alpha: f32, rows: usize, cols: usize) -> Gemm {
+pub(crate) fn column_sums(alpha: f32, rows: usize, cols: usize) -> Gemm {
     gemm_rm(1, cols, rows, false, false, alpha, 0.0, 0, rows, 0, cols, 0, cols)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn gemm_rm(
+pub(crate) fn gemm_rm(
     m: usize,
     n: usize,
     k: usize,
@@ -742,7 +796,7 @@ impl<B: Backend> Pass<B> {
 }
 
 impl<B: Backend> DeviceOptimizer<B> {
-    fn new(
+    pub(crate) fn new(
         be: &B,
         config: crate::optim::OptimizerConfig,
         n: usize,
@@ -774,6 +828,7 @@ impl<B: Backend> DeviceOptimizer<B> {
         be.run(Op::Fill { x: (&mut gscale, 0), n: 1, v: 1.0 })?;
         Ok(DeviceOptimizer {
             config,
+            n,
             step: 0,
             m: be.alloc(n)?,
             v: be.alloc(n)?,

@@ -43,6 +43,8 @@ pub struct Gemm {
 pub type In<'a, B> = (&'a B, usize);
 /// A written view.
 pub type Out<'a, B> = (&'a mut B, usize);
+/// Per-feature (min, max) views (salt-and-pepper corruption).
+pub type FeatureRange<'a, B> = (In<'a, <B as Backend>::Buf>, In<'a, <B as Backend>::Buf>);
 
 /// One kernel launch. Sizes are element counts; every buffer argument carries its offset.
 pub enum Op<'a, B: Backend> {
@@ -133,7 +135,7 @@ pub enum Op<'a, B: Backend> {
     Corrupt {
         x: In<'a, B::Buf>,
         out: Out<'a, B::Buf>,
-        range: Option<(In<'a, B::Buf>, In<'a, B::Buf>)>,
+        range: Option<FeatureRange<'a, B>>,
         rows: usize,
         cols: usize,
         kind: i32,
@@ -195,7 +197,80 @@ pub enum Op<'a, B: Backend> {
     Sum { x: In<'a, B::Buf>, n: usize, slot: Slot, scale: f64 },
     /// acc[slot] += sum of x^2.
     SumSq { x: In<'a, B::Buf>, n: usize, slot: Slot },
+    /// out[0] = scale * sum of x, summed in f64 (one value written into a buffer, e.g. a
+    /// gradient entry; lat_sum_to, one block).
+    SumTo { x: In<'a, B::Buf>, n: usize, out: Out<'a, B::Buf>, scale: f64 },
+    /// VAE reparameterisation (lat_vae_reparam): eps ~ N(0, 1) by Philox (element k of draw
+    /// `ctr`), zs = mu + exp(lv / 2) eps over rows * samples * latent stacked draws (see
+    /// cuda/vae.cu for the layouts). `learned`: the head holds [mu | lv] per row, else only mu
+    /// and the log-variance is `const_lv`.
+    VaeReparam {
+        head: In<'a, B::Buf>,
+        eps: Out<'a, B::Buf>,
+        zs: Out<'a, B::Buf>,
+        rows: usize,
+        samples: usize,
+        latent: usize,
+        learned: bool,
+        const_lv: f32,
+        seed: u64,
+        ctr: u64,
+    },
+    /// Closed-form KL terms per latent unit into kl_el (rows x latent), and their gradient
+    /// scaled by beta / rows written into dhead (lat_vae_kl).
+    VaeKl {
+        head: In<'a, B::Buf>,
+        kl_el: Out<'a, B::Buf>,
+        dhead: Out<'a, B::Buf>,
+        rows: usize,
+        latent: usize,
+        learned: bool,
+        const_lv: f32,
+        beta: f32,
+    },
+    /// Backward through z = mu + sigma eps added to dhead, then times the head activation's
+    /// derivative (lat_vae_reparam_backward).
+    VaeReparamBackward {
+        head_z: In<'a, B::Buf>,
+        head_y: In<'a, B::Buf>,
+        dzs: In<'a, B::Buf>,
+        eps: In<'a, B::Buf>,
+        dhead: Out<'a, B::Buf>,
+        rows: usize,
+        samples: usize,
+        latent: usize,
+        learned: bool,
+        const_lv: f32,
+        act: i32,
+    },
+    /// Reconstruction NLL per data element of the n stacked rows (lat_vae_recon): rec_el
+    /// (n x d_cols), scale * dNLL/dpre into dpre (n x p_cols), the global log-variances'
+    /// element gradients into glob_el. `parts`: the part table, `VAE_PART_FIELDS` values per
+    /// part, stored in an id buffer as the bit patterns of the kernel's ints (all are
+    /// non-negative; see [`crate::backend::vae::part_table`]).
+    VaeRecon {
+        x: In<'a, B::Buf>,
+        pre: In<'a, B::Buf>,
+        extra: In<'a, B::Buf>,
+        parts: (&'a B::Ids, usize),
+        n_parts: usize,
+        /// Global log-variances in `extra` (E) and data columns of the global parts (G), the
+        /// extents of `extra` and `glob_el` (n x G).
+        n_extra: usize,
+        glob_cols: usize,
+        rec_el: Out<'a, B::Buf>,
+        dpre: Out<'a, B::Buf>,
+        glob_el: Out<'a, B::Buf>,
+        n: usize,
+        rows: usize,
+        d_cols: usize,
+        p_cols: usize,
+        scale: f32,
+    },
 }
+
+/// Values per part in the VAE's part table (LAT_VAE_PART_FIELDS of cuda/vae.cu).
+pub const VAE_PART_FIELDS: usize = 8;
 
 /// The optimizer's weight-decay table on the device: segment ends (ascending) and their decay.
 pub struct Segments<B: Backend> {

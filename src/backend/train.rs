@@ -1,4 +1,4 @@
-//! The training loop of a [`DeviceNetwork`]: the CPU loop's schedule (same shuffling, learning
+//! The training loop of a [`DeviceNetwork`] or a [`DeviceVae`] (a [`DeviceModel`]): the CPU loop's schedule (same shuffling, learning
 //! rate and momentum schedules, validation, early stopping, divergence check, progress
 //! callbacks), with the whole step on the device. The training rows are copied to the device
 //! once and each minibatch is gathered there by the epoch's permutation, so a step moves no
@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::network::{DeviceNetwork, DeviceNoise};
 use super::ops::{Backend, Op, Slot};
+use super::vae::DeviceVae;
 use crate::error::{Error, Result, invalid};
 use crate::rng::{Rng, stream};
 use crate::tensor::Matrix;
@@ -21,9 +22,15 @@ impl Trainer {
     /// noise the two follow the same path within rounding. A divergence is detected at the end
     /// of the epoch (reading the loss after every step would stall the device), and the
     /// parameters go back to the start of that epoch as on the CPU.
-    pub fn fit_device<B: Backend>(
+    ///
+    /// `net` is a [`DeviceNetwork`] or a [`DeviceVae`] (any [`DeviceModel`]). A VAE's loss is
+    /// its reconstruction NLL per example and its penalty the KL (as on the CPU), its validation
+    /// score the one-draw negative ELBO ([`DeviceVae::loss`]), and its step count (the KL
+    /// warm-up's clock) advances with each update and goes back with the parameters when an
+    /// epoch diverges.
+    pub fn fit_device<M: DeviceModel>(
         &mut self,
-        net: &mut DeviceNetwork<B>,
+        net: &mut M,
         data: &Matrix,
         valid: Option<&Matrix>,
         mut progress: Callback,
@@ -32,8 +39,11 @@ impl Trainer {
         if self.collective.is_some() {
             return Err(Error::Unsupported("MPI data-parallel training runs on the CPU backend only".into()));
         }
-        let host = net.network_unsynced().clone();
-        let (train, valid, split) = checked_split(&c, &host, data, valid)?;
+        let host = net.host_unsynced();
+        let (train, valid, split) = checked_split(&c, host, data, valid)?;
+        let stochastic = host.is_stochastic();
+        let feature_range = host.needs_feature_range();
+        let input_dim = host.input_dim();
         let (train, valid) = match &split {
             Some(sp) => (&sp.0, Some(&sp.1)),
             None => (train, valid),
@@ -49,9 +59,8 @@ impl Trainer {
             return Err(invalid!("{rows} x {cols} training rows exceed what the device kernels index (2^31 elements)"));
         }
         net.reserve(batch)?;
-        let stochastic = host.is_stochastic();
-        if host.needs_feature_range() {
-            let (lo, hi) = crate::corruption::feature_range(train.as_slice(), host.input_dim());
+        if feature_range {
+            let (lo, hi) = crate::corruption::feature_range(train.as_slice(), input_dim);
             net.set_feature_range(&lo, &hi)?;
         }
         // The rows live on the device for the whole fit.
@@ -60,7 +69,7 @@ impl Trainer {
         let mut perm = net.backend().alloc_ids(rows)?;
         let n = net.param_count();
         let mut epoch_start = net.backend().alloc(n)?;
-        let mut best_params: Option<(f64, B::Buf)> = None;
+        let mut best_params: Option<(f64, <M::Backend as Backend>::Buf)> = None;
         let mut since_best = 0;
         let mut order: Vec<u32> = (0..rows as u32).collect();
         let mut rng = Rng::new(c.seed, stream::SHUFFLE);
@@ -71,6 +80,7 @@ impl Trainer {
             let start = Instant::now();
             let momentum = c.schedule.momentum_at(epoch, c.optimizer.momentum);
             net.backend().copy((net.params_buf(), 0), (&mut epoch_start, 0), n)?;
+            let clock_start = net.clock();
             if c.shuffle {
                 rng.shuffle(&mut order);
             }
@@ -115,13 +125,17 @@ impl Trainer {
             // As on the CPU: one more pass over the last minibatch sees the epoch's last step.
             let first = (batches - 1) * batch;
             let r = batch.min(rows - first);
-            net.step(r, None, Some((&perm, first)), Slot::Scratch)?;
+            // The epoch's sums are read first: this pass adds nothing to them (a network's
+            // penalties go to the penalty slot whatever the loss slot).
             let s = net.backend().read_slots()?;
+            net.step(r, None, Some((&perm, first)), Slot::Scratch)?;
+            let check = net.backend().read_slots()?[Slot::Scratch as usize];
             let train_secs = start.elapsed().as_secs_f64();
             let (loss, penalty) = (s[Slot::Loss as usize] / seen as f64, s[Slot::Penalty as usize] / seen as f64);
-            if !(loss + penalty).is_finite() || !s[Slot::Scratch as usize].is_finite() {
+            if !(loss + penalty).is_finite() || !check.is_finite() {
                 net.restore_params(&epoch_start)?;
                 net.reset_optimizer();
+                net.set_clock(clock_start);
                 return Err(Error::Diverged(format!(
                     "loss became {} in epoch {epoch} on the device; parameters restored to the start of the epoch (lower the learning rate or clip gradients)",
                     loss + penalty
@@ -185,10 +199,160 @@ impl Trainer {
     }
 }
 
-impl<B: Backend> DeviceNetwork<B> {
-    /// Gathers minibatch rows `ids[first..first + rows]` of device-resident data into the pass.
-    pub(crate) fn gather(&mut self, src: &B::Buf, ids: (&B::Ids, usize), rows: usize, cols: usize) -> Result<()> {
-        let (be, x, _) = self.batch_mut();
-        be.run(Op::GatherRows { src: (src, 0), ids, dst: (x, 0), rows, cols })
+/// A model resident on a device that [`Trainer::fit_device`] trains: [`DeviceNetwork`] and
+/// [`DeviceVae`]. Sealed: its methods are the loop's internals.
+pub trait DeviceModel: sealed::Model {}
+
+impl<B: Backend> DeviceModel for DeviceNetwork<B> {}
+impl<B: Backend> DeviceModel for DeviceVae<B> {}
+
+pub(crate) mod sealed {
+    use super::*;
+
+    /// What the device training loop needs of a model.
+    pub trait Model {
+        type Backend: Backend;
+        /// The host model (for the data checks; its parameters may be behind the device's).
+        type Host: Trainable;
+        fn host_unsynced(&self) -> &Self::Host;
+        fn backend(&self) -> &Self::Backend;
+        fn param_count(&self) -> usize;
+        fn reserve(&mut self, rows: usize) -> Result<()>;
+        fn set_feature_range(&mut self, lo: &[f32], hi: &[f32]) -> Result<()>;
+        /// Gathers minibatch rows `ids[first..first + rows]` of device-resident data into the pass.
+        fn gather(
+            &mut self,
+            src: &<Self::Backend as Backend>::Buf,
+            ids: (&<Self::Backend as Backend>::Ids, usize),
+            rows: usize,
+            cols: usize,
+        ) -> Result<()>;
+        /// Forward and backward of the minibatch in the pass: loss sums into `loss_slot`.
+        fn step(
+            &mut self,
+            rows: usize,
+            noise: Option<DeviceNoise>,
+            ids: Option<(&<Self::Backend as Backend>::Ids, usize)>,
+            loss_slot: Slot,
+        ) -> Result<()>;
+        fn update(&mut self, config: &crate::optim::OptimizerConfig, lr: f32, momentum: f32, clip: f32) -> Result<()>;
+        fn params_buf(&self) -> &<Self::Backend as Backend>::Buf;
+        fn restore_params(&mut self, src: &<Self::Backend as Backend>::Buf) -> Result<()>;
+        fn reset_optimizer(&mut self);
+        /// The validation score.
+        fn loss(&mut self, data: &Matrix) -> Result<f64>;
+        fn sync(&mut self) -> Result<()>;
+        /// The count kept across steps (a VAE's KL warm-up clock), restored on divergence.
+        fn clock(&self) -> u64 {
+            0
+        }
+        fn set_clock(&mut self, _clock: u64) {}
+    }
+
+    impl<B: Backend> Model for DeviceNetwork<B> {
+        type Backend = B;
+        type Host = crate::network::Network;
+        fn host_unsynced(&self) -> &crate::network::Network {
+            self.network_unsynced()
+        }
+        fn backend(&self) -> &B {
+            DeviceNetwork::backend(self)
+        }
+        fn param_count(&self) -> usize {
+            DeviceNetwork::param_count(self)
+        }
+        fn reserve(&mut self, rows: usize) -> Result<()> {
+            DeviceNetwork::reserve(self, rows)
+        }
+        fn set_feature_range(&mut self, lo: &[f32], hi: &[f32]) -> Result<()> {
+            DeviceNetwork::set_feature_range(self, lo, hi)
+        }
+        fn gather(&mut self, src: &B::Buf, ids: (&B::Ids, usize), rows: usize, cols: usize) -> Result<()> {
+            let (be, x, _) = self.batch_mut();
+            be.run(Op::GatherRows { src: (src, 0), ids, dst: (x, 0), rows, cols })
+        }
+        fn step(
+            &mut self,
+            rows: usize,
+            noise: Option<DeviceNoise>,
+            ids: Option<(&B::Ids, usize)>,
+            slot: Slot,
+        ) -> Result<()> {
+            DeviceNetwork::step(self, rows, noise, ids, slot)
+        }
+        fn update(&mut self, config: &crate::optim::OptimizerConfig, lr: f32, momentum: f32, clip: f32) -> Result<()> {
+            DeviceNetwork::update(self, config, lr, momentum, clip)
+        }
+        fn params_buf(&self) -> &B::Buf {
+            DeviceNetwork::params_buf(self)
+        }
+        fn restore_params(&mut self, src: &B::Buf) -> Result<()> {
+            DeviceNetwork::restore_params(self, src)
+        }
+        fn reset_optimizer(&mut self) {
+            DeviceNetwork::reset_optimizer(self)
+        }
+        fn loss(&mut self, data: &Matrix) -> Result<f64> {
+            DeviceNetwork::loss(self, data)
+        }
+        fn sync(&mut self) -> Result<()> {
+            DeviceNetwork::sync(self)
+        }
+    }
+
+    impl<B: Backend> Model for DeviceVae<B> {
+        type Backend = B;
+        type Host = crate::vae::Vae;
+        fn host_unsynced(&self) -> &crate::vae::Vae {
+            self.vae_unsynced()
+        }
+        fn backend(&self) -> &B {
+            DeviceVae::backend(self)
+        }
+        fn param_count(&self) -> usize {
+            DeviceVae::param_count(self)
+        }
+        fn reserve(&mut self, rows: usize) -> Result<()> {
+            DeviceVae::reserve(self, rows)
+        }
+        fn set_feature_range(&mut self, _lo: &[f32], _hi: &[f32]) -> Result<()> {
+            Ok(())
+        }
+        fn gather(&mut self, src: &B::Buf, ids: (&B::Ids, usize), rows: usize, cols: usize) -> Result<()> {
+            DeviceVae::gather(self, src, ids, rows, cols)
+        }
+        fn step(
+            &mut self,
+            rows: usize,
+            noise: Option<DeviceNoise>,
+            _ids: Option<(&B::Ids, usize)>,
+            slot: Slot,
+        ) -> Result<()> {
+            DeviceVae::step(self, rows, noise, slot)
+        }
+        fn update(&mut self, config: &crate::optim::OptimizerConfig, lr: f32, momentum: f32, clip: f32) -> Result<()> {
+            DeviceVae::update(self, config, lr, momentum, clip)
+        }
+        fn params_buf(&self) -> &B::Buf {
+            DeviceVae::params_buf(self)
+        }
+        fn restore_params(&mut self, src: &B::Buf) -> Result<()> {
+            DeviceVae::restore_params(self, src)
+        }
+        fn reset_optimizer(&mut self) {
+            DeviceVae::reset_optimizer(self)
+        }
+        fn loss(&mut self, data: &Matrix) -> Result<f64> {
+            DeviceVae::loss(self, data)
+        }
+        fn sync(&mut self) -> Result<()> {
+            DeviceVae::sync(self)
+        }
+        fn clock(&self) -> u64 {
+            self.steps()
+        }
+        fn set_clock(&mut self, clock: u64) {
+            self.set_steps(clock);
+        }
     }
 }

@@ -440,7 +440,14 @@ impl Backend for Cuda {
         match op {
             Op::BiasAct { z, b, y, rows, cols, act } => {
                 let n = rows * cols;
-                let args = [Ptr(self.ptr(z.0, z.1, n)?), Ptr(self.ptr(b.0, b.1, cols)?), Ptr(self.ptr(y.0, y.1, n)?), i(rows), i(cols), Arg::I32(act)];
+                let args = [
+                    Ptr(self.ptr(z.0, z.1, n)?),
+                    Ptr(self.ptr(b.0, b.1, cols)?),
+                    Ptr(self.ptr(y.0, y.1, n)?),
+                    i(rows),
+                    i(cols),
+                    Arg::I32(act),
+                ];
                 self.launch("lat_bias_act", n, full, &args)
             }
             Op::ActOnly { z, y, n, act } => {
@@ -497,7 +504,13 @@ impl Backend for Cuda {
                 Ok(())
             }
             Op::ActBackward { d, z, y, n, act } => {
-                let args = [Ptr(self.ptr(d.0, d.1, n)?), Ptr(self.ptr(z.0, z.1, n)?), Ptr(self.ptr(y.0, y.1, n)?), i(n), Arg::I32(act)];
+                let args = [
+                    Ptr(self.ptr(d.0, d.1, n)?),
+                    Ptr(self.ptr(z.0, z.1, n)?),
+                    Ptr(self.ptr(y.0, y.1, n)?),
+                    i(n),
+                    Arg::I32(act),
+                ];
                 self.launch("lat_act_backward", n, full, &args)
             }
             Op::Loss { z, y, t, dz, el, n, loss, act, inv } => {
@@ -533,15 +546,34 @@ impl Backend for Cuda {
             }
             Op::KlGrad { dy, mean, rows, cols, rho, beta } => {
                 let n = rows * cols;
-                let args = [Ptr(self.ptr(dy.0, dy.1, n)?), Ptr(self.ptr(mean.0, mean.1, cols)?), i(rows), i(cols), F32(rho), F32(beta)];
+                let args = [
+                    Ptr(self.ptr(dy.0, dy.1, n)?),
+                    Ptr(self.ptr(mean.0, mean.1, cols)?),
+                    i(rows),
+                    i(cols),
+                    F32(rho),
+                    F32(beta),
+                ];
                 self.launch("lat_kl_grad", n, full, &args)
             }
             Op::L1 { dy, y, el, n, g } => {
-                let args = [Ptr(self.ptr(dy.0, dy.1, n)?), Ptr(self.ptr(y.0, y.1, n)?), Ptr(self.ptr(el.0, el.1, n)?), i(n), F32(g)];
+                let args = [
+                    Ptr(self.ptr(dy.0, dy.1, n)?),
+                    Ptr(self.ptr(y.0, y.1, n)?),
+                    Ptr(self.ptr(el.0, el.1, n)?),
+                    i(n),
+                    F32(g),
+                ];
                 self.launch("lat_l1", n, full, &args)
             }
             Op::ActGradSq { z, y, out, n, act } => {
-                let args = [Ptr(self.ptr(z.0, z.1, n)?), Ptr(self.ptr(y.0, y.1, n)?), Ptr(self.ptr(out.0, out.1, n)?), i(n), Arg::I32(act)];
+                let args = [
+                    Ptr(self.ptr(z.0, z.1, n)?),
+                    Ptr(self.ptr(y.0, y.1, n)?),
+                    Ptr(self.ptr(out.0, out.1, n)?),
+                    i(n),
+                    Arg::I32(act),
+                ];
                 self.launch("lat_act_grad_sq", n, full, &args)
             }
             Op::ColSqSums { w, s, n_in, n_out } => {
@@ -564,11 +596,19 @@ impl Backend for Cuda {
             }
             Op::ContractiveDw { dw, w, fsq, n_in, n_out, scale } => {
                 let n = n_in * n_out;
-                let args = [Ptr(self.ptr(dw.0, dw.1, n)?), Ptr(self.ptr(w.0, w.1, n)?), Ptr(self.ptr(fsq.0, fsq.1, n_out)?), i(n_in), i(n_out), F32(scale)];
+                let args = [
+                    Ptr(self.ptr(dw.0, dw.1, n)?),
+                    Ptr(self.ptr(w.0, w.1, n)?),
+                    Ptr(self.ptr(fsq.0, fsq.1, n_out)?),
+                    i(n_in),
+                    i(n_out),
+                    F32(scale),
+                ];
                 self.launch("lat_contractive_dw", n, full, &args)
             }
             Op::Mul { a, b, out, n } => {
-                let args = [Ptr(self.ptr(a.0, a.1, n)?), Ptr(self.ptr(b.0, b.1, n)?), Ptr(self.ptr(out.0, out.1, n)?), i(n)];
+                let args =
+                    [Ptr(self.ptr(a.0, a.1, n)?), Ptr(self.ptr(b.0, b.1, n)?), Ptr(self.ptr(out.0, out.1, n)?), i(n)];
                 self.launch("lat_mul", n, full, &args)
             }
             Op::Corrupt { x, out, range, rows, cols, kind, level, seed, ctr } => {
@@ -592,7 +632,15 @@ impl Backend for Cuda {
                 self.launch("lat_corrupt", n, full, &args)
             }
             Op::Sample { y, s, n, kind, sigma, seed, ctr } => {
-                let args = [Ptr(self.ptr(y.0, y.1, n)?), Ptr(self.ptr(s.0, s.1, n)?), i(n), Arg::I32(kind), F32(sigma), U64(seed), U64(ctr)];
+                let args = [
+                    Ptr(self.ptr(y.0, y.1, n)?),
+                    Ptr(self.ptr(s.0, s.1, n)?),
+                    i(n),
+                    Arg::I32(kind),
+                    F32(sigma),
+                    U64(seed),
+                    U64(ctr),
+                ];
                 self.launch("lat_sample", n, full, &args)
             }
             Op::CodeNoise { z, y, ids, rows, cols, act, sigma, seed } => {
@@ -675,7 +723,11 @@ impl Backend for Cuda {
                 self.launch("lat_adam", n, full, &args)
             }
             Op::ClipFactor { factor, max_norm } => {
-                let args = [Ptr(self.slot_ptr(super::ops::Slot::GradSq as usize)), Ptr(self.ptr(factor, 0, 1)?), F32(max_norm)];
+                let args = [
+                    Ptr(self.slot_ptr(super::ops::Slot::GradSq as usize)),
+                    Ptr(self.ptr(factor, 0, 1)?),
+                    F32(max_norm),
+                ];
                 self.launch("lat_clip_factor", 1, 1, &args)
             }
             Op::Sum { x, n, slot, scale } => {
@@ -685,6 +737,109 @@ impl Backend for Cuda {
             Op::SumSq { x, n, slot } => {
                 let args = [Ptr(self.ptr(x.0, x.1, n)?), i(n), Ptr(self.slot_ptr(slot as usize))];
                 self.launch("lat_sum_sq", n, 256, &args)
+            }
+            Op::SumTo { x, n, out, scale } => {
+                let args = [Ptr(self.ptr(x.0, x.1, n)?), i(n), F64(scale), Ptr(self.ptr(out.0, out.1, 1)?)];
+                // One block (the kernel's reduction is within a block); at least one thread
+                // even for n = 0, so that 0 is written.
+                self.launch("lat_sum_to", n.max(1), 1, &args)
+            }
+            Op::VaeReparam { head, eps, zs, rows, samples, latent, learned, const_lv, seed, ctr } => {
+                let total = rows * samples * latent;
+                let hw = if learned { 2 * latent } else { latent };
+                let args = [
+                    Ptr(self.ptr(head.0, head.1, rows * hw)?),
+                    Ptr(self.ptr(eps.0, eps.1, total)?),
+                    Ptr(self.ptr(zs.0, zs.1, total)?),
+                    i(rows),
+                    i(samples),
+                    i(latent),
+                    Arg::I32(learned as i32),
+                    F32(const_lv),
+                    U64(seed),
+                    U64(ctr),
+                ];
+                self.launch("lat_vae_reparam", total, full, &args)
+            }
+            Op::VaeKl { head, kl_el, dhead, rows, latent, learned, const_lv, beta } => {
+                let hw = if learned { 2 * latent } else { latent };
+                let args = [
+                    Ptr(self.ptr(head.0, head.1, rows * hw)?),
+                    Ptr(self.ptr(kl_el.0, kl_el.1, rows * latent)?),
+                    Ptr(self.ptr(dhead.0, dhead.1, rows * hw)?),
+                    i(rows),
+                    i(latent),
+                    Arg::I32(learned as i32),
+                    F32(const_lv),
+                    F32(beta),
+                ];
+                self.launch("lat_vae_kl", rows * latent, full, &args)
+            }
+            Op::VaeReparamBackward {
+                head_z,
+                head_y,
+                dzs,
+                eps,
+                dhead,
+                rows,
+                samples,
+                latent,
+                learned,
+                const_lv,
+                act,
+            } => {
+                let hw = if learned { 2 * latent } else { latent };
+                let total = rows * samples * latent;
+                let args = [
+                    Ptr(self.ptr(head_z.0, head_z.1, rows * hw)?),
+                    Ptr(self.ptr(head_y.0, head_y.1, rows * hw)?),
+                    Ptr(self.ptr(dzs.0, dzs.1, total)?),
+                    Ptr(self.ptr(eps.0, eps.1, total)?),
+                    Ptr(self.ptr(dhead.0, dhead.1, rows * hw)?),
+                    i(rows),
+                    i(samples),
+                    i(latent),
+                    Arg::I32(learned as i32),
+                    F32(const_lv),
+                    Arg::I32(act),
+                ];
+                self.launch("lat_vae_reparam_backward", rows * latent, full, &args)
+            }
+            Op::VaeRecon {
+                x,
+                pre,
+                extra,
+                parts,
+                n_parts,
+                n_extra,
+                glob_cols,
+                rec_el,
+                dpre,
+                glob_el,
+                n,
+                rows,
+                d_cols,
+                p_cols,
+                scale,
+            } => {
+                let fields = super::ops::VAE_PART_FIELDS;
+                let args = [
+                    Ptr(self.ptr(x.0, x.1, rows * d_cols)?),
+                    Ptr(self.ptr(pre.0, pre.1, n * p_cols)?),
+                    Ptr(self.ptr(extra.0, extra.1, n_extra)?),
+                    // The table's u32s are the kernel's non-negative ints, bit for bit.
+                    Ptr(self.ids_ptr(parts.0, parts.1, n_parts * fields)?),
+                    i(n_parts),
+                    Ptr(self.ptr(rec_el.0, rec_el.1, n * d_cols)?),
+                    Ptr(self.ptr(dpre.0, dpre.1, n * p_cols)?),
+                    Ptr(self.ptr(glob_el.0, glob_el.1, n * glob_cols)?),
+                    i(n),
+                    i(rows),
+                    i(d_cols),
+                    i(p_cols),
+                    F32(scale),
+                ];
+                self.launch("lat_vae_recon", n * d_cols, full, &args)
             }
         }
     }

@@ -34,3 +34,21 @@ extern "C" __global__ void lat_sum_scaled(const float* __restrict__ x, int n, do
     s = lat_warp_sum(s) * scale;
     if ((threadIdx.x & 31) == 0) atomicAdd(acc, s);
 }
+
+// out[0] = scale * sum of x, in double, by one block (launched with one; a fixed order for a
+// given block width, so the result repeats): a value written into a buffer, such as the gradient
+// of a VAE's global log-variance from its element terms.
+extern "C" __global__ void lat_sum_to(const float* __restrict__ x, int n, double scale, float* __restrict__ out) {
+    __shared__ double part[32];
+    if (blockIdx.x != 0) return;
+    double s = 0.0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s += (double)x[i];
+    s = lat_warp_sum(s);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0.0;
+        for (int w = 0; w < (int)((blockDim.x + 31) >> 5); w++) t += part[w];
+        out[0] = (float)(t * scale);
+    }
+}

@@ -1,0 +1,616 @@
+//! A variational autoencoder resident on a device: [`crate::Vae`]'s training step, encoder and
+//! validation score run through the [`Backend`] primitives and the VAE kernels of
+//! `cuda/vae.cu` (reparameterisation, closed-form KL, backward through z, reconstruction NLL of
+//! every [`DistKind`] through a part table). The step follows [`Vae::step`] term for term, so
+//! given the same standard normal draws the host backend reproduces the CPU step within rounding
+//! (see [`Vae::step_with_eps`] and [`DeviceVae::last_draws`]); the draws themselves differ (Philox
+//! on the device, xoshiro on the CPU).
+
+use super::network::{DeviceNoise, DeviceOptimizer, column_sums, gemm_rm, optimizer_update, weight_product};
+use super::ops::{Backend, Op, Slot, VAE_PART_FIELDS};
+use crate::distribution::{DistKind, Reconstruction};
+use crate::error::{Result, invalid, shape};
+use crate::tensor::Matrix;
+use crate::vae::{Posterior, Vae};
+
+/// Examples a pass's buffers hold when a VAE is put on a device (inference and validation run
+/// in blocks of this many rows; training resizes them to its minibatch).
+const BLOCK: usize = 1024;
+/// Philox key of a step without noise ([`DeviceVae::forward_backward`], the epoch's check pass):
+/// a fixed draw, as the CPU's `train_step` without noise draws from a fixed stream.
+const FIXED_SEED: u64 = 0x00F1_8ED0;
+/// Philox key of the validation score's draws (the CPU's `valid_score` uses seed 0x5EED).
+const VALID_SEED: u64 = 0x5EED;
+
+/// The part table of `lat_vae_recon` (cuda/vae.cu): [`VAE_PART_FIELDS`] values per part, in part
+/// order: {DistKind code, activation code, first data column, first pre-output column, size,
+/// extra index (GaussianGlobal, else 0), first global column (GaussianGlobal, else 0), 0}. All are
+/// non-negative, so they are stored as u32 in an id buffer and read by the kernel as ints.
+pub fn part_table(rec: &Reconstruction) -> Vec<u32> {
+    let mut t = Vec::with_capacity(rec.parts.len() * VAE_PART_FIELDS);
+    let (mut c, mut p, mut e, mut g) = (0u32, 0u32, 0u32, 0u32);
+    for part in &rec.parts {
+        let size = part.size as u32;
+        let global = part.kind == DistKind::GaussianGlobal;
+        t.extend_from_slice(&[
+            part.kind.code() as u32,
+            part.activation.code() as u32,
+            c,
+            p,
+            size,
+            if global { e } else { 0 },
+            if global { g } else { 0 },
+            0,
+        ]);
+        c += size;
+        p += if part.kind == DistKind::Gaussian { 2 * size } else { size };
+        if global {
+            e += 1;
+            g += size;
+        }
+    }
+    t
+}
+
+/// Whether the head holds the log-variances, and the constant one otherwise (the kernels'
+/// `learned`, `const_lv`).
+fn learned_of(p: &Posterior) -> (bool, f32) {
+    match *p {
+        Posterior::Learned => (true, 0.0),
+        Posterior::Constant { log_variance } => (false, log_variance),
+    }
+}
+
+/// Columns of the global-variance parts together (G of cuda/vae.cu).
+fn global_columns(rec: &Reconstruction) -> usize {
+    rec.parts.iter().filter(|p| p.kind == DistKind::GaussianGlobal).map(|p| p.size).sum()
+}
+
+/// The buffers of one pass for up to `rows` examples with `samples` draws each.
+struct Pass<B: Backend> {
+    rows: usize,
+    /// The minibatch, rows x input_dim.
+    x: B::Buf,
+    /// Per layer: encoder layers and head over the rows, decoder layers over rows x samples.
+    z: Vec<B::Buf>,
+    y: Vec<B::Buf>,
+    /// Standard normal draws and latent samples, stacked draw-major (rows * samples x J).
+    eps: B::Buf,
+    zs: B::Buf,
+    d0: B::Buf,
+    d1: B::Buf,
+    /// dL/d(head pre-activation), rows x head width.
+    dhead: B::Buf,
+    /// KL terms, rows x J.
+    kl_el: B::Buf,
+    /// Reconstruction NLL terms, rows * samples x input_dim.
+    rec_el: B::Buf,
+    /// The global log-variances' element gradients, rows * samples x G.
+    glob_el: B::Buf,
+    /// rows * samples ones (bias gradients as column sums).
+    ones: B::Buf,
+}
+
+impl<B: Backend> Pass<B> {
+    fn new(be: &B, vae: &Vae, rows: usize) -> Result<Pass<B>> {
+        let rows = rows.max(1);
+        let spec = vae.spec();
+        let samples = spec.num_samples;
+        let stacked = crate::tensor::checked_len(rows, samples)?;
+        let head = vae.head_index();
+        let (d, j) = (spec.input_dim, spec.latent_dim);
+        let mut widest = d.max(j);
+        let (mut z, mut y) = (Vec::new(), Vec::new());
+        for (i, l) in vae.layers().iter().enumerate() {
+            let r = if i > head { stacked } else { rows };
+            let n = crate::tensor::checked_len(r, l.n_out)?;
+            z.push(be.alloc(n)?);
+            y.push(be.alloc(n)?);
+            widest = widest.max(l.n_out).max(l.n_in);
+        }
+        let big = crate::tensor::checked_len(stacked, widest)?;
+        if big >= i32::MAX as usize {
+            return Err(invalid!(
+                "a pass of {rows} rows x {samples} samples x {widest} columns exceeds what one device kernel indexes"
+            ));
+        }
+        let hw = vae.layers()[head].n_out;
+        let mut ones = be.alloc(stacked)?;
+        be.run(Op::Fill { x: (&mut ones, 0), n: stacked, v: 1.0 })?;
+        Ok(Pass {
+            rows,
+            x: be.alloc(rows * d)?,
+            z,
+            y,
+            eps: be.alloc(stacked * j)?,
+            zs: be.alloc(stacked * j)?,
+            d0: be.alloc(big)?,
+            d1: be.alloc(big)?,
+            dhead: be.alloc(rows * hw)?,
+            kl_el: be.alloc(rows * j)?,
+            rec_el: be.alloc(stacked * d)?,
+            glob_el: be.alloc((stacked * global_columns(&spec.reconstruction)).max(1))?,
+            ones,
+        })
+    }
+}
+
+/// A [`Vae`] on a device: parameters, gradients, optimizer state and one pass's buffers live
+/// there. The host copy's step count is the KL warm-up's clock: each [`DeviceVae`] update
+/// advances it as [`crate::Trainable::after_step`] does, so [`Vae::kl_weight`] follows.
+pub struct DeviceVae<B: Backend> {
+    backend: B,
+    vae: Vae,
+    params: B::Buf,
+    grads: B::Buf,
+    pass: Pass<B>,
+    opt: Option<DeviceOptimizer<B>>,
+    /// The device's parameters are newer than `vae`'s.
+    host_stale: bool,
+    parts: B::Ids,
+    n_parts: usize,
+    glob_cols: usize,
+    /// Stacked draws of the last step (rows * samples), for [`DeviceVae::last_draws`].
+    last_stacked: usize,
+}
+
+impl<B: Backend> DeviceVae<B> {
+    /// Copies `vae` onto the backend's device.
+    pub fn new(backend: B, vae: Vae) -> Result<DeviceVae<B>> {
+        let n = vae.param_count();
+        if n >= i32::MAX as usize {
+            return Err(invalid!("{n} parameters exceed what one device kernel indexes (2^31)"));
+        }
+        let mut params = backend.alloc(n)?;
+        backend.upload(vae.params(), (&mut params, 0))?;
+        let grads = backend.alloc(n)?;
+        let pass = Pass::new(&backend, &vae, BLOCK)?;
+        let rec = &vae.spec().reconstruction;
+        let table = part_table(rec);
+        let mut parts = backend.alloc_ids(table.len())?;
+        backend.upload_ids(&table, &mut parts)?;
+        let (n_parts, glob_cols) = (rec.parts.len(), global_columns(rec));
+        Ok(DeviceVae {
+            backend,
+            vae,
+            params,
+            grads,
+            pass,
+            opt: None,
+            host_stale: false,
+            parts,
+            n_parts,
+            glob_cols,
+            last_stacked: 0,
+        })
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The VAE with the device's current parameters (copied back when they changed).
+    pub fn vae(&mut self) -> Result<&Vae> {
+        self.sync()?;
+        Ok(&self.vae)
+    }
+
+    /// The host VAE, its parameters possibly behind the device (see [`DeviceVae::vae`]); its
+    /// step count is current.
+    pub fn vae_unsynced(&self) -> &Vae {
+        &self.vae
+    }
+
+    /// Copies the device's parameters to the host VAE when they changed.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.host_stale {
+            let mut p = vec![0f32; self.vae.param_count()];
+            self.backend.download((&self.params, 0), &mut p)?;
+            self.vae.set_params(&p)?;
+            self.host_stale = false;
+        }
+        Ok(())
+    }
+
+    /// Replaces the parameters on both sides.
+    pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
+        self.vae.set_params(p)?;
+        self.backend.upload(p, (&mut self.params, 0))?;
+        self.host_stale = false;
+        Ok(())
+    }
+
+    /// Training steps taken (the KL warm-up's clock), as [`Vae::steps`].
+    pub fn steps(&self) -> u64 {
+        self.vae.steps()
+    }
+
+    pub fn set_steps(&mut self, s: u64) {
+        self.vae.set_steps(s);
+    }
+
+    /// Takes the VAE back (synced, with its step count).
+    pub fn into_vae(mut self) -> Result<Vae> {
+        self.sync()?;
+        Ok(self.vae)
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.vae.param_count()
+    }
+
+    pub(crate) fn params_buf(&self) -> &B::Buf {
+        &self.params
+    }
+
+    /// Copies a saved parameter buffer back (an epoch's start, the best epoch).
+    pub(crate) fn restore_params(&mut self, src: &B::Buf) -> Result<()> {
+        self.host_stale = true;
+        let n = self.vae.param_count();
+        self.backend.copy((src, 0), (&mut self.params, 0), n)
+    }
+
+    /// The gradient of the last step (a copy on the host).
+    pub fn gradients(&self) -> Result<Vec<f32>> {
+        let mut g = vec![0f32; self.vae.param_count()];
+        self.backend.download((&self.grads, 0), &mut g)?;
+        Ok(g)
+    }
+
+    /// The standard normal draws of the last step, rows * L * latent_dim values stacked
+    /// draw-major as [`Vae::step_with_eps`] takes them.
+    pub fn last_draws(&self) -> Result<Vec<f32>> {
+        let mut e = vec![0f32; self.last_stacked * self.vae.latent_dim()];
+        self.backend.download((&self.pass.eps, 0), &mut e)?;
+        Ok(e)
+    }
+
+    /// One forward and backward over the rows of `x` without an update, with the draws of a
+    /// fixed Philox stream and the current KL weight ([`Vae::kl_weight`]): (reconstruction NLL,
+    /// KL) means per example as [`crate::Trainable::train_step`] reports them for a VAE, the
+    /// gradient of the mean negative ELBO (beta-weighted) left in [`DeviceVae::gradients`] and
+    /// the draws in [`DeviceVae::last_draws`].
+    pub fn forward_backward(&mut self, x: &Matrix) -> Result<(f64, f64)> {
+        self.check(x)?;
+        let rows = x.rows();
+        if rows == 0 {
+            return Err(invalid!("no rows"));
+        }
+        self.reserve(rows)?;
+        self.load_rows(x.as_slice())?;
+        self.backend.reset_slots()?;
+        self.step(rows, None, Slot::Loss)?;
+        let s = self.backend.read_slots()?;
+        Ok((s[Slot::Loss as usize] / rows as f64, s[Slot::Penalty as usize] / rows as f64))
+    }
+
+    fn check(&self, x: &Matrix) -> Result<()> {
+        let d = self.vae.input_dim();
+        if x.cols() != d {
+            return Err(shape!("input has {} columns, the VAE expects {d}", x.cols()));
+        }
+        x.check_finite("input")
+    }
+
+    /// Resizes the pass buffers to hold `rows` examples.
+    pub(crate) fn reserve(&mut self, rows: usize) -> Result<()> {
+        if self.pass.rows < rows {
+            self.pass = Pass::new(&self.backend, &self.vae, rows)?;
+        }
+        Ok(())
+    }
+
+    /// Uploads host rows into the minibatch buffer.
+    fn load_rows(&mut self, x: &[f32]) -> Result<()> {
+        self.backend.upload(x, (&mut self.pass.x, 0))
+    }
+
+    /// Gathers minibatch rows `ids[first..first + rows]` of device-resident data into the pass.
+    pub(crate) fn gather(&mut self, src: &B::Buf, ids: (&B::Ids, usize), rows: usize, cols: usize) -> Result<()> {
+        self.backend.run(Op::GatherRows { src: (src, 0), ids, dst: (&mut self.pass.x, 0), rows, cols })
+    }
+
+    fn learned(&self) -> (bool, f32) {
+        learned_of(&self.vae.spec().posterior)
+    }
+
+    /// Encoder and head over the `rows` rows of the minibatch buffer.
+    fn encode_pass(&mut self, rows: usize) -> Result<()> {
+        let be = &self.backend;
+        let p = &mut self.pass;
+        for i in 0..=self.vae.head_index() {
+            let l = &self.vae.layers()[i];
+            let inp = if i == 0 { &p.x } else { &p.y[i - 1] };
+            be.gemm(weight_product(l, rows), inp, &self.params, &mut p.z[i])?;
+            be.run(Op::BiasAct {
+                z: (&mut p.z[i], 0),
+                b: (&self.params, l.b),
+                y: (&mut p.y[i], 0),
+                rows,
+                cols: l.n_out,
+                act: l.activation.code(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Encoder, `samples` draws per row (Philox key `seed`, counter `ctr`), decoder over the
+    /// stacked rows.
+    fn forward(&mut self, rows: usize, samples: usize, seed: u64, ctr: u64) -> Result<()> {
+        self.encode_pass(rows)?;
+        let (learned, const_lv) = self.learned();
+        let be = &self.backend;
+        let p = &mut self.pass;
+        let head = self.vae.head_index();
+        be.run(Op::VaeReparam {
+            head: (&p.y[head], 0),
+            eps: (&mut p.eps, 0),
+            zs: (&mut p.zs, 0),
+            rows,
+            samples,
+            latent: self.vae.latent_dim(),
+            learned,
+            const_lv,
+            seed,
+            ctr,
+        })?;
+        let n = rows * samples;
+        for i in head + 1..self.vae.layers().len() {
+            let l = &self.vae.layers()[i];
+            let inp = if i == head + 1 { &p.zs } else { &p.y[i - 1] };
+            be.gemm(weight_product(l, n), inp, &self.params, &mut p.z[i])?;
+            be.run(Op::BiasAct {
+                z: (&mut p.z[i], 0),
+                b: (&self.params, l.b),
+                y: (&mut p.y[i], 0),
+                rows: n,
+                cols: l.n_out,
+                act: l.activation.code(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Reconstruction terms of the stacked rows (dL/dpre scaled by `scale` into d0), and the
+    /// KL terms with their gradient (weight `beta`) into dhead.
+    fn terms(&mut self, rows: usize, samples: usize, scale: f32, beta: f32) -> Result<()> {
+        let (learned, const_lv) = self.learned();
+        let be = &self.backend;
+        let p = &mut self.pass;
+        let vae = &self.vae;
+        let out = vae.layers().len() - 1;
+        let n = rows * samples;
+        be.run(Op::VaeRecon {
+            x: (&p.x, 0),
+            pre: (&p.y[out], 0),
+            extra: (&self.params, vae.extra_offset()),
+            parts: (&self.parts, 0),
+            n_parts: self.n_parts,
+            n_extra: vae.spec().reconstruction.extra_params(),
+            glob_cols: self.glob_cols,
+            rec_el: (&mut p.rec_el, 0),
+            dpre: (&mut p.d0, 0),
+            glob_el: (&mut p.glob_el, 0),
+            n,
+            rows,
+            d_cols: vae.input_dim(),
+            p_cols: vae.layers()[out].n_out,
+            scale,
+        })?;
+        be.run(Op::VaeKl {
+            head: (&p.y[vae.head_index()], 0),
+            kl_el: (&mut p.kl_el, 0),
+            dhead: (&mut p.dhead, 0),
+            rows,
+            latent: vae.latent_dim(),
+            learned,
+            const_lv,
+            beta,
+        })
+    }
+
+    /// One training step's forward and backward over the `rows` examples in the minibatch
+    /// buffer (as [`Vae::step`], with the step's KL weight [`Vae::kl_weight`]): the gradient of
+    /// the mean over rows of [E_q -log p(x|z) + beta KL] into the gradient buffer. With
+    /// `loss_slot` = [`Slot::Loss`], the reconstruction sum (each row's mean over its L draws)
+    /// is added there and the KL sum to [`Slot::Penalty`]; with another slot, both go to it (the
+    /// negative ELBO summed over rows). Without `noise`, a fixed Philox draw.
+    pub(crate) fn step(&mut self, rows: usize, noise: Option<DeviceNoise>, loss_slot: Slot) -> Result<()> {
+        let spec = self.vae.spec().clone();
+        let samples = spec.num_samples;
+        let (jd, d) = (spec.latent_dim, spec.input_dim);
+        let n = rows * samples;
+        let (seed, ctr) = match noise {
+            Some(nz) => (nz.seed, nz.ctr << 8 | 1),
+            None => (FIXED_SEED, 0),
+        };
+        self.forward(rows, samples, seed, ctr)?;
+        self.last_stacked = n;
+        let beta = self.vae.kl_weight();
+        self.terms(rows, samples, 1.0 / n as f32, beta)?;
+        let be = &self.backend;
+        let vae = &self.vae;
+        let p = &mut self.pass;
+        let kl_slot = if loss_slot == Slot::Loss { Slot::Penalty } else { loss_slot };
+        be.run(Op::Sum { x: (&p.rec_el, 0), n: n * d, slot: loss_slot, scale: 1.0 / samples as f64 })?;
+        be.run(Op::Sum { x: (&p.kl_el, 0), n: rows * jd, slot: kl_slot, scale: 1.0 })?;
+        // The global log-variances' gradients: each part's range of glob_el summed.
+        let extra = vae.extra_offset();
+        let mut gcol = 0;
+        for (e, part) in spec.reconstruction.parts.iter().filter(|p| p.kind == DistKind::GaussianGlobal).enumerate() {
+            be.run(Op::SumTo {
+                x: (&p.glob_el, gcol * n),
+                n: part.size * n,
+                out: (&mut self.grads, extra + e),
+                scale: 1.0,
+            })?;
+            gcol += part.size;
+        }
+
+        // Decoder backward from dL/dpre in d0; at the first decoder layer, dL/dz of the draws.
+        let layers = vae.layers();
+        let head = vae.head_index();
+        let dec = head + 1..layers.len();
+        for i in dec.clone().rev() {
+            let l = &layers[i];
+            let input = if i == dec.start { &p.zs } else { &p.y[i - 1] };
+            let dw = gemm_rm(l.n_in, l.n_out, n, true, false, 1.0, 0.0, 0, l.n_in, 0, l.n_out, l.w, l.n_out);
+            be.gemm(dw, input, &p.d0, &mut self.grads)?;
+            let mut db = column_sums(1.0, n, l.n_out);
+            db.c_off = l.b;
+            be.gemm(db, &p.ones, &p.d0, &mut self.grads)?;
+            let dx = gemm_rm(n, l.n_in, l.n_out, false, true, 1.0, 0.0, 0, l.n_out, l.w, l.n_out, 0, l.n_in);
+            be.gemm(dx, &p.d0, &self.params, &mut p.d1)?;
+            if i > dec.start {
+                let b = &layers[i - 1];
+                be.run(Op::ActBackward {
+                    d: (&mut p.d1, 0),
+                    z: (&p.z[i - 1], 0),
+                    y: (&p.y[i - 1], 0),
+                    n: n * l.n_in,
+                    act: b.activation.code(),
+                })?;
+            }
+            std::mem::swap(&mut p.d0, &mut p.d1);
+        }
+        // Through the reparameterisation to the head (dhead holds the KL gradient).
+        let (learned, const_lv) = learned_of(&spec.posterior);
+        let hl = &layers[head];
+        be.run(Op::VaeReparamBackward {
+            head_z: (&p.z[head], 0),
+            head_y: (&p.y[head], 0),
+            dzs: (&p.d0, 0),
+            eps: (&p.eps, 0),
+            dhead: (&mut p.dhead, 0),
+            rows,
+            samples,
+            latent: jd,
+            learned,
+            const_lv,
+            act: hl.activation.code(),
+        })?;
+        be.copy((&p.dhead, 0), (&mut p.d0, 0), rows * hl.n_out)?;
+        // Head and encoder backward.
+        for i in (0..=head).rev() {
+            let l = &layers[i];
+            let input = if i == 0 { &p.x } else { &p.y[i - 1] };
+            let dw = gemm_rm(l.n_in, l.n_out, rows, true, false, 1.0, 0.0, 0, l.n_in, 0, l.n_out, l.w, l.n_out);
+            be.gemm(dw, input, &p.d0, &mut self.grads)?;
+            let mut db = column_sums(1.0, rows, l.n_out);
+            db.c_off = l.b;
+            be.gemm(db, &p.ones, &p.d0, &mut self.grads)?;
+            if i == 0 {
+                break;
+            }
+            let dx = gemm_rm(rows, l.n_in, l.n_out, false, true, 1.0, 0.0, 0, l.n_out, l.w, l.n_out, 0, l.n_in);
+            be.gemm(dx, &p.d0, &self.params, &mut p.d1)?;
+            let b = &layers[i - 1];
+            be.run(Op::ActBackward {
+                d: (&mut p.d1, 0),
+                z: (&p.z[i - 1], 0),
+                y: (&p.y[i - 1], 0),
+                n: rows * l.n_in,
+                act: b.activation.code(),
+            })?;
+            std::mem::swap(&mut p.d0, &mut p.d1);
+        }
+        Ok(())
+    }
+
+    /// One optimizer update of the device parameters from the gradient buffer, clipped to
+    /// `clip` (0: off); advances the step count (the KL warm-up's clock).
+    pub(crate) fn update(
+        &mut self,
+        config: &crate::optim::OptimizerConfig,
+        lr: f32,
+        momentum: f32,
+        clip: f32,
+    ) -> Result<()> {
+        let vae = &self.vae;
+        let (n, weights) = (vae.param_count(), || vae.weight_ranges());
+        optimizer_update(
+            &self.backend,
+            &mut self.opt,
+            &mut self.params,
+            &self.grads,
+            n,
+            weights,
+            config,
+            lr,
+            momentum,
+            clip,
+        )?;
+        self.host_stale = true;
+        self.vae.set_steps(self.vae.steps() + 1);
+        Ok(())
+    }
+
+    /// Forgets the optimizer state (a new run of the schedule).
+    pub(crate) fn reset_optimizer(&mut self) {
+        self.opt = None;
+    }
+
+    /// Posterior means and log-variances of the rows of x (rows x latent_dim each), computed on
+    /// the device: [`Vae::encode`].
+    pub fn encode(&mut self, x: &Matrix) -> Result<(Matrix, Matrix)> {
+        self.check(x)?;
+        let (d, jd) = (self.vae.input_dim(), self.vae.latent_dim());
+        let (learned, const_lv) = self.learned();
+        let hw = if learned { 2 * jd } else { jd };
+        let head = self.vae.head_index();
+        let mut mean = Matrix::zeros(x.rows(), jd)?;
+        let mut logvar = Matrix::zeros(x.rows(), jd)?;
+        let block = self.pass.rows;
+        let mut buf = vec![0f32; block * hw];
+        let mut first = 0;
+        while first < x.rows() {
+            let r = block.min(x.rows() - first);
+            self.load_rows(&x.as_slice()[first * d..(first + r) * d])?;
+            self.encode_pass(r)?;
+            self.backend.download((&self.pass.y[head], 0), &mut buf[..r * hw])?;
+            for i in 0..r {
+                let row = &buf[i * hw..(i + 1) * hw];
+                let k = (first + i) * jd;
+                mean.as_mut_slice()[k..k + jd].copy_from_slice(&row[..jd]);
+                let lv = &mut logvar.as_mut_slice()[k..k + jd];
+                if learned {
+                    lv.copy_from_slice(&row[jd..]);
+                } else {
+                    lv.fill(const_lv);
+                }
+            }
+            first += r;
+        }
+        Ok((mean, logvar))
+    }
+
+    /// The validation score: the mean negative ELBO per example of the rows of `x`, the
+    /// expectation by one draw per row as [`Vae::elbo`]`(x, 1, ..)` (the CPU trainer's
+    /// validation), the draw from the device's Philox stream under a fixed key (one counter per
+    /// block of rows), not the CPU's generator: the same estimator, other draws.
+    pub fn loss(&mut self, x: &Matrix) -> Result<f64> {
+        self.check(x)?;
+        let d = self.vae.input_dim();
+        let block = self.pass.rows;
+        let mut total = 0f64;
+        let mut first = 0;
+        while first < x.rows() {
+            let r = block.min(x.rows() - first);
+            self.load_rows(&x.as_slice()[first * d..(first + r) * d])?;
+            self.forward(r, 1, VALID_SEED, first as u64)?;
+            self.terms(r, 1, 1.0, 0.0)?;
+            let before = self.backend.read_slots()?[Slot::Scratch as usize];
+            let p = &self.pass;
+            self.backend.run(Op::Sum { x: (&p.rec_el, 0), n: r * d, slot: Slot::Scratch, scale: 1.0 })?;
+            self.backend.run(Op::Sum {
+                x: (&p.kl_el, 0),
+                n: r * self.vae.latent_dim(),
+                slot: Slot::Scratch,
+                scale: 1.0,
+            })?;
+            total += self.backend.read_slots()?[Slot::Scratch as usize] - before;
+            first += r;
+        }
+        Ok(if x.rows() == 0 { 0.0 } else { total / x.rows() as f64 })
+    }
+}
