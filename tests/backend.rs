@@ -345,3 +345,25 @@ fn device_calls_without_a_gpu_return_statuses() {
         latent_network_free(net);
     }
 }
+
+#[test]
+fn streamed_minibatches_train_exactly_as_resident_rows() {
+    let seed = run_seed();
+    let mut rng = Rng::new(seed, 9);
+    let x = random(333, 24, 0.0, 1.0, &mut rng); // a partial last minibatch
+    let mut spec = NetworkSpec { seed, ..NetworkSpec::new(24, &[16], Activation::Sigmoid, 6) };
+    spec.regularization.corruption = Corruption::Gaussian { sigma: 0.1 };
+    spec.regularization.code_noise = 0.2;
+    let cfg = TrainConfig { epochs: 3, batch_size: 40, learning_rate: 0.1, seed, validation_fraction: 0.1, ..TrainConfig::default() };
+    let run = |stream| {
+        let mut dev = DeviceNetwork::new(Host::default(), Network::new(spec.clone()).unwrap()).unwrap();
+        let mut t = Trainer::new(cfg).unwrap();
+        t.set_device_streaming(Some(stream));
+        t.fit_device(&mut dev, &x, None, None).unwrap();
+        (dev.into_network().unwrap().params().to_vec(), t.history().to_vec())
+    };
+    let (a, ha) = run(false);
+    let (b, hb) = run(true);
+    assert_eq!(a, b, "streamed and resident fits differ");
+    assert_eq!(ha.iter().map(|r| r.train_loss).collect::<Vec<_>>(), hb.iter().map(|r| r.train_loss).collect::<Vec<_>>());
+}

@@ -63,9 +63,29 @@ impl Trainer {
             let (lo, hi) = crate::corruption::feature_range(train.as_slice(), input_dim);
             net.set_feature_range(&lo, &hi)?;
         }
-        // The rows live on the device for the whole fit.
-        let mut dev_rows = net.backend().alloc(rows * cols)?;
-        net.backend().upload(train.as_slice(), (&mut dev_rows, 0))?;
+        // The rows live on the device for the whole fit when they fit in 40% of its free memory
+        // (or as the trainer was told); otherwise each minibatch is streamed through two pinned
+        // staging buffers, its copy overlapping the previous step.
+        let bytes = (rows * cols * 4) as u64;
+        let resident = self
+            .device_streaming
+            .map(|s| !s)
+            .unwrap_or_else(|| net.backend().free_memory().is_none_or(|free| bytes <= free / 5 * 2));
+        let mut source: Source<M::Backend> = if resident {
+            let mut dev_rows = net.backend().alloc(rows * cols)?;
+            net.backend().upload(train.as_slice(), (&mut dev_rows, 0))?;
+            Source::Resident(dev_rows)
+        } else {
+            let be = net.backend();
+            let mut iota = be.alloc_ids(batch)?;
+            be.upload_ids(&(0..batch as u32).collect::<Vec<_>>(), &mut iota)?;
+            Source::Streamed([be.alloc(batch * cols)?, be.alloc(batch * cols)?], iota)
+        };
+        let fill = |order: &[u32], out: &mut [f32]| {
+            for (k, &i) in order.iter().enumerate() {
+                out[k * cols..(k + 1) * cols].copy_from_slice(train.row(i as usize));
+            }
+        };
         let mut perm = net.backend().alloc_ids(rows)?;
         let n = net.param_count();
         let mut epoch_start = net.backend().alloc(n)?;
@@ -87,11 +107,28 @@ impl Trainer {
             net.backend().upload_ids(&order, &mut perm)?;
             net.backend().reset_slots()?;
             let mut seen = 0usize;
+            if let Source::Streamed(stage, _) = &mut source {
+                let r = batch.min(rows);
+                net.backend().upload_async(0, r * cols, &mut |out| fill(&order[..r], out), (&mut stage[0], 0))?;
+            }
             for b in 0..batches {
                 let first = b * batch;
                 let r = batch.min(rows - first);
                 lr = c.schedule.lr_at(c.learning_rate, epoch * batches + b, batches, c.epochs);
-                net.gather(&dev_rows, (&perm, first), r, cols)?;
+                match &mut source {
+                    Source::Resident(dev_rows) => net.gather(dev_rows, (&perm, first), r, cols)?,
+                    Source::Streamed(stage, iota) => {
+                        net.backend().await_upload(b % 2)?;
+                        net.gather(&stage[b % 2], (iota, 0), r, cols)?;
+                        // The next minibatch's copy runs while this step computes.
+                        if b + 1 < batches {
+                            let (f, n) = ((b + 1) * batch, batch.min(rows - (b + 1) * batch));
+                            let dst = &mut stage[(b + 1) % 2];
+                            let mut next = |out: &mut [f32]| fill(&order[f..f + n], out);
+                            net.backend().upload_async((b + 1) % 2, n * cols, &mut next, (dst, 0))?;
+                        }
+                    }
+                }
                 ctr += 1;
                 let noise = stochastic.then_some(DeviceNoise { seed: noise_seed, ctr });
                 net.step(r, noise, Some((&perm, first)), Slot::Loss)?;
@@ -201,6 +238,13 @@ impl Trainer {
 
 /// A model resident on a device that [`Trainer::fit_device`] trains: [`DeviceNetwork`] and
 /// [`DeviceVae`]. Sealed: its methods are the loop's internals.
+/// Where a fit's training rows are on the device: all of them, or two staging buffers that
+/// minibatches stream through (and the identity ids that move one into the pass).
+enum Source<B: Backend> {
+    Resident(B::Buf),
+    Streamed([B::Buf; 2], B::Ids),
+}
+
 pub trait DeviceModel: sealed::Model {}
 
 impl<B: Backend> DeviceModel for DeviceNetwork<B> {}

@@ -371,6 +371,9 @@ pub struct Trainer {
     pub(crate) stage: Stage,
     /// Processes that train together (MPI ranks), if any.
     pub(crate) collective: Option<std::sync::Arc<dyn super::collective::Collective>>,
+    /// Device fits: stream minibatches (Some(true)), keep the rows on the device (Some(false)),
+    /// or decide by the device's free memory (None).
+    pub(crate) device_streaming: Option<bool>,
 }
 
 pub(crate) type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
@@ -378,7 +381,14 @@ pub(crate) type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
 impl Trainer {
     pub fn new(config: TrainConfig) -> Result<Trainer> {
         config.validate()?;
-        Ok(Trainer { config, history: Vec::new(), optimizer: None, stage: Stage::default(), collective: None })
+        Ok(Trainer {
+            config,
+            history: Vec::new(),
+            optimizer: None,
+            stage: Stage::default(),
+            collective: None,
+            device_streaming: None,
+        })
     }
 
     /// Trains data-parallel with other processes from now on (see [`super::collective`]): every
@@ -386,6 +396,13 @@ impl Trainer {
     /// each global minibatch; gradients are summed across them before each step. None: alone.
     pub fn set_collective(&mut self, c: Option<std::sync::Arc<dyn super::collective::Collective>>) {
         self.collective = c;
+    }
+
+    /// How a device fit gets its rows: streamed through pinned staging buffers (true), copied
+    /// to the device once (false), or chosen by the device's free memory (None, the default:
+    /// copied when they take at most 40% of it).
+    pub fn set_device_streaming(&mut self, stream: Option<bool>) {
+        self.device_streaming = stream;
     }
 
     pub fn config(&self) -> &TrainConfig {
