@@ -1,5 +1,4 @@
-//! W1, W2 (and W3 once the VAE runs on the device) of ../shared/bench on a GPU at batch 256 and
-//! 1024: samples/s (median of the timed epochs, each epoch's time including a device
+//! W1, W2 and W3 (the VAE) of ../shared/bench on a GPU at batch 256 and 1024: samples/s (median of the timed epochs, each epoch's time including a device
 //! synchronize), and the single-row encode latency (median of 1000 calls after 100 warm-up
 //! calls). Run on the GPU machine by scripts/gpu-check.sh beside scripts/bench_torch_gpu.py;
 //! without a GPU it says so and exits 0.
@@ -7,10 +6,12 @@
 //! Env: BATCHES (default "256,1024"), EPOCHS (timed epochs, default 3), TF32=1,
 //! LATENT_BENCH_OUT (a folder: results.json is written there).
 
-use latent::backend::DeviceNetwork;
 use latent::backend::cuda::Cuda;
+use latent::backend::{DeviceNetwork, DeviceVae};
 use latent::rng::Rng;
-use latent::{Activation, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
+use latent::{
+    Activation, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind, TrainConfig, Trainer, Vae, VaeSpec,
+};
 
 const ROWS: usize = 60_000;
 const COLS: usize = 784;
@@ -51,15 +52,20 @@ fn main() {
     w2.init = latent::Init::FanInUniform;
     let sgd = OptimizerConfig { kind: OptimizerKind::Sgd, momentum: 0.9, ..Default::default() };
     let adam = OptimizerConfig { kind: OptimizerKind::Adam, ..Default::default() };
-    let workloads = [("W1", w1, sgd, 0.01f32, 16.998), ("W2", w2, adam, 1e-3, 2.605)];
+    let mut w3 = VaeSpec::new(COLS, &[512], 32, &[512], Activation::Relu);
+    w3.init = latent::Init::FanInUniform;
+    let workloads = [
+        ("W1", Some(w1), None, sgd, 0.01f32, 16.998),
+        ("W2", Some(w2), None, adam, 1e-3, 2.605),
+        ("W3", None, Some(w3), adam, 1e-3, 5.112),
+    ];
     let mut rows_out = Vec::new();
     println!("| workload | batch | samples/s | GFLOP/s | encode µs (batch 1) |");
     println!("|---|---|---|---|---|");
-    for (id, spec, opt, lr, mflop) in workloads {
+    for (id, net, vae, opt, lr, mflop) in workloads {
         for &batch in &batches {
             let mut c = Cuda::new(0).unwrap();
             c.set_tf32(tf32).unwrap();
-            let mut d = DeviceNetwork::new(c, Network::new(spec.clone()).unwrap()).unwrap();
             let cfg = TrainConfig {
                 epochs: epochs + 1,
                 batch_size: batch,
@@ -71,19 +77,23 @@ fn main() {
                 ..Default::default()
             };
             let mut t = Trainer::new(cfg).unwrap();
-            t.fit_device(&mut d, &x, None, None).unwrap();
-            // The first epoch carries the warm-up (cuBLAS heuristics, first launches).
-            let sps = median(t.history().iter().skip(1).map(|r| r.samples_per_second).collect());
             let one = x.slice_rows(0, 1);
-            for _ in 0..100 {
-                d.encode(&one).unwrap();
-            }
+            // The first epoch carries the warm-up (cuBLAS heuristics, first launches).
             let mut lat = Vec::new();
-            for _ in 0..1000 {
-                let s = std::time::Instant::now();
-                d.encode(&one).unwrap();
-                lat.push(s.elapsed().as_secs_f64() * 1e6);
+            if let Some(spec) = &net {
+                let mut d = DeviceNetwork::new(c, Network::new(spec.clone()).unwrap()).unwrap();
+                t.fit_device(&mut d, &x, None, None).unwrap();
+                time_encode(&mut lat, || {
+                    d.encode(&one).unwrap();
+                });
+            } else if let Some(spec) = &vae {
+                let mut d = DeviceVae::new(c, Vae::new(spec.clone()).unwrap()).unwrap();
+                t.fit_device(&mut d, &x, None, None).unwrap();
+                time_encode(&mut lat, || {
+                    d.encode(&one).unwrap();
+                });
             }
+            let sps = median(t.history().iter().skip(1).map(|r| r.samples_per_second).collect());
             let us = median(lat);
             println!("| {id} | {batch} | {sps:.0} | {:.0} | {us:.1} |", sps * mflop / 1e3);
             rows_out.push(format!(
@@ -91,9 +101,21 @@ fn main() {
             ));
         }
     }
-    println!("W3 (the VAE) does not run on the device backend in this build.");
     if let Ok(dir) = std::env::var("LATENT_BENCH_OUT") {
         let _ = std::fs::create_dir_all(&dir);
-        let _ = std::fs::write(std::path::Path::new(&dir).join("latent_gpu.json"), format!("[{}]\n", rows_out.join(",\n")));
+        let _ =
+            std::fs::write(std::path::Path::new(&dir).join("latent_gpu.json"), format!("[{}]\n", rows_out.join(",\n")));
+    }
+}
+
+/// Per-call microseconds of `f`: 100 warm-up calls, then 1000 timed ones.
+fn time_encode(out: &mut Vec<f64>, mut f: impl FnMut()) {
+    for _ in 0..100 {
+        f();
+    }
+    for _ in 0..1000 {
+        let s = std::time::Instant::now();
+        f();
+        out.push(s.elapsed().as_secs_f64() * 1e6);
     }
 }

@@ -1073,6 +1073,16 @@ latent_status latent_network_device(const struct latent_network *net,
 // 1e-3 relative of f32. LATENT_STATUS_UNSUPPORTED for a network on the CPU.
 latent_status latent_network_set_tf32(struct latent_network *net, int32_t on);
 
+// Moves a VAE to a device as latent_network_to_device moves a network: on a GPU, fits
+// (latent_trainer_fit_vae) and encode run there; everything else reads the host copy, which
+// every fit keeps current.
+latent_status latent_vae_to_device(struct latent_vae *vae, latent_device device, int32_t ordinal);
+
+// Where `vae` runs (as latent_network_device).
+latent_status latent_vae_device(const struct latent_vae *vae,
+                                latent_device *device,
+                                int32_t *ordinal);
+
 // 64-bit words per packed binary code of this network: ceil(code_dim / 64) (0 for NULL).
 size_t latent_network_code_words(const struct latent_network *net);
 

@@ -343,6 +343,18 @@ fn device_calls_without_a_gpu_return_statuses() {
         let mut codes = vec![0f32; 4];
         assert_eq!(latent_network_encode(net, x.as_ptr(), 1, 12, codes.as_mut_ptr(), 4), LATENT_STATUS_OK);
         latent_network_free(net);
+        let mut vp = latent_vae_params_default();
+        vp.input_dim = 10;
+        vp.latent_dim = 2;
+        let mut vae = std::ptr::null_mut();
+        assert_eq!(latent_vae_new(&vp, &mut vae), LATENT_STATUS_OK);
+        assert_eq!(latent_vae_to_device(vae, LATENT_DEVICE_CUDA, 0), LATENT_STATUS_UNSUPPORTED);
+        assert_eq!(latent_vae_to_device(vae, 5, 0), LATENT_STATUS_INVALID_ARGUMENT);
+        let (mut d, mut o) = (-1, -1);
+        assert_eq!(latent_vae_device(vae, &mut d, &mut o), LATENT_STATUS_OK);
+        assert_eq!((d, o), (LATENT_DEVICE_CPU, 0));
+        assert_eq!(latent_vae_device(std::ptr::null(), &mut d, &mut o), LATENT_STATUS_NULL_ARGUMENT);
+        latent_vae_free(vae);
     }
 }
 
@@ -354,7 +366,14 @@ fn streamed_minibatches_train_exactly_as_resident_rows() {
     let mut spec = NetworkSpec { seed, ..NetworkSpec::new(24, &[16], Activation::Sigmoid, 6) };
     spec.regularization.corruption = Corruption::Gaussian { sigma: 0.1 };
     spec.regularization.code_noise = 0.2;
-    let cfg = TrainConfig { epochs: 3, batch_size: 40, learning_rate: 0.1, seed, validation_fraction: 0.1, ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 40,
+        learning_rate: 0.1,
+        seed,
+        validation_fraction: 0.1,
+        ..TrainConfig::default()
+    };
     let run = |stream| {
         let mut dev = DeviceNetwork::new(Host::default(), Network::new(spec.clone()).unwrap()).unwrap();
         let mut t = Trainer::new(cfg).unwrap();
@@ -365,5 +384,8 @@ fn streamed_minibatches_train_exactly_as_resident_rows() {
     let (a, ha) = run(false);
     let (b, hb) = run(true);
     assert_eq!(a, b, "streamed and resident fits differ");
-    assert_eq!(ha.iter().map(|r| r.train_loss).collect::<Vec<_>>(), hb.iter().map(|r| r.train_loss).collect::<Vec<_>>());
+    assert_eq!(
+        ha.iter().map(|r| r.train_loss).collect::<Vec<_>>(),
+        hb.iter().map(|r| r.train_loss).collect::<Vec<_>>()
+    );
 }

@@ -13,8 +13,8 @@ use latent::regularizer::{SparseLayers, Sparsity};
 use latent::rng::Rng;
 use latent::task::Task;
 use latent::{
-    Activation, Corruption, LayerSpec, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind,
-    TrainConfig, Trainer,
+    Activation, Corruption, LayerSpec, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind, TrainConfig,
+    Trainer,
 };
 
 fn gpu() -> Option<Cuda> {
@@ -77,7 +77,10 @@ fn specs(seed: u64) -> Vec<(String, NetworkSpec)> {
             ..NetworkSpec::new(97, &[64, 48], act, 16)
         };
         v.push((format!("mse {}", act.name()), s));
-        v.push((format!("bce {}", act.name()), NetworkSpec { seed: seed + k as u64, ..NetworkSpec::new(97, &[40], act, 12) }));
+        v.push((
+            format!("bce {}", act.name()),
+            NetworkSpec { seed: seed + k as u64, ..NetworkSpec::new(97, &[40], act, 12) },
+        ));
     }
     let base = NetworkSpec { seed, ..NetworkSpec::new(80, &[60, 40], Activation::Sigmoid, 20) };
     v.push(("tied".into(), NetworkSpec { tied_weights: true, ..base.clone() }));
@@ -126,7 +129,9 @@ fn gpu_training_steps_match_the_host_backend() {
         let ((hl, hp), hg) = step(Host::default(), &net, &x);
         let ((gl, gp), gg) = step(Cuda::new(0).unwrap(), &net, &x);
         let w = worst(&gg, &hg, 0.01);
-        println!("{name:24} loss {gl:.6} (host {hl:.6}) penalty {gp:.3e} (host {hp:.3e})  worst gradient error {w:.1e}");
+        println!(
+            "{name:24} loss {gl:.6} (host {hl:.6}) penalty {gp:.3e} (host {hp:.3e})  worst gradient error {w:.1e}"
+        );
         assert!((gl - hl).abs() <= 1e-4 * hl.abs().max(1e-3), "{name}: loss {gl} vs {hl}");
         assert!((gp - hp).abs() <= 1e-4 * hp.abs().max(1e-6), "{name}: penalty {gp} vs {hp}");
         assert!(w <= 1e-4, "{name}: gradients differ by {w:.2e} (relative)");
@@ -180,7 +185,13 @@ fn gpu_training_follows_the_host_backend_with_noise_and_every_optimizer() {
             epochs: 2,
             batch_size: 64,
             learning_rate: if kind == OptimizerKind::Sgd { 0.05 } else { 1e-3 },
-            optimizer: OptimizerConfig { kind, momentum: 0.9, nesterov: true, weight_decay: 1e-4, ..Default::default() },
+            optimizer: OptimizerConfig {
+                kind,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 1e-4,
+                ..Default::default()
+            },
             grad_clip_norm: clip,
             validation_fraction: 0.1,
             seed,
@@ -254,7 +265,65 @@ fn gpu_c_api_places_trains_and_brings_back_a_network() {
         assert_eq!(latent_network_device(net, &mut dev, &mut ord), LATENT_STATUS_OK);
         assert_eq!((dev, ord), (LATENT_DEVICE_CUDA, 0));
         assert_eq!(latent_network_to_device(net, LATENT_DEVICE_CUDA, 99), LATENT_STATUS_UNSUPPORTED);
+        // A fit through the C API runs on the GPU and leaves the host copy current.
+        let mut rng = Rng::new(run_seed(), 9);
+        let x = random(2000, 32, &mut rng);
+        let mut data = std::ptr::null_mut();
+        assert_eq!(
+            latent_dataset_from_buffer(
+                x.as_slice().as_ptr().cast(),
+                LATENT_DTYPE_F32,
+                LATENT_LAYOUT_ROW_MAJOR,
+                2000,
+                32,
+                &mut data
+            ),
+            LATENT_STATUS_OK
+        );
+        let mut tp = latent_train_params_default();
+        tp.epochs = 3;
+        tp.optimizer = LATENT_OPTIMIZER_ADAM;
+        tp.learning_rate = 3e-3;
+        let mut tr = std::ptr::null_mut();
+        assert_eq!(latent_trainer_new(&tp, &mut tr), LATENT_STATUS_OK);
+        assert_eq!(latent_trainer_fit(tr, net, data, std::ptr::null(), None, std::ptr::null_mut()), LATENT_STATUS_OK);
+        let mut rec = [std::mem::zeroed::<latent_epoch_record>(); 3];
+        let mut epochs = 0;
+        assert_eq!(latent_trainer_history(tr, rec.as_mut_ptr(), 3, &mut epochs), LATENT_STATUS_OK);
+        println!("C API fit on the GPU: loss {:.5} -> {:.5}", rec[0].train_loss, rec[2].train_loss);
+        assert!(rec[2].train_loss < rec[0].train_loss);
+        let (mut gpu_codes, mut cpu_codes) = (vec![0f32; 2000 * 8], vec![0f32; 2000 * 8]);
+        assert_eq!(
+            latent_network_encode(net, x.as_slice().as_ptr(), 2000, 32, gpu_codes.as_mut_ptr(), 16000),
+            LATENT_STATUS_OK
+        );
         assert_eq!(latent_network_to_device(net, LATENT_DEVICE_CPU, 0), LATENT_STATUS_OK);
+        assert_eq!(
+            latent_network_encode(net, x.as_slice().as_ptr(), 2000, 32, cpu_codes.as_mut_ptr(), 16000),
+            LATENT_STATUS_OK
+        );
+        let w = worst(&gpu_codes, &cpu_codes, 0.01);
+        assert!(w < 1e-4, "codes after a GPU fit: GPU vs host copy {w}");
         latent_network_free(net);
+        // A VAE on the GPU through the C API.
+        let mut vp = latent_vae_params_default();
+        vp.input_dim = 32;
+        vp.latent_dim = 4;
+        let mut vae = std::ptr::null_mut();
+        assert_eq!(latent_vae_new(&vp, &mut vae), LATENT_STATUS_OK);
+        assert_eq!(latent_vae_to_device(vae, LATENT_DEVICE_CUDA, 0), LATENT_STATUS_OK);
+        assert_eq!(
+            latent_trainer_fit_vae(tr, vae, data, std::ptr::null(), None, std::ptr::null_mut()),
+            LATENT_STATUS_OK
+        );
+        let mut mean = vec![0f32; 2000 * 4];
+        assert_eq!(
+            latent_vae_encode(vae, x.as_slice().as_ptr(), 2000, 32, mean.as_mut_ptr(), std::ptr::null_mut(), 8000),
+            LATENT_STATUS_OK
+        );
+        assert!(mean.iter().all(|v| v.is_finite()));
+        latent_vae_free(vae);
+        latent_trainer_free(tr);
+        latent_dataset_free(data);
     }
 }

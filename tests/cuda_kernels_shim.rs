@@ -129,8 +129,17 @@ fn elementwise_kernels_match_the_host_backend() {
         let (mut dk, mut dh) = (d0.clone(), d0.clone());
         let f: extern "C" fn(M, F2, F2, F2, i32, i32, i32, f32) = lib.get("shim_contractive_dz");
         f(dk.as_mut_ptr(), zh.as_ptr(), yh.as_ptr(), s.as_ptr(), rows as i32, cols as i32, act, 0.37);
-        be.run(Op::ContractiveDz { dz: (&mut dh, 0), z: (&zh, 0), y: (&yh, 0), s: (&s, 0), rows, cols, act, scale: 0.37 })
-            .unwrap();
+        be.run(Op::ContractiveDz {
+            dz: (&mut dh, 0),
+            z: (&zh, 0),
+            y: (&yh, 0),
+            s: (&s, 0),
+            rows,
+            cols,
+            act,
+            scale: 0.37,
+        })
+        .unwrap();
         w = w.max(compare("contractive_dz", &dk, &dh, 5e-5));
         report.push(format!("activation {act}: worst {w:.1e}"));
     }
@@ -138,11 +147,20 @@ fn elementwise_kernels_match_the_host_backend() {
     let classes = 7;
     let logits = rand(rows * classes, -5.0, 5.0, &mut rng);
     let labels: Vec<f32> = (0..rows).map(|_| (rng.uniform() * classes as f32).floor().min(6.0)).collect();
-    let (mut dzk, mut elk, mut dzh, mut elh) = (vec![0f32; rows * classes], vec![0f32; rows], vec![0f32; rows * classes], vec![0f32; rows]);
+    let (mut dzk, mut elk, mut dzh, mut elh) =
+        (vec![0f32; rows * classes], vec![0f32; rows], vec![0f32; rows * classes], vec![0f32; rows]);
     let f: extern "C" fn(F2, F2, M, M, i32, i32, f32) = lib.get("shim_softmax_ce");
     f(logits.as_ptr(), labels.as_ptr(), dzk.as_mut_ptr(), elk.as_mut_ptr(), rows as i32, classes as i32, 0.25);
-    be.run(Op::SoftmaxCe { logits: (&logits, 0), labels: (&labels, 0), dz: (&mut dzh, 0), el: (&mut elh, 0), rows, classes, inv: 0.25 })
-        .unwrap();
+    be.run(Op::SoftmaxCe {
+        logits: (&logits, 0),
+        labels: (&labels, 0),
+        dz: (&mut dzh, 0),
+        el: (&mut elh, 0),
+        rows,
+        classes,
+        inv: 0.25,
+    })
+    .unwrap();
     let mut w = compare("softmax el", &elk, &elh, 2e-5).max(compare("softmax dz", &dzk, &dzh, 2e-5));
     // sparsity
     let mean = rand(cols, 0.001, 0.999, &mut rng);
@@ -237,7 +255,8 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
     let (mut zk, mut yk, mut zh, mut yh) = (z0.clone(), vec![0f32; n], z0.clone(), vec![0f32; n]);
     let f: extern "C" fn(M, M, *const u32, i32, i32, i32, f32, u64) = lib.get("shim_code_noise");
     f(zk.as_mut_ptr(), yk.as_mut_ptr(), ids.as_ptr(), rows as i32, cols as i32, 1, 0.8, seed);
-    be.run(Op::CodeNoise { z: (&mut zh, 0), y: (&mut yh, 0), ids: (&ids, 0), rows, cols, act: 1, sigma: 0.8, seed }).unwrap();
+    be.run(Op::CodeNoise { z: (&mut zh, 0), y: (&mut yh, 0), ids: (&ids, 0), rows, cols, act: 1, sigma: 0.8, seed })
+        .unwrap();
     compare("code_noise z", &zk, &zh, 1e-6);
     compare("code_noise y", &yk, &yh, 2e-5);
     // gather and split
@@ -247,7 +266,8 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
     f(src.as_ptr(), ids.as_ptr(), gk.as_mut_ptr(), rows as i32, 5);
     be.run(Op::GatherRows { src: (&src, 0), ids: (&ids, 0), dst: (&mut gh, 0), rows, cols: 5 }).unwrap();
     assert_eq!(gk, gh);
-    let (mut xk, mut tk, mut xh, mut th) = (vec![0f32; rows * 3], vec![0f32; rows * 2], vec![0f32; rows * 3], vec![0f32; rows * 2]);
+    let (mut xk, mut tk, mut xh, mut th) =
+        (vec![0f32; rows * 3], vec![0f32; rows * 2], vec![0f32; rows * 3], vec![0f32; rows * 2]);
     let f: extern "C" fn(F2, M, M, i32, i32, i32) = lib.get("shim_split_rows");
     f(gh.as_ptr(), xk.as_mut_ptr(), tk.as_mut_ptr(), rows as i32, 3, 2);
     be.run(Op::SplitRows { src: (&gh, 0), x: (&mut xh, 0), t: (&mut th, 0), rows, cols: 3, tw: 2 }).unwrap();
@@ -272,16 +292,57 @@ fn optimizer_kernels_match_the_host_backend() {
     for nesterov in [false, true] {
         let (mut pk, mut vk, mut ph, mut vh) = (p0.clone(), m0.clone(), p0.clone(), m0.clone());
         let f: extern "C" fn(M, F2, M, i32, *const i32, F2, i32, F2, f32, f32, i32) = lib.get("shim_sgd");
-        f(pk.as_mut_ptr(), g.as_ptr(), vk.as_mut_ptr(), n as i32, ends_i.as_ptr(), decay.as_ptr(), 4, gscale.as_ptr(), 0.05, 0.9, nesterov as i32);
-        be.run(Op::Sgd { p: &mut ph, g: &g, v: &mut vh, n, segments: &segments, gscale: &gscale, lr: 0.05, mu: 0.9, nesterov }).unwrap();
+        f(
+            pk.as_mut_ptr(),
+            g.as_ptr(),
+            vk.as_mut_ptr(),
+            n as i32,
+            ends_i.as_ptr(),
+            decay.as_ptr(),
+            4,
+            gscale.as_ptr(),
+            0.05,
+            0.9,
+            nesterov as i32,
+        );
+        be.run(Op::Sgd {
+            p: &mut ph,
+            g: &g,
+            v: &mut vh,
+            n,
+            segments: &segments,
+            gscale: &gscale,
+            lr: 0.05,
+            mu: 0.9,
+            nesterov,
+        })
+        .unwrap();
         compare("sgd p", &pk, &ph, 1e-6);
         compare("sgd v", &vk, &vh, 1e-6);
     }
     for decoupled in [false, true] {
         let (mut pk, mut mk, mut vk) = (p0.clone(), m0.clone(), v0.clone());
         let (mut ph, mut mh, mut vh) = (p0.clone(), m0.clone(), v0.clone());
-        let f: extern "C" fn(M, F2, M, M, i32, *const i32, F2, i32, F2, f32, f32, f32, f32, f32, f32, i32) = lib.get("shim_adam");
-        f(pk.as_mut_ptr(), g.as_ptr(), mk.as_mut_ptr(), vk.as_mut_ptr(), n as i32, ends_i.as_ptr(), decay.as_ptr(), 4, gscale.as_ptr(), 1e-3, 0.9, 0.999, 1e-8, 0.01, 30.0, decoupled as i32);
+        let f: extern "C" fn(M, F2, M, M, i32, *const i32, F2, i32, F2, f32, f32, f32, f32, f32, f32, i32) =
+            lib.get("shim_adam");
+        f(
+            pk.as_mut_ptr(),
+            g.as_ptr(),
+            mk.as_mut_ptr(),
+            vk.as_mut_ptr(),
+            n as i32,
+            ends_i.as_ptr(),
+            decay.as_ptr(),
+            4,
+            gscale.as_ptr(),
+            1e-3,
+            0.9,
+            0.999,
+            1e-8,
+            0.01,
+            30.0,
+            decoupled as i32,
+        );
         be.run(Op::Adam {
             p: &mut ph,
             g: &g,

@@ -105,4 +105,3 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>> {
 pub(crate) fn no_cuda_build() -> Error {
     Error::Unsupported("this build of latent has no CUDA backend (build with the `cuda` feature)".into())
 }
-

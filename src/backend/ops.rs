@@ -298,8 +298,13 @@ pub trait Backend: Sized {
     /// `dst`) and overlaps the work queued after this call; [`Backend::await_upload`] orders it
     /// before the work that reads `dst`. A slot's staging buffer is reused once its previous
     /// copy is done.
-    fn upload_async(&self, slot: usize, n: usize, fill: &mut dyn FnMut(&mut [f32]), dst: Out<'_, Self::Buf>)
-    -> Result<()>;
+    fn upload_async(
+        &self,
+        slot: usize,
+        n: usize,
+        fill: &mut dyn FnMut(&mut [f32]),
+        dst: Out<'_, Self::Buf>,
+    ) -> Result<()>;
     /// Makes the work queued from now on wait for slot's last upload_async.
     fn await_upload(&self, slot: usize) -> Result<()>;
     /// Free device memory in bytes (None: as much as the host has).

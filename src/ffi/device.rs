@@ -4,6 +4,8 @@
 //! predict and fit run on the GPU.
 
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use super::*;
 use crate::error::{Error, Result, invalid};
@@ -35,6 +37,69 @@ pub struct latent_device_info {
 pub(crate) type Placed = crate::backend::DeviceNetwork<crate::backend::cuda::Cuda>;
 #[cfg(not(feature = "cuda"))]
 pub(crate) type Placed = std::convert::Infallible;
+/// A VAE's device copy.
+#[cfg(feature = "cuda")]
+pub(crate) type PlacedVae = crate::backend::DeviceVae<crate::backend::cuda::Cuda>;
+#[cfg(not(feature = "cuda"))]
+pub(crate) type PlacedVae = std::convert::Infallible;
+
+/// A handle's GPU copy and its ordinal, and whether a writer changed the host copy since it was
+/// made. Locked after the handle's own lock, never before it; GPU calls on one handle run one
+/// at a time.
+pub(crate) struct DeviceSlot<P> {
+    slot: Mutex<Option<(P, usize)>>,
+    stale: AtomicBool,
+}
+
+impl<P> Default for DeviceSlot<P> {
+    fn default() -> Self {
+        DeviceSlot { slot: Mutex::new(None), stale: AtomicBool::new(false) }
+    }
+}
+
+impl<P> DeviceSlot<P> {
+    fn lock(&self) -> MutexGuard<'_, Option<(P, usize)>> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub(crate) fn mark_stale(&self) {
+        self.stale.store(true, Ordering::SeqCst);
+    }
+    /// `f` on the GPU copy, refreshed by `refresh` when a writer changed the host copy; None
+    /// when the handle is on the CPU.
+    pub(crate) fn with<R>(
+        &self,
+        refresh: impl FnOnce(&mut P, usize) -> Result<()>,
+        f: impl FnOnce(&mut P) -> Result<R>,
+    ) -> Option<Result<R>> {
+        let mut slot = self.lock();
+        let (d, ordinal) = slot.as_mut()?;
+        if self.stale.swap(false, Ordering::SeqCst)
+            && let Err(e) = refresh(d, *ordinal)
+        {
+            self.mark_stale();
+            return Some(Err(e));
+        }
+        Some(f(d))
+    }
+    pub(crate) fn set(&self, d: Option<(P, usize)>) {
+        *self.lock() = d;
+        self.stale.store(false, Ordering::SeqCst);
+    }
+    /// (LATENT_DEVICE_*, ordinal).
+    pub(crate) fn placement(&self) -> (i32, i32) {
+        match &*self.lock() {
+            Some((_, o)) => (LATENT_DEVICE_CUDA, *o as i32),
+            None => (LATENT_DEVICE_CPU, 0),
+        }
+    }
+}
+
+impl latent_network {
+    /// `f` on the GPU copy, refreshed from `host` (the caller holds its lock) when stale.
+    pub(crate) fn on_device<R>(&self, host: &Network, f: impl FnOnce(&mut Placed) -> Result<R>) -> Option<Result<R>> {
+        self.device.with(|d, ordinal| refresh(d, host, ordinal), f)
+    }
+}
 
 /// 1 when this build has the CUDA backend and the machine a driver with at least one GPU;
 /// 0 otherwise. Never fails.
@@ -98,15 +163,15 @@ pub unsafe extern "C" fn latent_network_to_device(
         let h = unsafe { arg(net, "net")? };
         match device {
             LATENT_DEVICE_CPU => {
-                let mut host = h.write();
-                h.take_device(&mut host)
+                let _host = h.write();
+                h.device.set(None);
+                Ok(())
             }
             LATENT_DEVICE_CUDA => {
                 let ordinal = usize::try_from(ordinal).map_err(|_| invalid!("ordinal {ordinal} is negative"))?;
-                let mut host = h.write();
+                let host = h.write();
                 let placed = place(&host, ordinal)?;
-                h.take_device(&mut host)?;
-                h.set_device(placed, ordinal);
+                h.device.set(Some((placed, ordinal)));
                 Ok(())
             }
             d => Err(invalid!("device {d} is not LATENT_DEVICE_CPU (0) or LATENT_DEVICE_CUDA (1)")),
@@ -124,7 +189,7 @@ pub unsafe extern "C" fn latent_network_device(
 ) -> latent_status {
     guard(|| {
         let h = unsafe { arg(net, "net")? };
-        let (d, o) = h.placement();
+        let (d, o) = h.device.placement();
         if !device.is_null() {
             unsafe { put(device, d) };
         }
@@ -241,6 +306,143 @@ pub(crate) fn fit_placed(
     _t: &mut crate::train::Trainer,
     d: &mut Placed,
     _host: &mut Network,
+    _rows: &Matrix,
+    _valid: Option<&Matrix>,
+    _cb: crate::train::trainer::Callback,
+) -> Result<()> {
+    match *d {}
+}
+
+impl super::vae::latent_vae {
+    /// `f` on the GPU copy, refreshed from `host` (the caller holds its lock) when stale.
+    pub(crate) fn on_device<R>(
+        &self,
+        host: &crate::vae::Vae,
+        f: impl FnOnce(&mut PlacedVae) -> Result<R>,
+    ) -> Option<Result<R>> {
+        self.device.with(|d, ordinal| refresh_vae(d, host, ordinal), f)
+    }
+}
+
+/// Moves a VAE to a device as latent_network_to_device moves a network: on a GPU, fits
+/// (latent_trainer_fit_vae) and encode run there; everything else reads the host copy, which
+/// every fit keeps current.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_to_device(
+    vae: *mut super::vae::latent_vae,
+    device: latent_device,
+    ordinal: i32,
+) -> latent_status {
+    guard(|| {
+        let h = unsafe { arg(vae, "vae")? };
+        match device {
+            LATENT_DEVICE_CPU => {
+                let _host = h.write();
+                h.device.set(None);
+                Ok(())
+            }
+            LATENT_DEVICE_CUDA => {
+                let ordinal = usize::try_from(ordinal).map_err(|_| invalid!("ordinal {ordinal} is negative"))?;
+                let host = h.write();
+                let placed = place_vae(&host, ordinal)?;
+                h.device.set(Some((placed, ordinal)));
+                Ok(())
+            }
+            d => Err(invalid!("device {d} is not LATENT_DEVICE_CPU (0) or LATENT_DEVICE_CUDA (1)")),
+        }
+    })
+}
+
+/// Where `vae` runs (as latent_network_device).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_vae_device(
+    vae: *const super::vae::latent_vae,
+    device: *mut latent_device,
+    ordinal: *mut i32,
+) -> latent_status {
+    guard(|| {
+        let h = unsafe { arg(vae, "vae")? };
+        let (d, o) = h.device.placement();
+        if !device.is_null() {
+            unsafe { put(device, d) };
+        }
+        if !ordinal.is_null() {
+            unsafe { put(ordinal, o) };
+        }
+        Ok(())
+    })
+}
+
+/// The (mean, log-variance) of the rows on the VAE's GPU copy (None on the CPU).
+pub(crate) fn vae_encode(
+    h: &super::vae::latent_vae,
+    host: &crate::vae::Vae,
+    m: &Matrix,
+) -> Option<Result<(Matrix, Matrix)>> {
+    h.on_device(host, |d| vae_encode_placed(d, m))
+}
+
+#[cfg(feature = "cuda")]
+fn vae_encode_placed(d: &mut PlacedVae, m: &Matrix) -> Result<(Matrix, Matrix)> {
+    d.encode(m)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn vae_encode_placed(d: &mut PlacedVae, _m: &Matrix) -> Result<(Matrix, Matrix)> {
+    match *d {}
+}
+
+#[cfg(feature = "cuda")]
+fn place_vae(host: &crate::vae::Vae, ordinal: usize) -> Result<PlacedVae> {
+    let cuda = crate::backend::cuda::Cuda::new(ordinal)?;
+    crate::backend::DeviceVae::new(cuda, host.clone())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn place_vae(_host: &crate::vae::Vae, _ordinal: usize) -> Result<PlacedVae> {
+    Err(crate::backend::no_cuda_build())
+}
+
+#[cfg(feature = "cuda")]
+fn refresh_vae(d: &mut PlacedVae, host: &crate::vae::Vae, ordinal: usize) -> Result<()> {
+    if d.param_count() == host.param_count() && d.vae_unsynced().spec() == host.spec() {
+        d.set_params(host.params())?;
+        d.set_steps(host.steps());
+        Ok(())
+    } else {
+        *d = place_vae(host, ordinal)?;
+        Ok(())
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn refresh_vae(d: &mut PlacedVae, _host: &crate::vae::Vae, _ordinal: usize) -> Result<()> {
+    match *d {}
+}
+
+/// Fits a VAE's GPU copy; the host copy gets the result (parameters and step count) whatever
+/// the outcome.
+#[cfg(feature = "cuda")]
+pub(crate) fn fit_placed_vae(
+    t: &mut crate::train::Trainer,
+    d: &mut PlacedVae,
+    host: &mut crate::vae::Vae,
+    rows: &Matrix,
+    valid: Option<&Matrix>,
+    cb: crate::train::trainer::Callback,
+) -> Result<()> {
+    let r = t.fit_device(d, rows, valid, cb);
+    d.sync()?;
+    host.set_params(d.vae_unsynced().params())?;
+    host.set_steps(d.vae_unsynced().steps());
+    r
+}
+
+#[cfg(not(feature = "cuda"))]
+pub(crate) fn fit_placed_vae(
+    _t: &mut crate::train::Trainer,
+    d: &mut PlacedVae,
+    _host: &mut crate::vae::Vae,
     _rows: &Matrix,
     _valid: Option<&Matrix>,
     _cb: crate::train::trainer::Callback,

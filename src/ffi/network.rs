@@ -1,8 +1,7 @@
 //! C API of the network handle.
 
 use std::ffi::c_char;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::dataset::latent_dataset;
 use super::device::{DeviceCall, device_rows};
@@ -22,60 +21,21 @@ use crate::tensor::{Matrix, checked_len};
 /// wait for them and run alone.
 pub struct latent_network {
     inner: RwLock<Network>,
-    /// The GPU copy and its ordinal (latent_network_to_device). Locked after `inner`, never
-    /// before it; GPU calls on one network run one at a time.
-    device: Mutex<Option<(super::device::Placed, usize)>>,
-    /// A writer may have changed the host parameters since the GPU copy was made.
-    stale: AtomicBool,
+    /// The GPU copy (latent_network_to_device).
+    pub(crate) device: super::device::DeviceSlot<super::device::Placed>,
 }
 
 impl latent_network {
     pub(crate) fn new(n: Network) -> latent_network {
-        latent_network { inner: RwLock::new(n), device: Mutex::new(None), stale: AtomicBool::new(false) }
+        latent_network { inner: RwLock::new(n), device: Default::default() }
     }
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, Network> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
     /// The host network for a change: the GPU copy (if any) is refreshed before its next use.
     pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Network> {
-        self.stale.store(true, Ordering::SeqCst);
+        self.device.mark_stale();
         self.inner.write().unwrap_or_else(|e| e.into_inner())
-    }
-    fn device_lock(&self) -> MutexGuard<'_, Option<(super::device::Placed, usize)>> {
-        self.device.lock().unwrap_or_else(|e| e.into_inner())
-    }
-    /// `f` on the GPU copy, refreshed from `host` (the caller holds its lock) when stale; None
-    /// when the network is on the CPU.
-    pub(crate) fn on_device<R>(
-        &self,
-        host: &Network,
-        f: impl FnOnce(&mut super::device::Placed) -> Result<R>,
-    ) -> Option<Result<R>> {
-        let mut dev = self.device_lock();
-        let (d, ordinal) = dev.as_mut()?;
-        if self.stale.swap(false, Ordering::SeqCst)
-            && let Err(e) = super::device::refresh(d, host, *ordinal)
-        {
-            self.stale.store(true, Ordering::SeqCst);
-            return Some(Err(e));
-        }
-        Some(f(d))
-    }
-    /// Drops the GPU copy (the host copy is always current).
-    pub(crate) fn take_device(&self, _host: &mut Network) -> Result<()> {
-        *self.device_lock() = None;
-        Ok(())
-    }
-    pub(crate) fn set_device(&self, d: super::device::Placed, ordinal: usize) {
-        *self.device_lock() = Some((d, ordinal));
-        self.stale.store(false, Ordering::SeqCst);
-    }
-    /// (LATENT_DEVICE_*, ordinal).
-    pub(crate) fn placement(&self) -> (i32, i32) {
-        match &*self.device_lock() {
-            Some((_, o)) => (super::device::LATENT_DEVICE_CUDA, *o as i32),
-            None => (super::device::LATENT_DEVICE_CPU, 0),
-        }
     }
 }
 
@@ -472,7 +432,9 @@ pub unsafe extern "C" fn latent_network_encode(
     codes: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { device_rows_call(net, Rows::Caller(x, rows, cols), codes, capacity, DeviceCall::Encode, |n, m| n.encode(m)) }
+    unsafe {
+        device_rows_call(net, Rows::Caller(x, rows, cols), codes, capacity, DeviceCall::Encode, |n, m| n.encode(m))
+    }
 }
 
 /// Reconstructions from `rows` codes (`cols` = code_dim) into `out` (rows x input_dim).
@@ -485,7 +447,9 @@ pub unsafe extern "C" fn latent_network_decode(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { device_rows_call(net, Rows::Caller(codes, rows, cols), out, capacity, DeviceCall::Decode, |n, m| n.decode(m)) }
+    unsafe {
+        device_rows_call(net, Rows::Caller(codes, rows, cols), out, capacity, DeviceCall::Decode, |n, m| n.decode(m))
+    }
 }
 
 /// decode(encode(x)) into `out` (rows x input_dim).
@@ -498,7 +462,9 @@ pub unsafe extern "C" fn latent_network_reconstruct(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { device_rows_call(net, Rows::Caller(x, rows, cols), out, capacity, DeviceCall::Predict, |n, m| n.reconstruct(m)) }
+    unsafe {
+        device_rows_call(net, Rows::Caller(x, rows, cols), out, capacity, DeviceCall::Predict, |n, m| n.reconstruct(m))
+    }
 }
 
 /// Per-row reconstruction error (the row's mean loss over its columns): an anomaly score,
@@ -549,7 +515,9 @@ pub unsafe extern "C" fn latent_network_reconstruct_dataset(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { device_rows_call(net, Rows::Dataset(dataset), out, capacity, DeviceCall::Predict, |n, m| n.reconstruct(m)) }
+    unsafe {
+        device_rows_call(net, Rows::Dataset(dataset), out, capacity, DeviceCall::Predict, |n, m| n.reconstruct(m))
+    }
 }
 
 /// Per-row reconstruction errors (anomaly scores) of a dataset into `scores` (rows values).
@@ -655,7 +623,9 @@ pub unsafe extern "C" fn latent_network_predict(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { device_rows_call(net, Rows::Caller(x, rows, cols), out, capacity, DeviceCall::Predict, |n, m| n.predict(m)) }
+    unsafe {
+        device_rows_call(net, Rows::Caller(x, rows, cols), out, capacity, DeviceCall::Predict, |n, m| n.predict(m))
+    }
 }
 
 /// latent_network_predict over every row of a dataset.

@@ -146,11 +146,38 @@ pub unsafe extern "C" fn latent_trainer_fit(
 ) -> latent_status {
     guard(|| {
         let n = unsafe { arg(net, "net")? };
-        if n.placement().0 == super::device::LATENT_DEVICE_CUDA {
+        if n.device.placement().0 == super::device::LATENT_DEVICE_CUDA {
             return unsafe { fit_on_device(trainer, n, train, valid, progress, user) };
         }
         unsafe { fit_with(trainer, train, valid, progress, user, || n.write()) }
     })
+}
+
+/// latent_trainer_fit_vae of a VAE on a GPU.
+unsafe fn fit_vae_on_device(
+    trainer: *mut latent_trainer,
+    v: &super::vae::latent_vae,
+    train: *const latent_dataset,
+    valid: *const latent_dataset,
+    progress: latent_progress_fn,
+    user: *mut c_void,
+) -> Result<()> {
+    let t = unsafe { arg_mut(trainer, "trainer")? };
+    let train = unsafe { arg(train, "train")? }.get();
+    let valid = unsafe { valid.as_ref() }.map(|v| v.get());
+    let mut cb = |p: &Progress| -> bool {
+        let Some(f) = progress else { return true };
+        let c = progress_to_c(p);
+        unsafe { f(user, &c) == 0 }
+    };
+    let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
+    let mut host = v.write();
+    let rows = host.training_rows(train, "the training data")?;
+    let valid = valid.map(|d| host.training_rows(d, "the validation data")).transpose()?;
+    let h: &mut crate::vae::Vae = &mut host;
+    let snapshot = h.clone();
+    v.on_device(&snapshot, |d| super::device::fit_placed_vae(&mut t.inner, d, h, &rows, valid.as_deref(), cb))
+        .unwrap_or_else(|| Err(crate::error::Error::Internal("the VAE left its device during the fit".into())))
 }
 
 /// latent_trainer_fit of a network on a GPU: the same checks and callback, the steps there.
@@ -222,6 +249,9 @@ pub unsafe extern "C" fn latent_trainer_fit_vae(
 ) -> latent_status {
     guard(|| {
         let v = unsafe { arg(vae, "vae")? };
+        if v.device.placement().0 == super::device::LATENT_DEVICE_CUDA {
+            return unsafe { fit_vae_on_device(trainer, v, train, valid, progress, user) };
+        }
         unsafe { fit_with(trainer, train, valid, progress, user, || v.write()) }
     })
 }

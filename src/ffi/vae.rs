@@ -19,16 +19,20 @@ use crate::vae::{Posterior, Vae, VaeSpec};
 /// set_params, set_threads) wait for them and run alone.
 pub struct latent_vae {
     inner: RwLock<Vae>,
+    /// The GPU copy (latent_vae_to_device).
+    pub(crate) device: super::device::DeviceSlot<super::device::PlacedVae>,
 }
 
 impl latent_vae {
     pub(crate) fn new(v: Vae) -> latent_vae {
-        latent_vae { inner: RwLock::new(v) }
+        latent_vae { inner: RwLock::new(v), device: Default::default() }
     }
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, Vae> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
+    /// The host VAE for a change: the GPU copy (if any) is refreshed before its next use.
     pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Vae> {
+        self.device.mark_stale();
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -295,7 +299,8 @@ unsafe fn encode_rows(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
-        let v = unsafe { arg(vae, "vae")? }.read();
+        let h = unsafe { arg(vae, "vae")? };
+        let v = h.read();
         unsafe {
             with_rows(rows, |m| {
                 if m.cols() != v.input_dim() {
@@ -304,7 +309,10 @@ unsafe fn encode_rows(
                 let need = checked_len(m.rows(), v.latent_dim())?;
                 let mean = out_slice(mean, capacity, need, "mean")?;
                 let logvar = if logvar.is_null() { None } else { Some(out_slice(logvar, capacity, need, "logvar")?) };
-                let (mu, lv) = v.encode(m)?;
+                let (mu, lv) = match super::device::vae_encode(h, &v, m) {
+                    Some(r) => r?,
+                    None => v.encode(m)?,
+                };
                 mean.copy_from_slice(mu.as_slice());
                 if let Some(l) = logvar {
                     l.copy_from_slice(lv.as_slice());

@@ -353,7 +353,8 @@ impl Backend for Cuda {
         if st.pinned.as_ref().is_none_or(|p| p.len() < n) {
             st.pinned = None;
             // SAFETY: a fresh page-locked host buffer of n floats, written before it is read.
-            let p = unsafe { self.ctx.alloc_pinned::<f32>(n.max(1)) }.map_err(|e| driver_err("pinned allocation", e))?;
+            let p =
+                unsafe { self.ctx.alloc_pinned::<f32>(n.max(1)) }.map_err(|e| driver_err("pinned allocation", e))?;
             st.pinned = Some(p);
         }
         let pinned = st.pinned.as_mut().ok_or_else(|| internal("staging", "no buffer"))?;
