@@ -339,7 +339,7 @@ fn device_calls_without_a_gpu_return_statuses() {
         assert_eq!(latent_network_set_tf32(net, 1), LATENT_STATUS_UNSUPPORTED);
         assert_eq!(latent_network_to_device(net, LATENT_DEVICE_CPU, 0), LATENT_STATUS_OK);
         // The network still works on the CPU.
-        let x = vec![0.5f32; 12];
+        let x = [0.5f32; 12];
         let mut codes = vec![0f32; 4];
         assert_eq!(latent_network_encode(net, x.as_ptr(), 1, 12, codes.as_mut_ptr(), 4), LATENT_STATUS_OK);
         latent_network_free(net);

@@ -17,6 +17,7 @@ from ._ffi import (
     Connection,
     Constraint,
     Corruption,
+    Device,
     Distribution,
     Event,
     Init,
@@ -44,6 +45,8 @@ from .core import (
     Progress,
     Trainer,
     Vae,
+    cuda_available,
+    devices,
     find_data,
     version,
 )

@@ -238,6 +238,11 @@ class Event(_Enum):
     EPOCH_END = 1
 
 
+class Device(_Enum):
+    CPU = 0
+    CUDA = 1
+
+
 class Prior(_Enum):
     UNIFORM = 0
     NORMAL = 1
@@ -276,6 +281,7 @@ ENUMS = {
     "LATENT_LAYOUT_": Layout,
     "LATENT_SCALING_": Scaling,
     "LATENT_EVENT_": Event,
+    "LATENT_DEVICE_": Device,
     "LATENT_PRIOR_": Prior,
     "LATENT_PROPOSAL_": Proposal,
     "LATENT_CONSTRAINT_": Constraint,
@@ -506,8 +512,20 @@ class latent_elbo(Structure):
     _fields_ = [("neg_elbo", c_double), ("reconstruction", c_double), ("kl", c_double)]
 
 
+class latent_device_info(Structure):
+    _fields_ = [
+        ("ordinal", c_int32),
+        ("name", c_char * 256),
+        ("total_memory", c_uint64),
+        ("free_memory", c_uint64),
+        ("compute_major", c_int32),
+        ("compute_minor", c_int32),
+    ]
+
+
 #: Every public struct of latent.h, for the header self-check.
 STRUCTS = [
+    latent_device_info,
     latent_csv_params,
     latent_metrics,
     latent_montecarlo_params,
@@ -544,6 +562,15 @@ _PROTOTYPES = {
     "latent_version_number": (c_uint32, []),
     "latent_abi_version": (c_uint32, []),
     "latent_data_find": (S, [c_char_p, c_char_p, c_size_t, _pz]),
+    # devices
+    "latent_cuda_available": (c_int32, []),
+    "latent_device_count": (S, [_p_i32]),
+    "latent_device_get_info": (S, [c_int32, POINTER(latent_device_info)]),
+    "latent_network_to_device": (S, [H, c_int32, c_int32]),
+    "latent_network_device": (S, [H, _p_i32, _p_i32]),
+    "latent_network_set_tf32": (S, [H, c_int32]),
+    "latent_vae_to_device": (S, [H, c_int32, c_int32]),
+    "latent_vae_device": (S, [H, _p_i32, _p_i32]),
     # dataset
     "latent_csv_params_default": (latent_csv_params, []),
     "latent_dataset_from_buffer": (S, [c_void_p, c_int32, c_int32, c_size_t, c_size_t, PH]),

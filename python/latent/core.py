@@ -14,6 +14,7 @@ from ._ffi import (
     Connection,
     Constraint,
     Corruption,
+    Device,
     Distribution,
     Dtype,
     Event,
@@ -111,6 +112,37 @@ def _describe(fn, h):
 
 def _path(p):
     return os.fsencode(os.fspath(p))
+
+
+def cuda_available():
+    """True when the library has the CUDA backend and the machine a GPU."""
+    return bool(lib.latent_cuda_available())
+
+
+def devices():
+    """The GPUs as dicts (ordinal, name, total_memory, free_memory, compute_capability); an
+    empty list without a driver or GPU."""
+    n = c_int32(0)
+    if lib.latent_device_count(byref(n)) != 0:
+        return []
+    out = []
+    for i in range(n.value):
+        info = _ffi.latent_device_info()
+        check(lib.latent_device_get_info(i, byref(info)))
+        out.append({
+            "ordinal": info.ordinal,
+            "name": info.name.decode("utf-8", "replace"),
+            "total_memory": info.total_memory,
+            "free_memory": info.free_memory,
+            "compute_capability": (info.compute_major, info.compute_minor),
+        })
+    return out
+
+
+def _placement(fn, handle):
+    d, o = c_int32(0), c_int32(0)
+    check(fn(handle, byref(d), byref(o)))
+    return (Device(d.value).name.lower(), o.value)
 
 
 def find_data(name):
@@ -467,6 +499,21 @@ class Network(_Handle):
     def set_threads(self, threads):
         check(lib.latent_network_set_threads(self._handle, int(threads)))
 
+    def to_device(self, device="cuda", ordinal=0):
+        """Moves the network to GPU `ordinal` ('cuda') or back ('cpu'); fits and encode, decode,
+        reconstruct and predict then run there. Raises Unsupported without a GPU."""
+        check(lib.latent_network_to_device(self._handle, int(Device.coerce(device)), int(ordinal)))
+        return self
+
+    @property
+    def device(self):
+        """('cpu', 0) or ('cuda', ordinal)."""
+        return _placement(lib.latent_network_device, self._handle)
+
+    def set_tf32(self, on=True):
+        """TF32 tensor cores for a GPU network's products."""
+        check(lib.latent_network_set_tf32(self._handle, int(bool(on))))
+
     def set_stochastic_inference(self, on, seed=0):
         check(lib.latent_network_set_stochastic_inference(self._handle, int(bool(on)), int(seed)))
 
@@ -746,6 +793,17 @@ class Vae(_Handle):
         trainer = trainer if trainer is not None else Trainer(**trainer_params)
         trainer.fit(self, train, valid, progress)
         return trainer
+
+    def to_device(self, device="cuda", ordinal=0):
+        """Moves the VAE to GPU `ordinal` ('cuda') or back ('cpu'); fits and encode then run
+        there. Raises Unsupported without a GPU."""
+        check(lib.latent_vae_to_device(self._handle, int(Device.coerce(device)), int(ordinal)))
+        return self
+
+    @property
+    def device(self):
+        """('cpu', 0) or ('cuda', ordinal)."""
+        return _placement(lib.latent_vae_device, self._handle)
 
     def encode(self, x, logvar=False):
         """Posterior means (rows x latent_dim), and log-variances too with logvar=True."""

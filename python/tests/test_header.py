@@ -29,7 +29,7 @@ def header_structs():
     for name, body in re.findall(r"typedef struct (\w+) \{(.*?)\} \1;", text, flags=re.S):
         fields = []
         for decl in body.split(";"):
-            decl = decl.strip()
+            decl = re.sub(r"\[[^\]]*\]", "", decl).strip()  # char name[256] -> char name
             if decl:
                 fields.append(re.findall(r"\w+", decl)[-1])
         out[name] = fields
