@@ -15,7 +15,7 @@
 #
 # build, environment:
 #   CARGO_FEATURES   extra --features for cargo (the crate's default features include cuda)
-#   GPU_TESTS        extended regex on the test target names to bundle (default '^(cuda|gpu)');
+#   GPU_TESTS        extended regex on the test target names to bundle (default '^(cuda|gpu|backend|nvrtc)');
 #                    the lib's unit-test binary is always bundled; BUNDLE_ALL=1 bundles every test
 #                    binary (about 2 MB each stripped: it will not fit in 64 MiB)
 #   GPU_BENCH        the bench target to build (default gpu_workloads); missing = a warning
@@ -92,7 +92,7 @@ EOF
 
   rm -rf "$BUNDLE"
   mkdir -p "$BUNDLE/bin" "$BUNDLE/lib" "$BUNDLE/scripts" "$BUNDLE/tree"
-  local re="${GPU_TESTS:-^(cuda|gpu)}"
+  local re="${GPU_TESTS:-^(cuda|gpu|backend|nvrtc)}"
   local man="$BUNDLE/manifest.txt"
   {
     echo "# gpu-bundle manifest: kind name path-in-bundle (tab-separated); made by scripts/gpu-check.sh build"
