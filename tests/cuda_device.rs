@@ -327,3 +327,25 @@ fn gpu_c_api_places_trains_and_brings_back_a_network() {
         latent_dataset_free(data);
     }
 }
+
+#[test]
+fn gpu_rbm_follows_the_host_backend() {
+    use latent::backend::DeviceRbm;
+    use latent::train::{Rbm, RbmConfig, Stage, Unit};
+    let Some(_) = gpu() else { return };
+    let seed = run_seed();
+    let mut rng = Rng::new(seed, 5);
+    let x = Matrix::from_vec(2000, 64, (0..2000 * 64).map(|_| (rng.uniform() < 0.3) as i32 as f32).collect()).unwrap();
+    let c = TrainConfig { epochs: 3, batch_size: 100, learning_rate: 0.05, seed, ..TrainConfig::default() };
+    for k in [1, 3] {
+        let cfg = RbmConfig { k, ..Default::default() };
+        let mut h = DeviceRbm::new(Host::default(), Rbm::new(64, 32, Unit::Bernoulli, Unit::Bernoulli, seed).unwrap()).unwrap();
+        let hh = h.fit(&x, &c, cfg, Stage::default(), None).unwrap();
+        let mut g = DeviceRbm::new(Cuda::new(0).unwrap(), Rbm::new(64, 32, Unit::Bernoulli, Unit::Bernoulli, seed).unwrap()).unwrap();
+        let gh = g.fit(&x, &c, cfg, Stage::default(), None).unwrap();
+        let (he, ge) = (hh[2].reconstruction_error, gh[2].reconstruction_error);
+        println!("CD-{k}: reconstruction error GPU {ge:.5} host {he:.5}");
+        // The same Philox draws; a Bernoulli draw within rounding of its probability may flip.
+        assert!((ge - he).abs() < 0.02 * he, "CD-{k}: GPU {ge} vs host {he}");
+    }
+}

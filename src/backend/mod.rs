@@ -13,6 +13,7 @@ pub mod host;
 pub mod network;
 pub mod ops;
 pub mod philox;
+pub mod rbm;
 pub mod train;
 pub mod vae;
 
@@ -22,6 +23,7 @@ pub mod cuda;
 pub use host::Host;
 pub use network::DeviceNetwork;
 pub use ops::Backend;
+pub use rbm::DeviceRbm;
 pub use train::DeviceModel;
 pub use vae::DeviceVae;
 

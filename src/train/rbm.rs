@@ -98,6 +98,14 @@ impl Rbm {
     pub fn params(&self) -> &[f32] {
         &self.params
     }
+    /// Replaces the parameters (W, then b_h, then b_v).
+    pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
+        if p.len() != self.params.len() {
+            return Err(shape!("{} parameters given, the RBM has {}", p.len(), self.params.len()));
+        }
+        self.params.copy_from_slice(p);
+        Ok(())
+    }
     pub fn weights(&self) -> &[f32] {
         &self.params[..self.n_visible * self.n_hidden]
     }
@@ -329,7 +337,7 @@ impl Rbm {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn progress_at(
+pub(crate) fn progress_at(
     event: Event,
     epoch: usize,
     epochs: usize,
