@@ -4,6 +4,9 @@
 //! follows CPU training without noise. The CUDA backend runs the same code with kernels that
 //! tests/cuda_kernels.rs checks against the host backend.
 
+mod common;
+
+use common::{run_seed, with_targets};
 use latent::backend::{Backend, DeviceNetwork, Host};
 use latent::layer::Stochastic;
 use latent::regularizer::{SparseLayers, Sparsity};
@@ -14,33 +17,9 @@ use latent::{
     Trainable, Trainer,
 };
 
-/// A seed per run (fresh inputs every run), printed so a failure can be replayed with
-/// LATENT_TEST_SEED.
-fn run_seed() -> u64 {
-    let seed = std::env::var("LATENT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
-    });
-    println!("random inputs: LATENT_TEST_SEED={seed}");
-    seed
-}
-
+/// A rows x cols matrix uniform in [lo, hi).
 fn random(rows: usize, cols: usize, lo: f32, hi: f32, rng: &mut Rng) -> Matrix {
-    let v = (0..rows * cols).map(|_| lo + (hi - lo) * rng.uniform()).collect();
-    Matrix::from_vec(rows, cols, v).unwrap()
-}
-
-/// Supervised rows: inputs, then the class label or the targets.
-fn with_targets(x: &Matrix, task: Task, rng: &mut Rng) -> Matrix {
-    let tw = task.target_width();
-    let mut v = Vec::new();
-    for r in 0..x.rows() {
-        v.extend_from_slice(x.row(r));
-        match task {
-            Task::Classify { classes } => v.push((rng.uniform() * classes as f32).floor().min(classes as f32 - 1.0)),
-            _ => (0..tw).for_each(|_| v.push(rng.normal())),
-        }
-    }
-    Matrix::from_vec(x.rows(), x.cols() + tw, v).unwrap()
+    common::random_matrix(rows, cols, lo, hi, rng)
 }
 
 /// Relative difference with an absolute floor of `floor` (entries near 0).

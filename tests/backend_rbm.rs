@@ -11,7 +11,8 @@ use latent::{Matrix, OptimizerConfig, OptimizerKind, TrainConfig};
 /// Noisy copies of 6 binary prototypes of 36 pixels.
 fn data(seed: u64) -> Matrix {
     let mut rng = Rng::new(seed, 1);
-    let protos: Vec<Vec<f32>> = (0..6).map(|_| (0..36).map(|_| (rng.uniform() < 0.4) as i32 as f32).collect()).collect();
+    let protos: Vec<Vec<f32>> =
+        (0..6).map(|_| (0..36).map(|_| (rng.uniform() < 0.4) as i32 as f32).collect()).collect();
     let mut v = Vec::new();
     for i in 0..1200 {
         for &p in &protos[i % 6] {
@@ -26,7 +27,12 @@ fn config(seed: u64) -> TrainConfig {
         epochs: 8,
         batch_size: 40,
         learning_rate: 0.1,
-        optimizer: OptimizerConfig { kind: OptimizerKind::Sgd, momentum: 0.5, weight_decay: 2e-4, ..Default::default() },
+        optimizer: OptimizerConfig {
+            kind: OptimizerKind::Sgd,
+            momentum: 0.5,
+            weight_decay: 2e-4,
+            ..Default::default()
+        },
         seed,
         ..TrainConfig::default()
     }
@@ -69,14 +75,19 @@ fn device_rbm_fits_are_seeded_and_checked() {
     let x = data(4);
     let c = config(12);
     let run = || {
-        let mut d = DeviceRbm::new(Host::default(), Rbm::new(36, 10, Unit::Bernoulli, Unit::Bernoulli, 1).unwrap()).unwrap();
+        let mut d =
+            DeviceRbm::new(Host::default(), Rbm::new(36, 10, Unit::Bernoulli, Unit::Bernoulli, 1).unwrap()).unwrap();
         d.fit(&x, &c, RbmConfig { k: 2, ..Default::default() }, Stage::default(), None).unwrap();
         d.into_rbm().unwrap().params().to_vec()
     };
     assert_eq!(run(), run());
-    let mut d = DeviceRbm::new(Host::default(), Rbm::new(36, 10, Unit::Bernoulli, Unit::Bernoulli, 1).unwrap()).unwrap();
+    let mut d =
+        DeviceRbm::new(Host::default(), Rbm::new(36, 10, Unit::Bernoulli, Unit::Bernoulli, 1).unwrap()).unwrap();
     let bad = Matrix::zeros(10, 35).unwrap();
-    assert!(matches!(d.fit(&bad, &c, RbmConfig::default(), Stage::default(), None), Err(latent::Error::ShapeMismatch(_))));
+    assert!(matches!(
+        d.fit(&bad, &c, RbmConfig::default(), Stage::default(), None),
+        Err(latent::Error::ShapeMismatch(_))
+    ));
     assert!(matches!(
         d.fit(&x, &c, RbmConfig { k: 0, ..Default::default() }, Stage::default(), None),
         Err(latent::Error::InvalidArgument(_))
@@ -87,6 +98,9 @@ fn device_rbm_fits_are_seeded_and_checked() {
         calls += 1;
         false
     };
-    assert!(matches!(d.fit(&x, &c, RbmConfig::default(), Stage::default(), Some(&mut cb)), Err(latent::Error::Cancelled)));
+    assert!(matches!(
+        d.fit(&x, &c, RbmConfig::default(), Stage::default(), Some(&mut cb)),
+        Err(latent::Error::Cancelled)
+    ));
     assert_eq!(calls, 1);
 }

@@ -6,6 +6,9 @@
 //! the GPU machine) makes that a failure.
 #![cfg(feature = "cuda")]
 
+mod common;
+
+use common::{run_seed, with_targets};
 use latent::backend::cuda::Cuda;
 use latent::backend::{Backend, DeviceNetwork, Host};
 use latent::layer::{Connection, Stochastic};
@@ -30,29 +33,9 @@ fn gpu() -> Option<Cuda> {
     }
 }
 
-fn run_seed() -> u64 {
-    let s = std::env::var("LATENT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
-    });
-    println!("random inputs: LATENT_TEST_SEED={s}");
-    s
-}
-
+/// Inputs in [0.02, 0.98): inside every loss's domain, never zeros.
 fn random(rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
-    Matrix::from_vec(rows, cols, (0..rows * cols).map(|_| 0.02 + 0.96 * rng.uniform()).collect()).unwrap()
-}
-
-fn with_targets(x: &Matrix, task: Task, rng: &mut Rng) -> Matrix {
-    let tw = task.target_width();
-    let mut v = Vec::new();
-    for r in 0..x.rows() {
-        v.extend_from_slice(x.row(r));
-        match task {
-            Task::Classify { classes } => v.push((rng.uniform() * classes as f32).floor().min(classes as f32 - 1.0)),
-            _ => (0..tw).for_each(|_| v.push(rng.normal())),
-        }
-    }
-    Matrix::from_vec(x.rows(), x.cols() + tw, v).unwrap()
+    common::random_matrix(rows, cols, 0.02, 0.98, rng)
 }
 
 /// Worst |a - b| / max(|b|, floor * max|b|) over two vectors.
@@ -339,9 +322,12 @@ fn gpu_rbm_follows_the_host_backend() {
     let c = TrainConfig { epochs: 3, batch_size: 100, learning_rate: 0.05, seed, ..TrainConfig::default() };
     for k in [1, 3] {
         let cfg = RbmConfig { k, ..Default::default() };
-        let mut h = DeviceRbm::new(Host::default(), Rbm::new(64, 32, Unit::Bernoulli, Unit::Bernoulli, seed).unwrap()).unwrap();
+        let mut h =
+            DeviceRbm::new(Host::default(), Rbm::new(64, 32, Unit::Bernoulli, Unit::Bernoulli, seed).unwrap()).unwrap();
         let hh = h.fit(&x, &c, cfg, Stage::default(), None).unwrap();
-        let mut g = DeviceRbm::new(Cuda::new(0).unwrap(), Rbm::new(64, 32, Unit::Bernoulli, Unit::Bernoulli, seed).unwrap()).unwrap();
+        let mut g =
+            DeviceRbm::new(Cuda::new(0).unwrap(), Rbm::new(64, 32, Unit::Bernoulli, Unit::Bernoulli, seed).unwrap())
+                .unwrap();
         let gh = g.fit(&x, &c, cfg, Stage::default(), None).unwrap();
         let (he, ge) = (hh[2].reconstruction_error, gh[2].reconstruction_error);
         println!("CD-{k}: reconstruction error GPU {ge:.5} host {he:.5}");

@@ -9,6 +9,7 @@
 //! products). [`DeviceNetwork`], [`DeviceVae`] and the device training loop are written once over
 //! the trait.
 
+mod dense;
 pub mod host;
 pub mod network;
 pub mod ops;

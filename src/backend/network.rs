@@ -4,10 +4,11 @@
 //! so the host backend reproduces the CPU network within rounding; only the noise differs (Philox
 //! draws on the device, xoshiro on the CPU).
 
-use super::ops::{Backend, Gemm, Op, Segments, Slot};
+use super::dense::{self, column_sums};
+use super::ops::{Backend, Op, Segments, Slot};
 use crate::activation::Activation;
 use crate::error::{Error, Result, invalid, shape};
-use crate::layer::{Connection, Dense, Stochastic};
+use crate::layer::{Connection, Stochastic};
 use crate::network::Network;
 use crate::regularizer::Sparsity;
 use crate::task::Task;
@@ -29,13 +30,10 @@ pub struct DeviceNoise {
 /// The buffers of one pass for up to `rows` rows.
 struct Pass<B: Backend> {
     rows: usize,
-    /// The minibatch as the data holds it (inputs, then targets for a supervised network).
-    x: B::Buf,
-    /// Supervised: the inputs and targets apart.
-    xin: B::Buf,
+    /// What the first layer may read.
+    inputs: Inputs<B>,
+    /// Supervised: the targets.
     tgt: B::Buf,
-    /// The corrupted inputs.
-    xc: B::Buf,
     z: Vec<B::Buf>,
     y: Vec<B::Buf>,
     /// Samples of stochastic layers, and whether this pass drew them.
@@ -63,6 +61,42 @@ pub(crate) struct DeviceOptimizer<B: Backend> {
     segments: Segments<B>,
     /// The gradient's scale (the clipping factor; 1 without clipping).
     gscale: B::Buf,
+}
+
+/// The buffers that can feed the first layer.
+struct Inputs<B: Backend> {
+    /// The minibatch as the data holds it (inputs, then targets for a supervised network).
+    x: B::Buf,
+    /// Supervised: the inputs taken apart from the targets.
+    xin: B::Buf,
+    /// The corrupted inputs.
+    xc: B::Buf,
+}
+
+impl<B: Backend> Inputs<B> {
+    /// What layer `i` reads: `input` for the first layer of the pass (`first`), else what the
+    /// layer below passed on (its samples when it drew them; its outputs `y[i - 1]` otherwise).
+    fn of<'a>(
+        &'a self,
+        i: usize,
+        first: usize,
+        input: Input,
+        y: &'a [B::Buf],
+        s: &'a [B::Buf],
+        sampled: &[bool],
+    ) -> &'a B::Buf {
+        if i == first {
+            match input {
+                Input::X => &self.x,
+                Input::Xin => &self.xin,
+                Input::Xc => &self.xc,
+            }
+        } else if sampled[i - 1] {
+            &s[i - 1]
+        } else {
+            &y[i - 1]
+        }
+    }
 }
 
 /// Which buffer feeds the first layer.
@@ -244,12 +278,12 @@ impl<B: Backend> DeviceNetwork<B> {
 
     /// The minibatch buffer (rows x data_width) the next step reads, and the row-id buffer.
     pub(crate) fn batch_mut(&mut self) -> (&B, &mut B::Buf, &mut B::Ids) {
-        (&self.backend, &mut self.pass.x, &mut self.pass.ids)
+        (&self.backend, &mut self.pass.inputs.x, &mut self.pass.ids)
     }
 
     /// Uploads host rows into the minibatch buffer.
     pub(crate) fn load_rows(&mut self, x: &[f32]) -> Result<()> {
-        self.backend.upload(x, (&mut self.pass.x, 0))
+        self.backend.upload(x, (&mut self.pass.inputs.x, 0))
     }
 
     /// Runs layers `range` on the first-layer input of the pass, sampling stochastic layers and
@@ -268,17 +302,9 @@ impl<B: Backend> DeviceNetwork<B> {
         let p = &mut self.pass;
         for i in range.clone() {
             let l = &layers[i];
-            let inp: &B::Buf = if i == range.start {
-                match input {
-                    Input::X => &p.x,
-                    Input::Xin => &p.xin,
-                    Input::Xc => &p.xc,
-                }
-            } else if p.sampled[i - 1] {
-                &p.s[i - 1]
-            } else {
-                &p.y[i - 1]
-            };
+            let (below, rest) = p.y.split_at_mut(i);
+            let y = &mut rest[0];
+            let inp = p.inputs.of(i, range.start, input, below, &p.s, &p.sampled);
             if let Connection::Functional(f) = l.connection {
                 be.run(Op::FunctionalForward {
                     params: &self.params,
@@ -293,17 +319,9 @@ impl<B: Backend> DeviceNetwork<B> {
                     sign_seed: l.sign_seed,
                 })?;
                 let n = rows * l.n_out;
-                be.run(Op::ActOnly { z: (&p.z[i], 0), y: (&mut p.y[i], 0), n, act: l.activation.code() })?;
+                be.run(Op::ActOnly { z: (&p.z[i], 0), y: (y, 0), n, act: l.activation.code() })?;
             } else {
-                be.gemm(weight_product(l, rows), inp, &self.params, &mut p.z[i])?;
-                be.run(Op::BiasAct {
-                    z: (&mut p.z[i], 0),
-                    b: (&self.params, l.b),
-                    y: (&mut p.y[i], 0),
-                    rows,
-                    cols: l.n_out,
-                    act: l.activation.code(),
-                })?;
+                dense::forward(be, l, &self.params, inp, &mut p.z[i], y, rows)?;
             }
             p.sampled[i] = false;
             if let Some(nz) = noise {
@@ -358,17 +376,19 @@ impl<B: Backend> DeviceNetwork<B> {
         let mut input = Input::X;
         if tw > 0 {
             let p = &mut self.pass;
-            be.run(Op::SplitRows { src: (&p.x, 0), x: (&mut p.xin, 0), t: (&mut p.tgt, 0), rows, cols, tw })?;
+            let inp = &mut p.inputs;
+            be.run(Op::SplitRows { src: (&inp.x, 0), x: (&mut inp.xin, 0), t: (&mut p.tgt, 0), rows, cols, tw })?;
             input = Input::Xin;
         }
         if let Some(nz) = noise
             && !reg.corruption.is_none()
         {
             let p = &mut self.pass;
-            let src = if input == Input::Xin { &p.xin } else { &p.x };
+            let inp = &mut p.inputs;
+            let src = if input == Input::Xin { &inp.xin } else { &inp.x };
             be.run(Op::Corrupt {
                 x: (src, 0),
-                out: (&mut p.xc, 0),
+                out: (&mut inp.xc, 0),
                 range: self.feature_range.as_ref().map(|(l, h)| ((l, 0), (h, 0))),
                 rows,
                 cols,
@@ -400,7 +420,7 @@ impl<B: Backend> DeviceNetwork<B> {
             }
             _ => {
                 // The clean inputs (never the corrupted ones), or the targets.
-                let t = if tw > 0 { &p.tgt } else { &p.x };
+                let t = if tw > 0 { &p.tgt } else { &p.inputs.x };
                 be.run(Op::Loss {
                     z: (&p.z[n - 1], 0),
                     y: (&p.y[n - 1], 0),
@@ -455,17 +475,7 @@ impl<B: Backend> DeviceNetwork<B> {
                     })?;
                 }
             }
-            let layer_in: &B::Buf = if i == 0 {
-                match first_input {
-                    Input::X => &p.x,
-                    Input::Xin => &p.xin,
-                    Input::Xc => &p.xc,
-                }
-            } else if p.sampled[i - 1] {
-                &p.s[i - 1]
-            } else {
-                &p.y[i - 1]
-            };
+            let layer_in = p.inputs.of(i, 0, first_input, &p.y, &p.s, &p.sampled);
             if let Connection::Functional(f) = l.connection {
                 be.run(Op::FunctionalBackward {
                     params: &self.params,
@@ -485,21 +495,8 @@ impl<B: Backend> DeviceNetwork<B> {
                     break;
                 }
             } else {
-                let beta = if l.accumulate_dw { 1.0 } else { 0.0 };
-                let dw = if l.tied {
-                    // the shared matrix V is n_out x n_in here: dV += dz^T x
-                    gemm_rm(l.n_out, l.n_in, rows, true, false, 1.0, beta, 0, l.n_out, 0, l.n_in, l.w, l.n_in)
-                } else {
-                    gemm_rm(l.n_in, l.n_out, rows, true, false, 1.0, beta, 0, l.n_in, 0, l.n_out, l.w, l.n_out)
-                };
-                if l.tied {
-                    be.gemm(dw, &p.d0, layer_in, &mut self.grads)?;
-                } else {
-                    be.gemm(dw, layer_in, &p.d0, &mut self.grads)?;
-                }
-                let mut db = column_sums(1.0, rows, l.n_out);
-                db.c_off = l.b;
-                be.gemm(db, &p.ones, &p.d0, &mut self.grads)?;
+                let dx = (i > 0).then_some(&mut p.d1);
+                dense::backward(be, l, &self.params, &mut self.grads, layer_in, &p.d0, &p.ones, dx, rows)?;
                 if contract {
                     let [_, fsq, _] = &p.col;
                     be.run(Op::ContractiveDw {
@@ -514,12 +511,6 @@ impl<B: Backend> DeviceNetwork<B> {
                 if i == 0 {
                     break;
                 }
-                let dx = if l.tied {
-                    gemm_rm(rows, l.n_in, l.n_out, false, false, 1.0, 0.0, 0, l.n_out, l.w, l.n_in, 0, l.n_in)
-                } else {
-                    gemm_rm(rows, l.n_in, l.n_out, false, true, 1.0, 0.0, 0, l.n_out, l.w, l.n_out, 0, l.n_in)
-                };
-                be.gemm(dx, &p.d0, &self.params, &mut p.d1)?;
             }
             let b = &layers[i - 1];
             let below_n = rows * l.n_in;
@@ -610,7 +601,7 @@ impl<B: Backend> DeviceNetwork<B> {
         let mut first = 0;
         while first < x.rows() {
             let r = block.min(x.rows() - first);
-            self.backend.upload(&x.as_slice()[first * in_w..(first + r) * in_w], (&mut self.pass.x, 0))?;
+            self.backend.upload(&x.as_slice()[first * in_w..(first + r) * in_w], (&mut self.pass.inputs.x, 0))?;
             self.forward(range.clone(), Input::X, r, None, None)?;
             self.backend
                 .download((&self.pass.y[last], 0), &mut out.as_mut_slice()[first * width..(first + r) * width])?;
@@ -722,39 +713,6 @@ pub(crate) fn optimizer_update<B: Backend>(
     Ok(())
 }
 
-/// z = x W (or x V^T for a tied layer) as a row-major GEMM on the parameter buffer.
-pub(crate) fn weight_product(l: &Dense, rows: usize) -> Gemm {
-    if l.tied {
-        gemm_rm(rows, l.n_out, l.n_in, false, true, 1.0, 0.0, 0, l.n_in, l.w, l.n_in, 0, l.n_out)
-    } else {
-        gemm_rm(rows, l.n_out, l.n_in, false, false, 1.0, 0.0, 0, l.n_in, l.w, l.n_out, 0, l.n_out)
-    }
-}
-
-/// alpha * (column sums of a rows x cols matrix) as ones(1 x rows) . M.
-pub(crate) fn column_sums(alpha: f32, rows: usize, cols: usize) -> Gemm {
-    gemm_rm(1, cols, rows, false, false, alpha, 0.0, 0, rows, 0, cols, 0, cols)
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_rm(
-    m: usize,
-    n: usize,
-    k: usize,
-    ta: bool,
-    tb: bool,
-    alpha: f32,
-    beta: f32,
-    a_off: usize,
-    lda: usize,
-    b_off: usize,
-    ldb: usize,
-    c_off: usize,
-    ldc: usize,
-) -> Gemm {
-    Gemm { m, n, k, ta, tb, alpha, beta, a_off, lda, b_off, ldb, c_off, ldc }
-}
-
 impl<B: Backend> Pass<B> {
     fn new(be: &B, net: &Network, rows: usize) -> Result<Pass<B>> {
         let rows = rows.max(1);
@@ -777,10 +735,12 @@ impl<B: Backend> Pass<B> {
         be.run(Op::Fill { x: (&mut ones, 0), n: rows, v: 1.0 })?;
         Ok(Pass {
             rows,
-            x: be.alloc(rows * (cols + tw))?,
-            xin: be.alloc(if tw > 0 { rows * cols } else { 1 })?,
+            inputs: Inputs {
+                x: be.alloc(rows * (cols + tw))?,
+                xin: be.alloc(if tw > 0 { rows * cols } else { 1 })?,
+                xc: be.alloc(rows * cols)?,
+            },
             tgt: be.alloc((rows * tw).max(1))?,
-            xc: be.alloc(rows * cols)?,
             sampled: vec![false; z.len()],
             z,
             y,

@@ -40,6 +40,7 @@ fn sample_kind(u: Unit) -> i32 {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn g(m: usize, n: usize, k: usize, ta: bool, tb: bool, alpha: f32, beta: f32, lda: usize, ldb: usize) -> Gemm {
     Gemm { m, n, k, ta, tb, alpha, beta, a_off: 0, lda, b_off: 0, ldb, c_off: 0, ldc: n }
 }
@@ -200,7 +201,7 @@ impl<B: Backend> DeviceRbm<B> {
                     &mut self.params,
                     &self.grads,
                     nv * nh + nh + nv,
-                    || vec![0..nv * nh],
+                    || std::iter::once(0..nv * nh).collect(),
                     &c.optimizer,
                     lr,
                     momentum,
@@ -214,7 +215,17 @@ impl<B: Backend> DeviceRbm<B> {
                 {
                     let err = self.backend.read_slots()?[Slot::Loss as usize];
                     let secs = start.elapsed().as_secs_f64();
-                    let p = progress_at(Event::Batch, epoch, c.epochs, b + 1, batches, err / (seen * nv) as f64, stage, seen, secs);
+                    let p = progress_at(
+                        Event::Batch,
+                        epoch,
+                        c.epochs,
+                        b + 1,
+                        batches,
+                        err / (seen * nv) as f64,
+                        stage,
+                        seen,
+                        secs,
+                    );
                     if !cb(&p) {
                         return Err(Error::Cancelled);
                     }
@@ -236,8 +247,17 @@ impl<B: Backend> DeviceRbm<B> {
             };
             history.push(rec);
             if let Some(cb) = progress.as_mut() {
-                let mut p =
-                    progress_at(Event::EpochEnd, epoch, c.epochs, batches, batches, rec.reconstruction_error, stage, seen, secs);
+                let mut p = progress_at(
+                    Event::EpochEnd,
+                    epoch,
+                    c.epochs,
+                    batches,
+                    batches,
+                    rec.reconstruction_error,
+                    stage,
+                    seen,
+                    secs,
+                );
                 p.free_energy = rec.free_energy;
                 if !cb(&p) {
                     return Err(Error::Cancelled);
@@ -300,7 +320,10 @@ impl<B: Backend> DeviceRbm<B> {
         let be = &self.backend;
         be.gemm(g(nv, nh, r, true, false, -s, 0.0, nv, nh), &ch.v0, &ch.ph0, &mut self.grads)?;
         be.gemm(g(nv, nh, r, true, false, s, 1.0, nv, nh), &ch.vk, &ch.phk, &mut self.grads)?;
-        let col = |n: usize, alpha: f32, beta: f32, off: usize| Gemm { c_off: off, ..g(1, n, r, false, false, alpha, beta, r, n) };
+        let col = |n: usize, alpha: f32, beta: f32, off: usize| Gemm {
+            c_off: off,
+            ..g(1, n, r, false, false, alpha, beta, r, n)
+        };
         be.gemm(col(nh, s, 0.0, nv * nh), &ch.ones, &ch.phk, &mut self.grads)?;
         be.gemm(col(nh, -s, 1.0, nv * nh), &ch.ones, &ch.ph0, &mut self.grads)?;
         be.gemm(col(nv, s, 0.0, nv * nh + nh), &ch.ones, &ch.vk, &mut self.grads)?;

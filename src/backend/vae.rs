@@ -6,7 +6,8 @@
 //! (see [`Vae::step_with_eps`] and [`DeviceVae::last_draws`]); the draws themselves differ (Philox
 //! on the device, xoshiro on the CPU).
 
-use super::network::{DeviceNoise, DeviceOptimizer, column_sums, gemm_rm, optimizer_update, weight_product};
+use super::dense;
+use super::network::{DeviceNoise, DeviceOptimizer, optimizer_update};
 use super::ops::{Backend, Op, Slot, VAE_PART_FIELDS};
 use crate::distribution::{DistKind, Reconstruction};
 use crate::error::{Result, invalid, shape};
@@ -320,16 +321,9 @@ impl<B: Backend> DeviceVae<B> {
         let p = &mut self.pass;
         for i in 0..=self.vae.head_index() {
             let l = &self.vae.layers()[i];
-            let inp = if i == 0 { &p.x } else { &p.y[i - 1] };
-            be.gemm(weight_product(l, rows), inp, &self.params, &mut p.z[i])?;
-            be.run(Op::BiasAct {
-                z: (&mut p.z[i], 0),
-                b: (&self.params, l.b),
-                y: (&mut p.y[i], 0),
-                rows,
-                cols: l.n_out,
-                act: l.activation.code(),
-            })?;
+            let (below, rest) = p.y.split_at_mut(i);
+            let inp = if i == 0 { &p.x } else { &below[i - 1] };
+            dense::forward(be, l, &self.params, inp, &mut p.z[i], &mut rest[0], rows)?;
         }
         Ok(())
     }
@@ -357,16 +351,9 @@ impl<B: Backend> DeviceVae<B> {
         let n = rows * samples;
         for i in head + 1..self.vae.layers().len() {
             let l = &self.vae.layers()[i];
-            let inp = if i == head + 1 { &p.zs } else { &p.y[i - 1] };
-            be.gemm(weight_product(l, n), inp, &self.params, &mut p.z[i])?;
-            be.run(Op::BiasAct {
-                z: (&mut p.z[i], 0),
-                b: (&self.params, l.b),
-                y: (&mut p.y[i], 0),
-                rows: n,
-                cols: l.n_out,
-                act: l.activation.code(),
-            })?;
+            let (below, rest) = p.y.split_at_mut(i);
+            let inp = if i == head + 1 { &p.zs } else { &below[i - 1] };
+            dense::forward(be, l, &self.params, inp, &mut p.z[i], &mut rest[0], n)?;
         }
         Ok(())
     }
@@ -454,13 +441,7 @@ impl<B: Backend> DeviceVae<B> {
         for i in dec.clone().rev() {
             let l = &layers[i];
             let input = if i == dec.start { &p.zs } else { &p.y[i - 1] };
-            let dw = gemm_rm(l.n_in, l.n_out, n, true, false, 1.0, 0.0, 0, l.n_in, 0, l.n_out, l.w, l.n_out);
-            be.gemm(dw, input, &p.d0, &mut self.grads)?;
-            let mut db = column_sums(1.0, n, l.n_out);
-            db.c_off = l.b;
-            be.gemm(db, &p.ones, &p.d0, &mut self.grads)?;
-            let dx = gemm_rm(n, l.n_in, l.n_out, false, true, 1.0, 0.0, 0, l.n_out, l.w, l.n_out, 0, l.n_in);
-            be.gemm(dx, &p.d0, &self.params, &mut p.d1)?;
+            dense::backward(be, l, &self.params, &mut self.grads, input, &p.d0, &p.ones, Some(&mut p.d1), n)?;
             if i > dec.start {
                 let b = &layers[i - 1];
                 be.run(Op::ActBackward {
@@ -494,16 +475,20 @@ impl<B: Backend> DeviceVae<B> {
         for i in (0..=head).rev() {
             let l = &layers[i];
             let input = if i == 0 { &p.x } else { &p.y[i - 1] };
-            let dw = gemm_rm(l.n_in, l.n_out, rows, true, false, 1.0, 0.0, 0, l.n_in, 0, l.n_out, l.w, l.n_out);
-            be.gemm(dw, input, &p.d0, &mut self.grads)?;
-            let mut db = column_sums(1.0, rows, l.n_out);
-            db.c_off = l.b;
-            be.gemm(db, &p.ones, &p.d0, &mut self.grads)?;
+            dense::backward(
+                be,
+                l,
+                &self.params,
+                &mut self.grads,
+                input,
+                &p.d0,
+                &p.ones,
+                (i > 0).then_some(&mut p.d1),
+                rows,
+            )?;
             if i == 0 {
                 break;
             }
-            let dx = gemm_rm(rows, l.n_in, l.n_out, false, true, 1.0, 0.0, 0, l.n_out, l.w, l.n_out, 0, l.n_in);
-            be.gemm(dx, &p.d0, &self.params, &mut p.d1)?;
             let b = &layers[i - 1];
             be.run(Op::ActBackward {
                 d: (&mut p.d1, 0),

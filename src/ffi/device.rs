@@ -94,6 +94,44 @@ impl<P> DeviceSlot<P> {
     }
 }
 
+/// The body of the to_device calls: the host copy locked for writing (by `write`), then the
+/// GPU copy made by `place` from it, or dropped.
+fn move_to<P, G: std::ops::Deref>(
+    slot: &DeviceSlot<P>,
+    device: latent_device,
+    ordinal: i32,
+    write: impl FnOnce() -> G,
+    place: impl FnOnce(&G::Target, usize) -> Result<P>,
+) -> Result<()> {
+    match device {
+        LATENT_DEVICE_CPU => {
+            let _host = write();
+            slot.set(None);
+            Ok(())
+        }
+        LATENT_DEVICE_CUDA => {
+            let ordinal = usize::try_from(ordinal).map_err(|_| invalid!("ordinal {ordinal} is negative"))?;
+            let host = write();
+            let placed = place(&host, ordinal)?;
+            slot.set(Some((placed, ordinal)));
+            Ok(())
+        }
+        d => Err(invalid!("device {d} is not LATENT_DEVICE_CPU (0) or LATENT_DEVICE_CUDA (1)")),
+    }
+}
+
+/// Writes a handle's placement through the (optional) out-pointers.
+unsafe fn report<P>(slot: &DeviceSlot<P>, device: *mut latent_device, ordinal: *mut i32) -> Result<()> {
+    let (d, o) = slot.placement();
+    if !device.is_null() {
+        unsafe { put(device, d) };
+    }
+    if !ordinal.is_null() {
+        unsafe { put(ordinal, o) };
+    }
+    Ok(())
+}
+
 impl latent_network {
     /// `f` on the GPU copy, refreshed from `host` (the caller holds its lock) when stale.
     pub(crate) fn on_device<R>(&self, host: &Network, f: impl FnOnce(&mut Placed) -> Result<R>) -> Option<Result<R>> {
@@ -161,21 +199,7 @@ pub unsafe extern "C" fn latent_network_to_device(
 ) -> latent_status {
     guard(|| {
         let h = unsafe { arg(net, "net")? };
-        match device {
-            LATENT_DEVICE_CPU => {
-                let _host = h.write();
-                h.device.set(None);
-                Ok(())
-            }
-            LATENT_DEVICE_CUDA => {
-                let ordinal = usize::try_from(ordinal).map_err(|_| invalid!("ordinal {ordinal} is negative"))?;
-                let host = h.write();
-                let placed = place(&host, ordinal)?;
-                h.device.set(Some((placed, ordinal)));
-                Ok(())
-            }
-            d => Err(invalid!("device {d} is not LATENT_DEVICE_CPU (0) or LATENT_DEVICE_CUDA (1)")),
-        }
+        move_to(&h.device, device, ordinal, || h.write(), place)
     })
 }
 
@@ -187,17 +211,7 @@ pub unsafe extern "C" fn latent_network_device(
     device: *mut latent_device,
     ordinal: *mut i32,
 ) -> latent_status {
-    guard(|| {
-        let h = unsafe { arg(net, "net")? };
-        let (d, o) = h.device.placement();
-        if !device.is_null() {
-            unsafe { put(device, d) };
-        }
-        if !ordinal.is_null() {
-            unsafe { put(ordinal, o) };
-        }
-        Ok(())
-    })
+    guard(|| unsafe { report(&arg(net, "net")?.device, device, ordinal) })
 }
 
 /// TF32 tensor cores for a GPU network's products (1) or exact f32 (0, the default). TF32
@@ -335,21 +349,7 @@ pub unsafe extern "C" fn latent_vae_to_device(
 ) -> latent_status {
     guard(|| {
         let h = unsafe { arg(vae, "vae")? };
-        match device {
-            LATENT_DEVICE_CPU => {
-                let _host = h.write();
-                h.device.set(None);
-                Ok(())
-            }
-            LATENT_DEVICE_CUDA => {
-                let ordinal = usize::try_from(ordinal).map_err(|_| invalid!("ordinal {ordinal} is negative"))?;
-                let host = h.write();
-                let placed = place_vae(&host, ordinal)?;
-                h.device.set(Some((placed, ordinal)));
-                Ok(())
-            }
-            d => Err(invalid!("device {d} is not LATENT_DEVICE_CPU (0) or LATENT_DEVICE_CUDA (1)")),
-        }
+        move_to(&h.device, device, ordinal, || h.write(), place_vae)
     })
 }
 
@@ -360,17 +360,7 @@ pub unsafe extern "C" fn latent_vae_device(
     device: *mut latent_device,
     ordinal: *mut i32,
 ) -> latent_status {
-    guard(|| {
-        let h = unsafe { arg(vae, "vae")? };
-        let (d, o) = h.device.placement();
-        if !device.is_null() {
-            unsafe { put(device, d) };
-        }
-        if !ordinal.is_null() {
-            unsafe { put(ordinal, o) };
-        }
-        Ok(())
-    })
+    guard(|| unsafe { report(&arg(vae, "vae")?.device, device, ordinal) })
 }
 
 /// The (mean, log-variance) of the rows on the VAE's GPU copy (None on the CPU).

@@ -147,68 +147,30 @@ pub unsafe extern "C" fn latent_trainer_fit(
     guard(|| {
         let n = unsafe { arg(net, "net")? };
         if n.device.placement().0 == super::device::LATENT_DEVICE_CUDA {
-            return unsafe { fit_on_device(trainer, n, train, valid, progress, user) };
+            // On a GPU: the same checks and callback, the steps there.
+            return unsafe {
+                fit_with(
+                    trainer,
+                    train,
+                    valid,
+                    progress,
+                    user,
+                    || n.write(),
+                    |t, host, rows, valid, cb| {
+                        let snapshot = host.clone();
+                        n.on_device(&snapshot, |d| super::device::fit_placed(t, d, host, rows, valid, cb))
+                            .unwrap_or_else(|| Err(crate::error::Error::Internal("the network left its device".into())))
+                    },
+                )
+            };
         }
-        unsafe { fit_with(trainer, train, valid, progress, user, || n.write()) }
+        unsafe { fit_with(trainer, train, valid, progress, user, || n.write(), |t, m, r, v, cb| t.fit(m, r, v, cb)) }
     })
 }
 
-/// latent_trainer_fit_vae of a VAE on a GPU.
-unsafe fn fit_vae_on_device(
-    trainer: *mut latent_trainer,
-    v: &super::vae::latent_vae,
-    train: *const latent_dataset,
-    valid: *const latent_dataset,
-    progress: latent_progress_fn,
-    user: *mut c_void,
-) -> Result<()> {
-    let t = unsafe { arg_mut(trainer, "trainer")? };
-    let train = unsafe { arg(train, "train")? }.get();
-    let valid = unsafe { valid.as_ref() }.map(|v| v.get());
-    let mut cb = |p: &Progress| -> bool {
-        let Some(f) = progress else { return true };
-        let c = progress_to_c(p);
-        unsafe { f(user, &c) == 0 }
-    };
-    let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
-    let mut host = v.write();
-    let rows = host.training_rows(train, "the training data")?;
-    let valid = valid.map(|d| host.training_rows(d, "the validation data")).transpose()?;
-    let h: &mut crate::vae::Vae = &mut host;
-    let snapshot = h.clone();
-    v.on_device(&snapshot, |d| super::device::fit_placed_vae(&mut t.inner, d, h, &rows, valid.as_deref(), cb))
-        .unwrap_or_else(|| Err(crate::error::Error::Internal("the VAE left its device during the fit".into())))
-}
-
-/// latent_trainer_fit of a network on a GPU: the same checks and callback, the steps there.
-unsafe fn fit_on_device(
-    trainer: *mut latent_trainer,
-    n: &latent_network,
-    train: *const latent_dataset,
-    valid: *const latent_dataset,
-    progress: latent_progress_fn,
-    user: *mut c_void,
-) -> Result<()> {
-    let t = unsafe { arg_mut(trainer, "trainer")? };
-    let train = unsafe { arg(train, "train")? }.get();
-    let valid = unsafe { valid.as_ref() }.map(|v| v.get());
-    let mut cb = |p: &Progress| -> bool {
-        let Some(f) = progress else { return true };
-        let c = progress_to_c(p);
-        unsafe { f(user, &c) == 0 }
-    };
-    let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
-    let mut host = n.write();
-    let rows = host.training_rows(train, "the training data")?;
-    let valid = valid.map(|v| host.training_rows(v, "the validation data")).transpose()?;
-    let h: &mut crate::network::Network = &mut host;
-    let snapshot = h.clone();
-    n.on_device(&snapshot, |d| super::device::fit_placed(&mut t.inner, d, h, &rows, valid.as_deref(), cb))
-        .unwrap_or_else(|| Err(crate::error::Error::Internal("the network left its device during the fit".into())))
-}
-
 /// The body of the fit calls: arguments checked, the C callback wrapped, the model locked for
-/// writing (by `lock`) only once everything else is valid.
+/// writing (by `lock`) only once everything else is valid, then `run` (the CPU fit, or the fit
+/// of the model's GPU copy) on the rows the model trains on.
 unsafe fn fit_with<M: Trainable, G: std::ops::DerefMut<Target = M>>(
     trainer: *mut latent_trainer,
     train: *const latent_dataset,
@@ -216,6 +178,13 @@ unsafe fn fit_with<M: Trainable, G: std::ops::DerefMut<Target = M>>(
     progress: latent_progress_fn,
     user: *mut c_void,
     lock: impl FnOnce() -> G,
+    run: impl FnOnce(
+        &mut Trainer,
+        &mut M,
+        &crate::Matrix,
+        Option<&crate::Matrix>,
+        crate::train::trainer::Callback,
+    ) -> Result<()>,
 ) -> Result<()> {
     let t = unsafe { arg_mut(trainer, "trainer")? };
     let train = unsafe { arg(train, "train")? }.get();
@@ -229,7 +198,7 @@ unsafe fn fit_with<M: Trainable, G: std::ops::DerefMut<Target = M>>(
     let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
     let rows = guard.training_rows(train, "the training data")?;
     let valid = valid.map(|v| guard.training_rows(v, "the validation data")).transpose()?;
-    t.inner.fit(&mut *guard, &rows, valid.as_deref(), cb)
+    run(&mut t.inner, &mut guard, &rows, valid.as_deref(), cb)
 }
 
 /// Trains a variational autoencoder `vae` on the rows of `train`, as latent_trainer_fit trains
@@ -250,9 +219,23 @@ pub unsafe extern "C" fn latent_trainer_fit_vae(
     guard(|| {
         let v = unsafe { arg(vae, "vae")? };
         if v.device.placement().0 == super::device::LATENT_DEVICE_CUDA {
-            return unsafe { fit_vae_on_device(trainer, v, train, valid, progress, user) };
+            return unsafe {
+                fit_with(
+                    trainer,
+                    train,
+                    valid,
+                    progress,
+                    user,
+                    || v.write(),
+                    |t, host, rows, valid, cb| {
+                        let snapshot = host.clone();
+                        v.on_device(&snapshot, |d| super::device::fit_placed_vae(t, d, host, rows, valid, cb))
+                            .unwrap_or_else(|| Err(crate::error::Error::Internal("the VAE left its device".into())))
+                    },
+                )
+            };
         }
-        unsafe { fit_with(trainer, train, valid, progress, user, || v.write()) }
+        unsafe { fit_with(trainer, train, valid, progress, user, || v.write(), |t, m, r, v, cb| t.fit(m, r, v, cb)) }
     })
 }
 

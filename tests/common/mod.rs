@@ -94,3 +94,35 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
 }
+
+/// A seed per run, so device tests see fresh random inputs every time; printed, and taken from
+/// LATENT_TEST_SEED when set, so a failure can be replayed.
+pub fn run_seed() -> u64 {
+    let seed = std::env::var("LATENT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    });
+    println!("random inputs: LATENT_TEST_SEED={seed}");
+    seed
+}
+
+/// A rows x cols matrix uniform in [lo, hi).
+pub fn random_matrix(rows: usize, cols: usize, lo: f32, hi: f32, rng: &mut latent::rng::Rng) -> latent::Matrix {
+    let v = (0..rows * cols).map(|_| lo + (hi - lo) * rng.uniform()).collect();
+    latent::Matrix::from_vec(rows, cols, v).unwrap()
+}
+
+/// Supervised rows: the inputs, then a random class label or random targets.
+pub fn with_targets(x: &latent::Matrix, task: latent::task::Task, rng: &mut latent::rng::Rng) -> latent::Matrix {
+    let tw = task.target_width();
+    let mut v = Vec::new();
+    for r in 0..x.rows() {
+        v.extend_from_slice(x.row(r));
+        match task {
+            latent::task::Task::Classify { classes } => {
+                v.push((rng.uniform() * classes as f32).floor().min(classes as f32 - 1.0))
+            }
+            _ => (0..tw).for_each(|_| v.push(rng.normal())),
+        }
+    }
+    latent::Matrix::from_vec(x.rows(), x.cols() + tw, v).unwrap()
+}

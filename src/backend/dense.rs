@@ -1,0 +1,91 @@
+//! A dense layer on a device, forward and backward side by side: the products as row-major
+//! GEMMs on the parameter buffer (tied layers read the mirrored encoder matrix transposed), the
+//! bias and activation fused in one kernel, the bias gradient as a product with a row of ones.
+
+use super::ops::{Backend, Gemm, Op};
+use crate::error::Result;
+use crate::layer::Dense;
+
+/// z = x W + b, y = f(z) over `rows` rows (z keeps its bias).
+pub(crate) fn forward<B: Backend>(
+    be: &B,
+    l: &Dense,
+    params: &B::Buf,
+    x: &B::Buf,
+    z: &mut B::Buf,
+    y: &mut B::Buf,
+    rows: usize,
+) -> Result<()> {
+    be.gemm(weight_product(l, rows), x, params, z)?;
+    be.run(Op::BiasAct { z: (z, 0), b: (params, l.b), y: (y, 0), rows, cols: l.n_out, act: l.activation.code() })
+}
+
+/// Given dL/dz, writes dW (adds it when the layer accumulates: tied weights get two
+/// contributions), db and, when `dx` is given, dL/dx = dz W^T. `ones` holds at least `rows` ones.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward<B: Backend>(
+    be: &B,
+    l: &Dense,
+    params: &B::Buf,
+    grads: &mut B::Buf,
+    x: &B::Buf,
+    dz: &B::Buf,
+    ones: &B::Buf,
+    dx: Option<&mut B::Buf>,
+    rows: usize,
+) -> Result<()> {
+    let beta = if l.accumulate_dw { 1.0 } else { 0.0 };
+    if l.tied {
+        // the shared matrix V is n_out x n_in here: dV += dz^T x
+        let dw = gemm_rm(l.n_out, l.n_in, rows, true, false, 1.0, beta, 0, l.n_out, 0, l.n_in, l.w, l.n_in);
+        be.gemm(dw, dz, x, grads)?;
+    } else {
+        let dw = gemm_rm(l.n_in, l.n_out, rows, true, false, 1.0, beta, 0, l.n_in, 0, l.n_out, l.w, l.n_out);
+        be.gemm(dw, x, dz, grads)?;
+    }
+    let mut db = column_sums(1.0, rows, l.n_out);
+    db.c_off = l.b;
+    be.gemm(db, ones, dz, grads)?;
+    if let Some(dx) = dx {
+        let g = if l.tied {
+            gemm_rm(rows, l.n_in, l.n_out, false, false, 1.0, 0.0, 0, l.n_out, l.w, l.n_in, 0, l.n_in)
+        } else {
+            gemm_rm(rows, l.n_in, l.n_out, false, true, 1.0, 0.0, 0, l.n_out, l.w, l.n_out, 0, l.n_in)
+        };
+        be.gemm(g, dz, params, dx)?;
+    }
+    Ok(())
+}
+
+/// z = x W (or x V^T for a tied layer) as a row-major GEMM on the parameter buffer.
+pub(crate) fn weight_product(l: &Dense, rows: usize) -> Gemm {
+    if l.tied {
+        gemm_rm(rows, l.n_out, l.n_in, false, true, 1.0, 0.0, 0, l.n_in, l.w, l.n_in, 0, l.n_out)
+    } else {
+        gemm_rm(rows, l.n_out, l.n_in, false, false, 1.0, 0.0, 0, l.n_in, l.w, l.n_out, 0, l.n_out)
+    }
+}
+
+/// alpha * (column sums of a rows x cols matrix) as ones(1 x rows) . M.
+pub(crate) fn column_sums(alpha: f32, rows: usize, cols: usize) -> Gemm {
+    gemm_rm(1, cols, rows, false, false, alpha, 0.0, 0, rows, 0, cols, 0, cols)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_rm(
+    m: usize,
+    n: usize,
+    k: usize,
+    ta: bool,
+    tb: bool,
+    alpha: f32,
+    beta: f32,
+    a_off: usize,
+    lda: usize,
+    b_off: usize,
+    ldb: usize,
+    c_off: usize,
+    ldc: usize,
+) -> Gemm {
+    Gemm { m, n, k, ta, tb, alpha, beta, a_off, lda, b_off, ldb, c_off, ldc }
+}
