@@ -201,6 +201,12 @@ impl Cuda {
                 return Err(Error::Unsupported(format!("no CUDA device {ordinal}: this machine has {n}")));
             }
             let ctx = CudaContext::new(ordinal).map_err(|e| driver_err("context", e))?;
+            // The backend orders its two streams itself (upload_async records and waits on its
+            // own events), so cudarc's per-buffer events, which would add an event record and
+            // wait to every pointer of every launch once a second stream exists, stay off.
+            // SAFETY: every buffer is used on the compute stream, except the staging targets,
+            // whose copies are ordered by those explicit events.
+            unsafe { ctx.disable_event_tracking() };
             let kernels = kernels_for(&ctx, ordinal)?;
             let stream = ctx.default_stream();
             let blas = cudarc::cublas::CudaBlas::new(stream.clone()).map_err(|e| internal("cuBLAS handle", e))?;
