@@ -293,6 +293,8 @@ EOF
       local limit=${T_MEMCHECK:-60}
       [ "$tool" = racecheck ] && limit=${T_RACECHECK:-60}
       for b in "${tests[@]}"; do
+        # Only the binaries that launch kernels (SANITIZE_TESTS, default cuda_device and backend_vae).
+        basename "$b" | grep -Eq "${SANITIZE_TESTS:-cuda_device|backend_vae}" || continue
         step "$tool-$(basename "$b" | sed 's/^test-//')" "$limit" compute-sanitizer --tool "$tool" \
           --error-exitcode 97 --target-processes all --log-file "$OUT/$tool-$(basename "$b").sanitizer.txt" \
           "$b" "${filt[@]}" --nocapture --test-threads=1
