@@ -237,6 +237,7 @@ impl Cuda {
     pub fn set_tf32(&mut self, on: bool) -> Result<()> {
         use cudarc::cublas::sys::cublasMath_t;
         let mode = if on { cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH } else { cublasMath_t::CUBLAS_DEFAULT_MATH };
+        self.ctx.bind_to_thread().map_err(|e| driver_err("context", e))?;
         // SAFETY: a live handle.
         unsafe { cudarc::cublas::sys::cublasSetMathMode(*self.blas.handle(), mode) }
             .result()
@@ -367,6 +368,7 @@ impl Backend for Cuda {
         let host = pinned.as_mut_slice().map_err(|e| driver_err("pinned buffer", e))?;
         fill(&mut host[..n]);
         let target = self.ptr(dst.0, dst.1, n)?;
+        self.ctx.bind_to_thread().map_err(|e| driver_err("context", e))?;
         // The copy waits for the work queued so far (it may read dst), then runs beside what follows.
         let queued = self.stream.record_event(None).map_err(|e| driver_err("event", e))?;
         self.copy.wait(&queued).map_err(|e| driver_err("stream wait", e))?;
@@ -401,6 +403,9 @@ impl Backend for Cuda {
         let pb = self.ptr(b, g.b_off, b_len)?;
         let pc = self.ptr(c, g.c_off, c_len)?;
         let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
+        // The raw cuBLAS call does not make the context current itself (a C caller may come from
+        // any thread).
+        self.ctx.bind_to_thread().map_err(|e| driver_err("context", e))?;
         // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
         // SAFETY: the three extents were checked against their buffers above.
         unsafe {
@@ -425,6 +430,7 @@ impl Backend for Cuda {
     }
     fn reset_slots(&self) -> Result<()> {
         let zeros = [0f64; SLOTS];
+        self.ctx.bind_to_thread().map_err(|e| driver_err("context", e))?;
         // SAFETY: the slots are SLOTS doubles; the copy is ordered on the stream.
         let (p, _g) = self.slots.device_ptr(&self.stream);
         unsafe { cudarc::driver::result::memcpy_htod_async(p, &zeros[..], self.stream.cu_stream()) }
