@@ -72,6 +72,10 @@ impl Backend for Host {
         None
     }
     fn gemm(&self, g: Gemm, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>) -> Result<()> {
+        g.check(a.len(), b.len(), c.len())?;
+        if g.m == 0 || g.n == 0 {
+            return Ok(());
+        }
         let a = if g.ta { Operand::t(&a[g.a_off..], g.lda) } else { Operand::n(&a[g.a_off..], g.lda) };
         let b = if g.tb { Operand::t(&b[g.b_off..], g.ldb) } else { Operand::n(&b[g.b_off..], g.ldb) };
         gemm(g.m, g.n, g.k, g.alpha, a, b, g.beta, &mut c[g.c_off..], g.ldc, 1);

@@ -39,6 +39,29 @@ pub struct Gemm {
     pub ldc: usize,
 }
 
+impl Gemm {
+    /// Elements of A, B and C the product touches from their offsets (row-major storage: A is
+    /// m x k, or k x m when transposed; likewise B): what every backend checks before running it.
+    pub fn extents(&self) -> (usize, usize, usize) {
+        let span =
+            |rows: usize, ld: usize, cols: usize| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * ld + cols };
+        let a = if self.ta { span(self.k, self.lda, self.m) } else { span(self.m, self.lda, self.k) };
+        let b = if self.tb { span(self.n, self.ldb, self.k) } else { span(self.k, self.ldb, self.n) };
+        (a, b, span(self.m, self.ldc, self.n))
+    }
+
+    /// Err(Internal) when a view would run past its buffer (a bug in the caller, never input).
+    pub fn check(&self, a: usize, b: usize, c: usize) -> crate::error::Result<()> {
+        let (ea, eb, ec) = self.extents();
+        if self.a_off + ea > a || self.b_off + eb > b || self.c_off + ec > c {
+            return Err(crate::error::Error::Internal(format!(
+                "GEMM {self:?} runs past its buffers ({a}, {b}, {c} elements)"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A read-only view: a buffer and an offset into it.
 pub type In<'a, B> = (&'a B, usize);
 /// A written view.

@@ -393,12 +393,8 @@ impl Backend for Cuda {
         if g.m == 0 || g.n == 0 {
             return Ok(());
         }
-        // Extents of the stored operands (row-major): A is m x k (k x m transposed), etc.
-        let a_rows = if g.ta { g.k } else { g.m };
-        let b_rows = if g.tb { g.n } else { g.k };
-        let a_len = if a_rows == 0 { 0 } else { (a_rows - 1) * g.lda + if g.ta { g.m } else { g.k } };
-        let b_len = if b_rows == 0 { 0 } else { (b_rows - 1) * g.ldb + if g.tb { g.k } else { g.n } };
-        let c_len = (g.m - 1) * g.ldc + g.n;
+        g.check(a.len(), b.len(), c.len())?;
+        let (a_len, b_len, c_len) = g.extents();
         let pa = self.ptr(a, g.a_off, a_len)?;
         let pb = self.ptr(b, g.b_off, b_len)?;
         let pc = self.ptr(c, g.c_off, c_len)?;
