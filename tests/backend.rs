@@ -235,7 +235,8 @@ fn inference_on_the_device_matches_the_cpu() {
     let mut dev = DeviceNetwork::new(Host::default(), net.clone()).unwrap();
     for (what, a, b) in [
         ("encode", net.encode(&x).unwrap(), dev.encode(&x).unwrap()),
-        ("reconstruct", net.reconstruct(&x).unwrap(), dev.predict(&x).unwrap()),
+        ("reconstruct", net.reconstruct(&x).unwrap(), dev.reconstruct(&x).unwrap()),
+        ("predict", net.predict(&x).unwrap(), dev.predict(&x).unwrap()),
     ] {
         let worst = a.as_slice().iter().zip(b.as_slice()).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
         assert!(worst < 1e-5, "{what}: {worst}");
@@ -251,6 +252,14 @@ fn inference_on_the_device_matches_the_cpu() {
         .fold(0f32, f32::max);
     assert!(worst < 1e-5, "decode: {worst}");
     assert!(matches!(dev.encode(&random(3, 29, 0.0, 1.0, &mut rng)), Err(latent::Error::ShapeMismatch(_))));
+    // A classifier's predictions are probabilities on both (the softmax of the logits).
+    let hidden = [LayerSpec::new(16, Activation::Relu)];
+    let clf = Network::new(NetworkSpec { seed, ..NetworkSpec::classifier(30, &hidden, 5).unwrap() }).unwrap();
+    let mut dclf = DeviceNetwork::new(Host::default(), clf.clone()).unwrap();
+    let (p, q) = (clf.predict(&x).unwrap(), dclf.predict(&x).unwrap());
+    let worst = p.as_slice().iter().zip(q.as_slice()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-6, "classifier predict: {worst}");
+    assert!((q.row(0).iter().sum::<f32>() - 1.0).abs() < 1e-5, "not probabilities: {:?}", q.row(0));
     let cpu = net.loss(&x).unwrap();
     let d = dev.loss(&x).unwrap();
     assert!(close(cpu, d, 1e-5, 1e-9), "loss cpu {cpu} device {d}");

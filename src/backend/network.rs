@@ -119,6 +119,8 @@ pub struct DeviceNetwork<B: Backend> {
     n_encoder: usize,
     /// Per-feature (min, max) of the training rows, for salt-and-pepper corruption.
     feature_range: Option<(B::Buf, B::Buf)>,
+    /// Which hidden layers carry the sparsity penalty.
+    sparse: Vec<bool>,
 }
 
 /// Why a network cannot run on a device backend (None: it can).
@@ -150,8 +152,9 @@ impl<B: Backend> DeviceNetwork<B> {
         let mut params = backend.alloc(n)?;
         backend.upload(net.params(), (&mut params, 0))?;
         let grads = backend.alloc(n)?;
-        let pass = Pass::new(&backend, &net, BLOCK.min(1024))?;
+        let pass = Pass::new(&backend, &net, BLOCK)?;
         let n_encoder = net.n_encoder_layers();
+        let sparse = net.spec().regularization.sparse_mask(n_encoder - 1, net.layers().len() - 1);
         Ok(DeviceNetwork {
             backend,
             net,
@@ -162,6 +165,7 @@ impl<B: Backend> DeviceNetwork<B> {
             host_stale: false,
             n_encoder,
             feature_range: None,
+            sparse,
         })
     }
 
@@ -297,7 +301,7 @@ impl<B: Backend> DeviceNetwork<B> {
         ids: Option<(&B::Ids, usize)>,
     ) -> Result<()> {
         let be = &self.backend;
-        let reg = self.net.spec().regularization.clone();
+        let code_noise = self.net.spec().regularization.code_noise;
         let layers = self.net.layers();
         let p = &mut self.pass;
         for i in range.clone() {
@@ -325,7 +329,7 @@ impl<B: Backend> DeviceNetwork<B> {
             }
             p.sampled[i] = false;
             if let Some(nz) = noise {
-                if i + 1 == self.n_encoder && reg.code_noise > 0.0 {
+                if i + 1 == self.n_encoder && code_noise > 0.0 {
                     let ids = ids.unwrap_or((&p.ids, 0));
                     be.run(Op::CodeNoise {
                         z: (&mut p.z[i], 0),
@@ -334,7 +338,7 @@ impl<B: Backend> DeviceNetwork<B> {
                         rows,
                         cols: l.n_out,
                         act: l.activation.code(),
-                        sigma: reg.code_noise,
+                        sigma: code_noise,
                         seed: nz.seed ^ 0xC0DE,
                     })?;
                 }
@@ -366,11 +370,11 @@ impl<B: Backend> DeviceNetwork<B> {
         ids: Option<(&B::Ids, usize)>,
         loss_slot: Slot,
     ) -> Result<()> {
-        let spec = self.net.spec().clone();
-        let reg = spec.regularization;
-        let task = spec.task;
+        let (task, loss, cols, corruption) = {
+            let spec = self.net.spec();
+            (spec.task, spec.loss, spec.input_dim, spec.regularization.corruption)
+        };
         let tw = task.target_width();
-        let cols = spec.input_dim;
         let n = self.net.layers().len();
         let be = &self.backend;
         let mut input = Input::X;
@@ -381,7 +385,7 @@ impl<B: Backend> DeviceNetwork<B> {
             input = Input::Xin;
         }
         if let Some(nz) = noise
-            && !reg.corruption.is_none()
+            && !corruption.is_none()
         {
             let p = &mut self.pass;
             let inp = &mut p.inputs;
@@ -392,8 +396,8 @@ impl<B: Backend> DeviceNetwork<B> {
                 range: self.feature_range.as_ref().map(|(l, h)| ((l, 0), (h, 0))),
                 rows,
                 cols,
-                kind: reg.corruption.code(),
-                level: reg.corruption.level(),
+                kind: corruption.code(),
+                level: corruption.level(),
                 seed: nz.seed,
                 ctr: nz.ctr << 8,
             })?;
@@ -428,14 +432,15 @@ impl<B: Backend> DeviceNetwork<B> {
                     dz: (&mut p.d0, 0),
                     el: (&mut p.el, 0),
                     n: out_count,
-                    loss: spec.loss.code(),
+                    loss: loss.code(),
                     act: out.activation.code(),
                     inv: 1.0 / out_count as f32,
                 })?;
                 be.run(Op::Sum { x: (&p.el, 0), n: out_count, slot: loss_slot, scale: 1.0 / out.n_out as f64 })?;
             }
         }
-        let sparse = reg.sparse_mask(self.n_encoder - 1, n - 1);
+        let reg = &self.net.spec().regularization;
+        let sparse = &self.sparse;
         let first_input = input;
         for i in (0..n).rev() {
             let l = &layers[i];
@@ -460,7 +465,8 @@ impl<B: Backend> DeviceNetwork<B> {
                     x: (prod, 0),
                     n: l.n_out,
                     slot: Slot::Penalty,
-                    scale: reg.contractive as f64 / rows as f64 * rows as f64,
+                    // the step's penalty (lambda/rows * sum) times its rows
+                    scale: reg.contractive as f64,
                 })?;
                 if !matches!(act, Activation::Identity | Activation::Relu | Activation::LeakyRelu) {
                     be.run(Op::ContractiveDz {
@@ -621,10 +627,21 @@ impl<B: Backend> DeviceNetwork<B> {
         self.map_rows(self.n_encoder..n, codes, "codes")
     }
 
-    /// Reconstructions (an autoencoder) or raw outputs (a supervised network) of the rows of x.
-    pub fn predict(&mut self, x: &Matrix) -> Result<Matrix> {
+    /// The output layer's values for the rows of x: reconstructions, or a supervised network's
+    /// raw outputs (a classifier's logits), as [`Network::reconstruct`].
+    pub fn reconstruct(&mut self, x: &Matrix) -> Result<Matrix> {
         let n = self.net.layers().len();
         self.map_rows(0..n, x, "input")
+    }
+
+    /// What the network outputs, as [`Network::predict`]: reconstructions, class probabilities
+    /// (the softmax of the logits, taken on the host) or regression predictions.
+    pub fn predict(&mut self, x: &Matrix) -> Result<Matrix> {
+        let mut out = self.reconstruct(x)?;
+        if let Task::Classify { classes } = self.net.task() {
+            crate::task::softmax_rows(out.as_mut_slice(), classes);
+        }
+        Ok(out)
     }
 
     /// Mean training loss (without noise or penalties) over rows laid out as the training data

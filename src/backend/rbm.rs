@@ -13,7 +13,7 @@ use crate::activation::Activation;
 use crate::error::{Error, Result, invalid, shape};
 use crate::rng::{Rng, stream};
 use crate::tensor::Matrix;
-use crate::train::rbm::{Rbm, RbmConfig, RbmEpoch, Unit, progress_at};
+use crate::train::rbm::{EpochEnd, Rbm, RbmConfig, RbmEpoch, Unit, progress_at};
 use crate::train::trainer::{Event, Progress, Stage, TrainConfig};
 
 pub struct DeviceRbm<B: Backend> {
@@ -240,29 +240,8 @@ impl<B: Backend> DeviceRbm<B> {
             let secs = start.elapsed().as_secs_f64();
             self.sync()?;
             let fe = self.rbm.free_energy(data)?;
-            let rec = RbmEpoch {
-                reconstruction_error: err / (seen * nv) as f64,
-                free_energy: fe.iter().sum::<f64>() / fe.len().max(1) as f64,
-                seconds: start.elapsed().as_secs_f64(),
-            };
-            history.push(rec);
-            if let Some(cb) = progress.as_mut() {
-                let mut p = progress_at(
-                    Event::EpochEnd,
-                    epoch,
-                    c.epochs,
-                    batches,
-                    batches,
-                    rec.reconstruction_error,
-                    stage,
-                    seen,
-                    secs,
-                );
-                p.free_energy = rec.free_energy;
-                if !cb(&p) {
-                    return Err(Error::Cancelled);
-                }
-            }
+            let at = EpochEnd { epoch, epochs: c.epochs, batches, stage, seen, secs };
+            history.push(at.report(err / (seen * nv) as f64, &fe, start, &mut progress)?);
         }
         Ok(history)
     }

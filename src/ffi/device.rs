@@ -71,15 +71,25 @@ impl<P> DeviceSlot<P> {
         refresh: impl FnOnce(&mut P, usize) -> Result<()>,
         f: impl FnOnce(&mut P) -> Result<R>,
     ) -> Option<Result<R>> {
+        self.with_host(&mut (), |d, _, ordinal| refresh(d, ordinal), |d, _| f(d))
+    }
+    /// with() where `f` also changes the host copy (a fit writes its result back), which
+    /// `refresh` reads first.
+    pub(crate) fn with_host<H: ?Sized, R>(
+        &self,
+        host: &mut H,
+        refresh: impl FnOnce(&mut P, &H, usize) -> Result<()>,
+        f: impl FnOnce(&mut P, &mut H) -> Result<R>,
+    ) -> Option<Result<R>> {
         let mut slot = self.lock();
         let (d, ordinal) = slot.as_mut()?;
         if self.stale.swap(false, Ordering::SeqCst)
-            && let Err(e) = refresh(d, *ordinal)
+            && let Err(e) = refresh(d, host, *ordinal)
         {
             self.mark_stale();
             return Some(Err(e));
         }
-        Some(f(d))
+        Some(f(d, host))
     }
     pub(crate) fn set(&self, d: Option<(P, usize)>) {
         *self.lock() = d;
@@ -256,6 +266,7 @@ fn set_tf32(d: &mut Placed, _on: bool) -> Result<()> {
 pub(crate) enum DeviceCall {
     Encode,
     Decode,
+    Reconstruct,
     Predict,
 }
 
@@ -273,6 +284,7 @@ fn run_rows(d: &mut Placed, call: DeviceCall, m: &Matrix) -> Result<Matrix> {
     match call {
         DeviceCall::Encode => d.encode(m),
         DeviceCall::Decode => d.decode(m),
+        DeviceCall::Reconstruct => d.reconstruct(m),
         DeviceCall::Predict => d.predict(m),
     }
 }
@@ -394,7 +406,7 @@ fn place_vae(_host: &crate::vae::Vae, _ordinal: usize) -> Result<PlacedVae> {
 }
 
 #[cfg(feature = "cuda")]
-fn refresh_vae(d: &mut PlacedVae, host: &crate::vae::Vae, ordinal: usize) -> Result<()> {
+pub(crate) fn refresh_vae(d: &mut PlacedVae, host: &crate::vae::Vae, ordinal: usize) -> Result<()> {
     if d.param_count() == host.param_count() && d.vae_unsynced().spec() == host.spec() {
         d.set_params(host.params())?;
         d.set_steps(host.steps());
@@ -406,7 +418,7 @@ fn refresh_vae(d: &mut PlacedVae, host: &crate::vae::Vae, ordinal: usize) -> Res
 }
 
 #[cfg(not(feature = "cuda"))]
-fn refresh_vae(d: &mut PlacedVae, _host: &crate::vae::Vae, _ordinal: usize) -> Result<()> {
+pub(crate) fn refresh_vae(d: &mut PlacedVae, _host: &crate::vae::Vae, _ordinal: usize) -> Result<()> {
     match *d {}
 }
 

@@ -463,7 +463,9 @@ pub unsafe extern "C" fn latent_network_reconstruct(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        device_rows_call(net, Rows::Caller(x, rows, cols), out, capacity, DeviceCall::Predict, |n, m| n.reconstruct(m))
+        device_rows_call(net, Rows::Caller(x, rows, cols), out, capacity, DeviceCall::Reconstruct, |n, m| {
+            n.reconstruct(m)
+        })
     }
 }
 
@@ -516,7 +518,7 @@ pub unsafe extern "C" fn latent_network_reconstruct_dataset(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        device_rows_call(net, Rows::Dataset(dataset), out, capacity, DeviceCall::Predict, |n, m| n.reconstruct(m))
+        device_rows_call(net, Rows::Dataset(dataset), out, capacity, DeviceCall::Reconstruct, |n, m| n.reconstruct(m))
     }
 }
 

@@ -157,8 +157,10 @@ pub unsafe extern "C" fn latent_trainer_fit(
                     user,
                     || n.write(),
                     |t, host, rows, valid, cb| {
-                        let snapshot = host.clone();
-                        n.on_device(&snapshot, |d| super::device::fit_placed(t, d, host, rows, valid, cb))
+                        n.device
+                            .with_host(host, super::device::refresh, |d, host| {
+                                super::device::fit_placed(t, d, host, rows, valid, cb)
+                            })
                             .unwrap_or_else(|| Err(crate::error::Error::Internal("the network left its device".into())))
                     },
                 )
@@ -228,8 +230,10 @@ pub unsafe extern "C" fn latent_trainer_fit_vae(
                     user,
                     || v.write(),
                     |t, host, rows, valid, cb| {
-                        let snapshot = host.clone();
-                        v.on_device(&snapshot, |d| super::device::fit_placed_vae(t, d, host, rows, valid, cb))
+                        v.device
+                            .with_host(host, super::device::refresh_vae, |d, host| {
+                                super::device::fit_placed_vae(t, d, host, rows, valid, cb)
+                            })
                             .unwrap_or_else(|| Err(crate::error::Error::Internal("the VAE left its device".into())))
                     },
                 )

@@ -308,31 +308,58 @@ impl Rbm {
             }
             let secs = start.elapsed().as_secs_f64();
             let fe = pool.install(|| self.free_energy(data))?;
-            let rec = RbmEpoch {
-                reconstruction_error: err_sum / (seen * nv) as f64,
-                free_energy: fe.iter().sum::<f64>() / fe.len().max(1) as f64,
-                seconds: start.elapsed().as_secs_f64(),
-            };
-            history.push(rec);
-            if let Some(cb) = progress.as_mut() {
-                let mut p = progress_at(
-                    Event::EpochEnd,
-                    epoch,
-                    c.epochs,
-                    batches,
-                    batches,
-                    rec.reconstruction_error,
-                    stage,
-                    seen,
-                    secs,
-                );
-                p.free_energy = rec.free_energy;
-                if !cb(&p) {
-                    return Err(Error::Cancelled);
-                }
-            }
+            let at = EpochEnd { epoch, epochs: c.epochs, batches, stage, seen, secs };
+            history.push(at.report(err_sum / (seen * nv) as f64, &fe, start, &mut progress)?);
         }
         Ok(history)
+    }
+}
+
+/// Where a fit stands at an epoch's end.
+pub(crate) struct EpochEnd {
+    pub epoch: usize,
+    pub epochs: usize,
+    pub batches: usize,
+    pub stage: Stage,
+    pub seen: usize,
+    /// Seconds of the epoch's updates.
+    pub secs: f64,
+}
+
+impl EpochEnd {
+    /// The epoch's record from its reconstruction error and the rows' free energies, reported
+    /// to the callback (which may cancel).
+    pub(crate) fn report(
+        &self,
+        reconstruction_error: f64,
+        free_energies: &[f64],
+        start: Instant,
+        progress: &mut Option<&mut dyn FnMut(&Progress) -> bool>,
+    ) -> Result<RbmEpoch> {
+        let rec = RbmEpoch {
+            reconstruction_error,
+            free_energy: free_energies.iter().sum::<f64>() / free_energies.len().max(1) as f64,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        if let Some(cb) = progress.as_mut() {
+            let (e, b) = (self.epoch, self.batches);
+            let mut p = progress_at(
+                Event::EpochEnd,
+                e,
+                self.epochs,
+                b,
+                b,
+                rec.reconstruction_error,
+                self.stage,
+                self.seen,
+                self.secs,
+            );
+            p.free_energy = rec.free_energy;
+            if !cb(&p) {
+                return Err(Error::Cancelled);
+            }
+        }
+        Ok(rec)
     }
 }
 
