@@ -629,6 +629,10 @@ typedef struct latent_elbo {
 // Training produced a non-finite loss; the parameters were restored to the start of the epoch.
 #define LATENT_STATUS_DIVERGED 12
 
+// The handle is being trained and the call would change it (made from the fit's own progress
+// callback, or from another thread during the fit); nothing was done.
+#define LATENT_STATUS_BUSY 13
+
 #define LATENT_ACTIVATION_IDENTITY 0
 
 #define LATENT_ACTIVATION_SIGMOID 1

@@ -17,6 +17,7 @@ pub mod status {
     pub const INTERNAL: i32 = 10;
     pub const BUFFER_TOO_SMALL: i32 = 11;
     pub const DIVERGED: i32 = 12;
+    pub const BUSY: i32 = 13;
 }
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -45,6 +46,8 @@ pub enum Error {
     BufferTooSmall(String),
     #[error("training diverged: {0}")]
     Diverged(String),
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 impl Error {
@@ -62,6 +65,7 @@ impl Error {
             Error::Internal(_) => status::INTERNAL,
             Error::BufferTooSmall(_) => status::BUFFER_TOO_SMALL,
             Error::Diverged(_) => status::DIVERGED,
+            Error::Busy(_) => status::BUSY,
         }
     }
 

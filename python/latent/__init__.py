@@ -53,6 +53,7 @@ from .core import (
 from .errors import (
     BadFormat,
     BufferTooSmall,
+    Busy,
     Cancelled,
     Diverged,
     InternalError,

@@ -126,6 +126,7 @@ class Status(_Enum):
     INTERNAL = 10
     BUFFER_TOO_SMALL = 11
     DIVERGED = 12
+    BUSY = 13
 
 
 class Activation(_Enum):

@@ -64,6 +64,10 @@ class Diverged(LatentError):
     status = Status.DIVERGED
 
 
+class Busy(LatentError):
+    status = Status.BUSY
+
+
 _BY_STATUS = {
     cls.status: cls
     for cls in (
@@ -79,6 +83,7 @@ _BY_STATUS = {
         InternalError,
         BufferTooSmall,
         Diverged,
+        Busy,
     )
 }
 

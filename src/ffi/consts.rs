@@ -34,6 +34,9 @@ pub const LATENT_STATUS_INTERNAL: latent_status = 10;
 pub const LATENT_STATUS_BUFFER_TOO_SMALL: latent_status = 11;
 /// Training produced a non-finite loss; the parameters were restored to the start of the epoch.
 pub const LATENT_STATUS_DIVERGED: latent_status = 12;
+/// The handle is being trained and the call would change it (made from the fit's own progress
+/// callback, or from another thread during the fit); nothing was done.
+pub const LATENT_STATUS_BUSY: latent_status = 13;
 
 /// Activation function (`latent_activation`).
 pub type latent_activation = i32;
@@ -287,6 +290,7 @@ mod tests {
             (super::LATENT_STATUS_INTERNAL, status::INTERNAL),
             (super::LATENT_STATUS_BUFFER_TOO_SMALL, status::BUFFER_TOO_SMALL),
             (super::LATENT_STATUS_DIVERGED, status::DIVERGED),
+            (super::LATENT_STATUS_BUSY, status::BUSY),
         ];
         for (c, r) in pairs {
             assert_eq!(c, r);

@@ -180,6 +180,7 @@ pub extern "C" fn latent_status_string(status: latent_status) -> *const c_char {
         LATENT_STATUS_INTERNAL => c"LATENT_STATUS_INTERNAL",
         LATENT_STATUS_BUFFER_TOO_SMALL => c"LATENT_STATUS_BUFFER_TOO_SMALL",
         LATENT_STATUS_DIVERGED => c"LATENT_STATUS_DIVERGED",
+        LATENT_STATUS_BUSY => c"LATENT_STATUS_BUSY",
         _ => c"unknown status",
     };
     s.as_ptr()
