@@ -41,17 +41,22 @@ typedef struct latent_dataset latent_dataset;
 typedef struct latent_montecarlo latent_montecarlo;
 
 // An autoencoder. Inference calls (encode, decode, reconstruct, scores, save) may run on one
-// network from many threads at once; calls that change it (training, set_params, threads)
-// wait for them and run alone.
+// network from many threads at once; calls that change it (set_params, threads) wait for them
+// and run alone. While a fit trains it (latent_trainer_fit, latent_network_pretrain,
+// latent_montecarlo_fit_network) the network is busy: its progress callback may read and
+// save it, every other call returns LATENT_STATUS_BUSY at once.
 typedef struct latent_network latent_network;
 
 // Trains networks with one configuration; keeps the per-epoch history and the optimizer state
-// (a second fit on the same network continues where the first stopped).
+// (a second fit on the same network continues where the first stopped). One call at a time:
+// a call on a trainer while another runs (a fit's own progress callback included) is BUSY.
 typedef struct latent_trainer latent_trainer;
 
 // A variational autoencoder. Inference calls (encode, sampling, generation, probabilities,
-// ELBO, save) may run on one VAE from many threads at once; calls that change it (training,
-// set_params, set_threads) wait for them and run alone.
+// ELBO, save) may run on one VAE from many threads at once; calls that change it (set_params,
+// set_threads) wait for them and run alone. While latent_trainer_fit_vae trains it the VAE is
+// busy: its progress callback may read and save it, every other call returns
+// LATENT_STATUS_BUSY at once.
 typedef struct latent_vae latent_vae;
 
 // Status code of every fallible call.
@@ -1282,7 +1287,9 @@ struct latent_montecarlo_network_params latent_montecarlo_network_params_default
 // before. The first run starts around the network's current parameters and the link's prior
 // means, unless `mc` already has a point. The network ends with the best parameters; read
 // the link's with latent_montecarlo_best (its last link_params values). The link is not part
-// of the network afterwards: apply it to latent_network_encode's output yourself.
+// of the network afterwards: apply it to latent_network_encode's output yourself. The network
+// is busy during the search: calls on it (from the link callback too) return
+// LATENT_STATUS_BUSY.
 latent_status latent_montecarlo_fit_network(struct latent_montecarlo *mc,
                                             struct latent_network *net,
                                             const struct latent_dataset *data,
@@ -1536,7 +1543,9 @@ struct latent_pretrain_params latent_pretrain_params_default(void);
 // mirrored decoder layer), optionally
 // fine-tuning each partial stack, then fine-tunes the whole network (validating on `valid` if
 // not NULL). The decoder must mirror the encoder's widths. `progress` (may be NULL) is called
-// on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels.
+// on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels. As in
+// latent_trainer_fit, the callback may read and save `net` (it sees the deep network as it
+// stands: the layers pretrained so far), and other calls on `net` are LATENT_STATUS_BUSY.
 latent_status latent_network_pretrain(struct latent_network *net,
                                       const struct latent_pretrain_params *params,
                                       const struct latent_dataset *train,
@@ -1563,6 +1572,14 @@ void latent_trainer_free(struct latent_trainer *trainer);
 // non-zero cancels. Cancelling (LATENT_STATUS_CANCELLED) keeps the last completed step's
 // parameters; divergence (LATENT_STATUS_DIVERGED) restores those of the epoch's start. The
 // network stays usable either way.
+//
+// While the fit runs, the network and the trainer are busy. From the progress callback, calls
+// that read `net` (encode, decode, reconstruct, scores, get_params, describe, save, ...) work
+// and see the parameters of that moment: a checkpoint saved there loads as the network at that
+// epoch. Calls that would change `net` (set_params, set_threads, a nested fit, pretrain), any
+// call on `trainer`, and any call on `net` from another thread during the fit return
+// LATENT_STATUS_BUSY at once and change nothing. Do not free `net`, `trainer` or the datasets
+// from the callback.
 latent_status latent_trainer_fit(struct latent_trainer *trainer,
                                  struct latent_network *net,
                                  const struct latent_dataset *train,
@@ -1571,11 +1588,12 @@ latent_status latent_trainer_fit(struct latent_trainer *trainer,
                                  void *user);
 
 // Trains a variational autoencoder `vae` on the rows of `train`, as latent_trainer_fit trains
-// a network (validation, progress, cancelling and divergence alike). Each step draws the VAE's
-// num_samples z per row (from the trainer's seed). Progress and history report `loss` = the
-// reconstruction term E_q[-log p(x|z)] and `penalty` = KL(q(z|x) || N(0, I)), both per example
-// and unweighted, so loss + penalty is the negative ELBO (DL4J's score); the validation loss is
-// the negative ELBO per example of the validation rows, with one draw per row.
+// a network (validation, progress, cancelling, divergence, and what the progress callback may
+// call, alike). Each step draws the VAE's num_samples z per row (from the trainer's seed).
+// Progress and history report `loss` = the reconstruction term E_q[-log p(x|z)] and `penalty`
+// = KL(q(z|x) || N(0, I)), both per example and unweighted, so loss + penalty is the negative
+// ELBO (DL4J's score); the validation loss is the negative ELBO per example of the validation
+// rows, with one draw per row.
 latent_status latent_trainer_fit_vae(struct latent_trainer *trainer,
                                      struct latent_vae *vae,
                                      const struct latent_dataset *train,

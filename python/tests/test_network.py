@@ -187,3 +187,30 @@ def test_dataset_api(digits_path):
     # A strided view is copied into a contiguous one first.
     v = latent.Dataset(np.arange(24.0).reshape(4, 6)[:, ::2])
     assert np.array_equal(v.to_numpy()[1], [6, 8, 10])
+
+
+def test_the_progress_callback_may_read_and_save_the_model_it_trains(digits, tmp_path):
+    """Calls on the model being trained from its own progress callback: reads and save see the
+    parameters of that epoch; changes raise latent.Busy (they deadlocked before)."""
+    x, _ = digits
+    net = small_net()
+    tr = latent.Trainer(epochs=3, batch_size=64, seed=2)
+    seen = {}
+
+    def progress(p):
+        if p.event != latent.Event.EPOCH_END:
+            return False
+        seen[p.epoch] = (net.encode(x[:5]), net.params.copy())
+        net.save(str(tmp_path / f"epoch{p.epoch}.latent"))
+        with pytest.raises(latent.Busy):
+            net.set_threads(1)
+        with pytest.raises(latent.Busy):
+            tr.history()
+        return False
+
+    assert tr.fit(net, latent.Dataset(x), progress=progress) is True
+    assert sorted(seen) == [0, 1, 2]
+    assert np.array_equal(seen[2][0], net.encode(x[:5]))
+    ck = latent.Network.load(str(tmp_path / "epoch1.latent"))
+    assert np.array_equal(ck.params, seen[1][1])
+    assert not np.array_equal(ck.params, net.params)

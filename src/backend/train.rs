@@ -33,7 +33,22 @@ impl Trainer {
         net: &mut M,
         data: &Matrix,
         valid: Option<&Matrix>,
-        mut progress: Callback,
+        progress: Callback,
+    ) -> Result<()> {
+        match progress {
+            Some(f) => self.fit_device_watching(net, data, valid, Some(&mut |p: &Progress, _: &mut M| f(p))),
+            None => self.fit_device_watching(net, data, valid, None),
+        }
+    }
+
+    /// [`Trainer::fit_device`] with a callback that also gets the device model (to download
+    /// its parameters: `sync` needs it mutably).
+    pub fn fit_device_watching<M: DeviceModel>(
+        &mut self,
+        net: &mut M,
+        data: &Matrix,
+        valid: Option<&Matrix>,
+        mut progress: Option<&mut dyn FnMut(&Progress, &mut M) -> bool>,
     ) -> Result<()> {
         let c = *self.config();
         if self.collective.is_some() {
@@ -154,7 +169,7 @@ impl Trainer {
                         samples_per_second: seen as f64 / secs.max(1e-9),
                         seconds: secs,
                     };
-                    if !cb(&p) {
+                    if !cb(&p, &mut *net) {
                         return Err(Error::Cancelled);
                     }
                 }
@@ -221,7 +236,7 @@ impl Trainer {
                     samples_per_second: rec.samples_per_second,
                     seconds: rec.seconds,
                 };
-                if !cb(&p) {
+                if !cb(&p, &mut *net) {
                     return Err(Error::Cancelled);
                 }
             }

@@ -110,18 +110,18 @@ fn move_to<P, G: std::ops::Deref>(
     slot: &DeviceSlot<P>,
     device: latent_device,
     ordinal: i32,
-    write: impl FnOnce() -> G,
+    write: impl FnOnce() -> Result<G>,
     place: impl FnOnce(&G::Target, usize) -> Result<P>,
 ) -> Result<()> {
     match device {
         LATENT_DEVICE_CPU => {
-            let _host = write();
+            let _host = write()?;
             slot.set(None);
             Ok(())
         }
         LATENT_DEVICE_CUDA => {
             let ordinal = usize::try_from(ordinal).map_err(|_| invalid!("ordinal {ordinal} is negative"))?;
-            let host = write();
+            let host = write()?;
             let placed = place(&host, ordinal)?;
             slot.set(Some((placed, ordinal)));
             Ok(())
@@ -232,7 +232,7 @@ pub unsafe extern "C" fn latent_network_set_tf32(net: *mut latent_network, on: i
     guard(|| {
         let h = unsafe { arg(net, "net")? };
         let on = flag(on, "on")?;
-        let host = h.read();
+        let host = h.read()?;
         match h.on_device(&host, |d| set_tf32(d, on)) {
             Some(r) => r,
             None => Err(Error::Unsupported("the network is on the CPU: move it to a GPU first".into())),
@@ -319,9 +319,18 @@ pub(crate) fn fit_placed(
     host: &mut Network,
     rows: &Matrix,
     valid: Option<&Matrix>,
-    cb: crate::train::trainer::Callback,
+    cb: crate::train::Watch<Network>,
 ) -> Result<()> {
-    let r = t.fit_device(d, rows, valid, cb);
+    let r = match cb {
+        // The callback sees the host copy, brought up to the device's parameters first.
+        Some(f) => {
+            let mut seen = |p: &crate::train::Progress, d: &mut Placed| {
+                d.sync().is_ok() && host.set_params(d.network_unsynced().params()).is_ok() && f(p, host)
+            };
+            t.fit_device_watching(d, rows, valid, Some(&mut seen))
+        }
+        None => t.fit_device_watching(d, rows, valid, None),
+    };
     d.sync()?;
     host.set_params(d.network_unsynced().params())?;
     r
@@ -334,7 +343,7 @@ pub(crate) fn fit_placed(
     _host: &mut Network,
     _rows: &Matrix,
     _valid: Option<&Matrix>,
-    _cb: crate::train::trainer::Callback,
+    _cb: crate::train::Watch<Network>,
 ) -> Result<()> {
     match *d {}
 }
@@ -431,9 +440,20 @@ pub(crate) fn fit_placed_vae(
     host: &mut crate::vae::Vae,
     rows: &Matrix,
     valid: Option<&Matrix>,
-    cb: crate::train::trainer::Callback,
+    cb: crate::train::Watch<crate::vae::Vae>,
 ) -> Result<()> {
-    let r = t.fit_device(d, rows, valid, cb);
+    let r = match cb {
+        // The callback sees the host copy, brought up to the device's parameters first.
+        Some(f) => {
+            let mut seen = |p: &crate::train::Progress, d: &mut PlacedVae| {
+                let ok = d.sync().is_ok() && host.set_params(d.vae_unsynced().params()).is_ok();
+                host.set_steps(d.vae_unsynced().steps());
+                ok && f(p, host)
+            };
+            t.fit_device_watching(d, rows, valid, Some(&mut seen))
+        }
+        None => t.fit_device_watching(d, rows, valid, None),
+    };
     d.sync()?;
     host.set_params(d.vae_unsynced().params())?;
     host.set_steps(d.vae_unsynced().steps());
@@ -447,7 +467,7 @@ pub(crate) fn fit_placed_vae(
     _host: &mut crate::vae::Vae,
     _rows: &Matrix,
     _valid: Option<&Matrix>,
-    _cb: crate::train::trainer::Callback,
+    _cb: crate::train::Watch<crate::vae::Vae>,
 ) -> Result<()> {
     match *d {}
 }

@@ -10,7 +10,7 @@ use crate::tensor::checked_len;
 /// 64-bit words per packed binary code of this network: ceil(code_dim / 64) (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_code_words(net: *const latent_network) -> usize {
-    unsafe { net.as_ref() }.map_or(0, |n| words_for(n.read().code_dim()))
+    unsafe { net.as_ref() }.map_or(0, |n| words_for(n.code_dim()))
 }
 
 fn threshold_f32(t: f32) -> crate::Result<f32> {

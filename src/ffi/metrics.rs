@@ -35,7 +35,7 @@ pub unsafe extern "C" fn latent_network_metrics(
 ) -> latent_status {
     guard(|| {
         out(metrics, "metrics")?;
-        let n = unsafe { arg(net, "net")? }.read();
+        let n = unsafe { arg(net, "net")? }.read()?;
         let m = Metrics::compute(&n, unsafe { arg(dataset, "dataset")? }.get().x())?;
         let c = latent_metrics {
             rows: m.rows as u64,

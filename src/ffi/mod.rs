@@ -11,6 +11,7 @@
 pub mod consts;
 pub mod dataset;
 pub mod device;
+pub(crate) mod handle;
 pub mod hashing;
 pub mod metrics;
 pub mod montecarlo;
@@ -42,6 +43,26 @@ pub use vae::*;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    /// How deep this thread is in calls into the library (callbacks may call back in).
+    static IN_CALL: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Installs (once) a panic hook that keeps the library silent: a panic inside a call into the
+/// library, or on one of its pool threads, prints nothing (the guard turns it into
+/// LATENT_STATUS_INTERNAL with the message); any other panic of the host goes to the hook
+/// that was there before.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let ours = IN_CALL.with(|d| d.get() > 0)
+                || std::thread::current().name().is_some_and(|n| n.starts_with("latent-"));
+            if !ours {
+                previous(info);
+            }
+        }));
+    });
 }
 
 fn set_last_error(msg: &str) {
@@ -49,9 +70,23 @@ fn set_last_error(msg: &str) {
     LAST_ERROR.with(|e| *e.borrow_mut() = c);
 }
 
+/// Runs `f` as a call into the library: a panic in it prints nothing (see [`quiet_panics`]).
+fn in_call<R>(f: impl FnOnce() -> R) -> R {
+    quiet_panics();
+    struct Depth;
+    impl Drop for Depth {
+        fn drop(&mut self) {
+            IN_CALL.with(|d| d.set(d.get() - 1));
+        }
+    }
+    IN_CALL.with(|d| d.set(d.get() + 1));
+    let _depth = Depth;
+    f()
+}
+
 /// Runs `f`, mapping `Err` and panics to a status; clears the last error on success.
 pub(crate) fn guard<F: FnOnce() -> Result<()>>(f: F) -> latent_status {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match in_call(|| catch_unwind(AssertUnwindSafe(f))) {
         Ok(Ok(())) => {
             set_last_error("");
             LATENT_STATUS_OK
@@ -66,7 +101,10 @@ pub(crate) fn guard<F: FnOnce() -> Result<()>>(f: F) -> latent_status {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(&format!("internal error (caught panic): {what}"));
+            set_last_error(&format!(
+                "internal error (a bug in latent {}; please report it with this message): {what}",
+                env!("CARGO_PKG_VERSION")
+            ));
             LATENT_STATUS_INTERNAL
         }
     }
@@ -147,7 +185,7 @@ pub(crate) fn flag(v: i32, name: &str) -> Result<bool> {
 /// Drops a handle made by [`new_handle`]; NULL is a no-op, and nothing unwinds into C.
 pub(crate) unsafe fn free_handle<T>(p: *mut T) {
     if !p.is_null() {
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(p) })));
+        let _ = in_call(|| catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(p) }))));
     }
 }
 
@@ -208,14 +246,17 @@ pub extern "C" fn latent_abi_version() -> u32 {
     LATENT_ABI_VERSION
 }
 
-/// Test hook, not in the header: provokes a panic inside the guard (kind 0) or returns an error
-/// (kind 1), so tests can check that no panic crosses the C boundary.
+/// Test hook, not in the header: provokes a panic inside the guard (kind 0), on a pool thread
+/// (kind 2), or returns an error (kind 1), so tests can check that no panic crosses the C boundary.
 #[doc(hidden)]
 #[unsafe(no_mangle)]
 pub extern "C" fn latent_internal_test_panic(kind: i32) -> latent_status {
     guard(|| {
         if kind == 0 {
             panic!("test panic requested");
+        }
+        if kind == 2 {
+            crate::pool::pool(2)?.install(|| rayon::join(|| panic!("pool panic requested"), || ()));
         }
         Err(Error::Internal("test error requested".into()))
     })

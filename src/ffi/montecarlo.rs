@@ -406,7 +406,9 @@ unsafe impl Sync for CLink {}
 /// before. The first run starts around the network's current parameters and the link's prior
 /// means, unless `mc` already has a point. The network ends with the best parameters; read
 /// the link's with latent_montecarlo_best (its last link_params values). The link is not part
-/// of the network afterwards: apply it to latent_network_encode's output yourself.
+/// of the network afterwards: apply it to latent_network_encode's output yourself. The network
+/// is busy during the search: calls on it (from the link callback too) return
+/// LATENT_STATUS_BUSY.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_fit_network(
     mc: *mut latent_montecarlo,
@@ -440,7 +442,7 @@ pub unsafe extern "C" fn latent_montecarlo_fit_network(
             seed: p.seed,
             link,
         };
-        let mut n = net.write();
+        let mut n = net.fit()?;
         fit_network(&mut mc.inner, &mut n, data, &obj)?;
         Ok(())
     })

@@ -1,7 +1,7 @@
 //! C API of the network handle.
 
 use std::ffi::c_char;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::RwLockWriteGuard;
 
 use super::dataset::latent_dataset;
 use super::device::{DeviceCall, device_rows};
@@ -17,25 +17,48 @@ use crate::regularizer::{Regularization, SparseLayers, Sparsity};
 use crate::tensor::{Matrix, checked_len};
 
 /// An autoencoder. Inference calls (encode, decode, reconstruct, scores, save) may run on one
-/// network from many threads at once; calls that change it (training, set_params, threads)
-/// wait for them and run alone.
+/// network from many threads at once; calls that change it (set_params, threads) wait for them
+/// and run alone. While a fit trains it (latent_trainer_fit, latent_network_pretrain,
+/// latent_montecarlo_fit_network) the network is busy: its progress callback may read and
+/// save it, every other call returns LATENT_STATUS_BUSY at once.
 pub struct latent_network {
-    inner: RwLock<Network>,
+    inner: super::handle::Locked<Network>,
+    /// The shape (fixed at creation), readable while the network trains: input, code and
+    /// output widths, task code.
+    shape: (usize, usize, usize, i32),
     /// The GPU copy (latent_network_to_device).
     pub(crate) device: super::device::DeviceSlot<super::device::Placed>,
 }
 
 impl latent_network {
     pub(crate) fn new(n: Network) -> latent_network {
-        latent_network { inner: RwLock::new(n), device: Default::default() }
+        let shape = (n.input_dim(), n.code_dim(), n.output_dim(), n.task().code());
+        latent_network { inner: super::handle::Locked::new(n, "network"), shape, device: Default::default() }
     }
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Network> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    /// The model for an inference call (BUSY while it is being fitted, except from the fit's
+    /// own progress callback, which sees the current parameters).
+    pub(crate) fn read(&self) -> Result<super::handle::Read<'_, Network>> {
+        self.inner.read()
     }
     /// The host network for a change: the GPU copy (if any) is refreshed before its next use.
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Network> {
+    /// The code width (fixed at creation).
+    pub(crate) fn code_dim(&self) -> usize {
+        self.shape.1
+    }
+    pub(crate) fn write(&self) -> Result<RwLockWriteGuard<'_, Network>> {
+        let g = self.inner.write()?;
         self.device.mark_stale();
-        self.inner.write().unwrap_or_else(|e| e.into_inner())
+        Ok(g)
+    }
+    /// The model for a fit: busy for every other call until the guard drops.
+    pub(crate) fn fit(&self) -> Result<super::handle::Fitting<'_, Network>> {
+        let g = self.inner.fit()?;
+        self.device.mark_stale();
+        Ok(g)
+    }
+    /// Runs a progress callback of this handle's fit with `model` readable through the handle.
+    pub(crate) fn lend<R>(&self, model: &Network, f: impl FnOnce() -> R) -> R {
+        self.inner.lend(model, f)
     }
 }
 
@@ -219,7 +242,7 @@ pub unsafe extern "C" fn latent_network_clone(
 ) -> latent_status {
     guard(|| {
         unsafe { clear(out, "out")? };
-        let n = unsafe { arg(net, "net")? }.read().clone();
+        let n = unsafe { arg(net, "net")? }.read()?.clone();
         unsafe { new_handle(out, latent_network::new(n)) };
         Ok(())
     })
@@ -234,13 +257,13 @@ pub unsafe extern "C" fn latent_network_free(net: *mut latent_network) {
 /// Width of the input (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_input_dim(net: *const latent_network) -> usize {
-    unsafe { net.as_ref() }.map_or(0, |n| n.read().input_dim())
+    unsafe { net.as_ref() }.map_or(0, |n| n.shape.0)
 }
 
 /// Width of the code layer (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_code_dim(net: *const latent_network) -> usize {
-    unsafe { net.as_ref() }.map_or(0, |n| n.read().code_dim())
+    unsafe { net.as_ref() }.map_or(0, |n| n.shape.1)
 }
 
 /// Number of trainable parameters (weights and biases; tied weights counted once).
@@ -248,7 +271,7 @@ pub unsafe extern "C" fn latent_network_code_dim(net: *const latent_network) -> 
 pub unsafe extern "C" fn latent_network_param_count(net: *const latent_network, out: *mut usize) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
-        let n = unsafe { arg(net, "net")? }.read().param_count();
+        let n = unsafe { arg(net, "net")? }.read()?.param_count();
         unsafe { put(out, n) };
         Ok(())
     })
@@ -262,7 +285,7 @@ pub unsafe extern "C" fn latent_network_get_params(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
-        let n = unsafe { arg(net, "net")? }.read();
+        let n = unsafe { arg(net, "net")? }.read()?;
         let dst = unsafe { out_slice(out, capacity, n.param_count(), "out")? };
         dst.copy_from_slice(n.params());
         Ok(())
@@ -279,7 +302,7 @@ pub unsafe extern "C" fn latent_network_set_params(
     guard(|| {
         let h = unsafe { arg(net, "net")? };
         let p = unsafe { slice(params, n, "params")? };
-        h.write().set_params(p)
+        h.write()?.set_params(p)
     })
 }
 
@@ -291,7 +314,7 @@ pub unsafe extern "C" fn latent_network_set_threads(net: *mut latent_network, th
         if threads > 4096 {
             return Err(invalid!("{threads} threads is more than 4096"));
         }
-        h.write().set_threads(threads as usize);
+        h.write()?.set_threads(threads as usize);
         Ok(())
     })
 }
@@ -309,7 +332,7 @@ pub unsafe extern "C" fn latent_network_set_stochastic_inference(
     guard(|| {
         let h = unsafe { arg(net, "net")? };
         let on = flag(on, "on")?;
-        h.write().set_stochastic_inference(on.then_some(seed));
+        h.write()?.set_stochastic_inference(on.then_some(seed));
         Ok(())
     })
 }
@@ -325,7 +348,7 @@ pub unsafe extern "C" fn latent_network_describe(
     needed: *mut usize,
 ) -> latent_status {
     guard(|| {
-        let s = unsafe { arg(net, "net")? }.read().describe();
+        let s = unsafe { arg(net, "net")? }.read()?.describe();
         unsafe { write_string(&s, buf, capacity, needed) }
     })
 }
@@ -381,7 +404,7 @@ pub(crate) unsafe fn rows_call<T: Copy>(
     f: impl FnOnce(&Network, &Matrix) -> Result<Vec<T>>,
 ) -> latent_status {
     guard(|| {
-        let n = unsafe { arg(net, "net")? }.read();
+        let n = unsafe { arg(net, "net")? }.read()?;
         let v = unsafe { with_rows(rows, |m| f(&n, m))? };
         let dst = unsafe { out_slice(out, capacity, v.len(), "out")? };
         dst.copy_from_slice(&v);
@@ -400,7 +423,7 @@ unsafe fn device_rows_call(
 ) -> latent_status {
     guard(|| {
         let h = unsafe { arg(net, "net")? };
-        let n = h.read();
+        let n = h.read()?;
         let v = unsafe {
             with_rows(rows, |m| match device_rows(h, &n, call, m) {
                 Some(r) => r,
@@ -542,7 +565,7 @@ unsafe fn dataset_scalar(
 ) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
-        let n = unsafe { arg(net, "net")? }.read();
+        let n = unsafe { arg(net, "net")? }.read()?;
         let v = f(&n, unsafe { arg(dataset, "dataset")? }.get().x())?;
         unsafe { put(out, v) };
         Ok(())
@@ -575,7 +598,7 @@ pub unsafe extern "C" fn latent_network_mse(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_save(net: *const latent_network, path: *const c_char) -> latent_status {
     guard(|| {
-        let n = unsafe { arg(net, "net")? }.read();
+        let n = unsafe { arg(net, "net")? }.read()?;
         let p = unsafe { super::path(path, "path")? };
         crate::model_file::save(&n, std::path::Path::new(p))
     })
@@ -604,13 +627,13 @@ pub fn latent_network_from(n: Network) -> latent_network {
 /// the targets of a regressor (0 for a NULL handle).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_output_dim(net: *const latent_network) -> usize {
-    unsafe { net.as_ref() }.map_or(0, |n| n.read().output_dim())
+    unsafe { net.as_ref() }.map_or(0, |n| n.shape.2)
 }
 
 /// The network's LATENT_TASK_* (-1 for a NULL handle).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_task(net: *const latent_network) -> latent_task {
-    unsafe { net.as_ref() }.map_or(-1, |n| n.read().task().code())
+    unsafe { net.as_ref() }.map_or(-1, |n| n.shape.3)
 }
 
 /// What the network outputs for `rows` input rows, into `out` (rows x output_dim): class
@@ -687,7 +710,7 @@ pub unsafe extern "C" fn latent_network_evaluate(
 ) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
-        let n = unsafe { arg(net, "net")? }.read();
+        let n = unsafe { arg(net, "net")? }.read()?;
         let e = n.evaluate(unsafe { arg(dataset, "dataset")? }.get())?;
         if !(confusion.is_null() && capacity == 0) {
             let dst = unsafe { out_slice(confusion, capacity, e.confusion.len(), "confusion")? };
@@ -719,7 +742,7 @@ pub unsafe extern "C" fn latent_network_layer_offsets(
     b: *mut usize,
 ) -> latent_status {
     guard(|| {
-        let n = unsafe { arg(net, "net")? }.read();
+        let n = unsafe { arg(net, "net")? }.read()?;
         let layers = n.layers();
         let l = layers
             .get(layer)

@@ -120,7 +120,7 @@ pub unsafe extern "C" fn latent_history_svg_write(
         let t = unsafe { arg(trainer, "trainer")? };
         let p = Path::new(unsafe { super::path(path, "path")? });
         let log = flag(log_scale, "log_scale")?;
-        let svg = picture::svg::history_svg(t.get().history(), log, "training history")?;
+        let svg = picture::svg::history_svg(t.get()?.history(), log, "training history")?;
         picture::write_svg(p, &svg)
     })
 }

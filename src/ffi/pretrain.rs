@@ -8,7 +8,7 @@ use super::trainer::{config_from_params, progress_to_c};
 use super::*;
 use crate::corruption::Corruption;
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
-use crate::train::{PretrainConfig, PretrainMethod, Progress, RbmConfig, pretrain};
+use crate::train::{PretrainConfig, PretrainMethod, Progress, RbmConfig, pretrain_watching};
 
 /// How one encoder layer's shallow autoencoder is regularised during pretraining: a plain,
 /// sparse (on its hidden layer), contractive or denoising autoencoder, or a mix.
@@ -115,7 +115,9 @@ fn layer_from_c(l: &latent_layer_regularization, i: usize) -> crate::Result<Regu
 /// mirrored decoder layer), optionally
 /// fine-tuning each partial stack, then fine-tunes the whole network (validating on `valid` if
 /// not NULL). The decoder must mirror the encoder's widths. `progress` (may be NULL) is called
-/// on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels.
+/// on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels. As in
+/// latent_trainer_fit, the callback may read and save `net` (it sees the deep network as it
+/// stands: the layers pretrained so far), and other calls on `net` are LATENT_STATUS_BUSY.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_pretrain(
     net: *mut latent_network,
@@ -160,12 +162,14 @@ pub unsafe extern "C" fn latent_network_pretrain(
                 None
             },
         };
-        let mut cb = |pr: &Progress| -> bool {
+        // The callback sees the deep network as it stands (as latent_trainer_fit's does).
+        let mut cb = |pr: &Progress, m: &crate::network::Network| -> bool {
             let Some(f) = progress else { return true };
-            unsafe { f(user, &progress_to_c(pr)) == 0 }
+            n.lend(m, || unsafe { f(user, &progress_to_c(pr)) == 0 })
         };
-        let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
-        let mut guard = n.write();
-        pretrain(&mut guard, &cfg, train.x(), valid, cb).map(|_| ())
+        let cb: Option<&mut dyn FnMut(&Progress, &crate::network::Network) -> bool> =
+            if progress.is_some() { Some(&mut cb) } else { None };
+        let mut guard = n.fit()?;
+        pretrain_watching(&mut guard, &cfg, train.x(), valid, cb).map(|_| ())
     })
 }

@@ -11,14 +11,21 @@ use crate::optim::{LrSchedule, OptimizerConfig, OptimizerKind, Schedule};
 use crate::train::{Event, Progress, StageKind, TrainConfig, Trainable, Trainer};
 
 /// Trains networks with one configuration; keeps the per-epoch history and the optimizer state
-/// (a second fit on the same network continues where the first stopped).
+/// (a second fit on the same network continues where the first stopped). One call at a time:
+/// a call on a trainer while another runs (a fit's own progress callback included) is BUSY.
 pub struct latent_trainer {
-    inner: Trainer,
+    inner: std::sync::Mutex<Trainer>,
 }
 
 impl latent_trainer {
-    pub(crate) fn get(&self) -> &Trainer {
-        &self.inner
+    pub(crate) fn get(&self) -> crate::Result<std::sync::MutexGuard<'_, Trainer>> {
+        match self.inner.try_lock() {
+            Ok(t) => Ok(t),
+            Err(std::sync::TryLockError::Poisoned(e)) => Ok(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => Err(crate::error::Error::Busy(
+                "the trainer is fitting: it takes no other call until the fit returns (from its progress callback, use the model's handle)".into(),
+            )),
+        }
     }
 }
 
@@ -117,7 +124,7 @@ pub unsafe extern "C" fn latent_trainer_new(
         unsafe { clear(out, "out")? };
         let p = unsafe { arg(params, "params")? };
         let t = Trainer::new(config_from_params(p)?)?;
-        unsafe { new_handle(out, latent_trainer { inner: t }) };
+        unsafe { new_handle(out, latent_trainer { inner: std::sync::Mutex::new(t) }) };
         Ok(())
     })
 }
@@ -135,6 +142,14 @@ pub unsafe extern "C" fn latent_trainer_free(trainer: *mut latent_trainer) {
 /// non-zero cancels. Cancelling (LATENT_STATUS_CANCELLED) keeps the last completed step's
 /// parameters; divergence (LATENT_STATUS_DIVERGED) restores those of the epoch's start. The
 /// network stays usable either way.
+///
+/// While the fit runs, the network and the trainer are busy. From the progress callback, calls
+/// that read `net` (encode, decode, reconstruct, scores, get_params, describe, save, ...) work
+/// and see the parameters of that moment: a checkpoint saved there loads as the network at that
+/// epoch. Calls that would change `net` (set_params, set_threads, a nested fit, pretrain), any
+/// call on `trainer`, and any call on `net` from another thread during the fit return
+/// LATENT_STATUS_BUSY at once and change nothing. Do not free `net`, `trainer` or the datasets
+/// from the callback.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_trainer_fit(
     trainer: *mut latent_trainer,
@@ -146,69 +161,50 @@ pub unsafe extern "C" fn latent_trainer_fit(
 ) -> latent_status {
     guard(|| {
         let n = unsafe { arg(net, "net")? };
+        let mut t = unsafe { arg(trainer, "trainer")? }.get()?;
+        let (train, valid) = unsafe { datasets(train, valid)? };
+        let mut host = n.fit()?;
+        let rows = host.training_rows(train, "the training data")?;
+        let valid = valid.map(|v| host.training_rows(v, "the validation data")).transpose()?;
+        let mut c_cb = |p: &Progress, m: &crate::network::Network| n.lend(m, || unsafe { call_progress(progress, user, p) });
+        let cb: crate::train::Watch<crate::network::Network> = if progress.is_some() { Some(&mut c_cb) } else { None };
         if n.device.placement().0 == super::device::LATENT_DEVICE_CUDA {
             // On a GPU: the same checks and callback, the steps there.
-            return unsafe {
-                fit_with(
-                    trainer,
-                    train,
-                    valid,
-                    progress,
-                    user,
-                    || n.write(),
-                    |t, host, rows, valid, cb| {
-                        n.device
-                            .with_host(host, super::device::refresh, |d, host| {
-                                super::device::fit_placed(t, d, host, rows, valid, cb)
-                            })
-                            .unwrap_or_else(|| Err(crate::error::Error::Internal("the network left its device".into())))
-                    },
-                )
-            };
+            return n
+                .device
+                .with_host(&mut *host, super::device::refresh, |d, host| {
+                    super::device::fit_placed(&mut t, d, host, &rows, valid.as_deref(), cb)
+                })
+                .unwrap_or_else(|| Err(crate::error::Error::Internal("the network left its device".into())));
         }
-        unsafe { fit_with(trainer, train, valid, progress, user, || n.write(), |t, m, r, v, cb| t.fit(m, r, v, cb)) }
+        t.fit_watching(&mut *host, &rows, valid.as_deref(), cb)
     })
 }
 
-/// The body of the fit calls: arguments checked, the C callback wrapped, the model locked for
-/// writing (by `lock`) only once everything else is valid, then `run` (the CPU fit, or the fit
-/// of the model's GPU copy) on the rows the model trains on.
-unsafe fn fit_with<M: Trainable, G: std::ops::DerefMut<Target = M>>(
-    trainer: *mut latent_trainer,
+/// The training and (optional) validation datasets of a fit.
+unsafe fn datasets<'a>(
     train: *const latent_dataset,
     valid: *const latent_dataset,
-    progress: latent_progress_fn,
-    user: *mut c_void,
-    lock: impl FnOnce() -> G,
-    run: impl FnOnce(
-        &mut Trainer,
-        &mut M,
-        &crate::Matrix,
-        Option<&crate::Matrix>,
-        crate::train::trainer::Callback,
-    ) -> Result<()>,
-) -> Result<()> {
-    let t = unsafe { arg_mut(trainer, "trainer")? };
+) -> Result<(&'a crate::data::Dataset, Option<&'a crate::data::Dataset>)> {
     let train = unsafe { arg(train, "train")? }.get();
     let valid = unsafe { valid.as_ref() }.map(|v| v.get());
-    let mut cb = |p: &Progress| -> bool {
-        let Some(f) = progress else { return true };
-        let c = progress_to_c(p);
-        unsafe { f(user, &c) == 0 }
-    };
-    let mut guard = lock();
-    let cb: Option<&mut dyn FnMut(&Progress) -> bool> = if progress.is_some() { Some(&mut cb) } else { None };
-    let rows = guard.training_rows(train, "the training data")?;
-    let valid = valid.map(|v| guard.training_rows(v, "the validation data")).transpose()?;
-    run(&mut t.inner, &mut guard, &rows, valid.as_deref(), cb)
+    Ok((train, valid))
+}
+
+/// Calls the C progress callback (if any); true = go on.
+unsafe fn call_progress(progress: latent_progress_fn, user: *mut c_void, p: &Progress) -> bool {
+    let Some(f) = progress else { return true };
+    let c = progress_to_c(p);
+    unsafe { f(user, &c) == 0 }
 }
 
 /// Trains a variational autoencoder `vae` on the rows of `train`, as latent_trainer_fit trains
-/// a network (validation, progress, cancelling and divergence alike). Each step draws the VAE's
-/// num_samples z per row (from the trainer's seed). Progress and history report `loss` = the
-/// reconstruction term E_q[-log p(x|z)] and `penalty` = KL(q(z|x) || N(0, I)), both per example
-/// and unweighted, so loss + penalty is the negative ELBO (DL4J's score); the validation loss is
-/// the negative ELBO per example of the validation rows, with one draw per row.
+/// a network (validation, progress, cancelling, divergence, and what the progress callback may
+/// call, alike). Each step draws the VAE's num_samples z per row (from the trainer's seed).
+/// Progress and history report `loss` = the reconstruction term E_q[-log p(x|z)] and `penalty`
+/// = KL(q(z|x) || N(0, I)), both per example and unweighted, so loss + penalty is the negative
+/// ELBO (DL4J's score); the validation loss is the negative ELBO per example of the validation
+/// rows, with one draw per row.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_trainer_fit_vae(
     trainer: *mut latent_trainer,
@@ -220,26 +216,22 @@ pub unsafe extern "C" fn latent_trainer_fit_vae(
 ) -> latent_status {
     guard(|| {
         let v = unsafe { arg(vae, "vae")? };
+        let mut t = unsafe { arg(trainer, "trainer")? }.get()?;
+        let (train, valid) = unsafe { datasets(train, valid)? };
+        let mut host = v.fit()?;
+        let rows = host.training_rows(train, "the training data")?;
+        let valid = valid.map(|x| host.training_rows(x, "the validation data")).transpose()?;
+        let mut c_cb = |p: &Progress, m: &crate::vae::Vae| v.lend(m, || unsafe { call_progress(progress, user, p) });
+        let cb: crate::train::Watch<crate::vae::Vae> = if progress.is_some() { Some(&mut c_cb) } else { None };
         if v.device.placement().0 == super::device::LATENT_DEVICE_CUDA {
-            return unsafe {
-                fit_with(
-                    trainer,
-                    train,
-                    valid,
-                    progress,
-                    user,
-                    || v.write(),
-                    |t, host, rows, valid, cb| {
-                        v.device
-                            .with_host(host, super::device::refresh_vae, |d, host| {
-                                super::device::fit_placed_vae(t, d, host, rows, valid, cb)
-                            })
-                            .unwrap_or_else(|| Err(crate::error::Error::Internal("the VAE left its device".into())))
-                    },
-                )
-            };
+            return v
+                .device
+                .with_host(&mut *host, super::device::refresh_vae, |d, host| {
+                    super::device::fit_placed_vae(&mut t, d, host, &rows, valid.as_deref(), cb)
+                })
+                .unwrap_or_else(|| Err(crate::error::Error::Internal("the VAE left its device".into())));
         }
-        unsafe { fit_with(trainer, train, valid, progress, user, || v.write(), |t, m, r, v, cb| t.fit(m, r, v, cb)) }
+        t.fit_watching(&mut *host, &rows, valid.as_deref(), cb)
     })
 }
 
@@ -253,7 +245,8 @@ pub unsafe extern "C" fn latent_trainer_history(
     n: *mut usize,
 ) -> latent_status {
     guard(|| {
-        let h = unsafe { arg(trainer, "trainer")? }.inner.history();
+        let t = unsafe { arg(trainer, "trainer")? }.get()?;
+        let h = t.history();
         if !n.is_null() {
             unsafe { put(n, h.len()) };
         }
@@ -279,7 +272,7 @@ pub unsafe extern "C" fn latent_trainer_history(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_trainer_reset(trainer: *mut latent_trainer) -> latent_status {
     guard(|| {
-        unsafe { arg_mut(trainer, "trainer")? }.inner.reset();
+        unsafe { arg(trainer, "trainer")? }.get()?.reset();
         Ok(())
     })
 }
@@ -332,16 +325,16 @@ pub extern "C" fn latent_mpi_available() -> i32 {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_trainer_set_mpi_comm(trainer: *mut latent_trainer, comm: i32) -> latent_status {
     guard(|| {
-        let t = unsafe { arg_mut(trainer, "trainer")? };
+        let mut t = unsafe { arg(trainer, "trainer")? }.get()?;
         #[cfg(feature = "mpi")]
         {
             let c = crate::train::collective::MpiCollective::from_fint(comm)?;
-            t.inner.set_collective(Some(std::sync::Arc::new(c)));
+            t.set_collective(Some(std::sync::Arc::new(c)));
             Ok(())
         }
         #[cfg(not(feature = "mpi"))]
         {
-            let _ = (t, comm);
+            let _ = (&mut t, comm);
             Err(crate::error::Error::Unsupported(
                 "this build has no MPI support: rebuild with `cargo build --release --features mpi` (needs libopenmpi-dev and libclang-dev)".into(),
             ))
@@ -353,7 +346,7 @@ pub unsafe extern "C" fn latent_trainer_set_mpi_comm(trainer: *mut latent_traine
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_trainer_clear_mpi(trainer: *mut latent_trainer) -> latent_status {
     guard(|| {
-        unsafe { arg_mut(trainer, "trainer")? }.inner.set_collective(None);
+        unsafe { arg(trainer, "trainer")? }.get()?.set_collective(None);
         Ok(())
     })
 }

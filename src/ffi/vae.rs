@@ -1,7 +1,7 @@
 //! C API of the variational autoencoder handle.
 
 use std::ffi::c_char;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::RwLockWriteGuard;
 
 use super::dataset::latent_dataset;
 use super::network::{Rows, with_rows, write_string};
@@ -15,25 +15,43 @@ use crate::tensor::{Matrix, checked_len};
 use crate::vae::{Posterior, Vae, VaeSpec};
 
 /// A variational autoencoder. Inference calls (encode, sampling, generation, probabilities,
-/// ELBO, save) may run on one VAE from many threads at once; calls that change it (training,
-/// set_params, set_threads) wait for them and run alone.
+/// ELBO, save) may run on one VAE from many threads at once; calls that change it (set_params,
+/// set_threads) wait for them and run alone. While latent_trainer_fit_vae trains it the VAE is
+/// busy: its progress callback may read and save it, every other call returns
+/// LATENT_STATUS_BUSY at once.
 pub struct latent_vae {
-    inner: RwLock<Vae>,
+    inner: super::handle::Locked<Vae>,
+    /// Input and latent widths (fixed at creation), readable while the VAE trains.
+    shape: (usize, usize),
     /// The GPU copy (latent_vae_to_device).
     pub(crate) device: super::device::DeviceSlot<super::device::PlacedVae>,
 }
 
 impl latent_vae {
     pub(crate) fn new(v: Vae) -> latent_vae {
-        latent_vae { inner: RwLock::new(v), device: Default::default() }
+        let shape = (v.input_dim(), v.latent_dim());
+        latent_vae { inner: super::handle::Locked::new(v, "VAE"), shape, device: Default::default() }
     }
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Vae> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    /// The model for an inference call (BUSY while it is being fitted, except from the fit's
+    /// own progress callback, which sees the current parameters).
+    pub(crate) fn read(&self) -> Result<super::handle::Read<'_, Vae>> {
+        self.inner.read()
     }
     /// The host VAE for a change: the GPU copy (if any) is refreshed before its next use.
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Vae> {
+    pub(crate) fn write(&self) -> Result<RwLockWriteGuard<'_, Vae>> {
+        let g = self.inner.write()?;
         self.device.mark_stale();
-        self.inner.write().unwrap_or_else(|e| e.into_inner())
+        Ok(g)
+    }
+    /// The model for a fit: busy for every other call until the guard drops.
+    pub(crate) fn fit(&self) -> Result<super::handle::Fitting<'_, Vae>> {
+        let g = self.inner.fit()?;
+        self.device.mark_stale();
+        Ok(g)
+    }
+    /// Runs a progress callback of this handle's fit with `model` readable through the handle.
+    pub(crate) fn lend<R>(&self, model: &Vae, f: impl FnOnce() -> R) -> R {
+        self.inner.lend(model, f)
     }
 }
 
@@ -159,7 +177,7 @@ pub unsafe extern "C" fn latent_vae_new(params: *const latent_vae_params, out: *
 pub unsafe extern "C" fn latent_vae_clone(vae: *const latent_vae, out: *mut *mut latent_vae) -> latent_status {
     guard(|| {
         unsafe { clear(out, "out")? };
-        let v = unsafe { arg(vae, "vae")? }.read().clone();
+        let v = unsafe { arg(vae, "vae")? }.read()?.clone();
         unsafe { new_handle(out, latent_vae::new(v)) };
         Ok(())
     })
@@ -174,13 +192,13 @@ pub unsafe extern "C" fn latent_vae_free(vae: *mut latent_vae) {
 /// Width of the data (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_input_dim(vae: *const latent_vae) -> usize {
-    unsafe { vae.as_ref() }.map_or(0, |v| v.read().input_dim())
+    unsafe { vae.as_ref() }.map_or(0, |v| v.shape.0)
 }
 
 /// Width of the latent code (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_latent_dim(vae: *const latent_vae) -> usize {
-    unsafe { vae.as_ref() }.map_or(0, |v| v.read().latent_dim())
+    unsafe { vae.as_ref() }.map_or(0, |v| v.shape.1)
 }
 
 /// Number of trainable parameters (weights, biases, global log-variances).
@@ -188,7 +206,7 @@ pub unsafe extern "C" fn latent_vae_latent_dim(vae: *const latent_vae) -> usize 
 pub unsafe extern "C" fn latent_vae_param_count(vae: *const latent_vae, out: *mut usize) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
-        let n = unsafe { arg(vae, "vae")? }.read().param_count();
+        let n = unsafe { arg(vae, "vae")? }.read()?.param_count();
         unsafe { put(out, n) };
         Ok(())
     })
@@ -202,7 +220,7 @@ pub unsafe extern "C" fn latent_vae_get_params(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
-        let v = unsafe { arg(vae, "vae")? }.read();
+        let v = unsafe { arg(vae, "vae")? }.read()?;
         let dst = unsafe { out_slice(out, capacity, v.param_count(), "out")? };
         dst.copy_from_slice(v.params());
         Ok(())
@@ -215,7 +233,7 @@ pub unsafe extern "C" fn latent_vae_set_params(vae: *mut latent_vae, params: *co
     guard(|| {
         let h = unsafe { arg(vae, "vae")? };
         let p = unsafe { slice(params, n, "params")? };
-        h.write().set_params(p)
+        h.write()?.set_params(p)
     })
 }
 
@@ -227,7 +245,7 @@ pub unsafe extern "C" fn latent_vae_set_threads(vae: *mut latent_vae, threads: u
         if threads > 4096 {
             return Err(invalid!("{threads} threads is more than 4096"));
         }
-        h.write().set_threads(threads as usize);
+        h.write()?.set_threads(threads as usize);
         Ok(())
     })
 }
@@ -243,7 +261,7 @@ pub unsafe extern "C" fn latent_vae_describe(
     needed: *mut usize,
 ) -> latent_status {
     guard(|| {
-        let s = unsafe { arg(vae, "vae")? }.read().describe();
+        let s = unsafe { arg(vae, "vae")? }.read()?.describe();
         unsafe { write_string(&s, buf, capacity, needed) }
     })
 }
@@ -253,7 +271,7 @@ pub unsafe extern "C" fn latent_vae_describe(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_save(vae: *const latent_vae, path: *const c_char) -> latent_status {
     guard(|| {
-        let v = unsafe { arg(vae, "vae")? }.read();
+        let v = unsafe { arg(vae, "vae")? }.read()?;
         let p = unsafe { super::path(path, "path")? };
         crate::model_file::save_vae(&v, std::path::Path::new(p))
     })
@@ -282,7 +300,7 @@ unsafe fn rows_call<T: Copy>(
     f: impl FnOnce(&Vae, &Matrix) -> Result<Vec<T>>,
 ) -> latent_status {
     guard(|| {
-        let v = unsafe { arg(vae, "vae")? }.read();
+        let v = unsafe { arg(vae, "vae")? }.read()?;
         let r = unsafe { with_rows(rows, |m| f(&v, m))? };
         let dst = unsafe { out_slice(out, capacity, r.len(), "out")? };
         dst.copy_from_slice(&r);
@@ -300,7 +318,7 @@ unsafe fn encode_rows(
 ) -> latent_status {
     guard(|| {
         let h = unsafe { arg(vae, "vae")? };
-        let v = h.read();
+        let v = h.read()?;
         unsafe {
             with_rows(rows, |m| {
                 if m.cols() != v.input_dim() {
@@ -403,7 +421,7 @@ pub unsafe extern "C" fn latent_vae_sample_prior(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
-        let v = unsafe { arg(vae, "vae")? }.read();
+        let v = unsafe { arg(vae, "vae")? }.read()?;
         if n == 0 {
             return Err(invalid!("n is 0: ask for at least one draw"));
         }
@@ -545,7 +563,7 @@ pub unsafe extern "C" fn latent_vae_elbo(
 ) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
-        let v = unsafe { arg(vae, "vae")? }.read();
+        let v = unsafe { arg(vae, "vae")? }.read()?;
         let e = v.elbo(unsafe { arg(dataset, "dataset")? }.get().x(), samples as usize, seed)?;
         unsafe { put(out, latent_elbo { neg_elbo: e.neg_elbo, reconstruction: e.reconstruction, kl: e.kl }) };
         Ok(())
@@ -564,7 +582,7 @@ pub unsafe extern "C" fn latent_vae_iwae_bound(
 ) -> latent_status {
     guard(|| {
         super::out(bound, "bound")?;
-        let v = unsafe { arg(vae, "vae")? }.read();
+        let v = unsafe { arg(vae, "vae")? }.read()?;
         let ll = v.log_likelihood(unsafe { arg(dataset, "dataset")? }.get().x(), samples as usize, seed)?;
         unsafe { put(bound, ll.iter().sum::<f64>() / ll.len().max(1) as f64) };
         Ok(())
@@ -587,7 +605,7 @@ pub unsafe extern "C" fn latent_vae_interpolate(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
-        let v = unsafe { arg(vae, "vae")? }.read();
+        let v = unsafe { arg(vae, "vae")? }.read()?;
         if cols == 0 {
             return Err(invalid!("cols is 0"));
         }

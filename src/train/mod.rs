@@ -3,7 +3,7 @@
 pub mod pretrain;
 pub mod rbm;
 pub mod trainer;
-pub use pretrain::{PretrainConfig, PretrainMethod, PretrainReport, pretrain};
+pub use pretrain::{PretrainConfig, PretrainMethod, PretrainReport, pretrain, pretrain_watching};
 pub use rbm::{Rbm, RbmConfig, Unit};
-pub use trainer::{EpochRecord, Event, Progress, Stage, StageKind, TrainConfig, Trainable, Trainer};
+pub use trainer::{EpochRecord, Event, Progress, Stage, StageKind, TrainConfig, Trainable, Trainer, Watch};
 pub mod collective;

@@ -59,6 +59,9 @@ pub struct PretrainReport {
 }
 
 type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
+/// A progress callback that also sees the deep network as it stands (the layers pretrained so
+/// far; during fine-tuning, the network being trained).
+type NetWatch<'a> = Option<&'a mut dyn FnMut(&Progress, &Network) -> bool>;
 
 /// Pretrains `net` layer by layer on `data`, then fine-tunes it (validating on `valid`, if
 /// given, during fine-tuning). The decoder must mirror the encoder's widths.
@@ -67,7 +70,21 @@ pub fn pretrain(
     cfg: &PretrainConfig,
     data: &Matrix,
     valid: Option<&Matrix>,
-    mut progress: Callback,
+    progress: Callback,
+) -> Result<PretrainReport> {
+    match progress {
+        Some(f) => pretrain_watching(net, cfg, data, valid, Some(&mut |p: &Progress, _: &Network| f(p))),
+        None => pretrain_watching(net, cfg, data, valid, None),
+    }
+}
+
+/// [`pretrain`] with a callback that also sees the deep network as it stands.
+pub fn pretrain_watching(
+    net: &mut Network,
+    cfg: &PretrainConfig,
+    data: &Matrix,
+    valid: Option<&Matrix>,
+    mut progress: NetWatch,
 ) -> Result<PretrainReport> {
     let spec = net.spec().clone();
     if spec.task.is_supervised() {
@@ -143,7 +160,7 @@ pub fn pretrain(
                 };
                 let mut shallow = Network::new(shallow_spec).map_err(|e| invalid!("pretraining layer {k}: {e}"))?;
                 shallow.set_threads(net.threads());
-                let hist = fit(&mut shallow, cfg.pretrain, input, None, stage, &mut progress)?;
+                let hist = fit(&mut shallow, cfg.pretrain, input, None, stage, &mut progress, Some(net))?;
                 report.stages.push((stage, hist));
                 copy_layers(&shallow, net, &[(0, k), (1, mirror)]);
             }
@@ -158,10 +175,10 @@ pub fn pretrain(
                     ));
                 };
                 let mut rbm = Rbm::new(in_dim, enc[k].units, visible, hidden, spec.seed.wrapping_add(k as u64 + 1))?;
-                let cb: Callback = match &mut progress {
-                    Some(f) => Some(&mut **f),
-                    None => None,
-                };
+                let view: &Network = net;
+                let watching = progress.is_some();
+                let mut seen = |p: &Progress| progress.as_mut().is_none_or(|f| f(p, view));
+                let cb: Callback = if watching { Some(&mut seen) } else { None };
                 let epochs = rbm.fit(input, &cfg.pretrain, rc, stage, cb)?;
                 let hist = epochs
                     .iter()
@@ -187,7 +204,7 @@ pub fn pretrain(
         {
             let mut partial = partial_network(net, &spec, k)?;
             let stage = Stage { kind: StageKind::IntermediateFinetune, layer: k + 1 };
-            let hist = fit(&mut partial, ic, data, None, stage, &mut progress)?;
+            let hist = fit(&mut partial, ic, data, None, stage, &mut progress, Some(net))?;
             report.stages.push((stage, hist));
             copy_layers(&partial, net, &partial_map(n_enc, k));
         }
@@ -200,27 +217,29 @@ pub fn pretrain(
     debug_assert_eq!(n, 2 * n_enc);
     if let Some(fc) = cfg.finetune {
         let stage = Stage { kind: StageKind::Finetune, layer: 0 };
-        let hist = fit(net, fc, data, valid, stage, &mut progress)?;
+        let hist = fit(net, fc, data, valid, stage, &mut progress, None)?;
         report.stages.push((stage, hist));
     }
     Ok(report)
 }
 
+/// One stage's fit of `net`; the callback sees `deep` (the network being pretrained) when
+/// `net` is a stage's own network, else `net`.
 fn fit(
     net: &mut Network,
     c: TrainConfig,
     data: &Matrix,
     valid: Option<&Matrix>,
     stage: Stage,
-    progress: &mut Callback,
+    progress: &mut NetWatch,
+    deep: Option<&Network>,
 ) -> Result<Vec<crate::train::EpochRecord>> {
     let mut t = Trainer::new(c)?;
     t.set_stage(stage);
-    let cb: Callback = match progress {
-        Some(f) => Some(&mut **f),
-        None => None,
-    };
-    t.fit(net, data, valid, cb)?;
+    let watching = progress.is_some();
+    let mut seen = |p: &Progress, m: &Network| progress.as_mut().is_none_or(|f| f(p, deep.unwrap_or(m)));
+    let cb: crate::train::Watch<Network> = if watching { Some(&mut seen) } else { None };
+    t.fit_watching(net, data, valid, cb)?;
     Ok(t.history().to_vec())
 }
 

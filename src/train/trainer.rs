@@ -377,6 +377,9 @@ pub struct Trainer {
 }
 
 pub(crate) type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
+/// A progress callback that also sees the model being trained, as it stands after the step or
+/// epoch it reports (Keras' `self.model` in a callback): for checkpoints and watching codes.
+pub type Watch<'a, M> = Option<&'a mut dyn FnMut(&Progress, &M) -> bool>;
 
 impl Trainer {
     pub fn new(config: TrainConfig) -> Result<Trainer> {
@@ -452,7 +455,22 @@ impl Trainer {
         net: &mut M,
         data: &Matrix,
         valid: Option<&Matrix>,
-        mut progress: Callback,
+        progress: Callback,
+    ) -> Result<()> {
+        match progress {
+            Some(f) => self.fit_watching(net, data, valid, Some(&mut |p: &Progress, _: &M| f(p))),
+            None => self.fit_watching(net, data, valid, None),
+        }
+    }
+
+    /// [`Trainer::fit`] with a callback that also sees the model (to save it or encode with it
+    /// while it trains).
+    pub fn fit_watching<M: Trainable>(
+        &mut self,
+        net: &mut M,
+        data: &Matrix,
+        valid: Option<&Matrix>,
+        mut progress: Watch<M>,
     ) -> Result<()> {
         let c = self.config;
         let (train, valid, split) = checked_split(&c, &*net, data, valid)?;
@@ -499,7 +517,7 @@ impl Trainer {
         batch: usize,
         batches: usize,
         threads: usize,
-        progress: &mut Callback,
+        progress: &mut Watch<M>,
     ) -> Result<()> {
         let c = self.config;
         let pool = crate::pool::pool(threads)?;
@@ -627,7 +645,7 @@ impl Trainer {
                         samples_per_second: seen as f64 / secs.max(1e-9),
                         seconds: secs,
                     };
-                    if !cb(&p) {
+                    if !cb(&p, &*net) {
                         return Err(Error::Cancelled);
                     }
                 }
@@ -686,7 +704,7 @@ impl Trainer {
                     samples_per_second: rec.samples_per_second,
                     seconds: rec.seconds,
                 };
-                if !cb(&p) {
+                if !cb(&p, &*net) {
                     return Err(Error::Cancelled);
                 }
             }

@@ -14,7 +14,10 @@ int main(void) {
     s = latent_internal_test_panic(1);
     if (s != LATENT_STATUS_INTERNAL) return 2;
     /* and the library still works after it */
+    /* a panic on one of the library's pool threads */
+    s = latent_internal_test_panic(2);
+    if (s != LATENT_STATUS_INTERNAL || strstr(latent_last_error_message(), "pool panic requested") == NULL) return 4;
     s = latent_internal_test_panic(0);
-    printf("still alive after two panics\n");
+    printf("still alive after three panics\n");
     return s == LATENT_STATUS_INTERNAL ? 0 : 3;
 }
