@@ -38,9 +38,9 @@ impl Activation {
 
     pub fn from_code(c: i32) -> Result<Activation> {
         Activation::ALL
-            .get(usize::try_from(c).map_err(|_| invalid!("activation code {c} is out of range 0..8"))?)
+            .get(usize::try_from(c).map_err(|_| invalid!("activation code {c} is out of range (0 to 7)"))?)
             .copied()
-            .ok_or_else(|| invalid!("activation code {c} is out of range 0..8"))
+            .ok_or_else(|| invalid!("activation code {c} is out of range (0 to 7)"))
     }
 
     pub fn name(self) -> &'static str {

@@ -40,7 +40,7 @@ impl Corruption {
             1 => Corruption::Masking { level },
             2 => Corruption::Gaussian { sigma: level },
             3 => Corruption::SaltPepper { fraction: level },
-            _ => return Err(invalid!("corruption code {code} is out of range 0..4")),
+            _ => return Err(invalid!("corruption code {code} is out of range (0 to 3)")),
         };
         c.validate()?;
         Ok(c)

@@ -50,7 +50,7 @@ impl DistKind {
             2 => DistKind::Exponential,
             3 => DistKind::Mse,
             4 => DistKind::GaussianGlobal,
-            _ => return Err(invalid!("reconstruction distribution code {c} is out of range 0..5")),
+            _ => return Err(invalid!("reconstruction distribution code {c} is out of range (0 to 4)")),
         })
     }
     pub fn name(self) -> &'static str {

@@ -69,6 +69,46 @@ impl Error {
         }
     }
 
+    /// The message without the kind's prefix ("invalid argument: " ...).
+    pub fn message(&self) -> String {
+        match self {
+            Error::NullArgument(m)
+            | Error::InvalidArgument(m)
+            | Error::ShapeMismatch(m)
+            | Error::NonFinite(m)
+            | Error::Io(m)
+            | Error::BadFormat(m)
+            | Error::Unsupported(m)
+            | Error::OutOfMemory(m)
+            | Error::Internal(m)
+            | Error::BufferTooSmall(m)
+            | Error::Diverged(m)
+            | Error::Busy(m) => m.clone(),
+            Error::Cancelled => self.to_string(),
+        }
+    }
+
+    /// The same kind of error with `ctx: ` before its message, so that a wrapped error reads
+    /// "invalid argument: encoder layer 0: activation code 42 ..." with one prefix.
+    pub(crate) fn context(self, ctx: impl std::fmt::Display) -> Error {
+        let m = |s: String| format!("{ctx}: {s}");
+        match self {
+            Error::NullArgument(s) => Error::NullArgument(m(s)),
+            Error::InvalidArgument(s) => Error::InvalidArgument(m(s)),
+            Error::ShapeMismatch(s) => Error::ShapeMismatch(m(s)),
+            Error::NonFinite(s) => Error::NonFinite(m(s)),
+            Error::Io(s) => Error::Io(m(s)),
+            Error::BadFormat(s) => Error::BadFormat(m(s)),
+            Error::Unsupported(s) => Error::Unsupported(m(s)),
+            Error::OutOfMemory(s) => Error::OutOfMemory(m(s)),
+            Error::Cancelled => Error::Cancelled,
+            Error::Internal(s) => Error::Internal(m(s)),
+            Error::BufferTooSmall(s) => Error::BufferTooSmall(m(s)),
+            Error::Diverged(s) => Error::Diverged(m(s)),
+            Error::Busy(s) => Error::Busy(m(s)),
+        }
+    }
+
     pub(crate) fn io(path: &std::path::Path, e: std::io::Error) -> Error {
         Error::Io(format!("{}: {e}", path.display()))
     }

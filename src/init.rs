@@ -30,7 +30,7 @@ impl Init {
         usize::try_from(c)
             .ok()
             .and_then(|i| Init::ALL.get(i).copied())
-            .ok_or_else(|| invalid!("init code {c} is out of range 0..5"))
+            .ok_or_else(|| invalid!("init code {c} is out of range (0 to 4)"))
     }
     pub fn name(self) -> &'static str {
         match self {

@@ -24,7 +24,7 @@ impl Loss {
         match c {
             0 => Ok(Loss::Mse),
             1 => Ok(Loss::BinaryCrossEntropy),
-            _ => Err(invalid!("loss code {c} is out of range 0..2")),
+            _ => Err(invalid!("loss code {c} is out of range (0 to 1)")),
         }
     }
 

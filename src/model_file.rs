@@ -664,7 +664,7 @@ fn units(r: &mut Reader, what: &str) -> Result<usize> {
     let at = r.pos;
     let u = r.u32(what)?;
     if u == 0 || u as usize > MAX_UNITS {
-        return Err(arch_err(format_args!("{what} {u} at offset {at} is not in 1..={MAX_UNITS}")));
+        return Err(arch_err(format_args!("{what} {u} at offset {at} is not in 1 to {MAX_UNITS}")));
     }
     Ok(u as usize)
 }
@@ -992,8 +992,8 @@ fn parse(body: &[u8]) -> Result<Network> {
     let mut r = Reader { rest: body, pos: 0 };
     let (version, kind, section) = header(&mut r)?;
     if kind == Kind::Vae {
-        return Err(bad("wrong kind: the file holds a variational autoencoder; load it with model_file::load_vae \
-             (C: latent_vae_load), not as a network"
+        return Err(bad("wrong kind: the file holds a variational autoencoder; load it with latent_vae_load, \
+             not as a network"
             .into()));
     }
     if version == VAE_VERSION {
@@ -1016,7 +1016,7 @@ fn parse_vae(body: &[u8]) -> Result<Vae> {
     if kind == Kind::Network {
         return Err(bad(
             "wrong kind: the file holds an autoencoder network, not a variational autoencoder; load it with \
-             model_file::load (C: latent_network_load)"
+             latent_network_load"
                 .into(),
         ));
     }

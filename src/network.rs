@@ -151,7 +151,7 @@ impl NetworkSpec {
             .chain(dec.iter().map(|l| ("decoder layer", l.units)));
         for (what, u) in widths {
             if u == 0 || u > MAX_UNITS {
-                return Err(invalid!("{what} width {u} must be in 1..={MAX_UNITS}"));
+                return Err(invalid!("{what} width {u} must be in 1 to {MAX_UNITS}"));
             }
         }
         self.task.validate()?;

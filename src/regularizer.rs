@@ -49,7 +49,7 @@ impl Sparsity {
             0 => Sparsity::None,
             1 => Sparsity::Kl { rho, beta: weight },
             2 => Sparsity::L1 { lambda: weight },
-            _ => return Err(invalid!("sparsity code {code} is out of range 0..3")),
+            _ => return Err(invalid!("sparsity code {code} is out of range (0 to 2)")),
         };
         s.validate()?;
         Ok(s)
@@ -157,7 +157,8 @@ impl Regularization {
             SparseLayers::Layers(v) => {
                 if let Some(&i) = v.iter().find(|&&i| i >= n) {
                     return Err(invalid!(
-                        "sparse layer {i} does not exist: the network has {n} hidden layers (0..{n})"
+                        "sparse layer {i} does not exist: the network has {n} hidden layers (0 to {})",
+                        n.saturating_sub(1)
                     ));
                 }
                 if v.is_empty() && self.sparsity != Sparsity::None {

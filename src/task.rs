@@ -41,7 +41,7 @@ impl Task {
             0 => Ok(Task::Reconstruct),
             1 => Ok(Task::Classify { classes: outputs }),
             2 => Ok(Task::Regress { outputs }),
-            _ => Err(invalid!("task code {code} is out of range 0..3")),
+            _ => Err(invalid!("task code {code} is out of range (0 to 2)")),
         }
     }
 
@@ -79,10 +79,10 @@ impl Task {
     pub(crate) fn validate(self) -> Result<()> {
         match self {
             Task::Classify { classes } if !(2..=MAX_CLASSES).contains(&classes) => {
-                Err(invalid!("a classifier needs 2..={MAX_CLASSES} classes, not {classes}"))
+                Err(invalid!("a classifier needs 2 to {MAX_CLASSES} classes, not {classes}"))
             }
             Task::Regress { outputs } if outputs == 0 || outputs > crate::network::MAX_UNITS => {
-                Err(invalid!("regression outputs {outputs} must be in 1..={}", crate::network::MAX_UNITS))
+                Err(invalid!("regression outputs {outputs} must be in 1 to {}", crate::network::MAX_UNITS))
             }
             _ => Ok(()),
         }
@@ -98,7 +98,10 @@ impl Task {
                     invalid!("{what} has no labels: a classifier trains on labelled rows (set them with latent_dataset_set_labels)")
                 })?;
                 if let Some((r, &l)) = labels.iter().enumerate().find(|&(_, &l)| l < 0 || l as usize >= classes) {
-                    return Err(invalid!("{what}: row {r} has label {l}, outside the classifier's 0..{classes}"));
+                    return Err(invalid!(
+                        "{what}: row {r} has label {l}, outside the classifier's classes 0 to {}",
+                        classes - 1
+                    ));
                 }
                 Ok(labels.iter().map(|&l| l as f32).collect())
             }

@@ -104,7 +104,7 @@ impl VaeSpec {
             .chain(self.decoder.iter().map(|l| ("decoder layer", l.units)));
         for (what, u) in widths {
             if u == 0 || u > MAX_UNITS {
-                return Err(invalid!("{what} width {u} must be in 1..={MAX_UNITS}"));
+                return Err(invalid!("{what} width {u} must be in 1 to {MAX_UNITS}"));
             }
         }
         if let Some(l) = self.encoder.iter().chain(&self.decoder).find(|l| !l.connection.is_dense()) {
@@ -119,7 +119,7 @@ impl VaeSpec {
         }
         self.reconstruction.validate(self.input_dim)?;
         if self.num_samples == 0 || self.num_samples > 4096 {
-            return Err(invalid!("samples per example {} must be in 1..=4096", self.num_samples));
+            return Err(invalid!("samples per example {} must be in 1 to 4096", self.num_samples));
         }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return Err(invalid!("KL weight beta {} must be >= 0 and finite", self.beta));
@@ -659,7 +659,7 @@ impl Vae {
     ) -> Result<()> {
         self.check(x, self.input_dim(), "input")?;
         if samples == 0 || samples > MAX_SAMPLES {
-            return Err(invalid!("samples {samples} must be in 1..={MAX_SAMPLES}"));
+            return Err(invalid!("samples {samples} must be in 1 to {MAX_SAMPLES}"));
         }
         let block = (INFER_STACK / samples).clamp(1, 1024).min(x.rows().max(1));
         let mut ws = self.workspace(block, samples)?;

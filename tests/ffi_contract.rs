@@ -72,7 +72,17 @@ fn calls_from_another_thread_during_a_fit_are_busy() {
     tp.threads = 1;
     unsafe {
         assert_eq!(latent_network_new(&p, &mut net), 0);
-        assert_eq!(latent_dataset_from_buffer(x.as_ptr().cast(), LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, rows, d, &mut data), 0);
+        assert_eq!(
+            latent_dataset_from_buffer(
+                x.as_ptr().cast(),
+                LATENT_DTYPE_F32,
+                LATENT_LAYOUT_ROW_MAJOR,
+                rows,
+                d,
+                &mut data
+            ),
+            0
+        );
         assert_eq!(latent_trainer_new(&tp, &mut tr), 0);
     }
     struct Ptrs(*mut latent_network, *mut latent_dataset, *mut latent_trainer);

@@ -395,7 +395,9 @@ fn each_kind_is_refused_by_the_other_kinds_loader() {
     fs::write(&np, &net_file).unwrap();
     let e = model_file::load(&vp).unwrap_err();
     assert!(
-        e.status() == status::BAD_FORMAT && e.to_string().contains("v.latent") && e.to_string().contains("load_vae")
+        e.status() == status::BAD_FORMAT
+            && e.to_string().contains("v.latent")
+            && e.to_string().contains("latent_vae_load")
     );
     let e = load_vae(&np).unwrap_err();
     assert!(

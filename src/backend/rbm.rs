@@ -136,7 +136,7 @@ impl<B: Backend> DeviceRbm<B> {
     ) -> Result<Vec<RbmEpoch>> {
         c.validate()?;
         if cfg.k == 0 || cfg.k > 1000 {
-            return Err(invalid!("CD-k needs k in 1..=1000, not {}", cfg.k));
+            return Err(invalid!("CD-k needs k in 1 to 1000, not {}", cfg.k));
         }
         if !(cfg.gaussian_lr_scale.is_finite() && cfg.gaussian_lr_scale > 0.0) {
             return Err(invalid!("gaussian_lr_scale {} must be positive", cfg.gaussian_lr_scale));

@@ -259,7 +259,7 @@ impl Dataset {
         let end = first
             .checked_add(count)
             .filter(|&e| e <= self.rows())
-            .ok_or_else(|| invalid!("rows {first}..{first}+{count} are outside 0..{}", self.rows()))?;
+            .ok_or_else(|| invalid!("{count} rows from row {first} are outside the {} rows", self.rows()))?;
         Ok(Dataset {
             x: self.x.slice_rows(first, count),
             labels: self.labels.as_ref().map(|l| l[first..end].to_vec()),

@@ -35,7 +35,7 @@ impl Scaling {
         usize::try_from(c)
             .ok()
             .and_then(|i| Scaling::ALL.get(i).copied())
-            .ok_or_else(|| invalid!("scaling code {c} is out of range 0..4"))
+            .ok_or_else(|| invalid!("scaling code {c} is out of range (0 to 3)"))
     }
 
     pub fn name(self) -> &'static str {

@@ -298,7 +298,7 @@ pub unsafe extern "C" fn latent_dataset_copy_rows(
         let end = first
             .checked_add(count)
             .filter(|&e| e <= x.rows())
-            .ok_or_else(|| invalid!("rows {first}..{first}+{count} are outside the dataset's 0..{}", x.rows()))?;
+            .ok_or_else(|| invalid!("{count} rows from row {first} are outside the dataset's {} rows", x.rows()))?;
         let c = x.cols();
         let dst = unsafe { out_slice(out, capacity, count * c, "out")? };
         dst.copy_from_slice(&x.as_slice()[first * c..end * c]);

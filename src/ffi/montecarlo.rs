@@ -113,7 +113,7 @@ fn edit_specs(
     let n = mc.inner.n_params();
     if count == 0 || first.checked_add(count).is_none_or(|end| end > n) {
         return Err(invalid!(
-            "parameters {first}..{first}+{count} are not a non-empty range within the {n} parameters"
+            "{count} parameters from parameter {first} are not a non-empty range within the {n} parameters"
         ));
     }
     let mut specs = mc.inner.specs().to_vec();

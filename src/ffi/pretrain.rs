@@ -94,7 +94,7 @@ pub extern "C" fn latent_pretrain_params_default() -> latent_pretrain_params {
 }
 
 fn layer_from_c(l: &latent_layer_regularization, i: usize) -> crate::Result<Regularization> {
-    let at = |e: crate::Error| crate::error::invalid!("layers[{i}]: {e}");
+    let at = |e: crate::Error| e.context(format_args!("layers[{i}]"));
     Ok(Regularization {
         sparsity: Sparsity::from_code(
             l.sparsity,
@@ -145,7 +145,7 @@ pub unsafe extern "C" fn latent_network_pretrain(
                 persistent: flag(p.rbm_persistent, "rbm_persistent")?,
                 ..RbmConfig::default()
             }),
-            m => return Err(crate::error::invalid!("pretraining method {m} is out of range 0..2")),
+            m => return Err(crate::error::invalid!("pretraining method {m} is out of range (0 to 1)")),
         };
         let cfg = PretrainConfig {
             method,

@@ -76,7 +76,7 @@ fn schedule_from_params(p: &latent_train_params) -> crate::Result<Schedule> {
         LATENT_LR_SCHEDULE_STEP => LrSchedule::Step { every_epochs: p.lr_step_epochs as usize, gamma },
         LATENT_LR_SCHEDULE_EXPONENTIAL => LrSchedule::Exponential { gamma },
         LATENT_LR_SCHEDULE_COSINE => LrSchedule::Cosine { min_lr },
-        s => return Err(invalid!("lr_schedule {s} is out of range 0..4")),
+        s => return Err(invalid!("lr_schedule {s} is out of range (0 to 3)")),
     };
     Ok(Schedule {
         lr,
@@ -166,7 +166,8 @@ pub unsafe extern "C" fn latent_trainer_fit(
         let mut host = n.fit()?;
         let rows = host.training_rows(train, "the training data")?;
         let valid = valid.map(|v| host.training_rows(v, "the validation data")).transpose()?;
-        let mut c_cb = |p: &Progress, m: &crate::network::Network| n.lend(m, || unsafe { call_progress(progress, user, p) });
+        let mut c_cb =
+            |p: &Progress, m: &crate::network::Network| n.lend(m, || unsafe { call_progress(progress, user, p) });
         let cb: crate::train::Watch<crate::network::Network> = if progress.is_some() { Some(&mut c_cb) } else { None };
         if n.device.placement().0 == super::device::LATENT_DEVICE_CUDA {
             // On a GPU: the same checks and callback, the steps there.

@@ -192,7 +192,7 @@ impl Family {
             .ok()
             .and_then(|c| c.checked_sub(1))
             .and_then(|i| Family::ALL.get(i).copied())
-            .ok_or_else(|| invalid!("functional family code {c} is out of range 1..=20"))
+            .ok_or_else(|| invalid!("functional family code {c} is out of range (1 to 20)"))
     }
 
     /// "f01".."f20".

@@ -36,7 +36,7 @@ impl Stochastic {
             0 => Ok(Stochastic::None),
             1 => Ok(Stochastic::Bernoulli),
             2 => Ok(Stochastic::Gaussian { sigma }),
-            _ => Err(invalid!("stochastic unit code {code} is out of range 0..3")),
+            _ => Err(invalid!("stochastic unit code {code} is out of range (0 to 2)")),
         }
     }
 

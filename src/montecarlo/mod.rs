@@ -129,7 +129,7 @@ impl Settings {
             return Err(invalid!("samples is 0: at least one candidate per iteration is needed"));
         }
         if self.elite == 0 || self.elite > self.samples {
-            return Err(invalid!("elite = {} must be in 1..=samples ({})", self.elite, self.samples));
+            return Err(invalid!("elite = {} must be in 1 to samples ({})", self.elite, self.samples));
         }
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
             return Err(invalid!("tolerance = {} must be finite and >= 0", self.tolerance));

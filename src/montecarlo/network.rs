@@ -169,9 +169,9 @@ fn check(mc: &MonteCarlo, net: &Network, obj: &NetworkObjective) -> Result<usize
         && l.layer + 1 >= net.layers().len()
     {
         return Err(invalid!(
-            "the link maps a hidden layer's output: layer {} is not one of 0..{}",
+            "the link maps a hidden layer's output: layer {} is not one of layers 0 to {}",
             l.layer,
-            net.layers().len() - 1
+            net.layers().len().saturating_sub(2)
         ));
     }
     let want = net.param_count() + extra;

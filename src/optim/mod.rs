@@ -25,7 +25,7 @@ impl OptimizerKind {
             0 => Ok(OptimizerKind::Sgd),
             1 => Ok(OptimizerKind::Adam),
             2 => Ok(OptimizerKind::AdamW),
-            _ => Err(invalid!("optimizer code {c} is out of range 0..3")),
+            _ => Err(invalid!("optimizer code {c} is out of range (0 to 2)")),
         }
     }
     pub fn code(self) -> i32 {

@@ -158,7 +158,8 @@ pub fn pretrain_watching(
                     regularization: cfg.layers.get(k).cloned().unwrap_or_default(),
                     task: crate::task::Task::Reconstruct,
                 };
-                let mut shallow = Network::new(shallow_spec).map_err(|e| invalid!("pretraining layer {k}: {e}"))?;
+                let mut shallow =
+                    Network::new(shallow_spec).map_err(|e| e.context(format_args!("pretraining layer {k}")))?;
                 shallow.set_threads(net.threads());
                 let hist = fit(&mut shallow, cfg.pretrain, input, None, stage, &mut progress, Some(net))?;
                 report.stages.push((stage, hist));
@@ -277,7 +278,7 @@ fn partial_network(net: &Network, spec: &NetworkSpec, k: usize) -> Result<Networ
         regularization,
         task: crate::task::Task::Reconstruct,
     };
-    let mut p = Network::new(pspec).map_err(|e| invalid!("partial autoencoder of {} layers: {e}", k + 1))?;
+    let mut p = Network::new(pspec).map_err(|e| e.context(format_args!("partial autoencoder of {} layers", k + 1)))?;
     let map = partial_map(n_enc, k);
     let pairs: Vec<(usize, usize)> = map.iter().map(|&(a, b)| (b, a)).collect();
     copy_layers(net, &mut p, &pairs);

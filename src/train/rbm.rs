@@ -178,7 +178,7 @@ impl Rbm {
     ) -> Result<Vec<RbmEpoch>> {
         c.validate()?;
         if rbm.k == 0 || rbm.k > 1000 {
-            return Err(invalid!("CD-k needs k in 1..=1000, not {}", rbm.k));
+            return Err(invalid!("CD-k needs k in 1 to 1000, not {}", rbm.k));
         }
         if !(rbm.gaussian_lr_scale.is_finite() && rbm.gaussian_lr_scale > 0.0) {
             return Err(invalid!("gaussian_lr_scale {} must be positive", rbm.gaussian_lr_scale));

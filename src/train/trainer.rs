@@ -60,10 +60,10 @@ impl Default for TrainConfig {
 impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 || self.epochs > 1_000_000 {
-            return Err(invalid!("epochs {} must be in 1..=1000000", self.epochs));
+            return Err(invalid!("epochs {} must be in 1 to 1000000", self.epochs));
         }
         if self.batch_size == 0 || self.batch_size > 1 << 20 {
-            return Err(invalid!("batch size {} must be in 1..=1048576", self.batch_size));
+            return Err(invalid!("batch size {} must be in 1 to 1048576", self.batch_size));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(invalid!("learning rate {} must be positive and finite", self.learning_rate));
@@ -277,7 +277,7 @@ impl Trainable for Network {
             for (r, row) in data.as_slice().chunks_exact(w).enumerate() {
                 let l = row[w - 1];
                 if !(l >= 0.0 && l < classes as f32 && l.fract() == 0.0) {
-                    return Err(invalid!("{what}: row {r} has label {l}, not a class in 0..{classes}"));
+                    return Err(invalid!("{what}: row {r} has label {l}, not a class (0 to {})", classes - 1));
                 }
             }
         }
