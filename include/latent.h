@@ -142,7 +142,8 @@ typedef struct latent_montecarlo_params {
   double restart_fraction;
   // Converged after this many iterations in a row without improvement. Default 50.
   uint32_t patience;
-  // Threads that call the loss at once; 0 = all cores (default). Set 1 when the loss
+  // Threads that call the loss at once; 0 = all cores (default; LATENT_NUM_THREADS when
+  // set); at most 1024 (LATENT_STATUS_INVALID_ARGUMENT beyond). Set 1 when the loss
   // callback is not thread-safe (R, Julia, Python callbacks): then every call is made on the
   // calling thread. The result is the same for any value.
   uint32_t threads;
@@ -397,7 +398,8 @@ typedef struct latent_train_params {
   double validation_fraction;
   // Seed of shuffling and the validation split. Default 0.
   uint64_t seed;
-  // Worker threads; 0 = all cores (default).
+  // Worker threads; 0 (default) = LATENT_NUM_THREADS when set, else all cores. At most
+  // 1024 (LATENT_STATUS_INVALID_ARGUMENT beyond, given or from LATENT_NUM_THREADS).
   uint32_t threads;
   // Stop after this many epochs without a better validation loss and keep the best
   // parameters; 0 = off (default).
@@ -1320,7 +1322,12 @@ latent_status latent_network_get_params(const struct latent_network *net,
 // Replaces the parameters; `n` must equal latent_network_param_count and all values be finite.
 latent_status latent_network_set_params(struct latent_network *net, const float *params, size_t n);
 
-// Threads used by inference calls on this network (0 = all cores, the default).
+// Threads used by inference calls on this network (0, the default: LATENT_NUM_THREADS when
+// set, else all cores). More than 1024 (given, or from LATENT_NUM_THREADS) is
+// LATENT_STATUS_INVALID_ARGUMENT. Networks with the same count share one pool of worker
+// threads; the library keeps at most 4 pools, of at most max(64, 4 x cores) threads in all
+// (unless the most recently used pool alone has more), and ends the others' threads once no
+// call uses them.
 latent_status latent_network_set_threads(struct latent_network *net, uint32_t threads);
 
 // Whether inference calls (encode, decode, reconstruct, scores) sample the stochastic layers:
@@ -1639,7 +1646,10 @@ latent_status latent_vae_get_params(const struct latent_vae *vae, float *out, si
 // Replaces the parameters; `n` must equal latent_vae_param_count and all values be finite.
 latent_status latent_vae_set_params(struct latent_vae *vae, const float *params, size_t n);
 
-// Threads used by inference calls on this VAE (0 = all cores, the default).
+// Threads used by inference calls on this VAE (0, the default: LATENT_NUM_THREADS when set,
+// else all cores). More than 1024 (given, or from LATENT_NUM_THREADS) is
+// LATENT_STATUS_INVALID_ARGUMENT; pools are shared and bounded as for
+// latent_network_set_threads.
 latent_status latent_vae_set_threads(struct latent_vae *vae, uint32_t threads);
 
 // Writes a NUL-terminated summary of the architecture into `buf` (snprintf-style: *needed, if

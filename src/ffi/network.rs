@@ -283,14 +283,17 @@ pub unsafe extern "C" fn latent_network_set_params(
     })
 }
 
-/// Threads used by inference calls on this network (0 = all cores, the default).
+/// Threads used by inference calls on this network (0, the default: LATENT_NUM_THREADS when
+/// set, else all cores). More than 1024 (given, or from LATENT_NUM_THREADS) is
+/// LATENT_STATUS_INVALID_ARGUMENT. Networks with the same count share one pool of worker
+/// threads; the library keeps at most 4 pools, of at most max(64, 4 x cores) threads in all
+/// (unless the most recently used pool alone has more), and ends the others' threads once no
+/// call uses them.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_set_threads(net: *mut latent_network, threads: u32) -> latent_status {
     guard(|| {
         let h = unsafe { arg(net, "net")? };
-        if threads > 4096 {
-            return Err(invalid!("{threads} threads is more than 4096"));
-        }
+        crate::pool::check_threads(threads as usize)?;
         h.write().set_threads(threads as usize);
         Ok(())
     })

@@ -219,14 +219,15 @@ pub unsafe extern "C" fn latent_vae_set_params(vae: *mut latent_vae, params: *co
     })
 }
 
-/// Threads used by inference calls on this VAE (0 = all cores, the default).
+/// Threads used by inference calls on this VAE (0, the default: LATENT_NUM_THREADS when set,
+/// else all cores). More than 1024 (given, or from LATENT_NUM_THREADS) is
+/// LATENT_STATUS_INVALID_ARGUMENT; pools are shared and bounded as for
+/// latent_network_set_threads.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_set_threads(vae: *mut latent_vae, threads: u32) -> latent_status {
     guard(|| {
         let h = unsafe { arg(vae, "vae")? };
-        if threads > 4096 {
-            return Err(invalid!("{threads} threads is more than 4096"));
-        }
+        crate::pool::check_threads(threads as usize)?;
         h.write().set_threads(threads as usize);
         Ok(())
     })
