@@ -957,7 +957,12 @@ size_t latent_dataset_target_cols(const struct latent_dataset *dataset);
 // as rows of pixel values 0..255 (unscaled: call latent_dataset_scale with
 // LATENT_SCALING_DIVIDE_255), and labels from `labels_path` (may be NULL). Truncated,
 // corrupt (CRC-32) or inconsistent files fail with LATENT_STATUS_BAD_FORMAT; image and label
-// counts that differ with LATENT_STATUS_SHAPE_MISMATCH. On failure *out is NULL.
+// counts that differ with LATENT_STATUS_SHAPE_MISMATCH.
+// Only a regular file is read (a symbolic link to one is followed): a FIFO, a device or a
+// directory fails at once with LATENT_STATUS_IO "not a regular file" (it is opened without
+// blocking). A file larger than 2 GiB, or whose content decompresses to more, is
+// LATENT_STATUS_BAD_FORMAT, refused before it is read.
+// Memory that cannot be had is LATENT_STATUS_OUT_OF_MEMORY. On failure *out is NULL.
 latent_status latent_dataset_from_idx(const char *images_path,
                                       const char *labels_path,
                                       struct latent_dataset **out);
@@ -968,7 +973,8 @@ latent_status latent_dataset_from_idx(const char *images_path,
 // integers of shape (n,). A malformed file (bad magic, truncated, an unknown dtype, another
 // rank, a size that does not match the data) fails with LATENT_STATUS_BAD_FORMAT, NaN or Inf
 // with LATENT_STATUS_NON_FINITE naming the (0-based) row and column, row and label counts
-// that differ with LATENT_STATUS_SHAPE_MISMATCH. On failure *out is NULL.
+// that differ with LATENT_STATUS_SHAPE_MISMATCH. Files are read as by latent_dataset_from_idx
+// (regular files only, at most 2 GiB of content). On failure *out is NULL.
 latent_status latent_dataset_from_npy(const char *path,
                                       const char *labels_path,
                                       struct latent_dataset **out);
@@ -976,7 +982,9 @@ latent_status latent_dataset_from_npy(const char *path,
 // Reads a numeric CSV/TSV file (gzip-compressed or not, detected by content) with `params`
 // (NULL for the defaults). A field that is not a finite number, or a row with another number
 // of fields, fails with LATENT_STATUS_BAD_FORMAT naming the line and column (both from 1).
-// On failure *out is NULL.
+// The file is read as by latent_dataset_from_idx (regular files only, at most 2 GiB of
+// content); values that do not fit in memory give LATENT_STATUS_OUT_OF_MEMORY. On failure *out
+// is NULL.
 latent_status latent_dataset_from_csv(const char *path,
                                       const struct latent_csv_params *params,
                                       struct latent_dataset **out);
@@ -1421,10 +1429,18 @@ latent_status latent_network_mse(const struct latent_network *net,
 // Saves the network (architecture and parameters) to `path` in the versioned, checksummed
 // model format. The file is written to a temporary name, synced and renamed: `path` is either
 // the complete new model or untouched.
+// The temporary file is `.<name>.latent-tmp-<pid>-<n>` beside the target; one left by a process
+// killed while saving is removed by the next save to the same path. A `path` that is a
+// symbolic link is followed: the file it points to is replaced and the link kept. A `path`
+// that exists and is not a regular file (a directory, a device) fails with LATENT_STATUS_IO.
 latent_status latent_network_save(const struct latent_network *net, const char *path);
 
 // Loads a network saved by latent_network_save (by this or an earlier version). A truncated,
 // corrupted or foreign file gives LATENT_STATUS_BAD_FORMAT, a missing one LATENT_STATUS_IO.
+// Only a regular file is read (a symbolic link to one is followed): a FIFO, a device or a
+// directory fails at once with LATENT_STATUS_IO "not a regular file" (it is opened without
+// blocking). A file larger than 16 GiB is LATENT_STATUS_BAD_FORMAT, refused before it is
+// read.
 // On failure *out is NULL.
 latent_status latent_network_load(const char *path, struct latent_network **out);
 
@@ -1661,12 +1677,14 @@ latent_status latent_vae_describe(const struct latent_vae *vae,
                                   size_t *needed);
 
 // Saves the VAE (architecture, parameters, steps trained) to `path` as a version-3 model file,
-// atomically: `path` is either the complete new model or untouched.
+// atomically: `path` is either the complete new model or untouched, as
+// latent_network_save writes (temporary files, symbolic links and non-regular targets too).
 latent_status latent_vae_save(const struct latent_vae *vae, const char *path);
 
 // Loads a VAE saved by latent_vae_save. A truncated, corrupted or foreign file, or a plain
 // autoencoder's file (load that with latent_network_load), gives LATENT_STATUS_BAD_FORMAT; a
-// missing one LATENT_STATUS_IO. On failure *out is NULL.
+// missing one LATENT_STATUS_IO. Only a regular file is read, as by latent_network_load. On
+// failure *out is NULL.
 latent_status latent_vae_load(const char *path, struct latent_vae **out);
 
 // The posterior q(z|x) of `rows` input rows (row-major, `cols` = input_dim): its means into

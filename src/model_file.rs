@@ -166,7 +166,7 @@
 
 use crate::data::crc32::{Crc32, crc32};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use crate::activation::Activation;
@@ -284,31 +284,10 @@ fn with_path(path: &Path, e: Error) -> Error {
     }
 }
 
-/// The bytes of a model file, refusing one larger than [`MAX_FILE_BYTES`] before reading it.
+/// The bytes of a model file, refusing one larger than [`MAX_FILE_BYTES`] before reading it,
+/// and anything but a regular file (a FIFO, a device) without blocking on it.
 fn read_model_file(path: &Path) -> Result<Vec<u8>> {
-    // Open once and size the handle (not the name), so the size checked is the file read, and
-    // read through take() in case it grows meanwhile: the buffer never exceeds the cap.
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let too_big = |n: u64| {
-        Error::BadFormat(format!(
-            "{}: {n} bytes is larger than any model file (at most {MAX_FILE_BYTES})",
-            path.display()
-        ))
-    };
-    if len > MAX_FILE_BYTES {
-        return Err(too_big(len));
-    }
-    let mut bytes = Vec::new();
-    let want = usize::try_from(len).map_err(|_| too_big(len))?;
-    bytes
-        .try_reserve_exact(want)
-        .map_err(|_| Error::OutOfMemory(format!("{}: reading {len} bytes", path.display())))?;
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(too_big(bytes.len() as u64));
-    }
-    Ok(bytes)
+    crate::data::read_regular(path, MAX_FILE_BYTES, "model file")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -250,7 +250,8 @@ pub unsafe extern "C" fn latent_vae_describe(
 }
 
 /// Saves the VAE (architecture, parameters, steps trained) to `path` as a version-3 model file,
-/// atomically: `path` is either the complete new model or untouched.
+/// atomically: `path` is either the complete new model or untouched, as
+/// latent_network_save writes (temporary files, symbolic links and non-regular targets too).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_save(vae: *const latent_vae, path: *const c_char) -> latent_status {
     guard(|| {
@@ -262,7 +263,8 @@ pub unsafe extern "C" fn latent_vae_save(vae: *const latent_vae, path: *const c_
 
 /// Loads a VAE saved by latent_vae_save. A truncated, corrupted or foreign file, or a plain
 /// autoencoder's file (load that with latent_network_load), gives LATENT_STATUS_BAD_FORMAT; a
-/// missing one LATENT_STATUS_IO. On failure *out is NULL.
+/// missing one LATENT_STATUS_IO. Only a regular file is read, as by latent_network_load. On
+/// failure *out is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_load(path: *const c_char, out: *mut *mut latent_vae) -> latent_status {
     guard(|| {
