@@ -1053,7 +1053,9 @@ latent_status latent_dataset_split(const struct latent_dataset *dataset,
 // `needed` (may be NULL) receives the buffer size the path needs, terminator included (0 when
 // not found); a smaller `capacity` fails with LATENT_STATUS_BUFFER_TOO_SMALL (`buf` may be NULL
 // with `capacity` 0 to ask for the size). Not found: LATENT_STATUS_IO, the message listing
-// where it looked and how to provide the data.
+// where it looked and how to provide the data. `name` must be a relative path inside those
+// directories: an absolute one, or one with a `..` component, is
+// LATENT_STATUS_INVALID_ARGUMENT.
 latent_status latent_data_find(const char *name, char *buf, size_t capacity, size_t *needed);
 
 // 1 when this build has the CUDA backend and the machine a driver with at least one GPU;

@@ -390,7 +390,9 @@ fn path_bytes(p: &Path) -> Result<Vec<u8>> {
 /// `needed` (may be NULL) receives the buffer size the path needs, terminator included (0 when
 /// not found); a smaller `capacity` fails with LATENT_STATUS_BUFFER_TOO_SMALL (`buf` may be NULL
 /// with `capacity` 0 to ask for the size). Not found: LATENT_STATUS_IO, the message listing
-/// where it looked and how to provide the data.
+/// where it looked and how to provide the data. `name` must be a relative path inside those
+/// directories: an absolute one, or one with a `..` component, is
+/// LATENT_STATUS_INVALID_ARGUMENT.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_data_find(
     name: *const c_char,
