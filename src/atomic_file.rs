@@ -98,8 +98,10 @@ fn remove_stale(dir: &Path, name: &OsStr) {
 pub fn write_with(path: &Path, verb: &str, write: impl FnOnce(File) -> io::Result<File>) -> Result<()> {
     let fail = |what: &str, e: io::Error| Error::Io(format!("{verb} {}: {what}: {e}", path.display()));
     let target = follow_links(path).map_err(|e| fail("following its symbolic links", e))?;
+    // A directory fails at the rename; a device or a FIFO would be replaced by it.
     if let Ok(m) = fs::metadata(&target)
         && !m.is_file()
+        && !m.is_dir()
     {
         return Err(Error::Io(format!("{verb} {}: it exists and is not a regular file", path.display())));
     }
@@ -123,7 +125,7 @@ pub fn write_with(path: &Path, verb: &str, write: impl FnOnce(File) -> io::Resul
     let file = write(file).map_err(|e| fail("writing", e))?;
     file.sync_all().map_err(|e| fail("syncing", e))?;
     drop(file);
-    fs::rename(&tmp, &target).map_err(|e| fail("replacing it with the new file", e))?;
+    fs::rename(&tmp, &target).map_err(|e| fail("renaming the new file over it", e))?;
     guard.path = None;
     // Make the rename itself durable. Best effort: some file systems cannot sync a directory.
     if let Ok(d) = File::open(dir) {

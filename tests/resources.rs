@@ -391,8 +391,15 @@ fn saving_over_a_symbolic_link_replaces_the_file_it_points_to() {
     std::os::unix::fs::symlink("models/next.latent", &dangling).unwrap();
     assert_eq!(save(a, &dangling), LATENT_STATUS_OK);
     assert!(dir.join("models").join("next.latent").is_file());
-    // A target that is not a regular file is refused.
+    // A target that is not a regular file is refused, and left as it was.
     assert_eq!(save(a, &dir.join("models")), LATENT_STATUS_IO);
+    let fifo = dir.join("pipe.latent");
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(cpath(&fifo).as_ptr(), 0o600) }, 0);
+    assert_eq!(save(a, &fifo), LATENT_STATUS_IO);
+    assert!(last_error().contains("not a regular file"), "{}", last_error());
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
     unsafe {
         latent_network_free(a);
         latent_network_free(b);
