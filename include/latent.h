@@ -147,7 +147,8 @@ typedef struct latent_montecarlo_params {
   double restart_fraction;
   // Converged after this many iterations in a row without improvement. Default 50.
   uint32_t patience;
-  // Threads that call the loss at once; 0 = all cores (default). Set 1 when the loss
+  // Threads that call the loss at once; 0 = all cores (default; LATENT_NUM_THREADS when
+  // set); at most 1024 (LATENT_STATUS_INVALID_ARGUMENT beyond). Set 1 when the loss
   // callback is not thread-safe (R, Julia, Python callbacks): then every call is made on the
   // calling thread. The result is the same for any value.
   uint32_t threads;
@@ -402,7 +403,8 @@ typedef struct latent_train_params {
   double validation_fraction;
   // Seed of shuffling and the validation split. Default 0.
   uint64_t seed;
-  // Worker threads; 0 = all cores (default).
+  // Worker threads; 0 (default) = LATENT_NUM_THREADS when set, else all cores. At most
+  // 1024 (LATENT_STATUS_INVALID_ARGUMENT beyond, given or from LATENT_NUM_THREADS).
   uint32_t threads;
   // Stop after this many epochs without a better validation loss and keep the best
   // parameters; 0 = off (default).
@@ -960,7 +962,12 @@ size_t latent_dataset_target_cols(const struct latent_dataset *dataset);
 // as rows of pixel values 0..255 (unscaled: call latent_dataset_scale with
 // LATENT_SCALING_DIVIDE_255), and labels from `labels_path` (may be NULL). Truncated,
 // corrupt (CRC-32) or inconsistent files fail with LATENT_STATUS_BAD_FORMAT; image and label
-// counts that differ with LATENT_STATUS_SHAPE_MISMATCH. On failure *out is NULL.
+// counts that differ with LATENT_STATUS_SHAPE_MISMATCH.
+// Only a regular file is read (a symbolic link to one is followed): a FIFO, a device or a
+// directory fails at once with LATENT_STATUS_IO "not a regular file" (it is opened without
+// blocking). A file larger than 2 GiB, or whose content decompresses to more, is
+// LATENT_STATUS_BAD_FORMAT, refused before it is read.
+// Memory that cannot be had is LATENT_STATUS_OUT_OF_MEMORY. On failure *out is NULL.
 latent_status latent_dataset_from_idx(const char *images_path,
                                       const char *labels_path,
                                       struct latent_dataset **out);
@@ -971,7 +978,8 @@ latent_status latent_dataset_from_idx(const char *images_path,
 // integers of shape (n,). A malformed file (bad magic, truncated, an unknown dtype, another
 // rank, a size that does not match the data) fails with LATENT_STATUS_BAD_FORMAT, NaN or Inf
 // with LATENT_STATUS_NON_FINITE naming the (0-based) row and column, row and label counts
-// that differ with LATENT_STATUS_SHAPE_MISMATCH. On failure *out is NULL.
+// that differ with LATENT_STATUS_SHAPE_MISMATCH. Files are read as by latent_dataset_from_idx
+// (regular files only, at most 2 GiB of content). On failure *out is NULL.
 latent_status latent_dataset_from_npy(const char *path,
                                       const char *labels_path,
                                       struct latent_dataset **out);
@@ -979,7 +987,9 @@ latent_status latent_dataset_from_npy(const char *path,
 // Reads a numeric CSV/TSV file (gzip-compressed or not, detected by content) with `params`
 // (NULL for the defaults). A field that is not a finite number, or a row with another number
 // of fields, fails with LATENT_STATUS_BAD_FORMAT naming the line and column (both from 1).
-// On failure *out is NULL.
+// The file is read as by latent_dataset_from_idx (regular files only, at most 2 GiB of
+// content); values that do not fit in memory give LATENT_STATUS_OUT_OF_MEMORY. On failure *out
+// is NULL.
 latent_status latent_dataset_from_csv(const char *path,
                                       const struct latent_csv_params *params,
                                       struct latent_dataset **out);
@@ -1048,7 +1058,9 @@ latent_status latent_dataset_split(const struct latent_dataset *dataset,
 // `needed` (may be NULL) receives the buffer size the path needs, terminator included (0 when
 // not found); a smaller `capacity` fails with LATENT_STATUS_BUFFER_TOO_SMALL (`buf` may be NULL
 // with `capacity` 0 to ask for the size). Not found: LATENT_STATUS_IO, the message listing
-// where it looked and how to provide the data.
+// where it looked and how to provide the data. `name` must be a relative path inside those
+// directories: an absolute one, or one with a `..` component, is
+// LATENT_STATUS_INVALID_ARGUMENT.
 latent_status latent_data_find(const char *name, char *buf, size_t capacity, size_t *needed);
 
 // 1 when this build has the CUDA backend and the machine a driver with at least one GPU;
@@ -1327,7 +1339,12 @@ latent_status latent_network_get_params(const struct latent_network *net,
 // Replaces the parameters; `n` must equal latent_network_param_count and all values be finite.
 latent_status latent_network_set_params(struct latent_network *net, const float *params, size_t n);
 
-// Threads used by inference calls on this network (0 = all cores, the default).
+// Threads used by inference calls on this network (0, the default: LATENT_NUM_THREADS when
+// set, else all cores). More than 1024 (given, or from LATENT_NUM_THREADS) is
+// LATENT_STATUS_INVALID_ARGUMENT. Networks with the same count share one pool of worker
+// threads; the library keeps at most 4 pools, of at most max(64, 4 x cores) threads in all
+// (unless the most recently used pool alone has more), and ends the others' threads once no
+// call uses them.
 latent_status latent_network_set_threads(struct latent_network *net, uint32_t threads);
 
 // Whether inference calls (encode, decode, reconstruct, scores) sample the stochastic layers:
@@ -1421,10 +1438,18 @@ latent_status latent_network_mse(const struct latent_network *net,
 // Saves the network (architecture and parameters) to `path` in the versioned, checksummed
 // model format. The file is written to a temporary name, synced and renamed: `path` is either
 // the complete new model or untouched.
+// The temporary file is `.<name>.latent-tmp-<pid>-<n>` beside the target; one left by a process
+// killed while saving is removed by the next save to the same path. A `path` that is a
+// symbolic link is followed: the file it points to is replaced and the link kept. A `path`
+// that exists and is not a regular file (a directory, a device) fails with LATENT_STATUS_IO.
 latent_status latent_network_save(const struct latent_network *net, const char *path);
 
 // Loads a network saved by latent_network_save (by this or an earlier version). A truncated,
 // corrupted or foreign file gives LATENT_STATUS_BAD_FORMAT, a missing one LATENT_STATUS_IO.
+// Only a regular file is read (a symbolic link to one is followed): a FIFO, a device or a
+// directory fails at once with LATENT_STATUS_IO "not a regular file" (it is opened without
+// blocking). A file larger than 16 GiB is LATENT_STATUS_BAD_FORMAT, refused before it is
+// read.
 // On failure *out is NULL.
 latent_status latent_network_load(const char *path, struct latent_network **out);
 
@@ -1657,7 +1682,10 @@ latent_status latent_vae_get_params(const struct latent_vae *vae, float *out, si
 // Replaces the parameters; `n` must equal latent_vae_param_count and all values be finite.
 latent_status latent_vae_set_params(struct latent_vae *vae, const float *params, size_t n);
 
-// Threads used by inference calls on this VAE (0 = all cores, the default).
+// Threads used by inference calls on this VAE (0, the default: LATENT_NUM_THREADS when set,
+// else all cores). More than 1024 (given, or from LATENT_NUM_THREADS) is
+// LATENT_STATUS_INVALID_ARGUMENT; pools are shared and bounded as for
+// latent_network_set_threads.
 latent_status latent_vae_set_threads(struct latent_vae *vae, uint32_t threads);
 
 // Writes a NUL-terminated summary of the architecture into `buf` (snprintf-style: *needed, if
@@ -1669,12 +1697,14 @@ latent_status latent_vae_describe(const struct latent_vae *vae,
                                   size_t *needed);
 
 // Saves the VAE (architecture, parameters, steps trained) to `path` as a version-3 model file,
-// atomically: `path` is either the complete new model or untouched.
+// atomically: `path` is either the complete new model or untouched, as
+// latent_network_save writes (temporary files, symbolic links and non-regular targets too).
 latent_status latent_vae_save(const struct latent_vae *vae, const char *path);
 
 // Loads a VAE saved by latent_vae_save. A truncated, corrupted or foreign file, or a plain
 // autoencoder's file (load that with latent_network_load), gives LATENT_STATUS_BAD_FORMAT; a
-// missing one LATENT_STATUS_IO. On failure *out is NULL.
+// missing one LATENT_STATUS_IO. Only a regular file is read, as by latent_network_load. On
+// failure *out is NULL.
 latent_status latent_vae_load(const char *path, struct latent_vae **out);
 
 // The posterior q(z|x) of `rows` input rows (row-major, `cols` = input_dim): its means into

@@ -67,8 +67,10 @@
 //! apart from an explicit decoder that happens to equal the mirror, so that `spec()` round-trips
 //! exactly. The CRC is CRC-32/IEEE (zlib's, reflected polynomial `0xEDB88320`, initial value and
 //! final xor `0xFFFFFFFF`; the CRC of `"123456789"` is `0xCBF43926`). Parameters are stored
-//! bit for bit (`-0.0` stays `-0.0`); every one is finite. A file is canonical: the bytes a
-//! network saves to are the only ones that load as that network.
+//! bit for bit (`-0.0` stays `-0.0`); every one is finite. The floats of the architecture
+//! section are finite and never `-0.0` (a zero setting is written as `+0.0`; a file with `-0.0`
+//! there is refused as "bad architecture"). A file is canonical: the bytes a network saves to
+//! are the only ones that load as that network.
 //!
 //! # Version 3: variational autoencoders
 //!
@@ -166,7 +168,7 @@
 
 use crate::data::crc32::{Crc32, crc32};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use crate::activation::Activation;
@@ -284,31 +286,10 @@ fn with_path(path: &Path, e: Error) -> Error {
     }
 }
 
-/// The bytes of a model file, refusing one larger than [`MAX_FILE_BYTES`] before reading it.
+/// The bytes of a model file, refusing one larger than [`MAX_FILE_BYTES`] before reading it,
+/// and anything but a regular file (a FIFO, a device) without blocking on it.
 fn read_model_file(path: &Path) -> Result<Vec<u8>> {
-    // Open once and size the handle (not the name), so the size checked is the file read, and
-    // read through take() in case it grows meanwhile: the buffer never exceeds the cap.
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let too_big = |n: u64| {
-        Error::BadFormat(format!(
-            "{}: {n} bytes is larger than any model file (at most {MAX_FILE_BYTES})",
-            path.display()
-        ))
-    };
-    if len > MAX_FILE_BYTES {
-        return Err(too_big(len));
-    }
-    let mut bytes = Vec::new();
-    let want = usize::try_from(len).map_err(|_| too_big(len))?;
-    bytes
-        .try_reserve_exact(want)
-        .map_err(|_| Error::OutOfMemory(format!("{}: reading {len} bytes", path.display())))?;
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(too_big(bytes.len() as u64));
-    }
-    Ok(bytes)
+    crate::data::read_regular(path, MAX_FILE_BYTES, "model file")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -445,7 +426,7 @@ fn encode<S: Sink>(net: &Network, out: &mut S) -> std::result::Result<(), S::Err
     head.extend_from_slice(&spec.seed.to_le_bytes());
     if version_of(spec) >= 2 {
         let r = &spec.regularization;
-        let f32_ = |h: &mut Vec<u8>, v: f32| h.extend_from_slice(&v.to_le_bytes());
+        let f32_ = |h: &mut Vec<u8>, v: f32| h.extend_from_slice(&canonical(v).to_le_bytes());
         let (rho, weight) = r.sparsity.parts();
         head.extend_from_slice(&r.sparsity.code().to_le_bytes());
         f32_(&mut head, rho);
@@ -539,14 +520,14 @@ fn encode_vae<S: Sink>(vae: &Vae, out: &mut S) -> std::result::Result<(), S::Err
         i32_(&mut head, p.activation.code());
     }
     u32_(&mut head, u32_of(spec.num_samples));
-    head.extend_from_slice(&spec.beta.to_le_bytes());
+    head.extend_from_slice(&canonical(spec.beta).to_le_bytes());
     head.extend_from_slice(&spec.kl_warmup_steps.to_le_bytes());
     let (kind, log_variance) = match spec.posterior {
         Posterior::Learned => (0, 0f32),
         Posterior::Constant { log_variance } => (1, log_variance),
     };
     u32_(&mut head, kind);
-    head.extend_from_slice(&log_variance.to_le_bytes());
+    head.extend_from_slice(&canonical(log_variance).to_le_bytes());
     i32_(&mut head, spec.init.code());
     head.extend_from_slice(&spec.seed.to_le_bytes());
     head.extend_from_slice(&vae.steps().to_le_bytes());
@@ -814,11 +795,23 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
     })
 }
 
+/// The bits of `-0.0`, which no architecture field holds: the writer stores every zero as
+/// `+0.0` ([`canonical`]), so that one byte string is one model.
+const NEGATIVE_ZERO: u32 = 0x8000_0000;
+
+/// An architecture field's value as written: `-0.0` becomes `+0.0` (they are the same setting).
+fn canonical(v: f32) -> f32 {
+    if v == 0.0 { 0.0 } else { v }
+}
+
 fn f32_field(r: &mut Reader, what: &str) -> Result<f32> {
     let at = r.pos;
     let v = f32::from_le_bytes(r.array(what)?);
     if !v.is_finite() {
         return Err(arch_err(format_args!("{what} at offset {at} is {v}")));
+    }
+    if v.to_bits() == NEGATIVE_ZERO {
+        return Err(arch_err(format_args!("{what} at offset {at} is -0 (a zero is written as +0)")));
     }
     Ok(v)
 }

@@ -1,47 +1,112 @@
-//! The library's own thread pools, one per thread count, created on first use. The host's
-//! global rayon pool is never touched.
+//! The library's own thread pools, created on first use and shared by every call that asks for
+//! the same thread count. The host's global rayon pool is never touched.
+//!
+//! Pools are kept in a small most-recently-used cache: at most [`MAX_CACHED_POOLS`] of them,
+//! holding at most [`cache_budget`] worker threads together, except that the newest pool is
+//! always kept whatever its size. A pool evicted from the cache is only dropped once no call is using it
+//! (callers hold an `Arc` for the length of their parallel work), and its threads then exit; a
+//! later call with that thread count builds a new one. So a process that gives many networks
+//! many different thread counts keeps a bounded number of threads.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 
-static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+/// The most worker threads one setting may ask for (`threads` of a network, a VAE, training or
+/// Monte Carlo, and `LATENT_NUM_THREADS`); more is [`Error::InvalidArgument`].
+pub const MAX_THREADS: usize = 1024;
+/// The most pools kept alive for reuse while no call uses them.
+pub const MAX_CACHED_POOLS: usize = 4;
+
+/// The environment variable that says what 0 threads means.
+pub const NUM_THREADS_ENV: &str = "LATENT_NUM_THREADS";
+
+/// Pools by thread count, least recently used first.
+static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The most worker threads the cache keeps alive in its pools together (unless the newest pool
+/// alone is larger): four per core, and at least 64.
+pub fn cache_budget() -> usize {
+    (4 * cores()).max(64)
+}
 
 /// 0 means the default: `$LATENT_NUM_THREADS` when set (as OMP_NUM_THREADS is for OpenMP
 /// codes, so a batch job can pin the library without recompiling), else every core the process
-/// may use.
+/// may use. A value above [`MAX_THREADS`] is returned as it is, and refused by [`pool`] and
+/// [`check_threads`].
 pub fn resolve_threads(threads: usize) -> usize {
     if threads > 0 {
         return threads;
     }
-    let env = std::env::var("LATENT_NUM_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok());
-    match env {
-        Some(n) if n > 0 => n.min(4096),
-        _ => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    match env_threads() {
+        Some(n) if n > 0 => n,
+        _ => cores(),
     }
 }
 
-/// The pool with `threads` workers (0 = all cores).
-pub fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+fn env_threads() -> Option<usize> {
+    std::env::var(NUM_THREADS_ENV).ok().and_then(|v| v.trim().parse::<usize>().ok())
+}
+
+/// A thread-count setting (0 = the default) checked against [`MAX_THREADS`]: an explicit count
+/// beyond it, or a default that `LATENT_NUM_THREADS` sets beyond it, is
+/// [`Error::InvalidArgument`].
+pub fn check_threads(threads: usize) -> Result<usize> {
     let n = resolve_threads(threads);
-    if n > 4096 {
-        return Err(Error::InvalidArgument(format!("{n} threads is more than 4096")));
+    if n > MAX_THREADS {
+        let from = if threads == 0 { format!(" (from {NUM_THREADS_ENV})") } else { String::new() };
+        return Err(Error::InvalidArgument(format!("{n} threads{from} is more than the maximum, {MAX_THREADS}")));
     }
-    let map = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = map.get(&n) {
-        return Ok(p.clone());
+    Ok(n)
+}
+
+/// The pool with `threads` workers (0 = the default, see [`resolve_threads`]). More than
+/// [`MAX_THREADS`] is [`Error::InvalidArgument`]; threads the system will not start are
+/// [`Error::OutOfMemory`].
+pub fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    let n = check_threads(threads)?;
+    let mut cache = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = cache.iter().position(|(k, _)| *k == n) {
+        let entry = cache.remove(i);
+        let p = entry.1.clone();
+        cache.push(entry);
+        return Ok(p);
     }
     let p = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .thread_name(|i| format!("latent-{i}"))
         .start_handler(|_| flush_subnormals())
         .build()
-        .map_err(|e| Error::Internal(format!("cannot start {n} threads: {e}")))?;
+        .map_err(|e| Error::OutOfMemory(format!("cannot start {n} threads: {e}")))?;
     let p = Arc::new(p);
-    map.insert(n, p.clone());
+    cache.push((n, p.clone()));
+    let evicted = evict(&mut cache, cache_budget());
+    drop(cache);
+    // Dropping a pool only signals its workers to exit once their work is done.
+    drop(evicted);
     Ok(p)
+}
+
+/// Removes the least recently used pools beyond the cache's limits (never the newest, last).
+fn evict(cache: &mut Vec<(usize, Arc<rayon::ThreadPool>)>, budget: usize) -> Vec<(usize, Arc<rayon::ThreadPool>)> {
+    let mut out = Vec::new();
+    while cache.len() > 1 {
+        let total: usize = cache.iter().map(|(k, _)| k).sum();
+        if cache.len() <= MAX_CACHED_POOLS && total <= budget {
+            break;
+        }
+        out.push(cache.remove(0));
+    }
+    out
+}
+
+/// The thread counts of the cached pools, least recently used first (for tests).
+pub fn cached_pools() -> Vec<usize> {
+    POOLS.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, _)| *k).collect()
 }
 
 /// Sets flush-to-zero and denormals-are-zero on the calling thread (one of the library's own
@@ -57,5 +122,35 @@ fn flush_subnormals() {
     unsafe {
         use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
         _mm_setcsr(_mm_getcsr() | 0x8040); // FTZ (bit 15) | DAZ (bit 6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_few_pools_and_a_bounded_number_of_threads() {
+        let mut v: Vec<(usize, Arc<rayon::ThreadPool>)> = Vec::new();
+        let fake = |k: usize| (k, Arc::new(rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap()));
+        for k in [1, 2, 3, 4, 5] {
+            v.push(fake(k));
+            evict(&mut v, 64);
+        }
+        assert_eq!(v.iter().map(|e| e.0).collect::<Vec<_>>(), vec![2, 3, 4, 5]);
+        v.push(fake(50));
+        evict(&mut v, 64);
+        assert_eq!(v.iter().map(|e| e.0).collect::<Vec<_>>(), vec![3, 4, 5, 50]);
+        // The newest is kept even beyond the budget.
+        v.push(fake(100));
+        evict(&mut v, 64);
+        assert_eq!(v.iter().map(|e| e.0).collect::<Vec<_>>(), vec![100]);
+    }
+
+    #[test]
+    fn too_many_threads_are_refused() {
+        assert!(matches!(pool(MAX_THREADS + 1), Err(Error::InvalidArgument(_))));
+        assert!(matches!(check_threads(4096), Err(Error::InvalidArgument(_))));
+        assert_eq!(check_threads(MAX_THREADS).unwrap(), MAX_THREADS);
     }
 }

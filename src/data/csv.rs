@@ -81,7 +81,53 @@ fn number(field: &[u8], line: usize, col: usize) -> Result<f64> {
     Ok(v)
 }
 
-/// Parses delimited text into features and, with `label_column`, labels.
+/// The fields of a line: split at each delimiter, or at runs of spaces and tabs for `b' '`.
+struct Fields<'a> {
+    rest: Option<&'a [u8]>,
+    delimiter: u8,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let blank = |b: &u8| *b == b' ' || *b == b'\t';
+        let mut r = self.rest?;
+        if self.delimiter == b' ' {
+            let start = r.iter().position(|b| !blank(b)).unwrap_or(r.len());
+            r = &r[start..];
+            if r.is_empty() {
+                self.rest = None;
+                return None;
+            }
+        }
+        let end =
+            if self.delimiter == b' ' { r.iter().position(blank) } else { r.iter().position(|&b| b == self.delimiter) };
+        match end {
+            Some(i) => {
+                self.rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                self.rest = None;
+                Some(r)
+            }
+        }
+    }
+}
+
+/// Appends to a vector whose growth is fallible: a file too large for memory is
+/// [`Error::OutOfMemory`], never an abort of the host.
+fn push<T>(v: &mut Vec<T>, x: T) -> Result<()> {
+    if v.len() == v.capacity() {
+        v.try_reserve(v.len().max(1024))
+            .map_err(|_| Error::OutOfMemory(format!("{} values parsed so far, and room for as many more", v.len())))?;
+    }
+    v.push(x);
+    Ok(())
+}
+
+/// Parses delimited text into features and, with `label_column`, labels. Memory that cannot
+/// be had is [`Error::OutOfMemory`].
 pub fn parse(text: &[u8], opts: &CsvOptions) -> Result<(Matrix, Option<Vec<i32>>)> {
     opts.validate()?;
     let d = opts.delimiter;
@@ -90,7 +136,7 @@ pub fn parse(text: &[u8], opts: &CsvOptions) -> Result<(Matrix, Option<Vec<i32>>
     let mut width: Option<(usize, usize)> = None; // (fields per row, line that set it)
     let mut header_pending = opts.has_header;
     let mut rows = 0usize;
-    let mut fields: Vec<&[u8]> = Vec::new();
+    let fields = |raw| Fields { rest: Some(raw), delimiter: d };
     for (i, raw) in text.split(|&b| b == b'\n').enumerate() {
         let line = i + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -101,13 +147,7 @@ pub fn parse(text: &[u8], opts: &CsvOptions) -> Result<(Matrix, Option<Vec<i32>>
             header_pending = false;
             continue;
         }
-        fields.clear();
-        if d == b' ' {
-            fields.extend(raw.split(|b| *b == b' ' || *b == b'\t').filter(|f| !f.is_empty()));
-        } else {
-            fields.extend(raw.split(|&b| b == d));
-        }
-        let n = fields.len();
+        let n = fields(raw).count();
         match width {
             None => {
                 if let Some(lc) = opts.label_column {
@@ -127,15 +167,15 @@ pub fn parse(text: &[u8], opts: &CsvOptions) -> Result<(Matrix, Option<Vec<i32>>
             }
             _ => {}
         }
-        for (j, f) in fields.iter().enumerate() {
+        for (j, f) in fields(raw).enumerate() {
             let v = number(f, line, j + 1)?;
             if Some(j) == opts.label_column {
                 if v.fract() != 0.0 || v < i32::MIN as f64 || v > i32::MAX as f64 {
                     return Err(at(line, j + 1, format!("label \"{}\" is not an integer", shown(clean(f)))));
                 }
-                labels.push(v as i32);
+                push(&mut labels, v as i32)?;
             } else {
-                values.push(v as f32);
+                push(&mut values, v as f32)?;
             }
         }
         rows += 1;
@@ -148,7 +188,8 @@ pub fn parse(text: &[u8], opts: &CsvOptions) -> Result<(Matrix, Option<Vec<i32>>
     Ok((x, opts.label_column.map(|_| labels)))
 }
 
-/// Reads a delimited text file (plain or gzip). Errors name the file, line and column.
+/// Reads a delimited text file (plain or gzip; a regular file of at most
+/// [`super::MAX_DATA_FILE_BYTES`], decompressed too). Errors name the file, line and column.
 pub fn read(path: &Path, opts: &CsvOptions) -> Result<(Matrix, Option<Vec<i32>>)> {
     opts.validate()?;
     parse(&gzip::read_file(path)?, opts).map_err(|e| super::in_file(path, e))

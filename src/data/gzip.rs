@@ -39,10 +39,11 @@ pub fn output_limit(compressed_len: usize) -> usize {
     compressed_len.saturating_mul(MAX_RATIO).saturating_add(1 << 16).min(MAX_DECOMPRESSED)
 }
 
-/// Reads a file whole; if it is gzip, returns its decompressed content. Format errors name the
-/// file.
+/// Reads a regular file whole (at most [`super::MAX_DATA_FILE_BYTES`]; see
+/// [`super::read_regular`]); if it is gzip, returns its decompressed content (at most
+/// [`MAX_DECOMPRESSED`] bytes). Format errors name the file.
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let raw = super::read_regular(path, super::MAX_DATA_FILE_BYTES, "data file")?;
     if is_gzip(&raw) { decompress(&raw, output_limit(raw.len())).map_err(|e| super::in_file(path, e)) } else { Ok(raw) }
 }
 

@@ -28,8 +28,80 @@ pub use csv::CsvOptions;
 pub use dataset::Dataset;
 pub use scale::{Scaler, Scaling};
 
-use crate::error::Error;
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
+
+/// The most bytes a data file (IDX, NPY, CSV) may hold, and the most its content may
+/// decompress to: 2 GiB. A larger file is [`Error::BadFormat`], refused before it is read.
+pub const MAX_DATA_FILE_BYTES: u64 = gzip::MAX_DECOMPRESSED as u64;
+
+/// Opens `path` for reading if it is a regular file (after following symbolic links). It is
+/// opened without blocking, so a FIFO with no writer cannot hang the caller, and checked by its
+/// handle: anything else (a FIFO, a device such as `/dev/zero`, a directory, a socket) is
+/// [`Error::Io`] "not a regular file", since only a file of known size can be checked before
+/// it is read.
+pub(crate) fn open_regular(path: &Path) -> Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = o.open(path).map_err(|e| Error::io(path, e))?;
+    let kind = file.metadata().map_err(|e| Error::io(path, e))?.file_type();
+    if kind.is_file() {
+        return Ok(file);
+    }
+    let what = if kind.is_dir() {
+        "a directory"
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if kind.is_fifo() {
+                "a FIFO"
+            } else if kind.is_char_device() || kind.is_block_device() {
+                "a device"
+            } else if kind.is_socket() {
+                "a socket"
+            } else {
+                "not a file"
+            }
+        }
+        #[cfg(not(unix))]
+        "not a file"
+    };
+    Err(Error::Io(format!("{}: not a regular file ({what}); only regular files are read", path.display())))
+}
+
+/// The whole content of the regular file `path` ([`open_regular`]), at most `limit` bytes: a
+/// larger file is [`Error::BadFormat`] "`n` bytes is larger than any `what`", refused before it
+/// is read (and the read stops at the limit if the file grows meanwhile); memory that cannot
+/// be had is [`Error::OutOfMemory`].
+pub(crate) fn read_regular(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let file = open_regular(path)?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let too_big =
+        |n: u64| Error::BadFormat(format!("{}: {n} bytes is larger than any {what} (at most {limit})", path.display()));
+    if len > limit {
+        return Err(too_big(len));
+    }
+    let want = usize::try_from(len).map_err(|_| too_big(len))?;
+    let oom = || Error::OutOfMemory(format!("{}: reading {len} bytes", path.display()));
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(want).map_err(|_| oom())?;
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| match e.kind() {
+        std::io::ErrorKind::OutOfMemory => oom(),
+        _ => Error::io(path, e),
+    })?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
 
 /// Prefixes a format error with the file it came from (other errors already say enough).
 pub(crate) fn in_file(path: &Path, e: Error) -> Error {

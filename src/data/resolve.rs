@@ -33,10 +33,23 @@ pub fn search_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// Checks that `name` stays inside the directory it is looked up in: a relative path without
+/// `..` components. Anything else is [`Error::InvalidArgument`].
+pub fn check_name(name: &str) -> Result<()> {
+    use std::path::Component;
+    let p = Path::new(name);
+    if p.has_root() || p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+        return Err(Error::InvalidArgument(format!(
+            "dataset name \"{name}\" must be a relative path inside the data directories (no leading /, no ..)"
+        )));
+    }
+    Ok(())
+}
+
 /// The first `dir/name` that exists among `dirs`, made absolute (so it stays valid when the
-/// caller changes directory).
+/// caller changes directory). A name that [`check_name`] refuses is never found.
 pub fn find_in(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
-    if name.is_empty() {
+    if name.is_empty() || check_name(name).is_err() {
         return None;
     }
     let p = dirs.iter().map(|d| d.join(name)).find(|p| p.exists())?;
@@ -59,8 +72,10 @@ pub fn not_found_message(name: &str) -> String {
     )
 }
 
-/// Like [`find`], as an error naming the search path when absent.
+/// Like [`find`], as an error naming the search path when absent ([`Error::Io`]); a name that
+/// [`check_name`] refuses is [`Error::InvalidArgument`].
 pub fn require(name: &str) -> Result<PathBuf> {
+    check_name(name)?;
     find(name).ok_or_else(|| Error::Io(not_found_message(name)))
 }
 
@@ -138,6 +153,15 @@ mod tests {
         assert_eq!(find_in("set", &[a.clone(), b.clone()]), Some(a.join("set")));
         assert_eq!(find_in("nothing-here", &[a.clone(), b.clone()]), None);
         assert_eq!(find_in("", std::slice::from_ref(&a)), None);
+        // Names cannot leave the data directories.
+        std::fs::write(a.join("secret"), b"").unwrap();
+        let inner = a.join("inner");
+        std::fs::create_dir_all(&inner).unwrap();
+        assert_eq!(find_in("../secret", std::slice::from_ref(&inner)), None);
+        assert_eq!(find_in(a.join("secret").to_str().unwrap(), std::slice::from_ref(&b)), None);
+        assert!(matches!(require("../../etc/passwd"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(require("/etc/passwd"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(require("digits/../../x"), Err(Error::InvalidArgument(_))));
         let m = not_found_message("nothing-here");
         assert!(m.contains(DATA_DIR_ENV) && m.contains(SYSTEM_DATA_DIR) && m.contains("shared"), "{m}");
         for d in [a, b] {

@@ -157,7 +157,12 @@ unsafe fn buffer_matrix(
 /// as rows of pixel values 0..255 (unscaled: call latent_dataset_scale with
 /// LATENT_SCALING_DIVIDE_255), and labels from `labels_path` (may be NULL). Truncated,
 /// corrupt (CRC-32) or inconsistent files fail with LATENT_STATUS_BAD_FORMAT; image and label
-/// counts that differ with LATENT_STATUS_SHAPE_MISMATCH. On failure *out is NULL.
+/// counts that differ with LATENT_STATUS_SHAPE_MISMATCH.
+/// Only a regular file is read (a symbolic link to one is followed): a FIFO, a device or a
+/// directory fails at once with LATENT_STATUS_IO "not a regular file" (it is opened without
+/// blocking). A file larger than 2 GiB, or whose content decompresses to more, is
+/// LATENT_STATUS_BAD_FORMAT, refused before it is read.
+/// Memory that cannot be had is LATENT_STATUS_OUT_OF_MEMORY. On failure *out is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_dataset_from_idx(
     images_path: *const c_char,
@@ -180,7 +185,8 @@ pub unsafe extern "C" fn latent_dataset_from_idx(
 /// integers of shape (n,). A malformed file (bad magic, truncated, an unknown dtype, another
 /// rank, a size that does not match the data) fails with LATENT_STATUS_BAD_FORMAT, NaN or Inf
 /// with LATENT_STATUS_NON_FINITE naming the (0-based) row and column, row and label counts
-/// that differ with LATENT_STATUS_SHAPE_MISMATCH. On failure *out is NULL.
+/// that differ with LATENT_STATUS_SHAPE_MISMATCH. Files are read as by latent_dataset_from_idx
+/// (regular files only, at most 2 GiB of content). On failure *out is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_dataset_from_npy(
     path: *const c_char,
@@ -201,7 +207,9 @@ pub unsafe extern "C" fn latent_dataset_from_npy(
 /// Reads a numeric CSV/TSV file (gzip-compressed or not, detected by content) with `params`
 /// (NULL for the defaults). A field that is not a finite number, or a row with another number
 /// of fields, fails with LATENT_STATUS_BAD_FORMAT naming the line and column (both from 1).
-/// On failure *out is NULL.
+/// The file is read as by latent_dataset_from_idx (regular files only, at most 2 GiB of
+/// content); values that do not fit in memory give LATENT_STATUS_OUT_OF_MEMORY. On failure *out
+/// is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_dataset_from_csv(
     path: *const c_char,
@@ -382,7 +390,9 @@ fn path_bytes(p: &Path) -> Result<Vec<u8>> {
 /// `needed` (may be NULL) receives the buffer size the path needs, terminator included (0 when
 /// not found); a smaller `capacity` fails with LATENT_STATUS_BUFFER_TOO_SMALL (`buf` may be NULL
 /// with `capacity` 0 to ask for the size). Not found: LATENT_STATUS_IO, the message listing
-/// where it looked and how to provide the data.
+/// where it looked and how to provide the data. `name` must be a relative path inside those
+/// directories: an absolute one, or one with a `..` component, is
+/// LATENT_STATUS_INVALID_ARGUMENT.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_data_find(
     name: *const c_char,

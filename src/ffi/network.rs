@@ -306,14 +306,17 @@ pub unsafe extern "C" fn latent_network_set_params(
     })
 }
 
-/// Threads used by inference calls on this network (0 = all cores, the default).
+/// Threads used by inference calls on this network (0, the default: LATENT_NUM_THREADS when
+/// set, else all cores). More than 1024 (given, or from LATENT_NUM_THREADS) is
+/// LATENT_STATUS_INVALID_ARGUMENT. Networks with the same count share one pool of worker
+/// threads; the library keeps at most 4 pools, of at most max(64, 4 x cores) threads in all
+/// (unless the most recently used pool alone has more), and ends the others' threads once no
+/// call uses them.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_set_threads(net: *mut latent_network, threads: u32) -> latent_status {
     guard(|| {
         let h = unsafe { arg(net, "net")? };
-        if threads > 4096 {
-            return Err(invalid!("{threads} threads is more than 4096"));
-        }
+        crate::pool::check_threads(threads as usize)?;
         h.write()?.set_threads(threads as usize);
         Ok(())
     })
@@ -595,6 +598,10 @@ pub unsafe extern "C" fn latent_network_mse(
 /// Saves the network (architecture and parameters) to `path` in the versioned, checksummed
 /// model format. The file is written to a temporary name, synced and renamed: `path` is either
 /// the complete new model or untouched.
+/// The temporary file is `.<name>.latent-tmp-<pid>-<n>` beside the target; one left by a process
+/// killed while saving is removed by the next save to the same path. A `path` that is a
+/// symbolic link is followed: the file it points to is replaced and the link kept. A `path`
+/// that exists and is not a regular file (a directory, a device) fails with LATENT_STATUS_IO.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_save(net: *const latent_network, path: *const c_char) -> latent_status {
     guard(|| {
@@ -606,6 +613,10 @@ pub unsafe extern "C" fn latent_network_save(net: *const latent_network, path: *
 
 /// Loads a network saved by latent_network_save (by this or an earlier version). A truncated,
 /// corrupted or foreign file gives LATENT_STATUS_BAD_FORMAT, a missing one LATENT_STATUS_IO.
+/// Only a regular file is read (a symbolic link to one is followed): a FIFO, a device or a
+/// directory fails at once with LATENT_STATUS_IO "not a regular file" (it is opened without
+/// blocking). A file larger than 16 GiB is LATENT_STATUS_BAD_FORMAT, refused before it is
+/// read.
 /// On failure *out is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_load(path: *const c_char, out: *mut *mut latent_network) -> latent_status {

@@ -133,7 +133,8 @@ pub struct latent_train_params {
     pub validation_fraction: f64,
     /// Seed of shuffling and the validation split. Default 0.
     pub seed: u64,
-    /// Worker threads; 0 = all cores (default).
+    /// Worker threads; 0 (default) = LATENT_NUM_THREADS when set, else all cores. At most
+    /// 1024 (LATENT_STATUS_INVALID_ARGUMENT beyond, given or from LATENT_NUM_THREADS).
     pub threads: u32,
     /// Stop after this many epochs without a better validation loss and keep the best
     /// parameters; 0 = off (default).
@@ -348,7 +349,8 @@ pub struct latent_montecarlo_params {
     pub restart_fraction: f64,
     /// Converged after this many iterations in a row without improvement. Default 50.
     pub patience: u32,
-    /// Threads that call the loss at once; 0 = all cores (default). Set 1 when the loss
+    /// Threads that call the loss at once; 0 = all cores (default; LATENT_NUM_THREADS when
+    /// set); at most 1024 (LATENT_STATUS_INVALID_ARGUMENT beyond). Set 1 when the loss
     /// callback is not thread-safe (R, Julia, Python callbacks): then every call is made on the
     /// calling thread. The result is the same for any value.
     pub threads: u32,

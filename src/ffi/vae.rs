@@ -237,14 +237,15 @@ pub unsafe extern "C" fn latent_vae_set_params(vae: *mut latent_vae, params: *co
     })
 }
 
-/// Threads used by inference calls on this VAE (0 = all cores, the default).
+/// Threads used by inference calls on this VAE (0, the default: LATENT_NUM_THREADS when set,
+/// else all cores). More than 1024 (given, or from LATENT_NUM_THREADS) is
+/// LATENT_STATUS_INVALID_ARGUMENT; pools are shared and bounded as for
+/// latent_network_set_threads.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_set_threads(vae: *mut latent_vae, threads: u32) -> latent_status {
     guard(|| {
         let h = unsafe { arg(vae, "vae")? };
-        if threads > 4096 {
-            return Err(invalid!("{threads} threads is more than 4096"));
-        }
+        crate::pool::check_threads(threads as usize)?;
         h.write()?.set_threads(threads as usize);
         Ok(())
     })
@@ -267,7 +268,8 @@ pub unsafe extern "C" fn latent_vae_describe(
 }
 
 /// Saves the VAE (architecture, parameters, steps trained) to `path` as a version-3 model file,
-/// atomically: `path` is either the complete new model or untouched.
+/// atomically: `path` is either the complete new model or untouched, as
+/// latent_network_save writes (temporary files, symbolic links and non-regular targets too).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_save(vae: *const latent_vae, path: *const c_char) -> latent_status {
     guard(|| {
@@ -279,7 +281,8 @@ pub unsafe extern "C" fn latent_vae_save(vae: *const latent_vae, path: *const c_
 
 /// Loads a VAE saved by latent_vae_save. A truncated, corrupted or foreign file, or a plain
 /// autoencoder's file (load that with latent_network_load), gives LATENT_STATUS_BAD_FORMAT; a
-/// missing one LATENT_STATUS_IO. On failure *out is NULL.
+/// missing one LATENT_STATUS_IO. Only a regular file is read, as by latent_network_load. On
+/// failure *out is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_load(path: *const c_char, out: *mut *mut latent_vae) -> latent_status {
     guard(|| {

@@ -74,9 +74,7 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.validation_fraction) {
             return Err(invalid!("validation fraction {} must be in [0, 1)", self.validation_fraction));
         }
-        if self.threads > 4096 {
-            return Err(invalid!("{} threads is more than 4096", self.threads));
-        }
+        crate::pool::check_threads(self.threads)?;
         self.optimizer.validate()?;
         self.schedule.validate()?;
         if let LrSchedule::Cosine { min_lr } = self.schedule.lr
