@@ -2,20 +2,32 @@
 //! NULLs, zero and huge sizes, overflowing products, NaN/Inf hyperparameters and out-of-range
 //! enums, one bad argument at a time, each call in its own child process under a memory limit
 //! (`ulimit -v`, LATENT_BAD_INPUT_MEM_KIB, default 2 GiB) and a timeout
-//! (LATENT_BAD_INPUT_TIMEOUT seconds, default 5).
+//! (LATENT_BAD_INPUT_TIMEOUT seconds, default 10). The limit is set per child here, so CI needs
+//! nothing more than `make test`.
 //!
 //! The cases come from the header, not from a hand-kept list: the function declarations and
 //! their parameter types are parsed, every parameter gets the bad values of its type (a struct
 //! passed by pointer gets one field at a time mutated), and one generated C program makes any
 //! case's call (argv: scratch directory, case number) around valid objects it builds on demand
 //! (an 8-6-4-6-8 autoencoder, a classifier, a VAE, 16 x 8 datasets, trainers, Monte-Carlo
-//! optimizers, saved files). A function of the header without a case fails the test.
+//! optimizers, saved files). A function of the header without a case fails the test. Beside the
+//! values of each type: handles of the wrong kind or state (a classifier for an autoencoder, an
+//! unlabeled or 5-column dataset, an optimizer never run), callbacks that return NaN or Inf,
+//! cancel, or call back into the library on the handle being trained; and after each call the
+//! handles it made or changed are used again (encode, fit, minimize), so a bad value that a
+//! constructor or setter accepted is tried by the calls that depend on it.
 //!
 //! A case fails on a signal (crash, abort), a timeout (hang), an exit of its own, a status
 //! outside LATENT_STATUS_*, LATENT_STATUS_INTERNAL, anything written to stderr (the library
-//! never prints), a failure without a message, or a NULL required pointer that does not get
-//! LATENT_STATUS_NULL_ARGUMENT. Cases listed in tests/bad_input_known.txt (or the file named by
+//! never prints), a failure without a message, a NULL required pointer that does not get
+//! LATENT_STATUS_NULL_ARGUMENT, or a peak resident memory above LATENT_BAD_INPUT_RSS_MIB
+//! (default 512: a tiny call that fills memory before failing, as reading /dev/zero whole). Cases listed in tests/bad_input_known.txt (or the file named by
 //! LATENT_BAD_INPUT_ALLOW) may fail with the outcomes listed there; anything else fails the test.
+//!
+//! LATENT_BAD_INPUT_ONLY=text runs the functions whose name contains it; LATENT_BAD_INPUT_JOBS
+//! sets the parallel children (default 2); LATENT_BAD_INPUT_LOG=file writes every case's outcome
+//! (`case function label outcome time [status and message]`), LATENT_BAD_INPUT_REPORT=file the
+//! summary and the failures.
 //!
 //! What is never generated, since no library can check it: a non-NULL buffer shorter than the
 //! count passed with it (a count is made huge only where no real buffer could hold it: its
@@ -647,6 +659,7 @@ const PRELUDE: &str = r#"#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include "latent.h"
@@ -974,6 +987,10 @@ int main(int argc, char **argv) {
     init_params();
     if (strcmp(argv[2], "prepare") == 0) { prepare(); return 0; }
     run_case(atoi(argv[2]));
+    {
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0) printf("R %ld\n", (long)ru.ru_maxrss);
+    }
     fflush(stdout);
     return 0;
 }
@@ -1053,7 +1070,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn run_case(exe: &Path, dir: &Path, k: usize, case: &Case, timeout: Duration, mem_kib: u64) -> Outcome {
+fn run_case(exe: &Path, dir: &Path, k: usize, case: &Case, timeout: Duration, mem_kib: u64, rss_kib: u64) -> Outcome {
     let out_path = dir.join(format!("out_{k}"));
     let err_path = dir.join(format!("err_{k}"));
     let start = Instant::now();
@@ -1130,6 +1147,12 @@ fn run_case(exe: &Path, dir: &Path, k: usize, case: &Case, timeout: Duration, me
                 kinds.insert("not-null-status");
             }
             msg = format!("status {s}");
+        } else if let Some(r) = line.strip_prefix("R ") {
+            let kib: u64 = r.trim().parse().unwrap_or(0);
+            if kib > rss_kib {
+                kinds.insert("memory");
+                let _ = write!(detail, "{}peak RSS {} MiB", if detail.is_empty() { "" } else { "; " }, kib >> 10);
+            }
         } else if let Some(t) = line.strip_prefix("T ") {
             let (s, what) = t.split_once(' ').unwrap_or((t, ""));
             let s: i32 = s.trim().parse().unwrap_or(-999);
@@ -1149,6 +1172,7 @@ fn run_case(exe: &Path, dir: &Path, k: usize, case: &Case, timeout: Duration, me
             let _ = write!(msg, " \"{}\"", m.chars().take(200).collect::<String>());
         }
     }
+    let msg = msg.trim_start_matches("; ");
     if !msg.is_empty() {
         let _ = write!(detail, "{}{msg}", if detail.is_empty() { "" } else { "; " });
     }
@@ -1198,8 +1222,9 @@ fn every_exported_function_survives_bad_input() {
     let (code, out, err) = run(Command::new(&exe).arg(&dir).arg("prepare"));
     assert!(code == 0 && out.contains("prepared"), "preparing the harness failed: {out}{err}");
 
-    let timeout = Duration::from_secs(env_u64("LATENT_BAD_INPUT_TIMEOUT", 5));
+    let timeout = Duration::from_secs(env_u64("LATENT_BAD_INPUT_TIMEOUT", 10));
     let mem_kib = env_u64("LATENT_BAD_INPUT_MEM_KIB", 2 << 20);
+    let rss_kib = env_u64("LATENT_BAD_INPUT_RSS_MIB", 512) << 10;
     let jobs = env_u64("LATENT_BAD_INPUT_JOBS", 2).max(1) as usize;
     let only = std::env::var("LATENT_BAD_INPUT_ONLY").ok();
     let selected: Vec<usize> = (0..cases.len())
@@ -1214,7 +1239,7 @@ fn every_exported_function_survives_bad_input() {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&k) = selected.get(i) else { break };
-                    let o = run_case(&exe, &dir, k, &cases[k], timeout, mem_kib);
+                    let o = run_case(&exe, &dir, k, &cases[k], timeout, mem_kib, rss_kib);
                     results.lock().unwrap().push((k, o));
                 }
             });
@@ -1231,10 +1256,13 @@ fn every_exported_function_survives_bad_input() {
     let mut report = String::new();
     let mut baseline_not_ok = Vec::new();
     let mut slowest = (0u128, String::new());
+    let mut log = String::new();
     for (k, o) in &results {
         let case = &cases[*k];
         let fname = &header.funcs[case.func].name;
         let key = format!("{fname} {}", case.label);
+        let kinds = o.kinds.iter().copied().collect::<Vec<_>>().join("+");
+        let _ = writeln!(log, "{k} {key} {} {}ms [{}]", if kinds.is_empty() { "ok" } else { &kinds }, o.ms, o.detail);
         if o.ms > slowest.0 {
             slowest = (o.ms, key.clone());
         }
@@ -1265,7 +1293,7 @@ fn every_exported_function_survives_bad_input() {
     let n = |k: &str| counts.get(k).copied().unwrap_or(0);
     let summary = format!(
         "bad_input: {} calls over {} functions: {} crashes, {} aborts, {} hangs, {} internal, {} prints \
-         ({} exits, {} undocumented statuses, {} without a message, {} NULLs not NULL_ARGUMENT, {} setup failures; \
+         ({} exits, {} undocumented statuses, {} without a message, {} NULLs not NULL_ARGUMENT, {} over {} MiB, {} setup failures; \
          {} slow by request) in {run_s:.1} s on {jobs} jobs (library build and C compile {compile_s:.1} s), ulimit -v {mem_kib} KiB, timeout {} s",
         results.len(),
         header.funcs.len(),
@@ -1278,6 +1306,8 @@ fn every_exported_function_survives_bad_input() {
         n("undocumented"),
         n("no-message"),
         n("not-null-status"),
+        n("memory"),
+        rss_kib >> 10,
         n("setup"),
         n("slow"),
         timeout.as_secs()
@@ -1301,6 +1331,9 @@ fn every_exported_function_survives_bad_input() {
                 println!("  {s}");
             }
         }
+    }
+    if let Ok(p) = std::env::var("LATENT_BAD_INPUT_LOG") {
+        std::fs::write(p, &log).unwrap();
     }
     if let Ok(p) = std::env::var("LATENT_BAD_INPUT_REPORT") {
         std::fs::write(p, format!("{summary}\n{report}")).unwrap();
