@@ -38,6 +38,14 @@ pub struct Metrics {
 impl Metrics {
     /// Runs `net` over the rows of `x` once and computes every metric. An empty `x` is an error.
     pub fn compute(net: &Network, x: &Matrix) -> Result<Metrics> {
+        if net.task().is_supervised() {
+            // The metrics compare the output with the input: a supervised network's output is
+            // narrower (it panicked on the slices below).
+            return Err(invalid!(
+                "metrics compare the output with the input; this is a {} network (use evaluate or predict)",
+                net.task().name()
+            ));
+        }
         if x.rows() == 0 {
             return Err(invalid!("metrics need at least one row"));
         }
