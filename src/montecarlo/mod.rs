@@ -176,8 +176,21 @@ pub fn minimize(settings: Settings, specs: Vec<ParamSpec>, loss: LossFn) -> Resu
 
 impl MonteCarlo {
     /// `n_params` parameters with the default spec (prior U(-1, 1), normal proposal, no constraint).
+    /// The specs are allocated fallibly: a count too large for memory is OUT_OF_MEMORY.
     pub fn new(settings: Settings, n_params: usize) -> Result<MonteCarlo> {
-        MonteCarlo::with_specs(settings, vec![ParamSpec::default(); n_params])
+        settings.validate()?;
+        if n_params == 0 {
+            return Err(invalid!("the number of parameters is 0"));
+        }
+        let mut specs = Vec::new();
+        specs.try_reserve_exact(n_params).map_err(|_| {
+            crate::error::Error::OutOfMemory(format!(
+                "{n_params} parameters: no memory for their specs ({} bytes each)",
+                std::mem::size_of::<ParamSpec>()
+            ))
+        })?;
+        specs.resize(n_params, ParamSpec::default());
+        MonteCarlo::with_specs(settings, specs)
     }
 
     /// One spec per parameter.
@@ -196,7 +209,7 @@ impl MonteCarlo {
             specs,
             best: None,
             best_loss: f64::NAN,
-            spreads: vec![0.0; n],
+            spreads: crate::error::try_zeros(n)?,
             history: Vec::new(),
             evaluations: 0,
             iterations: 0,
