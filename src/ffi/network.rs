@@ -520,6 +520,15 @@ pub(crate) unsafe fn with_rows<R>(rows: Rows, f: impl FnOnce(&Matrix) -> Result<
 
 /// Codes of `rows` input rows (row-major, `cols` = input_dim) into `codes` (rows x code_dim,
 /// `capacity` floats available).
+///
+/// As every inference call (encode, decode, reconstruct, predict, classify, scores, binary
+/// codes, and their _dataset forms): the width, then the capacity (LATENT_STATUS_BUFFER_TOO_SMALL)
+/// are checked before the rows are read or anything is computed; zero rows (from a caller's
+/// matrix, where `x` and the output may then be NULL, or from an empty dataset) give
+/// LATENT_STATUS_OK with nothing written; zero columns LATENT_STATUS_INVALID_ARGUMENT; memory
+/// for the copy of the rows that cannot be had, LATENT_STATUS_OUT_OF_MEMORY; a result that
+/// overflows to NaN or infinity from finite rows (huge inputs or parameters),
+/// LATENT_STATUS_NON_FINITE, nothing being written.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_encode(
     net: *const latent_network,

@@ -346,6 +346,11 @@ unsafe fn encode_rows(
 /// The posterior q(z|x) of `rows` input rows (row-major, `cols` = input_dim): its means into
 /// `mean` and, unless `logvar` is NULL, its log-variances into `logvar` (rows x latent_dim
 /// each; `capacity` floats in each buffer). The mean is DL4J's activate() output.
+///
+/// As every VAE inference call: the width, then the capacity, are checked before the rows are
+/// read or anything computed; zero rows give LATENT_STATUS_OK with nothing written; a result
+/// that overflows from finite rows (huge inputs or parameters) is LATENT_STATUS_NON_FINITE. A
+/// `samples` count outside 1..=65536 is LATENT_STATUS_INVALID_ARGUMENT, checked first.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_encode(
     vae: *const latent_vae,
@@ -479,7 +484,9 @@ pub unsafe extern "C" fn latent_vae_reconstruct(
 /// DL4J's reconstructionLogProbability, per row into `out` (`rows` values): the Monte-Carlo mean
 /// over `samples` draws z ~ q(z|x) of log p(x|z). Not log p(x) (it ignores the prior; see
 /// latent_vae_log_likelihood). A VAE trained with LATENT_DISTRIBUTION_MSE has no probabilities:
-/// LATENT_STATUS_INVALID_ARGUMENT.
+/// LATENT_STATUS_INVALID_ARGUMENT; so are `samples` outside 1..=65536 (checked before anything
+/// is allocated) and, for a Bernoulli part, data outside [0, 1] (the message names the row and
+/// column).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_reconstruction_log_probability(
     vae: *const latent_vae,
@@ -531,7 +538,9 @@ pub unsafe extern "C" fn latent_vae_reconstruction_probability(
 /// The importance-sampled log-likelihood log p(x) of each row into `out` (`rows` values), with
 /// K = `samples` draws from q(z|x): log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), the IWAE bound,
 /// which rises to log p(x) as K grows (K = 1 is a one-sample ELBO). An anomaly score: lower is
-/// less like the training data. LATENT_STATUS_INVALID_ARGUMENT for an MSE-loss VAE.
+/// less like the training data. LATENT_STATUS_INVALID_ARGUMENT for an MSE-loss VAE, for
+/// `samples` outside 1..=65536 (checked before anything is allocated) and for data outside
+/// [0, 1] in a Bernoulli part (the row and column named).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_log_likelihood(
     vae: *const latent_vae,
@@ -614,7 +623,9 @@ pub unsafe extern "C" fn latent_vae_encode_dataset(
 }
 
 /// The negative ELBO per example of a dataset and its parts (means over the rows), the
-/// reconstruction term estimated with `samples` draws per row.
+/// reconstruction term estimated with `samples` draws per row (1..=65536). A dataset of zero
+/// rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"), as does data outside [0, 1] in a
+/// Bernoulli part; an overflow, LATENT_STATUS_NON_FINITE.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_elbo(
     vae: *const latent_vae,
@@ -642,7 +653,9 @@ pub unsafe extern "C" fn latent_vae_elbo(
 }
 
 /// The IWAE bound L_K with K = `samples`: the mean over a dataset's rows of
-/// latent_vae_log_likelihood. L_1 is the ELBO; L_K rises towards the mean log p(x) with K.
+/// latent_vae_log_likelihood. L_1 is the ELBO; L_K rises towards the mean log p(x) with K. A
+/// dataset of zero rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"); `samples` outside
+/// 1..=65536 too, checked before anything is allocated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_iwae_bound(
     vae: *const latent_vae,
