@@ -461,6 +461,7 @@ typedef struct latent_pretrain_params {
   // Per-layer regularisation of the shallow autoencoders: n_layers entries, one per encoder
   // layer including the code layer; NULL (n_layers 0) for plain autoencoders everywhere.
   const struct latent_layer_regularization *layers;
+  // Entries of `layers`, at most 256 (checked before the array is read).
   uint32_t n_layers;
 } latent_pretrain_params;
 
@@ -1568,7 +1569,8 @@ struct latent_pretrain_params latent_pretrain_params_default(void);
 // mirrored decoder layer), optionally
 // fine-tuning each partial stack, then fine-tunes the whole network (validating on `valid` if
 // not NULL). The decoder must mirror the encoder's widths. `progress` (may be NULL) is called
-// on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels.
+// on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels. A `valid`
+// dataset of zero rows gives LATENT_STATUS_INVALID_ARGUMENT.
 latent_status latent_network_pretrain(struct latent_network *net,
                                       const struct latent_pretrain_params *params,
                                       const struct latent_dataset *train,

@@ -135,7 +135,8 @@ pub fn quantile(values: &[f64], q: f64) -> Result<f64> {
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFinite(format!("score {i} is {}", values[i])));
     }
-    let mut s = values.to_vec();
+    let mut s = crate::error::try_zeros::<f64>(values.len())?;
+    s.copy_from_slice(values);
     s.sort_unstable_by(f64::total_cmp);
     let h = (s.len() - 1) as f64 * q;
     let lo = h.floor() as usize;

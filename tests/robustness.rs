@@ -160,6 +160,30 @@ fn montecarlo_with_a_huge_parameter_count_is_out_of_memory_not_an_abort() {
     });
 }
 
+unsafe extern "C" fn sphere(_: *mut std::ffi::c_void, x: *const f64, n: usize) -> f64 {
+    unsafe { std::slice::from_raw_parts(x, n) }.iter().map(|v| v * v).sum()
+}
+
+#[test]
+fn montecarlo_sample_counts_too_large_for_memory_are_out_of_memory_not_an_abort() {
+    in_child("montecarlo_sample_counts_too_large_for_memory_are_out_of_memory_not_an_abort", GIB, || {
+        let mut p = latent_montecarlo_params_default();
+        p.max_evaluations = u64::MAX;
+        p.init_samples = 1 << 40;
+        let mut mc = null_mut();
+        expect(unsafe { latent_montecarlo_new(&p, 3, &mut mc) }, LATENT_STATUS_OK);
+        expect(unsafe { latent_montecarlo_minimize(mc, Some(sphere), null_mut()) }, LATENT_STATUS_OUT_OF_MEMORY);
+        unsafe { latent_montecarlo_free(mc) };
+        // Per iteration too, after a start of a sane size.
+        p.init_samples = 10;
+        p.samples = 1 << 40;
+        p.elite = 5;
+        expect(unsafe { latent_montecarlo_new(&p, 3, &mut mc) }, LATENT_STATUS_OK);
+        expect(unsafe { latent_montecarlo_minimize(mc, Some(sphere), null_mut()) }, LATENT_STATUS_OUT_OF_MEMORY);
+        unsafe { latent_montecarlo_free(mc) };
+    });
+}
+
 #[test]
 fn montecarlo_refuses_interval_samples_beyond_the_limit_at_creation() {
     let mut p = latent_montecarlo_params_default();
@@ -484,6 +508,32 @@ fn a_fit_refuses_an_empty_validation_set() {
         latent_dataset_free(empty);
         latent_dataset_free(d);
     }
+}
+
+#[test]
+fn pretraining_refuses_an_empty_validation_set_and_checks_its_layer_count() {
+    in_child("pretraining_refuses_an_empty_validation_set_and_checks_its_layer_count", 0, || {
+        let x = data(20, 4);
+        let d = dataset(&x, 20, 4);
+        let (all, empty) = empty_part(d);
+        let net = autoencoder(4, 2);
+        let mut p = latent_pretrain_params_default();
+        p.pretrain.epochs = 1;
+        p.finetune.epochs = 1;
+        unsafe {
+            expect(latent_network_pretrain(net, &p, all, empty, None, null_mut()), LATENT_STATUS_INVALID_ARGUMENT);
+            assert!(message().contains("validation data has no rows"), "{}", message());
+            let layers = [latent_layer_regularization_default(); 2];
+            p.layers = layers.as_ptr();
+            p.n_layers = u32::MAX;
+            expect(latent_network_pretrain(net, &p, all, null(), None, null_mut()), LATENT_STATUS_INVALID_ARGUMENT);
+            assert!(message().contains("n_layers"), "{}", message());
+            latent_network_free(net);
+            latent_dataset_free(all);
+            latent_dataset_free(empty);
+            latent_dataset_free(d);
+        }
+    });
 }
 
 #[test]

@@ -148,7 +148,8 @@ pub unsafe extern "C" fn latent_auroc(
         if let Some(i) = s.iter().position(|v| v.is_nan()) {
             return Err(crate::error::Error::NonFinite(format!("score {i} is NaN")));
         }
-        let pos: Vec<bool> = l.iter().map(|&v| v == positive).collect();
+        let mut pos = crate::error::try_zeros::<bool>(n)?;
+        pos.iter_mut().zip(l).for_each(|(p, &v)| *p = v == positive);
         let a = crate::metrics::auroc(s, &pos);
         if a.is_nan() {
             return Err(crate::error::invalid!(

@@ -174,6 +174,17 @@ pub fn minimize(settings: Settings, specs: Vec<ParamSpec>, loss: LossFn) -> Resu
     Ok(mc)
 }
 
+/// An empty buffer for `m` candidates of `p` parameters, reserved fallibly: the counts come from
+/// the caller's settings (OUT_OF_MEMORY, never an abort).
+fn candidates(m: usize, p: usize) -> Result<Vec<f64>> {
+    let n = crate::tensor::checked_len(m, p)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        crate::error::Error::OutOfMemory(format!("{m} candidates of {p} parameters: no memory for them"))
+    })?;
+    Ok(v)
+}
+
 impl MonteCarlo {
     /// `n_params` parameters with the default spec (prior U(-1, 1), normal proposal, no constraint).
     /// The specs are allocated fallibly: a count too large for memory is OUT_OF_MEMORY.
@@ -363,7 +374,7 @@ impl MonteCarlo {
         let m =
             (self.settings.init_samples as u64).min(self.remaining().saturating_sub(start.is_some() as u64)) as usize;
         let mut scales = vec![0.0; p];
-        let mut cands = Vec::with_capacity((m + 1) * p);
+        let mut cands = candidates(m + 1, p)?;
         if let Some(w) = &start {
             cands.extend_from_slice(w);
         }
@@ -417,7 +428,7 @@ impl MonteCarlo {
             if m == 0 {
                 break;
             }
-            let mut cands = Vec::with_capacity(m * p);
+            let mut cands = candidates(m, p)?;
             let sparse = self.settings.update_fraction < 1.0;
             for _ in 0..m {
                 for (i, s) in self.specs.iter().enumerate() {
