@@ -119,6 +119,7 @@ fn data(rows: usize, cols: usize) -> Vec<f32> {
 fn vae_scores_with_uint32_max_samples_are_invalid_argument_not_an_abort() {
     in_child("vae_scores_with_uint32_max_samples_are_invalid_argument_not_an_abort", GIB, || {
         let v = vae(4, 2, LATENT_DISTRIBUTION_BERNOULLI);
+        expect(unsafe { latent_vae_set_threads(v, 1) }, LATENT_STATUS_OK);
         let x = data(3, 4);
         let d = dataset(&x, 3, 4);
         let mut out = [0f64; 3];
@@ -148,7 +149,8 @@ fn vae_scores_with_uint32_max_samples_are_invalid_argument_not_an_abort() {
 #[test]
 fn montecarlo_with_a_huge_parameter_count_is_out_of_memory_not_an_abort() {
     in_child("montecarlo_with_a_huge_parameter_count_is_out_of_memory_not_an_abort", GIB, || {
-        let p = latent_montecarlo_params_default();
+        let mut p = latent_montecarlo_params_default();
+        p.threads = 1;
         for n in [1usize << 40, usize::MAX / 2, usize::MAX] {
             let mut mc = null_mut();
             expect(unsafe { latent_montecarlo_new(&p, n, &mut mc) }, LATENT_STATUS_OUT_OF_MEMORY);
@@ -168,6 +170,7 @@ unsafe extern "C" fn sphere(_: *mut std::ffi::c_void, x: *const f64, n: usize) -
 fn montecarlo_sample_counts_too_large_for_memory_are_out_of_memory_not_an_abort() {
     in_child("montecarlo_sample_counts_too_large_for_memory_are_out_of_memory_not_an_abort", GIB, || {
         let mut p = latent_montecarlo_params_default();
+        p.threads = 1;
         p.max_evaluations = u64::MAX;
         p.init_samples = 1 << 40;
         let mut mc = null_mut();
@@ -207,6 +210,8 @@ fn the_copy_of_a_callers_rows_is_out_of_memory_not_an_abort() {
         let (rows, cols) = (1000usize, 150_000usize);
         let x = vec![0f32; rows * cols];
         let net = autoencoder(cols as u32, 1);
+        // One thread: a pool of many under the memory limit is not what this test is about.
+        expect(unsafe { latent_network_set_threads(net, 1) }, LATENT_STATUS_OK);
         let mut codes = vec![0f32; rows];
         expect(
             unsafe { latent_network_encode(net, x.as_ptr(), rows, cols, codes.as_mut_ptr(), codes.len()) },
