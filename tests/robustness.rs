@@ -249,6 +249,9 @@ fn output_capacity_is_checked_before_reading_or_computing() {
             expect(latent_network_jacobian_norms(net, x.as_ptr(), rows, 5, scores.as_mut_ptr(), 3), 11);
             expect(latent_network_classify(net, x.as_ptr(), rows, 5, labels.as_mut_ptr(), 3), 11);
             expect(latent_network_binary_codes(net, x.as_ptr(), rows, 5, 0.0, words.as_mut_ptr(), 3), 11);
+            let sc = [0.5f64; 4];
+            let mut flags = [0u8; 4];
+            expect(latent_anomaly_flag(sc.as_ptr(), rows, 0.1, flags.as_mut_ptr(), 4, null_mut()), 11);
             // A wrong width is reported before the capacity.
             expect(latent_network_encode(net, x.as_ptr(), rows, 4, out.as_mut_ptr(), 15), 3);
             latent_network_free(net);

@@ -111,13 +111,14 @@ pub unsafe extern "C" fn latent_anomaly_flag(
 ) -> latent_status {
     guard(|| {
         let s = unsafe { slice(scores, n, "scores")? };
-        if let Some(i) = s.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite(format!("score {i} is {}", s[i])));
-        }
         if threshold.is_nan() {
             return Err(Error::InvalidArgument("threshold is NaN".into()));
         }
+        // The capacity before the scores are read.
         let dst = unsafe { out_slice(flags, capacity, n, "flags")? };
+        if let Some(i) = s.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!("score {i} is {}", s[i])));
+        }
         let mut count = 0;
         for (f, &v) in dst.iter_mut().zip(s) {
             *f = (v > threshold) as u8;
