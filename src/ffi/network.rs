@@ -853,9 +853,15 @@ pub unsafe extern "C" fn latent_network_evaluate(
         let n = unsafe { arg(net, "net")? }.read();
         let d = unsafe { arg(dataset, "dataset")? }.get();
         no_rows(d.rows())?;
+        // The confusion matrix's capacity before the evaluation runs.
+        let classes = if let crate::task::Task::Classify { classes } = n.task() { classes } else { 0 };
+        let dst = if confusion.is_null() && capacity == 0 {
+            None
+        } else {
+            Some(unsafe { out_slice(confusion, capacity, classes * classes, "confusion")? })
+        };
         let e = n.evaluate(d)?;
-        if !(confusion.is_null() && capacity == 0) {
-            let dst = unsafe { out_slice(confusion, capacity, e.confusion.len(), "confusion")? };
+        if let Some(dst) = dst {
             dst.copy_from_slice(&e.confusion);
         }
         unsafe {
