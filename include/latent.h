@@ -134,7 +134,7 @@ typedef struct latent_montecarlo_params {
   // Seed of every draw. Default 0.
   uint64_t seed;
   // Candidates per quadratic fit of latent_montecarlo_intervals(); 0 (default) = 4 x the
-  // number of fitted coefficients, at least 60.
+  // number of fitted coefficients, at least 60. At most 2^24.
   uint64_t interval_samples;
   // Converged when every free spread is at most tolerance * max(1, |best_i|). Default 1e-8.
   double tolerance;
@@ -245,7 +245,8 @@ typedef int32_t latent_connection;
 typedef struct latent_network_params {
   // Width of the input (and of the reconstruction). Required.
   uint32_t input_dim;
-  // Number of encoder hidden layers (0 for a shallow autoencoder).
+  // Number of encoder hidden layers (0 for a shallow autoencoder), at most 256: a larger
+  // count is LATENT_STATUS_INVALID_ARGUMENT before any array is read.
   uint32_t n_encoder;
   // Widths of the encoder hidden layers, n_encoder of them.
   const uint32_t *encoder_units;
@@ -260,7 +261,8 @@ typedef struct latent_network_params {
   // 1 (default): the decoder hidden layers mirror the encoder's (reversed widths and
   // activations) and the decoder fields below are ignored; 0: use them.
   int32_t mirror_decoder;
-  // Number of decoder hidden layers when not mirrored.
+  // Number of decoder hidden layers when not mirrored, at most 256 (checked before any array
+  // is read).
   uint32_t n_decoder;
   const uint32_t *decoder_units;
   // NULL for `hidden_activation` everywhere.
@@ -286,6 +288,7 @@ typedef struct latent_network_params {
   // hidden layers, the code layer, decoder hidden layers). NULL or n_sparse_layers = 0: the
   // code layer.
   const uint32_t *sparse_layers;
+  // Entries of sparse_layers, at most 256 (checked before the array is read).
   uint32_t n_sparse_layers;
   // 1: alternate-layer sparsity, the penalty on hidden layers alternate_start,
   // alternate_start + 2, ... (overrides sparse_layers). Default 0.
@@ -465,6 +468,7 @@ typedef struct latent_pretrain_params {
   // Per-layer regularisation of the shallow autoencoders: n_layers entries, one per encoder
   // layer including the code layer; NULL (n_layers 0) for plain autoencoders everywhere.
   const struct latent_layer_regularization *layers;
+  // Entries of `layers`, at most 256 (checked before the array is read).
   uint32_t n_layers;
 } latent_pretrain_params;
 
@@ -546,7 +550,8 @@ typedef struct latent_vae_part {
 typedef struct latent_vae_params {
   // Width of the data. Required.
   uint32_t input_dim;
-  // Number of encoder hidden layers (0: the posterior is computed from x directly).
+  // Number of encoder hidden layers (0: the posterior is computed from x directly), at most
+  // 256: a larger count is LATENT_STATUS_INVALID_ARGUMENT before any array is read.
   uint32_t n_encoder;
   // Widths of the encoder hidden layers, n_encoder of them.
   const uint32_t *encoder_units;
@@ -554,7 +559,7 @@ typedef struct latent_vae_params {
   const latent_activation *encoder_activations;
   // Width of the latent code z. Required.
   uint32_t latent_dim;
-  // Number of decoder hidden layers (not mirrored: give them explicitly).
+  // Number of decoder hidden layers (not mirrored: give them explicitly), at most 256.
   uint32_t n_decoder;
   const uint32_t *decoder_units;
   // NULL for `hidden_activation` everywhere.
@@ -567,7 +572,8 @@ typedef struct latent_vae_params {
   latent_distribution distribution;
   // Its activation. Default IDENTITY; ignored for BERNOULLI (always sigmoid).
   latent_activation distribution_activation;
-  // Number of parts of a composite distribution; 0 (default): `distribution` alone.
+  // Number of parts of a composite distribution; 0 (default): `distribution` alone. At most
+  // input_dim (each part has a column), checked before `parts` is read.
   uint32_t n_parts;
   // The parts in column order; their sizes must sum to input_dim.
   const struct latent_vae_part *parts;
@@ -1044,7 +1050,10 @@ latent_status latent_dataset_apply_scaling(struct latent_dataset *dst,
 
 // Splits the rows in two new datasets with a seeded shuffle: `second` gets
 // round(fraction * rows) rows, `first` the rest; both keep the original order, the labels and
-// the scaling. The same seed gives the same split. On failure both are NULL.
+// the scaling. The same seed gives the same split. On failure both are NULL. A fraction of 0
+// or 1 (or one that rounds to no row) leaves one part with zero rows: inference on it returns
+// LATENT_STATUS_OK with nothing written, while an evaluation (loss, mse, metrics, evaluate,
+// ELBO, IWAE bound) or a fit with it as validation data gives LATENT_STATUS_INVALID_ARGUMENT.
 latent_status latent_dataset_split(const struct latent_dataset *dataset,
                                    double fraction,
                                    uint64_t seed,
@@ -1146,13 +1155,19 @@ latent_status latent_hamming_top_k(const uint64_t *table,
                                    size_t capacity,
                                    size_t *found);
 
-// Computes every latent_metrics field in one pass of the network over the dataset.
+// Computes every latent_metrics field in one pass of the network over the dataset. The
+// metrics compare the output with the input, so they need an autoencoder: a classifier or
+// regressor gives LATENT_STATUS_INVALID_ARGUMENT (score those with latent_network_evaluate;
+// latent_network_code_activation_means works on any network). A dataset of zero rows gives
+// LATENT_STATUS_INVALID_ARGUMENT ("no rows").
 latent_status latent_network_metrics(const struct latent_network *net,
                                      const struct latent_dataset *dataset,
                                      struct latent_metrics *metrics);
 
 // Mean output of each code unit over the dataset's rows into `means` (code_dim values): which
-// units are on, for sparsity.
+// units are on, for sparsity. Any network: for a classifier or regressor the code layer is
+// its last hidden layer. A dataset of zero rows gives LATENT_STATUS_INVALID_ARGUMENT ("no
+// rows": a mean over nothing).
 latent_status latent_network_code_activation_means(const struct latent_network *net,
                                                    const struct latent_dataset *dataset,
                                                    double *means,
@@ -1193,7 +1208,9 @@ latent_status latent_auroc(const double *scores,
 struct latent_montecarlo_params latent_montecarlo_params_default(void);
 
 // A new optimizer over `n_params` parameters, each with prior U(-1, 1), a normal proposal and
-// no constraint. On failure *out is NULL.
+// no constraint. `params->interval_samples` above 2^24 (16777216) gives
+// LATENT_STATUS_INVALID_ARGUMENT; an `n_params` too large for memory,
+// LATENT_STATUS_OUT_OF_MEMORY. On failure *out is NULL.
 latent_status latent_montecarlo_new(const struct latent_montecarlo_params *params,
                                     size_t n_params,
                                     struct latent_montecarlo **out);
@@ -1365,6 +1382,15 @@ latent_status latent_network_describe(const struct latent_network *net,
 
 // Codes of `rows` input rows (row-major, `cols` = input_dim) into `codes` (rows x code_dim,
 // `capacity` floats available).
+//
+// As every inference call (encode, decode, reconstruct, predict, classify, scores, binary
+// codes, and their _dataset forms): the width, then the capacity (LATENT_STATUS_BUFFER_TOO_SMALL)
+// are checked before the rows are read or anything is computed; zero rows (from a caller's
+// matrix, where `x` and the output may then be NULL, or from an empty dataset) give
+// LATENT_STATUS_OK with nothing written; zero columns LATENT_STATUS_INVALID_ARGUMENT; memory
+// for the copy of the rows that cannot be had, LATENT_STATUS_OUT_OF_MEMORY; a result that
+// overflows to NaN or infinity from finite rows (huge inputs or parameters),
+// LATENT_STATUS_NON_FINITE, nothing being written.
 latent_status latent_network_encode(const struct latent_network *net,
                                     const float *x,
                                     size_t rows,
@@ -1425,12 +1451,16 @@ latent_status latent_network_reconstruction_error_dataset(const struct latent_ne
                                                           double *scores,
                                                           size_t capacity);
 
-// The network's loss (mean over all elements, as in training) on a dataset.
+// The network's loss (mean over all elements, as in training) on a dataset. A dataset of zero
+// rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"); a loss that overflows from finite
+// rows (huge inputs or parameters), LATENT_STATUS_NON_FINITE.
 latent_status latent_network_loss(const struct latent_network *net,
                                   const struct latent_dataset *dataset,
                                   double *loss);
 
-// Mean squared reconstruction error per element on a dataset, whatever the training loss.
+// Mean squared reconstruction error per element on a dataset, whatever the training loss. A
+// dataset of zero rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"); an overflow,
+// LATENT_STATUS_NON_FINITE.
 latent_status latent_network_mse(const struct latent_network *net,
                                  const struct latent_dataset *dataset,
                                  double *mse);
@@ -1493,7 +1523,8 @@ latent_status latent_network_classify_dataset(const struct latent_network *net,
 // Scores a supervised network on a dataset with labels (classifier) or targets (regressor):
 // the loss as in training, accuracy (classifier; NaN otherwise), mean squared error
 // (regressor; NaN otherwise). `confusion` (may be NULL with capacity 0) receives the
-// classes x classes counts, row = true label, column = predicted class.
+// classes x classes counts, row = true label, column = predicted class. A dataset of zero
+// rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows").
 latent_status latent_network_evaluate(const struct latent_network *net,
                                       const struct latent_dataset *dataset,
                                       struct latent_evaluation *out,
@@ -1520,7 +1551,9 @@ latent_status latent_network_layer_offsets(const struct latent_network *net,
 // `format` is LATENT_IMAGE_PGM, LATENT_IMAGE_PNG or LATENT_IMAGE_AUTO (by the extension). The
 // file is written atomically (a temporary file renamed over `path`). Zero sizes, lo > hi or an
 // unknown format: LATENT_STATUS_INVALID_ARGUMENT; NaN/Inf in rows: LATENT_STATUS_NON_FINITE;
-// a write that fails: LATENT_STATUS_IO (any old file at `path` is untouched).
+// a write that fails: LATENT_STATUS_IO (any old file at `path` is untouched). The picture's
+// size is checked (at most 65536 pixels a side, 2^28 in all: LATENT_STATUS_INVALID_ARGUMENT)
+// before any value of `rows` is read.
 latent_status latent_image_grid_write(const char *path,
                                       const float *rows,
                                       size_t n_rows,
@@ -1570,7 +1603,8 @@ struct latent_pretrain_params latent_pretrain_params_default(void);
 // not NULL). The decoder must mirror the encoder's widths. `progress` (may be NULL) is called
 // on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels. As in
 // latent_trainer_fit, the callback may read and save `net` (it sees the deep network as it
-// stands: the layers pretrained so far), and other calls on `net` are LATENT_STATUS_BUSY.
+// stands: the layers pretrained so far), and other calls on `net` are LATENT_STATUS_BUSY. A `valid`
+// dataset of zero rows gives LATENT_STATUS_INVALID_ARGUMENT.
 latent_status latent_network_pretrain(struct latent_network *net,
                                       const struct latent_pretrain_params *params,
                                       const struct latent_dataset *train,
@@ -1592,7 +1626,8 @@ void latent_trainer_free(struct latent_trainer *trainer);
 
 // Trains `net` to reconstruct the rows of `train`, or, a classifier or regression network, to
 // predict their labels or targets (latent_dataset_set_labels, latent_dataset_set_targets). `valid` (may be NULL) gives the validation
-// rows; without it, `validation_fraction` of `train` is held out. `progress` (may be NULL) is
+// rows (an empty one is LATENT_STATUS_INVALID_ARGUMENT, as is a `validation_fraction` that
+// holds out no row); without it, `validation_fraction` of `train` is held out. `progress` (may be NULL) is
 // called on this thread at each epoch end (and every `progress_every` minibatches); returning
 // non-zero cancels. Cancelling (LATENT_STATUS_CANCELLED) keeps the last completed step's
 // parameters; divergence (LATENT_STATUS_DIVERGED) restores those of the epoch's start. The
@@ -1710,6 +1745,11 @@ latent_status latent_vae_load(const char *path, struct latent_vae **out);
 // The posterior q(z|x) of `rows` input rows (row-major, `cols` = input_dim): its means into
 // `mean` and, unless `logvar` is NULL, its log-variances into `logvar` (rows x latent_dim
 // each; `capacity` floats in each buffer). The mean is DL4J's activate() output.
+//
+// As every VAE inference call: the width, then the capacity, are checked before the rows are
+// read or anything computed; zero rows give LATENT_STATUS_OK with nothing written; a result
+// that overflows from finite rows (huge inputs or parameters) is LATENT_STATUS_NON_FINITE. A
+// `samples` count outside 1..=65536 is LATENT_STATUS_INVALID_ARGUMENT, checked first.
 latent_status latent_vae_encode(const struct latent_vae *vae,
                                 const float *x,
                                 size_t rows,
@@ -1770,7 +1810,9 @@ latent_status latent_vae_reconstruct(const struct latent_vae *vae,
 // DL4J's reconstructionLogProbability, per row into `out` (`rows` values): the Monte-Carlo mean
 // over `samples` draws z ~ q(z|x) of log p(x|z). Not log p(x) (it ignores the prior; see
 // latent_vae_log_likelihood). A VAE trained with LATENT_DISTRIBUTION_MSE has no probabilities:
-// LATENT_STATUS_INVALID_ARGUMENT.
+// LATENT_STATUS_INVALID_ARGUMENT; so are `samples` outside 1..=65536 (checked before anything
+// is allocated) and, for a Bernoulli part, data outside [0, 1] (the message names the row and
+// column).
 latent_status latent_vae_reconstruction_log_probability(const struct latent_vae *vae,
                                                         const float *x,
                                                         size_t rows,
@@ -1794,7 +1836,9 @@ latent_status latent_vae_reconstruction_probability(const struct latent_vae *vae
 // The importance-sampled log-likelihood log p(x) of each row into `out` (`rows` values), with
 // K = `samples` draws from q(z|x): log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), the IWAE bound,
 // which rises to log p(x) as K grows (K = 1 is a one-sample ELBO). An anomaly score: lower is
-// less like the training data. LATENT_STATUS_INVALID_ARGUMENT for an MSE-loss VAE.
+// less like the training data. LATENT_STATUS_INVALID_ARGUMENT for an MSE-loss VAE, for
+// `samples` outside 1..=65536 (checked before anything is allocated) and for data outside
+// [0, 1] in a Bernoulli part (the row and column named).
 latent_status latent_vae_log_likelihood(const struct latent_vae *vae,
                                         const float *x,
                                         size_t rows,
@@ -1830,7 +1874,9 @@ latent_status latent_vae_encode_dataset(const struct latent_vae *vae,
                                         size_t capacity);
 
 // The negative ELBO per example of a dataset and its parts (means over the rows), the
-// reconstruction term estimated with `samples` draws per row.
+// reconstruction term estimated with `samples` draws per row (1..=65536). A dataset of zero
+// rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"), as does data outside [0, 1] in a
+// Bernoulli part; an overflow, LATENT_STATUS_NON_FINITE.
 latent_status latent_vae_elbo(const struct latent_vae *vae,
                               const struct latent_dataset *dataset,
                               uint32_t samples,
@@ -1838,7 +1884,9 @@ latent_status latent_vae_elbo(const struct latent_vae *vae,
                               struct latent_elbo *out);
 
 // The IWAE bound L_K with K = `samples`: the mean over a dataset's rows of
-// latent_vae_log_likelihood. L_1 is the ELBO; L_K rises towards the mean log p(x) with K.
+// latent_vae_log_likelihood. L_1 is the ELBO; L_K rises towards the mean log p(x) with K. A
+// dataset of zero rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"); `samples` outside
+// 1..=65536 too, checked before anything is allocated.
 latent_status latent_vae_iwae_bound(const struct latent_vae *vae,
                                     const struct latent_dataset *dataset,
                                     uint32_t samples,

@@ -59,6 +59,10 @@ impl BinaryCodes {
     pub fn words_per_code(&self) -> usize {
         words_for(self.bits)
     }
+    /// The packed words, rows x words_per_code.
+    pub fn into_words(self) -> Vec<u64> {
+        self.words
+    }
     pub fn as_slice(&self) -> &[u64] {
         &self.words
     }

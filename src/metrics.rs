@@ -36,7 +36,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Runs `net` over the rows of `x` once and computes every metric. An empty `x` is an error.
+    /// Runs `net` over the rows of `x` once and computes every metric. An empty `x` is an error,
+    /// and so is a supervised network: its output is not a reconstruction of the input (use
+    /// `Network::evaluate`, or [`code_activation_means`] for the code layer alone).
     pub fn compute(net: &Network, x: &Matrix) -> Result<Metrics> {
         if net.task().is_supervised() {
             // The metrics compare the output with the input: a supervised network's output is
@@ -47,7 +49,14 @@ impl Metrics {
             ));
         }
         if x.rows() == 0 {
-            return Err(invalid!("metrics need at least one row"));
+            return Err(invalid!("no rows: metrics are means over the rows and need at least one"));
+        }
+        if net.task().is_supervised() {
+            return Err(invalid!(
+                "the metrics compare the output with the input; this is a {} network, whose output is not a \
+                 reconstruction: use evaluate (the code activation means work on any network)",
+                net.task().name()
+            ));
         }
         let cols = x.cols();
         let out_layer = net.layers().len() - 1;
@@ -87,6 +96,28 @@ impl Metrics {
     }
 }
 
+/// Mean over the rows of `x` of each code unit's output (code_dim values): which units are on.
+/// Any network, autoencoder or supervised (whose code layer is its last hidden layer). An
+/// empty `x` is an error.
+pub fn code_activation_means(net: &Network, x: &Matrix) -> Result<Vec<f64>> {
+    if x.rows() == 0 {
+        return Err(invalid!("no rows: the code activation means need at least one row"));
+    }
+    let code_layer = net.n_encoder_layers() - 1;
+    let code_dim = net.code_dim();
+    let mut per_unit = crate::error::try_zeros::<f64>(code_dim)?;
+    net.forward_blocks_through(0..net.n_encoder_layers(), x, |_, r, ws| {
+        for row in ws.output(code_layer)[..r * code_dim].chunks_exact(code_dim) {
+            for (s, &c) in per_unit.iter_mut().zip(row) {
+                *s += c as f64;
+            }
+        }
+    })?;
+    let rows = x.rows() as f64;
+    per_unit.iter_mut().for_each(|s| *s /= rows);
+    Ok(per_unit)
+}
+
 /// log(1 + e^z) in f64 without overflow.
 fn softplus(z: f64) -> f64 {
     z.max(0.0) + (-z.abs()).exp().ln_1p()
@@ -112,7 +143,8 @@ pub fn quantile(values: &[f64], q: f64) -> Result<f64> {
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFinite(format!("score {i} is {}", values[i])));
     }
-    let mut s = values.to_vec();
+    let mut s = crate::error::try_zeros::<f64>(values.len())?;
+    s.copy_from_slice(values);
     s.sort_unstable_by(f64::total_cmp);
     let h = (s.len() - 1) as f64 * q;
     let lo = h.floor() as usize;

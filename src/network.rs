@@ -1119,7 +1119,17 @@ impl Network {
     /// Runs the whole network over the rows of x in blocks, calling `sink(first_row, rows, ws)`
     /// after each: one streaming pass for metrics that need several layers' outputs at once.
     pub(crate) fn forward_blocks(&self, x: &Matrix, sink: impl FnMut(usize, usize, &Workspace) + Send) -> Result<()> {
+        self.forward_blocks_through(0..self.layers.len(), x, sink)
+    }
+
+    /// forward_blocks() through layers `range` only (starting at the input layer).
+    pub(crate) fn forward_blocks_through(
+        &self,
+        range: Range<usize>,
+        x: &Matrix,
+        sink: impl FnMut(usize, usize, &Workspace) + Send,
+    ) -> Result<()> {
         self.check_input(x, self.input_dim(), "input")?;
-        self.run_blocks(0..self.layers.len(), x, sink)
+        self.run_blocks(range, x, sink)
     }
 }

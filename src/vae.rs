@@ -31,6 +31,15 @@ use crate::tensor::Matrix;
 const RECON_BLOCK: usize = 16;
 /// Most draws per row a sampling call takes (each row's draws are decoded in one pass).
 pub const MAX_SAMPLES: usize = 1 << 16;
+/// Checks a sampling call's draws per row against 1..=[`MAX_SAMPLES`]: done before anything is
+/// allocated by the count.
+pub fn check_samples(samples: usize) -> Result<()> {
+    if samples == 0 || samples > MAX_SAMPLES {
+        return Err(invalid!("samples {samples} must be in 1 to {MAX_SAMPLES}"));
+    }
+    Ok(())
+}
+
 /// Stacked decoder rows per inference block.
 const INFER_STACK: usize = 8192;
 
@@ -630,6 +639,31 @@ impl Vae {
         x.check_finite(what)
     }
 
+    /// Checks the rows lie where the reconstruction distribution has probability: a Bernoulli
+    /// part's columns in [0, 1] (its log-probability of anything else is meaningless).
+    /// INVALID_ARGUMENT naming the first row and column outside.
+    pub fn check_support(&self, x: &Matrix, what: &str) -> Result<()> {
+        let d = x.cols();
+        let mut first = 0;
+        for part in &self.spec.reconstruction.parts {
+            let cols = first..(first + part.size).min(d);
+            first += part.size;
+            if part.kind != crate::distribution::DistKind::Bernoulli || cols.is_empty() {
+                continue;
+            }
+            for (r, row) in x.as_slice().chunks_exact(d.max(1)).enumerate() {
+                if let Some(c) = row[cols.clone()].iter().position(|v| !(0.0..=1.0).contains(v)) {
+                    let c = cols.start + c;
+                    return Err(invalid!(
+                        "{what}: row {r}, column {c} is {}, outside [0, 1]: a Bernoulli reconstruction needs values in [0, 1] (scale the data, or use a Gaussian distribution)",
+                        row[c]
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Runs f(threads) on the VAE's inference pool, or with `inside = Some(t)` on the current
     /// pool with t threads (inside training).
     fn run<T: Send>(&self, inside: Option<usize>, f: impl FnOnce(usize) -> Result<T> + Send) -> Result<T> {
@@ -658,9 +692,7 @@ impl Vae {
         mut sink: impl FnMut(usize, usize, &VaeWorkspace) + Send,
     ) -> Result<()> {
         self.check(x, self.input_dim(), "input")?;
-        if samples == 0 || samples > MAX_SAMPLES {
-            return Err(invalid!("samples {samples} must be in 1 to {MAX_SAMPLES}"));
-        }
+        check_samples(samples)?;
         let block = (INFER_STACK / samples).clamp(1, 1024).min(x.rows().max(1));
         let mut ws = self.workspace(block, samples)?;
         let d = self.input_dim();
@@ -723,6 +755,7 @@ impl Vae {
     /// `samples` draws z ~ q(z|x) per row, (rows * samples) x latent_dim, row i's draws at rows
     /// i * samples ...; seeded per row.
     pub fn sample_posterior(&self, x: &Matrix, samples: usize, seed: u64) -> Result<Matrix> {
+        check_samples(samples)?;
         let jd = self.latent_dim();
         let mut out = Matrix::zeros(crate::tensor::checked_len(x.rows(), samples)?, jd)?;
         self.sampled_blocks(x, samples, seed, false, None, |first, r, ws| {
@@ -806,7 +839,10 @@ impl Vae {
     /// and is an average of logs (see [`Vae::log_likelihood`] for the importance-sampled one).
     pub fn reconstruction_log_probability(&self, x: &Matrix, samples: usize, seed: u64) -> Result<Vec<f64>> {
         self.need_probabilities("reconstruction log-probability")?;
-        let mut out = vec![0f64; x.rows()];
+        check_samples(samples)?;
+        self.check(x, self.input_dim(), "input")?;
+        self.check_support(x, "input")?;
+        let mut out = try_zeros::<f64>(x.rows())?;
         self.sampled_blocks(x, samples, seed, true, None, |first, r, ws| {
             for i in 0..r {
                 let s: f64 = (0..samples).map(|l| ws.nll[l * r + i]).sum();
@@ -829,9 +865,12 @@ impl Vae {
     /// which rises to log p(x) as K grows; K = 1 is a one-sample ELBO.
     pub fn log_likelihood(&self, x: &Matrix, samples: usize, seed: u64) -> Result<Vec<f64>> {
         self.need_probabilities("log-likelihood")?;
+        check_samples(samples)?;
+        self.check(x, self.input_dim(), "input")?;
+        self.check_support(x, "input")?;
         let jd = self.latent_dim();
-        let mut out = vec![0f64; x.rows()];
-        let mut logw = vec![0f64; samples];
+        let mut out = try_zeros::<f64>(x.rows())?;
+        let mut logw = try_zeros::<f64>(samples)?;
         self.sampled_blocks(x, samples, seed, true, None, |first, r, ws| {
             for i in 0..r {
                 for (l, w) in logw.iter_mut().enumerate() {
@@ -860,6 +899,9 @@ impl Vae {
     }
 
     fn elbo_in(&self, x: &Matrix, samples: usize, seed: u64, inside: Option<usize>) -> Result<Elbo> {
+        check_samples(samples)?;
+        self.check(x, self.input_dim(), "input")?;
+        self.check_support(x, "input")?;
         let mut rec = 0f64;
         let mut kl = 0f64;
         self.sampled_blocks(x, samples, seed, true, inside, |_, r, ws| {

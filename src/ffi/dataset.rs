@@ -286,8 +286,14 @@ pub unsafe extern "C" fn latent_dataset_set_labels(
 ) -> latent_status {
     guard(|| {
         let d = unsafe { arg_mut(dataset, "dataset")? };
+        // The count is checked before the array is read or copied.
+        if n != d.inner.rows() {
+            return Err(crate::error::shape!("{n} labels for {} rows", d.inner.rows()));
+        }
         let l = unsafe { slice(labels, n, "labels")? };
-        d.inner.set_labels(l.to_vec())
+        let mut v = crate::error::try_zeros::<i32>(n)?;
+        v.copy_from_slice(l);
+        d.inner.set_labels(v)
     })
 }
 
@@ -350,7 +356,10 @@ pub unsafe extern "C" fn latent_dataset_apply_scaling(
 
 /// Splits the rows in two new datasets with a seeded shuffle: `second` gets
 /// round(fraction * rows) rows, `first` the rest; both keep the original order, the labels and
-/// the scaling. The same seed gives the same split. On failure both are NULL.
+/// the scaling. The same seed gives the same split. On failure both are NULL. A fraction of 0
+/// or 1 (or one that rounds to no row) leaves one part with zero rows: inference on it returns
+/// LATENT_STATUS_OK with nothing written, while an evaluation (loss, mse, metrics, evaluate,
+/// ELBO, IWAE bound) or a fit with it as validation data gives LATENT_STATUS_INVALID_ARGUMENT.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_dataset_split(
     dataset: *const latent_dataset,

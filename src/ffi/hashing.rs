@@ -1,6 +1,7 @@
 //! C API of semantic hashing: packed binary codes and Hamming top-k search.
 
 use super::dataset::latent_dataset;
+use super::network::check_output;
 use super::network::latent_network;
 use super::*;
 use crate::error::invalid;
@@ -33,9 +34,19 @@ pub unsafe extern "C" fn latent_network_binary_codes(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(net, Rows::Caller(x, rows, cols), codes, capacity, |n, m| {
-            Ok(BinaryCodes::pack(&n.encode(m)?, threshold_f32(threshold)?)?.as_slice().to_vec())
-        })
+        rows_call(
+            net,
+            Rows::Caller(x, rows, cols),
+            codes,
+            capacity,
+            |n| (n.input_dim(), words_for(n.code_dim())),
+            |n, m| {
+                let t = threshold_f32(threshold)?;
+                let c = n.encode(m)?;
+                check_output(c.as_slice(), c.cols(), "the codes")?;
+                Ok(BinaryCodes::pack(&c, t)?.into_words())
+            },
+        )
     }
 }
 
@@ -49,9 +60,19 @@ pub unsafe extern "C" fn latent_network_binary_codes_dataset(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(net, Rows::Dataset(dataset), codes, capacity, |n, m| {
-            Ok(BinaryCodes::pack(&n.encode(m)?, threshold_f32(threshold)?)?.as_slice().to_vec())
-        })
+        rows_call(
+            net,
+            Rows::Dataset(dataset),
+            codes,
+            capacity,
+            |n| (n.input_dim(), words_for(n.code_dim())),
+            |n, m| {
+                let t = threshold_f32(threshold)?;
+                let c = n.encode(m)?;
+                check_output(c.as_slice(), c.cols(), "the codes")?;
+                Ok(BinaryCodes::pack(&c, t)?.into_words())
+            },
+        )
     }
 }
 

@@ -26,7 +26,11 @@ pub struct latent_metrics {
     pub mean_code_activation: f64,
 }
 
-/// Computes every latent_metrics field in one pass of the network over the dataset.
+/// Computes every latent_metrics field in one pass of the network over the dataset. The
+/// metrics compare the output with the input, so they need an autoencoder: a classifier or
+/// regressor gives LATENT_STATUS_INVALID_ARGUMENT (score those with latent_network_evaluate;
+/// latent_network_code_activation_means works on any network). A dataset of zero rows gives
+/// LATENT_STATUS_INVALID_ARGUMENT ("no rows").
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_metrics(
     net: *const latent_network,
@@ -51,7 +55,9 @@ pub unsafe extern "C" fn latent_network_metrics(
 }
 
 /// Mean output of each code unit over the dataset's rows into `means` (code_dim values): which
-/// units are on, for sparsity.
+/// units are on, for sparsity. Any network: for a classifier or regressor the code layer is
+/// its last hidden layer. A dataset of zero rows gives LATENT_STATUS_INVALID_ARGUMENT ("no
+/// rows": a mean over nothing).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_code_activation_means(
     net: *const latent_network,
@@ -59,11 +65,16 @@ pub unsafe extern "C" fn latent_network_code_activation_means(
     means: *mut f64,
     capacity: usize,
 ) -> latent_status {
-    unsafe {
-        rows_call(net, Rows::Dataset(dataset), means, capacity, |n, x| {
-            Ok(Metrics::compute(n, x)?.code_activation_per_unit)
-        })
-    }
+    guard(|| {
+        let n = unsafe { arg(net, "net")? }.read()?;
+        let d = unsafe { arg(dataset, "dataset")? }.get();
+        unsafe { Rows::Dataset(dataset).check(n.input_dim(), "network")? };
+        let dst = unsafe { out_slice(means, capacity, n.code_dim(), "means")? };
+        let v = crate::metrics::code_activation_means(&n, d.x())?;
+        check_output(&v, v.len(), "the code activation means")?;
+        dst.copy_from_slice(&v);
+        Ok(())
+    })
 }
 
 /// The `quantile` (in [0, 1]) of `n` finite scores, by linear interpolation between the sorted
@@ -100,13 +111,14 @@ pub unsafe extern "C" fn latent_anomaly_flag(
 ) -> latent_status {
     guard(|| {
         let s = unsafe { slice(scores, n, "scores")? };
-        if let Some(i) = s.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite(format!("score {i} is {}", s[i])));
-        }
         if threshold.is_nan() {
             return Err(Error::InvalidArgument("threshold is NaN".into()));
         }
+        // The capacity before the scores are read.
         let dst = unsafe { out_slice(flags, capacity, n, "flags")? };
+        if let Some(i) = s.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!("score {i} is {}", s[i])));
+        }
         let mut count = 0;
         for (f, &v) in dst.iter_mut().zip(s) {
             *f = (v > threshold) as u8;
@@ -137,7 +149,8 @@ pub unsafe extern "C" fn latent_auroc(
         if let Some(i) = s.iter().position(|v| v.is_nan()) {
             return Err(crate::error::Error::NonFinite(format!("score {i} is NaN")));
         }
-        let pos: Vec<bool> = l.iter().map(|&v| v == positive).collect();
+        let mut pos = crate::error::try_zeros::<bool>(n)?;
+        pos.iter_mut().zip(l).for_each(|(p, &v)| *p = v == positive);
         let a = crate::metrics::auroc(s, &pos);
         if a.is_nan() {
             return Err(crate::error::invalid!(

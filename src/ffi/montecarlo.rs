@@ -69,7 +69,9 @@ fn settings_from_params(p: &latent_montecarlo_params) -> Result<Settings> {
 }
 
 /// A new optimizer over `n_params` parameters, each with prior U(-1, 1), a normal proposal and
-/// no constraint. On failure *out is NULL.
+/// no constraint. `params->interval_samples` above 2^24 (16777216) gives
+/// LATENT_STATUS_INVALID_ARGUMENT; an `n_params` too large for memory,
+/// LATENT_STATUS_OUT_OF_MEMORY. On failure *out is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_new(
     params: *const latent_montecarlo_params,
@@ -80,12 +82,13 @@ pub unsafe extern "C" fn latent_montecarlo_new(
         unsafe { clear(out, "out")? };
         let p = unsafe { arg(params, "params")? };
         let settings = settings_from_params(p)?;
+        let max = crate::montecarlo::interval::MAX_INTERVAL_SAMPLES;
+        let interval_samples = count(p.interval_samples, "interval_samples")?;
+        if interval_samples > max {
+            return Err(invalid!("interval_samples = {interval_samples} is more than {max} (0: automatic)"));
+        }
         let inner = MonteCarlo::new(settings, n_params)?;
-        let h = latent_montecarlo {
-            inner,
-            interval_samples: count(p.interval_samples, "interval_samples")?,
-            full_hessian_max: p.full_hessian_max as usize,
-        };
+        let h = latent_montecarlo { inner, interval_samples, full_hessian_max: p.full_hessian_max as usize };
         unsafe { new_handle(out, h) };
         Ok(())
     })

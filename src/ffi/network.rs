@@ -8,7 +8,7 @@ use super::device::{DeviceCall, device_rows};
 use super::*;
 use crate::activation::Activation;
 use crate::corruption::Corruption;
-use crate::error::{Error, Result, invalid};
+use crate::error::{Error, Result, invalid, shape};
 use crate::init::Init;
 use crate::layer::{Connection, Stochastic};
 use crate::loss::Loss;
@@ -120,6 +120,7 @@ unsafe fn regularization_from_params(p: &latent_network_params) -> Result<Regula
     } else if p.sparse_layers.is_null() || p.n_sparse_layers == 0 {
         SparseLayers::Code
     } else {
+        layer_count(p.n_sparse_layers, "n_sparse_layers")?;
         let v = unsafe { slice(p.sparse_layers, p.n_sparse_layers as usize, "sparse_layers")? };
         SparseLayers::Layers(v.iter().map(|&i| i as usize).collect())
     };
@@ -132,6 +133,16 @@ unsafe fn regularization_from_params(p: &latent_network_params) -> Result<Regula
     })
 }
 
+/// Checks a layer count from C against MAX_LAYERS before the arrays it describes are read: a
+/// wrong count must not walk past a caller's short array.
+pub(crate) fn layer_count(n: u32, name: &str) -> Result<usize> {
+    let max = crate::network::MAX_LAYERS;
+    if n as usize > max {
+        return Err(invalid!("{name} = {n} is more than {max} layers"));
+    }
+    Ok(n as usize)
+}
+
 #[allow(clippy::too_many_arguments)]
 unsafe fn layers(
     n: u32,
@@ -142,7 +153,7 @@ unsafe fn layers(
     default: Activation,
     what: &str,
 ) -> Result<Vec<LayerSpec>> {
-    let n = n as usize;
+    let n = layer_count(n, &format!("n_{what}"))?;
     let units = unsafe { slice(units, n, &format!("{what}_units"))? };
     let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, &format!("{what}_activations"))? }) };
     let st =
@@ -380,14 +391,19 @@ pub(crate) unsafe fn write_string(s: &str, buf: *mut c_char, capacity: usize, ne
     Ok(())
 }
 
-/// A copy of a caller's row-major f32 matrix, validated.
+/// A copy of a caller's row-major f32 matrix, validated. Zero rows give an empty matrix (zero
+/// columns are refused); the copy is allocated fallibly (OUT_OF_MEMORY, never an abort).
 pub(crate) unsafe fn input_matrix(x: *const f32, rows: usize, cols: usize, name: &str) -> Result<Matrix> {
-    if rows == 0 || cols == 0 {
-        return Err(invalid!("{name}: {rows} x {cols} is empty"));
+    if cols == 0 {
+        return Err(invalid!("{name}: {rows} x {cols} has no columns"));
     }
     let n = checked_len(rows, cols)?;
     let s = unsafe { slice(x, n, name)? };
-    Matrix::from_vec(rows, cols, s.to_vec())
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::OutOfMemory(format!("{name}: no memory for a copy of {rows} x {cols} floats")))?;
+    v.extend_from_slice(s);
+    Matrix::from_vec(rows, cols, v)
 }
 
 /// Where the rows of an inference call come from.
@@ -398,18 +414,91 @@ pub(crate) enum Rows {
     Dataset(*const latent_dataset),
 }
 
-/// Runs `f` on the rows and copies its result into the caller's `out` (capacity checked).
-pub(crate) unsafe fn rows_call<T: Copy>(
+impl Rows {
+    /// (rows, cols) without copying anything.
+    pub(crate) unsafe fn dims(self) -> Result<(usize, usize)> {
+        match self {
+            Rows::Caller(_, r, c) => Ok((r, c)),
+            Rows::Dataset(d) => {
+                let d = unsafe { arg(d, "dataset")? }.get();
+                Ok((d.rows(), d.cols()))
+            }
+        }
+    }
+
+    /// Checks the columns against `width` and returns the row count: done before the output's
+    /// capacity is checked and before anything is copied or computed.
+    pub(crate) unsafe fn check(self, width: usize, model: &str) -> Result<usize> {
+        let (r, c) = unsafe { self.dims()? };
+        if let Rows::Caller(..) = self
+            && c == 0
+        {
+            return Err(invalid!("x: {r} x {c} has no columns"));
+        }
+        if c != width {
+            return Err(shape!("the rows have {c} columns, the {model} expects {width}"));
+        }
+        Ok(r)
+    }
+}
+
+/// Output values a call can check for overflow before handing them to the caller.
+pub(crate) trait OutValue: Copy {
+    fn finite(&self) -> bool;
+}
+impl OutValue for f32 {
+    fn finite(&self) -> bool {
+        self.is_finite()
+    }
+}
+impl OutValue for f64 {
+    fn finite(&self) -> bool {
+        self.is_finite()
+    }
+}
+impl OutValue for i32 {
+    fn finite(&self) -> bool {
+        true
+    }
+}
+impl OutValue for u64 {
+    fn finite(&self) -> bool {
+        true
+    }
+}
+
+/// NON_FINITE when a result computed from finite inputs overflowed (NaN or infinity), naming
+/// the first such value: never OK with NaNs in the caller's buffer.
+pub(crate) fn check_output<T: OutValue + std::fmt::Debug>(v: &[T], per_row: usize, what: &str) -> Result<()> {
+    match v.iter().position(|x| !x.finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::NonFinite(format!(
+            "{what}: row {}, column {} is {:?}: the inputs are finite, the computation overflowed (huge inputs or parameters)",
+            i / per_row.max(1),
+            i % per_row.max(1),
+            v[i]
+        ))),
+    }
+}
+
+/// Runs `f` on the rows and copies its result into the caller's `out`. The rows' columns must
+/// be `in_width`, and `out` must hold rows x `per_row` values: both checked before anything is
+/// copied or computed.
+pub(crate) unsafe fn rows_call<T: OutValue + std::fmt::Debug>(
     net: *const latent_network,
     rows: Rows,
     out: *mut T,
     capacity: usize,
+    io: impl FnOnce(&Network) -> (usize, usize),
     f: impl FnOnce(&Network, &Matrix) -> Result<Vec<T>>,
 ) -> latent_status {
     guard(|| {
         let n = unsafe { arg(net, "net")? }.read()?;
+        let (in_width, per_row) = io(&n);
+        let r = unsafe { rows.check(in_width, "network")? };
+        let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
         let v = unsafe { with_rows(rows, |m| f(&n, m))? };
-        let dst = unsafe { out_slice(out, capacity, v.len(), "out")? };
+        check_output(&v, per_row, "the result")?;
         dst.copy_from_slice(&v);
         Ok(())
     })
@@ -427,13 +516,21 @@ unsafe fn device_rows_call(
     guard(|| {
         let h = unsafe { arg(net, "net")? };
         let n = h.read()?;
+        let (in_width, per_row) = match call {
+            DeviceCall::Encode => (n.input_dim(), n.code_dim()),
+            DeviceCall::Decode => (n.code_dim(), n.output_dim()),
+            DeviceCall::Reconstruct | DeviceCall::Predict => (n.input_dim(), n.output_dim()),
+        };
+        let r = unsafe { rows.check(in_width, "network")? };
+        let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
         let v = unsafe {
-            with_rows(rows, |m| match device_rows(h, &n, call, m) {
+            // Zero rows stay on the CPU, which returns an empty result.
+            with_rows(rows, |m| match if r == 0 { None } else { device_rows(h, &n, call, m) } {
                 Some(r) => r,
                 None => cpu(&n, m),
             })?
         };
-        let dst = unsafe { out_slice(out, capacity, v.as_slice().len(), "out")? };
+        check_output(v.as_slice(), per_row, "the result")?;
         dst.copy_from_slice(v.as_slice());
         Ok(())
     })
@@ -449,6 +546,15 @@ pub(crate) unsafe fn with_rows<R>(rows: Rows, f: impl FnOnce(&Matrix) -> Result<
 
 /// Codes of `rows` input rows (row-major, `cols` = input_dim) into `codes` (rows x code_dim,
 /// `capacity` floats available).
+///
+/// As every inference call (encode, decode, reconstruct, predict, classify, scores, binary
+/// codes, and their _dataset forms): the width, then the capacity (LATENT_STATUS_BUFFER_TOO_SMALL)
+/// are checked before the rows are read or anything is computed; zero rows (from a caller's
+/// matrix, where `x` and the output may then be NULL, or from an empty dataset) give
+/// LATENT_STATUS_OK with nothing written; zero columns LATENT_STATUS_INVALID_ARGUMENT; memory
+/// for the copy of the rows that cannot be had, LATENT_STATUS_OUT_OF_MEMORY; a result that
+/// overflows to NaN or infinity from finite rows (huge inputs or parameters),
+/// LATENT_STATUS_NON_FINITE, nothing being written.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_encode(
     net: *const latent_network,
@@ -506,7 +612,16 @@ pub unsafe extern "C" fn latent_network_reconstruction_error(
     scores: *mut f64,
     capacity: usize,
 ) -> latent_status {
-    unsafe { rows_call(net, Rows::Caller(x, rows, cols), scores, capacity, |n, m| n.reconstruction_errors(m)) }
+    unsafe {
+        rows_call(
+            net,
+            Rows::Caller(x, rows, cols),
+            scores,
+            capacity,
+            |n| (n.input_dim(), 1),
+            |n, m| n.reconstruction_errors(m),
+        )
+    }
 }
 
 /// Per-row Frobenius norm of the encoder's Jacobian d(code)/d(input), exactly: how strongly
@@ -521,7 +636,16 @@ pub unsafe extern "C" fn latent_network_jacobian_norms(
     norms: *mut f64,
     capacity: usize,
 ) -> latent_status {
-    unsafe { rows_call(net, Rows::Caller(x, rows, cols), norms, capacity, |n, m| n.encoder_jacobian_norms(m)) }
+    unsafe {
+        rows_call(
+            net,
+            Rows::Caller(x, rows, cols),
+            norms,
+            capacity,
+            |n| (n.input_dim(), 1),
+            |n, m| n.encoder_jacobian_norms(m),
+        )
+    }
 }
 
 /// Codes of every row of a dataset into `codes` (rows x code_dim).
@@ -556,7 +680,24 @@ pub unsafe extern "C" fn latent_network_reconstruction_error_dataset(
     scores: *mut f64,
     capacity: usize,
 ) -> latent_status {
-    unsafe { rows_call(net, Rows::Dataset(dataset), scores, capacity, |n, m| n.reconstruction_errors(m)) }
+    unsafe {
+        rows_call(
+            net,
+            Rows::Dataset(dataset),
+            scores,
+            capacity,
+            |n| (n.input_dim(), 1),
+            |n, m| n.reconstruction_errors(m),
+        )
+    }
+}
+
+/// INVALID_ARGUMENT for a mean over zero rows: an evaluation of an empty dataset has no value.
+pub(crate) fn no_rows(rows: usize) -> Result<()> {
+    if rows == 0 {
+        return Err(invalid!("no rows: the dataset is empty, and a mean over zero rows has no value"));
+    }
+    Ok(())
 }
 
 /// Writes `f(network, dataset rows)` into `*out`.
@@ -569,13 +710,22 @@ unsafe fn dataset_scalar(
     guard(|| {
         super::out(out, "out")?;
         let n = unsafe { arg(net, "net")? }.read()?;
-        let v = f(&n, unsafe { arg(dataset, "dataset")? }.get().x())?;
+        let x = unsafe { arg(dataset, "dataset")? }.get().x();
+        no_rows(x.rows())?;
+        let v = f(&n, x)?;
+        if !v.is_finite() {
+            return Err(Error::NonFinite(format!(
+                "the result is {v}: the rows are finite, the computation overflowed (huge inputs or parameters)"
+            )));
+        }
         unsafe { put(out, v) };
         Ok(())
     })
 }
 
-/// The network's loss (mean over all elements, as in training) on a dataset.
+/// The network's loss (mean over all elements, as in training) on a dataset. A dataset of zero
+/// rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"); a loss that overflows from finite
+/// rows (huge inputs or parameters), LATENT_STATUS_NON_FINITE.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_loss(
     net: *const latent_network,
@@ -585,7 +735,9 @@ pub unsafe extern "C" fn latent_network_loss(
     unsafe { dataset_scalar(net, dataset, loss, |n, x| n.loss(x)) }
 }
 
-/// Mean squared reconstruction error per element on a dataset, whatever the training loss.
+/// Mean squared reconstruction error per element on a dataset, whatever the training loss. A
+/// dataset of zero rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"); an overflow,
+/// LATENT_STATUS_NON_FINITE.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_mse(
     net: *const latent_network,
@@ -686,9 +838,14 @@ pub unsafe extern "C" fn latent_network_classify(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(net, Rows::Caller(x, rows, cols), labels, capacity, |n, m| {
-            Ok(n.classify(m)?.into_iter().map(|c| c as i32).collect())
-        })
+        rows_call(
+            net,
+            Rows::Caller(x, rows, cols),
+            labels,
+            capacity,
+            |n| (n.input_dim(), 1),
+            |n, m| Ok(n.classify(m)?.into_iter().map(|c| c as i32).collect()),
+        )
     }
 }
 
@@ -701,16 +858,22 @@ pub unsafe extern "C" fn latent_network_classify_dataset(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(net, Rows::Dataset(dataset), labels, capacity, |n, m| {
-            Ok(n.classify(m)?.into_iter().map(|c| c as i32).collect())
-        })
+        rows_call(
+            net,
+            Rows::Dataset(dataset),
+            labels,
+            capacity,
+            |n| (n.input_dim(), 1),
+            |n, m| Ok(n.classify(m)?.into_iter().map(|c| c as i32).collect()),
+        )
     }
 }
 
 /// Scores a supervised network on a dataset with labels (classifier) or targets (regressor):
 /// the loss as in training, accuracy (classifier; NaN otherwise), mean squared error
 /// (regressor; NaN otherwise). `confusion` (may be NULL with capacity 0) receives the
-/// classes x classes counts, row = true label, column = predicted class.
+/// classes x classes counts, row = true label, column = predicted class. A dataset of zero
+/// rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows").
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_evaluate(
     net: *const latent_network,
@@ -722,9 +885,17 @@ pub unsafe extern "C" fn latent_network_evaluate(
     guard(|| {
         super::out(out, "out")?;
         let n = unsafe { arg(net, "net")? }.read()?;
-        let e = n.evaluate(unsafe { arg(dataset, "dataset")? }.get())?;
-        if !(confusion.is_null() && capacity == 0) {
-            let dst = unsafe { out_slice(confusion, capacity, e.confusion.len(), "confusion")? };
+        let d = unsafe { arg(dataset, "dataset")? }.get();
+        no_rows(d.rows())?;
+        // The confusion matrix's capacity before the evaluation runs.
+        let classes = if let crate::task::Task::Classify { classes } = n.task() { classes } else { 0 };
+        let dst = if confusion.is_null() && capacity == 0 {
+            None
+        } else {
+            Some(unsafe { out_slice(confusion, capacity, classes * classes, "confusion")? })
+        };
+        let e = n.evaluate(d)?;
+        if let Some(dst) = dst {
             dst.copy_from_slice(&e.confusion);
         }
         unsafe {

@@ -53,7 +53,9 @@ fn values<'a>(p: *const f32, n: usize, height: usize, width: usize, name: &str) 
 /// `format` is LATENT_IMAGE_PGM, LATENT_IMAGE_PNG or LATENT_IMAGE_AUTO (by the extension). The
 /// file is written atomically (a temporary file renamed over `path`). Zero sizes, lo > hi or an
 /// unknown format: LATENT_STATUS_INVALID_ARGUMENT; NaN/Inf in rows: LATENT_STATUS_NON_FINITE;
-/// a write that fails: LATENT_STATUS_IO (any old file at `path` is untouched).
+/// a write that fails: LATENT_STATUS_IO (any old file at `path` is untouched). The picture's
+/// size is checked (at most 65536 pixels a side, 2^28 in all: LATENT_STATUS_INVALID_ARGUMENT)
+/// before any value of `rows` is read.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_image_grid_write(
     path: *const c_char,

@@ -58,6 +58,7 @@ pub struct latent_pretrain_params {
     /// Per-layer regularisation of the shallow autoencoders: n_layers entries, one per encoder
     /// layer including the code layer; NULL (n_layers 0) for plain autoencoders everywhere.
     pub layers: *const latent_layer_regularization,
+    /// Entries of `layers`, at most 256 (checked before the array is read).
     pub n_layers: u32,
 }
 
@@ -117,7 +118,8 @@ fn layer_from_c(l: &latent_layer_regularization, i: usize) -> crate::Result<Regu
 /// not NULL). The decoder must mirror the encoder's widths. `progress` (may be NULL) is called
 /// on this thread with `stage` and `stage_layer` naming the stage; non-zero cancels. As in
 /// latent_trainer_fit, the callback may read and save `net` (it sees the deep network as it
-/// stands: the layers pretrained so far), and other calls on `net` are LATENT_STATUS_BUSY.
+/// stands: the layers pretrained so far), and other calls on `net` are LATENT_STATUS_BUSY. A `valid`
+/// dataset of zero rows gives LATENT_STATUS_INVALID_ARGUMENT.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_pretrain(
     net: *mut latent_network,
@@ -132,9 +134,15 @@ pub unsafe extern "C" fn latent_network_pretrain(
         let p = unsafe { arg(params, "params")? };
         let train = unsafe { arg(train, "train")? }.get();
         let valid = unsafe { valid.as_ref() }.map(|v| v.get().x());
+        if valid.is_some_and(|v| v.rows() == 0) {
+            return Err(crate::error::invalid!(
+                "validation data has no rows: a validation loss over nothing is undefined (pass NULL for no validation)"
+            ));
+        }
         let layers = if p.layers.is_null() || p.n_layers == 0 {
             Vec::new()
         } else {
+            super::network::layer_count(p.n_layers, "n_layers")?;
             let v = unsafe { slice(p.layers, p.n_layers as usize, "layers")? };
             v.iter().enumerate().map(|(i, l)| layer_from_c(l, i)).collect::<crate::Result<_>>()?
         };

@@ -137,7 +137,8 @@ pub unsafe extern "C" fn latent_trainer_free(trainer: *mut latent_trainer) {
 
 /// Trains `net` to reconstruct the rows of `train`, or, a classifier or regression network, to
 /// predict their labels or targets (latent_dataset_set_labels, latent_dataset_set_targets). `valid` (may be NULL) gives the validation
-/// rows; without it, `validation_fraction` of `train` is held out. `progress` (may be NULL) is
+/// rows (an empty one is LATENT_STATUS_INVALID_ARGUMENT, as is a `validation_fraction` that
+/// holds out no row); without it, `validation_fraction` of `train` is held out. `progress` (may be NULL) is
 /// called on this thread at each epoch end (and every `progress_every` minibatches); returning
 /// non-zero cancels. Cancelling (LATENT_STATUS_CANCELLED) keeps the last completed step's
 /// parameters; divergence (LATENT_STATUS_DIVERGED) restores those of the epoch's start. The

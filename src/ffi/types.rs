@@ -15,7 +15,8 @@ use super::consts::*;
 pub struct latent_network_params {
     /// Width of the input (and of the reconstruction). Required.
     pub input_dim: u32,
-    /// Number of encoder hidden layers (0 for a shallow autoencoder).
+    /// Number of encoder hidden layers (0 for a shallow autoencoder), at most 256: a larger
+    /// count is LATENT_STATUS_INVALID_ARGUMENT before any array is read.
     pub n_encoder: u32,
     /// Widths of the encoder hidden layers, n_encoder of them.
     pub encoder_units: *const u32,
@@ -30,7 +31,8 @@ pub struct latent_network_params {
     /// 1 (default): the decoder hidden layers mirror the encoder's (reversed widths and
     /// activations) and the decoder fields below are ignored; 0: use them.
     pub mirror_decoder: i32,
-    /// Number of decoder hidden layers when not mirrored.
+    /// Number of decoder hidden layers when not mirrored, at most 256 (checked before any array
+    /// is read).
     pub n_decoder: u32,
     pub decoder_units: *const u32,
     /// NULL for `hidden_activation` everywhere.
@@ -56,6 +58,7 @@ pub struct latent_network_params {
     /// hidden layers, the code layer, decoder hidden layers). NULL or n_sparse_layers = 0: the
     /// code layer.
     pub sparse_layers: *const u32,
+    /// Entries of sparse_layers, at most 256 (checked before the array is read).
     pub n_sparse_layers: u32,
     /// 1: alternate-layer sparsity, the penalty on hidden layers alternate_start,
     /// alternate_start + 2, ... (overrides sparse_layers). Default 0.
@@ -245,7 +248,8 @@ pub struct latent_vae_part {
 pub struct latent_vae_params {
     /// Width of the data. Required.
     pub input_dim: u32,
-    /// Number of encoder hidden layers (0: the posterior is computed from x directly).
+    /// Number of encoder hidden layers (0: the posterior is computed from x directly), at most
+    /// 256: a larger count is LATENT_STATUS_INVALID_ARGUMENT before any array is read.
     pub n_encoder: u32,
     /// Widths of the encoder hidden layers, n_encoder of them.
     pub encoder_units: *const u32,
@@ -253,7 +257,7 @@ pub struct latent_vae_params {
     pub encoder_activations: *const latent_activation,
     /// Width of the latent code z. Required.
     pub latent_dim: u32,
-    /// Number of decoder hidden layers (not mirrored: give them explicitly).
+    /// Number of decoder hidden layers (not mirrored: give them explicitly), at most 256.
     pub n_decoder: u32,
     pub decoder_units: *const u32,
     /// NULL for `hidden_activation` everywhere.
@@ -266,7 +270,8 @@ pub struct latent_vae_params {
     pub distribution: latent_distribution,
     /// Its activation. Default IDENTITY; ignored for BERNOULLI (always sigmoid).
     pub distribution_activation: latent_activation,
-    /// Number of parts of a composite distribution; 0 (default): `distribution` alone.
+    /// Number of parts of a composite distribution; 0 (default): `distribution` alone. At most
+    /// input_dim (each part has a column), checked before `parts` is read.
     pub n_parts: u32,
     /// The parts in column order; their sizes must sum to input_dim.
     pub parts: *const latent_vae_part,
@@ -336,7 +341,7 @@ pub struct latent_montecarlo_params {
     /// Seed of every draw. Default 0.
     pub seed: u64,
     /// Candidates per quadratic fit of latent_montecarlo_intervals(); 0 (default) = 4 x the
-    /// number of fitted coefficients, at least 60.
+    /// number of fitted coefficients, at least 60. At most 2^24.
     pub interval_samples: u64,
     /// Converged when every free spread is at most tolerance * max(1, |best_i|). Default 1e-8.
     pub tolerance: f64,

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::sync::RwLockWriteGuard;
 
 use super::dataset::latent_dataset;
-use super::network::{Rows, with_rows, write_string};
+use super::network::{Rows, check_output, with_rows, write_string};
 use super::*;
 use crate::activation::Activation;
 use crate::distribution::{DistKind, Part, Reconstruction};
@@ -92,7 +92,7 @@ unsafe fn layers(
     default: Activation,
     what: &str,
 ) -> Result<Vec<LayerSpec>> {
-    let n = n as usize;
+    let n = super::network::layer_count(n, &format!("n_{what}"))?;
     let units = unsafe { slice(units, n, &format!("{what}_units"))? };
     let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, &format!("{what}_activations"))? }) };
     (0..n)
@@ -130,6 +130,13 @@ pub(crate) unsafe fn vae_spec_from_params(p: &latent_vae_params) -> Result<VaeSp
     let parts = if p.n_parts == 0 {
         vec![part(p.input_dim, p.distribution, p.distribution_activation, "distribution")?]
     } else {
+        if p.n_parts > p.input_dim {
+            return Err(invalid!(
+                "n_parts = {} is more than input_dim ({}): every part has a column",
+                p.n_parts,
+                p.input_dim
+            ));
+        }
         let given = unsafe { slice(p.parts, p.n_parts as usize, "parts")? };
         given
             .iter()
@@ -294,21 +301,33 @@ pub unsafe extern "C" fn latent_vae_load(path: *const c_char, out: *mut *mut lat
     })
 }
 
-/// Runs `f` on the rows and copies its result into `out` (capacity checked).
-unsafe fn rows_call<T: Copy>(
+/// Runs `f` on the rows and copies its result into `out`. The rows' columns must be
+/// `in_width` and `out` must hold rows x `per_row` values, both checked before anything is
+/// copied or computed; a non-finite result is NON_FINITE.
+unsafe fn rows_call<T: super::network::OutValue + std::fmt::Debug>(
     vae: *const latent_vae,
     rows: Rows,
     out: *mut T,
     capacity: usize,
+    io: impl FnOnce(&Vae) -> Result<(usize, usize)>,
     f: impl FnOnce(&Vae, &Matrix) -> Result<Vec<T>>,
 ) -> latent_status {
     guard(|| {
         let v = unsafe { arg(vae, "vae")? }.read()?;
-        let r = unsafe { with_rows(rows, |m| f(&v, m))? };
-        let dst = unsafe { out_slice(out, capacity, r.len(), "out")? };
-        dst.copy_from_slice(&r);
+        let (in_width, per_row) = io(&v)?;
+        let r = unsafe { rows.check(in_width, "VAE")? };
+        let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
+        let res = unsafe { with_rows(rows, |m| f(&v, m))? };
+        check_output(&res, per_row, "the result")?;
+        dst.copy_from_slice(&res);
         Ok(())
     })
+}
+
+/// (input_dim, 1) for a per-row score with `samples` draws, the draws checked first.
+fn scores_io(v: &Vae, samples: u32) -> Result<(usize, usize)> {
+    crate::vae::check_samples(samples as usize)?;
+    Ok((v.input_dim(), 1))
 }
 
 /// The body of latent_vae_encode and latent_vae_encode_dataset.
@@ -322,18 +341,19 @@ unsafe fn encode_rows(
     guard(|| {
         let h = unsafe { arg(vae, "vae")? };
         let v = h.read()?;
+        let r = unsafe { rows.check(v.input_dim(), "VAE")? };
+        let need = checked_len(r, v.latent_dim())?;
+        let mean = unsafe { out_slice(mean, capacity, need, "mean")? };
+        let logvar =
+            if logvar.is_null() { None } else { Some(unsafe { out_slice(logvar, capacity, need, "logvar")? }) };
         unsafe {
             with_rows(rows, |m| {
-                if m.cols() != v.input_dim() {
-                    return Err(shape!("the rows have {} columns, the VAE expects {}", m.cols(), v.input_dim()));
-                }
-                let need = checked_len(m.rows(), v.latent_dim())?;
-                let mean = out_slice(mean, capacity, need, "mean")?;
-                let logvar = if logvar.is_null() { None } else { Some(out_slice(logvar, capacity, need, "logvar")?) };
-                let (mu, lv) = match super::device::vae_encode(h, &v, m) {
+                let (mu, lv) = match if r == 0 { None } else { super::device::vae_encode(h, &v, m) } {
                     Some(r) => r?,
                     None => v.encode(m)?,
                 };
+                check_output(mu.as_slice(), mu.cols(), "the posterior means")?;
+                check_output(lv.as_slice(), lv.cols(), "the posterior log-variances")?;
                 mean.copy_from_slice(mu.as_slice());
                 if let Some(l) = logvar {
                     l.copy_from_slice(lv.as_slice());
@@ -347,6 +367,11 @@ unsafe fn encode_rows(
 /// The posterior q(z|x) of `rows` input rows (row-major, `cols` = input_dim): its means into
 /// `mean` and, unless `logvar` is NULL, its log-variances into `logvar` (rows x latent_dim
 /// each; `capacity` floats in each buffer). The mean is DL4J's activate() output.
+///
+/// As every VAE inference call: the width, then the capacity, are checked before the rows are
+/// read or anything computed; zero rows give LATENT_STATUS_OK with nothing written; a result
+/// that overflows from finite rows (huge inputs or parameters) is LATENT_STATUS_NON_FINITE. A
+/// `samples` count outside 1..=65536 is LATENT_STATUS_INVALID_ARGUMENT, checked first.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_encode(
     vae: *const latent_vae,
@@ -375,7 +400,11 @@ pub unsafe extern "C" fn latent_vae_sample_z(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(vae, Rows::Caller(x, rows, cols), z, capacity, |v, m| {
+        let io = |v: &Vae| {
+            crate::vae::check_samples(samples as usize)?;
+            Ok((v.input_dim(), checked_len(samples as usize, v.latent_dim())?))
+        };
+        rows_call(vae, Rows::Caller(x, rows, cols), z, capacity, io, |v, m| {
             Ok(v.sample_posterior(m, samples as usize, seed)?.into_vec())
         })
     }
@@ -393,7 +422,16 @@ pub unsafe extern "C" fn latent_vae_generate_mean(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { rows_call(vae, Rows::Caller(z, rows, cols), out, capacity, |v, m| Ok(v.generate_at_mean(m)?.into_vec())) }
+    unsafe {
+        rows_call(
+            vae,
+            Rows::Caller(z, rows, cols),
+            out,
+            capacity,
+            |v| Ok((v.latent_dim(), v.input_dim())),
+            |v, m| Ok(v.generate_at_mean(m)?.into_vec()),
+        )
+    }
 }
 
 /// A draw from p(x|z) for each of `rows` latent rows into `out` (rows x input_dim): DL4J's
@@ -409,7 +447,14 @@ pub unsafe extern "C" fn latent_vae_generate_random(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(vae, Rows::Caller(z, rows, cols), out, capacity, |v, m| Ok(v.generate_random(m, seed)?.into_vec()))
+        rows_call(
+            vae,
+            Rows::Caller(z, rows, cols),
+            out,
+            capacity,
+            |v| Ok((v.latent_dim(), v.input_dim())),
+            |v, m| Ok(v.generate_random(m, seed)?.into_vec()),
+        )
     }
 }
 
@@ -445,13 +490,24 @@ pub unsafe extern "C" fn latent_vae_reconstruct(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { rows_call(vae, Rows::Caller(x, rows, cols), out, capacity, |v, m| Ok(v.reconstruct(m)?.into_vec())) }
+    unsafe {
+        rows_call(
+            vae,
+            Rows::Caller(x, rows, cols),
+            out,
+            capacity,
+            |v| Ok((v.input_dim(), v.input_dim())),
+            |v, m| Ok(v.reconstruct(m)?.into_vec()),
+        )
+    }
 }
 
 /// DL4J's reconstructionLogProbability, per row into `out` (`rows` values): the Monte-Carlo mean
 /// over `samples` draws z ~ q(z|x) of log p(x|z). Not log p(x) (it ignores the prior; see
 /// latent_vae_log_likelihood). A VAE trained with LATENT_DISTRIBUTION_MSE has no probabilities:
-/// LATENT_STATUS_INVALID_ARGUMENT.
+/// LATENT_STATUS_INVALID_ARGUMENT; so are `samples` outside 1..=65536 (checked before anything
+/// is allocated) and, for a Bernoulli part, data outside [0, 1] (the message names the row and
+/// column).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_reconstruction_log_probability(
     vae: *const latent_vae,
@@ -464,9 +520,14 @@ pub unsafe extern "C" fn latent_vae_reconstruction_log_probability(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(vae, Rows::Caller(x, rows, cols), out, capacity, |v, m| {
-            v.reconstruction_log_probability(m, samples as usize, seed)
-        })
+        rows_call(
+            vae,
+            Rows::Caller(x, rows, cols),
+            out,
+            capacity,
+            |v| scores_io(v, samples),
+            |v, m| v.reconstruction_log_probability(m, samples as usize, seed),
+        )
     }
 }
 
@@ -484,16 +545,23 @@ pub unsafe extern "C" fn latent_vae_reconstruction_probability(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(vae, Rows::Caller(x, rows, cols), out, capacity, |v, m| {
-            v.reconstruction_probability(m, samples as usize, seed)
-        })
+        rows_call(
+            vae,
+            Rows::Caller(x, rows, cols),
+            out,
+            capacity,
+            |v| scores_io(v, samples),
+            |v, m| v.reconstruction_probability(m, samples as usize, seed),
+        )
     }
 }
 
 /// The importance-sampled log-likelihood log p(x) of each row into `out` (`rows` values), with
 /// K = `samples` draws from q(z|x): log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), the IWAE bound,
 /// which rises to log p(x) as K grows (K = 1 is a one-sample ELBO). An anomaly score: lower is
-/// less like the training data. LATENT_STATUS_INVALID_ARGUMENT for an MSE-loss VAE.
+/// less like the training data. LATENT_STATUS_INVALID_ARGUMENT for an MSE-loss VAE, for
+/// `samples` outside 1..=65536 (checked before anything is allocated) and for data outside
+/// [0, 1] in a Bernoulli part (the row and column named).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_log_likelihood(
     vae: *const latent_vae,
@@ -506,7 +574,14 @@ pub unsafe extern "C" fn latent_vae_log_likelihood(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(vae, Rows::Caller(x, rows, cols), out, capacity, |v, m| v.log_likelihood(m, samples as usize, seed))
+        rows_call(
+            vae,
+            Rows::Caller(x, rows, cols),
+            out,
+            capacity,
+            |v| scores_io(v, samples),
+            |v, m| v.log_likelihood(m, samples as usize, seed),
+        )
     }
 }
 
@@ -520,7 +595,16 @@ pub unsafe extern "C" fn latent_vae_log_likelihood_dataset(
     out: *mut f64,
     capacity: usize,
 ) -> latent_status {
-    unsafe { rows_call(vae, Rows::Dataset(dataset), out, capacity, |v, m| v.log_likelihood(m, samples as usize, seed)) }
+    unsafe {
+        rows_call(
+            vae,
+            Rows::Dataset(dataset),
+            out,
+            capacity,
+            |v| scores_io(v, samples),
+            |v, m| v.log_likelihood(m, samples as usize, seed),
+        )
+    }
 }
 
 /// latent_vae_reconstruction_log_probability (DL4J's form) of every row of a dataset.
@@ -534,9 +618,14 @@ pub unsafe extern "C" fn latent_vae_reconstruction_log_probability_dataset(
     capacity: usize,
 ) -> latent_status {
     unsafe {
-        rows_call(vae, Rows::Dataset(dataset), out, capacity, |v, m| {
-            v.reconstruction_log_probability(m, samples as usize, seed)
-        })
+        rows_call(
+            vae,
+            Rows::Dataset(dataset),
+            out,
+            capacity,
+            |v| scores_io(v, samples),
+            |v, m| v.reconstruction_log_probability(m, samples as usize, seed),
+        )
     }
 }
 
@@ -555,7 +644,9 @@ pub unsafe extern "C" fn latent_vae_encode_dataset(
 }
 
 /// The negative ELBO per example of a dataset and its parts (means over the rows), the
-/// reconstruction term estimated with `samples` draws per row.
+/// reconstruction term estimated with `samples` draws per row (1..=65536). A dataset of zero
+/// rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"), as does data outside [0, 1] in a
+/// Bernoulli part; an overflow, LATENT_STATUS_NON_FINITE.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_elbo(
     vae: *const latent_vae,
@@ -566,15 +657,26 @@ pub unsafe extern "C" fn latent_vae_elbo(
 ) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
+        crate::vae::check_samples(samples as usize)?;
         let v = unsafe { arg(vae, "vae")? }.read()?;
-        let e = v.elbo(unsafe { arg(dataset, "dataset")? }.get().x(), samples as usize, seed)?;
+        let x = unsafe { arg(dataset, "dataset")? }.get().x();
+        super::network::no_rows(x.rows())?;
+        let e = v.elbo(x, samples as usize, seed)?;
+        if !(e.neg_elbo.is_finite() && e.reconstruction.is_finite() && e.kl.is_finite()) {
+            return Err(crate::error::Error::NonFinite(format!(
+                "the ELBO is {} (reconstruction {}, KL {}): the rows are finite, the computation overflowed",
+                e.neg_elbo, e.reconstruction, e.kl
+            )));
+        }
         unsafe { put(out, latent_elbo { neg_elbo: e.neg_elbo, reconstruction: e.reconstruction, kl: e.kl }) };
         Ok(())
     })
 }
 
 /// The IWAE bound L_K with K = `samples`: the mean over a dataset's rows of
-/// latent_vae_log_likelihood. L_1 is the ELBO; L_K rises towards the mean log p(x) with K.
+/// latent_vae_log_likelihood. L_1 is the ELBO; L_K rises towards the mean log p(x) with K. A
+/// dataset of zero rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"); `samples` outside
+/// 1..=65536 too, checked before anything is allocated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_iwae_bound(
     vae: *const latent_vae,
@@ -585,8 +687,12 @@ pub unsafe extern "C" fn latent_vae_iwae_bound(
 ) -> latent_status {
     guard(|| {
         super::out(bound, "bound")?;
+        crate::vae::check_samples(samples as usize)?;
         let v = unsafe { arg(vae, "vae")? }.read()?;
-        let ll = v.log_likelihood(unsafe { arg(dataset, "dataset")? }.get().x(), samples as usize, seed)?;
+        let x = unsafe { arg(dataset, "dataset")? }.get().x();
+        super::network::no_rows(x.rows())?;
+        let ll = v.log_likelihood(x, samples as usize, seed)?;
+        check_output(&ll, 1, "the log-likelihoods")?;
         unsafe { put(bound, ll.iter().sum::<f64>() / ll.len().max(1) as f64) };
         Ok(())
     })

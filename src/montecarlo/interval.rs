@@ -32,7 +32,7 @@
 
 use super::sampler::{normal_quantile, standard_normal};
 use super::{LossFn, MonteCarlo};
-use crate::error::{Error, Result, invalid};
+use crate::error::{Error, Result, invalid, try_zeros};
 
 /// Where the likelihood's temperature comes from.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,6 +42,9 @@ pub enum Temperature {
     /// The number of observations n of a sum- or mean-of-squares loss: T = 2 L* / (n - p).
     Observations(usize),
 }
+
+/// Most candidates per interval fit ([`IntervalSettings::samples`]).
+pub const MAX_INTERVAL_SAMPLES: usize = 1 << 24;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct IntervalSettings {
@@ -86,6 +89,9 @@ impl MonteCarlo {
         if !(s.level > 0.0 && s.level < 1.0) {
             return Err(invalid!("level = {} must be in (0, 1)", s.level));
         }
+        if s.samples > MAX_INTERVAL_SAMPLES {
+            return Err(invalid!("interval samples = {} is more than {MAX_INTERVAL_SAMPLES}", s.samples));
+        }
         let Some(center) = self.best.clone() else {
             return Err(invalid!("no optimum yet: run the optimizer (or set a start) first"));
         };
@@ -118,8 +124,8 @@ impl MonteCarlo {
             }
         };
         let full = q <= s.full_hessian_max;
-        let mut sd = vec![0.0; p];
-        let mut covariance = vec![0.0; p * p];
+        let mut sd = try_zeros(p)?;
+        let mut covariance = try_zeros(crate::tensor::checked_len(p, p)?)?;
         if q > 0 {
             let h = self.probe_scales(loss, &center, lstar, &free, t)?;
             let cov = self.fit_covariance(loss, &center, lstar, &free, &h, full, s.samples, t)?;
@@ -195,7 +201,11 @@ impl MonteCarlo {
         let q = free.len();
         let m = if full { 1 + q + q * (q + 1) / 2 } else { 1 + 2 * q };
         let n = if samples > 0 { samples } else { (4 * m).max(60) };
-        let mut cands = Vec::with_capacity(n * p);
+        let mut cands = Vec::new();
+        let len = crate::tensor::checked_len(n, p)?;
+        cands.try_reserve_exact(len).map_err(|_| {
+            Error::OutOfMemory(format!("{n} interval samples of {p} parameters: no memory for the candidates"))
+        })?;
         for _ in 0..n {
             let mut x = center.to_vec();
             for (j, &i) in free.iter().enumerate() {
@@ -206,7 +216,7 @@ impl MonteCarlo {
         }
         let losses = self.evaluate(&cands, loss)?;
         // Normal equations over the finite samples, features in scaled coordinates u = d / h.
-        let mut g = vec![0.0; m * m];
+        let mut g = try_zeros(crate::tensor::checked_len(m, m)?)?;
         let mut b = vec![0.0; m];
         let mut f = vec![0.0; m];
         let mut used = 0usize;

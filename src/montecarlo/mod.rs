@@ -174,10 +174,34 @@ pub fn minimize(settings: Settings, specs: Vec<ParamSpec>, loss: LossFn) -> Resu
     Ok(mc)
 }
 
+/// An empty buffer for `m` candidates of `p` parameters, reserved fallibly: the counts come from
+/// the caller's settings (OUT_OF_MEMORY, never an abort).
+fn candidates(m: usize, p: usize) -> Result<Vec<f64>> {
+    let n = crate::tensor::checked_len(m, p)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        crate::error::Error::OutOfMemory(format!("{m} candidates of {p} parameters: no memory for them"))
+    })?;
+    Ok(v)
+}
+
 impl MonteCarlo {
     /// `n_params` parameters with the default spec (prior U(-1, 1), normal proposal, no constraint).
+    /// The specs are allocated fallibly: a count too large for memory is OUT_OF_MEMORY.
     pub fn new(settings: Settings, n_params: usize) -> Result<MonteCarlo> {
-        MonteCarlo::with_specs(settings, vec![ParamSpec::default(); n_params])
+        settings.validate()?;
+        if n_params == 0 {
+            return Err(invalid!("the number of parameters is 0"));
+        }
+        let mut specs = Vec::new();
+        specs.try_reserve_exact(n_params).map_err(|_| {
+            crate::error::Error::OutOfMemory(format!(
+                "{n_params} parameters: no memory for their specs ({} bytes each)",
+                std::mem::size_of::<ParamSpec>()
+            ))
+        })?;
+        specs.resize(n_params, ParamSpec::default());
+        MonteCarlo::with_specs(settings, specs)
     }
 
     /// One spec per parameter.
@@ -196,7 +220,7 @@ impl MonteCarlo {
             specs,
             best: None,
             best_loss: f64::NAN,
-            spreads: vec![0.0; n],
+            spreads: crate::error::try_zeros(n)?,
             history: Vec::new(),
             evaluations: 0,
             iterations: 0,
@@ -350,7 +374,7 @@ impl MonteCarlo {
         let m =
             (self.settings.init_samples as u64).min(self.remaining().saturating_sub(start.is_some() as u64)) as usize;
         let mut scales = vec![0.0; p];
-        let mut cands = Vec::with_capacity((m + 1) * p);
+        let mut cands = candidates(m + 1, p)?;
         if let Some(w) = &start {
             cands.extend_from_slice(w);
         }
@@ -404,7 +428,7 @@ impl MonteCarlo {
             if m == 0 {
                 break;
             }
-            let mut cands = Vec::with_capacity(m * p);
+            let mut cands = candidates(m, p)?;
             let sparse = self.settings.update_fraction < 1.0;
             for _ in 0..m {
                 for (i, s) in self.specs.iter().enumerate() {

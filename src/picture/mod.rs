@@ -116,10 +116,11 @@ fn check_rows(values: &[f32], n: usize, spec: &GridSpec, what: &str) -> Result<u
     Ok(px)
 }
 
-/// A canvas of `tiles_x` x `tiles_y` tiles with padding, filled with the padding gray.
-fn canvas(spec: &GridSpec, tiles_x: usize, tiles_y: usize, extra_h: usize) -> Result<Gray> {
+/// The size of a canvas of `tiles_x` x `tiles_y` tiles with padding, checked against the
+/// limits before any pixel is read or allocated.
+fn canvas_size(spec: &GridSpec, tiles_x: usize, tiles_y: usize, extra_h: usize) -> Result<(usize, usize)> {
     let side = |tiles: usize, size: usize| {
-        tiles.checked_mul(size).and_then(|t| t.checked_add((tiles + 1).checked_mul(spec.padding)?))
+        tiles.checked_mul(size).and_then(|t| t.checked_add(tiles.checked_add(1)?.checked_mul(spec.padding)?))
     };
     let w = side(tiles_x, spec.width);
     let h = side(tiles_y, spec.height).and_then(|h| h.checked_add(extra_h));
@@ -127,6 +128,11 @@ fn canvas(spec: &GridSpec, tiles_x: usize, tiles_y: usize, extra_h: usize) -> Re
     if w > 1 << 16 || h > 1 << 16 || w * h > 1 << 28 {
         return Err(invalid!("a {w} x {h} picture is too large (at most 65536 pixels a side, 2^28 in all)"));
     }
+    Ok((w, h))
+}
+
+/// A canvas of the size [`canvas_size`] checked, filled with the padding gray.
+fn canvas((w, h): (usize, usize)) -> Result<Gray> {
     let mut pixels = try_zeros::<u8>(w * h)?;
     pixels.fill(PADDING_GRAY);
     Ok(Gray { width: w, height: h, pixels })
@@ -146,10 +152,14 @@ fn blit(img: &mut Gray, tile: &[f32], spec: &GridSpec, x0: usize, y0: usize, (lo
 /// `n` images (`values` holds n rows of height*width values) laid out `spec.cols` to a line.
 pub fn grid(values: &[f32], n: usize, spec: &GridSpec) -> Result<Gray> {
     spec.validate()?;
-    let px = check_rows(values, n, spec, "rows")?;
+    if n == 0 {
+        return Err(invalid!("rows: no images to draw"));
+    }
     let cols = spec.cols.min(n);
     let lines = n.div_ceil(cols);
-    let mut img = canvas(spec, cols, lines, 0)?;
+    let size = canvas_size(spec, cols, lines, 0)?;
+    let px = check_rows(values, n, spec, "rows")?;
+    let mut img = canvas(size)?;
     let range = value_range(values, spec);
     let p = spec.padding;
     for (i, tile) in values.chunks_exact(px).enumerate() {
@@ -165,12 +175,16 @@ pub fn grid(values: &[f32], n: usize, spec: &GridSpec) -> Result<Gray> {
 /// pixels). One value range (given or auto over both) maps both.
 pub fn pairs(originals: &[f32], reconstructions: &[f32], n: usize, spec: &GridSpec) -> Result<Gray> {
     spec.validate()?;
-    let px = check_rows(originals, n, spec, "originals")?;
-    check_rows(reconstructions, n, spec, "reconstructions")?;
+    if n == 0 {
+        return Err(invalid!("originals: no images to draw"));
+    }
     let cols = spec.cols.min(n);
     let bands = n.div_ceil(cols);
     let gap = spec.padding + 2;
-    let mut img = canvas(spec, cols, 2 * bands, (bands - 1) * gap)?;
+    let size = canvas_size(spec, cols, bands.saturating_mul(2), (bands - 1).saturating_mul(gap))?;
+    let px = check_rows(originals, n, spec, "originals")?;
+    check_rows(reconstructions, n, spec, "reconstructions")?;
+    let mut img = canvas(size)?;
     let range = match spec.range {
         Some(r) => r,
         None => {

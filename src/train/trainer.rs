@@ -345,6 +345,9 @@ impl Trainable for Vae {
     fn valid_score(&self, v: &Matrix, threads: usize) -> Result<f64> {
         Vae::valid_score(self, v, threads)
     }
+    fn check_rows(&self, data: &Matrix, what: &str) -> Result<()> {
+        self.check_support(data, what)
+    }
     fn shardable(&self) -> bool {
         true
     }
@@ -834,6 +837,11 @@ pub(crate) fn checked_split<'a, M: Trainable + ?Sized>(
         return Err(shape!("training data has {} columns, the network expects {width}{targets}", data.cols()));
     }
     if let Some(v) = valid {
+        if v.rows() == 0 {
+            return Err(invalid!(
+                "validation data has no rows: a validation loss over nothing is undefined and early stopping could not work (pass NULL for no validation)"
+            ));
+        }
         if v.cols() != width {
             return Err(shape!("validation data has {} columns, the network expects {width}{targets}", v.cols()));
         }
@@ -844,6 +852,13 @@ pub(crate) fn checked_split<'a, M: Trainable + ?Sized>(
     net.check_rows(data, "training data")?;
     if valid.is_none() && c.validation_fraction > 0.0 {
         let sp = split_rows(data, c.validation_fraction, c.seed)?;
+        if sp.1.rows() == 0 {
+            return Err(invalid!(
+                "validation fraction {} of {} rows holds no row: raise it, or set it to 0 for no validation",
+                c.validation_fraction,
+                data.rows()
+            ));
+        }
         return Ok((data, None, Some(sp)));
     }
     Ok((data, valid, None))

@@ -95,7 +95,9 @@ int main(int argc, char **argv) {
     EXPECT(latent_network_encode(NULL, x, 2, 5, codes, 6), LATENT_STATUS_NULL_ARGUMENT);
     EXPECT(latent_network_encode(net, NULL, 2, 5, codes, 6), LATENT_STATUS_NULL_ARGUMENT);
     EXPECT(latent_network_encode(net, x, 2, 5, NULL, 6), LATENT_STATUS_NULL_ARGUMENT);
-    EXPECT(latent_network_encode(net, x, 0, 5, codes, 6), LATENT_STATUS_INVALID_ARGUMENT);
+    /* Zero rows: OK with nothing written (NumPy's and PyTorch's answer), even with NULLs. */
+    EXPECT(latent_network_encode(net, x, 0, 5, codes, 6), LATENT_STATUS_OK);
+    EXPECT(latent_network_encode(net, NULL, 0, 5, NULL, 0), LATENT_STATUS_OK);
     EXPECT(latent_network_encode(net, x, 2, 0, codes, 6), LATENT_STATUS_INVALID_ARGUMENT);
     EXPECT(latent_network_encode(net, x, 2, 4, codes, 6), LATENT_STATUS_SHAPE_MISMATCH);
     EXPECT(latent_network_encode(net, x, 2, 5, codes, 5), LATENT_STATUS_BUFFER_TOO_SMALL);

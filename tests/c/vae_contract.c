@@ -153,7 +153,8 @@ int main(int argc, char **argv) {
     EXPECT(latent_vae_encode(NULL, x, 2, D, mean, logvar, 4), LATENT_STATUS_NULL_ARGUMENT);
     EXPECT(latent_vae_encode(vae, NULL, 2, D, mean, logvar, 4), LATENT_STATUS_NULL_ARGUMENT);
     EXPECT(latent_vae_encode(vae, x, 2, D, NULL, logvar, 4), LATENT_STATUS_NULL_ARGUMENT);
-    EXPECT(latent_vae_encode(vae, x, 0, D, mean, logvar, 4), LATENT_STATUS_INVALID_ARGUMENT);
+    /* Zero rows: OK with nothing written. */
+    EXPECT(latent_vae_encode(vae, x, 0, D, mean, logvar, 4), LATENT_STATUS_OK);
     EXPECT(latent_vae_encode(vae, x, 2, 0, mean, logvar, 4), LATENT_STATUS_INVALID_ARGUMENT);
     EXPECT(latent_vae_encode(vae, x, SIZE_MAX / 2, D, mean, logvar, 4), LATENT_STATUS_INVALID_ARGUMENT);
     EXPECT(latent_vae_encode(vae, x, 2, D - 1, mean, logvar, 4), LATENT_STATUS_SHAPE_MISMATCH);

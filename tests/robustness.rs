@@ -1,0 +1,652 @@
+//! Issue 15, "never hang, never abort, never print": the C API's answers to hostile sizes,
+//! allocation failures, supervised networks in autoencoder calls, empty and odd inputs.
+//!
+//! Calls that used to abort (an allocation failure) or read past a caller's array run in a
+//! child process (this test binary re-executed for one test, with ROBUSTNESS_CHILD set),
+//! under a 1 GiB address-space limit where memory matters: the parent asserts that the child
+//! exited normally, so an abort or a segfault fails the test instead of killing the run.
+
+use std::ffi::CStr;
+use std::process::Command;
+use std::ptr::{null, null_mut};
+
+use latent::ffi::*;
+
+const GIB: u64 = 1 << 30;
+
+/// Runs `body` in a child process (this test alone, re-executed) whose address space is limited
+/// to `limit` bytes (0: no limit), and asserts the child exited with success: an abort, a
+/// signal or a failed assertion in `body` fails the test.
+fn in_child(name: &str, limit: u64, body: impl FnOnce()) {
+    if std::env::var("ROBUSTNESS_CHILD").as_deref() == Ok(name) {
+        if limit > 0 {
+            let r = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &r) }, 0, "setrlimit");
+        }
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env("ROBUSTNESS_CHILD", name)
+        .output()
+        .expect("re-run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child for {name} did not pass: {:?} (a signal means an abort or a crash)\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn message() -> String {
+    unsafe { CStr::from_ptr(latent_last_error_message()) }.to_string_lossy().into_owned()
+}
+
+/// Asserts a status, showing the library's message when it differs.
+#[track_caller]
+fn expect(status: latent_status, want: latent_status) {
+    assert_eq!(status, want, "status {status} instead of {want}: {}", message());
+}
+
+fn network(input: u32, code: u32, task: latent_task, outputs: u32) -> *mut latent_network {
+    let units = [6u32];
+    let mut p = latent_network_params_default();
+    p.input_dim = input;
+    p.n_encoder = 1;
+    p.encoder_units = units.as_ptr();
+    p.code_units = code;
+    p.task = task;
+    p.outputs = outputs;
+    if task != LATENT_TASK_RECONSTRUCT {
+        p.output_activation = LATENT_ACTIVATION_IDENTITY;
+    }
+    p.seed = 3;
+    let mut net = null_mut();
+    expect(unsafe { latent_network_new(&p, &mut net) }, LATENT_STATUS_OK);
+    net
+}
+
+fn autoencoder(input: u32, code: u32) -> *mut latent_network {
+    network(input, code, LATENT_TASK_RECONSTRUCT, 0)
+}
+
+fn dataset(x: &[f32], rows: usize, cols: usize) -> *mut latent_dataset {
+    let mut d = null_mut();
+    expect(
+        unsafe {
+            latent_dataset_from_buffer(x.as_ptr().cast(), LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, rows, cols, &mut d)
+        },
+        LATENT_STATUS_OK,
+    );
+    d
+}
+
+/// Splits `d` with fraction 0: (all rows, an empty dataset).
+fn empty_part(d: *const latent_dataset) -> (*mut latent_dataset, *mut latent_dataset) {
+    let (mut a, mut b) = (null_mut(), null_mut());
+    expect(unsafe { latent_dataset_split(d, 0.0, 1, &mut a, &mut b) }, LATENT_STATUS_OK);
+    assert_eq!(unsafe { latent_dataset_rows(b) }, 0);
+    (a, b)
+}
+
+fn vae(input: u32, latent: u32, distribution: latent_distribution) -> *mut latent_vae {
+    let units = [8u32];
+    let mut p = latent_vae_params_default();
+    p.input_dim = input;
+    p.latent_dim = latent;
+    p.n_encoder = 1;
+    p.encoder_units = units.as_ptr();
+    p.n_decoder = 1;
+    p.decoder_units = units.as_ptr();
+    p.distribution = distribution;
+    p.seed = 5;
+    let mut v = null_mut();
+    expect(unsafe { latent_vae_new(&p, &mut v) }, LATENT_STATUS_OK);
+    v
+}
+
+fn data(rows: usize, cols: usize) -> Vec<f32> {
+    (0..rows * cols).map(|i| ((i * 37) % 101) as f32 / 100.0).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 2: aborts and reads past the caller's arrays.
+
+#[test]
+fn vae_scores_with_uint32_max_samples_are_invalid_argument_not_an_abort() {
+    in_child("vae_scores_with_uint32_max_samples_are_invalid_argument_not_an_abort", GIB, || {
+        let v = vae(4, 2, LATENT_DISTRIBUTION_BERNOULLI);
+        expect(unsafe { latent_vae_set_threads(v, 1) }, LATENT_STATUS_OK);
+        let x = data(3, 4);
+        let d = dataset(&x, 3, 4);
+        let mut out = [0f64; 3];
+        let mut z = [0f32; 6];
+        let mut bound = 0f64;
+        let mut e = latent_elbo { neg_elbo: 0.0, reconstruction: 0.0, kl: 0.0 };
+        let s = u32::MAX;
+        unsafe {
+            expect(latent_vae_log_likelihood(v, x.as_ptr(), 3, 4, s, 1, out.as_mut_ptr(), 3), 2);
+            assert!(message().contains("65536"), "{}", message());
+            expect(latent_vae_log_likelihood_dataset(v, d, s, 1, out.as_mut_ptr(), 3), 2);
+            expect(latent_vae_iwae_bound(v, d, s, 1, &mut bound), 2);
+            expect(latent_vae_elbo(v, d, s, 1, &mut e), 2);
+            expect(latent_vae_reconstruction_log_probability(v, x.as_ptr(), 3, 4, s, 1, out.as_mut_ptr(), 3), 2);
+            expect(latent_vae_reconstruction_log_probability_dataset(v, d, s, 1, out.as_mut_ptr(), 3), 2);
+            expect(latent_vae_sample_z(v, x.as_ptr(), 3, 4, s, 1, z.as_mut_ptr(), 6), 2);
+            // The range check comes before the capacity check (and before any allocation).
+            expect(latent_vae_log_likelihood(v, x.as_ptr(), 3, 4, 0, 1, out.as_mut_ptr(), 0), 2);
+            // In range, all is well.
+            expect(latent_vae_log_likelihood(v, x.as_ptr(), 3, 4, 16, 1, out.as_mut_ptr(), 3), 0);
+            latent_dataset_free(d);
+            latent_vae_free(v);
+        }
+    });
+}
+
+#[test]
+fn montecarlo_with_a_huge_parameter_count_is_out_of_memory_not_an_abort() {
+    in_child("montecarlo_with_a_huge_parameter_count_is_out_of_memory_not_an_abort", GIB, || {
+        let mut p = latent_montecarlo_params_default();
+        p.threads = 1;
+        for n in [1usize << 40, usize::MAX / 2, usize::MAX] {
+            let mut mc = null_mut();
+            expect(unsafe { latent_montecarlo_new(&p, n, &mut mc) }, LATENT_STATUS_OUT_OF_MEMORY);
+            assert!(mc.is_null());
+        }
+        let mut mc = null_mut();
+        expect(unsafe { latent_montecarlo_new(&p, 3, &mut mc) }, LATENT_STATUS_OK);
+        unsafe { latent_montecarlo_free(mc) };
+    });
+}
+
+unsafe extern "C" fn sphere(_: *mut std::ffi::c_void, x: *const f64, n: usize) -> f64 {
+    unsafe { std::slice::from_raw_parts(x, n) }.iter().map(|v| v * v).sum()
+}
+
+#[test]
+fn montecarlo_sample_counts_too_large_for_memory_are_out_of_memory_not_an_abort() {
+    in_child("montecarlo_sample_counts_too_large_for_memory_are_out_of_memory_not_an_abort", GIB, || {
+        let mut p = latent_montecarlo_params_default();
+        p.threads = 1;
+        p.max_evaluations = u64::MAX;
+        p.init_samples = 1 << 40;
+        let mut mc = null_mut();
+        expect(unsafe { latent_montecarlo_new(&p, 3, &mut mc) }, LATENT_STATUS_OK);
+        expect(unsafe { latent_montecarlo_minimize(mc, Some(sphere), null_mut()) }, LATENT_STATUS_OUT_OF_MEMORY);
+        unsafe { latent_montecarlo_free(mc) };
+        // Per iteration too, after a start of a sane size.
+        p.init_samples = 10;
+        p.samples = 1 << 40;
+        p.elite = 5;
+        expect(unsafe { latent_montecarlo_new(&p, 3, &mut mc) }, LATENT_STATUS_OK);
+        expect(unsafe { latent_montecarlo_minimize(mc, Some(sphere), null_mut()) }, LATENT_STATUS_OUT_OF_MEMORY);
+        unsafe { latent_montecarlo_free(mc) };
+    });
+}
+
+#[test]
+fn montecarlo_refuses_interval_samples_beyond_the_limit_at_creation() {
+    let mut p = latent_montecarlo_params_default();
+    for s in [u64::MAX, (1 << 24) + 1] {
+        p.interval_samples = s;
+        let mut mc = null_mut();
+        expect(unsafe { latent_montecarlo_new(&p, 3, &mut mc) }, LATENT_STATUS_INVALID_ARGUMENT);
+        assert!(message().contains("interval_samples"), "{}", message());
+        assert!(mc.is_null());
+    }
+    p.interval_samples = 1 << 24;
+    let mut mc = null_mut();
+    expect(unsafe { latent_montecarlo_new(&p, 3, &mut mc) }, LATENT_STATUS_OK);
+    unsafe { latent_montecarlo_free(mc) };
+}
+
+#[test]
+fn the_copy_of_a_callers_rows_is_out_of_memory_not_an_abort() {
+    in_child("the_copy_of_a_callers_rows_is_out_of_memory_not_an_abort", GIB, || {
+        // 600 MB of rows (calloc'd: not touched) under a 1 GiB limit: their copy cannot fit.
+        let (rows, cols) = (1000usize, 150_000usize);
+        let x = vec![0f32; rows * cols];
+        let net = autoencoder(cols as u32, 1);
+        // One thread: a pool of many under the memory limit is not what this test is about.
+        expect(unsafe { latent_network_set_threads(net, 1) }, LATENT_STATUS_OK);
+        let mut codes = vec![0f32; rows];
+        expect(
+            unsafe { latent_network_encode(net, x.as_ptr(), rows, cols, codes.as_mut_ptr(), codes.len()) },
+            LATENT_STATUS_OUT_OF_MEMORY,
+        );
+        let mut scores = vec![0f64; rows];
+        expect(
+            unsafe { latent_network_reconstruction_error(net, x.as_ptr(), rows, cols, scores.as_mut_ptr(), rows) },
+            LATENT_STATUS_OUT_OF_MEMORY,
+        );
+        // The network is fine afterwards.
+        expect(unsafe { latent_network_encode(net, x.as_ptr(), 2, cols, codes.as_mut_ptr(), 2) }, LATENT_STATUS_OK);
+        unsafe { latent_network_free(net) };
+    });
+}
+
+#[test]
+fn output_capacity_is_checked_before_reading_or_computing() {
+    // `rows` far beyond the caller's 10 floats: a read of the rows would crash, so the child
+    // proves the capacity check comes first.
+    in_child("output_capacity_is_checked_before_reading_or_computing", GIB, || {
+        let x = data(2, 5);
+        let net = autoencoder(5, 3);
+        let rows = 1usize << 28;
+        let mut out = [0f32; 15];
+        let mut scores = [0f64; 3];
+        let mut labels = [0i32; 3];
+        let mut words = [0u64; 3];
+        unsafe {
+            expect(latent_network_encode(net, x.as_ptr(), rows, 5, out.as_mut_ptr(), 15), 11);
+            expect(latent_network_reconstruct(net, x.as_ptr(), rows, 5, out.as_mut_ptr(), 15), 11);
+            expect(latent_network_predict(net, x.as_ptr(), rows, 5, out.as_mut_ptr(), 15), 11);
+            expect(latent_network_decode(net, x.as_ptr(), rows, 3, out.as_mut_ptr(), 15), 11);
+            expect(latent_network_reconstruction_error(net, x.as_ptr(), rows, 5, scores.as_mut_ptr(), 3), 11);
+            expect(latent_network_jacobian_norms(net, x.as_ptr(), rows, 5, scores.as_mut_ptr(), 3), 11);
+            expect(latent_network_classify(net, x.as_ptr(), rows, 5, labels.as_mut_ptr(), 3), 11);
+            expect(latent_network_binary_codes(net, x.as_ptr(), rows, 5, 0.0, words.as_mut_ptr(), 3), 11);
+            let sc = [0.5f64; 4];
+            let mut flags = [0u8; 4];
+            expect(latent_anomaly_flag(sc.as_ptr(), rows, 0.1, flags.as_mut_ptr(), 4, null_mut()), 11);
+            // A wrong width is reported before the capacity.
+            expect(latent_network_encode(net, x.as_ptr(), rows, 4, out.as_mut_ptr(), 15), 3);
+            latent_network_free(net);
+        }
+        let v = vae(5, 2, LATENT_DISTRIBUTION_BERNOULLI);
+        let mut lp = [0f64; 3];
+        let mut mean = [0f32; 6];
+        unsafe {
+            expect(latent_vae_encode(v, x.as_ptr(), rows, 5, mean.as_mut_ptr(), null_mut(), 6), 11);
+            expect(latent_vae_reconstruct(v, x.as_ptr(), rows, 5, out.as_mut_ptr(), 15), 11);
+            expect(latent_vae_log_likelihood(v, x.as_ptr(), rows, 5, 4, 1, lp.as_mut_ptr(), 3), 11);
+            expect(latent_vae_reconstruction_log_probability(v, x.as_ptr(), rows, 5, 4, 1, lp.as_mut_ptr(), 3), 11);
+            expect(latent_vae_generate_mean(v, x.as_ptr(), rows, 2, out.as_mut_ptr(), 15), 11);
+            expect(latent_vae_sample_z(v, x.as_ptr(), rows, 5, 2, 1, mean.as_mut_ptr(), 6), 11);
+            latent_vae_free(v);
+        }
+    });
+}
+
+#[test]
+fn layer_counts_are_checked_before_the_arrays_are_read() {
+    in_child("layer_counts_are_checked_before_the_arrays_are_read", 0, || {
+        let units = [4u32, 3];
+        let mut p = latent_network_params_default();
+        p.input_dim = 5;
+        p.code_units = 2;
+        p.n_encoder = u32::MAX;
+        p.encoder_units = units.as_ptr();
+        let mut net = null_mut();
+        expect(unsafe { latent_network_new(&p, &mut net) }, LATENT_STATUS_INVALID_ARGUMENT);
+        assert!(message().contains("n_encoder"), "{}", message());
+        p.n_encoder = 257;
+        expect(unsafe { latent_network_new(&p, &mut net) }, LATENT_STATUS_INVALID_ARGUMENT);
+        p.n_encoder = 2;
+        p.mirror_decoder = 0;
+        p.n_decoder = u32::MAX;
+        p.decoder_units = units.as_ptr();
+        expect(unsafe { latent_network_new(&p, &mut net) }, LATENT_STATUS_INVALID_ARGUMENT);
+        assert!(message().contains("n_decoder"), "{}", message());
+        p.n_decoder = 2;
+        let sparse = [0u32];
+        p.sparse_layers = sparse.as_ptr();
+        p.n_sparse_layers = u32::MAX;
+        expect(unsafe { latent_network_new(&p, &mut net) }, LATENT_STATUS_INVALID_ARGUMENT);
+        p.n_sparse_layers = 1;
+        expect(unsafe { latent_network_new(&p, &mut net) }, LATENT_STATUS_OK);
+        unsafe { latent_network_free(net) };
+
+        let mut v = latent_vae_params_default();
+        v.input_dim = 5;
+        v.latent_dim = 2;
+        v.n_encoder = u32::MAX;
+        v.encoder_units = units.as_ptr();
+        let mut h = null_mut();
+        expect(unsafe { latent_vae_new(&v, &mut h) }, LATENT_STATUS_INVALID_ARGUMENT);
+        v.n_encoder = 2;
+        v.n_decoder = u32::MAX;
+        v.decoder_units = units.as_ptr();
+        expect(unsafe { latent_vae_new(&v, &mut h) }, LATENT_STATUS_INVALID_ARGUMENT);
+        v.n_decoder = 2;
+        let parts = [latent_vae_part { size: 5, distribution: LATENT_DISTRIBUTION_BERNOULLI, activation: 0 }];
+        v.parts = parts.as_ptr();
+        v.n_parts = u32::MAX;
+        expect(unsafe { latent_vae_new(&v, &mut h) }, LATENT_STATUS_INVALID_ARGUMENT);
+        v.n_parts = 1;
+        expect(unsafe { latent_vae_new(&v, &mut h) }, LATENT_STATUS_OK);
+        unsafe { latent_vae_free(h) };
+    });
+}
+
+#[test]
+fn an_image_grid_checks_its_size_before_reading_the_pixels() {
+    in_child("an_image_grid_checks_its_size_before_reading_the_pixels", 0, || {
+        let dir = std::env::temp_dir().join(format!("latent_robustness_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = std::ffi::CString::new(dir.join("grid.pgm").to_str().unwrap()).unwrap();
+        let px = [0.5f32; 4];
+        let n = 1usize << 40;
+        unsafe {
+            expect(latent_image_grid_write(path.as_ptr(), px.as_ptr(), n, 1, 1, 8, 0.0, 1.0, 0), 2);
+            assert!(message().contains("too large"), "{}", message());
+            expect(latent_image_pairs_write(path.as_ptr(), px.as_ptr(), px.as_ptr(), n, 1, 1, 8, 0.0, 1.0, 0), 2);
+            expect(latent_image_grid_write(path.as_ptr(), px.as_ptr(), 4, 1, 1, 2, 0.0, 1.0, 0), 0);
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    });
+}
+
+#[test]
+fn labels_are_counted_before_they_are_read() {
+    in_child("labels_are_counted_before_they_are_read", 0, || {
+        let x = data(4, 3);
+        let d = dataset(&x, 4, 3);
+        let labels = [0i32, 1, 0, 1];
+        expect(unsafe { latent_dataset_set_labels(d, labels.as_ptr(), usize::MAX / 8) }, LATENT_STATUS_SHAPE_MISMATCH);
+        expect(unsafe { latent_dataset_set_labels(d, labels.as_ptr(), 4) }, LATENT_STATUS_OK);
+        unsafe { latent_dataset_free(d) };
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 3: supervised networks in the metrics calls.
+
+#[test]
+fn metrics_of_supervised_networks_are_documented_answers_not_internal() {
+    let (rows, cols) = (60usize, 4usize);
+    let x = data(rows, cols);
+    let d = dataset(&x, rows, cols);
+    let labels: Vec<i32> = (0..rows as i32).map(|i| i % 3).collect();
+    expect(unsafe { latent_dataset_set_labels(d, labels.as_ptr(), rows) }, LATENT_STATUS_OK);
+    for (task, outputs) in [(LATENT_TASK_CLASSIFY, 3), (LATENT_TASK_REGRESS, 2)] {
+        let net = network(cols as u32, 5, task, outputs);
+        let mut m = latent_metrics::default();
+        expect(unsafe { latent_network_metrics(net, d, &mut m) }, LATENT_STATUS_INVALID_ARGUMENT);
+        assert!(message().contains("evaluate"), "{}", message());
+        // The code activation means are defined for any network: the mean of its codes.
+        let mut means = [0f64; 5];
+        expect(unsafe { latent_network_code_activation_means(net, d, means.as_mut_ptr(), 5) }, LATENT_STATUS_OK);
+        let mut codes = vec![0f32; rows * 5];
+        expect(unsafe { latent_network_encode_dataset(net, d, codes.as_mut_ptr(), codes.len()) }, LATENT_STATUS_OK);
+        for (j, &got) in means.iter().enumerate() {
+            let want = codes.iter().skip(j).step_by(5).map(|&c| c as f64).sum::<f64>() / rows as f64;
+            assert!((got - want).abs() < 1e-6, "unit {j}: {got} vs {want}");
+        }
+        expect(unsafe { latent_network_code_activation_means(net, d, means.as_mut_ptr(), 4) }, 11);
+        unsafe { latent_network_free(net) };
+    }
+    unsafe { latent_dataset_free(d) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 8: empty and odd inputs.
+
+#[test]
+fn evaluations_of_zero_rows_are_invalid_argument() {
+    let x = data(10, 4);
+    let d = dataset(&x, 10, 4);
+    let (all, empty) = empty_part(d);
+    let net = autoencoder(4, 2);
+    let mut v = 0f64;
+    let mut m = latent_metrics::default();
+    let mut means = [0f64; 2];
+    unsafe {
+        expect(latent_network_loss(net, empty, &mut v), LATENT_STATUS_INVALID_ARGUMENT);
+        assert!(message().contains("no rows"), "{}", message());
+        expect(latent_network_mse(net, empty, &mut v), LATENT_STATUS_INVALID_ARGUMENT);
+        assert!(message().contains("no rows"), "{}", message());
+        expect(latent_network_metrics(net, empty, &mut m), LATENT_STATUS_INVALID_ARGUMENT);
+        expect(latent_network_code_activation_means(net, empty, means.as_mut_ptr(), 2), 2);
+        expect(latent_network_loss(net, all, &mut v), LATENT_STATUS_OK);
+    }
+    let clf = network(4, 2, LATENT_TASK_CLASSIFY, 2);
+    let mut e = latent_evaluation { loss: 0.0, accuracy: 0.0, mse: 0.0, rows: 0 };
+    expect(unsafe { latent_network_evaluate(clf, empty, &mut e, null_mut(), 0) }, LATENT_STATUS_INVALID_ARGUMENT);
+    let vae = vae(4, 2, LATENT_DISTRIBUTION_BERNOULLI);
+    let mut elbo = latent_elbo { neg_elbo: 0.0, reconstruction: 0.0, kl: 0.0 };
+    unsafe {
+        expect(latent_vae_elbo(vae, empty, 1, 1, &mut elbo), LATENT_STATUS_INVALID_ARGUMENT);
+        assert!(message().contains("no rows"), "{}", message());
+        expect(latent_vae_iwae_bound(vae, empty, 4, 1, &mut v), LATENT_STATUS_INVALID_ARGUMENT);
+        expect(latent_vae_elbo(vae, all, 1, 1, &mut elbo), LATENT_STATUS_OK);
+        latent_vae_free(vae);
+        latent_network_free(clf);
+        latent_network_free(net);
+        latent_dataset_free(all);
+        latent_dataset_free(empty);
+        latent_dataset_free(d);
+    }
+}
+
+#[test]
+fn inference_on_zero_rows_is_ok_with_nothing_written() {
+    let x = data(10, 4);
+    let d = dataset(&x, 10, 4);
+    let (all, empty) = empty_part(d);
+    let net = autoencoder(4, 2);
+    let clf = network(4, 2, LATENT_TASK_CLASSIFY, 3);
+    let mut f = [7f32; 4];
+    let mut s = [7f64; 2];
+    let mut l = [7i32; 2];
+    let mut w = [7u64; 2];
+    unsafe {
+        // A caller's matrix of zero rows, with or without buffers.
+        expect(latent_network_encode(net, x.as_ptr(), 0, 4, f.as_mut_ptr(), 4), 0);
+        expect(latent_network_encode(net, null(), 0, 4, null_mut(), 0), 0);
+        expect(latent_network_decode(net, null(), 0, 2, null_mut(), 0), 0);
+        expect(latent_network_reconstruct(net, null(), 0, 4, null_mut(), 0), 0);
+        expect(latent_network_predict(clf, null(), 0, 4, null_mut(), 0), 0);
+        expect(latent_network_classify(clf, null(), 0, 4, null_mut(), 0), 0);
+        expect(latent_network_reconstruction_error(net, null(), 0, 4, s.as_mut_ptr(), 2), 0);
+        expect(latent_network_jacobian_norms(net, null(), 0, 4, null_mut(), 0), 0);
+        expect(latent_network_binary_codes(net, null(), 0, 4, 0.0, w.as_mut_ptr(), 2), 0);
+        // From an empty dataset.
+        expect(latent_network_encode_dataset(net, empty, null_mut(), 0), 0);
+        expect(latent_network_reconstruct_dataset(net, empty, f.as_mut_ptr(), 4), 0);
+        expect(latent_network_reconstruction_error_dataset(net, empty, null_mut(), 0), 0);
+        expect(latent_network_predict_dataset(clf, empty, null_mut(), 0), 0);
+        expect(latent_network_classify_dataset(clf, empty, l.as_mut_ptr(), 2), 0);
+        expect(latent_network_binary_codes_dataset(net, empty, 0.0, null_mut(), 0), 0);
+        assert_eq!(f, [7f32; 4]);
+        assert_eq!(s, [7f64; 2]);
+        assert_eq!(l, [7i32; 2]);
+        assert_eq!(w, [7u64; 2]);
+        // Zero columns and the wrong width are still errors.
+        expect(latent_network_encode(net, null(), 0, 0, null_mut(), 0), LATENT_STATUS_INVALID_ARGUMENT);
+        expect(latent_network_encode(net, null(), 0, 3, null_mut(), 0), LATENT_STATUS_SHAPE_MISMATCH);
+        // A classifier's reconstruction errors stay an error, rows or not.
+        expect(latent_network_reconstruction_error(clf, null(), 0, 4, null_mut(), 0), 2);
+    }
+    let v = vae(4, 2, LATENT_DISTRIBUTION_BERNOULLI);
+    unsafe {
+        expect(latent_vae_encode(v, null(), 0, 4, null_mut(), null_mut(), 0), 0);
+        expect(latent_vae_reconstruct(v, null(), 0, 4, null_mut(), 0), 0);
+        expect(latent_vae_generate_mean(v, null(), 0, 2, null_mut(), 0), 0);
+        expect(latent_vae_log_likelihood(v, null(), 0, 4, 8, 1, null_mut(), 0), 0);
+        expect(latent_vae_log_likelihood_dataset(v, empty, 8, 1, null_mut(), 0), 0);
+        expect(latent_vae_encode_dataset(v, empty, null_mut(), null_mut(), 0), 0);
+        expect(latent_vae_sample_z(v, null(), 0, 4, 3, 1, null_mut(), 0), 0);
+        latent_vae_free(v);
+        latent_network_free(clf);
+        latent_network_free(net);
+        latent_dataset_free(all);
+        latent_dataset_free(empty);
+        latent_dataset_free(d);
+    }
+}
+
+#[test]
+fn a_fit_refuses_an_empty_validation_set() {
+    let x = data(20, 4);
+    let d = dataset(&x, 20, 4);
+    let (all, empty) = empty_part(d);
+    let mut p = latent_train_params_default();
+    p.epochs = 2;
+    p.batch_size = 5;
+    p.early_stopping_patience = 1;
+    let mut tr = null_mut();
+    expect(unsafe { latent_trainer_new(&p, &mut tr) }, LATENT_STATUS_OK);
+    let net = autoencoder(4, 2);
+    let before = {
+        let mut v = vec![0f32; 64];
+        let mut n = 0usize;
+        expect(unsafe { latent_network_param_count(net, &mut n) }, 0);
+        v.resize(n, 0.0);
+        expect(unsafe { latent_network_get_params(net, v.as_mut_ptr(), n) }, 0);
+        v
+    };
+    unsafe {
+        expect(latent_trainer_fit(tr, net, all, empty, None, null_mut()), LATENT_STATUS_INVALID_ARGUMENT);
+        assert!(message().contains("validation data has no rows"), "{}", message());
+        let mut after = vec![0f32; before.len()];
+        expect(latent_network_get_params(net, after.as_mut_ptr(), after.len()), 0);
+        assert_eq!(before, after, "a refused fit changed the network");
+        let v = vae(4, 2, LATENT_DISTRIBUTION_GAUSSIAN);
+        expect(latent_trainer_fit_vae(tr, v, all, empty, None, null_mut()), LATENT_STATUS_INVALID_ARGUMENT);
+        // With real validation rows the fit runs.
+        expect(latent_trainer_fit(tr, net, all, all, None, null_mut()), LATENT_STATUS_OK);
+        latent_vae_free(v);
+        latent_trainer_free(tr);
+        latent_network_free(net);
+        latent_dataset_free(all);
+        latent_dataset_free(empty);
+        latent_dataset_free(d);
+    }
+}
+
+#[test]
+fn pretraining_refuses_an_empty_validation_set_and_checks_its_layer_count() {
+    in_child("pretraining_refuses_an_empty_validation_set_and_checks_its_layer_count", 0, || {
+        let x = data(20, 4);
+        let d = dataset(&x, 20, 4);
+        let (all, empty) = empty_part(d);
+        let net = autoencoder(4, 2);
+        let mut p = latent_pretrain_params_default();
+        p.pretrain.epochs = 1;
+        p.finetune.epochs = 1;
+        unsafe {
+            expect(latent_network_pretrain(net, &p, all, empty, None, null_mut()), LATENT_STATUS_INVALID_ARGUMENT);
+            assert!(message().contains("validation data has no rows"), "{}", message());
+            let layers = [latent_layer_regularization_default(); 2];
+            p.layers = layers.as_ptr();
+            p.n_layers = u32::MAX;
+            expect(latent_network_pretrain(net, &p, all, null(), None, null_mut()), LATENT_STATUS_INVALID_ARGUMENT);
+            assert!(message().contains("n_layers"), "{}", message());
+            latent_network_free(net);
+            latent_dataset_free(all);
+            latent_dataset_free(empty);
+            latent_dataset_free(d);
+        }
+    });
+}
+
+#[test]
+fn a_validation_fraction_that_holds_no_row_is_refused() {
+    let x = data(20, 4);
+    let d = dataset(&x, 20, 4);
+    let mut p = latent_train_params_default();
+    p.epochs = 1;
+    p.batch_size = 5;
+    p.validation_fraction = 0.01;
+    let mut tr = null_mut();
+    expect(unsafe { latent_trainer_new(&p, &mut tr) }, LATENT_STATUS_OK);
+    let net = autoencoder(4, 2);
+    unsafe {
+        expect(latent_trainer_fit(tr, net, d, null(), None, null_mut()), LATENT_STATUS_INVALID_ARGUMENT);
+        assert!(message().contains("holds no row"), "{}", message());
+        latent_trainer_free(tr);
+        latent_network_free(net);
+        latent_dataset_free(d);
+    }
+}
+
+#[test]
+fn finite_inputs_that_overflow_are_non_finite_not_ok_with_nans() {
+    let net = autoencoder(4, 2);
+    let mut n = 0usize;
+    expect(unsafe { latent_network_param_count(net, &mut n) }, 0);
+    // Huge weights of both signs: sums of +-1e60 overflow to inf - inf = NaN.
+    let huge: Vec<f32> = (0..n).map(|i| if i % 2 == 0 { 1e30 } else { -1e30 }).collect();
+    expect(unsafe { latent_network_set_params(net, huge.as_ptr(), n) }, LATENT_STATUS_OK);
+    let x = [1e30f32; 8];
+    let mut codes = [0f32; 4];
+    let mut out = [0f32; 8];
+    let mut s = [0f64; 2];
+    let mut w = [0u64; 2];
+    let d = dataset(&x, 2, 4);
+    let mut v = 0f64;
+    unsafe {
+        expect(latent_network_encode(net, x.as_ptr(), 2, 4, codes.as_mut_ptr(), 4), LATENT_STATUS_NON_FINITE);
+        assert!(message().contains("overflow"), "{}", message());
+        expect(latent_network_encode_dataset(net, d, codes.as_mut_ptr(), 4), LATENT_STATUS_NON_FINITE);
+        expect(latent_network_binary_codes(net, x.as_ptr(), 2, 4, 0.0, w.as_mut_ptr(), 2), LATENT_STATUS_NON_FINITE);
+        // Whatever a later layer makes of the overflow (a ReLU drops NaN, a sigmoid saturates
+        // inf), a call never returns OK with a non-finite value in the caller's buffer.
+        let st = latent_network_reconstruct(net, x.as_ptr(), 2, 4, out.as_mut_ptr(), 8);
+        assert!(st == LATENT_STATUS_NON_FINITE || (st == 0 && out.iter().all(|v| v.is_finite())), "{st} {out:?}");
+        let st = latent_network_reconstruction_error(net, x.as_ptr(), 2, 4, s.as_mut_ptr(), 2);
+        assert!(st == LATENT_STATUS_NON_FINITE || (st == 0 && s.iter().all(|v| v.is_finite())), "{st} {s:?}");
+        let st = latent_network_mse(net, d, &mut v);
+        assert!(st == LATENT_STATUS_NON_FINITE || (st == 0 && v.is_finite()), "{st} {v}");
+        // A decoder fed huge codes overflows too.
+        let big = [1e30f32; 4];
+        let st = latent_network_decode(net, big.as_ptr(), 2, 2, out.as_mut_ptr(), 8);
+        assert!(st == LATENT_STATUS_NON_FINITE || (st == 0 && out.iter().all(|v| v.is_finite())), "{st} {out:?}");
+        // A VAE's posterior means overflow the same way.
+        let vh = vae(4, 2, LATENT_DISTRIBUTION_GAUSSIAN);
+        let mut m = 0usize;
+        expect(latent_vae_param_count(vh, &mut m), 0);
+        let huge: Vec<f32> = (0..m).map(|i| if i % 2 == 0 { 1e30 } else { -1e30 }).collect();
+        expect(latent_vae_set_params(vh, huge.as_ptr(), m), 0);
+        let mut mean = [0f32; 4];
+        expect(latent_vae_encode(vh, x.as_ptr(), 2, 4, mean.as_mut_ptr(), null_mut(), 4), LATENT_STATUS_NON_FINITE);
+        latent_vae_free(vh);
+        latent_dataset_free(d);
+        latent_network_free(net);
+    }
+}
+
+#[test]
+fn a_bernoulli_vae_refuses_data_outside_0_1() {
+    let v = vae(4, 2, LATENT_DISTRIBUTION_BERNOULLI);
+    let mut x = data(3, 4);
+    x[6] = 2.5; // row 1, column 2
+    let d = dataset(&x, 3, 4);
+    let mut out = [0f64; 3];
+    let mut e = latent_elbo { neg_elbo: 0.0, reconstruction: 0.0, kl: 0.0 };
+    let mut b = 0f64;
+    unsafe {
+        expect(latent_vae_log_likelihood(v, x.as_ptr(), 3, 4, 4, 1, out.as_mut_ptr(), 3), 2);
+        assert!(message().contains("row 1, column 2"), "{}", message());
+        expect(latent_vae_log_likelihood_dataset(v, d, 4, 1, out.as_mut_ptr(), 3), 2);
+        expect(latent_vae_reconstruction_log_probability(v, x.as_ptr(), 3, 4, 4, 1, out.as_mut_ptr(), 3), 2);
+        expect(latent_vae_reconstruction_probability(v, x.as_ptr(), 3, 4, 4, 1, out.as_mut_ptr(), 3), 2);
+        expect(latent_vae_reconstruction_log_probability_dataset(v, d, 4, 1, out.as_mut_ptr(), 3), 2);
+        expect(latent_vae_elbo(v, d, 1, 1, &mut e), 2);
+        expect(latent_vae_iwae_bound(v, d, 4, 1, &mut b), 2);
+        // At fit, as training and as validation data.
+        let p = latent_train_params_default();
+        let mut tr = null_mut();
+        expect(latent_trainer_new(&p, &mut tr), 0);
+        expect(latent_trainer_fit_vae(tr, v, d, null(), None, null_mut()), 2);
+        assert!(message().contains("row 1, column 2"), "{}", message());
+        let good = data(3, 4);
+        let g = dataset(&good, 3, 4);
+        expect(latent_trainer_fit_vae(tr, v, g, d, None, null_mut()), 2);
+        // A negative value too, and a Gaussian VAE takes any finite data.
+        x[6] = -0.5;
+        expect(latent_vae_log_likelihood(v, x.as_ptr(), 3, 4, 4, 1, out.as_mut_ptr(), 3), 2);
+        let gv = vae(4, 2, LATENT_DISTRIBUTION_GAUSSIAN);
+        expect(latent_vae_log_likelihood(gv, x.as_ptr(), 3, 4, 4, 1, out.as_mut_ptr(), 3), 0);
+        expect(latent_vae_log_likelihood(v, good.as_ptr(), 3, 4, 4, 1, out.as_mut_ptr(), 3), 0);
+        latent_vae_free(gv);
+        latent_trainer_free(tr);
+        latent_dataset_free(g);
+        latent_dataset_free(d);
+        latent_vae_free(v);
+    }
+}
