@@ -197,7 +197,7 @@ typedef void (*latent_link_fn)(void *user,
 typedef struct latent_montecarlo_network_params {
   // Rows per run, drawn without replacement, a fresh minibatch each run; 0 (default) = all.
   uint64_t batch_size;
-  // Runs, each continuing from the best so far. Default 1.
+  // Runs, each continuing from the best so far: 1 to 2^20. Default 1.
   uint32_t runs;
   // The hidden layer (0-based in forward order: encoder hidden layers, the code layer,
   // decoder hidden layers) whose output the link maps; -1 (default): no link.

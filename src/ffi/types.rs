@@ -393,7 +393,7 @@ pub type latent_link_fn = Option<
 pub struct latent_montecarlo_network_params {
     /// Rows per run, drawn without replacement, a fresh minibatch each run; 0 (default) = all.
     pub batch_size: u64,
-    /// Runs, each continuing from the best so far. Default 1.
+    /// Runs, each continuing from the best so far: 1 to 2^20. Default 1.
     pub runs: u32,
     /// The hidden layer (0-based in forward order: encoder hidden layers, the code layer,
     /// decoder hidden layers) whose output the link maps; -1 (default): no link.

@@ -37,6 +37,9 @@ impl std::fmt::Debug for Link {
     }
 }
 
+/// The most runs of one fit_network call (each is a whole search on a fresh minibatch).
+pub const MAX_RUNS: usize = 1 << 20;
+
 /// How a network is fitted by the Monte-Carlo optimizer.
 #[derive(Clone, Debug)]
 pub struct NetworkObjective {
@@ -182,8 +185,8 @@ fn check(mc: &MonteCarlo, net: &Network, obj: &NetworkObjective) -> Result<usize
             net.param_count()
         ));
     }
-    if obj.runs == 0 {
-        return Err(invalid!("runs is 0: at least one run is needed"));
+    if obj.runs == 0 || obj.runs > MAX_RUNS {
+        return Err(invalid!("runs is {}: it must be 1 to {MAX_RUNS}", obj.runs));
     }
     Ok(extra)
 }
