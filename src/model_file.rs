@@ -730,7 +730,7 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
         let at = r.pos;
         let c = r.i32("task")?;
         let outputs = r.u32("outputs")? as usize;
-        task = Task::from_code(c, outputs).map_err(|e| arch_err(format_args!("at offset {at}: {e}")))?;
+        task = Task::from_code(c, outputs).map_err(|e| arch_err(format_args!("at offset {at}: {}", e.message())))?;
         if (task == Task::Reconstruct) != (outputs == 0) {
             return Err(arch_err(format_args!("task {} with {outputs} outputs at offset {at}", task.name())));
         }
@@ -744,7 +744,8 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
         for _ in 0..n {
             let at = r.pos;
             let c = r.i32("connection")?;
-            conns.push(Connection::from_code(c).map_err(|e| arch_err(format_args!("at offset {at}: {e}")))?);
+            conns
+                .push(Connection::from_code(c).map_err(|e| arch_err(format_args!("at offset {at}: {}", e.message())))?);
         }
         output_connection = conns[n - 1];
         let hidden = encoder.iter_mut().chain(std::iter::once(&mut code)).chain(decoder.iter_mut());
@@ -823,7 +824,8 @@ fn regularization(r: &mut Reader, n_hidden: usize, version: u32) -> Result<(Regu
     let code = r.i32("sparsity code")?;
     let rho = f32_field(r, "sparsity target")?;
     let weight = f32_field(r, "sparsity weight")?;
-    let sparsity = Sparsity::from_code(code, rho, weight).map_err(|e| arch_err(format_args!("at offset {at}: {e}")))?;
+    let sparsity = Sparsity::from_code(code, rho, weight)
+        .map_err(|e| arch_err(format_args!("at offset {at}: {}", e.message())))?;
     if sparsity.parts() != (rho, weight) {
         return Err(arch_err(format_args!("sparsity at offset {at}: unused fields must be 0")));
     }
@@ -847,7 +849,8 @@ fn regularization(r: &mut Reader, n_hidden: usize, version: u32) -> Result<(Regu
     let at = r.pos;
     let code = r.i32("corruption code")?;
     let level = f32_field(r, "corruption level")?;
-    let corruption = Corruption::from_code(code, level).map_err(|e| arch_err(format_args!("at offset {at}: {e}")))?;
+    let corruption =
+        Corruption::from_code(code, level).map_err(|e| arch_err(format_args!("at offset {at}: {}", e.message())))?;
     if corruption.level() != level {
         return Err(arch_err(format_args!("corruption at offset {at}: the level of no corruption must be 0")));
     }
@@ -865,7 +868,8 @@ fn regularization(r: &mut Reader, n_hidden: usize, version: u32) -> Result<(Regu
         let at = r.pos;
         let code = r.i32("stochastic unit code")?;
         let sigma = f32_field(r, "stochastic sigma")?;
-        let u = Stochastic::from_code(code, sigma).map_err(|e| arch_err(format_args!("at offset {at}: {e}")))?;
+        let u = Stochastic::from_code(code, sigma)
+            .map_err(|e| arch_err(format_args!("at offset {at}: {}", e.message())))?;
         if u.sigma() != sigma {
             return Err(arch_err(format_args!("stochastic unit at offset {at}: sigma must be 0 unless Gaussian")));
         }

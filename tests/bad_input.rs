@@ -1060,7 +1060,7 @@ fn harness(h: &Header, cases: &[Case]) -> String {
 
 #[derive(Debug)]
 struct Outcome {
-    /// crash, abort, hang, slow, exit, internal, print, undocumented, no-message, not-null-status, setup
+    /// crash, abort, hang, slow, exit, internal, print, undocumented, no-message, bad-message, not-null-status, setup
     kinds: BTreeSet<&'static str>,
     detail: String,
     ms: u128,
@@ -1168,6 +1168,9 @@ fn run_case(exe: &Path, dir: &Path, k: usize, case: &Case, timeout: Duration, me
         } else if let Some(m) = line.strip_prefix("M ") {
             if m == "<empty>" || m == "<NULL>" {
                 kinds.insert("no-message");
+            } else if let Some(why) = bad_message(m) {
+                kinds.insert("bad-message");
+                let _ = write!(detail, "{}message {why}", if detail.is_empty() { "" } else { "; " });
             }
             let _ = write!(msg, " \"{}\"", m.chars().take(200).collect::<String>());
         }
@@ -1177,6 +1180,51 @@ fn run_case(exe: &Path, dir: &Path, k: usize, case: &Case, timeout: Duration, me
         let _ = write!(detail, "{}{msg}", if detail.is_empty() { "" } else { "; " });
     }
     Outcome { kinds, detail, ms }
+}
+
+/// What is wrong with a message a C caller reads, if anything: a kind prefix twice
+/// ("invalid argument: ...: invalid argument: ..."), a Rust path (`model_file::load`), Rust range
+/// syntax (`0..8`), or a temporary file's name.
+fn bad_message(m: &str) -> Option<&'static str> {
+    const PREFIXES: [&str; 13] = [
+        "null argument: ",
+        "invalid argument: ",
+        "shape mismatch: ",
+        "non-finite value: ",
+        "I/O error: ",
+        "bad file format: ",
+        "unsupported: ",
+        "out of memory: ",
+        "internal error: ",
+        "buffer too small: ",
+        "training diverged: ",
+        "busy: ",
+        "cancelled by",
+    ];
+    let prefixes = PREFIXES.iter().map(|p| m.matches(p).count()).sum::<usize>();
+    if prefixes > 1 {
+        return Some("has a doubled kind prefix");
+    }
+    let b = m.as_bytes();
+    if m.split_whitespace().any(|w| {
+        let w = w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != ':');
+        w.contains("::")
+            && w.split("::").all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    }) {
+        return Some("names a Rust path");
+    }
+    if (1..b.len().saturating_sub(2)).any(|i| {
+        b[i] == b'.'
+            && b[i + 1] == b'.'
+            && (b[i - 1].is_ascii_digit() || b[i - 1] == b'}')
+            && (b[i + 2].is_ascii_digit() || b[i + 2] == b'=')
+    }) {
+        return Some("uses Rust range syntax");
+    }
+    if m.contains(".latent-tmp-") || m.contains(".tmp") {
+        return Some("shows a temporary file's name");
+    }
+    None
 }
 
 fn known_failures() -> (PathBuf, BTreeMap<String, BTreeSet<String>>) {
@@ -1292,7 +1340,7 @@ fn every_exported_function_survives_bad_input() {
     }
     let n = |k: &str| counts.get(k).copied().unwrap_or(0);
     let summary = format!(
-        "bad_input: {} calls over {} functions: {} crashes, {} aborts, {} hangs, {} internal, {} prints \
+        "bad_input: {} calls over {} functions: {} crashes, {} aborts, {} hangs, {} internal, {} prints, {} bad messages \
          ({} exits, {} undocumented statuses, {} without a message, {} NULLs not NULL_ARGUMENT, {} over {} MiB, {} setup failures; \
          {} slow by request) in {run_s:.1} s on {jobs} jobs (library build and C compile {compile_s:.1} s), ulimit -v {mem_kib} KiB, timeout {} s",
         results.len(),
@@ -1302,6 +1350,7 @@ fn every_exported_function_survives_bad_input() {
         n("hang"),
         n("internal"),
         n("print"),
+        n("bad-message"),
         n("exit"),
         n("undocumented"),
         n("no-message"),

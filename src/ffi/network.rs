@@ -161,11 +161,13 @@ unsafe fn layers(
     (0..n)
         .map(|i| {
             let act = match acts {
-                Some(a) => Activation::from_code(a[i]).map_err(|e| invalid!("{what} layer {i}: {e}"))?,
+                Some(a) => Activation::from_code(a[i]).map_err(|e| e.context(format_args!("{what} layer {i}")))?,
                 None => default,
             };
             let unit = match st {
-                Some(s) => Stochastic::from_code(s[i], sigma).map_err(|e| invalid!("{what} layer {i}: {e}"))?,
+                Some(s) => {
+                    Stochastic::from_code(s[i], sigma).map_err(|e| e.context(format_args!("{what} layer {i}")))?
+                }
                 None => Stochastic::None,
             };
             Ok(LayerSpec::new(units[i] as usize, act).with(unit))
@@ -180,7 +182,7 @@ unsafe fn connect(layers: &mut [LayerSpec], codes: *const i32, what: &str) -> Re
     }
     let codes = unsafe { slice(codes, layers.len(), &format!("{what}_connections"))? };
     for (i, (l, &c)) in layers.iter_mut().zip(codes).enumerate() {
-        l.connection = Connection::from_code(c).map_err(|e| invalid!("{what} layer {i}: {e}"))?;
+        l.connection = Connection::from_code(c).map_err(|e| e.context(format_args!("{what} layer {i}")))?;
     }
     Ok(())
 }
@@ -192,7 +194,8 @@ pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<Netwo
     if p.code_units == 0 {
         return Err(invalid!("code_units is 0: set the width of the code layer"));
     }
-    let hidden = Activation::from_code(p.hidden_activation).map_err(|e| invalid!("hidden_activation: {e}"))?;
+    let hidden =
+        Activation::from_code(p.hidden_activation).map_err(|e| e.context(format_args!("hidden_activation")))?;
     let sigma = f32_of(p.stochastic_sigma, "stochastic_sigma")?;
     let mut encoder = unsafe {
         layers(p.n_encoder, p.encoder_units, p.encoder_activations, p.encoder_stochastic, sigma, hidden, "encoder")?
@@ -212,15 +215,15 @@ pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<Netwo
         encoder,
         code: LayerSpec::new(
             p.code_units as usize,
-            Activation::from_code(p.code_activation).map_err(|e| invalid!("code_activation: {e}"))?,
+            Activation::from_code(p.code_activation).map_err(|e| e.context(format_args!("code_activation")))?,
         )
-        .with(Stochastic::from_code(p.code_stochastic, sigma).map_err(|e| invalid!("code_stochastic: {e}"))?)
-        .connected(Connection::from_code(p.code_connection).map_err(|e| invalid!("code_connection: {e}"))?),
+        .with(Stochastic::from_code(p.code_stochastic, sigma).map_err(|e| e.context(format_args!("code_stochastic")))?)
+        .connected(Connection::from_code(p.code_connection).map_err(|e| e.context(format_args!("code_connection")))?),
         decoder,
         output_activation: Activation::from_code(p.output_activation)
-            .map_err(|e| invalid!("output_activation: {e}"))?,
+            .map_err(|e| e.context(format_args!("output_activation")))?,
         output_connection: Connection::from_code(p.output_connection)
-            .map_err(|e| invalid!("output_connection: {e}"))?,
+            .map_err(|e| e.context(format_args!("output_connection")))?,
         loss: Loss::from_code(p.loss)?,
         tied_weights: flag(p.tied_weights, "tied_weights")?,
         init: Init::from_code(p.init)?,

@@ -98,7 +98,7 @@ unsafe fn layers(
     (0..n)
         .map(|i| {
             let act = match acts {
-                Some(a) => Activation::from_code(a[i]).map_err(|e| invalid!("{what} layer {i}: {e}"))?,
+                Some(a) => Activation::from_code(a[i]).map_err(|e| e.context(format_args!("{what} layer {i}")))?,
                 None => default,
             };
             Ok(LayerSpec::new(units[i] as usize, act))
@@ -108,11 +108,11 @@ unsafe fn layers(
 
 /// A part from C: a Bernoulli part is always sigmoid, whatever its activation field says.
 fn part(size: u32, distribution: i32, activation: i32, what: &str) -> Result<Part> {
-    let kind = DistKind::from_code(distribution).map_err(|e| invalid!("{what}: {e}"))?;
+    let kind = DistKind::from_code(distribution).map_err(|e| e.context(format_args!("{what}")))?;
     let activation = if kind == DistKind::Bernoulli {
         Activation::Sigmoid
     } else {
-        Activation::from_code(activation).map_err(|e| invalid!("{what} activation: {e}"))?
+        Activation::from_code(activation).map_err(|e| e.context(format_args!("{what} activation")))?
     };
     Ok(Part { size: size as usize, kind, activation })
 }
@@ -124,7 +124,8 @@ pub(crate) unsafe fn vae_spec_from_params(p: &latent_vae_params) -> Result<VaeSp
     if p.latent_dim == 0 {
         return Err(invalid!("latent_dim is 0: set the width of the latent code"));
     }
-    let hidden = Activation::from_code(p.hidden_activation).map_err(|e| invalid!("hidden_activation: {e}"))?;
+    let hidden =
+        Activation::from_code(p.hidden_activation).map_err(|e| e.context(format_args!("hidden_activation")))?;
     let encoder = unsafe { layers(p.n_encoder, p.encoder_units, p.encoder_activations, hidden, "encoder")? };
     let decoder = unsafe { layers(p.n_decoder, p.decoder_units, p.decoder_activations, hidden, "decoder")? };
     let parts = if p.n_parts == 0 {
@@ -154,7 +155,8 @@ pub(crate) unsafe fn vae_spec_from_params(p: &latent_vae_params) -> Result<VaeSp
         encoder,
         latent_dim: p.latent_dim as usize,
         decoder,
-        pzx_activation: Activation::from_code(p.pzx_activation).map_err(|e| invalid!("pzx_activation: {e}"))?,
+        pzx_activation: Activation::from_code(p.pzx_activation)
+            .map_err(|e| e.context(format_args!("pzx_activation")))?,
         reconstruction: Reconstruction { parts },
         num_samples: p.num_samples as usize,
         beta: f32_of(p.beta, "beta")?,

@@ -33,7 +33,7 @@ impl Connection {
             0 => Ok(Connection::Dense),
             MEMORY => Ok(Connection::Memory),
             c if (1..=20).contains(&c) => Ok(Connection::Functional(Family::from_code(c)?)),
-            c => Err(invalid!("connection code {c} is out of range (0 to 21) (dense, F01..F20, memory)")),
+            c => Err(invalid!("connection code {c} is out of range (0 to 21) (dense, F01 to F20, memory)")),
         }
     }
 
