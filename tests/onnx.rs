@@ -354,3 +354,101 @@ fn c_api_exports_networks_and_vaes() {
     cases.add("vae_enc", "C API vae", OnnxPart::Encoder, ("x", &x), &[("mean", &mean), ("log_variance", &logvar)]);
     check(&cases.manifest());
 }
+
+/// The fenced block of `lang` in docs/serving.md (exactly one).
+fn doc_block(lang: &str) -> String {
+    let doc = std::fs::read_to_string(root().join("docs/serving.md")).unwrap();
+    let fence = format!("```{lang}\n");
+    let blocks: Vec<&str> = doc.split(&fence).skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    assert_eq!(blocks.len(), 1, "docs/serving.md should have one ```{lang} block");
+    blocks[0].to_string()
+}
+
+/// A trained autoencoder saved as `dir`/model.latent.
+fn saved_model(dir: &Path) -> PathBuf {
+    let mut rng = Rng::new(9, 2);
+    let (net, _) = fit_network(NetworkSpec::new(COLS, &[10], Activation::Relu, 4), &mut rng, 2);
+    let path = dir.join("model.latent");
+    latent::model_file::save(&net, &path).unwrap();
+    path
+}
+
+/// Runs a Python script with the checkout's package and this build's library.
+fn python(dir: &Path, args: &[&std::ffi::OsStr]) -> (i32, String, String) {
+    let lib = lib_dir().join(if cfg!(target_os = "macos") { "liblatent.dylib" } else { "liblatent.so" });
+    run(Command::new("python3")
+        .current_dir(dir)
+        .args(args)
+        .env("PYTHONPATH", root().join("python"))
+        .env("LATENT_LIBRARY", lib)
+        .env("PYTHONDONTWRITEBYTECODE", "1"))
+}
+
+/// docs/serving.md's C block compiles against the header and exports; its Python block runs.
+#[test]
+fn serving_doc_code_blocks_compile_and_run() {
+    let dir = scratch("onnx_doc");
+    saved_model(&dir);
+    let src = dir.join("export.c");
+    std::fs::write(&src, doc_block("c")).unwrap();
+    let exe = dir.join("export");
+    compile_c(&[src], &exe, &[]);
+    let (code, out, err) = run(Command::new(&exe).current_dir(&dir));
+    assert_eq!(code, 0, "the C block failed:\n{out}\n{err}");
+    assert!(dir.join("encoder.onnx").exists());
+    if !have_runtime() {
+        return;
+    }
+    std::fs::remove_file(dir.join("encoder.onnx")).unwrap();
+    let script = dir.join("serve.py");
+    std::fs::write(&script, doc_block("python")).unwrap();
+    let (code, out, err) = python(&dir, &[script.as_os_str()]);
+    assert_eq!(code, 0, "the Python block failed:\n{out}\n{err}");
+    assert!(dir.join("encoder.onnx").exists());
+}
+
+/// c_examples/cpp/onnx_export.cpp exports with latent.hpp; python/examples/onnx_serve.py serves
+/// the files in ONNX Runtime and checks them against latent.
+#[test]
+fn cpp_example_exports_and_python_example_serves() {
+    if !have("c++") {
+        skip("a C++ compiler (c++)", "install g++ or clang++");
+        return;
+    }
+    let dir = scratch("onnx_cpp_example");
+    let model = saved_model(&dir);
+    let exe = dir.join("onnx_export");
+    let lib = lib_dir();
+    let o = Command::new("c++")
+        .args(["-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+        .arg(format!("-I{}", root().join("include").display()))
+        .arg(root().join("c_examples/cpp/onnx_export.cpp"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-llatent", "-lm", "-lpthread"])
+        .output()
+        .expect("run c++");
+    assert!(o.status.success(), "compiling onnx_export.cpp failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    let (code, _, err) = run(Command::new(&exe).arg(&model).arg(dir.join("x.onnx")).arg("nonsense"));
+    assert_eq!(code, 2, "{err}");
+    let parts = ["encoder", "decoder", "reconstruction", "predict"];
+    for part in parts {
+        let onnx = dir.join(format!("{part}.onnx"));
+        let (code, out, err) = run(Command::new(&exe).arg(&model).arg(&onnx).arg(part));
+        assert_eq!(code, 0, "onnx_export {part} failed:\n{out}\n{err}");
+        assert!(out.contains(&format!("wrote the {part}")), "{out}");
+    }
+    if !have_runtime() {
+        return;
+    }
+    for part in parts {
+        let onnx = dir.join(format!("{part}.onnx"));
+        let example = root().join("python/examples/onnx_serve.py");
+        let (code, out, err) = python(&dir, &[example.as_os_str(), model.as_os_str(), onnx.as_os_str()]);
+        assert_eq!(code, 0, "onnx_serve.py {part} failed:\n{out}\n{err}");
+        assert!(out.contains("ONNX Runtime and latent agree on 1000 rows"), "{out}");
+        println!("{out}");
+    }
+}
