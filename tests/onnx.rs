@@ -452,3 +452,22 @@ fn cpp_example_exports_and_python_example_serves() {
         println!("{out}");
     }
 }
+
+/// benches/onnx.py (the latency table of docs/serving.md) runs, in its quick mode.
+#[test]
+fn latency_bench_script_runs() {
+    if !have_runtime() {
+        return;
+    }
+    let dir = scratch("onnx_bench");
+    let script = root().join("benches/onnx.py");
+    let lib = lib_dir().join(if cfg!(target_os = "macos") { "liblatent.dylib" } else { "liblatent.so" });
+    let (code, out, err) = run(Command::new("python3")
+        .current_dir(&dir)
+        .arg(&script)
+        .env("QUICK", "1")
+        .env("LATENT_LIBRARY", lib)
+        .env("PYTHONDONTWRITEBYTECODE", "1"));
+    assert_eq!(code, 0, "benches/onnx.py failed:\n{out}\n{err}");
+    assert!(out.contains("| 1 |") && out.contains("| 256 |"), "{out}");
+}
