@@ -19,7 +19,8 @@
 //! sequence, which a stateless graph over independent rows cannot express), and a network with
 //! stochastic inference switched on (latent's random draws cannot be reproduced by a graph).
 //!
-//! The file is written with the atomic writer of model files ([`crate::atomic_file`]).
+//! The file is written with the atomic writer of model files ([`crate::atomic_file`]); a model
+//! whose parameters exceed protobuf's 2 GiB is UNSUPPORTED (ONNX's external data is not written).
 
 mod graph;
 pub mod proto;
@@ -293,12 +294,27 @@ fn layer(g: &mut Graph, params: &[f32], l: &Dense, index: usize, x: &str) -> Res
     Ok(activation(g, l.activation, &z))
 }
 
+/// Protobuf messages are limited to 2 GiB; ONNX keeps larger weights in external data files,
+/// which this exporter does not write.
+fn check_size(params: usize) -> Result<()> {
+    const LIMIT: usize = (1 << 31) - (1 << 24);
+    if params.saturating_mul(4) > LIMIT {
+        return Err(Error::Unsupported(format!(
+            "{params} parameters ({} MiB) do not fit in one ONNX protobuf (2 GiB at most; larger \
+             models need ONNX external data, which latent does not write)",
+            (params * 4) >> 20
+        )));
+    }
+    Ok(())
+}
+
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     crate::atomic_file::write_bytes(path, "writing the ONNX model", bytes)
 }
 
 /// The ONNX model (serialised ModelProto) of one part of a network.
 pub fn network_model(net: &Network, part: OnnxPart) -> Result<Vec<u8>> {
+    check_size(net.param_count())?;
     let layers = net.layers();
     let n = layers.len();
     let enc = net.n_encoder_layers();
@@ -334,6 +350,7 @@ pub fn network_model(net: &Network, part: OnnxPart) -> Result<Vec<u8>> {
 
 /// The ONNX model (serialised ModelProto) of one part of a VAE.
 pub fn vae_model(vae: &Vae, part: OnnxPart) -> Result<Vec<u8>> {
+    check_size(vae.param_count())?;
     let layers = vae.layers();
     let head = vae.head_index();
     let jd = vae.latent_dim();
