@@ -26,6 +26,9 @@
 // Bumped by any change to a struct's layout or a function's signature.
 #define LATENT_ABI_VERSION 3
 
+// The ONNX operator set (default domain) the exported files import.
+#define LATENT_ONNX_OPSET 17
+
 // Pixels of mid-gray (128) around and between the tiles of a grid.
 #define LATENT_IMAGE_PADDING 1
 
@@ -348,6 +351,11 @@ typedef struct latent_evaluation {
   // Rows scored.
   uint64_t rows;
 } latent_evaluation;
+
+// Which function of a model an ONNX file computes (`latent_onnx_part`). The files use ONNX
+// opset 17 (IR version 8); inputs and outputs are float [batch, width] with a symbolic batch
+// dimension "batch".
+typedef int32_t latent_onnx_part;
 
 // File format of a picture (`latent_image_format`).
 typedef int32_t latent_image_format;
@@ -905,6 +913,22 @@ typedef struct latent_elbo {
 
 // An NVIDIA GPU through the CUDA backend (the `cuda` build feature, a driver and a GPU).
 #define LATENT_DEVICE_CUDA 1
+
+// A network: input "x" -> output "code" (as latent_network_encode). A VAE: "x" -> "mean" and
+// "log_variance" of the posterior q(z|x) (as latent_vae_encode).
+#define LATENT_ONNX_PART_ENCODER 0
+
+// A network: "code" -> "output" (as latent_network_decode: raw outputs). A VAE: "z" -> "mean",
+// the mean of p(x|z) (as latent_vae_generate_at_mean).
+#define LATENT_ONNX_PART_DECODER 1
+
+// "x" -> "reconstruction": a network's decode(encode(x)) (as latent_network_reconstruct); a
+// VAE's mean of p(x|z) at the posterior mean.
+#define LATENT_ONNX_PART_RECONSTRUCTION 2
+
+// A network only: "x" -> "prediction", what latent_network_predict returns (a classifier's
+// class probabilities, a regressor's outputs, an autoencoder's reconstructions).
+#define LATENT_ONNX_PART_PREDICT 3
 
 // Chosen by the path's extension: .png or .pgm (any case).
 #define LATENT_IMAGE_AUTO 0
@@ -1542,6 +1566,24 @@ latent_status latent_network_layer_offsets(const struct latent_network *net,
                                            size_t *w,
                                            size_t *w_len,
                                            size_t *b);
+
+// Writes `part` (LATENT_ONNX_PART_*) of the network to `path` as an ONNX model that ONNX
+// Runtime and other runtimes serve, computing what latent's inference computes. Dense layers
+// (tied or not, every activation), functional-transfer layers (F01..F20), the code layer,
+// stochastic layers (their means) and supervised heads are exported; a memory layer, or
+// stochastic inference switched on, gives LATENT_STATUS_UNSUPPORTED with the reason. The
+// file is written to a temporary name, synced and renamed, as model files are.
+latent_status latent_network_export_onnx(const struct latent_network *net,
+                                         const char *path,
+                                         latent_onnx_part part);
+
+// Writes `part` of the VAE to `path` as an ONNX model: LATENT_ONNX_PART_ENCODER (outputs
+// "mean" and "log_variance"), LATENT_ONNX_PART_DECODER (the mean of p(x|z) for every
+// reconstruction distribution) or LATENT_ONNX_PART_RECONSTRUCTION; LATENT_ONNX_PART_PREDICT is
+// LATENT_STATUS_INVALID_ARGUMENT. Written atomically.
+latent_status latent_vae_export_onnx(const struct latent_vae *vae,
+                                     const char *path,
+                                     latent_onnx_part part);
 
 // Writes `n_rows` images (`rows`: n_rows x height*width floats, each image row-major) as a
 // grayscale grid of `grid_cols` images per line, with LATENT_IMAGE_PADDING pixels of mid-gray

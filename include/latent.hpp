@@ -337,6 +337,11 @@ public:
         return Network(n);
     }
     void save(const std::string &path) const { check(latent_network_save(get(), path.c_str())); }
+    // Writes one part of the network as an ONNX model (opset LATENT_ONNX_OPSET): see
+    // docs/serving.md. Throws latent::error (status LATENT_STATUS_UNSUPPORTED for a memory layer).
+    void export_onnx(const std::string &path, latent_onnx_part part = LATENT_ONNX_PART_ENCODER) const {
+        check(latent_network_export_onnx(get(), path.c_str(), part));
+    }
     Network clone() const {
         latent_network *n = nullptr;
         check(latent_network_clone(get(), &n));
@@ -501,6 +506,11 @@ public:
         return Vae(v);
     }
     void save(const std::string &path) const { check(latent_vae_save(get(), path.c_str())); }
+    // Writes the VAE's encoder (outputs "mean", "log_variance"), decoder or reconstruction as an
+    // ONNX model: see docs/serving.md.
+    void export_onnx(const std::string &path, latent_onnx_part part = LATENT_ONNX_PART_ENCODER) const {
+        check(latent_vae_export_onnx(get(), path.c_str(), part));
+    }
     Vae clone() const {
         latent_vae *v = nullptr;
         check(latent_vae_clone(get(), &v));

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod model_file;
 pub mod montecarlo;
 pub mod network;
+pub mod onnx;
 pub mod optim;
 mod parallel;
 pub mod picture;

@@ -23,6 +23,7 @@ from ._ffi import (
     Init,
     Loss,
     LrSchedule,
+    OnnxPart,
     Optimizer,
     Prior,
     Proposal,

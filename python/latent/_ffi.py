@@ -140,6 +140,15 @@ class Activation(_Enum):
     GELU = 7
 
 
+class OnnxPart(_Enum):
+    """What an exported ONNX file computes (latent_network_export_onnx, latent_vae_export_onnx)."""
+
+    ENCODER = 0
+    DECODER = 1
+    RECONSTRUCTION = 2
+    PREDICT = 3
+
+
 class Loss(_Enum):
     MSE = 0
     BINARY_CROSS_ENTROPY = 1
@@ -286,6 +295,7 @@ ENUMS = {
     "LATENT_PRIOR_": Prior,
     "LATENT_PROPOSAL_": Proposal,
     "LATENT_CONSTRAINT_": Constraint,
+    "LATENT_ONNX_PART_": OnnxPart,
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -623,6 +633,7 @@ _PROTOTYPES = {
     "latent_network_evaluate": (S, [H, H, POINTER(latent_evaluation), _pu64, c_size_t]),
     "latent_network_save": (S, [H, c_char_p]),
     "latent_network_load": (S, [c_char_p, PH]),
+    "latent_network_export_onnx": (S, [H, c_char_p, c_int32]),
     "latent_network_code_words": (c_size_t, [H]),
     "latent_network_binary_codes": (S, [H, _pf, c_size_t, c_size_t, c_float, _pu64, c_size_t]),
     "latent_network_layer_offsets": (S, [H, c_size_t, _pz, _pz, _pz]),
@@ -646,6 +657,7 @@ _PROTOTYPES = {
     "latent_vae_describe": (S, [H, c_char_p, c_size_t, _pz]),
     "latent_vae_save": (S, [H, c_char_p]),
     "latent_vae_load": (S, [c_char_p, PH]),
+    "latent_vae_export_onnx": (S, [H, c_char_p, c_int32]),
     "latent_vae_encode": (S, [H, _pf, c_size_t, c_size_t, _pf, _pf, c_size_t]),
     "latent_vae_generate_mean": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
     "latent_vae_reconstruct": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),

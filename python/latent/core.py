@@ -22,6 +22,7 @@ from ._ffi import (
     Layout,
     Loss,
     LrSchedule,
+    OnnxPart,
     Optimizer,
     Prior,
     Scaling,
@@ -469,6 +470,14 @@ class Network(_Handle):
         """Saves atomically (the file is either the complete new model or untouched)."""
         check(lib.latent_network_save(self._handle, _path(path)))
 
+    def export_onnx(self, path, part="encoder"):
+        """Writes one part of the network as an ONNX model (opset 17) for ONNX Runtime and other
+        runtimes: "encoder" (input "x" -> "code"), "decoder" ("code" -> "output"),
+        "reconstruction" ("x" -> "reconstruction") or "predict" ("x" -> "prediction", a
+        classifier's probabilities). Inputs and outputs are float32 [batch, width]. A memory
+        layer, or stochastic inference switched on, raises latent.Unsupported."""
+        check(lib.latent_network_export_onnx(self._handle, _path(path), OnnxPart.coerce(part, "part")))
+
     def clone(self):
         return Network._wrap(_new_handle(lib.latent_network_clone, self._handle))
 
@@ -763,6 +772,12 @@ class Vae(_Handle):
 
     def save(self, path):
         check(lib.latent_vae_save(self._handle, _path(path)))
+
+    def export_onnx(self, path, part="encoder"):
+        """Writes one part of the VAE as an ONNX model (opset 17): "encoder" (input "x" ->
+        outputs "mean" and "log_variance" of q(z|x)), "decoder" ("z" -> "mean" of p(x|z)) or
+        "reconstruction" ("x" -> "reconstruction", the mean of p(x|z) at the posterior mean)."""
+        check(lib.latent_vae_export_onnx(self._handle, _path(path), OnnxPart.coerce(part, "part")))
 
     @property
     def input_dim(self):

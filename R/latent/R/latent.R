@@ -102,6 +102,15 @@ latent_loss <- function(net, data) .lc("latent_r_loss", net$handle, .as_dataset(
 
 save_model <- function(net, path) invisible(.lc("latent_r_save", net$handle, path.expand(path)))
 
+# Writes one part of the network as an ONNX model (opset 17) for ONNX Runtime and other
+# runtimes: "encoder" (x -> code), "decoder", "reconstruction" or "predict"; see docs/serving.md.
+export_onnx <- function(net, path, part = "encoder") {
+  parts <- c(encoder = 0, decoder = 1, reconstruction = 2, predict = 3)
+  if (!is.character(part) || length(part) != 1L || !(part %in% names(parts)))
+    stop("latent: unknown ONNX part ", deparse(part), " (encoder, decoder, reconstruction, predict)")
+  invisible(.lc("latent_r_export_onnx", net$handle, path.expand(path), parts[[part]]))
+}
+
 load_model <- function(path) {
   structure(list(handle = .lc("latent_r_load", path.expand(path))), class = "latent_network")
 }

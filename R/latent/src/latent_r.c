@@ -349,6 +349,13 @@ SEXP latent_r_save(SEXP net, SEXP path) {
     return R_NilValue;
 }
 
+/* Writes one part of the network as an ONNX model (part: LATENT_ONNX_PART_* as a number). */
+SEXP latent_r_export_onnx(SEXP net, SEXP path, SEXP part) {
+    CHECK(latent_network_export_onnx(net_of(net), str_arg(path, "path"), (latent_onnx_part)num_arg(part, "part")),
+          "latent_network_export_onnx");
+    return R_NilValue;
+}
+
 SEXP latent_r_load(SEXP path) {
     latent_network *net = NULL;
     CHECK(latent_network_load(str_arg(path, "path"), &net), "latent_network_load");
@@ -380,6 +387,7 @@ static const R_CallMethodDef CALLS[] = {
     {"latent_r_loss", (DL_FUNC)&latent_r_loss, 2},
     {"latent_r_save", (DL_FUNC)&latent_r_save, 2},
     {"latent_r_load", (DL_FUNC)&latent_r_load, 1},
+    {"latent_r_export_onnx", (DL_FUNC)&latent_r_export_onnx, 3},
     {"latent_r_free", (DL_FUNC)&latent_r_free, 1},
     {NULL, NULL, 0}};
 
