@@ -16,6 +16,10 @@ use crate::tensor::Matrix;
 use crate::train::trainer::{Callback, checked_split};
 use crate::train::{EpochRecord, Event, Progress, Trainable, Trainer};
 
+/// A progress callback of a device fit that also gets the device model, mutably (downloading
+/// its parameters, `sync`, needs that).
+pub type DeviceWatch<'a, M> = Option<&'a mut dyn FnMut(&Progress, &mut M) -> bool>;
+
 impl Trainer {
     /// [`Trainer::fit`] on the device that holds `net`. The noise of denoising, code noise and
     /// stochastic layers is drawn there (Philox), so it differs from a CPU fit's draws; without
@@ -48,7 +52,7 @@ impl Trainer {
         net: &mut M,
         data: &Matrix,
         valid: Option<&Matrix>,
-        mut progress: Option<&mut dyn FnMut(&Progress, &mut M) -> bool>,
+        mut progress: DeviceWatch<M>,
     ) -> Result<()> {
         let c = *self.config();
         if self.collective.is_some() {

@@ -175,8 +175,7 @@ pub unsafe extern "C" fn latent_network_pretrain(
             let Some(f) = progress else { return true };
             n.lend(m, || unsafe { f(user, &progress_to_c(pr)) == 0 })
         };
-        let cb: Option<&mut dyn FnMut(&Progress, &crate::network::Network) -> bool> =
-            if progress.is_some() { Some(&mut cb) } else { None };
+        let cb: crate::train::Watch<crate::network::Network> = if progress.is_some() { Some(&mut cb) } else { None };
         let mut guard = n.fit()?;
         pretrain_watching(&mut guard, &cfg, train.x(), valid, cb).map(|_| ())
     })

@@ -61,7 +61,7 @@ pub struct PretrainReport {
 type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
 /// A progress callback that also sees the deep network as it stands (the layers pretrained so
 /// far; during fine-tuning, the network being trained).
-type NetWatch<'a> = Option<&'a mut dyn FnMut(&Progress, &Network) -> bool>;
+type NetWatch<'a> = crate::train::Watch<'a, Network>;
 
 /// Pretrains `net` layer by layer on `data`, then fine-tunes it (validating on `valid`, if
 /// given, during fine-tuning). The decoder must mirror the encoder's widths.
