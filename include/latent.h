@@ -35,7 +35,8 @@
 // Samples (rows of float), optional int32 labels, and the scaling they went through. Calls
 // that only read a dataset (sizes, copies, training or encoding with it) may run on one
 // dataset from many threads at once; calls that change it (set_labels, scale, apply_scaling)
-// must not overlap any other call on it.
+// must not overlap any other call on it; from the progress callback of a fit that reads the
+// dataset they return LATENT_STATUS_BUSY.
 typedef struct latent_dataset latent_dataset;
 
 // A Monte-Carlo optimizer: per-parameter priors, proposals and constraints, the best point so
@@ -1680,8 +1681,9 @@ void latent_trainer_free(struct latent_trainer *trainer);
 // and see the parameters of that moment: a checkpoint saved there loads as the network at that
 // epoch. Calls that would change `net` (set_params, set_threads, a nested fit, pretrain), any
 // call on `trainer`, and any call on `net` from another thread during the fit return
-// LATENT_STATUS_BUSY at once and change nothing. Do not free `net`, `trainer` or the datasets
-// from the callback.
+// LATENT_STATUS_BUSY at once and change nothing, as do changes to `train` or `valid` (scale,
+// set_labels, set_targets, apply_scaling). Do not free `net`, `trainer` or the datasets from
+// the callback.
 latent_status latent_trainer_fit(struct latent_trainer *trainer,
                                  struct latent_network *net,
                                  const struct latent_dataset *train,

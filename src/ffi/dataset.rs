@@ -11,18 +11,45 @@ use crate::tensor::{Matrix, checked_len};
 /// Samples (rows of float), optional int32 labels, and the scaling they went through. Calls
 /// that only read a dataset (sizes, copies, training or encoding with it) may run on one
 /// dataset from many threads at once; calls that change it (set_labels, scale, apply_scaling)
-/// must not overlap any other call on it.
+/// must not overlap any other call on it; from the progress callback of a fit that reads the
+/// dataset they return LATENT_STATUS_BUSY.
 pub struct latent_dataset {
     inner: Dataset,
+    /// Fits reading this dataset now (their callbacks must not change it).
+    in_fit: std::sync::atomic::AtomicUsize,
+}
+
+/// Marks a dataset as read by a fit until dropped.
+pub(crate) struct InFit<'a>(&'a latent_dataset);
+
+impl Drop for InFit<'_> {
+    fn drop(&mut self) {
+        self.0.in_fit.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl latent_dataset {
     pub(crate) fn new(d: Dataset) -> latent_dataset {
-        latent_dataset { inner: d }
+        latent_dataset { inner: d, in_fit: Default::default() }
     }
     pub(crate) fn get(&self) -> &Dataset {
         &self.inner
     }
+    /// The dataset for a fit: changes to it are BUSY until the guard drops.
+    pub(crate) fn for_fit(&self) -> InFit<'_> {
+        self.in_fit.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        InFit(self)
+    }
+}
+
+/// The dataset behind `p` for a change, or BUSY while a fit reads it (checked through a shared
+/// reference first: a fit's callback must not get `&mut` to what the fit is reading).
+unsafe fn dataset_mut<'a>(p: *mut latent_dataset, name: &str) -> Result<&'a mut latent_dataset> {
+    let shared = unsafe { arg(p as *const latent_dataset, name)? };
+    if shared.in_fit.load(std::sync::atomic::Ordering::Acquire) > 0 {
+        return Err(Error::Busy(format!("{name} is being trained on: it cannot change until the fit returns")));
+    }
+    unsafe { arg_mut(p, name) }
 }
 
 /// Options of latent_dataset_from_csv(). Get the defaults from latent_csv_params_default()
@@ -99,7 +126,7 @@ pub unsafe extern "C" fn latent_dataset_set_targets(
     cols: usize,
 ) -> latent_status {
     guard(|| {
-        let d = unsafe { arg_mut(dataset, "dataset")? };
+        let d = unsafe { dataset_mut(dataset, "dataset")? };
         let m = unsafe { buffer_matrix(data, dtype, layout, rows, cols)? };
         d.inner.set_targets(m)
     })
@@ -285,7 +312,7 @@ pub unsafe extern "C" fn latent_dataset_set_labels(
     n: usize,
 ) -> latent_status {
     guard(|| {
-        let d = unsafe { arg_mut(dataset, "dataset")? };
+        let d = unsafe { dataset_mut(dataset, "dataset")? };
         // The count is checked before the array is read or copied.
         if n != d.inner.rows() {
             return Err(crate::error::shape!("{n} labels for {} rows", d.inner.rows()));
@@ -327,7 +354,7 @@ pub unsafe extern "C" fn latent_dataset_copy_rows(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_dataset_scale(dataset: *mut latent_dataset, method: latent_scaling) -> latent_status {
     guard(|| {
-        let d = unsafe { arg_mut(dataset, "dataset")? };
+        let d = unsafe { dataset_mut(dataset, "dataset")? };
         d.inner.scale(Scaling::from_code(method)?)
     })
 }
@@ -349,7 +376,7 @@ pub unsafe extern "C" fn latent_dataset_apply_scaling(
         if s == Scaler::None {
             return Err(invalid!("fitted has not been scaled: call latent_dataset_scale on it first"));
         }
-        let d = unsafe { arg_mut(dst, "dst")? };
+        let d = unsafe { dataset_mut(dst, "dst")? };
         d.inner.apply_scaling(&s)
     })
 }

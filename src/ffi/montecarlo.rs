@@ -422,7 +422,9 @@ pub unsafe extern "C" fn latent_montecarlo_fit_network(
     guard(|| {
         let mc = unsafe { arg_mut(mc, "mc")? };
         let net = unsafe { arg(net, "net")? };
-        let data = unsafe { arg(data, "data")? }.get();
+        let data = unsafe { arg(data, "data")? };
+        let _in_fit = data.for_fit();
+        let data = data.get();
         let p = unsafe { arg(params, "params")? };
         let link = match (p.link_layer, p.link) {
             (-1, _) => None,

@@ -132,8 +132,9 @@ pub unsafe extern "C" fn latent_network_pretrain(
     guard(|| {
         let n = unsafe { arg(net, "net")? };
         let p = unsafe { arg(params, "params")? };
-        let train = unsafe { arg(train, "train")? }.get();
-        let valid = unsafe { valid.as_ref() }.map(|v| v.get().x());
+        let (train, valid) = (unsafe { arg(train, "train")? }, unsafe { valid.as_ref() });
+        let _in_fit = (train.for_fit(), valid.map(|v| v.for_fit()));
+        let (train, valid) = (train.get(), valid.map(|v| v.get().x()));
         if valid.is_some_and(|v| v.rows() == 0) {
             return Err(crate::error::invalid!(
                 "validation data has no rows: a validation loss over nothing is undefined (pass NULL for no validation)"

@@ -149,8 +149,9 @@ pub unsafe extern "C" fn latent_trainer_free(trainer: *mut latent_trainer) {
 /// and see the parameters of that moment: a checkpoint saved there loads as the network at that
 /// epoch. Calls that would change `net` (set_params, set_threads, a nested fit, pretrain), any
 /// call on `trainer`, and any call on `net` from another thread during the fit return
-/// LATENT_STATUS_BUSY at once and change nothing. Do not free `net`, `trainer` or the datasets
-/// from the callback.
+/// LATENT_STATUS_BUSY at once and change nothing, as do changes to `train` or `valid` (scale,
+/// set_labels, set_targets, apply_scaling). Do not free `net`, `trainer` or the datasets from
+/// the callback.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_trainer_fit(
     trainer: *mut latent_trainer,
@@ -163,7 +164,7 @@ pub unsafe extern "C" fn latent_trainer_fit(
     guard(|| {
         let n = unsafe { arg(net, "net")? };
         let mut t = unsafe { arg(trainer, "trainer")? }.get()?;
-        let (train, valid) = unsafe { datasets(train, valid)? };
+        let (_in_fit, train, valid) = unsafe { datasets(train, valid)? };
         let mut host = n.fit()?;
         let rows = host.training_rows(train, "the training data")?;
         let valid = valid.map(|v| host.training_rows(v, "the validation data")).transpose()?;
@@ -183,14 +184,19 @@ pub unsafe extern "C" fn latent_trainer_fit(
     })
 }
 
-/// The training and (optional) validation datasets of a fit.
+/// The training and (optional) validation datasets of a fit, marked as read by it: changes to
+/// them (from its progress callback) are BUSY until the guards drop.
 unsafe fn datasets<'a>(
     train: *const latent_dataset,
     valid: *const latent_dataset,
-) -> Result<(&'a crate::data::Dataset, Option<&'a crate::data::Dataset>)> {
-    let train = unsafe { arg(train, "train")? }.get();
-    let valid = unsafe { valid.as_ref() }.map(|v| v.get());
-    Ok((train, valid))
+) -> Result<(
+    (super::dataset::InFit<'a>, Option<super::dataset::InFit<'a>>),
+    &'a crate::data::Dataset,
+    Option<&'a crate::data::Dataset>,
+)> {
+    let train = unsafe { arg(train, "train")? };
+    let valid = unsafe { valid.as_ref() };
+    Ok(((train.for_fit(), valid.map(|v| v.for_fit())), train.get(), valid.map(|v| v.get())))
 }
 
 /// Calls the C progress callback (if any); true = go on.
@@ -219,7 +225,7 @@ pub unsafe extern "C" fn latent_trainer_fit_vae(
     guard(|| {
         let v = unsafe { arg(vae, "vae")? };
         let mut t = unsafe { arg(trainer, "trainer")? }.get()?;
-        let (train, valid) = unsafe { datasets(train, valid)? };
+        let (_in_fit, train, valid) = unsafe { datasets(train, valid)? };
         let mut host = v.fit()?;
         let rows = host.training_rows(train, "the training data")?;
         let valid = valid.map(|x| host.training_rows(x, "the validation data")).transpose()?;

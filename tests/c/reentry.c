@@ -49,6 +49,9 @@ static int32_t on_net_progress(void *user, const latent_progress *p) {
     MSG_HAS("being trained");
     EXPECT(latent_network_set_params(c->net, c->params, c->n_params), LATENT_STATUS_BUSY);
     EXPECT(latent_trainer_fit(c->trainer, c->net, c->data, NULL, NULL, NULL), LATENT_STATUS_BUSY);
+    /* The dataset being trained on cannot change under the fit. */
+    EXPECT(latent_dataset_scale(c->data, LATENT_SCALING_MIN_MAX), LATENT_STATUS_BUSY);
+    MSG_HAS("being trained on");
     /* The trainer takes no other call while it fits. */
     size_t n = 0;
     EXPECT(latent_trainer_history(c->trainer, NULL, 0, &n), LATENT_STATUS_BUSY);
