@@ -1253,6 +1253,15 @@ fn every_exported_function_survives_bad_input() {
     let header = parse_header(&std::fs::read_to_string(root().join("include/latent.h")).unwrap());
     assert!(header.funcs.len() > 100, "parsed only {} functions from include/latent.h", header.funcs.len());
     let cases = cases(&header);
+    // Saves aimed at /dev/null and /dev/full must be refused, never rename a file over the
+    // device (as root that replaces it for the whole machine): checked before and after.
+    let devices_intact = || {
+        use std::os::unix::fs::FileTypeExt;
+        ["/dev/null", "/dev/full"]
+            .iter()
+            .all(|d| std::fs::metadata(d).map(|m| m.file_type().is_char_device()).unwrap_or(false))
+    };
+    assert!(devices_intact(), "/dev/null or /dev/full is not a character device before the suite");
 
     // Every function has cases: one valid call at least, and one bad one per parameter.
     for (fi, f) in header.funcs.iter().enumerate() {
@@ -1362,6 +1371,7 @@ fn every_exported_function_survives_bad_input() {
         timeout.as_secs()
     );
     println!("{summary}");
+    assert!(devices_intact(), "a call replaced /dev/null or /dev/full with a file");
     println!("slowest case: {} ms ({})", slowest.0, slowest.1);
     if !baseline_not_ok.is_empty() {
         println!("valid calls that did not return OK (the environment's answer, not failures):");
