@@ -24,7 +24,7 @@ use crate::error::{Result, invalid, shape, try_zeros};
 use crate::init::Init;
 use crate::layer::{Dense, Stochastic};
 use crate::network::{LayerSpec, MAX_LAYERS, MAX_PARAMS, MAX_UNITS};
-use crate::rng::{Rng, stream};
+use crate::rng::{Rng, StepDraws, stream};
 use crate::tensor::Matrix;
 
 /// Rows per block of the per-row reconstruction pass: fixed, so sums do not depend on threads.
@@ -490,8 +490,11 @@ impl Vae {
     }
 
     /// One training step over x (rows x input_dim) with the network's L samples drawn from
-    /// `rng` and KL weight `beta`. Writes the gradient of the mean over rows of
-    /// [E_q -log p(x|z) + beta KL] into `grads` (every entry overwritten).
+    /// `draws` and KL weight `beta`. Writes the gradient of the mean over rows of
+    /// [E_q -log p(x|z) + beta KL] into `grads` (every entry overwritten). Draw l of latent unit
+    /// j of row r is element (l * batch + first + r) * latent_dim + j of the step's stream 1
+    /// (the device kernel's keying over the whole minibatch), so shards of a minibatch draw what
+    /// it draws whole.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &self,
@@ -500,12 +503,17 @@ impl Vae {
         ws: &mut VaeWorkspace,
         grads: &mut [f32],
         threads: usize,
-        rng: &mut Rng,
+        draws: StepDraws,
         beta: f32,
     ) -> VaeStepLoss {
-        let n = rows * self.spec.num_samples * self.spec.latent_dim;
-        debug_assert!(ws.rows >= rows && ws.samples >= self.spec.num_samples);
-        ws.eps[..n].iter_mut().for_each(|e| *e = rng.normal());
+        let (jd, samples) = (self.spec.latent_dim, self.spec.num_samples);
+        debug_assert!(ws.rows >= rows && ws.samples >= samples);
+        debug_assert!(draws.first + rows <= draws.batch);
+        let philox = draws.stream(1);
+        for l in 0..samples {
+            let first = ((l * draws.batch + draws.first) as u64).wrapping_mul(jd as u64);
+            philox.fill_normal(first, &mut ws.eps[l * rows * jd..(l + 1) * rows * jd]);
+        }
         self.step_from_eps(x, rows, ws, grads, threads, beta)
     }
 
