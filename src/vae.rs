@@ -188,6 +188,13 @@ pub struct Vae {
     threads: usize,
     /// Training steps taken (the KL warm-up's clock); saved with the model.
     steps: u64,
+    /// The posterior as plain values, read by the hot loops instead of `spec.posterior`:
+    /// `Posterior::Learned` leaves the enum's f32 payload uninitialised, and the compiler may
+    /// compute with it speculatively (it hoisted exp(log_variance / 2) out of the
+    /// reparameterisation loop, which valgrind reports as a jump on an uninitialised value).
+    learned: bool,
+    /// The constant log-variance (0 when learned).
+    const_lv: f32,
 }
 
 impl Vae {
@@ -253,7 +260,11 @@ impl Vae {
         add(prev, linear(spec.reconstruction.param_width()), &mut layers)?;
         let extra = offset;
         let total = extra + spec.reconstruction.extra_params();
-        Ok(Vae { spec, layers, head, extra, params: try_zeros(total)?, threads: 0, steps: 0 })
+        let (learned, const_lv) = match spec.posterior {
+            Posterior::Learned => (true, 0.0),
+            Posterior::Constant { log_variance } => (false, log_variance),
+        };
+        Ok(Vae { spec, layers, head, extra, params: try_zeros(total)?, threads: 0, steps: 0, learned, const_lv })
     }
 
     pub fn spec(&self) -> &VaeSpec {
@@ -371,10 +382,7 @@ impl Vae {
     #[inline]
     fn posterior(&self, head: &[f32], r: usize, j: usize) -> (f32, f32) {
         let jd = self.spec.latent_dim;
-        match self.spec.posterior {
-            Posterior::Learned => (head[r * 2 * jd + j], head[r * 2 * jd + jd + j]),
-            Posterior::Constant { log_variance } => (head[r * jd + j], log_variance),
-        }
+        if self.learned { (head[r * 2 * jd + j], head[r * 2 * jd + jd + j]) } else { (head[r * jd + j], self.const_lv) }
     }
 
     /// z = mu + sigma eps from the noise already in ws.eps, for `samples` draws of each of `rows`
@@ -589,7 +597,7 @@ impl Vae {
         // cur: dL/dz of every stacked sample. Through the reparameterisation to the head.
         let kl_scale = beta / rows as f32;
         let hw = s.head_width();
-        let learned = matches!(s.posterior, Posterior::Learned);
+        let learned = self.learned;
         {
             let head = &ws.y[self.head];
             let dhead = &mut ws.dhead[..rows * hw];
