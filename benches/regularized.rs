@@ -33,7 +33,7 @@ use latent::data::{Dataset, Scaling};
 use latent::network::StepNoise;
 use latent::optim::Optimizer;
 use latent::regularizer::{Regularization, SparseLayers, Sparsity};
-use latent::rng::Rng;
+use latent::rng::{Rng, StepDraws};
 use latent::train::{Event, PretrainConfig, PretrainMethod, Progress, Rbm, RbmConfig, StageKind, Unit, pretrain};
 use latent::{Activation, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
 
@@ -126,7 +126,8 @@ struct Runner {
     grads: Vec<f32>,
     params: Vec<f32>,
     opt: Optimizer,
-    rng: Rng,
+    /// The step counter of the noise draws.
+    ctr: u64,
     stochastic: bool,
 }
 
@@ -140,7 +141,7 @@ impl Runner {
             grads: vec![0.0; net.param_count()],
             params: net.params().to_vec(),
             opt: Optimizer::new(adam, net.param_count(), &net.weight_ranges()).expect("adam"),
-            rng: Rng::new(1, latent::rng::stream::CORRUPTION),
+            ctr: 0,
             stochastic: !reg.corruption.is_none() || reg.code_noise > 0.0,
             net,
         }
@@ -154,10 +155,10 @@ impl Runner {
         for s in 0..steps {
             let b = s % batches;
             let xb = &x.as_slice()[b * BATCH * COLS..(b + 1) * BATCH * COLS];
+            self.ctr += 1;
             let noise = self.stochastic.then(|| StepNoise {
-                rng: &mut self.rng,
+                draws: StepDraws::whole(1, self.ctr, BATCH),
                 row_ids: &ids[b * BATCH..(b + 1) * BATCH],
-                seed: 1,
                 feature_range: None,
             });
             pool.install(|| {

@@ -62,9 +62,10 @@ int main(void) {
         fprintf(stderr, "classifier: %s\n", latent_last_error_message());
         return 2;
     }
-    latent_dataset *train = mnist(dir, "train", TRAIN), *test = mnist(dir, "t10k", TEST);
+    latent_dataset *train = mnist(dir, "train", example_size(TRAIN, 50));
+    latent_dataset *test = mnist(dir, "t10k", example_size(TEST, 30));
     latent_train_params tp = latent_train_params_default();
-    tp.epochs = 10;
+    tp.epochs = (uint32_t)example_size(10, 1);
     tp.batch_size = 100;
     tp.seed = 1;
     latent_trainer *tr = NULL;
@@ -108,7 +109,7 @@ int main(void) {
     fp.output_activation = LATENT_ACTIVATION_IDENTITY;
     latent_network *functional = NULL;
     CHECK(latent_network_new(&fp, &functional));
-    tp.epochs = 3;
+    tp.epochs = (uint32_t)example_size(3, 1);
     latent_trainer *tr3 = NULL;
     CHECK(latent_trainer_new(&tp, &tr3));
     CHECK(latent_trainer_fit(tr3, functional, train, NULL, NULL, NULL));

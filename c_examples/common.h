@@ -17,4 +17,12 @@
         }                                                                               \
     } while (0)
 
+/* A quick run: with LATENT_EXAMPLE_SMALL=1 in the environment an example takes `small` (rows,
+ * epochs, samples) where it would take `full`, and makes the same calls. The test suite runs
+ * every example that way under valgrind, which runs vectorised code up to 1000x slower. */
+static inline size_t example_size(size_t full, size_t small) {
+    const char *s = getenv("LATENT_EXAMPLE_SMALL");
+    return s != NULL && s[0] != '\0' && s[0] != '0' ? small : full;
+}
+
 #endif

@@ -61,7 +61,7 @@ int main(void) {
     if (on_gpu != (device == LATENT_DEVICE_CUDA)) return 1;
 
     latent_train_params tp = latent_train_params_default();
-    tp.epochs = 15;
+    tp.epochs = (uint32_t)example_size(15, 1); /* 1: a quick run (common.h) */
     tp.batch_size = 64;
     tp.optimizer = LATENT_OPTIMIZER_ADAM;
     tp.learning_rate = 3e-3f;
@@ -97,5 +97,6 @@ int main(void) {
     free(codes);
     free(again);
     free(x);
-    return worst < 1e-4 && rec[epochs - 1].train_loss < 0.5 * rec[0].train_loss ? 0 : 1;
+    int learned = epochs == 1 || rec[epochs - 1].train_loss < 0.5 * rec[0].train_loss;
+    return worst < 1e-4 && learned ? 0 : 1;
 }

@@ -44,7 +44,7 @@ int main(void) {
     CHECK(latent_network_new(&np, &net));
 
     latent_train_params tp = latent_train_params_default();
-    tp.epochs = 60;
+    tp.epochs = (uint32_t)example_size(60, 5); /* 5: a quick run (common.h) */
     tp.batch_size = 32;
     tp.learning_rate = 3e-3;
     tp.threads = 1;

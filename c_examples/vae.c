@@ -44,15 +44,16 @@ static int32_t progress(void *user, const latent_progress *p) {
 static double anomaly_scores(const latent_vae *vae, const latent_dataset *ds, const char *name) {
     static float x[SCORED * PIXELS];
     double ll[SCORED], sum = 0.0;
-    CHECK(latent_dataset_copy_rows(ds, 0, SCORED, x, SCORED * PIXELS));
-    CHECK(latent_vae_log_likelihood(vae, x, SCORED, PIXELS, 50, 9, ll, SCORED));
+    size_t n = example_size(SCORED, 10), samples = example_size(50, 3);
+    CHECK(latent_dataset_copy_rows(ds, 0, n, x, n * PIXELS));
+    CHECK(latent_vae_log_likelihood(vae, x, n, PIXELS, (uint32_t)samples, 9, ll, n));
     printf("  %-13s", name);
-    for (int i = 0; i < SCORED; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (i < SHOWN) printf(" %8.1f", ll[i]);
         sum += ll[i];
     }
-    printf("   mean of %d: %.1f\n", SCORED, sum / SCORED);
-    return sum / SCORED;
+    printf("   mean of %zu: %.1f\n", n, sum / (double)n);
+    return sum / (double)n;
 }
 
 int main(int argc, char **argv) {
@@ -96,11 +97,12 @@ int main(int argc, char **argv) {
     CHECK(latent_vae_elbo(vae, test, 1, 3, &e));
     printf("test -ELBO %.2f nats/image = reconstruction %.2f + KL %.2f (%zu images)\n", e.neg_elbo,
            e.reconstruction, e.kl, latent_dataset_rows(test));
-    latent_dataset *few = subset(load(dir, "t10k-images-idx3-ubyte.gz"), IWAE_ROWS);
+    latent_dataset *few = subset(load(dir, "t10k-images-idx3-ubyte.gz"), example_size(IWAE_ROWS, 10));
     double l1, l50;
     CHECK(latent_vae_iwae_bound(vae, few, 1, 4, &l1));
-    CHECK(latent_vae_iwae_bound(vae, few, 50, 4, &l50));
-    printf("IWAE bound on %d test images: L_1 %.2f, L_50 %.2f (log p(x) >= L_50 >= L_1)\n", IWAE_ROWS, l1, l50);
+    CHECK(latent_vae_iwae_bound(vae, few, (uint32_t)example_size(50, 3), 4, &l50));
+    printf("IWAE bound on %zu test images: L_1 %.2f, L_50 %.2f (log p(x) >= L_50 >= L_1)\n",
+           latent_dataset_rows(few), l1, l50);
 
     /* 16 draws z ~ N(0, I), decoded to pixel probabilities, as a 4 x 4 grid (0 black, 1 white;
      * the format from the extension: .pgm or .png). */

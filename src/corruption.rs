@@ -3,7 +3,7 @@
 //! layer, which scores the reconstruction of the corrupted input).
 
 use crate::error::{Result, invalid};
-use crate::rng::Rng;
+use crate::rng::Philox;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Corruption {
@@ -90,50 +90,55 @@ impl Corruption {
     }
 
     /// Writes the corrupted rows of x (row-major, `cols` wide) into `out`. `range` holds each
-    /// feature's (min, max) for salt-and-pepper; without it the values are 0 and 1.
-    pub fn apply(self, x: &[f32], cols: usize, range: Option<(&[f32], &[f32])>, rng: &mut Rng, out: &mut [f32]) {
+    /// feature's (min, max) for salt-and-pepper; without it the values are 0 and 1. Element j of
+    /// row r draws element (first + r) * cols + j of `draws` (the device kernel's keying), so a
+    /// row's corruption depends on its place in the minibatch, not on which shard holds it.
+    pub fn apply(
+        self,
+        x: &[f32],
+        cols: usize,
+        range: Option<(&[f32], &[f32])>,
+        draws: Philox,
+        first: usize,
+        out: &mut [f32],
+    ) {
         let out = &mut out[..x.len()];
+        let base = (first as u64).wrapping_mul(cols as u64);
         match self {
             Corruption::None => out.copy_from_slice(x),
-            Corruption::Masking { level } => {
-                for (o, &v) in out.iter_mut().zip(x) {
-                    *o = if rng.uniform() < level { 0.0 } else { v };
+            Corruption::Masking { level } => draws.for_uniforms(base, x.len(), |at, u| {
+                for ((o, &v), &u) in out[at..].iter_mut().zip(&x[at..]).zip(u) {
+                    *o = if u < level { 0.0 } else { v };
                 }
-            }
-            Corruption::Gaussian { sigma } => {
-                for (o, &v) in out.iter_mut().zip(x) {
-                    *o = v + sigma * rng.normal();
+            }),
+            Corruption::Gaussian { sigma } => draws.for_normals(base, x.len(), |at, e| {
+                for ((o, &v), &e) in out[at..].iter_mut().zip(&x[at..]).zip(e) {
+                    *o = v + sigma * e;
                 }
-            }
-            Corruption::SaltPepper { fraction } => {
-                for (xr, or) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
-                    for (j, (o, &v)) in or.iter_mut().zip(xr).enumerate() {
-                        let u = rng.uniform();
-                        *o = if u >= fraction {
-                            v
-                        } else {
-                            // the same draw picks salt or pepper: u < fraction / 2 is pepper
-                            let pepper = u < 0.5 * fraction;
-                            match range {
-                                Some((lo, hi)) => {
-                                    if pepper {
-                                        lo[j]
-                                    } else {
-                                        hi[j]
-                                    }
-                                }
-                                None => {
-                                    if pepper {
-                                        0.0
-                                    } else {
-                                        1.0
-                                    }
+            }),
+            Corruption::SaltPepper { fraction } => draws.for_uniforms(base, x.len(), |at, u| {
+                for (k, ((o, &v), &u)) in out[at..].iter_mut().zip(&x[at..]).zip(u).enumerate() {
+                    *o = if u >= fraction {
+                        v
+                    } else {
+                        // the same draw picks salt or pepper: u < fraction / 2 is pepper
+                        let pepper = u < 0.5 * fraction;
+                        match range {
+                            Some((lo, hi)) => {
+                                let j = (at + k) % cols;
+                                if pepper { lo[j] } else { hi[j] }
+                            }
+                            None => {
+                                if pepper {
+                                    0.0
+                                } else {
+                                    1.0
                                 }
                             }
-                        };
-                    }
+                        }
+                    };
                 }
-            }
+            }),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::init::Init;
 use crate::layer::{Connection, Dense, Stochastic};
 use crate::loss::Loss;
 use crate::regularizer::{self, Regularization, Sparsity};
-use crate::rng::{Rng, stream};
+use crate::rng::{Philox, Rng, StepDraws, stream};
 use crate::task::{self, Evaluation, Task};
 use crate::tensor::Matrix;
 
@@ -206,14 +206,14 @@ impl NetworkSpec {
     }
 }
 
-/// What makes a training step stochastic: the corruption stream, and the identity of each row
-/// of the minibatch (code noise is fixed per training row).
+/// What makes a training step stochastic: the step's counter-based draws (keyed by each row's
+/// place in the minibatch), and the identity of each row (code noise is fixed per training row).
+#[derive(Clone, Copy)]
 pub struct StepNoise<'a> {
-    pub rng: &'a mut Rng,
-    /// Index of each minibatch row in the training data.
+    /// The step's key and counter, and where these rows sit in the minibatch.
+    pub draws: StepDraws,
+    /// Index of each of these rows in the training data.
     pub row_ids: &'a [usize],
-    /// Seed of the per-row code noise.
-    pub seed: u64,
     /// Per-feature (min, max) of the training data, for salt-and-pepper corruption.
     pub feature_range: Option<(&'a [f32], &'a [f32])>,
 }
@@ -469,8 +469,9 @@ impl Network {
         self.forward_with(range, x, rows, ws, threads, None, None)
     }
 
-    /// forward_layers() that samples stochastic layers from `sampler` and adds the per-row code
-    /// noise of `code_noise` (row ids, seed) to the code layer.
+    /// forward_layers() that samples stochastic layers from `sampler` (layer i from its stream
+    /// i + 1, keyed by each element's place in the minibatch) and adds the per-row code noise of
+    /// `code_noise` (row ids, noise key) to the code layer.
     #[allow(clippy::too_many_arguments)]
     fn forward_with(
         &self,
@@ -479,7 +480,7 @@ impl Network {
         rows: usize,
         ws: &mut Workspace,
         threads: usize,
-        mut sampler: Option<&mut Rng>,
+        sampler: Option<StepDraws>,
         code_noise: Option<(&[usize], u64)>,
     ) {
         debug_assert!(ws.rows >= rows);
@@ -513,12 +514,13 @@ impl Network {
                 self.add_code_noise(rows, ws, ids, seed);
             }
             if !l.stochastic.is_none()
-                && let Some(rng) = sampler.as_deref_mut()
+                && let Some(d) = sampler
             {
                 if ws.s[i].len() < n {
                     ws.s[i].resize(n, 0.0);
                 }
-                l.stochastic.sample(&ws.y[i][..n], &mut ws.s[i][..n], rng);
+                let first = (d.first as u64).wrapping_mul(l.n_out as u64);
+                l.stochastic.sample(&ws.y[i][..n], &mut ws.s[i][..n], d.stream(i as u64 + 1), first);
                 ws.sampled[i] = true;
             }
         }
@@ -571,15 +573,16 @@ impl Network {
         let (input, noise): (&[f32], _) = match noise {
             Some(nz) if !reg.corruption.is_none() => {
                 xc.resize(count, 0.0);
-                reg.corruption.apply(&x[..count], cols, nz.feature_range, nz.rng, &mut xc);
+                let d = nz.draws;
+                reg.corruption.apply(&x[..count], cols, nz.feature_range, d.stream(0), d.first, &mut xc);
                 (&xc[..count], Some(nz))
             }
             nz => (&x[..count], nz),
         };
         match noise {
             Some(nz) => {
-                let code_noise = (reg.code_noise > 0.0).then_some((nz.row_ids, nz.seed));
-                self.forward_with(0..n, input, rows, ws, threads, Some(nz.rng), code_noise)
+                let code_noise = (reg.code_noise > 0.0).then_some((nz.row_ids, nz.draws.key));
+                self.forward_with(0..n, input, rows, ws, threads, Some(nz.draws), code_noise)
             }
             None => self.forward_with(0..n, input, rows, ws, threads, None, None),
         }
@@ -672,8 +675,9 @@ impl Network {
     }
 
     /// Adds the fixed per-row Gaussian noise to the code layer's pre-activation and recomputes
-    /// its output.
-    fn add_code_noise(&self, rows: usize, ws: &mut Workspace, row_ids: &[usize], seed: u64) {
+    /// its output: unit j of training row `id` draws element j of counter `id` under the noise
+    /// key ^ 0xC0DE (the device kernel's keying).
+    fn add_code_noise(&self, rows: usize, ws: &mut Workspace, row_ids: &[usize], key: u64) {
         let c = self.n_encoder - 1;
         let l = &self.layers[c];
         let sigma = self.spec.regularization.code_noise;
@@ -682,12 +686,13 @@ impl Network {
         let z = ws.z[c][..rows * l.n_out].chunks_exact_mut(l.n_out);
         let y = ws.y[c][..rows * l.n_out].chunks_exact_mut(l.n_out);
         for ((zr, yr), &id) in z.zip(y).zip(row_ids) {
-            let mut rng = Rng::new(seed ^ (id as u64).wrapping_mul(0xD1B5_4A32_D192_ED03), stream::CODE_NOISE);
-            for ((z, y), b) in zr.iter_mut().zip(yr.iter_mut()).zip(bias) {
-                let full = if with_bias { *z } else { *z + b } + sigma * rng.normal();
-                *z = full;
-                *y = l.activation.apply(full);
-            }
+            Philox::new(key ^ 0xC0DE, id as u64).for_normals(0, l.n_out, |at, e| {
+                for (((z, y), b), &e) in zr[at..].iter_mut().zip(yr[at..].iter_mut()).zip(&bias[at..]).zip(e) {
+                    let full = if with_bias { *z } else { *z + b } + sigma * e;
+                    *z = full;
+                    *y = l.activation.apply(full);
+                }
+            });
         }
     }
 
@@ -735,11 +740,10 @@ impl Network {
             let r = block.min(rows - first);
             let xs = &x.as_slice()[first * cols..(first + r) * cols];
             match self.stochastic_inference {
-                // Blocks are a fixed 1024 rows whatever the thread count, so the draws are too.
+                // Each element draws by its row's place in the call, whatever the blocks.
                 Some(seed) if self.has_stochastic_layers() => {
-                    let mut rng =
-                        Rng::new(seed ^ (first as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), stream::STOCHASTIC);
-                    self.forward_with(range.clone(), xs, r, &mut ws, threads, Some(&mut rng), None)
+                    let draws = StepDraws { key: seed, ctr: 0, first, batch: rows };
+                    self.forward_with(range.clone(), xs, r, &mut ws, threads, Some(draws), None)
                 }
                 _ => self.forward_layers(range.clone(), xs, r, &mut ws, threads),
             }

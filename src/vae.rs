@@ -24,7 +24,7 @@ use crate::error::{Result, invalid, shape, try_zeros};
 use crate::init::Init;
 use crate::layer::{Dense, Stochastic};
 use crate::network::{LayerSpec, MAX_LAYERS, MAX_PARAMS, MAX_UNITS};
-use crate::rng::{Rng, stream};
+use crate::rng::{Rng, StepDraws, stream};
 use crate::tensor::Matrix;
 
 /// Rows per block of the per-row reconstruction pass: fixed, so sums do not depend on threads.
@@ -197,6 +197,13 @@ pub struct Vae {
     threads: usize,
     /// Training steps taken (the KL warm-up's clock); saved with the model.
     steps: u64,
+    /// The posterior as plain values, read by the hot loops instead of `spec.posterior`:
+    /// `Posterior::Learned` leaves the enum's f32 payload uninitialised, and the compiler may
+    /// compute with it speculatively (it hoisted exp(log_variance / 2) out of the
+    /// reparameterisation loop, which valgrind reports as a jump on an uninitialised value).
+    learned: bool,
+    /// The constant log-variance (0 when learned).
+    const_lv: f32,
 }
 
 impl Vae {
@@ -262,7 +269,11 @@ impl Vae {
         add(prev, linear(spec.reconstruction.param_width()), &mut layers)?;
         let extra = offset;
         let total = extra + spec.reconstruction.extra_params();
-        Ok(Vae { spec, layers, head, extra, params: try_zeros(total)?, threads: 0, steps: 0 })
+        let (learned, const_lv) = match spec.posterior {
+            Posterior::Learned => (true, 0.0),
+            Posterior::Constant { log_variance } => (false, log_variance),
+        };
+        Ok(Vae { spec, layers, head, extra, params: try_zeros(total)?, threads: 0, steps: 0, learned, const_lv })
     }
 
     pub fn spec(&self) -> &VaeSpec {
@@ -380,10 +391,7 @@ impl Vae {
     #[inline]
     fn posterior(&self, head: &[f32], r: usize, j: usize) -> (f32, f32) {
         let jd = self.spec.latent_dim;
-        match self.spec.posterior {
-            Posterior::Learned => (head[r * 2 * jd + j], head[r * 2 * jd + jd + j]),
-            Posterior::Constant { log_variance } => (head[r * jd + j], log_variance),
-        }
+        if self.learned { (head[r * 2 * jd + j], head[r * 2 * jd + jd + j]) } else { (head[r * jd + j], self.const_lv) }
     }
 
     /// z = mu + sigma eps from the noise already in ws.eps, for `samples` draws of each of `rows`
@@ -499,8 +507,11 @@ impl Vae {
     }
 
     /// One training step over x (rows x input_dim) with the network's L samples drawn from
-    /// `rng` and KL weight `beta`. Writes the gradient of the mean over rows of
-    /// [E_q -log p(x|z) + beta KL] into `grads` (every entry overwritten).
+    /// `draws` and KL weight `beta`. Writes the gradient of the mean over rows of
+    /// [E_q -log p(x|z) + beta KL] into `grads` (every entry overwritten). Draw l of latent unit
+    /// j of row r is element (l * batch + first + r) * latent_dim + j of the step's stream 1
+    /// (the device kernel's keying over the whole minibatch), so shards of a minibatch draw what
+    /// it draws whole.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &self,
@@ -509,12 +520,17 @@ impl Vae {
         ws: &mut VaeWorkspace,
         grads: &mut [f32],
         threads: usize,
-        rng: &mut Rng,
+        draws: StepDraws,
         beta: f32,
     ) -> VaeStepLoss {
-        let n = rows * self.spec.num_samples * self.spec.latent_dim;
-        debug_assert!(ws.rows >= rows && ws.samples >= self.spec.num_samples);
-        ws.eps[..n].iter_mut().for_each(|e| *e = rng.normal());
+        let (jd, samples) = (self.spec.latent_dim, self.spec.num_samples);
+        debug_assert!(ws.rows >= rows && ws.samples >= samples);
+        debug_assert!(draws.first + rows <= draws.batch);
+        let philox = draws.stream(1);
+        for l in 0..samples {
+            let first = ((l * draws.batch + draws.first) as u64).wrapping_mul(jd as u64);
+            philox.fill_normal(first, &mut ws.eps[l * rows * jd..(l + 1) * rows * jd]);
+        }
         self.step_from_eps(x, rows, ws, grads, threads, beta)
     }
 
@@ -590,7 +606,7 @@ impl Vae {
         // cur: dL/dz of every stacked sample. Through the reparameterisation to the head.
         let kl_scale = beta / rows as f32;
         let hw = s.head_width();
-        let learned = matches!(s.posterior, Posterior::Learned);
+        let learned = self.learned;
         {
             let head = &ws.y[self.head];
             let dhead = &mut ws.dhead[..rows * hw];

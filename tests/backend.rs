@@ -192,6 +192,45 @@ fn device_noise_is_seeded_and_applied() {
     assert!(diff > 1e-3, "noise had no effect ({diff})");
 }
 
+/// The CPU draws its training noise as the device does (Philox4x32-10 keyed by the fit's seed,
+/// the step, and each element's place in the minibatch; code noise by training row), so a noisy
+/// CPU fit and a noisy device fit on the host backend end at the same parameters, as noiseless
+/// ones do.
+#[test]
+fn noisy_device_training_follows_noisy_cpu_training() {
+    let seed = run_seed();
+    let mut rng = Rng::new(seed, 7);
+    let x = random(240, 16, 0.0, 1.0, &mut rng);
+    let base = NetworkSpec { seed, ..NetworkSpec::new(16, &[12], Activation::Sigmoid, 6) };
+    let with = |f: &dyn Fn(&mut NetworkSpec)| {
+        let mut s = base.clone();
+        f(&mut s);
+        s
+    };
+    let cases = [
+        ("masking", with(&|s| s.regularization.corruption = Corruption::Masking { level: 0.3 })),
+        ("gaussian corruption", with(&|s| s.regularization.corruption = Corruption::Gaussian { sigma: 0.2 })),
+        ("salt and pepper", with(&|s| s.regularization.corruption = Corruption::SaltPepper { fraction: 0.2 })),
+        ("code noise", with(&|s| s.regularization.code_noise = 0.3)),
+        (
+            "gaussian units",
+            with(&|s| s.encoder[0] = LayerSpec::new(12, Activation::Sigmoid).with(Stochastic::Gaussian { sigma: 0.2 })),
+        ),
+        ("bernoulli units", with(&|s| s.code = LayerSpec::new(6, Activation::Sigmoid).with(Stochastic::Bernoulli))),
+    ];
+    let cfg = TrainConfig { epochs: 3, batch_size: 24, learning_rate: 0.1, seed, threads: 1, ..TrainConfig::default() };
+    for (name, spec) in cases {
+        let mut cpu = Network::new(spec).unwrap();
+        let mut dev = DeviceNetwork::new(Host::default(), cpu.clone()).unwrap();
+        Trainer::new(cfg).unwrap().fit(&mut cpu, &x, None, None).unwrap();
+        Trainer::new(cfg).unwrap().fit_device(&mut dev, &x, None, None).unwrap();
+        let d = dev.into_network().unwrap();
+        let worst = cpu.params().iter().zip(d.params()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        println!("{name:20} worst parameter difference {worst:.2e}");
+        assert!(worst < 2e-4, "{name}: noisy device training drifted from the CPU's by {worst}");
+    }
+}
+
 #[test]
 fn masking_corruption_drops_the_asked_fraction() {
     use latent::backend::ops::Op;

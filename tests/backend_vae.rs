@@ -290,6 +290,35 @@ fn device_training_lowers_the_negative_elbo_and_is_seeded() {
     assert!(trained < 0.8 * untrained);
 }
 
+/// The CPU VAE draws its reparameterisation noise as the device does (Philox keyed by the fit's
+/// seed, the step and each draw's place in the minibatch), so a CPU fit and a device fit on the
+/// host backend end at the same parameters.
+#[test]
+fn device_training_follows_cpu_training_draw_for_draw() {
+    let seed = run_seed();
+    let x = binary_data(200, 24, seed);
+    for samples in [1, 3] {
+        let s = VaeSpec { num_samples: samples, seed, ..VaeSpec::new(24, &[16], 4, &[16], Activation::Tanh) };
+        let cfg = TrainConfig {
+            epochs: 3,
+            batch_size: 32,
+            learning_rate: 1e-2,
+            optimizer: OptimizerConfig { kind: OptimizerKind::Adam, ..OptimizerConfig::default() },
+            threads: 1,
+            seed,
+            ..TrainConfig::default()
+        };
+        let mut cpu = Vae::new(s.clone()).unwrap();
+        let mut dev = DeviceVae::new(Host::default(), cpu.clone()).unwrap();
+        Trainer::new(cfg).unwrap().fit(&mut cpu, &x, None, None).unwrap();
+        Trainer::new(cfg).unwrap().fit_device(&mut dev, &x, None, None).unwrap();
+        let d = dev.into_vae().unwrap();
+        let (w, i) = worst(d.params(), cpu.params());
+        println!("L = {samples}: worst parameter difference {w:.2e} (parameter {i})");
+        assert!(w < 1e-3, "L = {samples}: device training drifted from the CPU's by {w} at parameter {i}");
+    }
+}
+
 /// On a machine with a GPU: the CUDA backend's device VAE against the host backend's (the same
 /// Philox draws, so the same step within rounding: GPU expf/logf and cuBLAS's summation order),
 /// and a short CUDA fit lowers the negative ELBO. Elsewhere it says so and passes.

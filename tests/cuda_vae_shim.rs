@@ -440,8 +440,9 @@ fn kl_gradient_matches_vae_step() {
         let mut ws = vae.workspace(rows, spec.num_samples).unwrap();
         let mut ga = vec![0f32; vae.param_count()];
         let mut gb = vec![0f32; vae.param_count()];
-        vae.step(&x, rows, &mut ws, &mut ga, 1, &mut Rng::new(1, 8), beta_a);
-        vae.step(&x, rows, &mut ws, &mut gb, 1, &mut Rng::new(1, 8), beta_b);
+        let draws = latent::rng::StepDraws::whole(1, 1, rows);
+        vae.step(&x, rows, &mut ws, &mut ga, 1, draws, beta_a);
+        vae.step(&x, rows, &mut ws, &mut gb, 1, draws, beta_b);
         let hl = &vae.layers()[1];
         let want: Vec<f64> = (0..hl.n_out).map(|k| gb[hl.b + k] as f64 - ga[hl.b + k] as f64).collect();
 

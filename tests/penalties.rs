@@ -16,7 +16,7 @@
 use latent::corruption::Corruption;
 use latent::network::{StepNoise, Workspace};
 use latent::regularizer::{Regularization, SparseLayers, Sparsity};
-use latent::rng::{Rng, stream};
+use latent::rng::{Philox, Rng, StepDraws};
 use latent::{Activation, Loss, Network, NetworkSpec};
 
 const REL_TOL: f64 = 1e-3;
@@ -313,15 +313,15 @@ fn denoising_step_takes_the_loss_against_the_clean_input() {
         let hi = vec![2.0f32; 8];
         // The corrupted input the step will see: the same stream, drawn the same way.
         let mut corrupted = vec![0f32; x.len()];
-        corruption.apply(&x, 8, Some((&lo, &hi)), &mut Rng::new(3, stream::CORRUPTION), &mut corrupted);
+        let draws = StepDraws::whole(3, 1, ROWS);
+        corruption.apply(&x, 8, Some((&lo, &hi)), draws.stream(0), 0, &mut corrupted);
         let changed = x.iter().zip(&corrupted).filter(|(a, b)| a != b).count();
         assert!(changed > x.len() / 10, "{}: only {changed} components changed", corruption.name());
         if let Corruption::SaltPepper { .. } = corruption {
             assert!(corrupted.iter().zip(&x).all(|(c, v)| c == v || *c == -0.5 || *c == 2.0));
         }
         let ids: Vec<usize> = (0..ROWS).collect();
-        let mut rng = Rng::new(3, stream::CORRUPTION);
-        let noise = StepNoise { rng: &mut rng, row_ids: &ids, seed: 0, feature_range: Some((&lo, &hi)) };
+        let noise = StepNoise { draws, row_ids: &ids, feature_range: Some((&lo, &hi)) };
         check_with(&format!("denoising {}", corruption.name()), &net, &corrupted, &x, Some(noise));
     }
 }
@@ -330,11 +330,11 @@ fn denoising_step_takes_the_loss_against_the_clean_input() {
 fn masking_zeroes_the_expected_fraction() {
     let x = vec![1.0f32; 100_000];
     let mut out = vec![0f32; x.len()];
-    Corruption::Masking { level: 0.3 }.apply(&x, 100, None, &mut Rng::new(1, stream::CORRUPTION), &mut out);
+    Corruption::Masking { level: 0.3 }.apply(&x, 100, None, Philox::new(1, 1), 0, &mut out);
     let zeros = out.iter().filter(|&&v| v == 0.0).count() as f64 / x.len() as f64;
     assert!((zeros - 0.3).abs() < 0.01, "{zeros}");
     let mut g = vec![0f32; x.len()];
-    Corruption::Gaussian { sigma: 0.5 }.apply(&x, 100, None, &mut Rng::new(1, stream::CORRUPTION), &mut g);
+    Corruption::Gaussian { sigma: 0.5 }.apply(&x, 100, None, Philox::new(1, 1), 0, &mut g);
     let var = g.iter().map(|v| ((v - 1.0) as f64).powi(2)).sum::<f64>() / x.len() as f64;
     assert!((var - 0.25).abs() < 0.01, "{var}");
 }
@@ -350,8 +350,7 @@ fn code_noise_is_fixed_per_row_and_only_in_training_steps() {
     let mut ws = net.workspace(ROWS).unwrap();
     let mut g = vec![0f32; net.param_count()];
     let mut run = |ids: &[usize], seed: u64| {
-        let mut rng = Rng::new(0, stream::CORRUPTION);
-        let noise = StepNoise { rng: &mut rng, row_ids: ids, seed, feature_range: None };
+        let noise = StepNoise { draws: StepDraws::whole(seed, 1, ROWS), row_ids: ids, feature_range: None };
         let loss = net.step(&x, ROWS, &mut ws, &mut g, 1, Some(noise)).recon_sum;
         (loss, ws.output(1)[..ROWS * 4].to_vec())
     };

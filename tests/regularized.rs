@@ -9,7 +9,7 @@ mod common;
 use latent::corruption::Corruption;
 use latent::data::{Dataset, Scaling};
 use latent::regularizer::{Regularization, SparseLayers, Sparsity};
-use latent::rng::Rng;
+use latent::rng::Philox;
 use latent::train::{PretrainConfig, StageKind, pretrain};
 use latent::{Activation, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
 
@@ -86,8 +86,7 @@ fn alternate_layer_sparsity_makes_only_its_layers_sparse() {
 /// reconstruction of the corrupted rows against the clean ones.
 fn denoising_error(net: &Network, clean: &Matrix) -> f64 {
     let mut corrupted = vec![0f32; clean.as_slice().len()];
-    let mut rng = Rng::new(42, 7);
-    Corruption::Masking { level: 0.3 }.apply(clean.as_slice(), 784, None, &mut rng, &mut corrupted);
+    Corruption::Masking { level: 0.3 }.apply(clean.as_slice(), 784, None, Philox::new(42, 7), 0, &mut corrupted);
     let out = net.reconstruct(&Matrix::from_vec(clean.rows(), 784, corrupted).unwrap()).unwrap();
     out.as_slice().iter().zip(clean.as_slice()).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>()
         / clean.rows() as f64

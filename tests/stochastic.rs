@@ -10,7 +10,7 @@ use latent::data::{Dataset, Scaling};
 use latent::error::status;
 use latent::layer::Stochastic;
 use latent::network::StepNoise;
-use latent::rng::{Rng, stream};
+use latent::rng::{Rng, StepDraws};
 use latent::{Activation, LayerSpec, Loss, Matrix, Network, NetworkSpec, TrainConfig, Trainer};
 
 const ROWS: usize = 8;
@@ -70,8 +70,7 @@ fn training_step_gradient_is_straight_through() {
     let mut ws = net.workspace(ROWS).unwrap();
     let mut grads = vec![f32::NAN; net.param_count()];
     let ids: Vec<usize> = (0..ROWS).collect();
-    let mut rng = Rng::new(9, stream::CORRUPTION);
-    let noise = StepNoise { rng: &mut rng, row_ids: &ids, seed: 0, feature_range: None };
+    let noise = StepNoise { draws: StepDraws::whole(9, 1, ROWS), row_ids: &ids, feature_range: None };
     net.step(&x, ROWS, &mut ws, &mut grads, 1, Some(noise));
     // The draws: binary for layer 0, noisy for layer 1; c = sample - mean.
     let s0 = ws.passed_on(0)[..ROWS * 5].to_vec();
@@ -128,15 +127,8 @@ fn samples_have_the_right_distribution() {
     let mut ws = net.workspace(rows).unwrap();
     let mut g = vec![0f32; net.param_count()];
     let ids: Vec<usize> = (0..rows).collect();
-    let mut rng = Rng::new(2, stream::CORRUPTION);
-    net.step(
-        x.as_slice(),
-        rows,
-        &mut ws,
-        &mut g,
-        1,
-        Some(StepNoise { rng: &mut rng, row_ids: &ids, seed: 0, feature_range: None }),
-    );
+    let noise = StepNoise { draws: StepDraws::whole(2, 1, rows), row_ids: &ids, feature_range: None };
+    net.step(x.as_slice(), rows, &mut ws, &mut g, 1, Some(noise));
     let n0 = rows * 5;
     let (m_s, m_p) = (
         ws.passed_on(0)[..n0].iter().map(|&v| v as f64).sum::<f64>() / n0 as f64,

@@ -17,7 +17,7 @@
 //! layer's weight block must carry a numerical entry above 5x the floor.
 
 use latent::distribution::{DistKind, Part, Reconstruction};
-use latent::rng::Rng;
+use latent::rng::{Rng, StepDraws};
 use latent::vae::{Posterior, Vae, VaeSpec};
 use latent::{Activation, Error, Init, Matrix, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
 
@@ -29,8 +29,7 @@ const SEED: u64 = 99;
 
 fn objective(vae: &Vae, x: &[f32], grads: &mut [f32]) -> f64 {
     let mut ws = vae.workspace(ROWS, vae.spec().num_samples).unwrap();
-    let mut rng = Rng::new(SEED, 1234);
-    let s = vae.step(x, ROWS, &mut ws, grads, 1, &mut rng, vae.spec().beta);
+    let s = vae.step(x, ROWS, &mut ws, grads, 1, StepDraws::whole(SEED, 1, ROWS), vae.spec().beta);
     (s.recon_sum + vae.spec().beta as f64 * s.kl_sum) / ROWS as f64
 }
 

@@ -112,7 +112,7 @@ impl Trainer {
         let mut since_best = 0;
         let mut order: Vec<u32> = (0..rows as u32).collect();
         let mut rng = Rng::new(c.seed, stream::SHUFFLE);
-        let noise_seed = c.seed ^ 0x6E6F_6973_6500_0000;
+        let noise_seed = crate::rng::noise_key(c.seed);
         let mut ctr = 0u64;
         let mut lr = c.learning_rate;
         for epoch in 0..c.epochs {

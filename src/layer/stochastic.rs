@@ -8,7 +8,7 @@
 
 use crate::activation::Activation;
 use crate::error::{Result, invalid};
-use crate::rng::Rng;
+use crate::rng::Philox;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Stochastic {
@@ -75,14 +75,21 @@ impl Stochastic {
         }
     }
 
-    /// Writes a sample of the units given their means `y`.
-    pub fn sample(self, y: &[f32], out: &mut [f32], rng: &mut Rng) {
+    /// Writes a sample of the units given their means `y`: element k draws element first + k
+    /// of `draws` (the device kernel's keying).
+    pub fn sample(self, y: &[f32], out: &mut [f32], draws: Philox, first: u64) {
         match self {
             Stochastic::None => out.copy_from_slice(y),
-            Stochastic::Bernoulli => {
-                out.iter_mut().zip(y).for_each(|(o, &p)| *o = if rng.uniform() < p { 1.0 } else { 0.0 })
-            }
-            Stochastic::Gaussian { sigma } => out.iter_mut().zip(y).for_each(|(o, &m)| *o = m + sigma * rng.normal()),
+            Stochastic::Bernoulli => draws.for_uniforms(first, y.len(), |at, u| {
+                for ((o, &p), &u) in out[at..].iter_mut().zip(&y[at..]).zip(u) {
+                    *o = if u < p { 1.0 } else { 0.0 };
+                }
+            }),
+            Stochastic::Gaussian { sigma } => draws.for_normals(first, y.len(), |at, e| {
+                for ((o, &m), &e) in out[at..].iter_mut().zip(&y[at..]).zip(e) {
+                    *o = m + sigma * e;
+                }
+            }),
         }
     }
 }

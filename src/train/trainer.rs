@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use crate::network::{Network, StepNoise};
 use crate::optim::{LrSchedule, Optimizer, OptimizerConfig, OptimizerKind, Schedule, clip_grad_norm};
-use crate::rng::{Rng, stream};
+use crate::rng::{Rng, StepDraws, stream};
 use crate::tensor::Matrix;
 use crate::vae::{Vae, VaeWorkspace};
 
@@ -336,10 +336,9 @@ impl Trainable for Vae {
         noise: Option<StepNoise>,
     ) -> (f64, f64) {
         let beta = self.kl_weight();
-        let s = match noise {
-            Some(n) => self.step(x, rows, ws, grads, threads, n.rng, beta),
-            None => self.step(x, rows, ws, grads, threads, &mut Rng::new(0, stream::VAE_TRAIN), beta),
-        };
+        // Without noise (the end-of-epoch check) a fixed draw: counter 0, which no step uses.
+        let draws = noise.map_or(StepDraws::whole(0, 0, rows), |n| n.draws);
+        let s = self.step(x, rows, ws, grads, threads, draws, beta);
         (s.recon_sum / rows as f64, s.kl_sum / rows as f64)
     }
     fn valid_score(&self, v: &Matrix, threads: usize) -> Result<f64> {
@@ -531,7 +530,9 @@ impl Trainer {
         let mut xb = try_zeros(batch * cols)?;
         let mut order: Vec<usize> = (0..rows).collect();
         let mut rng = Rng::new(c.seed, stream::SHUFFLE);
-        let mut corrupt_rng = Rng::new(c.seed, stream::CORRUPTION);
+        // Steps count from 1 over the fit, as a device fit's do (the same draws).
+        let key = crate::rng::noise_key(c.seed);
+        let mut ctr = 0u64;
         let range = net.needs_feature_range().then(|| feature_range(train.as_slice(), cols));
         let stochastic = net.is_stochastic();
         let mut best: Option<(f64, Vec<f32>)> = None;
@@ -562,6 +563,8 @@ impl Trainer {
                     &train.as_slice()[first * cols..(first + r) * cols]
                 };
                 let ids = &order[first..first + r];
+                ctr += 1;
+                let draws = StepDraws::whole(key, ctr, r);
                 let fr = range.as_ref().map(|(lo, hi)| (&lo[..], &hi[..]));
                 // The loop stays on the caller's thread (callbacks run there); the work goes to the pool.
                 let (loss, penalty) = if let Some(col) = &collective {
@@ -571,9 +574,8 @@ impl Trainer {
                     let (l, p) = if a < e {
                         pool.install(|| {
                             let noise = stochastic.then_some(StepNoise {
-                                rng: &mut corrupt_rng,
+                                draws: draws.from_row(a),
                                 row_ids: &ids[a..e],
-                                seed: c.seed,
                                 feature_range: fr,
                             });
                             net.train_step(&x[a * cols..e * cols], e - a, &mut ws, &mut grads, threads, noise)
@@ -596,16 +598,13 @@ impl Trainer {
                         crate::parallel::with_spinning_workers(threads, || {
                             let (loss, penalty) = match shards.as_mut() {
                                 Some(sh) => {
-                                    let step_seed = corrupt_rng.next_u64();
-                                    sh.step(&*net, x, r, cols, ids, &mut grads, stochastic, step_seed, c.seed, fr)
+                                    let noise =
+                                        stochastic.then_some(StepNoise { draws, row_ids: ids, feature_range: fr });
+                                    sh.step(&*net, x, r, cols, &mut grads, noise)
                                 }
                                 None => {
-                                    let noise = stochastic.then_some(StepNoise {
-                                        rng: &mut corrupt_rng,
-                                        row_ids: ids,
-                                        seed: c.seed,
-                                        feature_range: fr,
-                                    });
+                                    let noise =
+                                        stochastic.then_some(StepNoise { draws, row_ids: ids, feature_range: fr });
                                     net.train_step(x, r, &mut ws, &mut grads, threads, noise)
                                 }
                             };
@@ -738,9 +737,10 @@ const MIN_SHARD_ROWS: usize = 128;
 /// shard runs forward and backward with single-threaded products (on two cores a W3 step ran at
 /// 83% of the one-thread GEMM peak on one thread, 59% of the two-thread peak with its products
 /// split), and the shard gradients are combined weighted by rows. Only for models whose
-/// objective is a mean of per-row terms ([`Trainable::shardable`]). The randomness of each shard
-/// comes from the step's seed and the shard's index, so a run repeats exactly for a thread
-/// count; different thread counts agree to rounding.
+/// objective is a mean of per-row terms ([`Trainable::shardable`]). Each row's draws are keyed
+/// by the step and the row's place in the whole minibatch ([`StepDraws`]), so a run repeats
+/// exactly for a thread count and different thread counts draw the same numbers (they agree to
+/// the rounding of the combined gradient).
 struct Shards<W> {
     ws: Vec<W>,
     grads: Vec<Vec<f32>>,
@@ -771,12 +771,8 @@ impl<W: Send> Shards<W> {
         x: &[f32],
         r: usize,
         cols: usize,
-        ids: &[usize],
         grads: &mut [f32],
-        stochastic: bool,
-        step_seed: u64,
-        seed: u64,
-        range: Option<(&[f32], &[f32])>,
+        noise: Option<StepNoise>,
     ) -> (f64, f64) {
         use rayon::prelude::*;
         let n = self.ws.len();
@@ -792,9 +788,7 @@ impl<W: Send> Shards<W> {
                 if a == b {
                     return (0.0, 0.0, 0);
                 }
-                let mut rng = Rng::new(step_seed, stream::SHARD + s as u64);
-                let noise =
-                    stochastic.then(|| StepNoise { rng: &mut rng, row_ids: &ids[a..b], seed, feature_range: range });
+                let noise = noise.map(|n| StepNoise { draws: n.draws.from_row(a), row_ids: &n.row_ids[a..b], ..n });
                 let (l, p) = net.train_step(&x[a * cols..b * cols], b - a, ws, g, inner, noise);
                 (l, p, b - a)
             })

@@ -306,7 +306,9 @@ int main(int argc, char **argv) {
     EXPECT(latent_network_new(&pp, &skew), LATENT_STATUS_OK);
     latent_pretrain_params pre = latent_pretrain_params_default();
     EXPECT_TRUE(pre.finetune_enabled == 1 && pre.intermediate_finetune == 0 && pre.layers == NULL);
-    latent_layer_regularization lr[2] = {latent_layer_regularization_default(),
+    /* Three entries: the n_layers = 3 case below must not make the library read past them. */
+    latent_layer_regularization lr[3] = {latent_layer_regularization_default(),
+                                         latent_layer_regularization_default(),
                                          latent_layer_regularization_default()};
     EXPECT_TRUE(lr[0].sparsity == LATENT_SPARSITY_NONE && lr[0].corruption == LATENT_CORRUPTION_NONE);
     lr[0].corruption = LATENT_CORRUPTION_MASKING;

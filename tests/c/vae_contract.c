@@ -338,6 +338,8 @@ int main(int argc, char **argv) {
     EXPECT(latent_network_new(&np, &net), LATENT_STATUS_OK);
     snprintf(netpath, sizeof netpath, "%s/net.latent", tmp);
     EXPECT(latent_network_save(net, netpath), LATENT_STATUS_OK);
+    latent_vae_free(loaded); /* the failed load below sets the handle to NULL */
+    loaded = NULL;
     EXPECT(latent_vae_load(netpath, &loaded), LATENT_STATUS_BAD_FORMAT);
     MSG_HAS("latent_network_load");
     EXPECT_TRUE(loaded == NULL);
