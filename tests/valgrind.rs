@@ -158,6 +158,11 @@ fn montecarlo_network_program() {
 }
 
 #[test]
+fn reentry_program() {
+    memcheck("tests/c/reentry.c", &["{dir}"]);
+}
+
+#[test]
 fn panic_program() {
     memcheck("tests/c/panic.c", &[]);
 }
