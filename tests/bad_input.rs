@@ -304,7 +304,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
         }
         return format!("o_{hty}");
     }
-    let write = func.contains("save") || func.contains("write");
+    let write = func.contains("save") || func.contains("write") || func.contains("export");
     match ty {
         "const char *" => match (func, name) {
             (_, "name") => "\"mnist\"".into(),
@@ -382,6 +382,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
         "latent_prior" => "LATENT_PRIOR_UNIFORM".into(),
         "latent_proposal" => "LATENT_PROPOSAL_NORMAL".into(),
         "latent_scaling" => "LATENT_SCALING_MIN_MAX".into(),
+        "latent_onnx_part" => "LATENT_ONNX_PART_ENCODER".into(),
         "latent_status" => "LATENT_STATUS_OK".into(),
         other => panic!("no valid argument of type {other} ({func}({name}))"),
     }
@@ -476,7 +477,7 @@ fn size_bad(f: &Func, p: &Param) -> Vec<(String, String)> {
 }
 
 fn path_bad(f: &Func) -> Vec<(String, String)> {
-    let write = f.name.contains("save") || f.name.contains("write");
+    let write = f.name.contains("save") || f.name.contains("write") || f.name.contains("export");
     let mut v = vec![
         ("\"\"", "\"\""),
         ("/nonexistent/x", "\"/nonexistent/dir/x\""),
