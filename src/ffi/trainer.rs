@@ -184,16 +184,16 @@ pub unsafe extern "C" fn latent_trainer_fit(
     })
 }
 
-/// The training and (optional) validation datasets of a fit, marked as read by it: changes to
-/// them (from its progress callback) are BUSY until the guards drop.
-unsafe fn datasets<'a>(
-    train: *const latent_dataset,
-    valid: *const latent_dataset,
-) -> Result<(
+/// A fit's marks on its datasets, and the training and (optional) validation datasets.
+type FitData<'a> = (
     (super::dataset::InFit<'a>, Option<super::dataset::InFit<'a>>),
     &'a crate::data::Dataset,
     Option<&'a crate::data::Dataset>,
-)> {
+);
+
+/// The training and (optional) validation datasets of a fit, marked as read by it: changes to
+/// them (from its progress callback) are BUSY until the guards drop.
+unsafe fn datasets<'a>(train: *const latent_dataset, valid: *const latent_dataset) -> Result<FitData<'a>> {
     let train = unsafe { arg(train, "train")? };
     let valid = unsafe { valid.as_ref() };
     Ok(((train.for_fit(), valid.map(|v| v.for_fit())), train.get(), valid.map(|v| v.get())))
