@@ -18,6 +18,14 @@ fn threshold_f32(t: f32) -> crate::Result<f32> {
     if t.is_finite() { Ok(t) } else { Err(invalid!("threshold {t} is not finite")) }
 }
 
+/// The packed binary codes of the rows `m` (what both binary_codes calls return).
+fn packed_codes(n: &crate::network::Network, m: &crate::tensor::Matrix, threshold: f32) -> Result<Vec<u64>> {
+    let t = threshold_f32(threshold)?;
+    let c = n.encode(m)?;
+    check_output(c.as_slice(), c.cols(), "the codes")?;
+    Ok(BinaryCodes::pack(&c, t)?.into_words())
+}
+
 /// Binary codes of `rows` input rows (row-major, `cols` = input_dim) into `codes`
 /// (rows x latent_network_code_words words, `capacity` words available). Bit j of a row's code
 /// is 1 when code unit j is strictly above `threshold` (0.5 for a sigmoid code layer, 0 for
@@ -40,12 +48,7 @@ pub unsafe extern "C" fn latent_network_binary_codes(
             codes,
             capacity,
             |n| (n.input_dim(), words_for(n.code_dim())),
-            |n, m| {
-                let t = threshold_f32(threshold)?;
-                let c = n.encode(m)?;
-                check_output(c.as_slice(), c.cols(), "the codes")?;
-                Ok(BinaryCodes::pack(&c, t)?.into_words())
-            },
+            |n, m| packed_codes(n, m, threshold),
         )
     }
 }
@@ -66,12 +69,7 @@ pub unsafe extern "C" fn latent_network_binary_codes_dataset(
             codes,
             capacity,
             |n| (n.input_dim(), words_for(n.code_dim())),
-            |n, m| {
-                let t = threshold_f32(threshold)?;
-                let c = n.encode(m)?;
-                check_output(c.as_slice(), c.cols(), "the codes")?;
-                Ok(BinaryCodes::pack(&c, t)?.into_words())
-            },
+            |n, m| packed_codes(n, m, threshold),
         )
     }
 }
