@@ -25,6 +25,7 @@ pub mod onnx;
 pub mod optim;
 mod parallel;
 pub mod picture;
+pub mod placement;
 pub mod pool;
 pub mod regularizer;
 pub mod rng;

@@ -18,7 +18,12 @@ pub mod rbm;
 pub mod train;
 pub mod vae;
 
+/// The CUDA backend; in a build without the `cuda` feature, a stand-in with the same names
+/// whose `Cuda` cannot be made, so that no caller needs a `cfg`.
 #[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(not(feature = "cuda"))]
+#[path = "cuda_absent.rs"]
 pub mod cuda;
 
 pub use host::Host;
@@ -94,17 +99,10 @@ pub fn cuda_compiled() -> bool {
 /// The GPUs this process can use. Err(Unsupported) when the build has no CUDA backend or the
 /// machine no driver; an empty list when the driver sees no GPU.
 pub fn list_devices() -> Result<Vec<DeviceInfo>> {
-    #[cfg(feature = "cuda")]
-    {
-        cuda::list_devices()
-    }
-    #[cfg(not(feature = "cuda"))]
-    {
-        Err(no_cuda_build())
-    }
+    cuda::list_devices()
 }
 
-#[allow(dead_code)]
+#[cfg_attr(feature = "cuda", allow(dead_code))]
 pub(crate) fn no_cuda_build() -> Error {
     Error::Unsupported("this build of latent has no CUDA backend (build with the `cuda` feature)".into())
 }

@@ -190,6 +190,10 @@ impl<B: Backend> DeviceVae<B> {
         &self.backend
     }
 
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
     /// The VAE with the device's current parameters (copied back when they changed).
     pub fn vae(&mut self) -> Result<&Vae> {
         self.sync()?;

@@ -201,3 +201,16 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+/// The bytes of a path as the OS holds them (what a C caller gets back); off Unix, only a
+/// UTF-8 path can be given.
+#[cfg(unix)]
+pub fn path_bytes(p: &Path) -> Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(p.as_os_str().as_bytes().to_vec())
+}
+
+#[cfg(not(unix))]
+pub fn path_bytes(p: &Path) -> Result<Vec<u8>> {
+    p.to_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| Error::Io(format!("{} is not UTF-8", p.display())))
+}

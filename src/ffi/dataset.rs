@@ -408,17 +408,6 @@ pub unsafe extern "C" fn latent_dataset_split(
     })
 }
 
-#[cfg(unix)]
-fn path_bytes(p: &Path) -> Result<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt;
-    Ok(p.as_os_str().as_bytes().to_vec())
-}
-
-#[cfg(not(unix))]
-fn path_bytes(p: &Path) -> Result<Vec<u8>> {
-    p.to_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| Error::Io(format!("{} is not UTF-8", p.display())))
-}
-
 /// Finds the dataset file or directory `name` ("mnist", "fashion-mnist",
 /// "digits/digits.csv.gz", ...) under $LATENT_DATA_DIR, then ../shared/data (next to the
 /// library's sources, then from the current directory), then /usr/share/datasets (Debian's
@@ -442,7 +431,7 @@ pub unsafe extern "C" fn latent_data_find(
         }
         let name = unsafe { path(name, "name")? };
         let found = resolve::require(name)?;
-        let mut bytes = path_bytes(&found)?;
+        let mut bytes = crate::data::resolve::path_bytes(&found)?;
         bytes.push(0);
         if !needed.is_null() {
             unsafe { put(needed, bytes.len()) };

@@ -1,7 +1,6 @@
 //! C API of semantic hashing: packed binary codes and Hamming top-k search.
 
 use super::dataset::latent_dataset;
-use super::network::check_output;
 use super::network::latent_network;
 use super::*;
 use crate::error::invalid;

@@ -27,7 +27,8 @@ use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, invalid, shape};
+use crate::tensor::{Matrix, checked_len};
 
 pub use consts::*;
 pub use dataset::*;
@@ -270,4 +271,147 @@ pub(crate) fn f32_of(v: f64, name: &str) -> crate::Result<f32> {
         return Err(crate::error::invalid!("{name} = {v} is not a finite f32"));
     }
     Ok(v as f32)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows in, results out: the helpers every model's calls share.
+
+/// Checks a layer count from C against MAX_LAYERS before the arrays it describes are read: a
+/// wrong count must not walk past a caller's short array.
+pub(crate) fn layer_count(n: u32, name: &str) -> Result<usize> {
+    let max = crate::network::MAX_LAYERS;
+    if n as usize > max {
+        return Err(invalid!("{name} = {n} is more than {max} layers"));
+    }
+    Ok(n as usize)
+}
+
+/// snprintf-style string output shared by the C API.
+pub(crate) unsafe fn write_string(s: &str, buf: *mut c_char, capacity: usize, needed: *mut usize) -> Result<()> {
+    let bytes = s.as_bytes();
+    if !needed.is_null() {
+        unsafe { put(needed, bytes.len() + 1) };
+    }
+    if capacity > 0 {
+        if buf.is_null() {
+            return Err(Error::NullArgument("buf is NULL".into()));
+        }
+        let n = bytes.len().min(capacity - 1);
+        let dst = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, capacity) };
+        dst[..n].copy_from_slice(&bytes[..n]);
+        dst[n] = 0;
+    }
+    if capacity < bytes.len() + 1 {
+        return Err(Error::BufferTooSmall(format!(
+            "the string needs {} bytes, the buffer holds {capacity}",
+            bytes.len() + 1
+        )));
+    }
+    Ok(())
+}
+
+/// A copy of a caller's row-major f32 matrix, validated. Zero rows give an empty matrix (zero
+/// columns are refused); the copy is allocated fallibly (OUT_OF_MEMORY, never an abort).
+pub(crate) unsafe fn input_matrix(x: *const f32, rows: usize, cols: usize, name: &str) -> Result<Matrix> {
+    if cols == 0 {
+        return Err(invalid!("{name}: {rows} x {cols} has no columns"));
+    }
+    let n = checked_len(rows, cols)?;
+    let s = unsafe { slice(x, n, name)? };
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::OutOfMemory(format!("{name}: no memory for a copy of {rows} x {cols} floats")))?;
+    v.extend_from_slice(s);
+    Matrix::from_vec(rows, cols, v)
+}
+
+/// Where the rows of an inference call come from.
+#[derive(Clone, Copy)]
+pub(crate) enum Rows {
+    /// A caller's row-major matrix: pointer, rows, cols.
+    Caller(*const f32, usize, usize),
+    Dataset(*const latent_dataset),
+}
+
+impl Rows {
+    /// (rows, cols) without copying anything.
+    pub(crate) unsafe fn dims(self) -> Result<(usize, usize)> {
+        match self {
+            Rows::Caller(_, r, c) => Ok((r, c)),
+            Rows::Dataset(d) => {
+                let d = unsafe { arg(d, "dataset")? }.get();
+                Ok((d.rows(), d.cols()))
+            }
+        }
+    }
+
+    /// Checks the columns against `width` and returns the row count: done before the output's
+    /// capacity is checked and before anything is copied or computed.
+    pub(crate) unsafe fn check(self, width: usize, model: &str) -> Result<usize> {
+        let (r, c) = unsafe { self.dims()? };
+        if let Rows::Caller(..) = self
+            && c == 0
+        {
+            return Err(invalid!("x: {r} x {c} has no columns"));
+        }
+        if c != width {
+            return Err(shape!("the rows have {c} columns, the {model} expects {width}"));
+        }
+        Ok(r)
+    }
+}
+
+/// Output values a call can check for overflow before handing them to the caller.
+pub(crate) trait OutValue: Copy {
+    fn finite(&self) -> bool;
+}
+impl OutValue for f32 {
+    fn finite(&self) -> bool {
+        self.is_finite()
+    }
+}
+impl OutValue for f64 {
+    fn finite(&self) -> bool {
+        self.is_finite()
+    }
+}
+impl OutValue for i32 {
+    fn finite(&self) -> bool {
+        true
+    }
+}
+impl OutValue for u64 {
+    fn finite(&self) -> bool {
+        true
+    }
+}
+
+/// NON_FINITE when a result computed from finite inputs overflowed (NaN or infinity), naming
+/// the first such value: never OK with NaNs in the caller's buffer.
+pub(crate) fn check_output<T: OutValue + std::fmt::Debug>(v: &[T], per_row: usize, what: &str) -> Result<()> {
+    match v.iter().position(|x| !x.finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::NonFinite(format!(
+            "{what}: row {}, column {} is {:?}: the inputs are finite, the computation overflowed (huge inputs or parameters)",
+            i / per_row.max(1),
+            i % per_row.max(1),
+            v[i]
+        ))),
+    }
+}
+
+/// `f` on the matrix the rows describe (a caller's rows are copied; a dataset's are borrowed).
+pub(crate) unsafe fn with_rows<R>(rows: Rows, f: impl FnOnce(&Matrix) -> Result<R>) -> Result<R> {
+    match rows {
+        Rows::Caller(x, r, c) => f(&unsafe { input_matrix(x, r, c, "x")? }),
+        Rows::Dataset(d) => f(unsafe { arg(d, "dataset")? }.get().x()),
+    }
+}
+
+/// INVALID_ARGUMENT for a mean over zero rows: an evaluation of an empty dataset has no value.
+pub(crate) fn no_rows(rows: usize) -> Result<()> {
+    if rows == 0 {
+        return Err(invalid!("no rows: the dataset is empty, and a mean over zero rows has no value"));
+    }
+    Ok(())
 }

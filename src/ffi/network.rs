@@ -4,15 +4,18 @@ use std::ffi::c_char;
 use std::sync::RwLockWriteGuard;
 
 use super::dataset::latent_dataset;
-use super::device::{DeviceCall, device_rows};
 use super::*;
 use crate::activation::Activation;
 use crate::corruption::Corruption;
-use crate::error::{Error, Result, invalid, shape};
+use crate::error::{Error, Result, invalid};
 use crate::init::Init;
 use crate::layer::{Connection, Stochastic};
 use crate::loss::Loss;
 use crate::network::{LayerSpec, Network, NetworkSpec};
+use crate::placement::RowsCall;
+// The helpers that moved to ffi/mod.rs, under their old path until every caller uses the new one.
+#[allow(unused_imports)]
+pub(crate) use super::{OutValue, Rows, check_output, input_matrix, layer_count, no_rows, with_rows, write_string};
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
 use crate::tensor::{Matrix, checked_len};
 
@@ -27,7 +30,7 @@ pub struct latent_network {
     /// output widths, task code.
     shape: (usize, usize, usize, i32),
     /// The GPU copy (latent_network_to_device).
-    pub(crate) device: super::device::DeviceSlot<super::device::Placed>,
+    pub(crate) device: crate::placement::Placement<Network>,
 }
 
 impl latent_network {
@@ -131,16 +134,6 @@ unsafe fn regularization_from_params(p: &latent_network_params) -> Result<Regula
         corruption: Corruption::from_code(p.corruption, f32_of(p.corruption_level, "corruption_level")?)?,
         code_noise: f32_of(p.code_noise, "code_noise")?,
     })
-}
-
-/// Checks a layer count from C against MAX_LAYERS before the arrays it describes are read: a
-/// wrong count must not walk past a caller's short array.
-pub(crate) fn layer_count(n: u32, name: &str) -> Result<usize> {
-    let max = crate::network::MAX_LAYERS;
-    if n as usize > max {
-        return Err(invalid!("{name} = {n} is more than {max} layers"));
-    }
-    Ok(n as usize)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -370,120 +363,6 @@ pub unsafe extern "C" fn latent_network_describe(
     })
 }
 
-/// snprintf-style string output shared by the C API.
-pub(crate) unsafe fn write_string(s: &str, buf: *mut c_char, capacity: usize, needed: *mut usize) -> Result<()> {
-    let bytes = s.as_bytes();
-    if !needed.is_null() {
-        unsafe { put(needed, bytes.len() + 1) };
-    }
-    if capacity > 0 {
-        if buf.is_null() {
-            return Err(Error::NullArgument("buf is NULL".into()));
-        }
-        let n = bytes.len().min(capacity - 1);
-        let dst = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, capacity) };
-        dst[..n].copy_from_slice(&bytes[..n]);
-        dst[n] = 0;
-    }
-    if capacity < bytes.len() + 1 {
-        return Err(Error::BufferTooSmall(format!(
-            "the string needs {} bytes, the buffer holds {capacity}",
-            bytes.len() + 1
-        )));
-    }
-    Ok(())
-}
-
-/// A copy of a caller's row-major f32 matrix, validated. Zero rows give an empty matrix (zero
-/// columns are refused); the copy is allocated fallibly (OUT_OF_MEMORY, never an abort).
-pub(crate) unsafe fn input_matrix(x: *const f32, rows: usize, cols: usize, name: &str) -> Result<Matrix> {
-    if cols == 0 {
-        return Err(invalid!("{name}: {rows} x {cols} has no columns"));
-    }
-    let n = checked_len(rows, cols)?;
-    let s = unsafe { slice(x, n, name)? };
-    let mut v = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|_| Error::OutOfMemory(format!("{name}: no memory for a copy of {rows} x {cols} floats")))?;
-    v.extend_from_slice(s);
-    Matrix::from_vec(rows, cols, v)
-}
-
-/// Where the rows of an inference call come from.
-#[derive(Clone, Copy)]
-pub(crate) enum Rows {
-    /// A caller's row-major matrix: pointer, rows, cols.
-    Caller(*const f32, usize, usize),
-    Dataset(*const latent_dataset),
-}
-
-impl Rows {
-    /// (rows, cols) without copying anything.
-    pub(crate) unsafe fn dims(self) -> Result<(usize, usize)> {
-        match self {
-            Rows::Caller(_, r, c) => Ok((r, c)),
-            Rows::Dataset(d) => {
-                let d = unsafe { arg(d, "dataset")? }.get();
-                Ok((d.rows(), d.cols()))
-            }
-        }
-    }
-
-    /// Checks the columns against `width` and returns the row count: done before the output's
-    /// capacity is checked and before anything is copied or computed.
-    pub(crate) unsafe fn check(self, width: usize, model: &str) -> Result<usize> {
-        let (r, c) = unsafe { self.dims()? };
-        if let Rows::Caller(..) = self
-            && c == 0
-        {
-            return Err(invalid!("x: {r} x {c} has no columns"));
-        }
-        if c != width {
-            return Err(shape!("the rows have {c} columns, the {model} expects {width}"));
-        }
-        Ok(r)
-    }
-}
-
-/// Output values a call can check for overflow before handing them to the caller.
-pub(crate) trait OutValue: Copy {
-    fn finite(&self) -> bool;
-}
-impl OutValue for f32 {
-    fn finite(&self) -> bool {
-        self.is_finite()
-    }
-}
-impl OutValue for f64 {
-    fn finite(&self) -> bool {
-        self.is_finite()
-    }
-}
-impl OutValue for i32 {
-    fn finite(&self) -> bool {
-        true
-    }
-}
-impl OutValue for u64 {
-    fn finite(&self) -> bool {
-        true
-    }
-}
-
-/// NON_FINITE when a result computed from finite inputs overflowed (NaN or infinity), naming
-/// the first such value: never OK with NaNs in the caller's buffer.
-pub(crate) fn check_output<T: OutValue + std::fmt::Debug>(v: &[T], per_row: usize, what: &str) -> Result<()> {
-    match v.iter().position(|x| !x.finite()) {
-        None => Ok(()),
-        Some(i) => Err(Error::NonFinite(format!(
-            "{what}: row {}, column {} is {:?}: the inputs are finite, the computation overflowed (huge inputs or parameters)",
-            i / per_row.max(1),
-            i % per_row.max(1),
-            v[i]
-        ))),
-    }
-}
-
 /// Runs `f` on the rows and copies its result into the caller's `out`. The rows' columns must
 /// be `in_width`, and `out` must hold rows x `per_row` values: both checked before anything is
 /// copied or computed.
@@ -507,44 +386,26 @@ pub(crate) unsafe fn rows_call<T: OutValue + std::fmt::Debug>(
     })
 }
 
-/// rows_call() of an inference that runs on the GPU when the network is there.
+/// rows_call() of an inference that runs on the GPU when the network is there (the engine's
+/// [`crate::placement::Placement::rows`] decides).
 unsafe fn device_rows_call(
     net: *const latent_network,
     rows: Rows,
     out: *mut f32,
     capacity: usize,
-    call: DeviceCall,
-    cpu: impl FnOnce(&Network, &Matrix) -> Result<Matrix>,
+    call: RowsCall,
 ) -> latent_status {
     guard(|| {
         let h = unsafe { arg(net, "net")? };
         let n = h.read()?;
-        let (in_width, per_row) = match call {
-            DeviceCall::Encode => (n.input_dim(), n.code_dim()),
-            DeviceCall::Decode => (n.code_dim(), n.output_dim()),
-            DeviceCall::Reconstruct | DeviceCall::Predict => (n.input_dim(), n.output_dim()),
-        };
+        let (in_width, per_row) = call.widths(&n);
         let r = unsafe { rows.check(in_width, "network")? };
         let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
-        let v = unsafe {
-            // Zero rows stay on the CPU, which returns an empty result.
-            with_rows(rows, |m| match if r == 0 { None } else { device_rows(h, &n, call, m) } {
-                Some(r) => r,
-                None => cpu(&n, m),
-            })?
-        };
+        let v = unsafe { with_rows(rows, |m| h.device.rows(&n, call, m))? };
         check_output(v.as_slice(), per_row, "the result")?;
         dst.copy_from_slice(v.as_slice());
         Ok(())
     })
-}
-
-/// `f` on the matrix the rows describe (a caller's rows are copied; a dataset's are borrowed).
-pub(crate) unsafe fn with_rows<R>(rows: Rows, f: impl FnOnce(&Matrix) -> Result<R>) -> Result<R> {
-    match rows {
-        Rows::Caller(x, r, c) => f(&unsafe { input_matrix(x, r, c, "x")? }),
-        Rows::Dataset(d) => f(unsafe { arg(d, "dataset")? }.get().x()),
-    }
 }
 
 /// Codes of `rows` input rows (row-major, `cols` = input_dim) into `codes` (rows x code_dim,
@@ -567,9 +428,7 @@ pub unsafe extern "C" fn latent_network_encode(
     codes: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe {
-        device_rows_call(net, Rows::Caller(x, rows, cols), codes, capacity, DeviceCall::Encode, |n, m| n.encode(m))
-    }
+    unsafe { device_rows_call(net, Rows::Caller(x, rows, cols), codes, capacity, RowsCall::Encode) }
 }
 
 /// Reconstructions from `rows` codes (`cols` = code_dim) into `out` (rows x input_dim).
@@ -582,9 +441,7 @@ pub unsafe extern "C" fn latent_network_decode(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe {
-        device_rows_call(net, Rows::Caller(codes, rows, cols), out, capacity, DeviceCall::Decode, |n, m| n.decode(m))
-    }
+    unsafe { device_rows_call(net, Rows::Caller(codes, rows, cols), out, capacity, RowsCall::Decode) }
 }
 
 /// decode(encode(x)) into `out` (rows x input_dim).
@@ -597,11 +454,7 @@ pub unsafe extern "C" fn latent_network_reconstruct(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe {
-        device_rows_call(net, Rows::Caller(x, rows, cols), out, capacity, DeviceCall::Reconstruct, |n, m| {
-            n.reconstruct(m)
-        })
-    }
+    unsafe { device_rows_call(net, Rows::Caller(x, rows, cols), out, capacity, RowsCall::Reconstruct) }
 }
 
 /// Per-row reconstruction error (the row's mean loss over its columns): an anomaly score,
@@ -659,7 +512,7 @@ pub unsafe extern "C" fn latent_network_encode_dataset(
     codes: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { device_rows_call(net, Rows::Dataset(dataset), codes, capacity, DeviceCall::Encode, |n, m| n.encode(m)) }
+    unsafe { device_rows_call(net, Rows::Dataset(dataset), codes, capacity, RowsCall::Encode) }
 }
 
 /// Reconstructions of every row of a dataset into `out` (rows x input_dim).
@@ -670,9 +523,7 @@ pub unsafe extern "C" fn latent_network_reconstruct_dataset(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe {
-        device_rows_call(net, Rows::Dataset(dataset), out, capacity, DeviceCall::Reconstruct, |n, m| n.reconstruct(m))
-    }
+    unsafe { device_rows_call(net, Rows::Dataset(dataset), out, capacity, RowsCall::Reconstruct) }
 }
 
 /// Per-row reconstruction errors (anomaly scores) of a dataset into `scores` (rows values).
@@ -693,14 +544,6 @@ pub unsafe extern "C" fn latent_network_reconstruction_error_dataset(
             |n, m| n.reconstruction_errors(m),
         )
     }
-}
-
-/// INVALID_ARGUMENT for a mean over zero rows: an evaluation of an empty dataset has no value.
-pub(crate) fn no_rows(rows: usize) -> Result<()> {
-    if rows == 0 {
-        return Err(invalid!("no rows: the dataset is empty, and a mean over zero rows has no value"));
-    }
-    Ok(())
 }
 
 /// Writes `f(network, dataset rows)` into `*out`.
@@ -814,9 +657,7 @@ pub unsafe extern "C" fn latent_network_predict(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe {
-        device_rows_call(net, Rows::Caller(x, rows, cols), out, capacity, DeviceCall::Predict, |n, m| n.predict(m))
-    }
+    unsafe { device_rows_call(net, Rows::Caller(x, rows, cols), out, capacity, RowsCall::Predict) }
 }
 
 /// latent_network_predict over every row of a dataset.
@@ -827,7 +668,7 @@ pub unsafe extern "C" fn latent_network_predict_dataset(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    unsafe { device_rows_call(net, Rows::Dataset(dataset), out, capacity, DeviceCall::Predict, |n, m| n.predict(m)) }
+    unsafe { device_rows_call(net, Rows::Dataset(dataset), out, capacity, RowsCall::Predict) }
 }
 
 /// The most probable class of each of `rows` input rows into `labels` (a classifier).

@@ -143,7 +143,7 @@ pub unsafe extern "C" fn latent_network_pretrain(
         let layers = if p.layers.is_null() || p.n_layers == 0 {
             Vec::new()
         } else {
-            super::network::layer_count(p.n_layers, "n_layers")?;
+            layer_count(p.n_layers, "n_layers")?;
             let v = unsafe { slice(p.layers, p.n_layers as usize, "layers")? };
             v.iter().enumerate().map(|(i, l)| layer_from_c(l, i)).collect::<crate::Result<_>>()?
         };

@@ -171,16 +171,7 @@ pub unsafe extern "C" fn latent_trainer_fit(
         let mut c_cb =
             |p: &Progress, m: &crate::network::Network| n.lend(m, || unsafe { call_progress(progress, user, p) });
         let cb: crate::train::Watch<crate::network::Network> = if progress.is_some() { Some(&mut c_cb) } else { None };
-        if n.device.placement().0 == super::device::LATENT_DEVICE_CUDA {
-            // On a GPU: the same checks and callback, the steps there.
-            return n
-                .device
-                .with_host(&mut *host, super::device::refresh, |d, host| {
-                    super::device::fit_placed(&mut t, d, host, &rows, valid.as_deref(), cb)
-                })
-                .unwrap_or_else(|| Err(crate::error::Error::Internal("the network left its device".into())));
-        }
-        t.fit_watching(&mut *host, &rows, valid.as_deref(), cb)
+        n.device.fit(&mut t, &mut host, &rows, valid.as_deref(), cb)
     })
 }
 
@@ -231,15 +222,7 @@ pub unsafe extern "C" fn latent_trainer_fit_vae(
         let valid = valid.map(|x| host.training_rows(x, "the validation data")).transpose()?;
         let mut c_cb = |p: &Progress, m: &crate::vae::Vae| v.lend(m, || unsafe { call_progress(progress, user, p) });
         let cb: crate::train::Watch<crate::vae::Vae> = if progress.is_some() { Some(&mut c_cb) } else { None };
-        if v.device.placement().0 == super::device::LATENT_DEVICE_CUDA {
-            return v
-                .device
-                .with_host(&mut *host, super::device::refresh_vae, |d, host| {
-                    super::device::fit_placed_vae(&mut t, d, host, &rows, valid.as_deref(), cb)
-                })
-                .unwrap_or_else(|| Err(crate::error::Error::Internal("the VAE left its device".into())));
-        }
-        t.fit_watching(&mut *host, &rows, valid.as_deref(), cb)
+        v.device.fit(&mut t, &mut host, &rows, valid.as_deref(), cb)
     })
 }
 
@@ -318,7 +301,7 @@ pub(crate) fn progress_to_c(p: &Progress) -> latent_progress {
 /// Whether this build trains across MPI ranks (built with the cargo feature `mpi`): 1 or 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn latent_mpi_available() -> i32 {
-    cfg!(feature = "mpi") as i32
+    crate::train::collective::mpi_compiled() as i32
 }
 
 /// Makes later fits data-parallel over the MPI communicator whose Fortran handle is `comm`
@@ -334,19 +317,8 @@ pub extern "C" fn latent_mpi_available() -> i32 {
 pub unsafe extern "C" fn latent_trainer_set_mpi_comm(trainer: *mut latent_trainer, comm: i32) -> latent_status {
     guard(|| {
         let mut t = unsafe { arg(trainer, "trainer")? }.get()?;
-        #[cfg(feature = "mpi")]
-        {
-            let c = crate::train::collective::MpiCollective::from_fint(comm)?;
-            t.set_collective(Some(std::sync::Arc::new(c)));
-            Ok(())
-        }
-        #[cfg(not(feature = "mpi"))]
-        {
-            let _ = (&mut t, comm);
-            Err(crate::error::Error::Unsupported(
-                "this build has no MPI support: rebuild with `cargo build --release --features mpi` (needs libopenmpi-dev and libclang-dev)".into(),
-            ))
-        }
+        t.set_collective(Some(crate::train::collective::mpi_from_fint(comm)?));
+        Ok(())
     })
 }
 

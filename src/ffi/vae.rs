@@ -4,7 +4,6 @@ use std::ffi::c_char;
 use std::sync::RwLockWriteGuard;
 
 use super::dataset::latent_dataset;
-use super::network::{Rows, check_output, with_rows, write_string};
 use super::*;
 use crate::activation::Activation;
 use crate::distribution::{DistKind, Part, Reconstruction};
@@ -24,7 +23,7 @@ pub struct latent_vae {
     /// Input and latent widths (fixed at creation), readable while the VAE trains.
     shape: (usize, usize),
     /// The GPU copy (latent_vae_to_device).
-    pub(crate) device: super::device::DeviceSlot<super::device::PlacedVae>,
+    pub(crate) device: crate::placement::Placement<Vae>,
 }
 
 impl latent_vae {
@@ -92,7 +91,7 @@ unsafe fn layers(
     default: Activation,
     what: &str,
 ) -> Result<Vec<LayerSpec>> {
-    let n = super::network::layer_count(n, &format!("n_{what}"))?;
+    let n = layer_count(n, &format!("n_{what}"))?;
     let units = unsafe { slice(units, n, &format!("{what}_units"))? };
     let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, &format!("{what}_activations"))? }) };
     (0..n)
@@ -306,7 +305,7 @@ pub unsafe extern "C" fn latent_vae_load(path: *const c_char, out: *mut *mut lat
 /// Runs `f` on the rows and copies its result into `out`. The rows' columns must be
 /// `in_width` and `out` must hold rows x `per_row` values, both checked before anything is
 /// copied or computed; a non-finite result is NON_FINITE.
-unsafe fn rows_call<T: super::network::OutValue + std::fmt::Debug>(
+unsafe fn rows_call<T: OutValue + std::fmt::Debug>(
     vae: *const latent_vae,
     rows: Rows,
     out: *mut T,
@@ -350,10 +349,7 @@ unsafe fn encode_rows(
             if logvar.is_null() { None } else { Some(unsafe { out_slice(logvar, capacity, need, "logvar")? }) };
         unsafe {
             with_rows(rows, |m| {
-                let (mu, lv) = match if r == 0 { None } else { super::device::vae_encode(h, &v, m) } {
-                    Some(r) => r?,
-                    None => v.encode(m)?,
-                };
+                let (mu, lv) = h.device.encode(&v, m)?;
                 check_output(mu.as_slice(), mu.cols(), "the posterior means")?;
                 check_output(lv.as_slice(), lv.cols(), "the posterior log-variances")?;
                 mean.copy_from_slice(mu.as_slice());
@@ -662,7 +658,7 @@ pub unsafe extern "C" fn latent_vae_elbo(
         crate::vae::check_samples(samples as usize)?;
         let v = unsafe { arg(vae, "vae")? }.read()?;
         let x = unsafe { arg(dataset, "dataset")? }.get().x();
-        super::network::no_rows(x.rows())?;
+        no_rows(x.rows())?;
         let e = v.elbo(x, samples as usize, seed)?;
         if !(e.neg_elbo.is_finite() && e.reconstruction.is_finite() && e.kl.is_finite()) {
             return Err(crate::error::Error::NonFinite(format!(
@@ -692,7 +688,7 @@ pub unsafe extern "C" fn latent_vae_iwae_bound(
         crate::vae::check_samples(samples as usize)?;
         let v = unsafe { arg(vae, "vae")? }.read()?;
         let x = unsafe { arg(dataset, "dataset")? }.get().x();
-        super::network::no_rows(x.rows())?;
+        no_rows(x.rows())?;
         let ll = v.log_likelihood(x, samples as usize, seed)?;
         check_output(&ll, 1, "the log-likelihoods")?;
         unsafe { put(bound, ll.iter().sum::<f64>() / ll.len().max(1) as f64) };

@@ -50,6 +50,27 @@ pub fn agree(c: &dyn Collective, rows: usize, cols: usize, params: &mut [f32]) -
 #[cfg(feature = "mpi")]
 pub use self::mpi_comm::MpiCollective;
 
+/// Whether this build trains across MPI ranks (the cargo feature `mpi`).
+pub fn mpi_compiled() -> bool {
+    cfg!(feature = "mpi")
+}
+
+/// The collective over the MPI communicator whose Fortran handle is `fint` (duplicated);
+/// Unsupported in a build without MPI.
+pub fn mpi_from_fint(fint: i32) -> Result<std::sync::Arc<dyn Collective>> {
+    #[cfg(feature = "mpi")]
+    {
+        Ok(std::sync::Arc::new(MpiCollective::from_fint(fint)?))
+    }
+    #[cfg(not(feature = "mpi"))]
+    {
+        let _ = fint;
+        Err(crate::error::Error::Unsupported(
+            "this build has no MPI support: rebuild with `cargo build --release --features mpi` (needs libopenmpi-dev and libclang-dev)".into(),
+        ))
+    }
+}
+
 #[cfg(feature = "mpi")]
 mod mpi_comm {
     use super::Collective;

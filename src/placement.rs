@@ -1,0 +1,404 @@
+//! Where a model runs, and the policy that keeps its copies in step.
+//!
+//! A model always has its host copy (what `save`, `params` and every CPU-only analysis read). On
+//! a GPU it also has a device copy that fits and the inference calls the device can run use;
+//! a fit there writes its result back to the host copy whatever its outcome (finished,
+//! cancelled, diverged), and a change of the host copy (`set_params`, `set_threads`) marks the
+//! device copy stale, refreshed before its next use. [`Placement`] holds the device copy beside
+//! a host copy its caller keeps (the C handles keep the host under their own lock);
+//! [`Placed`] is the model and its placement together, for Rust callers.
+//!
+//! Without the `cuda` build feature the device types still exist (a `Cuda` that cannot be
+//! made), so this module and its callers carry no `cfg`: moving to a GPU returns Unsupported.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::backend::cuda::Cuda;
+use crate::backend::{Device, DeviceNetwork, DeviceVae};
+use crate::error::{Error, Result};
+use crate::network::Network;
+use crate::tensor::Matrix;
+use crate::train::{Progress, Trainer, Watch};
+use crate::vae::Vae;
+
+/// A model that can have a GPU copy.
+pub trait Placeable: Sized {
+    /// The model's copy on a GPU.
+    type OnDevice;
+    /// A new device copy of the host copy on GPU `ordinal`.
+    fn place(&self, ordinal: usize) -> Result<Self::OnDevice>;
+    /// Brings a stale device copy up to the host copy (a new copy when its shape changed).
+    fn refresh(copy: &mut Self::OnDevice, host: &Self, ordinal: usize) -> Result<()>;
+    /// Fits the device copy; the host copy gets the result whatever the outcome, and the
+    /// callback sees the host copy brought up to the device's parameters.
+    fn fit_on_device(
+        t: &mut Trainer,
+        copy: &mut Self::OnDevice,
+        host: &mut Self,
+        rows: &Matrix,
+        valid: Option<&Matrix>,
+        progress: Watch<Self>,
+    ) -> Result<()>;
+    /// TF32 tensor cores for the copy's products.
+    fn set_tf32(copy: &mut Self::OnDevice, on: bool) -> Result<()>;
+}
+
+impl Placeable for Network {
+    type OnDevice = DeviceNetwork<Cuda>;
+
+    fn place(&self, ordinal: usize) -> Result<Self::OnDevice> {
+        DeviceNetwork::new(Cuda::new(ordinal)?, self.clone())
+    }
+
+    fn refresh(copy: &mut Self::OnDevice, host: &Self, ordinal: usize) -> Result<()> {
+        if copy.param_count() == host.param_count() && copy.network_unsynced().spec() == host.spec() {
+            copy.set_params(host.params())
+        } else {
+            *copy = host.place(ordinal)?;
+            Ok(())
+        }
+    }
+
+    fn fit_on_device(
+        t: &mut Trainer,
+        d: &mut Self::OnDevice,
+        host: &mut Self,
+        rows: &Matrix,
+        valid: Option<&Matrix>,
+        progress: Watch<Self>,
+    ) -> Result<()> {
+        let r = match progress {
+            Some(f) => {
+                let mut seen = |p: &Progress, d: &mut Self::OnDevice| {
+                    d.sync().is_ok() && host.set_params(d.network_unsynced().params()).is_ok() && f(p, host)
+                };
+                t.fit_device_watching(d, rows, valid, Some(&mut seen))
+            }
+            None => t.fit_device_watching(d, rows, valid, None),
+        };
+        d.sync()?;
+        host.set_params(d.network_unsynced().params())?;
+        r
+    }
+
+    fn set_tf32(copy: &mut Self::OnDevice, on: bool) -> Result<()> {
+        copy.backend_mut().set_tf32(on)
+    }
+}
+
+impl Placeable for Vae {
+    type OnDevice = DeviceVae<Cuda>;
+
+    fn place(&self, ordinal: usize) -> Result<Self::OnDevice> {
+        DeviceVae::new(Cuda::new(ordinal)?, self.clone())
+    }
+
+    fn refresh(copy: &mut Self::OnDevice, host: &Self, ordinal: usize) -> Result<()> {
+        if copy.param_count() == host.param_count() && copy.vae_unsynced().spec() == host.spec() {
+            copy.set_params(host.params())?;
+            copy.set_steps(host.steps());
+            Ok(())
+        } else {
+            *copy = host.place(ordinal)?;
+            Ok(())
+        }
+    }
+
+    fn fit_on_device(
+        t: &mut Trainer,
+        d: &mut Self::OnDevice,
+        host: &mut Self,
+        rows: &Matrix,
+        valid: Option<&Matrix>,
+        progress: Watch<Self>,
+    ) -> Result<()> {
+        let r = match progress {
+            Some(f) => {
+                let mut seen = |p: &Progress, d: &mut Self::OnDevice| {
+                    let ok = d.sync().is_ok() && host.set_params(d.vae_unsynced().params()).is_ok();
+                    host.set_steps(d.vae_unsynced().steps());
+                    ok && f(p, host)
+                };
+                t.fit_device_watching(d, rows, valid, Some(&mut seen))
+            }
+            None => t.fit_device_watching(d, rows, valid, None),
+        };
+        d.sync()?;
+        host.set_params(d.vae_unsynced().params())?;
+        host.set_steps(d.vae_unsynced().steps());
+        r
+    }
+
+    fn set_tf32(copy: &mut Self::OnDevice, on: bool) -> Result<()> {
+        copy.backend_mut().set_tf32(on)
+    }
+}
+
+/// A model's device copy, if it has one, beside the host copy its owner keeps. The methods
+/// take that host copy; device work on one placement runs one call at a time (the copy is
+/// behind a mutex). While a device fit runs, the fit holds the copy: inference from its
+/// progress callback then reads the host copy, which the fit brings up to date before each
+/// callback (so nothing waits on the fit that is waiting on it).
+pub struct Placement<M: Placeable> {
+    slot: Mutex<Option<(M::OnDevice, usize)>>,
+    /// The GPU ordinal, or [`ON_CPU`]: readable while a fit holds the slot.
+    ordinal: AtomicUsize,
+    stale: AtomicBool,
+    fitting: AtomicBool,
+}
+
+const ON_CPU: usize = usize::MAX;
+
+impl<M: Placeable> Default for Placement<M> {
+    fn default() -> Self {
+        Placement {
+            slot: Mutex::new(None),
+            ordinal: AtomicUsize::new(ON_CPU),
+            stale: AtomicBool::new(false),
+            fitting: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Clears a placement's fitting flag when the fit ends, however it ends.
+struct FitMark<'a>(&'a AtomicBool);
+
+impl Drop for FitMark<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// An inference over rows that a network runs on its device when it is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowsCall {
+    Encode,
+    Decode,
+    Reconstruct,
+    Predict,
+}
+
+impl RowsCall {
+    /// (input width, output width) of the call on `net`.
+    pub fn widths(self, net: &Network) -> (usize, usize) {
+        match self {
+            RowsCall::Encode => (net.input_dim(), net.code_dim()),
+            RowsCall::Decode => (net.code_dim(), net.output_dim()),
+            RowsCall::Reconstruct | RowsCall::Predict => (net.input_dim(), net.output_dim()),
+        }
+    }
+
+    /// The call on the host copy.
+    pub fn on_host(self, net: &Network, x: &Matrix) -> Result<Matrix> {
+        match self {
+            RowsCall::Encode => net.encode(x),
+            RowsCall::Decode => net.decode(x),
+            RowsCall::Reconstruct => net.reconstruct(x),
+            RowsCall::Predict => net.predict(x),
+        }
+    }
+
+    fn on_device(self, d: &mut DeviceNetwork<Cuda>, x: &Matrix) -> Result<Matrix> {
+        match self {
+            RowsCall::Encode => d.encode(x),
+            RowsCall::Decode => d.decode(x),
+            RowsCall::Reconstruct => d.reconstruct(x),
+            RowsCall::Predict => d.predict(x),
+        }
+    }
+}
+
+impl<M: Placeable> Placement<M> {
+    fn lock(&self) -> MutexGuard<'_, Option<(M::OnDevice, usize)>> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where the model runs.
+    pub fn device(&self) -> Device {
+        match self.ordinal.load(Ordering::Acquire) {
+            ON_CPU => Device::Cpu,
+            o => Device::Cuda(o),
+        }
+    }
+
+    /// The host copy changed: the device copy is refreshed before its next use.
+    pub fn mark_stale(&self) {
+        self.stale.store(true, Ordering::SeqCst);
+    }
+
+    /// Moves the model: a new device copy of `host` (Unsupported without a GPU, the CUDA
+    /// backend, or for a model the device cannot run; the model then stays where it was), or
+    /// back to the CPU (the host copy is always current).
+    pub fn move_to(&self, host: &M, device: Device) -> Result<()> {
+        let copy = match device {
+            Device::Cpu => None,
+            Device::Cuda(ordinal) => Some((host.place(ordinal)?, ordinal)),
+        };
+        let mut slot = self.lock();
+        self.ordinal.store(copy.as_ref().map_or(ON_CPU, |c| c.1), Ordering::Release);
+        *slot = copy;
+        self.stale.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// `f` on the device copy (refreshed from `host` when stale); None on the CPU, and during
+    /// a device fit (whose callback reads the host copy).
+    pub fn on_device<R>(&self, host: &M, f: impl FnOnce(&mut M::OnDevice) -> Result<R>) -> Option<Result<R>> {
+        if self.fitting.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut slot = self.lock();
+        let (d, ordinal) = slot.as_mut()?;
+        if self.stale.swap(false, Ordering::SeqCst)
+            && let Err(e) = M::refresh(d, host, *ordinal)
+        {
+            self.mark_stale();
+            return Some(Err(e));
+        }
+        Some(f(d))
+    }
+
+    /// Trains the model where it lives: [`Trainer::fit_watching`] on the host copy, or the
+    /// device fit that writes its result back to it.
+    pub fn fit(
+        &self,
+        t: &mut Trainer,
+        host: &mut M,
+        rows: &Matrix,
+        valid: Option<&Matrix>,
+        progress: Watch<M>,
+    ) -> Result<()>
+    where
+        M: crate::train::Trainable,
+    {
+        let mut slot = self.lock();
+        let Some((d, ordinal)) = slot.as_mut() else {
+            drop(slot);
+            return t.fit_watching(host, rows, valid, progress);
+        };
+        if self.fitting.swap(true, Ordering::AcqRel) {
+            return Err(Error::Busy("the model is being trained on its device: a second fit is refused".into()));
+        }
+        let _mark = FitMark(&self.fitting);
+        if self.stale.swap(false, Ordering::SeqCst)
+            && let Err(e) = M::refresh(d, host, *ordinal)
+        {
+            self.mark_stale();
+            return Err(e);
+        }
+        M::fit_on_device(t, d, host, rows, valid, progress)
+    }
+
+    /// TF32 tensor cores for the device copy's products; Unsupported on the CPU.
+    pub fn set_tf32(&self, host: &M, on: bool) -> Result<()> {
+        if self.fitting.load(Ordering::Acquire) {
+            return Err(Error::Busy("the model is being trained on its device: changing TF32 is refused".into()));
+        }
+        self.on_device(host, |d| M::set_tf32(d, on))
+            .unwrap_or_else(|| Err(Error::Unsupported("the model is on the CPU: move it to a GPU first".into())))
+    }
+}
+
+impl Placement<Network> {
+    /// `call` on the rows, on the device when the network is there (sampling stochastic
+    /// inference and zero rows stay on the host).
+    pub fn rows(&self, host: &Network, call: RowsCall, x: &Matrix) -> Result<Matrix> {
+        let sampling = host.stochastic_inference().is_some() && host.has_stochastic_layers();
+        if x.rows() > 0 && !sampling {
+            if let Some(r) = self.on_device(host, |d| call.on_device(d, x)) {
+                return r;
+            }
+        }
+        call.on_host(host, x)
+    }
+}
+
+impl Placement<Vae> {
+    /// The posterior (means, log-variances) of the rows, on the device when the VAE is there.
+    pub fn encode(&self, host: &Vae, x: &Matrix) -> Result<(Matrix, Matrix)> {
+        if x.rows() > 0
+            && let Some(r) = self.on_device(host, |d| d.encode(x))
+        {
+            return r;
+        }
+        host.encode(x)
+    }
+}
+
+/// A model with its placement, for Rust callers: moved with [`Placed::to_device`], trained
+/// where it lives with [`Placed::fit`]; [`Placed::model`] is always current.
+pub struct Placed<M: Placeable> {
+    model: M,
+    placement: Placement<M>,
+}
+
+impl<M: Placeable> Placed<M> {
+    /// The model, on the CPU.
+    pub fn new(model: M) -> Placed<M> {
+        Placed { model, placement: Placement::default() }
+    }
+
+    /// Moves the model to `device` (see [`Placement::move_to`]).
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        self.placement.move_to(&self.model, device)
+    }
+
+    pub fn device(&self) -> Device {
+        self.placement.device()
+    }
+
+    /// The model's parameters and structure as they are now (what save writes).
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// The model, to change it; the device copy follows at its next use.
+    pub fn model_mut(&mut self) -> &mut M {
+        self.placement.mark_stale();
+        &mut self.model
+    }
+
+    pub fn into_model(self) -> M {
+        self.model
+    }
+
+    pub fn placement(&self) -> &Placement<M> {
+        &self.placement
+    }
+
+    /// Trains the model where it lives (see [`Placement::fit`]).
+    pub fn fit(&mut self, t: &mut Trainer, rows: &Matrix, valid: Option<&Matrix>, progress: Watch<M>) -> Result<()>
+    where
+        M: crate::train::Trainable,
+    {
+        self.placement.fit(t, &mut self.model, rows, valid, progress)
+    }
+
+    /// TF32 tensor cores on the GPU (Unsupported on the CPU).
+    pub fn set_tf32(&self, on: bool) -> Result<()> {
+        self.placement.set_tf32(&self.model, on)
+    }
+}
+
+impl Placed<Network> {
+    pub fn encode(&self, x: &Matrix) -> Result<Matrix> {
+        self.placement.rows(&self.model, RowsCall::Encode, x)
+    }
+    pub fn decode(&self, codes: &Matrix) -> Result<Matrix> {
+        self.placement.rows(&self.model, RowsCall::Decode, codes)
+    }
+    pub fn reconstruct(&self, x: &Matrix) -> Result<Matrix> {
+        self.placement.rows(&self.model, RowsCall::Reconstruct, x)
+    }
+    pub fn predict(&self, x: &Matrix) -> Result<Matrix> {
+        self.placement.rows(&self.model, RowsCall::Predict, x)
+    }
+}
+
+impl Placed<Vae> {
+    /// The posterior (means, log-variances) of the rows.
+    pub fn encode(&self, x: &Matrix) -> Result<(Matrix, Matrix)> {
+        self.placement.encode(&self.model, x)
+    }
+}
