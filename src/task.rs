@@ -81,8 +81,8 @@ impl Task {
             Task::Classify { classes } if !(2..=MAX_CLASSES).contains(&classes) => {
                 Err(invalid!("a classifier needs 2 to {MAX_CLASSES} classes, not {classes}"))
             }
-            Task::Regress { outputs } if outputs == 0 || outputs > crate::network::MAX_UNITS => {
-                Err(invalid!("regression outputs {outputs} must be in 1 to {}", crate::network::MAX_UNITS))
+            Task::Regress { outputs } if outputs == 0 || outputs > crate::limits::MAX_UNITS => {
+                Err(invalid!("regression outputs {outputs} must be in 1 to {}", crate::limits::MAX_UNITS))
             }
             _ => Ok(()),
         }

@@ -7,9 +7,9 @@ use super::csv::{self, CsvOptions};
 use super::idx;
 use super::npy;
 use super::scale::{Scaler, Scaling};
+use crate::data::split::split_index;
 use crate::error::{Error, Result, invalid, shape, try_zeros};
 use crate::tensor::{Matrix, checked_len};
-use crate::train::trainer::split_index;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {

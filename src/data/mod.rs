@@ -23,6 +23,7 @@ pub mod idx;
 pub mod npy;
 pub mod resolve;
 pub mod scale;
+pub mod split;
 
 pub use csv::CsvOptions;
 pub use dataset::Dataset;
