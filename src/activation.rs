@@ -1,5 +1,8 @@
 //! Activation functions: value and derivative, applied over slices.
 
+// The SIMD dispatch of `simd::multiversion!` is the one exception (allowed where it expands).
+#![deny(unsafe_code)]
+
 use crate::error::{Result, invalid};
 
 /// Leaky ReLU slope for negative inputs (Keras' and PyTorch's default is 0.01).

@@ -2,6 +2,8 @@
 //! sees the corrupted rows, the loss is taken against the clean ones (unlike DL4J's AutoEncoder
 //! layer, which scores the reconstruction of the corrupted input).
 
+#![forbid(unsafe_code)]
+
 use crate::error::{Result, invalid};
 use crate::rng::Philox;
 

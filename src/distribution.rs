@@ -8,6 +8,9 @@
 //! pre-output, its mean and a random draw. Likelihoods of continuous parts are densities, so a
 //! "log-probability" may be positive (DL4J issue #4468).
 
+// The SIMD dispatch of `simd::multiversion!` is the one exception (allowed where it expands).
+#![deny(unsafe_code)]
+
 use crate::activation::{Activation, exp_fast, sigmoid, two_atanh_small};
 use crate::error::{Result, invalid};
 use crate::rng::Rng;

@@ -1,5 +1,7 @@
 //! The one error type of the Rust API and its mapping to the C status codes.
 
+#![forbid(unsafe_code)]
+
 use thiserror::Error;
 
 /// Status codes of the C API (`latent_status`). The numbering is frozen: new codes go at the end.

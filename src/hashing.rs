@@ -6,6 +6,8 @@
 //! at position j % 64 (least significant bit first); the unused high bits of the last word are 0,
 //! so codes compare equal exactly when their bits do.
 
+#![forbid(unsafe_code)]
+
 use rayon::prelude::*;
 
 use crate::error::{Result, invalid, shape};

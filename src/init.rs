@@ -1,5 +1,7 @@
 //! Weight initialisation schemes.
 
+#![forbid(unsafe_code)]
+
 use crate::activation::Activation;
 use crate::error::{Result, invalid};
 use crate::rng::Rng;

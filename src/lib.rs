@@ -2,7 +2,22 @@
 //! from C, C++ and any FFI through the C ABI in [`ffi`] (header `include/latent.h`).
 //!
 //! The Rust API: a [`NetworkSpec`] describes an autoencoder, [`Network`] holds its parameters
-//! and runs it, [`Trainer`] fits it to a [`Dataset`], [`model_file`] saves and loads it.
+//! and runs it, [`Trainer`] fits it to a [`Dataset`], [`model_file`] saves and loads it;
+//! [`placement::Placed`] moves a model to a GPU and trains it there.
+//!
+//! Code map (bottom up; ARCHITECTURE.md has the whole picture):
+//! - basics: [`error`], [`limits`], [`tensor`], [`rng`], [`pool`], [`gemm`], [`atomic_file`]
+//! - math: [`activation`], [`loss`], [`corruption`], [`init`], [`regularizer`],
+//!   [`distribution`], [`optim`]
+//! - data: [`data`] (datasets, loaders, scaling, splits)
+//! - layers: [`layer`] (dense, functional-transfer, memory, stochastic)
+//! - device primitives: [`backend`] (the `Backend` trait, the CUDA kernels, the host mirror)
+//! - models: [`spec`], [`network`], [`vae`], [`task`]; RBMs in [`train::rbm`]
+//! - training: [`train`] (the epoch loop, pretraining, MPI)
+//! - placement: [`placement`] (where a model runs)
+//! - analyses and outputs: [`metrics`], [`hashing`], [`montecarlo`], [`picture`], [`onnx`],
+//!   [`model_file`]
+//! - the C ABI: [`ffi`]
 
 pub mod activation;
 pub mod atomic_file;

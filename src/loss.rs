@@ -4,6 +4,9 @@
 //! cross-entropy is only offered with a sigmoid output, and is then computed from the logits z:
 //! BCE(sigmoid(z), t) = softplus(z) - t z, whose gradient in z is sigmoid(z) - t (no log of 0).
 
+// The SIMD dispatch of `simd::multiversion!` is the one exception (allowed where it expands).
+#![deny(unsafe_code)]
+
 use crate::activation::{Activation, softplus_fast};
 use crate::error::{Result, invalid};
 

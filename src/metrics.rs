@@ -14,6 +14,8 @@
 //!   Salakhutdinov's "squared error per image"); equals `mse * cols`.
 //! - `mean_code_activation`: the code layer's output, mean over rows and units; per unit too.
 
+#![forbid(unsafe_code)]
+
 use crate::activation::Activation;
 use crate::error::{Error, Result, invalid};
 use crate::network::Network;

@@ -166,6 +166,8 @@
 //! same directory, syncs it, renames it over the target and syncs the directory. If anything
 //! fails the temporary file is removed and whatever was at the target is untouched.
 
+#![forbid(unsafe_code)]
+
 use crate::data::crc32::{Crc32, crc32};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

@@ -1,6 +1,8 @@
 //! Network: an encoder (hidden layers + code layer) and a decoder (hidden layers + output layer)
 //! of dense layers over one flat parameter buffer.
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write as _;
 use std::ops::Range;
 

@@ -11,6 +11,8 @@
 //! Without the `cuda` build feature the device types still exist (a `Cuda` that cannot be
 //! made), so this module and its callers carry no `cfg`: moving to a GPU returns Unsupported.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 

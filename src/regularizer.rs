@@ -6,6 +6,8 @@
 //! and is itself a mean over the minibatch's rows where it is per-row, as Keras does for activity
 //! regularisers. The gradients below are of exactly these values.
 
+#![forbid(unsafe_code)]
+
 use crate::activation::Activation;
 use crate::corruption::Corruption;
 use crate::error::{Result, invalid};

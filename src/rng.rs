@@ -3,6 +3,8 @@
 //! draws of training noise ([`StepDraws`], Philox4x32-10 as on the device), keyed by step and
 //! row so that they do not depend on how a minibatch is split between threads.
 
+#![forbid(unsafe_code)]
+
 use rand::{Rng as _, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 

@@ -29,7 +29,7 @@ pub(crate) fn has_avx2() -> bool {
 macro_rules! multiversion {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:path) => {
         $(#[$m])*
-        #[allow(clippy::too_many_arguments)]
+        #[allow(clippy::too_many_arguments, unsafe_code)]
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {

@@ -1,6 +1,8 @@
 //! What a network is, before it has parameters: its layers, task, loss, regularisation and
 //! initialisation ([`NetworkSpec`]), and the checks that make a spec buildable.
 
+#![forbid(unsafe_code)]
+
 use crate::activation::Activation;
 use crate::error::{Result, invalid};
 use crate::init::Init;

@@ -6,6 +6,8 @@
 //! from a [`Dataset`]'s labels or targets, so the trainer's shuffling, sharding and validation
 //! split treat inputs and targets together.
 
+#![forbid(unsafe_code)]
+
 use crate::data::Dataset;
 use crate::error::{Error, Result, invalid, shape, try_zeros};
 use crate::tensor::Matrix;

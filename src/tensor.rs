@@ -1,5 +1,7 @@
 //! `Matrix`: row-major f32 storage plus its shape. Rows are samples.
 
+#![forbid(unsafe_code)]
+
 use crate::error::{Error, Result, shape, try_zeros};
 
 #[derive(Clone, Debug, PartialEq, Default)]

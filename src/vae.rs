@@ -13,6 +13,8 @@
 //! KL = 1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2).
 //! Gradients through z (Kingma & Welling eq. 10): dz/dmu = 1, dz/dlogvar = eps * sigma / 2.
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write as _;
 use std::ops::Range;
 

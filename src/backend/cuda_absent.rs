@@ -2,6 +2,8 @@
 //! that can never be made ([`Cuda::new`] says why), so every caller compiles unchanged and
 //! nothing outside `backend/` needs a `cfg`.
 
+#![forbid(unsafe_code)]
+
 use std::convert::Infallible;
 
 use super::ops::{Backend, Gemm, In, Op, Out, SLOTS};

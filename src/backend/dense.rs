@@ -2,6 +2,8 @@
 //! GEMMs on the parameter buffer (tied layers read the mirrored encoder matrix transposed), the
 //! bias and activation fused in one kernel, the bias gradient as a product with a row of ones.
 
+#![forbid(unsafe_code)]
+
 use super::ops::{Backend, Gemm, Op};
 use crate::error::Result;
 use crate::layer::Dense;

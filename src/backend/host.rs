@@ -3,6 +3,8 @@
 //! the device network over it must match [`crate::Network`], and the kernels compiled through the
 //! host shim must match it.
 
+#![forbid(unsafe_code)]
+
 use std::cell::RefCell;
 
 use super::ops::{Backend, Gemm, In, Op, Out, SLOTS, Slot};

@@ -4,6 +4,8 @@
 //! so the host backend reproduces the CPU network within rounding; only the noise differs (Philox
 //! draws on the device, xoshiro on the CPU).
 
+#![forbid(unsafe_code)]
+
 use super::dense::{self, column_sums};
 use super::ops::{Backend, Op, Segments, Slot};
 use crate::activation::Activation;

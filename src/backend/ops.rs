@@ -1,6 +1,8 @@
 //! The primitives a device backend provides: buffers, copies, one row-major GEMM, and the
 //! kernel launches of [`Op`] (each one a kernel of `cuda/*.cu`, mirrored on the host).
 
+#![forbid(unsafe_code)]
+
 use crate::error::Result;
 
 /// Number of f64 accumulators a backend keeps on its device (see [`Slot`]).

@@ -3,6 +3,8 @@
 //! CUDA kernels (`cuda/common.cuh`, the same arithmetic) and the host mirror draw the same stream
 //! whatever the grid.
 
+#![forbid(unsafe_code)]
+
 /// The four words of element `i` of draw `ctr`.
 pub fn philox(seed: u64, ctr: u64, i: u64) -> [u32; 4] {
     let (mut c0, mut c1, mut c2, mut c3) = (i as u32, (i >> 32) as u32, ctr as u32, (ctr >> 32) as u32);

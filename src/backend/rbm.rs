@@ -5,6 +5,8 @@
 //! The Gibbs draws are the device's (Philox), so a fit follows the CPU's in distribution, not
 //! draw for draw.
 
+#![forbid(unsafe_code)]
+
 use std::time::Instant;
 
 use super::network::{DeviceOptimizer, optimizer_update};

@@ -5,6 +5,8 @@
 //! data across the bus; the losses are summed on the device and read only when a report needs
 //! them.
 
+#![forbid(unsafe_code)]
+
 use std::time::Instant;
 
 use super::network::{DeviceNetwork, DeviceNoise};

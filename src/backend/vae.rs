@@ -6,6 +6,8 @@
 //! (see [`Vae::step_with_eps`] and [`DeviceVae::last_draws`]); the draws themselves differ (Philox
 //! on the device, xoshiro on the CPU).
 
+#![forbid(unsafe_code)]
+
 use super::dense;
 use super::network::{DeviceNoise, DeviceOptimizer, optimizer_update};
 use super::ops::{Backend, Op, Slot, VAE_PART_FIELDS};

@@ -15,6 +15,8 @@
 //!
 //! Files are validated before anything is allocated from sizes they state.
 
+#![forbid(unsafe_code)]
+
 pub mod crc32;
 pub mod csv;
 pub mod dataset;

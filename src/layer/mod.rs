@@ -1,6 +1,9 @@
 //! Layers: plain descriptions (shapes, activation, offsets into the flat parameter buffer) with
 //! forward and backward functions side by side.
 
+// deny, not forbid: the SIMD dispatch of `simd::multiversion!` allows itself where it expands.
+#![deny(unsafe_code)]
+
 pub mod dense;
 pub mod functional;
 pub mod memory;

@@ -35,6 +35,8 @@
 //! [`MonteCarlo::intervals`] gives "weak" confidence intervals from samples around the optimum
 //! (see [`interval`]).
 
+#![forbid(unsafe_code)]
+
 pub mod constraint;
 pub mod interval;
 pub mod network;

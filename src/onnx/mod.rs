@@ -22,6 +22,8 @@
 //! The file is written with the atomic writer of model files ([`crate::atomic_file`]); a model
 //! whose parameters exceed protobuf's 2 GiB is UNSUPPORTED (ONNX's external data is not written).
 
+#![forbid(unsafe_code)]
+
 mod graph;
 pub mod proto;
 

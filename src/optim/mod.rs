@@ -1,5 +1,8 @@
 //! First-order optimizers over the flat parameter buffer, each one fused pass per step.
 
+// The SIMD dispatch of `simd::multiversion!` is the one exception (allowed where it expands).
+#![deny(unsafe_code)]
+
 pub mod adam;
 pub mod schedule;
 pub mod sgd;

@@ -8,6 +8,8 @@
 //! - [`write_image`] / [`write_svg`]: written atomically (a temporary file beside the target,
 //!   synced, renamed over it), so a failed write leaves any old file untouched.
 
+#![forbid(unsafe_code)]
+
 pub mod pgm;
 pub mod png;
 pub mod svg;

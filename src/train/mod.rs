@@ -1,5 +1,7 @@
 //! Training procedures.
 
+#![forbid(unsafe_code)]
+
 pub mod pretrain;
 pub mod rbm;
 pub mod trainer;
