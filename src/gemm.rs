@@ -99,7 +99,11 @@ impl<'a> Operand<'a> {
 
 #[derive(Clone, Copy)]
 struct SendPtr<T>(T);
+// SAFETY: a SendPtr carries a product's operand pointers to the pool threads of that product
+// only; the slices they come from are borrowed for the whole product, A, B and the epilogue's
+// inputs are only read, and each thread writes its own disjoint block of C (and of y).
 unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as for Send: shared only within one product, reads of borrowed inputs, disjoint writes.
 unsafe impl<T> Sync for SendPtr<T> {}
 
 /// C (m x n, leading dimension ldc) = alpha * op(A) op(B) + beta * C, where op(A) is m x k.
@@ -304,6 +308,8 @@ unsafe fn kernel_block(
     c: *mut f32,
     ldc: isize,
 ) {
+    // SAFETY: the caller's views were checked against their slices (`Operand::check`): every
+    // element the strides reach lies inside A, B and this thread's block of C.
     unsafe {
         if use_gemm {
             // gemm: dst = alpha_dst * dst + beta_prod * lhs * rhs; read_dst = false ignores dst.

@@ -19,6 +19,9 @@
 //!   [`model_file`]
 //! - the C ABI: [`ffi`]
 
+// Every unsafe block says why it holds (ARCHITECTURE.md, "Safety").
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod activation;
 pub mod atomic_file;
 pub mod backend;

@@ -45,10 +45,12 @@ impl latent_dataset {
 /// The dataset behind `p` for a change, or BUSY while a fit reads it (checked through a shared
 /// reference first: a fit's callback must not get `&mut` to what the fit is reading).
 unsafe fn dataset_mut<'a>(p: *mut latent_dataset, name: &str) -> Result<&'a mut latent_dataset> {
+    // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
     let shared = unsafe { arg(p as *const latent_dataset, name)? };
     if shared.in_fit.load(std::sync::atomic::Ordering::Acquire) > 0 {
         return Err(Error::Busy(format!("{name} is being trained on: it cannot change until the fit returns")));
     }
+    // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
     unsafe { arg_mut(p, name) }
 }
 
@@ -105,8 +107,11 @@ pub unsafe extern "C" fn latent_dataset_from_buffer(
     out: *mut *mut latent_dataset,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let d = Dataset::from_matrix(unsafe { buffer_matrix(data, dtype, layout, rows, cols)? })?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_dataset::new(d)) };
         Ok(())
     })
@@ -126,7 +131,9 @@ pub unsafe extern "C" fn latent_dataset_set_targets(
     cols: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let d = unsafe { dataset_mut(dataset, "dataset")? };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let m = unsafe { buffer_matrix(data, dtype, layout, rows, cols)? };
         d.inner.set_targets(m)
     })
@@ -135,6 +142,7 @@ pub unsafe extern "C" fn latent_dataset_set_targets(
 /// Columns of the dataset's targets (0: none).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_dataset_target_cols(dataset: *const latent_dataset) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { dataset.as_ref() }.and_then(|d| d.get().targets().map(|t| t.cols())).unwrap_or(0)
 }
 
@@ -172,8 +180,10 @@ unsafe fn buffer_matrix(
             return Err(invalid!("data is not aligned for its dtype ({align} bytes)"));
         }
         let d = if dtype == LATENT_DTYPE_F32 {
+            // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
             Dataset::from_buffer_f32(unsafe { slice(data as *const f32, n, "data")? }, rows, cols, col_major)?
         } else {
+            // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
             Dataset::from_buffer_f64(unsafe { slice(data as *const f64, n, "data")? }, rows, cols, col_major)?
         };
         Ok(d.into_matrix())
@@ -197,10 +207,14 @@ pub unsafe extern "C" fn latent_dataset_from_idx(
     out: *mut *mut latent_dataset,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let images = unsafe { path(images_path, "images_path")? };
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let labels = if labels_path.is_null() { None } else { Some(unsafe { path(labels_path, "labels_path")? }) };
         let d = Dataset::from_idx(images, labels.map(Path::new))?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_dataset::new(d)) };
         Ok(())
     })
@@ -221,11 +235,15 @@ pub unsafe extern "C" fn latent_dataset_from_npy(
     out: *mut *mut latent_dataset,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
         let labels =
+            // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
             if labels_path.is_null() { None } else { Some(unsafe { super::path(labels_path, "labels_path")? }) };
         let d = Dataset::from_npy(p, labels.map(Path::new))?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_dataset::new(d)) };
         Ok(())
     })
@@ -244,13 +262,17 @@ pub unsafe extern "C" fn latent_dataset_from_csv(
     out: *mut *mut latent_dataset,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
+        // SAFETY: NULL or a live object of this library (the C contract).
         let opts = match unsafe { params.as_ref() } {
             Some(params) => csv_options(params)?,
             None => CsvOptions::default(),
         };
         let d = Dataset::from_csv(p, &opts)?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_dataset::new(d)) };
         Ok(())
     })
@@ -259,30 +281,35 @@ pub unsafe extern "C" fn latent_dataset_from_csv(
 /// Frees a dataset; NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_dataset_free(dataset: *mut latent_dataset) {
+    // SAFETY: NULL or a handle of this library, freed once (the C contract).
     unsafe { free_handle(dataset) }
 }
 
 /// Number of rows (samples); 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_dataset_rows(dataset: *const latent_dataset) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { dataset.as_ref() }.map_or(0, |d| d.get().rows())
 }
 
 /// Number of columns (features per sample); 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_dataset_cols(dataset: *const latent_dataset) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { dataset.as_ref() }.map_or(0, |d| d.get().cols())
 }
 
 /// 1 if the dataset has labels, 0 if not or NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_dataset_has_labels(dataset: *const latent_dataset) -> i32 {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { dataset.as_ref() }.is_some_and(|d| d.get().labels().is_some()) as i32
 }
 
 /// The scaling applied to the dataset (LATENT_SCALING_NONE if none, or for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_dataset_scaling(dataset: *const latent_dataset) -> latent_scaling {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { dataset.as_ref() }.map_or(LATENT_SCALING_NONE, |d| d.get().scaler().method().code())
 }
 
@@ -295,8 +322,10 @@ pub unsafe extern "C" fn latent_dataset_labels(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let d = unsafe { arg(dataset, "dataset")? }.get();
         let l = d.labels().ok_or_else(|| invalid!("the dataset has no labels"))?;
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, l.len(), "out")? };
         dst.copy_from_slice(l);
         Ok(())
@@ -312,11 +341,13 @@ pub unsafe extern "C" fn latent_dataset_set_labels(
     n: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let d = unsafe { dataset_mut(dataset, "dataset")? };
         // The count is checked before the array is read or copied.
         if n != d.inner.rows() {
             return Err(crate::error::shape!("{n} labels for {} rows", d.inner.rows()));
         }
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let l = unsafe { slice(labels, n, "labels")? };
         let mut v = crate::error::try_zeros::<i32>(n)?;
         v.copy_from_slice(l);
@@ -335,12 +366,14 @@ pub unsafe extern "C" fn latent_dataset_copy_rows(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let x = unsafe { arg(dataset, "dataset")? }.get().x();
         let end = first
             .checked_add(count)
             .filter(|&e| e <= x.rows())
             .ok_or_else(|| invalid!("{count} rows from row {first} are outside the dataset's {} rows", x.rows()))?;
         let c = x.cols();
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, count * c, "out")? };
         dst.copy_from_slice(&x.as_slice()[first * c..end * c]);
         Ok(())
@@ -354,6 +387,7 @@ pub unsafe extern "C" fn latent_dataset_copy_rows(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_dataset_scale(dataset: *mut latent_dataset, method: latent_scaling) -> latent_status {
     guard(|| {
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let d = unsafe { dataset_mut(dataset, "dataset")? };
         d.inner.scale(Scaling::from_code(method)?)
     })
@@ -372,10 +406,12 @@ pub unsafe extern "C" fn latent_dataset_apply_scaling(
         if !dst.is_null() && std::ptr::eq(dst, fitted) {
             return Err(invalid!("dst and fitted are the same dataset"));
         }
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let s: Scaler = unsafe { arg(fitted, "fitted")? }.get().scaler().clone();
         if s == Scaler::None {
             return Err(invalid!("fitted has not been scaled: call latent_dataset_scale on it first"));
         }
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let d = unsafe { dataset_mut(dst, "dst")? };
         d.inner.apply_scaling(&s)
     })
@@ -396,13 +432,18 @@ pub unsafe extern "C" fn latent_dataset_split(
     second: *mut *mut latent_dataset,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(first, "first")? };
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(second, "second")? };
         if std::ptr::eq(first, second) {
             return Err(invalid!("first and second point to the same place"));
         }
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let (a, b) = unsafe { arg(dataset, "dataset")? }.get().split(fraction, seed)?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(first, latent_dataset::new(a)) };
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(second, latent_dataset::new(b)) };
         Ok(())
     })
@@ -427,13 +468,16 @@ pub unsafe extern "C" fn latent_data_find(
 ) -> latent_status {
     guard(|| {
         if !needed.is_null() {
+            // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
             unsafe { put(needed, 0) };
         }
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let name = unsafe { path(name, "name")? };
         let found = resolve::require(name)?;
         let mut bytes = crate::data::resolve::path_bytes(&found)?;
         bytes.push(0);
         if !needed.is_null() {
+            // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
             unsafe { put(needed, bytes.len()) };
         }
         if capacity < bytes.len() {
@@ -443,6 +487,7 @@ pub unsafe extern "C" fn latent_data_find(
                 bytes.len()
             )));
         }
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(buf as *mut u8, capacity, bytes.len(), "buf")? };
         dst.copy_from_slice(&bytes);
         Ok(())

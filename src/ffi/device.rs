@@ -54,9 +54,11 @@ unsafe fn report<M: Placeable>(placement: &Placement<M>, device: *mut latent_dev
         Device::Cuda(o) => (LATENT_DEVICE_CUDA, o as i32),
     };
     if !device.is_null() {
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(device, d) };
     }
     if !ordinal.is_null() {
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(ordinal, o) };
     }
     Ok(())
@@ -75,8 +77,10 @@ pub extern "C" fn latent_cuda_available() -> i32 {
 pub unsafe extern "C" fn latent_device_count(count: *mut i32) -> latent_status {
     guard(|| {
         out(count, "count")?;
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(count, 0) };
         let d = crate::backend::list_devices()?;
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(count, d.len() as i32) };
         Ok(())
     })
@@ -104,6 +108,7 @@ pub unsafe extern "C" fn latent_device_get_info(ordinal: i32, info: *mut latent_
             compute_major: g.compute_capability.0,
             compute_minor: g.compute_capability.1,
         };
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(info, v) };
         Ok(())
     })
@@ -121,6 +126,7 @@ pub unsafe extern "C" fn latent_network_to_device(
     ordinal: i32,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(net, "net")? };
         move_to(&h.device, device, ordinal, || h.write())
     })
@@ -134,6 +140,7 @@ pub unsafe extern "C" fn latent_network_device(
     device: *mut latent_device,
     ordinal: *mut i32,
 ) -> latent_status {
+    // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
     guard(|| unsafe { report(&arg(net, "net")?.device, device, ordinal) })
 }
 
@@ -143,6 +150,7 @@ pub unsafe extern "C" fn latent_network_device(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_set_tf32(net: *mut latent_network, on: i32) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(net, "net")? };
         let on = flag(on, "on")?;
         let host = h.read()?;
@@ -160,6 +168,7 @@ pub unsafe extern "C" fn latent_vae_to_device(
     ordinal: i32,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(vae, "vae")? };
         move_to(&h.device, device, ordinal, || h.write())
     })
@@ -172,5 +181,6 @@ pub unsafe extern "C" fn latent_vae_device(
     device: *mut latent_device,
     ordinal: *mut i32,
 ) -> latent_status {
+    // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
     guard(|| unsafe { report(&arg(vae, "vae")?.device, device, ordinal) })
 }

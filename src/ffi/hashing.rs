@@ -10,6 +10,7 @@ use crate::tensor::checked_len;
 /// 64-bit words per packed binary code of this network: ceil(code_dim / 64) (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_code_words(net: *const latent_network) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { net.as_ref() }.map_or(0, |n| words_for(n.code_dim()))
 }
 
@@ -40,6 +41,7 @@ pub unsafe extern "C" fn latent_network_binary_codes(
     codes: *mut u64,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             net,
@@ -61,6 +63,7 @@ pub unsafe extern "C" fn latent_network_binary_codes_dataset(
     codes: *mut u64,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             net,
@@ -96,6 +99,7 @@ pub unsafe extern "C" fn latent_hamming_top_k(
 ) -> latent_status {
     guard(|| {
         if !found.is_null() {
+            // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
             unsafe { put(found, 0) };
         }
         if n == 0 || words == 0 || n_queries == 0 || k == 0 {
@@ -103,13 +107,18 @@ pub unsafe extern "C" fn latent_hamming_top_k(
                 "n ({n}), words ({words}), n_queries ({n_queries}) and k ({k}) must all be at least 1"
             ));
         }
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let t = unsafe { slice(table, checked_len(n, words)?, "table")? };
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let q = unsafe { slice(queries, checked_len(n_queries, words)?, "queries")? };
         let need = checked_len(n_queries, k)?;
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let idx = unsafe { out_slice(index, capacity, need, "index")? };
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dist = unsafe { out_slice(distance, capacity, need, "distance")? };
         let f = top_k_into(t, q, words, k, 0, idx, dist)?;
         if !found.is_null() {
+            // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
             unsafe { put(found, f) };
         }
         Ok(())

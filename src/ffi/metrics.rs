@@ -39,7 +39,9 @@ pub unsafe extern "C" fn latent_network_metrics(
 ) -> latent_status {
     guard(|| {
         out(metrics, "metrics")?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? }.read()?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let m = Metrics::compute(&n, unsafe { arg(dataset, "dataset")? }.get().x())?;
         let c = latent_metrics {
             rows: m.rows as u64,
@@ -49,6 +51,7 @@ pub unsafe extern "C" fn latent_network_metrics(
             squared_error_per_row: m.squared_error_per_row,
             mean_code_activation: m.mean_code_activation,
         };
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(metrics, c) };
         Ok(())
     })
@@ -66,9 +69,13 @@ pub unsafe extern "C" fn latent_network_code_activation_means(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? }.read()?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let d = unsafe { arg(dataset, "dataset")? }.get();
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         unsafe { Rows::Dataset(dataset).check(n.input_dim(), "network")? };
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(means, capacity, n.code_dim(), "means")? };
         let v = crate::metrics::code_activation_means(&n, d.x())?;
         check_output(&v, v.len(), "the code activation means")?;
@@ -91,8 +98,10 @@ pub unsafe extern "C" fn latent_anomaly_threshold(
 ) -> latent_status {
     guard(|| {
         out(threshold, "threshold")?;
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let s = unsafe { slice(scores, n, "scores")? };
         let t = AnomalyThreshold::fit(s, quantile)?;
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(threshold, t.value) };
         Ok(())
     })
@@ -110,11 +119,13 @@ pub unsafe extern "C" fn latent_anomaly_flag(
     n_flagged: *mut usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let s = unsafe { slice(scores, n, "scores")? };
         if threshold.is_nan() {
             return Err(Error::InvalidArgument("threshold is NaN".into()));
         }
         // The capacity before the scores are read.
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(flags, capacity, n, "flags")? };
         if let Some(i) = s.iter().position(|v| !v.is_finite()) {
             return Err(Error::NonFinite(format!("score {i} is {}", s[i])));
@@ -125,6 +136,7 @@ pub unsafe extern "C" fn latent_anomaly_flag(
             count += *f as usize;
         }
         if !n_flagged.is_null() {
+            // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
             unsafe { put(n_flagged, count) };
         }
         Ok(())
@@ -144,7 +156,9 @@ pub unsafe extern "C" fn latent_auroc(
 ) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let s = unsafe { slice(scores, n, "scores")? };
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let l = unsafe { slice(labels, n, "labels")? };
         if let Some(i) = s.iter().position(|v| v.is_nan()) {
             return Err(crate::error::Error::NonFinite(format!("score {i} is NaN")));
@@ -158,6 +172,7 @@ pub unsafe extern "C" fn latent_auroc(
                 pos.iter().filter(|&&p| p).count()
             ));
         }
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(out, a) };
         Ok(())
     })

@@ -115,11 +115,13 @@ pub(crate) fn guard<F: FnOnce() -> Result<()>>(f: F) -> latent_status {
 
 /// A shared reference from a handle or input pointer, or NullArgument naming it.
 pub(crate) unsafe fn arg<'a, T>(p: *const T, name: &str) -> Result<&'a T> {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { p.as_ref() }.ok_or_else(|| Error::NullArgument(format!("{name} is NULL")))
 }
 
 /// An exclusive reference from a handle pointer, or NullArgument naming it.
 pub(crate) unsafe fn arg_mut<'a, T>(p: *mut T, name: &str) -> Result<&'a mut T> {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { p.as_mut() }.ok_or_else(|| Error::NullArgument(format!("{name} is NULL")))
 }
 
@@ -130,6 +132,7 @@ pub(crate) fn out<T>(p: *mut T, name: &str) -> Result<()> {
 
 /// Writes through an out-pointer already checked by [`out`].
 pub(crate) unsafe fn put<T>(p: *mut T, v: T) {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { p.write(v) }
 }
 
@@ -144,6 +147,7 @@ pub(crate) unsafe fn slice<'a, T>(p: *const T, n: usize, name: &str) -> Result<&
     if n.checked_mul(std::mem::size_of::<T>()).is_none_or(|b| b > isize::MAX as usize) {
         return Err(Error::InvalidArgument(format!("{name}: {n} elements overflow")));
     }
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     Ok(unsafe { std::slice::from_raw_parts(p, n) })
 }
 
@@ -158,6 +162,7 @@ pub(crate) unsafe fn out_slice<'a, T>(p: *mut T, capacity: usize, need: usize, n
     if capacity < need {
         return Err(Error::BufferTooSmall(format!("{name} holds {capacity} elements, {need} are needed")));
     }
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     Ok(unsafe { std::slice::from_raw_parts_mut(p, need) })
 }
 
@@ -166,12 +171,14 @@ pub(crate) unsafe fn path<'a>(p: *const c_char, name: &str) -> Result<&'a str> {
     if p.is_null() {
         return Err(Error::NullArgument(format!("{name} is NULL")));
     }
+    // SAFETY: checked non-NULL; a NUL-terminated string (the C contract).
     unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| Error::InvalidArgument(format!("{name} is not valid UTF-8")))
 }
 
 /// Checks a handle out-pointer and sets it to NULL, so a failing call leaves NULL there.
 pub(crate) unsafe fn clear<T>(p: *mut *mut T, name: &str) -> Result<()> {
     out(p, name)?;
+    // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
     unsafe { put(p, std::ptr::null_mut()) };
     Ok(())
 }
@@ -188,12 +195,14 @@ pub(crate) fn flag(v: i32, name: &str) -> Result<bool> {
 /// Drops a handle made by [`new_handle`]; NULL is a no-op, and nothing unwinds into C.
 pub(crate) unsafe fn free_handle<T>(p: *mut T) {
     if !p.is_null() {
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let _ = in_call(|| catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(p) }))));
     }
 }
 
 /// Moves a value into a new handle written to `out`.
 pub(crate) unsafe fn new_handle<T>(out: *mut *mut T, v: T) {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { out.write(Box::into_raw(Box::new(v))) }
 }
 
@@ -290,6 +299,7 @@ pub(crate) fn layer_count(n: u32, name: &str) -> Result<usize> {
 pub(crate) unsafe fn write_string(s: &str, buf: *mut c_char, capacity: usize, needed: *mut usize) -> Result<()> {
     let bytes = s.as_bytes();
     if !needed.is_null() {
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(needed, bytes.len() + 1) };
     }
     if capacity > 0 {
@@ -297,6 +307,7 @@ pub(crate) unsafe fn write_string(s: &str, buf: *mut c_char, capacity: usize, ne
             return Err(Error::NullArgument("buf is NULL".into()));
         }
         let n = bytes.len().min(capacity - 1);
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let dst = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, capacity) };
         dst[..n].copy_from_slice(&bytes[..n]);
         dst[n] = 0;
@@ -317,6 +328,7 @@ pub(crate) unsafe fn input_matrix(x: *const f32, rows: usize, cols: usize, name:
         return Err(invalid!("{name}: {rows} x {cols} has no columns"));
     }
     let n = checked_len(rows, cols)?;
+    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
     let s = unsafe { slice(x, n, name)? };
     let mut v = Vec::new();
     v.try_reserve_exact(n)
@@ -339,6 +351,7 @@ impl Rows {
         match self {
             Rows::Caller(_, r, c) => Ok((r, c)),
             Rows::Dataset(d) => {
+                // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
                 let d = unsafe { arg(d, "dataset")? }.get();
                 Ok((d.rows(), d.cols()))
             }
@@ -348,6 +361,7 @@ impl Rows {
     /// Checks the columns against `width` and returns the row count: done before the output's
     /// capacity is checked and before anything is copied or computed.
     pub(crate) unsafe fn check(self, width: usize, model: &str) -> Result<usize> {
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let (r, c) = unsafe { self.dims()? };
         if let Rows::Caller(..) = self
             && c == 0
@@ -403,7 +417,9 @@ pub(crate) fn check_output<T: OutValue + std::fmt::Debug>(v: &[T], per_row: usiz
 /// `f` on the matrix the rows describe (a caller's rows are copied; a dataset's are borrowed).
 pub(crate) unsafe fn with_rows<R>(rows: Rows, f: impl FnOnce(&Matrix) -> Result<R>) -> Result<R> {
     match rows {
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         Rows::Caller(x, r, c) => f(&unsafe { input_matrix(x, r, c, "x")? }),
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         Rows::Dataset(d) => f(unsafe { arg(d, "dataset")? }.get().x()),
     }
 }

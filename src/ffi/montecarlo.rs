@@ -79,7 +79,9 @@ pub unsafe extern "C" fn latent_montecarlo_new(
     out: *mut *mut latent_montecarlo,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let p = unsafe { arg(params, "params")? };
         let settings = settings_from_params(p)?;
         let max = crate::montecarlo::interval::MAX_INTERVAL_SAMPLES;
@@ -89,6 +91,7 @@ pub unsafe extern "C" fn latent_montecarlo_new(
         }
         let inner = MonteCarlo::new(settings, n_params)?;
         let h = latent_montecarlo { inner, interval_samples, full_hessian_max: p.full_hessian_max as usize };
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, h) };
         Ok(())
     })
@@ -97,12 +100,14 @@ pub unsafe extern "C" fn latent_montecarlo_new(
 /// Frees an optimizer; NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_free(mc: *mut latent_montecarlo) {
+    // SAFETY: NULL or a handle of this library, freed once (the C contract).
     unsafe { free_handle(mc) }
 }
 
 /// Number of parameters (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_n_params(mc: *const latent_montecarlo) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { mc.as_ref() }.map_or(0, |m| m.inner.n_params())
 }
 
@@ -138,6 +143,7 @@ pub unsafe extern "C" fn latent_montecarlo_set_prior(
     b: f64,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let mc = unsafe { arg_mut(mc, "mc")? };
         let prior = match kind {
             LATENT_PRIOR_UNIFORM => Prior::Uniform { low: a, high: b },
@@ -156,10 +162,12 @@ struct CQuantile {
 // SAFETY: the quantile function is only called on the thread that called
 // latent_montecarlo_minimize() (draws are serial); the caller owns `user` and keeps it alive.
 unsafe impl Send for CQuantile {}
+// SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
 unsafe impl Sync for CQuantile {}
 
 impl CQuantile {
     fn call(&self, index: usize, center: f64, scale: f64, u: f64) -> f64 {
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         unsafe { (self.f)(self.user, index, center, scale, u) }
     }
 }
@@ -177,6 +185,7 @@ pub unsafe extern "C" fn latent_montecarlo_set_proposal(
     user: *mut c_void,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let mc = unsafe { arg_mut(mc, "mc")? };
         let proposal = match kind {
             LATENT_PROPOSAL_NORMAL => Proposal::Normal,
@@ -205,6 +214,7 @@ pub unsafe extern "C" fn latent_montecarlo_set_constraint(
     b: f64,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let mc = unsafe { arg_mut(mc, "mc")? };
         let c = match kind {
             LATENT_CONSTRAINT_NONE => Constraint::None,
@@ -228,11 +238,13 @@ pub unsafe extern "C" fn latent_montecarlo_set_start(
     n: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let mc = unsafe { arg_mut(mc, "mc")? };
         let p = mc.inner.n_params();
         if n != p {
             return Err(shape!("the start has {n} values for {p} parameters"));
         }
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let x = unsafe { slice(start, n, "start")? };
         mc.inner.set_start(x)
     })
@@ -252,6 +264,7 @@ impl CObjective {
         Ok(CObjective { f, user })
     }
     fn call(&self, x: &[f64]) -> f64 {
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         unsafe { (self.f)(self.user, x.as_ptr(), x.len()) }
     }
 }
@@ -268,6 +281,7 @@ pub unsafe extern "C" fn latent_montecarlo_minimize(
     user: *mut c_void,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let mc = unsafe { arg_mut(mc, "mc")? };
         let obj = CObjective::new(loss, user)?;
         mc.inner.run(&|x: &[f64]| obj.call(x))?;
@@ -283,9 +297,11 @@ pub unsafe extern "C" fn latent_montecarlo_best(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let mc = unsafe { arg(mc, "mc")? };
         let best =
             mc.inner.best().ok_or_else(|| invalid!("no best point yet: call latent_montecarlo_minimize first"))?;
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let o = unsafe { out_slice(out, capacity, best.len(), "out")? };
         o.copy_from_slice(best);
         Ok(())
@@ -295,18 +311,21 @@ pub unsafe extern "C" fn latent_montecarlo_best(
 /// The best loss of the last run (NaN for NULL or before a run).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_best_loss(mc: *const latent_montecarlo) -> f64 {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { mc.as_ref() }.map_or(f64::NAN, |m| m.inner.best_loss())
 }
 
 /// Loss evaluations so far, runs and intervals (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_evaluations(mc: *const latent_montecarlo) -> u64 {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { mc.as_ref() }.map_or(0, |m| m.inner.evaluations())
 }
 
 /// Iterations so far over all runs (0 for NULL): the length of the history.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_iterations(mc: *const latent_montecarlo) -> u64 {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { mc.as_ref() }.map_or(0, |m| m.inner.iterations() as u64)
 }
 
@@ -314,6 +333,7 @@ pub unsafe extern "C" fn latent_montecarlo_iterations(mc: *const latent_montecar
 /// iterations without improvement), 0 when it stopped by a budget (or for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_converged(mc: *const latent_montecarlo) -> i32 {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { mc.as_ref() }.map_or(0, |m| m.inner.converged() as i32)
 }
 
@@ -325,8 +345,10 @@ pub unsafe extern "C" fn latent_montecarlo_history(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let mc = unsafe { arg(mc, "mc")? };
         let h = mc.inner.history();
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let o = unsafe { out_slice(out, capacity, h.len(), "out")? };
         o.copy_from_slice(h);
         Ok(())
@@ -352,10 +374,13 @@ pub unsafe extern "C" fn latent_montecarlo_intervals(
     n: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let mc = unsafe { arg_mut(mc, "mc")? };
         let obj = CObjective::new(loss, user)?;
         let p = mc.inner.n_params();
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let lo = unsafe { out_slice(lower, n, p, "lower")? };
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let hi = unsafe { out_slice(upper, n, p, "upper")? };
         let t = match (temperature, observations) {
             (t, 0) if t > 0.0 => Temperature::Given(t),
@@ -398,6 +423,7 @@ struct CLink {
 // SAFETY: the header documents that the link is called from `threads` threads at once; a
 // caller whose link is not thread-safe sets threads = 1.
 unsafe impl Send for CLink {}
+// SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
 unsafe impl Sync for CLink {}
 
 /// Fits every parameter of `net` (and of an optional link, a non-linear function with its
@@ -420,11 +446,15 @@ pub unsafe extern "C" fn latent_montecarlo_fit_network(
     params: *const latent_montecarlo_network_params,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let mc = unsafe { arg_mut(mc, "mc")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let net = unsafe { arg(net, "net")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let data = unsafe { arg(data, "data")? };
         let _in_fit = data.for_fit();
         let data = data.get();
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let p = unsafe { arg(params, "params")? };
         let link = match (p.link_layer, p.link) {
             (-1, _) => None,
@@ -432,6 +462,7 @@ pub unsafe extern "C" fn latent_montecarlo_fit_network(
             (_, None) => return Err(Error::NullArgument("link is NULL but link_layer is set".into())),
             (l, Some(f)) => {
                 let c = Arc::new(CLink { f, user: p.link_user });
+                // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
                 let f: LinkFn = Arc::new(move |t: &[f64], v: &mut [f32], rows: usize, cols: usize| unsafe {
                     (c.f)(c.user, t.as_ptr(), t.len(), v.as_mut_ptr(), rows, cols)
                 });

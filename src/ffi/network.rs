@@ -124,6 +124,7 @@ unsafe fn regularization_from_params(p: &latent_network_params) -> Result<Regula
         SparseLayers::Code
     } else {
         layer_count(p.n_sparse_layers, "n_sparse_layers")?;
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let v = unsafe { slice(p.sparse_layers, p.n_sparse_layers as usize, "sparse_layers")? };
         SparseLayers::Layers(v.iter().map(|&i| i as usize).collect())
     };
@@ -147,9 +148,12 @@ unsafe fn layers(
     what: &str,
 ) -> Result<Vec<LayerSpec>> {
     let n = layer_count(n, &format!("n_{what}"))?;
+    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
     let units = unsafe { slice(units, n, &format!("{what}_units"))? };
+    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
     let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, &format!("{what}_activations"))? }) };
     let st =
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         if stochastic.is_null() { None } else { Some(unsafe { slice(stochastic, n, &format!("{what}_stochastic"))? }) };
     (0..n)
         .map(|i| {
@@ -173,6 +177,7 @@ unsafe fn connect(layers: &mut [LayerSpec], codes: *const i32, what: &str) -> Re
     if codes.is_null() {
         return Ok(());
     }
+    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
     let codes = unsafe { slice(codes, layers.len(), &format!("{what}_connections"))? };
     for (i, (l, &c)) in layers.iter_mut().zip(codes).enumerate() {
         l.connection = Connection::from_code(c).map_err(|e| e.context(format_args!("{what} layer {i}")))?;
@@ -190,16 +195,20 @@ pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<Netwo
     let hidden =
         Activation::from_code(p.hidden_activation).map_err(|e| e.context(format_args!("hidden_activation")))?;
     let sigma = f32_of(p.stochastic_sigma, "stochastic_sigma")?;
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     let mut encoder = unsafe {
         layers(p.n_encoder, p.encoder_units, p.encoder_activations, p.encoder_stochastic, sigma, hidden, "encoder")?
     };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { connect(&mut encoder, p.encoder_connections, "encoder")? };
     let decoder = if flag(p.mirror_decoder, "mirror_decoder")? {
         None
     } else {
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let mut d = unsafe {
             layers(p.n_decoder, p.decoder_units, p.decoder_activations, p.decoder_stochastic, sigma, hidden, "decoder")?
         };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         unsafe { connect(&mut d, p.decoder_connections, "decoder")? };
         Some(d)
     };
@@ -221,6 +230,7 @@ pub(crate) unsafe fn spec_from_params(p: &latent_network_params) -> Result<Netwo
         tied_weights: flag(p.tied_weights, "tied_weights")?,
         init: Init::from_code(p.init)?,
         seed: p.seed,
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         regularization: unsafe { regularization_from_params(p)? },
         task: crate::task::Task::from_code(p.task, p.outputs as usize)?,
     })
@@ -233,9 +243,13 @@ pub unsafe extern "C" fn latent_network_new(
     out: *mut *mut latent_network,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let p = unsafe { arg(params, "params")? };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let net = Network::new(unsafe { spec_from_params(p)? })?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_network::new(net)) };
         Ok(())
     })
@@ -248,8 +262,11 @@ pub unsafe extern "C" fn latent_network_clone(
     out: *mut *mut latent_network,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? }.read()?.clone();
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_network::new(n)) };
         Ok(())
     })
@@ -258,18 +275,21 @@ pub unsafe extern "C" fn latent_network_clone(
 /// Frees a network; NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_free(net: *mut latent_network) {
+    // SAFETY: NULL or a handle of this library, freed once (the C contract).
     unsafe { free_handle(net) }
 }
 
 /// Width of the input (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_input_dim(net: *const latent_network) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { net.as_ref() }.map_or(0, |n| n.shape.0)
 }
 
 /// Width of the code layer (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_code_dim(net: *const latent_network) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { net.as_ref() }.map_or(0, |n| n.shape.1)
 }
 
@@ -278,7 +298,9 @@ pub unsafe extern "C" fn latent_network_code_dim(net: *const latent_network) -> 
 pub unsafe extern "C" fn latent_network_param_count(net: *const latent_network, out: *mut usize) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? }.read()?.param_count();
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(out, n) };
         Ok(())
     })
@@ -292,7 +314,9 @@ pub unsafe extern "C" fn latent_network_get_params(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? }.read()?;
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, n.param_count(), "out")? };
         dst.copy_from_slice(n.params());
         Ok(())
@@ -307,7 +331,9 @@ pub unsafe extern "C" fn latent_network_set_params(
     n: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(net, "net")? };
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let p = unsafe { slice(params, n, "params")? };
         h.write()?.set_params(p)
     })
@@ -322,6 +348,7 @@ pub unsafe extern "C" fn latent_network_set_params(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_set_threads(net: *mut latent_network, threads: u32) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(net, "net")? };
         crate::pool::check_threads(threads as usize)?;
         h.write()?.set_threads(threads as usize);
@@ -340,6 +367,7 @@ pub unsafe extern "C" fn latent_network_set_stochastic_inference(
     seed: u64,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(net, "net")? };
         let on = flag(on, "on")?;
         h.write()?.set_stochastic_inference(on.then_some(seed));
@@ -358,7 +386,9 @@ pub unsafe extern "C" fn latent_network_describe(
     needed: *mut usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let s = unsafe { arg(net, "net")? }.read()?.describe();
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         unsafe { write_string(&s, buf, capacity, needed) }
     })
 }
@@ -375,10 +405,14 @@ pub(crate) unsafe fn rows_call<T: OutValue + std::fmt::Debug>(
     f: impl FnOnce(&Network, &Matrix) -> Result<Vec<T>>,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? }.read()?;
         let (in_width, per_row) = io(&n);
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let r = unsafe { rows.check(in_width, "network")? };
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let v = unsafe { with_rows(rows, |m| f(&n, m))? };
         check_output(&v, per_row, "the result")?;
         dst.copy_from_slice(&v);
@@ -396,11 +430,15 @@ unsafe fn device_rows_call(
     call: RowsCall,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(net, "net")? };
         let n = h.read()?;
         let (in_width, per_row) = call.widths(&n);
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let r = unsafe { rows.check(in_width, "network")? };
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let v = unsafe { with_rows(rows, |m| h.device.rows(&n, call, m))? };
         check_output(v.as_slice(), per_row, "the result")?;
         dst.copy_from_slice(v.as_slice());
@@ -428,6 +466,7 @@ pub unsafe extern "C" fn latent_network_encode(
     codes: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { device_rows_call(net, Rows::Caller(x, rows, cols), codes, capacity, RowsCall::Encode) }
 }
 
@@ -441,6 +480,7 @@ pub unsafe extern "C" fn latent_network_decode(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { device_rows_call(net, Rows::Caller(codes, rows, cols), out, capacity, RowsCall::Decode) }
 }
 
@@ -454,6 +494,7 @@ pub unsafe extern "C" fn latent_network_reconstruct(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { device_rows_call(net, Rows::Caller(x, rows, cols), out, capacity, RowsCall::Reconstruct) }
 }
 
@@ -468,6 +509,7 @@ pub unsafe extern "C" fn latent_network_reconstruction_error(
     scores: *mut f64,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             net,
@@ -492,6 +534,7 @@ pub unsafe extern "C" fn latent_network_jacobian_norms(
     norms: *mut f64,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             net,
@@ -512,6 +555,7 @@ pub unsafe extern "C" fn latent_network_encode_dataset(
     codes: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { device_rows_call(net, Rows::Dataset(dataset), codes, capacity, RowsCall::Encode) }
 }
 
@@ -523,6 +567,7 @@ pub unsafe extern "C" fn latent_network_reconstruct_dataset(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { device_rows_call(net, Rows::Dataset(dataset), out, capacity, RowsCall::Reconstruct) }
 }
 
@@ -534,6 +579,7 @@ pub unsafe extern "C" fn latent_network_reconstruction_error_dataset(
     scores: *mut f64,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             net,
@@ -555,7 +601,9 @@ unsafe fn dataset_scalar(
 ) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? }.read()?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let x = unsafe { arg(dataset, "dataset")? }.get().x();
         no_rows(x.rows())?;
         let v = f(&n, x)?;
@@ -564,6 +612,7 @@ unsafe fn dataset_scalar(
                 "the result is {v}: the rows are finite, the computation overflowed (huge inputs or parameters)"
             )));
         }
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(out, v) };
         Ok(())
     })
@@ -578,6 +627,7 @@ pub unsafe extern "C" fn latent_network_loss(
     dataset: *const latent_dataset,
     loss: *mut f64,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { dataset_scalar(net, dataset, loss, |n, x| n.loss(x)) }
 }
 
@@ -590,6 +640,7 @@ pub unsafe extern "C" fn latent_network_mse(
     dataset: *const latent_dataset,
     mse: *mut f64,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { dataset_scalar(net, dataset, mse, |n, x| n.mean_squared_error(x)) }
 }
 
@@ -603,7 +654,9 @@ pub unsafe extern "C" fn latent_network_mse(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_save(net: *const latent_network, path: *const c_char) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? }.read()?;
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
         crate::model_file::save(&n, std::path::Path::new(p))
     })
@@ -619,9 +672,12 @@ pub unsafe extern "C" fn latent_network_save(net: *const latent_network, path: *
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_load(path: *const c_char, out: *mut *mut latent_network) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
         let n = crate::model_file::load(std::path::Path::new(p))?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_network::new(n)) };
         Ok(())
     })
@@ -636,12 +692,14 @@ pub fn latent_network_from(n: Network) -> latent_network {
 /// the targets of a regressor (0 for a NULL handle).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_output_dim(net: *const latent_network) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { net.as_ref() }.map_or(0, |n| n.shape.2)
 }
 
 /// The network's LATENT_TASK_* (-1 for a NULL handle).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_task(net: *const latent_network) -> latent_task {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { net.as_ref() }.map_or(-1, |n| n.shape.3)
 }
 
@@ -657,6 +715,7 @@ pub unsafe extern "C" fn latent_network_predict(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { device_rows_call(net, Rows::Caller(x, rows, cols), out, capacity, RowsCall::Predict) }
 }
 
@@ -668,6 +727,7 @@ pub unsafe extern "C" fn latent_network_predict_dataset(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { device_rows_call(net, Rows::Dataset(dataset), out, capacity, RowsCall::Predict) }
 }
 
@@ -681,6 +741,7 @@ pub unsafe extern "C" fn latent_network_classify(
     labels: *mut i32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             net,
@@ -701,6 +762,7 @@ pub unsafe extern "C" fn latent_network_classify_dataset(
     labels: *mut i32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             net,
@@ -728,7 +790,9 @@ pub unsafe extern "C" fn latent_network_evaluate(
 ) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? }.read()?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let d = unsafe { arg(dataset, "dataset")? }.get();
         no_rows(d.rows())?;
         // The confusion matrix's capacity before the evaluation runs.
@@ -736,12 +800,14 @@ pub unsafe extern "C" fn latent_network_evaluate(
         let dst = if confusion.is_null() && capacity == 0 {
             None
         } else {
+            // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
             Some(unsafe { out_slice(confusion, capacity, classes * classes, "confusion")? })
         };
         let e = n.evaluate(d)?;
         if let Some(dst) = dst {
             dst.copy_from_slice(&e.confusion);
         }
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         unsafe {
             put(out, latent_evaluation { loss: e.loss, accuracy: e.accuracy, mse: e.mse, rows: n_rows(dataset) })
         };
@@ -750,6 +816,7 @@ pub unsafe extern "C" fn latent_network_evaluate(
 }
 
 unsafe fn n_rows(d: *const latent_dataset) -> u64 {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { d.as_ref() }.map_or(0, |d| d.get().rows() as u64)
 }
 
@@ -768,6 +835,7 @@ pub unsafe extern "C" fn latent_network_layer_offsets(
     b: *mut usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? }.read()?;
         let layers = n.layers();
         let l = layers
@@ -776,6 +844,7 @@ pub unsafe extern "C" fn latent_network_layer_offsets(
         let own_w = if l.tied { 0 } else { l.w_len() };
         for (p, v) in [(w, l.w), (w_len, own_w), (b, l.b)] {
             if !p.is_null() {
+                // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
                 unsafe { put(p, v) };
             }
         }

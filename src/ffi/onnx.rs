@@ -37,7 +37,9 @@ pub unsafe extern "C" fn latent_network_export_onnx(
     part: latent_onnx_part,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? }.read()?;
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
         let part = OnnxPart::from_code(part)?;
         n.export_onnx(std::path::Path::new(p), part)
@@ -55,7 +57,9 @@ pub unsafe extern "C" fn latent_vae_export_onnx(
     part: latent_onnx_part,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? }.read()?;
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
         let part = OnnxPart::from_code(part)?;
         v.export_onnx(std::path::Path::new(p), part)

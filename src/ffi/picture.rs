@@ -42,6 +42,7 @@ fn values<'a>(p: *const f32, n: usize, height: usize, width: usize, name: &str) 
     if len == 0 {
         return Err(invalid!("n_rows ({n}), height ({height}) and width ({width}) must all be at least 1"));
     }
+    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
     unsafe { slice(p, len, name) }
 }
 
@@ -69,6 +70,7 @@ pub unsafe extern "C" fn latent_image_grid_write(
     format: latent_image_format,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = Path::new(unsafe { super::path(path, "path")? });
         let f = image_format(format, p)?;
         let spec = grid_spec(height, width, grid_cols, lo, hi)?;
@@ -96,6 +98,7 @@ pub unsafe extern "C" fn latent_image_pairs_write(
     format: latent_image_format,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = Path::new(unsafe { super::path(path, "path")? });
         let f = image_format(format, p)?;
         let spec = grid_spec(height, width, grid_cols, lo, hi)?;
@@ -119,7 +122,9 @@ pub unsafe extern "C" fn latent_history_svg_write(
     log_scale: i32,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let t = unsafe { arg(trainer, "trainer")? };
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = Path::new(unsafe { super::path(path, "path")? });
         let log = flag(log_scale, "log_scale")?;
         let svg = picture::svg::history_svg(t.get()?.history(), log, "training history")?;

@@ -130,8 +130,11 @@ pub unsafe extern "C" fn latent_network_pretrain(
     user: *mut c_void,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let p = unsafe { arg(params, "params")? };
+        // SAFETY: `train` is NULL (refused) or a live dataset, `valid` NULL or a live dataset (the C contract).
         let (train, valid) = (unsafe { arg(train, "train")? }, unsafe { valid.as_ref() });
         let _in_fit = (train.for_fit(), valid.map(|v| v.for_fit()));
         let (train, valid) = (train.get(), valid.map(|v| v.get().x()));
@@ -144,6 +147,7 @@ pub unsafe extern "C" fn latent_network_pretrain(
             Vec::new()
         } else {
             layer_count(p.n_layers, "n_layers")?;
+            // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
             let v = unsafe { slice(p.layers, p.n_layers as usize, "layers")? };
             v.iter().enumerate().map(|(i, l)| layer_from_c(l, i)).collect::<crate::Result<_>>()?
         };
@@ -174,6 +178,7 @@ pub unsafe extern "C" fn latent_network_pretrain(
         // The callback sees the deep network as it stands (as latent_trainer_fit's does).
         let mut cb = |pr: &Progress, m: &crate::network::Network| -> bool {
             let Some(f) = progress else { return true };
+            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
             n.lend(m, || unsafe { f(user, &progress_to_c(pr)) == 0 })
         };
         let cb: crate::train::Watch<crate::network::Network> = if progress.is_some() { Some(&mut cb) } else { None };

@@ -121,9 +121,12 @@ pub unsafe extern "C" fn latent_trainer_new(
     out: *mut *mut latent_trainer,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let p = unsafe { arg(params, "params")? };
         let t = Trainer::new(config_from_params(p)?)?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_trainer { inner: std::sync::Mutex::new(t) }) };
         Ok(())
     })
@@ -132,6 +135,7 @@ pub unsafe extern "C" fn latent_trainer_new(
 /// Frees a trainer; NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_trainer_free(trainer: *mut latent_trainer) {
+    // SAFETY: NULL or a handle of this library, freed once (the C contract).
     unsafe { free_handle(trainer) }
 }
 
@@ -162,13 +166,17 @@ pub unsafe extern "C" fn latent_trainer_fit(
     user: *mut c_void,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let mut t = unsafe { arg(trainer, "trainer")? }.get()?;
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let (_in_fit, train, valid) = unsafe { datasets(train, valid)? };
         let mut host = n.fit()?;
         let rows = host.training_rows(train, "the training data")?;
         let valid = valid.map(|v| host.training_rows(v, "the validation data")).transpose()?;
         let mut c_cb =
+            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
             |p: &Progress, m: &crate::network::Network| n.lend(m, || unsafe { call_progress(progress, user, p) });
         let cb: crate::train::Watch<crate::network::Network> = if progress.is_some() { Some(&mut c_cb) } else { None };
         n.device.fit(&mut t, &mut host, &rows, valid.as_deref(), cb)
@@ -185,7 +193,9 @@ type FitData<'a> = (
 /// The training and (optional) validation datasets of a fit, marked as read by it: changes to
 /// them (from its progress callback) are BUSY until the guards drop.
 unsafe fn datasets<'a>(train: *const latent_dataset, valid: *const latent_dataset) -> Result<FitData<'a>> {
+    // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
     let train = unsafe { arg(train, "train")? };
+    // SAFETY: NULL or a live object of this library (the C contract).
     let valid = unsafe { valid.as_ref() };
     Ok(((train.for_fit(), valid.map(|v| v.for_fit())), train.get(), valid.map(|v| v.get())))
 }
@@ -194,6 +204,7 @@ unsafe fn datasets<'a>(train: *const latent_dataset, valid: *const latent_datase
 unsafe fn call_progress(progress: latent_progress_fn, user: *mut c_void, p: &Progress) -> bool {
     let Some(f) = progress else { return true };
     let c = progress_to_c(p);
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { f(user, &c) == 0 }
 }
 
@@ -214,12 +225,16 @@ pub unsafe extern "C" fn latent_trainer_fit_vae(
     user: *mut c_void,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let mut t = unsafe { arg(trainer, "trainer")? }.get()?;
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let (_in_fit, train, valid) = unsafe { datasets(train, valid)? };
         let mut host = v.fit()?;
         let rows = host.training_rows(train, "the training data")?;
         let valid = valid.map(|x| host.training_rows(x, "the validation data")).transpose()?;
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let mut c_cb = |p: &Progress, m: &crate::vae::Vae| v.lend(m, || unsafe { call_progress(progress, user, p) });
         let cb: crate::train::Watch<crate::vae::Vae> = if progress.is_some() { Some(&mut c_cb) } else { None };
         v.device.fit(&mut t, &mut host, &rows, valid.as_deref(), cb)
@@ -236,14 +251,17 @@ pub unsafe extern "C" fn latent_trainer_history(
     n: *mut usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let t = unsafe { arg(trainer, "trainer")? }.get()?;
         let h = t.history();
         if !n.is_null() {
+            // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
             unsafe { put(n, h.len()) };
         }
         if out.is_null() && capacity == 0 {
             return Ok(());
         }
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, h.len(), "out")? };
         for (d, r) in dst.iter_mut().zip(h) {
             *d = latent_epoch_record {
@@ -263,6 +281,7 @@ pub unsafe extern "C" fn latent_trainer_history(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_trainer_reset(trainer: *mut latent_trainer) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         unsafe { arg(trainer, "trainer")? }.get()?.reset();
         Ok(())
     })
@@ -316,6 +335,7 @@ pub extern "C" fn latent_mpi_available() -> i32 {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_trainer_set_mpi_comm(trainer: *mut latent_trainer, comm: i32) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let mut t = unsafe { arg(trainer, "trainer")? }.get()?;
         t.set_collective(Some(crate::train::collective::mpi_from_fint(comm)?));
         Ok(())
@@ -326,6 +346,7 @@ pub unsafe extern "C" fn latent_trainer_set_mpi_comm(trainer: *mut latent_traine
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_trainer_clear_mpi(trainer: *mut latent_trainer) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         unsafe { arg(trainer, "trainer")? }.get()?.set_collective(None);
         Ok(())
     })

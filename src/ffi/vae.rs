@@ -92,7 +92,9 @@ unsafe fn layers(
     what: &str,
 ) -> Result<Vec<LayerSpec>> {
     let n = layer_count(n, &format!("n_{what}"))?;
+    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
     let units = unsafe { slice(units, n, &format!("{what}_units"))? };
+    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
     let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, &format!("{what}_activations"))? }) };
     (0..n)
         .map(|i| {
@@ -125,7 +127,9 @@ pub(crate) unsafe fn vae_spec_from_params(p: &latent_vae_params) -> Result<VaeSp
     }
     let hidden =
         Activation::from_code(p.hidden_activation).map_err(|e| e.context(format_args!("hidden_activation")))?;
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     let encoder = unsafe { layers(p.n_encoder, p.encoder_units, p.encoder_activations, hidden, "encoder")? };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     let decoder = unsafe { layers(p.n_decoder, p.decoder_units, p.decoder_activations, hidden, "decoder")? };
     let parts = if p.n_parts == 0 {
         vec![part(p.input_dim, p.distribution, p.distribution_activation, "distribution")?]
@@ -137,6 +141,7 @@ pub(crate) unsafe fn vae_spec_from_params(p: &latent_vae_params) -> Result<VaeSp
                 p.input_dim
             ));
         }
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let given = unsafe { slice(p.parts, p.n_parts as usize, "parts")? };
         given
             .iter()
@@ -172,9 +177,13 @@ pub(crate) unsafe fn vae_spec_from_params(p: &latent_vae_params) -> Result<VaeSp
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_new(params: *const latent_vae_params, out: *mut *mut latent_vae) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let p = unsafe { arg(params, "params")? };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let vae = Vae::new(unsafe { vae_spec_from_params(p)? })?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_vae::new(vae)) };
         Ok(())
     })
@@ -184,8 +193,11 @@ pub unsafe extern "C" fn latent_vae_new(params: *const latent_vae_params, out: *
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_clone(vae: *const latent_vae, out: *mut *mut latent_vae) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? }.read()?.clone();
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_vae::new(v)) };
         Ok(())
     })
@@ -194,18 +206,21 @@ pub unsafe extern "C" fn latent_vae_clone(vae: *const latent_vae, out: *mut *mut
 /// Frees a VAE; NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_free(vae: *mut latent_vae) {
+    // SAFETY: NULL or a handle of this library, freed once (the C contract).
     unsafe { free_handle(vae) }
 }
 
 /// Width of the data (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_input_dim(vae: *const latent_vae) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { vae.as_ref() }.map_or(0, |v| v.shape.0)
 }
 
 /// Width of the latent code (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_latent_dim(vae: *const latent_vae) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { vae.as_ref() }.map_or(0, |v| v.shape.1)
 }
 
@@ -214,7 +229,9 @@ pub unsafe extern "C" fn latent_vae_latent_dim(vae: *const latent_vae) -> usize 
 pub unsafe extern "C" fn latent_vae_param_count(vae: *const latent_vae, out: *mut usize) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(vae, "vae")? }.read()?.param_count();
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(out, n) };
         Ok(())
     })
@@ -228,7 +245,9 @@ pub unsafe extern "C" fn latent_vae_get_params(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? }.read()?;
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, v.param_count(), "out")? };
         dst.copy_from_slice(v.params());
         Ok(())
@@ -239,7 +258,9 @@ pub unsafe extern "C" fn latent_vae_get_params(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_set_params(vae: *mut latent_vae, params: *const f32, n: usize) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(vae, "vae")? };
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let p = unsafe { slice(params, n, "params")? };
         h.write()?.set_params(p)
     })
@@ -252,6 +273,7 @@ pub unsafe extern "C" fn latent_vae_set_params(vae: *mut latent_vae, params: *co
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_set_threads(vae: *mut latent_vae, threads: u32) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(vae, "vae")? };
         crate::pool::check_threads(threads as usize)?;
         h.write()?.set_threads(threads as usize);
@@ -270,7 +292,9 @@ pub unsafe extern "C" fn latent_vae_describe(
     needed: *mut usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let s = unsafe { arg(vae, "vae")? }.read()?.describe();
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         unsafe { write_string(&s, buf, capacity, needed) }
     })
 }
@@ -281,7 +305,9 @@ pub unsafe extern "C" fn latent_vae_describe(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_save(vae: *const latent_vae, path: *const c_char) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? }.read()?;
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
         crate::model_file::save_vae(&v, std::path::Path::new(p))
     })
@@ -294,9 +320,12 @@ pub unsafe extern "C" fn latent_vae_save(vae: *const latent_vae, path: *const c_
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_load(path: *const c_char, out: *mut *mut latent_vae) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
         let v = crate::model_file::load_vae(std::path::Path::new(p))?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_vae::new(v)) };
         Ok(())
     })
@@ -314,10 +343,14 @@ unsafe fn rows_call<T: OutValue + std::fmt::Debug>(
     f: impl FnOnce(&Vae, &Matrix) -> Result<Vec<T>>,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? }.read()?;
         let (in_width, per_row) = io(&v)?;
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let r = unsafe { rows.check(in_width, "VAE")? };
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let res = unsafe { with_rows(rows, |m| f(&v, m))? };
         check_output(&res, per_row, "the result")?;
         dst.copy_from_slice(&res);
@@ -340,13 +373,18 @@ unsafe fn encode_rows(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(vae, "vae")? };
         let v = h.read()?;
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let r = unsafe { rows.check(v.input_dim(), "VAE")? };
         let need = checked_len(r, v.latent_dim())?;
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let mean = unsafe { out_slice(mean, capacity, need, "mean")? };
         let logvar =
+            // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
             if logvar.is_null() { None } else { Some(unsafe { out_slice(logvar, capacity, need, "logvar")? }) };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         unsafe {
             with_rows(rows, |m| {
                 let (mu, lv) = h.device.encode(&v, m)?;
@@ -380,6 +418,7 @@ pub unsafe extern "C" fn latent_vae_encode(
     logvar: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { encode_rows(vae, Rows::Caller(x, rows, cols), mean, logvar, capacity) }
 }
 
@@ -397,6 +436,7 @@ pub unsafe extern "C" fn latent_vae_sample_z(
     z: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         let io = |v: &Vae| {
             crate::vae::check_samples(samples as usize)?;
@@ -420,6 +460,7 @@ pub unsafe extern "C" fn latent_vae_generate_mean(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             vae,
@@ -444,6 +485,7 @@ pub unsafe extern "C" fn latent_vae_generate_random(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             vae,
@@ -467,10 +509,12 @@ pub unsafe extern "C" fn latent_vae_sample_prior(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? }.read()?;
         if n == 0 {
             return Err(invalid!("n is 0: ask for at least one draw"));
         }
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(z, capacity, checked_len(n, v.latent_dim())?, "z")? };
         dst.copy_from_slice(v.sample_prior(n, seed)?.as_slice());
         Ok(())
@@ -488,6 +532,7 @@ pub unsafe extern "C" fn latent_vae_reconstruct(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             vae,
@@ -517,6 +562,7 @@ pub unsafe extern "C" fn latent_vae_reconstruction_log_probability(
     out: *mut f64,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             vae,
@@ -542,6 +588,7 @@ pub unsafe extern "C" fn latent_vae_reconstruction_probability(
     out: *mut f64,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             vae,
@@ -571,6 +618,7 @@ pub unsafe extern "C" fn latent_vae_log_likelihood(
     out: *mut f64,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             vae,
@@ -593,6 +641,7 @@ pub unsafe extern "C" fn latent_vae_log_likelihood_dataset(
     out: *mut f64,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             vae,
@@ -615,6 +664,7 @@ pub unsafe extern "C" fn latent_vae_reconstruction_log_probability_dataset(
     out: *mut f64,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             vae,
@@ -638,6 +688,7 @@ pub unsafe extern "C" fn latent_vae_encode_dataset(
     logvar: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { encode_rows(vae, Rows::Dataset(dataset), mean, logvar, capacity) }
 }
 
@@ -656,7 +707,9 @@ pub unsafe extern "C" fn latent_vae_elbo(
     guard(|| {
         super::out(out, "out")?;
         crate::vae::check_samples(samples as usize)?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? }.read()?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let x = unsafe { arg(dataset, "dataset")? }.get().x();
         no_rows(x.rows())?;
         let e = v.elbo(x, samples as usize, seed)?;
@@ -666,6 +719,7 @@ pub unsafe extern "C" fn latent_vae_elbo(
                 e.neg_elbo, e.reconstruction, e.kl
             )));
         }
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(out, latent_elbo { neg_elbo: e.neg_elbo, reconstruction: e.reconstruction, kl: e.kl }) };
         Ok(())
     })
@@ -686,11 +740,14 @@ pub unsafe extern "C" fn latent_vae_iwae_bound(
     guard(|| {
         super::out(bound, "bound")?;
         crate::vae::check_samples(samples as usize)?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? }.read()?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let x = unsafe { arg(dataset, "dataset")? }.get().x();
         no_rows(x.rows())?;
         let ll = v.log_likelihood(x, samples as usize, seed)?;
         check_output(&ll, 1, "the log-likelihoods")?;
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(bound, ll.iter().sum::<f64>() / ll.len().max(1) as f64) };
         Ok(())
     })
@@ -712,11 +769,14 @@ pub unsafe extern "C" fn latent_vae_interpolate(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? }.read()?;
         if cols == 0 {
             return Err(invalid!("cols is 0"));
         }
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let a = unsafe { slice(a, cols, "a")? };
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let b = unsafe { slice(b, cols, "b")? };
         if cols != v.input_dim() {
             return Err(shape!("a and b have {cols} columns, the VAE expects {}", v.input_dim()));
@@ -725,10 +785,12 @@ pub unsafe extern "C" fn latent_vae_interpolate(
         if steps < 2 {
             return Err(invalid!("interpolation needs at least 2 steps, not {steps}"));
         }
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let x = unsafe { out_slice(x, capacity, checked_len(steps, v.input_dim())?, "x")? };
         let z = if z.is_null() {
             None
         } else {
+            // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
             Some(unsafe { out_slice(z, capacity, checked_len(steps, v.latent_dim())?, "z")? })
         };
         let (zs, xs) = v.interpolate(a, b, steps)?;

@@ -101,10 +101,12 @@ pub fn compile_source(source: &str, arch: &str) -> Result<(String, String)> {
         let opts = [format!("--gpu-architecture={arch}"), "--std=c++17".to_string(), "-default-device".to_string()];
         // SAFETY: prog is a live program; the options outlive the call.
         let compiled = unsafe { nv::compile_program(prog, &opts) };
+        // SAFETY: prog is a live program (compiled or not, it has a log).
         let log = unsafe { nv::get_program_log(prog) }
             .map(|l| l.iter().map(|&c| c as u8).take_while(|&c| c != 0).map(char::from).collect::<String>())
             .unwrap_or_default();
         let result = match compiled {
+            // SAFETY: prog compiled successfully, so it has PTX.
             Ok(()) => unsafe { nv::get_ptx(prog) }
                 .map(|p| p.iter().map(|&c| c as u8).take_while(|&c| c != 0).map(char::from).collect::<String>())
                 .map_err(|e| internal("NVRTC PTX", e)),
@@ -427,8 +429,8 @@ impl Backend for Cuda {
     fn reset_slots(&self) -> Result<()> {
         let zeros = [0f64; SLOTS];
         self.ctx.bind_to_thread().map_err(|e| driver_err("context", e))?;
-        // SAFETY: the slots are SLOTS doubles; the copy is ordered on the stream.
         let (p, _g) = self.slots.device_ptr(&self.stream);
+        // SAFETY: the slots are SLOTS doubles; the copy is ordered on the stream.
         unsafe { cudarc::driver::result::memcpy_htod_async(p, &zeros[..], self.stream.cu_stream()) }
             .map_err(|e| driver_err("reset", e))?;
         self.synchronize()
