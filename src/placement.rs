@@ -307,10 +307,11 @@ impl Placement<Network> {
     /// inference and zero rows stay on the host).
     pub fn rows(&self, host: &Network, call: RowsCall, x: &Matrix) -> Result<Matrix> {
         let sampling = host.stochastic_inference().is_some() && host.has_stochastic_layers();
-        if x.rows() > 0 && !sampling {
-            if let Some(r) = self.on_device(host, |d| call.on_device(d, x)) {
-                return r;
-            }
+        if x.rows() > 0
+            && !sampling
+            && let Some(r) = self.on_device(host, |d| call.on_device(d, x))
+        {
+            return r;
         }
         call.on_host(host, x)
     }
