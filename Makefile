@@ -27,7 +27,7 @@ data:
 	  echo "      Tests that need it will be reported as SKIPPED."; \
 	fi
 
-# Installing (README, "Installing"):
+# Installing (docs/building.md, "Installing"):
 #   make install [PREFIX=/usr/local] [DESTDIR=]   release build, then lib/liblatent.so.<ABI> (+ the
 #       liblatent.so link), lib/liblatent.a, include/latent.h, include/latent.hpp,
 #       lib/pkgconfig/latent.pc and lib/cmake/latent/latentConfig{,Version}.cmake

@@ -10,7 +10,7 @@
  *   - callbacks are std::function; an exception thrown by one never crosses the C library: it is
  *     caught in the trampoline, the work is cancelled (training) or the candidate skipped
  *     (Monte-Carlo), and it is rethrown after the C call returns.
- * See README.md, "C++". */
+ * See docs/building.md, "C++". */
 #ifndef LATENT_HPP
 #define LATENT_HPP
 

@@ -30,7 +30,7 @@ Requires-Dist: numpy>=1.17
 Provides-Extra: test
 Requires-Dist: pytest; extra == "test"
 
-ctypes bindings for liblatent; see the "Python" section of the latent README.
+ctypes bindings for liblatent; see python/README.md and docs/python.md in the latent repository.
 """
 
 

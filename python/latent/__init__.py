@@ -8,7 +8,7 @@
         codes = net.encode(data)
 
 The library is found through $LATENT_LIBRARY, a copy inside this package, the checkout's
-target/release, then the system loader (see README, "Python").
+target/release, then the system loader (see docs/python.md).
 """
 
 from ._ffi import (

@@ -1000,8 +1000,8 @@ class MonteCarlo(_Handle):
         return out
 
     def intervals(self, loss, level=0.95, temperature=0.0, observations=0):
-        """(lower, upper) weak confidence intervals around the best point (README,
-        "Gradient-free Monte-Carlo optimizer"): give temperature > 0, or the number of
+        """(lower, upper) weak confidence intervals around the best point (docs/montecarlo.md,
+        "Weak confidence intervals"): give temperature > 0, or the number of
         observations of a sum- or mean-of-squares loss."""
         state = {"error": None}
         cb = self._objective(loss, state)
