@@ -59,7 +59,7 @@ static void report(const char *what, latent_network *net, latent_dataset *test) 
 int main(void) {
     char dir[4096];
     if (latent_data_find("mnist", dir, sizeof dir, NULL) != LATENT_STATUS_OK) {
-        fprintf(stderr, "classifier: %s\n", latent_last_error_message());
+        example_data_missing("classifier", "mnist");
         return 2;
     }
     latent_dataset *train = mnist(dir, "train", example_size(TRAIN, 50));

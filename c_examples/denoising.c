@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
     const char *model_path = argc > 4 ? argv[4] : "denoising.latent";
     if (dir == NULL) {
         if (latent_data_find("mnist", found, sizeof found, NULL) != LATENT_STATUS_OK) {
-            fprintf(stderr, "denoising: %s\n", latent_last_error_message());
+            example_data_missing("denoising", "mnist");
             return 2;
         }
         dir = found;

@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
     const char *model_path = argc > 4 ? argv[4] : "quickstart.latent";
     if (dir == NULL) {
         if (latent_data_find("fashion-mnist", found, sizeof found, NULL) != LATENT_STATUS_OK) {
-            fprintf(stderr, "quickstart: %s\n", latent_last_error_message());
+            example_data_missing("quickstart", "fashion-mnist");
             return 2;
         }
         dir = found;

@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
     enum { K = 10 };
     if (dir == NULL) {
         if (latent_data_find("mnist", found, sizeof found, NULL) != LATENT_STATUS_OK) {
-            fprintf(stderr, "semantic_hash: %s\n", latent_last_error_message());
+            example_data_missing("semantic_hash", "mnist");
             return 2;
         }
         dir = found;

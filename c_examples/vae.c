@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
     const char *pgm_path = argc > 4 ? argv[4] : "samples.pgm";
     if (dir == NULL) {
         if (latent_data_find("mnist", found, sizeof found, NULL) != LATENT_STATUS_OK) {
-            fprintf(stderr, "vae: %s\n", latent_last_error_message());
+            example_data_missing("vae", "mnist");
             return 2;
         }
         dir = found;
