@@ -6,7 +6,10 @@
  *      is trained on the pixels;
  * both are scored on 2,000 test digits with accuracy and a confusion matrix.
  *
- *   ./build/classifier            (finds MNIST through the data resolver) */
+ *   ./build/classifier            (finds MNIST through the data resolver)
+ *
+ * MNIST has no Debian package: put its four IDX files in $LATENT_DATA_DIR/mnist/ (the project's
+ * copy is ../shared/data/mnist; docs/data.md says where to get them). */
 #include <stdint.h>
 #include <string.h>
 

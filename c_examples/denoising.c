@@ -7,7 +7,10 @@
  *   denoising [DATA_DIR] [EPOCHS] [MAX_ROWS] [MODEL_PATH]
  *
  * MAX_ROWS (default 0 = all) limits the training and test rows, for a quick run. DATA_DIR holds
- * the MNIST IDX files; by default the library's data resolver finds them. */
+ * the MNIST IDX files; by default the library's data resolver finds them.
+ *
+ * MNIST has no Debian package: put its four IDX files in $LATENT_DATA_DIR/mnist/ (the project's
+ * copy is ../shared/data/mnist; docs/data.md says where to get them). */
 #include <string.h>
 
 #include "common.h"

@@ -6,7 +6,10 @@
  *
  * With "alone" as the 4th argument it trains without the communicator (the single-process
  * reference). Prints the final loss, the training seconds and a checksum of the parameters
- * per rank; with a prefix, writes each rank's parameters to prefix.rankN. */
+ * per rank; with a prefix, writes each rank's parameters to prefix.rankN.
+ *
+ * MNIST has no Debian package: put its four IDX files in $LATENT_DATA_DIR/mnist/ (the project's
+ * copy is ../shared/data/mnist; docs/data.md says where to get them). */
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
  *
  * DATA_DIR holds the Fashion-MNIST IDX files (.gz or not); by default the library's data resolver
  * looks in $LATENT_DATA_DIR, ../shared/data and /usr/share/datasets (Debian's
- * dataset-fashion-mnist package). */
+ * dataset-fashion-mnist package, which `make data` installs when run as root). */
 #include <string.h>
 
 #include "common.h"

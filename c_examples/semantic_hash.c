@@ -13,7 +13,10 @@
  * scratch, 2 or more switches off most code units (bits constant over the data) and retrieval
  * suffers, while 1 makes the codes far more binary and retrieves about as well as without noise
  * (better from 5 epochs on).
- * DATA_DIR holds the MNIST IDX files; by default the library's data resolver finds them. */
+ * DATA_DIR holds the MNIST IDX files; by default the library's data resolver finds them.
+ *
+ * MNIST has no Debian package: put its four IDX files in $LATENT_DATA_DIR/mnist/ (the project's
+ * copy is ../shared/data/mnist; docs/data.md says where to get them). */
 #include "common.h"
 
 static latent_dataset *load(const char *dir, const char *images, const char *labels) {

@@ -7,7 +7,10 @@
  *   vae [DATA_DIR] [EPOCHS] [MAX_ROWS] [PGM_PATH]
  *
  * Defaults: 3 epochs on 10000 training rows (0 = all 60000), samples.pgm. DATA_DIR holds the
- * MNIST IDX files; by default the library's data resolver finds them, and Fashion-MNIST. */
+ * MNIST IDX files; by default the library's data resolver finds them, and Fashion-MNIST.
+ *
+ * MNIST has no Debian package: put its four IDX files in $LATENT_DATA_DIR/mnist/ (the project's
+ * copy is ../shared/data/mnist; docs/data.md says where to get them). */
 #include "common.h"
 
 enum { SIDE = 28, PIXELS = SIDE * SIDE, GRID = 4, SHOWN = 5, SCORED = 200, IWAE_ROWS = 500 };

@@ -7,7 +7,8 @@
 // DIGITS_CSV is digits.csv(.gz): 64 pixel columns (0..16) and the class. By default the data
 // resolver looks for digits/digits.csv.gz in $LATENT_DATA_DIR, ../shared/data and
 // /usr/share/datasets; when it is not there, the program trains on synthetic 8x8 images (bars)
-// instead and says so.
+// instead and says so. The digits ship inside scikit-learn's package data as
+// sklearn/datasets/data/digits.csv.gz: copy it to $LATENT_DATA_DIR/digits/ (docs/data.md).
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
