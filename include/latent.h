@@ -271,7 +271,10 @@ typedef struct latent_network_params {
   const uint32_t *decoder_units;
   // NULL for `hidden_activation` everywhere.
   const latent_activation *decoder_activations;
-  // Activation of the reconstruction. Default SIGMOID.
+  // Activation of the reconstruction. Default SIGMOID, for data in [0, 1] (pixels). A fit
+  // refuses data (a regressor: targets) outside this activation's range with
+  // LATENT_STATUS_INVALID_ARGUMENT, rather than training silently to a useless fit: use
+  // IDENTITY for real-valued data, or scale the data (latent_dataset_scale).
   latent_activation output_activation;
   // Default MSE. BINARY_CROSS_ENTROPY needs a SIGMOID output and is computed from the logits.
   latent_loss loss;
