@@ -521,7 +521,6 @@ impl Psd {
         if x.rows() != h.rows() {
             return Err(shape!("{} input rows and {} code rows", x.rows(), h.rows()));
         }
-        let (n, m) = (self.spec.input_dim, self.spec.code_dim);
         let f = self.encode(x)?;
         let rec = self.decode(h)?;
         let (lambda, alpha) = (self.spec.lambda as f64, self.spec.alpha as f64);
@@ -530,7 +529,6 @@ impl Psd {
                 let e: f64 = x.row(i).iter().zip(rec.row(i)).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum();
                 let l1: f64 = h.row(i).iter().map(|&v| (v as f64).abs()).sum();
                 let p: f64 = h.row(i).iter().zip(f.row(i)).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum();
-                debug_assert_eq!((x.row(i).len(), h.row(i).len()), (n, m));
                 e + lambda * l1 + alpha * p
             })
             .collect())

@@ -326,3 +326,61 @@ fn c_api_matches_the_rust_api_and_refuses_bad_input() {
         assert_eq!(latent_psd_input_dim(null()), 0);
     }
 }
+
+/// The fenced block of `lang` in docs/psd_recirculation.md (exactly one).
+fn doc_block(lang: &str) -> String {
+    let doc = std::fs::read_to_string(common::root().join("docs/psd_recirculation.md")).unwrap();
+    let fence = format!("```{lang}\n");
+    let blocks: Vec<&str> = doc.split(&fence).skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    assert_eq!(blocks.len(), 1, "docs/psd_recirculation.md should have one ```{lang} block");
+    blocks[0].to_string()
+}
+
+/// The numbers the doc's programs print: the share of zero codes (%) and the recirculation MSE.
+fn doc_output_numbers(out: &str) -> (f64, f64) {
+    let zeros = out.split("per row; ").nth(1).and_then(|s| s.split('%').next()).map(|s| s.trim().parse().unwrap());
+    let mse = out.split("reconstruction MSE ").nth(1).map(|s| s.trim().parse().unwrap());
+    (zeros.unwrap_or_else(|| panic!("{out}")), mse.unwrap_or_else(|| panic!("{out}")))
+}
+
+/// docs/psd_recirculation.md: the C block compiles against the header and runs, the Python
+/// block runs; both train PSD and recirculation on the digits.
+#[test]
+fn doc_code_blocks_compile_and_run() {
+    use std::process::Command;
+    if common::data_dir("digits").is_none() {
+        return;
+    }
+    let dir = common::scratch("psd_doc");
+    let src = dir.join("psd.c");
+    std::fs::write(&src, doc_block("c")).unwrap();
+    let exe = dir.join("psd");
+    common::compile_c(&[src], &exe, &[]);
+    let (code, out, err) = common::run(Command::new(&exe).current_dir(&dir));
+    assert_eq!(code, 0, "the C block failed:\n{out}\n{err}");
+    eprint!("C: {out}");
+    // Measured: 72% zeros, MSE 0.0182 (all 1797 digits, min-max scaled; Python, network seed 3:
+    // 72%, 0.0190).
+    let (zeros, mse) = doc_output_numbers(&out);
+    assert!(zeros > 50.0 && mse < 0.03, "{out}");
+    let probe = Command::new("python3").args(["-c", "import numpy"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        common::skip("python3 with numpy", "pip install numpy");
+        return;
+    }
+    let script = dir.join("psd.py");
+    std::fs::write(&script, doc_block("python")).unwrap();
+    let lib = common::lib_dir().join("liblatent.so");
+    let (code, out, err) = common::run(
+        Command::new("python3")
+            .arg(&script)
+            .current_dir(&dir)
+            .env("PYTHONPATH", common::root().join("python"))
+            .env("LATENT_LIBRARY", lib)
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+    );
+    assert_eq!(code, 0, "the Python block failed:\n{out}\n{err}");
+    eprint!("Python: {out}");
+    let (zeros, mse) = doc_output_numbers(&out);
+    assert!(zeros > 50.0 && mse < 0.03, "{out}");
+}
