@@ -72,7 +72,10 @@ fn from_c_the_default_sigmoid_output_refuses_standardised_data() {
     let mut net = std::ptr::null_mut();
     let mut tr = std::ptr::null_mut();
     unsafe {
-        assert_eq!(latent_dataset_from_buffer(x.as_ptr().cast(), LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 16, 4, &mut ds), LATENT_STATUS_OK);
+        assert_eq!(
+            latent_dataset_from_buffer(x.as_ptr().cast(), LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 16, 4, &mut ds),
+            LATENT_STATUS_OK
+        );
         let mut p = latent_network_params_default();
         p.input_dim = 4;
         p.code_units = 2;

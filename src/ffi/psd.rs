@@ -41,11 +41,13 @@ pub unsafe extern "C" fn latent_psd_new(
     out: *mut *mut latent_psd,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
         let spec =
             PsdSpec { input_dim, code_dim, lambda: f32_of(lambda, "lambda")?, alpha: f32_of(alpha, "alpha")?, seed };
         let p = Psd::new(spec)?;
         let shape = (p.input_dim(), p.code_dim());
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_psd { inner: super::handle::Locked::new(p, "PSD model"), shape }) };
         Ok(())
     })
@@ -54,18 +56,21 @@ pub unsafe extern "C" fn latent_psd_new(
 /// Frees a PSD model; NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_psd_free(psd: *mut latent_psd) {
+    // SAFETY: NULL or a handle of this library, freed once (the C contract).
     unsafe { free_handle(psd) }
 }
 
 /// Width of the input (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_psd_input_dim(psd: *const latent_psd) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { psd.as_ref() }.map_or(0, |p| p.shape.0)
 }
 
 /// Number of code units (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_psd_code_dim(psd: *const latent_psd) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { psd.as_ref() }.map_or(0, |p| p.shape.1)
 }
 
@@ -74,7 +79,9 @@ pub unsafe extern "C" fn latent_psd_code_dim(psd: *const latent_psd) -> usize {
 pub unsafe extern "C" fn latent_psd_param_count(psd: *const latent_psd, out: *mut usize) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(psd, "psd")? }.read()?.param_count();
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(out, n) };
         Ok(())
     })
@@ -91,7 +98,9 @@ pub unsafe extern "C" fn latent_psd_get_params(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let p = unsafe { arg(psd, "psd")? }.read()?;
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, p.param_count(), "out")? };
         dst.copy_from_slice(p.params());
         Ok(())
@@ -104,7 +113,9 @@ pub unsafe extern "C" fn latent_psd_get_params(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_psd_set_params(psd: *mut latent_psd, params: *const f32, n: usize) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(psd, "psd")? };
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let p = unsafe { slice(params, n, "params")? };
         h.inner.write()?.set_params(p)
     })
@@ -134,9 +145,12 @@ pub unsafe extern "C" fn latent_psd_fit(
 ) -> latent_status {
     guard(|| {
         if !objective.is_null() {
+            // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
             unsafe { put(objective, f64::NAN) };
         }
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(psd, "psd")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let d = unsafe { arg(train, "train")? };
         let config = PsdConfig {
             epochs: epochs as usize,
@@ -150,6 +164,7 @@ pub unsafe extern "C" fn latent_psd_fit(
         let mut p = h.inner.fit()?;
         let history = p.fit(d.get().x(), &config)?;
         if !objective.is_null() {
+            // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
             unsafe { put(objective, history.last().map_or(f64::NAN, |e| e.energy)) };
         }
         Ok(())
@@ -168,10 +183,14 @@ unsafe fn psd_rows(
     f: impl FnOnce(&Psd, &Matrix) -> Result<Matrix>,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let p = unsafe { arg(psd, "psd")? }.read()?;
         let per = per_row(&p);
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let r = unsafe { rows.check(width(&p), "PSD model")? };
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, checked_len(r, per)?, "out")? };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let res = unsafe { with_rows(rows, |m| f(&p, m))? };
         check_output(res.as_slice(), per, "the result")?;
         dst.copy_from_slice(res.as_slice());
@@ -200,6 +219,7 @@ pub unsafe extern "C" fn latent_psd_encode(
     codes: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         psd_rows(
             psd,
@@ -234,6 +254,7 @@ pub unsafe extern "C" fn latent_psd_encode_optimized(
         Ok(c) => c,
         Err(e) => return guard(|| Err(e)),
     };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         psd_rows(
             psd,
@@ -258,6 +279,7 @@ pub unsafe extern "C" fn latent_psd_decode(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         psd_rows(
             psd,
@@ -288,6 +310,7 @@ pub unsafe extern "C" fn latent_psd_reconstruct(
         Ok(c) => c,
         Err(e) => return guard(|| Err(e)),
     };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         psd_rows(
             psd,

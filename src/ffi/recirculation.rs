@@ -38,9 +38,12 @@ pub unsafe extern "C" fn latent_network_fit_recirculation(
 ) -> latent_status {
     guard(|| {
         if !mse.is_null() {
+            // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
             unsafe { put(mse, f64::NAN) };
         }
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let d = unsafe { arg(train, "train")? };
         let config = RecirculationConfig {
             epochs: epochs as usize,
@@ -55,6 +58,7 @@ pub unsafe extern "C" fn latent_network_fit_recirculation(
         let mut host = n.fit()?;
         let report = recirculation::fit(&mut host, d.get().x(), &config)?;
         if !mse.is_null() {
+            // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
             unsafe { put(mse, report.final_mse()) };
         }
         Ok(())
