@@ -51,6 +51,13 @@ typedef struct latent_montecarlo latent_montecarlo;
 // save it, every other call returns LATENT_STATUS_BUSY at once.
 typedef struct latent_network latent_network;
 
+// A predictive sparse decomposition model (Kavukcuoglu, Ranzato & LeCun 2008): a dictionary D
+// of unit-norm atoms, L1-sparse codes h, and an encoder f(x) = g * tanh(W_e x + b_e) trained
+// to predict them. Inference calls may run on one model from many threads at once; calls
+// that change it (fit, set_params) wait for them and run alone, and while latent_psd_fit runs
+// every other call on the model returns LATENT_STATUS_BUSY at once.
+typedef struct latent_psd latent_psd;
+
 // Trains networks with one configuration; keeps the per-epoch history and the optimizer state
 // (a second fit on the same network continues where the first stopped). One call at a time:
 // a call on a trainer while another runs (a fit's own progress callback included) is BUSY.
@@ -271,7 +278,10 @@ typedef struct latent_network_params {
   const uint32_t *decoder_units;
   // NULL for `hidden_activation` everywhere.
   const latent_activation *decoder_activations;
-  // Activation of the reconstruction. Default SIGMOID.
+  // Activation of the reconstruction. Default SIGMOID, for data in [0, 1] (pixels). A fit
+  // refuses data (a regressor: targets) outside this activation's range with
+  // LATENT_STATUS_INVALID_ARGUMENT, rather than training silently to a useless fit: use
+  // IDENTITY for real-valued data, or scale the data (latent_dataset_scale).
   latent_activation output_activation;
   // Default MSE. BINARY_CROSS_ENTROPY needs a SIGMOID output and is computed from the logits.
   latent_loss loss;
@@ -1654,6 +1664,139 @@ latent_status latent_network_pretrain(struct latent_network *net,
                                       const struct latent_dataset *valid,
                                       latent_progress_fn progress,
                                       void *user);
+
+// Creates a PSD model of `input_dim` inputs and `code_dim` code units (atoms; more than
+// input_dim is an overcomplete dictionary) with energy
+// E(x, h) = ||x - D h||^2 + lambda |h|_1 + alpha ||h - f(x)||^2, where lambda and alpha are
+// finite and not negative (the paper's alpha is 1). The atoms start N(0, I) scaled to unit
+// norm, W_e uniform in [-1/sqrt(input_dim), 1/sqrt(input_dim)], b_e = 0, g = 1, drawn from
+// `seed`. Widths of 0 or above 2^24, or more than 2^31 parameters, are
+// LATENT_STATUS_INVALID_ARGUMENT. On failure *out is NULL.
+latent_status latent_psd_new(size_t input_dim,
+                             size_t code_dim,
+                             double lambda,
+                             double alpha,
+                             uint64_t seed,
+                             struct latent_psd **out);
+
+// Frees a PSD model; NULL is a no-op.
+void latent_psd_free(struct latent_psd *psd);
+
+// Width of the input (0 for NULL).
+size_t latent_psd_input_dim(const struct latent_psd *psd);
+
+// Number of code units (0 for NULL).
+size_t latent_psd_code_dim(const struct latent_psd *psd);
+
+// Number of parameters: 2 input_dim code_dim + 2 code_dim.
+latent_status latent_psd_param_count(const struct latent_psd *psd, size_t *out);
+
+// Copies the parameters (latent_psd_param_count of them) into `out`, in this order: D
+// (code_dim x input_dim, row-major: row k is atom k, so a reconstruction is the row h D), W_e
+// (input_dim x code_dim: the encoder's pre-activation is the row x W_e + b_e), b_e (code_dim),
+// g (code_dim).
+latent_status latent_psd_get_params(const struct latent_psd *psd, float *out, size_t capacity);
+
+// Replaces the parameters (the layout of latent_psd_get_params); `n` must equal
+// latent_psd_param_count and every value be finite. The atoms are taken as given (a fit
+// scales them back to unit norm after each step).
+latent_status latent_psd_set_params(struct latent_psd *psd, const float *params, size_t n);
+
+// Trains the model on the rows of `train` by PSD's alternating algorithm: for each minibatch
+// of `batch_size` rows (shuffled each epoch from `seed`), the codes h* minimising E(x, h) by
+// ISTA started at f(x) (at most 100 iterations, stopping once no entry changes by more than
+// 1e-4), then one Adam step (`learning_rate`; 1e-3 is a good start) on D, W_e, b_e and g
+// with h* fixed, and the atoms scaled back to unit norm. Each fit starts a fresh Adam state.
+// *objective (may be NULL) receives the last epoch's mean energy E(x, h*) per row (NaN when
+// the call fails). epochs and
+// batch_size must be in 1 to 1000000 and 1 to 2^20, learning_rate positive and finite
+// (LATENT_STATUS_INVALID_ARGUMENT); `train` must have input_dim columns
+// (LATENT_STATUS_SHAPE_MISMATCH) and at least one row. A step that makes a parameter
+// non-finite stops the fit with LATENT_STATUS_DIVERGED; any failure leaves the model as it
+// was. Runs on LATENT_NUM_THREADS threads (default all cores).
+latent_status latent_psd_fit(struct latent_psd *psd,
+                             const struct latent_dataset *train,
+                             uint32_t epochs,
+                             uint32_t batch_size,
+                             double learning_rate,
+                             uint64_t seed,
+                             double *objective);
+
+// The encoder's fast codes f(x) = g * tanh(x W_e + b_e) of `rows` input rows (row-major, `cols`
+// = input_dim) into `codes` (rows x code_dim, `capacity` floats available). As every PSD
+// inference call: the width, then the capacity (LATENT_STATUS_BUFFER_TOO_SMALL), are checked
+// before the rows are read; zero rows give LATENT_STATUS_OK with nothing written; a result
+// that overflows from finite rows is LATENT_STATUS_NON_FINITE.
+latent_status latent_psd_encode(const struct latent_psd *psd,
+                                const float *x,
+                                size_t rows,
+                                size_t cols,
+                                float *codes,
+                                size_t capacity);
+
+// The optimised sparse codes h* = argmin_h E(x, h) of `rows` input rows into `codes` (rows x
+// code_dim): ISTA started at f(x) with the step 1/L (L = 2 (lambda_max(D^T D) + alpha)), at
+// most `iterations` iterations (0 returns f(x); at most 1000000), stopping once no entry
+// changes by more than `tolerance` (absolute; 0 runs the whole budget). Exactly sparse, and
+// slower than latent_psd_encode. Checks as latent_psd_encode; a bad `iterations` or
+// `tolerance` is LATENT_STATUS_INVALID_ARGUMENT, checked first.
+latent_status latent_psd_encode_optimized(const struct latent_psd *psd,
+                                          const float *x,
+                                          size_t rows,
+                                          size_t cols,
+                                          uint32_t iterations,
+                                          double tolerance,
+                                          float *codes,
+                                          size_t capacity);
+
+// The reconstructions h D of `rows` code rows (`cols` = code_dim) into `out` (rows x
+// input_dim). Checks as latent_psd_encode.
+latent_status latent_psd_decode(const struct latent_psd *psd,
+                                const float *codes,
+                                size_t rows,
+                                size_t cols,
+                                float *out,
+                                size_t capacity);
+
+// The reconstructions of `rows` input rows into `out` (rows x input_dim): D f(x) from the
+// fast codes when `iterations` is 0, else D h* from the codes of latent_psd_encode_optimized
+// with `iterations` and tolerance 1e-4. Checks as latent_psd_encode_optimized.
+latent_status latent_psd_reconstruct(const struct latent_psd *psd,
+                                     const float *x,
+                                     size_t rows,
+                                     size_t cols,
+                                     uint32_t iterations,
+                                     float *out,
+                                     size_t capacity);
+
+// Trains `net`, an autoencoder with one hidden layer (its code layer: no encoder or decoder
+// hidden layers, untied, dense, deterministic), on the rows of `train` by recirculation
+// (Hinton & McClelland 1988) instead of back-propagation. Each row goes twice around the loop:
+// h = f(x W + b_h), x' = regression x + (1 - regression) g(h V + b_v),
+// h' = regression h + (1 - regression) f(x' W + b_h); then V += learning_rate h^T (x - x'),
+// b_v += learning_rate (x - x'), W += learning_rate x'^T (h - h'),
+// b_h += learning_rate (h - h'), averaged over minibatches of `batch_size` rows shuffled each
+// epoch from `seed`. The paper's regression is 0.75; learning rates near 1 suit data in
+// [0, 1]. It minimises the squared reconstruction error whatever loss the network was built
+// with, and ignores its regularisation. *mse (may be NULL) receives the mean squared error per
+// element of the reconstructions of `train` after the last epoch (NaN when the call fails).
+//
+// A deeper network, a tied one, a classifier or regressor, or one with stochastic or
+// non-dense layers is LATENT_STATUS_INVALID_ARGUMENT (the message says why); so are epochs or
+// batch_size outside 1 to 1000000 and 1 to 2^20, a learning_rate not positive and finite, a
+// regression outside [0, 1), and a `train` of zero rows; columns other than input_dim are
+// LATENT_STATUS_SHAPE_MISMATCH. A step that makes a parameter non-finite stops with
+// LATENT_STATUS_DIVERGED. Any failure leaves the network as it was. It runs on the CPU (a
+// network on a GPU gets the result before its next use) on LATENT_NUM_THREADS threads
+// (default all cores); while it runs, other calls on `net` return LATENT_STATUS_BUSY.
+latent_status latent_network_fit_recirculation(struct latent_network *net,
+                                               const struct latent_dataset *train,
+                                               uint32_t epochs,
+                                               uint32_t batch_size,
+                                               double learning_rate,
+                                               double regression,
+                                               uint64_t seed,
+                                               double *mse);
 
 // The defaults: 10 epochs, batch 128, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), no weight
 // decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping, a

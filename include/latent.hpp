@@ -167,7 +167,7 @@ struct progress_state {
 inline int32_t progress_trampoline(void *user, const latent_progress *progress) noexcept {
     auto *state = static_cast<progress_state *>(user);
     try {
-        return (*state->callback)(*progress) ? 0 : 1;
+        return (*state->callback)(*progress) ? 1 : 0; /* true = stop, as non-zero in C */
     } catch (...) {
         state->thrown = std::current_exception();
         return 1; /* cancel: the network keeps its last completed step */
@@ -237,7 +237,8 @@ inline std::string data_find(const std::string &name) {
     return path;
 }
 
-/** Training progress: return true to go on, false to cancel. */
+/** Training progress: return true to stop (cancel), false to go on: the C convention (non-zero
+ * cancels) and Python's (True stops), so one callback means the same in every binding. */
 using progress_callback = std::function<bool(const latent_progress &)>;
 /** A Monte-Carlo loss of the parameters; may be called from several threads at once. */
 using objective = std::function<double(span<const double>)>;
@@ -587,7 +588,7 @@ public:
     }
 
     /** Trains `net` on `train` (validation rows from `valid`, or held out when it is empty).
-     * `progress` returns true to go on, false to cancel. Returns true when training ran to its
+     * `progress` returns true to stop, false to go on (as in C and Python). Returns true when training ran to its
      * end, false when the callback cancelled it (the network keeps its last completed step).
      * An exception thrown by `progress` cancels training and is rethrown here; the network
      * stays usable. Other failures throw latent::error. */

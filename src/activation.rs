@@ -23,6 +23,20 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The closed interval of values f can take (or approach): what a reconstruction or
+    /// regression target must lie in for this output to reach it.
+    pub fn range(self) -> (f32, f32) {
+        match self {
+            Activation::Identity | Activation::LeakyRelu => (f32::NEG_INFINITY, f32::INFINITY),
+            Activation::Sigmoid => (0.0, 1.0),
+            Activation::Tanh => (-1.0, 1.0),
+            Activation::Relu | Activation::Softplus => (0.0, f32::INFINITY),
+            Activation::Elu => (-1.0, f32::INFINITY),
+            // GELU's minimum is -0.16997 at x = -0.75179.
+            Activation::Gelu => (-0.17, f32::INFINITY),
+        }
+    }
+
     pub const ALL: [Activation; 8] = [
         Activation::Identity,
         Activation::Sigmoid,

@@ -9,8 +9,8 @@
 //! their parameter types are parsed, every parameter gets the bad values of its type (a struct
 //! passed by pointer gets one field at a time mutated), and one generated C program makes any
 //! case's call (argv: scratch directory, case number) around valid objects it builds on demand
-//! (an 8-6-4-6-8 autoencoder, a classifier, a VAE, 16 x 8 datasets, trainers, Monte-Carlo
-//! optimizers, saved files). A function of the header without a case fails the test. Beside the
+//! (an 8-6-4-6-8 autoencoder, an 8-4-8 one, a classifier, a VAE, a PSD model, 16 x 8 datasets,
+//! trainers, Monte-Carlo optimizers, saved files). A function of the header without a case fails the test. Beside the
 //! values of each type: handles of the wrong kind or state (a classifier for an autoencoder, an
 //! unlabeled or 5-column dataset, an optimizer never run), callbacks that return NaN or Inf,
 //! cancel, or call back into the library on the handle being trained; and after each call the
@@ -239,8 +239,10 @@ fn valid_handle(func: &str, name: &str, h: &str, konst: bool) -> String {
     let supervised = ["predict", "classify", "evaluate", "output_dim", "_task"].iter().any(|s| func.contains(s));
     match h {
         "latent_network" if supervised => "H_cnet()".into(),
+        "latent_network" if func == "latent_network_fit_recirculation" => "H_net1()".into(),
         "latent_network" => "H_net()".into(),
         "latent_vae" => "H_vae()".into(),
+        "latent_psd" => "H_psd()".into(),
         "latent_trainer" if konst => "H_trainer_fitted()".into(),
         "latent_trainer" => "H_trainer()".into(),
         "latent_montecarlo" if func == "latent_montecarlo_fit_network" => "H_mc_net()".into(),
@@ -260,7 +262,9 @@ fn valid_size(func: &str, name: &str) -> String {
     let v = match (func, name) {
         ("latent_trainer_history", "capacity") => "64",
         (_, "capacity") => "BUF",
-        ("latent_network_decode", "cols") => "4",
+        ("latent_network_decode" | "latent_psd_decode", "cols") => "4",
+        ("latent_psd_new", "input_dim") => "8",
+        ("latent_psd_new", "code_dim") => "4",
         ("latent_vae_generate_mean" | "latent_vae_generate_random", "cols") => "2",
         ("latent_dataset_set_targets", "cols") => "1",
         (_, "cols") => "8",
@@ -268,6 +272,7 @@ fn valid_size(func: &str, name: &str) -> String {
         (_, "n_rows") => "4",
         ("latent_network_set_params", "n") => "pc_net()",
         ("latent_vae_set_params", "n") => "pc_vae()",
+        ("latent_psd_set_params", "n") => "pc_psd()",
         ("latent_montecarlo_set_start" | "latent_montecarlo_intervals", "n") => "2",
         (_, "n") => "16",
         (_, "first") => "0",
@@ -353,6 +358,9 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             "samples" => "2".into(),
             "steps" => "3".into(),
             "threads" => "1".into(),
+            "iterations" => "20".into(),
+            "epochs" => "2".into(),
+            "batch_size" => "8".into(),
             _ => panic!("no valid uint32_t for {func}({name})"),
         },
         "uint64_t" => "0".into(),
@@ -367,6 +375,11 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             "level" => "0.95".into(),
             "quantile" => "0.9".into(),
             "threshold" => "0.5".into(),
+            "lambda" => "0.1".into(),
+            "alpha" => "1.0".into(),
+            "learning_rate" => "0.01".into(),
+            "tolerance" => "1e-4".into(),
+            "regression" => "0.75".into(),
             _ => panic!("no valid double for {func}({name})"),
         },
         "float" => match name {
@@ -586,6 +599,7 @@ fn cases(h: &Header) -> Vec<Case> {
             {
                 let other: &[(&str, &str)] = match valid[pi].as_str() {
                     "H_net()" => &[("classifier", "H_cnet()")],
+                    "H_net1()" => &[("deep", "H_net()"), ("classifier", "H_cnet()")],
                     "H_cnet()" => &[("autoencoder", "H_net()")],
                     "H_mc()" => &[("other-size", "H_mc_net()")],
                     "H_mc_net()" => &[("other-size", "H_mc()")],
@@ -773,6 +787,7 @@ static struct latent_network *o_latent_network[2];
 static struct latent_dataset *o_latent_dataset[2];
 static struct latent_trainer *o_latent_trainer[2];
 static struct latent_vae *o_latent_vae[2];
+static struct latent_psd *o_latent_psd[2];
 static struct latent_montecarlo *o_latent_montecarlo[2];
 static struct latent_metrics o_latent_metrics[4];
 static struct latent_evaluation o_latent_evaluation[4];
@@ -821,6 +836,23 @@ static struct latent_vae *H_vae(void) {
     return g_vae;
 }
 static size_t pc_vae(void) { size_t n = 0; CHECK("vae_param_count", latent_vae_param_count(H_vae(), &n)); return n; }
+static struct latent_psd *g_psd;
+static struct latent_psd *H_psd(void) {
+    if (!g_psd) CHECK("psd", latent_psd_new(8, 4, 0.1, 1.0, 0, &g_psd));
+    return g_psd;
+}
+static size_t pc_psd(void) { size_t n = 0; CHECK("psd_param_count", latent_psd_param_count(H_psd(), &n)); return n; }
+/* A one-hidden-layer autoencoder 8-4-8 (what recirculation trains). */
+static struct latent_network *g_net1;
+static struct latent_network *H_net1(void) {
+    if (!g_net1) {
+        struct latent_network_params p = latent_network_params_default();
+        p.input_dim = 8; p.code_units = 4;
+        CHECK("net1", latent_network_new(&p, &g_net1));
+        latent_network_set_threads(g_net1, 1);
+    }
+    return g_net1;
+}
 static struct latent_trainer *g_tr, *g_trf;
 static struct latent_trainer *H_trainer(void) {
     if (!g_tr) { struct latent_train_params t = small_train(); CHECK("trainer", latent_trainer_new(&t, &g_tr)); }
@@ -897,6 +929,16 @@ static void use_latent_vae(struct latent_vae *v) {
         then_status("trainer_fit_vae", latent_trainer_fit_vae(t, v, H_ds(), H_dsv(), NULL, NULL));
         latent_trainer_free(t);
     }
+}
+static void use_latent_psd(struct latent_psd *p) {
+    size_t in;
+    if (!p) return;
+    in = latent_psd_input_dim(p);
+    if (in > 0 && in <= BUF / 16) {
+        then_status("psd_encode", latent_psd_encode(p, fin, 16, in, fout, BUF));
+        then_status("psd_encode_optimized", latent_psd_encode_optimized(p, fin, 16, in, 20, 1e-4, fout, BUF));
+    }
+    if (in == 8) then_status("psd_fit", latent_psd_fit(p, H_ds(), 1, 8, 0.01, 0, NULL));
 }
 static void use_latent_trainer(struct latent_trainer *t) {
     size_t n = 0;

@@ -25,6 +25,7 @@ const STRUCTS: &[(&str, &str, &str)] = &[
     ("NetworkParams", "struct jl_network_params", "latent_network_params"),
     ("TrainParams", "struct jl_train_params", "latent_train_params"),
     ("EpochRecord", "struct jl_epoch_record", "latent_epoch_record"),
+    ("Progress", "struct jl_progress", "latent_progress"),
 ];
 
 /// The C type a Julia ccall type stands for, `const` left out.
@@ -226,5 +227,6 @@ fn julia_mirror_runs_the_quickstart() {
     assert_eq!(code, 0, "julia_mirror failed:\n{out}\n{err}");
     assert!(out.contains("reloaded model gives identical codes: true"), "{out}");
     assert!(out.contains("LATENT_STATUS_SHAPE_MISMATCH"), "{out}");
+    assert!(out.contains("progress stopped the fit: status 9, 2 epochs, 2 calls"), "{out}");
     assert!(out.contains("julia mirror OK"), "{out}");
 }

@@ -96,7 +96,7 @@ int main(int argc, char **argv) try {
         if (p.event == LATENT_EVENT_EPOCH_END && (p.epoch + 1) % 10 == 0)
             std::printf("epoch %3u/%u  train loss %.5f  validation loss %.5f\n", p.epoch + 1, p.epochs, p.loss,
                         p.valid_loss);
-        return true;  // false would cancel
+        return false;  // true would stop training (as non-zero in C, True in Python)
     });
     const double after = net.mse(test);
     std::printf("test squared error per pixel: %.5f before training, %.5f after %zu epochs\n", before, after,

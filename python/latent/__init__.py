@@ -44,6 +44,7 @@ from .core import (
     MonteCarlo,
     Network,
     Progress,
+    Psd,
     Trainer,
     Vae,
     cuda_available,

@@ -664,6 +664,21 @@ _PROTOTYPES = {
     "latent_vae_sample_prior": (S, [H, c_size_t, c_uint64, _pf, c_size_t]),
     "latent_vae_log_likelihood": (S, [H, _pf, c_size_t, c_size_t, c_uint32, c_uint64, _pd, c_size_t]),
     "latent_vae_elbo": (S, [H, H, c_uint32, c_uint64, POINTER(latent_elbo)]),
+    # recirculation
+    "latent_network_fit_recirculation": (S, [H, H, c_uint32, c_uint32, c_double, c_double, c_uint64, _pd]),
+    # predictive sparse decomposition
+    "latent_psd_new": (S, [c_size_t, c_size_t, c_double, c_double, c_uint64, PH]),
+    "latent_psd_free": (None, [H]),
+    "latent_psd_input_dim": (c_size_t, [H]),
+    "latent_psd_code_dim": (c_size_t, [H]),
+    "latent_psd_param_count": (S, [H, _pz]),
+    "latent_psd_get_params": (S, [H, _pf, c_size_t]),
+    "latent_psd_set_params": (S, [H, _pf, c_size_t]),
+    "latent_psd_fit": (S, [H, H, c_uint32, c_uint32, c_double, c_uint64, _pd]),
+    "latent_psd_encode": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
+    "latent_psd_encode_optimized": (S, [H, _pf, c_size_t, c_size_t, c_uint32, c_double, _pf, c_size_t]),
+    "latent_psd_decode": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
+    "latent_psd_reconstruct": (S, [H, _pf, c_size_t, c_size_t, c_uint32, _pf, c_size_t]),
     # montecarlo
     "latent_montecarlo_params_default": (latent_montecarlo_params, []),
     "latent_montecarlo_new": (S, [POINTER(latent_montecarlo_params), c_size_t, PH]),

@@ -1,4 +1,4 @@
-"""The handle classes: Network, Dataset, Trainer, Vae, MonteCarlo."""
+"""The handle classes: Network, Dataset, Trainer, Vae, Psd, MonteCarlo."""
 
 import ctypes
 import math
@@ -569,6 +569,19 @@ class Network(_Handle):
     def reconstruct(self, x):
         return self._map(lib.latent_network_reconstruct, lib.latent_network_reconstruct_dataset, x, self.input_dim)
 
+    def fit_recirculation(self, train, epochs=10, batch_size=16, learning_rate=1.0, regression=0.75, seed=0):
+        """Trains this one-hidden-layer autoencoder by recirculation (Hinton & McClelland 1988)
+        instead of back-propagation (latent_network_fit_recirculation): two passes around the
+        loop visible -> hidden -> visible, each weight changed by its presynaptic activity times
+        its unit's change between the passes. `train` is a Dataset or an array. Returns the
+        mean squared error per element of the reconstructions of `train` after the last
+        epoch. Deeper, tied or supervised networks raise InvalidArgument."""
+        ds = _dataset(train)
+        mse = c_double()
+        check(lib.latent_network_fit_recirculation(self._handle, ds._handle, int(epochs), int(batch_size),
+                                                   float(learning_rate), float(regression), int(seed), byref(mse)))
+        return mse.value
+
     def predict(self, x):
         """Class probabilities (classifier), predictions (regressor) or reconstructions."""
         return self._map(lib.latent_network_predict, lib.latent_network_predict_dataset, x, self.output_dim)
@@ -597,17 +610,20 @@ class Network(_Handle):
 
     def loss(self, dataset):
         v = c_double()
-        check(lib.latent_network_loss(self._handle, _dataset(dataset)._handle, byref(v)))
+        ds = _dataset(dataset)  # held until the call returns (a temporary would be freed first)
+        check(lib.latent_network_loss(self._handle, ds._handle, byref(v)))
         return v.value
 
     def mse(self, dataset):
         v = c_double()
-        check(lib.latent_network_mse(self._handle, _dataset(dataset)._handle, byref(v)))
+        ds = _dataset(dataset)  # held until the call returns (a temporary would be freed first)
+        check(lib.latent_network_mse(self._handle, ds._handle, byref(v)))
         return v.value
 
     def metrics(self, dataset):
         m = _ffi.latent_metrics()
-        check(lib.latent_network_metrics(self._handle, _dataset(dataset)._handle, byref(m)))
+        ds = _dataset(dataset)  # held until the call returns (a temporary would be freed first)
+        check(lib.latent_network_metrics(self._handle, ds._handle, byref(m)))
         return Metrics(*(getattr(m, f) for f in Metrics._fields))
 
     def evaluate(self, dataset):
@@ -861,8 +877,91 @@ class Vae(_Handle):
     def elbo(self, dataset, samples=1, seed=0):
         """Elbo(neg_elbo, reconstruction, kl), means per example over a dataset."""
         e = _ffi.latent_elbo()
-        check(lib.latent_vae_elbo(self._handle, _dataset(dataset)._handle, int(samples), int(seed), byref(e)))
+        ds = _dataset(dataset)  # held until the call returns (a temporary would be freed first)
+        check(lib.latent_vae_elbo(self._handle, ds._handle, int(samples), int(seed), byref(e)))
         return Elbo(e.neg_elbo, e.reconstruction, e.kl)
+
+
+# ---------------------------------------------------------------------------------------------
+# Psd
+# ---------------------------------------------------------------------------------------------
+
+
+class Psd(_Handle):
+    """Predictive sparse decomposition (latent_psd; Kavukcuoglu, Ranzato & LeCun 2008): a
+    dictionary of unit-norm atoms D, L1-sparse codes h and an encoder f(x) = g * tanh(W_e x + b_e)
+    trained to predict them, with energy ||x - D h||^2 + lam |h|_1 + alpha ||h - f(x)||^2.
+    `lam` is the C API's lambda (a Python keyword)."""
+
+    _free_name = "latent_psd_free"
+
+    def __init__(self, input_dim, code_dim, lam=0.5, alpha=1.0, seed=0):
+        super().__init__(_new_handle(lib.latent_psd_new, int(input_dim), int(code_dim), float(lam), float(alpha),
+                                     int(seed)))
+
+    @property
+    def input_dim(self):
+        return lib.latent_psd_input_dim(self._handle)
+
+    @property
+    def code_dim(self):
+        return lib.latent_psd_code_dim(self._handle)
+
+    @property
+    def params(self):
+        """D (code_dim x input_dim), W_e (input_dim x code_dim), b_e, g, flattened (a copy);
+        assign to replace them."""
+        n = c_size_t()
+        check(lib.latent_psd_param_count(self._handle, byref(n)))
+        out = np.empty(n.value, np.float32)
+        check(lib.latent_psd_get_params(self._handle, _ptr(out, c_float), out.size))
+        return out
+
+    @params.setter
+    def params(self, values):
+        v = np.require(np.asarray(values).reshape(-1), np.float32, ["C_CONTIGUOUS", "ALIGNED"])
+        check(lib.latent_psd_set_params(self._handle, _ptr(v, c_float), v.size))
+
+    @property
+    def dictionary(self):
+        """D as a code_dim x input_dim array: row k is atom k (unit norm after a fit)."""
+        return self.params[: self.code_dim * self.input_dim].reshape(self.code_dim, self.input_dim)
+
+    def fit(self, train, epochs=10, batch_size=32, learning_rate=1e-3, seed=0):
+        """Trains on `train` (a Dataset or an array) by PSD's alternating algorithm (ISTA codes,
+        then an Adam step on the parameters); returns the last epoch's mean energy per row."""
+        ds = _dataset(train)
+        obj = c_double()
+        check(lib.latent_psd_fit(self._handle, ds._handle, int(epochs), int(batch_size), float(learning_rate),
+                                 int(seed), byref(obj)))
+        return obj.value
+
+    def _map(self, fn, x, width, *extra):
+        a, single = _rows(x)
+        out = np.empty((a.shape[0], width), np.float32)
+        check(fn(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1], *extra, _ptr(out, c_float), out.size))
+        return _out(single, out)
+
+    def encode(self, x):
+        """The encoder's fast codes f(x) (rows x code_dim)."""
+        return self._map(lib.latent_psd_encode, x, self.code_dim)
+
+    def encode_optimized(self, x, iterations=100, tolerance=1e-4):
+        """The optimised sparse codes h* = argmin_h E(x, h) by ISTA from f(x)."""
+        return self._map(lib.latent_psd_encode_optimized, x, self.code_dim, int(iterations), float(tolerance))
+
+    def decode(self, codes):
+        """Reconstructions h D of codes (rows x code_dim)."""
+        return self._map(lib.latent_psd_decode, codes, self.input_dim)
+
+    def reconstruct(self, x, iterations=0):
+        """D f(x) (iterations=0), or D h* from `iterations` ISTA iterations."""
+        return self._map(lib.latent_psd_reconstruct, x, self.input_dim, int(iterations))
+
+    def __repr__(self):
+        if getattr(self, "_h", None) is None:
+            return "<latent.Psd (closed)>"
+        return f"<latent.Psd {self.input_dim} -> {self.code_dim} codes>"
 
 
 # ---------------------------------------------------------------------------------------------

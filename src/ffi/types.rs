@@ -37,7 +37,10 @@ pub struct latent_network_params {
     pub decoder_units: *const u32,
     /// NULL for `hidden_activation` everywhere.
     pub decoder_activations: *const latent_activation,
-    /// Activation of the reconstruction. Default SIGMOID.
+    /// Activation of the reconstruction. Default SIGMOID, for data in [0, 1] (pixels). A fit
+    /// refuses data (a regressor: targets) outside this activation's range with
+    /// LATENT_STATUS_INVALID_ARGUMENT, rather than training silently to a useless fit: use
+    /// IDENTITY for real-valued data, or scale the data (latent_dataset_scale).
     pub output_activation: latent_activation,
     /// Default MSE. BINARY_CROSS_ENTROPY needs a SIGMOID output and is computed from the logits.
     pub loss: latent_loss,

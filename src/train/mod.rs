@@ -4,8 +4,10 @@
 
 pub mod pretrain;
 pub mod rbm;
+pub mod recirculation;
 pub mod trainer;
 pub use pretrain::{PretrainConfig, PretrainMethod, PretrainReport, pretrain, pretrain_watching};
 pub use rbm::{Rbm, RbmConfig, Unit};
+pub use recirculation::{RecirculationConfig, RecirculationReport};
 pub use trainer::{EpochRecord, Event, Progress, Stage, StageKind, TrainConfig, Trainable, Trainer, Watch};
 pub mod collective;

@@ -89,6 +89,21 @@ struct jl_epoch_record {
     double samples_per_second;
     double learning_rate;
 };
+struct jl_progress {
+    int32_t event;
+    uint32_t epoch;
+    uint32_t epochs;
+    uint64_t batch;
+    uint64_t batches;
+    double loss;
+    double penalty;
+    int32_t stage;
+    uint32_t stage_layer;
+    double free_energy;
+    double valid_loss;
+    double samples_per_second;
+    double seconds;
+};
 /* END JULIA STRUCTS */
 
 /* BEGIN JULIA SIGNATURES */
@@ -120,6 +135,17 @@ int32_t latent_network_loss(void *h, void *ds, double *out);
 int32_t latent_network_save(void *h, const char *path);
 int32_t latent_network_load(const char *path, void **out);
 /* END JULIA SIGNATURES */
+
+/* Latent.jl's _progress_trampoline with `p -> p.epoch + 1 >= at`. */
+struct jl_stop {
+    uint32_t at;
+    int calls;
+};
+static int32_t jl_progress_trampoline(void *user, const struct jl_progress *p) {
+    struct jl_stop *s = user;
+    s->calls++;
+    return p->epoch + 1 >= s->at ? 1 : 0;
+}
 
 /* Latent.jl's _check: a non-zero status is a LatentError(status, name, message). */
 static void check(int32_t st, const char *what) {
@@ -247,6 +273,30 @@ int main(int argc, char **argv) {
     latent_trainer_free(tr);
     latent_dataset_free(train);
     printf("epoch %zu: train loss %.6f\n", epochs, h[epochs - 1].train_loss);
+
+    /* latent_fit(net, x; epochs=5, progress=p -> p.epoch + 1 >= 2): _progress_trampoline returns
+     * 1 when the function returns true; CANCELLED with `stopped` set is a normal return. */
+    {
+        void *tr2 = NULL, *train2 = jl_dataset(x.v, 1, x.rows, x.cols);
+        struct jl_train_params tp2 = tp;
+        tp2.epochs = 5;
+        check(latent_trainer_new(&tp2, &tr2), "latent_trainer_new");
+        struct jl_stop stop = {2, 0};
+        /* Julia hands @cfunction's pointer over as a Ptr{Cvoid}: the same bits here. */
+        int32_t (*fn)(void *, const struct jl_progress *) = jl_progress_trampoline;
+        void *fp;
+        memcpy(&fp, &fn, sizeof fp);
+        int32_t st = latent_trainer_fit(tr2, net, train2, NULL, fp, &stop);
+        size_t n2 = 0;
+        check(latent_trainer_history(tr2, NULL, 0, &n2), "latent_trainer_history");
+        latent_trainer_free(tr2);
+        latent_dataset_free(train2);
+        printf("progress stopped the fit: status %d, %zu epochs, %d calls\n", st, n2, stop.calls);
+        if (st != 9 || n2 != 2 || stop.calls != 2) {
+            fprintf(stderr, "the progress callback did not stop training after 2 epochs\n");
+            return 1;
+        }
+    }
     double trained = jl_loss(net, x);
     printf("trained loss %.6f\n", trained);
     if (epochs != 20 || !(trained < 0.5 * untrained)) {

@@ -108,7 +108,7 @@ int main() {
         try {
             trainer.fit(net, train, [&](const latent_progress &p) {
                 if (p.event == LATENT_EVENT_EPOCH_END && ++epochs_seen == 3) throw stop_training(3);
-                return true;
+                return false;
             });
         } catch (const stop_training &e) {
             caught = std::string(e.what()) == "stopped at epoch 3";
@@ -118,9 +118,10 @@ int main() {
         std::vector<float> codes = net.encode(train);
         EXPECT(codes.size() == 200 * 4);
         for (float v : codes) EXPECT(std::isfinite(v));
-        // Returning false cancels without an exception: fit() says it did not finish.
+        // Returning true stops without an exception (as non-zero in C, True in Python): fit()
+        // says it did not finish.
         int calls = 0;
-        EXPECT(!trainer.fit(net, train, [&](const latent_progress &) { return ++calls < 2; }));
+        EXPECT(!trainer.fit(net, train, [&](const latent_progress &) { return ++calls >= 2; }));
         EXPECT(calls == 2);
         const double before = net.mse(train);
         EXPECT(trainer.fit(net, train));

@@ -63,13 +63,31 @@ dim.latent_dataset <- function(x) .lc("latent_r_dataset_dim", x$handle)
 .as_dataset <- function(data) if (inherits(data, "latent_dataset")) data else latent_dataset(data)
 
 # Trains `net` in place; returns the history (one row per epoch of this fit) as a data.frame.
+# `progress`, a function of one list (event, epoch (1-based), epochs, loss, penalty, valid_loss),
+# is called at each epoch end: returning TRUE stops training (as non-zero in C and True in
+# Python); the history then has attr(, "stopped") TRUE. An error inside it stops training and is
+# raised from latent_fit; the network keeps its last completed step either way.
 latent_fit <- function(net, data, epochs = 10L, batch_size = 128L, learning_rate = 1e-3,
-                       optimizer = "adam", seed = 0, threads = 0L, validation_fraction = 0) {
+                       optimizer = "adam", seed = 0, threads = 0L, validation_fraction = 0,
+                       progress = NULL) {
   stopifnot(inherits(net, "latent_network"))
+  stopifnot(is.null(progress) || is.function(progress))
   data <- .as_dataset(data)
+  failure <- NULL
+  cb <- if (is.null(progress)) NULL else function(p) {
+    tryCatch(isTRUE(progress(p)), error = function(e) {
+      failure <<- e
+      TRUE
+    })
+  }
   h <- .lc("latent_r_fit", net$handle, data$handle, epochs, batch_size, learning_rate,
-           optimizer, seed, threads, validation_fraction)
-  as.data.frame(h)
+           optimizer, seed, threads, validation_fraction, cb)
+  if (!is.null(failure)) stop(failure)
+  stopped <- isTRUE(attr(h, "stopped"))
+  attr(h, "stopped") <- NULL
+  h <- as.data.frame(h)
+  attr(h, "stopped") <- stopped
+  h
 }
 
 encode <- function(net, x) {

@@ -233,14 +233,47 @@ static void check_interrupt(void *unused) {
     R_CheckUserInterrupt();
 }
 
+/* A fit's R progress function (R_NilValue: none) and what it said. */
+struct r_progress {
+    SEXP fn;
+    const struct latent_progress *p;
+    int stop;
+};
+
+/* Calls the R function with the progress record; the R wrapper has made it total (errors become
+ * TRUE and are re-raised after the fit), so the only jump is an interrupt, which
+ * R_ToplevelExec stops here. */
+static void call_r_progress(void *data) {
+    struct r_progress *s = (struct r_progress *)data;
+    const struct latent_progress *p = s->p;
+    const char *names[] = {"event", "epoch", "epochs", "loss", "penalty", "valid_loss", ""};
+    SEXP rec = PROTECT(Rf_mkNamed(VECSXP, names));
+    SET_VECTOR_ELT(rec, 0, Rf_mkString(p->event == LATENT_EVENT_EPOCH_END ? "epoch_end" : "batch"));
+    SET_VECTOR_ELT(rec, 1, Rf_ScalarInteger((int)p->epoch + 1));
+    SET_VECTOR_ELT(rec, 2, Rf_ScalarInteger((int)p->epochs));
+    SET_VECTOR_ELT(rec, 3, Rf_ScalarReal(p->loss));
+    SET_VECTOR_ELT(rec, 4, Rf_ScalarReal(p->penalty));
+    SET_VECTOR_ELT(rec, 5, Rf_ScalarReal(p->valid_loss));
+    SEXP call = PROTECT(Rf_lang2(s->fn, rec));
+    SEXP r = Rf_eval(call, R_GlobalEnv);
+    s->stop = Rf_asLogical(r) == TRUE;
+    UNPROTECT(2);
+}
+
+/* The progress callback: TRUE from the R function stops training, as non-zero does in C and True
+ * in Python; Ctrl-C cancels too. */
 static int32_t progress(void *user, const struct latent_progress *pr) {
-    (void)user;
-    (void)pr;
-    return R_ToplevelExec(check_interrupt, NULL) ? 0 : 1;
+    struct r_progress *s = (struct r_progress *)user;
+    if (!R_ToplevelExec(check_interrupt, NULL)) return 1;
+    if (s->fn == R_NilValue) return 0;
+    s->p = pr;
+    s->stop = 0;
+    if (!R_ToplevelExec(call_r_progress, s)) return 1;
+    return s->stop ? 1 : 0;
 }
 
 SEXP latent_r_fit(SEXP net, SEXP data, SEXP epochs, SEXP batch_size, SEXP learning_rate, SEXP optimizer,
-                  SEXP seed, SEXP threads, SEXP validation_fraction) {
+                  SEXP seed, SEXP threads, SEXP validation_fraction, SEXP progress_fn) {
     latent_network *n = net_of(net);
     latent_dataset *d = ds_of(data);
     latent_train_params tp = latent_train_params_default();
@@ -255,7 +288,10 @@ SEXP latent_r_fit(SEXP net, SEXP data, SEXP epochs, SEXP batch_size, SEXP learni
     tp.validation_fraction = num_arg(validation_fraction, "validation_fraction");
     latent_trainer *tr = NULL;
     CHECK(latent_trainer_new(&tp, &tr), "latent_trainer_new");
-    latent_status st = latent_trainer_fit(tr, n, d, NULL, progress, NULL);
+    struct r_progress state = {Rf_isFunction(progress_fn) ? progress_fn : R_NilValue, NULL, 0};
+    latent_status st = latent_trainer_fit(tr, n, d, NULL, progress, &state);
+    int stopped = st == LATENT_STATUS_CANCELLED && state.stop;
+    if (stopped) st = LATENT_STATUS_OK;
     if (st != LATENT_STATUS_OK) {
         char msg[2048];
         snprintf(msg, sizeof msg, "%s", latent_last_error_message());
@@ -286,6 +322,7 @@ SEXP latent_r_fit(SEXP net, SEXP data, SEXP epochs, SEXP batch_size, SEXP learni
         }
     }
     Rf_setAttrib(out, R_NamesSymbol, nm);
+    Rf_setAttrib(out, Rf_install("stopped"), Rf_ScalarLogical(stopped));
     UNPROTECT(2);
     return out;
 }
@@ -379,7 +416,7 @@ static const R_CallMethodDef CALLS[] = {
     {"latent_r_network_describe", (DL_FUNC)&latent_r_network_describe, 1},
     {"latent_r_dataset_new", (DL_FUNC)&latent_r_dataset_new, 3},
     {"latent_r_dataset_dim", (DL_FUNC)&latent_r_dataset_dim, 1},
-    {"latent_r_fit", (DL_FUNC)&latent_r_fit, 9},
+    {"latent_r_fit", (DL_FUNC)&latent_r_fit, 10},
     {"latent_r_encode", (DL_FUNC)&latent_r_encode, 2},
     {"latent_r_reconstruct", (DL_FUNC)&latent_r_reconstruct, 2},
     {"latent_r_predict", (DL_FUNC)&latent_r_predict, 2},

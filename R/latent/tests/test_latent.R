@@ -110,6 +110,19 @@ cat(sprintf("held-out accuracy %.3f\n", acc))
 # Measured: 0.914 after 20 epochs.
 check(acc > 0.85, sprintf("held-out accuracy %.3f > 0.85", acc))
 
+# The progress function sees every epoch end; TRUE stops training (as non-zero in C, True in
+# Python); an error inside it is raised from latent_fit.
+seen <- c()
+h <- latent_fit(clf, train, epochs = 10, batch_size = 64, seed = 3, threads = 1,
+                progress = function(p) { seen <<- c(seen, p$epoch); p$epoch >= 3 })
+check(identical(seen, c(1L, 2L, 3L)) && nrow(h) == 3 && isTRUE(attr(h, "stopped")),
+      "progress returning TRUE at epoch 3 stops after 3 epochs")
+h <- latent_fit(clf, train, epochs = 2, batch_size = 64, seed = 3, threads = 1, progress = function(p) FALSE)
+check(nrow(h) == 2 && identical(attr(h, "stopped"), FALSE), "progress returning FALSE goes on")
+expect_error(latent_fit(clf, train, epochs = 5, batch_size = 64, progress = function(p) stop("boom at epoch ", p$epoch)),
+             "boom at epoch 1", "an error in the progress function")
+check(all(is.finite(predict(clf, X[1:3, ]))), "the network is usable after a stopped fit")
+
 # Finalizers free what is no longer referenced.
 rm(net, net2, clf, train, freed)
 invisible(gc())

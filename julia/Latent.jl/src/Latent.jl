@@ -104,6 +104,47 @@ struct EpochRecord
     learning_rate::Float64
 end
 
+struct Progress
+    event::Int32
+    epoch::UInt32
+    epochs::UInt32
+    batch::UInt64
+    batches::UInt64
+    loss::Float64
+    penalty::Float64
+    stage::Int32
+    stage_layer::UInt32
+    free_energy::Float64
+    valid_loss::Float64
+    samples_per_second::Float64
+    seconds::Float64
+end
+
+# What a fit's progress trampoline shares with latent_fit: the user's function, what it threw,
+# and whether it asked to stop.
+mutable struct _ProgressState
+    f::Any
+    err::Any
+    stopped::Bool
+end
+
+# The C progress callback: `true` from the Julia function stops training (as non-zero in C and
+# True in Python); an exception stops it too and is rethrown by latent_fit. Nothing unwinds
+# into the library.
+function _progress_trampoline(user::Ptr{Cvoid}, p::Ptr{Progress})::Int32
+    state = unsafe_pointer_to_objref(user)::_ProgressState
+    try
+        if state.f(unsafe_load(p)) === true
+            state.stopped = true
+            return Int32(1)
+        end
+        return Int32(0)
+    catch e
+        state.err = e
+        return Int32(1)
+    end
+end
+
 # A copy of an immutable struct with some fields replaced.
 function _with(p::T; kw...) where {T}
     vals = map(fieldnames(T)) do f
@@ -278,15 +319,18 @@ _as_dataset(x) = latent_dataset(x)
 
 """
     latent_fit(net, data; epochs=10, batch_size=128, learning_rate=1e-3, optimizer=:adam,
-               seed=0, threads=0, validation_fraction=0.0)
+               seed=0, threads=0, validation_fraction=0.0, progress=nothing)
 
 Trains `net` in place on `data` (a `Dataset` or a matrix) and returns the history of this fit:
 a named tuple of vectors (`epoch`, `train_loss`, `train_penalty`, `valid_loss`, `seconds`,
-`samples_per_second`, `learning_rate`), which `DataFrame(h)` takes as it is.
+`samples_per_second`, `learning_rate`), which `DataFrame(h)` takes as it is, and `stopped`.
+`progress(p::Progress)` is called at each epoch end; returning `true` stops training (as
+non-zero in C and `True` in Python; `stopped` is then `true`), and an exception thrown inside
+it stops training and is rethrown here. The network keeps its last completed step either way.
 """
 function latent_fit(net::Network, data; epochs::Integer=10, batch_size::Integer=128,
                     learning_rate::Real=1e-3, optimizer=:adam, seed::Integer=0,
-                    threads::Integer=0, validation_fraction::Real=0.0)
+                    threads::Integer=0, validation_fraction::Real=0.0, progress=nothing)
     d = _as_dataset(data)
     p = _with(_train_params_default(); epochs=epochs, batch_size=batch_size,
               learning_rate=learning_rate, optimizer=_lookup(OPTIMIZERS, optimizer, "optimizer"),
@@ -294,7 +338,13 @@ function latent_fit(net::Network, data; epochs::Integer=10, batch_size::Integer=
     tr = Ref{Ptr{Cvoid}}(C_NULL)
     _check(_trainer_new(Ref(p), tr))
     try
-        GC.@preserve net d _check(_trainer_fit(tr[], net.ptr, d.ptr, C_NULL, C_NULL, C_NULL))
+        state = _ProgressState(progress, nothing, false)
+        cb = progress === nothing ? C_NULL :
+             @cfunction(_progress_trampoline, Int32, (Ptr{Cvoid}, Ptr{Progress}))
+        user = progress === nothing ? C_NULL : pointer_from_objref(state)
+        st = GC.@preserve net d state _trainer_fit(tr[], net.ptr, d.ptr, C_NULL, cb, user)
+        state.err === nothing || throw(state.err)
+        (st == 9 && state.stopped) || _check(st)  # 9: LATENT_STATUS_CANCELLED
         n = Ref{Csize_t}(0)
         _check(_trainer_history(tr[], Ptr{EpochRecord}(C_NULL), 0, n))
         h = Vector{EpochRecord}(undef, n[])
@@ -302,7 +352,7 @@ function latent_fit(net::Network, data; epochs::Integer=10, batch_size::Integer=
         return (epoch=collect(1:length(h)), train_loss=[r.train_loss for r in h],
                 train_penalty=[r.train_penalty for r in h], valid_loss=[r.valid_loss for r in h],
                 seconds=[r.seconds for r in h], samples_per_second=[r.samples_per_second for r in h],
-                learning_rate=[r.learning_rate for r in h])
+                learning_rate=[r.learning_rate for r in h], stopped=state.stopped)
     finally
         _trainer_free(tr[])
     end
