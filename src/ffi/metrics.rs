@@ -6,7 +6,7 @@ use super::*;
 use crate::error::Error;
 use crate::metrics::{AnomalyThreshold, Metrics};
 
-/// Metrics of a network over a dataset, each a mean over the dataset (README "Metrics").
+/// Metrics of a network over a dataset, each a mean over the dataset (docs/metrics.md).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct latent_metrics {
