@@ -42,6 +42,7 @@ pub use distribution::{DistKind, Part, Reconstruction};
 pub use error::{Error, Result};
 pub use init::Init;
 pub use loss::Loss;
+pub use hashing::HashIndex;
 pub use metrics::{AnomalyThreshold, Metrics};
 pub use network::{LayerSpec, Network, NetworkSpec};
 pub use optim::{LrSchedule, OptimizerConfig, OptimizerKind, Schedule};
