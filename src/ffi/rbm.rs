@@ -218,8 +218,13 @@ pub unsafe extern "C" fn latent_rbm_history(
         if !n.is_null() {
             unsafe { put(n, hist.len()) };
         }
-        if reconstruction_error.is_null() && capacity == 0 {
-            return Ok(());
+        if reconstruction_error.is_null() {
+            if capacity == 0 {
+                return Ok(());
+            }
+            return Err(crate::Error::NullArgument(
+                "reconstruction_error is NULL (pass capacity 0 with it to only count)".into(),
+            ));
         }
         let r = unsafe { out_slice(reconstruction_error, capacity, hist.len(), "reconstruction_error")? };
         let mut f = if free_energy.is_null() {
