@@ -49,7 +49,7 @@ fn time(
     mut f: impl FnMut(u64) -> usize,
     mut g: impl FnMut(u64) -> usize,
 ) -> (f64, f64, f64) {
-    let mut run = |h: &mut dyn FnMut(u64) -> usize| {
+    let run = |h: &mut dyn FnMut(u64) -> usize| {
         let mut found = 0;
         let t = Instant::now();
         for &q in queries {

@@ -257,3 +257,54 @@ fn c_api_statuses_are_exact() {
         latent_hash_index_free(std::ptr::null_mut());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// docs/semantic_hashing.md
+
+/// The one fenced block of `lang` in a doc.
+fn doc_block(doc: &str, lang: &str) -> String {
+    let text = std::fs::read_to_string(common::root().join(doc)).unwrap();
+    let fence = format!("```{lang}\n");
+    let blocks: Vec<&str> = text.split(&fence).skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    assert_eq!(blocks.len(), 1, "{doc} should have one ```{lang} block");
+    blocks[0].to_string()
+}
+
+/// docs/semantic_hashing.md's C block compiles against the header and runs on the digits; its
+/// Python block runs and prints the retrieval precision quoted on the page.
+#[test]
+fn semantic_hashing_doc_code_blocks_compile_and_run() {
+    use std::process::Command;
+    if common::data_dir("digits").is_none() {
+        return;
+    }
+    let dir = common::scratch("semantic_hashing_doc");
+    let src = dir.join("hash.c");
+    std::fs::write(&src, doc_block("docs/semantic_hashing.md", "c")).unwrap();
+    let exe = dir.join("hash");
+    common::compile_c(&[src], &exe, &[]);
+    let (code, out, err) = common::run(Command::new(&exe).current_dir(&dir));
+    println!("{out}");
+    assert_eq!(code, 0, "the C block failed:\n{out}\n{err}");
+    assert!(out.contains("1797 digits at") && out.contains("at distance 0"), "{out}");
+    if !common::have("python3")
+        || !Command::new("python3").args(["-c", "import numpy"]).output().is_ok_and(|o| o.status.success())
+    {
+        common::skip("python3 with numpy", "install python3-numpy to run the doc's Python block");
+        return;
+    }
+    let script = dir.join("hash.py");
+    std::fs::write(&script, doc_block("docs/semantic_hashing.md", "python")).unwrap();
+    let lib = common::lib_dir().join(if cfg!(target_os = "macos") { "liblatent.dylib" } else { "liblatent.so" });
+    let (code, out, err) = common::run(
+        Command::new("python3")
+            .current_dir(&dir)
+            .arg(&script)
+            .env("PYTHONPATH", common::root().join("python"))
+            .env("LATENT_LIBRARY", lib)
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+    );
+    println!("{out}");
+    assert_eq!(code, 0, "the Python block failed:\n{out}\n{err}");
+    assert!(out.contains("precision@10 over all 1797 digits"), "{out}");
+}
