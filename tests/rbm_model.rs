@@ -261,3 +261,47 @@ fn c_program_trains_scores_samples_and_reloads_an_rbm() {
     assert_eq!(code, 0, "tests/c/rbm.c failed:\n{out}\n{err}");
     assert!(out.contains("0 failures"), "{out}");
 }
+
+/// The one fenced block of `lang` in a doc.
+fn doc_block(doc: &str, lang: &str) -> String {
+    let text = std::fs::read_to_string(root().join(doc)).unwrap();
+    let fence = format!("```{lang}\n");
+    let blocks: Vec<&str> = text.split(&fence).skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    assert_eq!(blocks.len(), 1, "{doc} should have one ```{lang} block");
+    blocks[0].to_string()
+}
+
+/// docs/rbm.md's C block compiles against the header and runs on the digits; its Python block
+/// runs.
+#[test]
+fn rbm_doc_code_blocks_compile_and_run() {
+    if data_dir("digits").is_none() {
+        return;
+    }
+    let dir = scratch("rbm_doc");
+    let src = dir.join("rbm.c");
+    std::fs::write(&src, doc_block("docs/rbm.md", "c")).unwrap();
+    let exe = dir.join("rbm");
+    compile_c(&[src], &exe, &[]);
+    let (code, out, err) = run(Command::new(&exe).current_dir(&dir));
+    println!("{out}");
+    assert_eq!(code, 0, "the C block failed:\n{out}\n{err}");
+    assert!(out.contains("reloaded: digit 0 free energy"), "{out}");
+    if !have("python3") || !Command::new("python3").args(["-c", "import numpy"]).output().is_ok_and(|o| o.status.success())
+    {
+        skip("python3 with numpy", "install python3-numpy to run the doc's Python block");
+        return;
+    }
+    let script = dir.join("rbm.py");
+    std::fs::write(&script, doc_block("docs/rbm.md", "python")).unwrap();
+    let lib = lib_dir().join(if cfg!(target_os = "macos") { "liblatent.dylib" } else { "liblatent.so" });
+    let (code, out, err) = run(Command::new("python3")
+        .current_dir(&dir)
+        .arg(&script)
+        .env("PYTHONPATH", root().join("python"))
+        .env("LATENT_LIBRARY", lib)
+        .env("PYTHONDONTWRITEBYTECODE", "1"));
+    println!("{out}");
+    assert_eq!(code, 0, "the Python block failed:\n{out}\n{err}");
+    assert!(out.contains("nats") && out.contains("BERNOULLI"), "{out}");
+}
