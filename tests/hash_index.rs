@@ -182,7 +182,7 @@ fn c_api_statuses_are_exact() {
         (&codes[..], 0, 4, LATENT_STATUS_INVALID_ARGUMENT),
         (&codes[..], 4, 3, LATENT_STATUS_INVALID_ARGUMENT), // 0b1000 has bit 3 set
     ] {
-        let mut h = 1 as *mut latent_hash_index;
+        let mut h = std::ptr::dangling_mut::<latent_hash_index>();
         let st = unsafe { latent_hash_index_new(c.as_ptr(), n, bits, &mut h) };
         assert_eq!(st, want, "n {n} bits {bits}");
         assert!(h.is_null());

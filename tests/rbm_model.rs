@@ -287,7 +287,8 @@ fn rbm_doc_code_blocks_compile_and_run() {
     println!("{out}");
     assert_eq!(code, 0, "the C block failed:\n{out}\n{err}");
     assert!(out.contains("reloaded: digit 0 free energy"), "{out}");
-    if !have("python3") || !Command::new("python3").args(["-c", "import numpy"]).output().is_ok_and(|o| o.status.success())
+    if !have("python3")
+        || !Command::new("python3").args(["-c", "import numpy"]).output().is_ok_and(|o| o.status.success())
     {
         skip("python3 with numpy", "install python3-numpy to run the doc's Python block");
         return;
