@@ -1033,6 +1033,9 @@ class HashIndex(_Handle):
         c = np.asarray(codes)
         if c.dtype.kind not in "ui":
             raise TypeError(f"HashIndex: codes must be unsigned integers (uint64), got {c.dtype}")
+        if c.ndim == 2 and c.shape[1] != 1:
+            raise ValueError(f"HashIndex: one 64-bit word per code (codes of at most 64 bits), got {c.shape[1]} "
+                             "words per code")
         c = np.require(c.reshape(-1).astype(np.uint64, copy=False), np.uint64, ["C_CONTIGUOUS", "ALIGNED"])
         super().__init__(_new_handle(lib.latent_hash_index_new, _ptr(c, c_uint64), c.size, int(bits)))
 

@@ -47,6 +47,8 @@ def test_hash_index_of_network_codes_matches_brute_force(digits):
 def test_hash_index_bad_values():
     with pytest.raises(latent.InvalidArgument, match="1 to 64 bits"):
         latent.HashIndex(np.zeros(4, np.uint64), 65)
+    with pytest.raises(ValueError, match="one 64-bit word per code"):
+        latent.HashIndex(np.zeros((4, 2), np.uint64), 100)
     with pytest.raises(latent.InvalidArgument, match="bits set"):
         latent.HashIndex(np.array([1, 8], np.uint64), 3)
     with latent.HashIndex(np.array([0b011, 0b111, 0b011], np.uint64), 3) as index:
