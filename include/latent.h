@@ -39,6 +39,11 @@
 // dataset they return LATENT_STATUS_BUSY.
 typedef struct latent_dataset latent_dataset;
 
+// Binary codes of at most 64 bits used as memory addresses (semantic hashing's lookup): each
+// address holds the ids of the items whose code it is. Immutable once built: any number of
+// threads may query one index at once.
+typedef struct latent_hash_index latent_hash_index;
+
 // A Monte-Carlo optimizer: per-parameter priors, proposals and constraints, the best point so
 // far, adapted spreads and counters. A later latent_montecarlo_minimize() continues from the
 // best (KernelML's runs). Used by one thread at a time.
@@ -57,6 +62,13 @@ typedef struct latent_network latent_network;
 // that change it (fit, set_params) wait for them and run alone, and while latent_psd_fit runs
 // every other call on the model returns LATENT_STATUS_BUSY at once.
 typedef struct latent_psd latent_psd;
+
+// A restricted Boltzmann machine (DL4J's RBM layer): trained by contrastive divergence,
+// scored by free energy, used for its hidden probabilities, sampled by Gibbs sampling.
+// Inference calls may run on one RBM from many threads at once; calls that change it
+// (set_params, set_threads) wait for them. While latent_rbm_fit trains it, every other call on
+// it returns LATENT_STATUS_BUSY at once, its progress callback's included.
+typedef struct latent_rbm latent_rbm;
 
 // Trains networks with one configuration; keeps the per-epoch history and the optimizer state
 // (a second fit on the same network continues where the first stopped). One call at a time:
@@ -108,7 +120,7 @@ typedef struct latent_device_info {
 // Where a network runs.
 typedef int32_t latent_device;
 
-// Metrics of a network over a dataset, each a mean over the dataset (README "Metrics").
+// Metrics of a network over a dataset, each a mean over the dataset (docs/metrics.md).
 typedef struct latent_metrics {
   // Rows evaluated.
   uint64_t rows;
@@ -532,6 +544,9 @@ typedef struct latent_progress {
 // It runs on the thread that called latent_trainer_fit().
 typedef int32_t (*latent_progress_fn)(void *user, const struct latent_progress *progress);
 
+// Kind of an RBM layer's units (`latent_rbm_unit`).
+typedef int32_t latent_rbm_unit;
+
 // One epoch of the training history.
 typedef struct latent_epoch_record {
   // Mean reconstruction loss of the epoch's minibatches.
@@ -950,6 +965,13 @@ typedef struct latent_elbo {
 // PNG, 8-bit gray.
 #define LATENT_IMAGE_PNG 2
 
+// Binary units: p(unit = 1) = sigmoid(input). For data in [0, 1] (binarised or intensities).
+#define LATENT_RBM_UNIT_BERNOULLI 0
+
+// Linear units with unit-variance Gaussian noise: mean = input. Standardise real-valued data
+// to unit variance first; a Gaussian hidden layer learns at 1/100 of the learning rate.
+#define LATENT_RBM_UNIT_GAUSSIAN 1
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1147,6 +1169,62 @@ latent_status latent_vae_to_device(struct latent_vae *vae, latent_device device,
 latent_status latent_vae_device(const struct latent_vae *vae,
                                 latent_device *device,
                                 int32_t *ordinal);
+
+// Builds an index of `n` codes of `bits` bits (1 to 64), one uint64_t per code: the packed form
+// latent_network_binary_codes writes for a code layer of at most 64 units (bits =
+// latent_network_code_dim). Item i (its id in query results) is codes[i]. Bits at and above
+// `bits` must be 0. `bits` outside 1..=64 (longer codes are no address: search them with
+// latent_hamming_top_k), n = 0, or a code with higher bits set give
+// LATENT_STATUS_INVALID_ARGUMENT. On failure *out is NULL.
+latent_status latent_hash_index_new(const uint64_t *codes,
+                                    size_t n,
+                                    size_t bits,
+                                    struct latent_hash_index **out);
+
+// Frees an index; NULL is a no-op.
+void latent_hash_index_free(struct latent_hash_index *index);
+
+// Items stored (0 for NULL).
+size_t latent_hash_index_count(const struct latent_hash_index *index);
+
+// Distinct codes stored, the occupied addresses (0 for NULL).
+size_t latent_hash_index_buckets(const struct latent_hash_index *index);
+
+// Code width in bits (0 for NULL).
+size_t latent_hash_index_bits(const struct latent_hash_index *index);
+
+// Every item within Hamming distance `radius` of `code`: their ids into `ids` and distances
+// into `distances` (may be NULL), sorted by distance, ties by lower id (the order of
+// latent_hamming_top_k). *count receives the number found, also when the buffers (`capacity`
+// entries each) are too small: then nothing is written and the status is
+// LATENT_STATUS_BUFFER_TOO_SMALL, so a caller can size its buffers and ask again (ids = NULL
+// with capacity 0 only counts). The addresses of the Hamming ball are enumerated, or, when the
+// ball holds more addresses than the index holds distinct codes, the occupied addresses are
+// scanned: no radius costs more than a pass over the index. A radius above the code width, or
+// a code with bits set at or above it, is LATENT_STATUS_INVALID_ARGUMENT.
+latent_status latent_hash_index_query_radius(const struct latent_hash_index *index,
+                                             uint64_t code,
+                                             uint32_t radius,
+                                             uint64_t *ids,
+                                             uint32_t *distances,
+                                             size_t capacity,
+                                             size_t *count);
+
+// The `k` items nearest to `code` in Hamming distance: ids into `ids`, distances into
+// `distances` (may be NULL), sorted by distance, ties by lower id: item for item what
+// latent_hamming_top_k returns over the same codes. The radius grows from 0 until k items are
+// found (scanning the occupied addresses once the next shell of the ball holds more addresses
+// than they are). *count receives min(k, latent_hash_index_count), also when the buffers
+// (`capacity` entries each) are too small to hold that many: then the status is
+// LATENT_STATUS_BUFFER_TOO_SMALL and nothing is written. k = 0, or a code with bits set at or
+// above the code width, is LATENT_STATUS_INVALID_ARGUMENT.
+latent_status latent_hash_index_query_top_k(const struct latent_hash_index *index,
+                                            uint64_t code,
+                                            size_t k,
+                                            uint64_t *ids,
+                                            uint32_t *distances,
+                                            size_t capacity,
+                                            size_t *count);
 
 // 64-bit words per packed binary code of this network: ceil(code_dim / 64) (0 for NULL).
 size_t latent_network_code_words(const struct latent_network *net);
@@ -1797,6 +1875,139 @@ latent_status latent_network_fit_recirculation(struct latent_network *net,
                                                double regression,
                                                uint64_t seed,
                                                double *mse);
+
+// Creates an RBM of `n_visible` x `n_hidden` units of the given kinds (LATENT_RBM_UNIT_*),
+// weights 0.1 N(0, 1) drawn from `seed` and zero biases (Hinton's rbm.m). Zero or more than
+// 2^24 units on a side, or an unknown unit kind, is LATENT_STATUS_INVALID_ARGUMENT. On failure
+// *out is NULL.
+latent_status latent_rbm_new(size_t n_visible,
+                             size_t n_hidden,
+                             latent_rbm_unit visible,
+                             latent_rbm_unit hidden,
+                             uint64_t seed,
+                             struct latent_rbm **out);
+
+// Frees an RBM; NULL is a no-op.
+void latent_rbm_free(struct latent_rbm *rbm);
+
+// Visible units (0 for NULL).
+size_t latent_rbm_n_visible(const struct latent_rbm *rbm);
+
+// Hidden units (0 for NULL).
+size_t latent_rbm_n_hidden(const struct latent_rbm *rbm);
+
+// The unit kinds of the visible and the hidden layer (LATENT_RBM_UNIT_*).
+latent_status latent_rbm_units(const struct latent_rbm *rbm,
+                               latent_rbm_unit *visible,
+                               latent_rbm_unit *hidden);
+
+// Number of parameters: n_visible * n_hidden + n_hidden + n_visible.
+latent_status latent_rbm_param_count(const struct latent_rbm *rbm, size_t *out);
+
+// Copies the parameters (latent_rbm_param_count of them) into `out`: the weights W
+// (n_visible x n_hidden, row-major: W[i * n_hidden + j] joins visible i and hidden j), then
+// the hidden biases, then the visible biases.
+latent_status latent_rbm_get_params(const struct latent_rbm *rbm, float *out, size_t capacity);
+
+// Replaces the parameters (the order of latent_rbm_get_params); `n` must equal
+// latent_rbm_param_count (else LATENT_STATUS_SHAPE_MISMATCH) and every value be finite (else
+// LATENT_STATUS_NON_FINITE).
+latent_status latent_rbm_set_params(struct latent_rbm *rbm, const float *params, size_t n);
+
+// Threads used by the inference calls on this RBM (0, the default: LATENT_NUM_THREADS when
+// set, else all cores); more than 1024 is LATENT_STATUS_INVALID_ARGUMENT. Training uses the
+// `threads` of its latent_train_params.
+latent_status latent_rbm_set_threads(struct latent_rbm *rbm, uint32_t threads);
+
+// Trains the RBM on the rows of `train` (n_visible columns; Bernoulli visible units model data
+// in [0, 1]) by contrastive divergence with `cd_k` Gibbs steps per update (CD-k, 1 to 1000),
+// or persistent CD (`persistent` = 1, Tieleman 2008): the RBM stage of
+// latent_network_pretrain, configured as it is. From `params`: epochs, batch_size, the optimizer
+// and learning_rate (Hinton's rbm.m: LATENT_OPTIMIZER_SGD, 0.1, momentum 0.9 with
+// momentum_initial 0.5 until momentum_switch_epoch 5), weight_decay as the weight cost (on W
+// only), the learning-rate schedule, seed, threads, shuffle, drop_last and progress_every; the
+// validation and early-stopping fields are not used. `progress` (may be NULL) gets `loss` = the
+// mean squared reconstruction error per pixel so far and, at each epoch end, `free_energy` =
+// the mean free energy of the training rows; returning non-zero cancels
+// (LATENT_STATUS_CANCELLED). The RBM keeps its last update's parameters when cancelled or when
+// the error diverges (LATENT_STATUS_DIVERGED); only completed fits enter latent_rbm_history.
+// Each fit starts its optimizer (momentum) afresh.
+latent_status latent_rbm_fit(struct latent_rbm *rbm,
+                             const struct latent_train_params *params,
+                             uint32_t cd_k,
+                             int32_t persistent,
+                             const struct latent_dataset *train,
+                             latent_progress_fn progress,
+                             void *user);
+
+// The per-epoch statistics of every completed fit of this RBM object (not saved in model
+// files): the mean squared reconstruction error per pixel of each epoch's minibatches (one
+// Gibbs step, before each update) into `reconstruction_error` and the mean free energy of the
+// training rows at the epoch's end into `free_energy` (may be NULL), `capacity` entries each;
+// *n (may be NULL) receives the number of epochs. With reconstruction_error = NULL and
+// capacity = 0 it only counts.
+latent_status latent_rbm_history(const struct latent_rbm *rbm,
+                                 double *reconstruction_error,
+                                 double *free_energy,
+                                 size_t capacity,
+                                 size_t *n);
+
+// The free energy F(v) = -log sum_h exp(-E(v, h)) of each of `rows` visible rows (row-major,
+// `cols` = n_visible) into `out` (`rows` values; `capacity` available). p(v) = exp(-F(v)) / Z,
+// so lower is more probable; Z is unknown, so compare free energies under one RBM only. For
+// Gaussian units F leaves out the constant terms. As every RBM inference call: the width, then
+// the capacity, are checked before the rows are read; zero rows give LATENT_STATUS_OK with
+// nothing written; NaN or Inf in the rows is LATENT_STATUS_NON_FINITE.
+latent_status latent_rbm_free_energy(const struct latent_rbm *rbm,
+                                     const float *x,
+                                     size_t rows,
+                                     size_t cols,
+                                     double *out,
+                                     size_t capacity);
+
+// The hidden means of `rows` visible rows into `out` (rows x n_hidden): p(h_j = 1 | v) =
+// sigmoid(b_h,j + sum_i v_i W_ij) for Bernoulli hidden units, the linear mean for Gaussian
+// ones. The RBM as a feature extractor (DL4J's activate()).
+latent_status latent_rbm_transform(const struct latent_rbm *rbm,
+                                   const float *x,
+                                   size_t rows,
+                                   size_t cols,
+                                   float *out,
+                                   size_t capacity);
+
+// The mean-field reconstruction of `rows` visible rows into `out` (rows x n_visible): the
+// visible means given the hidden means, E[v | h = E[h | v]]. Deterministic.
+latent_status latent_rbm_reconstruct(const struct latent_rbm *rbm,
+                                     const float *x,
+                                     size_t rows,
+                                     size_t cols,
+                                     float *out,
+                                     size_t capacity);
+
+// `steps` rounds of block Gibbs sampling started from each of `rows` visible rows: h ~ p(h|v),
+// then v ~ p(v|h), `steps` times (1 to 1000000, else LATENT_STATUS_INVALID_ARGUMENT, checked
+// first); the last visible states go to `out` (rows x n_visible), or, with `means` = 1, the
+// last step's visible means p(v|h) instead of a draw. Row i draws from its own stream of
+// `seed`, so the result depends only on the seed, the row and its position in the call: the
+// same call gives bit-identical samples (for one thread count).
+latent_status latent_rbm_sample(const struct latent_rbm *rbm,
+                                const float *x,
+                                size_t rows,
+                                size_t cols,
+                                uint32_t steps,
+                                uint64_t seed,
+                                int32_t means,
+                                float *out,
+                                size_t capacity);
+
+// Saves the RBM (units, parameters, epochs trained, the last fit's CD settings) to `path` as a
+// version-5 model file, atomically, as latent_network_save writes.
+latent_status latent_rbm_save(const struct latent_rbm *rbm, const char *path);
+
+// Loads an RBM saved by latent_rbm_save. A truncated, corrupted or foreign file, or another
+// kind of model's file (a network's, a VAE's), gives LATENT_STATUS_BAD_FORMAT; a missing one
+// LATENT_STATUS_IO. Only a regular file is read. On failure *out is NULL.
+latent_status latent_rbm_load(const char *path, struct latent_rbm **out);
 
 // The defaults: 10 epochs, batch 128, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), no weight
 // decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping, a

@@ -10,6 +10,9 @@
 
 use rayon::prelude::*;
 
+pub mod index;
+pub use index::{HashIndex, Hits};
+
 use crate::error::{Result, invalid, shape};
 use crate::network::Network;
 use crate::tensor::{Matrix, checked_len};

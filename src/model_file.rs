@@ -133,6 +133,29 @@
 //! families are derived from the seed, so they are not stored. A version-4 block that says
 //! "autoencoder, all dense" is refused (such a network is written as version 1 or 2).
 //!
+//! # Version 5: restricted Boltzmann machines
+//!
+//! Version 5 defines flag bit 1 (`0x2`, [`FLAG_RBM`]): the architecture section is a
+//! standalone RBM's ([`crate::rbm_model::RbmModel`]), `A = 40` bytes:
+//!
+//! | offset | size | type | field                                                           |
+//! |--------|------|------|-----------------------------------------------------------------|
+//! | 0      | 4    | u32  | `n_visible`                                                     |
+//! | 4      | 4    | u32  | `n_hidden`                                                      |
+//! | 8      | 4    | i32  | visible unit kind (`LATENT_RBM_UNIT_*`: 0 Bernoulli, 1 Gaussian) |
+//! | 12     | 4    | i32  | hidden unit kind                                                |
+//! | 16     | 8    | u64  | seed the RBM was created with                                   |
+//! | 24     | 8    | u64  | epochs trained, over all fits                                   |
+//! | 32     | 4    | u32  | CD-k of the last fit (0: never trained)                         |
+//! | 36     | 4    | u32  | the last fit was persistent CD (0 or 1)                         |
+//!
+//! then, as in version 1, `P = n_visible n_hidden + n_hidden + n_visible` and the parameters in
+//! [`crate::train::Rbm::params`] order (W row-major n_visible x n_hidden, hidden biases, visible
+//! biases), then the CRC, so an RBM file is `72 + 4P` bytes. A version-5 file with flag bit 1
+//! clear would be a network, which this build never writes and refuses ("bad architecture");
+//! each loader refuses the other kinds' files with "wrong kind: ..." naming the call that
+//! loads them ([`load_rbm`]/[`rbm_from_bytes`] for RBMs).
+//!
 //! # Compatibility
 //!
 //! A build that writes format version N loads every version from 1 to N. Later versions keep
@@ -188,12 +211,19 @@ use crate::vae::{Posterior, Vae, VaeSpec};
 /// The first eight bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"LATENT\0\0";
 /// The highest format version this build writes and reads (networks are written as version 1,
-/// 2 or 4, variational autoencoders as version 3).
-pub const FORMAT_VERSION: u32 = 4;
+/// 2 or 4, variational autoencoders as version 3, RBMs as version 5).
+pub const FORMAT_VERSION: u32 = 5;
 /// Flag bit of a version-3 file whose architecture section is a variational autoencoder's.
 pub const FLAG_VAE: u32 = 1;
 /// The version of VAE files.
 const VAE_VERSION: u32 = 3;
+/// Flag bit of a version-5 file whose architecture section is a restricted Boltzmann machine's.
+pub const FLAG_RBM: u32 = 2;
+/// The version of RBM files.
+const RBM_VERSION: u32 = 5;
+
+mod rbm;
+pub use rbm::{load_rbm, rbm_from_bytes, rbm_to_bytes, save_rbm};
 /// Files larger than this are refused by [`load`] before reading them. The largest network
 /// ([`MAX_PARAMS`] parameters) saves to a little over 8 GiB.
 pub const MAX_FILE_BYTES: u64 = 16 << 30;
@@ -920,6 +950,7 @@ fn implied_params(spec: &NetworkSpec) -> Option<u64> {
 enum Kind {
     Network,
     Vae,
+    Rbm,
 }
 
 /// The kind of model a (checked) version and flags describe.
@@ -929,8 +960,12 @@ fn kind_of(version: u32, flags: u32) -> Result<Kind> {
         (1 | 2, f) => Err(bad(format!("unsupported flags: {f:#010x} (versions 1 and 2 define none)"))),
         (_, 0) => Ok(Kind::Network),
         (VAE_VERSION, FLAG_VAE) => Ok(Kind::Vae),
+        (RBM_VERSION, FLAG_RBM) => Ok(Kind::Rbm),
         (NETWORK_V4, f) => Err(bad(format!(
             "unsupported flags: {f:#010x} (version 4 networks define none; VAEs are written as version 3)"
+        ))),
+        (RBM_VERSION, f) => Err(bad(format!(
+            "unsupported flags: {f:#010x} (version 5 defines bit 1 only: a restricted Boltzmann machine)"
         ))),
         (_, f) => {
             Err(bad(format!("unsupported flags: {f:#010x} (version 3 defines bit 0 only: a variational autoencoder)")))
@@ -995,6 +1030,17 @@ fn parse(body: &[u8]) -> Result<Network> {
              not as a network"
             .into()));
     }
+    if kind == Kind::Rbm {
+        return Err(bad("wrong kind: the file holds a restricted Boltzmann machine; load it with latent_rbm_load, \
+             not as a network"
+            .into()));
+    }
+    if version == RBM_VERSION {
+        return Err(arch_err(format_args!(
+            "a version-{version} file without flag bit 1 would be a network, which this build writes as \
+             version 1, 2 or 4 only (version 5 adds RBMs)"
+        )));
+    }
     if version == VAE_VERSION {
         return Err(arch_err(format_args!(
             "a version-{version} file without flag bit 0 would be a network, which this build writes as \
@@ -1018,6 +1064,11 @@ fn parse_vae(body: &[u8]) -> Result<Vae> {
              latent_network_load"
                 .into(),
         ));
+    }
+    if kind == Kind::Rbm {
+        return Err(bad("wrong kind: the file holds a restricted Boltzmann machine, not a variational autoencoder; \
+             load it with latent_rbm_load"
+            .into()));
     }
     let (spec, steps) = parse_vae_arch(section)?;
     spec.validate().map_err(build_err)?;

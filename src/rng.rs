@@ -20,6 +20,8 @@ pub mod stream {
     /// The Monte-Carlo optimizer's candidates and interval samples.
     pub const MONTE_CARLO: u64 = 9;
     pub const MONTE_CARLO_BATCH: u64 = 10;
+    /// Gibbs sampling of a standalone RBM (one stream per row: see `RbmModel::sample`).
+    pub const RBM_GIBBS: u64 = 11;
 }
 
 #[derive(Clone, Debug)]

@@ -243,6 +243,9 @@ fn valid_handle(func: &str, name: &str, h: &str, konst: bool) -> String {
         "latent_network" => "H_net()".into(),
         "latent_vae" => "H_vae()".into(),
         "latent_psd" => "H_psd()".into(),
+        "latent_rbm" if konst => "H_rbm_fitted()".into(),
+        "latent_rbm" => "H_rbm()".into(),
+        "latent_hash_index" => "H_hidx()".into(),
         "latent_trainer" if konst => "H_trainer_fitted()".into(),
         "latent_trainer" => "H_trainer()".into(),
         "latent_montecarlo" if func == "latent_montecarlo_fit_network" => "H_mc_net()".into(),
@@ -273,6 +276,10 @@ fn valid_size(func: &str, name: &str) -> String {
         ("latent_network_set_params", "n") => "pc_net()",
         ("latent_vae_set_params", "n") => "pc_vae()",
         ("latent_psd_set_params", "n") => "pc_psd()",
+        ("latent_rbm_set_params", "n") => "pc_rbm()",
+        ("latent_hash_index_new", "bits") => "64",
+        (_, "n_visible") => "8",
+        (_, "n_hidden") => "6",
         ("latent_montecarlo_set_start" | "latent_montecarlo_intervals", "n") => "2",
         (_, "n") => "16",
         (_, "first") => "0",
@@ -316,6 +323,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             _ if write => format!("S(\"w_{case}\")"),
             ("latent_network_load", _) => "S(\"net.lnt\")".into(),
             ("latent_vae_load", _) => "S(\"vae.lnt\")".into(),
+            ("latent_rbm_load", _) => "S(\"rbm.lnt\")".into(),
             ("latent_dataset_from_idx", "images_path") => "S(\"img.idx\")".into(),
             ("latent_dataset_from_idx", "labels_path") => "S(\"lab.idx\")".into(),
             ("latent_dataset_from_npy", "path") => "S(\"data.npy\")".into(),
@@ -335,10 +343,10 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             _ => "fout".into(),
         },
         "double *" => match name {
-            "upper" => "dout2".into(),
+            "upper" | "free_energy" => "dout2".into(),
             _ => "dout".into(),
         },
-        "int32_t *" | "latent_device *" => match name {
+        "int32_t *" | "latent_device *" | "latent_rbm_unit *" => match name {
             "ordinal" => "&i32o[1]".into(),
             _ => "iout".into(),
         },
@@ -361,6 +369,8 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             "iterations" => "20".into(),
             "epochs" => "2".into(),
             "batch_size" => "8".into(),
+            "radius" => "2".into(),
+            "cd_k" => "1".into(),
             _ => panic!("no valid uint32_t for {func}({name})"),
         },
         "uint64_t" => "0".into(),
@@ -396,6 +406,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
         "latent_proposal" => "LATENT_PROPOSAL_NORMAL".into(),
         "latent_scaling" => "LATENT_SCALING_MIN_MAX".into(),
         "latent_onnx_part" => "LATENT_ONNX_PART_ENCODER".into(),
+        "latent_rbm_unit" => "LATENT_RBM_UNIT_BERNOULLI".into(),
         "latent_status" => "LATENT_STATUS_OK".into(),
         other => panic!("no valid argument of type {other} ({func}({name}))"),
     }
@@ -407,6 +418,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
 const WORK: &[&str] = &[
     "epochs",
     "rbm_k",
+    "cd_k",
     "runs",
     "samples",
     "steps",
@@ -716,6 +728,7 @@ static struct latent_trainer *H_trainer(void);
 static struct latent_vae *H_vae(void);
 static struct latent_montecarlo *H_mc(void);
 static struct latent_montecarlo *g_mcmin;
+static struct latent_rbm *H_rbm(void);
 /* Callbacks that call back into the library on the handles being trained or optimized: a
    change must get LATENT_STATUS_BUSY (or succeed), never deadlock or crash. */
 static int32_t prog_reenter(void *u, const struct latent_progress *p) {
@@ -725,6 +738,7 @@ static int32_t prog_reenter(void *u, const struct latent_progress *p) {
     then_status("reenter network_encode", latent_network_encode(H_net(), fin, 16, 8, fout, BUF));
     then_status("reenter trainer_reset", latent_trainer_reset(H_trainer()));
     then_status("reenter vae_set_threads", latent_vae_set_threads(H_vae(), 1));
+    then_status("reenter rbm_set_threads", latent_rbm_set_threads(H_rbm(), 1));
     return 0;
 }
 static double obj_reenter(void *u, const double *p, size_t n) {
@@ -789,6 +803,8 @@ static struct latent_trainer *o_latent_trainer[2];
 static struct latent_vae *o_latent_vae[2];
 static struct latent_psd *o_latent_psd[2];
 static struct latent_montecarlo *o_latent_montecarlo[2];
+static struct latent_rbm *o_latent_rbm[2];
+static struct latent_hash_index *o_latent_hash_index[2];
 static struct latent_metrics o_latent_metrics[4];
 static struct latent_evaluation o_latent_evaluation[4];
 static struct latent_elbo o_latent_elbo[4];
@@ -834,6 +850,31 @@ static struct latent_vae *H_vae(void) {
         latent_vae_set_threads(g_vae, 1);
     }
     return g_vae;
+}
+static struct latent_rbm *g_rbm, *g_rbmf;
+static struct latent_rbm *H_rbm(void) {
+    if (!g_rbm) {
+        CHECK("rbm", latent_rbm_new(8, 6, LATENT_RBM_UNIT_BERNOULLI, LATENT_RBM_UNIT_BERNOULLI, 0, &g_rbm));
+        latent_rbm_set_threads(g_rbm, 1);
+    }
+    return g_rbm;
+}
+static struct latent_dataset *H_ds(void);
+static struct latent_train_params small_train(void);
+static struct latent_rbm *H_rbm_fitted(void) {
+    if (!g_rbmf) {
+        struct latent_train_params t = small_train();
+        CHECK("rbm", latent_rbm_new(8, 6, LATENT_RBM_UNIT_BERNOULLI, LATENT_RBM_UNIT_BERNOULLI, 0, &g_rbmf));
+        latent_rbm_set_threads(g_rbmf, 1);
+        CHECK("rbm_fit", latent_rbm_fit(g_rbmf, &t, 1, 0, H_ds(), NULL, NULL));
+    }
+    return g_rbmf;
+}
+static size_t pc_rbm(void) { size_t n = 0; CHECK("rbm_param_count", latent_rbm_param_count(H_rbm(), &n)); return n; }
+static struct latent_hash_index *g_hidx;
+static struct latent_hash_index *H_hidx(void) {
+    if (!g_hidx) CHECK("hash_index", latent_hash_index_new(uin, 16, 64, &g_hidx));
+    return g_hidx;
 }
 static size_t pc_vae(void) { size_t n = 0; CHECK("vae_param_count", latent_vae_param_count(H_vae(), &n)); return n; }
 static struct latent_psd *g_psd;
@@ -940,6 +981,21 @@ static void use_latent_psd(struct latent_psd *p) {
     }
     if (in == 8) then_status("psd_fit", latent_psd_fit(p, H_ds(), 1, 8, 0.01, 0, NULL));
 }
+static void use_latent_rbm(struct latent_rbm *r) {
+    size_t nv; struct latent_train_params t = small_train();
+    if (!r) return;
+    nv = latent_rbm_n_visible(r);
+    if (nv > 0 && nv <= BUF / 16) {
+        then_status("rbm_free_energy", latent_rbm_free_energy(r, fin, 16, nv, dout, BUF));
+        then_status("rbm_sample", latent_rbm_sample(r, fin, 16, nv, 2, 1, 0, fout, BUF));
+    }
+    if (nv == 8) then_status("rbm_fit", latent_rbm_fit(r, &t, 1, 0, H_ds(), NULL, NULL));
+}
+static void use_latent_hash_index(struct latent_hash_index *h) {
+    if (!h) return;
+    then_status("hash_index_query_top_k", latent_hash_index_query_top_k(h, 0, 3, uout, u32out, BUF, &szo[15]));
+    then_status("hash_index_query_radius", latent_hash_index_query_radius(h, 0, 1, uout, u32out, BUF, &szo[15]));
+}
 static void use_latent_trainer(struct latent_trainer *t) {
     size_t n = 0;
     if (!t) return;
@@ -982,6 +1038,7 @@ static void prepare(void) {
     FILE *f; int i, j; unsigned char px[16 * 8];
     CHECK("save net", latent_network_save(H_net(), S("net.lnt")));
     CHECK("save vae", latent_vae_save(H_vae(), S("vae.lnt")));
+    CHECK("save rbm", latent_rbm_save(H_rbm_fitted(), S("rbm.lnt")));
     f = open_w("data.csv");
     for (i = 0; i < 16; i++) { for (j = 0; j < 8; j++) fprintf(f, j ? ",%g" : "%g", fin[i * 8 + j]); fputc('\n', f); }
     fclose(f);

@@ -375,7 +375,7 @@ fn version_1_layout_is_frozen() {
     assert_eq!(back.spec(), net.spec());
     assert_eq!(bits(back.params()), bits(&params));
     assert_eq!(model_file::MIN_FILE_BYTES, 80);
-    assert_eq!(model_file::FORMAT_VERSION, 4); // plain autoencoders are still written as version 1 or 2
+    assert_eq!(model_file::FORMAT_VERSION, 5); // plain autoencoders are still written as version 1 or 2
 }
 
 #[test]
@@ -473,7 +473,7 @@ fn wrong_magic_is_bad_format() {
 #[test]
 fn newer_and_invalid_versions_are_bad_format() {
     let good = to_bytes(&known_net());
-    for v in [5u32, 255, 0x0100_0000, u32::MAX] {
+    for v in [6u32, 255, 0x0100_0000, u32::MAX] {
         let mut b = good.clone();
         put_u32(&mut b, 8, v);
         // Refused for the version even with a stale CRC (a newer version may checksum differently).
@@ -494,6 +494,14 @@ fn newer_and_invalid_versions_are_bad_format() {
     put_u32(&mut b, at::FLAGS, 1);
     mutate::fix_crc(&mut b);
     assert!(bad_format(&b).contains("wrong kind"), "{}", bad_format(&b));
+    // Version 5 holds RBMs (flag bit 1): a network relabelled 5 is refused the same way.
+    let mut b = good.clone();
+    put_u32(&mut b, 8, 5);
+    mutate::fix_crc(&mut b);
+    assert!(bad_format(&b).contains("bad architecture: a version-5 file without flag bit 1"), "{}", bad_format(&b));
+    put_u32(&mut b, at::FLAGS, 2);
+    mutate::fix_crc(&mut b);
+    assert!(bad_format(&b).contains("wrong kind") && bad_format(&b).contains("latent_rbm_load"), "{}", bad_format(&b));
     // A version-1 file relabelled 2 lacks the regularisation block.
     let mut b = good.clone();
     put_u32(&mut b, 8, 2);

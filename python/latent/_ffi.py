@@ -271,6 +271,11 @@ class Constraint(_Enum):
     FIXED = 3
 
 
+class RbmUnit(_Enum):
+    BERNOULLI = 0
+    GAUSSIAN = 1
+
+
 #: header prefix -> enum, for the header self-check.
 ENUMS = {
     "LATENT_STATUS_": Status,
@@ -296,6 +301,7 @@ ENUMS = {
     "LATENT_PROPOSAL_": Proposal,
     "LATENT_CONSTRAINT_": Constraint,
     "LATENT_ONNX_PART_": OnnxPart,
+    "LATENT_RBM_UNIT_": RbmUnit,
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -637,6 +643,32 @@ _PROTOTYPES = {
     "latent_network_code_words": (c_size_t, [H]),
     "latent_network_binary_codes": (S, [H, _pf, c_size_t, c_size_t, c_float, _pu64, c_size_t]),
     "latent_network_layer_offsets": (S, [H, c_size_t, _pz, _pz, _pz]),
+    # semantic hashing: the address lookup
+    "latent_hash_index_new": (S, [_pu64, c_size_t, c_size_t, PH]),
+    "latent_hash_index_free": (None, [H]),
+    "latent_hash_index_count": (c_size_t, [H]),
+    "latent_hash_index_buckets": (c_size_t, [H]),
+    "latent_hash_index_bits": (c_size_t, [H]),
+    "latent_hash_index_query_radius": (S, [H, c_uint64, c_uint32, _pu64, POINTER(c_uint32), c_size_t, _pz]),
+    "latent_hash_index_query_top_k": (S, [H, c_uint64, c_size_t, _pu64, POINTER(c_uint32), c_size_t, _pz]),
+    # rbm
+    "latent_rbm_new": (S, [c_size_t, c_size_t, c_int32, c_int32, c_uint64, PH]),
+    "latent_rbm_free": (None, [H]),
+    "latent_rbm_n_visible": (c_size_t, [H]),
+    "latent_rbm_n_hidden": (c_size_t, [H]),
+    "latent_rbm_units": (S, [H, _p_i32, _p_i32]),
+    "latent_rbm_param_count": (S, [H, _pz]),
+    "latent_rbm_get_params": (S, [H, _pf, c_size_t]),
+    "latent_rbm_set_params": (S, [H, _pf, c_size_t]),
+    "latent_rbm_set_threads": (S, [H, c_uint32]),
+    "latent_rbm_fit": (S, [H, POINTER(latent_train_params), c_uint32, c_int32, H, progress_fn, c_void_p]),
+    "latent_rbm_history": (S, [H, _pd, _pd, c_size_t, _pz]),
+    "latent_rbm_free_energy": (S, [H, _pf, c_size_t, c_size_t, _pd, c_size_t]),
+    "latent_rbm_transform": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
+    "latent_rbm_reconstruct": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
+    "latent_rbm_sample": (S, [H, _pf, c_size_t, c_size_t, c_uint32, c_uint64, c_int32, _pf, c_size_t]),
+    "latent_rbm_save": (S, [H, c_char_p]),
+    "latent_rbm_load": (S, [c_char_p, PH]),
     # trainer
     "latent_train_params_default": (latent_train_params, []),
     "latent_trainer_new": (S, [POINTER(latent_train_params), PH]),

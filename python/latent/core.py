@@ -25,6 +25,7 @@ from ._ffi import (
     OnnxPart,
     Optimizer,
     Prior,
+    RbmUnit,
     Scaling,
     Sparsity,
     Stage,
@@ -1112,3 +1113,207 @@ class MonteCarlo(_Handle):
             raise state["error"]
         check(st)
         return lo, hi
+
+
+# ---------------------------------------------------------------------------------------------
+# HashIndex (semantic hashing's address lookup)
+# ---------------------------------------------------------------------------------------------
+
+
+class HashIndex(_Handle):
+    """Binary codes of at most 64 bits used as memory addresses (latent_hash_index): semantic
+    hashing's lookup (Salakhutdinov & Hinton). ``codes`` holds one uint64 per item, as
+    Network.binary_codes returns them for a code layer of at most 64 units (rows x 1); item i
+    is codes[i]. Results are (ids, distances) sorted by Hamming distance, ties by lower id."""
+
+    _free_name = "latent_hash_index_free"
+
+    def __init__(self, codes, bits):
+        c = np.asarray(codes)
+        if c.dtype.kind not in "ui":
+            raise TypeError(f"HashIndex: codes must be unsigned integers (uint64), got {c.dtype}")
+        if c.ndim == 2 and c.shape[1] != 1:
+            raise ValueError(f"HashIndex: one 64-bit word per code (codes of at most 64 bits), got {c.shape[1]} "
+                             "words per code")
+        c = np.require(c.reshape(-1).astype(np.uint64, copy=False), np.uint64, ["C_CONTIGUOUS", "ALIGNED"])
+        super().__init__(_new_handle(lib.latent_hash_index_new, _ptr(c, c_uint64), c.size, int(bits)))
+
+    @classmethod
+    def from_network(cls, net, x, threshold=0.5):
+        """Indexes the binary codes of the rows of x through net's code layer (<= 64 units)."""
+        return cls(net.binary_codes(x, threshold), net.code_dim)
+
+    def __len__(self):
+        return lib.latent_hash_index_count(self._handle)
+
+    @property
+    def buckets(self):
+        """Distinct codes stored (occupied addresses)."""
+        return lib.latent_hash_index_buckets(self._handle)
+
+    @property
+    def bits(self):
+        return lib.latent_hash_index_bits(self._handle)
+
+    def query_radius(self, code, radius):
+        """Every item within Hamming distance `radius` of `code`: (ids uint64, distances uint32)."""
+        n = c_size_t()
+        check(lib.latent_hash_index_query_radius(self._handle, int(code), int(radius), None, None, 0, byref(n)))
+        ids = np.empty(n.value, np.uint64)
+        dist = np.empty(n.value, np.uint32)
+        check(lib.latent_hash_index_query_radius(self._handle, int(code), int(radius), _ptr(ids, c_uint64),
+                                                 _ptr(dist, c_uint32), n.value, byref(n)))
+        return ids, dist
+
+    def query_top_k(self, code, k):
+        """The k items nearest to `code` (fewer only when the index holds fewer): (ids, distances),
+        item for item what the brute-force Hamming top-k returns."""
+        m = min(int(k), len(self)) if int(k) > 0 else 1
+        ids = np.empty(m, np.uint64)
+        dist = np.empty(m, np.uint32)
+        n = c_size_t()
+        check(lib.latent_hash_index_query_top_k(self._handle, int(code), int(k), _ptr(ids, c_uint64),
+                                                _ptr(dist, c_uint32), m, byref(n)))
+        return ids[: n.value], dist[: n.value]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rbm
+# ---------------------------------------------------------------------------------------------
+
+
+def _train_params(params):
+    """A latent_train_params from keyword arguments (its field names), as Trainer() takes them."""
+    p = lib.latent_train_params_default()
+    names = {f for f, _ in _ffi.latent_train_params._fields_}
+    enums = {"optimizer": Optimizer, "lr_schedule": LrSchedule}
+    for k, v in params.items():
+        if k not in names:
+            raise TypeError(f"unexpected training parameter {k!r}")
+        if k in enums:
+            v = enums[k].coerce(v, k)
+        elif isinstance(v, bool):
+            v = int(v)
+        setattr(p, k, v)
+    return p
+
+
+class Rbm(_Handle):
+    """A restricted Boltzmann machine as a model of its own (latent_rbm): visible and hidden
+    units 'bernoulli' or 'gaussian', trained by CD-k, scored by free energy, used for its hidden
+    probabilities (transform) and sampled by block Gibbs sampling."""
+
+    _free_name = "latent_rbm_free"
+
+    def __init__(self, n_visible, n_hidden, visible="bernoulli", hidden="bernoulli", seed=0):
+        super().__init__(_new_handle(lib.latent_rbm_new, int(n_visible), int(n_hidden),
+                                     int(RbmUnit.coerce(visible, "visible")), int(RbmUnit.coerce(hidden, "hidden")),
+                                     int(seed)))
+
+    @classmethod
+    def load(cls, path):
+        return cls._wrap(_new_handle(lib.latent_rbm_load, _path(path)))
+
+    def save(self, path):
+        check(lib.latent_rbm_save(self._handle, _path(path)))
+
+    @property
+    def n_visible(self):
+        return lib.latent_rbm_n_visible(self._handle)
+
+    @property
+    def n_hidden(self):
+        return lib.latent_rbm_n_hidden(self._handle)
+
+    @property
+    def units(self):
+        """(visible, hidden) as RbmUnit."""
+        v, h = c_int32(), c_int32()
+        check(lib.latent_rbm_units(self._handle, byref(v), byref(h)))
+        return RbmUnit(v.value), RbmUnit(h.value)
+
+    @property
+    def params(self):
+        """W (n_visible x n_hidden, row-major), then the hidden biases, then the visible biases."""
+        n = c_size_t()
+        check(lib.latent_rbm_param_count(self._handle, byref(n)))
+        out = np.empty(n.value, np.float32)
+        check(lib.latent_rbm_get_params(self._handle, _ptr(out, c_float), out.size))
+        return out
+
+    @params.setter
+    def params(self, values):
+        v = np.require(np.asarray(values).reshape(-1), np.float32, ["C_CONTIGUOUS", "ALIGNED"])
+        check(lib.latent_rbm_set_params(self._handle, _ptr(v, c_float), v.size))
+
+    def set_threads(self, threads):
+        check(lib.latent_rbm_set_threads(self._handle, int(threads)))
+
+    def fit(self, train, cd_k=1, persistent=False, progress=None, **train_params):
+        """Trains by CD-k (persistent CD with persistent=True) on `train` (a Dataset or an array).
+        Keyword arguments are latent_train_params fields (epochs, batch_size, optimizer,
+        learning_rate, momentum, momentum_initial, momentum_switch_epoch, weight_decay, seed,
+        threads, ...). `progress(p)` gets a latent.Progress; returning True stops early (fit
+        then returns False). Returns True when training ran to its end."""
+        p = _train_params(train_params)
+        ds = _dataset(train)
+        state = {"error": None, "stopped": False}
+        cb = _ffi.progress_fn()
+        if progress is not None:
+
+            def trampoline(_user, pp):
+                try:
+                    c = ctypes.cast(pp, POINTER(_ffi.latent_progress)).contents
+                    rec = Progress(*(getattr(c, f) for f in Progress._fields))
+                    rec = rec._replace(event=Event.coerce(rec.event), stage=Stage.coerce(rec.stage))
+                    if progress(rec):
+                        state["stopped"] = True
+                        return 1
+                    return 0
+                except BaseException as e:  # noqa: BLE001 - nothing may propagate into C
+                    state["error"] = e
+                    return 1
+
+            cb = _ffi.progress_fn(trampoline)
+        status = lib.latent_rbm_fit(self._handle, byref(p), int(cd_k), int(bool(persistent)), ds._handle, cb, None)
+        if state["error"] is not None:
+            raise state["error"]
+        if status == Status.CANCELLED and state["stopped"]:
+            return False
+        check(status)
+        return True
+
+    def history(self):
+        """Per-epoch (reconstruction_error, free_energy) of every completed fit."""
+        n = c_size_t()
+        check(lib.latent_rbm_history(self._handle, None, None, 0, byref(n)))
+        r = np.empty(n.value, np.float64)
+        f = np.empty(n.value, np.float64)
+        if n.value:
+            check(lib.latent_rbm_history(self._handle, _ptr(r, c_double), _ptr(f, c_double), n.value, byref(n)))
+        return list(zip(r.tolist(), f.tolist()))
+
+    def _rows_call(self, fn, x, width, dtype, ctype, *extra):
+        a, single = _rows(x)
+        out = np.empty((a.shape[0], width), dtype)
+        check(fn(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1], *extra, _ptr(out, ctype), out.size))
+        return _out(single, out)
+
+    def free_energy(self, x):
+        """F(v) per row: lower is more probable (p(v) = exp(-F(v)) / Z)."""
+        out = self._rows_call(lib.latent_rbm_free_energy, x, 1, np.float64, c_double)
+        return out.reshape(-1) if out.ndim == 2 else out[0]
+
+    def transform(self, x):
+        """Hidden probabilities (means) per row: rows x n_hidden."""
+        return self._rows_call(lib.latent_rbm_transform, x, self.n_hidden, np.float32, c_float)
+
+    def reconstruct(self, x):
+        """Mean-field reconstruction E[v | h = E[h | v]]: rows x n_visible."""
+        return self._rows_call(lib.latent_rbm_reconstruct, x, self.n_visible, np.float32, c_float)
+
+    def sample(self, x, steps=1, seed=0, means=False):
+        """`steps` rounds of Gibbs sampling from each row; the last visible states (or, with
+        means=True, their probabilities). The same seed gives the same samples."""
+        return self._rows_call(lib.latent_rbm_sample, x, self.n_visible, np.float32, c_float, int(steps), int(seed),
+                               int(bool(means)))

@@ -118,14 +118,14 @@ impl Rbm {
     }
 
     /// Hidden means (probabilities or linear means) given visible rows: rows x n_hidden.
-    fn hidden_mean(&self, v: &[f32], rows: usize, out: &mut [f32], z: &mut [f32], threads: usize) {
+    pub(crate) fn hidden_mean(&self, v: &[f32], rows: usize, out: &mut [f32], z: &mut [f32], threads: usize) {
         let (nv, nh) = (self.n_visible, self.n_hidden);
         let ep = Epilogue::BiasAct { bias: self.hidden_bias(), act: self.hidden.activation(), y: out };
         gemm_then(rows, nh, nv, 1.0, Operand::n(v, nv), Operand::n(self.weights(), nh), 0.0, z, nh, threads, ep);
     }
 
     /// Visible means given hidden rows: rows x n_visible.
-    fn visible_mean(&self, h: &[f32], rows: usize, out: &mut [f32], z: &mut [f32], threads: usize) {
+    pub(crate) fn visible_mean(&self, h: &[f32], rows: usize, out: &mut [f32], z: &mut [f32], threads: usize) {
         let (nv, nh) = (self.n_visible, self.n_hidden);
         let ep = Epilogue::BiasAct { bias: self.visible_bias(), act: self.visible.activation(), y: out };
         gemm_then(rows, nv, nh, 1.0, Operand::n(h, nh), Operand::t(self.weights(), nh), 0.0, z, nv, threads, ep);
@@ -392,7 +392,7 @@ pub(crate) fn progress_at(
 }
 
 /// Binary samples of Bernoulli probabilities, or mean + N(0, 1) for Gaussian units.
-fn sample(unit: Unit, mean: &[f32], out: &mut [f32], rng: &mut Rng) {
+pub(crate) fn sample(unit: Unit, mean: &[f32], out: &mut [f32], rng: &mut Rng) {
     match unit {
         Unit::Bernoulli => out.iter_mut().zip(mean).for_each(|(o, &p)| *o = if rng.uniform() < p { 1.0 } else { 0.0 }),
         Unit::Gaussian => out.iter_mut().zip(mean).for_each(|(o, &m)| *o = m + rng.normal()),
