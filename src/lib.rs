@@ -32,6 +32,7 @@ mod simd;
 pub mod task;
 pub mod tensor;
 pub mod train;
+pub mod transfer;
 pub mod vae;
 
 pub use activation::Activation;

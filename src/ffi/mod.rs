@@ -20,6 +20,7 @@ pub mod onnx;
 pub mod picture;
 pub mod pretrain;
 pub mod trainer;
+pub mod transfer;
 pub mod types;
 pub mod vae;
 
@@ -40,6 +41,7 @@ pub use onnx::*;
 pub use picture::*;
 pub use pretrain::*;
 pub use trainer::*;
+pub use transfer::*;
 pub use types::*;
 pub use vae::*;
 

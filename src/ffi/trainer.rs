@@ -172,6 +172,8 @@ pub unsafe extern "C" fn latent_trainer_fit(
             |p: &Progress, m: &crate::network::Network| n.lend(m, || unsafe { call_progress(progress, user, p) });
         let cb: crate::train::Watch<crate::network::Network> = if progress.is_some() { Some(&mut c_cb) } else { None };
         if n.device.placement().0 == super::device::LATENT_DEVICE_CUDA {
+            // The device copy may predate a latent_network_freeze: ask the host.
+            crate::ffi::transfer::refuse_frozen_on_device(&host)?;
             // On a GPU: the same checks and callback, the steps there.
             return n
                 .device

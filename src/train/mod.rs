@@ -1,6 +1,7 @@
 //! Training procedures.
 
 pub mod pretrain;
+mod pretrain_supervised;
 pub mod rbm;
 pub mod trainer;
 pub use pretrain::{PretrainConfig, PretrainMethod, PretrainReport, pretrain, pretrain_watching};
