@@ -109,7 +109,7 @@ impl Network {
         let n = self.layers().len();
         if layers.start >= layers.end || layers.end > n {
             return Err(invalid!(
-                "layers {}..{} to freeze are not a non-empty range within the network's {n} layers",
+                "layers {} to {} (end excluded) are not a non-empty range within the network's {n} layers",
                 layers.start,
                 layers.end
             ));

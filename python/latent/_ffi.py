@@ -637,6 +637,15 @@ _PROTOTYPES = {
     "latent_network_code_words": (c_size_t, [H]),
     "latent_network_binary_codes": (S, [H, _pf, c_size_t, c_size_t, c_float, _pu64, c_size_t]),
     "latent_network_layer_offsets": (S, [H, c_size_t, _pz, _pz, _pz]),
+    # transfer
+    "latent_network_new_supervised_from_encoder": (
+        S,
+        [H, c_uint32, _p_u32, _p_i32, c_int32, c_uint32, c_uint64, PH],
+    ),
+    "latent_network_new_supervised_from_vae": (S, [H, c_uint32, _p_u32, _p_i32, c_int32, c_uint32, c_uint64, PH]),
+    "latent_network_freeze": (S, [H, c_uint32, c_uint32, c_uint32]),
+    "latent_network_frozen": (S, [H, _p_u32, _p_u32, _p_u32]),
+    "latent_network_layer_count": (S, [H, _pz]),
     # trainer
     "latent_train_params_default": (latent_train_params, []),
     "latent_trainer_new": (S, [POINTER(latent_train_params), PH]),

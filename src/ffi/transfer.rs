@@ -39,10 +39,11 @@ fn supervised_task(task: latent_task, outputs: u32) -> Result<Task> {
 /// A classifier (`task` = LATENT_TASK_CLASSIFY, `outputs` classes) or regression network
 /// (LATENT_TASK_REGRESS, `outputs` targets) whose first layers are the encoder of `source` (its
 /// encoder hidden layers and code layer, with their widths, activations, sampling and connection
-/// kinds, and their parameters copied exactly), followed by `n_hidden` new hidden layers
-/// (`hidden_units`, and `hidden_activations` or NULL for ReLU; `n_hidden` may be 0: the output
-/// layer then reads the code) and the output layer. The new layers are initialised from `seed`.
-/// The transferred layers are 0 .. (encoder hidden layers + 1) - 1: freeze them with
+/// kinds, and their parameters copied exactly), followed by `n_hidden` new hidden layers of
+/// `hidden_units` units with `hidden_activations` (may be NULL: ReLU) (`n_hidden` may be 0: the
+/// output layer then reads the code), and the output layer. The new layers are initialised from `seed`.
+/// The transferred layers are the first latent_network_layer_count - n_hidden - 1 (the
+/// source's encoder hidden layers and its code layer): freeze them with
 /// latent_network_freeze(net, 0, that count, epochs). `source` is unchanged and stays
 /// independent of the new network. Train the result with latent_trainer_fit on a labelled
 /// dataset. On failure *out is NULL.
@@ -69,11 +70,13 @@ pub unsafe extern "C" fn latent_network_new_supervised_from_encoder(
     })
 }
 
-/// latent_network_new_supervised_from_encoder from a VAE: the first layers are `source`'s
+/// latent_network_new_supervised_from_encoder from a VAE (the same arguments after `source`;
+/// `hidden_activations` (may be NULL: ReLU)): the first layers are `source`'s
 /// encoder hidden layers and a layer of latent_dim units holding the mean head of q(z|x) (the
 /// VAE's `pzx_activation`; the log-variance head is left out), so the network's code is the
-/// posterior mean latent_vae_encode gives. The transferred layers are 0 .. (encoder hidden
-/// layers + 1) - 1. On failure *out is NULL.
+/// posterior mean latent_vae_encode gives. The transferred layers are the first
+/// latent_network_layer_count - n_hidden - 1 (the VAE's encoder hidden layers and the
+/// mean layer). On failure *out is NULL.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn latent_network_new_supervised_from_vae(
@@ -93,6 +96,20 @@ pub unsafe extern "C" fn latent_network_new_supervised_from_vae(
         let task = supervised_task(task, outputs)?;
         let net = Network::supervised_from_vae(&*src.read()?, &hidden, task, seed)?;
         unsafe { new_handle(out, latent_network::new(net)) };
+        Ok(())
+    })
+}
+
+/// Layers of `net` that hold parameters into *count: its hidden layers (encoder, code,
+/// decoder) and the output layer, numbered from 0 in forward order as
+/// latent_network_layer_offsets and latent_network_freeze number them.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_layer_count(net: *const latent_network, count: *mut usize) -> latent_status {
+    guard(|| {
+        let n = unsafe { arg(net, "net")? };
+        out(count, "count")?;
+        let layers = n.read()?.layers().len();
+        unsafe { put(count, layers) };
         Ok(())
     })
 }

@@ -46,7 +46,11 @@ pub(crate) fn pretrain_supervised(
     }
     if let Some(v) = valid {
         if v.cols() != cols + tw {
-            return Err(shape!("validation rows have {} columns, the network expects {} ({what})", v.cols(), cols + tw));
+            return Err(shape!(
+                "validation rows have {} columns, the network expects {} ({what})",
+                v.cols(),
+                cols + tw
+            ));
         }
         v.check_finite("validation data")?;
         net.check_rows(v, "validation data")?;
