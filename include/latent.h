@@ -1736,6 +1736,13 @@ struct latent_pretrain_params latent_pretrain_params_default(void);
 // latent_trainer_fit, the callback may read and save `net` (it sees the deep network as it
 // stands: the layers pretrained so far), and other calls on `net` are LATENT_STATUS_BUSY. A `valid`
 // dataset of zero rows gives LATENT_STATUS_INVALID_ARGUMENT.
+//
+// A classifier or regression network (LATENT_TASK_CLASSIFY, LATENT_TASK_REGRESS) is
+// pretrained too: its hidden layers as the encoder of a deep autoencoder built for the purpose
+// (its mirrored decoder is dropped afterwards; the first layer reconstructs the inputs through
+// a sigmoid output with cross-entropy when they all lie in [0, 1], else a linear one with MSE),
+// then `finetune` trains the whole network on the labels or targets of `train` (and `valid`),
+// as latent_trainer_fit would. The callback sees the network with the layers pretrained so far.
 latent_status latent_network_pretrain(struct latent_network *net,
                                       const struct latent_pretrain_params *params,
                                       const struct latent_dataset *train,
@@ -2085,6 +2092,68 @@ latent_status latent_trainer_set_mpi_comm(struct latent_trainer *trainer, int32_
 
 // Makes later fits single-process again (frees the duplicated communicator).
 latent_status latent_trainer_clear_mpi(struct latent_trainer *trainer);
+
+// A classifier (`task` = LATENT_TASK_CLASSIFY, `outputs` classes) or regression network
+// (LATENT_TASK_REGRESS, `outputs` targets) whose first layers are the encoder of `source` (its
+// encoder hidden layers and code layer, with their widths, activations, sampling and connection
+// kinds, and their parameters copied exactly), followed by `n_hidden` new hidden layers of
+// `hidden_units` units with `hidden_activations` (may be NULL: ReLU) (`n_hidden` may be 0: the
+// output layer then reads the code), and the output layer. The new layers are initialised from `seed`.
+// The transferred layers are the first latent_network_layer_count - n_hidden - 1 (the
+// source's encoder hidden layers and its code layer): freeze them with
+// latent_network_freeze(net, 0, that count, epochs). `source` is unchanged and stays
+// independent of the new network. Train the result with latent_trainer_fit on a labelled
+// dataset. On failure *out is NULL.
+latent_status latent_network_new_supervised_from_encoder(const struct latent_network *source,
+                                                         uint32_t n_hidden,
+                                                         const uint32_t *hidden_units,
+                                                         const latent_activation *hidden_activations,
+                                                         latent_task task,
+                                                         uint32_t outputs,
+                                                         uint64_t seed,
+                                                         struct latent_network **out);
+
+// latent_network_new_supervised_from_encoder from a VAE (the same arguments after `source`;
+// `hidden_activations` (may be NULL: ReLU)): the first layers are `source`'s
+// encoder hidden layers and a layer of latent_dim units holding the mean head of q(z|x) (the
+// VAE's `pzx_activation`; the log-variance head is left out), so the network's code is the
+// posterior mean latent_vae_encode gives. The transferred layers are the first
+// latent_network_layer_count - n_hidden - 1 (the VAE's encoder hidden layers and the
+// mean layer). On failure *out is NULL.
+latent_status latent_network_new_supervised_from_vae(const struct latent_vae *source,
+                                                     uint32_t n_hidden,
+                                                     const uint32_t *hidden_units,
+                                                     const latent_activation *hidden_activations,
+                                                     latent_task task,
+                                                     uint32_t outputs,
+                                                     uint64_t seed,
+                                                     struct latent_network **out);
+
+// Layers of `net` that hold parameters into *count: its hidden layers (encoder, code,
+// decoder) and the output layer, numbered from 0 in forward order as
+// latent_network_layer_offsets and latent_network_freeze number them.
+latent_status latent_network_layer_count(const struct latent_network *net, size_t *count);
+
+// Freezes layers first_layer .. first_layer + n_layers - 1 of `net` (numbered from 0 at the
+// first hidden layer, as latent_network_layer_offsets numbers them) for the next `epochs`
+// training epochs, counted over every fit (0: until thawed): latent_trainer_fit on the CPU
+// leaves their weights and biases bit-identical (a learning-rate multiplier of 0: no update,
+// no weight decay, their optimizer state untouched). `n_layers` = 0 thaws every layer
+// (`first_layer` and `epochs` are then ignored). Replaces any earlier freeze. A fit of a
+// frozen network on a GPU (latent_network_to_device) returns LATENT_STATUS_UNSUPPORTED. The
+// freeze is not saved by latent_network_save; latent_network_clone keeps it. A range past the
+// last layer is LATENT_STATUS_INVALID_ARGUMENT.
+latent_status latent_network_freeze(struct latent_network *net,
+                                    uint32_t first_layer,
+                                    uint32_t n_layers,
+                                    uint32_t epochs);
+
+// The frozen layers of `net`: *first_layer and *n_layers (0 when none is frozen) and *epochs,
+// the training epochs they stay frozen (0: until thawed).
+latent_status latent_network_frozen(const struct latent_network *net,
+                                    uint32_t *first_layer,
+                                    uint32_t *n_layers,
+                                    uint32_t *epochs);
 
 // The defaults: no hidden layers, ReLU hidden activation, identity pzx activation, a Bernoulli
 // reconstruction, one sample per example, beta 1 without warm-up, a learned posterior

@@ -55,6 +55,7 @@ pub mod spec;
 pub mod task;
 pub mod tensor;
 pub mod train;
+pub mod transfer;
 pub mod vae;
 
 pub use activation::Activation;

@@ -99,6 +99,8 @@ pub struct Network {
     threads: usize,
     /// Seed of sampling in inference calls; None: stochastic layers pass on their means.
     stochastic_inference: Option<u64>,
+    /// Layers the optimizer leaves alone in training (see [`crate::transfer`]); not saved.
+    pub(crate) frozen: Option<crate::transfer::Freeze>,
 }
 
 impl Network {
@@ -187,7 +189,15 @@ impl Network {
                 l.accumulate_dw = true;
             }
         }
-        Ok(Network { spec, layers, n_encoder, params: try_zeros(offset)?, threads: 0, stochastic_inference: None })
+        Ok(Network {
+            spec,
+            layers,
+            n_encoder,
+            params: try_zeros(offset)?,
+            threads: 0,
+            stochastic_inference: None,
+            frozen: None,
+        })
     }
 
     pub fn spec(&self) -> &NetworkSpec {

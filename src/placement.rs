@@ -70,6 +70,11 @@ impl Placeable for Network {
         valid: Option<&Matrix>,
         progress: Watch<Self>,
     ) -> Result<()> {
+        if host.frozen().is_some() {
+            return Err(Error::Unsupported(
+                "frozen layers train on the CPU only (the device optimizer has no frozen mask): move the network to the CPU, or thaw its layers".into(),
+            ));
+        }
         let r = match progress {
             Some(f) => {
                 let mut seen = |p: &Progress, d: &mut Self::OnDevice| {

@@ -336,6 +336,8 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
         "const double *" => "din".into(),
         "const int32_t *" => "iin".into(),
         "const uint64_t *" => "uin".into(),
+        "const uint32_t *" => "u32in".into(),
+        "const latent_activation *" => "iin".into(),
         "float *" => match name {
             "logvar" => "flv".into(),
             "z" => "fz".into(),
@@ -367,10 +369,14 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             "steps" => "3".into(),
             "threads" => "1".into(),
             "iterations" => "20".into(),
+            "epochs" if func == "latent_network_freeze" => "0".into(),
             "epochs" => "2".into(),
             "batch_size" => "8".into(),
             "radius" => "2".into(),
             "cd_k" => "1".into(),
+            "n_hidden" | "n_layers" => "1".into(),
+            "outputs" => "3".into(),
+            "first_layer" => "0".into(),
             _ => panic!("no valid uint32_t for {func}({name})"),
         },
         "uint64_t" => "0".into(),
@@ -407,6 +413,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
         "latent_scaling" => "LATENT_SCALING_MIN_MAX".into(),
         "latent_onnx_part" => "LATENT_ONNX_PART_ENCODER".into(),
         "latent_rbm_unit" => "LATENT_RBM_UNIT_BERNOULLI".into(),
+        "latent_task" => "LATENT_TASK_CLASSIFY".into(),
         "latent_status" => "LATENT_STATUS_OK".into(),
         other => panic!("no valid argument of type {other} ({func}({name}))"),
     }
@@ -587,6 +594,8 @@ fn cases(h: &Header) -> Vec<Case> {
                     bad.push(("Inf-data".into(), "dinf".into(), false));
                 }
                 "const int32_t *" => bad.push(("bad-labels".into(), "ibad".into(), false)),
+                "const latent_activation *" => bad.push(("bad-codes".into(), "ibad".into(), false)),
+                "const uint32_t *" => bad.push(("zeros".into(), "u32zero".into(), false)),
                 "const char *" if p.name == "name" => {
                     for (l, e) in [("\"\"", "\"\""), ("dotdot", "\"../../../../etc/passwd\""), ("long", "longname")] {
                         bad.push((l.into(), e.into(), false));
@@ -696,7 +705,7 @@ static float fin[BUF], fnan[BUF], finf[BUF], fout[BUF], flv[BUF], fz[BUF], fx[BU
 static double din[BUF], dnan[BUF], dinf[BUF], dout[BUF], dout2[BUF];
 static int32_t iin[BUF], ibad[BUF], iout[BUF], i32o[4];
 static uint64_t uin[BUF], uout[BUF];
-static uint32_t u32out[BUF];
+static uint32_t u32out[BUF], u32in[BUF], u32zero[BUF];
 static uint8_t u8out[BUF];
 static char cbuf[BUF], longname[5000];
 static size_t szo[16];
@@ -1079,7 +1088,7 @@ int main(int argc, char **argv) {
     for (i = 0; i < BUF; i++) {
         fin[i] = (float)(i % 7) / 7.0f; fnan[i] = fin[i]; finf[i] = fin[i];
         din[i] = 0.01 * (double)(i % 100); dnan[i] = din[i]; dinf[i] = din[i];
-        iin[i] = i % 3; ibad[i] = i % 2 ? INT32_MIN : -1;
+        iin[i] = i % 3; ibad[i] = i % 2 ? INT32_MIN : -1; u32in[i] = 4;
         uin[i] = (uint64_t)i * 0x9E3779B97F4A7C15ull;
     }
     fnan[3] = NAN; finf[5] = INFINITY; dnan[1] = NAN; dinf[0] = INFINITY;

@@ -669,6 +669,15 @@ _PROTOTYPES = {
     "latent_rbm_sample": (S, [H, _pf, c_size_t, c_size_t, c_uint32, c_uint64, c_int32, _pf, c_size_t]),
     "latent_rbm_save": (S, [H, c_char_p]),
     "latent_rbm_load": (S, [c_char_p, PH]),
+    # transfer
+    "latent_network_new_supervised_from_encoder": (
+        S,
+        [H, c_uint32, _p_u32, _p_i32, c_int32, c_uint32, c_uint64, PH],
+    ),
+    "latent_network_new_supervised_from_vae": (S, [H, c_uint32, _p_u32, _p_i32, c_int32, c_uint32, c_uint64, PH]),
+    "latent_network_freeze": (S, [H, c_uint32, c_uint32, c_uint32]),
+    "latent_network_frozen": (S, [H, _p_u32, _p_u32, _p_u32]),
+    "latent_network_layer_count": (S, [H, _pz]),
     # trainer
     "latent_train_params_default": (latent_train_params, []),
     "latent_trainer_new": (S, [POINTER(latent_train_params), PH]),

@@ -482,6 +482,60 @@ class Network(_Handle):
     def clone(self):
         return Network._wrap(_new_handle(lib.latent_network_clone, self._handle))
 
+    @classmethod
+    def from_encoder(cls, source, outputs, hidden=(), *, task="classify", activations=None, seed=0):
+        """A classifier (``task='classify'``, ``outputs`` classes) or regression network
+        (``'regress'``, ``outputs`` targets) whose first layers are the encoder of ``source``, a
+        trained Network (its encoder hidden layers and code layer) or Vae (its encoder hidden
+        layers and the mean of q(z|x)), parameters copied exactly; then the new ``hidden``
+        layers (widths; ``activations`` names, default ReLU) and the output layer, initialised
+        from ``seed``. The transferred layers are ``range(net.transferred_layers)``: freeze them
+        with ``net.freeze(net.transferred_layers)``."""
+        task = Task.coerce(task, "task")
+        hidden = list(hidden)
+        units = _u32_array(hidden, "hidden")
+        acts = None
+        if activations is not None:
+            if len(activations) != len(hidden):
+                raise ValueError(f"activations: expected {len(hidden)} values (one per hidden layer)")
+            acts = _enum_array(activations, Activation, "activations")
+        if isinstance(source, Vae):
+            fn = lib.latent_network_new_supervised_from_vae
+        elif isinstance(source, Network):
+            fn = lib.latent_network_new_supervised_from_encoder
+        else:
+            raise TypeError(f"source must be a latent.Network or latent.Vae, not {type(source).__name__}")
+        au = ctypes.cast(units, POINTER(c_uint32)) if hidden else None
+        aa = ctypes.cast(acts, POINTER(c_int32)) if acts is not None else None
+        net = cls._wrap(_new_handle(fn, source._handle, len(hidden), au, aa, int(task), int(outputs), int(seed)))
+        # Every layer but the new hidden ones and the output layer came from the source.
+        net.transferred_layers = net.layer_count - len(hidden) - 1
+        return net
+
+    @property
+    def layer_count(self):
+        """Layers with parameters: hidden layers (encoder, code, decoder) and the output layer."""
+        n = c_size_t()
+        check(lib.latent_network_layer_count(self._handle, byref(n)))
+        return n.value
+
+    def freeze(self, n_layers, first_layer=0, epochs=0):
+        """Freezes layers ``first_layer .. first_layer + n_layers - 1`` for the next ``epochs``
+        training epochs (0: until unfreeze()): CPU fits leave them bit-identical."""
+        check(lib.latent_network_freeze(self._handle, int(first_layer), int(n_layers), int(epochs)))
+        return self
+
+    def unfreeze(self):
+        check(lib.latent_network_freeze(self._handle, 0, 0, 0))
+        return self
+
+    @property
+    def frozen(self):
+        """(first_layer, n_layers, epochs left, 0 = until thawed), or None."""
+        f, n, e = c_uint32(), c_uint32(), c_uint32()
+        check(lib.latent_network_frozen(self._handle, byref(f), byref(n), byref(e)))
+        return None if n.value == 0 else (f.value, n.value, e.value)
+
     @property
     def input_dim(self):
         return lib.latent_network_input_dim(self._handle)

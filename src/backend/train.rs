@@ -61,6 +61,11 @@ impl Trainer {
             return Err(Error::Unsupported("MPI data-parallel training runs on the CPU backend only".into()));
         }
         let host = net.host_unsynced();
+        if !host.frozen_ranges().is_empty() {
+            return Err(Error::Unsupported(
+                "frozen layers train on the CPU backend only (the device optimizer has no frozen mask): unfreeze, or fit on the CPU".into(),
+            ));
+        }
         let (train, valid, split) = checked_split(&c, host, data, valid)?;
         let stochastic = host.is_stochastic();
         let feature_range = host.needs_feature_range();

@@ -24,6 +24,7 @@ pub mod psd;
 pub mod recirculation;
 pub mod rbm;
 pub mod trainer;
+pub mod transfer;
 pub mod types;
 pub mod vae;
 
@@ -49,6 +50,7 @@ pub use psd::*;
 pub use recirculation::*;
 pub use rbm::*;
 pub use trainer::*;
+pub use transfer::*;
 pub use types::*;
 pub use vae::*;
 

@@ -8,7 +8,7 @@ use super::trainer::{config_from_params, progress_to_c};
 use super::*;
 use crate::corruption::Corruption;
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
-use crate::train::{PretrainConfig, PretrainMethod, Progress, RbmConfig, pretrain_watching};
+use crate::train::{PretrainConfig, PretrainMethod, Progress, RbmConfig, Trainable, pretrain_watching};
 
 /// How one encoder layer's shallow autoencoder is regularised during pretraining: a plain,
 /// sparse (on its hidden layer), contractive or denoising autoencoder, or a mix.
@@ -120,6 +120,13 @@ fn layer_from_c(l: &latent_layer_regularization, i: usize) -> crate::Result<Regu
 /// latent_trainer_fit, the callback may read and save `net` (it sees the deep network as it
 /// stands: the layers pretrained so far), and other calls on `net` are LATENT_STATUS_BUSY. A `valid`
 /// dataset of zero rows gives LATENT_STATUS_INVALID_ARGUMENT.
+///
+/// A classifier or regression network (LATENT_TASK_CLASSIFY, LATENT_TASK_REGRESS) is
+/// pretrained too: its hidden layers as the encoder of a deep autoencoder built for the purpose
+/// (its mirrored decoder is dropped afterwards; the first layer reconstructs the inputs through
+/// a sigmoid output with cross-entropy when they all lie in [0, 1], else a linear one with MSE),
+/// then `finetune` trains the whole network on the labels or targets of `train` (and `valid`),
+/// as latent_trainer_fit would. The callback sees the network with the layers pretrained so far.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_pretrain(
     net: *mut latent_network,
@@ -137,7 +144,7 @@ pub unsafe extern "C" fn latent_network_pretrain(
         // SAFETY: `train` is NULL (refused) or a live dataset, `valid` NULL or a live dataset (the C contract).
         let (train, valid) = (unsafe { arg(train, "train")? }, unsafe { valid.as_ref() });
         let _in_fit = (train.for_fit(), valid.map(|v| v.for_fit()));
-        let (train, valid) = (train.get(), valid.map(|v| v.get().x()));
+        let (train, valid) = (train.get(), valid.map(|v| v.get()));
         if valid.is_some_and(|v| v.rows() == 0) {
             return Err(crate::error::invalid!(
                 "validation data has no rows: a validation loss over nothing is undefined (pass NULL for no validation)"
@@ -183,6 +190,9 @@ pub unsafe extern "C" fn latent_network_pretrain(
         };
         let cb: crate::train::Watch<crate::network::Network> = if progress.is_some() { Some(&mut cb) } else { None };
         let mut guard = n.fit()?;
-        pretrain_watching(&mut guard, &cfg, train.x(), valid, cb).map(|_| ())
+        // A supervised network's rows carry their labels or targets after the inputs.
+        let rows = Trainable::training_rows(&*guard, train, "the training data")?;
+        let valid = valid.map(|v| Trainable::training_rows(&*guard, v, "the validation data")).transpose()?;
+        pretrain_watching(&mut guard, &cfg, &rows, valid.as_deref(), cb).map(|_| ())
     })
 }

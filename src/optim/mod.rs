@@ -103,6 +103,14 @@ pub struct Optimizer {
     v: Vec<f32>,
     /// (range, weight decay) segments covering the whole buffer in order.
     segments: Vec<(Range<usize>, f32)>,
+    /// Updates each segment has taken: Adam's bias correction counts a segment's own steps, so
+    /// a segment that was frozen starts its moments afresh when it thaws (PyTorch keeps a step
+    /// count per parameter for the same reason). Equal to `step` for every segment that was
+    /// never frozen.
+    seg_steps: Vec<u64>,
+    /// (range, weight decay, segment) pieces a step updates: the segments less the frozen
+    /// ranges ([`Optimizer::set_frozen`]); the segments themselves when nothing is frozen.
+    active: Vec<(Range<usize>, f32, usize)>,
 }
 
 impl Optimizer {
@@ -127,7 +135,36 @@ impl Optimizer {
         // which keeps the update a single zip over equal chunks.
         let m = crate::error::try_zeros(n)?;
         let v = crate::error::try_zeros(n)?;
-        Ok(Optimizer { config, step: 0, momentum: config.momentum, m, v, segments })
+        let active = segments.iter().enumerate().map(|(i, (r, wd))| (r.clone(), *wd, i)).collect();
+        let seg_steps = vec![0; segments.len()];
+        Ok(Optimizer { config, step: 0, momentum: config.momentum, m, v, segments, seg_steps, active })
+    }
+
+    /// Freezes `ranges` of the parameters for the following steps (a learning-rate multiplier
+    /// of 0): a step leaves them, and their optimizer state, exactly as they are (no weight
+    /// decay either). Replaces the previous frozen set; an empty list thaws everything.
+    pub fn set_frozen(&mut self, ranges: &[Range<usize>]) {
+        let mut frozen: Vec<Range<usize>> = ranges.iter().filter(|r| r.start < r.end).cloned().collect();
+        frozen.sort_by_key(|r| r.start);
+        self.active.clear();
+        for (i, (seg, wd)) in self.segments.iter().enumerate() {
+            // Walk the segment, skipping the frozen ranges that overlap it.
+            let mut at = seg.start;
+            for f in frozen.iter().filter(|f| f.start < seg.end && f.end > seg.start) {
+                if f.start > at {
+                    self.active.push((at..f.start, *wd, i));
+                }
+                at = at.max(f.end);
+            }
+            if at < seg.end {
+                self.active.push((at..seg.end, *wd, i));
+            }
+        }
+    }
+
+    /// Whether any parameter is frozen.
+    pub fn has_frozen(&self) -> bool {
+        self.active.iter().map(|(r, _, _)| r.len()).sum::<usize>() != self.len()
     }
 
     pub fn len(&self) -> usize {
@@ -156,10 +193,18 @@ impl Optimizer {
         self.step += 1;
         let c = self.config;
         let mu = self.momentum;
-        let t = self.step as i32;
-        let bc1 = 1.0 - (c.beta1 as f64).powi(t);
-        let bc2 = 1.0 - (c.beta2 as f64).powi(t);
-        for (range, wd) in self.segments.clone() {
+        // A segment split by a frozen range counts one step for all its pieces.
+        let mut last = usize::MAX;
+        for &(_, _, i) in &self.active {
+            if i != last {
+                self.seg_steps[i] += 1;
+                last = i;
+            }
+        }
+        for (range, wd, seg) in self.active.clone() {
+            let t = self.seg_steps[seg] as i32;
+            let bc1 = 1.0 - (c.beta1 as f64).powi(t);
+            let bc2 = 1.0 - (c.beta2 as f64).powi(t);
             let p = &mut params[range.clone()];
             let g = &grads[range.clone()];
             let m = &mut self.m[range.clone()];

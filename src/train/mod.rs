@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod pretrain;
+mod pretrain_supervised;
 pub mod rbm;
 pub mod recirculation;
 pub mod trainer;

@@ -65,6 +65,13 @@ type NetWatch<'a> = crate::train::Watch<'a, Network>;
 
 /// Pretrains `net` layer by layer on `data`, then fine-tunes it (validating on `valid`, if
 /// given, during fine-tuning). The decoder must mirror the encoder's widths.
+///
+/// A classifier or regression network pretrains its hidden layers as the encoder of a deep
+/// autoencoder (the mirrored decoder is built for pretraining and dropped), then fine-tunes on
+/// the labels or targets: `data` (and `valid`) then hold the rows as a fit takes them, the
+/// inputs followed by the class index or the targets ([`crate::task::Task::training_matrix`]).
+/// The first layer's shallow autoencoder reconstructs the inputs through a sigmoid output with
+/// binary cross-entropy when they all lie in [0, 1], else through a linear output with MSE.
 pub fn pretrain(
     net: &mut Network,
     cfg: &PretrainConfig,
@@ -88,10 +95,9 @@ pub fn pretrain_watching(
 ) -> Result<PretrainReport> {
     let spec = net.spec().clone();
     if spec.task.is_supervised() {
-        return Err(invalid!(
-            "layer-wise pretraining unrolls autoencoders; this is a {} network (pretrain an autoencoder, then train the classifier on its codes)",
-            spec.task.name()
-        ));
+        // Its hidden layers pretrain as a deep autoencoder's encoder, then it fine-tunes on the
+        // labels or targets (`data` then holds them after the inputs).
+        return super::pretrain_supervised::pretrain_supervised(net, cfg, data, valid, progress);
     }
     if let Some((i, l)) = net.layers().iter().enumerate().find(|(_, l)| !l.connection.is_dense()) {
         return Err(invalid!("layer-wise pretraining needs dense layers; layer {i} is {}", l.connection.name()));

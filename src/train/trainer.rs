@@ -214,6 +214,12 @@ pub trait Trainable: Send + Sync {
     fn after_step(&mut self) {}
     /// Called before each epoch's first step (a network's memory layers start their sequence).
     fn start_epoch(&self, _ws: &mut Self::Workspace) {}
+    /// Parameter ranges the next epoch leaves alone (a network's frozen layers).
+    fn frozen_ranges(&self) -> Vec<Range<usize>> {
+        Vec::new()
+    }
+    /// Called after each completed epoch (a freeze for some epochs counts down).
+    fn end_epoch(&mut self) {}
     /// A count the model keeps across steps (a VAE's KL warm-up clock); restored with the
     /// parameters when an epoch diverges.
     fn clock(&self) -> u64 {
@@ -296,6 +302,12 @@ impl Trainable for Network {
     }
     fn start_epoch(&self, ws: &mut Self::Workspace) {
         ws.reset_memory();
+    }
+    fn frozen_ranges(&self) -> Vec<Range<usize>> {
+        self.frozen_param_ranges()
+    }
+    fn end_epoch(&mut self) {
+        self.count_frozen_epoch();
     }
 }
 
@@ -542,6 +554,7 @@ impl Trainer {
         for epoch in 0..c.epochs {
             let start = Instant::now();
             opt.set_momentum(c.schedule.momentum_at(epoch, c.optimizer.momentum));
+            opt.set_frozen(&net.frozen_ranges());
             let epoch_start = net.params().to_vec();
             net.start_epoch(&mut ws);
             let clock_start = net.clock();
@@ -680,6 +693,7 @@ impl Trainer {
                 learning_rate: lr as f64,
             };
             self.history.push(rec);
+            net.end_epoch();
             let mut stop = false;
             if c.early_stopping_patience > 0 && valid_loss.is_finite() {
                 if best.as_ref().is_none_or(|(b, _)| valid_loss < *b) {
