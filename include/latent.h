@@ -1854,35 +1854,6 @@ latent_status latent_psd_reconstruct(const struct latent_psd *psd,
                                      float *out,
                                      size_t capacity);
 
-// Trains `net`, an autoencoder with one hidden layer (its code layer: no encoder or decoder
-// hidden layers, untied, dense, deterministic), on the rows of `train` by recirculation
-// (Hinton & McClelland 1988) instead of back-propagation. Each row goes twice around the loop:
-// h = f(x W + b_h), x' = regression x + (1 - regression) g(h V + b_v),
-// h' = regression h + (1 - regression) f(x' W + b_h); then V += learning_rate h^T (x - x'),
-// b_v += learning_rate (x - x'), W += learning_rate x'^T (h - h'),
-// b_h += learning_rate (h - h'), averaged over minibatches of `batch_size` rows shuffled each
-// epoch from `seed`. The paper's regression is 0.75; learning rates near 1 suit data in
-// [0, 1]. It minimises the squared reconstruction error whatever loss the network was built
-// with, and ignores its regularisation. *mse (may be NULL) receives the mean squared error per
-// element of the reconstructions of `train` after the last epoch (NaN when the call fails).
-//
-// A deeper network, a tied one, a classifier or regressor, or one with stochastic or
-// non-dense layers is LATENT_STATUS_INVALID_ARGUMENT (the message says why); so are epochs or
-// batch_size outside 1 to 1000000 and 1 to 2^20, a learning_rate not positive and finite, a
-// regression outside [0, 1), and a `train` of zero rows; columns other than input_dim are
-// LATENT_STATUS_SHAPE_MISMATCH. A step that makes a parameter non-finite stops with
-// LATENT_STATUS_DIVERGED. Any failure leaves the network as it was. It runs on the CPU (a
-// network on a GPU gets the result before its next use) on LATENT_NUM_THREADS threads
-// (default all cores); while it runs, other calls on `net` return LATENT_STATUS_BUSY.
-latent_status latent_network_fit_recirculation(struct latent_network *net,
-                                               const struct latent_dataset *train,
-                                               uint32_t epochs,
-                                               uint32_t batch_size,
-                                               double learning_rate,
-                                               double regression,
-                                               uint64_t seed,
-                                               double *mse);
-
 // Creates an RBM of `n_visible` x `n_hidden` units of the given kinds (LATENT_RBM_UNIT_*),
 // weights 0.1 N(0, 1) drawn from `seed` and zero biases (Hinton's rbm.m). Zero or more than
 // 2^24 units on a side, or an unknown unit kind, is LATENT_STATUS_INVALID_ARGUMENT. On failure
@@ -2015,6 +1986,35 @@ latent_status latent_rbm_save(const struct latent_rbm *rbm, const char *path);
 // kind of model's file (a network's, a VAE's), gives LATENT_STATUS_BAD_FORMAT; a missing one
 // LATENT_STATUS_IO. Only a regular file is read. On failure *out is NULL.
 latent_status latent_rbm_load(const char *path, struct latent_rbm **out);
+
+// Trains `net`, an autoencoder with one hidden layer (its code layer: no encoder or decoder
+// hidden layers, untied, dense, deterministic), on the rows of `train` by recirculation
+// (Hinton & McClelland 1988) instead of back-propagation. Each row goes twice around the loop:
+// h = f(x W + b_h), x' = regression x + (1 - regression) g(h V + b_v),
+// h' = regression h + (1 - regression) f(x' W + b_h); then V += learning_rate h^T (x - x'),
+// b_v += learning_rate (x - x'), W += learning_rate x'^T (h - h'),
+// b_h += learning_rate (h - h'), averaged over minibatches of `batch_size` rows shuffled each
+// epoch from `seed`. The paper's regression is 0.75; learning rates near 1 suit data in
+// [0, 1]. It minimises the squared reconstruction error whatever loss the network was built
+// with, and ignores its regularisation. *mse (may be NULL) receives the mean squared error per
+// element of the reconstructions of `train` after the last epoch (NaN when the call fails).
+//
+// A deeper network, a tied one, a classifier or regressor, or one with stochastic or
+// non-dense layers is LATENT_STATUS_INVALID_ARGUMENT (the message says why); so are epochs or
+// batch_size outside 1 to 1000000 and 1 to 2^20, a learning_rate not positive and finite, a
+// regression outside [0, 1), and a `train` of zero rows; columns other than input_dim are
+// LATENT_STATUS_SHAPE_MISMATCH. A step that makes a parameter non-finite stops with
+// LATENT_STATUS_DIVERGED. Any failure leaves the network as it was. It runs on the CPU (a
+// network on a GPU gets the result before its next use) on LATENT_NUM_THREADS threads
+// (default all cores); while it runs, other calls on `net` return LATENT_STATUS_BUSY.
+latent_status latent_network_fit_recirculation(struct latent_network *net,
+                                               const struct latent_dataset *train,
+                                               uint32_t epochs,
+                                               uint32_t batch_size,
+                                               double learning_rate,
+                                               double regression,
+                                               uint64_t seed,
+                                               double *mse);
 
 // The defaults: 10 epochs, batch 128, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), no weight
 // decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping, a

@@ -133,6 +133,19 @@ pub fn mnist_files(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
     ))
 }
 
+/// The bytes of a path as the OS holds them (what a C caller gets back); off Unix, only a
+/// UTF-8 path can be given.
+#[cfg(unix)]
+pub fn path_bytes(p: &Path) -> Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(p.as_os_str().as_bytes().to_vec())
+}
+
+#[cfg(not(unix))]
+pub fn path_bytes(p: &Path) -> Result<Vec<u8>> {
+    p.to_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| Error::Io(format!("{} is not UTF-8", p.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,17 +213,4 @@ mod tests {
         assert_eq!(mnist_files(&d).unwrap().3, d.join("t10k-labels-idx1-ubyte.gz"));
         std::fs::remove_dir_all(&d).unwrap();
     }
-}
-
-/// The bytes of a path as the OS holds them (what a C caller gets back); off Unix, only a
-/// UTF-8 path can be given.
-#[cfg(unix)]
-pub fn path_bytes(p: &Path) -> Result<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt;
-    Ok(p.as_os_str().as_bytes().to_vec())
-}
-
-#[cfg(not(unix))]
-pub fn path_bytes(p: &Path) -> Result<Vec<u8>> {
-    p.to_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| Error::Io(format!("{} is not UTF-8", p.display())))
 }

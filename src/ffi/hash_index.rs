@@ -25,13 +25,16 @@ pub unsafe extern "C" fn latent_hash_index_new(
     out: *mut *mut latent_hash_index,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
         if bits == 0 || bits > crate::hashing::index::MAX_BITS || n == 0 {
             // Checked before the codes are read: the message says which.
             return HashIndex::new(&[], bits).map(|_| ());
         }
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let c = unsafe { slice(codes, n, "codes")? };
         let idx = HashIndex::new(c, bits)?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_hash_index { inner: idx }) };
         Ok(())
     })
@@ -40,24 +43,28 @@ pub unsafe extern "C" fn latent_hash_index_new(
 /// Frees an index; NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_hash_index_free(index: *mut latent_hash_index) {
+    // SAFETY: NULL or a handle of this library, freed once (the C contract).
     unsafe { free_handle(index) }
 }
 
 /// Items stored (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_hash_index_count(index: *const latent_hash_index) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { index.as_ref() }.map_or(0, |i| i.inner.len())
 }
 
 /// Distinct codes stored, the occupied addresses (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_hash_index_buckets(index: *const latent_hash_index) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { index.as_ref() }.map_or(0, |i| i.inner.buckets())
 }
 
 /// Code width in bits (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_hash_index_bits(index: *const latent_hash_index) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { index.as_ref() }.map_or(0, |i| i.inner.bits())
 }
 
@@ -69,9 +76,12 @@ unsafe fn write_hits(
     capacity: usize,
     count: *mut usize,
 ) -> crate::Result<()> {
+    // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
     unsafe { put(count, hits.len()) };
+    // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
     let i = unsafe { out_slice(ids, capacity, hits.len(), "ids")? };
     if !distances.is_null() {
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let d = unsafe { out_slice(distances, capacity, hits.len(), "distances")? };
         d.copy_from_slice(&hits.distances);
     }
@@ -100,16 +110,20 @@ pub unsafe extern "C" fn latent_hash_index_query_radius(
 ) -> latent_status {
     guard(|| {
         super::out(count, "count")?;
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(count, 0) };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let idx = &unsafe { arg(index, "index")? }.inner;
         if ids.is_null() && capacity > 0 {
             return Err(crate::Error::NullArgument("ids is NULL (pass capacity 0 with it to only count)".into()));
         }
         let hits = idx.query_radius(code, radius as usize)?;
         if ids.is_null() {
+            // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
             unsafe { put(count, hits.len()) };
             return Ok(());
         }
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         unsafe { write_hits(&hits, ids, distances, capacity, count) }
     })
 }
@@ -134,7 +148,9 @@ pub unsafe extern "C" fn latent_hash_index_query_top_k(
 ) -> latent_status {
     guard(|| {
         super::out(count, "count")?;
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(count, 0) };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let idx = &unsafe { arg(index, "index")? }.inner;
         if k == 0 {
             return Err(invalid!("k is 0: ask for at least one neighbour"));
@@ -142,12 +158,16 @@ pub unsafe extern "C" fn latent_hash_index_query_top_k(
         super::out(ids, "ids")?;
         // Checked before the search: the result's size is known.
         let found = k.min(idx.len());
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(count, found) };
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         unsafe { out_slice(ids, capacity, found, "ids")? };
         if !distances.is_null() {
+            // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
             unsafe { out_slice(distances, capacity, found, "distances")? };
         }
         let hits = idx.query_top_k(code, k)?;
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         unsafe { write_hits(&hits, ids, distances, capacity, count) }
     })
 }

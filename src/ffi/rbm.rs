@@ -51,10 +51,12 @@ pub unsafe extern "C" fn latent_rbm_new(
     out: *mut *mut latent_rbm,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
         let v = unit_from_code(visible).map_err(|e| e.context(format_args!("visible")))?;
         let h = unit_from_code(hidden).map_err(|e| e.context(format_args!("hidden")))?;
         let m = RbmModel::new(n_visible, n_hidden, v, h, seed)?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_rbm::new(m)) };
         Ok(())
     })
@@ -63,18 +65,21 @@ pub unsafe extern "C" fn latent_rbm_new(
 /// Frees an RBM; NULL is a no-op.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_rbm_free(rbm: *mut latent_rbm) {
+    // SAFETY: NULL or a handle of this library, freed once (the C contract).
     unsafe { free_handle(rbm) }
 }
 
 /// Visible units (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_rbm_n_visible(rbm: *const latent_rbm) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { rbm.as_ref() }.map_or(0, |r| r.shape.0)
 }
 
 /// Hidden units (0 for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_rbm_n_hidden(rbm: *const latent_rbm) -> usize {
+    // SAFETY: NULL or a live object of this library (the C contract).
     unsafe { rbm.as_ref() }.map_or(0, |r| r.shape.1)
 }
 
@@ -88,7 +93,9 @@ pub unsafe extern "C" fn latent_rbm_units(
     guard(|| {
         super::out(visible, "visible")?;
         super::out(hidden, "hidden")?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let m = unsafe { arg(rbm, "rbm")? }.inner.read()?;
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         unsafe {
             put(visible, unit_code(m.visible()));
             put(hidden, unit_code(m.hidden()));
@@ -102,7 +109,9 @@ pub unsafe extern "C" fn latent_rbm_units(
 pub unsafe extern "C" fn latent_rbm_param_count(rbm: *const latent_rbm, out: *mut usize) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(rbm, "rbm")? }.inner.read()?.param_count();
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(out, n) };
         Ok(())
     })
@@ -118,7 +127,9 @@ pub unsafe extern "C" fn latent_rbm_get_params(
     capacity: usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let m = unsafe { arg(rbm, "rbm")? }.inner.read()?;
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, m.param_count(), "out")? };
         dst.copy_from_slice(m.params());
         Ok(())
@@ -131,7 +142,9 @@ pub unsafe extern "C" fn latent_rbm_get_params(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_rbm_set_params(rbm: *mut latent_rbm, params: *const f32, n: usize) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(rbm, "rbm")? };
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
         let p = unsafe { slice(params, n, "params")? };
         h.inner.write()?.set_params(p)
     })
@@ -143,6 +156,7 @@ pub unsafe extern "C" fn latent_rbm_set_params(rbm: *mut latent_rbm, params: *co
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_rbm_set_threads(rbm: *mut latent_rbm, threads: u32) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(rbm, "rbm")? };
         crate::pool::check_threads(threads as usize)?;
         h.inner.write()?.set_threads(threads as usize);
@@ -174,13 +188,16 @@ pub unsafe extern "C" fn latent_rbm_fit(
     user: *mut c_void,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(rbm, "rbm")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let p = unsafe { arg(params, "params")? };
         let c = config_from_params(p)?;
         let cd = RbmConfig { k: cd_k as usize, persistent: flag(persistent, "persistent")?, ..RbmConfig::default() };
         if cd.k == 0 || cd.k > 1000 {
             return Err(invalid!("CD-k needs cd_k in 1 to 1000, not {cd_k}"));
         }
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let train = unsafe { arg(train, "train")? };
         let _in_fit = train.for_fit();
         let x = train.get().x();
@@ -190,6 +207,7 @@ pub unsafe extern "C" fn latent_rbm_fit(
         let mut guard = h.inner.fit()?;
         let mut cb = |pr: &crate::train::Progress| -> bool {
             let Some(f) = progress else { return true };
+            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
             unsafe { f(user, &progress_to_c(pr)) == 0 }
         };
         let cb: Option<&mut dyn FnMut(&crate::train::Progress) -> bool> =
@@ -213,9 +231,11 @@ pub unsafe extern "C" fn latent_rbm_history(
     n: *mut usize,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let m = unsafe { arg(rbm, "rbm")? }.inner.read()?;
         let hist = m.history();
         if !n.is_null() {
+            // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
             unsafe { put(n, hist.len()) };
         }
         if reconstruction_error.is_null() {
@@ -226,10 +246,12 @@ pub unsafe extern "C" fn latent_rbm_history(
                 "reconstruction_error is NULL (pass capacity 0 with it to only count)".into(),
             ));
         }
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let r = unsafe { out_slice(reconstruction_error, capacity, hist.len(), "reconstruction_error")? };
         let mut f = if free_energy.is_null() {
             None
         } else {
+            // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
             Some(unsafe { out_slice(free_energy, capacity, hist.len(), "free_energy")? })
         };
         for (i, e) in hist.iter().enumerate() {
@@ -253,10 +275,14 @@ unsafe fn rows_call<T: OutValue + std::fmt::Debug>(
     f: impl FnOnce(&RbmModel, &Matrix) -> Result<Vec<T>>,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let m = unsafe { arg(rbm, "rbm")? }.inner.read()?;
         let per_row = per_row(&m)?;
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let r = unsafe { rows.check(m.n_visible(), "RBM")? };
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let res = unsafe { with_rows(rows, |x| f(&m, x))? };
         check_output(&res, per_row, "the result")?;
         dst.copy_from_slice(&res);
@@ -279,6 +305,7 @@ pub unsafe extern "C" fn latent_rbm_free_energy(
     out: *mut f64,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe { rows_call(rbm, Rows::Caller(x, rows, cols), out, capacity, |_| Ok(1), |m, x| m.free_energy(x)) }
 }
 
@@ -294,6 +321,7 @@ pub unsafe extern "C" fn latent_rbm_transform(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             rbm,
@@ -317,6 +345,7 @@ pub unsafe extern "C" fn latent_rbm_reconstruct(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         rows_call(
             rbm,
@@ -347,6 +376,7 @@ pub unsafe extern "C" fn latent_rbm_sample(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
         let per_row = |m: &RbmModel| {
             flag(means, "means")?;
@@ -367,7 +397,9 @@ pub unsafe extern "C" fn latent_rbm_sample(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_rbm_save(rbm: *const latent_rbm, path: *const c_char) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let m = unsafe { arg(rbm, "rbm")? }.inner.read()?;
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
         crate::model_file::save_rbm(&m, std::path::Path::new(p))
     })
@@ -379,9 +411,12 @@ pub unsafe extern "C" fn latent_rbm_save(rbm: *const latent_rbm, path: *const c_
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_rbm_load(path: *const c_char, out: *mut *mut latent_rbm) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
         let m = crate::model_file::load_rbm(std::path::Path::new(p))?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_rbm::new(m)) };
         Ok(())
     })

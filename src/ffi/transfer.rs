@@ -12,7 +12,9 @@ use crate::task::Task;
 /// The appended hidden layers from C: `n` widths and activations (NULL: ReLU).
 unsafe fn hidden_layers(n: u32, units: *const u32, acts: *const latent_activation) -> Result<Vec<LayerSpec>> {
     let n = super::network::layer_count(n, "n_hidden")?;
+    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
     let units = unsafe { slice(units, n, "hidden_units")? };
+    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
     let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, "hidden_activations")? }) };
     (0..n)
         .map(|i| {
@@ -60,11 +62,15 @@ pub unsafe extern "C" fn latent_network_new_supervised_from_encoder(
     out: *mut *mut latent_network,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let src = unsafe { arg(source, "source")? };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let hidden = unsafe { hidden_layers(n_hidden, hidden_units, hidden_activations)? };
         let task = supervised_task(task, outputs)?;
         let net = Network::supervised_from_encoder(&*src.read()?, &hidden, task, seed)?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_network::new(net)) };
         Ok(())
     })
@@ -90,11 +96,15 @@ pub unsafe extern "C" fn latent_network_new_supervised_from_vae(
     out: *mut *mut latent_network,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
         unsafe { clear(out, "out")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let src = unsafe { arg(source, "source")? };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let hidden = unsafe { hidden_layers(n_hidden, hidden_units, hidden_activations)? };
         let task = supervised_task(task, outputs)?;
         let net = Network::supervised_from_vae(&*src.read()?, &hidden, task, seed)?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, latent_network::new(net)) };
         Ok(())
     })
@@ -106,9 +116,11 @@ pub unsafe extern "C" fn latent_network_new_supervised_from_vae(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_layer_count(net: *const latent_network, count: *mut usize) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? };
         out(count, "count")?;
         let layers = n.read()?.layers().len();
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(count, layers) };
         Ok(())
     })
@@ -131,6 +143,7 @@ pub unsafe extern "C" fn latent_network_freeze(
     epochs: u32,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? };
         let mut g = n.write()?;
         if n_layers == 0 {
@@ -153,6 +166,7 @@ pub unsafe extern "C" fn latent_network_frozen(
     epochs: *mut u32,
 ) -> latent_status {
     guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? };
         out(first_layer, "first_layer")?;
         out(n_layers, "n_layers")?;
@@ -162,6 +176,7 @@ pub unsafe extern "C" fn latent_network_frozen(
             Some(fr) => (fr.layers.start, fr.layers.len(), fr.epochs.unwrap_or(0)),
             None => (0, 0, 0),
         };
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         unsafe {
             put(first_layer, f as u32);
             put(n_layers, c as u32);
@@ -170,4 +185,3 @@ pub unsafe extern "C" fn latent_network_frozen(
         Ok(())
     })
 }
-
