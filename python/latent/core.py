@@ -598,17 +598,20 @@ class Network(_Handle):
 
     def loss(self, dataset):
         v = c_double()
-        check(lib.latent_network_loss(self._handle, _dataset(dataset)._handle, byref(v)))
+        ds = _dataset(dataset)  # kept alive for the call: a temporary's handle would be freed before it
+        check(lib.latent_network_loss(self._handle, ds._handle, byref(v)))
         return v.value
 
     def mse(self, dataset):
         v = c_double()
-        check(lib.latent_network_mse(self._handle, _dataset(dataset)._handle, byref(v)))
+        ds = _dataset(dataset)  # kept alive for the call: a temporary's handle would be freed before it
+        check(lib.latent_network_mse(self._handle, ds._handle, byref(v)))
         return v.value
 
     def metrics(self, dataset):
         m = _ffi.latent_metrics()
-        check(lib.latent_network_metrics(self._handle, _dataset(dataset)._handle, byref(m)))
+        ds = _dataset(dataset)  # kept alive for the call: a temporary's handle would be freed before it
+        check(lib.latent_network_metrics(self._handle, ds._handle, byref(m)))
         return Metrics(*(getattr(m, f) for f in Metrics._fields))
 
     def evaluate(self, dataset):
@@ -862,7 +865,8 @@ class Vae(_Handle):
     def elbo(self, dataset, samples=1, seed=0):
         """Elbo(neg_elbo, reconstruction, kl), means per example over a dataset."""
         e = _ffi.latent_elbo()
-        check(lib.latent_vae_elbo(self._handle, _dataset(dataset)._handle, int(samples), int(seed), byref(e)))
+        ds = _dataset(dataset)  # kept alive for the call: a temporary's handle would be freed before it
+        check(lib.latent_vae_elbo(self._handle, ds._handle, int(samples), int(seed), byref(e)))
         return Elbo(e.neg_elbo, e.reconstruction, e.kl)
 
 
