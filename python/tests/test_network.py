@@ -214,3 +214,36 @@ def test_the_progress_callback_may_read_and_save_the_model_it_trains(digits, tmp
     ck = latent.Network.load(str(tmp_path / "epoch1.latent"))
     assert np.array_equal(ck.params, seen[1][1])
     assert not np.array_equal(ck.params, net.params)
+
+
+def test_temporary_datasets_outlive_the_calls_that_use_them(digits, monkeypatch):
+    """net.loss(x) / mse(x) / metrics(x) with an array make a temporary Dataset: it must stay
+    open until the call returns (`_dataset(x)._handle` freed it first, and the call then read
+    freed memory: an mse of 2e58 seen in the suite)."""
+    x, _ = digits
+    closed = set()
+    original_close = latent.Dataset.close
+
+    def close(self):
+        h = getattr(self, "_h", None)
+        if h is not None:
+            closed.add(h.value)
+        original_close(self)
+
+    original_init = latent.Dataset.__init__
+
+    def init(self, *args, **kw):
+        original_init(self, *args, **kw)
+        closed.discard(self._h.value)  # a new dataset may reuse a freed one's address
+
+    monkeypatch.setattr(latent.Dataset, "close", close)
+    monkeypatch.setattr(latent.Dataset, "__init__", init)
+    lib = latent.core.lib
+    for name in ("latent_network_loss", "latent_network_mse", "latent_network_metrics"):
+        def wrapped(net, ds, out, _orig=getattr(lib, name), _name=name):
+            assert ds.value not in closed, f"{_name} was given a dataset already freed"
+            return _orig(net, ds, out)
+        monkeypatch.setattr(lib, name, wrapped)
+    with small_net() as net:
+        assert net.loss(x) > 0 and net.mse(x) > 0
+        net.metrics(x)
