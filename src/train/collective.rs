@@ -88,6 +88,7 @@ mod mpi_comm {
     // SAFETY: the trainer calls the collectives from the thread that called fit() only (MPI's
     // MPI_THREAD_FUNNELED); the handle is only an integer or pointer that MPI owns.
     unsafe impl Send for MpiCollective {}
+    // SAFETY: as for Send: every MPI call is made from the fitting thread.
     unsafe impl Sync for MpiCollective {}
 
     impl MpiCollective {
@@ -96,19 +97,25 @@ mod mpi_comm {
         /// the caller's.
         pub fn from_fint(fint: i32) -> Result<MpiCollective> {
             let mut flag = 0;
+            // SAFETY: MPI_Initialized may be called at any time; flag is a live int.
             unsafe { mpi::ffi::MPI_Initialized(&mut flag) };
             if flag == 0 {
                 return Err(invalid!("MPI is not initialised: call MPI_Init before passing a communicator"));
             }
+            // SAFETY: MPI is initialised (checked above); f2c only converts a handle.
             let raw = unsafe { mpi::ffi::MPI_Comm_f2c(fint) };
+            // SAFETY: reads a constant handle of the initialised MPI library.
             if raw == unsafe { mpi::ffi::RSMPI_COMM_NULL } {
                 return Err(invalid!("communicator {fint} is MPI_COMM_NULL"));
             }
+            // SAFETY: reads a constant handle of the initialised MPI library.
             let mut dup = unsafe { mpi::ffi::RSMPI_COMM_NULL };
+            // SAFETY: raw is a valid communicator (not NULL, checked above); dup is a live handle slot.
             let rc = unsafe { mpi::ffi::MPI_Comm_dup(raw, &mut dup) };
             if rc != 0 {
                 return Err(invalid!("MPI_Comm_dup failed on communicator {fint} (error {rc})"));
             }
+            // SAFETY: dup is a communicator MPI_Comm_dup just created, owned by this value from now on.
             let comm = unsafe { SimpleCommunicator::from_raw(dup) };
             Ok(MpiCollective { comm })
         }

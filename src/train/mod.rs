@@ -1,7 +1,5 @@
 //! Training procedures.
 
-#![forbid(unsafe_code)]
-
 pub mod pretrain;
 mod pretrain_supervised;
 pub mod rbm;

@@ -4,6 +4,8 @@
 //! end. With intermediate fine-tuning, the partial deep autoencoder built so far is fine-tuned
 //! after each new layer, before the next one is pretrained.
 
+#![forbid(unsafe_code)]
+
 use crate::activation::Activation;
 use crate::error::{Result, invalid};
 use crate::loss::Loss;

@@ -5,6 +5,8 @@
 //! intermediate fine-tuning if asked), then the whole network is fine-tuned on the labels or
 //! targets.
 
+#![forbid(unsafe_code)]
+
 use crate::activation::Activation;
 use crate::error::{Result, shape};
 use crate::loss::Loss;

@@ -10,6 +10,8 @@
 //! reconstruction are sampled; the reconstruction uses visible probabilities (means), and so do
 //! the negative statistics. Parameters: W (n_v x n_h, row-major), then b_h, then b_v.
 
+#![forbid(unsafe_code)]
+
 use std::time::Instant;
 
 use crate::activation::{Activation, softplus};

@@ -24,6 +24,8 @@
 //! produce. It minimises the squared reconstruction error whatever loss the network is
 //! configured with; the network's regularisation settings are not used.
 
+#![forbid(unsafe_code)]
+
 use std::ops::Range;
 
 use crate::error::{Error, Result, invalid, shape, try_zeros};

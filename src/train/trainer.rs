@@ -1,5 +1,7 @@
 //! Minibatch training: per-epoch shuffling, validation, early stopping, progress callbacks.
 
+#![forbid(unsafe_code)]
+
 use std::time::Instant;
 
 use crate::corruption::{Corruption, feature_range};
