@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod atomic_file;
 pub mod backend;
+pub mod contractive;
 pub mod corruption;
 pub mod data;
 pub mod distribution;
@@ -17,6 +18,7 @@ pub mod hashing;
 pub mod init;
 pub mod layer;
 pub mod loss;
+pub mod manifold;
 pub mod metrics;
 pub mod model_file;
 pub mod montecarlo;
