@@ -493,3 +493,166 @@ fn contractive_autoencoder_tangents_follow_a_known_curve() {
     println!("plain autoencoder 12-32-32-2, seed 3: cos(principal angle) mean {mean_cos:.4}");
     assert!(mean_cos < 0.8, "without the penalty the tangent is found anyway ({mean_cos}): the test shows nothing");
 }
+
+// ---------------------------------------------------------------------------------------------
+// docs/manifold.md
+
+fn doc_block(lang: &str) -> String {
+    let doc = std::fs::read_to_string(common::root().join("docs/manifold.md")).unwrap();
+    let fence = format!("```{lang}\n");
+    let blocks: Vec<&str> = doc.split(&fence).skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    assert_eq!(blocks.len(), 1, "docs/manifold.md should have one ```{lang} block");
+    blocks[0].to_string()
+}
+
+/// docs/manifold.md's C block compiles against the header and runs (it exits 0 only when the
+/// tangent and the score it prints point the right way); its Python block runs.
+#[test]
+fn manifold_doc_code_blocks_compile_and_run() {
+    use common::{compile_c, have, lib_dir, run, scratch, skip};
+    use std::process::Command;
+    let dir = scratch("manifold_doc");
+    let src = dir.join("manifold.c");
+    std::fs::write(&src, doc_block("c")).unwrap();
+    let exe = dir.join("manifold");
+    compile_c(&[src], &exe, &[]);
+    let (code, out, err) = run(Command::new(&exe).current_dir(&dir));
+    println!("{out}");
+    assert_eq!(code, 0, "the C block failed:\n{out}\n{err}");
+    assert!(out.contains("tangent (") && out.contains("score at (1.3, 0, 0)"), "{out}");
+    if !have("python3")
+        || !Command::new("python3").args(["-c", "import numpy"]).output().is_ok_and(|o| o.status.success())
+    {
+        skip("python3 with numpy", "install them to run the doc's Python block");
+        return;
+    }
+    let script = dir.join("manifold.py");
+    std::fs::write(&script, doc_block("python")).unwrap();
+    let lib = lib_dir().join(if cfg!(target_os = "macos") { "liblatent.dylib" } else { "liblatent.so" });
+    let (code, out, err) = run(Command::new("python3")
+        .current_dir(&dir)
+        .arg(&script)
+        .env("PYTHONPATH", common::root().join("python"))
+        .env("LATENT_LIBRARY", lib)
+        .env("PYTHONDONTWRITEBYTECODE", "1"));
+    println!("{out}");
+    assert_eq!(code, 0, "the Python block failed:\n{out}\n{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The C calls' statuses
+
+#[test]
+fn c_calls_check_their_arguments_and_write_what_rust_computes() {
+    use latent::ffi::*;
+    use std::ptr::{null, null_mut};
+    unsafe {
+        let mut p = latent_network_params_default();
+        let units = [5u32];
+        p.input_dim = 6;
+        p.n_encoder = 1;
+        p.encoder_units = units.as_ptr();
+        p.hidden_activation = LATENT_ACTIVATION_TANH;
+        p.code_units = 3;
+        p.output_activation = LATENT_ACTIVATION_IDENTITY;
+        p.corruption = LATENT_CORRUPTION_GAUSSIAN;
+        p.corruption_level = 0.3;
+        let mut net = null_mut();
+        assert_eq!(latent_network_new(&p, &mut net), LATENT_STATUS_OK);
+        let x: Vec<f32> = (0..12).map(|i| (i as f32 * 0.7).sin()).collect();
+        let rust = latent::model_file::from_bytes(&{
+            let dir = common::scratch("manifold_c");
+            let path = std::ffi::CString::new(dir.join("n.latent").to_str().unwrap()).unwrap();
+            assert_eq!(latent_network_save(net, path.as_ptr()), LATENT_STATUS_OK);
+            std::fs::read(dir.join("n.latent")).unwrap()
+        })
+        .unwrap();
+        let xm = Matrix::from_vec(2, 6, x.clone()).unwrap();
+        // Score: sigma 0 is the network's 0.3; the values are the Rust call's.
+        let mut out = vec![f32::NAN; 12];
+        assert_eq!(latent_network_score(net, x.as_ptr(), 2, 6, 0.0, out.as_mut_ptr(), 12), LATENT_STATUS_OK);
+        assert_eq!(out, rust.score_estimate(&xm, 0.3).unwrap().into_vec());
+        assert_eq!(
+            latent_network_score(net, x.as_ptr(), 2, 6, -1.0, out.as_mut_ptr(), 12),
+            LATENT_STATUS_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            latent_network_score(net, x.as_ptr(), 2, 6, f64::NAN, out.as_mut_ptr(), 12),
+            LATENT_STATUS_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            latent_network_score(net, x.as_ptr(), 2, 5, 0.1, out.as_mut_ptr(), 12),
+            LATENT_STATUS_SHAPE_MISMATCH
+        );
+        assert_eq!(
+            latent_network_score(net, x.as_ptr(), 2, 6, 0.1, out.as_mut_ptr(), 11),
+            LATENT_STATUS_BUFFER_TOO_SMALL
+        );
+        assert_eq!(latent_network_score(net, null(), 2, 6, 0.1, out.as_mut_ptr(), 12), LATENT_STATUS_NULL_ARGUMENT);
+        assert_eq!(latent_network_score(net, null(), 0, 6, 0.1, null_mut(), 0), LATENT_STATUS_OK);
+        // Jacobian: 2 rows x 3 x 6.
+        let mut j = vec![f32::NAN; 36];
+        assert_eq!(latent_network_jacobian(net, x.as_ptr(), 2, 6, j.as_mut_ptr(), 36), LATENT_STATUS_OK);
+        assert_eq!(j, rust.encoder_jacobians(&xm).unwrap());
+        assert_eq!(latent_network_jacobian(net, x.as_ptr(), 2, 6, j.as_mut_ptr(), 35), LATENT_STATUS_BUFFER_TOO_SMALL);
+        assert_eq!(latent_network_jacobian(null(), x.as_ptr(), 2, 6, j.as_mut_ptr(), 36), LATENT_STATUS_NULL_ARGUMENT);
+        assert_eq!(
+            latent_network_jacobian(net, x.as_ptr(), usize::MAX / 2, 6, j.as_mut_ptr(), 36),
+            LATENT_STATUS_INVALID_ARGUMENT
+        );
+        // Tangents: k in 1..=3; 3 singular values.
+        let (mut d, mut s) = (vec![f32::NAN; 12], vec![f32::NAN; 3]);
+        assert_eq!(
+            latent_network_tangents(net, x.as_ptr(), 6, 2, d.as_mut_ptr(), 12, s.as_mut_ptr(), 3),
+            LATENT_STATUS_OK
+        );
+        let t = rust.tangents(&x[..6], 2).unwrap();
+        assert_eq!(d, t.directions.into_vec());
+        assert_eq!(s, t.singular_values);
+        for k in [0, 4] {
+            assert_eq!(
+                latent_network_tangents(net, x.as_ptr(), 6, k, d.as_mut_ptr(), 12, s.as_mut_ptr(), 3),
+                LATENT_STATUS_INVALID_ARGUMENT
+            );
+        }
+        assert_eq!(
+            latent_network_tangents(net, x.as_ptr(), 6, 2, d.as_mut_ptr(), 11, s.as_mut_ptr(), 3),
+            LATENT_STATUS_BUFFER_TOO_SMALL
+        );
+        assert_eq!(
+            latent_network_tangents(net, x.as_ptr(), 6, 2, d.as_mut_ptr(), 12, s.as_mut_ptr(), 2),
+            LATENT_STATUS_BUFFER_TOO_SMALL
+        );
+        assert_eq!(
+            latent_network_tangents(net, x.as_ptr(), 7, 2, d.as_mut_ptr(), 12, s.as_mut_ptr(), 3),
+            LATENT_STATUS_SHAPE_MISMATCH
+        );
+        assert_eq!(
+            latent_network_tangents(net, x.as_ptr(), 6, 2, null_mut(), 12, s.as_mut_ptr(), 3),
+            LATENT_STATUS_NULL_ARGUMENT
+        );
+        let mut nan = x.clone();
+        nan[2] = f32::NAN;
+        assert_eq!(
+            latent_network_tangents(net, nan.as_ptr(), 6, 2, d.as_mut_ptr(), 12, s.as_mut_ptr(), 3),
+            LATENT_STATUS_NON_FINITE
+        );
+        latent_network_free(net);
+        // A network without Gaussian corruption refuses sigma 0; a memory layer the Jacobian.
+        p.corruption = LATENT_CORRUPTION_MASKING;
+        p.code_connection = LATENT_CONNECTION_MEMORY;
+        assert_eq!(latent_network_new(&p, &mut net), LATENT_STATUS_OK);
+        assert_eq!(
+            latent_network_score(net, x.as_ptr(), 2, 6, 0.0, out.as_mut_ptr(), 12),
+            LATENT_STATUS_INVALID_ARGUMENT
+        );
+        let msg = std::ffi::CStr::from_ptr(latent_last_error_message()).to_string_lossy().into_owned();
+        assert!(msg.contains("masking corruption 0.3"), "{msg}");
+        assert_eq!(latent_network_jacobian(net, x.as_ptr(), 2, 6, j.as_mut_ptr(), 36), LATENT_STATUS_UNSUPPORTED);
+        assert_eq!(
+            latent_network_tangents(net, x.as_ptr(), 6, 1, d.as_mut_ptr(), 12, s.as_mut_ptr(), 3),
+            LATENT_STATUS_UNSUPPORTED
+        );
+        latent_network_free(net);
+    }
+}

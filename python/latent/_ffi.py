@@ -637,6 +637,12 @@ _PROTOTYPES = {
     "latent_network_code_words": (c_size_t, [H]),
     "latent_network_binary_codes": (S, [H, _pf, c_size_t, c_size_t, c_float, _pu64, c_size_t]),
     "latent_network_layer_offsets": (S, [H, c_size_t, _pz, _pz, _pz]),
+    # score, Jacobian, tangents, exact contractive penalty (docs/manifold.md)
+    "latent_network_score": (S, [H, _pf, c_size_t, c_size_t, c_double, _pf, c_size_t]),
+    "latent_network_jacobian": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
+    "latent_network_tangents": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t, _pf, c_size_t]),
+    "latent_network_set_contractive_exact": (S, [H, c_int32]),
+    "latent_network_contractive_exact": (S, [H, _p_i32]),
     # trainer
     "latent_train_params_default": (latent_train_params, []),
     "latent_trainer_new": (S, [POINTER(latent_train_params), PH]),
