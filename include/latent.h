@@ -299,7 +299,8 @@ typedef struct latent_network_params {
   int32_t alternate_sparsity;
   uint32_t alternate_start;
   // lambda of the contractive penalty lambda * ||J||_F^2 on every encoder layer's own
-  // Jacobian (mean over rows). 0 = off (default).
+  // Jacobian (mean over rows), or on the whole encoder's after
+  // latent_network_set_contractive_exact(net, 1). 0 = off (default).
   double contractive_weight;
   // Denoising corruption of the training input. Default NONE.
   latent_corruption corruption;

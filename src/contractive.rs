@@ -37,8 +37,11 @@
 //!
 //! Per row, code_dim tangents go down the encoder and their adjoints back up: three products of
 //! (rows * code_dim) x n_{l-1} x n_l per encoder layer, against one of rows x n_{l-1} x n_l for
-//! the layer's forward. So about 3 * code_dim times the encoder's forward work (the per-layer
-//! penalty is O(params + rows * units)); docs/manifold.md gives measured times.
+//! the layer's forward: about 3 * code_dim times the encoder's forward work (the per-layer
+//! penalty is O(params + rows * units)). The input layer, when it narrows (n_0 > n_1), goes
+//! through its Gram matrix W_0^T W_0 instead, two products of (rows * code_dim) x n_1 x n_1 plus
+//! two of n_0 x n_1 x n_1 per step (3.4x fewer operations for 784-256-32). docs/manifold.md
+//! gives measured times.
 
 use crate::gemm::{Operand, gemm};
 use crate::network::{NetworkSpec, Workspace};
@@ -104,14 +107,30 @@ impl ExactContraction {
                 (d, s)
             })
             .unzip();
-        let widest = layers.iter().map(|l| l.n_in.max(l.n_out)).max().unwrap_or(1);
+        // The input layer goes through its Gram matrix when that is cheaper (n_0 > n_1, as for
+        // images): J's rows a_0 = g_0 W_0^T are never formed, since ||a_0||^2 = g_0 G g_0^T,
+        // g_bar_0 = 2 lambda/B g_0 G and dP/dW_0 = 2 lambda/B W_0 (sum_t g_0^T g_0), with
+        // G = W_0^T W_0: products of n_1 x n_1 per tangent instead of n_0 x n_1.
+        let l0 = &layers[0];
+        let w0 = &params[l0.w..l0.w + l0.n_in * l0.n_out];
+        let gram = l0.n_in > l0.n_out;
+        let k0 = l0.n_out;
+        let (mut gm, mut gtg) = (Vec::new(), Vec::new());
+        if gram {
+            gm = vec![0f32; k0 * k0];
+            gtg = vec![0f32; k0 * k0];
+            gemm(k0, k0, l0.n_in, 1.0, Operand::t(w0, k0), Operand::n(w0, k0), 0.0, &mut gm, k0, threads);
+        }
+        let in_width = |i: usize, l: &crate::layer::Dense| if i == 0 && gram { 0 } else { l.n_in };
+        let widest = layers.iter().enumerate().map(|(i, l)| in_width(i, l).max(l.n_out)).max().unwrap_or(1);
         let block = (BLOCK_ELEMS / (code * widest).max(1)).clamp(1, rows);
         let t_max = block * code;
         // g[i]: tangents x n_out_i (d code_k / d z_i); a[i]: tangents x n_in_i (d code_k / d u_{i-1}).
         let mut g: Vec<Vec<f32>> = layers.iter().map(|l| vec![0f32; t_max * l.n_out]).collect();
-        let mut a: Vec<Vec<f32>> = layers.iter().map(|l| vec![0f32; t_max * l.n_in]).collect();
+        let mut a: Vec<Vec<f32>> = layers.iter().enumerate().map(|(i, l)| vec![0f32; t_max * in_width(i, l)]).collect();
         let mut gbar = vec![0f32; t_max * layers.iter().map(|l| l.n_out).max().unwrap_or(1)];
         let scale = lambda as f64 / rows as f64;
+        let twice = (2.0 * scale) as f32;
         let mut value = 0f64;
         let mut first = 0;
         while first < rows {
@@ -128,26 +147,28 @@ impl ExactContraction {
                 }
             }
             for i in (0..n).rev() {
+                if i == 0 && gram {
+                    break;
+                }
                 let l = &layers[i];
                 let w = &params[l.w..l.w + l.n_in * l.n_out];
+                let (gi, ai) = (&g[i][..t * l.n_out], &mut a[i][..t * l.n_in]);
                 gemm(
                     t,
                     l.n_in,
                     l.n_out,
                     1.0,
-                    Operand::n(&g[i][..t * l.n_out], l.n_out),
+                    Operand::n(gi, l.n_out),
                     Operand::t(w, l.n_out),
                     0.0,
-                    &mut a[i][..t * l.n_in],
+                    ai,
                     l.n_in,
                     threads,
                 );
                 if i > 0 {
                     let width = l.n_in;
                     let below = &mut g[i - 1][..t * width];
-                    for (tt, (gr, ar)) in
-                        below.chunks_exact_mut(width).zip(a[i][..t * width].chunks_exact(width)).enumerate()
-                    {
+                    for (tt, (gr, ar)) in below.chunks_exact_mut(width).zip(ai.chunks_exact(width)).enumerate() {
                         let dr = &d[i - 1][(first + tt / code) * width..(first + tt / code + 1) * width];
                         for ((g, &a), &d) in gr.iter_mut().zip(ar).zip(dr) {
                             *g = a * d;
@@ -155,40 +176,52 @@ impl ExactContraction {
                     }
                 }
             }
-            // P, then a_bar_0 = 2 lambda/B a_0 in place.
-            let a0 = &mut a[0][..t * layers[0].n_in];
-            value += scale * a0.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
-            let twice = (2.0 * scale) as f32;
-            a0.iter_mut().for_each(|v| *v *= twice);
-            // The adjoint pass, bottom up: a[i] now holds a_bar_i.
+            if gram {
+                // P from g_0 G, then g_bar_0 = 2 lambda/B g_0 G; sum_t g_0^T g_0 for dP/dW_0.
+                let (g0, gb) = (&g[0][..t * k0], &mut gbar[..t * k0]);
+                gemm(t, k0, k0, 1.0, Operand::n(g0, k0), Operand::n(&gm, k0), 0.0, gb, k0, threads);
+                value += scale * g0.iter().zip(gb.iter()).map(|(&x, &y)| x as f64 * y as f64).sum::<f64>();
+                gb.iter_mut().for_each(|v| *v *= twice);
+                gemm(k0, k0, t, 1.0, Operand::t(g0, k0), Operand::n(g0, k0), 1.0, &mut gtg, k0, threads);
+            } else {
+                // P, then a_bar_0 = 2 lambda/B a_0 in place.
+                let a0 = &mut a[0][..t * l0.n_in];
+                value += scale * a0.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
+                a0.iter_mut().for_each(|v| *v *= twice);
+            }
+            // The adjoint pass, bottom up: a[i] now holds a_bar_i (g_bar_0 is ready with gram).
             for i in 0..n {
                 let l = &layers[i];
                 let w = &params[l.w..l.w + l.n_in * l.n_out];
-                gemm(
-                    l.n_in,
-                    l.n_out,
-                    t,
-                    1.0,
-                    Operand::t(&a[i][..t * l.n_in], l.n_in),
-                    Operand::n(&g[i][..t * l.n_out], l.n_out),
-                    1.0,
-                    &mut dw[i],
-                    l.n_out,
-                    threads,
-                );
                 let gb = &mut gbar[..t * l.n_out];
-                gemm(
-                    t,
-                    l.n_out,
-                    l.n_in,
-                    1.0,
-                    Operand::n(&a[i][..t * l.n_in], l.n_in),
-                    Operand::n(w, l.n_out),
-                    0.0,
-                    gb,
-                    l.n_out,
-                    threads,
-                );
+                if !(i == 0 && gram) {
+                    let (ai, gi) = (&a[i][..t * l.n_in], &g[i][..t * l.n_out]);
+                    // dP/dW_i += a_bar_i^T g_i; g_bar_i = a_bar_i W_i.
+                    gemm(
+                        l.n_in,
+                        l.n_out,
+                        t,
+                        1.0,
+                        Operand::t(ai, l.n_in),
+                        Operand::n(gi, l.n_out),
+                        1.0,
+                        &mut dw[i],
+                        l.n_out,
+                        threads,
+                    );
+                    gemm(
+                        t,
+                        l.n_out,
+                        l.n_in,
+                        1.0,
+                        Operand::n(ai, l.n_in),
+                        Operand::n(w, l.n_out),
+                        0.0,
+                        gb,
+                        l.n_out,
+                        threads,
+                    );
+                }
                 let width = l.n_out;
                 if i + 1 < n {
                     // g_i = a_{i+1} * d_i: a_{i+1} (read, then overwritten by a_bar_{i+1}).
@@ -212,6 +245,10 @@ impl ExactContraction {
                 }
             }
             first += r;
+        }
+        if gram {
+            // dP/dW_0 = 2 lambda/B W_0 (sum_t g_0^T g_0).
+            gemm(l0.n_in, k0, k0, twice, Operand::n(w0, k0), Operand::n(&gtg, k0), 0.0, &mut dw[0], k0, threads);
         }
         ExactContraction { value, dz, dw }
     }

@@ -10,10 +10,14 @@
 //! ~1e-9; the tolerance is the engine's f32 arithmetic: 1e-3 relative plus 2e-6 absolute (as
 //! tests/penalties.rs).
 //!
-//! Checked to fail on (each tried by editing src/contractive.rs): the f'' term of the hidden
-//! layers dropped (the dP/dz_l += g_bar a s line), the code layer's f'' term dropped, a_bar
-//! not multiplied by d_l on its way up, the dW term's factor 2 dropped, and the per-layer
-//! penalty still added in exact mode.
+//! The input layer takes one of two paths (src/contractive.rs): through its Gram matrix when it
+//! narrows (6-5-4-3, tied 6-5-3, the one-layer 9-6 and 8-7-6-4 here) and through J's rows
+//! otherwise (6-7-5-4-3, 6-7-5-3): both are checked.
+//!
+//! Checked to fail on (each tried by editing the source, 6 of 6 caught): the f'' term of the
+//! hidden layers dropped (dP/dz_l += g_bar a s), the code layer's f'' term dropped, a_bar not
+//! multiplied by d_l on its way up, the dW term's factor 2 halved in the Gram path and in the
+//! direct path, and the per-layer penalty still added in exact mode (src/network.rs).
 
 use latent::backend::{DeviceNetwork, Host};
 use latent::layer::Stochastic;
@@ -131,8 +135,8 @@ fn objective(net: &Network, p: &[f64], x: &[f32], rows: usize) -> (f64, f64) {
                         penalty += tang.iter().flatten().map(|v| v * v).sum::<f64>();
                     }
                 } else {
-                    for j in 0..l.n_out {
-                        penalty += d[j] * d[j] * (0..l.n_in).map(|i| w(i, j).powi(2)).sum::<f64>();
+                    for (j, dj) in d.iter().enumerate() {
+                        penalty += dj * dj * (0..l.n_in).map(|i| w(i, j).powi(2)).sum::<f64>();
                     }
                 }
             }
