@@ -28,7 +28,7 @@ def test_jacobian_matches_finite_differences_and_tangents_its_svd():
                 xx[i] += d
                 return net.encode(xx.astype(np.float32)).astype(np.float64)
             fd[:, i] = (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h)
-        # Measured: 2e-6 at most (the float32 codes' rounding / h).
+        # Measured: 1.6e-6 at most (the float32 codes' rounding / h); limit 2e-5.
         assert np.abs(j[r] - fd).max() < 2e-5
     dirs, values = net.tangents(x[0], 2)
     assert dirs.shape == (2, 6) and values.shape == (3,)
