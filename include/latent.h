@@ -321,7 +321,8 @@ typedef struct latent_network_params {
   int32_t alternate_sparsity;
   uint32_t alternate_start;
   // lambda of the contractive penalty lambda * ||J||_F^2 on every encoder layer's own
-  // Jacobian (mean over rows). 0 = off (default).
+  // Jacobian (mean over rows), or on the whole encoder's after
+  // latent_network_set_contractive_exact(net, 1). 0 = off (default).
   double contractive_weight;
   // Denoising corruption of the training input. Default NONE.
   latent_corruption corruption;
@@ -1267,6 +1268,70 @@ latent_status latent_hamming_top_k(const uint64_t *table,
                                    uint32_t *distance,
                                    size_t capacity,
                                    size_t *found);
+
+// The score d/dx log p(x) as a denoising autoencoder estimates it (Alain & Bengio 2013):
+// (reconstruct(x) - x) / sigma^2 for `rows` input rows (row-major, `cols` = input_dim) into
+// `out` (rows x input_dim, `capacity` floats available). The estimate holds for a network
+// trained with Gaussian corruption of small standard deviation `sigma` and squared error;
+// `sigma` = 0 takes the network's own Gaussian corruption level, and a network without one
+// then gives LATENT_STATUS_INVALID_ARGUMENT (as do a negative or non-finite sigma, and a
+// classifier or regressor). Checks and zero rows as latent_network_encode.
+latent_status latent_network_score(const struct latent_network *net,
+                                   const float *x,
+                                   size_t rows,
+                                   size_t cols,
+                                   double sigma,
+                                   float *out,
+                                   size_t capacity);
+
+// The encoder's Jacobian d(code)/d(input) at each of `rows` input rows (row-major, `cols` =
+// input_dim), exact (the chain rule through every encoder layer and its activation), into
+// `out`: rows x code_dim x input_dim floats (`capacity` available), row r's matrix at
+// r * code_dim * input_dim, row-major (entry (k, i) = d code_k / d x_i). Stochastic layers
+// contribute their means (as encode does). A functional or memory encoder layer, or
+// stochastic layers sampled in inference (latent_network_set_stochastic_inference), give
+// LATENT_STATUS_UNSUPPORTED naming the layer. Checks and zero rows as latent_network_encode.
+latent_status latent_network_jacobian(const struct latent_network *net,
+                                      const float *x,
+                                      size_t rows,
+                                      size_t cols,
+                                      float *out,
+                                      size_t capacity);
+
+// The tangent plane of the encoder at one input row `x` (`cols` = input_dim values): the `k`
+// right singular vectors of its Jacobian with the largest singular values, the input
+// directions the code is most sensitive to (unit length, orthogonal, signs arbitrary), into
+// `directions` (k x input_dim, row-major; `capacity` floats available), and all
+// min(code_dim, input_dim) singular values, largest first, into `singular_values`
+// (`values_capacity` floats available). k must be in 1 to min(code_dim, input_dim)
+// (LATENT_STATUS_INVALID_ARGUMENT otherwise). For a contractive autoencoder trained on data
+// near a manifold the leading directions span its tangent plane at x and the other singular
+// values are small. Unsupported layers as latent_network_jacobian. Nothing is written on
+// failure.
+latent_status latent_network_tangents(const struct latent_network *net,
+                                      const float *x,
+                                      size_t cols,
+                                      size_t k,
+                                      float *directions,
+                                      size_t capacity,
+                                      float *singular_values,
+                                      size_t values_capacity);
+
+// Chooses the contractive penalty of training (contractive_weight of latent_network_params):
+// `exact` = 0 (the default) sums each encoder layer's own ||J_l||_F^2 (stacked contractive
+// autoencoders); 1 penalises ||d code / d x||_F^2 of the whole encoder (Rifai et al. 2011's
+// penalty for a deep encoder; about 3 x code_dim times the encoder's forward work per step,
+// docs/manifold.md). They coincide for a one-layer encoder. The mode is saved with the model
+// (format version 5). An encoder with stochastic layers and a non-zero contractive weight
+// refuses exact = 1 (LATENT_STATUS_INVALID_ARGUMENT). The GPU backend does not run the exact
+// penalty: latent_network_to_device of an exact network, and a GPU network's next fit or
+// inference after this call sets 1, give LATENT_STATUS_UNSUPPORTED (move it to the CPU, or
+// set 0). Other values than 0 and 1 are LATENT_STATUS_INVALID_ARGUMENT.
+latent_status latent_network_set_contractive_exact(struct latent_network *net, int32_t exact);
+
+// Whether the network trains with the exact contractive penalty (1) or the per-layer one (0)
+// into *exact.
+latent_status latent_network_contractive_exact(const struct latent_network *net, int32_t *exact);
 
 // Computes every latent_metrics field in one pass of the network over the dataset. The
 // metrics compare the output with the input, so they need an autoencoder: a classifier or

@@ -12,10 +12,11 @@
 //! - data: [`data`] (datasets, loaders, scaling, splits)
 //! - layers: [`layer`] (dense, functional-transfer, memory, stochastic)
 //! - device primitives: [`backend`] (the `Backend` trait, the CUDA kernels, the host mirror)
-//! - models: [`spec`], [`network`], [`vae`], [`task`]; RBMs in [`train::rbm`]
+//! - models: [`spec`], [`network`], [`vae`], [`task`], [`rbm_model`] (RBMs; their training in
+//!   [`train::rbm`]), [`psd`], [`transfer`], [`contractive`]
 //! - training: [`train`] (the epoch loop, pretraining, MPI)
 //! - placement: [`placement`] (where a model runs)
-//! - analyses and outputs: [`metrics`], [`hashing`], [`montecarlo`], [`picture`], [`onnx`],
+//! - analyses and outputs: [`metrics`], [`manifold`], [`hashing`], [`montecarlo`], [`picture`], [`onnx`],
 //!   [`model_file`]
 //! - the C ABI: [`ffi`]
 
@@ -25,6 +26,7 @@
 pub mod activation;
 pub mod atomic_file;
 pub mod backend;
+pub mod contractive;
 pub mod corruption;
 pub mod data;
 pub mod distribution;
@@ -36,6 +38,7 @@ pub mod init;
 pub mod layer;
 pub mod limits;
 pub mod loss;
+pub mod manifold;
 pub mod metrics;
 pub mod model_file;
 pub mod montecarlo;

@@ -156,6 +156,21 @@
 //! each loader refuses the other kinds' files with "wrong kind: ..." naming the call that
 //! loads them ([`load_rbm`]/[`rbm_from_bytes`] for RBMs).
 //!
+//! # Version 6: the exact contractive penalty
+//!
+//! A network whose contractive penalty is the whole encoder's ([`Regularization::contractive_exact`],
+//! see [`crate::contractive`]) is written as version 6 (flags 0): version 4's fields (the
+//! regularisation block and the task and connection block always present, even for a dense
+//! autoencoder), then
+//!
+//! | offset  | size  | type     | field                                                        |
+//! |---------|-------|----------|--------------------------------------------------------------|
+//! | 0       | 4     | u32      | contractive mode: 1 = exact (whole encoder)                  |
+//!
+//! so `A` is version 4's plus 4. A version-6 file whose mode is 0 (per layer, the default) is
+//! refused: such a network is written as version 1, 2 or 4. Older builds refuse version-6
+//! files as "written by a newer latent" instead of training them with the other penalty.
+//!
 //! # Compatibility
 //!
 //! A build that writes format version N loads every version from 1 to N. Later versions keep
@@ -211,8 +226,8 @@ use crate::vae::{Posterior, Vae, VaeSpec};
 /// The first eight bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"LATENT\0\0";
 /// The highest format version this build writes and reads (networks are written as version 1,
-/// 2 or 4, variational autoencoders as version 3, RBMs as version 5).
-pub const FORMAT_VERSION: u32 = 5;
+/// 2, 4 or 6, variational autoencoders as version 3, RBMs as version 5).
+pub const FORMAT_VERSION: u32 = 6;
 /// Flag bit of a version-3 file whose architecture section is a variational autoencoder's.
 pub const FLAG_VAE: u32 = 1;
 /// The version of VAE files.
@@ -369,10 +384,12 @@ fn arch_len(spec: &NetworkSpec) -> usize {
         + 4 * listed_layers(&spec.regularization).len()
         + 4
         + 8 * stochastic_layers(spec).map_or(0, |v| v.len());
+    let v4 = v2 + 12 + 4 * connections(spec).len();
     match version_of(spec) {
         1 => v1,
         2 => v2,
-        _ => v2 + 12 + 4 * connections(spec).len(),
+        NETWORK_V4 => v4,
+        _ => v4 + 4,
     }
 }
 
@@ -401,7 +418,9 @@ fn connections(spec: &NetworkSpec) -> Vec<Connection> {
 
 /// The lowest version that holds the spec.
 fn version_of(spec: &NetworkSpec) -> u32 {
-    if spec.task.is_supervised() || connections(spec).iter().any(|c| !c.is_dense()) {
+    if spec.regularization.contractive_exact {
+        NETWORK_V6
+    } else if spec.task.is_supervised() || connections(spec).iter().any(|c| !c.is_dense()) {
         NETWORK_V4
     } else if spec.regularization == Regularization::default() && stochastic_layers(spec).is_none() {
         1
@@ -412,6 +431,8 @@ fn version_of(spec: &NetworkSpec) -> u32 {
 
 /// The version that adds tasks and connections to networks.
 const NETWORK_V4: u32 = 4;
+/// The version that adds the contractive penalty's mode.
+const NETWORK_V6: u32 = 6;
 
 fn listed_layers(r: &Regularization) -> &[usize] {
     match &r.sparse_layers {
@@ -489,6 +510,9 @@ fn encode<S: Sink>(net: &Network, out: &mut S) -> std::result::Result<(), S::Err
         let conns = connections(spec);
         u32_(&mut head, u32_of(conns.len()));
         conns.iter().for_each(|c| head.extend_from_slice(&c.code().to_le_bytes()));
+    }
+    if version_of(spec) >= NETWORK_V6 {
+        u32_(&mut head, u32::from(spec.regularization.contractive_exact));
     }
     head.extend_from_slice(&(net.param_count() as u64).to_le_bytes());
     out.put(&head)?;
@@ -784,13 +808,26 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
         for (l, c) in hidden.zip(conns) {
             l.connection = c;
         }
-        if task == Task::Reconstruct && output_connection.is_dense() && {
+        if version == NETWORK_V4 && task == Task::Reconstruct && output_connection.is_dense() && {
             let h = encoder.iter().chain(std::iter::once(&code)).chain(decoder.iter());
             h.clone().all(|l| l.connection.is_dense())
         } {
             return Err(arch_err(
                 "a version-4 block that says \"autoencoder, dense layers\" (such a network is written as version 1 or 2)",
             ));
+        }
+    }
+    let mut regularization = regularization;
+    if version >= NETWORK_V6 {
+        let at = r.pos;
+        match r.u32("contractive mode")? {
+            1 => regularization.contractive_exact = true,
+            0 => {
+                return Err(arch_err(format_args!(
+                    "a version-6 file whose contractive mode at offset {at} is 0, per layer (such a network is written as version 1, 2 or 4)"
+                )));
+            }
+            m => return Err(arch_err(format_args!("contractive mode {m} at offset {at} is not 0 or 1"))),
         }
     }
     if !r.rest.is_empty() {
@@ -887,7 +924,8 @@ fn regularization(r: &mut Reader, n_hidden: usize, version: u32) -> Result<(Regu
         return Err(arch_err(format_args!("corruption at offset {at}: the level of no corruption must be 0")));
     }
     let code_noise = f32_field(r, "code noise")?;
-    let reg = Regularization { sparsity, sparse_layers, contractive, corruption, code_noise };
+    // The contractive mode (exact) is read from the version-6 field, after this block.
+    let reg = Regularization { sparsity, sparse_layers, contractive, contractive_exact: false, corruption, code_noise };
     let at = r.pos;
     let count = r.u32("stochastic layer count")? as usize;
     if count != 0 && count != n_hidden {
@@ -961,8 +999,8 @@ fn kind_of(version: u32, flags: u32) -> Result<Kind> {
         (_, 0) => Ok(Kind::Network),
         (VAE_VERSION, FLAG_VAE) => Ok(Kind::Vae),
         (RBM_VERSION, FLAG_RBM) => Ok(Kind::Rbm),
-        (NETWORK_V4, f) => Err(bad(format!(
-            "unsupported flags: {f:#010x} (version 4 networks define none; VAEs are written as version 3)"
+        (NETWORK_V4 | NETWORK_V6, f) => Err(bad(format!(
+            "unsupported flags: {f:#010x} (version {version} networks define none; VAEs are written as version 3)"
         ))),
         (RBM_VERSION, f) => Err(bad(format!(
             "unsupported flags: {f:#010x} (version 5 defines bit 1 only: a restricted Boltzmann machine)"
@@ -1038,13 +1076,13 @@ fn parse(body: &[u8]) -> Result<Network> {
     if version == RBM_VERSION {
         return Err(arch_err(format_args!(
             "a version-{version} file without flag bit 1 would be a network, which this build writes as \
-             version 1, 2 or 4 only (version 5 adds RBMs)"
+             version 1, 2, 4 or 6 only (version 5 adds RBMs)"
         )));
     }
     if version == VAE_VERSION {
         return Err(arch_err(format_args!(
             "a version-{version} file without flag bit 0 would be a network, which this build writes as \
-             version 1, 2 or 4 only (version 3 adds variational autoencoders)"
+             version 1, 2, 4 or 6 only (version 3 adds variational autoencoders)"
         )));
     }
     let spec = parse_arch(section, version)?;

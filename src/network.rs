@@ -428,6 +428,19 @@ impl Network {
         };
         let sparse = reg.sparse_mask(self.n_encoder - 1, n - 1);
         let mut penalty = 0f64;
+        // The exact contractive penalty of the whole encoder (crate::contractive), computed once.
+        let exact = (reg.contractive > 0.0 && reg.contractive_exact).then(|| {
+            let e = crate::contractive::ExactContraction::compute(
+                &self.layers[..self.n_encoder],
+                &self.params,
+                ws,
+                rows,
+                reg.contractive,
+                threads,
+            );
+            penalty += e.value;
+            e
+        });
         // Walk back: d0 holds dL/dz of layer i on entry (the output's), else dL/dy.
         let mut cur = std::mem::take(&mut ws.d0);
         let mut next = std::mem::take(&mut ws.d1);
@@ -439,7 +452,7 @@ impl Network {
             let dz = &mut cur[..rows * l.n_out];
             let wr = l.w..l.w + l.n_in * l.n_out;
             // The contractive penalty of an encoder layer reaches its dz before the products.
-            let contraction = (reg.contractive > 0.0 && i < self.n_encoder).then(|| {
+            let contraction = (reg.contractive > 0.0 && !reg.contractive_exact && i < self.n_encoder).then(|| {
                 let (z, y) = (&ws.z[i][..rows * l.n_out], &ws.y[i][..rows * l.n_out]);
                 regularizer::contractive(
                     &self.params[wr.clone()],
@@ -452,6 +465,9 @@ impl Network {
                     Some(dz),
                 )
             });
+            if let Some(e) = exact.as_ref().filter(|_| i < self.n_encoder) {
+                e.add_dz(i, &mut cur[..rows * l.n_out]);
+            }
             let dz = &cur[..rows * l.n_out];
             let dx = if i == 0 { None } else { Some(&mut next[..rows * l.n_in]) };
             // dL/dz of every layer is ready on entry: the output's from the loss, the others'
@@ -473,7 +489,10 @@ impl Network {
             }
             if let Some(c) = contraction {
                 penalty += c.value;
-                c.add_dw(&self.params[wr.clone()], &mut grads[wr]);
+                c.add_dw(&self.params[wr.clone()], &mut grads[wr.clone()]);
+            }
+            if let Some(e) = exact.as_ref().filter(|_| i < self.n_encoder) {
+                e.add_dw(i, &mut grads[wr]);
             }
             if i > 0 && sparse[i - 1] {
                 let b = &self.layers[i - 1];
@@ -929,7 +948,8 @@ impl Network {
                 }
             }
             if r.contractive > 0.0 {
-                parts.push(format!("contractive {}", r.contractive));
+                let exact = if r.contractive_exact { " (exact, whole encoder)" } else { "" };
+                parts.push(format!("contractive {}{exact}", r.contractive));
             }
             if !r.corruption.is_none() {
                 parts.push(format!("{} corruption {}", r.corruption.name(), r.corruption.level()));

@@ -99,6 +99,11 @@ pub struct Regularization {
     /// lambda of lambda * mean over rows of ||J||_F^2, summed over every encoder layer's own
     /// Jacobian (stacked contractive autoencoders); 0 = off.
     pub contractive: f32,
+    /// false (default): the contractive penalty sums each encoder layer's own ||J_l||_F^2 (the
+    /// stacked CAE); true: it is ||dh/dx||_F^2 of the whole encoder, J = D_L W_L^T ... D_1 W_1^T
+    /// (Rifai et al. 2011's penalty for a deep encoder; see [`crate::contractive`]). The two
+    /// coincide for a one-layer encoder.
+    pub contractive_exact: bool,
     pub corruption: Corruption,
     /// Standard deviation of Gaussian noise added to the code layer's pre-activation in training
     /// (semantic hashing: it drives a sigmoid code toward binary values). Each training row's
@@ -113,6 +118,7 @@ impl Default for Regularization {
             sparsity: Sparsity::None,
             sparse_layers: SparseLayers::Code,
             contractive: 0.0,
+            contractive_exact: false,
             corruption: Corruption::None,
             code_noise: 0.0,
         }

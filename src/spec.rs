@@ -194,6 +194,7 @@ impl NetworkSpec {
                 ));
             }
         }
-        self.regularization.validate(&self.hidden_activations(), self.encoder.len() + 1)
+        self.regularization.validate(&self.hidden_activations(), self.encoder.len() + 1)?;
+        crate::contractive::validate(self)
     }
 }

@@ -264,7 +264,7 @@ fn valid_handle(func: &str, name: &str, h: &str, konst: bool) -> String {
 fn valid_size(func: &str, name: &str) -> String {
     let v = match (func, name) {
         ("latent_trainer_history", "capacity") => "64",
-        (_, "capacity") => "BUF",
+        (_, "capacity" | "values_capacity") => "BUF",
         ("latent_network_decode" | "latent_psd_decode", "cols") => "4",
         ("latent_psd_new", "input_dim") => "8",
         ("latent_psd_new", "code_dim") => "4",
@@ -396,6 +396,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             "learning_rate" => "0.01".into(),
             "tolerance" => "1e-4".into(),
             "regression" => "0.75".into(),
+            "sigma" => "0.5".into(),
             _ => panic!("no valid double for {func}({name})"),
         },
         "float" => match name {
@@ -489,7 +490,8 @@ fn scalar_bad(ty: &str, h: &Header) -> Option<Vec<(String, String)>> {
 /// only those no real buffer could hold.
 fn is_extent(f: &Func, p: &Param) -> bool {
     p.ty == "size_t"
-        && !["capacity", "first", "count", "k", "layer", "observations", "grid_cols"].contains(&p.name.as_str())
+        && !["capacity", "values_capacity", "first", "count", "k", "layer", "observations", "grid_cols"]
+            .contains(&p.name.as_str())
         && f.params.iter().any(|q| {
             q.ty.starts_with("const ")
                 && q.ty.ends_with('*')

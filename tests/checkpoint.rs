@@ -375,7 +375,7 @@ fn version_1_layout_is_frozen() {
     assert_eq!(back.spec(), net.spec());
     assert_eq!(bits(back.params()), bits(&params));
     assert_eq!(model_file::MIN_FILE_BYTES, 80);
-    assert_eq!(model_file::FORMAT_VERSION, 5); // plain autoencoders are still written as version 1 or 2
+    assert_eq!(model_file::FORMAT_VERSION, 6); // plain autoencoders are still written as version 1 or 2
 }
 
 #[test]
@@ -473,7 +473,7 @@ fn wrong_magic_is_bad_format() {
 #[test]
 fn newer_and_invalid_versions_are_bad_format() {
     let good = to_bytes(&known_net());
-    for v in [6u32, 255, 0x0100_0000, u32::MAX] {
+    for v in [model_file::FORMAT_VERSION + 1, 255, 0x0100_0000, u32::MAX] {
         let mut b = good.clone();
         put_u32(&mut b, 8, v);
         // Refused for the version even with a stale CRC (a newer version may checksum differently).
@@ -920,6 +920,7 @@ fn regularized_networks_round_trip_as_version_2() {
             sparsity: Sparsity::Kl { rho: 0.05, beta: 0.25 },
             sparse_layers: SparseLayers::Layers(vec![0, 2, 4]),
             contractive: 0.125,
+            contractive_exact: false,
             corruption: Corruption::Masking { level: 0.3 },
             code_noise: 4.0,
         },

@@ -678,6 +678,12 @@ _PROTOTYPES = {
     "latent_network_freeze": (S, [H, c_uint32, c_uint32, c_uint32]),
     "latent_network_frozen": (S, [H, _p_u32, _p_u32, _p_u32]),
     "latent_network_layer_count": (S, [H, _pz]),
+    # score, Jacobian, tangents, exact contractive penalty (docs/manifold.md)
+    "latent_network_score": (S, [H, _pf, c_size_t, c_size_t, c_double, _pf, c_size_t]),
+    "latent_network_jacobian": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
+    "latent_network_tangents": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t, _pf, c_size_t]),
+    "latent_network_set_contractive_exact": (S, [H, c_int32]),
+    "latent_network_contractive_exact": (S, [H, _p_i32]),
     # trainer
     "latent_train_params_default": (latent_train_params, []),
     "latent_trainer_new": (S, [POINTER(latent_train_params), PH]),

@@ -362,7 +362,8 @@ class Network(_Handle):
     ``task`` is 'reconstruct' (default), 'classify' (then ``outputs`` classes; the output
     activation defaults to identity) or 'regress'. Other fields of latent_network_params
     (seed, init, sparsity, sparsity_target, corruption, corruption_level, tied_weights, ...)
-    are accepted under their C names."""
+    are accepted under their C names; ``contractive_exact=True`` chooses the whole encoder's
+    contractive penalty (see the ``contractive_exact`` property)."""
 
     _free_name = "latent_network_free"
 
@@ -400,6 +401,7 @@ class Network(_Handle):
         sparse_layers=None,
         task="reconstruct",
         outputs=0,
+        contractive_exact=False,
         **fields,
     ):
         p = lib.latent_network_params_default()
@@ -461,6 +463,8 @@ class Network(_Handle):
                 v = int(v)
             setattr(p, k, v)
         super().__init__(_new_handle(lib.latent_network_new, byref(p)))
+        if contractive_exact:
+            self.contractive_exact = True
 
     @classmethod
     def load(cls, path):
@@ -652,6 +656,51 @@ class Network(_Handle):
 
     def jacobian_norms(self, x):
         return self._map(lib.latent_network_jacobian_norms, None, x, 0, np.float64, c_double)
+
+    def score(self, x, sigma=0.0):
+        """The score d/dx log p(x) as a denoising autoencoder estimates it (Alain & Bengio 2013):
+        (reconstruct(x) - x) / sigma**2, rows x input_dim. sigma=0 takes the network's own
+        Gaussian corruption level (latent.InvalidArgument when it has none)."""
+        a, single = _rows(x)
+        out = np.empty((a.shape[0], self.input_dim), np.float32)
+        check(lib.latent_network_score(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1], float(sigma),
+                                       _ptr(out, c_float), out.size))
+        return _out(single, out)
+
+    def jacobian(self, x):
+        """The encoder's Jacobian d(code)/d(input) at each row: rows x code_dim x input_dim (or
+        code_dim x input_dim for one 1-D row). Functional and memory encoder layers raise
+        latent.Unsupported."""
+        a, single = _rows(x)
+        out = np.empty((a.shape[0], self.code_dim, self.input_dim), np.float32)
+        check(lib.latent_network_jacobian(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1],
+                                          _ptr(out, c_float), out.size))
+        return _out(single, out)
+
+    def tangents(self, x, k):
+        """(directions, singular_values) at one input row: the k right singular vectors of the
+        encoder's Jacobian with the largest singular values (k x input_dim, unit rows, the input
+        directions the code is most sensitive to: the tangent plane for a contractive
+        autoencoder) and all min(code_dim, input_dim) singular values, largest first."""
+        a = np.require(np.asarray(x).reshape(-1), np.float32, ["C_CONTIGUOUS", "ALIGNED"])
+        k = int(k)
+        dirs = np.empty((max(k, 0), self.input_dim), np.float32)
+        values = np.empty(min(self.code_dim, self.input_dim), np.float32)
+        check(lib.latent_network_tangents(self._handle, _ptr(a, c_float), a.size, k, _ptr(dirs, c_float), dirs.size,
+                                          _ptr(values, c_float), values.size))
+        return dirs, values
+
+    @property
+    def contractive_exact(self):
+        """False: the contractive penalty sums each encoder layer's own ||J_l||^2 (the default);
+        True: it is ||d code / d x||^2 of the whole encoder (CPU only). Saved with the model."""
+        v = c_int32()
+        check(lib.latent_network_contractive_exact(self._handle, byref(v)))
+        return bool(v.value)
+
+    @contractive_exact.setter
+    def contractive_exact(self, on):
+        check(lib.latent_network_set_contractive_exact(self._handle, int(bool(on))))
 
     def binary_codes(self, x, threshold=0.5):
         """Packed binary codes (rows x code_words uint64)."""

@@ -127,6 +127,13 @@ pub struct DeviceNetwork<B: Backend> {
 
 /// Why a network cannot run on a device backend (None: it can).
 pub fn unsupported_reason(net: &Network) -> Option<String> {
+    let r = &net.spec().regularization;
+    if r.contractive_exact && r.contractive > 0.0 {
+        return Some(
+            "the exact contractive penalty (the whole encoder's Jacobian, crate::contractive) runs on the CPU only; the GPU backend runs the per-layer penalty, so it refuses rather than train another objective (switch the exact mode off, or train on the CPU)"
+                .into(),
+        );
+    }
     for (i, l) in net.layers().iter().enumerate() {
         match l.connection {
             Connection::Dense => {}

@@ -132,6 +132,8 @@ unsafe fn regularization_from_params(p: &latent_network_params) -> Result<Regula
         sparsity,
         sparse_layers,
         contractive: f32_of(p.contractive_weight, "contractive_weight")?,
+        // Set after creation by latent_network_set_contractive_exact.
+        contractive_exact: false,
         corruption: Corruption::from_code(p.corruption, f32_of(p.corruption_level, "corruption_level")?)?,
         code_noise: f32_of(p.code_noise, "code_noise")?,
     })

@@ -105,6 +105,8 @@ fn layer_from_c(l: &latent_layer_regularization, i: usize) -> crate::Result<Regu
         .map_err(at)?,
         sparse_layers: SparseLayers::Code,
         contractive: f32_of(l.contractive_weight, "contractive_weight").map_err(at)?,
+        // One layer at a time: the exact and per-layer penalties are the same.
+        contractive_exact: false,
         corruption: Corruption::from_code(l.corruption, f32_of(l.corruption_level, "corruption_level").map_err(at)?)
             .map_err(at)?,
         code_noise: 0.0,

@@ -68,7 +68,8 @@ pub struct latent_network_params {
     pub alternate_sparsity: i32,
     pub alternate_start: u32,
     /// lambda of the contractive penalty lambda * ||J||_F^2 on every encoder layer's own
-    /// Jacobian (mean over rows). 0 = off (default).
+    /// Jacobian (mean over rows), or on the whole encoder's after
+    /// latent_network_set_contractive_exact(net, 1). 0 = off (default).
     pub contractive_weight: f64,
     /// Denoising corruption of the training input. Default NONE.
     pub corruption: latent_corruption,
