@@ -273,7 +273,10 @@ typedef struct latent_network_params {
   const latent_activation *decoder_activations;
   // Activation of the reconstruction. Default SIGMOID.
   latent_activation output_activation;
-  // Default MSE. BINARY_CROSS_ENTROPY needs a SIGMOID output and is computed from the logits.
+  // Default MSE. BINARY_CROSS_ENTROPY needs a SIGMOID output and is computed from the logits;
+  // MSLE a SIGMOID, SOFTPLUS or RELU output; POISSON a SIGMOID or SOFTPLUS output;
+  // KL_DIVERGENCE and MCXENT an IDENTITY output (logits: the loss takes their softmax, and
+  // latent_network_predict returns it). Another pairing gives INVALID_ARGUMENT.
   latent_loss loss;
   // 1: each decoder layer uses the transpose of its mirrored encoder layer's weights (the
   // decoder must mirror the encoder); decoder layers keep their own biases. Default 0.
@@ -671,11 +674,40 @@ typedef struct latent_elbo {
 
 #define LATENT_ACTIVATION_GELU 7
 
-// Mean squared error over all elements.
+// Mean squared error, mean over the columns (so over all elements).
 #define LATENT_LOSS_MSE 0
 
 // Binary cross-entropy, computed from the logits; needs a sigmoid output.
 #define LATENT_LOSS_BINARY_CROSS_ENTROPY 1
+
+// Mean absolute error |y - t|, mean over the columns (DL4J MEAN_ABSOLUTE_ERROR).
+#define LATENT_LOSS_MAE 2
+
+// Absolute error summed over the columns (DL4J L1): MAE times the width.
+#define LATENT_LOSS_L1 3
+
+// Squared error summed over the columns (DL4J L2): MSE times the width.
+#define LATENT_LOSS_L2 4
+
+// Mean squared logarithmic error (ln(1+y) - ln(1+t))^2, mean over the columns; needs a
+// sigmoid, softplus or relu output and targets above -1.
+#define LATENT_LOSS_MSLE 5
+
+// Poisson y - t ln y summed over the columns; needs a sigmoid or softplus output (a positive
+// rate) and targets >= 0.
+#define LATENT_LOSS_POISSON 6
+
+// Cosine proximity: minus the cosine of the row and its reconstruction, in [-1, 1] (norms
+// floored at 1e-5, so an all-zero row scores 0). Any output activation.
+#define LATENT_LOSS_COSINE_PROXIMITY 7
+
+// Kullback-Leibler divergence sum_j t_j ln(t_j / p_j), p = softmax of the outputs; needs an
+// identity output (logits; predict returns the softmax) and targets >= 0, a row summing to 1.
+#define LATENT_LOSS_KL_DIVERGENCE 8
+
+// Multi-class cross-entropy -sum_j t_j ln p_j, p = softmax of the outputs; needs an identity
+// output (logits; predict returns the softmax) and targets >= 0.
+#define LATENT_LOSS_MCXENT 9
 
 // An autoencoder: the output reconstructs the input (default).
 #define LATENT_TASK_RECONSTRUCT 0
@@ -1439,8 +1471,11 @@ latent_status latent_network_reconstruct(const struct latent_network *net,
                                          float *out,
                                          size_t capacity);
 
-// Per-row reconstruction error (the row's mean loss over its columns): an anomaly score,
-// higher = less like the training data. `scores` receives `rows` values.
+// Per-row reconstruction error (the row's loss score: the mean over its columns for MSE,
+// binary cross-entropy, MAE and MSLE, the sum for L1, L2, Poisson, KL divergence and
+// multi-class cross-entropy, minus the cosine for cosine proximity): an anomaly score,
+// higher = less like the training data. Rows outside the loss's target domain (see
+// `latent_loss`) give LATENT_STATUS_INVALID_ARGUMENT. `scores` receives `rows` values.
 latent_status latent_network_reconstruction_error(const struct latent_network *net,
                                                   const float *x,
                                                   size_t rows,
@@ -1476,7 +1511,8 @@ latent_status latent_network_reconstruction_error_dataset(const struct latent_ne
                                                           double *scores,
                                                           size_t capacity);
 
-// The network's loss (mean over all elements, as in training) on a dataset. A dataset of zero
+// The network's loss (the mean over rows of the row score, as in training: for MSE and
+// binary cross-entropy the mean over all elements) on a dataset. A dataset of zero
 // rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"); a loss that overflows from finite
 // rows (huge inputs or parameters), LATENT_STATUS_NON_FINITE.
 latent_status latent_network_loss(const struct latent_network *net,

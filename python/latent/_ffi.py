@@ -152,6 +152,14 @@ class OnnxPart(_Enum):
 class Loss(_Enum):
     MSE = 0
     BINARY_CROSS_ENTROPY = 1
+    MAE = 2
+    L1 = 3
+    L2 = 4
+    MSLE = 5
+    POISSON = 6
+    COSINE_PROXIMITY = 7
+    KL_DIVERGENCE = 8
+    MCXENT = 9
 
 
 class Task(_Enum):

@@ -39,7 +39,10 @@ pub struct latent_network_params {
     pub decoder_activations: *const latent_activation,
     /// Activation of the reconstruction. Default SIGMOID.
     pub output_activation: latent_activation,
-    /// Default MSE. BINARY_CROSS_ENTROPY needs a SIGMOID output and is computed from the logits.
+    /// Default MSE. BINARY_CROSS_ENTROPY needs a SIGMOID output and is computed from the logits;
+    /// MSLE a SIGMOID, SOFTPLUS or RELU output; POISSON a SIGMOID or SOFTPLUS output;
+    /// KL_DIVERGENCE and MCXENT an IDENTITY output (logits: the loss takes their softmax, and
+    /// latent_network_predict returns it). Another pairing gives INVALID_ARGUMENT.
     pub loss: latent_loss,
     /// 1: each decoder layer uses the transpose of its mirrored encoder layer's weights (the
     /// decoder must mirror the encoder); decoder layers keep their own biases. Default 0.

@@ -278,6 +278,18 @@ impl Trainable for Network {
                     return Err(invalid!("{what}: row {r} has label {l}, not a class (0 to {})", classes - 1));
                 }
             }
+            return Ok(());
+        }
+        // The loss's targets (the inputs, or the regression targets after them) in its domain.
+        let (w, tw) = (data.cols(), self.task().target_width());
+        let loss = self.spec().loss;
+        if tw == 0 {
+            return loss.check_targets(data.as_slice(), w, what);
+        }
+        for (r, row) in data.as_slice().chunks_exact(w).enumerate() {
+            if let Some(c) = row[w - tw..].iter().position(|&v| !loss.accepts_target(v)) {
+                return Err(loss.target_error(&format!("{what} (targets)"), r, c, row[w - tw + c]));
+            }
         }
         Ok(())
     }
