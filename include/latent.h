@@ -1986,6 +1986,34 @@ latent_status latent_vae_interpolate(const struct latent_vae *vae,
                                      float *x,
                                      size_t capacity);
 
+// DL4J's reconstructionError, per row into `out` (`rows` values): the error under `loss` (a
+// `LATENT_LOSS_*` code) between the row and the VAE's reconstruction at the posterior mean
+// (latent_vae_reconstruct: the mean of p(x|z) at z = the mean of q(z|x), deterministic). The
+// reconstruction is scored as a bare prediction: the logarithms of binary cross-entropy,
+// Poisson, MSLE, KL divergence and multi-class cross-entropy floor their argument at 1e-7, and
+// the softmax losses take the reconstruction itself as the probabilities. DL4J offers it only
+// for a VAE trained with a loss function; any reconstruction distribution works here. An
+// anomaly score: higher is less like the training data.
+//
+// As latent_vae_reconstruction_log_probability: the width, then the capacity, are checked
+// before the rows are read; zero rows give LATENT_STATUS_OK with nothing written. A `loss` code
+// out of range is LATENT_STATUS_INVALID_ARGUMENT (checked first), and so are rows outside the
+// loss's target domain (the row and column named).
+latent_status latent_vae_reconstruction_error(const struct latent_vae *vae,
+                                              const float *x,
+                                              size_t rows,
+                                              size_t cols,
+                                              latent_loss loss,
+                                              double *out,
+                                              size_t capacity);
+
+// latent_vae_reconstruction_error of every row of a dataset (one value per row into `out`).
+latent_status latent_vae_reconstruction_error_dataset(const struct latent_vae *vae,
+                                                      const struct latent_dataset *dataset,
+                                                      latent_loss loss,
+                                                      double *out,
+                                                      size_t capacity);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

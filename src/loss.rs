@@ -23,6 +23,9 @@ use crate::error::{Result, invalid};
 
 /// Floor of the norms in cosine proximity (DL4J's `Nd4j.EPS_THRESHOLD`): a zero row scores 0.
 pub const COSINE_EPS: f32 = 1e-5;
+/// Floor of a logarithm's argument when a loss scores a bare prediction
+/// ([`Loss::row_of_output`]): Keras' epsilon.
+pub const OUTPUT_EPS: f64 = 1e-7;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Loss {
@@ -257,6 +260,32 @@ impl Loss {
                 }
                 if self.sums_columns() { sum } else { sum / n as f64 }
             }
+        }
+    }
+
+    /// Score R of a row whose prediction is `y` itself, with no activation or logits behind it
+    /// (a VAE's reconstruction, the mean of p(x|z)): in f64, each logarithm's argument floored
+    /// at [`OUTPUT_EPS`] (binary cross-entropy's 1 - y too, and MSLE's 1 + y), as Keras clips
+    /// probabilities. The softmax losses take y as the probabilities (DL4J's `MCXENT` and
+    /// `KL_DIVERGENCE` with an identity activation): -sum t ln y and sum t ln(t / y).
+    pub fn row_of_output(self, y: &[f32], t: &[f32]) -> f64 {
+        let n = y.len() as f64;
+        let ln = |v: f64| v.max(OUTPUT_EPS).ln();
+        let terms = |f: &dyn Fn(f64, f64) -> f64| y.iter().zip(t).map(|(&y, &t)| f(y as f64, t as f64)).sum::<f64>();
+        match self {
+            Loss::Mse => terms(&|y, t| (y - t) * (y - t)) / n,
+            Loss::L2 => terms(&|y, t| (y - t) * (y - t)),
+            Loss::Mae => terms(&|y, t| (y - t).abs()) / n,
+            Loss::L1 => terms(&|y, t| (y - t).abs()),
+            Loss::BinaryCrossEntropy => terms(&|y, t| -(t * ln(y) + (1.0 - t) * ln(1.0 - y))) / n,
+            Loss::Msle => terms(&|y, t| (ln(1.0 + y) - t.ln_1p()).powi(2)) / n,
+            Loss::Poisson => terms(&|y, t| y - t * ln(y)),
+            Loss::CosineProximity => {
+                let yf: Vec<f32> = y.to_vec();
+                cosine_row(Activation::Identity, &yf, &yf, t, None)
+            }
+            Loss::KlDivergence => terms(&|y, t| if t > 0.0 { t * (t.ln() - ln(y)) } else { 0.0 }),
+            Loss::Mcxent => terms(&|y, t| if t > 0.0 { -t * ln(y) } else { 0.0 }),
         }
     }
 

@@ -850,6 +850,24 @@ impl Vae {
         self.generate_at_mean(&mean)
     }
 
+    /// DL4J's `reconstructionError`, for every reconstruction distribution: per row, the score
+    /// under `loss` of the reconstruction at the posterior mean ([`Vae::reconstruct`]: the mean of
+    /// p(x|z) at z = the mean of q(z|x), deterministic) against the row itself, as
+    /// [`Loss::row_of_output`] scores a bare prediction. DL4J computes it only for a VAE trained
+    /// with a loss function (its `LossFunctionWrapper`); here any loss can score any VAE. Rows
+    /// outside the loss's target domain are INVALID_ARGUMENT.
+    pub fn reconstruction_error(&self, x: &Matrix, loss: crate::loss::Loss) -> Result<Vec<f64>> {
+        self.check(x, self.input_dim(), "input")?;
+        let d = self.input_dim();
+        loss.check_targets(x.as_slice(), d, "input")?;
+        let recon = self.reconstruct(x)?;
+        let mut out = try_zeros::<f64>(x.rows())?;
+        for ((o, y), t) in out.iter_mut().zip(recon.as_slice().chunks_exact(d)).zip(x.as_slice().chunks_exact(d)) {
+            *o = loss.row_of_output(y, t);
+        }
+        Ok(out)
+    }
+
     /// DL4J's `reconstructionLogProbability`: per row, the plain Monte-Carlo mean of
     /// log p(x|z_l) over `samples` draws z_l ~ q(z|x). It is not log p(x): it ignores the prior
     /// and is an average of logs (see [`Vae::log_likelihood`] for the importance-sampled one).

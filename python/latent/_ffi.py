@@ -671,6 +671,10 @@ _PROTOTYPES = {
     "latent_vae_reconstruct": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
     "latent_vae_sample_prior": (S, [H, c_size_t, c_uint64, _pf, c_size_t]),
     "latent_vae_log_likelihood": (S, [H, _pf, c_size_t, c_size_t, c_uint32, c_uint64, _pd, c_size_t]),
+    "latent_vae_reconstruction_log_probability": (
+        S, [H, _pf, c_size_t, c_size_t, c_uint32, c_uint64, _pd, c_size_t]),
+    "latent_vae_reconstruction_error": (S, [H, _pf, c_size_t, c_size_t, c_int32, _pd, c_size_t]),
+    "latent_vae_reconstruction_error_dataset": (S, [H, H, c_int32, _pd, c_size_t]),
     "latent_vae_elbo": (S, [H, H, c_uint32, c_uint64, POINTER(latent_elbo)]),
     # montecarlo
     "latent_montecarlo_params_default": (latent_montecarlo_params, []),

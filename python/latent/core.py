@@ -858,6 +858,31 @@ class Vae(_Handle):
                                             int(seed), _ptr(out, c_double), out.size))
         return _out(single, out)
 
+    def reconstruction_log_probability(self, x, samples=16, seed=0):
+        """DL4J's reconstructionLogProbability per row: the mean of log p(x|z) over `samples`
+        draws z ~ q(z|x) (not log p(x): see log_likelihood)."""
+        a, single = _rows(x)
+        out = np.empty(a.shape[0], np.float64)
+        check(lib.latent_vae_reconstruction_log_probability(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1],
+                                                            int(samples), int(seed), _ptr(out, c_double), out.size))
+        return _out(single, out)
+
+    def reconstruction_error(self, x, loss="mse"):
+        """DL4J's reconstructionError per row (float64): the error under `loss` (a Loss or its
+        name: 'mse', 'mae', 'binary_cross_entropy', ...) of the reconstruction at the posterior
+        mean. An anomaly score; x is rows or a Dataset."""
+        code = int(Loss.coerce(loss, "loss"))
+        if isinstance(x, Dataset):
+            out = np.empty(x.rows, np.float64)
+            check(lib.latent_vae_reconstruction_error_dataset(self._handle, x._handle, code, _ptr(out, c_double),
+                                                              out.size))
+            return out
+        a, single = _rows(x)
+        out = np.empty(a.shape[0], np.float64)
+        check(lib.latent_vae_reconstruction_error(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1], code,
+                                                  _ptr(out, c_double), out.size))
+        return _out(single, out)
+
     def elbo(self, dataset, samples=1, seed=0):
         """Elbo(neg_elbo, reconstruction, kl), means per example over a dataset."""
         e = _ffi.latent_elbo()

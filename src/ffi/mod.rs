@@ -22,6 +22,7 @@ pub mod pretrain;
 pub mod trainer;
 pub mod types;
 pub mod vae;
+pub mod vae_error;
 
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char};
@@ -42,6 +43,7 @@ pub use pretrain::*;
 pub use trainer::*;
 pub use types::*;
 pub use vae::*;
+pub use vae_error::*;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
