@@ -617,6 +617,9 @@ typedef struct latent_elbo {
   double kl;
 } latent_elbo;
 
+// What a VAE's training maximises (`latent_vae_objective`; latent_vae_set_objective).
+typedef int32_t latent_vae_objective;
+
 #define LATENT_STATUS_OK 0
 
 // A required pointer or handle was NULL.
@@ -708,6 +711,12 @@ typedef struct latent_elbo {
 // Multi-class cross-entropy -sum_j t_j ln p_j, p = softmax of the outputs; needs an identity
 // output (logits; predict returns the softmax) and targets >= 0.
 #define LATENT_LOSS_MCXENT 9
+
+// The ELBO under the prior N(0, I) (default).
+#define LATENT_VAE_OBJECTIVE_ELBO 0
+
+// Fyffe's BILBO (Batch Information Lower Bound): needs a constant posterior variance.
+#define LATENT_VAE_OBJECTIVE_BILBO 1
 
 // An autoencoder: the output reconstructs the input (default).
 #define LATENT_TASK_RECONSTRUCT 0
@@ -2013,6 +2022,23 @@ latent_status latent_vae_reconstruction_error_dataset(const struct latent_vae *v
                                                       latent_loss loss,
                                                       double *out,
                                                       size_t capacity);
+
+// Sets what training maximises (`LATENT_VAE_OBJECTIVE_*`): ELBO (the default), or BILBO
+// (Fyffe 2019, "There and Back Again: Unraveling the Variational Auto-Encoder",
+// arXiv:1912.10309), which needs a constant posterior variance (constant_posterior_variance
+// = 1 in latent_vae_params, else LATENT_STATUS_INVALID_ARGUMENT). BILBO is the batch's mean
+// ELBO under the prior N(0, diag(v)) fitted to the batch, v_j = mean_batch mu_j^2 + s^2, whose
+// KL term is 1/2 sum_j ln(1 + mean_batch mu_j^2 / s^2). After a fit the trainer stores the
+// prior fitted to the training rows; latent_vae_elbo, latent_vae_log_likelihood,
+// latent_vae_iwae_bound and latent_vae_sample_prior then use it (before, the ELBO and the
+// log-likelihood of rows use the prior fitted to those rows). Changing the objective forgets a
+// fitted prior. The GPU backend trains the ELBO only: BILBO on a VAE placed on a GPU is
+// LATENT_STATUS_UNSUPPORTED (move it to the CPU first), and so is moving a BILBO VAE to one.
+// An objective code out of range is LATENT_STATUS_INVALID_ARGUMENT. Saved with the model.
+latent_status latent_vae_set_objective(struct latent_vae *vae, latent_vae_objective objective);
+
+// The VAE's objective (`LATENT_VAE_OBJECTIVE_*`) into *objective.
+latent_status latent_vae_objective(const struct latent_vae *vae, latent_vae_objective *objective);
 
 #ifdef __cplusplus
 }  // extern "C"

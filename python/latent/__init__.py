@@ -33,6 +33,7 @@ from ._ffi import (
     Status,
     Stochastic,
     Task,
+    VaeObjective,
     library_path,
 )
 from .core import (

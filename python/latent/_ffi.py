@@ -162,6 +162,11 @@ class Loss(_Enum):
     MCXENT = 9
 
 
+class VaeObjective(_Enum):
+    ELBO = 0
+    BILBO = 1
+
+
 class Task(_Enum):
     RECONSTRUCT = 0
     CLASSIFY = 1
@@ -285,6 +290,7 @@ ENUMS = {
     "LATENT_ACTIVATION_": Activation,
     "LATENT_LOSS_": Loss,
     "LATENT_TASK_": Task,
+    "LATENT_VAE_OBJECTIVE_": VaeObjective,
     "LATENT_CONNECTION_": Connection,
     "LATENT_SPARSITY_": Sparsity,
     "LATENT_CORRUPTION_": Corruption,
@@ -675,6 +681,8 @@ _PROTOTYPES = {
         S, [H, _pf, c_size_t, c_size_t, c_uint32, c_uint64, _pd, c_size_t]),
     "latent_vae_reconstruction_error": (S, [H, _pf, c_size_t, c_size_t, c_int32, _pd, c_size_t]),
     "latent_vae_reconstruction_error_dataset": (S, [H, H, c_int32, _pd, c_size_t]),
+    "latent_vae_set_objective": (S, [H, c_int32]),
+    "latent_vae_objective": (S, [H, _p_i32]),
     "latent_vae_elbo": (S, [H, H, c_uint32, c_uint64, POINTER(latent_elbo)]),
     # montecarlo
     "latent_montecarlo_params_default": (latent_montecarlo_params, []),

@@ -31,6 +31,7 @@ from ._ffi import (
     Status,
     Stochastic,
     Task,
+    VaeObjective,
     lib,
 )
 from .errors import check
@@ -857,6 +858,18 @@ class Vae(_Handle):
         check(lib.latent_vae_log_likelihood(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1], int(samples),
                                             int(seed), _ptr(out, c_double), out.size))
         return _out(single, out)
+
+    @property
+    def objective(self):
+        """What training maximises: VaeObjective.ELBO or .BILBO (Fyffe 2019; needs a constant
+        posterior variance)."""
+        o = c_int32()
+        check(lib.latent_vae_objective(self._handle, byref(o)))
+        return VaeObjective(o.value)
+
+    @objective.setter
+    def objective(self, value):
+        check(lib.latent_vae_set_objective(self._handle, int(VaeObjective.coerce(value, "objective"))))
 
     def reconstruction_log_probability(self, x, samples=16, seed=0):
         """DL4J's reconstructionLogProbability per row: the mean of log p(x|z) over `samples`

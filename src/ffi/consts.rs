@@ -77,6 +77,13 @@ pub const LATENT_LOSS_KL_DIVERGENCE: latent_loss = 8;
 /// output (logits; predict returns the softmax) and targets >= 0.
 pub const LATENT_LOSS_MCXENT: latent_loss = 9;
 
+/// What a VAE's training maximises (`latent_vae_objective`; latent_vae_set_objective).
+pub type latent_vae_objective = i32;
+/// The ELBO under the prior N(0, I) (default).
+pub const LATENT_VAE_OBJECTIVE_ELBO: latent_vae_objective = 0;
+/// Fyffe's BILBO (Batch Information Lower Bound): needs a constant posterior variance.
+pub const LATENT_VAE_OBJECTIVE_BILBO: latent_vae_objective = 1;
+
 /// What a network learns to output (`latent_task`).
 pub type latent_task = i32;
 /// An autoencoder: the output reconstructs the input (default).

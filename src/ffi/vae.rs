@@ -162,6 +162,7 @@ pub(crate) unsafe fn vae_spec_from_params(p: &latent_vae_params) -> Result<VaeSp
         beta: f32_of(p.beta, "beta")?,
         kl_warmup_steps: p.kl_warmup_steps,
         posterior,
+        objective: crate::vae::Objective::Elbo,
         init: Init::from_code(p.init)?,
         seed: p.seed,
     };

@@ -220,6 +220,11 @@ pub trait Trainable: Send + Sync {
         0
     }
     fn set_clock(&mut self, _clock: u64) {}
+    /// Called after a fit's epochs ran (completed or cancelled) with its training rows (a
+    /// BILBO VAE fits its prior to them).
+    fn end_fit(&mut self, _train: &Matrix) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl Trainable for Network {
@@ -360,10 +365,14 @@ impl Trainable for Vae {
         self.check_support(data, what)
     }
     fn shardable(&self) -> bool {
-        true
+        // BILBO's KL is a function of the whole minibatch's posterior means.
+        self.spec().objective != crate::vae::Objective::Bilbo
     }
     fn work_rows(&self, rows: usize) -> usize {
         rows * self.spec().num_samples
+    }
+    fn end_fit(&mut self, train: &Matrix) -> Result<()> {
+        if self.spec().objective == crate::vae::Objective::Bilbo { self.fit_prior(train) } else { Ok(()) }
     }
     fn after_step(&mut self) {
         self.advance();
@@ -505,13 +514,18 @@ impl Trainer {
         if let Some(col) = &self.collective {
             if !net.shardable() {
                 return Err(invalid!(
-                    "this model's objective depends on whole-minibatch statistics (KL sparsity) or row order (memory layers): it cannot be split across processes"
+                    "this model's objective depends on whole-minibatch statistics (KL sparsity, BILBO) or row order (memory layers): it cannot be split across processes"
                 ));
             }
             super::collective::agree(col.as_ref(), train.rows(), train.cols(), net.params_mut())?;
         }
         let mut opt = self.optimizer.take().expect("optimizer");
         let result = self.epochs(net, train, valid, &mut opt, batch, batches, threads, &mut progress);
+        let result = match result {
+            Ok(()) => net.end_fit(train),
+            Err(Error::Cancelled) => net.end_fit(train).and(Err(Error::Cancelled)),
+            r => r,
+        };
         self.optimizer = Some(opt);
         if matches!(result, Err(Error::Diverged(_))) {
             self.optimizer = None;
