@@ -2038,7 +2038,8 @@ latent_status latent_vae_reconstruction_error_dataset(const struct latent_vae *v
 latent_status latent_vae_set_objective(struct latent_vae *vae, latent_vae_objective objective);
 
 // The VAE's objective (`LATENT_VAE_OBJECTIVE_*`) into *objective.
-latent_status latent_vae_objective(const struct latent_vae *vae, latent_vae_objective *objective);
+latent_status latent_vae_get_objective(const struct latent_vae *vae,
+                                       latent_vae_objective *objective);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -333,7 +333,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             "upper" => "dout2".into(),
             _ => "dout".into(),
         },
-        "int32_t *" | "latent_device *" => match name {
+        "int32_t *" | "latent_device *" | "latent_vae_objective *" => match name {
             "ordinal" => "&i32o[1]".into(),
             _ => "iout".into(),
         },
@@ -383,6 +383,8 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
         "latent_proposal" => "LATENT_PROPOSAL_NORMAL".into(),
         "latent_scaling" => "LATENT_SCALING_MIN_MAX".into(),
         "latent_onnx_part" => "LATENT_ONNX_PART_ENCODER".into(),
+        "latent_loss" => "LATENT_LOSS_MSE".into(),
+        "latent_vae_objective" => "LATENT_VAE_OBJECTIVE_ELBO".into(),
         "latent_status" => "LATENT_STATUS_OK".into(),
         other => panic!("no valid argument of type {other} ({func}({name}))"),
     }

@@ -187,15 +187,15 @@ fn bilbo_needs_a_constant_variance_and_the_cpu() {
         let msg = std::ffi::CStr::from_ptr(latent_last_error_message()).to_string_lossy().into_owned();
         assert!(msg.contains("constant posterior variance"), "{msg}");
         assert_eq!(latent_vae_set_objective(h, 2), LATENT_STATUS_INVALID_ARGUMENT);
-        assert_eq!(latent_vae_objective(h, &mut o), LATENT_STATUS_OK);
+        assert_eq!(latent_vae_get_objective(h, &mut o), LATENT_STATUS_OK);
         assert_eq!(o, LATENT_VAE_OBJECTIVE_ELBO);
-        assert_eq!(latent_vae_objective(h, std::ptr::null_mut()), LATENT_STATUS_NULL_ARGUMENT);
+        assert_eq!(latent_vae_get_objective(h, std::ptr::null_mut()), LATENT_STATUS_NULL_ARGUMENT);
         assert_eq!(latent_vae_set_objective(std::ptr::null_mut(), 0), LATENT_STATUS_NULL_ARGUMENT);
         latent_vae_free(h);
         p.constant_posterior_variance = 1;
         assert_eq!(latent_vae_new(&p, &mut h), LATENT_STATUS_OK);
         assert_eq!(latent_vae_set_objective(h, LATENT_VAE_OBJECTIVE_BILBO), LATENT_STATUS_OK);
-        assert_eq!(latent_vae_objective(h, &mut o), LATENT_STATUS_OK);
+        assert_eq!(latent_vae_get_objective(h, &mut o), LATENT_STATUS_OK);
         assert_eq!(o, LATENT_VAE_OBJECTIVE_BILBO);
         latent_vae_free(h);
     }

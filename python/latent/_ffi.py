@@ -682,7 +682,7 @@ _PROTOTYPES = {
     "latent_vae_reconstruction_error": (S, [H, _pf, c_size_t, c_size_t, c_int32, _pd, c_size_t]),
     "latent_vae_reconstruction_error_dataset": (S, [H, H, c_int32, _pd, c_size_t]),
     "latent_vae_set_objective": (S, [H, c_int32]),
-    "latent_vae_objective": (S, [H, _p_i32]),
+    "latent_vae_get_objective": (S, [H, _p_i32]),
     "latent_vae_elbo": (S, [H, H, c_uint32, c_uint64, POINTER(latent_elbo)]),
     # montecarlo
     "latent_montecarlo_params_default": (latent_montecarlo_params, []),

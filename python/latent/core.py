@@ -864,7 +864,7 @@ class Vae(_Handle):
         """What training maximises: VaeObjective.ELBO or .BILBO (Fyffe 2019; needs a constant
         posterior variance)."""
         o = c_int32()
-        check(lib.latent_vae_objective(self._handle, byref(o)))
+        check(lib.latent_vae_get_objective(self._handle, byref(o)))
         return VaeObjective(o.value)
 
     @objective.setter

@@ -38,7 +38,7 @@ pub unsafe extern "C" fn latent_vae_set_objective(
 
 /// The VAE's objective (`LATENT_VAE_OBJECTIVE_*`) into *objective.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn latent_vae_objective(
+pub unsafe extern "C" fn latent_vae_get_objective(
     vae: *const latent_vae,
     objective: *mut latent_vae_objective,
 ) -> latent_status {
