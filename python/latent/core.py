@@ -719,7 +719,8 @@ class Vae(_Handle):
     input_dim and latent_dim required; encoder / decoder hidden widths (not mirrored);
     activation (hidden_activation), pzx_activation, distribution ('bernoulli', 'gaussian',
     ...), distribution_activation, parts=[(size, distribution, activation), ...],
-    num_samples, beta, kl_warmup_steps, seed, ..."""
+    num_samples, beta, kl_warmup_steps, constant_posterior_variance, seed, ...; objective='elbo' or
+    'bilbo' (latent_vae_set_objective)."""
 
     _free_name = "latent_vae_free"
     _ENUMS = {"hidden_activation": Activation, "pzx_activation": Activation, "distribution": Distribution,
@@ -754,6 +755,7 @@ class Vae(_Handle):
             keep.append(arr)
             p.parts = ctypes.cast(arr, POINTER(_ffi.latent_vae_part))
             p.n_parts = len(parts)
+        objective = fields.pop("objective", None)
         names = {f for f, _ in _ffi.latent_vae_params._fields_} - {
             "input_dim", "latent_dim", "n_encoder", "encoder_units", "encoder_activations", "n_decoder",
             "decoder_units", "decoder_activations", "n_parts", "parts"}
@@ -766,6 +768,8 @@ class Vae(_Handle):
                 v = int(v)
             setattr(p, k, v)
         super().__init__(_new_handle(lib.latent_vae_new, byref(p)))
+        if objective is not None:
+            self.objective = objective
 
     @classmethod
     def load(cls, path):
