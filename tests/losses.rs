@@ -304,3 +304,48 @@ fn mae_and_l1_training_reconstruct_the_mnist_background_better_than_mse() {
         assert!(near > mse.3 + 0.05, "{}: {near:.3} of pixels within 0.02, MSE training's {:.3}", loss.name(), mse.3);
     }
 }
+
+/// The fenced ```lang block of docs/losses_and_vae_errors.md (there is one of each).
+fn doc_block(lang: &str) -> String {
+    let doc = std::fs::read_to_string(common::root().join("docs/losses_and_vae_errors.md")).unwrap();
+    let fence = format!("```{lang}\n");
+    let blocks: Vec<&str> = doc.split(&fence).skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    assert_eq!(blocks.len(), 1, "docs/losses_and_vae_errors.md should have one ```{lang} block");
+    blocks[0].to_string()
+}
+
+/// The doc's C block compiles against the header and runs; its Python block runs.
+#[test]
+fn doc_code_blocks_compile_and_run() {
+    let doc = std::fs::read_to_string(common::root().join("docs/losses_and_vae_errors.md")).unwrap();
+    assert_eq!(doc.matches("```").count(), 4, "only the c and python blocks, each run here");
+    let dir = common::scratch("losses_doc");
+    let src = dir.join("losses.c");
+    std::fs::write(&src, doc_block("c")).unwrap();
+    let exe = dir.join("losses");
+    common::compile_c(&[src], &exe, &[]);
+    let (code, out, err) = common::run(std::process::Command::new(&exe).current_dir(&dir));
+    assert_eq!(code, 0, "the C block failed:\n{out}\n{err}");
+    assert!(
+        out.contains("refused: invalid argument: poisson takes ln y")
+            && out.contains("VAE -ELBO under the fitted prior"),
+        "{out}"
+    );
+    if !common::have("python3") {
+        common::skip("python3", "install python3 with numpy");
+        return;
+    }
+    let script = dir.join("losses.py");
+    std::fs::write(&script, doc_block("python")).unwrap();
+    let lib = common::lib_dir().join(if cfg!(target_os = "macos") { "liblatent.dylib" } else { "liblatent.so" });
+    let (code, out, err) = common::run(
+        std::process::Command::new("python3")
+            .current_dir(&dir)
+            .arg(&script)
+            .env("PYTHONPATH", common::root().join("python"))
+            .env("LATENT_LIBRARY", lib)
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+    );
+    assert_eq!(code, 0, "the Python block failed:\n{out}\n{err}");
+    assert!(out.contains("MSE of the first rows"), "{out}");
+}
