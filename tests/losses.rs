@@ -224,6 +224,19 @@ fn softmax_losses_predict_probabilities() {
         eprintln!("{}: training loss above its floor {before:.4} -> {after:.4}", loss.name());
         excess.push(after);
     }
+    // The ONNX Predict part carries the same softmax; the Reconstruction part gives the logits.
+    let spec = NetworkSpec {
+        loss: Loss::Mcxent,
+        output_activation: Activation::Identity,
+        ..NetworkSpec::new(6, &[8], Activation::Tanh, 4)
+    };
+    let net = Network::new(spec).unwrap();
+    let has_softmax = |part| {
+        let bytes = latent::onnx::network_model(&net, part).unwrap();
+        bytes.windows(7).any(|w| w == b"Softmax")
+    };
+    assert!(has_softmax(latent::onnx::OnnxPart::Predict));
+    assert!(!has_softmax(latent::onnx::OnnxPart::Reconstruction));
     // Cross-entropy = entropy(t) + KL, with the same gradient: the same training, the same excess.
     assert!((excess[0] - excess[1]).abs() < 1e-4, "KL {} vs cross-entropy - entropy {}", excess[0], excess[1]);
 }
