@@ -613,7 +613,7 @@ typedef struct latent_elbo {
   double neg_elbo;
   // E_q[-log p(x|z)], estimated with the call's samples.
   double reconstruction;
-  // KL(q(z|x) || N(0, I)), closed form.
+  // KL(q(z|x) || N(0, I)), closed form (for a BILBO VAE, from its fitted prior N(0, diag(v))).
   double kl;
 } latent_elbo;
 
@@ -1742,7 +1742,9 @@ latent_status latent_trainer_fit(struct latent_trainer *trainer,
 // Progress and history report `loss` = the reconstruction term E_q[-log p(x|z)] and `penalty`
 // = KL(q(z|x) || N(0, I)), both per example and unweighted, so loss + penalty is the negative
 // ELBO (DL4J's score); the validation loss is the negative ELBO per example of the validation
-// rows, with one draw per row.
+// rows, with one draw per row. With the BILBO objective (latent_vae_set_objective) `penalty` is
+// BILBO's KL, 1/2 sum_j ln(1 + mean_batch mu_j^2 / s^2), the validation loss minus BILBO over
+// the validation rows, and the fit ends by fitting the prior to the training rows.
 latent_status latent_trainer_fit_vae(struct latent_trainer *trainer,
                                      struct latent_vae *vae,
                                      const struct latent_dataset *train,
@@ -1879,7 +1881,8 @@ latent_status latent_vae_generate_random(const struct latent_vae *vae,
                                          float *out,
                                          size_t capacity);
 
-// `n` draws from the prior N(0, I) into `z` (n x latent_dim), seeded: decode them with
+// `n` draws from the prior N(0, I) (a BILBO VAE's fitted N(0, diag(v)): see
+// latent_vae_set_objective) into `z` (n x latent_dim), seeded: decode them with
 // latent_vae_generate_mean or _generate_random to sample new data.
 latent_status latent_vae_sample_prior(const struct latent_vae *vae,
                                       size_t n,

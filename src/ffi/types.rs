@@ -304,7 +304,7 @@ pub struct latent_elbo {
     pub neg_elbo: f64,
     /// E_q[-log p(x|z)], estimated with the call's samples.
     pub reconstruction: f64,
-    /// KL(q(z|x) || N(0, I)), closed form.
+    /// KL(q(z|x) || N(0, I)), closed form (for a BILBO VAE, from its fitted prior N(0, diag(v))).
     pub kl: f64,
 }
 
