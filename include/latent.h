@@ -725,8 +725,8 @@ typedef int32_t latent_vae_objective;
 // against the dataset's labels.
 #define LATENT_TASK_CLASSIFY 1
 
-// Regression onto the dataset's `outputs` targets per row with the network's loss (mean per
-// element).
+// Regression onto the dataset's `outputs` targets per row with the network's loss (the mean
+// of its row score: per element for MSE).
 #define LATENT_TASK_REGRESS 2
 
 // x W + b (default).

@@ -91,8 +91,8 @@ pub const LATENT_TASK_RECONSTRUCT: latent_task = 0;
 /// A classifier over `outputs` classes: logits out, softmax cross-entropy (mean per row)
 /// against the dataset's labels.
 pub const LATENT_TASK_CLASSIFY: latent_task = 1;
-/// Regression onto the dataset's `outputs` targets per row with the network's loss (mean per
-/// element).
+/// Regression onto the dataset's `outputs` targets per row with the network's loss (the mean
+/// of its row score: per element for MSE).
 pub const LATENT_TASK_REGRESS: latent_task = 2;
 
 /// How a layer's inputs reach its units (`latent_connection`): weights, or the trainable
