@@ -295,7 +295,10 @@ typedef struct latent_network_params {
   // LATENT_STATUS_INVALID_ARGUMENT, rather than training silently to a useless fit: use
   // IDENTITY for real-valued data, or scale the data (latent_dataset_scale).
   latent_activation output_activation;
-  // Default MSE. BINARY_CROSS_ENTROPY needs a SIGMOID output and is computed from the logits.
+  // Default MSE. BINARY_CROSS_ENTROPY needs a SIGMOID output and is computed from the logits;
+  // MSLE a SIGMOID, SOFTPLUS or RELU output; POISSON a SIGMOID or SOFTPLUS output;
+  // KL_DIVERGENCE and MCXENT an IDENTITY output (logits: the loss takes their softmax, and
+  // latent_network_predict returns it). Another pairing gives INVALID_ARGUMENT.
   latent_loss loss;
   // 1: each decoder layer uses the transpose of its mirrored encoder layer's weights (the
   // decoder must mirror the encoder); decoder layers keep their own biases. Default 0.
@@ -636,9 +639,12 @@ typedef struct latent_elbo {
   double neg_elbo;
   // E_q[-log p(x|z)], estimated with the call's samples.
   double reconstruction;
-  // KL(q(z|x) || N(0, I)), closed form.
+  // KL(q(z|x) || N(0, I)), closed form (for a BILBO VAE, from its fitted prior N(0, diag(v))).
   double kl;
 } latent_elbo;
+
+// What a VAE's training maximises (`latent_vae_objective`; latent_vae_set_objective).
+typedef int32_t latent_vae_objective;
 
 #define LATENT_STATUS_OK 0
 
@@ -697,11 +703,46 @@ typedef struct latent_elbo {
 
 #define LATENT_ACTIVATION_GELU 7
 
-// Mean squared error over all elements.
+// Mean squared error, mean over the columns (so over all elements).
 #define LATENT_LOSS_MSE 0
 
 // Binary cross-entropy, computed from the logits; needs a sigmoid output.
 #define LATENT_LOSS_BINARY_CROSS_ENTROPY 1
+
+// Mean absolute error |y - t|, mean over the columns (DL4J MEAN_ABSOLUTE_ERROR).
+#define LATENT_LOSS_MAE 2
+
+// Absolute error summed over the columns (DL4J L1): MAE times the width.
+#define LATENT_LOSS_L1 3
+
+// Squared error summed over the columns (DL4J L2): MSE times the width.
+#define LATENT_LOSS_L2 4
+
+// Mean squared logarithmic error (ln(1+y) - ln(1+t))^2, mean over the columns; needs a
+// sigmoid, softplus or relu output and targets above -1.
+#define LATENT_LOSS_MSLE 5
+
+// Poisson y - t ln y summed over the columns; needs a sigmoid or softplus output (a positive
+// rate) and targets >= 0.
+#define LATENT_LOSS_POISSON 6
+
+// Cosine proximity: minus the cosine of the row and its reconstruction, in [-1, 1] (norms
+// floored at 1e-5, so an all-zero row scores 0). Any output activation.
+#define LATENT_LOSS_COSINE_PROXIMITY 7
+
+// Kullback-Leibler divergence sum_j t_j ln(t_j / p_j), p = softmax of the outputs; needs an
+// identity output (logits; predict returns the softmax) and targets >= 0, a row summing to 1.
+#define LATENT_LOSS_KL_DIVERGENCE 8
+
+// Multi-class cross-entropy -sum_j t_j ln p_j, p = softmax of the outputs; needs an identity
+// output (logits; predict returns the softmax) and targets >= 0.
+#define LATENT_LOSS_MCXENT 9
+
+// The ELBO under the prior N(0, I) (default).
+#define LATENT_VAE_OBJECTIVE_ELBO 0
+
+// Fyffe's BILBO (Batch Information Lower Bound): needs a constant posterior variance.
+#define LATENT_VAE_OBJECTIVE_BILBO 1
 
 // An autoencoder: the output reconstructs the input (default).
 #define LATENT_TASK_RECONSTRUCT 0
@@ -710,8 +751,8 @@ typedef struct latent_elbo {
 // against the dataset's labels.
 #define LATENT_TASK_CLASSIFY 1
 
-// Regression onto the dataset's `outputs` targets per row with the network's loss (mean per
-// element).
+// Regression onto the dataset's `outputs` targets per row with the network's loss (the mean
+// of its row score: per element for MSE).
 #define LATENT_TASK_REGRESS 2
 
 // x W + b (default).
@@ -1592,8 +1633,11 @@ latent_status latent_network_reconstruct(const struct latent_network *net,
                                          float *out,
                                          size_t capacity);
 
-// Per-row reconstruction error (the row's mean loss over its columns): an anomaly score,
-// higher = less like the training data. `scores` receives `rows` values.
+// Per-row reconstruction error (the row's loss score: the mean over its columns for MSE,
+// binary cross-entropy, MAE and MSLE, the sum for L1, L2, Poisson, KL divergence and
+// multi-class cross-entropy, minus the cosine for cosine proximity): an anomaly score,
+// higher = less like the training data. Rows outside the loss's target domain (see
+// `latent_loss`) give LATENT_STATUS_INVALID_ARGUMENT. `scores` receives `rows` values.
 latent_status latent_network_reconstruction_error(const struct latent_network *net,
                                                   const float *x,
                                                   size_t rows,
@@ -1629,7 +1673,8 @@ latent_status latent_network_reconstruction_error_dataset(const struct latent_ne
                                                           double *scores,
                                                           size_t capacity);
 
-// The network's loss (mean over all elements, as in training) on a dataset. A dataset of zero
+// The network's loss (the mean over rows of the row score, as in training: for MSE and
+// binary cross-entropy the mean over all elements) on a dataset. A dataset of zero
 // rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"); a loss that overflows from finite
 // rows (huge inputs or parameters), LATENT_STATUS_NON_FINITE.
 latent_status latent_network_loss(const struct latent_network *net,
@@ -2123,7 +2168,9 @@ latent_status latent_trainer_fit(struct latent_trainer *trainer,
 // Progress and history report `loss` = the reconstruction term E_q[-log p(x|z)] and `penalty`
 // = KL(q(z|x) || N(0, I)), both per example and unweighted, so loss + penalty is the negative
 // ELBO (DL4J's score); the validation loss is the negative ELBO per example of the validation
-// rows, with one draw per row.
+// rows, with one draw per row. With the BILBO objective (latent_vae_set_objective) `penalty` is
+// BILBO's KL, 1/2 sum_j ln(1 + mean_batch mu_j^2 / s^2), the validation loss minus BILBO over
+// the validation rows, and the fit ends by fitting the prior to the training rows.
 latent_status latent_trainer_fit_vae(struct latent_trainer *trainer,
                                      struct latent_vae *vae,
                                      const struct latent_dataset *train,
@@ -2322,7 +2369,8 @@ latent_status latent_vae_generate_random(const struct latent_vae *vae,
                                          float *out,
                                          size_t capacity);
 
-// `n` draws from the prior N(0, I) into `z` (n x latent_dim), seeded: decode them with
+// `n` draws from the prior N(0, I) (a BILBO VAE's fitted N(0, diag(v)): see
+// latent_vae_set_objective) into `z` (n x latent_dim), seeded: decode them with
 // latent_vae_generate_mean or _generate_random to sample new data.
 latent_status latent_vae_sample_prior(const struct latent_vae *vae,
                                       size_t n,
@@ -2437,6 +2485,52 @@ latent_status latent_vae_interpolate(const struct latent_vae *vae,
                                      float *z,
                                      float *x,
                                      size_t capacity);
+
+// DL4J's reconstructionError, per row into `out` (`rows` values): the error under `loss` (a
+// `LATENT_LOSS_*` code) between the row and the VAE's reconstruction at the posterior mean
+// (latent_vae_reconstruct: the mean of p(x|z) at z = the mean of q(z|x), deterministic). The
+// reconstruction is scored as a bare prediction: the logarithms of binary cross-entropy,
+// Poisson, MSLE, KL divergence and multi-class cross-entropy floor their argument at 1e-7, and
+// the softmax losses take the reconstruction itself as the probabilities. DL4J offers it only
+// for a VAE trained with a loss function; any reconstruction distribution works here. An
+// anomaly score: higher is less like the training data.
+//
+// As latent_vae_reconstruction_log_probability: the width, then the capacity, are checked
+// before the rows are read; zero rows give LATENT_STATUS_OK with nothing written. A `loss` code
+// out of range is LATENT_STATUS_INVALID_ARGUMENT (checked first), and so are rows outside the
+// loss's target domain (the row and column named).
+latent_status latent_vae_reconstruction_error(const struct latent_vae *vae,
+                                              const float *x,
+                                              size_t rows,
+                                              size_t cols,
+                                              latent_loss loss,
+                                              double *out,
+                                              size_t capacity);
+
+// latent_vae_reconstruction_error of every row of a dataset (one value per row into `out`).
+latent_status latent_vae_reconstruction_error_dataset(const struct latent_vae *vae,
+                                                      const struct latent_dataset *dataset,
+                                                      latent_loss loss,
+                                                      double *out,
+                                                      size_t capacity);
+
+// Sets what training maximises (`LATENT_VAE_OBJECTIVE_*`): ELBO (the default), or BILBO
+// (Fyffe 2019, "There and Back Again: Unraveling the Variational Auto-Encoder",
+// arXiv:1912.10309), which needs a constant posterior variance (constant_posterior_variance
+// = 1 in latent_vae_params, else LATENT_STATUS_INVALID_ARGUMENT). BILBO is the batch's mean
+// ELBO under the prior N(0, diag(v)) fitted to the batch, v_j = mean_batch mu_j^2 + s^2, whose
+// KL term is 1/2 sum_j ln(1 + mean_batch mu_j^2 / s^2). After a fit the trainer stores the
+// prior fitted to the training rows; latent_vae_elbo, latent_vae_log_likelihood,
+// latent_vae_iwae_bound and latent_vae_sample_prior then use it (before, the ELBO and the
+// log-likelihood of rows use the prior fitted to those rows). Changing the objective forgets a
+// fitted prior. The GPU backend trains the ELBO only: BILBO on a VAE placed on a GPU is
+// LATENT_STATUS_UNSUPPORTED (move it to the CPU first), and so is moving a BILBO VAE to one.
+// An objective code out of range is LATENT_STATUS_INVALID_ARGUMENT. Saved with the model.
+latent_status latent_vae_set_objective(struct latent_vae *vae, latent_vae_objective objective);
+
+// The VAE's objective (`LATENT_VAE_OBJECTIVE_*`) into *objective.
+latent_status latent_vae_get_objective(const struct latent_vae *vae,
+                                       latent_vae_objective *objective);
 
 #ifdef __cplusplus
 }  // extern "C"

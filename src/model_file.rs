@@ -100,8 +100,12 @@
 //! | B + 24       | 4    | i32      | init code                                               |
 //! | B + 28       | 8    | u64      | seed                                                    |
 //! | B + 36       | 8    | u64      | training steps taken ([`Vae::steps`], the KL warm-up's clock) |
+//! | B + 44       | 4    | i32      | only for a BILBO VAE: the objective code, 1 ([`Objective`]) |
+//! | B + 48       | 4    | u32      | only for BILBO: `P`, fitted prior log-variances, 0 or `latent_dim` |
+//! | B + 52       | 4`P` | f32      | only for BILBO: the prior's log-variances ([`Vae::fit_prior`]) |
 //!
-//! so `A = 68 + 8(E + D) + 12K`. The parameters are the dense layers' weights and biases in
+//! so `A = 68 + 8(E + D) + 12K` (ELBO VAEs, whose files are as before the objective existed),
+//! or `A = 76 + 8(E + D) + 12K + 4P` (BILBO; an earlier build refuses the longer section). The parameters are the dense layers' weights and biases in
 //! forward order (encoder hidden layers, the posterior head of width 2 `latent_dim`, or
 //! `latent_dim` with a constant posterior variance, decoder hidden layers, the output layer of
 //! width [`Reconstruction::param_width`]), then one log-variance per global-variance Gaussian
@@ -221,7 +225,7 @@ use crate::loss::Loss;
 use crate::network::{LayerSpec, MAX_LAYERS, MAX_PARAMS, MAX_UNITS, Network, NetworkSpec};
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
 use crate::task::Task;
-use crate::vae::{Posterior, Vae, VaeSpec};
+use crate::vae::{Objective, Posterior, Vae, VaeSpec};
 
 /// The first eight bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"LATENT\0\0";
@@ -529,8 +533,17 @@ fn vae_arch_len(spec: &VaeSpec) -> usize {
         + PART_BYTES * spec.reconstruction.parts.len()
 }
 
+/// The optional objective fields after the steps (a BILBO VAE only): the objective code, the
+/// count of fitted prior log-variances (0 or latent_dim), and those values.
+fn vae_objective_len(vae: &Vae) -> usize {
+    match vae.spec().objective {
+        Objective::Elbo => 0,
+        Objective::Bilbo => 8 + 4 * vae.prior_log_variances().len(),
+    }
+}
+
 fn vae_encoded_len(vae: &Vae) -> usize {
-    HEADER_BYTES + vae_arch_len(vae.spec()) + 8 + 4 * vae.param_count() + 4
+    HEADER_BYTES + vae_arch_len(vae.spec()) + vae_objective_len(vae) + 8 + 4 * vae.param_count() + 4
 }
 
 /// Puts the parameter block and the CRC.
@@ -548,7 +561,7 @@ fn put_params<S: Sink>(params: &[f32], out: &mut S) -> std::result::Result<(), S
 
 fn encode_vae<S: Sink>(vae: &Vae, out: &mut S) -> std::result::Result<(), S::Error> {
     let spec = vae.spec();
-    let a = vae_arch_len(spec);
+    let a = vae_arch_len(spec) + vae_objective_len(vae);
     let mut head = Vec::with_capacity(HEADER_BYTES + a + 8);
     let u32_ = |h: &mut Vec<u8>, v: u32| h.extend_from_slice(&v.to_le_bytes());
     let i32_ = |h: &mut Vec<u8>, v: i32| h.extend_from_slice(&v.to_le_bytes());
@@ -587,6 +600,14 @@ fn encode_vae<S: Sink>(vae: &Vae, out: &mut S) -> std::result::Result<(), S::Err
     i32_(&mut head, spec.init.code());
     head.extend_from_slice(&spec.seed.to_le_bytes());
     head.extend_from_slice(&vae.steps().to_le_bytes());
+    if spec.objective != Objective::Elbo {
+        i32_(&mut head, spec.objective.code());
+        let prior = vae.prior_log_variances();
+        u32_(&mut head, u32_of(prior.len()));
+        for &v in prior {
+            head.extend_from_slice(&canonical(v).to_le_bytes());
+        }
+    }
     debug_assert_eq!(head.len(), HEADER_BYTES + a);
     head.extend_from_slice(&(vae.param_count() as u64).to_le_bytes());
     out.put(&head)?;
@@ -1108,18 +1129,19 @@ fn parse_vae(body: &[u8]) -> Result<Vae> {
              load it with latent_rbm_load"
             .into()));
     }
-    let (spec, steps) = parse_vae_arch(section)?;
+    let (spec, steps, prior) = parse_vae_arch(section)?;
     spec.validate().map_err(build_err)?;
     let implied = implied_vae_params(&spec)
         .ok_or_else(|| arch_err(format_args!("the VAE has more than {MAX_PARAMS} parameters")))?;
     let params = parameter_block(&mut r, implied)?;
     let mut vae = Vae::from_params(spec, &params).map_err(build_err)?;
     vae.set_steps(steps);
+    vae.set_prior_log_variances(&prior).map_err(build_err)?;
     Ok(vae)
 }
 
-/// The VAE architecture section: the spec and the steps trained.
-fn parse_vae_arch(section: &[u8]) -> Result<(VaeSpec, u64)> {
+/// The VAE architecture section: the spec, the steps trained and a BILBO VAE's fitted prior.
+fn parse_vae_arch(section: &[u8]) -> Result<(VaeSpec, u64, Vec<f32>)> {
     let mut r = Reader { rest: section, pos: HEADER_BYTES };
     let input_dim = units(&mut r, "input width")?;
     let n_enc = r.u32("encoder layer count")?;
@@ -1180,6 +1202,30 @@ fn parse_vae_arch(section: &[u8]) -> Result<(VaeSpec, u64)> {
         .map_err(|_| arch_err(format_args!("init code {c} at offset {at} is not one this build knows")))?;
     let seed = r.u64("seed")?;
     let steps = r.u64("steps trained")?;
+    // Optional: the objective fields of a BILBO VAE (an ELBO VAE's file ends at the steps).
+    let (mut objective, mut prior) = (Objective::Elbo, Vec::new());
+    if !r.rest.is_empty() {
+        let at = r.pos;
+        let c = r.i32("objective")?;
+        objective = match Objective::from_code(c) {
+            Ok(Objective::Bilbo) => Objective::Bilbo,
+            _ => {
+                return Err(arch_err(format_args!(
+                    "objective code {c} at offset {at} is not one this build writes (1, BILBO)"
+                )));
+            }
+        };
+        let at = r.pos;
+        let n = r.u32("prior log-variance count")? as usize;
+        if n != 0 && n != latent_dim {
+            return Err(arch_err(format_args!(
+                "{n} prior log-variances at offset {at}: a fitted prior has one per latent unit ({latent_dim}), or none"
+            )));
+        }
+        for _ in 0..n {
+            prior.push(f32_field(&mut r, "prior log-variance")?);
+        }
+    }
     if !r.rest.is_empty() {
         return Err(arch_err(format_args!(
             "the section is {} bytes, a VAE's fields take {}",
@@ -1198,10 +1244,11 @@ fn parse_vae_arch(section: &[u8]) -> Result<(VaeSpec, u64)> {
         beta,
         kl_warmup_steps,
         posterior,
+        objective,
         init,
         seed,
     };
-    Ok((spec, steps))
+    Ok((spec, steps, prior))
 }
 
 /// The number of parameters `Vae::new(spec)` holds, computed without allocating (dense layers

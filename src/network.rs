@@ -422,7 +422,7 @@ impl Network {
             _ => {
                 let t = if tw > 0 { &tgt[..out_count] } else { &x[..count] };
                 crate::parallel::loss_rows(dz, z, y, t, out_w, threads, |dz, z, y, t| {
-                    loss.forward_backward(act, z, y, t, dz, out_count)
+                    loss.forward_backward(act, z, y, t, dz, out_w, out_count)
                 })
             }
         };
@@ -644,11 +644,19 @@ impl Network {
         self.check_input(x, self.input_dim(), "input")?;
         let n = self.layers.len();
         let cols = x.cols();
-        let loss = self.spec.loss;
+        let (loss, act) = (self.spec.loss, self.layers[n - 1].activation);
+        loss.check_targets(x.as_slice(), cols, "input")?;
         let mut out = vec![0f64; x.rows()];
         self.run_blocks(0..n, x, |first, r, ws| {
             let t = &x.as_slice()[first * cols..(first + r) * cols];
-            loss.row_means(&ws.z[n - 1][..r * cols], &ws.y[n - 1][..r * cols], t, cols, &mut out[first..first + r]);
+            loss.row_means(
+                act,
+                &ws.z[n - 1][..r * cols],
+                &ws.y[n - 1][..r * cols],
+                t,
+                cols,
+                &mut out[first..first + r],
+            );
         })?;
         Ok(out)
     }
@@ -666,9 +674,19 @@ impl Network {
         let n = self.layers.len();
         let cols = x.cols();
         let mut sum = 0f64;
+        let softmax = self.spec.loss.softmax_output();
+        let mut p = Vec::new();
         self.run_blocks(0..n, x, |first, r, ws| {
             let t = &x.as_slice()[first * cols..(first + r) * cols];
-            sum += ws.y[n - 1][..r * cols].iter().zip(t).map(|(y, t)| ((y - t) as f64).powi(2)).sum::<f64>();
+            let mut y = &ws.y[n - 1][..r * cols];
+            if softmax {
+                // The reconstruction of a softmax loss is the softmax of the logits.
+                p.clear();
+                p.extend_from_slice(y);
+                task::softmax_rows(&mut p, cols);
+                y = &p;
+            }
+            sum += y.iter().zip(t).map(|(y, t)| ((y - t) as f64).powi(2)).sum::<f64>();
         })?;
         Ok(if x.rows() == 0 { 0.0 } else { sum / (x.rows() * cols) as f64 })
     }
@@ -691,13 +709,14 @@ impl Network {
         self.check_input(x, self.input_dim(), "input")?;
         let n = self.layers.len();
         let cols = x.cols();
-        let loss = self.spec.loss;
+        let (loss, act) = (self.spec.loss, self.layers[n - 1].activation);
+        loss.check_targets(x.as_slice(), cols, "input")?;
         let mut sum = 0f64;
         let mut scores = Vec::new();
         self.run_blocks_in(0..n, x, threads, |first, r, ws| {
             scores.resize(r, 0.0);
             let t = &x.as_slice()[first * cols..(first + r) * cols];
-            loss.row_means(&ws.z[n - 1][..r * cols], &ws.y[n - 1][..r * cols], t, cols, &mut scores);
+            loss.row_means(act, &ws.z[n - 1][..r * cols], &ws.y[n - 1][..r * cols], t, cols, &mut scores);
             sum += scores.iter().sum::<f64>();
         })?;
         Ok(if x.rows() == 0 { 0.0 } else { sum / x.rows() as f64 })
@@ -722,11 +741,15 @@ impl Network {
     }
 
     /// What the network outputs for the rows of x: reconstructions, class probabilities
-    /// (softmax of the logits) or regression predictions (rows x output_dim).
+    /// (softmax of the logits) or regression predictions (rows x output_dim). With a softmax
+    /// loss (KL divergence, multi-class cross-entropy) the softmax of the output layer's logits.
     pub fn predict(&self, x: &Matrix) -> Result<Matrix> {
         let mut out = self.map_rows(0..self.layers.len(), x, self.input_dim(), "input")?;
         if let Task::Classify { classes } = self.spec.task {
             task::softmax_rows(out.as_mut_slice(), classes);
+        } else if self.spec.loss.softmax_output() {
+            let w = out.cols();
+            task::softmax_rows(out.as_mut_slice(), w);
         }
         Ok(out)
     }
@@ -785,7 +808,7 @@ impl Network {
                 }
                 _ => {
                     let t = &targets[first * out_w..(first + r) * out_w];
-                    loss_sum += loss.forward_backward(act, z, y, t, &mut dz, 1);
+                    loss_sum += loss.forward_backward(act, z, y, t, &mut dz, out_w, r * out_w);
                     sq_sum += y.iter().zip(t).map(|(y, t)| ((y - t) as f64).powi(2)).sum::<f64>();
                 }
             }
@@ -912,7 +935,13 @@ impl Network {
                 l.own_params()
             );
         }
-        let from_logits = if s.loss == Loss::BinaryCrossEntropy { " (from logits)" } else { "" };
+        let from_logits = if s.loss == Loss::BinaryCrossEntropy {
+            " (from logits)"
+        } else if s.loss.softmax_output() {
+            " (softmax of the output logits)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
             "  loss {}{from_logits}, init {}, seed {}, {} parameters",

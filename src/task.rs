@@ -23,8 +23,8 @@ pub enum Task {
     /// A classifier over `classes` labels 0..classes: the output layer gives logits (identity
     /// activation) and the loss is softmax cross-entropy, mean over rows.
     Classify { classes: usize },
-    /// Regression onto `outputs` targets with the network's elementwise loss (MSE, or binary
-    /// cross-entropy with a sigmoid output), mean over elements.
+    /// Regression onto `outputs` targets with the network's loss ([`crate::Loss`]: MSE, binary
+    /// cross-entropy with a sigmoid output, ...), the mean of its row score.
     Regress { outputs: usize },
 }
 

@@ -12,6 +12,12 @@
 //! decoder runs once over the L x rows stacked samples), the KL in closed form:
 //! KL = 1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2).
 //! Gradients through z (Kingma & Welling eq. 10): dz/dmu = 1, dz/dlogvar = eps * sigma / 2.
+//!
+//! With a constant posterior variance s^2 the objective may instead be Fyffe's BILBO (Batch
+//! Information Lower Bound, arXiv:1912.10309; the form of google-research's
+//! `robust_loss/vae.py`, flag `bilbo`): the ELBO averaged over the batch under the prior
+//! N(0, diag(v)) fitted to the batch, v_j = m_j + s^2 with m_j = mean_batch mu_j^2, whose KL term
+//! has the closed form 1/2 sum_j ln(1 + m_j / s^2) (see [`Objective::Bilbo`]).
 
 #![forbid(unsafe_code)]
 
@@ -56,6 +62,44 @@ pub enum Posterior {
     Constant { log_variance: f32 },
 }
 
+/// What training maximises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Objective {
+    /// The ELBO under the prior N(0, I) (Kingma & Welling).
+    #[default]
+    Elbo,
+    /// Fyffe's BILBO, for a constant posterior variance s^2: the batch's mean ELBO under the
+    /// prior N(0, diag(v)) fitted to the batch, v_j = m_j + s^2, m_j = mean_batch mu_j^2 (the
+    /// Gaussian closest to the batch's aggregate posterior). Its mean KL is, exactly,
+    /// 1/2 sum_j ln(1 + m_j / s^2) (KL(N(mu, s^2) || N(0, v)) = 1/2 [(s^2 + mu^2)/v - 1 +
+    /// ln(v / s^2)], averaged over the batch with v = m + s^2), with gradient
+    /// mu_rj / (rows v_j) in mu_rj. The objective of a batch is not a sum over its rows, so
+    /// minibatches are not sharded across threads. After a fit the trainer stores the prior
+    /// fitted to the training rows ([`Vae::fit_prior`]), which the ELBO, the log-likelihood and
+    /// prior sampling then use: a fixed generative model N(0, diag(v)) -> p(x|z).
+    Bilbo,
+}
+
+impl Objective {
+    /// The `LATENT_VAE_OBJECTIVE_*` code.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+    pub fn from_code(c: i32) -> Result<Objective> {
+        match c {
+            0 => Ok(Objective::Elbo),
+            1 => Ok(Objective::Bilbo),
+            _ => Err(invalid!("VAE objective code {c} is out of range (0 to 1)")),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Elbo => "elbo",
+            Objective::Bilbo => "bilbo",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct VaeSpec {
     pub input_dim: usize,
@@ -75,6 +119,8 @@ pub struct VaeSpec {
     /// The KL weight rises linearly from 0 to beta over this many training steps (0 = off).
     pub kl_warmup_steps: u64,
     pub posterior: Posterior,
+    /// ELBO (default) or BILBO (needs a constant posterior variance).
+    pub objective: Objective,
     pub init: Init,
     pub seed: u64,
 }
@@ -100,6 +146,7 @@ impl VaeSpec {
             beta: 1.0,
             kl_warmup_steps: 0,
             posterior: Posterior::Learned,
+            objective: Objective::Elbo,
             init: Init::Auto,
             seed: 0,
         }
@@ -139,6 +186,11 @@ impl VaeSpec {
             && !(log_variance.is_finite() && log_variance.abs() <= 30.0)
         {
             return Err(invalid!("constant posterior log-variance {log_variance} must be finite, within [-30, 30]"));
+        }
+        if self.objective == Objective::Bilbo && self.posterior == Posterior::Learned {
+            return Err(invalid!(
+                "the BILBO objective needs a constant posterior variance (Fyffe 2019): set one, or train with the ELBO"
+            ));
         }
         Ok(())
     }
@@ -206,6 +258,9 @@ pub struct Vae {
     learned: bool,
     /// The constant log-variance (0 when learned).
     const_lv: f32,
+    /// BILBO: the prior's log-variances ln v_j fitted to the training rows ([`Vae::fit_prior`]);
+    /// empty: N(0, I) (ELBO), or not fitted yet (BILBO: scores fit it to the rows they score).
+    prior_lv: Vec<f32>,
 }
 
 impl Vae {
@@ -275,7 +330,18 @@ impl Vae {
             Posterior::Learned => (true, 0.0),
             Posterior::Constant { log_variance } => (false, log_variance),
         };
-        Ok(Vae { spec, layers, head, extra, params: try_zeros(total)?, threads: 0, steps: 0, learned, const_lv })
+        Ok(Vae {
+            spec,
+            layers,
+            head,
+            extra,
+            params: try_zeros(total)?,
+            threads: 0,
+            steps: 0,
+            learned,
+            const_lv,
+            prior_lv: Vec::new(),
+        })
     }
 
     pub fn spec(&self) -> &VaeSpec {
@@ -321,6 +387,76 @@ impl Vae {
     }
     pub fn set_steps(&mut self, s: u64) {
         self.steps = s;
+    }
+    /// Changes the training objective (validated as the spec is; BILBO needs a constant
+    /// posterior variance). Forgets a fitted prior.
+    pub fn set_objective(&mut self, objective: Objective) -> Result<()> {
+        let mut spec = self.spec.clone();
+        spec.objective = objective;
+        spec.validate()?;
+        self.spec = spec;
+        self.prior_lv.clear();
+        Ok(())
+    }
+    /// The prior's log-variances fitted by [`Vae::fit_prior`] (BILBO), one per latent unit;
+    /// empty for the N(0, I) prior or a BILBO VAE whose prior is not fitted yet.
+    pub fn prior_log_variances(&self) -> &[f32] {
+        &self.prior_lv
+    }
+    /// Sets the fitted prior's log-variances (a model file's): latent_dim finite values within
+    /// [-60, 60], for a BILBO VAE only; empty clears them.
+    pub fn set_prior_log_variances(&mut self, lv: &[f32]) -> Result<()> {
+        if !lv.is_empty() {
+            if self.spec.objective != Objective::Bilbo {
+                return Err(invalid!("a fitted prior belongs to a BILBO VAE; this one trains with the ELBO"));
+            }
+            if lv.len() != self.spec.latent_dim {
+                return Err(shape!("{} prior log-variances for {} latent units", lv.len(), self.spec.latent_dim));
+            }
+            if let Some(v) = lv.iter().find(|v| !(v.is_finite() && v.abs() <= 60.0)) {
+                return Err(invalid!("prior log-variance {v} must be finite, within [-60, 60]"));
+            }
+        }
+        self.prior_lv = lv.to_vec();
+        Ok(())
+    }
+    /// BILBO: fits the prior to the rows of x, v_j = mean_rows mu_j^2 + s^2 (the batch prior of
+    /// BILBO over all of x), and keeps it for the ELBO, log-likelihood and prior sampling. The
+    /// trainer calls it on the training rows after a fit. INVALID_ARGUMENT for an ELBO VAE.
+    pub fn fit_prior(&mut self, x: &Matrix) -> Result<()> {
+        if self.spec.objective != Objective::Bilbo {
+            return Err(invalid!("only a BILBO VAE fits its prior; this one has the N(0, I) prior of the ELBO"));
+        }
+        if x.rows() == 0 {
+            return Err(invalid!("no rows to fit the prior to"));
+        }
+        let v = self.batch_prior(x, None)?;
+        let lv: Vec<f32> = v.iter().map(|v| v.ln() as f32).collect();
+        self.set_prior_log_variances(&lv)
+    }
+    /// The prior variances v_j = mean_rows mu_j^2 + s^2 of BILBO over the rows of x.
+    fn batch_prior(&self, x: &Matrix, inside: Option<usize>) -> Result<Vec<f64>> {
+        let (mean, _) = self.encode_in(x, inside)?;
+        let jd = self.latent_dim();
+        let mut m = vec![0f64; jd];
+        for row in mean.as_slice().chunks_exact(jd) {
+            for (a, &mu) in m.iter_mut().zip(row) {
+                *a += (mu as f64) * (mu as f64);
+            }
+        }
+        let s2 = (self.const_lv as f64).exp();
+        Ok(m.iter().map(|a| a / x.rows().max(1) as f64 + s2).collect())
+    }
+    /// The prior variances an evaluation of x uses: N(0, I) (None) for the ELBO; for BILBO the
+    /// fitted prior, or, before one is fitted, the prior fitted to x itself (BILBO over x).
+    fn eval_prior(&self, x: &Matrix) -> Result<Option<Vec<f64>>> {
+        Ok(match self.spec.objective {
+            Objective::Elbo => None,
+            Objective::Bilbo if !self.prior_lv.is_empty() => {
+                Some(self.prior_lv.iter().map(|&l| (l as f64).exp()).collect())
+            }
+            Objective::Bilbo => Some(self.batch_prior(x, None)?),
+        })
     }
     /// The KL weight of the next training step.
     pub fn kl_weight(&self) -> f32 {
@@ -494,18 +630,37 @@ impl Vae {
         }
     }
 
-    /// The closed-form KL of the first `rows` rows' posteriors, summed.
-    fn kl_sum(&self, ws: &VaeWorkspace, rows: usize) -> f64 {
+    /// The closed-form KL of the first `rows` rows' posteriors from the prior N(0, diag(v))
+    /// (`prior` = v; None: N(0, I)), summed: 1/2 sum_j [(s^2 + mu^2)/v - 1 + ln(v / s^2)].
+    fn kl_sum(&self, ws: &VaeWorkspace, rows: usize, prior: Option<&[f64]>) -> f64 {
         let head = &ws.y[self.head];
         let mut kl = 0f64;
         for r in 0..rows {
             for j in 0..self.spec.latent_dim {
                 let (mu, lv) = self.posterior(head, r, j);
                 let (mu, lv) = (mu as f64, lv as f64);
-                kl += 0.5 * (mu * mu + lv.exp() - 1.0 - lv);
+                kl += match prior {
+                    None => 0.5 * (mu * mu + lv.exp() - 1.0 - lv),
+                    Some(v) => 0.5 * ((lv.exp() + mu * mu) / v[j] - 1.0 + v[j].ln() - lv),
+                };
             }
         }
         kl
+    }
+
+    /// BILBO's batch prior of the first `rows` rows: v_j = mean_rows mu_j^2 + s^2.
+    fn step_prior(&self, ws: &VaeWorkspace, rows: usize) -> Vec<f64> {
+        let head = &ws.y[self.head];
+        let jd = self.spec.latent_dim;
+        let mut m = vec![0f64; jd];
+        for r in 0..rows {
+            for (j, a) in m.iter_mut().enumerate() {
+                let mu = self.posterior(head, r, j).0 as f64;
+                *a += mu * mu;
+            }
+        }
+        let s2 = (self.const_lv as f64).exp();
+        m.iter().map(|a| a / rows.max(1) as f64 + s2).collect()
     }
 
     /// One training step over x (rows x input_dim) with the network's L samples drawn from
@@ -577,7 +732,15 @@ impl Vae {
         let mut dextra = vec![0f64; s.reconstruction.extra_params()];
         self.recon_nll(x, rows, n, ws, Some((1.0 / n as f32, &mut dextra)), threads);
         let recon_sum = ws.nll[..n].iter().sum::<f64>() / samples as f64;
-        let kl_sum = self.kl_sum(ws, rows);
+        // BILBO: the KL from the batch's own fitted prior, rows/2 sum_j ln(1 + m_j / s^2).
+        let bilbo = (s.objective == Objective::Bilbo).then(|| self.step_prior(ws, rows));
+        let kl_sum = match &bilbo {
+            None => self.kl_sum(ws, rows, None),
+            Some(v) => {
+                let s2 = (self.const_lv as f64).exp();
+                rows as f64 * 0.5 * v.iter().map(|v| (v / s2).ln()).sum::<f64>()
+            }
+        };
         for (g, d) in grads[self.extra..].iter_mut().zip(&dextra) {
             *g = *d as f32;
         }
@@ -616,7 +779,13 @@ impl Vae {
                 for j in 0..jd {
                     let (mu, lv) = self.posterior(head, r, j);
                     let sigma = (0.5 * lv).exp();
-                    let (mut dmu, mut dlv) = (kl_scale * mu, kl_scale * 0.5 * (sigma * sigma - 1.0));
+                    // BILBO: d/dmu_rj 1/2 sum_j ln(1 + m_j / s^2) = mu_rj / (rows v_j), the batch
+                    // prior's variance held (it is the KL's minimiser in v: envelope theorem).
+                    let kl_mu = match &bilbo {
+                        None => kl_scale * mu,
+                        Some(v) => (kl_scale as f64 * mu as f64 / v[j]) as f32,
+                    };
+                    let (mut dmu, mut dlv) = (kl_mu, kl_scale * 0.5 * (sigma * sigma - 1.0));
                     for l in 0..samples {
                         let k = (l * rows + r) * jd + j;
                         dmu += cur[k];
@@ -744,6 +913,11 @@ impl Vae {
     /// Posterior means and log-variances of the rows of x (rows x latent_dim each). The mean is
     /// what DL4J's `activate` returns.
     pub fn encode(&self, x: &Matrix) -> Result<(Matrix, Matrix)> {
+        self.encode_in(x, None)
+    }
+
+    /// encode() on the VAE's pool, or with `inside = Some(t)` on the current one.
+    fn encode_in(&self, x: &Matrix, inside: Option<usize>) -> Result<(Matrix, Matrix)> {
         self.check(x, self.input_dim(), "input")?;
         let jd = self.latent_dim();
         let mut mean = Matrix::zeros(x.rows(), jd)?;
@@ -751,7 +925,7 @@ impl Vae {
         let block = x.rows().clamp(1, 1024);
         let mut ws = self.workspace(block, 1)?;
         let d = self.input_dim();
-        self.run(None, |threads| {
+        self.run(inside, |threads| {
             let mut first = 0;
             while first < x.rows() {
                 let r = block.min(x.rows() - first);
@@ -838,11 +1012,20 @@ impl Vae {
         Ok(out)
     }
 
-    /// `n` draws z ~ N(0, I) of the prior (n x latent_dim), seeded.
+    /// `n` draws z of the prior (n x latent_dim), seeded: N(0, I), or a BILBO VAE's fitted
+    /// N(0, diag(v)).
     pub fn sample_prior(&self, n: usize, seed: u64) -> Result<Matrix> {
         let mut z = Matrix::zeros(n, self.latent_dim())?;
         let mut rng = Rng::new(seed, stream::VAE_SAMPLE);
         z.as_mut_slice().iter_mut().for_each(|v| *v = rng.normal());
+        if !self.prior_lv.is_empty() {
+            let jd = self.latent_dim();
+            for row in z.as_mut_slice().chunks_exact_mut(jd) {
+                for (v, &lv) in row.iter_mut().zip(&self.prior_lv) {
+                    *v *= (0.5 * lv).exp();
+                }
+            }
+        }
         Ok(z)
     }
 
@@ -850,6 +1033,24 @@ impl Vae {
     pub fn reconstruct(&self, x: &Matrix) -> Result<Matrix> {
         let (mean, _) = self.encode(x)?;
         self.generate_at_mean(&mean)
+    }
+
+    /// DL4J's `reconstructionError`, for every reconstruction distribution: per row, the score
+    /// under `loss` of the reconstruction at the posterior mean ([`Vae::reconstruct`]: the mean of
+    /// p(x|z) at z = the mean of q(z|x), deterministic) against the row itself, as
+    /// [`Loss::row_of_output`] scores a bare prediction. DL4J computes it only for a VAE trained
+    /// with a loss function (its `LossFunctionWrapper`); here any loss can score any VAE. Rows
+    /// outside the loss's target domain are INVALID_ARGUMENT.
+    pub fn reconstruction_error(&self, x: &Matrix, loss: crate::loss::Loss) -> Result<Vec<f64>> {
+        self.check(x, self.input_dim(), "input")?;
+        let d = self.input_dim();
+        loss.check_targets(x.as_slice(), d, "input")?;
+        let recon = self.reconstruct(x)?;
+        let mut out = try_zeros::<f64>(x.rows())?;
+        for ((o, y), t) in out.iter_mut().zip(recon.as_slice().chunks_exact(d)).zip(x.as_slice().chunks_exact(d)) {
+            *o = loss.row_of_output(y, t);
+        }
+        Ok(out)
     }
 
     /// DL4J's `reconstructionLogProbability`: per row, the plain Monte-Carlo mean of
@@ -887,18 +1088,23 @@ impl Vae {
         self.check(x, self.input_dim(), "input")?;
         self.check_support(x, "input")?;
         let jd = self.latent_dim();
+        let prior = self.eval_prior(x)?;
         let mut out = try_zeros::<f64>(x.rows())?;
         let mut logw = try_zeros::<f64>(samples)?;
         self.sampled_blocks(x, samples, seed, true, None, |first, r, ws| {
             for i in 0..r {
                 for (l, w) in logw.iter_mut().enumerate() {
                     let k = l * r + i;
-                    // log p(z) - log q(z|x) = sum_j [-z^2/2 + eps^2/2 + lv/2]
+                    // log p(z) - log q(z|x) = sum_j [-z^2/(2 v_j) - ln(v_j)/2 + eps^2/2 + lv/2],
+                    // v = 1 for N(0, I)
                     let mut lr = 0f64;
                     for j in 0..jd {
                         let (z, e) = (ws.zs[k * jd + j] as f64, ws.eps[k * jd + j] as f64);
                         let (_, lv) = self.posterior(&ws.y[self.head], i, j);
-                        lr += 0.5 * (e * e - z * z + lv as f64);
+                        lr += match &prior {
+                            None => 0.5 * (e * e - z * z + lv as f64),
+                            Some(v) => 0.5 * (e * e - z * z / v[j] - v[j].ln() + lv as f64),
+                        };
                     }
                     *w = -ws.nll[k] + lr;
                 }
@@ -918,13 +1124,27 @@ impl Vae {
 
     fn elbo_in(&self, x: &Matrix, samples: usize, seed: u64, inside: Option<usize>) -> Result<Elbo> {
         check_samples(samples)?;
+        let prior = self.eval_prior(x)?;
+        self.elbo_with(x, samples, seed, inside, prior.as_deref())
+    }
+
+    /// elbo_in() under the prior N(0, diag(`prior`)) (None: N(0, I)).
+    fn elbo_with(
+        &self,
+        x: &Matrix,
+        samples: usize,
+        seed: u64,
+        inside: Option<usize>,
+        prior: Option<&[f64]>,
+    ) -> Result<Elbo> {
+        check_samples(samples)?;
         self.check(x, self.input_dim(), "input")?;
         self.check_support(x, "input")?;
         let mut rec = 0f64;
         let mut kl = 0f64;
         self.sampled_blocks(x, samples, seed, true, inside, |_, r, ws| {
             rec += ws.nll[..r * samples].iter().sum::<f64>() / samples as f64;
-            kl += self.kl_sum(ws, r);
+            kl += self.kl_sum(ws, r, prior);
         })?;
         let n = x.rows().max(1) as f64;
         let (rec, kl) = (rec / n, kl / n);
@@ -967,9 +1187,14 @@ impl Vae {
     }
 
     /// Mean negative ELBO per example of x with one draw per row from a fixed stream: the
-    /// validation score of training.
+    /// validation score of training. For BILBO, minus BILBO over x (the prior fitted to x), as
+    /// the training steps score their minibatches.
     pub(crate) fn valid_score(&self, x: &Matrix, threads: usize) -> Result<f64> {
-        Ok(self.elbo_in(x, 1, 0x5EED, Some(threads))?.neg_elbo)
+        let prior = match self.spec.objective {
+            Objective::Elbo => None,
+            Objective::Bilbo => Some(self.batch_prior(x, Some(threads))?),
+        };
+        Ok(self.elbo_with(x, 1, 0x5EED, Some(threads), prior.as_deref())?.neg_elbo)
     }
 
     pub fn describe(&self) -> String {
@@ -1012,6 +1237,18 @@ impl Vae {
             }
         };
         let _ = writeln!(out, "  reconstruction {}; {post}", s.reconstruction.describe());
+        if s.objective == Objective::Bilbo {
+            let fitted = if self.prior_lv.is_empty() {
+                "not fitted yet".to_string()
+            } else {
+                let lv: Vec<String> = self.prior_lv.iter().map(|v| format!("{v:.3}")).collect();
+                format!("log-variances [{}]", lv.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "  objective BILBO (Fyffe 2019): prior N(0, diag(v)) fitted to the training rows, {fitted}"
+            );
+        }
         let warm =
             if s.kl_warmup_steps > 0 { format!(", KL warm-up {} steps", s.kl_warmup_steps) } else { String::new() };
         let _ = writeln!(

@@ -82,6 +82,46 @@ fn every_activation_and_loss_matches_the_cpu_network() {
     check_step("mse through a tanh output", spec, 5, seed);
 }
 
+/// DL4J's losses on the device path: the elementwise ones through `lat_loss` (a loss summed
+/// over the columns weighted by the width), the row ones through `lat_loss_rows`; and a
+/// regressor trained with one.
+#[test]
+fn every_dl4j_loss_matches_the_cpu_network() {
+    let seed = run_seed();
+    let cases = [
+        (Loss::Mae, Activation::Sigmoid),
+        (Loss::L1, Activation::Identity),
+        (Loss::L2, Activation::Tanh),
+        (Loss::Msle, Activation::Softplus),
+        (Loss::Msle, Activation::Relu),
+        (Loss::Poisson, Activation::Sigmoid),
+        (Loss::Poisson, Activation::Softplus),
+        (Loss::CosineProximity, Activation::Identity),
+        (Loss::CosineProximity, Activation::Sigmoid),
+        (Loss::KlDivergence, Activation::Identity),
+        (Loss::Mcxent, Activation::Identity),
+    ];
+    for (k, (loss, out)) in cases.into_iter().enumerate() {
+        let spec = NetworkSpec {
+            output_activation: out,
+            loss,
+            seed: seed ^ (200 + k as u64),
+            ..NetworkSpec::new(13, &[11], Activation::Tanh, 5)
+        };
+        check_step(&format!("{}, {} output", loss.name(), out.name()), spec, 17, seed + 200 + k as u64);
+    }
+    let hidden = [LayerSpec::new(12, Activation::Tanh)];
+    let spec = NetworkSpec {
+        loss: Loss::Poisson,
+        output_activation: Activation::Softplus,
+        seed,
+        ..NetworkSpec::regressor(10, &hidden, 3).unwrap()
+    };
+    check_step("regressor (poisson)", spec, 13, seed + 1);
+    let spec = NetworkSpec { loss: Loss::CosineProximity, seed, ..NetworkSpec::regressor(10, &hidden, 4).unwrap() };
+    check_step("regressor (cosine proximity)", spec, 13, seed + 2);
+}
+
 #[test]
 fn tied_weights_and_penalties_match_the_cpu_network() {
     let seed = run_seed();

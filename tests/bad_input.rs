@@ -348,7 +348,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             "upper" | "free_energy" => "dout2".into(),
             _ => "dout".into(),
         },
-        "int32_t *" | "latent_device *" | "latent_rbm_unit *" => match name {
+        "int32_t *" | "latent_device *" | "latent_rbm_unit *" | "latent_vae_objective *" => match name {
             "ordinal" => "&i32o[1]".into(),
             _ => "iout".into(),
         },
@@ -415,6 +415,8 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
         "latent_onnx_part" => "LATENT_ONNX_PART_ENCODER".into(),
         "latent_rbm_unit" => "LATENT_RBM_UNIT_BERNOULLI".into(),
         "latent_task" => "LATENT_TASK_CLASSIFY".into(),
+        "latent_loss" => "LATENT_LOSS_MSE".into(),
+        "latent_vae_objective" => "LATENT_VAE_OBJECTIVE_ELBO".into(),
         "latent_status" => "LATENT_STATUS_OK".into(),
         other => panic!("no valid argument of type {other} ({func}({name}))"),
     }

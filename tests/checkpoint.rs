@@ -298,7 +298,11 @@ fn every_activation_loss_and_init_round_trips() {
     }
     for &l in &Loss::ALL {
         for &i in &Init::ALL {
-            let out = if l == Loss::BinaryCrossEntropy { Activation::Sigmoid } else { Activation::Softplus };
+            // Softplus where the loss takes it (not the default sigmoid), else what it needs.
+            let out = [Activation::Softplus, Activation::Sigmoid, Activation::Identity]
+                .into_iter()
+                .find(|&a| l.check_output(a).is_ok())
+                .unwrap();
             let spec = NetworkSpec {
                 loss: l,
                 init: i,
@@ -553,7 +557,8 @@ fn parser_refuses_bad_fields_behind_a_valid_checksum() {
         ("mirror mismatch", at::DEC0_UNITS, 7u32.to_le_bytes().to_vec(), "marked mirrored"),
         ("output act 99", at::OUTPUT_ACT, 99i32.to_le_bytes().to_vec(), "output activation code 99"),
         ("bce without sigmoid", at::OUTPUT_ACT, 0i32.to_le_bytes().to_vec(), "sigmoid output"),
-        ("loss 2", at::LOSS, 2i32.to_le_bytes().to_vec(), "loss code 2"),
+        ("loss 10", at::LOSS, 10i32.to_le_bytes().to_vec(), "loss code 10"),
+        ("mcxent without identity", at::LOSS, 9i32.to_le_bytes().to_vec(), "identity activation, not sigmoid"),
         ("tied 2", at::TIED, 2u32.to_le_bytes().to_vec(), "tied-weights flag"),
         ("tied 1", at::TIED, 1u32.to_le_bytes().to_vec(), "bad parameter block"),
         ("init 5", at::INIT, 5i32.to_le_bytes().to_vec(), "init code 5"),

@@ -149,6 +149,7 @@ fn objective(net: &Network, p: &[f64], x: &[f32], rows: usize) -> (f64, f64) {
             Loss::BinaryCrossEntropy => {
                 last_z.iter().zip(t).map(|(&z, &t)| z.max(0.0) + (-z.abs()).exp().ln_1p() - t as f64 * z).sum()
             }
+            other => panic!("this reference covers MSE and cross-entropy, not {other:?}"),
         };
     }
     (recon / (rows * d0) as f64, reg.contractive as f64 * penalty / rows as f64)

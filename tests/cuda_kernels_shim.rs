@@ -98,12 +98,15 @@ fn elementwise_kernels_match_the_host_backend() {
         f(dk.as_mut_ptr(), zh.as_ptr(), yh.as_ptr(), n as i32, act);
         be.run(Op::ActBackward { d: (&mut dh, 0), z: (&zh, 0), y: (&yh, 0), n, act }).unwrap();
         w = w.max(compare("act_backward", &dk, &dh, 2e-5));
-        // MSE through this activation; BCE from logits
+        // MSE through this activation; BCE from logits; the other elementwise losses (MAE, L1,
+        // L2, MSLE, Poisson) where the activation suits them, both scalings of inv.
         let t = rand(n, 0.0, 1.0, &mut rng);
-        for loss in [0, 1] {
+        let msle_ok = [1, 3, 6].contains(&act);
+        let poisson_ok = [1, 6].contains(&act);
+        for loss in (0..=6).filter(|&l| (l != 5 || msle_ok) && (l != 6 || poisson_ok)) {
             let (mut dzk, mut elk, mut dzh, mut elh) = (vec![0f32; n], vec![0f32; n], vec![0f32; n], vec![0f32; n]);
             let f: extern "C" fn(F2, F2, F2, M, M, i32, i32, i32, f32) = lib.get("shim_loss");
-            let inv = 1.0 / n as f32;
+            let inv = if loss == 3 || loss == 4 || loss == 6 { 1.0 / rows as f32 } else { 1.0 / n as f32 };
             f(zh.as_ptr(), yh.as_ptr(), t.as_ptr(), dzk.as_mut_ptr(), elk.as_mut_ptr(), n as i32, loss, act, inv);
             be.run(Op::Loss {
                 z: (&zh, 0),
@@ -143,6 +146,60 @@ fn elementwise_kernels_match_the_host_backend() {
         w = w.max(compare("contractive_dz", &dk, &dh, 5e-5));
         report.push(format!("activation {act}: worst {w:.1e}"));
     }
+    // the row losses: cosine proximity through several activations, KL divergence and
+    // multi-class cross-entropy over identity logits (targets rows of a distribution, and raw)
+    let mut w = 0f32;
+    for (loss, act, lo, hi) in [
+        (7, 0, -2.0, 2.0),
+        (7, 1, -4.0, 4.0),
+        (7, 2, -4.0, 4.0),
+        (8, 0, -5.0, 5.0),
+        (9, 0, -5.0, 5.0),
+        (9, 0, -60.0, 60.0),
+    ] {
+        let z0 = rand(n, lo, hi, &mut rng);
+        let b = vec![0f32; cols];
+        let (mut z, mut y) = (z0.clone(), vec![0f32; n]);
+        be.run(Op::BiasAct { z: (&mut z, 0), b: (&b, 0), y: (&mut y, 0), rows, cols, act }).unwrap();
+        let mut t = rand(n, 0.0, 1.0, &mut rng);
+        if loss == 8 {
+            for row in t.chunks_exact_mut(cols) {
+                let s: f32 = row.iter().sum();
+                row.iter_mut().for_each(|v| *v /= s);
+            }
+        }
+        t[3] = 0.0; // a zero target: t ln t = 0
+        let (mut dzk, mut elk, mut dzh, mut elh) = (vec![0f32; n], vec![0f32; rows], vec![0f32; n], vec![0f32; rows]);
+        let f: extern "C" fn(F2, F2, F2, M, M, i32, i32, i32, i32, f32) = lib.get("shim_loss_rows");
+        let inv = 1.0 / rows as f32;
+        f(
+            z.as_ptr(),
+            y.as_ptr(),
+            t.as_ptr(),
+            dzk.as_mut_ptr(),
+            elk.as_mut_ptr(),
+            rows as i32,
+            cols as i32,
+            loss,
+            act,
+            inv,
+        );
+        be.run(Op::LossRows {
+            z: (&z, 0),
+            y: (&y, 0),
+            t: (&t, 0),
+            dz: (&mut dzh, 0),
+            el: (&mut elh, 0),
+            rows,
+            cols,
+            loss,
+            act,
+            inv,
+        })
+        .unwrap();
+        w = w.max(compare("loss_rows el", &elk, &elh, 2e-5)).max(compare("loss_rows dz", &dzk, &dzh, 2e-5));
+    }
+    report.push(format!("row losses (cosine, KL divergence, cross-entropy): worst {w:.1e}"));
     // softmax cross-entropy
     let classes = 7;
     let logits = rand(rows * classes, -5.0, 5.0, &mut rng);

@@ -34,6 +34,7 @@ from ._ffi import (
     Status,
     Stochastic,
     Task,
+    VaeObjective,
     library_path,
 )
 from .core import (

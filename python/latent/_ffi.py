@@ -152,6 +152,19 @@ class OnnxPart(_Enum):
 class Loss(_Enum):
     MSE = 0
     BINARY_CROSS_ENTROPY = 1
+    MAE = 2
+    L1 = 3
+    L2 = 4
+    MSLE = 5
+    POISSON = 6
+    COSINE_PROXIMITY = 7
+    KL_DIVERGENCE = 8
+    MCXENT = 9
+
+
+class VaeObjective(_Enum):
+    ELBO = 0
+    BILBO = 1
 
 
 class Task(_Enum):
@@ -282,6 +295,7 @@ ENUMS = {
     "LATENT_ACTIVATION_": Activation,
     "LATENT_LOSS_": Loss,
     "LATENT_TASK_": Task,
+    "LATENT_VAE_OBJECTIVE_": VaeObjective,
     "LATENT_CONNECTION_": Connection,
     "LATENT_SPARSITY_": Sparsity,
     "LATENT_CORRUPTION_": Corruption,
@@ -710,6 +724,12 @@ _PROTOTYPES = {
     "latent_vae_reconstruct": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
     "latent_vae_sample_prior": (S, [H, c_size_t, c_uint64, _pf, c_size_t]),
     "latent_vae_log_likelihood": (S, [H, _pf, c_size_t, c_size_t, c_uint32, c_uint64, _pd, c_size_t]),
+    "latent_vae_reconstruction_log_probability": (
+        S, [H, _pf, c_size_t, c_size_t, c_uint32, c_uint64, _pd, c_size_t]),
+    "latent_vae_reconstruction_error": (S, [H, _pf, c_size_t, c_size_t, c_int32, _pd, c_size_t]),
+    "latent_vae_reconstruction_error_dataset": (S, [H, H, c_int32, _pd, c_size_t]),
+    "latent_vae_set_objective": (S, [H, c_int32]),
+    "latent_vae_get_objective": (S, [H, _p_i32]),
     "latent_vae_elbo": (S, [H, H, c_uint32, c_uint64, POINTER(latent_elbo)]),
     # recirculation
     "latent_network_fit_recirculation": (S, [H, H, c_uint32, c_uint32, c_double, c_double, c_uint64, _pd]),

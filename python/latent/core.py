@@ -32,6 +32,7 @@ from ._ffi import (
     Status,
     Stochastic,
     Task,
+    VaeObjective,
     lib,
 )
 from .errors import check
@@ -838,7 +839,8 @@ class Vae(_Handle):
     input_dim and latent_dim required; encoder / decoder hidden widths (not mirrored);
     activation (hidden_activation), pzx_activation, distribution ('bernoulli', 'gaussian',
     ...), distribution_activation, parts=[(size, distribution, activation), ...],
-    num_samples, beta, kl_warmup_steps, seed, ..."""
+    num_samples, beta, kl_warmup_steps, constant_posterior_variance, seed, ...; objective='elbo' or
+    'bilbo' (latent_vae_set_objective)."""
 
     _free_name = "latent_vae_free"
     _ENUMS = {"hidden_activation": Activation, "pzx_activation": Activation, "distribution": Distribution,
@@ -873,6 +875,7 @@ class Vae(_Handle):
             keep.append(arr)
             p.parts = ctypes.cast(arr, POINTER(_ffi.latent_vae_part))
             p.n_parts = len(parts)
+        objective = fields.pop("objective", None)
         names = {f for f, _ in _ffi.latent_vae_params._fields_} - {
             "input_dim", "latent_dim", "n_encoder", "encoder_units", "encoder_activations", "n_decoder",
             "decoder_units", "decoder_activations", "n_parts", "parts"}
@@ -885,6 +888,8 @@ class Vae(_Handle):
                 v = int(v)
             setattr(p, k, v)
         super().__init__(_new_handle(lib.latent_vae_new, byref(p)))
+        if objective is not None:
+            self.objective = objective
 
     @classmethod
     def load(cls, path):
@@ -976,6 +981,43 @@ class Vae(_Handle):
         out = np.empty(a.shape[0], np.float64)
         check(lib.latent_vae_log_likelihood(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1], int(samples),
                                             int(seed), _ptr(out, c_double), out.size))
+        return _out(single, out)
+
+    @property
+    def objective(self):
+        """What training maximises: VaeObjective.ELBO or .BILBO (Fyffe 2019; needs a constant
+        posterior variance)."""
+        o = c_int32()
+        check(lib.latent_vae_get_objective(self._handle, byref(o)))
+        return VaeObjective(o.value)
+
+    @objective.setter
+    def objective(self, value):
+        check(lib.latent_vae_set_objective(self._handle, int(VaeObjective.coerce(value, "objective"))))
+
+    def reconstruction_log_probability(self, x, samples=16, seed=0):
+        """DL4J's reconstructionLogProbability per row: the mean of log p(x|z) over `samples`
+        draws z ~ q(z|x) (not log p(x): see log_likelihood)."""
+        a, single = _rows(x)
+        out = np.empty(a.shape[0], np.float64)
+        check(lib.latent_vae_reconstruction_log_probability(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1],
+                                                            int(samples), int(seed), _ptr(out, c_double), out.size))
+        return _out(single, out)
+
+    def reconstruction_error(self, x, loss="mse"):
+        """DL4J's reconstructionError per row (float64): the error under `loss` (a Loss or its
+        name: 'mse', 'mae', 'binary_cross_entropy', ...) of the reconstruction at the posterior
+        mean. An anomaly score; x is rows or a Dataset."""
+        code = int(Loss.coerce(loss, "loss"))
+        if isinstance(x, Dataset):
+            out = np.empty(x.rows, np.float64)
+            check(lib.latent_vae_reconstruction_error_dataset(self._handle, x._handle, code, _ptr(out, c_double),
+                                                              out.size))
+            return out
+        a, single = _rows(x)
+        out = np.empty(a.shape[0], np.float64)
+        check(lib.latent_vae_reconstruction_error(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1], code,
+                                                  _ptr(out, c_double), out.size))
         return _out(single, out)
 
     def elbo(self, dataset, samples=1, seed=0):

@@ -133,15 +133,34 @@ impl Backend for Host {
                 let (z, y, t) = (view(z, n), view(y, n), view(t, n));
                 let (dz, el) = (view_mut(dz, n), view_mut(el, n));
                 let a = act(a);
+                let l = crate::loss::Loss::from_code(loss)?;
                 for i in 0..n {
-                    if loss == 1 {
-                        el[i] = softplus(z[i]) - t[i] * z[i];
-                        dz[i] = (y[i] - t[i]) * inv;
-                    } else {
-                        let d = y[i] - t[i];
-                        el[i] = d * d;
-                        dz[i] = 2.0 * inv * d * a.derivative(z[i], y[i]);
+                    match l {
+                        crate::loss::Loss::BinaryCrossEntropy => {
+                            el[i] = softplus(z[i]) - t[i] * z[i];
+                            dz[i] = (y[i] - t[i]) * inv;
+                        }
+                        crate::loss::Loss::Mse | crate::loss::Loss::L2 => {
+                            let d = y[i] - t[i];
+                            el[i] = d * d;
+                            dz[i] = 2.0 * inv * d * a.derivative(z[i], y[i]);
+                        }
+                        _ => {
+                            let (e, g) = l.element_grad(a, z[i], y[i], t[i]);
+                            el[i] = e;
+                            dz[i] = inv * g;
+                        }
                     }
+                }
+            }
+            Op::LossRows { z, y, t, dz, el, rows, cols, loss, act: a, inv } => {
+                let n = rows * cols;
+                let (z, y, t) = (view(z, n), view(y, n), view(t, n));
+                let (dz, el) = (view_mut(dz, n), view_mut(el, rows));
+                let (l, a) = (crate::loss::Loss::from_code(loss)?, act(a));
+                for r in 0..rows {
+                    let s = r * cols..(r + 1) * cols;
+                    el[r] = l.row(a, &z[s.clone()], &y[s.clone()], &t[s.clone()], Some((&mut dz[s], inv))) as f32;
                 }
             }
             Op::SoftmaxCe { logits, labels, dz, el, rows, classes, inv } => {

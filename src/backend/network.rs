@@ -434,18 +434,37 @@ impl<B: Backend> DeviceNetwork<B> {
             _ => {
                 // The clean inputs (never the corrupted ones), or the targets.
                 let t = if tw > 0 { &p.tgt } else { &p.inputs.x };
-                be.run(Op::Loss {
-                    z: (&p.z[n - 1], 0),
-                    y: (&p.y[n - 1], 0),
-                    t: (t, 0),
-                    dz: (&mut p.d0, 0),
-                    el: (&mut p.el, 0),
-                    n: out_count,
-                    loss: loss.code(),
-                    act: out.activation.code(),
-                    inv: 1.0 / out_count as f32,
-                })?;
-                be.run(Op::Sum { x: (&p.el, 0), n: out_count, slot: loss_slot, scale: 1.0 / out.n_out as f64 })?;
+                if loss.is_elementwise() {
+                    // A loss summed over the columns weighs each element as a whole row's mean does.
+                    let w = if loss.sums_columns() { out.n_out } else { 1 };
+                    be.run(Op::Loss {
+                        z: (&p.z[n - 1], 0),
+                        y: (&p.y[n - 1], 0),
+                        t: (t, 0),
+                        dz: (&mut p.d0, 0),
+                        el: (&mut p.el, 0),
+                        n: out_count,
+                        loss: loss.code(),
+                        act: out.activation.code(),
+                        inv: w as f32 / out_count as f32,
+                    })?;
+                    let scale = w as f64 / out.n_out as f64;
+                    be.run(Op::Sum { x: (&p.el, 0), n: out_count, slot: loss_slot, scale })?;
+                } else {
+                    be.run(Op::LossRows {
+                        z: (&p.z[n - 1], 0),
+                        y: (&p.y[n - 1], 0),
+                        t: (t, 0),
+                        dz: (&mut p.d0, 0),
+                        el: (&mut p.el, 0),
+                        rows,
+                        cols: out.n_out,
+                        loss: loss.code(),
+                        act: out.activation.code(),
+                        inv: 1.0 / rows as f32,
+                    })?;
+                    be.run(Op::Sum { x: (&p.el, 0), n: rows, slot: loss_slot, scale: 1.0 })?;
+                }
             }
         }
         let reg = &self.net.spec().regularization;
@@ -649,6 +668,9 @@ impl<B: Backend> DeviceNetwork<B> {
         let mut out = self.reconstruct(x)?;
         if let Task::Classify { classes } = self.net.task() {
             crate::task::softmax_rows(out.as_mut_slice(), classes);
+        } else if self.net.spec().loss.softmax_output() {
+            let w = out.cols();
+            crate::task::softmax_rows(out.as_mut_slice(), w);
         }
         Ok(out)
     }

@@ -109,7 +109,8 @@ pub enum Op<'a, B: Backend> {
     },
     /// d *= f'(z, y).
     ActBackward { d: Out<'a, B::Buf>, z: In<'a, B::Buf>, y: In<'a, B::Buf>, n: usize, act: i32 },
-    /// Element losses into `el`, dL/dz (mean over 1/inv elements) into dz.
+    /// Element losses into `el`, inv times each element's dL/dz into dz (inv = 1/elements for a
+    /// loss averaged over the columns, 1/rows for one summed over them).
     Loss {
         z: In<'a, B::Buf>,
         y: In<'a, B::Buf>,
@@ -117,6 +118,20 @@ pub enum Op<'a, B: Backend> {
         dz: Out<'a, B::Buf>,
         el: Out<'a, B::Buf>,
         n: usize,
+        loss: i32,
+        act: i32,
+        inv: f32,
+    },
+    /// A row loss (cosine proximity, KL divergence, multi-class cross-entropy) per row: the
+    /// row's score into el[r], inv times its gradient in z into dz.
+    LossRows {
+        z: In<'a, B::Buf>,
+        y: In<'a, B::Buf>,
+        t: In<'a, B::Buf>,
+        dz: Out<'a, B::Buf>,
+        el: Out<'a, B::Buf>,
+        rows: usize,
+        cols: usize,
         loss: i32,
         act: i32,
         inv: f32,

@@ -157,9 +157,26 @@ pub struct DeviceVae<B: Backend> {
     last_stacked: usize,
 }
 
+/// Why a VAE cannot run on a device backend (None: it can): the device trains and scores the
+/// ELBO under N(0, I) only, so a BILBO VAE (batch-fitted prior, fitted prior in its scores)
+/// stays on the CPU rather than be trained or scored with the wrong objective.
+pub fn unsupported_reason(vae: &Vae) -> Option<String> {
+    let o = vae.spec().objective;
+    (o != crate::vae::Objective::Elbo).then(|| {
+        format!(
+            "the {} objective (Fyffe 2019: a batch-fitted prior) runs on the CPU only; the GPU backend trains the ELBO",
+            o.name()
+        )
+    })
+}
+
 impl<B: Backend> DeviceVae<B> {
-    /// Copies `vae` onto the backend's device.
+    /// Copies `vae` onto the backend's device (UNSUPPORTED for what
+    /// [`unsupported_reason`] names).
     pub fn new(backend: B, vae: Vae) -> Result<DeviceVae<B>> {
+        if let Some(why) = unsupported_reason(&vae) {
+            return Err(crate::error::Error::Unsupported(why));
+        }
         let n = vae.param_count();
         if n >= i32::MAX as usize {
             return Err(invalid!("{n} parameters exceed what one device kernel indexes (2^31)"));

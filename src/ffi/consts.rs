@@ -51,10 +51,38 @@ pub const LATENT_ACTIVATION_GELU: latent_activation = 7;
 
 /// Reconstruction loss (`latent_loss`).
 pub type latent_loss = i32;
-/// Mean squared error over all elements.
+/// Mean squared error, mean over the columns (so over all elements).
 pub const LATENT_LOSS_MSE: latent_loss = 0;
 /// Binary cross-entropy, computed from the logits; needs a sigmoid output.
 pub const LATENT_LOSS_BINARY_CROSS_ENTROPY: latent_loss = 1;
+/// Mean absolute error |y - t|, mean over the columns (DL4J MEAN_ABSOLUTE_ERROR).
+pub const LATENT_LOSS_MAE: latent_loss = 2;
+/// Absolute error summed over the columns (DL4J L1): MAE times the width.
+pub const LATENT_LOSS_L1: latent_loss = 3;
+/// Squared error summed over the columns (DL4J L2): MSE times the width.
+pub const LATENT_LOSS_L2: latent_loss = 4;
+/// Mean squared logarithmic error (ln(1+y) - ln(1+t))^2, mean over the columns; needs a
+/// sigmoid, softplus or relu output and targets above -1.
+pub const LATENT_LOSS_MSLE: latent_loss = 5;
+/// Poisson y - t ln y summed over the columns; needs a sigmoid or softplus output (a positive
+/// rate) and targets >= 0.
+pub const LATENT_LOSS_POISSON: latent_loss = 6;
+/// Cosine proximity: minus the cosine of the row and its reconstruction, in [-1, 1] (norms
+/// floored at 1e-5, so an all-zero row scores 0). Any output activation.
+pub const LATENT_LOSS_COSINE_PROXIMITY: latent_loss = 7;
+/// Kullback-Leibler divergence sum_j t_j ln(t_j / p_j), p = softmax of the outputs; needs an
+/// identity output (logits; predict returns the softmax) and targets >= 0, a row summing to 1.
+pub const LATENT_LOSS_KL_DIVERGENCE: latent_loss = 8;
+/// Multi-class cross-entropy -sum_j t_j ln p_j, p = softmax of the outputs; needs an identity
+/// output (logits; predict returns the softmax) and targets >= 0.
+pub const LATENT_LOSS_MCXENT: latent_loss = 9;
+
+/// What a VAE's training maximises (`latent_vae_objective`; latent_vae_set_objective).
+pub type latent_vae_objective = i32;
+/// The ELBO under the prior N(0, I) (default).
+pub const LATENT_VAE_OBJECTIVE_ELBO: latent_vae_objective = 0;
+/// Fyffe's BILBO (Batch Information Lower Bound): needs a constant posterior variance.
+pub const LATENT_VAE_OBJECTIVE_BILBO: latent_vae_objective = 1;
 
 /// What a network learns to output (`latent_task`).
 pub type latent_task = i32;
@@ -63,8 +91,8 @@ pub const LATENT_TASK_RECONSTRUCT: latent_task = 0;
 /// A classifier over `outputs` classes: logits out, softmax cross-entropy (mean per row)
 /// against the dataset's labels.
 pub const LATENT_TASK_CLASSIFY: latent_task = 1;
-/// Regression onto the dataset's `outputs` targets per row with the network's loss (mean per
-/// element).
+/// Regression onto the dataset's `outputs` targets per row with the network's loss (the mean
+/// of its row score: per element for MSE).
 pub const LATENT_TASK_REGRESS: latent_task = 2;
 
 /// How a layer's inputs reach its units (`latent_connection`): weights, or the trainable

@@ -28,6 +28,8 @@ pub mod trainer;
 pub mod transfer;
 pub mod types;
 pub mod vae;
+pub mod vae_error;
+pub mod vae_objective;
 
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char};
@@ -55,6 +57,8 @@ pub use trainer::*;
 pub use transfer::*;
 pub use types::*;
 pub use vae::*;
+pub use vae_error::*;
+pub use vae_objective::*;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());

@@ -500,8 +500,11 @@ pub unsafe extern "C" fn latent_network_reconstruct(
     unsafe { device_rows_call(net, Rows::Caller(x, rows, cols), out, capacity, RowsCall::Reconstruct) }
 }
 
-/// Per-row reconstruction error (the row's mean loss over its columns): an anomaly score,
-/// higher = less like the training data. `scores` receives `rows` values.
+/// Per-row reconstruction error (the row's loss score: the mean over its columns for MSE,
+/// binary cross-entropy, MAE and MSLE, the sum for L1, L2, Poisson, KL divergence and
+/// multi-class cross-entropy, minus the cosine for cosine proximity): an anomaly score,
+/// higher = less like the training data. Rows outside the loss's target domain (see
+/// `latent_loss`) give LATENT_STATUS_INVALID_ARGUMENT. `scores` receives `rows` values.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_reconstruction_error(
     net: *const latent_network,
@@ -620,7 +623,8 @@ unsafe fn dataset_scalar(
     })
 }
 
-/// The network's loss (mean over all elements, as in training) on a dataset. A dataset of zero
+/// The network's loss (the mean over rows of the row score, as in training: for MSE and
+/// binary cross-entropy the mean over all elements) on a dataset. A dataset of zero
 /// rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"); a loss that overflows from finite
 /// rows (huge inputs or parameters), LATENT_STATUS_NON_FINITE.
 #[unsafe(no_mangle)]

@@ -214,7 +214,9 @@ unsafe fn call_progress(progress: latent_progress_fn, user: *mut c_void, p: &Pro
 /// Progress and history report `loss` = the reconstruction term E_q[-log p(x|z)] and `penalty`
 /// = KL(q(z|x) || N(0, I)), both per example and unweighted, so loss + penalty is the negative
 /// ELBO (DL4J's score); the validation loss is the negative ELBO per example of the validation
-/// rows, with one draw per row.
+/// rows, with one draw per row. With the BILBO objective (latent_vae_set_objective) `penalty` is
+/// BILBO's KL, 1/2 sum_j ln(1 + mean_batch mu_j^2 / s^2), the validation loss minus BILBO over
+/// the validation rows, and the fit ends by fitting the prior to the training rows.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_trainer_fit_vae(
     trainer: *mut latent_trainer,

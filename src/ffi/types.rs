@@ -42,7 +42,10 @@ pub struct latent_network_params {
     /// LATENT_STATUS_INVALID_ARGUMENT, rather than training silently to a useless fit: use
     /// IDENTITY for real-valued data, or scale the data (latent_dataset_scale).
     pub output_activation: latent_activation,
-    /// Default MSE. BINARY_CROSS_ENTROPY needs a SIGMOID output and is computed from the logits.
+    /// Default MSE. BINARY_CROSS_ENTROPY needs a SIGMOID output and is computed from the logits;
+    /// MSLE a SIGMOID, SOFTPLUS or RELU output; POISSON a SIGMOID or SOFTPLUS output;
+    /// KL_DIVERGENCE and MCXENT an IDENTITY output (logits: the loss takes their softmax, and
+    /// latent_network_predict returns it). Another pairing gives INVALID_ARGUMENT.
     pub loss: latent_loss,
     /// 1: each decoder layer uses the transpose of its mirrored encoder layer's weights (the
     /// decoder must mirror the encoder); decoder layers keep their own biases. Default 0.
@@ -305,7 +308,7 @@ pub struct latent_elbo {
     pub neg_elbo: f64,
     /// E_q[-log p(x|z)], estimated with the call's samples.
     pub reconstruction: f64,
-    /// KL(q(z|x) || N(0, I)), closed form.
+    /// KL(q(z|x) || N(0, I)), closed form (for a BILBO VAE, from its fitted prior N(0, diag(v))).
     pub kl: f64,
 }
 

@@ -166,6 +166,7 @@ pub(crate) unsafe fn vae_spec_from_params(p: &latent_vae_params) -> Result<VaeSp
         beta: f32_of(p.beta, "beta")?,
         kl_warmup_steps: p.kl_warmup_steps,
         posterior,
+        objective: crate::vae::Objective::Elbo,
         init: Init::from_code(p.init)?,
         seed: p.seed,
     };
@@ -498,7 +499,8 @@ pub unsafe extern "C" fn latent_vae_generate_random(
     }
 }
 
-/// `n` draws from the prior N(0, I) into `z` (n x latent_dim), seeded: decode them with
+/// `n` draws from the prior N(0, I) (a BILBO VAE's fitted N(0, diag(v)): see
+/// latent_vae_set_objective) into `z` (n x latent_dim), seeded: decode them with
 /// latent_vae_generate_mean or _generate_random to sample new data.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_sample_prior(

@@ -158,7 +158,7 @@ impl<'a> Objective<'a> {
             t => {
                 let target = if t == Task::Reconstruct { b.x.as_slice() } else { &b.targets[..] };
                 per_row.resize(rows, 0.0);
-                net.spec().loss.row_means(z, y, target, out_w, per_row);
+                net.spec().loss.row_means(net.layers()[n - 1].activation, z, y, target, out_w, per_row);
                 per_row.iter().sum::<f64>() / rows as f64
             }
         };

@@ -339,9 +339,8 @@ pub fn network_model(net: &Network, part: OnnxPart) -> Result<Vec<u8>> {
     for i in range.clone() {
         v = layer(&mut g, net.params(), &layers[i], i, &v)?;
     }
-    if part == OnnxPart::Predict
-        && let Task::Classify { .. } = net.task()
-    {
+    // predict's softmax: a classifier's, or a softmax loss's (KL divergence, cross-entropy).
+    if part == OnnxPart::Predict && (matches!(net.task(), Task::Classify { .. }) || net.spec().loss.softmax_output()) {
         v = g.node("Softmax", &[&v], &[Attr::Int("axis", 1)]);
     }
     let width = layers[range.end - 1].n_out;

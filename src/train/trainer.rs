@@ -228,6 +228,11 @@ pub trait Trainable: Send + Sync {
         0
     }
     fn set_clock(&mut self, _clock: u64) {}
+    /// Called after a fit's epochs ran (completed or cancelled) with its training rows (a
+    /// BILBO VAE fits its prior to them).
+    fn end_fit(&mut self, _train: &Matrix) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl Trainable for Network {
@@ -278,8 +283,8 @@ impl Trainable for Network {
         self.input_dim() + self.task().target_width()
     }
     fn check_rows(&self, data: &Matrix, what: &str) -> Result<()> {
-        check_output_range(self, data, what)?;
         if let crate::task::Task::Classify { classes } = self.task() {
+            check_output_range(self, data, what)?;
             let w = data.cols();
             for (r, row) in data.as_slice().chunks_exact(w).enumerate() {
                 let l = row[w - 1];
@@ -287,8 +292,21 @@ impl Trainable for Network {
                     return Err(invalid!("{what}: row {r} has label {l}, not a class (0 to {})", classes - 1));
                 }
             }
+            return Ok(());
         }
-        Ok(())
+        // The loss's targets (the inputs, or the regression targets after them) in its domain.
+        let (w, tw) = (data.cols(), self.task().target_width());
+        let loss = self.spec().loss;
+        // The loss's domain first (it names the row and column), then the output's range.
+        if tw == 0 {
+            loss.check_targets(data.as_slice(), w, what)?;
+        }
+        for (r, row) in data.as_slice().chunks_exact(w).enumerate().filter(|_| tw > 0) {
+            if let Some(c) = row[w - tw..].iter().position(|&v| !loss.accepts_target(v)) {
+                return Err(loss.target_error(&format!("{what} (targets)"), r, c, row[w - tw + c]));
+            }
+        }
+        check_output_range(self, data, what)
     }
     fn training_rows<'a>(&self, data: &'a crate::data::Dataset, what: &str) -> Result<std::borrow::Cow<'a, Matrix>> {
         Ok(match self.task() {
@@ -363,10 +381,14 @@ impl Trainable for Vae {
         self.check_support(data, what)
     }
     fn shardable(&self) -> bool {
-        true
+        // BILBO's KL is a function of the whole minibatch's posterior means.
+        self.spec().objective != crate::vae::Objective::Bilbo
     }
     fn work_rows(&self, rows: usize) -> usize {
         rows * self.spec().num_samples
+    }
+    fn end_fit(&mut self, train: &Matrix) -> Result<()> {
+        if self.spec().objective == crate::vae::Objective::Bilbo { self.fit_prior(train) } else { Ok(()) }
     }
     fn after_step(&mut self) {
         self.advance();
@@ -508,13 +530,18 @@ impl Trainer {
         if let Some(col) = &self.collective {
             if !net.shardable() {
                 return Err(invalid!(
-                    "this model's objective depends on whole-minibatch statistics (KL sparsity) or row order (memory layers): it cannot be split across processes"
+                    "this model's objective depends on whole-minibatch statistics (KL sparsity, BILBO) or row order (memory layers): it cannot be split across processes"
                 ));
             }
             super::collective::agree(col.as_ref(), train.rows(), train.cols(), net.params_mut())?;
         }
         let mut opt = self.optimizer.take().expect("optimizer");
         let result = self.epochs(net, train, valid, &mut opt, batch, batches, threads, &mut progress);
+        let result = match result {
+            Ok(()) => net.end_fit(train),
+            Err(Error::Cancelled) => net.end_fit(train).and(Err(Error::Cancelled)),
+            r => r,
+        };
         self.optimizer = Some(opt);
         if matches!(result, Err(Error::Diverged(_))) {
             self.optimizer = None;

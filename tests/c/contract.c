@@ -65,8 +65,11 @@ int main(int argc, char **argv) {
     p.hidden_activation = -1;
     EXPECT(latent_network_new(&p, &net), LATENT_STATUS_INVALID_ARGUMENT);
     p.hidden_activation = LATENT_ACTIVATION_TANH;
-    p.loss = 7;
+    p.loss = 10; /* one past LATENT_LOSS_MCXENT */
     EXPECT(latent_network_new(&p, &net), LATENT_STATUS_INVALID_ARGUMENT);
+    p.loss = LATENT_LOSS_MCXENT; /* needs an identity output (logits); the default is sigmoid */
+    EXPECT(latent_network_new(&p, &net), LATENT_STATUS_INVALID_ARGUMENT);
+    MSG_HAS("softmax");
     p.loss = LATENT_LOSS_BINARY_CROSS_ENTROPY;
     p.output_activation = LATENT_ACTIVATION_IDENTITY;
     EXPECT(latent_network_new(&p, &net), LATENT_STATUS_INVALID_ARGUMENT);

@@ -21,6 +21,10 @@ void shim_loss(const float* z, const float* y, const float* t, float* dz, float*
                float inv) {
     LAT_LAUNCH(lat_loss, G, B, z, y, t, dz, el, n, loss, act, inv);
 }
+void shim_loss_rows(const float* z, const float* y, const float* t, float* dz, float* el, int rows, int cols, int loss,
+                    int act, float inv) {
+    LAT_LAUNCH(lat_loss_rows, G, B, z, y, t, dz, el, rows, cols, loss, act, inv);
+}
 void shim_softmax_ce(const float* l, const float* lab, float* dz, float* el, int rows, int classes, float inv) {
     LAT_LAUNCH(lat_softmax_ce, G, B, l, lab, dz, el, rows, classes, inv);
 }

@@ -4,6 +4,15 @@
 
 #define LAT_LOSS_MSE 0
 #define LAT_LOSS_BCE 1
+#define LAT_LOSS_MAE 2
+#define LAT_LOSS_L1 3
+#define LAT_LOSS_L2 4
+#define LAT_LOSS_MSLE 5
+#define LAT_LOSS_POISSON 6
+#define LAT_LOSS_COSINE 7
+#define LAT_LOSS_KLD 8
+#define LAT_LOSS_MCXENT 9
+#define LAT_COSINE_EPS 1e-5
 
 #define LAT_CORRUPT_MASKING 1
 #define LAT_CORRUPT_GAUSSIAN 2
@@ -33,21 +42,112 @@ extern "C" __global__ void lat_act_backward(float* __restrict__ d, const float* 
     LAT_FOR(i, n) { d[i] *= lat_act_grad(act, z[i], y[i]); }
 }
 
-// Element losses into el and dL/dz (of the mean over `count` elements, inv = 1/count) into dz.
-// Loss::forward_backward: MSE (y - t)^2 through the output activation; BCE from the logits,
-// softplus(z) - t z with gradient sigmoid(z) - t.
+// ln y of a positive output y = f(z), from z where y may underflow (loss::ln_output).
+__device__ __forceinline__ float lat_ln_output(int act, float z, float y) {
+    if (act == LAT_ACT_SIGMOID) return -lat_softplus(-z);
+    if (act == LAT_ACT_SOFTPLUS && z < -15.0f) return z - 0.5f * expf(z);
+    return logf(y);
+}
+
+// Element losses into el and dL/dz (inv times the element's derivative: inv = 1/count for a
+// loss averaged over the columns, 1/rows for one summed over them) into dz.
+// Loss::forward_backward and Loss::element_grad: MSE and L2 (y - t)^2 through the output
+// activation; BCE from the logits, softplus(z) - t z with gradient sigmoid(z) - t; MAE and L1
+// |y - t|; MSLE (ln(1+y) - ln(1+t))^2; Poisson y - t ln y with its derivative free of 1/y.
 extern "C" __global__ void lat_loss(const float* __restrict__ z, const float* __restrict__ y,
                                     const float* __restrict__ t, float* __restrict__ dz, float* __restrict__ el,
                                     int n, int loss, int act, float inv) {
     LAT_FOR(i, n) {
         float zi = z[i], yi = y[i], ti = t[i];
-        if (loss == LAT_LOSS_BCE) {
-            el[i] = lat_softplus(zi) - ti * zi;
-            dz[i] = (yi - ti) * inv;
-        } else {
+        float e, g;
+        switch (loss) {
+        case LAT_LOSS_BCE:
+            e = lat_softplus(zi) - ti * zi;
+            g = (yi - ti) * inv;
+            break;
+        case LAT_LOSS_MAE:
+        case LAT_LOSS_L1: {
             float d = yi - ti;
-            el[i] = d * d;
-            dz[i] = 2.0f * inv * d * lat_act_grad(act, zi, yi);
+            e = fabsf(d);
+            g = inv * ((d > 0.0f ? 1.0f : (d < 0.0f ? -1.0f : 0.0f)) * lat_act_grad(act, zi, yi));
+            break;
+        }
+        case LAT_LOSS_MSLE: {
+            float r = log1pf(yi) - log1pf(ti);
+            e = r * r;
+            g = inv * (2.0f * r / (1.0f + yi) * lat_act_grad(act, zi, yi));
+            break;
+        }
+        case LAT_LOSS_POISSON: {
+            e = yi - ti * lat_ln_output(act, zi, yi);
+            if (act == LAT_ACT_SIGMOID) {
+                g = (yi - ti) * (1.0f - yi);
+            } else if (act == LAT_ACT_SOFTPLUS) {
+                float s = lat_sigmoid(zi);
+                float ratio = zi < -15.0f ? 1.0f - 0.5f * expf(zi) : s / yi;
+                g = s - ti * ratio;
+            } else {
+                g = (1.0f - ti / yi) * lat_act_grad(act, zi, yi);
+            }
+            g *= inv;
+            break;
+        }
+        default: {
+            float d = yi - ti;
+            e = d * d;
+            g = 2.0f * inv * d * lat_act_grad(act, zi, yi);
+        }
+        }
+        el[i] = e;
+        dz[i] = g;
+    }
+}
+
+// The row losses, one row per thread, in double like the host (Loss::row): the score R of the
+// row into el[r], inv times dR/dz into dz (inv = 1/rows). Cosine proximity
+// R = -y.t / (max(|y|, eps) max(|t|, eps)) through the output activation; KL divergence and
+// multi-class cross-entropy of p = softmax(y) (y holds the logits), dR/dy_j = S p_j - t_j.
+extern "C" __global__ void lat_loss_rows(const float* __restrict__ z, const float* __restrict__ y,
+                                         const float* __restrict__ t, float* __restrict__ dz,
+                                         float* __restrict__ el, int rows, int cols, int loss, int act,
+                                         float inv) {
+    LAT_FOR(r, rows) {
+        const float* zr = z + r * cols;
+        const float* yr = y + r * cols;
+        const float* tr = t + r * cols;
+        float* d = dz + r * cols;
+        if (loss == LAT_LOSS_COSINE) {
+            double yy = 0.0, tt = 0.0, yt = 0.0;
+            for (int j = 0; j < cols; j++) {
+                double a = yr[j], b = tr[j];
+                yy += a * a;
+                tt += b * b;
+                yt += a * b;
+            }
+            double ny = sqrt(yy);
+            double a = fmax(ny, LAT_COSINE_EPS), b = fmax(sqrt(tt), LAT_COSINE_EPS);
+            bool floored = ny <= LAT_COSINE_EPS;
+            for (int j = 0; j < cols; j++) {
+                double g = (double)tr[j] / (a * b) - (floored ? 0.0 : yt * (double)yr[j] / (a * a * a * b));
+                d[j] = (float)(-(double)inv * g) * lat_act_grad(act, zr[j], yr[j]);
+            }
+            el[r] = (float)(-yt / (a * b));
+        } else {
+            double m = yr[0];
+            for (int j = 1; j < cols; j++) m = fmax(m, (double)yr[j]);
+            double s = 0.0;
+            for (int j = 0; j < cols; j++) s += exp((double)yr[j] - m);
+            double lse = m + log(s);
+            double score = 0.0, total = 0.0;
+            for (int j = 0; j < cols; j++) {
+                double tj = tr[j];
+                total += tj;
+                if (tj > 0.0) score += tj * (lse - (double)yr[j]) + (loss == LAT_LOSS_KLD ? tj * log(tj) : 0.0);
+            }
+            for (int j = 0; j < cols; j++) {
+                d[j] = (float)((double)inv * (total * exp((double)yr[j] - lse) - (double)tr[j]));
+            }
+            el[r] = (float)score;
         }
     }
 }

@@ -538,6 +538,22 @@ impl Backend for Cuda {
                 ];
                 self.launch("lat_loss", n, full, &args)
             }
+            Op::LossRows { z, y, t, dz, el, rows, cols, loss, act, inv } => {
+                let n = rows * cols;
+                let args = [
+                    Ptr(self.ptr(z.0, z.1, n)?),
+                    Ptr(self.ptr(y.0, y.1, n)?),
+                    Ptr(self.ptr(t.0, t.1, n)?),
+                    Ptr(self.ptr(dz.0, dz.1, n)?),
+                    Ptr(self.ptr(el.0, el.1, rows)?),
+                    i(rows),
+                    i(cols),
+                    Arg::I32(loss),
+                    Arg::I32(act),
+                    F32(inv),
+                ];
+                self.launch("lat_loss_rows", rows, full, &args)
+            }
             Op::SoftmaxCe { logits, labels, dz, el, rows, classes, inv } => {
                 let n = rows * classes;
                 let args = [
