@@ -63,6 +63,7 @@ fn settings_from_params(p: &latent_montecarlo_params) -> Result<Settings> {
         update_fraction: p.update_fraction,
         threads: p.threads as usize,
         seed: p.seed,
+        ..Settings::default()
     };
     s.validate()?;
     Ok(s)
@@ -477,6 +478,7 @@ pub unsafe extern "C" fn latent_montecarlo_fit_network(
             runs: p.runs as usize,
             seed: p.seed,
             link,
+            ..Default::default()
         };
         let mut n = net.fit()?;
         fit_network(&mut mc.inner, &mut n, data, &obj)?;
