@@ -177,9 +177,10 @@ impl MonteCarlo {
         let mut mean = vec![0.0; p];
         for r in rows.chunks(p) {
             for (m, v) in mean.iter_mut().zip(r) {
-                *m += v / n;
+                *m += v;
             }
         }
+        mean.iter_mut().for_each(|m| *m /= n);
         let mut covariance: Vec<f64> = try_zeros(crate::tensor::checked_len(p, p)?)?;
         for r in rows.chunks(p) {
             for a in 0..p {

@@ -1,7 +1,7 @@
 //! A gradient-free Monte-Carlo optimizer after KernelML (Rohan Kotwani, 2018): draw candidate
 //! parameter vectors, evaluate any loss on them in parallel, keep the best, and learn from the
 //! history of draws where to search next. Two strategies share the start, the records and the
-//! stopping rules (docs/kernelml.md has the formulas and measured numbers):
+//! stopping rules (docs/montecarlo.md has the formulas and measured numbers):
 //!
 //! - [`Strategy::KernelML`], KernelML's update rule (v2.556's `kernel_optimizer`, our own code):
 //!   each iteration draws `samples` candidates around the best with each parameter's
@@ -653,6 +653,18 @@ impl MonteCarlo {
         }
     }
 
+    /// Replaces the last iteration's record (when the closing check moved the best).
+    fn amend_last_iteration(&mut self, best: &[f64], loss: f64) {
+        let p = self.n_params();
+        if let Some(h) = self.history.last_mut() {
+            *h = loss;
+        }
+        let n = self.iter_params.len();
+        if n >= p && self.iterations > self.iter_first {
+            self.iter_params.range_mut(n - p..).zip(best).for_each(|(d, &v)| *d = v);
+        }
+    }
+
     /// A seed for a hook, from the optimizer's stream.
     fn hook_seed(&mut self) -> u64 {
         self.rng.next_u64()
@@ -703,6 +715,7 @@ impl MonteCarlo {
     fn run_inner(&mut self, loss: LossFn, before_iteration: &mut dyn FnMut(usize) -> Result<bool>) -> Result<bool> {
         let p = self.n_params();
         let run = self.runs();
+        let first_iteration = self.iterations;
         if self.remaining() == 0 {
             return Err(invalid!("the evaluation budget of {} is spent", self.settings.max_evaluations));
         }
@@ -809,11 +822,15 @@ impl MonteCarlo {
             self.best = Some(st.best.clone());
             self.best_loss = st.best_loss;
         }
-        if stop == StopReason::MaxIterations && self.rule_fires(&st, &free) {
+        if stop == StopReason::MaxIterations && self.iterations > first_iteration && self.rule_fires(&st, &free) {
             match self.check(&st, &free, loss)? {
                 Checked::Clean => stop = StopReason::Converged,
                 Checked::Budget => stop = StopReason::Budget,
-                Checked::Improved(x, l, g) => self.take_checked(&mut st, x, l, g, &free),
+                Checked::Improved(x, l, g) => {
+                    // The check's move ends the last iteration: its record is amended.
+                    self.take_checked(&mut st, x, l, g, &free);
+                    self.amend_last_iteration(&st.best, st.best_loss);
+                }
             }
         }
         self.best = Some(st.best.clone());
