@@ -2,6 +2,8 @@
 //! shows the loss a vector that violates a constraint, is bit-reproducible for any thread count,
 //! gives calibrated weak confidence intervals, and reports bad input as errors (Rust and C API).
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -786,4 +788,17 @@ fn weak_intervals_match_ols_standard_errors() {
     assert!((lap.covariance[3] - lap.sd[1].powi(2)).abs() < 1e-15 && lap.covariance[1] < 0.0);
     // Fewer than 2 runs: an error.
     assert!(mc.run_intervals(0.95, 1.0, 0).is_err() && runs.run_intervals(0.95, 1.0, 49).is_err());
+}
+
+#[test]
+fn kernelml_c_api_contract() {
+    // tests/c/montecarlo_kernelml.c: settings, history getters, hooks (cancel, NaN, re-entry:
+    // BUSY), transforms, Laplace and run intervals with sd and covariance, a minibatch sampler.
+    use common::*;
+    let dir = scratch("montecarlo_kernelml");
+    let exe = dir.join("montecarlo_kernelml");
+    compile_c(&[root().join("tests/c/montecarlo_kernelml.c")], &exe, &[]);
+    let (code, out, err) = run(&mut std::process::Command::new(&exe));
+    assert_eq!(code, 0, "Monte-Carlo (issue 16) contract violations:\n{out}\n{err}");
+    assert!(out.contains("0 failures"), "{out}");
 }
