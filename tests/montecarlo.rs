@@ -802,3 +802,44 @@ fn kernelml_c_api_contract() {
     assert_eq!(code, 0, "Monte-Carlo (issue 16) contract violations:\n{out}\n{err}");
     assert!(out.contains("0 failures"), "{out}");
 }
+
+/// The one fenced `lang` block of docs/montecarlo.md.
+fn doc_block(lang: &str) -> String {
+    let doc = std::fs::read_to_string(common::root().join("docs/montecarlo.md")).unwrap();
+    let fence = format!("```{lang}\n");
+    let blocks: Vec<&str> = doc.split(&fence).skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    assert_eq!(blocks.len(), 1, "docs/montecarlo.md should have one ```{lang} block");
+    blocks[0].to_string()
+}
+
+#[test]
+fn montecarlo_doc_code_blocks_compile_and_run() {
+    use common::*;
+    let dir = scratch("montecarlo_doc");
+    let src = dir.join("doc.c");
+    std::fs::write(&src, doc_block("c")).unwrap();
+    let exe = dir.join("doc");
+    compile_c(&[src], &exe, &[]);
+    let (code, out, err) = run(&mut std::process::Command::new(&exe));
+    println!("{out}");
+    assert_eq!(code, 0, "the C block failed:\n{out}\n{err}");
+    assert!(out.contains("stop reason 1") && out.contains("b -0.7"), "{out}");
+    if !have("python3") {
+        return skip("python3", "install Python 3 to run the doc's Python block");
+    }
+    let probe = std::process::Command::new("python3").args(["-c", "import numpy"]).output().unwrap();
+    if !probe.status.success() {
+        return skip("numpy for python3", "pip install numpy");
+    }
+    let script = dir.join("doc.py");
+    std::fs::write(&script, doc_block("python")).unwrap();
+    let lib = lib_dir().join("liblatent.so");
+    let (code, out, err) = run(std::process::Command::new("python3")
+        .arg(&script)
+        .env("PYTHONPATH", root().join("python"))
+        .env("LATENT_LIBRARY", &lib)
+        .env("PYTHONDONTWRITEBYTECODE", "1"));
+    println!("{out}");
+    assert_eq!(code, 0, "the Python block failed:\n{out}\n{err}");
+    assert!(out.contains("CONVERGED"), "{out}");
+}
