@@ -250,7 +250,9 @@ fn valid_handle(func: &str, name: &str, h: &str, konst: bool) -> String {
         "latent_trainer" => "H_trainer()".into(),
         "latent_montecarlo" if func == "latent_montecarlo_fit_network" => "H_mc_net()".into(),
         "latent_montecarlo" if func == "latent_montecarlo_run_intervals" => "H_mc_runs()".into(),
-        "latent_montecarlo" if konst || func == "latent_montecarlo_intervals" || func == "latent_montecarlo_laplace" => {
+        "latent_montecarlo"
+            if konst || func == "latent_montecarlo_intervals" || func == "latent_montecarlo_laplace" =>
+        {
             "H_mc_min()".into()
         }
         "latent_montecarlo" => "H_mc()".into(),
