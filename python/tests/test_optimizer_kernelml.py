@@ -163,3 +163,25 @@ def test_weak_intervals_against_ols():
     ratio = kml.sd / se
     assert np.all((ratio > 1 / 1.6) & (ratio < 1.6)), ratio
     assert np.all(kml.lower < runs.best) and np.all(runs.best < kml.upper)
+
+
+def test_a_custom_proposal_from_python():
+    calls = []
+
+    def logistic(index, center, scale, u):
+        calls.append(index)
+        return center + scale * 0.5513288954217921 * np.log(u / (1 - u))
+
+    mc = small(strategy="elitist")
+    mc.set_prior("uniform", -4, 4)
+    mc.set_proposal("custom", logistic, first=0, count=2)
+    assert np.allclose(mc.minimize(quad), [1, -2, 3], atol=1e-4)
+    assert calls and set(calls) == {0, 1}
+
+    def broken(index, center, scale, u):
+        raise ZeroDivisionError("in the quantile")
+
+    mc = small(strategy="elitist")
+    mc.set_proposal("custom", broken)
+    with pytest.raises(ZeroDivisionError):
+        mc.minimize(quad)
