@@ -44,9 +44,11 @@ typedef struct latent_dataset latent_dataset;
 // threads may query one index at once.
 typedef struct latent_hash_index latent_hash_index;
 
-// A Monte-Carlo optimizer: per-parameter priors, proposals and constraints, the best point so
-// far, adapted spreads and counters. A later latent_montecarlo_minimize() continues from the
-// best (KernelML's runs). Used by one thread at a time.
+// A Monte-Carlo optimizer: per-parameter priors, proposals and constraints, hooks, the best
+// point so far, the records of the search and counters. A later latent_montecarlo_minimize()
+// continues from the best (KernelML's runs). One call at a time: a call on an optimizer while
+// it runs (from its own callbacks included) is LATENT_STATUS_BUSY (a getter returning a value
+// returns its "none" value then): callbacks get what they need as arguments.
 typedef struct latent_montecarlo latent_montecarlo;
 
 // An autoencoder. Inference calls (encode, decode, reconstruct, scores, save) may run on one
@@ -138,6 +140,9 @@ typedef struct latent_metrics {
   double mean_code_activation;
 } latent_metrics;
 
+// The search strategy of latent_montecarlo_params.strategy (`latent_montecarlo_strategy`).
+typedef int32_t latent_montecarlo_strategy;
+
 // Settings of the gradient-free Monte-Carlo optimizer. Get the defaults from
 // latent_montecarlo_params_default() and edit. Counts are uint64_t.
 typedef struct latent_montecarlo_params {
@@ -179,9 +184,33 @@ typedef struct latent_montecarlo_params {
   // only its diagonal above. Default 40.
   uint32_t full_hessian_max;
   // Fraction of the free parameters each candidate perturbs, in (0, 1] (KernelML's
-  // percent_of_params_updated); the others keep the best's values. Default 1; with
-  // hundreds of parameters (a network) 0.01-0.1 finds improvements far more often.
+  // percent_of_params_updated): the ceil(fraction x free) that the search's linear
+  // surrogate ranks highest are updated each iteration (KERNELML: probed; ELITIST:
+  // perturbed), the others keep the best's values. Default 1.
   double update_fraction;
+  // LATENT_MONTECARLO_STRATEGY_KERNELML (default: KernelML's update rule, a surrogate of the
+  // loss ranking the parameters, coordinate probes, a z-score stop) or _ELITIST (adaptive
+  // random search around the best); docs/montecarlo.md.
+  latent_montecarlo_strategy strategy;
+  // KERNELML: rounds of coordinate probes per iteration (KernelML's n_parameter_updates);
+  // a round without improvement ends them. Default 10, at most 65536.
+  uint32_t updates;
+  // KERNELML: a run's first probe step, as a multiple of the parameter's spread (KernelML's
+  // update_magnitude); the steps then double on success and halve on failure. Default 1.
+  double update_magnitude;
+  // KERNELML: the z-score test fires when |best_i - mean_i| / sd_i over the last z_window
+  // recorded bests is below z_score for every free parameter (KernelML's
+  // convergence_z_score); 0 switches it off. Default 1.
+  double z_score;
+  // KERNELML: recorded bests the z-score test looks at, 2 to 65536. Default 10.
+  uint32_t z_window;
+  // Records (recent iterations' best candidates and accepted moves) kept for the surrogate
+  // and the samplers: 0 (default) = max(5 x elite, min(2 (n_params + 1), 200)), else 3 to
+  // 65536.
+  uint32_t history_window;
+  // Best parameter vectors per iteration kept for latent_montecarlo_param_by_iter (the
+  // latest). Default 10000.
+  uint64_t history_limit;
 } latent_montecarlo_params;
 
 // Initial distribution of a Monte-Carlo optimizer parameter (`latent_prior`).
@@ -200,10 +229,63 @@ typedef double (*latent_quantile_fn)(void *user, size_t index, double center, do
 // loss evaluation (`latent_constraint`).
 typedef int32_t latent_constraint;
 
+// A prior sampler: writes `count` candidates of `n_params` values (row-major) to `out` for the
+// first run's start, drawing from `seed` (from the optimizer's seeded stream). Returns 0 to go
+// on, non-zero to cancel the run (LATENT_STATUS_CANCELLED). A candidate with a NaN or infinite
+// value is infeasible: the loss never sees it.
+typedef int32_t (*latent_prior_sampler_fn)(void *user,
+                                           double *out,
+                                           size_t count,
+                                           size_t n_params,
+                                           uint64_t seed);
+
+// What a history sampler sees (latent_sampler_fn): the search's state at the start of an
+// iteration. Arrays are row-major, n_params values per row, valid during the call only.
+typedef struct latent_montecarlo_view {
+  size_t n_params;
+  // The best point so far (n_params values) and its loss.
+  const double *best;
+  double best_loss;
+  // The current per-parameter spreads (n_params values).
+  const double *spreads;
+  // Iterations so far over all runs, and this run's index (0 = the first).
+  uint64_t iteration;
+  uint64_t run;
+  // The best point after each kept iteration (kept_iterations rows, oldest first: iterations
+  // first_kept_iteration..iteration-1) and the best loss after each.
+  const double *best_by_iter;
+  const double *loss_by_iter;
+  size_t kept_iterations;
+  uint64_t first_kept_iteration;
+  // The records the surrogate is fitted on (n_records rows: recent iterations' best
+  // candidates and accepted moves, oldest first) and their losses.
+  const double *records;
+  const double *record_losses;
+  size_t n_records;
+} latent_montecarlo_view;
+
+// A sampler that sees the history: writes `count` candidates (row-major, view->n_params
+// values each) for one iteration to `out`, from `seed`. Returns 0 to go on, non-zero to
+// cancel. Non-finite values make a candidate infeasible; fixed parameters are reset.
+typedef int32_t (*latent_sampler_fn)(void *user,
+                                     const struct latent_montecarlo_view *view,
+                                     double *out,
+                                     size_t count,
+                                     uint64_t seed);
+
+// A parameter transform (KernelML's parameter_transform): maps `count` candidates of
+// `n_params` values (row-major) in place, after the per-parameter constraints and before the
+// loss sees them (integers, a simplex, an ordering...). Returns 0 to go on, non-zero to cancel.
+// Non-finite values make a candidate infeasible.
+typedef int32_t (*latent_transform_fn)(void *user, double *params, size_t count, size_t n_params);
+
 // A loss over a parameter vector of n values. Called from `threads` threads at once (unless
 // threads == 1), so it must be thread-safe; a non-finite return marks the candidate as
 // infeasible (it is skipped, never chosen as best).
 typedef double (*latent_objective_fn)(void *user, const double *params, size_t n);
+
+// Why the last run stopped (`latent_montecarlo_stop`, from latent_montecarlo_stop_reason).
+typedef int32_t latent_montecarlo_stop;
 
 // A user's link: maps a hidden layer's output block `values` (rows x cols, row-major) in place
 // with its own `n` parameters (a non-linear parametric layer whose forward the user writes).
@@ -214,6 +296,18 @@ typedef void (*latent_link_fn)(void *user,
                                float *values,
                                size_t rows,
                                size_t cols);
+
+// A minibatch sampler for latent_montecarlo_fit_network: writes `batch_size` row indices below
+// `n_rows` (repeats allowed) to `rows` for iteration `iteration` (0 at the run's start) of run
+// `run`, from `seed`. Returns 0 to go on, non-zero to cancel the fit. An index out of range is
+// LATENT_STATUS_INVALID_ARGUMENT.
+typedef int32_t (*latent_batch_fn)(void *user,
+                                   uint64_t run,
+                                   uint64_t iteration,
+                                   size_t n_rows,
+                                   size_t *rows,
+                                   size_t batch_size,
+                                   uint64_t seed);
 
 // How latent_montecarlo_fit_network() fits a network. Defaults from
 // latent_montecarlo_network_params_default().
@@ -231,6 +325,16 @@ typedef struct latent_montecarlo_network_params {
   void *link_user;
   // Seed of the minibatch draws. Default 0.
   uint64_t seed;
+  // Draws each minibatch instead of the seeded sampler without replacement (may be NULL);
+  // called on the calling thread with `batch_user`.
+  latent_batch_fn batch_sampler;
+  void *batch_user;
+  // 1: a fresh minibatch every iteration (the best is re-evaluated on it), not only every
+  // run. Default 0.
+  int32_t batch_every_iteration;
+  // 1: the first run starts around the network's current parameters (and the link's prior
+  // means); 0 (default): it draws its candidates from the priors, as KernelML.
+  int32_t start_from_network;
 } latent_montecarlo_network_params;
 
 // Activation function (`latent_activation`).
@@ -982,6 +1086,32 @@ typedef int32_t latent_vae_objective;
 // An NVIDIA GPU through the CUDA backend (the `cuda` build feature, a driver and a GPU).
 #define LATENT_DEVICE_CUDA 1
 
+// KernelML's update rule (the default): draws around the best with the records' variances, a
+// linear-regression surrogate of the loss ranking the parameters, coordinate probes whose
+// steps adapt, a z-score stop.
+#define LATENT_MONTECARLO_STRATEGY_KERNELML 0
+
+// Elitist adaptive random search: proposals around the best, spreads from each iteration's elite.
+#define LATENT_MONTECARLO_STRATEGY_ELITIST 1
+
+// No run yet.
+#define LATENT_MONTECARLO_STOP_NONE 0
+
+// A stopping rule fired and no coordinate move at any checked scale improved the best.
+#define LATENT_MONTECARLO_STOP_CONVERGED 1
+
+// max_iterations iterations of the run.
+#define LATENT_MONTECARLO_STOP_MAX_ITERATIONS 2
+
+// max_evaluations spent.
+#define LATENT_MONTECARLO_STOP_BUDGET 3
+
+// A callback cancelled it (LATENT_STATUS_CANCELLED).
+#define LATENT_MONTECARLO_STOP_CANCELLED 4
+
+// An error stopped it (the run returned its status).
+#define LATENT_MONTECARLO_STOP_FAILED 5
+
 // A network: input "x" -> output "code" (as latent_network_encode). A VAE: "x" -> "mean" and
 // "log_variance" of the posterior q(z|x) (as latent_vae_encode).
 #define LATENT_ONNX_PART_ENCODER 0
@@ -1420,10 +1550,12 @@ latent_status latent_auroc(const double *scores,
                            int32_t positive,
                            double *out);
 
-// The defaults (KernelML's where it has one): 1000 initial samples, 100 per iteration, elite
-// 20, 1000 iterations per run, 1e6 evaluations, tolerance 1e-8, patience 50, memory 0.5,
-// shrink 0.5, restart fraction 0.1, all cores, seed 0, automatic interval samples, full
-// Hessian up to 40 free parameters.
+// The defaults (KernelML's where it has one): the KernelML strategy, 1000 initial samples, 100
+// per iteration, elite 20, 1000 iterations per run, 1e6 evaluations, tolerance 1e-8, patience
+// 50, memory 0.5, shrink 0.5, restart fraction 0.1, update fraction 1, 10 probe rounds,
+// update magnitude 1, z-score 1 over 10 records, an automatic history window, 10000 kept
+// iterations, all cores, seed 0, automatic interval samples, full Hessian up to 40 free
+// parameters.
 struct latent_montecarlo_params latent_montecarlo_params_default(void);
 
 // A new optimizer over `n_params` parameters, each with prior U(-1, 1), a normal proposal and
@@ -1469,6 +1601,30 @@ latent_status latent_montecarlo_set_constraint(struct latent_montecarlo *mc,
                                                double a,
                                                double b);
 
+// Sets the prior sampler (KernelML's prior_sampler): the first run's `init_samples`
+// candidates come from `sampler` (called once, on the thread of latent_montecarlo_minimize,
+// with `user`) instead of the per-parameter priors. NULL `sampler` goes back to the priors.
+// `user` must stay valid while the optimizer may use it.
+latent_status latent_montecarlo_set_prior_sampler(struct latent_montecarlo *mc,
+                                                  latent_prior_sampler_fn sampler,
+                                                  void *user);
+
+// Sets the sampler that sees the history (KernelML's random sampler): each iteration's
+// `samples` candidates come from `sampler` (on the thread of latent_montecarlo_minimize, with
+// the search's state in a latent_montecarlo_view) instead of the strategy's own draws. NULL
+// `sampler` goes back to them. `user` must stay valid while the optimizer may use it.
+latent_status latent_montecarlo_set_sampler(struct latent_montecarlo *mc,
+                                            latent_sampler_fn sampler,
+                                            void *user);
+
+// Sets the parameter transform (KernelML's parameter_transform): every block of candidates
+// goes through `transform` (on the thread of latent_montecarlo_minimize, after the
+// constraints) before the loss sees it, the start and the interval samples included. NULL
+// removes it. `user` must stay valid while the optimizer may use it.
+latent_status latent_montecarlo_set_transform(struct latent_montecarlo *mc,
+                                              latent_transform_fn transform,
+                                              void *user);
+
 // Sets the point the next latent_montecarlo_minimize() starts around (n must equal the number
 // of parameters; the values are constrained).
 latent_status latent_montecarlo_set_start(struct latent_montecarlo *mc,
@@ -1478,8 +1634,10 @@ latent_status latent_montecarlo_set_start(struct latent_montecarlo *mc,
 // Runs the optimizer on `loss` (the first call from the priors, later calls from the current
 // best, re-evaluated on this loss: e.g. a new minibatch). The loss is called from `threads`
 // threads at once unless threads == 1; non-finite returns are skipped. Stopping by the budget
-// is not an error (see latent_montecarlo_converged()); LATENT_STATUS_NON_FINITE when every
-// starting candidate gave a non-finite loss.
+// is not an error (see latent_montecarlo_converged() and latent_montecarlo_stop_reason());
+// LATENT_STATUS_NON_FINITE when every starting candidate gave a non-finite loss;
+// LATENT_STATUS_CANCELLED when a hook cancelled (the best and the history are those of the
+// last completed iteration).
 latent_status latent_montecarlo_minimize(struct latent_montecarlo *mc,
                                          latent_objective_fn loss,
                                          void *user);
@@ -1489,30 +1647,72 @@ latent_status latent_montecarlo_best(const struct latent_montecarlo *mc,
                                      double *out,
                                      size_t capacity);
 
-// The best loss of the last run (NaN for NULL or before a run).
+// The best loss of the last run (NaN for NULL, before a run, or while it runs).
 double latent_montecarlo_best_loss(const struct latent_montecarlo *mc);
 
-// Loss evaluations so far, runs and intervals (0 for NULL).
+// Loss evaluations so far, runs and intervals (0 for NULL or while it runs).
 uint64_t latent_montecarlo_evaluations(const struct latent_montecarlo *mc);
 
-// Iterations so far over all runs (0 for NULL): the length of the history.
+// Iterations so far over all runs (0 for NULL or while it runs): the length of the history.
 uint64_t latent_montecarlo_iterations(const struct latent_montecarlo *mc);
 
-// 1 when the last run stopped by its convergence rules (spreads collapsed or `patience`
-// iterations without improvement), 0 when it stopped by a budget (or for NULL).
+// Runs completed (latent_montecarlo_minimize calls, or fit_network runs) so far (0 for NULL
+// or while it runs).
+uint64_t latent_montecarlo_runs(const struct latent_montecarlo *mc);
+
+// 1 when the last run stopped converged: a stopping rule fired (spreads collapsed, `patience`
+// iterations without improvement, or the z-score test) and no single-coordinate move of
+// +-10^-k max(1, |x_i|), k = 1, 2, ... down to `tolerance`, lowered the loss. 0 when it
+// stopped by a budget or max_iterations (or for NULL).
 int32_t latent_montecarlo_converged(const struct latent_montecarlo *mc);
 
-// Copies the best loss after each iteration (latent_montecarlo_iterations of them) into `out`.
+// Why the last run stopped: LATENT_MONTECARLO_STOP_* (NONE for NULL, before a run, or while
+// it runs).
+latent_montecarlo_stop latent_montecarlo_stop_reason(const struct latent_montecarlo *mc);
+
+// Copies the best loss after each iteration (latent_montecarlo_iterations of them) into `out`
+// (KernelML's get_loss_by_iter).
 latent_status latent_montecarlo_history(const struct latent_montecarlo *mc,
                                         double *out,
                                         size_t capacity);
 
+// Copies the best parameters after iteration `iteration` (0-based over all runs; KernelML's
+// get_param_by_iter) into `out` (latent_montecarlo_n_params values). Only the latest
+// `history_limit` iterations are kept: an earlier or a future iteration is
+// LATENT_STATUS_INVALID_ARGUMENT (latent_montecarlo_first_kept_iteration tells the first kept).
+latent_status latent_montecarlo_param_by_iter(const struct latent_montecarlo *mc,
+                                              uint64_t iteration,
+                                              double *out,
+                                              size_t capacity);
+
+// The first iteration whose best parameters are kept (0 for NULL or while it runs).
+uint64_t latent_montecarlo_first_kept_iteration(const struct latent_montecarlo *mc);
+
+// The surrogate's records (KernelML's parameter update history): writes their number to
+// *count, their parameter vectors (row-major, *count x n_params values) to `params` and their
+// losses to `losses`. Call with capacities 0 (the buffers may then be NULL) to get the count.
+latent_status latent_montecarlo_records(const struct latent_montecarlo *mc,
+                                        double *params,
+                                        size_t params_capacity,
+                                        double *losses,
+                                        size_t losses_capacity,
+                                        size_t *count);
+
+// Copies the best parameters at the end of run `run` (0-based) into `out` and its loss (on
+// that run's loss or minibatch) to *loss.
+latent_status latent_montecarlo_run_best(const struct latent_montecarlo *mc,
+                                         uint64_t run,
+                                         double *out,
+                                         size_t capacity,
+                                         double *loss);
+
 // Weak confidence intervals at `level` in (0, 1) for every parameter, around the best point,
-// from a quadratic fit of `loss` to samples near it (README, "Gradient-free Monte-Carlo
-// optimizer"). The loss is read as the negative log-likelihood at temperature T: give either
-// `temperature` > 0 (observations 0), or, for a sum- or mean-of-squares loss, the number of
-// observations n > free parameters (temperature 0), for T = 2 L* / (n - p). Fixed parameters
-// get zero-width intervals. lower and upper hold at least latent_montecarlo_n_params values.
+// from a quadratic fit of `loss` to samples near it (docs/montecarlo.md). The loss is read as
+// the negative log-likelihood at temperature T: give either `temperature` > 0 (observations
+// 0), or, for a sum- or mean-of-squares loss, the number of observations n > free parameters
+// (temperature 0), for T = 2 L* / (n - p). Fixed parameters get zero-width intervals. lower
+// and upper hold at least latent_montecarlo_n_params values. latent_montecarlo_laplace also
+// gives the standard deviations and the covariance.
 latent_status latent_montecarlo_intervals(struct latent_montecarlo *mc,
                                           latent_objective_fn loss,
                                           void *user,
@@ -1523,21 +1723,62 @@ latent_status latent_montecarlo_intervals(struct latent_montecarlo *mc,
                                           double *upper,
                                           size_t n);
 
-// Defaults: every row, one run, no link, seed 0.
+// latent_montecarlo_intervals with the quantities behind the bounds: also writes the
+// standard deviations sqrt(cov_ii) to `sd` (n values) and the covariance T H^-1 (row-major
+// n_params x n_params; only its diagonal when more than full_hessian_max parameters are free;
+// zero rows for fixed parameters) to `covariance`, which holds `covariance_capacity` values.
+latent_status latent_montecarlo_laplace(struct latent_montecarlo *mc,
+                                        latent_objective_fn loss,
+                                        void *user,
+                                        double level,
+                                        double temperature,
+                                        size_t observations,
+                                        double *lower,
+                                        double *upper,
+                                        double *sd,
+                                        size_t n,
+                                        double *covariance,
+                                        size_t covariance_capacity);
+
+// KernelML's own weak intervals, from the search's samples: the spread of the best parameters
+// at the end of runs `skip_runs`.. (runs on fresh minibatches: latent_montecarlo_fit_network
+// with batch_size < rows, or minimize calls on resampled data). The covariance is
+// `variance_factor` times the runs' sample covariance: b / (n - b) for minibatches of b of n
+// rows drawn without replacement makes it the delete-d jackknife variance of the full-data
+// estimate (1 for half-samples). Writes bounds best_i +- z sd_i, z = Phi^-1((1 + level) / 2)
+// (clamped into the constraints), the sd (n values each) and the covariance (n_params x
+// n_params, row-major; `covariance_capacity` values). Fewer than 2 runs after `skip_runs`:
+// LATENT_STATUS_INVALID_ARGUMENT. Evaluates nothing.
+latent_status latent_montecarlo_run_intervals(const struct latent_montecarlo *mc,
+                                              double level,
+                                              double variance_factor,
+                                              uint64_t skip_runs,
+                                              double *lower,
+                                              double *upper,
+                                              double *sd,
+                                              size_t n,
+                                              double *covariance,
+                                              size_t covariance_capacity);
+
+// Defaults: every row, one run, no link, seed 0, the seeded minibatch sampler, a minibatch per
+// run, the first run from the priors.
 struct latent_montecarlo_network_params latent_montecarlo_network_params_default(void);
 
 // Fits every parameter of `net` (and of an optional link, a non-linear function with its
 // own parameters applied to one hidden layer's output) with the Monte-Carlo optimizer `mc`,
 // against the network's own loss (as in training) on `data` (with its labels or targets for
-// a supervised network): `runs` runs, each on a fresh minibatch. `mc` must have
+// a supervised network): `runs` runs, each on a fresh minibatch (or one every iteration with
+// batch_every_iteration), drawn by `batch_sampler` when set. `mc` must have
 // latent_network_param_count(net) + link_params parameters, in the network's parameter order
 // (latent_network_layer_offsets) then the link's; set their priors, proposals and constraints
-// before. The first run starts around the network's current parameters and the link's prior
-// means, unless `mc` already has a point. The network ends with the best parameters; read
-// the link's with latent_montecarlo_best (its last link_params values). The link is not part
-// of the network afterwards: apply it to latent_network_encode's output yourself. The network
-// is busy during the search: calls on it (from the link callback too) return
-// LATENT_STATUS_BUSY.
+// before. The first run draws its candidates from the priors (KernelML's way; set the priors
+// to where the parameters should be searched), or, with start_from_network, starts around the
+// network's current parameters and the link's prior means, unless `mc` already has a point.
+// The network ends with the best parameters; read the link's with latent_montecarlo_best (its
+// last link_params values). The link is not part of the network afterwards: apply it to
+// latent_network_encode's output yourself. The network is busy during the search: calls on
+// it (from the link callback too) return LATENT_STATUS_BUSY. A minibatch sampler that cancels
+// gives LATENT_STATUS_CANCELLED (the network keeps its parameters).
 latent_status latent_montecarlo_fit_network(struct latent_montecarlo *mc,
                                             struct latent_network *net,
                                             const struct latent_dataset *data,

@@ -206,6 +206,11 @@ const OPTIONAL: &[(&str, &str)] = &[
     ("latent_vae_encode_dataset", "logvar"),
     ("latent_vae_interpolate", "z"),
     ("latent_montecarlo_set_proposal", "quantile"),
+    ("latent_montecarlo_set_prior_sampler", "sampler"), // NULL: back to the priors
+    ("latent_montecarlo_set_sampler", "sampler"),       // NULL: back to the strategy's draws
+    ("latent_montecarlo_set_transform", "transform"),   // NULL: no transform
+    ("latent_montecarlo_records", "params"),            // with capacities 0: the count only
+    ("latent_montecarlo_records", "losses"),
     ("latent_vae_device", "device"), // "as latent_network_device": either may be NULL
     ("latent_vae_device", "ordinal"),
     ("latent_trainer_fit_vae", "valid"), // "as latent_trainer_fit trains a network"
@@ -249,7 +254,12 @@ fn valid_handle(func: &str, name: &str, h: &str, konst: bool) -> String {
         "latent_trainer" if konst => "H_trainer_fitted()".into(),
         "latent_trainer" => "H_trainer()".into(),
         "latent_montecarlo" if func == "latent_montecarlo_fit_network" => "H_mc_net()".into(),
-        "latent_montecarlo" if konst || func == "latent_montecarlo_intervals" => "H_mc_min()".into(),
+        "latent_montecarlo" if func == "latent_montecarlo_run_intervals" => "H_mc_runs()".into(),
+        "latent_montecarlo"
+            if konst || func == "latent_montecarlo_intervals" || func == "latent_montecarlo_laplace" =>
+        {
+            "H_mc_min()".into()
+        }
         "latent_montecarlo" => "H_mc()".into(),
         "latent_dataset" => match (func, name) {
             (_, "valid") => "H_dsv()".into(),
@@ -280,7 +290,14 @@ fn valid_size(func: &str, name: &str) -> String {
         ("latent_hash_index_new", "bits") => "64",
         (_, "n_visible") => "8",
         (_, "n_hidden") => "6",
-        ("latent_montecarlo_set_start" | "latent_montecarlo_intervals", "n") => "2",
+        (
+            "latent_montecarlo_set_start"
+            | "latent_montecarlo_intervals"
+            | "latent_montecarlo_laplace"
+            | "latent_montecarlo_run_intervals",
+            "n",
+        ) => "2",
+        (_, "params_capacity" | "losses_capacity" | "covariance_capacity") => "BUF",
         (_, "n") => "16",
         (_, "first") => "0",
         (_, "count") => "2",
@@ -363,6 +380,9 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
         "latent_progress_fn" => "prog_ok".into(),
         "latent_objective_fn" => "obj_sq".into(),
         "latent_quantile_fn" => "q_lin".into(),
+        "latent_prior_sampler_fn" => "ps_ok".into(),
+        "latent_sampler_fn" => "smp_ok".into(),
+        "latent_transform_fn" => "tf_ok".into(),
         "size_t" => valid_size(func, name),
         "uint32_t" => match name {
             "samples" => "2".into(),
@@ -390,6 +410,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             "fraction" => "0.25".into(),
             "level" => "0.95".into(),
             "quantile" => "0.9".into(),
+            "variance_factor" => "1.0".into(),
             "threshold" => "0.5".into(),
             "lambda" => "0.1".into(),
             "alpha" => "1.0".into(),
@@ -441,6 +462,9 @@ const WORK: &[&str] = &[
     "early_stopping_patience",
     "num_samples",
     "full_hessian_max",
+    "updates",
+    "z_window",
+    "history_window",
 ];
 
 /// (label, C expression) of the bad values of a scalar type, None for a type without any.
@@ -612,6 +636,19 @@ fn cases(h: &Header) -> Vec<Case> {
                     bad.push(("reenters".into(), "obj_reenter".into(), false));
                 }
                 "latent_quantile_fn" => bad.push(("returns-NaN".into(), "q_nan".into(), false)),
+                "latent_prior_sampler_fn" => {
+                    bad.push(("returns-NaN".into(), "ps_nan".into(), false));
+                    bad.push(("cancels".into(), "ps_cancel".into(), false));
+                }
+                "latent_sampler_fn" => {
+                    bad.push(("returns-NaN".into(), "smp_nan".into(), false));
+                    bad.push(("cancels".into(), "smp_cancel".into(), false));
+                }
+                "latent_transform_fn" => {
+                    bad.push(("returns-NaN".into(), "tf_nan".into(), false));
+                    bad.push(("cancels".into(), "tf_cancel".into(), false));
+                    bad.push(("reenters".into(), "tf_reenter".into(), false));
+                }
                 "latent_progress_fn" => {
                     bad.push(("cancels".into(), "prog_cancel".into(), false));
                     bad.push(("reenters".into(), "prog_reenter".into(), false));
@@ -629,6 +666,7 @@ fn cases(h: &Header) -> Vec<Case> {
                     "H_mc()" => &[("other-size", "H_mc_net()")],
                     "H_mc_net()" => &[("other-size", "H_mc()")],
                     "H_mc_min()" => &[("never-run", "H_mc()")],
+                    "H_mc_runs()" => &[("one-run", "H_mc_min()"), ("never-run", "H_mc()")],
                     "H_trainer()" => &[("fitted", "H_trainer_fitted()")],
                     "H_trainer_fitted()" => &[("unfitted", "H_trainer()")],
                     "H_ds()" | "H_ds2()" | "H_dsv()" => &[("unlabeled", "H_dsu()"), ("5-cols", "H_ds5()")],
@@ -767,6 +805,21 @@ static double obj_inf(void *u, const double *p, size_t n) { (void)u; (void)p; (v
 static double q_lin(void *u, size_t i, double c, double s, double x) { (void)u; (void)i; return c + s * (x - 0.5); }
 static double q_nan(void *u, size_t i, double c, double s, double x) { (void)u; (void)i; (void)c; (void)s; (void)x; return NAN; }
 static int32_t prog_ok(void *u, const struct latent_progress *p) { (void)u; (void)p; return 0; }
+static int32_t ps_ok(void *u, double *o, size_t c, size_t p, uint64_t s) { size_t i; (void)u; for (i = 0; i < c * p; i++) o[i] = (double)((s + i) % 7) / 7.0 - 0.5; return 0; }
+static int32_t ps_nan(void *u, double *o, size_t c, size_t p, uint64_t s) { size_t i; (void)u; (void)s; for (i = 0; i < c * p; i++) o[i] = NAN; return 0; }
+static int32_t ps_cancel(void *u, double *o, size_t c, size_t p, uint64_t s) { (void)u; (void)o; (void)c; (void)p; (void)s; return 1; }
+static int32_t smp_ok(void *u, const struct latent_montecarlo_view *v, double *o, size_t c, uint64_t s) { size_t i; (void)u; for (i = 0; i < c * v->n_params; i++) o[i] = v->best[i % v->n_params] + (double)((s + i) % 5) / 50.0; return 0; }
+static int32_t smp_nan(void *u, const struct latent_montecarlo_view *v, double *o, size_t c, uint64_t s) { size_t i; (void)u; (void)s; for (i = 0; i < c * v->n_params; i++) o[i] = NAN; return 0; }
+static int32_t smp_cancel(void *u, const struct latent_montecarlo_view *v, double *o, size_t c, uint64_t s) { (void)u; (void)v; (void)o; (void)c; (void)s; return 1; }
+static int32_t tf_ok(void *u, double *x, size_t c, size_t p) { size_t i; (void)u; for (i = 0; i < c * p; i++) x[i] = fabs(x[i]); return 0; }
+static int32_t tf_nan(void *u, double *x, size_t c, size_t p) { size_t i; (void)u; for (i = 0; i < c * p; i++) x[i] = NAN; return 0; }
+static int32_t tf_cancel(void *u, double *x, size_t c, size_t p) { (void)u; (void)x; (void)c; (void)p; return 1; }
+static int32_t tf_reenter(void *u, double *x, size_t c, size_t p) {
+    (void)u; (void)x; (void)c; (void)p;
+    then_status("reenter montecarlo_best(transform)", latent_montecarlo_best(H_mc(), dout2, BUF));
+    then_status("reenter montecarlo_set_transform(transform)", latent_montecarlo_set_transform(H_mc(), NULL, NULL));
+    return 0;
+}
 static int32_t prog_cancel(void *u, const struct latent_progress *p) { (void)u; (void)p; return 1; }
 
 static const uint32_t hidden6[1] = {6};
@@ -932,6 +985,16 @@ static struct latent_montecarlo *H_mc_min(void) {
         CHECK("minimize", latent_montecarlo_minimize(g_mcmin, obj_sq, NULL));
     }
     return g_mcmin;
+}
+static struct latent_montecarlo *g_mcruns;
+static struct latent_montecarlo *H_mc_runs(void) {
+    if (!g_mcruns) {
+        struct latent_montecarlo_params m = small_mc();
+        CHECK("mc", latent_montecarlo_new(&m, 2, &g_mcruns));
+        CHECK("minimize", latent_montecarlo_minimize(g_mcruns, obj_sq, NULL));
+        CHECK("minimize", latent_montecarlo_minimize(g_mcruns, obj_sq, NULL));
+    }
+    return g_mcruns;
 }
 static struct latent_montecarlo *H_mc_net(void) {
     if (!g_mcnet) { struct latent_montecarlo_params m = small_mc(); CHECK("mc", latent_montecarlo_new(&m, pc_net(), &g_mcnet)); }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use latent::data::Dataset;
 use latent::metrics::auroc;
 use latent::montecarlo::network::{Link, NetworkObjective, fit_network, network_loss};
-use latent::montecarlo::{Constraint, MonteCarlo, ParamSpec, Prior, Settings};
+use latent::montecarlo::{Constraint, MonteCarlo, ParamSpec, Prior, Settings, Strategy};
 use latent::{Activation, LayerSpec, Loss, Network, NetworkSpec, TrainConfig, Trainer};
 
 /// The 30 features and the labels (signal 1) of one CSV of the sample.
@@ -124,12 +124,21 @@ fn kernelml_higgs_experiment() {
     let mut net = Network::new(spec).unwrap();
     let link = field_eq();
     let p = net.param_count();
-    // KernelML's protocol: U(-1, 1) priors, 20 runs on fresh 500-row minibatches, 3600
+    // KernelML's protocol, but for the start: 20 runs on fresh 500-row minibatches, 3600
     // candidates at the start of each run, the link's two parameters positive; its notebook's
     // 5 iterations of 2400 candidates per run are spent here as 120 iterations of 100 (the
-    // same 312,020 evaluations: R^2 0.55 its way, 0.77 this way).
-    let settings =
-        Settings { init_samples: 3600, samples: 100, elite: 20, max_iterations: 120, seed: 3, ..Default::default() };
+    // same 312,020 evaluations: R^2 0.55 its way, 0.77 this way). The first run starts around
+    // the network's default initialisation (start_from_network; KernelML drew U(-1, 1)
+    // priors), with the elitist strategy (the search these numbers were measured with).
+    let settings = Settings {
+        init_samples: 3600,
+        samples: 100,
+        elite: 20,
+        max_iterations: 120,
+        seed: 3,
+        strategy: Strategy::Elitist,
+        ..Default::default()
+    };
     let mut mc = MonteCarlo::new(settings, p + 2).unwrap();
     let positive = ParamSpec {
         prior: Prior::Uniform { low: 0.0, high: 1.0 },
@@ -138,7 +147,14 @@ fn kernelml_higgs_experiment() {
     };
     mc.set_spec(p, positive.clone()).unwrap();
     mc.set_spec(p + 1, positive).unwrap();
-    let obj = NetworkObjective { batch_size: 500, runs: 20, seed: 5, link: Some(link.clone()) };
+    let obj = NetworkObjective {
+        batch_size: 500,
+        runs: 20,
+        seed: 5,
+        link: Some(link.clone()),
+        start_from_network: true,
+        ..NetworkObjective::new()
+    };
     let t0 = std::time::Instant::now();
     let fit = fit_network(&mut mc, &mut net, &train, &obj).unwrap();
     let secs = t0.elapsed().as_secs_f64();

@@ -289,6 +289,20 @@ class RbmUnit(_Enum):
     GAUSSIAN = 1
 
 
+class MonteCarloStrategy(_Enum):
+    KERNELML = 0
+    ELITIST = 1
+
+
+class MonteCarloStop(_Enum):
+    NONE = 0
+    CONVERGED = 1
+    MAX_ITERATIONS = 2
+    BUDGET = 3
+    CANCELLED = 4
+    FAILED = 5
+
+
 #: header prefix -> enum, for the header self-check.
 ENUMS = {
     "LATENT_STATUS_": Status,
@@ -314,6 +328,8 @@ ENUMS = {
     "LATENT_PRIOR_": Prior,
     "LATENT_PROPOSAL_": Proposal,
     "LATENT_CONSTRAINT_": Constraint,
+    "LATENT_MONTECARLO_STRATEGY_": MonteCarloStrategy,
+    "LATENT_MONTECARLO_STOP_": MonteCarloStop,
     "LATENT_ONNX_PART_": OnnxPart,
     "LATENT_RBM_UNIT_": RbmUnit,
 }
@@ -329,6 +345,14 @@ progress_fn = CFUNCTYPE(c_int32, c_void_p, c_void_p)  # (user, const latent_prog
 objective_fn = CFUNCTYPE(c_double, c_void_p, POINTER(c_double), c_size_t)
 quantile_fn = CFUNCTYPE(c_double, c_void_p, c_size_t, c_double, c_double, c_double)
 link_fn = CFUNCTYPE(None, c_void_p, POINTER(c_double), c_size_t, POINTER(c_float), c_size_t, c_size_t)
+# (user, out, count, n_params, seed)
+prior_sampler_fn = CFUNCTYPE(c_int32, c_void_p, POINTER(c_double), c_size_t, c_size_t, c_uint64)
+# (user, const latent_montecarlo_view *, out, count, seed)
+sampler_fn = CFUNCTYPE(c_int32, c_void_p, c_void_p, POINTER(c_double), c_size_t, c_uint64)
+# (user, params, count, n_params)
+transform_fn = CFUNCTYPE(c_int32, c_void_p, POINTER(c_double), c_size_t, c_size_t)
+# (user, run, iteration, n_rows, rows, batch_size, seed)
+batch_fn = CFUNCTYPE(c_int32, c_void_p, c_uint64, c_uint64, c_size_t, POINTER(c_size_t), c_size_t, c_uint64)
 
 
 class latent_csv_params(Structure):
@@ -363,6 +387,31 @@ class latent_montecarlo_params(Structure):
         ("threads", c_uint32),
         ("full_hessian_max", c_uint32),
         ("update_fraction", c_double),
+        ("strategy", c_int32),
+        ("updates", c_uint32),
+        ("update_magnitude", c_double),
+        ("z_score", c_double),
+        ("z_window", c_uint32),
+        ("history_window", c_uint32),
+        ("history_limit", c_uint64),
+    ]
+
+
+class latent_montecarlo_view(Structure):
+    _fields_ = [
+        ("n_params", c_size_t),
+        ("best", POINTER(c_double)),
+        ("best_loss", c_double),
+        ("spreads", POINTER(c_double)),
+        ("iteration", c_uint64),
+        ("run", c_uint64),
+        ("best_by_iter", POINTER(c_double)),
+        ("loss_by_iter", POINTER(c_double)),
+        ("kept_iterations", c_size_t),
+        ("first_kept_iteration", c_uint64),
+        ("records", POINTER(c_double)),
+        ("record_losses", POINTER(c_double)),
+        ("n_records", c_size_t),
     ]
 
 
@@ -375,6 +424,10 @@ class latent_montecarlo_network_params(Structure):
         ("link", link_fn),
         ("link_user", c_void_p),
         ("seed", c_uint64),
+        ("batch_sampler", batch_fn),
+        ("batch_user", c_void_p),
+        ("batch_every_iteration", c_int32),
+        ("start_from_network", c_int32),
     ]
 
 
@@ -561,6 +614,7 @@ STRUCTS = [
     latent_metrics,
     latent_montecarlo_params,
     latent_montecarlo_network_params,
+    latent_montecarlo_view,
     latent_network_params,
     latent_evaluation,
     latent_layer_regularization,
@@ -767,6 +821,21 @@ _PROTOTYPES = {
         S,
         [H, objective_fn, c_void_p, c_double, c_double, c_size_t, _pd, _pd, c_size_t],
     ),
+    "latent_montecarlo_set_proposal": (S, [H, c_size_t, c_size_t, c_int32, quantile_fn, c_void_p]),
+    "latent_montecarlo_set_prior_sampler": (S, [H, prior_sampler_fn, c_void_p]),
+    "latent_montecarlo_set_sampler": (S, [H, sampler_fn, c_void_p]),
+    "latent_montecarlo_set_transform": (S, [H, transform_fn, c_void_p]),
+    "latent_montecarlo_runs": (c_uint64, [H]),
+    "latent_montecarlo_stop_reason": (c_int32, [H]),
+    "latent_montecarlo_param_by_iter": (S, [H, c_uint64, _pd, c_size_t]),
+    "latent_montecarlo_first_kept_iteration": (c_uint64, [H]),
+    "latent_montecarlo_records": (S, [H, _pd, c_size_t, _pd, c_size_t, _pz]),
+    "latent_montecarlo_run_best": (S, [H, c_uint64, _pd, c_size_t, _pd]),
+    "latent_montecarlo_laplace": (
+        S,
+        [H, objective_fn, c_void_p, c_double, c_double, c_size_t, _pd, _pd, _pd, c_size_t, _pd, c_size_t],
+    ),
+    "latent_montecarlo_run_intervals": (S, [H, c_double, c_double, c_uint64, _pd, _pd, _pd, c_size_t, _pd, c_size_t]),
 }
 
 for _name, (_res, _args) in _PROTOTYPES.items():

@@ -22,10 +22,13 @@ from ._ffi import (
     Layout,
     Loss,
     LrSchedule,
+    MonteCarloStop,
+    MonteCarloStrategy,
     OnnxPart,
     Optimizer,
     Prior,
     RbmUnit,
+    Proposal,
     Scaling,
     Sparsity,
     Stage,
@@ -1115,10 +1118,27 @@ class Psd(_Handle):
 # ---------------------------------------------------------------------------------------------
 
 
+Intervals = namedtuple("Intervals", ["lower", "upper", "sd", "covariance"])
+Intervals.__doc__ = "Weak confidence intervals: bounds, standard deviations and the covariance matrix."
+SearchView = namedtuple(
+    "SearchView",
+    ["best", "best_loss", "spreads", "iteration", "run", "best_by_iter", "loss_by_iter", "first_kept_iteration",
+     "records", "record_losses"],
+)
+SearchView.__doc__ = "What a MonteCarlo sampler sees (latent_montecarlo_view), as NumPy copies."
+
+
+def _doubles(ptr, n):
+    return np.ctypeslib.as_array(ptr, shape=(n,)).copy() if n else np.empty(0, np.float64)
+
+
 class MonteCarlo(_Handle):
     """The gradient-free Monte-Carlo optimizer (latent_montecarlo) over `n_params` parameters.
-    Keyword arguments are the fields of latent_montecarlo_params; `threads` defaults to 1 here
-    because a Python loss runs under the GIL (more threads only contend for it)."""
+    Keyword arguments are the fields of latent_montecarlo_params (`strategy` also as 'kernelml'
+    or 'elitist'); `threads` defaults to 1 here because a Python loss runs under the GIL (more
+    threads only contend for it). Hooks (set_prior_sampler, set_sampler, set_transform, a
+    fit_network batch_sampler) are Python callables; an exception inside one cancels the run
+    and is raised by the call that ran it."""
 
     _free_name = "latent_montecarlo_free"
 
@@ -1129,8 +1149,118 @@ class MonteCarlo(_Handle):
         for k, v in params.items():
             if k not in names:
                 raise TypeError(f"MonteCarlo() got an unexpected keyword argument {k!r}")
+            if k == "strategy":
+                v = MonteCarloStrategy.coerce(v, "strategy")
             setattr(p, k, v)
         super().__init__(_new_handle(lib.latent_montecarlo_new, byref(p), int(n_params)))
+        # The ctypes callbacks the library keeps (they must outlive their use), and the first
+        # exception a hook raised (re-raised by the call that ran the hook).
+        self._keep = {}
+        self._hook = {"error": None}
+
+    def _run(self, st):
+        """Raises a hook's exception (before the status it caused), else checks the status."""
+        e, self._hook["error"] = self._hook["error"], None
+        if e is not None:
+            raise e
+        check(st)
+
+    def _guarded(self, f):
+        """A hook body: its exception is kept and cancels the run (return 1)."""
+        state = self._hook
+
+        def call(*args):
+            if state["error"] is not None:
+                return 1
+            try:
+                f(*args)
+                return 0
+            except BaseException as e:  # noqa: BLE001 - never let it cross into C
+                state["error"] = e
+                return 1
+
+        return call
+
+    def set_proposal(self, kind, quantile=None, first=0, count=None):
+        """'normal', 'uniform' or 'custom' with quantile(index, center, scale, u) -> value for a
+        seeded u in (0, 1), for parameters first..first+count-1 (all by default). An exception
+        in `quantile` makes its draw NaN (infeasible) and is raised after the run."""
+        f, c = self._range(first, count)
+        kind = Proposal.coerce(kind, "proposal")
+        cb = _ffi.quantile_fn()
+        if quantile is not None:
+            state = self._hook
+
+            def q(_user, index, center, scale, u):
+                try:
+                    return float(quantile(index, center, scale, u))
+                except BaseException as e:  # noqa: BLE001 - never let it cross into C
+                    if state["error"] is None:
+                        state["error"] = e
+                    return math.nan
+
+            cb = _ffi.quantile_fn(q)
+        check(lib.latent_montecarlo_set_proposal(self._handle, f, c, kind, cb, None))
+        self._keep[("proposal", f, c)] = cb
+
+    def set_prior_sampler(self, sampler):
+        """sampler(count, n_params, seed) -> (count, n_params) array: the first run's candidates
+        (KernelML's prior sampler); None goes back to the per-parameter priors."""
+        cb = _ffi.prior_sampler_fn()
+        if sampler is not None:
+
+            def body(_user, out, count, n, seed):
+                a = np.asarray(sampler(int(count), int(n), int(seed)), np.float64).reshape(count, n)
+                np.ctypeslib.as_array(out, shape=(count * n,))[:] = a.reshape(-1)
+
+            cb = _ffi.prior_sampler_fn(self._guarded(body))
+        check(lib.latent_montecarlo_set_prior_sampler(self._handle, cb, None))
+        self._keep["prior_sampler"] = cb
+
+    def set_sampler(self, sampler):
+        """sampler(view: SearchView, count, seed) -> (count, n_params) array: each iteration's
+        candidates, seeing the search's history; None goes back to the strategy's draws."""
+        cb = _ffi.sampler_fn()
+        if sampler is not None:
+
+            def body(_user, view, out, count, seed):
+                v = ctypes.cast(view, POINTER(_ffi.latent_montecarlo_view)).contents
+                n, k, r = v.n_params, v.kept_iterations, v.n_records
+                sv = SearchView(
+                    best=_doubles(v.best, n),
+                    best_loss=v.best_loss,
+                    spreads=_doubles(v.spreads, n),
+                    iteration=v.iteration,
+                    run=v.run,
+                    best_by_iter=_doubles(v.best_by_iter, k * n).reshape(k, n),
+                    loss_by_iter=_doubles(v.loss_by_iter, k),
+                    first_kept_iteration=v.first_kept_iteration,
+                    records=_doubles(v.records, r * n).reshape(r, n),
+                    record_losses=_doubles(v.record_losses, r),
+                )
+                a = np.asarray(sampler(sv, int(count), int(seed)), np.float64).reshape(count, n)
+                np.ctypeslib.as_array(out, shape=(count * n,))[:] = a.reshape(-1)
+
+            cb = _ffi.sampler_fn(self._guarded(body))
+        check(lib.latent_montecarlo_set_sampler(self._handle, cb, None))
+        self._keep["sampler"] = cb
+
+    def set_transform(self, transform):
+        """transform(block) for a (count, n_params) float64 array of candidates, after the
+        constraints and before the loss sees them: change it in place or return the new array
+        (KernelML's parameter transform: integers, a simplex, an ordering...). None removes it."""
+        cb = _ffi.transform_fn()
+        if transform is not None:
+
+            def body(_user, params, count, n):
+                block = np.ctypeslib.as_array(params, shape=(count, n))
+                r = transform(block)
+                if r is not None and r is not block:
+                    block[:] = np.asarray(r, np.float64).reshape(count, n)
+
+            cb = _ffi.transform_fn(self._guarded(body))
+        check(lib.latent_montecarlo_set_transform(self._handle, cb, None))
+        self._keep["transform"] = cb
 
     @property
     def n_params(self):
@@ -1175,21 +1305,38 @@ class MonteCarlo(_Handle):
         cb = self._objective(loss, state)
         st = lib.latent_montecarlo_minimize(self._handle, cb, None)
         if state["error"] is not None:
+            self._hook["error"] = None
             raise state["error"]
-        check(st)
+        self._run(st)
         return self.best
 
-    def fit_network(self, net, data, batch_size=0, runs=1, seed=0, link=None, link_layer=-1, link_params=0):
+    def fit_network(self, net, data, batch_size=0, runs=1, seed=0, link=None, link_layer=-1, link_params=0,
+                    batch_sampler=None, batch_every_iteration=False, start_from_network=False):
         """Fits every parameter of `net` against its own loss on `data` (labels or targets
         included for a supervised network), `runs` runs on fresh minibatches of `batch_size`
         rows (0: all), as latent_montecarlo_fit_network. The optimizer must have
         net.params.size + link_params parameters. `link(params, values)` is a non-linear
         parametric layer you write: it rewrites `values` (the hidden layer `link_layer`'s output,
         a rows x cols float32 array) in place using `params` (its link_params parameters, the
-        optimizer's last). The network ends with the best parameters; returns the link's."""
+        optimizer's last). batch_sampler(run, iteration, n_rows, batch_size, seed) -> row
+        indices draws the minibatches (a fresh one every iteration with batch_every_iteration).
+        The first run draws from the priors, or, with start_from_network, starts around the
+        network's parameters. The network ends with the best parameters; returns the link's."""
         ds = _dataset(data)
         p = lib.latent_montecarlo_network_params_default()
         p.batch_size, p.runs, p.seed = int(batch_size), int(runs), int(seed)
+        p.batch_every_iteration, p.start_from_network = int(bool(batch_every_iteration)), int(bool(start_from_network))
+        bcb = _ffi.batch_fn()
+        if batch_sampler is not None:
+
+            def body(_user, run, it, n_rows, rows, b, seed_):
+                idx = np.asarray(batch_sampler(int(run), int(it), int(n_rows), int(b), int(seed_)), np.int64).reshape(-1)
+                if idx.size != b or (idx < 0).any():
+                    raise ValueError(f"batch_sampler must return {b} row indices >= 0, got {idx.size}")
+                np.ctypeslib.as_array(rows, shape=(b,))[:] = idx
+
+            bcb = _ffi.batch_fn(self._guarded(body))
+            p.batch_sampler = bcb
         state = {"error": None}
         cb = _ffi.link_fn()  # NULL
         if link is not None:
@@ -1213,8 +1360,9 @@ class MonteCarlo(_Handle):
             raise ValueError("link_layer and link_params need a link function")
         st = lib.latent_montecarlo_fit_network(self._handle, net._handle, ds._handle, byref(p))
         if state["error"] is not None:
+            self._hook["error"] = None
             raise state["error"]
-        check(st)
+        self._run(st)
         return self.best[net.params.size:]
 
     @property
@@ -1239,10 +1387,79 @@ class MonteCarlo(_Handle):
     def converged(self):
         return bool(lib.latent_montecarlo_converged(self._handle))
 
+    @property
+    def runs(self):
+        return lib.latent_montecarlo_runs(self._handle)
+
+    @property
+    def stop_reason(self):
+        """Why the last run stopped: a MonteCarloStop (CONVERGED, MAX_ITERATIONS, BUDGET, ...)."""
+        return MonteCarloStop(lib.latent_montecarlo_stop_reason(self._handle))
+
     def history(self):
+        """The best loss after each iteration (KernelML's get_loss_by_iter)."""
         out = np.empty(self.iterations, np.float64)
         check(lib.latent_montecarlo_history(self._handle, _ptr(out, c_double), out.size))
         return out
+
+    def param_by_iter(self, iteration):
+        """The best parameters after iteration `iteration` (KernelML's get_param_by_iter); the
+        latest history_limit iterations are kept."""
+        out = np.empty(self.n_params, np.float64)
+        check(lib.latent_montecarlo_param_by_iter(self._handle, int(iteration), _ptr(out, c_double), out.size))
+        return out
+
+    @property
+    def first_kept_iteration(self):
+        return lib.latent_montecarlo_first_kept_iteration(self._handle)
+
+    def records(self):
+        """(params (k, n_params), losses (k,)): the surrogate's records (KernelML's parameter
+        update history)."""
+        k = c_size_t(0)
+        check(lib.latent_montecarlo_records(self._handle, None, 0, None, 0, byref(k)))
+        x = np.empty((k.value, self.n_params), np.float64)
+        loss = np.empty(k.value, np.float64)
+        if k.value:
+            check(lib.latent_montecarlo_records(self._handle, _ptr(x, c_double), x.size, _ptr(loss, c_double),
+                                                loss.size, byref(k)))
+        return x, loss
+
+    def run_best(self, run):
+        """(params, loss) at the end of run `run`."""
+        out = np.empty(self.n_params, np.float64)
+        loss = c_double(0.0)
+        check(lib.latent_montecarlo_run_best(self._handle, int(run), _ptr(out, c_double), out.size, byref(loss)))
+        return out, loss.value
+
+    def _interval_buffers(self):
+        n = self.n_params
+        return [np.empty(n, np.float64) for _ in range(3)] + [np.empty((n, n), np.float64)]
+
+    def laplace(self, loss, level=0.95, temperature=0.0, observations=0):
+        """Intervals(lower, upper, sd, covariance) from a quadratic fit of `loss` around the best
+        (the loss read as a likelihood at temperature T; give temperature > 0 or the number of
+        observations of a sum- or mean-of-squares loss)."""
+        state = {"error": None}
+        cb = self._objective(loss, state)
+        lo, hi, sd, cov = self._interval_buffers()
+        st = lib.latent_montecarlo_laplace(self._handle, cb, None, float(level), float(temperature), int(observations),
+                                           _ptr(lo, c_double), _ptr(hi, c_double), _ptr(sd, c_double), lo.size,
+                                           _ptr(cov, c_double), cov.size)
+        if state["error"] is not None:
+            raise state["error"]
+        self._run(st)
+        return Intervals(lo, hi, sd, cov)
+
+    def run_intervals(self, level=0.95, variance_factor=1.0, skip_runs=0):
+        """KernelML's own weak intervals: Intervals(lower, upper, sd, covariance) from the spread
+        of the best parameters over runs on fresh minibatches, the covariance scaled by
+        variance_factor (b / (n - b) for minibatches of b of n rows: 1 for half-samples)."""
+        lo, hi, sd, cov = self._interval_buffers()
+        check(lib.latent_montecarlo_run_intervals(self._handle, float(level), float(variance_factor), int(skip_runs),
+                                                  _ptr(lo, c_double), _ptr(hi, c_double), _ptr(sd, c_double),
+                                                  lo.size, _ptr(cov, c_double), cov.size))
+        return Intervals(lo, hi, sd, cov)
 
     def intervals(self, loss, level=0.95, temperature=0.0, observations=0):
         """(lower, upper) weak confidence intervals around the best point (docs/montecarlo.md,
@@ -1256,7 +1473,7 @@ class MonteCarlo(_Handle):
                                              int(observations), _ptr(lo, c_double), _ptr(hi, c_double), n)
         if state["error"] is not None:
             raise state["error"]
-        check(st)
+        self._run(st)
         return lo, hi
 
 

@@ -1,26 +1,152 @@
-//! C API of the gradient-free Monte-Carlo optimizer (KernelML-style; see `crate::montecarlo`).
+//! C API of the gradient-free Monte-Carlo optimizer (KernelML's update rule and an elitist
+//! search; see `crate::montecarlo` and docs/montecarlo.md).
 
 use std::ffi::c_void;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use super::*;
 use crate::error::{Error, invalid, shape};
-use crate::montecarlo::network::{Link, LinkFn, NetworkObjective, fit_network};
-use crate::montecarlo::{Constraint, IntervalSettings, MonteCarlo, Prior, Proposal, Settings, Temperature};
+use crate::montecarlo::hooks::{PriorSamplerFn, SamplerFn, SearchView, TransformFn};
+use crate::montecarlo::network::{BatchRequest, BatchSamplerFn, Link, LinkFn, NetworkObjective, fit_network};
+use crate::montecarlo::{
+    Constraint, IntervalSettings, Intervals, MonteCarlo, Prior, Proposal, Settings, StopReason, Strategy, Temperature,
+};
 
-/// A Monte-Carlo optimizer: per-parameter priors, proposals and constraints, the best point so
-/// far, adapted spreads and counters. A later latent_montecarlo_minimize() continues from the
-/// best (KernelML's runs). Used by one thread at a time.
+/// The search strategy of latent_montecarlo_params.strategy (`latent_montecarlo_strategy`).
+pub type latent_montecarlo_strategy = i32;
+/// KernelML's update rule (the default): draws around the best with the records' variances, a
+/// linear-regression surrogate of the loss ranking the parameters, coordinate probes whose
+/// steps adapt, a z-score stop.
+pub const LATENT_MONTECARLO_STRATEGY_KERNELML: latent_montecarlo_strategy = 0;
+/// Elitist adaptive random search: proposals around the best, spreads from each iteration's elite.
+pub const LATENT_MONTECARLO_STRATEGY_ELITIST: latent_montecarlo_strategy = 1;
+
+/// Why the last run stopped (`latent_montecarlo_stop`, from latent_montecarlo_stop_reason).
+pub type latent_montecarlo_stop = i32;
+/// No run yet.
+pub const LATENT_MONTECARLO_STOP_NONE: latent_montecarlo_stop = 0;
+/// A stopping rule fired and no coordinate move at any checked scale improved the best.
+pub const LATENT_MONTECARLO_STOP_CONVERGED: latent_montecarlo_stop = 1;
+/// max_iterations iterations of the run.
+pub const LATENT_MONTECARLO_STOP_MAX_ITERATIONS: latent_montecarlo_stop = 2;
+/// max_evaluations spent.
+pub const LATENT_MONTECARLO_STOP_BUDGET: latent_montecarlo_stop = 3;
+/// A callback cancelled it (LATENT_STATUS_CANCELLED).
+pub const LATENT_MONTECARLO_STOP_CANCELLED: latent_montecarlo_stop = 4;
+/// An error stopped it (the run returned its status).
+pub const LATENT_MONTECARLO_STOP_FAILED: latent_montecarlo_stop = 5;
+
+/// What a history sampler sees (latent_sampler_fn): the search's state at the start of an
+/// iteration. Arrays are row-major, n_params values per row, valid during the call only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct latent_montecarlo_view {
+    pub n_params: usize,
+    /// The best point so far (n_params values) and its loss.
+    pub best: *const f64,
+    pub best_loss: f64,
+    /// The current per-parameter spreads (n_params values).
+    pub spreads: *const f64,
+    /// Iterations so far over all runs, and this run's index (0 = the first).
+    pub iteration: u64,
+    pub run: u64,
+    /// The best point after each kept iteration (kept_iterations rows, oldest first: iterations
+    /// first_kept_iteration..iteration-1) and the best loss after each.
+    pub best_by_iter: *const f64,
+    pub loss_by_iter: *const f64,
+    pub kept_iterations: usize,
+    pub first_kept_iteration: u64,
+    /// The records the surrogate is fitted on (n_records rows: recent iterations' best
+    /// candidates and accepted moves, oldest first) and their losses.
+    pub records: *const f64,
+    pub record_losses: *const f64,
+    pub n_records: usize,
+}
+
+/// A prior sampler: writes `count` candidates of `n_params` values (row-major) to `out` for the
+/// first run's start, drawing from `seed` (from the optimizer's seeded stream). Returns 0 to go
+/// on, non-zero to cancel the run (LATENT_STATUS_CANCELLED). A candidate with a NaN or infinite
+/// value is infeasible: the loss never sees it.
+pub type latent_prior_sampler_fn =
+    Option<unsafe extern "C" fn(user: *mut c_void, out: *mut f64, count: usize, n_params: usize, seed: u64) -> i32>;
+
+/// A sampler that sees the history: writes `count` candidates (row-major, view->n_params
+/// values each) for one iteration to `out`, from `seed`. Returns 0 to go on, non-zero to
+/// cancel. Non-finite values make a candidate infeasible; fixed parameters are reset.
+pub type latent_sampler_fn = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        view: *const latent_montecarlo_view,
+        out: *mut f64,
+        count: usize,
+        seed: u64,
+    ) -> i32,
+>;
+
+/// A parameter transform (KernelML's parameter_transform): maps `count` candidates of
+/// `n_params` values (row-major) in place, after the per-parameter constraints and before the
+/// loss sees them (integers, a simplex, an ordering...). Returns 0 to go on, non-zero to cancel.
+/// Non-finite values make a candidate infeasible.
+pub type latent_transform_fn =
+    Option<unsafe extern "C" fn(user: *mut c_void, params: *mut f64, count: usize, n_params: usize) -> i32>;
+
+/// A minibatch sampler for latent_montecarlo_fit_network: writes `batch_size` row indices below
+/// `n_rows` (repeats allowed) to `rows` for iteration `iteration` (0 at the run's start) of run
+/// `run`, from `seed`. Returns 0 to go on, non-zero to cancel the fit. An index out of range is
+/// LATENT_STATUS_INVALID_ARGUMENT.
+pub type latent_batch_fn = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        run: u64,
+        iteration: u64,
+        n_rows: usize,
+        rows: *mut usize,
+        batch_size: usize,
+        seed: u64,
+    ) -> i32,
+>;
+
+/// A Monte-Carlo optimizer: per-parameter priors, proposals and constraints, hooks, the best
+/// point so far, the records of the search and counters. A later latent_montecarlo_minimize()
+/// continues from the best (KernelML's runs). One call at a time: a call on an optimizer while
+/// it runs (from its own callbacks included) is LATENT_STATUS_BUSY (a getter returning a value
+/// returns its "none" value then): callbacks get what they need as arguments.
 pub struct latent_montecarlo {
+    n_params: usize,
+    state: Mutex<McState>,
+}
+
+struct McState {
     inner: MonteCarlo,
     interval_samples: usize,
     full_hessian_max: usize,
 }
 
-/// The defaults (KernelML's where it has one): 1000 initial samples, 100 per iteration, elite
-/// 20, 1000 iterations per run, 1e6 evaluations, tolerance 1e-8, patience 50, memory 0.5,
-/// shrink 0.5, restart fraction 0.1, all cores, seed 0, automatic interval samples, full
-/// Hessian up to 40 free parameters.
+impl latent_montecarlo {
+    fn get(&self) -> Result<MutexGuard<'_, McState>> {
+        match self.state.try_lock() {
+            Ok(g) => Ok(g),
+            Err(TryLockError::Poisoned(e)) => Ok(e.into_inner()),
+            Err(TryLockError::WouldBlock) => Err(Error::Busy(
+                "the optimizer is running: it takes no other call until the run returns (its callbacks get what they need as arguments)".into(),
+            )),
+        }
+    }
+
+    /// The state for a getter without a status: None for NULL or while it runs.
+    fn peek<R>(p: *const latent_montecarlo, f: impl FnOnce(&MonteCarlo) -> R) -> Option<R> {
+        // SAFETY: NULL or a live object of this library (the C contract).
+        let m = unsafe { p.as_ref() }?;
+        m.get().ok().map(|g| f(&g.inner))
+    }
+}
+
+/// The defaults (KernelML's where it has one): the KernelML strategy, 1000 initial samples, 100
+/// per iteration, elite 20, 1000 iterations per run, 1e6 evaluations, tolerance 1e-8, patience
+/// 50, memory 0.5, shrink 0.5, restart fraction 0.1, update fraction 1, 10 probe rounds,
+/// update magnitude 1, z-score 1 over 10 records, an automatic history window, 10000 kept
+/// iterations, all cores, seed 0, automatic interval samples, full Hessian up to 40 free
+/// parameters.
 #[unsafe(no_mangle)]
 pub extern "C" fn latent_montecarlo_params_default() -> latent_montecarlo_params {
     let s = Settings::default();
@@ -41,6 +167,20 @@ pub extern "C" fn latent_montecarlo_params_default() -> latent_montecarlo_params
         threads: s.threads as u32,
         full_hessian_max: i.full_hessian_max as u32,
         update_fraction: s.update_fraction,
+        strategy: strategy_code(s.strategy),
+        updates: s.updates as u32,
+        update_magnitude: s.update_magnitude,
+        z_score: s.z_score,
+        z_window: s.z_window as u32,
+        history_window: s.history_window as u32,
+        history_limit: s.history_limit as u64,
+    }
+}
+
+fn strategy_code(s: Strategy) -> latent_montecarlo_strategy {
+    match s {
+        Strategy::KernelML => LATENT_MONTECARLO_STRATEGY_KERNELML,
+        Strategy::Elitist => LATENT_MONTECARLO_STRATEGY_ELITIST,
     }
 }
 
@@ -49,6 +189,11 @@ fn count(v: u64, name: &str) -> Result<usize> {
 }
 
 fn settings_from_params(p: &latent_montecarlo_params) -> Result<Settings> {
+    let strategy = match p.strategy {
+        LATENT_MONTECARLO_STRATEGY_KERNELML => Strategy::KernelML,
+        LATENT_MONTECARLO_STRATEGY_ELITIST => Strategy::Elitist,
+        k => return Err(invalid!("unknown strategy {k}")),
+    };
     let s = Settings {
         init_samples: count(p.init_samples, "init_samples")?,
         samples: count(p.samples, "samples")?,
@@ -61,8 +206,15 @@ fn settings_from_params(p: &latent_montecarlo_params) -> Result<Settings> {
         shrink: p.shrink,
         restart_fraction: p.restart_fraction,
         update_fraction: p.update_fraction,
+        updates: p.updates as usize,
+        update_magnitude: p.update_magnitude,
+        z_window: p.z_window as usize,
+        z_score: p.z_score,
+        history_window: p.history_window as usize,
+        history_limit: count(p.history_limit, "history_limit")?,
         threads: p.threads as usize,
         seed: p.seed,
+        strategy,
     };
     s.validate()?;
     Ok(s)
@@ -90,7 +242,8 @@ pub unsafe extern "C" fn latent_montecarlo_new(
             return Err(invalid!("interval_samples = {interval_samples} is more than {max} (0: automatic)"));
         }
         let inner = MonteCarlo::new(settings, n_params)?;
-        let h = latent_montecarlo { inner, interval_samples, full_hessian_max: p.full_hessian_max as usize };
+        let state = McState { inner, interval_samples, full_hessian_max: p.full_hessian_max as usize };
+        let h = latent_montecarlo { n_params, state: Mutex::new(state) };
         // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
         unsafe { new_handle(out, h) };
         Ok(())
@@ -108,12 +261,18 @@ pub unsafe extern "C" fn latent_montecarlo_free(mc: *mut latent_montecarlo) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_n_params(mc: *const latent_montecarlo) -> usize {
     // SAFETY: NULL or a live object of this library (the C contract).
-    unsafe { mc.as_ref() }.map_or(0, |m| m.inner.n_params())
+    unsafe { mc.as_ref() }.map_or(0, |m| m.n_params)
+}
+
+/// The handle's state, locked for this call (BUSY while a run holds it).
+unsafe fn state<'a>(mc: *const latent_montecarlo) -> Result<MutexGuard<'a, McState>> {
+    // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+    unsafe { arg(mc, "mc")? }.get()
 }
 
 /// Applies `f` to the specs of parameters first..first+count, all or nothing.
 fn edit_specs(
-    mc: &mut latent_montecarlo,
+    mc: &mut McState,
     first: usize,
     count: usize,
     f: impl Fn(&mut crate::montecarlo::ParamSpec),
@@ -144,32 +303,39 @@ pub unsafe extern "C" fn latent_montecarlo_set_prior(
 ) -> latent_status {
     guard(|| {
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let mc = unsafe { arg_mut(mc, "mc")? };
+        let mut mc = unsafe { state(mc)? };
         let prior = match kind {
             LATENT_PRIOR_UNIFORM => Prior::Uniform { low: a, high: b },
             LATENT_PRIOR_NORMAL => Prior::Normal { mean: a, sd: b },
             k => return Err(invalid!("unknown prior {k}")),
         };
         prior.validate("prior")?;
-        edit_specs(mc, first, count, |s| s.prior = prior)
+        edit_specs(&mut mc, first, count, |s| s.prior = prior)
     })
 }
 
-struct CQuantile {
-    f: unsafe extern "C" fn(*mut c_void, usize, f64, f64, f64) -> f64,
+/// A C callback with its user pointer, called only on the thread running the search.
+struct CFn<F> {
+    f: F,
     user: *mut c_void,
 }
-// SAFETY: the quantile function is only called on the thread that called
-// latent_montecarlo_minimize() (draws are serial); the caller owns `user` and keeps it alive.
-unsafe impl Send for CQuantile {}
-// SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-unsafe impl Sync for CQuantile {}
+// SAFETY: the hooks (quantile, prior sampler, sampler, transform, minibatch sampler) are only
+// called on the thread that called into the library, one call at a time; the caller owns
+// `user` and keeps it alive while the optimizer may use it (the documented C contract).
+unsafe impl<F> Send for CFn<F> {}
+// SAFETY: as above: the pointers are passed on unchanged, under the same C contract.
+unsafe impl<F> Sync for CFn<F> {}
 
-impl CQuantile {
-    fn call(&self, index: usize, center: f64, scale: f64, u: f64) -> f64 {
-        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        unsafe { (self.f)(self.user, index, center, scale, u) }
+impl<F: Copy> CFn<F> {
+    /// The function and the user pointer (a method, so that closures capture the whole CFn).
+    fn parts(&self) -> (F, *mut c_void) {
+        (self.f, self.user)
     }
+}
+
+/// A callback's return: 0 goes on, anything else cancels.
+fn go_on(code: i32) -> Result<()> {
+    if code == 0 { Ok(()) } else { Err(Error::Cancelled) }
 }
 
 /// Sets the proposal of parameters first..first+count-1. LATENT_PROPOSAL_CUSTOM needs
@@ -186,18 +352,22 @@ pub unsafe extern "C" fn latent_montecarlo_set_proposal(
 ) -> latent_status {
     guard(|| {
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let mc = unsafe { arg_mut(mc, "mc")? };
+        let mut mc = unsafe { state(mc)? };
         let proposal = match kind {
             LATENT_PROPOSAL_NORMAL => Proposal::Normal,
             LATENT_PROPOSAL_UNIFORM => Proposal::Uniform,
             LATENT_PROPOSAL_CUSTOM => {
                 let f = quantile.ok_or_else(|| Error::NullArgument("quantile is NULL".into()))?;
-                let q = CQuantile { f, user };
-                Proposal::Custom(Arc::new(move |i, c, s, u| q.call(i, c, s, u)))
+                let q = CFn { f, user };
+                Proposal::Custom(Arc::new(move |i, c, s, u| {
+                    let (f, user) = q.parts();
+                    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+                    unsafe { f(user, i, c, s, u) }
+                }))
             }
             k => return Err(invalid!("unknown proposal {k}")),
         };
-        edit_specs(mc, first, count, |s| s.proposal = proposal.clone())
+        edit_specs(&mut mc, first, count, |s| s.proposal = proposal.clone())
     })
 }
 
@@ -215,7 +385,7 @@ pub unsafe extern "C" fn latent_montecarlo_set_constraint(
 ) -> latent_status {
     guard(|| {
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let mc = unsafe { arg_mut(mc, "mc")? };
+        let mut mc = unsafe { state(mc)? };
         let c = match kind {
             LATENT_CONSTRAINT_NONE => Constraint::None,
             LATENT_CONSTRAINT_POSITIVE if a == 0.0 => Constraint::positive(),
@@ -225,7 +395,107 @@ pub unsafe extern "C" fn latent_montecarlo_set_constraint(
             k => return Err(invalid!("unknown constraint {k}")),
         };
         c.validate("constraint")?;
-        edit_specs(mc, first, count, |s| s.constraint = c)
+        edit_specs(&mut mc, first, count, |s| s.constraint = c)
+    })
+}
+
+/// Sets the prior sampler (KernelML's prior_sampler): the first run's `init_samples`
+/// candidates come from `sampler` (called once, on the thread of latent_montecarlo_minimize,
+/// with `user`) instead of the per-parameter priors. NULL `sampler` goes back to the priors.
+/// `user` must stay valid while the optimizer may use it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_montecarlo_set_prior_sampler(
+    mc: *mut latent_montecarlo,
+    sampler: latent_prior_sampler_fn,
+    user: *mut c_void,
+) -> latent_status {
+    guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+        let mut mc = unsafe { state(mc)? };
+        let mut hooks = mc.inner.hooks().clone();
+        hooks.prior_sampler = sampler.map(|f| {
+            let c = CFn { f, user };
+            let h: PriorSamplerFn = Arc::new(move |out: &mut [f64], p: usize, seed: u64| {
+                let (f, user) = c.parts();
+                // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+                go_on(unsafe { f(user, out.as_mut_ptr(), out.len() / p, p, seed) })
+            });
+            h
+        });
+        mc.inner.set_hooks(hooks);
+        Ok(())
+    })
+}
+
+/// Sets the sampler that sees the history (KernelML's random sampler): each iteration's
+/// `samples` candidates come from `sampler` (on the thread of latent_montecarlo_minimize, with
+/// the search's state in a latent_montecarlo_view) instead of the strategy's own draws. NULL
+/// `sampler` goes back to them. `user` must stay valid while the optimizer may use it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_montecarlo_set_sampler(
+    mc: *mut latent_montecarlo,
+    sampler: latent_sampler_fn,
+    user: *mut c_void,
+) -> latent_status {
+    guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+        let mut mc = unsafe { state(mc)? };
+        let mut hooks = mc.inner.hooks().clone();
+        hooks.sampler = sampler.map(|f| {
+            let c = CFn { f, user };
+            let h: SamplerFn = Arc::new(move |v: &SearchView<'_>, out: &mut [f64], seed: u64| {
+                let view = latent_montecarlo_view {
+                    n_params: v.n_params,
+                    best: v.best.as_ptr(),
+                    best_loss: v.best_loss,
+                    spreads: v.spreads.as_ptr(),
+                    iteration: v.iteration as u64,
+                    run: v.run as u64,
+                    best_by_iter: v.best_by_iter.as_ptr(),
+                    loss_by_iter: v.loss_by_iter.as_ptr(),
+                    kept_iterations: v.loss_by_iter.len(),
+                    first_kept_iteration: v.first_kept_iteration as u64,
+                    records: v.records.as_ptr(),
+                    record_losses: v.record_losses.as_ptr(),
+                    n_records: v.record_losses.len(),
+                };
+                let (f, user) = c.parts();
+                // SAFETY: the caller's pointers are passed on unchanged, under the same C contract;
+                // the view's arrays live for the call.
+                go_on(unsafe { f(user, &view, out.as_mut_ptr(), out.len() / v.n_params, seed) })
+            });
+            h
+        });
+        mc.inner.set_hooks(hooks);
+        Ok(())
+    })
+}
+
+/// Sets the parameter transform (KernelML's parameter_transform): every block of candidates
+/// goes through `transform` (on the thread of latent_montecarlo_minimize, after the
+/// constraints) before the loss sees it, the start and the interval samples included. NULL
+/// removes it. `user` must stay valid while the optimizer may use it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_montecarlo_set_transform(
+    mc: *mut latent_montecarlo,
+    transform: latent_transform_fn,
+    user: *mut c_void,
+) -> latent_status {
+    guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+        let mut mc = unsafe { state(mc)? };
+        let mut hooks = mc.inner.hooks().clone();
+        hooks.transform = transform.map(|f| {
+            let c = CFn { f, user };
+            let h: TransformFn = Arc::new(move |block: &mut [f64], p: usize| {
+                let (f, user) = c.parts();
+                // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+                go_on(unsafe { f(user, block.as_mut_ptr(), block.len() / p, p) })
+            });
+            h
+        });
+        mc.inner.set_hooks(hooks);
+        Ok(())
     })
 }
 
@@ -239,7 +509,7 @@ pub unsafe extern "C" fn latent_montecarlo_set_start(
 ) -> latent_status {
     guard(|| {
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let mc = unsafe { arg_mut(mc, "mc")? };
+        let mut mc = unsafe { state(mc)? };
         let p = mc.inner.n_params();
         if n != p {
             return Err(shape!("the start has {n} values for {p} parameters"));
@@ -272,8 +542,10 @@ impl CObjective {
 /// Runs the optimizer on `loss` (the first call from the priors, later calls from the current
 /// best, re-evaluated on this loss: e.g. a new minibatch). The loss is called from `threads`
 /// threads at once unless threads == 1; non-finite returns are skipped. Stopping by the budget
-/// is not an error (see latent_montecarlo_converged()); LATENT_STATUS_NON_FINITE when every
-/// starting candidate gave a non-finite loss.
+/// is not an error (see latent_montecarlo_converged() and latent_montecarlo_stop_reason());
+/// LATENT_STATUS_NON_FINITE when every starting candidate gave a non-finite loss;
+/// LATENT_STATUS_CANCELLED when a hook cancelled (the best and the history are those of the
+/// last completed iteration).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_minimize(
     mc: *mut latent_montecarlo,
@@ -282,7 +554,7 @@ pub unsafe extern "C" fn latent_montecarlo_minimize(
 ) -> latent_status {
     guard(|| {
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let mc = unsafe { arg_mut(mc, "mc")? };
+        let mut mc = unsafe { state(mc)? };
         let obj = CObjective::new(loss, user)?;
         mc.inner.run(&|x: &[f64]| obj.call(x))?;
         Ok(())
@@ -298,7 +570,7 @@ pub unsafe extern "C" fn latent_montecarlo_best(
 ) -> latent_status {
     guard(|| {
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let mc = unsafe { arg(mc, "mc")? };
+        let mc = unsafe { state(mc)? };
         let best =
             mc.inner.best().ok_or_else(|| invalid!("no best point yet: call latent_montecarlo_minimize first"))?;
         // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
@@ -308,36 +580,57 @@ pub unsafe extern "C" fn latent_montecarlo_best(
     })
 }
 
-/// The best loss of the last run (NaN for NULL or before a run).
+/// The best loss of the last run (NaN for NULL, before a run, or while it runs).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_best_loss(mc: *const latent_montecarlo) -> f64 {
-    // SAFETY: NULL or a live object of this library (the C contract).
-    unsafe { mc.as_ref() }.map_or(f64::NAN, |m| m.inner.best_loss())
+    latent_montecarlo::peek(mc, |m| m.best_loss()).unwrap_or(f64::NAN)
 }
 
-/// Loss evaluations so far, runs and intervals (0 for NULL).
+/// Loss evaluations so far, runs and intervals (0 for NULL or while it runs).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_evaluations(mc: *const latent_montecarlo) -> u64 {
-    // SAFETY: NULL or a live object of this library (the C contract).
-    unsafe { mc.as_ref() }.map_or(0, |m| m.inner.evaluations())
+    latent_montecarlo::peek(mc, |m| m.evaluations()).unwrap_or(0)
 }
 
-/// Iterations so far over all runs (0 for NULL): the length of the history.
+/// Iterations so far over all runs (0 for NULL or while it runs): the length of the history.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_iterations(mc: *const latent_montecarlo) -> u64 {
-    // SAFETY: NULL or a live object of this library (the C contract).
-    unsafe { mc.as_ref() }.map_or(0, |m| m.inner.iterations() as u64)
+    latent_montecarlo::peek(mc, |m| m.iterations() as u64).unwrap_or(0)
 }
 
-/// 1 when the last run stopped by its convergence rules (spreads collapsed or `patience`
-/// iterations without improvement), 0 when it stopped by a budget (or for NULL).
+/// Runs completed (latent_montecarlo_minimize calls, or fit_network runs) so far (0 for NULL
+/// or while it runs).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_montecarlo_runs(mc: *const latent_montecarlo) -> u64 {
+    latent_montecarlo::peek(mc, |m| m.runs() as u64).unwrap_or(0)
+}
+
+/// 1 when the last run stopped converged: a stopping rule fired (spreads collapsed, `patience`
+/// iterations without improvement, or the z-score test) and no single-coordinate move of
+/// +-10^-k max(1, |x_i|), k = 1, 2, ... down to `tolerance`, lowered the loss. 0 when it
+/// stopped by a budget or max_iterations (or for NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_converged(mc: *const latent_montecarlo) -> i32 {
-    // SAFETY: NULL or a live object of this library (the C contract).
-    unsafe { mc.as_ref() }.map_or(0, |m| m.inner.converged() as i32)
+    latent_montecarlo::peek(mc, |m| m.converged() as i32).unwrap_or(0)
 }
 
-/// Copies the best loss after each iteration (latent_montecarlo_iterations of them) into `out`.
+/// Why the last run stopped: LATENT_MONTECARLO_STOP_* (NONE for NULL, before a run, or while
+/// it runs).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_montecarlo_stop_reason(mc: *const latent_montecarlo) -> latent_montecarlo_stop {
+    latent_montecarlo::peek(mc, |m| match m.stop_reason() {
+        StopReason::None => LATENT_MONTECARLO_STOP_NONE,
+        StopReason::Converged => LATENT_MONTECARLO_STOP_CONVERGED,
+        StopReason::MaxIterations => LATENT_MONTECARLO_STOP_MAX_ITERATIONS,
+        StopReason::Budget => LATENT_MONTECARLO_STOP_BUDGET,
+        StopReason::Cancelled => LATENT_MONTECARLO_STOP_CANCELLED,
+        StopReason::Failed => LATENT_MONTECARLO_STOP_FAILED,
+    })
+    .unwrap_or(LATENT_MONTECARLO_STOP_NONE)
+}
+
+/// Copies the best loss after each iteration (latent_montecarlo_iterations of them) into `out`
+/// (KernelML's get_loss_by_iter).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_history(
     mc: *const latent_montecarlo,
@@ -346,7 +639,7 @@ pub unsafe extern "C" fn latent_montecarlo_history(
 ) -> latent_status {
     guard(|| {
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let mc = unsafe { arg(mc, "mc")? };
+        let mc = unsafe { state(mc)? };
         let h = mc.inner.history();
         // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let o = unsafe { out_slice(out, capacity, h.len(), "out")? };
@@ -355,12 +648,157 @@ pub unsafe extern "C" fn latent_montecarlo_history(
     })
 }
 
+/// Copies the best parameters after iteration `iteration` (0-based over all runs; KernelML's
+/// get_param_by_iter) into `out` (latent_montecarlo_n_params values). Only the latest
+/// `history_limit` iterations are kept: an earlier or a future iteration is
+/// LATENT_STATUS_INVALID_ARGUMENT (latent_montecarlo_first_kept_iteration tells the first kept).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_montecarlo_param_by_iter(
+    mc: *const latent_montecarlo,
+    iteration: u64,
+    out: *mut f64,
+    capacity: usize,
+) -> latent_status {
+    guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+        let mc = unsafe { state(mc)? };
+        let m = &mc.inner;
+        let x = usize::try_from(iteration).ok().and_then(|i| m.param_by_iter(i)).ok_or_else(|| {
+            invalid!(
+                "iteration {iteration} is not kept: iterations {} to {} are (history_limit {})",
+                m.first_kept_iteration(),
+                m.iterations() as i64 - 1,
+                m.settings().history_limit
+            )
+        })?;
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
+        let o = unsafe { out_slice(out, capacity, x.len(), "out")? };
+        o.copy_from_slice(&x);
+        Ok(())
+    })
+}
+
+/// The first iteration whose best parameters are kept (0 for NULL or while it runs).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_montecarlo_first_kept_iteration(mc: *const latent_montecarlo) -> u64 {
+    latent_montecarlo::peek(mc, |m| m.first_kept_iteration() as u64).unwrap_or(0)
+}
+
+/// The surrogate's records (KernelML's parameter update history): writes their number to
+/// *count, their parameter vectors (row-major, *count x n_params values) to `params` and their
+/// losses to `losses`. Call with capacities 0 (the buffers may then be NULL) to get the count.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_montecarlo_records(
+    mc: *const latent_montecarlo,
+    params: *mut f64,
+    params_capacity: usize,
+    losses: *mut f64,
+    losses_capacity: usize,
+    count: *mut usize,
+) -> latent_status {
+    guard(|| {
+        out(count, "count")?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+        let mc = unsafe { state(mc)? };
+        let (x, l) = mc.inner.records();
+        // SAFETY: checked non-NULL above.
+        unsafe { put(count, l.len()) };
+        if params_capacity == 0 && losses_capacity == 0 {
+            return Ok(());
+        }
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
+        let o = unsafe { out_slice(params, params_capacity, x.len(), "params")? };
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
+        let ol = unsafe { out_slice(losses, losses_capacity, l.len(), "losses")? };
+        o.copy_from_slice(&x);
+        ol.copy_from_slice(&l);
+        Ok(())
+    })
+}
+
+/// Copies the best parameters at the end of run `run` (0-based) into `out` and its loss (on
+/// that run's loss or minibatch) to *loss.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_montecarlo_run_best(
+    mc: *const latent_montecarlo,
+    run: u64,
+    out: *mut f64,
+    capacity: usize,
+    loss: *mut f64,
+) -> latent_status {
+    guard(|| {
+        super::out(loss, "loss")?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+        let mc = unsafe { state(mc)? };
+        let (x, l) = mc.inner.run_bests();
+        let p = mc.inner.n_params();
+        let r = usize::try_from(run)
+            .ok()
+            .filter(|&r| r < l.len())
+            .ok_or_else(|| invalid!("run {run} is not one of the {} runs so far", l.len()))?;
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
+        let o = unsafe { out_slice(out, capacity, p, "out")? };
+        o.copy_from_slice(&x[r * p..(r + 1) * p]);
+        // SAFETY: checked non-NULL above.
+        unsafe { put(loss, l[r]) };
+        Ok(())
+    })
+}
+
+/// Where an interval call writes: bounds, standard deviations, covariance.
+struct IntervalOut<'a> {
+    lower: &'a mut [f64],
+    upper: &'a mut [f64],
+    sd: Option<&'a mut [f64]>,
+    covariance: Option<&'a mut [f64]>,
+}
+
+impl IntervalOut<'_> {
+    fn write(self, r: &Intervals) {
+        self.lower.copy_from_slice(&r.lower);
+        self.upper.copy_from_slice(&r.upper);
+        if let Some(s) = self.sd {
+            s.copy_from_slice(&r.sd);
+        }
+        if let Some(c) = self.covariance {
+            c.copy_from_slice(&r.covariance);
+        }
+    }
+}
+
+fn temperature_of(temperature: f64, observations: usize) -> Result<Temperature> {
+    match (temperature, observations) {
+        (t, 0) if t > 0.0 => Ok(Temperature::Given(t)),
+        (t, n) if t == 0.0 && n > 0 => Ok(Temperature::Observations(n)),
+        (t, n) => Err(invalid!(
+            "give either temperature > 0 or observations > 0 (the other 0), not temperature {t} and observations {n}"
+        )),
+    }
+}
+
+fn laplace(
+    mc: &mut McState,
+    obj: &CObjective,
+    level: f64,
+    temperature: f64,
+    observations: usize,
+    o: IntervalOut,
+) -> Result<()> {
+    let mut s = IntervalSettings::new(level, temperature_of(temperature, observations)?);
+    s.samples = mc.interval_samples;
+    s.full_hessian_max = mc.full_hessian_max;
+    let r = mc.inner.intervals(&|x: &[f64]| obj.call(x), &s)?;
+    o.write(&r);
+    Ok(())
+}
+
 /// Weak confidence intervals at `level` in (0, 1) for every parameter, around the best point,
-/// from a quadratic fit of `loss` to samples near it (README, "Gradient-free Monte-Carlo
-/// optimizer"). The loss is read as the negative log-likelihood at temperature T: give either
-/// `temperature` > 0 (observations 0), or, for a sum- or mean-of-squares loss, the number of
-/// observations n > free parameters (temperature 0), for T = 2 L* / (n - p). Fixed parameters
-/// get zero-width intervals. lower and upper hold at least latent_montecarlo_n_params values.
+/// from a quadratic fit of `loss` to samples near it (docs/montecarlo.md). The loss is read as
+/// the negative log-likelihood at temperature T: give either `temperature` > 0 (observations
+/// 0), or, for a sum- or mean-of-squares loss, the number of observations n > free parameters
+/// (temperature 0), for T = 2 L* / (n - p). Fixed parameters get zero-width intervals. lower
+/// and upper hold at least latent_montecarlo_n_params values. latent_montecarlo_laplace also
+/// gives the standard deviations and the covariance.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_intervals(
     mc: *mut latent_montecarlo,
@@ -375,33 +813,108 @@ pub unsafe extern "C" fn latent_montecarlo_intervals(
 ) -> latent_status {
     guard(|| {
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let mc = unsafe { arg_mut(mc, "mc")? };
+        let mut mc = unsafe { state(mc)? };
         let obj = CObjective::new(loss, user)?;
         let p = mc.inner.n_params();
         // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
-        let lo = unsafe { out_slice(lower, n, p, "lower")? };
+        let lower = unsafe { out_slice(lower, n, p, "lower")? };
         // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
-        let hi = unsafe { out_slice(upper, n, p, "upper")? };
-        let t = match (temperature, observations) {
-            (t, 0) if t > 0.0 => Temperature::Given(t),
-            (t, n) if t == 0.0 && n > 0 => Temperature::Observations(n),
-            (t, n) => {
-                return Err(invalid!(
-                    "give either temperature > 0 or observations > 0 (the other 0), not temperature {t} and observations {n}"
-                ));
-            }
-        };
-        let mut s = IntervalSettings::new(level, t);
-        s.samples = mc.interval_samples;
-        s.full_hessian_max = mc.full_hessian_max;
-        let r = mc.inner.intervals(&|x: &[f64]| obj.call(x), &s)?;
-        lo.copy_from_slice(&r.lower);
-        hi.copy_from_slice(&r.upper);
+        let upper = unsafe { out_slice(upper, n, p, "upper")? };
+        laplace(
+            &mut mc,
+            &obj,
+            level,
+            temperature,
+            observations,
+            IntervalOut { lower, upper, sd: None, covariance: None },
+        )
+    })
+}
+
+/// latent_montecarlo_intervals with the quantities behind the bounds: also writes the
+/// standard deviations sqrt(cov_ii) to `sd` (n values) and the covariance T H^-1 (row-major
+/// n_params x n_params; only its diagonal when more than full_hessian_max parameters are free;
+/// zero rows for fixed parameters) to `covariance`, which holds `covariance_capacity` values.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_montecarlo_laplace(
+    mc: *mut latent_montecarlo,
+    loss: latent_objective_fn,
+    user: *mut c_void,
+    level: f64,
+    temperature: f64,
+    observations: usize,
+    lower: *mut f64,
+    upper: *mut f64,
+    sd: *mut f64,
+    n: usize,
+    covariance: *mut f64,
+    covariance_capacity: usize,
+) -> latent_status {
+    guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+        let mut mc = unsafe { state(mc)? };
+        let obj = CObjective::new(loss, user)?;
+        let o = interval_out(mc.inner.n_params(), lower, upper, sd, n, covariance, covariance_capacity)?;
+        laplace(&mut mc, &obj, level, temperature, observations, o)
+    })
+}
+
+fn interval_out<'a>(
+    p: usize,
+    lower: *mut f64,
+    upper: *mut f64,
+    sd: *mut f64,
+    n: usize,
+    covariance: *mut f64,
+    covariance_capacity: usize,
+) -> Result<IntervalOut<'a>> {
+    let pp = crate::tensor::checked_len(p, p)?;
+    // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
+    let lower = unsafe { out_slice(lower, n, p, "lower")? };
+    // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
+    let upper = unsafe { out_slice(upper, n, p, "upper")? };
+    // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
+    let sd = unsafe { out_slice(sd, n, p, "sd")? };
+    // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
+    let covariance = unsafe { out_slice(covariance, covariance_capacity, pp, "covariance")? };
+    Ok(IntervalOut { lower, upper, sd: Some(sd), covariance: Some(covariance) })
+}
+
+/// KernelML's own weak intervals, from the search's samples: the spread of the best parameters
+/// at the end of runs `skip_runs`.. (runs on fresh minibatches: latent_montecarlo_fit_network
+/// with batch_size < rows, or minimize calls on resampled data). The covariance is
+/// `variance_factor` times the runs' sample covariance: b / (n - b) for minibatches of b of n
+/// rows drawn without replacement makes it the delete-d jackknife variance of the full-data
+/// estimate (1 for half-samples). Writes bounds best_i +- z sd_i, z = Phi^-1((1 + level) / 2)
+/// (clamped into the constraints), the sd (n values each) and the covariance (n_params x
+/// n_params, row-major; `covariance_capacity` values). Fewer than 2 runs after `skip_runs`:
+/// LATENT_STATUS_INVALID_ARGUMENT. Evaluates nothing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_montecarlo_run_intervals(
+    mc: *const latent_montecarlo,
+    level: f64,
+    variance_factor: f64,
+    skip_runs: u64,
+    lower: *mut f64,
+    upper: *mut f64,
+    sd: *mut f64,
+    n: usize,
+    covariance: *mut f64,
+    covariance_capacity: usize,
+) -> latent_status {
+    guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+        let mc = unsafe { state(mc)? };
+        let o = interval_out(mc.inner.n_params(), lower, upper, sd, n, covariance, covariance_capacity)?;
+        let skip = usize::try_from(skip_runs).unwrap_or(usize::MAX);
+        let r = mc.inner.run_intervals(level, variance_factor, skip)?;
+        o.write(&r);
         Ok(())
     })
 }
 
-/// Defaults: every row, one run, no link, seed 0.
+/// Defaults: every row, one run, no link, seed 0, the seeded minibatch sampler, a minibatch per
+/// run, the first run from the priors.
 #[unsafe(no_mangle)]
 pub extern "C" fn latent_montecarlo_network_params_default() -> latent_montecarlo_network_params {
     latent_montecarlo_network_params {
@@ -412,6 +925,10 @@ pub extern "C" fn latent_montecarlo_network_params_default() -> latent_montecarl
         link: None,
         link_user: std::ptr::null_mut(),
         seed: 0,
+        batch_sampler: None,
+        batch_user: std::ptr::null_mut(),
+        batch_every_iteration: 0,
+        start_from_network: 0,
     }
 }
 
@@ -429,15 +946,18 @@ unsafe impl Sync for CLink {}
 /// Fits every parameter of `net` (and of an optional link, a non-linear function with its
 /// own parameters applied to one hidden layer's output) with the Monte-Carlo optimizer `mc`,
 /// against the network's own loss (as in training) on `data` (with its labels or targets for
-/// a supervised network): `runs` runs, each on a fresh minibatch. `mc` must have
+/// a supervised network): `runs` runs, each on a fresh minibatch (or one every iteration with
+/// batch_every_iteration), drawn by `batch_sampler` when set. `mc` must have
 /// latent_network_param_count(net) + link_params parameters, in the network's parameter order
 /// (latent_network_layer_offsets) then the link's; set their priors, proposals and constraints
-/// before. The first run starts around the network's current parameters and the link's prior
-/// means, unless `mc` already has a point. The network ends with the best parameters; read
-/// the link's with latent_montecarlo_best (its last link_params values). The link is not part
-/// of the network afterwards: apply it to latent_network_encode's output yourself. The network
-/// is busy during the search: calls on it (from the link callback too) return
-/// LATENT_STATUS_BUSY.
+/// before. The first run draws its candidates from the priors (KernelML's way; set the priors
+/// to where the parameters should be searched), or, with start_from_network, starts around the
+/// network's current parameters and the link's prior means, unless `mc` already has a point.
+/// The network ends with the best parameters; read the link's with latent_montecarlo_best (its
+/// last link_params values). The link is not part of the network afterwards: apply it to
+/// latent_network_encode's output yourself. The network is busy during the search: calls on
+/// it (from the link callback too) return LATENT_STATUS_BUSY. A minibatch sampler that cancels
+/// gives LATENT_STATUS_CANCELLED (the network keeps its parameters).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_montecarlo_fit_network(
     mc: *mut latent_montecarlo,
@@ -447,7 +967,7 @@ pub unsafe extern "C" fn latent_montecarlo_fit_network(
 ) -> latent_status {
     guard(|| {
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let mc = unsafe { arg_mut(mc, "mc")? };
+        let mut mc = unsafe { state(mc)? };
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let net = unsafe { arg(net, "net")? };
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
@@ -472,11 +992,25 @@ pub unsafe extern "C" fn latent_montecarlo_fit_network(
         if link.is_none() && p.link_params != 0 {
             return Err(invalid!("link_params is {} without a link (link_layer -1)", p.link_params));
         }
+        let batch_sampler = p.batch_sampler.map(|f| {
+            let c = CFn { f, user: p.batch_user };
+            let h: BatchSamplerFn = Arc::new(move |r: &BatchRequest, rows: &mut [usize]| {
+                let (f, user) = c.parts();
+                // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+                go_on(unsafe {
+                    f(user, r.run as u64, r.iteration as u64, r.rows, rows.as_mut_ptr(), rows.len(), r.seed)
+                })
+            });
+            h
+        });
         let obj = NetworkObjective {
             batch_size: usize::try_from(p.batch_size).unwrap_or(usize::MAX),
             runs: p.runs as usize,
             seed: p.seed,
             link,
+            batch_sampler,
+            batch_every_iteration: flag(p.batch_every_iteration, "batch_every_iteration")?,
+            start_from_network: flag(p.start_from_network, "start_from_network")?,
         };
         let mut n = net.fit()?;
         fit_network(&mut mc.inner, &mut n, data, &obj)?;

@@ -4,6 +4,7 @@
 use std::ffi::c_void;
 
 use super::consts::*;
+use super::montecarlo::{latent_batch_fn, latent_montecarlo_strategy};
 
 /// Architecture of a new autoencoder. Get the defaults from latent_network_params_default(),
 /// then set at least `input_dim` and `code_units`.
@@ -370,9 +371,33 @@ pub struct latent_montecarlo_params {
     /// only its diagonal above. Default 40.
     pub full_hessian_max: u32,
     /// Fraction of the free parameters each candidate perturbs, in (0, 1] (KernelML's
-    /// percent_of_params_updated); the others keep the best's values. Default 1; with
-    /// hundreds of parameters (a network) 0.01-0.1 finds improvements far more often.
+    /// percent_of_params_updated): the ceil(fraction x free) that the search's linear
+    /// surrogate ranks highest are updated each iteration (KERNELML: probed; ELITIST:
+    /// perturbed), the others keep the best's values. Default 1.
     pub update_fraction: f64,
+    /// LATENT_MONTECARLO_STRATEGY_KERNELML (default: KernelML's update rule, a surrogate of the
+    /// loss ranking the parameters, coordinate probes, a z-score stop) or _ELITIST (adaptive
+    /// random search around the best); docs/montecarlo.md.
+    pub strategy: latent_montecarlo_strategy,
+    /// KERNELML: rounds of coordinate probes per iteration (KernelML's n_parameter_updates);
+    /// a round without improvement ends them. Default 10, at most 65536.
+    pub updates: u32,
+    /// KERNELML: a run's first probe step, as a multiple of the parameter's spread (KernelML's
+    /// update_magnitude); the steps then double on success and halve on failure. Default 1.
+    pub update_magnitude: f64,
+    /// KERNELML: the z-score test fires when |best_i - mean_i| / sd_i over the last z_window
+    /// recorded bests is below z_score for every free parameter (KernelML's
+    /// convergence_z_score); 0 switches it off. Default 1.
+    pub z_score: f64,
+    /// KERNELML: recorded bests the z-score test looks at, 2 to 65536. Default 10.
+    pub z_window: u32,
+    /// Records (recent iterations' best candidates and accepted moves) kept for the surrogate
+    /// and the samplers: 0 (default) = max(5 x elite, min(2 (n_params + 1), 200)), else 3 to
+    /// 65536.
+    pub history_window: u32,
+    /// Best parameter vectors per iteration kept for latent_montecarlo_param_by_iter (the
+    /// latest). Default 10000.
+    pub history_limit: u64,
 }
 
 /// A loss over a parameter vector of n values. Called from `threads` threads at once (unless
@@ -411,4 +436,14 @@ pub struct latent_montecarlo_network_params {
     pub link_user: *mut c_void,
     /// Seed of the minibatch draws. Default 0.
     pub seed: u64,
+    /// Draws each minibatch instead of the seeded sampler without replacement (may be NULL);
+    /// called on the calling thread with `batch_user`.
+    pub batch_sampler: latent_batch_fn,
+    pub batch_user: *mut c_void,
+    /// 1: a fresh minibatch every iteration (the best is re-evaluated on it), not only every
+    /// run. Default 0.
+    pub batch_every_iteration: i32,
+    /// 1: the first run starts around the network's current parameters (and the link's prior
+    /// means); 0 (default): it draws its candidates from the priors, as KernelML.
+    pub start_from_network: i32,
 }

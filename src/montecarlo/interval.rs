@@ -1,7 +1,10 @@
-//! "Weak" confidence intervals from samples around the optimum (KernelML's README suggested
-//! them; no version of it computed one, so the method here is our own).
+//! "Weak" confidence intervals (KernelML's README suggested them; no version of it computed
+//! one, so both methods here are our own): a Laplace fit around the optimum
+//! ([`MonteCarlo::intervals`], below), and the spread of the best parameters over runs on
+//! fresh minibatches ([`MonteCarlo::run_intervals`], KernelML's "the samples around a minimum
+//! can be used to form weak confidence intervals", made a jackknife estimate).
 //!
-//! # Method
+//! # Laplace method
 //!
 //! The loss is read as a negative log-likelihood at temperature T: likelihood ∝ exp(-L(θ)/T).
 //! T is given by the user, or, for a sum-of-squares or mean-of-squares loss over n
@@ -72,10 +75,10 @@ pub struct Intervals {
     pub upper: Vec<f64>,
     /// Standard errors sqrt(cov_ii) (0 for fixed parameters).
     pub sd: Vec<f64>,
-    /// Row-major p × p covariance T · H⁻¹ (zero rows for fixed parameters; only the diagonal in
-    /// the diagonal mode).
+    /// Row-major p × p covariance: T · H⁻¹ (zero rows for fixed parameters; only the diagonal
+    /// in the diagonal mode), or the runs' scaled sample covariance.
     pub covariance: Vec<f64>,
-    /// The loss L* at the center and the temperature used.
+    /// The loss L* at the center and the temperature used (NaN for the runs' estimate).
     pub loss: f64,
     pub temperature: f64,
     /// Whether the full Hessian was fitted.
@@ -144,6 +147,69 @@ impl MonteCarlo {
         Ok(Intervals { center, lower, upper, sd, covariance, loss: lstar, temperature: t, full_hessian: full })
     }
 
+    /// KernelML's own "weak" intervals, from the search's samples: the distribution of the best
+    /// parameters over the runs `skip_runs..` (each run on a fresh minibatch, as KernelML's
+    /// runs and [`super::network::fit_network`]). The covariance is `variance_factor` times
+    /// the sample covariance (n - 1 denominator) of those bests; the intervals are
+    /// best_i ± z · sd_i, z = Φ⁻¹((1 + level) / 2), clamped into the constraints.
+    ///
+    /// For runs on minibatches of b of n rows drawn without replacement, `variance_factor`
+    /// = b / (n - b) makes this the delete-d jackknife variance (Shao & Wu 1989, d = n - b) of
+    /// the full-data estimate: 1 for half-samples. Runs on the same data give no spread.
+    /// Needs at least 2 runs after `skip_runs`; evaluates nothing.
+    pub fn run_intervals(&self, level: f64, variance_factor: f64, skip_runs: usize) -> Result<Intervals> {
+        if !(level > 0.0 && level < 1.0) {
+            return Err(invalid!("level = {level} must be in (0, 1)"));
+        }
+        if !(variance_factor.is_finite() && variance_factor > 0.0) {
+            return Err(invalid!("variance_factor = {variance_factor} must be finite and > 0"));
+        }
+        let Some(center) = self.best.clone() else {
+            return Err(invalid!("no optimum yet: run the optimizer first"));
+        };
+        let p = self.n_params();
+        let runs = self.runs();
+        if runs < skip_runs.saturating_add(2) {
+            return Err(invalid!("{runs} runs, {skip_runs} skipped: at least 2 runs are needed for their spread"));
+        }
+        let rows = &self.run_params[skip_runs * p..];
+        let n = (runs - skip_runs) as f64;
+        let mut mean = vec![0.0; p];
+        for r in rows.chunks(p) {
+            for (m, v) in mean.iter_mut().zip(r) {
+                *m += v;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n);
+        let mut covariance: Vec<f64> = try_zeros(crate::tensor::checked_len(p, p)?)?;
+        for r in rows.chunks(p) {
+            for a in 0..p {
+                let da = r[a] - mean[a];
+                if da == 0.0 {
+                    continue;
+                }
+                for b in 0..p {
+                    covariance[a * p + b] += da * (r[b] - mean[b]);
+                }
+            }
+        }
+        covariance.iter_mut().for_each(|c| *c *= variance_factor / (n - 1.0));
+        let sd: Vec<f64> = (0..p).map(|i| covariance[i * p + i].max(0.0).sqrt()).collect();
+        let z = normal_quantile(0.5 * (1.0 + level));
+        let lower = (0..p).map(|i| self.specs[i].constraint.apply(center[i] - z * sd[i])).collect();
+        let upper = (0..p).map(|i| self.specs[i].constraint.apply(center[i] + z * sd[i])).collect();
+        Ok(Intervals {
+            center,
+            lower,
+            upper,
+            sd,
+            covariance,
+            loss: self.best_loss,
+            temperature: f64::NAN,
+            full_hessian: true,
+        })
+    }
+
     /// Per free parameter, a step whose symmetric loss rise is between T/8 and 2T.
     fn probe_scales(&mut self, loss: LossFn, center: &[f64], lstar: f64, free: &[usize], t: f64) -> Result<Vec<f64>> {
         let p = self.n_params();
@@ -159,10 +225,10 @@ impl MonteCarlo {
                 for sign in [1.0, -1.0] {
                     let mut x = center.to_vec();
                     x[free[j]] += sign * h[j];
-                    self.constrain(&mut x);
                     cands.extend_from_slice(&x);
                 }
             }
+            self.prepare(&mut cands)?;
             let losses = self.evaluate(&cands, loss)?;
             for (k, &j) in todo.iter().enumerate() {
                 let rise = 0.5 * (losses[2 * k] + losses[2 * k + 1]) - lstar;
@@ -211,9 +277,9 @@ impl MonteCarlo {
             for (j, &i) in free.iter().enumerate() {
                 x[i] += h[j] * standard_normal(&mut self.rng);
             }
-            self.constrain(&mut x);
             cands.extend_from_slice(&x);
         }
+        self.prepare(&mut cands)?;
         let losses = self.evaluate(&cands, loss)?;
         // Normal equations over the finite samples, features in scaled coordinates u = d / h.
         let mut g = try_zeros(crate::tensor::checked_len(m, m)?)?;
@@ -338,6 +404,11 @@ fn cholesky_apply(l: &[f64], n: usize, b: &[f64]) -> Vec<f64> {
         y[i] /= l[i * n + i];
     }
     y
+}
+
+/// Solves A x = b for a symmetric positive definite n × n `a` (overwritten); None if it is not.
+pub(crate) fn solve_spd(a: &mut [f64], n: usize, b: &[f64]) -> Option<Vec<f64>> {
+    cholesky_solve(a, n, b)
 }
 
 fn cholesky_solve(a: &mut [f64], n: usize, b: &[f64]) -> Option<Vec<f64>> {

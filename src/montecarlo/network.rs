@@ -7,7 +7,7 @@
 //! forward the user writes (for example KernelML's `field_eq`, h' = -0.5 a h + b h with a and
 //! b kept positive by constraints), and nothing needs its gradient.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::{LossFn, MonteCarlo};
 use crate::data::Dataset;
@@ -40,22 +40,59 @@ impl std::fmt::Debug for Link {
 /// The most runs of one fit_network call (each is a whole search on a fresh minibatch).
 pub const MAX_RUNS: usize = 1 << 20;
 
+/// What a minibatch sampler is asked for: the rows of `run`'s iteration `iteration` (0 at the
+/// run's start), out of `rows` rows, with a seed from the fit's stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchRequest {
+    pub run: usize,
+    pub iteration: usize,
+    pub rows: usize,
+    pub seed: u64,
+}
+
+/// A minibatch sampler (KernelML's `mini_batch_sampler`): fills `out` (the batch size) with row
+/// indices below `rows` (repeats allowed). Called on the fitting thread; an error stops the fit
+/// (`Error::Cancelled` to cancel).
+pub type BatchSamplerFn = Arc<dyn Fn(&BatchRequest, &mut [usize]) -> Result<()> + Send + Sync>;
+
 /// How a network is fitted by the Monte-Carlo optimizer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Default)]
 pub struct NetworkObjective {
-    /// Rows per run, drawn without replacement (KernelML's mini-batch sampler); 0 or more than
-    /// the data: every row.
+    /// Rows per minibatch, drawn without replacement (KernelML's mini-batch sampler); 0 or more
+    /// than the data: every row.
     pub batch_size: usize,
     /// Runs, each on a fresh minibatch, each continuing from the best so far.
     pub runs: usize,
     /// Seed of the minibatch draws.
     pub seed: u64,
     pub link: Option<Link>,
+    /// Draws the minibatches instead of the seeded sampler without replacement.
+    pub batch_sampler: Option<BatchSamplerFn>,
+    /// A fresh minibatch every iteration (the best is re-evaluated on it), not only every run.
+    pub batch_every_iteration: bool,
+    /// The first run starts around the network's current parameters (and the link's prior
+    /// means) instead of drawing from the priors (KernelML's way, the default).
+    pub start_from_network: bool,
 }
 
-impl Default for NetworkObjective {
-    fn default() -> Self {
-        NetworkObjective { batch_size: 0, runs: 1, seed: 0, link: None }
+impl NetworkObjective {
+    /// One run on every row from the priors, no link: the defaults with `runs` = 1.
+    pub fn new() -> NetworkObjective {
+        NetworkObjective { runs: 1, ..Default::default() }
+    }
+}
+
+impl std::fmt::Debug for NetworkObjective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkObjective")
+            .field("batch_size", &self.batch_size)
+            .field("runs", &self.runs)
+            .field("seed", &self.seed)
+            .field("link", &self.link)
+            .field("batch_sampler", &self.batch_sampler.is_some())
+            .field("batch_every_iteration", &self.batch_every_iteration)
+            .field("start_from_network", &self.start_from_network)
+            .finish()
     }
 }
 
@@ -66,6 +103,9 @@ pub struct NetworkFit {
     pub run_losses: Vec<f64>,
     /// The link's parameters (empty without a link).
     pub link_params: Vec<f64>,
+    /// b / (n - b) for minibatches of b of n rows (the `variance_factor` of
+    /// [`MonteCarlo::run_intervals`] for these runs); None when every run saw every row.
+    pub variance_factor: Option<f64>,
 }
 
 /// The rows an objective scores: inputs, and a supervised network's targets.
@@ -90,6 +130,8 @@ fn batch_of(net: &Network, rows: &Matrix, index: &[usize]) -> Result<Batch> {
 struct Scratch {
     net: Network,
     ws: Workspace,
+    /// The batch rows the workspace is sized for.
+    rows: usize,
     h: Vec<f32>,
     dz: Vec<f32>,
     per_row: Vec<f64>,
@@ -100,32 +142,41 @@ struct Scratch {
 struct Objective<'a> {
     base: &'a Network,
     link: Option<&'a Link>,
-    b: &'a Batch,
+    /// The minibatch; replaced between iterations (no evaluation runs then).
+    b: RwLock<Batch>,
     spare: Mutex<Vec<Scratch>>,
 }
 
 impl<'a> Objective<'a> {
-    fn new(base: &'a Network, link: Option<&'a Link>, b: &'a Batch) -> Objective<'a> {
-        Objective { base, link, b, spare: Mutex::new(Vec::new()) }
+    fn new(base: &'a Network, link: Option<&'a Link>, b: Batch) -> Objective<'a> {
+        Objective { base, link, b: RwLock::new(b), spare: Mutex::new(Vec::new()) }
     }
 
     /// NaN when a parameter is outside the f32 range or the forward is not finite.
     fn eval(&self, theta: &[f64]) -> f64 {
+        let b = self.b.read().unwrap_or_else(|e| e.into_inner());
         let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut s = match spare {
-            Some(s) => s,
-            None => match self.base.workspace(self.b.x.rows()) {
-                Ok(ws) => Scratch { net: self.base.clone(), ws, h: Vec::new(), dz: Vec::new(), per_row: Vec::new() },
+            Some(s) if s.rows == b.x.rows() => s,
+            _ => match self.base.workspace(b.x.rows()) {
+                Ok(ws) => Scratch {
+                    net: self.base.clone(),
+                    ws,
+                    rows: b.x.rows(),
+                    h: Vec::new(),
+                    dz: Vec::new(),
+                    per_row: Vec::new(),
+                },
                 Err(_) => return f64::NAN,
             },
         };
-        let v = self.eval_with(&mut s, theta);
+        let v = Self::eval_with(self.link, &b, &mut s, theta);
         self.spare.lock().unwrap_or_else(|e| e.into_inner()).push(s);
         v
     }
 
-    fn eval_with(&self, s: &mut Scratch, theta: &[f64]) -> f64 {
-        let Scratch { net, ws, h, dz, per_row } = s;
+    fn eval_with(link: Option<&Link>, b: &Batch, s: &mut Scratch, theta: &[f64]) -> f64 {
+        let Scratch { net, ws, h, dz, per_row, .. } = s;
         let p = net.param_count();
         for (d, &v) in net.params_mut().iter_mut().zip(&theta[..p]) {
             *d = v as f32;
@@ -133,8 +184,8 @@ impl<'a> Objective<'a> {
                 return f64::NAN;
             }
         }
-        let (b, rows, n) = (self.b, self.b.x.rows(), net.layers().len());
-        match self.link {
+        let (rows, n) = (b.x.rows(), net.layers().len());
+        match link {
             None => net.forward_layers(0..n, b.x.as_slice(), rows, ws, 1),
             Some(l) => {
                 net.forward_layers(0..l.layer + 1, b.x.as_slice(), rows, ws, 1);
@@ -192,9 +243,11 @@ fn check(mc: &MonteCarlo, net: &Network, obj: &NetworkObjective) -> Result<usize
 }
 
 /// Fits `net` by the Monte-Carlo optimizer: `obj.runs` runs of `mc`, each on a fresh seeded
-/// minibatch of `data` (with its labels or targets for a supervised network). The first run
-/// starts around the network's current parameters (and the link's prior means) unless `mc`
-/// already has a point. The network ends with the best parameters; the link's come back.
+/// minibatch of `data` (with its labels or targets for a supervised network; a fresh one every
+/// iteration with `batch_every_iteration`). The first run draws its candidates from the
+/// priors (KernelML's way), or starts around the network's current parameters (and the link's
+/// prior means) with `start_from_network`, unless `mc` already has a point. The network ends
+/// with the best parameters; the link's come back.
 pub fn fit_network(
     mc: &mut MonteCarlo,
     net: &mut Network,
@@ -207,7 +260,7 @@ pub fn fit_network(
     if n == 0 {
         return Err(invalid!("the dataset has no rows"));
     }
-    if mc.best().is_none() {
+    if mc.best().is_none() && obj.start_from_network {
         let mut start: Vec<f64> = net.params().iter().map(|&v| v as f64).collect();
         start.extend(mc.specs()[net.param_count()..].iter().map(|s| s.prior.mean()));
         mc.set_start(&start)?;
@@ -217,8 +270,20 @@ pub fn fit_network(
     let mut rng = Rng::new(obj.seed, stream::MONTE_CARLO_BATCH);
     let mut run_losses = Vec::with_capacity(obj.runs);
     let base = net.clone();
-    for _ in 0..obj.runs {
-        let index: Vec<usize> = if batch == n {
+    let link = obj.link.as_ref();
+    let mut draw = |run: usize, iteration: usize| -> Result<Option<Batch>> {
+        let index: Vec<usize> = if let Some(f) = &obj.batch_sampler {
+            let mut v = crate::error::try_zeros(batch)?;
+            let req = BatchRequest { run, iteration, rows: n, seed: rng.next_u64() };
+            f(&req, &mut v)?;
+            if let Some((k, &r)) = v.iter().enumerate().find(|&(_, &r)| r >= n) {
+                return Err(invalid!("the minibatch sampler gave row {r} (entry {k}) of a dataset of {n} rows"));
+            }
+            v
+        } else if batch == n {
+            if iteration > 0 {
+                return Ok(None);
+            }
             order.clone()
         } else {
             // A partial Fisher-Yates shuffle: the first `batch` of a fresh permutation.
@@ -230,12 +295,26 @@ pub fn fit_network(
             v.sort_unstable();
             v
         };
-        let b = batch_of(&base, &rows, &index)?;
-        let link = obj.link.as_ref();
-        let objective = Objective::new(&base, link, &b);
+        batch_of(&base, &rows, &index).map(Some)
+    };
+    for run in 0..obj.runs {
+        let first = draw(run, 0)?.expect("a run's first minibatch");
+        let objective = Objective::new(&base, link, first);
         let f = |theta: &[f64]| objective.eval(theta);
         let loss: LossFn = &f;
-        mc.run(loss)?;
+        let mut next = |it: usize| -> Result<bool> {
+            if !obj.batch_every_iteration {
+                return Ok(false);
+            }
+            match draw(run, it)? {
+                Some(b) => {
+                    *objective.b.write().unwrap_or_else(|e| e.into_inner()) = b;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        };
+        mc.run_with(loss, &mut next)?;
         run_losses.push(mc.best_loss());
     }
     let best = mc.best().expect("a run sets the best").to_vec();
@@ -243,7 +322,8 @@ pub fn fit_network(
     let params: Vec<f32> = best[..p].iter().map(|&v| v as f32).collect();
     net.set_params(&params)?;
     debug_assert_eq!(best.len(), p + extra);
-    Ok(NetworkFit { run_losses, link_params: best[p..].to_vec() })
+    let variance_factor = (batch < n).then(|| batch as f64 / (n - batch) as f64);
+    Ok(NetworkFit { run_losses, link_params: best[p..].to_vec(), variance_factor })
 }
 
 /// The network objective on every row of `data` at the parameters `theta` (the network's
@@ -256,5 +336,5 @@ pub fn network_loss(net: &Network, data: &Dataset, link: Option<&Link>, theta: &
     let rows = net.training_rows_of(data)?;
     let index: Vec<usize> = (0..rows.rows()).collect();
     let b = batch_of(net, &rows, &index)?;
-    Ok(Objective::new(net, link, &b).eval(theta))
+    Ok(Objective::new(net, link, b).eval(theta))
 }
