@@ -2367,6 +2367,87 @@ latent_status latent_network_fit_recirculation(struct latent_network *net,
                                                uint64_t seed,
                                                double *mse);
 
+// Stores an input scaling in the network, replacing the one it has (saved with the model; a
+// fit on a scaled dataset stores that dataset's scaling itself). `method` is a
+// LATENT_SCALING_* code; MIN_MAX takes the per-column min in `a` and max in `b`, Z_SCORE the
+// mean in `a` and the population std in `b`, `cols` values each (= input_dim, else
+// LATENT_STATUS_SHAPE_MISMATCH); NONE (removes the scaling) and DIVIDE_255 take cols 0 and
+// NULL arrays. Non-finite statistics, max < min or a negative std: INVALID_ARGUMENT.
+latent_status latent_network_set_scaling(struct latent_network *net,
+                                         latent_scaling method,
+                                         const double *a,
+                                         const double *b,
+                                         size_t cols);
+
+// The network's stored input scaling: its LATENT_SCALING_* code into *method, the number of
+// per-column statistics into *cols (may be NULL; 0 for NONE and DIVIDE_255), and the
+// statistics into `a` and `b` (`capacity` values each; may be NULL with capacity 0 when there
+// are none): min and max for MIN_MAX, mean and std for Z_SCORE. A capacity below *cols is
+// LATENT_STATUS_BUFFER_TOO_SMALL (with *method and *cols set, so a first call with capacity 0
+// sizes the arrays).
+latent_status latent_network_get_scaling(const struct latent_network *net,
+                                         latent_scaling *method,
+                                         double *a,
+                                         double *b,
+                                         size_t capacity,
+                                         size_t *cols);
+
+// Stores the scaling fitted on `fitted` (a dataset scaled with latent_dataset_scale) in the
+// network: what a later latent_trainer_fit on that dataset does itself. An unscaled `fitted`
+// is LATENT_STATUS_INVALID_ARGUMENT; a width other than input_dim, SHAPE_MISMATCH.
+latent_status latent_network_set_scaling_from(struct latent_network *net,
+                                              const struct latent_dataset *fitted);
+
+// Raw-input mode (`raw` 1) or not (0, the default; other values INVALID_ARGUMENT). In raw-input
+// mode the calls that take row buffers (encode, reconstruct, predict, classify, reconstruction
+// errors, scores, binary codes, Jacobians) scale the rows with the stored scaling first, and
+// those that return rows in the input's space (reconstruct, decode) return them in raw units.
+// Errors and scores stay in the scaled space the model was trained in. _dataset calls use the
+// dataset as it is (it carries its own scaling: latent_network_scale_dataset applies the
+// model's). Saved with the model, so a serving process that loads it takes raw rows.
+latent_status latent_network_set_raw_input(struct latent_network *net, int32_t raw);
+
+// Whether the network is in raw-input mode (1) or not (0), into *raw.
+latent_status latent_network_raw_input(const struct latent_network *net, int32_t *raw);
+
+// Scales an unscaled dataset with the network's stored scaling (as latent_dataset_apply_scaling
+// does with a training set's): then the dataset's rows are what the network was trained on. No
+// stored scaling, or a dataset already scaled: INVALID_ARGUMENT.
+latent_status latent_network_scale_dataset(const struct latent_network *net,
+                                           struct latent_dataset *dataset);
+
+// latent_network_set_scaling for a VAE.
+latent_status latent_vae_set_scaling(struct latent_vae *vae,
+                                     latent_scaling method,
+                                     const double *a,
+                                     const double *b,
+                                     size_t cols);
+
+// latent_network_get_scaling for a VAE.
+latent_status latent_vae_get_scaling(const struct latent_vae *vae,
+                                     latent_scaling *method,
+                                     double *a,
+                                     double *b,
+                                     size_t capacity,
+                                     size_t *cols);
+
+// latent_network_set_scaling_from for a VAE (latent_trainer_fit_vae on a scaled dataset
+// stores its scaling itself).
+latent_status latent_vae_set_scaling_from(struct latent_vae *vae,
+                                          const struct latent_dataset *fitted);
+
+// Raw-input mode of a VAE, as latent_network_set_raw_input: encode, sample_z, reconstruct and
+// the per-row scores take raw rows; reconstruct, generate_mean and generate_random return raw
+// units. Saved with the model.
+latent_status latent_vae_set_raw_input(struct latent_vae *vae, int32_t raw);
+
+// Whether the VAE is in raw-input mode (1) or not (0), into *raw.
+latent_status latent_vae_raw_input(const struct latent_vae *vae, int32_t *raw);
+
+// latent_network_scale_dataset with a VAE's stored scaling.
+latent_status latent_vae_scale_dataset(const struct latent_vae *vae,
+                                       struct latent_dataset *dataset);
+
 // The defaults: 10 epochs, batch 128, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), no weight
 // decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping, a
 // constant learning rate without warm-up, no momentum schedule.

@@ -9,7 +9,8 @@
 //! - basics: [`error`], [`limits`], [`tensor`], [`rng`], [`pool`], [`gemm`], [`atomic_file`]
 //! - math: [`activation`], [`loss`], [`corruption`], [`init`], [`regularizer`],
 //!   [`distribution`], [`optim`]
-//! - data: [`data`] (datasets, loaders, scaling, splits)
+//! - data: [`data`] (datasets, loaders, scaling, splits); [`preprocess`] (the scaling a model
+//!   carries, raw-input serving)
 //! - layers: [`layer`] (dense, functional-transfer, memory, stochastic)
 //! - device primitives: [`backend`] (the `Backend` trait, the CUDA kernels, the host mirror)
 //! - models: [`spec`], [`network`], [`vae`], [`task`], [`rbm_model`] (RBMs; their training in
@@ -49,6 +50,7 @@ mod parallel;
 pub mod picture;
 pub mod placement;
 pub mod pool;
+pub mod preprocess;
 pub mod psd;
 pub mod rbm_model;
 pub mod regularizer;

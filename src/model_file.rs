@@ -175,6 +175,24 @@
 //! refused: such a network is written as version 1, 2 or 4. Older builds refuse version-6
 //! files as "written by a newer latent" instead of training them with the other penalty.
 //!
+//! # Version 7: the input scaling a model carries
+//!
+//! A network or VAE that stores the scaling of its inputs ([`crate::preprocess`]: a fit on a
+//! scaled dataset, or `latent_*_set_scaling`) is written as version 7, flags as before (0 for a
+//! network, bit 0 for a VAE). A network's section holds version 6's fields (the contractive
+//! mode may then be 0), a VAE's version 3's fields with the objective fields always present
+//! (objective 0, ELBO, with no prior, is allowed); then the scaling block:
+//!
+//! | offset | size   | type     | field                                                         |
+//! |--------|--------|----------|---------------------------------------------------------------|
+//! | 0      | 4      | i32      | method (`LATENT_SCALING_*`: 1 divide by 255, 2 min-max, 3 z-score) |
+//! | 4      | 4      | u32      | raw-input mode (0 or 1)                                       |
+//! | 8      | 4      | u32      | C: per-column statistics (input_dim for 2 and 3, 0 for 1)     |
+//! | 12     | 8C     | f64 x C  | a: min (2) or mean (3) per column                             |
+//! | 12+8C  | 8C     | f64 x C  | b: max (2) or population std (3) per column                   |
+//!
+//! A model without a scaling is written as before, so its file loads in older builds.
+//!
 //! # Compatibility
 //!
 //! A build that writes format version N loads every version from 1 to N. Later versions keep
@@ -217,12 +235,14 @@ use std::path::Path;
 
 use crate::activation::Activation;
 use crate::corruption::Corruption;
+use crate::data::scale::{Scaler, Scaling};
 use crate::distribution::{DistKind, Part, Reconstruction};
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::layer::{Connection, Stochastic};
 use crate::loss::Loss;
 use crate::network::{LayerSpec, MAX_LAYERS, MAX_PARAMS, MAX_UNITS, Network, NetworkSpec};
+use crate::preprocess::InputScaling;
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
 use crate::task::Task;
 use crate::vae::{Objective, Posterior, Vae, VaeSpec};
@@ -230,8 +250,11 @@ use crate::vae::{Objective, Posterior, Vae, VaeSpec};
 /// The first eight bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"LATENT\0\0";
 /// The highest format version this build writes and reads (networks are written as version 1,
-/// 2, 4 or 6, variational autoencoders as version 3, RBMs as version 5).
-pub const FORMAT_VERSION: u32 = 6;
+/// 2, 4 or 6, variational autoencoders as version 3, RBMs as version 5, and a network or VAE
+/// that carries its input scaling as version 7).
+pub const FORMAT_VERSION: u32 = 7;
+/// The version of networks and VAEs that carry their input scaling ([`crate::preprocess`]).
+const SCALING_VERSION: u32 = 7;
 /// Flag bit of a version-3 file whose architecture section is a variational autoencoder's.
 pub const FLAG_VAE: u32 = 1;
 /// The version of VAE files.
@@ -381,7 +404,8 @@ impl<W: Write> Sink for CrcWriter<W> {
     }
 }
 
-fn arch_len(spec: &NetworkSpec) -> usize {
+fn arch_len(net: &Network) -> usize {
+    let spec = net.spec();
     let v1 = ARCH_FIXED_BYTES + LAYER_BYTES * (spec.encoder.len() + spec.decoder_layers().len());
     let v2 = v1
         + REG_FIXED_BYTES
@@ -389,11 +413,12 @@ fn arch_len(spec: &NetworkSpec) -> usize {
         + 4
         + 8 * stochastic_layers(spec).map_or(0, |v| v.len());
     let v4 = v2 + 12 + 4 * connections(spec).len();
-    match version_of(spec) {
+    match file_version(net) {
         1 => v1,
         2 => v2,
         NETWORK_V4 => v4,
-        _ => v4 + 4,
+        NETWORK_V6 => v4 + 4,
+        _ => v4 + 4 + scaling_len(net.input_scaling()),
     }
 }
 
@@ -433,6 +458,32 @@ fn version_of(spec: &NetworkSpec) -> u32 {
     }
 }
 
+/// The version a network is written as: its spec's, or 7 with a stored input scaling.
+fn file_version(net: &Network) -> u32 {
+    if *net.input_scaling().scaler() != Scaler::None { SCALING_VERSION } else { version_of(net.spec()) }
+}
+
+/// The input-scaling block of a version-7 file: method code, raw-input flag, column count, then
+/// the per-column statistics a and b (f64 each).
+fn scaling_len(s: &InputScaling) -> usize {
+    12 + 16 * s.scaler().cols().unwrap_or(0)
+}
+
+fn put_scaling(h: &mut Vec<u8>, s: &InputScaling) {
+    let sc = s.scaler();
+    h.extend_from_slice(&sc.method().code().to_le_bytes());
+    h.extend_from_slice(&u32::from(s.raw()).to_le_bytes());
+    let (a, b): (&[f64], &[f64]) = match sc {
+        Scaler::MinMax { min, max } => (min, max),
+        Scaler::ZScore { mean, std } => (mean, std),
+        Scaler::None | Scaler::Divide255 => (&[], &[]),
+    };
+    h.extend_from_slice(&u32_of(a.len()).to_le_bytes());
+    for v in a.iter().chain(b) {
+        h.extend_from_slice(&(if *v == 0.0 { 0.0 } else { *v }).to_le_bytes());
+    }
+}
+
 /// The version that adds tasks and connections to networks.
 const NETWORK_V4: u32 = 4;
 /// The version that adds the contractive penalty's mode.
@@ -446,7 +497,7 @@ fn listed_layers(r: &Regularization) -> &[usize] {
 }
 
 fn encoded_len(net: &Network) -> usize {
-    HEADER_BYTES + arch_len(net.spec()) + 8 + 4 * net.param_count() + 4
+    HEADER_BYTES + arch_len(net) + 8 + 4 * net.param_count() + 4
 }
 
 /// Widths and layer counts of a built network are at most MAX_UNITS and MAX_LAYERS (checked by
@@ -459,12 +510,13 @@ fn u32_of(n: usize) -> u32 {
 fn encode<S: Sink>(net: &Network, out: &mut S) -> std::result::Result<(), S::Error> {
     let spec = net.spec();
     let decoder = spec.decoder_layers();
-    let mut head = Vec::with_capacity(HEADER_BYTES + arch_len(spec) + 8);
+    let version = file_version(net);
+    let mut head = Vec::with_capacity(HEADER_BYTES + arch_len(net) + 8);
     let u32_ = |h: &mut Vec<u8>, v: u32| h.extend_from_slice(&v.to_le_bytes());
     head.extend_from_slice(&MAGIC);
-    u32_(&mut head, version_of(spec));
+    u32_(&mut head, version);
     u32_(&mut head, 0);
-    u32_(&mut head, u32_of(arch_len(spec)));
+    u32_(&mut head, u32_of(arch_len(net)));
     u32_(&mut head, u32_of(spec.input_dim));
     let layer = |h: &mut Vec<u8>, l: &LayerSpec| {
         h.extend_from_slice(&u32_of(l.units).to_le_bytes());
@@ -481,7 +533,7 @@ fn encode<S: Sink>(net: &Network, out: &mut S) -> std::result::Result<(), S::Err
     u32_(&mut head, u32::from(spec.tied_weights));
     head.extend_from_slice(&spec.init.code().to_le_bytes());
     head.extend_from_slice(&spec.seed.to_le_bytes());
-    if version_of(spec) >= 2 {
+    if version >= 2 {
         let r = &spec.regularization;
         let f32_ = |h: &mut Vec<u8>, v: f32| h.extend_from_slice(&canonical(v).to_le_bytes());
         let (rho, weight) = r.sparsity.parts();
@@ -507,7 +559,7 @@ fn encode<S: Sink>(net: &Network, out: &mut S) -> std::result::Result<(), S::Err
             f32_(&mut head, u.sigma());
         }
     }
-    if version_of(spec) >= NETWORK_V4 {
+    if version >= NETWORK_V4 {
         head.extend_from_slice(&spec.task.code().to_le_bytes());
         let outputs = if spec.task.is_supervised() { spec.output_dim() } else { 0 };
         u32_(&mut head, u32_of(outputs));
@@ -515,8 +567,11 @@ fn encode<S: Sink>(net: &Network, out: &mut S) -> std::result::Result<(), S::Err
         u32_(&mut head, u32_of(conns.len()));
         conns.iter().for_each(|c| head.extend_from_slice(&c.code().to_le_bytes()));
     }
-    if version_of(spec) >= NETWORK_V6 {
+    if version >= NETWORK_V6 {
         u32_(&mut head, u32::from(spec.regularization.contractive_exact));
+    }
+    if version >= SCALING_VERSION {
+        put_scaling(&mut head, net.input_scaling());
     }
     head.extend_from_slice(&(net.param_count() as u64).to_le_bytes());
     out.put(&head)?;
@@ -536,9 +591,11 @@ fn vae_arch_len(spec: &VaeSpec) -> usize {
 /// The optional objective fields after the steps (a BILBO VAE only): the objective code, the
 /// count of fitted prior log-variances (0 or latent_dim), and those values.
 fn vae_objective_len(vae: &Vae) -> usize {
+    let scaled = *vae.input_scaling().scaler() != Scaler::None;
     match vae.spec().objective {
-        Objective::Elbo => 0,
-        Objective::Bilbo => 8 + 4 * vae.prior_log_variances().len(),
+        Objective::Elbo if !scaled => 0,
+        // Version 7 always has the objective fields (so the scaling block after them is found).
+        _ => 8 + 4 * vae.prior_log_variances().len() + if scaled { scaling_len(vae.input_scaling()) } else { 0 },
     }
 }
 
@@ -566,7 +623,8 @@ fn encode_vae<S: Sink>(vae: &Vae, out: &mut S) -> std::result::Result<(), S::Err
     let u32_ = |h: &mut Vec<u8>, v: u32| h.extend_from_slice(&v.to_le_bytes());
     let i32_ = |h: &mut Vec<u8>, v: i32| h.extend_from_slice(&v.to_le_bytes());
     head.extend_from_slice(&MAGIC);
-    u32_(&mut head, VAE_VERSION);
+    let scaled = *vae.input_scaling().scaler() != Scaler::None;
+    u32_(&mut head, if scaled { SCALING_VERSION } else { VAE_VERSION });
     u32_(&mut head, FLAG_VAE);
     u32_(&mut head, u32_of(a));
     u32_(&mut head, u32_of(spec.input_dim));
@@ -600,13 +658,16 @@ fn encode_vae<S: Sink>(vae: &Vae, out: &mut S) -> std::result::Result<(), S::Err
     i32_(&mut head, spec.init.code());
     head.extend_from_slice(&spec.seed.to_le_bytes());
     head.extend_from_slice(&vae.steps().to_le_bytes());
-    if spec.objective != Objective::Elbo {
+    if spec.objective != Objective::Elbo || scaled {
         i32_(&mut head, spec.objective.code());
         let prior = vae.prior_log_variances();
         u32_(&mut head, u32_of(prior.len()));
         for &v in prior {
             head.extend_from_slice(&canonical(v).to_le_bytes());
         }
+    }
+    if scaled {
+        put_scaling(&mut head, vae.input_scaling());
     }
     debug_assert_eq!(head.len(), HEADER_BYTES + a);
     head.extend_from_slice(&(vae.param_count() as u64).to_le_bytes());
@@ -762,7 +823,7 @@ fn layers(r: &mut Reader, count: u32, what: &str) -> Result<Vec<LayerSpec>> {
     Ok(v)
 }
 
-fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
+fn parse_arch(section: &[u8], version: u32) -> Result<(NetworkSpec, InputScaling)> {
     let mut r = Reader { rest: section, pos: HEADER_BYTES };
     let input_dim = units(&mut r, "input width")?;
     let n_enc = r.u32("encoder layer count")?;
@@ -843,6 +904,7 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
         let at = r.pos;
         match r.u32("contractive mode")? {
             1 => regularization.contractive_exact = true,
+            0 if version == SCALING_VERSION => {}
             0 => {
                 return Err(arch_err(format_args!(
                     "a version-6 file whose contractive mode at offset {at} is 0, per layer (such a network is written as version 1, 2 or 4)"
@@ -851,6 +913,7 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
             m => return Err(arch_err(format_args!("contractive mode {m} at offset {at} is not 0 or 1"))),
         }
     }
+    let input = if version == SCALING_VERSION { scaling_block(&mut r, input_dim)? } else { InputScaling::default() };
     if !r.rest.is_empty() {
         return Err(arch_err(format_args!(
             "the section is {} bytes, version {version}'s fields take {}",
@@ -870,7 +933,7 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
     } else {
         Some(decoder)
     };
-    Ok(NetworkSpec {
+    let spec = NetworkSpec {
         input_dim,
         encoder,
         code,
@@ -883,7 +946,50 @@ fn parse_arch(section: &[u8], version: u32) -> Result<NetworkSpec> {
         seed,
         regularization,
         task,
-    })
+    };
+    Ok((spec, input))
+}
+
+/// The version-7 input-scaling block ([`put_scaling`]).
+fn scaling_block(r: &mut Reader, input_dim: usize) -> Result<InputScaling> {
+    let at = r.pos;
+    let c = r.i32("scaling method")?;
+    let method = match Scaling::from_code(c) {
+        Ok(m) if m != Scaling::None => m,
+        _ => return Err(arch_err(format_args!("scaling method {c} at offset {at} is not 1, 2 or 3"))),
+    };
+    let raw = flag(r, "raw-input flag")?;
+    let at = r.pos;
+    let n = r.u32("scaling column count")? as usize;
+    let want = if method == Scaling::Divide255 { 0 } else { input_dim };
+    if n != want {
+        return Err(arch_err(format_args!(
+            "{n} scaling columns at offset {at}: the {} scaling of {input_dim} inputs has {want}",
+            method.name()
+        )));
+    }
+    let mut stat = || -> Result<Vec<f64>> {
+        (0..n)
+            .map(|_| {
+                let at = r.pos;
+                let v = f64::from_le_bytes(r.array("scaling statistic")?);
+                if v.to_bits() == 1 << 63 {
+                    return Err(arch_err(format_args!("scaling statistic at offset {at} is -0 (written as +0)")));
+                }
+                Ok(v)
+            })
+            .collect()
+    };
+    let (a, b) = (stat()?, stat()?);
+    let scaler = match method {
+        Scaling::Divide255 => Scaler::Divide255,
+        Scaling::MinMax => Scaler::MinMax { min: a, max: b },
+        _ => Scaler::ZScore { mean: a, std: b },
+    };
+    let mut s = InputScaling::default();
+    s.set_scaler(scaler, input_dim).map_err(|e| arch_err(format_args!("at offset {at}: {}", e.message())))?;
+    s.set_raw(raw);
+    Ok(s)
 }
 
 /// The bits of `-0.0`, which no architecture field holds: the writer stores every zero as
@@ -1018,10 +1124,10 @@ fn kind_of(version: u32, flags: u32) -> Result<Kind> {
         (1 | 2, 0) => Ok(Kind::Network),
         (1 | 2, f) => Err(bad(format!("unsupported flags: {f:#010x} (versions 1 and 2 define none)"))),
         (_, 0) => Ok(Kind::Network),
-        (VAE_VERSION, FLAG_VAE) => Ok(Kind::Vae),
+        (VAE_VERSION | SCALING_VERSION, FLAG_VAE) => Ok(Kind::Vae),
         (RBM_VERSION, FLAG_RBM) => Ok(Kind::Rbm),
-        (NETWORK_V4 | NETWORK_V6, f) => Err(bad(format!(
-            "unsupported flags: {f:#010x} (version {version} networks define none; VAEs are written as version 3)"
+        (NETWORK_V4 | NETWORK_V6 | SCALING_VERSION, f) => Err(bad(format!(
+            "unsupported flags: {f:#010x} (version {version} defines none for networks; bit 0 marks a VAE in versions 3 and 7)"
         ))),
         (RBM_VERSION, f) => Err(bad(format!(
             "unsupported flags: {f:#010x} (version 5 defines bit 1 only: a restricted Boltzmann machine)"
@@ -1106,17 +1212,20 @@ fn parse(body: &[u8]) -> Result<Network> {
              version 1, 2, 4 or 6 only (version 3 adds variational autoencoders)"
         )));
     }
-    let spec = parse_arch(section, version)?;
+    let (spec, input) = parse_arch(section, version)?;
     let implied = implied_params(&spec)
         .ok_or_else(|| arch_err(format_args!("the network has more than {MAX_PARAMS} parameters")))?;
     let params = parameter_block(&mut r, implied)?;
-    Network::from_params(spec, &params).map_err(build_err)
+    let mut net = Network::from_params(spec, &params).map_err(build_err)?;
+    net.set_input_scaler(input.scaler().clone()).map_err(build_err)?;
+    net.set_raw_input(input.raw());
+    Ok(net)
 }
 
 /// A VAE file without its CRC, which check_envelope() has verified.
 fn parse_vae(body: &[u8]) -> Result<Vae> {
     let mut r = Reader { rest: body, pos: 0 };
-    let (_, kind, section) = header(&mut r)?;
+    let (version, kind, section) = header(&mut r)?;
     if kind == Kind::Network {
         return Err(bad(
             "wrong kind: the file holds an autoencoder network, not a variational autoencoder; load it with \
@@ -1129,7 +1238,7 @@ fn parse_vae(body: &[u8]) -> Result<Vae> {
              load it with latent_rbm_load"
             .into()));
     }
-    let (spec, steps, prior) = parse_vae_arch(section)?;
+    let (spec, steps, prior, input) = parse_vae_arch(section, version)?;
     spec.validate().map_err(build_err)?;
     let implied = implied_vae_params(&spec)
         .ok_or_else(|| arch_err(format_args!("the VAE has more than {MAX_PARAMS} parameters")))?;
@@ -1137,11 +1246,13 @@ fn parse_vae(body: &[u8]) -> Result<Vae> {
     let mut vae = Vae::from_params(spec, &params).map_err(build_err)?;
     vae.set_steps(steps);
     vae.set_prior_log_variances(&prior).map_err(build_err)?;
+    vae.set_input_scaler(input.scaler().clone()).map_err(build_err)?;
+    vae.set_raw_input(input.raw());
     Ok(vae)
 }
 
 /// The VAE architecture section: the spec, the steps trained and a BILBO VAE's fitted prior.
-fn parse_vae_arch(section: &[u8]) -> Result<(VaeSpec, u64, Vec<f32>)> {
+fn parse_vae_arch(section: &[u8], version: u32) -> Result<(VaeSpec, u64, Vec<f32>, InputScaling)> {
     let mut r = Reader { rest: section, pos: HEADER_BYTES };
     let input_dim = units(&mut r, "input width")?;
     let n_enc = r.u32("encoder layer count")?;
@@ -1202,16 +1313,20 @@ fn parse_vae_arch(section: &[u8]) -> Result<(VaeSpec, u64, Vec<f32>)> {
         .map_err(|_| arch_err(format_args!("init code {c} at offset {at} is not one this build knows")))?;
     let seed = r.u64("seed")?;
     let steps = r.u64("steps trained")?;
-    // Optional: the objective fields of a BILBO VAE (an ELBO VAE's file ends at the steps).
+    // Optional: the objective fields of a BILBO VAE (an ELBO VAE's file ends at the steps);
+    // always there in version 7, before the scaling block.
     let (mut objective, mut prior) = (Objective::Elbo, Vec::new());
-    if !r.rest.is_empty() {
+    let scaled = version == SCALING_VERSION;
+    if scaled || !r.rest.is_empty() {
         let at = r.pos;
         let c = r.i32("objective")?;
         objective = match Objective::from_code(c) {
             Ok(Objective::Bilbo) => Objective::Bilbo,
+            Ok(Objective::Elbo) if scaled => Objective::Elbo,
             _ => {
                 return Err(arch_err(format_args!(
-                    "objective code {c} at offset {at} is not one this build writes (1, BILBO)"
+                    "objective code {c} at offset {at} is not one this build writes (1, BILBO{})",
+                    if scaled { "; 0, ELBO, in version 7" } else { "" }
                 )));
             }
         };
@@ -1222,10 +1337,14 @@ fn parse_vae_arch(section: &[u8]) -> Result<(VaeSpec, u64, Vec<f32>)> {
                 "{n} prior log-variances at offset {at}: a fitted prior has one per latent unit ({latent_dim}), or none"
             )));
         }
+        if n != 0 && objective == Objective::Elbo {
+            return Err(arch_err(format_args!("{n} prior log-variances at offset {at} for an ELBO VAE (it has none)")));
+        }
         for _ in 0..n {
             prior.push(f32_field(&mut r, "prior log-variance")?);
         }
     }
+    let input = if scaled { scaling_block(&mut r, input_dim)? } else { InputScaling::default() };
     if !r.rest.is_empty() {
         return Err(arch_err(format_args!(
             "the section is {} bytes, a VAE's fields take {}",
@@ -1248,7 +1367,7 @@ fn parse_vae_arch(section: &[u8]) -> Result<(VaeSpec, u64, Vec<f32>)> {
         init,
         seed,
     };
-    Ok((spec, steps, prior))
+    Ok((spec, steps, prior, input))
 }
 
 /// The number of parameters `Vae::new(spec)` holds, computed without allocating (dense layers

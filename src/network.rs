@@ -101,6 +101,8 @@ pub struct Network {
     stochastic_inference: Option<u64>,
     /// Layers the optimizer leaves alone in training (see [`crate::transfer`]); not saved.
     pub(crate) frozen: Option<crate::transfer::Freeze>,
+    /// The scaling fitted on the training data and the serving mode ([`crate::preprocess`]).
+    input: crate::preprocess::InputScaling,
 }
 
 impl Network {
@@ -197,11 +199,27 @@ impl Network {
             threads: 0,
             stochastic_inference: None,
             frozen: None,
+            input: Default::default(),
         })
     }
 
     pub fn spec(&self) -> &NetworkSpec {
         &self.spec
+    }
+
+    /// The input pipeline: the scaling stored with the model and the serving mode.
+    pub fn input_scaling(&self) -> &crate::preprocess::InputScaling {
+        &self.input
+    }
+
+    /// Stores a fitted scaling of the inputs (a per-column one must have `input_dim` columns).
+    pub fn set_input_scaler(&mut self, s: crate::data::scale::Scaler) -> Result<()> {
+        self.input.set_scaler(s, self.spec.input_dim)
+    }
+
+    /// Raw-input mode: serving calls scale raw rows with the stored scaling themselves.
+    pub fn set_raw_input(&mut self, raw: bool) {
+        self.input.set_raw(raw);
     }
     pub fn layers(&self) -> &[Dense] {
         &self.layers

@@ -297,6 +297,27 @@ impl<M: Placeable> Placement<M> {
         M::fit_on_device(t, d, host, rows, valid, progress)
     }
 
+    /// [`Placement::fit`] on datasets: the training rows the model takes from them (a
+    /// supervised network's inputs and targets), and the training set's scaling stored in the
+    /// model before the first step (a scaled dataset's replaces the stored one: the latest
+    /// training data define the model's inputs; see [`crate::preprocess`]).
+    pub fn fit_dataset(
+        &self,
+        t: &mut Trainer,
+        host: &mut M,
+        train: &crate::data::Dataset,
+        valid: Option<&crate::data::Dataset>,
+        progress: Watch<M>,
+    ) -> Result<()>
+    where
+        M: crate::train::Trainable,
+    {
+        let rows = host.training_rows(train, "the training data")?;
+        let valid = valid.map(|v| host.training_rows(v, "the validation data")).transpose()?;
+        host.adopt_scaling(train)?;
+        self.fit(t, host, &rows, valid.as_deref(), progress)
+    }
+
     /// TF32 tensor cores for the device copy's products; Unsupported on the CPU.
     pub fn set_tf32(&self, host: &M, on: bool) -> Result<()> {
         if self.fitting.load(Ordering::Acquire) {

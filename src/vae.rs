@@ -261,6 +261,8 @@ pub struct Vae {
     /// BILBO: the prior's log-variances ln v_j fitted to the training rows ([`Vae::fit_prior`]);
     /// empty: N(0, I) (ELBO), or not fitted yet (BILBO: scores fit it to the rows they score).
     prior_lv: Vec<f32>,
+    /// The scaling fitted on the training data and the serving mode ([`crate::preprocess`]).
+    input: crate::preprocess::InputScaling,
 }
 
 impl Vae {
@@ -341,11 +343,27 @@ impl Vae {
             learned,
             const_lv,
             prior_lv: Vec::new(),
+            input: Default::default(),
         })
     }
 
     pub fn spec(&self) -> &VaeSpec {
         &self.spec
+    }
+
+    /// The input pipeline: the scaling stored with the model and the serving mode.
+    pub fn input_scaling(&self) -> &crate::preprocess::InputScaling {
+        &self.input
+    }
+
+    /// Stores a fitted scaling of the inputs (a per-column one must have `input_dim` columns).
+    pub fn set_input_scaler(&mut self, s: crate::data::scale::Scaler) -> Result<()> {
+        self.input.set_scaler(s, self.spec.input_dim)
+    }
+
+    /// Raw-input mode: serving calls scale raw rows with the stored scaling themselves.
+    pub fn set_raw_input(&mut self, raw: bool) {
+        self.input.set_raw(raw);
     }
     pub fn layers(&self) -> &[Dense] {
         &self.layers

@@ -214,6 +214,12 @@ const OPTIONAL: &[(&str, &str)] = &[
     ("latent_vae_device", "device"), // "as latent_network_device": either may be NULL
     ("latent_vae_device", "ordinal"),
     ("latent_trainer_fit_vae", "valid"), // "as latent_trainer_fit trains a network"
+    // The statistics may be NULL (capacity 0) when there are none: the valid model has none.
+    ("latent_network_get_scaling", "a"),
+    ("latent_network_get_scaling", "b"),
+    ("latent_vae_get_scaling", "a"), // "latent_network_get_scaling for a VAE"
+    ("latent_vae_get_scaling", "b"),
+    ("latent_vae_get_scaling", "cols"),
 ];
 
 fn optional(f: &Func, p: &Param) -> bool {
@@ -362,13 +368,15 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             _ => "fout".into(),
         },
         "double *" => match name {
-            "upper" | "free_energy" => "dout2".into(),
+            "upper" | "free_energy" | "b" => "dout2".into(),
             _ => "dout".into(),
         },
-        "int32_t *" | "latent_device *" | "latent_rbm_unit *" | "latent_vae_objective *" => match name {
-            "ordinal" => "&i32o[1]".into(),
-            _ => "iout".into(),
-        },
+        "int32_t *" | "latent_device *" | "latent_rbm_unit *" | "latent_vae_objective *" | "latent_scaling *" => {
+            match name {
+                "ordinal" => "&i32o[1]".into(),
+                _ => "iout".into(),
+            }
+        }
         "uint64_t *" => "uout".into(),
         "uint32_t *" => "u32out".into(),
         "uint8_t *" => "u8out".into(),

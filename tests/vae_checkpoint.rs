@@ -314,7 +314,7 @@ fn version_3_layout_is_the_documented_one() {
     assert_eq!(back.spec(), vae.spec());
     assert_eq!(bits(back.params()), bits(&params));
     assert_eq!(back.steps(), 0x0A0B_0C0D_0E0F_1011);
-    assert_eq!(model_file::FORMAT_VERSION, 6);
+    assert_eq!(model_file::FORMAT_VERSION, 7);
     assert_eq!(model_file::FLAG_VAE, 1);
 }
 
@@ -418,11 +418,11 @@ fn version_3_network_files_and_unknown_flags_are_bad_format() {
     assert_eq!(e.status(), status::BAD_FORMAT);
     assert!(e.to_string().contains("bad architecture") && e.to_string().contains("version 1, 2, 4 or 6"), "{e}");
     assert!(bad_format(&b).contains("wrong kind"));
-    // Version 7 is newer (version 5 holds RBMs, version 6 exact-contractive networks).
+    // Version 8 is newer (5 holds RBMs, 6 exact-contractive networks, 7 models with their scaling).
     let mut b = small_file();
-    put_u32(&mut b, 8, 7);
+    put_u32(&mut b, 8, 8);
     mutate::fix_crc(&mut b);
-    assert!(bad_format(&b).contains("written by a newer latent: format version 7"));
+    assert!(bad_format(&b).contains("written by a newer latent: format version 8"));
     // Flag bits other than bit 0, and bit 0 in a version-1, -2, -4 or -6 file (VAEs are version 3).
     for (version, flags) in [(3, 2u32), (3, 3), (3, 0x8000_0001), (2, 1), (1, 1), (4, 1), (6, 1)] {
         let mut b = small_file();

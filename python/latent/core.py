@@ -356,7 +356,62 @@ def _dataset(d, what="dataset"):
 # ---------------------------------------------------------------------------------------------
 
 
-class Network(_Handle):
+class _ScaledModel:
+    """The input scaling a network or VAE carries (docs/data.md): a fit on a scaled Dataset
+    stores it; in raw-input mode encode, reconstruct and the scores take raw rows and give raw
+    units back. Saved with the model."""
+
+    _prefix = ""
+
+    def _fn(self, name):
+        return getattr(lib, f"{self._prefix}_{name}")
+
+    @property
+    def scaling(self):
+        """(Scaling, a, b): the method and its per-column statistics (min and max, or mean and
+        std; empty arrays for NONE and DIVIDE_255)."""
+        method, cols = c_int32(), c_size_t()
+        status = self._fn("get_scaling")(self._handle, byref(method), None, None, 0, byref(cols))
+        if status != Status.BUFFER_TOO_SMALL:
+            check(status)
+        a = np.empty(cols.value, np.float64)
+        b = np.empty(cols.value, np.float64)
+        check(self._fn("get_scaling")(self._handle, byref(method), _ptr(a, c_double), _ptr(b, c_double), a.size,
+                                      byref(cols)))
+        return Scaling(method.value), a, b
+
+    def set_scaling(self, method, a=None, b=None):
+        """Stores a scaling: Scaling.MIN_MAX with a = min, b = max per column, Z_SCORE with a =
+        mean, b = std; NONE removes it, DIVIDE_255 takes no statistics."""
+        a = np.ascontiguousarray(np.asarray([] if a is None else a, np.float64))
+        b = np.ascontiguousarray(np.asarray([] if b is None else b, np.float64))
+        if a.shape != b.shape or a.ndim != 1:
+            raise ValueError(f"a and b must be 1-D arrays of one length, not {a.shape} and {b.shape}")
+        pa = _ptr(a, c_double) if a.size else None
+        pb = _ptr(b, c_double) if b.size else None
+        check(self._fn("set_scaling")(self._handle, Scaling.coerce(method, "scaling"), pa, pb, a.size))
+
+    def set_scaling_from(self, dataset):
+        """Stores the scaling fitted on a scaled Dataset."""
+        check(self._fn("set_scaling_from")(self._handle, dataset._handle))
+
+    @property
+    def raw_input(self):
+        """True: the calls that take rows take raw rows and apply the stored scaling."""
+        v = c_int32()
+        check(self._fn("raw_input")(self._handle, byref(v)))
+        return bool(v.value)
+
+    @raw_input.setter
+    def raw_input(self, on):
+        check(self._fn("set_raw_input")(self._handle, int(bool(on))))
+
+    def scale_dataset(self, dataset):
+        """Scales an unscaled Dataset with the stored scaling."""
+        check(self._fn("scale_dataset")(self._handle, dataset._handle))
+
+
+class Network(_ScaledModel, _Handle):
     """An autoencoder, classifier or regressor (latent_network).
 
     Keyword arguments mirror latent_network_params: ``input_dim`` and ``code`` (code_units) are
@@ -368,6 +423,8 @@ class Network(_Handle):
     (seed, init, sparsity, sparsity_target, corruption, corruption_level, tied_weights, ...)
     are accepted under their C names; ``contractive_exact=True`` chooses the whole encoder's
     contractive penalty (see the ``contractive_exact`` property)."""
+
+    _prefix = "latent_network"
 
     _free_name = "latent_network_free"
 
@@ -837,13 +894,15 @@ class Trainer(_Handle):
 # ---------------------------------------------------------------------------------------------
 
 
-class Vae(_Handle):
+class Vae(_ScaledModel, _Handle):
     """A variational autoencoder (latent_vae). Keyword arguments mirror latent_vae_params:
     input_dim and latent_dim required; encoder / decoder hidden widths (not mirrored);
     activation (hidden_activation), pzx_activation, distribution ('bernoulli', 'gaussian',
     ...), distribution_activation, parts=[(size, distribution, activation), ...],
     num_samples, beta, kl_warmup_steps, constant_posterior_variance, seed, ...; objective='elbo' or
     'bilbo' (latent_vae_set_objective)."""
+
+    _prefix = "latent_vae"
 
     _free_name = "latent_vae_free"
     _ENUMS = {"hidden_activation": Activation, "pzx_activation": Activation, "distribution": Distribution,

@@ -417,6 +417,13 @@ pub unsafe extern "C" fn latent_dataset_apply_scaling(
     })
 }
 
+/// Applies a fitted scaling to a dataset (a model's stored one: crate::ffi::scaling).
+pub(crate) unsafe fn apply_scaler(dst: *mut latent_dataset, s: &Scaler) -> Result<()> {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    let d = unsafe { dataset_mut(dst, "dataset")? };
+    d.inner.apply_scaling(s)
+}
+
 /// Splits the rows in two new datasets with a seeded shuffle: `second` gets
 /// round(fraction * rows) rows, `first` the rest; both keep the original order, the labels and
 /// the scaling. The same seed gives the same split. On failure both are NULL. A fraction of 0

@@ -24,6 +24,7 @@ pub mod pretrain;
 pub mod psd;
 pub mod rbm;
 pub mod recirculation;
+pub mod scaling;
 pub mod trainer;
 pub mod transfer;
 pub mod types;
@@ -53,6 +54,7 @@ pub use pretrain::*;
 pub use psd::*;
 pub use rbm::*;
 pub use recirculation::*;
+pub use scaling::*;
 pub use trainer::*;
 pub use transfer::*;
 pub use types::*;
@@ -437,6 +439,25 @@ pub(crate) unsafe fn with_rows<R>(rows: Rows, f: impl FnOnce(&Matrix) -> Result<
         Rows::Caller(x, r, c) => f(&unsafe { input_matrix(x, r, c, "x")? }),
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         Rows::Dataset(d) => f(unsafe { arg(d, "dataset")? }.get().x()),
+    }
+}
+
+/// with_rows() with the rows as the model takes them: in raw-input mode a caller's rows go
+/// through the model's stored scaling ([`crate::preprocess`]); a dataset's rows are used as they
+/// are (a dataset carries its own scaling).
+pub(crate) unsafe fn with_model_rows<R>(
+    rows: Rows,
+    input: &crate::preprocess::InputScaling,
+    f: impl FnOnce(&Matrix) -> Result<R>,
+) -> Result<R> {
+    match rows {
+        Rows::Caller(x, r, c) => {
+            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+            let m = unsafe { input_matrix(x, r, c, "x")? };
+            f(&*input.to_model(&m, false)?)
+        }
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+        Rows::Dataset(_) => unsafe { with_rows(rows, f) },
     }
 }
 

@@ -15,7 +15,9 @@ use crate::network::{LayerSpec, Network, NetworkSpec};
 use crate::placement::RowsCall;
 // The helpers that moved to ffi/mod.rs, under their old path until every caller uses the new one.
 #[allow(unused_imports)]
-pub(crate) use super::{OutValue, Rows, check_output, input_matrix, layer_count, no_rows, with_rows, write_string};
+pub(crate) use super::{
+    OutValue, Rows, check_output, input_matrix, layer_count, no_rows, with_model_rows, with_rows, write_string,
+};
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
 use crate::tensor::{Matrix, checked_len};
 
@@ -415,7 +417,7 @@ pub(crate) unsafe fn rows_call<T: OutValue + std::fmt::Debug>(
         // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let v = unsafe { with_rows(rows, |m| f(&n, m))? };
+        let v = unsafe { with_model_rows(rows, n.input_scaling(), |m| f(&n, m))? };
         check_output(&v, per_row, "the result")?;
         dst.copy_from_slice(&v);
         Ok(())
@@ -440,8 +442,18 @@ unsafe fn device_rows_call(
         let r = unsafe { rows.check(in_width, "network")? };
         // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
-        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let v = unsafe { with_rows(rows, |m| h.device.rows(&n, call, m))? };
+        let v = if call == RowsCall::Decode {
+            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+            unsafe { with_rows(rows, |m| h.device.rows(&n, call, m))? }
+        } else {
+            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+            unsafe { with_model_rows(rows, n.input_scaling(), |m| h.device.rows(&n, call, m))? }
+        };
+        // Rows in the input's space go back to raw units in raw-input mode (a caller's rows).
+        let v = match (rows, call) {
+            (Rows::Caller(..), RowsCall::Decode | RowsCall::Reconstruct) => n.input_scaling().to_raw(v)?,
+            _ => v,
+        };
         check_output(v.as_slice(), per_row, "the result")?;
         dst.copy_from_slice(v.as_slice());
         Ok(())

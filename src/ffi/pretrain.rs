@@ -195,6 +195,7 @@ pub unsafe extern "C" fn latent_network_pretrain(
         // A supervised network's rows carry their labels or targets after the inputs.
         let rows = Trainable::training_rows(&*guard, train, "the training data")?;
         let valid = valid.map(|v| Trainable::training_rows(&*guard, v, "the validation data")).transpose()?;
+        Trainable::adopt_scaling(&mut *guard, train)?;
         pretrain_watching(&mut guard, &cfg, &rows, valid.as_deref(), cb).map(|_| ())
     })
 }

@@ -8,7 +8,7 @@ use super::vae::latent_vae;
 use super::*;
 use crate::error::invalid;
 use crate::optim::{LrSchedule, OptimizerConfig, OptimizerKind, Schedule};
-use crate::train::{Event, Progress, StageKind, TrainConfig, Trainable, Trainer};
+use crate::train::{Event, Progress, StageKind, TrainConfig, Trainer};
 
 /// Trains networks with one configuration; keeps the per-epoch history and the optimizer state
 /// (a second fit on the same network continues where the first stopped). One call at a time:
@@ -173,13 +173,11 @@ pub unsafe extern "C" fn latent_trainer_fit(
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let (_in_fit, train, valid) = unsafe { datasets(train, valid)? };
         let mut host = n.fit()?;
-        let rows = host.training_rows(train, "the training data")?;
-        let valid = valid.map(|v| host.training_rows(v, "the validation data")).transpose()?;
         let mut c_cb =
             // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
             |p: &Progress, m: &crate::network::Network| n.lend(m, || unsafe { call_progress(progress, user, p) });
         let cb: crate::train::Watch<crate::network::Network> = if progress.is_some() { Some(&mut c_cb) } else { None };
-        n.device.fit(&mut t, &mut host, &rows, valid.as_deref(), cb)
+        n.device.fit_dataset(&mut t, &mut host, train, valid, cb)
     })
 }
 
@@ -234,12 +232,10 @@ pub unsafe extern "C" fn latent_trainer_fit_vae(
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let (_in_fit, train, valid) = unsafe { datasets(train, valid)? };
         let mut host = v.fit()?;
-        let rows = host.training_rows(train, "the training data")?;
-        let valid = valid.map(|x| host.training_rows(x, "the validation data")).transpose()?;
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let mut c_cb = |p: &Progress, m: &crate::vae::Vae| v.lend(m, || unsafe { call_progress(progress, user, p) });
         let cb: crate::train::Watch<crate::vae::Vae> = if progress.is_some() { Some(&mut c_cb) } else { None };
-        v.device.fit(&mut t, &mut host, &rows, valid.as_deref(), cb)
+        v.device.fit_dataset(&mut t, &mut host, train, valid, cb)
     })
 }
 

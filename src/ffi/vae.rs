@@ -343,6 +343,21 @@ unsafe fn rows_call<T: OutValue + std::fmt::Debug>(
     io: impl FnOnce(&Vae) -> Result<(usize, usize)>,
     f: impl FnOnce(&Vae, &Matrix) -> Result<Vec<T>>,
 ) -> latent_status {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { rows_call_in(vae, rows, true, out, capacity, io, f) }
+}
+
+/// rows_call() of rows that are input rows (`input`: through the stored scaling in raw-input
+/// mode, see crate::preprocess) or latent rows (used as they are).
+unsafe fn rows_call_in<T: OutValue + std::fmt::Debug>(
+    vae: *const latent_vae,
+    rows: Rows,
+    input: bool,
+    out: *mut T,
+    capacity: usize,
+    io: impl FnOnce(&Vae) -> Result<(usize, usize)>,
+    f: impl FnOnce(&Vae, &Matrix) -> Result<Vec<T>>,
+) -> latent_status {
     guard(|| {
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? }.read()?;
@@ -351,8 +366,13 @@ unsafe fn rows_call<T: OutValue + std::fmt::Debug>(
         let r = unsafe { rows.check(in_width, "VAE")? };
         // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
         let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
-        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let res = unsafe { with_rows(rows, |m| f(&v, m))? };
+        let res = if input {
+            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+            unsafe { with_model_rows(rows, v.input_scaling(), |m| f(&v, m))? }
+        } else {
+            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+            unsafe { with_rows(rows, |m| f(&v, m))? }
+        };
         check_output(&res, per_row, "the result")?;
         dst.copy_from_slice(&res);
         Ok(())
@@ -387,7 +407,7 @@ unsafe fn encode_rows(
             if logvar.is_null() { None } else { Some(unsafe { out_slice(logvar, capacity, need, "logvar")? }) };
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         unsafe {
-            with_rows(rows, |m| {
+            with_model_rows(rows, v.input_scaling(), |m| {
                 let (mu, lv) = h.device.encode(&v, m)?;
                 check_output(mu.as_slice(), mu.cols(), "the posterior means")?;
                 check_output(lv.as_slice(), lv.cols(), "the posterior log-variances")?;
@@ -463,13 +483,14 @@ pub unsafe extern "C" fn latent_vae_generate_mean(
 ) -> latent_status {
     // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
-        rows_call(
+        rows_call_in(
             vae,
             Rows::Caller(z, rows, cols),
+            false,
             out,
             capacity,
             |v| Ok((v.latent_dim(), v.input_dim())),
-            |v, m| Ok(v.generate_at_mean(m)?.into_vec()),
+            |v, m| Ok(v.input_scaling().to_raw(v.generate_at_mean(m)?)?.into_vec()),
         )
     }
 }
@@ -488,13 +509,14 @@ pub unsafe extern "C" fn latent_vae_generate_random(
 ) -> latent_status {
     // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
-        rows_call(
+        rows_call_in(
             vae,
             Rows::Caller(z, rows, cols),
+            false,
             out,
             capacity,
             |v| Ok((v.latent_dim(), v.input_dim())),
-            |v, m| Ok(v.generate_random(m, seed)?.into_vec()),
+            |v, m| Ok(v.input_scaling().to_raw(v.generate_random(m, seed)?)?.into_vec()),
         )
     }
 }
@@ -542,7 +564,7 @@ pub unsafe extern "C" fn latent_vae_reconstruct(
             out,
             capacity,
             |v| Ok((v.input_dim(), v.input_dim())),
-            |v, m| Ok(v.reconstruct(m)?.into_vec()),
+            |v, m| Ok(v.input_scaling().to_raw(v.reconstruct(m)?)?.into_vec()),
         )
     }
 }

@@ -176,6 +176,11 @@ pub trait Trainable: Send + Sync {
     fn check_rows(&self, _data: &Matrix, _what: &str) -> Result<()> {
         Ok(())
     }
+    /// What a fit on `data` stores in the model besides its parameters: a scaled dataset's
+    /// scaling ([`crate::preprocess`]). Called before the fit's first step.
+    fn adopt_scaling(&mut self, _data: &crate::data::Dataset) -> Result<()> {
+        Ok(())
+    }
     /// The training rows of a dataset (for a supervised network, inputs then targets).
     fn training_rows<'a>(&self, data: &'a crate::data::Dataset, _what: &str) -> Result<std::borrow::Cow<'a, Matrix>> {
         Ok(std::borrow::Cow::Borrowed(data.x()))
@@ -239,6 +244,12 @@ impl Trainable for Network {
     type Workspace = crate::network::Workspace;
     fn input_dim(&self) -> usize {
         Network::input_dim(self)
+    }
+    fn adopt_scaling(&mut self, data: &crate::data::Dataset) -> Result<()> {
+        match data.scaler() {
+            crate::data::scale::Scaler::None => Ok(()),
+            s => self.set_input_scaler(s.clone()),
+        }
     }
     fn param_count(&self) -> usize {
         Network::param_count(self)
@@ -337,6 +348,12 @@ impl Trainable for Vae {
     type Workspace = VaeWorkspace;
     fn input_dim(&self) -> usize {
         Vae::input_dim(self)
+    }
+    fn adopt_scaling(&mut self, data: &crate::data::Dataset) -> Result<()> {
+        match data.scaler() {
+            crate::data::scale::Scaler::None => Ok(()),
+            s => self.set_input_scaler(s.clone()),
+        }
     }
     fn param_count(&self) -> usize {
         Vae::param_count(self)
@@ -479,6 +496,7 @@ impl Trainer {
     ) -> Result<()> {
         let train = net.training_rows(data, "the training data")?;
         let valid = valid.map(|v| net.training_rows(v, "the validation data")).transpose()?;
+        net.adopt_scaling(data)?;
         self.fit(net, &train, valid.as_deref(), progress)
     }
 
