@@ -1,14 +1,20 @@
 """A minimal in-tree PEP 517 build backend for the pure-Python `latent` package.
 
 It needs nothing but the standard library, so `pip install ./python` works offline (pip's build
-isolation would otherwise download setuptools). It packs latent/*.py (and a liblatent shared
-library copied into latent/, if any) into a wheel; editable installs add a .pth file.
+isolation would otherwise download setuptools). It packs latent/*.py and the liblatent shared
+library into a wheel, so that `import latent` works without LATENT_LIBRARY: a library copied into
+latent/ if there is one, else the checkout's target/release one, which it builds with
+`cargo build --release --lib` first when it is missing (set LATENT_PIP_NO_BUILD=1 to make a
+pure-Python wheel instead). Editable installs add a .pth file (they find the checkout's library).
 """
 
 import base64
 import hashlib
 import io
 import os
+import shutil
+import subprocess
+import sys
 import sysconfig
 import tarfile
 import zipfile
@@ -40,8 +46,31 @@ def _files():
             yield p
 
 
-def _tag():
-    if any(p.name in LIBS for p in _files()):
+def _library():
+    """(file name, path) of the shared library the wheel bundles, or None."""
+    for p in _files():
+        if p.name in LIBS:
+            return p.name, p
+    checkout = ROOT.parent
+    if not (checkout / "Cargo.toml").exists():
+        return None
+    built = [checkout / "target" / "release" / n for n in LIBS]
+    if not any(b.exists() for b in built) and not os.environ.get("LATENT_PIP_NO_BUILD"):
+        cargo = shutil.which("cargo")
+        if cargo is None:
+            sys.stderr.write("latent: no liblatent built and no cargo: making a wheel without the library "
+                             "(set LATENT_LIBRARY at run time, or install Rust and reinstall)\n")
+            return None
+        sys.stderr.write("latent: building liblatent with cargo build --release --lib (a few minutes)\n")
+        subprocess.run([cargo, "build", "--release", "--lib"], cwd=str(checkout), check=True)
+    for b in built:
+        if b.exists():
+            return b.name, b
+    return None
+
+
+def _tag(with_library):
+    if with_library:
         plat = sysconfig.get_platform().replace("-", "_").replace(".", "_")
         return f"py3-none-{plat}", "false"
     return "py3-none-any", "true"
@@ -51,8 +80,8 @@ def _digest(data):
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def _write_wheel(directory, entries):
-    tag, purelib = _tag()
+def _write_wheel(directory, entries, with_library=False):
+    tag, purelib = _tag(with_library)
     distinfo = f"{NAME}-{VERSION}.dist-info"
     entries = list(entries) + [
         (f"{distinfo}/METADATA", METADATA.encode()),
@@ -82,7 +111,11 @@ def get_requires_for_build_editable(config_settings=None):
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    return _write_wheel(wheel_directory, [(f"{NAME}/{p.name}", p.read_bytes()) for p in _files()])
+    entries = [(f"{NAME}/{p.name}", p.read_bytes()) for p in _files() if p.name not in LIBS]
+    lib = _library()
+    if lib is not None:
+        entries.append((f"{NAME}/{lib[0]}", lib[1].read_bytes()))
+    return _write_wheel(wheel_directory, entries, with_library=lib is not None)
 
 
 def build_editable(wheel_directory, config_settings=None, metadata_directory=None):

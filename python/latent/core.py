@@ -356,6 +356,17 @@ def _dataset(d, what="dataset"):
 # ---------------------------------------------------------------------------------------------
 
 
+def _model_from_bytes(cls, data):
+    """Unpickles a Network or Vae from its model file's bytes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "model.latent")
+        with open(path, "wb") as f:
+            f.write(data)
+        return cls.load(path)
+
+
 class _ScaledModel:
     """The input scaling a network or VAE carries (docs/data.md): a fit on a scaled Dataset
     stores it; in raw-input mode encode, reconstruct and the scores take raw rows and give raw
@@ -409,6 +420,16 @@ class _ScaledModel:
     def scale_dataset(self, dataset):
         """Scales an unscaled Dataset with the stored scaling."""
         check(self._fn("scale_dataset")(self._handle, dataset._handle))
+
+    def __reduce__(self):
+        """Pickles as the model file's bytes (parameters, spec, scaling and raw-input mode)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "model.latent")
+            self.save(path)
+            with open(path, "rb") as f:
+                return (_model_from_bytes, (type(self), f.read()))
 
 
 class Network(_ScaledModel, _Handle):
@@ -763,6 +784,14 @@ class Network(_ScaledModel, _Handle):
     def contractive_exact(self, on):
         check(lib.latent_network_set_contractive_exact(self._handle, int(bool(on))))
 
+    def fit(self, train, valid=None, progress=None, trainer=None, **trainer_params):
+        """Trains on `train` (a Dataset or an array; a supervised network's Dataset carries its
+        labels or targets) with `trainer` or a new Trainer(**trainer_params), validating on
+        `valid`; returns the trainer (its history, and whether training ran to its end)."""
+        trainer = trainer if trainer is not None else Trainer(**trainer_params)
+        trainer.fit(self, train, valid, progress)
+        return trainer
+
     def binary_codes(self, x, threshold=0.5):
         """Packed binary codes (rows x code_words uint64)."""
         a, single = _rows(x)
@@ -1029,6 +1058,38 @@ class Vae(_ScaledModel, _Handle):
         check(lib.latent_vae_generate_mean(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1],
                                            _ptr(out, c_float), out.size))
         return _out(single, out)
+
+    def generate_random(self, z, seed=0):
+        """A draw from p(x|z) for each latent row (DL4J's generateRandomGivenZ), seeded."""
+        a, single = _rows(z, "z")
+        out = np.empty((a.shape[0], self.input_dim), np.float32)
+        check(lib.latent_vae_generate_random(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1], int(seed),
+                                             _ptr(out, c_float), out.size))
+        return _out(single, out)
+
+    def iwae_bound(self, data, samples=50, seed=0):
+        """The importance-weighted bound on the mean log p(x) of the rows (Burda et al. 2016), with
+        `samples` draws per row: tighter than the ELBO as samples grows."""
+        ds = _dataset(data)
+        v = c_double()
+        check(lib.latent_vae_iwae_bound(self._handle, ds._handle, int(samples), int(seed), byref(v)))
+        return v.value
+
+    def interpolate(self, a, b, steps=8):
+        """(z, x): `steps` points on the line between the posterior means of rows a and b, ends
+        included (steps x latent_dim), and their decoded means (steps x input_dim)."""
+        ra, _ = _rows(a, "a")
+        rb, _ = _rows(b, "b")
+        if ra.shape[0] != 1 or rb.shape[0] != 1:
+            raise ValueError("a and b must be one row each")
+        steps = int(steps)
+        cap = max(steps, 0) * max(self.latent_dim, self.input_dim)
+        z = np.empty(cap, np.float32)
+        x = np.empty(cap, np.float32)
+        check(lib.latent_vae_interpolate(self._handle, _ptr(ra, c_float), _ptr(rb, c_float), ra.shape[1], steps,
+                                         _ptr(z, c_float), _ptr(x, c_float), cap))
+        return (z[:steps * self.latent_dim].reshape(steps, self.latent_dim),
+                x[:steps * self.input_dim].reshape(steps, self.input_dim))
 
     def reconstruct(self, x):
         a, single = _rows(x)
