@@ -35,7 +35,8 @@ fn python_package_test_suite_passes() {
 /// bundles the checkout's liblatent (issue 18, item 5). Offline: the build backend needs nothing.
 #[test]
 fn pip_install_gives_a_working_import_without_latent_library() {
-    if !have("python3") || !Command::new("python3").args(["-c", "import numpy, pip"]).output().is_ok_and(|o| o.status.success())
+    if !have("python3")
+        || !Command::new("python3").args(["-c", "import numpy, pip"]).output().is_ok_and(|o| o.status.success())
     {
         skip("python3 with numpy and pip", "install python3-numpy and python3-pip");
         return;

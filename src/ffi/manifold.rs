@@ -1,8 +1,9 @@
 //! C API of the score, Jacobian and tangent-plane calls (docs/manifold.md), and of the exact
 //! contractive penalty's switch.
 
-use super::network::{Rows, check_output, input_matrix, latent_network, rows_call};
+use super::network::{latent_network, rows_call};
 use super::*;
+use super::{Rows, check_output, input_matrix};
 use crate::error::{invalid, shape};
 use crate::tensor::checked_len;
 

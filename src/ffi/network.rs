@@ -15,7 +15,7 @@ use crate::network::{LayerSpec, Network, NetworkSpec};
 use crate::placement::RowsCall;
 // The helpers that moved to ffi/mod.rs, under their old path until every caller uses the new one.
 #[allow(unused_imports)]
-pub(crate) use super::{
+use super::{
     OutValue, Rows, check_output, input_matrix, layer_count, no_rows, with_model_rows, with_rows, write_string,
 };
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};

@@ -1,8 +1,8 @@
 //! C API of predictive sparse decomposition (the PSD model handle, src/psd.rs).
 
 use super::dataset::latent_dataset;
-use super::network::{Rows, check_output, with_rows};
 use super::*;
+use super::{Rows, check_output, with_rows};
 use crate::error::Result;
 use crate::psd::{Psd, PsdConfig, PsdSpec, SparseCoding};
 use crate::tensor::{Matrix, checked_len};

@@ -3,9 +3,9 @@
 use std::ffi::{c_char, c_void};
 
 use super::dataset::latent_dataset;
-use super::network::{OutValue, Rows, check_output, with_rows};
 use super::trainer::{config_from_params, progress_to_c};
 use super::*;
+use super::{OutValue, Rows, check_output, with_rows};
 use crate::error::{Result, invalid};
 use crate::rbm_model::{RbmModel, unit_code, unit_from_code};
 use crate::tensor::{Matrix, checked_len};

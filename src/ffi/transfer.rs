@@ -11,7 +11,7 @@ use crate::task::Task;
 
 /// The appended hidden layers from C: `n` widths and activations (NULL: ReLU).
 unsafe fn hidden_layers(n: u32, units: *const u32, acts: *const latent_activation) -> Result<Vec<LayerSpec>> {
-    let n = super::network::layer_count(n, "n_hidden")?;
+    let n = super::layer_count(n, "n_hidden")?;
     // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
     let units = unsafe { slice(units, n, "hidden_units")? };
     // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).

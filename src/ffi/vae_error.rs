@@ -2,9 +2,9 @@
 //! beside latent_vae_reconstruction_probability.
 
 use super::dataset::latent_dataset;
-use super::network::{Rows, check_output, with_rows};
 use super::vae::latent_vae;
 use super::*;
+use super::{Rows, check_output, with_rows};
 use crate::loss::Loss;
 use crate::tensor::checked_len;
 
