@@ -56,6 +56,21 @@ impl Init {
         }
     }
 
+    /// The variance σ² this scheme gives a dense weight of a layer with this activation and
+    /// these fans (Glorot: gain²·2/(fan_in + fan_out); He: 2/fan_in; FanInUniform: 1/(3 fan_in)),
+    /// or None for `SmallUniform`. Functional-transfer layers give the slope ∂f/∂x of each
+    /// connection this variance ([`crate::layer::Functional::init`]).
+    pub fn slope_variance(self, act: Activation, fan_in: usize, fan_out: usize) -> Option<f32> {
+        let (scheme, gain) = self.resolve(act);
+        let (fi, fo) = (fan_in.max(1) as f32, fan_out.max(1) as f32);
+        match scheme {
+            Init::Glorot => Some(gain * gain * 2.0 / (fi + fo)),
+            Init::He => Some(2.0 / fi),
+            Init::FanInUniform => Some(1.0 / (3.0 * fi)),
+            Init::SmallUniform | Init::Auto => None,
+        }
+    }
+
     /// Fills a fan_in x fan_out weight block and its bias.
     pub fn fill(
         self,
