@@ -105,14 +105,8 @@ fn main() {
                     let s: Vec<String> = p.iter().map(|(sd, g)| format!("{sd:.3}/{g:.1e}")).collect();
                     println!("  {name} depth {depth} seed {seed} at init, output sd / grad rms: {}", s.join(" "));
                 }
-                let cfg = TrainConfig {
-                    epochs,
-                    batch_size: 100,
-                    learning_rate: 1e-3,
-                    threads,
-                    seed,
-                    ..Default::default()
-                };
+                let cfg =
+                    TrainConfig { epochs, batch_size: 100, learning_rate: 1e-3, threads, seed, ..Default::default() };
                 let t = Instant::now();
                 let fit = Trainer::new(cfg).unwrap().fit_dataset(&mut net, &train, None, None);
                 secs += t.elapsed().as_secs_f64() / epochs as f64 / seeds.len() as f64;

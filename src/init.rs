@@ -16,7 +16,9 @@ pub enum Init {
     Glorot,
     /// He/Kaiming normal: N(0, 2 / fan_in).
     He,
-    /// U(-0.01, 0.01), as in early autoencoder papers.
+    /// U(-0.01, 0.01), as in early autoencoder papers; functional-transfer layers get the
+    /// author's U(-0.1, 0.1) ranges (`Family::init_range`) instead of the variance-preserving
+    /// ones, and no centring of their biases at the first fit.
     SmallUniform,
     /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases: PyTorch's nn.Linear default.
     FanInUniform,

@@ -260,7 +260,13 @@ impl Network {
 
     /// [`Network::center_functional`] on the inputs of `rows` rows of width `width` (the first
     /// `input_dim` columns; a supervised network's training rows carry targets after them).
-    pub(crate) fn center_functional_rows(&mut self, data: &[f32], width: usize, rows: usize, threads: usize) -> Result<()> {
+    pub(crate) fn center_functional_rows(
+        &mut self,
+        data: &[f32],
+        width: usize,
+        rows: usize,
+        threads: usize,
+    ) -> Result<()> {
         let d = self.input_dim();
         let rows = rows.min(1000);
         if rows == 0 || !self.layers.iter().any(|l| l.functional().is_some()) {

@@ -253,7 +253,7 @@ impl Family {
     ///   a ~ u(g / √0.4067);
     /// - s w²x²: no slope at 0, and the square passes a signal of scale q on as one of q², so
     ///   a stack collapses to 0 unless the gain is large: E w⁴ = 4 var (w ~ u((20 var)^¼)), the
-    ///   best of 1, 2, 4, 8 var at depth 10 (measured);
+    ///   best of 1, 2, 4, 8 var tried at depth 10;
     /// - a²(x + c)², s a²(x + c)²: slope 2a²c at 0, E a⁴ = var/4 (a ~ u((5 var / 4)^¼)), c ~ u(√3).
     ///
     /// The bias then cancels what the connections give a zero input (b_j = −Σ_i f(0; θ_ij)), so
@@ -300,8 +300,8 @@ impl Family {
     /// √(n_in Var w²) that carries what tells inputs apart (√(5 n_in / 4) times smaller for a
     /// uniform w, 9x at 64 inputs): after a few layers every unit says the same thing. The
     /// lognormal law has Var w² = (e⁴ − 1)(E w²)², which brings the two gains within 2x of each
-    /// other at 64 inputs. E w² = 4/n_in was the best of 0.5, 1, 2, 4, 8, 16 (over n_in) at depth
-    /// 3 on MNIST (docs/functional.md).
+    /// other at 64 inputs. E w² = 4/n_in was the best of 1, 2, 4, 16 (over n_in) at depth 3 on
+    /// MNIST (docs/functional.md).
     pub fn lognormal_init(self) -> bool {
         matches!(self, Family::F01 | Family::F17)
     }
@@ -1001,4 +1001,3 @@ pub fn tanh_fast(z: f32) -> f32 {
     let small = a + a * a2 * p;
     (if a < 0.125 { small } else { big }).copysign(z)
 }
-
