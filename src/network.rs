@@ -250,7 +250,8 @@ impl Network {
     /// `input_dim` values). The data-free bias b_j = −Σ_i f(0; θ_ij) centres a unit only for
     /// inputs around 0; families whose slope has one sign (w²x, w²x², a²(x + c)²) fed
     /// non-negative pixels otherwise start saturated. The first fit of a network from
-    /// [`Network::new`] does this on its first 1,000 training rows; other layers are untouched.
+    /// [`Network::new`] does this on its first 1,000 training rows (on the CPU trainer; a device
+    /// fit does not); other layers are untouched.
     pub fn center_functional(&mut self, x: &Matrix, threads: usize) -> Result<()> {
         if x.cols() != self.input_dim() {
             return Err(shape!("{} columns given, the network takes {}", x.cols(), self.input_dim()));
