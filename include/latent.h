@@ -1000,7 +1000,8 @@ typedef int32_t latent_vae_objective;
 
 #define LATENT_INIT_HE_NORMAL 2
 
-// U(-0.01, 0.01).
+// U(-0.01, 0.01); functional-transfer layers get the author's U(-0.1, 0.1) ranges instead of
+// the variance-preserving ones (docs/functional.md).
 #define LATENT_INIT_SMALL_UNIFORM 3
 
 // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases (PyTorch's nn.Linear default).

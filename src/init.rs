@@ -16,7 +16,9 @@ pub enum Init {
     Glorot,
     /// He/Kaiming normal: N(0, 2 / fan_in).
     He,
-    /// U(-0.01, 0.01), as in early autoencoder papers.
+    /// U(-0.01, 0.01), as in early autoencoder papers; functional-transfer layers get the
+    /// author's U(-0.1, 0.1) ranges (`Family::init_range`) instead of the variance-preserving
+    /// ones, and no centring of their biases at the first fit.
     SmallUniform,
     /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases: PyTorch's nn.Linear default.
     FanInUniform,
@@ -53,6 +55,21 @@ impl Init {
                 _ => (Init::Glorot, 1.0),
             },
             other => (other, 1.0),
+        }
+    }
+
+    /// The variance σ² this scheme gives a dense weight of a layer with this activation and
+    /// these fans (Glorot: gain²·2/(fan_in + fan_out); He: 2/fan_in; FanInUniform: 1/(3 fan_in)),
+    /// or None for `SmallUniform`. Functional-transfer layers give the slope ∂f/∂x of each
+    /// connection this variance ([`crate::layer::Functional::init`]).
+    pub fn slope_variance(self, act: Activation, fan_in: usize, fan_out: usize) -> Option<f32> {
+        let (scheme, gain) = self.resolve(act);
+        let (fi, fo) = (fan_in.max(1) as f32, fan_out.max(1) as f32);
+        match scheme {
+            Init::Glorot => Some(gain * gain * 2.0 / (fi + fo)),
+            Init::He => Some(2.0 / fi),
+            Init::FanInUniform => Some(1.0 / (3.0 * fi)),
+            Init::SmallUniform | Init::Auto => None,
         }
     }
 

@@ -103,6 +103,10 @@ pub struct Network {
     pub(crate) frozen: Option<crate::transfer::Freeze>,
     /// The scaling fitted on the training data and the serving mode ([`crate::preprocess`]).
     input: crate::preprocess::InputScaling,
+    /// Set by [`Network::new`] when functional layers got the variance-preserving init: the first
+    /// fit centres their biases on its data ([`Network::center_functional`]); cleared by that,
+    /// by [`Network::set_params`], and absent from loaded networks.
+    pub(crate) center_pending: bool,
 }
 
 impl Network {
@@ -116,7 +120,13 @@ impl Network {
             let (w, b) = net.params.split_at_mut(l.b);
             let bias = &mut b[..l.n_out];
             if let Some(f) = l.functional() {
-                f.init(&mut net.params, &mut rng);
+                match net.spec.init.slope_variance(l.activation, l.n_in, l.n_out) {
+                    Some(var) => {
+                        f.init_scaled(&mut net.params, var, &mut rng);
+                        net.center_pending = true;
+                    }
+                    None => f.init(&mut net.params, &mut rng),
+                }
             } else if let Some(m) = l.memory() {
                 m.init(&mut net.params, &mut rng);
             } else if l.tied {
@@ -200,6 +210,7 @@ impl Network {
             stochastic_inference: None,
             frozen: None,
             input: Default::default(),
+            center_pending: false,
         })
     }
 
@@ -247,6 +258,70 @@ impl Network {
             return Err(Error::NonFinite(format!("parameter {i} is {}", p[i])));
         }
         self.params.copy_from_slice(p);
+        self.center_pending = false;
+        Ok(())
+    }
+
+    /// Data-dependent completion of the functional layers' initialisation (as Krähenbühl et al.
+    /// 2016 and Mishkin & Matas 2016 do for dense layers): layer by layer in forward order, sets
+    /// each functional layer's biases so that its pre-activations average 0 over `x` (rows of
+    /// `input_dim` values). The data-free bias b_j = −Σ_i f(0; θ_ij) centres a unit only for
+    /// inputs around 0; families whose slope has one sign (w²x, w²x², a²(x + c)²) fed
+    /// non-negative pixels otherwise start saturated. The first fit of a network from
+    /// [`Network::new`] does this on its first 1,000 training rows (on the CPU trainer; a device
+    /// fit does not); other layers are untouched.
+    pub fn center_functional(&mut self, x: &Matrix, threads: usize) -> Result<()> {
+        if x.cols() != self.input_dim() {
+            return Err(shape!("{} columns given, the network takes {}", x.cols(), self.input_dim()));
+        }
+        self.center_functional_rows(x.as_slice(), x.cols(), x.rows(), threads)
+    }
+
+    /// [`Network::center_functional`] on the inputs of `rows` rows of width `width` (the first
+    /// `input_dim` columns; a supervised network's training rows carry targets after them).
+    pub(crate) fn center_functional_rows(
+        &mut self,
+        data: &[f32],
+        width: usize,
+        rows: usize,
+        threads: usize,
+    ) -> Result<()> {
+        let d = self.input_dim();
+        let rows = rows.min(1000);
+        if rows == 0 || !self.layers.iter().any(|l| l.functional().is_some()) {
+            return Ok(());
+        }
+        let mut x = Vec::with_capacity(rows * d);
+        for r in data.chunks_exact(width).take(rows) {
+            x.extend_from_slice(&r[..d]);
+        }
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!("row {}, column {} is {}", i / d, i % d, x[i])));
+        }
+        let last = self.layers.iter().rposition(|l| l.functional().is_some()).expect("a functional layer");
+        let mut ws = self.workspace(rows)?;
+        let pool = crate::pool::pool(threads)?;
+        // x holds the input of layer li: each layer runs once, a functional one again after its
+        // biases moved.
+        for li in 0..=last {
+            pool.install(|| self.forward_layers(li..li + 1, &x, rows, &mut ws, threads));
+            if let Some(f) = self.layers[li].functional() {
+                let n = f.n_out;
+                let mut mean = vec![0f64; n];
+                for zr in ws.preactivation(li).chunks_exact(n).take(rows) {
+                    for (m, v) in mean.iter_mut().zip(zr) {
+                        *m += *v as f64;
+                    }
+                }
+                let b = self.layers[li].b;
+                for (p, m) in self.params[b..b + n].iter_mut().zip(mean) {
+                    *p -= (m / rows as f64) as f32;
+                }
+                pool.install(|| self.forward_layers(li..li + 1, &x, rows, &mut ws, threads));
+            }
+            x = ws.passed_on(li)[..rows * self.layers[li].n_out].to_vec();
+        }
+        self.center_pending = false;
         Ok(())
     }
     pub(crate) fn params_mut(&mut self) -> &mut [f32] {

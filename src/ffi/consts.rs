@@ -216,7 +216,8 @@ pub type latent_init = i32;
 pub const LATENT_INIT_AUTO: latent_init = 0;
 pub const LATENT_INIT_GLOROT_UNIFORM: latent_init = 1;
 pub const LATENT_INIT_HE_NORMAL: latent_init = 2;
-/// U(-0.01, 0.01).
+/// U(-0.01, 0.01); functional-transfer layers get the author's U(-0.1, 0.1) ranges instead of
+/// the variance-preserving ones (docs/functional.md).
 pub const LATENT_INIT_SMALL_UNIFORM: latent_init = 3;
 /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases (PyTorch's nn.Linear default).
 pub const LATENT_INIT_FAN_IN_UNIFORM: latent_init = 4;

@@ -232,6 +232,80 @@ impl Family {
         }
     }
 
+    /// The initialisation interval U(lo, hi) of parameter `k` that gives the slope ∂f/∂x of a
+    /// connection the variance `var` of a dense weight (Glorot's 2/(n_in + n_out) for a tanh
+    /// layer, see [`crate::Init::slope_variance`]), so that a stack of layers keeps the scale of
+    /// its activations forward and of its errors backward (Glorot & Bengio 2010, He et al. 2015).
+    /// Derivation (docs/functional.md, "Initialisation"): with u(r) = U(−r, r), g = √(3 var) (so
+    /// u(g) has variance var) and inner parameters c ~ u(√3) (E c² = 1):
+    /// - w²x and w²x²: lognormal w ([`Family::lognormal_init`]; this returns (0, ∞));
+    /// - w³x: E w⁶ = var (w ~ u((7 var)^⅙));
+    /// - a x² + c x: slope 2ax + c, c ~ u(g), a ~ u(g/2); the cubic likewise, d ~ u(g), c ~ u(g/2),
+    ///   a ~ u(g/3);
+    /// - a e^{cx}: slope a c at 0, c ~ U(−1.5, −0.5) (the author's sign, a third of the scale),
+    ///   a ~ u(g / √(E c²)), E c² = 13/12;
+    /// - s max(w, 0) x: w ~ U(0, g) (E w² = var);
+    /// - s relu(ax + c), a relu(cx + d): the relu passes half the connections, a ~ u(√2 g);
+    /// - s σ(ax + c), a σ(cx + d): σ'(0) = ¼, a ~ u(4g);
+    /// - a sin, a cos (cx + d): d ~ U(−π, π) (every phase), E cos² = E sin² = ½, a ~ u(√2 g);
+    /// - a sinh, a tanh (cx + d): d ~ u(0.1), slope ≈ a c, a ~ u(g);
+    /// - a (cosh(cx + d) − 1): slope a c sinh d at 0, d ~ u(1), E sinh² d = (sinh 2 / 2 − 1)/2,
+    ///   a ~ u(g / √0.4067);
+    /// - s w²x²: no slope at 0, and the square passes a signal of scale q on as one of q², so
+    ///   a stack collapses to 0 unless the gain is large: E w⁴ = 4 var (w ~ u((20 var)^¼)), the
+    ///   best of 1, 2, 4, 8 var tried at depth 10;
+    /// - a²(x + c)², s a²(x + c)²: slope 2a²c at 0, E a⁴ = var/4 (a ~ u((5 var / 4)^¼)), c ~ u(√3).
+    ///
+    /// The bias then cancels what the connections give a zero input (b_j = −Σ_i f(0; θ_ij)), so
+    /// the constant parts (a e^{c·0}, s σ(c), a cos d, ...) do not push the units off centre.
+    pub fn scaled_range(self, k: usize, var: f32) -> (f32, f32) {
+        use Family::*;
+        let g = (3.0 * var).sqrt();
+        let u = |r: f32| (-r, r);
+        let unit = 3f32.sqrt();
+        match (self, k) {
+            (F01 | F17, _) => (0.0, f32::INFINITY), // lognormal, see [`Family::lognormal_init`]
+            (F02, _) => u((7.0 * var).powf(1.0 / 6.0)),
+            (F03, 0) => u(g / 2.0),
+            (F03, _) => u(g),
+            (F04, 0) => u(g / 3.0),
+            (F04, 1) => u(g / 2.0),
+            (F04, _) => u(g),
+            (F05, 0) => u(g / (13.0f32 / 12.0).sqrt()),
+            (F05, _) => (-1.5, -0.5),
+            (F06 | F07, _) => (0.0, g),
+            (F08, 0) => u(2f32.sqrt() * g),
+            (F08, _) => u(g),
+            (F09, 0) => u(2f32.sqrt() * g),
+            (F10, 0) => u(4.0 * g),
+            (F10, _) => u(0.1),
+            (F11, 0) => u(4.0 * g),
+            (F12 | F13, 0) => u(2f32.sqrt() * g),
+            (F12 | F13, 2) => u(std::f32::consts::PI),
+            (F14 | F16, 0) => u(g),
+            (F15, 0) => u(g / 0.406_72f32.sqrt()),
+            (F15, 2) => u(1.0),
+            (F09 | F11 | F12 | F13 | F14 | F15 | F16, 1) => u(unit),
+            (F09 | F11 | F14 | F16, _) | (F12 | F13 | F15, _) => u(0.1),
+            (F18, _) => u((20.0 * var).powf(0.25)),
+            (F19 | F20, 0) => u((1.25 * var).powf(0.25)),
+            (F19 | F20, _) => u(unit),
+        }
+    }
+
+    /// Whether the variance-preserving init draws w lognormal, w = exp(μ + N(0, 1)) with
+    /// μ = −1 − ln(n_in / 4)/2 (then E w² = e^{2μ+2} = 4/n_in), instead of from `scaled_range`:
+    /// w²x and w²x² have slopes of one sign, so a layer's matrix of w² is non-negative and its
+    /// Perron eigenvalue n_in E w² (the gain of the mode all units share) dwarfs the
+    /// √(n_in Var w²) that carries what tells inputs apart (√(5 n_in / 4) times smaller for a
+    /// uniform w, 9x at 64 inputs): after a few layers every unit says the same thing. The
+    /// lognormal law has Var w² = (e⁴ − 1)(E w²)², which brings the two gains within 2x of each
+    /// other at 64 inputs. E w² = 4/n_in was the best of 1, 2, 4, 16 (over n_in) at depth 3 on
+    /// MNIST (docs/functional.md).
+    pub fn lognormal_init(self) -> bool {
+        matches!(self, Family::F01 | Family::F17)
+    }
+
     /// f(x; θ) of one connection with sign s (scalar; the layer's loops inline the same code).
     /// `theta` holds the family's k parameters in order (w; or a, c; or a, c, d).
     pub fn f(self, x: f32, theta: &[f32], s: f32) -> f32 {
@@ -470,6 +544,45 @@ impl Functional {
             }
         }
         params[self.b..self.b + self.n_out].fill(0.0);
+    }
+
+    /// θ from the family's variance-preserving intervals ([`Family::scaled_range`] with slope
+    /// variance `var`), then the bias b_j = −Σ_i f(0; θ_ij) that centres every unit at a zero
+    /// input. What [`crate::Network::new`] does unless the spec asks for `Init::SmallUniform`
+    /// (then [`Functional::init`], the author's U(−0.1, 0.1) ranges, which stop a deep stack from
+    /// learning: the slope of a·tanh(cx + d) there has variance 1.1e-5, so every layer of 64
+    /// units scales the error it passes down by about 1/37).
+    pub fn init_scaled(&self, params: &mut [f32], var: f32, rng: &mut Rng) {
+        let plane = self.n_in * self.n_out;
+        let k = self.family.params_per_connection();
+        for kk in 0..k {
+            let block = &mut params[self.p + kk * plane..self.p + (kk + 1) * plane];
+            if self.family.lognormal_init() {
+                let mu = -1.0 - 0.5 * (self.n_in.max(1) as f32 / 4.0).ln();
+                block.iter_mut().for_each(|v| *v = (mu + rng.normal()).exp());
+                continue;
+            }
+            let (lo, hi) = self.family.scaled_range(kk, var);
+            for v in block {
+                *v = lo + (hi - lo) * rng.uniform();
+            }
+        }
+        let signs = self.signs();
+        let mut bias = vec![0f64; self.n_out];
+        for i in 0..self.n_in {
+            for (j, b) in bias.iter_mut().enumerate() {
+                let at = i * self.n_out + j;
+                let mut t = [0f32; 3];
+                for (kk, tk) in t.iter_mut().enumerate().take(k) {
+                    *tk = params[self.p + kk * plane + at];
+                }
+                let s = if signs.is_empty() { 1.0 } else { signs[at] };
+                *b -= self.family.f(0.0, &t[..k], s) as f64;
+            }
+        }
+        for (dst, b) in params[self.b..self.b + self.n_out].iter_mut().zip(bias) {
+            *dst = b as f32;
+        }
     }
 
     /// s_ij row-major (n_in × n_out) for families with a sign, else empty. Recomputed per call

@@ -238,10 +238,21 @@ pub trait Trainable: Send + Sync {
     fn end_fit(&mut self, _train: &Matrix) -> Result<()> {
         Ok(())
     }
+    /// Called before a fit's first step with its training rows (a new network with functional
+    /// layers centres their biases on them).
+    fn begin_fit(&mut self, _train: &Matrix, _threads: usize) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl Trainable for Network {
     type Workspace = crate::network::Workspace;
+    fn begin_fit(&mut self, train: &Matrix, threads: usize) -> Result<()> {
+        if !self.center_pending {
+            return Ok(());
+        }
+        self.center_functional_rows(train.as_slice(), train.cols(), train.rows(), threads)
+    }
     fn input_dim(&self) -> usize {
         Network::input_dim(self)
     }
@@ -545,6 +556,7 @@ impl Trainer {
             self.optimizer = Some(Optimizer::new(c.optimizer, net.param_count(), &weights)?);
         }
         let threads = crate::pool::resolve_threads(c.threads);
+        net.begin_fit(train, threads)?;
         if let Some(col) = &self.collective {
             if !net.shardable() {
                 return Err(invalid!(
