@@ -1152,7 +1152,7 @@ typedef int32_t latent_wait_policy;
 #define LATENT_WAIT_POLICY_SPIN 0
 
 // Spin until no work has come for the spin budget (`LATENT_WAIT_SPIN_US` microseconds, default
-// 100), then sleep until woken.
+// 1000), then sleep until woken. The default.
 #define LATENT_WAIT_POLICY_SPIN_THEN_PARK 1
 
 // Sleep as soon as there is no work (OpenMP `passive`): for machines shared with other
@@ -2792,7 +2792,7 @@ latent_status latent_vae_get_objective(const struct latent_vae *vae,
 // overrides the environment (`LATENT_WAIT_POLICY`: `spin`, `spin-then-park`, `park`; OpenMP's
 // `active` and `passive` too; an unknown value there is ignored and the default kept).
 // LATENT_WAIT_POLICY_SPIN_THEN_PARK takes its spin budget from `LATENT_WAIT_SPIN_US` (default
-// 100 µs). Results are bit-identical under every policy. Another value is
+// 1000 µs). Results are bit-identical under every policy. Another value is
 // LATENT_STATUS_INVALID_ARGUMENT and changes nothing.
 latent_status latent_set_wait_policy(latent_wait_policy policy);
 

@@ -10,7 +10,7 @@ pub type latent_wait_policy = i32;
 /// else to run; burns every core of the pool for the length of the step.
 pub const LATENT_WAIT_POLICY_SPIN: latent_wait_policy = 0;
 /// Spin until no work has come for the spin budget (`LATENT_WAIT_SPIN_US` microseconds, default
-/// 100), then sleep until woken.
+/// 1000), then sleep until woken. The default.
 pub const LATENT_WAIT_POLICY_SPIN_THEN_PARK: latent_wait_policy = 1;
 /// Sleep as soon as there is no work (OpenMP `passive`): for machines shared with other
 /// busy processes, or more threads than cores.
@@ -20,7 +20,7 @@ pub const LATENT_WAIT_POLICY_PARK: latent_wait_policy = 2;
 /// overrides the environment (`LATENT_WAIT_POLICY`: `spin`, `spin-then-park`, `park`; OpenMP's
 /// `active` and `passive` too; an unknown value there is ignored and the default kept).
 /// LATENT_WAIT_POLICY_SPIN_THEN_PARK takes its spin budget from `LATENT_WAIT_SPIN_US` (default
-/// 100 µs). Results are bit-identical under every policy. Another value is
+/// 1000 µs). Results are bit-identical under every policy. Another value is
 /// LATENT_STATUS_INVALID_ARGUMENT and changes nothing.
 #[unsafe(no_mangle)]
 pub extern "C" fn latent_set_wait_policy(policy: latent_wait_policy) -> latent_status {
