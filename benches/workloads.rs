@@ -7,6 +7,7 @@
 //!   PEERS=none EPOCHS=2 cargo bench --bench workloads   # latent only
 //!   ONLY=W3,W3L5 PEERS=none cargo bench --bench workloads   # a subset of the rows
 //!   LATENT_GEMM=mm|gemm                              # force one GEMM kernel (default: by CPU)
+//!   LATENT_WAIT_POLICY=spin|spin-then-park|park      # the pool's wait policy (scripts/bench_under_load.sh)
 //!
 //! samples/s = rows per epoch / epoch seconds (median over EPOCHS epochs, after 20 warm-up
 //! steps; contiguous minibatches, last partial batch dropped, no shuffling), GFLOP/s counts
@@ -249,9 +250,10 @@ fn main() {
     let x = Matrix::from_vec(ROWS, COLS, data).unwrap();
     let peak = gemm_peak(threads);
     println!(
-        "latent {} | {threads} threads | GEMM kernel {:?} | sgemm 1024^3 peak {peak:.1} GFLOP/s",
+        "latent {} | {threads} threads | GEMM kernel {:?} | wait policy {:?} | sgemm 1024^3 peak {peak:.1} GFLOP/s",
         env!("CARGO_PKG_VERSION"),
-        latent::gemm::kernel()
+        latent::gemm::kernel(),
+        latent::pool::wait_policy()
     );
     let mut rows = Vec::new();
     for w in workloads(threads).iter().filter(|w| only.iter().any(|o| o == w.id)) {

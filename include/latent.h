@@ -750,6 +750,9 @@ typedef struct latent_elbo {
 // What a VAE's training maximises (`latent_vae_objective`; latent_vae_set_objective).
 typedef int32_t latent_vae_objective;
 
+// How the library's idle pool workers wait for work during a training step (process-wide).
+typedef int32_t latent_wait_policy;
+
 #define LATENT_STATUS_OK 0
 
 // A required pointer or handle was NULL.
@@ -1144,6 +1147,18 @@ typedef int32_t latent_vae_objective;
 // Linear units with unit-variance Gaussian noise: mean = input. Standardise real-valued data
 // to unit variance first; a Gaussian hidden layer learns at 1/100 of the learning rate.
 #define LATENT_RBM_UNIT_GAUSSIAN 1
+
+// Spin for the whole step (OpenMP `active`): the fastest hand-off on a machine with nothing
+// else to run; burns every core of the pool for the length of the step.
+#define LATENT_WAIT_POLICY_SPIN 0
+
+// Spin until no work has come for the spin budget (`LATENT_WAIT_SPIN_US` microseconds, default
+// 1000), then sleep until woken. The default.
+#define LATENT_WAIT_POLICY_SPIN_THEN_PARK 1
+
+// Sleep as soon as there is no work (OpenMP `passive`): for machines shared with other
+// busy processes, or more threads than cores.
+#define LATENT_WAIT_POLICY_PARK 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -2854,6 +2869,19 @@ latent_status latent_vae_set_objective(struct latent_vae *vae, latent_vae_object
 // The VAE's objective (`LATENT_VAE_OBJECTIVE_*`) into *objective.
 latent_status latent_vae_get_objective(const struct latent_vae *vae,
                                        latent_vae_objective *objective);
+
+// Sets the wait policy of every pool of the process, from the next training step on. It
+// overrides the environment (`LATENT_WAIT_POLICY`: `spin`, `spin-then-park`, `park`; OpenMP's
+// `active` and `passive` too; an unknown value there is ignored and the default kept).
+// LATENT_WAIT_POLICY_SPIN_THEN_PARK takes its spin budget from `LATENT_WAIT_SPIN_US` (default
+// 1000 µs). Results are bit-identical under every policy. Another value is
+// LATENT_STATUS_INVALID_ARGUMENT and changes nothing.
+latent_status latent_set_wait_policy(latent_wait_policy policy);
+
+// Writes the wait policy in force to *policy: the last latent_set_wait_policy, else the one
+// `LATENT_WAIT_POLICY` names, else the default (spin-then-park). NULL is
+// LATENT_STATUS_NULL_ARGUMENT.
+latent_status latent_get_wait_policy(latent_wait_policy *policy);
 
 #ifdef __cplusplus
 }  // extern "C"

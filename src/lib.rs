@@ -6,7 +6,8 @@
 //! [`placement::Placed`] moves a model to a GPU and trains it there.
 //!
 //! Code map (bottom up; ARCHITECTURE.md has the whole picture):
-//! - basics: [`error`], [`limits`], [`tensor`], [`rng`], [`pool`], [`gemm`], [`atomic_file`]
+//! - basics: [`error`], [`limits`], [`tensor`], [`rng`], [`pool`] (and its [`wait_policy`]), [`gemm`],
+//!   [`atomic_file`]
 //! - math: [`activation`], [`loss`], [`corruption`], [`init`], [`regularizer`],
 //!   [`distribution`], [`optim`]
 //! - data: [`data`] (datasets, loaders, scaling, splits); [`preprocess`] (the scaling a model
@@ -62,6 +63,7 @@ pub mod tensor;
 pub mod train;
 pub mod transfer;
 pub mod vae;
+pub mod wait_policy;
 
 pub use activation::Activation;
 pub use corruption::Corruption;

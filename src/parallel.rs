@@ -58,11 +58,22 @@ where
 /// chain of short parallel products with serial work between them; a sleeping worker takes tens
 /// of microseconds to wake (an interrupt to an idle virtual CPU), which cost a W3 step a fifth of
 /// its time on two cores. This is OpenMP's active wait policy, for the length of one step.
+///
+/// How long they spin is the process's [`crate::wait_policy::WaitPolicy`]: the whole step
+/// (`Spin`), until no work has come for the spin budget (`SpinThenPark`: the worker then returns
+/// to the pool, whose sleep the step's next parallel work wakes it from), or not at all (`Park`).
 pub fn with_spinning_workers<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    use crate::wait_policy::WaitPolicy;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
     if threads <= 1 || rayon::current_thread_index().is_none() {
         return f();
     }
+    let budget = match crate::wait_policy::wait_policy() {
+        WaitPolicy::Park => return f(),
+        WaitPolicy::Spin => None,
+        WaitPolicy::SpinThenPark(d) => Some(d),
+    };
     let owner = rayon::current_thread_index();
     let done = AtomicBool::new(false);
     let mut out = None;
@@ -75,13 +86,23 @@ pub fn with_spinning_workers<R: Send>(threads: usize, f: impl FnOnce() -> R + Se
                     return;
                 }
                 let mut idle = 0u32;
+                let mut since = budget.map(|_| Instant::now());
                 while !done.load(Ordering::Acquire) {
                     if rayon::yield_now() == Some(rayon::Yield::Executed) {
                         idle = 0;
+                        if since.is_some() {
+                            since = Some(Instant::now());
+                        }
                     } else {
                         idle += 1;
                         // More workers than cores: let the working threads run.
                         if idle.is_multiple_of(64) {
+                            // Spun out the budget with no work: park (return to the pool).
+                            if let (Some(t), Some(b)) = (since, budget)
+                                && t.elapsed() >= b
+                            {
+                                return;
+                            }
                             std::thread::yield_now();
                         } else {
                             std::hint::spin_loop();

@@ -12,6 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 
+/// How the pools' idle workers wait during a training step (process-wide; see
+/// [`crate::wait_policy`]).
+pub use crate::wait_policy::{WaitPolicy, set_wait_policy, wait_policy};
+
 /// The most worker threads one setting may ask for (`threads` of a network, a VAE, training or
 /// Monte Carlo, and `LATENT_NUM_THREADS`); more is [`Error::InvalidArgument`].
 pub const MAX_THREADS: usize = 1024;

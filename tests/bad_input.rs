@@ -371,12 +371,15 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             "upper" | "free_energy" | "b" => "dout2".into(),
             _ => "dout".into(),
         },
-        "int32_t *" | "latent_device *" | "latent_rbm_unit *" | "latent_vae_objective *" | "latent_scaling *" => {
-            match name {
-                "ordinal" => "&i32o[1]".into(),
-                _ => "iout".into(),
-            }
-        }
+        "int32_t *"
+        | "latent_device *"
+        | "latent_rbm_unit *"
+        | "latent_vae_objective *"
+        | "latent_scaling *"
+        | "latent_wait_policy *" => match name {
+            "ordinal" => "&i32o[1]".into(),
+            _ => "iout".into(),
+        },
         "uint64_t *" => "uout".into(),
         "uint32_t *" => "u32out".into(),
         "uint8_t *" => "u8out".into(),
@@ -446,6 +449,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
         "latent_task" => "LATENT_TASK_CLASSIFY".into(),
         "latent_loss" => "LATENT_LOSS_MSE".into(),
         "latent_vae_objective" => "LATENT_VAE_OBJECTIVE_ELBO".into(),
+        "latent_wait_policy" => "LATENT_WAIT_POLICY_SPIN_THEN_PARK".into(),
         "latent_status" => "LATENT_STATUS_OK".into(),
         other => panic!("no valid argument of type {other} ({func}({name}))"),
     }

@@ -37,6 +37,7 @@ from ._ffi import (
     Stochastic,
     Task,
     VaeObjective,
+    WaitPolicy,
     library_path,
 )
 from .core import (
@@ -58,7 +59,9 @@ from .core import (
     cuda_available,
     devices,
     find_data,
+    set_wait_policy,
     version,
+    wait_policy,
 )
 from .errors import (
     BadFormat,

@@ -167,6 +167,13 @@ class VaeObjective(_Enum):
     BILBO = 1
 
 
+class WaitPolicy(_Enum):
+    """How the library's idle pool workers wait during a training step (latent_wait_policy)."""
+    SPIN = 0
+    SPIN_THEN_PARK = 1
+    PARK = 2
+
+
 class Task(_Enum):
     RECONSTRUCT = 0
     CLASSIFY = 1
@@ -332,6 +339,7 @@ ENUMS = {
     "LATENT_MONTECARLO_STOP_": MonteCarloStop,
     "LATENT_ONNX_PART_": OnnxPart,
     "LATENT_RBM_UNIT_": RbmUnit,
+    "LATENT_WAIT_POLICY_": WaitPolicy,
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -800,6 +808,9 @@ _PROTOTYPES = {
     "latent_vae_reconstruction_error_dataset": (S, [H, H, c_int32, _pd, c_size_t]),
     "latent_vae_set_objective": (S, [H, c_int32]),
     "latent_vae_get_objective": (S, [H, _p_i32]),
+    # the pools' wait policy
+    "latent_set_wait_policy": (S, [c_int32]),
+    "latent_get_wait_policy": (S, [_p_i32]),
     "latent_vae_elbo": (S, [H, H, c_uint32, c_uint64, POINTER(latent_elbo)]),
     # recirculation
     "latent_network_fit_recirculation": (S, [H, H, c_uint32, c_uint32, c_double, c_double, c_uint64, _pd]),

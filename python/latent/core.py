@@ -36,6 +36,7 @@ from ._ffi import (
     Stochastic,
     Task,
     VaeObjective,
+    WaitPolicy,
     lib,
 )
 from .errors import check
@@ -166,6 +167,23 @@ def find_data(name):
 
 def version():
     return lib.latent_version().decode()
+
+
+def set_wait_policy(policy):
+    """Sets how the library's idle pool workers wait during a training step, for the whole
+    process: "spin", "spin-then-park" or "park" (OpenMP's "active" and "passive" too), or a
+    WaitPolicy. Overrides $LATENT_WAIT_POLICY; results are the same bit for bit under each."""
+    if isinstance(policy, str):
+        policy = {"active": "spin", "passive": "park"}.get(policy.strip().lower(), policy)
+    check(lib.latent_set_wait_policy(WaitPolicy.coerce(policy, "wait policy")))
+
+
+def wait_policy():
+    """The wait policy in force (a WaitPolicy): the last set_wait_policy, else
+    $LATENT_WAIT_POLICY's, else the default."""
+    o = c_int32()
+    check(lib.latent_get_wait_policy(byref(o)))
+    return WaitPolicy(o.value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ pub mod types;
 pub mod vae;
 pub mod vae_error;
 pub mod vae_objective;
+pub mod wait_policy;
 
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char};
@@ -61,6 +62,7 @@ pub use types::*;
 pub use vae::*;
 pub use vae_error::*;
 pub use vae_objective::*;
+pub use wait_policy::*;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
