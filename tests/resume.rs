@@ -415,3 +415,40 @@ fn periodic_checkpoints_resume_and_keep_checkpointing() {
     assert_eq!(history_bits(&t), history_bits(&t2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// tests/c/resume.c across processes, on 1 and 2 threads: a fit stopped by its progress
+/// callback after epoch 5 (with periodic checkpoints every 2 epochs and one more taken from the
+/// callback at epoch 3) is resumed in new processes from each checkpoint, and every resumed
+/// fit writes the model file and history of the straight fit, byte for byte.
+#[test]
+fn c_program_resumes_in_a_second_process_bit_identically() {
+    use std::process::Command;
+    let dir = common::scratch("resume_c");
+    let exe = dir.join("resume");
+    common::compile_c(&[common::root().join("tests/c/resume.c")], &exe, &[]);
+    for threads in ["1", "2"] {
+        let run = |args: &[&str]| {
+            let (code, out, err) = common::run(Command::new(&exe).args(args));
+            assert_eq!(code, 0, "resume {args:?} failed:\n{out}\n{err}");
+            out
+        };
+        let d = dir.join(format!("t{threads}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let ds = d.to_str().unwrap();
+        println!("{}", run(&["straight", ds, threads]));
+        println!("{}", run(&["part", ds, threads]));
+        // The periodic file holds epoch 4 (the fit stopped after 5), the callback's epoch 3.
+        assert_eq!(Checkpoint::load(&d.join("periodic.ck")).unwrap().epochs_done(), Some(4));
+        assert_eq!(Checkpoint::load(&d.join("cb.ck")).unwrap().epochs_done(), Some(3));
+        for ck in ["periodic", "cb"] {
+            let ckp = d.join(format!("{ck}.ck"));
+            println!("{}", run(&["continue", ds, ckp.to_str().unwrap(), ck]));
+            for ext in ["latent", "history"] {
+                let want = std::fs::read(d.join(format!("straight.{ext}"))).unwrap();
+                let got = std::fs::read(d.join(format!("{ck}.{ext}"))).unwrap();
+                assert!(want == got, "{threads} threads: {ck}.{ext} differs from the straight fit's");
+            }
+        }
+        println!("{}", run(&["bad", ds]));
+    }
+}
