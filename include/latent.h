@@ -1187,8 +1187,8 @@ uint32_t latent_abi_version(void);
 // callback, stops a fit so that it can be resumed later.
 latent_status latent_trainer_checkpoint(const struct latent_trainer *trainer, const char *path);
 
-// Sets (or, with path NULL, turns off) the trainer's periodic checkpoints: each later fit
-// writes one to `path` every `every` (>= 1) completed epochs, as checkpoint_path and
+// Sets the trainer's periodic checkpoints: each later fit writes one to `path` (may be NULL:
+// no checkpoints, with `every` 0) every `every` (>= 1) completed epochs, as checkpoint_path and
 // checkpoint_every of latent_train_params do. A trainer resumed from a checkpoint made by a
 // fit keeps the setting it had.
 latent_status latent_trainer_set_checkpoints(struct latent_trainer *trainer,

@@ -27,7 +27,7 @@ from ctypes import (
 from pathlib import Path
 
 #: The LATENT_ABI_VERSION these bindings mirror; checked against latent_abi_version() at import.
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 # ---------------------------------------------------------------------------------------------
 # Library discovery

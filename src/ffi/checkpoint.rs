@@ -77,8 +77,8 @@ pub unsafe extern "C" fn latent_trainer_checkpoint(
     })
 }
 
-/// Sets (or, with path NULL, turns off) the trainer's periodic checkpoints: each later fit
-/// writes one to `path` every `every` (>= 1) completed epochs, as checkpoint_path and
+/// Sets the trainer's periodic checkpoints: each later fit writes one to `path` (may be NULL:
+/// no checkpoints, with `every` 0) every `every` (>= 1) completed epochs, as checkpoint_path and
 /// checkpoint_every of latent_train_params do. A trainer resumed from a checkpoint made by a
 /// fit keeps the setting it had.
 #[unsafe(no_mangle)]
