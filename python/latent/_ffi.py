@@ -515,6 +515,8 @@ class latent_train_params(Structure):
         ("lr_min", c_double),
         ("momentum_initial", c_double),
         ("momentum_switch_epoch", c_uint32),
+        ("checkpoint_path", c_char_p),
+        ("checkpoint_every", c_uint32),
     ]
 
 
@@ -760,6 +762,10 @@ _PROTOTYPES = {
     "latent_trainer_fit_vae": (S, [H, H, H, H, progress_fn, c_void_p]),
     "latent_trainer_history": (S, [H, POINTER(latent_epoch_record), c_size_t, _pz]),
     "latent_trainer_reset": (S, [H]),
+    "latent_trainer_checkpoint": (S, [H, c_char_p]),
+    "latent_trainer_set_checkpoints": (S, [H, c_char_p, c_uint32]),
+    "latent_trainer_resume_network": (S, [c_char_p, PH, PH]),
+    "latent_trainer_resume_vae": (S, [c_char_p, PH, PH]),
     # vae
     "latent_vae_params_default": (latent_vae_params, []),
     "latent_vae_new": (S, [POINTER(latent_vae_params), PH]),
