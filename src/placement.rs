@@ -308,7 +308,7 @@ impl<M: Placeable> Placement<M> {
         let mut progress = progress;
         let has_progress = progress.is_some();
         let mut on_device = |p: &Progress, m: &M| match progress.as_mut() {
-            Some(f) => f(p, &Snapshot::model_only(m, "checkpoints are taken of CPU fits only")),
+            Some(f) => f(p, &Snapshot::model_only(m, crate::train::trainer::NoState::Device)),
             None => true,
         };
         let progress: Watch<M> = if has_progress { Some(&mut on_device) } else { None };

@@ -80,7 +80,7 @@
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
-use super::trainer::{EpochRecord, Snapshot, TrainConfig, Trainable, Trainer};
+use super::trainer::{EpochRecord, NoState, Snapshot, TrainConfig, Trainable, Trainer};
 use crate::data::crc32::{Crc32, crc32};
 use crate::error::{Error, Result, invalid};
 use crate::network::Network;
@@ -234,8 +234,11 @@ impl<M: Trainable> Snapshot<'_, M> {
     /// InvalidArgument after a minibatch (checkpoints are taken at epoch ends), Unsupported on
     /// a device fit or for a model that cannot be checkpointed.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let st = self.state.as_ref().map_err(|why| {
-            if why.contains("CPU") { Error::Unsupported((*why).into()) } else { Error::InvalidArgument((*why).into()) }
+        let st = self.state.as_ref().map_err(|why| match why {
+            NoState::MidEpoch => invalid!("a checkpoint is taken at an epoch end, not after a minibatch"),
+            NoState::Device => Error::Unsupported(
+                "checkpoints are taken of CPU fits only: move the model to the CPU (its parameters come along)".into(),
+            ),
         })?;
         let model = self.model.checkpoint_model().ok_or_else(unsupported)?;
         let print = *st.prints.get_or_init(|| DataPrint::of(st.train, st.valid));

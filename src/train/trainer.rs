@@ -441,12 +441,21 @@ pub type SnapshotWatch<'a, M> = Option<&'a mut dyn for<'s> FnMut(&Progress, &Sna
 /// counters, early stopping, history), which [`Snapshot::save`] writes as a checkpoint.
 pub struct Snapshot<'a, M> {
     pub model: &'a M,
-    pub(crate) state: std::result::Result<super::checkpoint::LiveState<'a>, &'static str>,
+    pub(crate) state: std::result::Result<super::checkpoint::LiveState<'a>, NoState>,
+}
+
+/// Why a [`Snapshot`] has no training state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NoState {
+    /// After a minibatch: checkpoints are taken at epoch ends.
+    MidEpoch,
+    /// A device fit: checkpoints are for CPU fits.
+    Device,
 }
 
 impl<'a, M> Snapshot<'a, M> {
-    /// A snapshot without training state (a minibatch event, a device fit): `why` says so.
-    pub(crate) fn model_only(model: &'a M, why: &'static str) -> Snapshot<'a, M> {
+    /// A snapshot without training state (a minibatch event, a device fit).
+    pub(crate) fn model_only(model: &'a M, why: NoState) -> Snapshot<'a, M> {
         Snapshot { model, state: Err(why) }
     }
     /// Whether [`Snapshot::save`] can write a checkpoint here.
@@ -767,10 +776,7 @@ impl Trainer {
                         samples_per_second: seen as f64 / secs.max(1e-9),
                         seconds: secs,
                     };
-                    if !cb(
-                        &p,
-                        &Snapshot::model_only(&*net, "a checkpoint is taken at an epoch end, not after a minibatch"),
-                    ) {
+                    if !cb(&p, &Snapshot::model_only(&*net, NoState::MidEpoch)) {
                         return Err(Error::Cancelled);
                     }
                 }
