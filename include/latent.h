@@ -24,7 +24,7 @@
 #define LATENT_VERSION_NUMBER (((LATENT_VERSION_MAJOR * 10000) + (LATENT_VERSION_MINOR * 100)) + LATENT_VERSION_PATCH)
 
 // Bumped by any change to a struct's layout or a function's signature.
-#define LATENT_ABI_VERSION 3
+#define LATENT_ABI_VERSION 4
 
 // The ONNX operator set (default domain) the exported files import.
 #define LATENT_ONNX_OPSET 17
@@ -74,7 +74,8 @@ typedef struct latent_rbm latent_rbm;
 
 // Trains networks with one configuration; keeps the per-epoch history and the optimizer state
 // (a second fit on the same network continues where the first stopped). One call at a time:
-// a call on a trainer while another runs (a fit's own progress callback included) is BUSY.
+// a call on a trainer while another runs (a fit's own progress callback included) is BUSY,
+// but latent_trainer_checkpoint from the fit's own progress callback.
 typedef struct latent_trainer latent_trainer;
 
 // A variational autoencoder. Inference calls (encode, sampling, generation, probabilities,
@@ -578,6 +579,15 @@ typedef struct latent_train_params {
   // (LATENT_STATUS_INVALID_ARGUMENT otherwise). 5 with momentum_initial 0.5 and momentum 0.9
   // is Hinton & Salakhutdinov's recipe.
   uint32_t momentum_switch_epoch;
+  // latent_trainer_new only: a file that each fit writes a checkpoint to every
+  // `checkpoint_every` completed epochs (atomically, replacing the previous one; the whole
+  // training state: see latent_trainer_resume_network). NULL (default) = none. The string is
+  // copied. Other calls that take these parameters (pretraining, RBMs) refuse it
+  // (LATENT_STATUS_INVALID_ARGUMENT).
+  const char *checkpoint_path;
+  // Epochs between periodic checkpoints, >= 1 when checkpoint_path is set; 0 (default)
+  // otherwise.
+  uint32_t checkpoint_every;
 } latent_train_params;
 
 // Greedy layer-wise pretraining, then end-to-end fine-tuning. Get the defaults from
@@ -1179,6 +1189,43 @@ uint32_t latent_version_number(void);
 
 // The ABI version this library was built with (compare with LATENT_ABI_VERSION from the header).
 uint32_t latent_abi_version(void);
+
+// Saves a checkpoint of the fit `trainer` is running, from that fit's progress callback at an
+// epoch end (event LATENT_EVENT_EPOCH_END): the model as it stands, the optimizer's state, the
+// epoch, the schedule's position, the shuffling and noise counters, early stopping, the
+// history and the configuration, in one checksummed file written atomically (a failed save
+// leaves whatever was at `path`). latent_trainer_resume_network (or _vae) continues the fit
+// from it; a resumed fit on the same rows with the same thread count ends bit-identical to the
+// uninterrupted one. After a minibatch event it is LATENT_STATUS_INVALID_ARGUMENT (checkpoints
+// are taken at epoch ends); outside a fit of `trainer` on this thread it is
+// LATENT_STATUS_INVALID_ARGUMENT too (LATENT_STATUS_BUSY while a fit runs on another thread);
+// during a GPU fit LATENT_STATUS_UNSUPPORTED. Calling it, then returning non-zero from the
+// callback, stops a fit so that it can be resumed later.
+latent_status latent_trainer_checkpoint(const struct latent_trainer *trainer, const char *path);
+
+// Sets the trainer's periodic checkpoints: each later fit writes one to `path` (may be NULL:
+// no checkpoints, with `every` 0) every `every` (>= 1) completed epochs, as checkpoint_path and
+// checkpoint_every of latent_train_params do. A trainer resumed from a checkpoint made by a
+// fit keeps the setting it had.
+latent_status latent_trainer_set_checkpoints(struct latent_trainer *trainer,
+                                             const char *path,
+                                             uint32_t every);
+
+// Reads the checkpoint at `path` and makes the network and a trainer that continues its
+// training: the trainer has the checkpoint's configuration (threads included), history and
+// optimizer state, and its next latent_trainer_fit of this network on the same training (and
+// validation) rows finishes the interrupted fit; other rows are LATENT_STATUS_INVALID_ARGUMENT.
+// A damaged, truncated or foreign file is LATENT_STATUS_BAD_FORMAT, as is a VAE's checkpoint
+// ("wrong kind": use latent_trainer_resume_vae). On failure both out-pointers are NULL.
+latent_status latent_trainer_resume_network(const char *path,
+                                            struct latent_trainer **trainer,
+                                            struct latent_network **net);
+
+// latent_trainer_resume_network for a VAE's checkpoint (a network's is
+// LATENT_STATUS_BAD_FORMAT "wrong kind"); latent_trainer_fit_vae continues the fit.
+latent_status latent_trainer_resume_vae(const char *path,
+                                        struct latent_trainer **trainer,
+                                        struct latent_vae **vae);
 
 // The defaults: comma-separated, no header, no label column.
 struct latent_csv_params latent_csv_params_default(void);
@@ -2491,8 +2538,10 @@ void latent_trainer_free(struct latent_trainer *trainer);
 // epoch. Calls that would change `net` (set_params, set_threads, a nested fit, pretrain), any
 // call on `trainer`, and any call on `net` from another thread during the fit return
 // LATENT_STATUS_BUSY at once and change nothing, as do changes to `train` or `valid` (scale,
-// set_labels, set_targets, apply_scaling). Do not free `net`, `trainer` or the datasets from
-// the callback.
+// set_labels, set_targets, apply_scaling); latent_trainer_checkpoint is the one call on
+// `trainer` that works there (at an epoch end). Do not free `net`, `trainer` or the datasets
+// from the callback. A trainer from latent_trainer_resume_network continues the fit its
+// checkpoint interrupted (the same rows are required).
 latent_status latent_trainer_fit(struct latent_trainer *trainer,
                                  struct latent_network *net,
                                  const struct latent_dataset *train,

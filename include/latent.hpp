@@ -618,6 +618,35 @@ public:
         return out;
     }
     void reset_history() { check(latent_trainer_reset(get())); }
+
+    /** Saves the running fit's whole training state (model, optimizer moments, epoch, schedule
+     * position, shuffling and noise counters, early stopping, history) to `path`, atomically:
+     * call it from the fit's progress callback at an epoch end (latent_trainer_checkpoint).
+     * resume_network / resume_vae continue the fit from it, bit-identically to the
+     * uninterrupted fit on the same rows and threads. */
+    void checkpoint(const std::string &path) const { check(latent_trainer_checkpoint(get(), path.c_str())); }
+    /** A checkpoint to `path` every `every` completed epochs of each later fit. */
+    void set_checkpoints(const std::string &path, std::uint32_t every) {
+        check(latent_trainer_set_checkpoints(get(), path.c_str(), every));
+    }
+    /** No periodic checkpoints. */
+    void clear_checkpoints() { check(latent_trainer_set_checkpoints(get(), nullptr, 0)); }
+
+    /** The trainer and network of a network's checkpoint: the trainer's next fit of the
+     * network on the same rows finishes the interrupted fit. */
+    static std::pair<Trainer, Network> resume_network(const std::string &path) {
+        latent_trainer *t = nullptr;
+        latent_network *n = nullptr;
+        check(latent_trainer_resume_network(path.c_str(), &t, &n));
+        return std::pair<Trainer, Network>(Trainer(t), Network(n));
+    }
+    /** The trainer and VAE of a VAE's checkpoint. */
+    static std::pair<Trainer, Vae> resume_vae(const std::string &path) {
+        latent_trainer *t = nullptr;
+        latent_vae *v = nullptr;
+        check(latent_trainer_resume_vae(path.c_str(), &t, &v));
+        return std::pair<Trainer, Vae>(Trainer(t), Vae(v));
+    }
 };
 
 /* ----------------------------------------------------------------------------------------- */

@@ -16,7 +16,7 @@
 //! - device primitives: [`backend`] (the `Backend` trait, the CUDA kernels, the host mirror)
 //! - models: [`spec`], [`network`], [`vae`], [`task`], [`rbm_model`] (RBMs; their training in
 //!   [`train::rbm`]), [`psd`], [`transfer`], [`contractive`]
-//! - training: [`train`] (the epoch loop, pretraining, MPI)
+//! - training: [`train`] (the epoch loop, checkpoints and resuming, pretraining, MPI)
 //! - placement: [`placement`] (where a model runs)
 //! - analyses and outputs: [`metrics`], [`manifold`], [`hashing`], [`montecarlo`], [`picture`], [`onnx`],
 //!   [`model_file`]

@@ -21,7 +21,7 @@ use crate::backend::{Device, DeviceNetwork, DeviceVae};
 use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::tensor::Matrix;
-use crate::train::{Progress, Trainer, Watch};
+use crate::train::{Progress, Snapshot, SnapshotWatch, Trainer, Watch};
 use crate::vae::Vae;
 
 /// A model that can have a GPU copy.
@@ -279,11 +279,39 @@ impl<M: Placeable> Placement<M> {
     where
         M: crate::train::Trainable,
     {
+        match progress {
+            Some(f) => {
+                self.fit_snapshots(t, host, rows, valid, Some(&mut |p: &Progress, s: &Snapshot<M>| f(p, s.model)))
+            }
+            None => self.fit_snapshots(t, host, rows, valid, None),
+        }
+    }
+
+    /// [`Placement::fit`] with a callback that sees the fit's [`Snapshot`] (a checkpoint can
+    /// be saved from it on the CPU; a device fit's snapshot has the model only).
+    pub fn fit_snapshots(
+        &self,
+        t: &mut Trainer,
+        host: &mut M,
+        rows: &Matrix,
+        valid: Option<&Matrix>,
+        progress: SnapshotWatch<M>,
+    ) -> Result<()>
+    where
+        M: crate::train::Trainable,
+    {
         let mut slot = self.lock();
         let Some((d, ordinal)) = slot.as_mut() else {
             drop(slot);
-            return t.fit_watching(host, rows, valid, progress);
+            return t.fit_snapshots(host, rows, valid, progress);
         };
+        let mut progress = progress;
+        let has_progress = progress.is_some();
+        let mut on_device = |p: &Progress, m: &M| match progress.as_mut() {
+            Some(f) => f(p, &Snapshot::model_only(m, crate::train::trainer::NoState::Device)),
+            None => true,
+        };
+        let progress: Watch<M> = if has_progress { Some(&mut on_device) } else { None };
         if self.fitting.swap(true, Ordering::AcqRel) {
             return Err(Error::Busy("the model is being trained on its device: a second fit is refused".into()));
         }
@@ -297,7 +325,7 @@ impl<M: Placeable> Placement<M> {
         M::fit_on_device(t, d, host, rows, valid, progress)
     }
 
-    /// [`Placement::fit`] on datasets: the training rows the model takes from them (a
+    /// [`Placement::fit_snapshots`] on datasets: the training rows the model takes from them (a
     /// supervised network's inputs and targets), and the training set's scaling stored in the
     /// model before the first step (a scaled dataset's replaces the stored one: the latest
     /// training data define the model's inputs; see [`crate::preprocess`]).
@@ -307,7 +335,7 @@ impl<M: Placeable> Placement<M> {
         host: &mut M,
         train: &crate::data::Dataset,
         valid: Option<&crate::data::Dataset>,
-        progress: Watch<M>,
+        progress: SnapshotWatch<M>,
     ) -> Result<()>
     where
         M: crate::train::Trainable,
@@ -315,7 +343,7 @@ impl<M: Placeable> Placement<M> {
         let rows = host.training_rows(train, "the training data")?;
         let valid = valid.map(|v| host.training_rows(v, "the validation data")).transpose()?;
         host.adopt_scaling(train)?;
-        self.fit(t, host, &rows, valid.as_deref(), progress)
+        self.fit_snapshots(t, host, &rows, valid.as_deref(), progress)
     }
 
     /// TF32 tensor cores for the device copy's products; Unsupported on the CPU.
@@ -402,6 +430,21 @@ impl<M: Placeable> Placed<M> {
         M: crate::train::Trainable,
     {
         self.placement.fit(t, &mut self.model, rows, valid, progress)
+    }
+
+    /// Trains the model where it lives, with a callback that sees the fit's [`Snapshot`] (see
+    /// [`Placement::fit_snapshots`]).
+    pub fn fit_snapshots(
+        &mut self,
+        t: &mut Trainer,
+        rows: &Matrix,
+        valid: Option<&Matrix>,
+        progress: SnapshotWatch<M>,
+    ) -> Result<()>
+    where
+        M: crate::train::Trainable,
+    {
+        self.placement.fit_snapshots(t, &mut self.model, rows, valid, progress)
     }
 
     /// TF32 tensor cores on the GPU (Unsupported on the CPU).

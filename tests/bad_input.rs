@@ -339,13 +339,16 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
         }
         return format!("o_{hty}");
     }
-    let write = func.contains("save") || func.contains("write") || func.contains("export");
+    let write =
+        func.contains("save") || func.contains("write") || func.contains("export") || func.contains("checkpoint");
     match ty {
         "const char *" => match (func, name) {
             (_, "name") => "\"mnist\"".into(),
             _ if write => format!("S(\"w_{case}\")"),
             ("latent_network_load", _) => "S(\"net.lnt\")".into(),
             ("latent_vae_load", _) => "S(\"vae.lnt\")".into(),
+            ("latent_trainer_resume_network", _) => "S(\"ck.lnt\")".into(),
+            ("latent_trainer_resume_vae", _) => "S(\"ckv.lnt\")".into(),
             ("latent_rbm_load", _) => "S(\"rbm.lnt\")".into(),
             ("latent_dataset_from_idx", "images_path") => "S(\"img.idx\")".into(),
             ("latent_dataset_from_idx", "labels_path") => "S(\"lab.idx\")".into(),
@@ -408,6 +411,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             "n_hidden" | "n_layers" => "1".into(),
             "outputs" => "3".into(),
             "first_layer" => "0".into(),
+            "every" => "2".into(),
             _ => panic!("no valid uint32_t for {func}({name})"),
         },
         "uint64_t" => "0".into(),
@@ -549,7 +553,10 @@ fn size_bad(f: &Func, p: &Param) -> Vec<(String, String)> {
 }
 
 fn path_bad(f: &Func) -> Vec<(String, String)> {
-    let write = f.name.contains("save") || f.name.contains("write") || f.name.contains("export");
+    let write = f.name.contains("save")
+        || f.name.contains("write")
+        || f.name.contains("export")
+        || f.name.contains("checkpoint");
     let mut v = vec![
         ("\"\"", "\"\""),
         ("/nonexistent/x", "\"/nonexistent/dir/x\""),
@@ -1127,6 +1134,17 @@ static void prepare(void) {
     CHECK("save net", latent_network_save(H_net(), S("net.lnt")));
     CHECK("save vae", latent_vae_save(H_vae(), S("vae.lnt")));
     CHECK("save rbm", latent_rbm_save(H_rbm_fitted(), S("rbm.lnt")));
+    {   /* checkpoints of a network's and a VAE's fits (latent_trainer_resume_*) */
+        struct latent_train_params t = small_train(); struct latent_trainer *tr = NULL;
+        t.checkpoint_path = S("ck.lnt"); t.checkpoint_every = 1;
+        CHECK("ck trainer", latent_trainer_new(&t, &tr));
+        CHECK("ck fit", latent_trainer_fit(tr, H_net(), H_ds(), NULL, NULL, NULL));
+        latent_trainer_free(tr);
+        t.checkpoint_path = S("ckv.lnt");
+        CHECK("ckv trainer", latent_trainer_new(&t, &tr));
+        CHECK("ckv fit", latent_trainer_fit_vae(tr, H_vae(), H_ds(), NULL, NULL, NULL));
+        latent_trainer_free(tr);
+    }
     f = open_w("data.csv");
     for (i = 0; i < 16; i++) { for (j = 0; j < 8; j++) fprintf(f, j ? ",%g" : "%g", fin[i * 8 + j]); fputc('\n', f); }
     fclose(f);

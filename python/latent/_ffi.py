@@ -27,7 +27,7 @@ from ctypes import (
 from pathlib import Path
 
 #: The LATENT_ABI_VERSION these bindings mirror; checked against latent_abi_version() at import.
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 # ---------------------------------------------------------------------------------------------
 # Library discovery
@@ -523,6 +523,8 @@ class latent_train_params(Structure):
         ("lr_min", c_double),
         ("momentum_initial", c_double),
         ("momentum_switch_epoch", c_uint32),
+        ("checkpoint_path", c_char_p),
+        ("checkpoint_every", c_uint32),
     ]
 
 
@@ -781,6 +783,10 @@ _PROTOTYPES = {
     "latent_trainer_fit_vae": (S, [H, H, H, H, progress_fn, c_void_p]),
     "latent_trainer_history": (S, [H, POINTER(latent_epoch_record), c_size_t, _pz]),
     "latent_trainer_reset": (S, [H]),
+    "latent_trainer_checkpoint": (S, [H, c_char_p]),
+    "latent_trainer_set_checkpoints": (S, [H, c_char_p, c_uint32]),
+    "latent_trainer_resume_network": (S, [c_char_p, PH, PH]),
+    "latent_trainer_resume_vae": (S, [c_char_p, PH, PH]),
     # vae
     "latent_vae_params_default": (latent_vae_params, []),
     "latent_vae_new": (S, [POINTER(latent_vae_params), PH]),

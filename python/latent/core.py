@@ -862,7 +862,8 @@ class Trainer(_Handle):
     """Trains networks and VAEs with one configuration (latent_trainer). Keyword arguments are
     the fields of latent_train_params (epochs, batch_size, optimizer='adam'|'sgd'|'adamw',
     learning_rate, momentum, weight_decay, validation_fraction, seed, threads,
-    early_stopping_patience, shuffle, progress_every, lr_schedule, ...)."""
+    early_stopping_patience, shuffle, progress_every, lr_schedule, ..., checkpoint_path and
+    checkpoint_every for periodic checkpoints: see checkpoint() and resume())."""
 
     _free_name = "latent_trainer_free"
     _ENUMS = {"optimizer": Optimizer, "lr_schedule": LrSchedule}
@@ -875,6 +876,8 @@ class Trainer(_Handle):
                 raise TypeError(f"Trainer() got an unexpected keyword argument {k!r}")
             if k in self._ENUMS:
                 v = self._ENUMS[k].coerce(v, k)
+            elif k == "checkpoint_path":
+                v = None if v is None else _path(v)
             elif isinstance(v, bool):
                 v = int(v)
             setattr(p, k, v)
@@ -934,6 +937,40 @@ class Trainer(_Handle):
     def reset(self):
         """Forgets the history and the optimizer state."""
         check(lib.latent_trainer_reset(self._handle))
+
+    def checkpoint(self, path):
+        """Saves the whole training state of the running fit to `path` (atomically): call it
+        from the fit's progress callback at an epoch end (p.event == Event.EPOCH_END). The
+        model, optimizer moments, epoch, schedule position, shuffling and noise counters, early
+        stopping and history go in one checksummed file; Trainer.resume(path) continues the fit
+        from it, bit-identically to the uninterrupted fit (same rows and threads). After a
+        minibatch event or outside a fit it raises InvalidArgument."""
+        check(lib.latent_trainer_checkpoint(self._handle, _path(path)))
+
+    def set_checkpoints(self, path, every=1):
+        """Writes a checkpoint to `path` every `every` completed epochs of each later fit
+        (path None: none), as the checkpoint_path and checkpoint_every parameters do."""
+        if path is None:
+            check(lib.latent_trainer_set_checkpoints(self._handle, None, 0))
+        else:
+            check(lib.latent_trainer_set_checkpoints(self._handle, _path(path), every))
+
+    @classmethod
+    def resume(cls, path):
+        """(trainer, model) from a checkpoint file: the model (a Network or a Vae) as it was,
+        and a trainer with the checkpoint's configuration, history and optimizer state whose
+        next fit(model, same rows) finishes the interrupted fit. A damaged file raises
+        BadFormat."""
+        t, m = c_void_p(), c_void_p()
+        status = lib.latent_trainer_resume_network(_path(path), byref(t), byref(m))
+        kind = Network
+        if status == Status.BAD_FORMAT and b"wrong kind" in lib.latent_last_error_message():
+            status = lib.latent_trainer_resume_vae(_path(path), byref(t), byref(m))
+            kind = Vae
+        check(status)
+        trainer = cls._wrap(t)
+        trainer.params = {}
+        return trainer, kind._wrap(m)
 
 
 # ---------------------------------------------------------------------------------------------

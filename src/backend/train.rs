@@ -60,6 +60,12 @@ impl Trainer {
         if self.collective.is_some() {
             return Err(Error::Unsupported("MPI data-parallel training runs on the CPU backend only".into()));
         }
+        if self.resume.is_some() || self.checkpoints.is_some() {
+            return Err(Error::Unsupported(
+                "checkpoints and resuming are for CPU fits only: move the model to the CPU (its parameters come along)"
+                    .into(),
+            ));
+        }
         let host = net.host_unsynced();
         if !host.frozen_ranges().is_empty() {
             return Err(Error::Unsupported(

@@ -8,6 +8,7 @@
 
 #![allow(clippy::missing_safety_doc, non_camel_case_types)]
 
+pub mod checkpoint;
 pub mod consts;
 pub mod dataset;
 pub mod device;

@@ -8,16 +8,20 @@ use super::vae::latent_vae;
 use super::*;
 use crate::error::invalid;
 use crate::optim::{LrSchedule, OptimizerConfig, OptimizerKind, Schedule};
-use crate::train::{Event, Progress, StageKind, TrainConfig, Trainer};
+use crate::train::{Event, Progress, Snapshot, SnapshotWatch, StageKind, TrainConfig, Trainer};
 
 /// Trains networks with one configuration; keeps the per-epoch history and the optimizer state
 /// (a second fit on the same network continues where the first stopped). One call at a time:
-/// a call on a trainer while another runs (a fit's own progress callback included) is BUSY.
+/// a call on a trainer while another runs (a fit's own progress callback included) is BUSY,
+/// but latent_trainer_checkpoint from the fit's own progress callback.
 pub struct latent_trainer {
     inner: std::sync::Mutex<Trainer>,
 }
 
 impl latent_trainer {
+    pub(crate) fn new(t: Trainer) -> latent_trainer {
+        latent_trainer { inner: std::sync::Mutex::new(t) }
+    }
     pub(crate) fn get(&self) -> crate::Result<std::sync::MutexGuard<'_, Trainer>> {
         match self.inner.try_lock() {
             Ok(t) => Ok(t),
@@ -64,6 +68,8 @@ pub extern "C" fn latent_train_params_default() -> latent_train_params {
         lr_min: 0.0,
         momentum_initial: s.momentum_initial as f64,
         momentum_switch_epoch: s.momentum_switch_epoch as u32,
+        checkpoint_path: std::ptr::null(),
+        checkpoint_every: 0,
     }
 }
 
@@ -86,7 +92,17 @@ fn schedule_from_params(p: &latent_train_params) -> crate::Result<Schedule> {
     })
 }
 
+/// The training configuration of `p` for calls that take no checkpoint settings.
 pub(crate) fn config_from_params(p: &latent_train_params) -> crate::Result<TrainConfig> {
+    if !p.checkpoint_path.is_null() || p.checkpoint_every != 0 {
+        return Err(invalid!(
+            "checkpoint_path and checkpoint_every are latent_trainer_new's: this call takes no checkpoints (leave them NULL and 0)"
+        ));
+    }
+    train_config(p)
+}
+
+fn train_config(p: &latent_train_params) -> crate::Result<TrainConfig> {
     let c = TrainConfig {
         epochs: p.epochs as usize,
         batch_size: p.batch_size as usize,
@@ -125,9 +141,19 @@ pub unsafe extern "C" fn latent_trainer_new(
         unsafe { clear(out, "out")? };
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let p = unsafe { arg(params, "params")? };
-        let t = Trainer::new(config_from_params(p)?)?;
+        let mut t = Trainer::new(train_config(p)?)?;
+        let ck = if p.checkpoint_path.is_null() {
+            if p.checkpoint_every != 0 {
+                return Err(invalid!("checkpoint_every {} without a checkpoint_path", p.checkpoint_every));
+            }
+            None
+        } else {
+            // SAFETY: checked non-NULL; a NUL-terminated string (the C contract).
+            Some(std::path::PathBuf::from(unsafe { path(p.checkpoint_path, "checkpoint_path")? }))
+        };
+        t.set_checkpoints(ck, p.checkpoint_every as usize)?;
         // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_trainer { inner: std::sync::Mutex::new(t) }) };
+        unsafe { new_handle(out, latent_trainer::new(t)) };
         Ok(())
     })
 }
@@ -154,8 +180,10 @@ pub unsafe extern "C" fn latent_trainer_free(trainer: *mut latent_trainer) {
 /// epoch. Calls that would change `net` (set_params, set_threads, a nested fit, pretrain), any
 /// call on `trainer`, and any call on `net` from another thread during the fit return
 /// LATENT_STATUS_BUSY at once and change nothing, as do changes to `train` or `valid` (scale,
-/// set_labels, set_targets, apply_scaling). Do not free `net`, `trainer` or the datasets from
-/// the callback.
+/// set_labels, set_targets, apply_scaling); latent_trainer_checkpoint is the one call on
+/// `trainer` that works there (at an epoch end). Do not free `net`, `trainer` or the datasets
+/// from the callback. A trainer from latent_trainer_resume_network continues the fit its
+/// checkpoint interrupted (the same rows are required).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_trainer_fit(
     trainer: *mut latent_trainer,
@@ -169,14 +197,16 @@ pub unsafe extern "C" fn latent_trainer_fit(
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? };
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let mut t = unsafe { arg(trainer, "trainer")? }.get()?;
+        let th = unsafe { arg(trainer, "trainer")? };
+        let mut t = th.get()?;
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let (_in_fit, train, valid) = unsafe { datasets(train, valid)? };
         let mut host = n.fit()?;
-        let mut c_cb =
+        let mut c_cb = |p: &Progress, s: &Snapshot<crate::network::Network>| {
             // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-            |p: &Progress, m: &crate::network::Network| n.lend(m, || unsafe { call_progress(progress, user, p) });
-        let cb: crate::train::Watch<crate::network::Network> = if progress.is_some() { Some(&mut c_cb) } else { None };
+            n.lend(s.model, || super::checkpoint::lend(th, s, || unsafe { call_progress(progress, user, p) }))
+        };
+        let cb: SnapshotWatch<crate::network::Network> = if progress.is_some() { Some(&mut c_cb) } else { None };
         n.device.fit_dataset(&mut t, &mut host, train, valid, cb)
     })
 }
@@ -228,13 +258,16 @@ pub unsafe extern "C" fn latent_trainer_fit_vae(
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? };
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let mut t = unsafe { arg(trainer, "trainer")? }.get()?;
+        let th = unsafe { arg(trainer, "trainer")? };
+        let mut t = th.get()?;
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let (_in_fit, train, valid) = unsafe { datasets(train, valid)? };
         let mut host = v.fit()?;
-        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let mut c_cb = |p: &Progress, m: &crate::vae::Vae| v.lend(m, || unsafe { call_progress(progress, user, p) });
-        let cb: crate::train::Watch<crate::vae::Vae> = if progress.is_some() { Some(&mut c_cb) } else { None };
+        let mut c_cb = |p: &Progress, s: &Snapshot<crate::vae::Vae>| {
+            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+            v.lend(s.model, || super::checkpoint::lend(th, s, || unsafe { call_progress(progress, user, p) }))
+        };
+        let cb: SnapshotWatch<crate::vae::Vae> = if progress.is_some() { Some(&mut c_cb) } else { None };
         v.device.fit_dataset(&mut t, &mut host, train, valid, cb)
     })
 }

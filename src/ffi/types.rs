@@ -177,6 +177,15 @@ pub struct latent_train_params {
     /// (LATENT_STATUS_INVALID_ARGUMENT otherwise). 5 with momentum_initial 0.5 and momentum 0.9
     /// is Hinton & Salakhutdinov's recipe.
     pub momentum_switch_epoch: u32,
+    /// latent_trainer_new only: a file that each fit writes a checkpoint to every
+    /// `checkpoint_every` completed epochs (atomically, replacing the previous one; the whole
+    /// training state: see latent_trainer_resume_network). NULL (default) = none. The string is
+    /// copied. Other calls that take these parameters (pretraining, RBMs) refuse it
+    /// (LATENT_STATUS_INVALID_ARGUMENT).
+    pub checkpoint_path: *const std::ffi::c_char,
+    /// Epochs between periodic checkpoints, >= 1 when checkpoint_path is set; 0 (default)
+    /// otherwise.
+    pub checkpoint_every: u32,
 }
 
 /// What the progress callback receives.

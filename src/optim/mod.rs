@@ -188,6 +188,36 @@ impl Optimizer {
         self.momentum
     }
 
+    /// The state a checkpoint keeps: (steps taken, SGD momentum of the next steps, first
+    /// moments or SGD velocity, second moments, steps per weight-decay segment).
+    pub fn state(&self) -> (u64, f32, &[f32], &[f32], &[u64]) {
+        (self.step, self.momentum, &self.m, &self.v, &self.seg_steps)
+    }
+
+    /// Puts back a state that [`Optimizer::state`] gave for an optimizer of the same
+    /// configuration, length and weight ranges; a state of another shape is refused
+    /// (InvalidArgument) and changes nothing. The frozen set is left as it is.
+    pub fn restore(&mut self, step: u64, momentum: f32, m: &[f32], v: &[f32], seg_steps: &[u64]) -> Result<()> {
+        if m.len() != self.m.len() || v.len() != self.v.len() || seg_steps.len() != self.seg_steps.len() {
+            return Err(invalid!(
+                "optimizer state of {} parameters in {} segments does not fit an optimizer of {} in {}",
+                m.len(),
+                seg_steps.len(),
+                self.m.len(),
+                self.seg_steps.len()
+            ));
+        }
+        if !(momentum.is_finite() && (0.0..=1.0).contains(&momentum)) {
+            return Err(invalid!("optimizer momentum {momentum} must be in [0, 1]"));
+        }
+        self.step = step;
+        self.momentum = momentum;
+        self.m.copy_from_slice(m);
+        self.v.copy_from_slice(v);
+        self.seg_steps.copy_from_slice(seg_steps);
+        Ok(())
+    }
+
     /// One update of `params` from `grads` with learning rate `lr`.
     pub fn step(&mut self, params: &mut [f32], grads: &[f32], lr: f32, threads: usize) {
         self.step += 1;

@@ -243,6 +243,11 @@ pub trait Trainable: Send + Sync {
     fn begin_fit(&mut self, _train: &Matrix, _threads: usize) -> Result<()> {
         Ok(())
     }
+    /// What a checkpoint keeps of the model ([`super::checkpoint`]); None: this kind of model
+    /// cannot be checkpointed.
+    fn checkpoint_model(&self) -> Option<super::checkpoint::ModelState> {
+        None
+    }
 }
 
 impl Trainable for Network {
@@ -351,6 +356,9 @@ impl Trainable for Network {
     fn end_epoch(&mut self) {
         self.count_frozen_epoch();
     }
+    fn checkpoint_model(&self) -> Option<super::checkpoint::ModelState> {
+        Some(super::checkpoint::ModelState::of_network(self))
+    }
 }
 
 /// A VAE reports the reconstruction part of the negative ELBO per example as the loss and the
@@ -427,24 +435,62 @@ impl Trainable for Vae {
     fn set_clock(&mut self, clock: u64) {
         self.set_steps(clock);
     }
+    fn checkpoint_model(&self) -> Option<super::checkpoint::ModelState> {
+        Some(super::checkpoint::ModelState::of_vae(self))
+    }
 }
 
 pub struct Trainer {
     config: TrainConfig,
     pub(crate) history: Vec<EpochRecord>,
-    optimizer: Option<Optimizer>,
+    pub(crate) optimizer: Option<Optimizer>,
     pub(crate) stage: Stage,
     /// Processes that train together (MPI ranks), if any.
     pub(crate) collective: Option<std::sync::Arc<dyn super::collective::Collective>>,
     /// Device fits: stream minibatches (Some(true)), keep the rows on the device (Some(false)),
     /// or decide by the device's free memory (None).
     pub(crate) device_streaming: Option<bool>,
+    /// The fit a checkpoint left unfinished ([`super::checkpoint`]): the next fit continues it.
+    pub(crate) resume: Option<super::checkpoint::RunState>,
+    /// Periodic checkpoints: (file, every this many epochs).
+    pub(crate) checkpoints: Option<(std::path::PathBuf, usize)>,
 }
 
 pub(crate) type Callback<'a> = Option<&'a mut dyn FnMut(&Progress) -> bool>;
 /// A progress callback that also sees the model being trained, as it stands after the step or
 /// epoch it reports (Keras' `self.model` in a callback): for checkpoints and watching codes.
 pub type Watch<'a, M> = Option<&'a mut dyn FnMut(&Progress, &M) -> bool>;
+/// A progress callback that sees the fit's [`Snapshot`]: the model and, at epoch ends, the
+/// whole training state, which it may save as a checkpoint ([`Snapshot::save`]).
+pub type SnapshotWatch<'a, M> = Option<&'a mut dyn for<'s> FnMut(&Progress, &Snapshot<'s, M>) -> bool>;
+
+/// What a progress callback sees of a fit: the model as it stands, and at an epoch end of a
+/// CPU fit the rest of the training state (optimizer, schedule position, shuffling and noise
+/// counters, early stopping, history), which [`Snapshot::save`] writes as a checkpoint.
+pub struct Snapshot<'a, M> {
+    pub model: &'a M,
+    pub(crate) state: std::result::Result<super::checkpoint::LiveState<'a>, NoState>,
+}
+
+/// Why a [`Snapshot`] has no training state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NoState {
+    /// After a minibatch: checkpoints are taken at epoch ends.
+    MidEpoch,
+    /// A device fit: checkpoints are for CPU fits.
+    Device,
+}
+
+impl<'a, M> Snapshot<'a, M> {
+    /// A snapshot without training state (a minibatch event, a device fit).
+    pub(crate) fn model_only(model: &'a M, why: NoState) -> Snapshot<'a, M> {
+        Snapshot { model, state: Err(why) }
+    }
+    /// Whether [`Snapshot::save`] can write a checkpoint here.
+    pub fn can_checkpoint(&self) -> bool {
+        self.state.is_ok()
+    }
+}
 
 impl Trainer {
     pub fn new(config: TrainConfig) -> Result<Trainer> {
@@ -456,6 +502,8 @@ impl Trainer {
             stage: Stage::default(),
             collective: None,
             device_streaming: None,
+            resume: None,
+            checkpoints: None,
         })
     }
 
@@ -487,10 +535,11 @@ impl Trainer {
         self.stage = stage;
     }
 
-    /// Forgets the history and the optimizer state.
+    /// Forgets the history, the optimizer state and a fit to resume.
     pub fn reset(&mut self) {
         self.history.clear();
         self.optimizer = None;
+        self.resume = None;
     }
 
     /// Trains a network on a dataset: to reconstruct its rows, or (a supervised network) to
@@ -536,7 +585,25 @@ impl Trainer {
         net: &mut M,
         data: &Matrix,
         valid: Option<&Matrix>,
-        mut progress: Watch<M>,
+        progress: Watch<M>,
+    ) -> Result<()> {
+        match progress {
+            Some(f) => self.fit_snapshots(net, data, valid, Some(&mut |p: &Progress, s: &Snapshot<M>| f(p, s.model))),
+            None => self.fit_snapshots(net, data, valid, None),
+        }
+    }
+
+    /// [`Trainer::fit`] with a callback that sees the fit's [`Snapshot`], which it can save as
+    /// a checkpoint at an epoch end. A trainer made from a checkpoint
+    /// ([`super::checkpoint::Checkpoint`]) continues the fit it interrupted: the same rows
+    /// (checked by their CRC-32) and the same configuration give the parameters and history
+    /// of the uninterrupted fit, bit for bit.
+    pub fn fit_snapshots<M: Trainable>(
+        &mut self,
+        net: &mut M,
+        data: &Matrix,
+        valid: Option<&Matrix>,
+        mut progress: SnapshotWatch<M>,
     ) -> Result<()> {
         let c = self.config;
         let (train, valid, split) = checked_split(&c, &*net, data, valid)?;
@@ -552,6 +619,19 @@ impl Trainer {
         }
         let weights = net.weight_ranges();
         let keep = matches!(&self.optimizer, Some(o) if o.len() == net.param_count() && o.config == c.optimizer);
+        if let Some(r) = &self.resume {
+            if !keep {
+                return Err(invalid!(
+                    "the checkpoint's optimizer state is for {} parameters; this model has {}: resume with the model loaded from the same checkpoint",
+                    self.optimizer.as_ref().map_or(0, |o| o.len()),
+                    net.param_count()
+                ));
+            }
+            r.check_data(train, valid)?;
+        }
+        if (self.resume.is_some() || self.checkpoints.is_some()) && net.checkpoint_model().is_none() {
+            return Err(Error::Unsupported("this kind of model cannot be checkpointed".into()));
+        }
         if !keep {
             self.optimizer = Some(Optimizer::new(c.optimizer, net.param_count(), &weights)?);
         }
@@ -589,7 +669,7 @@ impl Trainer {
         batch: usize,
         batches: usize,
         threads: usize,
-        progress: &mut Watch<M>,
+        progress: &mut SnapshotWatch<M>,
     ) -> Result<()> {
         let c = self.config;
         let pool = crate::pool::pool(threads)?;
@@ -604,13 +684,21 @@ impl Trainer {
         let mut rng = Rng::new(c.seed, stream::SHUFFLE);
         // Steps count from 1 over the fit, as a device fit's do (the same draws).
         let key = crate::rng::noise_key(c.seed);
-        let mut ctr = 0u64;
+        // A resumed fit starts where its checkpoint was taken: the shuffles replayed (they
+        // permute `order` in place, so the order of epoch e depends on every earlier one), the
+        // noise counter, early stopping and the epoch all as they were.
+        let mut run = self.resume.take().unwrap_or_default();
+        if c.shuffle {
+            for _ in 0..run.epochs_done {
+                rng.shuffle(&mut order);
+            }
+        }
+        let prints = std::cell::OnceCell::new();
         let range = net.needs_feature_range().then(|| feature_range(train.as_slice(), cols));
         let stochastic = net.is_stochastic();
-        let mut best: Option<(f64, Vec<f32>)> = None;
-        let mut since_best = 0;
         let mut lr = c.learning_rate;
-        for epoch in 0..c.epochs {
+        let last = if run.stopped { run.epochs_done } else { c.epochs };
+        for epoch in run.epochs_done..last {
             let start = Instant::now();
             opt.set_momentum(c.schedule.momentum_at(epoch, c.optimizer.momentum));
             opt.set_frozen(&net.frozen_ranges());
@@ -636,8 +724,8 @@ impl Trainer {
                     &train.as_slice()[first * cols..(first + r) * cols]
                 };
                 let ids = &order[first..first + r];
-                ctr += 1;
-                let draws = StepDraws::whole(key, ctr, r);
+                run.noise_ctr += 1;
+                let draws = StepDraws::whole(key, run.noise_ctr, r);
                 let fr = range.as_ref().map(|(lo, hi)| (&lo[..], &hi[..]));
                 // The loop stays on the caller's thread (callbacks run there); the work goes to the pool.
                 let (loss, penalty) = if let Some(col) = &collective {
@@ -718,7 +806,7 @@ impl Trainer {
                         samples_per_second: seen as f64 / secs.max(1e-9),
                         seconds: secs,
                     };
-                    if !cb(&p, &*net) {
+                    if !cb(&p, &Snapshot::model_only(&*net, NoState::MidEpoch)) {
                         return Err(Error::Cancelled);
                     }
                 }
@@ -755,13 +843,32 @@ impl Trainer {
             net.end_epoch();
             let mut stop = false;
             if c.early_stopping_patience > 0 && valid_loss.is_finite() {
-                if best.as_ref().is_none_or(|(b, _)| valid_loss < *b) {
-                    best = Some((valid_loss, net.params().to_vec()));
-                    since_best = 0;
+                if run.best.as_ref().is_none_or(|(b, _)| valid_loss < *b) {
+                    run.best = Some((valid_loss, net.params().to_vec()));
+                    run.since_best = 0;
                 } else {
-                    since_best += 1;
-                    stop = since_best >= c.early_stopping_patience;
+                    run.since_best += 1;
+                    stop = run.since_best >= c.early_stopping_patience;
                 }
+            }
+            run.epochs_done = epoch + 1;
+            run.stopped = stop;
+            macro_rules! live {
+                () => {
+                    super::checkpoint::LiveState {
+                        trainer: &*self,
+                        optimizer: &*opt,
+                        run: &run,
+                        train,
+                        valid,
+                        prints: &prints,
+                    }
+                };
+            }
+            if let Some((path, every)) = &self.checkpoints
+                && (epoch + 1) % every == 0
+            {
+                Snapshot { model: &*net, state: Ok(live!()) }.save(path)?;
             }
             if let Some(cb) = progress.as_mut() {
                 let p = Progress {
@@ -778,7 +885,7 @@ impl Trainer {
                     samples_per_second: rec.samples_per_second,
                     seconds: rec.seconds,
                 };
-                if !cb(&p, &*net) {
+                if !cb(&p, &Snapshot { model: &*net, state: Ok(live!()) }) {
                     return Err(Error::Cancelled);
                 }
             }
@@ -786,7 +893,7 @@ impl Trainer {
                 break;
             }
         }
-        if let Some((_, p)) = best {
+        if let Some((_, p)) = run.best {
             net.params_mut().copy_from_slice(&p);
         }
         Ok(())

@@ -79,6 +79,8 @@ struct jl_train_params {
     double lr_min;
     double momentum_initial;
     uint32_t momentum_switch_epoch;
+    const char *checkpoint_path;
+    uint32_t checkpoint_every;
 };
 
 struct jl_epoch_record {

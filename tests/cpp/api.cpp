@@ -208,6 +208,37 @@ int main() {
         EXPECT(std::isfinite(vae.elbo(train).neg_elbo));
     }
 
+    // Checkpoint from the progress callback, stop, resume: the straight fit's parameters.
+    {
+        latent::Dataset train = blobs(300, 16);
+        latent_train_params tp = latent::Trainer::default_params();
+        tp.epochs = 5;
+        tp.batch_size = 64;
+        tp.threads = 1;
+        latent::Network straight(np);
+        latent::Trainer t0(tp);
+        EXPECT(t0.fit(straight, train));
+        latent::Network net(np);
+        latent::Trainer trainer(tp);
+        const std::string ck = "api_resume.ck";
+        bool stopped = !trainer.fit(net, train, [&](const latent_progress &p) {
+            if (p.event == LATENT_EVENT_EPOCH_END && p.epoch == 1) {
+                trainer.checkpoint(ck);
+                return true;
+            }
+            return false;
+        });
+        EXPECT(stopped);
+        std::string m = expect_error(LATENT_STATUS_INVALID_ARGUMENT, [&] { trainer.checkpoint(ck); });
+        EXPECT(m.find("progress callback") != std::string::npos);
+        auto resumed = latent::Trainer::resume_network(ck);
+        EXPECT(resumed.first.fit(resumed.second, train));
+        EXPECT(resumed.second.params() == straight.params());
+        EXPECT(resumed.first.history().size() == 5);
+        expect_error(LATENT_STATUS_BAD_FORMAT, [&] { latent::Trainer::resume_vae(ck); });
+        std::remove(ck.c_str());
+    }
+
     std::printf("all C++ checks passed\n");
     return 0;
 }

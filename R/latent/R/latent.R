@@ -67,9 +67,12 @@ dim.latent_dataset <- function(x) .lc("latent_r_dataset_dim", x$handle)
 # is called at each epoch end: returning TRUE stops training (as non-zero in C and True in
 # Python); the history then has attr(, "stopped") TRUE. An error inside it stops training and is
 # raised from latent_fit; the network keeps its last completed step either way.
+# `checkpoint_path` (with `checkpoint_every` epochs) writes the whole training state there
+# periodically; inside `progress`, latent_checkpoint(path) writes it at that epoch end;
+# latent_resume(path, data) finishes the fit from such a file (docs/checkpoint.md).
 latent_fit <- function(net, data, epochs = 10L, batch_size = 128L, learning_rate = 1e-3,
                        optimizer = "adam", seed = 0, threads = 0L, validation_fraction = 0,
-                       progress = NULL) {
+                       progress = NULL, checkpoint_path = NULL, checkpoint_every = 1L) {
   stopifnot(inherits(net, "latent_network"))
   stopifnot(is.null(progress) || is.function(progress))
   data <- .as_dataset(data)
@@ -80,14 +83,42 @@ latent_fit <- function(net, data, epochs = 10L, batch_size = 128L, learning_rate
       TRUE
     })
   }
+  if (!is.null(checkpoint_path)) checkpoint_path <- path.expand(checkpoint_path)
   h <- .lc("latent_r_fit", net$handle, data$handle, epochs, batch_size, learning_rate,
-           optimizer, seed, threads, validation_fraction, cb)
+           optimizer, seed, threads, validation_fraction, cb, checkpoint_path, checkpoint_every)
   if (!is.null(failure)) stop(failure)
+  .history(h)
+}
+
+.history <- function(h) {
   stopped <- isTRUE(attr(h, "stopped"))
   attr(h, "stopped") <- NULL
   h <- as.data.frame(h)
   attr(h, "stopped") <- stopped
   h
+}
+
+# Inside a latent_fit progress function, at an epoch end (p$event == "epoch_end"): saves the
+# fit's whole training state to `path` (atomically). Return TRUE from the progress function
+# afterwards to stop the fit; latent_resume continues it.
+latent_checkpoint <- function(path) invisible(.lc("latent_r_checkpoint", path.expand(path)))
+
+# The network of a checkpoint, trained on `data` (the rows of the checkpointed fit) to the end
+# of that fit: list(net, history), the history of every epoch, those before the checkpoint too.
+# The result is bit-identical to the fit that was never interrupted.
+latent_resume <- function(path, data, progress = NULL) {
+  stopifnot(is.null(progress) || is.function(progress))
+  data <- .as_dataset(data)
+  failure <- NULL
+  cb <- if (is.null(progress)) NULL else function(p) {
+    tryCatch(isTRUE(progress(p)), error = function(e) {
+      failure <<- e
+      TRUE
+    })
+  }
+  r <- .lc("latent_r_resume", path.expand(path), data$handle, cb)
+  if (!is.null(failure)) stop(failure)
+  list(net = structure(list(handle = r$net), class = "latent_network"), history = .history(r$history))
 }
 
 encode <- function(net, x) {

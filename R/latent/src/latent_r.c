@@ -272,24 +272,17 @@ static int32_t progress(void *user, const struct latent_progress *pr) {
     return s->stop ? 1 : 0;
 }
 
-SEXP latent_r_fit(SEXP net, SEXP data, SEXP epochs, SEXP batch_size, SEXP learning_rate, SEXP optimizer,
-                  SEXP seed, SEXP threads, SEXP validation_fraction, SEXP progress_fn) {
-    latent_network *n = net_of(net);
-    latent_dataset *d = ds_of(data);
-    latent_train_params tp = latent_train_params_default();
-    tp.epochs = u32_arg(epochs, "epochs");
-    tp.batch_size = u32_arg(batch_size, "batch_size");
-    tp.learning_rate = num_arg(learning_rate, "learning_rate");
-    tp.optimizer = lookup(str_arg(optimizer, "optimizer"), OPTIMIZERS, "optimizer");
-    double s = num_arg(seed, "seed");
-    if (s < 0 || s > 9007199254740992.0 || s != (double)(uint64_t)s) Rf_error("latent: `seed` must be a whole number >= 0");
-    tp.seed = (uint64_t)s;
-    tp.threads = u32_arg(threads, "threads");
-    tp.validation_fraction = num_arg(validation_fraction, "validation_fraction");
-    latent_trainer *tr = NULL;
-    CHECK(latent_trainer_new(&tp, &tr), "latent_trainer_new");
+/* The trainer whose fit is running (its progress function may checkpoint it), innermost fit. */
+static latent_trainer *current_trainer = NULL;
+
+/* Fits `n` with `tr` (then frees `tr`); the history of every epoch as a list of columns with
+ * attr "stopped". */
+static SEXP run_fit(latent_trainer *tr, latent_network *n, latent_dataset *d, SEXP progress_fn) {
     struct r_progress state = {Rf_isFunction(progress_fn) ? progress_fn : R_NilValue, NULL, 0};
+    latent_trainer *outer = current_trainer;
+    current_trainer = tr;
     latent_status st = latent_trainer_fit(tr, n, d, NULL, progress, &state);
+    current_trainer = outer;
     int stopped = st == LATENT_STATUS_CANCELLED && state.stop;
     if (stopped) st = LATENT_STATUS_OK;
     if (st != LATENT_STATUS_OK) {
@@ -324,6 +317,54 @@ SEXP latent_r_fit(SEXP net, SEXP data, SEXP epochs, SEXP batch_size, SEXP learni
     Rf_setAttrib(out, R_NamesSymbol, nm);
     Rf_setAttrib(out, Rf_install("stopped"), Rf_ScalarLogical(stopped));
     UNPROTECT(2);
+    return out;
+}
+
+SEXP latent_r_fit(SEXP net, SEXP data, SEXP epochs, SEXP batch_size, SEXP learning_rate, SEXP optimizer,
+                  SEXP seed, SEXP threads, SEXP validation_fraction, SEXP progress_fn, SEXP checkpoint_path,
+                  SEXP checkpoint_every) {
+    latent_network *n = net_of(net);
+    latent_dataset *d = ds_of(data);
+    latent_train_params tp = latent_train_params_default();
+    tp.epochs = u32_arg(epochs, "epochs");
+    tp.batch_size = u32_arg(batch_size, "batch_size");
+    tp.learning_rate = num_arg(learning_rate, "learning_rate");
+    tp.optimizer = lookup(str_arg(optimizer, "optimizer"), OPTIMIZERS, "optimizer");
+    double s = num_arg(seed, "seed");
+    if (s < 0 || s > 9007199254740992.0 || s != (double)(uint64_t)s) Rf_error("latent: `seed` must be a whole number >= 0");
+    tp.seed = (uint64_t)s;
+    tp.threads = u32_arg(threads, "threads");
+    tp.validation_fraction = num_arg(validation_fraction, "validation_fraction");
+    if (checkpoint_path != R_NilValue) {
+        tp.checkpoint_path = str_arg(checkpoint_path, "checkpoint_path");
+        tp.checkpoint_every = u32_arg(checkpoint_every, "checkpoint_every");
+    }
+    latent_trainer *tr = NULL;
+    CHECK(latent_trainer_new(&tp, &tr), "latent_trainer_new");
+    return run_fit(tr, n, d, progress_fn);
+}
+
+/* latent_checkpoint(path): from a latent_fit progress function at an epoch end. */
+SEXP latent_r_checkpoint(SEXP path) {
+    const char *p = str_arg(path, "path");
+    if (current_trainer == NULL) Rf_error("latent: latent_checkpoint works only inside a latent_fit progress function");
+    CHECK(latent_trainer_checkpoint(current_trainer, p), "latent_trainer_checkpoint");
+    return R_NilValue;
+}
+
+/* latent_resume(path, data): the network of a checkpoint, trained to the end of its fit. */
+SEXP latent_r_resume(SEXP path, SEXP data, SEXP progress_fn) {
+    latent_dataset *d = ds_of(data);
+    latent_trainer *tr = NULL;
+    latent_network *n = NULL;
+    CHECK(latent_trainer_resume_network(str_arg(path, "path"), &tr, &n), "latent_trainer_resume_network");
+    SEXP net = PROTECT(wrap(n, "latent_network", network_finalizer));
+    SEXP h = PROTECT(run_fit(tr, n, d, progress_fn));
+    const char *names[] = {"net", "history", ""};
+    SEXP out = PROTECT(Rf_mkNamed(VECSXP, names));
+    SET_VECTOR_ELT(out, 0, net);
+    SET_VECTOR_ELT(out, 1, h);
+    UNPROTECT(3);
     return out;
 }
 
@@ -416,7 +457,9 @@ static const R_CallMethodDef CALLS[] = {
     {"latent_r_network_describe", (DL_FUNC)&latent_r_network_describe, 1},
     {"latent_r_dataset_new", (DL_FUNC)&latent_r_dataset_new, 3},
     {"latent_r_dataset_dim", (DL_FUNC)&latent_r_dataset_dim, 1},
-    {"latent_r_fit", (DL_FUNC)&latent_r_fit, 10},
+    {"latent_r_fit", (DL_FUNC)&latent_r_fit, 12},
+    {"latent_r_checkpoint", (DL_FUNC)&latent_r_checkpoint, 1},
+    {"latent_r_resume", (DL_FUNC)&latent_r_resume, 3},
     {"latent_r_encode", (DL_FUNC)&latent_r_encode, 2},
     {"latent_r_reconstruct", (DL_FUNC)&latent_r_reconstruct, 2},
     {"latent_r_predict", (DL_FUNC)&latent_r_predict, 2},

@@ -123,6 +123,35 @@ expect_error(latent_fit(clf, train, epochs = 5, batch_size = 64, progress = func
              "boom at epoch 1", "an error in the progress function")
 check(all(is.finite(predict(clf, X[1:3, ]))), "the network is usable after a stopped fit")
 
+# Checkpoint and resume: a fit stopped right after latent_checkpoint() at epoch 3 (from its
+# progress function), and one stopped after epoch 5 with periodic checkpoints every 2 epochs,
+# are finished by latent_resume() from the files into new networks: the model files and the
+# history (losses, learning rates) are those of the straight fit, bit for bit.
+mk <- function() latent_network(64, encoder = c(16), code = 4, seed = 5)
+Xs <- X[1:600, ]
+straight <- mk()
+hs <- latent_fit(straight, Xs, epochs = 6, batch_size = 64, seed = 4, threads = 1)
+save_model(straight, f_straight <- file.path(out_dir, "straight.latent"))
+bytes <- function(f) readBin(f, "raw", file.info(f)$size)
+same_fit <- function(r, what) {
+  save_model(r$net, f <- file.path(out_dir, "resumed.latent"))
+  check(identical(bytes(f), bytes(f_straight)), paste(what, ": the model file is the straight fit's"))
+  check(identical(r$history$train_loss, hs$train_loss) && identical(r$history$learning_rate, hs$learning_rate),
+        paste(what, ": the history is the straight fit's"))
+}
+ck <- file.path(out_dir, "fit.ck")
+hp <- latent_fit(mk(), Xs, epochs = 6, batch_size = 64, seed = 4, threads = 1,
+                 progress = function(p) { if (p$epoch == 3) latent_checkpoint(ck); p$epoch >= 3 })
+check(isTRUE(attr(hp, "stopped")) && nrow(hp) == 3 && file.exists(ck), "checkpoint from the progress function, then stop")
+same_fit(latent_resume(ck, Xs), "resumed from the callback's checkpoint")
+ck2 <- file.path(out_dir, "periodic.ck")
+hp <- latent_fit(mk(), Xs, epochs = 6, batch_size = 64, seed = 4, threads = 1, checkpoint_path = ck2,
+                 checkpoint_every = 2, progress = function(p) p$epoch >= 5)
+same_fit(latent_resume(ck2, Xs), "resumed from the periodic checkpoint")
+expect_error(latent_checkpoint(ck), "inside a latent_fit progress function", "a checkpoint outside a fit")
+expect_error(latent_resume(f_straight, Xs), "BAD_FORMAT", "a model file as a checkpoint")
+expect_error(latent_resume(ck, X[601:1200, ]), "differ", "resuming on other rows")
+
 # Finalizers free what is no longer referenced.
 rm(net, net2, clf, train, freed)
 invisible(gc())

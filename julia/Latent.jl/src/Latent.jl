@@ -93,6 +93,8 @@ struct TrainParams
     lr_min::Float64
     momentum_initial::Float64
     momentum_switch_epoch::UInt32
+    checkpoint_path::Cstring
+    checkpoint_every::UInt32
 end
 
 struct EpochRecord
