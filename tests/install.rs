@@ -95,7 +95,7 @@ fn temp_dir() -> PathBuf {
 
 const INSTALLED: &[&str] = &[
     "lib/liblatent.so",
-    "lib/liblatent.so.3",
+    "lib/liblatent.so.4",
     "lib/liblatent.a",
     "include/latent.h",
     "include/latent.hpp",
@@ -117,7 +117,7 @@ fn make_install_gives_pkg_config_and_cmake_packages() {
         skip("make", "install GNU make");
         return;
     }
-    assert_eq!(latent::ffi::LATENT_ABI_VERSION, 3, "update INSTALLED (liblatent.so.<ABI>) in this test");
+    assert_eq!(latent::ffi::LATENT_ABI_VERSION, 4, "update INSTALLED (liblatent.so.<ABI>) in this test");
     let lib = lib_dir().display().to_string();
     let tmp = temp_dir();
 
@@ -136,12 +136,12 @@ fn make_install_gives_pkg_config_and_cmake_packages() {
 
     let prefix = tmp.join("prefix");
     let out = make(&["install".into(), format!("PREFIX={}", prefix.display()), format!("LIB_BUILD_DIR={lib}")]);
-    assert!(out.contains("installed latent 0.1.0 (ABI 3)"), "{out}");
+    assert!(out.contains("installed latent 0.1.0 (ABI 4)"), "{out}");
     check_installed(&prefix, true);
-    assert_eq!(std::fs::read_link(prefix.join("lib/liblatent.so")).unwrap(), Path::new("liblatent.so.3"));
+    assert_eq!(std::fs::read_link(prefix.join("lib/liblatent.so")).unwrap(), Path::new("liblatent.so.4"));
     if have("readelf") {
-        let d = ok(Command::new("readelf").arg("-d").arg(prefix.join("lib/liblatent.so.3")), "readelf");
-        assert!(d.contains("Library soname: [liblatent.so.3]"), "{d}");
+        let d = ok(Command::new("readelf").arg("-d").arg(prefix.join("lib/liblatent.so.4")), "readelf");
+        assert!(d.contains("Library soname: [liblatent.so.4]"), "{d}");
     }
 
     let src = tmp.join("app");
@@ -168,7 +168,8 @@ fn make_install_gives_pkg_config_and_cmake_packages() {
             "cc with pkg-config flags",
         );
         let out = ok(Command::new(&exe).env("LD_LIBRARY_PATH", &libdir), "the pkg-config program");
-        assert!(out.contains("latent 0.1.0 abi 3 code_dim 3") && out.contains("SHAPE_MISMATCH"), "{out}");
+        let want = format!("latent 0.1.0 abi {} code_dim 3", latent::ffi::LATENT_ABI_VERSION);
+        assert!(out.contains(&want) && out.contains("SHAPE_MISMATCH"), "{out}");
     } else {
         skip("pkg-config", "apt-get install pkg-config");
     }
@@ -190,7 +191,8 @@ fn make_install_gives_pkg_config_and_cmake_packages() {
         ok(Command::new("cmake").arg("--build").arg(&build).args(["--parallel", "4"]), "cmake --build");
         // CMake's build tree RPATH points at the installed lib/: no LD_LIBRARY_PATH needed.
         let out = ok(&mut Command::new(build.join("app_c")), "the CMake C program");
-        assert!(out.contains("latent 0.1.0 abi 3 code_dim 3") && out.contains("SHAPE_MISMATCH"), "{out}");
+        let want = format!("latent 0.1.0 abi {} code_dim 3", latent::ffi::LATENT_ABI_VERSION);
+        assert!(out.contains(&want) && out.contains("SHAPE_MISMATCH"), "{out}");
         let out = ok(&mut Command::new(build.join("app_cpp")), "the CMake C++ program");
         assert!(out.contains("C++ latent 0.1.0: 6 codes, then LATENT_STATUS_SHAPE_MISMATCH"), "{out}");
         let out = ok(Command::new(build.join("app_static")).env_remove("LD_LIBRARY_PATH"), "the static CMake program");
