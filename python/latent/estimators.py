@@ -74,6 +74,8 @@ class AutoencoderTransformer(TransformerMixin, BaseEstimator):
         return tags
 
 
+_AE_PARAMS = ("code", "encoder", "activation", "epochs", "batch_size", "learning_rate", "scaling", "seed", "threads")
+
 try:
     from pyod.models.base import BaseDetector
 except ImportError:  # PyOD is optional
@@ -89,23 +91,14 @@ if BaseDetector is not None:
         def __init__(self, contamination=0.1, code=2, encoder=(32,), activation="tanh", epochs=50, batch_size=64,
                      learning_rate=3e-3, scaling="z_score", seed=0, threads=0):
             super().__init__(contamination=contamination)
-            self.code = code
-            self.encoder = encoder
-            self.activation = activation
-            self.epochs = epochs
-            self.batch_size = batch_size
-            self.learning_rate = learning_rate
-            self.scaling = scaling
-            self.seed = seed
-            self.threads = threads
+            # The autoencoder's parameters, as AutoencoderTransformer takes them.
+            for name in _AE_PARAMS:
+                setattr(self, name, locals()[name])
 
         def fit(self, X, y=None):
             X = check_array(X, dtype=np.float32)
             self._set_n_classes(y)
-            self.model_ = AutoencoderTransformer(code=self.code, encoder=self.encoder, activation=self.activation,
-                                                 epochs=self.epochs, batch_size=self.batch_size,
-                                                 learning_rate=self.learning_rate, scaling=self.scaling,
-                                                 seed=self.seed, threads=self.threads).fit(X)
+            self.model_ = AutoencoderTransformer(**{name: getattr(self, name) for name in _AE_PARAMS}).fit(X)
             self.decision_scores_ = self.decision_function(X)
             self._process_decision_scores()
             return self
