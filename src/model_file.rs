@@ -473,11 +473,7 @@ fn put_scaling(h: &mut Vec<u8>, s: &InputScaling) {
     let sc = s.scaler();
     h.extend_from_slice(&sc.method().code().to_le_bytes());
     h.extend_from_slice(&u32::from(s.raw()).to_le_bytes());
-    let (a, b): (&[f64], &[f64]) = match sc {
-        Scaler::MinMax { min, max } => (min, max),
-        Scaler::ZScore { mean, std } => (mean, std),
-        Scaler::None | Scaler::Divide255 => (&[], &[]),
-    };
+    let (a, b) = sc.stats();
     h.extend_from_slice(&u32_of(a.len()).to_le_bytes());
     for v in a.iter().chain(b) {
         h.extend_from_slice(&(if *v == 0.0 { 0.0 } else { *v }).to_le_bytes());
@@ -981,11 +977,7 @@ fn scaling_block(r: &mut Reader, input_dim: usize) -> Result<InputScaling> {
             .collect()
     };
     let (a, b) = (stat()?, stat()?);
-    let scaler = match method {
-        Scaling::Divide255 => Scaler::Divide255,
-        Scaling::MinMax => Scaler::MinMax { min: a, max: b },
-        _ => Scaler::ZScore { mean: a, std: b },
-    };
+    let scaler = Scaler::from_stats(method, a, b);
     let mut s = InputScaling::default();
     s.set_scaler(scaler, input_dim).map_err(|e| arch_err(format_args!("at offset {at}: {}", e.message())))?;
     s.set_raw(raw);

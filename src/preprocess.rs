@@ -76,11 +76,7 @@ fn check(s: &Scaler, input_dim: usize) -> Result<()> {
     {
         return Err(shape!("the {} scaling has {c} columns, the model takes {input_dim}", s.method().name()));
     }
-    let (a, b): (&[f64], &[f64]) = match s {
-        Scaler::None | Scaler::Divide255 => (&[], &[]),
-        Scaler::MinMax { min, max } => (min, max),
-        Scaler::ZScore { mean, std } => (mean, std),
-    };
+    let (a, b) = s.stats();
     for (j, (&a, &b)) in a.iter().zip(b).enumerate() {
         if !a.is_finite() || !b.is_finite() {
             return Err(invalid!(

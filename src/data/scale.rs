@@ -134,6 +134,27 @@ impl Scaler {
         }
     }
 
+    /// The per-column statistics (a, b): (min, max) for min-max, (mean, std) for z-score; empty
+    /// for the column-free methods. What a model file or a C caller stores.
+    pub fn stats(&self) -> (&[f64], &[f64]) {
+        match self {
+            Scaler::None | Scaler::Divide255 => (&[], &[]),
+            Scaler::MinMax { min, max } => (min, max),
+            Scaler::ZScore { mean, std } => (mean, std),
+        }
+    }
+
+    /// The scaler of `method` with the statistics [`Scaler::stats`] gives (ignored for the
+    /// column-free methods).
+    pub fn from_stats(method: Scaling, a: Vec<f64>, b: Vec<f64>) -> Scaler {
+        match method {
+            Scaling::None => Scaler::None,
+            Scaling::Divide255 => Scaler::Divide255,
+            Scaling::MinMax => Scaler::MinMax { min: a, max: b },
+            Scaling::ZScore => Scaler::ZScore { mean: a, std: b },
+        }
+    }
+
     /// The number of columns the statistics were fitted on (None for column-free methods).
     pub fn cols(&self) -> Option<usize> {
         match self {

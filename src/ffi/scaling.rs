@@ -80,7 +80,7 @@ unsafe fn scaler_from(method: latent_scaling, a: *const f64, b: *const f64, cols
         if cols != 0 {
             return Err(invalid!("the {} scaling has no per-column statistics: cols must be 0, not {cols}", m.name()));
         }
-        return Ok(if m == Scaling::None { Scaler::None } else { Scaler::Divide255 });
+        return Ok(Scaler::from_stats(m, Vec::new(), Vec::new()));
     }
     if cols == 0 {
         return Err(invalid!("the {} scaling needs its per-column statistics: cols is 0", m.name()));
@@ -89,10 +89,7 @@ unsafe fn scaler_from(method: latent_scaling, a: *const f64, b: *const f64, cols
     let a = unsafe { slice(a, cols, "a")? }.to_vec();
     // SAFETY: NULL is refused; otherwise `b` holds `cols` readable values (the C contract).
     let b = unsafe { slice(b, cols, "b")? }.to_vec();
-    Ok(match m {
-        Scaling::MinMax => Scaler::MinMax { min: a, max: b },
-        _ => Scaler::ZScore { mean: a, std: b },
-    })
+    Ok(Scaler::from_stats(m, a, b))
 }
 
 unsafe fn set_scaling<H: Handle>(
@@ -129,11 +126,7 @@ unsafe fn get_scaling<H: Handle>(
             // SAFETY: checked non-NULL; it points to a writable value (the C contract).
             unsafe { put(cols, n) };
         }
-        let (sa, sb): (&[f64], &[f64]) = match s {
-            Scaler::MinMax { min, max } => (min, max),
-            Scaler::ZScore { mean, std } => (mean, std),
-            Scaler::None | Scaler::Divide255 => (&[], &[]),
-        };
+        let (sa, sb) = s.stats();
         // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
         unsafe { put(method, s.method().code()) };
         if capacity < n {
