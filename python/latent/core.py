@@ -374,6 +374,21 @@ def _dataset(d, what="dataset"):
 # ---------------------------------------------------------------------------------------------
 
 
+def _get_params(prefix, handle):
+    """A model's parameters as a float32 vector (a copy), through PREFIX_param_count/get_params."""
+    n = c_size_t()
+    check(getattr(lib, prefix + "_param_count")(handle, byref(n)))
+    out = np.empty(n.value, np.float32)
+    check(getattr(lib, prefix + "_get_params")(handle, _ptr(out, c_float), out.size))
+    return out
+
+
+def _set_params(prefix, handle, values):
+    """Replaces a model's parameters through PREFIX_set_params."""
+    v = np.require(np.asarray(values).reshape(-1), np.float32, ["C_CONTIGUOUS", "ALIGNED"])
+    check(getattr(lib, prefix + "_set_params")(handle, _ptr(v, c_float), v.size))
+
+
 def _model_from_bytes(cls, data):
     """Unpickles a Network or Vae from its model file's bytes."""
     import tempfile
@@ -688,16 +703,11 @@ class Network(_ScaledModel, _Handle):
     @property
     def params(self):
         """All trainable parameters as a float32 vector (a copy); assign to replace them."""
-        n = c_size_t()
-        check(lib.latent_network_param_count(self._handle, byref(n)))
-        out = np.empty(n.value, np.float32)
-        check(lib.latent_network_get_params(self._handle, _ptr(out, c_float), out.size))
-        return out
+        return _get_params("latent_network", self._handle)
 
     @params.setter
     def params(self, values):
-        v = np.require(np.asarray(values).reshape(-1), np.float32, ["C_CONTIGUOUS", "ALIGNED"])
-        check(lib.latent_network_set_params(self._handle, _ptr(v, c_float), v.size))
+        _set_params("latent_network", self._handle, values)
 
     def layer_offsets(self, layer):
         """(w, w_len, b): where layer `layer` keeps its weights and biases in `params`."""
@@ -1063,16 +1073,11 @@ class Vae(_ScaledModel, _Handle):
 
     @property
     def params(self):
-        n = c_size_t()
-        check(lib.latent_vae_param_count(self._handle, byref(n)))
-        out = np.empty(n.value, np.float32)
-        check(lib.latent_vae_get_params(self._handle, _ptr(out, c_float), out.size))
-        return out
+        return _get_params("latent_vae", self._handle)
 
     @params.setter
     def params(self, values):
-        v = np.require(np.asarray(values).reshape(-1), np.float32, ["C_CONTIGUOUS", "ALIGNED"])
-        check(lib.latent_vae_set_params(self._handle, _ptr(v, c_float), v.size))
+        _set_params("latent_vae", self._handle, values)
 
     def fit(self, train, valid=None, progress=None, trainer=None, **trainer_params):
         """Trains with `trainer` (or a new Trainer(**trainer_params)); returns the trainer."""
@@ -1235,16 +1240,11 @@ class Psd(_Handle):
     def params(self):
         """D (code_dim x input_dim), W_e (input_dim x code_dim), b_e, g, flattened (a copy);
         assign to replace them."""
-        n = c_size_t()
-        check(lib.latent_psd_param_count(self._handle, byref(n)))
-        out = np.empty(n.value, np.float32)
-        check(lib.latent_psd_get_params(self._handle, _ptr(out, c_float), out.size))
-        return out
+        return _get_params("latent_psd", self._handle)
 
     @params.setter
     def params(self, values):
-        v = np.require(np.asarray(values).reshape(-1), np.float32, ["C_CONTIGUOUS", "ALIGNED"])
-        check(lib.latent_psd_set_params(self._handle, _ptr(v, c_float), v.size))
+        _set_params("latent_psd", self._handle, values)
 
     @property
     def dictionary(self):
@@ -1772,16 +1772,11 @@ class Rbm(_Handle):
     @property
     def params(self):
         """W (n_visible x n_hidden, row-major), then the hidden biases, then the visible biases."""
-        n = c_size_t()
-        check(lib.latent_rbm_param_count(self._handle, byref(n)))
-        out = np.empty(n.value, np.float32)
-        check(lib.latent_rbm_get_params(self._handle, _ptr(out, c_float), out.size))
-        return out
+        return _get_params("latent_rbm", self._handle)
 
     @params.setter
     def params(self, values):
-        v = np.require(np.asarray(values).reshape(-1), np.float32, ["C_CONTIGUOUS", "ALIGNED"])
-        check(lib.latent_rbm_set_params(self._handle, _ptr(v, c_float), v.size))
+        _set_params("latent_rbm", self._handle, values)
 
     def set_threads(self, threads):
         check(lib.latent_rbm_set_threads(self._handle, int(threads)))
