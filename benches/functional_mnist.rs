@@ -14,7 +14,8 @@
 //! (default 0 = all cores), INIT (the network's `Init` code, default 0 = auto; 3 =
 //! small_uniform gives functional layers the author's U(−0.1, 0.1) ranges), PROBE=1 (also print,
 //! per hidden layer at initialisation, the standard deviation of its outputs and the RMS of its
-//! parameters' gradient on 1,000 training digits).
+//! parameters' gradient on 1,000 training digits; with CENTER=1 after the biases are centred
+//! on those digits as the first fit centres them, `Network::center_functional`).
 
 use std::time::Instant;
 
@@ -101,7 +102,12 @@ fn main() {
                 let mut net = Network::new(spec).unwrap();
                 params = net.param_count();
                 if probing {
-                    let p = probe(&net, &train.rows_range(0, 1000.min(n_train)).unwrap());
+                    let sub = train.rows_range(0, 1000.min(n_train)).unwrap();
+                    let mut c = net.clone();
+                    if env("CENTER", 0) != 0 {
+                        c.center_functional(sub.x(), 0).unwrap();
+                    }
+                    let p = probe(&c, &sub);
                     let s: Vec<String> = p.iter().map(|(sd, g)| format!("{sd:.3}/{g:.1e}")).collect();
                     println!("  {name} depth {depth} seed {seed} at init, output sd / grad rms: {}", s.join(" "));
                 }

@@ -8,7 +8,7 @@
 //! family at both depths.
 //!
 //! `FT_SEED=n` runs another network/shuffling seed, `FT_MEASURE=1` prints without asserting
-//! (how the table below was measured: seeds 1, 2, 3).
+//! (how the table below was measured: seeds 1, 2, 3), `FT_ONLY=f01,f17` runs only those families.
 
 mod common;
 
@@ -42,7 +42,7 @@ fn accuracy(c: Connection, depth: usize, init: Init, seed: u64, train: &Dataset,
 /// and a margin of twice the largest deviation of a seed from that mean, at least 0.03. Measured:
 ///
 /// family  depth 3: seeds 1 2 3 -> mean ± margin | depth 10: seeds 1 2 3 -> mean ± margin
-/// F01  d3 0.5250 0.4890 0.4715 -> 0.495 ± 0.06 | d10 0.1885 0.1940 0.1945 -> 0.192 ± 0.03
+/// F01  d3 0.5485 0.5465 0.5335 -> 0.543 ± 0.03 | d10 0.3485 0.3005 0.2805 -> 0.310 ± 0.08
 /// F02  d3 0.8245 0.8205 0.8140 -> 0.820 ± 0.03 | d10 0.8245 0.8175 0.8240 -> 0.822 ± 0.03
 /// F03  d3 0.8770 0.8840 0.8860 -> 0.882 ± 0.03 | d10 0.8555 0.8760 0.8705 -> 0.867 ± 0.03
 /// F04  d3 0.8770 0.8820 0.8785 -> 0.879 ± 0.03 | d10 0.8265 0.8800 0.8710 -> 0.859 ± 0.07
@@ -58,16 +58,17 @@ fn accuracy(c: Connection, depth: usize, init: Init, seed: u64, train: &Dataset,
 /// F14  d3 0.8530 0.8645 0.8570 -> 0.858 ± 0.03 | d10 0.8595 0.8380 0.8260 -> 0.841 ± 0.04
 /// F15  d3 0.8195 0.8155 0.8205 -> 0.818 ± 0.03 | d10 0.6845 0.7155 0.6895 -> 0.697 ± 0.04
 /// F16  d3 0.8570 0.8575 0.8535 -> 0.856 ± 0.03 | d10 0.8085 0.7945 0.8215 -> 0.808 ± 0.03
-/// F17  d3 0.4965 0.4490 0.4200 -> 0.455 ± 0.09 | d10 0.1495 0.1555 0.1435 -> 0.149 ± 0.03
+/// F17  d3 0.5190 0.4750 0.4260 -> 0.473 ± 0.10 | d10 0.2025 0.2310 0.1910 -> 0.208 ± 0.05
 /// F18  d3 0.6435 0.6670 0.6560 -> 0.655 ± 0.03 | d10 0.2275 0.2410 0.2360 -> 0.235 ± 0.03
 /// F19  d3 0.7410 0.7375 0.7555 -> 0.745 ± 0.03 | d10 0.6795 0.6560 0.6880 -> 0.675 ± 0.04
 /// F20  d3 0.7965 0.7935 0.8015 -> 0.797 ± 0.03 | d10 0.7680 0.7625 0.7230 -> 0.751 ± 0.06
 ///
 /// The wide margins are honest: F05 (a e^{cx}) and F11 (a σ(cx + d)) at depth 10 depend on the
 /// seed (0.13 to 0.34, 0.32 to 0.43), and F01, F17 (slopes of one sign) and F18 (s w²x²) stay
-/// near 0.15-0.25 at depth 10 at this budget. Every run must also beat CHANCE_FLOOR.
+/// near 0.2-0.35 at depth 10 at this budget (F01 and F17 measured with the lognormal spreads of
+/// `Family::lognormal_sigma`, 2 and 1.5; with σ = 1 they were 0.19 and 0.15). Every run must also beat CHANCE_FLOOR.
 const EXPECTED: [(Family, f64, f64, f64, f64); 20] = [
-    (Family::F01, 0.495, 0.06, 0.192, 0.03),
+    (Family::F01, 0.543, 0.03, 0.310, 0.08),
     (Family::F02, 0.820, 0.03, 0.822, 0.03),
     (Family::F03, 0.882, 0.03, 0.867, 0.03),
     (Family::F04, 0.879, 0.03, 0.859, 0.07),
@@ -83,7 +84,7 @@ const EXPECTED: [(Family, f64, f64, f64, f64); 20] = [
     (Family::F14, 0.858, 0.03, 0.841, 0.04),
     (Family::F15, 0.818, 0.03, 0.697, 0.04),
     (Family::F16, 0.856, 0.03, 0.808, 0.03),
-    (Family::F17, 0.455, 0.09, 0.149, 0.03),
+    (Family::F17, 0.473, 0.10, 0.208, 0.05),
     (Family::F18, 0.655, 0.03, 0.235, 0.03),
     (Family::F19, 0.745, 0.03, 0.675, 0.04),
     (Family::F20, 0.797, 0.03, 0.751, 0.06),
@@ -101,7 +102,10 @@ fn every_family_trains_at_depth_3_and_10() {
     let seed: u64 = std::env::var("FT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let measure = std::env::var("FT_MEASURE").is_ok_and(|v| v == "1");
     let mut failures = Vec::new();
-    for f in Family::ALL {
+    let only = std::env::var("FT_ONLY").unwrap_or_default().to_lowercase();
+    for f in
+        Family::ALL.into_iter().filter(|f| only.is_empty() || only.split(',').any(|o| o == f.name().to_lowercase()))
+    {
         let c = Connection::Functional(f);
         let a3 = accuracy(c, 3, Init::Auto, seed, &train, &test);
         let a10 = accuracy(c, 10, Init::Auto, seed, &train, &test);

@@ -238,7 +238,7 @@ impl Family {
     /// its activations forward and of its errors backward (Glorot & Bengio 2010, He et al. 2015).
     /// Derivation (docs/functional.md, "Initialisation"): with u(r) = U(−r, r), g = √(3 var) (so
     /// u(g) has variance var) and inner parameters c ~ u(√3) (E c² = 1):
-    /// - w²x and w²x²: lognormal w ([`Family::lognormal_init`]; this returns (0, ∞));
+    /// - w²x and w²x²: lognormal w ([`Family::lognormal_sigma`]; this returns (0, ∞));
     /// - w³x: E w⁶ = var (w ~ u((7 var)^⅙));
     /// - a x² + c x: slope 2ax + c, c ~ u(g), a ~ u(g/2); the cubic likewise, d ~ u(g), c ~ u(g/2),
     ///   a ~ u(g/3);
@@ -264,7 +264,7 @@ impl Family {
         let u = |r: f32| (-r, r);
         let unit = 3f32.sqrt();
         match (self, k) {
-            (F01 | F17, _) => (0.0, f32::INFINITY), // lognormal, see [`Family::lognormal_init`]
+            (F01 | F17, _) => (0.0, f32::INFINITY), // lognormal, see [`Family::lognormal_sigma`]
             (F02, _) => u((7.0 * var).powf(1.0 / 6.0)),
             (F03, 0) => u(g / 2.0),
             (F03, _) => u(g),
@@ -293,17 +293,23 @@ impl Family {
         }
     }
 
-    /// Whether the variance-preserving init draws w lognormal, w = exp(μ + N(0, 1)) with
-    /// μ = −1 − ln(n_in / 4)/2 (then E w² = e^{2μ+2} = 4/n_in), instead of from `scaled_range`:
-    /// w²x and w²x² have slopes of one sign, so a layer's matrix of w² is non-negative and its
-    /// Perron eigenvalue n_in E w² (the gain of the mode all units share) dwarfs the
-    /// √(n_in Var w²) that carries what tells inputs apart (√(5 n_in / 4) times smaller for a
-    /// uniform w, 9x at 64 inputs): after a few layers every unit says the same thing. The
-    /// lognormal law has Var w² = (e⁴ − 1)(E w²)², which brings the two gains within 2x of each
-    /// other at 64 inputs. E w² = 4/n_in was the best of 1, 2, 4, 16 (over n_in) at depth 3 on
-    /// MNIST (docs/functional.md).
-    pub fn lognormal_init(self) -> bool {
-        matches!(self, Family::F01 | Family::F17)
+    /// The spread σ of w = exp(μ + σ N(0, 1)) when the variance-preserving init draws w
+    /// lognormal (w²x and w²x²), with μ = −σ² − ln(n_in / 4)/2 so that E w² = e^{2μ+2σ²} = 4/n_in;
+    /// `None` for the families drawn from `scaled_range`. w²x and w²x² have slopes of one sign,
+    /// so a layer's matrix of w² is non-negative and its Perron eigenvalue n_in E w² (the gain of
+    /// the mode all units share) dwarfs the √(n_in Var w²) that carries what tells inputs apart
+    /// (√(5 n_in / 4) times smaller for a uniform w, 9x at 64 inputs): after a few layers every
+    /// unit says the same thing. A lognormal law has Var w² = (e^{4σ²} − 1)(E w²)², a heavy tail
+    /// that lets each unit follow a few of its inputs. E w² = 4/n_in was the best of 1, 2, 4, 16
+    /// (over n_in) at depth 3 on MNIST; σ the best of 0.5 ... 3 at depth 10 (F01: 0.19 at σ = 1,
+    /// 0.42 at 2; F17: 0.19 at 1, 0.32 at 1.5, chance at 2), for about a point lost at depth 1
+    /// (docs/functional.md, "Initialisation and depth").
+    pub fn lognormal_sigma(self) -> Option<f32> {
+        match self {
+            Family::F01 => Some(2.0),
+            Family::F17 => Some(1.5),
+            _ => None,
+        }
     }
 
     /// f(x; θ) of one connection with sign s (scalar; the layer's loops inline the same code).
@@ -557,9 +563,9 @@ impl Functional {
         let k = self.family.params_per_connection();
         for kk in 0..k {
             let block = &mut params[self.p + kk * plane..self.p + (kk + 1) * plane];
-            if self.family.lognormal_init() {
-                let mu = -1.0 - 0.5 * (self.n_in.max(1) as f32 / 4.0).ln();
-                block.iter_mut().for_each(|v| *v = (mu + rng.normal()).exp());
+            if let Some(sigma) = self.family.lognormal_sigma() {
+                let mu = -sigma * sigma - 0.5 * (self.n_in.max(1) as f32 / 4.0).ln();
+                block.iter_mut().for_each(|v| *v = (mu + sigma * rng.normal()).exp());
                 continue;
             }
             let (lo, hi) = self.family.scaled_range(kk, var);
