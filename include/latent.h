@@ -1879,6 +1879,15 @@ latent_status latent_network_get_params(const struct latent_network *net,
 // Replaces the parameters; `n` must equal latent_network_param_count and all values be finite.
 latent_status latent_network_set_params(struct latent_network *net, const float *params, size_t n);
 
+// Centres the biases of the network's functional-transfer layers on the first (up to) 1,000
+// input rows of `data`, layer by layer, so that each such layer's pre-activations average 0
+// over them (docs/functional.md, "Initialisation and depth"): what the first fit of a new
+// network does itself. Call it before moving a new network to a GPU (a device fit does not
+// centre), or after latent_network_set_params to centre again. A network without functional
+// layers is left as it is. A width other than input_dim: LATENT_STATUS_SHAPE_MISMATCH.
+latent_status latent_network_center_functional(struct latent_network *net,
+                                               const struct latent_dataset *data);
+
 // Threads used by inference calls on this network (0, the default: LATENT_NUM_THREADS when
 // set, else all cores). More than 1024 (given, or from LATENT_NUM_THREADS) is
 // LATENT_STATUS_INVALID_ARGUMENT. Networks with the same count share one pool of worker

@@ -123,3 +123,82 @@ fn every_family_trains_at_depth_3_and_10() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// latent_network_center_functional centres a new network's functional layers as its first fit
+/// would (bit for bit the Rust `Network::center_functional`), leaves a dense network alone, and
+/// refuses data of another width.
+#[test]
+fn centring_from_c_matches_the_rust_api() {
+    use latent::ffi::*;
+    let x: Vec<f32> = (0..300 * 12).map(|i| ((i * 37 % 101) as f32 / 101.0)).collect();
+    let mut d = std::ptr::null_mut();
+    let st = unsafe {
+        latent_dataset_from_buffer(x.as_ptr().cast(), LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 300, 12, &mut d)
+    };
+    assert_eq!(st, LATENT_STATUS_OK);
+    let params = |h: *mut latent_network| {
+        let mut n = 0usize;
+        assert_eq!(unsafe { latent_network_param_count(h, &mut n) }, LATENT_STATUS_OK);
+        let mut p = vec![0f32; n];
+        assert_eq!(unsafe { latent_network_get_params(h, p.as_mut_ptr(), n) }, LATENT_STATUS_OK);
+        p
+    };
+    let enc = [LATENT_CONNECTION_F01, LATENT_CONNECTION_F16];
+    let units = [8u32, 6];
+    let acts = [LATENT_ACTIVATION_TANH, LATENT_ACTIVATION_TANH];
+    let p = latent_network_params {
+        input_dim: 12,
+        encoder_units: units.as_ptr(),
+        encoder_activations: acts.as_ptr(),
+        n_encoder: 2,
+        code_units: 3,
+        encoder_connections: enc.as_ptr(),
+        seed: 4,
+        ..latent_network_params_default()
+    };
+    let mut h = std::ptr::null_mut();
+    assert_eq!(unsafe { latent_network_new(&p, &mut h) }, LATENT_STATUS_OK);
+    let before = params(h);
+    assert_eq!(unsafe { latent_network_center_functional(h, d) }, LATENT_STATUS_OK);
+    let after = params(h);
+    assert_ne!(before, after, "the functional layers' biases moved");
+    let mut rust = latent::model_file::from_bytes(&{
+        let path = std::env::temp_dir().join(format!("center_{}.latent", std::process::id()));
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { latent_network_set_params(h, before.as_ptr(), before.len()) }, LATENT_STATUS_OK);
+        assert_eq!(unsafe { latent_network_save(h, c.as_ptr()) }, LATENT_STATUS_OK);
+        let b = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        b
+    })
+    .unwrap();
+    let m = latent::tensor::Matrix::from_vec(300, 12, x.clone()).unwrap();
+    rust.center_functional(&m, 1).unwrap();
+    assert_eq!(rust.params(), after.as_slice(), "C and Rust centre alike");
+    // Only the biases move.
+    let moved = before.iter().zip(&after).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+    // The mirrored decoder mirrors the connections too: four functional layers of 8, 6, 6, 8.
+    assert_eq!(moved, 2 * (8 + 6), "the functional layers' biases, nothing else");
+
+    let dense = latent_network_params { input_dim: 12, code_units: 3, ..latent_network_params_default() };
+    let mut g = std::ptr::null_mut();
+    assert_eq!(unsafe { latent_network_new(&dense, &mut g) }, LATENT_STATUS_OK);
+    let b = params(g);
+    assert_eq!(unsafe { latent_network_center_functional(g, d) }, LATENT_STATUS_OK);
+    assert_eq!(b, params(g), "a dense network is left alone");
+
+    let narrow = vec![0.5f32; 10 * 5];
+    let mut d5 = std::ptr::null_mut();
+    let st = unsafe {
+        latent_dataset_from_buffer(narrow.as_ptr().cast(), LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 10, 5, &mut d5)
+    };
+    assert_eq!(st, LATENT_STATUS_OK);
+    assert_eq!(unsafe { latent_network_center_functional(h, d5) }, LATENT_STATUS_SHAPE_MISMATCH);
+    assert_eq!(unsafe { latent_network_center_functional(std::ptr::null_mut(), d) }, LATENT_STATUS_NULL_ARGUMENT);
+    unsafe {
+        latent_dataset_free(d);
+        latent_dataset_free(d5);
+        latent_network_free(h);
+        latent_network_free(g);
+    }
+}

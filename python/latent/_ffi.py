@@ -696,6 +696,7 @@ _PROTOTYPES = {
     "latent_network_param_count": (S, [H, _pz]),
     "latent_network_get_params": (S, [H, _pf, c_size_t]),
     "latent_network_set_params": (S, [H, _pf, c_size_t]),
+    "latent_network_center_functional": (S, [H, H]),
     "latent_network_set_threads": (S, [H, c_uint32]),
     "latent_network_set_stochastic_inference": (S, [H, c_int32, c_uint64]),
     "latent_network_describe": (S, [H, c_char_p, c_size_t, _pz]),

@@ -697,6 +697,13 @@ class Network(_ScaledModel, _Handle):
         """TF32 tensor cores for a GPU network's products."""
         check(lib.latent_network_set_tf32(self._handle, int(bool(on))))
 
+    def center_functional(self, data):
+        """Centres the biases of the functional-transfer layers on the first 1,000 rows of
+        ``data`` (a Dataset or an array), as the first fit of a new network does; call it before
+        moving a new network to a GPU. A network without functional layers is left alone."""
+        d = _dataset(data)
+        check(lib.latent_network_center_functional(self._handle, d._handle))
+
     def set_stochastic_inference(self, on, seed=0):
         check(lib.latent_network_set_stochastic_inference(self._handle, int(bool(on)), int(seed)))
 

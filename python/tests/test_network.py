@@ -247,3 +247,22 @@ def test_temporary_datasets_outlive_the_calls_that_use_them(digits, monkeypatch)
     with small_net() as net:
         assert net.loss(x) > 0 and net.mse(x) > 0
         net.metrics(x)
+
+
+def test_center_functional():
+    # A new network with a functional code layer: centring moves only that layer's biases, the
+    # same ones a fit would, and a second call on the same rows changes nothing more than ~1 ulp.
+    x = np.random.default_rng(3).random((200, 6)).astype(np.float32)
+    with latent.Network(input_dim=6, code=3, code_connection="f16", output_activation="identity",
+                        seed=2) as net:
+        before = net.params.copy()
+        net.center_functional(x)
+        after = net.params
+        moved = np.flatnonzero(before != after)
+        assert moved.size == 3, moved
+        codes = net.encode(x)
+        # tanh of a centred pre-activation: the code units average near 0 over the rows
+        assert np.all(np.abs(codes.mean(axis=0)) < 0.15), codes.mean(axis=0)
+        with pytest.raises(latent.LatentError) as e:
+            net.center_functional(np.ones((4, 5), np.float32))
+        assert e.value.status == latent.Status.SHAPE_MISMATCH

@@ -343,6 +343,28 @@ pub unsafe extern "C" fn latent_network_set_params(
     })
 }
 
+/// Centres the biases of the network's functional-transfer layers on the first (up to) 1,000
+/// input rows of `data`, layer by layer, so that each such layer's pre-activations average 0
+/// over them (docs/functional.md, "Initialisation and depth"): what the first fit of a new
+/// network does itself. Call it before moving a new network to a GPU (a device fit does not
+/// centre), or after latent_network_set_params to centre again. A network without functional
+/// layers is left as it is. A width other than input_dim: LATENT_STATUS_SHAPE_MISMATCH.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn latent_network_center_functional(
+    net: *mut latent_network,
+    data: *const latent_dataset,
+) -> latent_status {
+    guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+        let h = unsafe { arg(net, "net")? };
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+        let d = unsafe { arg(data, "data")? }.get();
+        let mut n = h.write()?;
+        let threads = n.threads();
+        n.center_functional(d.x(), threads)
+    })
+}
+
 /// Threads used by inference calls on this network (0, the default: LATENT_NUM_THREADS when
 /// set, else all cores). More than 1024 (given, or from LATENT_NUM_THREADS) is
 /// LATENT_STATUS_INVALID_ARGUMENT. Networks with the same count share one pool of worker
