@@ -130,7 +130,7 @@ fn every_family_trains_at_depth_3_and_10() {
 #[test]
 fn centring_from_c_matches_the_rust_api() {
     use latent::ffi::*;
-    let x: Vec<f32> = (0..300 * 12).map(|i| ((i * 37 % 101) as f32 / 101.0)).collect();
+    let x: Vec<f32> = (0..300 * 12).map(|i| (i * 37 % 101) as f32 / 101.0).collect();
     let mut d = std::ptr::null_mut();
     let st = unsafe {
         latent_dataset_from_buffer(x.as_ptr().cast(), LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 300, 12, &mut d)
@@ -187,7 +187,7 @@ fn centring_from_c_matches_the_rust_api() {
     assert_eq!(unsafe { latent_network_center_functional(g, d) }, LATENT_STATUS_OK);
     assert_eq!(b, params(g), "a dense network is left alone");
 
-    let narrow = vec![0.5f32; 10 * 5];
+    let narrow = [0.5f32; 10 * 5];
     let mut d5 = std::ptr::null_mut();
     let st = unsafe {
         latent_dataset_from_buffer(narrow.as_ptr().cast(), LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 10, 5, &mut d5)
