@@ -1882,8 +1882,8 @@ latent_status latent_network_set_params(struct latent_network *net, const float 
 // Centres the biases of the network's functional-transfer layers on the first (up to) 1,000
 // input rows of `data`, layer by layer, so that each such layer's pre-activations average 0
 // over them (docs/functional.md, "Initialisation and depth"): what the first fit of a new
-// network does itself. Call it before moving a new network to a GPU (a device fit does not
-// centre), or after latent_network_set_params to centre again. A network without functional
+// network does itself (on the CPU or a GPU). Call it to centre on other rows than the
+// training set's first, or again after latent_network_set_params. A network without functional
 // layers is left as it is. A width other than input_dim: LATENT_STATUS_SHAPE_MISMATCH.
 latent_status latent_network_center_functional(struct latent_network *net,
                                                const struct latent_dataset *data);

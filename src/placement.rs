@@ -316,6 +316,14 @@ impl<M: Placeable> Placement<M> {
             return Err(Error::Busy("the model is being trained on its device: a second fit is refused".into()));
         }
         let _mark = FitMark(&self.fitting);
+        // What a CPU fit does before its first step happens on the host copy here too (a new
+        // network's functional layers centre their biases on the training rows); a model it
+        // changed goes to the device again.
+        let before = host.params().to_vec();
+        host.begin_fit(rows, crate::pool::resolve_threads(t.config().threads))?;
+        if host.params() != before.as_slice() {
+            self.mark_stale();
+        }
         if self.stale.swap(false, Ordering::SeqCst)
             && let Err(e) = M::refresh(d, host, *ordinal)
         {

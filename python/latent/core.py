@@ -699,8 +699,9 @@ class Network(_ScaledModel, _Handle):
 
     def center_functional(self, data):
         """Centres the biases of the functional-transfer layers on the first 1,000 rows of
-        ``data`` (a Dataset or an array), as the first fit of a new network does; call it before
-        moving a new network to a GPU. A network without functional layers is left alone."""
+        ``data`` (a Dataset or an array), as the first fit of a new network does itself; call it
+        to centre on other rows, or again after setting parameters. A network without functional
+        layers is left alone."""
         d = _dataset(data)
         check(lib.latent_network_center_functional(self._handle, d._handle))
 
