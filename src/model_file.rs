@@ -287,6 +287,39 @@ const LAYER_BYTES: usize = 8;
 /// layers and no parameters (which does not exist) would take this much.
 pub const MIN_FILE_BYTES: usize = HEADER_BYTES + ARCH_FIXED_BYTES + 8 + 4;
 
+/// A kind of model the file holds (network, VAE, RBM): the length of its encoding, how it is
+/// written, and how its body (the bytes before the CRC) is parsed. Each kind's public calls
+/// (`to_bytes`, `from_bytes`, `save`, `load` and their `vae_`/`rbm_` twins) are these helpers.
+trait Stored: Sized {
+    fn encoded_len(&self) -> usize;
+    fn encode<S: Sink>(&self, out: &mut S) -> std::result::Result<(), S::Error>;
+    fn parse(body: &[u8]) -> Result<Self>;
+}
+
+fn to_bytes_of<M: Stored>(m: &M) -> Vec<u8> {
+    let mut out = Vec::with_capacity(m.encoded_len());
+    match m.encode(&mut out) {
+        Ok(()) => {}
+        Err(never) => match never {},
+    }
+    debug_assert_eq!(out.len(), m.encoded_len());
+    out
+}
+
+fn from_bytes_of<M: Stored>(bytes: &[u8]) -> Result<M> {
+    check_envelope(bytes)?;
+    M::parse(&bytes[..bytes.len() - 4])
+}
+
+fn save_of<M: Stored>(m: &M, path: &Path) -> Result<()> {
+    save_with(path, |w| m.encode(w))
+}
+
+fn load_of<M: Stored>(path: &Path) -> Result<M> {
+    let bytes = read_model_file(path)?;
+    from_bytes_of(&bytes).map_err(|e| with_path(path, e))
+}
+
 type FileSink = CrcWriter<BufWriter<File>>;
 
 /// Writes what `encode` puts to `path` atomically (see [`crate::atomic_file`]).

@@ -7,35 +7,39 @@ use super::*;
 
 /// The serialised form of a network: exactly the bytes [`save`] writes.
 pub fn to_bytes(net: &Network) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded_len(net));
-    match encode(net, &mut out) {
-        Ok(()) => {}
-        Err(never) => match never {},
-    }
-    debug_assert_eq!(out.len(), encoded_len(net));
-    out
+    to_bytes_of(net)
 }
 
 /// Parses a model file (see the module docs for what is checked). Every problem with the bytes
 /// is [`Error::BadFormat`]; only a failed allocation of a well-formed, file-sized parameter
 /// block is [`Error::OutOfMemory`].
 pub fn from_bytes(bytes: &[u8]) -> Result<Network> {
-    check_envelope(bytes)?;
-    parse(&bytes[..bytes.len() - 4])
+    from_bytes_of(bytes)
 }
 
 /// Saves atomically: the file at `path` is either what it was before or the complete new
 /// model, never a mixture, whatever fails (failures are [`Error::Io`], naming the path).
 pub fn save(net: &Network, path: &Path) -> Result<()> {
-    save_with(path, |w| encode(net, w))
+    save_of(net, path)
 }
 
 /// Reads and parses a model file. A file that cannot be read is [`Error::Io`] naming the path;
 /// one larger than [`MAX_FILE_BYTES`] is refused before reading; format problems are
 /// [`Error::BadFormat`] with the path in front of the message.
 pub fn load(path: &Path) -> Result<Network> {
-    let bytes = read_model_file(path)?;
-    from_bytes(&bytes).map_err(|e| with_path(path, e))
+    load_of(path)
+}
+
+impl Stored for Network {
+    fn encoded_len(&self) -> usize {
+        encoded_len(self)
+    }
+    fn encode<S: Sink>(&self, out: &mut S) -> std::result::Result<(), S::Error> {
+        encode(self, out)
+    }
+    fn parse(body: &[u8]) -> Result<Self> {
+        parse(body)
+    }
 }
 
 fn arch_len(net: &Network) -> usize {

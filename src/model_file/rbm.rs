@@ -39,31 +39,35 @@ fn encode_rbm<S: Sink>(m: &RbmModel, out: &mut S) -> std::result::Result<(), S::
 
 /// The serialised form of an RBM: exactly the bytes [`save_rbm`] writes.
 pub fn rbm_to_bytes(m: &RbmModel) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rbm_encoded_len(m));
-    match encode_rbm(m, &mut out) {
-        Ok(()) => {}
-        Err(never) => match never {},
-    }
-    debug_assert_eq!(out.len(), rbm_encoded_len(m));
-    out
+    to_bytes_of(m)
 }
 
 /// Parses an RBM model file, checked as [`from_bytes`] checks a network's. A network's or a
 /// VAE's file is [`Error::BadFormat`] "wrong kind".
 pub fn rbm_from_bytes(bytes: &[u8]) -> Result<RbmModel> {
-    check_envelope(bytes)?;
-    parse_rbm(&bytes[..bytes.len() - 4])
+    from_bytes_of(bytes)
 }
 
 /// Saves an RBM atomically, as [`save`] saves a network.
 pub fn save_rbm(m: &RbmModel, path: &Path) -> Result<()> {
-    save_with(path, |w| encode_rbm(m, w))
+    save_of(m, path)
 }
 
 /// Reads and parses an RBM model file, as [`load`] reads a network's.
 pub fn load_rbm(path: &Path) -> Result<RbmModel> {
-    let bytes = read_model_file(path)?;
-    rbm_from_bytes(&bytes).map_err(|e| with_path(path, e))
+    load_of(path)
+}
+
+impl Stored for RbmModel {
+    fn encoded_len(&self) -> usize {
+        rbm_encoded_len(self)
+    }
+    fn encode<S: Sink>(&self, out: &mut S) -> std::result::Result<(), S::Error> {
+        encode_rbm(self, out)
+    }
+    fn parse(body: &[u8]) -> Result<Self> {
+        parse_rbm(body)
+    }
 }
 
 fn unit(r: &mut Reader, what: &str) -> Result<crate::train::Unit> {

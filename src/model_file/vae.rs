@@ -7,31 +7,35 @@ use super::*;
 
 /// The serialised form of a variational autoencoder: exactly the bytes [`save_vae`] writes.
 pub fn vae_to_bytes(vae: &Vae) -> Vec<u8> {
-    let mut out = Vec::with_capacity(vae_encoded_len(vae));
-    match encode_vae(vae, &mut out) {
-        Ok(()) => {}
-        Err(never) => match never {},
-    }
-    debug_assert_eq!(out.len(), vae_encoded_len(vae));
-    out
+    to_bytes_of(vae)
 }
 
 /// Parses a VAE model file, checked as [`from_bytes`] checks a network's. A network's file is
 /// [`Error::BadFormat`] "wrong kind".
 pub fn vae_from_bytes(bytes: &[u8]) -> Result<Vae> {
-    check_envelope(bytes)?;
-    parse_vae(&bytes[..bytes.len() - 4])
+    from_bytes_of(bytes)
 }
 
 /// Saves a variational autoencoder atomically, as [`save`] saves a network.
 pub fn save_vae(vae: &Vae, path: &Path) -> Result<()> {
-    save_with(path, |w| encode_vae(vae, w))
+    save_of(vae, path)
 }
 
 /// Reads and parses a VAE model file, as [`load`] reads a network's.
 pub fn load_vae(path: &Path) -> Result<Vae> {
-    let bytes = read_model_file(path)?;
-    vae_from_bytes(&bytes).map_err(|e| with_path(path, e))
+    load_of(path)
+}
+
+impl Stored for Vae {
+    fn encoded_len(&self) -> usize {
+        vae_encoded_len(self)
+    }
+    fn encode<S: Sink>(&self, out: &mut S) -> std::result::Result<(), S::Error> {
+        encode_vae(self, out)
+    }
+    fn parse(body: &[u8]) -> Result<Self> {
+        parse_vae(body)
+    }
 }
 
 /// The VAE architecture section without layers and parts.
