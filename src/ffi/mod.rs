@@ -8,6 +8,7 @@
 
 #![allow(clippy::missing_safety_doc, non_camel_case_types)]
 
+pub mod buffer_rows;
 pub mod checkpoint;
 pub mod consts;
 pub mod dataset;
