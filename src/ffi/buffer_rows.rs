@@ -78,14 +78,17 @@ unsafe fn output<'a>(
     capacity: usize,
 ) -> Result<MatrixMut<'a>> {
     let n = checked_len(rows, cols)?;
+    if n > 0 && !out.is_null() && capacity < n {
+        return Err(crate::error::Error::BufferTooSmall(format!("out holds {capacity} elements, {n} are needed")));
+    }
+    check_ptr(out, f64, n, "out")?;
     let data = if f64 {
-        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
+        // SAFETY: NULL and misalignment are refused; otherwise the buffer holds `capacity` writable values (the C contract).
         ElementsMut::F64(unsafe { out_slice(out as *mut f64, capacity, n, "out")? })
     } else {
-        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
+        // SAFETY: NULL and misalignment are refused; otherwise the buffer holds `capacity` writable values (the C contract).
         ElementsMut::F32(unsafe { out_slice(out as *mut f32, capacity, n, "out")? })
     };
-    check_ptr(out, f64, n, "out")?;
     MatrixMut::new(data, rows, cols, order)
 }
 

@@ -42,6 +42,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::error::{Error, Result, invalid, shape};
 use crate::tensor::{Matrix, checked_len};
 
+pub use buffer_rows::*;
 pub use consts::*;
 pub use dataset::*;
 pub use device::*;
