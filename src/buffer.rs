@@ -136,13 +136,7 @@ impl<'a> MatrixMut<'a> {
     /// to f64 is exact).
     pub fn write(&mut self, m: &Matrix) -> Result<()> {
         if m.rows() != self.rows || m.cols() != self.cols {
-            return Err(shape!(
-                "a {} x {} result for a {} x {} output",
-                m.rows(),
-                m.cols(),
-                self.rows,
-                self.cols
-            ));
+            return Err(shape!("a {} x {} result for a {} x {} output", m.rows(), m.cols(), self.rows, self.cols));
         }
         let (rows, cols, order) = (self.rows, self.cols, self.order);
         let src = m.as_slice();

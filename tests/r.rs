@@ -42,10 +42,7 @@ fn r_package_builds_checks_installs_and_trains() {
         panic!("R CMD check printed no Status line (exit {code}):\n{out}\n{err}");
     });
     assert_eq!(code, 0, "R CMD check failed: {status}\n{out}\n{err}");
-    assert!(
-        !status.contains("ERROR") && !status.contains("WARNING"),
-        "R CMD check: {status}\n{out}\n{err}"
-    );
+    assert!(!status.contains("ERROR") && !status.contains("WARNING"), "R CMD check: {status}\n{out}\n{err}");
     // NOTEs are allowed (the Status line decides) and printed.
     for note in out.lines().filter(|l| l.ends_with("NOTE")) {
         println!("R CMD check note: {note}");

@@ -77,16 +77,14 @@ fn same_as_row_major(net: *mut latent_network, rows: RowCall, buf: BufCall, widt
     ] {
         let mut of = vec![0f32; ROWS * width];
         // SAFETY: buffers of the stated sizes.
-        let st = unsafe {
-            buf(net, xf.as_ptr() as _, LATENT_DTYPE_F32, layout, ROWS, COLS, of.as_mut_ptr() as _, of.len())
-        };
+        let st =
+            unsafe { buf(net, xf.as_ptr() as _, LATENT_DTYPE_F32, layout, ROWS, COLS, of.as_mut_ptr() as _, of.len()) };
         assert_eq!(st, LATENT_STATUS_OK, "{what}: {}", last_error());
         assert!(of.iter().zip(&wf).all(|(a, b)| a.to_bits() == b.to_bits()), "{what} f32 layout {layout}");
         let mut od = vec![0f64; ROWS * width];
         // SAFETY: buffers of the stated sizes.
-        let st = unsafe {
-            buf(net, xd.as_ptr() as _, LATENT_DTYPE_F64, layout, ROWS, COLS, od.as_mut_ptr() as _, od.len())
-        };
+        let st =
+            unsafe { buf(net, xd.as_ptr() as _, LATENT_DTYPE_F64, layout, ROWS, COLS, od.as_mut_ptr() as _, od.len()) };
         assert_eq!(st, LATENT_STATUS_OK, "{what}: {}", last_error());
         assert!(od.iter().zip(&wf).all(|(a, b)| *a == *b as f64), "{what} f64 layout {layout}");
     }
@@ -115,7 +113,14 @@ fn scores_and_loss_equal_the_dataset_calls_bit_for_bit() {
     // SAFETY: buffers of the stated sizes, handles of this library.
     unsafe {
         let mut ds = std::ptr::null_mut();
-        let st = latent_dataset_from_buffer(xd.as_ptr() as _, LATENT_DTYPE_F64, LATENT_LAYOUT_COL_MAJOR, ROWS, COLS, &mut ds);
+        let st = latent_dataset_from_buffer(
+            xd.as_ptr() as _,
+            LATENT_DTYPE_F64,
+            LATENT_LAYOUT_COL_MAJOR,
+            ROWS,
+            COLS,
+            &mut ds,
+        );
         assert_eq!(st, LATENT_STATUS_OK);
         let (mut want, mut got) = (vec![0f64; ROWS], vec![0f64; ROWS]);
         assert_eq!(latent_network_reconstruction_error_dataset(net, ds, want.as_mut_ptr(), ROWS), LATENT_STATUS_OK);
@@ -133,7 +138,15 @@ fn scores_and_loss_equal_the_dataset_calls_bit_for_bit() {
         assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "reconstruction errors");
         let (mut lw, mut lg) = (0f64, 0f64);
         assert_eq!(latent_network_loss(net, ds, &mut lw), LATENT_STATUS_OK);
-        let st = latent_network_loss_buffer(net, xd.as_ptr() as _, LATENT_DTYPE_F64, LATENT_LAYOUT_COL_MAJOR, ROWS, COLS, &mut lg);
+        let st = latent_network_loss_buffer(
+            net,
+            xd.as_ptr() as _,
+            LATENT_DTYPE_F64,
+            LATENT_LAYOUT_COL_MAJOR,
+            ROWS,
+            COLS,
+            &mut lg,
+        );
         assert_eq!(st, LATENT_STATUS_OK, "{}", last_error());
         assert_eq!(lg.to_bits(), lw.to_bits(), "loss {lg} vs {lw}");
         assert!(lg > 0.0);
@@ -181,8 +194,14 @@ fn bad_input_gets_the_documented_status_and_changes_nothing() {
         let mut l = 0f64;
         assert_eq!(latent_network_loss_buffer(net, p as _, f64t, cm, 0, COLS, &mut l), LATENT_STATUS_INVALID_ARGUMENT);
         assert!(last_error().contains("no rows"));
-        assert_eq!(latent_network_loss_buffer(net, p as _, f64t, cm, 4, COLS, std::ptr::null_mut()), LATENT_STATUS_NULL_ARGUMENT);
-        assert_eq!(latent_network_loss_buffer(std::ptr::null(), p as _, f64t, cm, 4, COLS, &mut l), LATENT_STATUS_NULL_ARGUMENT);
+        assert_eq!(
+            latent_network_loss_buffer(net, p as _, f64t, cm, 4, COLS, std::ptr::null_mut()),
+            LATENT_STATUS_NULL_ARGUMENT
+        );
+        assert_eq!(
+            latent_network_loss_buffer(std::ptr::null(), p as _, f64t, cm, 4, COLS, &mut l),
+            LATENT_STATUS_NULL_ARGUMENT
+        );
         let mut s = [0f64; 4];
         let st = latent_network_reconstruction_error_buffer(net, p as _, f64t, cm, 4, COLS, s.as_mut_ptr(), 3);
         assert_eq!(st, LATENT_STATUS_BUFFER_TOO_SMALL);

@@ -18,12 +18,11 @@ pub fn latent_env(cmd: &mut Command) -> &mut Command {
 pub fn build_tarball(dir: &Path) -> PathBuf {
     let (code, out, err) = run(Command::new("R").current_dir(dir).args(["CMD", "build"]).arg(root().join("R/latent")));
     assert_eq!(code, 0, "R CMD build failed:\n{out}\n{err}");
-    let tarball = std::fs::read_dir(dir)
+    std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.file_name().unwrap().to_string_lossy().ends_with(".tar.gz"))
-        .unwrap_or_else(|| panic!("R CMD build wrote no tarball:\n{out}"));
-    tarball
+        .unwrap_or_else(|| panic!("R CMD build wrote no tarball:\n{out}"))
 }
 
 /// Builds the package in `dir` and installs it into `dir`/lib, its C glue compiled with
