@@ -9,7 +9,8 @@
 //!
 //! Measured on the 2-core build machine at load average 11 (other builds running): R CMD build
 //! 0.8 s, R CMD check 20 s (15 s on a quieter machine), R CMD INSTALL 3.9 s, the digits test
-//! 1.3 s; the rest of the test's time is cargo building liblatent.so (common::lib_dir).
+//! 1.3 s; the whole test 24 s with liblatent.so already built (else cargo builds it first,
+//! common::lib_dir, about 2 minutes there).
 
 mod common;
 
