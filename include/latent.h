@@ -88,6 +88,12 @@ typedef struct latent_vae latent_vae;
 // Status code of every fallible call.
 typedef int32_t latent_status;
 
+// Element type of a caller's buffer (`latent_dtype`).
+typedef int32_t latent_dtype;
+
+// Memory order of a caller's matrix (`latent_layout`).
+typedef int32_t latent_layout;
+
 // Options of latent_dataset_from_csv(). Get the defaults from latent_csv_params_default()
 // and edit.
 typedef struct latent_csv_params {
@@ -99,12 +105,6 @@ typedef struct latent_csv_params {
   // no labels.
   int32_t label_column;
 } latent_csv_params;
-
-// Element type of a caller's buffer (`latent_dtype`).
-typedef int32_t latent_dtype;
-
-// Memory order of a caller's matrix (`latent_layout`).
-typedef int32_t latent_layout;
 
 // Feature scaling (`latent_scaling`).
 typedef int32_t latent_scaling;
@@ -1189,6 +1189,73 @@ uint32_t latent_version_number(void);
 
 // The ABI version this library was built with (compare with LATENT_ABI_VERSION from the header).
 uint32_t latent_abi_version(void);
+
+// Codes of a caller's matrix `x` of `rows` x `cols` (= input_dim) values of `dtype`
+// (LATENT_DTYPE_F32 or _F64) in `layout` (LATENT_LAYOUT_ROW_MAJOR or _COL_MAJOR, as R, Julia
+// and Fortran hold them), written into `codes` in the same dtype and layout (rows x code_dim,
+// `capacity` values available). `x` is read where it is (the library makes its one row-major
+// float copy itself, as latent_network_encode does); no dataset is needed. Results equal
+// latent_network_encode's on the same values as floats. Checks as latent_network_encode; a bad
+// dtype or layout, or a pointer not aligned for its dtype, is LATENT_STATUS_INVALID_ARGUMENT;
+// NaN, infinity or an f64 beyond the float range LATENT_STATUS_NON_FINITE naming the (0-based)
+// row and column.
+latent_status latent_network_encode_buffer(const struct latent_network *net,
+                                           const void *x,
+                                           latent_dtype dtype,
+                                           latent_layout layout,
+                                           size_t rows,
+                                           size_t cols,
+                                           void *codes,
+                                           size_t capacity);
+
+// Reconstructions (decode(encode(x))) of a caller's matrix in its dtype and layout into `out`
+// in the same dtype and layout (rows x input_dim), as latent_network_encode_buffer reads and
+// writes them.
+latent_status latent_network_reconstruct_buffer(const struct latent_network *net,
+                                                const void *x,
+                                                latent_dtype dtype,
+                                                latent_layout layout,
+                                                size_t rows,
+                                                size_t cols,
+                                                void *out,
+                                                size_t capacity);
+
+// latent_network_predict (class probabilities, predictions or reconstructions) of a caller's
+// matrix in its dtype and layout into `out` in the same dtype and layout (rows x output_dim),
+// as latent_network_encode_buffer reads and writes them.
+latent_status latent_network_predict_buffer(const struct latent_network *net,
+                                            const void *x,
+                                            latent_dtype dtype,
+                                            latent_layout layout,
+                                            size_t rows,
+                                            size_t cols,
+                                            void *out,
+                                            size_t capacity);
+
+// Per-row reconstruction errors (anomaly scores, as latent_network_reconstruction_error) of a
+// caller's matrix in its dtype and layout (read as by latent_network_encode_buffer) into
+// `scores` (`rows` doubles, `capacity` available).
+latent_status latent_network_reconstruction_error_buffer(const struct latent_network *net,
+                                                         const void *x,
+                                                         latent_dtype dtype,
+                                                         latent_layout layout,
+                                                         size_t rows,
+                                                         size_t cols,
+                                                         double *scores,
+                                                         size_t capacity);
+
+// The network's loss (the mean over rows of the row score, as latent_network_loss) on a
+// caller's matrix in its dtype and layout (read as by latent_network_encode_buffer), into
+// `*loss`: an autoencoder's reconstruction loss without a dataset (a classifier or regressor
+// needs its labels or targets: LATENT_STATUS_INVALID_ARGUMENT, use latent_network_loss). Zero
+// rows give LATENT_STATUS_INVALID_ARGUMENT ("no rows"); an overflow LATENT_STATUS_NON_FINITE.
+latent_status latent_network_loss_buffer(const struct latent_network *net,
+                                         const void *x,
+                                         latent_dtype dtype,
+                                         latent_layout layout,
+                                         size_t rows,
+                                         size_t cols,
+                                         double *loss);
 
 // Saves a checkpoint of the fit `trainer` is running, from that fit's progress callback at an
 // epoch end (event LATENT_EVENT_EPOCH_END): the model as it stands, the optimizer's state, the

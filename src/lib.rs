@@ -10,7 +10,8 @@
 //!   [`atomic_file`]
 //! - math: [`activation`], [`loss`], [`corruption`], [`init`], [`regularizer`],
 //!   [`distribution`], [`optim`]
-//! - data: [`data`] (datasets, loaders, scaling, splits); [`preprocess`] (the scaling a model
+//! - data: [`data`] (datasets, loaders, scaling, splits); [`buffer`] (a caller's f32/f64, row- or
+//!   column-major matrices read and written in place); [`preprocess`] (the scaling a model
 //!   carries, raw-input serving)
 //! - layers: [`layer`] (dense, functional-transfer, memory, stochastic)
 //! - device primitives: [`backend`] (the `Backend` trait, the CUDA kernels, the host mirror)
@@ -28,6 +29,7 @@
 pub mod activation;
 pub mod atomic_file;
 pub mod backend;
+pub mod buffer;
 pub mod contractive;
 pub mod corruption;
 pub mod data;

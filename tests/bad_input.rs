@@ -222,8 +222,14 @@ const OPTIONAL: &[(&str, &str)] = &[
     ("latent_vae_get_scaling", "cols"),
 ];
 
+/// The output of an inference on a caller's buffer (latent_network_*_buffer): `void *` because
+/// its element type is the call's dtype, but required, unlike a callback's `void *user`.
+fn buffer_out(func: &str, p: &Param) -> bool {
+    p.ty == "void *" && func.starts_with("latent_network_") && func.ends_with("_buffer")
+}
+
 fn optional(f: &Func, p: &Param) -> bool {
-    if p.ty == "void *" || p.ty.ends_with("_fn") && p.name == "progress" {
+    if p.ty == "void *" && !buffer_out(&f.name, p) || p.ty.ends_with("_fn") && p.name == "progress" {
         return true;
     }
     if OPTIONAL.contains(&(f.name.as_str(), p.name.as_str())) {
@@ -390,6 +396,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             let i = f.params.iter().position(|q| q.name == name).unwrap();
             format!("&szo[{i}]")
         }
+        "void *" if buffer_out(func, p) => "fout".into(),
         "void *" => "NULL".into(),
         "latent_progress_fn" => "prog_ok".into(),
         "latent_objective_fn" => "obj_sq".into(),
@@ -625,7 +632,7 @@ fn cases(h: &Header) -> Vec<Case> {
             let mut bad: Vec<(String, String, bool)> = Vec::new(); // label, expr, null
             let mut setups: Vec<(String, String, bool)> = Vec::new(); // label, statement, work
             let ty = p.ty.as_str();
-            if ty.ends_with('*') && ty != "void *" {
+            if ty.ends_with('*') && (ty != "void *" || buffer_out(&f.name, p)) {
                 bad.push(("NULL".into(), "NULL".into(), true));
             }
             if ty.ends_with("_fn") {

@@ -14,7 +14,7 @@
 //! | `python` | run with `python3` in a scratch folder, the checkout's package on `PYTHONPATH` and `LATENT_LIBRARY` naming the library under test; must exit 0. A block that imports a module that is not installed (ONNX Runtime, say) is skipped, naming it. |
 //! | `sh`, `bash` | every command is checked against the allowed set (`check_command`): `make` targets must exist in their Makefile, `cargo --test/--bench/--features` names must exist, paths to scripts, tests and sources must exist. `sh run` blocks are also run with `bash -eu -o pipefail` in a scratch folder holding `include/` and `target/release/` (links to the checkout's header and the library under test), a small `app.c` and `app.cpp`, and `$PREFIX` (the library installed there by `make install`, with `PKG_CONFIG_PATH` and `CMAKE_PREFIX_PATH` pointing at it). |
 //! | `cmake` | appended to `cmake_minimum_required` and `project()` in a `CMakeLists.txt` beside `app.cpp`, configured against `$PREFIX` above and built; the program it makes is run. |
-//! | `r` | run with `Rscript`, the R package compiled with `R CMD SHLIB` and its sources loaded first (`library(latent)` then loads nothing more). |
+//! | `r` | run with `Rscript`, the R package built and installed once into a scratch library (`R CMD build`, `R CMD INSTALL`; `R_LIBS` names it), so `library(latent)` loads the installed package. |
 //! | `julia` | every function it calls must be exported by `julia/Latent.jl` (or be one of a few Base names); run with `julia` when it is installed (not in CI). |
 //! | `text` | not code: counted, nothing to check. |
 //!
@@ -873,37 +873,12 @@ fn shell_and_cmake_blocks_are_allowed_commands_and_run_when_marked() {
 // ---------------------------------------------------------------------------------------------
 // R and Julia
 
-/// R/latent's glue compiled with R CMD SHLIB, once.
-fn r_shared_object() -> &'static Path {
-    static SO: OnceLock<PathBuf> = OnceLock::new();
-    SO.get_or_init(|| {
-        let dir = scratch("docs/r_shlib");
-        let src = root().join("R/latent/src");
-        for f in ["latent_r.c", "Makevars"] {
-            std::fs::copy(src.join(f), dir.join(f)).unwrap();
-        }
-        let (code, out, err) = run_limited(
-            Command::new("R")
-                .current_dir(&dir)
-                .args(["CMD", "SHLIB", "-o", "latent.so", "latent_r.c"])
-                .env("LATENT_INCLUDE", root().join("include"))
-                .env("LATENT_LIB", lib_dir()),
-            BLOCK_TIMEOUT,
-        );
-        assert_eq!(code, 0, "R CMD SHLIB failed:\n{}", tail(&out, &err));
-        dir.join("latent.so")
-    })
+/// R/latent built and installed into a scratch library (R CMD build, R CMD INSTALL), once:
+/// the blocks load it with `library(latent)` as users do.
+fn r_library() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| r_package::install(&scratch("docs/r_package")))
 }
-
-/// Loads the package from its sources before a block; `library(latent)` then loads nothing.
-const R_PRELUDE: &str = r#"dyn.load(Sys.getenv("LATENT_R_SO"))
-for (f in list.files(Sys.getenv("LATENT_R_SRC"), pattern = "\\.R$", full.names = TRUE)) source(f)
-library <- function(package, ...) {
-  name <- as.character(substitute(package))
-  if (!identical(name, "latent")) base::library(name, character.only = TRUE, ...)
-  invisible(NULL)
-}
-"#;
 
 #[test]
 fn r_blocks_run() {
@@ -916,16 +891,12 @@ fn r_blocks_run() {
             Ok(d) => d,
             Err(why) => return Outcome::Skipped(why),
         };
-        let so = r_shared_object();
+        let lib = r_library();
         let dir = b.scratch();
         let script = dir.join("block.R");
-        std::fs::write(&script, format!("{R_PRELUDE}{}", b.text)).unwrap();
+        std::fs::write(&script, &b.text).unwrap();
         let mut cmd = Command::new("Rscript");
-        cmd.current_dir(&dir)
-            .arg("--vanilla")
-            .arg(&script)
-            .env("LATENT_R_SO", so)
-            .env("LATENT_R_SRC", root().join("R/latent/R"));
+        cmd.current_dir(&dir).arg("--vanilla").arg(&script).env("R_LIBS", lib);
         block_env(&mut cmd, &data);
         let (code, out, err) = run_limited(&mut cmd, BLOCK_TIMEOUT);
         if code != 0 {

@@ -775,6 +775,34 @@ class Network(_ScaledModel, _Handle):
     def jacobian_norms(self, x):
         return self._map(lib.latent_network_jacobian_norms, None, x, 0, np.float64, c_double)
 
+    def infer_in_place(self, x, what="encode"):
+        """Inference that reads x in its own dtype (float32 or float64) and memory order (C or
+        Fortran, as R and Julia hold matrices) without a converted copy on the Python side
+        (latent_network_*_buffer): what = "encode", "reconstruct", "predict" (a matrix in x's
+        dtype and order), "reconstruction_error" (float64 per row) or "loss" (a float, an
+        autoencoder's). Bit-identical to encode() etc. on the same values (docs/r.md)."""
+        a, dtype, layout = _matrix_for_buffer(x, "x")
+        rows, cols = a.shape
+        xp = a.ctypes.data_as(c_void_p)
+        if what == "loss":
+            v = c_double()
+            check(lib.latent_network_loss_buffer(self._handle, xp, dtype, layout, rows, cols, byref(v)))
+            return v.value
+        if what == "reconstruction_error":
+            out = np.empty(rows, np.float64)
+            check(lib.latent_network_reconstruction_error_buffer(self._handle, xp, dtype, layout, rows, cols,
+                                                                 _ptr(out, c_double), rows))
+            return out
+        calls = {"encode": (lib.latent_network_encode_buffer, self.code_dim),
+                 "reconstruct": (lib.latent_network_reconstruct_buffer, self.input_dim),
+                 "predict": (lib.latent_network_predict_buffer, self.output_dim)}
+        if what not in calls:
+            raise ValueError(f"what: one of encode, reconstruct, predict, reconstruction_error, loss; not {what!r}")
+        fn, width = calls[what]
+        out = np.empty((rows, width), a.dtype, order="F" if layout == Layout.COL_MAJOR else "C")
+        check(fn(self._handle, xp, dtype, layout, rows, cols, out.ctypes.data_as(c_void_p), out.size))
+        return out
+
     def score(self, x, sigma=0.0):
         """The score d/dx log p(x) as a denoising autoencoder estimates it (Alain & Bengio 2013):
         (reconstruct(x) - x) / sigma**2, rows x input_dim. sigma=0 takes the network's own

@@ -8,6 +8,7 @@
 
 #![allow(clippy::missing_safety_doc, non_camel_case_types)]
 
+pub mod buffer_rows;
 pub mod checkpoint;
 pub mod consts;
 pub mod dataset;
@@ -41,6 +42,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::error::{Error, Result, invalid, shape};
 use crate::tensor::{Matrix, checked_len};
 
+pub use buffer_rows::*;
 pub use consts::*;
 pub use dataset::*;
 pub use device::*;

@@ -2,6 +2,8 @@
 //! running C programs against the library.
 #![allow(dead_code)]
 
+pub mod r_package;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

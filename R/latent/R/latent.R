@@ -147,7 +147,21 @@ reconstruction_error <- function(net, x) {
   e
 }
 
-latent_loss <- function(net, data) .lc("latent_r_loss", net$handle, .as_dataset(data)$handle)
+# The loss on a dataset (with its labels or targets), or on a plain matrix (an autoencoder's
+# reconstruction loss, read where R holds it, as encode does).
+latent_loss <- function(net, data) {
+  if (inherits(data, "latent_dataset")) return(.lc("latent_r_loss", net$handle, data$handle))
+  .lc("latent_r_loss_matrix", net$handle, .as_matrix(data))
+}
+
+# The same inference through a dataset and a float buffer (the binding's path before the
+# _buffer calls), for the tests' bit-for-bit comparison: what = "encode", "reconstruct",
+# "predict", "reconstruction_error" or "loss".
+.copying_path <- function(net, x, what) {
+  k <- match(what, c("encode", "reconstruct", "predict", "reconstruction_error", "loss")) - 1
+  if (is.na(k)) stop("latent: unknown path ", what)
+  .lc("latent_r_copying_path", net$handle, .as_matrix(x), k)
+}
 
 save_model <- function(net, path) invisible(.lc("latent_r_save", net$handle, path.expand(path)))
 

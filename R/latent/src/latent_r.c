@@ -2,9 +2,10 @@
  *
  * Handles live in external pointers whose finalizers free them; every failed call raises an R
  * error carrying latent_last_error_message(). Matrices come in as R holds them (column-major
- * double) and are passed to latent_dataset_from_buffer as LATENT_LAYOUT_COL_MAJOR F64, without a
- * transpose; results come back row-major float from the library and are written into R's
- * column-major double matrices here. No C resource is held across an Rf_error (which longjmps):
+ * double): inference passes them to the library's _buffer calls as LATENT_DTYPE_F64,
+ * LATENT_LAYOUT_COL_MAJOR, which write their results straight into R's column-major double
+ * result (no copy here); training reads them through latent_dataset_from_buffer, likewise
+ * without a transpose. No C resource is held across an Rf_error (which longjmps):
  * each one is freed first, and R memory comes from R_alloc or protected vectors. */
 #include <stdint.h>
 #include <stdio.h>
@@ -368,10 +369,75 @@ SEXP latent_r_resume(SEXP path, SEXP data, SEXP progress_fn) {
     return out;
 }
 
+/* ---- inference on R's matrix where it lies ---------------------------------------------
+ * encode, reconstruct, predict, reconstruction_error and loss hand R's column-major double
+ * matrix to the library's _buffer calls as it is (LATENT_DTYPE_F64, LATENT_LAYOUT_COL_MAJOR):
+ * no dataset, no transposed or float copy here; the result is written by the library straight
+ * into the R matrix (or vector) returned. */
+
+static void check_matrix(SEXP x) {
+    if (TYPEOF(x) != REALSXP || !Rf_isMatrix(x)) Rf_error("latent: `x` must be a double matrix");
+}
+
+typedef latent_status (*buffer_fn)(const latent_network *, const void *, latent_dtype, latent_layout, size_t,
+                                   size_t, void *, size_t);
+
+/* `fn` on the rows of matrix `x` into a new rows x width double matrix. */
+static SEXP buffer_rows(SEXP net, SEXP x, buffer_fn fn, size_t width, const char *what) {
+    latent_network *n = net_of(net);
+    check_matrix(x);
+    size_t rows = (size_t)Rf_nrows(x), cols = (size_t)Rf_ncols(x);
+    SEXP out = PROTECT(Rf_allocMatrix(REALSXP, (int)rows, (int)width));
+    CHECK(fn(n, REAL(x), LATENT_DTYPE_F64, LATENT_LAYOUT_COL_MAJOR, rows, cols, REAL(out), rows * width), what);
+    UNPROTECT(1);
+    return out;
+}
+
+SEXP latent_r_encode(SEXP net, SEXP x) {
+    return buffer_rows(net, x, latent_network_encode_buffer, latent_network_code_dim(net_of(net)),
+                       "latent_network_encode_buffer");
+}
+
+SEXP latent_r_reconstruct(SEXP net, SEXP x) {
+    return buffer_rows(net, x, latent_network_reconstruct_buffer, latent_network_input_dim(net_of(net)),
+                       "latent_network_reconstruct_buffer");
+}
+
+SEXP latent_r_predict(SEXP net, SEXP x) {
+    return buffer_rows(net, x, latent_network_predict_buffer, latent_network_output_dim(net_of(net)),
+                       "latent_network_predict_buffer");
+}
+
+SEXP latent_r_reconstruction_error(SEXP net, SEXP x) {
+    latent_network *n = net_of(net);
+    check_matrix(x);
+    size_t rows = (size_t)Rf_nrows(x), cols = (size_t)Rf_ncols(x);
+    SEXP out = PROTECT(Rf_allocVector(REALSXP, (R_xlen_t)rows));
+    CHECK(latent_network_reconstruction_error_buffer(n, REAL(x), LATENT_DTYPE_F64, LATENT_LAYOUT_COL_MAJOR, rows,
+                                                     cols, REAL(out), rows),
+          "latent_network_reconstruction_error_buffer");
+    UNPROTECT(1);
+    return out;
+}
+
+/* latent_loss(net, x) of a plain matrix (an autoencoder's reconstruction loss). */
+SEXP latent_r_loss_matrix(SEXP net, SEXP x) {
+    latent_network *n = net_of(net);
+    check_matrix(x);
+    double loss = 0;
+    CHECK(latent_network_loss_buffer(n, REAL(x), LATENT_DTYPE_F64, LATENT_LAYOUT_COL_MAJOR, (size_t)Rf_nrows(x),
+                                     (size_t)Rf_ncols(x), &loss),
+          "latent_network_loss_buffer");
+    return Rf_ScalarReal(loss);
+}
+
+/* ---- the copying path, kept for the tests ------------------------------------------------
+ * The same inference through a dataset (one copy into the library) and a float buffer
+ * converted here: tests/test_latent.R checks the _buffer path against it bit for bit
+ * (latent:::.copying_path). */
+
 typedef latent_status (*dataset_fn)(const latent_network *, const latent_dataset *, float *, size_t);
 
-/* Runs `fn` over the rows of matrix `x` (rows x width row-major floats out) and returns them as
- * R's rows x width column-major double matrix. */
 static SEXP apply_rows(SEXP net, SEXP x, dataset_fn fn, size_t width, const char *what) {
     latent_network *n = net_of(net);
     latent_dataset *ds = dataset_of_matrix(x);
@@ -389,31 +455,34 @@ static SEXP apply_rows(SEXP net, SEXP x, dataset_fn fn, size_t width, const char
     return out;
 }
 
-SEXP latent_r_encode(SEXP net, SEXP x) {
-    return apply_rows(net, x, latent_network_encode_dataset, latent_network_code_dim(net_of(net)),
-                      "latent_network_encode_dataset");
-}
-
-SEXP latent_r_reconstruct(SEXP net, SEXP x) {
-    return apply_rows(net, x, latent_network_reconstruct_dataset, latent_network_input_dim(net_of(net)),
-                      "latent_network_reconstruct_dataset");
-}
-
-SEXP latent_r_predict(SEXP net, SEXP x) {
-    return apply_rows(net, x, latent_network_predict_dataset, latent_network_output_dim(net_of(net)),
-                      "latent_network_predict_dataset");
-}
-
-SEXP latent_r_reconstruction_error(SEXP net, SEXP x) {
+/* what: 0 encode, 1 reconstruct, 2 predict, 3 reconstruction errors, 4 loss. */
+SEXP latent_r_copying_path(SEXP net, SEXP x, SEXP what) {
     latent_network *n = net_of(net);
-    latent_dataset *ds = dataset_of_matrix(x);
-    size_t rows = latent_dataset_rows(ds);
-    SEXP out = PROTECT(Rf_allocVector(REALSXP, (R_xlen_t)rows));
-    latent_status st = latent_network_reconstruction_error_dataset(n, ds, REAL(out), rows);
-    latent_dataset_free(ds);
-    if (st != LATENT_STATUS_OK) fail(st, "latent_network_reconstruction_error_dataset");
-    UNPROTECT(1);
-    return out;
+    switch ((int)num_arg(what, "what")) {
+    case 0:
+        return apply_rows(net, x, latent_network_encode_dataset, latent_network_code_dim(n), "encode_dataset");
+    case 1:
+        return apply_rows(net, x, latent_network_reconstruct_dataset, latent_network_input_dim(n),
+                          "reconstruct_dataset");
+    case 2:
+        return apply_rows(net, x, latent_network_predict_dataset, latent_network_output_dim(n), "predict_dataset");
+    case 3:
+    case 4: {
+        latent_dataset *ds = dataset_of_matrix(x);
+        size_t rows = latent_dataset_rows(ds);
+        SEXP out = PROTECT(Rf_allocVector(REALSXP, (R_xlen_t)(num_arg(what, "what") == 3 ? rows : 1)));
+        latent_status st = num_arg(what, "what") == 3
+                               ? latent_network_reconstruction_error_dataset(n, ds, REAL(out), rows)
+                               : latent_network_loss(n, ds, REAL(out));
+        latent_dataset_free(ds);
+        if (st != LATENT_STATUS_OK) fail(st, "the copying path");
+        UNPROTECT(1);
+        return out;
+    }
+    default:
+        Rf_error("latent: `what` must be 0 to 4");
+    }
+    return R_NilValue; /* not reached */
 }
 
 SEXP latent_r_loss(SEXP net, SEXP data) {
@@ -465,6 +534,8 @@ static const R_CallMethodDef CALLS[] = {
     {"latent_r_predict", (DL_FUNC)&latent_r_predict, 2},
     {"latent_r_reconstruction_error", (DL_FUNC)&latent_r_reconstruction_error, 2},
     {"latent_r_loss", (DL_FUNC)&latent_r_loss, 2},
+    {"latent_r_loss_matrix", (DL_FUNC)&latent_r_loss_matrix, 2},
+    {"latent_r_copying_path", (DL_FUNC)&latent_r_copying_path, 3},
     {"latent_r_save", (DL_FUNC)&latent_r_save, 2},
     {"latent_r_load", (DL_FUNC)&latent_r_load, 1},
     {"latent_r_export_onnx", (DL_FUNC)&latent_r_export_onnx, 3},
