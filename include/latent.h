@@ -2557,8 +2557,8 @@ latent_status latent_stream_set_shuffle(struct latent_stream *stream,
 // trainer's configuration, progress, cancelling, divergence alike), reading a window of rows
 // at a time (latent_stream_set_shuffle) so that memory holds the parameters, one window and
 // the minibatches, not the data. The rows are used as they are in the files (no scaling);
-// a supervised network's rows hold the inputs, then the targets. Validation rows come from
-// `valid` only (may be NULL); a `validation_fraction` without `valid`, checkpoints
+// a supervised network's rows hold the inputs, then the targets. `valid` (may be NULL) gives
+// the validation rows, held in memory; a `validation_fraction` without `valid`, checkpoints
 // (checkpoint_path, latent_trainer_checkpoint), salt-and-pepper corruption, the first fit of
 // a network with functional layers, and a network on a GPU are LATENT_STATUS_UNSUPPORTED.
 // Rows are checked as they are read: NaN or Inf is LATENT_STATUS_NON_FINITE naming the file,
