@@ -66,7 +66,7 @@ fn write(path: &Path, m: &Matrix) {
 /// The bytes of an `.npy` file with this header dict and data.
 fn npy_bytes(dict: &str, data: &[u8]) -> Vec<u8> {
     let mut h = dict.as_bytes().to_vec();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(b' ');
     }
     h.push(b'\n');

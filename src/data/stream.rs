@@ -496,7 +496,7 @@ pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, mut fill: impl FnMut
     }
     crate::tensor::checked_len(rows, cols)?;
     let mut head = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}").into_bytes();
-    while (10 + head.len() + 1) % 64 != 0 {
+    while !(10 + head.len() + 1).is_multiple_of(64) {
         head.push(b' ');
     }
     head.push(b'\n');
