@@ -72,6 +72,12 @@ typedef struct latent_psd latent_psd;
 // it returns LATENT_STATUS_BUSY at once, its progress callback's included.
 typedef struct latent_rbm latent_rbm;
 
+// Training rows read from `.npy` files while a fit runs (data larger than memory): one file,
+// or several with the same number of columns (shards, their rows one after the other). Only
+// the file headers are read when it is opened; a fit reads a window of rows at a time. One
+// call at a time: a call on a stream that a fit is reading returns LATENT_STATUS_BUSY.
+typedef struct latent_stream latent_stream;
+
 // Trains networks with one configuration; keeps the per-epoch history and the optimizer state
 // (a second fit on the same network continues where the first stopped). One call at a time:
 // a call on a trainer while another runs (a fit's own progress callback included) is BUSY,
@@ -2586,6 +2592,63 @@ latent_status latent_vae_raw_input(const struct latent_vae *vae, int32_t *raw);
 // latent_network_scale_dataset with a VAE's stored scaling.
 latent_status latent_vae_scale_dataset(const struct latent_vae *vae,
                                        struct latent_dataset *dataset);
+
+// Opens `path` for streaming: a `.npy` file, or a directory whose `*.npy` files (in name
+// order, not recursing) are the shards. Files must hold float32 or float64 ('<f4', '<f8'),
+// little-endian, in C order, of shape (n,) or (n, m): another dtype, byte order or Fortran
+// order, a malformed header or a size that does not match the file is
+// LATENT_STATUS_BAD_FORMAT; shards with different column counts LATENT_STATUS_SHAPE_MISMATCH;
+// a path that does not exist, is not a regular file, or a directory without `.npy` files
+// LATENT_STATUS_IO. There is no size limit: the rows are not read here. On failure *out is
+// NULL.
+latent_status latent_stream_open(const char *path, struct latent_stream **out);
+
+// Opens the `n` `.npy` files `paths[0..n]` as the shards of one stream, their rows in this
+// order; each is checked as by latent_stream_open. n = 0 is LATENT_STATUS_INVALID_ARGUMENT;
+// a NULL entry LATENT_STATUS_NULL_ARGUMENT. On failure *out is NULL.
+latent_status latent_stream_open_files(const char *const *paths,
+                                       size_t n,
+                                       struct latent_stream **out);
+
+// Frees a stream (closing its files); NULL is a no-op.
+void latent_stream_free(struct latent_stream *stream);
+
+// Rows of all the stream's files together (0 for NULL, or while a fit reads it).
+size_t latent_stream_rows(const struct latent_stream *stream);
+
+// Columns of the stream's rows (0 for NULL, or while a fit reads it).
+size_t latent_stream_cols(const struct latent_stream *stream);
+
+// Sets how fits shuffle the stream's rows: each epoch permutes blocks of `block_rows`
+// contiguous rows (seeded by the trainer's seed), then shuffles the rows within each window
+// of `window_blocks` consecutive blocks of that order. A fit holds one window in memory
+// (block_rows * window_blocks rows); when one window holds every row, the order is the full
+// shuffle of an in-memory fit with the same seed. Defaults: 1024 rows, 32 blocks. Zero, or a
+// window over 2^40 rows, is LATENT_STATUS_INVALID_ARGUMENT.
+latent_status latent_stream_set_shuffle(struct latent_stream *stream,
+                                        size_t block_rows,
+                                        size_t window_blocks);
+
+// Trains `net` on the rows of `stream` as latent_trainer_fit trains it on a dataset (the
+// trainer's configuration, progress, cancelling, divergence alike), reading a window of rows
+// at a time (latent_stream_set_shuffle) so that memory holds the parameters, one window and
+// the minibatches, not the data. The rows are used as they are in the files (no scaling);
+// a supervised network's rows hold the inputs, then the targets. `valid` (may be NULL) gives
+// the validation rows, held in memory; a `validation_fraction` without `valid`, checkpoints
+// (checkpoint_path, latent_trainer_checkpoint), salt-and-pepper corruption, the first fit of
+// a network with functional layers, and a network on a GPU are LATENT_STATUS_UNSUPPORTED.
+// Rows are checked as they are read: NaN or Inf is LATENT_STATUS_NON_FINITE naming the file,
+// a read error or a file truncated since it was opened LATENT_STATUS_IO; both leave the
+// network, the trainer's history and its optimizer state as before the call. With MPI
+// (latent_trainer_set_mpi_comm) each rank reads only its contiguous slice of the rows
+// (rank r of n: rows r*N/n to (r+1)*N/n) and minibatch b is every rank's local minibatch b
+// (r's share of the batch size).
+latent_status latent_trainer_fit_stream(struct latent_trainer *trainer,
+                                        struct latent_network *net,
+                                        struct latent_stream *stream,
+                                        const struct latent_dataset *valid,
+                                        latent_progress_fn progress,
+                                        void *user);
 
 // The defaults: 10 epochs, batch 128, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8), no weight
 // decay or clipping, seed 0, all cores, shuffling on, no validation, no early stopping, a

@@ -333,6 +333,33 @@ impl<M: Placeable> Placement<M> {
         M::fit_on_device(t, d, host, rows, valid, progress)
     }
 
+    /// [`Trainer::fit_source`] where the model lives: on the CPU; a streamed fit of a model on
+    /// a GPU is Unsupported (move it to the CPU, or stream minibatches to the device from
+    /// memory with [`Trainer::set_device_streaming`]).
+    pub fn fit_source(
+        &self,
+        t: &mut Trainer,
+        host: &mut M,
+        src: &mut dyn crate::data::stream::RowSource,
+        valid: Option<&Matrix>,
+        progress: SnapshotWatch<M>,
+    ) -> Result<()>
+    where
+        M: crate::train::Trainable,
+    {
+        if let Device::Cuda(o) = self.device()
+            && src.in_memory().is_none()
+        {
+            return Err(Error::Unsupported(format!(
+                "the model is on GPU {o}: a fit that streams its rows from files runs on the CPU (move the model to the CPU first)"
+            )));
+        }
+        match src.in_memory() {
+            Some(m) => self.fit_snapshots(t, host, m, valid, progress),
+            None => t.fit_source(host, src, valid, progress),
+        }
+    }
+
     /// [`Placement::fit_snapshots`] on datasets: the training rows the model takes from them (a
     /// supervised network's inputs and targets), and the training set's scaling stored in the
     /// model before the first step (a scaled dataset's replaces the stored one: the latest

@@ -263,6 +263,7 @@ fn valid_handle(func: &str, name: &str, h: &str, konst: bool) -> String {
         "latent_rbm" if konst => "H_rbm_fitted()".into(),
         "latent_rbm" => "H_rbm()".into(),
         "latent_hash_index" => "H_hidx()".into(),
+        "latent_stream" => "H_stream()".into(),
         "latent_trainer" if konst => "H_trainer_fitted()".into(),
         "latent_trainer" => "H_trainer()".into(),
         "latent_montecarlo" if func == "latent_montecarlo_fit_network" => "H_mc_net()".into(),
@@ -300,6 +301,9 @@ fn valid_size(func: &str, name: &str) -> String {
         ("latent_psd_set_params", "n") => "pc_psd()",
         ("latent_rbm_set_params", "n") => "pc_rbm()",
         ("latent_hash_index_new", "bits") => "64",
+        ("latent_stream_open_files", "n") => "2",
+        ("latent_stream_set_shuffle", "block_rows") => "4",
+        ("latent_stream_set_shuffle", "window_blocks") => "2",
         (_, "n_visible") => "8",
         (_, "n_hidden") => "6",
         (
@@ -361,9 +365,11 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
             ("latent_dataset_from_npy", "path") => "S(\"data.npy\")".into(),
             ("latent_dataset_from_npy", "labels_path") => "S(\"lab.npy\")".into(),
             ("latent_dataset_from_csv", _) => "S(\"data.csv\")".into(),
+            ("latent_stream_open", _) => "S(\"data.npy\")".into(),
             _ => panic!("no valid path for {func}({name})"),
         },
         "char *" => "cbuf".into(),
+        "const char *const *" => "P_spaths(0)".into(),
         "const void *" | "const float *" => "fin".into(),
         "const double *" => "din".into(),
         "const int32_t *" => "iin".into(),
@@ -656,6 +662,11 @@ fn cases(h: &Header) -> Vec<Case> {
                     }
                 }
                 "const char *" => bad.extend(path_bad(f).into_iter().map(|(l, e)| (l, e, false))),
+                "const char *const *" => {
+                    bad.push(("NULL-entry".into(), "P_spaths(1)".into(), false));
+                    bad.push(("directory-entry".into(), "P_spaths(2)".into(), false));
+                    bad.push(("garbage-entry".into(), "P_spaths(3)".into(), false));
+                }
                 "latent_objective_fn" => {
                     bad.push(("returns-NaN".into(), "obj_nan".into(), false));
                     bad.push(("returns-Inf".into(), "obj_inf".into(), false));
@@ -897,6 +908,7 @@ static struct latent_psd *o_latent_psd[2];
 static struct latent_montecarlo *o_latent_montecarlo[2];
 static struct latent_rbm *o_latent_rbm[2];
 static struct latent_hash_index *o_latent_hash_index[2];
+static struct latent_stream *o_latent_stream[2];
 static struct latent_metrics o_latent_metrics[4];
 static struct latent_evaluation o_latent_evaluation[4];
 static struct latent_elbo o_latent_elbo[4];
@@ -967,6 +979,21 @@ static struct latent_hash_index *g_hidx;
 static struct latent_hash_index *H_hidx(void) {
     if (!g_hidx) CHECK("hash_index", latent_hash_index_new(uin, 16, 64, &g_hidx));
     return g_hidx;
+}
+static struct latent_stream *g_stream;
+static struct latent_stream *H_stream(void) {
+    if (!g_stream) CHECK("stream", latent_stream_open(S("data.npy"), &g_stream));
+    return g_stream;
+}
+/* Four paths for latent_stream_open_files (valid n is 2): all data.npy, or the second one
+   NULL (1), the scratch directory (2) or a file that is not .npy (3). */
+static const char *const *P_spaths(int bad) {
+    static char a[4096], b[4096];
+    static const char *p[4];
+    snprintf(a, sizeof a, "%s", S("data.npy"));
+    snprintf(b, sizeof b, "%s", bad == 2 ? S("dir") : bad == 3 ? S("garbage.bin") : S("data.npy"));
+    p[0] = a; p[1] = bad == 1 ? NULL : b; p[2] = a; p[3] = a;
+    return p;
 }
 static size_t pc_vae(void) { size_t n = 0; CHECK("vae_param_count", latent_vae_param_count(H_vae(), &n)); return n; }
 static struct latent_psd *g_psd;
@@ -1097,6 +1124,13 @@ static void use_latent_hash_index(struct latent_hash_index *h) {
     if (!h) return;
     then_status("hash_index_query_top_k", latent_hash_index_query_top_k(h, 0, 3, uout, u32out, BUF, &szo[15]));
     then_status("hash_index_query_radius", latent_hash_index_query_radius(h, 0, 1, uout, u32out, BUF, &szo[15]));
+}
+static void use_latent_stream(struct latent_stream *s) {
+    struct latent_trainer *t;
+    if (!s) return;
+    t = small_trainer();
+    then_status("trainer_fit_stream", latent_trainer_fit_stream(t, H_net(), s, NULL, NULL, NULL));
+    latent_trainer_free(t);
 }
 static void use_latent_trainer(struct latent_trainer *t) {
     size_t n = 0;

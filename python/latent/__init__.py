@@ -50,6 +50,7 @@ from .core import (
     Metrics,
     MonteCarlo,
     Network,
+    NpyStream,
     Progress,
     Psd,
     Rbm,

@@ -731,6 +731,14 @@ _PROTOTYPES = {
     # semantic hashing: the address lookup
     "latent_hash_index_new": (S, [_pu64, c_size_t, c_size_t, PH]),
     "latent_hash_index_free": (None, [H]),
+    # streamed training rows (.npy files read during the fit)
+    "latent_stream_open": (S, [c_char_p, PH]),
+    "latent_stream_open_files": (S, [POINTER(c_char_p), c_size_t, PH]),
+    "latent_stream_free": (None, [H]),
+    "latent_stream_rows": (c_size_t, [H]),
+    "latent_stream_cols": (c_size_t, [H]),
+    "latent_stream_set_shuffle": (S, [H, c_size_t, c_size_t]),
+    "latent_trainer_fit_stream": (S, [H, H, H, H, progress_fn, c_void_p]),
     "latent_hash_index_count": (c_size_t, [H]),
     "latent_hash_index_buckets": (c_size_t, [H]),
     "latent_hash_index_bits": (c_size_t, [H]),

@@ -856,6 +856,20 @@ class Network(_ScaledModel, _Handle):
         trainer.fit(self, train, valid, progress)
         return trainer
 
+    def fit_stream(self, stream, valid=None, progress=None, trainer=None, block_rows=None, window_blocks=None,
+                   **trainer_params):
+        """Trains on rows read from .npy files while the fit runs (data larger than memory):
+        `stream` is an NpyStream, or a path (a .npy file or a directory of .npy shards) or a
+        list of paths that NpyStream opens with `block_rows` and `window_blocks`. As fit()
+        otherwise; returns the trainer."""
+        if not isinstance(stream, NpyStream):
+            stream = NpyStream(stream, block_rows=block_rows, window_blocks=window_blocks)
+        elif block_rows is not None or window_blocks is not None:
+            stream.set_shuffle(block_rows or 1024, window_blocks or 32)
+        trainer = trainer if trainer is not None else Trainer(**trainer_params)
+        trainer.fit_stream(self, stream, valid, progress)
+        return trainer
+
     def binary_codes(self, x, threshold=0.5):
         """Packed binary codes (rows x code_words uint64)."""
         a, single = _rows(x)
@@ -944,6 +958,19 @@ class Trainer(_Handle):
             fn = lib.latent_trainer_fit
         else:
             raise TypeError(f"Trainer.fit: expected a Network or a Vae, got {type(model).__name__}")
+        return self._run(fn, model, train_ds, valid_ds, progress)
+
+    def fit_stream(self, model, stream, valid=None, progress=None):
+        """Trains the Network `model` on the rows of `stream` (an NpyStream, or a path that
+        NpyStream opens) read a window at a time, so that memory holds the model and one window,
+        not the data (latent_trainer_fit_stream); validating on `valid` (in memory).
+        `progress` and the return value as for fit()."""
+        if not isinstance(model, Network):
+            raise TypeError(f"Trainer.fit_stream: expected a Network, got {type(model).__name__}")
+        stream = stream if isinstance(stream, NpyStream) else NpyStream(stream)
+        return self._run(lib.latent_trainer_fit_stream, model, stream, _dataset(valid), progress)
+
+    def _run(self, fn, model, train, valid_ds, progress):
         state = {"error": None, "stopped": False}
         cb = _ffi.progress_fn()  # NULL
         if progress is not None:
@@ -963,7 +990,7 @@ class Trainer(_Handle):
                     return 1
 
             cb = _ffi.progress_fn(trampoline)
-        status = fn(self._handle, model._handle, train_ds._handle,
+        status = fn(self._handle, model._handle, train._handle,
                     None if valid_ds is None else valid_ds._handle, cb, None)
         if state["error"] is not None:
             raise state["error"]
@@ -1686,6 +1713,48 @@ class MonteCarlo(_Handle):
             raise state["error"]
         self._run(st)
         return lo, hi
+
+
+# ---------------------------------------------------------------------------------------------
+# NpyStream (training rows read from .npy files during the fit)
+# ---------------------------------------------------------------------------------------------
+
+
+class NpyStream(_Handle):
+    """Training rows read from .npy files while a fit runs (latent_stream): `path` is a .npy
+    file, a directory (its *.npy files in name order are the shards), or a list of files.
+    Files hold float32 or float64, little-endian, C order, shape (n,) or (n, m). Only the
+    headers are read here. Each epoch permutes blocks of `block_rows` contiguous rows and
+    shuffles rows within windows of `window_blocks` blocks (defaults 1024 and 32); a fit holds
+    one window in memory."""
+
+    _free_name = "latent_stream_free"
+
+    def __init__(self, path, block_rows=None, window_blocks=None):
+        if isinstance(path, (list, tuple)):
+            ps = [_path(p) for p in path]
+            arr = (ctypes.c_char_p * max(len(ps), 1))(*ps)
+            h = _new_handle(lib.latent_stream_open_files, arr, len(ps))
+        else:
+            h = _new_handle(lib.latent_stream_open, _path(path))
+        super().__init__(h)
+        if block_rows is not None or window_blocks is not None:
+            self.set_shuffle(block_rows or 1024, window_blocks or 32)
+
+    def set_shuffle(self, block_rows, window_blocks):
+        check(lib.latent_stream_set_shuffle(self._handle, int(block_rows), int(window_blocks)))
+
+    @property
+    def rows(self):
+        return lib.latent_stream_rows(self._handle)
+
+    @property
+    def cols(self):
+        return lib.latent_stream_cols(self._handle)
+
+    @property
+    def shape(self):
+        return (self.rows, self.cols)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@
 //!   ([`gzip`], recognised by content, checked by CRC-32 ([`crc32`]) and size).
 //! - NumPy `.npy` files ([`npy`], versions 1.0-3.0, f4/f8 and integer dtypes, C or Fortran
 //!   order, plain or gzip): [`Dataset::from_npy`].
+//! - Data larger than memory ([`stream`]): [`stream::NpyStream`] reads `.npy` files (or shards)
+//!   a window at a time while [`crate::Trainer::fit_source`] trains on them.
 //! - Scaling ([`scale`]): fit on training data with [`Dataset::scale`], then give the same
 //!   statistics to test data with [`Dataset::apply_scaling`].
 //! - Finding real datasets on this machine: [`resolve`].
@@ -26,6 +28,7 @@ pub mod npy;
 pub mod resolve;
 pub mod scale;
 pub mod split;
+pub mod stream;
 
 pub use csv::CsvOptions;
 pub use dataset::Dataset;

@@ -274,6 +274,12 @@ impl<'a> Lit<'a> {
 /// Parses and checks the header of a `.npy` file, and that the data fills the rest of `bytes`
 /// exactly.
 pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader> {
+    parse_header_of_len(bytes, bytes.len() as u64)
+}
+
+/// [`parse_header`] of a file of `file_len` bytes from its first bytes `bytes` (at least the
+/// whole header): what a reader that streams the data checks before reading it.
+pub fn parse_header_of_len(bytes: &[u8], file_len: u64) -> Result<NpyHeader> {
     if bytes.len() < 8 || &bytes[..6] != MAGIC {
         let n = bytes.len().min(6);
         return Err(bad(format!(
@@ -351,7 +357,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader> {
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .and_then(|c| c.checked_mul(dtype.size))
         .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
-    let actual = bytes.len() - data_offset;
+    let actual = usize::try_from(file_len - data_offset as u64).unwrap_or(usize::MAX);
     if actual < count {
         return Err(bad(format!(
             "shape {shape:?} of '{descr}' needs {count} bytes of data but the file holds {actual}: truncated"

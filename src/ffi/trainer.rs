@@ -229,7 +229,7 @@ unsafe fn datasets<'a>(train: *const latent_dataset, valid: *const latent_datase
 }
 
 /// Calls the C progress callback (if any); true = go on.
-unsafe fn call_progress(progress: latent_progress_fn, user: *mut c_void, p: &Progress) -> bool {
+pub(crate) unsafe fn call_progress(progress: latent_progress_fn, user: *mut c_void, p: &Progress) -> bool {
     let Some(f) = progress else { return true };
     let c = progress_to_c(p);
     // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.

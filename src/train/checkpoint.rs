@@ -239,6 +239,9 @@ impl<M: Trainable> Snapshot<'_, M> {
             NoState::Device => Error::Unsupported(
                 "checkpoints are taken of CPU fits only: move the model to the CPU (its parameters come along)".into(),
             ),
+            NoState::Streamed => Error::Unsupported(
+                "a streamed fit cannot be checkpointed (a checkpoint fingerprints the training rows in memory)".into(),
+            ),
         })?;
         let model = self.model.checkpoint_model().ok_or_else(unsupported)?;
         let print = *st.prints.get_or_init(|| DataPrint::of(st.train, st.valid));

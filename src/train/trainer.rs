@@ -8,6 +8,7 @@ use crate::corruption::{Corruption, feature_range};
 use crate::error::{Error, Result, invalid, shape, try_zeros};
 use std::ops::Range;
 
+use crate::data::stream::RowSource;
 use crate::network::{Network, StepNoise};
 use crate::optim::{LrSchedule, Optimizer, OptimizerConfig, OptimizerKind, Schedule, clip_grad_norm};
 use crate::rng::{Rng, StepDraws, stream};
@@ -248,6 +249,12 @@ pub trait Trainable: Send + Sync {
     fn checkpoint_model(&self) -> Option<super::checkpoint::ModelState> {
         None
     }
+    /// Why a fit of this model needs all its training rows at once ([`Trainable::begin_fit`] or
+    /// [`Trainable::end_fit`] read them), so that it cannot stream them
+    /// ([`Trainer::fit_source`]); None: it can.
+    fn needs_all_rows(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 impl Trainable for Network {
@@ -359,6 +366,11 @@ impl Trainable for Network {
     fn checkpoint_model(&self) -> Option<super::checkpoint::ModelState> {
         Some(super::checkpoint::ModelState::of_network(self))
     }
+    fn needs_all_rows(&self) -> Option<&'static str> {
+        self.center_pending.then_some(
+            "the first fit of a network with functional layers centres their biases on all its training rows: run it in memory (on a sample), then stream",
+        )
+    }
 }
 
 /// A VAE reports the reconstruction part of the negative ELBO per example as the loss and the
@@ -438,6 +450,10 @@ impl Trainable for Vae {
     fn checkpoint_model(&self) -> Option<super::checkpoint::ModelState> {
         Some(super::checkpoint::ModelState::of_vae(self))
     }
+    fn needs_all_rows(&self) -> Option<&'static str> {
+        (self.spec().objective == crate::vae::Objective::Bilbo)
+            .then_some("a BILBO VAE fits its prior to all its training rows at the end of the fit")
+    }
 }
 
 pub struct Trainer {
@@ -479,6 +495,8 @@ pub(crate) enum NoState {
     MidEpoch,
     /// A device fit: checkpoints are for CPU fits.
     Device,
+    /// A streamed fit ([`Trainer::fit_source`]): its rows are not in memory to fingerprint.
+    Streamed,
 }
 
 impl<'a, M> Snapshot<'a, M> {
@@ -646,7 +664,7 @@ impl Trainer {
             super::collective::agree(col.as_ref(), train.rows(), train.cols(), net.params_mut())?;
         }
         let mut opt = self.optimizer.take().expect("optimizer");
-        let result = self.epochs(net, train, valid, &mut opt, batch, batches, threads, &mut progress);
+        let result = self.epochs(net, Feed::Memory(train), valid, &mut opt, batch, batches, threads, &mut progress);
         let result = match result {
             Ok(()) => net.end_fit(train),
             Err(Error::Cancelled) => net.end_fit(train).and(Err(Error::Cancelled)),
@@ -660,10 +678,10 @@ impl Trainer {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn epochs<M: Trainable>(
+    fn epochs<'f, M: Trainable>(
         &mut self,
         net: &mut M,
-        train: &Matrix,
+        mut feed: Feed<'f>,
         valid: Option<&Matrix>,
         opt: &mut Optimizer,
         batch: usize,
@@ -673,14 +691,16 @@ impl Trainer {
     ) -> Result<()> {
         let c = self.config;
         let pool = crate::pool::pool(threads)?;
-        let rows = train.rows();
-        let cols = train.cols();
+        let (rows, cols, row0) = match &feed {
+            Feed::Memory(train) => (train.rows(), train.cols(), 0),
+            Feed::Stream { src, .. } => (src.rows(), src.cols(), src.first_row()),
+        };
         let mut ws = net.train_workspace(batch)?;
         let mut grads = try_zeros(net.param_count())?;
         let collective = self.collective.clone();
         let mut shards = if collective.is_some() { None } else { Shards::new(&*net, batch, threads)? };
         let mut xb = try_zeros(batch * cols)?;
-        let mut order: Vec<usize> = (0..rows).collect();
+        let mut order: Vec<usize> = (row0..row0 + rows).collect();
         let mut rng = Rng::new(c.seed, stream::SHUFFLE);
         // Steps count from 1 over the fit, as a device fit's do (the same draws).
         let key = crate::rng::noise_key(c.seed);
@@ -694,7 +714,12 @@ impl Trainer {
             }
         }
         let prints = std::cell::OnceCell::new();
-        let range = net.needs_feature_range().then(|| feature_range(train.as_slice(), cols));
+        let range = match &feed {
+            Feed::Memory(train) => net.needs_feature_range().then(|| feature_range(train.as_slice(), cols)),
+            Feed::Stream { .. } => None,
+        };
+        // Rows in the streamed minibatch buffer `xb` (the last one filled).
+        let mut filled = 0usize;
         let stochastic = net.is_stochastic();
         let mut lr = c.learning_rate;
         let last = if run.stopped { run.epochs_done } else { c.epochs };
@@ -705,25 +730,47 @@ impl Trainer {
             let epoch_start = net.params().to_vec();
             net.start_epoch(&mut ws);
             let clock_start = net.clock();
-            if c.shuffle {
-                rng.shuffle(&mut order);
+            match &mut feed {
+                Feed::Memory(_) => {
+                    if c.shuffle {
+                        rng.shuffle(&mut order);
+                    }
+                }
+                Feed::Stream { src, .. } => src.start_epoch(c.shuffle.then_some(&mut rng), &mut order),
             }
             let mut loss_sum = 0f64;
             let mut penalty_sum = 0f64;
             let mut seen = 0usize;
             for b in 0..batches {
                 let first = b * batch;
-                let r = batch.min(rows - first);
-                lr = c.schedule.lr_at(c.learning_rate, epoch * batches + b, batches, c.epochs);
-                let x: &[f32] = if c.shuffle {
-                    for (k, &i) in order[first..first + r].iter().enumerate() {
-                        xb[k * cols..(k + 1) * cols].copy_from_slice(train.row(i));
-                    }
-                    &xb[..r * cols]
-                } else {
-                    &train.as_slice()[first * cols..(first + r) * cols]
+                // This process's rows of the minibatch; `r` counts those of every process.
+                let (take, r) = match &feed {
+                    Feed::Stream { plan: Some(p), .. } => (batch.min(rows.saturating_sub(first)), p.rows_at(b)),
+                    _ => (batch.min(rows - first), batch.min(rows - first)),
                 };
-                let ids = &order[first..first + r];
+                lr = c.schedule.lr_at(c.learning_rate, epoch * batches + b, batches, c.epochs);
+                let x: &[f32] = match &mut feed {
+                    Feed::Memory(train) if c.shuffle => {
+                        let train: &Matrix = train;
+                        for (k, &i) in order[first..first + r].iter().enumerate() {
+                            xb[k * cols..(k + 1) * cols].copy_from_slice(train.row(i));
+                        }
+                        &xb[..r * cols]
+                    }
+                    Feed::Memory(train) => {
+                        let train: &'f Matrix = train;
+                        &train.as_slice()[first * cols..(first + r) * cols]
+                    }
+                    Feed::Stream { src, .. } => {
+                        if take > 0 {
+                            let n: &M = net;
+                            src.fill(&order, first, &mut xb[..take * cols], &mut |m, what| n.check_rows(m, what))?;
+                            filled = take;
+                        }
+                        &xb[..take * cols]
+                    }
+                };
+                let ids = &order[first..first + take];
                 run.noise_ctr += 1;
                 let draws = StepDraws::whole(key, run.noise_ctr, r);
                 let fr = range.as_ref().map(|(lo, hi)| (&lo[..], &hi[..]));
@@ -731,15 +778,25 @@ impl Trainer {
                 let (loss, penalty) = if let Some(col) = &collective {
                     // This process's slice of the global minibatch; the collectives run on the
                     // calling thread (MPI's funneled threading), the products on the pool.
-                    let (a, e) = super::collective::slice_of(r, col.rank(), col.size());
+                    // In memory every process holds the global minibatch; streamed, its own rows.
+                    let (a, e, xs, is) = match &feed {
+                        Feed::Stream { plan: Some(p), .. } => {
+                            let a = p.offset_at(b);
+                            (a, a + take, x, ids)
+                        }
+                        _ => {
+                            let (a, e) = super::collective::slice_of(r, col.rank(), col.size());
+                            (a, e, &x[a * cols..e * cols], &ids[a..e])
+                        }
+                    };
                     let (l, p) = if a < e {
                         pool.install(|| {
                             let noise = stochastic.then_some(StepNoise {
                                 draws: draws.from_row(a),
-                                row_ids: &ids[a..e],
+                                row_ids: is,
                                 feature_range: fr,
                             });
-                            net.train_step(&x[a * cols..e * cols], e - a, &mut ws, &mut grads, threads, noise)
+                            net.train_step(xs, e - a, &mut ws, &mut grads, threads, noise)
                         })
                     } else {
                         grads.fill(0.0);
@@ -815,10 +872,28 @@ impl Trainer {
             // check it with one more pass over the last minibatch, so that a blow-up there is
             // caught in this epoch, not kept as the result or as the next epoch's start.
             let first = (batches - 1) * batch;
-            let r = batch.min(rows - first);
-            let x: &[f32] = if c.shuffle { &xb[..r * cols] } else { &train.as_slice()[first * cols..][..r * cols] };
-            let (l, p) = pool.install(|| net.train_step(x, r, &mut ws, &mut grads, threads, None));
-            let loss = l + p;
+            let loss = match &feed {
+                Feed::Memory(train) => {
+                    let r = batch.min(rows - first);
+                    let x: &[f32] =
+                        if c.shuffle { &xb[..r * cols] } else { &train.as_slice()[first * cols..][..r * cols] };
+                    let (l, p) = pool.install(|| net.train_step(x, r, &mut ws, &mut grads, threads, None));
+                    l + p
+                }
+                Feed::Stream { plan, .. } => {
+                    let x = &xb[..filled * cols];
+                    let mut lp = [0.0];
+                    if filled > 0 {
+                        let (l, p) = pool.install(|| net.train_step(x, filled, &mut ws, &mut grads, threads, None));
+                        lp[0] = l + p;
+                    }
+                    // Every process decides alike (a non-finite term makes the sum non-finite).
+                    if let (Some(_), Some(col)) = (plan, &collective) {
+                        col.all_reduce_sum_f64(&mut lp);
+                    }
+                    lp[0]
+                }
+            };
             if !loss.is_finite() {
                 net.params_mut().copy_from_slice(&epoch_start);
                 net.set_clock(clock_start);
@@ -854,12 +929,12 @@ impl Trainer {
             run.epochs_done = epoch + 1;
             run.stopped = stop;
             macro_rules! live {
-                () => {
+                ($train:expr) => {
                     super::checkpoint::LiveState {
                         trainer: &*self,
                         optimizer: &*opt,
                         run: &run,
-                        train,
+                        train: $train,
                         valid,
                         prints: &prints,
                     }
@@ -867,8 +942,9 @@ impl Trainer {
             }
             if let Some((path, every)) = &self.checkpoints
                 && (epoch + 1) % every == 0
+                && let Feed::Memory(train) = &feed
             {
-                Snapshot { model: &*net, state: Ok(live!()) }.save(path)?;
+                Snapshot { model: &*net, state: Ok(live!(train)) }.save(path)?;
             }
             if let Some(cb) = progress.as_mut() {
                 let p = Progress {
@@ -885,7 +961,11 @@ impl Trainer {
                     samples_per_second: rec.samples_per_second,
                     seconds: rec.seconds,
                 };
-                if !cb(&p, &Snapshot { model: &*net, state: Ok(live!()) }) {
+                let snap = match &feed {
+                    Feed::Memory(train) => Snapshot { model: &*net, state: Ok(live!(train)) },
+                    Feed::Stream { .. } => Snapshot::model_only(&*net, NoState::Streamed),
+                };
+                if !cb(&p, &snap) {
                     return Err(Error::Cancelled);
                 }
             }
@@ -897,6 +977,162 @@ impl Trainer {
             net.params_mut().copy_from_slice(&p);
         }
         Ok(())
+    }
+}
+
+/// Where an epoch's rows come from: memory (every fit but a streamed one), or a streamed
+/// source, with the minibatch plan of its process when it trains across processes.
+enum Feed<'a> {
+    Memory(&'a Matrix),
+    Stream { src: &'a mut dyn RowSource, plan: Option<RankPlan> },
+}
+
+/// The minibatches of a streamed fit across processes: each process reads its own contiguous
+/// slice of the rows, and minibatch b is made of every process's local minibatch b, of its
+/// share of the batch size (as [`super::collective::slice_of`] cuts both). Every process
+/// computes the whole plan from the row count, so none needs to ask the others.
+struct RankPlan {
+    rank: usize,
+    /// Each process's rows and local batch size.
+    rows: Vec<usize>,
+    batch: Vec<usize>,
+}
+
+impl RankPlan {
+    fn new(total: usize, batch: usize, rank: usize, size: usize) -> Result<RankPlan> {
+        let part = |n: usize, q: usize| {
+            let (a, e) = super::collective::slice_of(n, q, size);
+            e - a
+        };
+        let rows: Vec<usize> = (0..size).map(|q| part(total, q)).collect();
+        let batch: Vec<usize> = (0..size).map(|q| part(batch, q)).collect();
+        if batch.contains(&0) || rows.contains(&0) {
+            return Err(invalid!(
+                "a streamed fit across {size} processes needs at least one row and one row of each minibatch per process ({total} rows, batch size {})",
+                batch.iter().sum::<usize>()
+            ));
+        }
+        Ok(RankPlan { rank, rows, batch })
+    }
+    /// Minibatches an epoch makes: until every process used all its rows, or (drop_last)
+    /// while every process has a whole local minibatch.
+    fn batches(&self, drop_last: bool) -> usize {
+        let per = self.rows.iter().zip(&self.batch).map(|(&n, &k)| if drop_last { n / k } else { n.div_ceil(k) });
+        if drop_last { per.min().unwrap_or(0) } else { per.max().unwrap_or(0) }
+    }
+    fn local(&self, q: usize, b: usize) -> usize {
+        self.batch[q].min(self.rows[q].saturating_sub(b * self.batch[q]))
+    }
+    /// Rows of minibatch b over all processes.
+    fn rows_at(&self, b: usize) -> usize {
+        (0..self.rows.len()).map(|q| self.local(q, b)).sum()
+    }
+    /// Where this process's rows start in minibatch b (the noise of a row is keyed by it).
+    fn offset_at(&self, b: usize) -> usize {
+        (0..self.rank).map(|q| self.local(q, b)).sum()
+    }
+}
+
+impl Trainer {
+    /// Trains `net` on the rows of `src`: a [`Matrix`] (then exactly [`Trainer::fit_snapshots`])
+    /// or a source that reads them as it goes ([`crate::data::stream::NpyStream`]), holding a
+    /// window of rows at a time and shuffling by blocks ([`crate::data::stream::BlockShuffle`]).
+    ///
+    /// A streamed fit takes validation rows from `valid` only: a `validation_fraction` of the
+    /// source, checkpoints and resuming, salt-and-pepper corruption (it needs every column's
+    /// range) and models that need all rows at once ([`Trainable::needs_all_rows`]) are
+    /// [`Error::Unsupported`]. The rows are checked as they are read; a bad row or a read that
+    /// fails (a file truncated meanwhile) ends the fit with the parameters, history and
+    /// optimizer state as they were before it. Across processes ([`Trainer::set_collective`])
+    /// each process reads only its contiguous slice of the rows ([`RowSource::select_slice`]);
+    /// minibatch b is every process's local minibatch b (see `RankPlan`).
+    pub fn fit_source<M: Trainable>(
+        &mut self,
+        net: &mut M,
+        src: &mut dyn RowSource,
+        valid: Option<&Matrix>,
+        mut progress: SnapshotWatch<M>,
+    ) -> Result<()> {
+        if let Some(m) = src.in_memory() {
+            return self.fit_snapshots(net, m, valid, progress);
+        }
+        let c = self.config;
+        let unsupported = |what: &str| Err(Error::Unsupported(format!("a streamed fit cannot {what}")));
+        if self.resume.is_some() || self.checkpoints.is_some() {
+            return unsupported(
+                "be checkpointed or resume a checkpoint (a checkpoint fingerprints the training rows in memory)",
+            );
+        }
+        if valid.is_none() && c.validation_fraction > 0.0 {
+            return unsupported(
+                "hold out a validation_fraction of its rows: give validation rows (in memory), or set validation_fraction to 0",
+            );
+        }
+        if net.needs_feature_range() {
+            return unsupported("use salt-and-pepper corruption (it needs the range of every column over all rows)");
+        }
+        if let Some(why) = net.needs_all_rows() {
+            return Err(Error::Unsupported(format!("a streamed fit cannot train this model: {why}")));
+        }
+        let width = net.data_width();
+        if src.cols() != width {
+            return Err(shape!("the streamed rows have {} columns, the network expects {width}", src.cols()));
+        }
+        if let Some(v) = valid {
+            // The validation checks of an in-memory fit (with no rows standing in for the data).
+            checked_split(&TrainConfig { validation_fraction: 0.0, ..c }, &*net, &Matrix::zeros(0, width)?, Some(v))?;
+        }
+        let plan = match &self.collective {
+            Some(col) => {
+                if !net.shardable() {
+                    return Err(invalid!(
+                        "this model's objective depends on whole-minibatch statistics (KL sparsity, BILBO) or row order (memory layers): it cannot be split across processes"
+                    ));
+                }
+                super::collective::agree(col.as_ref(), src.total_rows(), src.cols(), net.params_mut())?;
+                let plan = RankPlan::new(src.total_rows(), c.batch_size, col.rank(), col.size())?;
+                src.select_slice(col.rank(), col.size())?;
+                Some(plan)
+            }
+            None => {
+                // All the rows (a stream an earlier fit across processes cut to its slice).
+                src.select_slice(0, 1)?;
+                None
+            }
+        };
+        let rows = src.rows();
+        let (batch, batches) = match &plan {
+            Some(p) => (p.batch[p.rank], p.batches(c.drop_last)),
+            None => {
+                let batch = c.batch_size.min(rows.max(1));
+                (batch, if c.drop_last { rows / batch } else { rows.div_ceil(batch) })
+            }
+        };
+        if batches == 0 {
+            return Err(invalid!("{rows} training rows make no minibatch of {}", c.batch_size));
+        }
+        let keep = matches!(&self.optimizer, Some(o) if o.len() == net.param_count() && o.config == c.optimizer);
+        if !keep {
+            self.optimizer = Some(Optimizer::new(c.optimizer, net.param_count(), &net.weight_ranges())?);
+        }
+        // What a failed read or a bad row restores.
+        let before = (net.params().to_vec(), net.clock(), self.history.len(), self.optimizer.clone());
+        let threads = crate::pool::resolve_threads(c.threads);
+        let mut opt = self.optimizer.take().expect("optimizer");
+        let feed = Feed::Stream { src, plan };
+        let result = self.epochs(net, feed, valid, &mut opt, batch, batches, threads, &mut progress);
+        self.optimizer = Some(opt);
+        match &result {
+            Ok(()) | Err(Error::Cancelled) => {}
+            Err(Error::Diverged(_)) => self.optimizer = None,
+            Err(_) => {
+                net.params_mut().copy_from_slice(&before.0);
+                net.set_clock(before.1);
+                self.history.truncate(before.2);
+                self.optimizer = before.3;
+            }
+        }
+        result
     }
 }
 
