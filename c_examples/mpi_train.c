@@ -3,10 +3,13 @@
  * end with the same parameters.
  *
  *   mpirun -np 2 ./build/mpi_train [rows] [epochs] [params_out_prefix|-] [mpi|alone] [threads]
+ *                                  [train.npy|shard_dir]
  *
  * With "alone" as the 4th argument it trains without the communicator (the single-process
  * reference). Prints the final loss, the training seconds and a checksum of the parameters
- * per rank; with a prefix, writes each rank's parameters to prefix.rankN.
+ * per rank; with a prefix, writes each rank's parameters to prefix.rankN. With a 6th argument
+ * the training rows are streamed from that .npy file (or directory of shards) instead, each rank
+ * reading only its own slice; the loss is still measured on the `rows` digits.
  *
  * MNIST has no Debian package: put its four IDX files in $LATENT_DATA_DIR/mnist/ (the project's
  * copy is ../shared/data/mnist; docs/data.md says where to get them). */
@@ -28,6 +31,9 @@ int main(int argc, char **argv) {
     const char *out = argc > 3 && strcmp(argv[3], "-") != 0 ? argv[3] : NULL;
     unsigned threads = argc > 5 ? (unsigned)atoi(argv[5]) : 1;
     int use_mpi = !(argc > 4 && strcmp(argv[4], "alone") == 0);
+    /* A .npy file (or a directory of shards) to stream the training rows from: each rank then
+     * reads only its own slice of them (docs/data.md, "Data larger than memory"). */
+    const char *stream_path = argc > 6 ? argv[6] : NULL;
 
     char dir[4096], img[4200], lab[4200];
     CHECK(latent_data_find("mnist", dir, sizeof dir, NULL));
@@ -67,7 +73,15 @@ int main(int argc, char **argv) {
     if (use_mpi) CHECK(latent_trainer_set_mpi_comm(tr, (int32_t)MPI_Comm_c2f(MPI_COMM_WORLD)));
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = MPI_Wtime();
-    CHECK(latent_trainer_fit(tr, net, data, NULL, NULL, NULL));
+    if (stream_path) {
+        latent_stream *stream = NULL;
+        CHECK(latent_stream_open(stream_path, &stream));
+        CHECK(latent_trainer_fit_stream(tr, net, stream, NULL, NULL, NULL));
+        rows = latent_stream_rows(stream);
+        latent_stream_free(stream);
+    } else {
+        CHECK(latent_trainer_fit(tr, net, data, NULL, NULL, NULL));
+    }
     double secs = MPI_Wtime() - t0;
     double loss = 0;
     CHECK(latent_network_loss(net, data, &loss));

@@ -101,6 +101,63 @@ fn two_ranks_match_single_process_training() {
     assert!(p99 < 5e-4 && worst < 5e-3, "{p99} {worst}");
 }
 
+/// Streamed across ranks: each rank reads only its slice of one .npy file (rank r of n: rows
+/// r·N/n to (r+1)·N/n), their gradients are summed every step, and both end with the same
+/// parameters; the fit differs from one process streaming the whole file only in the order of
+/// the rows (each rank shuffles its own slice), so the losses agree within 10%.
+#[test]
+fn two_ranks_stream_their_own_slices_of_one_file() {
+    if !(common::have("mpicc") && common::have("mpirun") && have_libclang()) {
+        return skip("MPI", "install libopenmpi-dev openmpi-bin libclang-dev");
+    }
+    let Some(mnist) = common::data_dir("mnist") else {
+        return;
+    };
+    let lib = mpi_lib();
+    let dir = scratch("mpi_stream");
+    let exe = dir.join("mpi_train");
+    let (code, out, err) = run(Command::new("mpicc").args([
+        "-std=c99",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-O2",
+        &format!("-I{}", root().join("include").display()),
+        &format!("-I{}", root().join("c_examples").display()),
+        root().join("c_examples/mpi_train.c").to_str().unwrap(),
+        &format!("-L{}", lib.display()),
+        "-llatent",
+        &format!("-Wl,-rpath,{}", lib.display()),
+        "-o",
+        exe.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "mpicc failed:\n{out}\n{err}");
+    let mut d = latent::Dataset::from_idx(mnist.join("train-images-idx3-ubyte.gz"), None).unwrap();
+    d.scale(latent::data::Scaling::Divide255).unwrap();
+    let npy = dir.join("digits.npy");
+    latent::data::stream::write_npy_f32(&npy, 4000, 784, |r, row| row.copy_from_slice(d.x().row(r))).unwrap();
+    let mpirun = |np: &str, prefix: &str, alone: bool| {
+        let mut c = Command::new("mpirun");
+        let path = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
+        c.env("LD_LIBRARY_PATH", format!("{}:{path}", lib.display()));
+        c.args(["--allow-run-as-root", "--oversubscribe", "-np", np]).arg(&exe);
+        c.args(["4000", "2", dir.join(prefix).to_str().unwrap(), if alone { "alone" } else { "mpi" }, "1"]);
+        c.arg(&npy);
+        let (code, out, err) = run(&mut c);
+        assert_eq!(code, 0, "mpirun -np {np} failed:\n{out}\n{err}");
+        println!("{out}");
+        out
+    };
+    let two = mpirun("2", "two", false);
+    let one = mpirun("1", "one", true);
+    let (r0, r1) = (floats(&dir.join("two.rank0")), floats(&dir.join("two.rank1")));
+    assert_eq!(r0.len(), floats(&dir.join("one.rank0")).len());
+    assert!(r0.iter().zip(&r1).all(|(a, b)| a.to_bits() == b.to_bits()), "the ranks' parameters differ");
+    let (l2, l1) = (loss_of(&two), loss_of(&one));
+    println!("streamed: 2 ranks loss {l2}, 1 process {l1}");
+    assert!((l2 - l1).abs() < 0.1 * l1, "{l2} vs {l1}");
+}
+
 /// Without the feature the call is refused with a status, not a crash (this build's library).
 #[test]
 fn a_build_without_mpi_says_unsupported() {
