@@ -497,9 +497,9 @@ typedef int32_t latent_image_format;
 // edit the fields.
 typedef struct latent_grid_params {
   // Each pixel (padding included) becomes a scale x scale block of the same value (nearest
-  // neighbour, so edges stay crisp): 1..=64. Default 3 (a 28-pixel digit is 84 pixels).
+  // neighbour, so edges stay crisp): 1 to 64. Default 3 (a 28-pixel digit is 84 pixels).
   uint32_t scale;
-  // Pixels of mid-gray (128) around and between tiles, before scaling: 0..=1024. Default 1.
+  // Pixels of mid-gray (128) around and between tiles, before scaling: 0 to 1024. Default 1.
   uint32_t padding;
   // Tiles per line (fewer when there are fewer images): at least 1. Default 8. The manifold
   // grid ignores it (k tiles a line).
@@ -2163,7 +2163,7 @@ struct latent_grid_params latent_grid_params_default(void);
 // images (`rows`: n_rows x height*width floats, each image row-major) in a grid of
 // params->cols images a line, then every pixel drawn as a params->scale x params->scale block,
 // so the picture is scale * (cols*width + (cols+1)*padding) by scale * (lines*height +
-// (lines+1)*padding) pixels. Statuses as latent_image_grid_write; a scale outside 1..=64,
+// (lines+1)*padding) pixels. Statuses as latent_image_grid_write; a scale outside 1 to 64,
 // cols 0 or padding over 1024: LATENT_STATUS_INVALID_ARGUMENT.
 latent_status latent_image_grid_write_ex(const char *path,
                                          const float *rows,
@@ -2218,7 +2218,7 @@ latent_status latent_vae_scatter_svg_write(const struct latent_vae *vae,
 // The latent points of a k x k manifold grid into `z` (k*k rows of 2 floats; `capacity`
 // floats available), row-major tile by tile, row 0 at the top: tile (r, c) is
 // (Phi^-1((c + 0.5) / k), Phi^-1((k - 1 - r + 0.5) / k)), Phi^-1 the standard normal quantile
-// (Wichura's AS 241): z1 grows left to right, z2 bottom to top. k outside 1..=256:
+// (Wichura's AS 241): z1 grows left to right, z2 bottom to top. k outside 1 to 256:
 // LATENT_STATUS_INVALID_ARGUMENT; a short buffer: LATENT_STATUS_BUFFER_TOO_SMALL.
 latent_status latent_normal_grid_points(size_t k, float *z, size_t capacity);
 
@@ -2226,7 +2226,7 @@ latent_status latent_normal_grid_points(size_t k, float *z, size_t capacity);
 // Fig. 4): the mean of p(x|z) (as latent_vae_generate_mean) at each of the k x k points of
 // latent_normal_grid_points, drawn as a k x k grid of height x width tiles (height * width
 // must be the VAE's input size) with the look of `params` (params->cols is ignored). Another
-// latent size, or k outside 1..=256: LATENT_STATUS_INVALID_ARGUMENT; height * width not the
+// latent size, or k outside 1 to 256: LATENT_STATUS_INVALID_ARGUMENT; height * width not the
 // input size: LATENT_STATUS_SHAPE_MISMATCH; other statuses as latent_image_grid_write_ex.
 latent_status latent_vae_manifold_grid_write(const struct latent_vae *vae,
                                              const char *path,

@@ -144,9 +144,9 @@ pub unsafe extern "C" fn latent_history_svg_write(
 #[derive(Clone, Copy, Debug)]
 pub struct latent_grid_params {
     /// Each pixel (padding included) becomes a scale x scale block of the same value (nearest
-    /// neighbour, so edges stay crisp): 1..=64. Default 3 (a 28-pixel digit is 84 pixels).
+    /// neighbour, so edges stay crisp): 1 to 64. Default 3 (a 28-pixel digit is 84 pixels).
     pub scale: u32,
-    /// Pixels of mid-gray (128) around and between tiles, before scaling: 0..=1024. Default 1.
+    /// Pixels of mid-gray (128) around and between tiles, before scaling: 0 to 1024. Default 1.
     pub padding: u32,
     /// Tiles per line (fewer when there are fewer images): at least 1. Default 8. The manifold
     /// grid ignores it (k tiles a line).
@@ -170,7 +170,7 @@ pub extern "C" fn latent_grid_params_default() -> latent_grid_params {
 /// The grid layout and the scale of `params`, checked.
 fn grid_params(p: &latent_grid_params, height: usize, width: usize) -> crate::Result<(GridSpec, usize)> {
     if p.scale == 0 || p.scale as usize > picture::MAX_SCALE {
-        return Err(invalid!("scale {} must be 1..={}", p.scale, picture::MAX_SCALE));
+        return Err(invalid!("scale {} must be from 1 to {}", p.scale, picture::MAX_SCALE));
     }
     let mut spec = grid_spec(height, width, p.cols as usize, p.lo, p.hi)?;
     spec.padding = p.padding as usize;
@@ -181,7 +181,7 @@ fn grid_params(p: &latent_grid_params, height: usize, width: usize) -> crate::Re
 /// images (`rows`: n_rows x height*width floats, each image row-major) in a grid of
 /// params->cols images a line, then every pixel drawn as a params->scale x params->scale block,
 /// so the picture is scale * (cols*width + (cols+1)*padding) by scale * (lines*height +
-/// (lines+1)*padding) pixels. Statuses as latent_image_grid_write; a scale outside 1..=64,
+/// (lines+1)*padding) pixels. Statuses as latent_image_grid_write; a scale outside 1 to 64,
 /// cols 0 or padding over 1024: LATENT_STATUS_INVALID_ARGUMENT.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_image_grid_write_ex(
@@ -353,7 +353,7 @@ pub unsafe extern "C" fn latent_vae_scatter_svg_write(
 /// The latent points of a k x k manifold grid into `z` (k*k rows of 2 floats; `capacity`
 /// floats available), row-major tile by tile, row 0 at the top: tile (r, c) is
 /// (Phi^-1((c + 0.5) / k), Phi^-1((k - 1 - r + 0.5) / k)), Phi^-1 the standard normal quantile
-/// (Wichura's AS 241): z1 grows left to right, z2 bottom to top. k outside 1..=256:
+/// (Wichura's AS 241): z1 grows left to right, z2 bottom to top. k outside 1 to 256:
 /// LATENT_STATUS_INVALID_ARGUMENT; a short buffer: LATENT_STATUS_BUFFER_TOO_SMALL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_normal_grid_points(k: usize, z: *mut f32, capacity: usize) -> latent_status {
@@ -370,7 +370,7 @@ pub unsafe extern "C" fn latent_normal_grid_points(k: usize, z: *mut f32, capaci
 /// Fig. 4): the mean of p(x|z) (as latent_vae_generate_mean) at each of the k x k points of
 /// latent_normal_grid_points, drawn as a k x k grid of height x width tiles (height * width
 /// must be the VAE's input size) with the look of `params` (params->cols is ignored). Another
-/// latent size, or k outside 1..=256: LATENT_STATUS_INVALID_ARGUMENT; height * width not the
+/// latent size, or k outside 1 to 256: LATENT_STATUS_INVALID_ARGUMENT; height * width not the
 /// input size: LATENT_STATUS_SHAPE_MISMATCH; other statuses as latent_image_grid_write_ex.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_manifold_grid_write(

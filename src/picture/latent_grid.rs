@@ -109,7 +109,7 @@ pub fn normal_quantile(p: f64) -> f64 {
 /// 1..=[`MAX_K`].
 pub fn grid_points(k: usize) -> Result<Matrix> {
     if k == 0 || k > MAX_K {
-        return Err(invalid!("k {k} must be 1..={MAX_K} tiles a side"));
+        return Err(invalid!("k {k} must be from 1 to {MAX_K} tiles a side"));
     }
     let at = |i: usize| normal_quantile((i as f64 + 0.5) / k as f64) as f32;
     let mut z = Vec::with_capacity(2 * k * k);
@@ -151,7 +151,7 @@ pub fn vae_manifold_picture(vae: &Vae, k: usize, spec: &GridSpec, scale: usize) 
         ));
     }
     if scale == 0 || scale > super::MAX_SCALE {
-        return Err(invalid!("scale {scale} must be 1..={}", super::MAX_SCALE));
+        return Err(invalid!("scale {scale} must be from 1 to {}", super::MAX_SCALE));
     }
     let spec = GridSpec { cols: k.max(1), ..*spec };
     let images = vae_manifold(vae, k)?;

@@ -228,7 +228,7 @@ pub const MAX_SCALE: usize = 64;
 /// 2^28 in all), is InvalidArgument before anything is allocated.
 pub fn upscale(img: &Gray, scale: usize) -> Result<Gray> {
     if scale == 0 || scale > MAX_SCALE {
-        return Err(invalid!("scale {scale} must be 1..={MAX_SCALE}"));
+        return Err(invalid!("scale {scale} must be from 1 to {MAX_SCALE}"));
     }
     let (w, h) = (img.width.saturating_mul(scale), img.height.saturating_mul(scale));
     if w > 1 << 16 || h > 1 << 16 || w * h > 1 << 28 {
