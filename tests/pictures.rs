@@ -161,15 +161,30 @@ fn scaled_grid_statuses() {
     assert_eq!(call(&wide), LATENT_STATUS_OK, "20 * 4 + 21 = 101 px * 64 fits");
     let tall: Vec<f32> = vec![0.5; 2000 * 20];
     // SAFETY: valid paths and buffers of the stated sizes.
-    let st = unsafe { latent_image_grid_write_ex(f.as_ptr(), tall.as_ptr(), 2000, 5, 4, &latent_grid_params { scale: 64, cols: 1, ..ok }) };
+    let st = unsafe {
+        latent_image_grid_write_ex(
+            f.as_ptr(),
+            tall.as_ptr(),
+            2000,
+            5,
+            4,
+            &latent_grid_params { scale: 64, cols: 1, ..ok },
+        )
+    };
     assert_eq!(st, LATENT_STATUS_INVALID_ARGUMENT);
     assert!(msg().contains("too large"), "{}", msg());
     // SAFETY: NULL params.
-    assert_eq!(unsafe { latent_image_grid_write_ex(f.as_ptr(), v.as_ptr(), 20, 5, 4, std::ptr::null()) }, LATENT_STATUS_NULL_ARGUMENT);
+    assert_eq!(
+        unsafe { latent_image_grid_write_ex(f.as_ptr(), v.as_ptr(), 20, 5, 4, std::ptr::null()) },
+        LATENT_STATUS_NULL_ARGUMENT
+    );
     let mut nan = v.clone();
     nan[7] = f32::NAN;
     // SAFETY: valid paths and buffers of the stated sizes.
-    assert_eq!(unsafe { latent_image_grid_write_ex(f.as_ptr(), nan.as_ptr(), 20, 5, 4, &ok) }, LATENT_STATUS_NON_FINITE);
+    assert_eq!(
+        unsafe { latent_image_grid_write_ex(f.as_ptr(), nan.as_ptr(), 20, 5, 4, &ok) },
+        LATENT_STATUS_NON_FINITE
+    );
 }
 
 /// Wichura's AS 241 against Phi^-1 computed with mpmath at 40 digits
@@ -267,7 +282,10 @@ fn manifold_grid_is_the_vaes_own_decode_of_the_quantile_points() {
     let k = 7;
     let m = vae_manifold(&vae, k).unwrap();
     let direct = vae.generate_at_mean(&grid_points(k).unwrap()).unwrap();
-    assert_eq!(m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), direct.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    assert_eq!(
+        m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        direct.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
     let three = Vae::new(VaeSpec::new(12, &[8], 3, &[8], Activation::Tanh)).unwrap();
     assert!(matches!(vae_manifold(&three, k), Err(latent::Error::InvalidArgument(_))));
 
@@ -298,7 +316,10 @@ fn manifold_grid_is_the_vaes_own_decode_of_the_quantile_points() {
         assert_eq!(latent_vae_manifold_grid_write(v, p.as_ptr(), 257, 3, 4, &gp), LATENT_STATUS_INVALID_ARGUMENT);
         let bad = latent_grid_params { scale: 0, ..gp };
         assert_eq!(latent_vae_manifold_grid_write(v, p.as_ptr(), k, 3, 4, &bad), LATENT_STATUS_INVALID_ARGUMENT);
-        assert_eq!(latent_vae_manifold_grid_write(std::ptr::null(), p.as_ptr(), k, 3, 4, &gp), LATENT_STATUS_NULL_ARGUMENT);
+        assert_eq!(
+            latent_vae_manifold_grid_write(std::ptr::null(), p.as_ptr(), k, 3, 4, &gp),
+            LATENT_STATUS_NULL_ARGUMENT
+        );
         let v3 = new_vae(&vae_params(12, 3, 3));
         assert_eq!(latent_vae_manifold_grid_write(v3, p.as_ptr(), k, 3, 4, &gp), LATENT_STATUS_INVALID_ARGUMENT);
         assert!(msg().contains("3 latent dimensions"), "{}", msg());
@@ -337,11 +358,12 @@ fn scatter_groups(svg: &str) -> Groups {
 fn scatter_has_a_circle_per_point_coloured_by_label_inside_the_plot() {
     // 10,000 points on a spiral, labels 0..12 (13 distinct: more than tab10's 10 colours).
     let n = 10_000;
-    let codes: Vec<f32> =
-        (0..n).flat_map(|i| {
+    let codes: Vec<f32> = (0..n)
+        .flat_map(|i| {
             let t = i as f32 * 0.01;
             [t.cos() * (1.0 + t), t.sin() * (1.0 + t) - 3.0]
-        }).collect();
+        })
+        .collect();
     let labels: Vec<i32> = (0..n).map(|i| ((i * 7) % 13) as i32 - 2).collect();
     let svg = scatter_svg(&codes, Some(&labels), "spiral & <codes>").unwrap();
     assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
@@ -397,14 +419,32 @@ fn scatter_c_calls_and_their_statuses() {
         assert_eq!(g.iter().map(|x| (x.0.as_str(), x.2.len())).collect::<Vec<_>>(), [("1", 1), ("4", 2)]);
         assert_eq!(latent_scatter_svg_write(p.as_ptr(), codes.as_ptr(), std::ptr::null(), 3, std::ptr::null()), 0);
         assert!(std::fs::read_to_string(&f).unwrap().contains(">latent space<"));
-        assert_eq!(latent_scatter_svg_write(p.as_ptr(), std::ptr::null(), labels.as_ptr(), 3, std::ptr::null()), LATENT_STATUS_NULL_ARGUMENT);
-        assert_eq!(latent_scatter_svg_write(std::ptr::null(), codes.as_ptr(), labels.as_ptr(), 3, std::ptr::null()), LATENT_STATUS_NULL_ARGUMENT);
-        assert_eq!(latent_scatter_svg_write(p.as_ptr(), codes.as_ptr(), labels.as_ptr(), 0, std::ptr::null()), LATENT_STATUS_INVALID_ARGUMENT);
-        assert_eq!(latent_scatter_svg_write(p.as_ptr(), codes.as_ptr(), labels.as_ptr(), usize::MAX, std::ptr::null()), LATENT_STATUS_INVALID_ARGUMENT);
+        assert_eq!(
+            latent_scatter_svg_write(p.as_ptr(), std::ptr::null(), labels.as_ptr(), 3, std::ptr::null()),
+            LATENT_STATUS_NULL_ARGUMENT
+        );
+        assert_eq!(
+            latent_scatter_svg_write(std::ptr::null(), codes.as_ptr(), labels.as_ptr(), 3, std::ptr::null()),
+            LATENT_STATUS_NULL_ARGUMENT
+        );
+        assert_eq!(
+            latent_scatter_svg_write(p.as_ptr(), codes.as_ptr(), labels.as_ptr(), 0, std::ptr::null()),
+            LATENT_STATUS_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            latent_scatter_svg_write(p.as_ptr(), codes.as_ptr(), labels.as_ptr(), usize::MAX, std::ptr::null()),
+            LATENT_STATUS_INVALID_ARGUMENT
+        );
         let nan = [0.0f32, f32::NAN];
-        assert_eq!(latent_scatter_svg_write(p.as_ptr(), nan.as_ptr(), std::ptr::null(), 1, std::ptr::null()), LATENT_STATUS_NON_FINITE);
+        assert_eq!(
+            latent_scatter_svg_write(p.as_ptr(), nan.as_ptr(), std::ptr::null(), 1, std::ptr::null()),
+            LATENT_STATUS_NON_FINITE
+        );
         let missing = cs(&dir.join("no/such/dir/s.svg"));
-        assert_eq!(latent_scatter_svg_write(missing.as_ptr(), codes.as_ptr(), std::ptr::null(), 3, std::ptr::null()), LATENT_STATUS_IO);
+        assert_eq!(
+            latent_scatter_svg_write(missing.as_ptr(), codes.as_ptr(), std::ptr::null(), 3, std::ptr::null()),
+            LATENT_STATUS_IO
+        );
     }
 
     // A network with a 3-unit code is refused with a clear message; with 2 units it plots the
@@ -414,7 +454,10 @@ fn scatter_c_calls_and_their_statuses() {
     let mut d = std::ptr::null_mut();
     // SAFETY: valid buffers of the stated sizes and out-pointers.
     unsafe {
-        assert_eq!(latent_dataset_from_buffer(x.as_ptr().cast(), LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 40, 6, &mut d), 0);
+        assert_eq!(
+            latent_dataset_from_buffer(x.as_ptr().cast(), LATENT_DTYPE_F32, LATENT_LAYOUT_ROW_MAJOR, 40, 6, &mut d),
+            0
+        );
         assert_eq!(latent_dataset_set_labels(d, lab.as_ptr(), 40), 0);
         for (code, want) in [(3u32, LATENT_STATUS_INVALID_ARGUMENT), (2, LATENT_STATUS_OK)] {
             let np = latent_network_params { input_dim: 6, code_units: code, ..latent_network_params_default() };

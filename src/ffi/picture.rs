@@ -10,8 +10,8 @@ use super::trainer::latent_trainer;
 use super::vae::latent_vae;
 use super::*;
 use crate::error::{invalid, shape};
-use crate::placement::RowsCall;
 use crate::picture::{self, GridSpec, ImageFormat};
+use crate::placement::RowsCall;
 
 /// File format of a picture (`latent_image_format`).
 pub type latent_image_format = i32;

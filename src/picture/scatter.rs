@@ -92,7 +92,12 @@ pub fn scatter_svg(codes: &[f32], labels: Option<&[i32]>, title: &str) -> Result
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(s, r#"<rect x="0" y="0" width="{W}" height="{H}" fill="white"/>"#);
-    let _ = writeln!(s, r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#, (x0 + x1) / 2.0, escape(title));
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
+        (x0 + x1) / 2.0,
+        escape(title)
+    );
     let _ = writeln!(
         s,
         r##"<rect class="plot-area" x="{x0}" y="{y0}" width="{}" height="{}" fill="none" stroke="#999"/>"##,
@@ -149,7 +154,11 @@ pub fn scatter_svg(codes: &[f32], labels: Option<&[i32]>, title: &str) -> Result
         let (lx, ly) = (x1 + 12.0, y0);
         let lh = 10.0 + 18.0 * (lines + (more > 0) as usize) as f64;
         let _ = writeln!(s, r#"<g class="legend">"#);
-        let _ = writeln!(s, r##"<rect x="{lx}" y="{ly}" width="{}" height="{lh}" fill="white" stroke="#999"/>"##, RIGHT - 20.0);
+        let _ = writeln!(
+            s,
+            r##"<rect x="{lx}" y="{ly}" width="{}" height="{lh}" fill="white" stroke="#999"/>"##,
+            RIGHT - 20.0
+        );
         let _ = writeln!(s, r#"<text x="{}" y="{}">label</text>"#, lx + 8.0, ly - 4.0);
         for (j, (name, c)) in legend.iter().take(lines).enumerate() {
             let yy = ly + 18.0 + 18.0 * j as f64;
