@@ -233,7 +233,7 @@ pub unsafe extern "C" fn latent_image_pairs_write_ex(
 }
 
 /// An optional C string: NULL gives `default`.
-unsafe fn title<'a>(p: *const c_char, default: &'a str) -> crate::Result<&'a str> {
+unsafe fn title(p: *const c_char, default: &str) -> crate::Result<&str> {
     if p.is_null() {
         return Ok(default);
     }

@@ -56,7 +56,7 @@ fn range(v: impl Iterator<Item = f64>) -> (f64, f64) {
 /// NonFinite naming the point; an odd length, or labels of another count, ShapeMismatch; no
 /// points or more than [`MAX_POINTS`], InvalidArgument.
 pub fn scatter_svg(codes: &[f32], labels: Option<&[i32]>, title: &str) -> Result<String> {
-    if codes.len() % 2 != 0 {
+    if !codes.len().is_multiple_of(2) {
         return Err(shape!("{} code values are not pairs: the codes must be 2-D", codes.len()));
     }
     let n = codes.len() / 2;
