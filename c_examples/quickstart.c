@@ -111,11 +111,12 @@ int main(int argc, char **argv) {
     size_t d = latent_dataset_cols(test);
     float *pic = malloc(2 * SHOW * d * sizeof *pic);
     if (pic == NULL) return 1;
-    CHECK(latent_dataset_copy_rows(test, 0, SHOW, pic, SHOW * d));
-    CHECK(latent_network_reconstruct(net, pic, SHOW, d, pic + SHOW * d, SHOW * d));
+    size_t show = latent_dataset_rows(test) < SHOW ? latent_dataset_rows(test) : SHOW;
+    CHECK(latent_dataset_copy_rows(test, 0, show, pic, show * d));
+    CHECK(latent_network_reconstruct(net, pic, show, d, pic + SHOW * d, SHOW * d));
     latent_grid_params gp = latent_grid_params_default(); /* scale 3, padding 1, 0..1 */
     gp.cols = 16;
-    CHECK(latent_image_pairs_write_ex("quickstart_reconstructions.png", pic, pic + SHOW * d, SHOW, 28, 28, &gp));
+    CHECK(latent_image_pairs_write_ex("quickstart_reconstructions.png", pic, pic + SHOW * d, show, 28, 28, &gp));
     CHECK(latent_history_svg_write(trainer, "quickstart_loss.svg", 0));
     printf("wrote quickstart_reconstructions.png and quickstart_loss.svg\n");
     free(pic);
