@@ -1,7 +1,8 @@
 /* Trains a deep autoencoder on Fashion-MNIST, reports the test reconstruction error, saves the
  * model, reloads it and checks the reloaded model gives identical codes. Writes two pictures
- * where it runs: quickstart_reconstructions.png (8 test images above their reconstructions)
- * and quickstart_loss.svg (train and validation loss per epoch).
+ * where it runs: quickstart_reconstructions.png (2 bands of 16 test images over their
+ * reconstructions, each pixel 3 x 3) and quickstart_loss.svg (train and validation loss per
+ * epoch).
  *
  *   quickstart [DATA_DIR] [EPOCHS] [MAX_ROWS] [MODEL_PATH]
  *
@@ -103,16 +104,19 @@ int main(int argc, char **argv) {
     printf("test reconstruction: binary cross-entropy %.5f, squared error per image %.3f\n", bce,
            mse * (double)latent_dataset_cols(test));
 
-    /* Pictures: 8 test images (28 x 28) on a line, their reconstructions on the line below;
-     * pixel values 0..1 map to black..white. Then the loss per epoch as an SVG plot. */
-    enum { SHOW = 8 };
+    /* Pictures: 2 bands of 16 test images (28 x 28) over their reconstructions, each pixel
+     * drawn 3 x 3 so a person can see them; pixel values 0..1 map to black..white. Then the
+     * loss per epoch as an SVG plot. */
+    enum { SHOW = 32 };
     size_t d = latent_dataset_cols(test);
     float *pic = malloc(2 * SHOW * d * sizeof *pic);
     if (pic == NULL) return 1;
-    CHECK(latent_dataset_copy_rows(test, 0, SHOW, pic, SHOW * d));
-    CHECK(latent_network_reconstruct(net, pic, SHOW, d, pic + SHOW * d, SHOW * d));
-    CHECK(latent_image_grid_write("quickstart_reconstructions.png", pic, 2 * SHOW, 28, 28, SHOW, 0.0f, 1.0f,
-                                  LATENT_IMAGE_PNG));
+    size_t show = latent_dataset_rows(test) < SHOW ? latent_dataset_rows(test) : SHOW;
+    CHECK(latent_dataset_copy_rows(test, 0, show, pic, show * d));
+    CHECK(latent_network_reconstruct(net, pic, show, d, pic + SHOW * d, SHOW * d));
+    latent_grid_params gp = latent_grid_params_default(); /* scale 3, padding 1, 0..1 */
+    gp.cols = 16;
+    CHECK(latent_image_pairs_write_ex("quickstart_reconstructions.png", pic, pic + SHOW * d, show, 28, 28, &gp));
     CHECK(latent_history_svg_write(trainer, "quickstart_loss.svg", 0));
     printf("wrote quickstart_reconstructions.png and quickstart_loss.svg\n");
     free(pic);

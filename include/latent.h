@@ -498,6 +498,27 @@ typedef int32_t latent_onnx_part;
 // File format of a picture (`latent_image_format`).
 typedef int32_t latent_image_format;
 
+// How latent_image_grid_write_ex, latent_image_pairs_write_ex and
+// latent_vae_manifold_grid_write draw: get the defaults from latent_grid_params_default() and
+// edit the fields.
+typedef struct latent_grid_params {
+  // Each pixel (padding included) becomes a scale x scale block of the same value (nearest
+  // neighbour, so edges stay crisp): 1 to 64. Default 3 (a 28-pixel digit is 84 pixels).
+  uint32_t scale;
+  // Pixels of mid-gray (128) around and between tiles, before scaling: 0 to 1024. Default 1.
+  uint32_t padding;
+  // Tiles per line (fewer when there are fewer images): at least 1. Default 8. The manifold
+  // grid ignores it (k tiles a line).
+  uint32_t cols;
+  // Values mapped to black (lo) and white (hi), linearly, clamped; lo == hi: the data's own
+  // min..max. Default 0.
+  float lo;
+  // The value drawn white (see lo). Default 1.
+  float hi;
+  // LATENT_IMAGE_AUTO (by the extension, the default), _PGM or _PNG.
+  latent_image_format format;
+} latent_grid_params;
+
 // How one encoder layer's shallow autoencoder is regularised during pretraining: a plain,
 // sparse (on its hidden layer), contractive or denoising autoencoder, or a mix.
 typedef struct latent_layer_regularization {
@@ -2215,6 +2236,86 @@ latent_status latent_image_pairs_write(const char *path,
 latent_status latent_history_svg_write(const struct latent_trainer *trainer,
                                        const char *path,
                                        int32_t log_scale);
+
+// The defaults: scale 3, padding 1, 8 tiles a line, values 0..1 to black..white, the format
+// from the path's extension.
+struct latent_grid_params latent_grid_params_default(void);
+
+// latent_image_grid_write with the layout of `params` (see latent_grid_params): `n_rows`
+// images (`rows`: n_rows x height*width floats, each image row-major) in a grid of
+// params->cols images a line, then every pixel drawn as a params->scale x params->scale block,
+// so the picture is scale * (cols*width + (cols+1)*padding) by scale * (lines*height +
+// (lines+1)*padding) pixels. Statuses as latent_image_grid_write; a scale outside 1 to 64,
+// cols 0 or padding over 1024: LATENT_STATUS_INVALID_ARGUMENT.
+latent_status latent_image_grid_write_ex(const char *path,
+                                         const float *rows,
+                                         size_t n_rows,
+                                         size_t height,
+                                         size_t width,
+                                         const struct latent_grid_params *params);
+
+// latent_image_pairs_write with the layout of `params`: bands of params->cols originals over
+// their reconstructions, then every pixel drawn as a params->scale x params->scale block.
+// Statuses as latent_image_grid_write_ex.
+latent_status latent_image_pairs_write_ex(const char *path,
+                                          const float *originals,
+                                          const float *reconstructions,
+                                          size_t n,
+                                          size_t height,
+                                          size_t width,
+                                          const struct latent_grid_params *params);
+
+// Writes a scatter plot of `n` 2-D points (`codes`: n x 2 floats, row-major) as an SVG, one
+// small circle per point, coloured by `labels` (n int32 values; `labels` (may be NULL: one
+// colour, no legend)), with axes, ticks, grid lines and a legend of the label values (20
+// distinct colours, matplotlib's tab10 first; the 21st label reuses the first colour), and
+// `title` (may be NULL: "latent space") on top. 10,000 points make a file of about 400 KB.
+// Written atomically. n 0 or over 1,000,000: LATENT_STATUS_INVALID_ARGUMENT; NaN/Inf in codes:
+// LATENT_STATUS_NON_FINITE; a failed write: LATENT_STATUS_IO.
+latent_status latent_scatter_svg_write(const char *path,
+                                       const float *codes,
+                                       const int32_t *labels,
+                                       size_t n,
+                                       const char *title);
+
+// Encodes every row of `dataset` with `net`, whose code must have 2 units
+// (LATENT_STATUS_INVALID_ARGUMENT otherwise, checked first), and writes the codes as
+// latent_scatter_svg_write does, coloured by the dataset's labels when it has them, `title`
+// (may be NULL: "latent space"). A dataset of other width: LATENT_STATUS_SHAPE_MISMATCH; of
+// no rows: LATENT_STATUS_INVALID_ARGUMENT.
+latent_status latent_network_scatter_svg_write(const struct latent_network *net,
+                                               const struct latent_dataset *dataset,
+                                               const char *path,
+                                               const char *title);
+
+// latent_network_scatter_svg_write for a VAE with 2 latent dimensions: the posterior means of
+// the dataset's rows (latent_vae_encode_dataset), coloured by its labels when it has them,
+// `title` (may be NULL: "latent space"). Another latent size: LATENT_STATUS_INVALID_ARGUMENT,
+// checked first.
+latent_status latent_vae_scatter_svg_write(const struct latent_vae *vae,
+                                           const struct latent_dataset *dataset,
+                                           const char *path,
+                                           const char *title);
+
+// The latent points of a k x k manifold grid into `z` (k*k rows of 2 floats; `capacity`
+// floats available), row-major tile by tile, row 0 at the top: tile (r, c) is
+// (Phi^-1((c + 0.5) / k), Phi^-1((k - 1 - r + 0.5) / k)), Phi^-1 the standard normal quantile
+// (Wichura's AS 241): z1 grows left to right, z2 bottom to top. k outside 1 to 256:
+// LATENT_STATUS_INVALID_ARGUMENT; a short buffer: LATENT_STATUS_BUFFER_TOO_SMALL.
+latent_status latent_normal_grid_points(size_t k, float *z, size_t capacity);
+
+// Writes the learned manifold of a VAE with 2 latent dimensions (Kingma & Welling 2014,
+// Fig. 4): the mean of p(x|z) (as latent_vae_generate_mean) at each of the k x k points of
+// latent_normal_grid_points, drawn as a k x k grid of height x width tiles (height * width
+// must be the VAE's input size) with the look of `params` (params->cols is ignored). Another
+// latent size, or k outside 1 to 256: LATENT_STATUS_INVALID_ARGUMENT; height * width not the
+// input size: LATENT_STATUS_SHAPE_MISMATCH; other statuses as latent_image_grid_write_ex.
+latent_status latent_vae_manifold_grid_write(const struct latent_vae *vae,
+                                             const char *path,
+                                             size_t k,
+                                             size_t height,
+                                             size_t width,
+                                             const struct latent_grid_params *params);
 
 // A plain (unregularised) layer.
 struct latent_layer_regularization latent_layer_regularization_default(void);

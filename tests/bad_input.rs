@@ -885,6 +885,7 @@ static struct latent_vae_params P_latent_vae_params;
 static struct latent_montecarlo_params P_latent_montecarlo_params;
 static struct latent_montecarlo_network_params P_latent_montecarlo_network_params;
 static struct latent_csv_params P_latent_csv_params;
+static struct latent_grid_params P_latent_grid_params;
 static void init_params(void) {
     P_latent_network_params = latent_network_params_default();
     P_latent_network_params.input_dim = 8; P_latent_network_params.code_units = 4;
@@ -898,6 +899,8 @@ static void init_params(void) {
     P_latent_montecarlo_params = small_mc();
     P_latent_montecarlo_network_params = latent_montecarlo_network_params_default();
     P_latent_csv_params = latent_csv_params_default();
+    P_latent_grid_params = latent_grid_params_default();
+    P_latent_grid_params.format = LATENT_IMAGE_PGM;
 }
 
 static struct latent_network *o_latent_network[2];

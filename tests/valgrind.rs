@@ -133,6 +133,14 @@ fn vae_example() {
 }
 
 #[test]
+fn vae_pictures_example() {
+    let Some(data) = small_data() else { return };
+    let mnist = data.join("mnist");
+    let out = memcheck("c_examples/vae_pictures.c", &[mnist.to_str().unwrap(), "1", "20", "{dir}"]).unwrap();
+    assert!(out.contains("vae_reconstructions.png"), "{out}");
+}
+
+#[test]
 fn contract_program() {
     memcheck("tests/c/contract.c", &["{dir}"]);
 }

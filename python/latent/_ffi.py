@@ -617,8 +617,20 @@ class latent_device_info(Structure):
     ]
 
 
+class latent_grid_params(Structure):
+    _fields_ = [
+        ("scale", c_uint32),
+        ("padding", c_uint32),
+        ("cols", c_uint32),
+        ("lo", c_float),
+        ("hi", c_float),
+        ("format", c_int32),
+    ]
+
+
 #: Every public struct of latent.h, for the header self-check.
 STRUCTS = [
+    latent_grid_params,
     latent_device_info,
     latent_csv_params,
     latent_metrics,
@@ -884,6 +896,21 @@ _PROTOTYPES = {
         [H, objective_fn, c_void_p, c_double, c_double, c_size_t, _pd, _pd, _pd, c_size_t, _pd, c_size_t],
     ),
     "latent_montecarlo_run_intervals": (S, [H, c_double, c_double, c_uint64, _pd, _pd, _pd, c_size_t, _pd, c_size_t]),
+    # pictures
+    "latent_grid_params_default": (latent_grid_params, []),
+    "latent_image_grid_write_ex": (S, [c_char_p, _pf, c_size_t, c_size_t, c_size_t, POINTER(latent_grid_params)]),
+    "latent_image_pairs_write_ex": (
+        S,
+        [c_char_p, _pf, _pf, c_size_t, c_size_t, c_size_t, POINTER(latent_grid_params)],
+    ),
+    "latent_scatter_svg_write": (S, [c_char_p, _pf, _p_i32, c_size_t, c_char_p]),
+    "latent_network_scatter_svg_write": (S, [H, H, c_char_p, c_char_p]),
+    "latent_vae_scatter_svg_write": (S, [H, H, c_char_p, c_char_p]),
+    "latent_normal_grid_points": (S, [c_size_t, _pf, c_size_t]),
+    "latent_vae_manifold_grid_write": (
+        S,
+        [H, c_char_p, c_size_t, c_size_t, c_size_t, POINTER(latent_grid_params)],
+    ),
 }
 
 for _name, (_res, _args) in _PROTOTYPES.items():

@@ -739,6 +739,13 @@ class Network(_ScaledModel, _Handle):
         """Codes (rows x code_dim) of rows of x (an array or a Dataset)."""
         return self._map(lib.latent_network_encode, lib.latent_network_encode_dataset, x, self.code_dim)
 
+    def scatter_codes(self, data, path, title=None):
+        """Encodes every row of data (a Dataset or an array) and writes the 2-D codes as an SVG
+        scatter plot coloured by the dataset's labels (latent_network_scatter_svg_write). The
+        code must have 2 units (InvalidArgument otherwise)."""
+        d = _dataset(data)
+        check(lib.latent_network_scatter_svg_write(self._handle, d._handle, _path(path), _title(title)))
+
     def decode(self, codes):
         """Reconstructions (rows x input_dim) from codes (rows x code_dim)."""
         return self._map(lib.latent_network_decode, None, codes, self.input_dim)
@@ -1167,6 +1174,19 @@ class Vae(_ScaledModel, _Handle):
         check(lib.latent_vae_encode(self._handle, _ptr(a, c_float), a.shape[0], a.shape[1], _ptr(mean, c_float),
                                     None if lv is None else _ptr(lv, c_float), mean.size))
         return (_out(single, mean), _out(single, lv)) if logvar else _out(single, mean)
+
+    def scatter_codes(self, data, path, title=None):
+        """The posterior means of every row of data (a Dataset or an array) as an SVG scatter
+        plot coloured by the dataset's labels (latent_vae_scatter_svg_write): latent_dim 2 only."""
+        d = _dataset(data)
+        check(lib.latent_vae_scatter_svg_write(self._handle, d._handle, _path(path), _title(title)))
+
+    def manifold_grid(self, path, k=15, height=28, width=28, scale=3, padding=1, lo=0.0, hi=1.0, format="auto"):
+        """Writes the decoded manifold of a 2-D latent space (Kingma & Welling 2014, Fig. 4): the
+        mean of p(x|z) at the k x k points of normal_grid_points(k), as a k x k grid of height x
+        width tiles, each pixel a scale x scale block (latent_vae_manifold_grid_write)."""
+        p = _grid_params(k, scale, padding, lo, hi, format)
+        check(lib.latent_vae_manifold_grid_write(self._handle, _path(path), int(k), int(height), int(width), byref(p)))
 
     def sample_prior(self, n, seed=0):
         """n draws z ~ N(0, I) (n x latent_dim)."""
@@ -1954,3 +1974,81 @@ class Rbm(_Handle):
         means=True, their probabilities). The same seed gives the same samples."""
         return self._rows_call(lib.latent_rbm_sample, x, self.n_visible, np.float32, c_float, int(steps), int(seed),
                                int(bool(means)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures
+# ---------------------------------------------------------------------------------------------
+
+_IMAGE_FORMATS = {"auto": 0, "pgm": 1, "png": 2}
+
+
+def _title(title):
+    return None if title is None else str(title).encode("utf-8")
+
+
+def _grid_params(cols, scale, padding, lo, hi, format):
+    p = lib.latent_grid_params_default()
+    f = _IMAGE_FORMATS.get(str(format).lower()) if isinstance(format, str) else int(format)
+    if f is None:
+        raise ValueError(f"format must be 'auto', 'pgm' or 'png', not {format!r}")
+    for name, v in (("cols", cols), ("scale", scale), ("padding", padding)):
+        if int(v) < 0:
+            raise ValueError(f"{name} must not be negative, got {v}")
+    p.cols, p.scale, p.padding, p.lo, p.hi, p.format = int(cols), int(scale), int(padding), float(lo), float(hi), f
+    return p
+
+
+def _images(images, height, width, what):
+    """(C-contiguous float32 n x height*width array, height, width) from (n, h, w) or (n, h*w)."""
+    a = np.asarray(images)
+    if a.ndim == 3:
+        height, width = a.shape[1], a.shape[2]
+        a = a.reshape(a.shape[0], -1)
+    elif a.ndim != 2 or height is None or width is None:
+        raise ValueError(f"{what}: expected (n, height, width), or (n, height*width) with height and width given")
+    return np.require(a, np.float32, ["C_CONTIGUOUS", "ALIGNED"]), int(height), int(width)
+
+
+def image_grid(path, images, height=None, width=None, cols=8, scale=3, padding=1, lo=0.0, hi=1.0, format="auto"):
+    """Writes images ((n, h, w), or (n, h*w) with height and width) as a grayscale grid of cols
+    a line, values lo..hi to black..white (lo == hi: the data's range), each pixel a scale x
+    scale block, as PNG or PGM (format 'auto': by the extension); latent_image_grid_write_ex."""
+    a, h, w = _images(images, height, width, "images")
+    p = _grid_params(cols, scale, padding, lo, hi, format)
+    check(lib.latent_image_grid_write_ex(_path(path), _ptr(a, c_float), a.shape[0], h, w, byref(p)))
+
+
+def image_pairs(path, originals, reconstructions, height=None, width=None, cols=8, scale=3, padding=1, lo=0.0,
+                hi=1.0, format="auto"):
+    """Bands of cols originals over their reconstructions (same shape), scaled as image_grid;
+    latent_image_pairs_write_ex."""
+    a, h, w = _images(originals, height, width, "originals")
+    b, _, _ = _images(reconstructions, h, w, "reconstructions")
+    if b.shape != a.shape:
+        raise ValueError(f"reconstructions: shape {b.shape} differs from the originals' {a.shape}")
+    p = _grid_params(cols, scale, padding, lo, hi, format)
+    check(lib.latent_image_pairs_write_ex(_path(path), _ptr(a, c_float), _ptr(b, c_float), a.shape[0], h, w, byref(p)))
+
+
+def scatter_svg(path, codes, labels=None, title=None):
+    """Writes n 2-D points (codes: n x 2) as an SVG scatter plot, coloured by labels (n ints)
+    with a legend; latent_scatter_svg_write."""
+    c = np.require(np.asarray(codes), np.float32, ["C_CONTIGUOUS", "ALIGNED"])
+    if c.ndim != 2 or c.shape[1] != 2:
+        raise ValueError(f"codes: expected an n x 2 array, got shape {c.shape}")
+    lp = None
+    if labels is not None:
+        lab = np.require(np.asarray(labels), np.int32, ["C_CONTIGUOUS", "ALIGNED"]).reshape(-1)
+        if lab.size != c.shape[0]:
+            raise ValueError(f"labels: {lab.size} for {c.shape[0]} points")
+        lp = _ptr(lab, c_int32)
+    check(lib.latent_scatter_svg_write(_path(path), _ptr(c, c_float), lp, c.shape[0], _title(title)))
+
+
+def normal_grid_points(k):
+    """The k*k latent points of a manifold grid (k*k x 2), tile (r, c) at
+    (Phi^-1((c + 0.5) / k), Phi^-1((k - 1 - r + 0.5) / k)); latent_normal_grid_points."""
+    z = np.empty((int(k) * int(k), 2), np.float32)
+    check(lib.latent_normal_grid_points(int(k), _ptr(z, c_float), z.size))
+    return z

@@ -5,13 +5,19 @@
 //!   out `cols` to a line, values mapped linearly from a range (given, or the data's own
 //!   min..max) to 0..255, tiles separated by `padding` pixels of mid-gray.
 //! - [`pairs`]: originals above their reconstructions, band by band.
+//! - [`upscale`]: every pixel as a `scale` x `scale` block (nearest neighbour), so a grid of
+//!   28-pixel digits can be looked at.
+//! - [`scatter`]: an SVG scatter plot of 2-D codes coloured by label; [`latent_grid`]: a VAE's
+//!   decoded manifold (Kingma & Welling 2014, Fig. 4) at the normal quantiles of a k x k grid.
 //! - [`write_image`] / [`write_svg`]: written atomically (a temporary file beside the target,
 //!   synced, renamed over it), so a failed write leaves any old file untouched.
 
 #![forbid(unsafe_code)]
 
+pub mod latent_grid;
 pub mod pgm;
 pub mod png;
+pub mod scatter;
 pub mod svg;
 
 use std::path::Path;
@@ -211,6 +217,34 @@ pub fn pairs(originals: &[f32], reconstructions: &[f32], n: usize, spec: &GridSp
         }
     }
     Ok(img)
+}
+
+/// The largest upscale factor.
+pub const MAX_SCALE: usize = 64;
+
+/// `img` with every pixel repeated as a `scale` x `scale` block (nearest neighbour: edges stay
+/// crisp, no value is invented), so the picture is width*scale by height*scale. Scale 1 is a
+/// copy; 0 or more than [`MAX_SCALE`], or a result over the size limit (65536 pixels a side,
+/// 2^28 in all), is InvalidArgument before anything is allocated.
+pub fn upscale(img: &Gray, scale: usize) -> Result<Gray> {
+    if scale == 0 || scale > MAX_SCALE {
+        return Err(invalid!("scale {scale} must be from 1 to {MAX_SCALE}"));
+    }
+    let (w, h) = (img.width.saturating_mul(scale), img.height.saturating_mul(scale));
+    if w > 1 << 16 || h > 1 << 16 || w * h > 1 << 28 {
+        return Err(invalid!("a {w} x {h} picture is too large (at most 65536 pixels a side, 2^28 in all)"));
+    }
+    let mut pixels = try_zeros::<u8>(w * h)?;
+    for (y, src) in img.pixels.chunks_exact(img.width.max(1)).take(img.height).enumerate() {
+        let first = &mut pixels[y * scale * w..(y * scale + 1) * w];
+        for (x, &v) in src.iter().enumerate() {
+            first[x * scale..(x + 1) * scale].fill(v);
+        }
+        for k in 1..scale {
+            pixels.copy_within(y * scale * w..(y * scale + 1) * w, (y * scale + k) * w);
+        }
+    }
+    Ok(Gray { width: w, height: h, pixels })
 }
 
 /// Writes `img` to `path` in `format` (None: from the extension), atomically.

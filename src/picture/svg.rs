@@ -18,7 +18,7 @@ const TRAIN_COLOUR: &str = "#1f77b4";
 const VALID_COLOUR: &str = "#d62728";
 
 /// "Nice" tick values (1, 2 or 5 times a power of ten) covering lo..hi, about `want` of them.
-fn nice_ticks(lo: f64, hi: f64, want: usize) -> Vec<f64> {
+pub(crate) fn nice_ticks(lo: f64, hi: f64, want: usize) -> Vec<f64> {
     let span = (hi - lo).max(f64::MIN_POSITIVE);
     let raw = span / want.max(1) as f64;
     let mag = 10f64.powf(raw.log10().floor());
@@ -34,7 +34,7 @@ fn nice_ticks(lo: f64, hi: f64, want: usize) -> Vec<f64> {
 }
 
 /// A number for a tick label: short, no trailing zeros.
-fn label(v: f64) -> String {
+pub(crate) fn label(v: f64) -> String {
     if v == 0.0 {
         return "0".into();
     }
@@ -103,7 +103,7 @@ impl Axis {
     }
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
