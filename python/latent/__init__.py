@@ -50,6 +50,7 @@ from .core import (
     Metrics,
     MonteCarlo,
     Network,
+    Pca,
     Progress,
     Psd,
     Rbm,
