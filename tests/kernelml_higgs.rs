@@ -195,6 +195,19 @@ fn with_codes(net: &Network, snapshots: &[(Vec<f32>, f32)], train: &Dataset, val
     (join(&pt, train), join(&pv, valid))
 }
 
+/// The control: `d` (33 columns) with its first 3 replaced by seeded N(0, 1) noise, so that a
+/// gain of codes + raw over raw is not only the classifier's 3 extra inputs.
+fn noise(d: &Dataset, seed: u64) -> Dataset {
+    let mut rng = latent::rng::Rng::new(seed, 77);
+    let mut v = d.x().as_slice().to_vec();
+    for r in 0..d.rows() {
+        for j in 0..3 {
+            v[r * 33 + j] = rng.normal();
+        }
+    }
+    labelled(&v, d.rows(), 33, d.labels().unwrap())
+}
+
 /// How much of the notebook's protocol a run spends.
 #[derive(Clone, Copy)]
 struct Protocol {
@@ -217,6 +230,9 @@ struct Measured {
     auc_raw: f64,
     acc_codes: f64,
     auc_codes: f64,
+    /// The control: 3 columns of N(0, 1) noise in place of the PCA columns.
+    acc_noise: f64,
+    auc_noise: f64,
     adam_r2_valid: f64,
     adam_acc_codes: f64,
     adam_auc_codes: f64,
@@ -278,6 +294,7 @@ fn pipeline(all: &Dataset, seed: u64, proto: Protocol) -> Measured {
     let (acc_raw, auc_raw) = classify(&train, &valid, seed, proto.classifier_epochs);
     let (tc, vc) = with_codes(&net, &snapshots, &train, &valid);
     let (acc_codes, auc_codes) = classify(&tc, &vc, seed, proto.classifier_epochs);
+    let (acc_noise, auc_noise) = classify(&noise(&tc, seed), &noise(&vc, seed + 1000), seed, proto.classifier_epochs);
     // 4. The plain autoencoder by Adam, snapshots after chunks 10, 12, ..., 18 of 20.
     let mut adam = Network::new(NetworkSpec { seed, ..net.spec().clone() }).unwrap();
     let cfg =
@@ -301,6 +318,8 @@ fn pipeline(all: &Dataset, seed: u64, proto: Protocol) -> Measured {
         auc_raw,
         acc_codes,
         auc_codes,
+        acc_noise,
+        auc_noise,
         adam_r2_valid,
         adam_acc_codes,
         adam_auc_codes,
@@ -310,7 +329,7 @@ fn pipeline(all: &Dataset, seed: u64, proto: Protocol) -> Measured {
 /// Runs the pipeline over `seeds`, printing each seed and the mean +- sd of every column.
 fn table(all: &Dataset, seeds: &[u64], proto: Protocol) -> Vec<Measured> {
     println!(
-        "seed | R2 train | R2 valid | acc raw | AUROC raw | acc codes+raw | AUROC codes+raw | Adam R2 valid | Adam acc codes+raw | Adam AUROC codes+raw"
+        "seed | R2 train | R2 valid | acc raw | AUROC raw | acc codes+raw | AUROC codes+raw | acc noise+raw | AUROC noise+raw | Adam R2 valid | Adam acc codes+raw | Adam AUROC codes+raw"
     );
     let rows: Vec<Measured> = seeds
         .iter()
@@ -318,13 +337,15 @@ fn table(all: &Dataset, seeds: &[u64], proto: Protocol) -> Vec<Measured> {
             let t0 = std::time::Instant::now();
             let m = pipeline(all, s, proto);
             println!(
-                "{s} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4}   ({:.0} s)",
+                "{s} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4}   ({:.0} s)",
                 m.r2_train,
                 m.r2_valid,
                 m.acc_raw,
                 m.auc_raw,
                 m.acc_codes,
                 m.auc_codes,
+                m.acc_noise,
+                m.auc_noise,
                 m.adam_r2_valid,
                 m.adam_acc_codes,
                 m.adam_auc_codes,
@@ -340,13 +361,15 @@ fn table(all: &Dataset, seeds: &[u64], proto: Protocol) -> Vec<Measured> {
         format!("{m:.4}±{sd:.4}")
     };
     println!(
-        "mean±sd | {} | {} | {} | {} | {} | {} | {} | {} | {}",
+        "mean±sd | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}",
         stat(&|m| m.r2_train),
         stat(&|m| m.r2_valid),
         stat(&|m| m.acc_raw),
         stat(&|m| m.auc_raw),
         stat(&|m| m.acc_codes),
         stat(&|m| m.auc_codes),
+        stat(&|m| m.acc_noise),
+        stat(&|m| m.auc_noise),
         stat(&|m| m.adam_r2_valid),
         stat(&|m| m.adam_acc_codes),
         stat(&|m| m.adam_auc_codes)
@@ -355,6 +378,13 @@ fn table(all: &Dataset, seeds: &[u64], proto: Protocol) -> Vec<Measured> {
         "codes+raw - raw: accuracy {}, AUROC {}",
         stat(&|m| m.acc_codes - m.acc_raw),
         stat(&|m| m.auc_codes - m.auc_raw)
+    );
+    println!(
+        "noise+raw - raw: accuracy {}, AUROC {}; Adam codes+raw - raw: accuracy {}, AUROC {}",
+        stat(&|m| m.acc_noise - m.acc_raw),
+        stat(&|m| m.auc_noise - m.auc_raw),
+        stat(&|m| m.adam_acc_codes - m.acc_raw),
+        stat(&|m| m.adam_auc_codes - m.auc_raw)
     );
     rows
 }
@@ -366,7 +396,23 @@ fn kernelml_higgs_pipeline() {
     };
     let proto = Protocol { iterations: 10, classifier_epochs: 60, adam_epochs: 5, scaled: true };
     let rows = table(&all, &[1, 2, 3, 4, 5], proto);
-    let _ = rows;
+    let mean = |f: &dyn Fn(&Measured) -> f64| rows.iter().map(f).sum::<f64>() / rows.len() as f64;
+    // Measured (seeds 1-5, 10 iterations per run, 2 cores, about 60 s):
+    //   R^2 validation 0.5368 ± 0.0284 (lowest 0.5017); raw AUROC 0.8692 ± 0.0060 (lowest
+    //   0.8591), accuracy 0.7869 ± 0.0062;
+    //   codes+raw - raw: accuracy +0.0037 ± 0.0046, AUROC +0.0019 ± 0.0024 (4 and 3 of 5
+    //   seeds above 0: at this budget the gain is real on average, not on every seed);
+    //   codes+raw - noise+raw (3 noise columns in place of the PCA's): AUROC +0.0023 to
+    //   +0.0093, accuracy +0.0010 to +0.0104, above 0 on every seed.
+    // The full protocol (ignored test below) gives every seed a gain over raw.
+    for m in &rows {
+        assert!(m.r2_valid >= 0.45, "R^2 {m:?}");
+        assert!(m.auc_raw >= 0.85 && m.auc_codes >= 0.85, "{m:?}");
+        // The PCA columns carry information: better than as many columns of noise.
+        assert!(m.auc_codes > m.auc_noise && m.acc_codes > m.acc_noise, "{m:?}");
+    }
+    assert!(mean(&|m| m.auc_codes - m.auc_raw) > 0.0, "mean AUROC gain of codes + raw over raw");
+    assert!(mean(&|m| m.acc_codes - m.acc_raw) > 0.0, "mean accuracy gain of codes + raw over raw");
 }
 
 /// The full protocol (the notebook's evaluation budget per run): `cargo test --release --test
@@ -378,7 +424,16 @@ fn kernelml_higgs_pipeline_full() {
         return common::skip("kernelml_higgs", "the ATLAS Higgs sample was not found");
     };
     let proto = Protocol { iterations: 120, classifier_epochs: 60, adam_epochs: 10, scaled: true };
-    table(&all, &[1, 2, 3, 4, 5], proto);
+    let rows = table(&all, &[1, 2, 3, 4, 5], proto);
+    // Measured (seeds 1-5, 45-90 s per seed on 2 busy cores): R^2 train 0.7341 ± 0.0233,
+    // validation 0.7172 ± 0.0480; accuracy raw 0.7869 ± 0.0062, codes+raw 0.7924 ± 0.0050;
+    // AUROC raw 0.8692 ± 0.0060, codes+raw 0.8722 ± 0.0053; the gain +0.0054 ± 0.0026
+    // (accuracy, lowest +0.0024) and +0.0030 ± 0.0014 (AUROC, lowest +0.0016): above 0 on
+    // every seed, mean - 2 sd just above 0 for both.
+    for m in &rows {
+        assert!(m.r2_valid >= 0.6, "{m:?}");
+        assert!(m.acc_codes > m.acc_raw && m.auc_codes > m.auc_raw, "{m:?}");
+    }
 }
 
 /// The full protocol on the notebook's unscaled features with their -999 sentinels.
@@ -389,5 +444,12 @@ fn kernelml_higgs_pipeline_unscaled() {
         return common::skip("kernelml_higgs", "the ATLAS Higgs sample was not found");
     };
     let proto = Protocol { iterations: 120, classifier_epochs: 60, adam_epochs: 10, scaled: false };
-    table(&all, &[1, 2, 3, 4, 5], proto);
+    let rows = table(&all, &[1, 2, 3, 4, 5], proto);
+    // Measured: R^2 0.9930 ± 0.0016 (validation; the -999 sentinels dominate the variance and a
+    // linear code captures them), but the classifier on unscaled inputs (sigmoid units fed
+    // values up to 10^3, Adam 60 epochs) reaches only accuracy 0.6833 ± 0.0380, AUROC
+    // 0.7635 ± 0.0164, and the codes do not help: AUROC -0.0096 ± 0.0330.
+    for m in &rows {
+        assert!(m.r2_valid >= 0.98 && m.auc_raw < 0.82, "{m:?}");
+    }
 }

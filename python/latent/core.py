@@ -39,7 +39,7 @@ from ._ffi import (
     WaitPolicy,
     lib,
 )
-from .errors import check
+from .errors import ShapeMismatch, check
 
 Progress = namedtuple("Progress", [f for f, _ in _ffi.latent_progress._fields_])
 Progress.__doc__ = "What a Trainer.fit progress callback receives (latent_progress)."
@@ -1902,6 +1902,8 @@ class Pca:
         float32."""
         a, single = _rows(x)
         k, cols = self.components.shape
+        if a.shape[1] != cols:
+            raise ShapeMismatch(f"the rows have {a.shape[1]} columns, the PCA was fitted on {cols}")
         out = np.empty((a.shape[0], k), np.float32)
         check(
             lib.latent_pca_transform(

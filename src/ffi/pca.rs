@@ -13,7 +13,7 @@ use crate::pca::{MAX_COLS, Pca, project};
 /// variance along each (the covariance's eigenvalues, denominator rows - 1, as numpy and
 /// scikit-learn) into `variance` (k doubles, `variance_capacity` available), and the total
 /// variance (the covariance's trace; variance[i] / total is the share component i explains)
-/// into `*total_variance` (may be NULL). The covariance is diagonalised in double precision by
+/// into *total_variance (may be NULL). The covariance is diagonalised in double precision by
 /// cyclic Jacobi rotations. k outside 1..=cols, fewer than 2 rows or more than 2048 columns
 /// give LATENT_STATUS_INVALID_ARGUMENT, a NaN or infinity LATENT_STATUS_NON_FINITE naming its
 /// row and column, a buffer below its size LATENT_STATUS_BUFFER_TOO_SMALL; nothing is written
