@@ -301,7 +301,7 @@ fn pipeline(all: &Dataset, seed: u64, proto: Protocol) -> Measured {
         TrainConfig { epochs: proto.adam_epochs, batch_size: 64, learning_rate: 3e-3, seed, ..Default::default() };
     let mut adam_snaps = Vec::new();
     for chunk in 1..=20 {
-        let c = TrainConfig { seed: seed * 100 + chunk as u64, ..cfg.clone() };
+        let c = TrainConfig { seed: seed * 100 + chunk as u64, ..cfg };
         Trainer::new(c).unwrap().fit(&mut adam, train.x(), None, None).unwrap();
         if SNAPSHOT_RUNS.contains(&chunk) {
             adam_snaps.push((adam.params().to_vec(), 1.0));
