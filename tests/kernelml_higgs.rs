@@ -397,7 +397,7 @@ fn kernelml_higgs_pipeline() {
     let proto = Protocol { iterations: 10, classifier_epochs: 60, adam_epochs: 5, scaled: true };
     let rows = table(&all, &[1, 2, 3, 4, 5], proto);
     let mean = |f: &dyn Fn(&Measured) -> f64| rows.iter().map(f).sum::<f64>() / rows.len() as f64;
-    // Measured (seeds 1-5, 10 iterations per run, 2 cores, about 60 s):
+    // Measured (seeds 1-5, 10 iterations per run, 2 cores: 17 s idle, 60 s beside other builds):
     //   R^2 validation 0.5368 ± 0.0284 (lowest 0.5017); raw AUROC 0.8692 ± 0.0060 (lowest
     //   0.8591), accuracy 0.7869 ± 0.0062;
     //   codes+raw - raw: accuracy +0.0037 ± 0.0046, AUROC +0.0019 ± 0.0024 (4 and 3 of 5
