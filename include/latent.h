@@ -24,7 +24,7 @@
 #define LATENT_VERSION_NUMBER (((LATENT_VERSION_MAJOR * 10000) + (LATENT_VERSION_MINOR * 100)) + LATENT_VERSION_PATCH)
 
 // Bumped by any change to a struct's layout or a function's signature.
-#define LATENT_ABI_VERSION 4
+#define LATENT_ABI_VERSION 5
 
 // The ONNX operator set (default domain) the exported files import.
 #define LATENT_ONNX_OPSET 17
@@ -323,8 +323,11 @@ typedef struct latent_montecarlo_network_params {
   uint64_t batch_size;
   // Runs, each continuing from the best so far: 1 to 2^20. Default 1.
   uint32_t runs;
-  // The hidden layer (0-based in forward order: encoder hidden layers, the code layer,
-  // decoder hidden layers) whose output the link maps; -1 (default): no link.
+  // The layer (0-based in forward order: encoder hidden layers, the code layer, decoder
+  // hidden layers, then the output layer) whose output the link maps; -1 (default): no
+  // link. The output layer's index (latent_network_layer_count - 1) maps the network's
+  // output before the loss (not under binary cross-entropy or for a classifier, whose
+  // losses read logits: LATENT_STATUS_INVALID_ARGUMENT).
   int32_t link_layer;
   // The link's parameters: the optimizer's last link_params coordinates. Default 0.
   uint32_t link_params;
@@ -342,6 +345,14 @@ typedef struct latent_montecarlo_network_params {
   // 1: the first run starts around the network's current parameters (and the link's prior
   // means); 0 (default): it draws its candidates from the priors, as KernelML.
   int32_t start_from_network;
+  // A second link (ABI 5), on a layer other than link_layer's, same rules; -1 (default):
+  // none. Its link2_params parameters follow the first link's in the optimizer. KernelML's
+  // HIGGS notebook: link = field_eq on the code layer, link2 = a2 (y + b2) on the output.
+  int32_t link2_layer;
+  // The second link's parameters. Default 0.
+  uint32_t link2_params;
+  latent_link_fn link2;
+  void *link2_user;
 } latent_montecarlo_network_params;
 
 // Activation function (`latent_activation`).
@@ -1922,18 +1933,19 @@ latent_status latent_montecarlo_run_intervals(const struct latent_montecarlo *mc
 struct latent_montecarlo_network_params latent_montecarlo_network_params_default(void);
 
 // Fits every parameter of `net` (and of an optional link, a non-linear function with its
-// own parameters applied to one hidden layer's output) with the Monte-Carlo optimizer `mc`,
+// own parameters applied to a hidden layer's output or to the network's output before the
+// loss, and of an optional second link, link2) with the Monte-Carlo optimizer `mc`,
 // against the network's own loss (as in training) on `data` (with its labels or targets for
 // a supervised network): `runs` runs, each on a fresh minibatch (or one every iteration with
 // batch_every_iteration), drawn by `batch_sampler` when set. `mc` must have
-// latent_network_param_count(net) + link_params parameters, in the network's parameter order
-// (latent_network_layer_offsets) then the link's; set their priors, proposals and constraints
+// latent_network_param_count(net) + link_params + link2_params parameters, in the network's
+// parameter order (latent_network_layer_offsets) then the link's, then link2's; set their priors, proposals and constraints
 // before. The first run draws its candidates from the priors (KernelML's way; set the priors
 // to where the parameters should be searched), or, with start_from_network, starts around the
 // network's current parameters and the link's prior means, unless `mc` already has a point.
-// The network ends with the best parameters; read the link's with latent_montecarlo_best (its
-// last link_params values). The link is not part of the network afterwards: apply it to
-// latent_network_encode's output yourself. The network is busy during the search: calls on
+// The network ends with the best parameters; read the links' with latent_montecarlo_best (the
+// values after the network's). The links are not part of the network afterwards: apply them
+// to latent_network_encode's (or reconstruct's) output yourself. The network is busy during the search: calls on
 // it (from the link callback too) return LATENT_STATUS_BUSY. A minibatch sampler that cancels
 // gives LATENT_STATUS_CANCELLED (the network keeps its parameters).
 latent_status latent_montecarlo_fit_network(struct latent_montecarlo *mc,
@@ -2190,6 +2202,46 @@ latent_status latent_network_export_onnx(const struct latent_network *net,
 latent_status latent_vae_export_onnx(const struct latent_vae *vae,
                                      const char *path,
                                      latent_onnx_part part);
+
+// Fits a PCA with `k` components (1 to cols) to `rows` rows of `cols` floats (row-major, at
+// least 2 rows, 1 to 2048 columns, finite): the mean of each column into `mean` (cols doubles,
+// `mean_capacity` available), the components into `components` (k x cols doubles, row-major,
+// `components_capacity` available: component i is row i, unit length, orthogonal, in order of
+// decreasing variance, each signed so that its entry of largest magnitude, the first on a tie, is positive), the
+// variance along each (the covariance's eigenvalues, denominator rows - 1, as numpy and
+// scikit-learn) into `variance` (k doubles, `variance_capacity` available), and the total
+// variance (the covariance's trace; variance[i] / total is the share component i explains)
+// into *total_variance (may be NULL). The covariance is diagonalised in double precision by
+// cyclic Jacobi rotations. k outside 1..=cols, fewer than 2 rows or more than 2048 columns
+// give LATENT_STATUS_INVALID_ARGUMENT, a NaN or infinity LATENT_STATUS_NON_FINITE naming its
+// row and column, a buffer below its size LATENT_STATUS_BUFFER_TOO_SMALL; nothing is written
+// on failure.
+latent_status latent_pca_fit(const float *x,
+                             size_t rows,
+                             size_t cols,
+                             size_t k,
+                             double *components,
+                             size_t components_capacity,
+                             double *mean,
+                             size_t mean_capacity,
+                             double *variance,
+                             size_t variance_capacity,
+                             double *total_variance);
+
+// Projects `rows` rows of `cols` floats (row-major, finite) onto `k` components of a PCA
+// (latent_pca_fit's `mean`, cols doubles, and `components`, k x cols doubles): out[r][i] =
+// (x[r] - mean) . components[i], into `out` (rows x k floats, `capacity` available). Zero rows
+// write nothing. k = 0 or cols = 0 give LATENT_STATUS_INVALID_ARGUMENT, a NaN or infinity in
+// x, mean or components LATENT_STATUS_NON_FINITE, a small `out`
+// LATENT_STATUS_BUFFER_TOO_SMALL; nothing is written on failure.
+latent_status latent_pca_transform(const float *x,
+                                   size_t rows,
+                                   size_t cols,
+                                   const double *mean,
+                                   const double *components,
+                                   size_t k,
+                                   float *out,
+                                   size_t capacity);
 
 // Writes `n_rows` images (`rows`: n_rows x height*width floats, each image row-major) as a
 // grayscale grid of `grid_cols` images per line, with LATENT_IMAGE_PADDING pixels of mid-gray

@@ -19,8 +19,8 @@
 //!   [`train::rbm`]), [`psd`], [`transfer`], [`contractive`]
 //! - training: [`train`] (the epoch loop, checkpoints and resuming, pretraining, MPI)
 //! - placement: [`placement`] (where a model runs)
-//! - analyses and outputs: [`metrics`], [`manifold`], [`hashing`], [`montecarlo`], [`picture`], [`onnx`],
-//!   [`model_file`]
+//! - analyses and outputs: [`metrics`], [`manifold`], [`hashing`], [`montecarlo`], [`pca`], [`picture`],
+//!   [`onnx`], [`model_file`]
 //! - the C ABI: [`ffi`]
 
 // Every unsafe block says why it holds (ARCHITECTURE.md, "Safety").
@@ -50,6 +50,7 @@ pub mod network;
 pub mod onnx;
 pub mod optim;
 mod parallel;
+pub mod pca;
 pub mod picture;
 pub mod placement;
 pub mod pool;

@@ -314,6 +314,7 @@ fn valid_size(func: &str, name: &str) -> String {
             "n",
         ) => "2",
         (_, "params_capacity" | "losses_capacity" | "covariance_capacity") => "BUF",
+        ("latent_pca_fit", "components_capacity" | "mean_capacity" | "variance_capacity") => "BUF",
         (_, "n") => "16",
         (_, "first") => "0",
         (_, "count") => "2",

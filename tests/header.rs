@@ -239,6 +239,10 @@ fn struct_layouts_agree_between_c_and_rust() {
     f!(latent_montecarlo_network_params, batch_user);
     f!(latent_montecarlo_network_params, batch_every_iteration);
     f!(latent_montecarlo_network_params, start_from_network);
+    f!(latent_montecarlo_network_params, link2_layer);
+    f!(latent_montecarlo_network_params, link2_params);
+    f!(latent_montecarlo_network_params, link2);
+    f!(latent_montecarlo_network_params, link2_user);
     s!(latent_montecarlo_view);
     f!(latent_montecarlo_view, n_params);
     f!(latent_montecarlo_view, best);

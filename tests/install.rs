@@ -95,7 +95,7 @@ fn temp_dir() -> PathBuf {
 
 const INSTALLED: &[&str] = &[
     "lib/liblatent.so",
-    "lib/liblatent.so.4",
+    "lib/liblatent.so.5",
     "lib/liblatent.a",
     "include/latent.h",
     "include/latent.hpp",
@@ -117,7 +117,7 @@ fn make_install_gives_pkg_config_and_cmake_packages() {
         skip("make", "install GNU make");
         return;
     }
-    assert_eq!(latent::ffi::LATENT_ABI_VERSION, 4, "update INSTALLED (liblatent.so.<ABI>) in this test");
+    assert_eq!(latent::ffi::LATENT_ABI_VERSION, 5, "update INSTALLED (liblatent.so.<ABI>) in this test");
     let lib = lib_dir().display().to_string();
     let tmp = temp_dir();
 
@@ -136,12 +136,12 @@ fn make_install_gives_pkg_config_and_cmake_packages() {
 
     let prefix = tmp.join("prefix");
     let out = make(&["install".into(), format!("PREFIX={}", prefix.display()), format!("LIB_BUILD_DIR={lib}")]);
-    assert!(out.contains("installed latent 0.1.0 (ABI 4)"), "{out}");
+    assert!(out.contains("installed latent 0.1.0 (ABI 5)"), "{out}");
     check_installed(&prefix, true);
-    assert_eq!(std::fs::read_link(prefix.join("lib/liblatent.so")).unwrap(), Path::new("liblatent.so.4"));
+    assert_eq!(std::fs::read_link(prefix.join("lib/liblatent.so")).unwrap(), Path::new("liblatent.so.5"));
     if have("readelf") {
-        let d = ok(Command::new("readelf").arg("-d").arg(prefix.join("lib/liblatent.so.4")), "readelf");
-        assert!(d.contains("Library soname: [liblatent.so.4]"), "{d}");
+        let d = ok(Command::new("readelf").arg("-d").arg(prefix.join("lib/liblatent.so.5")), "readelf");
+        assert!(d.contains("Library soname: [liblatent.so.5]"), "{d}");
     }
 
     let src = tmp.join("app");

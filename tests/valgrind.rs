@@ -113,6 +113,14 @@ fn montecarlo_example() {
 }
 
 #[test]
+fn higgs_example() {
+    let Some(higgs) = data_dir("higgs") else { return };
+    let dir = higgs.join("atlas-higgs-challenge");
+    let out = memcheck("c_examples/higgs.c", &[dir.to_str().unwrap()]).unwrap();
+    assert!(out.contains("codes + raw"), "{out}");
+}
+
+#[test]
 fn own_data_example() {
     memcheck("c_examples/own_data.c", &[]);
 }

@@ -51,6 +51,7 @@ from .core import (
     MonteCarlo,
     Network,
     NpyStream,
+    Pca,
     Progress,
     Psd,
     Rbm,

@@ -27,7 +27,7 @@ from ctypes import (
 from pathlib import Path
 
 #: The LATENT_ABI_VERSION these bindings mirror; checked against latent_abi_version() at import.
-ABI_VERSION = 4
+ABI_VERSION = 5
 
 # ---------------------------------------------------------------------------------------------
 # Library discovery
@@ -436,6 +436,10 @@ class latent_montecarlo_network_params(Structure):
         ("batch_user", c_void_p),
         ("batch_every_iteration", c_int32),
         ("start_from_network", c_int32),
+        ("link2_layer", c_int32),
+        ("link2_params", c_uint32),
+        ("link2", link_fn),
+        ("link2_user", c_void_p),
     ]
 
 
@@ -787,6 +791,12 @@ _PROTOTYPES = {
     "latent_network_score": (S, [H, _pf, c_size_t, c_size_t, c_double, _pf, c_size_t]),
     "latent_network_jacobian": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t]),
     "latent_network_tangents": (S, [H, _pf, c_size_t, c_size_t, _pf, c_size_t, _pf, c_size_t]),
+    # PCA
+    "latent_pca_fit": (
+        S,
+        [_pf, c_size_t, c_size_t, c_size_t, _pd, c_size_t, _pd, c_size_t, _pd, c_size_t, _pd],
+    ),
+    "latent_pca_transform": (S, [_pf, c_size_t, c_size_t, _pd, _pd, c_size_t, _pf, c_size_t]),
     "latent_network_set_contractive_exact": (S, [H, c_int32]),
     # the input scaling a model carries (docs/data.md)
     "latent_network_set_scaling": (S, [H, c_int32, _pd, _pd, c_size_t]),

@@ -39,7 +39,7 @@ from ._ffi import (
     WaitPolicy,
     lib,
 )
-from .errors import check
+from .errors import ShapeMismatch, check
 
 Progress = namedtuple("Progress", [f for f, _ in _ffi.latent_progress._fields_])
 Progress.__doc__ = "What a Trainer.fit progress callback receives (latent_progress)."
@@ -1569,7 +1569,8 @@ class MonteCarlo(_Handle):
         return self.best
 
     def fit_network(self, net, data, batch_size=0, runs=1, seed=0, link=None, link_layer=-1, link_params=0,
-                    batch_sampler=None, batch_every_iteration=False, start_from_network=False):
+                    batch_sampler=None, batch_every_iteration=False, start_from_network=False,
+                    link2=None, link2_layer=-1, link2_params=0):
         """Fits every parameter of `net` against its own loss on `data` (labels or targets
         included for a supervised network), `runs` runs on fresh minibatches of `batch_size`
         rows (0: all), as latent_montecarlo_fit_network. The optimizer must have
@@ -1579,7 +1580,11 @@ class MonteCarlo(_Handle):
         optimizer's last). batch_sampler(run, iteration, n_rows, batch_size, seed) -> row
         indices draws the minibatches (a fresh one every iteration with batch_every_iteration).
         The first run draws from the priors, or, with start_from_network, starts around the
-        network's parameters. The network ends with the best parameters; returns the link's."""
+        network's parameters. `link_layer` may be the output layer (net.layer_count - 1): the
+        link then maps the network's output before the loss. `link2` (on `link2_layer`, with
+        link2_params parameters after the first link's) is a second link, e.g. KernelML's
+        output side a2 (y + b2) beside field_eq on the code. The network ends with the best
+        parameters; returns the links' parameters (the first link's, then the second's)."""
         ds = _dataset(data)
         p = lib.latent_montecarlo_network_params_default()
         p.batch_size, p.runs, p.seed = int(batch_size), int(runs), int(seed)
@@ -1596,9 +1601,8 @@ class MonteCarlo(_Handle):
             bcb = _ffi.batch_fn(self._guarded(body))
             p.batch_sampler = bcb
         state = {"error": None}
-        cb = _ffi.link_fn()  # NULL
-        if link is not None:
 
+        def make_trampoline(link):
             def trampoline(_user, params, n, values, rows, cols):
                 if state["error"] is not None:
                     # A NaN output marks the candidate infeasible: the search winds down.
@@ -1612,10 +1616,20 @@ class MonteCarlo(_Handle):
                     state["error"] = e
                     np.ctypeslib.as_array(values, shape=(rows * cols,))[:] = np.nan
 
-            cb = _ffi.link_fn(trampoline)
+            return _ffi.link_fn(trampoline)
+
+        cb = _ffi.link_fn()  # NULL
+        if link is not None:
+            cb = make_trampoline(link)
             p.link_layer, p.link_params, p.link = int(link_layer), int(link_params), cb
         elif link_params or link_layer != -1:
             raise ValueError("link_layer and link_params need a link function")
+        cb2 = _ffi.link_fn()  # NULL
+        if link2 is not None:
+            cb2 = make_trampoline(link2)
+            p.link2_layer, p.link2_params, p.link2 = int(link2_layer), int(link2_params), cb2
+        elif link2_params or link2_layer != -1:
+            raise ValueError("link2_layer and link2_params need a link2 function")
         st = lib.latent_montecarlo_fit_network(self._handle, net._handle, ds._handle, byref(p))
         if state["error"] is not None:
             self._hook["error"] = None
@@ -2052,3 +2066,51 @@ def normal_grid_points(k):
     z = np.empty((int(k) * int(k), 2), np.float32)
     check(lib.latent_normal_grid_points(int(k), _ptr(z, c_float), z.size))
     return z
+class Pca:
+    """Principal component analysis through latent_pca_fit (docs/pca.md): `Pca(x, k)` fits k
+    components to the rows of x (at least 2 rows, 1 to 2048 finite columns). Attributes:
+    `mean` (cols,), `components` (k x cols, unit rows, orthogonal, decreasing variance, each
+    signed so its largest-magnitude entry is positive), `variance` (k,: eigenvalues of the
+    covariance, denominator rows - 1) and `total_variance`; `transform(x)` projects rows."""
+
+    def __init__(self, x, k):
+        a, _ = _rows(x)
+        rows, cols = a.shape
+        k = int(k)
+        if k < 1:
+            raise ValueError(f"k is {k}: it must be at least 1")
+        self.components = np.empty((k, cols), np.float64)
+        self.mean = np.empty(cols, np.float64)
+        self.variance = np.empty(k, np.float64)
+        total = c_double()
+        check(
+            lib.latent_pca_fit(
+                _ptr(a, c_float), rows, cols, k,
+                _ptr(self.components, c_double), self.components.size,
+                _ptr(self.mean, c_double), self.mean.size,
+                _ptr(self.variance, c_double), self.variance.size,
+                byref(total),
+            )
+        )
+        self.total_variance = total.value
+
+    @property
+    def explained_variance_ratio(self):
+        return self.variance / self.total_variance if self.total_variance > 0 else np.zeros_like(self.variance)
+
+    def transform(self, x):
+        """Rows of x (or one row) projected onto the components: (x - mean) @ components.T,
+        float32."""
+        a, single = _rows(x)
+        k, cols = self.components.shape
+        if a.shape[1] != cols:
+            raise ShapeMismatch(f"the rows have {a.shape[1]} columns, the PCA was fitted on {cols}")
+        out = np.empty((a.shape[0], k), np.float32)
+        check(
+            lib.latent_pca_transform(
+                _ptr(a, c_float), a.shape[0], a.shape[1],
+                _ptr(self.mean, c_double), _ptr(self.components, c_double), k,
+                _ptr(out, c_float), out.size,
+            )
+        )
+        return _out(single, out)

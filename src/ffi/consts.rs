@@ -8,7 +8,7 @@ pub const LATENT_VERSION_MINOR: u32 = 1;
 pub const LATENT_VERSION_PATCH: u32 = 0;
 pub const LATENT_VERSION_NUMBER: u32 = LATENT_VERSION_MAJOR * 10000 + LATENT_VERSION_MINOR * 100 + LATENT_VERSION_PATCH;
 /// Bumped by any change to a struct's layout or a function's signature.
-pub const LATENT_ABI_VERSION: u32 = 4;
+pub const LATENT_ABI_VERSION: u32 = 5;
 
 pub const LATENT_STATUS_OK: latent_status = 0;
 /// A required pointer or handle was NULL.

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod montecarlo;
 pub mod network;
 pub mod onnx;
+pub mod pca;
 pub mod picture;
 pub mod pretrain;
 pub mod psd;

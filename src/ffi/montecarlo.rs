@@ -929,6 +929,10 @@ pub extern "C" fn latent_montecarlo_network_params_default() -> latent_montecarl
         batch_user: std::ptr::null_mut(),
         batch_every_iteration: 0,
         start_from_network: 0,
+        link2_layer: -1,
+        link2_params: 0,
+        link2: None,
+        link2_user: std::ptr::null_mut(),
     }
 }
 
@@ -943,19 +947,38 @@ unsafe impl Send for CLink {}
 // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
 unsafe impl Sync for CLink {}
 
+/// A C link as a [`Link`]: None for layer -1 (then it must have no parameters).
+fn c_link(layer: i32, params: u32, f: latent_link_fn, user: *mut c_void, name: &str) -> Result<Option<Link>> {
+    match (layer, f) {
+        (-1, _) if params != 0 => Err(invalid!("{name}_params is {params} without a {name} ({name}_layer -1)")),
+        (-1, _) => Ok(None),
+        (l, _) if l < 0 => Err(invalid!("{name}_layer {l} must be -1 (no {name}) or a layer of the network")),
+        (_, None) => Err(Error::NullArgument(format!("{name} is NULL but {name}_layer is set"))),
+        (l, Some(f)) => {
+            let c = Arc::new(CLink { f, user });
+            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+            let f: LinkFn = Arc::new(move |t: &[f64], v: &mut [f32], rows: usize, cols: usize| unsafe {
+                (c.f)(c.user, t.as_ptr(), t.len(), v.as_mut_ptr(), rows, cols)
+            });
+            Ok(Some(Link { layer: l as usize, params: params as usize, f }))
+        }
+    }
+}
+
 /// Fits every parameter of `net` (and of an optional link, a non-linear function with its
-/// own parameters applied to one hidden layer's output) with the Monte-Carlo optimizer `mc`,
+/// own parameters applied to a hidden layer's output or to the network's output before the
+/// loss, and of an optional second link, link2) with the Monte-Carlo optimizer `mc`,
 /// against the network's own loss (as in training) on `data` (with its labels or targets for
 /// a supervised network): `runs` runs, each on a fresh minibatch (or one every iteration with
 /// batch_every_iteration), drawn by `batch_sampler` when set. `mc` must have
-/// latent_network_param_count(net) + link_params parameters, in the network's parameter order
-/// (latent_network_layer_offsets) then the link's; set their priors, proposals and constraints
+/// latent_network_param_count(net) + link_params + link2_params parameters, in the network's
+/// parameter order (latent_network_layer_offsets) then the link's, then link2's; set their priors, proposals and constraints
 /// before. The first run draws its candidates from the priors (KernelML's way; set the priors
 /// to where the parameters should be searched), or, with start_from_network, starts around the
 /// network's current parameters and the link's prior means, unless `mc` already has a point.
-/// The network ends with the best parameters; read the link's with latent_montecarlo_best (its
-/// last link_params values). The link is not part of the network afterwards: apply it to
-/// latent_network_encode's output yourself. The network is busy during the search: calls on
+/// The network ends with the best parameters; read the links' with latent_montecarlo_best (the
+/// values after the network's). The links are not part of the network afterwards: apply them
+/// to latent_network_encode's (or reconstruct's) output yourself. The network is busy during the search: calls on
 /// it (from the link callback too) return LATENT_STATUS_BUSY. A minibatch sampler that cancels
 /// gives LATENT_STATUS_CANCELLED (the network keeps its parameters).
 #[unsafe(no_mangle)]
@@ -976,22 +999,8 @@ pub unsafe extern "C" fn latent_montecarlo_fit_network(
         let data = data.get();
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let p = unsafe { arg(params, "params")? };
-        let link = match (p.link_layer, p.link) {
-            (-1, _) => None,
-            (l, _) if l < 0 => return Err(invalid!("link_layer {l} must be -1 (no link) or a hidden layer")),
-            (_, None) => return Err(Error::NullArgument("link is NULL but link_layer is set".into())),
-            (l, Some(f)) => {
-                let c = Arc::new(CLink { f, user: p.link_user });
-                // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-                let f: LinkFn = Arc::new(move |t: &[f64], v: &mut [f32], rows: usize, cols: usize| unsafe {
-                    (c.f)(c.user, t.as_ptr(), t.len(), v.as_mut_ptr(), rows, cols)
-                });
-                Some(Link { layer: l as usize, params: p.link_params as usize, f })
-            }
-        };
-        if link.is_none() && p.link_params != 0 {
-            return Err(invalid!("link_params is {} without a link (link_layer -1)", p.link_params));
-        }
+        let link = c_link(p.link_layer, p.link_params, p.link, p.link_user, "link")?;
+        let link2 = c_link(p.link2_layer, p.link2_params, p.link2, p.link2_user, "link2")?;
         let batch_sampler = p.batch_sampler.map(|f| {
             let c = CFn { f, user: p.batch_user };
             let h: BatchSamplerFn = Arc::new(move |r: &BatchRequest, rows: &mut [usize]| {
@@ -1008,6 +1017,7 @@ pub unsafe extern "C" fn latent_montecarlo_fit_network(
             runs: p.runs as usize,
             seed: p.seed,
             link,
+            extra_links: link2.into_iter().collect(),
             batch_sampler,
             batch_every_iteration: flag(p.batch_every_iteration, "batch_every_iteration")?,
             start_from_network: flag(p.start_from_network, "start_from_network")?,

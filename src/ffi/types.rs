@@ -436,8 +436,11 @@ pub struct latent_montecarlo_network_params {
     pub batch_size: u64,
     /// Runs, each continuing from the best so far: 1 to 2^20. Default 1.
     pub runs: u32,
-    /// The hidden layer (0-based in forward order: encoder hidden layers, the code layer,
-    /// decoder hidden layers) whose output the link maps; -1 (default): no link.
+    /// The layer (0-based in forward order: encoder hidden layers, the code layer, decoder
+    /// hidden layers, then the output layer) whose output the link maps; -1 (default): no
+    /// link. The output layer's index (latent_network_layer_count - 1) maps the network's
+    /// output before the loss (not under binary cross-entropy or for a classifier, whose
+    /// losses read logits: LATENT_STATUS_INVALID_ARGUMENT).
     pub link_layer: i32,
     /// The link's parameters: the optimizer's last link_params coordinates. Default 0.
     pub link_params: u32,
@@ -455,4 +458,12 @@ pub struct latent_montecarlo_network_params {
     /// 1: the first run starts around the network's current parameters (and the link's prior
     /// means); 0 (default): it draws its candidates from the priors, as KernelML.
     pub start_from_network: i32,
+    /// A second link (ABI 5), on a layer other than link_layer's, same rules; -1 (default):
+    /// none. Its link2_params parameters follow the first link's in the optimizer. KernelML's
+    /// HIGGS notebook: link = field_eq on the code layer, link2 = a2 (y + b2) on the output.
+    pub link2_layer: i32,
+    /// The second link's parameters. Default 0.
+    pub link2_params: u32,
+    pub link2: latent_link_fn,
+    pub link2_user: *mut c_void,
 }

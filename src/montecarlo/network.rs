@@ -1,11 +1,13 @@
 //! The Monte-Carlo optimizer on a network's own loss: every parameter of a [`Network`] (and of
-//! an optional user link, a non-linear parametric function applied to one hidden layer's
-//! output) is a coordinate of the optimizer, and the objective is the network's loss on a
+//! optional user links, non-linear parametric functions applied to a hidden layer's output or
+//! to the network's output before the loss) is a coordinate of the optimizer, and the objective is the network's loss on a
 //! minibatch of a dataset, a fresh minibatch per run (KernelML's `batch_size` and `runs`).
 //!
 //! This is KernelML's "autoencoder with non-linear parameters": the link is the layer whose
 //! forward the user writes (for example KernelML's `field_eq`, h' = -0.5 a h + b h with a and
-//! b kept positive by constraints), and nothing needs its gradient.
+//! b kept positive by constraints), and nothing needs its gradient. Its notebook also puts a
+//! link on the output side, out = a2 (h' W2^T + b2): a second link on the output layer
+//! ([`NetworkObjective::extra_links`]).
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -24,7 +26,10 @@ pub type LinkFn = Arc<dyn Fn(&[f64], &mut [f32], usize, usize) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct Link {
-    /// The hidden layer (0-based, forward order; not the output layer) whose output it maps.
+    /// The layer (0-based, forward order) whose output it maps: a hidden layer (what the next
+    /// layer then reads), or the output layer (the last, index `layers - 1`): the network's
+    /// output is mapped before the loss, which then reads the mapped values (no logits: an
+    /// output link refuses binary cross-entropy and classifiers, whose losses read logits).
     pub layer: usize,
     /// Its parameters: the optimizer's last `params` coordinates.
     pub params: usize,
@@ -66,6 +71,10 @@ pub struct NetworkObjective {
     /// Seed of the minibatch draws.
     pub seed: u64,
     pub link: Option<Link>,
+    /// More links, each on a layer of its own (distinct from `link`'s and each other's); their
+    /// parameters follow `link`'s, in this order (KernelML's notebook: `link` = field_eq on the
+    /// code layer, one extra link a2 (y + b2) on the output layer).
+    pub extra_links: Vec<Link>,
     /// Draws the minibatches instead of the seeded sampler without replacement.
     pub batch_sampler: Option<BatchSamplerFn>,
     /// A fresh minibatch every iteration (the best is re-evaluated on it), not only every run.
@@ -89,6 +98,7 @@ impl std::fmt::Debug for NetworkObjective {
             .field("runs", &self.runs)
             .field("seed", &self.seed)
             .field("link", &self.link)
+            .field("extra_links", &self.extra_links)
             .field("batch_sampler", &self.batch_sampler.is_some())
             .field("batch_every_iteration", &self.batch_every_iteration)
             .field("start_from_network", &self.start_from_network)
@@ -133,23 +143,36 @@ struct Scratch {
     /// The batch rows the workspace is sized for.
     rows: usize,
     h: Vec<f32>,
+    /// The mapped output, with an output link.
+    o: Vec<f32>,
     dz: Vec<f32>,
     per_row: Vec<f64>,
 }
 
 /// The network objective on one batch: the network's loss (as in training: mean per element,
-/// or mean cross-entropy per row) at the parameters `theta` (the network's, then the link's).
+/// or mean cross-entropy per row) at the parameters `theta` (the network's, then the links').
 struct Objective<'a> {
     base: &'a Network,
-    link: Option<&'a Link>,
+    /// The links in layer order, each with the offset of its parameters in `theta`.
+    links: Vec<(usize, &'a Link)>,
     /// The minibatch; replaced between iterations (no evaluation runs then).
     b: RwLock<Batch>,
     spare: Mutex<Vec<Scratch>>,
 }
 
 impl<'a> Objective<'a> {
-    fn new(base: &'a Network, link: Option<&'a Link>, b: Batch) -> Objective<'a> {
-        Objective { base, link, b: RwLock::new(b), spare: Mutex::new(Vec::new()) }
+    fn new(base: &'a Network, links: &[&'a Link], b: Batch) -> Objective<'a> {
+        let mut off = base.param_count();
+        let mut with_offsets: Vec<(usize, &Link)> = links
+            .iter()
+            .map(|&l| {
+                let o = off;
+                off += l.params;
+                (o, l)
+            })
+            .collect();
+        with_offsets.sort_by_key(|&(_, l)| l.layer);
+        Objective { base, links: with_offsets, b: RwLock::new(b), spare: Mutex::new(Vec::new()) }
     }
 
     /// NaN when a parameter is outside the f32 range or the forward is not finite.
@@ -164,19 +187,20 @@ impl<'a> Objective<'a> {
                     ws,
                     rows: b.x.rows(),
                     h: Vec::new(),
+                    o: Vec::new(),
                     dz: Vec::new(),
                     per_row: Vec::new(),
                 },
                 Err(_) => return f64::NAN,
             },
         };
-        let v = Self::eval_with(self.link, &b, &mut s, theta);
+        let v = Self::eval_with(&self.links, &b, &mut s, theta);
         self.spare.lock().unwrap_or_else(|e| e.into_inner()).push(s);
         v
     }
 
-    fn eval_with(link: Option<&Link>, b: &Batch, s: &mut Scratch, theta: &[f64]) -> f64 {
-        let Scratch { net, ws, h, dz, per_row, .. } = s;
+    fn eval_with(links: &[(usize, &Link)], b: &Batch, s: &mut Scratch, theta: &[f64]) -> f64 {
+        let Scratch { net, ws, h, o, dz, per_row, .. } = s;
         let p = net.param_count();
         for (d, &v) in net.params_mut().iter_mut().zip(&theta[..p]) {
             *d = v as f32;
@@ -185,22 +209,42 @@ impl<'a> Objective<'a> {
             }
         }
         let (rows, n) = (b.x.rows(), net.layers().len());
-        match link {
-            None => net.forward_layers(0..n, b.x.as_slice(), rows, ws, 1),
-            Some(l) => {
-                net.forward_layers(0..l.layer + 1, b.x.as_slice(), rows, ws, 1);
-                let w = net.layers()[l.layer].n_out;
-                h.clear();
-                h.extend_from_slice(&ws.passed_on(l.layer)[..rows * w]);
-                (l.f)(&theta[p..], h, rows, w);
-                if h.iter().any(|v| !v.is_finite()) {
-                    return f64::NAN;
-                }
-                net.forward_layers(l.layer + 1..n, h, rows, ws, 1);
+        // Forward layer by layer segment: each hidden link maps what its layer passed on, and
+        // the next segment reads the mapped block.
+        let (mut start, mut from_h) = (0, false);
+        let mut output_link = None;
+        for &(off, l) in links {
+            if l.layer + 1 >= n {
+                output_link = Some((off, l));
+                continue;
             }
+            let input: &[f32] = if from_h { h } else { b.x.as_slice() };
+            net.forward_layers(start..l.layer + 1, input, rows, ws, 1);
+            let w = net.layers()[l.layer].n_out;
+            h.clear();
+            h.extend_from_slice(&ws.passed_on(l.layer)[..rows * w]);
+            (l.f)(&theta[off..off + l.params], h, rows, w);
+            if h.iter().any(|v| !v.is_finite()) {
+                return f64::NAN;
+            }
+            (start, from_h) = (l.layer + 1, true);
         }
+        let input: &[f32] = if from_h { h } else { b.x.as_slice() };
+        net.forward_layers(start..n, input, rows, ws, 1);
         let out_w = net.output_dim();
-        let (z, y) = (&ws.preactivation(n - 1)[..rows * out_w], &ws.output(n - 1)[..rows * out_w]);
+        let (mut z, mut y) = (&ws.preactivation(n - 1)[..rows * out_w], &ws.output(n - 1)[..rows * out_w]);
+        let mut act = net.layers()[n - 1].activation;
+        if let Some((off, l)) = output_link {
+            o.clear();
+            o.extend_from_slice(y);
+            (l.f)(&theta[off..off + l.params], o, rows, out_w);
+            if o.iter().any(|v| !v.is_finite()) {
+                return f64::NAN;
+            }
+            // The loss reads the mapped output itself (check() refused the losses that read
+            // logits).
+            (z, y, act) = (&o[..], &o[..], crate::Activation::Identity);
+        }
         let sum = match net.task() {
             Task::Classify { classes } => {
                 dz.resize(rows * out_w, 0.0);
@@ -209,7 +253,7 @@ impl<'a> Objective<'a> {
             t => {
                 let target = if t == Task::Reconstruct { b.x.as_slice() } else { &b.targets[..] };
                 per_row.resize(rows, 0.0);
-                net.spec().loss.row_means(net.layers()[n - 1].activation, z, y, target, out_w, per_row);
+                net.spec().loss.row_means(act, z, y, target, out_w, per_row);
                 per_row.iter().sum::<f64>() / rows as f64
             }
         };
@@ -217,21 +261,50 @@ impl<'a> Objective<'a> {
     }
 }
 
-fn check(mc: &MonteCarlo, net: &Network, obj: &NetworkObjective) -> Result<usize> {
-    let extra = obj.link.as_ref().map_or(0, |l| l.params);
-    if let Some(l) = &obj.link
-        && l.layer + 1 >= net.layers().len()
-    {
-        return Err(invalid!(
-            "the link maps a hidden layer's output: layer {} is not one of layers 0 to {}",
-            l.layer,
-            net.layers().len().saturating_sub(2)
-        ));
+/// The objective's links: `link`, then `extra_links`.
+fn links_of(obj: &NetworkObjective) -> Vec<&Link> {
+    obj.link.iter().chain(&obj.extra_links).collect()
+}
+
+/// Checks links against a network: each on a layer of its own, an output link only under a
+/// loss that reads the output itself. Returns the links' parameter count.
+fn check_links(net: &Network, links: &[&Link]) -> Result<usize> {
+    let n = net.layers().len();
+    let mut seen = Vec::new();
+    for l in links {
+        if l.layer >= n {
+            return Err(invalid!(
+                "a link maps layer {}: the network has layers 0 to {} (the last is the output layer)",
+                l.layer,
+                n - 1
+            ));
+        }
+        if seen.contains(&l.layer) {
+            return Err(invalid!("two links map layer {}: give each link a layer of its own", l.layer));
+        }
+        seen.push(l.layer);
+        if l.layer + 1 == n {
+            if matches!(net.task(), Task::Classify { .. }) {
+                return Err(invalid!(
+                    "an output link on a classifier: its softmax cross-entropy reads logits, not mapped outputs"
+                ));
+            }
+            if net.spec().loss == crate::Loss::BinaryCrossEntropy {
+                return Err(invalid!(
+                    "an output link under binary cross-entropy: the loss reads the output's logits, not mapped outputs"
+                ));
+            }
+        }
     }
+    Ok(links.iter().map(|l| l.params).sum())
+}
+
+fn check(mc: &MonteCarlo, net: &Network, obj: &NetworkObjective) -> Result<usize> {
+    let extra = check_links(net, &links_of(obj))?;
     let want = net.param_count() + extra;
     if mc.n_params() != want {
         return Err(shape!(
-            "the optimizer has {} parameters, the network has {} and the link {extra} (make it with {want})",
+            "the optimizer has {} parameters, the network has {} and the links {extra} (make it with {want})",
             mc.n_params(),
             net.param_count()
         ));
@@ -270,7 +343,7 @@ pub fn fit_network(
     let mut rng = Rng::new(obj.seed, stream::MONTE_CARLO_BATCH);
     let mut run_losses = Vec::with_capacity(obj.runs);
     let base = net.clone();
-    let link = obj.link.as_ref();
+    let links = links_of(obj);
     let mut draw = |run: usize, iteration: usize| -> Result<Option<Batch>> {
         let index: Vec<usize> = if let Some(f) = &obj.batch_sampler {
             let mut v = crate::error::try_zeros(batch)?;
@@ -299,7 +372,7 @@ pub fn fit_network(
     };
     for run in 0..obj.runs {
         let first = draw(run, 0)?.expect("a run's first minibatch");
-        let objective = Objective::new(&base, link, first);
+        let objective = Objective::new(&base, &links, first);
         let f = |theta: &[f64]| objective.eval(theta);
         let loss: LossFn = &f;
         let mut next = |it: usize| -> Result<bool> {
@@ -329,12 +402,18 @@ pub fn fit_network(
 /// The network objective on every row of `data` at the parameters `theta` (the network's
 /// then the link's): what [`fit_network`] minimises, for scoring a fit or for intervals.
 pub fn network_loss(net: &Network, data: &Dataset, link: Option<&Link>, theta: &[f64]) -> Result<f64> {
-    let want = net.param_count() + link.map_or(0, |l| l.params);
+    network_loss_links(net, data, &link.into_iter().collect::<Vec<_>>(), theta)
+}
+
+/// [`network_loss`] with several links (a fit's `link` then its `extra_links`, parameters in
+/// that order after the network's).
+pub fn network_loss_links(net: &Network, data: &Dataset, links: &[&Link], theta: &[f64]) -> Result<f64> {
+    let want = net.param_count() + check_links(net, links)?;
     if theta.len() != want {
-        return Err(shape!("{} parameters given, the network and link have {want}", theta.len()));
+        return Err(shape!("{} parameters given, the network and links have {want}", theta.len()));
     }
     let rows = net.training_rows_of(data)?;
     let index: Vec<usize> = (0..rows.rows()).collect();
     let b = batch_of(net, &rows, &index)?;
-    Ok(Objective::new(net, link, b).eval(theta))
+    Ok(Objective::new(net, links, b).eval(theta))
 }

@@ -159,6 +159,10 @@ int main(void) {
     F(latent_montecarlo_network_params, batch_user);
     F(latent_montecarlo_network_params, batch_every_iteration);
     F(latent_montecarlo_network_params, start_from_network);
+    F(latent_montecarlo_network_params, link2_layer);
+    F(latent_montecarlo_network_params, link2_params);
+    F(latent_montecarlo_network_params, link2);
+    F(latent_montecarlo_network_params, link2_user);
     S(latent_montecarlo_view);
     F(latent_montecarlo_view, n_params);
     F(latent_montecarlo_view, best);

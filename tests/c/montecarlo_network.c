@@ -77,9 +77,16 @@ int main(void) {
     EXPECT(latent_montecarlo_new(&mp, p + 1, &mc), LATENT_STATUS_OK);
     EXPECT(latent_montecarlo_set_prior(mc, p, 1, LATENT_PRIOR_UNIFORM, 0.0, 2.0), LATENT_STATUS_OK);
     EXPECT(latent_montecarlo_set_constraint(mc, p, 1, LATENT_CONSTRAINT_POSITIVE, 1e-6, 0.0), LATENT_STATUS_OK);
-    fp.link_layer = 1; /* the output layer is not a hidden layer */
+    fp.link_layer = 2; /* past the output layer (1, which a link may map since ABI 5) */
     EXPECT(latent_montecarlo_fit_network(mc, net, ds, &fp), LATENT_STATUS_INVALID_ARGUMENT);
     fp.link_layer = 0;
+    fp.link2_layer = 0; /* a second link on the first one's layer */
+    fp.link2 = scale_link;
+    EXPECT(latent_montecarlo_fit_network(mc, net, ds, &fp), LATENT_STATUS_INVALID_ARGUMENT);
+    fp.link2 = NULL; /* a second link's layer without its callback */
+    fp.link2_layer = 1;
+    EXPECT(latent_montecarlo_fit_network(mc, net, ds, &fp), LATENT_STATUS_NULL_ARGUMENT);
+    fp.link2_layer = -1;
     fp.link = NULL;
     EXPECT(latent_montecarlo_fit_network(mc, net, ds, &fp), LATENT_STATUS_NULL_ARGUMENT);
     fp.link = scale_link;
