@@ -803,12 +803,14 @@ fn kernelml_c_api_contract() {
     assert!(out.contains("0 failures"), "{out}");
 }
 
-/// The one fenced `lang` block of docs/montecarlo.md.
-fn doc_block(lang: &str) -> String {
+/// The one fenced `lang` block of docs/montecarlo.md that contains `needle` (tests/docs.rs runs
+/// every block; this test also checks what the "From C" and "From Python" examples print).
+fn doc_block(lang: &str, needle: &str) -> String {
     let doc = std::fs::read_to_string(common::root().join("docs/montecarlo.md")).unwrap();
     let fence = format!("```{lang}\n");
-    let blocks: Vec<&str> = doc.split(&fence).skip(1).map(|b| b.split("```").next().unwrap()).collect();
-    assert_eq!(blocks.len(), 1, "docs/montecarlo.md should have one ```{lang} block");
+    let blocks: Vec<&str> =
+        doc.split(&fence).skip(1).map(|b| b.split("```").next().unwrap()).filter(|b| b.contains(needle)).collect();
+    assert_eq!(blocks.len(), 1, "docs/montecarlo.md should have one ```{lang} block with {needle:?}");
     blocks[0].to_string()
 }
 
@@ -817,7 +819,7 @@ fn montecarlo_doc_code_blocks_compile_and_run() {
     use common::*;
     let dir = scratch("montecarlo_doc");
     let src = dir.join("doc.c");
-    std::fs::write(&src, doc_block("c")).unwrap();
+    std::fs::write(&src, doc_block("c", "y = a + b x")).unwrap();
     let exe = dir.join("doc");
     compile_c(&[src], &exe, &[]);
     let (code, out, err) = run(&mut std::process::Command::new(&exe));
@@ -832,7 +834,7 @@ fn montecarlo_doc_code_blocks_compile_and_run() {
         return skip("numpy for python3", "pip install numpy");
     }
     let script = dir.join("doc.py");
-    std::fs::write(&script, doc_block("python")).unwrap();
+    std::fs::write(&script, doc_block("python", "")).unwrap();
     let lib = lib_dir().join("liblatent.so");
     let (code, out, err) = run(std::process::Command::new("python3")
         .arg(&script)
