@@ -8,9 +8,10 @@
 //! Shuffling by blocks ([`BlockShuffle`]): the rows are cut into blocks of `block_rows`
 //! contiguous rows. Each epoch permutes the blocks (seeded), groups them in that order into
 //! windows of `window_blocks` blocks, and shuffles the rows within each window. A window is
-//! read with one sequential read per block into a buffer of `block_rows * window_blocks` rows
-//! that is reused for the next window, so the memory a streamed fit holds is the parameters,
-//! the optimizer state, one window, the minibatch buffers and 8 bytes of row index per row.
+//! read with one sequential read per block, and the epoch's next window is read (and decoded) on
+//! a thread of its own while the current one trains, so the memory a streamed fit holds is the
+//! parameters, the optimizer state, two windows, the minibatch buffers and 8 bytes of row index
+//! per row.
 //! When the whole file fits in one window the epoch order is a full shuffle, the same
 //! permutation an in-memory fit draws.
 //!
@@ -28,6 +29,8 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use super::npy::{self, Kind};
 use crate::error::{Error, Result, invalid, shape};
@@ -157,7 +160,7 @@ struct Window {
 /// Rows of one or more `.npy` files (shards, in the order given), read a window at a time.
 #[derive(Debug)]
 pub struct NpyStream {
-    shards: Vec<Shard>,
+    shards: Arc<Vec<Shard>>,
     cols: usize,
     total: usize,
     /// The rows this process trains on (global indices).
@@ -173,6 +176,77 @@ pub struct NpyStream {
     slot_of: Vec<usize>,
     scratch: Vec<u8>,
     bytes_read: u64,
+    /// The next window of the epoch, read on a thread of its own while the current one trains.
+    ahead: Option<ReadAhead>,
+}
+
+/// A window read ahead: its index and the thread reading its blocks (their rows, and the bytes
+/// read).
+#[derive(Debug)]
+struct ReadAhead {
+    window: usize,
+    thread: JoinHandle<Result<(Vec<Matrix>, u64)>>,
+}
+
+impl Drop for NpyStream {
+    fn drop(&mut self) {
+        self.cancel_ahead();
+    }
+}
+
+/// Reads `out.len() / cols` rows from global row `row` on (across shards) into `out` through
+/// `scratch`: the bytes read.
+fn read_rows_from(
+    shards: &[Shard],
+    cols: usize,
+    mut row: usize,
+    out: &mut [f32],
+    scratch: &mut Vec<u8>,
+) -> Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    let mut read = 0u64;
+    let want = out.len() / cols;
+    while done < want {
+        let s = shards.partition_point(|s| s.start + s.rows <= row);
+        let sh = &shards[s];
+        let n = (sh.start + sh.rows - row).min(want - done);
+        let bytes = n * cols * sh.esize;
+        if scratch.len() < bytes {
+            scratch.clear();
+            scratch
+                .try_reserve_exact(bytes)
+                .map_err(|_| Error::OutOfMemory(format!("a read buffer of {bytes} bytes")))?;
+            scratch.resize(bytes, 0);
+        }
+        let at = sh.offset + ((row - sh.start) * cols * sh.esize) as u64;
+        sh.file.read_exact_at(&mut scratch[..bytes], at).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::Io(format!(
+                    "{}: the file ends before row {} of the {} its header states: it was truncated after it was opened",
+                    sh.path.display(),
+                    row - sh.start + n,
+                    sh.rows
+                ))
+            } else {
+                Error::io(&sh.path, e)
+            }
+        })?;
+        let dst = &mut out[done * cols..(done + n) * cols];
+        if sh.esize == 4 {
+            for (o, b) in dst.iter_mut().zip(scratch[..bytes].chunks_exact(4)) {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        } else {
+            for (o, b) in dst.iter_mut().zip(scratch[..bytes].chunks_exact(8)) {
+                *o = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32;
+            }
+        }
+        read += bytes as u64;
+        done += n;
+        row += n;
+    }
+    Ok(read)
 }
 
 impl NpyStream {
@@ -225,7 +299,7 @@ impl NpyStream {
             shards.push(sh);
         }
         Ok(NpyStream {
-            shards,
+            shards: Arc::new(shards),
             cols,
             total,
             first: 0,
@@ -238,12 +312,14 @@ impl NpyStream {
             slot_of: Vec::new(),
             scratch: Vec::new(),
             bytes_read: 0,
+            ahead: None,
         })
     }
 
     /// Sets the block shuffling (the buffers are sized at the next epoch).
     pub fn set_shuffle(&mut self, s: BlockShuffle) -> Result<()> {
         s.validate()?;
+        self.cancel_ahead();
         self.shuffle = s;
         self.slots.clear();
         self.loaded = None;
@@ -265,51 +341,40 @@ impl NpyStream {
     }
 
     /// Reads `out.len() / cols` rows from global row `row` on (across shards) into `out`.
-    fn read_rows(&mut self, mut row: usize, out: &mut [f32]) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let cols = self.cols;
-        let mut done = 0;
-        let want = out.len() / cols;
-        while done < want {
-            let s = self.shards.partition_point(|s| s.start + s.rows <= row);
-            let sh = &self.shards[s];
-            let n = (sh.start + sh.rows - row).min(want - done);
-            let bytes = n * cols * sh.esize;
-            if self.scratch.len() < bytes {
-                self.scratch.clear();
-                self.scratch
-                    .try_reserve_exact(bytes)
-                    .map_err(|_| Error::OutOfMemory(format!("a read buffer of {bytes} bytes")))?;
-                self.scratch.resize(bytes, 0);
-            }
-            let at = sh.offset + ((row - sh.start) * cols * sh.esize) as u64;
-            sh.file.read_exact_at(&mut self.scratch[..bytes], at).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    Error::Io(format!(
-                        "{}: the file ends before row {} of the {} its header states: it was truncated after it was opened",
-                        sh.path.display(),
-                        row - sh.start + n,
-                        sh.rows
-                    ))
-                } else {
-                    Error::io(&sh.path, e)
-                }
-            })?;
-            let dst = &mut out[done * cols..(done + n) * cols];
-            if sh.esize == 4 {
-                for (o, b) in dst.iter_mut().zip(self.scratch[..bytes].chunks_exact(4)) {
-                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                }
-            } else {
-                for (o, b) in dst.iter_mut().zip(self.scratch[..bytes].chunks_exact(8)) {
-                    *o = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32;
-                }
-            }
-            self.bytes_read += bytes as u64;
-            done += n;
-            row += n;
-        }
+    fn read_rows(&mut self, row: usize, out: &mut [f32]) -> Result<()> {
+        self.bytes_read += read_rows_from(&self.shards, self.cols, row, out, &mut self.scratch)?;
         Ok(())
+    }
+
+    /// (global first row, rows) of each block of window `w`, in the order they are read.
+    fn block_rows_of(&self, w: usize) -> Vec<(usize, usize)> {
+        let b = self.shuffle.block_rows;
+        self.windows[w].blocks.iter().map(|&bk| (self.first + bk * b, b.min(self.rows - bk * b))).collect()
+    }
+
+    /// Starts reading window `w` on a thread of its own (the blocks' rows, decoded, unchecked).
+    fn read_ahead(&mut self, w: usize) {
+        let (shards, cols, blocks) = (Arc::clone(&self.shards), self.cols, self.block_rows_of(w));
+        let thread = std::thread::Builder::new().name("latent-read-ahead".into()).spawn(move || {
+            let mut scratch = Vec::new();
+            let mut read = 0;
+            let mut mats = Vec::with_capacity(blocks.len());
+            for (row, n) in blocks {
+                let mut m = Matrix::zeros(n, cols)?;
+                read += read_rows_from(&shards, cols, row, m.as_mut_slice(), &mut scratch)?;
+                mats.push(m);
+            }
+            Ok((mats, read))
+        });
+        // No thread to be had: the window is read when it is needed, as without read-ahead.
+        self.ahead = thread.ok().map(|thread| ReadAhead { window: w, thread });
+    }
+
+    /// Waits for (and drops) a window being read ahead.
+    fn cancel_ahead(&mut self) {
+        if let Some(a) = self.ahead.take() {
+            let _ = a.thread.join();
+        }
     }
 
     /// Where global row `row` comes from, for messages.
@@ -319,25 +384,52 @@ impl NpyStream {
         format!("{} (rows from {})", sh.path.display(), row - sh.start)
     }
 
-    /// Reads window `w` into the slots and checks its blocks.
+    /// Reads window `w` into the slots (or takes it from the read-ahead thread) and checks its
+    /// blocks, then starts reading the epoch's next window ahead.
     fn load(&mut self, w: usize, check: &mut RowCheck) -> Result<()> {
         let b = self.shuffle.block_rows;
+        let ahead = match self.ahead.take() {
+            Some(a) if a.window == w => Some(
+                a.thread.join().map_err(|_| Error::Internal("the read-ahead thread panicked".into())).and_then(|r| r),
+            ),
+            Some(a) => {
+                let _ = a.thread.join();
+                None
+            }
+            None => None,
+        };
         let blocks = std::mem::take(&mut self.windows[w].blocks);
         let res = (|| {
+            let mut ahead = match ahead {
+                Some(r) => {
+                    let (mats, read) = r?;
+                    self.bytes_read += read;
+                    Some(mats.into_iter())
+                }
+                None => None,
+            };
             while self.slots.len() < blocks.len() {
                 self.slots.push(Matrix::default());
             }
             for (slot, &bk) in blocks.iter().enumerate() {
                 let a = bk * b;
                 let n = b.min(self.rows - a);
-                if self.slots[slot].rows() != n || self.slots[slot].cols() != self.cols {
-                    self.slots[slot] = Matrix::default();
-                    self.slots[slot] = Matrix::zeros(n, self.cols)?;
-                }
-                let mut m = std::mem::take(&mut self.slots[slot]);
-                let r = self.read_rows(self.first + a, m.as_mut_slice());
                 let what = self.describe(self.first + a);
-                let r = r.and_then(|()| m.check_finite(&what)).and_then(|()| check(&m, &what));
+                let m = match ahead.as_mut().and_then(|it| it.next()) {
+                    Some(m) => m,
+                    None => {
+                        if self.slots[slot].rows() != n || self.slots[slot].cols() != self.cols {
+                            self.slots[slot] = Matrix::default();
+                            self.slots[slot] = Matrix::zeros(n, self.cols)?;
+                        }
+                        let mut m = std::mem::take(&mut self.slots[slot]);
+                        let r = self.read_rows(self.first + a, m.as_mut_slice());
+                        self.slots[slot] = m;
+                        r?;
+                        std::mem::take(&mut self.slots[slot])
+                    }
+                };
+                let r = m.check_finite(&what).and_then(|()| check(&m, &what));
                 self.slots[slot] = m;
                 r?;
                 self.slot_of[bk] = slot;
@@ -346,6 +438,9 @@ impl NpyStream {
         })();
         self.windows[w].blocks = blocks;
         self.loaded = if res.is_ok() { Some(w) } else { None };
+        if res.is_ok() && w + 1 < self.windows.len() {
+            self.read_ahead(w + 1);
+        }
         res
     }
 }
@@ -368,6 +463,7 @@ impl RowSource for NpyStream {
         let (b, w) = (self.shuffle.block_rows, self.shuffle.window_blocks);
         let n = self.rows;
         let nb = n.div_ceil(b);
+        self.cancel_ahead();
         self.loaded = None;
         self.cur = 0;
         self.slot_of = vec![0; nb];
@@ -444,6 +540,7 @@ impl RowSource for NpyStream {
                 self.total
             ));
         }
+        self.cancel_ahead();
         self.first = a;
         self.rows = e - a;
         self.windows.clear();
