@@ -319,9 +319,7 @@ impl<M: Placeable> Placement<M> {
         // What a CPU fit does before its first step happens on the host copy here too (a new
         // network's functional layers centre their biases on the training rows); a model it
         // changed goes to the device again.
-        let before = host.params().to_vec();
-        host.begin_fit(rows, crate::pool::resolve_threads(t.config().threads))?;
-        if host.params() != before.as_slice() {
+        if host.begin_fit(rows, crate::pool::resolve_threads(t.config().threads))? {
             self.mark_stale();
         }
         if self.stale.swap(false, Ordering::SeqCst)

@@ -43,17 +43,8 @@ fn loss_of(out: &str) -> f64 {
     out[at..].split(',').next().unwrap().trim().parse().unwrap()
 }
 
-#[test]
-fn two_ranks_match_single_process_training() {
-    if !(common::have("mpicc") && common::have("mpirun") && have_libclang()) {
-        return skip("MPI", "install libopenmpi-dev openmpi-bin libclang-dev");
-    }
-    if common::data_dir("mnist").is_none() {
-        return;
-    }
-    let lib = mpi_lib();
-    let dir = scratch("mpi");
-    let exe = dir.join("mpi_train");
+/// Compiles c_examples/mpi_train.c against the MPI build of the library in `lib`.
+fn build_mpi_train(lib: &Path, exe: &Path) {
     let (code, out, err) = run(Command::new("mpicc").args([
         "-std=c99",
         "-Wall",
@@ -70,6 +61,20 @@ fn two_ranks_match_single_process_training() {
         exe.to_str().unwrap(),
     ]));
     assert_eq!(code, 0, "mpicc failed:\n{out}\n{err}");
+}
+
+#[test]
+fn two_ranks_match_single_process_training() {
+    if !(common::have("mpicc") && common::have("mpirun") && have_libclang()) {
+        return skip("MPI", "install libopenmpi-dev openmpi-bin libclang-dev");
+    }
+    if common::data_dir("mnist").is_none() {
+        return;
+    }
+    let lib = mpi_lib();
+    let dir = scratch("mpi");
+    let exe = dir.join("mpi_train");
+    build_mpi_train(&lib, &exe);
     let mpirun = |np: &str, prefix: &str, alone: bool| {
         let mut c = Command::new("mpirun");
         // cargo puts target/release on LD_LIBRARY_PATH, which outranks the executable's
@@ -116,22 +121,7 @@ fn two_ranks_stream_their_own_slices_of_one_file() {
     let lib = mpi_lib();
     let dir = scratch("mpi_stream");
     let exe = dir.join("mpi_train");
-    let (code, out, err) = run(Command::new("mpicc").args([
-        "-std=c99",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-O2",
-        &format!("-I{}", root().join("include").display()),
-        &format!("-I{}", root().join("c_examples").display()),
-        root().join("c_examples/mpi_train.c").to_str().unwrap(),
-        &format!("-L{}", lib.display()),
-        "-llatent",
-        &format!("-Wl,-rpath,{}", lib.display()),
-        "-o",
-        exe.to_str().unwrap(),
-    ]));
-    assert_eq!(code, 0, "mpicc failed:\n{out}\n{err}");
+    build_mpi_train(&lib, &exe);
     let mut d = latent::Dataset::from_idx(mnist.join("train-images-idx3-ubyte.gz"), None).unwrap();
     d.scale(latent::data::Scaling::Divide255).unwrap();
     let npy = dir.join("digits.npy");

@@ -418,15 +418,14 @@ impl NpyStream {
                 let m = match ahead.as_mut().and_then(|it| it.next()) {
                     Some(m) => m,
                     None => {
-                        if self.slots[slot].rows() != n || self.slots[slot].cols() != self.cols {
-                            self.slots[slot] = Matrix::default();
-                            self.slots[slot] = Matrix::zeros(n, self.cols)?;
-                        }
+                        // The slot's buffer is reused when it has the block's shape.
                         let mut m = std::mem::take(&mut self.slots[slot]);
-                        let r = self.read_rows(self.first + a, m.as_mut_slice());
-                        self.slots[slot] = m;
-                        r?;
-                        std::mem::take(&mut self.slots[slot])
+                        if m.rows() != n || m.cols() != self.cols {
+                            drop(m); // freed before its replacement is allocated
+                            m = Matrix::zeros(n, self.cols)?;
+                        }
+                        self.read_rows(self.first + a, m.as_mut_slice())?;
+                        m
                     }
                 };
                 let r = m.check_finite(&what).and_then(|()| check(&m, &what));

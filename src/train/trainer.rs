@@ -240,9 +240,9 @@ pub trait Trainable: Send + Sync {
         Ok(())
     }
     /// Called before a fit's first step with its training rows (a new network with functional
-    /// layers centres their biases on them).
-    fn begin_fit(&mut self, _train: &Matrix, _threads: usize) -> Result<()> {
-        Ok(())
+    /// layers centres their biases on them): whether it changed the parameters.
+    fn begin_fit(&mut self, _train: &Matrix, _threads: usize) -> Result<bool> {
+        Ok(false)
     }
     /// What a checkpoint keeps of the model ([`super::checkpoint`]); None: this kind of model
     /// cannot be checkpointed.
@@ -259,11 +259,12 @@ pub trait Trainable: Send + Sync {
 
 impl Trainable for Network {
     type Workspace = crate::network::Workspace;
-    fn begin_fit(&mut self, train: &Matrix, threads: usize) -> Result<()> {
+    fn begin_fit(&mut self, train: &Matrix, threads: usize) -> Result<bool> {
         if !self.center_pending {
-            return Ok(());
+            return Ok(false);
         }
-        self.center_functional_rows(train.as_slice(), train.cols(), train.rows(), threads)
+        self.center_functional_rows(train.as_slice(), train.cols(), train.rows(), threads)?;
+        Ok(true)
     }
     fn input_dim(&self) -> usize {
         Network::input_dim(self)
