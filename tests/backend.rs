@@ -7,7 +7,7 @@
 mod common;
 
 use common::{run_seed, with_targets};
-use latent::backend::{Backend, DeviceNetwork, Host};
+use latent::backend::{Backend, Cpu, DeviceNetwork};
 use latent::layer::Stochastic;
 use latent::regularizer::{SparseLayers, Sparsity};
 use latent::rng::Rng;
@@ -38,7 +38,7 @@ fn check_step(name: &str, spec: NetworkSpec, rows: usize, seed: u64) {
     let mut ws = net.train_workspace(rows).unwrap();
     let mut cpu_g = vec![0f32; net.param_count()];
     let (cpu_l, cpu_p) = net.train_step(x.as_slice(), rows, &mut ws, &mut cpu_g, 1, None);
-    let mut dev = DeviceNetwork::new(Host::default(), net.clone()).unwrap();
+    let mut dev = DeviceNetwork::new(Cpu::default(), net.clone()).unwrap();
     let (dev_l, dev_p) = dev.forward_backward(&x).unwrap();
     let dev_g = dev.gradients().unwrap();
     assert!(close(cpu_l, dev_l, 1e-5, 1e-6), "{name}: loss cpu {cpu_l} device {dev_l}");
@@ -187,7 +187,7 @@ fn device_training_follows_cpu_training() {
             seed,
             ..TrainConfig::default()
         };
-        let mut dev = DeviceNetwork::new(Host::default(), cpu.clone()).unwrap();
+        let mut dev = DeviceNetwork::new(Cpu::default(), cpu.clone()).unwrap();
         Trainer::new(cfg).unwrap().fit(&mut cpu, &x, None, None).unwrap();
         let mut t = Trainer::new(cfg).unwrap();
         t.fit_device(&mut dev, &x, None, None).unwrap();
@@ -218,7 +218,7 @@ fn device_noise_is_seeded_and_applied() {
     spec.code.stochastic = Stochastic::Bernoulli;
     let cfg = TrainConfig { epochs: 2, batch_size: 20, learning_rate: 0.1, seed, threads: 1, ..TrainConfig::default() };
     let run = || {
-        let mut dev = DeviceNetwork::new(Host::default(), Network::new(spec.clone()).unwrap()).unwrap();
+        let mut dev = DeviceNetwork::new(Cpu::default(), Network::new(spec.clone()).unwrap()).unwrap();
         Trainer::new(cfg).unwrap().fit_device(&mut dev, &x, None, None).unwrap();
         dev.into_network().unwrap().params().to_vec()
     };
@@ -228,7 +228,7 @@ fn device_noise_is_seeded_and_applied() {
     let mut plain = spec.clone();
     plain.regularization = Default::default();
     plain.code.stochastic = Stochastic::None;
-    let mut dev = DeviceNetwork::new(Host::default(), Network::new(plain).unwrap()).unwrap();
+    let mut dev = DeviceNetwork::new(Cpu::default(), Network::new(plain).unwrap()).unwrap();
     Trainer::new(cfg).unwrap().fit_device(&mut dev, &x, None, None).unwrap();
     let c = dev.into_network().unwrap().params().to_vec();
     let diff = a.iter().zip(&c).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
@@ -264,7 +264,7 @@ fn noisy_device_training_follows_noisy_cpu_training() {
     let cfg = TrainConfig { epochs: 3, batch_size: 24, learning_rate: 0.1, seed, threads: 1, ..TrainConfig::default() };
     for (name, spec) in cases {
         let mut cpu = Network::new(spec).unwrap();
-        let mut dev = DeviceNetwork::new(Host::default(), cpu.clone()).unwrap();
+        let mut dev = DeviceNetwork::new(Cpu::default(), cpu.clone()).unwrap();
         Trainer::new(cfg).unwrap().fit(&mut cpu, &x, None, None).unwrap();
         Trainer::new(cfg).unwrap().fit_device(&mut dev, &x, None, None).unwrap();
         let d = dev.into_network().unwrap();
@@ -277,7 +277,7 @@ fn noisy_device_training_follows_noisy_cpu_training() {
 #[test]
 fn masking_corruption_drops_the_asked_fraction() {
     use latent::backend::ops::Op;
-    let be = Host::default();
+    let be = Cpu::default();
     let n = 100_000;
     let x = vec![1f32; n];
     let mut xb = be.alloc(n).unwrap();
@@ -290,8 +290,7 @@ fn masking_corruption_drops_the_asked_fraction() {
             range: None,
             rows: 1000,
             cols: 100,
-            kind: 1,
-            level: 0.25,
+            corruption: latent::corruption::Corruption::Masking { level: 0.25 },
             seed: 9,
             ctr,
         })
@@ -314,7 +313,7 @@ fn inference_on_the_device_matches_the_cpu() {
     let spec = NetworkSpec { seed, ..NetworkSpec::new(30, &[20, 12], Activation::Relu, 6) };
     let net = Network::new(spec).unwrap();
     let x = random(2500, 30, 0.0, 1.0, &mut rng); // more than one 1024-row block
-    let mut dev = DeviceNetwork::new(Host::default(), net.clone()).unwrap();
+    let mut dev = DeviceNetwork::new(Cpu::default(), net.clone()).unwrap();
     for (what, a, b) in [
         ("encode", net.encode(&x).unwrap(), dev.encode(&x).unwrap()),
         ("reconstruct", net.reconstruct(&x).unwrap(), dev.reconstruct(&x).unwrap()),
@@ -337,7 +336,7 @@ fn inference_on_the_device_matches_the_cpu() {
     // A classifier's predictions are probabilities on both (the softmax of the logits).
     let hidden = [LayerSpec::new(16, Activation::Relu)];
     let clf = Network::new(NetworkSpec { seed, ..NetworkSpec::classifier(30, &hidden, 5).unwrap() }).unwrap();
-    let mut dclf = DeviceNetwork::new(Host::default(), clf.clone()).unwrap();
+    let mut dclf = DeviceNetwork::new(Cpu::default(), clf.clone()).unwrap();
     let (p, q) = (clf.predict(&x).unwrap(), dclf.predict(&x).unwrap());
     let worst = p.as_slice().iter().zip(q.as_slice()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-6, "classifier predict: {worst}");
@@ -354,7 +353,7 @@ fn unsupported_layers_are_refused_with_a_status() {
         ..NetworkSpec::new(8, &[], Activation::Tanh, 3)
     };
     let net = Network::new(spec).unwrap();
-    match DeviceNetwork::new(Host::default(), net) {
+    match DeviceNetwork::new(Cpu::default(), net) {
         Err(latent::Error::Unsupported(m)) => assert!(m.contains("memory"), "{m}"),
         other => panic!("a memory layer on a device: {:?}", other.err()),
     }
@@ -445,7 +444,7 @@ fn streamed_minibatches_train_exactly_as_resident_rows() {
         ..TrainConfig::default()
     };
     let run = |stream| {
-        let mut dev = DeviceNetwork::new(Host::default(), Network::new(spec.clone()).unwrap()).unwrap();
+        let mut dev = DeviceNetwork::new(Cpu::default(), Network::new(spec.clone()).unwrap()).unwrap();
         let mut t = Trainer::new(cfg).unwrap();
         t.set_device_streaming(Some(stream));
         t.fit_device(&mut dev, &x, None, None).unwrap();

@@ -15,7 +15,7 @@
 //! max(|cpu|, 1e-3 max|cpu|) (the floor keeps f32 cancellation in entries near zero, e.g. a
 //! product summed in another order, from counting as relative error).
 
-use latent::backend::{DeviceVae, Host};
+use latent::backend::{Cpu, DeviceVae};
 use latent::distribution::{DistKind, Part, Reconstruction};
 use latent::rng::Rng;
 use latent::vae::{Posterior, Vae, VaeSpec};
@@ -98,7 +98,7 @@ fn worst(dev: &[f32], cpu: &[f32]) -> (f64, usize) {
 fn check_step(name: &str, vae: Vae, rows: usize, seed: u64) -> f64 {
     let mut rng = Rng::new(seed, 31);
     let x = data(vae.spec(), rows, &mut rng);
-    let mut dev = DeviceVae::new(Host::default(), vae.clone()).unwrap();
+    let mut dev = DeviceVae::new(Cpu::default(), vae.clone()).unwrap();
     let (dev_rec, dev_kl) = dev.forward_backward(&x).unwrap();
     let eps = dev.last_draws().unwrap();
     assert_eq!(eps.len(), rows * vae.spec().num_samples * vae.latent_dim(), "{name}: draws");
@@ -196,7 +196,7 @@ fn encoding_and_validation_score_match_the_cpu() {
     let s = spec(20, composite_for(20), &[16], &[12], Activation::Relu, 2, seed);
     let vae = Vae::new(s.clone()).unwrap();
     let x = data(&s, 2100, &mut rng); // more than two 1024-row blocks
-    let mut dev = DeviceVae::new(Host::default(), vae.clone()).unwrap();
+    let mut dev = DeviceVae::new(Cpu::default(), vae.clone()).unwrap();
     let (cm, cl) = vae.encode(&x).unwrap();
     let (dm, dl) = dev.encode(&x).unwrap();
     let (wm, _) = worst(dm.as_slice(), cm.as_slice());
@@ -207,7 +207,7 @@ fn encoding_and_validation_score_match_the_cpu() {
     // negative ELBO is the CPU's whatever the draws.
     let sharp = VaeSpec { posterior: Posterior::Constant { log_variance: -30.0 }, ..s };
     let vae = Vae::new(sharp).unwrap();
-    let mut dev = DeviceVae::new(Host::default(), vae.clone()).unwrap();
+    let mut dev = DeviceVae::new(Cpu::default(), vae.clone()).unwrap();
     let cpu = vae.elbo(&x, 1, 0x5EED).unwrap().neg_elbo;
     let d = dev.loss(&x).unwrap();
     let e = (cpu - d).abs() / cpu.abs();
@@ -262,7 +262,7 @@ fn device_training_lowers_the_negative_elbo_and_is_seeded() {
         ..TrainConfig::default()
     };
     let run = || {
-        let mut dev = DeviceVae::new(Host::default(), Vae::new(s.clone()).unwrap()).unwrap();
+        let mut dev = DeviceVae::new(Cpu::default(), Vae::new(s.clone()).unwrap()).unwrap();
         let mut t = Trainer::new(cfg).unwrap();
         t.fit_device(&mut dev, &x, None, None).unwrap();
         (dev.into_vae().unwrap(), t.history().to_vec())
@@ -309,7 +309,7 @@ fn device_training_follows_cpu_training_draw_for_draw() {
             ..TrainConfig::default()
         };
         let mut cpu = Vae::new(s.clone()).unwrap();
-        let mut dev = DeviceVae::new(Host::default(), cpu.clone()).unwrap();
+        let mut dev = DeviceVae::new(Cpu::default(), cpu.clone()).unwrap();
         Trainer::new(cfg).unwrap().fit(&mut cpu, &x, None, None).unwrap();
         Trainer::new(cfg).unwrap().fit_device(&mut dev, &x, None, None).unwrap();
         let d = dev.into_vae().unwrap();
@@ -338,7 +338,7 @@ fn cuda_device_vae_matches_the_host_backend() {
     let s = VaeSpec { beta: 0.7, ..spec(20, composite_for(20), &[16], &[12], Activation::Tanh, 3, seed) };
     let vae = Vae::new(s.clone()).unwrap();
     let x = data(&s, 200, &mut rng);
-    let mut host = DeviceVae::new(Host::default(), vae.clone()).unwrap();
+    let mut host = DeviceVae::new(Cpu::default(), vae.clone()).unwrap();
     let mut gpu = DeviceVae::new(cuda, vae.clone()).unwrap();
     let (hr, hk) = host.forward_backward(&x).unwrap();
     let (gr, gk) = gpu.forward_backward(&x).unwrap();
@@ -388,7 +388,7 @@ fn a_diverging_device_fit_restores_parameters_and_clock() {
     let vae = Vae::new(s).unwrap();
     let start = vae.params().to_vec();
     let cfg = TrainConfig { epochs: 3, batch_size: 16, learning_rate: 1e6, threads: 1, seed, ..TrainConfig::default() };
-    let mut dev = DeviceVae::new(Host::default(), vae).unwrap();
+    let mut dev = DeviceVae::new(Cpu::default(), vae).unwrap();
     let r = Trainer::new(cfg).unwrap().fit_device(&mut dev, &x, None, None);
     assert!(matches!(r, Err(latent::Error::Diverged(_))), "{r:?}");
     assert_eq!(dev.steps(), 0, "the clock goes back to the epoch's start");

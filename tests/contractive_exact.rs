@@ -19,7 +19,7 @@
 //! multiplied by d_l on its way up, the dW term's factor 2 halved in the Gram path and in the
 //! direct path, and the per-layer penalty still added in exact mode (src/network.rs).
 
-use latent::backend::{DeviceNetwork, Host};
+use latent::backend::{Cpu, DeviceNetwork};
 use latent::layer::Stochastic;
 use latent::model_file::{from_bytes, to_bytes};
 use latent::network::Workspace;
@@ -361,16 +361,16 @@ fn stochastic_encoders_and_the_gpu_backend_refuse_the_exact_mode() {
     }
     spec.regularization.contractive_exact = false;
     assert!(Network::new(spec).is_ok(), "the per-layer penalty takes the means of a stochastic layer");
-    // The device path refuses at placement (Host runs the device code on the CPU).
+    // The device path refuses at placement (Cpu runs the device code on the CPU).
     let net = network(NetworkSpec { regularization: exact(0.1), ..NetworkSpec::new(8, &[6], Activation::Tanh, 3) });
-    match DeviceNetwork::new(Host::default(), net.clone()) {
+    match DeviceNetwork::new(Cpu::default(), net.clone()) {
         Err(latent::Error::Unsupported(m)) => assert!(m.contains("exact contractive penalty"), "{m}"),
         other => panic!("the exact mode on a device: {:?}", other.err()),
     }
-    assert!(DeviceNetwork::new(Host::default(), net.with_contractive_exact(false).unwrap()).is_ok());
+    assert!(DeviceNetwork::new(Cpu::default(), net.with_contractive_exact(false).unwrap()).is_ok());
     // Exact with a zero weight trains nothing extra: the device takes it.
     let zero = network(NetworkSpec { regularization: exact(0.0), ..NetworkSpec::new(8, &[6], Activation::Tanh, 3) });
-    assert!(DeviceNetwork::new(Host::default(), zero).is_ok());
+    assert!(DeviceNetwork::new(Cpu::default(), zero).is_ok());
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod common;
 
 use common::{run_seed, with_targets};
 use latent::backend::cuda::Cuda;
-use latent::backend::{Backend, DeviceNetwork, Host};
+use latent::backend::{Backend, Cpu, DeviceNetwork};
 use latent::layer::{Connection, Stochastic};
 use latent::regularizer::{SparseLayers, Sparsity};
 use latent::rng::Rng;
@@ -109,7 +109,7 @@ fn gpu_training_steps_match_the_host_backend() {
             Task::Reconstruct => x,
             t => with_targets(&x, t, &mut rng),
         };
-        let ((hl, hp), hg) = step(Host::default(), &net, &x);
+        let ((hl, hp), hg) = step(Cpu::default(), &net, &x);
         let ((gl, gp), gg) = step(Cuda::new(0).unwrap(), &net, &x);
         let w = worst(&gg, &hg, 0.01);
         println!(
@@ -128,7 +128,7 @@ fn gpu_tf32_steps_stay_within_a_looser_tolerance() {
     let mut rng = Rng::new(seed, 2);
     let net = Network::new(NetworkSpec { seed, ..NetworkSpec::new(784, &[256], Activation::Relu, 64) }).unwrap();
     let x = random(256, 784, &mut rng);
-    let (_, hg) = step(Host::default(), &net, &x);
+    let (_, hg) = step(Cpu::default(), &net, &x);
     let mut c = Cuda::new(0).unwrap();
     c.set_tf32(true).unwrap();
     let (_, gg) = step(c, &net, &x);
@@ -180,7 +180,7 @@ fn gpu_training_follows_the_host_backend_with_noise_and_every_optimizer() {
             seed,
             ..TrainConfig::default()
         };
-        let (hp, hh) = fit(Host::default(), spec, &x, cfg);
+        let (hp, hh) = fit(Cpu::default(), spec, &x, cfg);
         let (gp, gh) = fit(Cuda::new(0).unwrap(), spec, &x, cfg);
         let w = hp.iter().zip(&gp).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         let (hl, gl) = (hh.last().unwrap().train_loss, gh.last().unwrap().train_loss);
@@ -313,7 +313,7 @@ fn gpu_c_api_places_trains_and_brings_back_a_network() {
 
 #[test]
 fn gpu_rbm_follows_the_host_backend() {
-    use latent::backend::DeviceRbm;
+    use latent::train::rbm::RbmOn;
     use latent::train::{Rbm, RbmConfig, Stage, Unit};
     let Some(_) = gpu() else { return };
     let seed = run_seed();
@@ -323,10 +323,10 @@ fn gpu_rbm_follows_the_host_backend() {
     for k in [1, 3] {
         let cfg = RbmConfig { k, ..Default::default() };
         let mut h =
-            DeviceRbm::new(Host::default(), Rbm::new(64, 32, Unit::Bernoulli, Unit::Bernoulli, seed).unwrap()).unwrap();
+            RbmOn::new(Cpu::default(), Rbm::new(64, 32, Unit::Bernoulli, Unit::Bernoulli, seed).unwrap()).unwrap();
         let hh = h.fit(&x, &c, cfg, Stage::default(), None).unwrap();
         let mut g =
-            DeviceRbm::new(Cuda::new(0).unwrap(), Rbm::new(64, 32, Unit::Bernoulli, Unit::Bernoulli, seed).unwrap())
+            RbmOn::new(Cuda::new(0).unwrap(), Rbm::new(64, 32, Unit::Bernoulli, Unit::Bernoulli, seed).unwrap())
                 .unwrap();
         let gh = g.fit(&x, &c, cfg, Stage::default(), None).unwrap();
         let (he, ge) = (hh[2].reconstruction_error, gh[2].reconstruction_error);

@@ -7,7 +7,7 @@
 mod common;
 
 use latent::backend::ops::{Backend, Op, Segments, Slot};
-use latent::backend::{Host, philox};
+use latent::backend::{Cpu, philox};
 use latent::rng::Rng;
 use std::ffi::{CString, c_void};
 
@@ -77,7 +77,7 @@ fn elementwise_kernels_match_the_host_backend() {
     }
     let lib = Lib::build();
     let mut rng = Rng::new(seed(), 3);
-    let be = Host::default();
+    let be = Cpu::default();
     let (rows, cols) = (37, 29); // n = 1073 > 3 blocks x 64 threads: several grid-stride rounds
     let n = rows * cols;
     let mut report = Vec::new();
@@ -89,14 +89,14 @@ fn elementwise_kernels_match_the_host_backend() {
         let f: extern "C" fn(M, F2, M, i32, i32, i32) = lib.get("shim_bias_act");
         f(zk.as_mut_ptr(), b.as_ptr(), yk.as_mut_ptr(), rows as i32, cols as i32, act);
         let (mut zh, mut yh) = (z0.clone(), vec![0f32; n]);
-        be.run(Op::BiasAct { z: (&mut zh, 0), b: (&b, 0), y: (&mut yh, 0), rows, cols, act }).unwrap();
+        be.run(Op::BiasAct { z: (&mut zh, 0), b: (&b, 0), y: (&mut yh, 0), rows, cols, act: act_of(act) }).unwrap();
         let mut w = compare("bias_act z", &zk, &zh, 1e-6).max(compare("bias_act y", &yk, &yh, 2e-5));
         // activation backward
         let d0 = rand(n, -1.0, 1.0, &mut rng);
         let (mut dk, mut dh) = (d0.clone(), d0.clone());
         let f: extern "C" fn(M, F2, F2, i32, i32) = lib.get("shim_act_backward");
         f(dk.as_mut_ptr(), zh.as_ptr(), yh.as_ptr(), n as i32, act);
-        be.run(Op::ActBackward { d: (&mut dh, 0), z: (&zh, 0), y: (&yh, 0), n, act }).unwrap();
+        be.run(Op::ActBackward { d: (&mut dh, 0), z: (&zh, 0), y: (&yh, 0), n, act: act_of(act) }).unwrap();
         w = w.max(compare("act_backward", &dk, &dh, 2e-5));
         // MSE through this activation; BCE from logits; the other elementwise losses (MAE, L1,
         // L2, MSLE, Poisson) where the activation suits them, both scalings of inv.
@@ -115,8 +115,8 @@ fn elementwise_kernels_match_the_host_backend() {
                 dz: (&mut dzh, 0),
                 el: (&mut elh, 0),
                 n,
-                loss,
-                act,
+                loss: loss_of(loss),
+                act: act_of(act),
                 inv,
             })
             .unwrap();
@@ -126,7 +126,7 @@ fn elementwise_kernels_match_the_host_backend() {
         let (mut gk, mut gh) = (vec![0f32; n], vec![0f32; n]);
         let f: extern "C" fn(F2, F2, M, i32, i32) = lib.get("shim_act_grad_sq");
         f(zh.as_ptr(), yh.as_ptr(), gk.as_mut_ptr(), n as i32, act);
-        be.run(Op::ActGradSq { z: (&zh, 0), y: (&yh, 0), out: (&mut gh, 0), n, act }).unwrap();
+        be.run(Op::ActGradSq { z: (&zh, 0), y: (&yh, 0), out: (&mut gh, 0), n, act: act_of(act) }).unwrap();
         w = w.max(compare("act_grad_sq", &gk, &gh, 4e-5));
         let s = rand(cols, 0.1, 3.0, &mut rng);
         let (mut dk, mut dh) = (d0.clone(), d0.clone());
@@ -139,7 +139,7 @@ fn elementwise_kernels_match_the_host_backend() {
             s: (&s, 0),
             rows,
             cols,
-            act,
+            act: act_of(act),
             scale: 0.37,
         })
         .unwrap();
@@ -160,7 +160,7 @@ fn elementwise_kernels_match_the_host_backend() {
         let z0 = rand(n, lo, hi, &mut rng);
         let b = vec![0f32; cols];
         let (mut z, mut y) = (z0.clone(), vec![0f32; n]);
-        be.run(Op::BiasAct { z: (&mut z, 0), b: (&b, 0), y: (&mut y, 0), rows, cols, act }).unwrap();
+        be.run(Op::BiasAct { z: (&mut z, 0), b: (&b, 0), y: (&mut y, 0), rows, cols, act: act_of(act) }).unwrap();
         let mut t = rand(n, 0.0, 1.0, &mut rng);
         if loss == 8 {
             for row in t.chunks_exact_mut(cols) {
@@ -192,8 +192,8 @@ fn elementwise_kernels_match_the_host_backend() {
             el: (&mut elh, 0),
             rows,
             cols,
-            loss,
-            act,
+            loss: loss_of(loss),
+            act: act_of(act),
             inv,
         })
         .unwrap();
@@ -263,7 +263,7 @@ fn elementwise_kernels_match_the_host_backend() {
 fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
     let lib = Lib::build();
     let mut rng = Rng::new(seed(), 4);
-    let be = Host::default();
+    let be = Cpu::default();
     // Philox: the kernel's and the host's words are the same bits.
     let f: extern "C" fn(u64, u64, u64, *mut u32) = lib.get("shim_philox");
     for _ in 0..500 {
@@ -290,8 +290,7 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
                 range: range.then_some(((&lo, 0), (&hi, 0))),
                 rows,
                 cols,
-                kind,
-                level: 0.3,
+                corruption: corruption_of(kind, 0.3),
                 seed,
                 ctr: 17,
             })
@@ -304,7 +303,7 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
         let (mut sk, mut sh) = (vec![0f32; n], vec![0f32; n]);
         let f: extern "C" fn(F2, M, i32, i32, f32, u64, u64) = lib.get("shim_sample");
         f(x.as_ptr(), sk.as_mut_ptr(), n as i32, kind, 0.4, seed, 5);
-        be.run(Op::Sample { y: (&x, 0), s: (&mut sh, 0), n, kind, sigma: 0.4, seed, ctr: 5 }).unwrap();
+        be.run(Op::Sample { y: (&x, 0), s: (&mut sh, 0), n, kind: stochastic_of(kind, 0.4), seed, ctr: 5 }).unwrap();
         compare(&format!("sample {kind}"), &sk, &sh, 1e-6);
     }
     let ids: Vec<u32> = (0..rows as u32).map(|r| (r * 7 + 3) % 1000).collect();
@@ -312,8 +311,17 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
     let (mut zk, mut yk, mut zh, mut yh) = (z0.clone(), vec![0f32; n], z0.clone(), vec![0f32; n]);
     let f: extern "C" fn(M, M, *const u32, i32, i32, i32, f32, u64) = lib.get("shim_code_noise");
     f(zk.as_mut_ptr(), yk.as_mut_ptr(), ids.as_ptr(), rows as i32, cols as i32, 1, 0.8, seed);
-    be.run(Op::CodeNoise { z: (&mut zh, 0), y: (&mut yh, 0), ids: (&ids, 0), rows, cols, act: 1, sigma: 0.8, seed })
-        .unwrap();
+    be.run(Op::CodeNoise {
+        z: (&mut zh, 0),
+        y: (&mut yh, 0),
+        ids: (&ids, 0),
+        rows,
+        cols,
+        act: act_of(1),
+        sigma: 0.8,
+        seed,
+    })
+    .unwrap();
     compare("code_noise z", &zk, &zh, 1e-6);
     compare("code_noise y", &yk, &yh, 2e-5);
     // gather and split
@@ -335,11 +343,11 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
 fn optimizer_kernels_match_the_host_backend() {
     let lib = Lib::build();
     let mut rng = Rng::new(seed(), 5);
-    let be = Host::default();
+    let be = Cpu::default();
     let n = 1234;
     let ends: Vec<u32> = vec![400, 410, 1200, 1234];
     let decay: Vec<f32> = vec![0.01, 0.0, 0.02, 0.0];
-    let segments = Segments::<Host> { ends: ends.clone(), decay: decay.clone(), count: 4 };
+    let segments = Segments::<Cpu> { ends: ends.clone(), decay: decay.clone(), count: 4 };
     let ends_i: Vec<i32> = ends.iter().map(|&e| e as i32).collect();
     let gscale = vec![0.7f32];
     let p0 = rand(n, -1.0, 1.0, &mut rng);
@@ -412,8 +420,9 @@ fn optimizer_kernels_match_the_host_backend() {
             b1: 0.9,
             b2: 0.999,
             eps: 1e-8,
-            step: 0.01,
-            inv_sqrt_bc2: 30.0,
+            // step = lr / bc1 = 0.01, 1 / sqrt(bc2) = 30 as the kernel is given them
+            bc1: 0.1,
+            bc2: 1.0 / 900.0,
             decoupled,
         })
         .unwrap();
@@ -422,4 +431,26 @@ fn optimizer_kernels_match_the_host_backend() {
         compare("adam v", &vk, &vh, 1e-6);
     }
     let _ = Slot::Loss;
+}
+
+fn act_of(code: i32) -> latent::Activation {
+    latent::Activation::from_code(code).unwrap()
+}
+
+fn loss_of(code: i32) -> latent::loss::Loss {
+    latent::loss::Loss::from_code(code).unwrap()
+}
+
+fn corruption_of(kind: i32, level: f32) -> latent::corruption::Corruption {
+    use latent::corruption::Corruption;
+    match kind {
+        1 => Corruption::Masking { level },
+        2 => Corruption::Gaussian { sigma: level },
+        _ => Corruption::SaltPepper { fraction: level },
+    }
+}
+
+fn stochastic_of(kind: i32, sigma: f32) -> latent::layer::Stochastic {
+    use latent::layer::Stochastic;
+    if kind == 1 { Stochastic::Bernoulli } else { Stochastic::Gaussian { sigma } }
 }

@@ -185,20 +185,20 @@ fn mnist(first: usize, rows: usize, test: usize) -> Option<(Dataset, Dataset)> {
 /// refuses a frozen network: the device optimizer has no frozen mask.
 #[test]
 fn a_device_fit_refuses_frozen_layers() {
-    use latent::backend::{DeviceNetwork, Host};
+    use latent::backend::{Cpu, DeviceNetwork};
     let x = random(32, 12, 6);
     let ae = trained_autoencoder(NetworkSpec::new(12, &[10], Activation::Sigmoid, 6), &x);
     let mut net = Network::supervised_from_encoder(&ae, &[], Task::Classify { classes: 3 }, 2).unwrap();
     let rows = net.training_rows_of(&labelled(&x, 3)).unwrap();
     net.freeze(0..2, Some(3)).unwrap();
     let before = net.params().to_vec();
-    let mut dev = DeviceNetwork::new(Host::default(), net.clone()).unwrap();
+    let mut dev = DeviceNetwork::new(Cpu::default(), net.clone()).unwrap();
     let e = Trainer::new(adam(1, 1e-2, 1)).unwrap().fit_device(&mut dev, &rows, None, None).unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
     assert!(e.to_string().contains("frozen"), "{e}");
     // Thawed, it trains there.
     net.unfreeze();
-    let mut dev = DeviceNetwork::new(Host::default(), net).unwrap();
+    let mut dev = DeviceNetwork::new(Cpu::default(), net).unwrap();
     Trainer::new(adam(1, 1e-2, 1)).unwrap().fit_device(&mut dev, &rows, None, None).unwrap();
     dev.sync().unwrap();
     assert_ne!(dev.network_unsynced().params(), &before[..]);

@@ -168,7 +168,7 @@ fn bilbo_needs_a_constant_variance_and_the_cpu() {
     s.posterior = Posterior::Constant { log_variance: 0.0 };
     let vae = Vae::new(s).unwrap();
     // The device backend trains the ELBO only: refused, not run with the wrong objective.
-    let e = latent::backend::DeviceVae::new(latent::backend::Host::default(), vae.clone()).err().unwrap();
+    let e = latent::backend::DeviceVae::new(latent::backend::Cpu::default(), vae.clone()).err().unwrap();
     assert_eq!(e.status(), latent::error::status::UNSUPPORTED, "{e}");
     assert!(e.to_string().contains("bilbo objective"), "{e}");
 

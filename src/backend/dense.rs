@@ -19,7 +19,7 @@ pub(crate) fn forward<B: Backend>(
     rows: usize,
 ) -> Result<()> {
     be.gemm(weight_product(l, rows), x, params, z)?;
-    be.run(Op::BiasAct { z: (z, 0), b: (params, l.b), y: (y, 0), rows, cols: l.n_out, act: l.activation.code() })
+    be.run(Op::BiasAct { z: (z, 0), b: (params, l.b), y: (y, 0), rows, cols: l.n_out, act: l.activation })
 }
 
 /// Given dL/dz, writes dW (adds it when the layer accumulates: tied weights get two

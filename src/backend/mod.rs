@@ -3,18 +3,17 @@
 //! [`Backend`] primitives: one buffer type and a dozen operations (GEMM with transposes, fused
 //! bias + activation, losses, penalties, noise, optimizer updates, sums).
 //!
-//! Two backends implement them: [`host::Host`], plain Rust over `Vec<f32>` that mirrors each CUDA
-//! kernel and serves as the oracle of the tests, and the CUDA backend (`cuda` feature: cudarc,
+//! Two backends implement them: [`cpu::Cpu`], the CPU's own formulas over `Vec<f32>` (the
+//! oracle the CUDA kernels are compared with), and the CUDA backend (`cuda` feature: cudarc,
 //! kernels in `src/backend/cuda/*.cu` compiled by NVRTC once per process, cuBLAS for the
 //! products). [`DeviceNetwork`], [`DeviceVae`] and the device training loop are written once over
 //! the trait.
 
+pub mod cpu;
 mod dense;
-pub mod host;
 pub mod network;
 pub mod ops;
 pub mod philox;
-pub mod rbm;
 pub mod train;
 pub mod vae;
 
@@ -26,10 +25,9 @@ pub mod cuda;
 #[path = "cuda_absent.rs"]
 pub mod cuda;
 
-pub use host::Host;
+pub use cpu::Cpu;
 pub use network::DeviceNetwork;
 pub use ops::Backend;
-pub use rbm::DeviceRbm;
 pub use train::DeviceModel;
 pub use vae::DeviceVae;
 

@@ -328,11 +328,11 @@ impl<B: Backend> DeviceNetwork<B> {
                     rows,
                     n_in: l.n_in,
                     n_out: l.n_out,
-                    family: f.code(),
+                    family: f,
                     sign_seed: l.sign_seed,
                 })?;
                 let n = rows * l.n_out;
-                be.run(Op::ActOnly { z: (&p.z[i], 0), y: (y, 0), n, act: l.activation.code() })?;
+                be.run(Op::ActOnly { z: (&p.z[i], 0), y: (y, 0), n, act: l.activation })?;
             } else {
                 dense::forward(be, l, &self.params, inp, &mut p.z[i], y, rows)?;
             }
@@ -346,7 +346,7 @@ impl<B: Backend> DeviceNetwork<B> {
                         ids,
                         rows,
                         cols: l.n_out,
-                        act: l.activation.code(),
+                        act: l.activation,
                         sigma: code_noise,
                         seed: nz.seed ^ 0xC0DE,
                     })?;
@@ -356,8 +356,7 @@ impl<B: Backend> DeviceNetwork<B> {
                         y: (&p.y[i], 0),
                         s: (&mut p.s[i], 0),
                         n: rows * l.n_out,
-                        kind: l.stochastic.code(),
-                        sigma: l.stochastic.sigma(),
+                        kind: l.stochastic,
                         seed: nz.seed,
                         ctr: nz.ctr << 8 | (i as u64 + 1),
                     })?;
@@ -405,8 +404,7 @@ impl<B: Backend> DeviceNetwork<B> {
                 range: self.feature_range.as_ref().map(|(l, h)| ((l, 0), (h, 0))),
                 rows,
                 cols,
-                kind: corruption.code(),
-                level: corruption.level(),
+                corruption,
                 seed: nz.seed,
                 ctr: nz.ctr << 8,
             })?;
@@ -444,8 +442,8 @@ impl<B: Backend> DeviceNetwork<B> {
                         dz: (&mut p.d0, 0),
                         el: (&mut p.el, 0),
                         n: out_count,
-                        loss: loss.code(),
-                        act: out.activation.code(),
+                        loss,
+                        act: out.activation,
                         inv: w as f32 / out_count as f32,
                     })?;
                     let scale = w as f64 / out.n_out as f64;
@@ -459,8 +457,8 @@ impl<B: Backend> DeviceNetwork<B> {
                         el: (&mut p.el, 0),
                         rows,
                         cols: out.n_out,
-                        loss: loss.code(),
-                        act: out.activation.code(),
+                        loss,
+                        act: out.activation,
                         inv: 1.0 / rows as f32,
                     })?;
                     be.run(Op::Sum { x: (&p.el, 0), n: rows, slot: loss_slot, scale: 1.0 })?;
@@ -479,13 +477,7 @@ impl<B: Backend> DeviceNetwork<B> {
             let scale = reg.contractive / rows as f32;
             if contract {
                 let [s, fsq, prod] = &mut p.col;
-                be.run(Op::ActGradSq {
-                    z: (&p.z[i], 0),
-                    y: (&p.y[i], 0),
-                    out: (&mut p.el, 0),
-                    n: dz_n,
-                    act: act.code(),
-                })?;
+                be.run(Op::ActGradSq { z: (&p.z[i], 0), y: (&p.y[i], 0), out: (&mut p.el, 0), n: dz_n, act })?;
                 be.gemm(column_sums(1.0, rows, l.n_out), &p.ones, &p.el, fsq)?;
                 be.run(Op::ColSqSums { w: (&self.params, l.w), s: (s, 0), n_in: l.n_in, n_out: l.n_out })?;
                 be.run(Op::Mul { a: (fsq, 0), b: (s, 0), out: (prod, 0), n: l.n_out })?;
@@ -504,7 +496,7 @@ impl<B: Backend> DeviceNetwork<B> {
                         s: (s, 0),
                         rows,
                         cols: l.n_out,
-                        act: act.code(),
+                        act,
                         scale,
                     })?;
                 }
@@ -522,7 +514,7 @@ impl<B: Backend> DeviceNetwork<B> {
                     rows,
                     n_in: l.n_in,
                     n_out: l.n_out,
-                    family: f.code(),
+                    family: f,
                     sign_seed: l.sign_seed,
                 })?;
                 if i == 0 {
@@ -580,7 +572,7 @@ impl<B: Backend> DeviceNetwork<B> {
                 z: (&p.z[i - 1], 0),
                 y: (&p.y[i - 1], 0),
                 n: below_n,
-                act: b.activation.code(),
+                act: b.activation,
             })?;
             std::mem::swap(&mut p.d0, &mut p.d1);
         }
@@ -752,8 +744,8 @@ pub(crate) fn optimizer_update<B: Backend>(
                 b1: c.beta1,
                 b2: c.beta2,
                 eps: c.epsilon,
-                step: lr / bc1 as f32,
-                inv_sqrt_bc2: 1.0 / (bc2 as f32).sqrt(),
+                bc1,
+                bc2,
                 decoupled: kind == crate::optim::OptimizerKind::AdamW,
             })?
         }

@@ -3,7 +3,12 @@
 
 #![forbid(unsafe_code)]
 
+use crate::activation::Activation;
+use crate::corruption::Corruption;
 use crate::error::Result;
+use crate::layer::Stochastic;
+use crate::layer::functional::Family;
+use crate::loss::Loss;
 
 /// Number of f64 accumulators a backend keeps on its device (see [`Slot`]).
 pub const SLOTS: usize = 4;
@@ -74,9 +79,9 @@ pub type FeatureRange<'a, B> = (In<'a, <B as Backend>::Buf>, In<'a, <B as Backen
 /// One kernel launch. Sizes are element counts; every buffer argument carries its offset.
 pub enum Op<'a, B: Backend> {
     /// z += b per row; y = f(z).
-    BiasAct { z: Out<'a, B::Buf>, b: In<'a, B::Buf>, y: Out<'a, B::Buf>, rows: usize, cols: usize, act: i32 },
+    BiasAct { z: Out<'a, B::Buf>, b: In<'a, B::Buf>, y: Out<'a, B::Buf>, rows: usize, cols: usize, act: Activation },
     /// y = f(z) for a z that holds its bias (functional layers).
-    ActOnly { z: In<'a, B::Buf>, y: Out<'a, B::Buf>, n: usize, act: i32 },
+    ActOnly { z: In<'a, B::Buf>, y: Out<'a, B::Buf>, n: usize, act: Activation },
     /// z = sum_i f(x_i; theta_ij) + b_j of a functional-transfer layer whose theta block is at
     /// `p` and bias at `b` of `params` (family: the F number).
     FunctionalForward {
@@ -88,7 +93,7 @@ pub enum Op<'a, B: Backend> {
         rows: usize,
         n_in: usize,
         n_out: usize,
-        family: i32,
+        family: Family,
         sign_seed: u64,
     },
     /// The functional layer's d theta and db (written at p and b of `grads`) and, when asked,
@@ -104,11 +109,11 @@ pub enum Op<'a, B: Backend> {
         rows: usize,
         n_in: usize,
         n_out: usize,
-        family: i32,
+        family: Family,
         sign_seed: u64,
     },
     /// d *= f'(z, y).
-    ActBackward { d: Out<'a, B::Buf>, z: In<'a, B::Buf>, y: In<'a, B::Buf>, n: usize, act: i32 },
+    ActBackward { d: Out<'a, B::Buf>, z: In<'a, B::Buf>, y: In<'a, B::Buf>, n: usize, act: Activation },
     /// Element losses into `el`, inv times each element's dL/dz into dz (inv = 1/elements for a
     /// loss averaged over the columns, 1/rows for one summed over them).
     Loss {
@@ -118,8 +123,8 @@ pub enum Op<'a, B: Backend> {
         dz: Out<'a, B::Buf>,
         el: Out<'a, B::Buf>,
         n: usize,
-        loss: i32,
-        act: i32,
+        loss: Loss,
+        act: Activation,
         inv: f32,
     },
     /// A row loss (cosine proximity, KL divergence, multi-class cross-entropy) per row: the
@@ -132,8 +137,8 @@ pub enum Op<'a, B: Backend> {
         el: Out<'a, B::Buf>,
         rows: usize,
         cols: usize,
-        loss: i32,
-        act: i32,
+        loss: Loss,
+        act: Activation,
         inv: f32,
     },
     /// Softmax cross-entropy per row of logits against class labels (as floats).
@@ -153,7 +158,7 @@ pub enum Op<'a, B: Backend> {
     /// |y| into el; dy += g sign(y).
     L1 { dy: Out<'a, B::Buf>, y: In<'a, B::Buf>, el: Out<'a, B::Buf>, n: usize, g: f32 },
     /// f'(z)^2 into out.
-    ActGradSq { z: In<'a, B::Buf>, y: In<'a, B::Buf>, out: Out<'a, B::Buf>, n: usize, act: i32 },
+    ActGradSq { z: In<'a, B::Buf>, y: In<'a, B::Buf>, out: Out<'a, B::Buf>, n: usize, act: Activation },
     /// s_j = sum_i w_ij^2 of an n_in x n_out matrix.
     ColSqSums { w: In<'a, B::Buf>, s: Out<'a, B::Buf>, n_in: usize, n_out: usize },
     /// dz += 2 scale s_j f'(z) f''(z).
@@ -164,27 +169,26 @@ pub enum Op<'a, B: Backend> {
         s: In<'a, B::Buf>,
         rows: usize,
         cols: usize,
-        act: i32,
+        act: Activation,
         scale: f32,
     },
     /// dw_ij += 2 scale fsq_j w_ij.
     ContractiveDw { dw: Out<'a, B::Buf>, w: In<'a, B::Buf>, fsq: In<'a, B::Buf>, n_in: usize, n_out: usize, scale: f32 },
     /// out = a * b elementwise.
     Mul { a: In<'a, B::Buf>, b: In<'a, B::Buf>, out: Out<'a, B::Buf>, n: usize },
-    /// Corrupted copy of x (kind: LATENT_CORRUPTION_* code).
+    /// Corrupted copy of x.
     Corrupt {
         x: In<'a, B::Buf>,
         out: Out<'a, B::Buf>,
         range: Option<FeatureRange<'a, B>>,
         rows: usize,
         cols: usize,
-        kind: i32,
-        level: f32,
+        corruption: Corruption,
         seed: u64,
         ctr: u64,
     },
-    /// Samples of a stochastic layer (kind: LATENT_STOCHASTIC_* code).
-    Sample { y: In<'a, B::Buf>, s: Out<'a, B::Buf>, n: usize, kind: i32, sigma: f32, seed: u64, ctr: u64 },
+    /// Samples of a stochastic layer.
+    Sample { y: In<'a, B::Buf>, s: Out<'a, B::Buf>, n: usize, kind: Stochastic, seed: u64, ctr: u64 },
     /// Fixed per-row noise on the code layer's z (with bias); y recomputed.
     CodeNoise {
         z: Out<'a, B::Buf>,
@@ -192,7 +196,7 @@ pub enum Op<'a, B: Backend> {
         ids: (&'a B::Ids, usize),
         rows: usize,
         cols: usize,
-        act: i32,
+        act: Activation,
         sigma: f32,
         seed: u64,
     },
@@ -227,8 +231,9 @@ pub enum Op<'a, B: Backend> {
         b1: f32,
         b2: f32,
         eps: f32,
-        step: f32,
-        inv_sqrt_bc2: f32,
+        /// The bias corrections 1 - b1^t and 1 - b2^t.
+        bc1: f64,
+        bc2: f64,
         decoupled: bool,
     },
     /// factor[0] = min(1, max_norm / sqrt(acc[GradSq])); the slot is zeroed for the next step.
@@ -281,7 +286,7 @@ pub enum Op<'a, B: Backend> {
         latent: usize,
         learned: bool,
         const_lv: f32,
-        act: i32,
+        act: Activation,
     },
     /// Reconstruction NLL per data element of the n stacked rows (lat_vae_recon): rec_el
     /// (n x d_cols), scale * dNLL/dpre into dpre (n x p_cols), the global log-variances'
@@ -321,11 +326,17 @@ pub struct Segments<B: Backend> {
 
 /// What a device backend provides. Errors are the library's (Unsupported, OutOfMemory,
 /// Internal with the driver's message); nothing here panics on a caller's input.
-pub trait Backend: Sized {
+pub trait Backend: Sized + Sync {
     /// A buffer of f32 on the device.
-    type Buf;
+    type Buf: Send + Sync;
     /// A buffer of u32 on the device (row indices, segment ends).
-    type Ids;
+    type Ids: Send + Sync;
+
+    /// Runs one step of a model with this backend entered: the CPU runs it on its pool, so the
+    /// step's primitives start no hand-off each; a device runs it as it is.
+    fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        f()
+    }
 
     fn alloc(&self, n: usize) -> Result<Self::Buf>;
     fn alloc_ids(&self, n: usize) -> Result<Self::Ids>;
@@ -350,6 +361,23 @@ pub trait Backend: Sized {
     /// Free device memory in bytes (None: as much as the host has).
     fn free_memory(&self) -> Option<u64>;
     fn gemm(&self, g: Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;
+    /// Dense forward: z = alpha op(a) op(w) + beta z (the GEMM `g`, rows of z contiguous), then
+    /// z += bias per row and y = act(z). A backend may fuse the three (the CPU does).
+    #[allow(clippy::too_many_arguments)]
+    fn dense(
+        &self,
+        g: Gemm,
+        a: &Self::Buf,
+        w: &Self::Buf,
+        z: &mut Self::Buf,
+        bias: In<'_, Self::Buf>,
+        act: Activation,
+        y: Out<'_, Self::Buf>,
+    ) -> Result<()> {
+        debug_assert_eq!(g.ldc, g.n);
+        self.gemm(g, a, w, z)?;
+        self.run(Op::BiasAct { z: (z, g.c_off), b: bias, y, rows: g.m, cols: g.n, act })
+    }
     fn run(&self, op: Op<'_, Self>) -> Result<()>;
     /// Zeroes the accumulators.
     fn reset_slots(&self) -> Result<()>;

@@ -472,7 +472,7 @@ impl<B: Backend> DeviceVae<B> {
                     z: (&p.z[i - 1], 0),
                     y: (&p.y[i - 1], 0),
                     n: n * l.n_in,
-                    act: b.activation.code(),
+                    act: b.activation,
                 })?;
             }
             std::mem::swap(&mut p.d0, &mut p.d1);
@@ -491,7 +491,7 @@ impl<B: Backend> DeviceVae<B> {
             latent: jd,
             learned,
             const_lv,
-            act: hl.activation.code(),
+            act: hl.activation,
         })?;
         be.copy((&p.dhead, 0), (&mut p.d0, 0), rows * hl.n_out)?;
         // Head and encoder backward.
@@ -518,7 +518,7 @@ impl<B: Backend> DeviceVae<B> {
                 z: (&p.z[i - 1], 0),
                 y: (&p.y[i - 1], 0),
                 n: rows * l.n_in,
-                act: b.activation.code(),
+                act: b.activation,
             })?;
             std::mem::swap(&mut p.d0, &mut p.d1);
         }

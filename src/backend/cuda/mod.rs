@@ -457,16 +457,16 @@ impl Backend for Cuda {
                     Ptr(self.ptr(y.0, y.1, n)?),
                     i(rows),
                     i(cols),
-                    Arg::I32(act),
+                    Arg::I32(act.code()),
                 ];
                 self.launch("lat_bias_act", n, full, &args)
             }
             Op::ActOnly { z, y, n, act } => {
-                let args = [Ptr(self.ptr(z.0, z.1, n)?), Ptr(self.ptr(y.0, y.1, n)?), i(n), Arg::I32(act)];
+                let args = [Ptr(self.ptr(z.0, z.1, n)?), Ptr(self.ptr(y.0, y.1, n)?), i(n), Arg::I32(act.code())];
                 self.launch("lat_act_only", n, full, &args)
             }
             Op::FunctionalForward { params, p, b, x, z, rows, n_in, n_out, family, sign_seed } => {
-                let k = crate::layer::functional::Family::from_code(family)?.params_per_connection();
+                let k = family.params_per_connection();
                 let args = [
                     Ptr(self.ptr(params, p, k * n_in * n_out)?),
                     Ptr(self.ptr(params, b, n_out)?),
@@ -475,13 +475,13 @@ impl Backend for Cuda {
                     i(rows),
                     i(n_in),
                     i(n_out),
-                    Arg::I32(family),
+                    Arg::I32(family.code()),
                     U64(sign_seed),
                 ];
                 self.launch("lat_functional_forward", rows * n_out, full, &args)
             }
             Op::FunctionalBackward { params, p, b, grads, x, dz, dx, rows, n_in, n_out, family, sign_seed } => {
-                let k = crate::layer::functional::Family::from_code(family)?.params_per_connection();
+                let k = family.params_per_connection();
                 let theta = Ptr(self.ptr(params, p, k * n_in * n_out)?);
                 let xp = Ptr(self.ptr(x.0, x.1, rows * n_in)?);
                 let dzp = Ptr(self.ptr(dz.0, dz.1, rows * n_out)?);
@@ -494,7 +494,7 @@ impl Backend for Cuda {
                     i(rows),
                     i(n_in),
                     i(n_out),
-                    Arg::I32(family),
+                    Arg::I32(family.code()),
                     U64(sign_seed),
                 ];
                 self.launch("lat_functional_backward_params", n_in * n_out, full, &args)?;
@@ -507,7 +507,7 @@ impl Backend for Cuda {
                         i(rows),
                         i(n_in),
                         i(n_out),
-                        Arg::I32(family),
+                        Arg::I32(family.code()),
                         U64(sign_seed),
                     ];
                     self.launch("lat_functional_backward_input", rows * n_in, full, &args)?;
@@ -520,7 +520,7 @@ impl Backend for Cuda {
                     Ptr(self.ptr(z.0, z.1, n)?),
                     Ptr(self.ptr(y.0, y.1, n)?),
                     i(n),
-                    Arg::I32(act),
+                    Arg::I32(act.code()),
                 ];
                 self.launch("lat_act_backward", n, full, &args)
             }
@@ -532,8 +532,8 @@ impl Backend for Cuda {
                     Ptr(self.ptr(dz.0, dz.1, n)?),
                     Ptr(self.ptr(el.0, el.1, n)?),
                     i(n),
-                    Arg::I32(loss),
-                    Arg::I32(act),
+                    Arg::I32(loss.code()),
+                    Arg::I32(act.code()),
                     F32(inv),
                 ];
                 self.launch("lat_loss", n, full, &args)
@@ -548,8 +548,8 @@ impl Backend for Cuda {
                     Ptr(self.ptr(el.0, el.1, rows)?),
                     i(rows),
                     i(cols),
-                    Arg::I32(loss),
-                    Arg::I32(act),
+                    Arg::I32(loss.code()),
+                    Arg::I32(act.code()),
                     F32(inv),
                 ];
                 self.launch("lat_loss_rows", rows, full, &args)
@@ -599,7 +599,7 @@ impl Backend for Cuda {
                     Ptr(self.ptr(y.0, y.1, n)?),
                     Ptr(self.ptr(out.0, out.1, n)?),
                     i(n),
-                    Arg::I32(act),
+                    Arg::I32(act.code()),
                 ];
                 self.launch("lat_act_grad_sq", n, full, &args)
             }
@@ -616,7 +616,7 @@ impl Backend for Cuda {
                     Ptr(self.ptr(s.0, s.1, cols)?),
                     i(rows),
                     i(cols),
-                    Arg::I32(act),
+                    Arg::I32(act.code()),
                     F32(scale),
                 ];
                 self.launch("lat_contractive_dz", n, full, &args)
@@ -638,7 +638,7 @@ impl Backend for Cuda {
                     [Ptr(self.ptr(a.0, a.1, n)?), Ptr(self.ptr(b.0, b.1, n)?), Ptr(self.ptr(out.0, out.1, n)?), i(n)];
                 self.launch("lat_mul", n, full, &args)
             }
-            Op::Corrupt { x, out, range, rows, cols, kind, level, seed, ctr } => {
+            Op::Corrupt { x, out, range, rows, cols, corruption, seed, ctr } => {
                 let n = rows * cols;
                 let (lo, hi) = match range {
                     Some((lo, hi)) => (self.ptr(lo.0, lo.1, cols)?, self.ptr(hi.0, hi.1, cols)?),
@@ -651,20 +651,20 @@ impl Backend for Cuda {
                     Ptr(hi),
                     i(rows),
                     i(cols),
-                    Arg::I32(kind),
-                    F32(level),
+                    Arg::I32(corruption.code()),
+                    F32(corruption.level()),
                     U64(seed),
                     U64(ctr),
                 ];
                 self.launch("lat_corrupt", n, full, &args)
             }
-            Op::Sample { y, s, n, kind, sigma, seed, ctr } => {
+            Op::Sample { y, s, n, kind, seed, ctr } => {
                 let args = [
                     Ptr(self.ptr(y.0, y.1, n)?),
                     Ptr(self.ptr(s.0, s.1, n)?),
                     i(n),
-                    Arg::I32(kind),
-                    F32(sigma),
+                    Arg::I32(kind.code()),
+                    F32(kind.sigma()),
                     U64(seed),
                     U64(ctr),
                 ];
@@ -678,7 +678,7 @@ impl Backend for Cuda {
                     Ptr(self.ids_ptr(ids.0, ids.1, rows)?),
                     i(rows),
                     i(cols),
-                    Arg::I32(act),
+                    Arg::I32(act.code()),
                     F32(sigma),
                     U64(seed),
                 ];
@@ -728,7 +728,9 @@ impl Backend for Cuda {
                 ];
                 self.launch("lat_sgd", n, full, &args)
             }
-            Op::Adam { p, g, m, v, n, segments, gscale, lr, b1, b2, eps, step, inv_sqrt_bc2, decoupled } => {
+            Op::Adam { p, g, m, v, n, segments, gscale, lr, b1, b2, eps, bc1, bc2, decoupled } => {
+                // As optim::adam::update folds them.
+                let (step, inv_sqrt_bc2) = (lr / bc1 as f32, 1.0 / (bc2 as f32).sqrt());
                 let args = [
                     Ptr(self.ptr(p, 0, n)?),
                     Ptr(self.ptr(g, 0, n)?),
@@ -828,7 +830,7 @@ impl Backend for Cuda {
                     i(latent),
                     Arg::I32(learned as i32),
                     F32(const_lv),
-                    Arg::I32(act),
+                    Arg::I32(act.code()),
                 ];
                 self.launch("lat_vae_reparam_backward", rows * latent, full, &args)
             }

@@ -1,0 +1,158 @@
+//! The CPU backend: buffers are `Vec<f32>`, products are the crate's GEMM on the thread pool
+//! (with its fused bias + activation epilogue in [`Backend::dense`]), and every other primitive
+//! is the formula the CPU models use: activations, losses, corruption and sampling draws, the
+//! SGD and Adam passes, functional connections. So each formula lives once in Rust; the CUDA
+//! kernels, compiled for the CPU through the test shim, are compared with these primitives.
+
+#![forbid(unsafe_code)]
+
+mod ops;
+
+use std::sync::{Arc, Mutex};
+
+use super::ops::{Backend, Gemm, In, Op, Out, SLOTS};
+use crate::activation::Activation;
+use crate::error::Result;
+use crate::gemm::{Epilogue, Operand, gemm, gemm_then};
+
+/// The CPU as a backend, on a pool of `threads` workers. Its results do not depend on the
+/// thread count (the GEMM splits columns, the draws are keyed by element).
+pub struct Cpu {
+    threads: usize,
+    pool: Arc<rayon::ThreadPool>,
+    slots: Mutex<[f64; SLOTS]>,
+}
+
+impl Cpu {
+    /// A CPU backend on `threads` workers (0: the library's default).
+    pub fn new(threads: usize) -> Result<Cpu> {
+        let threads = crate::pool::resolve_threads(threads);
+        Ok(Cpu { threads, pool: crate::pool::pool(threads)?, slots: Mutex::new([0.0; SLOTS]) })
+    }
+
+    /// The f64 accumulators (a poisoned lock still holds plain numbers).
+    fn slots(&self) -> std::sync::MutexGuard<'_, [f64; SLOTS]> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `f` on this backend's pool (a model's whole step, so that nested parallel work stays
+    /// on these workers).
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+}
+
+impl Default for Cpu {
+    /// One worker: the tests' oracle.
+    fn default() -> Cpu {
+        Cpu::new(1).expect("a one-thread pool")
+    }
+}
+
+fn operand(v: &[f32], t: bool, ld: usize) -> Operand<'_> {
+    if t { Operand::t(v, ld) } else { Operand::n(v, ld) }
+}
+
+impl Backend for Cpu {
+    type Buf = Vec<f32>;
+    type Ids = Vec<u32>;
+
+    fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.install(f)
+    }
+    fn alloc(&self, n: usize) -> Result<Vec<f32>> {
+        crate::error::try_zeros(n)
+    }
+    fn alloc_ids(&self, n: usize) -> Result<Vec<u32>> {
+        Ok(vec![0; n])
+    }
+    fn upload(&self, src: &[f32], dst: Out<'_, Vec<f32>>) -> Result<()> {
+        dst.0[dst.1..dst.1 + src.len()].copy_from_slice(src);
+        Ok(())
+    }
+    fn upload_ids(&self, src: &[u32], dst: &mut Vec<u32>) -> Result<()> {
+        dst[..src.len()].copy_from_slice(src);
+        Ok(())
+    }
+    fn download(&self, src: In<'_, Vec<f32>>, dst: &mut [f32]) -> Result<()> {
+        dst.copy_from_slice(&src.0[src.1..src.1 + dst.len()]);
+        Ok(())
+    }
+    fn copy(&self, src: In<'_, Vec<f32>>, dst: Out<'_, Vec<f32>>, n: usize) -> Result<()> {
+        dst.0[dst.1..dst.1 + n].copy_from_slice(&src.0[src.1..src.1 + n]);
+        Ok(())
+    }
+    fn upload_async(
+        &self,
+        _slot: usize,
+        n: usize,
+        fill: &mut dyn FnMut(&mut [f32]),
+        dst: Out<'_, Vec<f32>>,
+    ) -> Result<()> {
+        fill(&mut dst.0[dst.1..dst.1 + n]);
+        Ok(())
+    }
+    fn await_upload(&self, _slot: usize) -> Result<()> {
+        Ok(())
+    }
+    fn free_memory(&self) -> Option<u64> {
+        None
+    }
+    fn gemm(&self, g: Gemm, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>) -> Result<()> {
+        g.check(a.len(), b.len(), c.len())?;
+        if g.m == 0 || g.n == 0 {
+            return Ok(());
+        }
+        let (a, b) = (operand(&a[g.a_off..], g.ta, g.lda), operand(&b[g.b_off..], g.tb, g.ldb));
+        let c = &mut c[g.c_off..];
+        self.install(|| gemm(g.m, g.n, g.k, g.alpha, a, b, g.beta, c, g.ldc, self.threads));
+        Ok(())
+    }
+    fn dense(
+        &self,
+        g: Gemm,
+        a: &Vec<f32>,
+        w: &Vec<f32>,
+        z: &mut Vec<f32>,
+        bias: In<'_, Vec<f32>>,
+        act: Activation,
+        y: Out<'_, Vec<f32>>,
+    ) -> Result<()> {
+        g.check(a.len(), w.len(), z.len())?;
+        if g.m == 0 || g.n == 0 {
+            return Ok(());
+        }
+        let (rows, cols) = (g.m, g.n);
+        let (a, w) = (operand(&a[g.a_off..], g.ta, g.lda), operand(&w[g.b_off..], g.tb, g.ldb));
+        let bias = &bias.0[bias.1..bias.1 + cols];
+        let zc = &mut z[g.c_off..];
+        let yv = &mut y.0[y.1..y.1 + (rows - 1) * g.ldc + cols];
+        let ep = Epilogue::BiasAct { bias, act, y: yv };
+        self.install(|| gemm_then(rows, cols, g.k, g.alpha, a, w, g.beta, zc, g.ldc, self.threads, ep));
+        // The primitive's contract is the kernel's: z + b in z for every activation.
+        if !act.z_has_bias() {
+            for r in 0..rows {
+                let zr = &mut z[g.c_off + r * g.ldc..g.c_off + r * g.ldc + cols];
+                zr.iter_mut().zip(bias).for_each(|(z, b)| *z += b);
+            }
+        }
+        Ok(())
+    }
+    fn reset_slots(&self) -> Result<()> {
+        *self.slots() = [0.0; SLOTS];
+        Ok(())
+    }
+    fn read_slots(&self) -> Result<[f64; SLOTS]> {
+        Ok(*self.slots())
+    }
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+    fn run(&self, op: Op<'_, Self>) -> Result<()> {
+        self.install(|| ops::run(self, op))
+    }
+}

@@ -1,0 +1,443 @@
+//! The CPU's primitives: each [`Op`] over `Vec<f32>` views.
+
+#![forbid(unsafe_code)]
+
+use rayon::prelude::*;
+
+use super::Cpu;
+use crate::activation::{sigmoid, softplus};
+use crate::backend::ops::{Op, Segments, Slot};
+use crate::backend::philox::{normal, philox};
+use crate::error::Result;
+use crate::parallel::CHUNK;
+use crate::rng::Philox;
+
+type In<'a> = crate::backend::ops::In<'a, Vec<f32>>;
+type Out<'a> = crate::backend::ops::Out<'a, Vec<f32>>;
+
+fn view<'a>(v: In<'a>, n: usize) -> &'a [f32] {
+    &v.0[v.1..v.1 + n]
+}
+
+fn view_mut<'a>(v: Out<'a>, n: usize) -> &'a mut [f32] {
+    &mut v.0[v.1..v.1 + n]
+}
+
+/// One primitive on the CPU. Where a CPU model has the formula as a function (activations,
+/// losses, corruption, sampling, the optimizer passes, functional connections), the primitive
+/// is that function; the rest are written here once, element by element as the kernels are.
+#[allow(clippy::needless_range_loop)]
+pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
+    match op {
+        Op::BiasAct { z, b, y, rows, cols, act: a } => {
+            let (z, y, b) = (view_mut(z, rows * cols), view_mut(y, rows * cols), view(b, cols));
+            a.forward_rows(z, b, y);
+            // The kernel leaves z + b in z whatever the activation; forward_rows only where f'
+            // reads z.
+            if !a.z_has_bias() {
+                add_rows(z, b);
+            }
+        }
+        Op::ActOnly { z, y, n, act: a } => {
+            let (z, y) = (view(z, n), view_mut(y, n));
+            for i in 0..n {
+                y[i] = a.apply(z[i]);
+            }
+        }
+        Op::FunctionalForward { params, p, b, x, z, rows, n_in, n_out, family, sign_seed } => {
+            let f = crate::layer::Functional { n_in, n_out, family, p, b, sign_seed };
+            f.forward(params, view(x, rows * n_in), rows, view_mut(z, rows * n_out), cpu.threads);
+        }
+        Op::FunctionalBackward { params, p, b, grads, x, dz, dx, rows, n_in, n_out, family, sign_seed } => {
+            let f = crate::layer::Functional { n_in, n_out, family, p, b, sign_seed };
+            let dx = dx.map(|d| view_mut(d, rows * n_in));
+            f.backward(params, grads, view(x, rows * n_in), view(dz, rows * n_out), dx, rows, cpu.threads);
+        }
+        Op::ActBackward { d, z, y, n, act: a } => {
+            let (d, z, y) = (view_mut(d, n), view(z, n), view(y, n));
+            a.backward_in_place(z, y, d);
+        }
+        Op::Loss { z, y, t, dz, el, n, loss, act: a, inv } => {
+            let (z, y, t) = (view(z, n), view(y, n), view(t, n));
+            let (dz, el) = (view_mut(dz, n), view_mut(el, n));
+            for i in 0..n {
+                match loss {
+                    crate::loss::Loss::BinaryCrossEntropy => {
+                        el[i] = softplus(z[i]) - t[i] * z[i];
+                        dz[i] = (y[i] - t[i]) * inv;
+                    }
+                    crate::loss::Loss::Mse | crate::loss::Loss::L2 => {
+                        let d = y[i] - t[i];
+                        el[i] = d * d;
+                        dz[i] = 2.0 * inv * d * a.derivative(z[i], y[i]);
+                    }
+                    _ => {
+                        let (e, g) = loss.element_grad(a, z[i], y[i], t[i]);
+                        el[i] = e;
+                        dz[i] = inv * g;
+                    }
+                }
+            }
+        }
+        Op::LossRows { z, y, t, dz, el, rows, cols, loss, act: a, inv } => {
+            let n = rows * cols;
+            let (z, y, t) = (view(z, n), view(y, n), view(t, n));
+            let (dz, el) = (view_mut(dz, n), view_mut(el, rows));
+            for r in 0..rows {
+                let s = r * cols..(r + 1) * cols;
+                el[r] = loss.row(a, &z[s.clone()], &y[s.clone()], &t[s.clone()], Some((&mut dz[s], inv))) as f32;
+            }
+        }
+        Op::SoftmaxCe { logits, labels, dz, el, rows, classes, inv } => {
+            let (l, lab) = (view(logits, rows * classes), view(labels, rows));
+            let (dz, el) = (view_mut(dz, rows * classes), view_mut(el, rows));
+            for r in 0..rows {
+                let row = &l[r * classes..(r + 1) * classes];
+                let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let s: f32 = row.iter().map(|v| (v - m).exp()).sum();
+                let lse = m + s.ln();
+                let c = lab[r] as usize;
+                for k in 0..classes {
+                    let p = (row[k] - lse).exp();
+                    dz[r * classes + k] = (p - if k == c { 1.0 } else { 0.0 }) * inv;
+                }
+                el[r] = lse - row[c];
+            }
+        }
+        Op::KlValue { mean, el, cols, rho } => {
+            let (mean, el) = (view(mean, cols), view_mut(el, cols));
+            let r = rho as f64;
+            for j in 0..cols {
+                let p = (mean[j] as f64).clamp(1e-6, 1.0 - 1e-6);
+                el[j] = (r * (r / p).ln() + (1.0 - r) * ((1.0 - r) / (1.0 - p)).ln()) as f32;
+            }
+        }
+        Op::KlGrad { dy, mean, rows, cols, rho, beta } => {
+            let (dy, mean) = (view_mut(dy, rows * cols), view(mean, cols));
+            for i in 0..rows * cols {
+                let p = (mean[i % cols] as f64).clamp(1e-6, 1.0 - 1e-6);
+                let (rho, beta) = (rho as f64, beta as f64);
+                dy[i] += (beta / rows as f64 * (-rho / p + (1.0 - rho) / (1.0 - p))) as f32;
+            }
+        }
+        Op::L1 { dy, y, el, n, g } => {
+            let (dy, y, el) = (view_mut(dy, n), view(y, n), view_mut(el, n));
+            for i in 0..n {
+                el[i] = y[i].abs();
+                dy[i] += if y[i] > 0.0 {
+                    g
+                } else if y[i] < 0.0 {
+                    -g
+                } else {
+                    0.0
+                };
+            }
+        }
+        Op::ActGradSq { z, y, out, n, act: a } => {
+            let (z, y, out) = (view(z, n), view(y, n), view_mut(out, n));
+            for i in 0..n {
+                let d = a.derivative(z[i], y[i]);
+                out[i] = d * d;
+            }
+        }
+        Op::ColSqSums { w, s, n_in, n_out } => {
+            let (w, s) = (view(w, n_in * n_out), view_mut(s, n_out));
+            for (j, s) in s.iter_mut().enumerate() {
+                *s = (0..n_in).map(|i| w[i * n_out + j] * w[i * n_out + j]).sum();
+            }
+        }
+        Op::ContractiveDz { dz, z, y, s, rows, cols, act: a, scale } => {
+            let n = rows * cols;
+            let (dz, z, y, s) = (view_mut(dz, n), view(z, n), view(y, n), view(s, cols));
+            for i in 0..n {
+                dz[i] += 2.0 * scale * s[i % cols] * a.derivative(z[i], y[i]) * a.second_derivative(z[i], y[i]);
+            }
+        }
+        Op::ContractiveDw { dw, w, fsq, n_in, n_out, scale } => {
+            let n = n_in * n_out;
+            let (dw, w, fsq) = (view_mut(dw, n), view(w, n), view(fsq, n_out));
+            for i in 0..n {
+                dw[i] += 2.0 * scale * fsq[i % n_out] * w[i];
+            }
+        }
+        Op::Mul { a, b, out, n } => {
+            let (a, b, out) = (view(a, n), view(b, n), view_mut(out, n));
+            for i in 0..n {
+                out[i] = a[i] * b[i];
+            }
+        }
+        Op::Corrupt { x, out, range, rows, cols, corruption, seed, ctr } => {
+            let n = rows * cols;
+            let (x, out) = (view(x, n), view_mut(out, n));
+            let range = range.map(|(lo, hi)| (view(lo, cols), view(hi, cols)));
+            // Element i draws element i of counter ctr: whole rows per chunk, any thread count.
+            let chunk = rows.div_ceil(cpu.threads.max(1)).max(1) * cols;
+            out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).enumerate().for_each(|(c, (out, x))| {
+                corruption.apply(x, cols, range, Philox::new(seed, ctr), c * chunk / cols, out)
+            });
+        }
+        Op::Sample { y, s, n, kind, seed, ctr } => {
+            let (y, s) = (view(y, n), view_mut(s, n));
+            let chunk = n.div_ceil(cpu.threads.max(1)).div_ceil(64).max(1) * 64;
+            s.par_chunks_mut(chunk)
+                .zip(y.par_chunks(chunk))
+                .enumerate()
+                .for_each(|(c, (s, y))| kind.sample(y, s, Philox::new(seed, ctr), (c * chunk) as u64));
+        }
+        Op::CodeNoise { z, y, ids, rows, cols, act: a, sigma, seed } => {
+            let n = rows * cols;
+            let (z, y) = (view_mut(z, n), view_mut(y, n));
+            for i in 0..n {
+                let u = philox(seed, ids.0[ids.1 + i / cols] as u64, (i % cols) as u64);
+                z[i] += sigma * normal(u[0], u[1]);
+                y[i] = a.apply(z[i]);
+            }
+        }
+        Op::GatherRows { src, ids, dst, rows, cols } => {
+            let dst = view_mut(dst, rows * cols);
+            for (r, &id) in ids.0[ids.1..ids.1 + rows].iter().enumerate() {
+                let s = src.1 + id as usize * cols;
+                dst[r * cols..(r + 1) * cols].copy_from_slice(&src.0[s..s + cols]);
+            }
+        }
+        Op::SplitRows { src, x, t, rows, cols, tw } => {
+            let src = view(src, rows * (cols + tw));
+            let (x, t) = (view_mut(x, rows * cols), view_mut(t, rows * tw));
+            crate::task::split_rows(src, cols, tw, x, t);
+        }
+        Op::Fill { x, n, v } => view_mut(x, n).fill(v),
+        Op::Sgd { p, g, v, n, segments, gscale, lr, mu, nesterov } => {
+            let g = scaled(g, gscale[0], n);
+            for (r, wd) in segments_of(segments, n) {
+                let (p, g, v) = (&mut p[r.clone()], &g[r.clone()], &mut v[r]);
+                if cpu.threads <= 1 || p.len() < 2 * CHUNK {
+                    crate::optim::sgd_wide(p, g, v, lr, mu, nesterov, wd);
+                } else {
+                    p.par_chunks_mut(CHUNK)
+                        .zip(g.par_chunks(CHUNK))
+                        .zip(v.par_chunks_mut(CHUNK))
+                        .for_each(|((p, g), v)| crate::optim::sgd_wide(p, g, v, lr, mu, nesterov, wd));
+                }
+            }
+        }
+        Op::Adam { p, g, m, v, n, segments, gscale, lr, b1, b2, eps, bc1, bc2, decoupled } => {
+            let g = scaled(g, gscale[0], n);
+            for (r, wd) in segments_of(segments, n) {
+                let (p, g, m, v) = (&mut p[r.clone()], &g[r.clone()], &mut m[r.clone()], &mut v[r]);
+                let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
+                    crate::optim::adam_wide(p, g, m, v, lr, b1, b2, eps, bc1, bc2, wd, decoupled)
+                };
+                if cpu.threads <= 1 || p.len() < 2 * CHUNK {
+                    update(p, g, m, v);
+                } else {
+                    p.par_chunks_mut(CHUNK)
+                        .zip(g.par_chunks(CHUNK))
+                        .zip(m.par_chunks_mut(CHUNK))
+                        .zip(v.par_chunks_mut(CHUNK))
+                        .for_each(|(((p, g), m), v)| update(p, g, m, v));
+                }
+            }
+        }
+        Op::ClipFactor { factor, max_norm } => {
+            let norm = std::mem::take(&mut cpu.slots()[Slot::GradSq as usize]).sqrt();
+            factor[0] = if max_norm > 0.0 && norm > max_norm as f64 { (max_norm as f64 / norm) as f32 } else { 1.0 };
+        }
+        Op::Sum { x, n, slot, scale } => {
+            let s: f64 = view(x, n).iter().map(|&v| v as f64).sum();
+            cpu.slots()[slot as usize] += scale * s;
+        }
+        Op::SumSq { x, n, slot } => {
+            let s: f64 = view(x, n).iter().map(|&v| (v as f64) * (v as f64)).sum();
+            cpu.slots()[slot as usize] += s;
+        }
+        Op::SumTo { x, n, out, scale } => {
+            let s: f64 = view(x, n).iter().map(|&v| v as f64).sum();
+            view_mut(out, 1)[0] = (s * scale) as f32;
+        }
+        Op::VaeReparam { head, eps, zs, rows, samples, latent, learned, const_lv, seed, ctr } => {
+            let total = rows * samples * latent;
+            let hw = if learned { 2 * latent } else { latent };
+            let head = view(head, rows * hw);
+            let (eps, zs) = (view_mut(eps, total), view_mut(zs, total));
+            for k in 0..total {
+                let (r, j) = ((k / latent) % rows, k % latent);
+                let (mu, lv) = posterior(head, r, j, latent, learned, const_lv);
+                let u = philox(seed, ctr, k as u64);
+                let e = normal(u[0], u[1]);
+                eps[k] = e;
+                zs[k] = mu + (0.5 * lv).exp() * e;
+            }
+        }
+        Op::VaeKl { head, kl_el, dhead, rows, latent, learned, const_lv, beta } => {
+            let hw = if learned { 2 * latent } else { latent };
+            let head = view(head, rows * hw);
+            let (kl_el, dhead) = (view_mut(kl_el, rows * latent), view_mut(dhead, rows * hw));
+            let kl_scale = beta / rows as f32;
+            for i in 0..rows * latent {
+                let (r, j) = (i / latent, i % latent);
+                let (mu, lv) = posterior(head, r, j, latent, learned, const_lv);
+                let (m, v) = (mu as f64, lv as f64);
+                kl_el[i] = (0.5 * (m * m + v.exp_m1() - v)) as f32;
+                let sigma = (0.5 * lv).exp();
+                dhead[r * hw + j] = kl_scale * mu;
+                if learned {
+                    dhead[r * hw + latent + j] = kl_scale * 0.5 * (sigma * sigma - 1.0);
+                }
+            }
+        }
+        Op::VaeReparamBackward {
+            head_z,
+            head_y,
+            dzs,
+            eps,
+            dhead,
+            rows,
+            samples,
+            latent,
+            learned,
+            const_lv,
+            act: a,
+        } => {
+            let hw = if learned { 2 * latent } else { latent };
+            let total = rows * samples * latent;
+            let (head_z, head_y) = (view(head_z, rows * hw), view(head_y, rows * hw));
+            let (dzs, eps, dhead) = (view(dzs, total), view(eps, total), view_mut(dhead, rows * hw));
+            for i in 0..rows * latent {
+                let (r, j) = (i / latent, i % latent);
+                let (mu, lv) = posterior(head_y, r, j, latent, learned, const_lv);
+                let sigma = (0.5 * lv).exp();
+                let (im, il) = (r * hw + j, r * hw + latent + j);
+                let mut dmu = dhead[im];
+                let mut dlv = if learned { dhead[il] } else { 0.0 };
+                for l in 0..samples {
+                    let k = (l * rows + r) * latent + j;
+                    let d = dzs[k];
+                    dmu += d;
+                    dlv += d * eps[k] * 0.5 * sigma;
+                }
+                dhead[im] = dmu * a.derivative(head_z[im], mu);
+                if learned {
+                    dhead[il] = dlv * a.derivative(head_z[il], lv);
+                }
+            }
+        }
+        Op::VaeRecon {
+            x,
+            pre,
+            extra,
+            parts,
+            n_parts,
+            n_extra,
+            glob_cols,
+            rec_el,
+            dpre,
+            glob_el,
+            n,
+            rows,
+            d_cols,
+            p_cols,
+            scale,
+        } => {
+            const F: usize = crate::backend::ops::VAE_PART_FIELDS;
+            let x = view(x, rows * d_cols);
+            let pre = view(pre, n * p_cols);
+            let extra = view(extra, n_extra);
+            let table: Vec<i32> = parts.0[parts.1..parts.1 + n_parts * F].iter().map(|&v| v as i32).collect();
+            let (rec_el, dpre) = (view_mut(rec_el, n * d_cols), view_mut(dpre, n * p_cols));
+            let glob_el = view_mut(glob_el, n * glob_cols);
+            for idx in 0..n * d_cols {
+                let (i, c) = (idx / d_cols, idx % d_cols);
+                let mut part = &table[..F];
+                for q in 1..n_parts {
+                    let next = &table[q * F..(q + 1) * F];
+                    if (c as i32) < next[2] {
+                        break;
+                    }
+                    part = next;
+                }
+                let (kind, a, size) = (
+                    part[0],
+                    crate::activation::Activation::from_code(part[1])
+                        .unwrap_or(crate::activation::Activation::Identity),
+                    part[4] as usize,
+                );
+                let j = c - part[2] as usize;
+                let pm = i * p_cols + part[3] as usize + j;
+                let t = x[(i % rows) * d_cols + c];
+                let av = pre[pm];
+                let nll;
+                if kind == 0 {
+                    nll = softplus(av) - t * av;
+                    dpre[pm] = scale * (sigmoid(av) - t);
+                } else if kind == 1 || kind == 4 {
+                    let m = a.apply(av);
+                    let r = t - m;
+                    let pl = pm + size;
+                    let al = if kind == 1 { pre[pl] } else { 0.0 };
+                    let lv = if kind == 1 { a.apply(al) } else { extra[part[5] as usize] };
+                    let inv = (-lv).exp();
+                    let dlv = 0.5 - 0.5 * r * r * inv;
+                    nll = HALF_LN_2PI + 0.5 * lv + 0.5 * r * r * inv;
+                    dpre[pm] = scale * (-r * inv) * a.derivative(av, m);
+                    if kind == 1 {
+                        dpre[pl] = scale * dlv * a.derivative(al, lv);
+                    } else {
+                        glob_el[part[6] as usize * n + i * size + j] = scale * dlv;
+                    }
+                } else if kind == 2 {
+                    let gamma = a.apply(av);
+                    let lambda = gamma.exp();
+                    nll = lambda * t - gamma;
+                    dpre[pm] = scale * (lambda * t - 1.0) * a.derivative(av, gamma);
+                } else {
+                    let y = a.apply(av);
+                    let r = y - t;
+                    let inv_n = 1.0 / size as f32;
+                    nll = r * r * inv_n;
+                    dpre[pm] = scale * (2.0 * r * inv_n) * a.derivative(av, y);
+                }
+                rec_el[idx] = nll;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// ln(2 pi) / 2 as the kernels' float constant (LAT_VAE_HALF_LN_2PI).
+const HALF_LN_2PI: f32 = 0.918_938_533_204_672_8_f64 as f32;
+
+/// (mu, log-variance) of example r's latent unit j (lat_vae_posterior).
+fn posterior(head: &[f32], r: usize, j: usize, latent: usize, learned: bool, const_lv: f32) -> (f32, f32) {
+    if learned {
+        (head[r * 2 * latent + j], head[r * 2 * latent + latent + j])
+    } else {
+        (head[r * latent + j], const_lv)
+    }
+}
+
+/// The optimizer's segments as (range, weight decay): segment k ends at ends[k], the last
+/// one at n (the kernels' lookup).
+fn segments_of(seg: &Segments<Cpu>, n: usize) -> Vec<(std::ops::Range<usize>, f32)> {
+    let mut out = Vec::with_capacity(seg.count);
+    let mut start = 0;
+    for k in 0..seg.count {
+        let end = if k + 1 == seg.count { n } else { (seg.ends[k] as usize).clamp(start, n) };
+        if end > start {
+            out.push((start..end, seg.decay[k]));
+        }
+        start = end;
+    }
+    out
+}
+
+/// The gradient times the clipping factor (borrowed as it is when the factor is 1).
+fn scaled(g: &[f32], s: f32, n: usize) -> std::borrow::Cow<'_, [f32]> {
+    if s == 1.0 { std::borrow::Cow::Borrowed(&g[..n]) } else { g[..n].iter().map(|v| s * v).collect() }
+}
+
+/// z += b per row.
+fn add_rows(z: &mut [f32], b: &[f32]) {
+    for zr in z.chunks_exact_mut(b.len()) {
+        zr.iter_mut().zip(b).for_each(|(z, b)| *z += b);
+    }
+}
