@@ -171,13 +171,8 @@ impl Activation {
         }
     }
 
-    /// Whether forward_rows() leaves z + bias in z (else z lacks the bias, and the derivative
-    /// reads only y).
-    pub fn z_has_bias(self) -> bool {
-        !matches!(self, Activation::Identity | Activation::Relu)
-    }
-
-    /// y = f(z + bias) row by row; z is overwritten by z + bias when the derivative needs it.
+    /// y = f(z + bias) row by row; z is overwritten by z + bias (as the device kernel leaves
+    /// it, so every consumer of z sees the whole pre-activation on either backend).
     pub fn forward_rows(self, z: &mut [f32], bias: &[f32], y: &mut [f32]) {
         forward_rows_wide(self, z, bias, y)
     }
@@ -190,12 +185,14 @@ impl Activation {
                 // Specialised loops that the compiler vectorises.
                 Activation::Identity => {
                     for ((z, y), b) in zr.iter_mut().zip(yr.iter_mut()).zip(bias) {
-                        *y = *z + b;
+                        *z += b;
+                        *y = *z;
                     }
                 }
                 Activation::Relu => {
                     for ((z, y), b) in zr.iter_mut().zip(yr.iter_mut()).zip(bias) {
-                        *y = (*z + b).max(0.0);
+                        *z += b;
+                        *y = z.max(0.0);
                     }
                 }
                 Activation::Sigmoid => {

@@ -203,7 +203,7 @@ impl Loss {
 
     /// (e, de/dz) of one element of an elementwise loss
     /// (the row score is the sum or the mean of e; binary cross-entropy from the logit z), through the output activation: pre-output z
-    /// (without its bias for identity and relu, which read y), output y, target t. What the
+    /// (with its bias), output y, target t. What the
     /// device kernel `lat_loss` computes, in f32.
     #[inline]
     pub fn element_grad(self, act: Activation, z: f32, y: f32, t: f32) -> (f32, f32) {

@@ -510,7 +510,6 @@ impl Network {
         let y = &ws.y[n - 1][..out_count];
         let dz = &mut ws.d0[..out_count];
         let recon_sum = match task {
-            // The logits are y: an identity layer's z may lack the bias.
             Task::Classify { classes } => task::softmax_cross_entropy(y, &tgt[..rows], classes, 1.0 / rows as f32, dz),
             _ => {
                 let t = if tw > 0 { &tgt[..out_count] } else { &x[..count] };
@@ -615,14 +614,12 @@ impl Network {
         let c = self.n_encoder - 1;
         let l = &self.layers[c];
         let sigma = self.spec.regularization.code_noise;
-        let bias = &self.params[l.b..l.b + l.n_out];
-        let with_bias = l.activation.z_has_bias();
         let z = ws.z[c][..rows * l.n_out].chunks_exact_mut(l.n_out);
         let y = ws.y[c][..rows * l.n_out].chunks_exact_mut(l.n_out);
         for ((zr, yr), &id) in z.zip(y).zip(row_ids) {
             Philox::new(key ^ 0xC0DE, id as u64).for_normals(0, l.n_out, |at, e| {
-                for (((z, y), b), &e) in zr[at..].iter_mut().zip(yr[at..].iter_mut()).zip(&bias[at..]).zip(e) {
-                    let full = if with_bias { *z } else { *z + b } + sigma * e;
+                for ((z, y), &e) in zr[at..].iter_mut().zip(yr[at..].iter_mut()).zip(e) {
+                    let full = *z + sigma * e;
                     *z = full;
                     *y = l.activation.apply(full);
                 }

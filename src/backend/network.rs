@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::dense::{self, column_sums};
+use super::dense::column_sums;
 use super::ops::{Backend, Op, Segments, Slot};
 use crate::activation::Activation;
 use crate::error::{Error, Result, invalid, shape};
@@ -318,24 +318,7 @@ impl<B: Backend> DeviceNetwork<B> {
             let (below, rest) = p.y.split_at_mut(i);
             let y = &mut rest[0];
             let inp = p.inputs.of(i, range.start, input, below, &p.s, &p.sampled);
-            if let Connection::Functional(f) = l.connection {
-                be.run(Op::FunctionalForward {
-                    params: &self.params,
-                    p: l.w,
-                    b: l.b,
-                    x: (inp, 0),
-                    z: (&mut p.z[i], 0),
-                    rows,
-                    n_in: l.n_in,
-                    n_out: l.n_out,
-                    family: f,
-                    sign_seed: l.sign_seed,
-                })?;
-                let n = rows * l.n_out;
-                be.run(Op::ActOnly { z: (&p.z[i], 0), y: (y, 0), n, act: l.activation })?;
-            } else {
-                dense::forward(be, l, &self.params, inp, &mut p.z[i], y, rows)?;
-            }
+            be.layer_forward(l, &self.params, inp, &mut p.z[i], y, rows)?;
             p.sampled[i] = false;
             if let Some(nz) = noise {
                 if i + 1 == self.n_encoder && code_noise > 0.0 {
@@ -502,41 +485,24 @@ impl<B: Backend> DeviceNetwork<B> {
                 }
             }
             let layer_in = p.inputs.of(i, 0, first_input, &p.y, &p.s, &p.sampled);
-            if let Connection::Functional(f) = l.connection {
-                be.run(Op::FunctionalBackward {
-                    params: &self.params,
-                    p: l.w,
-                    b: l.b,
-                    grads: &mut self.grads,
-                    x: (layer_in, 0),
-                    dz: (&p.d0, 0),
-                    dx: (i > 0).then_some((&mut p.d1, 0)),
-                    rows,
+            let dx = (i > 0).then_some(&mut p.d1);
+            // dL/dx leaves the product as the below layer's dL/dz unless a sparsity penalty
+            // must join its dL/dy first.
+            let below = (i > 0 && !sparse[i - 1]).then(|| (layers[i - 1].activation, &p.z[i - 1], &p.y[i - 1]));
+            be.layer_backward(l, &self.params, &mut self.grads, layer_in, &p.d0, &p.ones, dx, below, rows)?;
+            if contract && l.connection == Connection::Dense {
+                let [_, fsq, _] = &p.col;
+                be.run(Op::ContractiveDw {
+                    dw: (&mut self.grads, l.w),
+                    w: (&self.params, l.w),
+                    fsq: (fsq, 0),
                     n_in: l.n_in,
                     n_out: l.n_out,
-                    family: f,
-                    sign_seed: l.sign_seed,
+                    scale,
                 })?;
-                if i == 0 {
-                    break;
-                }
-            } else {
-                let dx = (i > 0).then_some(&mut p.d1);
-                dense::backward(be, l, &self.params, &mut self.grads, layer_in, &p.d0, &p.ones, dx, rows)?;
-                if contract {
-                    let [_, fsq, _] = &p.col;
-                    be.run(Op::ContractiveDw {
-                        dw: (&mut self.grads, l.w),
-                        w: (&self.params, l.w),
-                        fsq: (fsq, 0),
-                        n_in: l.n_in,
-                        n_out: l.n_out,
-                        scale,
-                    })?;
-                }
-                if i == 0 {
-                    break;
-                }
+            }
+            if i == 0 {
+                break;
             }
             let b = &layers[i - 1];
             let below_n = rows * l.n_in;
@@ -566,14 +532,14 @@ impl<B: Backend> DeviceNetwork<B> {
                     }
                     Sparsity::None => {}
                 }
+                be.run(Op::ActBackward {
+                    d: (&mut p.d1, 0),
+                    z: (&p.z[i - 1], 0),
+                    y: (&p.y[i - 1], 0),
+                    n: below_n,
+                    act: b.activation,
+                })?;
             }
-            be.run(Op::ActBackward {
-                d: (&mut p.d1, 0),
-                z: (&p.z[i - 1], 0),
-                y: (&p.y[i - 1], 0),
-                n: below_n,
-                act: b.activation,
-            })?;
             std::mem::swap(&mut p.d0, &mut p.d1);
         }
         Ok(())

@@ -6,8 +6,8 @@
 use crate::activation::Activation;
 use crate::corruption::Corruption;
 use crate::error::Result;
-use crate::layer::Stochastic;
 use crate::layer::functional::Family;
+use crate::layer::{Dense, Stochastic};
 use crate::loss::Loss;
 
 /// Number of f64 accumulators a backend keeps on its device (see [`Slot`]).
@@ -73,6 +73,9 @@ impl Gemm {
 pub type In<'a, B> = (&'a B, usize);
 /// A written view.
 pub type Out<'a, B> = (&'a mut B, usize);
+/// The layer below a backward product: its activation, pre-activation and output, so that
+/// dL/dx leaves the product as that layer's dL/dz.
+pub type Below<'a, B> = (Activation, &'a <B as Backend>::Buf, &'a <B as Backend>::Buf);
 /// Per-feature (min, max) views (salt-and-pepper corruption).
 pub type FeatureRange<'a, B> = (In<'a, <B as Backend>::Buf>, In<'a, <B as Backend>::Buf>);
 
@@ -361,6 +364,40 @@ pub trait Backend: Sized + Sync {
     /// Free device memory in bytes (None: as much as the host has).
     fn free_memory(&self) -> Option<u64>;
     fn gemm(&self, g: Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;
+    /// A layer's forward over `rows` rows: z = x W + b (or a functional connection's sums),
+    /// y = f(z); z keeps its bias. A memory layer has none (Unsupported).
+    #[allow(clippy::too_many_arguments)]
+    fn layer_forward(
+        &self,
+        l: &Dense,
+        params: &Self::Buf,
+        x: &Self::Buf,
+        z: &mut Self::Buf,
+        y: &mut Self::Buf,
+        rows: usize,
+    ) -> Result<()> {
+        super::dense::forward(self, l, params, x, z, y, rows)
+    }
+
+    /// A layer's backward from dL/dz: writes dW and db into `grads` (adds dW when the layer
+    /// accumulates: tied weights), and when `dx` is given dL/dx, times f'(z) of the layer
+    /// `below` when that is given. `ones`: at least `rows` ones.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_backward(
+        &self,
+        l: &Dense,
+        params: &Self::Buf,
+        grads: &mut Self::Buf,
+        x: &Self::Buf,
+        dz: &Self::Buf,
+        ones: &Self::Buf,
+        dx: Option<&mut Self::Buf>,
+        below: Option<Below<'_, Self>>,
+        rows: usize,
+    ) -> Result<()> {
+        super::dense::backward(self, l, params, grads, x, dz, ones, dx, below, rows)
+    }
+
     /// Dense forward: z = alpha op(a) op(w) + beta z (the GEMM `g`, rows of z contiguous), then
     /// z += bias per row and y = act(z). A backend may fuse the three (the CPU does).
     #[allow(clippy::too_many_arguments)]

@@ -8,7 +8,6 @@
 
 #![forbid(unsafe_code)]
 
-use super::dense;
 use super::network::{DeviceNoise, DeviceOptimizer, optimizer_update};
 use super::ops::{Backend, Op, Slot, VAE_PART_FIELDS};
 use crate::distribution::{DistKind, Reconstruction};
@@ -346,7 +345,7 @@ impl<B: Backend> DeviceVae<B> {
             let l = &self.vae.layers()[i];
             let (below, rest) = p.y.split_at_mut(i);
             let inp = if i == 0 { &p.x } else { &below[i - 1] };
-            dense::forward(be, l, &self.params, inp, &mut p.z[i], &mut rest[0], rows)?;
+            be.layer_forward(l, &self.params, inp, &mut p.z[i], &mut rest[0], rows)?;
         }
         Ok(())
     }
@@ -376,7 +375,7 @@ impl<B: Backend> DeviceVae<B> {
             let l = &self.vae.layers()[i];
             let (below, rest) = p.y.split_at_mut(i);
             let inp = if i == head + 1 { &p.zs } else { &below[i - 1] };
-            dense::forward(be, l, &self.params, inp, &mut p.z[i], &mut rest[0], n)?;
+            be.layer_forward(l, &self.params, inp, &mut p.z[i], &mut rest[0], n)?;
         }
         Ok(())
     }
@@ -464,17 +463,9 @@ impl<B: Backend> DeviceVae<B> {
         for i in dec.clone().rev() {
             let l = &layers[i];
             let input = if i == dec.start { &p.zs } else { &p.y[i - 1] };
-            dense::backward(be, l, &self.params, &mut self.grads, input, &p.d0, &p.ones, Some(&mut p.d1), n)?;
-            if i > dec.start {
-                let b = &layers[i - 1];
-                be.run(Op::ActBackward {
-                    d: (&mut p.d1, 0),
-                    z: (&p.z[i - 1], 0),
-                    y: (&p.y[i - 1], 0),
-                    n: n * l.n_in,
-                    act: b.activation,
-                })?;
-            }
+            let below = (i > dec.start).then(|| (layers[i - 1].activation, &p.z[i - 1], &p.y[i - 1]));
+            let dx = Some(&mut p.d1);
+            be.layer_backward(l, &self.params, &mut self.grads, input, &p.d0, &p.ones, dx, below, n)?;
             std::mem::swap(&mut p.d0, &mut p.d1);
         }
         // Through the reparameterisation to the head (dhead holds the KL gradient).
@@ -498,28 +489,12 @@ impl<B: Backend> DeviceVae<B> {
         for i in (0..=head).rev() {
             let l = &layers[i];
             let input = if i == 0 { &p.x } else { &p.y[i - 1] };
-            dense::backward(
-                be,
-                l,
-                &self.params,
-                &mut self.grads,
-                input,
-                &p.d0,
-                &p.ones,
-                (i > 0).then_some(&mut p.d1),
-                rows,
-            )?;
+            let below = (i > 0).then(|| (layers[i - 1].activation, &p.z[i - 1], &p.y[i - 1]));
+            let dx = (i > 0).then_some(&mut p.d1);
+            be.layer_backward(l, &self.params, &mut self.grads, input, &p.d0, &p.ones, dx, below, rows)?;
             if i == 0 {
                 break;
             }
-            let b = &layers[i - 1];
-            be.run(Op::ActBackward {
-                d: (&mut p.d1, 0),
-                z: (&p.z[i - 1], 0),
-                y: (&p.y[i - 1], 0),
-                n: rows * l.n_in,
-                act: b.activation,
-            })?;
             std::mem::swap(&mut p.d0, &mut p.d1);
         }
         Ok(())

@@ -66,20 +66,11 @@ impl Dense {
         })
     }
 
-    /// Given z with its bias (a functional or memory layer's pass), writes y = f(z) and keeps z
-    /// in the form the activation's derivative reads (without the bias unless it needs it), as
-    /// the dense epilogue leaves it.
-    pub fn activate(&self, params: &[f32], z: &mut [f32], y: &mut [f32]) {
+    /// Given z with its bias (a functional or memory layer's pass), writes y = f(z).
+    pub fn activate(&self, _params: &[f32], z: &mut [f32], y: &mut [f32]) {
         let act = self.activation;
-        let bias = &params[self.b..self.b + self.n_out];
-        let keep_bias = act.z_has_bias();
-        for (zr, yr) in z.chunks_exact_mut(self.n_out).zip(y.chunks_exact_mut(self.n_out)) {
-            for ((z, y), b) in zr.iter_mut().zip(yr.iter_mut()).zip(bias) {
-                *y = act.apply(*z);
-                if !keep_bias {
-                    *z -= b;
-                }
-            }
+        for (y, z) in y.iter_mut().zip(z.iter()) {
+            *y = act.apply(*z);
         }
     }
 
@@ -88,7 +79,7 @@ impl Dense {
         if self.tied { Operand::t(w, self.n_in) } else { Operand::n(w, self.n_out) }
     }
 
-    /// z = x W (pre-activation, bias added in place when the derivative needs it), y = f(z + b).
+    /// z = x W + b (the pre-activation), y = f(z).
     /// x: rows x n_in; z, y: rows x n_out.
     pub fn forward(&self, params: &[f32], x: &[f32], rows: usize, z: &mut [f32], y: &mut [f32], threads: usize) {
         if let Some(f) = self.functional() {

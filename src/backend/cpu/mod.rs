@@ -10,10 +10,11 @@ mod ops;
 
 use std::sync::{Arc, Mutex};
 
-use super::ops::{Backend, Gemm, In, Op, Out, SLOTS};
+use super::ops::{Backend, Below, Gemm, In, Op, Out, SLOTS};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::gemm::{Epilogue, Operand, gemm, gemm_then};
+use crate::layer::Dense;
 
 /// The CPU as a backend, on a pool of `threads` workers. Its results do not depend on the
 /// thread count (the GEMM splits columns, the draws are keyed by element).
@@ -112,6 +113,49 @@ impl Backend for Cpu {
         self.install(|| gemm(g.m, g.n, g.k, g.alpha, a, b, g.beta, c, g.ldc, self.threads));
         Ok(())
     }
+    /// The layer's own CPU code ([`Dense::forward`]): the GEMM with its fused bias +
+    /// activation epilogue, or the functional connection on the pool.
+    fn layer_forward(
+        &self,
+        l: &Dense,
+        params: &Vec<f32>,
+        x: &Vec<f32>,
+        z: &mut Vec<f32>,
+        y: &mut Vec<f32>,
+        rows: usize,
+    ) -> Result<()> {
+        if l.memory().is_some() {
+            return Err(super::dense::memory());
+        }
+        let (ni, no) = (rows * l.n_in, rows * l.n_out);
+        let (x, z, y) = (&x[..ni], &mut z[..no], &mut y[..no]);
+        self.install(|| l.forward(params, x, rows, z, y, self.threads));
+        Ok(())
+    }
+    /// The layer's own CPU code ([`Dense::backward_from_dz`]): dW, db and dx products, the
+    /// layer below's activation gradient fused into the dx product.
+    fn layer_backward(
+        &self,
+        l: &Dense,
+        params: &Vec<f32>,
+        grads: &mut Vec<f32>,
+        x: &Vec<f32>,
+        dz: &Vec<f32>,
+        _ones: &Vec<f32>,
+        dx: Option<&mut Vec<f32>>,
+        below: Option<Below<'_, Self>>,
+        rows: usize,
+    ) -> Result<()> {
+        if l.memory().is_some() {
+            return Err(super::dense::memory());
+        }
+        let (ni, no) = (rows * l.n_in, rows * l.n_out);
+        let (x, dz) = (&x[..ni], &dz[..no]);
+        let dx = dx.map(|d| &mut d[..ni]);
+        let below = below.map(|(a, z, y)| (a, &z[..ni], &y[..ni]));
+        self.install(|| l.backward_from_dz(params, grads, x, dz, dx, below, rows, self.threads));
+        Ok(())
+    }
     fn dense(
         &self,
         g: Gemm,
@@ -133,13 +177,6 @@ impl Backend for Cpu {
         let yv = &mut y.0[y.1..y.1 + (rows - 1) * g.ldc + cols];
         let ep = Epilogue::BiasAct { bias, act, y: yv };
         self.install(|| gemm_then(rows, cols, g.k, g.alpha, a, w, g.beta, zc, g.ldc, self.threads, ep));
-        // The primitive's contract is the kernel's: z + b in z for every activation.
-        if !act.z_has_bias() {
-            for r in 0..rows {
-                let zr = &mut z[g.c_off + r * g.ldc..g.c_off + r * g.ldc + cols];
-                zr.iter_mut().zip(bias).for_each(|(z, b)| *z += b);
-            }
-        }
         Ok(())
     }
     fn reset_slots(&self) -> Result<()> {

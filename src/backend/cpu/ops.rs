@@ -32,11 +32,6 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
         Op::BiasAct { z, b, y, rows, cols, act: a } => {
             let (z, y, b) = (view_mut(z, rows * cols), view_mut(y, rows * cols), view(b, cols));
             a.forward_rows(z, b, y);
-            // The kernel leaves z + b in z whatever the activation; forward_rows only where f'
-            // reads z.
-            if !a.z_has_bias() {
-                add_rows(z, b);
-            }
         }
         Op::ActOnly { z, y, n, act: a } => {
             let (z, y) = (view(z, n), view_mut(y, n));
@@ -433,11 +428,4 @@ fn segments_of(seg: &Segments<Cpu>, n: usize) -> Vec<(std::ops::Range<usize>, f3
 /// The gradient times the clipping factor (borrowed as it is when the factor is 1).
 fn scaled(g: &[f32], s: f32, n: usize) -> std::borrow::Cow<'_, [f32]> {
     if s == 1.0 { std::borrow::Cow::Borrowed(&g[..n]) } else { g[..n].iter().map(|v| s * v).collect() }
-}
-
-/// z += b per row.
-fn add_rows(z: &mut [f32], b: &[f32]) {
-    for zr in z.chunks_exact_mut(b.len()) {
-        zr.iter_mut().zip(b).for_each(|(z, b)| *z += b);
-    }
 }
