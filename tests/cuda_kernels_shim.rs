@@ -6,7 +6,7 @@
 
 mod common;
 
-use latent::backend::ops::{Backend, Op, Segments, Slot};
+use latent::backend::ops::{Backend, Op, Slot};
 use latent::backend::{Cpu, philox};
 use latent::rng::Rng;
 use std::ffi::{CString, c_void};
@@ -340,15 +340,13 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
 }
 
 #[test]
-fn optimizer_kernels_match_the_host_backend() {
+fn optimizer_kernels_match_the_cpu_backend() {
     let lib = Lib::build();
     let mut rng = Rng::new(seed(), 5);
     let be = Cpu::default();
     let n = 1234;
-    let ends: Vec<u32> = vec![400, 410, 1200, 1234];
-    let decay: Vec<f32> = vec![0.01, 0.0, 0.02, 0.0];
-    let segments = Segments::<Cpu> { ends: ends.clone(), decay: decay.clone(), count: 4 };
-    let ends_i: Vec<i32> = ends.iter().map(|&e| e as i32).collect();
+    // Pieces of different weight decay, each one launch from its offset (optim::Piece).
+    let pieces: [(usize, usize, f32); 4] = [(0, 400, 0.01), (400, 410, 0.0), (410, 1200, 0.02), (1200, 1234, 0.0)];
     let gscale = vec![0.7f32];
     let p0 = rand(n, -1.0, 1.0, &mut rng);
     let g = rand(n, -1.0, 1.0, &mut rng);
@@ -356,76 +354,68 @@ fn optimizer_kernels_match_the_host_backend() {
     let v0 = rand(n, 0.0, 0.1, &mut rng);
     for nesterov in [false, true] {
         let (mut pk, mut vk, mut ph, mut vh) = (p0.clone(), m0.clone(), p0.clone(), m0.clone());
-        let f: extern "C" fn(M, F2, M, i32, *const i32, F2, i32, F2, f32, f32, i32) = lib.get("shim_sgd");
-        f(
-            pk.as_mut_ptr(),
-            g.as_ptr(),
-            vk.as_mut_ptr(),
-            n as i32,
-            ends_i.as_ptr(),
-            decay.as_ptr(),
-            4,
-            gscale.as_ptr(),
-            0.05,
-            0.9,
-            nesterov as i32,
-        );
-        be.run(Op::Sgd {
-            p: &mut ph,
-            g: &g,
-            v: &mut vh,
-            n,
-            segments: &segments,
-            gscale: &gscale,
-            lr: 0.05,
-            mu: 0.9,
-            nesterov,
-        })
-        .unwrap();
+        let f: extern "C" fn(M, F2, M, i32, f32, F2, f32, f32, i32) = lib.get("shim_sgd");
+        for &(a, b, wd) in &pieces {
+            let (pa, va) = (pk[a..].as_mut_ptr(), vk[a..].as_mut_ptr());
+            f(pa, g[a..].as_ptr(), va, (b - a) as i32, wd, gscale.as_ptr(), 0.05, 0.9, nesterov as i32);
+            be.run(Op::Sgd {
+                p: (&mut ph, a),
+                g: (&g, a),
+                v: (&mut vh, a),
+                n: b - a,
+                wd,
+                gscale: &gscale,
+                lr: 0.05,
+                mu: 0.9,
+                nesterov,
+            })
+            .unwrap();
+        }
         compare("sgd p", &pk, &ph, 1e-6);
         compare("sgd v", &vk, &vh, 1e-6);
     }
     for decoupled in [false, true] {
         let (mut pk, mut mk, mut vk) = (p0.clone(), m0.clone(), v0.clone());
         let (mut ph, mut mh, mut vh) = (p0.clone(), m0.clone(), v0.clone());
-        let f: extern "C" fn(M, F2, M, M, i32, *const i32, F2, i32, F2, f32, f32, f32, f32, f32, f32, i32) =
-            lib.get("shim_adam");
-        f(
-            pk.as_mut_ptr(),
-            g.as_ptr(),
-            mk.as_mut_ptr(),
-            vk.as_mut_ptr(),
-            n as i32,
-            ends_i.as_ptr(),
-            decay.as_ptr(),
-            4,
-            gscale.as_ptr(),
-            1e-3,
-            0.9,
-            0.999,
-            1e-8,
-            0.01,
-            30.0,
-            decoupled as i32,
-        );
-        be.run(Op::Adam {
-            p: &mut ph,
-            g: &g,
-            m: &mut mh,
-            v: &mut vh,
-            n,
-            segments: &segments,
-            gscale: &gscale,
-            lr: 1e-3,
-            b1: 0.9,
-            b2: 0.999,
-            eps: 1e-8,
-            // step = lr / bc1 = 0.01, 1 / sqrt(bc2) = 30 as the kernel is given them
-            bc1: 0.1,
-            bc2: 1.0 / 900.0,
-            decoupled,
-        })
-        .unwrap();
+        let f: extern "C" fn(M, F2, M, M, i32, f32, F2, f32, f32, f32, f32, f32, f32, i32) = lib.get("shim_adam");
+        for &(a, b, wd) in &pieces {
+            let (pa, ma, va) = (pk[a..].as_mut_ptr(), mk[a..].as_mut_ptr(), vk[a..].as_mut_ptr());
+            // step = lr / bc1 = 0.01 and 1 / sqrt(bc2) = 30, as the backend folds bc1 = 0.1, bc2 = 1/900
+            let args = (1e-3, 0.9, 0.999, 1e-8, 0.01, 30.0, decoupled as i32);
+            f(
+                pa,
+                g[a..].as_ptr(),
+                ma,
+                va,
+                (b - a) as i32,
+                wd,
+                gscale.as_ptr(),
+                args.0,
+                args.1,
+                args.2,
+                args.3,
+                args.4,
+                args.5,
+                args.6,
+            );
+            be.run(Op::Adam {
+                p: (&mut ph, a),
+                g: (&g, a),
+                m: (&mut mh, a),
+                v: (&mut vh, a),
+                n: b - a,
+                wd,
+                gscale: &gscale,
+                lr: 1e-3,
+                b1: 0.9,
+                b2: 0.999,
+                eps: 1e-8,
+                bc1: 0.1,
+                bc2: 1.0 / 900.0,
+                decoupled,
+            })
+            .unwrap();
+        }
         compare("adam p", &pk, &ph, 1e-6);
         compare("adam m", &mk, &mh, 1e-6);
         compare("adam v", &vk, &vh, 1e-6);

@@ -13,6 +13,7 @@ pub mod cpu;
 mod dense;
 pub mod network;
 pub mod ops;
+pub(crate) mod optimizer;
 pub mod philox;
 pub mod train;
 pub mod vae;

@@ -7,7 +7,8 @@
 #![forbid(unsafe_code)]
 
 use super::dense::column_sums;
-use super::ops::{Backend, Op, Segments, Slot};
+use super::ops::{Backend, Op, Slot};
+use super::optimizer::{DeviceOptimizer, optimizer_update};
 use crate::activation::Activation;
 use crate::error::{Error, Result, invalid, shape};
 use crate::layer::{Connection, Stochastic};
@@ -50,19 +51,6 @@ struct Pass<B: Backend> {
     ones: B::Buf,
     /// The row ids of the minibatch (code noise) when the caller does not pass them.
     ids: B::Ids,
-}
-
-/// Optimizer state on the device.
-pub(crate) struct DeviceOptimizer<B: Backend> {
-    config: crate::optim::OptimizerConfig,
-    /// Parameters it updates.
-    n: usize,
-    step: u64,
-    m: B::Buf,
-    v: B::Buf,
-    segments: Segments<B>,
-    /// The gradient's scale (the clipping factor; 1 without clipping).
-    gscale: B::Buf,
 }
 
 /// The buffers that can feed the first layer.
@@ -656,69 +644,6 @@ impl<B: Backend> DeviceNetwork<B> {
     }
 }
 
-/// One optimizer update of the n values of `params` from `grads`, clipped to `clip` (0: off); the
-/// optimizer state is made (or remade when the configuration changed) on first use.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn optimizer_update<B: Backend>(
-    be: &B,
-    opt: &mut Option<DeviceOptimizer<B>>,
-    params: &mut B::Buf,
-    grads: &B::Buf,
-    n: usize,
-    weights: impl FnOnce() -> Vec<std::ops::Range<usize>>,
-    config: &crate::optim::OptimizerConfig,
-    lr: f32,
-    momentum: f32,
-    clip: f32,
-) -> Result<()> {
-    let keep = matches!(opt, Some(o) if o.config == *config && o.n == n);
-    if !keep {
-        *opt = Some(DeviceOptimizer::new(be, *config, n, &weights())?);
-    }
-    let o = opt.as_mut().expect("optimizer");
-    if clip > 0.0 {
-        be.run(Op::SumSq { x: (grads, 0), n, slot: Slot::GradSq })?;
-        be.run(Op::ClipFactor { factor: &mut o.gscale, max_norm: clip })?;
-    }
-    o.step += 1;
-    let c = o.config;
-    match c.kind {
-        crate::optim::OptimizerKind::Sgd => be.run(Op::Sgd {
-            p: params,
-            g: grads,
-            v: &mut o.m,
-            n,
-            segments: &o.segments,
-            gscale: &o.gscale,
-            lr,
-            mu: momentum,
-            nesterov: c.nesterov,
-        })?,
-        kind => {
-            let t = o.step as i32;
-            let bc1 = 1.0 - (c.beta1 as f64).powi(t);
-            let bc2 = 1.0 - (c.beta2 as f64).powi(t);
-            be.run(Op::Adam {
-                p: params,
-                g: grads,
-                m: &mut o.m,
-                v: &mut o.v,
-                n,
-                segments: &o.segments,
-                gscale: &o.gscale,
-                lr,
-                b1: c.beta1,
-                b2: c.beta2,
-                eps: c.epsilon,
-                bc1,
-                bc2,
-                decoupled: kind == crate::optim::OptimizerKind::AdamW,
-            })?
-        }
-    }
-    Ok(())
-}
-
 impl<B: Backend> Pass<B> {
     fn new(be: &B, net: &Network, rows: usize) -> Result<Pass<B>> {
         let rows = rows.max(1);
@@ -757,49 +682,6 @@ impl<B: Backend> Pass<B> {
             col: [be.alloc(widest)?, be.alloc(widest)?, be.alloc(widest)?],
             ones,
             ids: be.alloc_ids(rows)?,
-        })
-    }
-}
-
-impl<B: Backend> DeviceOptimizer<B> {
-    pub(crate) fn new(
-        be: &B,
-        config: crate::optim::OptimizerConfig,
-        n: usize,
-        weights: &[std::ops::Range<usize>],
-    ) -> Result<DeviceOptimizer<B>> {
-        config.validate()?;
-        let mut w = weights.to_vec();
-        w.sort_by_key(|r| r.start);
-        let (mut ends, mut decay) = (Vec::new(), Vec::new());
-        let mut at = 0;
-        for r in w {
-            if r.start > at {
-                ends.push(r.start as u32);
-                decay.push(0.0);
-            }
-            ends.push(r.end as u32);
-            decay.push(config.weight_decay);
-            at = r.end;
-        }
-        if at < n || ends.is_empty() {
-            ends.push(n as u32);
-            decay.push(0.0);
-        }
-        let mut e = be.alloc_ids(ends.len())?;
-        be.upload_ids(&ends, &mut e)?;
-        let mut d = be.alloc(decay.len())?;
-        be.upload(&decay, (&mut d, 0))?;
-        let mut gscale = be.alloc(1)?;
-        be.run(Op::Fill { x: (&mut gscale, 0), n: 1, v: 1.0 })?;
-        Ok(DeviceOptimizer {
-            config,
-            n,
-            step: 0,
-            m: be.alloc(n)?,
-            v: be.alloc(n)?,
-            segments: Segments { ends: e, decay: d, count: ends.len() },
-            gscale,
         })
     }
 }

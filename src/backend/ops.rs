@@ -209,26 +209,27 @@ pub enum Op<'a, B: Backend> {
     SplitRows { src: In<'a, B::Buf>, x: Out<'a, B::Buf>, t: Out<'a, B::Buf>, rows: usize, cols: usize, tw: usize },
     /// x = v.
     Fill { x: Out<'a, B::Buf>, n: usize, v: f32 },
-    /// Fused SGD (momentum, Nesterov, L2 decay per segment) over the whole buffer.
+    /// Fused SGD (momentum, Nesterov, L2 decay `wd`) over n values of one piece
+    /// ([`crate::optim::Piece`]); the gradient times gscale[0] (the clipping factor).
     Sgd {
-        p: &'a mut B::Buf,
-        g: &'a B::Buf,
-        v: &'a mut B::Buf,
+        p: Out<'a, B::Buf>,
+        g: In<'a, B::Buf>,
+        v: Out<'a, B::Buf>,
         n: usize,
-        segments: &'a Segments<B>,
+        wd: f32,
         gscale: &'a B::Buf,
         lr: f32,
         mu: f32,
         nesterov: bool,
     },
-    /// Fused Adam / AdamW over the whole buffer.
+    /// Fused Adam / AdamW over n values of one piece.
     Adam {
-        p: &'a mut B::Buf,
-        g: &'a B::Buf,
-        m: &'a mut B::Buf,
-        v: &'a mut B::Buf,
+        p: Out<'a, B::Buf>,
+        g: In<'a, B::Buf>,
+        m: Out<'a, B::Buf>,
+        v: Out<'a, B::Buf>,
         n: usize,
-        segments: &'a Segments<B>,
+        wd: f32,
         gscale: &'a B::Buf,
         lr: f32,
         b1: f32,
@@ -319,13 +320,6 @@ pub enum Op<'a, B: Backend> {
 
 /// Values per part in the VAE's part table (LAT_VAE_PART_FIELDS of cuda/vae.cu).
 pub const VAE_PART_FIELDS: usize = 8;
-
-/// The optimizer's weight-decay table on the device: segment ends (ascending) and their decay.
-pub struct Segments<B: Backend> {
-    pub ends: B::Ids,
-    pub decay: B::Buf,
-    pub count: usize,
-}
 
 /// What a device backend provides. Errors are the library's (Unsupported, OutOfMemory,
 /// Internal with the driver's message); nothing here panics on a caller's input.

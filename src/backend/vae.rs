@@ -8,8 +8,9 @@
 
 #![forbid(unsafe_code)]
 
-use super::network::{DeviceNoise, DeviceOptimizer, optimizer_update};
+use super::network::DeviceNoise;
 use super::ops::{Backend, Op, Slot, VAE_PART_FIELDS};
+use super::optimizer::{DeviceOptimizer, optimizer_update};
 use crate::distribution::{DistKind, Reconstruction};
 use crate::error::{Result, invalid, shape};
 use crate::tensor::Matrix;

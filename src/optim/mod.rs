@@ -89,18 +89,20 @@ impl OptimizerConfig {
     }
 }
 
-crate::simd::multiversion!(pub(crate) fn sgd_wide(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, nesterov: bool, wd: f32) => sgd::update);
-crate::simd::multiversion!(pub(crate) fn adam_wide(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], lr: f32, b1: f32, b2: f32, eps: f32, bc1: f64, bc2: f64, wd: f32, decoupled: bool) => adam::update);
+crate::simd::multiversion!(fn sgd_wide(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, nesterov: bool, wd: f32) => sgd::update);
+crate::simd::multiversion!(fn adam_wide(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], lr: f32, b1: f32, b2: f32, eps: f32, bc1: f64, bc2: f64, wd: f32, decoupled: bool) => adam::update);
 
-/// Optimizer state for one network.
+/// Optimizer state for one network: the bookkeeping (segments, frozen pieces, step counts) on
+/// the host, the moment buffers `S` where the parameters live (`Vec<f32>` on the CPU, a device
+/// buffer on a GPU; `backend::optimizer` steps those through the backend's primitives).
 #[derive(Clone, Debug)]
-pub struct Optimizer {
+pub struct Optimizer<S = Vec<f32>> {
     pub config: OptimizerConfig,
     step: u64,
     /// SGD momentum of the next steps: `config.momentum` unless a schedule set another.
     momentum: f32,
-    m: Vec<f32>,
-    v: Vec<f32>,
+    m: S,
+    v: S,
     /// (range, weight decay) segments covering the whole buffer in order.
     segments: Vec<(Range<usize>, f32)>,
     /// Updates each segment has taken: Adam's bias correction counts a segment's own steps, so
@@ -113,9 +115,28 @@ pub struct Optimizer {
     active: Vec<(Range<usize>, f32, usize)>,
 }
 
+/// A run of parameters one fused pass updates: its range, weight decay and Adam's bias
+/// corrections 1 - b1^t, 1 - b2^t for the segment's own step count t.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Piece {
+    pub range: Range<usize>,
+    pub decay: f32,
+    pub bc1: f64,
+    pub bc2: f64,
+}
+
 impl Optimizer {
     /// `weights`: the ranges that are weights (decayed); the rest are biases.
     pub fn new(config: OptimizerConfig, n: usize, weights: &[Range<usize>]) -> Result<Optimizer> {
+        // Both state buffers always exist (SGD uses only m, its velocity; plain SGD is mu = 0),
+        // which keeps the update a single zip over equal chunks.
+        Optimizer::with_state(config, n, weights, crate::error::try_zeros(n)?, crate::error::try_zeros(n)?)
+    }
+}
+
+impl<S> Optimizer<S> {
+    /// An optimizer whose moment buffers (n values each, zero) are `m` and `v`.
+    pub fn with_state(config: OptimizerConfig, n: usize, weights: &[Range<usize>], m: S, v: S) -> Result<Optimizer<S>> {
         config.validate()?;
         let mut w: Vec<Range<usize>> = weights.to_vec();
         w.sort_by_key(|r| r.start);
@@ -131,10 +152,6 @@ impl Optimizer {
         if at < n {
             segments.push((at..n, 0.0));
         }
-        // Both state buffers always exist (SGD uses only m, its velocity; plain SGD is mu = 0),
-        // which keeps the update a single zip over equal chunks.
-        let m = crate::error::try_zeros(n)?;
-        let v = crate::error::try_zeros(n)?;
         let active = segments.iter().enumerate().map(|(i, (r, wd))| (r.clone(), *wd, i)).collect();
         let seg_steps = vec![0; segments.len()];
         Ok(Optimizer { config, step: 0, momentum: config.momentum, m, v, segments, seg_steps, active })
@@ -188,6 +205,44 @@ impl Optimizer {
         self.momentum
     }
 
+    /// The moment buffers (first moments or SGD velocity, second moments).
+    pub fn moments_mut(&mut self) -> (&mut S, &mut S) {
+        (&mut self.m, &mut self.v)
+    }
+
+    /// Counts one step and gives the pieces it updates: the segments less the frozen ranges,
+    /// with neighbours of the same decay and step count joined (one pass each).
+    pub fn begin_step(&mut self) -> Vec<Piece> {
+        self.step += 1;
+        let c = self.config;
+        // A segment split by a frozen range counts one step for all its pieces.
+        let mut last = usize::MAX;
+        for &(_, _, i) in &self.active {
+            if i != last {
+                self.seg_steps[i] += 1;
+                last = i;
+            }
+        }
+        let mut pieces: Vec<(Piece, u64)> = Vec::with_capacity(self.active.len());
+        for (range, decay, seg) in &self.active {
+            let t = self.seg_steps[*seg];
+            if let Some((p, pt)) = pieces.last_mut()
+                && p.range.end == range.start
+                && p.decay == *decay
+                && *pt == t
+            {
+                p.range.end = range.end;
+                continue;
+            }
+            let bc1 = 1.0 - (c.beta1 as f64).powi(t as i32);
+            let bc2 = 1.0 - (c.beta2 as f64).powi(t as i32);
+            pieces.push((Piece { range: range.clone(), decay: *decay, bc1, bc2 }, t));
+        }
+        pieces.into_iter().map(|(p, _)| p).collect()
+    }
+}
+
+impl Optimizer {
     /// The state a checkpoint keeps: (steps taken, SGD momentum of the next steps, first
     /// moments or SGD velocity, second moments, steps per weight-decay segment).
     pub fn state(&self) -> (u64, f32, &[f32], &[f32], &[u64]) {
@@ -220,39 +275,59 @@ impl Optimizer {
 
     /// One update of `params` from `grads` with learning rate `lr`.
     pub fn step(&mut self, params: &mut [f32], grads: &[f32], lr: f32, threads: usize) {
-        self.step += 1;
-        let c = self.config;
-        let mu = self.momentum;
-        // A segment split by a frozen range counts one step for all its pieces.
-        let mut last = usize::MAX;
-        for &(_, _, i) in &self.active {
-            if i != last {
-                self.seg_steps[i] += 1;
-                last = i;
+        let (c, mu) = (self.config, self.momentum);
+        for piece in self.begin_step() {
+            let r = piece.range.clone();
+            let (p, g) = (&mut params[r.clone()], &grads[r.clone()]);
+            update(&c, mu, &piece, lr, p, g, &mut self.m[r.clone()], &mut self.v[r], threads);
+        }
+    }
+}
+
+/// One fused pass of the optimizer over a piece (p, g, m, v its values), on `threads` threads
+/// in fixed chunks: the CPU trainer's and the CPU backend's update, the numbers of the kernels
+/// `lat_sgd`/`lat_adam`.
+#[allow(clippy::too_many_arguments)]
+pub fn update(
+    c: &OptimizerConfig,
+    momentum: f32,
+    piece: &Piece,
+    lr: f32,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    threads: usize,
+) {
+    let (wd, bc1, bc2) = (piece.decay, piece.bc1, piece.bc2);
+    let chunk = crate::parallel::CHUNK;
+    let parallel = threads > 1 && p.len() >= 2 * chunk;
+    match c.kind {
+        // SGD keeps one buffer, its velocity m (v may be empty).
+        OptimizerKind::Sgd => {
+            let one = |p: &mut [f32], g: &[f32], m: &mut [f32]| sgd_wide(p, g, m, lr, momentum, c.nesterov, wd);
+            if parallel {
+                p.par_chunks_mut(chunk)
+                    .zip(g.par_chunks(chunk))
+                    .zip(m.par_chunks_mut(chunk))
+                    .for_each(|((p, g), m)| one(p, g, m));
+            } else {
+                one(p, g, m);
             }
         }
-        for (range, wd, seg) in self.active.clone() {
-            let t = self.seg_steps[seg] as i32;
-            let bc1 = 1.0 - (c.beta1 as f64).powi(t);
-            let bc2 = 1.0 - (c.beta2 as f64).powi(t);
-            let p = &mut params[range.clone()];
-            let g = &grads[range.clone()];
-            let m = &mut self.m[range.clone()];
-            let v = &mut self.v[range.clone()];
-            let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| match c.kind {
-                OptimizerKind::Sgd => sgd_wide(p, g, m, lr, mu, c.nesterov, wd),
-                OptimizerKind::Adam => adam_wide(p, g, m, v, lr, c.beta1, c.beta2, c.epsilon, bc1, bc2, wd, false),
-                OptimizerKind::AdamW => adam_wide(p, g, m, v, lr, c.beta1, c.beta2, c.epsilon, bc1, bc2, wd, true),
+        kind => {
+            let decoupled = kind == OptimizerKind::AdamW;
+            let one = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
+                adam_wide(p, g, m, v, lr, c.beta1, c.beta2, c.epsilon, bc1, bc2, wd, decoupled)
             };
-            let chunk = crate::parallel::CHUNK;
-            if threads <= 1 || p.len() < 2 * chunk {
-                update(p, g, m, v);
-            } else {
+            if parallel {
                 p.par_chunks_mut(chunk)
                     .zip(g.par_chunks(chunk))
                     .zip(m.par_chunks_mut(chunk))
                     .zip(v.par_chunks_mut(chunk))
-                    .for_each(|(((p, g), m), v)| update(p, g, m, v));
+                    .for_each(|(((p, g), m), v)| one(p, g, m, v));
+            } else {
+                one(p, g, m, v);
             }
         }
     }

@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use crate::activation::{Activation, softplus};
 use crate::backend::Cpu;
-use crate::backend::network::{DeviceOptimizer, optimizer_update};
 use crate::backend::ops::{Backend, Gemm, Op, Slot};
+use crate::backend::optimizer::{DeviceOptimizer, optimizer_update};
 use crate::error::{Error, Result, invalid, shape, try_zeros};
 use crate::gemm::{Epilogue, Operand, gemm, gemm_then};
 use crate::layer::Stochastic;

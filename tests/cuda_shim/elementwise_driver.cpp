@@ -67,15 +67,13 @@ void shim_gather_rows(const float* src, const unsigned int* ids, float* dst, int
 void shim_split_rows(const float* src, float* x, float* t, int rows, int cols, int tw) {
     LAT_LAUNCH(lat_split_rows, G, B, src, x, t, rows, cols, tw);
 }
-void shim_sgd(float* p, const float* g, float* v, int n, const int* seg_end, const float* seg_wd, int nseg,
-              const float* gscale, float lr, float mu, int nesterov) {
-    LAT_LAUNCH(lat_sgd, G, B, p, g, v, n, seg_end, seg_wd, nseg, gscale, lr, mu, nesterov);
+void shim_sgd(float* p, const float* g, float* v, int n, float wd, const float* gscale, float lr, float mu,
+              int nesterov) {
+    LAT_LAUNCH(lat_sgd, G, B, p, g, v, n, wd, gscale, lr, mu, nesterov);
 }
-void shim_adam(float* p, const float* g, float* m, float* v, int n, const int* seg_end, const float* seg_wd,
-               int nseg, const float* gscale, float lr, float b1, float b2, float eps, float step,
-               float inv_sqrt_bc2, int decoupled) {
-    LAT_LAUNCH(lat_adam, G, B, p, g, m, v, n, seg_end, seg_wd, nseg, gscale, lr, b1, b2, eps, step, inv_sqrt_bc2,
-               decoupled);
+void shim_adam(float* p, const float* g, float* m, float* v, int n, float wd, const float* gscale, float lr, float b1,
+               float b2, float eps, float step, float inv_sqrt_bc2, int decoupled) {
+    LAT_LAUNCH(lat_adam, G, B, p, g, m, v, n, wd, gscale, lr, b1, b2, eps, step, inv_sqrt_bc2, decoupled);
 }
 void shim_philox(unsigned long long seed, unsigned long long ctr, unsigned long long i, unsigned int* out) {
     lat_u4 r = lat_philox(seed, ctr, i);

@@ -6,10 +6,10 @@ use rayon::prelude::*;
 
 use super::Cpu;
 use crate::activation::{sigmoid, softplus};
-use crate::backend::ops::{Op, Segments, Slot};
+use crate::backend::ops::{Op, Slot};
 use crate::backend::philox::{normal, philox};
 use crate::error::Result;
-use crate::parallel::CHUNK;
+use crate::optim::{OptimizerConfig, OptimizerKind, Piece};
 use crate::rng::Philox;
 
 type In<'a> = crate::backend::ops::In<'a, Vec<f32>>;
@@ -201,37 +201,18 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
             crate::task::split_rows(src, cols, tw, x, t);
         }
         Op::Fill { x, n, v } => view_mut(x, n).fill(v),
-        Op::Sgd { p, g, v, n, segments, gscale, lr, mu, nesterov } => {
-            let g = scaled(g, gscale[0], n);
-            for (r, wd) in segments_of(segments, n) {
-                let (p, g, v) = (&mut p[r.clone()], &g[r.clone()], &mut v[r]);
-                if cpu.threads <= 1 || p.len() < 2 * CHUNK {
-                    crate::optim::sgd_wide(p, g, v, lr, mu, nesterov, wd);
-                } else {
-                    p.par_chunks_mut(CHUNK)
-                        .zip(g.par_chunks(CHUNK))
-                        .zip(v.par_chunks_mut(CHUNK))
-                        .for_each(|((p, g), v)| crate::optim::sgd_wide(p, g, v, lr, mu, nesterov, wd));
-                }
-            }
+        Op::Sgd { p, g, v, n, wd, gscale, lr, mu, nesterov } => {
+            let g = scaled(view(g, n), gscale[0]);
+            let c = OptimizerConfig { kind: OptimizerKind::Sgd, momentum: mu, nesterov, ..Default::default() };
+            let piece = Piece { range: 0..n, decay: wd, bc1: 1.0, bc2: 1.0 };
+            crate::optim::update(&c, mu, &piece, lr, view_mut(p, n), &g, view_mut(v, n), &mut [], cpu.threads);
         }
-        Op::Adam { p, g, m, v, n, segments, gscale, lr, b1, b2, eps, bc1, bc2, decoupled } => {
-            let g = scaled(g, gscale[0], n);
-            for (r, wd) in segments_of(segments, n) {
-                let (p, g, m, v) = (&mut p[r.clone()], &g[r.clone()], &mut m[r.clone()], &mut v[r]);
-                let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
-                    crate::optim::adam_wide(p, g, m, v, lr, b1, b2, eps, bc1, bc2, wd, decoupled)
-                };
-                if cpu.threads <= 1 || p.len() < 2 * CHUNK {
-                    update(p, g, m, v);
-                } else {
-                    p.par_chunks_mut(CHUNK)
-                        .zip(g.par_chunks(CHUNK))
-                        .zip(m.par_chunks_mut(CHUNK))
-                        .zip(v.par_chunks_mut(CHUNK))
-                        .for_each(|(((p, g), m), v)| update(p, g, m, v));
-                }
-            }
+        Op::Adam { p, g, m, v, n, wd, gscale, lr, b1, b2, eps, bc1, bc2, decoupled } => {
+            let g = scaled(view(g, n), gscale[0]);
+            let kind = if decoupled { OptimizerKind::AdamW } else { OptimizerKind::Adam };
+            let c = OptimizerConfig { kind, beta1: b1, beta2: b2, epsilon: eps, ..Default::default() };
+            let piece = Piece { range: 0..n, decay: wd, bc1, bc2 };
+            crate::optim::update(&c, 0.0, &piece, lr, view_mut(p, n), &g, view_mut(m, n), view_mut(v, n), cpu.threads);
         }
         Op::ClipFactor { factor, max_norm } => {
             let norm = std::mem::take(&mut cpu.slots()[Slot::GradSq as usize]).sqrt();
@@ -410,22 +391,7 @@ fn posterior(head: &[f32], r: usize, j: usize, latent: usize, learned: bool, con
     }
 }
 
-/// The optimizer's segments as (range, weight decay): segment k ends at ends[k], the last
-/// one at n (the kernels' lookup).
-fn segments_of(seg: &Segments<Cpu>, n: usize) -> Vec<(std::ops::Range<usize>, f32)> {
-    let mut out = Vec::with_capacity(seg.count);
-    let mut start = 0;
-    for k in 0..seg.count {
-        let end = if k + 1 == seg.count { n } else { (seg.ends[k] as usize).clamp(start, n) };
-        if end > start {
-            out.push((start..end, seg.decay[k]));
-        }
-        start = end;
-    }
-    out
-}
-
 /// The gradient times the clipping factor (borrowed as it is when the factor is 1).
-fn scaled(g: &[f32], s: f32, n: usize) -> std::borrow::Cow<'_, [f32]> {
-    if s == 1.0 { std::borrow::Cow::Borrowed(&g[..n]) } else { g[..n].iter().map(|v| s * v).collect() }
+fn scaled(g: &[f32], s: f32) -> std::borrow::Cow<'_, [f32]> {
+    if s == 1.0 { std::borrow::Cow::Borrowed(g) } else { g.iter().map(|v| s * v).collect() }
 }

@@ -712,15 +712,13 @@ impl Backend for Cuda {
                 let args = [Ptr(self.ptr(x.0, x.1, n)?), i(n), F32(v)];
                 self.launch("lat_fill", n, full, &args)
             }
-            Op::Sgd { p, g, v, n, segments, gscale, lr, mu, nesterov } => {
+            Op::Sgd { p, g, v, n, wd, gscale, lr, mu, nesterov } => {
                 let args = [
-                    Ptr(self.ptr(p, 0, n)?),
-                    Ptr(self.ptr(g, 0, n)?),
-                    Ptr(self.ptr(v, 0, n)?),
+                    Ptr(self.ptr(p.0, p.1, n)?),
+                    Ptr(self.ptr(g.0, g.1, n)?),
+                    Ptr(self.ptr(v.0, v.1, n)?),
                     i(n),
-                    Ptr(self.ids_ptr(&segments.ends, 0, segments.count)?),
-                    Ptr(self.ptr(&segments.decay, 0, segments.count)?),
-                    i(segments.count),
+                    F32(wd),
                     Ptr(self.ptr(gscale, 0, 1)?),
                     F32(lr),
                     F32(mu),
@@ -728,18 +726,16 @@ impl Backend for Cuda {
                 ];
                 self.launch("lat_sgd", n, full, &args)
             }
-            Op::Adam { p, g, m, v, n, segments, gscale, lr, b1, b2, eps, bc1, bc2, decoupled } => {
+            Op::Adam { p, g, m, v, n, wd, gscale, lr, b1, b2, eps, bc1, bc2, decoupled } => {
                 // As optim::adam::update folds them.
                 let (step, inv_sqrt_bc2) = (lr / bc1 as f32, 1.0 / (bc2 as f32).sqrt());
                 let args = [
-                    Ptr(self.ptr(p, 0, n)?),
-                    Ptr(self.ptr(g, 0, n)?),
-                    Ptr(self.ptr(m, 0, n)?),
-                    Ptr(self.ptr(v, 0, n)?),
+                    Ptr(self.ptr(p.0, p.1, n)?),
+                    Ptr(self.ptr(g.0, g.1, n)?),
+                    Ptr(self.ptr(m.0, m.1, n)?),
+                    Ptr(self.ptr(v.0, v.1, n)?),
                     i(n),
-                    Ptr(self.ids_ptr(&segments.ends, 0, segments.count)?),
-                    Ptr(self.ptr(&segments.decay, 0, segments.count)?),
-                    i(segments.count),
+                    F32(wd),
                     Ptr(self.ptr(gscale, 0, 1)?),
                     F32(lr),
                     F32(b1),

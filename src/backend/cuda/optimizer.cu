@@ -1,22 +1,14 @@
-// Optimizer updates: one fused kernel per optimizer over the whole parameter buffer. Weight
-// decay differs between weights and biases, so each element finds its segment in a small table
-// (seg_end ascending, seg_wd the decay of each). `gscale` points at the gradient's scale on the
-// device (the clipping factor, 1 without clipping), so clipping costs no host round trip.
-
-__device__ __forceinline__ float lat_segment_decay(long long i, const int* seg_end, const float* seg_wd, int nseg) {
-    int k = 0;
-    while (k + 1 < nseg && i >= seg_end[k]) k++;
-    return seg_wd[k];
-}
+// Optimizer updates: one fused kernel per optimizer over one piece of the parameter buffer (a
+// run of parameters of one weight decay and one step count: optim::Piece; without weight
+// decay or frozen layers that is the whole buffer). `gscale` points at the gradient's scale on
+// the device (the clipping factor, 1 without clipping), so clipping costs no host round trip.
 
 // SGD with momentum, PyTorch's formulation (optim/sgd.rs): v = mu v + g; w -= lr v, or with
 // Nesterov w -= lr (g + mu v). L2 decay adds wd w to g.
 extern "C" __global__ void lat_sgd(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ v, int n,
-                                   const int* __restrict__ seg_end, const float* __restrict__ seg_wd, int nseg,
-                                   const float* __restrict__ gscale, float lr, float mu, int nesterov) {
+                                   float wd, const float* __restrict__ gscale, float lr, float mu, int nesterov) {
     float s = *gscale;
     LAT_FOR(i, n) {
-        float wd = lat_segment_decay(i, seg_end, seg_wd, nseg);
         float gi = s * g[i] + wd * p[i];
         float vi = mu * v[i] + gi;
         v[i] = vi;
@@ -27,13 +19,11 @@ extern "C" __global__ void lat_sgd(float* __restrict__ p, const float* __restric
 // Adam (Kingma & Ba 2014) and AdamW (decoupled = 1; Loshchilov & Hutter 2019), optim/adam.rs:
 // step = lr / (1 - b1^t), inv_sqrt_bc2 = 1 / sqrt(1 - b2^t).
 extern "C" __global__ void lat_adam(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m,
-                                    float* __restrict__ v, int n, const int* __restrict__ seg_end,
-                                    const float* __restrict__ seg_wd, int nseg, const float* __restrict__ gscale,
+                                    float* __restrict__ v, int n, float wd, const float* __restrict__ gscale,
                                     float lr, float b1, float b2, float eps, float step, float inv_sqrt_bc2,
                                     int decoupled) {
     float s = *gscale;
     LAT_FOR(i, n) {
-        float wd = lat_segment_decay(i, seg_end, seg_wd, nseg);
         float l2 = decoupled ? 0.0f : wd;
         float shrink = decoupled ? 1.0f - lr * wd : 1.0f;
         float pi = p[i];

@@ -1,0 +1,102 @@
+//! The optimizer on a backend: [`Optimizer`]'s bookkeeping (weight-decay segments, frozen
+//! ranges, per-segment step counts) with its moment buffers where the parameters are, each
+//! piece of a step one fused SGD or Adam primitive. On the CPU backend those primitives are
+//! `optim::update`, the pass the CPU trainer runs: one optimizer, one formula.
+
+#![forbid(unsafe_code)]
+
+use std::ops::Range;
+
+use super::ops::{Backend, Op, Slot};
+use crate::error::Result;
+use crate::optim::{Optimizer, OptimizerConfig, OptimizerKind};
+
+/// An optimizer whose state lives on backend `B`.
+pub(crate) struct DeviceOptimizer<B: Backend> {
+    opt: Optimizer<B::Buf>,
+    /// The gradient's scale on the backend (the clipping factor; 1 without clipping).
+    gscale: B::Buf,
+}
+
+impl<B: Backend> DeviceOptimizer<B> {
+    pub(crate) fn new(
+        be: &B,
+        config: OptimizerConfig,
+        n: usize,
+        weights: &[Range<usize>],
+    ) -> Result<DeviceOptimizer<B>> {
+        let opt = Optimizer::with_state(config, n, weights, be.alloc(n)?, be.alloc(n)?)?;
+        let mut gscale = be.alloc(1)?;
+        be.run(Op::Fill { x: (&mut gscale, 0), n: 1, v: 1.0 })?;
+        Ok(DeviceOptimizer { opt, gscale })
+    }
+
+    /// One update of `params` from `grads`: a primitive per piece of the step.
+    fn step(&mut self, be: &B, params: &mut B::Buf, grads: &B::Buf, lr: f32, momentum: f32) -> Result<()> {
+        self.opt.set_momentum(momentum);
+        let (c, mu) = (self.opt.config, self.opt.momentum());
+        let pieces = self.opt.begin_step();
+        let (m, v) = self.opt.moments_mut();
+        let gscale = &self.gscale;
+        for piece in pieces {
+            let (a, n, wd) = (piece.range.start, piece.range.len(), piece.decay);
+            match c.kind {
+                OptimizerKind::Sgd => be.run(Op::Sgd {
+                    p: (params, a),
+                    g: (grads, a),
+                    v: (m, a),
+                    n,
+                    wd,
+                    gscale,
+                    lr,
+                    mu,
+                    nesterov: c.nesterov,
+                })?,
+                kind => be.run(Op::Adam {
+                    p: (params, a),
+                    g: (grads, a),
+                    m: (m, a),
+                    v: (&mut *v, a),
+                    n,
+                    wd,
+                    gscale,
+                    lr,
+                    b1: c.beta1,
+                    b2: c.beta2,
+                    eps: c.epsilon,
+                    bc1: piece.bc1,
+                    bc2: piece.bc2,
+                    decoupled: kind == OptimizerKind::AdamW,
+                })?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One optimizer update of the n values of `params` from `grads`, clipped to `clip` (0: off); the
+/// optimizer state is made (or remade when the configuration changed) on first use.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn optimizer_update<B: Backend>(
+    be: &B,
+    opt: &mut Option<DeviceOptimizer<B>>,
+    params: &mut B::Buf,
+    grads: &B::Buf,
+    n: usize,
+    weights: impl FnOnce() -> Vec<Range<usize>>,
+    config: &OptimizerConfig,
+    lr: f32,
+    momentum: f32,
+    clip: f32,
+) -> Result<()> {
+    let keep = matches!(opt, Some(o) if o.opt.config == *config && o.opt.len() == n);
+    if !keep {
+        *opt = Some(DeviceOptimizer::new(be, *config, n, &weights())?);
+    }
+    let o = opt.as_mut().expect("optimizer");
+    if clip > 0.0 {
+        be.run(Op::SumSq { x: (grads, 0), n, slot: Slot::GradSq })?;
+        be.run(Op::ClipFactor { factor: &mut o.gscale, max_norm: clip })?;
+    }
+    o.step(be, params, grads, lr, momentum)
+}
