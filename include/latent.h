@@ -2927,12 +2927,10 @@ latent_status latent_network_layer_count(const struct latent_network *net, size_
 
 // Freezes layers first_layer .. first_layer + n_layers - 1 of `net` (numbered from 0 at the
 // first hidden layer, as latent_network_layer_offsets numbers them) for the next `epochs`
-// training epochs, counted over every fit (0: until thawed): latent_trainer_fit on the CPU
-// leaves their weights and biases bit-identical (a learning-rate multiplier of 0: no update,
+// training epochs, counted over every fit (0: until thawed): latent_trainer_fit leaves their weights and biases bit-identical (a learning-rate multiplier of 0: no update,
 // no weight decay, their optimizer state untouched). `n_layers` = 0 thaws every layer
-// (`first_layer` and `epochs` are then ignored). Replaces any earlier freeze. A fit of a
-// frozen network on a GPU (latent_network_to_device) returns LATENT_STATUS_UNSUPPORTED. The
-// freeze is not saved by latent_network_save; latent_network_clone keeps it. A range past the
+// (`first_layer` and `epochs` are then ignored). Replaces any earlier freeze. A fit on a GPU
+// (latent_network_to_device) keeps the frozen layers as they are too. The freeze is not saved by latent_network_save; latent_network_clone keeps it. A range past the
 // last layer is LATENT_STATUS_INVALID_ARGUMENT.
 latent_status latent_network_freeze(struct latent_network *net,
                                     uint32_t first_layer,

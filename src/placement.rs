@@ -70,11 +70,9 @@ impl Placeable for Network {
         valid: Option<&Matrix>,
         progress: Watch<Self>,
     ) -> Result<()> {
-        if host.frozen().is_some() {
-            return Err(Error::Unsupported(
-                "frozen layers train on the CPU only (the device optimizer has no frozen mask): move the network to the CPU, or thaw its layers".into(),
-            ));
-        }
+        // The freeze belongs to the caller's network: the device copy trains with it and
+        // counts its epochs, and the count comes back.
+        d.set_freeze(host.frozen().cloned());
         let r = match progress {
             Some(f) => {
                 let mut seen = |p: &Progress, d: &mut Self::OnDevice| {
@@ -86,6 +84,7 @@ impl Placeable for Network {
         };
         d.sync()?;
         host.set_params(d.network_unsynced().params())?;
+        host.frozen = d.network_unsynced().frozen().cloned();
         r
     }
 

@@ -101,8 +101,8 @@ impl Network {
     /// Freezes layers `layers` (as [`Network::layers`] numbers them) for the next `epochs`
     /// training epochs (counted over every fit; None: until [`Network::unfreeze`]): the CPU
     /// trainer leaves their weights and biases bit-identical and their optimizer state
-    /// untouched (Adam's bias correction then counts their own steps when they thaw). A device
-    /// fit refuses a frozen network (`Error::Unsupported`). A tied decoder layer owns only its
+    /// untouched (Adam's bias correction then counts their own steps when they thaw), on the CPU
+    /// and on a device alike (one optimizer). A tied decoder layer owns only its
     /// bias; freezing the encoder layer it mirrors freezes the shared weights. Not saved in the
     /// model file; a clone keeps it.
     pub fn freeze(&mut self, layers: Range<usize>, epochs: Option<usize>) -> Result<()> {

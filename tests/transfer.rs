@@ -181,27 +181,38 @@ fn mnist(first: usize, rows: usize, test: usize) -> Option<(Dataset, Dataset)> {
     Some((load("train", first, rows), load("t10k", 0, test)))
 }
 
-/// The device training loop (run here on the host backend, which follows the device code path)
-/// refuses a frozen network: the device optimizer has no frozen mask.
+/// The device training loop (run here on the CPU backend, the device code path) keeps frozen
+/// layers bit-identical and counts the freeze's epochs, as the CPU trainer does: one optimizer.
 #[test]
-fn a_device_fit_refuses_frozen_layers() {
+fn a_device_fit_keeps_frozen_layers_and_counts_their_epochs() {
     use latent::backend::{Cpu, DeviceNetwork};
     let x = random(32, 12, 6);
     let ae = trained_autoencoder(NetworkSpec::new(12, &[10], Activation::Sigmoid, 6), &x);
-    let mut net = Network::supervised_from_encoder(&ae, &[], Task::Classify { classes: 3 }, 2).unwrap();
-    let rows = net.training_rows_of(&labelled(&x, 3)).unwrap();
-    net.freeze(0..2, Some(3)).unwrap();
-    let before = net.params().to_vec();
-    let mut dev = DeviceNetwork::new(Cpu::default(), net.clone()).unwrap();
-    let e = Trainer::new(adam(1, 1e-2, 1)).unwrap().fit_device(&mut dev, &rows, None, None).unwrap_err();
-    assert!(matches!(e, Error::Unsupported(_)), "{e}");
-    assert!(e.to_string().contains("frozen"), "{e}");
-    // Thawed, it trains there.
-    net.unfreeze();
-    let mut dev = DeviceNetwork::new(Cpu::default(), net).unwrap();
-    Trainer::new(adam(1, 1e-2, 1)).unwrap().fit_device(&mut dev, &rows, None, None).unwrap();
-    dev.sync().unwrap();
-    assert_ne!(dev.network_unsynced().params(), &before[..]);
+    let data = labelled(&x, 3);
+    for kind in [OptimizerKind::Sgd, OptimizerKind::Adam, OptimizerKind::AdamW] {
+        let mut net = Network::supervised_from_encoder(&ae, &[], Task::Classify { classes: 3 }, 2).unwrap();
+        let rows = net.training_rows_of(&data).unwrap();
+        net.freeze(0..2, Some(3)).unwrap();
+        let before = net.clone();
+        let cfg = TrainConfig {
+            optimizer: OptimizerConfig { kind, weight_decay: 1e-2, ..Default::default() },
+            ..adam(2, 1e-2, 4)
+        };
+        let mut dev = DeviceNetwork::new(Cpu::default(), net).unwrap();
+        Trainer::new(cfg).unwrap().fit_device(&mut dev, &rows, None, None).unwrap();
+        dev.sync().unwrap();
+        let after = dev.network_unsynced();
+        for i in 0..2 {
+            assert_eq!(layer_params(after, i), layer_params(&before, i), "{kind:?}: frozen layer {i} moved");
+        }
+        assert_ne!(layer_params(after, 2), layer_params(&before, 2), "{kind:?}: the output layer did not train");
+        assert_eq!(after.frozen().unwrap().epochs, Some(1), "{kind:?}: two epochs of a freeze for three");
+        // The third epoch thaws them: a further 2-epoch fit moves them in its second epoch.
+        Trainer::new(cfg).unwrap().fit_device(&mut dev, &rows, None, None).unwrap();
+        dev.sync().unwrap();
+        assert!(dev.network_unsynced().frozen().is_none());
+        assert_ne!(layer_params(dev.network_unsynced(), 0), layer_params(&before, 0), "{kind:?}: still frozen");
+    }
 }
 
 /// The 784-256-[128] sigmoid denoising autoencoder (masking 0.5) of `seed`, trained without

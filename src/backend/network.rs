@@ -541,6 +541,7 @@ impl<B: Backend> DeviceNetwork<B> {
         lr: f32,
         momentum: f32,
         clip: f32,
+        frozen: &[std::ops::Range<usize>],
     ) -> Result<()> {
         let net = &self.net;
         let (n, weights) = (net.param_count(), || net.weight_ranges());
@@ -555,9 +556,20 @@ impl<B: Backend> DeviceNetwork<B> {
             lr,
             momentum,
             clip,
+            frozen,
         )?;
         self.host_stale = true;
         Ok(())
+    }
+
+    /// Sets the host copy's freeze (the layers a fit leaves as they are).
+    pub(crate) fn set_freeze(&mut self, f: Option<crate::transfer::Freeze>) {
+        self.net.frozen = f;
+    }
+
+    /// After a completed epoch: a freeze for some epochs counts down on the host copy.
+    pub(crate) fn end_epoch(&mut self) {
+        self.net.count_frozen_epoch();
     }
 
     /// Forgets the optimizer state (a new run of the schedule).

@@ -67,11 +67,6 @@ impl Trainer {
             ));
         }
         let host = net.host_unsynced();
-        if !host.frozen_ranges().is_empty() {
-            return Err(Error::Unsupported(
-                "frozen layers train on the CPU backend only (the device optimizer has no frozen mask): unfreeze, or fit on the CPU".into(),
-            ));
-        }
         let (train, valid, split) = checked_split(&c, host, data, valid)?;
         let stochastic = host.is_stochastic();
         let feature_range = host.needs_feature_range();
@@ -131,6 +126,8 @@ impl Trainer {
         for epoch in 0..c.epochs {
             let start = Instant::now();
             let momentum = c.schedule.momentum_at(epoch, c.optimizer.momentum);
+            // As on the CPU: frozen layers keep their parameters (and optimizer state) this epoch.
+            let frozen = net.host_unsynced().frozen_ranges();
             net.backend().copy((net.params_buf(), 0), (&mut epoch_start, 0), n)?;
             let clock_start = net.clock();
             if c.shuffle {
@@ -164,7 +161,7 @@ impl Trainer {
                 ctr += 1;
                 let noise = stochastic.then_some(DeviceNoise { seed: noise_seed, ctr });
                 net.step(r, noise, Some((&perm, first)), Slot::Loss)?;
-                net.update(&c.optimizer, lr, momentum, c.grad_clip_norm)?;
+                net.update(&c.optimizer, lr, momentum, c.grad_clip_norm, &frozen)?;
                 seen += r;
                 if c.progress_every > 0
                     && (b + 1) % c.progress_every == 0
@@ -223,6 +220,7 @@ impl Trainer {
                 learning_rate: lr as f64,
             };
             self.history.push(rec);
+            net.end_epoch();
             let mut stop = false;
             if c.early_stopping_patience > 0 && valid_loss.is_finite() {
                 if best_params.as_ref().is_none_or(|(b, _)| valid_loss < *b) {
@@ -311,7 +309,17 @@ pub(crate) mod sealed {
             ids: Option<(&<Self::Backend as Backend>::Ids, usize)>,
             loss_slot: Slot,
         ) -> Result<()>;
-        fn update(&mut self, config: &crate::optim::OptimizerConfig, lr: f32, momentum: f32, clip: f32) -> Result<()>;
+        /// One optimizer update; `frozen` parameter ranges stay as they are.
+        fn update(
+            &mut self,
+            config: &crate::optim::OptimizerConfig,
+            lr: f32,
+            momentum: f32,
+            clip: f32,
+            frozen: &[std::ops::Range<usize>],
+        ) -> Result<()>;
+        /// Called after each completed epoch (a freeze for some epochs counts down).
+        fn end_epoch(&mut self) {}
         fn params_buf(&self) -> &<Self::Backend as Backend>::Buf;
         fn restore_params(&mut self, src: &<Self::Backend as Backend>::Buf) -> Result<()>;
         fn reset_optimizer(&mut self);
@@ -356,8 +364,18 @@ pub(crate) mod sealed {
         ) -> Result<()> {
             DeviceNetwork::step(self, rows, noise, ids, slot)
         }
-        fn update(&mut self, config: &crate::optim::OptimizerConfig, lr: f32, momentum: f32, clip: f32) -> Result<()> {
-            DeviceNetwork::update(self, config, lr, momentum, clip)
+        fn update(
+            &mut self,
+            config: &crate::optim::OptimizerConfig,
+            lr: f32,
+            momentum: f32,
+            clip: f32,
+            frozen: &[std::ops::Range<usize>],
+        ) -> Result<()> {
+            DeviceNetwork::update(self, config, lr, momentum, clip, frozen)
+        }
+        fn end_epoch(&mut self) {
+            DeviceNetwork::end_epoch(self)
         }
         fn params_buf(&self) -> &B::Buf {
             DeviceNetwork::params_buf(self)
@@ -406,8 +424,15 @@ pub(crate) mod sealed {
         ) -> Result<()> {
             DeviceVae::step(self, rows, noise, slot)
         }
-        fn update(&mut self, config: &crate::optim::OptimizerConfig, lr: f32, momentum: f32, clip: f32) -> Result<()> {
-            DeviceVae::update(self, config, lr, momentum, clip)
+        fn update(
+            &mut self,
+            config: &crate::optim::OptimizerConfig,
+            lr: f32,
+            momentum: f32,
+            clip: f32,
+            frozen: &[std::ops::Range<usize>],
+        ) -> Result<()> {
+            DeviceVae::update(self, config, lr, momentum, clip, frozen)
         }
         fn params_buf(&self) -> &B::Buf {
             DeviceVae::params_buf(self)

@@ -509,6 +509,7 @@ impl<B: Backend> DeviceVae<B> {
         lr: f32,
         momentum: f32,
         clip: f32,
+        frozen: &[std::ops::Range<usize>],
     ) -> Result<()> {
         let vae = &self.vae;
         let (n, weights) = (vae.param_count(), || vae.weight_ranges());
@@ -523,6 +524,7 @@ impl<B: Backend> DeviceVae<B> {
             lr,
             momentum,
             clip,
+            frozen,
         )?;
         self.host_stale = true;
         self.vae.set_steps(self.vae.steps() + 1);

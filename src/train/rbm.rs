@@ -443,7 +443,7 @@ impl<B: Backend> RbmOn<B> {
                         ctr,
                     )?;
                     let n = nv * nh + nh + nv;
-                    optimizer_update(backend, opt, params, grads, n, weights, &c.optimizer, lr, momentum, 0.0)
+                    optimizer_update(backend, opt, params, grads, n, weights, &c.optimizer, lr, momentum, 0.0, &[])
                 })?;
                 self.host_stale = true;
                 seen += r;
