@@ -34,7 +34,8 @@ fn both(model: &Model, c: TrainConfig, x: &Matrix) -> (f64, f64) {
             let s = Instant::now();
             t.fit(&mut net, x, None, None).unwrap();
             let cpu = rate(s);
-            let mut dev = DeviceNetwork::new(Cpu::new(c.threads).unwrap(), Network::new(spec.clone()).unwrap()).unwrap();
+            let mut dev =
+                DeviceNetwork::new(Cpu::new(c.threads).unwrap(), Network::new(spec.clone()).unwrap()).unwrap();
             let s = Instant::now();
             Trainer::new(c).unwrap().fit_device(&mut dev, x, None, None).unwrap();
             (cpu, rate(s))

@@ -14,7 +14,7 @@
 //!   column-major matrices read and written in place); [`preprocess`] (the scaling a model
 //!   carries, raw-input serving)
 //! - layers: [`layer`] (dense, functional-transfer, memory, stochastic)
-//! - device primitives: [`backend`] (the `Backend` trait, the CUDA kernels, the host mirror)
+//! - device primitives: [`backend`] (the `Backend` trait, the `Cpu` backend, the CUDA kernels)
 //! - models: [`spec`], [`network`], [`vae`], [`task`], [`rbm_model`] (RBMs; their training in
 //!   [`train::rbm`]), [`psd`], [`transfer`], [`contractive`]
 //! - training: [`train`] (the epoch loop, checkpoints and resuming, pretraining, MPI)

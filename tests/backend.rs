@@ -1,8 +1,8 @@
-//! The device network, written once over the backend primitives, checked on the host backend
+//! The device network, written once over the backend primitives, checked on the Cpu backend
 //! against the CPU network: the same spec and rows give the same losses and gradients (every
 //! activation, both losses, tied weights, every penalty, supervised heads), and device training
 //! follows CPU training without noise. The CUDA backend runs the same code with kernels that
-//! tests/cuda_kernels.rs checks against the host backend.
+//! tests/cuda_kernels.rs checks against the Cpu backend.
 
 mod common;
 
@@ -237,7 +237,7 @@ fn device_noise_is_seeded_and_applied() {
 
 /// The CPU draws its training noise as the device does (Philox4x32-10 keyed by the fit's seed,
 /// the step, and each element's place in the minibatch; code noise by training row), so a noisy
-/// CPU fit and a noisy device fit on the host backend end at the same parameters, as noiseless
+/// CPU fit and a noisy device fit on the Cpu backend end at the same parameters, as noiseless
 /// ones do.
 #[test]
 fn noisy_device_training_follows_noisy_cpu_training() {

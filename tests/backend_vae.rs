@@ -1,5 +1,5 @@
 //! The device VAE (src/backend/vae.rs), written once over the backend primitives, checked on the
-//! host backend (the CUDA kernels' oracle) against the CPU VAE:
+//! Cpu backend (the CUDA kernels' oracle) against the CPU VAE:
 //! - one training step's losses and gradient equal `Vae::step` on the same draws: the device
 //!   draws its noise by Philox, so the CPU step is replayed with the device's draws
 //!   (`Vae::step_with_eps` with `DeviceVae::last_draws`); every reconstruction distribution
@@ -292,7 +292,7 @@ fn device_training_lowers_the_negative_elbo_and_is_seeded() {
 
 /// The CPU VAE draws its reparameterisation noise as the device does (Philox keyed by the fit's
 /// seed, the step and each draw's place in the minibatch), so a CPU fit and a device fit on the
-/// host backend end at the same parameters.
+/// Cpu backend end at the same parameters.
 #[test]
 fn device_training_follows_cpu_training_draw_for_draw() {
     let seed = run_seed();
@@ -319,7 +319,7 @@ fn device_training_follows_cpu_training_draw_for_draw() {
     }
 }
 
-/// On a machine with a GPU: the CUDA backend's device VAE against the host backend's (the same
+/// On a machine with a GPU: the CUDA backend's device VAE against the Cpu backend's (the same
 /// Philox draws, so the same step within rounding: GPU expf/logf and cuBLAS's summation order),
 /// and a short CUDA fit lowers the negative ELBO. Elsewhere it says so and passes.
 #[cfg(feature = "cuda")]

@@ -1,4 +1,4 @@
-//! On a GPU: the CUDA backend against the host backend (which tests/backend.rs holds to the CPU
+//! On a GPU: the CUDA backend against the Cpu backend (which tests/backend.rs holds to the CPU
 //! network) on random inputs, fresh every run: whole training steps of every layer, loss and
 //! penalty, device training with every optimizer and every kind of noise (the Philox draws are
 //! the same bits on both), inference, save on the GPU and load on the CPU, and the C API. Without

@@ -1,6 +1,6 @@
 //! The CUDA kernels of the dense layers, losses, penalties, noise and optimizers, compiled for
 //! the host through tests/cuda_shim/shim.h and run on random inputs (fresh every run), against
-//! the host backend, which the device network tests hold to the CPU network. So the kernels'
+//! the Cpu backend, which the device network tests hold to the CPU network. So the kernels'
 //! index arithmetic and numerics are checked on a machine without a GPU; what remains for a GPU
 //! is the launch glue (tests/cuda_device.rs).
 

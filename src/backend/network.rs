@@ -1,7 +1,7 @@
 //! A network resident on a device: its parameters, gradients, optimizer state and one pass's
 //! buffers live there, and every layer runs through the [`Backend`] primitives. The forward and
 //! backward follow [`crate::Network::step`] step for step (same layers, losses and penalties),
-//! so the host backend reproduces the CPU network within rounding; only the noise differs (Philox
+//! so the Cpu backend reproduces the CPU network within rounding; only the noise differs (Philox
 //! draws on the device, xoshiro on the CPU).
 
 #![forbid(unsafe_code)]

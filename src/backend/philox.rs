@@ -1,6 +1,6 @@
 //! Philox4x32-10 (Salmon et al. 2011), the counter-based generator of the device backends: the
 //! numbers of element i of draw `ctr` under key `seed` are a pure function of the three, so the
-//! CUDA kernels (`cuda/common.cuh`, the same arithmetic) and the host mirror draw the same stream
+//! CUDA kernels (`cuda/common.cuh`, the same arithmetic) and the Cpu backend draw the same stream
 //! whatever the grid.
 
 #![forbid(unsafe_code)]

@@ -2,7 +2,7 @@
 //! validation score run through the [`Backend`] primitives and the VAE kernels of
 //! `cuda/vae.cu` (reparameterisation, closed-form KL, backward through z, reconstruction NLL of
 //! every [`DistKind`] through a part table). The step follows [`Vae::step`] term for term, so
-//! given the same standard normal draws the host backend reproduces the CPU step within rounding
+//! given the same standard normal draws the Cpu backend reproduces the CPU step within rounding
 //! (see [`Vae::step_with_eps`] and [`DeviceVae::last_draws`]); the draws themselves differ (Philox
 //! on the device, xoshiro on the CPU).
 
