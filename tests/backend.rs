@@ -274,6 +274,56 @@ fn noisy_device_training_follows_noisy_cpu_training() {
     }
 }
 
+/// On a 2-thread Cpu the device step runs in data-parallel shards (one per thread, each on a
+/// one-thread backend, gradients combined by rows) as the CPU engine's trainer does: with every
+/// kind of noise each shard draws the whole minibatch's numbers (element offsets, training-row
+/// ids), so a sharded device fit follows a sharded CPU fit and the unsharded device fit to
+/// rounding, and repeats bit for bit.
+#[test]
+fn sharded_device_steps_draw_the_whole_minibatchs_noise() {
+    let seed = run_seed();
+    let mut rng = Rng::new(seed, 8);
+    let x = random(1024, 16, 0.0, 1.0, &mut rng);
+    let base = NetworkSpec { seed, ..NetworkSpec::new(16, &[12], Activation::Sigmoid, 6) };
+    let with = |f: &dyn Fn(&mut NetworkSpec)| {
+        let mut s = base.clone();
+        f(&mut s);
+        s
+    };
+    let cases = [
+        ("no noise", base.clone()),
+        ("masking", with(&|s| s.regularization.corruption = Corruption::Masking { level: 0.3 })),
+        ("salt and pepper", with(&|s| s.regularization.corruption = Corruption::SaltPepper { fraction: 0.2 })),
+        ("code noise", with(&|s| s.regularization.code_noise = 0.3)),
+        (
+            "gaussian units",
+            with(&|s| s.encoder[0] = LayerSpec::new(12, Activation::Sigmoid).with(Stochastic::Gaussian { sigma: 0.2 })),
+        ),
+        ("bernoulli units", with(&|s| s.code = LayerSpec::new(6, Activation::Sigmoid).with(Stochastic::Bernoulli))),
+    ];
+    // 256-row minibatches: 2 shards of 128 rows on 2 threads.
+    let cfg =
+        TrainConfig { epochs: 2, batch_size: 256, learning_rate: 0.5, seed, threads: 2, ..TrainConfig::default() };
+    let worst =
+        |a: &Network, b: &Network| a.params().iter().zip(b.params()).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+    for (name, spec) in cases {
+        let mut cpu = Network::new(spec.clone()).unwrap();
+        Trainer::new(cfg).unwrap().fit(&mut cpu, &x, None, None).unwrap();
+        let fit = |threads: usize| {
+            let mut dev = DeviceNetwork::new(Cpu::new(threads).unwrap(), Network::new(spec.clone()).unwrap()).unwrap();
+            Trainer::new(TrainConfig { threads, ..cfg }).unwrap().fit_device(&mut dev, &x, None, None).unwrap();
+            dev.into_network().unwrap()
+        };
+        let (sharded, again, whole) = (fit(2), fit(2), fit(1));
+        let (vs_cpu, vs_whole) = (worst(&sharded, &cpu), worst(&sharded, &whole));
+        println!("{name:16} sharded device vs sharded CPU {vs_cpu:.2e}, vs unsharded device {vs_whole:.2e}");
+        assert_eq!(sharded.params(), again.params(), "{name}: a sharded fit did not repeat");
+        assert!(vs_cpu < 2e-4, "{name}: the sharded device fit drifted from the CPU's by {vs_cpu}");
+        assert!(vs_whole < 2e-4, "{name}: the shards drew other numbers than the whole minibatch ({vs_whole})");
+        assert!(worst(&sharded, &Network::new(spec).unwrap()) > 1e-3, "{name}: nothing trained");
+    }
+}
+
 #[test]
 fn masking_corruption_drops_the_asked_fraction() {
     use latent::backend::ops::Op;
@@ -293,6 +343,7 @@ fn masking_corruption_drops_the_asked_fraction() {
             corruption: latent::corruption::Corruption::Masking { level: 0.25 },
             seed: 9,
             ctr,
+            first: 0,
         })
         .unwrap()
     };

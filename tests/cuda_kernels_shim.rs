@@ -281,9 +281,11 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
     for kind in 1..=3 {
         for range in [false, true] {
             let (mut ok, mut oh) = (vec![0f32; n], vec![0f32; n]);
-            let f: extern "C" fn(F2, M, F2, F2, i32, i32, i32, f32, u64, u64) = lib.get("shim_corrupt");
+            let f: extern "C" fn(F2, M, F2, F2, i32, i32, i32, f32, u64, u64, u64) = lib.get("shim_corrupt");
             let (lp, hp) = if range { (lo.as_ptr(), hi.as_ptr()) } else { (std::ptr::null(), std::ptr::null()) };
-            f(x.as_ptr(), ok.as_mut_ptr(), lp, hp, rows as i32, cols as i32, kind, 0.3, seed, 17);
+            // These rows start at row 3 of a minibatch (a shard's): they draw its elements.
+            let first = 3 * cols;
+            f(x.as_ptr(), ok.as_mut_ptr(), lp, hp, rows as i32, cols as i32, kind, 0.3, seed, 17, first as u64);
             be.run(Op::Corrupt {
                 x: (&x, 0),
                 out: (&mut oh, 0),
@@ -293,6 +295,7 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
                 corruption: corruption_of(kind, 0.3),
                 seed,
                 ctr: 17,
+                first,
             })
             .unwrap();
             compare(&format!("corrupt {kind}"), &ok, &oh, 1e-6);
@@ -301,9 +304,10 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
     }
     for kind in [1, 2] {
         let (mut sk, mut sh) = (vec![0f32; n], vec![0f32; n]);
-        let f: extern "C" fn(F2, M, i32, i32, f32, u64, u64) = lib.get("shim_sample");
-        f(x.as_ptr(), sk.as_mut_ptr(), n as i32, kind, 0.4, seed, 5);
-        be.run(Op::Sample { y: (&x, 0), s: (&mut sh, 0), n, kind: stochastic_of(kind, 0.4), seed, ctr: 5 }).unwrap();
+        let f: extern "C" fn(F2, M, i32, i32, f32, u64, u64, u64) = lib.get("shim_sample");
+        f(x.as_ptr(), sk.as_mut_ptr(), n as i32, kind, 0.4, seed, 5, 77);
+        be.run(Op::Sample { y: (&x, 0), s: (&mut sh, 0), n, kind: stochastic_of(kind, 0.4), seed, ctr: 5, first: 77 })
+            .unwrap();
         compare(&format!("sample {kind}"), &sk, &sh, 1e-6);
     }
     let ids: Vec<u32> = (0..rows as u32).map(|r| (r * 7 + 3) % 1000).collect();

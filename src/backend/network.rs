@@ -7,7 +7,7 @@
 #![forbid(unsafe_code)]
 
 use super::dense::column_sums;
-use super::ops::{Backend, Op, Slot};
+use super::ops::{Backend, LossArgs, Op, Slot};
 use super::optimizer::{DeviceOptimizer, optimizer_update};
 use crate::activation::Activation;
 use crate::error::{Error, Result, invalid, shape};
@@ -16,6 +16,7 @@ use crate::network::Network;
 use crate::regularizer::Sparsity;
 use crate::task::Task;
 use crate::tensor::Matrix;
+use crate::train::trainer::MIN_SHARD_ROWS;
 
 /// Rows a pass's buffers hold when a network is put on a device (inference runs in blocks of
 /// this many rows; training resizes them to its minibatch).
@@ -111,6 +112,8 @@ pub struct DeviceNetwork<B: Backend> {
     feature_range: Option<(B::Buf, B::Buf)>,
     /// Which hidden layers carry the sparsity penalty.
     sparse: Vec<bool>,
+    /// A training step's data-parallel shards, where the backend makes them.
+    shards: Option<Shards<B>>,
 }
 
 /// Why a network cannot run on a device backend (None: it can).
@@ -163,6 +166,7 @@ impl<B: Backend> DeviceNetwork<B> {
             n_encoder,
             feature_range: None,
             sparse,
+            shards: None,
         })
     }
 
@@ -270,10 +274,29 @@ impl<B: Backend> DeviceNetwork<B> {
     }
 
     /// Resizes the pass buffers to hold `rows` rows.
+    /// Resizes the pass buffers to hold `rows` rows, and makes the shards of a step of that many
+    /// rows where the backend runs shards (one per thread, at least MIN_SHARD_ROWS rows each) and
+    /// the network's objective is a mean over rows.
     pub(crate) fn reserve(&mut self, rows: usize) -> Result<()> {
         if self.pass.rows < rows {
             self.pass = Pass::new(&self.backend, &self.net, rows)?;
         }
+        let fits = |sh: &Shards<B>| sh.parts.iter().all(|p| p.pass.rows >= rows.div_ceil(sh.parts.len()));
+        if self.shards.as_ref().is_some_and(fits) {
+            return Ok(());
+        }
+        let most = if crate::train::Trainable::shardable(&self.net) { rows / MIN_SHARD_ROWS } else { 0 };
+        self.shards = match self.backend.shards(most) {
+            Some(backends) => {
+                let (per, n) = (rows.div_ceil(backends.len()), self.net.param_count());
+                let mut parts = Vec::with_capacity(backends.len());
+                for be in backends {
+                    parts.push(Shard { pass: Pass::new(&be, &self.net, per)?, grads: be.alloc(n)?, be });
+                }
+                Some(Shards { parts })
+            }
+            None => None,
+        };
         Ok(())
     }
 
@@ -287,61 +310,12 @@ impl<B: Backend> DeviceNetwork<B> {
         self.backend.upload(x, (&mut self.pass.inputs.x, 0))
     }
 
-    /// Runs layers `range` on the first-layer input of the pass, sampling stochastic layers and
-    /// adding code noise when `noise` is given (a training step).
-    fn forward(
-        &mut self,
-        range: std::ops::Range<usize>,
-        input: Input,
-        rows: usize,
-        noise: Option<DeviceNoise>,
-        ids: Option<(&B::Ids, usize)>,
-    ) -> Result<()> {
-        let be = &self.backend;
-        let code_noise = self.net.spec().regularization.code_noise;
-        let layers = self.net.layers();
-        let p = &mut self.pass;
-        for i in range.clone() {
-            let l = &layers[i];
-            let (below, rest) = p.y.split_at_mut(i);
-            let y = &mut rest[0];
-            let inp = p.inputs.of(i, range.start, input, below, &p.s, &p.sampled);
-            be.layer_forward(l, &self.params, inp, &mut p.z[i], y, rows)?;
-            p.sampled[i] = false;
-            if let Some(nz) = noise {
-                if i + 1 == self.n_encoder && code_noise > 0.0 {
-                    let ids = ids.unwrap_or((&p.ids, 0));
-                    be.run(Op::CodeNoise {
-                        z: (&mut p.z[i], 0),
-                        y: (&mut p.y[i], 0),
-                        ids,
-                        rows,
-                        cols: l.n_out,
-                        act: l.activation,
-                        sigma: code_noise,
-                        seed: nz.seed ^ 0xC0DE,
-                    })?;
-                }
-                if !l.stochastic.is_none() {
-                    be.run(Op::Sample {
-                        y: (&p.y[i], 0),
-                        s: (&mut p.s[i], 0),
-                        n: rows * l.n_out,
-                        kind: l.stochastic,
-                        seed: nz.seed,
-                        ctr: nz.ctr << 8 | (i as u64 + 1),
-                    })?;
-                    p.sampled[i] = true;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// One training step's forward and backward over the `rows` rows in the minibatch buffer:
     /// gradients of mean loss + penalties into the gradient buffer, the step's mean loss times
     /// rows added to `loss_slot` and its penalty times rows to the penalty slot (what the
-    /// trainer's epoch means are made of).
+    /// trainer's epoch means are made of). On a backend that makes shards (the CPU) and a
+    /// network whose objective is a mean over rows, the rows are cut into one shard per thread,
+    /// each run on its own one-thread backend, and the shard gradients combined by their rows.
     pub(crate) fn step(
         &mut self,
         rows: usize,
@@ -349,186 +323,44 @@ impl<B: Backend> DeviceNetwork<B> {
         ids: Option<(&B::Ids, usize)>,
         loss_slot: Slot,
     ) -> Result<()> {
-        let (task, loss, cols, corruption) = {
-            let spec = self.net.spec();
-            (spec.task, spec.loss, spec.input_dim, spec.regularization.corruption)
+        let DeviceNetwork { backend, net, params, grads, pass, n_encoder, feature_range, sparse, shards, .. } = self;
+        let ctx =
+            Ctx { be: &*backend, net, params, n_encoder: *n_encoder, sparse, feature_range: feature_range.as_ref() };
+        let Some(sh) = shards.as_mut().filter(|sh| rows >= sh.parts.len() * MIN_SHARD_ROWS) else {
+            return ctx.step(pass, grads, rows, noise, ids, loss_slot, 0);
         };
-        let tw = task.target_width();
-        let n = self.net.layers().len();
-        let be = &self.backend;
-        let mut input = Input::X;
-        if tw > 0 {
-            let p = &mut self.pass;
-            let inp = &mut p.inputs;
-            be.run(Op::SplitRows { src: (&inp.x, 0), x: (&mut inp.xin, 0), t: (&mut p.tgt, 0), rows, cols, tw })?;
-            input = Input::Xin;
+        let k = sh.parts.len();
+        let width = net.input_dim() + net.task().target_width();
+        let bounds = |s: usize| (s * rows / k, (s + 1) * rows / k);
+        for (s, part) in sh.parts.iter_mut().enumerate() {
+            let (a, b) = bounds(s);
+            backend.copy((&pass.inputs.x, a * width), (&mut part.pass.inputs.x, 0), (b - a) * width)?;
+            part.be.reset_slots()?;
         }
-        if let Some(nz) = noise
-            && !corruption.is_none()
-        {
-            let p = &mut self.pass;
-            let inp = &mut p.inputs;
-            let src = if input == Input::Xin { &inp.xin } else { &inp.x };
-            be.run(Op::Corrupt {
-                x: (src, 0),
-                out: (&mut inp.xc, 0),
-                range: self.feature_range.as_ref().map(|(l, h)| ((l, 0), (h, 0))),
-                rows,
-                cols,
-                corruption,
-                seed: nz.seed,
-                ctr: nz.ctr << 8,
-            })?;
-            input = Input::Xc;
-        }
-        self.forward(0..n, input, rows, noise, ids)?;
-        let be = &self.backend;
-        let layers = self.net.layers();
-        let p = &mut self.pass;
-        let out = &layers[n - 1];
-        let out_count = rows * out.n_out;
-        match task {
-            Task::Classify { classes } => {
-                be.run(Op::SoftmaxCe {
-                    logits: (&p.y[n - 1], 0),
-                    labels: (&p.tgt, 0),
-                    dz: (&mut p.d0, 0),
-                    el: (&mut p.el, 0),
-                    rows,
-                    classes,
-                    inv: 1.0 / rows as f32,
-                })?;
-                be.run(Op::Sum { x: (&p.el, 0), n: rows, slot: loss_slot, scale: 1.0 })?;
-            }
-            _ => {
-                // The clean inputs (never the corrupted ones), or the targets.
-                let t = if tw > 0 { &p.tgt } else { &p.inputs.x };
-                if loss.is_elementwise() {
-                    // A loss summed over the columns weighs each element as a whole row's mean does.
-                    let w = if loss.sums_columns() { out.n_out } else { 1 };
-                    be.run(Op::Loss {
-                        z: (&p.z[n - 1], 0),
-                        y: (&p.y[n - 1], 0),
-                        t: (t, 0),
-                        dz: (&mut p.d0, 0),
-                        el: (&mut p.el, 0),
-                        n: out_count,
-                        loss,
-                        act: out.activation,
-                        inv: w as f32 / out_count as f32,
-                    })?;
-                    let scale = w as f64 / out.n_out as f64;
-                    be.run(Op::Sum { x: (&p.el, 0), n: out_count, slot: loss_slot, scale })?;
-                } else {
-                    be.run(Op::LossRows {
-                        z: (&p.z[n - 1], 0),
-                        y: (&p.y[n - 1], 0),
-                        t: (t, 0),
-                        dz: (&mut p.d0, 0),
-                        el: (&mut p.el, 0),
-                        rows,
-                        cols: out.n_out,
-                        loss,
-                        act: out.activation,
-                        inv: 1.0 / rows as f32,
-                    })?;
-                    be.run(Op::Sum { x: (&p.el, 0), n: rows, slot: loss_slot, scale: 1.0 })?;
-                }
-            }
-        }
-        let reg = &self.net.spec().regularization;
-        let sparse = &self.sparse;
-        let first_input = input;
-        for i in (0..n).rev() {
-            let l = &layers[i];
-            let act = l.activation;
-            let dz_n = rows * l.n_out;
-            // The contractive penalty of an encoder layer reaches its dz before the products.
-            let contract = reg.contractive > 0.0 && i < self.n_encoder;
-            let scale = reg.contractive / rows as f32;
-            if contract {
-                let [s, fsq, prod] = &mut p.col;
-                be.run(Op::ActGradSq { z: (&p.z[i], 0), y: (&p.y[i], 0), out: (&mut p.el, 0), n: dz_n, act })?;
-                be.gemm(column_sums(1.0, rows, l.n_out), &p.ones, &p.el, fsq)?;
-                be.run(Op::ColSqSums { w: (&self.params, l.w), s: (s, 0), n_in: l.n_in, n_out: l.n_out })?;
-                be.run(Op::Mul { a: (fsq, 0), b: (s, 0), out: (prod, 0), n: l.n_out })?;
-                be.run(Op::Sum {
-                    x: (prod, 0),
-                    n: l.n_out,
-                    slot: Slot::Penalty,
-                    // the step's penalty (lambda/rows * sum) times its rows
-                    scale: reg.contractive as f64,
-                })?;
-                if !matches!(act, Activation::Identity | Activation::Relu | Activation::LeakyRelu) {
-                    be.run(Op::ContractiveDz {
-                        dz: (&mut p.d0, 0),
-                        z: (&p.z[i], 0),
-                        y: (&p.y[i], 0),
-                        s: (s, 0),
-                        rows,
-                        cols: l.n_out,
-                        act,
-                        scale,
-                    })?;
-                }
-            }
-            let layer_in = p.inputs.of(i, 0, first_input, &p.y, &p.s, &p.sampled);
-            let dx = (i > 0).then_some(&mut p.d1);
-            // dL/dx leaves the product as the below layer's dL/dz unless a sparsity penalty
-            // must join its dL/dy first.
-            let below = (i > 0 && !sparse[i - 1]).then(|| (layers[i - 1].activation, &p.z[i - 1], &p.y[i - 1]));
-            be.layer_backward(l, &self.params, &mut self.grads, layer_in, &p.d0, &p.ones, dx, below, rows)?;
-            if contract && l.connection == Connection::Dense {
-                let [_, fsq, _] = &p.col;
-                be.run(Op::ContractiveDw {
-                    dw: (&mut self.grads, l.w),
-                    w: (&self.params, l.w),
-                    fsq: (fsq, 0),
-                    n_in: l.n_in,
-                    n_out: l.n_out,
-                    scale,
-                })?;
-            }
-            if i == 0 {
-                break;
-            }
-            let b = &layers[i - 1];
-            let below_n = rows * l.n_in;
-            if sparse[i - 1] {
-                match reg.sparsity {
-                    Sparsity::Kl { rho, beta } => {
-                        let [mean, el_cols, _] = &mut p.col;
-                        be.gemm(column_sums(1.0 / rows as f32, rows, l.n_in), &p.ones, &p.y[i - 1], mean)?;
-                        be.run(Op::KlValue { mean: (mean, 0), el: (el_cols, 0), cols: l.n_in, rho })?;
-                        be.run(Op::Sum {
-                            x: (el_cols, 0),
-                            n: l.n_in,
-                            slot: Slot::Penalty,
-                            scale: beta as f64 * rows as f64,
-                        })?;
-                        be.run(Op::KlGrad { dy: (&mut p.d1, 0), mean: (mean, 0), rows, cols: l.n_in, rho, beta })?;
-                    }
-                    Sparsity::L1 { lambda } => {
-                        be.run(Op::L1 {
-                            dy: (&mut p.d1, 0),
-                            y: (&p.y[i - 1], 0),
-                            el: (&mut p.el, 0),
-                            n: below_n,
-                            g: lambda / rows as f32,
-                        })?;
-                        be.run(Op::Sum { x: (&p.el, 0), n: below_n, slot: Slot::Penalty, scale: lambda as f64 })?;
-                    }
-                    Sparsity::None => {}
-                }
-                be.run(Op::ActBackward {
-                    d: (&mut p.d1, 0),
-                    z: (&p.z[i - 1], 0),
-                    y: (&p.y[i - 1], 0),
-                    n: below_n,
-                    act: b.activation,
-                })?;
-            }
-            std::mem::swap(&mut p.d0, &mut p.d1);
+        let ids = ids.unwrap_or((&pass.ids, 0));
+        let done: Vec<Result<()>> = backend.enter(|| {
+            use rayon::prelude::*;
+            sh.parts
+                .par_iter_mut()
+                .enumerate()
+                .map(|(s, part)| {
+                    let (a, b) = bounds(s);
+                    let ctx = Ctx { be: &part.be, ..ctx };
+                    ctx.step(&mut part.pass, &mut part.grads, b - a, noise, Some((ids.0, ids.1 + a)), loss_slot, a)
+                })
+                .collect()
+        });
+        done.into_iter().collect::<Result<()>>()?;
+        let n = net.param_count();
+        let parts: Vec<(&B::Buf, f32)> = sh
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(s, p)| (&p.grads, (bounds(s).1 - bounds(s).0) as f32 / rows as f32))
+            .collect();
+        backend.combine(&parts, grads, n)?;
+        for part in &sh.parts {
+            backend.merge_slots(&part.be)?;
         }
         Ok(())
     }
@@ -594,7 +426,15 @@ impl<B: Backend> DeviceNetwork<B> {
         while first < x.rows() {
             let r = block.min(x.rows() - first);
             self.backend.upload(&x.as_slice()[first * in_w..(first + r) * in_w], (&mut self.pass.inputs.x, 0))?;
-            self.forward(range.clone(), Input::X, r, None, None)?;
+            let ctx = Ctx {
+                be: &self.backend,
+                net: &self.net,
+                params: &self.params,
+                n_encoder: self.n_encoder,
+                sparse: &self.sparse,
+                feature_range: None,
+            };
+            ctx.forward(&mut self.pass, range.clone(), Input::X, r, None, None, 0)?;
             self.backend
                 .download((&self.pass.y[last], 0), &mut out.as_mut_slice()[first * width..(first + r) * width])?;
             first += r;
@@ -654,6 +494,290 @@ impl<B: Backend> DeviceNetwork<B> {
         }
         Ok(if data.rows() == 0 { 0.0 } else { total / data.rows() as f64 })
     }
+}
+
+/// What one step reads: the backend it runs on, the network and its parameters there.
+struct Ctx<'a, B: Backend> {
+    be: &'a B,
+    net: &'a Network,
+    params: &'a B::Buf,
+    n_encoder: usize,
+    sparse: &'a [bool],
+    feature_range: Option<&'a (B::Buf, B::Buf)>,
+}
+
+impl<B: Backend> Clone for Ctx<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B: Backend> Copy for Ctx<'_, B> {}
+
+impl<B: Backend> Ctx<'_, B> {
+    /// Runs layers `range` on the first-layer input of the pass, sampling stochastic layers and
+    /// adding code noise when `noise` is given (a training step).
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        p: &mut Pass<B>,
+        range: std::ops::Range<usize>,
+        input: Input,
+        rows: usize,
+        noise: Option<DeviceNoise>,
+        ids: Option<(&B::Ids, usize)>,
+        first: usize,
+    ) -> Result<()> {
+        let be = self.be;
+        let code_noise = self.net.spec().regularization.code_noise;
+        let layers = self.net.layers();
+        for i in range.clone() {
+            let l = &layers[i];
+            let (below, rest) = p.y.split_at_mut(i);
+            let y = &mut rest[0];
+            let inp = p.inputs.of(i, range.start, input, below, &p.s, &p.sampled);
+            be.layer_forward(l, self.params, inp, &mut p.z[i], y, rows)?;
+            p.sampled[i] = false;
+            if let Some(nz) = noise {
+                if i + 1 == self.n_encoder && code_noise > 0.0 {
+                    let ids = ids.unwrap_or((&p.ids, 0));
+                    be.run(Op::CodeNoise {
+                        z: (&mut p.z[i], 0),
+                        y: (&mut p.y[i], 0),
+                        ids,
+                        rows,
+                        cols: l.n_out,
+                        act: l.activation,
+                        sigma: code_noise,
+                        seed: nz.seed ^ 0xC0DE,
+                    })?;
+                }
+                if !l.stochastic.is_none() {
+                    be.run(Op::Sample {
+                        y: (&p.y[i], 0),
+                        s: (&mut p.s[i], 0),
+                        n: rows * l.n_out,
+                        kind: l.stochastic,
+                        seed: nz.seed,
+                        ctr: nz.ctr << 8 | (i as u64 + 1),
+                        first: first * l.n_out,
+                    })?;
+                    p.sampled[i] = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One training step's forward and backward over the `rows` rows in the minibatch buffer:
+    /// gradients of mean loss + penalties into the gradient buffer, the step's mean loss times
+    /// rows added to `loss_slot` and its penalty times rows to the penalty slot (what the
+    /// trainer's epoch means are made of).
+    /// `first`: where these rows start in the whole minibatch (a shard's; their draws are the
+    /// whole minibatch's).
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        p: &mut Pass<B>,
+        grads: &mut B::Buf,
+        rows: usize,
+        noise: Option<DeviceNoise>,
+        ids: Option<(&B::Ids, usize)>,
+        loss_slot: Slot,
+        first: usize,
+    ) -> Result<()> {
+        let (task, loss, cols, corruption) = {
+            let spec = self.net.spec();
+            (spec.task, spec.loss, spec.input_dim, spec.regularization.corruption)
+        };
+        let tw = task.target_width();
+        let n = self.net.layers().len();
+        let be = self.be;
+        let mut input = Input::X;
+        if tw > 0 {
+            let inp = &mut p.inputs;
+            be.run(Op::SplitRows { src: (&inp.x, 0), x: (&mut inp.xin, 0), t: (&mut p.tgt, 0), rows, cols, tw })?;
+            input = Input::Xin;
+        }
+        if let Some(nz) = noise
+            && !corruption.is_none()
+        {
+            let inp = &mut p.inputs;
+            let src = if input == Input::Xin { &inp.xin } else { &inp.x };
+            be.run(Op::Corrupt {
+                x: (src, 0),
+                out: (&mut inp.xc, 0),
+                range: self.feature_range.map(|(l, h)| ((l, 0), (h, 0))),
+                rows,
+                cols,
+                corruption,
+                seed: nz.seed,
+                ctr: nz.ctr << 8,
+                first: first * cols,
+            })?;
+            input = Input::Xc;
+        }
+        self.forward(p, 0..n, input, rows, noise, ids, first)?;
+        let layers = self.net.layers();
+        let out = &layers[n - 1];
+        let out_count = rows * out.n_out;
+        match task {
+            Task::Classify { classes } => {
+                be.run(Op::SoftmaxCe {
+                    logits: (&p.y[n - 1], 0),
+                    labels: (&p.tgt, 0),
+                    dz: (&mut p.d0, 0),
+                    el: (&mut p.el, 0),
+                    rows,
+                    classes,
+                    inv: 1.0 / rows as f32,
+                })?;
+                be.run(Op::Sum { x: (&p.el, 0), n: rows, slot: loss_slot, scale: 1.0 })?;
+            }
+            _ => {
+                // The clean inputs (never the corrupted ones), or the targets.
+                let t = if tw > 0 { &p.tgt } else { &p.inputs.x };
+                if loss.is_elementwise() {
+                    // A loss summed over the columns weighs each element as a whole row's mean does.
+                    let w = if loss.sums_columns() { out.n_out } else { 1 };
+                    be.loss_sum(LossArgs {
+                        z: (&p.z[n - 1], 0),
+                        y: (&p.y[n - 1], 0),
+                        t: (t, 0),
+                        dz: (&mut p.d0, 0),
+                        el: (&mut p.el, 0),
+                        n: out_count,
+                        cols: out.n_out,
+                        loss,
+                        act: out.activation,
+                        inv: w as f32 / out_count as f32,
+                        slot: loss_slot,
+                        scale: w as f64 / out.n_out as f64,
+                    })?;
+                } else {
+                    be.run(Op::LossRows {
+                        z: (&p.z[n - 1], 0),
+                        y: (&p.y[n - 1], 0),
+                        t: (t, 0),
+                        dz: (&mut p.d0, 0),
+                        el: (&mut p.el, 0),
+                        rows,
+                        cols: out.n_out,
+                        loss,
+                        act: out.activation,
+                        inv: 1.0 / rows as f32,
+                    })?;
+                    be.run(Op::Sum { x: (&p.el, 0), n: rows, slot: loss_slot, scale: 1.0 })?;
+                }
+            }
+        }
+        let reg = &self.net.spec().regularization;
+        let sparse = self.sparse;
+        let first_input = input;
+        for i in (0..n).rev() {
+            let l = &layers[i];
+            let act = l.activation;
+            let dz_n = rows * l.n_out;
+            // The contractive penalty of an encoder layer reaches its dz before the products.
+            let contract = reg.contractive > 0.0 && i < self.n_encoder;
+            let scale = reg.contractive / rows as f32;
+            if contract {
+                let [s, fsq, prod] = &mut p.col;
+                be.run(Op::ActGradSq { z: (&p.z[i], 0), y: (&p.y[i], 0), out: (&mut p.el, 0), n: dz_n, act })?;
+                be.gemm(column_sums(1.0, rows, l.n_out), &p.ones, &p.el, fsq)?;
+                be.run(Op::ColSqSums { w: (self.params, l.w), s: (s, 0), n_in: l.n_in, n_out: l.n_out })?;
+                be.run(Op::Mul { a: (fsq, 0), b: (s, 0), out: (prod, 0), n: l.n_out })?;
+                be.run(Op::Sum {
+                    x: (prod, 0),
+                    n: l.n_out,
+                    slot: Slot::Penalty,
+                    // the step's penalty (lambda/rows * sum) times its rows
+                    scale: reg.contractive as f64,
+                })?;
+                if !matches!(act, Activation::Identity | Activation::Relu | Activation::LeakyRelu) {
+                    be.run(Op::ContractiveDz {
+                        dz: (&mut p.d0, 0),
+                        z: (&p.z[i], 0),
+                        y: (&p.y[i], 0),
+                        s: (s, 0),
+                        rows,
+                        cols: l.n_out,
+                        act,
+                        scale,
+                    })?;
+                }
+            }
+            let layer_in = p.inputs.of(i, 0, first_input, &p.y, &p.s, &p.sampled);
+            let dx = (i > 0).then_some(&mut p.d1);
+            // dL/dx leaves the product as the below layer's dL/dz unless a sparsity penalty
+            // must join its dL/dy first.
+            let below = (i > 0 && !sparse[i - 1]).then(|| (layers[i - 1].activation, &p.z[i - 1], &p.y[i - 1]));
+            be.layer_backward(l, self.params, grads, layer_in, &p.d0, &p.ones, dx, below, rows)?;
+            if contract && l.connection == Connection::Dense {
+                let [_, fsq, _] = &p.col;
+                be.run(Op::ContractiveDw {
+                    dw: (&mut *grads, l.w),
+                    w: (self.params, l.w),
+                    fsq: (fsq, 0),
+                    n_in: l.n_in,
+                    n_out: l.n_out,
+                    scale,
+                })?;
+            }
+            if i == 0 {
+                break;
+            }
+            let b = &layers[i - 1];
+            let below_n = rows * l.n_in;
+            if sparse[i - 1] {
+                match reg.sparsity {
+                    Sparsity::Kl { rho, beta } => {
+                        let [mean, el_cols, _] = &mut p.col;
+                        be.gemm(column_sums(1.0 / rows as f32, rows, l.n_in), &p.ones, &p.y[i - 1], mean)?;
+                        be.run(Op::KlValue { mean: (mean, 0), el: (el_cols, 0), cols: l.n_in, rho })?;
+                        be.run(Op::Sum {
+                            x: (el_cols, 0),
+                            n: l.n_in,
+                            slot: Slot::Penalty,
+                            scale: beta as f64 * rows as f64,
+                        })?;
+                        be.run(Op::KlGrad { dy: (&mut p.d1, 0), mean: (mean, 0), rows, cols: l.n_in, rho, beta })?;
+                    }
+                    Sparsity::L1 { lambda } => {
+                        be.run(Op::L1 {
+                            dy: (&mut p.d1, 0),
+                            y: (&p.y[i - 1], 0),
+                            el: (&mut p.el, 0),
+                            n: below_n,
+                            g: lambda / rows as f32,
+                        })?;
+                        be.run(Op::Sum { x: (&p.el, 0), n: below_n, slot: Slot::Penalty, scale: lambda as f64 })?;
+                    }
+                    Sparsity::None => {}
+                }
+                be.run(Op::ActBackward {
+                    d: (&mut p.d1, 0),
+                    z: (&p.z[i - 1], 0),
+                    y: (&p.y[i - 1], 0),
+                    n: below_n,
+                    act: b.activation,
+                })?;
+            }
+            std::mem::swap(&mut p.d0, &mut p.d1);
+        }
+        Ok(())
+    }
+}
+
+/// A data-parallel shard of a step: its backend, pass buffers and gradient.
+struct Shard<B: Backend> {
+    be: B,
+    pass: Pass<B>,
+    grads: B::Buf,
+}
+
+/// The shards of a training step ([`Backend::shards`]).
+struct Shards<B: Backend> {
+    parts: Vec<Shard<B>>,
 }
 
 impl<B: Backend> Pass<B> {

@@ -179,7 +179,8 @@ pub enum Op<'a, B: Backend> {
     ContractiveDw { dw: Out<'a, B::Buf>, w: In<'a, B::Buf>, fsq: In<'a, B::Buf>, n_in: usize, n_out: usize, scale: f32 },
     /// out = a * b elementwise.
     Mul { a: In<'a, B::Buf>, b: In<'a, B::Buf>, out: Out<'a, B::Buf>, n: usize },
-    /// Corrupted copy of x.
+    /// Corrupted copy of x. Element i draws element `first + i` of counter `ctr` (`first`: where
+    /// these rows start in the whole minibatch, in elements; 0 unless a step runs in shards).
     Corrupt {
         x: In<'a, B::Buf>,
         out: Out<'a, B::Buf>,
@@ -189,9 +190,10 @@ pub enum Op<'a, B: Backend> {
         corruption: Corruption,
         seed: u64,
         ctr: u64,
+        first: usize,
     },
-    /// Samples of a stochastic layer.
-    Sample { y: In<'a, B::Buf>, s: Out<'a, B::Buf>, n: usize, kind: Stochastic, seed: u64, ctr: u64 },
+    /// Samples of a stochastic layer; element i draws element `first + i` of counter `ctr`.
+    Sample { y: In<'a, B::Buf>, s: Out<'a, B::Buf>, n: usize, kind: Stochastic, seed: u64, ctr: u64, first: usize },
     /// Fixed per-row noise on the code layer's z (with bias); y recomputed.
     CodeNoise {
         z: Out<'a, B::Buf>,
@@ -318,12 +320,36 @@ pub enum Op<'a, B: Backend> {
     },
 }
 
+/// The arguments of [`Backend::loss_sum`]: [`Op::Loss`]'s and the slot its sum goes to.
+pub struct LossArgs<'a, B: Backend> {
+    pub z: In<'a, B::Buf>,
+    pub y: In<'a, B::Buf>,
+    pub t: In<'a, B::Buf>,
+    pub dz: Out<'a, B::Buf>,
+    pub el: Out<'a, B::Buf>,
+    pub n: usize,
+    /// Columns of a row (the fused pass works on whole rows).
+    pub cols: usize,
+    pub loss: Loss,
+    pub act: Activation,
+    pub inv: f32,
+    pub slot: Slot,
+    pub scale: f64,
+}
+
+/// [`Backend::loss_sum`] as two kernels: the element losses and gradients, then their sum.
+pub fn loss_sum_by_elements<B: Backend>(be: &B, a: LossArgs<'_, B>) -> Result<()> {
+    let (n, z, y, t, el) = (a.n, a.z, a.y, a.t, a.el);
+    be.run(Op::Loss { z, y, t, dz: a.dz, el: (&mut *el.0, el.1), n, loss: a.loss, act: a.act, inv: a.inv })?;
+    be.run(Op::Sum { x: (&*el.0, el.1), n, slot: a.slot, scale: a.scale })
+}
+
 /// Values per part in the VAE's part table (LAT_VAE_PART_FIELDS of cuda/vae.cu).
 pub const VAE_PART_FIELDS: usize = 8;
 
 /// What a device backend provides. Errors are the library's (Unsupported, OutOfMemory,
 /// Internal with the driver's message); nothing here panics on a caller's input.
-pub trait Backend: Sized + Sync {
+pub trait Backend: Sized + Send + Sync {
     /// A buffer of f32 on the device.
     type Buf: Send + Sync;
     /// A buffer of u32 on the device (row indices, segment ends).
@@ -333,6 +359,33 @@ pub trait Backend: Sized + Sync {
     /// step's primitives start no hand-off each; a device runs it as it is.
     fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         f()
+    }
+
+    /// An elementwise loss of the output layer and its gradient: dz = inv * dL/dz per element,
+    /// and scale times the summed element losses added to `slot` (`el` is scratch). A backend
+    /// may fuse the two (the CPU does).
+    fn loss_sum(&self, a: LossArgs<'_, Self>) -> Result<()> {
+        loss_sum_by_elements(self, a)
+    }
+
+    /// Backends for up to `most` data-parallel shards of one step, each with its own
+    /// accumulators, run in parallel from inside [`Backend::enter`]: the CPU gives one
+    /// one-thread backend per thread, computing on the thread that calls it (a shard's products
+    /// single-threaded, as the CPU engine's shards run); a device runs the whole minibatch at
+    /// once (None).
+    fn shards(&self, _most: usize) -> Option<Vec<Self>> {
+        None
+    }
+
+    /// out = sum_k w_k parts_k over n values (shard gradients combined by their rows' share),
+    /// summed in the order given. Only for backends that make [`Backend::shards`].
+    fn combine(&self, _parts: &[(&Self::Buf, f32)], _out: &mut Self::Buf, _n: usize) -> Result<()> {
+        Err(crate::error::Error::Internal("this backend runs no shards".into()))
+    }
+
+    /// Adds `from`'s accumulators to this backend's (a shard's sums to the step's).
+    fn merge_slots(&self, _from: &Self) -> Result<()> {
+        Err(crate::error::Error::Internal("this backend runs no shards".into()))
     }
 
     fn alloc(&self, n: usize) -> Result<Self::Buf>;

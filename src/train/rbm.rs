@@ -575,6 +575,6 @@ impl<B: Backend> Cd<'_, B> {
     }
 
     fn sample(&self, unit: Unit, mean: &B::Buf, out: &mut B::Buf, n: usize, seed: u64, ctr: u64) -> Result<()> {
-        self.be.run(Op::Sample { y: (mean, 0), s: (out, 0), n, kind: sample_kind(unit), seed, ctr })
+        self.be.run(Op::Sample { y: (mean, 0), s: (out, 0), n, kind: sample_kind(unit), seed, ctr, first: 0 })
     }
 }

@@ -1149,7 +1149,7 @@ fn update<M: Trainable>(net: &mut M, opt: &mut Optimizer, grads: &mut [f32], cli
 /// Fewest rows a data-parallel shard must put through its products ([`Trainable::work_rows`]):
 /// below this, packing every weight matrix once per shard (on two cores, W1 and W3 at 64 rows a
 /// shard) costs more than splitting each product between the threads.
-const MIN_SHARD_ROWS: usize = 128;
+pub(crate) const MIN_SHARD_ROWS: usize = 128;
 
 /// Data-parallel minibatch steps: the minibatch is cut into one contiguous shard per thread, each
 /// shard runs forward and backward with single-threaded products (on two cores a W3 step ran at

@@ -50,12 +50,12 @@ void shim_contractive_dw(float* dw, const float* w, const float* fsq, int n_in, 
 }
 void shim_mul(const float* a, const float* b, float* out, int n) { LAT_LAUNCH(lat_mul, G, B, a, b, out, n); }
 void shim_corrupt(const float* x, float* out, const float* lo, const float* hi, int rows, int cols, int kind,
-                  float level, unsigned long long seed, unsigned long long ctr) {
-    LAT_LAUNCH(lat_corrupt, G, B, x, out, lo, hi, rows, cols, kind, level, seed, ctr);
+                  float level, unsigned long long seed, unsigned long long ctr, unsigned long long first) {
+    LAT_LAUNCH(lat_corrupt, G, B, x, out, lo, hi, rows, cols, kind, level, seed, ctr, first);
 }
 void shim_sample(const float* y, float* s, int n, int kind, float sigma, unsigned long long seed,
-                 unsigned long long ctr) {
-    LAT_LAUNCH(lat_sample, G, B, y, s, n, kind, sigma, seed, ctr);
+                 unsigned long long ctr, unsigned long long first) {
+    LAT_LAUNCH(lat_sample, G, B, y, s, n, kind, sigma, seed, ctr, first);
 }
 void shim_code_noise(float* z, float* y, const unsigned int* ids, int rows, int cols, int act, float sigma,
                      unsigned long long seed) {

@@ -10,17 +10,20 @@ mod ops;
 
 use std::sync::{Arc, Mutex};
 
-use super::ops::{Backend, Below, Gemm, In, Op, Out, SLOTS};
+use super::ops::{Backend, Below, Gemm, In, LossArgs, Op, Out, SLOTS};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::gemm::{Epilogue, Operand, gemm, gemm_then};
 use crate::layer::Dense;
+use crate::loss::Loss;
 
-/// The CPU as a backend, on a pool of `threads` workers. Its results do not depend on the
-/// thread count (the GEMM splits columns, the draws are keyed by element).
+/// The CPU as a backend, on a pool of `threads` workers (or, for a shard of a step, inline on
+/// the thread that calls it). Its results do not depend on the thread count (the GEMM splits
+/// columns, the draws are keyed by element).
 pub struct Cpu {
     threads: usize,
-    pool: Arc<rayon::ThreadPool>,
+    /// None: one thread, the caller's.
+    pool: Option<Arc<rayon::ThreadPool>>,
     slots: Mutex<[f64; SLOTS]>,
 }
 
@@ -28,7 +31,12 @@ impl Cpu {
     /// A CPU backend on `threads` workers (0: the library's default).
     pub fn new(threads: usize) -> Result<Cpu> {
         let threads = crate::pool::resolve_threads(threads);
-        Ok(Cpu { threads, pool: crate::pool::pool(threads)?, slots: Mutex::new([0.0; SLOTS]) })
+        Ok(Cpu { threads, pool: Some(crate::pool::pool(threads)?), slots: Mutex::new([0.0; SLOTS]) })
+    }
+
+    /// One thread, the caller's: a data-parallel shard's backend.
+    pub fn inline() -> Cpu {
+        Cpu { threads: 1, pool: None, slots: Mutex::new([0.0; SLOTS]) }
     }
 
     /// The f64 accumulators (a poisoned lock still holds plain numbers).
@@ -43,7 +51,10 @@ impl Cpu {
     /// Runs `f` on this backend's pool (a model's whole step, so that nested parallel work stays
     /// on these workers).
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        self.pool.install(f)
+        match &self.pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
     }
 }
 
@@ -62,8 +73,37 @@ impl Backend for Cpu {
     type Buf = Vec<f32>;
     type Ids = Vec<u32>;
 
+    /// The step on the pool, its other workers spinning between the step's parallel regions
+    /// as the process's wait policy says (the CPU engine's steps run so too).
     fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        self.install(f)
+        self.install(|| crate::parallel::with_spinning_workers(self.threads, f))
+    }
+    fn shards(&self, most: usize) -> Option<Vec<Cpu>> {
+        let n = most.min(self.threads);
+        (n >= 2).then(|| (0..n).map(|_| Cpu::inline()).collect())
+    }
+    fn combine(&self, parts: &[(&Vec<f32>, f32)], out: &mut Vec<f32>, n: usize) -> Result<()> {
+        use rayon::prelude::*;
+        let chunk = crate::parallel::CHUNK;
+        // As train::trainer's shards combine: zero, then each shard's share in order.
+        self.install(|| {
+            out[..n].par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
+                let (at, len) = (c * chunk, o.len());
+                o.fill(0.0);
+                for &(g, w) in parts {
+                    if w > 0.0 {
+                        o.iter_mut().zip(&g[at..at + len]).for_each(|(o, v)| *o += w * v);
+                    }
+                }
+            })
+        });
+        Ok(())
+    }
+    fn merge_slots(&self, from: &Cpu) -> Result<()> {
+        let add = *from.slots();
+        let mut s = self.slots();
+        s.iter_mut().zip(add).for_each(|(s, a)| *s += a);
+        Ok(())
     }
     fn alloc(&self, n: usize) -> Result<Vec<f32>> {
         crate::error::try_zeros(n)
@@ -177,6 +217,26 @@ impl Backend for Cpu {
         let yv = &mut y.0[y.1..y.1 + (rows - 1) * g.ldc + cols];
         let ep = Epilogue::BiasAct { bias, act, y: yv };
         self.install(|| gemm_then(rows, cols, g.k, g.alpha, a, w, g.beta, zc, g.ldc, self.threads, ep));
+        Ok(())
+    }
+    /// Mean squared error and binary cross-entropy through the CPU engine's fused, vectorised
+    /// pass (`Loss::forward_backward`), its sum straight into the slot; the other losses as
+    /// the kernels' element by element.
+    fn loss_sum(&self, a: LossArgs<'_, Self>) -> Result<()> {
+        let fused = matches!(a.loss, Loss::Mse | Loss::BinaryCrossEntropy) && a.inv == 1.0 / a.n as f32;
+        if !fused {
+            return super::ops::loss_sum_by_elements(self, a);
+        }
+        let n = a.n;
+        let (z, y, t) = (&a.z.0[a.z.1..a.z.1 + n], &a.y.0[a.y.1..a.y.1 + n], &a.t.0[a.t.1..a.t.1 + n]);
+        let dz = &mut a.dz.0[a.dz.1..a.dz.1 + n];
+        let (loss, act, cols) = (a.loss, a.act, a.cols);
+        let sum = self.install(|| {
+            crate::parallel::loss_rows(dz, z, y, t, cols, self.threads, |dz, z, y, t| {
+                loss.forward_backward(act, z, y, t, dz, cols, n)
+            })
+        });
+        self.slots()[a.slot as usize] += a.scale * sum;
         Ok(())
     }
     fn reset_slots(&self) -> Result<()> {

@@ -161,23 +161,34 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
                 out[i] = a[i] * b[i];
             }
         }
-        Op::Corrupt { x, out, range, rows, cols, corruption, seed, ctr } => {
+        Op::Corrupt { x, out, range, rows, cols, corruption, seed, ctr, first } => {
             let n = rows * cols;
             let (x, out) = (view(x, n), view_mut(out, n));
             let range = range.map(|(lo, hi)| (view(lo, cols), view(hi, cols)));
-            // Element i draws element i of counter ctr: whole rows per chunk, any thread count.
-            let chunk = rows.div_ceil(cpu.threads.max(1)).max(1) * cols;
-            out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).enumerate().for_each(|(c, (out, x))| {
-                corruption.apply(x, cols, range, Philox::new(seed, ctr), c * chunk / cols, out)
-            });
+            // Element i draws element first + i of counter ctr (first: whole rows): whole rows per
+            // chunk, the same numbers on any thread count.
+            let chunk = rows.div_ceil(cpu.threads).max(1) * cols;
+            let at = first / cols;
+            let one = |c: usize, out: &mut [f32], x: &[f32]| {
+                corruption.apply(x, cols, range, Philox::new(seed, ctr), at + c * chunk / cols, out)
+            };
+            if cpu.threads <= 1 {
+                one(0, out, x);
+            } else {
+                out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).enumerate().for_each(|(c, (o, x))| one(c, o, x));
+            }
         }
-        Op::Sample { y, s, n, kind, seed, ctr } => {
+        Op::Sample { y, s, n, kind, seed, ctr, first } => {
             let (y, s) = (view(y, n), view_mut(s, n));
-            let chunk = n.div_ceil(cpu.threads.max(1)).div_ceil(64).max(1) * 64;
-            s.par_chunks_mut(chunk)
-                .zip(y.par_chunks(chunk))
-                .enumerate()
-                .for_each(|(c, (s, y))| kind.sample(y, s, Philox::new(seed, ctr), (c * chunk) as u64));
+            let chunk = n.div_ceil(cpu.threads).div_ceil(64).max(1) * 64;
+            let one = |c: usize, s: &mut [f32], y: &[f32]| {
+                kind.sample(y, s, Philox::new(seed, ctr), (first + c * chunk) as u64)
+            };
+            if cpu.threads <= 1 {
+                one(0, s, y);
+            } else {
+                s.par_chunks_mut(chunk).zip(y.par_chunks(chunk)).enumerate().for_each(|(c, (s, y))| one(c, s, y));
+            }
         }
         Op::CodeNoise { z, y, ids, rows, cols, act: a, sigma, seed } => {
             let n = rows * cols;

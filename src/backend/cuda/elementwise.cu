@@ -250,9 +250,10 @@ extern "C" __global__ void lat_mul(const float* __restrict__ a, const float* __r
 // (lo, hi) (0 and 1 without a range).
 extern "C" __global__ void lat_corrupt(const float* __restrict__ x, float* __restrict__ out,
                                        const float* __restrict__ lo, const float* __restrict__ hi, int rows, int cols,
-                                       int kind, float level, unsigned long long seed, unsigned long long ctr) {
+                                       int kind, float level, unsigned long long seed, unsigned long long ctr,
+                                       unsigned long long first) {
     LAT_FOR(i, (long long)rows * cols) {
-        lat_u4 r = lat_philox(seed, ctr, (unsigned long long)i);
+        lat_u4 r = lat_philox(seed, ctr, first + (unsigned long long)i);
         float v = x[i];
         if (kind == LAT_CORRUPT_MASKING) {
             v = lat_uniform(r.x) < level ? 0.0f : v;
@@ -274,9 +275,9 @@ extern "C" __global__ void lat_corrupt(const float* __restrict__ x, float* __res
 // Samples of a stochastic layer (Stochastic::sample): Bernoulli of its probabilities, or its
 // output plus Gaussian noise of `sigma`.
 extern "C" __global__ void lat_sample(const float* __restrict__ y, float* __restrict__ s, int n, int kind, float sigma,
-                                      unsigned long long seed, unsigned long long ctr) {
+                                      unsigned long long seed, unsigned long long ctr, unsigned long long first) {
     LAT_FOR(i, n) {
-        lat_u4 r = lat_philox(seed, ctr, (unsigned long long)i);
+        lat_u4 r = lat_philox(seed, ctr, first + (unsigned long long)i);
         s[i] = kind == LAT_STOCHASTIC_BERNOULLI ? (lat_uniform(r.x) < y[i] ? 1.0f : 0.0f)
                                                 : y[i] + sigma * lat_normal(r.x, r.y);
     }

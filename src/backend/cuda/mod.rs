@@ -638,7 +638,7 @@ impl Backend for Cuda {
                     [Ptr(self.ptr(a.0, a.1, n)?), Ptr(self.ptr(b.0, b.1, n)?), Ptr(self.ptr(out.0, out.1, n)?), i(n)];
                 self.launch("lat_mul", n, full, &args)
             }
-            Op::Corrupt { x, out, range, rows, cols, corruption, seed, ctr } => {
+            Op::Corrupt { x, out, range, rows, cols, corruption, seed, ctr, first } => {
                 let n = rows * cols;
                 let (lo, hi) = match range {
                     Some((lo, hi)) => (self.ptr(lo.0, lo.1, cols)?, self.ptr(hi.0, hi.1, cols)?),
@@ -655,10 +655,11 @@ impl Backend for Cuda {
                     F32(corruption.level()),
                     U64(seed),
                     U64(ctr),
+                    U64(first as u64),
                 ];
                 self.launch("lat_corrupt", n, full, &args)
             }
-            Op::Sample { y, s, n, kind, seed, ctr } => {
+            Op::Sample { y, s, n, kind, seed, ctr, first } => {
                 let args = [
                     Ptr(self.ptr(y.0, y.1, n)?),
                     Ptr(self.ptr(s.0, s.1, n)?),
@@ -667,6 +668,7 @@ impl Backend for Cuda {
                     F32(kind.sigma()),
                     U64(seed),
                     U64(ctr),
+                    U64(first as u64),
                 ];
                 self.launch("lat_sample", n, full, &args)
             }
