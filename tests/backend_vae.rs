@@ -319,6 +319,44 @@ fn device_training_follows_cpu_training_draw_for_draw() {
     }
 }
 
+/// On a 2-thread Cpu the device VAE's step runs in shards (one per thread, each drawing its
+/// rows' draws of the whole minibatch), as the CPU engine's trainer shards the CPU VAE: the two
+/// sharded fits end at the same parameters, the sharded device fit follows the unsharded one,
+/// and it repeats bit for bit.
+#[test]
+fn sharded_device_vae_steps_draw_the_whole_minibatchs_noise() {
+    let seed = run_seed();
+    let x = binary_data(1024, 24, seed);
+    for samples in [1, 3] {
+        let s = VaeSpec { num_samples: samples, seed, ..VaeSpec::new(24, &[16], 4, &[16], Activation::Tanh) };
+        // 256-row minibatches: 2 shards of 128 rows.
+        let cfg = TrainConfig {
+            epochs: 2,
+            batch_size: 256,
+            learning_rate: 1e-2,
+            optimizer: OptimizerConfig { kind: OptimizerKind::Adam, ..OptimizerConfig::default() },
+            threads: 2,
+            seed,
+            ..TrainConfig::default()
+        };
+        let mut cpu = Vae::new(s.clone()).unwrap();
+        Trainer::new(cfg).unwrap().fit(&mut cpu, &x, None, None).unwrap();
+        let fit = |threads: usize| {
+            let mut dev = DeviceVae::new(Cpu::new(threads).unwrap(), Vae::new(s.clone()).unwrap()).unwrap();
+            Trainer::new(TrainConfig { threads, ..cfg }).unwrap().fit_device(&mut dev, &x, None, None).unwrap();
+            dev.into_vae().unwrap()
+        };
+        let (sharded, again, whole) = (fit(2), fit(2), fit(1));
+        let ((w_cpu, _), (w_whole, _)) =
+            (worst(sharded.params(), cpu.params()), worst(sharded.params(), whole.params()));
+        println!("L = {samples}: sharded device vs sharded CPU {w_cpu:.2e}, vs unsharded device {w_whole:.2e}");
+        assert_eq!(sharded.params(), again.params(), "L = {samples}: a sharded fit did not repeat");
+        assert!(w_cpu < 2e-4, "L = {samples}: the sharded device fit drifted from the CPU's by {w_cpu}");
+        assert!(w_whole < 2e-4, "L = {samples}: the shards drew other numbers than the whole minibatch ({w_whole})");
+        assert!(worst(sharded.params(), Vae::new(s).unwrap().params()).0 > 1e-2, "L = {samples}: nothing trained");
+    }
+}
+
 /// On a machine with a GPU: the CUDA backend's device VAE against the Cpu backend's (the same
 /// Philox draws, so the same step within rounding: GPU expf/logf and cuBLAS's summation order),
 /// and a short CUDA fit lowers the negative ELBO. Elsewhere it says so and passes.

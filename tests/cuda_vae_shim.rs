@@ -27,7 +27,8 @@ const TOL: f64 = 1e-4;
 const GRID: i32 = 3;
 const BLOCK: i32 = 64;
 
-type ReparamFn = unsafe extern "C" fn(i32, i32, *const f32, *mut f32, *mut f32, i32, i32, i32, i32, f32, u64, u64);
+type ReparamFn =
+    unsafe extern "C" fn(i32, i32, *const f32, *mut f32, *mut f32, i32, i32, i32, i32, f32, u64, u64, i32, i32);
 type KlFn = unsafe extern "C" fn(i32, i32, *const f32, *mut f32, *mut f32, i32, i32, i32, f32, f32);
 type BackFn = unsafe extern "C" fn(
     i32,
@@ -516,6 +517,8 @@ fn run_reparam(
             const_lv,
             seed,
             ctr,
+            0,
+            rows as i32,
         );
     }
     (eps, z)

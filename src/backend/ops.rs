@@ -266,6 +266,10 @@ pub enum Op<'a, B: Backend> {
         const_lv: f32,
         seed: u64,
         ctr: u64,
+        /// These rows are rows first.. of a minibatch of `batch` rows, whose draws they draw
+        /// (a shard's; 0 and rows otherwise).
+        first: usize,
+        batch: usize,
     },
     /// Closed-form KL terms per latent unit into kl_el (rows x latent), and their gradient
     /// scaled by beta / rows written into dhead (lat_vae_kl).

@@ -14,6 +14,7 @@ use super::optimizer::{DeviceOptimizer, optimizer_update};
 use crate::distribution::{DistKind, Reconstruction};
 use crate::error::{Result, invalid, shape};
 use crate::tensor::Matrix;
+use crate::train::trainer::MIN_SHARD_ROWS;
 use crate::vae::{Posterior, Vae};
 
 /// Examples a pass's buffers hold when a VAE is put on a device (inference and validation run
@@ -94,6 +95,219 @@ struct Pass<B: Backend> {
     ones: B::Buf,
 }
 
+/// What one step reads: the backend it runs on, the VAE, its parameters and part table there.
+struct VaeCtx<'a, B: Backend> {
+    be: &'a B,
+    vae: &'a Vae,
+    params: &'a B::Buf,
+    parts: &'a B::Ids,
+    n_parts: usize,
+    glob_cols: usize,
+}
+
+impl<B: Backend> Clone for VaeCtx<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B: Backend> Copy for VaeCtx<'_, B> {}
+
+impl<B: Backend> VaeCtx<'_, B> {
+    /// Encoder and head over the `rows` rows of the minibatch buffer.
+    fn encode_pass(&self, p: &mut Pass<B>, rows: usize) -> Result<()> {
+        let be = self.be;
+        for i in 0..=self.vae.head_index() {
+            let l = &self.vae.layers()[i];
+            let (below, rest) = p.y.split_at_mut(i);
+            let inp = if i == 0 { &p.x } else { &below[i - 1] };
+            be.layer_forward(l, self.params, inp, &mut p.z[i], &mut rest[0], rows)?;
+        }
+        Ok(())
+    }
+
+    /// Encoder, `samples` draws per row (Philox key `seed`, counter `ctr`), decoder over the
+    /// stacked rows.
+    /// `first`, `batch`: these rows start at row `first` of a minibatch of `batch` rows, whose
+    /// draws they draw (a shard's).
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        p: &mut Pass<B>,
+        rows: usize,
+        samples: usize,
+        seed: u64,
+        ctr: u64,
+        first: usize,
+        batch: usize,
+    ) -> Result<()> {
+        self.encode_pass(p, rows)?;
+        let (learned, const_lv) = learned_of(&self.vae.spec().posterior);
+        let be = self.be;
+        let head = self.vae.head_index();
+        be.run(Op::VaeReparam {
+            head: (&p.y[head], 0),
+            eps: (&mut p.eps, 0),
+            zs: (&mut p.zs, 0),
+            rows,
+            samples,
+            latent: self.vae.latent_dim(),
+            learned,
+            const_lv,
+            seed,
+            ctr,
+            first,
+            batch,
+        })?;
+        let n = rows * samples;
+        for i in head + 1..self.vae.layers().len() {
+            let l = &self.vae.layers()[i];
+            let (below, rest) = p.y.split_at_mut(i);
+            let inp = if i == head + 1 { &p.zs } else { &below[i - 1] };
+            be.layer_forward(l, self.params, inp, &mut p.z[i], &mut rest[0], n)?;
+        }
+        Ok(())
+    }
+
+    /// Reconstruction terms of the stacked rows (dL/dpre scaled by `scale` into d0), and the
+    /// KL terms with their gradient (weight `beta`) into dhead.
+    fn terms(&self, p: &mut Pass<B>, rows: usize, samples: usize, scale: f32, beta: f32) -> Result<()> {
+        let (learned, const_lv) = learned_of(&self.vae.spec().posterior);
+        let be = self.be;
+        let vae = &self.vae;
+        let out = vae.layers().len() - 1;
+        let n = rows * samples;
+        be.run(Op::VaeRecon {
+            x: (&p.x, 0),
+            pre: (&p.y[out], 0),
+            extra: (self.params, vae.extra_offset()),
+            parts: (self.parts, 0),
+            n_parts: self.n_parts,
+            n_extra: vae.spec().reconstruction.extra_params(),
+            glob_cols: self.glob_cols,
+            rec_el: (&mut p.rec_el, 0),
+            dpre: (&mut p.d0, 0),
+            glob_el: (&mut p.glob_el, 0),
+            n,
+            rows,
+            d_cols: vae.input_dim(),
+            p_cols: vae.layers()[out].n_out,
+            scale,
+        })?;
+        be.run(Op::VaeKl {
+            head: (&p.y[vae.head_index()], 0),
+            kl_el: (&mut p.kl_el, 0),
+            dhead: (&mut p.dhead, 0),
+            rows,
+            latent: vae.latent_dim(),
+            learned,
+            const_lv,
+            beta,
+        })
+    }
+
+    /// One training step's forward and backward over the `rows` examples in the minibatch
+    /// buffer (as [`Vae::step`], with the step's KL weight [`Vae::kl_weight`]): the gradient of
+    /// the mean over rows of [E_q -log p(x|z) + beta KL] into the gradient buffer. With
+    /// `loss_slot` = [`Slot::Loss`], the reconstruction sum (each row's mean over its L draws)
+    /// is added there and the KL sum to [`Slot::Penalty`]; with another slot, both go to it (the
+    /// negative ELBO summed over rows). Without `noise`, a fixed Philox draw.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        p: &mut Pass<B>,
+        grads: &mut B::Buf,
+        rows: usize,
+        noise: Option<DeviceNoise>,
+        loss_slot: Slot,
+        first: usize,
+        batch: usize,
+    ) -> Result<()> {
+        let spec = self.vae.spec();
+        let samples = spec.num_samples;
+        let (jd, d) = (spec.latent_dim, spec.input_dim);
+        let n = rows * samples;
+        let (seed, ctr) = match noise {
+            Some(nz) => (nz.seed, nz.ctr << 8 | 1),
+            None => (FIXED_SEED, 0),
+        };
+        self.forward(p, rows, samples, seed, ctr, first, batch)?;
+        let beta = self.vae.kl_weight();
+        self.terms(p, rows, samples, 1.0 / n as f32, beta)?;
+        let be = self.be;
+        let vae = self.vae;
+        let kl_slot = if loss_slot == Slot::Loss { Slot::Penalty } else { loss_slot };
+        be.run(Op::Sum { x: (&p.rec_el, 0), n: n * d, slot: loss_slot, scale: 1.0 / samples as f64 })?;
+        be.run(Op::Sum { x: (&p.kl_el, 0), n: rows * jd, slot: kl_slot, scale: 1.0 })?;
+        // The global log-variances' gradients: each part's range of glob_el summed.
+        let extra = vae.extra_offset();
+        let mut gcol = 0;
+        for (e, part) in spec.reconstruction.parts.iter().filter(|p| p.kind == DistKind::GaussianGlobal).enumerate() {
+            be.run(Op::SumTo {
+                x: (&p.glob_el, gcol * n),
+                n: part.size * n,
+                out: (&mut *grads, extra + e),
+                scale: 1.0,
+            })?;
+            gcol += part.size;
+        }
+
+        // Decoder backward from dL/dpre in d0; at the first decoder layer, dL/dz of the draws.
+        let layers = vae.layers();
+        let head = vae.head_index();
+        let dec = head + 1..layers.len();
+        for i in dec.clone().rev() {
+            let l = &layers[i];
+            let input = if i == dec.start { &p.zs } else { &p.y[i - 1] };
+            let below = (i > dec.start).then(|| (layers[i - 1].activation, &p.z[i - 1], &p.y[i - 1]));
+            let dx = Some(&mut p.d1);
+            be.layer_backward(l, self.params, grads, input, &p.d0, &p.ones, dx, below, n)?;
+            std::mem::swap(&mut p.d0, &mut p.d1);
+        }
+        // Through the reparameterisation to the head (dhead holds the KL gradient).
+        let (learned, const_lv) = learned_of(&spec.posterior);
+        let hl = &layers[head];
+        be.run(Op::VaeReparamBackward {
+            head_z: (&p.z[head], 0),
+            head_y: (&p.y[head], 0),
+            dzs: (&p.d0, 0),
+            eps: (&p.eps, 0),
+            dhead: (&mut p.dhead, 0),
+            rows,
+            samples,
+            latent: jd,
+            learned,
+            const_lv,
+            act: hl.activation,
+        })?;
+        be.copy((&p.dhead, 0), (&mut p.d0, 0), rows * hl.n_out)?;
+        // Head and encoder backward.
+        for i in (0..=head).rev() {
+            let l = &layers[i];
+            let input = if i == 0 { &p.x } else { &p.y[i - 1] };
+            let below = (i > 0).then(|| (layers[i - 1].activation, &p.z[i - 1], &p.y[i - 1]));
+            let dx = (i > 0).then_some(&mut p.d1);
+            be.layer_backward(l, self.params, grads, input, &p.d0, &p.ones, dx, below, rows)?;
+            if i == 0 {
+                break;
+            }
+            std::mem::swap(&mut p.d0, &mut p.d1);
+        }
+        Ok(())
+    }
+}
+
+/// A data-parallel shard of a step: its backend, pass buffers and gradient.
+struct Shard<B: Backend> {
+    be: B,
+    pass: Pass<B>,
+    grads: B::Buf,
+}
+
+/// The shards of a training step ([`Backend::shards`]).
+struct Shards<B: Backend> {
+    parts: Vec<Shard<B>>,
+}
+
 impl<B: Backend> Pass<B> {
     fn new(be: &B, vae: &Vae, rows: usize) -> Result<Pass<B>> {
         let rows = rows.max(1);
@@ -155,6 +369,8 @@ pub struct DeviceVae<B: Backend> {
     glob_cols: usize,
     /// Stacked draws of the last step (rows * samples), for [`DeviceVae::last_draws`].
     last_stacked: usize,
+    /// A training step's data-parallel shards, where the backend makes them.
+    shards: Option<Shards<B>>,
 }
 
 /// Why a VAE cannot run on a device backend (None: it can): the device trains and scores the
@@ -202,6 +418,7 @@ impl<B: Backend> DeviceVae<B> {
             n_parts,
             glob_cols,
             last_stacked: 0,
+            shards: None,
         })
     }
 
@@ -317,10 +534,30 @@ impl<B: Backend> DeviceVae<B> {
     }
 
     /// Resizes the pass buffers to hold `rows` examples.
+    /// Resizes the pass buffers to hold `rows` examples, and makes the shards of a step of that
+    /// many rows where the backend runs shards (as [`crate::backend::DeviceNetwork`] does; a VAE's
+    /// work is its rows times its samples).
     pub(crate) fn reserve(&mut self, rows: usize) -> Result<()> {
         if self.pass.rows < rows {
             self.pass = Pass::new(&self.backend, &self.vae, rows)?;
         }
+        let fits = |sh: &Shards<B>| sh.parts.iter().all(|p| p.pass.rows >= rows.div_ceil(sh.parts.len()));
+        if self.shards.as_ref().is_some_and(fits) {
+            return Ok(());
+        }
+        use crate::train::Trainable;
+        let most = if self.vae.shardable() { self.vae.work_rows(rows) / MIN_SHARD_ROWS } else { 0 };
+        self.shards = match self.backend.shards(most) {
+            Some(backends) => {
+                let (per, n) = (rows.div_ceil(backends.len()), self.vae.param_count());
+                let mut parts = Vec::with_capacity(backends.len());
+                for be in backends {
+                    parts.push(Shard { pass: Pass::new(&be, &self.vae, per)?, grads: be.alloc(n)?, be });
+                }
+                Some(Shards { parts })
+            }
+            None => None,
+        };
         Ok(())
     }
 
@@ -340,83 +577,9 @@ impl<B: Backend> DeviceVae<B> {
 
     /// Encoder and head over the `rows` rows of the minibatch buffer.
     fn encode_pass(&mut self, rows: usize) -> Result<()> {
-        let be = &self.backend;
-        let p = &mut self.pass;
-        for i in 0..=self.vae.head_index() {
-            let l = &self.vae.layers()[i];
-            let (below, rest) = p.y.split_at_mut(i);
-            let inp = if i == 0 { &p.x } else { &below[i - 1] };
-            be.layer_forward(l, &self.params, inp, &mut p.z[i], &mut rest[0], rows)?;
-        }
-        Ok(())
-    }
-
-    /// Encoder, `samples` draws per row (Philox key `seed`, counter `ctr`), decoder over the
-    /// stacked rows.
-    fn forward(&mut self, rows: usize, samples: usize, seed: u64, ctr: u64) -> Result<()> {
-        self.encode_pass(rows)?;
-        let (learned, const_lv) = self.learned();
-        let be = &self.backend;
-        let p = &mut self.pass;
-        let head = self.vae.head_index();
-        be.run(Op::VaeReparam {
-            head: (&p.y[head], 0),
-            eps: (&mut p.eps, 0),
-            zs: (&mut p.zs, 0),
-            rows,
-            samples,
-            latent: self.vae.latent_dim(),
-            learned,
-            const_lv,
-            seed,
-            ctr,
-        })?;
-        let n = rows * samples;
-        for i in head + 1..self.vae.layers().len() {
-            let l = &self.vae.layers()[i];
-            let (below, rest) = p.y.split_at_mut(i);
-            let inp = if i == head + 1 { &p.zs } else { &below[i - 1] };
-            be.layer_forward(l, &self.params, inp, &mut p.z[i], &mut rest[0], n)?;
-        }
-        Ok(())
-    }
-
-    /// Reconstruction terms of the stacked rows (dL/dpre scaled by `scale` into d0), and the
-    /// KL terms with their gradient (weight `beta`) into dhead.
-    fn terms(&mut self, rows: usize, samples: usize, scale: f32, beta: f32) -> Result<()> {
-        let (learned, const_lv) = self.learned();
-        let be = &self.backend;
-        let p = &mut self.pass;
-        let vae = &self.vae;
-        let out = vae.layers().len() - 1;
-        let n = rows * samples;
-        be.run(Op::VaeRecon {
-            x: (&p.x, 0),
-            pre: (&p.y[out], 0),
-            extra: (&self.params, vae.extra_offset()),
-            parts: (&self.parts, 0),
-            n_parts: self.n_parts,
-            n_extra: vae.spec().reconstruction.extra_params(),
-            glob_cols: self.glob_cols,
-            rec_el: (&mut p.rec_el, 0),
-            dpre: (&mut p.d0, 0),
-            glob_el: (&mut p.glob_el, 0),
-            n,
-            rows,
-            d_cols: vae.input_dim(),
-            p_cols: vae.layers()[out].n_out,
-            scale,
-        })?;
-        be.run(Op::VaeKl {
-            head: (&p.y[vae.head_index()], 0),
-            kl_el: (&mut p.kl_el, 0),
-            dhead: (&mut p.dhead, 0),
-            rows,
-            latent: vae.latent_dim(),
-            learned,
-            const_lv,
-            beta,
-        })
+        let DeviceVae { backend, vae, params, parts, n_parts, glob_cols, pass, .. } = self;
+        let ctx = VaeCtx { be: &*backend, vae, params, parts, n_parts: *n_parts, glob_cols: *glob_cols };
+        ctx.encode_pass(pass, rows)
     }
 
     /// One training step's forward and backward over the `rows` examples in the minibatch
@@ -424,79 +587,47 @@ impl<B: Backend> DeviceVae<B> {
     /// the mean over rows of [E_q -log p(x|z) + beta KL] into the gradient buffer. With
     /// `loss_slot` = [`Slot::Loss`], the reconstruction sum (each row's mean over its L draws)
     /// is added there and the KL sum to [`Slot::Penalty`]; with another slot, both go to it (the
-    /// negative ELBO summed over rows). Without `noise`, a fixed Philox draw.
+    /// negative ELBO summed over rows). Without `noise`, a fixed Philox draw. On a backend that
+    /// makes shards (the CPU), the rows run in one shard per thread as the network's do.
     pub(crate) fn step(&mut self, rows: usize, noise: Option<DeviceNoise>, loss_slot: Slot) -> Result<()> {
-        let spec = self.vae.spec().clone();
-        let samples = spec.num_samples;
-        let (jd, d) = (spec.latent_dim, spec.input_dim);
-        let n = rows * samples;
-        let (seed, ctr) = match noise {
-            Some(nz) => (nz.seed, nz.ctr << 8 | 1),
-            None => (FIXED_SEED, 0),
+        self.last_stacked = rows * self.vae.spec().num_samples;
+        let DeviceVae { backend, vae, params, grads, parts, n_parts, glob_cols, pass, shards, .. } = self;
+        let ctx = VaeCtx { be: &*backend, vae, params, parts, n_parts: *n_parts, glob_cols: *glob_cols };
+        let work = crate::train::Trainable::work_rows(&*vae, rows);
+        let Some(sh) = shards.as_mut().filter(|sh| work >= sh.parts.len() * MIN_SHARD_ROWS) else {
+            return ctx.step(pass, grads, rows, noise, loss_slot, 0, rows);
         };
-        self.forward(rows, samples, seed, ctr)?;
-        self.last_stacked = n;
-        let beta = self.vae.kl_weight();
-        self.terms(rows, samples, 1.0 / n as f32, beta)?;
-        let be = &self.backend;
-        let vae = &self.vae;
-        let p = &mut self.pass;
-        let kl_slot = if loss_slot == Slot::Loss { Slot::Penalty } else { loss_slot };
-        be.run(Op::Sum { x: (&p.rec_el, 0), n: n * d, slot: loss_slot, scale: 1.0 / samples as f64 })?;
-        be.run(Op::Sum { x: (&p.kl_el, 0), n: rows * jd, slot: kl_slot, scale: 1.0 })?;
-        // The global log-variances' gradients: each part's range of glob_el summed.
-        let extra = vae.extra_offset();
-        let mut gcol = 0;
-        for (e, part) in spec.reconstruction.parts.iter().filter(|p| p.kind == DistKind::GaussianGlobal).enumerate() {
-            be.run(Op::SumTo {
-                x: (&p.glob_el, gcol * n),
-                n: part.size * n,
-                out: (&mut self.grads, extra + e),
-                scale: 1.0,
-            })?;
-            gcol += part.size;
+        let k = sh.parts.len();
+        let d = vae.input_dim();
+        let bounds = |s: usize| (s * rows / k, (s + 1) * rows / k);
+        for (s, part) in sh.parts.iter_mut().enumerate() {
+            let (a, b) = bounds(s);
+            backend.copy((&pass.x, a * d), (&mut part.pass.x, 0), (b - a) * d)?;
+            part.be.reset_slots()?;
         }
-
-        // Decoder backward from dL/dpre in d0; at the first decoder layer, dL/dz of the draws.
-        let layers = vae.layers();
-        let head = vae.head_index();
-        let dec = head + 1..layers.len();
-        for i in dec.clone().rev() {
-            let l = &layers[i];
-            let input = if i == dec.start { &p.zs } else { &p.y[i - 1] };
-            let below = (i > dec.start).then(|| (layers[i - 1].activation, &p.z[i - 1], &p.y[i - 1]));
-            let dx = Some(&mut p.d1);
-            be.layer_backward(l, &self.params, &mut self.grads, input, &p.d0, &p.ones, dx, below, n)?;
-            std::mem::swap(&mut p.d0, &mut p.d1);
-        }
-        // Through the reparameterisation to the head (dhead holds the KL gradient).
-        let (learned, const_lv) = learned_of(&spec.posterior);
-        let hl = &layers[head];
-        be.run(Op::VaeReparamBackward {
-            head_z: (&p.z[head], 0),
-            head_y: (&p.y[head], 0),
-            dzs: (&p.d0, 0),
-            eps: (&p.eps, 0),
-            dhead: (&mut p.dhead, 0),
-            rows,
-            samples,
-            latent: jd,
-            learned,
-            const_lv,
-            act: hl.activation,
-        })?;
-        be.copy((&p.dhead, 0), (&mut p.d0, 0), rows * hl.n_out)?;
-        // Head and encoder backward.
-        for i in (0..=head).rev() {
-            let l = &layers[i];
-            let input = if i == 0 { &p.x } else { &p.y[i - 1] };
-            let below = (i > 0).then(|| (layers[i - 1].activation, &p.z[i - 1], &p.y[i - 1]));
-            let dx = (i > 0).then_some(&mut p.d1);
-            be.layer_backward(l, &self.params, &mut self.grads, input, &p.d0, &p.ones, dx, below, rows)?;
-            if i == 0 {
-                break;
-            }
-            std::mem::swap(&mut p.d0, &mut p.d1);
+        let done: Vec<Result<()>> = backend.enter(|| {
+            use rayon::prelude::*;
+            sh.parts
+                .par_iter_mut()
+                .enumerate()
+                .map(|(s, part)| {
+                    let (a, b) = bounds(s);
+                    let ctx = VaeCtx { be: &part.be, ..ctx };
+                    ctx.step(&mut part.pass, &mut part.grads, b - a, noise, loss_slot, a, rows)
+                })
+                .collect()
+        });
+        done.into_iter().collect::<Result<()>>()?;
+        let n = vae.param_count();
+        let shares: Vec<(&B::Buf, f32)> = sh
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(s, p)| (&p.grads, (bounds(s).1 - bounds(s).0) as f32 / rows as f32))
+            .collect();
+        backend.combine(&shares, grads, n)?;
+        for part in &sh.parts {
+            backend.merge_slots(&part.be)?;
         }
         Ok(())
     }
@@ -583,8 +714,10 @@ impl<B: Backend> DeviceVae<B> {
         while first < x.rows() {
             let r = block.min(x.rows() - first);
             self.load_rows(&x.as_slice()[first * d..(first + r) * d])?;
-            self.forward(r, 1, VALID_SEED, first as u64)?;
-            self.terms(r, 1, 1.0, 0.0)?;
+            let DeviceVae { backend, vae, params, parts, n_parts, glob_cols, pass, .. } = self;
+            let ctx = VaeCtx { be: &*backend, vae, params, parts, n_parts: *n_parts, glob_cols: *glob_cols };
+            ctx.forward(pass, r, 1, VALID_SEED, first as u64, 0, r)?;
+            ctx.terms(pass, r, 1, 1.0, 0.0)?;
             let before = self.backend.read_slots()?[Slot::Scratch as usize];
             let p = &self.pass;
             self.backend.run(Op::Sum { x: (&p.rec_el, 0), n: r * d, slot: Slot::Scratch, scale: 1.0 })?;

@@ -10,8 +10,10 @@
 extern "C" {
 
 void drv_vae_reparam(int grid, int block, const float* head, float* eps, float* zs, int rows, int samples,
-                     int latent, int learned, float const_lv, unsigned long long seed, unsigned long long ctr) {
-    LAT_LAUNCH(lat_vae_reparam, grid, block, head, eps, zs, rows, samples, latent, learned, const_lv, seed, ctr);
+                     int latent, int learned, float const_lv, unsigned long long seed, unsigned long long ctr,
+                     int first, int batch) {
+    LAT_LAUNCH(lat_vae_reparam, grid, block, head, eps, zs, rows, samples, latent, learned, const_lv, seed, ctr,
+               first, batch);
 }
 
 void drv_vae_kl(int grid, int block, const float* head, float* kl_el, float* dhead, int rows, int latent,

@@ -241,15 +241,15 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
             let s: f64 = view(x, n).iter().map(|&v| v as f64).sum();
             view_mut(out, 1)[0] = (s * scale) as f32;
         }
-        Op::VaeReparam { head, eps, zs, rows, samples, latent, learned, const_lv, seed, ctr } => {
+        Op::VaeReparam { head, eps, zs, rows, samples, latent, learned, const_lv, seed, ctr, first, batch } => {
             let total = rows * samples * latent;
             let hw = if learned { 2 * latent } else { latent };
             let head = view(head, rows * hw);
             let (eps, zs) = (view_mut(eps, total), view_mut(zs, total));
             for k in 0..total {
-                let (r, j) = ((k / latent) % rows, k % latent);
+                let (r, j, l) = ((k / latent) % rows, k % latent, k / (rows * latent));
                 let (mu, lv) = posterior(head, r, j, latent, learned, const_lv);
-                let u = philox(seed, ctr, k as u64);
+                let u = philox(seed, ctr, ((l * batch + first + r) * latent + j) as u64);
                 let e = normal(u[0], u[1]);
                 eps[k] = e;
                 zs[k] = mu + (0.5 * lv).exp() * e;

@@ -771,7 +771,7 @@ impl Backend for Cuda {
                 // even for n = 0, so that 0 is written.
                 self.launch("lat_sum_to", n.max(1), 1, &args)
             }
-            Op::VaeReparam { head, eps, zs, rows, samples, latent, learned, const_lv, seed, ctr } => {
+            Op::VaeReparam { head, eps, zs, rows, samples, latent, learned, const_lv, seed, ctr, first, batch } => {
                 let total = rows * samples * latent;
                 let hw = if learned { 2 * latent } else { latent };
                 let args = [
@@ -785,6 +785,8 @@ impl Backend for Cuda {
                     F32(const_lv),
                     U64(seed),
                     U64(ctr),
+                    i(first),
+                    i(batch),
                 ];
                 self.launch("lat_vae_reparam", total, full, &args)
             }

@@ -70,13 +70,18 @@ __device__ __forceinline__ void lat_vae_posterior(const float* __restrict__ head
 // over the n x J stacked draws.
 extern "C" __global__ void lat_vae_reparam(const float* __restrict__ head, float* __restrict__ eps,
                                            float* __restrict__ zs, int rows, int samples, int latent, int learned,
-                                           float const_lv, unsigned long long seed, unsigned long long ctr) {
+                                           float const_lv, unsigned long long seed, unsigned long long ctr, int first,
+                                           int batch) {
+    // Draw l of row r is keyed as draw l of row first + r of a minibatch of `batch` rows (a
+    // shard of a step draws the whole step's numbers; first = 0, batch = rows otherwise).
     LAT_FOR(k, (long long)rows * samples * latent) {
         long long r = (k / latent) % rows;
+        long long l = k / ((long long)rows * latent);
         int j = (int)(k % latent);
         float mu, lv;
         lat_vae_posterior(head, r, j, latent, learned, const_lv, &mu, &lv);
-        lat_u4 u = lat_philox(seed, ctr, (unsigned long long)k);
+        unsigned long long key = (unsigned long long)((l * batch + first + r) * latent + j);
+        lat_u4 u = lat_philox(seed, ctr, key);
         float e = lat_normal(u.x, u.y);
         eps[k] = e;
         zs[k] = mu + expf(0.5f * lv) * e;
