@@ -5,6 +5,7 @@
 
 use crate::activation::Activation;
 use crate::corruption::Corruption;
+use crate::distribution::Reconstruction;
 use crate::error::Result;
 use crate::layer::functional::Family;
 use crate::layer::{Dense, Stochastic};
@@ -348,6 +349,63 @@ pub fn loss_sum_by_elements<B: Backend>(be: &B, a: LossArgs<'_, B>) -> Result<()
     be.run(Op::Sum { x: (&*el.0, el.1), n, slot: a.slot, scale: a.scale })
 }
 
+/// The arguments of [`Backend::vae_recon`]: [`Op::VaeRecon`]'s, the reconstruction its part
+/// table describes, and where the sums go.
+pub struct VaeReconArgs<'a, B: Backend> {
+    pub rec: &'a Reconstruction,
+    pub x: In<'a, B::Buf>,
+    pub pre: In<'a, B::Buf>,
+    pub extra: In<'a, B::Buf>,
+    pub parts: (&'a B::Ids, usize),
+    pub n_parts: usize,
+    pub glob_cols: usize,
+    pub rec_el: Out<'a, B::Buf>,
+    pub dpre: Out<'a, B::Buf>,
+    pub glob_el: Out<'a, B::Buf>,
+    pub n: usize,
+    pub rows: usize,
+    pub d_cols: usize,
+    pub p_cols: usize,
+    pub scale: f32,
+    pub sum: (Slot, f64),
+    pub dextra: Option<Out<'a, B::Buf>>,
+}
+
+/// [`Backend::vae_recon`] as kernels: the element terms, their sum, each global part's range of
+/// element gradients summed into its log-variance's gradient.
+pub fn vae_recon_by_elements<B: Backend>(be: &B, a: VaeReconArgs<'_, B>) -> Result<()> {
+    let n = a.n;
+    let (rec_el, glob_el) = (a.rec_el, a.glob_el);
+    be.run(Op::VaeRecon {
+        x: a.x,
+        pre: a.pre,
+        extra: a.extra,
+        parts: a.parts,
+        n_parts: a.n_parts,
+        n_extra: a.rec.extra_params(),
+        glob_cols: a.glob_cols,
+        rec_el: (&mut *rec_el.0, rec_el.1),
+        dpre: a.dpre,
+        glob_el: (&mut *glob_el.0, glob_el.1),
+        n,
+        rows: a.rows,
+        d_cols: a.d_cols,
+        p_cols: a.p_cols,
+        scale: a.scale,
+    })?;
+    be.run(Op::Sum { x: (&*rec_el.0, rec_el.1), n: n * a.d_cols, slot: a.sum.0, scale: a.sum.1 })?;
+    if let Some(g) = a.dextra {
+        let mut gcol = 0;
+        let globals = a.rec.parts.iter().filter(|p| p.kind == crate::distribution::DistKind::GaussianGlobal);
+        for (e, part) in globals.enumerate() {
+            let x = (&*glob_el.0, glob_el.1 + gcol * n);
+            be.run(Op::SumTo { x, n: part.size * n, out: (&mut *g.0, g.1 + e), scale: 1.0 })?;
+            gcol += part.size;
+        }
+    }
+    Ok(())
+}
+
 /// Values per part in the VAE's part table (LAT_VAE_PART_FIELDS of cuda/vae.cu).
 pub const VAE_PART_FIELDS: usize = 8;
 
@@ -370,6 +428,14 @@ pub trait Backend: Sized + Send + Sync {
     /// may fuse the two (the CPU does).
     fn loss_sum(&self, a: LossArgs<'_, Self>) -> Result<()> {
         loss_sum_by_elements(self, a)
+    }
+
+    /// A VAE's reconstruction terms over the n stacked rows: scale * dNLL/dpre into dpre, the
+    /// summed NLL times `sum.1` added to slot `sum.0`, and (with `dextra`) the global
+    /// log-variances' gradients written at that view of the gradient buffer. `rec_el` and
+    /// `glob_el` are scratch. A backend may fuse it (the CPU runs the CPU VAE's row formula).
+    fn vae_recon(&self, a: VaeReconArgs<'_, Self>) -> Result<()> {
+        vae_recon_by_elements(self, a)
     }
 
     /// Backends for up to `most` data-parallel shards of one step, each with its own

@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 use super::network::DeviceNoise;
-use super::ops::{Backend, Op, Slot, VAE_PART_FIELDS};
+use super::ops::{Backend, Op, Slot, VAE_PART_FIELDS, VaeReconArgs};
 use super::optimizer::{DeviceOptimizer, optimizer_update};
 use crate::distribution::{DistKind, Reconstruction};
 use crate::error::{Result, invalid, shape};
@@ -168,21 +168,32 @@ impl<B: Backend> VaeCtx<'_, B> {
         Ok(())
     }
 
-    /// Reconstruction terms of the stacked rows (dL/dpre scaled by `scale` into d0), and the
-    /// KL terms with their gradient (weight `beta`) into dhead.
-    fn terms(&self, p: &mut Pass<B>, rows: usize, samples: usize, scale: f32, beta: f32) -> Result<()> {
+    /// Reconstruction terms of the stacked rows (dL/dpre scaled by `scale` into d0, their NLL
+    /// sum times `sum.1` into slot `sum.0`, the global log-variances' gradients into `dextra`),
+    /// and the KL terms with their gradient (weight `beta`) into dhead.
+    #[allow(clippy::too_many_arguments)]
+    fn terms(
+        &self,
+        p: &mut Pass<B>,
+        rows: usize,
+        samples: usize,
+        scale: f32,
+        beta: f32,
+        sum: (Slot, f64),
+        dextra: Option<&mut B::Buf>,
+    ) -> Result<()> {
         let (learned, const_lv) = learned_of(&self.vae.spec().posterior);
         let be = self.be;
         let vae = &self.vae;
         let out = vae.layers().len() - 1;
         let n = rows * samples;
-        be.run(Op::VaeRecon {
+        be.vae_recon(VaeReconArgs {
+            rec: &vae.spec().reconstruction,
             x: (&p.x, 0),
             pre: (&p.y[out], 0),
             extra: (self.params, vae.extra_offset()),
             parts: (self.parts, 0),
             n_parts: self.n_parts,
-            n_extra: vae.spec().reconstruction.extra_params(),
             glob_cols: self.glob_cols,
             rec_el: (&mut p.rec_el, 0),
             dpre: (&mut p.d0, 0),
@@ -192,6 +203,8 @@ impl<B: Backend> VaeCtx<'_, B> {
             d_cols: vae.input_dim(),
             p_cols: vae.layers()[out].n_out,
             scale,
+            sum,
+            dextra: dextra.map(|g| (g, vae.extra_offset())),
         })?;
         be.run(Op::VaeKl {
             head: (&p.y[vae.head_index()], 0),
@@ -224,7 +237,7 @@ impl<B: Backend> VaeCtx<'_, B> {
     ) -> Result<()> {
         let spec = self.vae.spec();
         let samples = spec.num_samples;
-        let (jd, d) = (spec.latent_dim, spec.input_dim);
+        let jd = spec.latent_dim;
         let n = rows * samples;
         let (seed, ctr) = match noise {
             Some(nz) => (nz.seed, nz.ctr << 8 | 1),
@@ -232,24 +245,12 @@ impl<B: Backend> VaeCtx<'_, B> {
         };
         self.forward(p, rows, samples, seed, ctr, first, batch)?;
         let beta = self.vae.kl_weight();
-        self.terms(p, rows, samples, 1.0 / n as f32, beta)?;
+        let recon_sum = (loss_slot, 1.0 / samples as f64);
+        self.terms(p, rows, samples, 1.0 / n as f32, beta, recon_sum, Some(&mut *grads))?;
         let be = self.be;
         let vae = self.vae;
         let kl_slot = if loss_slot == Slot::Loss { Slot::Penalty } else { loss_slot };
-        be.run(Op::Sum { x: (&p.rec_el, 0), n: n * d, slot: loss_slot, scale: 1.0 / samples as f64 })?;
         be.run(Op::Sum { x: (&p.kl_el, 0), n: rows * jd, slot: kl_slot, scale: 1.0 })?;
-        // The global log-variances' gradients: each part's range of glob_el summed.
-        let extra = vae.extra_offset();
-        let mut gcol = 0;
-        for (e, part) in spec.reconstruction.parts.iter().filter(|p| p.kind == DistKind::GaussianGlobal).enumerate() {
-            be.run(Op::SumTo {
-                x: (&p.glob_el, gcol * n),
-                n: part.size * n,
-                out: (&mut *grads, extra + e),
-                scale: 1.0,
-            })?;
-            gcol += part.size;
-        }
 
         // Decoder backward from dL/dpre in d0; at the first decoder layer, dL/dz of the draws.
         let layers = vae.layers();
@@ -717,10 +718,9 @@ impl<B: Backend> DeviceVae<B> {
             let DeviceVae { backend, vae, params, parts, n_parts, glob_cols, pass, .. } = self;
             let ctx = VaeCtx { be: &*backend, vae, params, parts, n_parts: *n_parts, glob_cols: *glob_cols };
             ctx.forward(pass, r, 1, VALID_SEED, first as u64, 0, r)?;
-            ctx.terms(pass, r, 1, 1.0, 0.0)?;
-            let before = self.backend.read_slots()?[Slot::Scratch as usize];
+            let before = backend.read_slots()?[Slot::Scratch as usize];
+            ctx.terms(pass, r, 1, 1.0, 0.0, (Slot::Scratch, 1.0), None)?;
             let p = &self.pass;
-            self.backend.run(Op::Sum { x: (&p.rec_el, 0), n: r * d, slot: Slot::Scratch, scale: 1.0 })?;
             self.backend.run(Op::Sum {
                 x: (&p.kl_el, 0),
                 n: r * self.vae.latent_dim(),

@@ -10,7 +10,7 @@ mod ops;
 
 use std::sync::{Arc, Mutex};
 
-use super::ops::{Backend, Below, Gemm, In, LossArgs, Op, Out, SLOTS};
+use super::ops::{Backend, Below, Gemm, In, LossArgs, Op, Out, SLOTS, VaeReconArgs};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::gemm::{Epilogue, Operand, gemm, gemm_then};
@@ -237,6 +237,50 @@ impl Backend for Cpu {
             })
         });
         self.slots()[a.slot as usize] += a.scale * sum;
+        Ok(())
+    }
+    /// The CPU VAE's own row formula (`Reconstruction::nll_row`: the Bernoulli part fused and
+    /// vectorised), over blocks of stacked rows on the pool.
+    fn vae_recon(&self, a: VaeReconArgs<'_, Self>) -> Result<()> {
+        use rayon::prelude::*;
+        const BLOCK: usize = 64;
+        let (n, rows, d, p) = (a.n, a.rows, a.d_cols, a.p_cols);
+        let rec = a.rec;
+        let ne = rec.extra_params();
+        let x = &a.x.0[a.x.1..a.x.1 + rows * d];
+        let pre = &a.pre.0[a.pre.1..a.pre.1 + n * p];
+        let extra = &a.extra.0[a.extra.1..a.extra.1 + ne];
+        let dpre = &mut a.dpre.0[a.dpre.1..a.dpre.1 + n * p];
+        let scale = a.scale;
+        let block = |b: usize, dp: &mut [f32]| -> (f64, Vec<f64>) {
+            let mut de = vec![0f64; ne];
+            let mut total = 0f64;
+            for (k, dr) in dp.chunks_exact_mut(p).enumerate() {
+                let i = b * BLOCK + k;
+                let xr = &x[(i % rows) * d..(i % rows + 1) * d];
+                total += rec.nll_row(xr, &pre[i * p..(i + 1) * p], extra, Some((dr, &mut de[..], scale)));
+            }
+            (total, de)
+        };
+        let parts: Vec<(f64, Vec<f64>)> = self.install(|| {
+            if self.threads > 1 && n * p >= 32 * 1024 {
+                dpre.par_chunks_mut(BLOCK * p).enumerate().map(|(b, dp)| block(b, dp)).collect()
+            } else {
+                dpre.chunks_mut(BLOCK * p).enumerate().map(|(b, dp)| block(b, dp)).collect()
+            }
+        });
+        let mut de = vec![0f64; ne];
+        let mut total = 0f64;
+        for (t, d) in parts {
+            total += t;
+            de.iter_mut().zip(d).for_each(|(a, v)| *a += v);
+        }
+        self.slots()[a.sum.0 as usize] += a.sum.1 * total;
+        if let Some(g) = a.dextra {
+            for (e, v) in de.iter().enumerate() {
+                g.0[g.1 + e] = *v as f32;
+            }
+        }
         Ok(())
     }
     fn reset_slots(&self) -> Result<()> {

@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::Cpu;
-use crate::activation::{sigmoid, softplus};
+use crate::activation::softplus;
 use crate::backend::ops::{Op, Slot};
 use crate::backend::philox::{normal, philox};
 use crate::error::Result;
@@ -308,90 +308,16 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
                 }
             }
         }
-        Op::VaeRecon {
-            x,
-            pre,
-            extra,
-            parts,
-            n_parts,
-            n_extra,
-            glob_cols,
-            rec_el,
-            dpre,
-            glob_el,
-            n,
-            rows,
-            d_cols,
-            p_cols,
-            scale,
-        } => {
-            const F: usize = crate::backend::ops::VAE_PART_FIELDS;
-            let x = view(x, rows * d_cols);
-            let pre = view(pre, n * p_cols);
-            let extra = view(extra, n_extra);
-            let table: Vec<i32> = parts.0[parts.1..parts.1 + n_parts * F].iter().map(|&v| v as i32).collect();
-            let (rec_el, dpre) = (view_mut(rec_el, n * d_cols), view_mut(dpre, n * p_cols));
-            let glob_el = view_mut(glob_el, n * glob_cols);
-            for idx in 0..n * d_cols {
-                let (i, c) = (idx / d_cols, idx % d_cols);
-                let mut part = &table[..F];
-                for q in 1..n_parts {
-                    let next = &table[q * F..(q + 1) * F];
-                    if (c as i32) < next[2] {
-                        break;
-                    }
-                    part = next;
-                }
-                let (kind, a, size) = (
-                    part[0],
-                    crate::activation::Activation::from_code(part[1])
-                        .unwrap_or(crate::activation::Activation::Identity),
-                    part[4] as usize,
-                );
-                let j = c - part[2] as usize;
-                let pm = i * p_cols + part[3] as usize + j;
-                let t = x[(i % rows) * d_cols + c];
-                let av = pre[pm];
-                let nll;
-                if kind == 0 {
-                    nll = softplus(av) - t * av;
-                    dpre[pm] = scale * (sigmoid(av) - t);
-                } else if kind == 1 || kind == 4 {
-                    let m = a.apply(av);
-                    let r = t - m;
-                    let pl = pm + size;
-                    let al = if kind == 1 { pre[pl] } else { 0.0 };
-                    let lv = if kind == 1 { a.apply(al) } else { extra[part[5] as usize] };
-                    let inv = (-lv).exp();
-                    let dlv = 0.5 - 0.5 * r * r * inv;
-                    nll = HALF_LN_2PI + 0.5 * lv + 0.5 * r * r * inv;
-                    dpre[pm] = scale * (-r * inv) * a.derivative(av, m);
-                    if kind == 1 {
-                        dpre[pl] = scale * dlv * a.derivative(al, lv);
-                    } else {
-                        glob_el[part[6] as usize * n + i * size + j] = scale * dlv;
-                    }
-                } else if kind == 2 {
-                    let gamma = a.apply(av);
-                    let lambda = gamma.exp();
-                    nll = lambda * t - gamma;
-                    dpre[pm] = scale * (lambda * t - 1.0) * a.derivative(av, gamma);
-                } else {
-                    let y = a.apply(av);
-                    let r = y - t;
-                    let inv_n = 1.0 / size as f32;
-                    nll = r * r * inv_n;
-                    dpre[pm] = scale * (2.0 * r * inv_n) * a.derivative(av, y);
-                }
-                rec_el[idx] = nll;
-            }
+        Op::VaeRecon { .. } => {
+            // The CPU runs the VAE's own row formula through Backend::vae_recon (cpu/mod.rs);
+            // the part table is the kernels' encoding of it.
+            return Err(crate::error::Error::Internal(
+                "the CPU backend runs Backend::vae_recon, not Op::VaeRecon".into(),
+            ));
         }
     }
     Ok(())
 }
-
-/// ln(2 pi) / 2 as the kernels' float constant (LAT_VAE_HALF_LN_2PI).
-const HALF_LN_2PI: f32 = 0.918_938_533_204_672_8_f64 as f32;
 
 /// (mu, log-variance) of example r's latent unit j (lat_vae_posterior).
 fn posterior(head: &[f32], r: usize, j: usize, latent: usize, learned: bool, const_lv: f32) -> (f32, f32) {
