@@ -343,6 +343,14 @@ impl Network {
     pub fn stochastic_inference(&self) -> Option<u64> {
         self.stochastic_inference
     }
+    /// Whether a step's rows may run in data-parallel shards whose gradients are combined by
+    /// their rows: the objective is a mean over rows (not with the KL sparsity penalty, a
+    /// function of the whole minibatch's mean activations, nor with memory layers, whose state
+    /// runs row after row).
+    pub fn shardable(&self) -> bool {
+        !matches!(self.spec.regularization.sparsity, crate::regularizer::Sparsity::Kl { .. }) && !self.has_memory()
+    }
+
     /// Whether any layer is a memory layer (rows are then a sequence: no shuffling or shards).
     pub fn has_memory(&self) -> bool {
         self.layers.iter().any(|l| l.memory().is_some())

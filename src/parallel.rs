@@ -53,6 +53,19 @@ where
     }
 }
 
+/// Fewest rows a data-parallel shard must put through its products: below this, packing every
+/// weight matrix once per shard (on two cores, W1 and W3 at 64 rows a shard) costs more than
+/// splitting each product between the threads.
+pub const MIN_SHARD_ROWS: usize = 128;
+
+/// How many data-parallel shards a step of `work_rows` rows (through the widest products)
+/// runs in on `threads` threads: one per thread, each at least [`MIN_SHARD_ROWS`]; below 2, the
+/// step runs whole with its products split. The CPU engine's trainer and the models on the CPU
+/// backend decide by this one rule.
+pub fn shard_count(threads: usize, work_rows: usize) -> usize {
+    threads.min(work_rows / MIN_SHARD_ROWS)
+}
+
 /// Runs `f` (on a worker of the current pool) while the pool's other workers busy-wait for the
 /// work it spawns, instead of going to sleep between its parallel regions. A training step is a
 /// chain of short parallel products with serial work between them; a sleeping worker takes tens

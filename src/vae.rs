@@ -476,6 +476,18 @@ impl Vae {
             Objective::Bilbo => Some(self.batch_prior(x, None)?),
         })
     }
+    /// Whether a step's rows may run in data-parallel shards (see [`crate::Network::shardable`]):
+    /// not under BILBO, whose KL is a function of the whole minibatch's posterior means.
+    pub fn shardable(&self) -> bool {
+        self.spec.objective != Objective::Bilbo
+    }
+
+    /// Rows that `rows` examples put through the widest products: the decoder sees each example
+    /// once per sample.
+    pub fn work_rows(&self, rows: usize) -> usize {
+        rows * self.spec.num_samples
+    }
+
     /// The KL weight of the next training step.
     pub fn kl_weight(&self) -> f32 {
         let s = &self.spec;

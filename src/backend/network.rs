@@ -16,7 +16,6 @@ use crate::network::Network;
 use crate::regularizer::Sparsity;
 use crate::task::Task;
 use crate::tensor::Matrix;
-use crate::train::trainer::MIN_SHARD_ROWS;
 
 /// Rows a pass's buffers hold when a network is put on a device (inference runs in blocks of
 /// this many rows; training resizes them to its minibatch).
@@ -275,7 +274,8 @@ impl<B: Backend> DeviceNetwork<B> {
 
     /// Resizes the pass buffers to hold `rows` rows.
     /// Resizes the pass buffers to hold `rows` rows, and makes the shards of a step of that many
-    /// rows where the backend runs shards (one per thread, at least MIN_SHARD_ROWS rows each) and
+    /// rows where the backend runs shards (`parallel::shard_count`: one per thread, at least
+    /// `parallel::MIN_SHARD_ROWS` rows each) and
     /// the network's objective is a mean over rows.
     pub(crate) fn reserve(&mut self, rows: usize) -> Result<()> {
         if self.pass.rows < rows {
@@ -285,7 +285,7 @@ impl<B: Backend> DeviceNetwork<B> {
         if self.shards.as_ref().is_some_and(fits) {
             return Ok(());
         }
-        let most = if crate::train::Trainable::shardable(&self.net) { rows / MIN_SHARD_ROWS } else { 0 };
+        let most = if self.net.shardable() { rows } else { 0 };
         self.shards = match self.backend.shards(most) {
             Some(backends) => {
                 let (per, n) = (rows.div_ceil(backends.len()), self.net.param_count());
@@ -326,7 +326,9 @@ impl<B: Backend> DeviceNetwork<B> {
         let DeviceNetwork { backend, net, params, grads, pass, n_encoder, feature_range, sparse, shards, .. } = self;
         let ctx =
             Ctx { be: &*backend, net, params, n_encoder: *n_encoder, sparse, feature_range: feature_range.as_ref() };
-        let Some(sh) = shards.as_mut().filter(|sh| rows >= sh.parts.len() * MIN_SHARD_ROWS) else {
+        let Some(sh) =
+            shards.as_mut().filter(|sh| crate::parallel::shard_count(sh.parts.len(), rows) == sh.parts.len())
+        else {
             return ctx.step(pass, grads, rows, noise, ids, loss_slot, 0);
         };
         let k = sh.parts.len();

@@ -438,12 +438,12 @@ pub trait Backend: Sized + Send + Sync {
         vae_recon_by_elements(self, a)
     }
 
-    /// Backends for up to `most` data-parallel shards of one step, each with its own
-    /// accumulators, run in parallel from inside [`Backend::enter`]: the CPU gives one
-    /// one-thread backend per thread, computing on the thread that calls it (a shard's products
-    /// single-threaded, as the CPU engine's shards run); a device runs the whole minibatch at
-    /// once (None).
-    fn shards(&self, _most: usize) -> Option<Vec<Self>> {
+    /// Backends for the data-parallel shards of a step of `work_rows` rows (through the widest
+    /// products), each with its own accumulators, run in parallel from inside
+    /// [`Backend::enter`]: the CPU gives `parallel::shard_count` one-thread backends, computing
+    /// on the threads that call them (a shard's products single-threaded, as the CPU engine's
+    /// shards run); a device runs the whole minibatch at once (None).
+    fn shards(&self, _work_rows: usize) -> Option<Vec<Self>> {
         None
     }
 

@@ -14,7 +14,6 @@ use super::optimizer::{DeviceOptimizer, optimizer_update};
 use crate::distribution::{DistKind, Reconstruction};
 use crate::error::{Result, invalid, shape};
 use crate::tensor::Matrix;
-use crate::train::trainer::MIN_SHARD_ROWS;
 use crate::vae::{Posterior, Vae};
 
 /// Examples a pass's buffers hold when a VAE is put on a device (inference and validation run
@@ -546,8 +545,7 @@ impl<B: Backend> DeviceVae<B> {
         if self.shards.as_ref().is_some_and(fits) {
             return Ok(());
         }
-        use crate::train::Trainable;
-        let most = if self.vae.shardable() { self.vae.work_rows(rows) / MIN_SHARD_ROWS } else { 0 };
+        let most = if self.vae.shardable() { self.vae.work_rows(rows) } else { 0 };
         self.shards = match self.backend.shards(most) {
             Some(backends) => {
                 let (per, n) = (rows.div_ceil(backends.len()), self.vae.param_count());
@@ -594,8 +592,10 @@ impl<B: Backend> DeviceVae<B> {
         self.last_stacked = rows * self.vae.spec().num_samples;
         let DeviceVae { backend, vae, params, grads, parts, n_parts, glob_cols, pass, shards, .. } = self;
         let ctx = VaeCtx { be: &*backend, vae, params, parts, n_parts: *n_parts, glob_cols: *glob_cols };
-        let work = crate::train::Trainable::work_rows(&*vae, rows);
-        let Some(sh) = shards.as_mut().filter(|sh| work >= sh.parts.len() * MIN_SHARD_ROWS) else {
+        let work = vae.work_rows(rows);
+        let Some(sh) =
+            shards.as_mut().filter(|sh| crate::parallel::shard_count(sh.parts.len(), work) == sh.parts.len())
+        else {
             return ctx.step(pass, grads, rows, noise, loss_slot, 0, rows);
         };
         let k = sh.parts.len();

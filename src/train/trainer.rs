@@ -353,7 +353,7 @@ impl Trainable for Network {
         self.loss_threads(v, threads)
     }
     fn shardable(&self) -> bool {
-        !matches!(self.spec().regularization.sparsity, crate::regularizer::Sparsity::Kl { .. }) && !self.has_memory()
+        Network::shardable(self)
     }
     fn start_epoch(&self, ws: &mut Self::Workspace) {
         ws.reset_memory();
@@ -430,11 +430,10 @@ impl Trainable for Vae {
         self.check_support(data, what)
     }
     fn shardable(&self) -> bool {
-        // BILBO's KL is a function of the whole minibatch's posterior means.
-        self.spec().objective != crate::vae::Objective::Bilbo
+        crate::vae::Vae::shardable(self)
     }
     fn work_rows(&self, rows: usize) -> usize {
-        rows * self.spec().num_samples
+        crate::vae::Vae::work_rows(self, rows)
     }
     fn end_fit(&mut self, train: &Matrix) -> Result<()> {
         if self.spec().objective == crate::vae::Objective::Bilbo { self.fit_prior(train) } else { Ok(()) }
@@ -1146,11 +1145,6 @@ fn update<M: Trainable>(net: &mut M, opt: &mut Optimizer, grads: &mut [f32], cli
     net.after_step();
 }
 
-/// Fewest rows a data-parallel shard must put through its products ([`Trainable::work_rows`]):
-/// below this, packing every weight matrix once per shard (on two cores, W1 and W3 at 64 rows a
-/// shard) costs more than splitting each product between the threads.
-pub(crate) const MIN_SHARD_ROWS: usize = 128;
-
 /// Data-parallel minibatch steps: the minibatch is cut into one contiguous shard per thread, each
 /// shard runs forward and backward with single-threaded products (on two cores a W3 step ran at
 /// 83% of the one-thread GEMM peak on one thread, 59% of the two-thread peak with its products
@@ -1167,7 +1161,7 @@ struct Shards<W> {
 
 impl<W: Send> Shards<W> {
     fn new<M: Trainable<Workspace = W>>(net: &M, batch: usize, threads: usize) -> Result<Option<Shards<W>>> {
-        let n = threads.min(net.work_rows(batch) / MIN_SHARD_ROWS);
+        let n = crate::parallel::shard_count(threads, net.work_rows(batch));
         if n < 2 || !net.shardable() {
             return Ok(None);
         }

@@ -78,8 +78,8 @@ impl Backend for Cpu {
     fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         self.install(|| crate::parallel::with_spinning_workers(self.threads, f))
     }
-    fn shards(&self, most: usize) -> Option<Vec<Cpu>> {
-        let n = most.min(self.threads);
+    fn shards(&self, work_rows: usize) -> Option<Vec<Cpu>> {
+        let n = crate::parallel::shard_count(self.threads, work_rows);
         (n >= 2).then(|| (0..n).map(|_| Cpu::inline()).collect())
     }
     fn combine(&self, parts: &[(&Vec<f32>, f32)], out: &mut Vec<f32>, n: usize) -> Result<()> {
