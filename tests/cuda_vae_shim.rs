@@ -501,6 +501,25 @@ fn run_reparam(
     seed: u64,
     ctr: u64,
 ) -> (Vec<f32>, Vec<f32>) {
+    run_reparam_at(grid, block, head, rows, samples, latent, learned, const_lv, seed, ctr, 0, rows)
+}
+
+/// [`run_reparam`] of rows that start at row `first` of a minibatch of `batch` rows (a shard).
+#[allow(clippy::too_many_arguments)]
+fn run_reparam_at(
+    grid: i32,
+    block: i32,
+    head: &[f32],
+    rows: usize,
+    samples: usize,
+    latent: usize,
+    learned: bool,
+    const_lv: f32,
+    seed: u64,
+    ctr: u64,
+    first: usize,
+    batch: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let n = rows * samples * latent;
     let (mut eps, mut z) = (vec![f32::NAN; n], vec![f32::NAN; n]);
     unsafe {
@@ -517,8 +536,8 @@ fn run_reparam(
             const_lv,
             seed,
             ctr,
-            0,
-            rows as i32,
+            first as i32,
+            batch as i32,
         );
     }
     (eps, z)
@@ -577,6 +596,28 @@ fn reparam_noise_is_standard_normal_and_reproducible() {
     let (sn, ss) = (same(&eps, &next), same(&eps, &seeded));
     println!("equal draws: next counter {sn}, next seed {ss} of {n}");
     assert!(sn < 10 && ss < 10, "a different counter or seed must give different draws");
+}
+
+/// A shard's rows (rows 5..12 of a 12-row minibatch, 3 draws each) draw exactly the whole
+/// minibatch's numbers for them: the kernel keys draw l of row r as draw l of row first + r.
+#[test]
+fn a_shards_reparam_draws_are_the_whole_minibatchs() {
+    let (rows, samples, latent, first) = (12usize, 3usize, 4usize, 5usize);
+    let mut rng = Rng::new(9, 9);
+    let head: Vec<f32> = (0..rows * 2 * latent).map(|_| rng.uniform() * 2.0 - 1.0).collect();
+    let (eps, z) = run_reparam(GRID, BLOCK, &head, rows, samples, latent, true, 0.0, 77, 5);
+    let shard = rows - first;
+    let part = &head[first * 2 * latent..];
+    let (se, sz) = run_reparam_at(GRID, BLOCK, part, shard, samples, latent, true, 0.0, 77, 5, first, rows);
+    for l in 0..samples {
+        for r in 0..shard {
+            for j in 0..latent {
+                let (a, b) = ((l * shard + r) * latent + j, (l * rows + first + r) * latent + j);
+                assert_eq!(se[a].to_bits(), eps[b].to_bits(), "draw {l}, row {r}, unit {j}");
+                assert_eq!(sz[a].to_bits(), z[b].to_bits(), "z of draw {l}, row {r}, unit {j}");
+            }
+        }
+    }
 }
 
 // ---- backward through z ------------------------------------------------------------------------
