@@ -397,17 +397,53 @@ fn inference_on_the_device_matches_the_cpu() {
     assert!(close(cpu, d, 1e-5, 1e-9), "loss cpu {cpu} device {d}");
 }
 
+/// Memory layers (state carried row after row) run through the backend's memory primitives:
+/// the Cpu backend runs the layer's own code, so a device fit on it follows the CPU fit (the
+/// state restarting each epoch, each inference call and each validation), and inference
+/// matches; a backend that does not run them (a GPU) is asked at placement and refuses with a
+/// status, never at a separate check of its own.
 #[test]
-fn unsupported_layers_are_refused_with_a_status() {
+fn memory_layers_run_through_the_backends_primitives() {
+    let seed = run_seed();
+    let mut rng = Rng::new(seed, 9);
+    let x = random(200, 8, 0.0, 1.0, &mut rng);
     let spec = NetworkSpec {
+        seed,
         encoder: vec![LayerSpec::new(6, Activation::Tanh).connected(latent::layer::Connection::Memory)],
         ..NetworkSpec::new(8, &[], Activation::Tanh, 3)
     };
-    let net = Network::new(spec).unwrap();
-    match DeviceNetwork::new(Cpu::default(), net) {
-        Err(latent::Error::Unsupported(m)) => assert!(m.contains("memory"), "{m}"),
-        other => panic!("a memory layer on a device: {:?}", other.err()),
-    }
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 20,
+        learning_rate: 0.05,
+        shuffle: false,
+        seed,
+        threads: 1,
+        validation_fraction: 0.2,
+        ..TrainConfig::default()
+    };
+    let mut cpu = Network::new(spec.clone()).unwrap();
+    let mut dev = DeviceNetwork::new(Cpu::default(), cpu.clone()).unwrap();
+    let mut tc = Trainer::new(cfg).unwrap();
+    tc.fit(&mut cpu, &x, None, None).unwrap();
+    let mut td = Trainer::new(cfg).unwrap();
+    td.fit_device(&mut dev, &x, None, None).unwrap();
+    let codes = dev.encode(&x).unwrap();
+    let d = dev.into_network().unwrap();
+    let worst = cpu.params().iter().zip(d.params()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let (vc, vd) = (tc.history().last().unwrap().valid_loss, td.history().last().unwrap().valid_loss);
+    println!("memory layer: worst parameter difference {worst:.2e}; validation loss cpu {vc:.6} device {vd:.6}");
+    assert!(worst < 2e-4, "the device fit drifted from the CPU's by {worst}");
+    assert!((vc - vd).abs() <= 1e-4 * vc.abs().max(1.0), "validation: cpu {vc} device {vd}");
+    let want = cpu.encode(&x).unwrap();
+    let w = codes.as_slice().iter().zip(want.as_slice()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(w < 1e-4, "codes differ by {w}");
+    assert!(worst_from_init(&d, &spec) > 1e-3, "nothing trained");
+}
+
+fn worst_from_init(net: &Network, spec: &NetworkSpec) -> f32 {
+    let init = Network::new(spec.clone()).unwrap();
+    net.params().iter().zip(init.params()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)
 }
 
 #[test]

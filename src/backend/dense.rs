@@ -46,7 +46,10 @@ pub(crate) fn forward<B: Backend>(
 }
 
 pub(crate) fn memory() -> Error {
-    Error::Unsupported("memory layers carry state between rows: they train on the CPU engine's own loop".into())
+    Error::Unsupported(
+        "a memory layer's state runs row after row, which this backend does not run (the CPU does): move the network to the CPU"
+            .into(),
+    )
 }
 
 /// Given dL/dz, writes dW (adds it when the layer accumulates: tied weights get two

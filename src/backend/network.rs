@@ -48,6 +48,10 @@ struct Pass<B: Backend> {
     el: B::Buf,
     /// Per-column scratch: KL means, the contractive penalty's S and sum f'^2, their product.
     col: [B::Buf; 3],
+    /// A memory layer's recurrent state (carried from step to step, zeroed at each epoch's and
+    /// each inference's start) and the states a training forward saves for the backward.
+    mem: Vec<B::Buf>,
+    hist: Vec<B::Buf>,
     ones: B::Buf,
     /// The row ids of the minibatch (code noise) when the caller does not pass them.
     ids: B::Ids,
@@ -116,7 +120,9 @@ pub struct DeviceNetwork<B: Backend> {
 }
 
 /// Why a network cannot run on a device backend (None: it can).
-pub fn unsupported_reason(net: &Network) -> Option<String> {
+/// Layers are asked of the backend itself ([`Backend::runs`]): a GPU runs no memory layer, the
+/// CPU runs every layer.
+pub fn unsupported_reason<B: Backend>(be: &B, net: &Network) -> Option<String> {
     let r = &net.spec().regularization;
     if r.contractive_exact && r.contractive > 0.0 {
         return Some(
@@ -124,24 +130,16 @@ pub fn unsupported_reason(net: &Network) -> Option<String> {
                 .into(),
         );
     }
-    for (i, l) in net.layers().iter().enumerate() {
-        match l.connection {
-            Connection::Dense => {}
-            Connection::Memory => {
-                return Some(format!(
-                    "layer {i} is a memory layer: its state runs row after row, which the GPU backend does not run"
-                ));
-            }
-            Connection::Functional(_) => {}
-        }
-    }
-    None
+    net.layers().iter().enumerate().find(|(_, l)| !be.runs(l)).map(|(i, l)| {
+        let what = if l.memory().is_some() { "a memory layer: its state runs row after row" } else { "a layer" };
+        format!("layer {i} is {what}, which this backend does not run (the CPU runs it): keep the network on the CPU")
+    })
 }
 
 impl<B: Backend> DeviceNetwork<B> {
     /// Copies `net` onto the backend's device.
     pub fn new(backend: B, net: Network) -> Result<DeviceNetwork<B>> {
-        if let Some(why) = unsupported_reason(&net) {
+        if let Some(why) = unsupported_reason(&backend, &net) {
             return Err(Error::Unsupported(why));
         }
         let n = net.param_count();
@@ -401,6 +399,11 @@ impl<B: Backend> DeviceNetwork<B> {
         self.net.frozen = f;
     }
 
+    /// Before an epoch's first step: the memory layers start their sequence.
+    pub(crate) fn start_epoch(&mut self) -> Result<()> {
+        self.pass.reset_memory(&self.backend, &self.net)
+    }
+
     /// After a completed epoch: a freeze for some epochs counts down on the host copy.
     pub(crate) fn end_epoch(&mut self) {
         self.net.count_frozen_epoch();
@@ -424,6 +427,8 @@ impl<B: Backend> DeviceNetwork<B> {
         let width = layers[last].n_out;
         let mut out = Matrix::zeros(x.rows(), width)?;
         let block = self.pass.rows;
+        // Each call's rows are a sequence of their own, as on the CPU.
+        self.pass.reset_memory(&self.backend, &self.net)?;
         let mut first = 0;
         while first < x.rows() {
             let r = block.min(x.rows() - first);
@@ -436,7 +441,7 @@ impl<B: Backend> DeviceNetwork<B> {
                 sparse: &self.sparse,
                 feature_range: None,
             };
-            ctx.forward(&mut self.pass, range.clone(), Input::X, r, None, None, 0)?;
+            ctx.forward(&mut self.pass, range.clone(), Input::X, r, None, None, 0, false)?;
             self.backend
                 .download((&self.pass.y[last], 0), &mut out.as_mut_slice()[first * width..(first + r) * width])?;
             first += r;
@@ -483,6 +488,8 @@ impl<B: Backend> DeviceNetwork<B> {
             return Err(shape!("rows have {} columns, the network expects {w}", data.cols()));
         }
         data.check_finite("rows")?;
+        // The rows are a sequence of their own (the CPU scores them in a fresh workspace).
+        self.pass.reset_memory(&self.backend, &self.net)?;
         let mut first = 0;
         let block = self.pass.rows;
         let mut total = 0f64;
@@ -528,6 +535,7 @@ impl<B: Backend> Ctx<'_, B> {
         noise: Option<DeviceNoise>,
         ids: Option<(&B::Ids, usize)>,
         first: usize,
+        train: bool,
     ) -> Result<()> {
         let be = self.be;
         let code_noise = self.net.spec().regularization.code_noise;
@@ -537,7 +545,13 @@ impl<B: Backend> Ctx<'_, B> {
             let (below, rest) = p.y.split_at_mut(i);
             let y = &mut rest[0];
             let inp = p.inputs.of(i, range.start, input, below, &p.s, &p.sampled);
-            be.layer_forward(l, self.params, inp, &mut p.z[i], y, rows)?;
+            if l.memory().is_some() {
+                // A training forward keeps the states for the backward.
+                let hist = train.then_some(&mut p.hist[i]);
+                be.memory_forward(l, self.params, inp, &mut p.z[i], y, rows, &mut p.mem[i], hist)?;
+            } else {
+                be.layer_forward(l, self.params, inp, &mut p.z[i], y, rows)?;
+            }
             p.sampled[i] = false;
             if let Some(nz) = noise {
                 if i + 1 == self.n_encoder && code_noise > 0.0 {
@@ -618,7 +632,7 @@ impl<B: Backend> Ctx<'_, B> {
             })?;
             input = Input::Xc;
         }
-        self.forward(p, 0..n, input, rows, noise, ids, first)?;
+        self.forward(p, 0..n, input, rows, noise, ids, first, true)?;
         let layers = self.net.layers();
         let out = &layers[n - 1];
         let out_count = rows * out.n_out;
@@ -713,7 +727,11 @@ impl<B: Backend> Ctx<'_, B> {
             // dL/dx leaves the product as the below layer's dL/dz unless a sparsity penalty
             // must join its dL/dy first.
             let below = (i > 0 && !sparse[i - 1]).then(|| (layers[i - 1].activation, &p.z[i - 1], &p.y[i - 1]));
-            be.layer_backward(l, self.params, grads, layer_in, &p.d0, &p.ones, dx, below, rows)?;
+            if l.memory().is_some() {
+                be.memory_backward(l, self.params, grads, layer_in, &p.d0, &p.hist[i], dx, below, rows)?;
+            } else {
+                be.layer_backward(l, self.params, grads, layer_in, &p.d0, &p.ones, dx, below, rows)?;
+            }
             if contract && l.connection == Connection::Dense {
                 let [_, fsq, _] = &p.col;
                 be.run(Op::ContractiveDw {
@@ -788,12 +806,15 @@ impl<B: Backend> Pass<B> {
         let cols = net.input_dim();
         let tw = net.task().target_width();
         let mut widest = cols;
-        let (mut z, mut y, mut s) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut z, mut y, mut s, mut mem, mut hist) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for l in net.layers() {
             let n = crate::tensor::checked_len(rows, l.n_out)?;
             z.push(be.alloc(n)?);
             y.push(be.alloc(n)?);
             s.push(be.alloc(if l.stochastic == Stochastic::None { 1 } else { n })?);
+            let m = l.memory();
+            mem.push(be.alloc(m.as_ref().map_or(1, |m| m.state_len()))?);
+            hist.push(be.alloc(m.map_or(1, |m| m.history_len(rows)))?);
             widest = widest.max(l.n_out);
         }
         let big = crate::tensor::checked_len(rows, widest)?;
@@ -820,6 +841,18 @@ impl<B: Backend> Pass<B> {
             col: [be.alloc(widest)?, be.alloc(widest)?, be.alloc(widest)?],
             ones,
             ids: be.alloc_ids(rows)?,
+            mem,
+            hist,
         })
+    }
+
+    /// Starts the memory layers' sequences afresh.
+    fn reset_memory(&mut self, be: &B, net: &Network) -> Result<()> {
+        for (m, l) in self.mem.iter_mut().zip(net.layers()) {
+            if let Some(mm) = l.memory() {
+                be.run(Op::Fill { x: (m, 0), n: mm.state_len(), v: 0.0 })?;
+            }
+        }
+        Ok(())
     }
 }

@@ -515,6 +515,50 @@ pub trait Backend: Sized + Send + Sync {
         super::dense::backward(self, l, params, grads, x, dz, ones, dx, below, rows)
     }
 
+    /// Whether this backend runs layer `l` (its forward and backward primitives): every layer
+    /// but a memory layer, whose state carries row after row, unless the backend says so (the
+    /// CPU does). Placing a network asks this first, so a GPU refuses a memory network at once.
+    fn runs(&self, l: &Dense) -> bool {
+        l.memory().is_none()
+    }
+
+    /// A memory layer's forward over `rows` rows taken as a sequence (`layer::Memory`): `state`
+    /// holds m(t-1) of the first row and is left holding m of the last, `history` (for
+    /// training) receives every row's m(t-1); y = f(z). UNSUPPORTED unless the backend runs
+    /// state that carries row after row (the CPU does; a GPU does not).
+    #[allow(clippy::too_many_arguments)]
+    fn memory_forward(
+        &self,
+        _l: &Dense,
+        _params: &Self::Buf,
+        _x: &Self::Buf,
+        _z: &mut Self::Buf,
+        _y: &mut Self::Buf,
+        _rows: usize,
+        _state: &mut Self::Buf,
+        _history: Option<&mut Self::Buf>,
+    ) -> Result<()> {
+        Err(super::dense::memory())
+    }
+
+    /// A memory layer's backward from dL/dz and the history its forward saved (one-step
+    /// truncated), as [`Backend::layer_backward`].
+    #[allow(clippy::too_many_arguments)]
+    fn memory_backward(
+        &self,
+        _l: &Dense,
+        _params: &Self::Buf,
+        _grads: &mut Self::Buf,
+        _x: &Self::Buf,
+        _dz: &Self::Buf,
+        _history: &Self::Buf,
+        _dx: Option<&mut Self::Buf>,
+        _below: Option<Below<'_, Self>>,
+        _rows: usize,
+    ) -> Result<()> {
+        Err(super::dense::memory())
+    }
+
     /// Dense forward: z = alpha op(a) op(w) + beta z (the GEMM `g`, rows of z contiguous), then
     /// z += bias per row and y = act(z). A backend may fuse the three (the CPU does).
     #[allow(clippy::too_many_arguments)]

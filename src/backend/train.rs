@@ -128,6 +128,7 @@ impl Trainer {
             let momentum = c.schedule.momentum_at(epoch, c.optimizer.momentum);
             // As on the CPU: frozen layers keep their parameters (and optimizer state) this epoch.
             let frozen = net.host_unsynced().frozen_ranges();
+            net.start_epoch()?;
             net.backend().copy((net.params_buf(), 0), (&mut epoch_start, 0), n)?;
             let clock_start = net.clock();
             if c.shuffle {
@@ -320,6 +321,11 @@ pub(crate) mod sealed {
         ) -> Result<()>;
         /// Called after each completed epoch (a freeze for some epochs counts down).
         fn end_epoch(&mut self) {}
+        /// Called before each epoch's first step (a network's memory layers start their
+        /// sequence).
+        fn start_epoch(&mut self) -> Result<()> {
+            Ok(())
+        }
         fn params_buf(&self) -> &<Self::Backend as Backend>::Buf;
         fn restore_params(&mut self, src: &<Self::Backend as Backend>::Buf) -> Result<()>;
         fn reset_optimizer(&mut self);
@@ -376,6 +382,9 @@ pub(crate) mod sealed {
         }
         fn end_epoch(&mut self) {
             DeviceNetwork::end_epoch(self)
+        }
+        fn start_epoch(&mut self) -> Result<()> {
+            DeviceNetwork::start_epoch(self)
         }
         fn params_buf(&self) -> &B::Buf {
             DeviceNetwork::params_buf(self)

@@ -172,6 +172,57 @@ impl Backend for Cpu {
         self.install(|| l.forward(params, x, rows, z, y, self.threads));
         Ok(())
     }
+    fn runs(&self, _l: &Dense) -> bool {
+        true
+    }
+    fn memory_forward(
+        &self,
+        l: &Dense,
+        params: &Vec<f32>,
+        x: &Vec<f32>,
+        z: &mut Vec<f32>,
+        y: &mut Vec<f32>,
+        rows: usize,
+        state: &mut Vec<f32>,
+        history: Option<&mut Vec<f32>>,
+    ) -> Result<()> {
+        let Some(m) = l.memory() else {
+            return Err(crate::error::Error::Internal("memory_forward of a layer that is not a memory layer".into()));
+        };
+        let (ni, no) = (rows * l.n_in, rows * l.n_out);
+        let (x, z, y) = (&x[..ni], &mut z[..no], &mut y[..no]);
+        let history = history.map(|h| &mut h[..m.history_len(rows)]);
+        self.install(|| {
+            m.forward(params, x, rows, z, state, history, self.threads);
+            l.activate(params, z, y);
+        });
+        Ok(())
+    }
+    fn memory_backward(
+        &self,
+        l: &Dense,
+        params: &Vec<f32>,
+        grads: &mut Vec<f32>,
+        x: &Vec<f32>,
+        dz: &Vec<f32>,
+        history: &Vec<f32>,
+        dx: Option<&mut Vec<f32>>,
+        below: Option<Below<'_, Self>>,
+        rows: usize,
+    ) -> Result<()> {
+        let Some(m) = l.memory() else {
+            return Err(crate::error::Error::Internal("memory_backward of a layer that is not a memory layer".into()));
+        };
+        let (ni, no) = (rows * l.n_in, rows * l.n_out);
+        let (x, dz) = (&x[..ni], &dz[..no]);
+        let mut dx = dx.map(|d| &mut d[..ni]);
+        let below = below.map(|(a, z, y)| (a, &z[..ni], &y[..ni]));
+        self.install(|| {
+            m.backward(params, grads, x, dz, history, dx.as_deref_mut(), rows, self.threads);
+            crate::layer::dense::below_grad(dx, below, l.n_in, rows, self.threads);
+        });
+        Ok(())
+    }
     /// The layer's own CPU code ([`Dense::backward_from_dz`]): dW, db and dx products, the
     /// layer below's activation gradient fused into the dx product.
     fn layer_backward(
