@@ -44,7 +44,7 @@
 //! gives measured times.
 
 use crate::gemm::{Operand, gemm};
-use crate::network::{NetworkSpec, Workspace};
+use crate::network::NetworkSpec;
 use crate::regularizer::Regularization;
 
 /// Largest tangent buffer (tangents x width floats) of one block of rows.
@@ -79,11 +79,12 @@ pub struct ExactContraction {
 
 impl ExactContraction {
     /// The penalty of the `rows` rows whose forward pass through the encoder (its first
-    /// `layers.len()` layers, all dense) is in `ws`.
+    /// `layers.len()` layers, all dense) left pre-activations `zs[i]` and outputs `ys[i]`.
     pub fn compute(
         layers: &[crate::layer::Dense],
         params: &[f32],
-        ws: &Workspace,
+        zs: &[&[f32]],
+        ys: &[&[f32]],
         rows: usize,
         lambda: f32,
         threads: usize,
@@ -100,7 +101,7 @@ impl ExactContraction {
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let (z, y) = (&ws.preactivation(i)[..rows * l.n_out], &ws.output(i)[..rows * l.n_out]);
+                let (z, y) = (&zs[i][..rows * l.n_out], &ys[i][..rows * l.n_out]);
                 let act = l.activation;
                 let d = z.iter().zip(y).map(|(&z, &y)| act.derivative(z, y)).collect();
                 let s = z.iter().zip(y).map(|(&z, &y)| act.second_derivative(z, y)).collect();
@@ -251,6 +252,11 @@ impl ExactContraction {
             gemm(l0.n_in, k0, k0, twice, Operand::n(w0, k0), Operand::n(&gtg, k0), 0.0, &mut dw[0], k0, threads);
         }
         ExactContraction { value, dz, dw }
+    }
+
+    /// (value, dP/dz per encoder layer, direct dP/dW per encoder layer).
+    pub fn into_parts(self) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        (self.value, self.dz, self.dw)
     }
 
     /// Adds dP/dz of encoder layer `i` (rows x n_out) to its dL/dz.

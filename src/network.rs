@@ -530,10 +530,14 @@ impl Network {
         let mut penalty = 0f64;
         // The exact contractive penalty of the whole encoder (crate::contractive), computed once.
         let exact = (reg.contractive > 0.0 && reg.contractive_exact).then(|| {
+            let enc = &self.layers[..self.n_encoder];
+            let zs: Vec<&[f32]> = (0..enc.len()).map(|i| ws.preactivation(i)).collect();
+            let ys: Vec<&[f32]> = (0..enc.len()).map(|i| ws.output(i)).collect();
             let e = crate::contractive::ExactContraction::compute(
-                &self.layers[..self.n_encoder],
+                enc,
                 &self.params,
-                ws,
+                &zs,
+                &ys,
                 rows,
                 reg.contractive,
                 threads,

@@ -351,7 +351,7 @@ fn the_mode_round_trips_through_the_model_file_as_version_6() {
 }
 
 #[test]
-fn stochastic_encoders_and_the_gpu_backend_refuse_the_exact_mode() {
+fn stochastic_encoders_refuse_the_exact_mode() {
     let mut spec = NetworkSpec::new(8, &[6], Activation::Sigmoid, 3);
     spec.encoder[0].stochastic = Stochastic::Bernoulli;
     spec.regularization = exact(0.1);
@@ -361,16 +361,44 @@ fn stochastic_encoders_and_the_gpu_backend_refuse_the_exact_mode() {
     }
     spec.regularization.contractive_exact = false;
     assert!(Network::new(spec).is_ok(), "the per-layer penalty takes the means of a stochastic layer");
-    // The device path refuses at placement (Cpu runs the device code on the CPU).
-    let net = network(NetworkSpec { regularization: exact(0.1), ..NetworkSpec::new(8, &[6], Activation::Tanh, 3) });
-    match DeviceNetwork::new(Cpu::default(), net.clone()) {
-        Err(latent::Error::Unsupported(m)) => assert!(m.contains("exact contractive penalty"), "{m}"),
-        other => panic!("the exact mode on a device: {:?}", other.err()),
-    }
-    assert!(DeviceNetwork::new(Cpu::default(), net.with_contractive_exact(false).unwrap()).is_ok());
-    // Exact with a zero weight trains nothing extra: the device takes it.
-    let zero = network(NetworkSpec { regularization: exact(0.0), ..NetworkSpec::new(8, &[6], Activation::Tanh, 3) });
-    assert!(DeviceNetwork::new(Cpu::default(), zero).is_ok());
+}
+
+/// The exact penalty is a backend primitive (`Backend::exact_contraction`): the Cpu backend runs
+/// crate::contractive's own computation, so the device network's step on it gives the CPU
+/// network's gradient and a device fit follows the CPU fit; a backend without it (a GPU) is
+/// asked at placement (`Backend::runs_exact_contraction`) and refuses with a status.
+#[test]
+fn the_exact_penalty_runs_through_the_backends_primitive() {
+    use latent::{TrainConfig, Trainer};
+    let spec = NetworkSpec { regularization: exact(0.1), ..NetworkSpec::new(8, &[6, 5], Activation::Tanh, 3) };
+    let net = network(spec);
+    let mut rng = latent::rng::Rng::new(3, 3);
+    let x = latent::Matrix::from_vec(96, 8, (0..96 * 8).map(|_| rng.uniform()).collect()).unwrap();
+    let cfg = TrainConfig { epochs: 3, batch_size: 16, learning_rate: 0.05, threads: 1, ..TrainConfig::default() };
+    let mut cpu = net.clone();
+    let mut dev = DeviceNetwork::new(Cpu::default(), net.clone()).unwrap();
+    let (g_dev, g_cpu) = {
+        let (l, p) = dev.forward_backward(&x).unwrap();
+        let mut ws = net.workspace(96).unwrap();
+        let mut g = vec![0f32; net.param_count()];
+        let step = net.step(x.as_slice(), 96, &mut ws, &mut g, 1, None);
+        assert!(
+            (p - step.penalty).abs() <= 1e-5 * p.abs().max(1e-9) * 96.0,
+            "penalty: device {p} cpu {}",
+            step.penalty
+        );
+        assert!(l.is_finite());
+        (dev.gradients().unwrap(), g)
+    };
+    let worst = g_dev.iter().zip(&g_cpu).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst <= 1e-6, "the step's gradient differs by {worst}");
+    Trainer::new(cfg).unwrap().fit(&mut cpu, &x, None, None).unwrap();
+    let mut dev = DeviceNetwork::new(Cpu::default(), net).unwrap();
+    Trainer::new(cfg).unwrap().fit_device(&mut dev, &x, None, None).unwrap();
+    let d = dev.into_network().unwrap();
+    let w = cpu.params().iter().zip(d.params()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    println!("exact penalty: step gradient difference {worst:.2e}, fit parameter difference {w:.2e}");
+    assert!(w < 2e-5, "the device fit drifted from the CPU's by {w}");
 }
 
 #[test]

@@ -328,6 +328,13 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
     .unwrap();
     compare("code_noise z", &zk, &zh, 1e-6);
     compare("code_noise y", &yk, &yh, 2e-5);
+    // add (a penalty's gradient joining a layer's)
+    let (mut ak, mut ah) = (z0.clone(), z0.clone());
+    let f: extern "C" fn(F2, M, i32) = lib.get("shim_add");
+    f(x.as_ptr(), ak.as_mut_ptr(), n as i32);
+    be.run(Op::Add { x: (&x, 0), y: (&mut ah, 0), n }).unwrap();
+    assert_eq!(ak, ah);
+    assert_ne!(ak, z0);
     // gather and split
     let src = rand(1000 * 5, -1.0, 1.0, &mut rng);
     let (mut gk, mut gh) = (vec![0f32; rows * 5], vec![0f32; rows * 5]);

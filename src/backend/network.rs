@@ -124,11 +124,8 @@ pub struct DeviceNetwork<B: Backend> {
 /// CPU runs every layer.
 pub fn unsupported_reason<B: Backend>(be: &B, net: &Network) -> Option<String> {
     let r = &net.spec().regularization;
-    if r.contractive_exact && r.contractive > 0.0 {
-        return Some(
-            "the exact contractive penalty (the whole encoder's Jacobian, crate::contractive) runs on the CPU only; the GPU backend runs the per-layer penalty, so it refuses rather than train another objective (switch the exact mode off, or train on the CPU)"
-                .into(),
-        );
+    if r.contractive_exact && r.contractive > 0.0 && !be.runs_exact_contraction() {
+        return Some(super::ops::no_exact_contraction().to_string());
     }
     net.layers().iter().enumerate().find(|(_, l)| !be.runs(l)).map(|(i, l)| {
         let what = if l.memory().is_some() { "a memory layer: its state runs row after row" } else { "a layer" };
@@ -689,12 +686,25 @@ impl<B: Backend> Ctx<'_, B> {
         let reg = &self.net.spec().regularization;
         let sparse = self.sparse;
         let first_input = input;
+        // The exact contractive penalty of the whole encoder (crate::contractive), computed once.
+        let exact = if reg.contractive > 0.0 && reg.contractive_exact {
+            let enc = &layers[..self.n_encoder];
+            let (zs, ys): (Vec<&B::Buf>, Vec<&B::Buf>) =
+                (p.z[..enc.len()].iter().collect(), p.y[..enc.len()].iter().collect());
+            let c = be.exact_contraction(enc, self.params, &zs, &ys, rows, reg.contractive)?;
+            // the step's penalty times its rows, as the slot keeps it
+            be.add_slot(Slot::Penalty, c.value * rows as f64)?;
+            Some(c)
+        } else {
+            None
+        };
         for i in (0..n).rev() {
             let l = &layers[i];
             let act = l.activation;
             let dz_n = rows * l.n_out;
             // The contractive penalty of an encoder layer reaches its dz before the products.
-            let contract = reg.contractive > 0.0 && i < self.n_encoder;
+            let contract = reg.contractive > 0.0 && !reg.contractive_exact && i < self.n_encoder;
+            let exact = exact.as_ref().filter(|_| i < self.n_encoder);
             let scale = reg.contractive / rows as f32;
             if contract {
                 let [s, fsq, prod] = &mut p.col;
@@ -722,6 +732,9 @@ impl<B: Backend> Ctx<'_, B> {
                     })?;
                 }
             }
+            if let Some(c) = exact {
+                be.run(Op::Add { x: (&c.dz[i], 0), y: (&mut p.d0, 0), n: dz_n })?;
+            }
             let layer_in = p.inputs.of(i, 0, first_input, &p.y, &p.s, &p.sampled);
             let dx = (i > 0).then_some(&mut p.d1);
             // dL/dx leaves the product as the below layer's dL/dz unless a sparsity penalty
@@ -731,6 +744,9 @@ impl<B: Backend> Ctx<'_, B> {
                 be.memory_backward(l, self.params, grads, layer_in, &p.d0, &p.hist[i], dx, below, rows)?;
             } else {
                 be.layer_backward(l, self.params, grads, layer_in, &p.d0, &p.ones, dx, below, rows)?;
+            }
+            if let Some(c) = exact {
+                be.run(Op::Add { x: (&c.dw[i], 0), y: (&mut *grads, l.w), n: l.n_in * l.n_out })?;
             }
             if contract && l.connection == Connection::Dense {
                 let [_, fsq, _] = &p.col;

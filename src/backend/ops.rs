@@ -178,6 +178,8 @@ pub enum Op<'a, B: Backend> {
     },
     /// dw_ij += 2 scale fsq_j w_ij.
     ContractiveDw { dw: Out<'a, B::Buf>, w: In<'a, B::Buf>, fsq: In<'a, B::Buf>, n_in: usize, n_out: usize, scale: f32 },
+    /// y += x.
+    Add { x: In<'a, B::Buf>, y: Out<'a, B::Buf>, n: usize },
     /// out = a * b elementwise.
     Mul { a: In<'a, B::Buf>, b: In<'a, B::Buf>, out: Out<'a, B::Buf>, n: usize },
     /// Corrupted copy of x. Element i draws element `first + i` of counter `ctr` (`first`: where
@@ -323,6 +325,21 @@ pub enum Op<'a, B: Backend> {
         p_cols: usize,
         scale: f32,
     },
+}
+
+/// What [`Backend::exact_contraction`] gives: the penalty, and per encoder layer dP/dz and
+/// the direct dP/dW in the backend's buffers.
+pub struct Contraction<S> {
+    pub value: f64,
+    pub dz: Vec<S>,
+    pub dw: Vec<S>,
+}
+
+pub(crate) fn no_exact_contraction() -> crate::error::Error {
+    crate::error::Error::Unsupported(
+        "the exact contractive penalty (the whole encoder's Jacobian, crate::contractive) runs on the CPU only; this backend runs the per-layer penalty, so it refuses rather than train another objective (switch the exact mode off, or train on the CPU)"
+            .into(),
+    )
 }
 
 /// The arguments of [`Backend::loss_sum`]: [`Op::Loss`]'s and the slot its sum goes to.
@@ -513,6 +530,35 @@ pub trait Backend: Sized + Send + Sync {
         rows: usize,
     ) -> Result<()> {
         super::dense::backward(self, l, params, grads, x, dz, ones, dx, below, rows)
+    }
+
+    /// The exact contractive penalty of the encoder `layers` (crate::contractive: lambda times
+    /// the mean over rows of ||dh/dx||_F^2 through the whole encoder) from its forward pass
+    /// (`z[i]`, `y[i]` per encoder layer): the value, dP/dz per layer (joining its dL/dz) and
+    /// the direct dP/dW per layer (added after its backward). UNSUPPORTED unless the backend
+    /// runs it ([`Backend::runs_exact_contraction`]: the CPU does).
+    #[allow(clippy::too_many_arguments)]
+    fn exact_contraction(
+        &self,
+        _layers: &[Dense],
+        _params: &Self::Buf,
+        _z: &[&Self::Buf],
+        _y: &[&Self::Buf],
+        _rows: usize,
+        _lambda: f32,
+    ) -> Result<Contraction<Self::Buf>> {
+        Err(no_exact_contraction())
+    }
+
+    /// Whether [`Backend::exact_contraction`] runs here (placement asks it first).
+    fn runs_exact_contraction(&self) -> bool {
+        false
+    }
+
+    /// Adds v to accumulator `slot` (a value computed on the host side of a backend that has
+    /// one: the CPU's exact contractive penalty).
+    fn add_slot(&self, _slot: Slot, _v: f64) -> Result<()> {
+        Err(crate::error::Error::Internal("this backend adds no host values to its slots".into()))
     }
 
     /// Whether this backend runs layer `l` (its forward and backward primitives): every layer

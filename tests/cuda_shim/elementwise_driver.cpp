@@ -49,6 +49,7 @@ void shim_contractive_dw(float* dw, const float* w, const float* fsq, int n_in, 
     LAT_LAUNCH(lat_contractive_dw, G, B, dw, w, fsq, n_in, n_out, scale);
 }
 void shim_mul(const float* a, const float* b, float* out, int n) { LAT_LAUNCH(lat_mul, G, B, a, b, out, n); }
+void shim_add(const float* x, float* y, int n) { LAT_LAUNCH(lat_add, G, B, x, y, n); }
 void shim_corrupt(const float* x, float* out, const float* lo, const float* hi, int rows, int cols, int kind,
                   float level, unsigned long long seed, unsigned long long ctr, unsigned long long first) {
     LAT_LAUNCH(lat_corrupt, G, B, x, out, lo, hi, rows, cols, kind, level, seed, ctr, first);

@@ -10,7 +10,7 @@ mod ops;
 
 use std::sync::{Arc, Mutex};
 
-use super::ops::{Backend, Below, Gemm, In, LossArgs, Op, Out, SLOTS, VaeReconArgs};
+use super::ops::{Backend, Below, Contraction, Gemm, In, LossArgs, Op, Out, SLOTS, VaeReconArgs};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::gemm::{Epilogue, Operand, gemm, gemm_then};
@@ -174,6 +174,31 @@ impl Backend for Cpu {
     }
     fn runs(&self, _l: &Dense) -> bool {
         true
+    }
+    /// crate::contractive's own computation.
+    fn exact_contraction(
+        &self,
+        layers: &[Dense],
+        params: &Vec<f32>,
+        z: &[&Vec<f32>],
+        y: &[&Vec<f32>],
+        rows: usize,
+        lambda: f32,
+    ) -> Result<Contraction<Vec<f32>>> {
+        let zs: Vec<&[f32]> = z.iter().map(|v| &v[..]).collect();
+        let ys: Vec<&[f32]> = y.iter().map(|v| &v[..]).collect();
+        let e = self.install(|| {
+            crate::contractive::ExactContraction::compute(layers, params, &zs, &ys, rows, lambda, self.threads)
+        });
+        let (value, dz, dw) = e.into_parts();
+        Ok(Contraction { value, dz, dw })
+    }
+    fn runs_exact_contraction(&self) -> bool {
+        true
+    }
+    fn add_slot(&self, slot: super::ops::Slot, v: f64) -> Result<()> {
+        self.slots()[slot as usize] += v;
+        Ok(())
     }
     fn memory_forward(
         &self,

@@ -155,6 +155,9 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
                 dw[i] += 2.0 * scale * fsq[i % n_out] * w[i];
             }
         }
+        Op::Add { x, y, n } => {
+            view_mut(y, n).iter_mut().zip(view(x, n)).for_each(|(y, x)| *y += x);
+        }
         Op::Mul { a, b, out, n } => {
             let (a, b, out) = (view(a, n), view(b, n), view_mut(out, n));
             for i in 0..n {

@@ -240,6 +240,11 @@ extern "C" __global__ void lat_contractive_dw(float* __restrict__ dw, const floa
     LAT_FOR(i, (long long)n_in * n_out) { dw[i] += 2.0f * scale * fsq[i % n_out] * w[i]; }
 }
 
+// y += x (a penalty's gradient joining a layer's).
+extern "C" __global__ void lat_add(const float* __restrict__ x, float* __restrict__ y, int n) {
+    LAT_FOR(i, n) { y[i] += x[i]; }
+}
+
 extern "C" __global__ void lat_mul(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out,
                                    int n) {
     LAT_FOR(i, n) { out[i] = a[i] * b[i]; }

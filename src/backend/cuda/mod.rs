@@ -633,6 +633,10 @@ impl Backend for Cuda {
                 ];
                 self.launch("lat_contractive_dw", n, full, &args)
             }
+            Op::Add { x, y, n } => {
+                let args = [Ptr(self.ptr(x.0, x.1, n)?), Ptr(self.ptr(y.0, y.1, n)?), i(n)];
+                self.launch("lat_add", n, full, &args)
+            }
             Op::Mul { a, b, out, n } => {
                 let args =
                     [Ptr(self.ptr(a.0, a.1, n)?), Ptr(self.ptr(b.0, b.1, n)?), Ptr(self.ptr(out.0, out.1, n)?), i(n)];
