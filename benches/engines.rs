@@ -5,7 +5,7 @@
 //! as the first, the CPU keeps its own step.
 //!
 //!   cargo bench --bench engines
-//!   ROWS=20000 ROUNDS=3 THREADS=2 cargo bench --bench engines
+//!   ROWS=20000 ROUNDS=3 THREADS=2 ONLY=W3 cargo bench --bench engines
 
 use std::time::Instant;
 
@@ -65,6 +65,7 @@ fn main() {
     let x = d.x().slice_rows(0, rows.min(d.rows()));
     let threads: usize = env("THREADS", 2);
     let rounds: usize = env("ROUNDS", 2);
+    let only: String = env("ONLY", String::new());
     // The workloads of benches/workloads.rs.
     let base = TrainConfig { threads, shuffle: false, drop_last: true, epochs: 1, ..Default::default() };
     let mut w1 = NetworkSpec::new(784, &[1000, 500, 250], Activation::Sigmoid, 30);
@@ -88,7 +89,7 @@ fn main() {
     println!("| workload | round | CPU engine samples/s | backend model code on Cpu samples/s | ratio |");
     println!("|---|---|---|---|---|");
     for r in 0..rounds {
-        for (id, model, c) in &work {
+        for (id, model, c) in work.iter().filter(|w| only.is_empty() || only.split(',').any(|o| o == w.0)) {
             let (cpu, dev) = both(model, *c, &x);
             println!("| {id} | {} | {cpu:.0} | {dev:.0} | {:.2} |", r + 1, dev / cpu);
         }
