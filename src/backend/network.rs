@@ -9,6 +9,7 @@
 use super::dense::column_sums;
 use super::ops::{Backend, LossArgs, Op, Slot};
 use super::optimizer::{DeviceOptimizer, optimizer_update};
+use super::shards::{Shard, Shards};
 use crate::activation::Activation;
 use crate::error::{Error, Result, invalid, shape};
 use crate::layer::{Connection, Stochastic};
@@ -116,7 +117,7 @@ pub struct DeviceNetwork<B: Backend> {
     /// Which hidden layers carry the sparsity penalty.
     sparse: Vec<bool>,
     /// A training step's data-parallel shards, where the backend makes them.
-    shards: Option<Shards<B>>,
+    shards: Option<Shards<B, Pass<B>>>,
 }
 
 /// Why a network cannot run on a device backend (None: it can).
@@ -276,22 +277,12 @@ impl<B: Backend> DeviceNetwork<B> {
         if self.pass.rows < rows {
             self.pass = Pass::new(&self.backend, &self.net, rows)?;
         }
-        let fits = |sh: &Shards<B>| sh.parts.iter().all(|p| p.pass.rows >= rows.div_ceil(sh.parts.len()));
-        if self.shards.as_ref().is_some_and(fits) {
+        if self.shards.as_ref().is_some_and(|sh| sh.fit(rows, |p| p.rows)) {
             return Ok(());
         }
-        let most = if self.net.shardable() { rows } else { 0 };
-        self.shards = match self.backend.shards(most) {
-            Some(backends) => {
-                let (per, n) = (rows.div_ceil(backends.len()), self.net.param_count());
-                let mut parts = Vec::with_capacity(backends.len());
-                for be in backends {
-                    parts.push(Shard { pass: Pass::new(&be, &self.net, per)?, grads: be.alloc(n)?, be });
-                }
-                Some(Shards { parts })
-            }
-            None => None,
-        };
+        let work = if self.net.shardable() { rows } else { 0 };
+        let net = &self.net;
+        self.shards = Shards::make(&self.backend, rows, work, net.param_count(), |be, r| Pass::new(be, net, r))?;
         Ok(())
     }
 
@@ -321,45 +312,19 @@ impl<B: Backend> DeviceNetwork<B> {
         let DeviceNetwork { backend, net, params, grads, pass, n_encoder, feature_range, sparse, shards, .. } = self;
         let ctx =
             Ctx { be: &*backend, net, params, n_encoder: *n_encoder, sparse, feature_range: feature_range.as_ref() };
-        let Some(sh) =
-            shards.as_mut().filter(|sh| crate::parallel::shard_count(sh.parts.len(), rows) == sh.parts.len())
-        else {
+        let Some(sh) = shards.as_mut().filter(|sh| sh.worth(rows)) else {
             return ctx.step(pass, grads, rows, noise, ids, loss_slot, 0);
         };
-        let k = sh.parts.len();
         let width = net.input_dim() + net.task().target_width();
-        let bounds = |s: usize| (s * rows / k, (s + 1) * rows / k);
-        for (s, part) in sh.parts.iter_mut().enumerate() {
-            let (a, b) = bounds(s);
-            backend.copy((&pass.inputs.x, a * width), (&mut part.pass.inputs.x, 0), (b - a) * width)?;
-            part.be.reset_slots()?;
-        }
-        let ids = ids.unwrap_or((&pass.ids, 0));
-        let done: Vec<Result<()>> = backend.enter(|| {
-            use rayon::prelude::*;
-            sh.parts
-                .par_iter_mut()
-                .enumerate()
-                .map(|(s, part)| {
-                    let (a, b) = bounds(s);
-                    let ctx = Ctx { be: &part.be, ..ctx };
-                    ctx.step(&mut part.pass, &mut part.grads, b - a, noise, Some((ids.0, ids.1 + a)), loss_slot, a)
-                })
-                .collect()
-        });
-        done.into_iter().collect::<Result<()>>()?;
-        let n = net.param_count();
-        let parts: Vec<(&B::Buf, f32)> = sh
-            .parts
-            .iter()
-            .enumerate()
-            .map(|(s, p)| (&p.grads, (bounds(s).1 - bounds(s).0) as f32 / rows as f32))
-            .collect();
-        backend.combine(&parts, grads, n)?;
-        for part in &sh.parts {
-            backend.merge_slots(&part.be)?;
-        }
-        Ok(())
+        let (x, ids) = (&pass.inputs.x, ids.unwrap_or((&pass.ids, 0)));
+        let load = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
+            backend.copy((x, a * width), (&mut part.pass.inputs.x, 0), (b - a) * width)
+        };
+        let step = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
+            let ctx = Ctx { be: &part.be, ..ctx };
+            ctx.step(&mut part.pass, &mut part.grads, b - a, noise, Some((ids.0, ids.1 + a)), loss_slot, a)
+        };
+        sh.step(backend, rows, grads, net.param_count(), load, step)
     }
 
     /// One optimizer update of the device parameters from the gradient buffer, clipped to
@@ -802,18 +767,6 @@ impl<B: Backend> Ctx<'_, B> {
         }
         Ok(())
     }
-}
-
-/// A data-parallel shard of a step: its backend, pass buffers and gradient.
-struct Shard<B: Backend> {
-    be: B,
-    pass: Pass<B>,
-    grads: B::Buf,
-}
-
-/// The shards of a training step ([`Backend::shards`]).
-struct Shards<B: Backend> {
-    parts: Vec<Shard<B>>,
 }
 
 impl<B: Backend> Pass<B> {

@@ -11,6 +11,7 @@
 use super::network::DeviceNoise;
 use super::ops::{Backend, Op, Slot, VAE_PART_FIELDS, VaeReconArgs};
 use super::optimizer::{DeviceOptimizer, optimizer_update};
+use super::shards::{Shard, Shards};
 use crate::distribution::{DistKind, Reconstruction};
 use crate::error::{Result, invalid, shape};
 use crate::tensor::Matrix;
@@ -296,18 +297,6 @@ impl<B: Backend> VaeCtx<'_, B> {
     }
 }
 
-/// A data-parallel shard of a step: its backend, pass buffers and gradient.
-struct Shard<B: Backend> {
-    be: B,
-    pass: Pass<B>,
-    grads: B::Buf,
-}
-
-/// The shards of a training step ([`Backend::shards`]).
-struct Shards<B: Backend> {
-    parts: Vec<Shard<B>>,
-}
-
 impl<B: Backend> Pass<B> {
     fn new(be: &B, vae: &Vae, rows: usize) -> Result<Pass<B>> {
         let rows = rows.max(1);
@@ -370,7 +359,7 @@ pub struct DeviceVae<B: Backend> {
     /// Stacked draws of the last step (rows * samples), for [`DeviceVae::last_draws`].
     last_stacked: usize,
     /// A training step's data-parallel shards, where the backend makes them.
-    shards: Option<Shards<B>>,
+    shards: Option<Shards<B, Pass<B>>>,
 }
 
 /// Why a VAE cannot run on a device backend (None: it can): the device trains and scores the
@@ -541,22 +530,12 @@ impl<B: Backend> DeviceVae<B> {
         if self.pass.rows < rows {
             self.pass = Pass::new(&self.backend, &self.vae, rows)?;
         }
-        let fits = |sh: &Shards<B>| sh.parts.iter().all(|p| p.pass.rows >= rows.div_ceil(sh.parts.len()));
-        if self.shards.as_ref().is_some_and(fits) {
+        if self.shards.as_ref().is_some_and(|sh| sh.fit(rows, |p| p.rows)) {
             return Ok(());
         }
-        let most = if self.vae.shardable() { self.vae.work_rows(rows) } else { 0 };
-        self.shards = match self.backend.shards(most) {
-            Some(backends) => {
-                let (per, n) = (rows.div_ceil(backends.len()), self.vae.param_count());
-                let mut parts = Vec::with_capacity(backends.len());
-                for be in backends {
-                    parts.push(Shard { pass: Pass::new(&be, &self.vae, per)?, grads: be.alloc(n)?, be });
-                }
-                Some(Shards { parts })
-            }
-            None => None,
-        };
+        let work = if self.vae.shardable() { self.vae.work_rows(rows) } else { 0 };
+        let vae = &self.vae;
+        self.shards = Shards::make(&self.backend, rows, work, vae.param_count(), |be, r| Pass::new(be, vae, r))?;
         Ok(())
     }
 
@@ -592,45 +571,18 @@ impl<B: Backend> DeviceVae<B> {
         self.last_stacked = rows * self.vae.spec().num_samples;
         let DeviceVae { backend, vae, params, grads, parts, n_parts, glob_cols, pass, shards, .. } = self;
         let ctx = VaeCtx { be: &*backend, vae, params, parts, n_parts: *n_parts, glob_cols: *glob_cols };
-        let work = vae.work_rows(rows);
-        let Some(sh) =
-            shards.as_mut().filter(|sh| crate::parallel::shard_count(sh.parts.len(), work) == sh.parts.len())
-        else {
+        let Some(sh) = shards.as_mut().filter(|sh| sh.worth(vae.work_rows(rows))) else {
             return ctx.step(pass, grads, rows, noise, loss_slot, 0, rows);
         };
-        let k = sh.parts.len();
-        let d = vae.input_dim();
-        let bounds = |s: usize| (s * rows / k, (s + 1) * rows / k);
-        for (s, part) in sh.parts.iter_mut().enumerate() {
-            let (a, b) = bounds(s);
-            backend.copy((&pass.x, a * d), (&mut part.pass.x, 0), (b - a) * d)?;
-            part.be.reset_slots()?;
-        }
-        let done: Vec<Result<()>> = backend.enter(|| {
-            use rayon::prelude::*;
-            sh.parts
-                .par_iter_mut()
-                .enumerate()
-                .map(|(s, part)| {
-                    let (a, b) = bounds(s);
-                    let ctx = VaeCtx { be: &part.be, ..ctx };
-                    ctx.step(&mut part.pass, &mut part.grads, b - a, noise, loss_slot, a, rows)
-                })
-                .collect()
-        });
-        done.into_iter().collect::<Result<()>>()?;
-        let n = vae.param_count();
-        let shares: Vec<(&B::Buf, f32)> = sh
-            .parts
-            .iter()
-            .enumerate()
-            .map(|(s, p)| (&p.grads, (bounds(s).1 - bounds(s).0) as f32 / rows as f32))
-            .collect();
-        backend.combine(&shares, grads, n)?;
-        for part in &sh.parts {
-            backend.merge_slots(&part.be)?;
-        }
-        Ok(())
+        let (x, d) = (&pass.x, vae.input_dim());
+        let load = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
+            backend.copy((x, a * d), (&mut part.pass.x, 0), (b - a) * d)
+        };
+        let step = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
+            let ctx = VaeCtx { be: &part.be, ..ctx };
+            ctx.step(&mut part.pass, &mut part.grads, b - a, noise, loss_slot, a, rows)
+        };
+        sh.step(backend, rows, grads, vae.param_count(), load, step)
     }
 
     /// One optimizer update of the device parameters from the gradient buffer, clipped to
