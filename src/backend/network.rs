@@ -8,7 +8,7 @@
 
 use super::dense::column_sums;
 use super::ops::{Backend, LossArgs, Op, Slot};
-use super::optimizer::{DeviceOptimizer, optimizer_update};
+use super::optimizer::{DeviceOptimizer, Update, optimizer_update};
 use super::shards::{Shard, Shards};
 use crate::activation::Activation;
 use crate::error::{Error, Result, invalid, shape};
@@ -329,29 +329,10 @@ impl<B: Backend> DeviceNetwork<B> {
 
     /// One optimizer update of the device parameters from the gradient buffer, clipped to
     /// `clip` (0: off).
-    pub(crate) fn update(
-        &mut self,
-        config: &crate::optim::OptimizerConfig,
-        lr: f32,
-        momentum: f32,
-        clip: f32,
-        frozen: &[std::ops::Range<usize>],
-    ) -> Result<()> {
+    pub(crate) fn update(&mut self, u: Update<'_>) -> Result<()> {
         let net = &self.net;
         let (n, weights) = (net.param_count(), || net.weight_ranges());
-        optimizer_update(
-            &self.backend,
-            &mut self.opt,
-            &mut self.params,
-            &self.grads,
-            n,
-            weights,
-            config,
-            lr,
-            momentum,
-            clip,
-            frozen,
-        )?;
+        optimizer_update(&self.backend, &mut self.opt, &mut self.params, &self.grads, n, weights, u)?;
         self.host_stale = true;
         Ok(())
     }

@@ -76,9 +76,19 @@ impl<B: Backend> DeviceOptimizer<B> {
     }
 }
 
-/// One optimizer update of the n values of `params` from `grads`, clipped to `clip` (0: off); the
-/// optimizer state is made (or remade when the configuration changed) on first use.
-#[allow(clippy::too_many_arguments)]
+/// What one update does: the configuration, the step's learning rate and SGD momentum (from the
+/// schedules), the gradient-norm clip (0: off) and the ranges it leaves frozen.
+#[derive(Clone, Copy, Debug)]
+pub struct Update<'a> {
+    pub config: &'a OptimizerConfig,
+    pub lr: f32,
+    pub momentum: f32,
+    pub clip: f32,
+    pub frozen: &'a [Range<usize>],
+}
+
+/// One optimizer update `u` of the n values of `params` from `grads`; the optimizer state is made
+/// (or remade when the configuration changed) on first use.
 pub(crate) fn optimizer_update<B: Backend>(
     be: &B,
     opt: &mut Option<DeviceOptimizer<B>>,
@@ -86,12 +96,9 @@ pub(crate) fn optimizer_update<B: Backend>(
     grads: &B::Buf,
     n: usize,
     weights: impl FnOnce() -> Vec<Range<usize>>,
-    config: &OptimizerConfig,
-    lr: f32,
-    momentum: f32,
-    clip: f32,
-    frozen: &[Range<usize>],
+    u: Update<'_>,
 ) -> Result<()> {
+    let Update { config, lr, momentum, clip, frozen } = u;
     let keep = matches!(opt, Some(o) if o.opt.config == *config && o.opt.len() == n);
     if !keep {
         *opt = Some(DeviceOptimizer::new(be, *config, n, &weights())?);

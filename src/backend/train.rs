@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::network::{DeviceNetwork, DeviceNoise};
 use super::ops::{Backend, Op, Slot};
+use super::optimizer::Update;
 use super::vae::DeviceVae;
 use crate::error::{Error, Result, invalid};
 use crate::rng::{Rng, stream};
@@ -162,7 +163,8 @@ impl Trainer {
                 ctr += 1;
                 let noise = stochastic.then_some(DeviceNoise { seed: noise_seed, ctr });
                 net.step(r, noise, Some((&perm, first)), Slot::Loss)?;
-                net.update(&c.optimizer, lr, momentum, c.grad_clip_norm, &frozen)?;
+                let u = Update { config: &c.optimizer, lr, momentum, clip: c.grad_clip_norm, frozen: &frozen };
+                net.update(u)?;
                 seen += r;
                 if c.progress_every > 0
                     && (b + 1) % c.progress_every == 0
@@ -310,15 +312,8 @@ pub(crate) mod sealed {
             ids: Option<(&<Self::Backend as Backend>::Ids, usize)>,
             loss_slot: Slot,
         ) -> Result<()>;
-        /// One optimizer update; `frozen` parameter ranges stay as they are.
-        fn update(
-            &mut self,
-            config: &crate::optim::OptimizerConfig,
-            lr: f32,
-            momentum: f32,
-            clip: f32,
-            frozen: &[std::ops::Range<usize>],
-        ) -> Result<()>;
+        /// One optimizer update (its frozen ranges stay as they are).
+        fn update(&mut self, u: Update<'_>) -> Result<()>;
         /// Called after each completed epoch (a freeze for some epochs counts down).
         fn end_epoch(&mut self) {}
         /// Called before each epoch's first step (a network's memory layers start their
@@ -370,15 +365,8 @@ pub(crate) mod sealed {
         ) -> Result<()> {
             DeviceNetwork::step(self, rows, noise, ids, slot)
         }
-        fn update(
-            &mut self,
-            config: &crate::optim::OptimizerConfig,
-            lr: f32,
-            momentum: f32,
-            clip: f32,
-            frozen: &[std::ops::Range<usize>],
-        ) -> Result<()> {
-            DeviceNetwork::update(self, config, lr, momentum, clip, frozen)
+        fn update(&mut self, u: Update<'_>) -> Result<()> {
+            DeviceNetwork::update(self, u)
         }
         fn end_epoch(&mut self) {
             DeviceNetwork::end_epoch(self)
@@ -433,15 +421,8 @@ pub(crate) mod sealed {
         ) -> Result<()> {
             DeviceVae::step(self, rows, noise, slot)
         }
-        fn update(
-            &mut self,
-            config: &crate::optim::OptimizerConfig,
-            lr: f32,
-            momentum: f32,
-            clip: f32,
-            frozen: &[std::ops::Range<usize>],
-        ) -> Result<()> {
-            DeviceVae::update(self, config, lr, momentum, clip, frozen)
+        fn update(&mut self, u: Update<'_>) -> Result<()> {
+            DeviceVae::update(self, u)
         }
         fn params_buf(&self) -> &B::Buf {
             DeviceVae::params_buf(self)

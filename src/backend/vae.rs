@@ -10,7 +10,7 @@
 
 use super::network::DeviceNoise;
 use super::ops::{Backend, Op, Slot, VAE_PART_FIELDS, VaeReconArgs};
-use super::optimizer::{DeviceOptimizer, optimizer_update};
+use super::optimizer::{DeviceOptimizer, Update, optimizer_update};
 use super::shards::{Shard, Shards};
 use crate::distribution::{DistKind, Reconstruction};
 use crate::error::{Result, invalid, shape};
@@ -587,29 +587,10 @@ impl<B: Backend> DeviceVae<B> {
 
     /// One optimizer update of the device parameters from the gradient buffer, clipped to
     /// `clip` (0: off); advances the step count (the KL warm-up's clock).
-    pub(crate) fn update(
-        &mut self,
-        config: &crate::optim::OptimizerConfig,
-        lr: f32,
-        momentum: f32,
-        clip: f32,
-        frozen: &[std::ops::Range<usize>],
-    ) -> Result<()> {
+    pub(crate) fn update(&mut self, u: Update<'_>) -> Result<()> {
         let vae = &self.vae;
         let (n, weights) = (vae.param_count(), || vae.weight_ranges());
-        optimizer_update(
-            &self.backend,
-            &mut self.opt,
-            &mut self.params,
-            &self.grads,
-            n,
-            weights,
-            config,
-            lr,
-            momentum,
-            clip,
-            frozen,
-        )?;
+        optimizer_update(&self.backend, &mut self.opt, &mut self.params, &self.grads, n, weights, u)?;
         self.host_stale = true;
         self.vae.set_steps(self.vae.steps() + 1);
         Ok(())

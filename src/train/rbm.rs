@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::activation::{Activation, softplus};
 use crate::backend::Cpu;
 use crate::backend::ops::{Backend, Gemm, Op, Slot};
-use crate::backend::optimizer::{DeviceOptimizer, optimizer_update};
+use crate::backend::optimizer::{DeviceOptimizer, Update, optimizer_update};
 use crate::error::{Error, Result, invalid, shape, try_zeros};
 use crate::gemm::{Epilogue, Operand, gemm, gemm_then};
 use crate::layer::Stochastic;
@@ -443,7 +443,8 @@ impl<B: Backend> RbmOn<B> {
                         ctr,
                     )?;
                     let n = nv * nh + nh + nv;
-                    optimizer_update(backend, opt, params, grads, n, weights, &c.optimizer, lr, momentum, 0.0, &[])
+                    let u = Update { config: &c.optimizer, lr, momentum, clip: 0.0, frozen: &[] };
+                    optimizer_update(backend, opt, params, grads, n, weights, u)
                 })?;
                 self.host_stale = true;
                 seen += r;
