@@ -66,6 +66,21 @@ pub fn shard_count(threads: usize, work_rows: usize) -> usize {
     threads.min(work_rows / MIN_SHARD_ROWS)
 }
 
+/// out = sum_k w_k parts_k: shard gradients combined by their rows' share, in fixed chunks on
+/// the current pool, each chunk zeroed then given the shards' shares in order (so the result
+/// depends on neither the thread count nor the engine that made the shards).
+pub fn combine_shards(out: &mut [f32], parts: &[(&[f32], f32)]) {
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+        let (at, len) = (c * CHUNK, o.len());
+        o.fill(0.0);
+        for &(g, w) in parts {
+            if w > 0.0 {
+                o.iter_mut().zip(&g[at..at + len]).for_each(|(o, v)| *o += w * v);
+            }
+        }
+    });
+}
+
 /// Runs `f` (on a worker of the current pool) while the pool's other workers busy-wait for the
 /// work it spawns, instead of going to sleep between its parallel regions. A training step is a
 /// chain of short parallel products with serial work between them; a sleeping worker takes tens

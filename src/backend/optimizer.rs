@@ -16,8 +16,6 @@ pub(crate) struct DeviceOptimizer<B: Backend> {
     opt: Optimizer<B::Buf>,
     /// The gradient's scale on the backend (the clipping factor; 1 without clipping).
     gscale: B::Buf,
-    /// The parameter ranges frozen in `opt`.
-    frozen: Vec<Range<usize>>,
 }
 
 impl<B: Backend> DeviceOptimizer<B> {
@@ -30,7 +28,7 @@ impl<B: Backend> DeviceOptimizer<B> {
         let opt = Optimizer::with_state(config, n, weights, be.alloc(n)?, be.alloc(n)?)?;
         let mut gscale = be.alloc(1)?;
         be.run(Op::Fill { x: (&mut gscale, 0), n: 1, v: 1.0 })?;
-        Ok(DeviceOptimizer { opt, gscale, frozen: Vec::new() })
+        Ok(DeviceOptimizer { opt, gscale })
     }
 
     /// One update of `params` from `grads`: a primitive per piece of the step.
@@ -104,10 +102,7 @@ pub(crate) fn optimizer_update<B: Backend>(
         *opt = Some(DeviceOptimizer::new(be, *config, n, &weights())?);
     }
     let o = opt.as_mut().expect("optimizer");
-    if o.frozen != frozen {
-        o.opt.set_frozen(frozen);
-        o.frozen = frozen.to_vec();
-    }
+    o.opt.set_frozen(frozen);
     if clip > 0.0 {
         be.run(Op::SumSq { x: (grads, 0), n, slot: Slot::GradSq })?;
         be.run(Op::ClipFactor { factor: &mut o.gscale, max_norm: clip })?;

@@ -113,6 +113,8 @@ pub struct Optimizer<S = Vec<f32>> {
     /// (range, weight decay, segment) pieces a step updates: the segments less the frozen
     /// ranges ([`Optimizer::set_frozen`]); the segments themselves when nothing is frozen.
     active: Vec<(Range<usize>, f32, usize)>,
+    /// The frozen ranges `active` leaves out (sorted, non-empty ones).
+    frozen: Vec<Range<usize>>,
 }
 
 /// A run of parameters one fused pass updates: its range, weight decay and Adam's bias
@@ -154,15 +156,29 @@ impl<S> Optimizer<S> {
         }
         let active = segments.iter().enumerate().map(|(i, (r, wd))| (r.clone(), *wd, i)).collect();
         let seg_steps = vec![0; segments.len()];
-        Ok(Optimizer { config, step: 0, momentum: config.momentum, m, v, segments, seg_steps, active })
+        Ok(Optimizer {
+            config,
+            step: 0,
+            momentum: config.momentum,
+            m,
+            v,
+            segments,
+            seg_steps,
+            active,
+            frozen: Vec::new(),
+        })
     }
 
     /// Freezes `ranges` of the parameters for the following steps (a learning-rate multiplier
     /// of 0): a step leaves them, and their optimizer state, exactly as they are (no weight
-    /// decay either). Replaces the previous frozen set; an empty list thaws everything.
+    /// decay either). Replaces the previous frozen set; an empty list thaws everything. Setting
+    /// the same set again (every step of a device fit) changes nothing.
     pub fn set_frozen(&mut self, ranges: &[Range<usize>]) {
         let mut frozen: Vec<Range<usize>> = ranges.iter().filter(|r| r.start < r.end).cloned().collect();
         frozen.sort_by_key(|r| r.start);
+        if frozen == self.frozen {
+            return;
+        }
         self.active.clear();
         for (i, (seg, wd)) in self.segments.iter().enumerate() {
             // Walk the segment, skipping the frozen ranges that overlap it.
@@ -177,6 +193,7 @@ impl<S> Optimizer<S> {
                 self.active.push((at..seg.end, *wd, i));
             }
         }
+        self.frozen = frozen;
     }
 
     /// Whether any parameter is frozen.

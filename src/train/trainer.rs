@@ -1205,20 +1205,9 @@ impl<W: Send> Shards<W> {
                 (l, p, b - a)
             })
             .collect();
-        let w: Vec<f32> = parts.iter().map(|&(_, _, k)| k as f32 / r as f32).collect();
-        let shard_grads = &self.grads;
-        grads.par_chunks_mut(crate::parallel::CHUNK).enumerate().for_each(|(c, out)| {
-            let at = c * crate::parallel::CHUNK;
-            let len = out.len();
-            out.fill(0.0);
-            for (g, &w) in shard_grads.iter().zip(&w) {
-                if w > 0.0 {
-                    for (o, v) in out.iter_mut().zip(&g[at..at + len]) {
-                        *o += w * v;
-                    }
-                }
-            }
-        });
+        let shares: Vec<(&[f32], f32)> =
+            self.grads.iter().zip(&parts).map(|(g, &(_, _, k))| (&g[..], k as f32 / r as f32)).collect();
+        crate::parallel::combine_shards(grads, &shares);
         let (mut loss, mut penalty) = (0f64, 0f64);
         for &(l, p, k) in &parts {
             loss += l * k as f64 / r as f64;

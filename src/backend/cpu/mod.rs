@@ -83,20 +83,8 @@ impl Backend for Cpu {
         (n >= 2).then(|| (0..n).map(|_| Cpu::inline()).collect())
     }
     fn combine(&self, parts: &[(&Vec<f32>, f32)], out: &mut Vec<f32>, n: usize) -> Result<()> {
-        use rayon::prelude::*;
-        let chunk = crate::parallel::CHUNK;
-        // As train::trainer's shards combine: zero, then each shard's share in order.
-        self.install(|| {
-            out[..n].par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
-                let (at, len) = (c * chunk, o.len());
-                o.fill(0.0);
-                for &(g, w) in parts {
-                    if w > 0.0 {
-                        o.iter_mut().zip(&g[at..at + len]).for_each(|(o, v)| *o += w * v);
-                    }
-                }
-            })
-        });
+        let parts: Vec<(&[f32], f32)> = parts.iter().map(|&(g, w)| (&g[..n], w)).collect();
+        self.install(|| crate::parallel::combine_shards(&mut out[..n], &parts));
         Ok(())
     }
     fn merge_slots(&self, from: &Cpu) -> Result<()> {
