@@ -24,16 +24,24 @@ enum Model {
     Vae(VaeSpec),
 }
 
-/// Samples per second of one epoch on each engine.
+/// Samples per second of one epoch on each engine (`ENGINE=cpu` or `ENGINE=backend` runs one
+/// of them, for a profiler; the other reads 0).
 fn both(model: &Model, c: TrainConfig, x: &Matrix) -> (f64, f64) {
     let rate = |t: Instant| x.rows() as f64 / t.elapsed().as_secs_f64();
     let mut t = Trainer::new(c).unwrap();
+    let engine: String = env("ENGINE", String::new());
+    let (run_cpu, run_dev) = (engine != "backend", engine != "cpu");
     match model {
         Model::Ae(spec) => {
             let mut net = Network::new(spec.clone()).unwrap();
             let s = Instant::now();
-            t.fit(&mut net, x, None, None).unwrap();
+            if run_cpu {
+                t.fit(&mut net, x, None, None).unwrap();
+            }
             let cpu = rate(s);
+            if !run_dev {
+                return (cpu, 0.0);
+            }
             let mut dev =
                 DeviceNetwork::new(Cpu::new(c.threads).unwrap(), Network::new(spec.clone()).unwrap()).unwrap();
             let s = Instant::now();
@@ -43,8 +51,13 @@ fn both(model: &Model, c: TrainConfig, x: &Matrix) -> (f64, f64) {
         Model::Vae(spec) => {
             let mut vae = Vae::new(spec.clone()).unwrap();
             let s = Instant::now();
-            t.fit(&mut vae, x, None, None).unwrap();
+            if run_cpu {
+                t.fit(&mut vae, x, None, None).unwrap();
+            }
             let cpu = rate(s);
+            if !run_dev {
+                return (cpu, 0.0);
+            }
             let mut dev = DeviceVae::new(Cpu::new(c.threads).unwrap(), Vae::new(spec.clone()).unwrap()).unwrap();
             let s = Instant::now();
             Trainer::new(c).unwrap().fit_device(&mut dev, x, None, None).unwrap();

@@ -81,6 +81,11 @@ pub fn combine_shards(out: &mut [f32], parts: &[(&[f32], f32)]) {
     });
 }
 
+thread_local! {
+    /// This thread runs the `f` of a [`with_spinning_workers`] (its pool's workers spin).
+    static SPINNING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Runs `f` (on a worker of the current pool) while the pool's other workers busy-wait for the
 /// work it spawns, instead of going to sleep between its parallel regions. A training step is a
 /// chain of short parallel products with serial work between them; a sleeping worker takes tens
@@ -94,7 +99,7 @@ pub fn with_spinning_workers<R: Send>(threads: usize, f: impl FnOnce() -> R + Se
     use crate::wait_policy::WaitPolicy;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Instant;
-    if threads <= 1 || rayon::current_thread_index().is_none() {
+    if threads <= 1 || rayon::current_thread_index().is_none() || SPINNING.get() {
         return f();
     }
     let budget = match crate::wait_policy::wait_policy() {
@@ -139,8 +144,20 @@ pub fn with_spinning_workers<R: Send>(threads: usize, f: impl FnOnce() -> R + Se
                 }
             });
         }
+        // SPINNING: a step entered again (a model's shards inside an entered step) finds its
+        // spinners already at work. Ending: ends the spinning when f returns or unwinds (a spinner left waiting would hold the
+        // scope open for ever).
+        struct Ending<'a>(&'a AtomicBool);
+        impl Drop for Ending<'_> {
+            fn drop(&mut self) {
+                SPINNING.set(false);
+                self.0.store(true, Ordering::Release);
+            }
+        }
+        SPINNING.set(true);
+        let ending = Ending(&done);
         out = Some(f());
-        done.store(true, Ordering::Release);
+        drop(ending);
     });
     out.expect("the scope ran f")
 }

@@ -11,6 +11,7 @@
 
 pub mod cpu;
 mod dense;
+pub mod minibatch;
 pub mod network;
 pub mod ops;
 pub(crate) mod optimizer;

@@ -9,6 +9,7 @@
 use super::dense::column_sums;
 use super::ops::{Backend, LossArgs, Op, Slot};
 use super::optimizer::{DeviceOptimizer, Update, optimizer_update};
+use super::minibatch::Minibatch;
 use super::shards::{Shard, Shards};
 use crate::activation::Activation;
 use crate::error::{Error, Result, invalid, shape};
@@ -253,7 +254,7 @@ impl<B: Backend> DeviceNetwork<B> {
         self.reserve(rows)?;
         self.load_rows(x.as_slice())?;
         self.backend.reset_slots()?;
-        self.step(rows, None, None, Slot::Loss)?;
+        self.step(rows, Minibatch::Loaded, None, None, Slot::Loss)?;
         let s = self.backend.read_slots()?;
         Ok((s[Slot::Loss as usize] / rows as f64, s[Slot::Penalty as usize] / rows as f64))
     }
@@ -286,11 +287,6 @@ impl<B: Backend> DeviceNetwork<B> {
         Ok(())
     }
 
-    /// The minibatch buffer (rows x data_width) the next step reads, and the row-id buffer.
-    pub(crate) fn batch_mut(&mut self) -> (&B, &mut B::Buf, &mut B::Ids) {
-        (&self.backend, &mut self.pass.inputs.x, &mut self.pass.ids)
-    }
-
     /// Uploads host rows into the minibatch buffer.
     pub(crate) fn load_rows(&mut self, x: &[f32]) -> Result<()> {
         self.backend.upload(x, (&mut self.pass.inputs.x, 0))
@@ -305,6 +301,7 @@ impl<B: Backend> DeviceNetwork<B> {
     pub(crate) fn step(
         &mut self,
         rows: usize,
+        mb: Minibatch<'_, B>,
         noise: Option<DeviceNoise>,
         ids: Option<(&B::Ids, usize)>,
         loss_slot: Slot,
@@ -312,13 +309,14 @@ impl<B: Backend> DeviceNetwork<B> {
         let DeviceNetwork { backend, net, params, grads, pass, n_encoder, feature_range, sparse, shards, .. } = self;
         let ctx =
             Ctx { be: &*backend, net, params, n_encoder: *n_encoder, sparse, feature_range: feature_range.as_ref() };
+        let width = net.input_dim() + net.task().target_width();
         let Some(sh) = shards.as_mut().filter(|sh| sh.worth(rows)) else {
+            mb.load(backend, (0, rows), width, None, &mut pass.inputs.x)?;
             return ctx.step(pass, grads, rows, noise, ids, loss_slot, 0);
         };
-        let width = net.input_dim() + net.task().target_width();
         let (x, ids) = (&pass.inputs.x, ids.unwrap_or((&pass.ids, 0)));
         let load = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
-            backend.copy((x, a * width), (&mut part.pass.inputs.x, 0), (b - a) * width)
+            mb.load(backend, (a, b), width, Some(x), &mut part.pass.inputs.x)
         };
         let step = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
             let ctx = Ctx { be: &part.be, ..ctx };
@@ -440,7 +438,7 @@ impl<B: Backend> DeviceNetwork<B> {
             let r = block.min(data.rows() - first);
             self.load_rows(&data.as_slice()[first * w..(first + r) * w])?;
             let before = self.backend.read_slots()?[Slot::Scratch as usize];
-            self.step(r, None, None, Slot::Scratch)?;
+            self.step(r, Minibatch::Loaded, None, None, Slot::Scratch)?;
             total += self.backend.read_slots()?[Slot::Scratch as usize] - before;
             first += r;
         }

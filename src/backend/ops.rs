@@ -440,6 +440,13 @@ pub trait Backend: Sized + Send + Sync {
         f()
     }
 
+    /// [`Backend::enter`] for a step that mutates the model holding the backend (`backend`
+    /// finds it there): the training loop's gather, step and update of one minibatch.
+    fn enter_mut<T: Send, R: Send>(this: &mut T, backend: fn(&T) -> &Self, f: impl FnOnce(&mut T) -> R + Send) -> R {
+        let _ = backend;
+        f(this)
+    }
+
     /// An elementwise loss of the output layer and its gradient: dz = inv * dL/dz per element,
     /// and scale times the summed element losses added to `slot` (`el` is scratch). A backend
     /// may fuse the two (the CPU does).
@@ -495,6 +502,11 @@ pub trait Backend: Sized + Send + Sync {
     ) -> Result<()>;
     /// Makes the work queued from now on wait for slot's last upload_async.
     fn await_upload(&self, slot: usize) -> Result<()>;
+    /// Whether this backend's buffers are host memory (the CPU): a fit then reads its
+    /// minibatches from the caller's rows in place rather than copy them all to the device.
+    fn host_memory(&self) -> bool {
+        false
+    }
     /// Free device memory in bytes (None: as much as the host has).
     fn free_memory(&self) -> Option<u64>;
     fn gemm(&self, g: Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;

@@ -9,8 +9,9 @@
 
 use std::time::Instant;
 
+use super::minibatch::Minibatch;
 use super::network::{DeviceNetwork, DeviceNoise};
-use super::ops::{Backend, Op, Slot};
+use super::ops::{Backend, Slot};
 use super::optimizer::Update;
 use super::vae::DeviceVae;
 use crate::error::{Error, Result, invalid};
@@ -94,12 +95,15 @@ impl Trainer {
         // The rows live on the device for the whole fit when they fit in 40% of its free memory
         // (or as the trainer was told); otherwise each minibatch is streamed through two pinned
         // staging buffers, its copy overlapping the previous step.
+        // A backend whose buffers are host memory (the CPU) reads the caller's rows in place.
         let bytes = (rows * cols * 4) as u64;
         let resident = self
             .device_streaming
             .map(|s| !s)
             .unwrap_or_else(|| net.backend().free_memory().is_none_or(|free| bytes <= free / 5 * 2));
-        let mut source: Source<M::Backend> = if resident {
+        let mut source: Source<M::Backend> = if net.backend().host_memory() {
+            Source::Host
+        } else if resident {
             let mut dev_rows = net.backend().alloc(rows * cols)?;
             net.backend().upload(train.as_slice(), (&mut dev_rows, 0))?;
             Source::Resident(dev_rows)
@@ -146,25 +150,26 @@ impl Trainer {
                 let first = b * batch;
                 let r = batch.min(rows - first);
                 lr = c.schedule.lr_at(c.learning_rate, epoch * batches + b, batches, c.epochs);
-                match &mut source {
-                    Source::Resident(dev_rows) => net.gather(dev_rows, (&perm, first), r, cols)?,
-                    Source::Streamed(stage, iota) => {
-                        net.backend().await_upload(b % 2)?;
-                        net.gather(&stage[b % 2], (iota, 0), r, cols)?;
-                        // The next minibatch's copy runs while this step computes.
-                        if b + 1 < batches {
-                            let (f, n) = ((b + 1) * batch, batch.min(rows - (b + 1) * batch));
-                            let dst = &mut stage[(b + 1) % 2];
-                            let mut next = |out: &mut [f32]| fill(&order[f..f + n], out);
-                            net.backend().upload_async((b + 1) % 2, n * cols, &mut next, (dst, 0))?;
-                        }
+                if let Source::Streamed(stage, _) = &mut source {
+                    net.backend().await_upload(b % 2)?;
+                    // The next minibatch's copy runs while this step computes.
+                    if b + 1 < batches {
+                        let (f, n) = ((b + 1) * batch, batch.min(rows - (b + 1) * batch));
+                        let dst = &mut stage[(b + 1) % 2];
+                        let mut next = |out: &mut [f32]| fill(&order[f..f + n], out);
+                        net.backend().upload_async((b + 1) % 2, n * cols, &mut next, (dst, 0))?;
                     }
                 }
+                let mb = source.minibatch(b, first, r, &perm, &order, train);
                 ctr += 1;
                 let noise = stochastic.then_some(DeviceNoise { seed: noise_seed, ctr });
-                net.step(r, noise, Some((&perm, first)), Slot::Loss)?;
                 let u = Update { config: &c.optimizer, lr, momentum, clip: c.grad_clip_norm, frozen: &frozen };
-                net.update(u)?;
+                // The minibatch's step and update with the backend entered once.
+                let perm = &perm;
+                M::Backend::enter_mut(net, M::backend, |net| {
+                    net.step(r, mb, noise, Some((perm, first)), Slot::Loss)?;
+                    net.update(u)
+                })?;
                 seen += r;
                 if c.progress_every > 0
                     && (b + 1) % c.progress_every == 0
@@ -197,7 +202,9 @@ impl Trainer {
             // The epoch's sums are read first: this pass adds nothing to them (a network's
             // penalties go to the penalty slot whatever the loss slot).
             let s = net.backend().read_slots()?;
-            net.step(r, None, Some((&perm, first)), Slot::Scratch)?;
+            let mb = source.minibatch(batches - 1, first, r, &perm, &order, train);
+            let perm = &perm;
+            M::Backend::enter_mut(net, M::backend, |net| net.step(r, mb, None, Some((perm, first)), Slot::Scratch))?;
             let check = net.backend().read_slots()?[Slot::Scratch as usize];
             let train_secs = start.elapsed().as_secs_f64();
             let (loss, penalty) = (s[Slot::Loss as usize] / seen as f64, s[Slot::Penalty as usize] / seen as f64);
@@ -276,6 +283,28 @@ impl Trainer {
 enum Source<B: Backend> {
     Resident(B::Buf),
     Streamed([B::Buf; 2], B::Ids),
+    /// The caller's rows, read in place ([`Backend::host_memory`]).
+    Host,
+}
+
+impl<B: Backend> Source<B> {
+    /// Minibatch `b`: rows `first..first + rows` of the epoch's order (`perm` on the device,
+    /// `order` on the host) of `train`.
+    fn minibatch<'a>(
+        &'a self,
+        b: usize,
+        first: usize,
+        rows: usize,
+        perm: &'a B::Ids,
+        order: &'a [u32],
+        train: &'a Matrix,
+    ) -> Minibatch<'a, B> {
+        match self {
+            Source::Resident(dev_rows) => Minibatch::Gather { src: dev_rows, ids: (perm, first) },
+            Source::Streamed(stage, iota) => Minibatch::Gather { src: &stage[b % 2], ids: (iota, 0) },
+            Source::Host => Minibatch::Host { src: train, order: &order[first..first + rows] },
+        }
+    }
 }
 
 pub trait DeviceModel: sealed::Model {}
@@ -287,7 +316,7 @@ pub(crate) mod sealed {
     use super::*;
 
     /// What the device training loop needs of a model.
-    pub trait Model {
+    pub trait Model: Send {
         type Backend: Backend;
         /// The host model (for the data checks; its parameters may be behind the device's).
         type Host: Trainable;
@@ -296,18 +325,11 @@ pub(crate) mod sealed {
         fn param_count(&self) -> usize;
         fn reserve(&mut self, rows: usize) -> Result<()>;
         fn set_feature_range(&mut self, lo: &[f32], hi: &[f32]) -> Result<()>;
-        /// Gathers minibatch rows `ids[first..first + rows]` of device-resident data into the pass.
-        fn gather(
-            &mut self,
-            src: &<Self::Backend as Backend>::Buf,
-            ids: (&<Self::Backend as Backend>::Ids, usize),
-            rows: usize,
-            cols: usize,
-        ) -> Result<()>;
-        /// Forward and backward of the minibatch in the pass: loss sums into `loss_slot`.
+        /// Forward and backward of minibatch `mb`: loss sums into `loss_slot`.
         fn step(
             &mut self,
             rows: usize,
+            mb: Minibatch<'_, Self::Backend>,
             noise: Option<DeviceNoise>,
             ids: Option<(&<Self::Backend as Backend>::Ids, usize)>,
             loss_slot: Slot,
@@ -352,18 +374,15 @@ pub(crate) mod sealed {
         fn set_feature_range(&mut self, lo: &[f32], hi: &[f32]) -> Result<()> {
             DeviceNetwork::set_feature_range(self, lo, hi)
         }
-        fn gather(&mut self, src: &B::Buf, ids: (&B::Ids, usize), rows: usize, cols: usize) -> Result<()> {
-            let (be, x, _) = self.batch_mut();
-            be.run(Op::GatherRows { src: (src, 0), ids, dst: (x, 0), rows, cols })
-        }
         fn step(
             &mut self,
             rows: usize,
+            mb: Minibatch<'_, B>,
             noise: Option<DeviceNoise>,
             ids: Option<(&B::Ids, usize)>,
             slot: Slot,
         ) -> Result<()> {
-            DeviceNetwork::step(self, rows, noise, ids, slot)
+            DeviceNetwork::step(self, rows, mb, noise, ids, slot)
         }
         fn update(&mut self, u: Update<'_>) -> Result<()> {
             DeviceNetwork::update(self, u)
@@ -409,17 +428,15 @@ pub(crate) mod sealed {
         fn set_feature_range(&mut self, _lo: &[f32], _hi: &[f32]) -> Result<()> {
             Ok(())
         }
-        fn gather(&mut self, src: &B::Buf, ids: (&B::Ids, usize), rows: usize, cols: usize) -> Result<()> {
-            DeviceVae::gather(self, src, ids, rows, cols)
-        }
         fn step(
             &mut self,
             rows: usize,
+            mb: Minibatch<'_, B>,
             noise: Option<DeviceNoise>,
             _ids: Option<(&B::Ids, usize)>,
             slot: Slot,
         ) -> Result<()> {
-            DeviceVae::step(self, rows, noise, slot)
+            DeviceVae::step(self, rows, mb, noise, slot)
         }
         fn update(&mut self, u: Update<'_>) -> Result<()> {
             DeviceVae::update(self, u)

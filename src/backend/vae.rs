@@ -11,6 +11,7 @@
 use super::network::DeviceNoise;
 use super::ops::{Backend, Op, Slot, VAE_PART_FIELDS, VaeReconArgs};
 use super::optimizer::{DeviceOptimizer, Update, optimizer_update};
+use super::minibatch::Minibatch;
 use super::shards::{Shard, Shards};
 use crate::distribution::{DistKind, Reconstruction};
 use crate::error::{Result, invalid, shape};
@@ -509,7 +510,7 @@ impl<B: Backend> DeviceVae<B> {
         self.reserve(rows)?;
         self.load_rows(x.as_slice())?;
         self.backend.reset_slots()?;
-        self.step(rows, None, Slot::Loss)?;
+        self.step(rows, Minibatch::Loaded, None, Slot::Loss)?;
         let s = self.backend.read_slots()?;
         Ok((s[Slot::Loss as usize] / rows as f64, s[Slot::Penalty as usize] / rows as f64))
     }
@@ -544,11 +545,6 @@ impl<B: Backend> DeviceVae<B> {
         self.backend.upload(x, (&mut self.pass.x, 0))
     }
 
-    /// Gathers minibatch rows `ids[first..first + rows]` of device-resident data into the pass.
-    pub(crate) fn gather(&mut self, src: &B::Buf, ids: (&B::Ids, usize), rows: usize, cols: usize) -> Result<()> {
-        self.backend.run(Op::GatherRows { src: (src, 0), ids, dst: (&mut self.pass.x, 0), rows, cols })
-    }
-
     fn learned(&self) -> (bool, f32) {
         learned_of(&self.vae.spec().posterior)
     }
@@ -567,16 +563,24 @@ impl<B: Backend> DeviceVae<B> {
     /// is added there and the KL sum to [`Slot::Penalty`]; with another slot, both go to it (the
     /// negative ELBO summed over rows). Without `noise`, a fixed Philox draw. On a backend that
     /// makes shards (the CPU), the rows run in one shard per thread as the network's do.
-    pub(crate) fn step(&mut self, rows: usize, noise: Option<DeviceNoise>, loss_slot: Slot) -> Result<()> {
+    pub(crate) fn step(
+        &mut self,
+        rows: usize,
+        mb: Minibatch<'_, B>,
+        noise: Option<DeviceNoise>,
+        loss_slot: Slot,
+    ) -> Result<()> {
         self.last_stacked = rows * self.vae.spec().num_samples;
         let DeviceVae { backend, vae, params, grads, parts, n_parts, glob_cols, pass, shards, .. } = self;
         let ctx = VaeCtx { be: &*backend, vae, params, parts, n_parts: *n_parts, glob_cols: *glob_cols };
+        let d = vae.input_dim();
         let Some(sh) = shards.as_mut().filter(|sh| sh.worth(vae.work_rows(rows))) else {
+            mb.load(backend, (0, rows), d, None, &mut pass.x)?;
             return ctx.step(pass, grads, rows, noise, loss_slot, 0, rows);
         };
-        let (x, d) = (&pass.x, vae.input_dim());
+        let x = &pass.x;
         let load = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
-            backend.copy((x, a * d), (&mut part.pass.x, 0), (b - a) * d)
+            mb.load(backend, (a, b), d, Some(x), &mut part.pass.x)
         };
         let step = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
             let ctx = VaeCtx { be: &part.be, ..ctx };

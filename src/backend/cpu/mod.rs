@@ -78,6 +78,17 @@ impl Backend for Cpu {
     fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         self.install(|| crate::parallel::with_spinning_workers(self.threads, f))
     }
+    fn enter_mut<T: Send, R: Send>(this: &mut T, backend: fn(&T) -> &Cpu, f: impl FnOnce(&mut T) -> R + Send) -> R {
+        let (pool, threads) = {
+            let be = backend(this);
+            (be.pool.clone(), be.threads)
+        };
+        let f = || crate::parallel::with_spinning_workers(threads, || f(this));
+        match pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
+    }
     fn shards(&self, work_rows: usize) -> Option<Vec<Cpu>> {
         let n = crate::parallel::shard_count(self.threads, work_rows);
         (n >= 2).then(|| (0..n).map(|_| Cpu::inline()).collect())
@@ -127,6 +138,9 @@ impl Backend for Cpu {
     }
     fn await_upload(&self, _slot: usize) -> Result<()> {
         Ok(())
+    }
+    fn host_memory(&self) -> bool {
+        true
     }
     fn free_memory(&self) -> Option<u64> {
         None

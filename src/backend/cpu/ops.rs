@@ -249,13 +249,16 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
             let hw = if learned { 2 * latent } else { latent };
             let head = view(head, rows * hw);
             let (eps, zs) = (view_mut(eps, total), view_mut(zs, total));
-            for k in 0..total {
-                let (r, j, l) = ((k / latent) % rows, k % latent, k / (rows * latent));
+            // Draw l of row r, unit j is element ((l * batch + first + r) * latent + j): one
+            // contiguous run per draw, as the CPU VAE fills it (the SIMD generator).
+            let draws = Philox::new(seed, ctr);
+            for (l, e) in eps.chunks_exact_mut(rows * latent).enumerate() {
+                draws.fill_normal(((l * batch + first) * latent) as u64, e);
+            }
+            for (k, (z, e)) in zs.iter_mut().zip(eps.iter()).enumerate() {
+                let (r, j) = ((k / latent) % rows, k % latent);
                 let (mu, lv) = posterior(head, r, j, latent, learned, const_lv);
-                let u = philox(seed, ctr, ((l * batch + first + r) * latent + j) as u64);
-                let e = normal(u[0], u[1]);
-                eps[k] = e;
-                zs[k] = mu + (0.5 * lv).exp() * e;
+                *z = mu + (0.5 * lv).exp() * e;
             }
         }
         Op::VaeKl { head, kl_el, dhead, rows, latent, learned, const_lv, beta } => {
