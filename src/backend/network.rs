@@ -7,9 +7,9 @@
 #![forbid(unsafe_code)]
 
 use super::dense::column_sums;
+use super::minibatch::Minibatch;
 use super::ops::{Backend, LossArgs, Op, Slot};
 use super::optimizer::{DeviceOptimizer, Update, optimizer_update};
-use super::minibatch::Minibatch;
 use super::shards::{Shard, Shards};
 use crate::activation::Activation;
 use crate::error::{Error, Result, invalid, shape};
@@ -353,6 +353,21 @@ impl<B: Backend> DeviceNetwork<B> {
     /// Forgets the optimizer state (a new run of the schedule).
     pub(crate) fn reset_optimizer(&mut self) {
         self.opt = None;
+    }
+
+    /// The optimizer's state (None before the first update).
+    pub(crate) fn optimizer_state(&self) -> Option<&crate::optim::Optimizer<B::Buf>> {
+        self.opt.as_ref().map(|o| o.state())
+    }
+
+    /// Continues from optimizer state `opt` (a trainer's, kept from fit to fit).
+    pub(crate) fn set_optimizer_state(&mut self, opt: Option<crate::optim::Optimizer<B::Buf>>) -> Result<()> {
+        self.opt = opt.map(|o| DeviceOptimizer::from_state(&self.backend, o)).transpose()?;
+        Ok(())
+    }
+
+    pub(crate) fn take_optimizer_state(&mut self) -> Option<crate::optim::Optimizer<B::Buf>> {
+        self.opt.take().map(|o| o.into_state())
     }
 
     /// Runs layers `range` over the rows of `x` in blocks, handing each block's output (the

@@ -31,6 +31,21 @@ impl<B: Backend> DeviceOptimizer<B> {
         Ok(DeviceOptimizer { opt, gscale })
     }
 
+    /// An optimizer whose state is `opt` (moments already on this backend).
+    pub(crate) fn from_state(be: &B, opt: Optimizer<B::Buf>) -> Result<DeviceOptimizer<B>> {
+        let mut gscale = be.alloc(1)?;
+        be.run(Op::Fill { x: (&mut gscale, 0), n: 1, v: 1.0 })?;
+        Ok(DeviceOptimizer { opt, gscale })
+    }
+
+    pub(crate) fn state(&self) -> &Optimizer<B::Buf> {
+        &self.opt
+    }
+
+    pub(crate) fn into_state(self) -> Optimizer<B::Buf> {
+        self.opt
+    }
+
     /// One update of `params` from `grads`: a primitive per piece of the step.
     fn step(&mut self, be: &B, params: &mut B::Buf, grads: &B::Buf, lr: f32, momentum: f32) -> Result<()> {
         self.opt.set_momentum(momentum);

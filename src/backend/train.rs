@@ -9,15 +9,18 @@
 
 use std::time::Instant;
 
+use super::Cpu;
 use super::minibatch::Minibatch;
 use super::network::{DeviceNetwork, DeviceNoise};
 use super::ops::{Backend, Slot};
 use super::optimizer::Update;
 use super::vae::DeviceVae;
 use crate::error::{Error, Result, invalid};
+use crate::network::Network;
 use crate::rng::{Rng, stream};
 use crate::tensor::Matrix;
-use crate::train::trainer::{Callback, checked_split};
+use crate::train::checkpoint::LiveState;
+use crate::train::trainer::{Callback, NoState, Snapshot, SnapshotWatch, checked_split};
 use crate::train::{EpochRecord, Event, Progress, Trainable, Trainer};
 
 /// A progress callback of a device fit that also gets the device model, mutably (downloading
@@ -68,15 +71,38 @@ impl Trainer {
                     .into(),
             ));
         }
-        let host = net.host_unsynced();
-        let (train, valid, split) = checked_split(&c, host, data, valid)?;
-        let stochastic = host.is_stochastic();
-        let feature_range = host.needs_feature_range();
-        let input_dim = host.input_dim();
+        let (train, valid, split) = checked_split(&c, net.host_unsynced(), data, valid)?;
         let (train, valid) = match &split {
             Some(sp) => (&sp.0, Some(&sp.1)),
             None => (train, valid),
         };
+        let mut watch = |at: Moment<'_, M>| Ok(progress.as_mut().is_none_or(|cb| cb(at.progress, at.net)));
+        self.epochs_on(net, train, valid, &mut watch)
+    }
+
+    /// The one training loop: `net`'s epochs over the rows of `train` (checked and split),
+    /// with the schedules, validation, early stopping, divergence check and progress
+    /// reports of every fit. `watch` sees each report (and, at an epoch end, the run's state,
+    /// for a checkpoint); false cancels. A fit the trainer resumes ([`Trainer::resume`]) starts
+    /// where its checkpoint was taken: the shuffles replayed, the noise counter, early stopping
+    /// and the epoch as they were.
+    ///
+    /// On a backend whose buffers are host memory (the CPU) each minibatch is read from `train`
+    /// in place and its loss checked after its step (a divergence names the minibatch, and no
+    /// update follows a non-finite loss); a device keeps the rows (or streams them) and checks
+    /// the losses at the epoch's end, where reading them costs no stall.
+    pub(crate) fn epochs_on<M: DeviceModel>(
+        &mut self,
+        net: &mut M,
+        train: &Matrix,
+        valid: Option<&Matrix>,
+        watch: &mut dyn FnMut(Moment<'_, M>) -> Result<bool>,
+    ) -> Result<()> {
+        let c = *self.config();
+        let host = net.host_unsynced();
+        let stochastic = host.is_stochastic();
+        let feature_range = host.needs_feature_range();
+        let input_dim = host.input_dim();
         let rows = train.rows();
         let cols = train.cols();
         let batch = c.batch_size.min(rows.max(1));
@@ -92,16 +118,17 @@ impl Trainer {
             let (lo, hi) = crate::corruption::feature_range(train.as_slice(), input_dim);
             net.set_feature_range(&lo, &hi)?;
         }
-        // The rows live on the device for the whole fit when they fit in 40% of its free memory
+        let on_host = net.backend().host_memory();
+        // A backend whose buffers are host memory (the CPU) reads the caller's rows in place. On
+        // a device the rows live there for the whole fit when they fit in 40% of its free memory
         // (or as the trainer was told); otherwise each minibatch is streamed through two pinned
         // staging buffers, its copy overlapping the previous step.
-        // A backend whose buffers are host memory (the CPU) reads the caller's rows in place.
         let bytes = (rows * cols * 4) as u64;
         let resident = self
             .device_streaming
             .map(|s| !s)
             .unwrap_or_else(|| net.backend().free_memory().is_none_or(|free| bytes <= free / 5 * 2));
-        let mut source: Source<M::Backend> = if net.backend().host_memory() {
+        let mut source: Source<M::Backend> = if on_host {
             Source::Host
         } else if resident {
             let mut dev_rows = net.backend().alloc(rows * cols)?;
@@ -121,17 +148,21 @@ impl Trainer {
         let mut perm = net.backend().alloc_ids(rows)?;
         let n = net.param_count();
         let mut epoch_start = net.backend().alloc(n)?;
-        let mut best_params: Option<(f64, <M::Backend as Backend>::Buf)> = None;
-        let mut since_best = 0;
         let mut order: Vec<u32> = (0..rows as u32).collect();
         let mut rng = Rng::new(c.seed, stream::SHUFFLE);
         let noise_seed = crate::rng::noise_key(c.seed);
-        let mut ctr = 0u64;
+        let mut run = self.resume.take().unwrap_or_default();
+        if c.shuffle {
+            for _ in 0..run.epochs_done {
+                rng.shuffle(&mut order);
+            }
+        }
         let mut lr = c.learning_rate;
-        for epoch in 0..c.epochs {
+        let last = if run.stopped { run.epochs_done } else { c.epochs };
+        for epoch in run.epochs_done..last {
             let start = Instant::now();
             let momentum = c.schedule.momentum_at(epoch, c.optimizer.momentum);
-            // As on the CPU: frozen layers keep their parameters (and optimizer state) this epoch.
+            // Frozen layers keep their parameters (and optimizer state) this epoch.
             let frozen = net.host_unsynced().frozen_ranges();
             net.start_epoch()?;
             net.backend().copy((net.params_buf(), 0), (&mut epoch_start, 0), n)?;
@@ -141,6 +172,14 @@ impl Trainer {
             }
             net.backend().upload_ids(&order, &mut perm)?;
             net.backend().reset_slots()?;
+            let diverged = |net: &mut M, why: String| -> Result<()> {
+                net.restore_params(&epoch_start)?;
+                net.reset_optimizer();
+                net.set_clock(clock_start);
+                Err(Error::Diverged(format!(
+                    "{why}; parameters restored to the start of the epoch (lower the learning rate or clip gradients)"
+                )))
+            };
             let mut seen = 0usize;
             if let Source::Streamed(stage, _) = &mut source {
                 let r = batch.min(rows);
@@ -161,20 +200,27 @@ impl Trainer {
                     }
                 }
                 let mb = source.minibatch(b, first, r, &perm, &order, train);
-                ctr += 1;
-                let noise = stochastic.then_some(DeviceNoise { seed: noise_seed, ctr });
+                run.noise_ctr += 1;
+                let noise = stochastic.then_some(DeviceNoise { seed: noise_seed, ctr: run.noise_ctr });
                 let u = Update { config: &c.optimizer, lr, momentum, clip: c.grad_clip_norm, frozen: &frozen };
-                // The minibatch's step and update with the backend entered once.
+                // The minibatch's step and update with the backend entered once; on the host the
+                // step's loss is checked before its update.
                 let perm = &perm;
-                M::Backend::enter_mut(net, M::backend, |net| {
+                let step_loss = M::Backend::enter_mut(net, M::backend, |net| -> Result<f64> {
+                    let before = if on_host { sums(net)? } else { 0.0 };
                     net.step(r, mb, noise, Some((perm, first)), Slot::Loss)?;
-                    net.update(u)
+                    let loss = if on_host { sums(net)? - before } else { 0.0 };
+                    if loss.is_finite() {
+                        net.update(u)?;
+                    }
+                    Ok(loss)
                 })?;
+                if !step_loss.is_finite() {
+                    let loss = step_loss / r as f64;
+                    return diverged(net, format!("loss became {loss} at epoch {epoch}, minibatch {b}"));
+                }
                 seen += r;
-                if c.progress_every > 0
-                    && (b + 1) % c.progress_every == 0
-                    && let Some(cb) = progress.as_mut()
-                {
+                if c.progress_every > 0 && (b + 1) % c.progress_every == 0 {
                     let s = net.backend().read_slots()?;
                     let secs = start.elapsed().as_secs_f64();
                     let p = Progress {
@@ -191,16 +237,18 @@ impl Trainer {
                         samples_per_second: seen as f64 / secs.max(1e-9),
                         seconds: secs,
                     };
-                    if !cb(&p, &mut *net) {
+                    if !watch(Moment { progress: &p, net: &mut *net, trainer: self, run: None })? {
                         return Err(Error::Cancelled);
                     }
                 }
             }
-            // As on the CPU: one more pass over the last minibatch sees the epoch's last step.
+            // Each minibatch's loss is taken before its step, so the epoch's last step is unseen:
+            // one more pass over the last minibatch checks it, so that a blow-up there is caught
+            // in this epoch, not kept as the result or as the next epoch's start. The epoch's
+            // sums are read first: this pass adds nothing to them (a network's penalties go to
+            // the penalty slot whatever the loss slot).
             let first = (batches - 1) * batch;
             let r = batch.min(rows - first);
-            // The epoch's sums are read first: this pass adds nothing to them (a network's
-            // penalties go to the penalty slot whatever the loss slot).
             let s = net.backend().read_slots()?;
             let mb = source.minibatch(batches - 1, first, r, &perm, &order, train);
             let perm = &perm;
@@ -208,17 +256,15 @@ impl Trainer {
             let check = net.backend().read_slots()?[Slot::Scratch as usize];
             let train_secs = start.elapsed().as_secs_f64();
             let (loss, penalty) = (s[Slot::Loss as usize] / seen as f64, s[Slot::Penalty as usize] / seen as f64);
-            if !(loss + penalty).is_finite() || !check.is_finite() {
-                net.restore_params(&epoch_start)?;
-                net.reset_optimizer();
-                net.set_clock(clock_start);
-                return Err(Error::Diverged(format!(
-                    "loss became {} in epoch {epoch} on the device; parameters restored to the start of the epoch (lower the learning rate or clip gradients)",
-                    loss + penalty
-                )));
+            if !(loss + penalty).is_finite() {
+                return diverged(net, format!("loss became {} in epoch {epoch}", loss + penalty));
+            }
+            if !check.is_finite() {
+                let loss = check / r as f64;
+                return diverged(net, format!("loss became {loss} after the last minibatch of epoch {epoch}"));
             }
             let valid_loss = match valid {
-                Some(v) if v.rows() > 0 => net.loss(v)?,
+                Some(v) if v.rows() > 0 => M::Backend::enter_mut(net, M::backend, |net| net.loss(v))?,
                 _ => f64::NAN,
             };
             let rec = EpochRecord {
@@ -233,47 +279,110 @@ impl Trainer {
             net.end_epoch();
             let mut stop = false;
             if c.early_stopping_patience > 0 && valid_loss.is_finite() {
-                if best_params.as_ref().is_none_or(|(b, _)| valid_loss < *b) {
-                    let mut buf = match best_params.take() {
-                        Some((_, buf)) => buf,
-                        None => net.backend().alloc(n)?,
-                    };
-                    net.backend().copy((net.params_buf(), 0), (&mut buf, 0), n)?;
-                    best_params = Some((valid_loss, buf));
-                    since_best = 0;
+                if run.best.as_ref().is_none_or(|(b, _)| valid_loss < *b) {
+                    let mut p = run.best.take().map(|(_, p)| p).unwrap_or_default();
+                    p.resize(n, 0.0);
+                    net.backend().download((net.params_buf(), 0), &mut p)?;
+                    run.best = Some((valid_loss, p));
+                    run.since_best = 0;
                 } else {
-                    since_best += 1;
-                    stop = since_best >= c.early_stopping_patience;
+                    run.since_best += 1;
+                    stop = run.since_best >= c.early_stopping_patience;
                 }
             }
-            if let Some(cb) = progress.as_mut() {
-                let p = Progress {
-                    event: Event::EpochEnd,
-                    epoch,
-                    epochs: c.epochs,
-                    batch: batches,
-                    batches,
-                    loss,
-                    penalty,
-                    stage: self.stage,
-                    free_energy: f64::NAN,
-                    valid_loss,
-                    samples_per_second: rec.samples_per_second,
-                    seconds: rec.seconds,
-                };
-                if !cb(&p, &mut *net) {
-                    return Err(Error::Cancelled);
-                }
+            run.epochs_done = epoch + 1;
+            run.stopped = stop;
+            let p = Progress {
+                event: Event::EpochEnd,
+                epoch,
+                epochs: c.epochs,
+                batch: batches,
+                batches,
+                loss,
+                penalty,
+                stage: self.stage,
+                free_energy: f64::NAN,
+                valid_loss,
+                samples_per_second: rec.samples_per_second,
+                seconds: rec.seconds,
+            };
+            if !watch(Moment { progress: &p, net: &mut *net, trainer: self, run: Some(&run) })? {
+                return Err(Error::Cancelled);
             }
             if stop {
                 break;
             }
         }
-        if let Some((_, p)) = best_params {
-            net.restore_params(&p)?;
+        if let Some((_, p)) = run.best {
+            net.set_params(&p)?;
         }
         net.sync()
     }
+}
+
+impl Trainer {
+    /// [`Trainer::fit_snapshots`] of a network on the CPU: the model code written over the
+    /// backend ([`DeviceNetwork`] on the [`Cpu`] backend, the code a GPU runs) in the one loop,
+    /// with the trainer's optimizer state carried in and out, checkpoints written at epoch ends
+    /// and the callback seeing the network (its parameters copied back before each report).
+    /// `train` and `valid` are checked and split.
+    pub(crate) fn fit_network_on_cpu(
+        &mut self,
+        net: &mut Network,
+        train: &Matrix,
+        valid: Option<&Matrix>,
+        progress: &mut SnapshotWatch<Network>,
+    ) -> Result<()> {
+        let threads = crate::pool::resolve_threads(self.config().threads);
+        let mut dev = DeviceNetwork::new(Cpu::new(threads)?, net.clone())?;
+        dev.set_optimizer_state(self.optimizer.take())?;
+        let prints = std::cell::OnceCell::new();
+        let mut watch = |at: Moment<'_, DeviceNetwork<Cpu>>| -> Result<bool> {
+            let due = match (at.run, &at.trainer.checkpoints) {
+                (Some(run), Some((_, every))) => run.epochs_done % every == 0,
+                _ => false,
+            };
+            if progress.is_none() && !due {
+                return Ok(true);
+            }
+            at.net.sync()?;
+            let model = at.net.network_unsynced();
+            let snap = match at.run {
+                None => Snapshot::model_only(model, NoState::MidEpoch),
+                Some(run) => {
+                    let optimizer = at
+                        .net
+                        .optimizer_state()
+                        .ok_or_else(|| Error::Internal("an epoch ended without an optimizer step".into()))?;
+                    let live = LiveState { trainer: at.trainer, optimizer, run, train, valid, prints: &prints };
+                    Snapshot { model, state: Ok(live) }
+                }
+            };
+            if due && let Some((path, _)) = &at.trainer.checkpoints {
+                snap.save(path)?;
+            }
+            Ok(progress.as_mut().is_none_or(|cb| cb(at.progress, &snap)))
+        };
+        let result = self.epochs_on(&mut dev, train, valid, &mut watch);
+        self.optimizer = dev.take_optimizer_state();
+        *net = dev.into_network()?;
+        result
+    }
+}
+
+/// The sum of a step's losses and penalties so far (the host checks each step's).
+fn sums<M: DeviceModel>(net: &M) -> Result<f64> {
+    let s = net.backend().read_slots()?;
+    Ok(s[Slot::Loss as usize] + s[Slot::Penalty as usize])
+}
+
+/// What the loop's `watch` sees at a progress report: the report, the model, the trainer, and
+/// at an epoch end the run's state (what a checkpoint keeps of it).
+pub(crate) struct Moment<'a, M> {
+    pub progress: &'a Progress,
+    pub net: &'a mut M,
+    pub trainer: &'a Trainer,
+    pub run: Option<&'a crate::train::checkpoint::RunState>,
 }
 
 /// A model resident on a device that [`Trainer::fit_device`] trains: [`DeviceNetwork`] and
@@ -344,6 +453,8 @@ pub(crate) mod sealed {
             Ok(())
         }
         fn params_buf(&self) -> &<Self::Backend as Backend>::Buf;
+        /// Replaces the parameters on both sides.
+        fn set_params(&mut self, p: &[f32]) -> Result<()>;
         fn restore_params(&mut self, src: &<Self::Backend as Backend>::Buf) -> Result<()>;
         fn reset_optimizer(&mut self);
         /// The validation score.
@@ -396,6 +507,9 @@ pub(crate) mod sealed {
         fn params_buf(&self) -> &B::Buf {
             DeviceNetwork::params_buf(self)
         }
+        fn set_params(&mut self, p: &[f32]) -> Result<()> {
+            DeviceNetwork::set_params(self, p)
+        }
         fn restore_params(&mut self, src: &B::Buf) -> Result<()> {
             DeviceNetwork::restore_params(self, src)
         }
@@ -403,6 +517,12 @@ pub(crate) mod sealed {
             DeviceNetwork::reset_optimizer(self)
         }
         fn loss(&mut self, data: &Matrix) -> Result<f64> {
+            if self.backend().host_memory() {
+                // The host network scores its rows in place (Network::loss's numbers): only
+                // the parameters are copied.
+                self.sync()?;
+                return self.network_unsynced().valid_score(data, rayon::current_num_threads());
+            }
             DeviceNetwork::loss(self, data)
         }
         fn sync(&mut self) -> Result<()> {
@@ -443,6 +563,9 @@ pub(crate) mod sealed {
         }
         fn params_buf(&self) -> &B::Buf {
             DeviceVae::params_buf(self)
+        }
+        fn set_params(&mut self, p: &[f32]) -> Result<()> {
+            DeviceVae::set_params(self, p)
         }
         fn restore_params(&mut self, src: &B::Buf) -> Result<()> {
             DeviceVae::restore_params(self, src)

@@ -8,10 +8,10 @@
 
 #![forbid(unsafe_code)]
 
+use super::minibatch::Minibatch;
 use super::network::DeviceNoise;
 use super::ops::{Backend, Op, Slot, VAE_PART_FIELDS, VaeReconArgs};
 use super::optimizer::{DeviceOptimizer, Update, optimizer_update};
-use super::minibatch::Minibatch;
 use super::shards::{Shard, Shards};
 use crate::distribution::{DistKind, Reconstruction};
 use crate::error::{Result, invalid, shape};
@@ -579,9 +579,8 @@ impl<B: Backend> DeviceVae<B> {
             return ctx.step(pass, grads, rows, noise, loss_slot, 0, rows);
         };
         let x = &pass.x;
-        let load = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
-            mb.load(backend, (a, b), d, Some(x), &mut part.pass.x)
-        };
+        let load =
+            |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| mb.load(backend, (a, b), d, Some(x), &mut part.pass.x);
         let step = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
             let ctx = VaeCtx { be: &part.be, ..ctx };
             ctx.step(&mut part.pass, &mut part.grads, b - a, noise, loss_slot, a, rows)

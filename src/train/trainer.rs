@@ -244,6 +244,20 @@ pub trait Trainable: Send + Sync {
     fn begin_fit(&mut self, _train: &Matrix, _threads: usize) -> Result<bool> {
         Ok(false)
     }
+    /// Fits the model by the model code written over the backend, on the CPU backend, in the
+    /// one loop (None: the CPU engine's step fits it). `train` and `valid` are checked.
+    fn fit_on_cpu_backend(
+        &mut self,
+        _trainer: &mut Trainer,
+        _train: &Matrix,
+        _valid: Option<&Matrix>,
+        _progress: &mut SnapshotWatch<Self>,
+    ) -> Option<Result<()>>
+    where
+        Self: Sized,
+    {
+        None
+    }
     /// What a checkpoint keeps of the model ([`super::checkpoint`]); None: this kind of model
     /// cannot be checkpointed.
     fn checkpoint_model(&self) -> Option<super::checkpoint::ModelState> {
@@ -259,6 +273,15 @@ pub trait Trainable: Send + Sync {
 
 impl Trainable for Network {
     type Workspace = crate::network::Workspace;
+    fn fit_on_cpu_backend(
+        &mut self,
+        trainer: &mut Trainer,
+        train: &Matrix,
+        valid: Option<&Matrix>,
+        progress: &mut SnapshotWatch<Network>,
+    ) -> Option<Result<()>> {
+        Some(trainer.fit_network_on_cpu(self, train, valid, progress))
+    }
     fn begin_fit(&mut self, train: &Matrix, threads: usize) -> Result<bool> {
         if !self.center_pending {
             return Ok(false);
@@ -663,14 +686,24 @@ impl Trainer {
             }
             super::collective::agree(col.as_ref(), train.rows(), train.cols(), net.params_mut())?;
         }
-        let mut opt = self.optimizer.take().expect("optimizer");
-        let result = self.epochs(net, Feed::Memory(train), valid, &mut opt, batch, batches, threads, &mut progress);
+        let result = match self.collective {
+            None => net.fit_on_cpu_backend(self, train, valid, &mut progress),
+            Some(_) => None,
+        };
+        let result = match result {
+            Some(r) => r,
+            None => {
+                let mut opt = self.optimizer.take().expect("optimizer");
+                let r = self.epochs(net, Feed::Memory(train), valid, &mut opt, batch, batches, threads, &mut progress);
+                self.optimizer = Some(opt);
+                r
+            }
+        };
         let result = match result {
             Ok(()) => net.end_fit(train),
             Err(Error::Cancelled) => net.end_fit(train).and(Err(Error::Cancelled)),
             r => r,
         };
-        self.optimizer = Some(opt);
         if matches!(result, Err(Error::Diverged(_))) {
             self.optimizer = None;
         }

@@ -86,17 +86,11 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
         Op::SoftmaxCe { logits, labels, dz, el, rows, classes, inv } => {
             let (l, lab) = (view(logits, rows * classes), view(labels, rows));
             let (dz, el) = (view_mut(dz, rows * classes), view_mut(el, rows));
-            for r in 0..rows {
-                let row = &l[r * classes..(r + 1) * classes];
-                let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let s: f32 = row.iter().map(|v| (v - m).exp()).sum();
-                let lse = m + s.ln();
-                let c = lab[r] as usize;
-                for k in 0..classes {
-                    let p = (row[k] - lse).exp();
-                    dz[r * classes + k] = (p - if k == c { 1.0 } else { 0.0 }) * inv;
-                }
-                el[r] = lse - row[c];
+            // The CPU network's formula, a row at a time for the row losses.
+            for (r, el) in el.iter_mut().enumerate() {
+                let (at, to) = (r * classes, (r + 1) * classes);
+                let dz = &mut dz[at..to];
+                *el = crate::task::softmax_cross_entropy(&l[at..to], &lab[r..r + 1], classes, inv, dz) as f32;
             }
         }
         Op::KlValue { mean, el, cols, rho } => {
