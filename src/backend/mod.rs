@@ -1,13 +1,12 @@
-//! Where a network runs. The CPU path is [`crate::network::Network`] itself (GEMM + rayon, its
-//! elementwise work fused into the GEMM epilogues); a device runs the same layers through the
-//! [`Backend`] primitives: one buffer type and a dozen operations (GEMM with transposes, fused
-//! bias + activation, losses, penalties, noise, optimizer updates, sums).
+//! Where a model runs. [`Backend`] is one buffer type and a small set of coarse, typed
+//! primitives (layer forward and backward, losses, penalties, noise, optimizer updates, sums);
+//! the models written over it ([`DeviceNetwork`], [`DeviceVae`], the RBM) and the one training
+//! loop ([`train`]) run on either backend.
 //!
-//! Two backends implement them: [`cpu::Cpu`], the CPU's own formulas over `Vec<f32>` (the
-//! oracle the CUDA kernels are compared with), and the CUDA backend (`cuda` feature: cudarc,
-//! kernels in `src/backend/cuda/*.cu` compiled by NVRTC once per process, cuBLAS for the
-//! products). [`DeviceNetwork`], [`DeviceVae`] and the device training loop are written once over
-//! the trait.
+//! Two backends implement them: [`cpu::Cpu`], the CPU models' own code over `Vec<f32>` (GEMM
+//! and rayon; the oracle the CUDA kernels are compared with, and what a network's CPU fit runs),
+//! and the CUDA backend (`cuda` feature: cudarc, kernels in `src/backend/cuda/*.cu` compiled by
+//! NVRTC once per process, cuBLAS for the products).
 
 pub mod cpu;
 mod dense;

@@ -1,9 +1,9 @@
-//! The training loop of a [`DeviceNetwork`] or a [`DeviceVae`] (a [`DeviceModel`]): the CPU loop's schedule (same shuffling, learning
-//! rate and momentum schedules, validation, early stopping, divergence check, progress
-//! callbacks), with the whole step on the device. The training rows are copied to the device
-//! once and each minibatch is gathered there by the epoch's permutation, so a step moves no
-//! data across the bus; the losses are summed on the device and read only when a report needs
-//! them.
+//! The one training loop ([`Trainer::epochs_on`]) of a model written over the backend (a
+//! [`DeviceModel`]: [`DeviceNetwork`], [`DeviceVae`]): shuffling, learning-rate and momentum
+//! schedules, validation, early stopping, divergence checks, progress reports, checkpoints and
+//! resuming. A network's CPU fit runs it on the [`Cpu`] backend, reading minibatches from the
+//! caller's rows in place; on a GPU the rows are copied to the device once (or streamed) and
+//! each minibatch gathered there, and the losses are read only when a report needs them.
 
 #![forbid(unsafe_code)]
 
