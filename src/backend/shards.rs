@@ -51,7 +51,7 @@ impl<B: Backend, P: Send> Shards<B, P> {
     }
 
     /// One step over `rows` rows: `load(shard, a, b)` puts rows a..b of the minibatch into the
-    /// shard's pass, `step(shard, a, b)` runs the model's step there (in parallel, under
+    /// shard's pass and `step(shard, a, b)` runs the model's step there (both in parallel, under
     /// [`Backend::enter`]); the gradients are combined into `grads` (n values) and the shards'
     /// sums added to `main`'s accumulators.
     pub(crate) fn step(
@@ -60,17 +60,14 @@ impl<B: Backend, P: Send> Shards<B, P> {
         rows: usize,
         grads: &mut B::Buf,
         n: usize,
-        mut load: impl FnMut(&mut Shard<B, P>, usize, usize) -> Result<()>,
+        load: impl Fn(&mut Shard<B, P>, usize, usize) -> Result<()> + Sync,
         step: impl Fn(&mut Shard<B, P>, usize, usize) -> Result<()> + Sync,
     ) -> Result<()> {
         let k = self.parts.len();
         let bounds = |s: usize| (s * rows / k, (s + 1) * rows / k);
-        for (s, part) in self.parts.iter_mut().enumerate() {
-            let (a, b) = bounds(s);
-            load(part, a, b)?;
-            part.be.reset_slots()?;
-        }
         let parts = &mut self.parts;
+        // Each shard loads its own rows on its own thread: the copy is split, and the rows are
+        // in that thread's cache for the first product.
         let done: Vec<Result<()>> = main.enter(|| {
             use rayon::prelude::*;
             parts
@@ -78,6 +75,8 @@ impl<B: Backend, P: Send> Shards<B, P> {
                 .enumerate()
                 .map(|(s, part)| {
                     let (a, b) = bounds(s);
+                    load(part, a, b)?;
+                    part.be.reset_slots()?;
                     step(part, a, b)
                 })
                 .collect()
