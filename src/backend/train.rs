@@ -181,6 +181,8 @@ impl Trainer {
                 )))
             };
             let mut seen = 0usize;
+            // On the host: the epoch's loss and penalty sums so far (each step's is the change).
+            let mut summed = 0f64;
             if let Source::Streamed(stage, _) = &mut source {
                 let r = batch.min(rows);
                 net.backend().upload_async(0, r * cols, &mut |out| fill(&order[..r], out), (&mut stage[0], 0))?;
@@ -206,8 +208,8 @@ impl Trainer {
                 // The minibatch's step and update with the backend entered once; on the host the
                 // step's loss is checked before its update.
                 let perm = &perm;
+                let before = summed;
                 let step_loss = M::Backend::enter_mut(net, M::backend, |net| -> Result<f64> {
-                    let before = if on_host { sums(net)? } else { 0.0 };
                     net.step(r, mb, noise, Some((perm, first)), Slot::Loss)?;
                     let loss = if on_host { sums(net)? - before } else { 0.0 };
                     if loss.is_finite() {
@@ -215,6 +217,7 @@ impl Trainer {
                     }
                     Ok(loss)
                 })?;
+                summed += step_loss;
                 if !step_loss.is_finite() {
                     let loss = step_loss / r as f64;
                     return diverged(net, format!("loss became {loss} at epoch {epoch}, minibatch {b}"));
