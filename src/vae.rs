@@ -680,17 +680,7 @@ impl Vae {
 
     /// BILBO's batch prior of the first `rows` rows: v_j = mean_rows mu_j^2 + s^2.
     fn step_prior(&self, ws: &VaeWorkspace, rows: usize) -> Vec<f64> {
-        let head = &ws.y[self.head];
-        let jd = self.spec.latent_dim;
-        let mut m = vec![0f64; jd];
-        for r in 0..rows {
-            for (j, a) in m.iter_mut().enumerate() {
-                let mu = self.posterior(head, r, j).0 as f64;
-                *a += mu * mu;
-            }
-        }
-        let s2 = (self.const_lv as f64).exp();
-        m.iter().map(|a| a / rows.max(1) as f64 + s2).collect()
+        batch_prior(&ws.y[self.head], rows, self.spec.latent_dim, self.const_lv)
     }
 
     /// One training step over x (rows x input_dim) with the network's L samples drawn from
@@ -1292,5 +1282,41 @@ impl Vae {
             self.steps
         );
         out
+    }
+}
+
+/// BILBO's batch prior (Fyffe 2019) of a constant-variance posterior whose means are the
+/// `rows` x J `head`: v_j = mean_rows mu_rj^2 + s^2, s^2 = exp(const_lv).
+pub(crate) fn batch_prior(head: &[f32], rows: usize, latent: usize, const_lv: f32) -> Vec<f64> {
+    let mut m = vec![0f64; latent];
+    for row in head[..rows * latent].chunks_exact(latent.max(1)) {
+        for (a, &mu) in m.iter_mut().zip(row) {
+            *a += mu as f64 * mu as f64;
+        }
+    }
+    let s2 = (const_lv as f64).exp();
+    m.iter().map(|a| a / rows.max(1) as f64 + s2).collect()
+}
+
+/// BILBO's KL from the batch's own prior v ([`batch_prior`]): rows/2 sum_j ln(v_j / s^2) in all,
+/// written as the term 1/2 ln(v_j / s^2) of every row and unit into `kl_el`; its gradient in
+/// mu_rj, beta/rows * mu_rj / v_j with v held (v minimises the KL in v: envelope theorem), into
+/// `dhead`. The step of [`crate::backend::DeviceVae`] on the CPU backend.
+pub(crate) fn batch_prior_kl(
+    head: &[f32],
+    rows: usize,
+    latent: usize,
+    const_lv: f32,
+    beta: f32,
+    kl_el: &mut [f32],
+    dhead: &mut [f32],
+) {
+    let v = batch_prior(head, rows, latent, const_lv);
+    let s2 = (const_lv as f64).exp();
+    let kl_scale = (beta / rows as f32) as f64;
+    for (k, (kl, d)) in kl_el[..rows * latent].iter_mut().zip(&mut dhead[..rows * latent]).enumerate() {
+        let j = k % latent;
+        *kl = (0.5 * (v[j] / s2).ln()) as f32;
+        *d = (kl_scale * head[k] as f64 / v[j]) as f32;
     }
 }

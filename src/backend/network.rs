@@ -254,7 +254,7 @@ impl<B: Backend> DeviceNetwork<B> {
         self.reserve(rows)?;
         self.load_rows(x.as_slice())?;
         self.backend.reset_slots()?;
-        self.step(rows, Minibatch::Loaded, None, None, Slot::Loss)?;
+        self.step(rows, Minibatch::Loaded, None, None, Slot::Loss, 0)?;
         let s = self.backend.read_slots()?;
         Ok((s[Slot::Loss as usize] / rows as f64, s[Slot::Penalty as usize] / rows as f64))
     }
@@ -305,6 +305,7 @@ impl<B: Backend> DeviceNetwork<B> {
         noise: Option<DeviceNoise>,
         ids: Option<(&B::Ids, usize)>,
         loss_slot: Slot,
+        at: usize,
     ) -> Result<()> {
         let DeviceNetwork { backend, net, params, grads, pass, n_encoder, feature_range, sparse, shards, .. } = self;
         let ctx =
@@ -312,7 +313,7 @@ impl<B: Backend> DeviceNetwork<B> {
         let width = net.input_dim() + net.task().target_width();
         let Some(sh) = shards.as_mut().filter(|sh| sh.worth(rows)) else {
             mb.load(backend, (0, rows), width, None, &mut pass.inputs.x)?;
-            return ctx.step(pass, grads, rows, noise, ids, loss_slot, 0);
+            return ctx.step(pass, grads, rows, noise, ids, loss_slot, at);
         };
         let (x, ids) = (&pass.inputs.x, ids.unwrap_or((&pass.ids, 0)));
         let load = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
@@ -320,13 +321,22 @@ impl<B: Backend> DeviceNetwork<B> {
         };
         let step = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
             let ctx = Ctx { be: &part.be, ..ctx };
-            ctx.step(&mut part.pass, &mut part.grads, b - a, noise, Some((ids.0, ids.1 + a)), loss_slot, a)
+            ctx.step(&mut part.pass, &mut part.grads, b - a, noise, Some((ids.0, ids.1 + a)), loss_slot, at + a)
         };
         sh.step(backend, rows, grads, net.param_count(), load, step)
     }
 
     /// One optimizer update of the device parameters from the gradient buffer, clipped to
     /// `clip` (0: off).
+    /// Replaces the gradient of the step before its update (summed across processes).
+    pub(crate) fn set_grads(&mut self, g: &[f32]) -> Result<()> {
+        self.backend.upload(g, (&mut self.grads, 0))
+    }
+
+    pub(crate) fn grads_ref(&self) -> &B::Buf {
+        &self.grads
+    }
+
     pub(crate) fn update(&mut self, u: Update<'_>) -> Result<()> {
         let net = &self.net;
         let (n, weights) = (net.param_count(), || net.weight_ranges());
@@ -453,7 +463,7 @@ impl<B: Backend> DeviceNetwork<B> {
             let r = block.min(data.rows() - first);
             self.load_rows(&data.as_slice()[first * w..(first + r) * w])?;
             let before = self.backend.read_slots()?[Slot::Scratch as usize];
-            self.step(r, Minibatch::Loaded, None, None, Slot::Scratch)?;
+            self.step(r, Minibatch::Loaded, None, None, Slot::Scratch, 0)?;
             total += self.backend.read_slots()?[Slot::Scratch as usize] - before;
             first += r;
         }

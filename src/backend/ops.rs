@@ -562,6 +562,32 @@ pub trait Backend: Sized + Send + Sync {
         Err(no_exact_contraction())
     }
 
+    /// BILBO's KL (Fyffe 2019) of a constant-variance posterior from the batch's own fitted
+    /// prior ([`crate::vae::batch_prior_kl`]): per row and latent unit the term
+    /// 1/2 ln(v_j / s^2) into `kl_el` (rows x J; their sum is the batch's KL), and the KL
+    /// gradient beta / rows * mu_rj / v_j into `dhead` (overwritten, as [`Op::VaeKl`] does).
+    /// UNSUPPORTED unless the backend runs it ([`Backend::runs_batch_prior`]: the CPU does).
+    #[allow(clippy::too_many_arguments)]
+    fn vae_batch_prior_kl(
+        &self,
+        _head: In<'_, Self::Buf>,
+        _kl_el: Out<'_, Self::Buf>,
+        _dhead: Out<'_, Self::Buf>,
+        _rows: usize,
+        _latent: usize,
+        _const_lv: f32,
+        _beta: f32,
+    ) -> Result<()> {
+        Err(crate::error::Error::Unsupported(
+            "BILBO's batch-fitted prior (Fyffe 2019) runs on the CPU only; the GPU backend trains the ELBO".into(),
+        ))
+    }
+
+    /// Whether [`Backend::vae_batch_prior_kl`] runs here (placing a BILBO VAE asks it first).
+    fn runs_batch_prior(&self) -> bool {
+        false
+    }
+
     /// Whether [`Backend::exact_contraction`] runs here (placement asks it first).
     fn runs_exact_contraction(&self) -> bool {
         false

@@ -16,11 +16,10 @@ use super::ops::{Backend, Slot};
 use super::optimizer::Update;
 use super::vae::DeviceVae;
 use crate::error::{Error, Result, invalid};
-use crate::network::Network;
 use crate::rng::{Rng, stream};
 use crate::tensor::Matrix;
 use crate::train::checkpoint::LiveState;
-use crate::train::trainer::{Callback, NoState, Snapshot, SnapshotWatch, checked_split};
+use crate::train::trainer::{Callback, Feed, NoState, Snapshot, SnapshotWatch, checked_split};
 use crate::train::{EpochRecord, Event, Progress, Trainable, Trainer};
 
 /// A progress callback of a device fit that also gets the device model, mutably (downloading
@@ -77,48 +76,70 @@ impl Trainer {
             None => (train, valid),
         };
         let mut watch = |at: Moment<'_, M>| Ok(progress.as_mut().is_none_or(|cb| cb(at.progress, at.net)));
-        self.epochs_on(net, train, valid, &mut watch)
+        self.epochs_on(net, Feed::Memory(train), valid, &mut watch)
     }
 
-    /// The one training loop: `net`'s epochs over the rows of `train` (checked and split),
-    /// with the schedules, validation, early stopping, divergence check and progress
-    /// reports of every fit. `watch` sees each report (and, at an epoch end, the run's state,
-    /// for a checkpoint); false cancels. A fit the trainer resumes ([`Trainer::resume`]) starts
-    /// where its checkpoint was taken: the shuffles replayed, the noise counter, early stopping
-    /// and the epoch as they were.
+    /// The one training loop: `net`'s epochs over the rows of `feed` (in memory, checked and
+    /// split; or streamed from a [`RowSource`]), with the schedules, validation, early
+    /// stopping, divergence check and progress reports of every fit. `watch` sees each report
+    /// (and, at an epoch end, the run's state, for a checkpoint); false cancels. A fit the
+    /// trainer resumes ([`Trainer::resume`]) starts where its checkpoint was taken: the shuffles
+    /// replayed, the noise counter, early stopping and the epoch as they were.
     ///
-    /// On a backend whose buffers are host memory (the CPU) each minibatch is read from `train`
-    /// in place and its loss checked after its step (a divergence names the minibatch, and no
-    /// update follows a non-finite loss); a device keeps the rows (or streams them) and checks
-    /// the losses at the epoch's end, where reading them costs no stall.
+    /// On a backend whose buffers are host memory (the CPU) each minibatch is read from the
+    /// caller's rows in place (a streamed one from a window the source fills) and its loss
+    /// checked after its step (a divergence names the minibatch, and no update follows a
+    /// non-finite loss); a device keeps the rows (or streams them) and checks the losses at the
+    /// epoch's end, where reading them costs no stall. Across processes
+    /// ([`Trainer::set_collective`], host backends) each process steps on its slice of every
+    /// minibatch, and the gradients and losses are summed across them before each update.
     pub(crate) fn epochs_on<M: DeviceModel>(
         &mut self,
         net: &mut M,
-        train: &Matrix,
+        mut feed: Feed<'_>,
         valid: Option<&Matrix>,
         watch: &mut dyn FnMut(Moment<'_, M>) -> Result<bool>,
     ) -> Result<()> {
         let c = *self.config();
         let host = net.host_unsynced();
         let stochastic = host.is_stochastic();
-        let feature_range = host.needs_feature_range();
         let input_dim = host.input_dim();
-        let rows = train.rows();
-        let cols = train.cols();
-        let batch = c.batch_size.min(rows.max(1));
-        let batches = if c.drop_last { rows / batch } else { rows.div_ceil(batch) };
+        let feature_range = host.needs_feature_range();
+        let on_host = net.backend().host_memory();
+        let collective = self.collective.clone();
+        if collective.is_some() && !on_host {
+            return Err(Error::Unsupported("MPI data-parallel training runs on the CPU backend only".into()));
+        }
+        let (rows, cols, row0) = match &feed {
+            Feed::Memory(train) => (train.rows(), train.cols(), 0),
+            Feed::Stream { src, .. } => (src.rows(), src.cols(), src.first_row()),
+        };
+        let (batch, batches) = match &feed {
+            Feed::Stream { plan: Some(p), .. } => (p.batch[p.rank], p.batches(c.drop_last)),
+            _ => {
+                let batch = c.batch_size.min(rows.max(1));
+                (batch, if c.drop_last { rows / batch } else { rows.div_ceil(batch) })
+            }
+        };
         if batches == 0 {
             return Err(invalid!("{rows} training rows make no minibatch of {}", c.batch_size));
         }
         if rows >= u32::MAX as usize || rows * cols >= i32::MAX as usize {
             return Err(invalid!("{rows} x {cols} training rows exceed what the device kernels index (2^31 elements)"));
         }
+        if let Feed::Stream { .. } = &feed
+            && !on_host
+        {
+            return Err(Error::Unsupported("a streamed fit runs on the CPU backend".into()));
+        }
+        // Rows a step takes: in memory every process holds the global minibatch.
         net.reserve(batch)?;
-        if feature_range {
+        if let Feed::Memory(train) = &feed
+            && feature_range
+        {
             let (lo, hi) = crate::corruption::feature_range(train.as_slice(), input_dim);
             net.set_feature_range(&lo, &hi)?;
         }
-        let on_host = net.backend().host_memory();
         // A backend whose buffers are host memory (the CPU) reads the caller's rows in place. On
         // a device the rows live there for the whole fit when they fit in 40% of its free memory
         // (or as the trainer was told); otherwise each minibatch is streamed through two pinned
@@ -128,19 +149,25 @@ impl Trainer {
             .device_streaming
             .map(|s| !s)
             .unwrap_or_else(|| net.backend().free_memory().is_none_or(|free| bytes <= free / 5 * 2));
-        let mut source: Source<M::Backend> = if on_host {
-            Source::Host
-        } else if resident {
-            let mut dev_rows = net.backend().alloc(rows * cols)?;
-            net.backend().upload(train.as_slice(), (&mut dev_rows, 0))?;
-            Source::Resident(dev_rows)
-        } else {
-            let be = net.backend();
-            let mut iota = be.alloc_ids(batch)?;
-            be.upload_ids(&(0..batch as u32).collect::<Vec<_>>(), &mut iota)?;
-            Source::Streamed([be.alloc(batch * cols)?, be.alloc(batch * cols)?], iota)
+        let mut source: Source<M::Backend> = match &feed {
+            Feed::Stream { .. } => {
+                let be = net.backend();
+                Source::Window(Matrix::zeros(batch, cols)?, (0..batch as u32).collect(), be.alloc_ids(batch)?)
+            }
+            Feed::Memory(_) if on_host => Source::Host,
+            Feed::Memory(train) if resident => {
+                let mut dev_rows = net.backend().alloc(rows * cols)?;
+                net.backend().upload(train.as_slice(), (&mut dev_rows, 0))?;
+                Source::Resident(dev_rows)
+            }
+            Feed::Memory(_) => {
+                let be = net.backend();
+                let mut iota = be.alloc_ids(batch)?;
+                be.upload_ids(&(0..batch as u32).collect::<Vec<_>>(), &mut iota)?;
+                Source::Streamed([be.alloc(batch * cols)?, be.alloc(batch * cols)?], iota)
+            }
         };
-        let fill = |order: &[u32], out: &mut [f32]| {
+        let fill = |train: &Matrix, order: &[u32], out: &mut [f32]| {
             for (k, &i) in order.iter().enumerate() {
                 out[k * cols..(k + 1) * cols].copy_from_slice(train.row(i as usize));
             }
@@ -149,6 +176,8 @@ impl Trainer {
         let n = net.param_count();
         let mut epoch_start = net.backend().alloc(n)?;
         let mut order: Vec<u32> = (0..rows as u32).collect();
+        // A stream's order holds global row indices (its source's).
+        let mut stream_order: Vec<usize> = (row0..row0 + rows).collect();
         let mut rng = Rng::new(c.seed, stream::SHUFFLE);
         let noise_seed = crate::rng::noise_key(c.seed);
         let mut run = self.resume.take().unwrap_or_default();
@@ -157,6 +186,13 @@ impl Trainer {
                 rng.shuffle(&mut order);
             }
         }
+        // The gradient on the host, summed across processes before each update.
+        let mut host_grads = match &collective {
+            Some(_) => crate::error::try_zeros(n)?,
+            None => Vec::new(),
+        };
+        // Rows in the stream's window (the last minibatch filled).
+        let mut filled = 0usize;
         let mut lr = c.learning_rate;
         let last = if run.stopped { run.epochs_done } else { c.epochs };
         for epoch in run.epochs_done..last {
@@ -167,10 +203,15 @@ impl Trainer {
             net.start_epoch()?;
             net.backend().copy((net.params_buf(), 0), (&mut epoch_start, 0), n)?;
             let clock_start = net.clock();
-            if c.shuffle {
-                rng.shuffle(&mut order);
+            match &mut feed {
+                Feed::Memory(_) => {
+                    if c.shuffle {
+                        rng.shuffle(&mut order);
+                    }
+                    net.backend().upload_ids(&order, &mut perm)?;
+                }
+                Feed::Stream { src, .. } => src.start_epoch(c.shuffle.then_some(&mut rng), &mut stream_order),
             }
-            net.backend().upload_ids(&order, &mut perm)?;
             net.backend().reset_slots()?;
             let diverged = |net: &mut M, why: String| -> Result<()> {
                 net.restore_params(&epoch_start)?;
@@ -181,42 +222,104 @@ impl Trainer {
                 )))
             };
             let mut seen = 0usize;
-            // On the host: the epoch's loss and penalty sums so far (each step's is the change).
+            // On the host: the epoch's loss and penalty sums so far (each step's is the change);
+            // across processes, the sums of every process (`shared`).
             let mut summed = 0f64;
-            if let Source::Streamed(stage, _) = &mut source {
+            let mut shared = (0f64, 0f64);
+            if let (Feed::Memory(train), Source::Streamed(stage, _)) = (&feed, &mut source) {
                 let r = batch.min(rows);
-                net.backend().upload_async(0, r * cols, &mut |out| fill(&order[..r], out), (&mut stage[0], 0))?;
+                let mut first = |out: &mut [f32]| fill(train, &order[..r], out);
+                net.backend().upload_async(0, r * cols, &mut first, (&mut stage[0], 0))?;
             }
             for b in 0..batches {
                 let first = b * batch;
-                let r = batch.min(rows - first);
                 lr = c.schedule.lr_at(c.learning_rate, epoch * batches + b, batches, c.epochs);
-                if let Source::Streamed(stage, _) = &mut source {
-                    net.backend().await_upload(b % 2)?;
-                    // The next minibatch's copy runs while this step computes.
-                    if b + 1 < batches {
-                        let (f, n) = ((b + 1) * batch, batch.min(rows - (b + 1) * batch));
-                        let dst = &mut stage[(b + 1) % 2];
-                        let mut next = |out: &mut [f32]| fill(&order[f..f + n], out);
-                        net.backend().upload_async((b + 1) % 2, n * cols, &mut next, (dst, 0))?;
+                // This process's rows of the minibatch (`take`, from place `at` of its `r` rows
+                // over every process, which key the draws) and where they are.
+                let (mb, take, at, r, ids) = match (&mut feed, &mut source) {
+                    (Feed::Stream { src, plan }, Source::Window(xb, iota, ids)) => {
+                        let take = batch.min(rows.saturating_sub(first));
+                        let (at, r) = match plan {
+                            Some(p) => (p.offset_at(b), p.rows_at(b)),
+                            None => (0, take),
+                        };
+                        if take > 0 {
+                            let host = net.host_unsynced();
+                            let out = &mut xb.as_mut_slice()[..take * cols];
+                            src.fill(&stream_order, first, out, &mut |m, what| host.check_rows(m, what))?;
+                            let global: Vec<u32> = stream_order[first..first + take].iter().map(|&i| i as u32).collect();
+                            net.backend().upload_ids(&global, ids)?;
+                            filled = take;
+                        }
+                        let mb = Minibatch::Host { src: &*xb, order: &iota[..take] };
+                        (mb, take, at, r, (&*ids, 0))
                     }
-                }
-                let mb = source.minibatch(b, first, r, &perm, &order, train);
+                    (Feed::Memory(train), source) => {
+                        let r = batch.min(rows - first);
+                        if let Source::Streamed(stage, _) = source {
+                            net.backend().await_upload(b % 2)?;
+                            // The next minibatch's copy runs while this step computes.
+                            if b + 1 < batches {
+                                let (f, n) = ((b + 1) * batch, batch.min(rows - (b + 1) * batch));
+                                let dst = &mut stage[(b + 1) % 2];
+                                let mut next = |out: &mut [f32]| fill(train, &order[f..f + n], out);
+                                net.backend().upload_async((b + 1) % 2, n * cols, &mut next, (dst, 0))?;
+                            }
+                        }
+                        let (a, e) = match &collective {
+                            Some(col) => crate::train::collective::slice_of(r, col.rank(), col.size()),
+                            None => (0, r),
+                        };
+                        let mb = source.minibatch(b, first + a, e - a, &perm, &order, train);
+                        (mb, e - a, a, r, (&perm, first + a))
+                    }
+                    (Feed::Stream { .. }, _) => unreachable!("a stream reads through its window"),
+                };
                 run.noise_ctr += 1;
                 let noise = stochastic.then_some(DeviceNoise { seed: noise_seed, ctr: run.noise_ctr });
                 let u = Update { config: &c.optimizer, lr, momentum, clip: c.grad_clip_norm, frozen: &frozen };
-                // The minibatch's step and update with the backend entered once; on the host the
-                // step's loss is checked before its update.
-                let perm = &perm;
-                let before = summed;
-                let step_loss = M::Backend::enter_mut(net, M::backend, |net| -> Result<f64> {
-                    net.step(r, mb, noise, Some((perm, first)), Slot::Loss)?;
-                    let loss = if on_host { sums(net)? - before } else { 0.0 };
-                    if loss.is_finite() {
-                        net.update(u)?;
+                let step_loss = match &collective {
+                    None => {
+                        // The minibatch's step and update with the backend entered once; on the
+                        // host the step's loss is checked before its update.
+                        let before = summed;
+                        M::Backend::enter_mut(net, M::backend, |net| -> Result<f64> {
+                            net.step(take, mb, noise, Some(ids), Slot::Loss, (at, r))?;
+                            let loss = if on_host { sums(net)? - before } else { 0.0 };
+                            if loss.is_finite() {
+                                net.update(u)?;
+                            }
+                            Ok(loss)
+                        })?
                     }
-                    Ok(loss)
-                })?;
+                    Some(col) => {
+                        // The collectives run on the calling thread (MPI's funneled threading),
+                        // the products on the backend's pool. Each process's gradient is the
+                        // mean over its rows: weighted by its share of the minibatch, summed.
+                        let (l0, p0) = slot_pair(net)?;
+                        if take > 0 {
+                            M::Backend::enter_mut(net, M::backend, |net| {
+                                net.step(take, mb, noise, Some(ids), Slot::Loss, (at, r))
+                            })?;
+                            net.backend().download((net.grads_buf(), 0), &mut host_grads)?;
+                        } else {
+                            host_grads.fill(0.0);
+                        }
+                        let w = take as f64 / r as f64;
+                        host_grads.iter_mut().for_each(|g| *g *= w as f32);
+                        col.all_reduce_sum_f32(&mut host_grads);
+                        let (l1, p1) = slot_pair(net)?;
+                        let mut lp = [l1 - l0, p1 - p0];
+                        col.all_reduce_sum_f64(&mut lp);
+                        shared = (shared.0 + lp[0], shared.1 + lp[1]);
+                        let loss = lp[0] + lp[1];
+                        if loss.is_finite() {
+                            net.set_grads(&host_grads)?;
+                            M::Backend::enter_mut(net, M::backend, |net| net.update(u))?;
+                        }
+                        loss
+                    }
+                };
                 summed += step_loss;
                 if !step_loss.is_finite() {
                     let loss = step_loss / r as f64;
@@ -224,7 +327,7 @@ impl Trainer {
                 }
                 seen += r;
                 if c.progress_every > 0 && (b + 1) % c.progress_every == 0 {
-                    let s = net.backend().read_slots()?;
+                    let (loss, penalty) = epoch_sums(net, collective.is_some(), shared)?;
                     let secs = start.elapsed().as_secs_f64();
                     let p = Progress {
                         event: Event::Batch,
@@ -232,8 +335,8 @@ impl Trainer {
                         epochs: c.epochs,
                         batch: b + 1,
                         batches,
-                        loss: s[Slot::Loss as usize] / seen as f64,
-                        penalty: s[Slot::Penalty as usize] / seen as f64,
+                        loss: loss / seen as f64,
+                        penalty: penalty / seen as f64,
                         stage: self.stage,
                         free_energy: f64::NAN,
                         valid_loss: f64::NAN,
@@ -250,21 +353,44 @@ impl Trainer {
             // in this epoch, not kept as the result or as the next epoch's start. The epoch's
             // sums are read first: this pass adds nothing to them (a network's penalties go to
             // the penalty slot whatever the loss slot).
+            let (loss, penalty) = epoch_sums(net, collective.is_some(), shared)?;
+            let (loss, penalty) = (loss / seen as f64, penalty / seen as f64);
             let first = (batches - 1) * batch;
-            let r = batch.min(rows - first);
-            let s = net.backend().read_slots()?;
-            let mb = source.minibatch(batches - 1, first, r, &perm, &order, train);
-            let perm = &perm;
-            M::Backend::enter_mut(net, M::backend, |net| net.step(r, mb, None, Some((perm, first)), Slot::Scratch))?;
-            let check = net.backend().read_slots()?[Slot::Scratch as usize];
+            let before = net.backend().read_slots()?[Slot::Scratch as usize];
+            let check = match (&feed, &source) {
+                (Feed::Memory(train), source) => {
+                    // In memory every process checks the whole minibatch (they agree).
+                    let r = batch.min(rows - first);
+                    let mb = source.minibatch(batches - 1, first, r, &perm, &order, train);
+                    let ids = (&perm, first);
+                    M::Backend::enter_mut(net, M::backend, |net| {
+                        net.step(r, mb, None, Some(ids), Slot::Scratch, (0, r))
+                    })?;
+                    (net.backend().read_slots()?[Slot::Scratch as usize] - before) / r as f64
+                }
+                (Feed::Stream { plan, .. }, Source::Window(xb, iota, ids)) => {
+                    let mut lp = [0.0];
+                    if filled > 0 {
+                        let mb = Minibatch::Host { src: xb, order: &iota[..filled] };
+                        M::Backend::enter_mut(net, M::backend, |net| {
+                            net.step(filled, mb, None, Some((ids, 0)), Slot::Scratch, (0, filled))
+                        })?;
+                        lp[0] = (net.backend().read_slots()?[Slot::Scratch as usize] - before) / filled as f64;
+                    }
+                    // Every process decides alike (a non-finite term makes the sum non-finite).
+                    if let (Some(_), Some(col)) = (plan, &collective) {
+                        col.all_reduce_sum_f64(&mut lp);
+                    }
+                    lp[0]
+                }
+                (Feed::Stream { .. }, _) => unreachable!("a stream reads through its window"),
+            };
             let train_secs = start.elapsed().as_secs_f64();
-            let (loss, penalty) = (s[Slot::Loss as usize] / seen as f64, s[Slot::Penalty as usize] / seen as f64);
             if !(loss + penalty).is_finite() {
                 return diverged(net, format!("loss became {} in epoch {epoch}", loss + penalty));
             }
             if !check.is_finite() {
-                let loss = check / r as f64;
-                return diverged(net, format!("loss became {loss} after the last minibatch of epoch {epoch}"));
+                return diverged(net, format!("loss became {check} after the last minibatch of epoch {epoch}"));
             }
             let valid_loss = match valid {
                 Some(v) if v.rows() > 0 => M::Backend::enter_mut(net, M::backend, |net| net.loss(v))?,
@@ -324,23 +450,27 @@ impl Trainer {
 }
 
 impl Trainer {
-    /// [`Trainer::fit_snapshots`] of a network on the CPU: the model code written over the
-    /// backend ([`DeviceNetwork`] on the [`Cpu`] backend, the code a GPU runs) in the one loop,
-    /// with the trainer's optimizer state carried in and out, checkpoints written at epoch ends
-    /// and the callback seeing the network (its parameters copied back before each report).
-    /// `train` and `valid` are checked and split.
-    pub(crate) fn fit_network_on_cpu(
+    /// [`Trainer::fit_snapshots`] on the CPU: the model code written over the backend
+    /// ([`DeviceNetwork`] or [`DeviceVae`] on the [`Cpu`] backend, the code a GPU runs) in the
+    /// one loop, with the trainer's optimizer state carried in and out, checkpoints written at
+    /// epoch ends and the callback seeing the model (its parameters copied back before each
+    /// report). `train` and `valid` are checked and split.
+    pub(crate) fn fit_on_cpu<M: DeviceModel<Backend = Cpu>>(
         &mut self,
-        net: &mut Network,
-        train: &Matrix,
+        host: &mut M::Host,
+        feed: Feed<'_>,
         valid: Option<&Matrix>,
-        progress: &mut SnapshotWatch<Network>,
+        progress: &mut SnapshotWatch<M::Host>,
     ) -> Result<()> {
         let threads = crate::pool::resolve_threads(self.config().threads);
-        let mut dev = DeviceNetwork::new(Cpu::new(threads)?, net.clone())?;
+        let mut dev = M::onto(Cpu::new(threads)?, host.clone())?;
         dev.set_optimizer_state(self.optimizer.take())?;
         let prints = std::cell::OnceCell::new();
-        let mut watch = |at: Moment<'_, DeviceNetwork<Cpu>>| -> Result<bool> {
+        let train = match &feed {
+            Feed::Memory(train) => Some(*train),
+            Feed::Stream { .. } => None,
+        };
+        let mut watch = |at: Moment<'_, M>| -> Result<bool> {
             let due = match (at.run, &at.trainer.checkpoints) {
                 (Some(run), Some((_, every))) => run.epochs_done % every == 0,
                 _ => false,
@@ -349,10 +479,11 @@ impl Trainer {
                 return Ok(true);
             }
             at.net.sync()?;
-            let model = at.net.network_unsynced();
-            let snap = match at.run {
-                None => Snapshot::model_only(model, NoState::MidEpoch),
-                Some(run) => {
+            let model = at.net.host_unsynced();
+            let snap = match (at.run, train) {
+                (None, _) => Snapshot::model_only(model, NoState::MidEpoch),
+                (Some(_), None) => Snapshot::model_only(model, NoState::Streamed),
+                (Some(run), Some(train)) => {
                     let optimizer = at
                         .net
                         .optimizer_state()
@@ -366,17 +497,29 @@ impl Trainer {
             }
             Ok(progress.as_mut().is_none_or(|cb| cb(at.progress, &snap)))
         };
-        let result = self.epochs_on(&mut dev, train, valid, &mut watch);
+        let result = self.epochs_on(&mut dev, feed, valid, &mut watch);
         self.optimizer = dev.take_optimizer_state();
-        *net = dev.into_network()?;
+        *host = dev.into_host()?;
         result
     }
 }
 
 /// The sum of a step's losses and penalties so far (the host checks each step's).
 fn sums<M: DeviceModel>(net: &M) -> Result<f64> {
+    let (l, p) = slot_pair(net)?;
+    Ok(l + p)
+}
+
+/// The backend's loss and penalty sums.
+fn slot_pair<M: DeviceModel>(net: &M) -> Result<(f64, f64)> {
     let s = net.backend().read_slots()?;
-    Ok(s[Slot::Loss as usize] + s[Slot::Penalty as usize])
+    Ok((s[Slot::Loss as usize], s[Slot::Penalty as usize]))
+}
+
+/// The epoch's loss and penalty sums so far: the backend's, or across processes the sums of
+/// every process's (`shared`).
+fn epoch_sums<M: DeviceModel>(net: &M, across: bool, shared: (f64, f64)) -> Result<(f64, f64)> {
+    if across { Ok(shared) } else { slot_pair(net) }
 }
 
 /// What the loop's `watch` sees at a progress report: the report, the model, the trainer, and
@@ -397,6 +540,9 @@ enum Source<B: Backend> {
     Streamed([B::Buf; 2], B::Ids),
     /// The caller's rows, read in place ([`Backend::host_memory`]).
     Host,
+    /// A streamed fit's window on the host: the minibatch a [`RowSource`] filled, the
+    /// identity order that reads it, and its rows' global indices (code noise is keyed by them).
+    Window(Matrix, Vec<u32>, B::Ids),
 }
 
 impl<B: Backend> Source<B> {
@@ -415,6 +561,7 @@ impl<B: Backend> Source<B> {
             Source::Resident(dev_rows) => Minibatch::Gather { src: dev_rows, ids: (perm, first) },
             Source::Streamed(stage, iota) => Minibatch::Gather { src: &stage[b % 2], ids: (iota, 0) },
             Source::Host => Minibatch::Host { src: train, order: &order[first..first + rows] },
+            Source::Window(xb, iota, _) => Minibatch::Host { src: xb, order: &iota[..rows] },
         }
     }
 }
@@ -431,8 +578,21 @@ pub(crate) mod sealed {
     pub trait Model: Send {
         type Backend: Backend;
         /// The host model (for the data checks; its parameters may be behind the device's).
-        type Host: Trainable;
+        type Host: Trainable + Clone;
+        /// The host model put on `backend`.
+        fn onto(backend: Self::Backend, host: Self::Host) -> Result<Self>
+        where
+            Self: Sized;
+        /// The host model back (synced).
+        fn into_host(self) -> Result<Self::Host>;
         fn host_unsynced(&self) -> &Self::Host;
+        /// The optimizer state (a trainer's, carried from fit to fit).
+        fn optimizer_state(&self) -> Option<&crate::optim::Optimizer<<Self::Backend as Backend>::Buf>>;
+        fn set_optimizer_state(
+            &mut self,
+            opt: Option<crate::optim::Optimizer<<Self::Backend as Backend>::Buf>>,
+        ) -> Result<()>;
+        fn take_optimizer_state(&mut self) -> Option<crate::optim::Optimizer<<Self::Backend as Backend>::Buf>>;
         fn backend(&self) -> &Self::Backend;
         fn param_count(&self) -> usize;
         fn reserve(&mut self, rows: usize) -> Result<()>;
@@ -445,7 +605,11 @@ pub(crate) mod sealed {
             noise: Option<DeviceNoise>,
             ids: Option<(&<Self::Backend as Backend>::Ids, usize)>,
             loss_slot: Slot,
+            at: (usize, usize),
         ) -> Result<()>;
+        /// The gradient buffer (its step's gradient until the update).
+        fn grads_buf(&self) -> &<Self::Backend as Backend>::Buf;
+        fn set_grads(&mut self, g: &[f32]) -> Result<()>;
         /// One optimizer update (its frozen ranges stay as they are).
         fn update(&mut self, u: Update<'_>) -> Result<()>;
         /// Called after each completed epoch (a freeze for some epochs counts down).
@@ -473,6 +637,21 @@ pub(crate) mod sealed {
     impl<B: Backend> Model for DeviceNetwork<B> {
         type Backend = B;
         type Host = crate::network::Network;
+        fn onto(backend: B, host: crate::network::Network) -> Result<Self> {
+            DeviceNetwork::new(backend, host)
+        }
+        fn into_host(self) -> Result<crate::network::Network> {
+            DeviceNetwork::into_network(self)
+        }
+        fn optimizer_state(&self) -> Option<&crate::optim::Optimizer<B::Buf>> {
+            DeviceNetwork::optimizer_state(self)
+        }
+        fn set_optimizer_state(&mut self, opt: Option<crate::optim::Optimizer<B::Buf>>) -> Result<()> {
+            DeviceNetwork::set_optimizer_state(self, opt)
+        }
+        fn take_optimizer_state(&mut self) -> Option<crate::optim::Optimizer<B::Buf>> {
+            DeviceNetwork::take_optimizer_state(self)
+        }
         fn host_unsynced(&self) -> &crate::network::Network {
             self.network_unsynced()
         }
@@ -495,8 +674,15 @@ pub(crate) mod sealed {
             noise: Option<DeviceNoise>,
             ids: Option<(&B::Ids, usize)>,
             slot: Slot,
+            at: (usize, usize),
         ) -> Result<()> {
-            DeviceNetwork::step(self, rows, mb, noise, ids, slot)
+            DeviceNetwork::step(self, rows, mb, noise, ids, slot, at.0)
+        }
+        fn grads_buf(&self) -> &B::Buf {
+            self.grads_ref()
+        }
+        fn set_grads(&mut self, g: &[f32]) -> Result<()> {
+            DeviceNetwork::set_grads(self, g)
         }
         fn update(&mut self, u: Update<'_>) -> Result<()> {
             DeviceNetwork::update(self, u)
@@ -536,6 +722,21 @@ pub(crate) mod sealed {
     impl<B: Backend> Model for DeviceVae<B> {
         type Backend = B;
         type Host = crate::vae::Vae;
+        fn onto(backend: B, host: crate::vae::Vae) -> Result<Self> {
+            DeviceVae::new(backend, host)
+        }
+        fn into_host(self) -> Result<crate::vae::Vae> {
+            DeviceVae::into_vae(self)
+        }
+        fn optimizer_state(&self) -> Option<&crate::optim::Optimizer<B::Buf>> {
+            DeviceVae::optimizer_state(self)
+        }
+        fn set_optimizer_state(&mut self, opt: Option<crate::optim::Optimizer<B::Buf>>) -> Result<()> {
+            DeviceVae::set_optimizer_state(self, opt)
+        }
+        fn take_optimizer_state(&mut self) -> Option<crate::optim::Optimizer<B::Buf>> {
+            DeviceVae::take_optimizer_state(self)
+        }
         fn host_unsynced(&self) -> &crate::vae::Vae {
             self.vae_unsynced()
         }
@@ -558,8 +759,15 @@ pub(crate) mod sealed {
             noise: Option<DeviceNoise>,
             _ids: Option<(&B::Ids, usize)>,
             slot: Slot,
+            at: (usize, usize),
         ) -> Result<()> {
-            DeviceVae::step(self, rows, mb, noise, slot)
+            DeviceVae::step(self, rows, mb, noise, slot, at)
+        }
+        fn grads_buf(&self) -> &B::Buf {
+            self.grads_ref()
+        }
+        fn set_grads(&mut self, g: &[f32]) -> Result<()> {
+            DeviceVae::set_grads(self, g)
         }
         fn update(&mut self, u: Update<'_>) -> Result<()> {
             DeviceVae::update(self, u)
@@ -577,6 +785,11 @@ pub(crate) mod sealed {
             DeviceVae::reset_optimizer(self)
         }
         fn loss(&mut self, data: &Matrix) -> Result<f64> {
+            if self.backend().host_memory() {
+                // The host VAE's score (Vae::valid_score's draws and numbers).
+                self.sync()?;
+                return self.vae_unsynced().valid_score(data, rayon::current_num_threads());
+            }
             DeviceVae::loss(self, data)
         }
         fn sync(&mut self) -> Result<()> {

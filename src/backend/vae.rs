@@ -207,6 +207,10 @@ impl<B: Backend> VaeCtx<'_, B> {
             sum,
             dextra: dextra.map(|g| (g, vae.extra_offset())),
         })?;
+        if vae.spec().objective == crate::vae::Objective::Bilbo {
+            let head = (&p.y[vae.head_index()], 0);
+            return be.vae_batch_prior_kl(head, (&mut p.kl_el, 0), (&mut p.dhead, 0), rows, vae.latent_dim(), const_lv, beta);
+        }
         be.run(Op::VaeKl {
             head: (&p.y[vae.head_index()], 0),
             kl_el: (&mut p.kl_el, 0),
@@ -363,12 +367,12 @@ pub struct DeviceVae<B: Backend> {
     shards: Option<Shards<B, Pass<B>>>,
 }
 
-/// Why a VAE cannot run on a device backend (None: it can): the device trains and scores the
-/// ELBO under N(0, I) only, so a BILBO VAE (batch-fitted prior, fitted prior in its scores)
-/// stays on the CPU rather than be trained or scored with the wrong objective.
-pub fn unsupported_reason(vae: &Vae) -> Option<String> {
+/// Why `vae` cannot run on backend `be` (None: it can): BILBO's batch-fitted prior runs where
+/// the backend runs it ([`Backend::runs_batch_prior`]: the CPU), so a BILBO VAE is not trained
+/// or scored with the wrong objective elsewhere.
+pub fn unsupported_reason<B: Backend>(be: &B, vae: &Vae) -> Option<String> {
     let o = vae.spec().objective;
-    (o != crate::vae::Objective::Elbo).then(|| {
+    (o != crate::vae::Objective::Elbo && !be.runs_batch_prior()).then(|| {
         format!(
             "the {} objective (Fyffe 2019: a batch-fitted prior) runs on the CPU only; the GPU backend trains the ELBO",
             o.name()
@@ -380,7 +384,7 @@ impl<B: Backend> DeviceVae<B> {
     /// Copies `vae` onto the backend's device (UNSUPPORTED for what
     /// [`unsupported_reason`] names).
     pub fn new(backend: B, vae: Vae) -> Result<DeviceVae<B>> {
-        if let Some(why) = unsupported_reason(&vae) {
+        if let Some(why) = unsupported_reason(&backend, &vae) {
             return Err(crate::error::Error::Unsupported(why));
         }
         let n = vae.param_count();
@@ -510,7 +514,7 @@ impl<B: Backend> DeviceVae<B> {
         self.reserve(rows)?;
         self.load_rows(x.as_slice())?;
         self.backend.reset_slots()?;
-        self.step(rows, Minibatch::Loaded, None, Slot::Loss)?;
+        self.step(rows, Minibatch::Loaded, None, Slot::Loss, (0, rows))?;
         let s = self.backend.read_slots()?;
         Ok((s[Slot::Loss as usize] / rows as f64, s[Slot::Penalty as usize] / rows as f64))
     }
@@ -569,6 +573,7 @@ impl<B: Backend> DeviceVae<B> {
         mb: Minibatch<'_, B>,
         noise: Option<DeviceNoise>,
         loss_slot: Slot,
+        (at, batch): (usize, usize),
     ) -> Result<()> {
         self.last_stacked = rows * self.vae.spec().num_samples;
         let DeviceVae { backend, vae, params, grads, parts, n_parts, glob_cols, pass, shards, .. } = self;
@@ -576,16 +581,25 @@ impl<B: Backend> DeviceVae<B> {
         let d = vae.input_dim();
         let Some(sh) = shards.as_mut().filter(|sh| sh.worth(vae.work_rows(rows))) else {
             mb.load(backend, (0, rows), d, None, &mut pass.x)?;
-            return ctx.step(pass, grads, rows, noise, loss_slot, 0, rows);
+            return ctx.step(pass, grads, rows, noise, loss_slot, at, batch);
         };
         let x = &pass.x;
         let load =
             |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| mb.load(backend, (a, b), d, Some(x), &mut part.pass.x);
         let step = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
             let ctx = VaeCtx { be: &part.be, ..ctx };
-            ctx.step(&mut part.pass, &mut part.grads, b - a, noise, loss_slot, a, rows)
+            ctx.step(&mut part.pass, &mut part.grads, b - a, noise, loss_slot, at + a, batch)
         };
         sh.step(backend, rows, grads, vae.param_count(), load, step)
+    }
+
+    /// Replaces the gradient of the step before its update (summed across processes).
+    pub(crate) fn set_grads(&mut self, g: &[f32]) -> Result<()> {
+        self.backend.upload(g, (&mut self.grads, 0))
+    }
+
+    pub(crate) fn grads_ref(&self) -> &B::Buf {
+        &self.grads
     }
 
     /// One optimizer update of the device parameters from the gradient buffer, clipped to
@@ -602,6 +616,20 @@ impl<B: Backend> DeviceVae<B> {
     /// Forgets the optimizer state (a new run of the schedule).
     pub(crate) fn reset_optimizer(&mut self) {
         self.opt = None;
+    }
+
+    pub(crate) fn optimizer_state(&self) -> Option<&crate::optim::Optimizer<B::Buf>> {
+        self.opt.as_ref().map(|o| o.state())
+    }
+
+    /// Continues from optimizer state `opt` (a trainer's, kept from fit to fit).
+    pub(crate) fn set_optimizer_state(&mut self, opt: Option<crate::optim::Optimizer<B::Buf>>) -> Result<()> {
+        self.opt = opt.map(|o| DeviceOptimizer::from_state(&self.backend, o)).transpose()?;
+        Ok(())
+    }
+
+    pub(crate) fn take_optimizer_state(&mut self) -> Option<crate::optim::Optimizer<B::Buf>> {
+        self.opt.take().map(|o| o.into_state())
     }
 
     /// Posterior means and log-variances of the rows of x (rows x latent_dim each), computed on
@@ -644,6 +672,11 @@ impl<B: Backend> DeviceVae<B> {
     /// block of rows), not the CPU's generator: the same estimator, other draws.
     pub fn loss(&mut self, x: &Matrix) -> Result<f64> {
         self.check(x)?;
+        if self.vae.spec().objective == crate::vae::Objective::Bilbo {
+            // Minus BILBO over all of x (its prior fitted to x), as the host VAE scores it.
+            self.sync()?;
+            return self.vae.valid_score(x, crate::pool::resolve_threads(0));
+        }
         let d = self.vae.input_dim();
         let block = self.pass.rows;
         let mut total = 0f64;

@@ -2,16 +2,15 @@
 
 #![forbid(unsafe_code)]
 
-use std::time::Instant;
 
-use crate::corruption::{Corruption, feature_range};
-use crate::error::{Error, Result, invalid, shape, try_zeros};
+use crate::corruption::Corruption;
+use crate::error::{Error, Result, invalid, shape};
 use std::ops::Range;
 
 use crate::data::stream::RowSource;
 use crate::network::{Network, StepNoise};
-use crate::optim::{LrSchedule, Optimizer, OptimizerConfig, OptimizerKind, Schedule, clip_grad_norm};
-use crate::rng::{Rng, StepDraws, stream};
+use crate::optim::{LrSchedule, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
+use crate::rng::StepDraws;
 use crate::tensor::Matrix;
 use crate::vae::{Vae, VaeWorkspace};
 
@@ -166,7 +165,7 @@ pub struct EpochRecord {
 }
 
 /// What a [`Trainer`] fits: an autoencoder ([`Network`]) or a variational one ([`Vae`]).
-pub trait Trainable: Send + Sync {
+pub trait Trainable: sealed::CpuFit + Send + Sync {
     type Workspace: Send;
     fn input_dim(&self) -> usize;
     /// Columns of a training row: the inputs, then a supervised network's targets.
@@ -244,20 +243,6 @@ pub trait Trainable: Send + Sync {
     fn begin_fit(&mut self, _train: &Matrix, _threads: usize) -> Result<bool> {
         Ok(false)
     }
-    /// Fits the model by the model code written over the backend, on the CPU backend, in the
-    /// one loop (None: the CPU engine's step fits it). `train` and `valid` are checked.
-    fn fit_on_cpu_backend(
-        &mut self,
-        _trainer: &mut Trainer,
-        _train: &Matrix,
-        _valid: Option<&Matrix>,
-        _progress: &mut SnapshotWatch<Self>,
-    ) -> Option<Result<()>>
-    where
-        Self: Sized,
-    {
-        None
-    }
     /// What a checkpoint keeps of the model ([`super::checkpoint`]); None: this kind of model
     /// cannot be checkpointed.
     fn checkpoint_model(&self) -> Option<super::checkpoint::ModelState> {
@@ -273,15 +258,6 @@ pub trait Trainable: Send + Sync {
 
 impl Trainable for Network {
     type Workspace = crate::network::Workspace;
-    fn fit_on_cpu_backend(
-        &mut self,
-        trainer: &mut Trainer,
-        train: &Matrix,
-        valid: Option<&Matrix>,
-        progress: &mut SnapshotWatch<Network>,
-    ) -> Option<Result<()>> {
-        Some(trainer.fit_network_on_cpu(self, train, valid, progress))
-    }
     fn begin_fit(&mut self, train: &Matrix, threads: usize) -> Result<bool> {
         if !self.center_pending {
             return Ok(false);
@@ -686,19 +662,7 @@ impl Trainer {
             }
             super::collective::agree(col.as_ref(), train.rows(), train.cols(), net.params_mut())?;
         }
-        let result = match self.collective {
-            None => net.fit_on_cpu_backend(self, train, valid, &mut progress),
-            Some(_) => None,
-        };
-        let result = match result {
-            Some(r) => r,
-            None => {
-                let mut opt = self.optimizer.take().expect("optimizer");
-                let r = self.epochs(net, Feed::Memory(train), valid, &mut opt, batch, batches, threads, &mut progress);
-                self.optimizer = Some(opt);
-                r
-            }
-        };
+        let result = net.fit_on_cpu_backend(self, Feed::Memory(train), valid, &mut progress);
         let result = match result {
             Ok(()) => net.end_fit(train),
             Err(Error::Cancelled) => net.end_fit(train).and(Err(Error::Cancelled)),
@@ -709,313 +673,12 @@ impl Trainer {
         }
         result
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn epochs<'f, M: Trainable>(
-        &mut self,
-        net: &mut M,
-        mut feed: Feed<'f>,
-        valid: Option<&Matrix>,
-        opt: &mut Optimizer,
-        batch: usize,
-        batches: usize,
-        threads: usize,
-        progress: &mut SnapshotWatch<M>,
-    ) -> Result<()> {
-        let c = self.config;
-        let pool = crate::pool::pool(threads)?;
-        let (rows, cols, row0) = match &feed {
-            Feed::Memory(train) => (train.rows(), train.cols(), 0),
-            Feed::Stream { src, .. } => (src.rows(), src.cols(), src.first_row()),
-        };
-        let mut ws = net.train_workspace(batch)?;
-        let mut grads = try_zeros(net.param_count())?;
-        let collective = self.collective.clone();
-        let mut shards = if collective.is_some() { None } else { Shards::new(&*net, batch, threads)? };
-        let mut xb = try_zeros(batch * cols)?;
-        let mut order: Vec<usize> = (row0..row0 + rows).collect();
-        let mut rng = Rng::new(c.seed, stream::SHUFFLE);
-        // Steps count from 1 over the fit, as a device fit's do (the same draws).
-        let key = crate::rng::noise_key(c.seed);
-        // A resumed fit starts where its checkpoint was taken: the shuffles replayed (they
-        // permute `order` in place, so the order of epoch e depends on every earlier one), the
-        // noise counter, early stopping and the epoch all as they were.
-        let mut run = self.resume.take().unwrap_or_default();
-        if c.shuffle {
-            for _ in 0..run.epochs_done {
-                rng.shuffle(&mut order);
-            }
-        }
-        let prints = std::cell::OnceCell::new();
-        let range = match &feed {
-            Feed::Memory(train) => net.needs_feature_range().then(|| feature_range(train.as_slice(), cols)),
-            Feed::Stream { .. } => None,
-        };
-        // Rows in the streamed minibatch buffer `xb` (the last one filled).
-        let mut filled = 0usize;
-        let stochastic = net.is_stochastic();
-        let mut lr = c.learning_rate;
-        let last = if run.stopped { run.epochs_done } else { c.epochs };
-        for epoch in run.epochs_done..last {
-            let start = Instant::now();
-            opt.set_momentum(c.schedule.momentum_at(epoch, c.optimizer.momentum));
-            opt.set_frozen(&net.frozen_ranges());
-            let epoch_start = net.params().to_vec();
-            net.start_epoch(&mut ws);
-            let clock_start = net.clock();
-            match &mut feed {
-                Feed::Memory(_) => {
-                    if c.shuffle {
-                        rng.shuffle(&mut order);
-                    }
-                }
-                Feed::Stream { src, .. } => src.start_epoch(c.shuffle.then_some(&mut rng), &mut order),
-            }
-            let mut loss_sum = 0f64;
-            let mut penalty_sum = 0f64;
-            let mut seen = 0usize;
-            for b in 0..batches {
-                let first = b * batch;
-                // This process's rows of the minibatch; `r` counts those of every process.
-                let (take, r) = match &feed {
-                    Feed::Stream { plan: Some(p), .. } => (batch.min(rows.saturating_sub(first)), p.rows_at(b)),
-                    _ => (batch.min(rows - first), batch.min(rows - first)),
-                };
-                lr = c.schedule.lr_at(c.learning_rate, epoch * batches + b, batches, c.epochs);
-                let x: &[f32] = match &mut feed {
-                    Feed::Memory(train) if c.shuffle => {
-                        let train: &Matrix = train;
-                        for (k, &i) in order[first..first + r].iter().enumerate() {
-                            xb[k * cols..(k + 1) * cols].copy_from_slice(train.row(i));
-                        }
-                        &xb[..r * cols]
-                    }
-                    Feed::Memory(train) => {
-                        let train: &'f Matrix = train;
-                        &train.as_slice()[first * cols..(first + r) * cols]
-                    }
-                    Feed::Stream { src, .. } => {
-                        if take > 0 {
-                            let n: &M = net;
-                            src.fill(&order, first, &mut xb[..take * cols], &mut |m, what| n.check_rows(m, what))?;
-                            filled = take;
-                        }
-                        &xb[..take * cols]
-                    }
-                };
-                let ids = &order[first..first + take];
-                run.noise_ctr += 1;
-                let draws = StepDraws::whole(key, run.noise_ctr, r);
-                let fr = range.as_ref().map(|(lo, hi)| (&lo[..], &hi[..]));
-                // The loop stays on the caller's thread (callbacks run there); the work goes to the pool.
-                let (loss, penalty) = if let Some(col) = &collective {
-                    // This process's slice of the global minibatch; the collectives run on the
-                    // calling thread (MPI's funneled threading), the products on the pool.
-                    // In memory every process holds the global minibatch; streamed, its own rows.
-                    let (a, e, xs, is) = match &feed {
-                        Feed::Stream { plan: Some(p), .. } => {
-                            let a = p.offset_at(b);
-                            (a, a + take, x, ids)
-                        }
-                        _ => {
-                            let (a, e) = super::collective::slice_of(r, col.rank(), col.size());
-                            (a, e, &x[a * cols..e * cols], &ids[a..e])
-                        }
-                    };
-                    let (l, p) = if a < e {
-                        pool.install(|| {
-                            let noise = stochastic.then_some(StepNoise {
-                                draws: draws.from_row(a),
-                                row_ids: is,
-                                feature_range: fr,
-                            });
-                            net.train_step(xs, e - a, &mut ws, &mut grads, threads, noise)
-                        })
-                    } else {
-                        grads.fill(0.0);
-                        (0.0, 0.0)
-                    };
-                    let w = (e - a) as f64 / r as f64;
-                    grads.iter_mut().for_each(|g| *g *= w as f32);
-                    col.all_reduce_sum_f32(&mut grads);
-                    let mut lp = [l * w, p * w];
-                    col.all_reduce_sum_f64(&mut lp);
-                    if (lp[0] + lp[1]).is_finite() {
-                        pool.install(|| update(net, opt, &mut grads, c.grad_clip_norm, lr, threads));
-                    }
-                    (lp[0], lp[1])
-                } else {
-                    pool.install(|| {
-                        crate::parallel::with_spinning_workers(threads, || {
-                            let (loss, penalty) = match shards.as_mut() {
-                                Some(sh) => {
-                                    let noise =
-                                        stochastic.then_some(StepNoise { draws, row_ids: ids, feature_range: fr });
-                                    sh.step(&*net, x, r, cols, &mut grads, noise)
-                                }
-                                None => {
-                                    let noise =
-                                        stochastic.then_some(StepNoise { draws, row_ids: ids, feature_range: fr });
-                                    net.train_step(x, r, &mut ws, &mut grads, threads, noise)
-                                }
-                            };
-                            if (loss + penalty).is_finite() {
-                                update(net, opt, &mut grads, c.grad_clip_norm, lr, threads);
-                            }
-                            (loss, penalty)
-                        })
-                    })
-                };
-                if !(loss + penalty).is_finite() {
-                    net.params_mut().copy_from_slice(&epoch_start);
-                    net.set_clock(clock_start);
-                    let loss = loss + penalty;
-                    return Err(Error::Diverged(format!(
-                        "loss became {loss} at epoch {epoch}, minibatch {b}; parameters restored to the start of the epoch (lower the learning rate or clip gradients)"
-                    )));
-                }
-                loss_sum += loss * r as f64;
-                penalty_sum += penalty * r as f64;
-                seen += r;
-                if c.progress_every > 0
-                    && (b + 1) % c.progress_every == 0
-                    && let Some(cb) = progress.as_mut()
-                {
-                    let secs = start.elapsed().as_secs_f64();
-                    let p = Progress {
-                        event: super::Event::Batch,
-                        epoch,
-                        epochs: c.epochs,
-                        batch: b + 1,
-                        batches,
-                        loss: loss_sum / seen as f64,
-                        penalty: penalty_sum / seen as f64,
-                        stage: self.stage,
-                        free_energy: f64::NAN,
-                        valid_loss: f64::NAN,
-                        samples_per_second: seen as f64 / secs.max(1e-9),
-                        seconds: secs,
-                    };
-                    if !cb(&p, &Snapshot::model_only(&*net, NoState::MidEpoch)) {
-                        return Err(Error::Cancelled);
-                    }
-                }
-            }
-            // Each minibatch's loss is taken before its step, so the epoch's last step is unseen:
-            // check it with one more pass over the last minibatch, so that a blow-up there is
-            // caught in this epoch, not kept as the result or as the next epoch's start.
-            let first = (batches - 1) * batch;
-            let loss = match &feed {
-                Feed::Memory(train) => {
-                    let r = batch.min(rows - first);
-                    let x: &[f32] =
-                        if c.shuffle { &xb[..r * cols] } else { &train.as_slice()[first * cols..][..r * cols] };
-                    let (l, p) = pool.install(|| net.train_step(x, r, &mut ws, &mut grads, threads, None));
-                    l + p
-                }
-                Feed::Stream { plan, .. } => {
-                    let x = &xb[..filled * cols];
-                    let mut lp = [0.0];
-                    if filled > 0 {
-                        let (l, p) = pool.install(|| net.train_step(x, filled, &mut ws, &mut grads, threads, None));
-                        lp[0] = l + p;
-                    }
-                    // Every process decides alike (a non-finite term makes the sum non-finite).
-                    if let (Some(_), Some(col)) = (plan, &collective) {
-                        col.all_reduce_sum_f64(&mut lp);
-                    }
-                    lp[0]
-                }
-            };
-            if !loss.is_finite() {
-                net.params_mut().copy_from_slice(&epoch_start);
-                net.set_clock(clock_start);
-                return Err(Error::Diverged(format!(
-                    "loss became {loss} after the last minibatch of epoch {epoch}; parameters restored to the start of the epoch (lower the learning rate or clip gradients)"
-                )));
-            }
-            let train_secs = start.elapsed().as_secs_f64();
-            let valid_loss = match valid {
-                Some(v) if v.rows() > 0 => pool.install(|| net.valid_score(v, threads))?,
-                _ => f64::NAN,
-            };
-            let rec = EpochRecord {
-                train_loss: loss_sum / seen as f64,
-                train_penalty: penalty_sum / seen as f64,
-                valid_loss,
-                seconds: start.elapsed().as_secs_f64(),
-                samples_per_second: seen as f64 / train_secs.max(1e-9),
-                learning_rate: lr as f64,
-            };
-            self.history.push(rec);
-            net.end_epoch();
-            let mut stop = false;
-            if c.early_stopping_patience > 0 && valid_loss.is_finite() {
-                if run.best.as_ref().is_none_or(|(b, _)| valid_loss < *b) {
-                    run.best = Some((valid_loss, net.params().to_vec()));
-                    run.since_best = 0;
-                } else {
-                    run.since_best += 1;
-                    stop = run.since_best >= c.early_stopping_patience;
-                }
-            }
-            run.epochs_done = epoch + 1;
-            run.stopped = stop;
-            macro_rules! live {
-                ($train:expr) => {
-                    super::checkpoint::LiveState {
-                        trainer: &*self,
-                        optimizer: &*opt,
-                        run: &run,
-                        train: $train,
-                        valid,
-                        prints: &prints,
-                    }
-                };
-            }
-            if let Some((path, every)) = &self.checkpoints
-                && (epoch + 1) % every == 0
-                && let Feed::Memory(train) = &feed
-            {
-                Snapshot { model: &*net, state: Ok(live!(train)) }.save(path)?;
-            }
-            if let Some(cb) = progress.as_mut() {
-                let p = Progress {
-                    event: super::Event::EpochEnd,
-                    epoch,
-                    epochs: c.epochs,
-                    batch: batches,
-                    batches,
-                    loss: rec.train_loss,
-                    penalty: rec.train_penalty,
-                    stage: self.stage,
-                    free_energy: f64::NAN,
-                    valid_loss,
-                    samples_per_second: rec.samples_per_second,
-                    seconds: rec.seconds,
-                };
-                let snap = match &feed {
-                    Feed::Memory(train) => Snapshot { model: &*net, state: Ok(live!(train)) },
-                    Feed::Stream { .. } => Snapshot::model_only(&*net, NoState::Streamed),
-                };
-                if !cb(&p, &snap) {
-                    return Err(Error::Cancelled);
-                }
-            }
-            if stop {
-                break;
-            }
-        }
-        if let Some((_, p)) = run.best {
-            net.params_mut().copy_from_slice(&p);
-        }
-        Ok(())
-    }
 }
 
 /// Where an epoch's rows come from: memory (every fit but a streamed one), or a streamed
 /// source, with the minibatch plan of its process when it trains across processes.
-enum Feed<'a> {
+#[doc(hidden)]
+pub enum Feed<'a> {
     Memory(&'a Matrix),
     Stream { src: &'a mut dyn RowSource, plan: Option<RankPlan> },
 }
@@ -1024,11 +687,12 @@ enum Feed<'a> {
 /// slice of the rows, and minibatch b is made of every process's local minibatch b, of its
 /// share of the batch size (as [`super::collective::slice_of`] cuts both). Every process
 /// computes the whole plan from the row count, so none needs to ask the others.
-struct RankPlan {
-    rank: usize,
+#[doc(hidden)]
+pub struct RankPlan {
+    pub(crate) rank: usize,
     /// Each process's rows and local batch size.
     rows: Vec<usize>,
-    batch: Vec<usize>,
+    pub(crate) batch: Vec<usize>,
 }
 
 impl RankPlan {
@@ -1049,7 +713,7 @@ impl RankPlan {
     }
     /// Minibatches an epoch makes: until every process used all its rows, or (drop_last)
     /// while every process has a whole local minibatch.
-    fn batches(&self, drop_last: bool) -> usize {
+    pub(crate) fn batches(&self, drop_last: bool) -> usize {
         let per = self.rows.iter().zip(&self.batch).map(|(&n, &k)| if drop_last { n / k } else { n.div_ceil(k) });
         if drop_last { per.min().unwrap_or(0) } else { per.max().unwrap_or(0) }
     }
@@ -1057,11 +721,11 @@ impl RankPlan {
         self.batch[q].min(self.rows[q].saturating_sub(b * self.batch[q]))
     }
     /// Rows of minibatch b over all processes.
-    fn rows_at(&self, b: usize) -> usize {
+    pub(crate) fn rows_at(&self, b: usize) -> usize {
         (0..self.rows.len()).map(|q| self.local(q, b)).sum()
     }
     /// Where this process's rows start in minibatch b (the noise of a row is keyed by it).
-    fn offset_at(&self, b: usize) -> usize {
+    pub(crate) fn offset_at(&self, b: usize) -> usize {
         (0..self.rank).map(|q| self.local(q, b)).sum()
     }
 }
@@ -1134,7 +798,7 @@ impl Trainer {
             }
         };
         let rows = src.rows();
-        let (batch, batches) = match &plan {
+        let (_, batches) = match &plan {
             Some(p) => (p.batch[p.rank], p.batches(c.drop_last)),
             None => {
                 let batch = c.batch_size.min(rows.max(1));
@@ -1150,11 +814,8 @@ impl Trainer {
         }
         // What a failed read or a bad row restores.
         let before = (net.params().to_vec(), net.clock(), self.history.len(), self.optimizer.clone());
-        let threads = crate::pool::resolve_threads(c.threads);
-        let mut opt = self.optimizer.take().expect("optimizer");
         let feed = Feed::Stream { src, plan };
-        let result = self.epochs(net, feed, valid, &mut opt, batch, batches, threads, &mut progress);
-        self.optimizer = Some(opt);
+        let result = net.fit_on_cpu_backend(self, feed, valid, &mut progress);
         match &result {
             Ok(()) | Err(Error::Cancelled) => {}
             Err(Error::Diverged(_)) => self.optimizer = None,
@@ -1166,87 +827,6 @@ impl Trainer {
             }
         }
         result
-    }
-}
-
-/// One optimizer step from the minibatch gradient: clipped to `clip` (0 = off), then taken.
-fn update<M: Trainable>(net: &mut M, opt: &mut Optimizer, grads: &mut [f32], clip: f32, lr: f32, threads: usize) {
-    if clip > 0.0 {
-        clip_grad_norm(grads, clip);
-    }
-    opt.step(net.params_mut(), grads, lr, threads);
-    net.after_step();
-}
-
-/// Data-parallel minibatch steps: the minibatch is cut into one contiguous shard per thread, each
-/// shard runs forward and backward with single-threaded products (on two cores a W3 step ran at
-/// 83% of the one-thread GEMM peak on one thread, 59% of the two-thread peak with its products
-/// split), and the shard gradients are combined weighted by rows. Only for models whose
-/// objective is a mean of per-row terms ([`Trainable::shardable`]). Each row's draws are keyed
-/// by the step and the row's place in the whole minibatch ([`StepDraws`]), so a run repeats
-/// exactly for a thread count and different thread counts draw the same numbers (they agree to
-/// the rounding of the combined gradient).
-struct Shards<W> {
-    ws: Vec<W>,
-    grads: Vec<Vec<f32>>,
-    inner_threads: usize,
-}
-
-impl<W: Send> Shards<W> {
-    fn new<M: Trainable<Workspace = W>>(net: &M, batch: usize, threads: usize) -> Result<Option<Shards<W>>> {
-        let n = crate::parallel::shard_count(threads, net.work_rows(batch));
-        if n < 2 || !net.shardable() {
-            return Ok(None);
-        }
-        let rows = batch.div_ceil(n);
-        let mut ws = Vec::with_capacity(n);
-        let mut grads = Vec::with_capacity(n);
-        for _ in 0..n {
-            ws.push(net.train_workspace(rows)?);
-            grads.push(try_zeros(net.param_count())?);
-        }
-        Ok(Some(Shards { ws, grads, inner_threads: (threads / n).max(1) }))
-    }
-
-    /// One sharded step over x (r rows); the combined gradient goes to `grads`.
-    #[allow(clippy::too_many_arguments)]
-    fn step<M: Trainable<Workspace = W>>(
-        &mut self,
-        net: &M,
-        x: &[f32],
-        r: usize,
-        cols: usize,
-        grads: &mut [f32],
-        noise: Option<StepNoise>,
-    ) -> (f64, f64) {
-        use rayon::prelude::*;
-        let n = self.ws.len();
-        let bounds = |s: usize| (s * r / n, (s + 1) * r / n);
-        let inner = self.inner_threads;
-        let parts: Vec<(f64, f64, usize)> = self
-            .ws
-            .par_iter_mut()
-            .zip(self.grads.par_iter_mut())
-            .enumerate()
-            .map(|(s, (ws, g))| {
-                let (a, b) = bounds(s);
-                if a == b {
-                    return (0.0, 0.0, 0);
-                }
-                let noise = noise.map(|n| StepNoise { draws: n.draws.from_row(a), row_ids: &n.row_ids[a..b], ..n });
-                let (l, p) = net.train_step(&x[a * cols..b * cols], b - a, ws, g, inner, noise);
-                (l, p, b - a)
-            })
-            .collect();
-        let shares: Vec<(&[f32], f32)> =
-            self.grads.iter().zip(&parts).map(|(g, &(_, _, k))| (&g[..], k as f32 / r as f32)).collect();
-        crate::parallel::combine_shards(grads, &shares);
-        let (mut loss, mut penalty) = (0f64, 0f64);
-        for &(l, p, k) in &parts {
-            loss += l * k as f64 / r as f64;
-            penalty += p * k as f64 / r as f64;
-        }
-        (loss, penalty)
     }
 }
 
@@ -1326,3 +906,46 @@ pub(crate) fn checked_split<'a, M: Trainable + ?Sized>(
 }
 
 pub use crate::data::split::{split_index, split_rows};
+
+pub(crate) mod sealed {
+    use super::*;
+    use crate::backend::{Cpu, DeviceNetwork, DeviceVae};
+
+    /// How a model is fitted: by its model code written over the backend, on the CPU backend,
+    /// in the one loop ([`Trainer::fit_on_cpu`]). Sealed: the models are the crate's.
+    pub trait CpuFit {
+        fn fit_on_cpu_backend(
+            &mut self,
+            trainer: &mut Trainer,
+            feed: Feed<'_>,
+            valid: Option<&Matrix>,
+            progress: &mut SnapshotWatch<Self>,
+        ) -> Result<()>
+        where
+            Self: Sized;
+    }
+
+    impl CpuFit for Network {
+        fn fit_on_cpu_backend(
+            &mut self,
+            trainer: &mut Trainer,
+            feed: Feed<'_>,
+            valid: Option<&Matrix>,
+            progress: &mut SnapshotWatch<Network>,
+        ) -> Result<()> {
+            trainer.fit_on_cpu::<DeviceNetwork<Cpu>>(self, feed, valid, progress)
+        }
+    }
+
+    impl CpuFit for Vae {
+        fn fit_on_cpu_backend(
+            &mut self,
+            trainer: &mut Trainer,
+            feed: Feed<'_>,
+            valid: Option<&Matrix>,
+            progress: &mut SnapshotWatch<Vae>,
+        ) -> Result<()> {
+            trainer.fit_on_cpu::<DeviceVae<Cpu>>(self, feed, valid, progress)
+        }
+    }
+}

@@ -198,6 +198,24 @@ impl Backend for Cpu {
     fn runs_exact_contraction(&self) -> bool {
         true
     }
+    fn vae_batch_prior_kl(
+        &self,
+        head: In<'_, Vec<f32>>,
+        kl_el: Out<'_, Vec<f32>>,
+        dhead: Out<'_, Vec<f32>>,
+        rows: usize,
+        latent: usize,
+        const_lv: f32,
+        beta: f32,
+    ) -> Result<()> {
+        let n = rows * latent;
+        let (head, kl_el, dhead) = (&head.0[head.1..][..n], &mut kl_el.0[kl_el.1..][..n], &mut dhead.0[dhead.1..][..n]);
+        crate::vae::batch_prior_kl(head, rows, latent, const_lv, beta, kl_el, dhead);
+        Ok(())
+    }
+    fn runs_batch_prior(&self) -> bool {
+        true
+    }
     fn add_slot(&self, slot: super::ops::Slot, v: f64) -> Result<()> {
         self.slots()[slot as usize] += v;
         Ok(())
