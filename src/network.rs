@@ -11,7 +11,7 @@ use crate::error::{Error, Result, invalid, shape, try_zeros};
 use crate::layer::{Dense, Stochastic};
 use crate::loss::Loss;
 use crate::regularizer::{self, Sparsity};
-use crate::rng::{Philox, Rng, StepDraws, stream};
+use crate::rng::{Rng, StepDraws, stream};
 use crate::task::{self, Evaluation, Task};
 use crate::tensor::Matrix;
 
@@ -45,22 +45,13 @@ pub struct Workspace {
     rows: usize,
     z: Vec<Vec<f32>>,
     y: Vec<Vec<f32>>,
-    d0: Vec<f32>,
-    d1: Vec<f32>,
-    /// The corrupted minibatch (denoising).
-    xc: Vec<f32>,
     /// Samples of stochastic layers (sized when first drawn), and whether layer i's are this
     /// pass's (then they, not y, are what the next layer saw).
     s: Vec<Vec<f32>>,
     sampled: Vec<bool>,
-    /// Supervised training: the minibatch's inputs and targets taken apart.
-    xin: Vec<f32>,
-    tgt: Vec<f32>,
     /// Memory layers: each connection's recurrent state, carried from row to row and from one
-    /// pass to the next (empty for other layers), and the previous states of a training
-    /// pass's rows, which the backward reads.
+    /// pass to the next (empty for other layers).
     mem: Vec<Vec<f32>>,
-    mem_hist: Vec<Vec<f32>>,
 }
 
 impl Workspace {
@@ -71,6 +62,26 @@ impl Workspace {
 }
 
 impl Workspace {
+    /// The memory layers' states (empty for other layers).
+    pub(crate) fn memory_states(&self) -> impl Iterator<Item = &[f32]> {
+        self.mem.iter().map(|m| &m[..])
+    }
+
+    /// Keeps layer i of a training pass: pre-activations, outputs, samples (when it drew
+    /// them) and memory state (where the next pass's sequence continues).
+    pub(crate) fn keep_pass(&mut self, i: usize, z: &[f32], y: &[f32], samples: Option<&[f32]>, mem: &[f32]) {
+        self.z[i][..z.len()].copy_from_slice(z);
+        self.y[i][..y.len()].copy_from_slice(y);
+        self.sampled[i] = samples.is_some();
+        if let Some(s) = samples {
+            let n = self.s[i].len().max(s.len());
+            self.s[i].resize(n, 0.0);
+            self.s[i][..s.len()].copy_from_slice(s);
+        }
+        let k = self.mem[i].len();
+        self.mem[i].copy_from_slice(&mem[..k]);
+    }
+
     pub fn rows(&self) -> usize {
         self.rows
     }
@@ -368,20 +379,15 @@ impl Network {
 
     pub fn workspace(&self, rows: usize) -> Result<Workspace> {
         let mut ws = Workspace { rows, ..Default::default() };
-        let mut widest = self.spec.input_dim;
         for l in &self.layers {
             ws.z.push(try_zeros(crate::tensor::checked_len(rows, l.n_out)?)?);
             ws.y.push(try_zeros(rows * l.n_out)?);
-            widest = widest.max(l.n_out);
         }
-        ws.d0 = try_zeros(rows * widest)?;
-        ws.d1 = try_zeros(rows * widest)?;
         ws.s = vec![Vec::new(); self.layers.len()];
         ws.sampled = vec![false; self.layers.len()];
         for l in &self.layers {
             let m = l.memory();
             ws.mem.push(try_zeros(m.as_ref().map_or(0, |m| m.state_len()))?);
-            ws.mem_hist.push(try_zeros(m.as_ref().map_or(0, |m| m.history_len(rows)))?);
         }
         Ok(ws)
     }
@@ -389,13 +395,11 @@ impl Network {
     /// Runs layers `range` on `x` (rows x layers[range.start].n_in) into the workspace, passing
     /// means on through stochastic layers.
     pub fn forward_layers(&self, range: Range<usize>, x: &[f32], rows: usize, ws: &mut Workspace, threads: usize) {
-        self.forward_with(range, x, rows, ws, threads, None, None)
+        self.forward_with(range, x, rows, ws, threads, None)
     }
 
     /// forward_layers() that samples stochastic layers from `sampler` (layer i from its stream
-    /// i + 1, keyed by each element's place in the minibatch) and adds the per-row code noise of
-    /// `code_noise` (row ids, noise key) to the code layer.
-    #[allow(clippy::too_many_arguments)]
+    /// i + 1, keyed by each element's place in the block: stochastic inference).
     fn forward_with(
         &self,
         range: Range<usize>,
@@ -404,14 +408,13 @@ impl Network {
         ws: &mut Workspace,
         threads: usize,
         sampler: Option<StepDraws>,
-        code_noise: Option<(&[usize], u64)>,
     ) {
         debug_assert!(ws.rows >= rows);
         for i in range.clone() {
             let l = &self.layers[i];
             let n = rows * l.n_out;
             {
-                let Workspace { z, y, s, sampled, mem, mem_hist, .. } = &mut *ws;
+                let Workspace { z, y, s, sampled, mem, .. } = &mut *ws;
                 let (before, after) = y.split_at_mut(i);
                 let input: &[f32] = if i == range.start {
                     x
@@ -422,19 +425,12 @@ impl Network {
                 };
                 match l.memory() {
                     Some(m) => {
-                        // A training workspace keeps the previous states for the backward.
-                        let hist = (!mem_hist[i].is_empty()).then(|| &mut mem_hist[i][..]);
-                        m.forward(&self.params, input, rows, &mut z[i][..n], &mut mem[i], hist, threads);
+                        m.forward(&self.params, input, rows, &mut z[i][..n], &mut mem[i], None, threads);
                         l.activate(&self.params, &mut z[i][..n], &mut after[0][..n]);
                     }
                     None => l.forward(&self.params, input, rows, &mut z[i][..n], &mut after[0][..n], threads),
                 }
                 sampled[i] = false;
-            }
-            if i + 1 == self.n_encoder
-                && let Some((ids, seed)) = code_noise
-            {
-                self.add_code_noise(rows, ws, ids, seed);
             }
             if !l.stochastic.is_none()
                 && let Some(d) = sampler
@@ -465,7 +461,9 @@ impl Network {
 
     /// One training step's forward and backward: with `noise`, the input is corrupted and the
     /// code noise injected as the regularisation says; the loss is always against the clean x.
-    /// `grads` gets the gradient of mean loss + penalties (every entry overwritten).
+    /// `grads` gets the gradient of mean loss + penalties (every entry overwritten), `ws` the
+    /// pass (outputs, samples, memory states). It is the step a fit runs, on the CPU backend
+    /// ([`crate::backend::DeviceNetwork`]); panics only if its buffers cannot be allocated.
     pub fn step(
         &self,
         x: &[f32],
@@ -475,168 +473,8 @@ impl Network {
         threads: usize,
         noise: Option<StepNoise>,
     ) -> StepLoss {
-        let reg = &self.spec.regularization;
-        let n = self.layers.len();
-        let cols = self.spec.input_dim;
-        let count = rows * cols;
-        let task = self.spec.task;
-        let tw = task.target_width();
-        // Supervised rows carry their targets after the inputs: take them apart.
-        let mut xin = std::mem::take(&mut ws.xin);
-        let mut tgt = std::mem::take(&mut ws.tgt);
-        let x: &[f32] = if tw > 0 {
-            xin.resize(count, 0.0);
-            tgt.resize(rows * tw, 0.0);
-            task::split_rows(x, cols, tw, &mut xin[..count], &mut tgt[..rows * tw]);
-            &xin[..count]
-        } else {
-            &x[..count]
-        };
-        let mut xc = std::mem::take(&mut ws.xc);
-        let (input, noise): (&[f32], _) = match noise {
-            Some(nz) if !reg.corruption.is_none() => {
-                xc.resize(count, 0.0);
-                let d = nz.draws;
-                reg.corruption.apply(&x[..count], cols, nz.feature_range, d.stream(0), d.first, &mut xc);
-                (&xc[..count], Some(nz))
-            }
-            nz => (&x[..count], nz),
-        };
-        match noise {
-            Some(nz) => {
-                let code_noise = (reg.code_noise > 0.0).then_some((nz.row_ids, nz.draws.key));
-                self.forward_with(0..n, input, rows, ws, threads, Some(nz.draws), code_noise)
-            }
-            None => self.forward_with(0..n, input, rows, ws, threads, None, None),
-        }
-        let out = &self.layers[n - 1];
-        let loss = self.spec.loss;
-        let act = out.activation;
-        let out_w = out.n_out;
-        let out_count = rows * out_w;
-        let z = &ws.z[n - 1][..out_count];
-        let y = &ws.y[n - 1][..out_count];
-        let dz = &mut ws.d0[..out_count];
-        let recon_sum = match task {
-            Task::Classify { classes } => task::softmax_cross_entropy(y, &tgt[..rows], classes, 1.0 / rows as f32, dz),
-            _ => {
-                let t = if tw > 0 { &tgt[..out_count] } else { &x[..count] };
-                crate::parallel::loss_rows(dz, z, y, t, out_w, threads, |dz, z, y, t| {
-                    loss.forward_backward(act, z, y, t, dz, out_w, out_count)
-                })
-            }
-        };
-        let sparse = reg.sparse_mask(self.n_encoder - 1, n - 1);
-        let mut penalty = 0f64;
-        // The exact contractive penalty of the whole encoder (crate::contractive), computed once.
-        let exact = (reg.contractive > 0.0 && reg.contractive_exact).then(|| {
-            let enc = &self.layers[..self.n_encoder];
-            let zs: Vec<&[f32]> = (0..enc.len()).map(|i| ws.preactivation(i)).collect();
-            let ys: Vec<&[f32]> = (0..enc.len()).map(|i| ws.output(i)).collect();
-            let e = crate::contractive::ExactContraction::compute(
-                enc,
-                &self.params,
-                &zs,
-                &ys,
-                rows,
-                reg.contractive,
-                threads,
-            );
-            penalty += e.value;
-            e
-        });
-        // Walk back: d0 holds dL/dz of layer i on entry (the output's), else dL/dy.
-        let mut cur = std::mem::take(&mut ws.d0);
-        let mut next = std::mem::take(&mut ws.d1);
-        for i in (0..n).rev() {
-            let l = &self.layers[i];
-            // A layer's input is what the layer below passed on (its samples when it drew them;
-            // the below layer's derivative then uses its means: straight-through).
-            let layer_in: &[f32] = if i == 0 { input } else { &ws.passed_on(i - 1)[..rows * l.n_in] };
-            let dz = &mut cur[..rows * l.n_out];
-            let wr = l.w..l.w + l.n_in * l.n_out;
-            // The contractive penalty of an encoder layer reaches its dz before the products.
-            let contraction = (reg.contractive > 0.0 && !reg.contractive_exact && i < self.n_encoder).then(|| {
-                let (z, y) = (&ws.z[i][..rows * l.n_out], &ws.y[i][..rows * l.n_out]);
-                regularizer::contractive(
-                    &self.params[wr.clone()],
-                    l.n_in,
-                    l.n_out,
-                    l.activation,
-                    z,
-                    y,
-                    reg.contractive,
-                    Some(dz),
-                )
-            });
-            if let Some(e) = exact.as_ref().filter(|_| i < self.n_encoder) {
-                e.add_dz(i, &mut cur[..rows * l.n_out]);
-            }
-            let dz = &cur[..rows * l.n_out];
-            let dx = if i == 0 { None } else { Some(&mut next[..rows * l.n_in]) };
-            // dL/dz of every layer is ready on entry: the output's from the loss, the others'
-            // from the dx product of the layer above with this layer's activation derivative
-            // (fused, unless a sparsity penalty must join dL/dy first).
-            let below = if i == 0 || sparse[i - 1] {
-                None
-            } else {
-                let b = &self.layers[i - 1];
-                Some((b.activation, &ws.z[i - 1][..rows * l.n_in], &ws.y[i - 1][..rows * l.n_in]))
-            };
-            match l.memory() {
-                Some(m) => {
-                    let mut dx = dx;
-                    m.backward(&self.params, grads, layer_in, dz, &ws.mem_hist[i], dx.as_deref_mut(), rows, threads);
-                    crate::layer::dense::below_grad(dx, below, l.n_in, rows, threads);
-                }
-                None => l.backward_from_dz(&self.params, grads, layer_in, dz, dx, below, rows, threads),
-            }
-            if let Some(c) = contraction {
-                penalty += c.value;
-                c.add_dw(&self.params[wr.clone()], &mut grads[wr.clone()]);
-            }
-            if let Some(e) = exact.as_ref().filter(|_| i < self.n_encoder) {
-                e.add_dw(i, &mut grads[wr]);
-            }
-            if i > 0 && sparse[i - 1] {
-                let b = &self.layers[i - 1];
-                let (z, y) = (&ws.z[i - 1][..rows * l.n_in], &ws.y[i - 1][..rows * l.n_in]);
-                let dy = &mut next[..rows * l.n_in];
-                penalty += match reg.sparsity {
-                    Sparsity::Kl { rho, beta } => regularizer::kl_sparsity(y, l.n_in, rho, beta, Some(&mut *dy)),
-                    Sparsity::L1 { lambda } => regularizer::l1_activity(y, l.n_in, lambda, Some(&mut *dy)),
-                    Sparsity::None => 0.0,
-                };
-                b.activation.backward_in_place(z, y, dy);
-            }
-            std::mem::swap(&mut cur, &mut next);
-        }
-        ws.d0 = cur;
-        ws.d1 = next;
-        ws.xc = xc;
-        ws.xin = xin;
-        ws.tgt = tgt;
-        StepLoss { recon_sum, penalty }
-    }
-
-    /// Adds the fixed per-row Gaussian noise to the code layer's pre-activation and recomputes
-    /// its output: unit j of training row `id` draws element j of counter `id` under the noise
-    /// key ^ 0xC0DE (the device kernel's keying).
-    fn add_code_noise(&self, rows: usize, ws: &mut Workspace, row_ids: &[usize], key: u64) {
-        let c = self.n_encoder - 1;
-        let l = &self.layers[c];
-        let sigma = self.spec.regularization.code_noise;
-        let z = ws.z[c][..rows * l.n_out].chunks_exact_mut(l.n_out);
-        let y = ws.y[c][..rows * l.n_out].chunks_exact_mut(l.n_out);
-        for ((zr, yr), &id) in z.zip(y).zip(row_ids) {
-            Philox::new(key ^ 0xC0DE, id as u64).for_normals(0, l.n_out, |at, e| {
-                for ((z, y), &e) in zr[at..].iter_mut().zip(yr[at..].iter_mut()).zip(e) {
-                    let full = *z + sigma * e;
-                    *z = full;
-                    *y = l.activation.apply(full);
-                }
-            });
-        }
+        crate::backend::DeviceNetwork::host_step(self, x, rows, ws, grads, threads, noise)
+            .unwrap_or_else(|e| panic!("Network::step: {e}"))
     }
 
     fn check_input(&self, x: &Matrix, width: usize, what: &str) -> Result<()> {
@@ -686,7 +524,7 @@ impl Network {
                 // Each element draws by its row's place in the call, whatever the blocks.
                 Some(seed) if self.has_stochastic_layers() => {
                     let draws = StepDraws { key: seed, ctr: 0, first, batch: rows };
-                    self.forward_with(range.clone(), xs, r, &mut ws, threads, Some(draws), None)
+                    self.forward_with(range.clone(), xs, r, &mut ws, threads, Some(draws))
                 }
                 _ => self.forward_layers(range.clone(), xs, r, &mut ws, threads),
             }
@@ -708,7 +546,6 @@ impl Network {
         for (i, l) in self.layers.iter().enumerate() {
             let n = l.memory().filter(|_| range.contains(&i)).map_or(0, |m| m.state_len());
             ws.mem.push(try_zeros(n)?);
-            ws.mem_hist.push(Vec::new());
         }
         Ok(ws)
     }

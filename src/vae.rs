@@ -226,15 +226,10 @@ pub struct VaeStepLoss {
 /// Buffers of one pass, sized for `rows` examples and `samples` draws each.
 #[derive(Default)]
 pub struct VaeWorkspace {
-    rows: usize,
-    samples: usize,
     z: Vec<Vec<f32>>,
     y: Vec<Vec<f32>>,
     eps: Vec<f32>,
     zs: Vec<f32>,
-    d0: Vec<f32>,
-    d1: Vec<f32>,
-    dhead: Vec<f32>,
     nll: Vec<f64>,
 }
 
@@ -497,9 +492,6 @@ impl Vae {
             s.beta * (self.steps + 1) as f32 / s.kl_warmup_steps as f32
         }
     }
-    pub(crate) fn advance(&mut self) {
-        self.steps += 1;
-    }
     /// Weight matrices (weight decay applies there; not to biases or global log-variances).
     pub fn weight_ranges(&self) -> Vec<Range<usize>> {
         self.layers.iter().map(|l| l.w..l.w + l.n_in * l.n_out).collect()
@@ -525,21 +517,16 @@ impl Vae {
     /// Buffers for `rows` examples with `samples` draws each.
     pub fn workspace(&self, rows: usize, samples: usize) -> Result<VaeWorkspace> {
         let stacked = crate::tensor::checked_len(rows, samples)?;
-        let mut ws = VaeWorkspace { rows, samples, ..Default::default() };
-        let mut widest = self.spec.input_dim.max(self.spec.latent_dim);
+        let mut ws = VaeWorkspace::default();
         for (i, l) in self.layers.iter().enumerate() {
             let r = if i > self.head { stacked } else { rows };
             let n = crate::tensor::checked_len(r, l.n_out)?;
             ws.z.push(try_zeros(n)?);
             ws.y.push(try_zeros(n)?);
-            widest = widest.max(l.n_out).max(l.n_in);
         }
         let j = self.spec.latent_dim;
-        ws.eps = try_zeros(stacked * j)?;
+        ws.eps = try_zeros(crate::tensor::checked_len(stacked, j)?)?;
         ws.zs = try_zeros(stacked * j)?;
-        ws.d0 = try_zeros(crate::tensor::checked_len(stacked, widest)?)?;
-        ws.d1 = try_zeros(stacked * widest)?;
-        ws.dhead = try_zeros(rows * self.spec.head_width())?;
         ws.nll = try_zeros(stacked)?;
         Ok(ws)
     }
@@ -591,72 +578,27 @@ impl Vae {
     }
 
     /// Reconstruction NLL of each stacked row against its example (row i % rows of x) into
-    /// ws.nll; with `grad`, dNLL/dpre scaled by `scale` into ws.d0 and the extra parameters'
-    /// gradient added to `dextra`.
-    fn recon_nll(
-        &self,
-        x: &[f32],
-        rows: usize,
-        n: usize,
-        ws: &mut VaeWorkspace,
-        grad: Option<(f32, &mut [f64])>,
-        threads: usize,
-    ) {
+    /// ws.nll.
+    fn recon_nll(&self, x: &[f32], rows: usize, n: usize, ws: &mut VaeWorkspace, threads: usize) {
         let d = self.spec.input_dim;
         let out = self.layers.len() - 1;
         let p = self.layers[out].n_out;
         let pre = &ws.y[out][..n * p];
         let extra = &self.params[self.extra..];
         let rec = &self.spec.reconstruction;
-        let ne = extra.len();
-        let nll = &mut ws.nll[..n];
-        let block = |b: usize, nll: &mut [f64], dpre: Option<&mut [f32]>, scale: f32| -> Vec<f64> {
-            let mut de = vec![0f64; ne];
+        let block = |b: usize, nll: &mut [f64]| {
             let first = b * RECON_BLOCK;
-            let mut dpre = dpre;
             for (k, v) in nll.iter_mut().enumerate() {
                 let i = first + k;
                 let xr = &x[(i % rows) * d..(i % rows + 1) * d];
-                let pr = &pre[i * p..(i + 1) * p];
-                let g = dpre.as_deref_mut().map(|dp| (&mut dp[k * p..(k + 1) * p], &mut de[..], scale));
-                *v = rec.nll_row(xr, pr, extra, g);
+                *v = rec.nll_row(xr, &pre[i * p..(i + 1) * p], extra, None);
             }
-            de
         };
-        let parallel = threads > 1 && n * p >= 32 * 1024;
-        match grad {
-            Some((scale, dextra)) => {
-                let dpre = &mut ws.d0[..n * p];
-                let parts: Vec<Vec<f64>> = if parallel {
-                    nll.par_chunks_mut(RECON_BLOCK)
-                        .zip(dpre.par_chunks_mut(RECON_BLOCK * p))
-                        .enumerate()
-                        .map(|(b, (nl, dp))| block(b, nl, Some(dp), scale))
-                        .collect()
-                } else {
-                    nll.chunks_mut(RECON_BLOCK)
-                        .zip(dpre.chunks_mut(RECON_BLOCK * p))
-                        .enumerate()
-                        .map(|(b, (nl, dp))| block(b, nl, Some(dp), scale))
-                        .collect()
-                };
-                for de in parts {
-                    for (a, v) in dextra.iter_mut().zip(de) {
-                        *a += v;
-                    }
-                }
-            }
-            None => {
-                if parallel {
-                    nll.par_chunks_mut(RECON_BLOCK).enumerate().for_each(|(b, nl)| {
-                        block(b, nl, None, 0.0);
-                    });
-                } else {
-                    nll.chunks_mut(RECON_BLOCK).enumerate().for_each(|(b, nl)| {
-                        block(b, nl, None, 0.0);
-                    });
-                }
-            }
+        let nll = &mut ws.nll[..n];
+        if threads > 1 && n * p >= 32 * 1024 {
+            nll.par_chunks_mut(RECON_BLOCK).enumerate().for_each(|(b, nl)| block(b, nl));
+        } else {
+            nll.chunks_mut(RECON_BLOCK).enumerate().for_each(|(b, nl)| block(b, nl));
         }
     }
 
@@ -678,165 +620,24 @@ impl Vae {
         kl
     }
 
-    /// BILBO's batch prior of the first `rows` rows: v_j = mean_rows mu_j^2 + s^2.
-    fn step_prior(&self, ws: &VaeWorkspace, rows: usize) -> Vec<f64> {
-        batch_prior(&ws.y[self.head], rows, self.spec.latent_dim, self.const_lv)
-    }
-
     /// One training step over x (rows x input_dim) with the network's L samples drawn from
     /// `draws` and KL weight `beta`. Writes the gradient of the mean over rows of
     /// [E_q -log p(x|z) + beta KL] into `grads` (every entry overwritten). Draw l of latent unit
     /// j of row r is element (l * batch + first + r) * latent_dim + j of the step's stream 1
-    /// (the device kernel's keying over the whole minibatch), so shards of a minibatch draw what
-    /// it draws whole.
-    #[allow(clippy::too_many_arguments)]
+    /// (keyed over the whole minibatch), so shards of a minibatch draw what it draws whole. It
+    /// is the step a fit runs, on the CPU backend ([`crate::backend::DeviceVae`]); panics only
+    /// if the step's buffers cannot be allocated.
     pub fn step(
         &self,
         x: &[f32],
         rows: usize,
-        ws: &mut VaeWorkspace,
         grads: &mut [f32],
         threads: usize,
         draws: StepDraws,
         beta: f32,
     ) -> VaeStepLoss {
-        let (jd, samples) = (self.spec.latent_dim, self.spec.num_samples);
-        debug_assert!(ws.rows >= rows && ws.samples >= samples);
-        debug_assert!(draws.first + rows <= draws.batch);
-        let philox = draws.stream(1);
-        for l in 0..samples {
-            let first = ((l * draws.batch + draws.first) as u64).wrapping_mul(jd as u64);
-            philox.fill_normal(first, &mut ws.eps[l * rows * jd..(l + 1) * rows * jd]);
-        }
-        self.step_from_eps(x, rows, ws, grads, threads, beta)
-    }
-
-    /// [`Vae::step`] with the standard normal draws given: `eps` holds rows * L * latent_dim
-    /// values stacked draw-major (draw l of example r at stacked row l * rows + r), the layout
-    /// `Vae::step` draws them in. `step` is this after filling them from its generator, so the
-    /// two agree exactly on the same draws (a device's Philox draws can be replayed here).
-    #[allow(clippy::too_many_arguments)]
-    pub fn step_with_eps(
-        &self,
-        x: &[f32],
-        rows: usize,
-        ws: &mut VaeWorkspace,
-        grads: &mut [f32],
-        threads: usize,
-        eps: &[f32],
-        beta: f32,
-    ) -> VaeStepLoss {
-        let n = rows * self.spec.num_samples * self.spec.latent_dim;
-        assert!(ws.rows >= rows && ws.samples >= self.spec.num_samples, "workspace too small");
-        assert_eq!(eps.len(), n, "eps holds rows x samples x latent_dim draws");
-        ws.eps[..n].copy_from_slice(eps);
-        self.step_from_eps(x, rows, ws, grads, threads, beta)
-    }
-
-    /// The step after the draws: ws.eps holds them.
-    fn step_from_eps(
-        &self,
-        x: &[f32],
-        rows: usize,
-        ws: &mut VaeWorkspace,
-        grads: &mut [f32],
-        threads: usize,
-        beta: f32,
-    ) -> VaeStepLoss {
-        let s = &self.spec;
-        let (jd, samples) = (s.latent_dim, s.num_samples);
-        let n = rows * samples;
-        self.encode_into(&x[..rows * s.input_dim], rows, ws, threads);
-        self.reparameterise(ws, rows, samples);
-        self.decode_into(n, ws, threads);
-        let mut dextra = vec![0f64; s.reconstruction.extra_params()];
-        self.recon_nll(x, rows, n, ws, Some((1.0 / n as f32, &mut dextra)), threads);
-        let recon_sum = ws.nll[..n].iter().sum::<f64>() / samples as f64;
-        // BILBO: the KL from the batch's own fitted prior, rows/2 sum_j ln(1 + m_j / s^2).
-        let bilbo = (s.objective == Objective::Bilbo).then(|| self.step_prior(ws, rows));
-        let kl_sum = match &bilbo {
-            None => self.kl_sum(ws, rows, None),
-            Some(v) => {
-                let s2 = (self.const_lv as f64).exp();
-                rows as f64 * 0.5 * v.iter().map(|v| (v / s2).ln()).sum::<f64>()
-            }
-        };
-        for (g, d) in grads[self.extra..].iter_mut().zip(&dextra) {
-            *g = *d as f32;
-        }
-
-        // Decoder backward; cur holds dL/dz of layer i (the output layer's is dL/dpre).
-        let mut cur = std::mem::take(&mut ws.d0);
-        let mut next = std::mem::take(&mut ws.d1);
-        let dec = self.decoder_range();
-        for i in dec.clone().rev() {
-            let l = &self.layers[i];
-            let input: &[f32] = if i == dec.start { &ws.zs[..n * jd] } else { &ws.y[i - 1][..n * l.n_in] };
-            let below = (i > dec.start).then(|| {
-                let b = &self.layers[i - 1];
-                (b.activation, &ws.z[i - 1][..n * l.n_in], &ws.y[i - 1][..n * l.n_in])
-            });
-            l.backward_from_dz(
-                &self.params,
-                grads,
-                input,
-                &cur[..n * l.n_out],
-                Some(&mut next[..n * l.n_in]),
-                below,
-                n,
-                threads,
-            );
-            std::mem::swap(&mut cur, &mut next);
-        }
-        // cur: dL/dz of every stacked sample. Through the reparameterisation to the head.
-        let kl_scale = beta / rows as f32;
-        let hw = s.head_width();
-        let learned = self.learned;
-        {
-            let head = &ws.y[self.head];
-            let dhead = &mut ws.dhead[..rows * hw];
-            for r in 0..rows {
-                for j in 0..jd {
-                    let (mu, lv) = self.posterior(head, r, j);
-                    let sigma = (0.5 * lv).exp();
-                    // BILBO: d/dmu_rj 1/2 sum_j ln(1 + m_j / s^2) = mu_rj / (rows v_j), the batch
-                    // prior's variance held (it is the KL's minimiser in v: envelope theorem).
-                    let kl_mu = match &bilbo {
-                        None => kl_scale * mu,
-                        Some(v) => (kl_scale as f64 * mu as f64 / v[j]) as f32,
-                    };
-                    let (mut dmu, mut dlv) = (kl_mu, kl_scale * 0.5 * (sigma * sigma - 1.0));
-                    for l in 0..samples {
-                        let k = (l * rows + r) * jd + j;
-                        dmu += cur[k];
-                        dlv += cur[k] * ws.eps[k] * 0.5 * sigma;
-                    }
-                    dhead[r * hw + j] = dmu;
-                    if learned {
-                        dhead[r * hw + jd + j] = dlv;
-                    }
-                }
-            }
-            self.layers[self.head].activation.backward_in_place(&ws.z[self.head][..rows * hw], head, dhead);
-        }
-        // Head and encoder backward.
-        let dhead = std::mem::take(&mut ws.dhead);
-        cur[..rows * hw].copy_from_slice(&dhead[..rows * hw]);
-        ws.dhead = dhead;
-        for i in (0..=self.head).rev() {
-            let l = &self.layers[i];
-            let input: &[f32] = if i == 0 { &x[..rows * l.n_in] } else { &ws.y[i - 1][..rows * l.n_in] };
-            let below = (i > 0).then(|| {
-                let b = &self.layers[i - 1];
-                (b.activation, &ws.z[i - 1][..rows * l.n_in], &ws.y[i - 1][..rows * l.n_in])
-            });
-            let dx = (i > 0).then(|| &mut next[..rows * l.n_in]);
-            l.backward_from_dz(&self.params, grads, input, &cur[..rows * l.n_out], dx, below, rows, threads);
-            std::mem::swap(&mut cur, &mut next);
-        }
-        ws.d0 = cur;
-        ws.d1 = next;
-        VaeStepLoss { recon_sum, kl_sum }
+        crate::backend::DeviceVae::host_step(self, x, rows, grads, threads, draws, beta)
+            .unwrap_or_else(|e| panic!("Vae::step: {e}"))
     }
 
     fn check(&self, x: &Matrix, width: usize, what: &str) -> Result<()> {
@@ -921,7 +722,7 @@ impl Vae {
                 self.reparameterise(&mut ws, r, samples);
                 self.decode_into(r * samples, &mut ws, threads);
                 if with_recon {
-                    self.recon_nll(xs, r, r * samples, &mut ws, None, threads);
+                    self.recon_nll(xs, r, r * samples, &mut ws, threads);
                 }
                 sink(first, r, &ws);
                 first += r;

@@ -1,5 +1,6 @@
-//! The device network, written once over the backend primitives, checked on the Cpu backend
-//! against the CPU network: the same spec and rows give the same losses and gradients (every
+//! The network, written once over the backend primitives: its step on the Cpu backend as one
+//! pass (`Network::step`) against the same step cut into data-parallel shards
+//! (`DeviceNetwork::forward_backward` on a pool): the same spec and rows give the same losses and gradients (every
 //! activation, both losses, tied weights, every penalty, supervised heads), and device training
 //! follows CPU training without noise. The CUDA backend runs the same code with kernels that
 //! tests/cuda_kernels.rs checks against the Cpu backend.
@@ -14,7 +15,7 @@ use latent::rng::Rng;
 use latent::task::Task;
 use latent::{
     Activation, Corruption, LayerSpec, Loss, Matrix, Network, NetworkSpec, OptimizerConfig, OptimizerKind, TrainConfig,
-    Trainable, Trainer,
+    Trainer,
 };
 
 /// A rows x cols matrix uniform in [lo, hi).
@@ -35,9 +36,11 @@ fn check_step(name: &str, spec: NetworkSpec, rows: usize, seed: u64) {
         Task::Reconstruct => x,
         t => with_targets(&x, t, &mut rng),
     };
-    let mut ws = net.train_workspace(rows).unwrap();
+    let mut ws = net.workspace(rows).unwrap();
     let mut cpu_g = vec![0f32; net.param_count()];
-    let (cpu_l, cpu_p) = net.train_step(x.as_slice(), rows, &mut ws, &mut cpu_g, 1, None);
+    let st = net.step(x.as_slice(), rows, &mut ws, &mut cpu_g, 1, None);
+    let per_row = if matches!(net.task(), Task::Classify { .. }) { 1 } else { net.output_dim() };
+    let (cpu_l, cpu_p) = (st.recon_sum / (rows * per_row) as f64, st.penalty);
     let mut dev = DeviceNetwork::new(Cpu::default(), net.clone()).unwrap();
     let (dev_l, dev_p) = dev.forward_backward(&x).unwrap();
     let dev_g = dev.gradients().unwrap();

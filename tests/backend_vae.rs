@@ -1,8 +1,8 @@
-//! The device VAE (src/backend/vae.rs), written once over the backend primitives, checked on the
-//! Cpu backend (the CUDA kernels' oracle) against the CPU VAE:
-//! - one training step's losses and gradient equal `Vae::step` on the same draws: the device
-//!   draws its noise by Philox, so the CPU step is replayed with the device's draws
-//!   (`Vae::step_with_eps` with `DeviceVae::last_draws`); every reconstruction distribution
+//! The VAE (src/backend/vae.rs), written once over the backend primitives, on the Cpu backend
+//! (the CUDA kernels' oracle):
+//! - one training step cut into data-parallel shards (`DeviceVae::forward_backward` on a
+//!   2-thread Cpu) gives the losses and gradient of the whole step (`Vae::step`, one pass) on the
+//!   same draws (the fixed draws of a step without noise); every reconstruction distribution
 //!   (Bernoulli, Gaussian with a learned per-feature log-variance, global-variance Gaussian,
 //!   exponential, MSE, a composite of all with two global parts), L = 1 and L = 3, the constant
 //!   posterior, beta != 1 under KL warm-up, a GELU / tanh pzx activation, no hidden layers;
@@ -98,14 +98,14 @@ fn worst(dev: &[f32], cpu: &[f32]) -> (f64, usize) {
 fn check_step(name: &str, vae: Vae, rows: usize, seed: u64) -> f64 {
     let mut rng = Rng::new(seed, 31);
     let x = data(vae.spec(), rows, &mut rng);
-    let mut dev = DeviceVae::new(Cpu::default(), vae.clone()).unwrap();
+    let mut dev = DeviceVae::new(Cpu::new(2).unwrap(), vae.clone()).unwrap();
     let (dev_rec, dev_kl) = dev.forward_backward(&x).unwrap();
     let eps = dev.last_draws().unwrap();
     assert_eq!(eps.len(), rows * vae.spec().num_samples * vae.latent_dim(), "{name}: draws");
     let dev_g = dev.gradients().unwrap();
-    let mut ws = vae.workspace(rows, vae.spec().num_samples).unwrap();
     let mut cpu_g = vec![f32::NAN; vae.param_count()];
-    let s = vae.step_with_eps(x.as_slice(), rows, &mut ws, &mut cpu_g, 1, &eps, vae.kl_weight());
+    let draws = latent::rng::StepDraws::whole(latent::backend::vae::FIXED_SEED, 0, rows);
+    let s = vae.step(x.as_slice(), rows, &mut cpu_g, 1, draws, vae.kl_weight());
     let (cpu_rec, cpu_kl) = (s.recon_sum / rows as f64, s.kl_sum / rows as f64);
     let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-6);
     assert!(rel(dev_rec, cpu_rec) <= TOL, "{name}: reconstruction device {dev_rec} cpu {cpu_rec}");

@@ -28,8 +28,7 @@ const ROWS: usize = 4;
 const SEED: u64 = 99;
 
 fn objective(vae: &Vae, x: &[f32], grads: &mut [f32]) -> f64 {
-    let mut ws = vae.workspace(ROWS, vae.spec().num_samples).unwrap();
-    let s = vae.step(x, ROWS, &mut ws, grads, 1, StepDraws::whole(SEED, 1, ROWS), vae.spec().beta);
+    let s = vae.step(x, ROWS, grads, 1, StepDraws::whole(SEED, 1, ROWS), vae.spec().beta);
     (s.recon_sum + vae.spec().beta as f64 * s.kl_sum) / ROWS as f64
 }
 

@@ -138,6 +138,11 @@ pub fn unsupported_reason<B: Backend>(be: &B, net: &Network) -> Option<String> {
 impl<B: Backend> DeviceNetwork<B> {
     /// Copies `net` onto the backend's device.
     pub fn new(backend: B, net: Network) -> Result<DeviceNetwork<B>> {
+        Self::with_rows(backend, net, BLOCK)
+    }
+
+    /// [`DeviceNetwork::new`] with a pass of `rows` rows.
+    fn with_rows(backend: B, net: Network, rows: usize) -> Result<DeviceNetwork<B>> {
         if let Some(why) = unsupported_reason(&backend, &net) {
             return Err(Error::Unsupported(why));
         }
@@ -148,7 +153,7 @@ impl<B: Backend> DeviceNetwork<B> {
         let mut params = backend.alloc(n)?;
         backend.upload(net.params(), (&mut params, 0))?;
         let grads = backend.alloc(n)?;
-        let pass = Pass::new(&backend, &net, BLOCK)?;
+        let pass = Pass::new(&backend, &net, rows)?;
         let n_encoder = net.n_encoder_layers();
         let sparse = net.spec().regularization.sparse_mask(n_encoder - 1, net.layers().len() - 1);
         Ok(DeviceNetwork {
@@ -827,5 +832,59 @@ impl<B: Backend> Pass<B> {
             }
         }
         Ok(())
+    }
+}
+
+impl DeviceNetwork<super::Cpu> {
+    /// [`Network::step`]: one training step of `net` on the CPU backend, the step a fit runs
+    /// (one formula), over the host rows `x`, with a host workspace: the gradient into `grads`,
+    /// the pass's pre-activations, outputs, samples and memory states into `ws` (its memory
+    /// states are where the sequence starts).
+    pub(crate) fn host_step(
+        net: &Network,
+        x: &[f32],
+        rows: usize,
+        ws: &mut crate::network::Workspace,
+        grads: &mut [f32],
+        threads: usize,
+        noise: Option<crate::network::StepNoise>,
+    ) -> Result<crate::network::StepLoss> {
+        let mut dev = DeviceNetwork::with_rows(super::Cpu::new(threads)?, net.clone(), rows)?;
+        if let Some((lo, hi)) = noise.and_then(|nz| nz.feature_range) {
+            dev.set_feature_range(lo, hi)?;
+        }
+        let DeviceNetwork { backend, net, params, grads: g, pass, n_encoder, feature_range, sparse, .. } = &mut dev;
+        let width = net.input_dim() + net.task().target_width();
+        pass.inputs.x[..rows * width].copy_from_slice(&x[..rows * width]);
+        for (m, w) in pass.mem.iter_mut().zip(ws.memory_states()) {
+            m[..w.len()].copy_from_slice(w);
+        }
+        let (dn, first, ids) = match noise {
+            Some(nz) => {
+                let ids: Vec<u32> = nz.row_ids.iter().map(|&i| i as u32).collect();
+                (Some(DeviceNoise { seed: nz.draws.key, ctr: nz.draws.ctr }), nz.draws.first, ids)
+            }
+            None => (None, 0, (0..rows as u32).collect()),
+        };
+        backend.upload_ids(&ids, &mut pass.ids)?;
+        backend.reset_slots()?;
+        let ctx =
+            Ctx { be: &*backend, net, params, n_encoder: *n_encoder, sparse, feature_range: feature_range.as_ref() };
+        ctx.step(pass, g, rows, dn, None, Slot::Loss, first)?;
+        let s = backend.read_slots()?;
+        grads.copy_from_slice(&g[..grads.len()]);
+        for (i, l) in net.layers().iter().enumerate() {
+            let k = rows * l.n_out;
+            let samples = pass.sampled[i].then(|| &pass.s[i][..k]);
+            ws.keep_pass(i, &pass.z[i][..k], &pass.y[i][..k], samples, &pass.mem[i]);
+        }
+        let per_row = match net.task() {
+            Task::Classify { .. } => 1,
+            _ => net.output_dim(),
+        };
+        Ok(crate::network::StepLoss {
+            recon_sum: s[Slot::Loss as usize] * per_row as f64,
+            penalty: s[Slot::Penalty as usize] / rows as f64,
+        })
     }
 }

@@ -21,9 +21,9 @@ use crate::vae::{Posterior, Vae};
 /// Examples a pass's buffers hold when a VAE is put on a device (inference and validation run
 /// in blocks of this many rows; training resizes them to its minibatch).
 const BLOCK: usize = 1024;
-/// Philox key of a step without noise ([`DeviceVae::forward_backward`], the epoch's check pass):
-/// a fixed draw, as the CPU's `train_step` without noise draws from a fixed stream.
-const FIXED_SEED: u64 = 0x00F1_8ED0;
+/// Noise key of a step without noise ([`DeviceVae::forward_backward`], the epoch's check pass):
+/// the draws of `StepDraws::whole(FIXED_SEED, 0, rows)`, a counter no training step uses.
+pub const FIXED_SEED: u64 = 0x00F1_8ED0;
 /// Philox key of the validation score's draws (the CPU's `valid_score` uses seed 0x5EED).
 const VALID_SEED: u64 = 0x5EED;
 
@@ -235,21 +235,16 @@ impl<B: Backend> VaeCtx<'_, B> {
         p: &mut Pass<B>,
         grads: &mut B::Buf,
         rows: usize,
-        noise: Option<DeviceNoise>,
+        (seed, ctr): (u64, u64),
         loss_slot: Slot,
-        first: usize,
-        batch: usize,
+        (first, batch): (usize, usize),
+        beta: f32,
     ) -> Result<()> {
         let spec = self.vae.spec();
         let samples = spec.num_samples;
         let jd = spec.latent_dim;
         let n = rows * samples;
-        let (seed, ctr) = match noise {
-            Some(nz) => (nz.seed, nz.ctr << 8 | 1),
-            None => (FIXED_SEED, 0),
-        };
         self.forward(p, rows, samples, seed, ctr, first, batch)?;
-        let beta = self.vae.kl_weight();
         let recon_sum = (loss_slot, 1.0 / samples as f64);
         self.terms(p, rows, samples, 1.0 / n as f32, beta, recon_sum, Some(&mut *grads))?;
         let be = self.be;
@@ -384,6 +379,11 @@ impl<B: Backend> DeviceVae<B> {
     /// Copies `vae` onto the backend's device (UNSUPPORTED for what
     /// [`unsupported_reason`] names).
     pub fn new(backend: B, vae: Vae) -> Result<DeviceVae<B>> {
+        Self::with_rows(backend, vae, BLOCK)
+    }
+
+    /// [`DeviceVae::new`] with a pass of `rows` examples.
+    fn with_rows(backend: B, vae: Vae, rows: usize) -> Result<DeviceVae<B>> {
         if let Some(why) = unsupported_reason(&backend, &vae) {
             return Err(crate::error::Error::Unsupported(why));
         }
@@ -394,7 +394,7 @@ impl<B: Backend> DeviceVae<B> {
         let mut params = backend.alloc(n)?;
         backend.upload(vae.params(), (&mut params, 0))?;
         let grads = backend.alloc(n)?;
-        let pass = Pass::new(&backend, &vae, BLOCK)?;
+        let pass = Pass::new(&backend, &vae, rows)?;
         let rec = &vae.spec().reconstruction;
         let table = part_table(rec);
         let mut parts = backend.alloc_ids(table.len())?;
@@ -579,16 +579,21 @@ impl<B: Backend> DeviceVae<B> {
         let DeviceVae { backend, vae, params, grads, parts, n_parts, glob_cols, pass, shards, .. } = self;
         let ctx = VaeCtx { be: &*backend, vae, params, parts, n_parts: *n_parts, glob_cols: *glob_cols };
         let d = vae.input_dim();
+        let draws = match noise {
+            Some(nz) => (nz.seed, nz.ctr << 8 | 1),
+            None => (FIXED_SEED, 1),
+        };
+        let beta = vae.kl_weight();
         let Some(sh) = shards.as_mut().filter(|sh| sh.worth(vae.work_rows(rows))) else {
             mb.load(backend, (0, rows), d, None, &mut pass.x)?;
-            return ctx.step(pass, grads, rows, noise, loss_slot, at, batch);
+            return ctx.step(pass, grads, rows, draws, loss_slot, (at, batch), beta);
         };
         let x = &pass.x;
         let load =
             |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| mb.load(backend, (a, b), d, Some(x), &mut part.pass.x);
         let step = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
             let ctx = VaeCtx { be: &part.be, ..ctx };
-            ctx.step(&mut part.pass, &mut part.grads, b - a, noise, loss_slot, at + a, batch)
+            ctx.step(&mut part.pass, &mut part.grads, b - a, draws, loss_slot, (at + a, batch), beta)
         };
         sh.step(backend, rows, grads, vae.param_count(), load, step)
     }
@@ -700,5 +705,32 @@ impl<B: Backend> DeviceVae<B> {
             first += r;
         }
         Ok(if x.rows() == 0 { 0.0 } else { total / x.rows() as f64 })
+    }
+}
+
+impl DeviceVae<super::Cpu> {
+    /// [`Vae::step`]: one training step of `vae` on the CPU backend, the step a fit runs (one
+    /// formula), over the host rows `x` with the draws of `draws` and KL weight `beta`; the
+    /// gradient into `grads`.
+    pub(crate) fn host_step(
+        vae: &Vae,
+        x: &[f32],
+        rows: usize,
+        grads: &mut [f32],
+        threads: usize,
+        draws: crate::rng::StepDraws,
+        beta: f32,
+    ) -> Result<crate::vae::VaeStepLoss> {
+        let mut dev = DeviceVae::with_rows(super::Cpu::new(threads)?, vae.clone(), rows)?;
+        let DeviceVae { backend, vae, params, grads: g, parts, n_parts, glob_cols, pass, .. } = &mut dev;
+        let d = vae.input_dim();
+        pass.x[..rows * d].copy_from_slice(&x[..rows * d]);
+        backend.reset_slots()?;
+        let ctx = VaeCtx { be: &*backend, vae, params, parts, n_parts: *n_parts, glob_cols: *glob_cols };
+        let key = (draws.key, draws.ctr << 8 | 1);
+        ctx.step(pass, g, rows, key, Slot::Loss, (draws.first, draws.batch), beta)?;
+        let s = backend.read_slots()?;
+        grads.copy_from_slice(&g[..grads.len()]);
+        Ok(crate::vae::VaeStepLoss { recon_sum: s[Slot::Loss as usize], kl_sum: s[Slot::Penalty as usize] })
     }
 }

@@ -8,11 +8,10 @@ use crate::error::{Error, Result, invalid, shape};
 use std::ops::Range;
 
 use crate::data::stream::RowSource;
-use crate::network::{Network, StepNoise};
+use crate::network::Network;
 use crate::optim::{LrSchedule, Optimizer, OptimizerConfig, OptimizerKind, Schedule};
-use crate::rng::StepDraws;
 use crate::tensor::Matrix;
-use crate::vae::{Vae, VaeWorkspace};
+use crate::vae::Vae;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainConfig {
@@ -166,7 +165,6 @@ pub struct EpochRecord {
 
 /// What a [`Trainer`] fits: an autoencoder ([`Network`]) or a variational one ([`Vae`]).
 pub trait Trainable: sealed::CpuFit + Send + Sync {
-    type Workspace: Send;
     fn input_dim(&self) -> usize;
     /// Columns of a training row: the inputs, then a supervised network's targets.
     fn data_width(&self) -> usize {
@@ -190,37 +188,16 @@ pub trait Trainable: sealed::CpuFit + Send + Sync {
     fn params_mut(&mut self) -> &mut [f32];
     /// Ranges of the parameters that weight decay applies to.
     fn weight_ranges(&self) -> Vec<Range<usize>>;
-    fn train_workspace(&self, rows: usize) -> Result<Self::Workspace>;
     /// Whether steps draw random numbers (corruption, noise, sampling).
     fn is_stochastic(&self) -> bool;
     /// Whether the noise needs the training data's per-feature range (salt-and-pepper).
     fn needs_feature_range(&self) -> bool;
-    /// Forward and backward of one minibatch: the objective's gradient into `grads`; returns
-    /// (loss, penalty) as the trainer reports them. Without `noise`, a fixed deterministic pass.
-    fn train_step(
-        &self,
-        x: &[f32],
-        rows: usize,
-        ws: &mut Self::Workspace,
-        grads: &mut [f32],
-        threads: usize,
-        noise: Option<StepNoise>,
-    ) -> (f64, f64);
     /// Validation score on the current pool with `threads` workers.
     fn valid_score(&self, v: &Matrix, threads: usize) -> Result<f64>;
     /// Whether the objective is a mean of per-row terms, so that a minibatch may be cut into
     /// shards whose gradients are combined by their rows (not when a penalty depends on
     /// minibatch statistics, as KL sparsity's mean activations do).
     fn shardable(&self) -> bool;
-    /// Rows that `rows` examples put through the widest products (a VAE's decoder sees each
-    /// example once per sample): what decides whether a shard is worth its own thread.
-    fn work_rows(&self, rows: usize) -> usize {
-        rows
-    }
-    /// Called after every optimizer step.
-    fn after_step(&mut self) {}
-    /// Called before each epoch's first step (a network's memory layers start their sequence).
-    fn start_epoch(&self, _ws: &mut Self::Workspace) {}
     /// Parameter ranges the next epoch leaves alone (a network's frozen layers).
     fn frozen_ranges(&self) -> Vec<Range<usize>> {
         Vec::new()
@@ -257,7 +234,6 @@ pub trait Trainable: sealed::CpuFit + Send + Sync {
 }
 
 impl Trainable for Network {
-    type Workspace = crate::network::Workspace;
     fn begin_fit(&mut self, train: &Matrix, threads: usize) -> Result<bool> {
         if !self.center_pending {
             return Ok(false);
@@ -286,32 +262,12 @@ impl Trainable for Network {
     fn weight_ranges(&self) -> Vec<Range<usize>> {
         Network::weight_ranges(self)
     }
-    fn train_workspace(&self, rows: usize) -> Result<Self::Workspace> {
-        self.workspace(rows)
-    }
     fn is_stochastic(&self) -> bool {
         let reg = &self.spec().regularization;
         !reg.corruption.is_none() || reg.code_noise > 0.0 || self.has_stochastic_layers()
     }
     fn needs_feature_range(&self) -> bool {
         matches!(self.spec().regularization.corruption, Corruption::SaltPepper { .. })
-    }
-    fn train_step(
-        &self,
-        x: &[f32],
-        rows: usize,
-        ws: &mut Self::Workspace,
-        grads: &mut [f32],
-        threads: usize,
-        noise: Option<StepNoise>,
-    ) -> (f64, f64) {
-        let s = self.step(x, rows, ws, grads, threads, noise);
-        // Means per element (reconstruction, regression) or per row (classification).
-        let per_row = match self.task() {
-            crate::task::Task::Classify { .. } => 1,
-            _ => self.output_dim(),
-        };
-        (s.recon_sum / (rows * per_row) as f64, s.penalty)
     }
     fn data_width(&self) -> usize {
         self.input_dim() + self.task().target_width()
@@ -354,9 +310,6 @@ impl Trainable for Network {
     fn shardable(&self) -> bool {
         Network::shardable(self)
     }
-    fn start_epoch(&self, ws: &mut Self::Workspace) {
-        ws.reset_memory();
-    }
     fn frozen_ranges(&self) -> Vec<Range<usize>> {
         self.frozen_param_ranges()
     }
@@ -376,7 +329,6 @@ impl Trainable for Network {
 /// A VAE reports the reconstruction part of the negative ELBO per example as the loss and the
 /// KL part as the penalty (their sum is DL4J's score); validation is the negative ELBO.
 impl Trainable for Vae {
-    type Workspace = VaeWorkspace;
     fn input_dim(&self) -> usize {
         Vae::input_dim(self)
     }
@@ -398,29 +350,11 @@ impl Trainable for Vae {
     fn weight_ranges(&self) -> Vec<Range<usize>> {
         Vae::weight_ranges(self)
     }
-    fn train_workspace(&self, rows: usize) -> Result<Self::Workspace> {
-        self.workspace(rows, self.spec().num_samples)
-    }
     fn is_stochastic(&self) -> bool {
         true
     }
     fn needs_feature_range(&self) -> bool {
         false
-    }
-    fn train_step(
-        &self,
-        x: &[f32],
-        rows: usize,
-        ws: &mut Self::Workspace,
-        grads: &mut [f32],
-        threads: usize,
-        noise: Option<StepNoise>,
-    ) -> (f64, f64) {
-        let beta = self.kl_weight();
-        // Without noise (the end-of-epoch check) a fixed draw: counter 0, which no step uses.
-        let draws = noise.map_or(StepDraws::whole(0, 0, rows), |n| n.draws);
-        let s = self.step(x, rows, ws, grads, threads, draws, beta);
-        (s.recon_sum / rows as f64, s.kl_sum / rows as f64)
     }
     fn valid_score(&self, v: &Matrix, threads: usize) -> Result<f64> {
         Vae::valid_score(self, v, threads)
@@ -431,14 +365,8 @@ impl Trainable for Vae {
     fn shardable(&self) -> bool {
         crate::vae::Vae::shardable(self)
     }
-    fn work_rows(&self, rows: usize) -> usize {
-        crate::vae::Vae::work_rows(self, rows)
-    }
     fn end_fit(&mut self, train: &Matrix) -> Result<()> {
         if self.spec().objective == crate::vae::Objective::Bilbo { self.fit_prior(train) } else { Ok(()) }
-    }
-    fn after_step(&mut self) {
-        self.advance();
     }
     fn clock(&self) -> u64 {
         self.steps()
