@@ -60,8 +60,8 @@ pub const MIN_SHARD_ROWS: usize = 128;
 
 /// How many data-parallel shards a step of `work_rows` rows (through the widest products)
 /// runs in on `threads` threads: one per thread, each at least [`MIN_SHARD_ROWS`]; below 2, the
-/// step runs whole with its products split. The CPU engine's trainer and the models on the CPU
-/// backend decide by this one rule.
+/// step runs whole with its products split. The models on the CPU backend (networks, VAEs)
+/// decide by this one rule.
 pub fn shard_count(threads: usize, work_rows: usize) -> usize {
     threads.min(work_rows / MIN_SHARD_ROWS)
 }

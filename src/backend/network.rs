@@ -244,7 +244,7 @@ impl<B: Backend> DeviceNetwork<B> {
     }
 
     /// One forward and backward over the rows of `x` (laid out as training rows) without noise
-    /// or an update: (mean loss, penalty) as [`crate::Trainable::train_step`] reports them,
+    /// or an update: (mean loss, penalty) as a fit reports them,
     /// the gradient left in [`DeviceNetwork::gradients`].
     pub fn forward_backward(&mut self, x: &Matrix) -> Result<(f64, f64)> {
         let w = self.data_width();

@@ -465,8 +465,7 @@ pub trait Backend: Sized + Send + Sync {
     /// Backends for the data-parallel shards of a step of `work_rows` rows (through the widest
     /// products), each with its own accumulators, run in parallel from inside
     /// [`Backend::enter`]: the CPU gives `parallel::shard_count` one-thread backends, computing
-    /// on the threads that call them (a shard's products single-threaded, as the CPU engine's
-    /// shards run); a device runs the whole minibatch at once (None).
+    /// on the threads that call them (a shard's products single-threaded); a device runs the whole minibatch at once (None).
     fn shards(&self, _work_rows: usize) -> Option<Vec<Self>> {
         None
     }

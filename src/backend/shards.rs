@@ -1,8 +1,7 @@
 //! Data-parallel shards of one training step on a backend that makes them (the CPU:
 //! [`Backend::shards`]): the minibatch is cut into one contiguous run of rows per shard, each
 //! shard runs the model's step on its own one-thread backend, pass buffers and gradient, and the
-//! gradients are combined by their rows' share (the CPU engine's shards, for the models written
-//! over the backend).
+//! gradients are combined by their rows' share.
 
 #![forbid(unsafe_code)]
 

@@ -1,9 +1,10 @@
 //! The one training loop ([`Trainer::epochs_on`]) of a model written over the backend (a
 //! [`DeviceModel`]: [`DeviceNetwork`], [`DeviceVae`]): shuffling, learning-rate and momentum
 //! schedules, validation, early stopping, divergence checks, progress reports, checkpoints and
-//! resuming. A network's CPU fit runs it on the [`Cpu`] backend, reading minibatches from the
-//! caller's rows in place; on a GPU the rows are copied to the device once (or streamed) and
-//! each minibatch gathered there, and the losses are read only when a report needs them.
+//! resuming, streamed rows and MPI ranks. Every fit of a network or a VAE runs it: on the CPU,
+//! on the [`Cpu`] backend, reading minibatches from the caller's rows (or a stream's window) in
+//! place; on a GPU the rows are copied to the device once (or streamed) and each minibatch
+//! gathered there, and the losses are read only when a report needs them.
 
 #![forbid(unsafe_code)]
 
@@ -247,7 +248,8 @@ impl Trainer {
                             let host = net.host_unsynced();
                             let out = &mut xb.as_mut_slice()[..take * cols];
                             src.fill(&stream_order, first, out, &mut |m, what| host.check_rows(m, what))?;
-                            let global: Vec<u32> = stream_order[first..first + take].iter().map(|&i| i as u32).collect();
+                            let global: Vec<u32> =
+                                stream_order[first..first + take].iter().map(|&i| i as u32).collect();
                             net.backend().upload_ids(&global, ids)?;
                             filled = take;
                         }
@@ -531,8 +533,6 @@ pub(crate) struct Moment<'a, M> {
     pub run: Option<&'a crate::train::checkpoint::RunState>,
 }
 
-/// A model resident on a device that [`Trainer::fit_device`] trains: [`DeviceNetwork`] and
-/// [`DeviceVae`]. Sealed: its methods are the loop's internals.
 /// Where a fit's training rows are on the device: all of them, or two staging buffers that
 /// minibatches stream through (and the identity ids that move one into the pass).
 enum Source<B: Backend> {
@@ -566,6 +566,8 @@ impl<B: Backend> Source<B> {
     }
 }
 
+/// A model on a backend that the one loop trains ([`Trainer::fit_device`], and every CPU fit):
+/// [`DeviceNetwork`] and [`DeviceVae`]. Sealed: its methods are the loop's internals.
 pub trait DeviceModel: sealed::Model {}
 
 impl<B: Backend> DeviceModel for DeviceNetwork<B> {}

@@ -1,10 +1,9 @@
-//! A variational autoencoder resident on a device: [`crate::Vae`]'s training step, encoder and
-//! validation score run through the [`Backend`] primitives and the VAE kernels of
-//! `cuda/vae.cu` (reparameterisation, closed-form KL, backward through z, reconstruction NLL of
-//! every [`DistKind`] through a part table). The step follows [`Vae::step`] term for term, so
-//! given the same standard normal draws the Cpu backend reproduces the CPU step within rounding
-//! (see [`Vae::step_with_eps`] and [`DeviceVae::last_draws`]); the draws themselves differ (Philox
-//! on the device, xoshiro on the CPU).
+//! A variational autoencoder on a backend: [`crate::Vae`]'s one training step (on the CPU it is
+//! [`Vae::step`]), encoder and validation score, through the [`Backend`] primitives: on a GPU the
+//! VAE kernels of `cuda/vae.cu` (reparameterisation, closed-form KL, backward through z,
+//! reconstruction NLL of every [`DistKind`] through a part table), on the CPU the models' own
+//! code. Both draw the reparameterisation noise from Philox keyed by the step and each draw's
+//! place in the minibatch, so a step's draws do not depend on the device or the shards.
 
 #![forbid(unsafe_code)]
 
@@ -209,7 +208,15 @@ impl<B: Backend> VaeCtx<'_, B> {
         })?;
         if vae.spec().objective == crate::vae::Objective::Bilbo {
             let head = (&p.y[vae.head_index()], 0);
-            return be.vae_batch_prior_kl(head, (&mut p.kl_el, 0), (&mut p.dhead, 0), rows, vae.latent_dim(), const_lv, beta);
+            return be.vae_batch_prior_kl(
+                head,
+                (&mut p.kl_el, 0),
+                (&mut p.dhead, 0),
+                rows,
+                vae.latent_dim(),
+                const_lv,
+                beta,
+            );
         }
         be.run(Op::VaeKl {
             head: (&p.y[vae.head_index()], 0),
@@ -493,7 +500,7 @@ impl<B: Backend> DeviceVae<B> {
     }
 
     /// The standard normal draws of the last step, rows * L * latent_dim values stacked
-    /// draw-major as [`Vae::step_with_eps`] takes them.
+    /// draw-major (draw l of example r at stacked row l * rows + r).
     pub fn last_draws(&self) -> Result<Vec<f32>> {
         let mut e = vec![0f32; self.last_stacked * self.vae.latent_dim()];
         self.backend.download((&self.pass.eps, 0), &mut e)?;
@@ -502,7 +509,7 @@ impl<B: Backend> DeviceVae<B> {
 
     /// One forward and backward over the rows of `x` without an update, with the draws of a
     /// fixed Philox stream and the current KL weight ([`Vae::kl_weight`]): (reconstruction NLL,
-    /// KL) means per example as [`crate::Trainable::train_step`] reports them for a VAE, the
+    /// KL) means per example as a fit reports them, the
     /// gradient of the mean negative ELBO (beta-weighted) left in [`DeviceVae::gradients`] and
     /// the draws in [`DeviceVae::last_draws`].
     pub fn forward_backward(&mut self, x: &Matrix) -> Result<(f64, f64)> {

@@ -2,7 +2,6 @@
 
 #![forbid(unsafe_code)]
 
-
 use crate::corruption::Corruption;
 use crate::error::{Error, Result, invalid, shape};
 use std::ops::Range;

@@ -74,7 +74,7 @@ impl Backend for Cpu {
     type Ids = Vec<u32>;
 
     /// The step on the pool, its other workers spinning between the step's parallel regions
-    /// as the process's wait policy says (the CPU engine's steps run so too).
+    /// as the process's wait policy says.
     fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         self.install(|| crate::parallel::with_spinning_workers(self.threads, f))
     }
@@ -315,7 +315,7 @@ impl Backend for Cpu {
         self.install(|| gemm_then(rows, cols, g.k, g.alpha, a, w, g.beta, zc, g.ldc, self.threads, ep));
         Ok(())
     }
-    /// Mean squared error and binary cross-entropy through the CPU engine's fused, vectorised
+    /// Mean squared error and binary cross-entropy through the CPU's fused, vectorised
     /// pass (`Loss::forward_backward`), its sum straight into the slot; the other losses as
     /// the kernels' element by element.
     fn loss_sum(&self, a: LossArgs<'_, Self>) -> Result<()> {
