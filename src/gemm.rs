@@ -311,6 +311,20 @@ unsafe fn kernel_block(
     // SAFETY: the caller's views were checked against their slices (`Operand::check`): every
     // element the strides reach lies inside A, B and this thread's block of C.
     unsafe {
+        if m == 1 && bcs == 1 && has_fma() {
+            // One row times a row-major B (a layer's forward on one row): B's rows are read
+            // once, straight, with no packing.
+            let gathered: Vec<f32>;
+            let a = if acs == 1 {
+                std::slice::from_raw_parts(a, k)
+            } else {
+                gathered = (0..k).map(|p| *a.offset(p as isize * acs)).collect();
+                &gathered
+            };
+            let b = std::slice::from_raw_parts(b, (k - 1) * brs as usize + n);
+            let c = std::slice::from_raw_parts_mut(c, n);
+            return row_times(a, b, brs as usize, n, alpha, beta, c);
+        }
         if use_gemm {
             // gemm: dst = alpha_dst * dst + beta_prod * lhs * rhs; read_dst = false ignores dst.
             gemm::gemm(
@@ -338,6 +352,95 @@ unsafe fn kernel_block(
             matrixmultiply::sgemm(m, k, n, alpha, a, ars, acs, b, brs, bcs, beta, c, ldc, 1);
         }
     }
+}
+
+/// c = alpha * a B + beta * c (beta = 0: c not read) for one row `a` (k values) and a row-major
+/// B (k rows of `ldb`, the first n columns), as sums over B's rows in order: every column adds
+/// its k products in the same order whatever the vector width or the column block.
+fn row_times(a: &[f32], b: &[f32], ldb: usize, n: usize, alpha: f32, beta: f32, c: &mut [f32]) {
+    let old = (beta != 0.0).then(|| c[..n].to_vec());
+    row_times_wide(a, b, ldb, n, c);
+    match old {
+        Some(old) => c[..n].iter_mut().zip(old).for_each(|(v, o)| *v = alpha * *v + beta * o),
+        None if alpha != 1.0 => c[..n].iter_mut().for_each(|v| *v *= alpha),
+        None => {}
+    }
+}
+
+/// `row_times_impl` for the CPU at hand: with AVX-512, 256 columns at a time in 16 registers
+/// (B's rows read whole, a straight stream); else with AVX2, 64. A column's sum is one chain of
+/// fused multiply-adds over B's rows in order, as the blocked kernels' (so one row gets the bits
+/// of the same row in a many-row product while k fits their depth block) and whatever the width.
+#[allow(unsafe_code)]
+fn row_times_wide(a: &[f32], b: &[f32], ldb: usize, n: usize, c: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,fma")]
+        fn avx512(a: &[f32], b: &[f32], ldb: usize, n: usize, c: &mut [f32]) {
+            let done = row_times_impl::<256>(a, b, ldb, n, c);
+            row_times_impl::<64>(a, &b[done..], ldb, n - done, &mut c[done..]);
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(a: &[f32], b: &[f32], ldb: usize, n: usize, c: &mut [f32]) {
+            row_times_impl::<64>(a, b, ldb, n, c);
+        }
+        if has_avx512() {
+            // SAFETY: the CPU has AVX-512F and FMA (checked at run time).
+            return unsafe { avx512(a, b, ldb, n, c) };
+        }
+        // SAFETY: the caller checked `has_fma` (which needs AVX2 too).
+        unsafe { avx2(a, b, ldb, n, c) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    row_times_impl::<64>(a, b, ldb, n, c);
+}
+
+/// Whether the one-row product runs here: a CPU with AVX2 and FMA (elsewhere the gemm crate's
+/// GEMV computes it).
+fn has_fma() -> bool {
+    static FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FMA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("avx2")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// c[..n] = a B, W columns at a time held in registers, then (for the last n % W columns)
+/// column blocks narrower than W; returns n. With `W` = 256 only the whole blocks are done and
+/// their column count returned.
+#[inline(always)]
+fn row_times_impl<const W: usize>(a: &[f32], b: &[f32], ldb: usize, n: usize, c: &mut [f32]) -> usize {
+    let mut j0 = 0;
+    while j0 + W <= n {
+        let mut acc = [0f32; W];
+        for (p, &ap) in a.iter().enumerate() {
+            let row: &[f32; W] = b[p * ldb + j0..p * ldb + j0 + W].try_into().expect("W columns");
+            for (s, &v) in acc.iter_mut().zip(row) {
+                *s = ap.mul_add(v, *s);
+            }
+        }
+        c[j0..j0 + W].copy_from_slice(&acc);
+        j0 += W;
+    }
+    if W > 64 || j0 == n {
+        return j0;
+    }
+    let w = n - j0;
+    let mut acc = [0f32; W];
+    for (p, &ap) in a.iter().enumerate() {
+        let row = &b[p * ldb + j0..p * ldb + j0 + w];
+        for (s, &v) in acc[..w].iter_mut().zip(row) {
+            *s = ap.mul_add(v, *s);
+        }
+    }
+    c[j0..n].copy_from_slice(&acc[..w]);
+    n
 }
 
 #[cfg(test)]
@@ -368,7 +471,8 @@ mod tests {
             seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
             (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         };
-        for &(m, n, k) in &[(1, 7, 5), (37, 1, 9), (70, 45, 33), (9, 130, 64), (200, 150, 3)] {
+        for &(m, n, k) in &[(1, 7, 5), (1, 300, 40), (1, 64, 3), (37, 1, 9), (70, 45, 33), (9, 130, 64), (200, 150, 3)]
+        {
             for ta in [false, true] {
                 for tb in [false, true] {
                     let a: Vec<f32> = (0..m * k).map(|_| rnd()).collect();

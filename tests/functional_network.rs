@@ -250,8 +250,11 @@ fn pi_digits(n: usize) -> Vec<u8> {
 /// The memory experiment: a memory layer 10 -> 32 (tanh), a dense tanh layer of 128 and a
 /// softmax over the next digit, fed the one-hot of digit t and asked for digit t + 1 of pi's
 /// first 401, trained online (batch 1, no shuffling, the state carried across steps and reset
-/// each epoch) for 200 epochs. Replayed from a zero state over the same inputs (teacher forcing)
-/// it predicts at least 95% of the 400 next digits (measured 98.5%); anything that sees only the
+/// each epoch) for 500 epochs of Adam at 1e-3. Replayed from a zero state over the same inputs
+/// (teacher forcing) it predicts at least 95% of the 400 next digits (measured 100%; network
+/// seeds 0-7: 99.8% to 100%). Shorter runs sit on a knife edge: 300 epochs spread from 88.0% to
+/// 100% over those seeds, and the earlier 200 epochs at 3e-3 from 77.7% to 99.3% (seeds 0-5), so a change of
+/// the one-row product's rounding alone moved seed 0 by ten points; anything that sees only the
 /// current digit is bounded by the 'most frequent successor' table (19.0%), and a memory layer
 /// with a linear softmax readout reached 47% (32 units) to 48% (256 units).
 #[test]
@@ -269,9 +272,9 @@ fn a_memory_layer_memorises_400_digits_of_pi() {
     let readout = LayerSpec::new(128, Activation::Tanh);
     let mut net = Network::new(NetworkSpec::classifier(10, &[memory, readout], 10).unwrap()).unwrap();
     let cfg = TrainConfig {
-        epochs: 200,
+        epochs: 500,
         batch_size: 1,
-        learning_rate: 3e-3,
+        learning_rate: 1e-3,
         shuffle: false,
         threads: 1,
         ..Default::default()
@@ -295,7 +298,7 @@ fn a_memory_layer_memorises_400_digits_of_pi() {
 
 /// tests/c/functional_memory.c: the same memory experiment through the C API (a memory layer
 /// set with LATENT_CONNECTION_MEMORY in `encoder_connections`), compiled against the header and
-/// run; it asserts at least 95% of the 400 next digits from replay (measured 98.5%, the Rust
+/// run; it asserts at least 95% of the 400 next digits from replay (measured 100%, the Rust
 /// run's number: same settings, one thread, bit-identical).
 #[test]
 fn a_c_program_memorises_400_digits_of_pi() {

@@ -4,7 +4,7 @@
  * tests/functional_network.rs does from Rust (a_memory_layer_memorises_400_digits_of_pi).
  * 10 -> [32 memory, tanh] -> [128 dense, tanh] -> 10 softmax logits, fed the one-hot of digit t
  * and asked for digit t + 1; trained online (batch 1, no shuffling: the rows are time steps and
- * the state carries from row to row, reset each epoch) for 200 epochs of Adam at 3e-3; then
+ * the state carries from row to row, reset each epoch) for 500 epochs of Adam at 1e-3; then
  * replayed from a zero state over the same inputs. Prints "<n> failures"; exits non-zero on any.
  * No argv. */
 #include <stdint.h>
@@ -14,7 +14,8 @@
 #include "latent.h"
 #include "expect.h"
 
-/* Measured (the same run as the Rust test; bit-identical, one thread): 98.5% of the next digits.
+/* Measured (the same run as the Rust test; bit-identical, one thread): 100% of the next digits
+ * (network seeds 0-7 from Rust: 99.8% to 100%).
  * A table of each digit's most frequent successor gets 19.0% (the best anything that sees only
  * the current digit can do), so 95% needs the memory. */
 #define ACCURACY_MIN 0.95
@@ -72,9 +73,9 @@ int main(void) {
     p.output_activation = LATENT_ACTIVATION_IDENTITY;
     EXPECT(latent_network_new(&p, &net), LATENT_STATUS_OK);
 
-    tp.epochs = 200;
+    tp.epochs = 500;
     tp.batch_size = 1;
-    tp.learning_rate = 3e-3;
+    tp.learning_rate = 1e-3;
     tp.shuffle = 0; /* rows are time steps */
     tp.threads = 1;
     EXPECT(latent_trainer_new(&tp, &trainer), LATENT_STATUS_OK);
