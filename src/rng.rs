@@ -175,11 +175,6 @@ impl StepDraws {
         StepDraws { key, ctr, first: 0, batch: rows }
     }
 
-    /// The draws of these rows from row `a` on (a shard that starts at row `a`).
-    pub fn from_row(self, a: usize) -> StepDraws {
-        StepDraws { first: self.first + a, ..self }
-    }
-
     /// The generator of sub-draw `sub` of this step (0: corruption, i + 1: layer i's samples).
     pub fn stream(self, sub: u64) -> Philox {
         Philox::new(self.key, self.ctr << 8 | sub)

@@ -201,8 +201,6 @@ pub trait Trainable: sealed::CpuFit + Send + Sync {
     fn frozen_ranges(&self) -> Vec<Range<usize>> {
         Vec::new()
     }
-    /// Called after each completed epoch (a freeze for some epochs counts down).
-    fn end_epoch(&mut self) {}
     /// A count the model keeps across steps (a VAE's KL warm-up clock); restored with the
     /// parameters when an epoch diverges.
     fn clock(&self) -> u64 {
@@ -311,9 +309,6 @@ impl Trainable for Network {
     }
     fn frozen_ranges(&self) -> Vec<Range<usize>> {
         self.frozen_param_ranges()
-    }
-    fn end_epoch(&mut self) {
-        self.count_frozen_epoch();
     }
     fn checkpoint_model(&self) -> Option<super::checkpoint::ModelState> {
         Some(super::checkpoint::ModelState::of_network(self))
