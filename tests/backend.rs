@@ -398,6 +398,22 @@ fn inference_on_the_device_matches_the_cpu() {
     let cpu = net.loss(&x).unwrap();
     let d = dev.loss(&x).unwrap();
     assert!(close(cpu, d, 1e-5, 1e-9), "loss cpu {cpu} device {d}");
+    // The device's validation score is a forward and the loss, without penalties: a network with
+    // KL sparsity and a contractive penalty scores as the host network does, and so do a
+    // classifier (its labels in the last column) and a memory network (a fresh sequence).
+    let mut reg = NetworkSpec { seed, ..NetworkSpec::new(30, &[20], Activation::Sigmoid, 6) };
+    reg.regularization.sparsity = Sparsity::Kl { rho: 0.05, beta: 3.0 };
+    reg.regularization.contractive = 0.3;
+    let penalised = Network::new(reg).unwrap();
+    let labelled = with_targets(&x, clf.task(), &mut rng);
+    let memory = LayerSpec::new(8, Activation::Tanh).connected(latent::layer::Connection::Memory);
+    let mem = Network::new(NetworkSpec { seed, ..NetworkSpec::classifier(30, &[memory], 5).unwrap() }).unwrap();
+    for (what, n, rows) in [("penalised", &penalised, &x), ("classifier", &clf, &labelled), ("memory", &mem, &labelled)] {
+        let mut d = DeviceNetwork::new(Cpu::default(), n.clone()).unwrap();
+        let (a, b) = (latent::Trainable::valid_score(n, rows, 1).unwrap(), d.loss(rows).unwrap());
+        assert!(close(a, b, 1e-5, 1e-9), "{what}: loss cpu {a} device {b}");
+        assert_eq!(d.loss(rows).unwrap(), b, "{what}: a second score differs (state kept?)");
+    }
 }
 
 /// Memory layers (state carried row after row) run through the backend's memory primitives:

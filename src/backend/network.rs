@@ -318,7 +318,7 @@ impl<B: Backend> DeviceNetwork<B> {
         let width = net.input_dim() + net.task().target_width();
         let Some(sh) = shards.as_mut().filter(|sh| sh.worth(rows)) else {
             mb.load(backend, (0, rows), width, None, &mut pass.inputs.x)?;
-            return ctx.step(pass, grads, rows, noise, ids, loss_slot, at);
+            return ctx.step(pass, grads, rows, noise, ids, loss_slot, at, true);
         };
         let (x, ids) = (&pass.inputs.x, ids.unwrap_or((&pass.ids, 0)));
         let load = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
@@ -326,7 +326,7 @@ impl<B: Backend> DeviceNetwork<B> {
         };
         let step = |part: &mut Shard<B, Pass<B>>, a: usize, b: usize| {
             let ctx = Ctx { be: &part.be, ..ctx };
-            ctx.step(&mut part.pass, &mut part.grads, b - a, noise, Some((ids.0, ids.1 + a)), loss_slot, at + a)
+            ctx.step(&mut part.pass, &mut part.grads, b - a, noise, Some((ids.0, ids.1 + a)), loss_slot, at + a, true)
         };
         sh.step(backend, rows, grads, net.param_count(), load, step)
     }
@@ -468,7 +468,17 @@ impl<B: Backend> DeviceNetwork<B> {
             let r = block.min(data.rows() - first);
             self.load_rows(&data.as_slice()[first * w..(first + r) * w])?;
             let before = self.backend.read_slots()?[Slot::Scratch as usize];
-            self.step(r, Minibatch::Loaded, None, None, Slot::Scratch, 0)?;
+            // The forward and the loss only: no backward products for a score.
+            let DeviceNetwork { backend, net, params, grads, pass, n_encoder, feature_range, sparse, .. } = self;
+            let ctx = Ctx {
+                be: &*backend,
+                net,
+                params,
+                n_encoder: *n_encoder,
+                sparse,
+                feature_range: feature_range.as_ref(),
+            };
+            ctx.step(pass, grads, r, None, None, Slot::Scratch, 0, false)?;
             total += self.backend.read_slots()?[Slot::Scratch as usize] - before;
             first += r;
         }
@@ -560,7 +570,8 @@ impl<B: Backend> Ctx<'_, B> {
     /// rows added to `loss_slot` and its penalty times rows to the penalty slot (what the
     /// trainer's epoch means are made of).
     /// `first`: where these rows start in the whole minibatch (a shard's; their draws are the
-    /// whole minibatch's).
+    /// whole minibatch's). Without `backward`, the forward and the loss only (a score: no
+    /// penalties, no gradient).
     #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
@@ -571,6 +582,7 @@ impl<B: Backend> Ctx<'_, B> {
         ids: Option<(&B::Ids, usize)>,
         loss_slot: Slot,
         first: usize,
+        backward: bool,
     ) -> Result<()> {
         let (task, loss, cols, corruption) = {
             let spec = self.net.spec();
@@ -603,7 +615,7 @@ impl<B: Backend> Ctx<'_, B> {
             })?;
             input = Input::Xc;
         }
-        self.forward(p, 0..n, input, rows, noise, ids, first, true)?;
+        self.forward(p, 0..n, input, rows, noise, ids, first, backward)?;
         let layers = self.net.layers();
         let out = &layers[n - 1];
         let out_count = rows * out.n_out;
@@ -656,6 +668,9 @@ impl<B: Backend> Ctx<'_, B> {
                     be.run(Op::Sum { x: (&p.el, 0), n: rows, slot: loss_slot, scale: 1.0 })?;
                 }
             }
+        }
+        if !backward {
+            return Ok(());
         }
         let reg = &self.net.spec().regularization;
         let sparse = self.sparse;
@@ -870,7 +885,7 @@ impl DeviceNetwork<super::Cpu> {
         backend.reset_slots()?;
         let ctx =
             Ctx { be: &*backend, net, params, n_encoder: *n_encoder, sparse, feature_range: feature_range.as_ref() };
-        ctx.step(pass, g, rows, dn, None, Slot::Loss, first)?;
+        ctx.step(pass, g, rows, dn, None, Slot::Loss, first, true)?;
         let s = backend.read_slots()?;
         grads.copy_from_slice(&g[..grads.len()]);
         for (i, l) in net.layers().iter().enumerate() {
