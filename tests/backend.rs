@@ -408,7 +408,8 @@ fn inference_on_the_device_matches_the_cpu() {
     let labelled = with_targets(&x, clf.task(), &mut rng);
     let memory = LayerSpec::new(8, Activation::Tanh).connected(latent::layer::Connection::Memory);
     let mem = Network::new(NetworkSpec { seed, ..NetworkSpec::classifier(30, &[memory], 5).unwrap() }).unwrap();
-    for (what, n, rows) in [("penalised", &penalised, &x), ("classifier", &clf, &labelled), ("memory", &mem, &labelled)] {
+    for (what, n, rows) in [("penalised", &penalised, &x), ("classifier", &clf, &labelled), ("memory", &mem, &labelled)]
+    {
         let mut d = DeviceNetwork::new(Cpu::default(), n.clone()).unwrap();
         let (a, b) = (latent::Trainable::valid_score(n, rows, 1).unwrap(), d.loss(rows).unwrap());
         assert!(close(a, b, 1e-5, 1e-9), "{what}: loss cpu {a} device {b}");

@@ -225,17 +225,6 @@ impl<B: Backend> DeviceNetwork<B> {
         self.net.input_dim() + self.net.task().target_width()
     }
 
-    pub(crate) fn params_buf(&self) -> &B::Buf {
-        &self.params
-    }
-
-    /// Copies a saved parameter buffer back (an epoch's start, the best epoch).
-    pub(crate) fn restore_params(&mut self, src: &B::Buf) -> Result<()> {
-        self.host_stale = true;
-        let n = self.net.param_count();
-        self.backend.copy((src, 0), (&mut self.params, 0), n)
-    }
-
     /// The gradient of the last step (a copy on the host).
     pub fn gradients(&self) -> Result<Vec<f32>> {
         let mut g = vec![0f32; self.net.param_count()];
@@ -331,58 +320,9 @@ impl<B: Backend> DeviceNetwork<B> {
         sh.step(backend, rows, grads, net.param_count(), load, step)
     }
 
-    /// One optimizer update of the device parameters from the gradient buffer, clipped to
-    /// `clip` (0: off).
-    /// Replaces the gradient of the step before its update (summed across processes).
-    pub(crate) fn set_grads(&mut self, g: &[f32]) -> Result<()> {
-        self.backend.upload(g, (&mut self.grads, 0))
-    }
-
-    pub(crate) fn grads_ref(&self) -> &B::Buf {
-        &self.grads
-    }
-
-    pub(crate) fn update(&mut self, u: Update<'_>) -> Result<()> {
-        let net = &self.net;
-        let (n, weights) = (net.param_count(), || net.weight_ranges());
-        optimizer_update(&self.backend, &mut self.opt, &mut self.params, &self.grads, n, weights, u)?;
-        self.host_stale = true;
-        Ok(())
-    }
-
     /// Sets the host copy's freeze (the layers a fit leaves as they are).
     pub(crate) fn set_freeze(&mut self, f: Option<crate::transfer::Freeze>) {
         self.net.frozen = f;
-    }
-
-    /// Before an epoch's first step: the memory layers start their sequence.
-    pub(crate) fn start_epoch(&mut self) -> Result<()> {
-        self.pass.reset_memory(&self.backend, &self.net)
-    }
-
-    /// After a completed epoch: a freeze for some epochs counts down on the host copy.
-    pub(crate) fn end_epoch(&mut self) {
-        self.net.count_frozen_epoch();
-    }
-
-    /// Forgets the optimizer state (a new run of the schedule).
-    pub(crate) fn reset_optimizer(&mut self) {
-        self.opt = None;
-    }
-
-    /// The optimizer's state (None before the first update).
-    pub(crate) fn optimizer_state(&self) -> Option<&crate::optim::Optimizer<B::Buf>> {
-        self.opt.as_ref().map(|o| o.state())
-    }
-
-    /// Continues from optimizer state `opt` (a trainer's, kept from fit to fit).
-    pub(crate) fn set_optimizer_state(&mut self, opt: Option<crate::optim::Optimizer<B::Buf>>) -> Result<()> {
-        self.opt = opt.map(|o| DeviceOptimizer::from_state(&self.backend, o)).transpose()?;
-        Ok(())
-    }
-
-    pub(crate) fn take_optimizer_state(&mut self) -> Option<crate::optim::Optimizer<B::Buf>> {
-        self.opt.take().map(|o| o.into_state())
     }
 
     /// Runs layers `range` over the rows of `x` in blocks, handing each block's output (the
@@ -901,5 +841,98 @@ impl DeviceNetwork<super::Cpu> {
             recon_sum: s[Slot::Loss as usize] * per_row as f64,
             penalty: s[Slot::Penalty as usize] / rows as f64,
         })
+    }
+}
+
+/// What the one loop (`Trainer::epochs_on`) needs of this model.
+impl<B: Backend> super::train::sealed::Model for DeviceNetwork<B> {
+    type Backend = B;
+    type Host = crate::network::Network;
+    fn onto(backend: B, host: crate::network::Network) -> Result<Self> {
+        DeviceNetwork::new(backend, host)
+    }
+    fn into_host(self) -> Result<crate::network::Network> {
+        DeviceNetwork::into_network(self)
+    }
+    fn optimizer_state(&self) -> Option<&crate::optim::Optimizer<B::Buf>> {
+        self.opt.as_ref().map(|o| o.state())
+    }
+    fn set_optimizer_state(&mut self, opt: Option<crate::optim::Optimizer<B::Buf>>) -> Result<()> {
+        self.opt = opt.map(|o| DeviceOptimizer::from_state(&self.backend, o)).transpose()?;
+        Ok(())
+    }
+    fn take_optimizer_state(&mut self) -> Option<crate::optim::Optimizer<B::Buf>> {
+        self.opt.take().map(|o| o.into_state())
+    }
+    fn host_unsynced(&self) -> &crate::network::Network {
+        self.network_unsynced()
+    }
+    fn backend(&self) -> &B {
+        DeviceNetwork::backend(self)
+    }
+    fn param_count(&self) -> usize {
+        DeviceNetwork::param_count(self)
+    }
+    fn reserve(&mut self, rows: usize) -> Result<()> {
+        DeviceNetwork::reserve(self, rows)
+    }
+    fn set_feature_range(&mut self, lo: &[f32], hi: &[f32]) -> Result<()> {
+        DeviceNetwork::set_feature_range(self, lo, hi)
+    }
+    fn step(
+        &mut self,
+        rows: usize,
+        mb: Minibatch<'_, B>,
+        noise: Option<DeviceNoise>,
+        ids: Option<(&B::Ids, usize)>,
+        slot: Slot,
+        at: (usize, usize),
+    ) -> Result<()> {
+        DeviceNetwork::step(self, rows, mb, noise, ids, slot, at.0)
+    }
+    fn grads_buf(&self) -> &B::Buf {
+        &self.grads
+    }
+    fn set_grads(&mut self, g: &[f32]) -> Result<()> {
+        self.backend.upload(g, (&mut self.grads, 0))
+    }
+    fn update(&mut self, u: Update<'_>) -> Result<()> {
+        let net = &self.net;
+        let (n, weights) = (net.param_count(), || net.weight_ranges());
+        optimizer_update(&self.backend, &mut self.opt, &mut self.params, &self.grads, n, weights, u)?;
+        self.host_stale = true;
+        Ok(())
+    }
+    fn end_epoch(&mut self) {
+        self.net.count_frozen_epoch();
+    }
+    fn start_epoch(&mut self) -> Result<()> {
+        self.pass.reset_memory(&self.backend, &self.net)
+    }
+    fn params_buf(&self) -> &B::Buf {
+        &self.params
+    }
+    fn set_params(&mut self, p: &[f32]) -> Result<()> {
+        DeviceNetwork::set_params(self, p)
+    }
+    fn restore_params(&mut self, src: &B::Buf) -> Result<()> {
+        self.host_stale = true;
+        let n = self.net.param_count();
+        self.backend.copy((src, 0), (&mut self.params, 0), n)
+    }
+    fn reset_optimizer(&mut self) {
+        self.opt = None;
+    }
+    fn loss(&mut self, data: &Matrix) -> Result<f64> {
+        if self.backend().host_memory() {
+            // The host network scores its rows in place (Network::loss's numbers): only
+            // the parameters are copied.
+            self.sync()?;
+            return crate::Trainable::valid_score(self.network_unsynced(), data, rayon::current_num_threads());
+        }
+        DeviceNetwork::loss(self, data)
+    }
+    fn sync(&mut self) -> Result<()> {
+        DeviceNetwork::sync(self)
     }
 }

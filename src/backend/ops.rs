@@ -562,7 +562,7 @@ pub trait Backend: Sized + Send + Sync {
     }
 
     /// BILBO's KL (Fyffe 2019) of a constant-variance posterior from the batch's own fitted
-    /// prior ([`crate::vae::batch_prior_kl`]): per row and latent unit the term
+    /// prior (`vae::batch_prior_kl`): per row and latent unit the term
     /// 1/2 ln(v_j / s^2) into `kl_el` (rows x J; their sum is the batch's KL), and the KL
     /// gradient beta / rows * mu_rj / v_j into `dhead` (overwritten, as [`Op::VaeKl`] does).
     /// UNSUPPORTED unless the backend runs it ([`Backend::runs_batch_prior`]: the CPU does).

@@ -481,17 +481,6 @@ impl<B: Backend> DeviceVae<B> {
         self.vae.param_count()
     }
 
-    pub(crate) fn params_buf(&self) -> &B::Buf {
-        &self.params
-    }
-
-    /// Copies a saved parameter buffer back (an epoch's start, the best epoch).
-    pub(crate) fn restore_params(&mut self, src: &B::Buf) -> Result<()> {
-        self.host_stale = true;
-        let n = self.vae.param_count();
-        self.backend.copy((src, 0), (&mut self.params, 0), n)
-    }
-
     /// The gradient of the last step (a copy on the host).
     pub fn gradients(&self) -> Result<Vec<f32>> {
         let mut g = vec![0f32; self.vae.param_count()];
@@ -605,45 +594,6 @@ impl<B: Backend> DeviceVae<B> {
         sh.step(backend, rows, grads, vae.param_count(), load, step)
     }
 
-    /// Replaces the gradient of the step before its update (summed across processes).
-    pub(crate) fn set_grads(&mut self, g: &[f32]) -> Result<()> {
-        self.backend.upload(g, (&mut self.grads, 0))
-    }
-
-    pub(crate) fn grads_ref(&self) -> &B::Buf {
-        &self.grads
-    }
-
-    /// One optimizer update of the device parameters from the gradient buffer, clipped to
-    /// `clip` (0: off); advances the step count (the KL warm-up's clock).
-    pub(crate) fn update(&mut self, u: Update<'_>) -> Result<()> {
-        let vae = &self.vae;
-        let (n, weights) = (vae.param_count(), || vae.weight_ranges());
-        optimizer_update(&self.backend, &mut self.opt, &mut self.params, &self.grads, n, weights, u)?;
-        self.host_stale = true;
-        self.vae.set_steps(self.vae.steps() + 1);
-        Ok(())
-    }
-
-    /// Forgets the optimizer state (a new run of the schedule).
-    pub(crate) fn reset_optimizer(&mut self) {
-        self.opt = None;
-    }
-
-    pub(crate) fn optimizer_state(&self) -> Option<&crate::optim::Optimizer<B::Buf>> {
-        self.opt.as_ref().map(|o| o.state())
-    }
-
-    /// Continues from optimizer state `opt` (a trainer's, kept from fit to fit).
-    pub(crate) fn set_optimizer_state(&mut self, opt: Option<crate::optim::Optimizer<B::Buf>>) -> Result<()> {
-        self.opt = opt.map(|o| DeviceOptimizer::from_state(&self.backend, o)).transpose()?;
-        Ok(())
-    }
-
-    pub(crate) fn take_optimizer_state(&mut self) -> Option<crate::optim::Optimizer<B::Buf>> {
-        self.opt.take().map(|o| o.into_state())
-    }
-
     /// Posterior means and log-variances of the rows of x (rows x latent_dim each), computed on
     /// the device: [`Vae::encode`].
     pub fn encode(&mut self, x: &Matrix) -> Result<(Matrix, Matrix)> {
@@ -739,5 +689,98 @@ impl DeviceVae<super::Cpu> {
         let s = backend.read_slots()?;
         grads.copy_from_slice(&g[..grads.len()]);
         Ok(crate::vae::VaeStepLoss { recon_sum: s[Slot::Loss as usize], kl_sum: s[Slot::Penalty as usize] })
+    }
+}
+
+/// What the one loop (`Trainer::epochs_on`) needs of this model.
+impl<B: Backend> super::train::sealed::Model for DeviceVae<B> {
+    type Backend = B;
+    type Host = crate::vae::Vae;
+    fn onto(backend: B, host: crate::vae::Vae) -> Result<Self> {
+        DeviceVae::new(backend, host)
+    }
+    fn into_host(self) -> Result<crate::vae::Vae> {
+        DeviceVae::into_vae(self)
+    }
+    fn optimizer_state(&self) -> Option<&crate::optim::Optimizer<B::Buf>> {
+        self.opt.as_ref().map(|o| o.state())
+    }
+    fn set_optimizer_state(&mut self, opt: Option<crate::optim::Optimizer<B::Buf>>) -> Result<()> {
+        self.opt = opt.map(|o| DeviceOptimizer::from_state(&self.backend, o)).transpose()?;
+        Ok(())
+    }
+    fn take_optimizer_state(&mut self) -> Option<crate::optim::Optimizer<B::Buf>> {
+        self.opt.take().map(|o| o.into_state())
+    }
+    fn host_unsynced(&self) -> &crate::vae::Vae {
+        self.vae_unsynced()
+    }
+    fn backend(&self) -> &B {
+        DeviceVae::backend(self)
+    }
+    fn param_count(&self) -> usize {
+        DeviceVae::param_count(self)
+    }
+    fn reserve(&mut self, rows: usize) -> Result<()> {
+        DeviceVae::reserve(self, rows)
+    }
+    fn set_feature_range(&mut self, _lo: &[f32], _hi: &[f32]) -> Result<()> {
+        Ok(())
+    }
+    fn step(
+        &mut self,
+        rows: usize,
+        mb: Minibatch<'_, B>,
+        noise: Option<DeviceNoise>,
+        _ids: Option<(&B::Ids, usize)>,
+        slot: Slot,
+        at: (usize, usize),
+    ) -> Result<()> {
+        DeviceVae::step(self, rows, mb, noise, slot, at)
+    }
+    fn grads_buf(&self) -> &B::Buf {
+        &self.grads
+    }
+    fn set_grads(&mut self, g: &[f32]) -> Result<()> {
+        self.backend.upload(g, (&mut self.grads, 0))
+    }
+    fn update(&mut self, u: Update<'_>) -> Result<()> {
+        let vae = &self.vae;
+        let (n, weights) = (vae.param_count(), || vae.weight_ranges());
+        optimizer_update(&self.backend, &mut self.opt, &mut self.params, &self.grads, n, weights, u)?;
+        self.host_stale = true;
+        self.vae.set_steps(self.vae.steps() + 1);
+        Ok(())
+    }
+    fn params_buf(&self) -> &B::Buf {
+        &self.params
+    }
+    fn set_params(&mut self, p: &[f32]) -> Result<()> {
+        DeviceVae::set_params(self, p)
+    }
+    fn restore_params(&mut self, src: &B::Buf) -> Result<()> {
+        self.host_stale = true;
+        let n = self.vae.param_count();
+        self.backend.copy((src, 0), (&mut self.params, 0), n)
+    }
+    fn reset_optimizer(&mut self) {
+        self.opt = None;
+    }
+    fn loss(&mut self, data: &Matrix) -> Result<f64> {
+        if self.backend().host_memory() {
+            // The host VAE's score (Vae::valid_score's draws and numbers).
+            self.sync()?;
+            return self.vae_unsynced().valid_score(data, rayon::current_num_threads());
+        }
+        DeviceVae::loss(self, data)
+    }
+    fn sync(&mut self) -> Result<()> {
+        DeviceVae::sync(self)
+    }
+    fn clock(&self) -> u64 {
+        self.steps()
+    }
+    fn set_clock(&mut self, clock: u64) {
+        self.set_steps(clock);
     }
 }
