@@ -413,7 +413,9 @@ fn inference_on_the_device_matches_the_cpu() {
         let mut d = DeviceNetwork::new(Cpu::default(), n.clone()).unwrap();
         let (a, b) = (latent::Trainable::valid_score(n, rows, 1).unwrap(), d.loss(rows).unwrap());
         assert!(close(a, b, 1e-5, 1e-9), "{what}: loss cpu {a} device {b}");
-        assert_eq!(d.loss(rows).unwrap(), b, "{what}: a second score differs (state kept?)");
+        // A second score agrees (to the rounding of the accumulator it is read from).
+        let again = d.loss(rows).unwrap();
+        assert!(close(again, b, 1e-12, 1e-12), "{what}: a second score {again} differs from {b} (state kept?)");
     }
 }
 
