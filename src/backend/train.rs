@@ -125,7 +125,7 @@ impl Trainer {
         if batches == 0 {
             return Err(invalid!("{rows} training rows make no minibatch of {}", c.batch_size));
         }
-        if rows >= u32::MAX as usize || rows * cols >= i32::MAX as usize {
+        if row0 + rows >= u32::MAX as usize || rows * cols >= i32::MAX as usize {
             return Err(invalid!("{rows} x {cols} training rows exceed what the device kernels index (2^31 elements)"));
         }
         if let Feed::Stream { .. } = &feed
@@ -151,10 +151,7 @@ impl Trainer {
             .map(|s| !s)
             .unwrap_or_else(|| net.backend().free_memory().is_none_or(|free| bytes <= free / 5 * 2));
         let mut source: Source<M::Backend> = match &feed {
-            Feed::Stream { .. } => {
-                let be = net.backend();
-                Source::Window(Matrix::zeros(batch, cols)?, (0..batch as u32).collect(), be.alloc_ids(batch)?)
-            }
+            Feed::Stream { .. } => Source::Window(Matrix::zeros(batch, cols)?, (0..batch as u32).collect()),
             Feed::Memory(_) if on_host => Source::Host,
             Feed::Memory(train) if resident => {
                 let mut dev_rows = net.backend().alloc(rows * cols)?;
@@ -211,7 +208,12 @@ impl Trainer {
                     }
                     net.backend().upload_ids(&order, &mut perm)?;
                 }
-                Feed::Stream { src, .. } => src.start_epoch(c.shuffle.then_some(&mut rng), &mut stream_order),
+                Feed::Stream { src, .. } => {
+                    src.start_epoch(c.shuffle.then_some(&mut rng), &mut stream_order);
+                    // The rows' global indices, which key their code noise, once an epoch.
+                    order.iter_mut().zip(&stream_order).for_each(|(o, &i)| *o = i as u32);
+                    net.backend().upload_ids(&order, &mut perm)?;
+                }
             }
             net.backend().reset_slots()?;
             let diverged = |net: &mut M, why: String| -> Result<()> {
@@ -238,7 +240,7 @@ impl Trainer {
                 // This process's rows of the minibatch (`take`, from place `at` of its `r` rows
                 // over every process, which key the draws) and where they are.
                 let (mb, take, at, r, ids) = match (&mut feed, &mut source) {
-                    (Feed::Stream { src, plan }, Source::Window(xb, iota, ids)) => {
+                    (Feed::Stream { src, plan }, Source::Window(xb, iota)) => {
                         let take = batch.min(rows.saturating_sub(first));
                         let (at, r) = match plan {
                             Some(p) => (p.offset_at(b), p.rows_at(b)),
@@ -248,13 +250,10 @@ impl Trainer {
                             let host = net.host_unsynced();
                             let out = &mut xb.as_mut_slice()[..take * cols];
                             src.fill(&stream_order, first, out, &mut |m, what| host.check_rows(m, what))?;
-                            let global: Vec<u32> =
-                                stream_order[first..first + take].iter().map(|&i| i as u32).collect();
-                            net.backend().upload_ids(&global, ids)?;
                             filled = take;
                         }
                         let mb = Minibatch::Host { src: &*xb, order: &iota[..take] };
-                        (mb, take, at, r, (&*ids, 0))
+                        (mb, take, at, r, (&perm, first))
                     }
                     (Feed::Memory(train), source) => {
                         let r = batch.min(rows - first);
@@ -370,12 +369,13 @@ impl Trainer {
                     })?;
                     (net.backend().read_slots()?[Slot::Scratch as usize] - before) / r as f64
                 }
-                (Feed::Stream { plan, .. }, Source::Window(xb, iota, ids)) => {
+                (Feed::Stream { plan, .. }, Source::Window(xb, iota)) => {
                     let mut lp = [0.0];
                     if filled > 0 {
                         let mb = Minibatch::Host { src: xb, order: &iota[..filled] };
+                        let ids = (&perm, first);
                         M::Backend::enter_mut(net, M::backend, |net| {
-                            net.step(filled, mb, None, Some((ids, 0)), Slot::Scratch, (0, filled))
+                            net.step(filled, mb, None, Some(ids), Slot::Scratch, (0, filled))
                         })?;
                         lp[0] = (net.backend().read_slots()?[Slot::Scratch as usize] - before) / filled as f64;
                     }
@@ -540,9 +540,10 @@ enum Source<B: Backend> {
     Streamed([B::Buf; 2], B::Ids),
     /// The caller's rows, read in place ([`Backend::host_memory`]).
     Host,
-    /// A streamed fit's window on the host: the minibatch a [`RowSource`] filled, the
-    /// identity order that reads it, and its rows' global indices (code noise is keyed by them).
-    Window(Matrix, Vec<u32>, B::Ids),
+    /// A streamed fit's window on the host: the minibatch a `RowSource` filled and the identity
+    /// order that reads it (the rows' global indices, which key code noise, are the epoch's
+    /// `perm`).
+    Window(Matrix, Vec<u32>),
 }
 
 impl<B: Backend> Source<B> {
@@ -561,7 +562,7 @@ impl<B: Backend> Source<B> {
             Source::Resident(dev_rows) => Minibatch::Gather { src: dev_rows, ids: (perm, first) },
             Source::Streamed(stage, iota) => Minibatch::Gather { src: &stage[b % 2], ids: (iota, 0) },
             Source::Host => Minibatch::Host { src: train, order: &order[first..first + rows] },
-            Source::Window(xb, iota, _) => Minibatch::Host { src: xb, order: &iota[..rows] },
+            Source::Window(xb, iota) => Minibatch::Host { src: xb, order: &iota[..rows] },
         }
     }
 }
