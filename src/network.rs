@@ -463,7 +463,9 @@ impl Network {
     /// code noise injected as the regularisation says; the loss is always against the clean x.
     /// `grads` gets the gradient of mean loss + penalties (every entry overwritten), `ws` the
     /// pass (outputs, samples, memory states). It is the step a fit runs, on the CPU backend
-    /// ([`crate::backend::DeviceNetwork`]); panics only if its buffers cannot be allocated.
+    /// ([`crate::backend::DeviceNetwork`]), set up afresh for each call (a copy of the network
+    /// and its pass buffers: for checking one step, not for timing a fit's); panics only if its
+    /// buffers cannot be allocated.
     pub fn step(
         &self,
         x: &[f32],

@@ -719,17 +719,6 @@ impl Trainer {
                 None
             }
         };
-        let rows = src.rows();
-        let (_, batches) = match &plan {
-            Some(p) => (p.batch[p.rank], p.batches(c.drop_last)),
-            None => {
-                let batch = c.batch_size.min(rows.max(1));
-                (batch, if c.drop_last { rows / batch } else { rows.div_ceil(batch) })
-            }
-        };
-        if batches == 0 {
-            return Err(invalid!("{rows} training rows make no minibatch of {}", c.batch_size));
-        }
         let keep = matches!(&self.optimizer, Some(o) if o.len() == net.param_count() && o.config == c.optimizer);
         if !keep {
             self.optimizer = Some(Optimizer::new(c.optimizer, net.param_count(), &net.weight_ranges())?);
