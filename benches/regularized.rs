@@ -171,42 +171,6 @@ impl Runner {
     }
 }
 
-/// Seconds per step of the contractive penalty's own work, summed over the encoder layers
-/// (`regularizer::contractive` with its dz term, and the direct dW term), outside the step.
-fn contractive_alone(runner: &mut Runner, x: &Matrix, threads: usize, pool: &rayon::ThreadPool, reps: usize) -> f64 {
-    let net = &runner.net;
-    let n_enc = net.n_encoder_layers();
-    // A forward pass leaves every layer's z and y in the workspace.
-    pool.install(|| {
-        net.forward_layers(0..net.layers().len(), &x.as_slice()[..BATCH * COLS], BATCH, &mut runner.ws, threads)
-    });
-    let mut dz = vec![0f32; BATCH * 1000];
-    let mut dw = vec![0f32; net.param_count()];
-    let mut times = Vec::new();
-    for _ in 0..reps {
-        let t = Instant::now();
-        for i in 0..n_enc {
-            let l = &net.layers()[i];
-            let wr = l.w..l.w + l.n_in * l.n_out;
-            let (z, y) = (&runner.ws.preactivation(i)[..BATCH * l.n_out], &runner.ws.output(i)[..BATCH * l.n_out]);
-            let c = latent::regularizer::contractive(
-                &net.params()[wr.clone()],
-                l.n_in,
-                l.n_out,
-                l.activation,
-                z,
-                y,
-                1e-3,
-                Some(&mut dz[..BATCH * l.n_out]),
-            );
-            c.add_dw(&net.params()[wr.clone()], &mut dw[wr]);
-            std::hint::black_box(c.value);
-        }
-        times.push(t.elapsed().as_secs_f64());
-    }
-    median(times)
-}
-
 fn overhead(threads: usize, mnist_train: Option<&Matrix>) {
     let reps: usize = env("OVERHEAD_REPS", 11);
     let pool = latent::pool::pool(threads).expect("pool");
@@ -251,14 +215,6 @@ fn overhead(threads: usize, mnist_train: Option<&Matrix>) {
                 verdicts.push((shape.name, ratio));
             }
         }
-        let (_, cae) = runners.iter_mut().find(|(n, _)| n.starts_with("(c)")).unwrap();
-        let alone = contractive_alone(cae, &x, resolved, &pool, reps.max(5));
-        let plain = median(times[0].clone());
-        println!(
-            "\ncontractive penalty's own work (regularizer::contractive + Contraction::add_dw over the encoder layers, single thread, outside the step): {:.3} ms = {:.2}x of a plain step\n",
-            1e3 * alone,
-            alone / plain
-        );
     }
     for (shape, ratio) in verdicts {
         let holds = if ratio < 1.5 {

@@ -73,11 +73,6 @@ impl Activation {
         }
     }
 
-    /// Whether the derivative needs the pre-activation z (else the output y suffices).
-    pub fn needs_preactivation(self) -> bool {
-        matches!(self, Activation::Gelu)
-    }
-
     #[inline]
     pub fn apply(self, z: f32) -> f32 {
         match self {

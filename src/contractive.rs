@@ -1,6 +1,6 @@
 //! The exact contractive penalty of a deep encoder (Rifai et al., ICML 2011): lambda * mean over
-//! rows of ||dh/dx||_F^2 for the whole encoder x -> h, where the default
-//! ([`crate::regularizer::contractive`]) sums each encoder layer's own ||J_l||_F^2 (a stacked
+//! rows of ||dh/dx||_F^2 for the whole encoder x -> h, where the default (the backend's
+//! `Op::ContractiveDz`/`Op::ContractiveDw`) sums each encoder layer's own ||J_l||_F^2 (a stacked
 //! CAE's penalty). Chosen by [`Regularization::contractive_exact`]; for a one-layer encoder the
 //! two are the same function.
 //!
@@ -257,20 +257,6 @@ impl ExactContraction {
     /// (value, dP/dz per encoder layer, direct dP/dW per encoder layer).
     pub fn into_parts(self) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
         (self.value, self.dz, self.dw)
-    }
-
-    /// Adds dP/dz of encoder layer `i` (rows x n_out) to its dL/dz.
-    pub fn add_dz(&self, i: usize, dz: &mut [f32]) {
-        for (d, &p) in dz.iter_mut().zip(&self.dz[i]) {
-            *d += p;
-        }
-    }
-
-    /// Adds the direct dP/dW of encoder layer `i` to its weight gradient.
-    pub fn add_dw(&self, i: usize, dw: &mut [f32]) {
-        for (d, &p) in dw.iter_mut().zip(&self.dw[i]) {
-            *d += p;
-        }
     }
 }
 

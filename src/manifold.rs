@@ -136,14 +136,14 @@ impl Network {
         let (code, input) = (self.code_dim(), self.input_dim());
         let widest = layers.iter().map(|l| l.n_in.max(l.n_out)).max().unwrap_or(1);
         let block = (BLOCK_ELEMS / (code * widest).max(1)).clamp(1, 256.min(x.rows()));
-        let mut ws = self.workspace(block)?;
+        let mut ws = crate::network::Workspace::for_inference(self, block, 0..n)?;
         let mut g = crate::error::try_zeros(checked_len(block * code, widest)?)?;
         let mut dx = crate::error::try_zeros(checked_len(block * code, widest)?)?;
         let params = self.params();
         let mut first = 0;
         while first < x.rows() {
             let r = block.min(x.rows() - first);
-            self.forward_layers(0..n, &x.as_slice()[first * input..(first + r) * input], r, &mut ws, threads);
+            self.forward_layers(0..n, &x.as_slice()[first * input..(first + r) * input], r, &mut ws, threads)?;
             let t = r * code;
             // Tangent (b, k) starts as e_k scaled by the code layer's f'(z_bk).
             let top = &layers[n - 1];

@@ -296,6 +296,24 @@ trait Stored: Sized {
     fn parse(body: &[u8]) -> Result<Self>;
 }
 
+/// `impl Stored for $model` by its kind's three functions.
+macro_rules! stored {
+    ($model:ty, $len:ident, $encode:ident, $parse:ident) => {
+        impl Stored for $model {
+            fn encoded_len(&self) -> usize {
+                $len(self)
+            }
+            fn encode<S: Sink>(&self, out: &mut S) -> std::result::Result<(), S::Error> {
+                $encode(self, out)
+            }
+            fn parse(body: &[u8]) -> Result<Self> {
+                $parse(body)
+            }
+        }
+    };
+}
+use stored;
+
 fn to_bytes_of<M: Stored>(m: &M) -> Vec<u8> {
     let mut out = Vec::with_capacity(m.encoded_len());
     match m.encode(&mut out) {

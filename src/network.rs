@@ -39,66 +39,7 @@ pub struct StepLoss {
     pub penalty: f64,
 }
 
-/// Buffers of one training or inference pass, sized for a number of rows.
-#[derive(Default)]
-pub struct Workspace {
-    rows: usize,
-    z: Vec<Vec<f32>>,
-    y: Vec<Vec<f32>>,
-    /// Samples of stochastic layers (sized when first drawn), and whether layer i's are this
-    /// pass's (then they, not y, are what the next layer saw).
-    s: Vec<Vec<f32>>,
-    sampled: Vec<bool>,
-    /// Memory layers: each connection's recurrent state, carried from row to row and from one
-    /// pass to the next (empty for other layers).
-    mem: Vec<Vec<f32>>,
-}
-
-impl Workspace {
-    /// Zeroes the state of the memory layers: the next row starts a new sequence.
-    pub fn reset_memory(&mut self) {
-        self.mem.iter_mut().for_each(|m| m.fill(0.0));
-    }
-}
-
-impl Workspace {
-    /// The memory layers' states (empty for other layers).
-    pub(crate) fn memory_states(&self) -> impl Iterator<Item = &[f32]> {
-        self.mem.iter().map(|m| &m[..])
-    }
-
-    /// Keeps layer i of a training pass: pre-activations, outputs, samples (when it drew
-    /// them) and memory state (where the next pass's sequence continues).
-    pub(crate) fn keep_pass(&mut self, i: usize, z: &[f32], y: &[f32], samples: Option<&[f32]>, mem: &[f32]) {
-        self.z[i][..z.len()].copy_from_slice(z);
-        self.y[i][..y.len()].copy_from_slice(y);
-        self.sampled[i] = samples.is_some();
-        if let Some(s) = samples {
-            let n = self.s[i].len().max(s.len());
-            self.s[i].resize(n, 0.0);
-            self.s[i][..s.len()].copy_from_slice(s);
-        }
-        let k = self.mem[i].len();
-        self.mem[i].copy_from_slice(&mem[..k]);
-    }
-
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-    /// Output of layer i for the last forward pass (the mean of a stochastic layer).
-    pub fn output(&self, i: usize) -> &[f32] {
-        &self.y[i]
-    }
-    /// What layer i passed on in the last forward pass: its samples if it drew any, else its
-    /// output.
-    pub fn passed_on(&self, i: usize) -> &[f32] {
-        if self.sampled[i] { &self.s[i] } else { &self.y[i] }
-    }
-    /// Pre-activation of layer i for the last forward pass (the output's logits, for BCE).
-    pub fn preactivation(&self, i: usize) -> &[f32] {
-        &self.z[i]
-    }
-}
+pub use crate::backend::network::Workspace;
 
 #[derive(Clone, Debug)]
 pub struct Network {
@@ -262,12 +203,7 @@ impl Network {
         &self.params
     }
     pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
-        if p.len() != self.params.len() {
-            return Err(shape!("{} parameters given, the network has {}", p.len(), self.params.len()));
-        }
-        if let Some(i) = p.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite(format!("parameter {i} is {}", p[i])));
-        }
+        crate::tensor::check_params(p, self.params.len(), "the network")?;
         self.params.copy_from_slice(p);
         self.center_pending = false;
         Ok(())
@@ -310,12 +246,12 @@ impl Network {
             return Err(Error::NonFinite(format!("row {}, column {} is {}", i / d, i % d, x[i])));
         }
         let last = self.layers.iter().rposition(|l| l.functional().is_some()).expect("a functional layer");
-        let mut ws = self.workspace(rows)?;
+        let mut ws = Workspace::for_inference(self, rows, 0..self.layers.len())?;
         let pool = crate::pool::pool(threads)?;
         // x holds the input of layer li: each layer runs once, a functional one again after its
         // biases moved.
         for li in 0..=last {
-            pool.install(|| self.forward_layers(li..li + 1, &x, rows, &mut ws, threads));
+            pool.install(|| self.forward_layers(li..li + 1, &x, rows, &mut ws, threads))?;
             if let Some(f) = self.layers[li].functional() {
                 let n = f.n_out;
                 let mut mean = vec![0f64; n];
@@ -328,13 +264,26 @@ impl Network {
                 for (p, m) in self.params[b..b + n].iter_mut().zip(mean) {
                     *p -= (m / rows as f64) as f32;
                 }
-                pool.install(|| self.forward_layers(li..li + 1, &x, rows, &mut ws, threads));
+                pool.install(|| self.forward_layers(li..li + 1, &x, rows, &mut ws, threads))?;
             }
             x = ws.passed_on(li)[..rows * self.layers[li].n_out].to_vec();
         }
         self.center_pending = false;
         Ok(())
     }
+    /// Copies the weights (unless either layer is tied) and biases of layer a of `src` into
+    /// layer b of this network, for each (a, b) (layers of the same shape).
+    pub(crate) fn copy_layers_from(&mut self, src: &Network, pairs: impl IntoIterator<Item = (usize, usize)>) {
+        for (a, b) in pairs {
+            let (ls, ld) = (&src.layers[a], &self.layers[b]);
+            debug_assert_eq!((ls.n_in, ls.n_out, ls.w_len()), (ld.n_in, ld.n_out, ld.w_len()));
+            if !ld.tied && !ls.tied {
+                self.params[ld.w..ld.w + ld.w_len()].copy_from_slice(&src.params[ls.w..ls.w + ls.w_len()]);
+            }
+            self.params[ld.b..ld.b + ld.n_out].copy_from_slice(&src.params[ls.b..ls.b + ls.n_out]);
+        }
+    }
+
     pub(crate) fn params_mut(&mut self) -> &mut [f32] {
         &mut self.params
     }
@@ -377,72 +326,27 @@ impl Network {
         self.layers.iter().filter(|l| !l.tied).map(|l| l.w..l.w + l.w_len()).collect()
     }
 
+    /// Buffers of one pass over up to `rows` rows (training steps and forward passes).
     pub fn workspace(&self, rows: usize) -> Result<Workspace> {
-        let mut ws = Workspace { rows, ..Default::default() };
-        for l in &self.layers {
-            ws.z.push(try_zeros(crate::tensor::checked_len(rows, l.n_out)?)?);
-            ws.y.push(try_zeros(rows * l.n_out)?);
-        }
-        ws.s = vec![Vec::new(); self.layers.len()];
-        ws.sampled = vec![false; self.layers.len()];
-        for l in &self.layers {
-            let m = l.memory();
-            ws.mem.push(try_zeros(m.as_ref().map_or(0, |m| m.state_len()))?);
-        }
-        Ok(ws)
+        Workspace::new(self, rows)
     }
 
-    /// Runs layers `range` on `x` (rows x layers[range.start].n_in) into the workspace, passing
-    /// means on through stochastic layers.
-    pub fn forward_layers(&self, range: Range<usize>, x: &[f32], rows: usize, ws: &mut Workspace, threads: usize) {
-        self.forward_with(range, x, rows, ws, threads, None)
+    /// The parameters as the CPU backend's buffer (read in place by host steps and inference).
+    pub(crate) fn param_vec(&self) -> &Vec<f32> {
+        &self.params
     }
 
-    /// forward_layers() that samples stochastic layers from `sampler` (layer i from its stream
-    /// i + 1, keyed by each element's place in the block: stochastic inference).
-    fn forward_with(
+    /// Runs layers `range` on `x` (rows x layers[range.start].n_in) into the workspace,
+    /// passing means on through stochastic layers.
+    pub fn forward_layers(
         &self,
         range: Range<usize>,
         x: &[f32],
         rows: usize,
         ws: &mut Workspace,
         threads: usize,
-        sampler: Option<StepDraws>,
-    ) {
-        debug_assert!(ws.rows >= rows);
-        for i in range.clone() {
-            let l = &self.layers[i];
-            let n = rows * l.n_out;
-            {
-                let Workspace { z, y, s, sampled, mem, .. } = &mut *ws;
-                let (before, after) = y.split_at_mut(i);
-                let input: &[f32] = if i == range.start {
-                    x
-                } else if sampled[i - 1] {
-                    &s[i - 1][..rows * l.n_in]
-                } else {
-                    &before[i - 1][..rows * l.n_in]
-                };
-                match l.memory() {
-                    Some(m) => {
-                        m.forward(&self.params, input, rows, &mut z[i][..n], &mut mem[i], None, threads);
-                        l.activate(&self.params, &mut z[i][..n], &mut after[0][..n]);
-                    }
-                    None => l.forward(&self.params, input, rows, &mut z[i][..n], &mut after[0][..n], threads),
-                }
-                sampled[i] = false;
-            }
-            if !l.stochastic.is_none()
-                && let Some(d) = sampler
-            {
-                if ws.s[i].len() < n {
-                    ws.s[i].resize(n, 0.0);
-                }
-                let first = (d.first as u64).wrapping_mul(l.n_out as u64);
-                l.stochastic.sample(&ws.y[i][..n], &mut ws.s[i][..n], d.stream(i as u64 + 1), first);
-                ws.sampled[i] = true;
-            }
-        }
+    ) -> Result<()> {
+        ws.forward(self, range, x, rows, threads, None)
     }
 
     /// Forward and backward over a batch whose target is its input, with the network's
@@ -475,8 +379,7 @@ impl Network {
         threads: usize,
         noise: Option<StepNoise>,
     ) -> StepLoss {
-        crate::backend::DeviceNetwork::host_step(self, x, rows, ws, grads, threads, noise)
-            .unwrap_or_else(|e| panic!("Network::step: {e}"))
+        ws.step(self, x, rows, grads, threads, noise).unwrap_or_else(|e| panic!("Network::step: {e}"))
     }
 
     fn check_input(&self, x: &Matrix, width: usize, what: &str) -> Result<()> {
@@ -508,48 +411,12 @@ impl Network {
         range: Range<usize>,
         x: &Matrix,
         threads: usize,
-        mut sink: impl FnMut(usize, usize, &Workspace),
+        sink: impl FnMut(usize, usize, &Workspace),
     ) -> Result<()> {
-        const BLOCK: usize = 1024;
-        let rows = x.rows();
-        if rows == 0 {
+        if x.rows() == 0 {
             return Ok(());
         }
-        let block = rows.min(BLOCK);
-        let mut ws = self.workspace_for(range.clone(), block)?;
-        let cols = x.cols();
-        let mut first = 0;
-        while first < rows {
-            let r = block.min(rows - first);
-            let xs = &x.as_slice()[first * cols..(first + r) * cols];
-            match self.stochastic_inference {
-                // Each element draws by its row's place in the call, whatever the blocks.
-                Some(seed) if self.has_stochastic_layers() => {
-                    let draws = StepDraws { key: seed, ctr: 0, first, batch: rows };
-                    self.forward_with(range.clone(), xs, r, &mut ws, threads, Some(draws))
-                }
-                _ => self.forward_layers(range.clone(), xs, r, &mut ws, threads),
-            }
-            sink(first, r, &ws);
-            first += r;
-        }
-        Ok(())
-    }
-
-    fn workspace_for(&self, range: Range<usize>, rows: usize) -> Result<Workspace> {
-        let mut ws = Workspace { rows, ..Default::default() };
-        for (i, l) in self.layers.iter().enumerate() {
-            let n = if range.contains(&i) { rows * l.n_out } else { 0 };
-            ws.z.push(try_zeros(n)?);
-            ws.y.push(try_zeros(n)?);
-        }
-        ws.s = vec![Vec::new(); self.layers.len()];
-        ws.sampled = vec![false; self.layers.len()];
-        for (i, l) in self.layers.iter().enumerate() {
-            let n = l.memory().filter(|_| range.contains(&i)).map_or(0, |m| m.state_len());
-            ws.mem.push(try_zeros(n)?);
-        }
-        Ok(ws)
+        Workspace::for_inference(self, x.rows().min(1024), range.clone())?.blocks(self, range, x, threads, sink)
     }
 
     fn map_rows(&self, range: Range<usize>, x: &Matrix, in_width: usize, what: &str) -> Result<Matrix> {
@@ -592,8 +459,8 @@ impl Network {
             let t = &x.as_slice()[first * cols..(first + r) * cols];
             loss.row_means(
                 act,
-                &ws.z[n - 1][..r * cols],
-                &ws.y[n - 1][..r * cols],
+                &ws.preactivation(n - 1)[..r * cols],
+                &ws.output(n - 1)[..r * cols],
                 t,
                 cols,
                 &mut out[first..first + r],
@@ -619,7 +486,7 @@ impl Network {
         let mut p = Vec::new();
         self.run_blocks(0..n, x, |first, r, ws| {
             let t = &x.as_slice()[first * cols..(first + r) * cols];
-            let mut y = &ws.y[n - 1][..r * cols];
+            let mut y = &ws.output(n - 1)[..r * cols];
             if softmax {
                 // The reconstruction of a softmax loss is the softmax of the logits.
                 p.clear();
@@ -657,7 +524,14 @@ impl Network {
         self.run_blocks_in(0..n, x, threads, |first, r, ws| {
             scores.resize(r, 0.0);
             let t = &x.as_slice()[first * cols..(first + r) * cols];
-            loss.row_means(act, &ws.z[n - 1][..r * cols], &ws.y[n - 1][..r * cols], t, cols, &mut scores);
+            loss.row_means(
+                act,
+                &ws.preactivation(n - 1)[..r * cols],
+                &ws.output(n - 1)[..r * cols],
+                t,
+                cols,
+                &mut scores,
+            );
             sum += scores.iter().sum::<f64>();
         })?;
         Ok(if x.rows() == 0 { 0.0 } else { sum / x.rows() as f64 })
@@ -736,7 +610,7 @@ impl Network {
         let (mut loss_sum, mut sq_sum, mut correct) = (0f64, 0f64, 0usize);
         let mut dz = Vec::new();
         let mut sink = |first: usize, r: usize, ws: &Workspace| {
-            let (z, y) = (&ws.z[n - 1][..r * out_w], &ws.y[n - 1][..r * out_w]);
+            let (z, y) = (&ws.preactivation(n - 1)[..r * out_w], &ws.output(n - 1)[..r * out_w]);
             dz.resize(r * out_w, 0.0);
             match task {
                 Task::Classify { classes } => {
@@ -785,13 +659,12 @@ impl Network {
         let block = ((1usize << 22) / (code * widest)).clamp(1, 256);
         let cols = x.cols();
         let mut out = vec![0f64; x.rows()];
-        let mut ws = self.workspace_for(0..self.n_encoder, block)?;
+        let mut ws = Workspace::for_inference(self, block, 0..self.n_encoder)?;
         let mut g = try_zeros(block * code * widest)?;
         let mut dx = try_zeros(block * code * widest)?;
-        let mut first = 0;
-        while first < x.rows() {
+        for first in (0..x.rows()).step_by(block) {
             let r = block.min(x.rows() - first);
-            self.forward_layers(0..self.n_encoder, &x.as_slice()[first * cols..(first + r) * cols], r, &mut ws, 1);
+            self.forward_layers(0..self.n_encoder, &x.as_slice()[first * cols..(first + r) * cols], r, &mut ws, 1)?;
             let t = r * code;
             // Tangent (b, j) starts as e_j scaled by the code layer's f'(z_bj).
             let c = self.n_encoder - 1;
@@ -800,7 +673,7 @@ impl Network {
             for b in 0..r {
                 for j in 0..code {
                     let k = b * code + j;
-                    g[(b * code + j) * code + j] = act.derivative(ws.z[c][k], ws.y[c][k]);
+                    g[(b * code + j) * code + j] = act.derivative(ws.preactivation(c)[k], ws.output(c)[k]);
                 }
             }
             for i in (0..self.n_encoder).rev() {
@@ -822,8 +695,10 @@ impl Network {
                     let below = &self.layers[i - 1];
                     for (k, row) in dx[..t * l.n_in].chunks_exact(l.n_in).enumerate() {
                         let b = k / code;
-                        let (z, y) =
-                            (&ws.z[i - 1][b * l.n_in..(b + 1) * l.n_in], &ws.y[i - 1][b * l.n_in..(b + 1) * l.n_in]);
+                        let (z, y) = (
+                            &ws.preactivation(i - 1)[b * l.n_in..(b + 1) * l.n_in],
+                            &ws.output(i - 1)[b * l.n_in..(b + 1) * l.n_in],
+                        );
                         for (((o, &d), &z), &y) in g[k * l.n_in..(k + 1) * l.n_in].iter_mut().zip(row).zip(z).zip(y) {
                             *o = d * below.activation.derivative(z, y);
                         }
@@ -834,7 +709,6 @@ impl Network {
                     }
                 }
             }
-            first += r;
         }
         out.iter_mut().for_each(|v| *v = v.sqrt());
         Ok(out)

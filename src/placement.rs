@@ -278,12 +278,8 @@ impl<M: Placeable> Placement<M> {
     where
         M: crate::train::Trainable,
     {
-        match progress {
-            Some(f) => {
-                self.fit_snapshots(t, host, rows, valid, Some(&mut |p: &Progress, s: &Snapshot<M>| f(p, s.model)))
-            }
-            None => self.fit_snapshots(t, host, rows, valid, None),
-        }
+        let mut g = progress.map(|f| move |p: &Progress, s: &Snapshot<M>| f(p, s.model));
+        self.fit_snapshots(t, host, rows, valid, g.as_mut().map(|g| g as _))
     }
 
     /// [`Placement::fit`] with a callback that sees the fit's [`Snapshot`] (a checkpoint can

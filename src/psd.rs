@@ -148,15 +148,7 @@ impl Default for PsdConfig {
 
 impl PsdConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.epochs > 1_000_000 {
-            return Err(invalid!("epochs {} must be in 1 to 1000000", self.epochs));
-        }
-        if self.batch_size == 0 || self.batch_size > 1 << 20 {
-            return Err(invalid!("batch size {} must be in 1 to 1048576", self.batch_size));
-        }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(invalid!("learning rate {} must be positive and finite", self.learning_rate));
-        }
+        crate::train::trainer::check_schedule(self.epochs, self.batch_size, self.learning_rate)?;
         self.optimizer.validate()?;
         self.coding.validate()?;
         crate::pool::check_threads(self.threads)?;
@@ -253,12 +245,7 @@ impl Psd {
 
     /// Replaces the parameters (all finite; D is taken as given, not renormalised).
     pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
-        if p.len() != self.params.len() {
-            return Err(shape!("{} parameters given, the PSD model has {}", p.len(), self.params.len()));
-        }
-        if let Some(i) = p.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite(format!("parameter {i} is {}", p[i])));
-        }
+        crate::tensor::check_params(p, self.params.len(), "the PSD model")?;
         self.params.copy_from_slice(p);
         Ok(())
     }

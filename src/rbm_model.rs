@@ -110,12 +110,7 @@ impl RbmModel {
     }
     /// Replaces the parameters (same order as [`RbmModel::params`]); every value must be finite.
     pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
-        if p.len() != self.param_count() {
-            return Err(shape!("{} parameters given, the RBM has {}", p.len(), self.param_count()));
-        }
-        if let Some(i) = p.iter().position(|v| !v.is_finite()) {
-            return Err(crate::Error::NonFinite(format!("parameter {i} is {}", p[i])));
-        }
+        crate::tensor::check_params(p, self.param_count(), "the RBM")?;
         self.rbm.set_params(p)
     }
     /// Threads of the inference calls (0: LATENT_NUM_THREADS, else all cores).

@@ -4,16 +4,15 @@
 //!
 //! Scale: every penalty is added to the reconstruction loss as reported (a mean over elements),
 //! and is itself a mean over the minibatch's rows where it is per-row, as Keras does for activity
-//! regularisers. The gradients below are of exactly these values.
+//! regularisers. The values and gradients are the backend's primitives (`Op::KlValue`,
+//! `Op::KlGrad`, `Op::L1`, the contractive `Op::ColSqSums`/`ContractiveDz`/`ContractiveDw`:
+//! `backend/cpu/ops.rs` on the CPU, `backend/cuda/elementwise.cu` on a GPU).
 
 #![forbid(unsafe_code)]
 
 use crate::activation::Activation;
 use crate::corruption::Corruption;
 use crate::error::{Result, invalid};
-
-/// rho_hat is clamped to [EPS, 1 - EPS] so that a saturated unit gives a large, finite penalty.
-const KL_EPS: f64 = 1e-6;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Sparsity {
@@ -190,128 +189,5 @@ impl Regularization {
             }
         }
         Ok(())
-    }
-}
-
-/// beta * sum_j KL(rho || rho_hat_j) over a rows x cols activation matrix y; adds its gradient
-/// dP/dy_bj = beta/rows * (-rho/rho_hat_j + (1-rho)/(1-rho_hat_j)) to `dy` when given.
-pub fn kl_sparsity(y: &[f32], cols: usize, rho: f32, beta: f32, dy: Option<&mut [f32]>) -> f64 {
-    let rows = y.len() / cols;
-    if rows == 0 || beta == 0.0 {
-        return 0.0;
-    }
-    let mut mean = vec![0f64; cols];
-    for r in y.chunks_exact(cols) {
-        for (m, &v) in mean.iter_mut().zip(r) {
-            *m += v as f64;
-        }
-    }
-    let (rho, beta) = (rho as f64, beta as f64);
-    let mut value = 0f64;
-    let mut g = vec![0f32; cols];
-    for (m, g) in mean.iter_mut().zip(g.iter_mut()) {
-        let p = (*m / rows as f64).clamp(KL_EPS, 1.0 - KL_EPS);
-        value += rho * (rho / p).ln() + (1.0 - rho) * ((1.0 - rho) / (1.0 - p)).ln();
-        *g = (beta / rows as f64 * (-rho / p + (1.0 - rho) / (1.0 - p))) as f32;
-    }
-    if let Some(dy) = dy {
-        for r in dy.chunks_exact_mut(cols) {
-            for (d, g) in r.iter_mut().zip(&g) {
-                *d += g;
-            }
-        }
-    }
-    beta * value
-}
-
-/// lambda * mean over rows of sum_j |y_bj|; adds lambda/rows * sign(y) to `dy` when given.
-pub fn l1_activity(y: &[f32], cols: usize, lambda: f32, dy: Option<&mut [f32]>) -> f64 {
-    let rows = y.len() / cols;
-    if rows == 0 || lambda == 0.0 {
-        return 0.0;
-    }
-    let sum: f64 = y.iter().map(|v| v.abs() as f64).sum();
-    if let Some(dy) = dy {
-        let g = lambda / rows as f32;
-        for (d, &v) in dy.iter_mut().zip(y) {
-            *d += if v > 0.0 {
-                g
-            } else if v < 0.0 {
-                -g
-            } else {
-                0.0
-            };
-        }
-    }
-    lambda as f64 * sum / rows as f64
-}
-
-/// Contractive penalty of one dense layer h = f(x W + b) (W: n_in x n_out, row-major):
-/// lambda * mean over rows of ||dh/dx||_F^2 = lambda/rows * sum_b sum_j f'(z_bj)^2 S_j with
-/// S_j = sum_i W_ij^2 (Rifai et al. 2011; for sigmoid f' = h(1-h)). Adds its gradient through z
-/// to `dz` when given (lambda/rows * 2 f' f'' S_j, which then reaches W, b and the layers below
-/// like any dz); [`Contraction::add_dw`] adds the direct term in W.
-#[allow(clippy::too_many_arguments)]
-pub fn contractive(
-    w: &[f32],
-    n_in: usize,
-    n_out: usize,
-    act: Activation,
-    z: &[f32],
-    y: &[f32],
-    lambda: f32,
-    dz: Option<&mut [f32]>,
-) -> Contraction {
-    let rows = y.len() / n_out;
-    if rows == 0 || lambda == 0.0 {
-        return Contraction { value: 0.0, dw_scale: Vec::new() };
-    }
-    let mut s = vec![0f64; n_out];
-    for row in w[..n_in * n_out].chunks_exact(n_out) {
-        for (s, &v) in s.iter_mut().zip(row) {
-            *s += (v as f64) * (v as f64);
-        }
-    }
-    let scale = lambda as f64 / rows as f64;
-    let mut fsq = vec![0f64; n_out];
-    for (zr, yr) in z.chunks_exact(n_out).zip(y.chunks_exact(n_out)) {
-        for ((f, &z), &y) in fsq.iter_mut().zip(zr).zip(yr) {
-            let d = act.derivative(z, y) as f64;
-            *f += d * d;
-        }
-    }
-    let value = scale * fsq.iter().zip(&s).map(|(f, s)| f * s).sum::<f64>();
-    if let Some(dz) = dz
-        && !matches!(act, Activation::Identity | Activation::Relu | Activation::LeakyRelu)
-    {
-        let gs: Vec<f32> = s.iter().map(|s| (2.0 * scale * s) as f32).collect();
-        for ((d, zr), yr) in dz.chunks_exact_mut(n_out).zip(z.chunks_exact(n_out)).zip(y.chunks_exact(n_out)) {
-            for (((d, &z), &y), g) in d.iter_mut().zip(zr).zip(yr).zip(&gs) {
-                *d += g * act.derivative(z, y) * act.second_derivative(z, y);
-            }
-        }
-    }
-    Contraction { value, dw_scale: fsq.iter().map(|f| (2.0 * scale * f) as f32).collect() }
-}
-
-/// The contractive penalty of a layer and what its direct gradient in W needs.
-pub struct Contraction {
-    pub value: f64,
-    /// lambda/rows * 2 sum_b f'(z_bj)^2, per output unit j.
-    dw_scale: Vec<f32>,
-}
-
-impl Contraction {
-    /// dW_ij += lambda/rows * 2 W_ij sum_b f'(z_bj)^2.
-    pub fn add_dw(&self, w: &[f32], dw: &mut [f32]) {
-        let n_out = self.dw_scale.len();
-        if n_out == 0 {
-            return;
-        }
-        for (d, wr) in dw.chunks_exact_mut(n_out).zip(w.chunks_exact(n_out)) {
-            for ((d, &w), g) in d.iter_mut().zip(wr).zip(&self.dw_scale) {
-                *d += g * w;
-            }
-        }
     }
 }

@@ -78,6 +78,18 @@ impl Matrix {
     }
 }
 
+/// Checks a caller's parameters for a model of `n` (`what`: "the VAE"): the count, then that
+/// every value is finite.
+pub(crate) fn check_params(p: &[f32], n: usize, what: &str) -> Result<()> {
+    if p.len() != n {
+        return Err(shape!("{} parameters given, {what} has {n}", p.len()));
+    }
+    match p.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(Error::NonFinite(format!("parameter {i} is {}", p[i]))),
+        None => Ok(()),
+    }
+}
+
 /// rows * cols, failing on overflow.
 pub fn checked_len(rows: usize, cols: usize) -> Result<usize> {
     rows.checked_mul(cols)

@@ -48,14 +48,7 @@ impl Network {
         spec.init = s.init;
         spec.seed = s.seed;
         let mut net = with_new_layers(spec, n, seed)?;
-        let src = source.params();
-        for i in 0..n {
-            let (ls, ld) = (&source.layers()[i], net.layers()[i].clone());
-            debug_assert_eq!((ls.n_in, ls.n_out, ls.w_len()), (ld.n_in, ld.n_out, ld.w_len()));
-            let p = net.params_mut();
-            p[ld.w..ld.w + ld.w_len()].copy_from_slice(&src[ls.w..ls.w + ls.w_len()]);
-            p[ld.b..ld.b + ld.n_out].copy_from_slice(&src[ls.b..ls.b + ls.n_out]);
-        }
+        net.copy_layers_from(source, (0..n).map(|i| (i, i)));
         net.set_threads(source.threads());
         Ok(net)
     }

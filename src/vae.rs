@@ -376,12 +376,7 @@ impl Vae {
         &self.params
     }
     pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
-        if p.len() != self.params.len() {
-            return Err(shape!("{} parameters given, the VAE has {}", p.len(), self.params.len()));
-        }
-        if let Some(i) = p.iter().position(|v| !v.is_finite()) {
-            return Err(crate::Error::NonFinite(format!("parameter {i} is {}", p[i])));
-        }
+        crate::tensor::check_params(p, self.params.len(), "the VAE")?;
         self.params.copy_from_slice(p);
         Ok(())
     }
@@ -706,8 +701,7 @@ impl Vae {
         let d = self.input_dim();
         let jd = self.latent_dim();
         self.run(inside, |threads| {
-            let mut first = 0;
-            while first < x.rows() {
+            for first in (0..x.rows()).step_by(block) {
                 let r = block.min(x.rows() - first);
                 let xs = &x.as_slice()[first * d..(first + r) * d];
                 self.encode_into(xs, r, &mut ws, threads);
@@ -725,7 +719,6 @@ impl Vae {
                     self.recon_nll(xs, r, r * samples, &mut ws, threads);
                 }
                 sink(first, r, &ws);
-                first += r;
             }
             Ok(())
         })
@@ -747,8 +740,7 @@ impl Vae {
         let mut ws = self.workspace(block, 1)?;
         let d = self.input_dim();
         self.run(inside, |threads| {
-            let mut first = 0;
-            while first < x.rows() {
+            for first in (0..x.rows()).step_by(block) {
                 let r = block.min(x.rows() - first);
                 self.encode_into(&x.as_slice()[first * d..(first + r) * d], r, &mut ws, threads);
                 for i in 0..r {
@@ -758,7 +750,6 @@ impl Vae {
                         logvar.as_mut_slice()[(first + i) * jd + j] = lv;
                     }
                 }
-                first += r;
             }
             Ok(())
         })?;
@@ -792,13 +783,11 @@ impl Vae {
         let out = self.layers.len() - 1;
         let p = self.layers[out].n_out;
         self.run(None, |threads| {
-            let mut first = 0;
-            while first < z.rows() {
+            for first in (0..z.rows()).step_by(block) {
                 let r = block.min(z.rows() - first);
                 ws.zs[..r * jd].copy_from_slice(&z.as_slice()[first * jd..(first + r) * jd]);
                 self.decode_into(r, &mut ws, threads);
                 sink(first, r, &ws.y[out][..r * p]);
-                first += r;
             }
             Ok(())
         })

@@ -69,7 +69,7 @@ fn transferred_layers_equal_the_source_encoder_exactly() {
     }
     // The same function: the source's codes are the new network's second layer's outputs.
     let mut ws = net.workspace(x.rows()).unwrap();
-    net.forward_layers(0..2, x.as_slice(), x.rows(), &mut ws, 1);
+    net.forward_layers(0..2, x.as_slice(), x.rows(), &mut ws, 1).unwrap();
     assert_eq!(&ws.output(1)[..x.rows() * 5], ae.encode(&x).unwrap().as_slice());
     // The new layers come from `seed`: another seed gives other ones, the same one the same.
     let again = Network::supervised_from_encoder(&ae, &hidden, Task::Classify { classes: 3 }, 5).unwrap();

@@ -15,6 +15,7 @@ pub mod network;
 pub mod ops;
 pub(crate) mod optimizer;
 pub mod philox;
+pub(crate) mod resident;
 mod shards;
 pub mod train;
 pub mod vae;

@@ -6,16 +6,18 @@
 
 #![forbid(unsafe_code)]
 
+use super::cpu::Cpu;
 use super::dense::column_sums;
 use super::minibatch::Minibatch;
 use super::ops::{Backend, LossArgs, Op, Slot};
-use super::optimizer::{DeviceOptimizer, Update, optimizer_update};
+use super::resident::Resident;
 use super::shards::{Shard, Shards};
 use crate::activation::Activation;
 use crate::error::{Error, Result, invalid, shape};
 use crate::layer::{Connection, Stochastic};
 use crate::network::Network;
 use crate::regularizer::Sparsity;
+use crate::rng::StepDraws;
 use crate::task::Task;
 use crate::tensor::Matrix;
 
@@ -104,14 +106,8 @@ enum Input {
 }
 
 pub struct DeviceNetwork<B: Backend> {
-    backend: B,
-    net: Network,
-    params: B::Buf,
-    grads: B::Buf,
+    res: Resident<B, Network>,
     pass: Pass<B>,
-    opt: Option<DeviceOptimizer<B>>,
-    /// The device's parameters are newer than `net`'s.
-    host_stale: bool,
     n_encoder: usize,
     /// Per-feature (min, max) of the training rows, for salt-and-pepper corruption.
     feature_range: Option<(B::Buf, B::Buf)>,
@@ -146,90 +142,61 @@ impl<B: Backend> DeviceNetwork<B> {
         if let Some(why) = unsupported_reason(&backend, &net) {
             return Err(Error::Unsupported(why));
         }
-        let n = net.param_count();
-        if n >= i32::MAX as usize {
-            return Err(invalid!("{n} parameters exceed what one device kernel indexes (2^31)"));
-        }
-        let mut params = backend.alloc(n)?;
-        backend.upload(net.params(), (&mut params, 0))?;
-        let grads = backend.alloc(n)?;
         let pass = Pass::new(&backend, &net, rows)?;
         let n_encoder = net.n_encoder_layers();
         let sparse = net.spec().regularization.sparse_mask(n_encoder - 1, net.layers().len() - 1);
-        Ok(DeviceNetwork {
-            backend,
-            net,
-            params,
-            grads,
-            pass,
-            opt: None,
-            host_stale: false,
-            n_encoder,
-            feature_range: None,
-            sparse,
-            shards: None,
-        })
+        let res = Resident::new(backend, net)?;
+        Ok(DeviceNetwork { res, pass, n_encoder, feature_range: None, sparse, shards: None })
     }
 
     pub fn backend(&self) -> &B {
-        &self.backend
+        &self.res.backend
     }
 
     /// The backend, to change its settings (TF32 on a GPU).
     pub fn backend_mut(&mut self) -> &mut B {
-        &mut self.backend
+        &mut self.res.backend
     }
 
     /// The network with the device's current parameters (copied back when they changed).
     pub fn network(&mut self) -> Result<&Network> {
         self.sync()?;
-        Ok(&self.net)
+        Ok(&self.res.host)
     }
 
     /// The host network, possibly behind the device (see [`DeviceNetwork::network`]).
     pub fn network_unsynced(&self) -> &Network {
-        &self.net
+        &self.res.host
     }
 
     /// Copies the device's parameters to the host network when they changed.
     pub fn sync(&mut self) -> Result<()> {
-        if self.host_stale {
-            let mut p = vec![0f32; self.net.param_count()];
-            self.backend.download((&self.params, 0), &mut p)?;
-            self.net.set_params(&p)?;
-            self.host_stale = false;
-        }
-        Ok(())
+        self.res.sync()
     }
 
     /// Replaces the parameters on both sides.
     pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
-        self.net.set_params(p)?;
-        self.backend.upload(p, (&mut self.params, 0))?;
-        self.host_stale = false;
-        Ok(())
+        self.res.set_params(p)
     }
 
     /// Takes the network back (synced).
     pub fn into_network(mut self) -> Result<Network> {
         self.sync()?;
-        Ok(self.net)
+        Ok(self.res.host)
     }
 
     pub fn param_count(&self) -> usize {
-        self.net.param_count()
+        self.res.host.param_count()
     }
 
     /// Width of a training row (inputs, then targets for a supervised network).
     pub fn data_width(&self) -> usize {
-        self.net.input_dim() + self.net.task().target_width()
+        self.res.host.input_dim() + self.res.host.task().target_width()
     }
 
     /// The gradient of the last step (a copy on the host).
     pub fn gradients(&self) -> Result<Vec<f32>> {
-        let mut g = vec![0f32; self.net.param_count()];
-        self.backend.download((&self.grads, 0), &mut g)?;
-        Ok(g)
+        self.res.gradients()
     }
 
     /// One forward and backward over the rows of `x` (laid out as training rows) without noise
@@ -247,18 +214,18 @@ impl<B: Backend> DeviceNetwork<B> {
         }
         self.reserve(rows)?;
         self.load_rows(x.as_slice())?;
-        self.backend.reset_slots()?;
+        self.res.backend.reset_slots()?;
         self.step(rows, Minibatch::Loaded, None, None, Slot::Loss, 0)?;
-        let s = self.backend.read_slots()?;
+        let s = self.res.backend.read_slots()?;
         Ok((s[Slot::Loss as usize] / rows as f64, s[Slot::Penalty as usize] / rows as f64))
     }
 
     /// Sets the per-feature range salt-and-pepper corruption draws its values from.
     pub(crate) fn set_feature_range(&mut self, lo: &[f32], hi: &[f32]) -> Result<()> {
-        let mut l = self.backend.alloc(lo.len())?;
-        let mut h = self.backend.alloc(hi.len())?;
-        self.backend.upload(lo, (&mut l, 0))?;
-        self.backend.upload(hi, (&mut h, 0))?;
+        let mut l = self.res.backend.alloc(lo.len())?;
+        let mut h = self.res.backend.alloc(hi.len())?;
+        self.res.backend.upload(lo, (&mut l, 0))?;
+        self.res.backend.upload(hi, (&mut h, 0))?;
         self.feature_range = Some((l, h));
         Ok(())
     }
@@ -270,20 +237,20 @@ impl<B: Backend> DeviceNetwork<B> {
     /// the network's objective is a mean over rows.
     pub(crate) fn reserve(&mut self, rows: usize) -> Result<()> {
         if self.pass.rows < rows {
-            self.pass = Pass::new(&self.backend, &self.net, rows)?;
+            self.pass = Pass::new(&self.res.backend, &self.res.host, rows)?;
         }
         if self.shards.as_ref().is_some_and(|sh| sh.fit(rows, |p| p.rows)) {
             return Ok(());
         }
-        let work = if self.net.shardable() { rows } else { 0 };
-        let net = &self.net;
-        self.shards = Shards::make(&self.backend, rows, work, net.param_count(), |be, r| Pass::new(be, net, r))?;
+        let work = if self.res.host.shardable() { rows } else { 0 };
+        let net = &self.res.host;
+        self.shards = Shards::make(&self.res.backend, rows, work, net.param_count(), |be, r| Pass::new(be, net, r))?;
         Ok(())
     }
 
     /// Uploads host rows into the minibatch buffer.
     pub(crate) fn load_rows(&mut self, x: &[f32]) -> Result<()> {
-        self.backend.upload(x, (&mut self.pass.inputs.x, 0))
+        self.res.backend.upload(x, (&mut self.pass.inputs.x, 0))
     }
 
     /// One training step's forward and backward over the `rows` rows in the minibatch buffer:
@@ -301,7 +268,8 @@ impl<B: Backend> DeviceNetwork<B> {
         loss_slot: Slot,
         at: usize,
     ) -> Result<()> {
-        let DeviceNetwork { backend, net, params, grads, pass, n_encoder, feature_range, sparse, shards, .. } = self;
+        let DeviceNetwork { res, pass, n_encoder, feature_range, sparse, shards } = self;
+        let Resident { backend, host: net, params, grads, .. } = res;
         let ctx =
             Ctx { be: &*backend, net, params, n_encoder: *n_encoder, sparse, feature_range: feature_range.as_ref() };
         let width = net.input_dim() + net.task().target_width();
@@ -322,13 +290,12 @@ impl<B: Backend> DeviceNetwork<B> {
 
     /// Sets the host copy's freeze (the layers a fit leaves as they are).
     pub(crate) fn set_freeze(&mut self, f: Option<crate::transfer::Freeze>) {
-        self.net.frozen = f;
+        self.res.host.frozen = f;
     }
 
-    /// Runs layers `range` over the rows of `x` in blocks, handing each block's output (the
-    /// last layer's samples or outputs) to `sink(first_row, rows, values)`.
+    /// The last layer's values (samples or outputs) of layers `range` over the rows of `x`.
     fn map_rows(&mut self, range: std::ops::Range<usize>, x: &Matrix, what: &str) -> Result<Matrix> {
-        let layers = self.net.layers();
+        let layers = self.res.host.layers();
         let in_w = layers[range.start].n_in;
         if x.cols() != in_w {
             return Err(shape!("{what} has {} columns, the network expects {in_w}", x.cols()));
@@ -337,26 +304,12 @@ impl<B: Backend> DeviceNetwork<B> {
         let last = range.end - 1;
         let width = layers[last].n_out;
         let mut out = Matrix::zeros(x.rows(), width)?;
-        let block = self.pass.rows;
-        // Each call's rows are a sequence of their own, as on the CPU.
-        self.pass.reset_memory(&self.backend, &self.net)?;
-        let mut first = 0;
-        while first < x.rows() {
-            let r = block.min(x.rows() - first);
-            self.backend.upload(&x.as_slice()[first * in_w..(first + r) * in_w], (&mut self.pass.inputs.x, 0))?;
-            let ctx = Ctx {
-                be: &self.backend,
-                net: &self.net,
-                params: &self.params,
-                n_encoder: self.n_encoder,
-                sparse: &self.sparse,
-                feature_range: None,
-            };
-            ctx.forward(&mut self.pass, range.clone(), Input::X, r, None, None, 0, false)?;
-            self.backend
-                .download((&self.pass.y[last], 0), &mut out.as_mut_slice()[first * width..(first + r) * width])?;
-            first += r;
-        }
+        let DeviceNetwork { res, pass, n_encoder, sparse, .. } = self;
+        let Resident { backend: be, host: net, params, .. } = &*res;
+        let ctx = Ctx { be, net, params, n_encoder: *n_encoder, sparse, feature_range: None };
+        forward_blocks(ctx, pass, range, x, |first, r, p| {
+            be.download((p.passed_on(last), 0), &mut out.as_mut_slice()[first * width..(first + r) * width])
+        })?;
         Ok(out)
     }
 
@@ -367,14 +320,14 @@ impl<B: Backend> DeviceNetwork<B> {
 
     /// Outputs from codes.
     pub fn decode(&mut self, codes: &Matrix) -> Result<Matrix> {
-        let n = self.net.layers().len();
+        let n = self.res.host.layers().len();
         self.map_rows(self.n_encoder..n, codes, "codes")
     }
 
     /// The output layer's values for the rows of x: reconstructions, or a supervised network's
     /// raw outputs (a classifier's logits), as [`Network::reconstruct`].
     pub fn reconstruct(&mut self, x: &Matrix) -> Result<Matrix> {
-        let n = self.net.layers().len();
+        let n = self.res.host.layers().len();
         self.map_rows(0..n, x, "input")
     }
 
@@ -382,9 +335,9 @@ impl<B: Backend> DeviceNetwork<B> {
     /// (the softmax of the logits, taken on the host) or regression predictions.
     pub fn predict(&mut self, x: &Matrix) -> Result<Matrix> {
         let mut out = self.reconstruct(x)?;
-        if let Task::Classify { classes } = self.net.task() {
+        if let Task::Classify { classes } = self.res.host.task() {
             crate::task::softmax_rows(out.as_mut_slice(), classes);
-        } else if self.net.spec().loss.softmax_output() {
+        } else if self.res.host.spec().loss.softmax_output() {
             let w = out.cols();
             crate::task::softmax_rows(out.as_mut_slice(), w);
         }
@@ -400,16 +353,16 @@ impl<B: Backend> DeviceNetwork<B> {
         }
         data.check_finite("rows")?;
         // The rows are a sequence of their own (the CPU scores them in a fresh workspace).
-        self.pass.reset_memory(&self.backend, &self.net)?;
-        let mut first = 0;
+        self.pass.reset_memory(&self.res.backend, &self.res.host)?;
         let block = self.pass.rows;
         let mut total = 0f64;
-        while first < data.rows() {
+        for first in (0..data.rows()).step_by(block) {
             let r = block.min(data.rows() - first);
             self.load_rows(&data.as_slice()[first * w..(first + r) * w])?;
-            let before = self.backend.read_slots()?[Slot::Scratch as usize];
+            let before = self.res.backend.read_slots()?[Slot::Scratch as usize];
             // The forward and the loss only: no backward products for a score.
-            let DeviceNetwork { backend, net, params, grads, pass, n_encoder, feature_range, sparse, .. } = self;
+            let DeviceNetwork { res, pass, n_encoder, feature_range, sparse, .. } = self;
+            let Resident { backend, host: net, params, grads, .. } = res;
             let ctx = Ctx {
                 be: &*backend,
                 net,
@@ -419,8 +372,7 @@ impl<B: Backend> DeviceNetwork<B> {
                 feature_range: feature_range.as_ref(),
             };
             ctx.step(pass, grads, r, None, None, Slot::Scratch, 0, false)?;
-            total += self.backend.read_slots()?[Slot::Scratch as usize] - before;
-            first += r;
+            total += self.res.backend.read_slots()?[Slot::Scratch as usize] - before;
         }
         Ok(if data.rows() == 0 { 0.0 } else { total / data.rows() as f64 })
     }
@@ -444,8 +396,9 @@ impl<B: Backend> Clone for Ctx<'_, B> {
 impl<B: Backend> Copy for Ctx<'_, B> {}
 
 impl<B: Backend> Ctx<'_, B> {
-    /// Runs layers `range` on the first-layer input of the pass, sampling stochastic layers and
-    /// adding code noise when `noise` is given (a training step).
+    /// Runs layers `range` on the first-layer input of the pass, sampling stochastic layers when
+    /// `noise` is given; a `train`ing forward also adds the code noise and keeps the memory
+    /// layers' states for the backward.
     #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
@@ -475,7 +428,7 @@ impl<B: Backend> Ctx<'_, B> {
             }
             p.sampled[i] = false;
             if let Some(nz) = noise {
-                if i + 1 == self.n_encoder && code_noise > 0.0 {
+                if train && i + 1 == self.n_encoder && code_noise > 0.0 {
                     let ids = ids.unwrap_or((&p.ids, 0));
                     be.run(Op::CodeNoise {
                         z: (&mut p.z[i], 0),
@@ -733,47 +686,99 @@ impl<B: Backend> Ctx<'_, B> {
     }
 }
 
+/// Layers `range` of the context's network over the rows of `x` in blocks of the pass's rows,
+/// handing each block to `sink(first_row, rows, pass)`: the inference loop of every backend.
+/// The call's rows are one sequence (memory layers start afresh); a network with stochastic
+/// inference on samples its stochastic layers, each element keyed by its row's place in the
+/// call ([`Network::set_stochastic_inference`]).
+fn forward_blocks<B: Backend, P: AsMut<Pass<B>>>(
+    ctx: Ctx<'_, B>,
+    pass: &mut P,
+    range: std::ops::Range<usize>,
+    x: &Matrix,
+    mut sink: impl FnMut(usize, usize, &P) -> Result<()>,
+) -> Result<()> {
+    let (be, net) = (ctx.be, ctx.net);
+    pass.as_mut().reset_memory(be, net)?;
+    let (w, block) = (net.layers()[range.start].n_in, pass.as_mut().rows);
+    let seed = net.stochastic_inference().filter(|_| net.has_stochastic_layers());
+    let noise = seed.map(|seed| DeviceNoise { seed, ctr: 0 });
+    for first in (0..x.rows()).step_by(block) {
+        let (r, p) = (block.min(x.rows() - first), pass.as_mut());
+        be.upload(&x.as_slice()[first * w..(first + r) * w], (&mut p.inputs.x, 0))?;
+        ctx.forward(p, range.clone(), Input::X, r, noise, None, first, false)?;
+        sink(first, r, pass)?;
+    }
+    Ok(())
+}
+
+impl AsMut<Pass<Cpu>> for Workspace {
+    fn as_mut(&mut self) -> &mut Pass<Cpu> {
+        &mut self.0
+    }
+}
+
+impl<B: Backend> AsMut<Pass<B>> for Pass<B> {
+    fn as_mut(&mut self) -> &mut Pass<B> {
+        self
+    }
+}
+
 impl<B: Backend> Pass<B> {
+    /// What layer i passed on in the last forward: its samples if it drew any, else its output.
+    fn passed_on(&self, i: usize) -> &B::Buf {
+        if self.sampled[i] { &self.s[i] } else { &self.y[i] }
+    }
+
     fn new(be: &B, net: &Network, rows: usize) -> Result<Pass<B>> {
+        Self::sized(be, net, rows, None)
+    }
+
+    /// The buffers of a training step (`only` None), or of forward passes through layers `only`.
+    fn sized(be: &B, net: &Network, rows: usize, only: Option<std::ops::Range<usize>>) -> Result<Pass<B>> {
         let rows = rows.max(1);
+        // What only a training step uses (a pass for inference leaves it empty).
+        let t = |n: usize| if only.is_none() { n } else { 0 };
         let cols = net.input_dim();
         let tw = net.task().target_width();
         let mut widest = cols;
         let (mut z, mut y, mut s, mut mem, mut hist) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for l in net.layers() {
-            let n = crate::tensor::checked_len(rows, l.n_out)?;
+        for (i, l) in net.layers().iter().enumerate() {
+            let used = only.as_ref().is_none_or(|r| r.contains(&i));
+            let n = if used { crate::tensor::checked_len(rows, l.n_out)? } else { 0 };
             z.push(be.alloc(n)?);
             y.push(be.alloc(n)?);
-            s.push(be.alloc(if l.stochastic == Stochastic::None { 1 } else { n })?);
+            s.push(be.alloc(if l.stochastic == Stochastic::None { t(1) } else { n })?);
             let m = l.memory();
-            mem.push(be.alloc(m.as_ref().map_or(1, |m| m.state_len()))?);
-            hist.push(be.alloc(m.map_or(1, |m| m.history_len(rows)))?);
+            mem.push(be.alloc(m.as_ref().map_or(t(1), |m| m.state_len()))?);
+            hist.push(be.alloc(t(m.map_or(1, |m| m.history_len(rows))))?);
             widest = widest.max(l.n_out);
         }
         let big = crate::tensor::checked_len(rows, widest)?;
         if big >= i32::MAX as usize {
             return Err(invalid!("a pass of {rows} rows x {widest} columns exceeds what one device kernel indexes"));
         }
-        let mut ones = be.alloc(rows)?;
-        be.run(Op::Fill { x: (&mut ones, 0), n: rows, v: 1.0 })?;
+        let mut ones = be.alloc(t(rows))?;
+        be.run(Op::Fill { x: (&mut ones, 0), n: t(rows), v: 1.0 })?;
         Ok(Pass {
             rows,
             inputs: Inputs {
-                x: be.alloc(rows * (cols + tw))?,
-                xin: be.alloc(if tw > 0 { rows * cols } else { 1 })?,
-                xc: be.alloc(rows * cols)?,
+                // Inference may start at any layer (decoding codes wider than a row).
+                x: be.alloc(rows * (cols + tw).max(widest))?,
+                xin: be.alloc(t(if tw > 0 { rows * cols } else { 1 }))?,
+                xc: be.alloc(t(rows * cols))?,
             },
-            tgt: be.alloc((rows * tw).max(1))?,
+            tgt: be.alloc(t((rows * tw).max(1)))?,
             sampled: vec![false; z.len()],
             z,
             y,
             s,
-            d0: be.alloc(big)?,
-            d1: be.alloc(big)?,
-            el: be.alloc(big)?,
-            col: [be.alloc(widest)?, be.alloc(widest)?, be.alloc(widest)?],
+            d0: be.alloc(t(big))?,
+            d1: be.alloc(t(big))?,
+            el: be.alloc(t(big))?,
+            col: [be.alloc(t(widest))?, be.alloc(t(widest))?, be.alloc(t(widest))?],
             ones,
-            ids: be.alloc_ids(rows)?,
+            ids: be.alloc_ids(t(rows))?,
             mem,
             hist,
         })
@@ -790,30 +795,107 @@ impl<B: Backend> Pass<B> {
     }
 }
 
-impl DeviceNetwork<super::Cpu> {
-    /// [`Network::step`]: one training step of `net` on the CPU backend, the step a fit runs
-    /// (one formula), over the host rows `x`, with a host workspace: the gradient into `grads`,
-    /// the pass's pre-activations, outputs, samples and memory states into `ws` (its memory
-    /// states are where the sequence starts).
-    pub(crate) fn host_step(
+/// The buffers of one pass of a network over up to `rows` rows on the CPU
+/// ([`Network::workspace`]): the `Cpu` backend's own pass, which [`Network::step`] and
+/// [`Network::forward_layers`] run on with the network's parameters in place.
+pub struct Workspace(Pass<Cpu>);
+
+impl Workspace {
+    pub(crate) fn new(net: &Network, rows: usize) -> Result<Workspace> {
+        Ok(Workspace(Pass::new(&Cpu::inline(), net, rows)?))
+    }
+
+    /// A workspace for forward passes through `layers` only (no training step's buffers).
+    pub(crate) fn for_inference(net: &Network, rows: usize, layers: std::ops::Range<usize>) -> Result<Workspace> {
+        Ok(Workspace(Pass::sized(&Cpu::inline(), net, rows, Some(layers))?))
+    }
+
+    /// Zeroes the state of the memory layers: the next row starts a new sequence.
+    pub fn reset_memory(&mut self) {
+        self.0.mem.iter_mut().for_each(|m| m.fill(0.0));
+    }
+
+    pub fn rows(&self) -> usize {
+        self.0.rows
+    }
+    /// Output of layer i for the last forward pass (the mean of a stochastic layer).
+    pub fn output(&self, i: usize) -> &[f32] {
+        &self.0.y[i]
+    }
+    /// What layer i passed on in the last forward pass: its samples if it drew any, else its
+    /// output.
+    pub fn passed_on(&self, i: usize) -> &[f32] {
+        self.0.passed_on(i)
+    }
+    /// Pre-activation of layer i for the last forward pass (the output's logits, for BCE).
+    pub fn preactivation(&self, i: usize) -> &[f32] {
+        &self.0.z[i]
+    }
+
+    /// Layers `range` of `net` over `rows` rows of `x` (the width of the range's first
+    /// input), on the calling thread's pool with `threads` workers: the layer loop of a
+    /// training step, without its noise; with `draws`, stochastic layers sample (layer i
+    /// from counter `draws.ctr << 8 | i + 1`, keyed by each element's place in the call).
+    pub(crate) fn forward(
+        &mut self,
+        net: &Network,
+        range: std::ops::Range<usize>,
+        x: &[f32],
+        rows: usize,
+        threads: usize,
+        draws: Option<StepDraws>,
+    ) -> Result<()> {
+        let p = &mut self.0;
+        if rows > p.rows {
+            return Err(invalid!("{rows} rows in a workspace for {}", p.rows));
+        }
+        let k = rows * net.layers()[range.start].n_in;
+        p.inputs.x[..k].copy_from_slice(&x[..k]);
+        let be = Cpu::on_caller(threads);
+        let ctx = Ctx::host(&be, net, &[], None);
+        let noise = draws.map(|d| DeviceNoise { seed: d.key, ctr: d.ctr });
+        ctx.forward(p, range, Input::X, rows, noise, None, draws.map_or(0, |d| d.first), false)
+    }
+
+    /// Layers `range` of `net` over the rows of `x` in blocks of this workspace's rows, on the
+    /// calling thread's pool with `threads` workers, calling `sink(first_row, rows, self)` after
+    /// each: the inference loop every backend runs.
+    pub(crate) fn blocks(
+        &mut self,
+        net: &Network,
+        range: std::ops::Range<usize>,
+        x: &Matrix,
+        threads: usize,
+        mut sink: impl FnMut(usize, usize, &Workspace),
+    ) -> Result<()> {
+        let be = Cpu::on_caller(threads);
+        forward_blocks(Ctx::host(&be, net, &[], None), self, range, x, |first, r, ws| {
+            sink(first, r, ws);
+            Ok(())
+        })
+    }
+
+    /// [`Network::step`]: one training step of `net` over the host rows `x` on a `Cpu` backend
+    /// of `threads` workers, the step a fit runs, with the parameters where they are: the
+    /// gradient into `grads`, the pass (and the memory layers' states, where the sequence
+    /// goes on) left here.
+    pub(crate) fn step(
+        &mut self,
         net: &Network,
         x: &[f32],
         rows: usize,
-        ws: &mut crate::network::Workspace,
         grads: &mut [f32],
         threads: usize,
         noise: Option<crate::network::StepNoise>,
     ) -> Result<crate::network::StepLoss> {
-        let mut dev = DeviceNetwork::with_rows(super::Cpu::new(threads)?, net.clone(), rows)?;
-        if let Some((lo, hi)) = noise.and_then(|nz| nz.feature_range) {
-            dev.set_feature_range(lo, hi)?;
-        }
-        let DeviceNetwork { backend, net, params, grads: g, pass, n_encoder, feature_range, sparse, .. } = &mut dev;
+        let be = Cpu::new(threads)?;
+        let p = &mut self.0;
         let width = net.input_dim() + net.task().target_width();
-        pass.inputs.x[..rows * width].copy_from_slice(&x[..rows * width]);
-        for (m, w) in pass.mem.iter_mut().zip(ws.memory_states()) {
-            m[..w.len()].copy_from_slice(w);
+        if rows > p.rows {
+            return Err(invalid!("{rows} rows in a workspace for {}", p.rows));
         }
+        p.inputs.x[..rows * width].copy_from_slice(&x[..rows * width]);
+        let range = noise.and_then(|nz| nz.feature_range).map(|(lo, hi)| (lo.to_vec(), hi.to_vec()));
         let (dn, first, ids) = match noise {
             Some(nz) => {
                 let ids: Vec<u32> = nz.row_ids.iter().map(|&i| i as u32).collect();
@@ -821,18 +903,13 @@ impl DeviceNetwork<super::Cpu> {
             }
             None => (None, 0, (0..rows as u32).collect()),
         };
-        backend.upload_ids(&ids, &mut pass.ids)?;
-        backend.reset_slots()?;
-        let ctx =
-            Ctx { be: &*backend, net, params, n_encoder: *n_encoder, sparse, feature_range: feature_range.as_ref() };
-        ctx.step(pass, g, rows, dn, None, Slot::Loss, first, true)?;
-        let s = backend.read_slots()?;
+        be.upload_ids(&ids, &mut p.ids)?;
+        let mut g = be.alloc(net.param_count())?;
+        let n_encoder = net.n_encoder_layers();
+        let sparse = net.spec().regularization.sparse_mask(n_encoder - 1, net.layers().len() - 1);
+        Ctx::host(&be, net, &sparse, range.as_ref()).step(p, &mut g, rows, dn, None, Slot::Loss, first, true)?;
+        let s = be.read_slots()?;
         grads.copy_from_slice(&g[..grads.len()]);
-        for (i, l) in net.layers().iter().enumerate() {
-            let k = rows * l.n_out;
-            let samples = pass.sampled[i].then(|| &pass.s[i][..k]);
-            ws.keep_pass(i, &pass.z[i][..k], &pass.y[i][..k], samples, &pass.mem[i]);
-        }
         let per_row = match net.task() {
             Task::Classify { .. } => 1,
             _ => net.output_dim(),
@@ -844,34 +921,33 @@ impl DeviceNetwork<super::Cpu> {
     }
 }
 
+impl<'a> Ctx<'a, Cpu> {
+    /// A step's context on the CPU with the network's parameters in place (no copy).
+    fn host(
+        be: &'a Cpu,
+        net: &'a Network,
+        sparse: &'a [bool],
+        feature_range: Option<&'a (Vec<f32>, Vec<f32>)>,
+    ) -> Self {
+        Ctx { be, net, params: net.param_vec(), n_encoder: net.n_encoder_layers(), sparse, feature_range }
+    }
+}
+
 /// What the one loop (`Trainer::epochs_on`) needs of this model.
 impl<B: Backend> super::train::sealed::Model for DeviceNetwork<B> {
     type Backend = B;
-    type Host = crate::network::Network;
-    fn onto(backend: B, host: crate::network::Network) -> Result<Self> {
+    type Host = Network;
+    fn onto(backend: B, host: Network) -> Result<Self> {
         DeviceNetwork::new(backend, host)
     }
-    fn into_host(self) -> Result<crate::network::Network> {
+    fn into_host(self) -> Result<Network> {
         DeviceNetwork::into_network(self)
     }
-    fn optimizer_state(&self) -> Option<&crate::optim::Optimizer<B::Buf>> {
-        self.opt.as_ref().map(|o| o.state())
+    fn resident(&self) -> &Resident<B, Network> {
+        &self.res
     }
-    fn set_optimizer_state(&mut self, opt: Option<crate::optim::Optimizer<B::Buf>>) -> Result<()> {
-        self.opt = opt.map(|o| DeviceOptimizer::from_state(&self.backend, o)).transpose()?;
-        Ok(())
-    }
-    fn take_optimizer_state(&mut self) -> Option<crate::optim::Optimizer<B::Buf>> {
-        self.opt.take().map(|o| o.into_state())
-    }
-    fn host_unsynced(&self) -> &crate::network::Network {
-        self.network_unsynced()
-    }
-    fn backend(&self) -> &B {
-        DeviceNetwork::backend(self)
-    }
-    fn param_count(&self) -> usize {
-        DeviceNetwork::param_count(self)
+    fn resident_mut(&mut self) -> &mut Resident<B, Network> {
+        &mut self.res
     }
     fn reserve(&mut self, rows: usize) -> Result<()> {
         DeviceNetwork::reserve(self, rows)
@@ -890,49 +966,19 @@ impl<B: Backend> super::train::sealed::Model for DeviceNetwork<B> {
     ) -> Result<()> {
         DeviceNetwork::step(self, rows, mb, noise, ids, slot, at.0)
     }
-    fn grads_buf(&self) -> &B::Buf {
-        &self.grads
-    }
-    fn set_grads(&mut self, g: &[f32]) -> Result<()> {
-        self.backend.upload(g, (&mut self.grads, 0))
-    }
-    fn update(&mut self, u: Update<'_>) -> Result<()> {
-        let net = &self.net;
-        let (n, weights) = (net.param_count(), || net.weight_ranges());
-        optimizer_update(&self.backend, &mut self.opt, &mut self.params, &self.grads, n, weights, u)?;
-        self.host_stale = true;
-        Ok(())
-    }
     fn end_epoch(&mut self) {
-        self.net.count_frozen_epoch();
+        self.res.host.count_frozen_epoch();
     }
     fn start_epoch(&mut self) -> Result<()> {
-        self.pass.reset_memory(&self.backend, &self.net)
-    }
-    fn params_buf(&self) -> &B::Buf {
-        &self.params
-    }
-    fn set_params(&mut self, p: &[f32]) -> Result<()> {
-        DeviceNetwork::set_params(self, p)
-    }
-    fn restore_params(&mut self, src: &B::Buf) -> Result<()> {
-        self.host_stale = true;
-        let n = self.net.param_count();
-        self.backend.copy((src, 0), (&mut self.params, 0), n)
-    }
-    fn reset_optimizer(&mut self) {
-        self.opt = None;
+        self.pass.reset_memory(&self.res.backend, &self.res.host)
     }
     fn loss(&mut self, data: &Matrix) -> Result<f64> {
-        if self.backend().host_memory() {
+        if self.res.backend.host_memory() {
             // The host network scores its rows in place (Network::loss's numbers): only
             // the parameters are copied.
             self.sync()?;
-            return crate::Trainable::valid_score(self.network_unsynced(), data, rayon::current_num_threads());
+            return crate::Trainable::valid_score(&self.res.host, data, rayon::current_num_threads());
         }
         DeviceNetwork::loss(self, data)
-    }
-    fn sync(&mut self) -> Result<()> {
-        DeviceNetwork::sync(self)
     }
 }

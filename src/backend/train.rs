@@ -46,10 +46,8 @@ impl Trainer {
         valid: Option<&Matrix>,
         progress: Callback,
     ) -> Result<()> {
-        match progress {
-            Some(f) => self.fit_device_watching(net, data, valid, Some(&mut |p: &Progress, _: &mut M| f(p))),
-            None => self.fit_device_watching(net, data, valid, None),
-        }
+        let mut g = progress.map(|f| move |p: &Progress, _: &mut M| f(p));
+        self.fit_device_watching(net, data, valid, g.as_mut().map(|g| g as _))
     }
 
     /// [`Trainer::fit_device`] with a callback that also gets the device model (to download
@@ -331,18 +329,9 @@ impl Trainer {
                     let (loss, penalty) = epoch_sums(net, collective.is_some(), shared)?;
                     let secs = start.elapsed().as_secs_f64();
                     let p = Progress {
-                        event: Event::Batch,
-                        epoch,
-                        epochs: c.epochs,
-                        batch: b + 1,
-                        batches,
                         loss: loss / seen as f64,
                         penalty: penalty / seen as f64,
-                        stage: self.stage,
-                        free_energy: f64::NAN,
-                        valid_loss: f64::NAN,
-                        samples_per_second: seen as f64 / secs.max(1e-9),
-                        seconds: secs,
+                        ..Progress::at(Event::Batch, epoch, c.epochs, b + 1, batches, self.stage, seen, secs)
                     };
                     if !watch(Moment { progress: &p, net: &mut *net, trainer: self, run: None })? {
                         return Err(Error::Cancelled);
@@ -424,18 +413,11 @@ impl Trainer {
             run.epochs_done = epoch + 1;
             run.stopped = stop;
             let p = Progress {
-                event: Event::EpochEnd,
-                epoch,
-                epochs: c.epochs,
-                batch: batches,
-                batches,
                 loss,
                 penalty,
-                stage: self.stage,
-                free_energy: f64::NAN,
                 valid_loss,
                 samples_per_second: rec.samples_per_second,
-                seconds: rec.seconds,
+                ..Progress::at(Event::EpochEnd, epoch, c.epochs, batches, batches, self.stage, 0, rec.seconds)
             };
             if !watch(Moment { progress: &p, net: &mut *net, trainer: self, run: Some(&run) })? {
                 return Err(Error::Cancelled);
@@ -576,8 +558,12 @@ impl<B: Backend> DeviceModel for DeviceVae<B> {}
 
 pub(crate) mod sealed {
     use super::*;
+    use crate::backend::optimizer::DeviceOptimizer;
+    use crate::backend::resident::Resident;
+    use crate::optim::Optimizer;
 
-    /// What the device training loop needs of a model.
+    /// What the device training loop needs of a model: most of it is its [`Resident`]
+    /// parameters'.
     pub trait Model: Send {
         type Backend: Backend;
         /// The host model (for the data checks; its parameters may be behind the device's).
@@ -588,16 +574,8 @@ pub(crate) mod sealed {
             Self: Sized;
         /// The host model back (synced).
         fn into_host(self) -> Result<Self::Host>;
-        fn host_unsynced(&self) -> &Self::Host;
-        /// The optimizer state (a trainer's, carried from fit to fit).
-        fn optimizer_state(&self) -> Option<&crate::optim::Optimizer<<Self::Backend as Backend>::Buf>>;
-        fn set_optimizer_state(
-            &mut self,
-            opt: Option<crate::optim::Optimizer<<Self::Backend as Backend>::Buf>>,
-        ) -> Result<()>;
-        fn take_optimizer_state(&mut self) -> Option<crate::optim::Optimizer<<Self::Backend as Backend>::Buf>>;
-        fn backend(&self) -> &Self::Backend;
-        fn param_count(&self) -> usize;
+        fn resident(&self) -> &Resident<Self::Backend, Self::Host>;
+        fn resident_mut(&mut self) -> &mut Resident<Self::Backend, Self::Host>;
         fn reserve(&mut self, rows: usize) -> Result<()>;
         fn set_feature_range(&mut self, lo: &[f32], hi: &[f32]) -> Result<()>;
         /// Forward and backward of minibatch `mb`: loss sums into `loss_slot`.
@@ -610,11 +588,12 @@ pub(crate) mod sealed {
             loss_slot: Slot,
             at: (usize, usize),
         ) -> Result<()>;
-        /// The gradient buffer (its step's gradient until the update).
-        fn grads_buf(&self) -> &<Self::Backend as Backend>::Buf;
-        fn set_grads(&mut self, g: &[f32]) -> Result<()>;
+        /// The validation score.
+        fn loss(&mut self, data: &Matrix) -> Result<f64>;
         /// One optimizer update (its frozen ranges stay as they are).
-        fn update(&mut self, u: Update<'_>) -> Result<()>;
+        fn update(&mut self, u: Update<'_>) -> Result<()> {
+            self.resident_mut().update(u)
+        }
         /// Called after each completed epoch (a freeze for some epochs counts down).
         fn end_epoch(&mut self) {}
         /// Called before each epoch's first step (a network's memory layers start their
@@ -622,18 +601,56 @@ pub(crate) mod sealed {
         fn start_epoch(&mut self) -> Result<()> {
             Ok(())
         }
-        fn params_buf(&self) -> &<Self::Backend as Backend>::Buf;
-        /// Replaces the parameters on both sides.
-        fn set_params(&mut self, p: &[f32]) -> Result<()>;
-        fn restore_params(&mut self, src: &<Self::Backend as Backend>::Buf) -> Result<()>;
-        fn reset_optimizer(&mut self);
-        /// The validation score.
-        fn loss(&mut self, data: &Matrix) -> Result<f64>;
-        fn sync(&mut self) -> Result<()>;
         /// The count kept across steps (a VAE's KL warm-up clock), restored on divergence.
         fn clock(&self) -> u64 {
             0
         }
         fn set_clock(&mut self, _clock: u64) {}
+
+        fn host_unsynced(&self) -> &Self::Host {
+            &self.resident().host
+        }
+        fn backend(&self) -> &Self::Backend {
+            &self.resident().backend
+        }
+        fn param_count(&self) -> usize {
+            self.resident().host.param_count()
+        }
+        /// The optimizer state (a trainer's, carried from fit to fit).
+        fn optimizer_state(&self) -> Option<&Optimizer<<Self::Backend as Backend>::Buf>> {
+            self.resident().opt.as_ref().map(|o| o.state())
+        }
+        fn set_optimizer_state(&mut self, opt: Option<Optimizer<<Self::Backend as Backend>::Buf>>) -> Result<()> {
+            let r = self.resident_mut();
+            r.opt = opt.map(|o| DeviceOptimizer::from_state(&r.backend, o)).transpose()?;
+            Ok(())
+        }
+        fn take_optimizer_state(&mut self) -> Option<Optimizer<<Self::Backend as Backend>::Buf>> {
+            self.resident_mut().opt.take().map(|o| o.into_state())
+        }
+        fn reset_optimizer(&mut self) {
+            self.resident_mut().opt = None;
+        }
+        /// The gradient buffer (its step's gradient until the update).
+        fn grads_buf(&self) -> &<Self::Backend as Backend>::Buf {
+            &self.resident().grads
+        }
+        fn set_grads(&mut self, g: &[f32]) -> Result<()> {
+            let r = self.resident_mut();
+            r.backend.upload(g, (&mut r.grads, 0))
+        }
+        fn params_buf(&self) -> &<Self::Backend as Backend>::Buf {
+            &self.resident().params
+        }
+        /// Replaces the parameters on both sides.
+        fn set_params(&mut self, p: &[f32]) -> Result<()> {
+            self.resident_mut().set_params(p)
+        }
+        fn restore_params(&mut self, src: &<Self::Backend as Backend>::Buf) -> Result<()> {
+            self.resident_mut().restore(src)
+        }
+        fn sync(&mut self) -> Result<()> {
+            self.resident_mut().sync()
+        }
     }
 }

@@ -10,7 +10,8 @@
 use super::minibatch::Minibatch;
 use super::network::DeviceNoise;
 use super::ops::{Backend, Op, Slot, VAE_PART_FIELDS, VaeReconArgs};
-use super::optimizer::{DeviceOptimizer, Update, optimizer_update};
+use super::optimizer::Update;
+use super::resident::Resident;
 use super::shards::{Shard, Shards};
 use crate::distribution::{DistKind, Reconstruction};
 use crate::error::{Result, invalid, shape};
@@ -350,16 +351,10 @@ impl<B: Backend> Pass<B> {
 
 /// A [`Vae`] on a device: parameters, gradients, optimizer state and one pass's buffers live
 /// there. The host copy's step count is the KL warm-up's clock: each [`DeviceVae`] update
-/// advances it as [`crate::Trainable::after_step`] does, so [`Vae::kl_weight`] follows.
+/// advances it (the one loop's update), so [`Vae::kl_weight`] follows.
 pub struct DeviceVae<B: Backend> {
-    backend: B,
-    vae: Vae,
-    params: B::Buf,
-    grads: B::Buf,
+    res: Resident<B, Vae>,
     pass: Pass<B>,
-    opt: Option<DeviceOptimizer<B>>,
-    /// The device's parameters are newer than `vae`'s.
-    host_stale: bool,
     parts: B::Ids,
     n_parts: usize,
     glob_cols: usize,
@@ -394,105 +389,75 @@ impl<B: Backend> DeviceVae<B> {
         if let Some(why) = unsupported_reason(&backend, &vae) {
             return Err(crate::error::Error::Unsupported(why));
         }
-        let n = vae.param_count();
-        if n >= i32::MAX as usize {
-            return Err(invalid!("{n} parameters exceed what one device kernel indexes (2^31)"));
-        }
-        let mut params = backend.alloc(n)?;
-        backend.upload(vae.params(), (&mut params, 0))?;
-        let grads = backend.alloc(n)?;
         let pass = Pass::new(&backend, &vae, rows)?;
         let rec = &vae.spec().reconstruction;
         let table = part_table(rec);
         let mut parts = backend.alloc_ids(table.len())?;
         backend.upload_ids(&table, &mut parts)?;
         let (n_parts, glob_cols) = (rec.parts.len(), global_columns(rec));
-        Ok(DeviceVae {
-            backend,
-            vae,
-            params,
-            grads,
-            pass,
-            opt: None,
-            host_stale: false,
-            parts,
-            n_parts,
-            glob_cols,
-            last_stacked: 0,
-            shards: None,
-        })
+        let res = Resident::new(backend, vae)?;
+        Ok(DeviceVae { res, pass, parts, n_parts, glob_cols, last_stacked: 0, shards: None })
     }
 
     pub fn backend(&self) -> &B {
-        &self.backend
+        &self.res.backend
     }
 
     pub fn backend_mut(&mut self) -> &mut B {
-        &mut self.backend
+        &mut self.res.backend
     }
 
     /// The VAE with the device's current parameters (copied back when they changed).
     pub fn vae(&mut self) -> Result<&Vae> {
         self.sync()?;
-        Ok(&self.vae)
+        Ok(&self.res.host)
     }
 
     /// The host VAE, its parameters possibly behind the device (see [`DeviceVae::vae`]); its
     /// step count is current.
     pub fn vae_unsynced(&self) -> &Vae {
-        &self.vae
+        &self.res.host
     }
 
     /// Copies the device's parameters to the host VAE when they changed.
     pub fn sync(&mut self) -> Result<()> {
-        if self.host_stale {
-            let mut p = vec![0f32; self.vae.param_count()];
-            self.backend.download((&self.params, 0), &mut p)?;
-            self.vae.set_params(&p)?;
-            self.host_stale = false;
-        }
-        Ok(())
+        self.res.sync()
     }
 
     /// Replaces the parameters on both sides.
     pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
-        self.vae.set_params(p)?;
-        self.backend.upload(p, (&mut self.params, 0))?;
-        self.host_stale = false;
-        Ok(())
+        self.res.set_params(p)
     }
 
     /// Training steps taken (the KL warm-up's clock), as [`Vae::steps`].
     pub fn steps(&self) -> u64 {
-        self.vae.steps()
+        self.res.host.steps()
     }
 
     pub fn set_steps(&mut self, s: u64) {
-        self.vae.set_steps(s);
+        self.res.host.set_steps(s);
     }
 
     /// Takes the VAE back (synced, with its step count).
     pub fn into_vae(mut self) -> Result<Vae> {
         self.sync()?;
-        Ok(self.vae)
+        Ok(self.res.host)
     }
 
     pub fn param_count(&self) -> usize {
-        self.vae.param_count()
+        self.res.host.param_count()
     }
 
     /// The gradient of the last step (a copy on the host).
     pub fn gradients(&self) -> Result<Vec<f32>> {
-        let mut g = vec![0f32; self.vae.param_count()];
-        self.backend.download((&self.grads, 0), &mut g)?;
-        Ok(g)
+        self.res.gradients()
     }
 
     /// The standard normal draws of the last step, rows * L * latent_dim values stacked
     /// draw-major (draw l of example r at stacked row l * rows + r).
     pub fn last_draws(&self) -> Result<Vec<f32>> {
-        let mut e = vec![0f32; self.last_stacked * self.vae.latent_dim()];
-        self.backend.download((&self.pass.eps, 0), &mut e)?;
+        let mut e = vec![0f32; self.last_stacked * self.res.host.latent_dim()];
+        self.res.backend.download((&self.pass.eps, 0), &mut e)?;
         Ok(e)
     }
 
@@ -509,14 +474,14 @@ impl<B: Backend> DeviceVae<B> {
         }
         self.reserve(rows)?;
         self.load_rows(x.as_slice())?;
-        self.backend.reset_slots()?;
+        self.res.backend.reset_slots()?;
         self.step(rows, Minibatch::Loaded, None, Slot::Loss, (0, rows))?;
-        let s = self.backend.read_slots()?;
+        let s = self.res.backend.read_slots()?;
         Ok((s[Slot::Loss as usize] / rows as f64, s[Slot::Penalty as usize] / rows as f64))
     }
 
     fn check(&self, x: &Matrix) -> Result<()> {
-        let d = self.vae.input_dim();
+        let d = self.res.host.input_dim();
         if x.cols() != d {
             return Err(shape!("input has {} columns, the VAE expects {d}", x.cols()));
         }
@@ -529,29 +494,29 @@ impl<B: Backend> DeviceVae<B> {
     /// work is its rows times its samples).
     pub(crate) fn reserve(&mut self, rows: usize) -> Result<()> {
         if self.pass.rows < rows {
-            self.pass = Pass::new(&self.backend, &self.vae, rows)?;
+            self.pass = Pass::new(&self.res.backend, &self.res.host, rows)?;
         }
         if self.shards.as_ref().is_some_and(|sh| sh.fit(rows, |p| p.rows)) {
             return Ok(());
         }
-        let work = if self.vae.shardable() { self.vae.work_rows(rows) } else { 0 };
-        let vae = &self.vae;
-        self.shards = Shards::make(&self.backend, rows, work, vae.param_count(), |be, r| Pass::new(be, vae, r))?;
+        let work = if self.res.host.shardable() { self.res.host.work_rows(rows) } else { 0 };
+        let vae = &self.res.host;
+        self.shards = Shards::make(&self.res.backend, rows, work, vae.param_count(), |be, r| Pass::new(be, vae, r))?;
         Ok(())
     }
 
     /// Uploads host rows into the minibatch buffer.
     fn load_rows(&mut self, x: &[f32]) -> Result<()> {
-        self.backend.upload(x, (&mut self.pass.x, 0))
+        self.res.backend.upload(x, (&mut self.pass.x, 0))
     }
 
     fn learned(&self) -> (bool, f32) {
-        learned_of(&self.vae.spec().posterior)
+        learned_of(&self.res.host.spec().posterior)
     }
 
     /// Encoder and head over the `rows` rows of the minibatch buffer.
     fn encode_pass(&mut self, rows: usize) -> Result<()> {
-        let DeviceVae { backend, vae, params, parts, n_parts, glob_cols, pass, .. } = self;
+        let DeviceVae { res: Resident { backend, host: vae, params, .. }, parts, n_parts, glob_cols, pass, .. } = self;
         let ctx = VaeCtx { be: &*backend, vae, params, parts, n_parts: *n_parts, glob_cols: *glob_cols };
         ctx.encode_pass(pass, rows)
     }
@@ -571,8 +536,16 @@ impl<B: Backend> DeviceVae<B> {
         loss_slot: Slot,
         (at, batch): (usize, usize),
     ) -> Result<()> {
-        self.last_stacked = rows * self.vae.spec().num_samples;
-        let DeviceVae { backend, vae, params, grads, parts, n_parts, glob_cols, pass, shards, .. } = self;
+        self.last_stacked = rows * self.res.host.spec().num_samples;
+        let DeviceVae {
+            res: Resident { backend, host: vae, params, grads, .. },
+            parts,
+            n_parts,
+            glob_cols,
+            pass,
+            shards,
+            ..
+        } = self;
         let ctx = VaeCtx { be: &*backend, vae, params, parts, n_parts: *n_parts, glob_cols: *glob_cols };
         let d = vae.input_dim();
         let draws = match noise {
@@ -598,20 +571,19 @@ impl<B: Backend> DeviceVae<B> {
     /// the device: [`Vae::encode`].
     pub fn encode(&mut self, x: &Matrix) -> Result<(Matrix, Matrix)> {
         self.check(x)?;
-        let (d, jd) = (self.vae.input_dim(), self.vae.latent_dim());
+        let (d, jd) = (self.res.host.input_dim(), self.res.host.latent_dim());
         let (learned, const_lv) = self.learned();
         let hw = if learned { 2 * jd } else { jd };
-        let head = self.vae.head_index();
+        let head = self.res.host.head_index();
         let mut mean = Matrix::zeros(x.rows(), jd)?;
         let mut logvar = Matrix::zeros(x.rows(), jd)?;
         let block = self.pass.rows;
         let mut buf = vec![0f32; block * hw];
-        let mut first = 0;
-        while first < x.rows() {
+        for first in (0..x.rows()).step_by(block) {
             let r = block.min(x.rows() - first);
             self.load_rows(&x.as_slice()[first * d..(first + r) * d])?;
             self.encode_pass(r)?;
-            self.backend.download((&self.pass.y[head], 0), &mut buf[..r * hw])?;
+            self.res.backend.download((&self.pass.y[head], 0), &mut buf[..r * hw])?;
             for i in 0..r {
                 let row = &buf[i * hw..(i + 1) * hw];
                 let k = (first + i) * jd;
@@ -623,7 +595,6 @@ impl<B: Backend> DeviceVae<B> {
                     lv.fill(const_lv);
                 }
             }
-            first += r;
         }
         Ok((mean, logvar))
     }
@@ -634,32 +605,31 @@ impl<B: Backend> DeviceVae<B> {
     /// block of rows), not the CPU's generator: the same estimator, other draws.
     pub fn loss(&mut self, x: &Matrix) -> Result<f64> {
         self.check(x)?;
-        if self.vae.spec().objective == crate::vae::Objective::Bilbo {
+        if self.res.host.spec().objective == crate::vae::Objective::Bilbo {
             // Minus BILBO over all of x (its prior fitted to x), as the host VAE scores it.
             self.sync()?;
-            return self.vae.valid_score(x, crate::pool::resolve_threads(0));
+            return self.res.host.valid_score(x, crate::pool::resolve_threads(0));
         }
-        let d = self.vae.input_dim();
+        let d = self.res.host.input_dim();
         let block = self.pass.rows;
         let mut total = 0f64;
-        let mut first = 0;
-        while first < x.rows() {
+        for first in (0..x.rows()).step_by(block) {
             let r = block.min(x.rows() - first);
             self.load_rows(&x.as_slice()[first * d..(first + r) * d])?;
-            let DeviceVae { backend, vae, params, parts, n_parts, glob_cols, pass, .. } = self;
+            let DeviceVae { res: Resident { backend, host: vae, params, .. }, parts, n_parts, glob_cols, pass, .. } =
+                self;
             let ctx = VaeCtx { be: &*backend, vae, params, parts, n_parts: *n_parts, glob_cols: *glob_cols };
             ctx.forward(pass, r, 1, VALID_SEED, first as u64, 0, r)?;
             let before = backend.read_slots()?[Slot::Scratch as usize];
             ctx.terms(pass, r, 1, 1.0, 0.0, (Slot::Scratch, 1.0), None)?;
             let p = &self.pass;
-            self.backend.run(Op::Sum {
+            self.res.backend.run(Op::Sum {
                 x: (&p.kl_el, 0),
-                n: r * self.vae.latent_dim(),
+                n: r * self.res.host.latent_dim(),
                 slot: Slot::Scratch,
                 scale: 1.0,
             })?;
-            total += self.backend.read_slots()?[Slot::Scratch as usize] - before;
-            first += r;
+            total += self.res.backend.read_slots()?[Slot::Scratch as usize] - before;
         }
         Ok(if x.rows() == 0 { 0.0 } else { total / x.rows() as f64 })
     }
@@ -679,7 +649,14 @@ impl DeviceVae<super::Cpu> {
         beta: f32,
     ) -> Result<crate::vae::VaeStepLoss> {
         let mut dev = DeviceVae::with_rows(super::Cpu::new(threads)?, vae.clone(), rows)?;
-        let DeviceVae { backend, vae, params, grads: g, parts, n_parts, glob_cols, pass, .. } = &mut dev;
+        let DeviceVae {
+            res: Resident { backend, host: vae, params, grads: g, .. },
+            parts,
+            n_parts,
+            glob_cols,
+            pass,
+            ..
+        } = &mut dev;
         let d = vae.input_dim();
         pass.x[..rows * d].copy_from_slice(&x[..rows * d]);
         backend.reset_slots()?;
@@ -695,31 +672,18 @@ impl DeviceVae<super::Cpu> {
 /// What the one loop (`Trainer::epochs_on`) needs of this model.
 impl<B: Backend> super::train::sealed::Model for DeviceVae<B> {
     type Backend = B;
-    type Host = crate::vae::Vae;
-    fn onto(backend: B, host: crate::vae::Vae) -> Result<Self> {
+    type Host = Vae;
+    fn onto(backend: B, host: Vae) -> Result<Self> {
         DeviceVae::new(backend, host)
     }
-    fn into_host(self) -> Result<crate::vae::Vae> {
+    fn into_host(self) -> Result<Vae> {
         DeviceVae::into_vae(self)
     }
-    fn optimizer_state(&self) -> Option<&crate::optim::Optimizer<B::Buf>> {
-        self.opt.as_ref().map(|o| o.state())
+    fn resident(&self) -> &Resident<B, Vae> {
+        &self.res
     }
-    fn set_optimizer_state(&mut self, opt: Option<crate::optim::Optimizer<B::Buf>>) -> Result<()> {
-        self.opt = opt.map(|o| DeviceOptimizer::from_state(&self.backend, o)).transpose()?;
-        Ok(())
-    }
-    fn take_optimizer_state(&mut self) -> Option<crate::optim::Optimizer<B::Buf>> {
-        self.opt.take().map(|o| o.into_state())
-    }
-    fn host_unsynced(&self) -> &crate::vae::Vae {
-        self.vae_unsynced()
-    }
-    fn backend(&self) -> &B {
-        DeviceVae::backend(self)
-    }
-    fn param_count(&self) -> usize {
-        DeviceVae::param_count(self)
+    fn resident_mut(&mut self) -> &mut Resident<B, Vae> {
+        &mut self.res
     }
     fn reserve(&mut self, rows: usize) -> Result<()> {
         DeviceVae::reserve(self, rows)
@@ -738,44 +702,18 @@ impl<B: Backend> super::train::sealed::Model for DeviceVae<B> {
     ) -> Result<()> {
         DeviceVae::step(self, rows, mb, noise, slot, at)
     }
-    fn grads_buf(&self) -> &B::Buf {
-        &self.grads
-    }
-    fn set_grads(&mut self, g: &[f32]) -> Result<()> {
-        self.backend.upload(g, (&mut self.grads, 0))
-    }
     fn update(&mut self, u: Update<'_>) -> Result<()> {
-        let vae = &self.vae;
-        let (n, weights) = (vae.param_count(), || vae.weight_ranges());
-        optimizer_update(&self.backend, &mut self.opt, &mut self.params, &self.grads, n, weights, u)?;
-        self.host_stale = true;
-        self.vae.set_steps(self.vae.steps() + 1);
+        self.res.update(u)?;
+        self.res.host.set_steps(self.res.host.steps() + 1);
         Ok(())
     }
-    fn params_buf(&self) -> &B::Buf {
-        &self.params
-    }
-    fn set_params(&mut self, p: &[f32]) -> Result<()> {
-        DeviceVae::set_params(self, p)
-    }
-    fn restore_params(&mut self, src: &B::Buf) -> Result<()> {
-        self.host_stale = true;
-        let n = self.vae.param_count();
-        self.backend.copy((src, 0), (&mut self.params, 0), n)
-    }
-    fn reset_optimizer(&mut self) {
-        self.opt = None;
-    }
     fn loss(&mut self, data: &Matrix) -> Result<f64> {
-        if self.backend().host_memory() {
+        if self.res.backend.host_memory() {
             // The host VAE's score (Vae::valid_score's draws and numbers).
             self.sync()?;
-            return self.vae_unsynced().valid_score(data, rayon::current_num_threads());
+            return self.res.host.valid_score(data, rayon::current_num_threads());
         }
         DeviceVae::loss(self, data)
-    }
-    fn sync(&mut self) -> Result<()> {
-        DeviceVae::sync(self)
     }
     fn clock(&self) -> u64 {
         self.steps()

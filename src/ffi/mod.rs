@@ -476,3 +476,40 @@ pub(crate) fn no_rows(rows: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// Layer specs from a caller's arrays: `n` widths, activations (NULL: `default`) and stochastic
+/// units (NULL: none), named `{what}_units` etc. in messages.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn layers(
+    n: u32,
+    units: *const u32,
+    acts: *const i32,
+    stochastic: *const i32,
+    sigma: f32,
+    default: crate::activation::Activation,
+    what: &str,
+) -> Result<Vec<crate::spec::LayerSpec>> {
+    let n = layer_count(n, &format!("n_{what}"))?;
+    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
+    let units = unsafe { slice(units, n, &format!("{what}_units"))? };
+    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
+    let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, &format!("{what}_activations"))? }) };
+    let st =
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
+        if stochastic.is_null() { None } else { Some(unsafe { slice(stochastic, n, &format!("{what}_stochastic"))? }) };
+    (0..n)
+        .map(|i| {
+            let act = match acts {
+                Some(a) => crate::activation::Activation::from_code(a[i])
+                    .map_err(|e| e.context(format_args!("{what} layer {i}")))?,
+                None => default,
+            };
+            let unit = match st {
+                Some(s) => crate::layer::Stochastic::from_code(s[i], sigma)
+                    .map_err(|e| e.context(format_args!("{what} layer {i}")))?,
+                None => crate::layer::Stochastic::None,
+            };
+            Ok(crate::spec::LayerSpec::new(units[i] as usize, act).with(unit))
+        })
+        .collect()
+}

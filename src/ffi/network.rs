@@ -13,11 +13,6 @@ use crate::layer::{Connection, Stochastic};
 use crate::loss::Loss;
 use crate::network::{LayerSpec, Network, NetworkSpec};
 use crate::placement::RowsCall;
-// The helpers that moved to ffi/mod.rs, under their old path until every caller uses the new one.
-#[allow(unused_imports)]
-use super::{
-    OutValue, Rows, check_output, input_matrix, layer_count, no_rows, with_model_rows, with_rows, write_string,
-};
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
 use crate::tensor::{Matrix, checked_len};
 
@@ -45,11 +40,11 @@ impl latent_network {
     pub(crate) fn read(&self) -> Result<super::handle::Read<'_, Network>> {
         self.inner.read()
     }
-    /// The host network for a change: the GPU copy (if any) is refreshed before its next use.
     /// The code width (fixed at creation).
     pub(crate) fn code_dim(&self) -> usize {
         self.shape.1
     }
+    /// The host network for a change: the GPU copy (if any) is refreshed before its next use.
     pub(crate) fn write(&self) -> Result<RwLockWriteGuard<'_, Network>> {
         let g = self.inner.write()?;
         self.device.mark_stale();
@@ -139,41 +134,6 @@ unsafe fn regularization_from_params(p: &latent_network_params) -> Result<Regula
         corruption: Corruption::from_code(p.corruption, f32_of(p.corruption_level, "corruption_level")?)?,
         code_noise: f32_of(p.code_noise, "code_noise")?,
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-unsafe fn layers(
-    n: u32,
-    units: *const u32,
-    acts: *const i32,
-    stochastic: *const i32,
-    sigma: f32,
-    default: Activation,
-    what: &str,
-) -> Result<Vec<LayerSpec>> {
-    let n = layer_count(n, &format!("n_{what}"))?;
-    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
-    let units = unsafe { slice(units, n, &format!("{what}_units"))? };
-    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
-    let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, &format!("{what}_activations"))? }) };
-    let st =
-        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
-        if stochastic.is_null() { None } else { Some(unsafe { slice(stochastic, n, &format!("{what}_stochastic"))? }) };
-    (0..n)
-        .map(|i| {
-            let act = match acts {
-                Some(a) => Activation::from_code(a[i]).map_err(|e| e.context(format_args!("{what} layer {i}")))?,
-                None => default,
-            };
-            let unit = match st {
-                Some(s) => {
-                    Stochastic::from_code(s[i], sigma).map_err(|e| e.context(format_args!("{what} layer {i}")))?
-                }
-                None => Stochastic::None,
-            };
-            Ok(LayerSpec::new(units[i] as usize, act).with(unit))
-        })
-        .collect()
 }
 
 /// Sets the layers' connections from a caller's array (NULL: all dense).

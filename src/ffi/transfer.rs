@@ -6,26 +6,8 @@ use super::vae::latent_vae;
 use super::*;
 use crate::activation::Activation;
 use crate::error::invalid;
-use crate::network::{LayerSpec, Network};
+use crate::network::Network;
 use crate::task::Task;
-
-/// The appended hidden layers from C: `n` widths and activations (NULL: ReLU).
-unsafe fn hidden_layers(n: u32, units: *const u32, acts: *const latent_activation) -> Result<Vec<LayerSpec>> {
-    let n = super::layer_count(n, "n_hidden")?;
-    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
-    let units = unsafe { slice(units, n, "hidden_units")? };
-    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
-    let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, "hidden_activations")? }) };
-    (0..n)
-        .map(|i| {
-            let act = match acts {
-                Some(a) => Activation::from_code(a[i]).map_err(|e| e.context(format_args!("hidden layer {i}")))?,
-                None => Activation::Relu,
-            };
-            Ok(LayerSpec::new(units[i] as usize, act))
-        })
-        .collect()
-}
 
 /// The task of a network built from an encoder: classify (`outputs` classes) or regress.
 fn supervised_task(task: latent_task, outputs: u32) -> Result<Task> {
@@ -67,7 +49,9 @@ pub unsafe extern "C" fn latent_network_new_supervised_from_encoder(
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let src = unsafe { arg(source, "source")? };
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let hidden = unsafe { hidden_layers(n_hidden, hidden_units, hidden_activations)? };
+        let hidden = unsafe {
+            layers(n_hidden, hidden_units, hidden_activations, std::ptr::null(), 0.0, Activation::Relu, "hidden")?
+        };
         let task = supervised_task(task, outputs)?;
         let net = Network::supervised_from_encoder(&*src.read()?, &hidden, task, seed)?;
         // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
@@ -101,7 +85,9 @@ pub unsafe extern "C" fn latent_network_new_supervised_from_vae(
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let src = unsafe { arg(source, "source")? };
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let hidden = unsafe { hidden_layers(n_hidden, hidden_units, hidden_activations)? };
+        let hidden = unsafe {
+            layers(n_hidden, hidden_units, hidden_activations, std::ptr::null(), 0.0, Activation::Relu, "hidden")?
+        };
         let task = supervised_task(task, outputs)?;
         let net = Network::supervised_from_vae(&*src.read()?, &hidden, task, seed)?;
         // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.

@@ -9,7 +9,6 @@ use crate::activation::Activation;
 use crate::distribution::{DistKind, Part, Reconstruction};
 use crate::error::{Result, invalid, shape};
 use crate::init::Init;
-use crate::network::LayerSpec;
 use crate::tensor::{Matrix, checked_len};
 use crate::vae::{Posterior, Vae, VaeSpec};
 
@@ -84,29 +83,6 @@ pub extern "C" fn latent_vae_params_default() -> latent_vae_params {
     }
 }
 
-unsafe fn layers(
-    n: u32,
-    units: *const u32,
-    acts: *const i32,
-    default: Activation,
-    what: &str,
-) -> Result<Vec<LayerSpec>> {
-    let n = layer_count(n, &format!("n_{what}"))?;
-    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
-    let units = unsafe { slice(units, n, &format!("{what}_units"))? };
-    // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
-    let acts = if acts.is_null() { None } else { Some(unsafe { slice(acts, n, &format!("{what}_activations"))? }) };
-    (0..n)
-        .map(|i| {
-            let act = match acts {
-                Some(a) => Activation::from_code(a[i]).map_err(|e| e.context(format_args!("{what} layer {i}")))?,
-                None => default,
-            };
-            Ok(LayerSpec::new(units[i] as usize, act))
-        })
-        .collect()
-}
-
 /// A part from C: a Bernoulli part is always sigmoid, whatever its activation field says.
 fn part(size: u32, distribution: i32, activation: i32, what: &str) -> Result<Part> {
     let kind = DistKind::from_code(distribution).map_err(|e| e.context(format_args!("{what}")))?;
@@ -128,9 +104,13 @@ pub(crate) unsafe fn vae_spec_from_params(p: &latent_vae_params) -> Result<VaeSp
     let hidden =
         Activation::from_code(p.hidden_activation).map_err(|e| e.context(format_args!("hidden_activation")))?;
     // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-    let encoder = unsafe { layers(p.n_encoder, p.encoder_units, p.encoder_activations, hidden, "encoder")? };
+    let encoder = unsafe {
+        layers(p.n_encoder, p.encoder_units, p.encoder_activations, std::ptr::null(), 0.0, hidden, "encoder")?
+    };
     // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-    let decoder = unsafe { layers(p.n_decoder, p.decoder_units, p.decoder_activations, hidden, "decoder")? };
+    let decoder = unsafe {
+        layers(p.n_decoder, p.decoder_units, p.decoder_activations, std::ptr::null(), 0.0, hidden, "decoder")?
+    };
     let parts = if p.n_parts == 0 {
         vec![part(p.input_dim, p.distribution, p.distribution_activation, "distribution")?]
     } else {

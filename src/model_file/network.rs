@@ -30,17 +30,7 @@ pub fn load(path: &Path) -> Result<Network> {
     load_of(path)
 }
 
-impl Stored for Network {
-    fn encoded_len(&self) -> usize {
-        encoded_len(self)
-    }
-    fn encode<S: Sink>(&self, out: &mut S) -> std::result::Result<(), S::Error> {
-        encode(self, out)
-    }
-    fn parse(body: &[u8]) -> Result<Self> {
-        parse(body)
-    }
-}
+stored!(Network, encoded_len, encode, parse);
 
 fn arch_len(net: &Network) -> usize {
     let spec = net.spec();

@@ -58,17 +58,7 @@ pub fn load_rbm(path: &Path) -> Result<RbmModel> {
     load_of(path)
 }
 
-impl Stored for RbmModel {
-    fn encoded_len(&self) -> usize {
-        rbm_encoded_len(self)
-    }
-    fn encode<S: Sink>(&self, out: &mut S) -> std::result::Result<(), S::Error> {
-        encode_rbm(self, out)
-    }
-    fn parse(body: &[u8]) -> Result<Self> {
-        parse_rbm(body)
-    }
-}
+stored!(RbmModel, rbm_encoded_len, encode_rbm, parse_rbm);
 
 fn unit(r: &mut Reader, what: &str) -> Result<crate::train::Unit> {
     let at = r.pos;

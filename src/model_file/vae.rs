@@ -26,17 +26,7 @@ pub fn load_vae(path: &Path) -> Result<Vae> {
     load_of(path)
 }
 
-impl Stored for Vae {
-    fn encoded_len(&self) -> usize {
-        vae_encoded_len(self)
-    }
-    fn encode<S: Sink>(&self, out: &mut S) -> std::result::Result<(), S::Error> {
-        encode_vae(self, out)
-    }
-    fn parse(body: &[u8]) -> Result<Self> {
-        parse_vae(body)
-    }
-}
+stored!(Vae, vae_encoded_len, encode_vae, parse_vae);
 
 /// The VAE architecture section without layers and parts.
 const VAE_ARCH_FIXED_BYTES: usize = 68;

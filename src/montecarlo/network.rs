@@ -219,7 +219,9 @@ impl<'a> Objective<'a> {
                 continue;
             }
             let input: &[f32] = if from_h { h } else { b.x.as_slice() };
-            net.forward_layers(start..l.layer + 1, input, rows, ws, 1);
+            if net.forward_layers(start..l.layer + 1, input, rows, ws, 1).is_err() {
+                return f64::NAN;
+            }
             let w = net.layers()[l.layer].n_out;
             h.clear();
             h.extend_from_slice(&ws.passed_on(l.layer)[..rows * w]);
@@ -230,7 +232,9 @@ impl<'a> Objective<'a> {
             (start, from_h) = (l.layer + 1, true);
         }
         let input: &[f32] = if from_h { h } else { b.x.as_slice() };
-        net.forward_layers(start..n, input, rows, ws, 1);
+        if net.forward_layers(start..n, input, rows, ws, 1).is_err() {
+            return f64::NAN;
+        }
         let out_w = net.output_dim();
         let (mut z, mut y) = (&ws.preactivation(n - 1)[..rows * out_w], &ws.output(n - 1)[..rows * out_w]);
         let mut act = net.layers()[n - 1].activation;

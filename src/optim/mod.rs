@@ -196,11 +196,6 @@ impl<S> Optimizer<S> {
         self.frozen = frozen;
     }
 
-    /// Whether any parameter is frozen.
-    pub fn has_frozen(&self) -> bool {
-        self.active.iter().map(|(r, _, _)| r.len()).sum::<usize>() != self.len()
-    }
-
     pub fn len(&self) -> usize {
         self.segments.last().map_or(0, |s| s.0.end)
     }

@@ -81,10 +81,8 @@ pub fn pretrain(
     valid: Option<&Matrix>,
     progress: Callback,
 ) -> Result<PretrainReport> {
-    match progress {
-        Some(f) => pretrain_watching(net, cfg, data, valid, Some(&mut |p: &Progress, _: &Network| f(p))),
-        None => pretrain_watching(net, cfg, data, valid, None),
-    }
+    let mut g = progress.map(|f| move |p: &Progress, _: &Network| f(p));
+    pretrain_watching(net, cfg, data, valid, g.as_mut().map(|g| g as _))
 }
 
 /// [`pretrain`] with a callback that also sees the deep network as it stands.
@@ -171,7 +169,7 @@ pub fn pretrain_watching(
                 shallow.set_threads(net.threads());
                 let hist = fit(&mut shallow, cfg.pretrain, input, None, stage, &mut progress, Some(net))?;
                 report.stages.push((stage, hist));
-                copy_layers(&shallow, net, &[(0, k), (1, mirror)]);
+                net.copy_layers_from(&shallow, [(0, k), (1, mirror)]);
             }
             PretrainMethod::Rbm(rc) => {
                 let visible = Unit::of(out_act);
@@ -215,7 +213,7 @@ pub fn pretrain_watching(
             let stage = Stage { kind: StageKind::IntermediateFinetune, layer: k + 1 };
             let hist = fit(&mut partial, ic, data, None, stage, &mut progress, Some(net))?;
             report.stages.push((stage, hist));
-            copy_layers(&partial, net, &partial_map(n_enc, k));
+            net.copy_layers_from(&partial, partial_map(n_enc, k));
         }
         if k + 1 < n_enc {
             // Codes of layer k through the current (possibly fine-tuned) layers 0..=k.
@@ -289,7 +287,7 @@ fn partial_network(net: &Network, spec: &NetworkSpec, k: usize) -> Result<Networ
     let mut p = Network::new(pspec).map_err(|e| e.context(format_args!("partial autoencoder of {} layers", k + 1)))?;
     let map = partial_map(n_enc, k);
     let pairs: Vec<(usize, usize)> = map.iter().map(|&(a, b)| (b, a)).collect();
-    copy_layers(net, &mut p, &pairs);
+    p.copy_layers_from(net, pairs);
     p.set_threads(net.threads());
     Ok(p)
 }
@@ -300,20 +298,6 @@ fn partial_map(n_enc: usize, k: usize) -> Vec<(usize, usize)> {
     let first_dec = 2 * n_enc - 1 - k;
     v.extend((0..=k).map(|m| (k + 1 + m, first_dec + m)));
     v
-}
-
-/// Copies weights (unless a layer is tied) and biases of layer `a` of `src` into layer `b` of
-/// `dst` for each (a, b).
-fn copy_layers(src: &Network, dst: &mut Network, pairs: &[(usize, usize)]) {
-    for &(a, b) in pairs {
-        let (ls, ld) = (src.layers()[a].clone(), dst.layers()[b].clone());
-        debug_assert_eq!((ls.n_in, ls.n_out), (ld.n_in, ld.n_out));
-        let p = dst.params_mut();
-        if !ld.tied && !ls.tied {
-            p[ld.w..ld.w + ld.n_in * ld.n_out].copy_from_slice(&src.params()[ls.w..ls.w + ls.n_in * ls.n_out]);
-        }
-        p[ld.b..ld.b + ld.n_out].copy_from_slice(&src.params()[ls.b..ls.b + ls.n_out]);
-    }
 }
 
 /// An RBM becomes encoder layer k (W, hidden bias) and its mirror (W^T, visible bias; only the

@@ -85,13 +85,13 @@ pub(crate) fn pretrain_supervised(
         let target = &mut *net;
         let watching = progress.is_some();
         let mut seen = |p: &Progress, d: &Network| {
-            copy_encoder(d, target, n_enc);
+            target.copy_layers_from(d, (0..n_enc).map(|i| (i, i)));
             progress.as_mut().is_none_or(|f| f(p, target))
         };
         let cb: Watch<Network> = if watching { Some(&mut seen) } else { None };
         pretrain_watching(&mut deep, &stack_cfg, &inputs, None, cb)?
     };
-    copy_encoder(&deep, net, n_enc);
+    net.copy_layers_from(&deep, (0..n_enc).map(|i| (i, i)));
     if let Some(fc) = cfg.finetune {
         let stage = Stage { kind: StageKind::Finetune, layer: 0 };
         let mut t = Trainer::new(fc)?;
@@ -100,15 +100,4 @@ pub(crate) fn pretrain_supervised(
         report.stages.push((stage, t.history().to_vec()));
     }
     Ok(report)
-}
-
-/// Copies layers 0..n (weights and biases) of `src` into the same layers of `dst`.
-fn copy_encoder(src: &Network, dst: &mut Network, n: usize) {
-    for i in 0..n {
-        let (ls, ld) = (src.layers()[i].clone(), dst.layers()[i].clone());
-        debug_assert_eq!((ls.n_in, ls.n_out, ls.w_len()), (ld.n_in, ld.n_out, ld.w_len()));
-        let p = dst.params_mut();
-        p[ld.w..ld.w + ld.w_len()].copy_from_slice(&src.params()[ls.w..ls.w + ls.w_len()]);
-        p[ld.b..ld.b + ld.n_out].copy_from_slice(&src.params()[ls.b..ls.b + ls.n_out]);
-    }
 }

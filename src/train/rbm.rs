@@ -196,82 +196,6 @@ impl Rbm {
     }
 }
 
-/// Where a fit stands at an epoch's end.
-pub(crate) struct EpochEnd {
-    pub epoch: usize,
-    pub epochs: usize,
-    pub batches: usize,
-    pub stage: Stage,
-    pub seen: usize,
-    /// Seconds of the epoch's updates.
-    pub secs: f64,
-}
-
-impl EpochEnd {
-    /// The epoch's record from its reconstruction error and the rows' free energies, reported
-    /// to the callback (which may cancel).
-    pub(crate) fn report(
-        &self,
-        reconstruction_error: f64,
-        free_energies: &[f64],
-        start: Instant,
-        progress: &mut Option<&mut dyn FnMut(&Progress) -> bool>,
-    ) -> Result<RbmEpoch> {
-        let rec = RbmEpoch {
-            reconstruction_error,
-            free_energy: free_energies.iter().sum::<f64>() / free_energies.len().max(1) as f64,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        if let Some(cb) = progress.as_mut() {
-            let (e, b) = (self.epoch, self.batches);
-            let mut p = progress_at(
-                Event::EpochEnd,
-                e,
-                self.epochs,
-                b,
-                b,
-                rec.reconstruction_error,
-                self.stage,
-                self.seen,
-                self.secs,
-            );
-            p.free_energy = rec.free_energy;
-            if !cb(&p) {
-                return Err(Error::Cancelled);
-            }
-        }
-        Ok(rec)
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn progress_at(
-    event: Event,
-    epoch: usize,
-    epochs: usize,
-    batch: usize,
-    batches: usize,
-    loss: f64,
-    stage: Stage,
-    seen: usize,
-    secs: f64,
-) -> Progress {
-    Progress {
-        event,
-        epoch,
-        epochs,
-        batch,
-        batches,
-        loss,
-        penalty: 0.0,
-        stage,
-        valid_loss: f64::NAN,
-        free_energy: f64::NAN,
-        samples_per_second: seen as f64 / secs.max(1e-9),
-        seconds: secs,
-    }
-}
-
 /// Binary samples of Bernoulli probabilities, or mean + N(0, 1) for Gaussian units (Gibbs
 /// sampling from a trained RBM).
 pub(crate) fn sample(unit: Unit, mean: &[f32], out: &mut [f32], rng: &mut Rng) {
@@ -454,17 +378,11 @@ impl<B: Backend> RbmOn<B> {
                 {
                     let err = self.backend.read_slots()?[Slot::Loss as usize];
                     let secs = start.elapsed().as_secs_f64();
-                    let p = progress_at(
-                        Event::Batch,
-                        epoch,
-                        c.epochs,
-                        b + 1,
-                        batches,
-                        err / (seen * nv) as f64,
-                        stage,
-                        seen,
-                        secs,
-                    );
+                    let loss = err / (seen * nv) as f64;
+                    let p = Progress {
+                        loss,
+                        ..Progress::at(Event::Batch, epoch, c.epochs, b + 1, batches, stage, seen, secs)
+                    };
                     if !cb(&p) {
                         return Err(Error::Cancelled);
                     }
@@ -479,8 +397,18 @@ impl<B: Backend> RbmOn<B> {
             let secs = start.elapsed().as_secs_f64();
             self.sync()?;
             let fe = self.rbm.free_energy(data)?;
-            let at = EpochEnd { epoch, epochs: c.epochs, batches, stage, seen, secs };
-            history.push(at.report(err / (seen * nv) as f64, &fe, start, &mut progress)?);
+            let rec = RbmEpoch {
+                reconstruction_error: err / (seen * nv) as f64,
+                free_energy: fe.iter().sum::<f64>() / fe.len().max(1) as f64,
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            if let Some(cb) = progress.as_mut() {
+                let at = Progress::at(Event::EpochEnd, epoch, c.epochs, batches, batches, stage, seen, secs);
+                if !cb(&Progress { loss: rec.reconstruction_error, free_energy: rec.free_energy, ..at }) {
+                    return Err(Error::Cancelled);
+                }
+            }
+            history.push(rec);
         }
         Ok(history)
     }

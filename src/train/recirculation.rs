@@ -62,15 +62,7 @@ impl Default for RecirculationConfig {
 
 impl RecirculationConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.epochs > 1_000_000 {
-            return Err(invalid!("epochs {} must be in 1 to 1000000", self.epochs));
-        }
-        if self.batch_size == 0 || self.batch_size > 1 << 20 {
-            return Err(invalid!("batch size {} must be in 1 to 1048576", self.batch_size));
-        }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(invalid!("learning rate {} must be positive and finite", self.learning_rate));
-        }
+        crate::train::trainer::check_schedule(self.epochs, self.batch_size, self.learning_rate)?;
         if !(self.regression.is_finite() && (0.0..1.0).contains(&self.regression)) {
             return Err(invalid!(
                 "regression {} must be in [0, 1): the share of the first pass's state kept in the second (0.75 in the paper)",

@@ -57,17 +57,23 @@ impl Default for TrainConfig {
     }
 }
 
+/// The epochs, batch size and learning rate every trainer's configuration checks.
+pub(crate) fn check_schedule(epochs: usize, batch_size: usize, learning_rate: f32) -> Result<()> {
+    if epochs == 0 || epochs > 1_000_000 {
+        return Err(invalid!("epochs {epochs} must be in 1 to 1000000"));
+    }
+    if batch_size == 0 || batch_size > 1 << 20 {
+        return Err(invalid!("batch size {batch_size} must be in 1 to 1048576"));
+    }
+    if !(learning_rate.is_finite() && learning_rate > 0.0) {
+        return Err(invalid!("learning rate {learning_rate} must be positive and finite"));
+    }
+    Ok(())
+}
+
 impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.epochs > 1_000_000 {
-            return Err(invalid!("epochs {} must be in 1 to 1000000", self.epochs));
-        }
-        if self.batch_size == 0 || self.batch_size > 1 << 20 {
-            return Err(invalid!("batch size {} must be in 1 to 1048576", self.batch_size));
-        }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(invalid!("learning rate {} must be positive and finite", self.learning_rate));
-        }
+        check_schedule(self.epochs, self.batch_size, self.learning_rate)?;
         if !(self.grad_clip_norm.is_finite() && self.grad_clip_norm >= 0.0) {
             return Err(invalid!("gradient clip norm {} must be >= 0", self.grad_clip_norm));
         }
@@ -123,6 +129,37 @@ pub struct Progress {
     pub valid_loss: f64,
     pub samples_per_second: f64,
     pub seconds: f64,
+}
+
+impl Progress {
+    /// A report at minibatch `batch` of `batches` in `epoch`, `seen` rows in `secs` seconds;
+    /// no loss yet (NaN), no penalty, validation loss or free energy.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn at(
+        event: Event,
+        epoch: usize,
+        epochs: usize,
+        batch: usize,
+        batches: usize,
+        stage: Stage,
+        seen: usize,
+        secs: f64,
+    ) -> Progress {
+        Progress {
+            event,
+            epoch,
+            epochs,
+            batch,
+            batches,
+            loss: f64::NAN,
+            penalty: 0.0,
+            stage,
+            free_energy: f64::NAN,
+            valid_loss: f64::NAN,
+            samples_per_second: seen as f64 / secs.max(1e-9),
+            seconds: secs,
+        }
+    }
 }
 
 /// The part of a training procedure a fit belongs to.
@@ -185,6 +222,8 @@ pub trait Trainable: sealed::CpuFit + Send + Sync {
     fn param_count(&self) -> usize;
     fn params(&self) -> &[f32];
     fn params_mut(&mut self) -> &mut [f32];
+    /// Replaces the parameters (checked: the count, finite values).
+    fn set_params(&mut self, p: &[f32]) -> Result<()>;
     /// Ranges of the parameters that weight decay applies to.
     fn weight_ranges(&self) -> Vec<Range<usize>>;
     /// Whether steps draw random numbers (corruption, noise, sampling).
@@ -255,6 +294,9 @@ impl Trainable for Network {
     }
     fn params_mut(&mut self) -> &mut [f32] {
         Network::params_mut(self)
+    }
+    fn set_params(&mut self, p: &[f32]) -> Result<()> {
+        Network::set_params(self, p)
     }
     fn weight_ranges(&self) -> Vec<Range<usize>> {
         Network::weight_ranges(self)
@@ -340,6 +382,9 @@ impl Trainable for Vae {
     }
     fn params_mut(&mut self) -> &mut [f32] {
         Vae::params_mut(self)
+    }
+    fn set_params(&mut self, p: &[f32]) -> Result<()> {
+        Vae::set_params(self, p)
     }
     fn weight_ranges(&self) -> Vec<Range<usize>> {
         Vae::weight_ranges(self)
@@ -511,10 +556,8 @@ impl Trainer {
         valid: Option<&Matrix>,
         progress: Callback,
     ) -> Result<()> {
-        match progress {
-            Some(f) => self.fit_watching(net, data, valid, Some(&mut |p: &Progress, _: &M| f(p))),
-            None => self.fit_watching(net, data, valid, None),
-        }
+        let mut g = progress.map(|f| move |p: &Progress, _: &M| f(p));
+        self.fit_watching(net, data, valid, g.as_mut().map(|g| g as _))
     }
 
     /// [`Trainer::fit`] with a callback that also sees the model (to save it or encode with it
@@ -526,10 +569,8 @@ impl Trainer {
         valid: Option<&Matrix>,
         progress: Watch<M>,
     ) -> Result<()> {
-        match progress {
-            Some(f) => self.fit_snapshots(net, data, valid, Some(&mut |p: &Progress, s: &Snapshot<M>| f(p, s.model))),
-            None => self.fit_snapshots(net, data, valid, None),
-        }
+        let mut g = progress.map(|f| move |p: &Progress, s: &Snapshot<M>| f(p, s.model));
+        self.fit_snapshots(net, data, valid, g.as_mut().map(|g| g as _))
     }
 
     /// [`Trainer::fit`] with a callback that sees the fit's [`Snapshot`], which it can save as
@@ -577,14 +618,9 @@ impl Trainer {
         let threads = crate::pool::resolve_threads(c.threads);
         net.begin_fit(train, threads)?;
         if let Some(col) = &self.collective {
-            if !net.shardable() {
-                return Err(invalid!(
-                    "this model's objective depends on whole-minibatch statistics (KL sparsity, BILBO) or row order (memory layers): it cannot be split across processes"
-                ));
-            }
-            super::collective::agree(col.as_ref(), train.rows(), train.cols(), net.params_mut())?;
+            agree(col.as_ref(), net, train.rows(), train.cols())?;
         }
-        let result = net.fit_on_cpu_backend(self, Feed::Memory(train), valid, &mut progress);
+        let result = self.fit_on_cpu::<M::OnCpu>(net, Feed::Memory(train), valid, &mut progress);
         let result = match result {
             Ok(()) => net.end_fit(train),
             Err(Error::Cancelled) => net.end_fit(train).and(Err(Error::Cancelled)),
@@ -703,12 +739,7 @@ impl Trainer {
         }
         let plan = match &self.collective {
             Some(col) => {
-                if !net.shardable() {
-                    return Err(invalid!(
-                        "this model's objective depends on whole-minibatch statistics (KL sparsity, BILBO) or row order (memory layers): it cannot be split across processes"
-                    ));
-                }
-                super::collective::agree(col.as_ref(), src.total_rows(), src.cols(), net.params_mut())?;
+                agree(col.as_ref(), net, src.total_rows(), src.cols())?;
                 let plan = RankPlan::new(src.total_rows(), c.batch_size, col.rank(), col.size())?;
                 src.select_slice(col.rank(), col.size())?;
                 Some(plan)
@@ -726,7 +757,7 @@ impl Trainer {
         // What a failed read or a bad row restores.
         let before = (net.params().to_vec(), net.clock(), self.history.len(), self.optimizer.clone());
         let feed = Feed::Stream { src, plan };
-        let result = net.fit_on_cpu_backend(self, feed, valid, &mut progress);
+        let result = self.fit_on_cpu::<M::OnCpu>(net, feed, valid, &mut progress);
         match &result {
             Ok(()) | Err(Error::Cancelled) => {}
             Err(Error::Diverged(_)) => self.optimizer = None,
@@ -739,6 +770,17 @@ impl Trainer {
         }
         result
     }
+}
+
+/// Across processes: refuses a model whose objective cannot be split, and starts every process
+/// from rank 0's parameters (on rows of the same shape).
+fn agree<M: Trainable>(col: &dyn super::collective::Collective, net: &mut M, rows: usize, cols: usize) -> Result<()> {
+    if !net.shardable() {
+        return Err(invalid!(
+            "this model's objective depends on whole-minibatch statistics (KL sparsity, BILBO) or row order (memory layers): it cannot be split across processes"
+        ));
+    }
+    super::collective::agree(col, rows, cols, net.params_mut())
 }
 
 /// Refuses targets the output layer cannot produce (a sigmoid output on data outside [0, 1]
@@ -777,7 +819,7 @@ fn check_output_range(net: &Network, data: &Matrix, what: &str) -> Result<()> {
 /// The checks every fit makes on its rows, and the validation split: (train, valid, the split
 /// when one was made: then train and valid are its parts).
 #[allow(clippy::type_complexity)]
-pub(crate) fn checked_split<'a, M: Trainable + ?Sized>(
+pub(crate) fn checked_split<'a, M: Trainable>(
     c: &TrainConfig,
     net: &M,
     data: &'a Matrix,
@@ -822,41 +864,17 @@ pub(crate) mod sealed {
     use super::*;
     use crate::backend::{Cpu, DeviceNetwork, DeviceVae};
 
-    /// How a model is fitted: by its model code written over the backend, on the CPU backend,
-    /// in the one loop ([`Trainer::fit_on_cpu`]). Sealed: the models are the crate's.
-    pub trait CpuFit {
-        fn fit_on_cpu_backend(
-            &mut self,
-            trainer: &mut Trainer,
-            feed: Feed<'_>,
-            valid: Option<&Matrix>,
-            progress: &mut SnapshotWatch<Self>,
-        ) -> Result<()>
-        where
-            Self: Sized;
+    /// How a model is fitted: by its model code written over the backend (`OnCpu`), on the CPU
+    /// backend, in the one loop ([`Trainer::fit_on_cpu`]). Sealed: the models are the crate's.
+    pub trait CpuFit: Sized {
+        type OnCpu: crate::backend::DeviceModel<Backend = Cpu, Host = Self>;
     }
 
     impl CpuFit for Network {
-        fn fit_on_cpu_backend(
-            &mut self,
-            trainer: &mut Trainer,
-            feed: Feed<'_>,
-            valid: Option<&Matrix>,
-            progress: &mut SnapshotWatch<Network>,
-        ) -> Result<()> {
-            trainer.fit_on_cpu::<DeviceNetwork<Cpu>>(self, feed, valid, progress)
-        }
+        type OnCpu = DeviceNetwork<Cpu>;
     }
 
     impl CpuFit for Vae {
-        fn fit_on_cpu_backend(
-            &mut self,
-            trainer: &mut Trainer,
-            feed: Feed<'_>,
-            valid: Option<&Matrix>,
-            progress: &mut SnapshotWatch<Vae>,
-        ) -> Result<()> {
-            trainer.fit_on_cpu::<DeviceVae<Cpu>>(self, feed, valid, progress)
-        }
+        type OnCpu = DeviceVae<Cpu>;
     }
 }

@@ -36,7 +36,12 @@ impl Cpu {
 
     /// One thread, the caller's: a data-parallel shard's backend.
     pub fn inline() -> Cpu {
-        Cpu { threads: 1, pool: None, slots: Mutex::new([0.0; SLOTS]) }
+        Cpu::on_caller(1)
+    }
+
+    /// `threads` workers of the pool the caller runs on (inference inside a pool it entered).
+    pub fn on_caller(threads: usize) -> Cpu {
+        Cpu { threads: threads.max(1), pool: None, slots: Mutex::new([0.0; SLOTS]) }
     }
 
     /// The f64 accumulators (a poisoned lock still holds plain numbers).

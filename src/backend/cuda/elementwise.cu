@@ -174,7 +174,7 @@ extern "C" __global__ void lat_softmax_ce(const float* __restrict__ logits, cons
     }
 }
 
-// KL sparsity (regularizer::kl_sparsity), given the column means rho_hat of y: per column the
+// KL sparsity (Sparsity::Kl, Ng's CS294A notes), given the column means rho_hat of y: per column the
 // divergence into el, and beta/rows * (-rho/p + (1-rho)/(1-p)) added to every row of dy. In
 // double, as the CPU: the two terms nearly cancel where p is near rho.
 extern "C" __global__ void lat_kl_value(const float* __restrict__ mean, float* __restrict__ el, int cols,
@@ -193,7 +193,7 @@ extern "C" __global__ void lat_kl_grad(float* __restrict__ dy, const float* __re
     }
 }
 
-// L1 activity (regularizer::l1_activity): |y| into el, g * sign(y) added to dy (g = lambda/rows).
+// L1 activity (Sparsity::L1): |y| into el, g * sign(y) added to dy (g = lambda/rows).
 extern "C" __global__ void lat_l1(float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ el,
                                   int n, float g) {
     LAT_FOR(i, n) {
@@ -203,7 +203,7 @@ extern "C" __global__ void lat_l1(float* __restrict__ dy, const float* __restric
     }
 }
 
-// Contractive penalty (Rifai et al. 2011; regularizer::contractive), in three passes around a
+// Contractive penalty of each encoder layer (Rifai et al. 2011), in three passes around a
 // column sum: f'(z)^2 per element into fsq; S_j = sum_i W_ij^2 per column; then the gradients.
 extern "C" __global__ void lat_act_grad_sq(const float* __restrict__ z, const float* __restrict__ y,
                                            float* __restrict__ out, int n, int act) {
