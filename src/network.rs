@@ -366,10 +366,10 @@ impl Network {
     /// One training step's forward and backward: with `noise`, the input is corrupted and the
     /// code noise injected as the regularisation says; the loss is always against the clean x.
     /// `grads` gets the gradient of mean loss + penalties (every entry overwritten), `ws` the
-    /// pass (outputs, samples, memory states). It is the step a fit runs, on the CPU backend
-    /// ([`crate::backend::DeviceNetwork`]), set up afresh for each call (a copy of the network
-    /// and its pass buffers: for checking one step, not for timing a fit's); panics only if its
-    /// buffers cannot be allocated.
+    /// pass (outputs, samples, memory states). It is the step a fit runs
+    /// ([`crate::backend::DeviceNetwork`]'s), on a `Cpu` backend of `threads` workers whose pass
+    /// is `ws`, with the parameters read in place; panics only if `ws` holds fewer than `rows`
+    /// rows or its gradient buffer cannot be allocated.
     pub fn step(
         &self,
         x: &[f32],

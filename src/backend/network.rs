@@ -797,17 +797,18 @@ impl<B: Backend> Pass<B> {
 
 /// The buffers of one pass of a network over up to `rows` rows on the CPU
 /// ([`Network::workspace`]): the `Cpu` backend's own pass, which [`Network::step`] and
-/// [`Network::forward_layers`] run on with the network's parameters in place.
-pub struct Workspace(Pass<Cpu>);
+/// [`Network::forward_layers`] run on with the network's parameters in place, and the step's
+/// gradient buffer (kept from step to step).
+pub struct Workspace(Pass<Cpu>, Vec<f32>);
 
 impl Workspace {
     pub(crate) fn new(net: &Network, rows: usize) -> Result<Workspace> {
-        Ok(Workspace(Pass::new(&Cpu::inline(), net, rows)?))
+        Ok(Workspace(Pass::new(&Cpu::inline(), net, rows)?, Vec::new()))
     }
 
     /// A workspace for forward passes through `layers` only (no training step's buffers).
     pub(crate) fn for_inference(net: &Network, rows: usize, layers: std::ops::Range<usize>) -> Result<Workspace> {
-        Ok(Workspace(Pass::sized(&Cpu::inline(), net, rows, Some(layers))?))
+        Ok(Workspace(Pass::sized(&Cpu::inline(), net, rows, Some(layers))?, Vec::new()))
     }
 
     /// Zeroes the state of the memory layers: the next row starts a new sequence.
@@ -889,7 +890,7 @@ impl Workspace {
         noise: Option<crate::network::StepNoise>,
     ) -> Result<crate::network::StepLoss> {
         let be = Cpu::new(threads)?;
-        let p = &mut self.0;
+        let Workspace(p, g) = self;
         let width = net.input_dim() + net.task().target_width();
         if rows > p.rows {
             return Err(invalid!("{rows} rows in a workspace for {}", p.rows));
@@ -904,10 +905,13 @@ impl Workspace {
             None => (None, 0, (0..rows as u32).collect()),
         };
         be.upload_ids(&ids, &mut p.ids)?;
-        let mut g = be.alloc(net.param_count())?;
+        // The gradient buffer stays with the workspace from step to step.
+        if g.len() != net.param_count() {
+            *g = be.alloc(net.param_count())?;
+        }
         let n_encoder = net.n_encoder_layers();
         let sparse = net.spec().regularization.sparse_mask(n_encoder - 1, net.layers().len() - 1);
-        Ctx::host(&be, net, &sparse, range.as_ref()).step(p, &mut g, rows, dn, None, Slot::Loss, first, true)?;
+        Ctx::host(&be, net, &sparse, range.as_ref()).step(p, g, rows, dn, None, Slot::Loss, first, true)?;
         let s = be.read_slots()?;
         grads.copy_from_slice(&g[..grads.len()]);
         let per_row = match net.task() {
