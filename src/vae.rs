@@ -223,13 +223,10 @@ pub struct VaeStepLoss {
     pub kl_sum: f64,
 }
 
-/// Buffers of one pass, sized for `rows` examples and `samples` draws each.
-#[derive(Default)]
+/// Buffers of one forward pass, sized for `rows` examples and `samples` draws each: the `Cpu`
+/// backend's pass of a VAE, and each stacked draw's reconstruction NLL.
 pub struct VaeWorkspace {
-    z: Vec<Vec<f32>>,
-    y: Vec<Vec<f32>>,
-    eps: Vec<f32>,
-    zs: Vec<f32>,
+    pass: crate::backend::vae::Pass<crate::backend::Cpu>,
     nll: Vec<f64>,
 }
 
@@ -505,36 +502,20 @@ impl Vae {
         self.extra
     }
 
-    fn decoder_range(&self) -> Range<usize> {
-        self.head + 1..self.layers.len()
+    /// The parameters as the CPU backend's buffer (read in place by host inference).
+    pub(crate) fn param_vec(&self) -> &Vec<f32> {
+        &self.params
     }
 
     /// Buffers for `rows` examples with `samples` draws each.
     pub fn workspace(&self, rows: usize, samples: usize) -> Result<VaeWorkspace> {
         let stacked = crate::tensor::checked_len(rows, samples)?;
-        let mut ws = VaeWorkspace::default();
-        for (i, l) in self.layers.iter().enumerate() {
-            let r = if i > self.head { stacked } else { rows };
-            let n = crate::tensor::checked_len(r, l.n_out)?;
-            ws.z.push(try_zeros(n)?);
-            ws.y.push(try_zeros(n)?);
-        }
-        let j = self.spec.latent_dim;
-        ws.eps = try_zeros(crate::tensor::checked_len(stacked, j)?)?;
-        ws.zs = try_zeros(stacked * j)?;
-        ws.nll = try_zeros(stacked)?;
-        Ok(ws)
+        Ok(VaeWorkspace { pass: crate::backend::vae::host_pass(self, rows, samples)?, nll: try_zeros(stacked)? })
     }
 
     /// Encoder and head over x (rows x input_dim).
-    fn encode_into(&self, x: &[f32], rows: usize, ws: &mut VaeWorkspace, threads: usize) {
-        for i in 0..=self.head {
-            let l = &self.layers[i];
-            let n = rows * l.n_out;
-            let (before, after) = ws.y.split_at_mut(i);
-            let input = if i == 0 { x } else { &before[i - 1][..rows * l.n_in] };
-            l.forward(&self.params, input, rows, &mut ws.z[i][..n], &mut after[0][..n], threads);
-        }
+    fn encode_into(&self, x: &[f32], rows: usize, ws: &mut VaeWorkspace, threads: usize) -> Result<()> {
+        crate::backend::vae::host_encode(self, &mut ws.pass, x, rows, threads)
     }
 
     /// (mu, log-variance) of row r's unit j from the head's output.
@@ -544,11 +525,11 @@ impl Vae {
         if self.learned { (head[r * 2 * jd + j], head[r * 2 * jd + jd + j]) } else { (head[r * jd + j], self.const_lv) }
     }
 
-    /// z = mu + sigma eps from the noise already in ws.eps, for `samples` draws of each of `rows`
+    /// z = mu + sigma eps from the noise already in ws.pass.eps, for `samples` draws of each of `rows`
     /// examples, stacked draw-major (draw l of row r at stacked row l * rows + r).
     fn reparameterise(&self, ws: &mut VaeWorkspace, rows: usize, samples: usize) {
         let jd = self.spec.latent_dim;
-        let VaeWorkspace { y, eps, zs, .. } = ws;
+        let crate::backend::vae::Pass { y, eps, zs, .. } = &mut ws.pass;
         let head = &y[self.head];
         for l in 0..samples {
             for r in 0..rows {
@@ -561,15 +542,9 @@ impl Vae {
         }
     }
 
-    /// Decoder over the first `n` stacked latent rows of `ws.zs`.
-    fn decode_into(&self, n: usize, ws: &mut VaeWorkspace, threads: usize) {
-        for i in self.decoder_range() {
-            let l = &self.layers[i];
-            let m = n * l.n_out;
-            let (before, after) = ws.y.split_at_mut(i);
-            let input = if i == self.head + 1 { &ws.zs[..n * l.n_in] } else { &before[i - 1][..n * l.n_in] };
-            l.forward(&self.params, input, n, &mut ws.z[i][..m], &mut after[0][..m], threads);
-        }
+    /// Decoder over the first `n` stacked latent rows of `ws.pass.zs`.
+    fn decode_into(&self, n: usize, ws: &mut VaeWorkspace, threads: usize) -> Result<()> {
+        crate::backend::vae::host_decode(self, &mut ws.pass, n, threads)
     }
 
     /// Reconstruction NLL of each stacked row against its example (row i % rows of x) into
@@ -578,7 +553,7 @@ impl Vae {
         let d = self.spec.input_dim;
         let out = self.layers.len() - 1;
         let p = self.layers[out].n_out;
-        let pre = &ws.y[out][..n * p];
+        let pre = &ws.pass.y[out][..n * p];
         let extra = &self.params[self.extra..];
         let rec = &self.spec.reconstruction;
         let block = |b: usize, nll: &mut [f64]| {
@@ -600,7 +575,7 @@ impl Vae {
     /// The closed-form KL of the first `rows` rows' posteriors from the prior N(0, diag(v))
     /// (`prior` = v; None: N(0, I)), summed: 1/2 sum_j [(s^2 + mu^2)/v - 1 + ln(v / s^2)].
     fn kl_sum(&self, ws: &VaeWorkspace, rows: usize, prior: Option<&[f64]>) -> f64 {
-        let head = &ws.y[self.head];
+        let head = &ws.pass.y[self.head];
         let mut kl = 0f64;
         for r in 0..rows {
             for j in 0..self.spec.latent_dim {
@@ -704,17 +679,17 @@ impl Vae {
             for first in (0..x.rows()).step_by(block) {
                 let r = block.min(x.rows() - first);
                 let xs = &x.as_slice()[first * d..(first + r) * d];
-                self.encode_into(xs, r, &mut ws, threads);
+                self.encode_into(xs, r, &mut ws, threads)?;
                 // Row i's noise from its own stream, draw by draw.
                 for i in 0..r {
                     let mut rng = Vae::row_rng(seed, first + i);
                     for l in 0..samples {
                         let k = (l * r + i) * jd;
-                        ws.eps[k..k + jd].iter_mut().for_each(|e| *e = rng.normal());
+                        ws.pass.eps[k..k + jd].iter_mut().for_each(|e| *e = rng.normal());
                     }
                 }
                 self.reparameterise(&mut ws, r, samples);
-                self.decode_into(r * samples, &mut ws, threads);
+                self.decode_into(r * samples, &mut ws, threads)?;
                 if with_recon {
                     self.recon_nll(xs, r, r * samples, &mut ws, threads);
                 }
@@ -742,10 +717,10 @@ impl Vae {
         self.run(inside, |threads| {
             for first in (0..x.rows()).step_by(block) {
                 let r = block.min(x.rows() - first);
-                self.encode_into(&x.as_slice()[first * d..(first + r) * d], r, &mut ws, threads);
+                self.encode_into(&x.as_slice()[first * d..(first + r) * d], r, &mut ws, threads)?;
                 for i in 0..r {
                     for j in 0..jd {
-                        let (mu, lv) = self.posterior(&ws.y[self.head], i, j);
+                        let (mu, lv) = self.posterior(&ws.pass.y[self.head], i, j);
                         mean.as_mut_slice()[(first + i) * jd + j] = mu;
                         logvar.as_mut_slice()[(first + i) * jd + j] = lv;
                     }
@@ -765,7 +740,7 @@ impl Vae {
         self.sampled_blocks(x, samples, seed, false, None, |first, r, ws| {
             for i in 0..r {
                 for l in 0..samples {
-                    let src = &ws.zs[(l * r + i) * jd..(l * r + i + 1) * jd];
+                    let src = &ws.pass.zs[(l * r + i) * jd..(l * r + i + 1) * jd];
                     let row = (first + i) * samples + l;
                     out.as_mut_slice()[row * jd..(row + 1) * jd].copy_from_slice(src);
                 }
@@ -785,9 +760,9 @@ impl Vae {
         self.run(None, |threads| {
             for first in (0..z.rows()).step_by(block) {
                 let r = block.min(z.rows() - first);
-                ws.zs[..r * jd].copy_from_slice(&z.as_slice()[first * jd..(first + r) * jd]);
-                self.decode_into(r, &mut ws, threads);
-                sink(first, r, &ws.y[out][..r * p]);
+                ws.pass.zs[..r * jd].copy_from_slice(&z.as_slice()[first * jd..(first + r) * jd]);
+                self.decode_into(r, &mut ws, threads)?;
+                sink(first, r, &ws.pass.y[out][..r * p]);
             }
             Ok(())
         })
@@ -909,8 +884,8 @@ impl Vae {
                     // v = 1 for N(0, I)
                     let mut lr = 0f64;
                     for j in 0..jd {
-                        let (z, e) = (ws.zs[k * jd + j] as f64, ws.eps[k * jd + j] as f64);
-                        let (_, lv) = self.posterior(&ws.y[self.head], i, j);
+                        let (z, e) = (ws.pass.zs[k * jd + j] as f64, ws.pass.eps[k * jd + j] as f64);
+                        let (_, lv) = self.posterior(&ws.pass.y[self.head], i, j);
                         lr += match &prior {
                             None => 0.5 * (e * e - z * z + lv as f64),
                             Some(v) => 0.5 * (e * e - z * z / v[j] - v[j].ln() + lv as f64),

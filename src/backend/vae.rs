@@ -72,16 +72,16 @@ fn global_columns(rec: &Reconstruction) -> usize {
 }
 
 /// The buffers of one pass for up to `rows` examples with `samples` draws each.
-struct Pass<B: Backend> {
+pub(crate) struct Pass<B: Backend> {
     rows: usize,
     /// The minibatch, rows x input_dim.
-    x: B::Buf,
+    pub(crate) x: B::Buf,
     /// Per layer: encoder layers and head over the rows, decoder layers over rows x samples.
-    z: Vec<B::Buf>,
-    y: Vec<B::Buf>,
+    pub(crate) z: Vec<B::Buf>,
+    pub(crate) y: Vec<B::Buf>,
     /// Standard normal draws and latent samples, stacked draw-major (rows * samples x J).
-    eps: B::Buf,
-    zs: B::Buf,
+    pub(crate) eps: B::Buf,
+    pub(crate) zs: B::Buf,
     d0: B::Buf,
     d1: B::Buf,
     /// dL/d(head pre-activation), rows x head width.
@@ -159,12 +159,17 @@ impl<B: Backend> VaeCtx<'_, B> {
             first,
             batch,
         })?;
-        let n = rows * samples;
+        self.decode_pass(p, rows * samples)
+    }
+
+    /// The decoder over the first `n` stacked latent rows of the pass's samples.
+    fn decode_pass(&self, p: &mut Pass<B>, n: usize) -> Result<()> {
+        let head = self.vae.head_index();
         for i in head + 1..self.vae.layers().len() {
             let l = &self.vae.layers()[i];
             let (below, rest) = p.y.split_at_mut(i);
             let inp = if i == head + 1 { &p.zs } else { &below[i - 1] };
-            be.layer_forward(l, self.params, inp, &mut p.z[i], &mut rest[0], n)?;
+            self.be.layer_forward(l, self.params, inp, &mut p.z[i], &mut rest[0], n)?;
         }
         Ok(())
     }
@@ -307,9 +312,16 @@ impl<B: Backend> VaeCtx<'_, B> {
 
 impl<B: Backend> Pass<B> {
     fn new(be: &B, vae: &Vae, rows: usize) -> Result<Pass<B>> {
+        Self::sized(be, vae, rows, vae.spec().num_samples, true)
+    }
+
+    /// The buffers of a training step (`train`), or of forward passes only, for `rows`
+    /// examples with `samples` draws each.
+    fn sized(be: &B, vae: &Vae, rows: usize, samples: usize, train: bool) -> Result<Pass<B>> {
         let rows = rows.max(1);
         let spec = vae.spec();
-        let samples = spec.num_samples;
+        // What only a training step uses (a pass for inference leaves it empty).
+        let t = |n: usize| if train { n } else { 0 };
         let stacked = crate::tensor::checked_len(rows, samples)?;
         let head = vae.head_index();
         let (d, j) = (spec.input_dim, spec.latent_dim);
@@ -329,8 +341,8 @@ impl<B: Backend> Pass<B> {
             ));
         }
         let hw = vae.layers()[head].n_out;
-        let mut ones = be.alloc(stacked)?;
-        be.run(Op::Fill { x: (&mut ones, 0), n: stacked, v: 1.0 })?;
+        let mut ones = be.alloc(t(stacked))?;
+        be.run(Op::Fill { x: (&mut ones, 0), n: t(stacked), v: 1.0 })?;
         Ok(Pass {
             rows,
             x: be.alloc(rows * d)?,
@@ -338,12 +350,12 @@ impl<B: Backend> Pass<B> {
             y,
             eps: be.alloc(stacked * j)?,
             zs: be.alloc(stacked * j)?,
-            d0: be.alloc(big)?,
-            d1: be.alloc(big)?,
-            dhead: be.alloc(rows * hw)?,
-            kl_el: be.alloc(rows * j)?,
-            rec_el: be.alloc(stacked * d)?,
-            glob_el: be.alloc((stacked * global_columns(&spec.reconstruction)).max(1))?,
+            d0: be.alloc(t(big))?,
+            d1: be.alloc(t(big))?,
+            dhead: be.alloc(t(rows * hw))?,
+            kl_el: be.alloc(t(rows * j))?,
+            rec_el: be.alloc(t(stacked * d))?,
+            glob_el: be.alloc(t((stacked * global_columns(&spec.reconstruction)).max(1)))?,
             ones,
         })
     }
@@ -632,6 +644,32 @@ impl<B: Backend> DeviceVae<B> {
             total += self.res.backend.read_slots()?[Slot::Scratch as usize] - before;
         }
         Ok(if x.rows() == 0 { 0.0 } else { total / x.rows() as f64 })
+    }
+}
+
+/// A pass on the CPU for inference over `rows` examples with `samples` draws each.
+pub(crate) fn host_pass(vae: &Vae, rows: usize, samples: usize) -> Result<Pass<super::Cpu>> {
+    Pass::sized(&super::Cpu::inline(), vae, rows, samples, false)
+}
+
+/// The encoder and head of `vae` over the `rows` rows of `x` into `p`, on the calling thread's
+/// pool with `threads` workers: the step's layer loop, with the parameters in place.
+pub(crate) fn host_encode(vae: &Vae, p: &mut Pass<super::Cpu>, x: &[f32], rows: usize, threads: usize) -> Result<()> {
+    p.x[..x.len()].copy_from_slice(x);
+    VaeCtx::host(&super::Cpu::on_caller(threads), vae).encode_pass(p, rows)
+}
+
+/// The decoder of `vae` over the first `n` stacked latent rows of `p.zs`, as [`host_encode`].
+pub(crate) fn host_decode(vae: &Vae, p: &mut Pass<super::Cpu>, n: usize, threads: usize) -> Result<()> {
+    VaeCtx::host(&super::Cpu::on_caller(threads), vae).decode_pass(p, n)
+}
+
+impl<'a> VaeCtx<'a, super::Cpu> {
+    /// A forward context on the CPU with the VAE's parameters in place (no part table: the
+    /// reconstruction terms run on the host for inference).
+    fn host(be: &'a super::Cpu, vae: &'a Vae) -> Self {
+        const NO_PARTS: &Vec<u32> = &Vec::new();
+        VaeCtx { be, vae, params: vae.param_vec(), parts: NO_PARTS, n_parts: 0, glob_cols: 0 }
     }
 }
 
