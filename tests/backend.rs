@@ -419,6 +419,27 @@ fn inference_on_the_device_matches_the_cpu() {
     }
 }
 
+/// Stochastic inference draws the same samples on a device as on the CPU (one inference loop,
+/// `backend::network::forward_blocks`): a Bernoulli layer's codes are exactly the host's over
+/// more than one block, differ from the means, and change with the seed.
+#[test]
+fn stochastic_inference_on_the_device_draws_what_the_cpu_draws() {
+    let seed = run_seed();
+    let mut rng = Rng::new(seed, 9);
+    let mut spec = NetworkSpec { seed, ..NetworkSpec::new(30, &[16], Activation::Sigmoid, 6) };
+    spec.encoder[0] = LayerSpec::new(16, Activation::Sigmoid).with(Stochastic::Bernoulli);
+    let mut net = Network::new(spec).unwrap();
+    let x = random(1500, 30, 0.0, 1.0, &mut rng);
+    let means = net.encode(&x).unwrap();
+    net.set_stochastic_inference(Some(seed ^ 5));
+    let host = net.encode(&x).unwrap();
+    let mut dev = DeviceNetwork::new(Cpu::default(), net.clone()).unwrap();
+    assert_eq!(host.as_slice(), dev.encode(&x).unwrap().as_slice(), "device draws differ from the host's");
+    assert_ne!(host.as_slice(), means.as_slice(), "stochastic inference passed the means on");
+    net.set_stochastic_inference(Some(seed ^ 6));
+    assert_ne!(host.as_slice(), net.encode(&x).unwrap().as_slice(), "another seed drew the same samples");
+}
+
 /// Memory layers (state carried row after row) run through the backend's memory primitives:
 /// the Cpu backend runs the layer's own code, so a device fit on it follows the CPU fit (the
 /// state restarting each epoch, each inference call and each validation), and inference
