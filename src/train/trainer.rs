@@ -269,37 +269,47 @@ pub trait Trainable: sealed::CpuFit + Send + Sync {
     }
 }
 
+/// The `Trainable` methods a model takes from its own inherent ones of the same name.
+macro_rules! trainable_from_inherent {
+    ($m:ident) => {
+        fn input_dim(&self) -> usize {
+            $m::input_dim(self)
+        }
+        fn param_count(&self) -> usize {
+            $m::param_count(self)
+        }
+        fn params(&self) -> &[f32] {
+            $m::params(self)
+        }
+        fn params_mut(&mut self) -> &mut [f32] {
+            $m::params_mut(self)
+        }
+        fn set_params(&mut self, p: &[f32]) -> Result<()> {
+            $m::set_params(self, p)
+        }
+        fn weight_ranges(&self) -> Vec<Range<usize>> {
+            $m::weight_ranges(self)
+        }
+        fn shardable(&self) -> bool {
+            $m::shardable(self)
+        }
+        fn adopt_scaling(&mut self, data: &crate::data::Dataset) -> Result<()> {
+            match data.scaler() {
+                crate::data::scale::Scaler::None => Ok(()),
+                s => self.set_input_scaler(s.clone()),
+            }
+        }
+    };
+}
+
 impl Trainable for Network {
+    trainable_from_inherent!(Network);
     fn begin_fit(&mut self, train: &Matrix, threads: usize) -> Result<bool> {
         if !self.center_pending {
             return Ok(false);
         }
         self.center_functional_rows(train.as_slice(), train.cols(), train.rows(), threads)?;
         Ok(true)
-    }
-    fn input_dim(&self) -> usize {
-        Network::input_dim(self)
-    }
-    fn adopt_scaling(&mut self, data: &crate::data::Dataset) -> Result<()> {
-        match data.scaler() {
-            crate::data::scale::Scaler::None => Ok(()),
-            s => self.set_input_scaler(s.clone()),
-        }
-    }
-    fn param_count(&self) -> usize {
-        Network::param_count(self)
-    }
-    fn params(&self) -> &[f32] {
-        Network::params(self)
-    }
-    fn params_mut(&mut self) -> &mut [f32] {
-        Network::params_mut(self)
-    }
-    fn set_params(&mut self, p: &[f32]) -> Result<()> {
-        Network::set_params(self, p)
-    }
-    fn weight_ranges(&self) -> Vec<Range<usize>> {
-        Network::weight_ranges(self)
     }
     fn is_stochastic(&self) -> bool {
         let reg = &self.spec().regularization;
@@ -346,9 +356,6 @@ impl Trainable for Network {
     fn valid_score(&self, v: &Matrix, threads: usize) -> Result<f64> {
         self.loss_threads(v, threads)
     }
-    fn shardable(&self) -> bool {
-        Network::shardable(self)
-    }
     fn frozen_ranges(&self) -> Vec<Range<usize>> {
         self.frozen_param_ranges()
     }
@@ -365,30 +372,7 @@ impl Trainable for Network {
 /// A VAE reports the reconstruction part of the negative ELBO per example as the loss and the
 /// KL part as the penalty (their sum is DL4J's score); validation is the negative ELBO.
 impl Trainable for Vae {
-    fn input_dim(&self) -> usize {
-        Vae::input_dim(self)
-    }
-    fn adopt_scaling(&mut self, data: &crate::data::Dataset) -> Result<()> {
-        match data.scaler() {
-            crate::data::scale::Scaler::None => Ok(()),
-            s => self.set_input_scaler(s.clone()),
-        }
-    }
-    fn param_count(&self) -> usize {
-        Vae::param_count(self)
-    }
-    fn params(&self) -> &[f32] {
-        Vae::params(self)
-    }
-    fn params_mut(&mut self) -> &mut [f32] {
-        Vae::params_mut(self)
-    }
-    fn set_params(&mut self, p: &[f32]) -> Result<()> {
-        Vae::set_params(self, p)
-    }
-    fn weight_ranges(&self) -> Vec<Range<usize>> {
-        Vae::weight_ranges(self)
-    }
+    trainable_from_inherent!(Vae);
     fn is_stochastic(&self) -> bool {
         true
     }
@@ -400,9 +384,6 @@ impl Trainable for Vae {
     }
     fn check_rows(&self, data: &Matrix, what: &str) -> Result<()> {
         self.check_support(data, what)
-    }
-    fn shardable(&self) -> bool {
-        crate::vae::Vae::shardable(self)
     }
     fn end_fit(&mut self, train: &Matrix) -> Result<()> {
         if self.spec().objective == crate::vae::Objective::Bilbo { self.fit_prior(train) } else { Ok(()) }
