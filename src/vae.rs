@@ -606,7 +606,7 @@ impl Vae {
         draws: StepDraws,
         beta: f32,
     ) -> VaeStepLoss {
-        crate::backend::DeviceVae::host_step(self, x, rows, grads, threads, draws, beta)
+        crate::backend::vae::host_step(self, x, rows, grads, threads, draws, beta)
             .unwrap_or_else(|e| panic!("Vae::step: {e}"))
     }
 

@@ -656,55 +656,47 @@ pub(crate) fn host_pass(vae: &Vae, rows: usize, samples: usize) -> Result<Pass<s
 /// pool with `threads` workers: the step's layer loop, with the parameters in place.
 pub(crate) fn host_encode(vae: &Vae, p: &mut Pass<super::Cpu>, x: &[f32], rows: usize, threads: usize) -> Result<()> {
     p.x[..x.len()].copy_from_slice(x);
-    VaeCtx::host(&super::Cpu::on_caller(threads), vae).encode_pass(p, rows)
+    VaeCtx::host(&super::Cpu::on_caller(threads), vae, &Vec::new()).encode_pass(p, rows)
 }
 
 /// The decoder of `vae` over the first `n` stacked latent rows of `p.zs`, as [`host_encode`].
 pub(crate) fn host_decode(vae: &Vae, p: &mut Pass<super::Cpu>, n: usize, threads: usize) -> Result<()> {
-    VaeCtx::host(&super::Cpu::on_caller(threads), vae).decode_pass(p, n)
+    VaeCtx::host(&super::Cpu::on_caller(threads), vae, &Vec::new()).decode_pass(p, n)
 }
 
 impl<'a> VaeCtx<'a, super::Cpu> {
-    /// A forward context on the CPU with the VAE's parameters in place (no part table: the
-    /// reconstruction terms run on the host for inference).
-    fn host(be: &'a super::Cpu, vae: &'a Vae) -> Self {
-        const NO_PARTS: &Vec<u32> = &Vec::new();
-        VaeCtx { be, vae, params: vae.param_vec(), parts: NO_PARTS, n_parts: 0, glob_cols: 0 }
+    /// A context on the CPU with the VAE's parameters in place and the part table `parts`
+    /// ([`part_table`]; empty for inference, whose reconstruction terms are the host's).
+    fn host(be: &'a super::Cpu, vae: &'a Vae, parts: &'a Vec<u32>) -> Self {
+        let rec = &vae.spec().reconstruction;
+        let (n_parts, glob_cols) = if parts.is_empty() { (0, 0) } else { (rec.parts.len(), global_columns(rec)) };
+        VaeCtx { be, vae, params: vae.param_vec(), parts, n_parts, glob_cols }
     }
 }
 
-impl DeviceVae<super::Cpu> {
-    /// [`Vae::step`]: one training step of `vae` on the CPU backend, the step a fit runs (one
-    /// formula), over the host rows `x` with the draws of `draws` and KL weight `beta`; the
-    /// gradient into `grads`.
-    pub(crate) fn host_step(
-        vae: &Vae,
-        x: &[f32],
-        rows: usize,
-        grads: &mut [f32],
-        threads: usize,
-        draws: crate::rng::StepDraws,
-        beta: f32,
-    ) -> Result<crate::vae::VaeStepLoss> {
-        let mut dev = DeviceVae::with_rows(super::Cpu::new(threads)?, vae.clone(), rows)?;
-        let DeviceVae {
-            res: Resident { backend, host: vae, params, grads: g, .. },
-            parts,
-            n_parts,
-            glob_cols,
-            pass,
-            ..
-        } = &mut dev;
-        let d = vae.input_dim();
-        pass.x[..rows * d].copy_from_slice(&x[..rows * d]);
-        backend.reset_slots()?;
-        let ctx = VaeCtx { be: &*backend, vae, params, parts, n_parts: *n_parts, glob_cols: *glob_cols };
-        let key = (draws.key, draws.ctr << 8 | 1);
-        ctx.step(pass, g, rows, key, Slot::Loss, (draws.first, draws.batch), beta)?;
-        let s = backend.read_slots()?;
-        grads.copy_from_slice(&g[..grads.len()]);
-        Ok(crate::vae::VaeStepLoss { recon_sum: s[Slot::Loss as usize], kl_sum: s[Slot::Penalty as usize] })
-    }
+/// [`Vae::step`]: one training step of `vae` on a `Cpu` backend of `threads` workers, the step
+/// a fit runs, over the host rows `x` with the draws of `draws` and KL weight `beta`, the
+/// parameters read in place; the gradient into `grads`.
+pub(crate) fn host_step(
+    vae: &Vae,
+    x: &[f32],
+    rows: usize,
+    grads: &mut [f32],
+    threads: usize,
+    draws: crate::rng::StepDraws,
+    beta: f32,
+) -> Result<crate::vae::VaeStepLoss> {
+    let be = super::Cpu::new(threads)?;
+    let mut pass = Pass::new(&be, vae, rows)?;
+    let d = vae.input_dim();
+    pass.x[..rows * d].copy_from_slice(&x[..rows * d]);
+    let parts = part_table(&vae.spec().reconstruction);
+    let mut g = be.alloc(vae.param_count())?;
+    let key = (draws.key, draws.ctr << 8 | 1);
+    VaeCtx::host(&be, vae, &parts).step(&mut pass, &mut g, rows, key, Slot::Loss, (draws.first, draws.batch), beta)?;
+    let s = be.read_slots()?;
+    grads.copy_from_slice(&g[..grads.len()]);
+    Ok(crate::vae::VaeStepLoss { recon_sum: s[Slot::Loss as usize], kl_sum: s[Slot::Penalty as usize] })
 }
 
 /// What the one loop (`Trainer::epochs_on`) needs of this model.
