@@ -346,7 +346,7 @@ impl Network {
         ws: &mut Workspace,
         threads: usize,
     ) -> Result<()> {
-        ws.forward(self, range, x, rows, threads, None)
+        ws.forward(self, range, x, rows, threads)
     }
 
     /// Forward and backward over a batch whose target is its input, with the network's

@@ -17,7 +17,6 @@ use crate::error::{Error, Result, invalid, shape};
 use crate::layer::{Connection, Stochastic};
 use crate::network::Network;
 use crate::regularizer::Sparsity;
-use crate::rng::StepDraws;
 use crate::task::Task;
 use crate::tensor::Matrix;
 
@@ -835,8 +834,7 @@ impl Workspace {
 
     /// Layers `range` of `net` over `rows` rows of `x` (the width of the range's first
     /// input), on the calling thread's pool with `threads` workers: the layer loop of a
-    /// training step, without its noise; with `draws`, stochastic layers sample (layer i
-    /// from counter `draws.ctr << 8 | i + 1`, keyed by each element's place in the call).
+    /// training step, without its noise (stochastic layers pass their means on).
     pub(crate) fn forward(
         &mut self,
         net: &Network,
@@ -844,7 +842,6 @@ impl Workspace {
         x: &[f32],
         rows: usize,
         threads: usize,
-        draws: Option<StepDraws>,
     ) -> Result<()> {
         let p = &mut self.0;
         if rows > p.rows {
@@ -853,9 +850,7 @@ impl Workspace {
         let k = rows * net.layers()[range.start].n_in;
         p.inputs.x[..k].copy_from_slice(&x[..k]);
         let be = Cpu::on_caller(threads);
-        let ctx = Ctx::host(&be, net, &[], None);
-        let noise = draws.map(|d| DeviceNoise { seed: d.key, ctr: d.ctr });
-        ctx.forward(p, range, Input::X, rows, noise, None, draws.map_or(0, |d| d.first), false)
+        Ctx::host(&be, net, &[], None).forward(p, range, Input::X, rows, None, None, 0, false)
     }
 
     /// Layers `range` of `net` over the rows of `x` in blocks of this workspace's rows, on the
