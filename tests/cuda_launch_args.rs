@@ -78,8 +78,9 @@ fn arg_kind(e: &str, arm: &str) -> Kind {
     let e = e.trim();
     for (prefix, k) in [
         ("Ptr(", Kind::Ptr),
+        ("self.p(", Kind::Ptr),
         ("i(", Kind::I32),
-        ("Arg::I32(", Kind::I32),
+        ("I32(", Kind::I32),
         ("F32(", Kind::F32),
         ("F64(", Kind::F64),
         ("U64(", Kind::U64),

@@ -177,6 +177,23 @@ struct Staging {
     done: Option<cudarc::driver::CudaEvent>,
 }
 
+/// A view (buffer, offset) as a launch reads it, whether the op reads or writes it.
+trait View<T> {
+    fn parts(&self) -> (&CudaSlice<T>, usize);
+}
+
+impl<T> View<T> for (&CudaSlice<T>, usize) {
+    fn parts(&self) -> (&CudaSlice<T>, usize) {
+        (self.0, self.1)
+    }
+}
+
+impl<T> View<T> for (&mut CudaSlice<T>, usize) {
+    fn parts(&self) -> (&CudaSlice<T>, usize) {
+        (&*self.0, self.1)
+    }
+}
+
 /// A kernel argument: a device address or a value.
 enum Arg {
     Ptr(u64),
@@ -252,20 +269,19 @@ impl Cuda {
         self.tf32
     }
 
-    fn ptr(&self, b: &CudaSlice<f32>, off: usize, n: usize) -> Result<u64> {
+    /// The address of elements off..off + n of `b`, checked against its length.
+    fn ptr<T>(&self, b: &CudaSlice<T>, off: usize, n: usize) -> Result<u64> {
         if off + n > b.len() {
             return Err(Error::Internal(format!("device view {off}+{n} past a buffer of {}", b.len())));
         }
         let (p, _g) = b.device_ptr(&self.stream);
-        Ok(p + 4 * off as u64)
+        Ok(p + (std::mem::size_of::<T>() * off) as u64)
     }
 
-    fn ids_ptr(&self, b: &CudaSlice<u32>, off: usize, n: usize) -> Result<u64> {
-        if off + n > b.len() {
-            return Err(Error::Internal(format!("device id view {off}+{n} past a buffer of {}", b.len())));
-        }
-        let (p, _g) = b.device_ptr(&self.stream);
-        Ok(p + 4 * off as u64)
+    /// A view of `n` elements as a kernel's pointer argument.
+    fn p<T>(&self, v: &impl View<T>, n: usize) -> Result<Arg> {
+        let (b, off) = v.parts();
+        Ok(Ptr(self.ptr(b, off, n)?))
     }
 
     fn slot_ptr(&self, slot: usize) -> u64 {
@@ -283,7 +299,7 @@ impl Cuda {
         for a in args {
             match a {
                 Arg::Ptr(p) | Arg::U64(p) => b.arg(p),
-                Arg::I32(v) => b.arg(v),
+                I32(v) => b.arg(v),
                 Arg::F32(v) => b.arg(v),
                 Arg::F64(v) => b.arg(v),
             };
@@ -296,11 +312,11 @@ impl Cuda {
     }
 
     fn i(n: usize) -> Arg {
-        Arg::I32(n as i32)
+        I32(n as i32)
     }
 }
 
-use Arg::{F32, F64, Ptr, U64};
+use Arg::{F32, F64, I32, Ptr, U64};
 
 impl Backend for Cuda {
     type Buf = CudaSlice<f32>;
@@ -451,63 +467,56 @@ impl Backend for Cuda {
         match op {
             Op::BiasAct { z, b, y, rows, cols, act } => {
                 let n = rows * cols;
-                let args = [
-                    Ptr(self.ptr(z.0, z.1, n)?),
-                    Ptr(self.ptr(b.0, b.1, cols)?),
-                    Ptr(self.ptr(y.0, y.1, n)?),
-                    i(rows),
-                    i(cols),
-                    Arg::I32(act.code()),
-                ];
+                let args = [self.p(&z, n)?, self.p(&b, cols)?, self.p(&y, n)?, i(rows), i(cols), I32(act.code())];
                 self.launch("lat_bias_act", n, full, &args)
             }
             Op::ActOnly { z, y, n, act } => {
-                let args = [Ptr(self.ptr(z.0, z.1, n)?), Ptr(self.ptr(y.0, y.1, n)?), i(n), Arg::I32(act.code())];
+                let args = [self.p(&z, n)?, self.p(&y, n)?, i(n), I32(act.code())];
                 self.launch("lat_act_only", n, full, &args)
             }
             Op::FunctionalForward { params, p, b, x, z, rows, n_in, n_out, family, sign_seed } => {
                 let k = family.params_per_connection();
                 let args = [
-                    Ptr(self.ptr(params, p, k * n_in * n_out)?),
-                    Ptr(self.ptr(params, b, n_out)?),
-                    Ptr(self.ptr(x.0, x.1, rows * n_in)?),
-                    Ptr(self.ptr(z.0, z.1, rows * n_out)?),
+                    self.p(&(params, p), k * n_in * n_out)?,
+                    self.p(&(params, b), n_out)?,
+                    self.p(&x, rows * n_in)?,
+                    self.p(&z, rows * n_out)?,
                     i(rows),
                     i(n_in),
                     i(n_out),
-                    Arg::I32(family.code()),
+                    I32(family.code()),
                     U64(sign_seed),
                 ];
                 self.launch("lat_functional_forward", rows * n_out, full, &args)
             }
             Op::FunctionalBackward { params, p, b, grads, x, dz, dx, rows, n_in, n_out, family, sign_seed } => {
                 let k = family.params_per_connection();
-                let theta = Ptr(self.ptr(params, p, k * n_in * n_out)?);
-                let xp = Ptr(self.ptr(x.0, x.1, rows * n_in)?);
-                let dzp = Ptr(self.ptr(dz.0, dz.1, rows * n_out)?);
+                let theta = self.p(&(params, p), k * n_in * n_out)?;
+                let xp = self.p(&x, rows * n_in)?;
+                let dzp = self.p(&dz, rows * n_out)?;
                 let args = [
                     theta,
                     xp,
                     dzp,
-                    Ptr(self.ptr(grads, p, k * n_in * n_out)?),
-                    Ptr(self.ptr(grads, b, n_out)?),
+                    self.p(&(&*grads, p), k * n_in * n_out)?,
+                    self.p(&(&*grads, b), n_out)?,
                     i(rows),
                     i(n_in),
                     i(n_out),
-                    Arg::I32(family.code()),
+                    I32(family.code()),
                     U64(sign_seed),
                 ];
                 self.launch("lat_functional_backward_params", n_in * n_out, full, &args)?;
                 if let Some(dx) = dx {
                     let args = [
-                        Ptr(self.ptr(params, p, k * n_in * n_out)?),
-                        Ptr(self.ptr(x.0, x.1, rows * n_in)?),
-                        Ptr(self.ptr(dz.0, dz.1, rows * n_out)?),
-                        Ptr(self.ptr(dx.0, dx.1, rows * n_in)?),
+                        self.p(&(params, p), k * n_in * n_out)?,
+                        self.p(&x, rows * n_in)?,
+                        self.p(&dz, rows * n_out)?,
+                        self.p(&dx, rows * n_in)?,
                         i(rows),
                         i(n_in),
                         i(n_out),
-                        Arg::I32(family.code()),
+                        I32(family.code()),
                         U64(sign_seed),
                     ];
                     self.launch("lat_functional_backward_input", rows * n_in, full, &args)?;
@@ -515,25 +524,19 @@ impl Backend for Cuda {
                 Ok(())
             }
             Op::ActBackward { d, z, y, n, act } => {
-                let args = [
-                    Ptr(self.ptr(d.0, d.1, n)?),
-                    Ptr(self.ptr(z.0, z.1, n)?),
-                    Ptr(self.ptr(y.0, y.1, n)?),
-                    i(n),
-                    Arg::I32(act.code()),
-                ];
+                let args = [self.p(&d, n)?, self.p(&z, n)?, self.p(&y, n)?, i(n), I32(act.code())];
                 self.launch("lat_act_backward", n, full, &args)
             }
             Op::Loss { z, y, t, dz, el, n, loss, act, inv } => {
                 let args = [
-                    Ptr(self.ptr(z.0, z.1, n)?),
-                    Ptr(self.ptr(y.0, y.1, n)?),
-                    Ptr(self.ptr(t.0, t.1, n)?),
-                    Ptr(self.ptr(dz.0, dz.1, n)?),
-                    Ptr(self.ptr(el.0, el.1, n)?),
+                    self.p(&z, n)?,
+                    self.p(&y, n)?,
+                    self.p(&t, n)?,
+                    self.p(&dz, n)?,
+                    self.p(&el, n)?,
                     i(n),
-                    Arg::I32(loss.code()),
-                    Arg::I32(act.code()),
+                    I32(loss.code()),
+                    I32(act.code()),
                     F32(inv),
                 ];
                 self.launch("lat_loss", n, full, &args)
@@ -541,15 +544,15 @@ impl Backend for Cuda {
             Op::LossRows { z, y, t, dz, el, rows, cols, loss, act, inv } => {
                 let n = rows * cols;
                 let args = [
-                    Ptr(self.ptr(z.0, z.1, n)?),
-                    Ptr(self.ptr(y.0, y.1, n)?),
-                    Ptr(self.ptr(t.0, t.1, n)?),
-                    Ptr(self.ptr(dz.0, dz.1, n)?),
-                    Ptr(self.ptr(el.0, el.1, rows)?),
+                    self.p(&z, n)?,
+                    self.p(&y, n)?,
+                    self.p(&t, n)?,
+                    self.p(&dz, n)?,
+                    self.p(&el, rows)?,
                     i(rows),
                     i(cols),
-                    Arg::I32(loss.code()),
-                    Arg::I32(act.code()),
+                    I32(loss.code()),
+                    I32(act.code()),
                     F32(inv),
                 ];
                 self.launch("lat_loss_rows", rows, full, &args)
@@ -557,10 +560,10 @@ impl Backend for Cuda {
             Op::SoftmaxCe { logits, labels, dz, el, rows, classes, inv } => {
                 let n = rows * classes;
                 let args = [
-                    Ptr(self.ptr(logits.0, logits.1, n)?),
-                    Ptr(self.ptr(labels.0, labels.1, rows)?),
-                    Ptr(self.ptr(dz.0, dz.1, n)?),
-                    Ptr(self.ptr(el.0, el.1, rows)?),
+                    self.p(&logits, n)?,
+                    self.p(&labels, rows)?,
+                    self.p(&dz, n)?,
+                    self.p(&el, rows)?,
                     i(rows),
                     i(classes),
                     F32(inv),
@@ -568,78 +571,51 @@ impl Backend for Cuda {
                 self.launch("lat_softmax_ce", rows, full, &args)
             }
             Op::KlValue { mean, el, cols, rho } => {
-                let args = [Ptr(self.ptr(mean.0, mean.1, cols)?), Ptr(self.ptr(el.0, el.1, cols)?), i(cols), F32(rho)];
+                let args = [self.p(&mean, cols)?, self.p(&el, cols)?, i(cols), F32(rho)];
                 self.launch("lat_kl_value", cols, full, &args)
             }
             Op::KlGrad { dy, mean, rows, cols, rho, beta } => {
                 let n = rows * cols;
-                let args = [
-                    Ptr(self.ptr(dy.0, dy.1, n)?),
-                    Ptr(self.ptr(mean.0, mean.1, cols)?),
-                    i(rows),
-                    i(cols),
-                    F32(rho),
-                    F32(beta),
-                ];
+                let args = [self.p(&dy, n)?, self.p(&mean, cols)?, i(rows), i(cols), F32(rho), F32(beta)];
                 self.launch("lat_kl_grad", n, full, &args)
             }
             Op::L1 { dy, y, el, n, g } => {
-                let args = [
-                    Ptr(self.ptr(dy.0, dy.1, n)?),
-                    Ptr(self.ptr(y.0, y.1, n)?),
-                    Ptr(self.ptr(el.0, el.1, n)?),
-                    i(n),
-                    F32(g),
-                ];
+                let args = [self.p(&dy, n)?, self.p(&y, n)?, self.p(&el, n)?, i(n), F32(g)];
                 self.launch("lat_l1", n, full, &args)
             }
             Op::ActGradSq { z, y, out, n, act } => {
-                let args = [
-                    Ptr(self.ptr(z.0, z.1, n)?),
-                    Ptr(self.ptr(y.0, y.1, n)?),
-                    Ptr(self.ptr(out.0, out.1, n)?),
-                    i(n),
-                    Arg::I32(act.code()),
-                ];
+                let args = [self.p(&z, n)?, self.p(&y, n)?, self.p(&out, n)?, i(n), I32(act.code())];
                 self.launch("lat_act_grad_sq", n, full, &args)
             }
             Op::ColSqSums { w, s, n_in, n_out } => {
-                let args = [Ptr(self.ptr(w.0, w.1, n_in * n_out)?), Ptr(self.ptr(s.0, s.1, n_out)?), i(n_in), i(n_out)];
+                let args = [self.p(&w, n_in * n_out)?, self.p(&s, n_out)?, i(n_in), i(n_out)];
                 self.launch("lat_col_sq_sums", n_out, full, &args)
             }
             Op::ContractiveDz { dz, z, y, s, rows, cols, act, scale } => {
                 let n = rows * cols;
                 let args = [
-                    Ptr(self.ptr(dz.0, dz.1, n)?),
-                    Ptr(self.ptr(z.0, z.1, n)?),
-                    Ptr(self.ptr(y.0, y.1, n)?),
-                    Ptr(self.ptr(s.0, s.1, cols)?),
+                    self.p(&dz, n)?,
+                    self.p(&z, n)?,
+                    self.p(&y, n)?,
+                    self.p(&s, cols)?,
                     i(rows),
                     i(cols),
-                    Arg::I32(act.code()),
+                    I32(act.code()),
                     F32(scale),
                 ];
                 self.launch("lat_contractive_dz", n, full, &args)
             }
             Op::ContractiveDw { dw, w, fsq, n_in, n_out, scale } => {
                 let n = n_in * n_out;
-                let args = [
-                    Ptr(self.ptr(dw.0, dw.1, n)?),
-                    Ptr(self.ptr(w.0, w.1, n)?),
-                    Ptr(self.ptr(fsq.0, fsq.1, n_out)?),
-                    i(n_in),
-                    i(n_out),
-                    F32(scale),
-                ];
+                let args = [self.p(&dw, n)?, self.p(&w, n)?, self.p(&fsq, n_out)?, i(n_in), i(n_out), F32(scale)];
                 self.launch("lat_contractive_dw", n, full, &args)
             }
             Op::Add { x, y, n } => {
-                let args = [Ptr(self.ptr(x.0, x.1, n)?), Ptr(self.ptr(y.0, y.1, n)?), i(n)];
+                let args = [self.p(&x, n)?, self.p(&y, n)?, i(n)];
                 self.launch("lat_add", n, full, &args)
             }
             Op::Mul { a, b, out, n } => {
-                let args =
-                    [Ptr(self.ptr(a.0, a.1, n)?), Ptr(self.ptr(b.0, b.1, n)?), Ptr(self.ptr(out.0, out.1, n)?), i(n)];
+                let args = [self.p(&a, n)?, self.p(&b, n)?, self.p(&out, n)?, i(n)];
                 self.launch("lat_mul", n, full, &args)
             }
             Op::Corrupt { x, out, range, rows, cols, corruption, seed, ctr, first } => {
@@ -649,13 +625,13 @@ impl Backend for Cuda {
                     None => (0, 0),
                 };
                 let args = [
-                    Ptr(self.ptr(x.0, x.1, n)?),
-                    Ptr(self.ptr(out.0, out.1, n)?),
+                    self.p(&x, n)?,
+                    self.p(&out, n)?,
                     Ptr(lo),
                     Ptr(hi),
                     i(rows),
                     i(cols),
-                    Arg::I32(corruption.code()),
+                    I32(corruption.code()),
                     F32(corruption.level()),
                     U64(seed),
                     U64(ctr),
@@ -665,10 +641,10 @@ impl Backend for Cuda {
             }
             Op::Sample { y, s, n, kind, seed, ctr, first } => {
                 let args = [
-                    Ptr(self.ptr(y.0, y.1, n)?),
-                    Ptr(self.ptr(s.0, s.1, n)?),
+                    self.p(&y, n)?,
+                    self.p(&s, n)?,
                     i(n),
-                    Arg::I32(kind.code()),
+                    I32(kind.code()),
                     F32(kind.sigma()),
                     U64(seed),
                     U64(ctr),
@@ -679,12 +655,12 @@ impl Backend for Cuda {
             Op::CodeNoise { z, y, ids, rows, cols, act, sigma, seed } => {
                 let n = rows * cols;
                 let args = [
-                    Ptr(self.ptr(z.0, z.1, n)?),
-                    Ptr(self.ptr(y.0, y.1, n)?),
-                    Ptr(self.ids_ptr(ids.0, ids.1, rows)?),
+                    self.p(&z, n)?,
+                    self.p(&y, n)?,
+                    self.p(&ids, rows)?,
                     i(rows),
                     i(cols),
-                    Arg::I32(act.code()),
+                    I32(act.code()),
                     F32(sigma),
                     U64(seed),
                 ];
@@ -694,20 +670,14 @@ impl Backend for Cuda {
                 let n = rows * cols;
                 // The ids index rows of src: its whole length is the bound.
                 let src_len = src.0.len() - src.1.min(src.0.len());
-                let args = [
-                    Ptr(self.ptr(src.0, src.1, src_len)?),
-                    Ptr(self.ids_ptr(ids.0, ids.1, rows)?),
-                    Ptr(self.ptr(dst.0, dst.1, n)?),
-                    i(rows),
-                    i(cols),
-                ];
+                let args = [self.p(&src, src_len)?, self.p(&ids, rows)?, self.p(&dst, n)?, i(rows), i(cols)];
                 self.launch("lat_gather_rows", n, full, &args)
             }
             Op::SplitRows { src, x, t, rows, cols, tw } => {
                 let args = [
-                    Ptr(self.ptr(src.0, src.1, rows * (cols + tw))?),
-                    Ptr(self.ptr(x.0, x.1, rows * cols)?),
-                    Ptr(self.ptr(t.0, t.1, rows * tw)?),
+                    self.p(&src, rows * (cols + tw))?,
+                    self.p(&x, rows * cols)?,
+                    self.p(&t, rows * tw)?,
                     i(rows),
                     i(cols),
                     i(tw),
@@ -715,20 +685,20 @@ impl Backend for Cuda {
                 self.launch("lat_split_rows", rows * (cols + tw), full, &args)
             }
             Op::Fill { x, n, v } => {
-                let args = [Ptr(self.ptr(x.0, x.1, n)?), i(n), F32(v)];
+                let args = [self.p(&x, n)?, i(n), F32(v)];
                 self.launch("lat_fill", n, full, &args)
             }
             Op::Sgd { p, g, v, n, wd, gscale, lr, mu, nesterov } => {
                 let args = [
-                    Ptr(self.ptr(p.0, p.1, n)?),
-                    Ptr(self.ptr(g.0, g.1, n)?),
-                    Ptr(self.ptr(v.0, v.1, n)?),
+                    self.p(&p, n)?,
+                    self.p(&g, n)?,
+                    self.p(&v, n)?,
                     i(n),
                     F32(wd),
-                    Ptr(self.ptr(gscale, 0, 1)?),
+                    self.p(&(gscale, 0), 1)?,
                     F32(lr),
                     F32(mu),
-                    Arg::I32(nesterov as i32),
+                    I32(nesterov as i32),
                 ];
                 self.launch("lat_sgd", n, full, &args)
             }
@@ -736,41 +706,38 @@ impl Backend for Cuda {
                 // As optim::adam::update folds them.
                 let (step, inv_sqrt_bc2) = (lr / bc1 as f32, 1.0 / (bc2 as f32).sqrt());
                 let args = [
-                    Ptr(self.ptr(p.0, p.1, n)?),
-                    Ptr(self.ptr(g.0, g.1, n)?),
-                    Ptr(self.ptr(m.0, m.1, n)?),
-                    Ptr(self.ptr(v.0, v.1, n)?),
+                    self.p(&p, n)?,
+                    self.p(&g, n)?,
+                    self.p(&m, n)?,
+                    self.p(&v, n)?,
                     i(n),
                     F32(wd),
-                    Ptr(self.ptr(gscale, 0, 1)?),
+                    self.p(&(gscale, 0), 1)?,
                     F32(lr),
                     F32(b1),
                     F32(b2),
                     F32(eps),
                     F32(step),
                     F32(inv_sqrt_bc2),
-                    Arg::I32(decoupled as i32),
+                    I32(decoupled as i32),
                 ];
                 self.launch("lat_adam", n, full, &args)
             }
             Op::ClipFactor { factor, max_norm } => {
-                let args = [
-                    Ptr(self.slot_ptr(super::ops::Slot::GradSq as usize)),
-                    Ptr(self.ptr(factor, 0, 1)?),
-                    F32(max_norm),
-                ];
+                let args =
+                    [Ptr(self.slot_ptr(super::ops::Slot::GradSq as usize)), self.p(&(factor, 0), 1)?, F32(max_norm)];
                 self.launch("lat_clip_factor", 1, 1, &args)
             }
             Op::Sum { x, n, slot, scale } => {
-                let args = [Ptr(self.ptr(x.0, x.1, n)?), i(n), F64(scale), Ptr(self.slot_ptr(slot as usize))];
+                let args = [self.p(&x, n)?, i(n), F64(scale), Ptr(self.slot_ptr(slot as usize))];
                 self.launch("lat_sum_scaled", n, 256, &args)
             }
             Op::SumSq { x, n, slot } => {
-                let args = [Ptr(self.ptr(x.0, x.1, n)?), i(n), Ptr(self.slot_ptr(slot as usize))];
+                let args = [self.p(&x, n)?, i(n), Ptr(self.slot_ptr(slot as usize))];
                 self.launch("lat_sum_sq", n, 256, &args)
             }
             Op::SumTo { x, n, out, scale } => {
-                let args = [Ptr(self.ptr(x.0, x.1, n)?), i(n), F64(scale), Ptr(self.ptr(out.0, out.1, 1)?)];
+                let args = [self.p(&x, n)?, i(n), F64(scale), self.p(&out, 1)?];
                 // One block (the kernel's reduction is within a block); at least one thread
                 // even for n = 0, so that 0 is written.
                 self.launch("lat_sum_to", n.max(1), 1, &args)
@@ -779,13 +746,13 @@ impl Backend for Cuda {
                 let total = rows * samples * latent;
                 let hw = if learned { 2 * latent } else { latent };
                 let args = [
-                    Ptr(self.ptr(head.0, head.1, rows * hw)?),
-                    Ptr(self.ptr(eps.0, eps.1, total)?),
-                    Ptr(self.ptr(zs.0, zs.1, total)?),
+                    self.p(&head, rows * hw)?,
+                    self.p(&eps, total)?,
+                    self.p(&zs, total)?,
                     i(rows),
                     i(samples),
                     i(latent),
-                    Arg::I32(learned as i32),
+                    I32(learned as i32),
                     F32(const_lv),
                     U64(seed),
                     U64(ctr),
@@ -797,12 +764,12 @@ impl Backend for Cuda {
             Op::VaeKl { head, kl_el, dhead, rows, latent, learned, const_lv, beta } => {
                 let hw = if learned { 2 * latent } else { latent };
                 let args = [
-                    Ptr(self.ptr(head.0, head.1, rows * hw)?),
-                    Ptr(self.ptr(kl_el.0, kl_el.1, rows * latent)?),
-                    Ptr(self.ptr(dhead.0, dhead.1, rows * hw)?),
+                    self.p(&head, rows * hw)?,
+                    self.p(&kl_el, rows * latent)?,
+                    self.p(&dhead, rows * hw)?,
                     i(rows),
                     i(latent),
-                    Arg::I32(learned as i32),
+                    I32(learned as i32),
                     F32(const_lv),
                     F32(beta),
                 ];
@@ -824,17 +791,17 @@ impl Backend for Cuda {
                 let hw = if learned { 2 * latent } else { latent };
                 let total = rows * samples * latent;
                 let args = [
-                    Ptr(self.ptr(head_z.0, head_z.1, rows * hw)?),
-                    Ptr(self.ptr(head_y.0, head_y.1, rows * hw)?),
-                    Ptr(self.ptr(dzs.0, dzs.1, total)?),
-                    Ptr(self.ptr(eps.0, eps.1, total)?),
-                    Ptr(self.ptr(dhead.0, dhead.1, rows * hw)?),
+                    self.p(&head_z, rows * hw)?,
+                    self.p(&head_y, rows * hw)?,
+                    self.p(&dzs, total)?,
+                    self.p(&eps, total)?,
+                    self.p(&dhead, rows * hw)?,
                     i(rows),
                     i(samples),
                     i(latent),
-                    Arg::I32(learned as i32),
+                    I32(learned as i32),
                     F32(const_lv),
-                    Arg::I32(act.code()),
+                    I32(act.code()),
                 ];
                 self.launch("lat_vae_reparam_backward", rows * latent, full, &args)
             }
@@ -857,15 +824,15 @@ impl Backend for Cuda {
             } => {
                 let fields = super::ops::VAE_PART_FIELDS;
                 let args = [
-                    Ptr(self.ptr(x.0, x.1, rows * d_cols)?),
-                    Ptr(self.ptr(pre.0, pre.1, n * p_cols)?),
-                    Ptr(self.ptr(extra.0, extra.1, n_extra)?),
+                    self.p(&x, rows * d_cols)?,
+                    self.p(&pre, n * p_cols)?,
+                    self.p(&extra, n_extra)?,
                     // The table's u32s are the kernel's non-negative ints, bit for bit.
-                    Ptr(self.ids_ptr(parts.0, parts.1, n_parts * fields)?),
+                    self.p(&parts, n_parts * fields)?,
                     i(n_parts),
-                    Ptr(self.ptr(rec_el.0, rec_el.1, n * d_cols)?),
-                    Ptr(self.ptr(dpre.0, dpre.1, n * p_cols)?),
-                    Ptr(self.ptr(glob_el.0, glob_el.1, n * glob_cols)?),
+                    self.p(&rec_el, n * d_cols)?,
+                    self.p(&dpre, n * p_cols)?,
+                    self.p(&glob_el, n * glob_cols)?,
                     i(n),
                     i(rows),
                     i(d_cols),
