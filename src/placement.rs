@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::backend::cuda::Cuda;
-use crate::backend::{Device, DeviceNetwork, DeviceVae};
+use crate::backend::{Device, DeviceModel, DeviceNetwork, DeviceVae};
 use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::tensor::Matrix;
@@ -27,21 +27,17 @@ use crate::vae::Vae;
 /// A model that can have a GPU copy.
 pub trait Placeable: Sized {
     /// The model's copy on a GPU.
-    type OnDevice;
+    type OnDevice: DeviceModel;
     /// A new device copy of the host copy on GPU `ordinal`.
     fn place(&self, ordinal: usize) -> Result<Self::OnDevice>;
     /// Brings a stale device copy up to the host copy (a new copy when its shape changed).
     fn refresh(copy: &mut Self::OnDevice, host: &Self, ordinal: usize) -> Result<()>;
-    /// Fits the device copy; the host copy gets the result whatever the outcome, and the
-    /// callback sees the host copy brought up to the device's parameters.
-    fn fit_on_device(
-        t: &mut Trainer,
-        copy: &mut Self::OnDevice,
-        host: &mut Self,
-        rows: &Matrix,
-        valid: Option<&Matrix>,
-        progress: Watch<Self>,
-    ) -> Result<()>;
+    /// Before a device fit: what the device copy takes from the host copy beyond its
+    /// parameters.
+    fn lend(_copy: &mut Self::OnDevice, _host: &Self) {}
+    /// Brings the host copy up to the device copy during and after a device fit: its
+    /// parameters and what else the fit changes.
+    fn pull(copy: &mut Self::OnDevice, host: &mut Self) -> Result<()>;
     /// TF32 tensor cores for the copy's products.
     fn set_tf32(copy: &mut Self::OnDevice, on: bool) -> Result<()>;
 }
@@ -62,30 +58,17 @@ impl Placeable for Network {
         }
     }
 
-    fn fit_on_device(
-        t: &mut Trainer,
-        d: &mut Self::OnDevice,
-        host: &mut Self,
-        rows: &Matrix,
-        valid: Option<&Matrix>,
-        progress: Watch<Self>,
-    ) -> Result<()> {
-        // The freeze belongs to the caller's network: the device copy trains with it and
-        // counts its epochs, and the count comes back.
+    // The freeze belongs to the caller's network: the device copy trains with it and counts
+    // its epochs, and the count comes back.
+    fn lend(d: &mut Self::OnDevice, host: &Self) {
         d.set_freeze(host.frozen().cloned());
-        let r = match progress {
-            Some(f) => {
-                let mut seen = |p: &Progress, d: &mut Self::OnDevice| {
-                    d.sync().is_ok() && host.set_params(d.network_unsynced().params()).is_ok() && f(p, host)
-                };
-                t.fit_device_watching(d, rows, valid, Some(&mut seen))
-            }
-            None => t.fit_device_watching(d, rows, valid, None),
-        };
+    }
+
+    fn pull(d: &mut Self::OnDevice, host: &mut Self) -> Result<()> {
         d.sync()?;
         host.set_params(d.network_unsynced().params())?;
         host.frozen = d.network_unsynced().frozen().cloned();
-        r
+        Ok(())
     }
 
     fn set_tf32(copy: &mut Self::OnDevice, on: bool) -> Result<()> {
@@ -111,29 +94,11 @@ impl Placeable for Vae {
         }
     }
 
-    fn fit_on_device(
-        t: &mut Trainer,
-        d: &mut Self::OnDevice,
-        host: &mut Self,
-        rows: &Matrix,
-        valid: Option<&Matrix>,
-        progress: Watch<Self>,
-    ) -> Result<()> {
-        let r = match progress {
-            Some(f) => {
-                let mut seen = |p: &Progress, d: &mut Self::OnDevice| {
-                    let ok = d.sync().is_ok() && host.set_params(d.vae_unsynced().params()).is_ok();
-                    host.set_steps(d.vae_unsynced().steps());
-                    ok && f(p, host)
-                };
-                t.fit_device_watching(d, rows, valid, Some(&mut seen))
-            }
-            None => t.fit_device_watching(d, rows, valid, None),
-        };
+    fn pull(d: &mut Self::OnDevice, host: &mut Self) -> Result<()> {
         d.sync()?;
         host.set_params(d.vae_unsynced().params())?;
         host.set_steps(d.vae_unsynced().steps());
-        r
+        Ok(())
     }
 
     fn set_tf32(copy: &mut Self::OnDevice, on: bool) -> Result<()> {
@@ -323,7 +288,18 @@ impl<M: Placeable> Placement<M> {
             self.mark_stale();
             return Err(e);
         }
-        M::fit_on_device(t, d, host, rows, valid, progress)
+        // The host copy gets the result whatever the outcome, and the callback sees it brought
+        // up to the device's parameters.
+        M::lend(d, host);
+        let r = match progress {
+            Some(f) => {
+                let mut seen = |p: &Progress, d: &mut M::OnDevice| M::pull(d, host).is_ok() && f(p, host);
+                t.fit_device_watching(d, rows, valid, Some(&mut seen))
+            }
+            None => t.fit_device_watching(d, rows, valid, None),
+        };
+        M::pull(d, host)?;
+        r
     }
 
     /// [`Trainer::fit_source`] where the model lives: on the CPU; a streamed fit of a model on
