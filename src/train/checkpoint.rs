@@ -315,24 +315,26 @@ impl Trainer {
 
 struct Out(Vec<u8>);
 
+/// `Out::u32`, `Reader::u32` and the like: one number of the format, little-endian.
+macro_rules! numbers {
+    ($($t:ident),*) => {$(
+        impl Out {
+            fn $t(&mut self, v: $t) {
+                self.0.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        impl Reader<'_> {
+            fn $t(&mut self, what: &str) -> Result<$t> {
+                Ok($t::from_le_bytes(self.take(size_of::<$t>(), what)?.try_into().expect("its size")))
+            }
+        }
+    )*};
+}
+numbers!(u32, i32, u64, f32, f64);
+
 impl Out {
-    fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn i32(&mut self, v: i32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
     fn usize(&mut self, v: usize) {
         self.u64(v as u64);
-    }
-    fn f32(&mut self, v: f32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn f64(&mut self, v: f64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
     }
     fn f32s(&mut self, v: &[f32]) {
         self.0.reserve(v.len() * 4);
@@ -484,24 +486,9 @@ impl<'a> Reader<'a> {
         self.at += n;
         Ok(s)
     }
-    fn u32(&mut self, what: &str) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().expect("4 bytes")))
-    }
-    fn i32(&mut self, what: &str) -> Result<i32> {
-        Ok(i32::from_le_bytes(self.take(4, what)?.try_into().expect("4 bytes")))
-    }
-    fn u64(&mut self, what: &str) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().expect("8 bytes")))
-    }
     fn usize(&mut self, what: &str) -> Result<usize> {
         let v = self.u64(what)?;
         usize::try_from(v).map_err(|_| bad(format!("bad training state: {what} {v} is out of range")))
-    }
-    fn f32(&mut self, what: &str) -> Result<f32> {
-        Ok(f32::from_le_bytes(self.take(4, what)?.try_into().expect("4 bytes")))
-    }
-    fn f64(&mut self, what: &str) -> Result<f64> {
-        Ok(f64::from_le_bytes(self.take(8, what)?.try_into().expect("8 bytes")))
     }
     fn flag(&mut self, what: &str) -> Result<bool> {
         match self.u32(what)? {
