@@ -548,11 +548,15 @@ fn units(r: &mut Reader, what: &str) -> Result<usize> {
     Ok(u as usize)
 }
 
-fn activation(r: &mut Reader, what: &str) -> Result<Activation> {
+/// A code field (activation, loss, init, distribution) that `from_code` knows.
+fn coded<T>(r: &mut Reader, what: &str, from_code: fn(i32) -> Result<T>) -> Result<T> {
     let at = r.pos;
     let c = r.i32(what)?;
-    Activation::from_code(c)
-        .map_err(|_| arch_err(format_args!("{what} code {c} at offset {at} is not one this build knows")))
+    from_code(c).map_err(|_| arch_err(format_args!("{what} code {c} at offset {at} is not one this build knows")))
+}
+
+fn activation(r: &mut Reader, what: &str) -> Result<Activation> {
+    coded(r, what, Activation::from_code)
 }
 
 fn flag(r: &mut Reader, what: &str) -> Result<bool> {
@@ -581,6 +585,15 @@ fn layers(r: &mut Reader, count: u32, what: &str) -> Result<Vec<LayerSpec>> {
         v.push(LayerSpec::new(units, activation));
     }
     Ok(v)
+}
+
+/// The decoder's hidden layers (their count, then the layers) after `enc` encoder layers.
+fn decoder_layers(r: &mut Reader, enc: usize) -> Result<Vec<LayerSpec>> {
+    let n_dec = r.u32("decoder layer count")?;
+    if enc + n_dec as usize + 2 > MAX_LAYERS {
+        return Err(arch_err(format_args!("{enc} + {n_dec} hidden layers is more than {MAX_LAYERS} layers")));
+    }
+    layers(r, n_dec, "decoder")
 }
 
 /// The version-7 input-scaling block ([`put_scaling`]).
@@ -648,6 +661,17 @@ enum Kind {
     Network,
     Vae,
     Rbm,
+}
+
+impl Kind {
+    /// What a file of this kind holds and the call that loads it ("wrong kind" messages).
+    fn held(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Network => ("an autoencoder network", "latent_network_load"),
+            Kind::Vae => ("a variational autoencoder", "latent_vae_load"),
+            Kind::Rbm => ("a restricted Boltzmann machine", "latent_rbm_load"),
+        }
+    }
 }
 
 /// The kind of model a (checked) version and flags describe.

@@ -180,24 +180,11 @@ fn parse_arch(section: &[u8], version: u32) -> Result<(NetworkSpec, InputScaling
     let encoder = layers(&mut r, n_enc, "encoder")?;
     let code = LayerSpec::new(units(&mut r, "code width")?, activation(&mut r, "code activation")?);
     let mirrored = flag(&mut r, "decoder-mirrored flag")?;
-    let n_dec = r.u32("decoder layer count")?;
-    if encoder.len() + n_dec as usize + 2 > MAX_LAYERS {
-        return Err(arch_err(format_args!(
-            "{} + {n_dec} hidden layers is more than {MAX_LAYERS} layers",
-            encoder.len()
-        )));
-    }
-    let decoder = layers(&mut r, n_dec, "decoder")?;
+    let decoder = decoder_layers(&mut r, encoder.len())?;
     let output_activation = activation(&mut r, "output activation")?;
-    let at = r.pos;
-    let c = r.i32("loss")?;
-    let loss = Loss::from_code(c)
-        .map_err(|_| arch_err(format_args!("loss code {c} at offset {at} is not one this build knows")))?;
+    let loss = coded(&mut r, "loss", Loss::from_code)?;
     let tied_weights = flag(&mut r, "tied-weights flag")?;
-    let at = r.pos;
-    let c = r.i32("init")?;
-    let init = Init::from_code(c)
-        .map_err(|_| arch_err(format_args!("init code {c} at offset {at} is not one this build knows")))?;
+    let init = coded(&mut r, "init", Init::from_code)?;
     let seed = r.u64("seed")?;
     let (regularization, stochastic) = if version >= 2 {
         regularization(&mut r, encoder.len() + 1 + decoder.len(), version)?
@@ -401,15 +388,9 @@ fn implied_params(spec: &NetworkSpec) -> Option<u64> {
 fn parse(body: &[u8]) -> Result<Network> {
     let mut r = Reader { rest: body, pos: 0 };
     let (version, kind, section) = header(&mut r)?;
-    if kind == Kind::Vae {
-        return Err(bad("wrong kind: the file holds a variational autoencoder; load it with latent_vae_load, \
-             not as a network"
-            .into()));
-    }
-    if kind == Kind::Rbm {
-        return Err(bad("wrong kind: the file holds a restricted Boltzmann machine; load it with latent_rbm_load, \
-             not as a network"
-            .into()));
+    if kind != Kind::Network {
+        let (holds, call) = kind.held();
+        return Err(bad(format!("wrong kind: the file holds {holds}; load it with {call}, not as a network")));
     }
     if version == RBM_VERSION {
         return Err(arch_err(format_args!(

@@ -69,18 +69,9 @@ fn unit(r: &mut Reader, what: &str) -> Result<crate::train::Unit> {
 fn parse_rbm(body: &[u8]) -> Result<RbmModel> {
     let mut r = Reader { rest: body, pos: 0 };
     let (_, kind, section) = header(&mut r)?;
-    match kind {
-        Kind::Rbm => {}
-        Kind::Network => {
-            return Err(bad("wrong kind: the file holds an autoencoder network, not an RBM; load it with \
-                 latent_network_load"
-                .into()));
-        }
-        Kind::Vae => {
-            return Err(bad("wrong kind: the file holds a variational autoencoder, not an RBM; load it with \
-                 latent_vae_load"
-                .into()));
-        }
+    if kind != Kind::Rbm {
+        let (holds, call) = kind.held();
+        return Err(bad(format!("wrong kind: the file holds {holds}, not an RBM; load it with {call}")));
     }
     let mut a = Reader { rest: section, pos: HEADER_BYTES };
     let nv = units(&mut a, "visible units")?;

@@ -119,17 +119,11 @@ fn encode_vae<S: Sink>(vae: &Vae, out: &mut S) -> std::result::Result<(), S::Err
 fn parse_vae(body: &[u8]) -> Result<Vae> {
     let mut r = Reader { rest: body, pos: 0 };
     let (version, kind, section) = header(&mut r)?;
-    if kind == Kind::Network {
-        return Err(bad(
-            "wrong kind: the file holds an autoencoder network, not a variational autoencoder; load it with \
-             latent_network_load"
-                .into(),
-        ));
-    }
-    if kind == Kind::Rbm {
-        return Err(bad("wrong kind: the file holds a restricted Boltzmann machine, not a variational autoencoder; \
-             load it with latent_rbm_load"
-            .into()));
+    if kind != Kind::Vae {
+        let (holds, call) = kind.held();
+        return Err(bad(format!(
+            "wrong kind: the file holds {holds}, not a variational autoencoder; load it with {call}"
+        )));
     }
     let (spec, steps, prior, input) = parse_vae_arch(section, version)?;
     spec.validate().map_err(build_err)?;
@@ -151,14 +145,7 @@ fn parse_vae_arch(section: &[u8], version: u32) -> Result<(VaeSpec, u64, Vec<f32
     let n_enc = r.u32("encoder layer count")?;
     let encoder = layers(&mut r, n_enc, "encoder")?;
     let latent_dim = units(&mut r, "latent width")?;
-    let n_dec = r.u32("decoder layer count")?;
-    if encoder.len() + n_dec as usize + 2 > MAX_LAYERS {
-        return Err(arch_err(format_args!(
-            "{} + {n_dec} hidden layers is more than {MAX_LAYERS} layers",
-            encoder.len()
-        )));
-    }
-    let decoder = layers(&mut r, n_dec, "decoder")?;
+    let decoder = decoder_layers(&mut r, encoder.len())?;
     let pzx_activation = activation(&mut r, "pzx activation")?;
     let at = r.pos;
     let k = r.u32("part count")? as usize;
@@ -172,10 +159,7 @@ fn parse_vae_arch(section: &[u8], version: u32) -> Result<(VaeSpec, u64, Vec<f32
     let mut parts = Vec::with_capacity(k);
     for _ in 0..k {
         let size = units(&mut r, "part width")?;
-        let at = r.pos;
-        let c = r.i32("distribution")?;
-        let kind = DistKind::from_code(c)
-            .map_err(|_| arch_err(format_args!("distribution code {c} at offset {at} is not one this build knows")))?;
+        let kind = coded(&mut r, "distribution", DistKind::from_code)?;
         let activation = activation(&mut r, "part activation")?;
         parts.push(Part { size, kind, activation });
     }
@@ -200,10 +184,7 @@ fn parse_vae_arch(section: &[u8], version: u32) -> Result<(VaeSpec, u64, Vec<f32
         1 => Posterior::Constant { log_variance },
         v => return Err(arch_err(format_args!("posterior kind {v} at offset {at} is not 0 or 1"))),
     };
-    let at = r.pos;
-    let c = r.i32("init")?;
-    let init = Init::from_code(c)
-        .map_err(|_| arch_err(format_args!("init code {c} at offset {at} is not one this build knows")))?;
+    let init = coded(&mut r, "init", Init::from_code)?;
     let seed = r.u64("seed")?;
     let steps = r.u64("steps trained")?;
     // Optional: the objective fields of a BILBO VAE (an ELBO VAE's file ends at the steps);
