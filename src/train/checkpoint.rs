@@ -394,14 +394,11 @@ fn encode(model: &ModelState, t: &Trainer, opt: Option<&Optimizer>, run: Option<
             s.u64(0);
         }
     }
-    match &model.freeze {
-        Some(f) => {
-            s.u32(1);
-            s.usize(f.layers.start);
-            s.usize(f.layers.end);
-            s.u64(f.epochs.map_or(u64::MAX, |e| e as u64));
-        }
-        None => s.u32(0),
+    s.u32(model.freeze.is_some() as u32);
+    if let Some(f) = &model.freeze {
+        s.usize(f.layers.start);
+        s.usize(f.layers.end);
+        s.u64(f.epochs.map_or(u64::MAX, |e| e as u64));
     }
     s.usize(t.history.len());
     for r in &t.history {
@@ -409,45 +406,36 @@ fn encode(model: &ModelState, t: &Trainer, opt: Option<&Optimizer>, run: Option<
             s.f64(v);
         }
     }
-    match opt {
-        Some(o) => {
-            let (steps, momentum, m, v, seg) = o.state();
-            s.u32(1);
-            s.u64(steps);
-            s.f32(momentum);
-            s.usize(m.len());
-            s.f32s(m);
-            s.f32s(v);
-            s.usize(seg.len());
-            for k in seg {
-                s.u64(*k);
-            }
+    s.u32(opt.is_some() as u32);
+    if let Some(o) = opt {
+        let (steps, momentum, m, v, seg) = o.state();
+        s.u64(steps);
+        s.f32(momentum);
+        s.usize(m.len());
+        s.f32s(m);
+        s.f32s(v);
+        s.usize(seg.len());
+        for k in seg {
+            s.u64(*k);
         }
-        None => s.u32(0),
     }
-    match run {
-        Some((r, d)) => {
-            s.u32(1);
-            s.usize(r.epochs_done);
-            s.u64(r.noise_ctr);
-            s.usize(r.since_best);
-            s.u32(r.stopped as u32);
-            s.u64(d.train_rows);
-            s.u64(d.cols);
-            s.u32(d.train_crc);
-            s.u64(d.valid_rows);
-            s.u32(d.valid_crc);
-            match &r.best {
-                Some((loss, p)) => {
-                    s.u32(1);
-                    s.f64(*loss);
-                    s.usize(p.len());
-                    s.f32s(p);
-                }
-                None => s.u32(0),
-            }
+    s.u32(run.is_some() as u32);
+    if let Some((r, d)) = run {
+        s.usize(r.epochs_done);
+        s.u64(r.noise_ctr);
+        s.usize(r.since_best);
+        s.u32(r.stopped as u32);
+        s.u64(d.train_rows);
+        s.u64(d.cols);
+        s.u32(d.train_crc);
+        s.u64(d.valid_rows);
+        s.u32(d.valid_crc);
+        s.u32(r.best.is_some() as u32);
+        if let Some((loss, p)) = &r.best {
+            s.f64(*loss);
+            s.usize(p.len());
+            s.f32s(p);
         }
-        None => s.u32(0),
     }
     let state = s.0;
     let mut out = Out(Vec::with_capacity(MIN_FILE_BYTES + model.bytes.len() + state.len()));
