@@ -61,6 +61,54 @@ pub struct Network {
     pub(crate) center_pending: bool,
 }
 
+/// The accessors a [`Network`] and a [`crate::Vae`] write alike, over their fields `spec`
+/// (of type `$spec`), `input`, `layers`, `params` and `threads`.
+macro_rules! model_accessors {
+    ($spec:ty) => {
+        pub fn spec(&self) -> &$spec {
+            &self.spec
+        }
+
+        /// The input pipeline: the scaling stored with the model and the serving mode.
+        pub fn input_scaling(&self) -> &crate::preprocess::InputScaling {
+            &self.input
+        }
+
+        /// Stores a fitted scaling of the inputs (a per-column one must have `input_dim` columns).
+        pub fn set_input_scaler(&mut self, s: crate::data::scale::Scaler) -> Result<()> {
+            self.input.set_scaler(s, self.spec.input_dim)
+        }
+
+        /// Raw-input mode: serving calls scale raw rows with the stored scaling themselves.
+        pub fn set_raw_input(&mut self, raw: bool) {
+            self.input.set_raw(raw);
+        }
+        pub fn layers(&self) -> &[Dense] {
+            &self.layers
+        }
+        pub fn input_dim(&self) -> usize {
+            self.spec.input_dim
+        }
+        pub fn param_count(&self) -> usize {
+            self.params.len()
+        }
+        pub fn params(&self) -> &[f32] {
+            &self.params
+        }
+        pub(crate) fn params_mut(&mut self) -> &mut [f32] {
+            &mut self.params
+        }
+        /// Threads used by inference calls (0 = all cores).
+        pub fn threads(&self) -> usize {
+            self.threads
+        }
+        pub fn set_threads(&mut self, t: usize) {
+            self.threads = t;
+        }
+    };
+}
+pub(crate) use model_accessors;
+
 impl Network {
     /// Builds and initialises a network from its spec (seeded, so the same spec gives the same
     /// parameters).
@@ -166,41 +214,12 @@ impl Network {
         })
     }
 
-    pub fn spec(&self) -> &NetworkSpec {
-        &self.spec
-    }
-
-    /// The input pipeline: the scaling stored with the model and the serving mode.
-    pub fn input_scaling(&self) -> &crate::preprocess::InputScaling {
-        &self.input
-    }
-
-    /// Stores a fitted scaling of the inputs (a per-column one must have `input_dim` columns).
-    pub fn set_input_scaler(&mut self, s: crate::data::scale::Scaler) -> Result<()> {
-        self.input.set_scaler(s, self.spec.input_dim)
-    }
-
-    /// Raw-input mode: serving calls scale raw rows with the stored scaling themselves.
-    pub fn set_raw_input(&mut self, raw: bool) {
-        self.input.set_raw(raw);
-    }
-    pub fn layers(&self) -> &[Dense] {
-        &self.layers
-    }
-    pub fn input_dim(&self) -> usize {
-        self.spec.input_dim
-    }
+    model_accessors!(NetworkSpec);
     pub fn code_dim(&self) -> usize {
         self.spec.code.units
     }
     pub fn n_encoder_layers(&self) -> usize {
         self.n_encoder
-    }
-    pub fn param_count(&self) -> usize {
-        self.params.len()
-    }
-    pub fn params(&self) -> &[f32] {
-        &self.params
     }
     pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
         crate::tensor::check_params(p, self.params.len(), "the network")?;
@@ -284,16 +303,6 @@ impl Network {
         }
     }
 
-    pub(crate) fn params_mut(&mut self) -> &mut [f32] {
-        &mut self.params
-    }
-    /// Threads used by inference calls (0 = all cores).
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-    pub fn set_threads(&mut self, t: usize) {
-        self.threads = t;
-    }
     /// Some(seed): inference calls sample stochastic layers (the draws depend on the seed and the
     /// rows' positions in the call, so a call repeats exactly); None (default): they pass on
     /// their means.
@@ -382,13 +391,6 @@ impl Network {
         ws.step(self, x, rows, grads, threads, noise).unwrap_or_else(|e| panic!("Network::step: {e}"))
     }
 
-    fn check_input(&self, x: &Matrix, width: usize, what: &str) -> Result<()> {
-        if x.cols() != width {
-            return Err(shape!("{what} has {} columns, the network expects {width}", x.cols()));
-        }
-        x.check_finite(what)
-    }
-
     /// Runs layers `range` over x in blocks of rows, calling `sink(first_row, block_rows, ws)`.
     fn run_blocks(
         &self,
@@ -420,7 +422,7 @@ impl Network {
     }
 
     fn map_rows(&self, range: Range<usize>, x: &Matrix, in_width: usize, what: &str) -> Result<Matrix> {
-        self.check_input(x, in_width, what)?;
+        x.check_width(in_width, what, "the network")?;
         let last = range.end - 1;
         let width = self.layers[last].n_out;
         let mut out = Matrix::zeros(x.rows(), width)?;
@@ -449,24 +451,31 @@ impl Network {
     /// Per-row mean reconstruction loss: the anomaly score.
     pub fn reconstruction_errors(&self, x: &Matrix) -> Result<Vec<f64>> {
         self.check_autoencoder("reconstruction errors")?;
-        self.check_input(x, self.input_dim(), "input")?;
+        let mut out = vec![0f64; x.rows()];
+        self.row_losses(x, None, |first, s| out[first..first + s.len()].copy_from_slice(s))?;
+        Ok(out)
+    }
+
+    /// The per-row mean losses of the rows of x, block by block into `sink(first_row, losses)`:
+    /// on the network's pool, or with `inside = Some(t)` on the current one with t workers.
+    fn row_losses(&self, x: &Matrix, inside: Option<usize>, mut sink: impl FnMut(usize, &[f64]) + Send) -> Result<()> {
+        x.check_width(self.input_dim(), "input", "the network")?;
         let n = self.layers.len();
         let cols = x.cols();
         let (loss, act) = (self.spec.loss, self.layers[n - 1].activation);
         loss.check_targets(x.as_slice(), cols, "input")?;
-        let mut out = vec![0f64; x.rows()];
-        self.run_blocks(0..n, x, |first, r, ws| {
+        let mut scores = Vec::new();
+        let block = |first: usize, r: usize, ws: &Workspace| {
+            scores.resize(r, 0.0);
             let t = &x.as_slice()[first * cols..(first + r) * cols];
-            loss.row_means(
-                act,
-                &ws.preactivation(n - 1)[..r * cols],
-                &ws.output(n - 1)[..r * cols],
-                t,
-                cols,
-                &mut out[first..first + r],
-            );
-        })?;
-        Ok(out)
+            let (z, y) = (&ws.preactivation(n - 1)[..r * cols], &ws.output(n - 1)[..r * cols]);
+            loss.row_means(act, z, y, t, cols, &mut scores);
+            sink(first, &scores);
+        };
+        match inside {
+            Some(threads) => self.run_blocks_in(0..n, x, threads, block),
+            None => self.run_blocks(0..n, x, block),
+        }
     }
 
     /// Mean loss per element over the rows of x (the training objective without penalties).
@@ -478,7 +487,7 @@ impl Network {
     /// Mean squared reconstruction error per element, whatever the training loss.
     pub fn mean_squared_error(&self, x: &Matrix) -> Result<f64> {
         self.check_autoencoder("the reconstruction error")?;
-        self.check_input(x, self.input_dim(), "input")?;
+        x.check_width(self.input_dim(), "input", "the network")?;
         let n = self.layers.len();
         let cols = x.cols();
         let mut sum = 0f64;
@@ -514,26 +523,8 @@ impl Network {
             let (inputs, targets) = task::split_matrix(x, cols, tw)?;
             return Ok(self.score(&inputs, &targets, Some(threads))?.loss);
         }
-        self.check_input(x, self.input_dim(), "input")?;
-        let n = self.layers.len();
-        let cols = x.cols();
-        let (loss, act) = (self.spec.loss, self.layers[n - 1].activation);
-        loss.check_targets(x.as_slice(), cols, "input")?;
         let mut sum = 0f64;
-        let mut scores = Vec::new();
-        self.run_blocks_in(0..n, x, threads, |first, r, ws| {
-            scores.resize(r, 0.0);
-            let t = &x.as_slice()[first * cols..(first + r) * cols];
-            loss.row_means(
-                act,
-                &ws.preactivation(n - 1)[..r * cols],
-                &ws.output(n - 1)[..r * cols],
-                t,
-                cols,
-                &mut scores,
-            );
-            sum += scores.iter().sum::<f64>();
-        })?;
+        self.row_losses(x, Some(threads), |_, s| sum += s.iter().sum::<f64>())?;
         Ok(if x.rows() == 0 { 0.0 } else { sum / x.rows() as f64 })
     }
 
@@ -593,7 +584,7 @@ impl Network {
         if !self.spec.task.is_supervised() {
             return Err(task::not_supervised("evaluate"));
         }
-        self.check_input(data.x(), self.input_dim(), "input")?;
+        data.x().check_width(self.input_dim(), "input", "the network")?;
         let targets = self.spec.task.targets_of(data, "the dataset")?;
         self.score(data.x(), &targets, None)
     }
@@ -653,7 +644,7 @@ impl Network {
         if let Some((i, l)) = self.layers[..self.n_encoder].iter().enumerate().find(|(_, l)| !l.connection.is_dense()) {
             return Err(invalid!("Jacobian norms need dense encoder layers; layer {i} is {}", l.connection.name()));
         }
-        self.check_input(x, self.input_dim(), "input")?;
+        x.check_width(self.input_dim(), "input", "the network")?;
         let code = self.code_dim();
         let widest = self.layers[..self.n_encoder].iter().map(|l| l.n_in.max(l.n_out)).max().unwrap_or(1);
         let block = ((1usize << 22) / (code * widest)).clamp(1, 256);
@@ -819,7 +810,7 @@ impl Network {
         x: &Matrix,
         sink: impl FnMut(usize, usize, &Workspace) + Send,
     ) -> Result<()> {
-        self.check_input(x, self.input_dim(), "input")?;
+        x.check_width(self.input_dim(), "input", "the network")?;
         self.run_blocks(range, x, sink)
     }
 }

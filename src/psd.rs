@@ -281,13 +281,6 @@ impl Psd {
         }
     }
 
-    fn check_rows(&self, x: &Matrix, width: usize, what: &str) -> Result<()> {
-        if x.cols() != width {
-            return Err(shape!("{what} has {} columns, the PSD model expects {width}", x.cols()));
-        }
-        x.check_finite(what)
-    }
-
     /// Threads for an inference call over `x`: small inputs stay on the calling thread.
     fn inference_threads(&self, x: &Matrix) -> Result<usize> {
         let t = crate::pool::check_threads(self.threads)?;
@@ -443,7 +436,7 @@ impl Psd {
     /// The encoder's prediction f(x) = g ⊙ tanh(x W_e + b_e) of each row (rows x code_dim): the
     /// fast, feed-forward codes.
     pub fn encode(&self, x: &Matrix) -> Result<Matrix> {
-        self.check_rows(x, self.spec.input_dim, "input")?;
+        x.check_width(self.spec.input_dim, "input", "the PSD model")?;
         let (r, m) = (x.rows(), self.spec.code_dim);
         let mut t = try_zeros(checked_len(r, m)?)?;
         let mut f = try_zeros(r * m)?;
@@ -464,7 +457,7 @@ impl Psd {
     /// [`Psd::encode_optimized`] and the ISTA iterations it ran.
     pub fn encode_optimized_counting(&self, x: &Matrix, coding: &SparseCoding) -> Result<(Matrix, usize)> {
         coding.validate()?;
-        self.check_rows(x, self.spec.input_dim, "input")?;
+        x.check_width(self.spec.input_dim, "input", "the PSD model")?;
         let (r, n, m) = (x.rows(), self.spec.input_dim, self.spec.code_dim);
         let mut t = try_zeros(checked_len(r, m)?)?;
         let mut f = try_zeros(r * m)?;
@@ -486,7 +479,7 @@ impl Psd {
 
     /// The reconstruction h D of codes h (rows x code_dim) into rows x input_dim.
     pub fn decode(&self, h: &Matrix) -> Result<Matrix> {
-        self.check_rows(h, self.spec.code_dim, "codes")?;
+        h.check_width(self.spec.code_dim, "codes", "the PSD model")?;
         let (r, n, m) = (h.rows(), self.spec.input_dim, self.spec.code_dim);
         let mut out = try_zeros(checked_len(r, n)?)?;
         on_pool(self.inference_threads(h)?, |th| {
@@ -503,8 +496,8 @@ impl Psd {
 
     /// E(x, h) of each row.
     pub fn energy(&self, x: &Matrix, h: &Matrix) -> Result<Vec<f64>> {
-        self.check_rows(x, self.spec.input_dim, "input")?;
-        self.check_rows(h, self.spec.code_dim, "codes")?;
+        x.check_width(self.spec.input_dim, "input", "the PSD model")?;
+        h.check_width(self.spec.code_dim, "codes", "the PSD model")?;
         if x.rows() != h.rows() {
             return Err(shape!("{} input rows and {} code rows", x.rows(), h.rows()));
         }
@@ -525,7 +518,7 @@ impl Psd {
     /// at the optimum h*, entry k is -λ sign(h*_k) where h*_k ≠ 0 and lies in [-λ, λ] where
     /// h*_k = 0 (the L1 problem's optimality conditions).
     pub fn code_gradient(&self, x: &Matrix, h: &Matrix) -> Result<Matrix> {
-        self.check_rows(h, self.spec.code_dim, "codes")?;
+        h.check_width(self.spec.code_dim, "codes", "the PSD model")?;
         if x.rows() != h.rows() {
             return Err(shape!("{} input rows and {} code rows", x.rows(), h.rows()));
         }
@@ -540,8 +533,8 @@ impl Psd {
     /// One ISTA step on codes `h` (rows x code_dim) of rows `x` with step `step` (1 / L for
     /// [`Psd::lipschitz`]'s L guarantees a decrease of the energy); returns the largest change.
     pub fn ista_step(&self, x: &Matrix, h: &mut Matrix, step: f32) -> Result<f32> {
-        self.check_rows(x, self.spec.input_dim, "input")?;
-        self.check_rows(h, self.spec.code_dim, "codes")?;
+        x.check_width(self.spec.input_dim, "input", "the PSD model")?;
+        h.check_width(self.spec.code_dim, "codes", "the PSD model")?;
         if x.rows() != h.rows() {
             return Err(shape!("{} input rows and {} code rows", x.rows(), h.rows()));
         }
@@ -559,8 +552,8 @@ impl Psd {
     /// ||x - D h||² + α ||h - f(x)||² (the L1 term does not depend on the parameters), and its
     /// gradient in the parameters (the layout of [`Psd::params`]).
     pub fn parameter_gradient(&self, x: &Matrix, h: &Matrix) -> Result<(f64, Vec<f32>)> {
-        self.check_rows(x, self.spec.input_dim, "input")?;
-        self.check_rows(h, self.spec.code_dim, "codes")?;
+        x.check_width(self.spec.input_dim, "input", "the PSD model")?;
+        h.check_width(self.spec.code_dim, "codes", "the PSD model")?;
         if x.rows() != h.rows() || x.rows() == 0 {
             return Err(shape!("{} input rows and {} code rows (at least one needed)", x.rows(), h.rows()));
         }
@@ -643,7 +636,7 @@ impl Psd {
     /// that made a parameter non-finite: [`Error::Diverged`]) leaves the model as it was.
     pub fn fit(&mut self, x: &Matrix, config: &PsdConfig) -> Result<Vec<PsdEpoch>> {
         config.validate()?;
-        self.check_rows(x, self.spec.input_dim, "the training data")?;
+        x.check_width(self.spec.input_dim, "the training data", "the PSD model")?;
         if x.rows() == 0 {
             return Err(invalid!("the training data has no rows"));
         }

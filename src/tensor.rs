@@ -76,6 +76,14 @@ impl Matrix {
             }
         }
     }
+
+    /// Checks `what` (these rows) has the `width` columns `model` ("the VAE") expects, all finite.
+    pub(crate) fn check_width(&self, width: usize, what: &str, model: &str) -> Result<()> {
+        if self.cols != width {
+            return Err(shape!("{what} has {} columns, {model} expects {width}", self.cols));
+        }
+        self.check_finite(what)
+    }
 }
 
 /// Checks a caller's parameters for a model of `n` (`what`: "the VAE"): the count, then that

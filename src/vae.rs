@@ -27,6 +27,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::activation::Activation;
+use crate::backend::vae::{host_decode, host_encode};
 use crate::distribution::Reconstruction;
 use crate::error::{Result, invalid, shape, try_zeros};
 use crate::init::Init;
@@ -339,52 +340,14 @@ impl Vae {
         })
     }
 
-    pub fn spec(&self) -> &VaeSpec {
-        &self.spec
-    }
-
-    /// The input pipeline: the scaling stored with the model and the serving mode.
-    pub fn input_scaling(&self) -> &crate::preprocess::InputScaling {
-        &self.input
-    }
-
-    /// Stores a fitted scaling of the inputs (a per-column one must have `input_dim` columns).
-    pub fn set_input_scaler(&mut self, s: crate::data::scale::Scaler) -> Result<()> {
-        self.input.set_scaler(s, self.spec.input_dim)
-    }
-
-    /// Raw-input mode: serving calls scale raw rows with the stored scaling themselves.
-    pub fn set_raw_input(&mut self, raw: bool) {
-        self.input.set_raw(raw);
-    }
-    pub fn layers(&self) -> &[Dense] {
-        &self.layers
-    }
-    pub fn input_dim(&self) -> usize {
-        self.spec.input_dim
-    }
+    crate::network::model_accessors!(VaeSpec);
     pub fn latent_dim(&self) -> usize {
         self.spec.latent_dim
-    }
-    pub fn param_count(&self) -> usize {
-        self.params.len()
-    }
-    pub fn params(&self) -> &[f32] {
-        &self.params
     }
     pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
         crate::tensor::check_params(p, self.params.len(), "the VAE")?;
         self.params.copy_from_slice(p);
         Ok(())
-    }
-    pub(crate) fn params_mut(&mut self) -> &mut [f32] {
-        &mut self.params
-    }
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-    pub fn set_threads(&mut self, t: usize) {
-        self.threads = t;
     }
     /// Training steps taken so far (the clock of the KL warm-up).
     pub fn steps(&self) -> u64 {
@@ -442,15 +405,7 @@ impl Vae {
     /// The prior variances v_j = mean_rows mu_j^2 + s^2 of BILBO over the rows of x.
     fn batch_prior(&self, x: &Matrix, inside: Option<usize>) -> Result<Vec<f64>> {
         let (mean, _) = self.encode_in(x, inside)?;
-        let jd = self.latent_dim();
-        let mut m = vec![0f64; jd];
-        for row in mean.as_slice().chunks_exact(jd) {
-            for (a, &mu) in m.iter_mut().zip(row) {
-                *a += (mu as f64) * (mu as f64);
-            }
-        }
-        let s2 = (self.const_lv as f64).exp();
-        Ok(m.iter().map(|a| a / x.rows().max(1) as f64 + s2).collect())
+        Ok(batch_prior(mean.as_slice(), x.rows(), self.latent_dim(), self.const_lv))
     }
     /// The prior variances an evaluation of x uses: N(0, I) (None) for the ELBO; for BILBO the
     /// fitted prior, or, before one is fitted, the prior fitted to x itself (BILBO over x).
@@ -513,11 +468,6 @@ impl Vae {
         Ok(VaeWorkspace { pass: crate::backend::vae::host_pass(self, rows, samples)?, nll: try_zeros(stacked)? })
     }
 
-    /// Encoder and head over x (rows x input_dim).
-    fn encode_into(&self, x: &[f32], rows: usize, ws: &mut VaeWorkspace, threads: usize) -> Result<()> {
-        crate::backend::vae::host_encode(self, &mut ws.pass, x, rows, threads)
-    }
-
     /// (mu, log-variance) of row r's unit j from the head's output.
     #[inline]
     fn posterior(&self, head: &[f32], r: usize, j: usize) -> (f32, f32) {
@@ -540,11 +490,6 @@ impl Vae {
                 }
             }
         }
-    }
-
-    /// Decoder over the first `n` stacked latent rows of `ws.pass.zs`.
-    fn decode_into(&self, n: usize, ws: &mut VaeWorkspace, threads: usize) -> Result<()> {
-        crate::backend::vae::host_decode(self, &mut ws.pass, n, threads)
     }
 
     /// Reconstruction NLL of each stacked row against its example (row i % rows of x) into
@@ -610,13 +555,6 @@ impl Vae {
             .unwrap_or_else(|e| panic!("Vae::step: {e}"))
     }
 
-    fn check(&self, x: &Matrix, width: usize, what: &str) -> Result<()> {
-        if x.cols() != width {
-            return Err(shape!("{what} has {} columns, the VAE expects {width}", x.cols()));
-        }
-        x.check_finite(what)
-    }
-
     /// Checks the rows lie where the reconstruction distribution has probability: a Bernoulli
     /// part's columns in [0, 1] (its log-probability of anything else is meaningless).
     /// INVALID_ARGUMENT naming the first row and column outside.
@@ -659,7 +597,8 @@ impl Vae {
     }
 
     /// Runs the encoder, `samples` draws per row (eps from each row's own stream) and the decoder
-    /// over x in blocks, calling `sink(first, rows, ws)`.
+    /// over x in blocks, calling `sink(first, rows, ws)`; checks `samples` and x first (with
+    /// `with_recon`, also that x lies in the support of the reconstruction distribution).
     fn sampled_blocks(
         &self,
         x: &Matrix,
@@ -669,8 +608,11 @@ impl Vae {
         inside: Option<usize>,
         mut sink: impl FnMut(usize, usize, &VaeWorkspace) + Send,
     ) -> Result<()> {
-        self.check(x, self.input_dim(), "input")?;
         check_samples(samples)?;
+        x.check_width(self.input_dim(), "input", "the VAE")?;
+        if with_recon {
+            self.check_support(x, "input")?;
+        }
         let block = (INFER_STACK / samples).clamp(1, 1024).min(x.rows().max(1));
         let mut ws = self.workspace(block, samples)?;
         let d = self.input_dim();
@@ -679,7 +621,7 @@ impl Vae {
             for first in (0..x.rows()).step_by(block) {
                 let r = block.min(x.rows() - first);
                 let xs = &x.as_slice()[first * d..(first + r) * d];
-                self.encode_into(xs, r, &mut ws, threads)?;
+                host_encode(self, &mut ws.pass, xs, r, threads)?;
                 // Row i's noise from its own stream, draw by draw.
                 for i in 0..r {
                     let mut rng = Vae::row_rng(seed, first + i);
@@ -689,7 +631,7 @@ impl Vae {
                     }
                 }
                 self.reparameterise(&mut ws, r, samples);
-                self.decode_into(r * samples, &mut ws, threads)?;
+                host_decode(self, &mut ws.pass, r * samples, threads)?;
                 if with_recon {
                     self.recon_nll(xs, r, r * samples, &mut ws, threads);
                 }
@@ -707,7 +649,7 @@ impl Vae {
 
     /// encode() on the VAE's pool, or with `inside = Some(t)` on the current one.
     fn encode_in(&self, x: &Matrix, inside: Option<usize>) -> Result<(Matrix, Matrix)> {
-        self.check(x, self.input_dim(), "input")?;
+        x.check_width(self.input_dim(), "input", "the VAE")?;
         let jd = self.latent_dim();
         let mut mean = Matrix::zeros(x.rows(), jd)?;
         let mut logvar = Matrix::zeros(x.rows(), jd)?;
@@ -717,7 +659,7 @@ impl Vae {
         self.run(inside, |threads| {
             for first in (0..x.rows()).step_by(block) {
                 let r = block.min(x.rows() - first);
-                self.encode_into(&x.as_slice()[first * d..(first + r) * d], r, &mut ws, threads)?;
+                host_encode(self, &mut ws.pass, &x.as_slice()[first * d..(first + r) * d], r, threads)?;
                 for i in 0..r {
                     for j in 0..jd {
                         let (mu, lv) = self.posterior(&ws.pass.y[self.head], i, j);
@@ -751,7 +693,7 @@ impl Vae {
 
     /// Decoder pre-outputs for the rows of z, in blocks, calling `sink(first, rows, pre)`.
     fn decode_blocks(&self, z: &Matrix, mut sink: impl FnMut(usize, usize, &[f32]) + Send) -> Result<()> {
-        self.check(z, self.latent_dim(), "latent codes")?;
+        z.check_width(self.latent_dim(), "latent codes", "the VAE")?;
         let block = z.rows().clamp(1, 1024);
         let mut ws = self.workspace(block, 1)?;
         let jd = self.latent_dim();
@@ -761,7 +703,7 @@ impl Vae {
             for first in (0..z.rows()).step_by(block) {
                 let r = block.min(z.rows() - first);
                 ws.pass.zs[..r * jd].copy_from_slice(&z.as_slice()[first * jd..(first + r) * jd]);
-                self.decode_into(r, &mut ws, threads)?;
+                host_decode(self, &mut ws.pass, r, threads)?;
                 sink(first, r, &ws.pass.y[out][..r * p]);
             }
             Ok(())
@@ -827,7 +769,7 @@ impl Vae {
     /// with a loss function (its `LossFunctionWrapper`); here any loss can score any VAE. Rows
     /// outside the loss's target domain are INVALID_ARGUMENT.
     pub fn reconstruction_error(&self, x: &Matrix, loss: crate::loss::Loss) -> Result<Vec<f64>> {
-        self.check(x, self.input_dim(), "input")?;
+        x.check_width(self.input_dim(), "input", "the VAE")?;
         let d = self.input_dim();
         loss.check_targets(x.as_slice(), d, "input")?;
         let recon = self.reconstruct(x)?;
@@ -843,9 +785,6 @@ impl Vae {
     /// and is an average of logs (see [`Vae::log_likelihood`] for the importance-sampled one).
     pub fn reconstruction_log_probability(&self, x: &Matrix, samples: usize, seed: u64) -> Result<Vec<f64>> {
         self.need_probabilities("reconstruction log-probability")?;
-        check_samples(samples)?;
-        self.check(x, self.input_dim(), "input")?;
-        self.check_support(x, "input")?;
         let mut out = try_zeros::<f64>(x.rows())?;
         self.sampled_blocks(x, samples, seed, true, None, |first, r, ws| {
             for i in 0..r {
@@ -870,8 +809,6 @@ impl Vae {
     pub fn log_likelihood(&self, x: &Matrix, samples: usize, seed: u64) -> Result<Vec<f64>> {
         self.need_probabilities("log-likelihood")?;
         check_samples(samples)?;
-        self.check(x, self.input_dim(), "input")?;
-        self.check_support(x, "input")?;
         let jd = self.latent_dim();
         let prior = self.eval_prior(x)?;
         let mut out = try_zeros::<f64>(x.rows())?;
@@ -922,9 +859,6 @@ impl Vae {
         inside: Option<usize>,
         prior: Option<&[f64]>,
     ) -> Result<Elbo> {
-        check_samples(samples)?;
-        self.check(x, self.input_dim(), "input")?;
-        self.check_support(x, "input")?;
         let mut rec = 0f64;
         let mut kl = 0f64;
         self.sampled_blocks(x, samples, seed, true, inside, |_, r, ws| {
