@@ -141,10 +141,8 @@ impl MonteCarlo {
                 }
             }
         }
-        let z = normal_quantile(0.5 * (1.0 + s.level));
-        let lower = (0..p).map(|i| self.specs[i].constraint.apply(center[i] - z * sd[i])).collect();
-        let upper = (0..p).map(|i| self.specs[i].constraint.apply(center[i] + z * sd[i])).collect();
-        Ok(Intervals { center, lower, upper, sd, covariance, loss: lstar, temperature: t, full_hessian: full })
+        let bounded = self.bounded(center, sd, covariance, s.level);
+        Ok(Intervals { loss: lstar, temperature: t, full_hessian: full, ..bounded })
     }
 
     /// KernelML's own "weak" intervals, from the search's samples: the distribution of the best
@@ -195,19 +193,16 @@ impl MonteCarlo {
         }
         covariance.iter_mut().for_each(|c| *c *= variance_factor / (n - 1.0));
         let sd: Vec<f64> = (0..p).map(|i| covariance[i * p + i].max(0.0).sqrt()).collect();
+        Ok(Intervals { loss: self.best_loss, ..self.bounded(center, sd, covariance, level) })
+    }
+
+    /// The intervals center_i ± z · sd_i, z = Φ⁻¹((1 + level) / 2), clamped into the constraints
+    /// (loss and temperature NaN, full Hessian: the runs' estimate).
+    fn bounded(&self, center: Vec<f64>, sd: Vec<f64>, covariance: Vec<f64>, level: f64) -> Intervals {
         let z = normal_quantile(0.5 * (1.0 + level));
-        let lower = (0..p).map(|i| self.specs[i].constraint.apply(center[i] - z * sd[i])).collect();
-        let upper = (0..p).map(|i| self.specs[i].constraint.apply(center[i] + z * sd[i])).collect();
-        Ok(Intervals {
-            center,
-            lower,
-            upper,
-            sd,
-            covariance,
-            loss: self.best_loss,
-            temperature: f64::NAN,
-            full_hessian: true,
-        })
+        let lower = (0..center.len()).map(|i| self.specs[i].constraint.apply(center[i] - z * sd[i])).collect();
+        let upper = (0..center.len()).map(|i| self.specs[i].constraint.apply(center[i] + z * sd[i])).collect();
+        Intervals { center, lower, upper, sd, covariance, loss: f64::NAN, temperature: f64::NAN, full_hessian: true }
     }
 
     /// Per free parameter, a step whose symmetric loss rise is between T/8 and 2T.
@@ -266,6 +261,9 @@ impl MonteCarlo {
         let p = self.n_params();
         let q = free.len();
         let m = if full { 1 + q + q * (q + 1) / 2 } else { 1 + 2 * q };
+        // The quadratic terms u_a u_b (a <= b) in coefficient order: every pair with the full
+        // Hessian, the squares alone otherwise.
+        let terms = || (0..q).flat_map(move |a| (a..if full { q } else { a + 1 }).map(move |b| (a, b)));
         let n = if samples > 0 { samples } else { (4 * m).max(60) };
         let mut cands = Vec::new();
         let len = crate::tensor::checked_len(n, p)?;
@@ -295,19 +293,8 @@ impl MonteCarlo {
             let u: Vec<f64> = free.iter().zip(h).map(|(&i, &hj)| (x[i] - center[i]) / hj).collect();
             f[0] = 1.0;
             f[1..=q].copy_from_slice(&u);
-            let mut c = q + 1;
-            if full {
-                for a in 0..q {
-                    for bb in a..q {
-                        f[c] = if a == bb { 0.5 * u[a] * u[a] } else { u[a] * u[bb] };
-                        c += 1;
-                    }
-                }
-            } else {
-                for ua in &u {
-                    f[c] = 0.5 * ua * ua;
-                    c += 1;
-                }
+            for (fc, (a, bb)) in f[q + 1..].iter_mut().zip(terms()) {
+                *fc = if a == bb { 0.5 * u[a] * u[a] } else { u[a] * u[bb] };
             }
             let y = l - lstar;
             for r in 0..m {
@@ -329,25 +316,14 @@ impl MonteCarlo {
                 g[r * m + c] = g[c * m + r];
             }
         }
-        let coef = cholesky_solve(&mut g, m, &b).ok_or_else(|| {
+        let coef = solve_spd(&mut g, m, &b).ok_or_else(|| {
             invalid!("the samples around the optimum do not determine a quadratic fit (singular design)")
         })?;
         // The Hessian in scaled coordinates.
         let mut hu = vec![0.0; q * q];
-        let mut c = q + 1;
-        if full {
-            for a in 0..q {
-                for bb in a..q {
-                    hu[a * q + bb] = coef[c];
-                    hu[bb * q + a] = coef[c];
-                    c += 1;
-                }
-            }
-        } else {
-            for a in 0..q {
-                hu[a * q + a] = coef[c];
-                c += 1;
-            }
+        for (&c, (a, bb)) in coef[q + 1..].iter().zip(terms()) {
+            hu[a * q + bb] = c;
+            hu[bb * q + a] = c;
         }
         let inv = cholesky_inverse(&mut hu, q).ok_or_else(|| {
             invalid!("the fitted Hessian is not positive definite: the best point is not a minimum of this loss, or the loss is flat in some direction")
@@ -408,10 +384,6 @@ fn cholesky_apply(l: &[f64], n: usize, b: &[f64]) -> Vec<f64> {
 
 /// Solves A x = b for a symmetric positive definite n × n `a` (overwritten); None if it is not.
 pub(crate) fn solve_spd(a: &mut [f64], n: usize, b: &[f64]) -> Option<Vec<f64>> {
-    cholesky_solve(a, n, b)
-}
-
-fn cholesky_solve(a: &mut [f64], n: usize, b: &[f64]) -> Option<Vec<f64>> {
     cholesky(a, n)?;
     Some(cholesky_apply(a, n, b))
 }
