@@ -910,14 +910,15 @@ impl MonteCarlo {
         st.z_ring.clear();
     }
 
-    /// The parameters to update this iteration: all free ones at update_fraction 1, else the
-    /// ceil(fraction · free) the surrogate ranks highest.
-    fn select(&mut self, free: &[bool]) -> Result<Vec<usize>> {
+    /// The parameters to update this iteration, the ceil(update_fraction · free) the surrogate
+    /// fitted on the records ranks highest, and that fit; when that is every free one and not
+    /// `fit`, they without a fit (no coefficients).
+    fn select(&mut self, free: &[bool], fit: bool) -> Result<(Vec<usize>, Vec<surrogate::Coefficient>)> {
         let p = self.n_params();
         let q = free.iter().filter(|&&f| f).count();
         let k = ((self.settings.update_fraction * q as f64).ceil() as usize).min(q);
-        if k >= q {
-            return Ok((0..p).filter(|&i| free[i]).collect());
+        if k >= q && !fit {
+            return Ok(((0..p).filter(|&i| free[i]).collect(), Vec::new()));
         }
         self.records.make_contiguous();
         self.record_losses.make_contiguous();
@@ -926,28 +927,31 @@ impl MonteCarlo {
         for &i in &sel {
             self.last_selected[i] = self.iterations as u64 + 1;
         }
-        Ok(sel)
+        Ok((sel, coef))
     }
 
-    fn elitist_iteration(&mut self, st: &mut RunState, free: &[bool], loss: LossFn, run: usize) -> Result<()> {
+    /// An iteration's `samples` candidates around the best (fewer when the budget is short),
+    /// evaluated, their elite recorded: the user's sampler's (returns true), else parameter i
+    /// drawn from its proposal with spread `scale[i]` where `draw[i]`, the best's value elsewhere.
+    fn propose(
+        &mut self,
+        st: &RunState,
+        run: usize,
+        draw: &[bool],
+        scale: &[f64],
+        loss: LossFn,
+    ) -> Result<(Vec<f64>, Vec<f64>, bool)> {
         let p = self.n_params();
         let m = (self.settings.samples as u64).min(self.remaining()) as usize;
-        let sel = self.select(free)?;
-        let mut chosen = vec![false; p];
-        sel.iter().for_each(|&i| chosen[i] = true);
         let mut cands = candidates(m, p)?;
-        if let Some(f) = self.hooks.sampler.clone() {
+        let hooked = self.hooks.sampler.clone();
+        if let Some(f) = &hooked {
             cands.resize(m * p, 0.0);
-            self.sample_with_hook(&f, st, &mut cands, run)?;
-            chosen = free.to_vec();
+            self.sample_with_hook(f, st, &mut cands, run)?;
         } else {
             for _ in 0..m {
                 for (i, s) in self.specs.iter().enumerate() {
-                    let v = if chosen[i] {
-                        s.proposal.draw(&mut self.rng, i, st.best[i], self.spreads[i])
-                    } else {
-                        st.best[i]
-                    };
+                    let v = if draw[i] { s.proposal.draw(&mut self.rng, i, st.best[i], scale[i]) } else { st.best[i] };
                     cands.push(v);
                 }
             }
@@ -955,6 +959,17 @@ impl MonteCarlo {
         self.prepare(&mut cands)?;
         let losses = self.evaluate(&cands, loss)?;
         self.push_elite(&cands, &losses);
+        Ok((cands, losses, hooked.is_some()))
+    }
+
+    fn elitist_iteration(&mut self, st: &mut RunState, free: &[bool], loss: LossFn, run: usize) -> Result<()> {
+        let p = self.n_params();
+        let (sel, _) = self.select(free, false)?;
+        let mut chosen = vec![false; p];
+        sel.iter().for_each(|&i| chosen[i] = true);
+        let spreads = self.spreads.clone();
+        let (cands, losses, hooked) = self.propose(st, run, &chosen, &spreads, loss)?;
+        let chosen = if hooked { free.to_vec() } else { chosen };
         let k = Self::argmin(&losses).filter(|&k| losses[k] < st.best_loss);
         if let Some(k) = k {
             let new = cands[k * p..(k + 1) * p].to_vec();
@@ -979,39 +994,16 @@ impl MonteCarlo {
         let p = self.n_params();
         // 1. Resample around the best: the proposal with spread sd_i over the records (KernelML's
         //    default sampler: N(best_i, var_i)); the probe step where the records do not vary.
-        let m = (self.settings.samples as u64).min(self.remaining()) as usize;
-        let mut cands = candidates(m, p)?;
-        if let Some(f) = self.hooks.sampler.clone() {
-            cands.resize(m * p, 0.0);
-            self.sample_with_hook(&f, st, &mut cands, run)?;
-        } else {
-            let sd = self.record_sd();
-            let scale: Vec<f64> = (0..p).map(|i| if sd[i] > 0.0 { sd[i] } else { self.steps[i] }).collect();
-            for _ in 0..m {
-                for (i, s) in self.specs.iter().enumerate() {
-                    let v = if free[i] { s.proposal.draw(&mut self.rng, i, st.best[i], scale[i]) } else { st.best[i] };
-                    cands.push(v);
-                }
-            }
-        }
-        self.prepare(&mut cands)?;
-        let losses = self.evaluate(&cands, loss)?;
-        self.push_elite(&cands, &losses);
+        let sd = self.record_sd();
+        let scale: Vec<f64> = (0..p).map(|i| if sd[i] > 0.0 { sd[i] } else { self.steps[i] }).collect();
+        let (cands, losses, _) = self.propose(st, run, free, &scale, loss)?;
         if let Some(k) = Self::argmin(&losses).filter(|&k| losses[k] < st.best_loss) {
             st.best = cands[k * p..(k + 1) * p].to_vec();
             st.best_loss = losses[k];
             st.improved = true;
         }
         // 2. The surrogate ranks the parameters and gives each its downhill side.
-        self.records.make_contiguous();
-        self.record_losses.make_contiguous();
-        let coef = surrogate::fit(self.records.as_slices().0, self.record_losses.as_slices().0, p, free)?;
-        let q = free.iter().filter(|&&f| f).count();
-        let k = ((self.settings.update_fraction * q as f64).ceil() as usize).min(q);
-        let sel = surrogate::top(&coef, free, &self.last_selected, k);
-        for &i in &sel {
-            self.last_selected[i] = self.iterations as u64 + 1;
-        }
+        let (sel, coef) = self.select(free, true)?;
         let mut dir: Vec<f64> =
             (0..p).map(|i| if coef[i].standardized.is_some_and(|c| c > 0.0) { -1.0 } else { 1.0 }).collect();
         // 3. Coordinate probes: the downhill side, then the other for those that failed; a
