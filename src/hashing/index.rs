@@ -81,8 +81,10 @@ impl Hits {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
-    fn from_pairs(mut pairs: Vec<(u32, u64)>) -> Hits {
+    /// The first `k` of `pairs` (distance, id) in sorted order.
+    fn from_pairs(mut pairs: Vec<(u32, u64)>, k: usize) -> Hits {
         pairs.sort_unstable();
+        pairs.truncate(k);
         let (distances, ids) = pairs.into_iter().unzip();
         Hits { ids, distances }
     }
@@ -273,7 +275,7 @@ impl HashIndex {
                 self.shell(code, d, &mut pairs);
             }
         }
-        Ok(Hits::from_pairs(pairs))
+        Ok(Hits::from_pairs(pairs, usize::MAX))
     }
 
     /// The `k` items nearest to `code`, sorted by (distance, id), exactly as the brute-force
@@ -293,7 +295,6 @@ impl HashIndex {
                 // Enumerating further would cost more than scanning the occupied addresses
                 // (always so once it would visit more addresses than are occupied): select from
                 // a scan of them instead (the result is the same).
-                pairs.clear();
                 return Ok(self.scan_top_k(code, k));
             }
             visited += shell;
@@ -303,10 +304,7 @@ impl HashIndex {
             }
         }
         // The last shell may overshoot k: keep the lowest ids at the last distance.
-        let mut hits = Hits::from_pairs(pairs);
-        hits.ids.truncate(k);
-        hits.distances.truncate(k);
-        Ok(hits)
+        Ok(Hits::from_pairs(pairs, k))
     }
 
     /// Appends (d, id) for the items at exactly distance d: every code that differs from `code`
@@ -342,9 +340,8 @@ impl HashIndex {
     /// where k is reached, then the items up to it sorted and cut to k.
     fn scan_top_k(&self, code: u64, k: usize) -> Hits {
         let mut count = [0usize; MAX_BITS + 1];
-        let dist: Vec<u32> = self.codes.iter().map(|&c| (c ^ code).count_ones()).collect();
-        for (b, &d) in dist.iter().enumerate() {
-            count[d as usize] += self.starts[b + 1] - self.starts[b];
+        for (b, &c) in self.codes.iter().enumerate() {
+            count[(c ^ code).count_ones() as usize] += self.starts[b + 1] - self.starts[b];
         }
         let mut cut = 0;
         let mut total = 0;
@@ -356,15 +353,8 @@ impl HashIndex {
             }
         }
         let mut pairs = Vec::with_capacity(total);
-        for (b, &d) in dist.iter().enumerate() {
-            if d <= cut {
-                pairs.extend(self.ids[self.starts[b]..self.starts[b + 1]].iter().map(|&id| (d, id)));
-            }
-        }
-        let mut hits = Hits::from_pairs(pairs);
-        hits.ids.truncate(k);
-        hits.distances.truncate(k);
-        hits
+        self.scan(code, cut, &mut pairs);
+        Hits::from_pairs(pairs, k)
     }
 }
 
