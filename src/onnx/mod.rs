@@ -61,21 +61,16 @@ pub enum OnnxPart {
 }
 
 impl OnnxPart {
+    /// Every part, in code order.
+    const ALL: [OnnxPart; 4] = [OnnxPart::Encoder, OnnxPart::Decoder, OnnxPart::Reconstruction, OnnxPart::Predict];
+
     /// The `LATENT_ONNX_PART_*` code.
     pub fn code(self) -> i32 {
         self as i32
     }
     pub fn from_code(c: i32) -> Result<OnnxPart> {
-        Ok(match c {
-            0 => OnnxPart::Encoder,
-            1 => OnnxPart::Decoder,
-            2 => OnnxPart::Reconstruction,
-            3 => OnnxPart::Predict,
-            _ => {
-                return Err(invalid!(
-                    "ONNX part code {c} is out of range (0 to 3: encoder, decoder, reconstruction, predict)"
-                ));
-            }
+        usize::try_from(c).ok().and_then(|i| Self::ALL.get(i).copied()).ok_or_else(|| {
+            invalid!("ONNX part code {c} is out of range (0 to 3: encoder, decoder, reconstruction, predict)")
         })
     }
     /// "encoder", "decoder", "reconstruction", "predict".
@@ -88,7 +83,7 @@ impl OnnxPart {
         }
     }
     pub fn from_name(s: &str) -> Result<OnnxPart> {
-        [OnnxPart::Encoder, OnnxPart::Decoder, OnnxPart::Reconstruction, OnnxPart::Predict]
+        Self::ALL
             .into_iter()
             .find(|p| p.name() == s)
             .ok_or_else(|| invalid!("unknown ONNX part {s:?} (encoder, decoder, reconstruction, predict)"))
@@ -199,6 +194,11 @@ fn functional(g: &mut Graph, params: &[f32], l: &Dense, family: Family, x: &str)
                 let (lo, hi) = (g.scalar(lo), g.scalar(hi));
                 g.node("Clip", &[v, &lo, &hi], &[])
             };
+            // op(clip(v, lo, hi))
+            let clipped = |g: &mut Graph, op: &str, v: &str, lo: f32, hi: f32| {
+                let c = clip(g, v, lo, hi);
+                g.op1(op, &c)
+            };
             // p x + q with planes k and k + 1
             let affine = |g: &mut Graph, p: &str, q: &str| {
                 let m = g.op2("Mul", &xe, p);
@@ -208,20 +208,14 @@ fn functional(g: &mut Graph, params: &[f32], l: &Dense, family: Family, x: &str)
                 F05 => {
                     let (a, c) = (plane_k(g, 0, "theta_a"), plane_k(g, 1, "theta_c"));
                     let u = g.op2("Mul", &xe, &c);
-                    let u = clip(g, &u, -30.0, 30.0);
-                    let e = g.op1("Exp", &u);
+                    let e = clipped(g, "Exp", &u, -30.0, 30.0);
                     g.op2("Mul", &a, &e)
                 }
                 F08 | F10 => {
                     let (a, c) = (plane_k(g, 0, "theta_a"), plane_k(g, 1, "theta_c"));
                     let s = g.floats("sign", &dims, &signs);
                     let u = affine(g, &a, &c);
-                    let v = if family == F08 {
-                        clip(g, &u, 0.0, 20.0)
-                    } else {
-                        let u = clip(g, &u, -30.0, 30.0);
-                        g.op1("Sigmoid", &u)
-                    };
+                    let v = if family == F08 { clip(g, &u, 0.0, 20.0) } else { clipped(g, "Sigmoid", &u, -30.0, 30.0) };
                     g.op2("Mul", &s, &v)
                 }
                 F09 | F11 | F12 | F13 | F14 | F15 | F16 => {
@@ -231,19 +225,10 @@ fn functional(g: &mut Graph, params: &[f32], l: &Dense, family: Family, x: &str)
                     let u = affine(g, &c, &d);
                     let v = match family {
                         F09 => g.op1("Relu", &u),
-                        F11 => {
-                            let u = clip(g, &u, -30.0, 30.0);
-                            g.op1("Sigmoid", &u)
-                        }
+                        F11 => clipped(g, "Sigmoid", &u, -30.0, 30.0),
                         // latent's sin/cos clamp their argument to +-65536.
-                        F12 => {
-                            let u = clip(g, &u, -65536.0, 65536.0);
-                            g.op1("Sin", &u)
-                        }
-                        F13 => {
-                            let u = clip(g, &u, -65536.0, 65536.0);
-                            g.op1("Cos", &u)
-                        }
+                        F12 => clipped(g, "Sin", &u, -65536.0, 65536.0),
+                        F13 => clipped(g, "Cos", &u, -65536.0, 65536.0),
                         F14 => g.op1("Sinh", &u),
                         // cosh u - 1 = 2 sinh(u/2)^2, without cosh's cancellation near 0 (latent
                         // uses a series there for the same reason).
