@@ -96,14 +96,13 @@ impl GridSpec {
     }
 }
 
-/// The range values map from: `spec.range`, or the data's own min and max (a constant image
-/// maps to black).
-fn value_range(values: &[f32], spec: &GridSpec) -> (f32, f32) {
+/// The range values map from: `spec.range`, or the min and max of all the data's blocks (a
+/// constant image maps to black).
+fn value_range(blocks: &[&[f32]], spec: &GridSpec) -> (f32, f32) {
     if let Some(r) = spec.range {
         return r;
     }
-    let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    (lo, hi)
+    blocks.iter().flat_map(|b| b.iter()).fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)))
 }
 
 fn check_rows(values: &[f32], n: usize, spec: &GridSpec, what: &str) -> Result<usize> {
@@ -168,7 +167,7 @@ pub fn grid(values: &[f32], n: usize, spec: &GridSpec) -> Result<Gray> {
     let size = canvas_size(spec, cols, lines, 0)?;
     let px = check_rows(values, n, spec, "rows")?;
     let mut img = canvas(size)?;
-    let range = value_range(values, spec);
+    let range = value_range(&[values], spec);
     let p = spec.padding;
     for (i, tile) in values.chunks_exact(px).enumerate() {
         let x0 = p + (i % cols) * (spec.width + p);
@@ -193,14 +192,7 @@ pub fn pairs(originals: &[f32], reconstructions: &[f32], n: usize, spec: &GridSp
     let px = check_rows(originals, n, spec, "originals")?;
     check_rows(reconstructions, n, spec, "reconstructions")?;
     let mut img = canvas(size)?;
-    let range = match spec.range {
-        Some(r) => r,
-        None => {
-            let (a, b) = value_range(originals, spec);
-            let (c, d) = value_range(reconstructions, spec);
-            (a.min(c), b.max(d))
-        }
-    };
+    let range = value_range(&[originals, reconstructions], spec);
     let p = spec.padding;
     for i in 0..n {
         let x0 = p + (i % cols) * (spec.width + p);

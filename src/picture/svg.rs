@@ -113,18 +113,11 @@ pub fn history_svg(history: &[EpochRecord], log_scale: bool, title: &str) -> Res
     if history.is_empty() {
         return Err(invalid!("the history is empty: train first"));
     }
-    let train: Vec<(usize, f64)> = history
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.train_loss.is_finite())
-        .map(|(i, r)| (i + 1, r.train_loss))
-        .collect();
-    let valid: Vec<(usize, f64)> = history
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.valid_loss.is_finite())
-        .map(|(i, r)| (i + 1, r.valid_loss))
-        .collect();
+    // (epoch, loss) of the epochs where the loss is finite.
+    let series = |loss: fn(&EpochRecord) -> f64| -> Vec<(usize, f64)> {
+        history.iter().enumerate().map(|(i, r)| (i + 1, loss(r))).filter(|p| p.1.is_finite()).collect()
+    };
+    let (train, valid) = (series(|r| r.train_loss), series(|r| r.valid_loss));
     let all: Vec<f64> = train.iter().chain(&valid).map(|p| p.1).collect();
     if all.is_empty() {
         return Err(invalid!("no epoch of the history has a finite loss"));
