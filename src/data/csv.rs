@@ -198,13 +198,7 @@ pub fn read(path: &Path, opts: &CsvOptions) -> Result<(Matrix, Option<Vec<i32>>)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn bad(r: Result<(Matrix, Option<Vec<i32>>)>) -> String {
-        match r {
-            Err(Error::BadFormat(m)) => m,
-            other => panic!("expected BadFormat, got {other:?}"),
-        }
-    }
+    use crate::data::bad_format as bad;
 
     #[test]
     fn parses_header_labels_crlf_quotes_and_blank_lines() {

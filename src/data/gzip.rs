@@ -11,7 +11,7 @@ use std::path::Path;
 use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::{self as inflate, DecompressorOxide, inflate_flags};
 
-use super::crc32::Crc32;
+use super::{bad, crc32::Crc32};
 use crate::error::{Error, Result};
 
 /// Absolute cap on the decompressed size of one file: 2 GiB.
@@ -24,10 +24,6 @@ const FEXTRA: u8 = 0x04;
 const FNAME: u8 = 0x08;
 const FCOMMENT: u8 = 0x10;
 const FRESERVED: u8 = 0xE0;
-
-fn bad(msg: String) -> Error {
-    Error::BadFormat(msg)
-}
 
 /// Whether `bytes` starts with the gzip magic number.
 pub fn is_gzip(bytes: &[u8]) -> bool {
@@ -191,6 +187,7 @@ fn member_into(m: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::data::bad_format as err;
 
     const FTEXT: u8 = 0x01;
 
@@ -218,13 +215,6 @@ pub(crate) mod tests {
 
     fn sample(n: usize) -> Vec<u8> {
         (0..n).map(|i| ((i * 7919) % 251) as u8).collect()
-    }
-
-    fn err(r: Result<Vec<u8>>) -> String {
-        match r {
-            Err(Error::BadFormat(m)) => m,
-            other => panic!("expected BadFormat, got {other:?}"),
-        }
     }
 
     #[test]

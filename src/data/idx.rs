@@ -9,8 +9,8 @@
 
 use std::path::Path;
 
-use super::gzip;
-use crate::error::{Error, Result, try_zeros};
+use super::{bad, gzip};
+use crate::error::{Result, try_zeros};
 use crate::tensor::Matrix;
 
 pub const MAGIC_IMAGES: u32 = 0x0000_0803;
@@ -22,10 +22,6 @@ const TYPE_U8: u8 = 0x08;
 pub struct IdxHeader {
     pub dims: Vec<usize>,
     pub data_offset: usize,
-}
-
-fn bad(msg: String) -> Error {
-    Error::BadFormat(msg)
 }
 
 /// Parses and checks the header of a u8 IDX file with `want_dims` dimensions (any of them):
@@ -100,6 +96,7 @@ pub fn read_labels(path: &Path) -> Result<Vec<i32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::bad_format as bad_msg;
 
     fn images(n: u32, r: u32, c: u32, payload: usize) -> Vec<u8> {
         let mut b = MAGIC_IMAGES.to_be_bytes().to_vec();
@@ -108,13 +105,6 @@ mod tests {
         }
         b.extend((0..payload).map(|i| i as u8));
         b
-    }
-
-    fn bad_msg<T: std::fmt::Debug>(r: Result<T>) -> String {
-        match r {
-            Err(Error::BadFormat(m)) => m,
-            other => panic!("expected BadFormat, got {other:?}"),
-        }
     }
 
     #[test]

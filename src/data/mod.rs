@@ -109,6 +109,20 @@ pub(crate) fn read_regular(path: &Path, limit: u64, what: &str) -> Result<Vec<u8
     Ok(bytes)
 }
 
+/// A format error with this message.
+pub(crate) fn bad(msg: String) -> Error {
+    Error::BadFormat(msg)
+}
+
+/// Tests: the message of a format error (anything else panics).
+#[cfg(test)]
+pub(crate) fn bad_format<T: std::fmt::Debug>(r: Result<T>) -> String {
+    match r {
+        Err(Error::BadFormat(m)) => m,
+        other => panic!("expected BadFormat, got {other:?}"),
+    }
+}
+
 /// Prefixes a format error with the file it came from (other errors already say enough).
 pub(crate) fn in_file(path: &Path, e: Error) -> Error {
     match e {

@@ -16,17 +16,13 @@
 
 use std::path::Path;
 
-use super::gzip;
+use super::{bad, gzip};
 use crate::error::{Error, Result, try_zeros};
 use crate::tensor::Matrix;
 
 pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// Longest header accepted (NumPy itself refuses headers over 10,000 bytes by default).
 pub const MAX_HEADER: usize = 1 << 20;
-
-fn bad(msg: String) -> Error {
-    Error::BadFormat(msg)
-}
 
 /// The element type of an array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,8 +76,9 @@ impl Dtype {
         Ok(Dtype { kind, size, big_endian })
     }
 
-    /// The element at byte offset `i*size` of `data`, as f64 (integers beyond 2^53 round).
-    fn get(&self, data: &[u8], i: usize) -> f64 {
+    /// The bits of the element at byte offset `i*size` of `data`, in the low bytes of a u64
+    /// (an Int sign-extended from its size: the bits of its i64).
+    fn bits(&self, data: &[u8], i: usize) -> u64 {
         let s = &data[i * self.size..(i + 1) * self.size];
         let mut buf = [0u8; 8];
         if self.big_endian {
@@ -91,35 +88,30 @@ impl Dtype {
         } else {
             buf[..self.size].copy_from_slice(s);
         }
+        let shift = 64 - 8 * self.size as u32;
+        match self.kind {
+            Kind::Int => ((u64::from_le_bytes(buf) << shift) as i64 >> shift) as u64,
+            _ => u64::from_le_bytes(buf),
+        }
+    }
+
+    /// The element at byte offset `i*size` of `data`, as f64 (integers beyond 2^53 round).
+    fn get(&self, data: &[u8], i: usize) -> f64 {
+        let b = self.bits(data, i);
         match (self.kind, self.size) {
-            (Kind::Float, 4) => f32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as f64,
-            (Kind::Float, _) => f64::from_le_bytes(buf),
-            (Kind::Uint, _) => u64::from_le_bytes(buf) as f64,
-            (Kind::Int, n) => {
-                // Sign-extend from n bytes.
-                let shift = 64 - 8 * n as u32;
-                ((u64::from_le_bytes(buf) << shift) as i64 >> shift) as f64
-            }
+            (Kind::Float, 4) => f32::from_bits(b as u32) as f64,
+            (Kind::Float, _) => f64::from_bits(b),
+            (Kind::Uint, _) => b as f64,
+            (Kind::Int, _) => b as i64 as f64,
         }
     }
 
     /// The element as an exact i64 (integer kinds; u64 above i64::MAX saturates).
     fn get_int(&self, data: &[u8], i: usize) -> Option<i64> {
-        let s = &data[i * self.size..(i + 1) * self.size];
-        let mut buf = [0u8; 8];
-        if self.big_endian {
-            for (k, &v) in s.iter().rev().enumerate() {
-                buf[k] = v;
-            }
-        } else {
-            buf[..self.size].copy_from_slice(s);
-        }
+        let b = self.bits(data, i);
         match self.kind {
-            Kind::Uint => i64::try_from(u64::from_le_bytes(buf)).ok(),
-            Kind::Int => {
-                let shift = 64 - 8 * self.size as u32;
-                Some((u64::from_le_bytes(buf) << shift) as i64 >> shift)
-            }
+            Kind::Uint => i64::try_from(b).ok(),
+            Kind::Int => Some(b as i64),
             Kind::Float => None,
         }
     }
