@@ -106,15 +106,11 @@ pub unsafe extern "C" fn latent_dataset_from_buffer(
     cols: usize,
     out: *mut *mut latent_dataset,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
-        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let d = Dataset::from_matrix(unsafe { buffer_matrix(data, dtype, layout, rows, cols)? })?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_dataset::new(d)) };
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    let make =
+        || Ok(latent_dataset::new(Dataset::from_matrix(unsafe { buffer_matrix(data, dtype, layout, rows, cols)? })?));
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { make_handle(out, make) }
 }
 
 /// Attaches real-valued targets to a dataset (replacing any): `rows` (= the dataset's rows) x
@@ -206,18 +202,15 @@ pub unsafe extern "C" fn latent_dataset_from_idx(
     labels_path: *const c_char,
     out: *mut *mut latent_dataset,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
+    let make = || {
         // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let images = unsafe { path(images_path, "images_path")? };
         // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let labels = if labels_path.is_null() { None } else { Some(unsafe { path(labels_path, "labels_path")? }) };
-        let d = Dataset::from_idx(images, labels.map(Path::new))?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_dataset::new(d)) };
-        Ok(())
-    })
+        Ok(latent_dataset::new(Dataset::from_idx(images, labels.map(Path::new))?))
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { make_handle(out, make) }
 }
 
 /// Reads a NumPy .npy file (what np.save writes; format 1.0, 2.0 or 3.0; gzip-compressed or
@@ -234,19 +227,16 @@ pub unsafe extern "C" fn latent_dataset_from_npy(
     labels_path: *const c_char,
     out: *mut *mut latent_dataset,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
+    let make = || {
         // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
         let labels =
             // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
             if labels_path.is_null() { None } else { Some(unsafe { super::path(labels_path, "labels_path")? }) };
-        let d = Dataset::from_npy(p, labels.map(Path::new))?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_dataset::new(d)) };
-        Ok(())
-    })
+        Ok(latent_dataset::new(Dataset::from_npy(p, labels.map(Path::new))?))
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { make_handle(out, make) }
 }
 
 /// Reads a numeric CSV/TSV file (gzip-compressed or not, detected by content) with `params`
@@ -261,9 +251,7 @@ pub unsafe extern "C" fn latent_dataset_from_csv(
     params: *const latent_csv_params,
     out: *mut *mut latent_dataset,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
+    let make = || {
         // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
         // SAFETY: NULL or a live object of this library (the C contract).
@@ -271,11 +259,10 @@ pub unsafe extern "C" fn latent_dataset_from_csv(
             Some(params) => csv_options(params)?,
             None => CsvOptions::default(),
         };
-        let d = Dataset::from_csv(p, &opts)?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_dataset::new(d)) };
-        Ok(())
-    })
+        Ok(latent_dataset::new(Dataset::from_csv(p, &opts)?))
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { make_handle(out, make) }
 }
 
 /// Frees a dataset; NULL is a no-op.

@@ -151,12 +151,8 @@ pub unsafe extern "C" fn latent_network_contractive_exact(
     net: *const latent_network,
     exact: *mut i32,
 ) -> latent_status {
-    guard(|| {
-        out(exact, "exact")?;
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let n = unsafe { arg(net, "net")? }.read()?;
-        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
-        unsafe { put(exact, i32::from(n.spec().regularization.contractive_exact)) };
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe {
+        get_value(net, "net", exact, "exact", |n| Ok(i32::from(n.read()?.spec().regularization.contractive_exact)))
+    }
 }

@@ -209,6 +209,86 @@ pub(crate) unsafe fn clear<T>(p: *mut *mut T, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The body of a call that makes a new handle: `out` is checked and set to NULL first (so a
+/// failure leaves NULL there), then *out = a handle of what `make` returns.
+pub(crate) unsafe fn make_handle<H>(out: *mut *mut H, make: impl FnOnce() -> Result<H>) -> latent_status {
+    guard(|| {
+        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
+        unsafe { clear(out, "out")? };
+        let h = make()?;
+        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
+        unsafe { new_handle(out, h) };
+        Ok(())
+    })
+}
+
+/// make_handle() of a handle made from the object at `p` (named `name`), checked after `out`.
+pub(crate) unsafe fn new_from<P, H>(
+    p: *const P,
+    name: &str,
+    out: *mut *mut H,
+    f: impl FnOnce(&P) -> Result<H>,
+) -> latent_status {
+    // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+    unsafe { make_handle(out, || f(arg(p, name)?)) }
+}
+
+/// The body of latent_*_get_params: the `params` of the model that `read` gives of the handle
+/// `h` (named `name`) are copied into `out` (`capacity` values).
+pub(crate) unsafe fn get_params<'a, H: 'a, M, G: std::ops::Deref<Target = M>>(
+    h: *const H,
+    name: &str,
+    out: *mut f32,
+    capacity: usize,
+    read: impl FnOnce(&'a H) -> Result<G>,
+    params: fn(&M) -> &[f32],
+) -> latent_status {
+    guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+        let m = read(unsafe { arg(h, name)? })?;
+        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
+        let dst = unsafe { out_slice(out, capacity, params(&m).len(), "out")? };
+        dst.copy_from_slice(params(&m));
+        Ok(())
+    })
+}
+
+/// The body of latent_*_set_params: the handle `h` (named `name`) and then the `n` values at
+/// `params` are checked, and `set` gives the values to the handle's model.
+pub(crate) unsafe fn set_params<H>(
+    h: *mut H,
+    name: &str,
+    params: *const f32,
+    n: usize,
+    set: impl FnOnce(&H, &[f32]) -> Result<()>,
+) -> latent_status {
+    guard(|| {
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+        let h = unsafe { arg(h, name)? };
+        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
+        set(h, unsafe { slice(params, n, "params")? })
+    })
+}
+
+/// The body of a call that writes one value of a handle into an out-pointer: `out` (named
+/// `out_name`) is checked first, then the handle `h` (named `name`), then *out = f(handle).
+pub(crate) unsafe fn get_value<H, T>(
+    h: *const H,
+    name: &str,
+    out: *mut T,
+    out_name: &str,
+    f: impl FnOnce(&H) -> Result<T>,
+) -> latent_status {
+    guard(|| {
+        self::out(out, out_name)?;
+        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
+        let v = f(unsafe { arg(h, name)? })?;
+        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
+        unsafe { put(out, v) };
+        Ok(())
+    })
+}
+
 /// A 0/1 option from C as a bool.
 pub(crate) fn flag(v: i32, name: &str) -> Result<bool> {
     match v {
@@ -467,6 +547,36 @@ pub(crate) unsafe fn with_model_rows<R>(
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         Rows::Dataset(_) => unsafe { with_rows(rows, f) },
     }
+}
+
+/// The rows' part of an inference call: their columns (must be `width`; `kind` names the model)
+/// and `out`'s capacity for rows x `per_row` values are checked before the rows are read
+/// (through `scaling` when given, as [`with_model_rows`]; as they are otherwise) and `f` runs on
+/// them; its result goes into `out`, a non-finite one being NON_FINITE.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn rows_into<T: OutValue + std::fmt::Debug>(
+    rows: Rows,
+    width: usize,
+    kind: &str,
+    scaling: Option<&crate::preprocess::InputScaling>,
+    out: *mut T,
+    capacity: usize,
+    per_row: usize,
+    f: impl FnOnce(&Matrix) -> Result<Vec<T>>,
+) -> Result<()> {
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    let r = unsafe { rows.check(width, kind)? };
+    // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
+    let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
+    let res = match scaling {
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+        Some(s) => unsafe { with_model_rows(rows, s, f)? },
+        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+        None => unsafe { with_rows(rows, f)? },
+    };
+    check_output(&res, per_row, "the result")?;
+    dst.copy_from_slice(&res);
+    Ok(())
 }
 
 /// INVALID_ARGUMENT for a mean over zero rows: an evaluation of an empty dataset has no value.

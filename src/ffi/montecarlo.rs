@@ -230,11 +230,7 @@ pub unsafe extern "C" fn latent_montecarlo_new(
     n_params: usize,
     out: *mut *mut latent_montecarlo,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let p = unsafe { arg(params, "params")? };
+    let make = |p: &latent_montecarlo_params| {
         let settings = settings_from_params(p)?;
         let max = crate::montecarlo::interval::MAX_INTERVAL_SAMPLES;
         let interval_samples = count(p.interval_samples, "interval_samples")?;
@@ -243,11 +239,10 @@ pub unsafe extern "C" fn latent_montecarlo_new(
         }
         let inner = MonteCarlo::new(settings, n_params)?;
         let state = McState { inner, interval_samples, full_hessian_max: p.full_hessian_max as usize };
-        let h = latent_montecarlo { n_params, state: Mutex::new(state) };
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, h) };
-        Ok(())
-    })
+        Ok(latent_montecarlo { n_params, state: Mutex::new(state) })
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { new_from(params, "params", out, make) }
 }
 
 /// Frees an optimizer; NULL is a no-op.

@@ -14,7 +14,7 @@ use crate::loss::Loss;
 use crate::network::{LayerSpec, Network, NetworkSpec};
 use crate::placement::RowsCall;
 use crate::regularizer::{Regularization, SparseLayers, Sparsity};
-use crate::tensor::{Matrix, checked_len};
+use crate::tensor::Matrix;
 
 /// An autoencoder. Inference calls (encode, decode, reconstruct, scores, save) may run on one
 /// network from many threads at once; calls that change it (set_params, threads) wait for them
@@ -206,17 +206,8 @@ pub unsafe extern "C" fn latent_network_new(
     params: *const latent_network_params,
     out: *mut *mut latent_network,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let p = unsafe { arg(params, "params")? };
-        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let net = Network::new(unsafe { spec_from_params(p)? })?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_network::new(net)) };
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { new_from(params, "params", out, |p| Ok(latent_network::new(Network::new(spec_from_params(p)?)?))) }
 }
 
 /// A deep copy (parameters and architecture). On failure *out is NULL.
@@ -225,15 +216,8 @@ pub unsafe extern "C" fn latent_network_clone(
     net: *const latent_network,
     out: *mut *mut latent_network,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let n = unsafe { arg(net, "net")? }.read()?.clone();
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_network::new(n)) };
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { new_from(net, "net", out, |n| Ok(latent_network::new(n.read()?.clone()))) }
 }
 
 /// Frees a network; NULL is a no-op.
@@ -260,14 +244,8 @@ pub unsafe extern "C" fn latent_network_code_dim(net: *const latent_network) -> 
 /// Number of trainable parameters (weights and biases; tied weights counted once).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_param_count(net: *const latent_network, out: *mut usize) -> latent_status {
-    guard(|| {
-        super::out(out, "out")?;
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let n = unsafe { arg(net, "net")? }.read()?.param_count();
-        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
-        unsafe { put(out, n) };
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { get_value(net, "net", out, "out", |n| Ok(n.read()?.param_count())) }
 }
 
 /// Copies the parameters (latent_network_param_count of them) into `out`.
@@ -277,14 +255,8 @@ pub unsafe extern "C" fn latent_network_get_params(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let n = unsafe { arg(net, "net")? }.read()?;
-        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
-        let dst = unsafe { out_slice(out, capacity, n.param_count(), "out")? };
-        dst.copy_from_slice(n.params());
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { get_params(net, "net", out, capacity, |n| n.read(), Network::params) }
 }
 
 /// Replaces the parameters; `n` must equal latent_network_param_count and all values be finite.
@@ -294,13 +266,8 @@ pub unsafe extern "C" fn latent_network_set_params(
     params: *const f32,
     n: usize,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let h = unsafe { arg(net, "net")? };
-        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
-        let p = unsafe { slice(params, n, "params")? };
-        h.write()?.set_params(p)
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { super::set_params(net, "net", params, n, |h, p| h.write()?.set_params(p)) }
 }
 
 /// Centres the biases of the network's functional-transfer layers on the first (up to) 1,000
@@ -395,14 +362,7 @@ pub(crate) unsafe fn rows_call<T: OutValue + std::fmt::Debug>(
         let n = unsafe { arg(net, "net")? }.read()?;
         let (in_width, per_row) = io(&n);
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let r = unsafe { rows.check(in_width, "network")? };
-        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
-        let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
-        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let v = unsafe { with_model_rows(rows, n.input_scaling(), |m| f(&n, m))? };
-        check_output(&v, per_row, "the result")?;
-        dst.copy_from_slice(&v);
-        Ok(())
+        unsafe { rows_into(rows, in_width, "network", Some(n.input_scaling()), out, capacity, per_row, |m| f(&n, m)) }
     })
 }
 
@@ -420,25 +380,19 @@ unsafe fn device_rows_call(
         let h = unsafe { arg(net, "net")? };
         let n = h.read()?;
         let (in_width, per_row) = call.widths(&n);
+        let scaling = if call == RowsCall::Decode { None } else { Some(n.input_scaling()) };
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let r = unsafe { rows.check(in_width, "network")? };
-        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
-        let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
-        let v = if call == RowsCall::Decode {
-            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-            unsafe { with_rows(rows, |m| h.device.rows(&n, call, m))? }
-        } else {
-            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-            unsafe { with_model_rows(rows, n.input_scaling(), |m| h.device.rows(&n, call, m))? }
-        };
-        // Rows in the input's space go back to raw units in raw-input mode (a caller's rows).
-        let v = match (rows, call) {
-            (Rows::Caller(..), RowsCall::Decode | RowsCall::Reconstruct) => n.input_scaling().to_raw(v)?,
-            _ => v,
-        };
-        check_output(v.as_slice(), per_row, "the result")?;
-        dst.copy_from_slice(v.as_slice());
-        Ok(())
+        unsafe {
+            rows_into(rows, in_width, "network", scaling, out, capacity, per_row, |m| {
+                let v = h.device.rows(&n, call, m)?;
+                // Rows in the input's space go back to raw units in raw-input mode (a caller's rows).
+                Ok(match (rows, call) {
+                    (Rows::Caller(..), RowsCall::Decode | RowsCall::Reconstruct) => n.input_scaling().to_raw(v)?,
+                    _ => v,
+                }
+                .into_vec())
+            })
+        }
     })
 }
 
@@ -671,16 +625,13 @@ pub unsafe extern "C" fn latent_network_save(net: *const latent_network, path: *
 /// On failure *out is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_load(path: *const c_char, out: *mut *mut latent_network) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
+    let load = || {
         // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
-        let n = crate::model_file::load(std::path::Path::new(p))?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_network::new(n)) };
-        Ok(())
-    })
+        Ok(latent_network::new(crate::model_file::load(std::path::Path::new(p))?))
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { make_handle(out, load) }
 }
 
 /// Wraps a Rust network in a C handle (for Rust programs that hand networks to C code).

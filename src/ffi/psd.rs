@@ -1,11 +1,11 @@
 //! C API of predictive sparse decomposition (the PSD model handle, src/psd.rs).
 
+use super::Rows;
 use super::dataset::latent_dataset;
 use super::*;
-use super::{Rows, check_output, with_rows};
 use crate::error::Result;
 use crate::psd::{Psd, PsdConfig, PsdSpec, SparseCoding};
-use crate::tensor::{Matrix, checked_len};
+use crate::tensor::Matrix;
 
 /// A predictive sparse decomposition model (Kavukcuoglu, Ranzato & LeCun 2008): a dictionary D
 /// of unit-norm atoms, L1-sparse codes h, and an encoder f(x) = g * tanh(W_e x + b_e) trained
@@ -40,17 +40,15 @@ pub unsafe extern "C" fn latent_psd_new(
     seed: u64,
     out: *mut *mut latent_psd,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
+    let make = || {
         let spec =
             PsdSpec { input_dim, code_dim, lambda: f32_of(lambda, "lambda")?, alpha: f32_of(alpha, "alpha")?, seed };
         let p = Psd::new(spec)?;
         let shape = (p.input_dim(), p.code_dim());
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_psd { inner: super::handle::Locked::new(p, "PSD model"), shape }) };
-        Ok(())
-    })
+        Ok(latent_psd { inner: super::handle::Locked::new(p, "PSD model"), shape })
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { make_handle(out, make) }
 }
 
 /// Frees a PSD model; NULL is a no-op.
@@ -77,14 +75,8 @@ pub unsafe extern "C" fn latent_psd_code_dim(psd: *const latent_psd) -> usize {
 /// Number of parameters: 2 input_dim code_dim + 2 code_dim.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_psd_param_count(psd: *const latent_psd, out: *mut usize) -> latent_status {
-    guard(|| {
-        super::out(out, "out")?;
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let n = unsafe { arg(psd, "psd")? }.read()?.param_count();
-        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
-        unsafe { put(out, n) };
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { get_value(psd, "psd", out, "out", |p| Ok(p.read()?.param_count())) }
 }
 
 /// Copies the parameters (latent_psd_param_count of them) into `out`, in this order: D
@@ -97,14 +89,8 @@ pub unsafe extern "C" fn latent_psd_get_params(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let p = unsafe { arg(psd, "psd")? }.read()?;
-        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
-        let dst = unsafe { out_slice(out, capacity, p.param_count(), "out")? };
-        dst.copy_from_slice(p.params());
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { get_params(psd, "psd", out, capacity, |p| p.read(), Psd::params) }
 }
 
 /// Replaces the parameters (the layout of latent_psd_get_params); `n` must equal
@@ -112,13 +98,8 @@ pub unsafe extern "C" fn latent_psd_get_params(
 /// scales them back to unit norm after each step).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_psd_set_params(psd: *mut latent_psd, params: *const f32, n: usize) -> latent_status {
-    guard(|| {
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let h = unsafe { arg(psd, "psd")? };
-        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
-        let p = unsafe { slice(params, n, "params")? };
-        h.inner.write()?.set_params(p)
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { super::set_params(psd, "psd", params, n, |h, p| h.inner.write()?.set_params(p)) }
 }
 
 /// Trains the model on the rows of `train` by PSD's alternating algorithm: for each minibatch
@@ -187,14 +168,7 @@ unsafe fn psd_rows(
         let p = unsafe { arg(psd, "psd")? }.read()?;
         let per = per_row(&p);
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let r = unsafe { rows.check(width(&p), "PSD model")? };
-        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
-        let dst = unsafe { out_slice(out, capacity, checked_len(r, per)?, "out")? };
-        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let res = unsafe { with_rows(rows, |m| f(&p, m))? };
-        check_output(res.as_slice(), per, "the result")?;
-        dst.copy_from_slice(res.as_slice());
-        Ok(())
+        unsafe { rows_into(rows, width(&p), "PSD model", None, out, capacity, per, |m| Ok(f(&p, m)?.into_vec())) }
     })
 }
 

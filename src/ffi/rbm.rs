@@ -5,10 +5,10 @@ use std::ffi::{c_char, c_void};
 use super::dataset::latent_dataset;
 use super::trainer::{config_from_params, progress_to_c};
 use super::*;
-use super::{OutValue, Rows, check_output, with_rows};
+use super::{OutValue, Rows};
 use crate::error::{Result, invalid};
 use crate::rbm_model::{RbmModel, unit_code, unit_from_code};
-use crate::tensor::{Matrix, checked_len};
+use crate::tensor::Matrix;
 use crate::train::RbmConfig;
 
 /// Kind of an RBM layer's units (`latent_rbm_unit`).
@@ -50,16 +50,13 @@ pub unsafe extern "C" fn latent_rbm_new(
     seed: u64,
     out: *mut *mut latent_rbm,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
+    let make = || {
         let v = unit_from_code(visible).map_err(|e| e.context(format_args!("visible")))?;
         let h = unit_from_code(hidden).map_err(|e| e.context(format_args!("hidden")))?;
-        let m = RbmModel::new(n_visible, n_hidden, v, h, seed)?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_rbm::new(m)) };
-        Ok(())
-    })
+        Ok(latent_rbm::new(RbmModel::new(n_visible, n_hidden, v, h, seed)?))
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { make_handle(out, make) }
 }
 
 /// Frees an RBM; NULL is a no-op.
@@ -107,14 +104,8 @@ pub unsafe extern "C" fn latent_rbm_units(
 /// Number of parameters: n_visible * n_hidden + n_hidden + n_visible.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_rbm_param_count(rbm: *const latent_rbm, out: *mut usize) -> latent_status {
-    guard(|| {
-        super::out(out, "out")?;
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let n = unsafe { arg(rbm, "rbm")? }.inner.read()?.param_count();
-        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
-        unsafe { put(out, n) };
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { get_value(rbm, "rbm", out, "out", |r| Ok(r.inner.read()?.param_count())) }
 }
 
 /// Copies the parameters (latent_rbm_param_count of them) into `out`: the weights W
@@ -126,14 +117,8 @@ pub unsafe extern "C" fn latent_rbm_get_params(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let m = unsafe { arg(rbm, "rbm")? }.inner.read()?;
-        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
-        let dst = unsafe { out_slice(out, capacity, m.param_count(), "out")? };
-        dst.copy_from_slice(m.params());
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { get_params(rbm, "rbm", out, capacity, |m| m.inner.read(), RbmModel::params) }
 }
 
 /// Replaces the parameters (the order of latent_rbm_get_params); `n` must equal
@@ -141,13 +126,8 @@ pub unsafe extern "C" fn latent_rbm_get_params(
 /// LATENT_STATUS_NON_FINITE).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_rbm_set_params(rbm: *mut latent_rbm, params: *const f32, n: usize) -> latent_status {
-    guard(|| {
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let h = unsafe { arg(rbm, "rbm")? };
-        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
-        let p = unsafe { slice(params, n, "params")? };
-        h.inner.write()?.set_params(p)
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { super::set_params(rbm, "rbm", params, n, |h, p| h.inner.write()?.set_params(p)) }
 }
 
 /// Threads used by the inference calls on this RBM (0, the default: LATENT_NUM_THREADS when
@@ -279,14 +259,7 @@ unsafe fn rows_call<T: OutValue + std::fmt::Debug>(
         let m = unsafe { arg(rbm, "rbm")? }.inner.read()?;
         let per_row = per_row(&m)?;
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let r = unsafe { rows.check(m.n_visible(), "RBM")? };
-        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
-        let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
-        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let res = unsafe { with_rows(rows, |x| f(&m, x))? };
-        check_output(&res, per_row, "the result")?;
-        dst.copy_from_slice(&res);
-        Ok(())
+        unsafe { rows_into(rows, m.n_visible(), "RBM", None, out, capacity, per_row, |x| f(&m, x)) }
     })
 }
 
@@ -410,16 +383,13 @@ pub unsafe extern "C" fn latent_rbm_save(rbm: *const latent_rbm, path: *const c_
 /// LATENT_STATUS_IO. Only a regular file is read. On failure *out is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_rbm_load(path: *const c_char, out: *mut *mut latent_rbm) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
+    let load = || {
         // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
-        let m = crate::model_file::load_rbm(std::path::Path::new(p))?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_rbm::new(m)) };
-        Ok(())
-    })
+        Ok(latent_rbm::new(crate::model_file::load_rbm(std::path::Path::new(p))?))
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { make_handle(out, load) }
 }
 
 /// Wraps a Rust RBM model in a C handle (for Rust programs that hand RBMs to C code).

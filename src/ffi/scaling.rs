@@ -165,14 +165,8 @@ unsafe fn set_raw<H: Handle>(h: *const H, raw: i32) -> latent_status {
 }
 
 unsafe fn get_raw<H: Handle>(h: *const H, raw: *mut i32) -> latent_status {
-    guard(|| {
-        out(raw, "raw")?;
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let r = unsafe { arg(h, "model")? }.read_model()?.input().raw();
-        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
-        unsafe { put(raw, i32::from(r)) };
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { get_value(h, "model", raw, "raw", |h| Ok(i32::from(h.read_model()?.input().raw()))) }
 }
 
 unsafe fn scale_dataset<H: Handle>(h: *const H, dataset: *mut latent_dataset) -> latent_status {

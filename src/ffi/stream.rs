@@ -42,16 +42,13 @@ impl latent_stream {
 /// NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_stream_open(path: *const c_char, out: *mut *mut latent_stream) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
+    let make = || {
         // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
-        let s = NpyStream::open(std::path::Path::new(p))?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_stream { inner: std::sync::Mutex::new(s) }) };
-        Ok(())
-    })
+        Ok(latent_stream { inner: std::sync::Mutex::new(NpyStream::open(std::path::Path::new(p))?) })
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { make_handle(out, make) }
 }
 
 /// Opens the `n` `.npy` files `paths[0..n]` as the shards of one stream, their rows in this
@@ -63,9 +60,7 @@ pub unsafe extern "C" fn latent_stream_open_files(
     n: usize,
     out: *mut *mut latent_stream,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
+    let make = || {
         if n == 0 {
             return Err(crate::error::invalid!("n is 0: give at least one .npy file"));
         }
@@ -76,11 +71,10 @@ pub unsafe extern "C" fn latent_stream_open_files(
             // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
             files.push(PathBuf::from(unsafe { super::path(p, &format!("paths[{i}]"))? }));
         }
-        let s = NpyStream::open_files(&files)?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_stream { inner: std::sync::Mutex::new(s) }) };
-        Ok(())
-    })
+        Ok(latent_stream { inner: std::sync::Mutex::new(NpyStream::open_files(&files)?) })
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { make_handle(out, make) }
 }
 
 /// Frees a stream (closing its files); NULL is a no-op.

@@ -136,11 +136,7 @@ pub unsafe extern "C" fn latent_trainer_new(
     params: *const latent_train_params,
     out: *mut *mut latent_trainer,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let p = unsafe { arg(params, "params")? };
+    let make = |p: &latent_train_params| {
         let mut t = Trainer::new(train_config(p)?)?;
         let ck = if p.checkpoint_path.is_null() {
             if p.checkpoint_every != 0 {
@@ -152,10 +148,10 @@ pub unsafe extern "C" fn latent_trainer_new(
             Some(std::path::PathBuf::from(unsafe { path(p.checkpoint_path, "checkpoint_path")? }))
         };
         t.set_checkpoints(ck, p.checkpoint_every as usize)?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_trainer::new(t)) };
-        Ok(())
-    })
+        Ok(latent_trainer::new(t))
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { new_from(params, "params", out, make) }
 }
 
 /// Frees a trainer; NULL is a no-op.

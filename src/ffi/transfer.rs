@@ -43,21 +43,16 @@ pub unsafe extern "C" fn latent_network_new_supervised_from_encoder(
     seed: u64,
     out: *mut *mut latent_network,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let src = unsafe { arg(source, "source")? };
+    let make = |src: &latent_network| {
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let hidden = unsafe {
             layers(n_hidden, hidden_units, hidden_activations, std::ptr::null(), 0.0, Activation::Relu, "hidden")?
         };
         let task = supervised_task(task, outputs)?;
-        let net = Network::supervised_from_encoder(&*src.read()?, &hidden, task, seed)?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_network::new(net)) };
-        Ok(())
-    })
+        Ok(latent_network::new(Network::supervised_from_encoder(&*src.read()?, &hidden, task, seed)?))
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { new_from(source, "source", out, make) }
 }
 
 /// latent_network_new_supervised_from_encoder from a VAE (the same arguments after `source`;
@@ -79,21 +74,16 @@ pub unsafe extern "C" fn latent_network_new_supervised_from_vae(
     seed: u64,
     out: *mut *mut latent_network,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let src = unsafe { arg(source, "source")? };
+    let make = |src: &latent_vae| {
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
         let hidden = unsafe {
             layers(n_hidden, hidden_units, hidden_activations, std::ptr::null(), 0.0, Activation::Relu, "hidden")?
         };
         let task = supervised_task(task, outputs)?;
-        let net = Network::supervised_from_vae(&*src.read()?, &hidden, task, seed)?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_network::new(net)) };
-        Ok(())
-    })
+        Ok(latent_network::new(Network::supervised_from_vae(&*src.read()?, &hidden, task, seed)?))
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { new_from(source, "source", out, make) }
 }
 
 /// Layers of `net` that hold parameters into *count: its hidden layers (encoder, code,

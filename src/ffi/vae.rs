@@ -157,31 +157,15 @@ pub(crate) unsafe fn vae_spec_from_params(p: &latent_vae_params) -> Result<VaeSp
 /// Builds and initialises a variational autoencoder. On failure *out is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_new(params: *const latent_vae_params, out: *mut *mut latent_vae) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let p = unsafe { arg(params, "params")? };
-        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let vae = Vae::new(unsafe { vae_spec_from_params(p)? })?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_vae::new(vae)) };
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { new_from(params, "params", out, |p| Ok(latent_vae::new(Vae::new(vae_spec_from_params(p)?)?))) }
 }
 
 /// A deep copy (architecture, parameters, steps trained). On failure *out is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_clone(vae: *const latent_vae, out: *mut *mut latent_vae) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let v = unsafe { arg(vae, "vae")? }.read()?.clone();
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_vae::new(v)) };
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { new_from(vae, "vae", out, |v| Ok(latent_vae::new(v.read()?.clone()))) }
 }
 
 /// Frees a VAE; NULL is a no-op.
@@ -208,14 +192,8 @@ pub unsafe extern "C" fn latent_vae_latent_dim(vae: *const latent_vae) -> usize 
 /// Number of trainable parameters (weights, biases, global log-variances).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_param_count(vae: *const latent_vae, out: *mut usize) -> latent_status {
-    guard(|| {
-        super::out(out, "out")?;
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let n = unsafe { arg(vae, "vae")? }.read()?.param_count();
-        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
-        unsafe { put(out, n) };
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { get_value(vae, "vae", out, "out", |v| Ok(v.read()?.param_count())) }
 }
 
 /// Copies the parameters (latent_vae_param_count of them) into `out`.
@@ -225,26 +203,15 @@ pub unsafe extern "C" fn latent_vae_get_params(
     out: *mut f32,
     capacity: usize,
 ) -> latent_status {
-    guard(|| {
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let v = unsafe { arg(vae, "vae")? }.read()?;
-        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
-        let dst = unsafe { out_slice(out, capacity, v.param_count(), "out")? };
-        dst.copy_from_slice(v.params());
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { get_params(vae, "vae", out, capacity, |v| v.read(), Vae::params) }
 }
 
 /// Replaces the parameters; `n` must equal latent_vae_param_count and all values be finite.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_set_params(vae: *mut latent_vae, params: *const f32, n: usize) -> latent_status {
-    guard(|| {
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let h = unsafe { arg(vae, "vae")? };
-        // SAFETY: NULL is refused; otherwise the pointer holds the stated count of readable values (the C contract).
-        let p = unsafe { slice(params, n, "params")? };
-        h.write()?.set_params(p)
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { super::set_params(vae, "vae", params, n, |h, p| h.write()?.set_params(p)) }
 }
 
 /// Threads used by inference calls on this VAE (0, the default: LATENT_NUM_THREADS when set,
@@ -300,16 +267,13 @@ pub unsafe extern "C" fn latent_vae_save(vae: *const latent_vae, path: *const c_
 /// failure *out is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_vae_load(path: *const c_char, out: *mut *mut latent_vae) -> latent_status {
-    guard(|| {
-        // SAFETY: NULL is refused; otherwise the out-pointer is a writable handle slot (the C contract).
-        unsafe { clear(out, "out")? };
+    let load = || {
         // SAFETY: NULL is refused; otherwise a NUL-terminated string (the C contract).
         let p = unsafe { super::path(path, "path")? };
-        let v = crate::model_file::load_vae(std::path::Path::new(p))?;
-        // SAFETY: the out-pointer was checked non-NULL (by `clear`) and is writable.
-        unsafe { new_handle(out, latent_vae::new(v)) };
-        Ok(())
-    })
+        Ok(latent_vae::new(crate::model_file::load_vae(std::path::Path::new(p))?))
+    };
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { make_handle(out, load) }
 }
 
 /// Runs `f` on the rows and copies its result into `out`. The rows' columns must be
@@ -342,27 +306,24 @@ unsafe fn rows_call_in<T: OutValue + std::fmt::Debug>(
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? }.read()?;
         let (in_width, per_row) = io(&v)?;
+        let scaling = input.then(|| v.input_scaling());
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let r = unsafe { rows.check(in_width, "VAE")? };
-        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
-        let dst = unsafe { out_slice(out, capacity, checked_len(r, per_row)?, "out")? };
-        let res = if input {
-            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-            unsafe { with_model_rows(rows, v.input_scaling(), |m| f(&v, m))? }
-        } else {
-            // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-            unsafe { with_rows(rows, |m| f(&v, m))? }
-        };
-        check_output(&res, per_row, "the result")?;
-        dst.copy_from_slice(&res);
-        Ok(())
+        unsafe { rows_into(rows, in_width, "VAE", scaling, out, capacity, per_row, |m| f(&v, m)) }
     })
 }
 
-/// (input_dim, 1) for a per-row score with `samples` draws, the draws checked first.
-fn scores_io(v: &Vae, samples: u32) -> Result<(usize, usize)> {
-    crate::vae::check_samples(samples as usize)?;
-    Ok((v.input_dim(), 1))
+/// rows_call() of a per-row score with `samples` draws (checked first): `f` gets the draws.
+unsafe fn scores_call(
+    vae: *const latent_vae,
+    rows: Rows,
+    samples: u32,
+    out: *mut f64,
+    capacity: usize,
+    f: impl FnOnce(&Vae, &Matrix, usize) -> Result<Vec<f64>>,
+) -> latent_status {
+    let io = |v: &Vae| crate::vae::check_samples(samples as usize).map(|()| (v.input_dim(), 1));
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { rows_call(vae, rows, out, capacity, io, |v, m| f(v, m, samples as usize)) }
 }
 
 /// The body of latent_vae_encode and latent_vae_encode_dataset.
@@ -568,14 +529,9 @@ pub unsafe extern "C" fn latent_vae_reconstruction_log_probability(
 ) -> latent_status {
     // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
-        rows_call(
-            vae,
-            Rows::Caller(x, rows, cols),
-            out,
-            capacity,
-            |v| scores_io(v, samples),
-            |v, m| v.reconstruction_log_probability(m, samples as usize, seed),
-        )
+        scores_call(vae, Rows::Caller(x, rows, cols), samples, out, capacity, |v, m, k| {
+            v.reconstruction_log_probability(m, k, seed)
+        })
     }
 }
 
@@ -594,14 +550,9 @@ pub unsafe extern "C" fn latent_vae_reconstruction_probability(
 ) -> latent_status {
     // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
-        rows_call(
-            vae,
-            Rows::Caller(x, rows, cols),
-            out,
-            capacity,
-            |v| scores_io(v, samples),
-            |v, m| v.reconstruction_probability(m, samples as usize, seed),
-        )
+        scores_call(vae, Rows::Caller(x, rows, cols), samples, out, capacity, |v, m, k| {
+            v.reconstruction_probability(m, k, seed)
+        })
     }
 }
 
@@ -624,14 +575,7 @@ pub unsafe extern "C" fn latent_vae_log_likelihood(
 ) -> latent_status {
     // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
-        rows_call(
-            vae,
-            Rows::Caller(x, rows, cols),
-            out,
-            capacity,
-            |v| scores_io(v, samples),
-            |v, m| v.log_likelihood(m, samples as usize, seed),
-        )
+        scores_call(vae, Rows::Caller(x, rows, cols), samples, out, capacity, |v, m, k| v.log_likelihood(m, k, seed))
     }
 }
 
@@ -646,16 +590,7 @@ pub unsafe extern "C" fn latent_vae_log_likelihood_dataset(
     capacity: usize,
 ) -> latent_status {
     // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-    unsafe {
-        rows_call(
-            vae,
-            Rows::Dataset(dataset),
-            out,
-            capacity,
-            |v| scores_io(v, samples),
-            |v, m| v.log_likelihood(m, samples as usize, seed),
-        )
-    }
+    unsafe { scores_call(vae, Rows::Dataset(dataset), samples, out, capacity, |v, m, k| v.log_likelihood(m, k, seed)) }
 }
 
 /// latent_vae_reconstruction_log_probability (DL4J's form) of every row of a dataset.
@@ -670,14 +605,9 @@ pub unsafe extern "C" fn latent_vae_reconstruction_log_probability_dataset(
 ) -> latent_status {
     // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
     unsafe {
-        rows_call(
-            vae,
-            Rows::Dataset(dataset),
-            out,
-            capacity,
-            |v| scores_io(v, samples),
-            |v, m| v.reconstruction_log_probability(m, samples as usize, seed),
-        )
+        scores_call(vae, Rows::Dataset(dataset), samples, out, capacity, |v, m, k| {
+            v.reconstruction_log_probability(m, k, seed)
+        })
     }
 }
 

@@ -1,12 +1,11 @@
 //! C API of the VAE's reconstruction error (DL4J's `VariationalAutoencoder.reconstructionError`),
 //! beside latent_vae_reconstruction_probability.
 
+use super::Rows;
 use super::dataset::latent_dataset;
 use super::vae::latent_vae;
 use super::*;
-use super::{Rows, check_output, with_rows};
 use crate::loss::Loss;
-use crate::tensor::checked_len;
 
 /// The per-row errors of `rows` into `out` (latent_vae_reconstruction_log_probability's
 /// conventions): the loss code, the width, then the capacity checked before the rows are read.
@@ -22,14 +21,7 @@ unsafe fn error_rows(
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let v = unsafe { arg(vae, "vae")? }.read()?;
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let r = unsafe { rows.check(v.input_dim(), "VAE")? };
-        // SAFETY: NULL is refused; otherwise the buffer holds `capacity` writable values (the C contract).
-        let dst = unsafe { out_slice(out, capacity, checked_len(r, 1)?, "out")? };
-        // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-        let res = unsafe { with_rows(rows, |m| v.reconstruction_error(m, loss))? };
-        check_output(&res, 1, "the result")?;
-        dst.copy_from_slice(&res);
-        Ok(())
+        unsafe { rows_into(rows, v.input_dim(), "VAE", None, out, capacity, 1, |m| v.reconstruction_error(m, loss)) }
     })
 }
 

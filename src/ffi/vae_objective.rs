@@ -43,12 +43,6 @@ pub unsafe extern "C" fn latent_vae_get_objective(
     vae: *const latent_vae,
     objective: *mut latent_vae_objective,
 ) -> latent_status {
-    guard(|| {
-        out(objective, "objective")?;
-        // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let v = unsafe { arg(vae, "vae")? }.read()?;
-        // SAFETY: the out-pointer was checked non-NULL; it points to a writable value (the C contract).
-        unsafe { put(objective, v.spec().objective.code()) };
-        Ok(())
-    })
+    // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
+    unsafe { get_value(vae, "vae", objective, "objective", |v| Ok(v.read()?.spec().objective.code())) }
 }
