@@ -166,8 +166,14 @@ impl Activation {
         }
     }
 
-    /// y = f(z + bias) row by row; z is overwritten by z + bias (as the device kernel leaves
-    /// it, so every consumer of z sees the whole pre-activation on either backend).
+    /// Whether forward_rows() leaves z + bias in z. Identity and ReLU do not: their derivatives
+    /// read y, and storing z back costs a training step about 1% of its time (benches/README.md).
+    pub fn z_has_bias(self) -> bool {
+        !matches!(self, Activation::Identity | Activation::Relu)
+    }
+
+    /// y = f(z + bias) row by row; z is overwritten by z + bias where the derivative reads z
+    /// ([`Activation::z_has_bias`]).
     pub fn forward_rows(self, z: &mut [f32], bias: &[f32], y: &mut [f32]) {
         forward_rows_wide(self, z, bias, y)
     }
@@ -180,14 +186,12 @@ impl Activation {
                 // Specialised loops that the compiler vectorises.
                 Activation::Identity => {
                     for ((z, y), b) in zr.iter_mut().zip(yr.iter_mut()).zip(bias) {
-                        *z += b;
-                        *y = *z;
+                        *y = *z + b;
                     }
                 }
                 Activation::Relu => {
                     for ((z, y), b) in zr.iter_mut().zip(yr.iter_mut()).zip(bias) {
-                        *z += b;
-                        *y = z.max(0.0);
+                        *y = (*z + b).max(0.0);
                     }
                 }
                 Activation::Sigmoid => {

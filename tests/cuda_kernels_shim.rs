@@ -318,6 +318,7 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
     be.run(Op::CodeNoise {
         z: (&mut zh, 0),
         y: (&mut yh, 0),
+        bias: None,
         ids: (&ids, 0),
         rows,
         cols,

@@ -432,6 +432,7 @@ impl<B: Backend> Ctx<'_, B> {
                     be.run(Op::CodeNoise {
                         z: (&mut p.z[i], 0),
                         y: (&mut p.y[i], 0),
+                        bias: (!be.z_has_bias(l)).then_some((self.params, l.b)),
                         ids,
                         rows,
                         cols: l.n_out,

@@ -197,10 +197,12 @@ pub enum Op<'a, B: Backend> {
     },
     /// Samples of a stochastic layer; element i draws element `first + i` of counter `ctr`.
     Sample { y: In<'a, B::Buf>, s: Out<'a, B::Buf>, n: usize, kind: Stochastic, seed: u64, ctr: u64, first: usize },
-    /// Fixed per-row noise on the code layer's z (with bias); y recomputed.
+    /// Fixed per-row noise on the code layer's z; y recomputed from z + noise. `bias`: the
+    /// layer's bias where the backend's forward left it out of z ([`Backend::z_has_bias`]).
     CodeNoise {
         z: Out<'a, B::Buf>,
         y: Out<'a, B::Buf>,
+        bias: Option<In<'a, B::Buf>>,
         ids: (&'a B::Ids, usize),
         rows: usize,
         cols: usize,
@@ -510,7 +512,8 @@ pub trait Backend: Sized + Send + Sync {
     fn free_memory(&self) -> Option<u64>;
     fn gemm(&self, g: Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) -> Result<()>;
     /// A layer's forward over `rows` rows: z = x W + b (or a functional connection's sums),
-    /// y = f(z); z keeps its bias. A memory layer has none (Unsupported).
+    /// y = f(z); z keeps its bias unless [`Backend::z_has_bias`] says otherwise. A memory
+    /// layer has none (Unsupported).
     #[allow(clippy::too_many_arguments)]
     fn layer_forward(
         &self,
@@ -598,6 +601,11 @@ pub trait Backend: Sized + Send + Sync {
         Err(crate::error::Error::Internal("this backend adds no host values to its slots".into()))
     }
 
+    /// Whether [`Backend::layer_forward`] leaves layer `l`'s bias in z (the kernels always do;
+    /// only a consumer of z's value, such as code noise, needs to know).
+    fn z_has_bias(&self, _l: &Dense) -> bool {
+        true
+    }
     /// Whether this backend runs layer `l` (its forward and backward primitives): every layer
     /// but a memory layer, whose state carries row after row, unless the backend says so (the
     /// CPU does). Placing a network asks this first, so a GPU refuses a memory network at once.
@@ -643,7 +651,8 @@ pub trait Backend: Sized + Send + Sync {
     }
 
     /// Dense forward: z = alpha op(a) op(w) + beta z (the GEMM `g`, rows of z contiguous), then
-    /// z += bias per row and y = act(z). A backend may fuse the three (the CPU does).
+    /// z += bias per row and y = act(z). A backend may fuse the three (the CPU does, leaving z
+    /// without the bias for identity and ReLU, whose derivatives read y).
     #[allow(clippy::too_many_arguments)]
     fn dense(
         &self,

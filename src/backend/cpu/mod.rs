@@ -182,6 +182,11 @@ impl Backend for Cpu {
     fn runs(&self, _l: &Dense) -> bool {
         true
     }
+    /// A dense layer's fused epilogue stores z + b only where the derivative reads z
+    /// ([`Activation::z_has_bias`]); a functional or memory layer's z keeps its bias.
+    fn z_has_bias(&self, l: &Dense) -> bool {
+        l.activation.z_has_bias() || l.functional().is_some() || l.memory().is_some()
+    }
     /// crate::contractive's own computation.
     fn exact_contraction(
         &self,

@@ -32,6 +32,13 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
         Op::BiasAct { z, b, y, rows, cols, act: a } => {
             let (z, y, b) = (view_mut(z, rows * cols), view_mut(y, rows * cols), view(b, cols));
             a.forward_rows(z, b, y);
+            // The kernel leaves z + b in z whatever the activation; forward_rows only where f'
+            // reads z.
+            if !a.z_has_bias() {
+                for zr in z.chunks_exact_mut(b.len()) {
+                    zr.iter_mut().zip(b).for_each(|(z, b)| *z += b);
+                }
+            }
         }
         Op::ActOnly { z, y, n, act: a } => {
             let (z, y) = (view(z, n), view_mut(y, n));
@@ -187,13 +194,17 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
                 s.par_chunks_mut(chunk).zip(y.par_chunks(chunk)).enumerate().for_each(|(c, (s, y))| one(c, s, y));
             }
         }
-        Op::CodeNoise { z, y, ids, rows, cols, act: a, sigma, seed } => {
+        Op::CodeNoise { z, y, bias, ids, rows, cols, act: a, sigma, seed } => {
             let n = rows * cols;
             let (z, y) = (view_mut(z, n), view_mut(y, n));
+            let bias = bias.map(|b| view(b, cols));
             for i in 0..n {
                 let u = philox(seed, ids.0[ids.1 + i / cols] as u64, (i % cols) as u64);
-                z[i] += sigma * normal(u[0], u[1]);
-                y[i] = a.apply(z[i]);
+                let noise = sigma * normal(u[0], u[1]);
+                // z + b + noise in the kernel's order; a z stored without its bias stays so.
+                let full = bias.map_or(z[i], |b| z[i] + b[i % cols]) + noise;
+                z[i] += noise;
+                y[i] = a.apply(full);
             }
         }
         Op::GatherRows { src, ids, dst, rows, cols } => {

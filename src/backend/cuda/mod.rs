@@ -652,7 +652,7 @@ impl Backend for Cuda {
                 ];
                 self.launch("lat_sample", n, full, &args)
             }
-            Op::CodeNoise { z, y, ids, rows, cols, act, sigma, seed } => {
+            Op::CodeNoise { z, y, ids, rows, cols, act, sigma, seed, bias: _ } => {
                 let n = rows * cols;
                 let args = [
                     self.p(&z, n)?,
