@@ -828,7 +828,8 @@ impl Workspace {
     pub fn passed_on(&self, i: usize) -> &[f32] {
         self.0.passed_on(i)
     }
-    /// Pre-activation of layer i for the last forward pass (the output's logits, for BCE).
+    /// Pre-activation of layer i for the last forward pass (the output's logits, for BCE); a
+    /// dense identity or ReLU layer's lacks the bias ([`crate::Activation::z_has_bias`]).
     pub fn preactivation(&self, i: usize) -> &[f32] {
         &self.0.z[i]
     }
