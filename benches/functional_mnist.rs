@@ -9,7 +9,7 @@
 //!   DEPTHS=1,3,10 UNITS=64 TRAIN=10000 SEEDS=1,2,3 cargo bench --bench functional_mnist
 //!
 //! Environment: ONLY (comma-separated family names, e.g. f01,f12, or "dense"), EPOCHS
-//! (default 2), UNITS (H, default 100), DEPTHS (comma-separated D, default 1), TRAIN (training
+//! (default 2), LR (Adam's step, default 1e-3), UNITS (H, default 100), DEPTHS (comma-separated D, default 1), TRAIN (training
 //! digits, default all 60,000), SEEDS (comma-separated network seeds, default 1), THREADS
 //! (default 0 = all cores), INIT (the network's `Init` code, default 0 = auto; 3 =
 //! small_uniform gives functional layers the author's U(−0.1, 0.1) ranges), PROBE=1 (also print,
@@ -73,6 +73,7 @@ fn main() {
     let n_train: usize = env("TRAIN", train.rows()).min(train.rows());
     let train = train.rows_range(0, n_train).unwrap();
     let epochs: usize = env("EPOCHS", 2);
+    let learning_rate: f32 = env("LR", 1e-3);
     let units: usize = env("UNITS", 100);
     let threads: usize = env("THREADS", 0);
     let init = Init::from_code(env("INIT", 0)).unwrap();
@@ -111,8 +112,7 @@ fn main() {
                     let s: Vec<String> = p.iter().map(|(sd, g)| format!("{sd:.3}/{g:.1e}")).collect();
                     println!("  {name} depth {depth} seed {seed} at init, output sd / grad rms: {}", s.join(" "));
                 }
-                let cfg =
-                    TrainConfig { epochs, batch_size: 100, learning_rate: 1e-3, threads, seed, ..Default::default() };
+                let cfg = TrainConfig { epochs, batch_size: 100, learning_rate, threads, seed, ..Default::default() };
                 let t = Instant::now();
                 let fit = Trainer::new(cfg).unwrap().fit_dataset(&mut net, &train, None, None);
                 secs += t.elapsed().as_secs_f64() / epochs as f64 / seeds.len() as f64;

@@ -193,6 +193,16 @@
 //!
 //! A model without a scaling is written as before, so its file loads in older builds.
 //!
+//! # Version 8: centred functional connections
+//!
+//! A network with a functional-transfer layer of a family whose connections have a constant
+//! part (`Family::centred`: F05, F08-F16, F19, F20) is written as version 8, the layout of
+//! version 7 (the scaling block always present, method 0 when there is none). Since version 8 such
+//! a layer computes z_j = Σ_i (f(x_i; θ_ij) − f(0; θ_ij)) + b_j, so its bias means something else
+//! than before: reading a file of version 4, 6 or 7 adds Σ_i f(0; θ_ij) to each such bias,
+//! which gives the same network function as the older build computed, and an older build
+//! refuses version 8 as newer rather than misreading the biases.
+//!
 //! # Compatibility
 //!
 //! A build that writes format version N loads every version from 1 to N. Later versions keep
@@ -250,11 +260,14 @@ use crate::vae::{Objective, Posterior, Vae, VaeSpec};
 /// The first eight bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"LATENT\0\0";
 /// The highest format version this build writes and reads (networks are written as version 1,
-/// 2, 4 or 6, variational autoencoders as version 3, RBMs as version 5, and a network or VAE
-/// that carries its input scaling as version 7).
-pub const FORMAT_VERSION: u32 = 7;
+/// 2, 4 or 6, variational autoencoders as version 3, RBMs as version 5, a network or VAE that
+/// carries its input scaling as version 7, and a network with centred functional connections as
+/// version 8).
+pub const FORMAT_VERSION: u32 = 8;
 /// The version of networks and VAEs that carry their input scaling ([`crate::preprocess`]).
 const SCALING_VERSION: u32 = 7;
+/// The version of networks with centred functional connections (see "Version 8").
+const CENTRED_VERSION: u32 = 8;
 /// The version that adds tasks and connections to networks.
 const NETWORK_V4: u32 = 4;
 /// The version that adds the contractive penalty's mode.
@@ -597,17 +610,18 @@ fn decoder_layers(r: &mut Reader, enc: usize) -> Result<Vec<LayerSpec>> {
 }
 
 /// The version-7 input-scaling block ([`put_scaling`]).
-fn scaling_block(r: &mut Reader, input_dim: usize) -> Result<InputScaling> {
+/// The scaling block; method 0 (none) only where `none_ok` (version 8, which always has one).
+fn scaling_block(r: &mut Reader, input_dim: usize, none_ok: bool) -> Result<InputScaling> {
     let at = r.pos;
     let c = r.i32("scaling method")?;
     let method = match Scaling::from_code(c) {
-        Ok(m) if m != Scaling::None => m,
+        Ok(m) if m != Scaling::None || none_ok => m,
         _ => return Err(arch_err(format_args!("scaling method {c} at offset {at} is not 1, 2 or 3"))),
     };
     let raw = flag(r, "raw-input flag")?;
     let at = r.pos;
     let n = r.u32("scaling column count")? as usize;
-    let want = if method == Scaling::Divide255 { 0 } else { input_dim };
+    let want = if matches!(method, Scaling::Divide255 | Scaling::None) { 0 } else { input_dim };
     if n != want {
         return Err(arch_err(format_args!(
             "{n} scaling columns at offset {at}: the {} scaling of {input_dim} inputs has {want}",
@@ -627,8 +641,12 @@ fn scaling_block(r: &mut Reader, input_dim: usize) -> Result<InputScaling> {
             .collect()
     };
     let (a, b) = (stat()?, stat()?);
-    let scaler = Scaler::from_stats(method, a, b);
     let mut s = InputScaling::default();
+    if method == Scaling::None {
+        s.set_raw(raw);
+        return Ok(s);
+    }
+    let scaler = Scaler::from_stats(method, a, b);
     s.set_scaler(scaler, input_dim).map_err(|e| arch_err(format_args!("at offset {at}: {}", e.message())))?;
     s.set_raw(raw);
     Ok(s)
@@ -682,7 +700,7 @@ fn kind_of(version: u32, flags: u32) -> Result<Kind> {
         (_, 0) => Ok(Kind::Network),
         (VAE_VERSION | SCALING_VERSION, FLAG_VAE) => Ok(Kind::Vae),
         (RBM_VERSION, FLAG_RBM) => Ok(Kind::Rbm),
-        (NETWORK_V4 | NETWORK_V6 | SCALING_VERSION, f) => Err(bad(format!(
+        (NETWORK_V4 | NETWORK_V6 | SCALING_VERSION | CENTRED_VERSION, f) => Err(bad(format!(
             "unsupported flags: {f:#010x} (version {version} defines none for networks; bit 0 marks a VAE in versions 3 and 7)"
         ))),
         (RBM_VERSION, f) => Err(bad(format!(

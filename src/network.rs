@@ -243,6 +243,15 @@ impl Network {
         self.center_functional_rows(x.as_slice(), x.cols(), x.rows(), threads)
     }
 
+    /// Adds Σ_i f(0; θ_ij) to the bias of every centred functional layer: parameters of the
+    /// plain sum (a model file before version 8) in the centred form, the same function.
+    pub(crate) fn fold_functional_offsets(&mut self) {
+        for f in self.layers.iter().filter_map(|l| l.functional()) {
+            let off = f.offsets(&self.params);
+            self.params[f.b..f.b + f.n_out].iter_mut().zip(off).for_each(|(b, o)| *b += o);
+        }
+    }
+
     /// [`Network::center_functional`] on the inputs of `rows` rows of width `width` (the first
     /// `input_dim` columns; a supervised network's training rows carry targets after them).
     pub(crate) fn center_functional_rows(

@@ -379,7 +379,7 @@ fn version_1_layout_is_frozen() {
     assert_eq!(back.spec(), net.spec());
     assert_eq!(bits(back.params()), bits(&params));
     assert_eq!(model_file::MIN_FILE_BYTES, 80);
-    assert_eq!(model_file::FORMAT_VERSION, 7); // plain autoencoders are still written as version 1 or 2
+    assert_eq!(model_file::FORMAT_VERSION, 8); // plain autoencoders are still written as version 1 or 2
 }
 
 #[test]

@@ -16,6 +16,8 @@
 //!
 //! `cargo test --release --test functional -- --nocapture` prints the worst errors.
 
+mod common;
+
 use latent::layer::functional::{Family, Functional, connection_sign};
 use latent::layer::memory::Memory;
 use latent::rng::{Rng, stream};
@@ -375,7 +377,10 @@ fn init_follows_the_table_and_signs_are_reproducible() {
             let mean = block.iter().map(|&v| v as f64).sum::<f64>() / plane as f64;
             assert!((mean - (lo + hi) as f64 / 2.0).abs() < 0.05 * (hi - lo) as f64, "{fam:?} θ{kk} mean {mean}");
         }
-        assert!(params[layer.b..].iter().all(|&v| v == 0.0));
+        // The author's bias 0 in the centred form: b_j = Σ_i f(0; θ_ij), 0 where f(0) = 0.
+        let bias = &params[layer.b..];
+        assert_eq!(bias, &layer.offsets(&params)[..], "{fam:?}");
+        assert_eq!(bias.iter().all(|&v| v == 0.0), !fam.centred(), "{fam:?}");
     }
     assert_eq!(Family::F05.init_range(1), (-4.0, -2.0));
     assert_eq!(Family::F06.init_range(0), (0.0, 0.2));
@@ -509,4 +514,113 @@ fn memory_threads_one_and_two_give_identical_bits() {
         })
     };
     assert_eq!(run(1), run(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The centred form and the near-identity start
+
+/// Every family's layer computes z_j = Σ_i (f(x_i; θ_ij) − f(0; θ_ij)) + b_j (the f(0) term only
+/// for the centred families, where it is not 0), checked in f64 against the per-connection f;
+/// and exactly the families with a constant part are centred.
+#[test]
+fn a_layer_sums_each_connection_less_its_value_at_zero() {
+    let (n_in, n_out, rows) = (5, 4, 3);
+    let mut rng = Rng::new(11, stream::INIT);
+    for fam in Family::ALL {
+        let layer = Functional::new(n_in, n_out, fam, 0, 5);
+        let mut params = vec![0f32; layer.own_params()];
+        let plane = n_in * n_out;
+        for v in &mut params {
+            *v = u(&mut rng, -0.9, 0.9);
+        }
+        let x: Vec<f32> = (0..rows * n_in).map(|_| u(&mut rng, -1.0, 1.0)).collect();
+        let mut z = vec![0f32; rows * n_out];
+        layer.forward(&params, &x, rows, &mut z, 1);
+        let signs = layer.signs();
+        let k = fam.params_per_connection();
+        let mut any_offset = false;
+        for r in 0..rows {
+            for j in 0..n_out {
+                let mut want = params[layer.b + j] as f64;
+                for i in 0..n_in {
+                    let at = i * n_out + j;
+                    let t: Vec<f32> = (0..k).map(|kk| params[kk * plane + at]).collect();
+                    let s = if signs.is_empty() { 1.0 } else { signs[at] };
+                    let f0 = fam.f(0.0, &t, s) as f64;
+                    any_offset |= f0 != 0.0;
+                    want += fam.f(x[r * n_in + i], &t, s) as f64 - if fam.centred() { f0 } else { 0.0 };
+                }
+                let got = z[r * n_out + j] as f64;
+                assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "{fam:?} z[{r},{j}] {got} against {want}");
+            }
+        }
+        assert_eq!(any_offset, fam.centred(), "{fam:?}: centred exactly when f(0; θ) can be non-zero");
+    }
+}
+
+/// A square w²x, w²x² or s w²x² layer starts near the identity (its diagonal w² at the family's
+/// gain, the rest at a tenth of the lognormal or uniform draw); a non-square one, and every other
+/// family, as before. Every bias starts at 0.
+#[test]
+fn square_one_signed_and_squaring_layers_start_near_the_identity() {
+    for fam in Family::ALL {
+        for (n_in, n_out) in [(16, 16), (16, 12)] {
+            let layer = Functional::new(n_in, n_out, fam, 0, 5);
+            let mut params = vec![f32::NAN; layer.own_params()];
+            layer.init_scaled(&mut params, 2.0 / (n_in + n_out) as f32, &mut Rng::new(3, stream::INIT));
+            assert!(params[layer.b..].iter().all(|&v| v == 0.0), "{fam:?}");
+            let diag: Vec<f32> = (0..n_in.min(n_out)).map(|i| params[i * n_out + i]).collect();
+            match (fam.diagonal_gain(), n_in == n_out) {
+                (Some(g), true) => {
+                    assert!(diag.iter().all(|&w| w == g.sqrt()), "{fam:?} diagonal {diag:?}");
+                    let off: f32 =
+                        (0..n_in * n_out).filter(|q| q % (n_out + 1) != 0).map(|q| params[q] * params[q]).sum();
+                    let mean_off = off / (n_in * n_out - n_in) as f32;
+                    assert!(mean_off < 0.05 * g, "{fam:?} off-diagonal mean w² {mean_off}");
+                }
+                _ => assert!(diag.iter().any(|&w| w != diag[0]), "{fam:?} {n_in}x{n_out} has no set diagonal"),
+            }
+        }
+    }
+    assert_eq!(Family::F01.diagonal_gain(), Some(1.25));
+    assert_eq!(Family::F17.diagonal_gain(), Some(1.75));
+    assert_eq!(Family::F18.diagonal_gain(), Some(1.75));
+}
+
+/// A model file written before the centred form (version 4: F05 and F11 encoder and code, an F12
+/// decoder and an F20 output layer, saved by the build of 1583e8f) loads as the network it was:
+/// its outputs are those that build printed, to float rounding, because the biases take the
+/// connections' values at 0. Saved again it is version 8 and loads bit for bit.
+#[test]
+fn a_model_file_from_before_the_centred_form_keeps_its_function() {
+    let path = common::root().join("tests/fixtures/functional_v4.lat");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 4);
+    let net = latent::model_file::from_bytes(&bytes).unwrap();
+    let x = latent::Matrix::from_vec(2, 6, (0..12).map(|i| (i as f32 * 0.37).sin()).collect()).unwrap();
+    let recon_then = [
+        0.27252614,
+        0.057119954,
+        0.7690982,
+        0.034495372,
+        0.75304884,
+        0.66143006,
+        0.31478631,
+        0.5251183,
+        0.37194976,
+        0.8042924,
+        0.59230083,
+        0.41095638,
+    ];
+    let code_then = [-0.5206685, -0.07368845, -0.556958, 0.021980321, 0.43580657, 0.2928801, 0.41063738, -0.3193988];
+    let close = |got: &[f32], want: &[f32]| got.iter().zip(want).all(|(g, w)| (g - w).abs() <= 2e-6);
+    let recon = net.reconstruct(&x).unwrap();
+    let code = net.encode(&x).unwrap();
+    assert!(close(recon.as_slice(), &recon_then), "{:?}", recon.as_slice());
+    assert!(close(code.as_slice(), &code_then), "{:?}", code.as_slice());
+    let again = latent::model_file::to_bytes(&net);
+    assert_eq!(u32::from_le_bytes(again[8..12].try_into().unwrap()), 8);
+    let back = latent::model_file::from_bytes(&again).unwrap();
+    assert_eq!(back.params(), net.params());
+    assert_eq!(back.reconstruct(&x).unwrap().as_slice(), recon.as_slice());
 }

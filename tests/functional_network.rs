@@ -157,7 +157,7 @@ fn functional_networks_round_trip_through_model_files() {
     };
     let net = Network::new(spec).unwrap();
     let bytes = model_file::to_bytes(&net);
-    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 4);
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 8, "centred functional layers: version 8");
     let back = model_file::from_bytes(&bytes).unwrap();
     assert_eq!(back.spec(), net.spec());
     assert_eq!(back.reconstruct(x.x()).unwrap(), net.reconstruct(x.x()).unwrap());

@@ -267,5 +267,6 @@ fn damaged_scaling_blocks_are_refused() {
     assert!(fixed(block + 8, &5u32.to_le_bytes()).contains("5 scaling columns"));
     assert!(fixed(block + 12, &(-0.0f64).to_le_bytes()).contains("-0"));
     assert!(fixed(block + 12 + 48, &(-1.0f64).to_le_bytes()).contains("negative std"));
-    assert!(fixed(8, &8u32.to_le_bytes()).contains("written by a newer latent: format version 8"));
+    assert!(fixed(8, &9u32.to_le_bytes()).contains("written by a newer latent: format version 9"));
+    assert!(fixed(8, &8u32.to_le_bytes()).contains("a version-8 file without a centred functional connection"));
 }

@@ -1,5 +1,5 @@
-//! Networks in the model file: versions 1, 2, 4, 6 and 7 (see the parent module's docs for the
-//! layout).
+//! Networks in the model file: versions 1, 2, 4, 6, 7 and 8 (see the parent module's docs for
+//! the layout).
 
 use std::path::Path;
 
@@ -86,9 +86,21 @@ fn version_of(spec: &NetworkSpec) -> u32 {
     }
 }
 
-/// The version a network is written as: its spec's, or 7 with a stored input scaling.
+/// The version a network is written as: 8 with a centred functional connection, else 7 with a
+/// stored input scaling, else its spec's.
 fn file_version(net: &Network) -> u32 {
-    if *net.input_scaling().scaler() != Scaler::None { SCALING_VERSION } else { version_of(net.spec()) }
+    if has_centred(net.spec()) {
+        CENTRED_VERSION
+    } else if *net.input_scaling().scaler() != Scaler::None {
+        SCALING_VERSION
+    } else {
+        version_of(net.spec())
+    }
+}
+
+/// Whether a layer's connection is a functional family measured from its value at 0.
+fn has_centred(spec: &NetworkSpec) -> bool {
+    connections(spec).iter().any(|c| matches!(c, Connection::Functional(f) if f.centred()))
 }
 
 fn listed_layers(r: &Regularization) -> &[usize] {
@@ -241,7 +253,7 @@ fn parse_arch(section: &[u8], version: u32) -> Result<(NetworkSpec, InputScaling
         let at = r.pos;
         match r.u32("contractive mode")? {
             1 => regularization.contractive_exact = true,
-            0 if version == SCALING_VERSION => {}
+            0 if version >= SCALING_VERSION => {}
             0 => {
                 return Err(arch_err(format_args!(
                     "a version-6 file whose contractive mode at offset {at} is 0, per layer (such a network is written as version 1, 2 or 4)"
@@ -250,7 +262,11 @@ fn parse_arch(section: &[u8], version: u32) -> Result<(NetworkSpec, InputScaling
             m => return Err(arch_err(format_args!("contractive mode {m} at offset {at} is not 0 or 1"))),
         }
     }
-    let input = if version == SCALING_VERSION { scaling_block(&mut r, input_dim)? } else { InputScaling::default() };
+    let input = if version >= SCALING_VERSION {
+        scaling_block(&mut r, input_dim, version == CENTRED_VERSION)?
+    } else {
+        InputScaling::default()
+    };
     if !r.rest.is_empty() {
         return Err(arch_err(format_args!(
             "the section is {} bytes, version {version}'s fields take {}",
@@ -405,10 +421,19 @@ fn parse(body: &[u8]) -> Result<Network> {
         )));
     }
     let (spec, input) = parse_arch(section, version)?;
+    let centred = has_centred(&spec);
+    if version == CENTRED_VERSION && !centred {
+        return Err(arch_err(
+            "a version-8 file without a centred functional connection (such a network is written as version 7 or lower)",
+        ));
+    }
     let implied = implied_params(&spec)
         .ok_or_else(|| arch_err(format_args!("the network has more than {MAX_PARAMS} parameters")))?;
     let params = parameter_block(&mut r, implied)?;
     let mut net = Network::from_params(spec, &params).map_err(build_err)?;
+    if centred && version < CENTRED_VERSION {
+        net.fold_functional_offsets();
+    }
     net.set_input_scaler(input.scaler().clone()).map_err(build_err)?;
     net.set_raw_input(input.raw());
     Ok(net)

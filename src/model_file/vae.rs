@@ -218,7 +218,7 @@ fn parse_vae_arch(section: &[u8], version: u32) -> Result<(VaeSpec, u64, Vec<f32
             prior.push(f32_field(&mut r, "prior log-variance")?);
         }
     }
-    let input = if scaled { scaling_block(&mut r, input_dim)? } else { InputScaling::default() };
+    let input = if scaled { scaling_block(&mut r, input_dim, false)? } else { InputScaling::default() };
     if !r.rest.is_empty() {
         return Err(arch_err(format_args!(
             "the section is {} bytes, a VAE's fields take {}",

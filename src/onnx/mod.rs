@@ -129,14 +129,15 @@ fn dense(g: &mut Graph, params: &[f32], l: &Dense, x: &str) -> String {
 }
 
 /// z = sum_i f(x_i; theta_ij) + b_j of a functional-transfer layer (pre-activation, bias
-/// included).
+/// included); the centred form's offsets are folded into the bias, as the layer's kernel does.
 fn functional(g: &mut Graph, params: &[f32], l: &Dense, family: Family, x: &str) -> String {
     let f = l.functional().expect("a functional layer");
     let (n_in, n_out) = (l.n_in, l.n_out);
     let plane = n_in * n_out;
     let theta = |k: usize| &params[f.p + k * plane..f.p + (k + 1) * plane];
     let signs = f.signs();
-    let bias = g.floats("bias", &[n_out], &params[f.b..f.b + n_out]);
+    let b: Vec<f32> = params[f.b..f.b + n_out].iter().zip(f.offsets(params)).map(|(b, o)| b - o).collect();
+    let bias = g.floats("bias", &[n_out], &b);
     let dims = [n_in, n_out];
     // Per-connection values folded into one [n_in, n_out] matrix, with the same f32 operations
     // in the same order as the layer's kernel.

@@ -1,5 +1,6 @@
-// Functional-transfer layers (Cai et al. 2017): z_rj = sum_i f(x_ri; theta_ij, s_ij) + b_j, the
-// CUDA mirror of src/layer/functional.rs. theta is laid out [k][n_in][n_out] (k = 1, 2 or 3
+// Functional-transfer layers (Cai et al. 2017): z_rj = sum_i (f(x_ri; theta_ij, s_ij) - f(0; ...)) + b_j
+// (the centred form; f(0) is 0 for the families without a constant part), the CUDA mirror of
+// src/layer/functional.rs. theta is laid out [k][n_in][n_out] (k = 1, 2 or 3
 // parameters per connection: w; or a, c; or a, c, d), s_ij is the fixed sign of
 // functional::connection_sign, recomputed here from (sign seed, i, j) by the same SplitMix64 hash.
 //
@@ -29,6 +30,12 @@ __device__ __forceinline__ int lat_fn_k(int family) {
     case 3: case 5: case 8: case 10: case 19: case 20: return 2;
     default: return 3;
     }
+}
+
+// Whether f(0; theta) can be non-zero, so that each connection is measured from its value at 0.
+// functional::Family::centred.
+__device__ __forceinline__ bool lat_fn_centred(int family) {
+    return !(family <= 4 || family == 6 || family == 7 || family == 17 || family == 18);
 }
 
 // Whether the family has the fixed sign s. functional::Family::uses_sign.
@@ -238,13 +245,16 @@ __device__ __forceinline__ void lat_fn_forward(const float* __restrict__ theta, 
     LAT_FOR(t, (long long)rows * n_out) {
         long long r = t / n_out, j = t % n_out;
         const float* xr = x + r * n_in;
-        float acc = 0.0f;
+        float acc = 0.0f, off = 0.0f;
         for (int i = 0; i < n_in; i++) {
             float a, c, d, s;
             lat_fn_params<F>(theta, plane, (long long)i * n_out + j, sign_seed, i, j, a, c, d, s);
             acc += lat_fn_f<F>(xr[i], a, c, d, s);
+            if (lat_fn_centred(F)) {
+                off += lat_fn_f<F>(0.0f, a, c, d, s);
+            }
         }
-        z[t] = acc + bias[j];
+        z[t] = acc + (bias[j] - off);
     }
 }
 
@@ -269,6 +279,14 @@ __device__ __forceinline__ void lat_fn_backward_params(const float* __restrict__
             acc1 += dv * g1;
             acc2 += dv * g2;
             db += dv;
+        }
+        if (lat_fn_centred(F)) {
+            // The offset's share: -db_j * d f(0; theta_ij) / d theta.
+            float g0, g1, g2;
+            lat_fn_df<F>(0.0f, a, c, d, s, g0, g1, g2);
+            acc0 -= db * g0;
+            acc1 -= db * g1;
+            acc2 -= db * g2;
         }
         dtheta[t] = acc0;
         if (lat_fn_k(F) >= 2) {
