@@ -18,7 +18,11 @@ impl Lib {
         let root = common::root();
         let dir = std::env::temp_dir().join(format!("latent-shim-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let so = dir.join("elementwise_shim.so");
+        // One file per build: the tests run in parallel threads of one process, and a build
+        // rewriting the file another test is loading made that dlopen fail.
+        static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let so = dir.join(format!("elementwise_shim-{n}.so"));
         let out = std::process::Command::new("c++")
             .args(["-O2", "-std=c++17", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-o"])
             .arg(&so)
