@@ -379,7 +379,8 @@ typedef int32_t latent_task;
 
 // How a layer's inputs reach its units (`latent_connection`): weights, or the trainable
 // functions of Cai et al., "Trainable back-propagated functional transfer matrices" (2017):
-// unit j sums f(x_i; theta_ij) over its inputs i, adds a bias and applies the activation.
+// unit j sums f(x_i; theta_ij) - f(0; theta_ij) over its inputs i (the bias holds the unit's
+// offset: docs/functional.md, "The centred form"), adds the bias and applies the activation.
 typedef int32_t latent_connection;
 
 // Architecture of a new autoencoder. Get the defaults from latent_network_params_default(),

@@ -418,11 +418,12 @@ fn version_3_network_files_and_unknown_flags_are_bad_format() {
     assert_eq!(e.status(), status::BAD_FORMAT);
     assert!(e.to_string().contains("bad architecture") && e.to_string().contains("version 1, 2, 4 or 6"), "{e}");
     assert!(bad_format(&b).contains("wrong kind"));
-    // Version 8 is newer (5 holds RBMs, 6 exact-contractive networks, 7 models with their scaling).
+    // Version 9 is newer (5 holds RBMs, 6 exact-contractive networks, 7 models with their scaling,
+    // 8 centred functional networks).
     let mut b = small_file();
-    put_u32(&mut b, 8, 8);
+    put_u32(&mut b, 8, 9);
     mutate::fix_crc(&mut b);
-    assert!(bad_format(&b).contains("written by a newer latent: format version 8"));
+    assert!(bad_format(&b).contains("written by a newer latent: format version 9"));
     // Flag bits other than bit 0, and bit 0 in a version-1, -2, -4 or -6 file (VAEs are version 3).
     for (version, flags) in [(3, 2u32), (3, 3), (3, 0x8000_0001), (2, 1), (1, 1), (4, 1), (6, 1)] {
         let mut b = small_file();

@@ -97,7 +97,8 @@ pub const LATENT_TASK_REGRESS: latent_task = 2;
 
 /// How a layer's inputs reach its units (`latent_connection`): weights, or the trainable
 /// functions of Cai et al., "Trainable back-propagated functional transfer matrices" (2017):
-/// unit j sums f(x_i; theta_ij) over its inputs i, adds a bias and applies the activation.
+/// unit j sums f(x_i; theta_ij) - f(0; theta_ij) over its inputs i (the bias holds the unit's
+/// offset: docs/functional.md, "The centred form"), adds the bias and applies the activation.
 pub type latent_connection = i32;
 /// x W + b (default).
 pub const LATENT_CONNECTION_DENSE: latent_connection = 0;

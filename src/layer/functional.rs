@@ -220,23 +220,18 @@ impl Family {
         matches!(self, F06 | F07 | F08 | F10 | F18 | F20)
     }
 
-    /// Whether f(0; θ) can be non-zero, so that a layer takes each connection's value at x = 0
-    /// out of its sum ([`Functional::forward`]): the families with a constant part (a e^{cx},
-    /// the relus, sigmoids, sines, hyperbolics and a²(x + c)²). The bias then carries a unit's
-    /// whole offset; without it ∂L/∂a of a e^{cx} or a σ(cx + d) is ≈ the bias's gradient for
-    /// every input at once, a direction that learns n_in times faster than the bias (LeCun et al.
-    /// 1998, "Efficient BackProp": inputs with a non-zero mean), and a 10-layer F05 or F11 stack
-    /// stalls at 0.57 (docs/functional.md, "The centred form").
+    /// Whether f(0; θ) can be non-zero, so that a layer takes each connection's value at 0 out of
+    /// its sum ([`Functional::forward`]): otherwise ∂L/∂a of a e^{cx} or a σ(cx + d) is about the
+    /// bias's gradient for every input at once, and the unit's offset learns n_in times faster
+    /// than its bias (docs/functional.md, "The centred form"; LeCun et al. 1998).
     pub fn centred(self) -> bool {
         use Family::*;
         !matches!(self, F01 | F02 | F03 | F04 | F06 | F07 | F17 | F18)
     }
 
-    /// The gain w² (or s w²) on the diagonal of a square layer's first parameter plane at
-    /// initialisation, for the families whose stacks lose what tells units apart: w²x and w²x²
-    /// have slopes of one sign (a non-negative matrix keeps norms in every direction only as a
-    /// permutation) and w²x², s w²x² square what they pass on; each unit of such a layer starts
-    /// by following one unit below it (docs/functional.md, "Initialisation and depth").
+    /// The w² on the diagonal of a new square layer of the families whose stacks make every unit
+    /// alike (slopes of one sign: a non-negative matrix keeps every direction's norm only as a
+    /// permutation; squares), so each unit starts by following one below it (docs/functional.md).
     pub fn diagonal_gain(self) -> Option<f32> {
         match self {
             Family::F01 => Some(1.25),
@@ -631,20 +626,16 @@ impl Functional {
         &params[self.p..self.p + self.family.params_per_connection() * self.n_in * self.n_out]
     }
 
-    /// z_rj = Σ_i (f(x_ri; θ_ij) − f(0; θ_ij)) + b_j: each connection measured from its value at
-    /// 0 (zero for the families that are not [`Family::centred`]), so the bias alone holds the
-    /// unit's offset. The same network functions as the plain sum (b absorbs Σ_i f(0; θ_ij)),
-    /// better conditioned for training. x: rows × n_in; z: rows × n_out. Splits rows over the
-    /// current pool.
+    /// z_rj = Σ_i (f(x_ri; θ_ij) − f(0; θ_ij)) + b_j (f(0) is 0 unless [`Family::centred`]): the
+    /// plain sum's functions, better conditioned. x: rows × n_in; z: rows × n_out. Splits rows
+    /// over the current pool.
     pub fn forward(&self, params: &[f32], x: &[f32], rows: usize, z: &mut [f32], threads: usize) {
         let (n_in, n_out, family) = (self.n_in, self.n_out, self.family);
         let (x, z) = (&x[..rows * n_in], &mut z[..rows * n_out]);
         let theta = self.theta(params);
         let signs = self.signs();
-        let mut bias = params[self.b..self.b + n_out].to_vec();
-        if family.centred() {
-            bias.iter_mut().zip(self.offsets(params)).for_each(|(b, o)| *b -= o);
-        }
+        let bias: Vec<f32> =
+            params[self.b..self.b + n_out].iter().zip(self.offsets(params)).map(|(b, o)| b - o).collect();
         let bias = &bias[..];
         if n_out == 0 {
             return;
@@ -715,14 +706,11 @@ impl Functional {
         if family.centred() {
             // The offset's share: −Σ_r δ_rj ∂f(0; θ_ij)/∂θ, δ summed into db above.
             let (db, dtheta) = (grads[self.b..self.b + n_out].to_vec(), &mut grads[self.p..self.p + k * plane]);
-            for i in 0..n_in {
-                for (j, dbj) in db.iter().enumerate() {
-                    let at = i * n_out + j;
-                    let (t, s) = self.connection(params, &signs, at);
-                    let (_, g) = family.df(0.0, &t[..k], s);
-                    for (kk, gk) in g.iter().enumerate().take(k) {
-                        dtheta[kk * plane + at] -= dbj * gk;
-                    }
+            for at in 0..plane {
+                let (t, s) = self.connection(params, &signs, at);
+                let (_, g) = family.df(0.0, &t[..k], s);
+                for (kk, gk) in g.iter().enumerate().take(k) {
+                    dtheta[kk * plane + at] -= db[at % n_out] * gk;
                 }
             }
         }

@@ -89,12 +89,10 @@ fn version_of(spec: &NetworkSpec) -> u32 {
 /// The version a network is written as: 8 with a centred functional connection, else 7 with a
 /// stored input scaling, else its spec's.
 fn file_version(net: &Network) -> u32 {
-    if has_centred(net.spec()) {
-        CENTRED_VERSION
-    } else if *net.input_scaling().scaler() != Scaler::None {
-        SCALING_VERSION
-    } else {
-        version_of(net.spec())
+    match (has_centred(net.spec()), *net.input_scaling().scaler() != Scaler::None) {
+        (true, _) => CENTRED_VERSION,
+        (false, true) => SCALING_VERSION,
+        _ => version_of(net.spec()),
     }
 }
 
