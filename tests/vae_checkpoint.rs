@@ -314,7 +314,7 @@ fn version_3_layout_is_the_documented_one() {
     assert_eq!(back.spec(), vae.spec());
     assert_eq!(bits(back.params()), bits(&params));
     assert_eq!(back.steps(), 0x0A0B_0C0D_0E0F_1011);
-    assert_eq!(model_file::FORMAT_VERSION, 7);
+    assert_eq!(model_file::FORMAT_VERSION, 8);
     assert_eq!(model_file::FLAG_VAE, 1);
 }
 
