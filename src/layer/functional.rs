@@ -704,26 +704,20 @@ impl Functional {
             transpose_into(&dxt, n_in, rows, &mut dx[..rows * n_in]);
         }
         if family.centred() {
-            // The offset's share: −Σ_r δ_rj ∂f(0; θ_ij)/∂θ, δ summed into db above.
-            let (db, dtheta) = (grads[self.b..self.b + n_out].to_vec(), &mut grads[self.p..self.p + k * plane]);
-            for at in 0..plane {
-                let (t, s) = self.connection(params, &signs, at);
-                let (_, g) = family.df(0.0, &t[..k], s);
-                for (kk, gk) in g.iter().enumerate().take(k) {
-                    dtheta[kk * plane + at] -= db[at % n_out] * gk;
-                }
-            }
+            self.take_offset_share(theta, &signs, grads);
         }
     }
 
-    /// θ_ij and s_ij of connection `at` = i · n_out + j.
-    fn connection(&self, params: &[f32], signs: &[f32], at: usize) -> ([f32; 3], f32) {
-        let plane = self.n_in * self.n_out;
-        let mut t = [0f32; 3];
-        for (kk, tk) in t.iter_mut().enumerate().take(self.family.params_per_connection()) {
-            *tk = params[self.p + kk * plane + at];
-        }
-        (t, if signs.is_empty() { 1.0 } else { signs[at] })
+    /// Takes the offsets' share −db_j ∂f(0; θ_ij)/∂θ out of dθ: the parameter gradient of one
+    /// zero row whose δ is db, by the same kernel.
+    fn take_offset_share(&self, theta: &[f32], signs: &[f32], grads: &mut [f32]) {
+        let (n_in, n_out, plane) = (self.n_in, self.n_out, self.n_in * self.n_out);
+        let k = self.family.params_per_connection();
+        let db = grads[self.b..self.b + n_out].to_vec();
+        let mut share = vec![0f32; k * plane];
+        let job = input_blocks(&mut share, plane, n_out, n_in, &mut [], 1).pop().expect("one block");
+        backward_zero_row(self.family, theta, signs, &vec![0.0; n_in], &db, n_in, n_out, 1, 0, job.1, job.2);
+        grads[self.p..self.p + k * plane].iter_mut().zip(share).for_each(|(g, c)| *g -= c);
     }
 
     /// Σ_i f(0; θ_ij) per unit j, summed over i in order (zeros for a family that is not
@@ -731,15 +725,11 @@ impl Functional {
     /// file of version 7 or lower adds to its bias.
     pub fn offsets(&self, params: &[f32]) -> Vec<f32> {
         let mut out = vec![0f32; self.n_out];
-        if !self.family.centred() {
-            return out;
-        }
-        let (k, signs) = (self.family.params_per_connection(), self.signs());
-        for i in 0..self.n_in {
-            for (j, o) in out.iter_mut().enumerate() {
-                let (t, s) = self.connection(params, &signs, i * self.n_out + j);
-                *o += self.family.f(0.0, &t[..k], s);
-            }
+        if self.family.centred() && self.n_in > 0 {
+            // One zero row through the layer's own kernel, with no bias.
+            let (zeros, theta) = (vec![0f32; self.n_in + self.n_out], self.theta(params));
+            let (x, bias) = zeros.split_at(self.n_in);
+            forward_wide(self.family, theta, &self.signs(), bias, x, self.n_in, self.n_out, &mut out);
         }
         out
     }
@@ -987,6 +977,9 @@ fn backward_any(
 }
 
 crate::simd::multiversion!(fn backward_wide(family: Family, theta: &[f32], signs: &[f32], x: &[f32], dz: &[f32], n_in: usize, n_out: usize, rows: usize, i0: usize, g: [&mut [f32]; 3], dxt: &mut [f32]) => backward_any);
+// The same kernel for the centred form's one zero row: a second caller of `backward_wide` cost
+// its training calls a quarter of their speed (codegen of a function with one call site).
+crate::simd::multiversion!(fn backward_zero_row(family: Family, theta: &[f32], signs: &[f32], x: &[f32], dz: &[f32], n_in: usize, n_out: usize, rows: usize, i0: usize, g: [&mut [f32]; 3], dxt: &mut [f32]) => backward_any);
 
 // ---------------------------------------------------------------------------------------------
 // Branch-free transcendentals (libm's sinf, tanhf, ... are calls, which stop the loops over j
