@@ -634,8 +634,10 @@ impl Functional {
         let (x, z) = (&x[..rows * n_in], &mut z[..rows * n_out]);
         let theta = self.theta(params);
         let signs = self.signs();
-        let bias: Vec<f32> =
-            params[self.b..self.b + n_out].iter().zip(self.offsets(params)).map(|(b, o)| b - o).collect();
+        let mut bias = std::borrow::Cow::Borrowed(&params[self.b..self.b + n_out]);
+        if family.centred() {
+            bias.to_mut().iter_mut().zip(self.offsets(params)).for_each(|(b, o)| *b -= o);
+        }
         let bias = &bias[..];
         if n_out == 0 {
             return;
