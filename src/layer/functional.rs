@@ -636,7 +636,7 @@ impl Functional {
         let signs = self.signs();
         let mut bias = std::borrow::Cow::Borrowed(&params[self.b..self.b + n_out]);
         if family.centred() {
-            bias.to_mut().iter_mut().zip(self.offsets(params)).for_each(|(b, o)| *b -= o);
+            bias.to_mut().iter_mut().zip(self.offsets_signed(params, &signs)).for_each(|(b, o)| *b -= o);
         }
         let bias = &bias[..];
         if n_out == 0 {
@@ -718,7 +718,7 @@ impl Functional {
         let db = grads[self.b..self.b + n_out].to_vec();
         let mut share = vec![0f32; k * plane];
         let job = input_blocks(&mut share, plane, n_out, n_in, &mut [], 1).pop().expect("one block");
-        backward_zero_row(self.family, theta, signs, &vec![0.0; n_in], &db, n_in, n_out, 1, 0, job.1, job.2);
+        backward_wide(self.family, theta, signs, &vec![0.0; n_in], &db, n_in, n_out, 1, 0, job.1, job.2);
         grads[self.p..self.p + k * plane].iter_mut().zip(share).for_each(|(g, c)| *g -= c);
     }
 
@@ -726,12 +726,17 @@ impl Functional {
     /// [`Family::centred`]): what the centred form takes out of unit j's sum, and what a model
     /// file of version 7 or lower adds to its bias.
     pub fn offsets(&self, params: &[f32]) -> Vec<f32> {
+        self.offsets_signed(params, &self.signs())
+    }
+
+    /// [`Functional::offsets`] with the layer's signs already at hand.
+    fn offsets_signed(&self, params: &[f32], signs: &[f32]) -> Vec<f32> {
         let mut out = vec![0f32; self.n_out];
         if self.family.centred() && self.n_in > 0 {
             // One zero row through the layer's own kernel, with no bias.
             let (zeros, theta) = (vec![0f32; self.n_in + self.n_out], self.theta(params));
             let (x, bias) = zeros.split_at(self.n_in);
-            forward_wide(self.family, theta, &self.signs(), bias, x, self.n_in, self.n_out, &mut out);
+            forward_wide(self.family, theta, signs, bias, x, self.n_in, self.n_out, &mut out);
         }
         out
     }
@@ -979,9 +984,6 @@ fn backward_any(
 }
 
 crate::simd::multiversion!(fn backward_wide(family: Family, theta: &[f32], signs: &[f32], x: &[f32], dz: &[f32], n_in: usize, n_out: usize, rows: usize, i0: usize, g: [&mut [f32]; 3], dxt: &mut [f32]) => backward_any);
-// The same kernel for the centred form's one zero row: a second caller of `backward_wide` cost
-// its training calls a quarter of their speed (codegen of a function with one call site).
-crate::simd::multiversion!(fn backward_zero_row(family: Family, theta: &[f32], signs: &[f32], x: &[f32], dz: &[f32], n_in: usize, n_out: usize, rows: usize, i0: usize, g: [&mut [f32]; 3], dxt: &mut [f32]) => backward_any);
 
 // ---------------------------------------------------------------------------------------------
 // Branch-free transcendentals (libm's sinf, tanhf, ... are calls, which stop the loops over j
