@@ -47,7 +47,7 @@ pub struct Network {
     layers: Vec<Dense>,
     /// Layers 0..n_encoder are the encoder (its last is the code layer).
     n_encoder: usize,
-    params: Vec<f32>,
+    params: crate::backend::cpu::Lined,
     threads: usize,
     /// Seed of sampling in inference calls; None: stochastic layers pass on their means.
     stochastic_inference: Option<u64>,
@@ -205,7 +205,7 @@ impl Network {
             spec,
             layers,
             n_encoder,
-            params: try_zeros(offset)?,
+            params: crate::backend::cpu::Lined::zeros(offset)?,
             threads: 0,
             stochastic_inference: None,
             frozen: None,
@@ -350,7 +350,7 @@ impl Network {
     }
 
     /// The parameters as the CPU backend's buffer (read in place by host steps and inference).
-    pub(crate) fn param_vec(&self) -> &Vec<f32> {
+    pub(crate) fn param_vec(&self) -> &crate::backend::cpu::Lined {
         &self.params
     }
 

@@ -240,7 +240,7 @@ pub struct Vae {
     head: usize,
     /// Offset of the extra parameters (global log-variances) at the end of the buffer.
     extra: usize,
-    params: Vec<f32>,
+    params: crate::backend::cpu::Lined,
     threads: usize,
     /// Training steps taken (the KL warm-up's clock); saved with the model.
     steps: u64,
@@ -330,7 +330,7 @@ impl Vae {
             layers,
             head,
             extra,
-            params: try_zeros(total)?,
+            params: crate::backend::cpu::Lined::zeros(total)?,
             threads: 0,
             steps: 0,
             learned,
@@ -458,7 +458,7 @@ impl Vae {
     }
 
     /// The parameters as the CPU backend's buffer (read in place by host inference).
-    pub(crate) fn param_vec(&self) -> &Vec<f32> {
+    pub(crate) fn param_vec(&self) -> &crate::backend::cpu::Lined {
         &self.params
     }
 

@@ -336,7 +336,7 @@ fn masking_corruption_drops_the_asked_fraction() {
     let mut xb = be.alloc(n).unwrap();
     be.upload(&x, (&mut xb, 0)).unwrap();
     let mut out = be.alloc(n).unwrap();
-    let run = |out: &mut Vec<f32>, ctr| {
+    let run = |out: &mut latent::backend::cpu::Lined, ctr| {
         be.run(Op::Corrupt {
             x: (&xb, 0),
             out: (out, 0),

@@ -6,6 +6,7 @@
 
 mod common;
 
+use latent::backend::cpu::Lined;
 use latent::backend::ops::{Backend, Op, Slot};
 use latent::backend::{Cpu, philox};
 use latent::rng::Rng;
@@ -55,8 +56,14 @@ fn seed() -> u64 {
     s
 }
 
-fn rand(n: usize, lo: f32, hi: f32, rng: &mut Rng) -> Vec<f32> {
-    (0..n).map(|_| lo + (hi - lo) * rng.uniform()).collect()
+fn rand(n: usize, lo: f32, hi: f32, rng: &mut Rng) -> Lined {
+    let v: Vec<f32> = (0..n).map(|_| lo + (hi - lo) * rng.uniform()).collect();
+    Lined::from_slice(&v).unwrap()
+}
+
+/// `n` zeros in the CPU backend's buffer type (the shims read and write them too).
+fn zeros(n: usize) -> Lined {
+    Lined::zeros(n).unwrap()
 }
 
 /// Worst |a - b| / max(1, |b|); fails above `tol`.
@@ -89,10 +96,10 @@ fn elementwise_kernels_match_the_host_backend() {
         // bias + activation
         let z0 = rand(n, -4.0, 4.0, &mut rng);
         let b = rand(cols, -1.0, 1.0, &mut rng);
-        let (mut zk, mut yk) = (z0.clone(), vec![0f32; n]);
+        let (mut zk, mut yk) = (z0.clone(), zeros(n));
         let f: extern "C" fn(M, F2, M, i32, i32, i32) = lib.get("shim_bias_act");
         f(zk.as_mut_ptr(), b.as_ptr(), yk.as_mut_ptr(), rows as i32, cols as i32, act);
-        let (mut zh, mut yh) = (z0.clone(), vec![0f32; n]);
+        let (mut zh, mut yh) = (z0.clone(), zeros(n));
         be.run(Op::BiasAct { z: (&mut zh, 0), b: (&b, 0), y: (&mut yh, 0), rows, cols, act: act_of(act) }).unwrap();
         let mut w = compare("bias_act z", &zk, &zh, 1e-6).max(compare("bias_act y", &yk, &yh, 2e-5));
         // activation backward
@@ -108,7 +115,7 @@ fn elementwise_kernels_match_the_host_backend() {
         let msle_ok = [1, 3, 6].contains(&act);
         let poisson_ok = [1, 6].contains(&act);
         for loss in (0..=6).filter(|&l| (l != 5 || msle_ok) && (l != 6 || poisson_ok)) {
-            let (mut dzk, mut elk, mut dzh, mut elh) = (vec![0f32; n], vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+            let (mut dzk, mut elk, mut dzh, mut elh) = (zeros(n), zeros(n), zeros(n), zeros(n));
             let f: extern "C" fn(F2, F2, F2, M, M, i32, i32, i32, f32) = lib.get("shim_loss");
             let inv = if loss == 3 || loss == 4 || loss == 6 { 1.0 / rows as f32 } else { 1.0 / n as f32 };
             f(zh.as_ptr(), yh.as_ptr(), t.as_ptr(), dzk.as_mut_ptr(), elk.as_mut_ptr(), n as i32, loss, act, inv);
@@ -127,7 +134,7 @@ fn elementwise_kernels_match_the_host_backend() {
             w = w.max(compare("loss el", &elk, &elh, 2e-5)).max(compare("loss dz", &dzk, &dzh, 2e-5));
         }
         // contractive pieces
-        let (mut gk, mut gh) = (vec![0f32; n], vec![0f32; n]);
+        let (mut gk, mut gh) = (zeros(n), zeros(n));
         let f: extern "C" fn(F2, F2, M, i32, i32) = lib.get("shim_act_grad_sq");
         f(zh.as_ptr(), yh.as_ptr(), gk.as_mut_ptr(), n as i32, act);
         be.run(Op::ActGradSq { z: (&zh, 0), y: (&yh, 0), out: (&mut gh, 0), n, act: act_of(act) }).unwrap();
@@ -162,8 +169,8 @@ fn elementwise_kernels_match_the_host_backend() {
         (9, 0, -60.0, 60.0),
     ] {
         let z0 = rand(n, lo, hi, &mut rng);
-        let b = vec![0f32; cols];
-        let (mut z, mut y) = (z0.clone(), vec![0f32; n]);
+        let b = zeros(cols);
+        let (mut z, mut y) = (z0.clone(), zeros(n));
         be.run(Op::BiasAct { z: (&mut z, 0), b: (&b, 0), y: (&mut y, 0), rows, cols, act: act_of(act) }).unwrap();
         let mut t = rand(n, 0.0, 1.0, &mut rng);
         if loss == 8 {
@@ -173,7 +180,7 @@ fn elementwise_kernels_match_the_host_backend() {
             }
         }
         t[3] = 0.0; // a zero target: t ln t = 0
-        let (mut dzk, mut elk, mut dzh, mut elh) = (vec![0f32; n], vec![0f32; rows], vec![0f32; n], vec![0f32; rows]);
+        let (mut dzk, mut elk, mut dzh, mut elh) = (zeros(n), zeros(rows), zeros(n), zeros(rows));
         let f: extern "C" fn(F2, F2, F2, M, M, i32, i32, i32, i32, f32) = lib.get("shim_loss_rows");
         let inv = 1.0 / rows as f32;
         f(
@@ -207,9 +214,10 @@ fn elementwise_kernels_match_the_host_backend() {
     // softmax cross-entropy
     let classes = 7;
     let logits = rand(rows * classes, -5.0, 5.0, &mut rng);
-    let labels: Vec<f32> = (0..rows).map(|_| (rng.uniform() * classes as f32).floor().min(6.0)).collect();
-    let (mut dzk, mut elk, mut dzh, mut elh) =
-        (vec![0f32; rows * classes], vec![0f32; rows], vec![0f32; rows * classes], vec![0f32; rows]);
+    let labels =
+        Lined::from_slice(&(0..rows).map(|_| (rng.uniform() * classes as f32).floor().min(6.0)).collect::<Vec<f32>>())
+            .unwrap();
+    let (mut dzk, mut elk, mut dzh, mut elh) = (zeros(rows * classes), zeros(rows), zeros(rows * classes), zeros(rows));
     let f: extern "C" fn(F2, F2, M, M, i32, i32, f32) = lib.get("shim_softmax_ce");
     f(logits.as_ptr(), labels.as_ptr(), dzk.as_mut_ptr(), elk.as_mut_ptr(), rows as i32, classes as i32, 0.25);
     be.run(Op::SoftmaxCe {
@@ -225,7 +233,7 @@ fn elementwise_kernels_match_the_host_backend() {
     let mut w = compare("softmax el", &elk, &elh, 2e-5).max(compare("softmax dz", &dzk, &dzh, 2e-5));
     // sparsity
     let mean = rand(cols, 0.001, 0.999, &mut rng);
-    let (mut ek, mut eh) = (vec![0f32; cols], vec![0f32; cols]);
+    let (mut ek, mut eh) = (zeros(cols), zeros(cols));
     let f: extern "C" fn(F2, M, i32, f32) = lib.get("shim_kl_value");
     f(mean.as_ptr(), ek.as_mut_ptr(), cols as i32, 0.05);
     be.run(Op::KlValue { mean: (&mean, 0), el: (&mut eh, 0), cols, rho: 0.05 }).unwrap();
@@ -237,7 +245,7 @@ fn elementwise_kernels_match_the_host_backend() {
     be.run(Op::KlGrad { dy: (&mut dh, 0), mean: (&mean, 0), rows, cols, rho: 0.05, beta: 0.7 }).unwrap();
     w = w.max(compare("kl_grad", &dk, &dh, 1e-6));
     let y = rand(n, -1.0, 1.0, &mut rng);
-    let (mut dk, mut dh, mut ek, mut eh) = (d0.clone(), d0.clone(), vec![0f32; n], vec![0f32; n]);
+    let (mut dk, mut dh, mut ek, mut eh) = (d0.clone(), d0.clone(), zeros(n), zeros(n));
     let f: extern "C" fn(M, F2, M, i32, f32) = lib.get("shim_l1");
     f(dk.as_mut_ptr(), y.as_ptr(), ek.as_mut_ptr(), n as i32, 0.03);
     be.run(Op::L1 { dy: (&mut dh, 0), y: (&y, 0), el: (&mut eh, 0), n, g: 0.03 }).unwrap();
@@ -245,7 +253,7 @@ fn elementwise_kernels_match_the_host_backend() {
     // contractive: column norms and the direct weight term
     let (n_in, n_out) = (23, 31);
     let wm = rand(n_in * n_out, -1.0, 1.0, &mut rng);
-    let (mut sk, mut sh) = (vec![0f32; n_out], vec![0f32; n_out]);
+    let (mut sk, mut sh) = (zeros(n_out), zeros(n_out));
     let f: extern "C" fn(F2, M, i32, i32) = lib.get("shim_col_sq_sums");
     f(wm.as_ptr(), sk.as_mut_ptr(), n_in as i32, n_out as i32);
     be.run(Op::ColSqSums { w: (&wm, 0), s: (&mut sh, 0), n_in, n_out }).unwrap();
@@ -284,7 +292,7 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
     let seed = rng.next_u64();
     for kind in 1..=3 {
         for range in [false, true] {
-            let (mut ok, mut oh) = (vec![0f32; n], vec![0f32; n]);
+            let (mut ok, mut oh) = (zeros(n), zeros(n));
             let f: extern "C" fn(F2, M, F2, F2, i32, i32, i32, f32, u64, u64, u64) = lib.get("shim_corrupt");
             let (lp, hp) = if range { (lo.as_ptr(), hi.as_ptr()) } else { (std::ptr::null(), std::ptr::null()) };
             // These rows start at row 3 of a minibatch (a shard's): they draw its elements.
@@ -307,7 +315,7 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
         }
     }
     for kind in [1, 2] {
-        let (mut sk, mut sh) = (vec![0f32; n], vec![0f32; n]);
+        let (mut sk, mut sh) = (zeros(n), zeros(n));
         let f: extern "C" fn(F2, M, i32, i32, f32, u64, u64, u64) = lib.get("shim_sample");
         f(x.as_ptr(), sk.as_mut_ptr(), n as i32, kind, 0.4, seed, 5, 77);
         be.run(Op::Sample { y: (&x, 0), s: (&mut sh, 0), n, kind: stochastic_of(kind, 0.4), seed, ctr: 5, first: 77 })
@@ -316,7 +324,7 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
     }
     let ids: Vec<u32> = (0..rows as u32).map(|r| (r * 7 + 3) % 1000).collect();
     let z0 = rand(n, -2.0, 2.0, &mut rng);
-    let (mut zk, mut yk, mut zh, mut yh) = (z0.clone(), vec![0f32; n], z0.clone(), vec![0f32; n]);
+    let (mut zk, mut yk, mut zh, mut yh) = (z0.clone(), zeros(n), z0.clone(), zeros(n));
     let f: extern "C" fn(M, M, *const u32, i32, i32, i32, f32, u64) = lib.get("shim_code_noise");
     f(zk.as_mut_ptr(), yk.as_mut_ptr(), ids.as_ptr(), rows as i32, cols as i32, 1, 0.8, seed);
     be.run(Op::CodeNoise {
@@ -342,13 +350,12 @@ fn noise_and_data_movement_kernels_draw_the_host_backends_numbers() {
     assert_ne!(ak, z0);
     // gather and split
     let src = rand(1000 * 5, -1.0, 1.0, &mut rng);
-    let (mut gk, mut gh) = (vec![0f32; rows * 5], vec![0f32; rows * 5]);
+    let (mut gk, mut gh) = (zeros(rows * 5), zeros(rows * 5));
     let f: extern "C" fn(F2, *const u32, M, i32, i32) = lib.get("shim_gather_rows");
     f(src.as_ptr(), ids.as_ptr(), gk.as_mut_ptr(), rows as i32, 5);
     be.run(Op::GatherRows { src: (&src, 0), ids: (&ids, 0), dst: (&mut gh, 0), rows, cols: 5 }).unwrap();
     assert_eq!(gk, gh);
-    let (mut xk, mut tk, mut xh, mut th) =
-        (vec![0f32; rows * 3], vec![0f32; rows * 2], vec![0f32; rows * 3], vec![0f32; rows * 2]);
+    let (mut xk, mut tk, mut xh, mut th) = (zeros(rows * 3), zeros(rows * 2), zeros(rows * 3), zeros(rows * 2));
     let f: extern "C" fn(F2, M, M, i32, i32, i32) = lib.get("shim_split_rows");
     f(gh.as_ptr(), xk.as_mut_ptr(), tk.as_mut_ptr(), rows as i32, 3, 2);
     be.run(Op::SplitRows { src: (&gh, 0), x: (&mut xh, 0), t: (&mut th, 0), rows, cols: 3, tw: 2 }).unwrap();
@@ -363,7 +370,7 @@ fn optimizer_kernels_match_the_cpu_backend() {
     let n = 1234;
     // Pieces of different weight decay, each one launch from its offset (optim::Piece).
     let pieces: [(usize, usize, f32); 4] = [(0, 400, 0.01), (400, 410, 0.0), (410, 1200, 0.02), (1200, 1234, 0.0)];
-    let gscale = vec![0.7f32];
+    let gscale = Lined::from_slice(&[0.7f32]).unwrap();
     let p0 = rand(n, -1.0, 1.0, &mut rng);
     let g = rand(n, -1.0, 1.0, &mut rng);
     let m0 = rand(n, -0.1, 0.1, &mut rng);

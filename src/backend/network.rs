@@ -799,16 +799,16 @@ impl<B: Backend> Pass<B> {
 /// ([`Network::workspace`]): the `Cpu` backend's own pass, which [`Network::step`] and
 /// [`Network::forward_layers`] run on with the network's parameters in place, and the step's
 /// gradient buffer (kept from step to step).
-pub struct Workspace(Pass<Cpu>, Vec<f32>);
+pub struct Workspace(Pass<Cpu>, crate::backend::cpu::Lined);
 
 impl Workspace {
     pub(crate) fn new(net: &Network, rows: usize) -> Result<Workspace> {
-        Ok(Workspace(Pass::new(&Cpu::inline(), net, rows)?, Vec::new()))
+        Ok(Workspace(Pass::new(&Cpu::inline(), net, rows)?, Default::default()))
     }
 
     /// A workspace for forward passes through `layers` only (no training step's buffers).
     pub(crate) fn for_inference(net: &Network, rows: usize, layers: std::ops::Range<usize>) -> Result<Workspace> {
-        Ok(Workspace(Pass::sized(&Cpu::inline(), net, rows, Some(layers))?, Vec::new()))
+        Ok(Workspace(Pass::sized(&Cpu::inline(), net, rows, Some(layers))?, Default::default()))
     }
 
     /// Zeroes the state of the memory layers: the next row starts a new sequence.
@@ -893,7 +893,12 @@ impl Workspace {
             return Err(invalid!("{rows} rows in a workspace for {}", p.rows));
         }
         p.inputs.x[..rows * width].copy_from_slice(&x[..rows * width]);
-        let range = noise.and_then(|nz| nz.feature_range).map(|(lo, hi)| (lo.to_vec(), hi.to_vec()));
+        let range = match noise.and_then(|nz| nz.feature_range) {
+            Some((lo, hi)) => {
+                Some((crate::backend::cpu::Lined::from_slice(lo)?, crate::backend::cpu::Lined::from_slice(hi)?))
+            }
+            None => None,
+        };
         let (dn, first, ids) = match noise {
             Some(nz) => {
                 let ids: Vec<u32> = nz.row_ids.iter().map(|&i| i as u32).collect();
@@ -928,7 +933,7 @@ impl<'a> Ctx<'a, Cpu> {
         be: &'a Cpu,
         net: &'a Network,
         sparse: &'a [bool],
-        feature_range: Option<&'a (Vec<f32>, Vec<f32>)>,
+        feature_range: Option<&'a (crate::backend::cpu::Lined, crate::backend::cpu::Lined)>,
     ) -> Self {
         Ctx { be, net, params: net.param_vec(), n_encoder: net.n_encoder_layers(), sparse, feature_range }
     }

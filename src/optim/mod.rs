@@ -96,7 +96,7 @@ crate::simd::multiversion!(fn adam_wide(p: &mut [f32], g: &[f32], m: &mut [f32],
 /// the host, the moment buffers `S` where the parameters live (`Vec<f32>` on the CPU, a device
 /// buffer on a GPU; `backend::optimizer` steps those through the backend's primitives).
 #[derive(Clone, Debug)]
-pub struct Optimizer<S = Vec<f32>> {
+pub struct Optimizer<S = crate::backend::cpu::Lined> {
     pub config: OptimizerConfig,
     step: u64,
     /// SGD momentum of the next steps: `config.momentum` unless a schedule set another.
@@ -132,7 +132,13 @@ impl Optimizer {
     pub fn new(config: OptimizerConfig, n: usize, weights: &[Range<usize>]) -> Result<Optimizer> {
         // Both state buffers always exist (SGD uses only m, its velocity; plain SGD is mu = 0),
         // which keeps the update a single zip over equal chunks.
-        Optimizer::with_state(config, n, weights, crate::error::try_zeros(n)?, crate::error::try_zeros(n)?)
+        Optimizer::with_state(
+            config,
+            n,
+            weights,
+            crate::backend::cpu::Lined::zeros(n)?,
+            crate::backend::cpu::Lined::zeros(n)?,
+        )
     }
 }
 

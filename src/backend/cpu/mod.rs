@@ -6,7 +6,10 @@
 
 #![forbid(unsafe_code)]
 
+mod lined;
 mod ops;
+
+pub use lined::Lined;
 
 use std::sync::{Arc, Mutex};
 
@@ -75,7 +78,7 @@ fn operand(v: &[f32], t: bool, ld: usize) -> Operand<'_> {
 }
 
 impl Backend for Cpu {
-    type Buf = Vec<f32>;
+    type Buf = Lined;
     type Ids = Vec<u32>;
 
     /// The step on the pool, its other workers spinning between the step's parallel regions
@@ -98,7 +101,7 @@ impl Backend for Cpu {
         let n = crate::parallel::shard_count(self.threads, work_rows);
         (n >= 2).then(|| (0..n).map(|_| Cpu::inline()).collect())
     }
-    fn combine(&self, parts: &[(&Vec<f32>, f32)], out: &mut Vec<f32>, n: usize) -> Result<()> {
+    fn combine(&self, parts: &[(&Lined, f32)], out: &mut Lined, n: usize) -> Result<()> {
         let parts: Vec<(&[f32], f32)> = parts.iter().map(|&(g, w)| (&g[..n], w)).collect();
         self.install(|| crate::parallel::combine_shards(&mut out[..n], &parts));
         Ok(())
@@ -109,13 +112,13 @@ impl Backend for Cpu {
         s.iter_mut().zip(add).for_each(|(s, a)| *s += a);
         Ok(())
     }
-    fn alloc(&self, n: usize) -> Result<Vec<f32>> {
-        crate::error::try_zeros(n)
+    fn alloc(&self, n: usize) -> Result<Lined> {
+        Lined::zeros(n)
     }
     fn alloc_ids(&self, n: usize) -> Result<Vec<u32>> {
         Ok(vec![0; n])
     }
-    fn upload(&self, src: &[f32], dst: Out<'_, Vec<f32>>) -> Result<()> {
+    fn upload(&self, src: &[f32], dst: Out<'_, Lined>) -> Result<()> {
         dst.0[dst.1..dst.1 + src.len()].copy_from_slice(src);
         Ok(())
     }
@@ -123,11 +126,11 @@ impl Backend for Cpu {
         dst[..src.len()].copy_from_slice(src);
         Ok(())
     }
-    fn download(&self, src: In<'_, Vec<f32>>, dst: &mut [f32]) -> Result<()> {
+    fn download(&self, src: In<'_, Lined>, dst: &mut [f32]) -> Result<()> {
         dst.copy_from_slice(&src.0[src.1..src.1 + dst.len()]);
         Ok(())
     }
-    fn copy(&self, src: In<'_, Vec<f32>>, dst: Out<'_, Vec<f32>>, n: usize) -> Result<()> {
+    fn copy(&self, src: In<'_, Lined>, dst: Out<'_, Lined>, n: usize) -> Result<()> {
         dst.0[dst.1..dst.1 + n].copy_from_slice(&src.0[src.1..src.1 + n]);
         Ok(())
     }
@@ -136,7 +139,7 @@ impl Backend for Cpu {
         _slot: usize,
         n: usize,
         fill: &mut dyn FnMut(&mut [f32]),
-        dst: Out<'_, Vec<f32>>,
+        dst: Out<'_, Lined>,
     ) -> Result<()> {
         fill(&mut dst.0[dst.1..dst.1 + n]);
         Ok(())
@@ -150,7 +153,7 @@ impl Backend for Cpu {
     fn free_memory(&self) -> Option<u64> {
         None
     }
-    fn gemm(&self, g: Gemm, a: &Vec<f32>, b: &Vec<f32>, c: &mut Vec<f32>) -> Result<()> {
+    fn gemm(&self, g: Gemm, a: &Lined, b: &Lined, c: &mut Lined) -> Result<()> {
         g.check(a.len(), b.len(), c.len())?;
         if g.m == 0 || g.n == 0 {
             return Ok(());
@@ -165,10 +168,10 @@ impl Backend for Cpu {
     fn layer_forward(
         &self,
         l: &Dense,
-        params: &Vec<f32>,
-        x: &Vec<f32>,
-        z: &mut Vec<f32>,
-        y: &mut Vec<f32>,
+        params: &Lined,
+        x: &Lined,
+        z: &mut Lined,
+        y: &mut Lined,
         rows: usize,
     ) -> Result<()> {
         if l.memory().is_some() {
@@ -191,28 +194,29 @@ impl Backend for Cpu {
     fn exact_contraction(
         &self,
         layers: &[Dense],
-        params: &Vec<f32>,
-        z: &[&Vec<f32>],
-        y: &[&Vec<f32>],
+        params: &Lined,
+        z: &[&Lined],
+        y: &[&Lined],
         rows: usize,
         lambda: f32,
-    ) -> Result<Contraction<Vec<f32>>> {
+    ) -> Result<Contraction<Lined>> {
         let zs: Vec<&[f32]> = z.iter().map(|v| &v[..]).collect();
         let ys: Vec<&[f32]> = y.iter().map(|v| &v[..]).collect();
         let e = self.install(|| {
             crate::contractive::ExactContraction::compute(layers, params, &zs, &ys, rows, lambda, self.threads)
         });
         let (value, dz, dw) = e.into_parts();
-        Ok(Contraction { value, dz, dw })
+        let lined = |v: Vec<Vec<f32>>| v.iter().map(|v| Lined::from_slice(v)).collect::<Result<Vec<_>>>();
+        Ok(Contraction { value, dz: lined(dz)?, dw: lined(dw)? })
     }
     fn runs_exact_contraction(&self) -> bool {
         true
     }
     fn vae_batch_prior_kl(
         &self,
-        head: In<'_, Vec<f32>>,
-        kl_el: Out<'_, Vec<f32>>,
-        dhead: Out<'_, Vec<f32>>,
+        head: In<'_, Lined>,
+        kl_el: Out<'_, Lined>,
+        dhead: Out<'_, Lined>,
         rows: usize,
         latent: usize,
         const_lv: f32,
@@ -233,13 +237,13 @@ impl Backend for Cpu {
     fn memory_forward(
         &self,
         l: &Dense,
-        params: &Vec<f32>,
-        x: &Vec<f32>,
-        z: &mut Vec<f32>,
-        y: &mut Vec<f32>,
+        params: &Lined,
+        x: &Lined,
+        z: &mut Lined,
+        y: &mut Lined,
         rows: usize,
-        state: &mut Vec<f32>,
-        history: Option<&mut Vec<f32>>,
+        state: &mut Lined,
+        history: Option<&mut Lined>,
     ) -> Result<()> {
         let Some(m) = l.memory() else {
             return Err(crate::error::Error::Internal("memory_forward of a layer that is not a memory layer".into()));
@@ -256,12 +260,12 @@ impl Backend for Cpu {
     fn memory_backward(
         &self,
         l: &Dense,
-        params: &Vec<f32>,
-        grads: &mut Vec<f32>,
-        x: &Vec<f32>,
-        dz: &Vec<f32>,
-        history: &Vec<f32>,
-        dx: Option<&mut Vec<f32>>,
+        params: &Lined,
+        grads: &mut Lined,
+        x: &Lined,
+        dz: &Lined,
+        history: &Lined,
+        dx: Option<&mut Lined>,
         below: Option<Below<'_, Self>>,
         rows: usize,
     ) -> Result<()> {
@@ -283,12 +287,12 @@ impl Backend for Cpu {
     fn layer_backward(
         &self,
         l: &Dense,
-        params: &Vec<f32>,
-        grads: &mut Vec<f32>,
-        x: &Vec<f32>,
-        dz: &Vec<f32>,
-        _ones: &Vec<f32>,
-        dx: Option<&mut Vec<f32>>,
+        params: &Lined,
+        grads: &mut Lined,
+        x: &Lined,
+        dz: &Lined,
+        _ones: &Lined,
+        dx: Option<&mut Lined>,
         below: Option<Below<'_, Self>>,
         rows: usize,
     ) -> Result<()> {
@@ -305,12 +309,12 @@ impl Backend for Cpu {
     fn dense(
         &self,
         g: Gemm,
-        a: &Vec<f32>,
-        w: &Vec<f32>,
-        z: &mut Vec<f32>,
-        bias: In<'_, Vec<f32>>,
+        a: &Lined,
+        w: &Lined,
+        z: &mut Lined,
+        bias: In<'_, Lined>,
         act: Activation,
-        y: Out<'_, Vec<f32>>,
+        y: Out<'_, Lined>,
     ) -> Result<()> {
         g.check(a.len(), w.len(), z.len())?;
         if g.m == 0 || g.n == 0 {

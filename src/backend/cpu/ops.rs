@@ -1,10 +1,10 @@
-//! The CPU's primitives: each [`Op`] over `Vec<f32>` views.
+//! The CPU's primitives: each [`Op`] over `Lined` views.
 
 #![forbid(unsafe_code)]
 
 use rayon::prelude::*;
 
-use super::Cpu;
+use super::{Cpu, Lined};
 use crate::activation::softplus;
 use crate::backend::ops::{Op, Slot};
 use crate::backend::philox::{normal, philox};
@@ -12,8 +12,8 @@ use crate::error::Result;
 use crate::optim::{OptimizerConfig, OptimizerKind, Piece};
 use crate::rng::Philox;
 
-type In<'a> = crate::backend::ops::In<'a, Vec<f32>>;
-type Out<'a> = crate::backend::ops::Out<'a, Vec<f32>>;
+type In<'a> = crate::backend::ops::In<'a, Lined>;
+type Out<'a> = crate::backend::ops::Out<'a, Lined>;
 
 fn view<'a>(v: In<'a>, n: usize) -> &'a [f32] {
     &v.0[v.1..v.1 + n]
