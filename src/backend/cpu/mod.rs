@@ -1,4 +1,4 @@
-//! The CPU backend: buffers are `Vec<f32>`, products are the crate's GEMM on the thread pool
+//! The CPU backend: buffers are [`Lined`] (f32 values from a 64-byte line boundary), products are the crate's GEMM on the thread pool
 //! (with its fused bias + activation epilogue in [`Backend::dense`]), and every other primitive
 //! is the formula the CPU models use: activations, losses, corruption and sampling draws, the
 //! SGD and Adam passes, functional connections. So each formula lives once in Rust; the CUDA
