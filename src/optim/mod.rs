@@ -93,7 +93,7 @@ crate::simd::multiversion!(fn sgd_wide(p: &mut [f32], g: &[f32], v: &mut [f32], 
 crate::simd::multiversion!(fn adam_wide(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], lr: f32, b1: f32, b2: f32, eps: f32, bc1: f64, bc2: f64, wd: f32, decoupled: bool) => adam::update);
 
 /// Optimizer state for one network: the bookkeeping (segments, frozen pieces, step counts) on
-/// the host, the moment buffers `S` where the parameters live (`Vec<f32>` on the CPU, a device
+/// the host, the moment buffers `S` where the parameters live (`Lined` on the CPU, a device
 /// buffer on a GPU; `backend::optimizer` steps those through the backend's primitives).
 #[derive(Clone, Debug)]
 pub struct Optimizer<S = crate::backend::cpu::Lined> {

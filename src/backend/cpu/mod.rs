@@ -1,5 +1,6 @@
-//! The CPU backend: buffers are [`Lined`] (f32 values from a 64-byte line boundary), products are the crate's GEMM on the thread pool
-//! (with its fused bias + activation epilogue in [`Backend::dense`]), and every other primitive
+//! The CPU backend: buffers are [`Lined`] (f32 values from a 64-byte line boundary), products
+//! are the crate's GEMM on the thread pool (with its fused bias + activation epilogue in
+//! [`Backend::dense`]), and every other primitive
 //! is the formula the CPU models use: activations, losses, corruption and sampling draws, the
 //! SGD and Adam passes, functional connections. So each formula lives once in Rust; the CUDA
 //! kernels, compiled for the CPU through the test shim, are compared with these primitives.
