@@ -263,6 +263,7 @@ pub fn gemm_then(
             }
         }
     });
+    crate::parallel::rouse();
 }
 
 #[derive(Clone, Copy)]

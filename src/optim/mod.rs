@@ -349,6 +349,9 @@ pub fn update(
             }
         }
     }
+    if parallel {
+        crate::parallel::rouse();
+    }
 }
 
 /// Scales `grads` so its L2 norm is at most `max_norm`; returns the norm before clipping.

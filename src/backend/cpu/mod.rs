@@ -375,7 +375,9 @@ impl Backend for Cpu {
         };
         let parts: Vec<(f64, Vec<f64>)> = self.install(|| {
             if self.threads > 1 && n * p >= 32 * 1024 {
-                dpre.par_chunks_mut(BLOCK * p).enumerate().map(|(b, dp)| block(b, dp)).collect()
+                let parts = dpre.par_chunks_mut(BLOCK * p).enumerate().map(|(b, dp)| block(b, dp)).collect();
+                crate::parallel::rouse();
+                parts
             } else {
                 dpre.chunks_mut(BLOCK * p).enumerate().map(|(b, dp)| block(b, dp)).collect()
             }
