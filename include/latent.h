@@ -1202,7 +1202,8 @@ typedef int32_t latent_wait_policy;
 #define LATENT_WAIT_POLICY_SPIN 0
 
 // Spin until no work has come for the spin budget (`LATENT_WAIT_SPIN_US` microseconds, default
-// 1000), then sleep until woken. The default.
+// 1000), then sleep until the end of the step's next parallel region, and spin again. The
+// default.
 #define LATENT_WAIT_POLICY_SPIN_THEN_PARK 1
 
 // Sleep as soon as there is no work (OpenMP `passive`): for machines shared with other

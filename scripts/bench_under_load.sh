@@ -8,7 +8,8 @@
 #   ROUNDS=1 EPOCHS=1 POLICIES="spin park" scripts/bench_under_load.sh
 #   JAX=0 scripts/bench_under_load.sh                 # latent only
 #
-# Env: ROUNDS (3), EPOCHS (2), BUSY (number of cores), THREADS (2: latent's threads and
+# Env: ROUNDS (3), EPOCHS (2), BUSY (number of cores), PIN (1: busy loop i on core i; 0: let
+# the scheduler place them), THREADS (2: latent's threads and
 # OMP_NUM_THREADS for JAX), POLICIES ("spin spin-then-park park"), SPIN_US (LATENT_WAIT_SPIN_US
 # for spin-then-park, default: the library's), ONLY (W1,W2,W3), JAX (1), PEERS_ENV (the peers'
 # venvs, ~/.cache/latent-peers: run ../shared/bench/peers/setup.sh once), OUT (a log folder,
@@ -25,6 +26,7 @@ THREADS="${THREADS:-2}"
 POLICIES="${POLICIES:-spin spin-then-park park}"
 ONLY="${ONLY:-W1,W2,W3}"
 JAX="${JAX:-1}"
+PIN="${PIN:-1}"
 ENV="${PEERS_ENV:-${XDG_CACHE_HOME:-$HOME/.cache}/latent-peers}"
 PEERS="$ROOT/../shared/bench/peers"
 OUT="${OUT:-$ROOT/target/bench_under_load}"
@@ -41,7 +43,22 @@ BIN=$(cargo bench --bench workloads --no-run 2>&1 | sed -n 's/.*Executable .*(\(
 BUSY_PIDS=()
 stop_busy() { for p in "${BUSY_PIDS[@]}"; do kill "$p" 2>/dev/null; done; BUSY_PIDS=(); }
 trap stop_busy EXIT
-start_busy() { for _ in $(seq 1 "$BUSY"); do nice -n 0 sh -c 'while :; do :; done' & BUSY_PIDS+=($!); done; sleep 1; }
+# PIN=1: busy loop i runs on core i mod nproc. Unpinned, the scheduler sometimes puts both of
+# latent's threads on one core (latent then runs at its one-thread speed) and sometimes one
+# beside each busy loop (then each product waits for the half whose thread lost its core), so
+# single rounds of W3 read 14k or 27k on the Intel machine (stop 32); pinned, every round is
+# the second case, and rounds agree within a few percent.
+start_busy() {
+  for i in $(seq 0 $((BUSY - 1))); do
+    if [ "$PIN" = 1 ]; then
+      taskset -c $((i % $(nproc))) nice -n 0 sh -c 'while :; do :; done' &
+    else
+      nice -n 0 sh -c 'while :; do :; done' &
+    fi
+    BUSY_PIDS+=($!)
+  done
+  sleep 1
+}
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
 run_latent() {  # run_latent ROUND COND POLICY

@@ -10,7 +10,8 @@ pub type latent_wait_policy = i32;
 /// else to run; burns every core of the pool for the length of the step.
 pub const LATENT_WAIT_POLICY_SPIN: latent_wait_policy = 0;
 /// Spin until no work has come for the spin budget (`LATENT_WAIT_SPIN_US` microseconds, default
-/// 1000), then sleep until woken. The default.
+/// 1000), then sleep until the end of the step's next parallel region, and spin again. The
+/// default.
 pub const LATENT_WAIT_POLICY_SPIN_THEN_PARK: latent_wait_policy = 1;
 /// Sleep as soon as there is no work (OpenMP `passive`): for machines shared with other
 /// busy processes, or more threads than cores.
