@@ -249,21 +249,16 @@ pub fn gemm_then(
     // Parts of whole 16-wide panels, as even as that allows (nearest, not rounded up: 1000
     // columns split 496 + 504, not 512 + 488, which left one thread idle 5% of the product).
     let chunk = (((len as f64 / parts as f64) / align as f64).round() as usize).max(1) * align;
-    rayon::scope(|s| {
-        for p in 0..parts {
-            let start = (p * chunk).min(len);
-            let end = if p + 1 == parts { len } else { ((p + 1) * chunk).min(len) };
-            if start == end {
-                continue;
-            }
-            if end == len {
-                if by_rows { block(start, end, 0, n) } else { block(0, m, start, end) }
-            } else {
-                s.spawn(move |_| if by_rows { block(start, end, 0, n) } else { block(0, m, start, end) });
-            }
+    // Parts are dealt to whichever thread asks next (the caller included), so a part that no
+    // worker has started is never waited for, and the wait for one still running does not
+    // yield the core (`parallel::for_each_index`).
+    crate::parallel::for_each_index(parts, parts, |p| {
+        let start = (p * chunk).min(len);
+        let end = if p + 1 == parts { len } else { ((p + 1) * chunk).min(len) };
+        if start < end {
+            if by_rows { block(start, end, 0, n) } else { block(0, m, start, end) }
         }
     });
-    crate::parallel::rouse();
 }
 
 #[derive(Clone, Copy)]

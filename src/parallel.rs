@@ -2,8 +2,6 @@
 //! work is large enough to pay for it. Each element is computed the same way whatever the split,
 //! so results do not depend on the thread count.
 
-use rayon::prelude::*;
-
 /// Minimum elements per task before splitting pays off.
 const GRAIN: usize = 16 * 1024;
 
@@ -21,11 +19,10 @@ where
 {
     match rows_per_task(a.len(), cols, threads) {
         None => f(a, b, c),
-        Some(r) => a
-            .par_chunks_mut(r * cols)
-            .zip(b.par_chunks(r * cols))
-            .zip(c.par_chunks(r * cols))
-            .for_each(|((a, b), c)| f(a, b, c)),
+        Some(r) => {
+            let n = r * cols;
+            for_each_chunk_mut([a], n, threads, |i, [a]| f(a, chunk(b, i, n), chunk(c, i, n)));
+        }
     }
     rouse();
 }
@@ -42,14 +39,8 @@ where
         None => f(out, a, b, c),
         Some(r) => {
             let n = r * cols;
-            let parts: Vec<f64> = out
-                .par_chunks_mut(n)
-                .zip(a.par_chunks(n))
-                .zip(b.par_chunks(n))
-                .zip(c.par_chunks(n))
-                .map(|(((o, a), b), c)| f(o, a, b, c))
-                .collect();
-            rouse();
+            let parts =
+                map_chunks_mut([out], n, threads, |i, [o]| f(o, chunk(a, i, n), chunk(b, i, n), chunk(c, i, n)));
             parts.iter().sum()
         }
     }
@@ -72,7 +63,7 @@ pub fn shard_count(threads: usize, work_rows: usize) -> usize {
 /// the current pool, each chunk zeroed then given the shards' shares in order (so the result
 /// depends on neither the thread count nor the engine that made the shards).
 pub fn combine_shards(out: &mut [f32], parts: &[(&[f32], f32)]) {
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+    for_each_chunk_mut([out], CHUNK, rayon::current_num_threads(), |c, [o]| {
         let (at, len) = (c * CHUNK, o.len());
         o.fill(0.0);
         for &(g, w) in parts {
@@ -81,12 +72,17 @@ pub fn combine_shards(out: &mut [f32], parts: &[(&[f32], f32)]) {
             }
         }
     });
-    rouse();
 }
 
 thread_local! {
     /// The spinning workers of the [`with_spinning_workers`] this thread runs the `f` of.
     static SESSION: std::cell::RefCell<Option<std::sync::Arc<Spinners>>> = const { std::cell::RefCell::new(None) };
+    /// Whether this worker is inside [`spin`]: a spinner job it runs then is handed to that loop
+    /// (as [`HANDOFF`]) instead of nesting a second loop on its stack.
+    static SPINNING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// A session's spinner job this worker took while already spinning; its loop serves that
+    /// session next.
+    static HANDOFF: std::cell::RefCell<Option<std::sync::Arc<Spinners>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// One step's spinning workers: the flag that ends them, and how many have parked (spun out the
@@ -94,11 +90,27 @@ thread_local! {
 /// them spinning again.
 struct Spinners {
     done: std::sync::atomic::AtomicBool,
+    /// Spinners parked since the last rouse, and spinner jobs the owner ran itself (those
+    /// never spun: rouse spawns them again).
     parked: std::sync::atomic::AtomicUsize,
     /// Workers spinning now (for tests).
     spinning: std::sync::atomic::AtomicUsize,
     budget: Option<std::time::Duration>,
     owner: Option<usize>,
+    /// More workers than cores: a spinner yields its core now and then.
+    oversubscribed: bool,
+    /// The threads of parked spinners, for rouse and the session's end to wake.
+    sleepers: std::sync::Mutex<Vec<std::thread::Thread>>,
+    /// Bumped by each rouse that wakes sleepers: a parked spinner sleeps until it changes.
+    rouses: std::sync::atomic::AtomicUsize,
+}
+
+impl Spinners {
+    /// Wakes every parked spinner (at the session's end).
+    fn wake_sleepers(&self) {
+        let sleepers = std::mem::take(&mut *self.sleepers.lock().unwrap_or_else(|e| e.into_inner()));
+        sleepers.into_iter().for_each(|t| t.unpark());
+    }
 }
 
 /// Runs `f` (on a worker of the current pool) while the pool's other workers busy-wait for the
@@ -110,9 +122,11 @@ struct Spinners {
 ///
 /// How long they spin is the process's [`crate::wait_policy::WaitPolicy`]: the whole step
 /// (`Spin`), until no work has come for the spin budget (`SpinThenPark`), or not at all (`Park`).
-/// A worker that parks returns to the pool's sleep, and [`rouse`] at the end of the step's next
-/// parallel region sets it spinning again: it sleeps through one gap, not the rest of the step
-/// (OpenMP's `KMP_BLOCKTIME` behaves the same way).
+/// A worker that parks sleeps until [`rouse`] at the end of the step's next parallel region: it
+/// sleeps through one gap, not the rest of the step (OpenMP's `KMP_BLOCKTIME` behaves the same
+/// way). When the step ends a spinner lingers for the budget (1 ms by default) and serves the
+/// next step if it starts by then, so that between steps it does not go through the pool's idle
+/// loop, which calls `sched_yield` (see [`Countdown`] for why that matters under load).
 pub fn with_spinning_workers<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     use crate::wait_policy::WaitPolicy;
     // A step entered again inside a step (a model's shards) finds its spinners already at work.
@@ -137,18 +151,22 @@ fn spinning<R>(threads: usize, budget: Option<std::time::Duration>, f: impl FnOn
         spinning: AtomicUsize::new(0),
         budget,
         owner: rayon::current_thread_index(),
+        oversubscribed: threads > crate::pool::cores(),
+        sleepers: std::sync::Mutex::new(Vec::new()),
+        rouses: AtomicUsize::new(0),
     });
     for _ in 1..threads {
         let s = spinners.clone();
-        rayon::spawn(move || spin(&s));
+        rayon::spawn(move || spin(s));
     }
-    // Ending: ends the spinning when f returns or unwinds (a spinner that outlives the step
-    // finds `done` at its next look and returns).
+    // Ending: ends the spinning when f returns or unwinds, and wakes the parked spinners so they
+    // see it (a spinner that outlives the step finds `done` at its next look).
     struct Ending;
     impl Drop for Ending {
         fn drop(&mut self) {
             if let Some(s) = SESSION.with(|c| c.borrow_mut().take()) {
                 s.done.store(true, Ordering::Release);
+                s.wake_sleepers();
             }
         }
     }
@@ -159,17 +177,73 @@ fn spinning<R>(threads: usize, budget: Option<std::time::Duration>, f: impl FnOn
     out
 }
 
-/// A spinning worker: runs the step's parallel work as it appears, until the step ends or (with
-/// a budget) no work has come for the budget.
-fn spin(s: &Spinners) {
+/// A spinner job: serves its session, then lingers for the budget and serves the next session
+/// whose spinner job it picks up by then, and so on; returns to the pool after a linger with
+/// none.
+fn spin(first: std::sync::Arc<Spinners>) {
     use std::sync::atomic::Ordering;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
     // The owner may pop an unstolen spinner while it waits inside f: it must not spin on its own
     // step. The other worker never took this one, so it counts as parked.
-    if rayon::current_thread_index() == s.owner {
-        s.parked.fetch_add(1, Ordering::AcqRel);
+    if rayon::current_thread_index() == first.owner {
+        first.parked.fetch_add(1, Ordering::AcqRel);
         return;
     }
+    // Taken by a worker already in this loop (lingering, or serving another pool user's
+    // session): that loop serves it next. One waiting is enough; another counts as parked.
+    if SPINNING.get() {
+        HANDOFF.with(|h| {
+            let mut h = h.borrow_mut();
+            if h.as_ref().is_none_or(|o| o.done.load(Ordering::Acquire)) {
+                *h = Some(first);
+            } else {
+                first.parked.fetch_add(1, Ordering::AcqRel);
+            }
+        });
+        return;
+    }
+    SPINNING.set(true);
+    struct Leaving;
+    impl Drop for Leaving {
+        fn drop(&mut self) {
+            SPINNING.set(false);
+            HANDOFF.with(|h| h.borrow_mut().take());
+        }
+    }
+    let _leaving = Leaving;
+    let mut s = first;
+    loop {
+        serve(&s);
+        let linger = s.budget.unwrap_or(crate::wait_policy::DEFAULT_SPIN).min(Duration::from_millis(10));
+        let since = Instant::now();
+        let mut idle = 0u32;
+        let next = loop {
+            if let Some(n) = HANDOFF.with(|h| h.borrow_mut().take())
+                && !n.done.load(Ordering::Acquire)
+            {
+                break Some(n);
+            }
+            if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                continue;
+            }
+            idle += 1;
+            if idle.is_multiple_of(64) && since.elapsed() >= linger {
+                break None;
+            }
+            std::hint::spin_loop();
+        };
+        match next {
+            Some(n) => s = n,
+            None => return,
+        }
+    }
+}
+
+/// Runs a session's parallel work as it appears until the session ends, parking (until the
+/// next [`rouse`]) whenever no work has come for the budget.
+fn serve(s: &Spinners) {
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
     s.spinning.fetch_add(1, Ordering::AcqRel);
     struct Leaving<'a>(&'a Spinners);
     impl Drop for Leaving<'_> {
@@ -186,28 +260,258 @@ fn spin(s: &Spinners) {
             if since.is_some() {
                 since = Some(Instant::now());
             }
-        } else {
-            idle += 1;
-            // More workers than cores: let the working threads run.
-            if idle.is_multiple_of(64) {
-                // Spun out the budget with no work: park (return to the pool).
-                if let (Some(t), Some(b)) = (since, s.budget)
-                    && t.elapsed() >= b
-                {
-                    s.parked.fetch_add(1, Ordering::AcqRel);
-                    return;
-                }
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
+            continue;
+        }
+        idle += 1;
+        if idle.is_multiple_of(64) {
+            // Spun out the budget with no work: sleep until the next rouse or the end.
+            if let (Some(t), Some(b)) = (since, s.budget)
+                && t.elapsed() >= b
+            {
+                park(s);
+                since = Some(Instant::now());
+                continue;
             }
+            // Only when the pool has more workers than the machine has cores: let the working
+            // ones run. Otherwise never: on Linux's EEVDF scheduler each sched_yield moves this
+            // thread behind whatever else shares its core (a busy loop there takes a whole
+            // slice), so a spinner that yields gets a few percent of its core under load (6.8%
+            // measured with a yield every 100 µs).
+            if s.oversubscribed {
+                std::thread::yield_now();
+            }
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// Sleeps a spinner until the session's next rouse or its end.
+fn park(s: &Spinners) {
+    use std::sync::atomic::Ordering;
+    let seen = {
+        let mut sleepers = s.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        if s.done.load(Ordering::Acquire) {
+            return;
+        }
+        sleepers.push(std::thread::current());
+        s.parked.fetch_add(1, Ordering::AcqRel);
+        s.rouses.load(Ordering::Acquire)
+    };
+    s.spinning.fetch_sub(1, Ordering::AcqRel);
+    while !s.done.load(Ordering::Acquire) && s.rouses.load(Ordering::Acquire) == seen {
+        std::thread::park();
+    }
+    s.spinning.fetch_add(1, Ordering::AcqRel);
+}
+
+/// The owner's side of a fork: counts the parts it handed to the pool that are still running,
+/// and waits for them without `sched_yield`. rayon's own wait (the end of a `scope` or `join`
+/// whose other half is still running) yields the core up to 32 times before it sleeps; beside
+/// another busy process each yield hands that process a whole slice, which cost W1 a quarter of
+/// its speed under load (an `LD_PRELOAD` that made `sched_yield` a no-op: 3,041 / 3,129 ->
+/// 4,088 / 4,483 samples/s, stop 33). So the owner spins for the wait policy's budget, runs any
+/// part no worker has taken yet, then sleeps until the last part wakes it.
+pub struct Countdown {
+    left: std::sync::atomic::AtomicUsize,
+    asleep: std::sync::atomic::AtomicBool,
+    /// The waiting thread, recorded when it goes to sleep (not at `new`: a scope entered from
+    /// outside the pool runs on a pool worker, not on the thread that made the Countdown).
+    owner: std::sync::OnceLock<std::thread::Thread>,
+}
+
+/// Marks one part of a [`Countdown`] done when dropped, so a part that panics still counts
+/// (the panic then reaches the owner through rayon's scope).
+pub struct PartDone<'a>(&'a Countdown);
+
+impl Drop for PartDone<'_> {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let c = self.0;
+        // Once the count reaches 0 the owner may leave `wait`, but the Countdown lives until the
+        // scope that holds this part ends. `asleep` is set only after `owner` is.
+        if c.left.fetch_sub(1, SeqCst) == 1
+            && c.asleep.load(SeqCst)
+            && let Some(owner) = c.owner.get()
+        {
+            owner.unpark();
         }
     }
 }
 
-/// At the end of a parallel region inside [`with_spinning_workers`]: sets the workers that
-/// parked since the last one spinning again (their wake-up overlaps the serial work before the
-/// next region). Nothing to do, and one atomic load, when none parked.
+impl Countdown {
+    /// For `parts` parts about to be spawned from this thread.
+    pub fn new(parts: usize) -> Countdown {
+        Countdown {
+            left: std::sync::atomic::AtomicUsize::new(parts),
+            asleep: std::sync::atomic::AtomicBool::new(false),
+            owner: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Held by a spawned part for as long as it runs.
+    pub fn part(&self) -> PartDone<'_> {
+        PartDone(self)
+    }
+
+    /// Returns once every part has finished (call it inside the scope that spawned them).
+    pub fn wait(&self) {
+        use crate::wait_policy::WaitPolicy;
+        use std::sync::atomic::Ordering::{Acquire, SeqCst};
+        let budget = match crate::wait_policy::wait_policy() {
+            WaitPolicy::Spin => None,
+            WaitPolicy::SpinThenPark(d) => Some(d),
+            WaitPolicy::Park => Some(std::time::Duration::ZERO),
+        };
+        let start = std::time::Instant::now();
+        let mut idle = 0u32;
+        loop {
+            if self.left.load(Acquire) == 0 {
+                return;
+            }
+            // A part no worker has taken yet sits in this thread's own queue: run it here.
+            if rayon::yield_local() == Some(rayon::Yield::Executed) {
+                continue;
+            }
+            idle += 1;
+            if idle.is_multiple_of(64) && budget.is_some_and(|b| start.elapsed() >= b) {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        self.owner.get_or_init(std::thread::current);
+        loop {
+            self.asleep.store(true, SeqCst);
+            if self.left.load(SeqCst) == 0 {
+                return;
+            }
+            if rayon::yield_local() == Some(rayon::Yield::Executed) {
+                continue;
+            }
+            std::thread::park();
+        }
+    }
+}
+
+/// Runs `f(i)` for every i in 0..n on up to `threads` threads of the current pool, this thread
+/// included, each taking the next index from a shared counter; returns when all are done. The
+/// caller works instead of waiting, a worker that starts late finds less (or nothing) left,
+/// and the wait for the parts still running is [`Countdown`]'s, never rayon's yielding one. An
+/// index's result must not depend on which thread runs it (chunks of an elementwise pass,
+/// blocks of a product): then the results are the same on any thread count and timing.
+pub fn for_each_index<F: Fn(usize) + Sync>(n: usize, threads: usize, f: F) {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    let helpers = threads.min(n).saturating_sub(1);
+    if helpers == 0 {
+        (0..n).for_each(f);
+        return;
+    }
+    // A spinner that parked in the gap before this region is in no queue the pool wakes for new
+    // work: wake it now, so it joins this region rather than the next.
+    rouse();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Relaxed);
+            if i >= n {
+                break;
+            }
+            f(i);
+        }
+    };
+    let countdown = Countdown::new(helpers);
+    rayon::scope(|s| {
+        for _ in 0..helpers {
+            let (countdown, work) = (&countdown, &work);
+            s.spawn(move |_| {
+                let _done = countdown.part();
+                work()
+            });
+        }
+        work();
+        countdown.wait();
+    });
+    rouse();
+}
+
+/// [`for_each_index`] collecting `f(i)` in index order.
+pub fn map_index<T: Send, F: Fn(usize) -> T + Sync>(n: usize, threads: usize, f: F) -> Vec<T> {
+    let slots: Vec<std::sync::Mutex<Option<T>>> = (0..n).map(|_| std::sync::Mutex::new(None)).collect();
+    for_each_index(n, threads, |i| {
+        let v = f(i);
+        *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+    });
+    slots.into_iter().map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every index ran")).collect()
+}
+
+/// [`for_each_index`] over chunks of `size` elements of several same-length buffers: `f(i,
+/// [chunk i of each])`.
+pub fn for_each_chunk_mut<const K: usize, T: Send, F>(bufs: [&mut [T]; K], size: usize, threads: usize, f: F)
+where
+    F: Fn(usize, [&mut [T]; K]) + Sync,
+{
+    let n = bufs.iter().map(|b| b.len()).max().unwrap_or(0).div_ceil(size.max(1));
+    let d = bufs.map(Disjoint::new);
+    // SAFETY: for_each_index runs each index once, and every chunk has the one size.
+    for_each_index(n, threads, |i| f(i, std::array::from_fn(|k| unsafe { d[k].chunk(i, size) })));
+}
+
+/// [`for_each_chunk_mut`] collecting `f`'s results in chunk order.
+pub fn map_chunks_mut<const K: usize, T: Send, R: Send, F>(
+    bufs: [&mut [T]; K],
+    size: usize,
+    threads: usize,
+    f: F,
+) -> Vec<R>
+where
+    F: Fn(usize, [&mut [T]; K]) -> R + Sync,
+{
+    let n = bufs.iter().map(|b| b.len()).max().unwrap_or(0).div_ceil(size.max(1));
+    let d = bufs.map(Disjoint::new);
+    // SAFETY: as in for_each_chunk_mut.
+    map_index(n, threads, |i| f(i, std::array::from_fn(|k| unsafe { d[k].chunk(i, size) })))
+}
+
+/// A mutable slice handed out in disjoint chunks to the indices of [`for_each_index`].
+struct Disjoint<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _borrow: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: a Disjoint only hands out chunks of the slice it borrows mutably; `chunk`'s caller
+// keeps those chunks disjoint, so sharing it between threads is sharing &mut of disjoint parts.
+unsafe impl<T: Send> Send for Disjoint<'_, T> {}
+// SAFETY: as for Send.
+unsafe impl<T: Send> Sync for Disjoint<'_, T> {}
+
+impl<'a, T> Disjoint<'a, T> {
+    fn new(s: &'a mut [T]) -> Self {
+        Disjoint { ptr: s.as_mut_ptr(), len: s.len(), _borrow: std::marker::PhantomData }
+    }
+
+    /// Elements [i size, (i + 1) size) (cut at the end).
+    ///
+    /// # Safety
+    /// No two chunks in use at once may overlap: take each index once, with one size.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn chunk(&self, i: usize, size: usize) -> &'a mut [T] {
+        let lo = i.saturating_mul(size).min(self.len);
+        let hi = lo.saturating_add(size).min(self.len);
+        // SAFETY: [lo, hi) lies inside the borrowed slice; disjointness is the caller's.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(lo), hi - lo) }
+    }
+}
+
+/// Chunk i of a shared slice, cut at the end (the read-only twin of [`Disjoint::chunk`]).
+pub fn chunk<T>(s: &[T], i: usize, size: usize) -> &[T] {
+    let lo = i.saturating_mul(size).min(s.len());
+    &s[lo..lo.saturating_add(size).min(s.len())]
+}
+
+/// At the end of a parallel region inside [`with_spinning_workers`]: wakes the workers that
+/// parked since the last one (their wake-up overlaps the serial work before the next region),
+/// and spawns again the spinner jobs that the owner ran itself. Nothing to do, and one atomic
+/// load, when none parked.
 pub fn rouse() {
     use std::sync::atomic::Ordering;
     SESSION.with(|c| {
@@ -215,9 +519,17 @@ pub fn rouse() {
             && s.parked.load(Ordering::Relaxed) > 0
             && !s.done.load(Ordering::Relaxed)
         {
-            for _ in 0..s.parked.swap(0, Ordering::AcqRel) {
+            // Under the sleepers' lock, so that a spinner counted as parked is also listed.
+            let (parked, woken) = {
+                let mut sleepers = s.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+                s.rouses.fetch_add(1, Ordering::AcqRel);
+                let woken = sleepers.len();
+                sleepers.drain(..).for_each(|t| t.unpark());
+                (s.parked.swap(0, Ordering::AcqRel), woken)
+            };
+            for _ in woken.min(parked)..parked {
                 let s = s.clone();
-                rayon::spawn(move || spin(&s));
+                rayon::spawn(move || spin(s));
             }
         }
     });
@@ -311,5 +623,135 @@ mod tests {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let out = pool.install(|| spinning(2, None, || with_spinning_workers(2, parked)));
         assert_eq!(out, Some(0));
+    }
+
+    thread_local! {
+        /// Set on the workers of the pool in `waits_never_yield_the_core`.
+        static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    static YIELDS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Every sched_yield of this test binary (std's `yield_now` calls it) passes here: counted
+    /// on the counted pool's workers, then done.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn sched_yield() -> libc::c_int {
+        if COUNTED.try_with(|c| c.get()).unwrap_or(false) {
+            YIELDS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: the raw system call takes no arguments.
+        unsafe { libc::syscall(libc::SYS_sched_yield) as libc::c_int }
+    }
+
+    /// No wait during a step calls sched_yield on a machine with a core per worker: beside a
+    /// busy process, each yield hands it a whole slice. A spinner spinning (`Spin`) or parked
+    /// (`SpinThenPark`), and an owner waiting for a part a worker is still running, all wait
+    /// 30 ms here without one (before stop 33: a yield every 64 idle rounds, and rayon's 32 on
+    /// each wait and park).
+    #[test]
+    fn waits_never_yield_the_core() {
+        if crate::pool::cores() < 2 {
+            return;
+        }
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).start_handler(|_| COUNTED.set(true)).build().unwrap();
+        pool.install(|| {
+            for budget in [None, Some(Duration::from_millis(5))] {
+                let during = spinning(2, budget, || {
+                    // Spinning, or (with the budget) parked after spinning it out.
+                    if budget.is_some() {
+                        wait_for(parked, 1)
+                    } else {
+                        wait_for(spinners, 1)
+                    }
+                    let before = YIELDS.load(Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(30));
+                    // The owner waits for a part that the other worker runs for 30 ms.
+                    let owner = rayon::current_thread_index();
+                    let started = std::sync::atomic::AtomicBool::new(false);
+                    for_each_index(2, 2, |_| {
+                        if rayon::current_thread_index() == owner {
+                            while !started.load(Ordering::Acquire) {
+                                std::hint::spin_loop();
+                            }
+                        } else {
+                            started.store(true, Ordering::Release);
+                            std::thread::sleep(Duration::from_millis(30));
+                        }
+                    });
+                    YIELDS.load(Ordering::Relaxed) - before
+                });
+                assert_eq!(during, 0, "sched_yield calls during the step (budget {budget:?})");
+            }
+        });
+    }
+
+    /// Every index runs once, on both threads when one is slow, and a chunked pass writes every
+    /// chunk; without a pool it all runs on the caller.
+    #[test]
+    fn every_index_runs_once() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for threads in [1, 2, 3, 8] {
+            let hits: Vec<AtomicUsize> = (0..100).map(|_| AtomicUsize::new(0)).collect();
+            pool.install(|| for_each_index(100, threads, |i| _ = hits[i].fetch_add(1, Ordering::Relaxed)));
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "{threads} threads");
+            let mut a = vec![0u32; 1000];
+            let mut b = vec![0u32; 1000];
+            let sums = pool.install(|| {
+                map_chunks_mut([&mut a[..], &mut b[..]], 64, threads, |c, [a, b]| {
+                    a.iter_mut().for_each(|v| *v = c as u32);
+                    b.iter_mut().for_each(|v| *v = 2 * c as u32);
+                    a.len()
+                })
+            });
+            assert_eq!(sums.len(), 16);
+            assert_eq!(sums.iter().sum::<usize>(), 1000);
+            assert!(a.iter().enumerate().all(|(i, &v)| v == (i / 64) as u32));
+            assert!(b.iter().enumerate().all(|(i, &v)| v == 2 * (i / 64) as u32));
+        }
+        let outside = map_index(5, 4, |i| i * i);
+        assert_eq!(outside, [0, 1, 4, 9, 16]);
+    }
+
+    /// Called from outside any pool (rayon then runs the scope on a worker of its global pool),
+    /// the wait sleeps and is woken on the thread that waits. Before the fix the wake went to
+    /// the calling thread, and the worker slept for ever.
+    #[test]
+    fn a_wait_entered_from_outside_a_pool_is_woken() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let started = std::sync::atomic::AtomicBool::new(false);
+            let first = AtomicUsize::new(usize::MAX);
+            for_each_index(2, 2, |i| {
+                if first.compare_exchange(usize::MAX, i, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    // The first part taken waits until another thread holds the second, which
+                    // then outlasts the spin budget, so its taker's wait goes to sleep.
+                    while !started.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                } else {
+                    started.store(true, Ordering::Release);
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+            });
+            let _ = tx.send(());
+        });
+        assert!(rx.recv_timeout(Duration::from_secs(20)).is_ok(), "for_each_index did not return");
+    }
+
+    /// A part that panics reaches the caller, after the other parts finished (no hang).
+    #[test]
+    fn a_panicking_part_reaches_the_caller() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let done = AtomicUsize::new(0);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.install(|| {
+                for_each_index(8, 2, |i| {
+                    if i == 3 {
+                        panic!("part 3");
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                })
+            })
+        }));
+        assert!(r.is_err());
     }
 }

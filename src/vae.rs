@@ -24,8 +24,6 @@
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 use crate::activation::Activation;
 use crate::backend::vae::{host_decode, host_encode};
 use crate::distribution::Reconstruction;
@@ -511,7 +509,7 @@ impl Vae {
         };
         let nll = &mut ws.nll[..n];
         if threads > 1 && n * p >= 32 * 1024 {
-            nll.par_chunks_mut(RECON_BLOCK).enumerate().for_each(|(b, nl)| block(b, nl));
+            crate::parallel::for_each_chunk_mut([nll], RECON_BLOCK, threads, |b, [nl]| block(b, nl));
         } else {
             nll.chunks_mut(RECON_BLOCK).enumerate().for_each(|(b, nl)| block(b, nl));
         }

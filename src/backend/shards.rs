@@ -68,17 +68,13 @@ impl<B: Backend, P: Send> Shards<B, P> {
         // Each shard loads its own rows on its own thread: the copy is split, and the rows are
         // in that thread's cache for the first product.
         let done: Vec<Result<()>> = main.enter(|| {
-            use rayon::prelude::*;
-            parts
-                .par_iter_mut()
-                .enumerate()
-                .map(|(s, part)| {
-                    let (a, b) = bounds(s);
-                    load(part, a, b)?;
-                    part.be.reset_slots()?;
-                    step(part, a, b)
-                })
-                .collect()
+            crate::parallel::map_chunks_mut([&mut parts[..]], 1, k, |s, [part]| {
+                let part = &mut part[0];
+                let (a, b) = bounds(s);
+                load(part, a, b)?;
+                part.be.reset_slots()?;
+                step(part, a, b)
+            })
         });
         done.into_iter().collect::<Result<()>>()?;
         let shares: Vec<(&B::Buf, f32)> = self

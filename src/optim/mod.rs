@@ -11,9 +11,8 @@ pub use schedule::{LrSchedule, Schedule};
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 use crate::error::{Result, invalid};
+use crate::parallel::{self, for_each_chunk_mut};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OptimizerKind {
@@ -325,10 +324,7 @@ pub fn update(
         OptimizerKind::Sgd => {
             let one = |p: &mut [f32], g: &[f32], m: &mut [f32]| sgd_wide(p, g, m, lr, momentum, c.nesterov, wd);
             if parallel {
-                p.par_chunks_mut(chunk)
-                    .zip(g.par_chunks(chunk))
-                    .zip(m.par_chunks_mut(chunk))
-                    .for_each(|((p, g), m)| one(p, g, m));
+                for_each_chunk_mut([p, m], chunk, threads, |i, [p, m]| one(p, parallel::chunk(g, i, chunk), m));
             } else {
                 one(p, g, m);
             }
@@ -339,32 +335,27 @@ pub fn update(
                 adam_wide(p, g, m, v, lr, c.beta1, c.beta2, c.epsilon, bc1, bc2, wd, decoupled)
             };
             if parallel {
-                p.par_chunks_mut(chunk)
-                    .zip(g.par_chunks(chunk))
-                    .zip(m.par_chunks_mut(chunk))
-                    .zip(v.par_chunks_mut(chunk))
-                    .for_each(|(((p, g), m), v)| one(p, g, m, v));
+                for_each_chunk_mut([p, m, v], chunk, threads, |i, [p, m, v]| {
+                    one(p, parallel::chunk(g, i, chunk), m, v)
+                });
             } else {
                 one(p, g, m, v);
             }
         }
-    }
-    if parallel {
-        crate::parallel::rouse();
     }
 }
 
 /// Scales `grads` so its L2 norm is at most `max_norm`; returns the norm before clipping.
 /// Partial sums over fixed chunks keep the result independent of the thread count.
 pub fn clip_grad_norm(grads: &mut [f32], max_norm: f32) -> f64 {
-    let partial: Vec<f64> = grads
-        .par_chunks(crate::parallel::CHUNK)
-        .map(|c| c.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>())
-        .collect();
+    let threads = rayon::current_num_threads();
+    let partial: Vec<f64> = parallel::map_chunks_mut([grads], parallel::CHUNK, threads, |_, [c]| {
+        c.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>()
+    });
     let norm = partial.iter().sum::<f64>().sqrt();
     if max_norm > 0.0 && norm > max_norm as f64 {
         let s = (max_norm as f64 / norm) as f32;
-        grads.par_chunks_mut(crate::parallel::CHUNK).for_each(|c| c.iter_mut().for_each(|g| *g *= s));
+        parallel::for_each_chunk_mut([grads], parallel::CHUNK, threads, |_, [c]| c.iter_mut().for_each(|g| *g *= s));
     }
     norm
 }

@@ -353,7 +353,6 @@ impl Backend for Cpu {
     /// The CPU VAE's own row formula (`Reconstruction::nll_row`: the Bernoulli part fused and
     /// vectorised), over blocks of stacked rows on the pool.
     fn vae_recon(&self, a: VaeReconArgs<'_, Self>) -> Result<()> {
-        use rayon::prelude::*;
         const BLOCK: usize = 64;
         let (n, rows, d, p) = (a.n, a.rows, a.d_cols, a.p_cols);
         let rec = a.rec;
@@ -375,9 +374,7 @@ impl Backend for Cpu {
         };
         let parts: Vec<(f64, Vec<f64>)> = self.install(|| {
             if self.threads > 1 && n * p >= 32 * 1024 {
-                let parts = dpre.par_chunks_mut(BLOCK * p).enumerate().map(|(b, dp)| block(b, dp)).collect();
-                crate::parallel::rouse();
-                parts
+                crate::parallel::map_chunks_mut([dpre], BLOCK * p, self.threads, |b, [dp]| block(b, dp))
             } else {
                 dpre.chunks_mut(BLOCK * p).enumerate().map(|(b, dp)| block(b, dp)).collect()
             }

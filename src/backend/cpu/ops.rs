@@ -2,7 +2,7 @@
 
 #![forbid(unsafe_code)]
 
-use rayon::prelude::*;
+use crate::parallel;
 
 use super::{Cpu, Lined};
 use crate::activation::softplus;
@@ -179,7 +179,9 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
             if cpu.threads <= 1 {
                 one(0, out, x);
             } else {
-                out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).enumerate().for_each(|(c, (o, x))| one(c, o, x));
+                parallel::for_each_chunk_mut([out], chunk, cpu.threads, |c, [o]| {
+                    one(c, o, parallel::chunk(x, c, chunk))
+                });
             }
         }
         Op::Sample { y, s, n, kind, seed, ctr, first } => {
@@ -191,7 +193,7 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
             if cpu.threads <= 1 {
                 one(0, s, y);
             } else {
-                s.par_chunks_mut(chunk).zip(y.par_chunks(chunk)).enumerate().for_each(|(c, (s, y))| one(c, s, y));
+                parallel::for_each_chunk_mut([s], chunk, cpu.threads, |c, [s]| one(c, s, parallel::chunk(y, c, chunk)));
             }
         }
         Op::CodeNoise { z, y, bias, ids, rows, cols, act: a, sigma, seed } => {
