@@ -1,6 +1,8 @@
-//! Row-parallel elementwise passes: split matrices into row blocks over the current pool when the
-//! work is large enough to pay for it. Each element is computed the same way whatever the split,
-//! so results do not depend on the thread count.
+//! The CPU's parallel regions: the fork every one goes through ([`for_each_index`], parts
+//! dealt to whichever thread asks, waits that never call `sched_yield`), the step's spinning
+//! workers ([`with_spinning_workers`]), and the row-parallel elementwise passes and shard
+//! combine built on them. Each part is computed the same way whatever thread runs it, so
+//! results do not depend on the thread count or the timing.
 
 /// Minimum elements per task before splitting pays off.
 const GRAIN: usize = 16 * 1024;
