@@ -153,7 +153,7 @@ fn spinning<R>(threads: usize, budget: Option<std::time::Duration>, f: impl FnOn
         spinning: AtomicUsize::new(0),
         budget,
         owner: rayon::current_thread_index(),
-        oversubscribed: threads > crate::pool::cores(),
+        oversubscribed: must_yield(threads),
         sleepers: std::sync::Mutex::new(Vec::new()),
         rouses: AtomicUsize::new(0),
     });
@@ -229,8 +229,13 @@ fn spin(first: std::sync::Arc<Spinners>) {
                 continue;
             }
             idle += 1;
-            if idle.is_multiple_of(64) && since.elapsed() >= linger {
-                break None;
+            if idle.is_multiple_of(64) {
+                if since.elapsed() >= linger {
+                    break None;
+                }
+                if s.oversubscribed {
+                    std::thread::yield_now();
+                }
             }
             std::hint::spin_loop();
         };
@@ -306,6 +311,17 @@ fn park(s: &Spinners) {
     s.spinning.fetch_add(1, Ordering::AcqRel);
 }
 
+/// Whether a waiting thread should still yield its core now and then: when the pool has more
+/// workers than the machine has cores (the working ones need the cores), and under valgrind,
+/// which runs one thread at a time and switches only at a system call or after a long slice, so
+/// a thread spinning without one holds up the others (the outside test's valgrind run went from
+/// minutes to over 20 minutes without the yields).
+fn must_yield(threads: usize) -> bool {
+    static VALGRIND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    threads > crate::pool::cores()
+        || *VALGRIND.get_or_init(|| std::env::var("LD_PRELOAD").is_ok_and(|v| v.contains("vgpreload")))
+}
+
 /// The owner's side of a fork: counts the parts it handed to the pool that are still running,
 /// and waits for them without `sched_yield`. rayon's own wait (the end of a `scope` or `join`
 /// whose other half is still running) yields the core up to 32 times before it sleeps; beside
@@ -375,8 +391,13 @@ impl Countdown {
                 continue;
             }
             idle += 1;
-            if idle.is_multiple_of(64) && budget.is_some_and(|b| start.elapsed() >= b) {
-                break;
+            if idle.is_multiple_of(64) {
+                if budget.is_some_and(|b| start.elapsed() >= b) {
+                    break;
+                }
+                if must_yield(rayon::current_num_threads()) {
+                    std::thread::yield_now();
+                }
             }
             std::hint::spin_loop();
         }
@@ -455,6 +476,17 @@ where
     let d = bufs.map(Disjoint::new);
     // SAFETY: for_each_index runs each index once, and every chunk has the one size.
     for_each_index(n, threads, |i| f(i, std::array::from_fn(|k| unsafe { d[k].chunk(i, size) })));
+}
+
+/// [`for_each_index`] over owned jobs (each holding its own disjoint `&mut` pieces): `f(job)`
+/// once for each.
+pub fn for_each_job<J: Send, F: Fn(J) + Sync>(jobs: Vec<J>, threads: usize, f: F) {
+    let jobs: Vec<std::sync::Mutex<Option<J>>> = jobs.into_iter().map(|j| std::sync::Mutex::new(Some(j))).collect();
+    for_each_index(jobs.len(), threads, |i| {
+        if let Some(j) = jobs[i].lock().unwrap_or_else(|e| e.into_inner()).take() {
+            f(j)
+        }
+    });
 }
 
 /// [`for_each_chunk_mut`] collecting `f`'s results in chunk order.

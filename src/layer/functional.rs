@@ -17,8 +17,6 @@
 //! Both passes give the same bits for any thread count: the forward splits rows, the backward
 //! splits input indices i, and every output element is summed in the same order whatever the split.
 
-use rayon::prelude::*;
-
 use crate::activation::{exp_fast, sigmoid_fast};
 use crate::error::{Result, invalid};
 use crate::rng::Rng;
@@ -652,9 +650,9 @@ impl Functional {
             return;
         }
         let per = rows.div_ceil(threads.min(work / GRAIN).max(1));
-        x.par_chunks(per * n_in)
-            .zip(z.par_chunks_mut(per * n_out))
-            .for_each(|(x, z)| forward_wide(family, theta, &signs, bias, x, n_in, n_out, z));
+        crate::parallel::for_each_chunk_mut([z], per * n_out, threads, |i, [z]| {
+            forward_wide(family, theta, &signs, bias, crate::parallel::chunk(x, i, per * n_in), n_in, n_out, z)
+        });
     }
 
     /// Given dz = dL/dz (rows × n_out), overwrites dθ (Σ_rows δ_j ∂f/∂θ) and db (column sums of
@@ -697,11 +695,7 @@ impl Functional {
         let run = |(i0, g, d): (usize, [&mut [f32]; 3], &mut [f32])| {
             backward_wide(family, theta, &signs, x, dz, n_in, n_out, rows, i0, g, d)
         };
-        if jobs.len() == 1 {
-            jobs.into_iter().for_each(run);
-        } else {
-            jobs.into_par_iter().for_each(run);
-        }
+        crate::parallel::for_each_job(jobs, threads, run);
         if let Some(dx) = dx {
             transpose_into(&dxt, n_in, rows, &mut dx[..rows * n_in]);
         }

@@ -16,8 +16,6 @@
 //! inputs into fixed blocks of [`BLOCK`] (not tied to the thread count), so results are the same
 //! bits for any thread count.
 
-use rayon::prelude::*;
-
 use super::functional::{input_blocks, lane_sum, tanh_fast, transpose_into};
 use crate::rng::Rng;
 
@@ -103,11 +101,7 @@ impl Memory {
         let run = |(i0, st, h, part): (usize, &mut [f32], &mut [f32], &mut [f32])| {
             forward_wide(abc, x, n_in, n_out, rows, i0, st, h, part)
         };
-        if threads <= 1 || jobs.len() == 1 {
-            jobs.into_iter().for_each(run);
-        } else {
-            jobs.into_par_iter().for_each(run);
-        }
+        crate::parallel::for_each_job(jobs, threads, run);
         for (r, zr) in z.chunks_exact_mut(n_out).enumerate() {
             zr.fill(0.0);
             for part in parts.chunks_exact(rows * n_out) {
@@ -153,11 +147,7 @@ impl Memory {
         let run = |(i0, g, d): (usize, [&mut [f32]; 3], &mut [f32])| {
             backward_wide(abc, x, dz, history, n_in, n_out, rows, i0, g, d)
         };
-        if threads <= 1 || jobs.len() == 1 {
-            jobs.into_iter().for_each(run);
-        } else {
-            jobs.into_par_iter().for_each(run);
-        }
+        crate::parallel::for_each_job(jobs, threads, run);
         if let Some(dx) = dx {
             transpose_into(&dxt, n_in, rows, &mut dx[..rows * n_in]);
         }
