@@ -317,9 +317,12 @@ fn park(s: &Spinners) {
 /// a thread spinning without one holds up the others (the outside test's valgrind run went from
 /// minutes to over 20 minutes without the yields).
 fn must_yield(threads: usize) -> bool {
-    static VALGRIND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    threads > crate::pool::cores()
-        || *VALGRIND.get_or_init(|| std::env::var("LD_PRELOAD").is_ok_and(|v| v.contains("vgpreload")))
+    // Read once: this runs every 64 idle rounds of a wait, and the standard library reads the
+    // affinity mask and the cgroup quota files on each call.
+    static ONCE: std::sync::OnceLock<(usize, bool)> = std::sync::OnceLock::new();
+    let (cores, valgrind) = *ONCE
+        .get_or_init(|| (crate::pool::cores(), std::env::var("LD_PRELOAD").is_ok_and(|v| v.contains("vgpreload"))));
+    threads > cores || valgrind
 }
 
 /// The owner's side of a fork: counts the parts it handed to the pool that are still running,

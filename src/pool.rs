@@ -28,11 +28,9 @@ pub const NUM_THREADS_ENV: &str = "LATENT_NUM_THREADS";
 /// Pools by thread count, least recently used first.
 static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
 
-/// The cores this process may use (read once: the standard library reads the affinity mask and
-/// the cgroup quota files each time).
+/// The cores this process may use now (the affinity mask and cgroup quota, read each call).
 pub(crate) fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 /// The most worker threads the cache keeps alive in its pools together (unless the newest pool

@@ -9,8 +9,8 @@
 //!
 //! - [`WaitPolicy::Spin`]: the workers spin for the whole step (OpenMP's `active`).
 //! - [`WaitPolicy::SpinThenPark`]: a worker spins until it has found no work for the spin
-//!   budget, then parks (goes back to the pool's sleep; the end of the step's next parallel
-//!   region sets it spinning again, so it sleeps through one gap). The serial gaps of a step on a quiet machine are well under the default budget
+//!   budget, then sleeps until the step's next parallel region wakes it (it sleeps through one
+//!   gap). The serial gaps of a step on a quiet machine are well under the default budget
 //!   (1 ms), so it spins through them; a worker that finds no work for longer is waiting on a
 //!   thread that lost its core (a scheduler time slice is a few ms), and stops burning its own.
 //! - [`WaitPolicy::Park`]: no spinning during a step: idle workers sleep in the pool at once
@@ -52,8 +52,8 @@ pub enum WaitPolicy {
     /// Spin for the whole step (OpenMP `active`): the fastest hand-off on an otherwise idle
     /// machine; burns every core the pool has for the length of the step.
     Spin,
-    /// Spin until no work has come for this long, then sleep until the end of the step's next
-    /// parallel region, and spin again.
+    /// Spin until no work has come for this long, then sleep until the step's next parallel
+    /// region wakes the worker, and spin again.
     SpinThenPark(Duration),
     /// Sleep at once when there is no work (OpenMP `passive`).
     Park,
