@@ -50,7 +50,7 @@ impl Runner {
     }
 
     /// Seconds per step over `steps` steps cycling the minibatches of x.
-    fn run(&mut self, x: &Matrix, steps: usize, threads: usize, pool: &rayon::ThreadPool) -> f64 {
+    fn run(&mut self, x: &Matrix, steps: usize, threads: usize, pool: &latent::pool::Pool) -> f64 {
         let batches = x.rows() / BATCH;
         let t = Instant::now();
         for s in 0..steps {

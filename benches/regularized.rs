@@ -148,7 +148,7 @@ impl Runner {
     }
 
     /// `steps` training steps over the minibatches of x in turn; seconds per step.
-    fn run(&mut self, x: &Matrix, steps: usize, threads: usize, pool: &rayon::ThreadPool) -> f64 {
+    fn run(&mut self, x: &Matrix, steps: usize, threads: usize, pool: &latent::pool::Pool) -> f64 {
         let batches = x.rows() / BATCH;
         let ids: Vec<usize> = (0..x.rows()).collect();
         let t = Instant::now();

@@ -128,7 +128,7 @@ impl Spinners {
 /// sleeps through one gap, not the rest of the step (OpenMP's `KMP_BLOCKTIME` behaves the same
 /// way). When the step ends a spinner lingers for the budget (1 ms by default) and serves the
 /// next step if it starts by then, so that between steps it does not go through the pool's idle
-/// loop, which calls `sched_yield` (see [`Countdown`] for why that matters under load).
+/// loop, which calls `sched_yield` (see [`Region`] for why that matters under load).
 pub fn with_spinning_workers<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     use crate::wait_policy::WaitPolicy;
     // A step entered again inside a step (a model's shards) finds its spinners already at work.
@@ -161,6 +161,7 @@ fn spinning<R>(threads: usize, budget: Option<std::time::Duration>, f: impl FnOn
         let s = spinners.clone();
         rayon::spawn(move || spin(s));
     }
+    wake_resting();
     // Ending: ends the spinning when f returns or unwinds, and wakes the parked spinners so they
     // see it (a spinner that outlives the step finds `done` at its next look).
     struct Ending;
@@ -177,6 +178,31 @@ fn spinning<R>(threads: usize, budget: Option<std::time::Duration>, f: impl FnOn
     let out = f();
     drop(ending);
     out
+}
+
+/// The end of a step handed to the pool from outside ([`crate::pool::Pool::install`]): the
+/// worker that ran it stays on as a step's spinner does after the step (lingers for the spin
+/// budget, then rests), instead of going back to rayon's idle loop, which yields. Nothing under
+/// the `park` policy.
+pub(crate) fn linger() {
+    use crate::wait_policy::WaitPolicy;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    let budget = match crate::wait_policy::wait_policy() {
+        WaitPolicy::Park => return,
+        WaitPolicy::Spin => None,
+        WaitPolicy::SpinThenPark(d) => Some(d),
+    };
+    // A session that has already ended: `spin` serves it at once and goes on to linger.
+    spin(std::sync::Arc::new(Spinners {
+        done: AtomicBool::new(true),
+        parked: AtomicUsize::new(0),
+        spinning: AtomicUsize::new(0),
+        budget,
+        owner: None,
+        oversubscribed: must_yield(rayon::current_num_threads()),
+        sleepers: std::sync::Mutex::new(Vec::new()),
+        rouses: AtomicUsize::new(0),
+    }));
 }
 
 /// A spinner job: serves its session, then lingers for the budget and serves the next session
@@ -217,7 +243,8 @@ fn spin(first: std::sync::Arc<Spinners>) {
     loop {
         serve(&s);
         let linger = s.budget.unwrap_or(crate::wait_policy::DEFAULT_SPIN).min(Duration::from_millis(10));
-        let since = Instant::now();
+        let mut since = Instant::now();
+        let mut rested = Duration::ZERO;
         let mut idle = 0u32;
         let next = loop {
             if let Some(n) = HANDOFF.with(|h| h.borrow_mut().take())
@@ -231,7 +258,14 @@ fn spin(first: std::sync::Arc<Spinners>) {
             idle += 1;
             if idle.is_multiple_of(64) {
                 if since.elapsed() >= linger {
-                    break None;
+                    // No next step within the linger: rest (asleep, in this job) until one
+                    // starts, and leave for the pool's idle loop only after REST with none.
+                    if rested >= REST || !rest(REST - rested) {
+                        break None;
+                    }
+                    rested += since.elapsed();
+                    since = Instant::now();
+                    continue;
                 }
                 if s.oversubscribed {
                     std::thread::yield_now();
@@ -294,21 +328,110 @@ fn serve(s: &Spinners) {
 
 /// Sleeps a spinner until the session's next rouse or its end.
 fn park(s: &Spinners) {
-    use std::sync::atomic::Ordering;
+    use std::sync::atomic::{Ordering, fence};
+    let me = std::thread::current();
     let seen = {
         let mut sleepers = s.sleepers.lock().unwrap_or_else(|e| e.into_inner());
         if s.done.load(Ordering::Acquire) {
             return;
         }
-        sleepers.push(std::thread::current());
-        s.parked.fetch_add(1, Ordering::AcqRel);
+        sleepers.push(me.clone());
+        s.parked.fetch_add(1, Ordering::SeqCst);
         s.rouses.load(Ordering::Acquire)
     };
     s.spinning.fetch_sub(1, Ordering::AcqRel);
+    // One last look for work, now that this thread is counted: a region that pushed its work
+    // before a rouse could see the count would otherwise wait for the next one (the fences on
+    // both sides order the two; see `rouse`). Found: stay a spinner, unless a rouse already
+    // took this thread off the list (it then counted it as woken).
+    fence(Ordering::SeqCst);
+    if rayon::yield_now() == Some(rayon::Yield::Executed) {
+        let mut sleepers = s.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = sleepers.iter().position(|t| t.id() == me.id()) {
+            sleepers.swap_remove(i);
+            s.parked.fetch_sub(1, Ordering::SeqCst);
+        }
+        s.spinning.fetch_add(1, Ordering::AcqRel);
+        return;
+    }
     while !s.done.load(Ordering::Acquire) && s.rouses.load(Ordering::Acquire) == seen {
         std::thread::park();
     }
     s.spinning.fetch_add(1, Ordering::AcqRel);
+}
+
+/// How long a spinner with no next step rests before it returns to the pool's idle loop.
+const REST: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Workers resting between steps: asleep inside their spinner job (or after the step they ran,
+/// [`linger`]), so that they stay out of rayon's idle loop, which calls `sched_yield` 32 times
+/// before it sleeps. Beside a busy process each of those yields hands it a whole slice: after
+/// stop 33 about 920 yields were left in a W1 run under load, nearly all in that loop, and an
+/// `LD_PRELOAD` that made them no-ops ran W1 and W3 5-11% faster there. A step handed to the
+/// pool, a new session and every parallel region wake them ([`wake_resting`]).
+struct Resting {
+    /// Threads asleep in [`rest`].
+    sleepers: std::sync::Mutex<Vec<std::thread::Thread>>,
+    /// How many are listed (read without the lock by [`wake_resting`]).
+    count: std::sync::atomic::AtomicUsize,
+    /// Bumped by each wake: a resting thread sleeps until it changes.
+    wakes: std::sync::atomic::AtomicUsize,
+}
+
+static RESTING: Resting = Resting {
+    sleepers: std::sync::Mutex::new(Vec::new()),
+    count: std::sync::atomic::AtomicUsize::new(0),
+    wakes: std::sync::atomic::AtomicUsize::new(0),
+};
+
+/// Sleeps this worker for up to `most` or until [`wake_resting`]; true when it was woken or
+/// found a job to run as it lay down, false when `most` passed without either.
+fn rest(most: std::time::Duration) -> bool {
+    use std::sync::atomic::{Ordering::SeqCst, fence};
+    let me = std::thread::current();
+    let seen = {
+        let mut sleepers = RESTING.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        sleepers.push(me.clone());
+        RESTING.count.store(sleepers.len(), SeqCst);
+        RESTING.wakes.load(SeqCst)
+    };
+    // Listed before this last look for work; a waker pushes its work before it reads the count
+    // (the fences on both sides order the two).
+    fence(SeqCst);
+    let found = rayon::yield_now() == Some(rayon::Yield::Executed);
+    let deadline = std::time::Instant::now() + most;
+    let mut woken = found;
+    while !woken {
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            break;
+        }
+        std::thread::park_timeout(deadline - now);
+        woken = RESTING.wakes.load(SeqCst) != seen;
+    }
+    let mut sleepers = RESTING.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = sleepers.iter().position(|t| t.id() == me.id()) {
+        sleepers.swap_remove(i);
+    }
+    RESTING.count.store(sleepers.len(), SeqCst);
+    woken
+}
+
+/// Wakes the resting spinners: call after pushing the work they are to find (a spinner lying
+/// down meanwhile looks for work after it is listed).
+pub(crate) fn wake_resting() {
+    use std::sync::atomic::{Ordering::SeqCst, fence};
+    fence(SeqCst);
+    if RESTING.count.load(SeqCst) == 0 {
+        return;
+    }
+    let sleepers = {
+        let mut listed = RESTING.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        RESTING.wakes.fetch_add(1, SeqCst);
+        RESTING.count.store(0, SeqCst);
+        std::mem::take(&mut *listed)
+    };
+    sleepers.into_iter().for_each(|t| t.unpark());
 }
 
 /// Whether a waiting thread should still yield its core now and then: when the pool has more
@@ -325,59 +448,77 @@ fn must_yield(threads: usize) -> bool {
     threads > cores || valgrind
 }
 
-/// The owner's side of a fork: counts the parts it handed to the pool that are still running,
-/// and waits for them without `sched_yield`. rayon's own wait (the end of a `scope` or `join`
-/// whose other half is still running) yields the core up to 32 times before it sleeps; beside
-/// another busy process each yield hands that process a whole slice, which cost W1 a quarter of
-/// its speed under load (an `LD_PRELOAD` that made `sched_yield` a no-op: 3,041 / 3,129 ->
-/// 4,088 / 4,483 samples/s, stop 33). So the owner spins for the wait policy's budget, runs any
-/// part no worker has taken yet, then sleeps until the last part wakes it.
-pub struct Countdown {
-    left: std::sync::atomic::AtomicUsize,
+/// One parallel region of [`for_each_index`], shared by its owner and the helper jobs it
+/// hands to the pool.
+///
+/// Why not `rayon::scope`: the owner's wait at the end of a scope (and of a `join`) is rayon's,
+/// which calls `sched_yield` up to 32 times before it sleeps, and beside another busy process
+/// each yield hands that process a whole slice (an `LD_PRELOAD` that made `sched_yield` a
+/// no-op: W1 under load 3,041 / 3,129 -> 4,088 / 4,483 samples/s, stop 33). A scope also waits
+/// for its jobs to *return*, a moment after their last part is done, and that wait yielded
+/// about 60 times in a W1 epoch under load even after stop 33's own wait (stop 34). A region
+/// waits only until no helper is inside `work`: helper jobs the pool starts later find no index
+/// left and return without touching it. The owner spins for the wait policy's budget, then
+/// sleeps until the last helper wakes it.
+struct Region {
+    /// The next index to hand out.
+    next: std::sync::atomic::AtomicUsize,
+    n: usize,
+    /// Helper jobs between their start and their last touch of `work`.
+    active: std::sync::atomic::AtomicUsize,
+    /// Set by the owner before it sleeps; read by the helper that leaves last.
     asleep: std::sync::atomic::AtomicBool,
-    /// The waiting thread, recorded when it goes to sleep (not at `new`: a scope entered from
-    /// outside the pool runs on a pool worker, not on the thread that made the Countdown).
-    owner: std::sync::OnceLock<std::thread::Thread>,
+    owner: std::thread::Thread,
+    /// The owner's `f`, its lifetime erased: a helper calls it only for an index it claimed
+    /// below `n`, and the owner returns only once every index is claimed and no helper is
+    /// active (see [`for_each_index`]).
+    work: *const (dyn Fn(usize) + Sync),
+    /// The first panic of a helper's part, raised again on the owner.
+    panic: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
-/// Marks one part of a [`Countdown`] done when dropped, so a part that panics still counts
-/// (the panic then reaches the owner through rayon's scope).
-pub struct PartDone<'a>(&'a Countdown);
+// SAFETY: `work` points to an `Fn + Sync` that outlives every call made through it (see its
+// field); everything else is Send and Sync.
+unsafe impl Send for Region {}
+// SAFETY: as for Send.
+unsafe impl Sync for Region {}
 
-impl Drop for PartDone<'_> {
-    fn drop(&mut self) {
+impl Region {
+    /// Claims and runs indices until none is left; returns a part's panic instead of unwinding.
+    fn run(&self) -> Option<Box<dyn std::any::Any + Send>> {
         use std::sync::atomic::Ordering::SeqCst;
-        let c = self.0;
-        // Once the count reaches 0 the owner may leave `wait`, but the Countdown lives until the
-        // scope that holds this part ends. `asleep` is set only after `owner` is.
-        if c.left.fetch_sub(1, SeqCst) == 1
-            && c.asleep.load(SeqCst)
-            && let Some(owner) = c.owner.get()
-        {
-            owner.unpark();
-        }
-    }
-}
-
-impl Countdown {
-    /// For `parts` parts about to be spawned from this thread.
-    pub fn new(parts: usize) -> Countdown {
-        Countdown {
-            left: std::sync::atomic::AtomicUsize::new(parts),
-            asleep: std::sync::atomic::AtomicBool::new(false),
-            owner: std::sync::OnceLock::new(),
+        let mut panic = None;
+        loop {
+            let i = self.next.fetch_add(1, SeqCst);
+            if i >= self.n {
+                return panic;
+            }
+            // SAFETY: i < n was claimed by this thread, so the owner has not returned yet.
+            let work = unsafe { &*self.work };
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(i))) {
+                panic.get_or_insert(p);
+            }
         }
     }
 
-    /// Held by a spawned part for as long as it runs.
-    pub fn part(&self) -> PartDone<'_> {
-        PartDone(self)
+    /// A helper job's body.
+    fn help(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        // Active before the first claim: an owner that saw every index claimed and this count
+        // at 0 knows that this job will claim none.
+        self.active.fetch_add(1, SeqCst);
+        if let Some(p) = self.run() {
+            self.panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(p);
+        }
+        if self.active.fetch_sub(1, SeqCst) == 1 && self.asleep.load(SeqCst) {
+            self.owner.unpark();
+        }
     }
 
-    /// Returns once every part has finished (call it inside the scope that spawned them).
-    pub fn wait(&self) {
+    /// The owner's wait, once it found no index left: until no helper is active.
+    fn wait(&self) {
         use crate::wait_policy::WaitPolicy;
-        use std::sync::atomic::Ordering::{Acquire, SeqCst};
+        use std::sync::atomic::Ordering::SeqCst;
         let budget = match crate::wait_policy::wait_policy() {
             WaitPolicy::Spin => None,
             WaitPolicy::SpinThenPark(d) => Some(d),
@@ -385,14 +526,7 @@ impl Countdown {
         };
         let start = std::time::Instant::now();
         let mut idle = 0u32;
-        loop {
-            if self.left.load(Acquire) == 0 {
-                return;
-            }
-            // A part no worker has taken yet sits in this thread's own queue: run it here.
-            if rayon::yield_local() == Some(rayon::Yield::Executed) {
-                continue;
-            }
+        while self.active.load(SeqCst) != 0 {
             idle += 1;
             if idle.is_multiple_of(64) {
                 if budget.is_some_and(|b| start.elapsed() >= b) {
@@ -404,14 +538,10 @@ impl Countdown {
             }
             std::hint::spin_loop();
         }
-        self.owner.get_or_init(std::thread::current);
         loop {
             self.asleep.store(true, SeqCst);
-            if self.left.load(SeqCst) == 0 {
+            if self.active.load(SeqCst) == 0 {
                 return;
-            }
-            if rayon::yield_local() == Some(rayon::Yield::Executed) {
-                continue;
             }
             std::thread::park();
         }
@@ -421,42 +551,47 @@ impl Countdown {
 /// Runs `f(i)` for every i in 0..n on up to `threads` threads of the current pool, this thread
 /// included, each taking the next index from a shared counter; returns when all are done. The
 /// caller works instead of waiting, a worker that starts late finds less (or nothing) left,
-/// and the wait for the parts still running is [`Countdown`]'s, never rayon's yielding one. An
+/// and the wait for the parts still running is a [`Region`]'s, never rayon's yielding one. An
 /// index's result must not depend on which thread runs it (chunks of an elementwise pass,
 /// blocks of a product): then the results are the same on any thread count and timing.
 pub fn for_each_index<F: Fn(usize) + Sync>(n: usize, threads: usize, f: F) {
-    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
     let helpers = threads.min(n).saturating_sub(1);
     if helpers == 0 {
         (0..n).for_each(f);
         return;
     }
-    // A spinner that parked in the gap before this region is in no queue the pool wakes for new
-    // work: wake it now, so it joins this region rather than the next.
-    rouse();
-    let next = AtomicUsize::new(0);
-    let work = || {
-        loop {
-            let i = next.fetch_add(1, Relaxed);
-            if i >= n {
-                break;
-            }
-            f(i);
-        }
-    };
-    let countdown = Countdown::new(helpers);
-    rayon::scope(|s| {
-        for _ in 0..helpers {
-            let (countdown, work) = (&countdown, &work);
-            s.spawn(move |_| {
-                let _done = countdown.part();
-                work()
-            });
-        }
-        work();
-        countdown.wait();
+    let work: &(dyn Fn(usize) + Sync) = &f;
+    // SAFETY: only the lifetime is erased; this function returns (or unwinds) only after
+    // `region.wait()`, once no helper can call `work` again (see `Region`).
+    let work: *const (dyn Fn(usize) + Sync + 'static) = unsafe { std::mem::transmute(work) };
+    let region = Arc::new(Region {
+        next: AtomicUsize::new(0),
+        n,
+        active: AtomicUsize::new(0),
+        asleep: AtomicBool::new(false),
+        owner: std::thread::current(),
+        work,
+        panic: std::sync::Mutex::new(None),
     });
+    for _ in 0..helpers {
+        let r = region.clone();
+        rayon::spawn(move || r.help());
+    }
+    // A spinner that parked in the gap before this region is in no queue the pool wakes for new
+    // work: wake it now that the work is there (before, a spinner that spun out its budget
+    // between the wake and the push slept through the region), so it joins this region rather
+    // than the next; and the same for the resting ones.
     rouse();
+    wake_resting();
+    let own = region.run();
+    region.wait();
+    rouse();
+    let helper = region.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(p) = own.or(helper) {
+        std::panic::resume_unwind(p);
+    }
 }
 
 /// [`for_each_index`] collecting `f(i)` in index order.
@@ -545,15 +680,18 @@ pub fn chunk<T>(s: &[T], i: usize, size: usize) -> &[T] {
     &s[lo..lo.saturating_add(size).min(s.len())]
 }
 
-/// At the end of a parallel region inside [`with_spinning_workers`]: wakes the workers that
-/// parked since the last one (their wake-up overlaps the serial work before the next region),
-/// and spawns again the spinner jobs that the owner ran itself. Nothing to do, and one atomic
-/// load, when none parked.
+/// At the start of a parallel region inside [`with_spinning_workers`], once its work is pushed,
+/// and at its end: wakes the workers that parked since the last rouse (at the end, their
+/// wake-up overlaps the serial work before the next region), and spawns again the spinner jobs
+/// that the owner ran itself. Nothing to do, and one atomic load, when none parked.
 pub fn rouse() {
-    use std::sync::atomic::Ordering;
+    use std::sync::atomic::{Ordering, fence};
+    // After the region's work is pushed: a spinner counted as parked after this look finds it
+    // in its own last look (`park`).
+    fence(Ordering::SeqCst);
     SESSION.with(|c| {
         if let Some(s) = c.borrow().as_ref()
-            && s.parked.load(Ordering::Relaxed) > 0
+            && s.parked.load(Ordering::SeqCst) > 0
             && !s.done.load(Ordering::Relaxed)
         {
             // Under the sleepers' lock, so that a spinner counted as parked is also listed.
@@ -667,12 +805,16 @@ mod tests {
         static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
     static YIELDS: AtomicUsize = AtomicUsize::new(0);
+    /// The worker whose yields are not counted (a step's owner back in the pool's idle loop).
+    static EXCLUDED: AtomicUsize = AtomicUsize::new(usize::MAX);
 
     /// Every sched_yield of this test binary (std's `yield_now` calls it) passes here: counted
     /// on the counted pool's workers, then done.
     #[unsafe(no_mangle)]
     pub extern "C" fn sched_yield() -> libc::c_int {
-        if COUNTED.try_with(|c| c.get()).unwrap_or(false) {
+        if COUNTED.try_with(|c| c.get()).unwrap_or(false)
+            && rayon::current_thread_index() != Some(EXCLUDED.load(Ordering::Relaxed))
+        {
             YIELDS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: the raw system call takes no arguments.
@@ -706,7 +848,9 @@ mod tests {
                     let started = std::sync::atomic::AtomicBool::new(false);
                     for_each_index(2, 2, |_| {
                         if rayon::current_thread_index() == owner {
+                            let t = Instant::now();
                             while !started.load(Ordering::Acquire) {
+                                assert!(t.elapsed() < Duration::from_secs(10), "no worker took the other part");
                                 std::hint::spin_loop();
                             }
                         } else {
@@ -719,6 +863,53 @@ mod tests {
                 assert_eq!(during, 0, "sched_yield calls during the step (budget {budget:?})");
             }
         });
+        // Between steps: the spinner lingers, then rests asleep inside its job (before: back
+        // in the pool's idle loop, 32 yields). The step's owner returns to that loop, so its
+        // yields are not counted.
+        let before = pool.install(|| {
+            spinning(2, Some(Duration::from_millis(20)), || {
+                EXCLUDED.store(rayon::current_thread_index().unwrap(), Ordering::Relaxed);
+                wait_for(spinners, 1);
+                YIELDS.load(Ordering::Relaxed)
+            })
+        });
+        // It lingers for 10 ms (the budget, at most 10 ms), then rests.
+        std::thread::sleep(REST / 2);
+        assert_eq!(YIELDS.load(Ordering::Relaxed) - before, 0, "sched_yield calls between steps");
+    }
+
+    /// A spinner resting between steps is woken by the next one, handed in from outside the
+    /// pool: two parts that wait for each other meet at once, not after the rest times out.
+    #[test]
+    fn a_resting_spinner_joins_the_next_step() {
+        if crate::pool::cores() < 2 {
+            return;
+        }
+        let pool = crate::pool::Pool::unshared(2);
+        let budget = Some(Duration::from_millis(20));
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            pool.install(|| spinning(2, budget, || ()));
+            // Past the linger (10 ms): the spinner is resting now.
+            std::thread::sleep(Duration::from_millis(30));
+            let waited = pool.install(|| {
+                spinning(2, budget, || {
+                    let started = AtomicUsize::new(0);
+                    let t = Instant::now();
+                    for_each_index(2, 2, |_| {
+                        started.fetch_add(1, Ordering::AcqRel);
+                        while started.load(Ordering::Acquire) < 2 && t.elapsed() < Duration::from_secs(5) {
+                            std::hint::spin_loop();
+                        }
+                    });
+                    t.elapsed()
+                })
+            });
+            waits.push(waited);
+        }
+        // A missed wake costs the whole rest (100 ms) every time; a busy test machine may delay
+        // a wake-up now and then, so one quick meeting in five is enough.
+        assert!(waits.iter().any(|w| *w < REST / 2), "the parts met after {waits:?}");
     }
 
     /// Every index runs once, on both threads when one is slow, and a chunked pass writes every
@@ -748,9 +939,10 @@ mod tests {
         assert_eq!(outside, [0, 1, 4, 9, 16]);
     }
 
-    /// Called from outside any pool (rayon then runs the scope on a worker of its global pool),
-    /// the wait sleeps and is woken on the thread that waits. Before the fix the wake went to
-    /// the calling thread, and the worker slept for ever.
+    /// Called from outside any pool (the helpers then run on rayon's global pool), the wait
+    /// sleeps and is woken on the thread that waits. In stop 33's first version (inside a
+    /// `rayon::scope`, which ran on a global worker) the wake went to the calling thread, and
+    /// the worker slept for ever.
     #[test]
     fn a_wait_entered_from_outside_a_pool_is_woken() {
         let (tx, rx) = std::sync::mpsc::channel();

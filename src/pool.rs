@@ -25,8 +25,69 @@ pub const MAX_CACHED_POOLS: usize = 4;
 /// The environment variable that says what 0 threads means.
 pub const NUM_THREADS_ENV: &str = "LATENT_NUM_THREADS";
 
+/// One of the library's thread pools.
+pub struct Pool(rayon::ThreadPool);
+
+impl Pool {
+    /// Runs `op` on this pool and returns its result (on the calling thread when it is one of
+    /// this pool's workers), as rayon's `install` does, with two differences that keep the
+    /// workers out of rayon's idle loop, which calls `sched_yield` 32 times before it sleeps
+    /// (beside a busy process each yield hands it a whole slice):
+    /// - the worker that ran `op` stays on for the spin budget, looking for the next step,
+    ///   then rests as a step's spinners do ([`crate::parallel::linger`]);
+    /// - the spinners resting between steps are woken once `op` is handed over: asleep inside
+    ///   a job, they are invisible to the pool's own wake-up for new work.
+    pub fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
+        use std::sync::{Arc, Condvar, Mutex};
+        if self.0.current_thread_index().is_some() {
+            return op();
+        }
+        struct Call<R> {
+            out: Mutex<Option<std::thread::Result<R>>>,
+            ready: Condvar,
+        }
+        let call: Arc<Call<R>> = Arc::new(Call { out: Mutex::new(None), ready: Condvar::new() });
+        let op: Box<dyn FnOnce() -> R + Send + '_> = Box::new(op);
+        // SAFETY: only the lifetime is erased. The job consumes `op` (and drops what it borrows)
+        // before it publishes the result, and this function returns only after reading it, so
+        // nothing `op` borrows is used after it returns. The result itself travels in `call`.
+        let op: Box<dyn FnOnce() -> R + Send + 'static> = unsafe { std::mem::transmute(op) };
+        let sent = call.clone();
+        let job = move || {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(op));
+            *sent.out.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+            sent.ready.notify_one();
+            drop(sent);
+            crate::parallel::linger();
+        };
+        let job: Box<dyn FnOnce() + Send + '_> = Box::new(job);
+        // SAFETY: as above; `R` reaches the job only inside `call`, read back here.
+        let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
+        self.0.spawn(job);
+        crate::parallel::wake_resting();
+        let mut out = call.out.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(r) = out.take() {
+                return r.unwrap_or_else(|p| std::panic::resume_unwind(p));
+            }
+            out = call.ready.wait(out).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The number of workers.
+    pub fn current_num_threads(&self) -> usize {
+        self.0.current_num_threads()
+    }
+
+    /// A pool of `threads` workers of its own, outside the cache (for tests).
+    #[cfg(test)]
+    pub(crate) fn unshared(threads: usize) -> Pool {
+        Pool(rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a test pool"))
+    }
+}
+
 /// Pools by thread count, least recently used first.
-static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+static POOLS: Mutex<Vec<(usize, Arc<Pool>)>> = Mutex::new(Vec::new());
 
 /// The cores this process may use now (the affinity mask and cgroup quota, read each call).
 pub(crate) fn cores() -> usize {
@@ -72,7 +133,7 @@ pub fn check_threads(threads: usize) -> Result<usize> {
 /// The pool with `threads` workers (0 = the default, see [`resolve_threads`]). More than
 /// [`MAX_THREADS`] is [`Error::InvalidArgument`]; threads the system will not start are
 /// [`Error::OutOfMemory`].
-pub fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+pub fn pool(threads: usize) -> Result<Arc<Pool>> {
     let n = check_threads(threads)?;
     let mut cache = POOLS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(i) = cache.iter().position(|(k, _)| *k == n) {
@@ -87,7 +148,7 @@ pub fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
         .start_handler(|_| flush_subnormals())
         .build()
         .map_err(|e| Error::OutOfMemory(format!("cannot start {n} threads: {e}")))?;
-    let p = Arc::new(p);
+    let p = Arc::new(Pool(p));
     cache.push((n, p.clone()));
     let evicted = evict(&mut cache, cache_budget());
     drop(cache);
@@ -97,7 +158,7 @@ pub fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
 }
 
 /// Removes the least recently used pools beyond the cache's limits (never the newest, last).
-fn evict(cache: &mut Vec<(usize, Arc<rayon::ThreadPool>)>, budget: usize) -> Vec<(usize, Arc<rayon::ThreadPool>)> {
+fn evict(cache: &mut Vec<(usize, Arc<Pool>)>, budget: usize) -> Vec<(usize, Arc<Pool>)> {
     let mut out = Vec::new();
     while cache.len() > 1 {
         let total: usize = cache.iter().map(|(k, _)| k).sum();
@@ -136,8 +197,8 @@ mod tests {
 
     #[test]
     fn the_cache_keeps_few_pools_and_a_bounded_number_of_threads() {
-        let mut v: Vec<(usize, Arc<rayon::ThreadPool>)> = Vec::new();
-        let fake = |k: usize| (k, Arc::new(rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap()));
+        let mut v: Vec<(usize, Arc<Pool>)> = Vec::new();
+        let fake = |k: usize| (k, Arc::new(Pool(rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap())));
         for k in [1, 2, 3, 4, 5] {
             v.push(fake(k));
             evict(&mut v, 64);

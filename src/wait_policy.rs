@@ -13,6 +13,8 @@
 //!   gap). The serial gaps of a step on a quiet machine are well under the default budget
 //!   (1 ms), so it spins through them; a worker that finds no work for longer is waiting on a
 //!   thread that lost its core (a scheduler time slice is a few ms), and stops burning its own.
+//!   Between steps the workers spin for the budget too, then rest asleep until the next step
+//!   (for up to 100 ms) before they return to the pool's idle loop (`Spin` does the same).
 //! - [`WaitPolicy::Park`]: no spinning during a step: idle workers sleep in the pool at once
 //!   (after rayon's own few `sched_yield` rounds), as between steps (OpenMP's `passive`).
 //!

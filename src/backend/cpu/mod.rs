@@ -27,7 +27,7 @@ use crate::loss::Loss;
 pub struct Cpu {
     threads: usize,
     /// None: one thread, the caller's.
-    pool: Option<Arc<rayon::ThreadPool>>,
+    pool: Option<Arc<crate::pool::Pool>>,
     slots: Mutex<[f64; SLOTS]>,
 }
 
