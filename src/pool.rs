@@ -34,7 +34,7 @@ impl Pool {
     /// workers out of rayon's idle loop, which calls `sched_yield` 32 times before it sleeps
     /// (beside a busy process each yield hands it a whole slice):
     /// - the worker that ran `op` stays on for the spin budget, looking for the next step,
-    ///   then rests as a step's spinners do ([`crate::parallel::linger`]);
+    ///   then rests as a step's spinners do (`parallel::linger`);
     /// - the spinners resting between steps are woken once `op` is handed over: asleep inside
     ///   a job, they are invisible to the pool's own wake-up for new work.
     pub fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
