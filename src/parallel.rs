@@ -26,7 +26,6 @@ where
             for_each_chunk_mut([a], n, threads, |i, [a]| f(a, chunk(b, i, n), chunk(c, i, n)));
         }
     }
-    rouse();
 }
 
 /// Applies `f` to aligned fixed-size chunks of several same-length buffers (optimizer updates).
@@ -108,6 +107,21 @@ struct Spinners {
 }
 
 impl Spinners {
+    /// A session (already `done`, or not) of a step owned by `owner` on a pool of `threads`.
+    fn new(done: bool, budget: Option<std::time::Duration>, owner: Option<usize>, threads: usize) -> Spinners {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        Spinners {
+            done: AtomicBool::new(done),
+            parked: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
+            budget,
+            owner,
+            oversubscribed: must_yield(threads),
+            sleepers: std::sync::Mutex::new(Vec::new()),
+            rouses: AtomicUsize::new(0),
+        }
+    }
+
     /// Wakes every parked spinner (at the session's end).
     fn wake_sleepers(&self) {
         let sleepers = std::mem::take(&mut *self.sleepers.lock().unwrap_or_else(|e| e.into_inner()));
@@ -135,28 +149,18 @@ pub fn with_spinning_workers<R: Send>(threads: usize, f: impl FnOnce() -> R + Se
     if threads <= 1 || rayon::current_thread_index().is_none() || SESSION.with(|s| s.borrow().is_some()) {
         return f();
     }
-    let budget = match crate::wait_policy::wait_policy() {
-        WaitPolicy::Park => return f(),
-        WaitPolicy::Spin => None,
-        WaitPolicy::SpinThenPark(d) => Some(d),
-    };
-    spinning(threads, budget, f)
+    let policy = crate::wait_policy::wait_policy();
+    if policy == WaitPolicy::Park {
+        return f();
+    }
+    spinning(threads, policy.spin_for(), f)
 }
 
 /// [`with_spinning_workers`] with the spin budget given (None: spin for the whole of `f`).
 fn spinning<R>(threads: usize, budget: Option<std::time::Duration>, f: impl FnOnce() -> R) -> R {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let spinners = Arc::new(Spinners {
-        done: AtomicBool::new(false),
-        parked: AtomicUsize::new(0),
-        spinning: AtomicUsize::new(0),
-        budget,
-        owner: rayon::current_thread_index(),
-        oversubscribed: must_yield(threads),
-        sleepers: std::sync::Mutex::new(Vec::new()),
-        rouses: AtomicUsize::new(0),
-    });
+    use std::sync::atomic::Ordering;
+    let spinners = Arc::new(Spinners::new(false, budget, rayon::current_thread_index(), threads));
     for _ in 1..threads {
         let s = spinners.clone();
         rayon::spawn(move || spin(s));
@@ -185,24 +189,12 @@ fn spinning<R>(threads: usize, budget: Option<std::time::Duration>, f: impl FnOn
 /// budget, then rests), instead of going back to rayon's idle loop, which yields. Nothing under
 /// the `park` policy.
 pub(crate) fn linger() {
-    use crate::wait_policy::WaitPolicy;
-    use std::sync::atomic::{AtomicBool, AtomicUsize};
-    let budget = match crate::wait_policy::wait_policy() {
-        WaitPolicy::Park => return,
-        WaitPolicy::Spin => None,
-        WaitPolicy::SpinThenPark(d) => Some(d),
-    };
+    let policy = crate::wait_policy::wait_policy();
+    if policy == crate::wait_policy::WaitPolicy::Park {
+        return;
+    }
     // A session that has already ended: `spin` serves it at once and goes on to linger.
-    spin(std::sync::Arc::new(Spinners {
-        done: AtomicBool::new(true),
-        parked: AtomicUsize::new(0),
-        spinning: AtomicUsize::new(0),
-        budget,
-        owner: None,
-        oversubscribed: must_yield(rayon::current_num_threads()),
-        sleepers: std::sync::Mutex::new(Vec::new()),
-        rouses: AtomicUsize::new(0),
-    }));
+    spin(std::sync::Arc::new(Spinners::new(true, policy.spin_for(), None, rayon::current_num_threads())));
 }
 
 /// A spinner job: serves its session, then lingers for the budget and serves the next session
@@ -517,13 +509,8 @@ impl Region {
 
     /// The owner's wait, once it found no index left: until no helper is active.
     fn wait(&self) {
-        use crate::wait_policy::WaitPolicy;
         use std::sync::atomic::Ordering::SeqCst;
-        let budget = match crate::wait_policy::wait_policy() {
-            WaitPolicy::Spin => None,
-            WaitPolicy::SpinThenPark(d) => Some(d),
-            WaitPolicy::Park => Some(std::time::Duration::ZERO),
-        };
+        let budget = crate::wait_policy::wait_policy().spin_for();
         let start = std::time::Instant::now();
         let mut idle = 0u32;
         while self.active.load(SeqCst) != 0 {

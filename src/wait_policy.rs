@@ -62,6 +62,16 @@ pub enum WaitPolicy {
 }
 
 impl WaitPolicy {
+    /// How long a waiting thread spins before it sleeps: for ever (None) under `Spin`, the
+    /// budget under `SpinThenPark`, not at all under `Park`.
+    pub fn spin_for(self) -> Option<Duration> {
+        match self {
+            WaitPolicy::Spin => None,
+            WaitPolicy::SpinThenPark(d) => Some(d),
+            WaitPolicy::Park => Some(Duration::ZERO),
+        }
+    }
+
     /// Parses a policy name as `LATENT_WAIT_POLICY` takes it: `spin` (or `active`),
     /// `spin-then-park` (or `spin_then_park`, `hybrid`; with `spin` the budget), `park` (or
     /// `passive`), case-insensitive, blanks around ignored. `None` for anything else.

@@ -349,8 +349,8 @@ pub fn update(
 /// Partial sums over fixed chunks keep the result independent of the thread count.
 pub fn clip_grad_norm(grads: &mut [f32], max_norm: f32) -> f64 {
     let threads = rayon::current_num_threads();
-    let partial: Vec<f64> = parallel::map_chunks_mut([grads], parallel::CHUNK, threads, |_, [c]| {
-        c.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>()
+    let partial: Vec<f64> = parallel::map_index(grads.len().div_ceil(parallel::CHUNK), threads, |i| {
+        parallel::chunk(grads, i, parallel::CHUNK).iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>()
     });
     let norm = partial.iter().sum::<f64>().sqrt();
     if max_norm > 0.0 && norm > max_norm as f64 {
