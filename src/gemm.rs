@@ -1,11 +1,12 @@
 //! The one CPU matrix-product entry point. Every product in the library goes through [`gemm`].
 //!
 //! Two kernels sit behind it, picked at run time from measurements (benches/workloads.rs prints
-//! both): `matrixmultiply` (its AVX-512 kernel runs ~200 GFLOP/s a core on Zen 4/5, 1.6x the
-//! `gemm` crate there) and the `gemm` crate (faster on AVX2-only CPUs, and 5x faster for the
-//! one-row products of single-sample inference). Threads split the output into disjoint row or
-//! column blocks, each computed by a single-threaded kernel: no reduction across threads, and no
-//! threaded GEMM ever runs inside a rayon task. With `matrixmultiply` a result therefore does not
+//! the one in use): `matrixmultiply` on Intel CPUs with AVX-512 (its 16 x 16 AVX-512 kernel ran
+//! at the machine's peak there, stop 31), and the `gemm` crate elsewhere: on AVX2-only CPUs, on
+//! AMD Zen 4 (W1 +8%, W2 and W3 +1-3% over matrixmultiply, epochs alternated in one process,
+//! stop 35), and for the one-row products of single-sample inference (5x faster). Threads split
+//! the output into disjoint row or column blocks, each computed by a single-threaded kernel: no
+//! reduction across threads, and no threaded GEMM ever runs inside a rayon task. With `matrixmultiply` a result therefore does not
 //! depend on the thread count; the `gemm` crate picks its inner kernels by block shape, so with it
 //! the last bits can change with the thread count (tests/optim.rs `trainer_is_deterministic`).
 
@@ -16,7 +17,7 @@ use crate::activation::Activation;
 /// Which kernel computes the blocked (many-row) products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
-    /// Pick by CPU: matrixmultiply where AVX-512 is present, else the gemm crate.
+    /// Pick by CPU: matrixmultiply on Intel CPUs with AVX-512, else the gemm crate.
     Auto,
     MatrixMultiply,
     Gemm,
@@ -47,10 +48,25 @@ pub fn kernel() -> Kernel {
             *DEFAULT.get_or_init(|| match std::env::var("LATENT_GEMM").as_deref() {
                 Ok("mm") => Kernel::MatrixMultiply,
                 Ok("gemm") => Kernel::Gemm,
-                _ if has_avx512() => Kernel::MatrixMultiply,
+                _ if has_avx512() && !is_amd() => Kernel::MatrixMultiply,
                 _ => Kernel::Gemm,
             })
         }
+    }
+}
+
+/// An AMD CPU (CPUID vendor "AuthenticAMD"): on Zen 4 the gemm crate ran W1-W3 5-12% faster
+/// than matrixmultiply's AVX-512 kernel (benches/README.md, stop 35).
+fn is_amd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let r = std::arch::x86_64::__cpuid(0);
+        let word = |s: &[u8; 4]| u32::from_le_bytes(*s);
+        r.ebx == word(b"Auth") && r.edx == word(b"enti") && r.ecx == word(b"cAMD")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
