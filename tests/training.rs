@@ -104,9 +104,9 @@ fn training_is_bit_identical_for_a_seed() {
     let c = run(8, 2);
     assert!(a != c, "a different seed gave the same parameters");
     // The GEMM splits each product's output into blocks computed whole. With matrixmultiply's
-    // kernel (the default on AVX-512 CPUs) that makes the thread count irrelevant to every sum;
-    // the gemm crate (AVX2-only CPUs) picks inner kernels by block shape, so there 1 and 2
-    // threads agree only to rounding.
+    // kernel (the default on Intel AVX-512 CPUs) that makes the thread count irrelevant to every
+    // sum; the gemm crate (AVX2-only and AMD CPUs) picks inner kernels by block shape, so there
+    // 1 and 2 threads agree only to rounding.
     let d = run(7, 1);
     if latent::gemm::kernel() == latent::gemm::Kernel::MatrixMultiply {
         assert!(a == d, "1 and 2 threads differ");
