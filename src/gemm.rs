@@ -3,12 +3,13 @@
 //! Two kernels sit behind it, picked at run time from measurements (benches/workloads.rs prints
 //! the one in use): `matrixmultiply` on Intel CPUs with AVX-512 (its 16 x 16 AVX-512 kernel ran
 //! at the machine's peak there, stop 31), and the `gemm` crate elsewhere: on AVX2-only CPUs, on
-//! AMD Zen 4 (W1 +8%, W2 and W3 +1-3% over matrixmultiply, epochs alternated in one process,
-//! stop 35), and for the one-row products of single-sample inference (5x faster). Threads split
-//! the output into disjoint row or column blocks, each computed by a single-threaded kernel: no
-//! reduction across threads, and no threaded GEMM ever runs inside a rayon task. With `matrixmultiply` a result therefore does not
-//! depend on the thread count; the `gemm` crate picks its inner kernels by block shape, so with it
-//! the last bits can change with the thread count (tests/optim.rs `trainer_is_deterministic`).
+//! AMD Zen 4 (W1 8% faster than matrixmultiply, W2 and W3 level, epochs alternated in one
+//! process, stop 35), and for the one-row products of single-sample inference (5x faster).
+//! Threads split the output into disjoint row or column blocks, each computed by a
+//! single-threaded kernel: no reduction across threads, and no threaded GEMM ever runs inside a
+//! rayon task. With `matrixmultiply` a result therefore does not depend on the thread count; the
+//! `gemm` crate picks its inner kernels by block shape, so with it the last bits can change with
+//! the thread count (tests/optim.rs `trainer_is_deterministic`).
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -55,8 +56,8 @@ pub fn kernel() -> Kernel {
     }
 }
 
-/// An AMD CPU (CPUID vendor "AuthenticAMD"): on Zen 4 the gemm crate ran W1-W3 5-12% faster
-/// than matrixmultiply's AVX-512 kernel (benches/README.md, stop 35).
+/// An AMD CPU (CPUID vendor "AuthenticAMD"): on Zen 4 the gemm crate ran W1 8% faster than
+/// matrixmultiply's AVX-512 kernel and W2, W3 level (benches/README.md, stop 35).
 fn is_amd() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
