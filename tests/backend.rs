@@ -322,7 +322,11 @@ fn sharded_device_steps_draw_the_whole_minibatchs_noise() {
         println!("{name:16} sharded device vs sharded CPU {vs_cpu:.2e}, vs unsharded device {vs_whole:.2e}");
         assert_eq!(sharded.params(), again.params(), "{name}: a sharded fit did not repeat");
         assert!(vs_cpu < 2e-4, "{name}: the sharded device fit drifted from the CPU's by {vs_cpu}");
-        assert!(vs_whole < 2e-4, "{name}: the shards drew other numbers than the whole minibatch ({vs_whole})");
+        // Rounding alone (the shards' gradients summed in another order) ends 1e-6 to 8e-6 apart
+        // for most seeds and 2.3e-4 for about one in forty (LATENT_TEST_SEED=1796512701346285362,
+        // code noise: lr 0.5 amplifies it); shards that drew other noise than the whole
+        // minibatch end 1.0 to 2.5 apart (measured with another noise seed). 1e-2 splits the two.
+        assert!(vs_whole < 1e-2, "{name}: the shards drew other numbers than the whole minibatch ({vs_whole})");
         assert!(worst(&sharded, &Network::new(spec).unwrap()) > 1e-3, "{name}: nothing trained");
     }
 }
