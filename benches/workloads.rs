@@ -12,7 +12,10 @@
 //! samples/s = rows per epoch / epoch seconds (median over EPOCHS epochs, after 20 warm-up
 //! steps; contiguous minibatches, last partial batch dropped, no shuffling), GFLOP/s counts
 //! backward as 2x forward (the peers' convention), single-row latency = encoder alone on one row
-//! through the C API, median of 1000 calls after 100 warm-up calls.
+//! through the C API, median of 1000 calls after 100 warm-up calls. "products alone" is the
+//! samples/s a step would reach if it were only its matrix products, each timed hot through the
+//! same GEMM seam and threads (`products_alone`): latent's and the best peer's share of it say
+//! how much of a step goes to everything else, in the machine's state of the moment.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -37,6 +40,9 @@ struct Workload {
     spec: Model,
     train: TrainConfig,
     train_mflop: f64,
+    /// (inputs, outputs) of each dense product of a step, in order (the VAE's two heads as
+    /// one 512 x 64 product): what `products_alone` times.
+    layers: Vec<(usize, usize)>,
 }
 
 fn workloads(threads: usize) -> Vec<Workload> {
@@ -58,6 +64,7 @@ fn workloads(threads: usize) -> Vec<Workload> {
         optimizer: OptimizerConfig { kind: OptimizerKind::Adam, ..Default::default() },
         ..base
     };
+    let vae_layers = vec![(COLS, 512), (512, 64), (32, 512), (512, COLS)];
     vec![
         Workload {
             id: "W1",
@@ -69,6 +76,7 @@ fn workloads(threads: usize) -> Vec<Workload> {
                 ..base
             },
             train_mflop: 16.998,
+            layers: pairs(&[COLS, 1000, 500, 250, 30, 250, 500, 1000, COLS]),
         },
         Workload {
             id: "W2",
@@ -80,11 +88,55 @@ fn workloads(threads: usize) -> Vec<Workload> {
                 ..base
             },
             train_mflop: 2.605,
+            layers: pairs(&[COLS, 256, 64, 256, COLS]),
         },
-        Workload { id: "W3", spec: Model::Vae(w3), train: adam, train_mflop: 5.112 },
+        Workload { id: "W3", spec: Model::Vae(w3), train: adam, train_mflop: 5.112, layers: vae_layers.clone() },
         // L = 5: the encoder (0.868 MFLOP forward) once, the decoder (0.836) five times.
-        Workload { id: "W3L5", spec: Model::Vae(w3l5), train: adam, train_mflop: 3.0 * (0.868 + 5.0 * 0.836) },
+        Workload {
+            id: "W3L5",
+            spec: Model::Vae(w3l5),
+            train: adam,
+            train_mflop: 3.0 * (0.868 + 5.0 * 0.836),
+            layers: Vec::new(),
+        },
     ]
+}
+
+fn pairs(dims: &[usize]) -> Vec<(usize, usize)> {
+    dims.windows(2).map(|d| (d[0], d[1])).collect()
+}
+
+/// Seconds per step of a workload's matrix products alone (each layer's forward product, its
+/// weight gradient, and its input gradient except the first layer's), each the best of 20
+/// through the library's GEMM seam on `threads` threads: the bound a step could reach if
+/// everything else (activations, loss, optimizer, hand-offs) cost nothing.
+fn products_alone(batch: usize, layers: &[(usize, usize)], threads: usize) -> f64 {
+    let pool = latent::pool::pool(threads).unwrap();
+    let mut rng = latent::rng::Rng::new(7, 0);
+    let mut fill = |n: usize| (0..n).map(|_| rng.uniform() - 0.5).collect::<Vec<f32>>();
+    let mut total = 0.0;
+    for (l, &(i, o)) in layers.iter().enumerate() {
+        let (x, w, dz) = (fill(batch * i), fill(i * o), fill(batch * o));
+        let (mut y, mut dw, mut dx) = (vec![0f32; batch * o], vec![0f32; i * o], vec![0f32; batch * i]);
+        let best = |f: &mut (dyn FnMut() + Send)| {
+            pool.install(|| {
+                (0..25)
+                    .map(|r| {
+                        let t = Instant::now();
+                        f();
+                        if r < 5 { f64::MAX } else { t.elapsed().as_secs_f64() }
+                    })
+                    .fold(f64::MAX, f64::min)
+            })
+        };
+        total += best(&mut || gemm(batch, o, i, 1.0, Operand::n(&x, i), Operand::n(&w, o), 0.0, &mut y, o, threads));
+        total += best(&mut || gemm(i, o, batch, 1.0, Operand::t(&x, i), Operand::n(&dz, o), 0.0, &mut dw, o, threads));
+        if l > 0 {
+            total +=
+                best(&mut || gemm(batch, i, o, 1.0, Operand::n(&dz, o), Operand::t(&w, o), 0.0, &mut dx, i, threads));
+        }
+    }
+    total
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -143,6 +195,8 @@ struct Row {
     spread: (f64, f64),
     gflops: f64,
     latency_us: f64,
+    /// samples/s if the step were its products alone (`products_alone`; 0: not timed).
+    bound: f64,
 }
 
 /// Single-row latency of the VAE's encoder (posterior mean and log-variance), in microseconds.
@@ -174,7 +228,7 @@ fn time_epochs<M: Trainable>(m: &mut M, w: &Workload, x: &Matrix, epochs: usize)
     sps
 }
 
-fn run_workload(w: &Workload, x: &Matrix, epochs: usize) -> Row {
+fn run_workload(w: &Workload, x: &Matrix, epochs: usize, threads: usize) -> Row {
     let (sps, latency_us) = match &w.spec {
         Model::Ae(spec) => {
             let mut net = Network::new(spec.clone()).unwrap();
@@ -190,7 +244,9 @@ fn run_workload(w: &Workload, x: &Matrix, epochs: usize) -> Row {
     let lo = sps.iter().cloned().fold(f64::MAX, f64::min);
     let hi = sps.iter().cloned().fold(0.0, f64::max);
     let med = median(sps);
-    Row { id: w.id, samples_per_s: med, spread: (lo, hi), gflops: med * w.train_mflop / 1e3, latency_us }
+    let b = w.train.batch_size;
+    let bound = if w.layers.is_empty() { 0.0 } else { b as f64 / products_alone(b, &w.layers, threads) };
+    Row { id: w.id, samples_per_s: med, spread: (lo, hi), gflops: med * w.train_mflop / 1e3, latency_us, bound }
 }
 
 /// Runs the peers' script (../shared/bench/peers/run_all.sh) and returns its table and the
@@ -257,7 +313,7 @@ fn main() {
     );
     let mut rows = Vec::new();
     for w in workloads(threads).iter().filter(|w| only.iter().any(|o| o == w.id)) {
-        let r = run_workload(w, &x, epochs);
+        let r = run_workload(w, &x, epochs, threads);
         eprintln!("{}: {:.0} samples/s", r.id, r.samples_per_s);
         rows.push(r);
     }
@@ -268,22 +324,26 @@ fn main() {
     };
     println!();
     println!(
-        "| workload | latent samples/s (min-max) | GFLOP/s | % of GEMM peak | encode µs, batch 1 | vs best peer |"
+        "| workload | latent samples/s (min-max) | GFLOP/s | % of GEMM peak | products alone, samples/s | latent, best peer: % of it | encode µs, batch 1 | vs best peer |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let best = peers.as_ref().and_then(|(_, p)| {
             p.iter().filter(|(w, _, _)| w == r.id).max_by(|a, b| a.2.partial_cmp(&b.2).unwrap()).cloned()
         });
+        let of_bound = |v: f64| if r.bound > 0.0 { format!("{:.0}%", 100.0 * v / r.bound) } else { "-".into() };
+        let peer_of_bound = best.as_ref().map_or("-".into(), |b| of_bound(b.2));
         let vs = best.map_or("-".into(), |(_, name, v)| format!("{:.2}x {name} ({v:.0})", r.samples_per_s / v));
         println!(
-            "| {} | {:.0} ({:.0}-{:.0}) | {:.1} | {:.0}% | {:.1} | {vs} |",
+            "| {} | {:.0} ({:.0}-{:.0}) | {:.1} | {:.0}% | {} | {}, {peer_of_bound} | {:.1} | {vs} |",
             r.id,
             r.samples_per_s,
             r.spread.0,
             r.spread.1,
             r.gflops,
             100.0 * r.gflops / peak,
+            if r.bound > 0.0 { format!("{:.0}", r.bound) } else { "-".into() },
+            of_bound(r.samples_per_s),
             r.latency_us
         );
     }
