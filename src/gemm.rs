@@ -194,9 +194,13 @@ pub fn gemm_then(
     a.check(m, k, "A");
     b.check(k, n, "B");
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
-    let parts = if threads <= 1 || flops < 4.0e5 { 1 } else { threads };
     let (ars, acs) = a.strides();
     let (brs, bcs) = b.strides();
+    // One row times a row-major B gives the same bits however its columns are cut (`row_times`),
+    // so with no helper to share it (`parallel::helped_by` not asking) it runs whole: each part
+    // of a split reads every row of B, and from memory two half-row passes cost more than one.
+    let one_row_alone = m == 1 && bcs == 1 && has_fma() && !crate::parallel::helpers_asked();
+    let parts = if threads <= 1 || flops < 4.0e5 || one_row_alone { 1 } else { threads };
     let ap = SendPtr(a.data.as_ptr());
     let bp = SendPtr(b.data.as_ptr());
     let cp = SendPtr(c.as_mut_ptr());

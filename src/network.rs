@@ -407,13 +407,7 @@ impl Network {
         x: &Matrix,
         sink: impl FnMut(usize, usize, &Workspace) + Send,
     ) -> Result<()> {
-        // Small inputs run on the calling thread: no pool hand-off on the latency path.
-        let threads = if x.rows() * x.cols() < 32 * 1024 { 1 } else { crate::pool::resolve_threads(self.threads) };
-        if threads > 1 {
-            crate::pool::pool(threads)?.install(|| self.run_blocks_in(range, x, threads, sink))
-        } else {
-            self.run_blocks_in(range, x, 1, sink)
-        }
+        crate::pool::infer(self.threads, x.rows() * x.cols(), |threads| self.run_blocks_in(range, x, threads, sink))
     }
 
     /// run_blocks() on the current pool with `threads` workers.

@@ -26,7 +26,25 @@ pub const MAX_CACHED_POOLS: usize = 4;
 pub const NUM_THREADS_ENV: &str = "LATENT_NUM_THREADS";
 
 /// One of the library's thread pools.
-pub struct Pool(rayon::ThreadPool);
+pub struct Pool(rayon::ThreadPool, u64);
+
+/// The next pool's id (ids start at 1; 0 marks a thread of no library pool).
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A rayon pool of `threads` workers named `latent-i`, each marked as this pool's
+/// ([`crate::parallel::set_pool_id`]) and with flush-to-zero set.
+fn build(threads: usize) -> std::result::Result<Pool, rayon::ThreadPoolBuildError> {
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("latent-{i}"))
+        .start_handler(move |_| {
+            flush_subnormals();
+            crate::parallel::set_pool_id(id);
+        })
+        .build()?;
+    Ok(Pool(p, id))
+}
 
 impl Pool {
     /// Runs `op` on this pool and returns its result (on the calling thread when it is one of
@@ -79,15 +97,48 @@ impl Pool {
         self.0.current_num_threads()
     }
 
+    /// Queues `job` on this pool (a helper of a region whose owner is outside it:
+    /// [`crate::parallel::helped_by`]).
+    pub(crate) fn spawn(&self, job: impl FnOnce() + Send + 'static) {
+        self.0.spawn(job)
+    }
+
     /// A pool of `threads` workers of its own, outside the cache (for tests).
     #[cfg(test)]
     pub(crate) fn unshared(threads: usize) -> Pool {
-        Pool(rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a test pool"))
+        build(threads).expect("a test pool")
+    }
+
+    /// This pool's id (its workers' [`crate::parallel::set_pool_id`]).
+    pub(crate) fn id(&self) -> u64 {
+        self.1
     }
 }
 
 /// Pools by thread count, least recently used first.
 static POOLS: Mutex<Vec<(usize, Arc<Pool>)>> = Mutex::new(Vec::new());
+
+/// Input values (rows x columns) below which an inference call runs on the calling thread.
+pub(crate) const SMALL_INFERENCE: usize = 32 * 1024;
+
+/// Runs an inference call over `values` input values with `threads` workers (0: the default),
+/// `f(threads)`: the one placement rule of networks' and VAEs' inference. Small inputs run on
+/// the calling thread (no hand-off on the latency path), a pool of `threads - 1` workers
+/// helping with the products big enough to split ([`crate::parallel::helped_by`]); larger ones
+/// on the pool of `threads`.
+pub(crate) fn infer<T: Send>(threads: usize, values: usize, f: impl FnOnce(usize) -> Result<T> + Send) -> Result<T> {
+    let threads = resolve_threads(threads);
+    if threads <= 1 {
+        return f(1);
+    }
+    if values < SMALL_INFERENCE {
+        // The caller is one of the threads: a pool of the others. (With one of `threads`
+        // workers, the one not lingering slept, and each call's spawn woke it: a system call on
+        // the caller's path, and a third thread on two cores.)
+        return crate::parallel::helped_by(&pool(threads - 1)?, || f(threads));
+    }
+    pool(threads)?.install(|| f(threads))
+}
 
 /// The cores this process may use now (the affinity mask and cgroup quota, read each call).
 pub(crate) fn cores() -> usize {
@@ -142,13 +193,8 @@ pub fn pool(threads: usize) -> Result<Arc<Pool>> {
         cache.push(entry);
         return Ok(p);
     }
-    let p = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .thread_name(|i| format!("latent-{i}"))
-        .start_handler(|_| flush_subnormals())
-        .build()
-        .map_err(|e| Error::OutOfMemory(format!("cannot start {n} threads: {e}")))?;
-    let p = Arc::new(Pool(p));
+    let p = build(n).map_err(|e| Error::OutOfMemory(format!("cannot start {n} threads: {e}")))?;
+    let p = Arc::new(p);
     cache.push((n, p.clone()));
     let evicted = evict(&mut cache, cache_budget());
     drop(cache);
@@ -198,7 +244,7 @@ mod tests {
     #[test]
     fn the_cache_keeps_few_pools_and_a_bounded_number_of_threads() {
         let mut v: Vec<(usize, Arc<Pool>)> = Vec::new();
-        let fake = |k: usize| (k, Arc::new(Pool(rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap())));
+        let fake = |k: usize| (k, Arc::new(Pool::unshared(1)));
         for k in [1, 2, 3, 4, 5] {
             v.push(fake(k));
             evict(&mut v, 64);

@@ -578,14 +578,14 @@ impl Vae {
         Ok(())
     }
 
-    /// Runs f(threads) on the VAE's inference pool, or with `inside = Some(t)` on the current
-    /// pool with t threads (inside training).
-    fn run<T: Send>(&self, inside: Option<usize>, f: impl FnOnce(usize) -> Result<T> + Send) -> Result<T> {
-        if let Some(t) = inside {
-            return f(t);
+    /// Runs f(threads) for an inference call over `x` where the library's placement rule puts
+    /// it ([`crate::pool::infer`]), or with `inside = Some(t)` on the current pool with t
+    /// threads (inside training).
+    fn run<T: Send>(&self, inside: Option<usize>, x: &Matrix, f: impl FnOnce(usize) -> Result<T> + Send) -> Result<T> {
+        match inside {
+            Some(t) => f(t),
+            None => crate::pool::infer(self.threads, x.rows() * x.cols(), f),
         }
-        let threads = crate::pool::resolve_threads(self.threads);
-        if threads > 1 { crate::pool::pool(threads)?.install(|| f(threads)) } else { f(1) }
     }
 
     /// The random stream of row `row` of a sampling call with `seed`: draws depend only on
@@ -615,7 +615,7 @@ impl Vae {
         let mut ws = self.workspace(block, samples)?;
         let d = self.input_dim();
         let jd = self.latent_dim();
-        self.run(inside, |threads| {
+        self.run(inside, x, |threads| {
             for first in (0..x.rows()).step_by(block) {
                 let r = block.min(x.rows() - first);
                 let xs = &x.as_slice()[first * d..(first + r) * d];
@@ -654,7 +654,7 @@ impl Vae {
         let block = x.rows().clamp(1, 1024);
         let mut ws = self.workspace(block, 1)?;
         let d = self.input_dim();
-        self.run(inside, |threads| {
+        self.run(inside, x, |threads| {
             for first in (0..x.rows()).step_by(block) {
                 let r = block.min(x.rows() - first);
                 host_encode(self, &mut ws.pass, &x.as_slice()[first * d..(first + r) * d], r, threads)?;
@@ -697,7 +697,7 @@ impl Vae {
         let jd = self.latent_dim();
         let out = self.layers.len() - 1;
         let p = self.layers[out].n_out;
-        self.run(None, |threads| {
+        self.run(None, z, |threads| {
             for first in (0..z.rows()).step_by(block) {
                 let r = block.min(z.rows() - first);
                 ws.pass.zs[..r * jd].copy_from_slice(&z.as_slice()[first * jd..(first + r) * jd]);
