@@ -12,7 +12,8 @@
 //! samples/s = rows per epoch / epoch seconds (median over EPOCHS epochs, after 20 warm-up
 //! steps; contiguous minibatches, last partial batch dropped, no shuffling), GFLOP/s counts
 //! backward as 2x forward (the peers' convention), single-row latency = encoder alone on one row
-//! through the C API, median of 1000 calls after 100 warm-up calls. "products alone" is the
+//! through the C API on the bench's threads (the peers use theirs; the one-thread figure goes to
+//! stderr), median of 1000 calls after 100 warm-up calls. "products alone" is the
 //! samples/s a step would reach if it were only its matrix products, each timed hot through the
 //! same GEMM seam and threads (`products_alone`): latent's and the best peer's share of it say
 //! how much of a step goes to everything else, in the machine's state of the moment.
@@ -166,12 +167,12 @@ fn gemm_peak(threads: usize) -> f64 {
 }
 
 /// Single-row encode latency through the C API, in microseconds.
-fn encode_latency_us(net: &Network) -> f64 {
+fn encode_latency_us(net: &Network, threads: usize) -> f64 {
     use latent::ffi::*;
     let params = net.params().to_vec();
     let spec = net.spec().clone();
     let mut n = Network::from_params(spec, &params).unwrap();
-    n.set_threads(1);
+    n.set_threads(threads);
     let handle = Box::into_raw(Box::new(latent::ffi::network::latent_network_from(n)));
     let x: Vec<f32> = (0..COLS).map(|i| (i % 255) as f32 / 255.0).collect();
     let mut code = vec![0f32; 64];
@@ -200,9 +201,9 @@ struct Row {
 }
 
 /// Single-row latency of the VAE's encoder (posterior mean and log-variance), in microseconds.
-fn vae_encode_latency_us(vae: &Vae) -> f64 {
+fn vae_encode_latency_us(vae: &Vae, threads: usize) -> f64 {
     let mut v = vae.clone();
-    v.set_threads(1);
+    v.set_threads(threads);
     let x = Matrix::from_vec(1, COLS, (0..COLS).map(|i| (i % 255) as f32 / 255.0).collect()).unwrap();
     let mut times = Vec::with_capacity(1000);
     for i in 0..1100 {
@@ -233,12 +234,16 @@ fn run_workload(w: &Workload, x: &Matrix, epochs: usize, threads: usize) -> Row 
         Model::Ae(spec) => {
             let mut net = Network::new(spec.clone()).unwrap();
             let sps = time_epochs(&mut net, w, x, epochs);
-            (sps, encode_latency_us(&net))
+            let (one, many) = (encode_latency_us(&net, 1), encode_latency_us(&net, threads));
+            eprintln!("{}: encode one row {one:.1} µs on 1 thread, {many:.1} µs on {threads}", w.id);
+            (sps, many)
         }
         Model::Vae(spec) => {
             let mut vae = Vae::new(spec.clone()).unwrap();
             let sps = time_epochs(&mut vae, w, x, epochs);
-            (sps, vae_encode_latency_us(&vae))
+            let (one, many) = (vae_encode_latency_us(&vae, 1), vae_encode_latency_us(&vae, threads));
+            eprintln!("{}: encode one row {one:.1} µs on 1 thread, {many:.1} µs on {threads}", w.id);
+            (sps, many)
         }
     };
     let lo = sps.iter().cloned().fold(f64::MAX, f64::min);
