@@ -983,39 +983,15 @@ mod tests {
         let (k, n) = (784, 256);
         let w: Vec<f32> = (0..k * n).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1e-3).collect();
         let x: Vec<f32> = (0..k).map(|i| (i % 255) as f32 / 255.0).collect();
-        let product = |ask: bool| {
+        let product = |threads: usize| {
+            use crate::gemm::{Operand, gemm};
             let mut y = vec![0f32; n];
-            lend(&pool, ask, || {
-                crate::gemm::gemm(
-                    1,
-                    n,
-                    k,
-                    1.0,
-                    crate::gemm::Operand::n(&x, k),
-                    crate::gemm::Operand::n(&w, n),
-                    0.0,
-                    &mut y,
-                    n,
-                    2,
-                )
-            });
+            gemm(1, n, k, 1.0, Operand::n(&x, k), Operand::n(&w, n), 0.0, &mut y, n, threads);
             y
         };
-        let mut one = vec![0f32; n];
-        crate::gemm::gemm(
-            1,
-            n,
-            k,
-            1.0,
-            crate::gemm::Operand::n(&x, k),
-            crate::gemm::Operand::n(&w, n),
-            0.0,
-            &mut one,
-            n,
-            1,
-        );
-        assert_eq!(product(true), one);
-        assert_eq!(product(false), one);
+        let one = product(1);
+        assert_eq!(lend(&pool, true, || product(2)), one);
+        assert_eq!(lend(&pool, false, || product(2)), one);
     }
 
     /// A worker that spun out its budget sleeps through one gap only: the end of the next
