@@ -26,7 +26,7 @@ pub const MAX_CACHED_POOLS: usize = 4;
 pub const NUM_THREADS_ENV: &str = "LATENT_NUM_THREADS";
 
 /// One of the library's thread pools.
-pub struct Pool(rayon::ThreadPool, u64);
+pub struct Pool(rayon::ThreadPool, u64, Arc<crate::parallel::Mailbox>);
 
 /// The next pool's id (ids start at 1; 0 marks a thread of no library pool).
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -43,7 +43,7 @@ fn build(threads: usize) -> std::result::Result<Pool, rayon::ThreadPoolBuildErro
             crate::parallel::set_pool_id(id);
         })
         .build()?;
-    Ok(Pool(p, id))
+    Ok(Pool(p, id, Arc::new(crate::parallel::Mailbox::default())))
 }
 
 impl Pool {
@@ -112,6 +112,12 @@ impl Pool {
     /// This pool's id (its workers' [`crate::parallel::set_pool_id`]).
     pub(crate) fn id(&self) -> u64 {
         self.1
+    }
+
+    /// Where a caller this pool helps hands a part to a worker that waits for one
+    /// ([`crate::parallel::helped_by`]).
+    pub(crate) fn mailbox(&self) -> &Arc<crate::parallel::Mailbox> {
+        &self.2
     }
 }
 
