@@ -4,7 +4,8 @@ through its ctypes binding (Network.encode), ONNX Runtime through InferenceSessi
 file Network.export_onnx wrote. One row per call, and 256 rows per call; the median over 7
 passes of the mean time per call. Both use every core they are given (THREADS, default 2: latent's
 thread count and ONNX Runtime's intra-op threads); latent runs inputs under 32k floats on the
-calling thread, so its single-row calls are single-threaded whatever the setting.
+calling thread, the other threads - 1 of its workers taking parts of the products big enough
+to split (docs/threads_and_numerics.md).
 
     python3 benches/onnx.py          # LATENT_LIBRARY=target/release/liblatent.so if not found
     THREADS=1 python3 benches/onnx.py

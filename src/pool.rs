@@ -143,7 +143,9 @@ pub(crate) fn infer<T: Send>(threads: usize, values: usize, f: impl FnOnce(usize
         // the caller's path, and a third thread on two cores.)
         return crate::parallel::helped_by(&pool(threads - 1)?, || f(threads));
     }
-    pool(threads)?.install(|| f(threads))
+    // The call's workers spin between its parallel regions (each product, each layer's
+    // epilogue), as a training step's do: asleep, each region waited for a worker's wake-up.
+    pool(threads)?.install(|| crate::parallel::with_spinning_workers(threads, || f(threads)))
 }
 
 /// The cores this process may use now (the affinity mask and cgroup quota, read each call).
