@@ -628,18 +628,16 @@ fn wake_resting_of(id: Option<u64>) {
     if RESTING.count.load(SeqCst) == 0 {
         return;
     }
-    let woken: Vec<Sleeper> = {
-        let mut listed = RESTING.sleepers.lock().unwrap_or_else(|e| e.into_inner());
-        let (wake, keep): (Vec<Sleeper>, Vec<Sleeper>) =
-            std::mem::take(&mut *listed).into_iter().partition(|t| id.is_none_or(|id| t.pool == id));
-        *listed = keep;
-        RESTING.count.store(listed.len(), SeqCst);
-        wake
-    };
-    for t in woken {
-        t.woken.store(true, SeqCst);
-        t.thread.unpark();
-    }
+    let mut listed = RESTING.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+    listed.retain(|t| {
+        let wake = id.is_none_or(|id| t.pool == id);
+        if wake {
+            t.woken.store(true, SeqCst);
+            t.thread.unpark();
+        }
+        !wake
+    });
+    RESTING.count.store(listed.len(), SeqCst);
 }
 
 /// Whether a waiting thread should still yield its core now and then: when the pool has more

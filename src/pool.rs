@@ -26,7 +26,15 @@ pub const MAX_CACHED_POOLS: usize = 4;
 pub const NUM_THREADS_ENV: &str = "LATENT_NUM_THREADS";
 
 /// One of the library's thread pools.
-pub struct Pool(rayon::ThreadPool, u64, Arc<crate::parallel::Mailbox>);
+pub struct Pool {
+    workers: rayon::ThreadPool,
+    /// Marks its workers ([`crate::parallel::set_pool_id`]), so that a wake-up can be for them
+    /// only.
+    id: u64,
+    /// Where a caller this pool helps hands a part to a worker that waits for one
+    /// ([`crate::parallel::helped_by`]).
+    mailbox: Arc<crate::parallel::Mailbox>,
+}
 
 /// The next pool's id (ids start at 1; 0 marks a thread of no library pool).
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -43,7 +51,7 @@ fn build(threads: usize) -> std::result::Result<Pool, rayon::ThreadPoolBuildErro
             crate::parallel::set_pool_id(id);
         })
         .build()?;
-    Ok(Pool(p, id, Arc::new(crate::parallel::Mailbox::default())))
+    Ok(Pool { workers: p, id, mailbox: Arc::new(crate::parallel::Mailbox::default()) })
 }
 
 impl Pool {
@@ -57,7 +65,7 @@ impl Pool {
     ///   a job, they are invisible to the pool's own wake-up for new work.
     pub fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
         use std::sync::{Arc, Condvar, Mutex};
-        if self.0.current_thread_index().is_some() {
+        if self.workers.current_thread_index().is_some() {
             return op();
         }
         struct Call<R> {
@@ -81,7 +89,7 @@ impl Pool {
         let job: Box<dyn FnOnce() + Send + '_> = Box::new(job);
         // SAFETY: as above; `R` reaches the job only inside `call`, read back here.
         let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
-        self.0.spawn(job);
+        self.workers.spawn(job);
         crate::parallel::wake_resting();
         let mut out = call.out.lock().unwrap_or_else(|e| e.into_inner());
         loop {
@@ -94,13 +102,13 @@ impl Pool {
 
     /// The number of workers.
     pub fn current_num_threads(&self) -> usize {
-        self.0.current_num_threads()
+        self.workers.current_num_threads()
     }
 
     /// Queues `job` on this pool (a helper of a region whose owner is outside it:
     /// [`crate::parallel::helped_by`]).
     pub(crate) fn spawn(&self, job: impl FnOnce() + Send + 'static) {
-        self.0.spawn(job)
+        self.workers.spawn(job)
     }
 
     /// A pool of `threads` workers of its own, outside the cache (for tests).
@@ -111,13 +119,11 @@ impl Pool {
 
     /// This pool's id (its workers' [`crate::parallel::set_pool_id`]).
     pub(crate) fn id(&self) -> u64 {
-        self.1
+        self.id
     }
 
-    /// Where a caller this pool helps hands a part to a worker that waits for one
-    /// ([`crate::parallel::helped_by`]).
     pub(crate) fn mailbox(&self) -> &Arc<crate::parallel::Mailbox> {
-        &self.2
+        &self.mailbox
     }
 }
 
@@ -128,12 +134,12 @@ static POOLS: Mutex<Vec<(usize, Arc<Pool>)>> = Mutex::new(Vec::new());
 pub(crate) const SMALL_INFERENCE: usize = 32 * 1024;
 
 /// Runs an inference call over `values` input values with `threads` workers (0: the default),
-/// `f(threads)`: the one placement rule of networks' and VAEs' inference. Small inputs run on
+/// `f(threads)`: the one placement rule of networks', VAEs' and PSD models' inference. Small inputs run on
 /// the calling thread (no hand-off on the latency path), a pool of `threads - 1` workers
 /// helping with the products big enough to split ([`crate::parallel::helped_by`]); larger ones
 /// on the pool of `threads`.
 pub(crate) fn infer<T: Send>(threads: usize, values: usize, f: impl FnOnce(usize) -> Result<T> + Send) -> Result<T> {
-    let threads = resolve_threads(threads);
+    let threads = check_threads(threads)?;
     if threads <= 1 {
         return f(1);
     }

@@ -281,10 +281,10 @@ impl Psd {
         }
     }
 
-    /// Threads for an inference call over `x`: small inputs stay on the calling thread.
-    fn inference_threads(&self, x: &Matrix) -> Result<usize> {
-        let t = crate::pool::check_threads(self.threads)?;
-        Ok(if x.rows() * x.cols() < 32 * 1024 { 1 } else { t })
+    /// Runs an inference call over `x` where the library's placement rule puts it
+    /// ([`crate::pool::infer`]).
+    fn infer<R: Send>(&self, x: &Matrix, f: impl FnOnce(usize) -> Result<R> + Send) -> Result<R> {
+        crate::pool::infer(self.threads, x.rows() * x.cols(), f)
     }
 
     // -- the passes, over r rows in plain buffers -------------------------------------------
@@ -440,7 +440,7 @@ impl Psd {
         let (r, m) = (x.rows(), self.spec.code_dim);
         let mut t = try_zeros(checked_len(r, m)?)?;
         let mut f = try_zeros(r * m)?;
-        on_pool(self.inference_threads(x)?, |th| {
+        self.infer(x, |th| {
             self.encode_into(x.as_slice(), r, &mut t, &mut f, th);
             Ok(())
         })?;
@@ -465,7 +465,7 @@ impl Psd {
         let mut grad = try_zeros(r * m)?;
         let mut gram = try_zeros(checked_len(m, m)?)?;
         let mut v = try_zeros(m)?;
-        let its = on_pool(self.inference_threads(x)?, |th| {
+        let its = self.infer(x, |th| {
             self.encode_into(x.as_slice(), r, &mut t, &mut f, th);
             t.copy_from_slice(&f);
             if r == 0 {
@@ -482,7 +482,7 @@ impl Psd {
         h.check_width(self.spec.code_dim, "codes", "the PSD model")?;
         let (r, n, m) = (h.rows(), self.spec.input_dim, self.spec.code_dim);
         let mut out = try_zeros(checked_len(r, n)?)?;
-        on_pool(self.inference_threads(h)?, |th| {
+        self.infer(h, |th| {
             gemm(r, n, m, 1.0, Operand::n(h.as_slice(), m), Operand::n(self.dict(), n), 0.0, &mut out, n, th);
             Ok(())
         })?;

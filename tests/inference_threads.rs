@@ -1,4 +1,4 @@
-//! Small inference calls on a network or VAE of several threads run on the calling thread with
+//! Small inference calls on a network, VAE or PSD model of several threads run on the calling thread with
 //! the pool's workers taking parts of the products big enough to split
 //! (`parallel::helped_by`): the results are the bits of one thread for one row, and the same on
 //! every call of a thread count, whether the workers were asked (calls in a stream) or not
@@ -42,6 +42,20 @@ fn one_row_gives_one_threads_bits_on_two() {
     for _ in 0..50 {
         let (m2, l2) = v2.encode(&x).unwrap();
         assert_eq!((m2.as_slice(), l2.as_slice()), (mean.as_slice(), logvar.as_slice()));
+    }
+
+    // A PSD model's encoder (784 x 512: 803k FLOPs for one row) and decoder, the same way.
+    let psd = |threads: usize| {
+        let mut p =
+            latent::psd::Psd::new(latent::psd::PsdSpec { seed: 6, ..latent::psd::PsdSpec::new(784, 512) }).unwrap();
+        p.set_threads(threads);
+        p
+    };
+    let (p1, p2) = (psd(1), psd(2));
+    let (codes, back) = (p1.encode(&x).unwrap(), p1.decode(&p1.encode(&x).unwrap()).unwrap());
+    for _ in 0..50 {
+        assert_eq!(p2.encode(&x).unwrap().as_slice(), codes.as_slice());
+        assert_eq!(p2.decode(&codes).unwrap().as_slice(), back.as_slice());
     }
 }
 
