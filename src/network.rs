@@ -59,6 +59,8 @@ pub struct Network {
     /// fit centres their biases on its data ([`Network::center_functional`]); cleared by that,
     /// by [`Network::set_params`], and absent from loaded networks.
     pub(crate) center_pending: bool,
+    /// Workspaces of inference calls, by (rows, layers), kept for the next call of that shape.
+    spare: crate::spare::Spare<(usize, Range<usize>), Workspace>,
 }
 
 /// The accessors a [`Network`] and a [`crate::Vae`] write alike, over their fields `spec`
@@ -211,6 +213,7 @@ impl Network {
             frozen: None,
             input: Default::default(),
             center_pending: false,
+            spare: Default::default(),
         })
     }
 
@@ -421,7 +424,9 @@ impl Network {
         if x.rows() == 0 {
             return Ok(());
         }
-        Workspace::for_inference(self, x.rows().min(1024), range.clone())?.blocks(self, range, x, threads, sink)
+        let rows = x.rows().min(1024);
+        let mut ws = self.spare.get((rows, range.clone()), || Workspace::for_inference(self, rows, range.clone()))?;
+        ws.blocks(self, range, x, threads, sink)
     }
 
     fn map_rows(&self, range: Range<usize>, x: &Matrix, in_width: usize, what: &str) -> Result<Matrix> {

@@ -64,7 +64,7 @@ impl Matrix {
 
     /// The first non-finite entry as (row, col), if any.
     pub fn first_non_finite(&self) -> Option<(usize, usize)> {
-        let i = self.data.iter().position(|v| !v.is_finite())?;
+        let i = first_non_finite(&self.data)?;
         Some((i / self.cols.max(1), i % self.cols.max(1)))
     }
 
@@ -98,9 +98,46 @@ pub(crate) fn check_params(p: &[f32], n: usize, what: &str) -> Result<()> {
     }
 }
 
+/// The index of the first NaN or infinity in `v`. Each block of values is tested whole, without
+/// a branch per value, so that the test vectorizes: 256 rows of 784 took about 90 µs with
+/// `position` (a branch per value), before every inference call's products.
+pub fn first_non_finite(v: &[f32]) -> Option<usize> {
+    const BLOCK: usize = 256;
+    // Exponent all ones: infinity or NaN.
+    let bad = |x: &f32| (x.to_bits() & 0x7f80_0000 == 0x7f80_0000) as u32;
+    v.chunks(BLOCK).enumerate().find_map(|(k, c)| {
+        if c.iter().map(bad).sum::<u32>() == 0 {
+            None
+        } else {
+            c.iter().position(|x| bad(x) == 1).map(|i| k * BLOCK + i)
+        }
+    })
+}
+
 /// rows * cols, failing on overflow.
 pub fn checked_len(rows: usize, cols: usize) -> Result<usize> {
     rows.checked_mul(cols)
         .filter(|&n| n <= isize::MAX as usize / 8)
         .ok_or_else(|| Error::InvalidArgument(format!("{rows} x {cols} overflows")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn first_non_finite_finds_the_first_nan_or_infinity_wherever_it_lies() {
+        let n = 1000;
+        assert_eq!(super::first_non_finite(&vec![1.0; n]), None);
+        assert_eq!(super::first_non_finite(&[]), None);
+        // The largest finite value and subnormals are finite.
+        assert_eq!(super::first_non_finite(&[f32::MAX, f32::MIN, 1e-45, -0.0]), None);
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -f32::NAN] {
+            for at in [0, 1, 255, 256, 257, 511, 999] {
+                let mut v = vec![0.5f32; n];
+                v[at] = bad;
+                v[n - 1] = f32::NAN; // a later one is not the first
+                let want = if at == n - 1 { n - 1 } else { at };
+                assert_eq!(super::first_non_finite(&v), Some(want), "{bad} at {at}");
+            }
+        }
+    }
 }

@@ -229,6 +229,12 @@ pub struct VaeWorkspace {
     nll: Vec<f64>,
 }
 
+impl crate::spare::Values for VaeWorkspace {
+    fn values(&self) -> usize {
+        self.pass.values() + 2 * self.nll.len()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Vae {
     spec: VaeSpec,
@@ -254,6 +260,8 @@ pub struct Vae {
     prior_lv: Vec<f32>,
     /// The scaling fitted on the training data and the serving mode ([`crate::preprocess`]).
     input: crate::preprocess::InputScaling,
+    /// Workspaces of inference calls, by (rows, samples), kept for the next call of that shape.
+    spare: crate::spare::Spare<(usize, usize), VaeWorkspace>,
 }
 
 impl Vae {
@@ -335,6 +343,7 @@ impl Vae {
             const_lv,
             prior_lv: Vec::new(),
             input: Default::default(),
+            spare: Default::default(),
         })
     }
 
@@ -464,6 +473,16 @@ impl Vae {
     pub fn workspace(&self, rows: usize, samples: usize) -> Result<VaeWorkspace> {
         let stacked = crate::tensor::checked_len(rows, samples)?;
         Ok(VaeWorkspace { pass: crate::backend::vae::host_pass(self, rows, samples)?, nll: try_zeros(stacked)? })
+    }
+
+    /// [`Vae::workspace`] for an inference call: one kept from an earlier call of the shape
+    /// ([`crate::spare`]), back to the VAE when the call drops it.
+    fn kept_workspace(
+        &self,
+        rows: usize,
+        samples: usize,
+    ) -> Result<crate::spare::Kept<'_, (usize, usize), VaeWorkspace>> {
+        self.spare.get((rows, samples), || self.workspace(rows, samples))
     }
 
     /// (mu, log-variance) of row r's unit j from the head's output.
@@ -612,7 +631,7 @@ impl Vae {
             self.check_support(x, "input")?;
         }
         let block = (INFER_STACK / samples).clamp(1, 1024).min(x.rows().max(1));
-        let mut ws = self.workspace(block, samples)?;
+        let mut ws = self.kept_workspace(block, samples)?;
         let d = self.input_dim();
         let jd = self.latent_dim();
         self.run(inside, x, |threads| {
@@ -652,7 +671,7 @@ impl Vae {
         let mut mean = Matrix::zeros(x.rows(), jd)?;
         let mut logvar = Matrix::zeros(x.rows(), jd)?;
         let block = x.rows().clamp(1, 1024);
-        let mut ws = self.workspace(block, 1)?;
+        let mut ws = self.kept_workspace(block, 1)?;
         let d = self.input_dim();
         self.run(inside, x, |threads| {
             for first in (0..x.rows()).step_by(block) {
@@ -693,7 +712,7 @@ impl Vae {
     fn decode_blocks(&self, z: &Matrix, mut sink: impl FnMut(usize, usize, &[f32]) + Send) -> Result<()> {
         z.check_width(self.latent_dim(), "latent codes", "the VAE")?;
         let block = z.rows().clamp(1, 1024);
-        let mut ws = self.workspace(block, 1)?;
+        let mut ws = self.kept_workspace(block, 1)?;
         let jd = self.latent_dim();
         let out = self.layers.len() - 1;
         let p = self.layers[out].n_out;

@@ -801,6 +801,24 @@ impl<B: Backend> Pass<B> {
 /// gradient buffer (kept from step to step).
 pub struct Workspace(Pass<Cpu>, crate::backend::cpu::Lined);
 
+impl crate::spare::Values for Workspace {
+    fn values(&self) -> usize {
+        let p = &self.0;
+        let all = |v: &[crate::backend::cpu::Lined]| v.iter().map(|b| b.len()).sum::<usize>();
+        [&p.inputs.x, &p.inputs.xin, &p.inputs.xc, &p.tgt, &p.d0, &p.d1, &p.el, &p.ones]
+            .iter()
+            .map(|b| b.len())
+            .sum::<usize>()
+            + all(&p.col)
+            + all(&p.z)
+            + all(&p.y)
+            + all(&p.s)
+            + all(&p.mem)
+            + all(&p.hist)
+            + self.1.len()
+    }
+}
+
 impl Workspace {
     pub(crate) fn new(net: &Network, rows: usize) -> Result<Workspace> {
         Ok(Workspace(Pass::new(&Cpu::inline(), net, rows)?, Default::default()))

