@@ -20,9 +20,10 @@ pub(crate) trait Values {
 /// The kept workspaces of one model, each with the shape (`K`) it was made for.
 pub(crate) struct Spare<K, W>(Mutex<Vec<(K, W)>>);
 
-/// The most values one model keeps, all its workspaces together (64 MB of floats); a larger
-/// workspace is freed after its call.
-const MAX_VALUES: usize = 16 << 20;
+/// The most values one model keeps, all its workspaces together (16 MB of floats: W2's
+/// workspace for a block of 1,024 rows, 14 MB, is kept; W1's, 30 MB, is not); a larger one is
+/// freed after its call.
+const MAX_VALUES: usize = 4 << 20;
 /// The most workspaces one model keeps (calls in flight at once, or calls of a few shapes).
 const MAX_KEPT: usize = 4;
 
