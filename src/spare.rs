@@ -42,19 +42,24 @@ impl<K: PartialEq, W: Values> Spare<K, W> {
         Ok(Kept { spare: self, item: Some((key, w)) })
     }
 
-    /// Keeps `w`, in place of the oldest ones when the list would pass its bounds.
+    /// Keeps `w`, in place of the oldest ones when the list would pass its bounds (those are
+    /// freed after the lock is let go, so that other calls do not wait on it).
     fn put(&self, key: K, w: W) {
         let size = w.values();
         if size > MAX_VALUES {
             return;
         }
-        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        while !kept.is_empty()
-            && (kept.len() >= MAX_KEPT || kept.iter().map(|(_, w)| w.values()).sum::<usize>() + size > MAX_VALUES)
+        let mut evicted = Vec::new();
         {
-            kept.remove(0);
+            let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            while !kept.is_empty()
+                && (kept.len() >= MAX_KEPT || kept.iter().map(|(_, w)| w.values()).sum::<usize>() + size > MAX_VALUES)
+            {
+                evicted.push(kept.remove(0));
+            }
+            kept.push((key, w));
         }
-        kept.push((key, w));
+        drop(evicted);
     }
 
     /// How many are kept now (for tests).
