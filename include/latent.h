@@ -1610,6 +1610,20 @@ latent_status latent_hamming_top_k(const uint64_t *table,
                                    size_t capacity,
                                    size_t *found);
 
+// Sets the most bytes that all networks and VAEs of the process keep, together, for their next
+// inference calls (each keeps the workspace of a call for the next call of the same shape: at
+// most four and 16 MB per model; see docs/threads_and_numerics.md). 0 keeps none: every call
+// allocates its workspace and frees it. It overrides the environment
+// (`LATENT_INFERENCE_CACHE_MB`, a whole number of MB; default 256 MB). Workspaces kept beyond
+// a lowered limit are freed when their model is next called or freed. Results are the same
+// bits whatever the limit. Always LATENT_STATUS_OK.
+latent_status latent_set_inference_cache_limit(size_t bytes);
+
+// Writes the limit in force to *limit (the last latent_set_inference_cache_limit, else
+// `LATENT_INFERENCE_CACHE_MB`, else 256 MB) and the bytes all models keep now to *held. NULL
+// for either is LATENT_STATUS_NULL_ARGUMENT, nothing written.
+latent_status latent_get_inference_cache(size_t *limit, size_t *held);
+
 // The score d/dx log p(x) as a denoising autoencoder estimates it (Alain & Bengio 2013):
 // (reconstruct(x) - x) / sigma^2 for `rows` input rows (row-major, `cols` = input_dim) into
 // `out` (rows x input_dim, `capacity` floats available). The estimate holds for a network

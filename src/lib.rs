@@ -60,7 +60,7 @@ pub mod rbm_model;
 pub mod regularizer;
 pub mod rng;
 mod simd;
-mod spare;
+pub mod spare;
 pub mod spec;
 pub mod task;
 pub mod tensor;

@@ -7,8 +7,14 @@
 //! kept). A kept workspace gives the same bits as a new one: the passes that use one write every
 //! buffer before they read it. Each call holds its own for its length, so calls from many
 //! threads at once never share one; a clone of the model starts with none.
+//!
+//! Bounds: per model at most four workspaces and 16 MB; per process [`cache_limit`] bytes
+//! over all models (256 MB unless `LATENT_INFERENCE_CACHE_MB` or [`set_cache_limit`] says
+//! otherwise), so that a process serving many models keeps a known amount. A model makes room
+//! from its own kept workspaces only: one model's calls never free another's.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use crate::error::Result;
 
@@ -17,8 +23,47 @@ pub(crate) trait Values {
     fn values(&self) -> usize;
 }
 
-/// The kept workspaces of one model, each with the shape (`K`) it was made for.
-pub(crate) struct Spare<K, W>(Mutex<Vec<(K, W)>>);
+/// The kept workspaces of one model, each with the shape (`K`) it was made for and its size in
+/// bytes.
+pub(crate) struct Spare<K, W>(Mutex<Vec<(K, W, usize)>>);
+
+/// The environment variable with the default process-wide limit, in MB.
+pub const CACHE_ENV: &str = "LATENT_INFERENCE_CACHE_MB";
+/// The process-wide limit when neither [`CACHE_ENV`] nor [`set_cache_limit`] gives one.
+pub const DEFAULT_CACHE_LIMIT: usize = 256 << 20;
+/// The limit set by [`set_cache_limit`] (usize::MAX: none set; then the environment's).
+static LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// Bytes kept now, all models together (not counting workspaces in use by a call).
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the most bytes all models of the process keep for their next inference calls together
+/// (0: none kept). Workspaces kept beyond a lowered limit are freed when their model is next
+/// called or freed.
+pub fn set_cache_limit(bytes: usize) {
+    LIMIT.store(bytes.min(usize::MAX - 1), SeqCst);
+}
+
+/// The process-wide limit in force: the last [`set_cache_limit`], else `LATENT_INFERENCE_CACHE_MB`
+/// (a whole number of MB, read once; anything else is ignored), else 256 MB.
+pub fn cache_limit() -> usize {
+    let set = LIMIT.load(SeqCst);
+    if set != usize::MAX {
+        return set;
+    }
+    static ENV: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ENV.get_or_init(|| {
+        std::env::var(CACHE_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .and_then(|mb| mb.checked_mul(1 << 20))
+            .unwrap_or(DEFAULT_CACHE_LIMIT)
+    })
+}
+
+/// Bytes all models keep now.
+pub fn cache_held() -> usize {
+    HELD.load(SeqCst)
+}
 
 /// The most values one model keeps, all its workspaces together (16 MB of floats: W2's
 /// workspace for a block of 1,024 rows, 14 MB, is kept; W1's, 30 MB, is not); a larger one is
@@ -33,8 +78,12 @@ impl<K: PartialEq, W: Values> Spare<K, W> {
     pub(crate) fn get(&self, key: K, make: impl FnOnce() -> Result<W>) -> Result<Kept<'_, K, W>> {
         let found = {
             let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            kept.iter().position(|(k, _)| *k == key).map(|i| kept.swap_remove(i).1)
+            kept.iter().position(|(k, _, _)| *k == key).map(|i| kept.swap_remove(i))
         };
+        let found = found.map(|(_, w, bytes)| {
+            HELD.fetch_sub(bytes, SeqCst);
+            w
+        });
         let w = match found {
             Some(w) => w,
             None => make()?,
@@ -42,24 +91,43 @@ impl<K: PartialEq, W: Values> Spare<K, W> {
         Ok(Kept { spare: self, item: Some((key, w)) })
     }
 
-    /// Keeps `w`, in place of the oldest ones when the list would pass its bounds (those are
-    /// freed after the lock is let go, so that other calls do not wait on it).
+    /// Keeps `w`, in place of this model's oldest ones when its list would pass the model's
+    /// bounds or the process-wide limit; not at all when the limit has no room even then (this
+    /// model's kept ones past a lowered limit are freed here too). What is pushed out (or `w`)
+    /// is freed after the lock is let go, so that other calls do not wait on it.
     fn put(&self, key: K, w: W) {
         let size = w.values();
-        if size > MAX_VALUES {
-            return;
-        }
-        let mut evicted = Vec::new();
+        let bytes = size.saturating_mul(std::mem::size_of::<f32>());
+        let fits = size <= MAX_VALUES;
+        let mut freed = Vec::new();
+        let mut rejected = None;
         {
             let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            while !kept.is_empty()
-                && (kept.len() >= MAX_KEPT || kept.iter().map(|(_, w)| w.values()).sum::<usize>() + size > MAX_VALUES)
-            {
-                evicted.push(kept.remove(0));
+            let mut push_out = |kept: &mut Vec<(K, W, usize)>| {
+                let e = kept.remove(0);
+                HELD.fetch_sub(e.2, SeqCst);
+                freed.push(e);
+            };
+            let values = |kept: &Vec<(K, W, usize)>| kept.iter().map(|e| e.2).sum::<usize>() / 4;
+            while fits && !kept.is_empty() && (kept.len() >= MAX_KEPT || values(&kept) + size > MAX_VALUES) {
+                push_out(&mut kept);
             }
-            kept.push((key, w));
+            loop {
+                let (held, limit) = (HELD.load(SeqCst), cache_limit());
+                if fits && held.saturating_add(bytes) <= limit {
+                    if HELD.compare_exchange(held, held + bytes, SeqCst, SeqCst).is_ok() {
+                        kept.push((key, w, bytes));
+                        break;
+                    }
+                } else if kept.is_empty() || (!fits && held <= limit) {
+                    rejected = Some(w);
+                    break;
+                } else {
+                    push_out(&mut kept);
+                }
+            }
         }
-        drop(evicted);
+        drop((freed, rejected));
     }
 
     /// How many are kept now (for tests).
@@ -72,6 +140,14 @@ impl<K: PartialEq, W: Values> Spare<K, W> {
 impl<K, W> Default for Spare<K, W> {
     fn default() -> Self {
         Spare(Mutex::new(Vec::new()))
+    }
+}
+
+/// A model freed gives back what it kept.
+impl<K, W> Drop for Spare<K, W> {
+    fn drop(&mut self) {
+        let kept = self.0.get_mut().unwrap_or_else(|e| e.into_inner());
+        HELD.fetch_sub(kept.iter().map(|e| e.2).sum::<usize>(), SeqCst);
     }
 }
 

@@ -301,6 +301,7 @@ fn valid_size(func: &str, name: &str) -> String {
         ("latent_psd_set_params", "n") => "pc_psd()",
         ("latent_rbm_set_params", "n") => "pc_rbm()",
         ("latent_hash_index_new", "bits") => "64",
+        ("latent_set_inference_cache_limit", "bytes") => "1048576",
         ("latent_stream_open_files", "n") => "2",
         ("latent_stream_set_shuffle", "block_rows") => "4",
         ("latent_stream_set_shuffle", "window_blocks") => "2",
