@@ -273,7 +273,7 @@ impl Network {
         for r in data.chunks_exact(width).take(rows) {
             x.extend_from_slice(&r[..d]);
         }
-        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = crate::tensor::first_non_finite(&x) {
             return Err(Error::NonFinite(format!("row {}, column {} is {}", i / d, i % d, x[i])));
         }
         let last = self.layers.iter().rposition(|l| l.functional().is_some()).expect("a functional layer");

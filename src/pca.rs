@@ -48,7 +48,7 @@ impl Pca {
         if k == 0 || k > c {
             return Err(invalid!("k is {k}: it must be 1 to the number of columns, {c}"));
         }
-        if let Some(i) = x.as_slice().iter().position(|v| !v.is_finite()) {
+        if let Some(i) = crate::tensor::first_non_finite(x.as_slice()) {
             return Err(Error::NonFinite(format!("x: row {}, column {} is {}", i / c, i % c, x.as_slice()[i])));
         }
         let mut mean = vec![0f64; c];
@@ -137,7 +137,7 @@ pub fn project(x: &[f32], rows: usize, mean: &[f64], components: &[f64], k: usiz
             components.len()
         ));
     }
-    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+    if let Some(i) = crate::tensor::first_non_finite(x) {
         return Err(Error::NonFinite(format!("x: row {}, column {} is {}", i / c, i % c, x[i])));
     }
     if let Some(i) = mean.iter().position(|v| !v.is_finite()) {

@@ -699,7 +699,7 @@ impl Psd {
                 self.param_grads_into(&xb, &t, &f, &h, &resid, r, &mut dz, &mut grads, threads);
                 opt.step(&mut self.params, &grads, config.learning_rate, threads);
                 self.normalize_atoms();
-                if let Some(i) = self.params.iter().position(|v| !v.is_finite()) {
+                if let Some(i) = crate::tensor::first_non_finite(&self.params) {
                     return Err(Error::Diverged(format!(
                         "parameter {i} became {} in epoch {}: lower the learning rate",
                         self.params[i],

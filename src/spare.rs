@@ -65,10 +65,9 @@ pub fn cache_held() -> usize {
     HELD.load(SeqCst)
 }
 
-/// The most values one model keeps, all its workspaces together (16 MB of floats: W2's
-/// workspace for a block of 1,024 rows, 14 MB, is kept; W1's, 30 MB, is not); a larger one is
-/// freed after its call.
-const MAX_VALUES: usize = 4 << 20;
+/// The most bytes one model keeps, all its workspaces together (W2's workspace for a block of
+/// 1,024 rows, 14 MB, is kept; W1's, 30 MB, is not); a larger one is freed after its call.
+const MAX_BYTES: usize = 16 << 20;
 /// The most workspaces one model keeps (calls in flight at once, or calls of a few shapes).
 const MAX_KEPT: usize = 4;
 
@@ -96,9 +95,8 @@ impl<K: PartialEq, W: Values> Spare<K, W> {
     /// model's kept ones past a lowered limit are freed here too). What is pushed out (or `w`)
     /// is freed after the lock is let go, so that other calls do not wait on it.
     fn put(&self, key: K, w: W) {
-        let size = w.values();
-        let bytes = size.saturating_mul(std::mem::size_of::<f32>());
-        let fits = size <= MAX_VALUES;
+        let bytes = w.values().saturating_mul(std::mem::size_of::<f32>());
+        let fits = bytes <= MAX_BYTES;
         let mut freed = Vec::new();
         let mut rejected = None;
         {
@@ -108,8 +106,8 @@ impl<K: PartialEq, W: Values> Spare<K, W> {
                 HELD.fetch_sub(e.2, SeqCst);
                 freed.push(e);
             };
-            let values = |kept: &Vec<(K, W, usize)>| kept.iter().map(|e| e.2).sum::<usize>() / 4;
-            while fits && !kept.is_empty() && (kept.len() >= MAX_KEPT || values(&kept) + size > MAX_VALUES) {
+            let held_here = |kept: &Vec<(K, W, usize)>| kept.iter().map(|e| e.2).sum::<usize>();
+            while fits && !kept.is_empty() && (kept.len() >= MAX_KEPT || held_here(&kept) + bytes > MAX_BYTES) {
                 push_out(&mut kept);
             }
             loop {
@@ -226,9 +224,9 @@ mod tests {
         drop(s.get(1, || make(10)).unwrap());
         assert_eq!(made.get(), 3 + MAX_KEPT, "shape 1's were the oldest, dropped");
         // A workspace over the bound is not kept; one that fills it alone pushes out the rest.
-        drop(s.get(99, || make(MAX_VALUES + 1)).unwrap());
+        drop(s.get(99, || make(MAX_BYTES / 4 + 1)).unwrap());
         assert_eq!(s.len(), MAX_KEPT);
-        drop(s.get(98, || make(MAX_VALUES)).unwrap());
+        drop(s.get(98, || make(MAX_BYTES / 4)).unwrap());
         assert_eq!(s.len(), 1);
         assert_eq!(s.clone().len(), 0, "a clone keeps none");
     }

@@ -92,7 +92,7 @@ pub(crate) fn check_params(p: &[f32], n: usize, what: &str) -> Result<()> {
     if p.len() != n {
         return Err(shape!("{} parameters given, {what} has {n}", p.len()));
     }
-    match p.iter().position(|v| !v.is_finite()) {
+    match first_non_finite(p) {
         Some(i) => Err(Error::NonFinite(format!("parameter {i} is {}", p[i]))),
         None => Ok(()),
     }

@@ -251,7 +251,7 @@ fn fit_on(
             for range in &ranges {
                 p[range.clone()].iter_mut().zip(&dir[range.clone()]).for_each(|(p, &d)| *p += lr * d);
             }
-            if let Some(i) = p.iter().position(|v| !v.is_finite()) {
+            if let Some(i) = crate::tensor::first_non_finite(p) {
                 return Err(Error::Diverged(format!(
                     "parameter {i} became {} in epoch {}: lower the learning rate",
                     p[i],
