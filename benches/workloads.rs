@@ -311,9 +311,10 @@ fn main() {
     let x = Matrix::from_vec(ROWS, COLS, data).unwrap();
     let peak = gemm_peak(threads);
     println!(
-        "latent {} | {threads} threads | GEMM kernel {:?} | wait policy {:?} | sgemm 1024^3 peak {peak:.1} GFLOP/s",
+        "latent {} | {threads} threads | GEMM kernel {:?} | products {:?} | wait policy {:?} | sgemm 1024^3 peak {peak:.1} GFLOP/s",
         env!("CARGO_PKG_VERSION"),
         latent::gemm::kernel(),
+        latent::gemm::precision(),
         latent::pool::wait_policy()
     );
     let mut rows = Vec::new();

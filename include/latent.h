@@ -129,6 +129,9 @@ typedef struct latent_device_info {
 // Where a network runs.
 typedef int32_t latent_device;
 
+// How the CPU's matrix products multiply (process-wide).
+typedef int32_t latent_matmul_precision;
+
 // Metrics of a network over a dataset, each a mean over the dataset (docs/metrics.md).
 typedef struct latent_metrics {
   // Rows evaluated.
@@ -1139,6 +1142,16 @@ typedef int32_t latent_wait_policy;
 // An NVIDIA GPU through the CUDA backend (the `cuda` build feature, a driver and a GPU).
 #define LATENT_DEVICE_CUDA 1
 
+// f32 products and sums: the default.
+#define LATENT_MATMUL_PRECISION_F32 0
+
+// Each product of two elements in bfloat16 (inputs rounded to 8-bit mantissas, to nearest
+// even), sums and results in f32: twice the f32 rate on CPUs with AVX-512 BF16 (AMD Zen 4 and
+// later, Intel Cooper Lake, Sapphire Rapids and later). Products of 4 rows or columns or fewer
+// (a one-row encode among them) stay f32. Mixed precision as PyTorch's "medium" and JAX's
+// "bfloat16": parameters, optimizer state, activations and losses stay f32.
+#define LATENT_MATMUL_PRECISION_BF16 1
+
 // KernelML's update rule (the default): draws around the best with the records' variances, a
 // linear-regression surrogate of the loss ranking the parameters, coordinate probes whose
 // steps adapt, a z-score stop.
@@ -1687,6 +1700,23 @@ latent_status latent_network_set_contractive_exact(struct latent_network *net, i
 // Whether the network trains with the exact contractive penalty (1) or the per-layer one (0)
 // into *exact.
 latent_status latent_network_contractive_exact(const struct latent_network *net, int32_t *exact);
+
+// Sets the precision of every CPU matrix product of the process (training and inference, all
+// models), from the next product on. It overrides the environment (`LATENT_MATMUL_PRECISION`:
+// `f32`, `bf16`; also `float32`, `highest`, `bfloat16`, `medium`). Results stay deterministic
+// and independent of the thread count in either precision; GPU placements are not affected.
+// LATENT_MATMUL_PRECISION_BF16 on a CPU without AVX-512 BF16 is LATENT_STATUS_UNSUPPORTED; an
+// unknown value LATENT_STATUS_INVALID_ARGUMENT; neither changes the precision.
+latent_status latent_set_matmul_precision(latent_matmul_precision precision);
+
+// Writes the precision in force to *precision: the last latent_set_matmul_precision, else the
+// one `LATENT_MATMUL_PRECISION` names where the CPU has it, else f32. NULL is
+// LATENT_STATUS_NULL_ARGUMENT.
+latent_status latent_get_matmul_precision(latent_matmul_precision *precision);
+
+// 1 where this CPU can multiply in bfloat16 (AVX-512 BF16), else 0: whether
+// latent_set_matmul_precision(LATENT_MATMUL_PRECISION_BF16) would succeed.
+int32_t latent_matmul_bf16_available(void);
 
 // Computes every latent_metrics field in one pass of the network over the dataset. The
 // metrics compare the output with the input, so they need an autoencoder: a classifier or

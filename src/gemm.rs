@@ -14,6 +14,10 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::activation::Activation;
+use crate::error::{Error, Result};
+
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 
 /// Which kernel computes the blocked (many-row) products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +58,86 @@ pub fn kernel() -> Kernel {
             })
         }
     }
+}
+
+/// How the blocked products multiply (process-wide, as PyTorch's
+/// `torch.set_float32_matmul_precision` and JAX's `jax_default_matmul_precision`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 products, f32 sums: the default.
+    F32,
+    /// Each product of two elements in bfloat16 (8-bit mantissas, rounded to nearest even), the
+    /// sums in f32, the results f32 (`vdpbf16ps`): twice the f32 rate on CPUs with AVX-512 BF16.
+    /// Products of 4 rows or columns or fewer (one-row encodes among them) stay f32.
+    Bf16,
+}
+
+/// The environment variable that sets the default [`Precision`]: `f32` (or `float32`,
+/// `highest`) or `bf16` (or `bfloat16`, `medium`); case and blanks around ignored.
+pub const PRECISION_ENV: &str = "LATENT_MATMUL_PRECISION";
+
+static PRECISION: AtomicU8 = AtomicU8::new(0);
+
+/// Whether this CPU multiplies in bfloat16 (AVX-512 F, BW and BF16: AMD Zen 4 and later, Intel
+/// Cooper Lake, Sapphire Rapids and later).
+pub fn bf16_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        bf16::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Parses a precision name as `LATENT_MATMUL_PRECISION` takes it; None for anything else.
+pub fn parse_precision(name: &str) -> Option<Precision> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "f32" | "float32" | "highest" => Some(Precision::F32),
+        "bf16" | "bfloat16" | "medium" => Some(Precision::Bf16),
+        _ => None,
+    }
+}
+
+/// Sets the precision of every blocked product of the process from the next product on,
+/// overriding `LATENT_MATMUL_PRECISION`. `Bf16` on a CPU without AVX-512 BF16 is
+/// [`Error::Unsupported`] and changes nothing.
+pub fn set_precision(p: Precision) -> Result<()> {
+    if p == Precision::Bf16 && !bf16_available() {
+        return Err(Error::Unsupported(
+            "bfloat16 products need a CPU with AVX-512 BF16 (AMD Zen 4 or later, Intel Cooper Lake, Sapphire Rapids or later)"
+                .into(),
+        ));
+    }
+    PRECISION.store(if p == Precision::Bf16 { 2 } else { 1 }, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The precision in force: the last [`set_precision`], else `LATENT_MATMUL_PRECISION` (read
+/// once; `bf16` where the CPU lacks AVX-512 BF16, or a name that does not parse, leaves f32),
+/// else f32.
+pub fn precision() -> Precision {
+    match PRECISION.load(Ordering::Relaxed) {
+        1 => Precision::F32,
+        2 => Precision::Bf16,
+        _ => {
+            static DEFAULT: std::sync::OnceLock<Precision> = std::sync::OnceLock::new();
+            *DEFAULT.get_or_init(|| match std::env::var(PRECISION_ENV).ok().as_deref().and_then(parse_precision) {
+                Some(Precision::Bf16) if bf16_available() => Precision::Bf16,
+                _ => Precision::F32,
+            })
+        }
+    }
+}
+
+/// Which kernel computes one product's blocks (decided once per product, so every block of a
+/// split rounds alike).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Blocked {
+    MatrixMultiply,
+    GemmCrate,
+    Bf16,
 }
 
 /// An AMD CPU (CPUID vendor "AuthenticAMD"): on Zen 4 the gemm crate ran W1 8% faster than
@@ -177,6 +261,25 @@ pub fn gemm_then(
     threads: usize,
     epilogue: Epilogue,
 ) {
+    gemm_at(precision(), m, n, k, alpha, a, b, beta, c, ldc, threads, epilogue)
+}
+
+/// [`gemm_then`] at a given precision (`Bf16` only where [`bf16_available`]).
+#[allow(clippy::too_many_arguments)]
+fn gemm_at(
+    precision: Precision,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: Operand,
+    b: Operand,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+    epilogue: Epilogue,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -207,7 +310,15 @@ pub fn gemm_then(
     // One-row (or one-column) products: the gemm crate's GEMV path is ~5x faster. Decided on the
     // whole product, not per block, so a thin remainder block of a split (e.g. 4 of 36 columns)
     // uses the same kernel, hence the same rounding, as with one thread.
-    let use_gemm = m <= 4 || n <= 4 || kernel() == Kernel::Gemm;
+    let blocked = if m <= 4 || n <= 4 {
+        Blocked::GemmCrate
+    } else if precision == Precision::Bf16 {
+        Blocked::Bf16
+    } else if kernel() == Kernel::Gemm {
+        Blocked::GemmCrate
+    } else {
+        Blocked::MatrixMultiply
+    };
     let need = (m - 1) * ldc + n;
     let ep = match epilogue {
         Epilogue::None => Ep::None,
@@ -225,7 +336,7 @@ pub fn gemm_then(
     let block = move |i0: usize, i1: usize, j0: usize, j1: usize| unsafe {
         let (ap, bp, cp, ep) = (ap, bp, cp, ep);
         kernel_block(
-            use_gemm,
+            blocked,
             i1 - i0,
             j1 - j0,
             k,
@@ -310,7 +421,7 @@ fn apply_epilogue_all(e: Epilogue, c: &mut [f32], m: usize, n: usize, ldc: usize
 
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel_block(
-    use_gemm: bool,
+    blocked: Blocked,
     m: usize,
     n: usize,
     k: usize,
@@ -342,7 +453,13 @@ unsafe fn kernel_block(
             let c = std::slice::from_raw_parts_mut(c, n);
             return row_times(a, b, brs as usize, n, alpha, beta, c);
         }
-        if use_gemm {
+        #[cfg(target_arch = "x86_64")]
+        if blocked == Blocked::Bf16 {
+            // `precision` said Bf16 only where `bf16::available`; Operand's strides are (ld, 1)
+            // or (1, ld).
+            return bf16::sgemm(m, k, n, alpha, a, ars, acs, b, brs, bcs, beta, c, ldc);
+        }
+        if blocked != Blocked::MatrixMultiply {
             // gemm: dst = alpha_dst * dst + beta_prod * lhs * rhs; read_dst = false ignores dst.
             gemm::gemm(
                 m,
@@ -606,6 +723,98 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// bf16 products against f64 sums of the bfloat16-rounded operands: each product of two
+    /// bfloat16 values is exact in f32, so only the f32 sums differ (a few ulp of the sum of
+    /// |terms|); bit-identical for 1 and 3 threads; beta = 0 ignores C.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn bf16_products_sum_the_rounded_operands_and_keep_their_bits_across_threads() {
+        if !bf16_available() {
+            assert!(set_precision(Precision::Bf16).is_err());
+            return;
+        }
+        // gemm_at, not set_precision: the setting is the process's, and other tests run beside.
+        #[allow(clippy::too_many_arguments)]
+        fn bf16(
+            m: usize,
+            n: usize,
+            k: usize,
+            alpha: f32,
+            a: Operand,
+            b: Operand,
+            beta: f32,
+            c: &mut [f32],
+            ldc: usize,
+            t: usize,
+        ) {
+            gemm_at(Precision::Bf16, m, n, k, alpha, a, b, beta, c, ldc, t, Epilogue::None)
+        }
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let mut seed = 5u32;
+        let mut rnd = move || {
+            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let r = bf16::round_to_bf16;
+        for &(m, n, k) in &[(70, 45, 33), (9, 130, 64), (200, 150, 3), (17, 33, 600), (6, 1100, 21), (128, 64, 257)] {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    let a: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
+                    let b: Vec<f32> = (0..k * n).map(|_| rnd()).collect();
+                    let ao = if ta { Operand::t(&a, m) } else { Operand::n(&a, k) };
+                    let bo = if tb { Operand::t(&b, k) } else { Operand::n(&b, n) };
+                    let (ar, br): (Vec<f32>, Vec<f32>) =
+                        (a.iter().map(|&v| r(v)).collect(), b.iter().map(|&v| r(v)).collect());
+                    let want = naive(m, n, k, Operand { data: &ar, ..ao }, Operand { data: &br, ..bo });
+                    let size = naive(
+                        m,
+                        n,
+                        k,
+                        Operand { data: &ar.iter().map(|v| v.abs()).collect::<Vec<_>>(), ..ao },
+                        Operand { data: &br.iter().map(|v| v.abs()).collect::<Vec<_>>(), ..bo },
+                    );
+                    let c0: Vec<f32> = (0..m * n).map(|_| rnd()).collect();
+                    let mut bits = Vec::new();
+                    for threads in [1, 3] {
+                        let mut c = c0.clone();
+                        pool.install(|| bf16(m, n, k, 2.0, ao, bo, 0.5, &mut c, n, threads));
+                        for i in 0..m * n {
+                            let w = 2.0 * want[i] + 0.5 * c0[i];
+                            let tol = 1e-6 * (2.0 * size[i] + 1.0);
+                            assert!(
+                                (c[i] - w).abs() <= tol,
+                                "{m}x{n}x{k} ta={ta} tb={tb} t={threads}: {} vs {w}",
+                                c[i]
+                            );
+                        }
+                        bits.push(c.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                        let mut c = vec![f32::NAN; m * n];
+                        pool.install(|| bf16(m, n, k, 1.0, ao, bo, 0.0, &mut c, n, threads));
+                        assert!(c.iter().zip(&want).all(|(x, w)| (x - w).abs() <= 1e-5), "beta=0 must ignore C");
+                    }
+                    assert!(bits[0] == bits[1], "{m}x{n}x{k} ta={ta} tb={tb}: 1 and 3 threads differ");
+                    // Rounding the operands is what the precision changes: f32 products differ.
+                    let mut c = c0.clone();
+                    pool.install(|| gemm_at(Precision::F32, m, n, k, 2.0, ao, bo, 0.5, &mut c, n, 1, Epilogue::None));
+                    assert!(
+                        c.iter().map(|v| v.to_bits()).ne(bits[0].iter().copied()),
+                        "f32 and bf16 gave the same bits"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn precision_names_parse_as_the_environment_takes_them() {
+        assert_eq!(parse_precision(" BF16 "), Some(Precision::Bf16));
+        assert_eq!(parse_precision("medium"), Some(Precision::Bf16));
+        assert_eq!(parse_precision("float32"), Some(Precision::F32));
+        assert_eq!(parse_precision("highest"), Some(Precision::F32));
+        assert_eq!(parse_precision("fp16"), None);
+        assert_eq!(parse_precision(""), None);
     }
 
     #[test]

@@ -393,7 +393,8 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
         | "latent_rbm_unit *"
         | "latent_vae_objective *"
         | "latent_scaling *"
-        | "latent_wait_policy *" => match name {
+        | "latent_wait_policy *"
+        | "latent_matmul_precision *" => match name {
             "ordinal" => "&i32o[1]".into(),
             _ => "iout".into(),
         },
@@ -469,6 +470,7 @@ fn valid_arg(f: &Func, p: &Param, case: usize, h: &Header) -> String {
         "latent_loss" => "LATENT_LOSS_MSE".into(),
         "latent_vae_objective" => "LATENT_VAE_OBJECTIVE_ELBO".into(),
         "latent_wait_policy" => "LATENT_WAIT_POLICY_SPIN_THEN_PARK".into(),
+        "latent_matmul_precision" => "LATENT_MATMUL_PRECISION_F32".into(),
         "latent_status" => "LATENT_STATUS_OK".into(),
         other => panic!("no valid argument of type {other} ({func}({name}))"),
     }
