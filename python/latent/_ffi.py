@@ -174,6 +174,12 @@ class WaitPolicy(_Enum):
     PARK = 2
 
 
+class MatmulPrecision(_Enum):
+    """How the CPU's matrix products multiply (latent_matmul_precision)."""
+    F32 = 0
+    BF16 = 1
+
+
 class Task(_Enum):
     RECONSTRUCT = 0
     CLASSIFY = 1
@@ -854,6 +860,10 @@ _PROTOTYPES = {
     # the pools' wait policy
     "latent_set_wait_policy": (S, [c_int32]),
     "latent_get_wait_policy": (S, [_p_i32]),
+    # the precision of matrix products
+    "latent_set_matmul_precision": (S, [c_int32]),
+    "latent_get_matmul_precision": (S, [_p_i32]),
+    "latent_matmul_bf16_available": (c_int32, []),
     "latent_vae_elbo": (S, [H, H, c_uint32, c_uint64, POINTER(latent_elbo)]),
     # recirculation
     "latent_network_fit_recirculation": (S, [H, H, c_uint32, c_uint32, c_double, c_double, c_uint64, _pd]),

@@ -22,6 +22,7 @@ from ._ffi import (
     Layout,
     Loss,
     LrSchedule,
+    MatmulPrecision,
     MonteCarloStop,
     MonteCarloStrategy,
     OnnxPart,
@@ -184,6 +185,34 @@ def wait_policy():
     o = c_int32()
     check(lib.latent_get_wait_policy(byref(o)))
     return WaitPolicy(o.value)
+
+
+_PRECISION_NAMES = {"float32": "f32", "highest": "f32", "bfloat16": "bf16", "medium": "bf16"}
+
+
+def set_matmul_precision(precision):
+    """Sets how every CPU matrix product of the process multiplies: "f32" (the default) or
+    "bf16" (each product of two elements in bfloat16, sums in f32: about twice the f32 rate where
+    the CPU has AVX-512 BF16; also "float32", "highest", "bfloat16", "medium", as PyTorch and JAX
+    name them), or a MatmulPrecision. Overrides $LATENT_MATMUL_PRECISION. "bf16" on a CPU
+    without AVX-512 BF16 raises latent.Unsupported (see bf16_available())."""
+    if isinstance(precision, str):
+        precision = _PRECISION_NAMES.get(precision.strip().lower(), precision)
+    check(lib.latent_set_matmul_precision(MatmulPrecision.coerce(precision, "matmul precision")))
+
+
+def matmul_precision():
+    """The precision in force (a MatmulPrecision): the last set_matmul_precision, else
+    $LATENT_MATMUL_PRECISION's where the CPU has it, else F32."""
+    o = c_int32()
+    check(lib.latent_get_matmul_precision(byref(o)))
+    return MatmulPrecision(o.value)
+
+
+def bf16_available():
+    """Whether this CPU multiplies in bfloat16 (AVX-512 BF16: AMD Zen 4 and later, Intel Cooper
+    Lake, Sapphire Rapids and later)."""
+    return bool(lib.latent_matmul_bf16_available())
 
 
 # ---------------------------------------------------------------------------------------------
