@@ -457,7 +457,10 @@ unsafe fn kernel_block(
         if blocked == Blocked::Bf16 {
             // `precision` said Bf16 only where `bf16::available`; Operand's strides are (ld, 1)
             // or (1, ld).
-            return bf16::sgemm(m, k, n, alpha, a, ars, acs, b, brs, bcs, beta, c, ldc);
+            if bf16::sgemm(m, k, n, alpha, a, ars, acs, b, brs, bcs, beta, c, ldc) {
+                return;
+            }
+            // No memory for its packing space: the f32 kernel computes this block instead.
         }
         if blocked != Blocked::MatrixMultiply {
             // gemm: dst = alpha_dst * dst + beta_prod * lhs * rhs; read_dst = false ignores dst.

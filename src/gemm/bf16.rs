@@ -48,7 +48,8 @@ thread_local! {
 
 /// C = alpha * op(A) op(B) + beta * C for m x k op(A) at `a` (element (i, p) at
 /// `a[i * ars + p * acs]`), k x n op(B) at `b` (element (p, j) at `b[p * brs + j * bcs]`), and C
-/// row-major with row stride `ldc`. beta = 0 never reads C; k = 0 leaves C as it is.
+/// row-major with row stride `ldc`. beta = 0 never reads C; k = 0 leaves C as it is. False,
+/// with C untouched, when this thread's packing space could not be allocated.
 ///
 /// # Safety
 /// [`available`] must be true; each of A and B must have a unit stride on one side (rows or
@@ -69,9 +70,9 @@ pub unsafe fn sgemm(
     beta: f32,
     c: *mut f32,
     ldc: isize,
-) {
+) -> bool {
     if m == 0 || n == 0 {
-        return;
+        return true;
     }
     PACKED.with(|cell| {
         let mut packed = cell.borrow_mut();
@@ -79,11 +80,15 @@ pub unsafe fn sgemm(
         let pairs_max = KC.div_ceil(2);
         let a_need = MC.div_ceil(W) * W * pairs_max;
         let b_need = n.min(NC).div_ceil(W) * W * pairs_max;
-        if ap.len() < a_need {
-            ap.resize(a_need, 0);
-        }
-        if bp.len() < b_need {
-            bp.resize(b_need, 0);
+        // Fallible: under a tight `ulimit -v` the caller computes the product in f32 instead
+        // of the process aborting on a failed allocation.
+        for (v, need) in [(&mut *ap, a_need), (&mut *bp, b_need)] {
+            if v.len() < need {
+                if v.try_reserve_exact(need - v.len()).is_err() {
+                    return false;
+                }
+                v.resize(need, 0);
+            }
         }
         for jc in (0..n).step_by(NC) {
             let nc = NC.min(n - jc);
@@ -115,7 +120,8 @@ pub unsafe fn sgemm(
                 }
             }
         }
-    });
+        true
+    })
 }
 
 /// The 16 x 16 sums of one A panel and one B panel over `pairs` pairs, one register each. In
