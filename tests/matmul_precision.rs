@@ -12,7 +12,6 @@ mod common;
 
 use std::sync::Mutex;
 
-use latent::data::{Dataset, Scaling};
 use latent::ffi::*;
 use latent::gemm::{Precision, bf16_available, precision, set_precision};
 use latent::{
@@ -77,16 +76,6 @@ fn last_error() -> String {
     unsafe { std::ffi::CStr::from_ptr(latent_last_error_message()) }.to_string_lossy().into_owned()
 }
 
-fn mnist() -> Option<(Dataset, Dataset)> {
-    let dir = common::data_dir("mnist")?;
-    let load = |file: &str| {
-        let mut d = Dataset::from_idx(dir.join(file), None).unwrap();
-        d.scale(Scaling::Divide255).unwrap();
-        d
-    };
-    Some((load("train-images-idx3-ubyte.gz"), load("t10k-images-idx3-ubyte.gz")))
-}
-
 fn adam(epochs: usize, batch_size: usize, threads: usize) -> TrainConfig {
     TrainConfig {
         epochs,
@@ -118,7 +107,7 @@ fn w2(train: &Matrix, test: &Matrix, p: Precision, threads: usize) -> (f64, Vec<
 
 #[test]
 fn bf16_products_train_mnist_as_well_as_f32_and_repeat_bit_for_bit() {
-    let Some((train, test)) = mnist() else { return };
+    let Some((train, test)) = common::idx_images("mnist") else { return };
     if !bf16_available() {
         common::skip("bf16 training", "this CPU has no AVX-512 BF16");
         return;

@@ -3,18 +3,7 @@
 
 mod common;
 
-use latent::data::{Dataset, Scaling};
 use latent::{Activation, Init, Loss, Network, NetworkSpec, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
-
-fn mnist() -> Option<(Dataset, Dataset)> {
-    let dir = common::data_dir("mnist")?;
-    let load = |name: &str| {
-        let mut d = Dataset::from_idx(dir.join(name), None).unwrap();
-        d.scale(Scaling::Divide255).unwrap();
-        d
-    };
-    Some((load("train-images-idx3-ubyte.gz"), load("t10k-images-idx3-ubyte.gz")))
-}
 
 /// W2: 784-256-64-256-784, ReLU hidden and code, sigmoid output, MSE; PyTorch's default init
 /// (as recipe Q1 uses).
@@ -43,7 +32,7 @@ fn adam(epochs: usize, batch: usize, seed: u64) -> TrainConfig {
 /// 0.011131 (mean of seeds 0-2, range 0.010748-0.011497). Ours must be no worse than 2% above.
 #[test]
 fn w2_reaches_pytorch_q1_quality() {
-    let Some((train, test)) = mnist() else { return };
+    let Some((train, test)) = common::idx_images("mnist") else { return };
     const TORCH_Q1: f64 = 0.011131;
     let mut results = Vec::new();
     for seed in 0..3u64 {
@@ -67,7 +56,7 @@ fn w2_reaches_pytorch_q1_quality() {
 /// the init's factor of 4 for sigmoid layers (Init::Auto). Measured here: ~8.5 after 3 epochs.
 #[test]
 fn deep_sigmoid_w1_beats_pca() {
-    let Some((train, test)) = mnist() else { return };
+    let Some((train, test)) = common::idx_images("mnist") else { return };
     const PCA30: f64 = 13.866;
     let mut spec = NetworkSpec::new(784, &[1000, 500, 250], Activation::Sigmoid, 30);
     spec.code.activation = Activation::Identity;
@@ -90,7 +79,7 @@ const W1_EPOCHS: usize = 3;
 /// Same seed and thread count give bit-identical parameters; another seed does not.
 #[test]
 fn training_is_bit_identical_for_a_seed() {
-    let Some((train, _)) = mnist() else { return };
+    let Some((train, _)) = common::idx_images("mnist") else { return };
     let subset = train.rows_range(0, 6000).unwrap();
     let run = |seed: u64, threads: usize| {
         let mut net = Network::new(w2(3)).unwrap();

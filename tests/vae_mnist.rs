@@ -4,18 +4,8 @@
 
 mod common;
 
-use latent::data::{Dataset, Scaling};
+use latent::data::Dataset;
 use latent::{Activation, Init, Matrix, OptimizerConfig, OptimizerKind, TrainConfig, Trainer, Vae, VaeSpec};
-
-fn load(name: &str) -> Option<(Dataset, Dataset)> {
-    let dir = common::data_dir(name)?;
-    let load = |file: &str| {
-        let mut d = Dataset::from_idx(dir.join(file), None).unwrap();
-        d.scale(Scaling::Divide255).unwrap();
-        d
-    };
-    Some((load("train-images-idx3-ubyte.gz"), load("t10k-images-idx3-ubyte.gz")))
-}
 
 /// W3 / Q2: 784-512(ReLU)-32 Gaussian encoder, 32-512(ReLU)-784 Bernoulli decoder; PyTorch's
 /// default init as the recipe uses.
@@ -48,7 +38,7 @@ fn rows(d: &Dataset, n: usize) -> Matrix {
 /// least the ELBO on average, and the IWAE bound rises with its sample count.
 #[test]
 fn q2_vae_matches_pytorch_and_bounds_are_ordered() {
-    let Some((train, test)) = load("mnist") else { return };
+    let Some((train, test)) = common::idx_images("mnist") else { return };
     const TORCH_Q2: f64 = 104.91;
     let mut results = Vec::new();
     let mut first: Option<Vae> = None;
@@ -101,8 +91,8 @@ fn q2_vae_matches_pytorch_and_bounds_are_ordered() {
 /// log-probability.
 #[test]
 fn log_likelihood_separates_mnist_from_fashion() {
-    let Some((train, test)) = load("mnist") else { return };
-    let Some((_, fashion)) = load("fashion-mnist") else { return };
+    let Some((train, test)) = common::idx_images("mnist") else { return };
+    let Some((_, fashion)) = common::idx_images("fashion-mnist") else { return };
     let mut vae = Vae::new(q2(5)).unwrap();
     Trainer::new(adam(3, 5)).unwrap().fit(&mut vae, &rows(&train, 30_000), None, None).unwrap();
     let (a, b) = (rows(&test, 1000), rows(&fashion, 1000));

@@ -27,6 +27,18 @@ pub fn data_dir(name: &str) -> Option<PathBuf> {
     latent::data::resolve::find_or_skip(name)
 }
 
+/// The train and test images of an IDX data set ("mnist", "fashion-mnist") through the data
+/// resolver, scaled by 1/255, without labels; None after reporting a skip (see [`data_dir`]).
+pub fn idx_images(name: &str) -> Option<(latent::data::Dataset, latent::data::Dataset)> {
+    let dir = data_dir(name)?;
+    let load = |file: &str| {
+        let mut d = latent::data::Dataset::from_idx(dir.join(file), None).unwrap();
+        d.scale(latent::data::Scaling::Divide255).unwrap();
+        d
+    };
+    Some((load("train-images-idx3-ubyte.gz"), load("t10k-images-idx3-ubyte.gz")))
+}
+
 pub fn have(tool: &str) -> bool {
     Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
 }
