@@ -228,5 +228,6 @@ fn julia_mirror_runs_the_quickstart() {
     assert!(out.contains("reloaded model gives identical codes: true"), "{out}");
     assert!(out.contains("LATENT_STATUS_SHAPE_MISMATCH"), "{out}");
     assert!(out.contains("progress stopped the fit: status 9, 2 epochs, 2 calls"), "{out}");
+    assert!(out.contains("settings: wait policy, precision and inference cache set and restored"), "{out}");
     assert!(out.contains("julia mirror OK"), "{out}");
 }

@@ -48,7 +48,7 @@ fn r_package_builds_checks_installs_and_trains() {
     for note in out.lines().filter(|l| l.ends_with("NOTE")) {
         println!("R CMD check note: {note}");
     }
-    for test in ["test_inference.R", "test_latent.R"] {
+    for test in ["test_inference.R", "test_latent.R", "test_settings.R"] {
         // (On stderr; R quotes the name with ‘’ in a UTF-8 locale, with '' otherwise.)
         assert!(
             out.lines().chain(err.lines()).any(|l| l.contains("Running") && l.contains(test)),
@@ -57,6 +57,8 @@ fn r_package_builds_checks_installs_and_trains() {
     }
     let inference = std::fs::read_to_string(dir.join("latent.Rcheck/tests/test_inference.Rout")).unwrap();
     assert!(inference.contains("ALL R INFERENCE TESTS PASSED"), "{inference}");
+    let settings = std::fs::read_to_string(dir.join("latent.Rcheck/tests/test_settings.Rout")).unwrap();
+    assert!(settings.contains("ALL R SETTINGS TESTS PASSED"), "{settings}");
 
     // The package installed from the tarball, its glue compiled with -Werror; the tests run
     // with library(latent) from that library.

@@ -215,6 +215,28 @@ def bf16_available():
     return bool(lib.latent_matmul_bf16_available())
 
 
+InferenceCache = namedtuple("InferenceCache", ["limit", "held"])
+
+
+def set_inference_cache_limit(nbytes):
+    """Sets the most bytes all networks and VAEs of the process keep, together, between
+    inference calls (each keeps a call's workspace for the next call of the same shape); 0 keeps
+    none. Overrides $LATENT_INFERENCE_CACHE_MB (default 256 MB). Results are the same bits
+    whatever the limit."""
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)):
+        raise TypeError(f"the inference cache limit must be a whole number of bytes, not {nbytes!r}")
+    if nbytes < 0:
+        raise ValueError(f"the inference cache limit must be at least 0 bytes, not {nbytes}")
+    check(lib.latent_set_inference_cache_limit(min(int(nbytes), ctypes.c_size_t(-1).value)))
+
+
+def inference_cache():
+    """InferenceCache(limit, held): the limit in force and the bytes all models keep now."""
+    limit, held = c_size_t(), c_size_t()
+    check(lib.latent_get_inference_cache(byref(limit), byref(held)))
+    return InferenceCache(limit.value, held.value)
+
+
 # ---------------------------------------------------------------------------------------------
 # Handles
 # ---------------------------------------------------------------------------------------------

@@ -136,6 +136,13 @@ int32_t latent_network_reconstruction_error_dataset(void *h, void *ds, double *o
 int32_t latent_network_loss(void *h, void *ds, double *out);
 int32_t latent_network_save(void *h, const char *path);
 int32_t latent_network_load(const char *path, void **out);
+int32_t latent_set_matmul_precision(int32_t p);
+int32_t latent_get_matmul_precision(int32_t *out);
+int32_t latent_matmul_bf16_available(void);
+int32_t latent_set_wait_policy(int32_t p);
+int32_t latent_get_wait_policy(int32_t *out);
+int32_t latent_set_inference_cache_limit(size_t bytes);
+int32_t latent_get_inference_cache(size_t *limit, size_t *held);
 /* END JULIA SIGNATURES */
 
 /* Latent.jl's _progress_trampoline with `p -> p.epoch + 1 >= at`. */
@@ -390,8 +397,48 @@ int main(int argc, char **argv) {
     check(latent_dataset_set_targets(lab, targets, 1, 1, n, 2), "latent_dataset_set_targets");
     latent_dataset_free(lab);
 
+    /* The settings, as Latent.jl's functions call them. set_wait_policy(:park) returns the
+     * policy before it; wait_policy() reads :park (2). */
+    int32_t before = -1, now = -1;
+    check(latent_get_wait_policy(&before), "latent_get_wait_policy");
+    check(latent_set_wait_policy(2), "latent_set_wait_policy");
+    check(latent_get_wait_policy(&now), "latent_get_wait_policy");
+    if (now != 2) return 1;
+    check(latent_set_wait_policy(before), "latent_set_wait_policy");
+    /* set_matmul_precision(:bf16): OK where bf16_available(), else LATENT_STATUS_UNSUPPORTED;
+     * either way set_matmul_precision(:f32) gives the f32 codes back bit for bit. */
+    int32_t bf16 = latent_matmul_bf16_available();
+    st = latent_set_matmul_precision(1);
+    check(latent_get_matmul_precision(&now), "latent_get_matmul_precision");
+    printf("bf16_available() = %s, set_matmul_precision(:bf16): %s, matmul_precision() = %d\n",
+           bf16 ? "true" : "false", latent_status_string(st), now);
+    if (bf16 ? (st != 0 || now != 1) : (strcmp(latent_status_string(st), "LATENT_STATUS_UNSUPPORTED") != 0 || now != 0))
+        return 1;
+    check(latent_set_matmul_precision(0), "latent_set_matmul_precision");
+    jl_matrix x5b = jl_slice(x, 0, 5, 0, d); /* x5 holds a NaN now */
+    jl_matrix codes3 = jl_rows(latent_network_encode_dataset, net, x5b, code_dim);
+    if (memcmp(codes.v, codes3.v, 15 * sizeof(double)) != 0) {
+        fprintf(stderr, "back in f32 the codes differ from f32's\n");
+        return 1;
+    }
+    /* set_inference_cache_limit(0): each model lets its kept workspaces go at its next call;
+     * then inference_cache() reads (limit = 0, held = 0). */
+    size_t limit = 0, held = 1, limit0 = 0;
+    check(latent_get_inference_cache(&limit0, &held), "latent_get_inference_cache");
+    check(latent_set_inference_cache_limit(0), "latent_set_inference_cache_limit");
+    free(jl_rows(latent_network_encode_dataset, net, x5b, code_dim).v);
+    free(jl_rows(latent_network_encode_dataset, back, x5b, code_dim).v);
+    check(latent_get_inference_cache(&limit, &held), "latent_get_inference_cache");
+    if (limit != 0 || held != 0) {
+        fprintf(stderr, "limit 0: inference_cache() = (%zu, %zu)\n", limit, held);
+        return 1;
+    }
+    check(latent_set_inference_cache_limit(limit0), "latent_set_inference_cache_limit");
+    printf("settings: wait policy, precision and inference cache set and restored\n");
+
     latent_network_free(back);
     latent_network_free(net);
+    free(codes3.v), free(x5b.v);
     free(h), free(z.v), free(w.v), free(x.v), free(x5.v), free(codes.v), free(rec.v), free(pred.v);
     free(codes2.v), free(narrow.v), free(cn), free(labels), free(targets);
     printf("julia mirror OK\n");

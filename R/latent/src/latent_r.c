@@ -509,6 +509,70 @@ SEXP latent_r_load(SEXP path) {
     return wrap(net, "latent_network", network_finalizer);
 }
 
+/* ---- process-wide settings -------------------------------------------------------------- */
+
+static const named PRECISIONS[] = {{"f32", LATENT_MATMUL_PRECISION_F32},
+                                   {"bf16", LATENT_MATMUL_PRECISION_BF16},
+                                   {NULL, 0}};
+static const named WAIT_POLICIES[] = {{"spin", LATENT_WAIT_POLICY_SPIN},
+                                      {"spin-then-park", LATENT_WAIT_POLICY_SPIN_THEN_PARK},
+                                      {"park", LATENT_WAIT_POLICY_PARK},
+                                      {NULL, 0}};
+
+static SEXP name_of(int32_t value, const named *table) {
+    for (const named *t = table; t->name; t++)
+        if (t->value == value) return Rf_mkString(t->name);
+    Rf_error("latent: the library answered %d, which this package does not know", (int)value);
+    return R_NilValue; /* not reached */
+}
+
+/* The setting in force, as its name. */
+SEXP latent_r_matmul_precision(void) {
+    latent_matmul_precision p = 0;
+    CHECK(latent_get_matmul_precision(&p), "latent_get_matmul_precision");
+    return name_of(p, PRECISIONS);
+}
+
+SEXP latent_r_set_matmul_precision(SEXP name) {
+    int32_t p = lookup(str_arg(name, "precision"), PRECISIONS, "matmul precision");
+    CHECK(latent_set_matmul_precision(p), "latent_set_matmul_precision");
+    return R_NilValue;
+}
+
+SEXP latent_r_bf16_available(void) { return Rf_ScalarLogical(latent_matmul_bf16_available() != 0); }
+
+SEXP latent_r_wait_policy(void) {
+    latent_wait_policy p = 0;
+    CHECK(latent_get_wait_policy(&p), "latent_get_wait_policy");
+    return name_of(p, WAIT_POLICIES);
+}
+
+SEXP latent_r_set_wait_policy(SEXP name) {
+    int32_t p = lookup(str_arg(name, "policy"), WAIT_POLICIES, "wait policy");
+    CHECK(latent_set_wait_policy(p), "latent_set_wait_policy");
+    return R_NilValue;
+}
+
+/* c(limit, held) in bytes, as doubles (exact below 2^53). */
+SEXP latent_r_inference_cache(void) {
+    size_t limit = 0, held = 0;
+    CHECK(latent_get_inference_cache(&limit, &held), "latent_get_inference_cache");
+    SEXP out = PROTECT(Rf_allocVector(REALSXP, 2));
+    REAL(out)[0] = (double)limit;
+    REAL(out)[1] = (double)held;
+    UNPROTECT(1);
+    return out;
+}
+
+SEXP latent_r_set_inference_cache_limit(SEXP bytes) {
+    double v = num_arg(bytes, "bytes");
+    /* 2^53: every whole double below it is exact, and no machine holds more. */
+    if (v < 0 || v > 9007199254740992.0 || v != (double)(uint64_t)v || (double)(size_t)v != v)
+        Rf_error("latent: `bytes` must be a whole number of bytes in [0, 2^53]");
+    CHECK(latent_set_inference_cache_limit((size_t)v), "latent_set_inference_cache_limit");
+    return R_NilValue;
+}
+
 /* Frees a handle now (the finalizer then has nothing to do). */
 SEXP latent_r_free(SEXP p) {
     if (TYPEOF(p) != EXTPTRSXP) Rf_error("latent: not a handle");
@@ -540,6 +604,13 @@ static const R_CallMethodDef CALLS[] = {
     {"latent_r_load", (DL_FUNC)&latent_r_load, 1},
     {"latent_r_export_onnx", (DL_FUNC)&latent_r_export_onnx, 3},
     {"latent_r_free", (DL_FUNC)&latent_r_free, 1},
+    {"latent_r_matmul_precision", (DL_FUNC)&latent_r_matmul_precision, 0},
+    {"latent_r_set_matmul_precision", (DL_FUNC)&latent_r_set_matmul_precision, 1},
+    {"latent_r_bf16_available", (DL_FUNC)&latent_r_bf16_available, 0},
+    {"latent_r_wait_policy", (DL_FUNC)&latent_r_wait_policy, 0},
+    {"latent_r_set_wait_policy", (DL_FUNC)&latent_r_set_wait_policy, 1},
+    {"latent_r_inference_cache", (DL_FUNC)&latent_r_inference_cache, 0},
+    {"latent_r_set_inference_cache_limit", (DL_FUNC)&latent_r_set_inference_cache_limit, 1},
     {NULL, NULL, 0}};
 
 void R_init_latent(DllInfo *dll) {

@@ -16,7 +16,9 @@ runs, checking the signatures and the struct layouts against this file.
 module Latent
 
 export LatentError, Network, Dataset, latent_network, latent_dataset, latent_fit, encode,
-       reconstruct, predict, reconstruction_error, save_model, load_model, latent_loss
+       reconstruct, predict, reconstruction_error, save_model, load_model, latent_loss,
+       set_matmul_precision, matmul_precision, bf16_available, set_wait_policy, wait_policy,
+       set_inference_cache_limit, inference_cache
 
 function _libpath()
     p = get(ENV, "LATENT_LIB", "")
@@ -184,6 +186,13 @@ _network_reconstruction_error_dataset(h, ds, out, capacity) = ccall((:latent_net
 _network_loss(h, ds, out) = ccall((:latent_network_loss, LIB), Cint, (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Float64}), h, ds, out)
 _network_save(h, path) = ccall((:latent_network_save, LIB), Cint, (Ptr{Cvoid}, Cstring), h, path)
 _network_load(path, out) = ccall((:latent_network_load, LIB), Cint, (Cstring, Ptr{Ptr{Cvoid}}), path, out)
+_set_matmul_precision(p) = ccall((:latent_set_matmul_precision, LIB), Cint, (Int32,), p)
+_get_matmul_precision(out) = ccall((:latent_get_matmul_precision, LIB), Cint, (Ptr{Int32},), out)
+_matmul_bf16_available() = ccall((:latent_matmul_bf16_available, LIB), Int32, ())
+_set_wait_policy(p) = ccall((:latent_set_wait_policy, LIB), Cint, (Int32,), p)
+_get_wait_policy(out) = ccall((:latent_get_wait_policy, LIB), Cint, (Ptr{Int32},), out)
+_set_inference_cache_limit(bytes) = ccall((:latent_set_inference_cache_limit, LIB), Cint, (Csize_t,), bytes)
+_get_inference_cache(limit, held) = ccall((:latent_get_inference_cache, LIB), Cint, (Ptr{Csize_t}, Ptr{Csize_t}), limit, held)
 
 # ---- errors -------------------------------------------------------------------------------
 
@@ -404,5 +413,73 @@ function load_model(path::AbstractString)
 end
 
 version() = unsafe_string(_version())
+
+# ---- process-wide settings ----------------------------------------------------------------
+
+# The names each setting takes (PyTorch's and JAX's precisions, OpenMP's wait policies too) and
+# the one each getter answers with.
+const PRECISIONS = Dict(:f32 => 0, :float32 => 0, :highest => 0, :bf16 => 1, :bfloat16 => 1, :medium => 1)
+const PRECISION_NAMES = Dict(0 => :f32, 1 => :bf16)
+const WAIT_POLICIES = Dict(:spin => 0, :active => 0, Symbol("spin-then-park") => 1, :park => 2, :passive => 2)
+const WAIT_POLICY_NAMES = Dict(0 => :spin, 1 => Symbol("spin-then-park"), 2 => :park)
+
+_setting(key) = Symbol(lowercase(strip(String(key))))
+
+"""
+    set_matmul_precision(p) -> the precision before
+
+`:f32` (the default) or `:bf16` for every CPU matrix product of the process: `:bf16` rounds the
+inputs of each product of more than 4 rows and 4 columns to bfloat16 and sums in f32, about twice
+the f32 rate where the CPU has AVX-512 BF16 ([`bf16_available`](@ref)); elsewhere it throws
+`LatentError(LATENT_STATUS_UNSUPPORTED)` and changes nothing. Parameters, optimizer state and
+losses stay f32. Overrides `ENV["LATENT_MATMUL_PRECISION"]`.
+"""
+function set_matmul_precision(p)
+    old = matmul_precision()
+    _check(_set_matmul_precision(_lookup(PRECISIONS, _setting(p), "matmul precision")))
+    return old
+end
+
+"The precision in force (`:f32` or `:bf16`)."
+matmul_precision() = (r = Ref{Int32}(0); _check(_get_matmul_precision(r)); PRECISION_NAMES[r[]])
+
+"Whether this CPU multiplies in bfloat16 (AVX-512 BF16: AMD Zen 4, Intel Sapphire Rapids and later)."
+bf16_available() = _matmul_bf16_available() != 0
+
+"""
+    set_wait_policy(p) -> the policy before
+
+How idle pool workers wait during a training step: `:spin`, `Symbol("spin-then-park")` (the
+default; the string `"spin-then-park"` works too) or `:park` (OpenMP's `:active` and `:passive`
+too). `:park` suits cores shared with other busy processes; results are the same bit for bit.
+"""
+function set_wait_policy(p)
+    old = wait_policy()
+    _check(_set_wait_policy(_lookup(WAIT_POLICIES, _setting(p), "wait policy")))
+    return old
+end
+
+"The wait policy in force."
+wait_policy() = (r = Ref{Int32}(0); _check(_get_wait_policy(r)); WAIT_POLICY_NAMES[r[]])
+
+"""
+    set_inference_cache_limit(bytes) -> the limit before
+
+The most bytes all models keep, together, between inference calls (default 256 MB; 0 keeps
+none). Results are the same bits whatever the limit.
+"""
+function set_inference_cache_limit(bytes::Integer)
+    bytes >= 0 || throw(ArgumentError("the inference cache limit must be at least 0 bytes, not $bytes"))
+    old = inference_cache().limit
+    _check(_set_inference_cache_limit(Csize_t(bytes)))
+    return old
+end
+
+"`(limit = , held = )` in bytes: the limit in force and what all models keep now."
+function inference_cache()
+    limit, held = Ref{Csize_t}(0), Ref{Csize_t}(0)
+    _check(_get_inference_cache(limit, held))
+    return (limit = Int(limit[]), held = Int(held[]))
+end
 
 end # module
