@@ -17,6 +17,9 @@
 //! samples/s a step would reach if it were only its matrix products, each timed hot through the
 //! same GEMM seam and threads (`products_alone`): latent's and the best peer's share of it say
 //! how much of a step goes to everything else, in the machine's state of the moment.
+//! "L3" is [`round_trip_ns`] before and after the workload's epochs: whether the first two CPUs
+//! the process may use share an L3 ("shared", a cache line's round trip about 60 ns) or not
+//! ("split", about 340 ns), which the 2-core KVM guests here switch between.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -319,9 +322,11 @@ fn main() {
     );
     let mut rows = Vec::new();
     for w in workloads(threads).iter().filter(|w| only.iter().any(|o| o == w.id)) {
+        let before = round_trip_ns();
         let r = run_workload(w, &x, epochs, threads);
+        let cores = format!("{} / {}", l3_label(before), l3_label(round_trip_ns()));
         eprintln!("{}: {:.0} samples/s", r.id, r.samples_per_s);
-        rows.push(r);
+        rows.push((r, cores));
     }
     let peers = match std::env::var("PEERS").as_deref() {
         Ok("none") => None,
@@ -330,10 +335,10 @@ fn main() {
     };
     println!();
     println!(
-        "| workload | latent samples/s (min-max) | GFLOP/s | % of GEMM peak | products alone, samples/s | latent, best peer: % of it | encode µs, batch 1 | vs best peer |"
+        "| workload | latent samples/s (min-max) | GFLOP/s | % of GEMM peak | products alone, samples/s | latent, best peer: % of it | encode µs, batch 1 | vs best peer | L3 before / after |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
-    for r in &rows {
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (r, cores) in &rows {
         let best = peers.as_ref().and_then(|(_, p)| {
             p.iter().filter(|(w, _, _)| w == r.id).max_by(|a, b| a.2.partial_cmp(&b.2).unwrap()).cloned()
         });
@@ -341,7 +346,7 @@ fn main() {
         let peer_of_bound = best.as_ref().map_or("-".into(), |b| of_bound(b.2));
         let vs = best.map_or("-".into(), |(_, name, v)| format!("{:.2}x {name} ({v:.0})", r.samples_per_s / v));
         println!(
-            "| {} | {:.0} ({:.0}-{:.0}) | {:.1} | {:.0}% | {} | {}, {peer_of_bound} | {:.1} | {vs} |",
+            "| {} | {:.0} ({:.0}-{:.0}) | {:.1} | {:.0}% | {} | {}, {peer_of_bound} | {:.1} | {vs} | {cores} |",
             r.id,
             r.samples_per_s,
             r.spread.0,
@@ -353,7 +358,7 @@ fn main() {
             r.latency_us
         );
     }
-    let find = |id: &str| rows.iter().find(|r| r.id == id).map(|r| r.samples_per_s);
+    let find = |id: &str| rows.iter().find(|(r, _)| r.id == id).map(|(r, _)| r.samples_per_s);
     if let (Some(l1), Some(l5)) = (find("W3"), find("W3L5")) {
         println!(
             "\nW3 with L = 5 samples per example: {l5:.0} samples/s, {:.2}x the time of L = 1 (5x if the encoder ran five times: {:.2}x by FLOPs)",
@@ -363,5 +368,81 @@ fn main() {
     }
     if let Some((table, _)) = peers {
         println!("\nPeers, same machine, same sitting (../shared/bench/peers/run_all.sh):\n{table}");
+    }
+}
+
+/// The round trip of one cache line between the process's first two CPUs, in ns (two threads
+/// pinned there, passing a counter back and forth): about 60 where the two share an L3 (one
+/// CCD), about 340 where they do not. The 2-core KVM guests this project is measured on are
+/// given either, and switch within seconds; across L3s latent's two-thread steps run at about
+/// one thread's speed (stop 39: W3 in bf16 62-64k samples/s at 52-81 ns, 31-32k at 330-366 ns)
+/// and JAX's drop too. At most about 0.2 s; None with fewer than two CPUs.
+fn round_trip_ns() -> Option<f64> {
+    use std::sync::atomic::{
+        AtomicU64,
+        Ordering::{Acquire, Release},
+    };
+    #[repr(align(64))]
+    struct Line(AtomicU64);
+    const DONE: u64 = u64::MAX;
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return None;
+    }
+    let cpus: Vec<usize> =
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).take(2).collect();
+    if cpus.len() < 2 {
+        return None;
+    }
+    let pin = |cpu: usize| {
+        // SAFETY: as above; pins the calling thread only.
+        unsafe {
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut one);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one);
+        }
+    };
+    let line = Line(AtomicU64::new(0));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            pin(cpus[1]);
+            loop {
+                match line.0.load(Acquire) {
+                    DONE => return,
+                    v if v % 2 == 1 => line.0.store(v + 1, Release),
+                    _ => std::hint::spin_loop(),
+                }
+            }
+        });
+        pin(cpus[0]);
+        // A busy process on either CPU stretches a round trip to its time slice: stop at 50 ms.
+        let t0 = Instant::now();
+        let mut trips = 0u64;
+        'trips: while trips < 100_000 && (!trips.is_multiple_of(256) || t0.elapsed().as_millis() < 50) {
+            line.0.store(2 * trips + 1, Release);
+            let mut spins = 0u32;
+            while line.0.load(Acquire) != 2 * trips + 2 {
+                spins += 1;
+                if spins.is_multiple_of(1 << 14) && t0.elapsed().as_millis() > 200 {
+                    break 'trips;
+                }
+                std::hint::spin_loop();
+            }
+            trips += 1;
+        }
+        let ns = t0.elapsed().as_nanos() as f64 / trips.max(1) as f64;
+        line.0.store(DONE, Release);
+        // The main thread was pinned for the measurement only.
+        // SAFETY: sets this thread's affinity back to the set it had.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        (trips > 0).then_some(ns)
+    })
+}
+
+fn l3_label(ns: Option<f64>) -> String {
+    match ns {
+        Some(ns) => format!("{} ({ns:.0} ns)", if ns > 200.0 { "split" } else { "shared" }),
+        None => "-".into(),
     }
 }
