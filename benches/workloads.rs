@@ -376,7 +376,7 @@ fn main() {
 /// pinned there, passing a counter back and forth): about 60 where the two share an L3 (one
 /// CCD), about 340 where they do not. The 2-core KVM guests this project is measured on are
 /// given either, and switch within seconds; across L3s latent's two-thread steps run at about
-/// one thread's speed (stop 39: W3 in bf16 62-64k samples/s at 52-81 ns, 31-32k at 330-366 ns)
+/// one thread's speed (stop 39: W3 in bf16 57-64k samples/s at 52-81 ns, 31-35k at 328-366 ns)
 /// and JAX's drop too. At most about 0.2 s; None with fewer than two CPUs.
 fn round_trip_ns() -> Option<f64> {
     use std::sync::atomic::{

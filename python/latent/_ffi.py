@@ -866,7 +866,7 @@ _PROTOTYPES = {
     "latent_matmul_bf16_available": (c_int32, []),
     # the workspaces models keep between inference calls
     "latent_set_inference_cache_limit": (S, [c_size_t]),
-    "latent_get_inference_cache": (S, [POINTER(c_size_t), POINTER(c_size_t)]),
+    "latent_get_inference_cache": (S, [_pz, _pz]),
     "latent_vae_elbo": (S, [H, H, c_uint32, c_uint64, POINTER(latent_elbo)]),
     # recirculation
     "latent_network_fit_recirculation": (S, [H, H, c_uint32, c_uint32, c_double, c_double, c_uint64, _pd]),

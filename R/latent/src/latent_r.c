@@ -566,8 +566,8 @@ SEXP latent_r_inference_cache(void) {
 
 SEXP latent_r_set_inference_cache_limit(SEXP bytes) {
     double v = num_arg(bytes, "bytes");
-    /* 2^53: every whole double below it is exact, and no machine holds more. */
-    if (v < 0 || v > 9007199254740992.0 || v != (double)(uint64_t)v || (double)(size_t)v != v)
+    /* Up to 2^53, where every whole number is a double (num_arg refused NA; Inf is above). */
+    if (v < 0 || v > 9007199254740992.0 || v != (double)(uint64_t)v)
         Rf_error("latent: `bytes` must be a whole number of bytes in [0, 2^53]");
     CHECK(latent_set_inference_cache_limit((size_t)v), "latent_set_inference_cache_limit");
     return R_NilValue;
