@@ -11,10 +11,12 @@
 //! Bounds: per model at most four workspaces and 16 MB; per process [`cache_limit`] bytes
 //! over all models (256 MB unless `LATENT_INFERENCE_CACHE_MB` or [`set_cache_limit`] says
 //! otherwise), so that a process serving many models keeps a known amount. A model makes room
-//! from its own kept workspaces only: one model's calls never free another's.
+//! from its own kept workspaces only: one model's calls never free another's. Lowering the limit
+//! is the one exception: [`set_cache_limit`] frees what all models keep beyond it before it
+//! returns (a caller lowering it wants the memory back now, not at each model's next call).
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::error::Result;
 
@@ -24,8 +26,25 @@ pub(crate) trait Values {
 }
 
 /// The kept workspaces of one model, each with the shape (`K`) it was made for and its size in
-/// bytes.
-pub(crate) struct Spare<K, W>(Mutex<Vec<(K, W, usize)>>);
+/// bytes; shared with [`REGISTRY`] (weakly) once it keeps one.
+pub(crate) struct Spare<K, W>(Arc<List<K, W>>);
+
+/// A model's list and whether [`REGISTRY`] knows it.
+struct List<K, W> {
+    list: Mutex<Vec<(K, W, usize)>>,
+    registered: AtomicBool,
+}
+
+/// What [`set_cache_limit`] asks of every model's list.
+trait Trim: Send + Sync {
+    /// Frees this model's oldest kept workspaces until all models hold at most `limit` bytes
+    /// (or this one holds none).
+    fn trim(&self, limit: usize);
+}
+
+/// Every model's list that has kept a workspace, weakly (a freed model's entry is dropped at the
+/// next registration or trim).
+static REGISTRY: Mutex<Vec<Weak<dyn Trim>>> = Mutex::new(Vec::new());
 
 /// The environment variable with the default process-wide limit, in MB.
 pub const CACHE_ENV: &str = "LATENT_INFERENCE_CACHE_MB";
@@ -37,10 +56,29 @@ static LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
 static HELD: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets the most bytes all models of the process keep for their next inference calls together
-/// (0: none kept). Workspaces kept beyond a lowered limit are freed when their model is next
-/// called or freed.
+/// (0: none kept). What they keep beyond a lowered limit is freed before this returns, the oldest
+/// of each model first; a call running meanwhile keeps its workspace only if it fits the new
+/// limit.
 pub fn set_cache_limit(bytes: usize) {
-    LIMIT.store(bytes.min(usize::MAX - 1), SeqCst);
+    let limit = bytes.min(usize::MAX - 1);
+    LIMIT.store(limit, SeqCst);
+    if HELD.load(SeqCst) <= limit {
+        return;
+    }
+    // The lists are taken out of the registry's lock before any is trimmed: `register` takes
+    // the registry's lock while holding a list's, so holding both here the other way round
+    // could deadlock.
+    let lists: Vec<Arc<dyn Trim>> = {
+        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        reg.retain(|w| w.strong_count() > 0);
+        reg.iter().filter_map(Weak::upgrade).collect()
+    };
+    for l in &lists {
+        if HELD.load(SeqCst) <= limit {
+            break;
+        }
+        l.trim(limit);
+    }
 }
 
 /// The process-wide limit in force: the last [`set_cache_limit`], else `LATENT_INFERENCE_CACHE_MB`
@@ -71,12 +109,12 @@ const MAX_BYTES: usize = 16 << 20;
 /// The most workspaces one model keeps (calls in flight at once, or calls of a few shapes).
 const MAX_KEPT: usize = 4;
 
-impl<K: PartialEq, W: Values> Spare<K, W> {
+impl<K: PartialEq + Send + 'static, W: Values + Send + 'static> Spare<K, W> {
     /// A kept workspace for `key`, else a new one from `make`; it comes back here when the
     /// returned guard drops.
     pub(crate) fn get(&self, key: K, make: impl FnOnce() -> Result<W>) -> Result<Kept<'_, K, W>> {
         let found = {
-            let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut kept = self.0.list.lock().unwrap_or_else(|e| e.into_inner());
             kept.iter().position(|(k, _, _)| *k == key).map(|i| kept.swap_remove(i))
         };
         let found = found.map(|(_, w, bytes)| {
@@ -100,7 +138,7 @@ impl<K: PartialEq, W: Values> Spare<K, W> {
         let mut freed = Vec::new();
         let mut rejected = None;
         {
-            let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut kept = self.0.list.lock().unwrap_or_else(|e| e.into_inner());
             let mut push_out = |kept: &mut Vec<(K, W, usize)>| {
                 let e = kept.remove(0);
                 HELD.fetch_sub(e.2, SeqCst);
@@ -115,6 +153,7 @@ impl<K: PartialEq, W: Values> Spare<K, W> {
                 if fits && held.saturating_add(bytes) <= limit {
                     if HELD.compare_exchange(held, held + bytes, SeqCst, SeqCst).is_ok() {
                         kept.push((key, w, bytes));
+                        self.register();
                         break;
                     }
                 } else if kept.is_empty() || (!fits && held <= limit) {
@@ -128,23 +167,55 @@ impl<K: PartialEq, W: Values> Spare<K, W> {
         drop((freed, rejected));
     }
 
+    /// Puts this model's list in [`REGISTRY`] the first time it keeps a workspace (called with
+    /// the list locked; the registry's lock is never taken the other way round).
+    fn register(&self) {
+        if self.0.registered.swap(true, SeqCst) {
+            return;
+        }
+        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        // Dropping the freed models' entries when the registry doubles keeps it linear in the
+        // live models however many come and go.
+        if reg.len() >= 16 && reg.len().is_power_of_two() {
+            reg.retain(|w| w.strong_count() > 0);
+        }
+        let weak: Weak<List<K, W>> = Arc::downgrade(&self.0);
+        reg.push(weak);
+    }
+
     /// How many are kept now (for tests).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.0.list.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl<K: Send, W: Send> Trim for List<K, W> {
+    fn trim(&self, limit: usize) {
+        let mut freed = Vec::new();
+        {
+            let mut kept = self.list.lock().unwrap_or_else(|e| e.into_inner());
+            while !kept.is_empty() && HELD.load(SeqCst) > limit {
+                let e = kept.remove(0);
+                HELD.fetch_sub(e.2, SeqCst);
+                freed.push(e);
+            }
+        }
+        drop(freed);
     }
 }
 
 impl<K, W> Default for Spare<K, W> {
     fn default() -> Self {
-        Spare(Mutex::new(Vec::new()))
+        Spare(Arc::new(List { list: Mutex::new(Vec::new()), registered: AtomicBool::new(false) }))
     }
 }
 
-/// A model freed gives back what it kept.
-impl<K, W> Drop for Spare<K, W> {
+/// A model freed gives back what it kept (when the last reference goes: a trim running at that
+/// moment holds one).
+impl<K, W> Drop for List<K, W> {
     fn drop(&mut self) {
-        let kept = self.0.get_mut().unwrap_or_else(|e| e.into_inner());
+        let kept = self.list.get_mut().unwrap_or_else(|e| e.into_inner());
         HELD.fetch_sub(kept.iter().map(|e| e.2).sum::<usize>(), SeqCst);
     }
 }
@@ -163,25 +234,25 @@ impl<K, W> std::fmt::Debug for Spare<K, W> {
 }
 
 /// A workspace held by one call; back to its model's [`Spare`] on drop.
-pub(crate) struct Kept<'a, K: PartialEq, W: Values> {
+pub(crate) struct Kept<'a, K: PartialEq + Send + 'static, W: Values + Send + 'static> {
     spare: &'a Spare<K, W>,
     item: Option<(K, W)>,
 }
 
-impl<K: PartialEq, W: Values> std::ops::Deref for Kept<'_, K, W> {
+impl<K: PartialEq + Send + 'static, W: Values + Send + 'static> std::ops::Deref for Kept<'_, K, W> {
     type Target = W;
     fn deref(&self) -> &W {
         &self.item.as_ref().expect("held until drop").1
     }
 }
 
-impl<K: PartialEq, W: Values> std::ops::DerefMut for Kept<'_, K, W> {
+impl<K: PartialEq + Send + 'static, W: Values + Send + 'static> std::ops::DerefMut for Kept<'_, K, W> {
     fn deref_mut(&mut self) -> &mut W {
         &mut self.item.as_mut().expect("held until drop").1
     }
 }
 
-impl<K: PartialEq, W: Values> Drop for Kept<'_, K, W> {
+impl<K: PartialEq + Send + 'static, W: Values + Send + 'static> Drop for Kept<'_, K, W> {
     fn drop(&mut self) {
         if let Some((k, w)) = self.item.take() {
             self.spare.put(k, w);

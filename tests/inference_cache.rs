@@ -1,7 +1,8 @@
 //! The process-wide limit on the workspaces models keep between inference calls
 //! (`latent::spare`, `latent_set_inference_cache_limit`): what is held is counted exactly, a
 //! model freed gives its share back, a limit of 0 keeps nothing, a model makes room from its own
-//! kept workspaces only, and results do not depend on the limit. One test in this binary: the
+//! kept workspaces only (lowering the limit frees every model's surplus at once), and results
+//! do not depend on the limit. One test in this binary: the
 //! limit and the count are the process's.
 
 use latent::ffi::*;
@@ -58,16 +59,69 @@ fn the_process_keeps_what_its_limit_allows_and_counts_it() {
     c.encode(&x).unwrap();
     assert_eq!(latent::spare::cache_held(), one, "c's workspace did not fit beside a's");
     a.encode(&rows(4)).unwrap();
-    assert_eq!(latent::spare::cache_held(), 4 * (4 * 100 + 2 * 4 * (50 + 10)), "a pushed out its own 8-row one");
+    let four = 4 * (4 * 100 + 2 * 4 * (50 + 10));
+    assert_eq!(latent::spare::cache_held(), four, "a pushed out its own 8-row one");
+
+    // Lowering the limit frees what the models keep beyond it before it returns (not at each
+    // model's next call), and only as much as it must.
+    latent::spare::set_cache_limit(usize::MAX);
+    let (d, e) = (network(4), network(5));
+    d.encode(&x).unwrap();
+    e.encode(&x).unwrap();
+    assert_eq!(latent::spare::cache_held(), four + 2 * one);
+    latent::spare::set_cache_limit(four + one);
+    assert_eq!(latent::spare::cache_held(), one, "down to the limit at once: a's and d's freed, e's kept");
+    latent::spare::set_cache_limit(0);
+    assert_eq!(latent::spare::cache_held(), 0, "a limit of 0 frees every kept workspace at once");
+    assert_eq!(a.encode(&x).unwrap().as_slice(), want.as_slice(), "the same bits after the trim");
+    drop((d, e));
+    assert_eq!(latent::spare::cache_held(), 0, "models trimmed then freed give back nothing twice");
+
+    // Calls on four threads while a fifth lowers and raises the limit: no deadlock (a trim takes
+    // the models' locks that their calls hold), and the count ends exact.
+    latent::spare::set_cache_limit(usize::MAX);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4u64)
+            .map(|t| {
+                let stop = &stop;
+                s.spawn(move || {
+                    let n = network(10 + t);
+                    let (x8, x4) = (rows(8), rows(4));
+                    let (want8, want4) = (n.encode(&x8).unwrap(), n.encode(&x4).unwrap());
+                    let mut calls = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) || calls < 50 {
+                        let (x, want) = if calls % 3 == 0 { (&x4, &want4) } else { (&x8, &want8) };
+                        assert_eq!(n.encode(x).unwrap().as_slice(), want.as_slice());
+                        calls += 1;
+                    }
+                    calls
+                })
+            })
+            .collect();
+        for i in 0..400 {
+            latent::spare::set_cache_limit(if i % 2 == 0 { one } else { usize::MAX });
+            std::thread::yield_now();
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for w in workers {
+            assert!(w.join().unwrap() >= 50);
+        }
+    });
+    // The four networks are freed, and a keeps nothing under the limit of 0 it was called with.
+    assert_eq!(latent::spare::cache_held(), 0, "the workers' networks gave back all they kept");
 
     // Through the C API: the limit and the count, and 0 keeps nothing.
     let (mut limit, mut held) = (0usize, 0usize);
+    a.encode(&x).unwrap();
+    assert_eq!(latent::spare::cache_held(), one);
     assert_eq!(latent_set_inference_cache_limit(0), LATENT_STATUS_OK);
+    assert_eq!(latent::spare::cache_held(), 0, "freed by the C call itself");
     a.encode(&x).unwrap();
     c.encode(&x).unwrap();
     // SAFETY: both pointers are to live locals.
     assert_eq!(unsafe { latent_get_inference_cache(&mut limit, &mut held) }, LATENT_STATUS_OK);
-    assert_eq!((limit, held), (0, 0), "a limit of 0 keeps nothing (a's old one freed at its next call)");
+    assert_eq!((limit, held), (0, 0), "a limit of 0 keeps nothing");
     assert_eq!(a.encode(&x).unwrap().as_slice(), want.as_slice(), "the same bits with nothing kept");
     // SAFETY: NULL is refused before anything is written.
     assert_eq!(unsafe { latent_get_inference_cache(std::ptr::null_mut(), &mut held) }, LATENT_STATUS_NULL_ARGUMENT);

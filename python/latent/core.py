@@ -221,8 +221,8 @@ InferenceCache = namedtuple("InferenceCache", ["limit", "held"])
 def set_inference_cache_limit(nbytes):
     """Sets the most bytes all networks and VAEs of the process keep, together, between
     inference calls (each keeps a call's workspace for the next call of the same shape); 0 keeps
-    none. Overrides $LATENT_INFERENCE_CACHE_MB (default 256 MB). Results are the same bits
-    whatever the limit."""
+    none. Overrides $LATENT_INFERENCE_CACHE_MB (default 256 MB). What the models keep beyond a
+    lowered limit is freed before this returns. Results are the same bits whatever the limit."""
     if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)):
         raise TypeError(f"the inference cache limit must be a whole number of bytes, not {nbytes!r}")
     if nbytes < 0:

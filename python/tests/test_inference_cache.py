@@ -37,6 +37,8 @@ again = net.encode(x)
 limit, held = latent.inference_cache()
 assert limit == 4_000_000 and 0 < held <= limit, (limit, held)
 assert np.array_equal(first, again) and np.array_equal(first, net.encode(x))
+latent.set_inference_cache_limit(1)
+assert latent.inference_cache() == (1, 0), "lowering the limit frees what was kept at once"
 net.close()
 assert latent.inference_cache().held == 0, latent.inference_cache()
 print("kept", held)

@@ -6,8 +6,8 @@ use super::*;
 /// inference calls (each keeps the workspace of a call for the next call of the same shape: at
 /// most four and 16 MB per model; see docs/threads_and_numerics.md). 0 keeps none: every call
 /// allocates its workspace and frees it. It overrides the environment
-/// (`LATENT_INFERENCE_CACHE_MB`, a whole number of MB; default 256 MB). Workspaces kept beyond
-/// a lowered limit are freed when their model is next called or freed. Results are the same
+/// (`LATENT_INFERENCE_CACHE_MB`, a whole number of MB; default 256 MB). What the models keep
+/// beyond a lowered limit is freed before this returns (0 frees it all). Results are the same
 /// bits whatever the limit. Always LATENT_STATUS_OK.
 #[unsafe(no_mangle)]
 pub extern "C" fn latent_set_inference_cache_limit(bytes: usize) -> latent_status {

@@ -466,7 +466,8 @@ wait_policy() = (r = Ref{Int32}(0); _check(_get_wait_policy(r)); WAIT_POLICY_NAM
     set_inference_cache_limit(bytes) -> the limit before
 
 The most bytes all models keep, together, between inference calls (default 256 MB; 0 keeps
-none). Results are the same bits whatever the limit.
+none); what they keep beyond a lowered limit is freed before it returns. Results are the same
+bits whatever the limit.
 """
 function set_inference_cache_limit(bytes::Integer)
     bytes >= 0 || throw(ArgumentError("the inference cache limit must be at least 0 bytes, not $bytes"))
