@@ -134,6 +134,10 @@ fn sums(pairs: usize, ap: *const u32, bp: *const u32) -> [__m512; W] {
     if pairs == 0 {
         return s;
     }
+    // The B vector's register, named rather than `out(zmm_reg) _`: built with AVX-512 on
+    // (`-C target-cpu=native` on Zen 4), rustc 1.95 printed a discarded zmm output as a
+    // general register ("R21BH") and the assembly did not compile.
+    let _bv: __m512;
     // SAFETY: (caller of `tile`) each panel holds `pairs` rows of 16 u32; the loop reads
     // exactly those, 64 bytes of each a pair.
     unsafe {
@@ -163,7 +167,7 @@ fn sums(pairs: usize, ap: *const u32, bp: *const u32) -> [__m512; W] {
             a = inout(reg) ap => _,
             b = inout(reg) bp => _,
             n = inout(reg) pairs => _,
-            bv = out(zmm_reg) _,
+            bv = out(zmm_reg) _bv,
             s0 = inout(zmm_reg) s[0],
             s1 = inout(zmm_reg) s[1],
             s2 = inout(zmm_reg) s[2],
