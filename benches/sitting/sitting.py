@@ -75,6 +75,9 @@ def run_sitting():
     epochs = int(os.environ.get("EPOCHS", "3"))
     threads = int(os.environ.get("THREADS", "2"))
     sides = os.environ.get("SIDES", ",".join(SIDES)).split(",")
+    unknown = [s for s in sides if s not in SIDES]
+    if unknown:
+        sys.exit(f"unknown sides {unknown} in SIDES: choose from {','.join(SIDES)}")
     env_dir = os.path.expanduser(os.environ.get("PEERS_ENV", "~/.cache/latent-peers"))
     log_path = os.environ.get("LOG", os.path.join(ROOT, "target/sitting.log"))
     if not bf16_cpu():
