@@ -303,7 +303,7 @@ fn main() {
     }
     // The L3 label alone, for benches/sitting/sitting.py to read around the peers' runs.
     if std::env::var_os("ROUND_TRIP_ONLY").is_some() {
-        println!("round trip {} ns", round_trip_ns().map_or(-1, |ns| ns.round() as i64));
+        println!("round trip {}", l3_label(round_trip_ns()));
         return;
     }
     let threads: usize = std::env::var("THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);

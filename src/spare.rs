@@ -139,11 +139,7 @@ impl<K: PartialEq + Send + 'static, W: Values + Send + 'static> Spare<K, W> {
         let mut rejected = None;
         {
             let mut kept = self.0.list.lock().unwrap_or_else(|e| e.into_inner());
-            let mut push_out = |kept: &mut Vec<(K, W, usize)>| {
-                let e = kept.remove(0);
-                HELD.fetch_sub(e.2, SeqCst);
-                freed.push(e);
-            };
+            let mut push_out = |kept: &mut Vec<(K, W, usize)>| push_out_oldest(kept, &mut freed);
             let held_here = |kept: &Vec<(K, W, usize)>| kept.iter().map(|e| e.2).sum::<usize>();
             while fits && !kept.is_empty() && (kept.len() >= MAX_KEPT || held_here(&kept) + bytes > MAX_BYTES) {
                 push_out(&mut kept);
@@ -190,15 +186,21 @@ impl<K: PartialEq + Send + 'static, W: Values + Send + 'static> Spare<K, W> {
     }
 }
 
+/// Moves a model's oldest kept workspace to `freed` (dropped by the caller once the list's lock
+/// is let go) and takes its bytes off the count.
+fn push_out_oldest<K, W>(kept: &mut Vec<(K, W, usize)>, freed: &mut Vec<(K, W, usize)>) {
+    let e = kept.remove(0);
+    HELD.fetch_sub(e.2, SeqCst);
+    freed.push(e);
+}
+
 impl<K: Send, W: Send> Trim for List<K, W> {
     fn trim(&self, limit: usize) {
         let mut freed = Vec::new();
         {
             let mut kept = self.list.lock().unwrap_or_else(|e| e.into_inner());
             while !kept.is_empty() && HELD.load(SeqCst) > limit {
-                let e = kept.remove(0);
-                HELD.fetch_sub(e.2, SeqCst);
-                freed.push(e);
+                push_out_oldest(&mut kept, &mut freed);
             }
         }
         drop(freed);

@@ -30,8 +30,6 @@ PEERS = os.path.join(ROOT, "../shared/bench/peers")
 SIDES = ["latent-f32", "latent-bf16", "jax-f32", "jax-bf16"]
 # (numerator, denominator) of the ratio columns, where both sides ran.
 RATIOS = [("latent-bf16", "jax-f32"), ("latent-bf16", "jax-bf16"), ("latent-f32", "jax-f32")]
-SPLIT_NS = 200  # shared L3: about 60 ns; split: about 340; another process on a CPU: microseconds
-BUSY_NS = 1500
 
 
 def bench_binary():
@@ -64,9 +62,10 @@ def command(side, w, epochs, threads, binary, env_dir, results):
 
 
 def round_trip(binary):
+    """The bench's L3 label: "shared (65 ns)", "split (340 ns)", "busy (5000 ns)" or "-"."""
     out = subprocess.run([binary], env=dict(os.environ, ROUND_TRIP_ONLY="1"), capture_output=True, text=True)
-    m = re.search(r"round trip (\d+) ns", out.stdout)
-    return int(m[1]) if m else -1
+    m = re.search(r"round trip (.+)", out.stdout)
+    return m[1].strip() if m else "-"
 
 
 def run_sitting():
@@ -122,17 +121,17 @@ def cpu_name():
 
 
 def parse(text):
-    """{(round, workload, side): ([epoch samples/s], [round trips in ns])} from a log."""
+    """{(round, workload, side): ([epoch samples/s], [L3 labels before and after])} from a log."""
     runs, cur = {}, None
     for line in text.splitlines():
-        m = re.match(r"run (\d+) (\S+) (\S+) \S+ rt (-?\d+)$", line)
+        m = re.match(r"run (\d+) (\S+) (\S+) \S+ rt (\S+)", line)
         if m:
             cur = (int(m[1]), m[2], m[3])
-            runs[cur] = ([], [int(m[4])])
+            runs[cur] = ([], [m[4]])
             continue
-        m = re.match(r"end rt (-?\d+)$", line)
+        m = re.match(r"end rt (\S+)", line)
         if m and cur:
-            runs[cur][1].append(int(m[1]))
+            runs[cur][1].append(m[1])
             cur = None
             continue
         if cur is None:
@@ -146,11 +145,12 @@ def parse(text):
     return runs
 
 
-def mark(trips):
-    """'' both probes shared, '*' both split, '†' switched, '?' a probe read another process."""
-    if any(t < 0 or t >= BUSY_NS for t in trips):
+def mark(labels):
+    """'' both probes shared, '*' both split, '†' switched, '?' a probe that read another
+    process (or none): from the bench's labels, which hold the thresholds."""
+    if any(label not in ("shared", "split") for label in labels):
         return "?"
-    split = [t >= SPLIT_NS for t in trips]
+    split = [label == "split" for label in labels]
     return "*" if all(split) else ("" if not any(split) else "†")
 
 
@@ -167,9 +167,9 @@ def table(runs):
         for s in sides:
             vals = []
             for r in rounds:
-                epochs, trips = runs.get((r, w, s), ([], []))
+                epochs, labels = runs.get((r, w, s), ([], []))
                 med[(r, s)] = statistics.median(epochs) if epochs else None
-                vals.append("-" if med[(r, s)] is None else f"{med[(r, s)]:,.0f}{mark(trips)}")
+                vals.append("-" if med[(r, s)] is None else f"{med[(r, s)]:,.0f}{mark(labels)}")
             cells.append(" / ".join(vals))
         for a, b in ratios:
             per = [med[(r, a)] / med[(r, b)] for r in rounds if med.get((r, a)) and med.get((r, b))]
