@@ -574,12 +574,16 @@ typedef struct latent_train_params {
   double learning_rate;
   // SGD momentum. Default 0.9 (0 gives plain SGD).
   double momentum;
-  // Adam/AdamW moment decay rates and epsilon. Defaults 0.9, 0.999, 1e-8.
+  // Adam/AdamW moment decay rates and epsilon. Defaults 0.9, 0.999, 1e-8. The other adaptive
+  // optimizers use the same fields: beta2 is RMSprop's and AdaDelta's decay (rho), AdaMax
+  // and Lion take both betas, AdaGrad neither; epsilon is RMSprop's, AdaGrad's, AdaDelta's
+  // and AdaMax's (docs/concepts.md has each one's formula and PyTorch defaults).
   double beta1;
   double beta2;
   double epsilon;
   // L2 penalty on weights (not biases): adds 0.5 * weight_decay * ||W||^2 to the loss for
-  // SGD and Adam; decoupled (W *= 1 - lr * weight_decay) for AdamW. Default 0.
+  // SGD, Adam, RMSprop, AdaGrad, AdaDelta and AdaMax; decoupled (W *= 1 - lr * weight_decay)
+  // for AdamW and Lion. Default 0.
   double weight_decay;
   // Clip the gradient's global L2 norm to this; 0 = off (default).
   double grad_clip_norm;
@@ -1069,6 +1073,23 @@ typedef int32_t latent_wait_policy;
 
 // Adam with decoupled weight decay.
 #define LATENT_OPTIMIZER_ADAMW 2
+
+// RMSprop (PyTorch's, not centered, no momentum); `beta2` is the squared gradients' decay
+// (PyTorch's alpha 0.99, Keras's rho 0.9).
+#define LATENT_OPTIMIZER_RMSPROP 3
+
+// AdaGrad (PyTorch's; its eps default is 1e-10).
+#define LATENT_OPTIMIZER_ADAGRAD 4
+
+// AdaDelta (PyTorch's: `beta2` is rho, 0.9 there; its learning_rate default is 1.0 and eps 1e-6).
+#define LATENT_OPTIMIZER_ADADELTA 5
+
+// AdaMax, Adam with the infinity norm (PyTorch's; its learning_rate default is 2e-3).
+#define LATENT_OPTIMIZER_ADAMAX 6
+
+// Lion, the sign of an interpolated momentum, decoupled weight decay (Chen et al. 2023;
+// beta1 0.9, beta2 0.99 and a learning rate 3-10x smaller than Adam's in the paper).
+#define LATENT_OPTIMIZER_LION 7
 
 // `learning_rate` throughout.
 #define LATENT_LR_SCHEDULE_CONSTANT 0

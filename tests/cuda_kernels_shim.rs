@@ -9,6 +9,7 @@ mod common;
 use latent::backend::cpu::Lined;
 use latent::backend::ops::{Backend, Op, Slot};
 use latent::backend::{Cpu, philox};
+use latent::optim::OptimizerKind;
 use latent::rng::Rng;
 use std::ffi::{CString, c_void};
 
@@ -442,6 +443,52 @@ fn optimizer_kernels_match_the_cpu_backend() {
         compare("adam p", &pk, &ph, 1e-6);
         compare("adam m", &mk, &mh, 1e-6);
         compare("adam v", &vk, &vh, 1e-6);
+    }
+    // RMSprop, AdaGrad, AdaDelta, AdaMax, Lion: three steps each (the state matters from the
+    // second), the kernel's folded step = lr / bc1 against the backend's bc1 = 0.19.
+    type Adaptive = extern "C" fn(i32, M, F2, M, M, i32, f32, F2, f32, f32, f32, f32, f32);
+    let f: Adaptive = lib.get("shim_adaptive");
+    let kinds = [
+        OptimizerKind::RmsProp,
+        OptimizerKind::AdaGrad,
+        OptimizerKind::AdaDelta,
+        OptimizerKind::AdaMax,
+        OptimizerKind::Lion,
+    ];
+    // AdaDelta's first buffer is an average of squares: non-negative.
+    let m_abs = Lined::from_slice(&m0.iter().map(|v| v.abs()).collect::<Vec<f32>>()).unwrap();
+    for (which, kind) in kinds.into_iter().enumerate() {
+        let (mut pk, mut mk, mut vk) = (p0.clone(), m_abs.clone(), v0.clone());
+        let (mut ph, mut mh, mut vh) = (p0.clone(), m_abs.clone(), v0.clone());
+        let (lr, b1, b2, eps, bc1) = (0.01f32, 0.9f32, 0.95f32, 1e-6f32, 0.19f64);
+        for _ in 0..3 {
+            for &(a, b, wd) in &pieces {
+                let (pa, ma, va) = (pk[a..].as_mut_ptr(), mk[a..].as_mut_ptr(), vk[a..].as_mut_ptr());
+                let n = (b - a) as i32;
+                f(which as i32, pa, g[a..].as_ptr(), ma, va, n, wd, gscale.as_ptr(), lr, b1, b2, eps, lr / bc1 as f32);
+                be.run(Op::Adaptive {
+                    kind,
+                    p: (&mut ph, a),
+                    g: (&g, a),
+                    m: (&mut mh, a),
+                    v: (&mut vh, a),
+                    n: b - a,
+                    wd,
+                    gscale: &gscale,
+                    lr,
+                    b1,
+                    b2,
+                    eps,
+                    bc1,
+                })
+                .unwrap();
+            }
+        }
+        let name = kind.name();
+        compare(&format!("{name} p"), &pk, &ph, 1e-6);
+        compare(&format!("{name} m"), &mk, &mh, 1e-6);
+        compare(&format!("{name} v"), &vk, &vh, 1e-6);
+        assert!(pk[..] != p0[..] && pk.iter().all(|v| v.is_finite()), "{name}: nothing moved, or not finite");
     }
     let _ = Slot::Loss;
 }

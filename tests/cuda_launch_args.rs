@@ -52,6 +52,11 @@ fn kernel_signatures() -> HashMap<String, Vec<Kind>> {
         let kinds = top_level(&src[open + 1..close])
             .iter()
             .map(|p| {
+                // An unused parameter's name stays as a comment: `float /* b1 */`.
+                let p = match (p.find("/*"), p.find("*/")) {
+                    (Some(a), Some(b)) if b > a => format!("{}{}", &p[..a], &p[b + 2..]),
+                    _ => p.to_string(),
+                };
                 if p.contains('*') {
                     Kind::Ptr
                 } else if p.contains("unsigned long long") {

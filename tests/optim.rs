@@ -8,6 +8,12 @@
 //! - Adam: g' = g + wd p; m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2;
 //!   p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
 //! - AdamW: p *= 1 - lr wd (weights only), then the Adam step on g (no L2 term).
+//! - RMSprop (rho = b2): v = rho v + (1 - rho) g'^2; p -= lr g' / (sqrt(v) + eps).
+//! - AdaGrad: v += g'^2; p -= lr g' / (sqrt(v) + eps).
+//! - AdaDelta (rho = b2): v = rho v + (1 - rho) g'^2; d = sqrt(u + eps) / sqrt(v + eps) g';
+//!   u = rho u + (1 - rho) d^2; p -= lr d.
+//! - AdaMax: m = b1 m + (1 - b1) g'; u = max(b2 u, |g'| + eps); p -= lr / (1 - b1^t) m / u.
+//! - Lion: c = b1 m + (1 - b1) g; p *= 1 - lr wd; p -= lr sign(c); m = b2 m + (1 - b2) g.
 //!
 //! The engine computes in f32: after a few steps of O(1) parameters it agrees with the f64
 //! reference to a few f32 ulps (worst measured 2.6e-7 relative), so the tolerance is
@@ -79,6 +85,42 @@ fn reference(cfg: &OptimizerConfig, p0: &[f32], grads: &[Vec<f32>], lr: f64, wei
                     let m_hat = m[i] / (1.0 - b1.powi(t));
                     let v_hat = v[i] / (1.0 - b2.powi(t));
                     p[i] -= lr * m_hat / (v_hat.sqrt() + eps);
+                }
+                OptimizerKind::RmsProp => {
+                    let g = g + wd_i * p[i];
+                    v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                    p[i] -= lr * g / (v[i].sqrt() + eps);
+                }
+                OptimizerKind::AdaGrad => {
+                    let g = g + wd_i * p[i];
+                    v[i] += g * g;
+                    p[i] -= lr * g / (v[i].sqrt() + eps);
+                }
+                OptimizerKind::AdaDelta => {
+                    let g = g + wd_i * p[i];
+                    v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                    let d = (m[i] + eps).sqrt() / (v[i] + eps).sqrt() * g;
+                    m[i] = b2 * m[i] + (1.0 - b2) * d * d;
+                    p[i] -= lr * d;
+                }
+                OptimizerKind::AdaMax => {
+                    let g = g + wd_i * p[i];
+                    m[i] = b1 * m[i] + (1.0 - b1) * g;
+                    v[i] = (b2 * v[i]).max(g.abs() + eps);
+                    p[i] -= lr / (1.0 - b1.powi(t)) * m[i] / v[i];
+                }
+                OptimizerKind::Lion => {
+                    let c = b1 * m[i] + (1.0 - b1) * g;
+                    p[i] *= 1.0 - lr * wd_i;
+                    p[i] -= lr
+                        * if c > 0.0 {
+                            1.0
+                        } else if c < 0.0 {
+                            -1.0
+                        } else {
+                            0.0
+                        };
+                    m[i] = b2 * m[i] + (1.0 - b2) * g;
                 }
             }
         }
@@ -203,6 +245,64 @@ fn adam_and_adamw_match_the_pytorch_formulas() {
 }
 
 #[test]
+fn rmsprop_adagrad_adadelta_adamax_and_lion_match_the_pytorch_formulas() {
+    let n = 12;
+    let p0 = start_params(n, 13);
+    let grads = gradients(n, 7, 14);
+    let small: Vec<Vec<f32>> = grads.iter().map(|g| g.iter().map(|v| v * 1e-3).collect()).collect();
+    let kinds = [
+        OptimizerKind::RmsProp,
+        OptimizerKind::AdaGrad,
+        OptimizerKind::AdaDelta,
+        OptimizerKind::AdaMax,
+        OptimizerKind::Lion,
+    ];
+    for kind in kinds {
+        for wd in [0.0, 0.05] {
+            // The PyTorch defaults (Lion's paper's), other betas, and a large epsilon on small
+            // gradients, which tells where epsilon sits.
+            for (b1, b2, eps, g) in [
+                (0.9, 0.99, 1e-8, &grads),
+                (0.8, 0.9, 1e-6, &grads),
+                (0.9, 0.95, 1e-3, &small),
+                (0.9, 0.999, 1e-10, &grads),
+            ] {
+                let cfg = adam(kind, b1, b2, eps, wd);
+                let label = format!("{} betas ({b1}, {b2}) eps {eps} wd {wd}", kind.name());
+                let lr = if kind == OptimizerKind::AdaDelta { 1.0 } else { 0.01 };
+                let engine = run_engine(cfg, &p0, g, lr, &small_ranges(), 1);
+                let want = reference(&cfg, &p0, g, lr as f64, &small_ranges());
+                assert_matches_reference(&label, &engine, &want, 0..n);
+                assert!(engine != p0, "{label}: nothing moved");
+            }
+        }
+    }
+    // Spot values, by hand, from p = 1 with gradients 0.5 then 0.25 (lr 0.1, no decay, eps
+    // 1e-12: below the tolerance).
+    let two = |kind, b1: f32, b2: f32, eps: f32, lr: f32| {
+        run_engine(adam(kind, b1, b2, eps, 0.0), &[1.0], &[vec![0.5], vec![0.25]], lr, &[], 1)[0]
+    };
+    // RMSprop, rho 0.9: v1 = 0.025, p1 = 1 - 0.1 * 0.5 / sqrt(0.025) = 0.683772;
+    // v2 = 0.0225 + 0.00625 = 0.02875, p2 = p1 - 0.1 * 0.25 / sqrt(0.02875) = 0.536330.
+    let e = two(OptimizerKind::RmsProp, 0.9, 0.9, 1e-12, 0.1) as f64;
+    assert!((e - 0.536_330).abs() < 2e-6, "rmsprop {e}");
+    // AdaGrad: v1 = 0.25, p1 = 0.9; v2 = 0.3125, p2 = 0.9 - 0.025 / 0.559017 = 0.855279.
+    let e = two(OptimizerKind::AdaGrad, 0.9, 0.9, 1e-12, 0.1) as f64;
+    assert!((e - 0.855_279).abs() < 2e-6, "adagrad {e}");
+    // AdaMax, b1 0.9, b2 0.999: m1 = 0.05, u1 = 0.5, p1 = 1 - 0.1 / 0.1 * 0.1 = 0.9;
+    // m2 = 0.07, u2 = max(0.4995, 0.25) = 0.4995, p2 = 0.9 - 0.1 / 0.19 * 0.07 / 0.4995 = 0.826242.
+    let e = two(OptimizerKind::AdaMax, 0.9, 0.999, 1e-12, 0.1) as f64;
+    assert!((e - 0.826_242).abs() < 2e-6, "adamax {e}");
+    // Lion, b1 0.9, b2 0.99: c1 = 0.05 > 0, p1 = 0.9, m1 = 0.005; c2 = 0.0045 + 0.025 > 0, p2 = 0.8.
+    let e = two(OptimizerKind::Lion, 0.9, 0.99, 1e-12, 0.1) as f64;
+    assert!((e - 0.8).abs() < 1e-6, "lion {e}");
+    // AdaDelta, rho 0.9, eps 1e-6, lr 1: v1 = 0.025, d1 = sqrt(1e-6) / sqrt(0.025001) * 0.5
+    // = 0.00316221, p1 = 0.99683779.
+    let e = run_engine(adam(OptimizerKind::AdaDelta, 0.9, 0.9, 1e-6, 0.0), &[1.0], &[vec![0.5]], 1.0, &[], 1)[0] as f64;
+    assert!((e - 0.996_837_79).abs() < 2e-7, "adadelta {e}");
+}
+
+#[test]
 fn weight_decay_applies_only_to_the_weight_ranges() {
     // Zero gradients isolate the decay: weights shrink, biases stay bit for bit.
     let n = 12;
@@ -216,23 +316,27 @@ fn weight_decay_applies_only_to_the_weight_ranges() {
         sgd(0.9, true, wd),
         adam(OptimizerKind::Adam, 0.9, 0.999, 1e-8, wd),
         adam(OptimizerKind::AdamW, 0.9, 0.999, 1e-8, wd),
+        adam(OptimizerKind::RmsProp, 0.9, 0.99, 1e-8, wd),
+        adam(OptimizerKind::AdaGrad, 0.9, 0.999, 1e-10, wd),
+        adam(OptimizerKind::AdaDelta, 0.9, 0.9, 1e-6, wd),
+        adam(OptimizerKind::AdaMax, 0.9, 0.999, 1e-8, wd),
+        adam(OptimizerKind::Lion, 0.9, 0.99, 1e-8, wd),
     ] {
         let p = run_engine(cfg, &p0, &zero, lr, &weights, 1);
         for i in 0..n {
             if decayed[i] {
-                assert!(
-                    p[i].abs() < p0[i].abs() * 0.99,
-                    "{:?}: weight {i} not decayed: {} -> {}",
-                    cfg.kind,
-                    p0[i],
-                    p[i]
-                );
+                // AdaDelta's first steps are sqrt(eps)-sized by design: it only has to shrink.
+                let by = if cfg.kind == OptimizerKind::AdaDelta { 1.0 } else { 0.99 };
+                assert!(p[i].abs() < p0[i].abs() * by, "{:?}: weight {i} not decayed: {} -> {}", cfg.kind, p0[i], p[i]);
             } else {
                 assert_eq!(p[i], p0[i], "{:?}: bias {i} decayed", cfg.kind);
             }
         }
-        // Plain SGD and AdamW shrink by exactly (1 - lr wd) per step here.
-        if cfg.kind == OptimizerKind::AdamW || (cfg.kind == OptimizerKind::Sgd && cfg.momentum == 0.0) {
+        // Plain SGD, AdamW and Lion (no gradient, so sign(c) = 0) shrink by exactly (1 - lr wd)
+        // per step here.
+        if matches!(cfg.kind, OptimizerKind::AdamW | OptimizerKind::Lion)
+            || (cfg.kind == OptimizerKind::Sgd && cfg.momentum == 0.0)
+        {
             for i in (0..n).filter(|&i| decayed[i]) {
                 let want = p0[i] as f64 * (1.0 - (lr * wd) as f64).powi(3);
                 assert!((p[i] as f64 - want).abs() <= 1e-6, "{:?}: weight {i}: {} vs {want}", cfg.kind, p[i]);
@@ -257,6 +361,11 @@ fn optimizer_steps_are_identical_for_one_and_two_threads() {
         sgd(0.9, true, 0.01),
         adam(OptimizerKind::Adam, 0.9, 0.999, 1e-8, 0.01),
         adam(OptimizerKind::AdamW, 0.9, 0.999, 1e-8, 0.01),
+        adam(OptimizerKind::RmsProp, 0.9, 0.99, 1e-8, 0.01),
+        adam(OptimizerKind::AdaGrad, 0.9, 0.999, 1e-10, 0.01),
+        adam(OptimizerKind::AdaDelta, 0.9, 0.9, 1e-6, 0.01),
+        adam(OptimizerKind::AdaMax, 0.9, 0.999, 1e-8, 0.01),
+        adam(OptimizerKind::Lion, 0.9, 0.99, 1e-8, 0.01),
     ] {
         let lr = if cfg.kind == OptimizerKind::Sgd { 0.05 } else { 0.01 };
         let one = run_engine(cfg, &p0, &grads, lr, &weights, 1);

@@ -243,6 +243,11 @@ class Optimizer(_Enum):
     SGD = 0
     ADAM = 1
     ADAMW = 2
+    RMSPROP = 3
+    ADAGRAD = 4
+    ADADELTA = 5
+    ADAMAX = 6
+    LION = 7
 
 
 class LrSchedule(_Enum):

@@ -978,8 +978,9 @@ class Network(_ScaledModel, _Handle):
 
 class Trainer(_Handle):
     """Trains networks and VAEs with one configuration (latent_trainer). Keyword arguments are
-    the fields of latent_train_params (epochs, batch_size, optimizer='adam'|'sgd'|'adamw',
-    learning_rate, momentum, weight_decay, validation_fraction, seed, threads,
+    the fields of latent_train_params (epochs, batch_size, optimizer='adam'|'sgd'|'adamw'|
+    'rmsprop'|'adagrad'|'adadelta'|'adamax'|'lion', learning_rate, momentum, beta1, beta2,
+    epsilon, weight_decay, validation_fraction, seed, threads,
     early_stopping_patience, shuffle, progress_every, lr_schedule, ..., checkpoint_path and
     checkpoint_every for periodic checkpoints: see checkpoint() and resume())."""
 

@@ -247,6 +247,24 @@ pub enum Op<'a, B: Backend> {
         bc2: f64,
         decoupled: bool,
     },
+    /// Fused RMSprop, AdaGrad, AdaDelta, AdaMax or Lion (`kind`) over n values of one piece, its
+    /// state in m and v as [`crate::optim::update`] keeps it.
+    Adaptive {
+        kind: crate::optim::OptimizerKind,
+        p: Out<'a, B::Buf>,
+        g: In<'a, B::Buf>,
+        m: Out<'a, B::Buf>,
+        v: Out<'a, B::Buf>,
+        n: usize,
+        wd: f32,
+        gscale: &'a B::Buf,
+        lr: f32,
+        b1: f32,
+        b2: f32,
+        eps: f32,
+        /// The bias correction 1 - b1^t (AdaMax).
+        bc1: f64,
+    },
     /// factor[0] = min(1, max_norm / sqrt(acc[GradSq])); the slot is zeroed for the next step.
     ClipFactor { factor: &'a mut B::Buf, max_norm: f32 },
     /// acc[slot] += scale * sum of x.

@@ -1,6 +1,6 @@
 //! The optimizer on a backend: [`Optimizer`]'s bookkeeping (weight-decay segments, frozen
 //! ranges, per-segment step counts) with its moment buffers where the parameters are, each
-//! piece of a step one fused SGD or Adam primitive. On the CPU backend those primitives are
+//! piece of a step one fused primitive (SGD, Adam, or one of the adaptive ones). On the CPU backend those primitives are
 //! `optim::update`, the pass the CPU trainer runs: one optimizer, one formula.
 
 #![forbid(unsafe_code)]
@@ -67,7 +67,7 @@ impl<B: Backend> DeviceOptimizer<B> {
                     mu,
                     nesterov: c.nesterov,
                 })?,
-                kind => be.run(Op::Adam {
+                OptimizerKind::Adam | OptimizerKind::AdamW => be.run(Op::Adam {
                     p: (params, a),
                     g: (grads, a),
                     m: (m, a),
@@ -81,7 +81,22 @@ impl<B: Backend> DeviceOptimizer<B> {
                     eps: c.epsilon,
                     bc1: piece.bc1,
                     bc2: piece.bc2,
-                    decoupled: kind == OptimizerKind::AdamW,
+                    decoupled: c.kind == OptimizerKind::AdamW,
+                })?,
+                kind => be.run(Op::Adaptive {
+                    kind,
+                    p: (params, a),
+                    g: (grads, a),
+                    m: (&mut *m, a),
+                    v: (&mut *v, a),
+                    n,
+                    wd,
+                    gscale,
+                    lr,
+                    b1: c.beta1,
+                    b2: c.beta2,
+                    eps: c.epsilon,
+                    bc1: piece.bc1,
                 })?,
             }
         }

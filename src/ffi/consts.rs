@@ -230,6 +230,18 @@ pub const LATENT_OPTIMIZER_SGD: latent_optimizer = 0;
 pub const LATENT_OPTIMIZER_ADAM: latent_optimizer = 1;
 /// Adam with decoupled weight decay.
 pub const LATENT_OPTIMIZER_ADAMW: latent_optimizer = 2;
+/// RMSprop (PyTorch's, not centered, no momentum); `beta2` is the squared gradients' decay
+/// (PyTorch's alpha 0.99, Keras's rho 0.9).
+pub const LATENT_OPTIMIZER_RMSPROP: latent_optimizer = 3;
+/// AdaGrad (PyTorch's; its eps default is 1e-10).
+pub const LATENT_OPTIMIZER_ADAGRAD: latent_optimizer = 4;
+/// AdaDelta (PyTorch's: `beta2` is rho, 0.9 there; its learning_rate default is 1.0 and eps 1e-6).
+pub const LATENT_OPTIMIZER_ADADELTA: latent_optimizer = 5;
+/// AdaMax, Adam with the infinity norm (PyTorch's; its learning_rate default is 2e-3).
+pub const LATENT_OPTIMIZER_ADAMAX: latent_optimizer = 6;
+/// Lion, the sign of an interpolated momentum, decoupled weight decay (Chen et al. 2023;
+/// beta1 0.9, beta2 0.99 and a learning rate 3-10x smaller than Adam's in the paper).
+pub const LATENT_OPTIMIZER_LION: latent_optimizer = 7;
 
 /// Learning-rate schedule (`latent_lr_schedule`); see `latent_train_params`.
 pub type latent_lr_schedule = i32;

@@ -130,12 +130,16 @@ pub struct latent_train_params {
     pub learning_rate: f64,
     /// SGD momentum. Default 0.9 (0 gives plain SGD).
     pub momentum: f64,
-    /// Adam/AdamW moment decay rates and epsilon. Defaults 0.9, 0.999, 1e-8.
+    /// Adam/AdamW moment decay rates and epsilon. Defaults 0.9, 0.999, 1e-8. The other adaptive
+    /// optimizers use the same fields: beta2 is RMSprop's and AdaDelta's decay (rho), AdaMax
+    /// and Lion take both betas, AdaGrad neither; epsilon is RMSprop's, AdaGrad's, AdaDelta's
+    /// and AdaMax's (docs/concepts.md has each one's formula and PyTorch defaults).
     pub beta1: f64,
     pub beta2: f64,
     pub epsilon: f64,
     /// L2 penalty on weights (not biases): adds 0.5 * weight_decay * ||W||^2 to the loss for
-    /// SGD and Adam; decoupled (W *= 1 - lr * weight_decay) for AdamW. Default 0.
+    /// SGD, Adam, RMSprop, AdaGrad, AdaDelta and AdaMax; decoupled (W *= 1 - lr * weight_decay)
+    /// for AdamW and Lion. Default 0.
     pub weight_decay: f64,
     /// Clip the gradient's global L2 norm to this; 0 = off (default).
     pub grad_clip_norm: f64,

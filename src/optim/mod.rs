@@ -3,7 +3,12 @@
 // The SIMD dispatch of `simd::multiversion!` is the one exception (allowed where it expands).
 #![deny(unsafe_code)]
 
+pub mod adadelta;
+pub mod adagrad;
 pub mod adam;
+pub mod adamax;
+pub mod lion;
+pub mod rmsprop;
 pub mod schedule;
 pub mod sgd;
 
@@ -19,6 +24,11 @@ pub enum OptimizerKind {
     Sgd,
     Adam,
     AdamW,
+    RmsProp,
+    AdaGrad,
+    AdaDelta,
+    AdaMax,
+    Lion,
 }
 
 impl OptimizerKind {
@@ -27,7 +37,12 @@ impl OptimizerKind {
             0 => Ok(OptimizerKind::Sgd),
             1 => Ok(OptimizerKind::Adam),
             2 => Ok(OptimizerKind::AdamW),
-            _ => Err(invalid!("optimizer code {c} is out of range (0 to 2)")),
+            3 => Ok(OptimizerKind::RmsProp),
+            4 => Ok(OptimizerKind::AdaGrad),
+            5 => Ok(OptimizerKind::AdaDelta),
+            6 => Ok(OptimizerKind::AdaMax),
+            7 => Ok(OptimizerKind::Lion),
+            _ => Err(invalid!("optimizer code {c} is out of range (0 to 7)")),
         }
     }
     pub fn code(self) -> i32 {
@@ -38,6 +53,11 @@ impl OptimizerKind {
             OptimizerKind::Sgd => "sgd",
             OptimizerKind::Adam => "adam",
             OptimizerKind::AdamW => "adamw",
+            OptimizerKind::RmsProp => "rmsprop",
+            OptimizerKind::AdaGrad => "adagrad",
+            OptimizerKind::AdaDelta => "adadelta",
+            OptimizerKind::AdaMax => "adamax",
+            OptimizerKind::Lion => "lion",
         }
     }
 }
@@ -89,6 +109,11 @@ impl OptimizerConfig {
 }
 
 crate::simd::multiversion!(fn sgd_wide(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, mu: f32, nesterov: bool, wd: f32) => sgd::update);
+crate::simd::multiversion!(fn rmsprop_wide(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, rho: f32, eps: f32, wd: f32) => rmsprop::update);
+crate::simd::multiversion!(fn adagrad_wide(p: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, eps: f32, wd: f32) => adagrad::update);
+crate::simd::multiversion!(fn adadelta_wide(p: &mut [f32], g: &[f32], u: &mut [f32], v: &mut [f32], lr: f32, rho: f32, eps: f32, wd: f32) => adadelta::update);
+crate::simd::multiversion!(fn adamax_wide(p: &mut [f32], g: &[f32], m: &mut [f32], u: &mut [f32], lr: f32, b1: f32, b2: f32, eps: f32, bc1: f64, wd: f32) => adamax::update);
+crate::simd::multiversion!(fn lion_wide(p: &mut [f32], g: &[f32], m: &mut [f32], lr: f32, b1: f32, b2: f32, wd: f32) => lion::update);
 crate::simd::multiversion!(fn adam_wide(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], lr: f32, b1: f32, b2: f32, eps: f32, bc1: f64, bc2: f64, wd: f32, decoupled: bool) => adam::update);
 
 /// Optimizer state for one network: the bookkeeping (segments, frozen pieces, step counts) on
@@ -303,7 +328,10 @@ impl Optimizer {
 
 /// One fused pass of the optimizer over a piece (p, g, m, v its values), on `threads` threads
 /// in fixed chunks: the CPU trainer's and the CPU backend's update, the numbers of the kernels
-/// `lat_sgd`/`lat_adam`.
+/// of backend/cuda/optimizer.cu (`lat_sgd`, `lat_adam`, `lat_rmsprop`, ...). Each optimizer's
+/// formula is in its own file here; m and v are its state buffers (SGD's velocity, Adam's
+/// moments, RMSprop's and AdaGrad's squared-gradient average in v, AdaDelta's squared-step
+/// average in m, AdaMax's infinity norm in v, Lion's momentum in m).
 #[allow(clippy::too_many_arguments)]
 pub fn update(
     c: &OptimizerConfig,
@@ -317,31 +345,79 @@ pub fn update(
     threads: usize,
 ) {
     let (wd, bc1, bc2) = (piece.decay, piece.bc1, piece.bc2);
-    let chunk = crate::parallel::CHUNK;
-    let parallel = threads > 1 && p.len() >= 2 * chunk;
+    let parallel = threads > 1 && p.len() >= 2 * crate::parallel::CHUNK;
     match c.kind {
         // SGD keeps one buffer, its velocity m (v may be empty).
         OptimizerKind::Sgd => {
             let one = |p: &mut [f32], g: &[f32], m: &mut [f32]| sgd_wide(p, g, m, lr, momentum, c.nesterov, wd);
-            if parallel {
-                for_each_chunk_mut([p, m], chunk, threads, |i, [p, m]| one(p, parallel::chunk(g, i, chunk), m));
-            } else {
-                one(p, g, m);
-            }
+            one_moment(p, g, m, parallel, threads, one);
         }
-        kind => {
-            let decoupled = kind == OptimizerKind::AdamW;
+        OptimizerKind::Adam | OptimizerKind::AdamW => {
+            let decoupled = c.kind == OptimizerKind::AdamW;
             let one = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
                 adam_wide(p, g, m, v, lr, c.beta1, c.beta2, c.epsilon, bc1, bc2, wd, decoupled)
             };
-            if parallel {
-                for_each_chunk_mut([p, m, v], chunk, threads, |i, [p, m, v]| {
-                    one(p, parallel::chunk(g, i, chunk), m, v)
-                });
-            } else {
-                one(p, g, m, v);
-            }
+            two_moments(p, g, m, v, parallel, threads, one);
         }
+        OptimizerKind::RmsProp => {
+            let one = |p: &mut [f32], g: &[f32], v: &mut [f32]| rmsprop_wide(p, g, v, lr, c.beta2, c.epsilon, wd);
+            one_moment(p, g, v, parallel, threads, one);
+        }
+        OptimizerKind::AdaGrad => {
+            let one = |p: &mut [f32], g: &[f32], v: &mut [f32]| adagrad_wide(p, g, v, lr, c.epsilon, wd);
+            one_moment(p, g, v, parallel, threads, one);
+        }
+        OptimizerKind::AdaDelta => {
+            let one = |p: &mut [f32], g: &[f32], u: &mut [f32], v: &mut [f32]| {
+                adadelta_wide(p, g, u, v, lr, c.beta2, c.epsilon, wd)
+            };
+            two_moments(p, g, m, v, parallel, threads, one);
+        }
+        OptimizerKind::AdaMax => {
+            let one = |p: &mut [f32], g: &[f32], m: &mut [f32], u: &mut [f32]| {
+                adamax_wide(p, g, m, u, lr, c.beta1, c.beta2, c.epsilon, bc1, wd)
+            };
+            two_moments(p, g, m, v, parallel, threads, one);
+        }
+        OptimizerKind::Lion => {
+            let one = |p: &mut [f32], g: &[f32], m: &mut [f32]| lion_wide(p, g, m, lr, c.beta1, c.beta2, wd);
+            one_moment(p, g, m, parallel, threads, one);
+        }
+    }
+}
+
+/// One pass over (p, g, s) in fixed chunks: an optimizer of one state buffer.
+fn one_moment(
+    p: &mut [f32],
+    g: &[f32],
+    s: &mut [f32],
+    parallel: bool,
+    threads: usize,
+    one: impl Fn(&mut [f32], &[f32], &mut [f32]) + Sync,
+) {
+    let chunk = crate::parallel::CHUNK;
+    if parallel {
+        for_each_chunk_mut([p, s], chunk, threads, |i, [p, s]| one(p, parallel::chunk(g, i, chunk), s));
+    } else {
+        one(p, g, s);
+    }
+}
+
+/// One pass over (p, g, m, v) in fixed chunks: an optimizer of two state buffers.
+fn two_moments(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    parallel: bool,
+    threads: usize,
+    one: impl Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
+) {
+    let chunk = crate::parallel::CHUNK;
+    if parallel {
+        for_each_chunk_mut([p, m, v], chunk, threads, |i, [p, m, v]| one(p, parallel::chunk(g, i, chunk), m, v));
+    } else {
+        one(p, g, m, v);
     }
 }
 

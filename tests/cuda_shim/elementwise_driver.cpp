@@ -76,6 +76,18 @@ void shim_adam(float* p, const float* g, float* m, float* v, int n, float wd, co
                float b2, float eps, float step, float inv_sqrt_bc2, int decoupled) {
     LAT_LAUNCH(lat_adam, G, B, p, g, m, v, n, wd, gscale, lr, b1, b2, eps, step, inv_sqrt_bc2, decoupled);
 }
+// The adaptive optimizers share one signature; `which` picks the kernel (0 RMSprop, 1 AdaGrad,
+// 2 AdaDelta, 3 AdaMax, 4 Lion).
+void shim_adaptive(int which, float* p, const float* g, float* m, float* v, int n, float wd, const float* gscale,
+                   float lr, float b1, float b2, float eps, float step) {
+    switch (which) {
+        case 0: LAT_LAUNCH(lat_rmsprop, G, B, p, g, m, v, n, wd, gscale, lr, b1, b2, eps, step); break;
+        case 1: LAT_LAUNCH(lat_adagrad, G, B, p, g, m, v, n, wd, gscale, lr, b1, b2, eps, step); break;
+        case 2: LAT_LAUNCH(lat_adadelta, G, B, p, g, m, v, n, wd, gscale, lr, b1, b2, eps, step); break;
+        case 3: LAT_LAUNCH(lat_adamax, G, B, p, g, m, v, n, wd, gscale, lr, b1, b2, eps, step); break;
+        default: LAT_LAUNCH(lat_lion, G, B, p, g, m, v, n, wd, gscale, lr, b1, b2, eps, step); break;
+    }
+}
 void shim_philox(unsigned long long seed, unsigned long long ctr, unsigned long long i, unsigned int* out) {
     lat_u4 r = lat_philox(seed, ctr, i);
     out[0] = r.x;

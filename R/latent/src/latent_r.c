@@ -120,6 +120,11 @@ static const named TASKS[] = {{"reconstruct", LATENT_TASK_RECONSTRUCT},
 static const named OPTIMIZERS[] = {{"sgd", LATENT_OPTIMIZER_SGD},
                                    {"adam", LATENT_OPTIMIZER_ADAM},
                                    {"adamw", LATENT_OPTIMIZER_ADAMW},
+                                   {"rmsprop", LATENT_OPTIMIZER_RMSPROP},
+                                   {"adagrad", LATENT_OPTIMIZER_ADAGRAD},
+                                   {"adadelta", LATENT_OPTIMIZER_ADADELTA},
+                                   {"adamax", LATENT_OPTIMIZER_ADAMAX},
+                                   {"lion", LATENT_OPTIMIZER_LION},
                                    {NULL, 0}};
 
 /* A numeric matrix (double; integer and logical are refused in C, converted in R) as a new

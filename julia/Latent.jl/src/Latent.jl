@@ -249,7 +249,8 @@ const ACTIVATIONS = Dict(:identity => 0, :linear => 0, :sigmoid => 1, :tanh => 2
                          :leaky_relu => 4, :elu => 5, :softplus => 6, :gelu => 7)
 const LOSSES = Dict(:mse => 0, :binary_cross_entropy => 1, :bce => 1)
 const TASKS = Dict(:reconstruct => 0, :classify => 1, :regress => 2)
-const OPTIMIZERS = Dict(:sgd => 0, :adam => 1, :adamw => 2)
+const OPTIMIZERS = Dict(:sgd => 0, :adam => 1, :adamw => 2, :rmsprop => 3, :adagrad => 4, :adadelta => 5,
+                        :adamax => 6, :lion => 7)
 const DTYPE_F32 = Int32(0)
 const DTYPE_F64 = Int32(1)
 const LAYOUT_COL_MAJOR = Int32(1)

@@ -235,6 +235,12 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
             let piece = Piece { range: 0..n, decay: wd, bc1, bc2 };
             crate::optim::update(&c, 0.0, &piece, lr, view_mut(p, n), &g, view_mut(m, n), view_mut(v, n), cpu.threads);
         }
+        Op::Adaptive { kind, p, g, m, v, n, wd, gscale, lr, b1, b2, eps, bc1 } => {
+            let g = scaled(view(g, n), gscale[0]);
+            let c = OptimizerConfig { kind, beta1: b1, beta2: b2, epsilon: eps, ..Default::default() };
+            let piece = Piece { range: 0..n, decay: wd, bc1, bc2: 1.0 };
+            crate::optim::update(&c, 0.0, &piece, lr, view_mut(p, n), &g, view_mut(m, n), view_mut(v, n), cpu.threads);
+        }
         Op::ClipFactor { factor, max_norm } => {
             let norm = std::mem::take(&mut cpu.slots()[Slot::GradSq as usize]).sqrt();
             factor[0] = if max_norm > 0.0 && norm > max_norm as f64 { (max_norm as f64 / norm) as f32 } else { 1.0 };

@@ -18,6 +18,7 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr
 use super::ops::{Backend, Gemm, In, Op, Out, SLOTS};
 use super::{DeviceInfo, kernel_names, kernel_source};
 use crate::error::{Error, Result};
+use crate::optim::OptimizerKind;
 
 /// Threads per block of the elementwise kernels.
 const BLOCK: u32 = 256;
@@ -722,6 +723,30 @@ impl Backend for Cuda {
                     I32(decoupled as i32),
                 ];
                 self.launch("lat_adam", n, full, &args)
+            }
+            Op::Adaptive { kind, p, g, m, v, n, wd, gscale, lr, b1, b2, eps, bc1 } => {
+                let args = [
+                    self.p(&p, n)?,
+                    self.p(&g, n)?,
+                    self.p(&m, n)?,
+                    self.p(&v, n)?,
+                    i(n),
+                    F32(wd),
+                    self.p(&(gscale, 0), 1)?,
+                    F32(lr),
+                    F32(b1),
+                    F32(b2),
+                    F32(eps),
+                    F32(lr / bc1 as f32),
+                ];
+                match kind {
+                    OptimizerKind::RmsProp => self.launch("lat_rmsprop", n, full, &args),
+                    OptimizerKind::AdaGrad => self.launch("lat_adagrad", n, full, &args),
+                    OptimizerKind::AdaDelta => self.launch("lat_adadelta", n, full, &args),
+                    OptimizerKind::AdaMax => self.launch("lat_adamax", n, full, &args),
+                    OptimizerKind::Lion => self.launch("lat_lion", n, full, &args),
+                    other => Err(Error::Internal(format!("{} is not an adaptive optimizer", other.name()))),
+                }
             }
             Op::ClipFactor { factor, max_norm } => {
                 let args =

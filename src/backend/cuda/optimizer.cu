@@ -36,6 +36,84 @@ extern "C" __global__ void lat_adam(float* __restrict__ p, const float* __restri
     }
 }
 
+// The adaptive ones (optim/rmsprop.rs, adagrad.rs, adadelta.rs, adamax.rs, lion.rs), one signature:
+// state in m and v as the CPU keeps it, b2 doubling as rho, step = lr / (1 - b1^t) (AdaMax).
+// L2 decay adds wd w to g, except Lion's, which is decoupled as AdamW's.
+
+// RMSprop: v = rho v + (1 - rho) g^2; w -= lr g / (sqrt(v) + eps).
+extern "C" __global__ void lat_rmsprop(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ /* m */,
+                                       float* __restrict__ v, int n, float wd, const float* __restrict__ gscale,
+                                       float lr, float /* b1 */, float b2, float eps, float /* step */) {
+    float s = *gscale;
+    LAT_FOR(i, n) {
+        float gi = s * g[i] + wd * p[i];
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        v[i] = vi;
+        p[i] -= lr * gi / (sqrtf(vi) + eps);
+    }
+}
+
+// AdaGrad: v += g^2; w -= lr g / (sqrt(v) + eps).
+extern "C" __global__ void lat_adagrad(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ /* m */,
+                                       float* __restrict__ v, int n, float wd, const float* __restrict__ gscale,
+                                       float lr, float /* b1 */, float /* b2 */, float eps, float /* step */) {
+    float s = *gscale;
+    LAT_FOR(i, n) {
+        float gi = s * g[i] + wd * p[i];
+        float vi = v[i] + gi * gi;
+        v[i] = vi;
+        p[i] -= lr * gi / (sqrtf(vi) + eps);
+    }
+}
+
+// AdaDelta: v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g; u = rho u + (1 - rho) d^2;
+// w -= lr d, with u in m.
+extern "C" __global__ void lat_adadelta(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m,
+                                        float* __restrict__ v, int n, float wd, const float* __restrict__ gscale,
+                                        float lr, float /* b1 */, float b2, float eps, float /* step */) {
+    float s = *gscale;
+    LAT_FOR(i, n) {
+        float gi = s * g[i] + wd * p[i];
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        float ui = m[i];
+        float d = sqrtf(ui + eps) / sqrtf(vi + eps) * gi;
+        v[i] = vi;
+        m[i] = b2 * ui + (1.0f - b2) * d * d;
+        p[i] -= lr * d;
+    }
+}
+
+// AdaMax: m = b1 m + (1 - b1) g; u = max(b2 u, |g| + eps); w -= step m / u, with u in v.
+extern "C" __global__ void lat_adamax(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m,
+                                      float* __restrict__ v, int n, float wd, const float* __restrict__ gscale,
+                                      float /* lr */, float b1, float b2, float eps, float step) {
+    float s = *gscale;
+    LAT_FOR(i, n) {
+        float gi = s * g[i] + wd * p[i];
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float ui = fmaxf(b2 * v[i], fabsf(gi) + eps);
+        m[i] = mi;
+        v[i] = ui;
+        p[i] -= step * mi / ui;
+    }
+}
+
+// Lion: c = b1 m + (1 - b1) g; w = (1 - lr wd) w - lr sign(c); m = b2 m + (1 - b2) g.
+// sign(0) = 0 and sign(NaN) = NaN, as the CPU's.
+extern "C" __global__ void lat_lion(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m,
+                                    float* __restrict__ /* v */, int n, float wd, const float* __restrict__ gscale,
+                                    float lr, float b1, float b2, float /* eps */, float /* step */) {
+    float s = *gscale;
+    LAT_FOR(i, n) {
+        float gi = s * g[i];
+        float mi = m[i];
+        float c = b1 * mi + (1.0f - b1) * gi;
+        float sg = c > 0.0f ? 1.0f : (c < 0.0f ? -1.0f : c * 0.0f);
+        p[i] = (1.0f - lr * wd) * p[i] - lr * sg;
+        m[i] = b2 * mi + (1.0f - b2) * gi;
+    }
+}
+
 // The clipping factor from the gradient's summed squares: min(1, max_norm / norm).
 // The sum is zeroed for the next step's.
 extern "C" __global__ void lat_clip_factor(double* __restrict__ sumsq, float* __restrict__ factor, float max_norm) {
