@@ -89,6 +89,11 @@ thread_local! {
     /// A session's spinner job this worker took while already spinning; its loop serves that
     /// session next.
     static HANDOFF: std::cell::RefCell<Option<std::sync::Arc<Spinners>>> = const { std::cell::RefCell::new(None) };
+    /// Whether this worker is inside [`Mailbox::watch`]: a helper job it runs from there (through
+    /// `rayon::yield_now`) then does not start a second watch on its stack. Without this, two
+    /// callers posting regions kept a worker nesting watch -> yield -> job -> watch until its
+    /// stack overflowed (SIGSEGV in an outside test: two threads encoding 512-row blocks).
+    static WATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The pool that helps this thread's regions while it runs [`helped_by`]'s `f`, and
     /// whether to ask it (false: the caller runs every part itself).
     static HELPERS: std::cell::RefCell<Option<(std::sync::Arc<crate::pool::Pool>, bool)>> = const { std::cell::RefCell::new(None) };
@@ -180,6 +185,17 @@ impl Mailbox {
     /// there (and, now and then, other jobs of its pool), then leaves.
     fn watch(&self, linger: std::time::Duration) {
         use std::sync::atomic::Ordering::SeqCst;
+        if WATCHING.with(|w| w.replace(true)) {
+            // Run from an outer watch's yield: that one goes on watching when this job returns.
+            return;
+        }
+        struct Unset;
+        impl Drop for Unset {
+            fn drop(&mut self) {
+                WATCHING.with(|w| w.set(false));
+            }
+        }
+        let _unset = Unset;
         self.watching.fetch_add(1, SeqCst);
         let mut since = std::time::Instant::now();
         let mut idle = 0u32;

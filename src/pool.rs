@@ -127,8 +127,38 @@ impl Pool {
     }
 }
 
-/// Pools by thread count, least recently used first.
-static POOLS: Mutex<Vec<(usize, Arc<Pool>)>> = Mutex::new(Vec::new());
+/// The cached pools: by thread count, least recently used first, and the fork count they were
+/// built in.
+struct Cache {
+    pools: Vec<(usize, Arc<Pool>)>,
+    forks: u64,
+}
+
+static POOLS: Mutex<Cache> = Mutex::new(Cache { pools: Vec::new(), forks: 0 });
+
+/// How many times this process is a fork()ed child of one that used the library: a child has
+/// only the thread that called fork, so the pools it inherited have no workers, and a job
+/// installed on one would wait for ever (Python's multiprocessing forks by default; an outside
+/// test hung in a child's first fit). `pool` builds new pools when this has changed.
+static FORKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn forked_child() {
+    // Only an atomic add: the child of a multi-threaded process may do little before exec.
+    FORKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Registers [`forked_child`] with pthread_atfork, once, before the first pool starts threads.
+fn watch_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(unix)]
+        // SAFETY: registers a handler that only increments an atomic; it never fails in a way
+        // that matters (ENOMEM: the pools are then not rebuilt after a fork, as before).
+        unsafe {
+            libc::pthread_atfork(None, None, Some(forked_child));
+        }
+    });
+}
 
 /// Input values (rows x columns) below which an inference call runs on the calling thread.
 pub(crate) const SMALL_INFERENCE: usize = 32 * 1024;
@@ -200,17 +230,26 @@ pub fn check_threads(threads: usize) -> Result<usize> {
 /// [`Error::OutOfMemory`].
 pub fn pool(threads: usize) -> Result<Arc<Pool>> {
     let n = check_threads(threads)?;
+    watch_forks();
     let mut cache = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(i) = cache.iter().position(|(k, _)| *k == n) {
-        let entry = cache.remove(i);
+    let forks = FORKS.load(std::sync::atomic::Ordering::SeqCst);
+    if cache.forks != forks {
+        // A fork's child: the inherited pools' workers do not exist here. Their memory is left
+        // (dropping one would signal threads that are not there, through locks a parent's
+        // thread may have held at the fork).
+        std::mem::forget(std::mem::take(&mut cache.pools));
+        cache.forks = forks;
+    }
+    if let Some(i) = cache.pools.iter().position(|(k, _)| *k == n) {
+        let entry = cache.pools.remove(i);
         let p = entry.1.clone();
-        cache.push(entry);
+        cache.pools.push(entry);
         return Ok(p);
     }
     let p = build(n).map_err(|e| Error::OutOfMemory(format!("cannot start {n} threads: {e}")))?;
     let p = Arc::new(p);
-    cache.push((n, p.clone()));
-    let evicted = evict(&mut cache, cache_budget());
+    cache.pools.push((n, p.clone()));
+    let evicted = evict(&mut cache.pools, cache_budget());
     drop(cache);
     // Dropping a pool only signals its workers to exit once their work is done.
     drop(evicted);
@@ -232,7 +271,7 @@ fn evict(cache: &mut Vec<(usize, Arc<Pool>)>, budget: usize) -> Vec<(usize, Arc<
 
 /// The thread counts of the cached pools, least recently used first (for tests).
 pub fn cached_pools() -> Vec<usize> {
-    POOLS.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, _)| *k).collect()
+    POOLS.lock().unwrap_or_else(|e| e.into_inner()).pools.iter().map(|(k, _)| *k).collect()
 }
 
 /// Sets flush-to-zero and denormals-are-zero on the calling thread (one of the library's own

@@ -650,3 +650,161 @@ fn a_bernoulli_vae_refuses_data_outside_0_1() {
         latent_vae_free(v);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Found by outside testing in stop 41: callers on several threads, and fork().
+
+/// Re-runs test `name` alone in a child with `env` set, and asserts it passed: a crash
+/// (SIGSEGV of an overflowed stack) fails the test instead of killing the run.
+fn in_child_with_env(name: &str, env: &[(&str, &str)], body: impl FnOnce()) {
+    if std::env::var("ROBUSTNESS_CHILD").as_deref() == Ok(name) {
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.args([name, "--exact", "--test-threads=1", "--nocapture"]).env("ROBUSTNESS_CHILD", name);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("re-run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child for {name} did not pass: {:?} (a signal means a crash)\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two threads encoding 512-row blocks (below the one-thread inference cut, so each call runs on
+/// its caller with the pool's workers helping) on 2-thread networks, one shared and one each.
+/// A worker that ran one caller's helper job from inside its wait for the other's nested a
+/// second wait, and so on until its stack overflowed: SIGSEGV within 1-20 s with 2 MiB stacks.
+/// The workers here get 128 KiB stacks (RUST_MIN_STACK), so the nesting would overflow in
+/// milliseconds; the results are checked against one thread's bits.
+#[test]
+fn two_threads_encoding_at_once_do_not_overflow_a_workers_stack() {
+    in_child_with_env(
+        "two_threads_encoding_at_once_do_not_overflow_a_workers_stack",
+        &[("RUST_MIN_STACK", "131072"), ("LATENT_WAIT_POLICY", "spin-then-park")],
+        || unsafe {
+            const ROWS: usize = 512;
+            let x = data(ROWS, 32);
+            let make = |threads: u32| {
+                let units = [32u32];
+                let mut p = latent_network_params_default();
+                p.input_dim = 32;
+                p.n_encoder = 1;
+                p.encoder_units = units.as_ptr();
+                p.code_units = 8;
+                p.seed = 1;
+                let mut net = null_mut();
+                expect(latent_network_new(&p, &mut net), 0);
+                expect(latent_network_set_threads(net, threads), 0);
+                net as usize
+            };
+            let one = make(1);
+            let mut want = vec![0f32; ROWS * 8];
+            expect(latent_network_encode(one as *const _, x.as_ptr(), ROWS, 32, want.as_mut_ptr(), want.len()), 0);
+            let (shared, a, b) = (make(2), make(2), make(2));
+            let run = |nets: [usize; 2]| {
+                let (x, want) = (&x, &want);
+                std::thread::scope(|s| {
+                    for net in nets {
+                        s.spawn(move || {
+                            let mut out = vec![0f32; ROWS * 8];
+                            let t0 = std::time::Instant::now();
+                            while t0.elapsed() < std::time::Duration::from_millis(1500) {
+                                let st = latent_network_encode(
+                                    net as *const _,
+                                    x.as_ptr(),
+                                    ROWS,
+                                    32,
+                                    out.as_mut_ptr(),
+                                    out.len(),
+                                );
+                                assert_eq!(st, 0, "{}", message());
+                                assert!(out == *want, "a result differs from one thread's");
+                            }
+                        });
+                    }
+                });
+            };
+            run([shared, shared]);
+            run([a, b]);
+            for n in [one, shared, a, b] {
+                latent_network_free(n as *mut _);
+            }
+        },
+    );
+}
+
+/// A fork()ed child of a process that trained and ran inference on 2 threads trains and encodes
+/// too (Python's multiprocessing forks by default). The child inherits the parent's cached
+/// thread pools without their threads: its first fit waited for ever for a worker (an outside
+/// test; the Python one saw scikit-learn's cross_val_score never return). The child's results
+/// are the parent's bits.
+#[test]
+fn a_forked_child_trains_and_encodes() {
+    in_child("a_forked_child_trains_and_encodes", 0, || unsafe {
+        const ROWS: usize = 2048;
+        let x = data(ROWS, 64);
+        let d = dataset(&x, ROWS, 64);
+        let work = || {
+            let units = [32u32];
+            let mut p = latent_network_params_default();
+            p.input_dim = 64;
+            p.n_encoder = 1;
+            p.encoder_units = units.as_ptr();
+            p.code_units = 8;
+            p.seed = 2;
+            let mut net = null_mut();
+            expect(latent_network_new(&p, &mut net), 0);
+            let mut tp = latent_train_params_default();
+            tp.epochs = 2;
+            tp.threads = 2;
+            let mut tr = null_mut();
+            expect(latent_trainer_new(&tp, &mut tr), 0);
+            expect(latent_trainer_fit(tr, net, d, null(), None, null_mut()), 0);
+            expect(latent_network_set_threads(net, 2), 0);
+            // Both inference paths: the pool (2048 x 64 values) and the caller helped (8 rows).
+            let mut big = vec![0f32; ROWS * 8];
+            expect(latent_network_encode(net, x.as_ptr(), ROWS, 64, big.as_mut_ptr(), big.len()), 0);
+            let mut small = vec![0f32; 8 * 8];
+            expect(latent_network_encode(net, x.as_ptr(), 8, 64, small.as_mut_ptr(), small.len()), 0);
+            latent_trainer_free(tr);
+            latent_network_free(net);
+            (big, small)
+        };
+        let parent = work();
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // The child: only async-signal-safe exits from here on, whatever happens.
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work() == parent)).unwrap_or(false);
+            libc::_exit(if ok { 0 } else { 3 });
+        }
+        let mut status = 0;
+        let t0 = std::time::Instant::now();
+        loop {
+            let r = libc::waitpid(pid, &mut status, libc::WNOHANG);
+            if r == pid {
+                break;
+            }
+            if t0.elapsed() > std::time::Duration::from_secs(60) {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+                panic!("the forked child hung in its first fit or encode (killed after 60 s)");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the forked child failed (status {status:#x}; exit 3: a result differed from the parent's)"
+        );
+        // The parent's own pools still work after the fork.
+        assert!(work() == parent);
+        latent_dataset_free(d);
+    });
+}
