@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use crate::error::{Error, Result};
@@ -19,10 +19,22 @@ thread_local! {
     static VIEWS: RefCell<Vec<(usize, *const ())>> = const { RefCell::new(Vec::new()) };
 }
 
+/// How often a call waiting for a handle's lock tries again.
+const POLL: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// How many polls (of [`POLL`], about 20 ms with the sleeps' overshoot) a new reader holds back
+/// for a waiting change.
+const READER_DEFERS: u32 = 200;
+
 /// A model behind a readers-writer lock that knows when it is being fitted.
 pub(crate) struct Locked<T> {
     inner: RwLock<T>,
     fitting: AtomicBool,
+    /// Changes (set_params, set_threads) waiting for the lock: new readers hold back for them
+    /// (up to [`READER_DEFERS`]), so that a stream of inference calls from several threads,
+    /// which always left one holding the lock, cannot keep a change waiting (an outside test
+    /// saw set_params wait 51 s behind four threads encoding).
+    writers: AtomicUsize,
     /// What the handle is, for messages ("network", "VAE").
     kind: &'static str,
 }
@@ -70,7 +82,7 @@ impl<T> Drop for Fitting<'_, T> {
 
 impl<T> Locked<T> {
     pub(crate) fn new(v: T, kind: &'static str) -> Locked<T> {
-        Locked { inner: RwLock::new(v), fitting: AtomicBool::new(false), kind }
+        Locked { inner: RwLock::new(v), fitting: AtomicBool::new(false), writers: AtomicUsize::new(0), kind }
     }
 
     fn key(&self) -> usize {
@@ -93,20 +105,37 @@ impl<T> Locked<T> {
             // running on this thread, and is removed before that borrow ends.
             return Ok(Read::View(unsafe { &*(p as *const T) }));
         }
+        let mut deferred = 0;
         loop {
             if self.fitting.load(Ordering::Acquire) {
                 return Err(self.busy("reading it from outside its progress callback"));
             }
+            // A change is waiting: let the readers inside drain first. Bounded, so that a
+            // thread that already holds a read of this handle (and so keeps the change out)
+            // is not stopped for good.
+            if deferred < READER_DEFERS && self.writers.load(Ordering::Acquire) > 0 {
+                deferred += 1;
+                std::thread::sleep(POLL);
+                continue;
+            }
             match self.inner.try_read() {
                 Ok(g) => return Ok(Read::Lock(g)),
                 Err(TryLockError::Poisoned(e)) => return Ok(Read::Lock(e.into_inner())),
-                Err(TryLockError::WouldBlock) => std::thread::sleep(std::time::Duration::from_micros(50)),
+                Err(TryLockError::WouldBlock) => std::thread::sleep(POLL),
             }
         }
     }
 
     /// Exclusive access for a change: BUSY while a fit runs (its callback included).
     pub(crate) fn write(&self) -> Result<RwLockWriteGuard<'_, T>> {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.writers.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&self.writers);
         loop {
             if self.fitting.load(Ordering::Acquire) {
                 return Err(self.busy("changing it"));
@@ -114,7 +143,7 @@ impl<T> Locked<T> {
             match self.inner.try_write() {
                 Ok(g) => return Ok(g),
                 Err(TryLockError::Poisoned(e)) => return Ok(e.into_inner()),
-                Err(TryLockError::WouldBlock) => std::thread::sleep(std::time::Duration::from_micros(50)),
+                Err(TryLockError::WouldBlock) => std::thread::sleep(POLL),
             }
         }
     }
