@@ -3,7 +3,8 @@
 //! complete new file, whatever fails (panics included). Model files and pictures are saved so.
 //!
 //! - The temporary file is `.<name>.latent-tmp-<pid>-<n>` in the target's directory (hidden,
-//!   and named for the process writing it). A process killed while saving leaves one behind:
+//!   and named for the process writing it; a name over 200 bytes is cut to its first 150 and a
+//!   hash of the whole, so that a target name the file system allows has a temporary one too). A process killed while saving leaves one behind:
 //!   the next save to the same target removes those whose process no longer exists.
 //! - A target that is a symbolic link is followed (through every link in the chain): the new
 //!   file replaces the file the link points to, and the link stays. A target that exists and is
@@ -34,9 +35,21 @@ impl Drop for TempFile {
 /// The most symbolic links followed from a target (as Linux's own limit).
 const MAX_LINKS: usize = 40;
 
-/// The prefix of the temporary files of target file `name`.
+/// The prefix of the temporary files of target file `name`. Names of up to 255 bytes are valid
+/// targets, and the temporary name adds up to 45, so a long name is shortened (saving to a
+/// 236-255-byte name failed with "File name too long" before).
 fn temp_prefix(name: &OsStr) -> String {
-    format!(".{}.latent-tmp-", name.to_string_lossy())
+    let s = name.to_string_lossy();
+    if s.len() <= 200 {
+        return format!(".{s}.latent-tmp-");
+    }
+    let mut cut = 150;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    // FNV-1a over the whole name: two long names that share their first 150 bytes differ here.
+    let hash = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    format!(".{}~{hash:016x}.latent-tmp-", &s[..cut])
 }
 
 /// The file `path` names once symbolic links are followed (it need not exist).
@@ -161,6 +174,31 @@ mod tests {
         assert!(!dead.exists());
         assert!(mine.exists() && other.exists());
         assert_eq!(fs::read(dir.join("m.bin")).unwrap(), b"new");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn targets_with_the_longest_names_are_written() {
+        let dir = std::env::temp_dir().join(format!("latent-atomic-long-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        for len in [200, 201, 236, 255] {
+            let name = format!("{}.bin", "é".repeat((len - 4) / 2)) + &"x".repeat((len - 4) % 2);
+            assert_eq!(name.len(), len);
+            write_bytes(&dir.join(&name), "writing", b"long").unwrap();
+            assert_eq!(fs::read(dir.join(&name)).unwrap(), b"long");
+            // A stale temporary file of that target goes at its next save; a live one stays.
+            let dead = dir.join(format!("{}999999999-0", temp_prefix(OsStr::new(&name))));
+            fs::write(&dead, b"x").unwrap();
+            write_bytes(&dir.join(&name), "writing", b"again").unwrap();
+            assert!(!dead.exists(), "{len}: the stale temporary file stayed");
+        }
+        // Two long names sharing their first 150 bytes get different temporary names.
+        let (a, b) = ("a".repeat(240), format!("{}b", "a".repeat(239)));
+        assert_ne!(temp_prefix(OsStr::new(&a)), temp_prefix(OsStr::new(&b)));
+        assert!(temp_prefix(OsStr::new(&"é".repeat(127))).len() + 31 <= 255);
+        // Only the targets are left.
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 4);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

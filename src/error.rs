@@ -138,3 +138,15 @@ pub fn try_zeros<T: Clone + Default>(n: usize) -> Result<Vec<T>> {
     v.resize(n, T::default());
     Ok(v)
 }
+
+/// `from..from + n` collected, reporting a failed allocation as an error (row orders over a
+/// stream of billions of rows).
+pub fn try_range<T: TryFrom<usize>>(from: usize, n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::OutOfMemory(format!("an order of {n} rows ({} bytes each)", std::mem::size_of::<T>())))?;
+    for i in from..from + n {
+        v.push(T::try_from(i).map_err(|_| invalid!("row {i} does not fit the row index type"))?);
+    }
+    Ok(v)
+}

@@ -373,7 +373,12 @@ fn with_path(path: &Path, e: Error) -> Error {
 /// The bytes of a model file, refusing one larger than [`MAX_FILE_BYTES`] before reading it,
 /// and anything but a regular file (a FIFO, a device) without blocking on it.
 fn read_model_file(path: &Path) -> Result<Vec<u8>> {
-    crate::data::read_regular(path, MAX_FILE_BYTES, "model file")
+    crate::data::read_regular_checked(
+        path,
+        MAX_FILE_BYTES,
+        "model file",
+        Some((&MAGIC, "not a latent model file (bad magic)")),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -861,3 +861,81 @@ fn set_params_gets_in_while_four_threads_keep_encoding() {
         latent_network_free(net as *mut _);
     }
 }
+
+/// A streamed fit over 2^31 - 1000 rows (a sparse 8 GB `.npy` of one column, no disk used)
+/// under a 4 GiB address-space limit: the per-row order it needs (8.6 GB) cannot be had, and
+/// the fit says so (OUT_OF_MEMORY with a message). It aborted the process with an allocation
+/// failure and a backtrace on stderr (an outside test).
+#[test]
+fn a_streamed_fit_too_large_for_memory_is_out_of_memory() {
+    let dir = std::env::temp_dir().join(format!("latent-huge-stream-{}", std::process::id()));
+    let path = dir.join("huge.npy");
+    in_child("a_streamed_fit_too_large_for_memory_is_out_of_memory", 4 * GIB, || unsafe {
+        const ROWS: u64 = (1 << 31) - 1000;
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({ROWS}, 1), }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        let f = std::fs::File::create(&path).unwrap();
+        std::io::Write::write_all(&mut &f, &bytes).unwrap();
+        f.set_len(bytes.len() as u64 + 4 * ROWS).unwrap(); // sparse: zeros, no blocks
+        let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        let mut stream = null_mut();
+        expect(latent_stream_open(cpath.as_ptr(), &mut stream), 0);
+        let net = autoencoder(1, 1);
+        let mut tp = latent_train_params_default();
+        tp.epochs = 1;
+        tp.threads = 1;
+        let mut tr = null_mut();
+        expect(latent_trainer_new(&tp, &mut tr), 0);
+        let st = latent_trainer_fit_stream(tr, net, stream, null(), None, null_mut());
+        let _ = std::fs::remove_dir_all(&dir);
+        expect(st, LATENT_STATUS_OUT_OF_MEMORY);
+        assert!(message().contains("out of memory") || message().contains("rows"), "{}", message());
+        latent_trainer_free(tr);
+        latent_network_free(net);
+        latent_stream_free(stream);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A 15 GiB file that is no model file (sparse: no disk used), loaded under a 1 GiB
+/// address-space limit: refused as BAD_FORMAT "bad magic" from its first bytes, by every
+/// loader. Before, each read the whole file first (an outside test: 3 GB and 13 s for a 3 GB
+/// file), and here would have failed with OUT_OF_MEMORY instead.
+#[test]
+fn loaders_refuse_a_large_non_model_file_from_its_first_bytes() {
+    let dir = std::env::temp_dir().join(format!("latent-big-non-model-{}", std::process::id()));
+    in_child("loaders_refuse_a_large_non_model_file_from_its_first_bytes", GIB, || unsafe {
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big.bin");
+        let f = std::fs::File::create(&path).unwrap();
+        std::io::Write::write_all(&mut &f, b"NOTAMODEL").unwrap();
+        f.set_len(15 * GIB).unwrap();
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        use latent::ffi::checkpoint::{latent_trainer_resume_network, latent_trainer_resume_vae};
+        let (mut net, mut vae, mut rbm, mut tr) = (null_mut(), null_mut(), null_mut(), null_mut());
+        let (mut net2, mut vae2) = (null_mut(), null_mut());
+        let model = "not a latent model file (bad magic)";
+        let checkpoint = "not a latent checkpoint (bad magic)";
+        let check = |what: &str, st: latent_status, want: &str| {
+            let m = message();
+            assert_eq!(st, LATENT_STATUS_BAD_FORMAT, "{what}: {m}");
+            assert!(m.contains("big.bin") && m.contains(want), "{what}: {m}");
+        };
+        check("network", latent_network_load(c.as_ptr(), &mut net), model);
+        check("VAE", latent_vae_load(c.as_ptr(), &mut vae), model);
+        check("RBM", latent_rbm_load(c.as_ptr(), &mut rbm), model);
+        check("checkpoint", latent_trainer_resume_network(c.as_ptr(), &mut tr, &mut net2), checkpoint);
+        check("VAE checkpoint", latent_trainer_resume_vae(c.as_ptr(), &mut tr, &mut vae2), checkpoint);
+        assert!(net.is_null() && vae.is_null() && rbm.is_null() && tr.is_null() && net2.is_null() && vae2.is_null());
+        let _ = std::fs::remove_dir_all(&dir);
+        expect(latent_network_load(c.as_ptr(), &mut net), LATENT_STATUS_IO);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

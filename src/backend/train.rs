@@ -171,9 +171,11 @@ impl Trainer {
         let mut perm = net.backend().alloc_ids(rows)?;
         let n = net.param_count();
         let mut epoch_start = net.backend().alloc(n)?;
-        let mut order: Vec<u32> = (0..rows as u32).collect();
+        // Allocated fallibly: a stream of 2^31 rows needs 8 GB for this order alone (an outside
+        // test's sparse .npy aborted the process here).
+        let mut order: Vec<u32> = crate::error::try_range(0, rows)?;
         // A stream's order holds global row indices (its source's).
-        let mut stream_order: Vec<usize> = (row0..row0 + rows).collect();
+        let mut stream_order: Vec<usize> = crate::error::try_range(row0, rows)?;
         let mut rng = Rng::new(c.seed, stream::SHUFFLE);
         let noise_seed = crate::rng::noise_key(c.seed);
         let mut run = self.resume.take().unwrap_or_default();

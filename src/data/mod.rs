@@ -88,7 +88,19 @@ pub(crate) fn open_regular(path: &Path) -> Result<File> {
 /// is read (and the read stops at the limit if the file grows meanwhile); memory that cannot
 /// be had is [`Error::OutOfMemory`].
 pub(crate) fn read_regular(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
-    let file = open_regular(path)?;
+    read_regular_checked(path, limit, what, None)
+}
+
+/// [`read_regular`] of a file that must start with `magic` (the bytes it has of it): one that
+/// does not is [`Error::BadFormat`] "`path`: `message`" after reading those bytes only, not
+/// the whole file (a 3 GB file that is no model file cost 3 GB and 13 s before: an outside test).
+pub(crate) fn read_regular_checked(
+    path: &Path,
+    limit: u64,
+    what: &str,
+    magic: Option<(&[u8], &str)>,
+) -> Result<Vec<u8>> {
+    let mut file = open_regular(path)?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let too_big =
         |n: u64| Error::BadFormat(format!("{}: {n} bytes is larger than any {what} (at most {limit})", path.display()));
@@ -98,7 +110,15 @@ pub(crate) fn read_regular(path: &Path, limit: u64, what: &str) -> Result<Vec<u8
     let want = usize::try_from(len).map_err(|_| too_big(len))?;
     let oom = || Error::OutOfMemory(format!("{}: reading {len} bytes", path.display()));
     let mut bytes = Vec::new();
-    bytes.try_reserve_exact(want).map_err(|_| oom())?;
+    if let Some((magic, message)) = magic {
+        let mut head = vec![0u8; magic.len().min(want)];
+        file.read_exact(&mut head).map_err(|e| Error::io(path, e))?;
+        if head[..] != magic[..head.len()] {
+            return Err(Error::BadFormat(format!("{}: {message}", path.display())));
+        }
+        bytes = head;
+    }
+    bytes.try_reserve_exact(want - bytes.len()).map_err(|_| oom())?;
     file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| match e.kind() {
         std::io::ErrorKind::OutOfMemory => oom(),
         _ => Error::io(path, e),

@@ -530,7 +530,12 @@ impl Checkpoint {
     /// Reads and checks a checkpoint file (see the module docs); format problems are
     /// [`Error::BadFormat`] with the path in front of the message.
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        let bytes = crate::data::read_regular(path, MAX_FILE_BYTES, "checkpoint")?;
+        let bytes = crate::data::read_regular_checked(
+            path,
+            MAX_FILE_BYTES,
+            "checkpoint",
+            Some((&MAGIC, "not a latent checkpoint (bad magic)")),
+        )?;
         Checkpoint::from_bytes(&bytes).map_err(|e| match e {
             Error::BadFormat(m) => Error::BadFormat(format!("{}: {m}", path.display())),
             other => other,

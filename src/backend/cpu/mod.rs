@@ -117,7 +117,7 @@ impl Backend for Cpu {
         Lined::zeros(n)
     }
     fn alloc_ids(&self, n: usize) -> Result<Vec<u32>> {
-        Ok(vec![0; n])
+        crate::error::try_zeros(n)
     }
     fn upload(&self, src: &[f32], dst: Out<'_, Lined>) -> Result<()> {
         dst.0[dst.1..dst.1 + src.len()].copy_from_slice(src);
