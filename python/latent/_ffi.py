@@ -941,16 +941,29 @@ _PROTOTYPES = {
     ),
 }
 
-for _name, (_res, _args) in _PROTOTYPES.items():
-    _f = getattr(lib, _name)
-    _f.restype = _res
-    _f.argtypes = _args
-
-_found = lib.latent_abi_version()
+# The version first: a library of another version (or not latent at all) may lack a symbol the
+# prototypes name, which would be an AttributeError instead of this ImportError.
+try:
+    _v = lib.latent_abi_version
+except AttributeError:
+    raise ImportError(f"latent: {library_path} is not a latent library (no latent_abi_version)") from None
+_v.restype, _v.argtypes = c_uint32, []
+_found = _v()
 if _found != ABI_VERSION:
     raise ImportError(
         f"latent: the library {library_path} has ABI version {_found}, these bindings expect "
         f"{ABI_VERSION}: rebuild the library or update the Python package to match"
     )
 
-del _name, _res, _args, _f, _found
+for _name, (_res, _args) in _PROTOTYPES.items():
+    try:
+        _f = getattr(lib, _name)
+    except AttributeError:
+        raise ImportError(
+            f"latent: the library {library_path} (ABI version {_found}) has no {_name}: "
+            "rebuild the library or update the Python package to match"
+        ) from None
+    _f.restype = _res
+    _f.argtypes = _args
+
+del _name, _res, _args, _f, _found, _v

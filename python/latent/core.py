@@ -1,8 +1,11 @@
 """The handle classes: Network, Dataset, Trainer, Vae, Psd, MonteCarlo."""
 
+import contextlib
 import ctypes
 import math
 import os
+import signal
+import threading
 from collections import namedtuple
 from ctypes import POINTER, byref, c_char_p, c_double, c_float, c_int32, c_size_t, c_uint32, c_uint64, c_void_p
 
@@ -40,7 +43,7 @@ from ._ffi import (
     WaitPolicy,
     lib,
 )
-from .errors import ShapeMismatch, check
+from .errors import Busy, ShapeMismatch, check
 
 Progress = namedtuple("Progress", [f for f, _ in _ffi.latent_progress._fields_])
 Progress.__doc__ = "What a Trainer.fit progress callback receives (latent_progress)."
@@ -97,8 +100,47 @@ def _out(single, arr):
     return arr[0] if single else arr
 
 
+_INT_RANGES = {
+    ctypes.c_uint8: (0, 2**8 - 1),
+    c_uint32: (0, 2**32 - 1),
+    c_int32: (-(2**31), 2**31 - 1),
+    c_uint64: (0, 2**64 - 1),
+    ctypes.c_int64: (-(2**63), 2**63 - 1),
+    c_size_t: (0, 2 ** (8 * ctypes.sizeof(c_size_t)) - 1),
+}
+
+
+def _int(value, what, lo=0, hi=2**32 - 1):
+    """An int from an int, a NumPy integer, a bool or an integral float, in [lo, hi]; anything
+    else is a TypeError and a value out of range a ValueError, naming `what` (ctypes would wrap
+    2**32 + 10 to 10, and int() would take 2.7 as 2)."""
+    if isinstance(value, (bool, np.bool_)):
+        value = int(value)
+    elif isinstance(value, (int, np.integer)):
+        value = int(value)
+    elif isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        value = int(value)
+    else:
+        raise TypeError(f"{what}: expected an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{what}: {value} is out of range ({lo} to {hi})")
+    return value
+
+
+def _set_field(p, name, value, owner):
+    """Sets field `name` of the ctypes struct `p`, an integer field only to an integer in its
+    type's range (see _int)."""
+    ftype = dict(type(p)._fields_)[name]
+    if ftype in _INT_RANGES:
+        lo, hi = _INT_RANGES[ftype]
+        value = _int(value, f"{owner}: {name}", lo, hi)
+    setattr(p, name, value)
+
+
 def _u32_array(values, what):
-    vals = [int(v) for v in values]
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{what}: expected a list of integers, got the string {values!r}")
+    vals = [_int(v, what, -(2**63), 2**32 - 1) for v in values]
     if any(v < 0 for v in vals):
         raise ValueError(f"{what}: widths must be positive, got {vals}")
     return (c_uint32 * len(vals))(*vals)
@@ -260,11 +302,23 @@ class _Handle:
         return h
 
     def close(self):
-        """Frees the handle now (idempotent). Handles that need this one keep it alive."""
-        h = getattr(self, "_h", None)
-        if h is not None:
+        """Frees the handle now (idempotent). Handles that need this one keep it alive. Closing
+        one that a running fit uses (from its progress callback, or from another thread) raises
+        latent.Busy and changes nothing."""
+        with _USE_LOCK:
+            if getattr(self, "_busy", 0):
+                raise Busy(f"{type(self).__name__} is in use by a running fit: close it after the fit returns")
+            h = getattr(self, "_h", None)
             self._h = None
+        if h is not None:
             getattr(lib, self._free_name)(h)
+
+    def __reduce__(self):
+        # The default copy would share the C handle between two objects (a double free later).
+        raise TypeError(
+            f"{type(self).__name__} owns a library handle and cannot be copied or pickled"
+            + ("; save() it and load it instead" if hasattr(self, "save") else "")
+        )
 
     def __del__(self):
         try:
@@ -284,6 +338,95 @@ class _Handle:
         obj = cls.__new__(cls)
         _Handle.__init__(obj, handle)
         return obj
+
+
+#: Guards _Handle._busy against a close() racing a fit's start on another thread.
+_USE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _in_use(*objs):
+    """Marks `objs` (handles, or None) as used by a running call: close() on them raises Busy
+    until it returns. A fit's progress callback, or another thread, that freed the model, the
+    data or the trainer under the fit crashed the interpreter."""
+    objs = [o for o in objs if isinstance(o, _Handle)]
+    with _USE_LOCK:
+        for o in objs:
+            o._handle  # raises ValueError if already closed
+        for o in objs:
+            o._busy = getattr(o, "_busy", 0) + 1
+    try:
+        yield
+    finally:
+        with _USE_LOCK:
+            for o in objs:
+                o._busy -= 1
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """Ctrl-C during a fit on the main thread: while the call runs, SIGINT only sets a flag,
+    which the progress trampoline reads at its next call (an epoch end, or every progress_every
+    minibatches) and stops the fit; the call then raises KeyboardInterrupt. (Raised inside the
+    trampoline, the interrupt could land before its try: ctypes printed and dropped it, and the
+    fit either ran on or reported Cancelled.) Left alone off the main thread, or when the
+    program installed a SIGINT handler of its own. Yields the flag (a dict), or None."""
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield None
+        return
+    flag = {"hit": False}
+
+    def on_sigint(_signum, _frame):
+        flag["hit"] = True
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _progress_call(call, progress, *objs):
+    """Runs `call(cb)` (a fit taking a latent_progress_fn) with `progress(Progress)` as its
+    callback, `objs` marked in use and Ctrl-C handled (_interruptible). Returns True when the
+    fit ran to its end, False when the callback stopped it; an exception of the callback (or
+    a KeyboardInterrupt) is re-raised here. Nothing may propagate into C."""
+    state = {"error": None, "stopped": False}
+    with _in_use(*objs), _interruptible() as flag:
+        cb = _ffi.progress_fn()  # NULL
+        if progress is not None or flag is not None:
+
+            def trampoline(_user, p):
+                try:
+                    if flag is not None and flag["hit"]:
+                        state["error"] = KeyboardInterrupt()
+                        return 1
+                    if progress is None:
+                        return 0
+                    c = ctypes.cast(p, POINTER(_ffi.latent_progress)).contents
+                    rec = Progress(*(getattr(c, f) for f in Progress._fields))
+                    rec = rec._replace(event=Event.coerce(rec.event), stage=Stage.coerce(rec.stage))
+                    if progress(rec):
+                        state["stopped"] = True
+                        return 1
+                    return 0
+                except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt too
+                    state["error"] = e
+                    return 1
+
+            cb = _ffi.progress_fn(trampoline)
+        status = call(cb)
+        if state["error"] is None and flag is not None and flag["hit"]:
+            # Ctrl-C after the last callback: the fit is done, the interrupt still counts.
+            state["error"] = KeyboardInterrupt()
+    if state["error"] is not None:
+        raise state["error"]
+    if status == Status.CANCELLED and state["stopped"]:
+        return False
+    check(status)
+    return True
 
 
 def _new_handle(fn, *args):
@@ -365,6 +508,10 @@ class Dataset(_Handle):
         if lab.dtype.kind == "f":
             if not np.all(lab == np.round(lab)):
                 raise ValueError("labels must be integral")
+        if lab.dtype.kind not in "iufb":
+            raise TypeError(f"labels: expected integers, got an array of {lab.dtype}")
+        if lab.size and (lab.min() < -(2**31) or lab.max() > 2**31 - 1):
+            raise ValueError("labels: a label is outside the int32 range")
         lab = np.require(lab.reshape(-1), np.int32, ["C_CONTIGUOUS", "ALIGNED"])
         check(lib.latent_dataset_set_labels(self._handle, _ptr(lab, c_int32), lab.size))
 
@@ -396,6 +543,11 @@ class Dataset(_Handle):
         a, b = c_void_p(), c_void_p()
         check(lib.latent_dataset_split(self._handle, float(fraction), int(seed), byref(a), byref(b)))
         return Dataset._wrap(a), Dataset._wrap(b)
+
+    def __array__(self, dtype=None, copy=None):
+        # A Dataset wherever an array is taken (encode, decode, ...): its rows, copied out.
+        a = self.to_numpy()
+        return a if dtype is None else a.astype(dtype, copy=False)
 
     def to_numpy(self, first=0, count=None):
         """Rows first..first+count as a float32 (count x cols) array (a copy)."""
@@ -572,11 +724,11 @@ class Network(_ScaledModel, _Handle):
     ):
         p = lib.latent_network_params_default()
         keep = []  # arrays that must live until latent_network_new returns
-        p.input_dim = int(input_dim)
-        p.code_units = int(code)
+        p.input_dim = _int(input_dim, "input_dim")
+        p.code_units = _int(code, "code")
         task = Task.coerce(task, "task")
         p.task = task
-        p.outputs = int(outputs)
+        p.outputs = _int(outputs, "outputs")
         if task == Task.CLASSIFY and "output_activation" not in fields:
             fields["output_activation"] = Activation.IDENTITY
         if activation is not None:
@@ -593,6 +745,8 @@ class Network(_ScaledModel, _Handle):
             keep.append(a)
             setattr(p, field, ctypes.cast(a, type(getattr(p, field))))
 
+        if isinstance(encoder, (str, bytes)):
+            raise TypeError(f"encoder: expected a list of widths, got the string {encoder!r}")
         encoder = list(encoder)
         p.n_encoder = len(encoder)
         arr("encoder_units", encoder, len(encoder))
@@ -625,9 +779,7 @@ class Network(_ScaledModel, _Handle):
                 raise TypeError(f"Network() got an unexpected keyword argument {k!r}")
             if k in self._ENUM_FIELDS:
                 v = self._ENUM_FIELDS[k].coerce(v, k)
-            elif isinstance(v, bool):
-                v = int(v)
-            setattr(p, k, v)
+            _set_field(p, k, v, "Network()")
         super().__init__(_new_handle(lib.latent_network_new, byref(p)))
         if contractive_exact:
             self.contractive_exact = True
@@ -777,7 +929,7 @@ class Network(_ScaledModel, _Handle):
     # -- inference --------------------------------------------------------------------------
 
     def _map(self, fn, fn_dataset, x, width, dtype=np.float32, ctype=c_float):
-        if isinstance(x, Dataset):
+        if isinstance(x, Dataset) and fn_dataset is not None:
             out = np.empty((x.rows, width), dtype) if width else np.empty(x.rows, dtype)
             check(fn_dataset(self._handle, x._handle, _ptr(out, ctype), out.size))
             return out
@@ -997,9 +1149,9 @@ class Trainer(_Handle):
                 v = self._ENUMS[k].coerce(v, k)
             elif k == "checkpoint_path":
                 v = None if v is None else _path(v)
-            elif isinstance(v, bool):
-                v = int(v)
-            setattr(p, k, v)
+                setattr(p, k, v)
+                continue
+            _set_field(p, k, v, "Trainer()")
         self.params = {f: getattr(p, f) for f in names}
         super().__init__(_new_handle(lib.latent_trainer_new, byref(p)))
 
@@ -1030,33 +1182,10 @@ class Trainer(_Handle):
         return self._run(lib.latent_trainer_fit_stream, model, stream, _dataset(valid), progress)
 
     def _run(self, fn, model, train, valid_ds, progress):
-        state = {"error": None, "stopped": False}
-        cb = _ffi.progress_fn()  # NULL
-        if progress is not None:
+        def call(cb):
+            return fn(self._handle, model._handle, train._handle, None if valid_ds is None else valid_ds._handle, cb, None)
 
-            def trampoline(_user, p):
-                # Nothing may propagate into C: every exception is kept and re-raised after the call.
-                try:
-                    c = ctypes.cast(p, POINTER(_ffi.latent_progress)).contents
-                    rec = Progress(*(getattr(c, f) for f in Progress._fields))
-                    rec = rec._replace(event=Event.coerce(rec.event), stage=Stage.coerce(rec.stage))
-                    if progress(rec):
-                        state["stopped"] = True
-                        return 1
-                    return 0
-                except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt too
-                    state["error"] = e
-                    return 1
-
-            cb = _ffi.progress_fn(trampoline)
-        status = fn(self._handle, model._handle, train._handle,
-                    None if valid_ds is None else valid_ds._handle, cb, None)
-        if state["error"] is not None:
-            raise state["error"]
-        if status == Status.CANCELLED and state["stopped"]:
-            return False
-        check(status)
-        return True
+        return _progress_call(call, progress, self, model, train, valid_ds)
 
     def history(self):
         """The per-epoch history of every fit so far: a list of EpochRecord."""
@@ -1128,7 +1257,7 @@ class Vae(_ScaledModel, _Handle):
                  encoder_activations=None, decoder_activations=None, parts=None, **fields):
         p = lib.latent_vae_params_default()
         keep = []
-        p.input_dim, p.latent_dim = int(input_dim), int(latent_dim)
+        p.input_dim, p.latent_dim = _int(input_dim, "input_dim"), _int(latent_dim, "latent_dim")
         if activation is not None:
             fields["hidden_activation"] = activation
         for side, units, acts in (("encoder", encoder, encoder_activations), ("decoder", decoder, decoder_activations)):
@@ -1162,9 +1291,7 @@ class Vae(_ScaledModel, _Handle):
                 raise TypeError(f"Vae() got an unexpected keyword argument {k!r}")
             if k in self._ENUMS:
                 v = self._ENUMS[k].coerce(v, k)
-            elif isinstance(v, bool):
-                v = int(v)
-            setattr(p, k, v)
+            _set_field(p, k, v, "Vae()")
         super().__init__(_new_handle(lib.latent_vae_new, byref(p)))
         if objective is not None:
             self.objective = objective
@@ -1461,8 +1588,8 @@ class MonteCarlo(_Handle):
                 raise TypeError(f"MonteCarlo() got an unexpected keyword argument {k!r}")
             if k == "strategy":
                 v = MonteCarloStrategy.coerce(v, "strategy")
-            setattr(p, k, v)
-        super().__init__(_new_handle(lib.latent_montecarlo_new, byref(p), int(n_params)))
+            _set_field(p, k, v, "MonteCarlo()")
+        super().__init__(_new_handle(lib.latent_montecarlo_new, byref(p), _int(n_params, "n_params", 0, 2**64 - 1)))
         # The ctypes callbacks the library keeps (they must outlive their use), and the first
         # exception a hook raised (re-raised by the call that ran the hook).
         self._keep = {}
@@ -1613,7 +1740,8 @@ class MonteCarlo(_Handle):
         (every later candidate is infeasible) and propagates."""
         state = {"error": None}
         cb = self._objective(loss, state)
-        st = lib.latent_montecarlo_minimize(self._handle, cb, None)
+        with _in_use(self):
+            st = lib.latent_montecarlo_minimize(self._handle, cb, None)
         if state["error"] is not None:
             self._hook["error"] = None
             raise state["error"]
@@ -1682,7 +1810,8 @@ class MonteCarlo(_Handle):
             p.link2_layer, p.link2_params, p.link2 = int(link2_layer), int(link2_params), cb2
         elif link2_params or link2_layer != -1:
             raise ValueError("link2_layer and link2_params need a link2 function")
-        st = lib.latent_montecarlo_fit_network(self._handle, net._handle, ds._handle, byref(p))
+        with _in_use(self, net, ds):
+            st = lib.latent_montecarlo_fit_network(self._handle, net._handle, ds._handle, byref(p))
         if state["error"] is not None:
             self._hook["error"] = None
             raise state["error"]
@@ -1920,9 +2049,7 @@ def _train_params(params):
             raise TypeError(f"unexpected training parameter {k!r}")
         if k in enums:
             v = enums[k].coerce(v, k)
-        elif isinstance(v, bool):
-            v = int(v)
-        setattr(p, k, v)
+        _set_field(p, k, v, "training parameters")
     return p
 
 
@@ -1980,31 +2107,11 @@ class Rbm(_Handle):
         then returns False). Returns True when training ran to its end."""
         p = _train_params(train_params)
         ds = _dataset(train)
-        state = {"error": None, "stopped": False}
-        cb = _ffi.progress_fn()
-        if progress is not None:
 
-            def trampoline(_user, pp):
-                try:
-                    c = ctypes.cast(pp, POINTER(_ffi.latent_progress)).contents
-                    rec = Progress(*(getattr(c, f) for f in Progress._fields))
-                    rec = rec._replace(event=Event.coerce(rec.event), stage=Stage.coerce(rec.stage))
-                    if progress(rec):
-                        state["stopped"] = True
-                        return 1
-                    return 0
-                except BaseException as e:  # noqa: BLE001 - nothing may propagate into C
-                    state["error"] = e
-                    return 1
+        def call(cb):
+            return lib.latent_rbm_fit(self._handle, byref(p), _int(cd_k, "cd_k"), int(bool(persistent)), ds._handle, cb, None)
 
-            cb = _ffi.progress_fn(trampoline)
-        status = lib.latent_rbm_fit(self._handle, byref(p), int(cd_k), int(bool(persistent)), ds._handle, cb, None)
-        if state["error"] is not None:
-            raise state["error"]
-        if status == Status.CANCELLED and state["stopped"]:
-            return False
-        check(status)
-        return True
+        return _progress_call(call, progress, self, ds)
 
     def history(self):
         """Per-epoch (reconstruction_error, free_energy) of every completed fit."""
@@ -2105,7 +2212,10 @@ def scatter_svg(path, codes, labels=None, title=None):
         raise ValueError(f"codes: expected an n x 2 array, got shape {c.shape}")
     lp = None
     if labels is not None:
-        lab = np.require(np.asarray(labels), np.int32, ["C_CONTIGUOUS", "ALIGNED"]).reshape(-1)
+        lab = np.asarray(labels)
+        if lab.size and (lab.dtype.kind not in "iub" or lab.min() < -(2**31) or lab.max() > 2**31 - 1):
+            raise ValueError("labels: expected int32 integers")
+        lab = np.require(lab, np.int32, ["C_CONTIGUOUS", "ALIGNED"]).reshape(-1)
         if lab.size != c.shape[0]:
             raise ValueError(f"labels: {lab.size} for {c.shape[0]} points")
         lp = _ptr(lab, c_int32)
