@@ -779,7 +779,8 @@ typedef struct latent_vae_params {
   uint32_t num_samples;
   // Weight of the KL term (1 = the ELBO; beta-VAE otherwise), >= 0. Default 1.
   double beta;
-  // The KL weight rises linearly from 0 to beta over this many training steps (counted
+  // The KL weight rises linearly to beta over this many training steps (step k, from 0, uses
+  // beta (k + 1) / kl_warmup_steps, as the learning-rate warm-up does; counted
   // over every fit, saved with the model). Default 0 (off).
   uint64_t kl_warmup_steps;
   // 1: a constant posterior variance exp(posterior_log_variance), not learned; the encoder
@@ -1284,7 +1285,8 @@ latent_status latent_network_encode_buffer(const struct latent_network *net,
 
 // Reconstructions (decode(encode(x))) of a caller's matrix in its dtype and layout into `out`
 // in the same dtype and layout (rows x input_dim), as latent_network_encode_buffer reads and
-// writes them.
+// writes them. A classifier or regressor gives LATENT_STATUS_INVALID_ARGUMENT (its
+// outputs: latent_network_predict_buffer).
 latent_status latent_network_reconstruct_buffer(const struct latent_network *net,
                                                 const void *x,
                                                 latent_dtype dtype,
@@ -2103,7 +2105,8 @@ latent_status latent_network_encode(const struct latent_network *net,
                                     float *codes,
                                     size_t capacity);
 
-// Reconstructions from `rows` codes (`cols` = code_dim) into `out` (rows x input_dim).
+// Reconstructions from `rows` codes (`cols` = code_dim) into `out` (rows x input_dim). A classifier or regressor gives
+// LATENT_STATUS_INVALID_ARGUMENT (its outputs: latent_network_predict).
 latent_status latent_network_decode(const struct latent_network *net,
                                     const float *codes,
                                     size_t rows,
@@ -2111,7 +2114,8 @@ latent_status latent_network_decode(const struct latent_network *net,
                                     float *out,
                                     size_t capacity);
 
-// decode(encode(x)) into `out` (rows x input_dim).
+// decode(encode(x)) into `out` (rows x input_dim). A classifier or regressor gives
+// LATENT_STATUS_INVALID_ARGUMENT (its outputs: latent_network_predict).
 latent_status latent_network_reconstruct(const struct latent_network *net,
                                          const float *x,
                                          size_t rows,
@@ -2147,7 +2151,8 @@ latent_status latent_network_encode_dataset(const struct latent_network *net,
                                             float *codes,
                                             size_t capacity);
 
-// Reconstructions of every row of a dataset into `out` (rows x input_dim).
+// Reconstructions of every row of a dataset into `out` (rows x input_dim). A classifier or regressor gives
+// LATENT_STATUS_INVALID_ARGUMENT (its outputs: latent_network_predict).
 latent_status latent_network_reconstruct_dataset(const struct latent_network *net,
                                                  const struct latent_dataset *dataset,
                                                  float *out,
@@ -2160,9 +2165,11 @@ latent_status latent_network_reconstruction_error_dataset(const struct latent_ne
                                                           size_t capacity);
 
 // The network's loss (the mean over rows of the row score, as in training: for MSE and
-// binary cross-entropy the mean over all elements) on a dataset. A dataset of zero
-// rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"); a loss that overflows from finite
-// rows (huge inputs or parameters), LATENT_STATUS_NON_FINITE.
+// binary cross-entropy the mean over all elements) on a dataset: a classifier's or
+// regressor's against the dataset's labels or targets (as latent_network_evaluate's `loss`;
+// a dataset without them is LATENT_STATUS_INVALID_ARGUMENT). A dataset of zero rows gives
+// LATENT_STATUS_INVALID_ARGUMENT ("no rows"); a loss that overflows from finite rows (huge
+// inputs or parameters), LATENT_STATUS_NON_FINITE.
 latent_status latent_network_loss(const struct latent_network *net,
                                   const struct latent_dataset *dataset,
                                   double *loss);

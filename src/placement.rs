@@ -160,6 +160,20 @@ impl RowsCall {
         }
     }
 
+    /// Whether the call applies to `net`: decode and reconstruct are an autoencoder's (on a
+    /// classifier they gave the head's logits mapped through the input scaling, into a buffer
+    /// the caller had sized rows x input_dim: an outside test read uninitialised memory).
+    pub fn check(self, net: &Network) -> Result<()> {
+        if matches!(self, RowsCall::Decode | RowsCall::Reconstruct) && net.task().is_supervised() {
+            return Err(crate::error::invalid!(
+                "{} is an autoencoder's; this is a {} network (its outputs: predict)",
+                if self == RowsCall::Decode { "decode" } else { "reconstruct" },
+                net.task().name()
+            ));
+        }
+        Ok(())
+    }
+
     /// The call on the host copy.
     pub fn on_host(self, net: &Network, x: &Matrix) -> Result<Matrix> {
         match self {

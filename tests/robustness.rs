@@ -939,3 +939,70 @@ fn loaders_refuse_a_large_non_model_file_from_its_first_bytes() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Decode and reconstruct are an autoencoder's: on a classifier or regressor every form of
+/// them (caller's rows, a buffer in the caller's type, a dataset) is INVALID_ARGUMENT naming
+/// predict, with the caller's buffer untouched. They wrote the head's logits, passed through
+/// the input scaling, into rows x outputs of a buffer the caller had sized rows x input_dim
+/// (the R binding returned uninitialised memory). And latent_network_loss of a classifier or
+/// regressor is its loss against the dataset's labels or targets (it refused every one, against
+/// its documentation), equal to latent_network_evaluate's; without them, INVALID_ARGUMENT.
+#[test]
+fn supervised_networks_refuse_decode_and_reconstruct_and_give_their_loss() {
+    let (rows, cols) = (30usize, 4usize);
+    let x = data(rows, cols);
+    let labeled = dataset(&x, rows, cols);
+    let labels: Vec<i32> = (0..rows as i32).map(|i| i % 3).collect();
+    let plain = dataset(&x, rows, cols);
+    unsafe {
+        expect(latent_dataset_set_labels(labeled, labels.as_ptr(), rows), 0);
+        let targets: Vec<f32> = (0..rows * 2).map(|i| (i % 7) as f32 / 7.0).collect();
+        let with_targets = dataset(&x, rows, cols);
+        expect(
+            latent_dataset_set_targets(
+                with_targets,
+                targets.as_ptr().cast(),
+                LATENT_DTYPE_F32,
+                LATENT_LAYOUT_ROW_MAJOR,
+                rows,
+                2,
+            ),
+            0,
+        );
+        for (task, outputs, with) in [(LATENT_TASK_CLASSIFY, 3, labeled), (LATENT_TASK_REGRESS, 2, with_targets)] {
+            let net = network(cols as u32, 2, task, outputs);
+            let mut out = vec![7f32; rows * cols.max(outputs as usize)];
+            let n = out.len();
+            let refused = |st: latent_status| {
+                expect(st, LATENT_STATUS_INVALID_ARGUMENT);
+                assert!(message().contains("predict"), "{}", message());
+            };
+            refused(latent_network_reconstruct(net, x.as_ptr(), rows, cols, out.as_mut_ptr(), n));
+            refused(latent_network_reconstruct_dataset(net, plain, out.as_mut_ptr(), n));
+            refused(latent_network_reconstruct_buffer(
+                net,
+                x.as_ptr().cast(),
+                LATENT_DTYPE_F32,
+                LATENT_LAYOUT_ROW_MAJOR,
+                rows,
+                cols,
+                out.as_mut_ptr().cast(),
+                n,
+            ));
+            refused(latent_network_decode(net, x.as_ptr(), rows, 2, out.as_mut_ptr(), n));
+            assert!(out.iter().all(|&v| v == 7.0), "a refused call wrote to the caller's buffer");
+            // Predict still gives its outputs.
+            expect(latent_network_predict(net, x.as_ptr(), rows, cols, out.as_mut_ptr(), n), 0);
+            // The loss against the labels or targets, as evaluate's.
+            let (mut loss, mut ev) = (0f64, std::mem::zeroed::<latent_evaluation>());
+            expect(latent_network_loss(net, with, &mut loss), 0);
+            expect(latent_network_evaluate(net, with, &mut ev, null_mut(), 0), 0);
+            assert!(loss.is_finite() && loss > 0.0 && loss == ev.loss, "{loss} vs {}", ev.loss);
+            expect(latent_network_loss(net, plain, &mut loss), LATENT_STATUS_INVALID_ARGUMENT);
+            latent_network_free(net);
+        }
+        latent_dataset_free(with_targets);
+        latent_dataset_free(labeled);
+        latent_dataset_free(plain);
+    }
+}

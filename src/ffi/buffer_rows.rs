@@ -111,6 +111,7 @@ unsafe fn buffer_rows_call(
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(net, "net")? };
         let n = h.read()?;
+        call.check(&n)?;
         let (in_width, per_row) = call.widths(&n);
         check_width(rows, cols, in_width)?;
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
@@ -155,7 +156,8 @@ pub unsafe extern "C" fn latent_network_encode_buffer(
 
 /// Reconstructions (decode(encode(x))) of a caller's matrix in its dtype and layout into `out`
 /// in the same dtype and layout (rows x input_dim), as latent_network_encode_buffer reads and
-/// writes them.
+/// writes them. A classifier or regressor gives LATENT_STATUS_INVALID_ARGUMENT (its
+/// outputs: latent_network_predict_buffer).
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn latent_network_reconstruct_buffer(

@@ -379,6 +379,7 @@ unsafe fn device_rows_call(
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let h = unsafe { arg(net, "net")? };
         let n = h.read()?;
+        call.check(&n)?;
         let (in_width, per_row) = call.widths(&n);
         let scaling = if call == RowsCall::Decode { None } else { Some(n.input_scaling()) };
         // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
@@ -420,7 +421,8 @@ pub unsafe extern "C" fn latent_network_encode(
     unsafe { device_rows_call(net, Rows::Caller(x, rows, cols), codes, capacity, RowsCall::Encode) }
 }
 
-/// Reconstructions from `rows` codes (`cols` = code_dim) into `out` (rows x input_dim).
+/// Reconstructions from `rows` codes (`cols` = code_dim) into `out` (rows x input_dim). A classifier or regressor gives
+/// LATENT_STATUS_INVALID_ARGUMENT (its outputs: latent_network_predict).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_decode(
     net: *const latent_network,
@@ -434,7 +436,8 @@ pub unsafe extern "C" fn latent_network_decode(
     unsafe { device_rows_call(net, Rows::Caller(codes, rows, cols), out, capacity, RowsCall::Decode) }
 }
 
-/// decode(encode(x)) into `out` (rows x input_dim).
+/// decode(encode(x)) into `out` (rows x input_dim). A classifier or regressor gives
+/// LATENT_STATUS_INVALID_ARGUMENT (its outputs: latent_network_predict).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_reconstruct(
     net: *const latent_network,
@@ -512,7 +515,8 @@ pub unsafe extern "C" fn latent_network_encode_dataset(
     unsafe { device_rows_call(net, Rows::Dataset(dataset), codes, capacity, RowsCall::Encode) }
 }
 
-/// Reconstructions of every row of a dataset into `out` (rows x input_dim).
+/// Reconstructions of every row of a dataset into `out` (rows x input_dim). A classifier or regressor gives
+/// LATENT_STATUS_INVALID_ARGUMENT (its outputs: latent_network_predict).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_reconstruct_dataset(
     net: *const latent_network,
@@ -550,16 +554,16 @@ unsafe fn dataset_scalar(
     net: *const latent_network,
     dataset: *const latent_dataset,
     out: *mut f64,
-    f: impl FnOnce(&Network, &Matrix) -> Result<f64>,
+    f: impl FnOnce(&Network, &crate::data::Dataset) -> Result<f64>,
 ) -> latent_status {
     guard(|| {
         super::out(out, "out")?;
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
         let n = unsafe { arg(net, "net")? }.read()?;
         // SAFETY: the pointer is NULL (refused) or a live handle of this library (the C contract).
-        let x = unsafe { arg(dataset, "dataset")? }.get().x();
-        no_rows(x.rows())?;
-        let v = f(&n, x)?;
+        let d = unsafe { arg(dataset, "dataset")? }.get();
+        no_rows(d.rows())?;
+        let v = f(&n, d)?;
         if !v.is_finite() {
             return Err(Error::NonFinite(format!(
                 "the result is {v}: the rows are finite, the computation overflowed (huge inputs or parameters)"
@@ -572,9 +576,11 @@ unsafe fn dataset_scalar(
 }
 
 /// The network's loss (the mean over rows of the row score, as in training: for MSE and
-/// binary cross-entropy the mean over all elements) on a dataset. A dataset of zero
-/// rows gives LATENT_STATUS_INVALID_ARGUMENT ("no rows"); a loss that overflows from finite
-/// rows (huge inputs or parameters), LATENT_STATUS_NON_FINITE.
+/// binary cross-entropy the mean over all elements) on a dataset: a classifier's or
+/// regressor's against the dataset's labels or targets (as latent_network_evaluate's `loss`;
+/// a dataset without them is LATENT_STATUS_INVALID_ARGUMENT). A dataset of zero rows gives
+/// LATENT_STATUS_INVALID_ARGUMENT ("no rows"); a loss that overflows from finite rows (huge
+/// inputs or parameters), LATENT_STATUS_NON_FINITE.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn latent_network_loss(
     net: *const latent_network,
@@ -582,7 +588,13 @@ pub unsafe extern "C" fn latent_network_loss(
     loss: *mut f64,
 ) -> latent_status {
     // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-    unsafe { dataset_scalar(net, dataset, loss, |n, x| n.loss(x)) }
+    unsafe {
+        dataset_scalar(net, dataset, loss, |n, d| {
+            // A supervised network's loss needs the labels or targets the dataset carries (this
+            // call refused every classifier, against its own documentation: an outside test).
+            if n.task().is_supervised() { Ok(n.evaluate(d)?.loss) } else { n.loss(d.x()) }
+        })
+    }
 }
 
 /// Mean squared reconstruction error per element on a dataset, whatever the training loss. A
@@ -595,7 +607,7 @@ pub unsafe extern "C" fn latent_network_mse(
     mse: *mut f64,
 ) -> latent_status {
     // SAFETY: the caller's pointers are passed on unchanged, under the same C contract.
-    unsafe { dataset_scalar(net, dataset, mse, |n, x| n.mean_squared_error(x)) }
+    unsafe { dataset_scalar(net, dataset, mse, |n, d| n.mean_squared_error(d.x())) }
 }
 
 /// Saves the network (architecture and parameters) to `path` in the versioned, checksummed

@@ -300,7 +300,8 @@ pub struct latent_vae_params {
     pub num_samples: u32,
     /// Weight of the KL term (1 = the ELBO; beta-VAE otherwise), >= 0. Default 1.
     pub beta: f64,
-    /// The KL weight rises linearly from 0 to beta over this many training steps (counted
+    /// The KL weight rises linearly to beta over this many training steps (step k, from 0, uses
+    /// beta (k + 1) / kl_warmup_steps, as the learning-rate warm-up does; counted
     /// over every fit, saved with the model). Default 0 (off).
     pub kl_warmup_steps: u64,
     /// 1: a constant posterior variance exp(posterior_log_variance), not learned; the encoder

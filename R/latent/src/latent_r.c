@@ -283,12 +283,32 @@ static latent_trainer *current_trainer = NULL;
 
 /* Fits `n` with `tr` (then frees `tr`); the history of every epoch as a list of columns with
  * attr "stopped". */
+/* The networks and datasets of the fits running now (a progress function may start another):
+ * latent_free() of one is an R error, not a free under the fit (an outside test crashed R by
+ * freeing the network from its progress function). */
+#define MAX_BUSY 64
+static const void *busy[MAX_BUSY];
+static int n_busy = 0;
+
+static int is_busy(const void *p) {
+    for (int i = 0; i < n_busy; i++)
+        if (busy[i] == p) return 1;
+    return 0;
+}
+
 static SEXP run_fit(latent_trainer *tr, latent_network *n, latent_dataset *d, SEXP progress_fn) {
     struct r_progress state = {Rf_isFunction(progress_fn) ? progress_fn : R_NilValue, NULL, 0};
+    if (n_busy + 2 > MAX_BUSY) {
+        latent_trainer_free(tr);
+        Rf_error("latent: more than %d fits nested in progress functions", MAX_BUSY / 2);
+    }
+    busy[n_busy++] = n;
+    busy[n_busy++] = d;
     latent_trainer *outer = current_trainer;
     current_trainer = tr;
     latent_status st = latent_trainer_fit(tr, n, d, NULL, progress, &state);
     current_trainer = outer;
+    n_busy -= 2;
     int stopped = st == LATENT_STATUS_CANCELLED && state.stop;
     if (stopped) st = LATENT_STATUS_OK;
     if (st != LATENT_STATUS_OK) {
@@ -581,6 +601,8 @@ SEXP latent_r_set_inference_cache_limit(SEXP bytes) {
 /* Frees a handle now (the finalizer then has nothing to do). */
 SEXP latent_r_free(SEXP p) {
     if (TYPEOF(p) != EXTPTRSXP) Rf_error("latent: not a handle");
+    if (R_ExternalPtrAddr(p) != NULL && is_busy(R_ExternalPtrAddr(p)))
+        Rf_error("latent: this object is in use by a running latent_fit: free it after the fit returns");
     SEXP tag = R_ExternalPtrTag(p);
     if (tag == Rf_install("latent_network")) network_finalizer(p);
     else if (tag == Rf_install("latent_dataset")) dataset_finalizer(p);

@@ -116,6 +116,13 @@ acc <- mean(max.col(p) - 1 == labels[1401:1797])
 cat(sprintf("held-out accuracy %.3f\n", acc))
 # Measured: 0.914 after 20 epochs.
 check(acc > 0.85, sprintf("held-out accuracy %.3f > 0.85", acc))
+# A classifier's loss against its labels (the library refused it before, against these docs),
+# and no reconstructions: they were the head's logits in a buffer of the input's width, part
+# of it uninitialised memory (an outside test).
+test_ds <- latent_dataset(X[1401:1797, ], labels = labels[1401:1797])
+l <- latent_loss(clf, test_ds)
+check(is.finite(l) && l > 0 && l < 1, sprintf("a classifier's loss on labelled rows, %.4f", l))
+expect_error(reconstruct(clf, X[1:3, ]), "predict", "reconstruct of a classifier is an error naming predict")
 
 # The progress function sees every epoch end; TRUE stops training (as non-zero in C, True in
 # Python); an error inside it is raised from latent_fit.
@@ -129,6 +136,13 @@ check(nrow(h) == 2 && identical(attr(h, "stopped"), FALSE), "progress returning 
 expect_error(latent_fit(clf, train, epochs = 5, batch_size = 64, progress = function(p) stop("boom at epoch ", p$epoch)),
              "boom at epoch 1", "an error in the progress function")
 check(all(is.finite(predict(clf, X[1:3, ]))), "the network is usable after a stopped fit")
+# Freeing the network or the dataset from the progress function is an R error (it crashed R).
+expect_error(latent_fit(clf, train, epochs = 2, batch_size = 64, progress = function(p) latent_free(clf)),
+             "in use by a running latent_fit", "latent_free of the network being fitted")
+expect_error(latent_fit(clf, train, epochs = 2, batch_size = 64, progress = function(p) latent_free(train)),
+             "in use by a running latent_fit", "latent_free of the dataset being fitted")
+check(all(is.finite(predict(clf, X[1:3, ]))) && identical(dim(train), c(1400, 64)),
+      "both are usable after the refused frees")
 
 # Checkpoint and resume: a fit stopped right after latent_checkpoint() at epoch 3 (from its
 # progress function), and one stopped after epoch 5 with periodic checkpoints every 2 epochs,
