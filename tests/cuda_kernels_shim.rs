@@ -422,7 +422,8 @@ fn optimizer_kernels_match_the_cpu_backend() {
                 args.5,
                 args.6,
             );
-            be.run(Op::Adam {
+            be.run(Op::Adaptive {
+                kind: if decoupled { OptimizerKind::AdamW } else { OptimizerKind::Adam },
                 p: (&mut ph, a),
                 g: (&g, a),
                 m: (&mut mh, a),
@@ -436,7 +437,6 @@ fn optimizer_kernels_match_the_cpu_backend() {
                 eps: 1e-8,
                 bc1: 0.1,
                 bc2: 1.0 / 900.0,
-                decoupled,
             })
             .unwrap();
         }
@@ -480,6 +480,7 @@ fn optimizer_kernels_match_the_cpu_backend() {
                     b2,
                     eps,
                     bc1,
+                    bc2: 1.0,
                 })
                 .unwrap();
             }

@@ -69,6 +69,20 @@ fn network(input: u32, code: u32, task: latent_task, outputs: u32) -> *mut laten
     net
 }
 
+/// An input-hidden-code autoencoder (mirrored decoder) of seed `seed`.
+fn sized_autoencoder(input: u32, hidden: u32, code: u32, seed: u64) -> *mut latent_network {
+    let units = [hidden];
+    let mut p = latent_network_params_default();
+    p.input_dim = input;
+    p.n_encoder = 1;
+    p.encoder_units = units.as_ptr();
+    p.code_units = code;
+    p.seed = seed;
+    let mut net = null_mut();
+    expect(unsafe { latent_network_new(&p, &mut net) }, LATENT_STATUS_OK);
+    net
+}
+
 fn autoencoder(input: u32, code: u32) -> *mut latent_network {
     network(input, code, LATENT_TASK_RECONSTRUCT, 0)
 }
@@ -692,15 +706,7 @@ fn two_threads_encoding_at_once_do_not_overflow_a_workers_stack() {
             const ROWS: usize = 512;
             let x = data(ROWS, 32);
             let make = |threads: u32| {
-                let units = [32u32];
-                let mut p = latent_network_params_default();
-                p.input_dim = 32;
-                p.n_encoder = 1;
-                p.encoder_units = units.as_ptr();
-                p.code_units = 8;
-                p.seed = 1;
-                let mut net = null_mut();
-                expect(latent_network_new(&p, &mut net), 0);
+                let net = sized_autoencoder(32, 32, 8, 1);
                 expect(latent_network_set_threads(net, threads), 0);
                 net as usize
             };
@@ -752,15 +758,7 @@ fn a_forked_child_trains_and_encodes() {
         let x = data(ROWS, 64);
         let d = dataset(&x, ROWS, 64);
         let work = || {
-            let units = [32u32];
-            let mut p = latent_network_params_default();
-            p.input_dim = 64;
-            p.n_encoder = 1;
-            p.encoder_units = units.as_ptr();
-            p.code_units = 8;
-            p.seed = 2;
-            let mut net = null_mut();
-            expect(latent_network_new(&p, &mut net), 0);
+            let net = sized_autoencoder(64, 32, 8, 2);
             let mut tp = latent_train_params_default();
             tp.epochs = 2;
             tp.threads = 2;

@@ -229,26 +229,8 @@ pub enum Op<'a, B: Backend> {
         mu: f32,
         nesterov: bool,
     },
-    /// Fused Adam / AdamW over n values of one piece.
-    Adam {
-        p: Out<'a, B::Buf>,
-        g: In<'a, B::Buf>,
-        m: Out<'a, B::Buf>,
-        v: Out<'a, B::Buf>,
-        n: usize,
-        wd: f32,
-        gscale: &'a B::Buf,
-        lr: f32,
-        b1: f32,
-        b2: f32,
-        eps: f32,
-        /// The bias corrections 1 - b1^t and 1 - b2^t.
-        bc1: f64,
-        bc2: f64,
-        decoupled: bool,
-    },
-    /// Fused RMSprop, AdaGrad, AdaDelta, AdaMax or Lion (`kind`) over n values of one piece, its
-    /// state in m and v as [`crate::optim::update`] keeps it.
+    /// Fused Adam, AdamW, RMSprop, AdaGrad, AdaDelta, AdaMax or Lion (`kind`) over n values of
+    /// one piece, its state in m and v as [`crate::optim::update`] keeps it.
     Adaptive {
         kind: crate::optim::OptimizerKind,
         p: Out<'a, B::Buf>,
@@ -262,8 +244,9 @@ pub enum Op<'a, B: Backend> {
         b1: f32,
         b2: f32,
         eps: f32,
-        /// The bias correction 1 - b1^t (AdaMax).
+        /// The bias corrections 1 - b1^t and 1 - b2^t (Adam's, AdaMax's first).
         bc1: f64,
+        bc2: f64,
     },
     /// factor[0] = min(1, max_norm / sqrt(acc[GradSq])); the slot is zeroed for the next step.
     ClipFactor { factor: &'a mut B::Buf, max_norm: f32 },

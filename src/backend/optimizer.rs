@@ -67,22 +67,6 @@ impl<B: Backend> DeviceOptimizer<B> {
                     mu,
                     nesterov: c.nesterov,
                 })?,
-                OptimizerKind::Adam | OptimizerKind::AdamW => be.run(Op::Adam {
-                    p: (params, a),
-                    g: (grads, a),
-                    m: (m, a),
-                    v: (&mut *v, a),
-                    n,
-                    wd,
-                    gscale,
-                    lr,
-                    b1: c.beta1,
-                    b2: c.beta2,
-                    eps: c.epsilon,
-                    bc1: piece.bc1,
-                    bc2: piece.bc2,
-                    decoupled: c.kind == OptimizerKind::AdamW,
-                })?,
                 kind => be.run(Op::Adaptive {
                     kind,
                     p: (params, a),
@@ -97,6 +81,7 @@ impl<B: Backend> DeviceOptimizer<B> {
                     b2: c.beta2,
                     eps: c.epsilon,
                     bc1: piece.bc1,
+                    bc2: piece.bc2,
                 })?,
             }
         }

@@ -228,17 +228,10 @@ pub(super) fn run(cpu: &Cpu, op: Op<'_, Cpu>) -> Result<()> {
             let piece = Piece { range: 0..n, decay: wd, bc1: 1.0, bc2: 1.0 };
             crate::optim::update(&c, mu, &piece, lr, view_mut(p, n), &g, view_mut(v, n), &mut [], cpu.threads);
         }
-        Op::Adam { p, g, m, v, n, wd, gscale, lr, b1, b2, eps, bc1, bc2, decoupled } => {
+        Op::Adaptive { kind, p, g, m, v, n, wd, gscale, lr, b1, b2, eps, bc1, bc2 } => {
             let g = scaled(view(g, n), gscale[0]);
-            let kind = if decoupled { OptimizerKind::AdamW } else { OptimizerKind::Adam };
             let c = OptimizerConfig { kind, beta1: b1, beta2: b2, epsilon: eps, ..Default::default() };
             let piece = Piece { range: 0..n, decay: wd, bc1, bc2 };
-            crate::optim::update(&c, 0.0, &piece, lr, view_mut(p, n), &g, view_mut(m, n), view_mut(v, n), cpu.threads);
-        }
-        Op::Adaptive { kind, p, g, m, v, n, wd, gscale, lr, b1, b2, eps, bc1 } => {
-            let g = scaled(view(g, n), gscale[0]);
-            let c = OptimizerConfig { kind, beta1: b1, beta2: b2, epsilon: eps, ..Default::default() };
-            let piece = Piece { range: 0..n, decay: wd, bc1, bc2: 1.0 };
             crate::optim::update(&c, 0.0, &piece, lr, view_mut(p, n), &g, view_mut(m, n), view_mut(v, n), cpu.threads);
         }
         Op::ClipFactor { factor, max_norm } => {

@@ -703,28 +703,28 @@ impl Backend for Cuda {
                 ];
                 self.launch("lat_sgd", n, full, &args)
             }
-            Op::Adam { p, g, m, v, n, wd, gscale, lr, b1, b2, eps, bc1, bc2, decoupled } => {
-                // As optim::adam::update folds them.
-                let (step, inv_sqrt_bc2) = (lr / bc1 as f32, 1.0 / (bc2 as f32).sqrt());
-                let args = [
-                    self.p(&p, n)?,
-                    self.p(&g, n)?,
-                    self.p(&m, n)?,
-                    self.p(&v, n)?,
-                    i(n),
-                    F32(wd),
-                    self.p(&(gscale, 0), 1)?,
-                    F32(lr),
-                    F32(b1),
-                    F32(b2),
-                    F32(eps),
-                    F32(step),
-                    F32(inv_sqrt_bc2),
-                    I32(decoupled as i32),
-                ];
-                self.launch("lat_adam", n, full, &args)
-            }
-            Op::Adaptive { kind, p, g, m, v, n, wd, gscale, lr, b1, b2, eps, bc1 } => {
+            Op::Adaptive { kind, p, g, m, v, n, wd, gscale, lr, b1, b2, eps, bc1, bc2 } => {
+                if matches!(kind, OptimizerKind::Adam | OptimizerKind::AdamW) {
+                    // As optim::adam::update folds them.
+                    let (step, inv_sqrt_bc2) = (lr / bc1 as f32, 1.0 / (bc2 as f32).sqrt());
+                    let args = [
+                        self.p(&p, n)?,
+                        self.p(&g, n)?,
+                        self.p(&m, n)?,
+                        self.p(&v, n)?,
+                        i(n),
+                        F32(wd),
+                        self.p(&(gscale, 0), 1)?,
+                        F32(lr),
+                        F32(b1),
+                        F32(b2),
+                        F32(eps),
+                        F32(step),
+                        F32(inv_sqrt_bc2),
+                        I32((kind == OptimizerKind::AdamW) as i32),
+                    ];
+                    return self.launch("lat_adam", n, full, &args);
+                }
                 let args = [
                     self.p(&p, n)?,
                     self.p(&g, n)?,
