@@ -729,7 +729,9 @@ class Network(_ScaledModel, _Handle):
         task = Task.coerce(task, "task")
         p.task = task
         p.outputs = _int(outputs, "outputs")
-        if task == Task.CLASSIFY and "output_activation" not in fields:
+        # A supervised head's output must be identity (docs/supervised.md); the regressor kept
+        # the sigmoid default and failed on real targets (an outside test).
+        if task in (Task.CLASSIFY, Task.REGRESS) and "output_activation" not in fields:
             fields["output_activation"] = Activation.IDENTITY
         if activation is not None:
             fields["hidden_activation"] = activation

@@ -97,6 +97,7 @@ if BaseDetector is not None:
 
         def fit(self, X, y=None):
             X = check_array(X, dtype=np.float32)
+            self.n_features_in_ = X.shape[1]  # scikit-learn's convention (an outside test)
             self._set_n_classes(y)
             self.model_ = AutoencoderTransformer(**{name: getattr(self, name) for name in _AE_PARAMS}).fit(X)
             self.decision_scores_ = self.decision_function(X)

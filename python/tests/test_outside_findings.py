@@ -201,3 +201,29 @@ def test_a_dataset_is_taken_wherever_an_array_is():
     assert np.array_equal(net.decode(latent.Dataset(codes)), net.decode(codes))
     vae = latent.Vae(16, 3, encoder=[8], decoder=[8], seed=2)
     assert np.array_equal(vae.encode(d), vae.encode(X[:20]))
+
+
+# --- supervised defaults -------------------------------------------------------------------------
+
+
+def test_a_regressor_fits_real_targets_without_setting_its_output():
+    # Real-valued targets (negative and above 1): the sigmoid output default refused them.
+    y = (X[:, :2] * 4.0 - 1.5).astype(np.float32)
+    data = latent.Dataset(X, targets=y)
+    net = latent.Network(16, 6, encoder=[24], task="regress", outputs=2, seed=3)
+    latent.Trainer(epochs=30, batch_size=40, learning_rate=3e-3, threads=1).fit(net, data)
+    pred = net.predict(X)
+    mse = float(np.mean((pred - y) ** 2))
+    assert mse < 0.1 * float(np.var(y)), (mse, float(np.var(y)))
+    # An explicit output activation is kept: a sigmoid head cannot reach these targets.
+    sig = latent.Network(16, 6, encoder=[24], task="regress", outputs=2, seed=3, output_activation="sigmoid")
+    with pytest.raises(latent.LatentError, match="sigmoid|range|output"):
+        latent.Trainer(epochs=1, threads=1).fit(sig, data)
+
+
+def test_the_pyod_detector_sets_n_features_in():
+    est = pytest.importorskip("latent.estimators")
+    if getattr(est, "AutoencoderDetector", None) is None:
+        pytest.skip("PyOD is not installed")
+    det = est.AutoencoderDetector(epochs=1, seed=1, threads=1).fit(X)
+    assert det.n_features_in_ == 16
