@@ -42,6 +42,8 @@ static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// A rayon pool of `threads` workers named `latent-i`, each marked as this pool's
 /// ([`crate::parallel::set_pool_id`]) and with flush-to-zero set.
 fn build(threads: usize) -> std::result::Result<Pool, rayon::ThreadPoolBuildError> {
+    // Before the first threads exist: only pools can be left without workers by a fork.
+    watch_forks();
     let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let p = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -147,7 +149,8 @@ extern "C" fn forked_child() {
     FORKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// Registers [`forked_child`] with pthread_atfork, once, before the first pool starts threads.
+/// Registers [`forked_child`] with pthread_atfork, once (from [`build`], before the first pool
+/// starts its threads).
 fn watch_forks() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -230,7 +233,6 @@ pub fn check_threads(threads: usize) -> Result<usize> {
 /// [`Error::OutOfMemory`].
 pub fn pool(threads: usize) -> Result<Arc<Pool>> {
     let n = check_threads(threads)?;
-    watch_forks();
     let mut cache = POOLS.lock().unwrap_or_else(|e| e.into_inner());
     let forks = FORKS.load(std::sync::atomic::Ordering::SeqCst);
     if cache.forks != forks {

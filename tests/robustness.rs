@@ -51,8 +51,9 @@ fn expect(status: latent_status, want: latent_status) {
     assert_eq!(status, want, "status {status} instead of {want}: {}", message());
 }
 
-fn network(input: u32, code: u32, task: latent_task, outputs: u32) -> *mut latent_network {
-    let units = [6u32];
+/// An input-hidden-code network of `task` (supervised: `outputs` identity outputs) and seed `seed`.
+fn make_network(input: u32, hidden: u32, code: u32, task: latent_task, outputs: u32, seed: u64) -> *mut latent_network {
+    let units = [hidden];
     let mut p = latent_network_params_default();
     p.input_dim = input;
     p.n_encoder = 1;
@@ -63,24 +64,19 @@ fn network(input: u32, code: u32, task: latent_task, outputs: u32) -> *mut laten
     if task != LATENT_TASK_RECONSTRUCT {
         p.output_activation = LATENT_ACTIVATION_IDENTITY;
     }
-    p.seed = 3;
+    p.seed = seed;
     let mut net = null_mut();
     expect(unsafe { latent_network_new(&p, &mut net) }, LATENT_STATUS_OK);
     net
 }
 
+fn network(input: u32, code: u32, task: latent_task, outputs: u32) -> *mut latent_network {
+    make_network(input, 6, code, task, outputs, 3)
+}
+
 /// An input-hidden-code autoencoder (mirrored decoder) of seed `seed`.
 fn sized_autoencoder(input: u32, hidden: u32, code: u32, seed: u64) -> *mut latent_network {
-    let units = [hidden];
-    let mut p = latent_network_params_default();
-    p.input_dim = input;
-    p.n_encoder = 1;
-    p.encoder_units = units.as_ptr();
-    p.code_units = code;
-    p.seed = seed;
-    let mut net = null_mut();
-    expect(unsafe { latent_network_new(&p, &mut net) }, LATENT_STATUS_OK);
-    net
+    make_network(input, hidden, code, LATENT_TASK_RECONSTRUCT, 0, seed)
 }
 
 fn autoencoder(input: u32, code: u32) -> *mut latent_network {
